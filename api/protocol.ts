@@ -1,0 +1,214 @@
+// Wire protocol v1: every message the agent publishes and the aggregator consumes.
+// JSON on the wire; latency sketches travel as base64 of the sketch's versioned binary form.
+import { z } from 'zod';
+import { sanitizeToken } from './names.ts';
+
+export const PROTOCOL_VERSION = 1 as const;
+export const SUBJECT_ROOT = 'llem.v1';
+
+export const MESSAGE_KINDS = ['hello', 'ready', 'sketch', 'telemetry', 'summary', 'aborted'] as const;
+export type MessageKind = (typeof MESSAGE_KINDS)[number];
+
+/** Who published: one agent process = one (run, replica, attempt). Its `seq` starts at 1 and is contiguous. */
+const envelope = {
+  v: z.literal(PROTOCOL_VERSION),
+  namespace: z.string().min(1),
+  experimentUid: z.string().min(1),
+  runId: z.string().min(1),
+  attempt: z.number().int().min(0),
+  replica: z.number().int().min(0),
+  /** Per-publisher sequence number: 1, 2, 3 ... over all kinds this publisher sent. */
+  seq: z.number().int().min(1),
+  sentAtMs: z.number(),
+  /** True when the numbers come from the simulated GPU and/or mock server. */
+  simulated: z.boolean(),
+};
+
+export const GpuInfoSchema = z.object({
+  index: z.number().int().min(0),
+  uuid: z.string(),
+  name: z.string(),
+  memoryTotalMiB: z.number().nullable(),
+  powerLimitWatts: z.number().nullable(),
+  smClockMaxMhz: z.number().nullable(),
+});
+export type GpuInfo = z.infer<typeof GpuInfoSchema>;
+
+export const EnvironmentSchema = z.object({
+  hostname: z.string(),
+  gpus: z.array(GpuInfoSchema),
+  driverVersion: z.string().nullable(),
+  nvmlVersion: z.string().nullable(),
+  cudaVersion: z.string().nullable(),
+  backend: z.string(),
+  backendVersion: z.string().nullable(),
+  configHash: z.string(),
+  agentVersion: z.string(),
+  telemetrySource: z.enum(['nvml', 'simulated']),
+});
+export type Environment = z.infer<typeof EnvironmentSchema>;
+
+export const HelloMessageSchema = z.object({ ...envelope, kind: z.literal('hello'), environment: EnvironmentSchema });
+export const ReadyMessageSchema = z.object({ ...envelope, kind: z.literal('ready') });
+
+/** Latency sketches for one time slice of the measurement window (deltas: merge them all). */
+export const SketchMessageSchema = z.object({
+  ...envelope,
+  kind: z.literal('sketch'),
+  slice: z.number().int().min(0),
+  sliceStartMs: z.number(),
+  sliceEndMs: z.number(),
+  requestsOk: z.number().int().min(0),
+  requestsFailed: z.number().int().min(0),
+  /** Failed requests by error class (timeout, http_5xx, stream_cut, ...). */
+  errorClasses: z.record(z.string(), z.number().int().min(0)),
+  inputTokens: z.number().int().min(0),
+  outputTokens: z.number().int().min(0),
+  /** base64 of LatencySketch.serialize(); values in milliseconds. Absent when the slice had none. */
+  sketches: z.object({
+    ttftMs: z.string().optional(),
+    itlMs: z.string().optional(),
+    e2eMs: z.string().optional(),
+    tpotMs: z.string().optional(),
+  }),
+});
+
+/** Protocol phase boundaries at which the agent records an energy-counter reading per GPU. */
+export const MARKS = ['baselineStart', 'baselineEnd', 'windowStart', 'windowEnd'] as const;
+export type Mark = (typeof MARKS)[number];
+
+export const PHASES = ['starting', 'baseline', 'warmup', 'ready', 'measuring', 'cooldown', 'done'] as const;
+export type Phase = (typeof PHASES)[number];
+
+/** One GPU's reading. `null` = unavailable; `unavailable[field]` says why. */
+export const GpuSampleSchema = z.object({
+  gpuUuid: z.string(),
+  tMs: z.number(),
+  /** NVML total energy counter since driver load, millijoules (monotonic until reset/wrap). */
+  energyMillijoules: z.number().nullable(),
+  powerWatts: z.number().nullable(),
+  utilizationGpuPct: z.number().nullable(),
+  memoryUsedMiB: z.number().nullable(),
+  smClockMhz: z.number().nullable(),
+  memClockMhz: z.number().nullable(),
+  temperatureC: z.number().nullable(),
+  throttleReasons: z.number().nullable(),
+  unavailable: z.record(z.string(), z.string()).optional(),
+});
+export type GpuSample = z.infer<typeof GpuSampleSchema>;
+
+export const TelemetryMessageSchema = z.object({
+  ...envelope,
+  kind: z.literal('telemetry'),
+  phase: z.enum(PHASES),
+  /** Set when these readings were taken exactly at a protocol boundary. */
+  mark: z.enum(MARKS).optional(),
+  samples: z.array(GpuSampleSchema),
+});
+
+export const SummaryMessageSchema = z.object({
+  ...envelope,
+  kind: z.literal('summary'),
+  /** Messages this publisher sent before the summary: the summary's own seq is this + 1. */
+  messagesBefore: z.number().int().min(0),
+  countsByKind: z.object({
+    hello: z.number().int().min(0),
+    ready: z.number().int().min(0),
+    sketch: z.number().int().min(0),
+    telemetry: z.number().int().min(0),
+  }),
+  requestsOk: z.number().int().min(0),
+  requestsFailed: z.number().int().min(0),
+  inputTokens: z.number().int().min(0),
+  outputTokens: z.number().int().min(0),
+  baselineStartMs: z.number().nullable(),
+  baselineEndMs: z.number().nullable(),
+  windowStartMs: z.number(),
+  windowEndMs: z.number(),
+  warnings: z.array(z.string()),
+});
+
+export const AbortedMessageSchema = z.object({
+  ...envelope,
+  kind: z.literal('aborted'),
+  phase: z.enum(PHASES),
+  reason: z.string(),
+});
+
+export const WireMessageSchema = z.discriminatedUnion('kind', [
+  HelloMessageSchema,
+  ReadyMessageSchema,
+  SketchMessageSchema,
+  TelemetryMessageSchema,
+  SummaryMessageSchema,
+  AbortedMessageSchema,
+]);
+export type WireMessage = z.infer<typeof WireMessageSchema>;
+export type HelloMessage = z.infer<typeof HelloMessageSchema>;
+export type SketchMessage = z.infer<typeof SketchMessageSchema>;
+export type TelemetryMessage = z.infer<typeof TelemetryMessageSchema>;
+export type SummaryMessage = z.infer<typeof SummaryMessageSchema>;
+export type AbortedMessage = z.infer<typeof AbortedMessageSchema>;
+
+/** Control: the controller tells every replica of a run to start its measurement window. */
+export const StartSignalSchema = z.object({
+  v: z.literal(PROTOCOL_VERSION),
+  experimentUid: z.string(),
+  runId: z.string(),
+  attempt: z.number().int().min(0),
+  /** Wall-clock time at which replicas begin (a little in the future so they align). */
+  startAtMs: z.number(),
+});
+export type StartSignal = z.infer<typeof StartSignalSchema>;
+
+export interface PublisherKey {
+  namespace: string;
+  experimentUid: string;
+  runId: string;
+  attempt: number;
+  replica: number;
+}
+
+/** `llem.v1.<ns>.<uid>.<run>.<attempt>.<replica>.<kind>` — every token sanitised. */
+export function dataSubject(key: PublisherKey, kind: MessageKind): string {
+  return [SUBJECT_ROOT, key.namespace, key.experimentUid, key.runId, String(key.attempt), String(key.replica), kind]
+    .map((t, i) => (i === 0 ? t : sanitizeToken(t)))
+    .join('.');
+}
+
+/** All data of one experiment: what its durable consumer filters on. */
+export function experimentSubjectFilter(namespace: string, experimentUid: string): string {
+  return `${SUBJECT_ROOT}.${sanitizeToken(namespace)}.${sanitizeToken(experimentUid)}.>`;
+}
+
+/** Control subjects live outside the data stream's `llem.v1.>` so they are never stored. */
+export const CONTROL_ROOT = 'llem.control.v1';
+
+export function startSubject(namespace: string, experimentUid: string, runId: string): string {
+  return [CONTROL_ROOT, sanitizeToken(namespace), sanitizeToken(experimentUid), sanitizeToken(runId), 'start'].join('.');
+}
+
+/** Server-side de-duplication id: the same message re-sent after a reconnect is stored once. */
+export function messageId(m: Pick<WireMessage, 'experimentUid' | 'runId' | 'attempt' | 'replica' | 'seq'>): string {
+  return `${m.experimentUid}/${m.runId}/${m.attempt}/${m.replica}/${m.seq}`;
+}
+
+const encoder = new TextEncoder();
+const decoder = new TextDecoder('utf-8', { fatal: true });
+
+export function encodeMessage(m: WireMessage): Uint8Array {
+  return encoder.encode(JSON.stringify(m));
+}
+
+/** Parse and validate. Throws ProtocolError-worthy zod errors to the caller via the result. */
+export function decodeMessage(data: Uint8Array): { ok: true; message: WireMessage } | { ok: false; error: string } {
+  let raw: unknown;
+  try {
+    raw = JSON.parse(decoder.decode(data));
+  } catch (err) {
+    return { ok: false, error: `not JSON: ${(err as Error).message}` };
+  }
+  const parsed = WireMessageSchema.safeParse(raw);
+  if (!parsed.success) return { ok: false, error: z.prettifyError(parsed.error) };
+  return { ok: true, message: parsed.data };
+}

@@ -1,0 +1,55 @@
+// `llem`: thin. Parses the command name, hands argv to the command module, maps errors to exit codes.
+import { isInvalidInput, isLlemError } from '../lib/errors.ts';
+
+export type CommandMain = (argv: string[]) => Promise<number>;
+
+/** Each command lives in cli/commands/<name>.ts and exports `main`. Loaded lazily to keep start-up fast. */
+const COMMANDS: Record<string, { summary: string; load: () => Promise<{ main: CommandMain }> }> = {
+  validate: { summary: 'validate EnergyExperiment manifests', load: () => import('./commands/validate.ts') },
+  plan: { summary: 'show the run matrix of a manifest', load: () => import('./commands/plan.ts') },
+  crd: { summary: 'generate the CRD YAML from the schema', load: () => import('./commands/crd.ts') },
+};
+
+function usage(): string {
+  const lines = Object.entries(COMMANDS).map(([name, c]) => `  ${name.padEnd(14)} ${c.summary}`);
+  return ['usage: llem <command> [options]', '', 'commands:', ...lines, '', 'llem <command> --help for details'].join('\n');
+}
+
+export async function cliMain(argv: string[]): Promise<number> {
+  const [name, ...rest] = argv;
+  if (name === undefined || name === '--help' || name === '-h' || name === 'help') {
+    process.stdout.write(usage() + '\n');
+    return name === undefined ? 2 : 0;
+  }
+  const command = COMMANDS[name];
+  if (command === undefined) {
+    process.stderr.write(`llem: unknown command "${name}"\n\n${usage()}\n`);
+    return 2;
+  }
+  try {
+    const mod = await command.load();
+    return await mod.main(rest);
+  } catch (err) {
+    return reportError(err);
+  }
+}
+
+function reportError(err: unknown): number {
+  if (isInvalidInput(err)) {
+    process.stderr.write(err.issues.length > 0 ? err.message + '\n' : 'invalid input\n');
+    return 2;
+  }
+  if (isLlemError(err)) {
+    process.stderr.write(`llem: ${err.message}\n`);
+    return err.exitCode;
+  }
+  const detail = process.env['LLEM_DEBUG'] === '1' && err instanceof Error ? `\n${err.stack ?? ''}` : '';
+  process.stderr.write(`llem: internal error: ${err instanceof Error ? err.message : String(err)}${detail}\n`);
+  return 1;
+}
+
+const isEntry = process.argv[1] !== undefined && /(?:llem\.mjs|main\.ts|llem)$/.test(process.argv[1]);
+if (isEntry || process.env['LLEM_CLI_ENTRY'] === '1') {
+  const code = await cliMain(process.argv.slice(2));
+  process.exitCode = code;
+}

@@ -1,0 +1,98 @@
+// One class per failure mode, each with a stable code. CLI maps `exitCode` straight to the process.
+
+export type LlemErrorCode =
+  | 'LLEM_E_INVALID_SPEC'
+  | 'LLEM_E_INVALID_INPUT'
+  | 'LLEM_E_FILE'
+  | 'LLEM_E_PROTOCOL'
+  | 'LLEM_E_BUS'
+  | 'LLEM_E_TELEMETRY'
+  | 'LLEM_E_BACKEND'
+  | 'LLEM_E_RUN'
+  | 'LLEM_E_CHECKPOINT'
+  | 'LLEM_E_KUBE'
+  | 'LLEM_E_INTERRUPTED';
+
+export class LlemError extends Error {
+  override name = 'LlemError';
+  readonly code: LlemErrorCode;
+  /** Process exit code the CLI uses when this error reaches it. */
+  readonly exitCode: number;
+  constructor(code: LlemErrorCode, message: string, options: { cause?: unknown; exitCode?: number } = {}) {
+    super(message, options.cause === undefined ? undefined : { cause: options.cause });
+    this.code = code;
+    this.exitCode = options.exitCode ?? 1;
+  }
+}
+
+/** One problem in user input, located by file and dotted field path. */
+export interface InputIssue {
+  file: string;
+  path: string;
+  message: string;
+}
+
+/** Bad user input (manifest, flags, files). Exit code 2; `issues` are printed one per line. */
+export class InvalidInputError extends LlemError {
+  override name = 'InvalidInputError';
+  readonly issues: readonly InputIssue[];
+  constructor(issues: readonly InputIssue[], options: { cause?: unknown } = {}) {
+    super('LLEM_E_INVALID_INPUT', issues.map(formatIssue).join('\n'), { ...options, exitCode: 2 });
+    this.issues = issues;
+  }
+}
+
+export function formatIssue(issue: InputIssue): string {
+  const where = issue.path === '' ? issue.file : `${issue.file}: ${issue.path}`;
+  return `${where}: ${issue.message}`;
+}
+
+export class ProtocolError extends LlemError {
+  override name = 'ProtocolError';
+  constructor(message: string, options: { cause?: unknown } = {}) {
+    super('LLEM_E_PROTOCOL', message, options);
+  }
+}
+
+export class BusError extends LlemError {
+  override name = 'BusError';
+  constructor(message: string, options: { cause?: unknown } = {}) {
+    super('LLEM_E_BUS', message, options);
+  }
+}
+
+export class TelemetryError extends LlemError {
+  override name = 'TelemetryError';
+  constructor(message: string, options: { cause?: unknown } = {}) {
+    super('LLEM_E_TELEMETRY', message, options);
+  }
+}
+
+export class BackendError extends LlemError {
+  override name = 'BackendError';
+  constructor(message: string, options: { cause?: unknown } = {}) {
+    super('LLEM_E_BACKEND', message, options);
+  }
+}
+
+export class CheckpointError extends LlemError {
+  override name = 'CheckpointError';
+  constructor(message: string, options: { cause?: unknown } = {}) {
+    super('LLEM_E_CHECKPOINT', message, options);
+  }
+}
+
+export class InterruptedError extends LlemError {
+  override name = 'InterruptedError';
+  constructor(message = 'interrupted', options: { cause?: unknown } = {}) {
+    super('LLEM_E_INTERRUPTED', message, { ...options, exitCode: 130 });
+  }
+}
+
+export function isLlemError(err: unknown, code?: LlemErrorCode): err is LlemError {
+  return err instanceof LlemError && (code === undefined || err.code === code);
+}
+
+export function isInvalidInput(err: unknown): err is InvalidInputError {
+  return err instanceof InvalidInputError;
+}
