@@ -1,6 +1,8 @@
 // The one place where anything used in a file path or a NATS subject token is made safe.
 
 const DNS1123_LABEL = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/;
+/** The same rule as a pattern string, for schemas (zod regex, CRD openAPIV3Schema). */
+export const DNS1123_LABEL_PATTERN = DNS1123_LABEL.source;
 
 export function isDns1123Label(value: string): boolean {
   return value.length <= 63 && DNS1123_LABEL.test(value);

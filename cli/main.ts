@@ -5,9 +5,13 @@ export type CommandMain = (argv: string[]) => Promise<number>;
 
 /** Each command lives in cli/commands/<name>.ts and exports `main`. Loaded lazily to keep start-up fast. */
 const COMMANDS: Record<string, { summary: string; load: () => Promise<{ main: CommandMain }> }> = {
+  controller: { summary: 'run the Kubernetes controller', load: () => import('./commands/controller.ts') },
   validate: { summary: 'validate EnergyExperiment manifests', load: () => import('./commands/validate.ts') },
   plan: { summary: 'show the run matrix of a manifest', load: () => import('./commands/plan.ts') },
   crd: { summary: 'generate the CRD YAML from the schema', load: () => import('./commands/crd.ts') },
+  agent: { summary: 'run the measurement protocol for one run (supervises the backend)', load: () => import('./commands/agent.ts') },
+  'mock-server': { summary: 'simulated OpenAI-compatible streaming server', load: () => import('./commands/mock-server.ts') },
+  'gpu-info': { summary: 'discover GPUs and print telemetry samples as JSON', load: () => import('./commands/telemetry.ts') },
 };
 
 function usage(): string {

@@ -1,0 +1,18 @@
+import { startNatsServer } from './tests/support/nats-server.ts';
+import { openNatsBus } from './lib/bus/nats.ts';
+import { experimentSubjectFilter } from './api/protocol.ts';
+import { DeterministicFold, publishAll, publisherKey } from './tests/integration/bus/fold.ts';
+const s = await startNatsServer();
+const admin = await openNatsBus({ servers: s.url }); await admin.ensureLayout();
+const N = Number(process.argv[2] ?? 10);
+const buses = await Promise.all(Array.from({ length: N }, () => openNatsBus({ servers: s.url })));
+let t = performance.now();
+await Promise.all(buses.map((b, i) => publishAll(process.env.ONE ? admin : b, publisherKey("ns", "u", i), 20000 / N)));
+if (process.env.CLOSE) for (const b of buses) await b.close();
+console.log('publish', N, (20000 / ((performance.now() - t) / 1000)).toFixed(0), 'msg/s');
+const fold = new DeterministicFold();
+t = performance.now();
+const c = await admin.consume({ durable: 'x', filterSubject: process.env.F ?? experimentSubjectFilter('ns', 'u'), afterStreamSeq: 0, handler: fold.handle });
+await c.idle();
+console.log('consume', fold.state.applied, (fold.state.applied / ((performance.now() - t) / 1000)).toFixed(0), 'msg/s');
+await c.stop(); for (const b of buses) await b.close(); await admin.close(); await s.cleanup();

@@ -1,0 +1,194 @@
+// Backend-native metrics for a run's extended results. Every metric is present: a number, or null
+// with the reason it is missing (never silently absent, never zero for "unknown").
+import type { BackendType } from '../../api/spec.ts';
+import { metricSum, parsePrometheusText, type PrometheusSample } from './prometheus.ts';
+import type { BackendLaunch } from './types.ts';
+
+export interface ExtendedMetric {
+  value: number | null;
+  unit: string;
+  /** Why value is null; null when there is a value. */
+  reason: string | null;
+}
+
+export interface BackendExtendedResults {
+  backend: BackendType;
+  source: 'vllm-prometheus' | 'llem-stats' | 'none';
+  metrics: Record<string, ExtendedMetric>;
+}
+
+const present = (value: number, unit: string): ExtendedMetric => ({ value, unit, reason: null });
+const absent = (unit: string, reason: string): ExtendedMetric => ({ value: null, unit, reason });
+
+export const VLLM_METRICS = {
+  kvCacheUsage: ['vllm:kv_cache_usage_perc', 'vllm:gpu_cache_usage_perc'],
+  preemptions: ['vllm:num_preemptions_total', 'vllm:num_preemptions'],
+  specAccepted: ['vllm:spec_decode_num_accepted_tokens_total'],
+  specDraft: ['vllm:spec_decode_num_draft_tokens_total'],
+  specDrafts: ['vllm:spec_decode_num_drafts_total'],
+  prefixHits: ['vllm:prefix_cache_hits_total', 'vllm:gpu_prefix_cache_hits_total'],
+  prefixQueries: ['vllm:prefix_cache_queries_total', 'vllm:gpu_prefix_cache_queries_total'],
+  waiting: ['vllm:num_requests_waiting'],
+} as const;
+
+/** Snapshots of /metrics over a measurement window: at its start, at its end, and sampled in between. */
+export interface VllmWindowScrapes {
+  start: PrometheusSample[] | null;
+  end: PrometheusSample[] | null;
+  during: PrometheusSample[][];
+  /** Why a snapshot is missing (unreachable endpoint...), used as the reason for nulls. */
+  error?: string;
+}
+
+function counterDelta(w: VllmWindowScrapes, names: readonly string[]): number | null {
+  if (w.start === null || w.end === null) return null;
+  const a = metricSum(w.start, names);
+  const b = metricSum(w.end, names);
+  return a === null || b === null ? null : b - a;
+}
+
+function gaugeSeries(w: VllmWindowScrapes, names: readonly string[]): number[] {
+  const snaps = [w.start, ...w.during, w.end].filter((s): s is PrometheusSample[] => s !== null);
+  return snaps.map((s) => metricSum(s, names)).filter((v): v is number => v !== null);
+}
+
+function ratio(num: number | null, den: number | null, unit: string, what: string): ExtendedMetric {
+  if (num === null || den === null) return absent(unit, `vLLM did not export the ${what} counters`);
+  if (den === 0) return absent(unit, `no ${what} events in the window`);
+  return present(num / den, unit);
+}
+
+export function vllmExtendedResults(w: VllmWindowScrapes): BackendExtendedResults {
+  if (w.start === null || w.end === null) {
+    const reason = `vLLM /metrics not scraped at both window bounds${w.error === undefined ? '' : `: ${w.error}`}`;
+    const metrics = Object.fromEntries(
+      ['kvCacheUsageMeanFraction', 'kvCacheUsageMaxFraction', 'preemptions', 'specDecodeAcceptanceRate', 'specDecodeMeanAcceptedLength', 'prefixCacheHitRate', 'maxRequestsWaiting'].map((k) => [k, absent(k === 'preemptions' ? 'count' : 'fraction', reason)]),
+    );
+    return { backend: 'vllm', source: 'vllm-prometheus', metrics };
+  }
+  const kv = gaugeSeries(w, VLLM_METRICS.kvCacheUsage);
+  const waiting = gaugeSeries(w, VLLM_METRICS.waiting);
+  const preempt = counterDelta(w, VLLM_METRICS.preemptions);
+  const accepted = counterDelta(w, VLLM_METRICS.specAccepted);
+  const drafts = counterDelta(w, VLLM_METRICS.specDrafts);
+  const noKv = 'vLLM did not export vllm:kv_cache_usage_perc';
+  const metrics: Record<string, ExtendedMetric> = {
+    kvCacheUsageMeanFraction: kv.length > 0 ? present(kv.reduce((a, b) => a + b, 0) / kv.length, 'fraction') : absent('fraction', noKv),
+    kvCacheUsageMaxFraction: kv.length > 0 ? present(Math.max(...kv), 'fraction') : absent('fraction', noKv),
+    preemptions: preempt === null ? absent('count', 'vLLM did not export vllm:num_preemptions_total') : present(preempt, 'count'),
+    specDecodeAcceptanceRate: ratio(accepted, counterDelta(w, VLLM_METRICS.specDraft), 'fraction', 'speculative-decoding draft token'),
+    specDecodeMeanAcceptedLength: accepted !== null && drafts !== null && drafts > 0 ? present(1 + accepted / drafts, 'tokens') : ratio(accepted, drafts, 'tokens', 'speculative-decoding draft'),
+    prefixCacheHitRate: ratio(counterDelta(w, VLLM_METRICS.prefixHits), counterDelta(w, VLLM_METRICS.prefixQueries), 'fraction', 'prefix-cache query'),
+    maxRequestsWaiting: waiting.length > 0 ? present(Math.max(...waiting), 'count') : absent('count', 'vLLM did not export vllm:num_requests_waiting'),
+  };
+  return { backend: 'vllm', source: 'vllm-prometheus', metrics };
+}
+
+function numberAt(obj: unknown, path: readonly string[]): number | null {
+  let cur: unknown = obj;
+  for (const key of path) {
+    if (typeof cur !== 'object' || cur === null) return null;
+    cur = (cur as Record<string, unknown>)[key];
+  }
+  return typeof cur === 'number' && Number.isFinite(cur) ? cur : null;
+}
+
+/** The PyTorch server's /stats (read at the window's end): peak memory split into loading and inference. */
+export function pytorchExtendedResults(stats: unknown, error?: string): BackendExtendedResults {
+  const reasonFor = (path: readonly string[]): string => {
+    if (stats === null || stats === undefined) return `PyTorch server /stats not read${error === undefined ? '' : `: ${error}`}`;
+    // The server explains its own nulls (fake runner, CPU peak semantics) in memory.reason.
+    const memReason = (stats as { memory?: { reason?: unknown } }).memory?.reason;
+    return typeof memReason === 'string' ? memReason : `/stats has no ${path.join('.')}`;
+  };
+  const pick = (path: readonly string[], unit: string): ExtendedMetric => {
+    const v = numberAt(stats, path);
+    return v === null ? absent(unit, reasonFor(path)) : present(v, unit);
+  };
+  return {
+    backend: 'pytorch',
+    source: 'llem-stats',
+    metrics: {
+      loadPeakMemoryBytes: pick(['memory', 'loadPeakBytes'], 'bytes'),
+      inferencePeakMemoryBytes: pick(['memory', 'inferencePeakBytes'], 'bytes'),
+      inferencePeakAboveLoadBytes: pick(['memory', 'inferencePeakAboveLoadBytes'], 'bytes'),
+      meanBatchRows: pick(['engine', 'meanBatchRows'], 'rows'),
+      maxBatchRows: pick(['engine', 'maxBatchRows'], 'rows'),
+    },
+  };
+}
+
+export function tensorrtExtendedResults(): BackendExtendedResults {
+  const reason = 'trtllm-serve exports no Prometheus metrics; iteration statistics are not scraped';
+  return {
+    backend: 'tensorrt',
+    source: 'none',
+    metrics: { kvCacheUsageMaxFraction: absent('fraction', reason), preemptions: absent('count', reason) },
+  };
+}
+
+export type FetchText = (url: string) => Promise<string>;
+
+const defaultFetchText: FetchText = async (url) => {
+  const res = await fetch(url, { signal: AbortSignal.timeout(5000) });
+  if (!res.ok) throw new Error(`GET ${url}: HTTP ${res.status}`);
+  return await res.text();
+};
+
+/** Scrapes a launched backend over one measurement window. Never throws: failures become reasons. */
+export class BackendMetricsRecorder {
+  private start: PrometheusSample[] | null = null;
+  private readonly during: PrometheusSample[][] = [];
+  private error: string | undefined;
+
+  constructor(
+    private readonly launch: Pick<BackendLaunch, 'backend' | 'baseUrl' | 'metrics'>,
+    private readonly fetchText: FetchText = defaultFetchText,
+  ) {}
+
+  private async scrape(): Promise<string | null> {
+    if (this.launch.metrics === null) return null;
+    try {
+      return await this.fetchText(`${this.launch.baseUrl}${this.launch.metrics.path}`);
+    } catch (err) {
+      this.error = err instanceof Error ? err.message : String(err);
+      return null;
+    }
+  }
+
+  private async scrapeProm(): Promise<PrometheusSample[] | null> {
+    const text = this.launch.metrics?.format === 'prometheus' ? await this.scrape() : null;
+    return text === null ? null : parsePrometheusText(text);
+  }
+
+  async markWindowStart(): Promise<void> {
+    this.start = await this.scrapeProm();
+  }
+
+  /** A gauge sample inside the window (KV-cache usage, queue length); call every few seconds. */
+  async sample(): Promise<void> {
+    const s = await this.scrapeProm();
+    if (s !== null) this.during.push(s);
+  }
+
+  async markWindowEnd(): Promise<BackendExtendedResults> {
+    switch (this.launch.backend) {
+      case 'vllm': {
+        const end = await this.scrapeProm();
+        return vllmExtendedResults({ start: this.start, end, during: this.during, ...(this.error === undefined ? {} : { error: this.error }) });
+      }
+      case 'pytorch': {
+        const text = await this.scrape();
+        let stats: unknown = null;
+        try {
+          stats = text === null ? null : JSON.parse(text);
+        } catch (err) {
+          this.error = `invalid JSON from /stats: ${err instanceof Error ? err.message : String(err)}`;
+        }
+        return pytorchExtendedResults(stats, this.error);
+      }
+      case 'tensorrt':
+        return tensorrtExtendedResults();
+    }
+  }
+}

@@ -1,0 +1,52 @@
+// The llem PyTorch server (images/pytorch/server): `python3 -m server ...`.
+import { PytorchParamsSchema, type BackendSpec, type ModelSpec } from '../../api/spec.ts';
+import { InvalidInputError } from '../../lib/errors.ts';
+import { baseEnv, hfTokenEnv, modelLocation } from './model-source.ts';
+import type { BackendLaunch, LaunchContext } from './types.ts';
+import { clientHost } from './vllm.ts';
+
+function sourceArgs(model: ModelSpec, ctx: LaunchContext): string[] {
+  const location = modelLocation(model, ctx);
+  if (location.kind === 'path') return ['--source', 'path', '--path', location.path];
+  if (location.kind === 'huggingFace') return ['--source', 'huggingface', '--revision', location.revision];
+  const r = model.source.random;
+  if (r === undefined) throw new Error('unreachable: random location without random source');
+  return [
+    '--source', 'random',
+    '--random-architecture', r.architecture,
+    '--random-hidden-size', String(r.hiddenSize),
+    '--random-layers', String(r.numLayers),
+    '--random-heads', String(r.numHeads),
+    '--random-kv-heads', String(r.numKvHeads),
+    '--random-intermediate-size', String(r.intermediateSize),
+    '--random-vocab-size', String(r.vocabSize),
+    '--random-max-positions', String(r.maxPositionEmbeddings),
+  ];
+}
+
+export function renderPytorch(backend: BackendSpec, model: ModelSpec, ctx: LaunchContext): BackendLaunch {
+  const p = PytorchParamsSchema.parse(backend.pytorch ?? {});
+  if (ctx.gpusPerRun > 1) {
+    throw new InvalidInputError([{ file: '', path: 'spec.placement.gpusPerRun', message: `the pytorch backend serves from one GPU (got gpusPerRun ${ctx.gpusPerRun}); use vllm or tensorrt for tensor parallelism` }]);
+  }
+  const args = ['-m', 'server', '--model', model.name, '--served-model-name', model.name, ...sourceArgs(model, ctx)];
+  args.push('--seed', String(ctx.seed), '--dtype', model.dtype, '--host', ctx.host, '--port', String(ctx.port));
+  args.push('--batching', p.batching, '--max-batch-size', String(p.maxBatchSize));
+  args.push('--attn-implementation', p.attnImplementation, p.compile ? '--compile' : '--no-compile');
+  args.push('--quantization', p.quantization);
+  args.push(...backend.extraArgs);
+  const env: Record<string, string> = { ...baseEnv(modelLocation(model, ctx)), PYTHONUNBUFFERED: '1' };
+  if (ctx.pytorchServerRoot !== undefined) env['PYTHONPATH'] = ctx.pytorchServerRoot;
+  return {
+    backend: 'pytorch',
+    command: ctx.python ?? 'python3',
+    args,
+    env,
+    secretEnv: hfTokenEnv(model),
+    files: [],
+    servedModelName: model.name,
+    baseUrl: `http://${clientHost(ctx.host)}:${ctx.port}`,
+    readiness: { path: '/health', timeoutSeconds: 1800, intervalMs: 500 },
+    metrics: { path: '/stats', format: 'llem-stats' },
+  };
+}

@@ -1,0 +1,63 @@
+// What a backend launcher produces: the exact process to start, and how to tell it is ready.
+import type { BackendType } from '../../api/spec.ts';
+
+/** Where and how the backend runs; everything not in the manifest. */
+export interface LaunchContext {
+  /** Address the server binds to: 127.0.0.1 locally, 0.0.0.0 in a pod. */
+  host: string;
+  port: number;
+  /** GPUs this run replica was given (tensor x pipeline parallel must fit). */
+  gpusPerRun: number;
+  /** Where a `pvc` model source is mounted inside the backend container. */
+  modelMountPath: string;
+  /** Seed passed to backends that take one (reproducible random weights and sampling). */
+  seed: number;
+  /** Local runs only: the folder holding the PyTorch server package (images/pytorch), put on PYTHONPATH. */
+  pytorchServerRoot?: string;
+  /** Python interpreter for the PyTorch server (default `python3`). */
+  python?: string;
+  /** Folder for files the backend reads at start (trtllm-serve's extra options YAML). */
+  scratchDir: string;
+}
+
+/** An environment variable whose value comes from a Kubernetes Secret (never rendered as a value). */
+export interface SecretEnvRef {
+  name: string;
+  secretName: string;
+  secretKey: string;
+}
+
+export interface LaunchFile {
+  path: string;
+  content: string;
+}
+
+export interface ReadinessProbe {
+  /** GET this path on the server; ready when it answers 200. */
+  path: string;
+  /** Give up after this long (model download and load included). */
+  timeoutSeconds: number;
+  intervalMs: number;
+}
+
+export interface MetricsEndpoint {
+  path: string;
+  format: 'prometheus' | 'llem-stats';
+}
+
+export interface BackendLaunch {
+  backend: BackendType;
+  /** argv[0]; run without a shell. */
+  command: string;
+  args: string[];
+  /** Plain environment additions (no secrets). */
+  env: Record<string, string>;
+  secretEnv: SecretEnvRef[];
+  /** Files to write before starting the process. */
+  files: LaunchFile[];
+  /** The model name clients must send in requests. */
+  servedModelName: string;
+  baseUrl: string;
+  readiness: ReadinessProbe;
+  metrics: MetricsEndpoint | null;
+}

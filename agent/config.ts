@@ -1,0 +1,186 @@
+// The agent's configuration, parsed once at start-up, from the environment the controller's pod sets:
+//
+//   LLEM_AGENT_CONFIG      JSON of AgentConfig below (or `llem agent --config FILE`; the file wins).
+//   LLEM_NATS_URL          NATS server URL(s), comma-separated (nats://host:4222). Unset: wire messages
+//                          are written to stdout as JSON lines (only with start.mode "immediate").
+//   LLEM_NATS_CREDS_FILE | LLEM_NATS_TOKEN | LLEM_NATS_USER + LLEM_NATS_PASSWORD   one auth method.
+//   LLEM_NATS_CA_FILE, LLEM_NATS_CERT_FILE, LLEM_NATS_KEY_FILE                       TLS (optional).
+//   LLEM_NATS_NAME         connection name (default llem-agent-<runId>-<replica>).
+//   LLEM_NVML_LIBRARY      NVML library path (default libnvidia-ml.so.1).
+//   CUDA_VISIBLE_DEVICES, NVIDIA_VISIBLE_DEVICES   which GPUs are measured (see telemetry/visible-devices.ts).
+import { readFileSync } from 'node:fs';
+import { z } from 'zod';
+import { InvalidInputError, type InputIssue } from '../lib/errors.ts';
+import type { VisibleDevicesEnv } from './telemetry/visible-devices.ts';
+
+const posInt = z.number().int().min(1);
+const nonNeg = z.number().min(0);
+
+const TokenDistributionSchema = z.union([
+  posInt,
+  z.strictObject({
+    distribution: z.enum(['fixed', 'uniform', 'normal', 'lognormal']).default('fixed'),
+    mean: posInt.optional(),
+    stddev: nonNeg.optional(),
+    min: posInt.optional(),
+    max: posInt.optional(),
+  }),
+]);
+
+export const AgentConfigSchema = z.strictObject({
+  publisher: z.strictObject({
+    namespace: z.string().min(1),
+    experimentUid: z.string().min(1),
+    runId: z.string().min(1),
+    attempt: z.number().int().min(0).default(0),
+    replica: z.number().int().min(0).default(0),
+  }),
+  backend: z.strictObject({
+    name: z.string().min(1).default('unknown'),
+    version: z.string().nullable().default(null),
+    baseUrl: z.url().default('http://127.0.0.1:8000'),
+    readinessPath: z.string().startsWith('/').default('/health'),
+    readinessTimeoutSeconds: z.number().gt(0).default(900),
+  }).prefault({}),
+  /** Model name sent in requests (the backend's served model name). */
+  model: z.string().min(1),
+  configHash: z.string().default(''),
+  workload: z.strictObject({
+    api: z.enum(['completions', 'chat']).default('completions'),
+    mode: z.enum(['offline', 'concurrency', 'rate']).default('concurrency'),
+    requests: posInt.default(200),
+    concurrency: posInt.default(8),
+    ratePerSecond: z.number().gt(0).default(1),
+    inputTokens: TokenDistributionSchema.default(512),
+    outputTokens: TokenDistributionSchema.default(128),
+    seed: z.number().int().min(0).default(0),
+    prompts: z.array(z.string().min(1)).min(1).optional(),
+    ignoreEos: z.boolean().default(true),
+    temperature: nonNeg.default(0),
+    requestTimeoutSeconds: z.number().gt(0).default(120),
+  }).prefault({}),
+  measurement: z.strictObject({
+    warmupRequests: z.number().int().min(0).default(8),
+    baselineSeconds: nonNeg.default(30),
+    sampleIntervalMs: z.number().int().min(10).max(60_000).default(100),
+    /** Windows shorter than this are flagged in the summary's warnings. */
+    minWindowSeconds: nonNeg.default(5),
+    /** Keep issuing requests until minWindowSeconds have passed, instead of only flagging. */
+    extendToMinWindow: z.boolean().default(false),
+    cooldownSeconds: nonNeg.default(10),
+    /** Window from saturation to the first drain (ML.ENERGY style) instead of the whole workload. */
+    steadyState: z.boolean().default(false),
+    sliceMs: z.number().int().min(100).default(1000),
+    telemetryBatchMs: z.number().int().min(50).default(1000),
+  }).prefault({}),
+  start: z.strictObject({
+    /** signal: wait for the controller's StartSignal; immediate: local mode, no controller. */
+    mode: z.enum(['signal', 'immediate']).default('signal'),
+    timeoutSeconds: z.number().gt(0).default(600),
+  }).prefault({}),
+  telemetry: z.strictObject({
+    source: z.enum(['nvml', 'simulated']).default('nvml'),
+    simulated: z.strictObject({
+      gpuCount: posInt.optional(),
+      idleWatts: nonNeg.optional(),
+      maxWatts: nonNeg.optional(),
+      saturationInFlight: posInt.optional(),
+    }).optional(),
+  }).prefault({}),
+});
+
+export type AgentConfig = z.output<typeof AgentConfigSchema>;
+export type AgentConfigInput = z.input<typeof AgentConfigSchema>;
+
+export interface NatsEnv {
+  servers: string[];
+  credsFile?: string;
+  token?: string;
+  user?: string;
+  password?: string;
+  tls?: { caFile?: string; certFile?: string; keyFile?: string };
+  name?: string;
+}
+
+export interface AgentEnvironment {
+  config: AgentConfig;
+  /** null: no broker configured. */
+  nats: NatsEnv | null;
+  visibility: VisibleDevicesEnv;
+  nvmlLibrary: string;
+}
+
+function issuesOf(err: z.ZodError, file: string): InputIssue[] {
+  return err.issues.map((i) => ({ file, path: i.path.join('.'), message: i.message }));
+}
+
+export function parseAgentConfig(input: unknown, source: string): AgentConfig {
+  const parsed = AgentConfigSchema.safeParse(input);
+  if (!parsed.success) throw new InvalidInputError(issuesOf(parsed.error, source));
+  return parsed.data;
+}
+
+function parseJson(text: string, source: string): unknown {
+  try {
+    return JSON.parse(text) as unknown;
+  } catch (err) {
+    throw new InvalidInputError([{ file: source, path: '', message: `not valid JSON (${(err as Error).message})` }]);
+  }
+}
+
+function natsFromEnv(env: NodeJS.ProcessEnv): NatsEnv | null {
+  const url = env['LLEM_NATS_URL']?.trim();
+  if (url === undefined || url === '') return null;
+  const pick = (k: string): string | undefined => (env[k] === undefined || env[k] === '' ? undefined : env[k]);
+  const tls = { caFile: pick('LLEM_NATS_CA_FILE'), certFile: pick('LLEM_NATS_CERT_FILE'), keyFile: pick('LLEM_NATS_KEY_FILE') };
+  const out: NatsEnv = { servers: url.split(',').map((s) => s.trim()).filter((s) => s !== '') };
+  const set = <K extends keyof NatsEnv>(k: K, v: NatsEnv[K] | undefined): void => {
+    if (v !== undefined) out[k] = v;
+  };
+  set('credsFile', pick('LLEM_NATS_CREDS_FILE'));
+  set('token', pick('LLEM_NATS_TOKEN'));
+  set('user', pick('LLEM_NATS_USER'));
+  set('password', pick('LLEM_NATS_PASSWORD'));
+  set('name', pick('LLEM_NATS_NAME'));
+  if (Object.values(tls).some((v) => v !== undefined)) {
+    out.tls = Object.fromEntries(Object.entries(tls).filter(([, v]) => v !== undefined));
+  }
+  return out;
+}
+
+/**
+ * Everything the agent reads from its environment, read once. `configFile` (from --config) takes
+ * precedence over LLEM_AGENT_CONFIG.
+ */
+export function loadAgentEnvironment(env: NodeJS.ProcessEnv, configFile?: string): AgentEnvironment {
+  let raw: unknown;
+  let source: string;
+  if (configFile !== undefined) {
+    source = configFile;
+    let text: string;
+    try {
+      text = readFileSync(configFile, 'utf8');
+    } catch (err) {
+      throw new InvalidInputError([{ file: configFile, path: '', message: `cannot read (${(err as Error).message})` }]);
+    }
+    raw = parseJson(text, source);
+  } else {
+    source = 'LLEM_AGENT_CONFIG';
+    const text = env['LLEM_AGENT_CONFIG'];
+    if (text === undefined || text.trim() === '') {
+      throw new InvalidInputError([{ file: source, path: '', message: 'not set: pass --config FILE or set LLEM_AGENT_CONFIG to the agent config JSON' }]);
+    }
+    raw = parseJson(text, source);
+  }
+  const config = parseAgentConfig(raw, source);
+  const nats = natsFromEnv(env);
+  if (nats === null && config.start.mode === 'signal') {
+    throw new InvalidInputError([{ file: 'LLEM_NATS_URL', path: '', message: 'not set, but start.mode is "signal": the start signal arrives over NATS (set LLEM_NATS_URL, or start.mode "immediate")' }]);
+  }
+  return {
+    config,
+    nats,
+    visibility: { cudaVisibleDevices: env['CUDA_VISIBLE_DEVICES'], nvidiaVisibleDevices: env['NVIDIA_VISIBLE_DEVICES'] },
+    nvmlLibrary: env['LLEM_NVML_LIBRARY'] ?? 'libnvidia-ml.so.1',
+  };
+}

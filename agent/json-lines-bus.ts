@@ -1,0 +1,57 @@
+// A write-only Bus for running the agent without a broker (no LLEM_NATS_URL): every wire message
+// becomes one JSON line on a stream. Enough for `llem agent` on a single GPU box with start.mode
+// "immediate"; everything else in the Bus interface belongs to a real bus and says so.
+import type { Writable } from 'node:stream';
+import type { Bus, CheckpointRecord, Consumption, ControlSubscription, PublishAck } from '../lib/bus/types.ts';
+import { BusError } from '../lib/errors.ts';
+
+export class JsonLinesBus implements Bus {
+  private seq = 0;
+  private readonly out: Writable;
+
+  constructor(out: Writable) {
+    this.out = out;
+  }
+
+  async ensureLayout(): Promise<void> {}
+
+  async publish(subject: string, data: Uint8Array, opts: { msgId: string }): Promise<PublishAck> {
+    const message: unknown = JSON.parse(Buffer.from(data).toString('utf8'));
+    this.out.write(JSON.stringify({ subject, msgId: opts.msgId, message }) + '\n');
+    return { streamSeq: ++this.seq, duplicate: false };
+  }
+
+  async subscribeControl(_subject: string, _handler: (data: Uint8Array) => void): Promise<ControlSubscription> {
+    return { unsubscribe: async () => undefined };
+  }
+
+  private unsupported(what: string): never {
+    throw new BusError(`${what} needs a real bus (set LLEM_NATS_URL); the JSON-lines bus only publishes`);
+  }
+
+  consume(): Promise<Consumption> {
+    return this.unsupported('consume');
+  }
+  publishControl(): Promise<void> {
+    return this.unsupported('publishControl');
+  }
+  putCheckpoint(_key: string, _record: CheckpointRecord): Promise<void> {
+    return this.unsupported('putCheckpoint');
+  }
+  getCheckpoint(): Promise<CheckpointRecord | null> {
+    return this.unsupported('getCheckpoint');
+  }
+  putArtifact(): Promise<void> {
+    return this.unsupported('putArtifact');
+  }
+  getArtifact(): Promise<Uint8Array | null> {
+    return this.unsupported('getArtifact');
+  }
+  deleteExperiment(): Promise<void> {
+    return this.unsupported('deleteExperiment');
+  }
+  deadLettered(): number {
+    return 0;
+  }
+  async close(): Promise<void> {}
+}

@@ -1,0 +1,180 @@
+// Load generator: offline (all at once), concurrency (closed loop), rate (open-loop Poisson).
+import type { ApiKind, RequestHooks, RequestResult, StreamRequest } from './client.ts';
+import { drawLength, poissonGapMs, seededRng, syntheticPrompt, type Rng, type TokenLength } from './prompts.ts';
+
+export type LoadMode = 'offline' | 'concurrency' | 'rate';
+
+export interface Workload {
+  api: ApiKind;
+  model: string;
+  mode: LoadMode;
+  concurrency: number;
+  ratePerSecond: number;
+  inputTokens: TokenLength;
+  outputTokens: TokenLength;
+  ignoreEos: boolean;
+  temperature: number;
+  seed: number;
+  /** Inline prompts, used round-robin instead of synthetic ones. */
+  prompts?: string[] | undefined;
+}
+
+/** Anything that can send one request: the streaming client, or a fake in tests. */
+export interface RequestSender {
+  send(req: StreamRequest, signal?: AbortSignal, hooks?: RequestHooks): Promise<RequestResult>;
+}
+
+export interface LoadRunOptions {
+  /** Requests to issue at least. */
+  requests: number;
+  /** Keep issuing (same request stream) until this much time has passed, too. */
+  minDurationMs?: number;
+  signal: AbortSignal;
+  onResult: (r: RequestResult) => void;
+  onInFlight?: (inFlight: number) => void;
+  /** The first `target` requests all have their first token: the batch is full (steady state opens). */
+  onSaturated?: () => void;
+  /** No further request will be issued (steady-state window closes). */
+  onDraining?: () => void;
+}
+
+/** Deterministic request stream: the same seed gives the same prompts and lengths. */
+export class RequestFactory {
+  private readonly rng: Rng;
+  private readonly workload: Workload;
+  private n = 0;
+
+  constructor(workload: Workload, seedOffset = 0) {
+    this.workload = workload;
+    this.rng = seededRng(workload.seed + seedOffset);
+  }
+
+  next(): StreamRequest {
+    const w = this.workload;
+    const inline = w.prompts !== undefined && w.prompts.length > 0 ? w.prompts[this.n % w.prompts.length] : undefined;
+    this.n++;
+    const promptTokens = inline === undefined ? drawLength(w.inputTokens, this.rng) : inline.split(/\s+/).length;
+    return {
+      api: w.api, model: w.model, prompt: inline ?? syntheticPrompt(promptTokens, this.rng), promptTokens,
+      maxTokens: drawLength(w.outputTokens, this.rng), ignoreEos: w.ignoreEos, temperature: w.temperature,
+    };
+  }
+}
+
+export interface LoadRunStats {
+  issued: number;
+  completed: number;
+  durationMs: number;
+}
+
+class LoadRun {
+  issued = 0;
+  completed = 0;
+  private streaming = 0;
+  inFlight = 0;
+  private saturated = false;
+  private draining = false;
+  readonly t0 = performance.now();
+  private readonly sender: RequestSender;
+  private readonly factory: RequestFactory;
+  private readonly opts: LoadRunOptions;
+  private readonly target: number;
+
+  constructor(sender: RequestSender, factory: RequestFactory, opts: LoadRunOptions, target: number) {
+    this.sender = sender;
+    this.factory = factory;
+    this.opts = opts;
+    this.target = target;
+  }
+
+  private readonly hooks: RequestHooks = {
+    onFirstToken: () => {
+      this.streaming++;
+      if (!this.saturated && this.streaming >= this.target) {
+        this.saturated = true;
+        this.opts.onSaturated?.();
+      }
+    },
+  };
+
+  wantMore(): boolean {
+    if (this.opts.signal.aborted) return false;
+    return this.issued < this.opts.requests || performance.now() - this.t0 < (this.opts.minDurationMs ?? 0);
+  }
+
+  drain(): void {
+    if (this.draining) return;
+    this.draining = true;
+    this.opts.onDraining?.();
+  }
+
+  async one(): Promise<void> {
+    this.issued++;
+    this.inFlight++;
+    this.opts.onInFlight?.(this.inFlight);
+    const req = this.factory.next();
+    const result = await this.sender.send(req, this.opts.signal, this.hooks);
+    this.inFlight--;
+    this.completed++;
+    // Drain is noted before the result is counted: a steady-state window excludes the tail.
+    if (!this.wantMore()) this.drain();
+    this.opts.onInFlight?.(this.inFlight);
+    this.opts.onResult(result);
+  }
+}
+
+async function closedLoop(run: LoadRun, workers: number): Promise<void> {
+  const worker = async (): Promise<void> => {
+    while (run.wantMore()) await run.one();
+  };
+  await Promise.all(Array.from({ length: Math.max(1, workers) }, worker));
+}
+
+async function offline(run: LoadRun, batch: number): Promise<void> {
+  while (run.wantMore()) {
+    const wave: Promise<void>[] = [];
+    for (let i = 0; i < batch && run.wantMore(); i++) wave.push(run.one());
+    await Promise.all(wave);
+  }
+}
+
+async function openLoop(run: LoadRun, ratePerSecond: number, rng: Rng, signal: AbortSignal): Promise<void> {
+  const pending = new Set<Promise<void>>();
+  let due = performance.now();
+  while (run.wantMore()) {
+    const now = performance.now();
+    // Issue every arrival already due: timer granularity must not thin out a high rate.
+    while (due <= now && run.wantMore()) {
+      const p = run.one().finally(() => pending.delete(p));
+      pending.add(p);
+      due += poissonGapMs(ratePerSecond, rng);
+    }
+    if (!run.wantMore()) break;
+    await abortableSleep(Math.max(0, due - performance.now()), signal);
+  }
+  run.drain();
+  await Promise.all(pending);
+}
+
+export function abortableSleep(ms: number, signal: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    if (signal.aborted) return resolve();
+    const done = (): void => {
+      clearTimeout(timer);
+      signal.removeEventListener('abort', done);
+      resolve();
+    };
+    const timer = setTimeout(done, ms);
+    signal.addEventListener('abort', done, { once: true });
+  });
+}
+
+export async function runLoad(sender: RequestSender, factory: RequestFactory, workload: Workload, opts: LoadRunOptions): Promise<LoadRunStats> {
+  const target = workload.mode === 'offline' ? opts.requests : workload.mode === 'concurrency' ? workload.concurrency : 1;
+  const run = new LoadRun(sender, factory, opts, Math.max(1, target));
+  if (workload.mode === 'offline') await offline(run, opts.requests);
+  else if (workload.mode === 'concurrency') await closedLoop(run, workload.concurrency);
+  else await openLoop(run, workload.ratePerSecond, seededRng(workload.seed ^ 0x5eed), opts.signal);
+  run.drain();
+  return { issued: run.issued, completed: run.completed, durationMs: performance.now() - run.t0 };
+}

@@ -1,0 +1,71 @@
+// Synthetic prompts of a requested token length, without downloading a tokenizer: common English
+// words that BPE tokenizers (Llama, GPT, Qwen, Mistral) encode as one token each with their
+// leading space. Lengths are approximate (+/- a few tokens from BOS/chat templates); the real
+// count comes back in the server's `usage.prompt_tokens` and that is what is reported.
+
+const WORDS = (
+  'the of and to in is was for on are with as at be by this had not but from or have an they which ' +
+  'one you were all we her she there would their will when who him been has more if no out so said ' +
+  'what up its about than into them can only other new some could time these two may then do first ' +
+  'any my now such like our over man me even most made after also did many before must through back ' +
+  'years where much your way well down should because each just those people how too little state good ' +
+  'very make world still own see men work long get here between both life being under never day same ' +
+  'another know while last might us great old year off come since against go came right used take three'
+).split(' ');
+
+export type Rng = () => number;
+
+/** mulberry32: tiny, fast, seeded; the same seed gives the same workload on every run. */
+export function seededRng(seed: number): Rng {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+/** The spec's token-length distribution (api/spec.ts TokenDistributionSchema), or a fixed number. */
+export interface TokenDistribution {
+  distribution: 'fixed' | 'uniform' | 'normal' | 'lognormal';
+  mean?: number | undefined;
+  stddev?: number | undefined;
+  min?: number | undefined;
+  max?: number | undefined;
+}
+export type TokenLength = number | TokenDistribution;
+
+function standardNormal(rng: Rng): number {
+  return Math.sqrt(-2 * Math.log(1 - rng())) * Math.cos(2 * Math.PI * rng());
+}
+
+export function drawLength(spec: TokenLength, rng: Rng): number {
+  if (typeof spec === 'number') return Math.max(1, Math.round(spec));
+  const lo = spec.min ?? 1;
+  const hi = spec.max ?? Number.MAX_SAFE_INTEGER;
+  const mean = spec.mean ?? lo;
+  const sd = spec.stddev ?? 0;
+  let x: number;
+  if (spec.distribution === 'fixed') x = mean;
+  else if (spec.distribution === 'uniform') x = lo + Math.floor(rng() * (hi - lo + 1));
+  else if (spec.distribution === 'normal') x = mean + sd * standardNormal(rng);
+  else {
+    // Parameters chosen so the lognormal itself has the requested mean and stddev.
+    const sigma2 = Math.log(1 + (sd * sd) / (mean * mean));
+    x = Math.exp(Math.log(mean) - sigma2 / 2 + Math.sqrt(sigma2) * standardNormal(rng));
+  }
+  return Math.min(hi, Math.max(lo, Math.max(1, Math.round(x))));
+}
+
+export function syntheticPrompt(tokens: number, rng: Rng): string {
+  const words: string[] = new Array<string>(Math.max(1, tokens));
+  for (let i = 0; i < words.length; i++) words[i] = WORDS[Math.floor(rng() * WORDS.length)] ?? 'the';
+  return words.join(' ');
+}
+
+/** Exponential inter-arrival gap for a Poisson process of `ratePerSecond`. */
+export function poissonGapMs(ratePerSecond: number, rng: Rng): number {
+  return (-Math.log(1 - rng()) / ratePerSecond) * 1000;
+}

@@ -1,0 +1,117 @@
+// The mock server's batching engine: requests wait for a batch slot, get their first token after an
+// injected TTFT, then every engine step (one injected ITL) emits one token to each running stream —
+// the shape of a continuous-batching server, cheap enough for 500+ streams on one core.
+import { seededRng, type Rng } from './load/prompts.ts';
+
+export interface DelayDistribution {
+  meanMs: number;
+  /** Normal spread, truncated at zero; 0 (default) = constant. */
+  stdMs?: number;
+}
+
+export function drawDelayMs(d: DelayDistribution, rng: Rng): number {
+  const std = d.stdMs ?? 0;
+  if (std <= 0) return d.meanMs;
+  const z = Math.sqrt(-2 * Math.log(1 - rng())) * Math.cos(2 * Math.PI * rng());
+  return Math.max(0, d.meanMs + std * z);
+}
+
+/** One streamed response, seen by the engine. */
+export interface MockSequence {
+  tokensLeft: number;
+  emitted: number;
+  /** Write one token; return false to drop the sequence (client gone, fault injected). */
+  token(index: number): boolean;
+  finish(): void;
+}
+
+export class MockEngine {
+  private readonly queue: MockSequence[] = [];
+  private readonly running = new Set<MockSequence>();
+  private prefilling = 0;
+  private stepTimer: NodeJS.Timeout | undefined;
+  private readonly rng: Rng;
+  private readonly opts: { ttft: DelayDistribution; itl: DelayDistribution; maxBatch: number };
+  private readonly prefillTimers = new Set<NodeJS.Timeout>();
+  tokensEmitted = 0;
+
+  constructor(opts: { ttft: DelayDistribution; itl: DelayDistribution; maxBatch: number; seed: number }) {
+    this.opts = opts;
+    this.rng = seededRng(opts.seed);
+  }
+
+  get inFlight(): number {
+    return this.running.size + this.prefilling + this.queue.length;
+  }
+
+  submit(seq: MockSequence): void {
+    this.queue.push(seq);
+    this.admit();
+  }
+
+  drop(seq: MockSequence): void {
+    this.running.delete(seq);
+    const i = this.queue.indexOf(seq);
+    if (i >= 0) this.queue.splice(i, 1);
+  }
+
+  private admit(): void {
+    while (this.queue.length > 0 && this.running.size + this.prefilling < this.opts.maxBatch) {
+      const seq = this.queue.shift() as MockSequence;
+      this.prefilling++;
+      const timer = setTimeout(() => {
+        this.prefillTimers.delete(timer);
+        this.prefilling--;
+        this.emit(seq);
+        this.admit();
+      }, drawDelayMs(this.opts.ttft, this.rng));
+      this.prefillTimers.add(timer);
+    }
+  }
+
+  /** First token right after prefill; later ones on engine steps. */
+  private emit(seq: MockSequence): void {
+    if (!this.tokenOf(seq)) return;
+    this.running.add(seq);
+    this.scheduleStep();
+  }
+
+  private tokenOf(seq: MockSequence): boolean {
+    if (seq.tokensLeft <= 0) {
+      seq.finish();
+      return false;
+    }
+    if (!seq.token(seq.emitted)) {
+      this.drop(seq);
+      return false;
+    }
+    seq.emitted++;
+    seq.tokensLeft--;
+    this.tokensEmitted++;
+    if (seq.tokensLeft > 0) return true;
+    seq.finish();
+    return false;
+  }
+
+  private scheduleStep(): void {
+    if (this.stepTimer !== undefined || this.running.size === 0) return;
+    this.stepTimer = setTimeout(() => this.step(), drawDelayMs(this.opts.itl, this.rng));
+  }
+
+  private step(): void {
+    this.stepTimer = undefined;
+    for (const seq of this.running) {
+      if (!this.tokenOf(seq)) this.running.delete(seq);
+    }
+    this.admit();
+    this.scheduleStep();
+  }
+
+  stop(): void {
+    clearTimeout(this.stepTimer);
+    for (const t of this.prefillTimers) clearTimeout(t);
+    this.prefillTimers.clear();
+    this.running.clear();
+    this.queue.length = 0;
+  }
+}

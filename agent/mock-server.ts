@@ -1,0 +1,179 @@
+// `llem mock-server`: an OpenAI-compatible streaming server with injected TTFT/ITL and a max batch.
+// Simulated, and it says so: the model owner, the system fingerprint and a response header.
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { MockEngine, type DelayDistribution, type MockSequence } from './mock-engine.ts';
+
+export type { DelayDistribution } from './mock-engine.ts';
+
+export interface MockFaults {
+  /** Every Nth request (1-based count) has its connection cut mid-stream. */
+  cutEveryNth?: number;
+  /** ... after this many tokens (default: 2). */
+  cutAfterTokens?: number;
+  /** Every Nth request is answered with HTTP 500. */
+  errorEveryNth?: number;
+}
+
+export interface MockServerOptions {
+  host?: string;
+  /** 0 = any free port. */
+  port?: number;
+  model?: string;
+  ttft?: DelayDistribution;
+  itl?: DelayDistribution;
+  maxBatch?: number;
+  /** Output length when the request gives no max_tokens. */
+  defaultMaxTokens?: number;
+  seed?: number;
+  /** /health answers 503 until this long after start (readiness tests). */
+  readyAfterMs?: number;
+  faults?: MockFaults;
+}
+
+export interface MockServer {
+  url: string;
+  port: number;
+  readonly simulated: true;
+  stats(): { requests: number; inFlight: number; tokensEmitted: number };
+  close(): Promise<void>;
+}
+
+export const MOCK_DEFAULTS = {
+  host: '127.0.0.1', port: 0, model: 'mock-simulated', ttft: { meanMs: 50 }, itl: { meanMs: 20 },
+  maxBatch: 256, defaultMaxTokens: 128, seed: 1, readyAfterMs: 0,
+};
+
+const SIMULATED_HEADERS = { 'x-llem-simulated': 'true' };
+
+interface CompletionBody {
+  model?: string;
+  prompt?: string | string[];
+  messages?: Array<{ content?: string }>;
+  max_tokens?: number;
+  max_completion_tokens?: number;
+  stream?: boolean;
+  stream_options?: { include_usage?: boolean };
+}
+
+function countWords(body: CompletionBody): number {
+  const text = body.messages?.map((m) => m.content ?? '').join(' ') ?? (Array.isArray(body.prompt) ? body.prompt.join(' ') : (body.prompt ?? ''));
+  const trimmed = text.trim();
+  return trimmed === '' ? 0 : trimmed.split(/\s+/).length;
+}
+
+function json(res: http.ServerResponse, status: number, body: unknown): void {
+  res.writeHead(status, { 'content-type': 'application/json', ...SIMULATED_HEADERS });
+  res.end(JSON.stringify(body));
+}
+
+class MockHandler {
+  private count = 0;
+  readonly engine: MockEngine;
+  private readonly o: typeof MOCK_DEFAULTS & { faults: MockFaults };
+  private readonly startedAt = Date.now();
+
+  constructor(opts: MockServerOptions) {
+    this.o = { ...MOCK_DEFAULTS, faults: {}, ...opts };
+    this.engine = new MockEngine({ ttft: this.o.ttft, itl: this.o.itl, maxBatch: this.o.maxBatch, seed: this.o.seed });
+  }
+
+  get requests(): number {
+    return this.count;
+  }
+
+  handle(req: http.IncomingMessage, res: http.ServerResponse): void {
+    const path = (req.url ?? '/').split('?')[0];
+    if (req.method === 'GET' && path === '/health') {
+      const ready = Date.now() - this.startedAt >= this.o.readyAfterMs;
+      return json(res, ready ? 200 : 503, { status: ready ? 'ok' : 'loading', simulated: true });
+    }
+    if (req.method === 'GET' && path === '/v1/models') {
+      return json(res, 200, { object: 'list', data: [{ id: this.o.model, object: 'model', created: 0, owned_by: 'llem-simulated' }] });
+    }
+    if (req.method === 'POST' && (path === '/v1/completions' || path === '/v1/chat/completions')) {
+      const chunks: Buffer[] = [];
+      req.on('data', (c: Buffer) => chunks.push(c));
+      req.on('end', () => this.completion(path === '/v1/chat/completions', Buffer.concat(chunks).toString('utf8'), res));
+      return;
+    }
+    json(res, 404, { error: { message: `no route ${req.method ?? ''} ${path ?? ''} (simulated mock server)`, type: 'not_found' } });
+  }
+
+  private completion(chat: boolean, raw: string, res: http.ServerResponse): void {
+    let body: CompletionBody;
+    try {
+      body = JSON.parse(raw) as CompletionBody;
+    } catch {
+      return json(res, 400, { error: { message: 'request body is not JSON', type: 'invalid_request_error' } });
+    }
+    const n = ++this.count;
+    const f = this.o.faults;
+    if (f.errorEveryNth !== undefined && n % f.errorEveryNth === 0) {
+      return json(res, 500, { error: { message: 'injected failure (simulated)', type: 'server_error' } });
+    }
+    const cutAt = f.cutEveryNth !== undefined && n % f.cutEveryNth === 0 ? (f.cutAfterTokens ?? 2) : Infinity;
+    const maxTokens = Math.max(1, body.max_tokens ?? body.max_completion_tokens ?? this.o.defaultMaxTokens);
+    const usage = { prompt_tokens: countWords(body), completion_tokens: maxTokens, total_tokens: countWords(body) + maxTokens };
+    if (body.stream !== true) return this.unary(chat, maxTokens, usage, res);
+    res.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-cache', connection: 'keep-alive', ...SIMULATED_HEADERS });
+    res.socket?.setNoDelay(true);
+    const seq = this.sequence({ chat, n, maxTokens, cutAt, usage: body.stream_options?.include_usage === true ? usage : null }, res);
+    res.on('close', () => this.engine.drop(seq));
+    this.engine.submit(seq);
+  }
+
+  private sequence(o: { chat: boolean; n: number; maxTokens: number; cutAt: number; usage: object | null }, res: http.ServerResponse): MockSequence {
+    const { chat, n, maxTokens, cutAt, usage } = o;
+    const id = `${chat ? 'chatcmpl' : 'cmpl'}-sim${n}`;
+    const head = `{"id":"${id}","object":"${chat ? 'chat.completion.chunk' : 'text_completion'}","created":${Math.floor(Date.now() / 1000)},"model":"${this.o.model}","system_fingerprint":"llem-mock-simulated","choices":[{"index":0,`;
+    const piece = (text: string, finish: string | null): string =>
+      `data: ${head}${chat ? `"delta":{"content":"${text}"}` : `"text":"${text}"`},"finish_reason":${finish === null ? 'null' : `"${finish}"`}}]}\n\n`;
+    return {
+      tokensLeft: maxTokens,
+      emitted: 0,
+      token: (i) => {
+        if (res.destroyed) return false;
+        if (i >= cutAt) {
+          res.destroy();
+          return false;
+        }
+        return res.write(piece(i === 0 ? 'sim' : ' tok', i === maxTokens - 1 ? 'length' : null)) || true;
+      },
+      finish: () => {
+        if (usage !== null) res.write(`data: {"id":"${id}","object":"${chat ? 'chat.completion.chunk' : 'text_completion'}","model":"${this.o.model}","choices":[],"usage":${JSON.stringify(usage)}}\n\n`);
+        res.end('data: [DONE]\n\n');
+      },
+    };
+  }
+
+  private unary(chat: boolean, maxTokens: number, usage: object, res: http.ServerResponse): void {
+    const text = ['sim', ...new Array<string>(maxTokens - 1).fill(' tok')].join('');
+    const delayMs = this.o.ttft.meanMs + (maxTokens - 1) * this.o.itl.meanMs;
+    const choice = chat ? { index: 0, message: { role: 'assistant', content: text }, finish_reason: 'length' } : { index: 0, text, finish_reason: 'length' };
+    setTimeout(() => json(res, 200, { id: 'sim', object: chat ? 'chat.completion' : 'text_completion', model: this.o.model, system_fingerprint: 'llem-mock-simulated', choices: [choice], usage }), delayMs);
+  }
+}
+
+export async function startMockServer(opts: MockServerOptions = {}): Promise<MockServer> {
+  const handler = new MockHandler(opts);
+  const server = http.createServer({ keepAliveTimeout: 65_000 }, (req, res) => handler.handle(req, res));
+  server.maxConnections = 100_000;
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(opts.port ?? MOCK_DEFAULTS.port, opts.host ?? MOCK_DEFAULTS.host, resolve);
+  });
+  const { port, address } = server.address() as AddressInfo;
+  const host = address.includes(':') ? `[${address}]` : address;
+  return {
+    url: `http://${host}:${port}`,
+    port,
+    simulated: true,
+    stats: () => ({ requests: handler.requests, inFlight: handler.engine.inFlight, tokensEmitted: handler.engine.tokensEmitted }),
+    close: async () => {
+      handler.engine.stop();
+      server.closeAllConnections();
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+    },
+  };
+}

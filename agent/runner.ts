@@ -1,0 +1,219 @@
+// The measurement protocol for one run replica (DESIGN.md): hello, backend readiness, idle
+// baseline, warm-up (excluded), ready -> start signal, window, cool-down, summary. Any abort
+// (SIGTERM, backend death) publishes `aborted` with the phase it happened in.
+import { hostname } from 'node:os';
+import type { Mark, Phase, PublisherKey, SummaryMessage } from '../api/protocol.ts';
+import type { Bus } from '../lib/bus/types.ts';
+import { InterruptedError, LlemError, isLlemError } from '../lib/errors.ts';
+import { rootLogger, type Logger } from '../lib/log.ts';
+import type { AgentConfig } from './config.ts';
+import { StreamingClient } from './load/client.ts';
+import { abortableSleep, RequestFactory, runLoad, type RequestSender, type Workload } from './load/generator.ts';
+import { Publisher } from './publisher.ts';
+import { awaitBackendReady } from './readiness.ts';
+import type { SketchFactory } from './slices.ts';
+import { subscribeStart } from './start-signal.ts';
+import type { GpuTelemetry, TelemetryEnvironment } from './telemetry/types.ts';
+import { runWindow, type WindowResult } from './window.ts';
+import { summaryWarnings } from './warnings.ts';
+
+export const AGENT_VERSION = '0.1.0';
+
+export interface AgentDeps {
+  bus: Bus;
+  telemetry: GpuTelemetry;
+  createSketch: SketchFactory;
+  /** Abort at any phase: SIGTERM/SIGINT, the backend exiting. `signal.reason` becomes the aborted reason. */
+  signal?: AbortSignal;
+  /** Defaults to a StreamingClient on config.backend.baseUrl. */
+  sender?: RequestSender;
+  /** The backend is the simulated mock server: every message says simulated. */
+  simulatedBackend?: boolean;
+  logger?: Logger;
+}
+
+export type AgentSummary = Omit<SummaryMessage, 'v' | 'kind' | 'seq' | 'sentAtMs' | 'simulated' | keyof PublisherKey>;
+
+function reasonOf(signal: AbortSignal): string {
+  const r: unknown = signal.reason;
+  return r instanceof Error ? r.message : typeof r === 'string' ? r : 'aborted';
+}
+
+function workloadOf(c: AgentConfig): Workload {
+  const w = c.workload;
+  return {
+    api: w.api, model: c.model, mode: w.mode, concurrency: w.concurrency, ratePerSecond: w.ratePerSecond,
+    inputTokens: w.inputTokens, outputTokens: w.outputTokens, ignoreEos: w.ignoreEos, temperature: w.temperature,
+    seed: w.seed, prompts: w.prompts,
+  };
+}
+
+class ProtocolRun {
+  phase: Phase = 'starting';
+  readonly publisher: Publisher;
+  readonly stop = new AbortController();
+  private readonly log: Logger;
+  private readonly sender: RequestSender;
+  private readonly owned: StreamingClient | undefined;
+  readonly c: AgentConfig;
+  readonly d: AgentDeps;
+
+  constructor(c: AgentConfig, d: AgentDeps) {
+    this.c = c;
+    this.d = d;
+    this.log = (d.logger ?? rootLogger).child({ run: c.publisher.runId, replica: c.publisher.replica });
+    const simulated = d.telemetry.source === 'simulated' || d.simulatedBackend === true;
+    this.publisher = new Publisher(d.bus, c.publisher, simulated);
+    this.owned = d.sender === undefined ? new StreamingClient({ baseUrl: c.backend.baseUrl, timeoutMs: c.workload.requestTimeoutSeconds * 1000 }) : undefined;
+    this.sender = d.sender ?? (this.owned as StreamingClient);
+    if (d.signal !== undefined) {
+      const forward = (): void => this.stop.abort(d.signal?.reason);
+      if (d.signal.aborted) forward();
+      else d.signal.addEventListener('abort', forward, { once: true });
+    }
+  }
+
+  get signal(): AbortSignal {
+    return this.stop.signal;
+  }
+
+  /** Throw if aborted: each phase boundary is an exit point. */
+  check(): void {
+    if (this.signal.aborted) throw new InterruptedError(`run aborted during ${this.phase}: ${reasonOf(this.signal)}`);
+  }
+
+  enter(phase: Phase): void {
+    this.check();
+    this.phase = phase;
+    this.log.info({ phase }, 'agent phase');
+  }
+
+  async mark(mark: Mark): Promise<void> {
+    const samples = await this.d.telemetry.mark();
+    await this.publisher.publish('telemetry', { phase: this.phase, mark, samples });
+  }
+
+  async sleep(seconds: number): Promise<void> {
+    await abortableSleep(seconds * 1000, this.signal);
+    this.check();
+  }
+
+  load(requests: number, seedOffset: number): Promise<unknown> {
+    return runLoad(this.sender, new RequestFactory(workloadOf(this.c), seedOffset), workloadOf(this.c), {
+      requests, signal: this.signal, onResult: () => undefined, onInFlight: (n) => this.d.telemetry.observeLoad?.(n),
+    });
+  }
+
+  window(): Promise<WindowResult> {
+    const m = this.c.measurement;
+    return runWindow({
+      publisher: this.publisher, createSketch: this.d.createSketch, sender: this.sender, workload: workloadOf(this.c),
+      factory: new RequestFactory(workloadOf(this.c)), requests: this.c.workload.requests,
+      minDurationMs: m.extendToMinWindow ? m.minWindowSeconds * 1000 : 0, sliceMs: m.sliceMs, steadyState: m.steadyState,
+      signal: this.signal, mark: (k) => this.mark(k), onInFlight: (n) => this.d.telemetry.observeLoad?.(n),
+    });
+  }
+
+  close(): void {
+    this.owned?.close();
+  }
+}
+
+async function hello(run: ProtocolRun, env: TelemetryEnvironment): Promise<void> {
+  const c = run.c;
+  await run.publisher.publish('hello', {
+    environment: {
+      hostname: hostname(), gpus: env.gpus, driverVersion: env.driverVersion, nvmlVersion: env.nvmlVersion,
+      cudaVersion: env.cudaVersion, backend: c.backend.name, backendVersion: c.backend.version, configHash: c.configHash,
+      agentVersion: AGENT_VERSION, telemetrySource: env.source,
+    },
+  });
+}
+
+async function baseline(run: ProtocolRun): Promise<{ start: number | null; end: number | null }> {
+  const seconds = run.c.measurement.baselineSeconds;
+  if (seconds <= 0) return { start: null, end: null };
+  run.enter('baseline');
+  const start = Date.now();
+  await run.mark('baselineStart');
+  await run.sleep(seconds);
+  await run.mark('baselineEnd');
+  return { start, end: Date.now() };
+}
+
+async function readyAndWait(run: ProtocolRun): Promise<void> {
+  run.enter('ready');
+  const c = run.c;
+  if (c.start.mode === 'immediate') {
+    await run.publisher.publish('ready', {});
+    return;
+  }
+  const wait = await subscribeStart(run.d.bus, c.publisher, c.start.timeoutSeconds * 1000, run.signal);
+  try {
+    await run.publisher.publish('ready', {});
+    const startAt = await wait.startAt;
+    run.check();
+    if (startAt !== null) await run.sleep(Math.max(0, startAt - Date.now()) / 1000);
+  } finally {
+    await wait.cancel();
+  }
+}
+
+async function protocol(run: ProtocolRun): Promise<AgentSummary> {
+  const c = run.c;
+  const env = await run.d.telemetry.start((samples) => {
+    run.publisher.publish('telemetry', { phase: run.phase, samples }).catch(() => undefined);
+  });
+  await hello(run, env);
+  await awaitBackendReady({ url: new URL(c.backend.readinessPath, c.backend.baseUrl).href, timeoutMs: c.backend.readinessTimeoutSeconds * 1000, signal: run.signal });
+  const base = await baseline(run);
+  run.enter('warmup');
+  if (c.measurement.warmupRequests > 0) await run.load(c.measurement.warmupRequests, 0x77a3);
+  await readyAndWait(run);
+  run.enter('measuring');
+  const w = await run.window();
+  run.enter('cooldown');
+  await run.sleep(c.measurement.cooldownSeconds);
+  run.enter('done');
+  await run.d.telemetry.flush();
+  const summary: AgentSummary = {
+    messagesBefore: run.publisher.sent, countsByKind: { ...run.publisher.counts }, ...w.totals,
+    baselineStartMs: base.start, baselineEndMs: base.end, windowStartMs: w.windowStartMs, windowEndMs: w.windowEndMs,
+    warnings: summaryWarnings(c, w, env),
+  };
+  await run.publisher.publish('summary', summary);
+  await run.publisher.drain();
+  return summary;
+}
+
+/** Bounded: an abort must still let the process exit within 10 s. */
+async function publishAborted(run: ProtocolRun, reason: string): Promise<void> {
+  const timeout = new Promise<void>((resolve) => setTimeout(resolve, 3000).unref());
+  const sent = run.publisher.publish('aborted', { phase: run.phase, reason }).catch(() => undefined);
+  await Promise.race([sent, timeout]);
+}
+
+/**
+ * Run the protocol once. Resolves with the summary that was published; on any failure or abort it
+ * publishes `aborted` (best effort, bounded) and throws: InterruptedError for an abort signal,
+ * otherwise the LlemError that ended the run (BackendError, TelemetryError, BusError ...).
+ */
+export async function runAgent(config: AgentConfig, deps: AgentDeps): Promise<AgentSummary> {
+  const run = new ProtocolRun(config, deps);
+  try {
+    return await protocol(run);
+  } catch (err) {
+    const aborted = run.signal.aborted;
+    const reason = aborted ? reasonOf(run.signal) : err instanceof Error ? err.message : String(err);
+    run.stop.abort(reason);
+    await publishAborted(run, reason);
+    if (aborted) {
+      const cause: unknown = deps.signal?.reason ?? err;
+      throw isLlemError(cause) && !(cause instanceof InterruptedError) ? cause : new InterruptedError(`run aborted during ${run.phase}: ${reason}`, { cause });
+    }
+    throw isLlemError(err) ? err : new LlemError('LLEM_E_RUN', `run failed during ${run.phase}: ${reason}`, { cause: err });
+  } finally {
+    run.close();
+    await deps.telemetry.stop();
+  }
+}

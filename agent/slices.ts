@@ -1,0 +1,91 @@
+// Latency sketches per time slice of the measurement window. Each slice is a delta: the aggregator
+// merges them all. A request belongs to the slice in which it completed.
+import type { SketchMessage } from '../api/protocol.ts';
+import type { LatencySketch } from '../lib/sketch/types.ts';
+import type { RequestResult } from './load/client.ts';
+
+export type SketchFactory = () => LatencySketch;
+export type SketchBody = Omit<SketchMessage, 'v' | 'kind' | 'seq' | 'sentAtMs' | 'simulated' | 'namespace' | 'experimentUid' | 'runId' | 'attempt' | 'replica'>;
+
+export interface WindowTotals {
+  requestsOk: number;
+  requestsFailed: number;
+  inputTokens: number;
+  outputTokens: number;
+}
+
+interface Slice {
+  ttft: LatencySketch;
+  itl: LatencySketch;
+  e2e: LatencySketch;
+  tpot: LatencySketch;
+  ok: number;
+  failed: number;
+  errors: Record<string, number>;
+  inputTokens: number;
+  outputTokens: number;
+}
+
+function encode(s: LatencySketch): string | undefined {
+  return s.count === 0 ? undefined : Buffer.from(s.serialize()).toString('base64');
+}
+
+export class SliceRecorder {
+  private index = 0;
+  private startMs: number;
+  private slice: Slice;
+  readonly totals: WindowTotals = { requestsOk: 0, requestsFailed: 0, inputTokens: 0, outputTokens: 0 };
+  private readonly createSketch: SketchFactory;
+
+  constructor(createSketch: SketchFactory, startWallMs: number) {
+    this.createSketch = createSketch;
+    this.startMs = startWallMs;
+    this.slice = this.fresh();
+  }
+
+  private fresh(): Slice {
+    const c = this.createSketch;
+    return { ttft: c(), itl: c(), e2e: c(), tpot: c(), ok: 0, failed: 0, errors: {}, inputTokens: 0, outputTokens: 0 };
+  }
+
+  add(r: RequestResult): void {
+    const s = this.slice;
+    // Tokens a failed request did stream still cost energy: they count, its latencies do not.
+    s.inputTokens += r.inputTokens;
+    s.outputTokens += r.outputTokens;
+    if (!r.ok) {
+      s.failed++;
+      const cls = r.errorClass ?? 'unknown';
+      s.errors[cls] = (s.errors[cls] ?? 0) + 1;
+      return;
+    }
+    s.ok++;
+    if (r.ttftMs !== null) s.ttft.add(r.ttftMs);
+    for (const gap of r.itlMs) s.itl.add(gap);
+    s.e2e.add(r.e2eMs);
+    if (r.tpotMs !== null) s.tpot.add(r.tpotMs);
+  }
+
+  /** Close the current slice at `endWallMs` and start the next one there. */
+  cut(endWallMs: number): SketchBody {
+    const s = this.slice;
+    const sketches: SketchBody['sketches'] = {};
+    const entries = [['ttftMs', s.ttft], ['itlMs', s.itl], ['e2eMs', s.e2e], ['tpotMs', s.tpot]] as const;
+    for (const [name, sketch] of entries) {
+      const b64 = encode(sketch);
+      if (b64 !== undefined) sketches[name] = b64;
+    }
+    const body: SketchBody = {
+      slice: this.index, sliceStartMs: this.startMs, sliceEndMs: endWallMs, requestsOk: s.ok, requestsFailed: s.failed,
+      errorClasses: s.errors, inputTokens: s.inputTokens, outputTokens: s.outputTokens, sketches,
+    };
+    this.totals.requestsOk += s.ok;
+    this.totals.requestsFailed += s.failed;
+    this.totals.inputTokens += s.inputTokens;
+    this.totals.outputTokens += s.outputTokens;
+    this.index++;
+    this.startMs = endWallMs;
+    this.slice = this.fresh();
+    return body;
+  }
+}

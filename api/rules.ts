@@ -1,0 +1,129 @@
+// Rules across several fields of one resolved configuration (after the sweep point is applied).
+// `field` is the dotted path the message is about (`vllm.tensorParallelSize`); `alsoFields` are the
+// other fields involved, so a violation caused by a swept value can be told from a plain spec error.
+import type { ModelSpec, TokenDistribution, WorkloadSpec } from './spec.ts';
+import type { ResolvedBackend } from './matrix.ts';
+
+export interface RuleViolation {
+  field: string;
+  message: string;
+  alsoFields: string[];
+}
+
+export interface RuleWarning {
+  field: string;
+  message: string;
+}
+
+interface ConfigurationContent {
+  backend: ResolvedBackend;
+  model: ModelSpec;
+  workload: WorkloadSpec;
+  gpusPerRun: number;
+}
+
+/** Longest possible value of a token-length distribution, or undefined when unbounded. */
+export function distributionMax(d: TokenDistribution): number | undefined {
+  if (d.distribution === 'fixed') return d.mean;
+  return d.max;
+}
+
+function parallelism(c: ConfigurationContent, out: RuleViolation[], warnings: RuleWarning[]): void {
+  const { backend } = c;
+  if (backend.type === 'pytorch') return;
+  const t = backend.type;
+  const { tensorParallelSize: tp, pipelineParallelSize: pp } = backend.params;
+  if (tp * pp > c.gpusPerRun) {
+    out.push({
+      field: `${t}.tensorParallelSize`,
+      alsoFields: [`${t}.pipelineParallelSize`, 'placement.gpusPerRun'],
+      message: `tensorParallelSize (${tp}) x pipelineParallelSize (${pp}) needs ${tp * pp} GPUs but placement.gpusPerRun is ${c.gpusPerRun}; raise gpusPerRun or lower the parallel sizes`,
+    });
+  } else if (tp * pp < c.gpusPerRun) {
+    warnings.push({
+      field: `${t}.tensorParallelSize`,
+      message: `tensorParallelSize x pipelineParallelSize = ${tp * pp} uses fewer GPUs than placement.gpusPerRun (${c.gpusPerRun}); the others idle but still draw power`,
+    });
+  }
+  const random = c.model.source.random;
+  if (random !== undefined && random.numHeads % tp !== 0) {
+    out.push({
+      field: `${t}.tensorParallelSize`,
+      alsoFields: ['model.source.random.numHeads'],
+      message: `tensorParallelSize (${tp}) must divide the model's numHeads (${random.numHeads})`,
+    });
+  }
+}
+
+function randomArchitecture(c: ConfigurationContent, out: RuleViolation[]): void {
+  const random = c.model.source.random;
+  if (random === undefined) return;
+  if (random.hiddenSize % random.numHeads !== 0) {
+    out.push({
+      field: 'model.source.random.hiddenSize',
+      alsoFields: ['model.source.random.numHeads'],
+      message: `hiddenSize (${random.hiddenSize}) must be a multiple of numHeads (${random.numHeads})`,
+    });
+  }
+  if (random.numHeads % random.numKvHeads !== 0) {
+    out.push({
+      field: 'model.source.random.numKvHeads',
+      alsoFields: ['model.source.random.numHeads'],
+      message: `numKvHeads (${random.numKvHeads}) must divide numHeads (${random.numHeads})`,
+    });
+  }
+}
+
+function vllmRules(c: ConfigurationContent, out: RuleViolation[], warnings: RuleWarning[]): void {
+  if (c.backend.type !== 'vllm') return;
+  const p = c.backend.params;
+  const spec = p.speculative;
+  if (spec !== undefined && spec.model === undefined && ['draftModel', 'eagle', 'eagle3'].includes(spec.method)) {
+    out.push({
+      field: 'vllm.speculative.model',
+      alsoFields: ['vllm.speculative.method'],
+      message: `required when speculative.method is "${spec.method}"`,
+    });
+  }
+  const synthetic = c.workload.dataset.synthetic;
+  if (p.maxModelLen !== undefined && synthetic !== undefined) {
+    const inMax = distributionMax(synthetic.inputTokens);
+    const outMax = c.workload.sampling.maxTokens ?? distributionMax(synthetic.outputTokens);
+    if (inMax !== undefined && outMax !== undefined && inMax + outMax > p.maxModelLen) {
+      out.push({
+        field: 'vllm.maxModelLen',
+        alsoFields: ['workload.dataset.synthetic.inputTokens', 'workload.dataset.synthetic.outputTokens', 'workload.sampling.maxTokens'],
+        message: `maxModelLen (${p.maxModelLen}) is shorter than the longest request (${inMax} input + ${outMax} output tokens)`,
+      });
+    }
+  }
+  if (c.workload.mode === 'concurrency' && c.workload.concurrency > p.maxNumSeqs) {
+    warnings.push({
+      field: 'workload.concurrency',
+      message: `concurrency (${c.workload.concurrency}) is above vllm.maxNumSeqs (${p.maxNumSeqs}); the excess queues in the server`,
+    });
+  }
+}
+
+function workloadRules(c: ConfigurationContent, out: RuleViolation[], warnings: RuleWarning[]): void {
+  const w = c.workload;
+  if (w.mode === 'rate' && w.ratePerSecond === undefined) {
+    out.push({ field: 'workload.ratePerSecond', alsoFields: ['workload.mode'], message: 'required when workload.mode is "rate"' });
+  }
+  if (w.mode === 'concurrency' && w.concurrency > w.requests) {
+    warnings.push({
+      field: 'workload.concurrency',
+      message: `concurrency (${w.concurrency}) is above requests (${w.requests}); the closed loop never fills`,
+    });
+  }
+}
+
+export function configurationRuleViolations(c: ConfigurationContent): { violations: RuleViolation[]; warnings: RuleWarning[] } {
+  const violations: RuleViolation[] = [];
+  const warnings: RuleWarning[] = [];
+  parallelism(c, violations, warnings);
+  randomArchitecture(c, violations);
+  vllmRules(c, violations, warnings);
+  workloadRules(c, violations, warnings);
+  return { violations, warnings };
+}

@@ -1,0 +1,154 @@
+// Validation of a whole EnergyExperiment: schema (zod), rules across fields, and the run matrix.
+// Every issue carries the user-facing field path; unknown fields get a did-you-mean hint.
+import type { z } from 'zod';
+import { didYouMean, formatPath, type PathSegment } from './paths.ts';
+import { EnergyExperimentSchema, BACKEND_TYPES, type EnergyExperiment } from './spec.ts';
+import { expandRunMatrix, type RunMatrix } from './matrix.ts';
+
+export interface SpecIssue {
+  path: string;
+  message: string;
+}
+
+export type ValidationResult =
+  | { ok: true; experiment: EnergyExperiment; matrix: RunMatrix; warnings: SpecIssue[] }
+  | { ok: false; issues: SpecIssue[]; warnings: SpecIssue[] };
+
+interface ZodDefLike {
+  type: string;
+  shape?: Record<string, z.ZodType>;
+  innerType?: z.ZodType;
+  in?: z.ZodType;
+  element?: z.ZodType;
+  valueType?: z.ZodType;
+  options?: z.ZodType[];
+}
+
+function defOf(schema: z.ZodType): ZodDefLike {
+  return (schema as unknown as { _zod: { def: ZodDefLike } })._zod.def;
+}
+
+function unwrap(schema: z.ZodType): z.ZodType {
+  let s = schema;
+  for (let i = 0; i < 16; i++) {
+    const d = defOf(s);
+    const inner = d.innerType ?? (d.type === 'pipe' ? d.in : undefined);
+    if (inner === undefined) return s;
+    s = inner;
+  }
+  return s;
+}
+
+/** The field names an object schema accepts at `path` (empty when it is not an object). */
+export function knownFieldsAt(schema: z.ZodType, path: readonly PathSegment[]): string[] {
+  let s = unwrap(schema);
+  for (const seg of path) {
+    const d = defOf(s);
+    const next =
+      d.type === 'object' ? d.shape?.[String(seg)] : d.type === 'array' ? d.element : d.type === 'record' ? d.valueType : undefined;
+    if (next === undefined) return [];
+    s = unwrap(next);
+  }
+  const d = defOf(s);
+  return d.type === 'object' ? Object.keys(d.shape ?? {}) : [];
+}
+
+function betterMessage(issue: z.core.$ZodIssue): string | undefined {
+  if (issue.code === 'invalid_type' && /received undefined$/.test(issue.message)) return `required (expected ${issue.expected})`;
+  if (issue.code === 'invalid_key') return issue.issues.map((i) => i.message).join('; ');
+  return undefined;
+}
+
+/** zod issues -> user-facing issues, one per unknown field. */
+export function issuesFromZod(schema: z.ZodType, issues: readonly z.core.$ZodIssue[], prefix: readonly PathSegment[] = []): SpecIssue[] {
+  const out: SpecIssue[] = [];
+  for (const issue of issues) {
+    const at = [...prefix, ...(issue.path as PathSegment[])];
+    if (issue.code === 'unrecognized_keys') {
+      const known = knownFieldsAt(schema, issue.path as PathSegment[]);
+      for (const key of issue.keys) {
+        const hint = didYouMean(key, known);
+        const tail = hint !== undefined ? `; did you mean "${hint}"?` : known.length > 0 ? `; known fields: ${known.join(', ')}` : '';
+        out.push({ path: formatPath([...at, key]), message: `unknown field "${key}"${tail}` });
+      }
+      continue;
+    }
+    out.push({ path: formatPath(at), message: betterMessage(issue) ?? issue.message });
+  }
+  return out;
+}
+
+function backendNameIssues(e: EnergyExperiment): SpecIssue[] {
+  const issues: SpecIssue[] = [];
+  const firstIndex = new Map<string, number>();
+  e.spec.backends.forEach((b, i) => {
+    const name = b.name ?? b.type;
+    const first = firstIndex.get(name);
+    if (first === undefined) {
+      firstIndex.set(name, i);
+      return;
+    }
+    issues.push({
+      path: formatPath(['spec', 'backends', i, b.name === undefined ? 'type' : 'name']),
+      message: `backend name "${name}" is already used by spec.backends[${first}]; give each entry a unique name`,
+    });
+  });
+  return issues;
+}
+
+function sweepRootIssues(e: EnergyExperiment): SpecIssue[] {
+  const present = new Set(e.spec.backends.map((b) => b.type));
+  const issues: SpecIssue[] = [];
+  const check = (path: string, at: PathSegment[]): void => {
+    const root = path.split('.')[0] ?? '';
+    if ((BACKEND_TYPES as readonly string[]).includes(root) && !present.has(root as (typeof BACKEND_TYPES)[number])) {
+      issues.push({ path: formatPath(at), message: `sweeps "${path}" but no backend of type "${root}" is listed in spec.backends` });
+    }
+  };
+  for (const path of Object.keys(e.spec.sweep.axes)) check(path, ['spec', 'sweep', 'axes', path]);
+  e.spec.sweep.points.forEach((p, i) => {
+    for (const path of Object.keys(p)) check(path, ['spec', 'sweep', 'points', i, path]);
+  });
+  return issues;
+}
+
+function specWarnings(e: EnergyExperiment): SpecIssue[] {
+  const m = e.spec.measurement;
+  const warnings: SpecIssue[] = [];
+  if (m.minWindowSeconds < 5) {
+    warnings.push({
+      path: 'spec.measurement.minWindowSeconds',
+      message: `${m.minWindowSeconds} s is below 5 s: the NVML energy counter updates about every 100 ms, so short windows are coarse and get flagged`,
+    });
+  }
+  return warnings;
+}
+
+/** Parse, default and check an EnergyExperiment; never throws for bad input. */
+export function validateEnergyExperiment(input: unknown): ValidationResult {
+  const parsed = EnergyExperimentSchema.safeParse(input);
+  if (!parsed.success) return { ok: false, issues: issuesFromZod(EnergyExperimentSchema, parsed.error.issues), warnings: [] };
+  const experiment = parsed.data;
+  const warnings = specWarnings(experiment);
+  const issues = [...backendNameIssues(experiment), ...sweepRootIssues(experiment)];
+  if (issues.length > 0) return { ok: false, issues, warnings };
+  const matrix = expandRunMatrix(experiment.spec);
+  warnings.push(...matrix.warnings);
+  const fatal = matrix.rejected.filter((r) => !(experiment.spec.sweep.skipInvalid && r.involvesSweep));
+  issues.push(...matrix.errors, ...fatal.map((r) => ({ path: r.path, message: r.message })));
+  if (issues.length === 0 && matrix.configurations.length === 0) {
+    issues.push({ path: 'spec.sweep', message: 'every combination was skipped as invalid; nothing would run' });
+  }
+  if (issues.length > 0) return { ok: false, issues: dedupe(issues), warnings };
+  return { ok: true, experiment, matrix, warnings };
+}
+
+function dedupe(issues: SpecIssue[]): SpecIssue[] {
+  const seen = new Set<string>();
+  return issues.filter((i) => {
+    const key = `${i.path}\0${i.message}`;
+    if (seen.has(key)) return false;
+    seen.add(key);
+    return true;
+  });
+}

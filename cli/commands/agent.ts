@@ -1,0 +1,105 @@
+// `llem agent [--config FILE] [-- CMD ARGS...]`: run the measurement protocol for one run replica,
+// supervising the backend server CMD as a child process group when given. Configuration:
+// agent/config.ts (LLEM_AGENT_CONFIG, LLEM_NATS_*). SIGTERM/SIGINT at any phase: stop the load,
+// publish `aborted`, stop the backend group, exit non-zero within 10 s.
+import { constants } from 'node:os';
+import { parseArgs } from 'node:util';
+import { loadAgentEnvironment, type AgentEnvironment } from '../../agent/config.ts';
+import { JsonLinesBus } from '../../agent/json-lines-bus.ts';
+import { runAgent } from '../../agent/runner.ts';
+import { describeExit, startBackend, type BackendProcess } from '../../agent/supervisor.ts';
+import { createNvmlTelemetry, createSimulatedGpu } from '../../agent/telemetry/sampler.ts';
+import type { GpuTelemetry } from '../../agent/telemetry/types.ts';
+import { openNatsBus } from '../../lib/bus/index.ts';
+import type { Bus } from '../../lib/bus/types.ts';
+import { BackendError, InterruptedError, InvalidInputError, isLlemError } from '../../lib/errors.ts';
+import { rootLogger } from '../../lib/log.ts';
+import { createLatencySketch } from '../../lib/sketch/index.ts';
+
+const USAGE = `usage: llem agent [--config FILE] [-- CMD ARGS...]
+
+Runs the measurement protocol for one run replica against the OpenAI-compatible backend at
+backend.baseUrl. With CMD, starts it as a supervised child process group first.
+Configuration: --config FILE or LLEM_AGENT_CONFIG (JSON); broker: LLEM_NATS_URL (unset: wire
+messages are printed to stdout as JSON lines, start.mode must be "immediate").
+`;
+
+/** The abort deadline: everything after a signal must finish inside 10 s. */
+const HARD_EXIT_MS = 9000;
+const BACKEND_GRACE_MS = 5000;
+
+async function openBus(env: AgentEnvironment): Promise<Bus> {
+  if (env.nats === null) return new JsonLinesBus(process.stdout);
+  const { servers, tls, ...auth } = env.nats;
+  const p = env.config.publisher;
+  return openNatsBus({ servers, name: `llem-agent-${p.runId}-${p.replica}`, ...auth, ...(tls === undefined ? {} : { tls }) }, 'LLEM_NATS_*');
+}
+
+function telemetryFor(env: AgentEnvironment): GpuTelemetry {
+  const m = env.config.measurement;
+  const cadence = { sampleIntervalMs: m.sampleIntervalMs, batchIntervalMs: m.telemetryBatchMs };
+  if (env.config.telemetry.source === 'simulated') return createSimulatedGpu({ ...cadence, ...env.config.telemetry.simulated });
+  return createNvmlTelemetry({ ...cadence, libraryPath: env.nvmlLibrary, visibility: env.visibility });
+}
+
+function parse(argv: string[]): { configFile: string | undefined; command: string[]; help: boolean } {
+  const dash = argv.indexOf('--');
+  const own = dash < 0 ? argv : argv.slice(0, dash);
+  const command = dash < 0 ? [] : argv.slice(dash + 1);
+  try {
+    const { values } = parseArgs({ args: own, options: { config: { type: 'string' }, help: { type: 'boolean', short: 'h' } }, strict: true });
+    return { configFile: values.config, command, help: values.help === true };
+  } catch (err) {
+    throw new InvalidInputError([{ file: 'llem agent', path: '', message: `${(err as Error).message}\n${USAGE}` }]);
+  }
+}
+
+/** Wire SIGTERM/SIGINT and backend death to one abort; returns a disposer. */
+function watch(abort: AbortController, backend: BackendProcess | null, received: { signal?: NodeJS.Signals }): () => void {
+  const onSignal = (sig: NodeJS.Signals): void => {
+    received.signal = sig;
+    setTimeout(() => process.exit(128 + constants.signals[sig]), HARD_EXIT_MS).unref();
+    abort.abort(new InterruptedError(`received ${sig}`));
+  };
+  const forward = (sig: NodeJS.Signals): void => backend?.signal(sig);
+  process.on('SIGTERM', onSignal).on('SIGINT', onSignal).on('SIGHUP', forward).on('SIGUSR1', forward).on('SIGUSR2', forward);
+  void backend?.exited.then((exit) => {
+    if (backend.terminating) return;
+    const tail = backend.tail().slice(-10).join('\n  ');
+    abort.abort(new BackendError(`backend ${describeExit(exit)}; last lines:\n  ${tail}`));
+  });
+  return () => {
+    process.off('SIGTERM', onSignal).off('SIGINT', onSignal).off('SIGHUP', forward).off('SIGUSR1', forward).off('SIGUSR2', forward);
+  };
+}
+
+export async function main(argv: string[]): Promise<number> {
+  const args = parse(argv);
+  if (args.help) {
+    process.stdout.write(USAGE);
+    return 0;
+  }
+  const env = loadAgentEnvironment(process.env, args.configFile);
+  const log = rootLogger.child({ component: 'agent', run: env.config.publisher.runId, replica: env.config.publisher.replica });
+  const bus = await openBus(env);
+  const [cmd, ...cmdArgs] = args.command;
+  const backend = cmd === undefined ? null : startBackend(cmd, cmdArgs, { logger: log });
+  const abort = new AbortController();
+  const received: { signal?: NodeJS.Signals } = {};
+  const unwatch = watch(abort, backend, received);
+  try {
+    const summary = await runAgent(env.config, { bus, telemetry: telemetryFor(env), createSketch: createLatencySketch, signal: abort.signal, logger: log });
+    log.info({ requestsOk: summary.requestsOk, requestsFailed: summary.requestsFailed, warnings: summary.warnings }, 'run complete');
+    return 0;
+  } catch (err) {
+    log.error({ err }, 'run did not complete');
+    if (isLlemError(err)) process.stderr.write(`llem agent: ${err.message}\n`);
+    // Killed by a signal: the conventional 128 + signal number (143 for SIGTERM).
+    if (received.signal !== undefined) return 128 + constants.signals[received.signal];
+    return isLlemError(err) ? err.exitCode : 1;
+  } finally {
+    unwatch();
+    if (backend !== null) log.info({ exit: describeExit(await backend.terminate(BACKEND_GRACE_MS)) }, 'backend stopped');
+    await bus.close().catch(() => undefined);
+  }
+}

@@ -1,0 +1,52 @@
+// The agent's configuration for one pod (contract: agent/config.ts, read from LLEM_AGENT_CONFIG).
+// Built here from the validated spec; the controller never imports agent/, so this is plain data.
+import type { TokenDistribution, WorkloadSpec } from '../api/spec.ts';
+import type { PodRequest } from './pods.ts';
+import { SERVER_PORT } from './server-command.ts';
+
+type Distribution = Omit<TokenDistribution, never>;
+
+function distribution(d: TokenDistribution): Distribution {
+  return Object.fromEntries(Object.entries(d).filter(([, v]) => v !== undefined)) as Distribution;
+}
+
+function workloadConfig(w: WorkloadSpec): Record<string, unknown> {
+  const synthetic = w.dataset.synthetic;
+  return {
+    api: w.api,
+    mode: w.mode,
+    requests: w.requests,
+    concurrency: w.concurrency,
+    ...(w.ratePerSecond !== undefined ? { ratePerSecond: w.ratePerSecond } : {}),
+    ...(synthetic !== undefined
+      ? { inputTokens: distribution(synthetic.inputTokens), outputTokens: distribution(synthetic.outputTokens), seed: synthetic.seed }
+      : {}),
+    ...(w.dataset.prompts !== undefined ? { prompts: w.dataset.prompts } : {}),
+    ignoreEos: w.ignoreEos,
+    temperature: w.sampling.temperature,
+    requestTimeoutSeconds: w.requestTimeoutSeconds,
+  };
+}
+
+/** JSON-ready AgentConfig input for one (run, attempt, replica). */
+export function agentConfigFor(req: PodRequest, simulate: boolean): Record<string, unknown> {
+  const { experiment, configuration, spec, run } = req;
+  const m = spec.measurement;
+  return {
+    publisher: { namespace: experiment.namespace, experimentUid: experiment.uid, runId: run.id, attempt: req.attempt, replica: req.replica },
+    backend: { name: configuration.backend.type, baseUrl: `http://127.0.0.1:${SERVER_PORT}`, readinessPath: '/health' },
+    model: spec.model.name,
+    configHash: configuration.configHash,
+    workload: workloadConfig(configuration.workload),
+    measurement: {
+      warmupRequests: m.warmupRequests,
+      baselineSeconds: m.baselineSeconds,
+      sampleIntervalMs: m.sampleIntervalMs,
+      minWindowSeconds: m.minWindowSeconds,
+      cooldownSeconds: m.cooldownSeconds,
+      steadyState: m.steadyState,
+    },
+    start: { mode: 'signal', timeoutSeconds: Math.max(60, spec.policy.runTimeoutSeconds) },
+    telemetry: { source: simulate ? 'simulated' : 'nvml', ...(simulate ? { simulated: { gpuCount: spec.placement.gpusPerRun } } : {}) },
+  };
+}

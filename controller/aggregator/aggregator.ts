@@ -1,0 +1,145 @@
+// The streaming aggregator: pure state, no I/O. The bus consumer feeds it decoded wire messages
+// with their JetStream stream sequence; the controller reads results() and persists checkpoint()
+// bytes next to lastStreamSeq so a restarted controller resumes without double counting.
+import { z } from 'zod';
+import type { WireMessage } from '../../api/protocol.ts';
+import { CheckpointError, InvalidInputError } from '../../lib/errors.ts';
+import { runResult, type RunResult } from './run-results.ts';
+import { RunState, type ApplyOutcome } from './run-state.ts';
+import { configResult, experimentResult, type ConfigResult, type ExperimentResult, type RollupInput } from './rollup.ts';
+import {
+  AggregatorPlanSchema, CHECKPOINT_FORMAT, CHECKPOINT_VERSION, CheckpointSchema,
+  type AggregatorPlan, type CheckpointData, type PlannedRun,
+} from './state.ts';
+
+export interface AggregateResults {
+  experimentUid: string;
+  /** Highest stream sequence seen; resume the consumer after it. */
+  lastStreamSeq: number;
+  runs: RunResult[];
+  configurations: ConfigResult[];
+  experiment: ExperimentResult;
+}
+
+const encoder = new TextEncoder();
+const decoder = new TextDecoder('utf-8', { fatal: true });
+
+export class Aggregator {
+  private readonly plan: AggregatorPlan;
+  private readonly planned = new Map<string, PlannedRun>();
+  private readonly runs = new Map<string, RunState>();
+  private streamSeq = 0;
+
+  constructor(plan: AggregatorPlan) {
+    const parsed = AggregatorPlanSchema.safeParse(plan);
+    if (!parsed.success) {
+      throw new InvalidInputError([{ file: 'run plan', path: '', message: z.prettifyError(parsed.error) }]);
+    }
+    this.plan = parsed.data;
+    for (const [i, r] of this.plan.runs.entries()) {
+      if (this.planned.has(r.runId)) {
+        throw new InvalidInputError([{ file: 'run plan', path: `runs.${i}.runId`, message: `run id ${r.runId} appears twice; run ids must be unique` }]);
+      }
+      this.planned.set(r.runId, r);
+    }
+  }
+
+  get lastStreamSeq(): number {
+    return this.streamSeq;
+  }
+
+  /**
+   * Applies one message. `streamSeq` is its JetStream stream sequence: strictly increasing over
+   * the stream, so one at or below the last seen is a redelivery and counts as a duplicate.
+   */
+  apply(message: WireMessage, streamSeq: number): ApplyOutcome {
+    if (streamSeq <= this.streamSeq) {
+      return { outcome: 'duplicate', reason: `stream sequence ${streamSeq} is at or below the last applied ${this.streamSeq}` };
+    }
+    this.streamSeq = streamSeq;
+    if (message.experimentUid !== this.plan.experimentUid) {
+      return { outcome: 'rejected', reason: `message is for experiment ${message.experimentUid}, not ${this.plan.experimentUid}` };
+    }
+    const plan = this.planned.get(message.runId);
+    if (plan === undefined) return { outcome: 'rejected', reason: `run ${message.runId} is not in the run plan` };
+    let run = this.runs.get(message.runId);
+    if (run !== undefined && message.attempt < run.data.attempt) {
+      return { outcome: 'stale-attempt', reason: `attempt ${message.attempt} of run ${message.runId} is older than attempt ${run.data.attempt}` };
+    }
+    if (run === undefined || message.attempt > run.data.attempt) {
+      // A newer attempt replaces everything the older one contributed.
+      run = RunState.fresh(plan, message.attempt);
+      this.runs.set(message.runId, run);
+    }
+    return run.apply(message);
+  }
+
+  /** Per-run, per-configuration and per-experiment results; a pure function of the applied messages. */
+  results(): AggregateResults {
+    const inputs: RollupInput[] = this.plan.runs.map((p) => {
+      const state = this.runs.get(p.runId);
+      return { result: runResult(p, state), state, failurePolicy: p.failurePolicy };
+    });
+    const byConfig = new Map<string, RollupInput[]>();
+    for (const i of inputs) {
+      const list = byConfig.get(i.result.configId) ?? [];
+      list.push(i);
+      byConfig.set(i.result.configId, list);
+    }
+    const configurations = [...byConfig.entries()].map(([id, list]) => configResult(id, list));
+    return {
+      experimentUid: this.plan.experimentUid,
+      lastStreamSeq: this.streamSeq,
+      runs: inputs.map((i) => i.result),
+      configurations,
+      experiment: experimentResult(this.plan.experimentUid, inputs, configurations),
+    };
+  }
+
+  /** results() as JSON: byte-identical for the same messages in the same order. */
+  resultsJson(): string {
+    return JSON.stringify(this.results());
+  }
+
+  /** The whole state as versioned bytes (UTF-8 JSON; sketches in their lossless binary form). */
+  checkpoint(): Uint8Array {
+    const data: CheckpointData = {
+      format: CHECKPOINT_FORMAT,
+      version: CHECKPOINT_VERSION,
+      plan: this.plan,
+      lastStreamSeq: this.streamSeq,
+      runs: this.plan.runs.flatMap((p) => {
+        const r = this.runs.get(p.runId);
+        return r === undefined ? [] : [r.toData()];
+      }),
+    };
+    return encoder.encode(JSON.stringify(data));
+  }
+
+  static restore(bytes: Uint8Array): Aggregator {
+    let raw: unknown;
+    try {
+      raw = JSON.parse(decoder.decode(bytes));
+    } catch (err) {
+      throw new CheckpointError(`aggregator checkpoint is not UTF-8 JSON: ${(err as Error).message}`, { cause: err });
+    }
+    const version = (raw as { version?: unknown } | null)?.version;
+    if (version !== CHECKPOINT_VERSION) {
+      throw new CheckpointError(`aggregator checkpoint version ${String(version)} is not supported (this build reads ${CHECKPOINT_VERSION})`);
+    }
+    const parsed = CheckpointSchema.safeParse(raw);
+    if (!parsed.success) throw new CheckpointError(`aggregator checkpoint is malformed: ${z.prettifyError(parsed.error)}`);
+    const agg = new Aggregator(parsed.data.plan);
+    agg.streamSeq = parsed.data.lastStreamSeq;
+    for (const data of parsed.data.runs) {
+      const plan = agg.planned.get(data.runId);
+      if (plan === undefined) throw new CheckpointError(`aggregator checkpoint holds run ${data.runId}, which its plan lacks`);
+      try {
+        agg.runs.set(data.runId, RunState.fromData(plan, data));
+      } catch (err) {
+        throw new CheckpointError(`aggregator checkpoint: run ${data.runId} has an undecodable sketch: ${(err as Error).message}`, { cause: err });
+      }
+    }
+    return agg;
+  }
+}

@@ -1,0 +1,14 @@
+// The streaming aggregator: wire messages in, per-run / per-configuration / per-experiment results out.
+export { Aggregator, type AggregateResults } from './aggregator.ts';
+export type { ApplyOutcome } from './run-state.ts';
+export type { RunStatus } from './completeness.ts';
+export {
+  RUN_METRICS, QUANTILES,
+  type RunResult, type RunMetric, type GpuEnergyResult, type LatencySummary, type QuantileName,
+} from './run-results.ts';
+export type { ConfigResult, ExperimentResult } from './rollup.ts';
+export { cycleStats, studentTQuantile, type CycleStats } from './stats.ts';
+export {
+  FAILURE_POLICIES, LATENCY_METRICS, CHECKPOINT_VERSION,
+  type FailurePolicy, type PlannedRun, type AggregatorPlan, type LatencyMetric,
+} from './state.ts';

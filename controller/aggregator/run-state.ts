@@ -1,0 +1,174 @@
+// One run's state for its current attempt: publishers (one per replica) with sequence tracking,
+// energy segments per GPU, and the run's merged latency sketches.
+import type { SketchMessage, SummaryMessage, WireMessage } from '../../api/protocol.ts';
+import { MergingDigest } from '../../lib/sketch/index.ts';
+import { applyTelemetry } from './energy.ts';
+import { LATENCY_METRICS, newPublisher, type LatencyMetric, type PlannedRun, type PublisherState, type RunStateData } from './state.ts';
+
+export type ApplyOutcome =
+  | { outcome: 'applied' }
+  | { outcome: 'duplicate'; reason: string }
+  | { outcome: 'stale-attempt'; reason: string }
+  | { outcome: 'rejected'; reason: string };
+
+type Sketches = Record<LatencyMetric, MergingDigest | null>;
+
+function emptySketches(): Sketches {
+  return { ttftMs: null, itlMs: null, e2eMs: null, tpotMs: null };
+}
+
+export class RunState {
+  readonly sketches: Sketches;
+
+  private constructor(
+    readonly plan: PlannedRun,
+    readonly data: RunStateData,
+    sketches: Sketches,
+  ) {
+    this.sketches = sketches;
+  }
+
+  static fresh(plan: PlannedRun, attempt: number): RunState {
+    const data: RunStateData = {
+      runId: plan.runId,
+      attempt,
+      simulated: false,
+      publishers: [],
+      gpus: [],
+      errorClasses: {},
+      sketches: { ttftMs: null, itlMs: null, e2eMs: null, tpotMs: null },
+    };
+    return new RunState(plan, data, emptySketches());
+  }
+
+  static fromData(plan: PlannedRun, data: RunStateData): RunState {
+    const sketches = emptySketches();
+    for (const k of LATENCY_METRICS) {
+      const b64 = data.sketches[k];
+      sketches[k] = b64 === null ? null : MergingDigest.deserialize(Buffer.from(b64, 'base64'));
+    }
+    return new RunState(plan, { ...data, sketches: { ttftMs: null, itlMs: null, e2eMs: null, tpotMs: null } }, sketches);
+  }
+
+  toData(): RunStateData {
+    const out = { ttftMs: null, itlMs: null, e2eMs: null, tpotMs: null } as Record<LatencyMetric, string | null>;
+    for (const k of LATENCY_METRICS) {
+      const s = this.sketches[k];
+      out[k] = s === null ? null : Buffer.from(s.serializeState()).toString('base64');
+    }
+    return { ...this.data, sketches: out };
+  }
+
+  publisher(replica: number): PublisherState | undefined {
+    return this.data.publishers.find((p) => p.replica === replica);
+  }
+
+  /** Applies a message of this run's current attempt, at most once per (replica, seq). */
+  apply(m: WireMessage): ApplyOutcome {
+    if (m.replica >= this.plan.replicas) {
+      return { outcome: 'rejected', reason: `replica ${m.replica} is outside the ${this.plan.replicas} planned for run ${m.runId}` };
+    }
+    const pub = this.publisherFor(m.replica);
+    if (m.seq <= pub.contiguousUpTo || pub.ahead.includes(m.seq)) {
+      return { outcome: 'duplicate', reason: `run ${m.runId} attempt ${m.attempt} replica ${m.replica} seq ${m.seq} already applied` };
+    }
+    markSeq(pub, m.seq);
+    pub.received[m.kind] += 1;
+    if (m.simulated) this.data.simulated = true;
+    const problem = this.applyBody(pub, m);
+    if (problem !== null) {
+      pub.problems.push(`seq ${m.seq} (${m.kind}): ${problem}`);
+      return { outcome: 'rejected', reason: problem };
+    }
+    return { outcome: 'applied' };
+  }
+
+  private publisherFor(replica: number): PublisherState {
+    let pub = this.publisher(replica);
+    if (pub === undefined) {
+      pub = newPublisher(replica);
+      this.data.publishers.push(pub);
+      this.data.publishers.sort((a, b) => a.replica - b.replica);
+    }
+    return pub;
+  }
+
+  /** Returns a problem description when the message's content could not be used. */
+  private applyBody(pub: PublisherState, m: WireMessage): string | null {
+    switch (m.kind) {
+      case 'hello':
+        pub.gpuUuids = m.environment.gpus.map((g) => g.uuid);
+        pub.configHash = m.environment.configHash;
+        return null;
+      case 'ready':
+        return null;
+      case 'sketch':
+        return this.applySketch(pub, m);
+      case 'telemetry':
+        applyTelemetry(this.data.gpus, m);
+        return null;
+      case 'summary':
+        pub.summary = summaryState(m);
+        return null;
+      case 'aborted':
+        pub.aborted = { phase: m.phase, reason: m.reason };
+        return null;
+    }
+  }
+
+  private applySketch(pub: PublisherState, m: SketchMessage): string | null {
+    // Decode everything first so a bad payload leaves the run's sketches untouched.
+    const decoded: Partial<Record<LatencyMetric, MergingDigest>> = {};
+    for (const k of LATENCY_METRICS) {
+      const b64 = m.sketches[k];
+      if (b64 === undefined) continue;
+      try {
+        decoded[k] = MergingDigest.deserialize(Buffer.from(b64, 'base64'));
+      } catch (err) {
+        return `sketch ${k} could not be decoded: ${(err as Error).message}`;
+      }
+    }
+    for (const k of LATENCY_METRICS) {
+      const d = decoded[k];
+      if (d === undefined) continue;
+      const target = (this.sketches[k] ??= new MergingDigest({ compression: d.compression, scale: d.scale }));
+      target.merge(d);
+    }
+    pub.requestsOk += m.requestsOk;
+    pub.requestsFailed += m.requestsFailed;
+    pub.inputTokens += m.inputTokens;
+    pub.outputTokens += m.outputTokens;
+    for (const [cls, n] of Object.entries(m.errorClasses)) this.data.errorClasses[cls] = (this.data.errorClasses[cls] ?? 0) + n;
+    return null;
+  }
+}
+
+function markSeq(pub: PublisherState, seq: number): void {
+  if (seq === pub.contiguousUpTo + 1) {
+    pub.contiguousUpTo = seq;
+    while (pub.ahead.length > 0 && pub.ahead[0] === pub.contiguousUpTo + 1) {
+      pub.contiguousUpTo += 1;
+      pub.ahead.shift();
+    }
+    return;
+  }
+  pub.ahead.push(seq);
+  pub.ahead.sort((a, b) => a - b);
+}
+
+function summaryState(m: SummaryMessage): PublisherState['summary'] {
+  return {
+    seq: m.seq,
+    messagesBefore: m.messagesBefore,
+    countsByKind: { ...m.countsByKind },
+    requestsOk: m.requestsOk,
+    requestsFailed: m.requestsFailed,
+    inputTokens: m.inputTokens,
+    outputTokens: m.outputTokens,
+    baselineStartMs: m.baselineStartMs,
+    baselineEndMs: m.baselineEndMs,
+    windowStartMs: m.windowStartMs,
+    windowEndMs: m.windowEndMs,
+    warnings: [...m.warnings],
+  };
+}

@@ -1,0 +1,145 @@
+// The aggregator's mergeable state as plain data. The zod schemas double as the checkpoint
+// validator, so the state and its persisted form cannot drift apart. No raw samples live here:
+// every field is a running sum, a bound, or a sketch.
+import { z } from 'zod';
+
+export const FAILURE_POLICIES = ['strict', 'bestEffort'] as const;
+export type FailurePolicy = (typeof FAILURE_POLICIES)[number];
+
+export const PlannedRunSchema = z.object({
+  runId: z.string().min(1),
+  configId: z.string().min(1),
+  configHash: z.string(),
+  cycle: z.number().int().min(0),
+  /** Data-parallel pods of this run; each is one publisher with its own seq. */
+  replicas: z.number().int().min(1),
+  failurePolicy: z.enum(FAILURE_POLICIES),
+});
+export type PlannedRun = z.infer<typeof PlannedRunSchema>;
+
+export const AggregatorPlanSchema = z.object({
+  experimentUid: z.string().min(1),
+  runs: z.array(PlannedRunSchema),
+});
+export type AggregatorPlan = z.infer<typeof AggregatorPlanSchema>;
+
+const KIND_COUNTS = { hello: z.number(), ready: z.number(), sketch: z.number(), telemetry: z.number() };
+
+export const SummaryStateSchema = z.object({
+  seq: z.number(),
+  messagesBefore: z.number(),
+  countsByKind: z.object(KIND_COUNTS),
+  requestsOk: z.number(),
+  requestsFailed: z.number(),
+  inputTokens: z.number(),
+  outputTokens: z.number(),
+  baselineStartMs: z.number().nullable(),
+  baselineEndMs: z.number().nullable(),
+  windowStartMs: z.number(),
+  windowEndMs: z.number(),
+  warnings: z.array(z.string()),
+});
+export type SummaryState = z.infer<typeof SummaryStateSchema>;
+
+export const PublisherStateSchema = z.object({
+  replica: z.number(),
+  /** Every seq in 1..contiguousUpTo has been applied. */
+  contiguousUpTo: z.number(),
+  /** Applied seqs above contiguousUpTo (arrived early), ascending. Empty in the normal case. */
+  ahead: z.array(z.number()),
+  received: z.object({ ...KIND_COUNTS, summary: z.number(), aborted: z.number() }),
+  /** Sums over this publisher's sketch messages, checked against its summary. */
+  requestsOk: z.number(),
+  requestsFailed: z.number(),
+  inputTokens: z.number(),
+  outputTokens: z.number(),
+  gpuUuids: z.array(z.string()).nullable(),
+  configHash: z.string().nullable(),
+  summary: SummaryStateSchema.nullable(),
+  aborted: z.object({ phase: z.string(), reason: z.string() }).nullable(),
+  /** Messages of this publisher that could not be used (e.g. an undecodable sketch). */
+  problems: z.array(z.string()),
+});
+export type PublisherState = z.infer<typeof PublisherStateSchema>;
+
+/** Running integration of one GPU over one protocol segment (baseline or window). */
+export const SegmentStateSchema = z.object({
+  startMs: z.number(),
+  startMj: z.number().nullable(),
+  startMissing: z.string().nullable(),
+  endMs: z.number().nullable(),
+  endMj: z.number().nullable(),
+  endMissing: z.string().nullable(),
+  lastMs: z.number(),
+  lastPowerW: z.number().nullable(),
+  /** Last non-null counter reading, when it was taken, and the power integral at that moment. */
+  lastMj: z.number().nullable(),
+  lastMjMs: z.number(),
+  powerIntegralAtLastMj: z.number(),
+  coveredMsAtLastMj: z.number(),
+  /** Sum of non-negative counter deltas. */
+  counterMj: z.number(),
+  /** Counter decreases (reset or wrap) whose span was replaced by integrated sampled power. */
+  resets: z.array(z.object({ atMs: z.number(), integratedMj: z.number().nullable() })),
+  /** Trapezoid integral of sampled power, W·ms = mJ, and the time it covers. */
+  powerIntegralMj: z.number(),
+  coveredMs: z.number(),
+  powerSumW: z.number(),
+  powerCount: z.number(),
+  peakPowerW: z.number().nullable(),
+  outOfOrder: z.number(),
+});
+export type SegmentState = z.infer<typeof SegmentStateSchema>;
+
+export const GpuStateSchema = z.object({
+  replica: z.number(),
+  gpuUuid: z.string(),
+  baseline: SegmentStateSchema.nullable(),
+  window: SegmentStateSchema.nullable(),
+});
+export type GpuState = z.infer<typeof GpuStateSchema>;
+
+export const LATENCY_METRICS = ['ttftMs', 'itlMs', 'e2eMs', 'tpotMs'] as const;
+export type LatencyMetric = (typeof LATENCY_METRICS)[number];
+
+export const RunStateSchema = z.object({
+  runId: z.string(),
+  attempt: z.number(),
+  simulated: z.boolean(),
+  publishers: z.array(PublisherStateSchema),
+  gpus: z.array(GpuStateSchema),
+  errorClasses: z.record(z.string(), z.number()),
+  /** base64 of MergingDigest.serializeState() (lossless), or null when the run has none yet. */
+  sketches: z.object({ ttftMs: z.string().nullable(), itlMs: z.string().nullable(), e2eMs: z.string().nullable(), tpotMs: z.string().nullable() }),
+});
+export type RunStateData = z.infer<typeof RunStateSchema>;
+
+export const CHECKPOINT_FORMAT = 'llem-aggregator-checkpoint';
+export const CHECKPOINT_VERSION = 1;
+
+export const CheckpointSchema = z.object({
+  format: z.literal(CHECKPOINT_FORMAT),
+  version: z.literal(CHECKPOINT_VERSION),
+  plan: AggregatorPlanSchema,
+  lastStreamSeq: z.number(),
+  runs: z.array(RunStateSchema),
+});
+export type CheckpointData = z.infer<typeof CheckpointSchema>;
+
+export function newPublisher(replica: number): PublisherState {
+  return {
+    replica,
+    contiguousUpTo: 0,
+    ahead: [],
+    received: { hello: 0, ready: 0, sketch: 0, telemetry: 0, summary: 0, aborted: 0 },
+    requestsOk: 0,
+    requestsFailed: 0,
+    inputTokens: 0,
+    outputTokens: 0,
+    gpuUuids: null,
+    configHash: null,
+    summary: null,
+    aborted: null,
+    problems: [],
+  };
+}

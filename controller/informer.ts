@@ -1,0 +1,141 @@
+// Informers over @kubernetes/client-node's ListWatch. Its watch relists by itself on 410 Gone; any
+// other error stops it, so restarting with capped exponential backoff is done here. Readiness is
+// reported only after the first list has seeded the cache; a periodic resync re-announces every
+// cached object so a missed event is never permanent.
+import {
+  CoreV1Api,
+  CustomObjectsApi,
+  makeInformer,
+  type Informer,
+  type KubeConfig,
+  type KubernetesObject,
+  type ListPromise,
+  type ObjectCache,
+  type V1Pod,
+} from '@kubernetes/client-node';
+import { API_GROUP, API_VERSION_NAME, PLURAL } from '../api/spec.ts';
+import type { Logger } from '../lib/log.ts';
+import { LABEL_RUN, type ExperimentObject } from './kube.ts';
+
+/** Read side of the cache, as the reconciler sees it. */
+export interface ObjectStore<T> {
+  get(namespace: string, name: string): T | undefined;
+  list(namespace?: string): T[];
+}
+
+export type ChangeHandler<T> = (kind: 'add' | 'update' | 'delete' | 'resync', obj: T) => void;
+
+export interface InformerOptions<T extends KubernetesObject> {
+  kc: KubeConfig;
+  path: string;
+  list: ListPromise<T>;
+  labelSelector?: string;
+  onChange: ChangeHandler<T>;
+  log: Logger;
+  resyncMs?: number;
+  /** Called on every restart after an error (metrics). */
+  onRestart?: () => void;
+}
+
+export class ResilientInformer<T extends KubernetesObject> implements ObjectStore<T> {
+  private informer: (Informer<T> & ObjectCache<T>) | undefined;
+  private synced = false;
+  private stopped = false;
+  private failures = 0;
+  private resyncTimer: NodeJS.Timeout | undefined;
+  private restartTimer: NodeJS.Timeout | undefined;
+
+  constructor(private readonly opts: InformerOptions<T>) {}
+
+  get hasSynced(): boolean {
+    return this.synced;
+  }
+
+  async start(): Promise<void> {
+    this.informer = makeInformer(this.opts.kc, this.opts.path, this.opts.list, this.opts.labelSelector);
+    this.informer.on('add', (o) => this.opts.onChange('add', o));
+    this.informer.on('update', (o) => this.opts.onChange('update', o));
+    this.informer.on('delete', (o) => this.opts.onChange('delete', o));
+    this.informer.on('error', (err: unknown) => this.scheduleRestart(err));
+    this.informer.on('connect', () => {
+      this.failures = 0;
+    });
+    await this.startWithRetry();
+    const resyncMs = this.opts.resyncMs ?? 5 * 60 * 1000;
+    this.resyncTimer = setInterval(() => this.resync(), resyncMs);
+    this.resyncTimer.unref();
+  }
+
+  private async startWithRetry(): Promise<void> {
+    while (!this.stopped) {
+      try {
+        await this.informer?.start();
+        this.synced = true;
+        return;
+      } catch (err) {
+        this.opts.log.warn({ err, path: this.opts.path }, 'informer list failed; retrying');
+        await sleep(this.backoffMs());
+      }
+    }
+  }
+
+  private backoffMs(): number {
+    this.failures += 1;
+    return Math.min(100 * 2 ** Math.min(this.failures, 10), 30_000);
+  }
+
+  private scheduleRestart(err: unknown): void {
+    if (this.stopped || this.restartTimer !== undefined) return;
+    const delay = this.backoffMs();
+    this.opts.log.warn({ err, path: this.opts.path, delayMs: delay }, 'informer stopped; restarting');
+    this.opts.onRestart?.();
+    this.restartTimer = setTimeout(() => {
+      this.restartTimer = undefined;
+      if (!this.stopped) void this.startWithRetry();
+    }, delay);
+  }
+
+  private resync(): void {
+    for (const o of this.list()) this.opts.onChange('resync', o);
+  }
+
+  get(namespace: string, name: string): T | undefined {
+    return this.informer?.get(name, namespace);
+  }
+
+  list(namespace?: string): T[] {
+    return [...(this.informer?.list(namespace) ?? [])];
+  }
+
+  async stop(): Promise<void> {
+    this.stopped = true;
+    clearInterval(this.resyncTimer);
+    clearTimeout(this.restartTimer);
+    await this.informer?.stop();
+  }
+}
+
+const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
+export function experimentInformer(
+  kc: KubeConfig,
+  namespace: string | undefined,
+  onChange: ChangeHandler<ExperimentObject & KubernetesObject>,
+  log: Logger,
+): ResilientInformer<ExperimentObject & KubernetesObject> {
+  const api = kc.makeApiClient(CustomObjectsApi);
+  const base = { group: API_GROUP, version: API_VERSION_NAME, plural: PLURAL };
+  const path = namespace === undefined ? `/apis/${API_GROUP}/${API_VERSION_NAME}/${PLURAL}` : `/apis/${API_GROUP}/${API_VERSION_NAME}/namespaces/${namespace}/${PLURAL}`;
+  const list = (): Promise<never> =>
+    (namespace === undefined ? api.listClusterCustomObject(base) : api.listNamespacedCustomObject({ ...base, namespace })) as Promise<never>;
+  return new ResilientInformer({ kc, path, list, onChange, log: log.child({ informer: 'experiments' }) });
+}
+
+export function podInformer(kc: KubeConfig, namespace: string | undefined, onChange: ChangeHandler<V1Pod>, log: Logger): ResilientInformer<V1Pod> {
+  const api = kc.makeApiClient(CoreV1Api);
+  const labelSelector = LABEL_RUN;
+  const path = namespace === undefined ? '/api/v1/pods' : `/api/v1/namespaces/${namespace}/pods`;
+  const list = (): Promise<never> =>
+    (namespace === undefined ? api.listPodForAllNamespaces({ labelSelector }) : api.listNamespacedPod({ namespace, labelSelector })) as Promise<never>;
+  return new ResilientInformer({ kc, path, list, labelSelector, onChange, log: log.child({ informer: 'pods' }) });
+}

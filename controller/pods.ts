@@ -1,0 +1,153 @@
+// One agent pod per run replica (DESIGN.md "Pods"): an init container copies the agent out of the
+// agent image into a shared volume; the backend image's container runs `llem agent -- <server>`,
+// so the agent supervises the server in the same container and sees exactly its GPUs.
+import type { V1Toleration, V1Container, V1EnvVar, V1Pod, V1Volume, V1VolumeMount } from '@kubernetes/client-node';
+import type { Configuration, PlannedRun } from '../api/matrix.ts';
+import type { EnergyExperimentSpec } from '../api/spec.ts';
+import { API_VERSION, KIND } from '../api/spec.ts';
+import { LABEL_ATTEMPT, LABEL_EXPERIMENT, LABEL_EXPERIMENT_UID, LABEL_REPLICA, LABEL_RUN } from './kube.ts';
+import { agentConfigFor } from './agent-config.ts';
+import { serverCommand, SERVER_PORT } from './server-command.ts';
+
+export interface PodBuilderOptions {
+  /** Image holding the agent bundle under /llem (copied by the init container). */
+  agentImage: string;
+  /** Default image per backend type when the spec names none. */
+  backendImages: Record<string, string>;
+  /** Env passed to every agent (LLEM_NATS_URL and its credentials, by value or secret ref). */
+  agentEnv: V1EnvVar[];
+  /** Simulated GPU + mock server instead of NVML + the real server (tests, demos). */
+  simulate: boolean;
+  imagePullPolicy?: string;
+}
+
+export interface ExperimentRef {
+  name: string;
+  namespace: string;
+  uid: string;
+}
+
+export interface PodRequest {
+  experiment: ExperimentRef;
+  spec: EnergyExperimentSpec;
+  configuration: Configuration;
+  run: PlannedRun;
+  attempt: number;
+  replica: number;
+}
+
+const AGENT_DIR = '/opt/llem';
+const MODEL_DIR = '/models';
+
+/** A label value: at most 63 characters of [A-Za-z0-9._-], alphanumeric at both ends. */
+export function labelValue(value: string): string {
+  const cleaned = value.replace(/[^A-Za-z0-9._-]/g, '_').slice(0, 63);
+  return cleaned.replace(/^[^A-Za-z0-9]+/, '').replace(/[^A-Za-z0-9]+$/, '');
+}
+
+export function podName(experiment: ExperimentRef, runId: string, attempt: number, replica: number): string {
+  const base = `${experiment.name.slice(0, 24)}-${experiment.uid.slice(0, 5)}-${runId}-a${attempt}-r${replica}`.toLowerCase();
+  return base.replace(/[^a-z0-9-]/g, '-').slice(0, 253).replace(/^-+|-+$/g, '');
+}
+
+export function podLabels(experiment: ExperimentRef, runId: string, attempt: number, replica: number): Record<string, string> {
+  return {
+    [LABEL_EXPERIMENT]: labelValue(experiment.name),
+    [LABEL_EXPERIMENT_UID]: labelValue(experiment.uid),
+    [LABEL_RUN]: labelValue(runId),
+    [LABEL_ATTEMPT]: String(attempt),
+    [LABEL_REPLICA]: String(replica),
+    'app.kubernetes.io/managed-by': 'llem-controller',
+    'app.kubernetes.io/component': 'agent',
+  };
+}
+
+function modelEnvAndVolumes(spec: EnergyExperimentSpec): { env: V1EnvVar[]; volumes: V1Volume[]; mounts: V1VolumeMount[] } {
+  const source = spec.model.source;
+  const ref = source.huggingFace?.tokenSecretRef;
+  const env: V1EnvVar[] = ref === undefined ? [] : [{ name: 'HF_TOKEN', valueFrom: { secretKeyRef: { name: ref.name, key: ref.key } } }];
+  if (source.pvc === undefined) return { env, volumes: [], mounts: [] };
+  return {
+    env,
+    volumes: [{ name: 'model', persistentVolumeClaim: { claimName: source.pvc.claimName, readOnly: true } }],
+    mounts: [{ name: 'model', mountPath: MODEL_DIR, readOnly: true }],
+  };
+}
+
+function backendContainer(req: PodRequest, opts: PodBuilderOptions, model: ReturnType<typeof modelEnvAndVolumes>): V1Container {
+  const { spec, configuration } = req;
+  const backend = configuration.backend;
+  const tpl = spec.placement.podTemplate;
+  const gpus = String(spec.placement.gpusPerRun);
+  const config = agentConfigFor(req, opts.simulate);
+  const server = serverCommand(configuration, spec, { simulate: opts.simulate, agentDir: AGENT_DIR, modelDir: MODEL_DIR });
+  return {
+    name: 'backend',
+    image: backend.image ?? opts.backendImages[backend.type] ?? `llem/${backend.type}:latest`,
+    ...(opts.imagePullPolicy !== undefined ? { imagePullPolicy: opts.imagePullPolicy } : {}),
+    command: [`${AGENT_DIR}/bin/llem`, 'agent', '--'],
+    args: server,
+    env: [
+      { name: 'LLEM_AGENT_CONFIG', value: JSON.stringify(config) },
+      ...opts.agentEnv,
+      ...model.env,
+      ...tpl.env.map((e) => ({ name: e.name, value: e.value })),
+    ],
+    ports: [{ name: 'backend', containerPort: SERVER_PORT }],
+    resources: {
+      requests: { ...(tpl.resources?.requests ?? {}), ...(opts.simulate ? {} : { 'nvidia.com/gpu': gpus }) },
+      limits: { ...(tpl.resources?.limits ?? {}), ...(opts.simulate ? {} : { 'nvidia.com/gpu': gpus }) },
+    },
+    volumeMounts: [{ name: 'llem-agent', mountPath: AGENT_DIR, readOnly: true }, { name: 'dshm', mountPath: '/dev/shm' }, ...model.mounts],
+  };
+}
+
+/** Replicas of one run go to different nodes (they measure data-parallel throughput together). */
+function spreadReplicas(req: PodRequest, labels: Record<string, string>): Record<string, unknown> | undefined {
+  if (req.spec.placement.replicas <= 1) return undefined;
+  const term = {
+    labelSelector: { matchLabels: { [LABEL_RUN]: labels[LABEL_RUN], [LABEL_ATTEMPT]: labels[LABEL_ATTEMPT], [LABEL_EXPERIMENT_UID]: labels[LABEL_EXPERIMENT_UID] } },
+    topologyKey: 'kubernetes.io/hostname',
+  };
+  return { podAntiAffinity: { requiredDuringSchedulingIgnoredDuringExecution: [term] } };
+}
+
+export function buildPod(req: PodRequest, opts: PodBuilderOptions): V1Pod {
+  const { experiment, spec, run, attempt, replica } = req;
+  const placement = spec.placement;
+  const tpl = placement.podTemplate;
+  const labels = { ...(tpl.labels ?? {}), ...podLabels(experiment, run.id, attempt, replica) };
+  const model = modelEnvAndVolumes(spec);
+  const anti = spreadReplicas(req, labels);
+  const affinity = { ...(placement.affinity ?? {}), ...(anti ?? {}) };
+  return {
+    apiVersion: 'v1',
+    kind: 'Pod',
+    metadata: {
+      name: podName(experiment, run.id, attempt, replica),
+      namespace: experiment.namespace,
+      labels,
+      annotations: { ...(tpl.annotations ?? {}), 'llem.dev/config-hash': run.configHash, 'llem.dev/configuration': run.configurationId },
+      ownerReferences: [{ apiVersion: API_VERSION, kind: KIND, name: experiment.name, uid: experiment.uid, controller: true, blockOwnerDeletion: true }],
+    },
+    spec: {
+      restartPolicy: 'Never',
+      terminationGracePeriodSeconds: 60,
+      initContainers: [
+        { name: 'install-agent', image: opts.agentImage, command: ['cp', '-a', '/llem/.', `${AGENT_DIR}/`], volumeMounts: [{ name: 'llem-agent', mountPath: AGENT_DIR }] },
+      ],
+      containers: [backendContainer(req, opts, model)],
+      volumes: [
+        { name: 'llem-agent', emptyDir: {} },
+        { name: 'dshm', emptyDir: { medium: 'Memory', sizeLimit: tpl.shmSize } },
+        ...model.volumes,
+      ],
+      nodeSelector: placement.nodeSelector,
+      tolerations: placement.tolerations.map((t) => Object.fromEntries(Object.entries(t).filter(([, v]) => v !== undefined)) as V1Toleration),
+      ...(Object.keys(affinity).length > 0 ? { affinity: affinity as never } : {}),
+      ...(placement.runtimeClassName !== undefined ? { runtimeClassName: placement.runtimeClassName } : {}),
+      ...(tpl.priorityClassName !== undefined ? { priorityClassName: tpl.priorityClassName } : {}),
+      ...(tpl.serviceAccountName !== undefined ? { serviceAccountName: tpl.serviceAccountName } : {}),
+    },
+  };
+}

@@ -1,0 +1,232 @@
+// The level-based reconcile of one EnergyExperiment, keyed by namespace/name: read the cache,
+// compute the desired pods and status, converge. A second reconcile with nothing new writes nothing.
+// Return values: a thrown error = rate-limited retry; TerminalError = no retry; requeueAfterMs = timer.
+import type { V1Pod } from '@kubernetes/client-node';
+import { validateEnergyExperiment, type SpecIssue } from '../api/validation.ts';
+import type { RunMatrix } from '../api/matrix.ts';
+import type { EnergyExperimentSpec } from '../api/spec.ts';
+import { REASONS, type Condition } from '../api/conditions.ts';
+import type { RunSummary } from '../api/status.ts';
+import type { Logger } from '../lib/log.ts';
+import { FINALIZER, LABEL_EXPERIMENT_UID, type ExperimentObject, type KubeWriter } from './kube.ts';
+import type { ObjectStore } from './informer.ts';
+import { buildPod, labelValue, podName, type ExperimentRef, type PodBuilderOptions } from './pods.ts';
+import type { ExperimentStreams } from './results.ts';
+import { stepRuns, type RunPlanOutput } from './runs.ts';
+import { applyConditions, bestConfiguration, boundRuns, configurationResults, decidePhase, progressOf, statusChanged } from './status.ts';
+import type { ControllerMetrics } from './metrics.ts';
+
+export interface ReconcileResult {
+  requeueAfterMs?: number;
+}
+
+export interface ReconcilerDeps {
+  experiments: ObjectStore<ExperimentObject>;
+  pods: ObjectStore<V1Pod>;
+  writer: KubeWriter;
+  streams: ExperimentStreams;
+  podOptions: PodBuilderOptions;
+  log: Logger;
+  metrics?: ControllerMetrics;
+  retryBaseMs?: number;
+  now?: () => Date;
+}
+
+const EXPECTATION_TTL_MS = 60_000;
+
+interface ExperimentContext {
+  obj: ExperimentObject;
+  ref: ExperimentRef;
+  spec: EnergyExperimentSpec;
+  matrix: RunMatrix;
+}
+
+export class Reconciler {
+  /** Status we wrote, by uid, for when the informer has not caught up yet (resourceVersion order). */
+  private readonly written = new Map<string, { rv: number; status: Record<string, unknown> }>();
+  /** Pods we created and the cache may not show yet: name -> created ms. */
+  private readonly expectations = new Map<string, number>();
+
+  constructor(private readonly deps: ReconcilerDeps) {}
+
+  private now(): Date {
+    return this.deps.now?.() ?? new Date();
+  }
+
+  async reconcile(key: string): Promise<ReconcileResult> {
+    const [namespace = '', name = ''] = key.split('/');
+    const obj = this.deps.experiments.get(namespace, name);
+    if (obj === undefined) return {};
+    const uid = obj.metadata?.uid ?? '';
+    const ref: ExperimentRef = { name, namespace, uid };
+    if (obj.metadata?.deletionTimestamp !== undefined) return this.finalize(obj, ref);
+    if (!(obj.metadata?.finalizers ?? []).includes(FINALIZER)) {
+      await this.deps.writer.setFinalizers(obj, [...(obj.metadata?.finalizers ?? []), FINALIZER]);
+    }
+    const validation = validateEnergyExperiment({
+      apiVersion: obj.apiVersion,
+      kind: obj.kind,
+      metadata: { name, namespace, ...(obj.metadata?.labels !== undefined ? { labels: obj.metadata.labels } : {}) },
+      spec: obj.spec,
+    });
+    if (!validation.ok) return this.invalid(obj, ref, validation.issues);
+    return this.converge(obj, ref, validation.experiment.spec, validation.matrix);
+  }
+
+  private previousStatus(obj: ExperimentObject): Record<string, unknown> {
+    const uid = obj.metadata?.uid ?? '';
+    const mine = this.written.get(uid);
+    const rv = Number(obj.metadata?.resourceVersion ?? '0');
+    if (mine !== undefined && Number.isFinite(rv) && rv < mine.rv) return mine.status;
+    return obj.status ?? {};
+  }
+
+  private async writeStatus(obj: ExperimentObject, ref: ExperimentRef, status: Record<string, unknown>): Promise<boolean> {
+    if (!statusChanged(this.previousStatus(obj), status)) return false;
+    const updated = await this.deps.writer.patchExperimentStatus(ref.namespace, ref.name, status);
+    const rv = Number(updated.metadata?.resourceVersion ?? '0');
+    if (Number.isFinite(rv)) this.written.set(ref.uid, { rv, status });
+    return true;
+  }
+
+  private async invalid(obj: ExperimentObject, ref: ExperimentRef, issues: SpecIssue[]): Promise<ReconcileResult> {
+    const generation = obj.metadata?.generation ?? 0;
+    const prev = this.previousStatus(obj);
+    const message = issues.map((i) => `${i.path}: ${i.message}`).join('; ').slice(0, 4000);
+    const now = this.now().toISOString();
+    const conditions = applyConditions((prev['conditions'] as Condition[] | undefined) ?? [], [
+      { type: 'Validated', status: 'False', reason: REASONS.SpecInvalid, message: `The spec is invalid: ${message}` },
+      { type: 'Running', status: 'False', reason: REASONS.SpecInvalid, message: 'Nothing runs until the spec is fixed.' },
+      { type: 'Failed', status: 'True', reason: REASONS.SpecInvalid, message: 'The spec is invalid; fix it and the experiment is validated again.' },
+    ], now, generation);
+    const status = { ...prev, observedGeneration: generation, phase: 'Invalid', conditions };
+    if (await this.writeStatus(obj, ref, status)) await this.event(obj, 'Warning', 'SpecInvalid', `The spec is invalid: ${message}`);
+    return {};
+  }
+
+  private async finalize(obj: ExperimentObject, ref: ExperimentRef): Promise<ReconcileResult> {
+    if (!(obj.metadata?.finalizers ?? []).includes(FINALIZER)) return {};
+    for (const pod of this.podsOf(ref)) await this.deps.writer.deletePod(ref.namespace, pod.metadata?.name ?? '');
+    await this.deps.streams.cleanup(ref);
+    this.written.delete(ref.uid);
+    this.deps.metrics?.forgetExperiment(ref.namespace, ref.name);
+    await this.deps.writer.setFinalizers(obj, (obj.metadata?.finalizers ?? []).filter((f) => f !== FINALIZER));
+    this.deps.log.info({ experiment: `${ref.namespace}/${ref.name}` }, 'experiment deleted: pods, consumer and checkpoint cleaned up');
+    return {};
+  }
+
+  private podsOf(ref: ExperimentRef): V1Pod[] {
+    const uidLabel = labelValue(ref.uid);
+    return this.deps.pods.list(ref.namespace).filter((p) => p.metadata?.labels?.[LABEL_EXPERIMENT_UID] === uidLabel);
+  }
+
+  private expected(pods: V1Pod[]): Set<string> {
+    const now = Date.now();
+    for (const p of pods) this.expectations.delete(p.metadata?.name ?? '');
+    for (const [n, at] of this.expectations) if (now - at > EXPECTATION_TTL_MS) this.expectations.delete(n);
+    return new Set(this.expectations.keys());
+  }
+
+  private async converge(obj: ExperimentObject, ref: ExperimentRef, spec: EnergyExperimentSpec, matrix: RunMatrix): Promise<ReconcileResult> {
+    const prev = this.previousStatus(obj);
+    const feed = await this.deps.streams.feed(ref);
+    const pods = this.podsOf(ref);
+    const now = this.now();
+    const out = stepRuns({
+      planned: matrix.runs,
+      previous: (prev['runs'] as RunSummary[] | undefined) ?? [],
+      pods,
+      ledger: feed.ledger,
+      policy: spec.policy,
+      replicas: spec.placement.replicas,
+      parallelism: spec.placement.parallelism,
+      now,
+      retryBaseMs: this.deps.retryBaseMs ?? 10_000,
+      expected: this.expected(pods),
+      podName: (runId, attempt, replica) => podName(ref, runId, attempt, replica),
+    });
+    await this.applyPods(ref, spec, matrix, out);
+    for (const s of out.signal) await feed.signalStart(s.runId, s.attempt);
+    const status = await this.desiredStatus({ obj, ref, spec, matrix }, out, prev);
+    const wrote = await this.writeStatus(obj, ref, status);
+    if (wrote) for (const e of out.events) await this.event(obj, e.type, e.reason, e.message);
+    if (wrote && prev['phase'] !== status['phase']) await this.event(obj, 'Normal', `Experiment${String(status['phase'])}`, `Experiment is ${String(status['phase'])}: ${progressOf(out.runs).summary} runs succeeded.`);
+    this.observe(ref, out);
+    return this.afterFinish(ref, spec, status, out.requeueAfterMs);
+  }
+
+  private async applyPods(ref: ExperimentRef, spec: EnergyExperimentSpec, matrix: RunMatrix, out: RunPlanOutput): Promise<void> {
+    for (const name of out.deletePods) await this.deps.writer.deletePod(ref.namespace, name);
+    for (const c of out.create) {
+      const configuration = matrix.configurations.find((x) => x.id === c.run.configurationId);
+      if (configuration === undefined) continue;
+      const pod = buildPod({ experiment: ref, spec, configuration, run: c.run, attempt: c.attempt, replica: c.replica }, this.deps.podOptions);
+      this.expectations.set(pod.metadata?.name ?? '', Date.now());
+      await this.deps.writer.createPod(pod);
+      this.deps.metrics?.podsCreated.inc();
+    }
+    for (const e of out.events) if (e.type === 'Warning') this.deps.metrics?.runFailures.inc({ reason: /failed: (\w+)/.exec(e.message)?.[1] ?? 'Unknown' });
+  }
+
+  private async desiredStatus(ctx: ExperimentContext, out: RunPlanOutput, prev: Record<string, unknown>): Promise<Record<string, unknown>> {
+    const { obj, ref, spec, matrix } = ctx;
+    const generation = obj.metadata?.generation ?? 0;
+    const nowIso = this.now().toISOString();
+    const configurations = configurationResults(matrix.configurations, out.runs, out.results);
+    const best = bestConfiguration(configurations);
+    const simulated = [...out.results.values()].some((r) => r.simulated) || this.deps.podOptions.simulate;
+    const retrying = out.runs.filter((r) => r.attempt > 0 && (r.phase === 'Pending' || r.phase === 'Running') && r.message !== undefined).length;
+    const decision = decidePhase(out.runs, { suspended: spec.policy.suspend, strict: spec.policy.failurePolicy === 'strict', simulated, retrying });
+    const conditions = applyConditions((prev['conditions'] as Condition[] | undefined) ?? [], [
+      { type: 'Validated', status: 'True', reason: REASONS.SpecValid, message: `The spec is valid: ${matrix.configurations.length} configuration(s), ${matrix.runs.length} run(s).` },
+      ...decision.updates,
+    ], nowIso, generation);
+    const started = out.runs.some((r) => r.startTime !== undefined) ? ((prev['startTime'] as string | undefined) ?? nowIso) : undefined;
+    const completionTime = decision.finished ? ((prev['completionTime'] as string | undefined) ?? nowIso) : undefined;
+    let artifact = prev['artifact'];
+    if (decision.finished && artifact === undefined) {
+      const uri = await this.deps.streams.putArtifact(ref, { experiment: ref, spec, runs: out.runs, configurations, best, simulated, completionTime });
+      artifact = { uri, kind: 'objectStore' };
+    }
+    return {
+      observedGeneration: generation,
+      phase: decision.phase,
+      conditions,
+      progress: progressOf(out.runs),
+      runs: boundRuns(out.runs),
+      configurations,
+      ...(best !== undefined ? { best } : {}),
+      ...(artifact !== undefined ? { artifact } : {}),
+      simulated,
+      ...(started !== undefined ? { startTime: started } : {}),
+      ...(completionTime !== undefined ? { completionTime } : {}),
+    };
+  }
+
+  private async afterFinish(ref: ExperimentRef, spec: EnergyExperimentSpec, status: Record<string, unknown>, requeueAfterMs: number | undefined): Promise<ReconcileResult> {
+    const completion = status['completionTime'] as string | undefined;
+    const ttl = spec.policy.ttlSecondsAfterFinished;
+    if (completion === undefined || ttl === undefined) return requeueAfterMs === undefined ? {} : { requeueAfterMs };
+    const dueMs = Date.parse(completion) + ttl * 1000 - this.now().getTime();
+    if (dueMs > 0) return { requeueAfterMs: dueMs };
+    await this.deps.writer.deleteExperiment(ref.namespace, ref.name);
+    return {};
+  }
+
+  private observe(ref: ExperimentRef, out: RunPlanOutput): void {
+    const m = this.deps.metrics;
+    if (m === undefined) return;
+    const labels = { namespace: ref.namespace, experiment: ref.name };
+    const p = progressOf(out.runs);
+    for (const [phase, n] of [['Pending', p.pending], ['Running', p.running], ['Succeeded', p.succeeded], ['Failed', p.failed]] as const) m.experimentRuns.set({ ...labels, phase }, n);
+    m.experimentEnergy.set(labels, [...out.results.values()].reduce((a, r) => a + r.energyJoules, 0));
+  }
+
+  private async event(obj: ExperimentObject, type: 'Normal' | 'Warning', reason: string, message: string): Promise<void> {
+    try {
+      await this.deps.writer.recordEvent(obj, type, reason, message);
+    } catch (err) {
+      this.deps.log.warn({ err, reason }, 'could not record event');
+    }
+  }
+}

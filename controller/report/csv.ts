@@ -1,0 +1,68 @@
+// runs.csv and configs.csv: one row per run / configuration, flat columns for spreadsheets.
+import type { AggregateResults, ConfigResult, RunResult } from '../aggregator/index.ts';
+
+function cell(v: string | number | boolean | null | undefined): string {
+  if (v === null || v === undefined) return '';
+  const s = typeof v === 'number' ? (Number.isFinite(v) ? String(v) : '') : String(v);
+  return /[",\n]/.test(s) ? `"${s.replace(/"/g, '""')}"` : s;
+}
+
+function table(header: readonly string[], rows: ReadonlyArray<ReadonlyArray<string | number | boolean | null | undefined>>): string {
+  return [header.join(','), ...rows.map((r) => r.map(cell).join(','))].join('\n') + '\n';
+}
+
+const RUN_HEADER = [
+  'run_id', 'config_id', 'config_hash', 'cycle', 'attempt', 'status', 'simulated', 'window_s', 'energy_j',
+  'joules_per_token', 'tokens_per_joule', 'joules_per_request', 'baseline_power_w', 'baseline_subtracted_j',
+  'mean_power_w', 'peak_gpu_power_w', 'tokens_per_s', 'requests_per_s', 'requests_ok', 'requests_failed',
+  'input_tokens', 'output_tokens', 'ttft_p50_ms', 'ttft_p99_ms', 'itl_p50_ms', 'itl_p99_ms', 'e2e_p50_ms',
+  'e2e_p99_ms', 'tpot_p50_ms', 'reasons',
+] as const;
+
+function runRow(r: RunResult): Array<string | number | boolean | null> {
+  const m = r.metrics;
+  return [
+    r.runId, r.configId, r.configHash, r.cycle, r.attempt, r.status, r.simulated, m.windowSeconds, m.energyJoules,
+    m.joulesPerToken, m.tokensPerJoule, m.joulesPerRequest, m.baselinePowerWatts, m.baselineSubtractedJoules,
+    m.meanPowerWatts, m.peakGpuPowerWatts, m.tokensPerSecond, m.requestsPerSecond, r.counts.requestsOk,
+    r.counts.requestsFailed, r.counts.inputTokens, r.counts.outputTokens, r.latency.ttftMs.p50, r.latency.ttftMs.p99,
+    r.latency.itlMs.p50, r.latency.itlMs.p99, r.latency.e2eMs.p50, r.latency.e2eMs.p99, r.latency.tpotMs.p50,
+    r.reasons.join('; '),
+  ];
+}
+
+export function runsCsv(results: AggregateResults): string {
+  return table(RUN_HEADER, results.runs.map(runRow));
+}
+
+const CONFIG_METRICS = ['joulesPerToken', 'tokensPerJoule', 'joulesPerRequest', 'tokensPerSecond', 'meanPowerWatts', 'baselinePowerWatts'] as const;
+
+function configRow(c: ConfigResult, label: string): Array<string | number | boolean | null> {
+  const row: Array<string | number | boolean | null> = [c.configId, label, c.configHash, c.simulated, c.runsPlanned, c.runsIncluded.length];
+  for (const k of CONFIG_METRICS) {
+    const s = c.metrics[k];
+    row.push(s.mean, s.std, s.ci95Low, s.ci95High);
+  }
+  row.push(c.latencyPooled.ttftMs.p50, c.latencyPooled.ttftMs.p99, c.latencyPooled.itlMs.p50, c.latencyPooled.itlMs.p99, c.latencyPooled.e2eMs.p99);
+  return row;
+}
+
+export function configsCsv(results: AggregateResults, labels: Readonly<Record<string, string>>): string {
+  const header = ['config_id', 'label', 'config_hash', 'simulated', 'runs_planned', 'runs_included'];
+  for (const k of CONFIG_METRICS) header.push(`${k}_mean`, `${k}_std`, `${k}_ci95_low`, `${k}_ci95_high`);
+  header.push('ttft_p50_ms', 'ttft_p99_ms', 'itl_p50_ms', 'itl_p99_ms', 'e2e_p99_ms');
+  return table(header, results.configurations.map((c) => configRow(c, labels[c.configId] ?? c.configId)));
+}
+
+export interface PowerPoint {
+  tMs: number;
+  runId: string;
+  replica: number;
+  gpuUuid: string;
+  powerWatts: number | null;
+  energyMillijoules: number | null;
+}
+
+export function timeseriesCsv(points: readonly PowerPoint[]): string {
+  return table(['t_ms', 'run_id', 'replica', 'gpu_uuid', 'power_w', 'energy_mj'], points.map((p) => [p.tMs, p.runId, p.replica, p.gpuUuid, p.powerWatts, p.energyMillijoules]));
+}

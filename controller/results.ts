@@ -1,0 +1,147 @@
+// Consuming each experiment's stream: one durable consumer per experiment, messages applied in stream
+// order to the RunLedger, state checkpointed (with the last applied stream sequence) so a restarted
+// controller resumes where it stopped and never counts a message twice. Also the start barrier:
+// once every replica of a run attempt is ready, one StartSignal goes out on the control subject.
+import { decodeMessage, startSubject, PROTOCOL_VERSION, type StartSignal } from '../api/protocol.ts';
+import { experimentSubjectFilter } from '../api/protocol.ts';
+import { sanitizeToken } from '../api/names.ts';
+import type { Bus, Consumption, DeliveredMessage } from '../lib/bus/types.ts';
+import { experimentCheckpointKey } from '../lib/bus/subjects.ts';
+import type { Logger } from '../lib/log.ts';
+import { RunLedger } from './ledger.ts';
+import type { ExperimentRef } from './pods.ts';
+
+export interface FeedEvents {
+  /** Something changed for this experiment: requeue it. */
+  changed(ref: ExperimentRef): void;
+  applied(ref: ExperimentRef, kind: string): void;
+  lag(ref: ExperimentRef, seconds: number): void;
+}
+
+export interface ExperimentFeed {
+  readonly ledger: RunLedger;
+  /** Publishes the start signal for an attempt whose replicas are all ready. Resends are harmless. */
+  signalStart(runId: string, attempt: number): Promise<void>;
+}
+
+/** What the reconciler needs from the stream side. */
+export interface ExperimentStreams {
+  feed(ref: ExperimentRef): Promise<ExperimentFeed>;
+  cleanup(ref: ExperimentRef): Promise<void>;
+  /** Writes the final results document (artifact); returns its URI. */
+  putArtifact(ref: ExperimentRef, body: unknown): Promise<string>;
+  stopAll(): Promise<void>;
+}
+
+export function durableName(ref: ExperimentRef): string {
+  return sanitizeToken(`llem-${ref.namespace}-${ref.uid}`).slice(0, 200);
+}
+
+class Feed implements ExperimentFeed {
+  ledger = new RunLedger();
+  lastStreamSeq = 0;
+  dirty = false;
+  consumption: Consumption | undefined;
+  private timer: NodeJS.Timeout | undefined;
+  private chain: Promise<void> = Promise.resolve();
+
+  constructor(readonly ref: ExperimentRef, private readonly bus: Bus, private readonly events: FeedEvents, private readonly log: Logger) {}
+
+  async start(checkpointMs: number): Promise<void> {
+    const cp = await this.bus.getCheckpoint(experimentCheckpointKey(this.ref.namespace, this.ref.uid));
+    if (cp !== null) {
+      this.ledger = RunLedger.restore(cp.state);
+      this.lastStreamSeq = cp.lastStreamSeq;
+      this.log.info({ lastStreamSeq: cp.lastStreamSeq }, 'resuming from checkpoint');
+    }
+    this.consumption = await this.bus.consume({
+      durable: durableName(this.ref),
+      filterSubject: experimentSubjectFilter(this.ref.namespace, this.ref.uid),
+      afterStreamSeq: this.lastStreamSeq,
+      handler: (m) => this.handle(m),
+    });
+    this.timer = setInterval(() => void this.checkpoint().catch((err: unknown) => this.log.warn({ err }, 'checkpoint failed')), checkpointMs);
+    this.timer.unref();
+  }
+
+  private handle(m: DeliveredMessage): Promise<'ack' | 'dead-letter'> {
+    if (m.streamSeq <= this.lastStreamSeq) return Promise.resolve('ack');
+    const decoded = decodeMessage(m.data);
+    if (!decoded.ok) {
+      this.log.warn({ subject: m.subject, error: decoded.error }, 'undecodable message dead-lettered');
+      return Promise.resolve('dead-letter');
+    }
+    const msg = decoded.message;
+    this.ledger.apply(msg);
+    this.lastStreamSeq = m.streamSeq;
+    this.dirty = true;
+    this.events.applied(this.ref, msg.kind);
+    this.events.lag(this.ref, Math.max(0, (Date.now() - msg.sentAtMs) / 1000));
+    if (msg.kind === 'ready' || msg.kind === 'summary' || msg.kind === 'aborted') this.events.changed(this.ref);
+    return Promise.resolve('ack');
+  }
+
+  async signalStart(runId: string, attempt: number): Promise<void> {
+    const signal: StartSignal = { v: PROTOCOL_VERSION, experimentUid: this.ref.uid, runId, attempt, startAtMs: Date.now() + 500 };
+    if (this.ledger.markSignalled(runId, attempt)) this.dirty = true;
+    await this.bus.publishControl(startSubject(this.ref.namespace, this.ref.uid, runId), new TextEncoder().encode(JSON.stringify(signal)));
+  }
+
+  /** Serialised so two checkpoints never race. */
+  checkpoint(): Promise<void> {
+    this.chain = this.chain.then(async () => {
+      if (!this.dirty) return;
+      this.dirty = false;
+      const record = { state: this.ledger.serialize(), lastStreamSeq: this.lastStreamSeq };
+      await this.bus.putCheckpoint(experimentCheckpointKey(this.ref.namespace, this.ref.uid), record);
+    });
+    return this.chain;
+  }
+
+  async stop(writeCheckpoint: boolean): Promise<void> {
+    clearInterval(this.timer);
+    await this.consumption?.stop();
+    if (writeCheckpoint) await this.checkpoint();
+  }
+}
+
+export class BusExperimentStreams implements ExperimentStreams {
+  private readonly feeds = new Map<string, Promise<Feed>>();
+
+  constructor(
+    private readonly bus: Bus,
+    private readonly events: FeedEvents,
+    private readonly log: Logger,
+    private readonly checkpointMs = 1000,
+  ) {}
+
+  feed(ref: ExperimentRef): Promise<ExperimentFeed> {
+    let f = this.feeds.get(ref.uid);
+    if (f === undefined) {
+      const feed = new Feed(ref, this.bus, this.events, this.log.child({ experiment: `${ref.namespace}/${ref.name}` }));
+      f = feed.start(this.checkpointMs).then(() => feed);
+      f.catch(() => this.feeds.delete(ref.uid));
+      this.feeds.set(ref.uid, f);
+    }
+    return f;
+  }
+
+  async cleanup(ref: ExperimentRef): Promise<void> {
+    const f = this.feeds.get(ref.uid);
+    this.feeds.delete(ref.uid);
+    if (f !== undefined) await (await f.catch(() => undefined))?.stop(false);
+    await this.bus.deleteExperiment({ namespace: ref.namespace, experimentUid: ref.uid, durable: durableName(ref), purgeMessages: true });
+  }
+
+  async putArtifact(ref: ExperimentRef, body: unknown): Promise<string> {
+    const name = `${sanitizeToken(ref.namespace)}/${sanitizeToken(ref.name)}-${sanitizeToken(ref.uid)}/results.json`;
+    await this.bus.putArtifact(name, new TextEncoder().encode(JSON.stringify(body, null, 2)));
+    return `nats-obj://llem-artifacts/${name}`;
+  }
+
+  async stopAll(): Promise<void> {
+    const feeds = [...this.feeds.values()];
+    this.feeds.clear();
+    for (const f of feeds) await (await f.catch(() => undefined))?.stop(true);
+  }
+}

@@ -1,0 +1,114 @@
+// Desired status from the run state: progress, per-configuration statistics over cycles (mean, std,
+// Student-t 95% interval), the best configuration by J/token, conditions. Pure; the caller passes
+// `now`, and `statusChanged` decides whether a patch is needed at all.
+import type { Configuration } from '../api/matrix.ts';
+import { initialConditions, setCondition, REASONS, type Condition, type ConditionUpdate } from '../api/conditions.ts';
+import { progressSummary, MAX_STATUS_RUNS, MAX_STATUS_CONFIGURATIONS, type Best, type ConfigurationResult, type ExperimentPhase, type RunSummary, type Stat } from '../api/status.ts';
+import { canonicalJson } from '../api/paths.ts';
+import type { RunAttemptResult } from './ledger.ts';
+
+// Two-sided 95% Student t critical values for df = 1..30; beyond that the normal 1.96 is close enough.
+const T95 = [12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228, 2.201, 2.179, 2.16, 2.145, 2.131, 2.12, 2.11, 2.101, 2.093, 2.086, 2.08, 2.074, 2.069, 2.064, 2.06, 2.056, 2.052, 2.048, 2.045, 2.042];
+
+const sig = (x: number): number => Number(x.toPrecision(6));
+
+export function stat(values: number[]): Stat {
+  const n = values.length;
+  const mean = n === 0 ? 0 : values.reduce((a, b) => a + b, 0) / n;
+  const variance = n < 2 ? 0 : values.reduce((a, b) => a + (b - mean) ** 2, 0) / (n - 1);
+  const std = Math.sqrt(variance);
+  const half = n < 2 ? 0 : (T95[n - 2] ?? 1.96) * (std / Math.sqrt(n));
+  return { n, mean: sig(mean), std: sig(std), ci95Low: sig(mean - half), ci95High: sig(mean + half) };
+}
+
+function metricsOf(results: RunAttemptResult[]): Record<string, Stat> {
+  const per = (f: (r: RunAttemptResult) => number | undefined): number[] => results.map(f).filter((v): v is number => v !== undefined && Number.isFinite(v));
+  const metrics: Record<string, Stat> = {
+    energyJoules: stat(per((r) => r.energyJoules)),
+    joulesPerToken: stat(per((r) => (r.outputTokens > 0 ? r.energyJoules / r.outputTokens : undefined))),
+    tokensPerJoule: stat(per((r) => (r.energyJoules > 0 ? r.outputTokens / r.energyJoules : undefined))),
+    averagePowerWatts: stat(per((r) => (r.windowSeconds > 0 ? r.energyJoules / r.windowSeconds : undefined))),
+    outputTokensPerSecond: stat(per((r) => (r.windowSeconds > 0 ? r.outputTokens / r.windowSeconds : undefined))),
+    requestsPerSecond: stat(per((r) => (r.windowSeconds > 0 ? r.requestsOk / r.windowSeconds : undefined))),
+  };
+  return Object.fromEntries(Object.entries(metrics).filter(([, s]) => s.n > 0));
+}
+
+export function configurationResults(configurations: Configuration[], runs: RunSummary[], results: Map<string, RunAttemptResult>): ConfigurationResult[] {
+  return configurations.slice(0, MAX_STATUS_CONFIGURATIONS).map((c) => {
+    const mine = runs.filter((r) => r.configurationId === c.id && r.phase === 'Succeeded').map((r) => results.get(r.id)).filter((r): r is RunAttemptResult => r !== undefined);
+    const point = Object.fromEntries(Object.entries(c.point).map(([k, v]) => [k, canonicalJson(v)]));
+    return { id: c.id, backend: c.backend.name, configHash: c.configHash, point, cyclesSucceeded: mine.length, metrics: metricsOf(mine) };
+  });
+}
+
+export function bestConfiguration(configs: ConfigurationResult[]): Best | undefined {
+  let best: Best | undefined;
+  for (const c of configs) {
+    const j = c.metrics['joulesPerToken'];
+    if (j === undefined || j.n === 0) continue;
+    if (best === undefined || j.mean < best.joulesPerToken) {
+      best = { configurationId: c.id, backend: c.backend, configHash: c.configHash, joulesPerToken: j.mean, ci95Low: j.ci95Low, ci95High: j.ci95High };
+    }
+  }
+  return best;
+}
+
+/** Keeps every unfinished run and the most recent finished ones, within MAX_STATUS_RUNS. */
+export function boundRuns(runs: RunSummary[]): RunSummary[] {
+  if (runs.length <= MAX_STATUS_RUNS) return runs;
+  const open = runs.filter((r) => r.phase === 'Pending' || r.phase === 'Running');
+  const finished = runs.filter((r) => r.phase !== 'Pending' && r.phase !== 'Running');
+  return [...open, ...finished.slice(-Math.max(0, MAX_STATUS_RUNS - open.length))].slice(0, MAX_STATUS_RUNS);
+}
+
+export function progressOf(runs: RunSummary[]): ReturnType<typeof progressSummary> {
+  const count = (p: RunSummary['phase']): number => runs.filter((r) => r.phase === p).length;
+  return progressSummary({ total: runs.length, pending: count('Pending'), running: count('Running'), succeeded: count('Succeeded'), failed: count('Failed') });
+}
+
+export interface PhaseDecision {
+  phase: ExperimentPhase;
+  updates: ConditionUpdate[];
+  finished: boolean;
+}
+
+export function decidePhase(runs: RunSummary[], opts: { suspended: boolean; strict: boolean; simulated: boolean; retrying: number }): PhaseDecision {
+  const p = progressOf(runs);
+  const finished = p.pending === 0 && p.running === 0;
+  const degraded: ConditionUpdate = opts.retrying > 0
+    ? { type: 'Degraded', status: 'True', reason: REASONS.Retrying, message: `${opts.retrying} run(s) failed an attempt and are being retried.` }
+    : opts.simulated
+      ? { type: 'Degraded', status: 'True', reason: REASONS.Simulated, message: 'Numbers come from the simulated GPU and mock server, not real hardware.' }
+      : { type: 'Degraded', status: 'False', reason: REASONS.AsExpected, message: 'No problems seen.' };
+  if (!finished) {
+    const running: ConditionUpdate = opts.suspended
+      ? { type: 'Running', status: 'False', reason: REASONS.Suspended, message: 'Suspended: no new pods are started.' }
+      : { type: 'Running', status: 'True', reason: REASONS.RunsInProgress, message: `${p.running} run(s) running, ${p.pending} pending, ${p.succeeded}/${p.total} succeeded.` };
+    const inProgress: ConditionUpdate[] = [
+      { type: 'Succeeded', status: 'Unknown', reason: REASONS.InProgress, message: 'Runs are not finished yet.' },
+      { type: 'Failed', status: 'False', reason: REASONS.InProgress, message: 'Runs are not finished yet.' },
+    ];
+    return { phase: opts.suspended ? 'Suspended' : p.running > 0 || p.succeeded + p.failed > 0 ? 'Running' : 'Pending', updates: [running, ...inProgress, degraded], finished };
+  }
+  const finishedRunning: ConditionUpdate = { type: 'Running', status: 'False', reason: REASONS.Finished, message: 'Every run has finished.' };
+  if (p.failed === 0) {
+    return { phase: 'Succeeded', finished, updates: [finishedRunning, { type: 'Succeeded', status: 'True', reason: REASONS.AllRunsSucceeded, message: `All ${p.total} run(s) succeeded.` }, { type: 'Failed', status: 'False', reason: REASONS.AllRunsSucceeded, message: 'No run failed.' }, degraded] };
+  }
+  const msg = `${p.failed} of ${p.total} run(s) failed after exhausting policy.retries.`;
+  if (!opts.strict && p.succeeded > 0) {
+    return { phase: 'Succeeded', finished, updates: [finishedRunning, { type: 'Succeeded', status: 'True', reason: REASONS.CompletedWithFailures, message: msg }, { type: 'Failed', status: 'False', reason: REASONS.CompletedWithFailures, message: msg }, degraded] };
+  }
+  return { phase: 'Failed', finished, updates: [finishedRunning, { type: 'Succeeded', status: 'False', reason: REASONS.RetriesExhausted, message: msg }, { type: 'Failed', status: 'True', reason: REASONS.RetriesExhausted, message: msg }, degraded] };
+}
+
+export function applyConditions(previous: Condition[], updates: ConditionUpdate[], now: string, generation: number): Condition[] {
+  let out = initialConditions(previous, { now, observedGeneration: generation });
+  for (const u of updates) out = setCondition(out, u, { now, observedGeneration: generation });
+  return out;
+}
+
+/** Deep comparison on canonical JSON: unchanged status -> no patch. */
+export function statusChanged(previous: unknown, next: unknown): boolean {
+  return canonicalJson(previous ?? {}) !== canonicalJson(next);
+}

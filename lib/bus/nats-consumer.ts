@@ -1,0 +1,175 @@
+// One durable pull consumer per experiment, driven strictly in stream order.
+//
+// Ordering and exactly-once application rest on three rules:
+// 1. The checkpoint is the truth: each session (re)creates the durable at lastApplied + 1, so a
+//    restarted aggregator neither skips nor re-applies, and stale pending acks vanish with the old
+//    consumer instead of being redelivered 30 s later.
+// 2. Any disconnect ends the session. Within one connection first deliveries arrive in stream order,
+//    so `seq <= lastApplied` can only be a redelivery of something already applied: ack and skip.
+// 3. A handler that throws is retried in place (with backoff) before anything later is delivered,
+//    which is "redelivery" as the handler sees it, without breaking order.
+import { setTimeout as sleep } from 'node:timers/promises';
+import { AckPolicy, DeliverPolicy, type ConsumerMessages, type JetStreamClient, type JetStreamManager, type JsMsg } from '@nats-io/jetstream';
+import type { NatsConnection } from '@nats-io/transport-node';
+import type { Logger } from '../log.ts';
+import type { NatsBusOptions } from './nats-options.ts';
+import type { ConsumeOptions, Consumption } from './types.ts';
+
+const NANOS_PER_SECOND = 1_000_000_000;
+const IDLE_POLL_MS = 20;
+
+export interface ConsumerContext {
+  nc: NatsConnection;
+  js: JetStreamClient;
+  jsm: JetStreamManager;
+  streamName: string;
+  settings: NatsBusOptions['consumer'];
+  log: Logger;
+  /** Move one message to the dead-letter stream; throws if it could not be stored. */
+  deadLetter(m: JsMsg): Promise<void>;
+}
+
+export class NatsConsumption implements Consumption {
+  readonly #ctx: ConsumerContext;
+  readonly #opts: ConsumeOptions;
+  readonly #abort = new AbortController();
+  #lastApplied: number;
+  #handling = false;
+  #messages: ConsumerMessages | null = null;
+  #loop: Promise<void> = Promise.resolve();
+
+  constructor(ctx: ConsumerContext, opts: ConsumeOptions) {
+    this.#ctx = ctx;
+    this.#opts = opts;
+    this.#lastApplied = opts.afterStreamSeq;
+  }
+
+  get durable(): string {
+    return this.#opts.durable;
+  }
+
+  /** Creates the durable once (so errors such as missing permissions reach the caller), then runs. */
+  async start(): Promise<void> {
+    await this.#recreateConsumer();
+    this.#loop = this.#run(true);
+    this.#watchConnection();
+  }
+
+  async stop(): Promise<void> {
+    this.#abort.abort();
+    await this.#messages?.close();
+    await this.#loop;
+  }
+
+  async idle(): Promise<void> {
+    const { jsm, streamName } = this.#ctx;
+    while (!this.#abort.signal.aborted) {
+      try {
+        const info = await jsm.consumers.info(streamName, this.#opts.durable);
+        if (info.num_pending === 0 && info.num_ack_pending === 0 && !this.#handling) return;
+      } catch {
+        // Between sessions (reconnect, re-creation) the consumer may be briefly missing: keep polling.
+      }
+      await this.#pause(IDLE_POLL_MS);
+    }
+  }
+
+  async #run(created: boolean): Promise<void> {
+    const { retryInitialMs, retryMaxMs } = this.#ctx.settings;
+    let backoffMs = retryInitialMs;
+    let fresh = created;
+    while (!this.#abort.signal.aborted) {
+      try {
+        if (!fresh) await this.#recreateConsumer();
+        fresh = false;
+        await this.#session();
+        backoffMs = retryInitialMs;
+      } catch (err) {
+        if (this.#abort.signal.aborted) break;
+        this.#ctx.log.warn({ err, durable: this.#opts.durable }, 'consumer session failed; retrying');
+        await this.#pause(backoffMs);
+        backoffMs = Math.min(backoffMs * 2, retryMaxMs);
+      }
+    }
+  }
+
+  async #recreateConsumer(): Promise<void> {
+    const { jsm, streamName, settings } = this.#ctx;
+    const durable = this.#opts.durable;
+    await jsm.consumers.delete(streamName, durable).catch(() => false);
+    const start = this.#lastApplied + 1;
+    await jsm.consumers.add(streamName, {
+      durable_name: durable,
+      filter_subject: this.#opts.filterSubject,
+      ack_policy: AckPolicy.Explicit,
+      ack_wait: settings.ackWaitSeconds * NANOS_PER_SECOND,
+      max_ack_pending: settings.maxAckPending,
+      max_deliver: -1,
+      ...(start <= 1 ? { deliver_policy: DeliverPolicy.All } : { deliver_policy: DeliverPolicy.StartSequence, opt_start_seq: start }),
+    });
+  }
+
+  async #session(): Promise<void> {
+    const { js, streamName, settings } = this.#ctx;
+    const consumer = await js.consumers.get(streamName, this.#opts.durable);
+    const messages = await consumer.consume({ max_messages: settings.maxAckPending, expires: 5000 });
+    this.#messages = messages;
+    if (this.#abort.signal.aborted) await messages.close();
+    for await (const m of messages) {
+      if (this.#abort.signal.aborted) break;
+      if (m.info.streamSequence <= this.#lastApplied) {
+        m.ack();
+        continue;
+      }
+      await this.#apply(m);
+    }
+    this.#messages = null;
+    await messages.close();
+  }
+
+  async #apply(m: JsMsg): Promise<void> {
+    const { retryInitialMs, retryMaxMs } = this.#ctx.settings;
+    this.#handling = true;
+    try {
+      for (let retries = 0; !this.#abort.signal.aborted || retries === 0; retries++) {
+        try {
+          await this.#deliver(m, retries);
+          this.#lastApplied = m.info.streamSequence;
+          return;
+        } catch (err) {
+          this.#ctx.log.warn({ err, subject: m.subject, streamSeq: m.info.streamSequence, retries }, 'handler failed; will redeliver');
+          m.working();
+          await this.#pause(Math.min(retryInitialMs * 2 ** retries, retryMaxMs));
+        }
+      }
+    } finally {
+      this.#handling = false;
+    }
+  }
+
+  async #deliver(m: JsMsg, retries: number): Promise<void> {
+    const disposition = await this.#opts.handler({
+      subject: m.subject,
+      data: m.data,
+      streamSeq: m.info.streamSequence,
+      deliveryCount: m.info.deliveryCount + retries,
+    });
+    if (disposition === 'dead-letter') await this.#ctx.deadLetter(m);
+    m.ack();
+  }
+
+  /** A disconnect ends the session: buffered deliveries from before it are not trusted for order. */
+  #watchConnection(): void {
+    const statuses = this.#ctx.nc.status();
+    void (async () => {
+      for await (const s of statuses) {
+        if (this.#abort.signal.aborted) break;
+        if (s.type === 'disconnect') await this.#messages?.close();
+      }
+    })().catch(() => undefined);
+  }
+
+  async #pause(ms: number): Promise<void> {
+    await sleep(ms, undefined, { signal: this.#abort.signal }).catch(() => undefined);
+  }
+}

@@ -1,0 +1,260 @@
+// The Bus over NATS JetStream (cluster mode). See docs/adr for the layout and docs/nats-security.md
+// for the per-role permissions this code assumes.
+import { setTimeout as sleep } from 'node:timers/promises';
+import { headers, PermissionViolationError, type NatsConnection, type Subscription } from '@nats-io/transport-node';
+import { JetStreamApiError, jetstream, jetstreamManager, type JetStreamClient, type JetStreamManager, type JsMsg } from '@nats-io/jetstream';
+import type { KV } from '@nats-io/kv';
+import type { ObjectStore } from '@nats-io/obj';
+import { experimentSubjectFilter } from '../../api/protocol.ts';
+import { BusError } from '../errors.ts';
+import { childLogger, type Logger } from '../log.ts';
+import { decodeCheckpoint, encodeCheckpoint } from './checkpoint-codec.ts';
+import { connectNats } from './nats-connect.ts';
+import { NatsConsumption } from './nats-consumer.ts';
+import {
+  deadLetterStreamConfig,
+  dataStreamConfig,
+  ensureArtifactBucket,
+  ensureCheckpointBucket,
+  ensureStream,
+  openArtifactBucket,
+  openCheckpointBucket,
+} from './nats-layout.ts';
+import { parseNatsBusOptions, type NatsBusOptions } from './nats-options.ts';
+import {
+  assertCheckpointKey,
+  assertControlSubject,
+  assertDataFilter,
+  assertDataSubject,
+  belongsToExperiment,
+  deadLetterSubject,
+  experimentCheckpointKey,
+  experimentDeadLetterFilter,
+} from './subjects.ts';
+import type {
+  Bus,
+  CheckpointRecord,
+  ConsumeOptions,
+  Consumption,
+  ControlSubscription,
+  DeleteExperimentOptions,
+  PublishAck,
+} from './types.ts';
+
+/** Headers on a dead-lettered copy: where it came from. */
+export const DEAD_LETTER_HEADERS = { subject: 'Llem-Original-Subject', streamSeq: 'Llem-Original-Stream-Seq' } as const;
+
+const NOT_FOUND = 10014;
+
+/** Errors a retry cannot fix: the server said no (permissions, limits, bad request). */
+function isPermanent(err: unknown): boolean {
+  return err instanceof PermissionViolationError || err instanceof JetStreamApiError;
+}
+
+function describe(err: unknown): string {
+  return err instanceof Error ? `${err.name}: ${err.message}` : String(err);
+}
+
+export class NatsBus implements Bus {
+  readonly #nc: NatsConnection;
+  readonly #js: JetStreamClient;
+  readonly #opts: NatsBusOptions;
+  readonly #log: Logger;
+  readonly #consumptions = new Set<NatsConsumption>();
+  #jsm: JetStreamManager | null = null;
+  #kv: Promise<KV> | null = null;
+  #objects: Promise<ObjectStore> | null = null;
+  #deadLettered = 0;
+
+  constructor(nc: NatsConnection, opts: NatsBusOptions) {
+    this.#nc = nc;
+    this.#opts = opts;
+    this.#js = jetstream(nc, { timeout: opts.publishTimeoutMs });
+    this.#log = childLogger({ component: 'bus', bus: 'nats' });
+  }
+
+  /** The underlying connection, for diagnostics and tests. */
+  get connection(): NatsConnection {
+    return this.#nc;
+  }
+
+  async ensureLayout(): Promise<void> {
+    const jsm = await this.#manager();
+    const { layout } = this.#opts;
+    await ensureStream(jsm, dataStreamConfig(layout));
+    await ensureStream(jsm, deadLetterStreamConfig(layout));
+    this.#kv = Promise.resolve(await ensureCheckpointBucket(this.#js, layout));
+    this.#objects = Promise.resolve(await ensureArtifactBucket(this.#js, layout));
+  }
+
+  async publish(subject: string, data: Uint8Array, opts: { msgId: string }): Promise<PublishAck> {
+    assertDataSubject(subject);
+    return await this.#publishWithRetry(subject, data, opts.msgId);
+  }
+
+  async #publishWithRetry(subject: string, data: Uint8Array, msgId: string, hdrs?: ReturnType<typeof headers>): Promise<PublishAck> {
+    const deadline = Date.now() + this.#opts.publishRetryMs;
+    for (let waitMs = 25; ; waitMs = Math.min(waitMs * 2, 1000)) {
+      try {
+        const ack = await this.#js.publish(subject, data, {
+          msgID: msgId,
+          timeout: this.#opts.publishTimeoutMs,
+          ...(hdrs === undefined ? {} : { headers: hdrs }),
+        });
+        return { streamSeq: ack.seq, duplicate: ack.duplicate };
+      } catch (err) {
+        // Same msgId on every attempt: if the first one was stored, the retry is answered as a duplicate.
+        if (isPermanent(err) || this.#nc.isClosed() || Date.now() + waitMs > deadline) {
+          throw new BusError(`publish to ${subject} failed: ${describe(err)}`, { cause: err });
+        }
+        this.#log.debug({ err, subject }, 'publish failed; retrying with the same msgId');
+        await sleep(waitMs);
+      }
+    }
+  }
+
+  async consume(opts: ConsumeOptions): Promise<Consumption> {
+    assertDataFilter(opts.filterSubject);
+    const consumption = new NatsConsumption(
+      {
+        nc: this.#nc,
+        js: this.#js,
+        jsm: await this.#manager(),
+        streamName: this.#opts.layout.streamName,
+        settings: this.#opts.consumer,
+        log: this.#log.child({ durable: opts.durable }),
+        deadLetter: (m) => this.#deadLetter(m),
+      },
+      opts,
+    );
+    try {
+      await consumption.start();
+    } catch (err) {
+      throw new BusError(`cannot create consumer ${opts.durable} on ${opts.filterSubject}: ${describe(err)}`, { cause: err });
+    }
+    this.#consumptions.add(consumption);
+    return {
+      stop: async () => {
+        this.#consumptions.delete(consumption);
+        await consumption.stop();
+      },
+      idle: () => consumption.idle(),
+    };
+  }
+
+  async #deadLetter(m: JsMsg): Promise<void> {
+    const h = headers();
+    h.set(DEAD_LETTER_HEADERS.subject, m.subject);
+    h.set(DEAD_LETTER_HEADERS.streamSeq, String(m.info.streamSequence));
+    const msgId = `${this.#opts.layout.streamName}/${m.info.streamSequence}`;
+    const ack = await this.#publishWithRetry(deadLetterSubject(m.subject), m.data, msgId, h);
+    if (!ack.duplicate) this.#deadLettered++;
+    this.#log.warn({ subject: m.subject, streamSeq: m.info.streamSequence }, 'message moved to dead letters');
+  }
+
+  async publishControl(subject: string, data: Uint8Array): Promise<void> {
+    assertControlSubject(subject, false);
+    this.#nc.publish(subject, data);
+    await this.#nc.flush();
+  }
+
+  async subscribeControl(subject: string, handler: (data: Uint8Array) => void): Promise<ControlSubscription> {
+    assertControlSubject(subject, true);
+    const sub: Subscription = this.#nc.subscribe(subject, {
+      callback: (err, msg) => {
+        if (err !== null) this.#log.error({ err, subject }, 'control subscription failed');
+        else handler(msg.data);
+      },
+    });
+    // The round trip makes the subscription (or its permission error) known to the server first.
+    await this.#nc.flush();
+    return {
+      unsubscribe: async () => {
+        sub.unsubscribe();
+        await this.#nc.flush();
+      },
+    };
+  }
+
+  async putCheckpoint(key: string, record: CheckpointRecord): Promise<void> {
+    assertCheckpointKey(key);
+    await (await this.#checkpoints()).put(key, encodeCheckpoint(record));
+  }
+
+  async getCheckpoint(key: string): Promise<CheckpointRecord | null> {
+    assertCheckpointKey(key);
+    const entry = await (await this.#checkpoints()).get(key);
+    if (entry === null || entry.operation !== 'PUT') return null;
+    return decodeCheckpoint(entry.value, key);
+  }
+
+  async putArtifact(name: string, data: Uint8Array): Promise<void> {
+    await (await this.#artifacts()).putBlob({ name }, data);
+  }
+
+  async getArtifact(name: string): Promise<Uint8Array | null> {
+    return await (await this.#artifacts()).getBlob(name);
+  }
+
+  async deleteExperiment(opts: DeleteExperimentOptions): Promise<void> {
+    for (const c of [...this.#consumptions]) {
+      if (c.durable !== opts.durable) continue;
+      this.#consumptions.delete(c);
+      await c.stop();
+    }
+    const jsm = await this.#manager();
+    const { streamName, deadLetterStreamName } = this.#opts.layout;
+    await jsm.consumers.delete(streamName, opts.durable).catch((err: unknown) => {
+      if (!(err instanceof JetStreamApiError && err.code === NOT_FOUND)) throw err;
+    });
+    await this.#deleteCheckpoints(experimentCheckpointKey(opts.namespace, opts.experimentUid));
+    if (opts.purgeMessages) {
+      await jsm.streams.purge(streamName, { filter: experimentSubjectFilter(opts.namespace, opts.experimentUid) });
+      await jsm.streams.purge(deadLetterStreamName, { filter: experimentDeadLetterFilter(opts.namespace, opts.experimentUid) });
+    }
+  }
+
+  async #deleteCheckpoints(experimentKey: string): Promise<void> {
+    const kv = await this.#checkpoints();
+    // One filter per listing: multi-filter consumers need nats-server 2.10.
+    const doomed: string[] = (await kv.get(experimentKey)) === null ? [] : [experimentKey];
+    for await (const key of await kv.keys(`${experimentKey}.>`)) {
+      if (belongsToExperiment(key, experimentKey)) doomed.push(key);
+    }
+    for (const key of doomed) await kv.purge(key);
+  }
+
+  deadLettered(): number {
+    return this.#deadLettered;
+  }
+
+  async close(): Promise<void> {
+    for (const c of [...this.#consumptions]) await c.stop();
+    this.#consumptions.clear();
+    if (!this.#nc.isClosed()) await this.#nc.drain().catch(() => this.#nc.close());
+  }
+
+  async #manager(): Promise<JetStreamManager> {
+    this.#jsm ??= await jetstreamManager(this.#nc, { timeout: this.#opts.publishTimeoutMs, checkAPI: false });
+    return this.#jsm;
+  }
+
+  #checkpoints(): Promise<KV> {
+    this.#kv ??= openCheckpointBucket(this.#js, this.#opts.layout);
+    return this.#kv;
+  }
+
+  #artifacts(): Promise<ObjectStore> {
+    this.#objects ??= openArtifactBucket(this.#js, this.#opts.layout);
+    return this.#objects;
+  }
+}
+
+/**
+ * Connect and return the NATS bus. `options` are parsed with zod (InvalidInputError on bad input);
+ * the layout is not created here: the controller calls ensureLayout(), agents only publish.
+ */
+export async function openNatsBus(options: unknown, source = 'bus options'): Promise<NatsBus> {
+  const parsed = parseNatsBusOptions(options, source);
+  return new NatsBus(await connectNats(parsed), parsed);
+}

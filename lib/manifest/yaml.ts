@@ -1,0 +1,102 @@
+// Hardened YAML parsing for files users hand to the CLI: bounded size, bounded alias expansion
+// (billion laughs), duplicate keys are errors located by field path, unresolved tags are errors.
+import { isAlias, isMap, isPair, isScalar, isSeq, parseAllDocuments, type Document, type Node } from 'yaml';
+import type { InputIssue } from '../errors.ts';
+import { formatPath, type PathSegment } from '../../api/paths.ts';
+
+export const DEFAULT_MAX_BYTES = 1024 * 1024;
+/** yaml's measure: alias count x size of the aliased node. Real manifests stay far below this. */
+export const DEFAULT_MAX_ALIAS_COUNT = 100;
+
+export interface YamlLimits {
+  maxBytes: number;
+  maxAliasCount: number;
+}
+
+export const DEFAULT_YAML_LIMITS: YamlLimits = { maxBytes: DEFAULT_MAX_BYTES, maxAliasCount: DEFAULT_MAX_ALIAS_COUNT };
+
+export interface YamlDocument {
+  /** 0-based position in the file, counting only non-empty documents. */
+  index: number;
+  value: unknown;
+}
+
+export type YamlParseResult = { ok: true; documents: YamlDocument[] } | { ok: false; issues: InputIssue[] };
+
+function where(e: { linePos?: [{ line: number; col: number }, ...unknown[]] }): string {
+  const p = e.linePos?.[0];
+  return p === undefined ? '' : `line ${p.line}, column ${p.col}: `;
+}
+
+/** Keys that would touch Object.prototype when the document becomes a JS object. */
+const FORBIDDEN_KEYS = new Set(['__proto__', 'constructor', 'prototype']);
+
+function keyText(key: unknown): string {
+  if (isScalar(key)) return String(key.value);
+  return String(key);
+}
+
+/** Duplicate keys, each reported at the path of the second occurrence. */
+function duplicateKeyIssues(node: Node | null | undefined, path: PathSegment[], file: string, out: InputIssue[]): void {
+  if (node === null || node === undefined || isAlias(node)) return;
+  if (isMap(node)) {
+    const seen = new Set<string>();
+    for (const pair of node.items) {
+      if (!isPair(pair)) continue;
+      const key = keyText(pair.key);
+      if (FORBIDDEN_KEYS.has(key)) out.push({ file, path: formatPath([...path, key]), message: `key "${key}" is not allowed` });
+      if (seen.has(key)) out.push({ file, path: formatPath([...path, key]), message: `duplicate key "${key}"; each key may appear once` });
+      seen.add(key);
+      duplicateKeyIssues(pair.value as Node | null, [...path, key], file, out);
+    }
+  } else if (isSeq(node)) {
+    node.items.forEach((item, i) => duplicateKeyIssues(item as Node | null, [...path, i], file, out));
+  }
+}
+
+function documentIssues(doc: Document.Parsed, file: string): InputIssue[] {
+  const issues: InputIssue[] = [];
+  for (const e of doc.errors) {
+    if (e.code === 'DUPLICATE_KEY') continue; // reported below, with the field path
+    issues.push({ file, path: '', message: `${where(e)}${e.message.split('\n')[0] ?? e.message}` });
+  }
+  for (const w of doc.warnings) {
+    if (w.code === 'TAG_RESOLVE_FAILED') issues.push({ file, path: '', message: `${where(w)}${w.message.split('\n')[0] ?? w.message}; custom tags are not allowed` });
+  }
+  duplicateKeyIssues(doc.contents, [], file, issues);
+  return issues;
+}
+
+function toPlainValue(doc: Document.Parsed, file: string, limits: YamlLimits): { value?: unknown; issue?: InputIssue } {
+  try {
+    return { value: doc.toJS({ maxAliasCount: limits.maxAliasCount }) };
+  } catch (err) {
+    const text = err instanceof Error ? err.message : String(err);
+    const message = /alias/i.test(text)
+      ? `YAML aliases expand too much (limit ${limits.maxAliasCount}); write the values out instead of nesting anchors`
+      : text;
+    return { issue: { file, path: '', message } };
+  }
+}
+
+/** Parses every document of `text`. Documents that are empty (a trailing `---`) are dropped. */
+export function parseYamlDocuments(text: string, file: string, limits: YamlLimits = DEFAULT_YAML_LIMITS): YamlParseResult {
+  const bytes = Buffer.byteLength(text, 'utf8');
+  if (bytes > limits.maxBytes) {
+    return { ok: false, issues: [{ file, path: '', message: `file is ${bytes} bytes; the limit is ${limits.maxBytes}` }] };
+  }
+  const docs = parseAllDocuments(text, { uniqueKeys: false, prettyErrors: true, strict: true, schema: 'core', version: '1.2' });
+  const list: Document.Parsed[] = Array.isArray(docs) ? docs : [];
+  const issues: InputIssue[] = [];
+  const documents: YamlDocument[] = [];
+  for (const doc of list) {
+    const own = documentIssues(doc, file);
+    issues.push(...own);
+    if (own.length > 0 || doc.contents === null) continue;
+    const { value, issue } = toPlainValue(doc, file, limits);
+    if (issue !== undefined) issues.push(issue);
+    else if (value !== null && value !== undefined) documents.push({ index: documents.length, value });
+  }
+  if (issues.length > 0) return { ok: false, issues };
+  return { ok: true, documents };
+}

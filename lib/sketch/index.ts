@@ -1,0 +1,38 @@
+// Latency sketches: MergingDigest is the one the system uses (docs/adr/0001); the npm tdigest
+// adapter exists for the comparison benchmark.
+import type { LatencySketch } from './types.ts';
+import { MergingDigest } from './merging-digest.ts';
+import { MERGING_DIGEST_MAGIC } from './merging-digest-codec.ts';
+import { TDIGEST_MAGIC, TDigestSketch } from './tdigest-adapter.ts';
+import { ProtocolError } from '../errors.ts';
+
+export type { LatencySketch } from './types.ts';
+export { MergingDigest, DEFAULT_COMPRESSION, DEFAULT_SCALE, type MergingDigestOptions } from './merging-digest.ts';
+export { MERGING_DIGEST_VERSION } from './merging-digest-codec.ts';
+export { TDigestSketch } from './tdigest-adapter.ts';
+export type { ScaleName } from './scale.ts';
+
+/** The sketch every producer should create. */
+export function createLatencySketch(): MergingDigest {
+  return new MergingDigest();
+}
+
+/** Decode any supported sketch by its magic byte; throws ProtocolError on malformed bytes. */
+export function deserializeSketch(bytes: Uint8Array): LatencySketch {
+  switch (bytes[0]) {
+    case MERGING_DIGEST_MAGIC:
+      return MergingDigest.deserialize(bytes);
+    case TDIGEST_MAGIC:
+      return TDigestSketch.deserialize(bytes);
+    default:
+      throw new ProtocolError(`sketch: unknown format byte ${bytes[0] ?? 'none (empty input)'}`);
+  }
+}
+
+export function sketchToBase64(sketch: LatencySketch): string {
+  return Buffer.from(sketch.serialize()).toString('base64');
+}
+
+export function sketchFromBase64(text: string): LatencySketch {
+  return deserializeSketch(Buffer.from(text, 'base64'));
+}

@@ -1,0 +1,52 @@
+#!/usr/bin/env python3
+"""Independent energy log for cross-checking the agent (docs/validation/h200.md).
+
+Polls every GPU's NVML total-energy counter (mJ) and power (mW) with pynvml at a fixed rate and
+writes one JSON line per poll: {"t_ms": wall-clock ms, "gpu": index, "energy_mj": int,
+"power_mw": int}. Runs until SIGTERM/SIGINT; flushes every line so a kill loses nothing.
+Nothing here shares code with the agent: it is the independent side of the comparison.
+"""
+import argparse
+import json
+import signal
+import sys
+import time
+
+import pynvml
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--out", required=True, help="JSONL file to write")
+    parser.add_argument("--hz", type=float, default=10.0, help="polls per second (default 10)")
+    args = parser.parse_args()
+
+    stop = False
+
+    def on_signal(_signum, _frame):
+        nonlocal stop
+        stop = True
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+
+    pynvml.nvmlInit()
+    handles = [pynvml.nvmlDeviceGetHandleByIndex(i) for i in range(pynvml.nvmlDeviceGetCount())]
+    period = 1.0 / args.hz
+    next_t = time.monotonic()
+    with open(args.out, "w", encoding="utf-8") as out:
+        while not stop:
+            for index, handle in enumerate(handles):
+                energy = pynvml.nvmlDeviceGetTotalEnergyConsumption(handle)
+                t_ms = time.time() * 1000.0
+                power = pynvml.nvmlDeviceGetPowerUsage(handle)
+                out.write(json.dumps({"t_ms": t_ms, "gpu": index, "energy_mj": energy, "power_mw": power}) + "\n")
+            out.flush()
+            next_t += period
+            time.sleep(max(0.0, next_t - time.monotonic()))
+    pynvml.nvmlShutdown()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,88 @@
+// The chart's NATS configuration, run by a real nats-server: the controller (password from the
+// chart's Secret) sets up JetStream; agent pods, which connect without credentials, may publish
+// measurement data and receive start signals but cannot touch the JetStream API or other subjects.
+import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
+import { join } from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import { dataSubject, startSubject } from '../../../api/protocol.ts';
+import { openNatsBus, type NatsBus } from '../../../lib/bus/index.ts';
+import { natsServerBinary, startNatsServer, type NatsServerHandle } from '../../support/nats-server.ts';
+import { findObject, helmSkipReason, render } from './chart.ts';
+
+function natsSkipReason(): string | undefined {
+  try {
+    natsServerBinary();
+    return undefined;
+  } catch (err) {
+    return (err as Error).message;
+  }
+}
+
+const skip = helmSkipReason() ?? natsSkipReason();
+const PUBLISHER = { namespace: 'team-a', experimentUid: 'uid-1', runId: 'r0', attempt: 0, replica: 0 };
+const FAST = { publishTimeoutMs: 1500, publishRetryMs: 1000, connectTimeoutMs: 5000, maxReconnectAttempts: 0 };
+
+/** The chart's nats.conf with the port, store and pid file moved into the test's own places. */
+function localConfig(chartConf: string, port: number, storeDir: string): string {
+  return chartConf
+    .replace(/^port: 4222$/m, `port: ${port}`)
+    .replace(/^http_port: .*$/m, '')
+    .replace('store_dir: /data/jetstream', `store_dir: "${storeDir}"`)
+    .replace('pid_file: /var/run/nats/nats.pid', `pid_file: "${join(storeDir, 'nats.pid')}"`);
+}
+
+void describe('NATS as the chart configures it', { skip, timeout: 120_000 }, () => {
+  let server: NatsServerHandle;
+  let controller: NatsBus;
+  let agent: NatsBus;
+  const controllerPassword = randomBytes(16).toString('hex');
+
+  before(async () => {
+    const objs = await render('default');
+    const conf = String((findObject(objs, 'ConfigMap', '-nats-config')['data'] as Record<string, string>)['nats.conf']);
+    // The StatefulSet passes these from the generated Secret; nats-server reads them as $VARIABLES.
+    process.env['POD_NAME'] = 'llem-nats-0';
+    process.env['LLEM_CONTROLLER_PASSWORD'] = controllerPassword;
+    process.env['LLEM_AGENT_PASSWORD'] = randomBytes(16).toString('hex');
+    server = await startNatsServer({ configFor: (port, storeDir) => localConfig(conf, port, storeDir) });
+    controller = await openNatsBus({ servers: server.url, user: 'controller', password: controllerPassword, ...FAST });
+    await controller.ensureLayout();
+    agent = await openNatsBus({ servers: server.url, ...FAST });
+  });
+
+  after(async () => {
+    await agent?.close();
+    await controller?.close();
+    await server?.cleanup();
+    for (const k of ['POD_NAME', 'LLEM_CONTROLLER_PASSWORD', 'LLEM_AGENT_PASSWORD']) delete process.env[k];
+  });
+
+  void test('the controller with the wrong password is refused', async () => {
+    await assert.rejects(openNatsBus({ servers: server.url, user: 'controller', password: 'wrong', ...FAST }));
+  });
+
+  void test('an agent without credentials publishes measurement data into the stream', async () => {
+    const ack = await agent.publish(dataSubject(PUBLISHER, 'ready'), new TextEncoder().encode('{}'), { msgId: 'ready-1' });
+    assert.ok(ack.streamSeq >= 1);
+    assert.equal(ack.duplicate, false);
+  });
+
+  void test('an agent receives the start signal the controller publishes', async () => {
+    const subject = startSubject(PUBLISHER.namespace, PUBLISHER.experimentUid, PUBLISHER.runId);
+    const got = new Promise<string>((resolve) => {
+      void agent.subscribeControl(subject, (data) => resolve(new TextDecoder().decode(data)));
+    });
+    await new Promise((r) => setTimeout(r, 200));
+    await controller.publishControl(subject, new TextEncoder().encode('go'));
+    assert.equal(await got, 'go');
+  });
+
+  void test('an agent cannot read checkpoints, consume the stream or publish dead letters', async () => {
+    await assert.rejects(agent.getCheckpoint('team-a.uid-1'));
+    await assert.rejects(agent.publish('llem.dlq.v1.team-a.uid-1.r0.0.0.ready', new Uint8Array([1]), { msgId: 'dlq-1' }));
+    await assert.rejects(agent.consume({
+      durable: 'stolen', filterSubject: 'llem.v1.>', afterStreamSeq: 0, handler: async () => 'ack',
+    }));
+  });
+});

@@ -1,0 +1,61 @@
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { decodeMessage, type WireMessage } from '../../../api/protocol.ts';
+import type { Bus } from '../../../lib/bus/types.ts';
+import { BusError } from '../../../lib/errors.ts';
+import { Publisher } from '../../../agent/publisher.ts';
+
+const key = { namespace: 'ns', experimentUid: 'uid', runId: 'run', attempt: 1, replica: 0 };
+
+/** A bus whose acks arrive in reverse order of publishing, to prove the publisher serialises. */
+function slowBus(fail?: number): { bus: Bus; stored: WireMessage[]; ids: string[] } {
+  const stored: WireMessage[] = [];
+  const ids: string[] = [];
+  let n = 0;
+  const bus = {
+    publish: async (_s: string, data: Uint8Array, o: { msgId: string }) => {
+      const i = ++n;
+      await new Promise((r) => setTimeout(r, Math.max(0, 20 - i * 3)));
+      if (i === fail) throw new Error('broker gone');
+      const d = decodeMessage(data);
+      if (d.ok) stored.push(d.message);
+      ids.push(o.msgId);
+      return { streamSeq: i, duplicate: false };
+    },
+  } as unknown as Bus;
+  return { bus, stored, ids };
+}
+
+void test('messages are stored in publish order with contiguous seq and per-kind counts', async () => {
+  const { bus, stored, ids } = slowBus();
+  const p = new Publisher(bus, key, true);
+  void p.publish('hello', { environment: { hostname: 'h', gpus: [], driverVersion: null, nvmlVersion: null, cudaVersion: null, backend: 'b', backendVersion: null, configHash: '', agentVersion: '0', telemetrySource: 'simulated' } });
+  void p.publish('ready', {});
+  void p.publish('telemetry', { phase: 'ready', samples: [] });
+  await p.publish('aborted', { phase: 'ready', reason: 'x' });
+  assert.deepEqual(stored.map((m) => m.seq), [1, 2, 3, 4]);
+  assert.deepEqual(stored.map((m) => m.kind), ['hello', 'ready', 'telemetry', 'aborted']);
+  assert.ok(stored.every((m) => m.simulated && m.attempt === 1));
+  assert.equal(ids[3], 'uid/run/1/0/4');
+  assert.deepEqual(p.counts, { hello: 1, ready: 1, sketch: 0, telemetry: 1 });
+  assert.equal(p.sent, 4);
+});
+
+void test('a failed publish fails every later one and drain, as a BusError', async () => {
+  const { bus, stored } = slowBus(2);
+  const p = new Publisher(bus, key, false);
+  await p.publish('ready', {});
+  await assert.rejects(p.publish('ready', {}), BusError);
+  await assert.rejects(p.publish('ready', {}), BusError);
+  await assert.rejects(p.drain(), /broker gone/);
+  assert.equal(stored.length, 1);
+});
+
+void test('nothing is published after the summary or an aborted marker', async () => {
+  const { bus, stored } = slowBus();
+  const p = new Publisher(bus, key, false);
+  await p.publish('aborted', { phase: 'measuring', reason: 'x' });
+  await p.publish('telemetry', { phase: 'measuring', samples: [] });
+  assert.deepEqual(stored.map((m) => m.kind), ['aborted']);
+  assert.equal(p.sent, 1);
+});

@@ -1,0 +1,98 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import type { V1Pod } from '@kubernetes/client-node';
+import { validateEnergyExperiment } from '../../../api/validation.ts';
+import { stepRuns, type RunInputs } from '../../../controller/runs.ts';
+import { RunLedger } from '../../../controller/ledger.ts';
+import { buildPod, podName, podLabels } from '../../../controller/pods.ts';
+import { fakeMessages } from '../../support/fake-agent.ts';
+
+const ref = { name: 'exp', namespace: 'ns', uid: 'uid-1234567' };
+
+function matrix(points: number[], retries = 1, parallelism = 2): { inputs: RunInputs; v: Extract<ReturnType<typeof validateEnergyExperiment>, { ok: true }> } {
+  const v = validateEnergyExperiment({
+    apiVersion: 'llem.dev/v1alpha1', kind: 'EnergyExperiment', metadata: { name: 'exp' },
+    spec: { model: { name: 'm', source: { random: {} } }, backends: [{ type: 'pytorch' }], sweep: { axes: { 'pytorch.maxBatchSize': points } }, measurement: { cycles: 1 }, placement: { parallelism }, policy: { retries } },
+  });
+  assert.ok(v.ok);
+  const inputs: RunInputs = {
+    planned: v.matrix.runs, previous: [], pods: [], ledger: new RunLedger(), policy: v.experiment.spec.policy, replicas: 1, parallelism,
+    now: new Date('2026-01-01T00:00:00Z'), retryBaseMs: 1000, expected: new Set(), podName: (r, a, i) => podName(ref, r, a, i),
+  };
+  return { inputs, v };
+}
+
+function pod(runId: string, attempt: number, phase: string, reason?: string): V1Pod {
+  return {
+    metadata: { name: podName(ref, runId, attempt, 0), labels: podLabels(ref, runId, attempt, 0) },
+    status: { phase, containerStatuses: [{ name: 'backend', ready: false, restartCount: 0, image: '', imageID: '', state: { terminated: { exitCode: 137, reason: reason ?? 'Error' } } }] },
+  };
+}
+
+void test('starts no more runs than placement.parallelism', () => {
+  const { inputs } = matrix([1, 2, 3], 1, 2);
+  const out = stepRuns(inputs);
+  assert.equal(out.create.length, 2);
+  assert.deepEqual(out.runs.map((r) => r.phase), ['Running', 'Running', 'Pending']);
+});
+
+void test('stepping again with the same inputs changes nothing', () => {
+  const { inputs } = matrix([1, 2], 1, 2);
+  const first = stepRuns(inputs);
+  const pods = first.create.map((c) => pod(c.run.id, 0, 'Running'));
+  const second = stepRuns({ ...inputs, previous: first.runs, pods });
+  const third = stepRuns({ ...inputs, previous: second.runs, pods });
+  assert.deepEqual(third.runs, second.runs);
+  assert.equal(third.create.length + third.deletePods.length, 0);
+});
+
+void test('an OOM-killed pod retries the run as the next attempt, then fails it when retries are spent', () => {
+  const { inputs } = matrix([1], 1, 1);
+  const started = stepRuns(inputs);
+  const id = started.runs[0]?.id ?? '';
+  const retried = stepRuns({ ...inputs, previous: started.runs, pods: [pod(id, 0, 'Failed', 'OOMKilled')] });
+  assert.equal(retried.runs[0]?.phase, 'Pending');
+  assert.equal(retried.runs[0]?.attempt, 1);
+  assert.match(retried.runs[0]?.message ?? '', /OOMKilled/);
+  assert.equal(retried.create.length, 0, 'backoff first');
+  const later = new Date(inputs.now.getTime() + 5000);
+  const restarted = stepRuns({ ...inputs, now: later, previous: retried.runs, pods: [] });
+  assert.equal(restarted.create[0]?.attempt, 1);
+  const failed = stepRuns({ ...inputs, now: later, previous: restarted.runs, pods: [pod(id, 1, 'Failed', 'OOMKilled')] });
+  assert.equal(failed.runs[0]?.phase, 'Failed');
+});
+
+void test('a run succeeds only once every message of its attempt arrived, and a duplicate counts once', () => {
+  const { inputs } = matrix([1], 0, 1);
+  const started = stepRuns(inputs);
+  const id = started.runs[0]?.id ?? '';
+  const msgs = fakeMessages({ namespace: 'ns', experimentUid: ref.uid, runId: id, attempt: 0, replica: 0 }, 100, 50);
+  const ledger = new RunLedger();
+  for (const m of msgs.filter((m) => m.seq !== 3)) ledger.apply(m);
+  const gap = stepRuns({ ...inputs, ledger, previous: started.runs, pods: [pod(id, 0, 'Running')] });
+  assert.equal(gap.runs[0]?.phase, 'Running', 'a gap keeps it incomplete');
+  ledger.apply(msgs[2]!);
+  assert.equal(ledger.apply(msgs[2]!), 'duplicate');
+  const done = stepRuns({ ...inputs, ledger, previous: started.runs, pods: [pod(id, 0, 'Running')] });
+  assert.equal(done.runs[0]?.phase, 'Succeeded');
+  assert.equal(done.runs[0]?.joulesPerToken, 0.5);
+  const restored = RunLedger.restore(ledger.serialize());
+  assert.deepEqual(restored.serialize(), ledger.serialize());
+});
+
+void test('agent pods carry GPU limits, owner reference, labels and the agent init container', () => {
+  const { v } = matrix([1]);
+  const run = v.matrix.runs[0]!;
+  const configuration = v.matrix.configurations[0]!;
+  const p = buildPod({ experiment: ref, spec: v.experiment.spec, configuration, run, attempt: 0, replica: 0 }, { agentImage: 'agent:1', backendImages: { pytorch: 'pt:1' }, agentEnv: [], simulate: false });
+  const c = p.spec?.containers[0];
+  assert.equal(c?.resources?.limits?.['nvidia.com/gpu'], '1');
+  assert.equal(c?.image, 'pt:1');
+  assert.deepEqual(c?.command?.slice(1), ['agent', '--']);
+  assert.equal(p.spec?.initContainers?.[0]?.image, 'agent:1');
+  assert.equal(p.metadata?.ownerReferences?.[0]?.uid, ref.uid);
+  assert.equal(p.metadata?.labels?.['llem.dev/experiment'], 'exp');
+  assert.equal(p.metadata?.labels?.['llem.dev/run'], run.id);
+  const cfg = JSON.parse(c?.env?.find((e) => e.name === 'LLEM_AGENT_CONFIG')?.value ?? '{}') as { publisher: { runId: string } };
+  assert.equal(cfg.publisher.runId, run.id);
+});
