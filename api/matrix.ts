@@ -23,6 +23,7 @@ import {
   type WorkloadSpec,
 } from './spec.ts';
 import { configurationRuleViolations } from './rules.ts';
+import { manifestErrorMap } from './messages.ts';
 
 export const MAX_CONFIGURATIONS = 4096;
 export const MAX_RUNS = 20000;
@@ -174,7 +175,7 @@ function applyAndValidate(
   const mine = entries.filter(([p]) => rootOf(p) === root);
   for (const [path, value] of mine) target = withValueAt(target, path.split('.').slice(1), value);
   if (mine.length === 0) return { value: base, errors: [] };
-  const parsed = schema.safeParse(target);
+  const parsed = schema.safeParse(target, { error: manifestErrorMap });
   if (parsed.success) return { value: parsed.data, errors: [] };
   const errors = parsed.error.issues.map((issue) => {
     const keys = issue.code === 'unrecognized_keys' ? issue.keys : [];

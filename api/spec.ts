@@ -65,7 +65,7 @@ export const ObjectMetaSchema = z.strictObject({
 
 export const SecretKeyRefSchema = z.strictObject({
   name: Dns1123LabelSchema,
-  key: z.string().min(1).default('token'),
+  key: z.string().min(1).default('token').describe('Key in the Secret.'),
 });
 
 export const RandomArchitectureSchema = z
@@ -92,7 +92,10 @@ export const ModelSourceSchema = z
     huggingFace: z
       .strictObject({ tokenSecretRef: SecretKeyRefSchema.optional().describe('Secret holding the HF token; only for gated models.') })
       .optional(),
-    pvc: z.strictObject({ claimName: Dns1123LabelSchema, path: z.string().min(1).default('/') }).optional(),
+    pvc: z
+      .strictObject({ claimName: Dns1123LabelSchema, path: z.string().min(1).default('/').describe('Model directory inside the volume.') })
+      .optional()
+      .describe('Weights already on a PersistentVolumeClaim (mounted read-only).'),
     random: RandomArchitectureSchema.optional(),
   })
   .superRefine(oneOf(['huggingFace', 'pvc', 'random'], 'model.source'))
@@ -102,9 +105,9 @@ export const DTYPES = ['auto', 'float16', 'bfloat16', 'float32'] as const;
 
 export const ModelSchema = z.strictObject({
   name: z.string().min(1).max(200).describe('Hugging Face model id (also the tokenizer source).'),
-  revision: z.string().min(1).default('main'),
-  source: ModelSourceSchema.prefault({ huggingFace: {} }),
-  dtype: z.enum(DTYPES).default('auto'),
+  revision: z.string().min(1).default('main').describe('Hugging Face revision (branch, tag or commit).'),
+  source: ModelSourceSchema.prefault({ huggingFace: {} }).describe('Where the weights come from; default: the Hugging Face Hub.'),
+  dtype: z.enum(DTYPES).default('auto').describe("Weight and activation dtype; auto: the model config's."),
 });
 
 // ---------------------------------------------------------------- backends
@@ -115,17 +118,17 @@ export const RESERVED_BACKEND_TYPES = ['sglang'] as const;
 export type BackendType = (typeof BACKEND_TYPES)[number];
 
 export const PytorchParamsSchema = z.strictObject({
-  batching: z.enum(['static', 'dynamic']).default('dynamic'),
-  maxBatchSize: posInt.default(8),
-  attnImplementation: z.enum(['eager', 'sdpa', 'flash_attention_2']).default('sdpa'),
-  compile: z.boolean().default(false),
-  quantization: z.enum(['none', 'bitsandbytes4bit', 'bitsandbytes8bit']).default('none'),
+  batching: z.enum(['static', 'dynamic']).default('dynamic').describe('static: fixed batches of maxBatchSize; dynamic: requests join as slots free up.'),
+  maxBatchSize: posInt.default(8).describe('Most sequences generated together.'),
+  attnImplementation: z.enum(['eager', 'sdpa', 'flash_attention_2']).default('sdpa').describe('transformers attn_implementation.'),
+  compile: z.boolean().default(false).describe('torch.compile the model before serving.'),
+  quantization: z.enum(['none', 'bitsandbytes4bit', 'bitsandbytes8bit']).default('none').describe('Load-time quantisation.'),
 });
 
 export const SpeculativeSchema = z.strictObject({
   method: z.enum(['ngram', 'draftModel', 'eagle', 'eagle3', 'mtp']),
   model: z.string().min(1).optional().describe('Draft model id; required for draftModel, eagle and eagle3.'),
-  numSpeculativeTokens: posInt.default(4),
+  numSpeculativeTokens: posInt.default(4).describe('Tokens proposed per step.'),
 }).meta(
   cel({
     rule: "!(self.method in ['draftModel', 'eagle', 'eagle3']) || has(self.model)",
@@ -135,28 +138,28 @@ export const SpeculativeSchema = z.strictObject({
 );
 
 export const VllmParamsSchema = z.strictObject({
-  tensorParallelSize: posInt.default(1),
-  pipelineParallelSize: posInt.default(1),
-  maxNumSeqs: posInt.default(256),
-  maxNumBatchedTokens: posInt.optional(),
-  maxModelLen: posInt.optional(),
-  gpuMemoryUtilization: z.number().gt(0).max(1).default(0.9),
-  quantization: z.enum(['none', 'awq', 'gptq', 'fp8', 'bitsandbytes']).default('none'),
-  kvCacheDtype: z.enum(['auto', 'fp8', 'fp8_e4m3', 'fp8_e5m2']).default('auto'),
-  enablePrefixCaching: z.boolean().default(false),
-  enableChunkedPrefill: z.boolean().default(true),
-  speculative: SpeculativeSchema.optional(),
-  enforceEager: z.boolean().default(false),
+  tensorParallelSize: posInt.default(1).describe('--tensor-parallel-size; with pipelineParallelSize at most placement.gpusPerRun.'),
+  pipelineParallelSize: posInt.default(1).describe('--pipeline-parallel-size.'),
+  maxNumSeqs: posInt.default(256).describe('--max-num-seqs: most sequences in one batch.'),
+  maxNumBatchedTokens: posInt.optional().describe('--max-num-batched-tokens; absent: vLLM chooses.'),
+  maxModelLen: posInt.optional().describe('--max-model-len; absent: the model config. Must fit the longest request.'),
+  gpuMemoryUtilization: z.number().gt(0).max(1).default(0.9).describe('--gpu-memory-utilization: fraction of GPU memory vLLM may use.'),
+  quantization: z.enum(['none', 'awq', 'gptq', 'fp8', 'bitsandbytes']).default('none').describe('--quantization; none: as the checkpoint is.'),
+  kvCacheDtype: z.enum(['auto', 'fp8', 'fp8_e4m3', 'fp8_e5m2']).default('auto').describe('--kv-cache-dtype.'),
+  enablePrefixCaching: z.boolean().default(false).describe('--enable-prefix-caching (off by default so repeated prompts do not flatter the numbers).'),
+  enableChunkedPrefill: z.boolean().default(true).describe('--enable-chunked-prefill.'),
+  speculative: SpeculativeSchema.optional().describe('--speculative-config; absent: no speculative decoding.'),
+  enforceEager: z.boolean().default(false).describe('--enforce-eager: no CUDA graphs (faster start, slower decode).'),
 });
 
 export const TensorrtParamsSchema = z.strictObject({
-  tensorParallelSize: posInt.default(1),
-  pipelineParallelSize: posInt.default(1),
-  maxBatchSize: posInt.default(256),
-  maxNumTokens: posInt.default(8192),
-  kvCacheFreeGpuMemoryFraction: z.number().gt(0).max(1).default(0.9),
-  backend: z.enum(['pytorch', 'trt']).default('pytorch'),
-  quantization: z.enum(['none', 'fp8', 'int8', 'int4_awq', 'nvfp4']).default('none'),
+  tensorParallelSize: posInt.default(1).describe('--tp_size; with pipelineParallelSize at most placement.gpusPerRun.'),
+  pipelineParallelSize: posInt.default(1).describe('--pp_size.'),
+  maxBatchSize: posInt.default(256).describe('--max_batch_size.'),
+  maxNumTokens: posInt.default(8192).describe('--max_num_tokens: most tokens in one scheduled batch.'),
+  kvCacheFreeGpuMemoryFraction: z.number().gt(0).max(1).default(0.9).describe('--kv_cache_free_gpu_memory_fraction.'),
+  backend: z.enum(['pytorch', 'trt']).default('pytorch').describe('trtllm-serve --backend: the PyTorch flow or a built TensorRT engine.'),
+  quantization: z.enum(['none', 'fp8', 'int8', 'int4_awq', 'nvfp4']).default('none').describe('Quantisation the checkpoint is expected to carry.'),
 });
 
 export const BackendSchema = z
@@ -165,7 +168,7 @@ export const BackendSchema = z
       error: (iss) =>
         RESERVED_BACKEND_TYPES.includes(iss.input as 'sglang')
           ? `backend type "${String(iss.input)}" is reserved but not supported yet; use one of ${BACKEND_TYPES.join(', ')}`
-          : `must be one of ${BACKEND_TYPES.join(', ')}`,
+          : `must be one of ${BACKEND_TYPES.join(', ')} (got ${JSON.stringify(iss.input) ?? 'nothing'})`,
     }),
     name: z
       .string()
@@ -215,10 +218,9 @@ export const SweepSchema = z.strictObject({
   axes: z
     .record(sweepPathKey, z.array(SweepValueSchema).min(1).max(64))
     .refine((axes) => Object.keys(axes).length <= MAX_SWEEP_AXES, { message: `at most ${MAX_SWEEP_AXES} axes` })
-    .meta({
-      maxProperties: MAX_SWEEP_AXES,
-      ...cel({ rule: `self.all(k, k.matches('${SWEEP_PATH.source.replaceAll('\\', '\\\\')}'))`, message: `axis names must be dotted paths starting with one of ${SWEEP_ROOTS.join(', ')}` }),
-    })
+    // Axis names are checked by zod only: CEL `matches` over map keys of unknown length can exceed
+    // the API server's rule cost budget, and the controller validates with zod anyway.
+    .meta({ maxProperties: MAX_SWEEP_AXES })
     .default({})
     .describe('Cartesian axes: dotted path -> values. Backend axes apply only to backends of that type.'),
   points: z
@@ -269,17 +271,21 @@ export const DatasetSchema = z
       .strictObject({
         inputTokens: TokenDistributionSchema.prefault({ distribution: 'fixed', mean: 512 }),
         outputTokens: TokenDistributionSchema.prefault({ distribution: 'fixed', mean: 128 }),
-        seed: nonNegInt.default(0),
+        seed: nonNegInt.default(0).describe('Seed for lengths and token ids: the same seed gives the same requests.'),
       })
-      .optional(),
+      .optional()
+      .describe('Random token ids with lengths drawn from the distributions (default: 512 in, 128 out).'),
     prompts: z.array(z.string().min(1)).min(1).optional().describe('Inline prompts, cycled through in order.'),
-    configMapRef: z.strictObject({ name: Dns1123LabelSchema, key: z.string().min(1).default('prompts.jsonl') }).optional(),
+    configMapRef: z
+      .strictObject({ name: Dns1123LabelSchema, key: z.string().min(1).default('prompts.jsonl') })
+      .optional()
+      .describe('Prompts from a ConfigMap key: JSON lines with a "prompt" field.'),
   })
   .superRefine(oneOf(['synthetic', 'prompts', 'configMapRef'], 'workload.dataset'))
   .meta(cel(exactlyOne(['synthetic', 'prompts', 'configMapRef'], 'workload.dataset')));
 
 export const SamplingSchema = z.strictObject({
-  temperature: nonNegNumber.default(0),
+  temperature: nonNegNumber.default(0).describe('0: greedy decoding.'),
   topP: z.number().gt(0).max(1).default(1),
   maxTokens: posInt.optional().describe("Cap on max_tokens; absent: each request's sampled output length."),
 });
@@ -293,9 +299,9 @@ export const WorkloadSchema = z.strictObject({
   concurrency: posInt.default(8).describe('In-flight requests in concurrency mode.'),
   ratePerSecond: z.number().gt(0).optional().describe('Mean arrival rate in rate mode (required there).'),
   sampling: SamplingSchema.prefault({}),
-  ignoreEos: z.boolean().default(true),
-  requestTimeoutSeconds: z.number().gt(0).default(120),
-  api: z.enum(['completions', 'chat']).default('completions'),
+  ignoreEos: z.boolean().default(true).describe('Generate exactly the requested output length, whatever the model would stop at.'),
+  requestTimeoutSeconds: z.number().gt(0).default(120).describe('A request still running after this counts as failed (timeout).'),
+  api: z.enum(['completions', 'chat']).default('completions').describe('OpenAI endpoint: /v1/completions or /v1/chat/completions.'),
 });
 
 // ---------------------------------------------------------------- measurement
@@ -329,12 +335,15 @@ export const TolerationSchema = z.strictObject({
 });
 
 export const PodTemplateOverridesSchema = z.strictObject({
-  labels: stringMap.optional(),
-  annotations: stringMap.optional(),
+  labels: stringMap.optional().describe('Added to every run pod.'),
+  annotations: stringMap.optional().describe('Added to every run pod.'),
   priorityClassName: z.string().optional(),
   serviceAccountName: z.string().optional(),
-  env: z.array(z.strictObject({ name: z.string().min(1), value: z.string() })).default([]),
-  resources: z.strictObject({ requests: stringMap.optional(), limits: stringMap.optional() }).optional(),
+  env: z.array(z.strictObject({ name: z.string().min(1), value: z.string() })).default([]).describe('Extra environment for the backend container (no secrets: use tokenSecretRef).'),
+  resources: z
+    .strictObject({ requests: stringMap.optional(), limits: stringMap.optional() })
+    .optional()
+    .describe('CPU/memory for the backend container; the nvidia.com/gpu limit always comes from gpusPerRun.'),
   shmSize: z.string().default('8Gi').describe('Size of the /dev/shm emptyDir (vLLM and NCCL need more than the 64 MiB default).'),
 });
 
@@ -344,22 +353,22 @@ export const PlacementSchema = z.strictObject({
   parallelism: posInt.default(1).describe('Runs in flight at once.'),
   nodeSelector: stringMap.default({}),
   tolerations: z.array(TolerationSchema).default([]),
-  affinity: freeObject.optional(),
-  runtimeClassName: z.string().optional(),
-  podTemplate: PodTemplateOverridesSchema.prefault({}),
+  affinity: freeObject.optional().describe('A core/v1 Affinity, passed to every run pod as written.'),
+  runtimeClassName: z.string().optional().describe('e.g. nvidia, where the GPU runtime is not the default.'),
+  podTemplate: PodTemplateOverridesSchema.prefault({}).describe('Overrides for the run pods.'),
 });
 
 export const FAILURE_POLICIES = ['strict', 'bestEffort'] as const;
 
 export const PolicySchema = z.strictObject({
-  retries: nonNegInt.max(20).default(2),
-  runTimeoutSeconds: z.number().int().min(10).default(3600),
+  retries: nonNegInt.max(20).default(2).describe('Further attempts of a failed run (a new pod each).'),
+  runTimeoutSeconds: z.number().int().min(10).default(3600).describe('One attempt of one run, start-up included.'),
   failurePolicy: z
     .enum(FAILURE_POLICIES)
     .default('strict')
     .describe('strict: a run without complete data fails and is retried, never silently partial; bestEffort: the experiment completes with the runs that succeeded.'),
-  ttlSecondsAfterFinished: nonNegInt.optional(),
-  suspend: z.boolean().default(false),
+  ttlSecondsAfterFinished: nonNegInt.optional().describe('Delete the finished experiment after this long; absent: keep it.'),
+  suspend: z.boolean().default(false).describe('true: start no new runs; runs in flight finish.'),
 });
 
 // ---------------------------------------------------------------- the resource

@@ -4,6 +4,7 @@ import type { z } from 'zod';
 import { didYouMean, formatPath, type PathSegment } from './paths.ts';
 import { EnergyExperimentSchema, BACKEND_TYPES, type EnergyExperiment } from './spec.ts';
 import { expandRunMatrix, type RunMatrix } from './matrix.ts';
+import { manifestErrorMap } from './messages.ts';
 
 export interface SpecIssue {
   path: string;
@@ -54,7 +55,6 @@ export function knownFieldsAt(schema: z.ZodType, path: readonly PathSegment[]): 
 }
 
 function betterMessage(issue: z.core.$ZodIssue): string | undefined {
-  if (issue.code === 'invalid_type' && /received undefined$/.test(issue.message)) return `required (expected ${issue.expected})`;
   if (issue.code === 'invalid_key') return issue.issues.map((i) => i.message).join('; ');
   return undefined;
 }
@@ -126,7 +126,7 @@ function specWarnings(e: EnergyExperiment): SpecIssue[] {
 
 /** Parse, default and check an EnergyExperiment; never throws for bad input. */
 export function validateEnergyExperiment(input: unknown): ValidationResult {
-  const parsed = EnergyExperimentSchema.safeParse(input);
+  const parsed = EnergyExperimentSchema.safeParse(input, { error: manifestErrorMap });
   if (!parsed.success) return { ok: false, issues: issuesFromZod(EnergyExperimentSchema, parsed.error.issues), warnings: [] };
   const experiment = parsed.data;
   const warnings = specWarnings(experiment);

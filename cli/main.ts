@@ -5,6 +5,8 @@ export type CommandMain = (argv: string[]) => Promise<number>;
 
 /** Each command lives in cli/commands/<name>.ts and exports `main`. Loaded lazily to keep start-up fast. */
 const COMMANDS: Record<string, { summary: string; load: () => Promise<{ main: CommandMain }> }> = {
+  run: { summary: 'run an experiment on this machine and write a results directory', load: () => import('./commands/run.ts') },
+  results: { summary: 'show, export or compare results directories', load: () => import('./commands/results.ts') },
   controller: { summary: 'run the Kubernetes controller', load: () => import('./commands/controller.ts') },
   validate: { summary: 'validate EnergyExperiment manifests', load: () => import('./commands/validate.ts') },
   plan: { summary: 'show the run matrix of a manifest', load: () => import('./commands/plan.ts') },

@@ -11,7 +11,9 @@ import type { Logger } from '../lib/log.ts';
 import { FINALIZER, LABEL_EXPERIMENT_UID, type ExperimentObject, type KubeWriter } from './kube.ts';
 import type { ObjectStore } from './informer.ts';
 import { buildPod, labelValue, podName, type ExperimentRef, type PodBuilderOptions } from './pods.ts';
-import type { ExperimentStreams } from './results.ts';
+import type { ExperimentFeed, ExperimentStreams } from './results.ts';
+import { newAggregator, statusMetrics } from './aggregate-view.ts';
+import type { ConfigurationResult, Stat } from '../api/status.ts';
 import { stepRuns, type RunPlanOutput } from './runs.ts';
 import { applyConditions, bestConfiguration, boundRuns, configurationResults, decidePhase, progressOf, statusChanged } from './status.ts';
 import type { ControllerMetrics } from './metrics.ts';
@@ -39,6 +41,7 @@ interface ExperimentContext {
   ref: ExperimentRef;
   spec: EnergyExperimentSpec;
   matrix: RunMatrix;
+  feed: ExperimentFeed;
 }
 
 export class Reconciler {
@@ -129,7 +132,7 @@ export class Reconciler {
 
   private async converge(obj: ExperimentObject, ref: ExperimentRef, spec: EnergyExperimentSpec, matrix: RunMatrix): Promise<ReconcileResult> {
     const prev = this.previousStatus(obj);
-    const feed = await this.deps.streams.feed(ref);
+    const feed = await this.deps.streams.feed(ref, () => newAggregator(ref.uid, matrix, spec.placement.replicas, spec.policy.failurePolicy));
     const pods = this.podsOf(ref);
     const now = this.now();
     const out = stepRuns({
@@ -147,11 +150,11 @@ export class Reconciler {
     });
     await this.applyPods(ref, spec, matrix, out);
     for (const s of out.signal) await feed.signalStart(s.runId, s.attempt);
-    const status = await this.desiredStatus({ obj, ref, spec, matrix }, out, prev);
+    const status = await this.desiredStatus({ obj, ref, spec, matrix, feed }, out, prev);
     const wrote = await this.writeStatus(obj, ref, status);
     if (wrote) for (const e of out.events) await this.event(obj, e.type, e.reason, e.message);
     if (wrote && prev['phase'] !== status['phase']) await this.event(obj, 'Normal', `Experiment${String(status['phase'])}`, `Experiment is ${String(status['phase'])}: ${progressOf(out.runs).summary} runs succeeded.`);
-    this.observe(ref, out);
+    this.observe(ref, out, status['best'] as { joulesPerToken: number } | undefined);
     return this.afterFinish(ref, spec, status, out.requeueAfterMs);
   }
 
@@ -172,7 +175,8 @@ export class Reconciler {
     const { obj, ref, spec, matrix } = ctx;
     const generation = obj.metadata?.generation ?? 0;
     const nowIso = this.now().toISOString();
-    const configurations = configurationResults(matrix.configurations, out.runs, out.results);
+    const aggregate = ctx.feed.aggregate();
+    const configurations = withAggregatorMetrics(configurationResults(matrix.configurations, out.runs, out.results), aggregate === null ? null : statusMetrics(aggregate));
     const best = bestConfiguration(configurations);
     const simulated = [...out.results.values()].some((r) => r.simulated) || this.deps.podOptions.simulate;
     const retrying = out.runs.filter((r) => r.attempt > 0 && (r.phase === 'Pending' || r.phase === 'Running') && r.message !== undefined).length;
@@ -185,7 +189,7 @@ export class Reconciler {
     const completionTime = decision.finished ? ((prev['completionTime'] as string | undefined) ?? nowIso) : undefined;
     let artifact = prev['artifact'];
     if (decision.finished && artifact === undefined) {
-      const uri = await this.deps.streams.putArtifact(ref, { experiment: ref, spec, runs: out.runs, configurations, best, simulated, completionTime });
+      const uri = await this.deps.streams.putArtifact(ref, { experiment: ref, spec, runs: out.runs, configurations, best, simulated, completionTime, results: aggregate });
       artifact = { uri, kind: 'objectStore' };
     }
     return {
@@ -213,13 +217,14 @@ export class Reconciler {
     return {};
   }
 
-  private observe(ref: ExperimentRef, out: RunPlanOutput): void {
+  private observe(ref: ExperimentRef, out: RunPlanOutput, best: { joulesPerToken: number } | undefined): void {
     const m = this.deps.metrics;
     if (m === undefined) return;
     const labels = { namespace: ref.namespace, experiment: ref.name };
     const p = progressOf(out.runs);
     for (const [phase, n] of [['Pending', p.pending], ['Running', p.running], ['Succeeded', p.succeeded], ['Failed', p.failed]] as const) m.experimentRuns.set({ ...labels, phase }, n);
     m.experimentEnergy.set(labels, [...out.results.values()].reduce((a, r) => a + r.energyJoules, 0));
+    if (best !== undefined) m.experimentJoulesPerToken.set(labels, best.joulesPerToken);
   }
 
   private async event(obj: ExperimentObject, type: 'Normal' | 'Warning', reason: string, message: string): Promise<void> {
@@ -229,4 +234,10 @@ export class Reconciler {
       this.deps.log.warn({ err, reason }, 'could not record event');
     }
   }
+}
+
+/** The Aggregator's metrics (with latency percentiles) win over the ledger's energy-only figures. */
+function withAggregatorMetrics(configs: ConfigurationResult[], agg: Map<string, Record<string, Stat>> | null): ConfigurationResult[] {
+  if (agg === null) return configs;
+  return configs.map((c) => ({ ...c, metrics: { ...c.metrics, ...(agg.get(c.id) ?? {}) } }));
 }

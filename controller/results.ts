@@ -10,6 +10,7 @@ import { experimentCheckpointKey } from '../lib/bus/subjects.ts';
 import type { Logger } from '../lib/log.ts';
 import { RunLedger } from './ledger.ts';
 import type { ExperimentRef } from './pods.ts';
+import { Aggregator, type AggregateResults } from './aggregator/index.ts';
 
 export interface FeedEvents {
   /** Something changed for this experiment: requeue it. */
@@ -20,13 +21,16 @@ export interface FeedEvents {
 
 export interface ExperimentFeed {
   readonly ledger: RunLedger;
+  /** The Aggregator's results (latency sketches, statistics), or null when it is unavailable. */
+  aggregate(): AggregateResults | null;
   /** Publishes the start signal for an attempt whose replicas are all ready. Resends are harmless. */
   signalStart(runId: string, attempt: number): Promise<void>;
 }
 
 /** What the reconciler needs from the stream side. */
 export interface ExperimentStreams {
-  feed(ref: ExperimentRef): Promise<ExperimentFeed>;
+  /** The experiment's feed; `newAggregator` is called once, when the feed has no checkpoint. */
+  feed(ref: ExperimentRef, newAggregator: () => Aggregator): Promise<ExperimentFeed>;
   cleanup(ref: ExperimentRef): Promise<void>;
   /** Writes the final results document (artifact); returns its URI. */
   putArtifact(ref: ExperimentRef, body: unknown): Promise<string>;
@@ -37,8 +41,12 @@ export function durableName(ref: ExperimentRef): string {
   return sanitizeToken(`llem-${ref.namespace}-${ref.uid}`).slice(0, 200);
 }
 
+const enc = new TextEncoder();
+const dec = new TextDecoder();
+
 class Feed implements ExperimentFeed {
   ledger = new RunLedger();
+  aggregator: Aggregator | null = null;
   lastStreamSeq = 0;
   dirty = false;
   consumption: Consumption | undefined;
@@ -47,12 +55,38 @@ class Feed implements ExperimentFeed {
 
   constructor(readonly ref: ExperimentRef, private readonly bus: Bus, private readonly events: FeedEvents, private readonly log: Logger) {}
 
-  async start(checkpointMs: number): Promise<void> {
+  aggregate(): AggregateResults | null {
+    try {
+      return this.aggregator?.results() ?? null;
+    } catch (err) {
+      this.log.warn({ err }, 'aggregator results failed');
+      return null;
+    }
+  }
+
+  private restore(state: Uint8Array, newAggregator: () => Aggregator): void {
+    const body = JSON.parse(dec.decode(state)) as { ledger: string; aggregator: string | null };
+    this.ledger = RunLedger.restore(enc.encode(body.ledger));
+    this.aggregator = body.aggregator === null ? this.tryNew(newAggregator) : Aggregator.restore(enc.encode(body.aggregator));
+  }
+
+  private tryNew(newAggregator: () => Aggregator): Aggregator | null {
+    try {
+      return newAggregator();
+    } catch (err) {
+      this.log.warn({ err }, 'aggregator unavailable; status keeps energy figures only');
+      return null;
+    }
+  }
+
+  async start(checkpointMs: number, newAggregator: () => Aggregator): Promise<void> {
     const cp = await this.bus.getCheckpoint(experimentCheckpointKey(this.ref.namespace, this.ref.uid));
     if (cp !== null) {
-      this.ledger = RunLedger.restore(cp.state);
+      this.restore(cp.state, newAggregator);
       this.lastStreamSeq = cp.lastStreamSeq;
       this.log.info({ lastStreamSeq: cp.lastStreamSeq }, 'resuming from checkpoint');
+    } else {
+      this.aggregator = this.tryNew(newAggregator);
     }
     this.consumption = await this.bus.consume({
       durable: durableName(this.ref),
@@ -73,12 +107,23 @@ class Feed implements ExperimentFeed {
     }
     const msg = decoded.message;
     this.ledger.apply(msg);
+    this.applyToAggregator(m.streamSeq, msg);
     this.lastStreamSeq = m.streamSeq;
     this.dirty = true;
     this.events.applied(this.ref, msg.kind);
     this.events.lag(this.ref, Math.max(0, (Date.now() - msg.sentAtMs) / 1000));
     if (msg.kind === 'ready' || msg.kind === 'summary' || msg.kind === 'aborted') this.events.changed(this.ref);
     return Promise.resolve('ack');
+  }
+
+  private applyToAggregator(streamSeq: number, msg: Parameters<Aggregator['apply']>[0]): void {
+    try {
+      const r = this.aggregator?.apply(msg, streamSeq);
+      if (r !== undefined && r.outcome !== 'applied' && r.outcome !== 'duplicate') this.log.debug({ outcome: r.outcome, reason: 'reason' in r ? r.reason : undefined }, 'aggregator did not apply a message');
+    } catch (err) {
+      this.log.warn({ err }, 'aggregator failed on a message; its results are dropped');
+      this.aggregator = null;
+    }
   }
 
   async signalStart(runId: string, attempt: number): Promise<void> {
@@ -92,7 +137,8 @@ class Feed implements ExperimentFeed {
     this.chain = this.chain.then(async () => {
       if (!this.dirty) return;
       this.dirty = false;
-      const record = { state: this.ledger.serialize(), lastStreamSeq: this.lastStreamSeq };
+      const body = { ledger: dec.decode(this.ledger.serialize()), aggregator: this.aggregator === null ? null : dec.decode(this.aggregator.checkpoint()) };
+      const record = { state: enc.encode(JSON.stringify(body)), lastStreamSeq: this.lastStreamSeq };
       await this.bus.putCheckpoint(experimentCheckpointKey(this.ref.namespace, this.ref.uid), record);
     });
     return this.chain;
@@ -115,12 +161,12 @@ export class BusExperimentStreams implements ExperimentStreams {
     private readonly checkpointMs = 1000,
   ) {}
 
-  feed(ref: ExperimentRef): Promise<ExperimentFeed> {
+  feed(ref: ExperimentRef, newAggregator: () => Aggregator): Promise<ExperimentFeed> {
     let f = this.feeds.get(ref.uid);
     if (f === undefined) {
       const feed = new Feed(ref, this.bus, this.events, this.log.child({ experiment: `${ref.namespace}/${ref.name}` }));
-      f = feed.start(this.checkpointMs).then(() => feed);
-      f.catch(() => this.feeds.delete(ref.uid));
+      f = feed.start(this.checkpointMs, newAggregator).then(() => feed);
+      void f.catch(() => this.feeds.delete(ref.uid));
       this.feeds.set(ref.uid, f);
     }
     return f;

@@ -4,12 +4,13 @@
 import { z } from 'zod';
 import type { WireMessage } from '../../api/protocol.ts';
 import { CheckpointError, InvalidInputError } from '../../lib/errors.ts';
+import { MergingDigest } from '../../lib/sketch/index.ts';
 import { runResult, type RunResult } from './run-results.ts';
 import { RunState, type ApplyOutcome } from './run-state.ts';
 import { configResult, experimentResult, type ConfigResult, type ExperimentResult, type RollupInput } from './rollup.ts';
 import {
   AggregatorPlanSchema, CHECKPOINT_FORMAT, CHECKPOINT_VERSION, CheckpointSchema,
-  type AggregatorPlan, type CheckpointData, type PlannedRun,
+  type AggregatorPlan, type CheckpointData, type LatencyMetric, type PlannedRun,
 } from './state.ts';
 
 export interface AggregateResults {
@@ -94,6 +95,28 @@ export class Aggregator {
       configurations,
       experiment: experimentResult(this.plan.experimentUid, inputs, configurations),
     };
+  }
+
+  /**
+   * CDF points [value, fraction] of one latency metric, pooled over the configuration's runs that
+   * results() includes: for CDF plots, which need more than the reported percentiles.
+   */
+  latencyCdf(configId: string, metric: LatencyMetric, points = 50): Array<[number, number]> {
+    const included = new Set(this.results().configurations.find((c) => c.configId === configId)?.runsIncluded ?? []);
+    let merged: MergingDigest | null = null;
+    for (const runId of included) {
+      const d = this.runs.get(runId)?.sketches[metric];
+      if (d === null || d === undefined) continue;
+      merged ??= new MergingDigest({ compression: d.compression, scale: d.scale });
+      merged.merge(d);
+    }
+    if (merged === null || merged.count === 0) return [];
+    const out: Array<[number, number]> = [];
+    for (let i = 0; i <= points; i += 1) {
+      const q = Math.min(0.999, i / points);
+      out.push([merged.quantile(q), q]);
+    }
+    return out;
   }
 
   /** results() as JSON: byte-identical for the same messages in the same order. */

@@ -2,7 +2,7 @@
 // Every metric is a number or null, and every null has a sentence in `missing` saying why.
 import type { LatencySketch } from '../../lib/sketch/index.ts';
 import { completeness, type RunStatus } from './completeness.ts';
-import { segmentEnergy } from './energy.ts';
+import { segmentEnergy, type SegmentEnergy } from './energy.ts';
 import type { RunState } from './run-state.ts';
 import { LATENCY_METRICS, type GpuState, type LatencyMetric, type PlannedRun } from './state.ts';
 
@@ -64,6 +64,29 @@ export function latencySummary(sketch: LatencySketch | null, what: string): Late
   return out;
 }
 
+function samplePower(r: GpuEnergyResult, g: GpuState): void {
+  const w = g.window;
+  if (w !== null && w.powerCount > 0) {
+    r.peakPowerWatts = w.peakPowerW;
+    r.sampledMeanPowerWatts = w.powerSumW / w.powerCount;
+  } else {
+    r.missing['peakPowerWatts'] = r.missing['sampledMeanPowerWatts'] = 'no power samples in the window';
+  }
+}
+
+/** Baseline power = baseline counter delta / baseline duration; subtracted over the window length. */
+function baselineFigures(r: GpuEnergyResult, base: SegmentEnergy, seconds: number | null): void {
+  const baseDur = base.durationMs.value;
+  if (base.energyMj.value === null) r.missing['baselinePowerWatts'] = base.energyMj.reason;
+  else if (baseDur === null || baseDur <= 0) r.missing['baselinePowerWatts'] = 'baseline has zero length';
+  else r.baselinePowerWatts = base.energyMj.value / baseDur;
+  if (r.energyJoules !== null && r.baselinePowerWatts !== null && seconds !== null) {
+    r.baselineSubtractedJoules = r.energyJoules - r.baselinePowerWatts * seconds;
+  } else {
+    r.missing['baselineSubtractedJoules'] = r.missing['energyJoules'] ?? r.missing['baselinePowerWatts'] ?? 'no window length';
+  }
+}
+
 function gpuResult(g: GpuState): GpuEnergyResult {
   const win = segmentEnergy(g.window, 'window');
   const base = segmentEnergy(g.baseline, 'baseline');
@@ -77,22 +100,8 @@ function gpuResult(g: GpuState): GpuEnergyResult {
   else r.energyJoules = win.energyMj.value / 1000;
   if (r.energyJoules !== null && seconds !== null && seconds > 0) r.meanPowerWatts = r.energyJoules / seconds;
   else r.missing['meanPowerWatts'] = r.missing['energyJoules'] ?? 'window has zero length';
-  const w = g.window;
-  if (w !== null && w.powerCount > 0) {
-    r.peakPowerWatts = w.peakPowerW;
-    r.sampledMeanPowerWatts = w.powerSumW / w.powerCount;
-  } else {
-    r.missing['peakPowerWatts'] = r.missing['sampledMeanPowerWatts'] = 'no power samples in the window';
-  }
-  const baseDur = base.durationMs.value;
-  if (base.energyMj.value === null) r.missing['baselinePowerWatts'] = base.energyMj.reason;
-  else if (baseDur === null || baseDur <= 0) r.missing['baselinePowerWatts'] = 'baseline has zero length';
-  else r.baselinePowerWatts = base.energyMj.value / baseDur;
-  if (r.energyJoules !== null && r.baselinePowerWatts !== null && seconds !== null) {
-    r.baselineSubtractedJoules = r.energyJoules - r.baselinePowerWatts * seconds;
-  } else {
-    r.missing['baselineSubtractedJoules'] = r.missing['energyJoules'] ?? r.missing['baselinePowerWatts'] ?? 'no window length';
-  }
+  samplePower(r, g);
+  baselineFigures(r, base, seconds);
   if (seconds !== null && seconds < 5) r.notes.push(`window of ${seconds} s is under 5 s: NVML's ~100 ms counter updates make its energy coarse`);
   return r;
 }

@@ -53,7 +53,9 @@ export function ticks(lo: number, hi: number, count = 5): number[] {
   const mag = 10 ** Math.floor(Math.log10(raw));
   const step = [1, 2, 2.5, 5, 10].map((m) => m * mag).find((s) => s >= raw) ?? raw;
   const out: number[] = [];
-  for (let t = Math.floor(lo / step) * step; t <= hi + step * 1e-9; t += step) out.push(Number(t.toPrecision(12)));
+  const first = Math.floor(lo / step) * step;
+  const last = Math.ceil(hi / step - 1e-9) * step;
+  for (let t = first; t <= last + step * 1e-9; t += step) out.push(Number(t.toPrecision(12)));
   return out;
 }
 

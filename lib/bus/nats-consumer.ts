@@ -17,6 +17,7 @@ import type { ConsumeOptions, Consumption } from './types.ts';
 
 const NANOS_PER_SECOND = 1_000_000_000;
 const IDLE_POLL_MS = 20;
+const IDLE_FALLBACK_MS = 2000;
 
 export interface ConsumerContext {
   nc: NatsConnection;
@@ -35,6 +36,8 @@ export class NatsConsumption implements Consumption {
   readonly #abort = new AbortController();
   #lastApplied: number;
   #handling = false;
+  /** `pending` of the last applied delivery: matching messages the server had not yet sent. */
+  #pendingBehindLast = -1;
   #messages: ConsumerMessages | null = null;
   #loop: Promise<void> = Promise.resolve();
 
@@ -61,14 +64,24 @@ export class NatsConsumption implements Consumption {
     await this.#loop;
   }
 
+  /**
+   * Consumer info is expensive on the server (nats-server 2.9 computes num_pending by scanning), and
+   * polling it stalls deliveries: ask only when the last applied message said nothing was pending
+   * behind it, on the first call, and every 2 s as a fallback.
+   */
   async idle(): Promise<void> {
     const { jsm, streamName } = this.#ctx;
+    let lastAskedMs = 0;
     while (!this.#abort.signal.aborted) {
-      try {
-        const info = await jsm.consumers.info(streamName, this.#opts.durable);
-        if (info.num_pending === 0 && info.num_ack_pending === 0 && !this.#handling) return;
-      } catch {
-        // Between sessions (reconnect, re-creation) the consumer may be briefly missing: keep polling.
+      const maybeIdle = !this.#handling && this.#pendingBehindLast === 0;
+      if (maybeIdle || Date.now() - lastAskedMs >= IDLE_FALLBACK_MS) {
+        lastAskedMs = Date.now();
+        try {
+          const info = await jsm.consumers.info(streamName, this.#opts.durable);
+          if (info.num_pending === 0 && info.num_ack_pending === 0 && !this.#handling) return;
+        } catch {
+          // Between sessions (reconnect, re-creation) the consumer may be briefly missing: keep asking.
+        }
       }
       await this.#pause(IDLE_POLL_MS);
     }
@@ -135,6 +148,7 @@ export class NatsConsumption implements Consumption {
         try {
           await this.#deliver(m, retries);
           this.#lastApplied = m.info.streamSequence;
+          this.#pendingBehindLast = m.info.pending;
           return;
         } catch (err) {
           this.#ctx.log.warn({ err, subject: m.subject, streamSeq: m.info.streamSequence, retries }, 'handler failed; will redeliver');

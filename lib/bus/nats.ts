@@ -166,8 +166,10 @@ export class NatsBus implements Bus {
         else handler(msg.data);
       },
     });
-    // The round trip makes the subscription (or its permission error) known to the server first.
+    // After the round trip the server has seen the subscription; a permission error arrives before
+    // the PONG, so a refused subscription is already closed here.
     await this.#nc.flush();
+    if (sub.isClosed()) throw new BusError(`subscription to ${subject} was refused (permissions?)`);
     return {
       unsubscribe: async () => {
         sub.unsubscribe();

@@ -36,9 +36,18 @@ function keyText(key: unknown): string {
   return String(key);
 }
 
-/** Duplicate keys, each reported at the path of the second occurrence. */
+/** Manifests are a handful of levels deep; anything far deeper is a mistake or an attack. */
+export const MAX_NESTING_DEPTH = 64;
+/** Parse errors reported per document; the first ones are the useful ones. */
+const MAX_PARSE_ERRORS = 10;
+
+/** Duplicate keys (reported at the path of the second occurrence), forbidden keys, nesting depth. */
 function duplicateKeyIssues(node: Node | null | undefined, path: PathSegment[], file: string, out: InputIssue[]): void {
   if (node === null || node === undefined || isAlias(node)) return;
+  if (path.length > MAX_NESTING_DEPTH) {
+    out.push({ file, path: formatPath(path), message: `nested deeper than ${MAX_NESTING_DEPTH} levels` });
+    return;
+  }
   if (isMap(node)) {
     const seen = new Set<string>();
     for (const pair of node.items) {
@@ -56,10 +65,12 @@ function duplicateKeyIssues(node: Node | null | undefined, path: PathSegment[], 
 
 function documentIssues(doc: Document.Parsed, file: string): InputIssue[] {
   const issues: InputIssue[] = [];
-  for (const e of doc.errors) {
-    if (e.code === 'DUPLICATE_KEY') continue; // reported below, with the field path
+  const errors = doc.errors.filter((e) => e.code !== 'DUPLICATE_KEY'); // reported below, with the field path
+  for (const e of errors.slice(0, MAX_PARSE_ERRORS)) {
     issues.push({ file, path: '', message: `${where(e)}${e.message.split('\n')[0] ?? e.message}` });
   }
+  if (errors.length > MAX_PARSE_ERRORS) issues.push({ file, path: '', message: `... and ${errors.length - MAX_PARSE_ERRORS} more YAML errors` });
+  if (errors.length > 0) return issues;
   for (const w of doc.warnings) {
     if (w.code === 'TAG_RESOLVE_FAILED') issues.push({ file, path: '', message: `${where(w)}${w.message.split('\n')[0] ?? w.message}; custom tags are not allowed` });
   }

@@ -129,6 +129,18 @@ function tailRank(c: Centroids, total: number, min: number, max: number, x: numb
   return undefined;
 }
 
+/** Weight from centroid i's left edge up to x, for x between centroids i and i+1; singletons are points. */
+function between(c: Centroids, i: number, x: number): number {
+  const mi = c.means[i] as number;
+  const mj = c.means[i + 1] as number;
+  const wi = c.weights[i] as number;
+  const wj = c.weights[i + 1] as number;
+  const leftExcluded = wi === 1 ? 0.5 : 0;
+  const rightExcluded = wj === 1 ? 0.5 : 0;
+  const dw = (wi + wj) / 2;
+  return wi / 2 + leftExcluded + (dw - leftExcluded - rightExcluded) * ((x - mi) / (mj - mi));
+}
+
 /** Fraction of the weight at or below x (values equal to a centroid count half its weight). */
 export function rankOf(c: Centroids, total: number, min: number, max: number, x: number): number {
   const n = c.size;
@@ -146,14 +158,7 @@ export function rankOf(c: Centroids, total: number, min: number, max: number, x:
       return (weightSoFar + dw / 2) / total;
     }
     const mj = c.means[i + 1] as number;
-    if (mi <= x && x < mj) {
-      const wj = c.weights[i + 1] as number;
-      const leftExcluded = wi === 1 ? 0.5 : 0;
-      const rightExcluded = wj === 1 ? 0.5 : 0;
-      const dw = (wi + wj) / 2;
-      const base = weightSoFar + wi / 2 + leftExcluded;
-      return (base + (dw - leftExcluded - rightExcluded) * ((x - mi) / (mj - mi))) / total;
-    }
+    if (mi <= x && x < mj) return (weightSoFar + between(c, i, x)) / total;
     weightSoFar += wi;
   }
   return 1 - 0.5 / total;

@@ -51,7 +51,7 @@ export interface StartKubeOptions {
   users?: Record<string, KubeUser>;
   crds?: string[];
   apiserverArgs?: string[];
-  /** Milliseconds to wait for /readyz (default 120 s: two shared cores are slow). */
+  /** Milliseconds to wait for /readyz (default 180 s: two shared cores are slow). */
   readyTimeoutMs?: number;
 }
 
@@ -339,7 +339,7 @@ export async function startKube(opts: StartKubeOptions = {}): Promise<KubeCluste
   );
   const cluster = new KubeCluster(server, dir, binaries, tokens, { etcd: etcd.proc, apiserver });
   try {
-    await waitReady(server, tokens['admin'] ?? '', apiserver, opts.readyTimeoutMs ?? 120_000);
+    await waitReady(server, tokens['admin'] ?? '', apiserver, opts.readyTimeoutMs ?? 180_000);
     const crds = opts.crds ?? defaultCrds();
     if (crds.length > 0) await cluster.applyCrds(crds);
   } catch (err) {

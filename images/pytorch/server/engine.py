@@ -32,6 +32,8 @@ class EngineCounters:
     requests_finished: int = 0
     prompt_tokens: int = 0
     generation_tokens: int = 0
+    prefill_seconds: float = 0.0
+    decode_seconds: float = 0.0
 
     def as_dict(self) -> dict[str, Any]:
         mean = self.rows_computed / self.steps if self.steps else None
@@ -43,6 +45,8 @@ class EngineCounters:
             "requestsFinished": self.requests_finished,
             "promptTokens": self.prompt_tokens,
             "generationTokens": self.generation_tokens,
+            "prefillSeconds": round(self.prefill_seconds, 4),
+            "decodeSeconds": round(self.decode_seconds, 4),
         }
 
 
@@ -157,7 +161,9 @@ class Engine:
         self._waiting = kept
 
     def _prefill(self, seqs: list[Sequence], events: list[tuple[Sequence, int | None, str | None]]) -> None:
+        started = time.monotonic()
         tokens = self.runner.prefill(seqs)
+        self.counters.prefill_seconds += time.monotonic() - started
         self.counters.prefills += 1
         for seq, tok in zip(seqs, tokens):
             self.counters.prompt_tokens += len(seq.prompt_ids)
@@ -171,7 +177,9 @@ class Engine:
             return
         if len(feed) != len(self._running):
             raise RuntimeError("every running row must have a pending token")
+        started = time.monotonic()
         tokens = self.runner.decode(self._running)
+        self.counters.decode_seconds += time.monotonic() - started
         self.counters.steps += 1
         self.counters.rows_computed += len(self._running)
         self.counters.max_batch_rows = max(self.counters.max_batch_rows, len(self._running))

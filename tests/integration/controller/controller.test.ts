@@ -4,6 +4,7 @@ import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { experimentCheckpointKey } from '../../../lib/bus/subjects.ts';
 import { kubeSkipReason } from '../../support/kube.ts';
+import { CONTROLLER_METRICS } from '../../../controller/index.ts';
 import { condition, createNamespace, getExperiment, manifest, sleep, startEnv, waitFor, type ExperimentJson, type TestEnv } from './env.ts';
 
 const skip = kubeSkipReason();
@@ -58,6 +59,16 @@ void describe('llem controller against a real API server', { skip, timeout: 900_
     const [header = '', row = ''] = table.trim().split('\n');
     assert.match(header, /NAME\s+STATUS\s+PROGRESS\s+BEST J\/TOKEN\s+AGE/);
     assert.match(row, /two-configs\s+Succeeded\s+2\/2\s+\d/);
+  });
+
+  void test('serves every documented llem_ metric on /metrics and reports ready', async () => {
+    const port = env.controllers[0]?.controller.probePort();
+    assert.ok(port !== undefined);
+    const metrics = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
+    for (const m of CONTROLLER_METRICS) assert.match(metrics, new RegExp(`# TYPE ${m.name} ${m.type}`), m.name);
+    assert.match(metrics, /llem_reconcile_total\{result="(success|requeue)"\} [1-9]/);
+    assert.equal((await fetch(`http://127.0.0.1:${port}/readyz`)).status, 200);
+    assert.equal((await fetch(`http://127.0.0.1:${port}/healthz`)).status, 200);
   });
 
   void test('a second reconcile with nothing new writes nothing', async () => {

@@ -22,8 +22,8 @@ const onePlan = (over: Partial<AggregatorPlan['runs'][number]> = {}): Aggregator
   return { ...plan, runs: plan.runs.map((r) => ({ ...r, ...over })) };
 };
 
-describe('Aggregator', () => {
-  it('reports a complete run with energy equal to the counter delta between the window marks', () => {
+void describe('Aggregator', () => {
+  void it('reports a complete run with energy equal to the counter delta between the window marks', () => {
     const plan = makePlan({ configs: 1, cycles: 1, replicas: 2 });
     const msgs = experimentMessages(plan, { seed: 1, gpusPerReplica: 2 });
     const agg = new Aggregator(plan);
@@ -49,7 +49,7 @@ describe('Aggregator', () => {
     assert.equal(run.latency.ttftMs.count, run.counts.requestsOk);
   });
 
-  it('applies a re-sent message once and treats a redelivered stream sequence as a duplicate', () => {
+  void it('applies a re-sent message once and treats a redelivered stream sequence as a duplicate', () => {
     const plan = onePlan();
     const msgs = experimentMessages(plan, { seed: 2 });
     const once = new Aggregator(plan);
@@ -63,7 +63,7 @@ describe('Aggregator', () => {
     assert.equal(strip(twice), strip(once));
   });
 
-  it('marks a run with a sequence gap incomplete and leaves it out of strict configuration results', () => {
+  void it('marks a run with a sequence gap incomplete and leaves it out of strict configuration results', () => {
     const plan = makePlan({ configs: 1, cycles: 2 });
     const msgs = experimentMessages(plan, { seed: 3 });
     const agg = new Aggregator(plan);
@@ -78,7 +78,7 @@ describe('Aggregator', () => {
     assert.equal(r.experiment.runs.incomplete, 1);
   });
 
-  it('merges an incomplete run under bestEffort and names it as partial', () => {
+  void it('merges an incomplete run under bestEffort and names it as partial', () => {
     const plan = makePlan({ configs: 1, cycles: 2, failurePolicy: 'bestEffort' });
     const msgs = experimentMessages(plan, { seed: 3 });
     const agg = new Aggregator(plan);
@@ -88,7 +88,7 @@ describe('Aggregator', () => {
     assert.deepEqual(c.partialRuns, ['c0-k1']);
   });
 
-  it('ignores an older attempt and resets the run when a newer attempt starts', () => {
+  void it('ignores an older attempt and resets the run when a newer attempt starts', () => {
     const plan = onePlan();
     const run = plan.runs[0]!;
     const a0 = replicaMessages(run, 0, plan.experimentUid, { seed: 4, attempt: 0 });
@@ -105,7 +105,7 @@ describe('Aggregator', () => {
     assert.deepEqual(r.metrics, only1.results().runs[0]!.metrics);
   });
 
-  it('reports an aborted run as aborted with the agent’s reason', () => {
+  void it('reports an aborted run as aborted with the agent’s reason', () => {
     const plan = onePlan();
     const msgs = experimentMessages(plan, { seed: 6 }).slice(0, 4);
     const agg = new Aggregator(plan);
@@ -118,7 +118,7 @@ describe('Aggregator', () => {
     assert.equal(agg.results().configurations[0]!.runsIncluded.length, 0);
   });
 
-  it('integrates sampled power over a span where the energy counter went backwards, and says so', () => {
+  void it('integrates sampled power over a span where the energy counter went backwards, and says so', () => {
     const plan = onePlan();
     const msgs = experimentMessages(plan, { seed: 7, counterResetSlice: 2, samplesPerSlice: 4 });
     const agg = new Aggregator(plan);
@@ -131,7 +131,7 @@ describe('Aggregator', () => {
     assert.ok(Math.abs(g.energyJoules - truth) / truth < 0.1);
   });
 
-  it('gives null energy with a reason, not zero, when the counter is unavailable or a reset cannot be bridged', () => {
+  void it('gives null energy with a reason, not zero, when the counter is unavailable or a reset cannot be bridged', () => {
     const plan = onePlan();
     const msgs = experimentMessages(plan, { seed: 8 }).map((m) => {
       if (m.kind !== 'telemetry' || m.mark !== 'windowStart') return m;
@@ -156,7 +156,7 @@ describe('Aggregator', () => {
     assert.match(r2.missing.energyJoules as string, /no power samples cover/);
   });
 
-  it('rejects messages of other experiments, unknown runs, extra replicas and undecodable sketches', () => {
+  void it('rejects messages of other experiments, unknown runs, extra replicas and undecodable sketches', () => {
     const plan = onePlan();
     const msgs = experimentMessages(plan, { seed: 10 });
     const agg = new Aggregator(plan);
@@ -171,12 +171,12 @@ describe('Aggregator', () => {
     assert.match(r.reasons.join(' '), /could not be decoded/);
   });
 
-  it('refuses a plan with duplicate run ids', () => {
+  void it('refuses a plan with duplicate run ids', () => {
     const plan = onePlan();
     assert.throws(() => new Aggregator({ ...plan, runs: [...plan.runs, ...plan.runs] }), InvalidInputError);
   });
 
-  it('computes mean, std and a Student-t 95% interval across cycles per configuration', () => {
+  void it('computes mean, std and a Student-t 95% interval across cycles per configuration', () => {
     const plan = makePlan({ configs: 2, cycles: 3 });
     const agg = new Aggregator(plan);
     feed(agg, experimentMessages(plan, { seed: 12 }));
@@ -195,7 +195,7 @@ describe('Aggregator', () => {
     assert.equal(res.experiment.bestConfiguration.joulesPerTokenMean, best);
   });
 
-  it('restores a checkpoint into byte-identical results and refuses unknown versions', () => {
+  void it('restores a checkpoint into byte-identical results and refuses unknown versions', () => {
     const plan = makePlan({ configs: 1, cycles: 2, replicas: 2 });
     const msgs = experimentMessages(plan, { seed: 13 });
     const straight = new Aggregator(plan);

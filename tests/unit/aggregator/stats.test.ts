@@ -2,14 +2,14 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { cycleStats, studentTQuantile } from '../../../controller/aggregator/index.ts';
 
-describe('across-cycle statistics', () => {
-  it('computes Student t 97.5% quantiles that match the published table', () => {
+void describe('across-cycle statistics', () => {
+  void it('computes Student t 97.5% quantiles that match the published table', () => {
     const table: [number, number][] = [[1, 12.7062], [2, 4.3027], [3, 3.1824], [5, 2.5706], [10, 2.2281], [30, 2.0423], [120, 1.9799]];
     for (const [df, t] of table) assert.ok(Math.abs(studentTQuantile(0.975, df) - t) < 5e-4, `df=${df}: ${studentTQuantile(0.975, df)}`);
     assert.ok(Math.abs(studentTQuantile(0.975, 1e6) - 1.95996) < 1e-4);
   });
 
-  it('gives mean, sample std and the t interval, and says why spread is unknown for one cycle', () => {
+  void it('gives mean, sample std and the t interval, and says why spread is unknown for one cycle', () => {
     const s = cycleStats([1, 2, 3, 4]);
     assert.equal(s.mean, 2.5);
     assert.ok(Math.abs((s.std as number) - Math.sqrt(5 / 3)) < 1e-12);

@@ -23,7 +23,7 @@ const sweep = (m: Json, s: Json): void => {
 };
 
 const CASES: Case[] = [
-  { what: 'a wrong apiVersion', mutate: (m) => (m['apiVersion'] = 'llem.dev/v1'), path: 'apiVersion' },
+  { what: 'a wrong apiVersion', mutate: (m) => (m['apiVersion'] = 'llem.dev/v1'), path: 'apiVersion', message: /must be "llem.dev\/v1alpha1" \(got "llem.dev\/v1"\)/ },
   { what: 'a wrong kind', mutate: (m) => (m['kind'] = 'Experiment'), path: 'kind' },
   { what: 'an unknown top-level field', mutate: (m) => (m['specs'] = {}), path: 'specs', message: /did you mean "spec"/ },
   { what: 'a missing metadata', mutate: (m) => delete m['metadata'], path: 'metadata', message: /required/ },
@@ -33,7 +33,7 @@ const CASES: Case[] = [
   { what: 'a missing spec', mutate: (m) => delete m['spec'], path: 'spec', message: /required/ },
   { what: 'a missing model', mutate: (m) => delete spec(m)['model'], path: 'spec.model', message: /required/ },
   { what: 'an empty model name', mutate: (m) => (at(m, 'spec', 'model')['name'] = ''), path: 'spec.model.name' },
-  { what: 'an unknown dtype', mutate: (m) => (at(m, 'spec', 'model')['dtype'] = 'fp16'), path: 'spec.model.dtype' },
+  { what: 'an unknown dtype', mutate: (m) => (at(m, 'spec', 'model')['dtype'] = 'fp16'), path: 'spec.model.dtype', message: /must be one of auto, float16, bfloat16, float32 \(got "fp16"\)/ },
   {
     what: 'two model sources',
     mutate: (m) => (at(m, 'spec', 'model', 'source')['huggingFace'] = {}),
@@ -64,7 +64,7 @@ const CASES: Case[] = [
     mutate: (m) => (at(m, 'spec', 'model', 'source', 'random')['numKvHeads'] = 3),
     path: 'spec.model.source.random.numKvHeads',
   },
-  { what: 'an empty backend list', mutate: (m) => (spec(m)['backends'] = []), path: 'spec.backends' },
+  { what: 'an empty backend list', mutate: (m) => (spec(m)['backends'] = []), path: 'spec.backends', message: /must have at least 1 item$/ },
   {
     what: 'the reserved sglang backend',
     mutate: (m) => (spec(m)['backends'] = [{ type: 'sglang' }]),
@@ -79,9 +79,9 @@ const CASES: Case[] = [
     message: /type "pytorch"/,
   },
   { what: 'a misspelt vLLM parameter', mutate: (m) => (vllm0(m)['maxNumSeq'] = 8), path: 'spec.backends[0].vllm.maxNumSeq', message: /did you mean "maxNumSeqs"/ },
-  { what: 'a GPU memory fraction above 1', mutate: (m) => (vllm0(m)['gpuMemoryUtilization'] = 1.5), path: 'spec.backends[0].vllm.gpuMemoryUtilization' },
-  { what: 'a GPU memory fraction of 0', mutate: (m) => (vllm0(m)['gpuMemoryUtilization'] = 0), path: 'spec.backends[0].vllm.gpuMemoryUtilization' },
-  { what: 'a fractional maxNumSeqs', mutate: (m) => (vllm0(m)['maxNumSeqs'] = 2.5), path: 'spec.backends[0].vllm.maxNumSeqs' },
+  { what: 'a GPU memory fraction above 1', mutate: (m) => (vllm0(m)['gpuMemoryUtilization'] = 1.5), path: 'spec.backends[0].vllm.gpuMemoryUtilization', message: /must be <= 1 \(got 1.5\)/ },
+  { what: 'a GPU memory fraction of 0', mutate: (m) => (vllm0(m)['gpuMemoryUtilization'] = 0), path: 'spec.backends[0].vllm.gpuMemoryUtilization', message: /must be > 0 \(got 0\)/ },
+  { what: 'a fractional maxNumSeqs', mutate: (m) => (vllm0(m)['maxNumSeqs'] = 2.5), path: 'spec.backends[0].vllm.maxNumSeqs', message: /must be an integer \(got 2.5\)/ },
   {
     what: 'tensor parallelism larger than the GPUs per run',
     mutate: (m) => (vllm0(m)['tensorParallelSize'] = 2),
@@ -174,7 +174,7 @@ const CASES: Case[] = [
     path: 'spec.workload.ratePerSecond',
     message: /required when workload.mode is "rate"/,
   },
-  { what: 'zero requests', mutate: (m) => (at(m, 'spec', 'workload')['requests'] = 0), path: 'spec.workload.requests' },
+  { what: 'zero requests', mutate: (m) => (at(m, 'spec', 'workload')['requests'] = 0), path: 'spec.workload.requests', message: /must be >= 1 \(got 0\)/ },
   {
     what: 'two dataset kinds',
     mutate: (m) => (at(m, 'spec', 'workload')['dataset'] = { synthetic: {}, prompts: ['hi'] }),
@@ -217,7 +217,7 @@ const CASES: Case[] = [
   { what: 'an unknown failure policy', mutate: (m) => (spec(m)['policy'] = { failurePolicy: 'lenient' }), path: 'spec.policy.failurePolicy' },
   { what: 'negative retries', mutate: (m) => (spec(m)['policy'] = { retries: -1 }), path: 'spec.policy.retries' },
   { what: 'a 5 s run timeout', mutate: (m) => (spec(m)['policy'] = { runTimeoutSeconds: 5 }), path: 'spec.policy.runTimeoutSeconds' },
-  { what: 'a non-boolean suspend', mutate: (m) => (spec(m)['policy'] = { suspend: 'yes' }), path: 'spec.policy.suspend' },
+  { what: 'a non-boolean suspend', mutate: (m) => (spec(m)['policy'] = { suspend: 'yes' }), path: 'spec.policy.suspend', message: /expected true or false, got "yes"/ },
 ];
 
 function escape(s: string): string {

@@ -28,7 +28,7 @@ void describe('llem validate', () => {
     assert.equal(r.code, 2);
     const lines = r.stderr.trim().split('\n');
     assert.deepEqual(lines.sort(), [
-      `${bad}: spec.measurement.cycles: Too small: expected number to be >=1`,
+      `${bad}: spec.measurement.cycles: must be >= 1 (got 0)`,
       `${bad}: spec.workload.requets: unknown field "requets"; did you mean "requests"?`,
     ]);
     assert.doesNotMatch(r.stderr, /\bat .*\.ts:\d+/);
@@ -40,7 +40,7 @@ void describe('llem validate', () => {
     const r = llem(['validate', 'examples/three-backends.yaml', bad]);
     assert.equal(r.code, 2);
     assert.match(r.stdout, /three-backends\.yaml: valid/);
-    assert.equal(r.stderr.trim(), `${bad}: spec: required (expected object)`);
+    assert.equal(r.stderr.trim(), `${bad}: spec: required (expected a mapping)`);
   });
 
   void it('exits 2 for a file that does not exist, without a stack trace', () => {

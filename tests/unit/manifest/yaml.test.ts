@@ -1,6 +1,6 @@
 import { describe, it, after, before } from 'node:test';
 import assert from 'node:assert/strict';
-import { loadExperimentFile, loadManifestFile } from '../../../lib/manifest/index.ts';
+import { loadExperimentFile, loadManifestFile, MAX_NESTING_DEPTH } from '../../../lib/manifest/index.ts';
 import { issueLines, tree, VALID_DOC, type Tree } from './helpers.ts';
 
 void describe('hardened YAML loading', () => {
@@ -34,6 +34,15 @@ void describe('hardened YAML loading', () => {
     const f = await t.write('laughs.yaml', levels.join('\n') + '\n');
     const lines = await issueLines(() => loadManifestFile(f));
     assert.match(lines[0] ?? '', /laughs\.yaml: YAML aliases expand too much/);
+  });
+
+  void it('refuses nesting deeper than the limit', async () => {
+    let text = 'a:\n';
+    for (let i = 1; i <= MAX_NESTING_DEPTH + 2; i++) text += `${'  '.repeat(i)}b:\n`;
+    const f = await t.write('deep.yaml', text);
+    const lines = await issueLines(() => loadManifestFile(f));
+    assert.equal(lines.length, 1);
+    assert.match(lines[0] ?? '', new RegExp(`deep\\.yaml: a(\\.b){${MAX_NESTING_DEPTH}}: nested deeper than ${MAX_NESTING_DEPTH} levels`));
   });
 
   void it('reports a duplicate key at its field path', async () => {

@@ -19,8 +19,8 @@ function relErr(a: number, b: number): number {
 
 const same = (a: Uint8Array, b: Uint8Array): boolean => Buffer.from(a).equals(Buffer.from(b));
 
-describe('MergingDigest', () => {
-  it('estimates lognormal quantiles within 0.1% up to p99 and 0.5% at p99.9', () => {
+void describe('MergingDigest', () => {
+  void it('estimates lognormal quantiles within 0.1% up to p99 and 0.5% at p99.9', () => {
     const v = lognormal(200_000, 1);
     const d = new MergingDigest();
     for (const x of v) d.add(x);
@@ -32,7 +32,7 @@ describe('MergingDigest', () => {
     assert.equal(d.max, s[s.length - 1]);
   });
 
-  it('keeps that accuracy after merging 200 partial digests sent through their binary form', () => {
+  void it('keeps that accuracy after merging 200 partial digests sent through their binary form', () => {
     const v = lognormal(200_000, 2);
     const merged = new MergingDigest();
     for (let p = 0; p < 200; p++) {
@@ -46,7 +46,7 @@ describe('MergingDigest', () => {
     assert.ok(merged.serialize().length <= 4096, `serialised size ${merged.serialize().length}`);
   });
 
-  it('gives byte-identical serialisations for the same values in the same order', () => {
+  void it('gives byte-identical serialisations for the same values in the same order', () => {
     const v = lognormal(50_000, 3);
     const a = new MergingDigest();
     const b = new MergingDigest();
@@ -61,7 +61,7 @@ describe('MergingDigest', () => {
     assert.ok(!same(a.serialize(), c.serialize()), 'a different order may (and here does) give a different digest');
   });
 
-  it('continues identically after a lossless state round trip mid-stream', () => {
+  void it('continues identically after a lossless state round trip mid-stream', () => {
     const v = lognormal(30_000, 4);
     const straight = new MergingDigest();
     let restored = new MergingDigest();
@@ -74,7 +74,7 @@ describe('MergingDigest', () => {
     assert.ok(same(straight.serializeState(), restored.serializeState()));
   });
 
-  it('answers rank as the inverse of quantile', () => {
+  void it('answers rank as the inverse of quantile', () => {
     const d = new MergingDigest();
     for (const x of lognormal(20_000, 5)) d.add(x);
     for (const q of [0.1, 0.5, 0.9, 0.99]) assert.ok(Math.abs(d.rank(d.quantile(q)) - q) < 0.002, `q=${q}`);
@@ -82,7 +82,7 @@ describe('MergingDigest', () => {
     assert.equal(d.rank(d.max + 1), 1);
   });
 
-  it('reports NaN for an empty digest and round-trips it', () => {
+  void it('reports NaN for an empty digest and round-trips it', () => {
     const d = new MergingDigest();
     assert.ok(Number.isNaN(d.quantile(0.5)) && Number.isNaN(d.rank(1)) && Number.isNaN(d.min) && Number.isNaN(d.mean));
     const e = MergingDigest.deserialize(d.serialize());
@@ -90,7 +90,7 @@ describe('MergingDigest', () => {
     assert.ok(same(d.serialize(), e.serialize()));
   });
 
-  it('returns the exact value for a single or constant input and honours weights', () => {
+  void it('returns the exact value for a single or constant input and honours weights', () => {
     const d = new MergingDigest();
     d.add(7);
     assert.equal(d.quantile(0.5), 7);
@@ -105,7 +105,7 @@ describe('MergingDigest', () => {
     assert.equal(w.mean, (99 + 1000) / 100);
   });
 
-  it('rejects values and weights it cannot represent', () => {
+  void it('rejects values and weights it cannot represent', () => {
     const d = new MergingDigest();
     assert.throws(() => d.add(Number.NaN), RangeError);
     assert.throws(() => d.add(Number.POSITIVE_INFINITY), RangeError);
@@ -114,7 +114,7 @@ describe('MergingDigest', () => {
     assert.throws(() => d.merge(new TDigestSketch()), TypeError);
   });
 
-  it('rejects truncated, foreign and future-version bytes with a ProtocolError', () => {
+  void it('rejects truncated, foreign and future-version bytes with a ProtocolError', () => {
     const d = new MergingDigest();
     for (const x of lognormal(1000, 6)) d.add(x);
     const bytes = d.serialize();
@@ -129,7 +129,7 @@ describe('MergingDigest', () => {
     assert.throws(() => MergingDigest.deserialize(extra), /trailing/);
   });
 
-  it('travels as base64 and decodes by its format byte, as does the npm tdigest adapter', () => {
+  void it('travels as base64 and decodes by its format byte, as does the npm tdigest adapter', () => {
     const d = new MergingDigest();
     const t = new TDigestSketch();
     for (const x of lognormal(5000, 7)) {

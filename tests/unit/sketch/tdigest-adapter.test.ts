@@ -3,8 +3,8 @@ import { describe, it } from 'node:test';
 import { TDigestSketch } from '../../../lib/sketch/index.ts';
 import { seededRandom } from '../../support/streams.ts';
 
-describe('TDigestSketch (npm tdigest behind LatencySketch)', () => {
-  it('merges partial digests and answers quantiles close to the exact ones', () => {
+void describe('TDigestSketch (npm tdigest behind LatencySketch)', () => {
+  void it('merges partial digests and answers quantiles close to the exact ones', () => {
     const r = seededRandom(11);
     const values = Array.from({ length: 20_000 }, () => r() * 100);
     const merged = new TDigestSketch();
@@ -21,7 +21,7 @@ describe('TDigestSketch (npm tdigest behind LatencySketch)', () => {
     assert.ok(Math.abs(merged.rank(50) - 0.5) < 0.01);
   });
 
-  it('reports NaN when empty', () => {
+  void it('reports NaN when empty', () => {
     const t = new TDigestSketch();
     assert.ok(Number.isNaN(t.quantile(0.5)) && Number.isNaN(t.rank(3)) && Number.isNaN(t.mean));
   });

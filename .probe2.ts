@@ -1,0 +1,16 @@
+import { startNatsServer } from './tests/support/nats-server.ts';
+import { openNatsBus } from './lib/bus/nats.ts';
+import { experimentSubjectFilter } from './api/protocol.ts';
+import { DeterministicFold, publishAll, publisherKey } from './tests/integration/bus/fold.ts';
+const s = await startNatsServer();
+const admin = await openNatsBus({ servers: s.url }); await admin.ensureLayout();
+const buses = await Promise.all(Array.from({ length: 10 }, () => openNatsBus({ servers: s.url })));
+let t = performance.now();
+await Promise.all(Array.from({ length: 50 }, (_, i) => publishAll(buses[i % 10]!, publisherKey('ns', 'u', i), 400)));
+console.log('publish', (20000 / ((performance.now() - t) / 1000)).toFixed(0), 'msg/s');
+const fold = new DeterministicFold();
+t = performance.now();
+const c = await admin.consume({ durable: 'x', filterSubject: experimentSubjectFilter('ns', 'u'), afterStreamSeq: 0, handler: fold.handle });
+await c.idle();
+console.log('consume', fold.state.applied, (fold.state.applied / ((performance.now() - t) / 1000)).toFixed(0), 'msg/s');
+await c.stop(); for (const b of buses) await b.close(); await admin.close(); await s.cleanup();

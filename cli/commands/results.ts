@@ -1,0 +1,81 @@
+// `llem results show DIR | export DIR --format csv|json | compare DIR_A DIR_B`
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { parseArgs } from 'node:util';
+import { InvalidInputError } from '../../lib/errors.ts';
+import { compareResults, readResultsDirectory, type ResultsDocument } from '../../local/index.ts';
+
+const HELP = `usage:
+  llem results show DIR                     configurations, J/token with 95% CI, best configuration
+  llem results export DIR --format csv|json  configurations as CSV, or the whole experiment.json
+  llem results compare DIR_A DIR_B          J/token per configuration (matched by config hash), A vs B`;
+
+function usageError(message: string): never {
+  throw new InvalidInputError([{ file: 'llem results', path: '', message: `${message}\n\n${HELP}` }]);
+}
+
+function n(v: number | null | undefined): string {
+  return v === null || v === undefined ? '—' : Number(v.toPrecision(4)).toString();
+}
+
+function show(doc: ResultsDocument): string {
+  const lines = [`${doc.simulated ? 'SIMULATED results' : 'results'} generated ${doc.generatedAt}`];
+  const label = (id: string): string => doc.configurations.find((c) => c.id === id)?.label ?? id;
+  lines.push(['configuration'.padEnd(40), 'runs', 'J/token', '95% CI', 'tokens/s', 'TTFT p99 ms'].join('  '));
+  for (const c of doc.results.configurations) {
+    const j = c.metrics.joulesPerToken;
+    lines.push([label(c.configId).slice(0, 40).padEnd(40), `${c.runsIncluded.length}/${c.runsPlanned}`.padEnd(4), n(j.mean).padEnd(7),
+      `${n(j.ci95Low)}–${n(j.ci95High)}`, n(c.metrics.tokensPerSecond.mean), n(c.latencyPooled.ttftMs.p99)].join('  '));
+  }
+  const best = doc.results.experiment.bestConfiguration;
+  lines.push(best === null ? 'best: none' : `best: ${label(best.configId)} at ${n(best.joulesPerTokenMean)} J/token`);
+  return lines.join('\n') + '\n';
+}
+
+function compare(a: ResultsDocument, b: ResultsDocument, dirs: [string, string]): string {
+  const rows = compareResults(a, b);
+  const lines = [`J/token: A = ${dirs[0]}, B = ${dirs[1]}${a.simulated || b.simulated ? ' (simulated data involved)' : ''}`];
+  for (const r of rows) {
+    const change = r.relativeChange === null ? 'n/a' : `${(r.relativeChange * 100).toFixed(1)}%`;
+    const sig = r.significant === null ? '' : r.significant ? ' (CIs do not overlap)' : ' (within noise: CIs overlap)';
+    lines.push(`${r.label.slice(0, 40).padEnd(40)}  A ${n(r.a).padEnd(8)} B ${n(r.b).padEnd(8)} ${change}${sig}`);
+  }
+  return lines.join('\n') + '\n';
+}
+
+export async function main(argv: string[]): Promise<number> {
+  const [sub, ...rest] = argv;
+  let parsed;
+  try {
+    parsed = parseArgs({ args: rest, allowPositionals: true, options: { format: { type: 'string' } } });
+  } catch (err) {
+    usageError((err as Error).message);
+  }
+  const dirs = parsed.positionals;
+  switch (sub) {
+    case 'show': {
+      if (dirs.length !== 1 || dirs[0] === undefined) usageError('show takes one results directory');
+      process.stdout.write(show(readResultsDirectory(dirs[0])));
+      return 0;
+    }
+    case 'export': {
+      if (dirs.length !== 1 || dirs[0] === undefined) usageError('export takes one results directory');
+      const format = parsed.values.format;
+      if (format !== 'csv' && format !== 'json') usageError('--format must be csv or json');
+      readResultsDirectory(dirs[0]);
+      process.stdout.write(readFileSync(join(dirs[0], format === 'csv' ? 'configs.csv' : 'experiment.json'), 'utf8'));
+      return 0;
+    }
+    case 'compare': {
+      if (dirs.length !== 2 || dirs[0] === undefined || dirs[1] === undefined) usageError('compare takes two results directories');
+      process.stdout.write(compare(readResultsDirectory(dirs[0]), readResultsDirectory(dirs[1]), [dirs[0], dirs[1]]));
+      return 0;
+    }
+    case undefined:
+    case '--help':
+      process.stdout.write(HELP + '\n');
+      return sub === undefined ? 2 : 0;
+    default:
+      return usageError(`unknown subcommand "${sub}"`);
+  }
+}

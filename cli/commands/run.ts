@@ -1,0 +1,65 @@
+// `llem run FILE [--simulate] [--out DIR] [--json] [--fresh] [--server-command CMD]`
+import { parseArgs } from 'node:util';
+import { InvalidInputError, isLlemError } from '../../lib/errors.ts';
+import { ConsoleProgress, runLocalExperiment } from '../../local/index.ts';
+
+const HELP = `usage: llem run FILE [options]
+
+Runs every configuration of an EnergyExperiment on this machine and writes a results directory.
+
+options:
+  --simulate              simulated GPU + mock inference server (no GPU needed; results say simulated)
+  --out DIR               results directory (default llem-results/<experiment name>)
+  --fresh                 start over instead of resuming DIR
+  --json                  print the final summary as JSON on stdout
+  --server-command CMD    run this OpenAI-compatible server instead of the backend's launcher
+                          (split on spaces; {port} is replaced by the port to listen on)
+
+exit codes: 0 ok, 1 a run failed, 2 invalid input, 130 interrupted`;
+
+export async function main(argv: string[]): Promise<number> {
+  let parsed;
+  try {
+    parsed = parseArgs({
+      args: argv, allowPositionals: true,
+      options: {
+        simulate: { type: 'boolean', default: false }, out: { type: 'string' }, fresh: { type: 'boolean', default: false },
+        json: { type: 'boolean', default: false }, 'server-command': { type: 'string' }, help: { type: 'boolean', short: 'h', default: false },
+      },
+    });
+  } catch (err) {
+    throw new InvalidInputError([{ file: 'llem run', path: '', message: `${(err as Error).message}\n\n${HELP}` }]);
+  }
+  const { values, positionals } = parsed;
+  if (values.help) {
+    process.stdout.write(HELP + '\n');
+    return 0;
+  }
+  if (positionals.length !== 1 || positionals[0] === undefined) {
+    throw new InvalidInputError([{ file: 'llem run', path: '', message: `expected exactly one manifest FILE\n\n${HELP}` }]);
+  }
+  const controller = new AbortController();
+  const onSignal = (sig: string): void => controller.abort(new Error(`received ${sig}`));
+  process.once('SIGINT', onSignal);
+  process.once('SIGTERM', onSignal);
+  const progress = new ConsoleProgress();
+  try {
+    const outcome = await runLocalExperiment({
+      file: positionals[0], simulate: values.simulate, fresh: values.fresh, signal: controller.signal, progress,
+      ...(values.out !== undefined ? { out: values.out } : {}),
+      ...(values['server-command'] !== undefined ? { serverCommand: values['server-command'].split(' ').filter((s) => s !== '') } : {}),
+    });
+    if (values.json) process.stdout.write(JSON.stringify(outcome, null, 2) + '\n');
+    return outcome.exitCode;
+  } catch (err) {
+    if (controller.signal.aborted && !(isLlemError(err) && err.exitCode === 2)) {
+      process.stderr.write('\nllem: interrupted; run the same command again to resume\n');
+      return 130;
+    }
+    throw err;
+  } finally {
+    progress.close();
+    process.off('SIGINT', onSignal);
+    process.off('SIGTERM', onSignal);
+  }
+}

@@ -1,0 +1,54 @@
+// Adapter from the streaming Aggregator (controller/aggregator/) to the small status shapes: the
+// Aggregator owns the statistics (energy, latency sketches, Student-t intervals); status keeps a
+// few named metrics per configuration (api/status.ts METRIC_NAMES).
+import { Aggregator, type AggregateResults, type CycleStats } from './aggregator/index.ts';
+import type { FailurePolicy } from './aggregator/index.ts';
+import type { RunMatrix } from '../api/matrix.ts';
+import type { Stat } from '../api/status.ts';
+
+export function newAggregator(experimentUid: string, matrix: RunMatrix, replicas: number, failurePolicy: FailurePolicy): Aggregator {
+  return new Aggregator({
+    experimentUid,
+    runs: matrix.runs.map((r) => ({ runId: r.id, configId: r.configurationId, configHash: r.configHash, cycle: r.cycle, replicas, failurePolicy })),
+  });
+}
+
+const RUN_METRIC_NAMES: Record<string, string> = {
+  joulesPerToken: 'joulesPerToken',
+  tokensPerJoule: 'tokensPerJoule',
+  energyJoules: 'energyJoules',
+  meanPowerWatts: 'averagePowerWatts',
+  baselinePowerWatts: 'baselinePowerWatts',
+  tokensPerSecond: 'outputTokensPerSecond',
+  requestsPerSecond: 'requestsPerSecond',
+};
+
+const LATENCY_NAMES: [string, 'p50' | 'p99', string][] = [
+  ['ttftMs', 'p50', 'ttftMsP50'], ['ttftMs', 'p99', 'ttftMsP99'], ['itlMs', 'p50', 'itlMsP50'], ['itlMs', 'p99', 'itlMsP99'],
+  ['e2eMs', 'p50', 'e2eMsP50'], ['e2eMs', 'p99', 'e2eMsP99'], ['tpotMs', 'p50', 'tpotMsP50'],
+];
+
+const sig = (x: number): number => Number(x.toPrecision(6));
+
+function toStat(c: CycleStats | undefined): Stat | undefined {
+  if (c === undefined || c.mean === null || c.n === 0) return undefined;
+  return { n: c.n, mean: sig(c.mean), std: sig(c.std ?? 0), ci95Low: sig(c.ci95Low ?? c.mean), ci95High: sig(c.ci95High ?? c.mean) };
+}
+
+/** Status metrics per configuration id, from the Aggregator's results. */
+export function statusMetrics(results: AggregateResults): Map<string, Record<string, Stat>> {
+  const out = new Map<string, Record<string, Stat>>();
+  for (const c of results.configurations) {
+    const metrics: Record<string, Stat> = {};
+    for (const [from, to] of Object.entries(RUN_METRIC_NAMES)) {
+      const s = toStat((c.metrics as Record<string, CycleStats>)[from]);
+      if (s !== undefined) metrics[to] = s;
+    }
+    for (const [metric, q, to] of LATENCY_NAMES) {
+      const s = toStat((c.latency as Record<string, Record<string, CycleStats>>)[metric]?.[q]);
+      if (s !== undefined) metrics[to] = s;
+    }
+    out.set(c.configId, metrics);
+  }
+  return out;
+}

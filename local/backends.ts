@@ -1,0 +1,136 @@
+// Backend servers for local runs. Configurations whose rendered server command is identical share
+// one server process (a concurrency sweep reloads nothing); a server that died is started again.
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { renderBackendLaunch, type BackendLaunch } from '../agent/backends/index.ts';
+import { awaitBackendReady } from '../agent/readiness.ts';
+import { describeExit, startBackend, type BackendProcess } from '../agent/supervisor.ts';
+import { startMockServer, type MockServer } from '../agent/mock-server.ts';
+import type { Configuration } from '../api/matrix.ts';
+import { BackendError, InterruptedError } from '../lib/errors.ts';
+import type { Logger } from '../lib/log.ts';
+
+export interface RunningBackend {
+  baseUrl: string;
+  servedModelName: string;
+  simulated: boolean;
+  /** Human-readable command line (or "mock server"), for the report. */
+  description: string;
+  /** Resolves when the server process exits on its own (never for the in-process mock). */
+  exited: Promise<string>;
+}
+
+interface Entry {
+  backend: RunningBackend;
+  stop: () => Promise<void>;
+  alive: () => boolean;
+}
+
+export interface BackendPoolOptions {
+  simulate: boolean;
+  /** Replace the rendered server command (argv, shell-free): bring your own OpenAI-compatible server. */
+  serverCommand?: readonly string[];
+  scratchDir: string;
+  logger: Logger;
+  signal: AbortSignal;
+}
+
+const PROJECT_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..');
+
+export async function freePort(): Promise<number> {
+  return new Promise((resolvePort, reject) => {
+    const srv = createServer();
+    srv.once('error', reject);
+    srv.listen(0, '127.0.0.1', () => {
+      const addr = srv.address();
+      const port = typeof addr === 'object' && addr !== null ? addr.port : 0;
+      srv.close(() => resolvePort(port));
+    });
+  });
+}
+
+export class BackendPool {
+  private readonly entries = new Map<string, Entry>();
+  constructor(private readonly opts: BackendPoolOptions) {}
+
+  private keyOf(c: Configuration): string {
+    if (this.opts.simulate && this.opts.serverCommand === undefined) return 'mock';
+    return JSON.stringify({ backend: c.backend, model: c.model, gpus: c.gpusPerRun });
+  }
+
+  async ensure(c: Configuration): Promise<RunningBackend> {
+    const key = this.keyOf(c);
+    const existing = this.entries.get(key);
+    if (existing !== undefined && existing.alive()) return existing.backend;
+    if (existing !== undefined) this.entries.delete(key);
+    const entry = this.opts.simulate && this.opts.serverCommand === undefined ? await this.startMock(c) : await this.startProcess(c);
+    this.entries.set(key, entry);
+    return entry.backend;
+  }
+
+  private async startMock(c: Configuration): Promise<Entry> {
+    const mock: MockServer = await startMockServer({ model: c.model.name, ttft: { meanMs: 40 }, itl: { meanMs: 8 }, maxBatch: 256 });
+    return {
+      backend: { baseUrl: mock.url, servedModelName: c.model.name, simulated: true, description: 'mock server (simulated)', exited: new Promise(() => {}) },
+      stop: () => mock.close(),
+      alive: () => true,
+    };
+  }
+
+  private launchFor(c: Configuration, port: number): BackendLaunch {
+    return renderBackendLaunch(c.backend as Parameters<typeof renderBackendLaunch>[0], c.model, {
+      host: '127.0.0.1', port, gpusPerRun: c.gpusPerRun, modelMountPath: '/models', seed: 0,
+      pytorchServerRoot: join(PROJECT_ROOT, 'images', 'pytorch'), scratchDir: this.opts.scratchDir,
+    });
+  }
+
+  private async startProcess(c: Configuration): Promise<Entry> {
+    const port = await freePort();
+    const launch = this.launchFor(c, port);
+    const argv = this.opts.serverCommand !== undefined
+      ? this.opts.serverCommand.map((a) => a.replaceAll('{port}', String(port)))
+      : [launch.command, ...launch.args];
+    for (const f of launch.files) {
+      mkdirSync(dirname(f.path), { recursive: true });
+      writeFileSync(f.path, f.content);
+    }
+    const [command, ...args] = argv;
+    if (command === undefined) throw new BackendError('the server command is empty');
+    const proc: BackendProcess = startBackend(command, args, {
+      env: { ...process.env, ...launch.env, LLEM_PORT: String(port) },
+      logger: this.opts.logger,
+    });
+    let exitText: string | null = null;
+    const exited = proc.exited.then((e) => (exitText = describeExit(e)));
+    const ready = awaitBackendReady({
+      url: `http://127.0.0.1:${port}${launch.readiness.path}`,
+      timeoutMs: launch.readiness.timeoutSeconds * 1000,
+      pollMs: 500,
+      signal: this.opts.signal,
+    });
+    const first = await Promise.race([ready.then(() => null), exited]);
+    if (this.opts.signal.aborted) {
+      await proc.terminate(10_000);
+      throw new InterruptedError('interrupted while the backend was starting');
+    }
+    if (first !== null) {
+      const tail = proc.tail().slice(-10).join('\n  ');
+      throw new BackendError(`backend ${c.backend.name} failed to start: ${first} (command: ${argv.join(' ')})${tail === '' ? '' : `\n  ${tail}`}`);
+    }
+    return {
+      backend: { baseUrl: `http://127.0.0.1:${port}`, servedModelName: launch.servedModelName, simulated: false, description: argv.join(' '), exited },
+      stop: async () => {
+        await proc.terminate(10_000);
+      },
+      alive: () => exitText === null,
+    };
+  }
+
+  async stopAll(): Promise<void> {
+    const all = [...this.entries.values()];
+    this.entries.clear();
+    await Promise.allSettled(all.map((e) => e.stop()));
+  }
+}

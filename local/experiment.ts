@@ -1,0 +1,235 @@
+// `llem run`: the whole experiment on this machine. Same planner (api/), agent (agent/) and
+// aggregator (controller/aggregator) as the cluster, joined by the in-process bus.
+import { existsSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { Aggregator, type AggregatorPlan } from '../controller/aggregator/index.ts';
+import { decodeMessage, experimentSubjectFilter, startSubject, PROTOCOL_VERSION } from '../api/protocol.ts';
+import type { Configuration, PlannedRun } from '../api/matrix.ts';
+import { sanitizeToken } from '../api/names.ts';
+import { InProcessBus } from '../lib/bus/index.ts';
+import type { Consumption } from '../lib/bus/types.ts';
+import { InterruptedError, InvalidInputError, LlemError } from '../lib/errors.ts';
+import { rootLogger, type Logger } from '../lib/log.ts';
+import { loadExperimentFile, type LoadedExperiment } from '../lib/manifest/index.ts';
+import { BackendPool } from './backends.ts';
+import { MessageObserver } from './observer.ts';
+import type { ProgressSink } from './progress.ts';
+import { LOCAL_NAMESPACE, runReplicas } from './run-replicas.ts';
+import { writeRunFile, writeResults, type ResultsSummary } from './results.ts';
+import { assertSameExperiment, ResultsDirectory, type LocalState } from './state.ts';
+import { assertGpuPresent } from './gpu-check.ts';
+
+export interface LocalRunOptions {
+  file: string;
+  out?: string;
+  simulate: boolean;
+  fresh: boolean;
+  serverCommand?: readonly string[];
+  signal: AbortSignal;
+  progress: ProgressSink;
+  logger?: Logger;
+}
+
+export interface LocalRunOutcome extends ResultsSummary {
+  exitCode: 0 | 1;
+}
+
+function ensureWritable(dir: string): void {
+  const existed = existsSync(dir);
+  try {
+    mkdirSync(dir, { recursive: true });
+    const probe = join(dir, `.llem-write-test-${process.pid}`);
+    writeFileSync(probe, '');
+    rmSync(probe);
+  } catch (err) {
+    if (!existed) rmSync(dir, { recursive: true, force: true });
+    throw new InvalidInputError([{ file: dir, path: '', message: `output directory is not writable (${(err as NodeJS.ErrnoException).code ?? (err as Error).message}); choose another with --out` }], { cause: err });
+  }
+}
+
+export function defaultOutDir(loaded: LoadedExperiment): string {
+  return join('llem-results', sanitizeToken(loaded.experiment.metadata.name));
+}
+
+function planOf(uid: string, loaded: LoadedExperiment): AggregatorPlan {
+  const byId = new Map(loaded.matrix.configurations.map((c) => [c.id, c]));
+  return {
+    experimentUid: uid,
+    runs: loaded.matrix.runs.map((r) => ({
+      runId: r.id, configId: r.configurationId, configHash: r.configHash, cycle: r.cycle,
+      replicas: byId.get(r.configurationId)?.replicas ?? 1, failurePolicy: loaded.experiment.spec.policy.failurePolicy,
+    })),
+  };
+}
+
+class LocalExperiment {
+  readonly bus = new InProcessBus();
+  readonly pool: BackendPool;
+  readonly observer: MessageObserver;
+  readonly attempts = new Map<string, number>();
+  private consumption: Consumption | null = null;
+  private seqOffset: number;
+
+  constructor(
+    readonly opts: LocalRunOptions,
+    readonly loaded: LoadedExperiment,
+    readonly dir: ResultsDirectory,
+    readonly state: LocalState,
+    readonly aggregator: Aggregator,
+    readonly log: Logger,
+  ) {
+    this.seqOffset = aggregator.lastStreamSeq;
+    this.pool = new BackendPool({
+      simulate: opts.simulate, scratchDir: join(dir.stateDir, 'scratch'), logger: log, signal: opts.signal,
+      ...(opts.serverCommand !== undefined ? { serverCommand: opts.serverCommand } : {}),
+    });
+    this.observer = new MessageObserver((runId, attempt, ready) => this.maybeStart(runId, attempt, ready));
+  }
+
+  private configurationOf(run: PlannedRun): Configuration {
+    const c = this.loaded.matrix.configurations.find((x) => x.id === run.configurationId);
+    if (c === undefined) throw new LlemError('LLEM_E_RUN', `run ${run.id} names unknown configuration ${run.configurationId}`);
+    return c;
+  }
+
+  private maybeStart(runId: string, attempt: number, ready: Set<number>): void {
+    const run = this.loaded.matrix.runs.find((r) => r.id === runId);
+    if (run === undefined || ready.size < this.configurationOf(run).replicas) return;
+    const signal = { v: PROTOCOL_VERSION, experimentUid: this.state.experimentUid, runId, attempt, startAtMs: Date.now() + 100 };
+    void this.bus.publishControl(startSubject(LOCAL_NAMESPACE, this.state.experimentUid, runId), new TextEncoder().encode(JSON.stringify(signal)));
+  }
+
+  async startConsuming(): Promise<void> {
+    this.consumption = await this.bus.consume({
+      durable: 'local',
+      filterSubject: experimentSubjectFilter(LOCAL_NAMESPACE, this.state.experimentUid),
+      afterStreamSeq: 0,
+      handler: async (m) => {
+        const decoded = decodeMessage(m.data);
+        if (!decoded.ok) return 'dead-letter';
+        // The in-process stream restarts at 1 in every process; the restored aggregator remembers the old sequence.
+        this.aggregator.apply(decoded.message, m.streamSeq + this.seqOffset);
+        this.observer.observe(decoded.message, (id) => this.attempts.get(id));
+        if (decoded.message.kind === 'hello' && Object.keys(this.state.environment).length === 0) {
+          this.state.environment = this.observer.get(decoded.message.runId)?.environment ?? {};
+        }
+        return 'ack';
+      },
+    });
+  }
+
+  async drain(): Promise<void> {
+    await this.consumption?.idle();
+  }
+
+  async close(): Promise<void> {
+    await this.consumption?.stop();
+    await this.pool.stopAll();
+    await this.bus.close();
+  }
+
+  private runStatus(runId: string): string {
+    return this.aggregator.results().runs.find((r) => r.runId === runId)?.status ?? 'pending';
+  }
+
+  /** All attempts of one run, up to policy.retries + 1. */
+  async execute(run: PlannedRun, index: number): Promise<void> {
+    const record = this.state.runs[run.id] ?? { status: 'pending', attempts: 0, lastError: null };
+    const maxAttempts = this.loaded.experiment.spec.policy.retries + 1;
+    const configuration = this.configurationOf(run);
+    // Attempt numbers keep counting across resumes (the aggregator drops older attempts' data);
+    // the retry budget is per invocation, so a resumed run gets its full set of tries.
+    for (let tries = 0; tries < maxAttempts; tries += 1) {
+      const attempt = record.attempts;
+      record.attempts += 1;
+      record.status = 'running';
+      this.state.runs[run.id] = record;
+      this.dir.writeState(this.state);
+      this.attempts.set(run.id, attempt);
+      this.observer.reset(run.id);
+      this.opts.progress.event({ type: 'run', runId: run.id, index, total: this.loaded.matrix.runs.length, attempt, requests: configuration.workload.requests });
+      let error: string | null;
+      try {
+        const backend = await this.pool.ensure(configuration);
+        error = await runReplicas({
+          experiment: this.loaded.experiment, experimentUid: this.state.experimentUid, configuration, run, attempt, backend,
+          bus: this.bus, simulate: this.opts.simulate, signal: this.opts.signal, logger: this.log,
+        });
+      } catch (err) {
+        if (this.opts.signal.aborted) throw new InterruptedError('interrupted', { cause: err });
+        error = err instanceof Error ? err.message : String(err);
+      }
+      await this.drain();
+      if (this.opts.signal.aborted) throw new InterruptedError(`interrupted during run ${run.id}`);
+      const status = this.runStatus(run.id);
+      if (status === 'complete') {
+        record.status = 'complete';
+        record.lastError = null;
+        this.finishRun(run.id);
+        this.opts.progress.event({ type: 'runEnd', runId: run.id, status: 'complete', detail: '' });
+        return;
+      }
+      record.lastError = error ?? `run data incomplete (${status})`;
+      if (tries + 1 < maxAttempts) this.opts.progress.event({ type: 'runEnd', runId: run.id, status: 'retry', detail: record.lastError });
+    }
+    record.status = 'failed';
+    this.dir.writeCheckpoint(this.aggregator.checkpoint());
+    this.dir.writeState(this.state);
+    this.opts.progress.event({ type: 'runEnd', runId: run.id, status: 'failed', detail: record.lastError ?? '' });
+  }
+
+  /** Checkpoint first, then the per-run file, then the state that says "complete". */
+  private finishRun(runId: string): void {
+    this.dir.writeCheckpoint(this.aggregator.checkpoint());
+    const result = this.aggregator.results().runs.find((r) => r.runId === runId);
+    const o = this.observer.get(runId);
+    if (result !== undefined && o !== undefined) writeRunFile(this.dir.dir, { result, power: o.power, windowStartMs: o.windowStartMs, windowEndMs: o.windowEndMs });
+    this.dir.writeState(this.state);
+  }
+}
+
+function openState(opts: LocalRunOptions, loaded: LoadedExperiment, dir: ResultsDirectory, uid: string): { state: LocalState; aggregator: Aggregator } {
+  if (opts.fresh) dir.clear();
+  const previous = dir.readState();
+  if (previous !== null) {
+    assertSameExperiment(previous, loaded.experiment, opts.file, dir.dir);
+    if (previous.simulated !== opts.simulate) {
+      throw new InvalidInputError([{ file: opts.file, path: '', message: `${dir.dir} was started ${previous.simulated ? 'with' : 'without'} --simulate; resume the same way, or use --fresh` }]);
+    }
+    const bytes = dir.readCheckpoint();
+    return { state: previous, aggregator: bytes === null ? new Aggregator(planOf(uid, loaded)) : Aggregator.restore(bytes) };
+  }
+  const state: LocalState = {
+    version: 1, manifestFile: resolve(opts.file), experimentUid: uid, simulated: opts.simulate,
+    experiment: JSON.parse(JSON.stringify(loaded.experiment)) as unknown, startedAt: new Date().toISOString(), runs: {}, environment: {},
+  };
+  return { state, aggregator: new Aggregator(planOf(uid, loaded)) };
+}
+
+export async function runLocalExperiment(opts: LocalRunOptions): Promise<LocalRunOutcome> {
+  const loaded = await loadExperimentFile(opts.file);
+  if (!opts.simulate) await assertGpuPresent();
+  const out = opts.out ?? defaultOutDir(loaded);
+  ensureWritable(out);
+  const dir = new ResultsDirectory(out);
+  const uid = `local-${sanitizeToken(loaded.experiment.metadata.name)}`;
+  const { state, aggregator } = openState(opts, loaded, dir, uid);
+  dir.writeState(state);
+  const log = (opts.logger ?? rootLogger).child({ experiment: loaded.experiment.metadata.name });
+  const exp = new LocalExperiment(opts, loaded, dir, state, aggregator, log);
+  opts.progress.attach?.({ current: (id) => exp.observer.get(id) });
+  const done = loaded.matrix.runs.filter((r) => state.runs[r.id]?.status === 'complete').length;
+  opts.progress.event({ type: 'start', total: loaded.matrix.runs.length, done, simulated: opts.simulate, out });
+  try {
+    await exp.startConsuming();
+    for (const [index, run] of loaded.matrix.runs.entries()) {
+      if (state.runs[run.id]?.status === 'complete') continue;
+      await exp.execute(run, index);
+    }
+  } finally {
+    await exp.close();
+  }
+  const summary = writeResults({ dir: out, loaded, state, results: aggregator.results(), aggregator });
+  opts.progress.event({ type: 'finish', summary });
+  return { ...summary, exitCode: summary.runsFailed > 0 && loaded.experiment.spec.policy.failurePolicy === 'strict' ? 1 : 0 };
+}

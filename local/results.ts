@@ -1,0 +1,113 @@
+// The results directory: experiment.json (versioned), runs.csv, configs.csv, timeseries.csv,
+// plots/*.svg and a self-contained report.html. Per-run files (runs/<id>.json) are written once,
+// when the run completes, and never rewritten: a resumed experiment keeps them byte-for-byte.
+import { existsSync, mkdirSync, readdirSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import type { AggregateResults, Aggregator, RunResult } from '../controller/aggregator/index.ts';
+import { configsCsv, runsCsv, timeseriesCsv, type PowerPoint } from '../controller/report/csv.ts';
+import { jPerTokenChart, latencyCdfChart, powerChart, reportHtml } from '../controller/report/html.ts';
+import type { Band } from '../controller/report/svg.ts';
+import type { LoadedExperiment } from '../lib/manifest/index.ts';
+import { writeFileAtomic } from '../lib/atomic-file.ts';
+import type { LocalState } from './state.ts';
+
+export const RESULTS_SCHEMA_VERSION = 1;
+
+export interface RunFile {
+  result: RunResult;
+  power: PowerPoint[];
+  windowStartMs: number | null;
+  windowEndMs: number | null;
+}
+
+export interface ResultsSummary {
+  out: string;
+  simulated: boolean;
+  runsPlanned: number;
+  runsComplete: number;
+  runsFailed: number;
+  best: { configId: string; label: string; joulesPerToken: number } | null;
+}
+
+export function writeRunFile(dir: string, file: RunFile): void {
+  const runs = join(dir, 'runs');
+  mkdirSync(runs, { recursive: true });
+  const path = join(runs, `${file.result.runId}.json`);
+  if (existsSync(path)) return;
+  writeFileAtomic(path, JSON.stringify(file, null, 2) + '\n');
+}
+
+function readRunFiles(dir: string): RunFile[] {
+  const runs = join(dir, 'runs');
+  if (!existsSync(runs)) return [];
+  return readdirSync(runs).filter((f) => f.endsWith('.json')).sort().map((f) => JSON.parse(readFileSync(join(runs, f), 'utf8')) as RunFile);
+}
+
+/** "pytorch workload.concurrency=8": what distinguishes a configuration, for tables and charts. */
+export function configLabels(loaded: LoadedExperiment): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const c of loaded.matrix.configurations) {
+    const point = Object.entries(c.point).map(([k, v]) => `${k}=${JSON.stringify(v)}`).join(' ');
+    out[c.id] = point === '' ? c.backend.name : `${c.backend.name} ${point}`;
+  }
+  return out;
+}
+
+export interface WriteResultsInput {
+  dir: string;
+  loaded: LoadedExperiment;
+  state: LocalState;
+  results: AggregateResults;
+  aggregator: Aggregator;
+}
+
+export function writeResults(input: WriteResultsInput): ResultsSummary {
+  const { dir, loaded, state, results } = input;
+  const labels = configLabels(loaded);
+  const runFiles = readRunFiles(dir);
+  const power = runFiles.flatMap((f) => f.power).sort((a, b) => a.tMs - b.tMs);
+  const windows: Band[] = runFiles.flatMap((f) =>
+    f.windowStartMs !== null && f.windowEndMs !== null ? [{ start: f.windowStartMs, end: f.windowEndMs, label: f.result.runId }] : []);
+  const cdfs: Record<string, Record<string, Array<readonly [number, number]>>> = {};
+  for (const c of results.configurations) {
+    cdfs[c.configId] = { ttftMs: input.aggregator.latencyCdf(c.configId, 'ttftMs'), itlMs: input.aggregator.latencyCdf(c.configId, 'itlMs'), e2eMs: input.aggregator.latencyCdf(c.configId, 'e2eMs') };
+  }
+  const simulated = state.simulated;
+  const best = results.experiment.bestConfiguration;
+  const summary: ResultsSummary = {
+    out: dir,
+    simulated,
+    runsPlanned: results.runs.length,
+    runsComplete: results.runs.filter((r) => r.status === 'complete').length,
+    runsFailed: Object.values(state.runs).filter((r) => r.status === 'failed').length,
+    best: best === null ? null : { configId: best.configId, label: labels[best.configId] ?? best.configId, joulesPerToken: best.joulesPerTokenMean },
+  };
+  const generatedAt = new Date().toISOString();
+  const experimentJson = {
+    schemaVersion: RESULTS_SCHEMA_VERSION,
+    kind: 'llem.dev/results',
+    simulated,
+    generatedAt,
+    manifestFile: state.manifestFile,
+    experiment: state.experiment,
+    environment: state.environment,
+    configurations: loaded.matrix.configurations.map((c) => ({ id: c.id, label: labels[c.id], configHash: c.configHash, backend: c.backend, point: c.point, workload: c.workload })),
+    runStates: state.runs,
+    results,
+    best: summary.best,
+  };
+  mkdirSync(join(dir, 'plots'), { recursive: true });
+  writeFileAtomic(join(dir, 'experiment.json'), JSON.stringify(experimentJson, null, 2) + '\n');
+  writeFileAtomic(join(dir, 'runs.csv'), runsCsv(results));
+  writeFileAtomic(join(dir, 'configs.csv'), configsCsv(results, labels));
+  writeFileAtomic(join(dir, 'timeseries.csv'), timeseriesCsv(power));
+  writeFileAtomic(join(dir, 'plots', 'joules-per-token.svg'), jPerTokenChart({ results, configLabels: labels, simulated }));
+  writeFileAtomic(join(dir, 'plots', 'ttft-cdf.svg'), latencyCdfChart({ cdfs, configLabels: labels }, 'ttftMs', 'TTFT'));
+  writeFileAtomic(join(dir, 'plots', 'itl-cdf.svg'), latencyCdfChart({ cdfs, configLabels: labels }, 'itlMs', 'ITL'));
+  writeFileAtomic(join(dir, 'plots', 'power.svg'), powerChart({ power, windows, simulated }));
+  const title = `llem results: ${loaded.experiment.metadata.name}${simulated ? ' (simulated)' : ''}`;
+  writeFileAtomic(join(dir, 'report.html'), reportHtml({
+    title, simulated, manifestPath: state.manifestFile, generatedAt, results, configLabels: labels, cdfs, power, windows, environment: state.environment,
+  }));
+  return summary;
+}
