@@ -1,6 +1,13 @@
 // User-facing wording for zod's built-in checks: what was expected and what was given, in the
 // terms a manifest author uses. Messages set on a schema (`.max(63, { message })`) take precedence.
 import type { z } from 'zod';
+import { didYouMean } from './paths.ts';
+
+function enumHint(input: unknown, values: readonly unknown[]): string {
+  if (typeof input !== 'string') return '';
+  const hint = didYouMean(input, values.filter((v): v is string => typeof v === 'string'));
+  return hint === undefined ? '' : `; did you mean "${hint}"?`;
+}
 
 function shown(value: unknown): string {
   if (value === undefined) return 'nothing';
@@ -37,7 +44,7 @@ export const manifestErrorMap: z.core.$ZodErrorMap = (iss) => {
       return bound('big', iss, iss.maximum, iss.input);
     case 'invalid_value':
       if (iss.values.length === 1) return `must be ${JSON.stringify(iss.values[0])} (got ${shown(iss.input)})`;
-      return `must be one of ${iss.values.map((v) => String(v)).join(', ')} (got ${shown(iss.input)})`;
+      return `must be one of ${iss.values.map((v) => String(v)).join(', ')} (got ${shown(iss.input)})${enumHint(iss.input, iss.values)}`;
     case 'invalid_union':
       return `unexpected value ${shown(iss.input)}`;
     default:

@@ -6,6 +6,8 @@
 //     sampler run inline on the main loop, to show the measurement can see a difference.
 // Usage: node --import tsx bench/agent.ts [--streams 600] [--seconds 10]
 import { spawn, type ChildProcess } from 'node:child_process';
+import cluster from 'node:cluster';
+import { availableParallelism } from 'node:os';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { createInterface } from 'node:readline';
 import { parseArgs } from 'node:util';
@@ -22,6 +24,7 @@ const TTFT_MS = 50;
 const ITL_MS = 20;
 const OUTPUT_TOKENS = 64;
 const NVML_READ_COST_MS = 4;
+const SERVER_WORKERS = Math.max(1, Math.min(4, availableParallelism() - 2));
 
 function pct(xs: number[], q: number): number {
   const s = [...xs].sort((a, b) => a - b);
@@ -46,14 +49,12 @@ const workload = (concurrency: number): Workload => ({
   inputTokens: 128, outputTokens: OUTPUT_TOKENS, ignoreEos: true, temperature: 0, seed: 42,
 });
 
-async function drive(url: string, concurrency: number, seconds: number): Promise<{ results: RequestResult[]; durationMs: number }> {
-  const client = new StreamingClient({ baseUrl: url, timeoutMs: 60_000 });
+async function drive(client: StreamingClient, concurrency: number, seconds: number): Promise<{ results: RequestResult[]; durationMs: number }> {
   const results: RequestResult[] = [];
   const w = workload(concurrency);
   const stats = await runLoad(client, new RequestFactory(w), w, {
     requests: concurrency, minDurationMs: seconds * 1000, signal: new AbortController().signal, onResult: (r) => results.push(r),
   });
-  client.close();
   return { results, durationMs: stats.durationMs };
 }
 
@@ -69,8 +70,11 @@ interface Throughput {
 }
 
 async function throughput(url: string): Promise<Throughput> {
-  await drive(url, STREAMS, 1); // connections up, JIT warm
-  const { results, durationMs } = await drive(url, STREAMS, SECONDS);
+  // One client (keep-alive pool) for warm-up and measurement: connections are up, JIT is warm.
+  const client = new StreamingClient({ baseUrl: url, timeoutMs: 60_000 });
+  await drive(client, STREAMS, 1);
+  const { results, durationMs } = await drive(client, STREAMS, SECONDS);
+  client.close();
   const ok = results.filter((r) => r.ok);
   const tokens = ok.reduce((s, r) => s + r.outputTokens, 0);
   const ttft = ok.map((r) => r.ttftMs ?? NaN);
@@ -83,12 +87,15 @@ async function throughput(url: string): Promise<Throughput> {
 
 /** Event-loop delay p99 (ms) of the load generator while `during` runs beside it. */
 async function loopDelayP99(url: string, seconds: number, during: { start(): Promise<void>; stop(): Promise<void> } | null): Promise<number> {
+  const client = new StreamingClient({ baseUrl: url, timeoutMs: 60_000 });
+  await drive(client, 200, 0.5);
   await during?.start();
   const h = monitorEventLoopDelay({ resolution: 1 });
   h.enable();
-  await drive(url, 200, seconds);
+  await drive(client, 200, seconds);
   h.disable();
   await during?.stop();
+  client.close();
   return h.percentile(99) / 1e6;
 }
 
@@ -136,11 +143,29 @@ async function main(): Promise<void> {
   }
 }
 
+/**
+ * Child mode: the mock server in its own processes, SERVER_WORKERS of them sharing one port
+ * (node:cluster), so that the server side is not the bottleneck and any TTFT excess measured is
+ * the client's own.
+ */
+async function serve(): Promise<void> {
+  if (cluster.isPrimary) {
+    let listening = 0;
+    cluster.on('listening', (_w, address) => {
+      if (++listening === SERVER_WORKERS) console.log(`listening on http://127.0.0.1:${address.port}`);
+    });
+    for (let i = 0; i < SERVER_WORKERS; i++) cluster.fork();
+    process.once('SIGTERM', () => {
+      for (const w of Object.values(cluster.workers ?? {})) w?.kill();
+      process.exit(0);
+    });
+    return;
+  }
+  await startMockServer({ port: 0, ttft: { meanMs: TTFT_MS }, itl: { meanMs: ITL_MS }, maxBatch: 100_000 });
+}
+
 if (values.serve === true) {
-  // Child mode: the mock server on its own process (and core), as a real backend would be.
-  const server = await startMockServer({ port: 0, ttft: { meanMs: TTFT_MS }, itl: { meanMs: ITL_MS }, maxBatch: 100_000 });
-  console.log(`listening on ${server.url}`);
-  process.once('SIGTERM', () => void server.close().then(() => process.exit(0)));
+  await serve();
 } else {
   await main();
 }

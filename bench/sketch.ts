@@ -3,6 +3,7 @@
 // merging 1,000 partial sketches (each sent through its binary form, as on the wire), merge and
 // add speed, serialised size, determinism. Times are CPU times (process.cpuUsage): the machine is
 // shared, and wall time would measure the neighbours. Run: node --import tsx bench/sketch.ts [--full]
+import { loadavg } from 'node:os';
 import { MergingDigest, TDigestSketch, type LatencySketch } from '../lib/sketch/index.ts';
 import { normal, seededRandom } from '../tests/support/streams.ts';
 
@@ -133,5 +134,5 @@ console.log(
     `tdigest_merged_err_pct_p999=${worst(npm, 3).toFixed(4)} bytes=${bytes} tdigest_bytes=${Math.max(...npm.map((r) => r.bytes))} ` +
     `merge1000_cpu_ms=${mergeMs.toFixed(1)} tdigest_merge1000_cpu_ms=${npmMergeMs.toFixed(1)} add_ns=${oursAdd.toFixed(1)} ` +
     `tdigest_add_ns=${npmAdd.toFixed(1)} add_speedup=${speedup.toFixed(2)} deterministic=${deterministic} ` +
-    `tdigest_deterministic=${npm.every((r) => r.deterministic)} pass=${pass}`,
+    `tdigest_deterministic=${npm.every((r) => r.deterministic)} pass=${pass} loadavg1=${loadavg()[0]?.toFixed(1)}`,
 );

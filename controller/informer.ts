@@ -44,6 +44,9 @@ export class ResilientInformer<T extends KubernetesObject> implements ObjectStor
   private failures = 0;
   private resyncTimer: NodeJS.Timeout | undefined;
   private restartTimer: NodeJS.Timeout | undefined;
+  /** client-node's start() reports a failed list through the error callback, not by throwing. */
+  private starting = false;
+  private startError: unknown;
 
   constructor(private readonly opts: InformerOptions<T>) {}
 
@@ -56,7 +59,10 @@ export class ResilientInformer<T extends KubernetesObject> implements ObjectStor
     this.informer.on('add', (o) => this.opts.onChange('add', o));
     this.informer.on('update', (o) => this.opts.onChange('update', o));
     this.informer.on('delete', (o) => this.opts.onChange('delete', o));
-    this.informer.on('error', (err: unknown) => this.scheduleRestart(err));
+    this.informer.on('error', (err: unknown) => {
+      if (this.starting) this.startError = err;
+      else this.scheduleRestart(err);
+    });
     this.informer.on('connect', () => {
       this.failures = 0;
     });
@@ -68,14 +74,20 @@ export class ResilientInformer<T extends KubernetesObject> implements ObjectStor
 
   private async startWithRetry(): Promise<void> {
     while (!this.stopped) {
+      this.starting = true;
+      this.startError = undefined;
       try {
         await this.informer?.start();
+      } catch (err) {
+        this.startError = err;
+      }
+      this.starting = false;
+      if (this.startError === undefined) {
         this.synced = true;
         return;
-      } catch (err) {
-        this.opts.log.warn({ err, path: this.opts.path }, 'informer list failed; retrying');
-        await sleep(this.backoffMs());
       }
+      this.opts.log.warn({ err: this.startError, path: this.opts.path }, 'informer list failed; retrying');
+      await sleep(this.backoffMs());
     }
   }
 

@@ -104,13 +104,15 @@ export class BackendPool {
     });
     let exitText: string | null = null;
     const exited = proc.exited.then((e) => (exitText = describeExit(e)));
+    // Stop polling as soon as the race is decided: a dead server must not keep the process alive.
+    const polling = new AbortController();
     const ready = awaitBackendReady({
       url: `http://127.0.0.1:${port}${launch.readiness.path}`,
       timeoutMs: launch.readiness.timeoutSeconds * 1000,
       pollMs: 500,
-      signal: this.opts.signal,
+      signal: AbortSignal.any([this.opts.signal, polling.signal]),
     });
-    const first = await Promise.race([ready.then(() => null), exited]);
+    const first = await Promise.race([ready.then(() => null), exited]).finally(() => polling.abort());
     if (this.opts.signal.aborted) {
       await proc.terminate(10_000);
       throw new InterruptedError('interrupted while the backend was starting');

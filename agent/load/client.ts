@@ -113,8 +113,13 @@ export class StreamingClient {
         httpReq.destroy();
       };
       signal?.addEventListener('abort', onAbort, { once: true });
-      httpReq.on('error', (err: NodeJS.ErrnoException) => finish(p.chunks > 0 ? 'stream_cut' : 'connect', err.code ?? err.message));
-      httpReq.on('response', (res) => this.onResponse(req.api, res, p, finish, hooks));
+      let responded = false;
+      // Before any response it is a connection failure; after the headers, a cut stream.
+      httpReq.on('error', (err: NodeJS.ErrnoException) => finish(responded ? 'stream_cut' : 'connect', err.code ?? err.message));
+      httpReq.on('response', (res) => {
+        responded = true;
+        this.onResponse(req.api, res, p, finish, hooks);
+      });
       httpReq.end(payload);
     });
   }

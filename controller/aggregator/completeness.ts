@@ -15,9 +15,12 @@ export interface Completeness {
 const COUNTED_KINDS = ['hello', 'ready', 'sketch', 'telemetry'] as const;
 const TOTALS = ['requestsOk', 'requestsFailed', 'inputTokens', 'outputTokens'] as const;
 
-function publisherProblems(p: PublisherState): string[] {
+function publisherProblems(p: PublisherState, configHash: string): string[] {
   const who = `replica ${p.replica}`;
   const out = p.problems.map((x) => `${who}: ${x}`);
+  if (p.configHash !== null && p.configHash !== configHash) {
+    out.push(`${who}: ran configuration hash ${p.configHash}, the plan expects ${configHash}`);
+  }
   const s = p.summary;
   if (s === null) {
     out.push(`${who}: no summary yet (${p.contiguousUpTo} contiguous messages so far)`);
@@ -49,7 +52,7 @@ export function completeness(run: RunState | undefined, replicas: number): Compl
   for (let r = 0; r < replicas; r++) {
     const p = run.publisher(r);
     if (p === undefined) reasons.push(`replica ${r}: no messages received`);
-    else reasons.push(...publisherProblems(p));
+    else reasons.push(...publisherProblems(p, run.plan.configHash));
   }
   return reasons.length === 0 ? { status: 'complete', reasons } : { status: 'incomplete', reasons };
 }

@@ -88,6 +88,8 @@ export class InProcessBus implements Bus {
     this.#dedup.set(opts.msgId, { seq: streamSeq, atMs: now });
     if (this.#opts.maxMessages >= 0 && this.#messages.length > this.#opts.maxMessages) this.#messages.shift();
     this.#wake();
+    // The ack comes on a later turn, as from a broker: a tight publisher loop cannot starve consumers.
+    await nextTurn();
     return { streamSeq, duplicate: false };
   }
 

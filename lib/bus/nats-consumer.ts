@@ -6,11 +6,11 @@
 //    consumer instead of being redelivered 30 s later.
 // 2. Any disconnect ends the session. Within one connection first deliveries arrive in stream order,
 //    so `seq <= lastApplied` can only be a redelivery of something already applied: ack and skip.
+//    A gap in the consumer's delivery sequence also ends the session, for the same reason.
 // 3. A handler that throws is retried in place (with backoff) before anything later is delivered,
 //    which is "redelivery" as the handler sees it, without breaking order.
 import { setTimeout as sleep } from 'node:timers/promises';
 import { AckPolicy, DeliverPolicy, type ConsumerMessages, type JetStreamClient, type JetStreamManager, type JsMsg } from '@nats-io/jetstream';
-import type { NatsConnection } from '@nats-io/transport-node';
 import type { Logger } from '../log.ts';
 import type { NatsBusOptions } from './nats-options.ts';
 import type { ConsumeOptions, Consumption } from './types.ts';
@@ -20,7 +20,6 @@ const IDLE_POLL_MS = 20;
 const IDLE_FALLBACK_MS = 2000;
 
 export interface ConsumerContext {
-  nc: NatsConnection;
   js: JetStreamClient;
   jsm: JetStreamManager;
   streamName: string;
@@ -55,12 +54,12 @@ export class NatsConsumption implements Consumption {
   async start(): Promise<void> {
     await this.#recreateConsumer();
     this.#loop = this.#run(true);
-    this.#watchConnection();
   }
 
   async stop(): Promise<void> {
     this.#abort.abort();
-    await this.#messages?.close();
+    // stop(), not close(): close() resolves only once the for-await loop has drained the iterator.
+    this.#messages?.stop();
     await this.#loop;
   }
 
@@ -127,9 +126,16 @@ export class NatsConsumption implements Consumption {
     const consumer = await js.consumers.get(streamName, this.#opts.durable);
     const messages = await consumer.consume({ max_messages: settings.maxAckPending, expires: 5000 });
     this.#messages = messages;
-    if (this.#abort.signal.aborted) await messages.close();
+    if (this.#abort.signal.aborted) messages.stop();
+    let lastDeliverySeq = 0;
     for await (const m of messages) {
       if (this.#abort.signal.aborted) break;
+      // The consumer numbers every delivery (redeliveries too) 1, 2, 3...: a jump means a delivery
+      // never reached us, and what follows might overtake it. Start over from lastApplied.
+      if (m.info.deliverySequence !== ++lastDeliverySeq) {
+        this.#ctx.log.warn({ expected: lastDeliverySeq, got: m.info.deliverySequence }, 'delivery gap; re-creating the consumer');
+        break;
+      }
       if (m.info.streamSequence <= this.#lastApplied) {
         m.ack();
         continue;
@@ -137,7 +143,7 @@ export class NatsConsumption implements Consumption {
       await this.#apply(m);
     }
     this.#messages = null;
-    await messages.close();
+    messages.stop();
   }
 
   async #apply(m: JsMsg): Promise<void> {
@@ -172,15 +178,9 @@ export class NatsConsumption implements Consumption {
     m.ack();
   }
 
-  /** A disconnect ends the session: buffered deliveries from before it are not trusted for order. */
-  #watchConnection(): void {
-    const statuses = this.#ctx.nc.status();
-    void (async () => {
-      for await (const s of statuses) {
-        if (this.#abort.signal.aborted) break;
-        if (s.type === 'disconnect') await this.#messages?.close();
-      }
-    })().catch(() => undefined);
+  /** Called by the bus on every disconnect: buffered deliveries from before it are not trusted for order. */
+  interrupt(): void {
+    this.#messages?.stop();
   }
 
   async #pause(ms: number): Promise<void> {

@@ -48,7 +48,11 @@ const NOT_FOUND = 10014;
 
 /** Errors a retry cannot fix: the server said no (permissions, limits, bad request). */
 function isPermanent(err: unknown): boolean {
-  return err instanceof PermissionViolationError || err instanceof JetStreamApiError;
+  for (let e = err, depth = 0; e instanceof Error && depth < 5; e = e.cause, depth++) {
+    if (e instanceof PermissionViolationError || e instanceof JetStreamApiError) return true;
+    if (/permissions violation/i.test(e.message)) return true;
+  }
+  return false;
 }
 
 function describe(err: unknown): string {
@@ -71,6 +75,18 @@ export class NatsBus implements Bus {
     this.#opts = opts;
     this.#js = jetstream(nc, { timeout: opts.publishTimeoutMs });
     this.#log = childLogger({ component: 'bus', bus: 'nats' });
+    this.#watchConnection();
+  }
+
+  /** One watcher per connection; it ends when the connection closes. */
+  #watchConnection(): void {
+    const statuses = this.#nc.status();
+    void (async () => {
+      for await (const s of statuses) {
+        if (s.type === 'disconnect') for (const c of this.#consumptions) c.interrupt();
+        if (s.type === 'disconnect' || s.type === 'reconnect') this.#log.info({ status: s.type }, 'NATS connection status');
+      }
+    })().catch((err: unknown) => this.#log.warn({ err }, 'connection status watcher ended'));
   }
 
   /** The underlying connection, for diagnostics and tests. */
@@ -115,9 +131,10 @@ export class NatsBus implements Bus {
 
   async consume(opts: ConsumeOptions): Promise<Consumption> {
     assertDataFilter(opts.filterSubject);
+    // Two consumptions of one durable would keep re-creating it under each other.
+    await this.#stopDurable(opts.durable);
     const consumption = new NatsConsumption(
       {
-        nc: this.#nc,
         js: this.#js,
         jsm: await this.#manager(),
         streamName: this.#opts.layout.streamName,
@@ -198,12 +215,16 @@ export class NatsBus implements Bus {
     return await (await this.#artifacts()).getBlob(name);
   }
 
-  async deleteExperiment(opts: DeleteExperimentOptions): Promise<void> {
+  async #stopDurable(durable: string): Promise<void> {
     for (const c of [...this.#consumptions]) {
-      if (c.durable !== opts.durable) continue;
+      if (c.durable !== durable) continue;
       this.#consumptions.delete(c);
       await c.stop();
     }
+  }
+
+  async deleteExperiment(opts: DeleteExperimentOptions): Promise<void> {
+    await this.#stopDurable(opts.durable);
     const jsm = await this.#manager();
     const { streamName, deadLetterStreamName } = this.#opts.layout;
     await jsm.consumers.delete(streamName, opts.durable).catch((err: unknown) => {

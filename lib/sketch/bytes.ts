@@ -76,6 +76,14 @@ export class ByteReader {
   }
 
   varint(): number {
+    // Fast path: one byte (weights below 128, the common case in small slices).
+    if (this.at < this.buf.length) {
+      const b0 = this.buf[this.at] as number;
+      if (b0 < 0x80) {
+        this.at++;
+        return b0;
+      }
+    }
     let result = 0;
     let scale = 1;
     for (let i = 0; i < 8; i++) {

@@ -1,4 +1,4 @@
-// Latency sketches: MergingDigest is the one the system uses (docs/adr/0001); the npm tdigest
+// Latency sketches: MergingDigest is the one the system uses (docs/adr/0004); the npm tdigest
 // adapter exists for the comparison benchmark.
 import type { LatencySketch } from './types.ts';
 import { MergingDigest } from './merging-digest.ts';

@@ -1,4 +1,4 @@
-// The npm `tdigest` package behind LatencySketch, kept for the comparison in docs/adr/0001 and
+// The npm `tdigest` package behind LatencySketch, kept for the comparison in docs/adr/0004 and
 // bench/sketch.ts. Not the default: it is slower and several times larger than MergingDigest,
 // and once a digest passes K/delta (2,500) centroids it recompresses in Math.random order, so
 // serialisations are then no longer deterministic. Binary form v1: u8 0x54 ('T') | u8 1 | f64 sum | f64 min | f64 max |

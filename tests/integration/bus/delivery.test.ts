@@ -3,6 +3,7 @@
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { createInterface } from 'node:readline';
+import { fileURLToPath } from 'node:url';
 import { after, before, describe, it } from 'node:test';
 import { jetstreamManager } from '@nats-io/jetstream';
 import { dataSubject, encodeMessage, experimentSubjectFilter, messageId } from '../../../api/protocol.ts';
@@ -12,6 +13,7 @@ import { startNatsServer, type NatsServerHandle } from '../../support/nats-serve
 import { DeterministicFold, publishAll, publisherKey, until } from './fold.ts';
 
 const NS = 'team-a';
+const FOLD_CONSUMER = fileURLToPath(new URL('./fold-consumer.ts', import.meta.url));
 
 async function openBuses(url: string, n: number): Promise<NatsBus[]> {
   return await Promise.all(Array.from({ length: n }, () => openNatsBus({ servers: url, reconnectWaitMs: 100 })));
@@ -26,19 +28,19 @@ function assertExactlyOnce(fold: DeterministicFold, publishers: number, perPubli
   assert.ok(lastSeqs.every((s) => s === perPublisher));
 }
 
-describe('NATS bus delivery', () => {
+void describe('NATS bus delivery', () => {
   let server: NatsServerHandle;
-  before(async () => {
+  void before(async () => {
     server = await startNatsServer();
     const admin = await openNatsBus({ servers: server.url });
     await admin.ensureLayout();
     await admin.close();
   });
-  after(async () => {
+  void after(async () => {
     await server.cleanup();
   });
 
-  it('applies every message of 50 publishers x 2,000 exactly once', async () => {
+  void it('applies every message of 50 publishers x 2,000 exactly once', async () => {
     const uid = 'load';
     // 50 publishers (distinct agents, each with its own seq) over 10 connections: 50 connections
     // measure the machine's syscall rate more than the bus.
@@ -58,7 +60,7 @@ describe('NATS bus delivery', () => {
     }
   });
 
-  it('loses and duplicates nothing when nats-server is killed and restarted mid-stream', async () => {
+  void it('loses and duplicates nothing when nats-server is killed and restarted mid-stream', async () => {
     const uid = 'broker-crash';
     const publishers = await openBuses(server.url, 8);
     const consumerBus = await openNatsBus({ servers: server.url, reconnectWaitMs: 100 });
@@ -84,7 +86,7 @@ describe('NATS bus delivery', () => {
     }
   });
 
-  it('resumes a killed consumer from its checkpoint with results identical to an uninterrupted run', async () => {
+  void it('resumes a killed consumer from its checkpoint with results identical to an uninterrupted run', async () => {
     const uid = 'consumer-crash';
     const filter = experimentSubjectFilter(NS, uid);
     const key = experimentCheckpointKey(NS, uid);
@@ -92,7 +94,7 @@ describe('NATS bus delivery', () => {
     assert.ok(pub);
     await Promise.all([0, 1, 2, 3].map((i) => publishAll(pub, publisherKey(NS, uid, i), 2000)));
 
-    const child = spawn(process.execPath, ['--import', 'tsx', 'tests/integration/bus/fold-consumer.ts', server.url, NS, uid, 'agg-cc', key, '700'], {
+    const child = spawn(process.execPath, ['--import', 'tsx', FOLD_CONSUMER, server.url, NS, uid, 'agg-cc', key, '700'], {
       stdio: ['ignore', 'pipe', 'inherit'],
       env: { ...process.env, LLEM_LOG_LEVEL: 'error' },
     });
@@ -121,7 +123,7 @@ describe('NATS bus delivery', () => {
     assert.deepEqual(resumed.serialize(), reference.serialize());
   });
 
-  it('moves malformed and wrong-schema messages to dead letters, counts them, and keeps going', async () => {
+  void it('moves malformed and wrong-schema messages to dead letters, counts them, and keeps going', async () => {
     const uid = 'poison';
     const bus = await openNatsBus({ servers: server.url });
     const key = publisherKey(NS, uid, 0);

@@ -5,14 +5,14 @@ import { startNatsServer, type NatsServerHandle } from '../../support/nats-serve
 import { busContract } from '../../unit/bus/bus-contract.ts';
 
 let server: NatsServerHandle;
-before(async () => {
+void before(async () => {
   server = await startNatsServer();
 });
-after(async () => {
+void after(async () => {
   await server.cleanup();
 });
 
-busContract('NATS JetStream', async () => {
+void busContract('NATS JetStream', async () => {
   const opts = { servers: server.url, consumer: { retryInitialMs: 5 } };
   const bus = await openNatsBus(opts);
   const peers: NatsBus[] = [];

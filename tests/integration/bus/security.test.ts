@@ -32,14 +32,14 @@ function rolesConfig(nkeyPublic: string): string {
 }`;
 }
 
-describe('NATS permissions per role', () => {
+void describe('NATS permissions per role', () => {
   let server: NatsServerHandle;
   let controller: NatsBus;
   let agentA: NatsBus;
   const agentB = createUser();
   const key = (ns: string): Parameters<typeof dataSubject>[0] => ({ namespace: ns, experimentUid: 'uid-1', runId: 'r1', attempt: 0, replica: 0 });
 
-  before(async () => {
+  void before(async () => {
     server = await startNatsServer({ config: rolesConfig(agentB.getPublicKey()) });
     controller = await openNatsBus({ servers: server.url, user: 'controller', password: 'controller-pass', inboxPrefix: '_INBOX_llem_controller' });
     await controller.ensureLayout();
@@ -52,13 +52,13 @@ describe('NATS permissions per role', () => {
       publishRetryMs: 2000,
     });
   });
-  after(async () => {
+  void after(async () => {
     await agentA.close();
     await controller.close();
     await server.cleanup();
   });
 
-  it('lets an agent publish under its own namespace and the controller consume it', async () => {
+  void it('lets an agent publish under its own namespace and the controller consume it', async () => {
     const ack = await agentA.publish(dataSubject(key('team-a'), 'hello'), enc.encode('hi'), { msgId: 'a-1' });
     assert.equal(ack.duplicate, false);
     const got: string[] = [];
@@ -80,7 +80,7 @@ describe('NATS permissions per role', () => {
     assert.equal(dec.decode((await controller.getArtifact('team-a/uid-1/results.json')) ?? new Uint8Array()), '{}');
   });
 
-  it("refuses an agent's publish into another namespace, and nothing is stored", async () => {
+  void it("refuses an agent's publish into another namespace, and nothing is stored", async () => {
     await assert.rejects(agentA.publish(dataSubject(key('team-b'), 'hello'), enc.encode('forged'), { msgId: 'b-forged' }), (err: Error) => {
       assert.equal(err.name, 'BusError');
       assert.match(err.message, /Permission/i);
@@ -101,7 +101,7 @@ describe('NATS permissions per role', () => {
     assert.deepEqual(got, []);
   });
 
-  it('refuses an agent reading the stream or creating consumers', async () => {
+  void it('refuses an agent reading the stream or creating consumers', async () => {
     await assert.rejects(
       agentA.consume({ durable: 'spy', filterSubject: 'llem.v1.>', afterStreamSeq: 0, handler: async () => 'ack' }),
       { name: 'BusError' },
@@ -109,7 +109,7 @@ describe('NATS permissions per role', () => {
     await assert.rejects(agentA.getCheckpoint('team-a.uid-1'));
   });
 
-  it('delivers start signals to agents of the namespace and refuses other namespaces and forgeries', async () => {
+  void it('delivers start signals to agents of the namespace and refuses other namespaces and forgeries', async () => {
     const got: string[] = [];
     const sub = await agentA.subscribeControl(startSubject('team-a', 'uid-1', 'r1'), (d) => got.push(dec.decode(d)));
     await assert.rejects(agentA.subscribeControl(startSubject('team-b', 'uid-1', 'r1'), () => undefined), { name: 'BusError' });
@@ -120,7 +120,7 @@ describe('NATS permissions per role', () => {
     assert.deepEqual(got, ['start']);
   });
 
-  it('authenticates an agent by NKey and confines it to its namespace', async () => {
+  void it('authenticates an agent by NKey and confines it to its namespace', async () => {
     const bus = await openNatsBus({
       servers: server.url,
       nkeySeed: dec.decode(agentB.getSeed()),
@@ -136,13 +136,13 @@ describe('NATS permissions per role', () => {
     }
   });
 
-  it('rejects a wrong password at connect time', async () => {
+  void it('rejects a wrong password at connect time', async () => {
     await assert.rejects(openNatsBus({ servers: server.url, user: 'agent-team-a', password: 'wrong', maxReconnectAttempts: 0 }), { name: 'BusError' });
   });
 });
 
-describe('NATS authentication methods', () => {
-  it('connects with a token', async () => {
+void describe('NATS authentication methods', () => {
+  void it('connects with a token', async () => {
     const server = await startNatsServer({ config: 'authorization { token: "s3cret-token" }' });
     try {
       await assert.rejects(openNatsBus({ servers: server.url, token: 'nope' }), { name: 'BusError' });
@@ -154,7 +154,7 @@ describe('NATS authentication methods', () => {
     }
   });
 
-  it('connects over TLS, verifying the server against the given CA', async () => {
+  void it('connects over TLS, verifying the server against the given CA', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'llem-tls-'));
     const server = await (async () => {
       makeCertificates(dir);

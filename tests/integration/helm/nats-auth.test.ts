@@ -3,8 +3,10 @@
 // measurement data and receive start signals but cannot touch the JetStream API or other subjects.
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
+import { jetstream } from '@nats-io/jetstream';
+import { connect } from '@nats-io/transport-node';
 import { dataSubject, startSubject } from '../../../api/protocol.ts';
 import { openNatsBus, type NatsBus } from '../../../lib/bus/index.ts';
 import { natsServerBinary, startNatsServer, type NatsServerHandle } from '../../support/nats-server.ts';
@@ -29,7 +31,7 @@ function localConfig(chartConf: string, port: number, storeDir: string): string 
     .replace(/^port: 4222$/m, `port: ${port}`)
     .replace(/^http_port: .*$/m, '')
     .replace('store_dir: /data/jetstream', `store_dir: "${storeDir}"`)
-    .replace('pid_file: /var/run/nats/nats.pid', `pid_file: "${join(storeDir, 'nats.pid')}"`);
+    .replace('pid_file: /var/run/nats/nats.pid', `pid_file: "${join(dirname(storeDir), 'nats.pid')}"`);
 }
 
 void describe('NATS as the chart configures it', { skip, timeout: 120_000 }, () => {
@@ -78,11 +80,19 @@ void describe('NATS as the chart configures it', { skip, timeout: 120_000 }, () 
     assert.equal(await got, 'go');
   });
 
-  void test('an agent cannot read checkpoints, consume the stream or publish dead letters', async () => {
-    await assert.rejects(agent.getCheckpoint('team-a.uid-1'));
-    await assert.rejects(agent.publish('llem.dlq.v1.team-a.uid-1.r0.0.0.ready', new Uint8Array([1]), { msgId: 'dlq-1' }));
+  void test('an agent cannot read checkpoints, consume the stream, publish dead letters or forge start signals', async () => {
+    const denied = (err: unknown): boolean => /permission/i.test(`${String(err)} ${String((err as Error).cause)}`);
+    await assert.rejects(agent.getCheckpoint('team-a.uid-1'), denied);
+    // The bus refuses such a subject client-side already; a raw connection shows the server refuses it too.
+    const raw = await connect({ servers: server.url, maxReconnectAttempts: 0 });
+    try {
+      await assert.rejects(jetstream(raw, { timeout: 1500 }).publish('llem.dlq.v1.team-a.uid-1.r0.0.0.ready', new Uint8Array([1])), denied);
+      await assert.rejects(jetstream(raw, { timeout: 1500 }).publish(startSubject('team-a', 'uid-1', 'r0'), new Uint8Array([1])), denied);
+    } finally {
+      await raw.close();
+    }
     await assert.rejects(agent.consume({
       durable: 'stolen', filterSubject: 'llem.v1.>', afterStreamSeq: 0, handler: async () => 'ack',
-    }));
+    }), denied);
   });
 });

@@ -171,6 +171,18 @@ void describe('Aggregator', () => {
     assert.match(r.reasons.join(' '), /could not be decoded/);
   });
 
+  void it('marks a run incomplete when an agent ran a different configuration than planned', () => {
+    const plan = onePlan();
+    const msgs = experimentMessages(plan, { seed: 14 }).map((m) =>
+      m.kind === 'hello' ? { ...m, environment: { ...m.environment, configHash: 'something-else' } } : m,
+    );
+    const agg = new Aggregator(plan);
+    feed(agg, msgs);
+    const r = agg.results().runs[0]!;
+    assert.equal(r.status, 'incomplete');
+    assert.match(r.reasons.join(' '), /configuration hash something-else/);
+  });
+
   void it('refuses a plan with duplicate run ids', () => {
     const plan = onePlan();
     assert.throws(() => new Aggregator({ ...plan, runs: [...plan.runs, ...plan.runs] }), InvalidInputError);

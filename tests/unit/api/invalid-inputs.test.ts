@@ -169,6 +169,12 @@ const CASES: Case[] = [
   { what: 'a misspelt sweep field', mutate: (m) => sweep(m, { axis: {} }), path: 'spec.sweep.axis', message: /did you mean "axes"/ },
   { what: 'an unknown workload mode', mutate: (m) => (at(m, 'spec', 'workload')['mode'] = 'closed'), path: 'spec.workload.mode' },
   {
+    what: 'a misspelt workload mode',
+    mutate: (m) => (at(m, 'spec', 'workload')['mode'] = 'concurency'),
+    path: 'spec.workload.mode',
+    message: /must be one of offline, concurrency, rate \(got "concurency"\); did you mean "concurrency"\?/,
+  },
+  {
     what: 'rate mode without a rate',
     mutate: (m) => (at(m, 'spec', 'workload')['mode'] = 'rate'),
     path: 'spec.workload.ratePerSecond',

@@ -50,7 +50,7 @@ async function collect(bus: Bus, filter: string, durable: string, afterStreamSeq
 }
 
 export function busContract(name: string, open: () => Promise<BusFixture>): void {
-  describe(`Bus contract: ${name}`, () => {
+  void describe(`Bus contract: ${name}`, () => {
     let fx: BusFixture;
     const setup = async (): Promise<Bus> => {
       fx = await open();
@@ -59,7 +59,7 @@ export function busContract(name: string, open: () => Promise<BusFixture>): void
     };
     const teardown = async (): Promise<void> => fx.close();
 
-    it('creates its layout idempotently', async () => {
+    void it('creates its layout idempotently', async () => {
       const bus = await setup();
       try {
         await bus.ensureLayout();
@@ -69,7 +69,7 @@ export function busContract(name: string, open: () => Promise<BusFixture>): void
       }
     });
 
-    it('assigns increasing stream sequences and de-duplicates a repeated msgId', async () => {
+    void it('assigns increasing stream sequences and de-duplicates a repeated msgId', async () => {
       const bus = await setup();
       try {
         const { key } = experiment();
@@ -85,7 +85,7 @@ export function busContract(name: string, open: () => Promise<BusFixture>): void
       }
     });
 
-    it('rejects publishing outside llem.v1 or with wildcards', async () => {
+    void it('rejects publishing outside llem.v1 or with wildcards', async () => {
       const bus = await setup();
       try {
         await assert.rejects(bus.publish('other.subject', enc.encode('x'), { msgId: 'x1' }), { name: 'BusError' });
@@ -96,7 +96,7 @@ export function busContract(name: string, open: () => Promise<BusFixture>): void
       }
     });
 
-    it('delivers only the filtered experiment, in stream order, once each', async () => {
+    void it('delivers only the filtered experiment, in stream order, once each', async () => {
       const bus = await setup();
       try {
         const mine = experiment();
@@ -113,7 +113,7 @@ export function busContract(name: string, open: () => Promise<BusFixture>): void
       }
     });
 
-    it('resumes after the checkpointed stream sequence without re-delivering', async () => {
+    void it('resumes after the checkpointed stream sequence without re-delivering', async () => {
       const bus = await setup();
       try {
         const e = experiment();
@@ -128,7 +128,7 @@ export function busContract(name: string, open: () => Promise<BusFixture>): void
       }
     });
 
-    it('delivers messages published while consuming', async () => {
+    void it('delivers messages published while consuming', async () => {
       const bus = await setup();
       try {
         const e = experiment();
@@ -152,7 +152,7 @@ export function busContract(name: string, open: () => Promise<BusFixture>): void
       }
     });
 
-    it('redelivers a message whose handler threw before delivering the next one', async () => {
+    void it('redelivers a message whose handler threw before delivering the next one', async () => {
       const bus = await setup();
       try {
         const e = experiment();
@@ -175,7 +175,7 @@ export function busContract(name: string, open: () => Promise<BusFixture>): void
       }
     });
 
-    it('moves a dead-lettered message aside, counts it, and keeps going', async () => {
+    void it('moves a dead-lettered message aside, counts it, and keeps going', async () => {
       const bus = await setup();
       try {
         const e = experiment();
@@ -197,7 +197,7 @@ export function busContract(name: string, open: () => Promise<BusFixture>): void
       }
     });
 
-    it('waits for the in-flight handler when stopped', async () => {
+    void it('waits for the in-flight handler when stopped', async () => {
       const bus = await setup();
       try {
         const e = experiment();
@@ -224,7 +224,7 @@ export function busContract(name: string, open: () => Promise<BusFixture>): void
       }
     });
 
-    it('stores, overwrites and returns checkpoints, and null for a missing one', async () => {
+    void it('stores, overwrites and returns checkpoints, and null for a missing one', async () => {
       const bus = await setup();
       try {
         const e = experiment();
@@ -242,7 +242,7 @@ export function busContract(name: string, open: () => Promise<BusFixture>): void
       }
     });
 
-    it('stores artifacts byte for byte, including large ones', async () => {
+    void it('stores artifacts byte for byte, including large ones', async () => {
       const bus = await setup();
       try {
         const e = experiment();
@@ -256,7 +256,7 @@ export function busContract(name: string, open: () => Promise<BusFixture>): void
       }
     });
 
-    it('fans control messages out to subscribers and never stores them in the data stream', async () => {
+    void it('fans control messages out to subscribers and never stores them in the data stream', async () => {
       const bus = await setup();
       try {
         const e = experiment();
@@ -277,7 +277,7 @@ export function busContract(name: string, open: () => Promise<BusFixture>): void
       }
     });
 
-    it('deletes an experiment: its checkpoints, its consumer position and, when asked, its messages', async () => {
+    void it('deletes an experiment: its checkpoints, its consumer position and, when asked, its messages', async () => {
       const bus = await setup();
       try {
         const e = experiment();
@@ -299,7 +299,7 @@ export function busContract(name: string, open: () => Promise<BusFixture>): void
       }
     });
 
-    it('keeps the messages of a deleted experiment unless purging is asked for', async () => {
+    void it('keeps the messages of a deleted experiment unless purging is asked for', async () => {
       const bus = await setup();
       try {
         const e = experiment();

@@ -5,13 +5,13 @@ import { InProcessBus } from '../../../lib/bus/inprocess.ts';
 import { subjectMatches } from '../../../lib/bus/subjects.ts';
 import { busContract } from './bus-contract.ts';
 
-busContract('in-process', async () => {
+void busContract('in-process', async () => {
   const bus = new InProcessBus({ retryInitialMs: 5 });
   return { bus, peer: async () => bus, close: () => bus.close() };
 });
 
-describe('InProcessBus specifics', () => {
-  it('forgets a msgId once the de-duplication window has passed', async () => {
+void describe('InProcessBus specifics', () => {
+  void it('forgets a msgId once the de-duplication window has passed', async () => {
     let now = 1000;
     const bus = new InProcessBus({ duplicateWindowMs: 100, nowMs: () => now });
     const subject = dataSubject({ namespace: 'n', experimentUid: 'u', runId: 'r', attempt: 0, replica: 0 }, 'ready');
@@ -25,7 +25,7 @@ describe('InProcessBus specifics', () => {
     await bus.close();
   });
 
-  it('keeps dead-lettered copies under llem.dlq.v1', async () => {
+  void it('keeps dead-lettered copies under llem.dlq.v1', async () => {
     const bus = new InProcessBus();
     const subject = dataSubject({ namespace: 'n', experimentUid: 'u', runId: 'r', attempt: 0, replica: 0 }, 'sketch');
     await bus.publish(subject, new TextEncoder().encode('{'), { msgId: 'bad' });
@@ -36,15 +36,15 @@ describe('InProcessBus specifics', () => {
     await bus.close();
   });
 
-  it('refuses work once closed', async () => {
+  void it('refuses work once closed', async () => {
     const bus = new InProcessBus();
     await bus.close();
     await assert.rejects(bus.publish('llem.v1.a.b', new Uint8Array(), { msgId: 'x' }), { name: 'BusError' });
   });
 });
 
-describe('subjectMatches', () => {
-  it('matches NATS wildcards the way the server does', () => {
+void describe('subjectMatches', () => {
+  void it('matches NATS wildcards the way the server does', () => {
     assert.equal(subjectMatches('llem.v1.>', 'llem.v1.a'), true);
     assert.equal(subjectMatches('llem.v1.>', 'llem.v1'), false);
     assert.equal(subjectMatches('llem.v1.*.b', 'llem.v1.a.b'), true);

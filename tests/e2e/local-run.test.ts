@@ -1,0 +1,141 @@
+import assert from 'node:assert/strict';
+import { copyFileSync, existsSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, it } from 'node:test';
+import { REPO, runLlem, startLlem } from './llem-process.ts';
+
+const SMALL = join(REPO, 'tests/fixtures/local/small.yaml');
+
+function tmp(): string {
+  return mkdtempSync(join(tmpdir(), 'llem-e2e-'));
+}
+
+function runFiles(out: string): Map<string, string> {
+  const dir = join(out, 'runs');
+  return new Map(existsSync(dir) ? readdirSync(dir).map((f) => [f, readFileSync(join(dir, f), 'utf8')]) : []);
+}
+
+interface ExperimentJson {
+  simulated: boolean;
+  results: { runs: Array<{ runId: string; status: string; simulated: boolean }>; configurations: Array<{ metrics: { joulesPerToken: { mean: number | null; n: number } } }> };
+}
+
+function experimentJson(out: string): ExperimentJson {
+  return JSON.parse(readFileSync(join(out, 'experiment.json'), 'utf8')) as ExperimentJson;
+}
+
+describe('llem run (local, simulated)', { timeout: 120_000 }, () => {
+  it('runs the quickstart end to end in under a minute and writes a complete, simulated results directory', async () => {
+    const out = join(tmp(), 'qs');
+    const started = Date.now();
+    const r = await runLlem(['run', 'examples/quickstart.yaml', '--simulate', '--out', out, '--json']);
+    assert.equal(r.code, 0, r.stderr);
+    assert.ok(Date.now() - started < 60_000, 'quickstart took longer than a minute');
+    for (const f of ['experiment.json', 'runs.csv', 'configs.csv', 'timeseries.csv', 'report.html', 'plots/joules-per-token.svg', 'plots/power.svg', 'plots/ttft-cdf.svg']) {
+      assert.ok(existsSync(join(out, f)), `${f} missing`);
+    }
+    const doc = experimentJson(out);
+    assert.equal(doc.simulated, true);
+    assert.ok(doc.results.runs.length > 0 && doc.results.runs.every((x) => x.status === 'complete' && x.simulated));
+    for (const c of doc.results.configurations) assert.ok(c.metrics.joulesPerToken.mean !== null && c.metrics.joulesPerToken.mean > 0);
+    const summary = JSON.parse(r.stdout) as { simulated: boolean; runsComplete: number; runsPlanned: number };
+    assert.equal(summary.simulated, true);
+    assert.equal(summary.runsComplete, summary.runsPlanned);
+    assert.match(readFileSync(join(out, 'report.html'), 'utf8'), /SIMULATED/);
+    assert.match(readFileSync(join(out, 'runs.csv'), 'utf8').split('\n')[1] ?? '', /,true,/);
+  });
+
+  for (const phase of [
+    { name: 'during the first run, before anything completed', wait: /run 1\/4 \S+ attempt 0: started/, delayMs: 700 },
+    { name: 'after one run completed, while the second is measuring', wait: /run 2\/4 \S+ attempt 0: started/, delayMs: 900 },
+    { name: 'during the last run', wait: /run 4\/4 \S+ attempt 0: started/, delayMs: 500 },
+  ]) {
+    it(`resumes after SIGKILL ${phase.name}, keeping completed runs byte-for-byte`, async () => {
+      const out = join(tmp(), 'resume');
+      const first = startLlem(['run', SMALL, '--simulate', '--out', out]);
+      await first.waitFor(phase.wait);
+      await new Promise((r) => setTimeout(r, phase.delayMs));
+      first.child.kill('SIGKILL');
+      const killed = await first.done;
+      assert.equal(killed.signal, 'SIGKILL');
+      const before = runFiles(out);
+      const second = await runLlem(['run', SMALL, '--simulate', '--out', out]);
+      assert.equal(second.code, 0, second.stderr);
+      assert.match(second.stderr, new RegExp(`\\(${before.size} already complete\\)`));
+      const after = runFiles(out);
+      assert.equal(after.size, 4);
+      for (const [name, content] of before) assert.equal(after.get(name), content, `${name} changed on resume`);
+      const doc = experimentJson(out);
+      assert.ok(doc.results.runs.every((x) => x.status === 'complete'));
+      for (const c of doc.results.configurations) assert.equal(c.metrics.joulesPerToken.n, 2);
+    });
+  }
+
+  it('exits 130 on SIGINT and resumes afterwards', async () => {
+    const out = join(tmp(), 'sigint');
+    const first = startLlem(['run', SMALL, '--simulate', '--out', out]);
+    await first.waitFor(/run 1\/4 \S+ attempt 0: started/);
+    await new Promise((r) => setTimeout(r, 500));
+    first.child.kill('SIGINT');
+    const r = await first.done;
+    assert.equal(r.code, 130, r.stderr);
+    assert.match(r.stderr, /interrupted; run the same command again to resume/);
+    const again = await runLlem(['run', SMALL, '--simulate', '--out', out]);
+    assert.equal(again.code, 0, again.stderr);
+  });
+
+  it('refuses to resume with a changed manifest and names what changed', async () => {
+    const dir = tmp();
+    const manifest = join(dir, 'exp.yaml');
+    copyFileSync(SMALL, manifest);
+    const out = join(dir, 'out');
+    const first = startLlem(['run', manifest, '--simulate', '--out', out]);
+    await first.waitFor(/run 1\/4 \S+ attempt 0: started/);
+    first.child.kill('SIGKILL');
+    await first.done;
+    writeFileSync(manifest, readFileSync(manifest, 'utf8').replace('requests: 16', 'requests: 20'));
+    const r = await runLlem(['run', manifest, '--simulate', '--out', out]);
+    assert.equal(r.code, 2, r.stderr);
+    assert.match(r.stderr, /manifest changed since .*spec\.workload\.requests \(16 -> 20\).*--fresh/s);
+    const fresh = await runLlem(['run', manifest, '--simulate', '--out', out, '--fresh']);
+    assert.equal(fresh.code, 0, fresh.stderr);
+  });
+
+  it('fails the run with the backend\'s own words when the backend cannot start', async () => {
+    const out = join(tmp(), 'nobackend');
+    const r = await runLlem(['run', SMALL, '--simulate', '--out', out, '--server-command', 'sh -c exit_3_now;exit 3']);
+    assert.equal(r.code, 1, r.stderr);
+    assert.match(r.stderr, /failed to start: exited with code/);
+    const doc = experimentJson(out);
+    assert.ok(doc.results.runs.every((x) => x.status !== 'complete'));
+  });
+
+  it('refuses an output directory that cannot be written, leaving nothing behind', async () => {
+    const dir = tmp();
+    writeFileSync(join(dir, 'a-file'), 'x');
+    const out = join(dir, 'a-file', 'results');
+    const r = await runLlem(['run', SMALL, '--simulate', '--out', out]);
+    assert.equal(r.code, 2, r.stderr);
+    assert.match(r.stderr, /a-file\/results: output directory is not writable \(ENOTDIR\)/);
+    assert.deepEqual(readdirSync(dir), ['a-file']);
+  });
+
+  it('refuses to run without a GPU unless --simulate is given', async () => {
+    const out = join(tmp(), 'nogpu');
+    const r = await runLlem(['run', SMALL, '--out', out], { LLEM_NVML_LIBRARY: 'libnvidia-ml-missing.so.1' });
+    assert.equal(r.code, 2, r.stderr);
+    assert.match(r.stderr, /no NVIDIA GPU is usable on this machine.*--simulate/s);
+    assert.equal(existsSync(out), false);
+  });
+
+  it('rejects an invalid manifest with exit code 2 before touching anything', async () => {
+    const dir = tmp();
+    const manifest = join(dir, 'bad.yaml');
+    writeFileSync(manifest, readFileSync(SMALL, 'utf8').replace('cycles: 2', 'cycles: 0'));
+    const r = await runLlem(['run', manifest, '--simulate', '--out', join(dir, 'out')]);
+    assert.equal(r.code, 2);
+    assert.match(r.stderr, /spec\.measurement\.cycles/);
+    assert.equal(existsSync(join(dir, 'out')), false);
+  });
+});

@@ -1,0 +1,127 @@
+// The reconciler with fakes for Kubernetes (stores + a writer that records) and the in-process bus:
+// the whole level-based loop without a server. The real-server version is tests/integration/controller.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import type { V1Pod } from '@kubernetes/client-node';
+import { Reconciler } from '../../../controller/reconciler.ts';
+import { BusExperimentStreams } from '../../../controller/results.ts';
+import type { ExperimentObject, KubeWriter } from '../../../controller/kube.ts';
+import type { ObjectStore } from '../../../controller/informer.ts';
+import { InProcessBus } from '../../../lib/bus/inprocess.ts';
+import { rootLogger } from '../../../lib/log.ts';
+import { fakeAgentRunner } from '../../support/fake-agent.ts';
+
+class Store<T extends { metadata?: { name?: string; namespace?: string } }> implements ObjectStore<T> {
+  readonly items = new Map<string, T>();
+  get(ns: string, name: string): T | undefined {
+    return this.items.get(`${ns}/${name}`);
+  }
+  list(ns?: string): T[] {
+    return [...this.items.values()].filter((o) => ns === undefined || o.metadata?.namespace === ns);
+  }
+  put(o: T): void {
+    this.items.set(`${o.metadata?.namespace ?? ''}/${o.metadata?.name ?? ''}`, o);
+  }
+}
+
+class RecordingWriter implements KubeWriter {
+  writes: string[] = [];
+  private rv = 1;
+  constructor(private readonly experiments: Store<ExperimentObject>, private readonly pods: Store<V1Pod>) {}
+  patchExperimentStatus(ns: string, name: string, status: Record<string, unknown>): Promise<ExperimentObject> {
+    this.writes.push(`status ${ns}/${name}`);
+    const o = this.experiments.get(ns, name);
+    const next = { ...o, metadata: { ...o?.metadata, resourceVersion: String(++this.rv) }, status };
+    this.experiments.put(next);
+    return Promise.resolve(next);
+  }
+  setFinalizers(obj: ExperimentObject, finalizers: string[]): Promise<void> {
+    this.writes.push('finalizers');
+    this.experiments.put({ ...obj, metadata: { ...obj.metadata, finalizers, resourceVersion: String(++this.rv) } });
+    return Promise.resolve();
+  }
+  deleteExperiment(): Promise<void> {
+    return Promise.resolve();
+  }
+  createPod(pod: V1Pod): Promise<void> {
+    this.writes.push(`create ${pod.metadata?.name ?? ''}`);
+    this.pods.put({ ...pod, status: { phase: 'Pending' } });
+    return Promise.resolve();
+  }
+  deletePod(ns: string, name: string): Promise<void> {
+    this.writes.push(`delete ${name}`);
+    this.pods.items.delete(`${ns}/${name}`);
+    return Promise.resolve();
+  }
+  recordEvent(): Promise<void> {
+    return Promise.resolve();
+  }
+}
+
+function experiment(): ExperimentObject {
+  return {
+    apiVersion: 'llem.dev/v1alpha1',
+    kind: 'EnergyExperiment',
+    metadata: { name: 'e1', namespace: 'ns', uid: 'uid-1', generation: 1, resourceVersion: '1' },
+    spec: {
+      model: { name: 'm', source: { random: {} } },
+      backends: [{ type: 'pytorch' }],
+      sweep: { axes: { 'pytorch.maxBatchSize': [1, 2] } },
+      measurement: { cycles: 2 },
+      placement: { parallelism: 4 },
+    },
+  };
+}
+
+void test('reconciles an experiment to Succeeded from complete run data, then writes nothing more', async () => {
+  const experiments = new Store<ExperimentObject>();
+  const pods = new Store<V1Pod>();
+  const writer = new RecordingWriter(experiments, pods);
+  const bus = new InProcessBus();
+  await bus.ensureLayout();
+  const streams = new BusExperimentStreams(bus, { changed: () => undefined, applied: () => undefined, lag: () => undefined }, rootLogger, 50);
+  const reconciler = new Reconciler({ experiments, pods, writer, streams, log: rootLogger, podOptions: { agentImage: 'a', backendImages: {}, agentEnv: [], simulate: true } });
+  experiments.put(experiment());
+  await reconciler.reconcile('ns/e1');
+  assert.equal(pods.list().length, 4, 'two configurations x two cycles, parallelism 4');
+  assert.equal(experiments.get('ns', 'e1')?.status?.['phase'], 'Running');
+
+  const agent = fakeAgentRunner(bus);
+  for (const p of pods.list()) {
+    const env = Object.fromEntries((p.spec?.containers[0]?.env ?? []).map((e) => [e.name, e.value ?? '']));
+    await agent({ pod: p, env, argv: [] });
+    pods.put({ ...p, status: { phase: 'Succeeded' } });
+  }
+  await new Promise((r) => setTimeout(r, 300));
+  await reconciler.reconcile('ns/e1');
+  const status = experiments.get('ns', 'e1')?.status as { phase: string; progress: { summary: string }; best?: { joulesPerToken: number } };
+  assert.equal(status.phase, 'Succeeded');
+  assert.equal(status.progress.summary, '4/4');
+  assert.equal(status.best?.joulesPerToken, 48 / 160);
+
+  const before = writer.writes.length;
+  await reconciler.reconcile('ns/e1');
+  assert.equal(writer.writes.length, before, 'the second reconcile writes nothing');
+  await streams.stopAll();
+  await bus.close();
+});
+
+void test('an invalid spec gets Validated=False with the field path and creates no pods', async () => {
+  const experiments = new Store<ExperimentObject>();
+  const pods = new Store<V1Pod>();
+  const writer = new RecordingWriter(experiments, pods);
+  const bus = new InProcessBus();
+  const streams = new BusExperimentStreams(bus, { changed: () => undefined, applied: () => undefined, lag: () => undefined }, rootLogger);
+  const reconciler = new Reconciler({ experiments, pods, writer, streams, log: rootLogger, podOptions: { agentImage: 'a', backendImages: {}, agentEnv: [], simulate: true } });
+  const e = experiment();
+  (e.spec as { workload: unknown }).workload = { requests: 0 };
+  experiments.put(e);
+  assert.deepEqual(await reconciler.reconcile('ns/e1'), {});
+  const status = experiments.get('ns', 'e1')?.status as { phase: string; conditions: { type: string; status: string; message: string }[] };
+  assert.equal(status.phase, 'Invalid');
+  const validated = status.conditions.find((c) => c.type === 'Validated');
+  assert.equal(validated?.status, 'False');
+  assert.match(validated?.message ?? '', /spec\.workload\.requests/);
+  assert.equal(pods.list().length, 0);
+  await bus.close();
+});
