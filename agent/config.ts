@@ -177,9 +177,12 @@ export function loadAgentEnvironment(env: NodeJS.ProcessEnv, configFile?: string
   if (nats === null && config.start.mode === 'signal') {
     throw new InvalidInputError([{ file: 'LLEM_NATS_URL', path: '', message: 'not set, but start.mode is "signal": the start signal arrives over NATS (set LLEM_NATS_URL, or start.mode "immediate")' }]);
   }
+  return { config, nats, ...gpuEnvironment(env) };
+}
+
+/** The GPU-related variables alone (also what `llem gpu-info` reads). */
+export function gpuEnvironment(env: NodeJS.ProcessEnv): Pick<AgentEnvironment, 'visibility' | 'nvmlLibrary'> {
   return {
-    config,
-    nats,
     visibility: { cudaVisibleDevices: env['CUDA_VISIBLE_DEVICES'], nvidiaVisibleDevices: env['NVIDIA_VISIBLE_DEVICES'] },
     nvmlLibrary: env['LLEM_NVML_LIBRARY'] ?? 'libnvidia-ml.so.1',
   };

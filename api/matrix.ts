@@ -123,7 +123,9 @@ export function configHash(content: {
 }
 
 function sweepPoints(spec: EnergyExperimentSpec): RawPoint[] {
-  let points: RawPoint[] = [{ values: {}, origins: {} }];
+  // No axes but explicit points: exactly those points (not also the unswept base configuration).
+  const onlyPoints = Object.keys(spec.sweep.axes).length === 0 && spec.sweep.points.length > 0;
+  let points: RawPoint[] = onlyPoints ? [] : [{ values: {}, origins: {} }];
   for (const [path, values] of Object.entries(spec.sweep.axes)) {
     const next: RawPoint[] = [];
     for (const p of points) {

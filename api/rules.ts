@@ -28,17 +28,19 @@ export function distributionMax(d: TokenDistribution): number | undefined {
   return d.max;
 }
 
+export function parallelismMessage(tp: number, pp: number, gpusPerRun: number): string {
+  return `tensorParallelSize (${tp}) x pipelineParallelSize (${pp}) needs ${tp * pp} GPUs but placement.gpusPerRun is ${gpusPerRun}; raise gpusPerRun or lower the parallel sizes`;
+}
+
+export const RATE_REQUIRED_MESSAGE = 'required when workload.mode is "rate"';
+
 function parallelism(c: ConfigurationContent, out: RuleViolation[], warnings: RuleWarning[]): void {
   const { backend } = c;
   if (backend.type === 'pytorch') return;
   const t = backend.type;
   const { tensorParallelSize: tp, pipelineParallelSize: pp } = backend.params;
   if (tp * pp > c.gpusPerRun) {
-    out.push({
-      field: `${t}.tensorParallelSize`,
-      alsoFields: [`${t}.pipelineParallelSize`, 'placement.gpusPerRun'],
-      message: `tensorParallelSize (${tp}) x pipelineParallelSize (${pp}) needs ${tp * pp} GPUs but placement.gpusPerRun is ${c.gpusPerRun}; raise gpusPerRun or lower the parallel sizes`,
-    });
+    out.push({ field: `${t}.tensorParallelSize`, alsoFields: [`${t}.pipelineParallelSize`, 'placement.gpusPerRun'], message: parallelismMessage(tp, pp, c.gpusPerRun) });
   } else if (tp * pp < c.gpusPerRun) {
     warnings.push({
       field: `${t}.tensorParallelSize`,
@@ -108,7 +110,7 @@ function vllmRules(c: ConfigurationContent, out: RuleViolation[], warnings: Rule
 function workloadRules(c: ConfigurationContent, out: RuleViolation[], warnings: RuleWarning[]): void {
   const w = c.workload;
   if (w.mode === 'rate' && w.ratePerSecond === undefined) {
-    out.push({ field: 'workload.ratePerSecond', alsoFields: ['workload.mode'], message: 'required when workload.mode is "rate"' });
+    out.push({ field: 'workload.ratePerSecond', alsoFields: ['workload.mode'], message: RATE_REQUIRED_MESSAGE });
   }
   if (w.mode === 'concurrency' && w.concurrency > w.requests) {
     warnings.push({

@@ -227,7 +227,7 @@ export const SweepSchema = z.strictObject({
     .array(z.record(sweepPathKey, SweepValueSchema))
     .max(1024)
     .default([])
-    .describe('Explicit points, added after the Cartesian product of axes (duplicates collapse).'),
+    .describe('Explicit points, added after the Cartesian product of axes (duplicates collapse); with no axes, only these points run.'),
   skipInvalid: z
     .boolean()
     .default(false)
@@ -320,6 +320,7 @@ export const MeasurementSchema = z.strictObject({
   baselineSeconds: nonNegNumber.default(30).describe('Idle baseline with the model loaded; 0 skips it.'),
   sampleIntervalMs: z.number().int().min(10).max(60000).default(100),
   minWindowSeconds: nonNegNumber.default(5).describe('Windows shorter than this are flagged; below 5 s NVML energy is coarse.'),
+  extendToMinWindow: z.boolean().default(false).describe('Keep issuing requests until the window lasts minWindowSeconds, instead of only flagging a short one.'),
   cooldownSeconds: nonNegNumber.default(10),
   steadyState: z.boolean().default(false).describe('Report over the steady-state window only (ML.ENERGY style).'),
 });
@@ -375,8 +376,9 @@ export const PolicySchema = z.strictObject({
 
 const backendName = "(has(%s.name) ? %s.name : %s.type)";
 const nameOf = (v: string): string => backendName.replaceAll('%s', v);
-/** True when the sweep varies `path` (then the base value is not what runs; the matrix checks it). */
-const swept = (path: string): string => `(has(self.sweep) && has(self.sweep.axes) && '${path}' in self.sweep.axes)`;
+// CEL cannot see into sweep axes (their values are untyped, so the API server leaves them out of
+// the CEL type): these rules check the base values as written, and api/validation.ts does the same
+// so that `llem validate` and `kubectl apply` agree (docs/adr/0002).
 
 export const EnergyExperimentSpecSchema = z
   .strictObject({
@@ -396,13 +398,12 @@ export const EnergyExperimentSpecSchema = z
     cel(
       ...(['vllm', 'tensorrt'] as const).map((t) => ({
         rule:
-          `${swept(`${t}.tensorParallelSize`)} || ${swept(`${t}.pipelineParallelSize`)} || ` +
           `self.backends.all(b, !has(b.${t}) || !has(b.${t}.tensorParallelSize) || !has(b.${t}.pipelineParallelSize) || ` +
           `b.${t}.tensorParallelSize * b.${t}.pipelineParallelSize <= (has(self.placement) && has(self.placement.gpusPerRun) ? self.placement.gpusPerRun : 1))`,
         message: `${t}: tensorParallelSize x pipelineParallelSize must not exceed placement.gpusPerRun`,
       })),
       {
-        rule: `!has(self.workload) || !has(self.workload.mode) || self.workload.mode != 'rate' || has(self.workload.ratePerSecond) || ${swept('workload.ratePerSecond')}`,
+        rule: "!has(self.workload) || !has(self.workload.mode) || self.workload.mode != 'rate' || has(self.workload.ratePerSecond)",
         message: 'workload.ratePerSecond is required when workload.mode is rate',
       },
     ),

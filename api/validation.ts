@@ -5,6 +5,7 @@ import { didYouMean, formatPath, type PathSegment } from './paths.ts';
 import { EnergyExperimentSchema, BACKEND_TYPES, type EnergyExperiment } from './spec.ts';
 import { expandRunMatrix, type RunMatrix } from './matrix.ts';
 import { manifestErrorMap } from './messages.ts';
+import { parallelismMessage, RATE_REQUIRED_MESSAGE } from './rules.ts';
 
 export interface SpecIssue {
   path: string;
@@ -112,6 +113,25 @@ function sweepRootIssues(e: EnergyExperiment): SpecIssue[] {
   return issues;
 }
 
+/**
+ * The base values as written must be valid even where a sweep overrides them: the API server's CEL
+ * rules cannot see into sweep axes, and `llem validate` must agree with `kubectl apply`.
+ */
+function baseValueIssues(e: EnergyExperiment): SpecIssue[] {
+  const issues: SpecIssue[] = [];
+  const gpus = e.spec.placement.gpusPerRun;
+  e.spec.backends.forEach((b, i) => {
+    const params = b.type === 'vllm' ? b.vllm : b.type === 'tensorrt' ? b.tensorrt : undefined;
+    if (params === undefined) return;
+    const { tensorParallelSize: tp, pipelineParallelSize: pp } = params;
+    if (tp * pp > gpus) issues.push({ path: formatPath(['spec', 'backends', i, b.type, 'tensorParallelSize']), message: parallelismMessage(tp, pp, gpus) });
+  });
+  if (e.spec.workload.mode === 'rate' && e.spec.workload.ratePerSecond === undefined) {
+    issues.push({ path: 'spec.workload.ratePerSecond', message: RATE_REQUIRED_MESSAGE });
+  }
+  return issues;
+}
+
 function specWarnings(e: EnergyExperiment): SpecIssue[] {
   const m = e.spec.measurement;
   const warnings: SpecIssue[] = [];
@@ -130,7 +150,7 @@ export function validateEnergyExperiment(input: unknown): ValidationResult {
   if (!parsed.success) return { ok: false, issues: issuesFromZod(EnergyExperimentSchema, parsed.error.issues), warnings: [] };
   const experiment = parsed.data;
   const warnings = specWarnings(experiment);
-  const issues = [...backendNameIssues(experiment), ...sweepRootIssues(experiment)];
+  const issues = [...backendNameIssues(experiment), ...sweepRootIssues(experiment), ...baseValueIssues(experiment)];
   if (issues.length > 0) return { ok: false, issues, warnings };
   const matrix = expandRunMatrix(experiment.spec);
   warnings.push(...matrix.warnings);

@@ -43,6 +43,7 @@ export function agentConfigFor(req: PodRequest, simulate: boolean): Record<strin
       baselineSeconds: m.baselineSeconds,
       sampleIntervalMs: m.sampleIntervalMs,
       minWindowSeconds: m.minWindowSeconds,
+      extendToMinWindow: m.extendToMinWindow,
       cooldownSeconds: m.cooldownSeconds,
       steadyState: m.steadyState,
     },

@@ -1,8 +1,8 @@
 // Backend servers for local runs. Configurations whose rendered server command is identical share
 // one server process (a concurrency sweep reloads nothing); a server that died is started again.
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
-import { dirname, join, resolve } from 'node:path';
+import { dirname, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { renderBackendLaunch, type BackendLaunch } from '../agent/backends/index.ts';
 import { awaitBackendReady } from '../agent/readiness.ts';
@@ -37,7 +37,13 @@ export interface BackendPoolOptions {
   signal: AbortSignal;
 }
 
-const PROJECT_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..');
+/** images/pytorch beside the sources, or (bundled CLI) under the working directory; LLEM_PYTORCH_SERVER_ROOT wins. */
+function pytorchServerRoot(): string {
+  const fromEnv = process.env['LLEM_PYTORCH_SERVER_ROOT'];
+  if (fromEnv !== undefined && fromEnv !== '') return fromEnv;
+  const beside = resolve(dirname(fileURLToPath(import.meta.url)), '..', 'images', 'pytorch');
+  return existsSync(beside) ? beside : resolve('images', 'pytorch');
+}
 
 export async function freePort(): Promise<number> {
   return new Promise((resolvePort, reject) => {
@@ -80,9 +86,11 @@ export class BackendPool {
   }
 
   private launchFor(c: Configuration, port: number): BackendLaunch {
-    return renderBackendLaunch(c.backend as Parameters<typeof renderBackendLaunch>[0], c.model, {
+    const { type, params, name, image, extraArgs } = c.backend;
+    const spec = { type, name, extraArgs, [type]: params, ...(image !== undefined ? { image } : {}) } as Parameters<typeof renderBackendLaunch>[0];
+    return renderBackendLaunch(spec, c.model, {
       host: '127.0.0.1', port, gpusPerRun: c.gpusPerRun, modelMountPath: '/models', seed: 0,
-      pytorchServerRoot: join(PROJECT_ROOT, 'images', 'pytorch'), scratchDir: this.opts.scratchDir,
+      pytorchServerRoot: pytorchServerRoot(), scratchDir: this.opts.scratchDir,
     });
   }
 

@@ -183,7 +183,7 @@ class LocalExperiment {
     this.dir.writeCheckpoint(this.aggregator.checkpoint());
     const result = this.aggregator.results().runs.find((r) => r.runId === runId);
     const o = this.observer.get(runId);
-    if (result !== undefined && o !== undefined) writeRunFile(this.dir.dir, { result, power: o.power, windowStartMs: o.windowStartMs, windowEndMs: o.windowEndMs });
+    if (result !== undefined && o !== undefined) writeRunFile(this.dir.dir, { result, power: o.power, marks: o.marks, windowStartMs: o.windowStartMs, windowEndMs: o.windowEndMs });
     this.dir.writeState(this.state);
   }
 }
@@ -226,6 +226,10 @@ export async function runLocalExperiment(opts: LocalRunOptions): Promise<LocalRu
       if (state.runs[run.id]?.status === 'complete') continue;
       await exp.execute(run, index);
     }
+  } catch (err) {
+    // Interrupted: what is complete is still worth a look; the next `llem run` continues.
+    if (err instanceof InterruptedError) writeResults({ dir: out, loaded, state, results: aggregator.results(), aggregator });
+    throw err;
   } finally {
     await exp.close();
   }

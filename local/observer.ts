@@ -9,6 +9,8 @@ export interface RunObservation {
   requestsDone: number;
   ready: Set<number>;
   power: PowerPoint[];
+  /** Energy-counter readings at protocol boundaries, as the agent took them (cross-checks use them). */
+  marks: Array<{ mark: string; replica: number; gpuUuid: string; tMs: number; energyMillijoules: number | null }>;
   windowStartMs: number | null;
   windowEndMs: number | null;
   environment: Record<string, string>;
@@ -25,7 +27,7 @@ export class MessageObserver {
   /** Forget a run's previous attempt. */
   reset(runId: string): RunObservation {
     const fresh: RunObservation = {
-      phase: 'starting', requestsDone: 0, ready: new Set(), power: [], windowStartMs: null, windowEndMs: null, environment: {}, aborted: null,
+      phase: 'starting', requestsDone: 0, ready: new Set(), power: [], marks: [], windowStartMs: null, windowEndMs: null, environment: {}, aborted: null,
     };
     this.runs.set(runId, fresh);
     return fresh;
@@ -67,6 +69,7 @@ export class MessageObserver {
 
   private keepPower(o: RunObservation, m: Extract<WireMessage, { kind: 'telemetry' }>): void {
     for (const s of m.samples) {
+      if (m.mark !== undefined) o.marks.push({ mark: m.mark, replica: m.replica, gpuUuid: s.gpuUuid, tMs: s.tMs, energyMillijoules: s.energyMillijoules });
       const key = `${m.runId}/${m.replica}/${s.gpuUuid}`;
       const last = this.lastKept.get(key);
       if (m.mark === undefined && last !== undefined && s.tMs - last < DOWNSAMPLE_MS) continue;

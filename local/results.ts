@@ -9,6 +9,7 @@ import { jPerTokenChart, latencyCdfChart, powerChart, reportHtml } from '../cont
 import type { Band } from '../controller/report/svg.ts';
 import type { LoadedExperiment } from '../lib/manifest/index.ts';
 import { writeFileAtomic } from '../lib/atomic-file.ts';
+import type { RunObservation } from './observer.ts';
 import type { LocalState } from './state.ts';
 
 export const RESULTS_SCHEMA_VERSION = 1;
@@ -16,6 +17,7 @@ export const RESULTS_SCHEMA_VERSION = 1;
 export interface RunFile {
   result: RunResult;
   power: PowerPoint[];
+  marks: RunObservation['marks'];
   windowStartMs: number | null;
   windowEndMs: number | null;
 }

@@ -12,7 +12,9 @@ const HELP = `usage: llem crd generate [--out FILE]   write the EnergyExperiment
 const HEADER = '# Generated from api/spec.ts and api/status.ts by `npm run crd:gen` (llem crd generate). Do not edit.\n';
 
 export function crdYaml(): string {
-  return HEADER + stringify(energyExperimentCrd(), { lineWidth: 0, aliasDuplicateObjects: false });
+  // YAML 1.1 output: kubectl and the API server read YAML 1.1, where an unquoted `n`, `y`, `on` or
+  // `no` is a boolean (the Stat field `n` broke the CRD before this).
+  return HEADER + stringify(energyExperimentCrd(), { version: '1.1', lineWidth: 0, aliasDuplicateObjects: false });
 }
 
 async function writeAtomically(file: string, text: string): Promise<void> {

@@ -2,6 +2,7 @@
 // through exactly the path the agent uses (NVML in the sampler worker). First thing to run on a
 // new GPU node; --simulate exercises the same plumbing without one.
 import { parseArgs } from 'node:util';
+import { gpuEnvironment } from '../../agent/config.ts';
 import { createNvmlTelemetry, createSimulatedGpu } from '../../agent/telemetry/sampler.ts';
 import type { GpuSample } from '../../api/protocol.ts';
 import { InvalidInputError } from '../../lib/errors.ts';
@@ -39,9 +40,10 @@ export async function main(argv: string[]): Promise<number> {
   const count = positive(values.samples, '--samples', 3);
   const intervalMs = positive(values['interval-ms'], '--interval-ms', 100);
   const cadence = { sampleIntervalMs: intervalMs, batchIntervalMs: intervalMs };
+  const gpu = gpuEnvironment(process.env);
   const telemetry = values.simulate === true
     ? createSimulatedGpu(cadence)
-    : createNvmlTelemetry({ ...cadence, libraryPath: process.env['LLEM_NVML_LIBRARY'] ?? 'libnvidia-ml.so.1', visibility: { cudaVisibleDevices: process.env['CUDA_VISIBLE_DEVICES'], nvidiaVisibleDevices: process.env['NVIDIA_VISIBLE_DEVICES'] } });
+    : createNvmlTelemetry({ ...cadence, libraryPath: gpu.nvmlLibrary, visibility: gpu.visibility });
   const samples: GpuSample[] = [];
   try {
     const environment = await telemetry.start((batch) => samples.push(...batch));

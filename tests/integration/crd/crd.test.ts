@@ -53,6 +53,25 @@ void describe('EnergyExperiment CRD on a real API server', { skip, timeout: 300_
     assert.match(out, /NAME\s+STATUS\s+PROGRESS\s+BEST J\/TOKEN\s+AGE/);
   });
 
+  void it('accepts a status through the status subresource and prints it in the columns', async () => {
+    const status = {
+      observedGeneration: 1,
+      phase: 'Succeeded',
+      conditions: [{ type: 'Succeeded', status: 'True', reason: 'AllRunsSucceeded', message: 'All 4 runs succeeded.', lastTransitionTime: '2026-01-01T00:00:00Z', observedGeneration: 1 }],
+      progress: { total: 4, pending: 0, running: 0, succeeded: 4, failed: 0, summary: '4/4' },
+      configurations: [
+        { id: 'vllm-0123456789', backend: 'vllm', configHash: 'ab', point: { 'vllm.maxNumSeqs': '8' }, cyclesSucceeded: 2, metrics: { joulesPerToken: { n: 2, mean: 0.5, std: 0.01, ci95Low: 0.41, ci95High: 0.59 } } },
+      ],
+      best: { configurationId: 'vllm-0123456789', backend: 'vllm', configHash: 'ab', joulesPerToken: 0.5 },
+      simulated: true,
+    };
+    await kube.kubectlOk(['patch', 'ee', 'quickstart', '-n', 'llem', '--subresource=status', '--type=merge', '-p', JSON.stringify({ status })]);
+    const got = JSON.parse(await kube.kubectlOk(['get', 'ee', 'quickstart', '-n', 'llem', '-o', 'json'])) as { status: typeof status };
+    assert.deepEqual(got.status.configurations[0]?.metrics, status.configurations[0]?.metrics);
+    const out = await kube.kubectlOk(['get', 'ee', 'quickstart', '-n', 'llem']);
+    assert.match(out, /quickstart\s+Succeeded\s+4\/4\s+0\.5\s+/);
+  });
+
   void it('rejects a name longer than 63 characters', async () => {
     const q = await example('quickstart.yaml');
     (q['metadata'] as Record<string, unknown>)['name'] = 'a'.repeat(64);

@@ -199,6 +199,15 @@ void describe('invalid combinations', () => {
     if (!r.ok) assert.equal(r.issues[0]?.path, 'spec.backends[0].vllm.tensorParallelSize');
   });
 
+  void it('checks base values even where a sweep overrides them, as the CRD does', () => {
+    const m = tpSweep(false);
+    at(m, 'spec')['sweep'] = { axes: { 'vllm.tensorParallelSize': [1, 2] } };
+    at(m, 'spec', 'backends', 0)['vllm'] = { tensorParallelSize: 4 };
+    const r = validateEnergyExperiment(m);
+    assert.equal(r.ok, false);
+    if (!r.ok) assert.deepEqual(r.issues.map((i) => i.path), ['spec.backends[0].vllm.tensorParallelSize']);
+  });
+
   void it('refuses a sweep in which every combination is invalid', () => {
     const m = tpSweep(true);
     at(m, 'spec')['sweep'] = { axes: { 'vllm.tensorParallelSize': [4, 8] }, skipInvalid: true };

@@ -1,6 +1,6 @@
 // Static checks of every Dockerfile under images/: pinned bases, existing COPY sources, non-root
 // users, OCI and schema-version labels, exec-form entrypoints, versions in one place.
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -103,4 +103,17 @@ void test('the lint rejects wrong schema-version labels and versions that drift 
   assert.match(problems, /label org.opencontainers.image.source is missing/);
   assert.match(problems, /ARG NODE_IMAGE=node:20.0.0-slim differs/);
   assert.match(lintDockerfile('FROM python:3.12.1-slim\nRUN pip install torch\nUSER 1\n', strict).join('\n'), /--no-cache-dir/);
+});
+
+/** Top-level folders that hold TypeScript the bundle may import (plus the build's own inputs). */
+const SOURCE_DIRS = ['api', 'lib', 'agent', 'controller', 'cli', 'local', 'aggregator', 'bench', 'scripts', 'bin'];
+
+void test('the controller and agent builds copy every source folder the bundle can import', () => {
+  const present = SOURCE_DIRS.filter((d) => existsSync(join(root, d)));
+  for (const name of ['controller', 'agent']) {
+    const build = parseDockerfile(read(name)).stages[0];
+    const copied = new Set((build?.instructions ?? []).filter((i) => i.keyword === 'COPY').flatMap((i) => i.args.split(/\s+/).slice(0, -1)).map((s) => s.replace(/\/$/, '')));
+    const missing = present.filter((d) => !copied.has(d));
+    assert.deepEqual(missing, [], `${name}: add COPY lines for ${missing.join(', ')}`);
+  }
 });
