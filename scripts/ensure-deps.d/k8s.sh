@@ -18,7 +18,7 @@ mkdir -p "$OUT"
 tmp="$OUT.tmp.$$"
 rm -rf "$tmp" && mkdir -p "$tmp"
 trap 'rm -rf "$tmp"' EXIT
-export CGO_ENABLED=0 GOFLAGS=-mod=readonly
+export CGO_ENABLED=0 GOFLAGS="-mod=readonly -buildvcs=false"
 (cd tests/k8s/etcd && nice go build -trimpath -ldflags=-s -o "$tmp/" ./etcd)
 (cd tests/k8s/apiserver && nice go build -trimpath -ldflags=-s -o "$tmp/" ./kube-apiserver ./kubectl)
 mv "$tmp"/etcd "$tmp"/kube-apiserver "$tmp"/kubectl "$OUT/"

@@ -6,7 +6,7 @@
 // agent's log run.log (phase times; the windowStart mark follows "measuring" within milliseconds).
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { barChart } from '../../controller/report/svg.ts';
+import { barChart, lineChart } from '../../controller/report/svg.ts';
 
 interface LogRow { t_ms: number; gpu: number; energy_mj: number; power_mw: number }
 interface GpuResult { energyJoules: number | null; windowSeconds: number | null }
@@ -73,6 +73,15 @@ const report = { logSamples: log.length, logRateHz: (log.length - 1) / ((log[log
 writeFileSync(`${outPrefix}.json`, JSON.stringify(report, null, 2) + '\n');
 writeFileSync(`${outPrefix}.svg`, barChart(rows.map((r) => ({ label: r.runId, value: r.agentVsIndependentPct, low: null, high: null })),
   { title: 'Agent window energy vs independent pynvml log (%)', xLabel: 'run', yLabel: '% difference' }));
+const t0 = log[0]!.t_ms;
+const windows = experiment.results.runs.filter((r) => r.status === 'complete').map((r) => windowOf(r));
+writeFileSync(`${outPrefix}-power.svg`, lineChart(
+  [{ label: 'GPU 0 power (independent pynvml log, 10 Hz)', points: log.map((r) => [(r.t_ms - t0) / 1000, r.power_mw / 1000] as const) }],
+  { title: 'H200 power over the run; shaded: the agent\'s measurement windows', xLabel: 'seconds since the log started', yLabel: 'W' },
+  windows.map(([a, b], i) => ({ start: (a - t0) / 1000, end: (b - t0) / 1000, label: rows[i]?.runId ?? '' })),
+));
+writeFileSync(`${outPrefix}-jpt.svg`, barChart(rows.map((r) => ({ label: r.runId, value: r.joulesPerToken, low: null, high: null })),
+  { title: 'J per output token by run (concurrency 1, 8, 32)', xLabel: 'run', yLabel: 'J / token' }));
 const worst = Math.max(...rows.map((r) => Math.abs(r.agentVsIndependentPct)));
 console.log(JSON.stringify(report, null, 2));
 console.log(`RESULT bench=h200-crosscheck windows=${rows.length} worst_abs_diff_pct=${worst.toFixed(3)} counter_update_ms=${medianGapMs.toFixed(1)} ` +

@@ -65,7 +65,7 @@ function readVersions(): Record<string, string> {
   const text = readFileSync(join(REPO, 'tests', 'k8s', 'versions.env'), 'utf8');
   const out: Record<string, string> = {};
   for (const line of text.split('\n')) {
-    const m = /^([A-Z_]+)=(\S+)/.exec(line);
+    const m = /^([A-Z0-9_]+)=(\S+)/.exec(line);
     if (m?.[1] !== undefined && m[2] !== undefined) out[m[1]] = m[2];
   }
   return out;
