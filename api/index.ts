@@ -14,6 +14,7 @@ export {
   WORKLOAD_MODES,
   MEASUREMENT_ORDERS,
   FAILURE_POLICIES,
+  MAX_SWEEP_AXES,
   Dns1123LabelSchema,
   ObjectMetaSchema,
   SecretKeyRefSchema,
@@ -40,6 +41,7 @@ export {
   EnergyExperimentSchema,
 } from './spec.ts';
 export type {
+  CelRule,
   BackendType,
   MeasurementOrder,
   SweepValue,
@@ -108,16 +110,18 @@ export type { ConditionType, ConditionStatus, ConditionReason, Condition, Condit
 export { MAX_CONFIGURATIONS, MAX_RUNS, expandRunMatrix, executionOrder, configHash, shortHash, runId } from './matrix.ts';
 export type { ResolvedBackend, SweepPoint, Configuration, PlannedRun, MatrixIssue, RejectedCombination, RunMatrix } from './matrix.ts';
 
-export { configurationRuleViolations, distributionMax } from './rules.ts';
+export { configurationRuleViolations, distributionMax, parallelismMessage, RATE_REQUIRED_MESSAGE } from './rules.ts';
 export type { RuleViolation, RuleWarning } from './rules.ts';
 
 export { validateEnergyExperiment, issuesFromZod, knownFieldsAt } from './validation.ts';
+export { manifestErrorMap } from './messages.ts';
+export { energyExperimentCrd, structural, CRD_NAME, PRINTER_COLUMNS } from './crd.ts';
 export type { SpecIssue, ValidationResult } from './validation.ts';
 
 export { formatPath, withValueAt, didYouMean, canonicalJson } from './paths.ts';
 export type { PathSegment } from './paths.ts';
 
-export { isDns1123Label, sanitizeToken } from './names.ts';
+export { isDns1123Label, sanitizeToken, DNS1123_LABEL_PATTERN } from './names.ts';
 export {
   PROTOCOL_VERSION,
   SUBJECT_ROOT,

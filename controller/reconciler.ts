@@ -152,22 +152,23 @@ export class Reconciler {
     for (const s of out.signal) await feed.signalStart(s.runId, s.attempt);
     const status = await this.desiredStatus({ obj, ref, spec, matrix, feed }, out, prev);
     const wrote = await this.writeStatus(obj, ref, status);
-    if (wrote) for (const e of out.events) await this.event(obj, e.type, e.reason, e.message);
+    if (wrote) await Promise.all(out.events.map((e) => this.event(obj, e.type, e.reason, e.message)));
     if (wrote && prev['phase'] !== status['phase']) await this.event(obj, 'Normal', `Experiment${String(status['phase'])}`, `Experiment is ${String(status['phase'])}: ${progressOf(out.runs).summary} runs succeeded.`);
     this.observe(ref, out, status['best'] as { joulesPerToken: number } | undefined);
     return this.afterFinish(ref, spec, status, out.requeueAfterMs);
   }
 
   private async applyPods(ref: ExperimentRef, spec: EnergyExperimentSpec, matrix: RunMatrix, out: RunPlanOutput): Promise<void> {
-    for (const name of out.deletePods) await this.deps.writer.deletePod(ref.namespace, name);
-    for (const c of out.create) {
+    await Promise.all(out.deletePods.map((name) => this.deps.writer.deletePod(ref.namespace, name)));
+    // Creates in parallel: at most placement.parallelism x replicas pods per pass.
+    await Promise.all(out.create.map(async (c) => {
       const configuration = matrix.configurations.find((x) => x.id === c.run.configurationId);
-      if (configuration === undefined) continue;
+      if (configuration === undefined) return;
       const pod = buildPod({ experiment: ref, spec, configuration, run: c.run, attempt: c.attempt, replica: c.replica }, this.deps.podOptions);
       this.expectations.set(pod.metadata?.name ?? '', Date.now());
       await this.deps.writer.createPod(pod);
       this.deps.metrics?.podsCreated.inc();
-    }
+    }));
     for (const e of out.events) if (e.type === 'Warning') this.deps.metrics?.runFailures.inc({ reason: /failed: (\w+)/.exec(e.message)?.[1] ?? 'Unknown' });
   }
 

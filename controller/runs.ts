@@ -89,13 +89,13 @@ function fail(prev: RunSummary, inputs: RunInputs, why: { reason: string; messag
 function stepRunning(prev: RunSummary, inputs: RunInputs, out: RunPlanOutput): RunSummary {
   const result = inputs.ledger.complete(prev.id, prev.attempt, inputs.replicas);
   if (result !== null) return succeed(prev, result, inputs, out);
-  const aborted = inputs.ledger.aborted(prev.id, prev.attempt, inputs.replicas);
-  if (aborted !== undefined) return fail(prev, inputs, { reason: 'AgentAborted', message: aborted }, out);
   const pods = podsOf(inputs.pods, prev.id, prev.attempt);
   for (const p of pods) {
     const failure = podFailure(p);
     if (failure !== undefined) return fail(prev, inputs, failure, out);
   }
+  const aborted = inputs.ledger.aborted(prev.id, prev.attempt, inputs.replicas);
+  if (aborted !== undefined) return fail(prev, inputs, { reason: 'AgentAborted', message: aborted }, out);
   const missing = range(inputs.replicas).filter((r) => {
     const name = inputs.podName(prev.id, prev.attempt, r);
     return !pods.some((p) => p.metadata?.name === name) && !inputs.expected.has(name);

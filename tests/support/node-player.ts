@@ -11,6 +11,7 @@
 // removes it at once, and the player then aborts the pod's process.
 import { spawn } from 'node:child_process';
 import { createServer } from 'node:net';
+import { readdirSync, readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { CoreV1Api, KubeConfig, makeInformer, setHeaderOptions, PatchStrategy, type V1Pod, type Informer, type ObjectCache } from '@kubernetes/client-node';
 
@@ -90,7 +91,8 @@ export class NodePlayer {
     const t = this.tracked.get(key(namespace, name));
     if (t === undefined) throw new Error(`node player: pod ${namespace}/${name} is not running here`);
     t.forced = outcome;
-    t.abort.abort();
+    // The OOM killer and an eviction past its grace period send SIGKILL: the agent gets no chance to say goodbye.
+    t.abort.abort(outcome.exitCode === 137 ? 'SIGKILL' : 'SIGTERM');
     await t.done;
   }
 
@@ -238,13 +240,48 @@ export function localAgentRunner(opts: { serverCommand?: string[]; env?: Record<
   };
 }
 
+function descendants(root: number): number[] {
+  const parent = new Map<number, number>();
+  for (const entry of readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      const stat = readFileSync(`/proc/${entry}/stat`, 'utf8');
+      const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
+      parent.set(Number(entry), ppid);
+    } catch {
+      // gone already
+    }
+  }
+  const out: number[] = [];
+  const walk = (pid: number): void => {
+    for (const [child, pp] of parent) if (pp === pid) {
+      out.push(child);
+      walk(child);
+    }
+  };
+  walk(root);
+  return out;
+}
+
+function killQuietly(pid: number): void {
+  try {
+    process.kill(pid, 'SIGKILL');
+  } catch {
+    // already gone
+  }
+}
+
 export function spawnOutcome(bin: string, args: string[], env: NodeJS.ProcessEnv, signal: AbortSignal): Promise<PodOutcome> {
   return new Promise((res) => {
     const child = spawn(bin, args, { env, cwd: REPO, stdio: ['ignore', 'ignore', 'pipe'] });
     let stderr = '';
     child.stderr?.on('data', (d: Buffer) => (stderr = (stderr + d.toString()).slice(-2000)));
     const onAbort = (): void => {
-      child.kill('SIGTERM');
+      if (signal.reason === 'SIGKILL' && child.pid !== undefined) {
+        // A container killed outright takes every process in it along: the backend too.
+        for (const pid of descendants(child.pid)) killQuietly(pid);
+      }
+      child.kill(signal.reason === 'SIGKILL' ? 'SIGKILL' : 'SIGTERM');
       setTimeout(() => child.kill('SIGKILL'), 5000).unref();
     };
     signal.addEventListener('abort', onAbort, { once: true });

@@ -3,7 +3,7 @@
 import { execFile } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { homedir } from 'node:os';
-import { join, resolve } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
 import { parseAllDocuments } from 'yaml';
 
 export const REPO = resolve(import.meta.dirname, '..', '..', '..');
@@ -109,4 +109,13 @@ export function grantedPermissions(objs: K8sObject[]): Set<string> {
   const triples = rules.flatMap((rule) =>
     (rule.apiGroups ?? ['']).flatMap((g) => (rule.resources ?? []).flatMap((r) => rule.verbs.map((v) => `${g}/${r}:${v}`))));
   return new Set(triples);
+}
+
+/** The chart's nats.conf with the port, store and pid file moved into a test's own places. */
+export function natsConfigForTest(chartConf: string, port: number, storeDir: string): string {
+  return chartConf
+    .replace(/^port: 4222$/m, `port: ${port}`)
+    .replace(/^http_port: .*$/m, '')
+    .replace('store_dir: /data/jetstream', `store_dir: "${storeDir}"`)
+    .replace('pid_file: /var/run/nats/nats.pid', `pid_file: "${join(dirname(storeDir), 'nats.pid')}"`);
 }

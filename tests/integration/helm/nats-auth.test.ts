@@ -3,14 +3,13 @@
 // measurement data and receive start signals but cannot touch the JetStream API or other subjects.
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
-import { dirname, join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { jetstream } from '@nats-io/jetstream';
 import { connect } from '@nats-io/transport-node';
 import { dataSubject, startSubject } from '../../../api/protocol.ts';
 import { openNatsBus, type NatsBus } from '../../../lib/bus/index.ts';
 import { natsServerBinary, startNatsServer, type NatsServerHandle } from '../../support/nats-server.ts';
-import { findObject, helmSkipReason, render } from './chart.ts';
+import { findObject, helmSkipReason, natsConfigForTest, render } from './chart.ts';
 
 function natsSkipReason(): string | undefined {
   try {
@@ -25,15 +24,6 @@ const skip = helmSkipReason() ?? natsSkipReason();
 const PUBLISHER = { namespace: 'team-a', experimentUid: 'uid-1', runId: 'r0', attempt: 0, replica: 0 };
 const FAST = { publishTimeoutMs: 1500, publishRetryMs: 1000, connectTimeoutMs: 5000, maxReconnectAttempts: 0 };
 
-/** The chart's nats.conf with the port, store and pid file moved into the test's own places. */
-function localConfig(chartConf: string, port: number, storeDir: string): string {
-  return chartConf
-    .replace(/^port: 4222$/m, `port: ${port}`)
-    .replace(/^http_port: .*$/m, '')
-    .replace('store_dir: /data/jetstream', `store_dir: "${storeDir}"`)
-    .replace('pid_file: /var/run/nats/nats.pid', `pid_file: "${join(dirname(storeDir), 'nats.pid')}"`);
-}
-
 void describe('NATS as the chart configures it', { skip, timeout: 120_000 }, () => {
   let server: NatsServerHandle;
   let controller: NatsBus;
@@ -47,7 +37,7 @@ void describe('NATS as the chart configures it', { skip, timeout: 120_000 }, () 
     process.env['POD_NAME'] = 'llem-nats-0';
     process.env['LLEM_CONTROLLER_PASSWORD'] = controllerPassword;
     process.env['LLEM_AGENT_PASSWORD'] = randomBytes(16).toString('hex');
-    server = await startNatsServer({ configFor: (port, storeDir) => localConfig(conf, port, storeDir) });
+    server = await startNatsServer({ configFor: (port, storeDir) => natsConfigForTest(conf, port, storeDir) });
     controller = await openNatsBus({ servers: server.url, user: 'controller', password: controllerPassword, ...FAST });
     await controller.ensureLayout();
     agent = await openNatsBus({ servers: server.url, ...FAST });
