@@ -103,7 +103,7 @@ export class Reconciler {
       { type: 'Failed', status: 'True', reason: REASONS.SpecInvalid, message: 'The spec is invalid; fix it and the experiment is validated again.' },
     ], now, generation);
     const status = { ...prev, observedGeneration: generation, phase: 'Invalid', conditions };
-    if (await this.writeStatus(obj, ref, status)) await this.event(obj, 'Warning', 'SpecInvalid', `The spec is invalid: ${message}`);
+    if (await this.writeStatus(obj, ref, status)) void this.event(obj, 'Warning', 'SpecInvalid', `The spec is invalid: ${message}`);
     return {};
   }
 
@@ -152,8 +152,9 @@ export class Reconciler {
     for (const s of out.signal) await feed.signalStart(s.runId, s.attempt);
     const status = await this.desiredStatus({ obj, ref, spec, matrix, feed }, out, prev);
     const wrote = await this.writeStatus(obj, ref, status);
-    if (wrote) await Promise.all(out.events.map((e) => this.event(obj, e.type, e.reason, e.message)));
-    if (wrote && prev['phase'] !== status['phase']) await this.event(obj, 'Normal', `Experiment${String(status['phase'])}`, `Experiment is ${String(status['phase'])}: ${progressOf(out.runs).summary} runs succeeded.`);
+    // Events are recorded in the background, like client-go's broadcaster: they never delay a reconcile.
+    if (wrote) for (const e of out.events) void this.event(obj, e.type, e.reason, e.message);
+    if (wrote && prev['phase'] !== status['phase']) void this.event(obj, 'Normal', `Experiment${String(status['phase'])}`, `Experiment is ${String(status['phase'])}: ${progressOf(out.runs).summary} runs succeeded.`);
     this.observe(ref, out, status['best'] as { joulesPerToken: number } | undefined);
     return this.afterFinish(ref, spec, status, out.requeueAfterMs);
   }

@@ -31,7 +31,7 @@ then $KUBECONFIG / ~/.kube/config).
 const ConfigSchema = z.object({
   kubeconfig: z.string().optional(),
   namespace: z.string().min(1).optional(),
-  natsUrl: z.string().min(1, 'required: --nats-url or LLEM_NATS_URL'),
+  natsUrl: z.string({ error: 'required: pass --nats-url URL or set LLEM_NATS_URL' }).min(1, 'required: pass --nats-url URL or set LLEM_NATS_URL'),
   agentNatsUrl: z.string().min(1).optional(),
   agentImage: z.string().min(1).default('ghcr.io/llenergymeasure/llem-agent:latest'),
   backendImages: z.record(z.string(), z.string()).default({}),

@@ -101,7 +101,7 @@ void describe('llem controller as the chart runs it', { skip, timeout: 240_000 }
     });
     child.stdout?.on('data', (d: Buffer) => (log += d.toString()));
     child.stderr?.on('data', (d: Buffer) => (log += d.toString()));
-    const deadline = Date.now() + 120_000;
+    const deadline = Date.now() + 60_000;
     let status = 0;
     while (Date.now() < deadline && child.exitCode === null && status !== 200) {
       status = await readyz(port);
