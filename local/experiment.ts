@@ -70,15 +70,19 @@ class LocalExperiment {
   private consumption: Consumption | null = null;
   private seqOffset: number;
 
+  readonly state: LocalState;
+  readonly aggregator: Aggregator;
+
   constructor(
     readonly opts: LocalRunOptions,
     readonly loaded: LoadedExperiment,
     readonly dir: ResultsDirectory,
-    readonly state: LocalState,
-    readonly aggregator: Aggregator,
+    opened: { state: LocalState; aggregator: Aggregator },
     readonly log: Logger,
   ) {
-    this.seqOffset = aggregator.lastStreamSeq;
+    this.state = opened.state;
+    this.aggregator = opened.aggregator;
+    this.seqOffset = this.aggregator.lastStreamSeq;
     this.pool = new BackendPool({
       simulate: opts.simulate, scratchDir: join(dir.stateDir, 'scratch'), logger: log, signal: opts.signal,
       ...(opts.serverCommand !== undefined ? { serverCommand: opts.serverCommand } : {}),
@@ -216,7 +220,7 @@ export async function runLocalExperiment(opts: LocalRunOptions): Promise<LocalRu
   const { state, aggregator } = openState(opts, loaded, dir, uid);
   dir.writeState(state);
   const log = (opts.logger ?? rootLogger).child({ experiment: loaded.experiment.metadata.name });
-  const exp = new LocalExperiment(opts, loaded, dir, state, aggregator, log);
+  const exp = new LocalExperiment(opts, loaded, dir, { state, aggregator }, log);
   opts.progress.attach?.({ current: (id) => exp.observer.get(id) });
   const done = loaded.matrix.runs.filter((r) => state.runs[r.id]?.status === 'complete').length;
   opts.progress.event({ type: 'start', total: loaded.matrix.runs.length, done, simulated: opts.simulate, out });
