@@ -13,7 +13,7 @@ void describe('llem plan', () => {
     const r = llem(['plan', 'examples/quickstart.yaml']);
     assert.equal(r.code, 0, r.stderr);
     assert.match(r.stdout, /RUN\s+BACKEND\s+CYCLE\s+CONFIG-HASH\s+SWEEP POINT/);
-    assert.match(r.stdout, /vllm-[0-9a-f]{10}-c0\s+vllm\s+0\s+[0-9a-f]{10}\s+vllm\.maxNumSeqs=2/);
+    assert.match(r.stdout, /pytorch-[0-9a-f]{10}-c0\s+pytorch\s+0\s+[0-9a-f]{10}\s+workload\.concurrency=1/);
     assert.match(r.stdout, /2 configurations, 4 runs/);
     assert.match(r.stdout, /GPU-hours: at least [\d.]+/);
   });
