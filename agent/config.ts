@@ -1,17 +1,18 @@
 // The agent's configuration, parsed once at start-up, from the environment the controller's pod sets:
 //
 //   LLEM_AGENT_CONFIG      JSON of AgentConfig below (or `llem agent --config FILE`; the file wins).
-//   LLEM_NATS_URL          NATS server URL(s), comma-separated (nats://host:4222). Unset: wire messages
-//                          are written to stdout as JSON lines (only with start.mode "immediate").
-//   LLEM_NATS_CREDS_FILE | LLEM_NATS_TOKEN | LLEM_NATS_USER + LLEM_NATS_PASSWORD   one auth method.
-//   LLEM_NATS_CA_FILE, LLEM_NATS_CERT_FILE, LLEM_NATS_KEY_FILE                       TLS (optional).
-//   LLEM_NATS_NAME         connection name (default llem-agent-<runId>-<replica>).
+//   LLEM_NATS_*            the broker (lib/bus/nats-env.ts, shared with `llem controller`). Unset
+//                          LLEM_NATS_URL: wire messages are written to stdout as JSON lines (only with
+//                          start.mode "immediate"). LLEM_NATS_NAME default llem-agent-<runId>-<replica>.
 //   LLEM_NVML_LIBRARY      NVML library path (default libnvidia-ml.so.1).
 //   CUDA_VISIBLE_DEVICES, NVIDIA_VISIBLE_DEVICES   which GPUs are measured (see telemetry/visible-devices.ts).
 import { readFileSync } from 'node:fs';
 import { z } from 'zod';
+import { natsOptionsFromEnv, type NatsEnv } from '../lib/bus/nats-env.ts';
 import { InvalidInputError, type InputIssue } from '../lib/errors.ts';
 import type { VisibleDevicesEnv } from './telemetry/visible-devices.ts';
+
+export type { NatsEnv };
 
 const posInt = z.number().int().min(1);
 const nonNeg = z.number().min(0);
@@ -87,20 +88,15 @@ export const AgentConfigSchema = z.strictObject({
       saturationInFlight: posInt.optional(),
     }).optional(),
   }).prefault({}),
+  /** Files the backend reads at start (trtllm-serve's extra options YAML): written before CMD starts. */
+  files: z.array(z.strictObject({
+    path: z.string().startsWith('/', 'must be an absolute path'),
+    content: z.string(),
+  })).optional(),
 });
 
 export type AgentConfig = z.output<typeof AgentConfigSchema>;
 export type AgentConfigInput = z.input<typeof AgentConfigSchema>;
-
-export interface NatsEnv {
-  servers: string[];
-  credsFile?: string;
-  token?: string;
-  user?: string;
-  password?: string;
-  tls?: { caFile?: string; certFile?: string; keyFile?: string };
-  name?: string;
-}
 
 export interface AgentEnvironment {
   config: AgentConfig;
@@ -128,26 +124,6 @@ function parseJson(text: string, source: string): unknown {
   }
 }
 
-function natsFromEnv(env: NodeJS.ProcessEnv): NatsEnv | null {
-  const url = env['LLEM_NATS_URL']?.trim();
-  if (url === undefined || url === '') return null;
-  const pick = (k: string): string | undefined => (env[k] === undefined || env[k] === '' ? undefined : env[k]);
-  const tls = { caFile: pick('LLEM_NATS_CA_FILE'), certFile: pick('LLEM_NATS_CERT_FILE'), keyFile: pick('LLEM_NATS_KEY_FILE') };
-  const out: NatsEnv = { servers: url.split(',').map((s) => s.trim()).filter((s) => s !== '') };
-  const set = <K extends keyof NatsEnv>(k: K, v: NatsEnv[K] | undefined): void => {
-    if (v !== undefined) out[k] = v;
-  };
-  set('credsFile', pick('LLEM_NATS_CREDS_FILE'));
-  set('token', pick('LLEM_NATS_TOKEN'));
-  set('user', pick('LLEM_NATS_USER'));
-  set('password', pick('LLEM_NATS_PASSWORD'));
-  set('name', pick('LLEM_NATS_NAME'));
-  if (Object.values(tls).some((v) => v !== undefined)) {
-    out.tls = Object.fromEntries(Object.entries(tls).filter(([, v]) => v !== undefined));
-  }
-  return out;
-}
-
 /**
  * Everything the agent reads from its environment, read once. `configFile` (from --config) takes
  * precedence over LLEM_AGENT_CONFIG.
@@ -173,7 +149,7 @@ export function loadAgentEnvironment(env: NodeJS.ProcessEnv, configFile?: string
     raw = parseJson(text, source);
   }
   const config = parseAgentConfig(raw, source);
-  const nats = natsFromEnv(env);
+  const nats = natsOptionsFromEnv(env);
   if (nats === null && config.start.mode === 'signal') {
     throw new InvalidInputError([{ file: 'LLEM_NATS_URL', path: '', message: 'not set, but start.mode is "signal": the start signal arrives over NATS (set LLEM_NATS_URL, or start.mode "immediate")' }]);
   }

@@ -1,6 +1,7 @@
 // The agent's configuration for one pod (contract: agent/config.ts, read from LLEM_AGENT_CONFIG).
 // Built here from the validated spec; the controller never imports agent/, so this is plain data.
 import type { TokenDistribution, WorkloadSpec } from '../api/spec.ts';
+import type { BackendLaunch } from '../lib/backends/index.ts';
 import type { PodRequest } from './pods.ts';
 import { SERVER_PORT } from './server-command.ts';
 
@@ -28,14 +29,23 @@ function workloadConfig(w: WorkloadSpec): Record<string, unknown> {
   };
 }
 
-/** JSON-ready AgentConfig input for one (run, attempt, replica). */
-export function agentConfigFor(req: PodRequest, simulate: boolean): Record<string, unknown> {
+function backendConfig(type: string, launch: BackendLaunch | undefined): Record<string, unknown> {
+  if (launch === undefined) return { name: type, baseUrl: `http://127.0.0.1:${SERVER_PORT}`, readinessPath: '/health' };
+  return { name: type, baseUrl: launch.baseUrl, readinessPath: launch.readiness.path, readinessTimeoutSeconds: launch.readiness.timeoutSeconds };
+}
+
+/**
+ * JSON-ready AgentConfig input for one (run, attempt, replica). `launch`, when given, is the backend
+ * the agent supervises (address, readiness probe, served model name, start-up files); local mode
+ * starts its backends itself and fills those fields in.
+ */
+export function agentConfigFor(req: PodRequest, simulate: boolean, launch?: BackendLaunch): Record<string, unknown> {
   const { experiment, configuration, spec, run } = req;
   const m = spec.measurement;
   return {
     publisher: { namespace: experiment.namespace, experimentUid: experiment.uid, runId: run.id, attempt: req.attempt, replica: req.replica },
-    backend: { name: configuration.backend.type, baseUrl: `http://127.0.0.1:${SERVER_PORT}`, readinessPath: '/health' },
-    model: spec.model.name,
+    backend: backendConfig(configuration.backend.type, launch),
+    model: launch?.servedModelName ?? spec.model.name,
     configHash: configuration.configHash,
     workload: workloadConfig(configuration.workload),
     measurement: {
@@ -49,5 +59,6 @@ export function agentConfigFor(req: PodRequest, simulate: boolean): Record<strin
     },
     start: { mode: 'signal', timeoutSeconds: Math.max(60, spec.policy.runTimeoutSeconds) },
     telemetry: { source: simulate ? 'simulated' : 'nvml', ...(simulate ? { simulated: { gpuCount: spec.placement.gpusPerRun } } : {}) },
+    ...(launch !== undefined && launch.files.length > 0 ? { files: launch.files.map((f) => ({ path: f.path, content: f.content })) } : {}),
   };
 }

@@ -15,7 +15,7 @@ export type { MetricDoc, ControllerMetricName } from './metrics.ts';
 export { buildPod, podName, podLabels, labelValue } from './pods.ts';
 export type { PodBuilderOptions, PodRequest, ExperimentRef } from './pods.ts';
 export { agentConfigFor } from './agent-config.ts';
-export { serverCommand, SERVER_PORT } from './server-command.ts';
+export { backendLaunch, serverCommand, SERVER_PORT } from './server-command.ts';
 export { stepRuns, podFailure } from './runs.ts';
 export type { RunInputs, RunPlanOutput, RunEvent } from './runs.ts';
 export { RunLedger, publisherKey } from './ledger.ts';

@@ -81,6 +81,7 @@ export class Controller {
         changed: (ref) => this.enqueue(`${ref.namespace}/${ref.name}`),
         applied: (_ref, kind) => this.metrics.messagesApplied.inc({ kind }),
         lag: (ref, s) => this.metrics.aggregatorLag.set({ namespace: ref.namespace, experiment: ref.name }, s),
+        message: (ref, msg) => this.metrics.runPower.observe(ref.namespace, ref.name, msg),
       },
       log,
       opts.checkpointMs,

@@ -1,6 +1,7 @@
 // Prometheus metrics of the controller. CONTROLLER_METRICS is the documented list (the Helm chart's
 // dashboard test checks its panels against it): every name starts with `llem_`.
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import type { WireMessage } from '../api/protocol.ts';
 
 export interface MetricDoc {
   name: string;
@@ -24,6 +25,7 @@ export const CONTROLLER_METRICS = [
   { name: 'llem_experiment_runs', type: 'gauge', help: 'Runs per experiment by phase.', labels: ['namespace', 'experiment', 'phase'] },
   { name: 'llem_experiment_energy_joules', type: 'gauge', help: 'GPU energy of the succeeded runs of an experiment (measurement windows only).', labels: ['namespace', 'experiment'] },
   { name: 'llem_experiment_joules_per_token', type: 'gauge', help: 'Best configuration\'s mean joules per output token.', labels: ['namespace', 'experiment'] },
+  { name: 'llem_run_power_watts', type: 'gauge', help: 'Sampled GPU board power of a running run, summed over its replicas\' GPUs (latest telemetry).', labels: ['namespace', 'experiment', 'run'] },
   { name: 'llem_leader', type: 'gauge', help: '1 while this replica holds the leader lease.', labels: [] },
 ] as const satisfies readonly MetricDoc[];
 
@@ -46,6 +48,7 @@ export class ControllerMetrics {
   readonly experimentEnergy: Gauge<'namespace' | 'experiment'>;
   readonly experimentJoulesPerToken: Gauge<'namespace' | 'experiment'>;
   readonly leader: Gauge;
+  readonly runPower: RunPowerGauge;
 
   constructor(opts: { defaultMetrics?: boolean } = {}) {
     const r = [this.registry];
@@ -68,6 +71,7 @@ export class ControllerMetrics {
     this.experimentEnergy = new Gauge(doc('llem_experiment_energy_joules')) as Gauge<'namespace' | 'experiment'>;
     this.experimentJoulesPerToken = new Gauge(doc('llem_experiment_joules_per_token')) as Gauge<'namespace' | 'experiment'>;
     this.leader = new Gauge(doc('llem_leader'));
+    this.runPower = new RunPowerGauge(new Gauge(doc('llem_run_power_watts')) as Gauge<RunPowerLabel>);
     if (opts.defaultMetrics === true) collectDefaultMetrics({ register: this.registry, prefix: 'llem_process_' });
   }
 
@@ -75,5 +79,78 @@ export class ControllerMetrics {
   forgetExperiment(namespace: string, experiment: string): void {
     for (const g of [this.aggregatorLag, this.experimentEnergy, this.experimentJoulesPerToken]) g.remove({ namespace, experiment });
     for (const phase of ['Pending', 'Running', 'Succeeded', 'Failed']) this.experimentRuns.remove({ namespace, experiment, phase });
+    this.runPower.forgetExperiment(namespace, experiment);
   }
+}
+
+type RunPowerLabel = 'namespace' | 'experiment' | 'run';
+
+interface RunPower {
+  attempt: number;
+  /** Latest sampled watts per `<replica>/<gpuUuid>`. */
+  watts: Map<string, number>;
+  /** Replicas that sent their summary or abort marker. */
+  ended: Set<number>;
+}
+
+/**
+ * llem_run_power_watts, fed by the wire messages the controller consumes: each GPU's latest sampled
+ * board power (NVML powerWatts), summed over the run's replicas. A newer attempt replaces an older
+ * one; the series goes away once the attempt's replicas have all ended (summary or aborted).
+ */
+export class RunPowerGauge {
+  /** `<namespace>/<experiment>` -> run id -> state. */
+  private readonly runs = new Map<string, Map<string, RunPower>>();
+
+  constructor(readonly gauge: Gauge<RunPowerLabel>) {}
+
+  /** `experiment` is the resource name (the label the other experiment metrics use). */
+  observe(namespace: string, experiment: string, msg: WireMessage): void {
+    if (msg.kind !== 'telemetry' && msg.kind !== 'summary' && msg.kind !== 'aborted') return;
+    const run = this.current(`${namespace}/${experiment}`, msg.runId, msg.attempt);
+    if (run === undefined || run.ended.has(msg.replica)) return;
+    const labels = { namespace, experiment, run: msg.runId };
+    if (msg.kind === 'telemetry') {
+      // Samples are in time order within a batch: the last one per GPU is the current reading.
+      for (const s of msg.samples) if (s.powerWatts !== null) run.watts.set(`${msg.replica}/${s.gpuUuid}`, s.powerWatts);
+    } else {
+      // The entry stays (with `ended`), so a late batch from an ended replica cannot revive the series.
+      run.ended.add(msg.replica);
+      for (const k of [...run.watts.keys()]) if (k.startsWith(`${msg.replica}/`)) run.watts.delete(k);
+    }
+    if (run.watts.size > 0) this.gauge.set(labels, sum(run.watts));
+    else this.gauge.remove(labels);
+  }
+
+  /** The state of `attempt`, replacing an older attempt's; undefined for a message of an older attempt. */
+  private current(key: string, runId: string, attempt: number): RunPower | undefined {
+    const runs = this.runs.get(key) ?? new Map<string, RunPower>();
+    this.runs.set(key, runs);
+    const run = runs.get(runId);
+    if (run !== undefined && attempt < run.attempt) return undefined;
+    if (run !== undefined && attempt === run.attempt) return run;
+    const fresh = { attempt, watts: new Map<string, number>(), ended: new Set<number>() };
+    runs.set(runId, fresh);
+    return fresh;
+  }
+
+  /** The run is no longer running (succeeded, failed, pending a retry): its series goes. */
+  endRun(namespace: string, experiment: string, runId: string): void {
+    const run = this.runs.get(`${namespace}/${experiment}`)?.get(runId);
+    if (run === undefined || run.watts.size === 0) return;
+    run.watts.clear();
+    this.gauge.remove({ namespace, experiment, run: runId });
+  }
+
+  forgetExperiment(namespace: string, experiment: string): void {
+    const key = `${namespace}/${experiment}`;
+    for (const run of this.runs.get(key)?.keys() ?? []) this.gauge.remove({ namespace, experiment, run });
+    this.runs.delete(key);
+  }
+}
+
+function sum(values: Map<string, number>): number {
+  let total = 0;
+  for (const v of values.values()) total += v;
+  return total;
 }

@@ -7,7 +7,8 @@ import type { EnergyExperimentSpec } from '../api/spec.ts';
 import { API_VERSION, KIND } from '../api/spec.ts';
 import { LABEL_ATTEMPT, LABEL_EXPERIMENT, LABEL_EXPERIMENT_UID, LABEL_REPLICA, LABEL_RUN } from './kube.ts';
 import { agentConfigFor } from './agent-config.ts';
-import { serverCommand, SERVER_PORT } from './server-command.ts';
+import type { BackendLaunch } from '../lib/backends/index.ts';
+import { AGENT_DIR, backendLaunch, MODEL_DIR, SERVER_PORT } from './server-command.ts';
 
 export interface PodBuilderOptions {
   /** Image holding the agent bundle under /llem (copied by the init container). */
@@ -36,9 +37,6 @@ export interface PodRequest {
   replica: number;
 }
 
-const AGENT_DIR = '/opt/llem';
-const MODEL_DIR = '/models';
-
 /** A label value: at most 63 characters of [A-Za-z0-9._-], alphanumeric at both ends. */
 export function labelValue(value: string): string {
   const cleaned = value.replace(/[^A-Za-z0-9._-]/g, '_').slice(0, 63);
@@ -62,35 +60,40 @@ export function podLabels(experiment: ExperimentRef, runId: string, attempt: num
   };
 }
 
-function modelEnvAndVolumes(spec: EnergyExperimentSpec): { env: V1EnvVar[]; volumes: V1Volume[]; mounts: V1VolumeMount[] } {
-  const source = spec.model.source;
-  const ref = source.huggingFace?.tokenSecretRef;
-  const env: V1EnvVar[] = ref === undefined ? [] : [{ name: 'HF_TOKEN', valueFrom: { secretKeyRef: { name: ref.name, key: ref.key } } }];
-  if (source.pvc === undefined) return { env, volumes: [], mounts: [] };
+function modelVolumes(spec: EnergyExperimentSpec): { volumes: V1Volume[]; mounts: V1VolumeMount[] } {
+  const pvc = spec.model.source.pvc;
+  if (pvc === undefined) return { volumes: [], mounts: [] };
   return {
-    env,
-    volumes: [{ name: 'model', persistentVolumeClaim: { claimName: source.pvc.claimName, readOnly: true } }],
+    volumes: [{ name: 'model', persistentVolumeClaim: { claimName: pvc.claimName, readOnly: true } }],
     mounts: [{ name: 'model', mountPath: MODEL_DIR, readOnly: true }],
   };
 }
 
-function backendContainer(req: PodRequest, opts: PodBuilderOptions, model: ReturnType<typeof modelEnvAndVolumes>): V1Container {
+/** The launch's environment: plain values, and secrets (HF token) only as secretKeyRef, never values. */
+function launchEnv(launch: BackendLaunch): V1EnvVar[] {
+  return [
+    ...Object.entries(launch.env).map(([name, value]) => ({ name, value })),
+    ...launch.secretEnv.map((s) => ({ name: s.name, valueFrom: { secretKeyRef: { name: s.secretName, key: s.secretKey } } })),
+  ];
+}
+
+function backendContainer(req: PodRequest, opts: PodBuilderOptions, mounts: V1VolumeMount[]): V1Container {
   const { spec, configuration } = req;
   const backend = configuration.backend;
   const tpl = spec.placement.podTemplate;
   const gpus = String(spec.placement.gpusPerRun);
-  const config = agentConfigFor(req, opts.simulate);
-  const server = serverCommand(configuration, spec, { simulate: opts.simulate, agentDir: AGENT_DIR, modelDir: MODEL_DIR });
+  const launch = backendLaunch(configuration, opts.simulate);
+  const config = agentConfigFor(req, opts.simulate, launch);
   return {
     name: 'backend',
     image: backend.image ?? opts.backendImages[backend.type] ?? `llem/${backend.type}:latest`,
     ...(opts.imagePullPolicy !== undefined ? { imagePullPolicy: opts.imagePullPolicy } : {}),
     command: [`${AGENT_DIR}/bin/llem`, 'agent', '--'],
-    args: server,
+    args: [launch.command, ...launch.args],
     env: [
       { name: 'LLEM_AGENT_CONFIG', value: JSON.stringify(config) },
       ...opts.agentEnv,
-      ...model.env,
+      ...launchEnv(launch),
       ...tpl.env.map((e) => ({ name: e.name, value: e.value })),
     ],
     ports: [{ name: 'backend', containerPort: SERVER_PORT }],
@@ -98,7 +101,7 @@ function backendContainer(req: PodRequest, opts: PodBuilderOptions, model: Retur
       requests: { ...(tpl.resources?.requests ?? {}), ...(opts.simulate ? {} : { 'nvidia.com/gpu': gpus }) },
       limits: { ...(tpl.resources?.limits ?? {}), ...(opts.simulate ? {} : { 'nvidia.com/gpu': gpus }) },
     },
-    volumeMounts: [{ name: 'llem-agent', mountPath: AGENT_DIR, readOnly: true }, { name: 'dshm', mountPath: '/dev/shm' }, ...model.mounts],
+    volumeMounts: [{ name: 'llem-agent', mountPath: AGENT_DIR, readOnly: true }, { name: 'dshm', mountPath: '/dev/shm' }, ...mounts],
   };
 }
 
@@ -117,7 +120,7 @@ export function buildPod(req: PodRequest, opts: PodBuilderOptions): V1Pod {
   const placement = spec.placement;
   const tpl = placement.podTemplate;
   const labels = { ...(tpl.labels ?? {}), ...podLabels(experiment, run.id, attempt, replica) };
-  const model = modelEnvAndVolumes(spec);
+  const model = modelVolumes(spec);
   const anti = spreadReplicas(req, labels);
   const affinity = { ...(placement.affinity ?? {}), ...(anti ?? {}) };
   return {
@@ -136,7 +139,7 @@ export function buildPod(req: PodRequest, opts: PodBuilderOptions): V1Pod {
       initContainers: [
         { name: 'install-agent', image: opts.agentImage, command: ['cp', '-a', '/llem/.', `${AGENT_DIR}/`], volumeMounts: [{ name: 'llem-agent', mountPath: AGENT_DIR }] },
       ],
-      containers: [backendContainer(req, opts, model)],
+      containers: [backendContainer(req, opts, model.mounts)],
       volumes: [
         { name: 'llem-agent', emptyDir: {} },
         { name: 'dshm', emptyDir: { medium: 'Memory', sizeLimit: tpl.shmSize } },

@@ -227,6 +227,8 @@ export class Reconciler {
     for (const [phase, n] of [['Pending', p.pending], ['Running', p.running], ['Succeeded', p.succeeded], ['Failed', p.failed]] as const) m.experimentRuns.set({ ...labels, phase }, n);
     m.experimentEnergy.set(labels, [...out.results.values()].reduce((a, r) => a + r.energyJoules, 0));
     if (best !== undefined) m.experimentJoulesPerToken.set(labels, best.joulesPerToken);
+    // A pod that died without a summary leaves no end marker on the stream: the run phase decides.
+    for (const r of out.runs) if (r.phase !== 'Running') m.runPower.endRun(ref.namespace, ref.name, r.id);
   }
 
   private async event(obj: ExperimentObject, type: 'Normal' | 'Warning', reason: string, message: string): Promise<void> {

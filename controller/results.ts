@@ -2,7 +2,7 @@
 // order to the RunLedger, state checkpointed (with the last applied stream sequence) so a restarted
 // controller resumes where it stopped and never counts a message twice. Also the start barrier:
 // once every replica of a run attempt is ready, one StartSignal goes out on the control subject.
-import { decodeMessage, startSubject, PROTOCOL_VERSION, type StartSignal } from '../api/protocol.ts';
+import { decodeMessage, startSubject, PROTOCOL_VERSION, type StartSignal, type WireMessage } from '../api/protocol.ts';
 import { experimentSubjectFilter } from '../api/protocol.ts';
 import { sanitizeToken } from '../api/names.ts';
 import type { Bus, Consumption, DeliveredMessage } from '../lib/bus/types.ts';
@@ -17,6 +17,8 @@ export interface FeedEvents {
   changed(ref: ExperimentRef): void;
   applied(ref: ExperimentRef, kind: string): void;
   lag(ref: ExperimentRef, seconds: number): void;
+  /** Every applied message (live metrics such as run power); optional. */
+  message?(ref: ExperimentRef, msg: WireMessage): void;
 }
 
 export interface ExperimentFeed {
@@ -112,6 +114,7 @@ class Feed implements ExperimentFeed {
     this.dirty = true;
     this.events.applied(this.ref, msg.kind);
     this.events.lag(this.ref, Math.max(0, (Date.now() - msg.sentAtMs) / 1000));
+    this.events.message?.(this.ref, msg);
     if (msg.kind === 'ready' || msg.kind === 'summary' || msg.kind === 'aborted') this.events.changed(this.ref);
     return Promise.resolve('ack');
   }

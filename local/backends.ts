@@ -4,7 +4,7 @@ import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { dirname, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { renderBackendLaunch, type BackendLaunch } from '../agent/backends/index.ts';
+import { renderBackendLaunch, type BackendLaunch } from '../lib/backends/index.ts';
 import { awaitBackendReady } from '../agent/readiness.ts';
 import { describeExit, startBackend, type BackendProcess } from '../agent/supervisor.ts';
 import { startMockServer, type MockServer } from '../agent/mock-server.ts';

@@ -1,9 +1,16 @@
-// Backend launchers: spec backend entry -> exact process, readiness probe and native metrics.
-export type { BackendLaunch, LaunchContext, LaunchFile, MetricsEndpoint, ReadinessProbe, SecretEnvRef } from './types.ts';
-export { DEFAULT_LAUNCH_CONTEXT, formatCommandLine, renderBackendLaunch, shellQuote } from './launch.ts';
-export { renderPytorch } from './pytorch.ts';
-export { renderTensorrt } from './tensorrt.ts';
-export { clientHost, renderVllm, speculativeConfig } from './vllm.ts';
+// Backend launchers (rendered in lib/backends, re-exported here) and the backends' native metrics.
+export type { BackendLaunch, LaunchContext, LaunchFile, MetricsEndpoint, ReadinessProbe, SecretEnvRef } from '../../lib/backends/index.ts';
+export {
+  DEFAULT_LAUNCH_CONTEXT,
+  formatCommandLine,
+  renderBackendLaunch,
+  shellQuote,
+  renderPytorch,
+  renderTensorrt,
+  clientHost,
+  renderVllm,
+  speculativeConfig,
+} from '../../lib/backends/index.ts';
 export { metricSum, parsePrometheusText, type PrometheusSample } from './prometheus.ts';
 export {
   BackendMetricsRecorder,

@@ -2,7 +2,7 @@
 // with the reason it is missing (never silently absent, never zero for "unknown").
 import type { BackendType } from '../../api/spec.ts';
 import { metricSum, parsePrometheusText, type PrometheusSample } from './prometheus.ts';
-import type { BackendLaunch } from './types.ts';
+import type { BackendLaunch } from '../../lib/backends/types.ts';
 
 export interface ExtendedMetric {
   value: number | null;

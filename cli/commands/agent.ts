@@ -2,7 +2,9 @@
 // supervising the backend server CMD as a child process group when given. Configuration:
 // agent/config.ts (LLEM_AGENT_CONFIG, LLEM_NATS_*). SIGTERM/SIGINT at any phase: stop the load,
 // publish `aborted`, stop the backend group, exit non-zero within 10 s.
+import { mkdirSync, writeFileSync } from 'node:fs';
 import { constants } from 'node:os';
+import { dirname } from 'node:path';
 import { parseArgs } from 'node:util';
 import { loadAgentEnvironment, type AgentEnvironment } from '../../agent/config.ts';
 import { JsonLinesBus } from '../../agent/json-lines-bus.ts';
@@ -33,6 +35,18 @@ async function openBus(env: AgentEnvironment): Promise<Bus> {
   const { servers, tls, ...auth } = env.nats;
   const p = env.config.publisher;
   return openNatsBus({ servers, name: `llem-agent-${p.runId}-${p.replica}`, ...auth, ...(tls === undefined ? {} : { tls }) }, 'LLEM_NATS_*');
+}
+
+/** The backend's start-up files (config.files), written before it starts; a failure is a BackendError. */
+function writeBackendFiles(files: AgentEnvironment['config']['files']): void {
+  for (const f of files ?? []) {
+    try {
+      mkdirSync(dirname(f.path), { recursive: true });
+      writeFileSync(f.path, f.content);
+    } catch (err) {
+      throw new BackendError(`cannot write backend file ${f.path}: ${(err as Error).message}`, { cause: err });
+    }
+  }
 }
 
 function telemetryFor(env: AgentEnvironment): GpuTelemetry {
@@ -83,6 +97,7 @@ export async function main(argv: string[]): Promise<number> {
   const log = rootLogger.child({ component: 'agent', run: env.config.publisher.runId, replica: env.config.publisher.replica });
   const bus = await openBus(env);
   const [cmd, ...cmdArgs] = args.command;
+  if (cmd !== undefined) writeBackendFiles(env.config.files);
   const backend = cmd === undefined ? null : startBackend(cmd, cmdArgs, { logger: log });
   const abort = new AbortController();
   const received: { signal?: NodeJS.Signals } = {};

@@ -5,9 +5,15 @@ import { hostname } from 'node:os';
 import { KubeConfig } from '@kubernetes/client-node';
 import { z } from 'zod';
 import { Controller } from '../../controller/index.ts';
-import { openNatsBus } from '../../lib/bus/index.ts';
-import { InvalidInputError } from '../../lib/errors.ts';
-import { rootLogger } from '../../lib/log.ts';
+import { natsOptionsFromEnv, openNatsBus, type NatsBus, type NatsEnv } from '../../lib/bus/index.ts';
+import { InvalidInputError, isLlemError, LlemError } from '../../lib/errors.ts';
+import { rootLogger, type Logger } from '../../lib/log.ts';
+
+/**
+ * Reply subjects of the controller's connection. Agents may subscribe to `_INBOX.>` (their own
+ * replies); a separate prefix keeps the messages the controller pulls from the stream out of reach.
+ */
+export const CONTROLLER_INBOX_PREFIX = '_INBOX_llem_controller';
 
 const USAGE = `usage: llem controller [options]
 
@@ -17,6 +23,9 @@ then $KUBECONFIG / ~/.kube/config).
   --kubeconfig FILE              kubeconfig to use
   --namespace NS                 watch one namespace (default: all; env LLEM_WATCH_NAMESPACE)
   --nats-url URL                 NATS JetStream server(s), comma-separated (env LLEM_NATS_URL)
+                                 credentials and TLS: env LLEM_NATS_USER + LLEM_NATS_PASSWORD |
+                                 LLEM_NATS_TOKEN | LLEM_NATS_CREDS_FILE, LLEM_NATS_CA_FILE,
+                                 LLEM_NATS_CERT_FILE + LLEM_NATS_KEY_FILE (as for the agent)
   --agent-nats-url URL           NATS URL the agent pods use (default: --nats-url)
   --agent-image IMAGE            image holding the agent bundle (env LLEM_AGENT_IMAGE)
   --backend-image TYPE=IMAGE     default image per backend type (repeatable; env LLEM_BACKEND_IMAGES=a=x,b=y)
@@ -26,6 +35,8 @@ then $KUBECONFIG / ~/.kube/config).
   --leader-elect / --no-leader-elect   Lease-based leader election (default on)
   --leader-election-namespace NS (default: env POD_NAMESPACE or "default")
   --lease-name NAME              (default llem-controller)
+  --startup-timeout-seconds N    give up (exit 1) if NATS set-up and the informers' first list take
+                                 longer (default 120)
 `;
 
 const ConfigSchema = z.object({
@@ -41,13 +52,16 @@ const ConfigSchema = z.object({
   leaderElect: z.boolean().default(true),
   leaderElectionNamespace: z.string().min(1).default('default'),
   leaseName: z.string().min(1).default('llem-controller'),
+  startupTimeoutSeconds: z.coerce.number().positive().default(120),
 });
+
+type ControllerConfig = z.output<typeof ConfigSchema> & { nats: NatsEnv };
 
 function pairs(list: string[]): Record<string, string> {
   return Object.fromEntries(list.filter((s) => s.includes('=')).map((s) => [s.slice(0, s.indexOf('=')), s.slice(s.indexOf('=') + 1)]));
 }
 
-function parse(argv: string[], env: NodeJS.ProcessEnv): z.output<typeof ConfigSchema> | 'help' {
+function parse(argv: string[], env: NodeJS.ProcessEnv): ControllerConfig | 'help' {
   const { values } = parseArgs({
     args: argv,
     strict: true,
@@ -56,7 +70,8 @@ function parse(argv: string[], env: NodeJS.ProcessEnv): z.output<typeof ConfigSc
       kubeconfig: { type: 'string' }, namespace: { type: 'string' }, 'nats-url': { type: 'string' }, 'agent-nats-url': { type: 'string' },
       'agent-image': { type: 'string' }, 'backend-image': { type: 'string', multiple: true }, simulate: { type: 'boolean' },
       workers: { type: 'string' }, 'metrics-bind-address': { type: 'string' }, 'leader-elect': { type: 'boolean' },
-      'leader-election-namespace': { type: 'string' }, 'lease-name': { type: 'string' }, help: { type: 'boolean', short: 'h' },
+      'leader-election-namespace': { type: 'string' }, 'lease-name': { type: 'string' }, 'startup-timeout-seconds': { type: 'string' },
+      help: { type: 'boolean', short: 'h' },
     },
   });
   if (values.help === true) return 'help';
@@ -73,12 +88,16 @@ function parse(argv: string[], env: NodeJS.ProcessEnv): z.output<typeof ConfigSc
     leaderElect: values['leader-elect'],
     leaderElectionNamespace: values['leader-election-namespace'] ?? env['POD_NAMESPACE'],
     leaseName: values['lease-name'],
+    startupTimeoutSeconds: values['startup-timeout-seconds'],
   };
   const parsed = ConfigSchema.safeParse(Object.fromEntries(Object.entries(raw).filter(([, v]) => v !== undefined && v !== '')));
   if (!parsed.success) {
     throw new InvalidInputError(parsed.error.issues.map((i) => ({ file: 'llem controller', path: i.path.join('.'), message: i.message })));
   }
-  return parsed.data;
+  // The flag wins over LLEM_NATS_URL; credentials and TLS come from the same variables the agent reads.
+  const nats = natsOptionsFromEnv({ ...env, LLEM_NATS_URL: parsed.data.natsUrl });
+  if (nats === null) throw new InvalidInputError([{ file: 'llem controller', path: 'natsUrl', message: 'required: pass --nats-url URL or set LLEM_NATS_URL' }]);
+  return { ...parsed.data, nats };
 }
 
 function kubeConfig(file: string | undefined): KubeConfig {
@@ -88,18 +107,26 @@ function kubeConfig(file: string | undefined): KubeConfig {
   return kc;
 }
 
-export async function main(argv: string[]): Promise<number> {
-  const config = parse(argv, process.env);
-  if (config === 'help') {
-    process.stdout.write(USAGE);
-    return 0;
-  }
-  const log = rootLogger.child({ component: 'controller' });
-  const servers = config.natsUrl.split(',').map((s) => s.trim());
-  const bus = await openNatsBus({ servers, name: `llem-controller-${hostname()}` }, '--nats-url');
+/** Rejects with an LlemError after `ms`; the timer never keeps the process alive. */
+function within<T>(work: Promise<T>, ms: number, what: string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new LlemError('LLEM_E_KUBE', `${what} did not finish within ${ms / 1000} s`)), ms);
+    timer.unref();
+  });
+  return Promise.race([work, timeout]).finally(() => clearTimeout(timer));
+}
+
+async function connect(config: ControllerConfig, log: Logger): Promise<NatsBus> {
+  const { servers, ...auth } = config.nats;
+  const authMethod = auth.credsFile !== undefined ? 'creds' : auth.token !== undefined ? 'token' : auth.user !== undefined ? `user ${auth.user}` : 'none';
+  log.info({ servers, auth: authMethod, tls: auth.tls !== undefined }, 'connecting to NATS');
+  return await openNatsBus({ name: `llem-controller-${hostname()}`, ...auth, servers, inboxPrefix: CONTROLLER_INBOX_PREFIX }, 'LLEM_NATS_* / --nats-url');
+}
+
+function controllerFor(config: ControllerConfig, bus: NatsBus, log: Logger, onLost: () => void): Controller {
   const [host = '0.0.0.0', port = '8080'] = config.metricsBindAddress.split(':');
-  let lost = false;
-  const controller = new Controller({
+  return new Controller({
     kubeConfig: kubeConfig(config.kubeconfig),
     bus,
     ...(config.namespace !== undefined ? { namespace: config.namespace } : {}),
@@ -113,12 +140,45 @@ export async function main(argv: string[]): Promise<number> {
     leaderElection: { enabled: config.leaderElect, namespace: config.leaderElectionNamespace, name: config.leaseName },
     probe: { host, port: Number(port) },
     log,
-    onLostLeadership: () => {
+    onLostLeadership: onLost,
+  });
+}
+
+/** Start-up failed: say why, release what was opened, and make sure the process ends. */
+async function abandon(err: unknown, log: Logger, controller: Controller | undefined, bus: NatsBus | undefined): Promise<number> {
+  const permission = /permission|authori[sz]ation/i.test(`${String(err)} ${String((err as Error).cause ?? '')}`);
+  const hint = permission
+    ? 'the NATS user lacks a permission the controller needs (JetStream API, KV, object store): check LLEM_NATS_USER / credentials'
+    : 'check LLEM_NATS_URL, the NATS credentials and that JetStream is enabled';
+  log.error({ err, hint }, 'controller start-up failed');
+  process.stderr.write(`llem controller: start-up failed: ${err instanceof Error ? err.message : String(err)} (${hint})\n`);
+  // Whatever is still pending (a hung request, an informer list) must not keep the process alive.
+  setTimeout(() => process.exit(1), 10_000).unref();
+  await Promise.allSettled([controller?.stop(), bus?.close()]);
+  return isLlemError(err) ? err.exitCode : 1;
+}
+
+export async function main(argv: string[]): Promise<number> {
+  const config = parse(argv, process.env);
+  if (config === 'help') {
+    process.stdout.write(USAGE);
+    return 0;
+  }
+  const log = rootLogger.child({ component: 'controller' });
+  const startupMs = config.startupTimeoutSeconds * 1000;
+  let lost = false;
+  let bus: NatsBus | undefined;
+  let controller: Controller | undefined;
+  try {
+    bus = await within(connect(config, log), startupMs, 'connecting to NATS');
+    controller = controllerFor(config, bus, log, () => {
       lost = true;
       process.kill(process.pid, 'SIGTERM');
-    },
-  });
-  await controller.start();
+    });
+    await within(controller.start(), startupMs, 'controller start-up (JetStream layout, informers)');
+  } catch (err) {
+    return await abandon(err, log, controller, bus);
+  }
   log.info({ identity: controller.identity, metricsPort: controller.probePort() }, 'controller started');
   await new Promise<void>((resolve) => {
     process.once('SIGTERM', () => resolve());

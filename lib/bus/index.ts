@@ -13,6 +13,8 @@ export type {
 export { NatsBus, openNatsBus, DEAD_LETTER_HEADERS } from './nats.ts';
 export { parseNatsBusOptions, NatsBusOptionsSchema } from './nats-options.ts';
 export type { NatsBusOptions, NatsBusOptionsInput } from './nats-options.ts';
+export { natsOptionsFromEnv } from './nats-env.ts';
+export type { NatsEnv } from './nats-env.ts';
 export { InProcessBus } from './inprocess.ts';
 export type { InProcessBusOptions } from './inprocess.ts';
 export {

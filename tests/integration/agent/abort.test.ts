@@ -61,8 +61,9 @@ for (const phase of ['starting', 'baseline', 'warmup', 'ready', 'measuring', 'co
   });
 }
 
-void test('a backend that dies mid-run ends it with a BackendError and an aborted marker', async () => {
+void test('a backend that dies mid-run ends it with a BackendError and an aborted marker', async (t) => {
   const doomed = await startMockServer({ ttft: { meanMs: 5 }, itl: { meanMs: 5 } });
+  t.after(() => doomed.close());
   const { bus, messages } = recordingBus();
   const ac = new AbortController();
   const config = protocolConfig(doomed.url, { workload: { requests: 1_000_000 }, measurement: { warmupRequests: 0, baselineSeconds: 0 } });

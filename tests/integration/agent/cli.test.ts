@@ -66,8 +66,9 @@ async function waitFor(run: AgentRun, kind: string, timeoutMs = 60_000): Promise
   }
 }
 
-void test('SIGTERM mid-window publishes aborted, stops the backend group and exits 143 within 10 s', { timeout: 90_000 }, async () => {
+void test('SIGTERM mid-window publishes aborted, stops the backend group and exits 143 within 10 s', { timeout: 90_000 }, async (t) => {
   const run = await startAgent();
+  t.after(() => run.kill('SIGKILL'));
   await waitFor(run, 'sketch');
   const pids = JSON.parse(readFileSync(run.pidFile, 'utf8')) as { pid: number; grandchild: number };
   const t0 = performance.now();
@@ -84,8 +85,9 @@ void test('SIGTERM mid-window publishes aborted, stops the backend group and exi
   assert.equal(alive(pids.grandchild), false, 'backend group stopped');
 });
 
-void test('a backend that dies mid-run aborts the run with its exit and last log lines', { timeout: 90_000 }, async () => {
+void test('a backend that dies mid-run aborts the run with its exit and last log lines', { timeout: 90_000 }, async (t) => {
   const run = await startAgent(1500);
+  t.after(() => run.kill('SIGKILL'));
   const code = await run.exit;
   assert.notEqual(code, 0);
   const last = run.lines.at(-1)?.message;

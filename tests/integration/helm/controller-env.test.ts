@@ -109,4 +109,24 @@ void describe('llem controller as the chart runs it', { skip, timeout: 240_000 }
     }
     assert.equal(status, 200, `controller not ready (exit ${child.exitCode}):\n${log.slice(-3000)}`);
   });
+
+  void test('exits non-zero with a clear error, within seconds, when NATS refuses its credentials', async () => {
+    const { args, env } = container(await render('default'));
+    const port = await freePort();
+    const argv = args.map((a) => (a.startsWith('--metrics-bind-address=') ? `--metrics-bind-address=127.0.0.1:${port}` : a));
+    const wrong = resolveEnv(env, nats.url, { ...secret, password: 'wrong' });
+    const t0 = Date.now();
+    const bad = spawn(process.execPath, ['--import', 'tsx', join(REPO, 'cli', 'main.ts'), ...argv, '--kubeconfig', kube.kubeconfigPath], {
+      cwd: REPO,
+      env: { ...process.env, ...wrong, LLEM_LOG_LEVEL: 'error' },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let out = '';
+    bad.stdout?.on('data', (d: Buffer) => (out += d.toString()));
+    bad.stderr?.on('data', (d: Buffer) => (out += d.toString()));
+    const code = await new Promise<number | null>((r) => bad.once('exit', (c) => r(c)));
+    assert.equal(code, 1, out);
+    assert.ok(Date.now() - t0 < 30_000, `took ${Date.now() - t0} ms`);
+    assert.match(out, /start-up failed.*(Authorization|auth)/i);
+  });
 });

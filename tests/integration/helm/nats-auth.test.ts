@@ -81,6 +81,16 @@ void describe('NATS as the chart configures it', { skip, timeout: 120_000 }, () 
     } finally {
       await raw.close();
     }
+    // The controller's replies (the messages it pulls from the stream) use their own inbox prefix.
+    const spy = await connect({ servers: server.url, maxReconnectAttempts: 0 });
+    try {
+      const refused = new Promise<Error | undefined>((resolve) => {
+        spy.subscribe('_INBOX_llem_controller.>', { callback: (err) => resolve(err ?? undefined) });
+      });
+      assert.ok(denied(await refused), 'subscribing to the controller inbox must be refused');
+    } finally {
+      await spy.close().catch(() => undefined);
+    }
     await assert.rejects(agent.consume({
       durable: 'stolen', filterSubject: 'llem.v1.>', afterStreamSeq: 0, handler: async () => 'ack',
     }), denied);

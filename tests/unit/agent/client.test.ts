@@ -72,11 +72,12 @@ void test('a stream that ends cleanly without [DONE] or finish_reason is a strea
   assert.equal(r.errorClass, 'stream_cut');
 });
 
-void test('HTTP errors, refused connections, timeouts and garbage are classified', async () => {
+void test('HTTP errors, refused connections, timeouts and garbage are classified', async (t) => {
   const s500 = await rawServer('oops', 'end', 503);
   const s400 = await rawServer('bad', 'end', 400);
   const garbage = await rawServer('data: {not json\n\n', 'destroy');
   const silent = await rawServer(': keep-alive\n\n', 'destroy');
+  t.after(() => Promise.all([s500.close(), s400.close(), garbage.close(), silent.close()]));
   const send = async (url: string, timeoutMs = 5000): Promise<string | undefined> => {
     const c = new StreamingClient({ baseUrl: url, timeoutMs });
     const r = await c.send(req());
@@ -89,10 +90,11 @@ void test('HTTP errors, refused connections, timeouts and garbage are classified
   assert.equal(await send('http://127.0.0.1:1'), 'connect');
   const slow = http.createServer(() => undefined);
   await new Promise<void>((r) => slow.listen(0, '127.0.0.1', r));
+  t.after(() => {
+    slow.closeAllConnections();
+    slow.close();
+  });
   assert.equal(await send(`http://127.0.0.1:${(slow.address() as AddressInfo).port}`, 100), 'timeout');
-  slow.closeAllConnections();
-  slow.close();
-  await Promise.all([s500.close(), s400.close(), garbage.close(), silent.close()]);
 });
 
 void test('aborting the load cancels a request in flight', async () => {

@@ -6,49 +6,53 @@ import { optionsFromArgv } from '../../../cli/commands/mock-server.ts';
 
 const req: StreamRequest = { api: 'completions', model: 'x', prompt: 'a b c', promptTokens: 3, maxTokens: 4, ignoreEos: true, temperature: 0 };
 
-void test('health and model list say the server is simulated', async () => {
-  const s = await startMockServer({ readyAfterMs: 150 });
+void test('health and model list say the server is simulated', async (t) => {
+  const s = await startMockServer({ readyAfterMs: 1500 });
+  t.after(() => s.close());
   const early = await fetch(`${s.url}/health`);
   assert.equal(early.status, 503);
-  await new Promise((r) => setTimeout(r, 200));
-  const health = await fetch(`${s.url}/health`);
+  await early.text();
+  let health = early;
+  for (let i = 0; i < 100 && health.status !== 200; i++) {
+    await new Promise((r) => setTimeout(r, 50));
+    health = await fetch(`${s.url}/health`);
+  }
   assert.equal(health.status, 200);
   assert.equal(health.headers.get('x-llem-simulated'), 'true');
   assert.deepEqual(await health.json(), { status: 'ok', simulated: true });
   const models = (await (await fetch(`${s.url}/v1/models`)).json()) as { data: Array<{ id: string; owned_by: string }> };
   assert.equal(models.data[0]?.id, 'mock-simulated');
   assert.match(models.data[0]?.owned_by ?? '', /simulated/);
-  await s.close();
 });
 
-void test('requests beyond the max batch queue, so their TTFT grows', async () => {
+void test('requests beyond the max batch queue, so their TTFT grows', async (t) => {
   const s = await startMockServer({ ttft: { meanMs: 30 }, itl: { meanMs: 10 }, maxBatch: 2 });
+  t.after(() => s.close());
   const client = new StreamingClient({ baseUrl: s.url, timeoutMs: 5000 });
   const results = await Promise.all(Array.from({ length: 4 }, () => client.send(req)));
   client.close();
-  await s.close();
   const ttfts = results.map((r) => r.ttftMs ?? 0).sort((a, b) => a - b);
   assert.ok(results.every((r) => r.ok && r.outputTokens === 4));
   // The first two fill the batch; the others wait for a slot (a whole generation) before prefill.
   assert.ok((ttfts[3] ?? 0) > (ttfts[0] ?? 0) + 40, ttfts.join(', '));
 });
 
-void test('a non-streaming request gets the whole completion with usage', async () => {
+void test('a non-streaming request gets the whole completion with usage', async (t) => {
   const s = await startMockServer({ ttft: { meanMs: 5 }, itl: { meanMs: 1 } });
+  t.after(() => s.close());
   const res = await fetch(`${s.url}/v1/chat/completions`, { method: 'POST', body: JSON.stringify({ messages: [{ content: 'hi there' }], max_tokens: 3 }) });
   const body = (await res.json()) as { usage: { prompt_tokens: number; completion_tokens: number }; system_fingerprint: string };
-  await s.close();
   assert.deepEqual([body.usage.prompt_tokens, body.usage.completion_tokens], [2, 3]);
   assert.match(body.system_fingerprint, /simulated/);
 });
 
-void test('injected faults cut streams and fail requests on schedule', async () => {
+void test('injected faults cut streams and fail requests on schedule', async (t) => {
   const s = await startMockServer({ ttft: { meanMs: 1 }, itl: { meanMs: 1 }, faults: { cutEveryNth: 2, cutAfterTokens: 1, errorEveryNth: 3 } });
+  t.after(() => s.close());
   const client = new StreamingClient({ baseUrl: s.url, timeoutMs: 5000 });
   const classes: string[] = [];
   for (let i = 0; i < 6; i++) classes.push((await client.send(req)).errorClass ?? 'ok');
   client.close();
-  await s.close();
   assert.deepEqual(classes, ['ok', 'stream_cut', 'http_5xx', 'stream_cut', 'ok', 'http_5xx']);
 });
 

@@ -46,8 +46,8 @@ void test('a mark resolves only after every earlier periodic sample was delivere
   await telemetry.start((b) => batches.push(b));
   await new Promise((r) => setTimeout(r, 500));
   const [mark] = await telemetry.mark();
+  const periodic = batches.flat(); // before stop(), which flushes samples taken after the mark
   await telemetry.stop();
-  const periodic = batches.flat();
   assert.ok(periodic.length > 0, 'the mark flushed the pending batch first');
   assert.ok(periodic.every((s) => s.tMs <= (mark?.tMs ?? 0)));
   assert.ok((mark?.energyMillijoules ?? 0) >= (periodic.at(-1)?.energyMillijoules ?? Infinity));

@@ -3,7 +3,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { BackendSchema, ModelSchema, type BackendSpec, type ModelSpec } from '../../../api/spec.ts';
 import { InvalidInputError } from '../../../lib/errors.ts';
-import { formatCommandLine, renderBackendLaunch, type LaunchContext } from '../../../agent/backends/index.ts';
+import { formatCommandLine, renderBackendLaunch, type LaunchContext } from '../../../lib/backends/index.ts';
 
 const ctx: LaunchContext = { host: '0.0.0.0', port: 8000, gpusPerRun: 4, modelMountPath: '/models', seed: 7, scratchDir: '/tmp/llem' };
 const hf: ModelSpec = ModelSchema.parse({ name: 'meta-llama/Llama-3.1-8B-Instruct', dtype: 'bfloat16' });
