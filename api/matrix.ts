@@ -24,6 +24,7 @@ import {
 } from './spec.ts';
 import { configurationRuleViolations } from './rules.ts';
 import { manifestErrorMap } from './messages.ts';
+import { seededRandom } from './random.ts';
 
 export const MAX_CONFIGURATIONS = 4096;
 export const MAX_RUNS = 20000;
@@ -296,17 +297,6 @@ function collectConfigurations(spec: EnergyExperimentSpec, points: RawPoint[]): 
   return out;
 }
 
-/** mulberry32: small, fast, and the same sequence on every platform for the same seed. */
-function seededRandom(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 function shuffled<T>(items: readonly T[], random: () => number): T[] {
   const out = [...items];

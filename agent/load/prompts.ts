@@ -13,19 +13,11 @@ const WORDS = (
   'another know while last might us great old year off come since against go came right used take three'
 ).split(' ');
 
-export type Rng = () => number;
+import type { Rng } from '../../api/random.ts';
 
-/** mulberry32: tiny, fast, seeded; the same seed gives the same workload on every run. */
-export function seededRng(seed: number): Rng {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+export type { Rng };
+/** The same seed gives the same workload on every run. */
+export { seededRandom as seededRng } from '../../api/random.ts';
 
 /** The spec's token-length distribution (api/spec.ts TokenDistributionSchema), or a fixed number. */
 export interface TokenDistribution {

@@ -95,9 +95,9 @@ export async function main(argv: string[]): Promise<number> {
   }
   const env = loadAgentEnvironment(process.env, args.configFile);
   const log = rootLogger.child({ component: 'agent', run: env.config.publisher.runId, replica: env.config.publisher.replica });
+  if (args.command.length > 0) writeBackendFiles(env.config.files);
   const bus = await openBus(env);
   const [cmd, ...cmdArgs] = args.command;
-  if (cmd !== undefined) writeBackendFiles(env.config.files);
   const backend = cmd === undefined ? null : startBackend(cmd, cmdArgs, { logger: log });
   const abort = new AbortController();
   const received: { signal?: NodeJS.Signals } = {};

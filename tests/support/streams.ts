@@ -6,17 +6,9 @@ import type { SketchMessage, TelemetryMessage, WireMessage } from '../../api/pro
 import type { AggregatorPlan, FailurePolicy, PlannedRun } from '../../controller/aggregator/index.ts';
 import { MergingDigest, sketchToBase64 } from '../../lib/sketch/index.ts';
 
-/** mulberry32: small, fast, seedable. */
-export function seededRandom(seed: number): () => number {
-  let s = seed >>> 0;
-  return () => {
-    s = (s + 0x6d2b79f5) >>> 0;
-    let t = s;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+import { seededRandom } from '../../api/random.ts';
+
+export { seededRandom };
 
 export function normal(random: () => number): number {
   return Math.sqrt(-2 * Math.log(1 - random())) * Math.cos(2 * Math.PI * random());

@@ -1,0 +1,68 @@
+// The pod builder runs the backend exactly as local mode does (lib/backends), with the images' paths.
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import type { V1Container } from '@kubernetes/client-node';
+import { validateEnergyExperiment } from '../../../api/validation.ts';
+import { buildPod, type PodBuilderOptions } from '../../../controller/pods.ts';
+import { PYTORCH_SERVER_ROOT, SCRATCH_DIR, SERVER_PORT } from '../../../controller/server-command.ts';
+import { renderBackendLaunch } from '../../../lib/backends/index.ts';
+
+const ref = { name: 'exp', namespace: 'ns', uid: 'uid-1234567' };
+const OPTS: PodBuilderOptions = { agentImage: 'agent:1', backendImages: {}, agentEnv: [{ name: 'LLEM_NATS_URL', value: 'nats://nats:4222' }], simulate: false };
+
+function container(spec: Record<string, unknown>, opts: PodBuilderOptions = OPTS): { c: V1Container; config: Record<string, unknown> } {
+  const v = validateEnergyExperiment({ apiVersion: 'llem.dev/v1alpha1', kind: 'EnergyExperiment', metadata: { name: 'exp' }, spec });
+  assert.ok(v.ok, JSON.stringify(v));
+  const configuration = v.matrix.configurations[0];
+  const run = v.matrix.runs[0];
+  assert.ok(configuration !== undefined && run !== undefined);
+  const c = buildPod({ experiment: ref, spec: v.experiment.spec, configuration, run, attempt: 0, replica: 0 }, opts).spec?.containers[0];
+  assert.ok(c !== undefined);
+  const config = JSON.parse(c.env?.find((e) => e.name === 'LLEM_AGENT_CONFIG')?.value ?? '{}') as Record<string, unknown>;
+  return { c, config };
+}
+
+const env = (c: V1Container, name: string): string | undefined => c.env?.find((e) => e.name === name)?.value;
+
+void describe('agent pod backend command', () => {
+  void it('runs the PyTorch server the launcher renders, from the pytorch image\'s server root', () => {
+    const { c } = container({ model: { name: 'm', source: { random: {} } }, backends: [{ type: 'pytorch' }] });
+    assert.deepEqual(c.args?.slice(0, 3), ['python3', '-m', 'server']);
+    assert.equal(env(c, 'PYTHONPATH'), PYTORCH_SERVER_ROOT);
+    assert.equal(env(c, 'HF_HUB_OFFLINE'), '1');
+    const port = c.args?.[c.args.indexOf('--port') + 1];
+    assert.equal(port, String(SERVER_PORT));
+    assert.equal(c.args?.[c.args.indexOf('--host') + 1], '127.0.0.1');
+  });
+
+  void it('is the same command line local mode renders for that backend', () => {
+    const { c } = container({ model: { name: 'org/model', source: { huggingFace: {} } }, backends: [{ type: 'vllm', vllm: { maxNumSeqs: 64 } }] });
+    const v = validateEnergyExperiment({ apiVersion: 'llem.dev/v1alpha1', kind: 'EnergyExperiment', metadata: { name: 'exp' }, spec: { model: { name: 'org/model', source: { huggingFace: {} } }, backends: [{ type: 'vllm', vllm: { maxNumSeqs: 64 } }] } });
+    assert.ok(v.ok);
+    const expected = renderBackendLaunch(v.experiment.spec.backends[0]!, v.experiment.spec.model, { host: '127.0.0.1', port: SERVER_PORT, gpusPerRun: 1, modelMountPath: '/models', seed: 0, scratchDir: SCRATCH_DIR });
+    assert.deepEqual(c.args, [expected.command, ...expected.args]);
+  });
+
+  void it('passes the Hugging Face token only as a secretKeyRef', () => {
+    const { c } = container({ model: { name: 'org/model', source: { huggingFace: { tokenSecretRef: { name: 'hf', key: 'token' } } } }, backends: [{ type: 'pytorch' }] });
+    const token = c.env?.find((e) => e.name === 'HF_TOKEN');
+    assert.deepEqual(token, { name: 'HF_TOKEN', valueFrom: { secretKeyRef: { name: 'hf', key: 'token' } } });
+    assert.equal(env(c, 'HF_TOKEN'), undefined);
+  });
+
+  void it('hands trtllm-serve\'s extra options file to the agent to write before the server starts', () => {
+    const { c, config } = container({ model: { name: 'org/model', source: { huggingFace: {} } }, backends: [{ type: 'tensorrt', tensorrt: { quantization: 'fp8' } }] });
+    const files = config['files'] as { path: string; content: string }[];
+    assert.equal(files.length, 1);
+    assert.equal(c.args?.[(c.args.indexOf('--extra_llm_api_options')) + 1], files[0]?.path);
+    assert.match(files[0]?.content ?? '', /quant_algo: FP8/);
+  });
+
+  void it('runs the mock server when simulating, and tells the agent where the backend answers', () => {
+    const { c, config } = container({ model: { name: 'm', source: { random: {} } }, backends: [{ type: 'pytorch' }] }, { ...OPTS, simulate: true });
+    assert.deepEqual(c.args?.slice(1, 2), ['mock-server']);
+    assert.equal(c.resources?.limits?.['nvidia.com/gpu'], undefined);
+    assert.deepEqual((config['backend'] as Record<string, unknown>)['baseUrl'], `http://127.0.0.1:${SERVER_PORT}`);
+    assert.equal(config['files'], undefined);
+  });
+});
