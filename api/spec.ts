@@ -5,7 +5,15 @@
 // can say them); rules across a sweep point live in api/matrix.ts. No transforms here: the schema
 // must stay representable as a structural OpenAPI schema.
 import { z } from 'zod';
-import { DNS1123_LABEL_PATTERN } from './names.ts';
+import { BACKEND_TYPES, BackendSchema, PytorchParamsSchema, TensorrtParamsSchema, VllmParamsSchema } from './spec-backends.ts';
+import {
+  cel, Dns1123LabelSchema, exactlyOne, freeObject, nonNegInt, nonNegNumber, oneOf, posInt, stringMap,
+} from './spec-parts.ts';
+import { TokenDistributionSchema, WorkloadSchema } from './spec-workload.ts';
+
+export * from './spec-backends.ts';
+export * from './spec-workload.ts';
+export { Dns1123LabelSchema, type CelRule } from './spec-parts.ts';
 
 export const API_GROUP = 'llem.dev';
 export const API_VERSION_NAME = 'v1alpha1';
@@ -13,44 +21,6 @@ export const API_VERSION = `${API_GROUP}/${API_VERSION_NAME}` as const;
 export const KIND = 'EnergyExperiment' as const;
 export const PLURAL = 'energyexperiments';
 export const SHORT_NAME = 'ee';
-
-const DNS1123_MESSAGE = 'must be a DNS-1123 label: at most 63 characters of a-z, 0-9 and "-", starting and ending with a letter or digit';
-
-export const Dns1123LabelSchema = z
-  .string()
-  .max(63, { message: DNS1123_MESSAGE })
-  .regex(new RegExp(DNS1123_LABEL_PATTERN), { message: DNS1123_MESSAGE });
-
-/** A CEL rule for the CRD (x-kubernetes-validations), next to the zod rule it mirrors. */
-export interface CelRule {
-  rule: string;
-  message: string;
-  fieldPath?: string;
-}
-function cel(...rules: CelRule[]): { 'x-kubernetes-validations': CelRule[] } {
-  return { 'x-kubernetes-validations': rules };
-}
-const exactlyOne = (keys: readonly string[], what: string): CelRule => ({
-  rule: `[${keys.map((k) => `has(self.${k})`).join(', ')}].filter(x, x).size() == 1`,
-  message: `${what} must set exactly one of ${keys.join(', ')}`,
-});
-
-const posInt = z.number().int().min(1);
-const nonNegInt = z.number().int().min(0);
-const nonNegNumber = z.number().min(0);
-const stringMap = z.record(z.string(), z.string());
-/** Free-form Kubernetes object (affinity, pod spec fragments): kept as given, validated by the API server. */
-const freeObject = z.record(z.string(), z.unknown());
-
-function oneOf<T extends Record<string, unknown>>(keys: readonly (keyof T & string)[], what: string) {
-  return (value: T, ctx: z.core.$RefinementCtx<T>): void => {
-    const present = keys.filter((k) => value[k] !== undefined);
-    if (present.length !== 1) {
-      const got = present.length === 0 ? 'none' : present.join(', ');
-      ctx.addIssue({ code: 'custom', message: `${what} must set exactly one of ${keys.join(', ')} (got ${got})` });
-    }
-  };
-}
 
 // ---------------------------------------------------------------- metadata
 
@@ -110,95 +80,6 @@ export const ModelSchema = z.strictObject({
   dtype: z.enum(DTYPES).default('auto').describe("Weight and activation dtype; auto: the model config's."),
 });
 
-// ---------------------------------------------------------------- backends
-
-export const BACKEND_TYPES = ['pytorch', 'vllm', 'tensorrt'] as const;
-/** Names reserved for backends we intend to add; rejected with a clear message until then. */
-export const RESERVED_BACKEND_TYPES = ['sglang'] as const;
-export type BackendType = (typeof BACKEND_TYPES)[number];
-
-export const PytorchParamsSchema = z.strictObject({
-  batching: z.enum(['static', 'dynamic']).default('dynamic').describe('static: fixed batches of maxBatchSize; dynamic: requests join as slots free up.'),
-  maxBatchSize: posInt.default(8).describe('Most sequences generated together.'),
-  attnImplementation: z.enum(['eager', 'sdpa', 'flash_attention_2']).default('sdpa').describe('transformers attn_implementation.'),
-  compile: z.boolean().default(false).describe('torch.compile the model before serving.'),
-  quantization: z.enum(['none', 'bitsandbytes4bit', 'bitsandbytes8bit']).default('none').describe('Load-time quantisation.'),
-});
-
-export const SpeculativeSchema = z.strictObject({
-  method: z.enum(['ngram', 'draftModel', 'eagle', 'eagle3', 'mtp']),
-  model: z.string().min(1).optional().describe('Draft model id; required for draftModel, eagle and eagle3.'),
-  numSpeculativeTokens: posInt.default(4).describe('Tokens proposed per step.'),
-}).meta(
-  cel({
-    rule: "!(self.method in ['draftModel', 'eagle', 'eagle3']) || has(self.model)",
-    message: 'model is required for speculative methods draftModel, eagle and eagle3',
-    fieldPath: '.model',
-  }),
-);
-
-export const VllmParamsSchema = z.strictObject({
-  tensorParallelSize: posInt.default(1).describe('--tensor-parallel-size; with pipelineParallelSize at most placement.gpusPerRun.'),
-  pipelineParallelSize: posInt.default(1).describe('--pipeline-parallel-size.'),
-  maxNumSeqs: posInt.default(256).describe('--max-num-seqs: most sequences in one batch.'),
-  maxNumBatchedTokens: posInt.optional().describe('--max-num-batched-tokens; absent: vLLM chooses.'),
-  maxModelLen: posInt.optional().describe('--max-model-len; absent: the model config. Must fit the longest request.'),
-  gpuMemoryUtilization: z.number().gt(0).max(1).default(0.9).describe('--gpu-memory-utilization: fraction of GPU memory vLLM may use.'),
-  quantization: z.enum(['none', 'awq', 'gptq', 'fp8', 'bitsandbytes']).default('none').describe('--quantization; none: as the checkpoint is.'),
-  kvCacheDtype: z.enum(['auto', 'fp8', 'fp8_e4m3', 'fp8_e5m2']).default('auto').describe('--kv-cache-dtype.'),
-  enablePrefixCaching: z.boolean().default(false).describe('--enable-prefix-caching (off by default so repeated prompts do not flatter the numbers).'),
-  enableChunkedPrefill: z.boolean().default(true).describe('--enable-chunked-prefill.'),
-  speculative: SpeculativeSchema.optional().describe('--speculative-config; absent: no speculative decoding.'),
-  enforceEager: z.boolean().default(false).describe('--enforce-eager: no CUDA graphs (faster start, slower decode).'),
-});
-
-export const TensorrtParamsSchema = z.strictObject({
-  tensorParallelSize: posInt.default(1).describe('--tp_size; with pipelineParallelSize at most placement.gpusPerRun.'),
-  pipelineParallelSize: posInt.default(1).describe('--pp_size.'),
-  maxBatchSize: posInt.default(256).describe('--max_batch_size.'),
-  maxNumTokens: posInt.default(8192).describe('--max_num_tokens: most tokens in one scheduled batch.'),
-  kvCacheFreeGpuMemoryFraction: z.number().gt(0).max(1).default(0.9).describe('--kv_cache_free_gpu_memory_fraction.'),
-  backend: z.enum(['pytorch', 'trt']).default('pytorch').describe('trtllm-serve --backend: the PyTorch flow or a built TensorRT engine.'),
-  quantization: z.enum(['none', 'fp8', 'int8', 'int4_awq', 'nvfp4']).default('none').describe('Quantisation the checkpoint is expected to carry.'),
-});
-
-export const BackendSchema = z
-  .strictObject({
-    type: z.enum(BACKEND_TYPES, {
-      error: (iss) =>
-        RESERVED_BACKEND_TYPES.includes(iss.input as 'sglang')
-          ? `backend type "${String(iss.input)}" is reserved but not supported yet; use one of ${BACKEND_TYPES.join(', ')}`
-          : `must be one of ${BACKEND_TYPES.join(', ')} (got ${JSON.stringify(iss.input) ?? 'nothing'})`,
-    }),
-    name: z
-      .string()
-      .max(20, { message: 'must be at most 20 characters (it is part of run ids)' })
-      .regex(new RegExp(DNS1123_LABEL_PATTERN), { message: DNS1123_MESSAGE })
-      .optional()
-      .describe('Unique name of this backend entry; defaults to its type. Part of configuration and run ids.'),
-    image: z.string().min(1).optional().describe("Container image override; defaults to the chart's image for the type."),
-    pytorch: PytorchParamsSchema.optional(),
-    vllm: VllmParamsSchema.optional(),
-    tensorrt: TensorrtParamsSchema.optional(),
-    extraArgs: z.array(z.string()).default([]).describe('Passed verbatim to the backend server command line.'),
-  })
-  .superRefine((b, ctx) => {
-    for (const t of BACKEND_TYPES) {
-      if (t !== b.type && b[t] !== undefined) {
-        ctx.addIssue({ code: 'custom', path: [t], message: `parameters for "${t}" given on a backend of type "${b.type}"` });
-      }
-    }
-  })
-  .meta(
-    cel(
-      ...BACKEND_TYPES.map((t) => ({
-        rule: `!has(self.${t}) || self.type == '${t}'`,
-        message: `${t} parameters are only allowed on a backend of type ${t}`,
-        fieldPath: `.${t}`,
-      })),
-    ),
-  );
-
 // ---------------------------------------------------------------- sweep
 
 /** A dotted path a sweep may vary: `<backendType>.<param>` or `workload.<field>` (nested with dots). */
@@ -232,76 +113,6 @@ export const SweepSchema = z.strictObject({
     .boolean()
     .default(false)
     .describe('false: an invalid combination makes the manifest invalid. true: it is skipped and listed with its reason.'),
-});
-
-// ---------------------------------------------------------------- workload
-
-export const TokenDistributionSchema = z
-  .strictObject({
-    distribution: z.enum(['fixed', 'uniform', 'normal', 'lognormal']).default('fixed'),
-    mean: posInt.optional().describe('fixed: the length; normal/lognormal: the mean.'),
-    stddev: nonNegNumber.optional(),
-    min: posInt.optional().describe('uniform: lower bound; normal/lognormal: clamp (default 1).'),
-    max: posInt.optional().describe('uniform: upper bound; normal/lognormal: clamp.'),
-  })
-  .superRefine((d, ctx) => {
-    const need = d.distribution === 'uniform' ? (['min', 'max'] as const) : d.distribution === 'fixed' ? (['mean'] as const) : (['mean', 'stddev'] as const);
-    for (const k of need) {
-      if (d[k] === undefined) ctx.addIssue({ code: 'custom', path: [k], message: `required for distribution "${d.distribution}"` });
-    }
-    if (d.min !== undefined && d.max !== undefined && d.min > d.max) {
-      ctx.addIssue({ code: 'custom', path: ['max'], message: `must be >= min (${d.min})` });
-    }
-  })
-  .meta(
-    cel(
-      { rule: "self.distribution != 'fixed' || has(self.mean)", message: 'mean is required for distribution fixed', fieldPath: '.mean' },
-      { rule: "self.distribution != 'uniform' || (has(self.min) && has(self.max))", message: 'min and max are required for distribution uniform' },
-      {
-        rule: "!(self.distribution in ['normal', 'lognormal']) || (has(self.mean) && has(self.stddev))",
-        message: 'mean and stddev are required for distributions normal and lognormal',
-      },
-      { rule: '!has(self.min) || !has(self.max) || self.min <= self.max', message: 'max must be >= min', fieldPath: '.max' },
-    ),
-  );
-
-export const DatasetSchema = z
-  .strictObject({
-    synthetic: z
-      .strictObject({
-        inputTokens: TokenDistributionSchema.prefault({ distribution: 'fixed', mean: 512 }),
-        outputTokens: TokenDistributionSchema.prefault({ distribution: 'fixed', mean: 128 }),
-        seed: nonNegInt.default(0).describe('Seed for lengths and token ids: the same seed gives the same requests.'),
-      })
-      .optional()
-      .describe('Random token ids with lengths drawn from the distributions (default: 512 in, 128 out).'),
-    prompts: z.array(z.string().min(1)).min(1).optional().describe('Inline prompts, cycled through in order.'),
-    configMapRef: z
-      .strictObject({ name: Dns1123LabelSchema, key: z.string().min(1).default('prompts.jsonl') })
-      .optional()
-      .describe('Prompts from a ConfigMap key: JSON lines with a "prompt" field.'),
-  })
-  .superRefine(oneOf(['synthetic', 'prompts', 'configMapRef'], 'workload.dataset'))
-  .meta(cel(exactlyOne(['synthetic', 'prompts', 'configMapRef'], 'workload.dataset')));
-
-export const SamplingSchema = z.strictObject({
-  temperature: nonNegNumber.default(0).describe('0: greedy decoding.'),
-  topP: z.number().gt(0).max(1).default(1),
-  maxTokens: posInt.optional().describe("Cap on max_tokens; absent: each request's sampled output length."),
-});
-
-export const WORKLOAD_MODES = ['offline', 'concurrency', 'rate'] as const;
-
-export const WorkloadSchema = z.strictObject({
-  dataset: DatasetSchema.prefault({ synthetic: {} }),
-  requests: posInt.default(200).describe('Requests in the measurement window (warm-up excluded).'),
-  mode: z.enum(WORKLOAD_MODES).default('concurrency').describe('offline: all at once; concurrency: closed loop; rate: open-loop Poisson.'),
-  concurrency: posInt.default(8).describe('In-flight requests in concurrency mode.'),
-  ratePerSecond: z.number().gt(0).optional().describe('Mean arrival rate in rate mode (required there).'),
-  sampling: SamplingSchema.prefault({}),
-  ignoreEos: z.boolean().default(true).describe('Generate exactly the requested output length, whatever the model would stop at.'),
-  requestTimeoutSeconds: z.number().gt(0).default(120).describe('A request still running after this counts as failed (timeout).'),
-  api: z.enum(['completions', 'chat']).default('completions').describe('OpenAI endpoint: /v1/completions or /v1/chat/completions.'),
 });
 
 // ---------------------------------------------------------------- measurement

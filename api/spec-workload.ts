@@ -1,0 +1,74 @@
+// The workload of the EnergyExperiment spec: dataset, token-length distributions, sampling, mode.
+import { z } from 'zod';
+import { cel, Dns1123LabelSchema, exactlyOne, nonNegInt, nonNegNumber, oneOf, posInt } from './spec-parts.ts';
+
+// ---------------------------------------------------------------- workload
+
+export const TokenDistributionSchema = z
+  .strictObject({
+    distribution: z.enum(['fixed', 'uniform', 'normal', 'lognormal']).default('fixed'),
+    mean: posInt.optional().describe('fixed: the length; normal/lognormal: the mean.'),
+    stddev: nonNegNumber.optional(),
+    min: posInt.optional().describe('uniform: lower bound; normal/lognormal: clamp (default 1).'),
+    max: posInt.optional().describe('uniform: upper bound; normal/lognormal: clamp.'),
+  })
+  .superRefine((d, ctx) => {
+    const need = d.distribution === 'uniform' ? (['min', 'max'] as const) : d.distribution === 'fixed' ? (['mean'] as const) : (['mean', 'stddev'] as const);
+    for (const k of need) {
+      if (d[k] === undefined) ctx.addIssue({ code: 'custom', path: [k], message: `required for distribution "${d.distribution}"` });
+    }
+    if (d.min !== undefined && d.max !== undefined && d.min > d.max) {
+      ctx.addIssue({ code: 'custom', path: ['max'], message: `must be >= min (${d.min})` });
+    }
+  })
+  .meta(
+    cel(
+      { rule: "self.distribution != 'fixed' || has(self.mean)", message: 'mean is required for distribution fixed', fieldPath: '.mean' },
+      { rule: "self.distribution != 'uniform' || (has(self.min) && has(self.max))", message: 'min and max are required for distribution uniform' },
+      {
+        rule: "!(self.distribution in ['normal', 'lognormal']) || (has(self.mean) && has(self.stddev))",
+        message: 'mean and stddev are required for distributions normal and lognormal',
+      },
+      { rule: '!has(self.min) || !has(self.max) || self.min <= self.max', message: 'max must be >= min', fieldPath: '.max' },
+    ),
+  );
+
+export const DatasetSchema = z
+  .strictObject({
+    synthetic: z
+      .strictObject({
+        inputTokens: TokenDistributionSchema.prefault({ distribution: 'fixed', mean: 512 }),
+        outputTokens: TokenDistributionSchema.prefault({ distribution: 'fixed', mean: 128 }),
+        seed: nonNegInt.default(0).describe('Seed for lengths and token ids: the same seed gives the same requests.'),
+      })
+      .optional()
+      .describe('Random token ids with lengths drawn from the distributions (default: 512 in, 128 out).'),
+    prompts: z.array(z.string().min(1)).min(1).optional().describe('Inline prompts, cycled through in order.'),
+    configMapRef: z
+      .strictObject({ name: Dns1123LabelSchema, key: z.string().min(1).default('prompts.jsonl') })
+      .optional()
+      .describe('Prompts from a ConfigMap key: JSON lines with a "prompt" field.'),
+  })
+  .superRefine(oneOf(['synthetic', 'prompts', 'configMapRef'], 'workload.dataset'))
+  .meta(cel(exactlyOne(['synthetic', 'prompts', 'configMapRef'], 'workload.dataset')));
+
+export const SamplingSchema = z.strictObject({
+  temperature: nonNegNumber.default(0).describe('0: greedy decoding.'),
+  topP: z.number().gt(0).max(1).default(1),
+  maxTokens: posInt.optional().describe("Cap on max_tokens; absent: each request's sampled output length."),
+});
+
+export const WORKLOAD_MODES = ['offline', 'concurrency', 'rate'] as const;
+
+export const WorkloadSchema = z.strictObject({
+  dataset: DatasetSchema.prefault({ synthetic: {} }),
+  requests: posInt.default(200).describe('Requests in the measurement window (warm-up excluded).'),
+  mode: z.enum(WORKLOAD_MODES).default('concurrency').describe('offline: all at once; concurrency: closed loop; rate: open-loop Poisson.'),
+  concurrency: posInt.default(8).describe('In-flight requests in concurrency mode.'),
+  ratePerSecond: z.number().gt(0).optional().describe('Mean arrival rate in rate mode (required there).'),
+  sampling: SamplingSchema.prefault({}),
+  ignoreEos: z.boolean().default(true).describe('Generate exactly the requested output length, whatever the model would stop at.'),
+  requestTimeoutSeconds: z.number().gt(0).default(120).describe('A request still running after this counts as failed (timeout).'),
+  api: z.enum(['completions', 'chat']).default('completions').describe('OpenAI endpoint: /v1/completions or /v1/chat/completions.'),
+});
+
