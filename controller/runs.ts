@@ -53,21 +53,37 @@ function podsOf(pods: V1Pod[], runId: string, attempt: number): V1Pod[] {
   return pods.filter((p) => p.metadata?.labels?.[LABEL_RUN] === run && p.metadata.labels[LABEL_ATTEMPT] === String(attempt) && p.metadata.deletionTimestamp === undefined);
 }
 
-/** Why a pod failed, as a short CamelCase reason plus a sentence. */
-export function podFailure(pod: V1Pod): { reason: string; message: string } | undefined {
+type PodFailure = { reason: string; message: string };
+
+/** Waiting reasons that never resolve by themselves: the pod cannot start. */
+const STUCK_WAITING = new Set(['ImagePullBackOff', 'ErrImagePull', 'InvalidImageName', 'CreateContainerConfigError']);
+
+/** A container (init or main) stuck before it could start. */
+function stuckContainer(pod: V1Pod, name: string): PodFailure | undefined {
   const st = pod.status;
-  const name = pod.metadata?.name ?? 'pod';
   for (const cs of [...(st?.initContainerStatuses ?? []), ...(st?.containerStatuses ?? [])]) {
-    const waiting = cs.state?.waiting?.reason;
-    if (waiting === 'ImagePullBackOff' || waiting === 'ErrImagePull' || waiting === 'InvalidImageName' || waiting === 'CreateContainerConfigError') {
-      return { reason: waiting, message: `Pod ${name}: ${cs.name}: ${cs.state?.waiting?.message ?? waiting}.` };
+    const waiting = cs.state?.waiting;
+    if (waiting?.reason !== undefined && STUCK_WAITING.has(waiting.reason)) {
+      return { reason: waiting.reason, message: `Pod ${name}: ${cs.name}: ${waiting.message ?? waiting.reason}.` };
     }
   }
+  return undefined;
+}
+
+/** A pod in phase Failed: the pod's own reason (Evicted...) or its terminated container's (OOMKilled...). */
+function failedPod(pod: V1Pod, name: string): PodFailure | undefined {
+  const st = pod.status;
   if (st?.phase !== 'Failed') return undefined;
   const term = st.containerStatuses?.find((c) => c.state?.terminated !== undefined)?.state?.terminated;
   const reason = st.reason ?? term?.reason ?? 'PodFailed';
   const detail = st.message ?? term?.message ?? `exit code ${term?.exitCode ?? 'unknown'}`;
   return { reason: reason.replace(/[^A-Za-z0-9]/g, '') || 'PodFailed', message: `Pod ${name} failed (${reason}): ${detail.trim().slice(0, 300)}` };
+}
+
+/** Why a pod failed, as a short CamelCase reason plus a sentence. */
+export function podFailure(pod: V1Pod): PodFailure | undefined {
+  const name = pod.metadata?.name ?? 'pod';
+  return stuckContainer(pod, name) ?? failedPod(pod, name);
 }
 
 function retryDueMs(prev: RunSummary, inputs: RunInputs): number {

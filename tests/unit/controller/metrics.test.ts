@@ -1,7 +1,11 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { PROTOCOL_VERSION, type GpuSample, type WireMessage } from '../../../api/protocol.ts';
+import { dataSubject, encodeMessage, messageId, PROTOCOL_VERSION, type GpuSample, type WireMessage } from '../../../api/protocol.ts';
 import { CONTROLLER_METRICS, ControllerMetrics } from '../../../controller/metrics.ts';
+import { BusExperimentStreams } from '../../../controller/results.ts';
+import { InProcessBus } from '../../../lib/bus/index.ts';
+import { rootLogger } from '../../../lib/log.ts';
+import { fakeMessages } from '../../support/fake-agent.ts';
 
 const base = { v: PROTOCOL_VERSION, namespace: 'team-a', experimentUid: 'uid-1', runId: 'r0', attempt: 0, replica: 0, sentAtMs: 0, simulated: true };
 let seq = 0;
@@ -69,3 +73,41 @@ void describe('llem_run_power_watts', () => {
     assert.equal(await power(m, 'r1'), undefined);
   });
 });
+
+void describe('llem_run_power_watts from the experiment stream', () => {
+  void it('is set from the telemetry the controller consumes and removed when the run ends', async () => {
+    const metrics = new ControllerMetrics();
+    const bus = new InProcessBus();
+    await bus.ensureLayout();
+    const streams = new BusExperimentStreams(bus, {
+      changed: () => undefined, applied: () => undefined, lag: () => undefined,
+      message: (r, msg) => metrics.runPower.observe(r.namespace, r.name, msg),
+    }, rootLogger.child({}, { level: 'silent' }), 50);
+    const ref = { namespace: 'team-a', name: 'exp', uid: 'uid-1' };
+    try {
+      await streams.feed(ref, () => {
+        throw new Error('no aggregator in this test');
+      });
+      const msgs = fakeMessages({ namespace: 'team-a', experimentUid: 'uid-1', runId: 'r0', attempt: 0, replica: 0 }, 10, 5);
+      const publish = async (m: WireMessage): Promise<void> => {
+        await bus.publish(dataSubject(m, m.kind), encodeMessage(m), { msgId: messageId(m) });
+      };
+      for (const m of msgs.slice(0, 3)) await publish(m);
+      const watts = (msgs[2] as Extract<WireMessage, { kind: 'telemetry' }>).samples[0]?.powerWatts;
+      await waitFor(async () => (await power(metrics)) === watts);
+      for (const m of msgs.slice(3)) await publish(m);
+      await waitFor(async () => (await power(metrics)) === undefined);
+    } finally {
+      await streams.stopAll();
+      await bus.close();
+    }
+  });
+});
+
+async function waitFor(check: () => Promise<boolean>, timeoutMs = 5000): Promise<void> {
+  const end = Date.now() + timeoutMs;
+  while (!(await check())) {
+    if (Date.now() > end) assert.fail('condition not reached in time');
+    await new Promise((r) => setTimeout(r, 10));
+  }
+}

@@ -6,6 +6,7 @@ import { validateEnergyExperiment } from '../../../api/validation.ts';
 import { buildPod, type PodBuilderOptions } from '../../../controller/pods.ts';
 import { PYTORCH_SERVER_ROOT, SCRATCH_DIR, SERVER_PORT } from '../../../controller/server-command.ts';
 import { renderBackendLaunch } from '../../../lib/backends/index.ts';
+import { parseAgentConfig } from '../../../agent/config.ts';
 
 const ref = { name: 'exp', namespace: 'ns', uid: 'uid-1234567' };
 const OPTS: PodBuilderOptions = { agentImage: 'agent:1', backendImages: {}, agentEnv: [{ name: 'LLEM_NATS_URL', value: 'nats://nats:4222' }], simulate: false };
@@ -56,6 +57,7 @@ void describe('agent pod backend command', () => {
     assert.equal(files.length, 1);
     assert.equal(c.args?.[(c.args.indexOf('--extra_llm_api_options')) + 1], files[0]?.path);
     assert.match(files[0]?.content ?? '', /quant_algo: FP8/);
+    assert.deepEqual(parseAgentConfig(config, 'LLEM_AGENT_CONFIG').files, files, 'the agent accepts the files field');
   });
 
   void it('runs the mock server when simulating, and tells the agent where the backend answers', () => {
