@@ -66,7 +66,7 @@ void describe('llem controller as the chart runs it', { skip, timeout: 240_000 }
   let nats: NatsServerHandle;
   let child: ChildProcess | undefined;
   let log = '';
-  const secret = { password: randomBytes(16).toString('hex'), agentPassword: randomBytes(16).toString('hex') };
+  const secret = { password: `p${randomBytes(16).toString('hex')}`, agentPassword: `p${randomBytes(16).toString('hex')}` };
 
   before(async () => {
     const objs = await render('default');

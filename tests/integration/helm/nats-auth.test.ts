@@ -28,7 +28,7 @@ void describe('NATS as the chart configures it', { skip, timeout: 120_000 }, () 
   let server: NatsServerHandle;
   let controller: NatsBus;
   let agent: NatsBus;
-  const controllerPassword = randomBytes(16).toString('hex');
+  const controllerPassword = `p${randomBytes(16).toString('hex')}`;
 
   before(async () => {
     const objs = await render('default');
@@ -36,7 +36,7 @@ void describe('NATS as the chart configures it', { skip, timeout: 120_000 }, () 
     // The StatefulSet passes these from the generated Secret; nats-server reads them as $VARIABLES.
     process.env['POD_NAME'] = 'llem-nats-0';
     process.env['LLEM_CONTROLLER_PASSWORD'] = controllerPassword;
-    process.env['LLEM_AGENT_PASSWORD'] = randomBytes(16).toString('hex');
+    process.env['LLEM_AGENT_PASSWORD'] = `p${randomBytes(16).toString('hex')}`;
     server = await startNatsServer({ configFor: (port, storeDir) => natsConfigForTest(conf, port, storeDir) });
     controller = await openNatsBus({ servers: server.url, user: 'controller', password: controllerPassword, ...FAST });
     await controller.ensureLayout();
