@@ -15,7 +15,7 @@ import { BackendPool } from './backends.ts';
 import { MessageObserver } from './observer.ts';
 import type { ProgressSink } from './progress.ts';
 import { LOCAL_NAMESPACE, runReplicas } from './run-replicas.ts';
-import { writeRunFile, writeResults, type ResultsSummary } from './results.ts';
+import { removeRunFile, writeRunFile, writeResults, type ResultsSummary } from './results.ts';
 import { assertSameExperiment, ResultsDirectory, type LocalState } from './state.ts';
 import { assertGpuPresent } from './gpu-check.ts';
 
@@ -139,6 +139,9 @@ class LocalExperiment {
   /** All attempts of one run, up to policy.retries + 1. */
   async execute(run: PlannedRun, index: number): Promise<void> {
     const record = this.state.runs[run.id] ?? { status: 'pending', attempts: 0, lastError: null };
+    // A crash between writing a run's file and recording it complete leaves a file of an attempt
+    // that is about to be superseded: drop it so runs/ only ever describes what results hold.
+    removeRunFile(this.dir.dir, run.id);
     const maxAttempts = this.loaded.experiment.spec.policy.retries + 1;
     const configuration = this.configurationOf(run);
     // Attempt numbers keep counting across resumes (the aggregator drops older attempts' data);

@@ -1,7 +1,7 @@
 // The results directory: experiment.json (versioned), runs.csv, configs.csv, timeseries.csv,
 // plots/*.svg and a self-contained report.html. Per-run files (runs/<id>.json) are written once,
 // when the run completes, and never rewritten: a resumed experiment keeps them byte-for-byte.
-import { existsSync, mkdirSync, readdirSync, readFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import type { AggregateResults, Aggregator, RunResult } from '../controller/aggregator/index.ts';
 import { configsCsv, runsCsv, timeseriesCsv, type PowerPoint } from '../controller/report/csv.ts';
@@ -37,6 +37,10 @@ export function writeRunFile(dir: string, file: RunFile): void {
   const path = join(runs, `${file.result.runId}.json`);
   if (existsSync(path)) return;
   writeFileAtomic(path, JSON.stringify(file, null, 2) + '\n');
+}
+
+export function removeRunFile(dir: string, runId: string): void {
+  rmSync(join(dir, 'runs', `${runId}.json`), { force: true });
 }
 
 function readRunFiles(dir: string): RunFile[] {

@@ -1,0 +1,64 @@
+import assert from 'node:assert/strict';
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, it } from 'node:test';
+import { writeFileAtomic } from '../../../lib/atomic-file.ts';
+import { CheckpointError, InvalidInputError } from '../../../lib/errors.ts';
+import { assertSameExperiment, changedPaths, ResultsDirectory, type LocalState } from '../../../local/state.ts';
+import { removeRunFile, writeRunFile, type RunFile } from '../../../local/results.ts';
+
+function state(experiment: unknown): LocalState {
+  return { version: 1, manifestFile: '/x.yaml', experimentUid: 'local-x', simulated: true, experiment, startedAt: 'now', runs: {}, environment: {} };
+}
+
+describe('local results directory state', () => {
+  it('lists the dotted paths that differ between two resolved experiments', () => {
+    const a = { spec: { workload: { requests: 16, mode: 'concurrency' }, cycles: 2 } };
+    const b = { spec: { workload: { requests: 20, mode: 'concurrency' }, cycles: 3 } };
+    assert.deepEqual(changedPaths(a, b), ['spec.cycles', 'spec.workload.requests']);
+    assert.deepEqual(changedPaths(a, a), []);
+  });
+
+  it('refuses to resume a different experiment, naming the change and the way out', () => {
+    const s = state({ spec: { workload: { requests: 16 } } });
+    assert.throws(() => assertSameExperiment(s, { spec: { workload: { requests: 20 } } }, 'exp.yaml', 'out'), (err: unknown) => {
+      assert.ok(err instanceof InvalidInputError);
+      assert.match(err.message, /^exp\.yaml: the manifest changed since out was started: spec\.workload\.requests \(16 -> 20\)\..*--fresh/);
+      return true;
+    });
+    assert.doesNotThrow(() => assertSameExperiment(s, { spec: { workload: { requests: 16 } } }, 'exp.yaml', 'out'));
+  });
+
+  it('round-trips the state and says how to recover from a corrupt or foreign state file', () => {
+    const dir = new ResultsDirectory(mkdtempSync(join(tmpdir(), 'llem-state-')));
+    assert.equal(dir.readState(), null);
+    dir.writeState(state({ a: 1 }));
+    assert.deepEqual(dir.readState()?.experiment, { a: 1 });
+    writeFileSync(dir.statePath, '{"version": 1, "manifestFi');
+    assert.throws(() => dir.readState(), (e: unknown) => e instanceof CheckpointError && /not readable JSON.*--fresh/.test(e.message));
+    writeFileSync(dir.statePath, '{"version": 99}');
+    assert.throws(() => dir.readState(), (e: unknown) => e instanceof CheckpointError && /not a llem state file of version 1.*--fresh/.test(e.message));
+  });
+
+  it('writes files atomically, leaving no temporary files behind', () => {
+    const d = mkdtempSync(join(tmpdir(), 'llem-atomic-'));
+    writeFileAtomic(join(d, 'f.json'), 'one');
+    writeFileAtomic(join(d, 'f.json'), 'two');
+    assert.equal(readFileSync(join(d, 'f.json'), 'utf8'), 'two');
+    assert.deepEqual(readdirSync(d), ['f.json']);
+    assert.throws(() => writeFileAtomic(join(d, 'missing', 'f.json'), 'x'), /ENOENT/);
+    assert.deepEqual(readdirSync(d), ['f.json']);
+  });
+
+  it('never rewrites a completed run file, and drops one of a superseded attempt', () => {
+    const d = mkdtempSync(join(tmpdir(), 'llem-runs-'));
+    mkdirSync(join(d, 'runs'));
+    const file = (energy: number): RunFile => ({ result: { runId: 'r-c0', metrics: { energyJoules: energy } } as unknown as RunFile['result'], power: [], marks: [], windowStartMs: 1, windowEndMs: 2 });
+    writeRunFile(d, file(1));
+    writeRunFile(d, file(2));
+    assert.match(readFileSync(join(d, 'runs', 'r-c0.json'), 'utf8'), /"energyJoules": 1/);
+    removeRunFile(d, 'r-c0');
+    assert.deepEqual(readdirSync(join(d, 'runs')), []);
+  });
+});
