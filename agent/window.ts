@@ -35,6 +35,10 @@ class MeasurementWindow {
   private recorder: SliceRecorder | null = null;
   private timer: NodeJS.Timeout | undefined;
   private closed = false;
+  /** The load began draining: a steady-state window that has not opened by now never will. */
+  private drained = false;
+  /** First failed energy-counter mark; rethrown once the load is over (never left unhandled). */
+  markError: unknown = undefined;
   startMs = 0;
   endMs = 0;
   excluded = 0;
@@ -49,11 +53,11 @@ class MeasurementWindow {
     return this.recorder !== null;
   }
 
-  open(): void {
-    if (this.recorder !== null) return;
+  open(force = false): void {
+    if (this.recorder !== null || (this.drained && !force)) return;
     this.startMs = Date.now();
     this.recorder = new SliceRecorder(this.o.createSketch, this.startMs);
-    this.marks.push(this.o.mark('windowStart'));
+    this.pushMark('windowStart');
     this.timer = setInterval(() => this.publishSlice(Date.now()), this.o.sliceMs);
   }
 
@@ -63,13 +67,23 @@ class MeasurementWindow {
     this.o.publisher.publish('sketch', this.recorder.cut(endMs)).catch(() => undefined);
   }
 
+  private pushMark(m: Mark): void {
+    this.marks.push(this.o.mark(m).catch((err: unknown) => {
+      this.markError ??= err;
+    }));
+  }
+
   close(): void {
-    if (this.recorder === null || this.closed) return;
+    if (this.recorder === null) {
+      this.drained = true;
+      return;
+    }
+    if (this.closed) return;
     this.closed = true;
     clearInterval(this.timer);
     this.endMs = Date.now();
     this.publishSlice(this.endMs);
-    this.marks.push(this.o.mark('windowEnd'));
+    this.pushMark('windowEnd');
   }
 
   add(r: RequestResult): void {
@@ -104,8 +118,9 @@ export async function runWindow(o: WindowOptions): Promise<WindowResult> {
   const steadyStateReached = w.opened;
   // Aborted: the caller publishes `aborted`; no further slices or marks.
   if (o.signal.aborted) return { windowStartMs: w.startMs, windowEndMs: Date.now(), totals: w.totals(), excluded: w.excluded, steadyStateReached };
-  if (!w.opened) w.open(); // steady state never reached: an empty window, flagged by the caller
+  if (!w.opened) w.open(true); // steady state never reached: an empty window, flagged by the caller
   w.close();
   await Promise.all(w.marks);
+  if (w.markError !== undefined) throw w.markError;
   return { windowStartMs: w.startMs, windowEndMs: w.endMs, totals: w.totals(), excluded: w.excluded, steadyStateReached };
 }

@@ -87,3 +87,33 @@ void test('the steady-state window leaves out the ramp-up and the tail', async (
   assert.ok(summary.requestsOk < 30 && summary.requestsOk > 0, `requestsOk ${summary.requestsOk}`);
   assert.ok(!summary.warnings.some((w) => /steady state never reached/.test(w)));
 });
+
+void test('a steady state that never forms (the first request ends before the last starts) is flagged, not mismeasured', async () => {
+  const small = await startMockServer({ ttft: { meanMs: 5 }, itl: { meanMs: 2 }, maxBatch: 2 });
+  try {
+    const { bus } = recordingBus();
+    const config = protocolConfig(small.url, {
+      workload: { mode: 'offline', requests: 6, outputTokens: 4 },
+      measurement: { steadyState: true, warmupRequests: 0, baselineSeconds: 0 },
+    });
+    const summary = await runAgent(config, deps(bus));
+    assert.equal(summary.requestsOk, 0, 'no request belongs to a steady-state window that never opened');
+    assert.ok(summary.warnings.some((w) => /steady state never reached/.test(w)), summary.warnings.join('; '));
+  } finally {
+    await small.close();
+  }
+});
+
+void test('a failed energy-counter mark ends the run with an error and an aborted message, not a crash', async () => {
+  const { bus, messages } = recordingBus();
+  const telemetry = createSimulatedGpu({ sampleIntervalMs: 20, batchIntervalMs: 50 });
+  const realMark = telemetry.mark.bind(telemetry);
+  let marks = 0;
+  telemetry.mark = async () => {
+    marks += 1;
+    if (marks === 3) throw new Error('sampler worker died');
+    return realMark();
+  };
+  await assert.rejects(runAgent(protocolConfig(server.url), { ...deps(bus), telemetry }), /sampler worker died/);
+  assert.equal(messages.at(-1)?.kind, 'aborted');
+});
