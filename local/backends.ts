@@ -120,7 +120,14 @@ export class BackendPool {
       pollMs: 500,
       signal: AbortSignal.any([this.opts.signal, polling.signal]),
     });
-    const first = await Promise.race([ready.then(() => null), exited]).finally(() => polling.abort());
+    let first: string | null;
+    try {
+      first = await Promise.race([ready.then(() => null), exited]).finally(() => polling.abort());
+    } catch (err) {
+      // Not ready in time: the server runs in its own process group and would outlive us holding the GPU.
+      await proc.terminate(10_000);
+      throw err;
+    }
     if (this.opts.signal.aborted) {
       await proc.terminate(10_000);
       throw new InterruptedError('interrupted while the backend was starting');

@@ -51,6 +51,20 @@ export function defaultOutDir(loaded: LoadedExperiment): string {
   return join('llem-results', sanitizeToken(loaded.experiment.metadata.name));
 }
 
+/**
+ * Data-parallel replicas of one run share this machine's backend server; measured on separate GPUs
+ * they would add idle GPUs' energy to the run. Real local runs therefore take one replica.
+ */
+function assertLocalReplicas(loaded: LoadedExperiment): void {
+  const c = loaded.matrix.configurations.find((x) => x.replicas > 1);
+  if (c === undefined) return;
+  throw new InvalidInputError([{
+    file: loaded.file,
+    path: 'spec.placement.replicas',
+    message: `is ${c.replicas}, but a local run measures one replica per run on this machine; set it to 1 here, or run the experiment on a cluster (--simulate accepts replicas > 1)`,
+  }]);
+}
+
 function planOf(uid: string, loaded: LoadedExperiment): AggregatorPlan {
   const byId = new Map(loaded.matrix.configurations.map((c) => [c.id, c]));
   return {
@@ -215,7 +229,10 @@ function openState(opts: LocalRunOptions, loaded: LoadedExperiment, dir: Results
 
 export async function runLocalExperiment(opts: LocalRunOptions): Promise<LocalRunOutcome> {
   const loaded = await loadExperimentFile(opts.file);
-  if (!opts.simulate) await assertGpuPresent();
+  if (!opts.simulate) {
+    assertLocalReplicas(loaded);
+    assertGpuPresent();
+  }
   const out = opts.out ?? defaultOutDir(loaded);
   ensureWritable(out);
   const dir = new ResultsDirectory(out);

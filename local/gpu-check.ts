@@ -1,20 +1,28 @@
 // Without --simulate, `llem run` measures real hardware: refuse early and clearly when there is none.
-import koffi from 'koffi';
+import { loadNvmlApi } from '../agent/telemetry/nvml-api.ts';
+import { nvmlUnavailable } from '../agent/telemetry/nvml.ts';
 import { InvalidInputError } from '../lib/errors.ts';
 
-export async function assertGpuPresent(libraryPath = process.env['LLEM_NVML_LIBRARY'] ?? 'libnvidia-ml.so.1'): Promise<void> {
-  let reason: string | null = null;
+function whyNoGpu(libraryPath: string): string | null {
+  let api;
   try {
-    const lib = koffi.load(libraryPath);
-    const init = lib.func('int nvmlInit_v2()');
-    const count = lib.func('int nvmlDeviceGetCount_v2(_Out_ unsigned int *count)');
-    const rc = init() as number;
-    const n: [number] = [0];
-    if (rc !== 0) reason = `nvmlInit failed with NVML error ${rc}`;
-    else if ((count(n) as number) !== 0 || n[0] === 0) reason = 'NVML reports no GPU';
+    api = loadNvmlApi(libraryPath);
   } catch (err) {
-    reason = `cannot load ${libraryPath} (${(err as Error).message.split('\n')[0] ?? 'unknown error'})`;
+    return (err as Error).message;
   }
+  const rc = api.init();
+  if (rc !== 0) return `NVML init failed: ${nvmlUnavailable(rc)}`;
+  try {
+    const count = api.deviceCount();
+    if (count.rc !== 0) return `NVML device count failed: ${nvmlUnavailable(count.rc)}`;
+    return count.value === undefined || count.value === 0 ? 'NVML reports no GPU' : null;
+  } finally {
+    api.shutdown();
+  }
+}
+
+export function assertGpuPresent(libraryPath = process.env['LLEM_NVML_LIBRARY'] ?? 'libnvidia-ml.so.1'): void {
+  const reason = whyNoGpu(libraryPath);
   if (reason !== null) {
     throw new InvalidInputError([{
       file: '--simulate',

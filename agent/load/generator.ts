@@ -1,3 +1,4 @@
+import { setMaxListeners } from 'node:events';
 // Load generator: offline (all at once), concurrency (closed loop), rate (open-loop Poisson).
 import type { ApiKind, RequestHooks, RequestResult, StreamRequest } from './client.ts';
 import { drawLength, poissonGapMs, seededRng, syntheticPrompt, type Rng, type TokenLength } from './prompts.ts';
@@ -170,6 +171,8 @@ export function abortableSleep(ms: number, signal: AbortSignal): Promise<void> {
 }
 
 export async function runLoad(sender: RequestSender, factory: RequestFactory, workload: Workload, opts: LoadRunOptions): Promise<LoadRunStats> {
+  // Every request in flight listens for the stop signal: hundreds at once is the point, not a leak.
+  setMaxListeners(0, opts.signal);
   const target = workload.mode === 'offline' ? opts.requests : workload.mode === 'concurrency' ? workload.concurrency : 1;
   const run = new LoadRun(sender, factory, opts, Math.max(1, target));
   if (workload.mode === 'offline') await offline(run, opts.requests);
