@@ -147,7 +147,7 @@ class LocalExperiment {
   }
 
   private runStatus(runId: string): string {
-    return this.aggregator.results().runs.find((r) => r.runId === runId)?.status ?? 'pending';
+    return this.aggregator.runResult(runId)?.status ?? 'pending';
   }
 
   /** All attempts of one run, up to policy.retries + 1. */
@@ -202,9 +202,9 @@ class LocalExperiment {
   /** Checkpoint first, then the per-run file, then the state that says "complete". */
   private finishRun(runId: string): void {
     this.dir.writeCheckpoint(this.aggregator.checkpoint());
-    const result = this.aggregator.results().runs.find((r) => r.runId === runId);
+    const result = this.aggregator.runResult(runId);
     const o = this.observer.get(runId);
-    if (result !== undefined && o !== undefined) writeRunFile(this.dir.dir, { result, power: o.power, marks: o.marks, windowStartMs: o.windowStartMs, windowEndMs: o.windowEndMs });
+    if (result !== null && o !== undefined) writeRunFile(this.dir.dir, { result, power: o.power, marks: o.marks, windowStartMs: o.windowStartMs, windowEndMs: o.windowEndMs });
     this.dir.writeState(this.state);
   }
 }

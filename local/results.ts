@@ -76,7 +76,8 @@ export function writeResults(input: WriteResultsInput): ResultsSummary {
     f.windowStartMs !== null && f.windowEndMs !== null ? [{ start: f.windowStartMs, end: f.windowEndMs, label: f.result.runId }] : []);
   const cdfs: Record<string, Record<string, Array<readonly [number, number]>>> = {};
   for (const c of results.configurations) {
-    cdfs[c.configId] = { ttftMs: input.aggregator.latencyCdf(c.configId, 'ttftMs'), itlMs: input.aggregator.latencyCdf(c.configId, 'itlMs'), e2eMs: input.aggregator.latencyCdf(c.configId, 'e2eMs') };
+    const cdf = (m: 'ttftMs' | 'itlMs' | 'e2eMs'): Array<[number, number]> => input.aggregator.latencyCdf(c.runsIncluded, m);
+    cdfs[c.configId] = { ttftMs: cdf('ttftMs'), itlMs: cdf('itlMs'), e2eMs: cdf('e2eMs') };
   }
   const simulated = state.simulated;
   const best = results.experiment.bestConfiguration;

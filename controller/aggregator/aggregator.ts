@@ -4,10 +4,9 @@
 import { z } from 'zod';
 import type { WireMessage } from '../../api/protocol.ts';
 import { CheckpointError, InvalidInputError } from '../../lib/errors.ts';
-import { MergingDigest } from '../../lib/sketch/index.ts';
 import { runResult, type RunResult } from './run-results.ts';
 import { RunState, type ApplyOutcome } from './run-state.ts';
-import { configResult, experimentResult, type ConfigResult, type ExperimentResult, type RollupInput } from './rollup.ts';
+import { configResult, experimentResult, pooledSketch, type ConfigResult, type ExperimentResult, type RollupInput } from './rollup.ts';
 import {
   AggregatorPlanSchema, CHECKPOINT_FORMAT, CHECKPOINT_VERSION, CheckpointSchema,
   type AggregatorPlan, type CheckpointData, type LatencyMetric, type PlannedRun,
@@ -97,19 +96,18 @@ export class Aggregator {
     };
   }
 
+  /** One run's results, without computing every other run's. */
+  runResult(runId: string): RunResult | null {
+    const plan = this.planned.get(runId);
+    return plan === undefined ? null : runResult(plan, this.runs.get(runId));
+  }
+
   /**
-   * CDF points [value, fraction] of one latency metric, pooled over the configuration's runs that
-   * results() includes: for CDF plots, which need more than the reported percentiles.
+   * CDF points [value, fraction] of one latency metric, pooled over the given runs (a
+   * configuration's `runsIncluded`): for CDF plots, which need more than the reported percentiles.
    */
-  latencyCdf(configId: string, metric: LatencyMetric, points = 50): Array<[number, number]> {
-    const included = new Set(this.results().configurations.find((c) => c.configId === configId)?.runsIncluded ?? []);
-    let merged: MergingDigest | null = null;
-    for (const runId of included) {
-      const d = this.runs.get(runId)?.sketches[metric];
-      if (d === null || d === undefined) continue;
-      merged ??= new MergingDigest({ compression: d.compression, scale: d.scale });
-      merged.merge(d);
-    }
+  latencyCdf(runIds: readonly string[], metric: LatencyMetric, points = 50): Array<[number, number]> {
+    const merged = pooledSketch(runIds.map((id) => this.runs.get(id)), metric);
     if (merged === null || merged.count === 0) return [];
     const out: Array<[number, number]> = [];
     for (let i = 0; i <= points; i += 1) {

@@ -58,18 +58,21 @@ function included(r: RollupInput): boolean {
   return r.failurePolicy === 'bestEffort' && r.result.status !== 'pending' && r.state !== undefined;
 }
 
+/** One metric's sketches of the given runs merged into a new sketch, in the given order. */
+export function pooledSketch(states: readonly (RunState | undefined)[], metric: LatencyMetric): MergingDigest | null {
+  let merged: MergingDigest | null = null;
+  for (const s of states) {
+    const d = s?.sketches[metric];
+    if (d === null || d === undefined) continue;
+    merged ??= new MergingDigest({ compression: d.compression, scale: d.scale });
+    merged.merge(d);
+  }
+  return merged;
+}
+
 function pooled(states: (RunState | undefined)[]): Record<LatencyMetric, LatencySummary> {
   const out = {} as Record<LatencyMetric, LatencySummary>;
-  for (const k of LATENCY_METRICS) {
-    let merged: MergingDigest | null = null;
-    for (const s of states) {
-      const d = s?.sketches[k];
-      if (d === null || d === undefined) continue;
-      merged ??= new MergingDigest({ compression: d.compression, scale: d.scale });
-      merged.merge(d);
-    }
-    out[k] = latencySummary(merged, k);
-  }
+  for (const k of LATENCY_METRICS) out[k] = latencySummary(pooledSketch(states, k), k);
   return out;
 }
 
