@@ -24,6 +24,7 @@ export interface PublisherRecord {
 }
 
 export interface RunAttemptResult {
+  /** Rough counter delta for bookkeeping; NaN when a counter reset or a boundary is missing. */
   energyJoules: number;
   outputTokens: number;
   inputTokens: number;
@@ -155,9 +156,11 @@ function totals(recs: PublisherRecord[]): RunAttemptResult {
   let requestsOk = 0;
   let windowMs = 0;
   for (const r of recs) {
+    // A counter that went backwards (reset/wrap) or a missing boundary makes this rough total
+    // unknown (NaN), never a silent undercount; the Aggregator's figures are the ones reported.
     for (const [gpu, end] of Object.entries(r.endMj)) {
       const start = r.startMj[gpu];
-      if (start !== undefined && end >= start) energyMj += end - start;
+      energyMj += start !== undefined && end >= start ? end - start : Number.NaN;
     }
     outputTokens += r.outputTokens ?? 0;
     inputTokens += r.inputTokens ?? 0;

@@ -13,6 +13,7 @@ import type { ObjectStore } from './informer.ts';
 import { buildPod, labelValue, podName, type ExperimentRef, type PodBuilderOptions } from './pods.ts';
 import type { ExperimentFeed, ExperimentStreams } from './results.ts';
 import { newAggregator, statusMetrics } from './aggregate-view.ts';
+import type { AggregateResults } from './aggregator/index.ts';
 import type { ConfigurationResult, Stat } from '../api/status.ts';
 import { stepRuns, type RunPlanOutput } from './runs.ts';
 import { applyConditions, bestConfiguration, boundRuns, configurationResults, decidePhase, progressOf, statusChanged } from './status.ts';
@@ -155,7 +156,7 @@ export class Reconciler {
     // Events are recorded in the background, like client-go's broadcaster: they never delay a reconcile.
     if (wrote) for (const e of out.events) void this.event(obj, e.type, e.reason, e.message);
     if (wrote && prev['phase'] !== status['phase']) void this.event(obj, 'Normal', `Experiment${String(status['phase'])}`, `Experiment is ${String(status['phase'])}: ${progressOf(out.runs).summary} runs succeeded.`);
-    this.observe(ref, out, status['best'] as { joulesPerToken: number } | undefined);
+    this.observe(ref, out, status['best'] as { joulesPerToken: number } | undefined, feed.aggregate());
     return this.afterFinish(ref, spec, status, out.requeueAfterMs);
   }
 
@@ -219,13 +220,15 @@ export class Reconciler {
     return {};
   }
 
-  private observe(ref: ExperimentRef, out: RunPlanOutput, best: { joulesPerToken: number } | undefined): void {
+  private observe(ref: ExperimentRef, out: RunPlanOutput, best: { joulesPerToken: number } | undefined, aggregate: AggregateResults | null): void {
     const m = this.deps.metrics;
     if (m === undefined) return;
     const labels = { namespace: ref.namespace, experiment: ref.name };
     const p = progressOf(out.runs);
     for (const [phase, n] of [['Pending', p.pending], ['Running', p.running], ['Succeeded', p.succeeded], ['Failed', p.failed]] as const) m.experimentRuns.set({ ...labels, phase }, n);
-    m.experimentEnergy.set(labels, [...out.results.values()].reduce((a, r) => a + r.energyJoules, 0));
+    const energy = aggregate?.experiment.totals.energyJoules ?? null;
+    if (energy !== null) m.experimentEnergy.set(labels, energy);
+    else m.experimentEnergy.remove(labels);
     if (best !== undefined) m.experimentJoulesPerToken.set(labels, best.joulesPerToken);
     // A pod that died without a summary leaves no end marker on the stream: the run phase decides.
     for (const r of out.runs) if (r.phase !== 'Running') m.runPower.endRun(ref.namespace, ref.name, r.id);
@@ -240,8 +243,11 @@ export class Reconciler {
   }
 }
 
-/** The Aggregator's metrics (with latency percentiles) win over the ledger's energy-only figures. */
+/**
+ * Once the Aggregator has data, its metrics are the only ones reported: a metric it leaves out (with
+ * a reason in the artifact) must not be filled in from the ledger's rough counter totals.
+ */
 function withAggregatorMetrics(configs: ConfigurationResult[], agg: Map<string, Record<string, Stat>> | null): ConfigurationResult[] {
   if (agg === null) return configs;
-  return configs.map((c) => ({ ...c, metrics: { ...c.metrics, ...(agg.get(c.id) ?? {}) } }));
+  return configs.map((c) => ({ ...c, metrics: agg.get(c.id) ?? {} }));
 }

@@ -5,10 +5,8 @@ import type { Configuration } from '../api/matrix.ts';
 import { initialConditions, setCondition, REASONS, type Condition, type ConditionUpdate } from '../api/conditions.ts';
 import { progressSummary, MAX_STATUS_RUNS, MAX_STATUS_CONFIGURATIONS, type Best, type ConfigurationResult, type ExperimentPhase, type RunSummary, type Stat } from '../api/status.ts';
 import { canonicalJson } from '../api/paths.ts';
+import { studentTQuantile } from './aggregator/index.ts';
 import type { RunAttemptResult } from './ledger.ts';
-
-// Two-sided 95% Student t critical values for df = 1..30; beyond that the normal 1.96 is close enough.
-const T95 = [12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228, 2.201, 2.179, 2.16, 2.145, 2.131, 2.12, 2.11, 2.101, 2.093, 2.086, 2.08, 2.074, 2.069, 2.064, 2.06, 2.056, 2.052, 2.048, 2.045, 2.042];
 
 const sig = (x: number): number => Number(x.toPrecision(6));
 
@@ -17,7 +15,7 @@ export function stat(values: number[]): Stat {
   const mean = n === 0 ? 0 : values.reduce((a, b) => a + b, 0) / n;
   const variance = n < 2 ? 0 : values.reduce((a, b) => a + (b - mean) ** 2, 0) / (n - 1);
   const std = Math.sqrt(variance);
-  const half = n < 2 ? 0 : (T95[n - 2] ?? 1.96) * (std / Math.sqrt(n));
+  const half = n < 2 ? 0 : studentTQuantile(0.975, n - 1) * (std / Math.sqrt(n));
   return { n, mean: sig(mean), std: sig(std), ci95Low: sig(mean - half), ci95High: sig(mean + half) };
 }
 
