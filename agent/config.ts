@@ -42,6 +42,8 @@ export const AgentConfigSchema = z.strictObject({
     baseUrl: z.url().default('http://127.0.0.1:8000'),
     readinessPath: z.string().startsWith('/').default('/health'),
     readinessTimeoutSeconds: z.number().gt(0).default(900),
+    /** The backend's own metrics endpoint (vLLM /metrics, PyTorch /stats), scraped over the window; null: none. */
+    metrics: z.strictObject({ path: z.string().startsWith('/'), format: z.enum(['prometheus', 'llem-stats']) }).nullable().default(null),
   }).prefault({}),
   /** Model name sent in requests (the backend's served model name). */
   model: z.string().min(1),

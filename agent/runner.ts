@@ -6,6 +6,8 @@ import type { Mark, Phase, PublisherKey, SummaryMessage } from '../api/protocol.
 import type { Bus } from '../lib/bus/types.ts';
 import { InterruptedError, LlemError, isLlemError } from '../lib/errors.ts';
 import { rootLogger, type Logger } from '../lib/log.ts';
+import type { BackendType } from '../api/spec.ts';
+import { BackendMetricsRecorder } from './backends/metrics.ts';
 import type { AgentConfig } from './config.ts';
 import { StreamingClient } from './load/client.ts';
 import { abortableSleep, RequestFactory, runLoad, type RequestSender, type Workload } from './load/generator.ts';
@@ -171,7 +173,8 @@ async function protocol(run: ProtocolRun): Promise<AgentSummary> {
   if (c.measurement.warmupRequests > 0) await run.load(c.measurement.warmupRequests, 0x77a3);
   await readyAndWait(run);
   run.enter('measuring');
-  const w = await run.window();
+  const recorder = backendMetricsRecorder(c);
+  const w = await withBackendMetrics(recorder, () => run.window());
   run.enter('cooldown');
   await run.sleep(c.measurement.cooldownSeconds);
   run.enter('done');
@@ -180,10 +183,32 @@ async function protocol(run: ProtocolRun): Promise<AgentSummary> {
     messagesBefore: run.publisher.sent, countsByKind: { ...run.publisher.counts }, ...w.totals,
     baselineStartMs: base.start, baselineEndMs: base.end, windowStartMs: w.windowStartMs, windowEndMs: w.windowEndMs,
     warnings: summaryWarnings(c, w, env),
+    ...(recorder === null ? {} : { backendMetrics: await recorder.markWindowEnd() }),
   };
   await run.publisher.publish('summary', summary);
   await run.publisher.drain();
   return summary;
+}
+
+const BACKEND_TYPES = new Set(['pytorch', 'vllm', 'tensorrt']);
+const BACKEND_SAMPLE_MS = 2000;
+
+function backendMetricsRecorder(c: AgentConfig): BackendMetricsRecorder | null {
+  const { name, baseUrl, metrics } = c.backend;
+  if (!BACKEND_TYPES.has(name)) return null;
+  return new BackendMetricsRecorder({ backend: name as BackendType, baseUrl, metrics });
+}
+
+/** Scrapes the backend's own metrics at the window's start and every 2 s in it (one small HTTP GET; never throws). */
+async function withBackendMetrics<T>(recorder: BackendMetricsRecorder | null, window: () => Promise<T>): Promise<T> {
+  if (recorder === null) return window();
+  await recorder.markWindowStart();
+  const timer = setInterval(() => void recorder.sample(), BACKEND_SAMPLE_MS);
+  try {
+    return await window();
+  } finally {
+    clearInterval(timer);
+  }
 }
 
 /** Bounded: an abort must still let the process exit within 10 s. */

@@ -106,6 +106,13 @@ export const TelemetryMessageSchema = z.object({
   samples: z.array(GpuSampleSchema),
 });
 
+export const BackendMetricsSchema = z.object({
+  backend: z.string(),
+  source: z.string(),
+  metrics: z.record(z.string(), z.object({ value: z.number().nullable(), unit: z.string(), reason: z.string().nullable() })),
+});
+export type BackendMetrics = z.infer<typeof BackendMetricsSchema>;
+
 export const SummaryMessageSchema = z.object({
   ...envelope,
   kind: z.literal('summary'),
@@ -126,6 +133,8 @@ export const SummaryMessageSchema = z.object({
   windowStartMs: z.number(),
   windowEndMs: z.number(),
   warnings: z.array(z.string()),
+  /** Backend-native metrics over the window (vLLM /metrics, the PyTorch server's /stats): each a number or null with a reason. */
+  backendMetrics: BackendMetricsSchema.optional(),
 });
 
 export const AbortedMessageSchema = z.object({

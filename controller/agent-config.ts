@@ -31,7 +31,7 @@ function workloadConfig(w: WorkloadSpec): Record<string, unknown> {
 
 function backendConfig(type: string, launch: BackendLaunch | undefined): Record<string, unknown> {
   if (launch === undefined) return { name: type, baseUrl: `http://127.0.0.1:${SERVER_PORT}`, readinessPath: '/health' };
-  return { name: type, baseUrl: launch.baseUrl, readinessPath: launch.readiness.path, readinessTimeoutSeconds: launch.readiness.timeoutSeconds };
+  return { name: type, baseUrl: launch.baseUrl, readinessPath: launch.readiness.path, readinessTimeoutSeconds: launch.readiness.timeoutSeconds, metrics: launch.metrics };
 }
 
 /**

@@ -14,6 +14,8 @@ import type { Logger } from '../lib/log.ts';
 
 export interface RunningBackend {
   baseUrl: string;
+  /** The server's own metrics endpoint, scraped by the agent over each window; null for the mock. */
+  metrics: BackendLaunch['metrics'];
   servedModelName: string;
   simulated: boolean;
   /** Human-readable command line (or "mock server"), for the report. */
@@ -79,7 +81,7 @@ export class BackendPool {
   private async startMock(c: Configuration): Promise<Entry> {
     const mock: MockServer = await startMockServer({ model: c.model.name, ttft: { meanMs: 40 }, itl: { meanMs: 8 }, maxBatch: 256 });
     return {
-      backend: { baseUrl: mock.url, servedModelName: c.model.name, simulated: true, description: 'mock server (simulated)', exited: new Promise(() => {}) },
+      backend: { baseUrl: mock.url, metrics: null, servedModelName: c.model.name, simulated: true, description: 'mock server (simulated)', exited: new Promise(() => {}) },
       stop: () => mock.close(),
       alive: () => true,
     };
@@ -137,7 +139,7 @@ export class BackendPool {
       throw new BackendError(`backend ${c.backend.name} failed to start: ${first} (command: ${argv.join(' ')})${tail === '' ? '' : `\n  ${tail}`}`);
     }
     return {
-      backend: { baseUrl: `http://127.0.0.1:${port}`, servedModelName: launch.servedModelName, simulated: false, description: argv.join(' '), exited },
+      backend: { baseUrl: `http://127.0.0.1:${port}`, metrics: launch.metrics, servedModelName: launch.servedModelName, simulated: false, description: argv.join(' '), exited },
       stop: async () => {
         await proc.terminate(10_000);
       },

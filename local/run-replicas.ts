@@ -43,7 +43,7 @@ function agentConfig(input: ReplicaRunInput, replica: number): ReturnType<typeof
   const replicas = configuration.replicas;
   return parseAgentConfig({
     ...base,
-    backend: { ...(base['backend'] as Record<string, unknown>), baseUrl: input.backend.baseUrl, readinessPath: '/health' },
+    backend: { ...(base['backend'] as Record<string, unknown>), baseUrl: input.backend.baseUrl, readinessPath: '/health', metrics: input.backend.metrics },
     model: input.backend.servedModelName,
     start: { mode: replicas > 1 ? 'signal' : 'immediate', timeoutSeconds: experiment.spec.policy.runTimeoutSeconds },
   }, `run ${run.id} agent config`);

@@ -1,5 +1,6 @@
 // Per-run results: energy per GPU and in total, efficiency and throughput, latency percentiles.
 // Every metric is a number or null, and every null has a sentence in `missing` saying why.
+import type { BackendMetrics } from '../../api/protocol.ts';
 import type { LatencySketch } from '../../lib/sketch/index.ts';
 import { completeness, type RunStatus } from './completeness.ts';
 import { segmentEnergy, type SegmentEnergy } from './energy.ts';
@@ -52,6 +53,8 @@ export interface RunResult {
   missing: Partial<Record<RunMetric, string>>;
   latency: Record<LatencyMetric, LatencySummary>;
   gpus: GpuEnergyResult[];
+  /** Backend-native metrics per replica (vLLM /metrics, PyTorch /stats), as the agent reported them. */
+  backendMetrics: Array<{ replica: number } & BackendMetrics>;
   notes: string[];
 }
 
@@ -198,6 +201,7 @@ export function runResult(plan: PlannedRun, run: RunState | undefined): RunResul
     ...(run === undefined ? empty : runMetrics(run, plan, gpus)),
     latency,
     gpus,
+    backendMetrics: pubs.flatMap((p) => (p.summary?.backendMetrics === undefined ? [] : [{ replica: p.replica, ...p.summary.backendMetrics }])),
     notes: [...pubs.flatMap((p) => (p.summary?.warnings ?? []).map((w) => `replica ${p.replica}: ${w}`)), ...gpus.flatMap((g) => g.notes.map((n) => `GPU ${g.gpuUuid}: ${n}`))],
   };
 }

@@ -170,5 +170,6 @@ function summaryState(m: SummaryMessage): PublisherState['summary'] {
     windowStartMs: m.windowStartMs,
     windowEndMs: m.windowEndMs,
     warnings: [...m.warnings],
+    ...(m.backendMetrics === undefined ? {} : { backendMetrics: m.backendMetrics }),
   };
 }

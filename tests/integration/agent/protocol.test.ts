@@ -117,3 +117,15 @@ void test('a failed energy-counter mark ends the run with an error and an aborte
   await assert.rejects(runAgent(protocolConfig(server.url), { ...deps(bus), telemetry }), /sampler worker died/);
   assert.equal(messages.at(-1)?.kind, 'aborted');
 });
+
+void test('the summary carries the backend\'s own metrics, each a number or null with the reason', async () => {
+  // The mock server has no /stats: every PyTorch metric must be null and say why (never silently absent).
+  const { bus, messages } = recordingBus();
+  const config = protocolConfig(server.url, { backend: { name: 'pytorch', metrics: { path: '/stats', format: 'llem-stats' } } });
+  const summary = await runAgent(config, deps(bus));
+  const metrics = Object.values(summary.backendMetrics?.metrics ?? {});
+  assert.equal(summary.backendMetrics?.backend, 'pytorch');
+  assert.ok(metrics.length >= 3);
+  for (const m of metrics) assert.ok(m.value === null && /\/stats not read: GET .*\/stats: HTTP 404/.test(m.reason ?? ''), JSON.stringify(m));
+  assert.deepEqual((messages.at(-1) as SummaryMessage).backendMetrics, summary.backendMetrics);
+});

@@ -22,3 +22,17 @@ describe('reading one run and pooled CDFs', () => {
     assert.deepEqual(agg.latencyCdf([], 'ttftMs'), []);
   });
 });
+
+describe('backend-native metrics', () => {
+  it('carries each replica\'s backend metrics from its summary into the run result, across a checkpoint', () => {
+    const plan = makePlan({ configs: 1, cycles: 1 });
+    const run = plan.runs[0]!;
+    const backendMetrics = { backend: 'vllm', source: 'vllm-prometheus', metrics: { preemptions: { value: 3, unit: 'count', reason: null }, kvCacheUsageMaxFraction: { value: null, unit: 'fraction', reason: 'not exported' } } };
+    const msgs = replicaMessages(run, 0, plan.experimentUid, { seed: 1 }).map((m) => (m.kind === 'summary' ? { ...m, backendMetrics } : m));
+    const agg = new Aggregator(plan);
+    msgs.forEach((m, i) => agg.apply(m, i + 1));
+    const restored = Aggregator.restore(agg.checkpoint());
+    for (const a of [agg, restored]) assert.deepEqual(a.runResult(run.runId)?.backendMetrics, [{ replica: 0, ...backendMetrics }]);
+    assert.equal(agg.runResult(run.runId)?.status, 'complete');
+  });
+});
