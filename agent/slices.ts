@@ -3,6 +3,7 @@
 import type { SketchMessage } from '../api/protocol.ts';
 import type { LatencySketch } from '../lib/sketch/types.ts';
 import type { RequestResult } from './load/client.ts';
+import { sketchToBase64 } from '../lib/sketch/index.ts';
 
 export type SketchFactory = () => LatencySketch;
 export type SketchBody = Omit<SketchMessage, 'v' | 'kind' | 'seq' | 'sentAtMs' | 'simulated' | 'namespace' | 'experimentUid' | 'runId' | 'attempt' | 'replica'>;
@@ -27,7 +28,7 @@ interface Slice {
 }
 
 function encode(s: LatencySketch): string | undefined {
-  return s.count === 0 ? undefined : Buffer.from(s.serialize()).toString('base64');
+  return s.count === 0 ? undefined : sketchToBase64(s);
 }
 
 export class SliceRecorder {

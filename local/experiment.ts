@@ -2,7 +2,8 @@
 // aggregator (controller/aggregator) as the cluster, joined by the in-process bus.
 import { existsSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import { Aggregator, type AggregatorPlan } from '../controller/aggregator/index.ts';
+import { Aggregator } from '../controller/aggregator/index.ts';
+import { newAggregator } from '../controller/aggregate-view.ts';
 import { decodeMessage, experimentSubjectFilter, startSubject, PROTOCOL_VERSION } from '../api/protocol.ts';
 import type { Configuration, PlannedRun } from '../api/matrix.ts';
 import { sanitizeToken } from '../api/names.ts';
@@ -65,19 +66,9 @@ function assertLocalReplicas(loaded: LoadedExperiment): void {
   }]);
 }
 
-function planOf(uid: string, loaded: LoadedExperiment): AggregatorPlan {
-  const byId = new Map(loaded.matrix.configurations.map((c) => [c.id, c]));
-  return {
-    experimentUid: uid,
-    runs: loaded.matrix.runs.map((r) => ({
-      runId: r.id, configId: r.configurationId, configHash: r.configHash, cycle: r.cycle,
-      replicas: byId.get(r.configurationId)?.replicas ?? 1, failurePolicy: loaded.experiment.spec.policy.failurePolicy,
-    })),
-  };
-}
-
 class LocalExperiment {
-  readonly bus = new InProcessBus();
+  // The aggregator checkpoints what it applied; old messages need not stay in memory for hours.
+  readonly bus = new InProcessBus({ maxMessages: 50_000 });
   readonly pool: BackendPool;
   readonly observer: MessageObserver;
   readonly attempts = new Map<string, number>();
@@ -209,6 +200,11 @@ class LocalExperiment {
   }
 }
 
+function freshAggregator(uid: string, loaded: LoadedExperiment): Aggregator {
+  const spec = loaded.experiment.spec;
+  return newAggregator(uid, loaded.matrix, spec.placement.replicas, spec.policy.failurePolicy);
+}
+
 function openState(opts: LocalRunOptions, loaded: LoadedExperiment, dir: ResultsDirectory, uid: string): { state: LocalState; aggregator: Aggregator } {
   if (opts.fresh) dir.clear();
   const previous = dir.readState();
@@ -218,13 +214,13 @@ function openState(opts: LocalRunOptions, loaded: LoadedExperiment, dir: Results
       throw new InvalidInputError([{ file: opts.file, path: '', message: `${dir.dir} was started ${previous.simulated ? 'with' : 'without'} --simulate; resume the same way, or use --fresh` }]);
     }
     const bytes = dir.readCheckpoint();
-    return { state: previous, aggregator: bytes === null ? new Aggregator(planOf(uid, loaded)) : Aggregator.restore(bytes) };
+    return { state: previous, aggregator: bytes === null ? freshAggregator(uid, loaded) : Aggregator.restore(bytes) };
   }
   const state: LocalState = {
     version: 1, manifestFile: resolve(opts.file), experimentUid: uid, simulated: opts.simulate,
     experiment: JSON.parse(JSON.stringify(loaded.experiment)) as unknown, startedAt: new Date().toISOString(), runs: {}, environment: {},
   };
-  return { state, aggregator: new Aggregator(planOf(uid, loaded)) };
+  return { state, aggregator: freshAggregator(uid, loaded) };
 }
 
 export async function runLocalExperiment(opts: LocalRunOptions): Promise<LocalRunOutcome> {
