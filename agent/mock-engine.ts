@@ -1,7 +1,7 @@
 // The mock server's batching engine: requests wait for a batch slot, get their first token after an
 // injected TTFT, then every engine step (one injected ITL) emits one token to each running stream —
 // the shape of a continuous-batching server, cheap enough for 500+ streams on one core.
-import { seededRng, type Rng } from './load/prompts.ts';
+import { seededRng, standardNormal, type Rng } from './load/prompts.ts';
 
 export interface DelayDistribution {
   meanMs: number;
@@ -12,8 +12,7 @@ export interface DelayDistribution {
 export function drawDelayMs(d: DelayDistribution, rng: Rng): number {
   const std = d.stdMs ?? 0;
   if (std <= 0) return d.meanMs;
-  const z = Math.sqrt(-2 * Math.log(1 - rng())) * Math.cos(2 * Math.PI * rng());
-  return Math.max(0, d.meanMs + std * z);
+  return Math.max(0, d.meanMs + std * standardNormal(rng));
 }
 
 /** One streamed response, seen by the engine. */

@@ -29,7 +29,8 @@ export interface TokenDistribution {
 }
 export type TokenLength = number | TokenDistribution;
 
-function standardNormal(rng: Rng): number {
+/** Box–Muller: one standard normal draw from two uniform ones. */
+export function standardNormal(rng: Rng): number {
   return Math.sqrt(-2 * Math.log(1 - rng())) * Math.cos(2 * Math.PI * rng());
 }
 
