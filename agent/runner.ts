@@ -9,8 +9,8 @@ import { rootLogger, type Logger } from '../lib/log.ts';
 import type { BackendType } from '../api/spec.ts';
 import { BackendMetricsRecorder } from './backends/metrics.ts';
 import type { AgentConfig } from './config.ts';
-import { StreamingClient } from './load/client.ts';
 import { abortableSleep, RequestFactory, runLoad, type RequestSender, type Workload } from './load/generator.ts';
+import { clientThreadsFor, createLoadSender, peakStreams, type LoadSender } from './load/threaded-client.ts';
 import { Publisher } from './publisher.ts';
 import { awaitBackendReady } from './readiness.ts';
 import type { SketchFactory } from './slices.ts';
@@ -27,7 +27,10 @@ export interface AgentDeps {
   createSketch: SketchFactory;
   /** Abort at any phase: SIGTERM/SIGINT, the backend exiting. `signal.reason` becomes the aborted reason. */
   signal?: AbortSignal;
-  /** Defaults to a StreamingClient on config.backend.baseUrl. */
+  /**
+   * Defaults to the streaming client on config.backend.baseUrl, spread over worker threads when the
+   * workload keeps many streams open (LLEM_CLIENT_THREADS overrides the count).
+   */
   sender?: RequestSender;
   /** The backend is the simulated mock server: every message says simulated. */
   simulatedBackend?: boolean;
@@ -56,7 +59,7 @@ class ProtocolRun {
   readonly stop = new AbortController();
   private readonly log: Logger;
   private readonly sender: RequestSender;
-  private readonly owned: StreamingClient | undefined;
+  private readonly owned: LoadSender | undefined;
   readonly c: AgentConfig;
   readonly d: AgentDeps;
 
@@ -66,8 +69,12 @@ class ProtocolRun {
     this.log = (d.logger ?? rootLogger).child({ run: c.publisher.runId, replica: c.publisher.replica });
     const simulated = d.telemetry.source === 'simulated' || d.simulatedBackend === true;
     this.publisher = new Publisher(d.bus, c.publisher, simulated);
-    this.owned = d.sender === undefined ? new StreamingClient({ baseUrl: c.backend.baseUrl, timeoutMs: c.workload.requestTimeoutSeconds * 1000 }) : undefined;
-    this.sender = d.sender ?? (this.owned as StreamingClient);
+    if (d.sender === undefined) {
+      const threads = clientThreadsFor(peakStreams(c.workload, c.workload.requests), undefined, process.env['LLEM_CLIENT_THREADS']);
+      this.owned = createLoadSender({ baseUrl: c.backend.baseUrl, timeoutMs: c.workload.requestTimeoutSeconds * 1000 }, threads);
+      this.log.debug({ clientThreads: this.owned.threads }, 'load client');
+    }
+    this.sender = d.sender ?? (this.owned as LoadSender);
     if (d.signal !== undefined) {
       const forward = (): void => this.stop.abort(d.signal?.reason);
       if (d.signal.aborted) forward();

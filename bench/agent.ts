@@ -1,26 +1,31 @@
 // bench/agent: the load generator against the mock server on loopback.
 //  1. Throughput: >= 500 concurrent streams, >= 20,000 streamed tokens/s, client TTFT p99 within
 //     5 ms of the server's injected TTFT (after a 2 s ramp; the server runs as a few cluster
-//     workers in a child process so that its own lag stays small).
-//  2. Event-loop delay p99 of the load generator with the 10 Hz telemetry sampler (worker thread,
-//     each read blocking 4 ms like NVML's energy call on an H200) vs without it; plus the same
-//     sampler run inline on the main loop, to show the measurement can see a difference.
-// Usage: node --import tsx bench/agent.ts [--streams 600] [--seconds 10]
+//     workers in a child process so that its own lag stays small). Run twice in the same process:
+//     the client as the agent sets it up (threads from clientThreadsFor) and, as the baseline, all
+//     streams on one event loop.
+//  2. Event-loop delay p99 of the loops that read the streams (the worst of them and the main one)
+//     with the 10 Hz telemetry sampler (worker thread, each read blocking 4 ms like NVML's energy
+//     call on an H200) vs without it; plus the same sampler run inline on the main loop, to show the
+//     measurement can see a difference.
+// Usage: node --import tsx bench/agent.ts [--streams 600] [--seconds 10] [--threads N]
 import { spawn, type ChildProcess } from 'node:child_process';
 import cluster from 'node:cluster';
 import { availableParallelism } from 'node:os';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { createInterface } from 'node:readline';
 import { parseArgs } from 'node:util';
-import { StreamingClient, type RequestResult } from '../agent/load/client.ts';
+import type { RequestResult } from '../agent/load/client.ts';
 import { RequestFactory, runLoad, type Workload } from '../agent/load/generator.ts';
 import { startMockServer } from '../agent/mock-server.ts';
+import { clientThreadsFor, createLoadSender, type LoadSender } from '../agent/load/threaded-client.ts';
 import { createSimulatedGpu } from '../agent/telemetry/sampler.ts';
 import { createLoadCell, SimulatedReader } from '../agent/telemetry/simulated.ts';
 
-const { values } = parseArgs({ options: { streams: { type: 'string' }, seconds: { type: 'string' }, serve: { type: 'boolean' } } });
+const { values } = parseArgs({ options: { streams: { type: 'string' }, seconds: { type: 'string' }, threads: { type: 'string' }, serve: { type: 'boolean' } } });
 const STREAMS = Number(values.streams ?? 600);
 const SECONDS = Number(values.seconds ?? 10);
+const THREADS = clientThreadsFor(STREAMS, availableParallelism(), values.threads);
 const TTFT_MS = 50;
 const ITL_MS = 20;
 /** Varied output lengths, as in real traffic: fixed ones make every stream end in the same engine step. */
@@ -53,7 +58,7 @@ const workload = (concurrency: number): Workload => ({
   inputTokens: 128, outputTokens: OUTPUT_TOKENS, ignoreEos: true, temperature: 0, seed: 42,
 });
 
-async function drive(client: StreamingClient, concurrency: number, seconds: number): Promise<{ results: RequestResult[]; durationMs: number }> {
+async function drive(client: LoadSender, concurrency: number, seconds: number): Promise<{ results: RequestResult[]; durationMs: number }> {
   const results: RequestResult[] = [];
   const w = workload(concurrency);
   const stats = await runLoad(client, new RequestFactory(w), w, {
@@ -73,9 +78,9 @@ interface Throughput {
   itl_p50_ms: number;
 }
 
-async function throughput(url: string): Promise<Throughput> {
+async function throughput(url: string, threads: number): Promise<Throughput> {
   // Throughput over the whole run, ramp included (conservative); TTFT once the ramp is over.
-  const client = new StreamingClient({ baseUrl: url, timeoutMs: 60_000 });
+  const client = createLoadSender({ baseUrl: url, timeoutMs: 60_000 }, threads);
   const t0 = performance.now();
   const { results, durationMs } = await drive(client, STREAMS, SECONDS + RAMP_MS / 1000);
   client.close();
@@ -89,18 +94,20 @@ async function throughput(url: string): Promise<Throughput> {
   };
 }
 
-/** Event-loop delay p99 (ms) of the load generator while `during` runs beside it. */
+/** Event-loop delay p99 (ms) of the load generator (main loop and stream loops, the worst) while `during` runs beside it. */
 async function loopDelayP99(url: string, seconds: number, during: { start(): Promise<void>; stop(): Promise<void> } | null): Promise<number> {
-  const client = new StreamingClient({ baseUrl: url, timeoutMs: 60_000 });
+  const client = createLoadSender({ baseUrl: url, timeoutMs: 60_000 }, THREADS);
   await drive(client, 200, 0.5);
   await during?.start();
   const h = monitorEventLoopDelay({ resolution: 1 });
   h.enable();
+  await client.loopDelayP99Ms(true);
   await drive(client, 200, seconds);
+  const loops = await client.loopDelayP99Ms();
   h.disable();
   await during?.stop();
   client.close();
-  return h.percentile(99) / 1e6;
+  return Math.max(h.percentile(99) / 1e6, ...loops);
 }
 
 const workerSampler = (): { start(): Promise<void>; stop(): Promise<void> } => {
@@ -123,7 +130,8 @@ const inlineSampler = (): { start(): Promise<void>; stop(): Promise<void> } => {
 async function main(): Promise<void> {
   const { url, child } = await startServer();
   try {
-    const t = await throughput(url);
+    const base = await throughput(url, 1);
+    const t = await throughput(url, THREADS);
     const off: number[] = [];
     const on: number[] = [];
     // Interleaved rounds, so drift in machine load hits both sides alike.
@@ -135,7 +143,9 @@ async function main(): Promise<void> {
     const elOff = pct(off, 0.5);
     const elOn = pct(on, 0.5);
     const r = {
-      ...t, ttft_p99_excess_ms: t.ttft_p99_ms - TTFT_MS, el_p99_off_ms: elOff, el_p99_on_ms: elOn,
+      ...t, client_threads: THREADS, ttft_p99_excess_ms: t.ttft_p99_ms - TTFT_MS,
+      baseline_1loop_tokens_per_s: base.tokens_per_s, baseline_1loop_ttft_p99_excess_ms: base.ttft_p99_ms - TTFT_MS,
+      ttft_excess_vs_1loop: (t.ttft_p99_ms - TTFT_MS) / (base.ttft_p99_ms - TTFT_MS), el_p99_off_ms: elOff, el_p99_on_ms: elOn,
       el_p99_ratio: elOn / elOff, el_p99_increase_ms: elOn - elOff, el_p99_inline_ms: inline,
     };
     const pass = r.streams >= 500 && r.tokens_per_s >= 20_000 && r.ttft_p99_excess_ms <= 5 && r.el_p99_increase_ms < 1 && r.requests_failed === 0;

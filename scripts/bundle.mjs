@@ -14,6 +14,6 @@ const common = {
   logLevel: 'warning',
 };
 await build({ ...common, entryPoints: { llem: 'cli/main.ts' }, outdir, outExtension: { '.js': '.mjs' }, splitting: false });
-await build({ ...common, entryPoints: { 'agent-sampler-worker': 'agent/telemetry/worker.ts' }, outdir, outExtension: { '.js': '.mjs' } });
+await build({ ...common, entryPoints: { 'agent-sampler-worker': 'agent/telemetry/worker.ts', 'agent-client-worker': 'agent/load/client-worker.ts' }, outdir, outExtension: { '.js': '.mjs' } });
 await build({ ...common, entryPoints: { 'sampler-overhead': 'bench/sampler-overhead.ts' }, outdir, outExtension: { '.js': '.mjs' } });
 console.log(`bundled into ${outdir}/`);

@@ -29,12 +29,13 @@ function alive(pid: number): boolean {
 
 interface AgentRun {
   lines: Array<{ message: { kind: string; phase?: string; reason?: string; seq: number } }>;
+  stderr: string[];
   exit: Promise<number | null>;
   kill: (sig: NodeJS.Signals) => void;
   pidFile: string;
 }
 
-async function startAgent(dieAfterMs?: number): Promise<AgentRun> {
+async function startAgent(dieAfterMs?: number, env: Record<string, string> = {}): Promise<AgentRun> {
   const dir = mkdtempSync(join(tmpdir(), 'llem-agent-cli-'));
   const port = await freePort();
   const config = {
@@ -49,13 +50,14 @@ async function startAgent(dieAfterMs?: number): Promise<AgentRun> {
   const pidFile = join(dir, 'backend.pid');
   const backendArgs = [FIXTURE, String(port), pidFile, ...(dieAfterMs === undefined ? [] : [String(dieAfterMs)])];
   const child = spawn(process.execPath, ['--import', 'tsx', CLI, 'agent', '--config', file, '--', process.execPath, ...backendArgs], {
-    env: { ...process.env, LLEM_LOG_LEVEL: 'warn', LLEM_NATS_URL: '' }, stdio: ['ignore', 'pipe', 'pipe'],
+    env: { ...process.env, LLEM_LOG_LEVEL: 'warn', LLEM_NATS_URL: '', ...env }, stdio: ['ignore', 'pipe', 'pipe'],
   });
   const lines: AgentRun['lines'] = [];
   createInterface({ input: child.stdout }).on('line', (l) => lines.push(JSON.parse(l) as AgentRun['lines'][number]));
-  child.stderr.resume();
+  const stderr: string[] = [];
+  createInterface({ input: child.stderr }).on('line', (l) => stderr.push(l));
   const exit = new Promise<number | null>((r) => child.once('exit', (code) => r(code)));
-  return { lines, exit, kill: (sig) => child.kill(sig), pidFile };
+  return { lines, stderr, exit, kill: (sig) => child.kill(sig), pidFile };
 }
 
 async function waitFor(run: AgentRun, kind: string, timeoutMs = 60_000): Promise<void> {
@@ -66,8 +68,8 @@ async function waitFor(run: AgentRun, kind: string, timeoutMs = 60_000): Promise
   }
 }
 
-void test('SIGTERM mid-window publishes aborted, stops the backend group and exits 143 within 10 s', { timeout: 90_000 }, async (t) => {
-  const run = await startAgent();
+void test('SIGTERM mid-window publishes aborted, stops the backend group and exits 143 within 10 s (streams read by 2 client threads)', { timeout: 90_000 }, async (t) => {
+  const run = await startAgent(undefined, { LLEM_CLIENT_THREADS: '2' });
   t.after(() => run.kill('SIGKILL'));
   await waitFor(run, 'sketch');
   const pids = JSON.parse(readFileSync(run.pidFile, 'utf8')) as { pid: number; grandchild: number };
@@ -94,4 +96,19 @@ void test('a backend that dies mid-run aborts the run with its exit and last log
   assert.equal(last?.kind, 'aborted');
   assert.match(last?.reason ?? '', /backend exited with code 3/);
   assert.match(last?.reason ?? '', /dying on purpose/);
+});
+
+void test('a bad LLEM_CLIENT_THREADS is an input error: exit 2 naming the variable, the backend group stopped', { timeout: 90_000 }, async (t) => {
+  const run = await startAgent(undefined, { LLEM_CLIENT_THREADS: 'many' });
+  t.after(() => run.kill('SIGKILL'));
+  const code = await run.exit;
+  assert.equal(code, 2);
+  assert.match(run.stderr.join('\n'), /LLEM_CLIENT_THREADS: must be a whole number/);
+  await new Promise((r) => setTimeout(r, 200));
+  try {
+    const pids = JSON.parse(readFileSync(run.pidFile, 'utf8')) as { pid: number; grandchild: number };
+    assert.equal(alive(pids.pid), false, 'backend leader stopped');
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+  }
 });
