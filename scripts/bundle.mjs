@@ -1,4 +1,5 @@
-// Bundles the CLI (and the telemetry worker, its second entry point) into dist/ with esbuild.
+// Bundles the CLI (and its worker threads, further entry points) into dist/ with esbuild, plus the
+// benchmarks that run on the GPU machine (sampler-overhead, bench-agent).
 // koffi stays external: it loads a native binary. Use: node scripts/bundle.mjs [OUTDIR]
 import { build } from 'esbuild';
 
@@ -15,5 +16,5 @@ const common = {
 };
 await build({ ...common, entryPoints: { llem: 'cli/main.ts' }, outdir, outExtension: { '.js': '.mjs' }, splitting: false });
 await build({ ...common, entryPoints: { 'agent-sampler-worker': 'agent/telemetry/worker.ts', 'agent-client-worker': 'agent/load/client-worker.ts' }, outdir, outExtension: { '.js': '.mjs' } });
-await build({ ...common, entryPoints: { 'sampler-overhead': 'bench/sampler-overhead.ts' }, outdir, outExtension: { '.js': '.mjs' } });
+await build({ ...common, entryPoints: { 'sampler-overhead': 'bench/sampler-overhead.ts', 'bench-agent': 'bench/agent.ts' }, outdir, outExtension: { '.js': '.mjs' } });
 console.log(`bundled into ${outdir}/`);

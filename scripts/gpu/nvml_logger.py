@@ -3,11 +3,13 @@
 
 Polls every GPU's NVML total-energy counter (mJ) and power (mW) with pynvml at a fixed rate and
 writes one JSON line per poll: {"t_ms": wall-clock ms, "gpu": index, "energy_mj": int,
-"power_mw": int}. Runs until SIGTERM/SIGINT; flushes every line so a kill loses nothing.
+"power_mw": int, "sm_mhz": int, "temp_c": int, "load1": the host's 1-minute load average}.
+Runs until SIGTERM/SIGINT; flushes every line so a kill loses nothing.
 Nothing here shares code with the agent: it is the independent side of the comparison.
 """
 import argparse
 import json
+import os
 import signal
 import sys
 import time
@@ -40,7 +42,10 @@ def main() -> int:
                 energy = pynvml.nvmlDeviceGetTotalEnergyConsumption(handle)
                 t_ms = time.time() * 1000.0
                 power = pynvml.nvmlDeviceGetPowerUsage(handle)
-                out.write(json.dumps({"t_ms": t_ms, "gpu": index, "energy_mj": energy, "power_mw": power}) + "\n")
+                sm_mhz = pynvml.nvmlDeviceGetClockInfo(handle, pynvml.NVML_CLOCK_SM)
+                temp_c = pynvml.nvmlDeviceGetTemperature(handle, pynvml.NVML_TEMPERATURE_GPU)
+                row = {"t_ms": t_ms, "gpu": index, "energy_mj": energy, "power_mw": power, "sm_mhz": sm_mhz, "temp_c": temp_c, "load1": os.getloadavg()[0]}
+                out.write(json.dumps(row) + "\n")
             out.flush()
             next_t += period
             time.sleep(max(0.0, next_t - time.monotonic()))
