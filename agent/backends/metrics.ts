@@ -93,8 +93,22 @@ function numberAt(obj: unknown, path: readonly string[]): number | null {
   return typeof cur === 'number' && Number.isFinite(cur) ? cur : null;
 }
 
-/** The PyTorch server's /stats (read at the window's end): peak memory split into loading and inference. */
-export function pytorchExtendedResults(stats: unknown, error?: string): BackendExtendedResults {
+/** Running batch rows and step counts from /stats: the server keeps totals since it started. */
+function engineTotals(stats: unknown): { steps: number; rows: number; decodeSeconds: number } | null {
+  const steps = numberAt(stats, ['engine', 'decodeSteps']);
+  const mean = numberAt(stats, ['engine', 'meanBatchRows']);
+  const decodeSeconds = numberAt(stats, ['engine', 'decodeSeconds']);
+  if (steps === null || decodeSeconds === null) return null;
+  return { steps, rows: steps === 0 ? 0 : (mean ?? NaN) * steps, decodeSeconds };
+}
+
+/**
+ * The PyTorch server's /stats at the window's start and end: peak memory split into loading and
+ * inference (peaks since the server started), and the engine's batch rows and decode-step time over
+ * the window only (the difference of its running totals: a server reused across runs has served
+ * other runs before).
+ */
+export function pytorchExtendedResults(stats: unknown, error?: string, startStats?: unknown): BackendExtendedResults {
   const reasonFor = (path: readonly string[]): string => {
     if (stats === null || stats === undefined) return `PyTorch server /stats not read${error === undefined ? '' : `: ${error}`}`;
     // The server explains its own nulls (fake runner, CPU peak semantics) in memory.reason.
@@ -105,6 +119,16 @@ export function pytorchExtendedResults(stats: unknown, error?: string): BackendE
     const v = numberAt(stats, path);
     return v === null ? absent(unit, reasonFor(path)) : present(v, unit);
   };
+  const end = engineTotals(stats);
+  const start = engineTotals(startStats);
+  const steps = end !== null && start !== null ? end.steps - start.steps : null;
+  const engineReason =
+    end === null ? reasonFor(['engine', 'decodeSteps'])
+      : start === null ? `PyTorch server /stats not read at the window's start${error === undefined ? '' : `: ${error}`}`
+        : 'no decode step in the window';
+  const perStep = (total: (t: { rows: number; decodeSeconds: number }) => number, scale: number, unit: string): ExtendedMetric =>
+    steps !== null && steps > 0 && end !== null && start !== null && Number.isFinite(total(end) - total(start))
+      ? present(((total(end) - total(start)) / steps) * scale, unit) : absent(unit, engineReason);
   return {
     backend: 'pytorch',
     source: 'llem-stats',
@@ -112,8 +136,9 @@ export function pytorchExtendedResults(stats: unknown, error?: string): BackendE
       loadPeakMemoryBytes: pick(['memory', 'loadPeakBytes'], 'bytes'),
       inferencePeakMemoryBytes: pick(['memory', 'inferencePeakBytes'], 'bytes'),
       inferencePeakAboveLoadBytes: pick(['memory', 'inferencePeakAboveLoadBytes'], 'bytes'),
-      meanBatchRows: pick(['engine', 'meanBatchRows'], 'rows'),
-      maxBatchRows: pick(['engine', 'maxBatchRows'], 'rows'),
+      decodeSteps: steps !== null && end !== null && start !== null ? present(steps, 'count') : absent('count', engineReason),
+      meanBatchRows: perStep((t) => t.rows, 1, 'rows'),
+      meanDecodeStepMs: perStep((t) => t.decodeSeconds, 1000, 'ms'),
     },
   };
 }
@@ -138,6 +163,7 @@ const defaultFetchText: FetchText = async (url) => {
 /** Scrapes a launched backend over one measurement window. Never throws: failures become reasons. */
 export class BackendMetricsRecorder {
   private start: PrometheusSample[] | null = null;
+  private startStats: unknown = null;
   private readonly during: PrometheusSample[][] = [];
   private error: string | undefined;
 
@@ -162,7 +188,17 @@ export class BackendMetricsRecorder {
   }
 
   async markWindowStart(): Promise<void> {
-    this.start = await this.scrapeProm();
+    if (this.launch.metrics?.format === 'llem-stats') this.startStats = this.parseStats(await this.scrape());
+    else this.start = await this.scrapeProm();
+  }
+
+  private parseStats(text: string | null): unknown {
+    try {
+      return text === null ? null : JSON.parse(text);
+    } catch (err) {
+      this.error = `invalid JSON from /stats: ${err instanceof Error ? err.message : String(err)}`;
+      return null;
+    }
   }
 
   /** A gauge sample inside the window (KV-cache usage, queue length); call every few seconds. */
@@ -178,14 +214,8 @@ export class BackendMetricsRecorder {
         return vllmExtendedResults({ start: this.start, end, during: this.during, ...(this.error === undefined ? {} : { error: this.error }) });
       }
       case 'pytorch': {
-        const text = await this.scrape();
-        let stats: unknown = null;
-        try {
-          stats = text === null ? null : JSON.parse(text);
-        } catch (err) {
-          this.error = `invalid JSON from /stats: ${err instanceof Error ? err.message : String(err)}`;
-        }
-        return pytorchExtendedResults(stats, this.error);
+        const stats = this.parseStats(await this.scrape());
+        return pytorchExtendedResults(stats, this.error, this.startStats);
       }
       case 'tensorrt':
         return tensorrtExtendedResults();

@@ -105,18 +105,41 @@ void test('the recorder scrapes vLLM at the window bounds and in between', async
   assert.equal(r.metrics['prefixCacheHitRate']?.value, 0.25);
 });
 
-void test('PyTorch /stats gives load and inference peak memory separately', async () => {
-  const stats = { memory: { loadPeakBytes: 2_000, inferencePeakBytes: 3_000, inferencePeakAboveLoadBytes: 1_000 }, engine: { meanBatchRows: 3.5, maxBatchRows: 8 } };
+void test('PyTorch /stats gives load and inference peak memory separately, and batch rows and step time over the window only', async () => {
+  // The server keeps running totals: 100 steps of 2 rows before the window, then 50 steps of 8 rows.
+  const before = { memory: { loadPeakBytes: 2_000, inferencePeakBytes: 2_500, inferencePeakAboveLoadBytes: 500 }, engine: { decodeSteps: 100, meanBatchRows: 2, decodeSeconds: 1 } };
+  const endStats = { memory: { loadPeakBytes: 2_000, inferencePeakBytes: 3_000, inferencePeakAboveLoadBytes: 1_000 }, engine: { decodeSteps: 150, meanBatchRows: 4, decodeSeconds: 2 } };
+  const texts = [JSON.stringify(before), JSON.stringify(endStats)];
+  const urls: string[] = [];
   const recorder = new BackendMetricsRecorder(
     { backend: 'pytorch', baseUrl: 'http://h:1', metrics: { path: '/stats', format: 'llem-stats' } },
-    () => Promise.resolve(JSON.stringify(stats)),
+    (url) => {
+      urls.push(url);
+      return Promise.resolve(texts[urls.length - 1] ?? '');
+    },
   );
+  await recorder.markWindowStart();
+  await recorder.sample();
   const r = await recorder.markWindowEnd();
+  assert.deepEqual(urls, ['http://h:1/stats', 'http://h:1/stats'], 'read at the start and the end (not every sample: it is JSON totals)');
   assert.equal(r.metrics['loadPeakMemoryBytes']?.value, 2_000);
   assert.equal(r.metrics['inferencePeakMemoryBytes']?.value, 3_000);
-  assert.equal(r.metrics['meanBatchRows']?.value, 3.5);
+  assert.equal(r.metrics['decodeSteps']?.value, 50);
+  assert.equal(r.metrics['meanBatchRows']?.value, 8, 'the window\'s mean, not the since-start mean of 4');
+  assert.equal(r.metrics['meanDecodeStepMs']?.value, 20);
   const fake = pytorchExtendedResults({ memory: { loadPeakBytes: null, reason: 'fake runner: no device memory' }, engine: {} });
   assert.equal(fake.metrics['loadPeakMemoryBytes']?.value, null);
   assert.equal(fake.metrics['loadPeakMemoryBytes']?.reason, 'fake runner: no device memory');
   assert.match(pytorchExtendedResults(null, 'timeout').metrics['loadPeakMemoryBytes']?.reason ?? '', /not read: timeout/);
+});
+
+void test('PyTorch batch rows without a start reading, or with no step in the window, are null with the reason', () => {
+  const endStats = { memory: {}, engine: { decodeSteps: 150, meanBatchRows: 4, decodeSeconds: 2 } };
+  const noStart = pytorchExtendedResults(endStats);
+  assert.equal(noStart.metrics['meanBatchRows']?.value, null);
+  assert.match(noStart.metrics['meanBatchRows']?.reason ?? '', /not read at the window's start/);
+  const idle = pytorchExtendedResults(endStats, undefined, endStats);
+  assert.equal(idle.metrics['decodeSteps']?.value, 0);
+  assert.equal(idle.metrics['meanDecodeStepMs']?.value, null);
+  assert.equal(idle.metrics['meanBatchRows']?.reason, 'no decode step in the window');
 });
