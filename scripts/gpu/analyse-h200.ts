@@ -1,21 +1,38 @@
 // Cross-checks an H200 run against the independent pynvml log (scripts/gpu/nvml_logger.py):
 // for every measurement window the agent reported, the energy from the independent log's counter
-// over the same interval, the integral of its sampled power, and the counter's update period.
+// over the same interval, the integral of its sampled power, and the counter's update period; then
+// repeatability per configuration (95% CI half-width of J/token over the cycles, Student t) and the
+// J/token-versus-concurrency curve; clocks, temperatures and host load seen during the windows.
 //   node --import tsx scripts/gpu/analyse-h200.ts RAW_DIR OUT_PREFIX
-// RAW_DIR holds experiment.json, nvml.jsonl and either runs/<id>.json (window marks) or the
-// agent's log run.log (phase times; the windowStart mark follows "measuring" within milliseconds).
+// RAW_DIR holds experiment.json, nvml.jsonl (or nvml-log.jsonl) and either runs/<id>.json (window
+// marks) or the agent's log run.log (phase times; windowStart follows "measuring" within ms). The
+// unpacked h200-validation.tgz works as it is (llem's files under results/, the log beside them).
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { studentTQuantile } from '../../controller/aggregator/stats.ts';
 import { barChart, lineChart } from '../../controller/report/svg.ts';
 
-interface LogRow { t_ms: number; gpu: number; energy_mj: number; power_mw: number }
+interface LogRow { t_ms: number; gpu: number; energy_mj: number; power_mw: number; sm_mhz?: number; temp_c?: number; load1?: number }
 interface GpuResult { energyJoules: number | null; windowSeconds: number | null }
-interface Run { runId: string; status: string; gpus: GpuResult[]; metrics: { joulesPerToken: number | null; tokensPerSecond: number | null } }
+interface Run {
+  runId: string;
+  configId: string;
+  cycle: number;
+  status: string;
+  gpus: Array<GpuResult & { baselineSubtractedJoules?: number | null }>;
+  counts: { outputTokens: number };
+  metrics: { joulesPerToken: number | null; tokensPerSecond: number | null };
+}
 
 const [raw, outPrefix] = process.argv.slice(2);
 if (raw === undefined || outPrefix === undefined) throw new Error('usage: analyse-h200.ts RAW_DIR OUT_PREFIX');
-const log: LogRow[] = readFileSync(join(raw, 'nvml.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l) as LogRow).filter((r) => r.gpu === 0);
-const experiment = JSON.parse(readFileSync(join(raw, 'experiment.json'), 'utf8')) as { results: { runs: Run[] } };
+const logFile = existsSync(join(raw, 'nvml.jsonl')) ? join(raw, 'nvml.jsonl') : join(raw, 'nvml-log.jsonl');
+const log: LogRow[] = readFileSync(logFile, 'utf8').trim().split('\n').map((l) => JSON.parse(l) as LogRow).filter((r) => r.gpu === 0);
+const results = existsSync(join(raw, 'results', 'experiment.json')) ? join(raw, 'results') : raw;
+const experiment = JSON.parse(readFileSync(join(results, 'experiment.json'), 'utf8')) as {
+  results: { runs: Run[] };
+  configurations: Array<{ id: string; workload: { concurrency: number } }>;
+};
 
 /** Linear interpolation of the logged counter at time t (ms). */
 function counterAt(t: number): number {
@@ -40,7 +57,7 @@ function powerIntegral(t0: number, t1: number): number {
 
 /** Window bounds per run: the agent's marks when present, else its phase log (measuring -> +windowSeconds). */
 function windowOf(run: Run): [number, number] {
-  const file = join(raw!, 'runs', `${run.runId}.json`);
+  const file = join(results, 'runs', `${run.runId}.json`);
   if (existsSync(file)) {
     const marks = (JSON.parse(readFileSync(file, 'utf8')) as { marks: Array<{ mark: string; tMs: number }> }).marks;
     const s = marks.find((m) => m.mark === 'windowStart');
@@ -69,20 +86,70 @@ const rows = experiment.results.runs.filter((r) => r.status === 'complete' && r.
     powerIntegralVsCounterPct: ((powerJ - counterJ) / counterJ) * 100, joulesPerToken: run.metrics.joulesPerToken,
   };
 });
-const report = { logSamples: log.length, logRateHz: (log.length - 1) / ((log[log.length - 1]!.t_ms - log[0]!.t_ms) / 1000), counterUpdateMedianMs: medianGapMs, windows: rows };
+/** Mean, sample SD and 95% CI half-width (Student t, n - 1 df) of xs, the half-width also in % of the mean. */
+function ci95(xs: number[]): { n: number; mean: number; sd: number; halfWidth: number; halfWidthPct: number } {
+  const n = xs.length;
+  const mean = xs.reduce((a, b) => a + b, 0) / n;
+  const sd = Math.sqrt(xs.reduce((a, b) => a + (b - mean) ** 2, 0) / (n - 1));
+  const halfWidth = n > 1 ? (studentTQuantile(0.975, n - 1) * sd) / Math.sqrt(n) : NaN;
+  return { n, mean, sd, halfWidth, halfWidthPct: (halfWidth / mean) * 100 };
+}
+
+function range(xs: number[]): [number, number] {
+  return [Math.min(...xs), Math.max(...xs)];
+}
+
+/** Clocks, temperature and host load the independent log saw inside the agent's windows. */
+function conditions(windows: Array<[number, number]>): Record<string, [number, number] | null> {
+  const inside = log.filter((r) => windows.some(([a, b]) => r.t_ms >= a && r.t_ms <= b));
+  const field = (k: 'sm_mhz' | 'temp_c' | 'load1'): [number, number] | null => {
+    const xs = inside.map((r) => r[k]).filter((v): v is number => typeof v === 'number');
+    return xs.length === 0 ? null : range(xs);
+  };
+  return { smClockMhz: field('sm_mhz'), temperatureC: field('temp_c'), hostLoad1: field('load1'), powerW: range(inside.map((r) => r.power_mw / 1000)) };
+}
+
+const complete = experiment.results.runs.filter((r) => r.status === 'complete' && r.metrics.joulesPerToken !== null);
+const concurrencyOf = new Map(experiment.configurations.map((c) => [c.id, c.workload.concurrency]));
+const byConfig = [...new Set(complete.map((r) => r.configId))].map((configId) => {
+  const runs = complete.filter((r) => r.configId === configId).sort((a, b) => a.cycle - b.cycle);
+  const aboveIdle = runs.map((r) => (r.gpus[0]?.baselineSubtractedJoules ?? NaN) / r.counts.outputTokens);
+  return {
+    configId, concurrency: concurrencyOf.get(configId) ?? NaN, cycles: runs.map((r) => r.cycle),
+    joulesPerToken: runs.map((r) => r.metrics.joulesPerToken as number), tokensPerSecond: runs.map((r) => r.metrics.tokensPerSecond ?? NaN),
+    windowSeconds: runs.map((r) => r.gpus[0]?.windowSeconds ?? NaN), aboveIdleJoulesPerToken: aboveIdle,
+    jptCi: ci95(runs.map((r) => r.metrics.joulesPerToken as number)), tpsCi: ci95(runs.map((r) => r.metrics.tokensPerSecond ?? NaN)), aboveIdleCi: ci95(aboveIdle),
+  };
+}).sort((a, b) => a.concurrency - b.concurrency);
+
+const windowBounds = complete.map((r) => windowOf(r));
+const report = {
+  logFile, logSamples: log.length, logRateHz: (log.length - 1) / ((log[log.length - 1]!.t_ms - log[0]!.t_ms) / 1000), counterUpdateMedianMs: medianGapMs,
+  windowSeconds: range(rows.map((r) => r.windowSeconds)), conditionsDuringWindows: conditions(windowBounds), windows: rows, repeatability: byConfig,
+};
 writeFileSync(`${outPrefix}.json`, JSON.stringify(report, null, 2) + '\n');
 writeFileSync(`${outPrefix}.svg`, barChart(rows.map((r) => ({ label: r.runId, value: r.agentVsIndependentPct, low: null, high: null })),
   { title: 'Agent window energy vs independent pynvml log (%)', xLabel: 'run', yLabel: '% difference' }));
 const t0 = log[0]!.t_ms;
-const windows = experiment.results.runs.filter((r) => r.status === 'complete').map((r) => windowOf(r));
 writeFileSync(`${outPrefix}-power.svg`, lineChart(
   [{ label: 'GPU 0 power (independent pynvml log, 10 Hz)', points: log.map((r) => [(r.t_ms - t0) / 1000, r.power_mw / 1000] as const) }],
   { title: 'H200 power over the run; shaded: the agent\'s measurement windows', xLabel: 'seconds since the log started', yLabel: 'W' },
-  windows.map(([a, b], i) => ({ start: (a - t0) / 1000, end: (b - t0) / 1000, label: rows[i]?.runId ?? '' })),
+  windowBounds.map(([a, b], i) => ({ start: (a - t0) / 1000, end: (b - t0) / 1000, label: rows[i]?.runId ?? '' })),
 ));
-writeFileSync(`${outPrefix}-jpt.svg`, barChart(rows.map((r) => ({ label: r.runId, value: r.joulesPerToken, low: null, high: null })),
-  { title: 'J per output token by run (concurrency 1, 8, 32)', xLabel: 'run', yLabel: 'J / token' }));
+writeFileSync(`${outPrefix}-jpt.svg`, barChart(byConfig.map((c) => ({ label: `concurrency ${c.concurrency}`, value: c.jptCi.mean, low: c.jptCi.mean - c.jptCi.halfWidth, high: c.jptCi.mean + c.jptCi.halfWidth })),
+  { title: `J per output token by concurrency: mean and 95% CI over ${byConfig[0]?.jptCi.n ?? 0} cycles`, xLabel: 'configuration', yLabel: 'J / token' }));
+writeFileSync(`${outPrefix}-curve.svg`, lineChart(
+  [
+    { label: 'J/token (total)', points: byConfig.map((c) => [c.concurrency, c.jptCi.mean] as const) },
+    { label: 'J/token above idle power', points: byConfig.map((c) => [c.concurrency, c.aboveIdleCi.mean] as const) },
+  ],
+  { title: 'J per output token falls as concurrency rises', xLabel: 'concurrency', yLabel: 'J / token' },
+));
 const worst = Math.max(...rows.map((r) => Math.abs(r.agentVsIndependentPct)));
+const pv = rows.map((r) => r.powerIntegralVsCounterPct);
 console.log(JSON.stringify(report, null, 2));
 console.log(`RESULT bench=h200-crosscheck windows=${rows.length} worst_abs_diff_pct=${worst.toFixed(3)} counter_update_ms=${medianGapMs.toFixed(1)} ` +
-  `power_vs_counter_pct=${rows.map((r) => r.powerIntegralVsCounterPct.toFixed(2)).join('/')}`);
+  `window_s_min=${report.windowSeconds[0].toFixed(1)} power_vs_counter_pct_min=${Math.min(...pv).toFixed(2)} power_vs_counter_pct_max=${Math.max(...pv).toFixed(2)}`);
+const c = (x: number): string => x.toPrecision(4);
+console.log(`RESULT bench=h200-repeatability ${byConfig.map((g) => `c${g.concurrency}_jpt=${c(g.jptCi.mean)} c${g.concurrency}_ci95_pct=${g.jptCi.halfWidthPct.toFixed(2)} c${g.concurrency}_above_idle_ci95_pct=${g.aboveIdleCi.halfWidthPct.toFixed(2)}`).join(' ')} ` +
+  `cycles=${byConfig[0]?.jptCi.n ?? 0} jpt_falls=${byConfig.every((g, i) => i === 0 || g.jptCi.mean < byConfig[i - 1]!.jptCi.mean)}`);

@@ -2,8 +2,8 @@
 # One device call reproduces the H200 validation (docs/validation/h200.md):
 #   ../shared/tools/device-node && node scripts/bundle.mjs .device/dist && mkdir -p .device/node_modules/@koromix \
 #     && cp -r node_modules/koffi .device/node_modules/ && cp -r node_modules/@koromix/koffi-linux-x64 .device/node_modules/@koromix/
-#   device: bash scripts/gpu/validate-h200.sh   (carry .device/dist .device/node.xz .device/node_modules)
-# then locally: node --import tsx scripts/gpu/analyse-h200.ts <results.tgz dir>
+#   device: LLEM_VALIDATION_SECONDS=570 OUT=$OUT bash scripts/gpu/validate-h200.sh   (~8 min; carry .device/dist .device/node.xz .device/node_modules)
+# then locally: node --import tsx scripts/gpu/analyse-h200.ts <unpacked h200-validation.tgz> <out prefix>
 set -u
 OUT=${OUT:-/tmp/llem-h200-out}
 WORK=$(mktemp -d)
