@@ -11,6 +11,7 @@ import { startMockServer, type MockServer } from '../agent/mock-server.ts';
 import type { Configuration } from '../api/matrix.ts';
 import { BackendError, InterruptedError } from '../lib/errors.ts';
 import type { Logger } from '../lib/log.ts';
+import { BackendLedger, processStartTicks } from './orphans.ts';
 
 export interface RunningBackend {
   baseUrl: string;
@@ -35,6 +36,8 @@ export interface BackendPoolOptions {
   /** Replace the rendered server command (argv, shell-free): bring your own OpenAI-compatible server. */
   serverCommand?: readonly string[];
   scratchDir: string;
+  /** Where started server process groups are listed until stopped (see orphans.ts). */
+  ledgerFile: string;
   logger: Logger;
   signal: AbortSignal;
 }
@@ -61,7 +64,10 @@ export async function freePort(): Promise<number> {
 
 export class BackendPool {
   private readonly entries = new Map<string, Entry>();
-  constructor(private readonly opts: BackendPoolOptions) {}
+  private readonly ledger: BackendLedger;
+  constructor(private readonly opts: BackendPoolOptions) {
+    this.ledger = new BackendLedger(opts.ledgerFile);
+  }
 
   private keyOf(c: Configuration): string {
     if (this.opts.simulate && this.opts.serverCommand === undefined) return 'mock';
@@ -112,8 +118,15 @@ export class BackendPool {
       env: { ...process.env, ...launch.env, LLEM_PORT: String(port) },
       logger: this.opts.logger,
     });
+    const pid = proc.pid;
+    const startTicks = pid === undefined ? null : processStartTicks(pid);
+    // Listed until it exits: a killed `llem run` leaves the entry for the next one to act on.
+    if (pid !== undefined && startTicks !== null) this.ledger.add({ pid, startTicks, command: argv.join(' ') });
     let exitText: string | null = null;
-    const exited = proc.exited.then((e) => (exitText = describeExit(e)));
+    const exited = proc.exited.then((e) => {
+      if (pid !== undefined) this.ledger.remove(pid);
+      return (exitText = describeExit(e));
+    });
     // Stop polling as soon as the race is decided: a dead server must not keep the process alive.
     const polling = new AbortController();
     const ready = awaitBackendReady({

@@ -13,6 +13,7 @@ import { InterruptedError, InvalidInputError, LlemError } from '../lib/errors.ts
 import { rootLogger, type Logger } from '../lib/log.ts';
 import { loadExperimentFile, type LoadedExperiment } from '../lib/manifest/index.ts';
 import { BackendPool } from './backends.ts';
+import { BackendLedger } from './orphans.ts';
 import { MessageObserver } from './observer.ts';
 import type { ProgressSink } from './progress.ts';
 import { LOCAL_NAMESPACE, runReplicas } from './run-replicas.ts';
@@ -89,7 +90,7 @@ class LocalExperiment {
     this.aggregator = opened.aggregator;
     this.seqOffset = this.aggregator.lastStreamSeq;
     this.pool = new BackendPool({
-      simulate: opts.simulate, scratchDir: join(dir.stateDir, 'scratch'), logger: log, signal: opts.signal,
+      simulate: opts.simulate, scratchDir: join(dir.stateDir, 'scratch'), ledgerFile: join(dir.stateDir, 'backends.json'), logger: log, signal: opts.signal,
       ...(opts.serverCommand !== undefined ? { serverCommand: opts.serverCommand } : {}),
     });
     this.observer = new MessageObserver((runId, attempt, ready) => this.maybeStart(runId, attempt, ready));
@@ -232,10 +233,12 @@ export async function runLocalExperiment(opts: LocalRunOptions): Promise<LocalRu
   const out = opts.out ?? defaultOutDir(loaded);
   ensureWritable(out);
   const dir = new ResultsDirectory(out);
+  const log = (opts.logger ?? rootLogger).child({ experiment: loaded.experiment.metadata.name });
+  // A killed earlier run may have left its server running (on the GPU, drawing power): stop it first.
+  await new BackendLedger(join(dir.stateDir, 'backends.json')).reap(log);
   const uid = `local-${sanitizeToken(loaded.experiment.metadata.name)}`;
   const { state, aggregator } = openState(opts, loaded, dir, uid);
   dir.writeState(state);
-  const log = (opts.logger ?? rootLogger).child({ experiment: loaded.experiment.metadata.name });
   const exp = new LocalExperiment(opts, loaded, dir, { state, aggregator }, log);
   opts.progress.attach?.({ current: (id) => exp.observer.get(id) });
   const done = loaded.matrix.runs.filter((r) => state.runs[r.id]?.status === 'complete').length;

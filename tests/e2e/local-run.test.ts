@@ -3,6 +3,7 @@ import { copyFileSync, existsSync, mkdtempSync, readdirSync, readFileSync, write
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
+import { processStartTicks } from '../../local/orphans.ts';
 import { REPO, runLlem, startLlem } from './llem-process.ts';
 
 const SMALL = join(REPO, 'tests/fixtures/local/small.yaml');
@@ -71,6 +72,28 @@ describe('llem run (local, simulated)', { timeout: 120_000 }, () => {
       for (const c of doc.results.configurations) assert.equal(c.metrics.joulesPerToken.n, 2);
     });
   }
+
+  it('stops the backend server a SIGKILLed run left behind before resuming on the same output directory', async () => {
+    const out = join(tmp(), 'orphan');
+    // A real server process (the mock server's CLI), as a GPU backend would be: not in llem's process.
+    const server = ['--server-command', `${process.execPath} --import tsx ${REPO}cli/main.ts mock-server --port {port}`];
+    const first = startLlem(['run', SMALL, '--simulate', '--out', out, ...server]);
+    // Once it has served a run (a server killed while starting may die of its own closed pipes).
+    await first.waitFor(/run \S+: complete/);
+    const ledgerFile = join(out, '.llem', 'backends.json');
+    const ledger = JSON.parse(readFileSync(ledgerFile, 'utf8')) as { backends: Array<{ pid: number; startTicks: number }> };
+    assert.equal(ledger.backends.length, 1);
+    const orphan = ledger.backends[0]!;
+    first.child.kill('SIGKILL');
+    await first.done;
+    assert.equal(processStartTicks(orphan.pid), orphan.startTicks, 'the server outlives a SIGKILLed llem run');
+    const second = await runLlem(['run', SMALL, '--simulate', '--out', out, ...server]);
+    assert.equal(second.code, 0, second.stderr);
+    assert.match(second.stderr, /left running by an earlier llem run/);
+    assert.equal(processStartTicks(orphan.pid), null, 'the orphaned server was stopped');
+    const after = JSON.parse(readFileSync(join(out, '.llem', 'backends.json'), 'utf8')) as { backends: unknown[] };
+    assert.deepEqual(after.backends, [], 'the second run stopped its own server too');
+  });
 
   it('exits 130 on SIGINT and resumes afterwards', async () => {
     const out = join(tmp(), 'sigint');
