@@ -12,7 +12,18 @@ import { join } from 'node:path';
 import { studentTQuantile } from '../../controller/aggregator/stats.ts';
 import { barChart, lineChart } from '../../controller/report/svg.ts';
 
-interface LogRow { t_ms: number; gpu: number; energy_mj: number; power_mw: number; sm_mhz?: number; temp_c?: number; load1?: number }
+interface LogRow {
+  t_ms: number;
+  gpu: number;
+  energy_mj: number;
+  power_mw: number;
+  sm_mhz?: number;
+  temp_c?: number;
+  load1?: number;
+  cpu_busy_pct?: number;
+  cpu_steal_pct?: number;
+  probe_us?: number;
+}
 interface GpuResult { energyJoules: number | null; windowSeconds: number | null }
 interface Run {
   runId: string;
@@ -80,7 +91,14 @@ const rows = experiment.results.runs.filter((r) => r.status === 'complete' && r.
   const agentJ = run.gpus[0]!.energyJoules!;
   const counterJ = (counterAt(t1) - counterAt(t0)) / 1000;
   const powerJ = powerIntegral(t0, t1);
+  const inside = log.filter((r) => r.t_ms >= t0 && r.t_ms <= t1);
+  const mean = (k: 'cpu_busy_pct' | 'cpu_steal_pct' | 'sm_mhz' | 'probe_us'): number | null => {
+    const xs = inside.map((r) => r[k]).filter((v): v is number => typeof v === 'number');
+    return xs.length === 0 ? null : xs.reduce((a, b) => a + b, 0) / xs.length;
+  };
+  const step = (run as Run & { backendMetrics?: Array<{ metrics: Record<string, { value: number | null }> }> }).backendMetrics?.[0]?.metrics['meanDecodeStepMs']?.value ?? null;
   return {
+    hostCpuBusyPct: mean('cpu_busy_pct'), hostCpuStealPct: mean('cpu_steal_pct'), hostProbeUs: mean('probe_us'), smClockMhzMean: mean('sm_mhz'), serverDecodeStepMs: step,
     runId: run.runId, windowSeconds: (t1 - t0) / 1000, agentJoules: agentJ, independentCounterJoules: counterJ,
     agentVsIndependentPct: ((agentJ - counterJ) / counterJ) * 100, powerIntegralJoules: powerJ,
     powerIntegralVsCounterPct: ((powerJ - counterJ) / counterJ) * 100, joulesPerToken: run.metrics.joulesPerToken,
@@ -102,11 +120,14 @@ function range(xs: number[]): [number, number] {
 /** Clocks, temperature and host load the independent log saw inside the agent's windows. */
 function conditions(windows: Array<[number, number]>): Record<string, [number, number] | null> {
   const inside = log.filter((r) => windows.some(([a, b]) => r.t_ms >= a && r.t_ms <= b));
-  const field = (k: 'sm_mhz' | 'temp_c' | 'load1'): [number, number] | null => {
+  const field = (k: 'sm_mhz' | 'temp_c' | 'load1' | 'cpu_busy_pct' | 'cpu_steal_pct' | 'probe_us'): [number, number] | null => {
     const xs = inside.map((r) => r[k]).filter((v): v is number => typeof v === 'number');
     return xs.length === 0 ? null : range(xs);
   };
-  return { smClockMhz: field('sm_mhz'), temperatureC: field('temp_c'), hostLoad1: field('load1'), powerW: range(inside.map((r) => r.power_mw / 1000)) };
+  return {
+    smClockMhz: field('sm_mhz'), temperatureC: field('temp_c'), hostLoad1: field('load1'), hostCpuBusyPct: field('cpu_busy_pct'),
+    hostCpuStealPct: field('cpu_steal_pct'), hostProbeUs: field('probe_us'), powerW: range(inside.map((r) => r.power_mw / 1000)),
+  };
 }
 
 const complete = experiment.results.runs.filter((r) => r.status === 'complete' && r.metrics.joulesPerToken !== null);

@@ -14,7 +14,7 @@ python3 scripts/gpu/nvml_logger.py --out "$WORK/nvml-log.jsonl" --hz 10 & LOGGER
 # Sampler overhead runs while the model loads (separate process; it reads NVML, never the GPU's compute).
 node .device/dist/sampler-overhead.mjs --seconds 3 > "$WORK/sampler-overhead.txt" 2>&1 &
 LLEM_LOG_LEVEL=info timeout -s TERM "${LLEM_VALIDATION_SECONDS:-200}" \
-  node .device/dist/llem.mjs run docs/validation/h200-experiment.yaml --out "$WORK/results" > "$WORK/llem-run.log" 2>&1
+  node .device/dist/llem.mjs run "${LLEM_VALIDATION_MANIFEST:-docs/validation/h200-experiment.yaml}" --out "$WORK/results" > "$WORK/llem-run.log" 2>&1
 echo "llem run exit code $?" | tee -a "$WORK/llem-run.log"
 wait %2 2>/dev/null
 kill "$LOGGER"; wait "$LOGGER" 2>/dev/null
