@@ -24,3 +24,35 @@ export function decodeCheckpoint(bytes: Uint8Array, key: string): CheckpointReco
   const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   return { lastStreamSeq: Number(view.getBigUint64(1)), state: bytes.slice(HEADER_BYTES) };
 }
+
+/**
+ * A checkpoint too large for one NATS message lives in the object store; the KV value then holds
+ * this pointer (version byte 2, then JSON) to the object with the encoded record, and its digest.
+ */
+export interface CheckpointPointer {
+  object: string;
+  bytes: number;
+  sha256: string;
+}
+
+const POINTER_VERSION = 2;
+
+export function encodeCheckpointPointer(p: CheckpointPointer): Uint8Array {
+  const json = new TextEncoder().encode(JSON.stringify(p));
+  const out = new Uint8Array(1 + json.length);
+  out[0] = POINTER_VERSION;
+  out.set(json, 1);
+  return out;
+}
+
+/** The pointer in a KV value, or null when the value is an inline record (version 1). */
+export function decodeCheckpointPointer(bytes: Uint8Array, key: string): CheckpointPointer | null {
+  if (bytes[0] !== POINTER_VERSION) return null;
+  try {
+    const p = JSON.parse(new TextDecoder().decode(bytes.subarray(1))) as Partial<CheckpointPointer>;
+    if (typeof p.object === 'string' && typeof p.bytes === 'number' && typeof p.sha256 === 'string') return p as CheckpointPointer;
+  } catch {
+    // reported below
+  }
+  throw new CheckpointError(`checkpoint ${key}: unreadable object-store pointer (${bytes.length} bytes)`);
+}

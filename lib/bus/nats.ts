@@ -6,9 +6,10 @@ import { JetStreamApiError, jetstream, jetstreamManager, type JetStreamClient, t
 import type { KV } from '@nats-io/kv';
 import type { ObjectStore } from '@nats-io/obj';
 import { experimentSubjectFilter } from '../../api/protocol.ts';
-import { BusError } from '../errors.ts';
+import { BusError, CheckpointError } from '../errors.ts';
 import { childLogger, type Logger } from '../log.ts';
-import { decodeCheckpoint, encodeCheckpoint } from './checkpoint-codec.ts';
+import { createHash } from 'node:crypto';
+import { decodeCheckpoint, decodeCheckpointPointer, encodeCheckpoint, encodeCheckpointPointer } from './checkpoint-codec.ts';
 import { connectNats } from './nats-connect.ts';
 import { NatsConsumption } from './nats-consumer.ts';
 import {
@@ -195,16 +196,53 @@ export class NatsBus implements Bus {
     };
   }
 
+  /** Largest checkpoint kept inline in the KV bucket: half the server's message size limit. */
+  #inlineLimit(): number {
+    return Math.floor((this.#nc.info?.max_payload ?? 1_048_576) / 2);
+  }
+
+  /** The object a key's current value points to, if it is a pointer. */
+  async #pointedObject(kv: KV, key: string): Promise<string | null> {
+    const entry = await kv.get(key);
+    if (entry === null || entry.operation !== 'PUT') return null;
+    return decodeCheckpointPointer(entry.value, key)?.object ?? null;
+  }
+
+  /**
+   * Small checkpoints go into the KV bucket as they are. A large experiment's state can pass the
+   * server's message size limit (1 MB by default): it is written to the object store first, under a
+   * new name, then the KV value is switched to point at it, then the previous object is removed, so
+   * a crash at any point leaves the last complete checkpoint readable.
+   */
   async putCheckpoint(key: string, record: CheckpointRecord): Promise<void> {
     assertCheckpointKey(key);
-    await (await this.#checkpoints()).put(key, encodeCheckpoint(record));
+    const kv = await this.#checkpoints();
+    const encoded = encodeCheckpoint(record);
+    const previous = await this.#pointedObject(kv, key).catch(() => null);
+    if (encoded.length <= this.#inlineLimit()) {
+      await kv.put(key, encoded);
+    } else {
+      const object = `checkpoints/${key}/${record.lastStreamSeq}-${Date.now()}`;
+      await (await this.#artifacts()).putBlob({ name: object }, encoded);
+      const sha256 = createHash('sha256').update(encoded).digest('hex');
+      await kv.put(key, encodeCheckpointPointer({ object, bytes: encoded.length, sha256 }));
+    }
+    if (previous !== null) await (await this.#artifacts()).delete(previous).catch(() => undefined);
   }
 
   async getCheckpoint(key: string): Promise<CheckpointRecord | null> {
     assertCheckpointKey(key);
     const entry = await (await this.#checkpoints()).get(key);
     if (entry === null || entry.operation !== 'PUT') return null;
-    return decodeCheckpoint(entry.value, key);
+    const pointer = decodeCheckpointPointer(entry.value, key);
+    if (pointer === null) return decodeCheckpoint(entry.value, key);
+    const blob = await (await this.#artifacts()).getBlob(pointer.object);
+    if (blob === null) throw new CheckpointError(`checkpoint ${key}: its object ${pointer.object} is missing from the object store`);
+    const sha256 = createHash('sha256').update(blob).digest('hex');
+    if (blob.length !== pointer.bytes || sha256 !== pointer.sha256) {
+      throw new CheckpointError(`checkpoint ${key}: object ${pointer.object} does not match its pointer (${blob.length} bytes, sha256 ${sha256.slice(0, 12)})`);
+    }
+    return decodeCheckpoint(blob, key);
   }
 
   async putArtifact(name: string, data: Uint8Array): Promise<void> {
@@ -244,7 +282,11 @@ export class NatsBus implements Bus {
     for await (const key of await kv.keys(`${experimentKey}.>`)) {
       if (belongsToExperiment(key, experimentKey)) doomed.push(key);
     }
-    for (const key of doomed) await kv.purge(key);
+    for (const key of doomed) {
+      const object = await this.#pointedObject(kv, key).catch(() => null);
+      if (object !== null) await (await this.#artifacts()).delete(object).catch(() => undefined);
+      await kv.purge(key);
+    }
   }
 
   deadLettered(): number {

@@ -242,6 +242,29 @@ export function busContract(name: string, open: () => Promise<BusFixture>): void
       }
     });
 
+    void it('stores a checkpoint larger than one NATS message, replaces it, and deletes it with the experiment', async () => {
+      const bus = await setup();
+      try {
+        const e = experiment();
+        const key = experimentCheckpointKey(e.ns, e.uid);
+        const big = new Uint8Array(3_000_000).map((_, i) => (i * 7) % 253);
+        await bus.putCheckpoint(key, { state: big, lastStreamSeq: 11 });
+        const peer = await fx.peer();
+        assert.deepEqual(await peer.getCheckpoint(key), { state: big, lastStreamSeq: 11 });
+        const bigger = new Uint8Array(4_000_000).map((_, i) => (i * 11) % 251);
+        await bus.putCheckpoint(key, { state: bigger, lastStreamSeq: 12 });
+        assert.deepEqual(await peer.getCheckpoint(key), { state: bigger, lastStreamSeq: 12 });
+        await bus.putCheckpoint(key, { state: enc.encode('small again'), lastStreamSeq: 13 });
+        const small = await peer.getCheckpoint(key);
+        assert.equal(dec.decode(small?.state), 'small again');
+        await bus.putCheckpoint(key, { state: big, lastStreamSeq: 14 });
+        await bus.deleteExperiment({ namespace: e.ns, experimentUid: e.uid, durable: e.durable, purgeMessages: false });
+        assert.equal(await peer.getCheckpoint(key), null);
+      } finally {
+        await teardown();
+      }
+    });
+
     void it('stores artifacts byte for byte, including large ones', async () => {
       const bus = await setup();
       try {
