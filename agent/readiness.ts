@@ -32,7 +32,7 @@ export async function awaitBackendReady(opts: ReadinessOptions): Promise<void> {
     if (left <= 0) {
       throw new BackendError(
         `backend not ready after ${Math.round(opts.timeoutMs / 1000)} s: GET ${opts.url} last answered ${String(last)} ` +
-          '(raise backend.readinessTimeoutSeconds, or check the backend logs)',
+          '(raise spec.backends[].readinessTimeoutSeconds in the manifest, or check the backend logs)',
       );
     }
     await abortableSleep(Math.min(opts.pollMs ?? 500, left), opts.signal);

@@ -34,6 +34,8 @@ interface BackendBase {
   name: string;
   image?: string;
   extraArgs: string[];
+  /** How long the server may take to become ready; not part of the config hash (it measures nothing). */
+  readinessTimeoutSeconds?: number;
 }
 export type ResolvedBackend =
   | (BackendBase & { type: 'pytorch'; params: PytorchParams })
@@ -217,6 +219,7 @@ function resolve(spec: EnergyExperimentSpec, backendIndex: number, point: RawPoi
     ...(b.image === undefined ? {} : { image: b.image }),
     params: params.value,
     extraArgs: b.extraArgs,
+    ...(b.readinessTimeoutSeconds === undefined ? {} : { readinessTimeoutSeconds: b.readinessTimeoutSeconds }),
   } as ResolvedBackend;
   const draft: ConfigurationDraft = {
     backendIndex,

@@ -74,6 +74,10 @@ export const BackendSchema = z
     vllm: VllmParamsSchema.optional(),
     tensorrt: TensorrtParamsSchema.optional(),
     extraArgs: z.array(z.string()).default([]).describe('Passed verbatim to the backend server command line.'),
+    readinessTimeoutSeconds: posInt
+      .max(86_400)
+      .optional()
+      .describe('How long the server may take to answer its health check (model download and load included); absent: 1800 for pytorch and vllm, 3600 for tensorrt.'),
   })
   .superRefine((b, ctx) => {
     for (const t of BACKEND_TYPES) {

@@ -50,8 +50,10 @@ function mockLaunch(c: Configuration): BackendLaunch {
  */
 export function backendLaunch(c: Configuration, simulate: boolean): BackendLaunch {
   if (simulate) return mockLaunch(c);
-  const { type, params, name, image, extraArgs } = c.backend;
-  const spec = { type, name, extraArgs, [type]: params, ...(image !== undefined ? { image } : {}) } as Parameters<typeof renderBackendLaunch>[0];
+  const { type, params, name, image, extraArgs, readinessTimeoutSeconds } = c.backend;
+  const spec = {
+    type, name, extraArgs, [type]: params, ...(image !== undefined ? { image } : {}), ...(readinessTimeoutSeconds !== undefined ? { readinessTimeoutSeconds } : {}),
+  } as Parameters<typeof renderBackendLaunch>[0];
   return renderBackendLaunch(spec, c.model, launchContext(c));
 }
 

@@ -94,8 +94,10 @@ export class BackendPool {
   }
 
   private launchFor(c: Configuration, port: number): BackendLaunch {
-    const { type, params, name, image, extraArgs } = c.backend;
-    const spec = { type, name, extraArgs, [type]: params, ...(image !== undefined ? { image } : {}) } as Parameters<typeof renderBackendLaunch>[0];
+    const { type, params, name, image, extraArgs, readinessTimeoutSeconds } = c.backend;
+    const spec = {
+      type, name, extraArgs, [type]: params, ...(image !== undefined ? { image } : {}), ...(readinessTimeoutSeconds !== undefined ? { readinessTimeoutSeconds } : {}),
+    } as Parameters<typeof renderBackendLaunch>[0];
     return renderBackendLaunch(spec, c.model, {
       host: '127.0.0.1', port, gpusPerRun: c.gpusPerRun, modelMountPath: '/models', seed: 0,
       pytorchServerRoot: pytorchServerRoot(), scratchDir: this.opts.scratchDir,

@@ -16,6 +16,13 @@ export const DEFAULT_LAUNCH_CONTEXT: LaunchContext = {
 
 /** Renders the exact command, args and environment for one backend entry. Throws InvalidInputError for combinations the backend cannot run. */
 export function renderBackendLaunch(backend: BackendSpec, model: ModelSpec, ctx: LaunchContext = DEFAULT_LAUNCH_CONTEXT): BackendLaunch {
+  const launch = renderFor(backend, model, ctx);
+  // The manifest's readiness timeout, when given, replaces the backend type's default.
+  const timeoutSeconds = backend.readinessTimeoutSeconds;
+  return timeoutSeconds === undefined ? launch : { ...launch, readiness: { ...launch.readiness, timeoutSeconds } };
+}
+
+function renderFor(backend: BackendSpec, model: ModelSpec, ctx: LaunchContext): BackendLaunch {
   switch (backend.type) {
     case 'pytorch':
       return renderPytorch(backend, model, ctx);

@@ -134,6 +134,26 @@ describe('llem run (local, simulated)', { timeout: 120_000 }, () => {
     assert.ok(doc.results.runs.every((x) => x.status !== 'complete'));
   });
 
+  it('stops a backend that does not become ready within backends[].readinessTimeoutSeconds and fails the run', async () => {
+    const dir = tmp();
+    const manifest = join(dir, 'slow.yaml');
+    writeFileSync(manifest, readFileSync(SMALL, 'utf8').replace('    - type: pytorch', '    - type: pytorch\n      readinessTimeoutSeconds: 2'));
+    const marker = `${600 + Math.floor(Math.random() * 1000)}.25`; // a server that never answers /health
+    const started = Date.now();
+    const r = await runLlem(['run', manifest, '--simulate', '--out', join(dir, 'out'), '--server-command', `sleep ${marker}`]);
+    assert.equal(r.code, 1, r.stderr);
+    assert.match(r.stderr, /backend not ready after 2 s/);
+    assert.ok(Date.now() - started < 30_000, 'gave up after the manifest\'s timeout, not the backend default of 30 min');
+    const survivors = readdirSync('/proc').filter((p) => /^\d+$/.test(p)).filter((p) => {
+      try {
+        return readFileSync(`/proc/${p}/cmdline`, 'utf8') === `sleep\0${marker}\0`;
+      } catch {
+        return false;
+      }
+    });
+    assert.deepEqual(survivors, [], 'the server that never became ready was stopped');
+  });
+
   it('refuses an output directory that cannot be written, leaving nothing behind', async () => {
     const dir = tmp();
     writeFileSync(join(dir, 'a-file'), 'x');

@@ -82,6 +82,14 @@ void describe('run matrix', () => {
     assert.match(hash(base), /^[0-9a-f]{64}$/);
   });
 
+  void it('keeps the backend readiness timeout on the configuration but out of the config hash (it measures nothing)', () => {
+    const slow = validManifest();
+    at(slow, 'spec', 'backends', 0)['readinessTimeoutSeconds'] = 7200;
+    const hash = (m: Json): string => matrixOf(m).configurations[0]?.configHash ?? '';
+    assert.equal(hash(slow), hash(validManifest()));
+    assert.equal(matrixOf(slow).configurations[0]?.backend.readinessTimeoutSeconds, 7200);
+  });
+
   void it('collapses explicit points that repeat a Cartesian point', () => {
     const m = validManifest();
     at(m, 'spec')['sweep'] = { axes: { 'vllm.maxNumSeqs': [8, 16] }, points: [{ 'vllm.maxNumSeqs': 8 }, { 'vllm.maxNumSeqs': 64 }] };

@@ -183,3 +183,13 @@ void test('every backend reports a readiness endpoint and a client URL that reac
   assert.equal(trt.baseUrl, 'http://[::1]:9000');
   assert.equal(trt.readiness.path, '/health');
 });
+
+void test('backends[].readinessTimeoutSeconds replaces the backend type\'s readiness timeout; absent, each type keeps its own', () => {
+  const timeout = (b: unknown): number => renderBackendLaunch(backend(b), hf, ctx).readiness.timeoutSeconds;
+  assert.equal(timeout({ type: 'vllm' }), 1800);
+  assert.equal(timeout({ type: 'tensorrt' }), 3600);
+  assert.equal(timeout({ type: 'vllm', readinessTimeoutSeconds: 7200 }), 7200);
+  assert.equal(timeout({ type: 'tensorrt', readinessTimeoutSeconds: 60 }), 60);
+  assert.throws(() => backend({ type: 'vllm', readinessTimeoutSeconds: 0 }));
+  assert.throws(() => backend({ type: 'vllm', readinessTimeoutSeconds: 86_401 }));
+});
