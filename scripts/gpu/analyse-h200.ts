@@ -143,10 +143,46 @@ const byConfig = [...new Set(complete.map((r) => r.configId))].map((configId) =>
   };
 }).sort((a, b) => a.concurrency - b.concurrency);
 
+/** Pearson r of two series. */
+function pearson(a: number[], b: number[]): number {
+  const ma = a.reduce((x, y) => x + y, 0) / a.length;
+  const mb = b.reduce((x, y) => x + y, 0) / b.length;
+  let ab = 0;
+  let aa = 0;
+  let bb = 0;
+  a.forEach((x, i) => {
+    ab += (x - ma) * (b[i]! - mb);
+    aa += (x - ma) ** 2;
+    bb += (b[i]! - mb) ** 2;
+  });
+  return ab / Math.sqrt(aa * bb);
+}
+
+/**
+ * What J/token moves with, across cycles: each window's value relative to its configuration's mean
+ * (so the concurrency levels pool), correlated with the server's own decode-step time and with the
+ * host CPU speed probe. Null when the run lacks those fields (older logs, older agent).
+ */
+function drivers(): { jptVsDecodeStep: number; decodeStepVsHostProbe: number; jptVsHostProbe: number; windows: number } | null {
+  const rel: Array<{ jpt: number; step: number; probe: number }> = [];
+  for (const c of byConfig) {
+    const ws = rows.filter((r) => complete.find((x) => x.runId === r.runId)?.configId === c.configId);
+    if (ws.some((w) => w.serverDecodeStepMs === null || w.hostProbeUs === null || w.joulesPerToken === null)) return null;
+    const m = (f: (w: (typeof ws)[number]) => number): number => ws.reduce((x, w) => x + f(w), 0) / ws.length;
+    const mj = m((w) => w.joulesPerToken as number);
+    const ms = m((w) => w.serverDecodeStepMs as number);
+    const mp = m((w) => w.hostProbeUs as number);
+    for (const w of ws) rel.push({ jpt: (w.joulesPerToken as number) / mj - 1, step: (w.serverDecodeStepMs as number) / ms - 1, probe: (w.hostProbeUs as number) / mp - 1 });
+  }
+  const col = (k: 'jpt' | 'step' | 'probe'): number[] => rel.map((r) => r[k]);
+  return { jptVsDecodeStep: pearson(col('jpt'), col('step')), decodeStepVsHostProbe: pearson(col('step'), col('probe')), jptVsHostProbe: pearson(col('jpt'), col('probe')), windows: rel.length };
+}
+
 const windowBounds = complete.map((r) => windowOf(r));
 const report = {
   logFile, logSamples: log.length, logRateHz: (log.length - 1) / ((log[log.length - 1]!.t_ms - log[0]!.t_ms) / 1000), counterUpdateMedianMs: medianGapMs,
   windowSeconds: range(rows.map((r) => r.windowSeconds)), conditionsDuringWindows: conditions(windowBounds), windows: rows, repeatability: byConfig,
+  drivers: drivers(),
 };
 writeFileSync(`${outPrefix}.json`, JSON.stringify(report, null, 2) + '\n');
 writeFileSync(`${outPrefix}.svg`, barChart(rows.map((r) => ({ label: r.runId, value: r.agentVsIndependentPct, low: null, high: null })),
@@ -174,3 +210,7 @@ console.log(`RESULT bench=h200-crosscheck windows=${rows.length} worst_abs_diff_
 const c = (x: number): string => x.toPrecision(4);
 console.log(`RESULT bench=h200-repeatability ${byConfig.map((g) => `c${g.concurrency}_jpt=${c(g.jptCi.mean)} c${g.concurrency}_ci95_pct=${g.jptCi.halfWidthPct.toFixed(2)} c${g.concurrency}_above_idle_ci95_pct=${g.aboveIdleCi.halfWidthPct.toFixed(2)}`).join(' ')} ` +
   `cycles=${byConfig[0]?.jptCi.n ?? 0} jpt_falls=${byConfig.every((g, i) => i === 0 || g.jptCi.mean < byConfig[i - 1]!.jptCi.mean)}`);
+if (report.drivers !== null) {
+  const d = report.drivers;
+  console.log(`RESULT bench=h200-drivers windows=${d.windows} r_jpt_vs_decode_step=${d.jptVsDecodeStep.toFixed(2)} r_decode_step_vs_host_probe=${d.decodeStepVsHostProbe.toFixed(2)} r_jpt_vs_host_probe=${d.jptVsHostProbe.toFixed(2)}`);
+}
