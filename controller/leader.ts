@@ -81,6 +81,19 @@ export class LeaderElector {
     };
   }
 
+  /**
+   * Another holder's lease has expired when its renewTime has not changed for a lease duration, as
+   * this process observed it (clocks of different nodes are never compared).
+   */
+  private expired(lease: V1Lease): boolean {
+    const holder = lease.spec?.holderIdentity ?? '';
+    const renew = String(lease.spec?.renewTime ?? '');
+    const seen = this.observed?.holder === holder && this.observed.renew === renew ? this.observed : { holder, renew, atMs: Date.now() };
+    this.observed = seen;
+    const durationMs = (lease.spec?.leaseDurationSeconds ?? Math.ceil(this.durationMs / 1000)) * 1000;
+    return Date.now() - seen.atMs > durationMs;
+  }
+
   private async tryAcquireOrRenew(): Promise<boolean> {
     const now = new Date();
     const lease = await this.opts.leases.get(this.opts.namespace, this.opts.name);
@@ -89,11 +102,7 @@ export class LeaderElector {
       return true;
     }
     const holder = lease.spec?.holderIdentity ?? '';
-    const renew = String(lease.spec?.renewTime ?? '');
-    if (this.observed?.holder !== holder || this.observed.renew !== renew) this.observed = { holder, renew, atMs: Date.now() };
-    const durationMs = (lease.spec?.leaseDurationSeconds ?? Math.ceil(this.durationMs / 1000)) * 1000;
-    const expired = Date.now() - this.observed.atMs > durationMs;
-    if (holder !== '' && holder !== this.opts.identity && !expired) return false;
+    if (holder !== '' && holder !== this.opts.identity && !this.expired(lease)) return false;
     const transitions = (lease.spec?.leaseTransitions ?? 0) + (holder === this.opts.identity ? 0 : 1);
     await this.opts.leases.replace({ ...lease, spec: this.spec(now, lease, transitions) });
     return true;

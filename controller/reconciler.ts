@@ -45,6 +45,19 @@ interface ExperimentContext {
   feed: ExperimentFeed;
 }
 
+/** startTime once any run started, completionTime once finished: each set once, then kept. */
+function statusTimes(runs: RunPlanOutput['runs'], finished: boolean, prev: Record<string, unknown>, nowIso: string): { started?: string; completionTime?: string } {
+  const started = runs.some((r) => r.startTime !== undefined) ? ((prev['startTime'] as string | undefined) ?? nowIso) : undefined;
+  const completionTime = finished ? ((prev['completionTime'] as string | undefined) ?? nowIso) : undefined;
+  return { ...(started !== undefined ? { started } : {}), ...(completionTime !== undefined ? { completionTime } : {}) };
+}
+
+/** The object's spec as the planner sees it (the same validation `llem validate` runs). */
+function validateObject(obj: ExperimentObject, name: string, namespace: string): ReturnType<typeof validateEnergyExperiment> {
+  const labels = obj.metadata?.labels;
+  return validateEnergyExperiment({ apiVersion: obj.apiVersion, kind: obj.kind, metadata: { name, namespace, ...(labels !== undefined ? { labels } : {}) }, spec: obj.spec });
+}
+
 export class Reconciler {
   /** Status we wrote, by uid, for when the informer has not caught up yet (resourceVersion order). */
   private readonly written = new Map<string, { rv: number; status: Record<string, unknown> }>();
@@ -67,12 +80,7 @@ export class Reconciler {
     if (!(obj.metadata?.finalizers ?? []).includes(FINALIZER)) {
       await this.deps.writer.setFinalizers(obj, [...(obj.metadata?.finalizers ?? []), FINALIZER]);
     }
-    const validation = validateEnergyExperiment({
-      apiVersion: obj.apiVersion,
-      kind: obj.kind,
-      metadata: { name, namespace, ...(obj.metadata?.labels !== undefined ? { labels: obj.metadata.labels } : {}) },
-      spec: obj.spec,
-    });
+    const validation = validateObject(obj, name, namespace);
     if (!validation.ok) return this.invalid(obj, ref, validation.issues);
     return this.converge(obj, ref, validation.experiment.spec, validation.matrix);
   }
@@ -188,13 +196,11 @@ export class Reconciler {
       { type: 'Validated', status: 'True', reason: REASONS.SpecValid, message: `The spec is valid: ${matrix.configurations.length} configuration(s), ${matrix.runs.length} run(s).` },
       ...decision.updates,
     ], nowIso, generation);
-    const started = out.runs.some((r) => r.startTime !== undefined) ? ((prev['startTime'] as string | undefined) ?? nowIso) : undefined;
-    const completionTime = decision.finished ? ((prev['completionTime'] as string | undefined) ?? nowIso) : undefined;
-    let artifact = prev['artifact'];
-    if (decision.finished && artifact === undefined) {
-      const uri = await this.deps.streams.putArtifact(ref, { experiment: ref, spec, runs: out.runs, configurations, best, simulated, completionTime, results: aggregate });
-      artifact = { uri, kind: 'objectStore' };
-    }
+    const { started, completionTime } = statusTimes(out.runs, decision.finished, prev, nowIso);
+    // Written once, when the experiment finishes; later reconciles keep the reference.
+    const artifact = prev['artifact'] ?? (decision.finished
+      ? { uri: await this.deps.streams.putArtifact(ref, { experiment: ref, spec, runs: out.runs, configurations, best, simulated, completionTime, results: aggregate }), kind: 'objectStore' }
+      : undefined);
     return {
       observedGeneration: generation,
       phase: decision.phase,
