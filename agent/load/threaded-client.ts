@@ -39,6 +39,8 @@ export interface LoadSender extends RequestSender {
 }
 
 interface Pending {
+  req: StreamRequest;
+  sentMs: number;
   resolve: (r: RequestResult) => void;
   reject: (e: Error) => void;
   hooks: RequestHooks | undefined;
@@ -114,7 +116,7 @@ export class ThreadedClient implements LoadSender {
     const id = this.nextId++;
     return new Promise((resolve, reject) => {
       const onAbort = (): void => thread.worker.postMessage({ type: 'abort', id } satisfies ClientThreadRequest);
-      this.pending.set(id, { resolve, reject, hooks, thread, signal, onAbort });
+      this.pending.set(id, { req, sentMs: performance.now(), resolve, reject, hooks, thread, signal, onAbort });
       thread.inFlight++;
       thread.worker.postMessage({ type: 'send', id, req, firstToken: hooks?.onFirstToken !== undefined } satisfies ClientThreadRequest);
       if (signal?.aborted === true) onAbort();
@@ -144,6 +146,16 @@ export class ThreadedClient implements LoadSender {
     }
     for (const w of this.loopWaits.values()) w(NaN);
     this.loopWaits.clear();
+    // Whoever still awaits a request gets it back as cancelled, never a promise that hangs.
+    const now = performance.now();
+    for (const p of this.pending.values()) {
+      p.signal?.removeEventListener('abort', p.onAbort);
+      p.resolve({
+        ok: false, errorClass: 'cancelled', error: 'load client closed', startMs: p.sentMs, endMs: now, ttftMs: null, itlMs: [],
+        e2eMs: now - p.sentMs, tpotMs: null, inputTokens: p.req.promptTokens, outputTokens: 0,
+      });
+    }
+    this.pending.clear();
   }
 }
 

@@ -76,6 +76,15 @@ void test('threaded client: a thread that dies fails its requests with a clear e
   await assert.rejects(client.send(req()), /closed/);
 });
 
+void test('threaded client: closing with requests in flight hands them back as cancelled', async () => {
+  const client = new ThreadedClient({ baseUrl: server.url, timeoutMs: 5000 }, 2);
+  const inFlight = Promise.all([client.send(req({ maxTokens: 500 })), client.send(req({ maxTokens: 500 }))]);
+  await new Promise((r) => setTimeout(r, 100));
+  client.close();
+  const results = await inFlight;
+  assert.deepEqual(results.map((r) => [r.ok, r.errorClass]), [[false, 'cancelled'], [false, 'cancelled']]);
+});
+
 void test('the load generator runs unchanged over threads (closed loop, saturation hook)', async () => {
   const client = createLoadSender({ baseUrl: server.url, timeoutMs: 5000 }, 3);
   try {
