@@ -60,6 +60,9 @@ export const AgentConfigSchema = z.strictObject({
     prompts: z.array(z.string().min(1)).min(1).optional(),
     ignoreEos: z.boolean().default(true),
     temperature: nonNeg.default(0),
+    topP: z.number().gt(0).max(1).default(1),
+    /** Cap on each request's output length; with inline prompts, their output length. */
+    maxTokens: posInt.optional(),
     requestTimeoutSeconds: z.number().gt(0).default(120),
   }).prefault({}),
   measurement: z.strictObject({

@@ -48,7 +48,8 @@ function workloadOf(c: AgentConfig): Workload {
   const w = c.workload;
   return {
     api: w.api, model: c.model, mode: w.mode, concurrency: w.concurrency, ratePerSecond: w.ratePerSecond,
-    inputTokens: w.inputTokens, outputTokens: w.outputTokens, ignoreEos: w.ignoreEos, temperature: w.temperature,
+    inputTokens: w.inputTokens, outputTokens: w.outputTokens, ignoreEos: w.ignoreEos, temperature: w.temperature, topP: w.topP,
+    ...(w.maxTokens !== undefined ? { maxTokens: w.maxTokens } : {}),
     seed: w.seed, prompts: w.prompts,
   };
 }

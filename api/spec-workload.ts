@@ -55,7 +55,7 @@ export const DatasetSchema = z
 export const SamplingSchema = z.strictObject({
   temperature: nonNegNumber.default(0).describe('0: greedy decoding.'),
   topP: z.number().gt(0).max(1).default(1),
-  maxTokens: posInt.optional().describe("Cap on max_tokens; absent: each request's sampled output length."),
+  maxTokens: posInt.optional().describe("Cap on each request's max_tokens; absent: its sampled output length. With inline prompts: their output length (default 128)."),
 });
 
 export const WORKLOAD_MODES = ['offline', 'concurrency', 'rate'] as const;

@@ -11,6 +11,9 @@ function distribution(d: TokenDistribution): Distribution {
   return Object.fromEntries(Object.entries(d).filter(([, v]) => v !== undefined)) as Distribution;
 }
 
+/** Output length of inline prompts when sampling.maxTokens does not set one. */
+export const PROMPT_OUTPUT_TOKENS = 128;
+
 function workloadConfig(w: WorkloadSpec): Record<string, unknown> {
   const synthetic = w.dataset.synthetic;
   return {
@@ -22,9 +25,11 @@ function workloadConfig(w: WorkloadSpec): Record<string, unknown> {
     ...(synthetic !== undefined
       ? { inputTokens: distribution(synthetic.inputTokens), outputTokens: distribution(synthetic.outputTokens), seed: synthetic.seed }
       : {}),
-    ...(w.dataset.prompts !== undefined ? { prompts: w.dataset.prompts } : {}),
+    ...(w.dataset.prompts !== undefined ? { prompts: w.dataset.prompts, outputTokens: w.sampling.maxTokens ?? PROMPT_OUTPUT_TOKENS } : {}),
     ignoreEos: w.ignoreEos,
     temperature: w.sampling.temperature,
+    topP: w.sampling.topP,
+    ...(w.sampling.maxTokens !== undefined ? { maxTokens: w.sampling.maxTokens } : {}),
     requestTimeoutSeconds: w.requestTimeoutSeconds,
   };
 }

@@ -16,6 +16,8 @@ export interface StreamRequest {
   maxTokens: number;
   ignoreEos: boolean;
   temperature: number;
+  /** Nucleus sampling; sent as top_p only below 1. */
+  topP?: number;
 }
 
 export interface RequestHooks {
@@ -83,6 +85,7 @@ export class StreamingClient {
     const common = {
       model: req.model, max_tokens: req.maxTokens, temperature: req.temperature, stream: true,
       stream_options: { include_usage: true }, ...(req.ignoreEos ? { ignore_eos: true } : {}),
+      ...(req.topP !== undefined && req.topP < 1 ? { top_p: req.topP } : {}),
     };
     return JSON.stringify(req.api === 'chat' ? { ...common, messages: [{ role: 'user', content: req.prompt }] } : { ...common, prompt: req.prompt });
   }

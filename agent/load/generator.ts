@@ -15,6 +15,10 @@ export interface Workload {
   outputTokens: TokenLength;
   ignoreEos: boolean;
   temperature: number;
+  /** Nucleus sampling (1: off). */
+  topP?: number;
+  /** Cap on each request's output length (workload.sampling.maxTokens). */
+  maxTokens?: number;
   seed: number;
   /** Inline prompts, used round-robin instead of synthetic ones. */
   prompts?: string[] | undefined;
@@ -57,7 +61,8 @@ export class RequestFactory {
     const promptTokens = inline === undefined ? drawLength(w.inputTokens, this.rng) : inline.split(/\s+/).length;
     return {
       api: w.api, model: w.model, prompt: inline ?? syntheticPrompt(promptTokens, this.rng), promptTokens,
-      maxTokens: drawLength(w.outputTokens, this.rng), ignoreEos: w.ignoreEos, temperature: w.temperature,
+      maxTokens: Math.min(drawLength(w.outputTokens, this.rng), w.maxTokens ?? Infinity), ignoreEos: w.ignoreEos, temperature: w.temperature,
+      ...(w.topP !== undefined ? { topP: w.topP } : {}),
     };
   }
 }

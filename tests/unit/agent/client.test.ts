@@ -105,3 +105,11 @@ void test('aborting the load cancels a request in flight', async () => {
   client.close();
   assert.equal(r.errorClass, 'cancelled');
 });
+
+void test('the request body carries top_p only when nucleus sampling is on', () => {
+  const client = new StreamingClient({ baseUrl: server.url, timeoutMs: 5000 });
+  assert.equal((JSON.parse(client.body(req())) as Record<string, unknown>)['top_p'], undefined);
+  assert.equal((JSON.parse(client.body(req({ topP: 1 }))) as Record<string, unknown>)['top_p'], undefined);
+  assert.equal((JSON.parse(client.body(req({ topP: 0.9, temperature: 0.7 }))) as Record<string, unknown>)['top_p'], 0.9);
+  client.close();
+});

@@ -105,3 +105,17 @@ void test('aborting stops issuing new requests', async () => {
   const stats = await runLoad(s, new RequestFactory(w), w, { requests: 10_000, signal: ac.signal, onResult: noop });
   assert.ok(stats.issued < 100, `issued ${stats.issued}`);
 });
+
+void test('sampling.maxTokens caps each request\'s output length and topP reaches the request; the request stream is otherwise unchanged', () => {
+  const base = workload({ outputTokens: { distribution: 'uniform', min: 10, max: 100 } });
+  const capped = { ...base, maxTokens: 30, topP: 0.9 };
+  const a = new RequestFactory(base);
+  const b = new RequestFactory(capped);
+  for (let i = 0; i < 50; i++) {
+    const x = a.next();
+    const y = b.next();
+    assert.equal(y.prompt, x.prompt, 'same prompts: the cap draws no extra random numbers');
+    assert.equal(y.maxTokens, Math.min(x.maxTokens, 30));
+    assert.equal(y.topP, 0.9);
+  }
+});

@@ -68,3 +68,25 @@ void describe('agent pod backend command', () => {
     assert.equal(config['files'], undefined);
   });
 });
+
+void describe('agent workload config', () => {
+  const model = { name: 'm', source: { random: {} } };
+  const workload = (spec: Record<string, unknown>): Record<string, unknown> => {
+    const { config } = container(spec, { ...OPTS, simulate: true });
+    return parseAgentConfig(config, 'test').workload as unknown as Record<string, unknown>;
+  };
+
+  void it('carries every sampling parameter: temperature, top-p and the max-tokens cap', () => {
+    const w = workload({ model, backends: [{ type: 'pytorch' }], workload: { sampling: { temperature: 0.7, topP: 0.9, maxTokens: 16 } } });
+    assert.deepEqual([w['temperature'], w['topP'], w['maxTokens']], [0.7, 0.9, 16]);
+    const plain = workload({ model, backends: [{ type: 'pytorch' }] });
+    assert.deepEqual([plain['temperature'], plain['topP'], plain['maxTokens']], [0, 1, undefined]);
+  });
+
+  void it('gives inline prompts sampling.maxTokens as their output length, else 128', () => {
+    const capped = workload({ model, backends: [{ type: 'pytorch' }], workload: { dataset: { prompts: ['a b c'] }, sampling: { maxTokens: 40 } } });
+    assert.equal(capped['outputTokens'], 40);
+    const plain = workload({ model, backends: [{ type: 'pytorch' }], workload: { dataset: { prompts: ['a b c'] } } });
+    assert.equal(plain['outputTokens'], 128);
+  });
+});
