@@ -178,7 +178,7 @@ export const PolicySchema = z.strictObject({
   failurePolicy: z
     .enum(FAILURE_POLICIES)
     .default('strict')
-    .describe('strict: a run without complete data fails and is retried, never silently partial; bestEffort: the experiment completes with the runs that succeeded.'),
+    .describe('strict: a run without complete data fails and is retried, never silently partial; bestEffort: the experiment completes with the runs that succeeded, and finished runs that lost messages are merged too, named in partialRuns (aborted runs never are).'),
   ttlSecondsAfterFinished: nonNegInt.optional().describe('Delete the finished experiment after this long; absent: keep it.'),
   suspend: z.boolean().default(false).describe('true: start no new runs; runs in flight finish.'),
 });

@@ -1,5 +1,7 @@
 // Per-configuration (across cycles) and per-experiment results. Under `strict` only complete
-// runs are merged; under `bestEffort` incomplete runs with data are merged too and named.
+// runs are merged; under `bestEffort` finished runs that lost messages (every replica sent its
+// summary, something is missing) are merged too and named. Aborted runs and runs still in flight
+// are never merged: their windows are cut short, so their figures describe a different workload.
 import { MergingDigest } from '../../lib/sketch/index.ts';
 import { latencySummary, QUANTILES, RUN_METRICS, type LatencySummary, type QuantileName, type RunMetric, type RunResult } from './run-results.ts';
 import type { RunState } from './run-state.ts';
@@ -53,9 +55,16 @@ export interface RollupInput {
   failurePolicy: FailurePolicy;
 }
 
+/** Every planned replica has sent its summary: the run ended, whatever it lost on the way. */
+function finished(state: RunState | undefined): boolean {
+  if (state === undefined) return false;
+  for (let r = 0; r < state.plan.replicas; r++) if (state.publisher(r)?.summary == null) return false;
+  return true;
+}
+
 function included(r: RollupInput): boolean {
   if (r.result.status === 'complete') return true;
-  return r.failurePolicy === 'bestEffort' && r.result.status !== 'pending' && r.state !== undefined;
+  return r.failurePolicy === 'bestEffort' && r.result.status === 'incomplete' && finished(r.state);
 }
 
 /** One metric's sketches of the given runs merged into a new sketch, in the given order. */

@@ -78,14 +78,34 @@ void describe('Aggregator', () => {
     assert.equal(r.experiment.runs.incomplete, 1);
   });
 
-  void it('merges an incomplete run under bestEffort and names it as partial', () => {
+  void it('merges a finished run that lost a message under bestEffort and names it as partial', () => {
     const plan = makePlan({ configs: 1, cycles: 2, failurePolicy: 'bestEffort' });
     const msgs = experimentMessages(plan, { seed: 3 });
+    const lost = msgs.find((m) => m.runId === 'c0-k1' && m.kind === 'sketch');
     const agg = new Aggregator(plan);
-    feed(agg, msgs.filter((m) => !(m.runId === 'c0-k1' && m.kind === 'summary')));
+    feed(agg, msgs.filter((m) => m !== lost));
     const c = agg.results().configurations[0]!;
+    assert.equal(agg.results().runs.find((r) => r.runId === 'c0-k1')?.status, 'incomplete');
     assert.deepEqual(c.runsIncluded, ['c0-k0', 'c0-k1']);
     assert.deepEqual(c.partialRuns, ['c0-k1']);
+  });
+
+  void it('never merges a run still in flight (no summary) or an aborted one, even under bestEffort', () => {
+    const plan = makePlan({ configs: 1, cycles: 3, failurePolicy: 'bestEffort' });
+    const msgs = experimentMessages(plan, { seed: 3 });
+    const agg = new Aggregator(plan);
+    // c0-k1: everything but its summary (still running); c0-k2: cut short by an abort.
+    const k2 = msgs.filter((m) => m.runId === 'c0-k2');
+    const k2Cut = k2.slice(0, 6);
+    const last = k2Cut[k2Cut.length - 1]!;
+    const aborted = { ...last, kind: 'aborted' as const, seq: last.seq + 1, phase: 'measuring', reason: 'SIGTERM' };
+    feed(agg, [...msgs.filter((m) => m.runId === 'c0-k0'), ...msgs.filter((m) => m.runId === 'c0-k1' && m.kind !== 'summary'), ...k2Cut, aborted as (typeof msgs)[number]]);
+    const r = agg.results();
+    assert.deepEqual(r.runs.map((x) => x.status), ['complete', 'incomplete', 'aborted']);
+    const c = r.configurations[0]!;
+    assert.deepEqual(c.runsIncluded, ['c0-k0']);
+    assert.deepEqual(c.partialRuns, []);
+    assert.deepEqual(c.runsExcluded.map((x) => x.runId), ['c0-k1', 'c0-k2']);
   });
 
   void it('ignores an older attempt and resets the run when a newer attempt starts', () => {
