@@ -3,12 +3,13 @@ import { z } from 'zod';
 import { ConditionSchema } from './conditions.ts';
 
 /** Summary of one metric across the cycles of a configuration (Student t 95% interval). */
+/** Across cycles; std and the 95% interval need two values and are absent with one (not zero-width). */
 export const StatSchema = z.strictObject({
   n: z.number().int().min(0),
   mean: z.number(),
-  std: z.number().min(0),
-  ci95Low: z.number(),
-  ci95High: z.number(),
+  std: z.number().min(0).optional(),
+  ci95Low: z.number().optional(),
+  ci95High: z.number().optional(),
 });
 export type Stat = z.output<typeof StatSchema>;
 

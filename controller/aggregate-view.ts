@@ -4,7 +4,7 @@
 import { Aggregator, type AggregateResults, type CycleStats } from './aggregator/index.ts';
 import type { FailurePolicy } from './aggregator/index.ts';
 import type { RunMatrix } from '../api/matrix.ts';
-import type { Stat } from '../api/status.ts';
+import type { RunSummary, Stat } from '../api/status.ts';
 
 export function newAggregator(experimentUid: string, matrix: RunMatrix, replicas: number, failurePolicy: FailurePolicy): Aggregator {
   return new Aggregator({
@@ -32,7 +32,22 @@ const sig = (x: number): number => Number(x.toPrecision(6));
 
 function toStat(c: CycleStats | undefined): Stat | undefined {
   if (c === undefined || c.mean === null || c.n === 0) return undefined;
-  return { n: c.n, mean: sig(c.mean), std: sig(c.std ?? 0), ci95Low: sig(c.ci95Low ?? c.mean), ci95High: sig(c.ci95High ?? c.mean) };
+  // One value has no spread: std and the interval are left out, never shown as zero-width.
+  if (c.std === null || c.ci95Low === null || c.ci95High === null) return { n: c.n, mean: sig(c.mean) };
+  return { n: c.n, mean: sig(c.mean), std: sig(c.std), ci95Low: sig(c.ci95Low), ci95High: sig(c.ci95High) };
+}
+
+/**
+ * Each succeeded run's J/token from the Aggregator's run result (absent when it has none, e.g. after
+ * a counter reset it could not bridge); the controller's ledger never supplies it (ADR 0007).
+ */
+export function withAggregatorRunMetrics(runs: RunSummary[], results: AggregateResults | null): RunSummary[] {
+  const byId = new Map((results?.runs ?? []).map((r) => [r.runId, r]));
+  return runs.map((r) => {
+    const { joulesPerToken: _ledger, ...rest } = r;
+    const jpt = r.phase === 'Succeeded' ? byId.get(r.id)?.metrics.joulesPerToken ?? null : null;
+    return jpt === null ? rest : { ...rest, joulesPerToken: sig(jpt) };
+  });
 }
 
 /** Status metrics per configuration id, from the Aggregator's results. */

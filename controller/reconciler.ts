@@ -12,7 +12,7 @@ import { FINALIZER, LABEL_EXPERIMENT_UID, type ExperimentObject, type KubeWriter
 import type { ObjectStore } from './informer.ts';
 import { buildPod, labelValue, podName, type ExperimentRef, type PodBuilderOptions } from './pods.ts';
 import type { ExperimentFeed, ExperimentStreams } from './results.ts';
-import { newAggregator, statusMetrics } from './aggregate-view.ts';
+import { newAggregator, statusMetrics, withAggregatorRunMetrics } from './aggregate-view.ts';
 import type { AggregateResults } from './aggregator/index.ts';
 import type { ConfigurationResult, Stat } from '../api/status.ts';
 import { stepRuns, type RunPlanOutput } from './runs.ts';
@@ -206,7 +206,7 @@ export class Reconciler {
       phase: decision.phase,
       conditions,
       progress: progressOf(out.runs),
-      runs: boundRuns(out.runs),
+      runs: boundRuns(withAggregatorRunMetrics(out.runs, aggregate)),
       configurations,
       ...(best !== undefined ? { best } : {}),
       ...(artifact !== undefined ? { artifact } : {}),

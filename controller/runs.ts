@@ -143,13 +143,9 @@ function lastFinishMs(pods: V1Pod[]): number {
 function succeed(prev: RunSummary, result: RunAttemptResult, inputs: RunInputs, out: RunPlanOutput): RunSummary {
   out.results.set(prev.id, result);
   out.events.push({ type: 'Normal', reason: 'RunSucceeded', message: `Run ${prev.id} attempt ${prev.attempt} completed with complete data.` });
-  const jpt = result.outputTokens > 0 ? result.energyJoules / result.outputTokens : undefined;
+  // joulesPerToken comes from the Aggregator when status is written (withAggregatorRunMetrics).
   const { message: _drop, ...rest } = prev;
-  return { ...rest, phase: 'Succeeded', completionTime: inputs.now.toISOString(), ...(jpt !== undefined ? { joulesPerToken: round(jpt) } : {}) };
-}
-
-function round(x: number): number {
-  return Number(x.toPrecision(6));
+  return { ...rest, phase: 'Succeeded', completionTime: inputs.now.toISOString() };
 }
 
 function due(out: RunPlanOutput, ms: number): void {

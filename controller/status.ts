@@ -15,7 +15,8 @@ export function stat(values: number[]): Stat {
   const mean = n === 0 ? 0 : values.reduce((a, b) => a + b, 0) / n;
   const variance = n < 2 ? 0 : values.reduce((a, b) => a + (b - mean) ** 2, 0) / (n - 1);
   const std = Math.sqrt(variance);
-  const half = n < 2 ? 0 : studentTQuantile(0.975, n - 1) * (std / Math.sqrt(n));
+  if (n < 2) return { n, mean: sig(mean) };
+  const half = studentTQuantile(0.975, n - 1) * (std / Math.sqrt(n));
   return { n, mean: sig(mean), std: sig(std), ci95Low: sig(mean - half), ci95High: sig(mean + half) };
 }
 
@@ -46,7 +47,10 @@ export function bestConfiguration(configs: ConfigurationResult[]): Best | undefi
     const j = c.metrics['joulesPerToken'];
     if (j === undefined || j.n === 0) continue;
     if (best === undefined || j.mean < best.joulesPerToken) {
-      best = { configurationId: c.id, backend: c.backend, configHash: c.configHash, joulesPerToken: j.mean, ci95Low: j.ci95Low, ci95High: j.ci95High };
+      best = {
+        configurationId: c.id, backend: c.backend, configHash: c.configHash, joulesPerToken: j.mean,
+        ...(j.ci95Low !== undefined && j.ci95High !== undefined ? { ci95Low: j.ci95Low, ci95High: j.ci95High } : {}),
+      };
     }
   }
   return best;

@@ -75,7 +75,7 @@ void test('a run succeeds only once every message of its attempt arrived, and a 
   assert.equal(ledger.apply(msgs[2]!), 'duplicate');
   const done = stepRuns({ ...inputs, ledger, previous: started.runs, pods: [pod(id, 0, 'Running')] });
   assert.equal(done.runs[0]?.phase, 'Succeeded');
-  assert.equal(done.runs[0]?.joulesPerToken, 0.5);
+  assert.equal(done.runs[0]?.joulesPerToken, undefined, 'J/token comes from the Aggregator when status is written, not from the ledger');
   const restored = RunLedger.restore(ledger.serialize());
   assert.deepEqual(restored.serialize(), ledger.serialize());
 });

@@ -1,0 +1,44 @@
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import type { WireMessage } from '../../../api/protocol.ts';
+import type { RunSummary } from '../../../api/status.ts';
+import { statusMetrics, withAggregatorRunMetrics } from '../../../controller/aggregate-view.ts';
+import { Aggregator } from '../../../controller/aggregator/index.ts';
+import { bestConfiguration, stat } from '../../../controller/status.ts';
+import { experimentMessages, makePlan } from '../../support/streams.ts';
+
+function aggregate(cycles: number): Aggregator {
+  const plan = makePlan({ configs: 1, cycles });
+  const agg = new Aggregator(plan);
+  experimentMessages(plan, { seed: 9 }).forEach((m: WireMessage, i) => agg.apply(m, i + 1));
+  return agg;
+}
+
+void test('one cycle has a mean but no spread: std and the 95% interval are absent, never zero-width', () => {
+  assert.deepEqual(stat([2]), { n: 1, mean: 2 });
+  const two = stat([1, 3]);
+  assert.ok(two.ci95Low !== undefined && two.ci95High !== undefined && two.ci95Low < 1 && two.ci95High > 3);
+  const one = statusMetrics(aggregate(1).results()).get('c0')?.['joulesPerToken'];
+  assert.ok(one !== undefined && one.n === 1 && Number.isFinite(one.mean));
+  assert.deepEqual(Object.keys(one).sort(), ['mean', 'n']);
+  const best = bestConfiguration([{ id: 'c0', backend: 'b', configHash: 'h', point: {}, cyclesSucceeded: 1, metrics: { joulesPerToken: one } }]);
+  assert.equal(best?.ci95Low, undefined);
+  const three = statusMetrics(aggregate(3).results()).get('c0')?.['joulesPerToken'];
+  assert.ok(three?.ci95Low !== undefined && three.ci95Low < three.mean && (three.ci95High ?? 0) > three.mean);
+});
+
+void test('status.runs[].joulesPerToken is the Aggregator\'s run figure; a ledger value is never kept', () => {
+  const results = aggregate(2).results();
+  const fromAgg = results.runs.find((r) => r.runId === 'c0-k0')?.metrics.joulesPerToken;
+  assert.ok(typeof fromAgg === 'number');
+  const runs: RunSummary[] = [
+    { id: 'c0-k0', configurationId: 'c0', cycle: 0, phase: 'Succeeded', attempt: 0, joulesPerToken: 123 },
+    { id: 'c0-k1', configurationId: 'c0', cycle: 1, phase: 'Running', attempt: 0, joulesPerToken: 7 },
+    { id: 'elsewhere', configurationId: 'c0', cycle: 2, phase: 'Succeeded', attempt: 0, joulesPerToken: 9 },
+  ];
+  const out = withAggregatorRunMetrics(runs, results);
+  assert.equal(out[0]?.joulesPerToken, Number(fromAgg.toPrecision(6)));
+  assert.equal(out[1]?.joulesPerToken, undefined, 'a running run has no J/token yet');
+  assert.equal(out[2]?.joulesPerToken, undefined, 'the Aggregator has no figure for it: none is shown');
+  assert.deepEqual(withAggregatorRunMetrics(runs, null).map((r) => r.joulesPerToken), [undefined, undefined, undefined]);
+});
