@@ -30,6 +30,9 @@ const LATENCY_NAMES: [string, 'p50' | 'p99', string][] = [
 
 const sig = (x: number): number => Number(x.toPrecision(6));
 
+/** NVML's energy counter moves every ~100 ms: under this a window's energy is coarse (DESIGN.md). */
+const SHORT_WINDOW_SECONDS = 5;
+
 function toStat(c: CycleStats | undefined): Stat | undefined {
   if (c === undefined || c.mean === null || c.n === 0) return undefined;
   // One value has no spread: std and the interval are left out, never shown as zero-width.
@@ -48,6 +51,14 @@ export function withAggregatorRunMetrics(runs: RunSummary[], results: AggregateR
     const jpt = r.phase === 'Succeeded' ? byId.get(r.id)?.metrics.joulesPerToken ?? null : null;
     return jpt === null ? rest : { ...rest, joulesPerToken: sig(jpt) };
   });
+}
+
+/** What weakens the numbers, for the Degraded condition: partial runs merged, windows under 5 s. */
+export function measurementWeaknesses(results: AggregateResults | null): { partialRuns: number; shortWindows: number } {
+  if (results === null) return { partialRuns: 0, shortWindows: 0 };
+  const partialRuns = results.configurations.reduce((n, c) => n + c.partialRuns.length, 0);
+  const shortWindows = results.runs.filter((r) => r.status !== 'pending' && r.gpus.some((g) => g.windowSeconds !== null && g.windowSeconds < SHORT_WINDOW_SECONDS)).length;
+  return { partialRuns, shortWindows };
 }
 
 /** Status metrics per configuration id, from the Aggregator's results. */

@@ -12,7 +12,7 @@ import { FINALIZER, LABEL_EXPERIMENT_UID, type ExperimentObject, type KubeWriter
 import type { ObjectStore } from './informer.ts';
 import { buildPod, labelValue, podName, type ExperimentRef, type PodBuilderOptions } from './pods.ts';
 import type { ExperimentFeed, ExperimentStreams } from './results.ts';
-import { newAggregator, statusMetrics, withAggregatorRunMetrics } from './aggregate-view.ts';
+import { measurementWeaknesses, newAggregator, statusMetrics, withAggregatorRunMetrics } from './aggregate-view.ts';
 import type { AggregateResults } from './aggregator/index.ts';
 import type { ConfigurationResult, Stat } from '../api/status.ts';
 import { stepRuns, type RunPlanOutput } from './runs.ts';
@@ -43,6 +43,14 @@ interface ExperimentContext {
   spec: EnergyExperimentSpec;
   matrix: RunMatrix;
   feed: ExperimentFeed;
+  /** Valid, but weaker than intended (e.g. concurrency above requests): shown in the Validated condition. */
+  warnings: SpecIssue[];
+}
+
+function validMessage(matrix: RunMatrix, warnings: SpecIssue[]): string {
+  const head = `The spec is valid: ${matrix.configurations.length} configuration(s), ${matrix.runs.length} run(s).`;
+  if (warnings.length === 0) return head;
+  return `${head} Warnings: ${warnings.map((w) => `${w.path}: ${w.message}`).join('; ')}`.slice(0, 4000);
 }
 
 /** startTime once any run started, completionTime once finished: each set once, then kept. */
@@ -82,7 +90,7 @@ export class Reconciler {
     }
     const validation = validateObject(obj, name, namespace);
     if (!validation.ok) return this.invalid(obj, ref, validation.issues);
-    return this.converge(obj, ref, validation.experiment.spec, validation.matrix);
+    return this.converge(obj, ref, validation.experiment.spec, validation.matrix, validation.warnings);
   }
 
   private previousStatus(obj: ExperimentObject): Record<string, unknown> {
@@ -139,7 +147,7 @@ export class Reconciler {
     return new Set(this.expectations.keys());
   }
 
-  private async converge(obj: ExperimentObject, ref: ExperimentRef, spec: EnergyExperimentSpec, matrix: RunMatrix): Promise<ReconcileResult> {
+  private async converge(obj: ExperimentObject, ref: ExperimentRef, spec: EnergyExperimentSpec, matrix: RunMatrix, warnings: SpecIssue[]): Promise<ReconcileResult> {
     const prev = this.previousStatus(obj);
     const feed = await this.deps.streams.feed(ref, () => newAggregator(ref.uid, matrix, spec.placement.replicas, spec.policy.failurePolicy));
     const pods = this.podsOf(ref);
@@ -159,7 +167,7 @@ export class Reconciler {
     });
     await this.applyPods(ref, spec, matrix, out);
     for (const s of out.signal) await feed.signalStart(s.runId, s.attempt);
-    const status = await this.desiredStatus({ obj, ref, spec, matrix, feed }, out, prev);
+    const status = await this.desiredStatus({ obj, ref, spec, matrix, feed, warnings }, out, prev);
     const wrote = await this.writeStatus(obj, ref, status);
     // Events are recorded in the background, like client-go's broadcaster: they never delay a reconcile.
     if (wrote) for (const e of out.events) void this.event(obj, e.type, e.reason, e.message);
@@ -183,7 +191,7 @@ export class Reconciler {
   }
 
   private async desiredStatus(ctx: ExperimentContext, out: RunPlanOutput, prev: Record<string, unknown>): Promise<Record<string, unknown>> {
-    const { obj, ref, spec, matrix } = ctx;
+    const { obj, ref, spec, matrix, warnings } = ctx;
     const generation = obj.metadata?.generation ?? 0;
     const nowIso = this.now().toISOString();
     const aggregate = ctx.feed.aggregate();
@@ -191,9 +199,11 @@ export class Reconciler {
     const best = bestConfiguration(configurations);
     const simulated = [...out.results.values()].some((r) => r.simulated) || this.deps.podOptions.simulate;
     const retrying = out.runs.filter((r) => r.attempt > 0 && (r.phase === 'Pending' || r.phase === 'Running') && r.message !== undefined).length;
-    const decision = decidePhase(out.runs, { suspended: spec.policy.suspend, strict: spec.policy.failurePolicy === 'strict', simulated, retrying });
+    const decision = decidePhase(out.runs, {
+      suspended: spec.policy.suspend, strict: spec.policy.failurePolicy === 'strict', simulated, retrying, ...measurementWeaknesses(aggregate),
+    });
     const conditions = applyConditions((prev['conditions'] as Condition[] | undefined) ?? [], [
-      { type: 'Validated', status: 'True', reason: REASONS.SpecValid, message: `The spec is valid: ${matrix.configurations.length} configuration(s), ${matrix.runs.length} run(s).` },
+      { type: 'Validated', status: 'True', reason: REASONS.SpecValid, message: validMessage(matrix, warnings) },
       ...decision.updates,
     ], nowIso, generation);
     const { started, completionTime } = statusTimes(out.runs, decision.finished, prev, nowIso);

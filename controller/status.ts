@@ -75,14 +75,30 @@ export interface PhaseDecision {
   finished: boolean;
 }
 
-export function decidePhase(runs: RunSummary[], opts: { suspended: boolean; strict: boolean; simulated: boolean; retrying: number }): PhaseDecision {
+export interface DegradedInputs {
+  simulated: boolean;
+  retrying: number;
+  /** Runs merged with messages missing (bestEffort). */
+  partialRuns?: number;
+  /** Runs whose measurement window was under 5 s (coarse energy). */
+  shortWindows?: number;
+}
+
+/** The one Degraded condition: the most serious weakness of the numbers so far. */
+function degradedCondition(o: DegradedInputs): ConditionUpdate {
+  const partial = o.partialRuns ?? 0;
+  const short = o.shortWindows ?? 0;
+  if (o.retrying > 0) return { type: 'Degraded', status: 'True', reason: REASONS.Retrying, message: `${o.retrying} run(s) failed an attempt and are being retried.` };
+  if (partial > 0) return { type: 'Degraded', status: 'True', reason: REASONS.MessagesLost, message: `${partial} run(s) are included with messages missing (failurePolicy bestEffort); see the artifact's partialRuns.` };
+  if (short > 0) return { type: 'Degraded', status: 'True', reason: REASONS.ShortWindow, message: `${short} run(s) measured for under 5 s: NVML energy (updated ~every 100 ms) is coarse; raise workload.requests or set measurement.extendToMinWindow.` };
+  if (o.simulated) return { type: 'Degraded', status: 'True', reason: REASONS.Simulated, message: 'Numbers come from the simulated GPU and mock server, not real hardware.' };
+  return { type: 'Degraded', status: 'False', reason: REASONS.AsExpected, message: 'No problems seen.' };
+}
+
+export function decidePhase(runs: RunSummary[], opts: { suspended: boolean; strict: boolean } & DegradedInputs): PhaseDecision {
   const p = progressOf(runs);
   const finished = p.pending === 0 && p.running === 0;
-  const degraded: ConditionUpdate = opts.retrying > 0
-    ? { type: 'Degraded', status: 'True', reason: REASONS.Retrying, message: `${opts.retrying} run(s) failed an attempt and are being retried.` }
-    : opts.simulated
-      ? { type: 'Degraded', status: 'True', reason: REASONS.Simulated, message: 'Numbers come from the simulated GPU and mock server, not real hardware.' }
-      : { type: 'Degraded', status: 'False', reason: REASONS.AsExpected, message: 'No problems seen.' };
+  const degraded = degradedCondition(opts);
   if (!finished) {
     const running: ConditionUpdate = opts.suspended
       ? { type: 'Running', status: 'False', reason: REASONS.Suspended, message: 'Suspended: no new pods are started.' }

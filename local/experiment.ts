@@ -9,7 +9,7 @@ import type { Configuration, PlannedRun } from '../api/matrix.ts';
 import { sanitizeToken } from '../api/names.ts';
 import { InProcessBus } from '../lib/bus/index.ts';
 import type { Consumption } from '../lib/bus/types.ts';
-import { InterruptedError, InvalidInputError, LlemError } from '../lib/errors.ts';
+import { formatIssue, InterruptedError, InvalidInputError, LlemError } from '../lib/errors.ts';
 import { rootLogger, type Logger } from '../lib/log.ts';
 import { loadExperimentFile, type LoadedExperiment } from '../lib/manifest/index.ts';
 import { BackendPool } from './backends.ts';
@@ -242,7 +242,8 @@ export async function runLocalExperiment(opts: LocalRunOptions): Promise<LocalRu
   const exp = new LocalExperiment(opts, loaded, dir, { state, aggregator }, log);
   opts.progress.attach?.({ current: (id) => exp.observer.get(id) });
   const done = loaded.matrix.runs.filter((r) => state.runs[r.id]?.status === 'complete').length;
-  opts.progress.event({ type: 'start', total: loaded.matrix.runs.length, done, simulated: opts.simulate, out });
+  const warnings = loaded.warnings.map((w) => formatIssue(w));
+  opts.progress.event({ type: 'start', total: loaded.matrix.runs.length, done, simulated: opts.simulate, out, warnings });
   try {
     await exp.startConsuming();
     for (const [index, run] of loaded.matrix.runs.entries()) {

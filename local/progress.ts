@@ -3,7 +3,7 @@
 import type { ResultsSummary } from './results.ts';
 
 export type ProgressEvent =
-  | { type: 'start'; total: number; done: number; simulated: boolean; out: string }
+  | { type: 'start'; total: number; done: number; simulated: boolean; out: string; warnings?: string[] }
   | { type: 'run'; runId: string; index: number; total: number; attempt: number; requests: number }
   | { type: 'runEnd'; runId: string; status: 'complete' | 'retry' | 'failed'; detail: string }
   | { type: 'finish'; summary: ResultsSummary };
@@ -61,6 +61,7 @@ export class ConsoleProgress implements ProgressSink {
         this.total = e.total;
         this.finished = e.done;
         this.line(`llem: ${e.total} runs (${e.done} already complete)${e.simulated ? ' — SIMULATED GPU and mock server' : ''}; results in ${e.out}`);
+        for (const w of e.warnings ?? []) this.line(`llem: warning: ${w}`);
         if (this.live) this.timer = setInterval(() => this.render(), 250);
         break;
       case 'run':

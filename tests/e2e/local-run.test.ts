@@ -130,6 +130,7 @@ describe('llem run (local, simulated)', { timeout: 120_000 }, () => {
     const r = await runLlem(['run', SMALL, '--simulate', '--out', out, '--server-command', 'sh -c exit_3_now;exit 3']);
     assert.equal(r.code, 1, r.stderr);
     assert.match(r.stderr, /failed to start: exited with code/);
+    assert.match(r.stderr, /llem: warning: .*small\.yaml: spec\.measurement\.minWindowSeconds: 0 s is below 5 s/, 'spec warnings are shown when the run starts');
     const doc = experimentJson(out);
     assert.ok(doc.results.runs.every((x) => x.status !== 'complete'));
   });

@@ -2,9 +2,9 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import type { WireMessage } from '../../../api/protocol.ts';
 import type { RunSummary } from '../../../api/status.ts';
-import { statusMetrics, withAggregatorRunMetrics } from '../../../controller/aggregate-view.ts';
+import { measurementWeaknesses, statusMetrics, withAggregatorRunMetrics } from '../../../controller/aggregate-view.ts';
 import { Aggregator } from '../../../controller/aggregator/index.ts';
-import { bestConfiguration, stat } from '../../../controller/status.ts';
+import { bestConfiguration, decidePhase, stat } from '../../../controller/status.ts';
 import { experimentMessages, makePlan } from '../../support/streams.ts';
 
 function aggregate(cycles: number): Aggregator {
@@ -41,4 +41,29 @@ void test('status.runs[].joulesPerToken is the Aggregator\'s run figure; a ledge
   assert.equal(out[1]?.joulesPerToken, undefined, 'a running run has no J/token yet');
   assert.equal(out[2]?.joulesPerToken, undefined, 'the Aggregator has no figure for it: none is shown');
   assert.deepEqual(withAggregatorRunMetrics(runs, null).map((r) => r.joulesPerToken), [undefined, undefined, undefined]);
+});
+
+void test('Degraded names the most serious weakness: retrying, then messages lost, then short windows, then simulated', () => {
+  const runs: RunSummary[] = [{ id: 'r', configurationId: 'c', cycle: 0, phase: 'Succeeded', attempt: 0 }];
+  const reason = (o: Partial<Parameters<typeof decidePhase>[1]>): string | undefined =>
+    decidePhase(runs, { suspended: false, strict: true, simulated: false, retrying: 0, ...o }).updates.find((u) => u.type === 'Degraded')?.reason;
+  assert.equal(reason({}), 'AsExpected');
+  assert.equal(reason({ simulated: true }), 'Simulated');
+  assert.equal(reason({ simulated: true, shortWindows: 2 }), 'ShortWindow');
+  assert.equal(reason({ shortWindows: 2, partialRuns: 1 }), 'MessagesLost');
+  assert.equal(reason({ partialRuns: 1, retrying: 1 }), 'Retrying');
+});
+
+void test('weaknesses come from the Aggregator: windows under 5 s and partial runs are counted', () => {
+  const weaknesses = (o: { slices: number; sliceMs: number }): ReturnType<typeof measurementWeaknesses> => {
+    const plan = makePlan({ configs: 1, cycles: 2, failurePolicy: 'bestEffort' });
+    const msgs = experimentMessages(plan, { seed: 4, ...o });
+    const agg = new Aggregator(plan);
+    const lost = msgs.find((m) => m.runId === 'c0-k1' && m.kind === 'sketch');
+    msgs.filter((m) => m !== lost).forEach((m, i) => agg.apply(m, i + 1));
+    return measurementWeaknesses(agg.results());
+  };
+  assert.deepEqual(weaknesses({ slices: 4, sliceMs: 500 }), { partialRuns: 1, shortWindows: 2 });
+  assert.deepEqual(weaknesses({ slices: 12, sliceMs: 1000 }), { partialRuns: 1, shortWindows: 0 });
+  assert.deepEqual(measurementWeaknesses(null), { partialRuns: 0, shortWindows: 0 });
 });

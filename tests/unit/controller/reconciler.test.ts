@@ -125,3 +125,22 @@ void test('an invalid spec gets Validated=False with the field path and creates 
   assert.equal(pods.list().length, 0);
   await bus.close();
 });
+
+void test('a valid spec with warnings says so in the Validated condition', async () => {
+  const experiments = new Store<ExperimentObject>();
+  const pods = new Store<V1Pod>();
+  const writer = new RecordingWriter(experiments, pods);
+  const bus = new InProcessBus();
+  await bus.ensureLayout();
+  const streams = new BusExperimentStreams(bus, { changed: () => undefined, applied: () => undefined, lag: () => undefined }, rootLogger, 50);
+  const reconciler = new Reconciler({ experiments, pods, writer, streams, log: rootLogger, podOptions: { agentImage: 'a', backendImages: {}, agentEnv: [], simulate: true } });
+  const e = experiment();
+  experiments.put({ ...e, spec: { ...(e.spec as Record<string, unknown>), measurement: { cycles: 2, minWindowSeconds: 1 } } });
+  await reconciler.reconcile('ns/e1');
+  const conditions = (experiments.get('ns', 'e1')?.status?.['conditions'] ?? []) as Array<{ type: string; status: string; message: string }>;
+  const validated = conditions.find((c) => c.type === 'Validated');
+  assert.equal(validated?.status, 'True');
+  assert.match(validated?.message ?? '', /Warnings: spec\.measurement\.minWindowSeconds: 1 s is below 5 s/);
+  await streams.stopAll();
+  await bus.close();
+});
