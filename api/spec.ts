@@ -180,7 +180,7 @@ export const PolicySchema = z.strictObject({
     .default('strict')
     .describe('strict: a run without complete data fails and is retried, never silently partial; bestEffort: the experiment completes with the runs that succeeded, and finished runs that lost messages are merged too, named in partialRuns (aborted runs never are).'),
   ttlSecondsAfterFinished: nonNegInt.optional().describe('Delete the finished experiment after this long; absent: keep it.'),
-  suspend: z.boolean().default(false).describe('true: start no new runs; runs in flight finish.'),
+  suspend: z.boolean().default(false).describe('true: stop. Pods of runs in flight are deleted (each such run uses one of policy.retries and runs again on resume) and no new runs start; false: carry on.'),
 });
 
 // ---------------------------------------------------------------- the resource
