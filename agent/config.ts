@@ -58,6 +58,8 @@ export const AgentConfigSchema = z.strictObject({
     outputTokens: TokenDistributionSchema.default(128),
     seed: z.number().int().min(0).default(0),
     prompts: z.array(z.string().min(1)).min(1).optional(),
+    /** JSON lines, each an object with a "prompt" string (a mounted ConfigMap key); read at start into `prompts`. */
+    promptsFile: z.string().min(1).optional(),
     ignoreEos: z.boolean().default(true),
     temperature: nonNeg.default(0),
     topP: z.number().gt(0).max(1).default(1),
@@ -154,11 +156,40 @@ export function loadAgentEnvironment(env: NodeJS.ProcessEnv, configFile?: string
     raw = parseJson(text, source);
   }
   const config = parseAgentConfig(raw, source);
+  if (config.workload.promptsFile !== undefined) config.workload.prompts = readPromptsFile(config.workload.promptsFile);
   const nats = natsOptionsFromEnv(env);
   if (nats === null && config.start.mode === 'signal') {
     throw new InvalidInputError([{ file: 'LLEM_NATS_URL', path: '', message: 'not set, but start.mode is "signal": the start signal arrives over NATS (set LLEM_NATS_URL, or start.mode "immediate")' }]);
   }
   return { config, nats, ...gpuEnvironment(env) };
+}
+
+/** Prompts from a JSON-lines file (workload.dataset.configMapRef): one {"prompt": "..."} per line. */
+export function readPromptsFile(file: string): string[] {
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch (err) {
+    throw new InvalidInputError([{ file, path: '', message: `cannot read the prompts file (${(err as Error).message}); check workload.dataset.configMapRef's name and key` }]);
+  }
+  const prompts: string[] = [];
+  const issues: InputIssue[] = [];
+  text.split('\n').forEach((line, i) => {
+    if (line.trim() === '') return;
+    let row: unknown;
+    try {
+      row = JSON.parse(line);
+    } catch {
+      issues.push({ file, path: `line ${i + 1}`, message: 'not a JSON object: each line must be {"prompt": "..."}' });
+      return;
+    }
+    const prompt = typeof row === 'object' && row !== null ? (row as { prompt?: unknown }).prompt : undefined;
+    if (typeof prompt === 'string' && prompt.trim() !== '') prompts.push(prompt);
+    else issues.push({ file, path: `line ${i + 1}`, message: 'has no non-empty "prompt" string' });
+  });
+  if (issues.length === 0 && prompts.length === 0) issues.push({ file, path: '', message: 'holds no prompts (one {"prompt": "..."} per line)' });
+  if (issues.length > 0) throw new InvalidInputError(issues.slice(0, 20));
+  return prompts;
 }
 
 /** The GPU-related variables alone (also what `llem gpu-info` reads). */

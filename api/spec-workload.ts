@@ -47,7 +47,7 @@ export const DatasetSchema = z
     configMapRef: z
       .strictObject({ name: Dns1123LabelSchema, key: z.string().min(1).default('prompts.jsonl') })
       .optional()
-      .describe('Prompts from a ConfigMap key: JSON lines with a "prompt" field.'),
+      .describe('Prompts from a ConfigMap key in the experiment\'s namespace: JSON lines, each {"prompt": "..."}; output length sampling.maxTokens (default 128). Cluster only: llem run refuses it.'),
   })
   .superRefine(oneOf(['synthetic', 'prompts', 'configMapRef'], 'workload.dataset'))
   .meta(cel(exactlyOne(['synthetic', 'prompts', 'configMapRef'], 'workload.dataset')));

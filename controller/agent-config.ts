@@ -3,7 +3,7 @@
 import type { TokenDistribution, WorkloadSpec } from '../api/spec.ts';
 import type { BackendLaunch } from '../lib/backends/index.ts';
 import type { PodRequest } from './pods.ts';
-import { SERVER_PORT } from './server-command.ts';
+import { DATASET_FILE, SERVER_PORT } from './server-command.ts';
 
 type Distribution = Omit<TokenDistribution, never>;
 
@@ -26,6 +26,7 @@ function workloadConfig(w: WorkloadSpec): Record<string, unknown> {
       ? { inputTokens: distribution(synthetic.inputTokens), outputTokens: distribution(synthetic.outputTokens), seed: synthetic.seed }
       : {}),
     ...(w.dataset.prompts !== undefined ? { prompts: w.dataset.prompts, outputTokens: w.sampling.maxTokens ?? PROMPT_OUTPUT_TOKENS } : {}),
+    ...(w.dataset.configMapRef !== undefined ? { promptsFile: DATASET_FILE, outputTokens: w.sampling.maxTokens ?? PROMPT_OUTPUT_TOKENS } : {}),
     ignoreEos: w.ignoreEos,
     temperature: w.sampling.temperature,
     topP: w.sampling.topP,

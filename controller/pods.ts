@@ -8,7 +8,7 @@ import { API_VERSION, KIND } from '../api/spec.ts';
 import { LABEL_ATTEMPT, LABEL_EXPERIMENT, LABEL_EXPERIMENT_UID, LABEL_REPLICA, LABEL_RUN } from './kube.ts';
 import { agentConfigFor } from './agent-config.ts';
 import type { BackendLaunch } from '../lib/backends/index.ts';
-import { AGENT_DIR, backendLaunch, MODEL_DIR, SERVER_PORT } from './server-command.ts';
+import { AGENT_DIR, backendLaunch, DATASET_DIR, MODEL_DIR, SERVER_PORT } from './server-command.ts';
 
 export interface PodBuilderOptions {
   /** Image holding the agent bundle under /llem (copied by the init container). */
@@ -69,6 +69,16 @@ function modelVolumes(spec: EnergyExperimentSpec): { volumes: V1Volume[]; mounts
   };
 }
 
+/** workload.dataset.configMapRef: the key mounted as prompts.jsonl for the agent. */
+function datasetVolumes(req: PodRequest): { volumes: V1Volume[]; mounts: V1VolumeMount[] } {
+  const ref = req.configuration.workload.dataset.configMapRef;
+  if (ref === undefined) return { volumes: [], mounts: [] };
+  return {
+    volumes: [{ name: 'dataset', configMap: { name: ref.name, items: [{ key: ref.key, path: 'prompts.jsonl' }] } }],
+    mounts: [{ name: 'dataset', mountPath: DATASET_DIR, readOnly: true }],
+  };
+}
+
 /** The launch's environment: plain values, and secrets (HF token) only as secretKeyRef, never values. */
 function launchEnv(launch: BackendLaunch): V1EnvVar[] {
   return [
@@ -121,6 +131,7 @@ export function buildPod(req: PodRequest, opts: PodBuilderOptions): V1Pod {
   const tpl = placement.podTemplate;
   const labels = { ...(tpl.labels ?? {}), ...podLabels(experiment, run.id, attempt, replica) };
   const model = modelVolumes(spec);
+  const dataset = datasetVolumes(req);
   const anti = spreadReplicas(req, labels);
   const affinity = { ...(placement.affinity ?? {}), ...(anti ?? {}) };
   return {
@@ -139,11 +150,12 @@ export function buildPod(req: PodRequest, opts: PodBuilderOptions): V1Pod {
       initContainers: [
         { name: 'install-agent', image: opts.agentImage, command: ['cp', '-a', '/llem/.', `${AGENT_DIR}/`], volumeMounts: [{ name: 'llem-agent', mountPath: AGENT_DIR }] },
       ],
-      containers: [backendContainer(req, opts, model.mounts)],
+      containers: [backendContainer(req, opts, [...model.mounts, ...dataset.mounts])],
       volumes: [
         { name: 'llem-agent', emptyDir: {} },
         { name: 'dshm', emptyDir: { medium: 'Memory', sizeLimit: tpl.shmSize } },
         ...model.volumes,
+        ...dataset.volumes,
       ],
       nodeSelector: placement.nodeSelector,
       tolerations: placement.tolerations.map((t) => Object.fromEntries(Object.entries(t).filter(([, v]) => v !== undefined)) as V1Toleration),

@@ -11,6 +11,9 @@ export const SERVER_PORT = 8000;
 export const AGENT_DIR = '/opt/llem';
 /** Where a `pvc` model source is mounted in the backend container. */
 export const MODEL_DIR = '/models';
+/** workload.dataset.configMapRef's key, mounted read-only in the backend container (the agent reads it). */
+export const DATASET_DIR = '/etc/llem/dataset';
+export const DATASET_FILE = `${DATASET_DIR}/prompts.jsonl`;
 /** The PyTorch server package inside the llem pytorch image (images/pytorch/Dockerfile). */
 export const PYTORCH_SERVER_ROOT = '/opt/llem/pytorch';
 /** Start-up files (trtllm-serve's extra options YAML): written by the agent before the server starts. */

@@ -67,6 +67,15 @@ function assertLocalReplicas(loaded: LoadedExperiment): void {
   }]);
 }
 
+function assertLocalDataset(loaded: LoadedExperiment): void {
+  if (loaded.matrix.configurations.every((c) => c.workload.dataset.configMapRef === undefined)) return;
+  throw new InvalidInputError([{
+    file: loaded.file,
+    path: 'spec.workload.dataset.configMapRef',
+    message: 'a ConfigMap exists only in a cluster; for llem run, list the prompts under workload.dataset.prompts instead',
+  }]);
+}
+
 class LocalExperiment {
   // The aggregator checkpoints what it applied; old messages need not stay in memory for hours.
   readonly bus = new InProcessBus({ maxMessages: 50_000 });
@@ -226,6 +235,7 @@ function openState(opts: LocalRunOptions, loaded: LoadedExperiment, dir: Results
 
 export async function runLocalExperiment(opts: LocalRunOptions): Promise<LocalRunOutcome> {
   const loaded = await loadExperimentFile(opts.file);
+  assertLocalDataset(loaded);
   if (!opts.simulate) {
     assertLocalReplicas(loaded);
     assertGpuPresent();

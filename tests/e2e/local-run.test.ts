@@ -155,6 +155,17 @@ describe('llem run (local, simulated)', { timeout: 120_000 }, () => {
     assert.deepEqual(survivors, [], 'the server that never became ready was stopped');
   });
 
+  it('refuses a ConfigMap dataset with what to use instead, before creating anything', async () => {
+    const dir = tmp();
+    const manifest = join(dir, 'cm.yaml');
+    writeFileSync(manifest, readFileSync(SMALL, 'utf8').replace(/ {4}dataset:\n {6}synthetic:\n.*\n.*\n/, '    dataset:\n      configMapRef: { name: prompts }\n'));
+    assert.match(readFileSync(manifest, 'utf8'), /configMapRef/);
+    const r = await runLlem(['run', manifest, '--simulate', '--out', join(dir, 'out')]);
+    assert.equal(r.code, 2, r.stderr);
+    assert.match(r.stderr, /cm\.yaml: spec\.workload\.dataset\.configMapRef: a ConfigMap exists only in a cluster; .*workload\.dataset\.prompts/);
+    assert.deepEqual(readdirSync(dir), ['cm.yaml']);
+  });
+
   it('refuses an output directory that cannot be written, leaving nothing behind', async () => {
     const dir = tmp();
     writeFileSync(join(dir, 'a-file'), 'x');

@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { InvalidInputError } from '../../../lib/errors.ts';
-import { loadAgentEnvironment } from '../../../agent/config.ts';
+import { loadAgentEnvironment, readPromptsFile } from '../../../agent/config.ts';
 
 const minimal = { publisher: { namespace: 'ns', experimentUid: 'u', runId: 'r' }, model: 'm', start: { mode: 'immediate' } };
 
@@ -57,4 +57,28 @@ void test('--config FILE wins over the environment variable', () => {
   const env = loadAgentEnvironment({ LLEM_AGENT_CONFIG: JSON.stringify(minimal) }, file);
   assert.equal(env.config.model, 'from-file');
   assert.throws(() => loadAgentEnvironment({}, join(dir, 'missing.json')), /missing\.json: cannot read/);
+});
+
+void test('prompts from a JSON-lines file (a mounted ConfigMap key) replace synthetic ones', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'llem-prompts-'));
+  const file = join(dir, 'prompts.jsonl');
+  writeFileSync(file, '{"prompt": "first one"}\n\n{"prompt": "second", "note": "extra fields are fine"}\n');
+  const env = loadAgentEnvironment({ LLEM_AGENT_CONFIG: JSON.stringify({ ...minimal, workload: { promptsFile: file } }) });
+  assert.deepEqual(env.config.workload.prompts, ['first one', 'second']);
+  assert.deepEqual(readPromptsFile(file), ['first one', 'second']);
+});
+
+void test('a bad prompts file is an input error naming the file and the line', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'llem-prompts-'));
+  const bad = join(dir, 'bad.jsonl');
+  writeFileSync(bad, '{"prompt": "ok"}\nnot json\n{"text": "wrong field"}\n');
+  assert.throws(() => readPromptsFile(bad), (e: unknown) => {
+    assert.ok(e instanceof InvalidInputError && e.exitCode === 2);
+    assert.deepEqual(e.issues.map((i) => [i.file, i.path]), [[bad, 'line 2'], [bad, 'line 3']]);
+    return true;
+  });
+  const empty = join(dir, 'empty.jsonl');
+  writeFileSync(empty, '\n\n');
+  assert.throws(() => readPromptsFile(empty), /holds no prompts/);
+  assert.throws(() => readPromptsFile(join(dir, 'missing.jsonl')), /cannot read the prompts file .*configMapRef/);
 });

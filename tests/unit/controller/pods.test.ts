@@ -90,3 +90,19 @@ void describe('agent workload config', () => {
     assert.equal(plain['outputTokens'], 128);
   });
 });
+
+void describe('workload.dataset.configMapRef', () => {
+  void it('mounts the ConfigMap key read-only and points the agent at it', () => {
+    const spec = { model: { name: 'm', source: { random: {} } }, backends: [{ type: 'pytorch' }], workload: { dataset: { configMapRef: { name: 'my-prompts', key: 'chat.jsonl' } }, sampling: { maxTokens: 64 } } };
+    const v = validateEnergyExperiment({ apiVersion: 'llem.dev/v1alpha1', kind: 'EnergyExperiment', metadata: { name: 'exp' }, spec });
+    assert.ok(v.ok);
+    const pod = buildPod({ experiment: ref, spec: v.experiment.spec, configuration: v.matrix.configurations[0]!, run: v.matrix.runs[0]!, attempt: 0, replica: 0 }, OPTS);
+    assert.deepEqual(pod.spec?.volumes?.find((x) => x.name === 'dataset')?.configMap, { name: 'my-prompts', items: [{ key: 'chat.jsonl', path: 'prompts.jsonl' }] });
+    const c = pod.spec?.containers[0];
+    assert.deepEqual(c?.volumeMounts?.find((m) => m.name === 'dataset'), { name: 'dataset', mountPath: '/etc/llem/dataset', readOnly: true });
+    const config = JSON.parse(c?.env?.find((e) => e.name === 'LLEM_AGENT_CONFIG')?.value ?? '{}') as { workload: Record<string, unknown> };
+    assert.equal(config.workload['promptsFile'], '/etc/llem/dataset/prompts.jsonl');
+    assert.equal(config.workload['outputTokens'], 64);
+    assert.equal(config.workload['inputTokens'], undefined, 'no synthetic lengths: the prompts are the workload');
+  });
+});
