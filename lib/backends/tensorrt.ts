@@ -17,12 +17,13 @@ const QUANT_ALGO: Record<Exclude<TensorrtParams['quantization'], 'none'>, string
   nvfp4: 'NVFP4',
 };
 
-function extraOptionsFile(p: TensorrtParams, ctx: LaunchContext): LaunchFile | null {
-  if (p.quantization === 'none') return null;
-  return {
-    path: posix.join(ctx.scratchDir, 'trtllm-extra-llm-api-options.yaml'),
-    content: `quant_config:\n  quant_algo: ${QUANT_ALGO[p.quantization]}\n`,
-  };
+/** LLM API options trtllm-serve has no flag for: the model dtype and the quantisation. */
+function extraOptionsFile(p: TensorrtParams, model: ModelSpec, ctx: LaunchContext): LaunchFile | null {
+  const lines: string[] = [];
+  if (model.dtype !== 'auto') lines.push(`dtype: ${model.dtype}`);
+  if (p.quantization !== 'none') lines.push('quant_config:', `  quant_algo: ${QUANT_ALGO[p.quantization]}`);
+  if (lines.length === 0) return null;
+  return { path: posix.join(ctx.scratchDir, 'trtllm-extra-llm-api-options.yaml'), content: `${lines.join('\n')}\n` };
 }
 
 export function renderTensorrt(backend: BackendSpec, model: ModelSpec, ctx: LaunchContext): BackendLaunch {
@@ -44,7 +45,7 @@ export function renderTensorrt(backend: BackendSpec, model: ModelSpec, ctx: Laun
   args.push('--tp_size', String(p.tensorParallelSize), '--pp_size', String(p.pipelineParallelSize));
   args.push('--max_batch_size', String(p.maxBatchSize), '--max_num_tokens', String(p.maxNumTokens));
   args.push('--kv_cache_free_gpu_memory_fraction', String(p.kvCacheFreeGpuMemoryFraction));
-  const extra = extraOptionsFile(p, ctx);
+  const extra = extraOptionsFile(p, model, ctx);
   if (extra !== null) args.push('--extra_llm_api_options', extra.path);
   args.push(...backend.extraArgs);
   const env = baseEnv(location);

@@ -42,9 +42,15 @@ export function renderVllm(backend: BackendSpec, model: ModelSpec, ctx: LaunchCo
   env['VLLM_NO_USAGE_STATS'] = '1';
   if (location.kind === 'path') args.push(location.path);
   else args.push(model.name, '--revision', model.revision);
-  if (location.kind === 'random') {
-    // Random weights of the named architecture: vLLM still reads config and tokenizer from the hub.
-    args.push('--load-format', 'dummy');
+  if (location.kind === 'random' && model.source.random !== undefined) {
+    // Random weights: vLLM reads config and tokenizer of model.name (same architecture) from the hub,
+    // and the sizes are overridden to the spec's, so the model is the one the PyTorch backend builds.
+    const r = model.source.random;
+    const sizes = {
+      hidden_size: r.hiddenSize, num_hidden_layers: r.numLayers, num_attention_heads: r.numHeads, num_key_value_heads: r.numKvHeads,
+      intermediate_size: r.intermediateSize, vocab_size: r.vocabSize, max_position_embeddings: r.maxPositionEmbeddings,
+    };
+    args.push('--load-format', 'dummy', '--hf-overrides', JSON.stringify(sizes));
     delete env['HF_HUB_OFFLINE'];
   }
   args.push('--served-model-name', model.name, '--host', ctx.host, '--port', String(ctx.port), '--dtype', model.dtype, '--seed', String(ctx.seed));

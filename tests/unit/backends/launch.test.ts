@@ -62,14 +62,18 @@ void test('vllm passes extraArgs through verbatim, last', () => {
   assert.equal(line({ type: 'vllm', extraArgs: ['--block-size', '32', '--disable-log-stats'] }), `${VLLM_BASE} --block-size 32 --disable-log-stats`);
 });
 
-void test('vllm serves a PVC model from its mount path and a random model with dummy weights', () => {
+void test('vllm serves a PVC model from its mount path and a random model with dummy weights of the spec\'s sizes', () => {
   const pvc = ModelSchema.parse({ name: 'my-llama', source: { pvc: { claimName: 'models', path: 'llama/8b' } } });
   const launch = renderBackendLaunch(backend({ type: 'vllm' }), pvc, ctx);
   assert.deepEqual(launch.args.slice(0, 4), ['serve', '/models/llama/8b', '--served-model-name', 'my-llama']);
   assert.equal(launch.env['HF_HUB_OFFLINE'], '1');
-  const random = ModelSchema.parse({ name: 'meta-llama/Llama-3.2-1B', source: { random: {} } });
+  const random = ModelSchema.parse({ name: 'meta-llama/Llama-3.2-1B', source: { random: { hiddenSize: 2048, numLayers: 16, numHeads: 32, numKvHeads: 8, intermediateSize: 8192 } } });
   const r = renderBackendLaunch(backend({ type: 'vllm' }), random, ctx);
-  assert.ok(formatCommandLine(r).includes('--revision main --load-format dummy --served-model-name'));
+  const i = r.args.indexOf('--hf-overrides');
+  assert.deepEqual(r.args.slice(i - 2, i), ['--load-format', 'dummy']);
+  assert.deepEqual(JSON.parse(r.args[i + 1] ?? '{}'), {
+    hidden_size: 2048, num_hidden_layers: 16, num_attention_heads: 32, num_key_value_heads: 8, intermediate_size: 8192, vocab_size: 32000, max_position_embeddings: 4096,
+  });
   assert.equal(r.env['HF_HUB_OFFLINE'], undefined);
 });
 
@@ -93,7 +97,7 @@ void test('the HF token reaches every backend only as a secret reference, never 
 
 const TRT_BASE =
   'trtllm-serve serve meta-llama/Llama-3.1-8B-Instruct --host 0.0.0.0 --port 8000 --backend pytorch --tp_size 1 --pp_size 1 ' +
-  '--max_batch_size 256 --max_num_tokens 8192 --kv_cache_free_gpu_memory_fraction 0.9';
+  '--max_batch_size 256 --max_num_tokens 8192 --kv_cache_free_gpu_memory_fraction 0.9 --extra_llm_api_options /tmp/llem/trtllm-extra-llm-api-options.yaml';
 
 void test('tensorrt with defaults renders the PyTorch flow with every default explicit', () => {
   assert.equal(line({ type: 'tensorrt' }), TRT_BASE);
@@ -116,8 +120,16 @@ for (const [name, params, from, to] of trtCases) {
 
 void test('tensorrt quantisation becomes an extra LLM API options file written before start', () => {
   const launch = renderBackendLaunch(backend({ type: 'tensorrt', tensorrt: { quantization: 'fp8' }, extraArgs: ['--log_level', 'info'] }), hf, ctx);
-  assert.equal(formatCommandLine(launch), `${TRT_BASE} --extra_llm_api_options /tmp/llem/trtllm-extra-llm-api-options.yaml --log_level info`);
-  assert.deepEqual(launch.files, [{ path: '/tmp/llem/trtllm-extra-llm-api-options.yaml', content: 'quant_config:\n  quant_algo: FP8\n' }]);
+  assert.equal(formatCommandLine(launch), `${TRT_BASE} --log_level info`);
+  assert.deepEqual(launch.files, [{ path: '/tmp/llem/trtllm-extra-llm-api-options.yaml', content: 'dtype: bfloat16\nquant_config:\n  quant_algo: FP8\n' }]);
+});
+
+void test('tensorrt gets the model dtype through the LLM API options (trtllm-serve has no flag); auto writes no file', () => {
+  const plain = renderBackendLaunch(backend({ type: 'tensorrt' }), hf, ctx);
+  assert.deepEqual(plain.files, [{ path: '/tmp/llem/trtllm-extra-llm-api-options.yaml', content: 'dtype: bfloat16\n' }]);
+  const auto = renderBackendLaunch(backend({ type: 'tensorrt' }), ModelSchema.parse({ name: 'meta-llama/Llama-3.1-8B-Instruct' }), ctx);
+  assert.deepEqual(auto.files, []);
+  assert.ok(!auto.args.includes('--extra_llm_api_options'));
 });
 
 void test('tensorrt refuses random weights and non-main revisions with a reason', () => {
