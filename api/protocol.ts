@@ -109,6 +109,8 @@ export const TelemetryMessageSchema = z.object({
 export const BackendMetricsSchema = z.object({
   backend: z.string(),
   source: z.string(),
+  /** The server's own version (vLLM /version; the PyTorch server's /stats with torch and transformers); null: not exposed. */
+  version: z.string().nullable().optional(),
   metrics: z.record(z.string(), z.object({ value: z.number().nullable(), unit: z.string(), reason: z.string().nullable() })),
 });
 export type BackendMetrics = z.infer<typeof BackendMetricsSchema>;

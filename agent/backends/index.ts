@@ -15,6 +15,7 @@ export { metricSum, parsePrometheusText, type PrometheusSample } from './prometh
 export {
   BackendMetricsRecorder,
   pytorchExtendedResults,
+  pytorchVersion,
   tensorrtExtendedResults,
   vllmExtendedResults,
   VLLM_METRICS,

@@ -14,7 +14,18 @@ export interface ExtendedMetric {
 export interface BackendExtendedResults {
   backend: BackendType;
   source: 'vllm-prometheus' | 'llem-stats' | 'none';
+  /** The server's version as it reports it; null when it does not (or could not be read). */
+  version?: string | null;
   metrics: Record<string, ExtendedMetric>;
+}
+
+/** The PyTorch server's /stats names itself and the libraries doing the work. */
+export function pytorchVersion(stats: unknown): string | null {
+  if (typeof stats !== 'object' || stats === null) return null;
+  const s = stats as Record<string, unknown>;
+  if (typeof s['version'] !== 'string') return null;
+  const libs = [['torch', s['torchVersion']], ['transformers', s['transformersVersion']]].filter(([, v]) => typeof v === 'string').map(([k, v]) => `${String(k)} ${String(v)}`);
+  return `${typeof s['server'] === 'string' ? s['server'] : 'llem-pytorch'} ${s['version']}${libs.length > 0 ? ` (${libs.join(', ')})` : ''}`;
 }
 
 const present = (value: number, unit: string): ExtendedMetric => ({ value, unit, reason: null });
@@ -164,6 +175,7 @@ const defaultFetchText: FetchText = async (url) => {
 export class BackendMetricsRecorder {
   private start: PrometheusSample[] | null = null;
   private startStats: unknown = null;
+  private version: string | null = null;
   private readonly during: PrometheusSample[][] = [];
   private error: string | undefined;
 
@@ -188,8 +200,23 @@ export class BackendMetricsRecorder {
   }
 
   async markWindowStart(): Promise<void> {
-    if (this.launch.metrics?.format === 'llem-stats') this.startStats = this.parseStats(await this.scrape());
-    else this.start = await this.scrapeProm();
+    if (this.launch.metrics?.format === 'llem-stats') {
+      this.startStats = this.parseStats(await this.scrape());
+      this.version = pytorchVersion(this.startStats);
+    } else {
+      this.start = await this.scrapeProm();
+    }
+    if (this.launch.backend === 'vllm') this.version = await this.vllmVersion();
+  }
+
+  /** vLLM answers GET /version with {"version": "..."}. */
+  private async vllmVersion(): Promise<string | null> {
+    try {
+      const v = (JSON.parse(await this.fetchText(`${this.launch.baseUrl}/version`)) as { version?: unknown }).version;
+      return typeof v === 'string' ? `vllm ${v}` : null;
+    } catch {
+      return null;
+    }
   }
 
   private parseStats(text: string | null): unknown {
@@ -211,14 +238,14 @@ export class BackendMetricsRecorder {
     switch (this.launch.backend) {
       case 'vllm': {
         const end = await this.scrapeProm();
-        return vllmExtendedResults({ start: this.start, end, during: this.during, ...(this.error === undefined ? {} : { error: this.error }) });
+        return { ...vllmExtendedResults({ start: this.start, end, during: this.during, ...(this.error === undefined ? {} : { error: this.error }) }), version: this.version };
       }
       case 'pytorch': {
         const stats = this.parseStats(await this.scrape());
-        return pytorchExtendedResults(stats, this.error, this.startStats);
+        return { ...pytorchExtendedResults(stats, this.error, this.startStats), version: this.version ?? pytorchVersion(stats) };
       }
       case 'tensorrt':
-        return tensorrtExtendedResults();
+        return { ...tensorrtExtendedResults(), version: null };
     }
   }
 }

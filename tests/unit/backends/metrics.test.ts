@@ -5,6 +5,7 @@ import {
   BackendMetricsRecorder,
   parsePrometheusText,
   pytorchExtendedResults,
+  pytorchVersion,
   vllmExtendedResults,
   metricSum,
 } from '../../../agent/backends/index.ts';
@@ -82,7 +83,7 @@ void test('an unreachable metrics endpoint makes every vLLM metric null with the
   }
 });
 
-void test('the recorder scrapes vLLM at the window bounds and in between', async () => {
+void test('the recorder scrapes vLLM at the window bounds and in between, and records its version', async () => {
   const texts = [
     vllmText({ kv: 0.1, preempt: 1, hits: 0, queries: 10, waiting: 0 }),
     vllmText({ kv: 0.9, preempt: 1, hits: 0, queries: 20, waiting: 4 }),
@@ -93,13 +94,15 @@ void test('the recorder scrapes vLLM at the window bounds and in between', async
     { backend: 'vllm', baseUrl: 'http://127.0.0.1:8000', metrics: { path: '/metrics', format: 'prometheus' } },
     (url) => {
       urls.push(url);
-      return Promise.resolve(texts[urls.length - 1] ?? '');
+      if (url.endsWith('/version')) return Promise.resolve('{"version": "0.11.0"}');
+      return Promise.resolve(texts[urls.filter((u) => u.endsWith('/metrics')).length - 1] ?? '');
     },
   );
   await recorder.markWindowStart();
   await recorder.sample();
   const r = await recorder.markWindowEnd();
-  assert.deepEqual(urls, Array(3).fill('http://127.0.0.1:8000/metrics'));
+  assert.deepEqual(urls.filter((u) => u.endsWith('/metrics')), Array(3).fill('http://127.0.0.1:8000/metrics'));
+  assert.equal(r.version, 'vllm 0.11.0');
   assert.equal(r.metrics['kvCacheUsageMaxFraction']?.value, 0.9);
   assert.equal(r.metrics['preemptions']?.value, 3);
   assert.equal(r.metrics['prefixCacheHitRate']?.value, 0.25);
@@ -127,6 +130,8 @@ void test('PyTorch /stats gives load and inference peak memory separately, and b
   assert.equal(r.metrics['decodeSteps']?.value, 50);
   assert.equal(r.metrics['meanBatchRows']?.value, 8, 'the window\'s mean, not the since-start mean of 4');
   assert.equal(r.metrics['meanDecodeStepMs']?.value, 20);
+  assert.equal(r.version, null, 'a /stats without server and version fields names no version');
+  assert.equal(pytorchVersion({ server: 'llem-pytorch', version: '0.1.0', torchVersion: '2.11.0+cu130', transformersVersion: '5.17.0' }), 'llem-pytorch 0.1.0 (torch 2.11.0+cu130, transformers 5.17.0)');
   const fake = pytorchExtendedResults({ memory: { loadPeakBytes: null, reason: 'fake runner: no device memory' }, engine: {} });
   assert.equal(fake.metrics['loadPeakMemoryBytes']?.value, null);
   assert.equal(fake.metrics['loadPeakMemoryBytes']?.reason, 'fake runner: no device memory');
