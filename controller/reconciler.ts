@@ -13,6 +13,7 @@ import type { ObjectStore } from './informer.ts';
 import { buildPod, labelValue, podName, type ExperimentRef, type PodBuilderOptions } from './pods.ts';
 import type { ExperimentFeed, ExperimentStreams } from './results.ts';
 import { measurementWeaknesses, newAggregator, statusMetrics, withAggregatorRunMetrics } from './aggregate-view.ts';
+import { configLabelsOf, resultsFiles } from './report/files.ts';
 import type { AggregateResults } from './aggregator/index.ts';
 import type { ConfigurationResult, Stat } from '../api/status.ts';
 import { stepRuns, type RunPlanOutput } from './runs.ts';
@@ -209,7 +210,7 @@ export class Reconciler {
     const { started, completionTime } = statusTimes(out.runs, decision.finished, prev, nowIso);
     // Written once, when the experiment finishes; later reconciles keep the reference.
     const artifact = prev['artifact'] ?? (decision.finished
-      ? { uri: await this.deps.streams.putArtifact(ref, { experiment: ref, spec, runs: out.runs, configurations, best, simulated, completionTime, results: aggregate }), kind: 'objectStore' }
+      ? { uri: await this.putArtifact(ctx, { experiment: ref, spec, runs: out.runs, configurations, best, simulated, completionTime, results: aggregate }), kind: 'objectStore' }
       : undefined);
     return {
       observedGeneration: generation,
@@ -224,6 +225,19 @@ export class Reconciler {
       ...(started !== undefined ? { startTime: started } : {}),
       ...(completionTime !== undefined ? { completionTime } : {}),
     };
+  }
+
+  /** results.json plus the CSVs, plots and report.html (no power time series: the controller keeps no raw samples). */
+  private async putArtifact(ctx: ExperimentContext, body: { simulated: boolean; completionTime?: string | undefined; results: AggregateResults | null } & Record<string, unknown>): Promise<string> {
+    const cdfs = ctx.feed.cdfSource();
+    const files = body.results === null || cdfs === null ? new Map<string, string>() : resultsFiles({
+      title: `llem results: ${ctx.ref.namespace}/${ctx.ref.name}${body.simulated ? ' (simulated)' : ''}`, simulated: body.simulated,
+      manifestPath: `EnergyExperiment ${ctx.ref.namespace}/${ctx.ref.name}`, generatedAt: body.completionTime ?? this.now().toISOString(),
+      results: body.results, aggregator: cdfs, labels: configLabelsOf(ctx.matrix), power: [], windows: [], environment: {},
+    });
+    files.delete('timeseries.csv');
+    files.delete('plots/power.svg');
+    return await this.deps.streams.putArtifact(ctx.ref, body, files);
   }
 
   private async afterFinish(ref: ExperimentRef, spec: EnergyExperimentSpec, status: Record<string, unknown>, requeueAfterMs: number | undefined): Promise<ReconcileResult> {

@@ -27,6 +27,8 @@ export interface ExperimentFeed {
   aggregate(): AggregateResults | null;
   /** Publishes the start signal for an attempt whose replicas are all ready. Resends are harmless. */
   signalStart(runId: string, attempt: number): Promise<void>;
+  /** Latency CDFs of included runs, for the report; null when the Aggregator is unavailable. */
+  cdfSource(): Pick<Aggregator, 'latencyCdf'> | null;
 }
 
 /** What the reconciler needs from the stream side. */
@@ -34,8 +36,11 @@ export interface ExperimentStreams {
   /** The experiment's feed; `newAggregator` is called once, when the feed has no checkpoint. */
   feed(ref: ExperimentRef, newAggregator: () => Aggregator): Promise<ExperimentFeed>;
   cleanup(ref: ExperimentRef): Promise<void>;
-  /** Writes the final results document (artifact); returns its URI. */
-  putArtifact(ref: ExperimentRef, body: unknown): Promise<string>;
+  /**
+   * Writes the final results document (artifact) and, beside it, the derived files (CSV, plots,
+   * report.html; relative names); returns the document's URI.
+   */
+  putArtifact(ref: ExperimentRef, body: unknown, files?: ReadonlyMap<string, string>): Promise<string>;
   stopAll(): Promise<void>;
 }
 
@@ -56,6 +61,10 @@ class Feed implements ExperimentFeed {
   private chain: Promise<void> = Promise.resolve();
 
   constructor(readonly ref: ExperimentRef, private readonly bus: Bus, private readonly events: FeedEvents, private readonly log: Logger) {}
+
+  cdfSource(): Pick<Aggregator, 'latencyCdf'> | null {
+    return this.aggregator;
+  }
 
   aggregate(): AggregateResults | null {
     try {
@@ -182,10 +191,12 @@ export class BusExperimentStreams implements ExperimentStreams {
     await this.bus.deleteExperiment({ namespace: ref.namespace, experimentUid: ref.uid, durable: durableName(ref), purgeMessages: true });
   }
 
-  async putArtifact(ref: ExperimentRef, body: unknown): Promise<string> {
-    const name = `${sanitizeToken(ref.namespace)}/${sanitizeToken(ref.name)}-${sanitizeToken(ref.uid)}/results.json`;
-    await this.bus.putArtifact(name, new TextEncoder().encode(JSON.stringify(body, null, 2)));
-    return `nats-obj://llem-artifacts/${name}`;
+  async putArtifact(ref: ExperimentRef, body: unknown, files: ReadonlyMap<string, string> = new Map()): Promise<string> {
+    const prefix = `${sanitizeToken(ref.namespace)}/${sanitizeToken(ref.name)}-${sanitizeToken(ref.uid)}`;
+    // The derived files first: results.json, written last, marks a complete set.
+    for (const [file, content] of files) await this.bus.putArtifact(`${prefix}/${file}`, enc.encode(content));
+    await this.bus.putArtifact(`${prefix}/results.json`, enc.encode(JSON.stringify(body, null, 2)));
+    return `nats-obj://llem-artifacts/${prefix}/results.json`;
   }
 
   async stopAll(): Promise<void> {

@@ -4,8 +4,8 @@
 import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import type { AggregateResults, Aggregator, RunResult } from '../controller/aggregator/index.ts';
-import { configsCsv, runsCsv, timeseriesCsv, type PowerPoint } from '../controller/report/csv.ts';
-import { jPerTokenChart, latencyCdfChart, powerChart, reportHtml } from '../controller/report/html.ts';
+import type { PowerPoint } from '../controller/report/csv.ts';
+import { configLabelsOf, resultsFiles } from '../controller/report/files.ts';
 import type { Band } from '../controller/report/svg.ts';
 import type { LoadedExperiment } from '../lib/manifest/index.ts';
 import { writeFileAtomic } from '../lib/atomic-file.ts';
@@ -51,12 +51,7 @@ function readRunFiles(dir: string): RunFile[] {
 
 /** "pytorch workload.concurrency=8": what distinguishes a configuration, for tables and charts. */
 export function configLabels(loaded: LoadedExperiment): Record<string, string> {
-  const out: Record<string, string> = {};
-  for (const c of loaded.matrix.configurations) {
-    const point = Object.entries(c.point).map(([k, v]) => `${k}=${JSON.stringify(v)}`).join(' ');
-    out[c.id] = point === '' ? c.backend.name : `${c.backend.name} ${point}`;
-  }
-  return out;
+  return configLabelsOf(loaded.matrix);
 }
 
 export interface WriteResultsInput {
@@ -74,11 +69,6 @@ export function writeResults(input: WriteResultsInput): ResultsSummary {
   const power = runFiles.flatMap((f) => f.power).sort((a, b) => a.tMs - b.tMs);
   const windows: Band[] = runFiles.flatMap((f) =>
     f.windowStartMs !== null && f.windowEndMs !== null ? [{ start: f.windowStartMs, end: f.windowEndMs, label: f.result.runId }] : []);
-  const cdfs: Record<string, Record<string, Array<readonly [number, number]>>> = {};
-  for (const c of results.configurations) {
-    const cdf = (m: 'ttftMs' | 'itlMs' | 'e2eMs'): Array<[number, number]> => input.aggregator.latencyCdf(c.runsIncluded, m);
-    cdfs[c.configId] = { ttftMs: cdf('ttftMs'), itlMs: cdf('itlMs'), e2eMs: cdf('e2eMs') };
-  }
   const simulated = state.simulated;
   const best = results.experiment.bestConfiguration;
   const summary: ResultsSummary = {
@@ -105,16 +95,10 @@ export function writeResults(input: WriteResultsInput): ResultsSummary {
   };
   mkdirSync(join(dir, 'plots'), { recursive: true });
   writeFileAtomic(join(dir, 'experiment.json'), JSON.stringify(experimentJson, null, 2) + '\n');
-  writeFileAtomic(join(dir, 'runs.csv'), runsCsv(results));
-  writeFileAtomic(join(dir, 'configs.csv'), configsCsv(results, labels));
-  writeFileAtomic(join(dir, 'timeseries.csv'), timeseriesCsv(power));
-  writeFileAtomic(join(dir, 'plots', 'joules-per-token.svg'), jPerTokenChart({ results, configLabels: labels, simulated }));
-  writeFileAtomic(join(dir, 'plots', 'ttft-cdf.svg'), latencyCdfChart({ cdfs, configLabels: labels }, 'ttftMs', 'TTFT'));
-  writeFileAtomic(join(dir, 'plots', 'itl-cdf.svg'), latencyCdfChart({ cdfs, configLabels: labels }, 'itlMs', 'ITL'));
-  writeFileAtomic(join(dir, 'plots', 'power.svg'), powerChart({ power, windows, simulated }));
-  const title = `llem results: ${loaded.experiment.metadata.name}${simulated ? ' (simulated)' : ''}`;
-  writeFileAtomic(join(dir, 'report.html'), reportHtml({
-    title, simulated, manifestPath: state.manifestFile, generatedAt, results, configLabels: labels, cdfs, power, windows, environment: state.environment,
-  }));
+  const files = resultsFiles({
+    title: `llem results: ${loaded.experiment.metadata.name}${simulated ? ' (simulated)' : ''}`, simulated, manifestPath: state.manifestFile, generatedAt,
+    results, aggregator: input.aggregator, labels, power, windows, environment: state.environment,
+  });
+  for (const [name, content] of files) writeFileAtomic(join(dir, name), content);
   return summary;
 }

@@ -99,7 +99,7 @@ export function reportHtml(input: ReportInput): string {
 <h2>Configurations</h2>${configTable(input.results.configurations, input.configLabels, best?.configId ?? null)}
 ${jPerTokenChart(input)}
 <h2>Latency</h2>${latencyCdfChart(input, 'ttftMs', 'TTFT')}${latencyCdfChart(input, 'itlMs', 'ITL')}${latencyCdfChart(input, 'e2eMs', 'E2E')}
-<h2>Power</h2>${powerChart(input)}
+${input.power.length === 0 ? '' : `<h2>Power</h2>${powerChart(input)}`}
 <h2>Runs</h2>${runTable(input.results)}
 <h2>Environment</h2><dl>${env}</dl>
 </body></html>

@@ -98,6 +98,18 @@ void test('reconciles an experiment to Succeeded from complete run data, then wr
   assert.equal(status.phase, 'Succeeded');
   assert.equal(status.progress.summary, '4/4');
   assert.equal(status.best?.joulesPerToken, 48 / 160);
+  // The artifact: results.json and, beside it, the CSVs, plots and the report (no power series).
+  const prefix = 'ns/e1-uid-1';
+  const text = async (f: string): Promise<string | null> => {
+    const b = await bus.getArtifact(`${prefix}/${f}`);
+    return b === null ? null : new TextDecoder().decode(b);
+  };
+  assert.equal((experiments.get('ns', 'e1')?.status?.['artifact'] as { uri: string }).uri, `nats-obj://llem-artifacts/${prefix}/results.json`);
+  assert.ok((await text('results.json'))?.includes('"results"'));
+  assert.equal((await text('runs.csv'))?.trim().split('\n').length, 5, 'a header and four runs');
+  assert.match((await text('report.html')) ?? '', /pytorch pytorch\.maxBatchSize=1/);
+  assert.match((await text('plots/joules-per-token.svg')) ?? '', /<svg/);
+  assert.equal(await text('timeseries.csv'), null);
 
   const before = writer.writes.length;
   await reconciler.reconcile('ns/e1');

@@ -1,0 +1,53 @@
+// The results files both runtimes write: CSVs, SVG plots and the self-contained report. Local mode
+// writes them into its results directory (with the power time series its observer collected); the
+// controller puts them next to results.json in the object store when an experiment finishes.
+import type { RunMatrix } from '../../api/matrix.ts';
+import type { AggregateResults, Aggregator } from '../aggregator/index.ts';
+import { configsCsv, runsCsv, timeseriesCsv, type PowerPoint } from './csv.ts';
+import { jPerTokenChart, latencyCdfChart, powerChart, reportHtml } from './html.ts';
+import type { Band } from './svg.ts';
+
+/** "pytorch workload.concurrency=8": what distinguishes a configuration, for tables and charts. */
+export function configLabelsOf(matrix: Pick<RunMatrix, 'configurations'>): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const c of matrix.configurations) {
+    const point = Object.entries(c.point).map(([k, v]) => `${k}=${JSON.stringify(v)}`).join(' ');
+    out[c.id] = point === '' ? c.backend.name : `${c.backend.name} ${point}`;
+  }
+  return out;
+}
+
+export interface ResultsFilesInput {
+  title: string;
+  simulated: boolean;
+  manifestPath: string;
+  generatedAt: string;
+  results: AggregateResults;
+  aggregator: Pick<Aggregator, 'latencyCdf'>;
+  labels: Record<string, string>;
+  power: PowerPoint[];
+  windows: Band[];
+  environment: Record<string, string>;
+}
+
+/** Relative path -> content of every derived results file. */
+export function resultsFiles(i: ResultsFilesInput): Map<string, string> {
+  const cdfs: Record<string, Record<string, Array<readonly [number, number]>>> = {};
+  for (const c of i.results.configurations) {
+    const cdf = (m: 'ttftMs' | 'itlMs' | 'e2eMs'): Array<[number, number]> => i.aggregator.latencyCdf(c.runsIncluded, m);
+    cdfs[c.configId] = { ttftMs: cdf('ttftMs'), itlMs: cdf('itlMs'), e2eMs: cdf('e2eMs') };
+  }
+  const { results, labels, simulated, power, windows } = i;
+  return new Map([
+    ['runs.csv', runsCsv(results)],
+    ['configs.csv', configsCsv(results, labels)],
+    ['timeseries.csv', timeseriesCsv(power)],
+    ['plots/joules-per-token.svg', jPerTokenChart({ results, configLabels: labels, simulated })],
+    ['plots/ttft-cdf.svg', latencyCdfChart({ cdfs, configLabels: labels }, 'ttftMs', 'TTFT')],
+    ['plots/itl-cdf.svg', latencyCdfChart({ cdfs, configLabels: labels }, 'itlMs', 'ITL')],
+    ['plots/power.svg', powerChart({ power, windows, simulated })],
+    ['report.html', reportHtml({
+      title: i.title, simulated, manifestPath: i.manifestPath, generatedAt: i.generatedAt, results, configLabels: labels, cdfs, power, windows, environment: i.environment,
+    })],
+  ]);
+}
