@@ -125,6 +125,15 @@ function spreadReplicas(req: PodRequest, labels: Record<string, string>): Record
   return { podAntiAffinity: { requiredDuringSchedulingIgnoredDuringExecution: [term] } };
 }
 
+/** The user's affinity with the replica-spreading term added to (not replacing) their podAntiAffinity. */
+function withReplicaSpread(user: Record<string, unknown>, anti: Record<string, unknown> | undefined): Record<string, unknown> {
+  if (anti === undefined) return user;
+  const mine = anti['podAntiAffinity'] as { requiredDuringSchedulingIgnoredDuringExecution: unknown[] };
+  const theirs = (user['podAntiAffinity'] ?? {}) as { requiredDuringSchedulingIgnoredDuringExecution?: unknown[] } & Record<string, unknown>;
+  const required = [...(theirs.requiredDuringSchedulingIgnoredDuringExecution ?? []), ...mine.requiredDuringSchedulingIgnoredDuringExecution];
+  return { ...user, podAntiAffinity: { ...theirs, requiredDuringSchedulingIgnoredDuringExecution: required } };
+}
+
 export function buildPod(req: PodRequest, opts: PodBuilderOptions): V1Pod {
   const { experiment, spec, run, attempt, replica } = req;
   const placement = spec.placement;
@@ -133,7 +142,7 @@ export function buildPod(req: PodRequest, opts: PodBuilderOptions): V1Pod {
   const model = modelVolumes(spec);
   const dataset = datasetVolumes(req);
   const anti = spreadReplicas(req, labels);
-  const affinity = { ...(placement.affinity ?? {}), ...(anti ?? {}) };
+  const affinity = withReplicaSpread(placement.affinity ?? {}, anti);
   return {
     apiVersion: 'v1',
     kind: 'Pod',

@@ -106,3 +106,25 @@ void describe('workload.dataset.configMapRef', () => {
     assert.equal(config.workload['inputTokens'], undefined, 'no synthetic lengths: the prompts are the workload');
   });
 });
+
+void describe('replica placement', () => {
+  void it('adds the replica-spreading rule to the user\'s own pod anti-affinity instead of replacing it', () => {
+    const userTerm = { labelSelector: { matchLabels: { team: 'other' } }, topologyKey: 'kubernetes.io/hostname' };
+    const preferred = [{ weight: 10, podAffinityTerm: { labelSelector: { matchLabels: { x: 'y' } }, topologyKey: 'zone' } }];
+    const spec = {
+      model: { name: 'm', source: { random: {} } }, backends: [{ type: 'pytorch' }],
+      placement: {
+        replicas: 2,
+        affinity: { podAntiAffinity: { requiredDuringSchedulingIgnoredDuringExecution: [userTerm], preferredDuringSchedulingIgnoredDuringExecution: preferred } },
+      },
+    };
+    const v = validateEnergyExperiment({ apiVersion: 'llem.dev/v1alpha1', kind: 'EnergyExperiment', metadata: { name: 'exp' }, spec });
+    assert.ok(v.ok, JSON.stringify(v));
+    const pod = buildPod({ experiment: ref, spec: v.experiment.spec, configuration: v.matrix.configurations[0]!, run: v.matrix.runs[0]!, attempt: 0, replica: 1 }, OPTS);
+    const anti = pod.spec?.affinity?.podAntiAffinity;
+    assert.equal(anti?.requiredDuringSchedulingIgnoredDuringExecution?.length, 2);
+    assert.deepEqual(anti?.requiredDuringSchedulingIgnoredDuringExecution?.[0], userTerm);
+    assert.equal(anti?.requiredDuringSchedulingIgnoredDuringExecution?.[1]?.topologyKey, 'kubernetes.io/hostname');
+    assert.deepEqual(anti?.preferredDuringSchedulingIgnoredDuringExecution, preferred);
+  });
+});
