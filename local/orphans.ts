@@ -1,17 +1,26 @@
 // Backend servers that outlived their `llem run`. The pool records every server process group it
 // starts in <out>/.llem/backends.json and removes it once stopped; a SIGKILLed run cannot stop its
 // server, which would keep holding the GPU and drawing power into the next run's energy. The next
-// `llem run` on the same output directory stops what is still listed, after checking that the pid
-// is still the same process (same start time since boot: a pid can be reused by another process).
+// `llem run` on the same output directory stops what is still listed, but only when
+//  - the `llem run` that started it is gone (a second run on the same directory never touches a
+//    live run's server),
+//  - the machine has not rebooted since (same boot id), and
+//  - the pid is still the same process (same start time since boot: pids are reused).
 import { existsSync, readFileSync } from 'node:fs';
 import { writeFileAtomic } from '../lib/atomic-file.ts';
 import type { Logger } from '../lib/log.ts';
 
-export interface LedgerEntry {
-  /** Process id of the group leader (the server runs detached: its pid is its group id). */
+export interface ProcessIdentity {
   pid: number;
-  /** Its start time in clock ticks since boot (/proc/<pid>/stat field 22): identifies the process. */
+  /** Start time in clock ticks since boot (/proc/<pid>/stat field 22). */
   startTicks: number;
+}
+
+export interface LedgerEntry extends ProcessIdentity {
+  /** The `llem run` that started it. */
+  owner: ProcessIdentity;
+  /** /proc/sys/kernel/random/boot_id when it started. */
+  bootId: string;
   /** For the log line only. */
   command: string;
 }
@@ -30,6 +39,24 @@ export function processStartTicks(pid: number): number | null {
   }
 }
 
+export function bootId(): string {
+  try {
+    return readFileSync('/proc/sys/kernel/random/boot_id', 'utf8').trim();
+  } catch {
+    return 'unknown';
+  }
+}
+
+/** This process, as the owner of the servers it starts. */
+export function selfIdentity(): ProcessIdentity {
+  return { pid: process.pid, startTicks: processStartTicks(process.pid) ?? -1 };
+}
+
+const alive = (p: ProcessIdentity): boolean => processStartTicks(p.pid) === p.startTicks;
+
+const isIdentity = (p: unknown): p is ProcessIdentity =>
+  typeof p === 'object' && p !== null && Number.isInteger((p as ProcessIdentity).pid) && Number.isInteger((p as ProcessIdentity).startTicks);
+
 export class BackendLedger {
   private entries: LedgerEntry[];
 
@@ -41,7 +68,9 @@ export class BackendLedger {
     if (!existsSync(file)) return [];
     try {
       const parsed = JSON.parse(readFileSync(file, 'utf8')) as { backends?: unknown };
-      return Array.isArray(parsed.backends) ? (parsed.backends as LedgerEntry[]).filter((e) => Number.isInteger(e.pid) && e.pid > 1 && e.pid !== process.pid && Number.isInteger(e.startTicks)) : [];
+      if (!Array.isArray(parsed.backends)) return [];
+      return (parsed.backends as LedgerEntry[]).filter((e) =>
+        isIdentity(e) && e.pid > 1 && e.pid !== process.pid && isIdentity(e.owner) && typeof e.bootId === 'string');
     } catch {
       return []; // a torn or foreign file holds nothing we could safely act on
     }
@@ -51,8 +80,8 @@ export class BackendLedger {
     writeFileAtomic(this.file, JSON.stringify({ backends: this.entries }, null, 2) + '\n');
   }
 
-  add(e: LedgerEntry): void {
-    this.entries.push(e);
+  add(e: Omit<LedgerEntry, 'owner' | 'bootId'>): void {
+    this.entries.push({ ...e, owner: selfIdentity(), bootId: bootId() });
     this.save();
   }
 
@@ -61,17 +90,26 @@ export class BackendLedger {
     this.save();
   }
 
-  /** Stop every listed server still running its recorded command line; returns the pids stopped. */
+  /**
+   * Stop every listed server whose `llem run` is gone and which is still the process it was; keep
+   * the entries of a live run (another `llem run` on this directory). Returns the pids stopped.
+   */
   async reap(log: Logger, graceMs = 10_000): Promise<number[]> {
     const stopped: number[] = [];
+    const kept: LedgerEntry[] = [];
+    const boot = bootId();
     for (const e of this.entries) {
-      if (processStartTicks(e.pid) !== e.startTicks) continue;
+      if (alive(e.owner)) {
+        kept.push(e);
+        continue;
+      }
+      if (e.bootId !== boot || !alive(e)) continue;
       log.warn({ backendPid: e.pid, command: e.command }, 'stopping a backend server left running by an earlier llem run on this output directory');
-      await stopGroup(e.pid, e.startTicks, graceMs);
+      await stopGroup(e, graceMs);
       stopped.push(e.pid);
     }
-    if (this.entries.length > 0) {
-      this.entries = [];
+    if (kept.length !== this.entries.length) {
+      this.entries = kept;
       this.save();
     }
     return stopped;
@@ -82,18 +120,14 @@ function signalGroup(pid: number, sig: NodeJS.Signals): void {
   try {
     process.kill(-pid, sig);
   } catch {
-    try {
-      process.kill(pid, sig); // not a group leader after all
-    } catch {
-      // already gone
-    }
+    // the group is gone (or it never was one)
   }
 }
 
-async function stopGroup(pid: number, startTicks: number, graceMs: number): Promise<void> {
-  const running = (): boolean => processStartTicks(pid) === startTicks;
-  signalGroup(pid, 'SIGTERM');
+/** SIGTERM the group, wait for its leader, then SIGKILL the group: children (engine workers) too. */
+async function stopGroup(e: ProcessIdentity, graceMs: number): Promise<void> {
+  signalGroup(e.pid, 'SIGTERM');
   const end = Date.now() + graceMs;
-  while (running() && Date.now() < end) await new Promise((r) => setTimeout(r, 50));
-  if (running()) signalGroup(pid, 'SIGKILL');
+  while (alive(e) && Date.now() < end) await new Promise((r) => setTimeout(r, 50));
+  signalGroup(e.pid, 'SIGKILL');
 }

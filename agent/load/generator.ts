@@ -146,20 +146,26 @@ async function offline(run: LoadRun, batch: number): Promise<void> {
 
 async function openLoop(run: LoadRun, ratePerSecond: number, rng: Rng, signal: AbortSignal): Promise<void> {
   const pending = new Set<Promise<void>>();
+  // A sender that throws (a dead client thread) stops the arrivals; the error is rethrown once the
+  // requests in flight are done, never left as an unhandled rejection while the loop sleeps.
+  let failure: { error: unknown } | null = null;
   let due = performance.now();
-  while (run.wantMore()) {
+  while (run.wantMore() && failure === null) {
     const now = performance.now();
     // Issue every arrival already due: timer granularity must not thin out a high rate.
-    while (due <= now && run.wantMore()) {
-      const p = run.one().finally(() => pending.delete(p));
+    while (due <= now && run.wantMore() && failure === null) {
+      const p: Promise<void> = run.one().catch((error: unknown) => {
+        failure ??= { error };
+      }).finally(() => pending.delete(p));
       pending.add(p);
       due += poissonGapMs(ratePerSecond, rng);
     }
-    if (!run.wantMore()) break;
+    if (!run.wantMore() || failure !== null) break;
     await abortableSleep(Math.max(0, due - performance.now()), signal);
   }
   run.drain();
   await Promise.all(pending);
+  if (failure !== null) throw (failure as { error: unknown }).error;
 }
 
 export function abortableSleep(ms: number, signal: AbortSignal): Promise<void> {

@@ -119,3 +119,27 @@ void test('sampling.maxTokens caps each request\'s output length and topP reache
     assert.equal(y.topP, 0.9);
   }
 });
+
+void test('rate mode: a sender that throws ends the load with that error, never an unhandled rejection', async () => {
+  let n = 0;
+  const sender: RequestSender = {
+    send: async (req) => {
+      n++;
+      if (n === 3) throw new Error('client thread died');
+      await new Promise((r) => setTimeout(r, 5));
+      return { ok: true, startMs: 0, endMs: 1, ttftMs: 1, itlMs: [], e2eMs: 1, tpotMs: null, inputTokens: req.promptTokens, outputTokens: req.maxTokens };
+    },
+  };
+  const unhandled: unknown[] = [];
+  const onUnhandled = (e: unknown): void => void unhandled.push(e);
+  process.on('unhandledRejection', onUnhandled);
+  try {
+    const w = workload({ mode: 'rate', ratePerSecond: 200 });
+    await assert.rejects(runLoad(sender, new RequestFactory(w), w, { requests: 50, signal: new AbortController().signal, onResult: () => undefined }), /client thread died/);
+    await new Promise((r) => setTimeout(r, 50));
+    assert.deepEqual(unhandled, []);
+    assert.ok(n < 50, `arrivals stopped after the failure (${n} sent)`);
+  } finally {
+    process.off('unhandledRejection', onUnhandled);
+  }
+});
