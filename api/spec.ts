@@ -49,7 +49,7 @@ export const RandomArchitectureSchema = z
     vocabSize: posInt.default(32000),
     maxPositionEmbeddings: posInt.default(4096),
   })
-  .describe('Random-initialised weights built from this architecture config: for tests and smoke runs; no weights download. vLLM takes config and tokenizer from model.name (same architecture) and these sizes via --hf-overrides; TensorRT-LLM cannot load random weights.')
+  .describe('Random-initialised weights built from this architecture config: for tests and smoke runs; no weights download. vLLM takes config and tokenizer (so the vocabulary) from model.name (same architecture) and the other sizes via --hf-overrides; TensorRT-LLM cannot load random weights.')
   .meta(
     cel(
       { rule: 'self.hiddenSize % self.numHeads == 0', message: 'hiddenSize must be a multiple of numHeads', fieldPath: '.hiddenSize' },

@@ -57,7 +57,9 @@ export function withAggregatorRunMetrics(runs: RunSummary[], results: AggregateR
 export function measurementWeaknesses(results: AggregateResults | null): { partialRuns: number; shortWindows: number } {
   if (results === null) return { partialRuns: 0, shortWindows: 0 };
   const partialRuns = results.configurations.reduce((n, c) => n + c.partialRuns.length, 0);
-  const shortWindows = results.runs.filter((r) => r.status !== 'pending' && r.gpus.some((g) => g.windowSeconds !== null && g.windowSeconds < SHORT_WINDOW_SECONDS)).length;
+  // Only runs whose figures are reported (included in a configuration) weaken the numbers.
+  const included = new Set(results.configurations.flatMap((c) => c.runsIncluded));
+  const shortWindows = results.runs.filter((r) => included.has(r.runId) && r.gpus.some((g) => g.windowSeconds !== null && g.windowSeconds < SHORT_WINDOW_SECONDS)).length;
   return { partialRuns, shortWindows };
 }
 

@@ -210,7 +210,7 @@ export class Reconciler {
     const { started, completionTime } = statusTimes(out.runs, decision.finished, prev, nowIso);
     // Written once, when the experiment finishes; later reconciles keep the reference.
     const artifact = prev['artifact'] ?? (decision.finished
-      ? { uri: await this.putArtifact(ctx, { experiment: ref, spec, runs: out.runs, configurations, best, simulated, completionTime, results: aggregate }), kind: 'objectStore' }
+      ? { uri: await this.putArtifact(ctx, { experiment: ref, spec, runs: withAggregatorRunMetrics(out.runs, aggregate), configurations, best, simulated, completionTime, results: aggregate }), kind: 'objectStore' }
       : undefined);
     return {
       observedGeneration: generation,

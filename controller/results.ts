@@ -144,16 +144,25 @@ class Feed implements ExperimentFeed {
     await this.bus.publishControl(startSubject(this.ref.namespace, this.ref.uid, runId), new TextEncoder().encode(JSON.stringify(signal)));
   }
 
-  /** Serialised so two checkpoints never race. */
+  /**
+   * Serialised so two checkpoints never race. A failed write leaves the state dirty, so the next
+   * attempt writes it again; the chain itself never stays rejected (that would skip every later one).
+   */
   checkpoint(): Promise<void> {
-    this.chain = this.chain.then(async () => {
+    const attempt = this.chain.catch(() => undefined).then(async () => {
       if (!this.dirty) return;
       this.dirty = false;
-      const body = { ledger: dec.decode(this.ledger.serialize()), aggregator: this.aggregator === null ? null : dec.decode(this.aggregator.checkpoint()) };
-      const record = { state: enc.encode(JSON.stringify(body)), lastStreamSeq: this.lastStreamSeq };
-      await this.bus.putCheckpoint(experimentCheckpointKey(this.ref.namespace, this.ref.uid), record);
+      try {
+        const body = { ledger: dec.decode(this.ledger.serialize()), aggregator: this.aggregator === null ? null : dec.decode(this.aggregator.checkpoint()) };
+        const record = { state: enc.encode(JSON.stringify(body)), lastStreamSeq: this.lastStreamSeq };
+        await this.bus.putCheckpoint(experimentCheckpointKey(this.ref.namespace, this.ref.uid), record);
+      } catch (err) {
+        this.dirty = true;
+        throw err;
+      }
     });
-    return this.chain;
+    this.chain = attempt;
+    return attempt;
   }
 
   async stop(writeCheckpoint: boolean): Promise<void> {

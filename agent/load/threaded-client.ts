@@ -128,7 +128,7 @@ export class ThreadedClient implements LoadSender {
     return Promise.all(
       this.pool.map(
         (t) =>
-          new Promise<number>((resolve) => {
+          t.failure !== undefined || this.closed ? Promise.resolve(NaN) : new Promise<number>((resolve) => {
             const id = this.nextId++;
             this.loopWaits.set(id, resolve);
             t.worker.postMessage({ type: 'loop', id, reset } satisfies ClientThreadRequest);

@@ -44,11 +44,14 @@ export function renderVllm(backend: BackendSpec, model: ModelSpec, ctx: LaunchCo
   else args.push(model.name, '--revision', model.revision);
   if (location.kind === 'random' && model.source.random !== undefined) {
     // Random weights: vLLM reads config and tokenizer of model.name (same architecture) from the hub,
-    // and the sizes are overridden to the spec's, so the model is the one the PyTorch backend builds.
+    // and the sizes are overridden to the spec's, as the PyTorch backend builds them (head_dim from
+    // the width, untied embeddings). The vocabulary stays the tokenizer's: a smaller embedding than
+    // the tokenizer's ids would fail on the first real request.
     const r = model.source.random;
     const sizes = {
       hidden_size: r.hiddenSize, num_hidden_layers: r.numLayers, num_attention_heads: r.numHeads, num_key_value_heads: r.numKvHeads,
-      intermediate_size: r.intermediateSize, vocab_size: r.vocabSize, max_position_embeddings: r.maxPositionEmbeddings,
+      head_dim: r.hiddenSize / r.numHeads, intermediate_size: r.intermediateSize, max_position_embeddings: r.maxPositionEmbeddings,
+      tie_word_embeddings: false,
     };
     args.push('--load-format', 'dummy', '--hf-overrides', JSON.stringify(sizes));
     delete env['HF_HUB_OFFLINE'];

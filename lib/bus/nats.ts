@@ -8,7 +8,7 @@ import type { ObjectStore } from '@nats-io/obj';
 import { experimentSubjectFilter } from '../../api/protocol.ts';
 import { BusError, CheckpointError } from '../errors.ts';
 import { childLogger, type Logger } from '../log.ts';
-import { createHash } from 'node:crypto';
+import { createHash, randomUUID } from 'node:crypto';
 import { decodeCheckpoint, decodeCheckpointPointer, encodeCheckpoint, encodeCheckpointPointer } from './checkpoint-codec.ts';
 import { connectNats } from './nats-connect.ts';
 import { NatsConsumption } from './nats-consumer.ts';
@@ -222,12 +222,13 @@ export class NatsBus implements Bus {
     if (encoded.length <= this.#inlineLimit()) {
       await kv.put(key, encoded);
     } else {
-      const object = `checkpoints/${key}/${record.lastStreamSeq}-${Date.now()}`;
+      const object = `${checkpointObjectPrefix(key)}${record.lastStreamSeq}-${randomUUID()}`;
       await (await this.#artifacts()).putBlob({ name: object }, encoded);
       const sha256 = createHash('sha256').update(encoded).digest('hex');
       await kv.put(key, encodeCheckpointPointer({ object, bytes: encoded.length, sha256 }));
     }
-    if (previous !== null) await (await this.#artifacts()).delete(previous).catch(() => undefined);
+    const current = await this.#pointedObject(kv, key).catch(() => null);
+    if (previous !== null && previous !== current) await (await this.#artifacts()).delete(previous).catch(() => undefined);
   }
 
   async getCheckpoint(key: string): Promise<CheckpointRecord | null> {
@@ -282,10 +283,12 @@ export class NatsBus implements Bus {
     for await (const key of await kv.keys(`${experimentKey}.>`)) {
       if (belongsToExperiment(key, experimentKey)) doomed.push(key);
     }
-    for (const key of doomed) {
-      const object = await this.#pointedObject(kv, key).catch(() => null);
-      if (object !== null) await (await this.#artifacts()).delete(object).catch(() => undefined);
-      await kv.purge(key);
+    for (const key of doomed) await kv.purge(key);
+    // Every large-checkpoint object of those keys, also any a crash left without a pointer.
+    const objects = await this.#artifacts();
+    const prefixes = doomed.map(checkpointObjectPrefix);
+    for (const info of await objects.list()) {
+      if (prefixes.some((p) => info.name.startsWith(p))) await objects.delete(info.name).catch(() => undefined);
     }
   }
 
@@ -313,6 +316,11 @@ export class NatsBus implements Bus {
     this.#objects ??= openArtifactBucket(this.#js, this.#opts.layout);
     return this.#objects;
   }
+}
+
+/** Where a key's large checkpoints live in the object store. */
+function checkpointObjectPrefix(key: string): string {
+  return `checkpoints/${key}/`;
 }
 
 /**

@@ -59,6 +59,12 @@ void test('large checkpoints live in the object store; replaced ones leave no ob
     const kv = await new Kvm(nc).open('llem-checkpoints');
     await kv.put(key, new Uint8Array([2, 123]));
     await assert.rejects(bus.getCheckpoint(key), /unreadable object-store pointer/);
+    // An object a crash left without a pointer goes with the experiment too.
+    await bus.putCheckpoint(key, { state: big, lastStreamSeq: 5 });
+    await objects.putBlob({ name: `checkpoints/${key}/stray-from-a-crash` }, new Uint8Array([1]));
+    assert.equal((await names()).length, 2);
+    await bus.deleteExperiment({ namespace: 'ns-big', experimentUid: 'uid-big', durable: 'd-big', purgeMessages: false });
+    assert.deepEqual(await names(), []);
   } finally {
     await nc.close();
     await bus.close();

@@ -72,7 +72,8 @@ void test('vllm serves a PVC model from its mount path and a random model with d
   const i = r.args.indexOf('--hf-overrides');
   assert.deepEqual(r.args.slice(i - 2, i), ['--load-format', 'dummy']);
   assert.deepEqual(JSON.parse(r.args[i + 1] ?? '{}'), {
-    hidden_size: 2048, num_hidden_layers: 16, num_attention_heads: 32, num_key_value_heads: 8, intermediate_size: 8192, vocab_size: 32000, max_position_embeddings: 4096,
+    hidden_size: 2048, num_hidden_layers: 16, num_attention_heads: 32, num_key_value_heads: 8, head_dim: 64, intermediate_size: 8192, max_position_embeddings: 4096,
+    tie_word_embeddings: false,
   });
   assert.equal(r.env['HF_HUB_OFFLINE'], undefined);
 });

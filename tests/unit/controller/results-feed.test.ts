@@ -1,0 +1,36 @@
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { newAggregator } from '../../../controller/aggregate-view.ts';
+import { BusExperimentStreams } from '../../../controller/results.ts';
+import { validateEnergyExperiment } from '../../../api/validation.ts';
+import { InProcessBus } from '../../../lib/bus/inprocess.ts';
+import { experimentCheckpointKey } from '../../../lib/bus/subjects.ts';
+import type { CheckpointRecord } from '../../../lib/bus/types.ts';
+import { rootLogger } from '../../../lib/log.ts';
+
+/** A bus whose first checkpoint write fails (a NATS hiccup). */
+class FlakyBus extends InProcessBus {
+  failures = 1;
+  override async putCheckpoint(key: string, record: CheckpointRecord): Promise<void> {
+    if (this.failures-- > 0) throw new Error('nats: timeout');
+    await super.putCheckpoint(key, record);
+  }
+}
+
+void test('a failed checkpoint write is retried by the next one, not lost with every later one', async () => {
+  const bus = new FlakyBus();
+  await bus.ensureLayout();
+  const streams = new BusExperimentStreams(bus, { changed: () => undefined, applied: () => undefined, lag: () => undefined }, rootLogger, 3_600_000);
+  const v = validateEnergyExperiment({ apiVersion: 'llem.dev/v1alpha1', kind: 'EnergyExperiment', metadata: { name: 'e' }, spec: { model: { name: 'm', source: { random: {} } }, backends: [{ type: 'pytorch' }] } });
+  assert.ok(v.ok);
+  const ref = { namespace: 'ns', name: 'e', uid: 'uid-flaky' };
+  const feed = await streams.feed(ref, () => newAggregator(ref.uid, v.matrix, 1, 'strict'));
+  await feed.signalStart(v.matrix.runs[0]!.id, 0); // changes the ledger: the state is dirty
+  const checkpoint = (): Promise<void> => (feed as unknown as { checkpoint(): Promise<void> }).checkpoint();
+  await assert.rejects(checkpoint(), /nats: timeout/);
+  assert.equal(await bus.getCheckpoint(experimentCheckpointKey(ref.namespace, ref.uid)), null);
+  await checkpoint();
+  assert.notEqual(await bus.getCheckpoint(experimentCheckpointKey(ref.namespace, ref.uid)), null, 'the next checkpoint wrote the state');
+  await streams.stopAll();
+  await bus.close();
+});
