@@ -32,15 +32,29 @@ export async function cliMain(argv: string[]): Promise<number> {
     process.stderr.write(`llem: unknown command "${name}"\n\n${usage()}\n`);
     return 2;
   }
+  const { LOG_LEVEL_PROBLEM } = await import('../lib/log.ts');
+  if (LOG_LEVEL_PROBLEM !== null) {
+    process.stderr.write(`llem: ${LOG_LEVEL_PROBLEM}\n`);
+    return 2;
+  }
   try {
     const mod = await command.load();
     return await mod.main(rest);
   } catch (err) {
-    return reportError(err);
+    return reportError(err, name);
   }
 }
 
-function reportError(err: unknown): number {
+/** node:util parseArgs errors (unknown option, missing value, stray argument): bad command-line input. */
+function isArgvError(err: unknown): err is Error {
+  return err instanceof Error && typeof (err as NodeJS.ErrnoException).code === 'string' && (err as NodeJS.ErrnoException).code?.startsWith('ERR_PARSE_ARGS') === true;
+}
+
+function reportError(err: unknown, command: string): number {
+  if (isArgvError(err)) {
+    process.stderr.write(`llem ${command}: ${err.message}; see llem ${command} --help\n`);
+    return 2;
+  }
   if (isInvalidInput(err)) {
     process.stderr.write(err.issues.length > 0 ? err.message + '\n' : 'invalid input\n');
     return 2;
@@ -56,6 +70,11 @@ function reportError(err: unknown): number {
 
 const isEntry = process.argv[1] !== undefined && /(?:llem\.mjs|main\.ts|llem)$/.test(process.argv[1]);
 if (isEntry || process.env['LLEM_CLI_ENTRY'] === '1') {
+  // A closed or full stdout (| head, > /dev/full) ends the command with one line, not a stack trace.
+  process.stdout.on('error', (err: NodeJS.ErrnoException) => {
+    if (err.code !== 'EPIPE') process.stderr.write(`llem: cannot write output: ${err.code ?? err.message}\n`);
+    process.exit(err.code === 'EPIPE' ? 0 : 1);
+  });
   const code = await cliMain(process.argv.slice(2));
   process.exitCode = code;
 }

@@ -3,7 +3,11 @@ import { pino, type Logger } from 'pino';
 
 export type { Logger };
 
-const level = process.env['LLEM_LOG_LEVEL'] ?? 'info';
+const LEVELS = ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'];
+const requested = process.env['LLEM_LOG_LEVEL'] ?? 'info';
+/** A bad LLEM_LOG_LEVEL, for the CLI to refuse (exit 2); logging falls back to info meanwhile. */
+export const LOG_LEVEL_PROBLEM: string | null = LEVELS.includes(requested) ? null : `LLEM_LOG_LEVEL: "${requested}" is not one of ${LEVELS.join(', ')}`;
+const level = LOG_LEVEL_PROBLEM === null ? requested : 'info';
 
 export const rootLogger: Logger = pino({
   level,

@@ -1,6 +1,6 @@
 // `llem run`: the whole experiment on this machine. Same planner (api/), agent (agent/) and
 // aggregator (controller/aggregator) as the cluster, joined by the in-process bus.
-import { existsSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { Aggregator } from '../controller/aggregator/index.ts';
 import { newAggregator } from '../controller/aggregate-view.ts';
@@ -38,6 +38,13 @@ export interface LocalRunOutcome extends ResultsSummary {
 
 function ensureWritable(dir: string): void {
   const existed = existsSync(dir);
+  if (existed && !statSync(dir).isDirectory()) {
+    throw new InvalidInputError([{ file: dir, path: '', message: 'is a file, not a directory; choose a directory with --out' }]);
+  }
+  // Never write into (or --fresh clear) someone else's directory: only an empty one or our own.
+  if (existed && readdirSync(dir).length > 0 && !existsSync(join(dir, '.llem', 'state.json'))) {
+    throw new InvalidInputError([{ file: dir, path: '', message: 'is not empty and is not a llem results directory (no .llem/state.json); choose a new or empty --out' }]);
+  }
   try {
     mkdirSync(dir, { recursive: true });
     const probe = join(dir, `.llem-write-test-${process.pid}`);
@@ -223,8 +230,7 @@ function openState(opts: LocalRunOptions, loaded: LoadedExperiment, dir: Results
     if (previous.simulated !== opts.simulate) {
       throw new InvalidInputError([{ file: opts.file, path: '', message: `${dir.dir} was started ${previous.simulated ? 'with' : 'without'} --simulate; resume the same way, or use --fresh` }]);
     }
-    const bytes = dir.readCheckpoint();
-    return { state: previous, aggregator: bytes === null ? freshAggregator(uid, loaded) : Aggregator.restore(bytes) };
+    return { state: previous, aggregator: dir.restoreCheckpoint() ?? freshAggregator(uid, loaded) };
   }
   const state: LocalState = {
     version: 1, manifestFile: resolve(opts.file), experimentUid: uid, simulated: opts.simulate,

@@ -6,13 +6,22 @@ import { InvalidInputError } from '../lib/errors.ts';
 import type { AggregateResults } from '../controller/aggregator/index.ts';
 import { RESULTS_SCHEMA_VERSION } from './results.ts';
 
+const statOf = z.looseObject({ mean: z.number().nullable(), ci95Low: z.number().nullable().optional(), ci95High: z.number().nullable().optional() });
+/** The fields show/compare read from each configuration: a damaged file fails here, by path. */
+const ConfigResultSchema = z.looseObject({
+  configId: z.string(),
+  configHash: z.string(),
+  metrics: z.looseObject({ joulesPerToken: statOf, tokensPerSecond: statOf }),
+  latencyPooled: z.looseObject({ ttftMs: z.looseObject({ p99: z.number().nullable() }) }),
+});
+
 const ResultsDocumentSchema = z.looseObject({
   schemaVersion: z.number(),
   kind: z.literal('llem.dev/results'),
   simulated: z.boolean(),
   generatedAt: z.string(),
   configurations: z.array(z.looseObject({ id: z.string(), label: z.string().optional(), configHash: z.string() })),
-  results: z.looseObject({ runs: z.array(z.unknown()), configurations: z.array(z.unknown()), experiment: z.unknown() }),
+  results: z.looseObject({ runs: z.array(z.unknown()), configurations: z.array(ConfigResultSchema), experiment: z.unknown() }),
   best: z.unknown(),
 });
 
@@ -29,16 +38,22 @@ export function readResultsDirectory(dir: string): ResultsDocument {
   if (!existsSync(path)) {
     throw new InvalidInputError([{ file: dir, path: '', message: 'not a llem results directory (no experiment.json); pass the --out directory of a finished `llem run`' }]);
   }
+  let text: string;
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch (err) {
+    throw new InvalidInputError([{ file: path, path: '', message: `cannot read (${(err as NodeJS.ErrnoException).code ?? String(err)})` }], { cause: err });
+  }
   let raw: unknown;
   try {
-    raw = JSON.parse(readFileSync(path, 'utf8'));
+    raw = JSON.parse(text);
   } catch (err) {
-    throw new InvalidInputError([{ file: path, path: '', message: `not valid JSON (${(err as Error).message})` }]);
+    throw new InvalidInputError([{ file: path, path: '', message: `not valid JSON (${(err as Error).message}); run llem run on that directory again to rewrite it` }]);
   }
   const parsed = ResultsDocumentSchema.safeParse(raw);
   if (!parsed.success) {
     const issue = parsed.error.issues[0];
-    throw new InvalidInputError([{ file: path, path: issue?.path.join('.') ?? '', message: `not a llem results file: ${issue?.message ?? 'invalid'}` }]);
+    throw new InvalidInputError([{ file: path, path: issue?.path.join('.') ?? '', message: `not a complete llem results file: ${issue?.message ?? 'invalid'}; run llem run on that directory again to rewrite it` }]);
   }
   if (parsed.data.schemaVersion > RESULTS_SCHEMA_VERSION) {
     throw new InvalidInputError([{ file: path, path: 'schemaVersion', message: `version ${parsed.data.schemaVersion} is newer than this llem reads (${RESULTS_SCHEMA_VERSION}); upgrade llem` }]);

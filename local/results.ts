@@ -10,7 +10,7 @@ import type { Band } from '../controller/report/svg.ts';
 import type { LoadedExperiment } from '../lib/manifest/index.ts';
 import { writeFileAtomic } from '../lib/atomic-file.ts';
 import type { RunObservation } from './observer.ts';
-import type { LocalState } from './state.ts';
+import { damaged, type LocalState } from './state.ts';
 
 export const RESULTS_SCHEMA_VERSION = 1;
 
@@ -46,7 +46,13 @@ export function removeRunFile(dir: string, runId: string): void {
 function readRunFiles(dir: string): RunFile[] {
   const runs = join(dir, 'runs');
   if (!existsSync(runs)) return [];
-  return readdirSync(runs).filter((f) => f.endsWith('.json')).sort().map((f) => JSON.parse(readFileSync(join(runs, f), 'utf8')) as RunFile);
+  return readdirSync(runs).filter((f) => f.endsWith('.json')).sort().map((f) => {
+    try {
+      return JSON.parse(readFileSync(join(runs, f), 'utf8')) as RunFile;
+    } catch (err) {
+      throw damaged(join(runs, f), `not readable JSON (${(err as Error).message})`, err);
+    }
+  });
 }
 
 /** "pytorch workload.concurrency=8": what distinguishes a configuration, for tables and charts. */

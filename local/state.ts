@@ -6,7 +6,8 @@ import { existsSync, mkdirSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { z } from 'zod';
 import { writeFileAtomic } from '../lib/atomic-file.ts';
-import { CheckpointError, InvalidInputError } from '../lib/errors.ts';
+import { InvalidInputError } from '../lib/errors.ts';
+import { Aggregator } from '../controller/aggregator/index.ts';
 
 export const STATE_VERSION = 1;
 
@@ -53,18 +54,26 @@ export class ResultsDirectory {
     try {
       raw = JSON.parse(readFileSync(this.statePath, 'utf8'));
     } catch (err) {
-      throw new CheckpointError(`${this.statePath} is not readable JSON (${(err as Error).message}); start over with --fresh`, { cause: err });
+      throw damaged(this.statePath, `not readable JSON (${(err as Error).message})`, err);
     }
     const parsed = StateSchema.safeParse(raw);
-    if (!parsed.success) {
-      throw new CheckpointError(`${this.statePath} is not a llem state file of version ${STATE_VERSION}; start over with --fresh`);
-    }
+    if (!parsed.success) throw damaged(this.statePath, `not a llem state file of version ${STATE_VERSION}`);
     return parsed.data;
   }
 
   writeState(state: LocalState): void {
     mkdirSync(this.stateDir, { recursive: true });
     writeFileAtomic(this.statePath, JSON.stringify(state, null, 2) + '\n');
+  }
+
+  /** The saved aggregator state, restored; a damaged file is an input error naming it. */
+  restoreCheckpoint(): Aggregator | null {
+    if (!existsSync(this.checkpointPath)) return null;
+    try {
+      return Aggregator.restore(new Uint8Array(readFileSync(this.checkpointPath)));
+    } catch (err) {
+      throw damaged(this.checkpointPath, (err as Error).message, err);
+    }
   }
 
   readCheckpoint(): Uint8Array | null {
@@ -118,4 +127,9 @@ export function assertSameExperiment(state: LocalState, experiment: unknown, man
     message: `the manifest changed since ${dir} was started: ${detail}. ` +
       'Use --fresh to start over in that directory, or --out to write to a new one.',
   }]);
+}
+
+/** Damaged resume state: bad input (exit 2) naming the file, with the way out. */
+export function damaged(file: string, what: string, cause?: unknown): InvalidInputError {
+  return new InvalidInputError([{ file, path: '', message: `is damaged: ${what}; start over with --fresh (the completed runs are then measured again)` }], cause === undefined ? {} : { cause });
 }

@@ -1,5 +1,5 @@
 // `llem crd generate [--out FILE]` writes the CRD YAML; `llem crd check FILE` exits 1 when FILE is stale.
-import { readFile, rename, writeFile } from 'node:fs/promises';
+import { readFile, rename, rm, writeFile } from 'node:fs/promises';
 import { parseArgs } from 'node:util';
 import { stringify } from 'yaml';
 import { energyExperimentCrd } from '../../api/crd.ts';
@@ -17,10 +17,18 @@ export function crdYaml(): string {
   return HEADER + stringify(energyExperimentCrd(), { version: '1.1', lineWidth: 0, aliasDuplicateObjects: false });
 }
 
+/** Temp file + rename; on failure the temp file is removed and the error names --out. */
 async function writeAtomically(file: string, text: string): Promise<void> {
   const tmp = `${file}.tmp-${process.pid}`;
-  await writeFile(tmp, text, 'utf8');
-  await rename(tmp, file);
+  try {
+    await writeFile(tmp, text, 'utf8');
+    await rename(tmp, file);
+  } catch (err) {
+    await rm(tmp, { force: true });
+    const code = (err as NodeJS.ErrnoException).code;
+    const hint = code === 'EISDIR' ? 'it is a directory; give a file path' : code === 'ENOENT' ? 'its directory does not exist' : 'choose a writable path';
+    throw new InvalidInputError([{ file, path: '--out', message: `cannot write (${code ?? String(err)}): ${hint}` }], { cause: err });
+  }
 }
 
 export async function main(argv: string[]): Promise<number> {
@@ -42,7 +50,12 @@ export async function main(argv: string[]): Promise<number> {
     return 0;
   }
   if (action === 'check' && file !== undefined) {
-    const current = await readFile(file, 'utf8').catch(() => '');
+    let current: string;
+    try {
+      current = await readFile(file, 'utf8');
+    } catch (err) {
+      throw new InvalidInputError([{ file, path: '', message: `cannot read (${(err as NodeJS.ErrnoException).code ?? String(err)}); give the CRD file to check` }], { cause: err });
+    }
     if (current === text) return 0;
     process.stderr.write(`${file} is stale: run \`npm run crd:gen\` and commit the result\n`);
     return 1;

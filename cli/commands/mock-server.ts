@@ -27,6 +27,9 @@ function numbers(values: Record<string, string | boolean | undefined>): Record<s
     if (typeof raw !== 'string') continue;
     const n = Number(raw);
     if (!Number.isFinite(n) || n < 0) throw new InvalidInputError([{ file: 'llem mock-server', path: `--${name}`, message: `must be a non-negative number, got "${raw}"` }]);
+    if (name === 'port' && (!Number.isInteger(n) || n > 65535)) {
+      throw new InvalidInputError([{ file: 'llem mock-server', path: '--port', message: `must be a whole number from 0 to 65535 (0: any free port), got "${raw}"` }]);
+    }
     out[name] = n;
   }
   return out;

@@ -63,7 +63,14 @@ export async function main(argv: string[]): Promise<number> {
       const format = parsed.values.format;
       if (format !== 'csv' && format !== 'json') usageError('--format must be csv or json');
       readResultsDirectory(dirs[0]);
-      process.stdout.write(readFileSync(join(dirs[0], format === 'csv' ? 'configs.csv' : 'experiment.json'), 'utf8'));
+      const file = join(dirs[0], format === 'csv' ? 'configs.csv' : 'experiment.json');
+      let text: string;
+      try {
+        text = readFileSync(file, 'utf8');
+      } catch (err) {
+        throw new InvalidInputError([{ file, path: '', message: `cannot read (${(err as NodeJS.ErrnoException).code ?? String(err)}); run llem run on that directory again to rewrite its files` }], { cause: err });
+      }
+      process.stdout.write(text);
       return 0;
     }
     case 'compare': {

@@ -1,5 +1,6 @@
 // `llem run FILE [--simulate] [--out DIR] [--json] [--fresh] [--server-command CMD]`
 import { parseArgs } from 'node:util';
+import { clientThreadsFor } from '../../agent/load/threaded-client.ts';
 import { InvalidInputError, isLlemError } from '../../lib/errors.ts';
 import { ConsoleProgress, runLocalExperiment } from '../../local/index.ts';
 
@@ -38,6 +39,12 @@ export async function main(argv: string[]): Promise<number> {
   if (positionals.length !== 1 || positionals[0] === undefined) {
     throw new InvalidInputError([{ file: 'llem run', path: '', message: `expected exactly one manifest FILE\n\n${HELP}` }]);
   }
+  const serverCommand = values['server-command']?.split(' ').filter((s) => s !== '');
+  if (serverCommand?.length === 0) {
+    throw new InvalidInputError([{ file: 'llem run', path: '--server-command', message: 'is empty; give the server\'s command line, with {port} where the port goes' }]);
+  }
+  // Checked here, not when the first run's agent starts: bad input must stop before anything is written.
+  clientThreadsFor(1, undefined, process.env['LLEM_CLIENT_THREADS']);
   const controller = new AbortController();
   const onSignal = (sig: string): void => controller.abort(new Error(`received ${sig}`));
   process.once('SIGINT', onSignal);
@@ -47,7 +54,7 @@ export async function main(argv: string[]): Promise<number> {
     const outcome = await runLocalExperiment({
       file: positionals[0], simulate: values.simulate, fresh: values.fresh, signal: controller.signal, progress,
       ...(values.out !== undefined ? { out: values.out } : {}),
-      ...(values['server-command'] !== undefined ? { serverCommand: values['server-command'].split(' ').filter((s) => s !== '') } : {}),
+      ...(serverCommand !== undefined ? { serverCommand } : {}),
     });
     if (values.json) process.stdout.write(JSON.stringify(outcome, null, 2) + '\n');
     return outcome.exitCode;

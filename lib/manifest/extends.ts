@@ -92,7 +92,12 @@ export async function readBoundedFile(file: string, label: string, limits: YamlL
   }
   if (!info.isFile()) fail(label, '', 'not a regular file');
   if (info.size > limits.maxBytes) fail(label, '', `file is ${info.size} bytes; the limit is ${limits.maxBytes}`);
-  return readFile(file, 'utf8');
+  try {
+    return await readFile(file, 'utf8');
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    return fail(label, '', `cannot read (${code ?? String(err)})${code === 'EACCES' ? '; check its permissions' : ''}`);
+  }
 }
 
 async function loadBase(file: string, ctx: ExtendsContext, chain: readonly string[]): Promise<unknown> {

@@ -26,7 +26,7 @@ function experimentJson(out: string): ExperimentJson {
   return JSON.parse(readFileSync(join(out, 'experiment.json'), 'utf8')) as ExperimentJson;
 }
 
-describe('llem run (local, simulated)', { timeout: 120_000 }, () => {
+describe('llem run (local, simulated)', { timeout: 600_000 }, () => {
   it('runs the quickstart end to end in under a minute and writes a complete, simulated results directory', async () => {
     const out = join(tmp(), 'qs');
     const started = Date.now();
@@ -164,6 +164,37 @@ describe('llem run (local, simulated)', { timeout: 120_000 }, () => {
     assert.equal(r.code, 2, r.stderr);
     assert.match(r.stderr, /cm\.yaml: spec\.workload\.dataset\.configMapRef: a ConfigMap exists only in a cluster; .*workload\.dataset\.prompts/);
     assert.deepEqual(readdirSync(dir), ['cm.yaml']);
+  });
+
+  it('refuses to write into a directory that is neither empty nor a llem results directory, with or without --fresh', async () => {
+    const dir = tmp();
+    writeFileSync(join(dir, 'notes.txt'), 'precious');
+    for (const extra of [[], ['--fresh']]) {
+      const r = await runLlem(['run', SMALL, '--simulate', '--out', dir, ...extra]);
+      assert.equal(r.code, 2, r.stderr);
+      assert.match(r.stderr, /is not empty and is not a llem results directory .*choose a new or empty --out/);
+    }
+    assert.deepEqual(readdirSync(dir), ['notes.txt']);
+    assert.equal(readFileSync(join(dir, 'notes.txt'), 'utf8'), 'precious');
+    const file = join(dir, 'notes.txt');
+    const r = await runLlem(['run', SMALL, '--simulate', '--out', file]);
+    assert.equal(r.code, 2, r.stderr);
+    assert.match(r.stderr, /notes\.txt: is a file, not a directory/);
+  });
+
+  it('a damaged run file or checkpoint in a results directory is named, exit 2, with --fresh as the way out', async () => {
+    const out = join(tmp(), 'damaged');
+    assert.equal((await runLlem(['run', SMALL, '--simulate', '--out', out])).code, 0);
+    const first = readdirSync(join(out, 'runs')).sort()[0] ?? '';
+    writeFileSync(join(out, 'runs', first), '{trunc');
+    const r = await runLlem(['run', SMALL, '--simulate', '--out', out]);
+    assert.equal(r.code, 2, r.stderr);
+    assert.match(r.stderr, new RegExp(`runs/${first.replace('.', '\\.')}: is damaged: not readable JSON.*--fresh`));
+    writeFileSync(join(out, '.llem', 'checkpoint.bin'), 'garbage');
+    const cp = await runLlem(['run', SMALL, '--simulate', '--out', out]);
+    assert.equal(cp.code, 2, cp.stderr);
+    assert.match(cp.stderr, /\.llem\/checkpoint\.bin: is damaged: .*--fresh/);
+    assert.equal((await runLlem(['run', SMALL, '--simulate', '--out', out, '--fresh'])).code, 0);
   });
 
   it('refuses an output directory that cannot be written, leaving nothing behind', async () => {

@@ -63,5 +63,7 @@ void test('mock-server flags are parsed and checked', () => {
   assert.equal(o.itl?.stdMs, 2);
   assert.equal(o.maxBatch, 8);
   assert.throws(() => optionsFromArgv(['--port', 'abc']), /--port: must be a non-negative number/);
+  assert.throws(() => optionsFromArgv(['--port', '99999']), /--port: must be a whole number from 0 to 65535/);
+  assert.throws(() => optionsFromArgv(['--port', '1.5']), /--port: must be a whole number/);
   assert.throws(() => optionsFromArgv(['--bogus']), /Unknown option/);
 });

@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { writeFileAtomic } from '../../../lib/atomic-file.ts';
-import { CheckpointError, InvalidInputError } from '../../../lib/errors.ts';
+import { InvalidInputError } from '../../../lib/errors.ts';
 import { assertSameExperiment, changedPaths, ResultsDirectory, type LocalState } from '../../../local/state.ts';
 import { removeRunFile, writeRunFile, type RunFile } from '../../../local/results.ts';
 
@@ -36,9 +36,17 @@ describe('local results directory state', () => {
     dir.writeState(state({ a: 1 }));
     assert.deepEqual(dir.readState()?.experiment, { a: 1 });
     writeFileSync(dir.statePath, '{"version": 1, "manifestFi');
-    assert.throws(() => dir.readState(), (e: unknown) => e instanceof CheckpointError && /not readable JSON.*--fresh/.test(e.message));
+    const input = (re: RegExp) => (e: unknown): boolean => e instanceof InvalidInputError && e.exitCode === 2 && e.message.startsWith(dir.statePath) && re.test(e.message);
+    assert.throws(() => dir.readState(), input(/is damaged: not readable JSON.*--fresh/));
     writeFileSync(dir.statePath, '{"version": 99}');
-    assert.throws(() => dir.readState(), (e: unknown) => e instanceof CheckpointError && /not a llem state file of version 1.*--fresh/.test(e.message));
+    assert.throws(() => dir.readState(), input(/is damaged: not a llem state file of version 1.*--fresh/));
+  });
+
+  it('a damaged aggregator checkpoint is an input error naming the file, with --fresh as the way out', () => {
+    const dir = new ResultsDirectory(mkdtempSync(join(tmpdir(), 'llem-state-')));
+    assert.equal(dir.restoreCheckpoint(), null);
+    dir.writeCheckpoint(new Uint8Array([0xff, 0x00, 0x13, 0x37]));
+    assert.throws(() => dir.restoreCheckpoint(), (e: unknown) => e instanceof InvalidInputError && e.exitCode === 2 && e.message.startsWith(dir.checkpointPath) && /is damaged: .*--fresh/.test(e.message));
   });
 
   it('writes files atomically, leaving no temporary files behind', () => {
