@@ -57,8 +57,30 @@ const ConfigSchema = z.object({
 
 type ControllerConfig = z.output<typeof ConfigSchema> & { nats: NatsEnv };
 
-function pairs(list: string[]): Record<string, string> {
-  return Object.fromEntries(list.filter((s) => s.includes('=')).map((s) => [s.slice(0, s.indexOf('=')), s.slice(s.indexOf('=') + 1)]));
+/** TYPE=IMAGE pairs; anything else is an input error naming where it came from (never dropped silently). */
+function pairs(list: string[], source: string): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const s of list.map((x) => x.trim()).filter((x) => x !== '')) {
+    const i = s.indexOf('=');
+    if (i <= 0 || i === s.length - 1) throw new InvalidInputError([{ file: 'llem controller', path: source, message: `"${s}" is not TYPE=IMAGE (e.g. vllm=registry/vllm:0.11)` }]);
+    out[s.slice(0, i)] = s.slice(i + 1);
+  }
+  return out;
+}
+
+/** Reads the kubeconfig before anything connects: a missing or malformed file is an input error. */
+function kubeConfig(file: string | undefined): KubeConfig {
+  const kc = new KubeConfig();
+  if (file === undefined) {
+    kc.loadFromDefault();
+    return kc;
+  }
+  try {
+    kc.loadFromFile(file);
+  } catch (err) {
+    throw new InvalidInputError([{ file, path: '--kubeconfig', message: `cannot load (${(err as Error).message.split('\n')[0] ?? ''}); give a readable kubeconfig file` }], { cause: err });
+  }
+  return kc;
 }
 
 function parse(argv: string[], env: NodeJS.ProcessEnv): ControllerConfig | 'help' {
@@ -81,7 +103,7 @@ function parse(argv: string[], env: NodeJS.ProcessEnv): ControllerConfig | 'help
     natsUrl: values['nats-url'] ?? env['LLEM_NATS_URL'] ?? '',
     agentNatsUrl: values['agent-nats-url'] ?? env['LLEM_AGENT_NATS_URL'],
     agentImage: values['agent-image'] ?? env['LLEM_AGENT_IMAGE'],
-    backendImages: { ...pairs((env['LLEM_BACKEND_IMAGES'] ?? '').split(',')), ...pairs(values['backend-image'] ?? []) },
+    backendImages: { ...pairs((env['LLEM_BACKEND_IMAGES'] ?? '').split(','), 'LLEM_BACKEND_IMAGES'), ...pairs(values['backend-image'] ?? [], '--backend-image') },
     simulate: values.simulate ?? (env['LLEM_SIMULATE'] === '1' || env['LLEM_SIMULATE'] === 'true'),
     workers: values.workers,
     metricsBindAddress: values['metrics-bind-address'],
@@ -100,12 +122,6 @@ function parse(argv: string[], env: NodeJS.ProcessEnv): ControllerConfig | 'help
   return { ...parsed.data, nats };
 }
 
-function kubeConfig(file: string | undefined): KubeConfig {
-  const kc = new KubeConfig();
-  if (file !== undefined) kc.loadFromFile(file);
-  else kc.loadFromDefault();
-  return kc;
-}
 
 /** Rejects with an LlemError after `ms`; the timer never keeps the process alive. */
 function within<T>(work: Promise<T>, ms: number, what: string): Promise<T> {
@@ -124,10 +140,10 @@ async function connect(config: ControllerConfig, log: Logger): Promise<NatsBus> 
   return await openNatsBus({ name: `llem-controller-${hostname()}`, ...auth, servers, inboxPrefix: CONTROLLER_INBOX_PREFIX }, 'LLEM_NATS_* / --nats-url');
 }
 
-function controllerFor(config: ControllerConfig, bus: NatsBus, log: Logger, onLost: () => void): Controller {
+function controllerFor(config: ControllerConfig, kc: KubeConfig, bus: NatsBus, log: Logger, onLost: () => void): Controller {
   const [host = '0.0.0.0', port = '8080'] = config.metricsBindAddress.split(':');
   return new Controller({
-    kubeConfig: kubeConfig(config.kubeconfig),
+    kubeConfig: kc,
     bus,
     ...(config.namespace !== undefined ? { namespace: config.namespace } : {}),
     workers: config.workers,
@@ -164,6 +180,7 @@ export async function main(argv: string[]): Promise<number> {
     process.stdout.write(USAGE);
     return 0;
   }
+  const kc = kubeConfig(config.kubeconfig);
   const log = rootLogger.child({ component: 'controller' });
   const startupMs = config.startupTimeoutSeconds * 1000;
   let lost = false;
@@ -171,7 +188,7 @@ export async function main(argv: string[]): Promise<number> {
   let controller: Controller | undefined;
   try {
     bus = await within(connect(config, log), startupMs, 'connecting to NATS');
-    controller = controllerFor(config, bus, log, () => {
+    controller = controllerFor(config, kc, bus, log, () => {
       lost = true;
       process.kill(process.pid, 'SIGTERM');
     });

@@ -93,3 +93,22 @@ void test('a full stdout ends the command with one line, not a stack trace', () 
   assert.equal(full.status, 1);
   assert.match(full.stderr, /^llem: cannot write output: ENOSPC\n$/);
 });
+
+void test('llem controller: a bad --kubeconfig or --backend-image is refused before connecting anywhere', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'llem-ctl-'));
+  writeFileSync(join(dir, 'kubeconfig'), 'clusters: [ this is : not yaml');
+  for (const [args, re] of [
+    [['--kubeconfig', join(dir, 'missing')], /missing: --kubeconfig: cannot load \(ENOENT/],
+    [['--kubeconfig', join(dir, 'kubeconfig')], /kubeconfig: --kubeconfig: cannot load/],
+    [['--backend-image', 'vllm'], /--backend-image: "vllm" is not TYPE=IMAGE/],
+  ] as const) {
+    // An unreachable NATS URL: the check must come first, or this would time out connecting.
+    const r = llem(['controller', '--nats-url', 'nats://127.0.0.1:1', '--startup-timeout-seconds', '30', ...args]);
+    assert.equal(r.code, 2, r.stderr);
+    assert.match(r.stderr, re);
+    noStack(r.stderr);
+  }
+  const env = llem(['controller', '--nats-url', 'nats://127.0.0.1:1'], { LLEM_BACKEND_IMAGES: 'vllm=a:1,garbage' });
+  assert.equal(env.code, 2);
+  assert.match(env.stderr, /LLEM_BACKEND_IMAGES: "garbage" is not TYPE=IMAGE/);
+});
