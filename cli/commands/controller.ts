@@ -62,8 +62,8 @@ function pairs(list: string[], source: string): Record<string, string> {
   const out: Record<string, string> = {};
   for (const s of list.map((x) => x.trim()).filter((x) => x !== '')) {
     const i = s.indexOf('=');
-    if (i <= 0 || i === s.length - 1) throw new InvalidInputError([{ file: 'llem controller', path: source, message: `"${s}" is not TYPE=IMAGE (e.g. vllm=registry/vllm:0.11)` }]);
-    out[s.slice(0, i)] = s.slice(i + 1);
+    if (i <= 0) throw new InvalidInputError([{ file: 'llem controller', path: source, message: `"${s}" is not TYPE=IMAGE (e.g. vllm=registry/vllm:0.11)` }]);
+    if (i < s.length - 1) out[s.slice(0, i)] = s.slice(i + 1); // TYPE= : no default image for that type
   }
   return out;
 }
