@@ -5,6 +5,7 @@
 //   LLEM_NATS_CREDS_FILE | LLEM_NATS_TOKEN | LLEM_NATS_USER + LLEM_NATS_PASSWORD   one auth method
 //   LLEM_NATS_CA_FILE, LLEM_NATS_CERT_FILE + LLEM_NATS_KEY_FILE                     TLS (optional)
 //   LLEM_NATS_NAME         connection name (optional)
+import { accessSync, constants } from 'node:fs';
 import { z } from 'zod';
 import { InvalidInputError } from '../errors.ts';
 
@@ -47,6 +48,16 @@ const NatsEnvSchema = z.object({
   }
   if (e.LLEM_NATS_PASSWORD !== undefined && e.LLEM_NATS_USER === undefined) {
     ctx.addIssue({ code: 'custom', path: ['LLEM_NATS_PASSWORD'], message: 'is set without LLEM_NATS_USER: set both, or neither' });
+  }
+  // A named file must be readable now, not discovered missing when the connection is attempted.
+  for (const k of ['LLEM_NATS_CREDS_FILE', 'LLEM_NATS_CA_FILE', 'LLEM_NATS_CERT_FILE', 'LLEM_NATS_KEY_FILE'] as const) {
+    const file = e[k];
+    if (file === undefined) continue;
+    try {
+      accessSync(file, constants.R_OK);
+    } catch (err) {
+      ctx.addIssue({ code: 'custom', path: [k], message: `cannot read ${file} (${(err as NodeJS.ErrnoException).code ?? 'error'}): check the path and the mounted secret` });
+    }
   }
   if ((e.LLEM_NATS_CERT_FILE === undefined) !== (e.LLEM_NATS_KEY_FILE === undefined)) {
     const missing = e.LLEM_NATS_CERT_FILE === undefined ? 'LLEM_NATS_CERT_FILE' : 'LLEM_NATS_KEY_FILE';

@@ -19,11 +19,16 @@ void test('the config comes from LLEM_AGENT_CONFIG with every default filled in'
 });
 
 void test('NATS connection settings come from LLEM_NATS_* variables', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'llem-nats-files-'));
+  const creds = join(dir, 'nats.creds');
+  const ca = join(dir, 'ca.pem');
+  writeFileSync(creds, '');
+  writeFileSync(ca, '');
   const env = loadAgentEnvironment({
     LLEM_AGENT_CONFIG: JSON.stringify({ ...minimal, start: { mode: 'signal' } }),
-    LLEM_NATS_URL: 'nats://a:4222, nats://b:4222', LLEM_NATS_CREDS_FILE: '/creds', LLEM_NATS_CA_FILE: '/ca.pem',
+    LLEM_NATS_URL: 'nats://a:4222, nats://b:4222', LLEM_NATS_CREDS_FILE: creds, LLEM_NATS_CA_FILE: ca,
   });
-  assert.deepEqual(env.nats, { servers: ['nats://a:4222', 'nats://b:4222'], credsFile: '/creds', tls: { caFile: '/ca.pem' } });
+  assert.deepEqual(env.nats, { servers: ['nats://a:4222', 'nats://b:4222'], credsFile: creds, tls: { caFile: ca } });
 });
 
 void test('waiting for a start signal without a broker is rejected with what to do', () => {

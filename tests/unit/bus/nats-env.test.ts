@@ -1,7 +1,15 @@
 import assert from 'node:assert/strict';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { InvalidInputError } from '../../../lib/errors.ts';
 import { natsOptionsFromEnv } from '../../../lib/bus/nats-env.ts';
+
+/** Credential and TLS files must exist: real (empty) ones in a temp dir. */
+const D = mkdtempSync(join(tmpdir(), 'llem-nats-env-'));
+for (const f of ['ca.pem', 'creds', 'c.pem', 'k.pem', 'c']) writeFileSync(join(D, f), '');
+const F = (name: string): string => join(D, name);
 
 /** The variables named by the issues of the InvalidInputError the env raises. */
 function rejected(env: Record<string, string>): string[] {
@@ -23,20 +31,20 @@ void describe('NATS settings from the environment', () => {
   });
 
   void it('splits the URL list and keeps only the variables that are set', () => {
-    const o = natsOptionsFromEnv({ LLEM_NATS_URL: 'nats://a:4222, tls://b:4222', LLEM_NATS_USER: 'controller', LLEM_NATS_PASSWORD: 'pw', LLEM_NATS_TOKEN: '', LLEM_NATS_CA_FILE: '/ca.pem' });
-    assert.deepEqual(o, { servers: ['nats://a:4222', 'tls://b:4222'], user: 'controller', password: 'pw', tls: { caFile: '/ca.pem' } });
+    const o = natsOptionsFromEnv({ LLEM_NATS_URL: 'nats://a:4222, tls://b:4222', LLEM_NATS_USER: 'controller', LLEM_NATS_PASSWORD: 'pw', LLEM_NATS_TOKEN: '', LLEM_NATS_CA_FILE: F('ca.pem') });
+    assert.deepEqual(o, { servers: ['nats://a:4222', 'tls://b:4222'], user: 'controller', password: 'pw', tls: { caFile: F('ca.pem') } });
   });
 
   void it('reads a credentials file, a token and mutual TLS files', () => {
-    assert.deepEqual(natsOptionsFromEnv({ ...URL, LLEM_NATS_CREDS_FILE: '/creds' }), { servers: ['nats://nats:4222'], credsFile: '/creds' });
+    assert.deepEqual(natsOptionsFromEnv({ ...URL, LLEM_NATS_CREDS_FILE: F('creds') }), { servers: ['nats://nats:4222'], credsFile: F('creds') });
     assert.deepEqual(natsOptionsFromEnv({ ...URL, LLEM_NATS_TOKEN: 't' }), { servers: ['nats://nats:4222'], token: 't' });
-    const tls = natsOptionsFromEnv({ ...URL, LLEM_NATS_CERT_FILE: '/c.pem', LLEM_NATS_KEY_FILE: '/k.pem' });
-    assert.deepEqual(tls?.tls, { certFile: '/c.pem', keyFile: '/k.pem' });
+    const tls = natsOptionsFromEnv({ ...URL, LLEM_NATS_CERT_FILE: F('c.pem'), LLEM_NATS_KEY_FILE: F('k.pem') });
+    assert.deepEqual(tls?.tls, { certFile: F('c.pem'), keyFile: F('k.pem') });
   });
 
   void it('rejects two auth methods at once, naming the second variable', () => {
     assert.deepEqual(rejected({ ...URL, LLEM_NATS_USER: 'u', LLEM_NATS_PASSWORD: 'p', LLEM_NATS_TOKEN: 't' }), ['LLEM_NATS_USER']);
-    assert.deepEqual(rejected({ ...URL, LLEM_NATS_CREDS_FILE: '/c', LLEM_NATS_TOKEN: 't' }), ['LLEM_NATS_TOKEN']);
+    assert.deepEqual(rejected({ ...URL, LLEM_NATS_CREDS_FILE: F('c'), LLEM_NATS_TOKEN: 't' }), ['LLEM_NATS_TOKEN']);
   });
 
   void it('rejects a password without a user', () => {
@@ -44,8 +52,8 @@ void describe('NATS settings from the environment', () => {
   });
 
   void it('rejects a client certificate without its key, and the reverse', () => {
-    assert.deepEqual(rejected({ ...URL, LLEM_NATS_CERT_FILE: '/c.pem' }), ['LLEM_NATS_KEY_FILE']);
-    assert.deepEqual(rejected({ ...URL, LLEM_NATS_KEY_FILE: '/k.pem' }), ['LLEM_NATS_CERT_FILE']);
+    assert.deepEqual(rejected({ ...URL, LLEM_NATS_CERT_FILE: F('c.pem') }), ['LLEM_NATS_KEY_FILE']);
+    assert.deepEqual(rejected({ ...URL, LLEM_NATS_KEY_FILE: F('k.pem') }), ['LLEM_NATS_CERT_FILE']);
   });
 
   void it('rejects a URL that is not nats://, tls://, ws:// or wss://', () => {
@@ -59,5 +67,12 @@ void describe('NATS settings from the environment', () => {
       assert.match(err.message, /^LLEM_NATS_PASSWORD: is set without LLEM_NATS_USER/);
       return true;
     });
+  });
+});
+
+void describe('NATS credential files', () => {
+  it('a named file that cannot be read is rejected by its variable, before any connection', () => {
+    assert.deepEqual(rejected({ ...URL, LLEM_NATS_CREDS_FILE: F('missing.creds') }), ['LLEM_NATS_CREDS_FILE']);
+    assert.deepEqual(rejected({ ...URL, LLEM_NATS_CA_FILE: F('missing-ca.pem') }), ['LLEM_NATS_CA_FILE']);
   });
 });
