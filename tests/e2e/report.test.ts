@@ -76,6 +76,6 @@ describe('the results directory, report and `llem results`', { timeout: 180_000 
     writeFileSync(join(empty, 'experiment.json'), '{"schemaVersion": 1}');
     const r2 = await runLlem(['results', 'show', empty]);
     assert.equal(r2.code, 2);
-    assert.match(r2.stderr, /experiment\.json: kind: not a llem results file/);
+    assert.match(r2.stderr, /experiment\.json: kind: not a complete llem results file/);
   });
 });
