@@ -1,10 +1,9 @@
 // Warnings carried in the summary: conditions that make the numbers weaker, never silently.
+import { SHORT_WINDOW_SECONDS } from '../api/protocol.ts';
 import type { AgentConfig } from './config.ts';
 import type { TelemetryEnvironment } from './telemetry/types.ts';
 import type { WindowResult } from './window.ts';
 
-/** NVML's energy counter moves in ~100 ms steps: below this the window's energy is coarse. */
-export const SHORT_WINDOW_SECONDS = 5;
 
 export function summaryWarnings(c: AgentConfig, w: WindowResult, env: TelemetryEnvironment): string[] {
   const out: string[] = [];

@@ -5,6 +5,8 @@ import { sanitizeToken } from './names.ts';
 
 export const PROTOCOL_VERSION = 1 as const;
 export const SUBJECT_ROOT = 'llem.v1';
+/** NVML's energy counter moves every ~100 ms: a window shorter than this has coarse energy (DESIGN.md). */
+export const SHORT_WINDOW_SECONDS = 5;
 
 export const MESSAGE_KINDS = ['hello', 'ready', 'sketch', 'telemetry', 'summary', 'aborted'] as const;
 export type MessageKind = (typeof MESSAGE_KINDS)[number];

@@ -4,6 +4,8 @@
 import { Aggregator, type AggregateResults, type CycleStats } from './aggregator/index.ts';
 import type { FailurePolicy } from './aggregator/index.ts';
 import type { RunMatrix } from '../api/matrix.ts';
+import { SHORT_WINDOW_SECONDS } from '../api/protocol.ts';
+import { statusStat } from './status.ts';
 import type { RunSummary, Stat } from '../api/status.ts';
 
 export function newAggregator(experimentUid: string, matrix: RunMatrix, replicas: number, failurePolicy: FailurePolicy): Aggregator {
@@ -30,15 +32,7 @@ const LATENCY_NAMES: [string, 'p50' | 'p99', string][] = [
 
 const sig = (x: number): number => Number(x.toPrecision(6));
 
-/** NVML's energy counter moves every ~100 ms: under this a window's energy is coarse (DESIGN.md). */
-const SHORT_WINDOW_SECONDS = 5;
 
-function toStat(c: CycleStats | undefined): Stat | undefined {
-  if (c === undefined || c.mean === null || c.n === 0) return undefined;
-  // One value has no spread: std and the interval are left out, never shown as zero-width.
-  if (c.std === null || c.ci95Low === null || c.ci95High === null) return { n: c.n, mean: sig(c.mean) };
-  return { n: c.n, mean: sig(c.mean), std: sig(c.std), ci95Low: sig(c.ci95Low), ci95High: sig(c.ci95High) };
-}
 
 /**
  * Each succeeded run's J/token from the Aggregator's run result (absent when it has none, e.g. after
@@ -69,11 +63,11 @@ export function statusMetrics(results: AggregateResults): Map<string, Record<str
   for (const c of results.configurations) {
     const metrics: Record<string, Stat> = {};
     for (const [from, to] of Object.entries(RUN_METRIC_NAMES)) {
-      const s = toStat((c.metrics as Record<string, CycleStats>)[from]);
+      const s = statusStat((c.metrics as Record<string, CycleStats>)[from]);
       if (s !== undefined) metrics[to] = s;
     }
     for (const [metric, q, to] of LATENCY_NAMES) {
-      const s = toStat((c.latency as Record<string, Record<string, CycleStats>>)[metric]?.[q]);
+      const s = statusStat((c.latency as Record<string, Record<string, CycleStats>>)[metric]?.[q]);
       if (s !== undefined) metrics[to] = s;
     }
     out.set(c.configId, metrics);

@@ -233,10 +233,8 @@ export class Reconciler {
     const files = body.results === null || cdfs === null ? new Map<string, string>() : resultsFiles({
       title: `llem results: ${ctx.ref.namespace}/${ctx.ref.name}${body.simulated ? ' (simulated)' : ''}`, simulated: body.simulated,
       manifestPath: `EnergyExperiment ${ctx.ref.namespace}/${ctx.ref.name}`, generatedAt: body.completionTime ?? this.now().toISOString(),
-      results: body.results, aggregator: cdfs, labels: configLabelsOf(ctx.matrix), power: [], windows: [], environment: {},
+      results: body.results, aggregator: cdfs, labels: configLabelsOf(ctx.matrix), power: null, windows: [], environment: {},
     });
-    files.delete('timeseries.csv');
-    files.delete('plots/power.svg');
     return await this.deps.streams.putArtifact(ctx.ref, body, files);
   }
 

@@ -5,19 +5,23 @@ import type { Configuration } from '../api/matrix.ts';
 import { initialConditions, setCondition, REASONS, type Condition, type ConditionUpdate } from '../api/conditions.ts';
 import { progressSummary, MAX_STATUS_RUNS, MAX_STATUS_CONFIGURATIONS, type Best, type ConfigurationResult, type ExperimentPhase, type RunSummary, type Stat } from '../api/status.ts';
 import { canonicalJson } from '../api/paths.ts';
-import { studentTQuantile } from './aggregator/index.ts';
+import { cycleStats, type CycleStats } from './aggregator/index.ts';
 import type { RunAttemptResult } from './ledger.ts';
 
 const sig = (x: number): number => Number(x.toPrecision(6));
 
+/**
+ * Cycle statistics in status form (6 significant digits); undefined without a value. One value has
+ * no spread: std and the interval are left out, never shown as zero-width.
+ */
+export function statusStat(c: CycleStats | undefined): Stat | undefined {
+  if (c === undefined || c.mean === null || c.n === 0) return undefined;
+  if (c.std === null || c.ci95Low === null || c.ci95High === null) return { n: c.n, mean: sig(c.mean) };
+  return { n: c.n, mean: sig(c.mean), std: sig(c.std), ci95Low: sig(c.ci95Low), ci95High: sig(c.ci95High) };
+}
+
 export function stat(values: number[]): Stat {
-  const n = values.length;
-  const mean = n === 0 ? 0 : values.reduce((a, b) => a + b, 0) / n;
-  const variance = n < 2 ? 0 : values.reduce((a, b) => a + (b - mean) ** 2, 0) / (n - 1);
-  const std = Math.sqrt(variance);
-  if (n < 2) return { n, mean: sig(mean) };
-  const half = studentTQuantile(0.975, n - 1) * (std / Math.sqrt(n));
-  return { n, mean: sig(mean), std: sig(std), ci95Low: sig(mean - half), ci95High: sig(mean + half) };
+  return statusStat(cycleStats(values)) ?? { n: 0, mean: 0 };
 }
 
 function metricsOf(results: RunAttemptResult[]): Record<string, Stat> {

@@ -55,11 +55,6 @@ function readRunFiles(dir: string): RunFile[] {
   });
 }
 
-/** "pytorch workload.concurrency=8": what distinguishes a configuration, for tables and charts. */
-export function configLabels(loaded: LoadedExperiment): Record<string, string> {
-  return configLabelsOf(loaded.matrix);
-}
-
 export interface WriteResultsInput {
   dir: string;
   loaded: LoadedExperiment;
@@ -70,7 +65,7 @@ export interface WriteResultsInput {
 
 export function writeResults(input: WriteResultsInput): ResultsSummary {
   const { dir, loaded, state, results } = input;
-  const labels = configLabels(loaded);
+  const labels = configLabelsOf(loaded.matrix);
   const runFiles = readRunFiles(dir);
   const power = runFiles.flatMap((f) => f.power).sort((a, b) => a.tMs - b.tMs);
   const windows: Band[] = runFiles.flatMap((f) =>

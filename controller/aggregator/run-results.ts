@@ -1,6 +1,6 @@
 // Per-run results: energy per GPU and in total, efficiency and throughput, latency percentiles.
 // Every metric is a number or null, and every null has a sentence in `missing` saying why.
-import type { BackendMetrics } from '../../api/protocol.ts';
+import { SHORT_WINDOW_SECONDS, type BackendMetrics } from '../../api/protocol.ts';
 import type { LatencySketch } from '../../lib/sketch/index.ts';
 import { completeness, type RunStatus } from './completeness.ts';
 import { segmentEnergy, type SegmentEnergy } from './energy.ts';
@@ -105,7 +105,7 @@ function gpuResult(g: GpuState): GpuEnergyResult {
   else r.missing['meanPowerWatts'] = r.missing['energyJoules'] ?? 'window has zero length';
   samplePower(r, g);
   baselineFigures(r, base, seconds);
-  if (seconds !== null && seconds < 5) r.notes.push(`window of ${seconds} s is under 5 s: NVML's ~100 ms counter updates make its energy coarse`);
+  if (seconds !== null && seconds < SHORT_WINDOW_SECONDS) r.notes.push(`window of ${seconds} s is under ${SHORT_WINDOW_SECONDS} s: NVML's ~100 ms counter updates make its energy coarse`);
   return r;
 }
 

@@ -25,7 +25,8 @@ export interface ResultsFilesInput {
   results: AggregateResults;
   aggregator: Pick<Aggregator, 'latencyCdf'>;
   labels: Record<string, string>;
-  power: PowerPoint[];
+  /** null: no power time series (cluster mode keeps no raw samples): no timeseries.csv, no power plot. */
+  power: PowerPoint[] | null;
   windows: Band[];
   environment: Record<string, string>;
 }
@@ -37,15 +38,16 @@ export function resultsFiles(i: ResultsFilesInput): Map<string, string> {
     const cdf = (m: 'ttftMs' | 'itlMs' | 'e2eMs'): Array<[number, number]> => i.aggregator.latencyCdf(c.runsIncluded, m);
     cdfs[c.configId] = { ttftMs: cdf('ttftMs'), itlMs: cdf('itlMs'), e2eMs: cdf('e2eMs') };
   }
-  const { results, labels, simulated, power, windows } = i;
+  const { results, labels, simulated, windows } = i;
+  const power = i.power ?? [];
   return new Map([
     ['runs.csv', runsCsv(results)],
     ['configs.csv', configsCsv(results, labels)],
-    ['timeseries.csv', timeseriesCsv(power)],
+    ...(i.power === null ? [] : [['timeseries.csv', timeseriesCsv(power)] as const]),
     ['plots/joules-per-token.svg', jPerTokenChart({ results, configLabels: labels, simulated })],
     ['plots/ttft-cdf.svg', latencyCdfChart({ cdfs, configLabels: labels }, 'ttftMs', 'TTFT')],
     ['plots/itl-cdf.svg', latencyCdfChart({ cdfs, configLabels: labels }, 'itlMs', 'ITL')],
-    ['plots/power.svg', powerChart({ power, windows, simulated })],
+    ...(i.power === null ? [] : [['plots/power.svg', powerChart({ power, windows, simulated })] as const]),
     ['report.html', reportHtml({
       title: i.title, simulated, manifestPath: i.manifestPath, generatedAt: i.generatedAt, results, configLabels: labels, cdfs, power, windows, environment: i.environment,
     })],

@@ -222,13 +222,13 @@ export class NatsBus implements Bus {
     if (encoded.length <= this.#inlineLimit()) {
       await kv.put(key, encoded);
     } else {
+      // A fresh name every time, so the object just written is never the one deleted below.
       const object = `${checkpointObjectPrefix(key)}${record.lastStreamSeq}-${randomUUID()}`;
       await (await this.#artifacts()).putBlob({ name: object }, encoded);
       const sha256 = createHash('sha256').update(encoded).digest('hex');
       await kv.put(key, encodeCheckpointPointer({ object, bytes: encoded.length, sha256 }));
     }
-    const current = await this.#pointedObject(kv, key).catch(() => null);
-    if (previous !== null && previous !== current) await (await this.#artifacts()).delete(previous).catch(() => undefined);
+    if (previous !== null) await (await this.#artifacts()).delete(previous).catch(() => undefined);
   }
 
   async getCheckpoint(key: string): Promise<CheckpointRecord | null> {

@@ -9,7 +9,7 @@
 // unpacked h200-validation.tgz works as it is (llem's files under results/, the log beside them).
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { studentTQuantile } from '../../controller/aggregator/stats.ts';
+import { cycleStats } from '../../controller/aggregator/stats.ts';
 import { barChart, lineChart } from '../../controller/report/svg.ts';
 
 interface LogRow {
@@ -104,13 +104,12 @@ const rows = experiment.results.runs.filter((r) => r.status === 'complete' && r.
     powerIntegralVsCounterPct: ((powerJ - counterJ) / counterJ) * 100, joulesPerToken: run.metrics.joulesPerToken,
   };
 });
-/** Mean, sample SD and 95% CI half-width (Student t, n - 1 df) of xs, the half-width also in % of the mean. */
+/** llem's own statistics over the cycles (Student t, n - 1 df), with the half-width also in % of the mean. */
 function ci95(xs: number[]): { n: number; mean: number; sd: number; halfWidth: number; halfWidthPct: number } {
-  const n = xs.length;
-  const mean = xs.reduce((a, b) => a + b, 0) / n;
-  const sd = Math.sqrt(xs.reduce((a, b) => a + (b - mean) ** 2, 0) / (n - 1));
-  const halfWidth = n > 1 ? (studentTQuantile(0.975, n - 1) * sd) / Math.sqrt(n) : NaN;
-  return { n, mean, sd, halfWidth, halfWidthPct: (halfWidth / mean) * 100 };
+  const c = cycleStats(xs);
+  const mean = c.mean ?? NaN;
+  const halfWidth = c.ci95High === null ? NaN : c.ci95High - mean;
+  return { n: c.n, mean, sd: c.std ?? NaN, halfWidth, halfWidthPct: (halfWidth / mean) * 100 };
 }
 
 function range(xs: number[]): [number, number] {
