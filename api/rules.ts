@@ -107,6 +107,17 @@ function vllmRules(c: ConfigurationContent, out: RuleViolation[], warnings: Rule
   }
 }
 
+function pytorchRules(c: ConfigurationContent, out: RuleViolation[]): void {
+  if (c.backend.type !== 'pytorch' || !c.backend.params.cudaGraphs) return;
+  const p = c.backend.params;
+  if (p.compile) {
+    out.push({ field: 'pytorch.cudaGraphs', alsoFields: ['pytorch.compile'], message: 'cudaGraphs and compile are alternatives; set one of them' });
+  }
+  if (p.quantization !== 'none') {
+    out.push({ field: 'pytorch.cudaGraphs', alsoFields: ['pytorch.quantization'], message: `cudaGraphs needs an unquantised model (quantization is "${p.quantization}"); set quantization: none or cudaGraphs: false` });
+  }
+}
+
 function workloadRules(c: ConfigurationContent, out: RuleViolation[], warnings: RuleWarning[]): void {
   const w = c.workload;
   if (w.mode === 'rate' && w.ratePerSecond === undefined) {
@@ -126,6 +137,7 @@ export function configurationRuleViolations(c: ConfigurationContent): { violatio
   parallelism(c, violations, warnings);
   randomArchitecture(c, violations);
   vllmRules(c, violations, warnings);
+  pytorchRules(c, violations);
   workloadRules(c, violations, warnings);
   return { violations, warnings };
 }

@@ -15,6 +15,7 @@ export const PytorchParamsSchema = z.strictObject({
   maxBatchSize: posInt.default(8).describe('Most sequences generated together.'),
   attnImplementation: z.enum(['eager', 'sdpa', 'flash_attention_2']).default('sdpa').describe('transformers attn_implementation.'),
   compile: z.boolean().default(false).describe('torch.compile the model before serving.'),
+  cudaGraphs: z.boolean().default(false).describe('Replay each decode step as a CUDA graph over a static KV cache of maxBatchSize x max model length (llama, mistral, qwen2; not with compile or quantization). Prefill stays eager.'),
   quantization: z.enum(['none', 'bitsandbytes4bit', 'bitsandbytes8bit']).default('none').describe('Load-time quantisation.'),
 });
 

@@ -33,7 +33,7 @@ export function renderPytorch(backend: BackendSpec, model: ModelSpec, ctx: Launc
   args.push('--seed', String(ctx.seed), '--dtype', model.dtype, '--host', ctx.host, '--port', String(ctx.port));
   args.push('--batching', p.batching, '--max-batch-size', String(p.maxBatchSize));
   args.push('--attn-implementation', p.attnImplementation, p.compile ? '--compile' : '--no-compile');
-  args.push('--quantization', p.quantization);
+  args.push(p.cudaGraphs ? '--cuda-graphs' : '--no-cuda-graphs', '--quantization', p.quantization);
   args.push(...backend.extraArgs);
   const env: Record<string, string> = { ...baseEnv(modelLocation(model, ctx)), PYTHONUNBUFFERED: '1' };
   if (ctx.pytorchServerRoot !== undefined) env['PYTHONPATH'] = ctx.pytorchServerRoot;

@@ -34,14 +34,18 @@ def build_model(cfg: ServerConfig) -> tuple[Any, Any, dict[str, Any]]:
         runner = FakeRunner(vocab_size=cfg.random.vocab_size, max_model_len=cfg.max_model_len or 4096,
                             step_seconds=cfg.fake_step_seconds)
         return WordTokenizer(cfg.random.vocab_size), runner, {**info, "simulated": True}
-    from .torch_runner import TorchRunner
+    if cfg.cuda_graphs:
+        from .graph_runner import GraphRunner as Runner
+    else:
+        from .torch_runner import TorchRunner as Runner
 
-    runner = TorchRunner(cfg)
+    runner = Runner(cfg)
     import torch
     import transformers
 
     info.update({"simulated": False, "dtype": str(runner.dtype).replace("torch.", ""), "device": str(runner.device),
                  "attnImplementation": cfg.attn_implementation, "compile": cfg.compile,
+                 "cudaGraphs": cfg.cuda_graphs and runner.device.type == "cuda",
                  "quantization": cfg.quantization, "parameters": runner.parameters,
                  "torchVersion": torch.__version__, "transformersVersion": transformers.__version__})
     return runner.tokenizer, runner, info

@@ -43,6 +43,7 @@ class ServerConfig:
     batch_wait_ms: float = 20.0
     attn_implementation: str = "sdpa"
     compile: bool = False
+    cuda_graphs: bool = False
     quantization: str = "none"
     max_model_len: int | None = None
     host: str = "127.0.0.1"
@@ -88,6 +89,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="static batching: how long to wait for a full batch before starting a partial one")
     p.add_argument("--attn-implementation", choices=ATTENTION, default="sdpa")
     p.add_argument("--compile", action=argparse.BooleanOptionalAction, default=False, help="torch.compile the forward")
+    p.add_argument("--cuda-graphs", action=argparse.BooleanOptionalAction, default=False,
+                   help="replay each decode step as a CUDA graph over a static KV cache (llama, mistral, qwen2; "
+                        "the static cache holds max-batch-size x max-model-len)")
     p.add_argument("--quantization", choices=QUANTIZATION, default="none")
     p.add_argument("--max-model-len", type=_positive_int, default=None)
     p.add_argument("--host", default="127.0.0.1")
@@ -101,6 +105,10 @@ def parse_config(argv: list[str] | None = None) -> ServerConfig:
     a = parser.parse_args(argv)
     if a.source == "path" and not a.path:
         parser.error("--source path needs --path")
+    if a.cuda_graphs and a.compile:
+        parser.error("--cuda-graphs and --compile are alternatives: use one of them")
+    if a.cuda_graphs and a.quantization != "none":
+        parser.error("--cuda-graphs needs --quantization none")
     if a.source == "random" and a.random_heads % a.random_kv_heads != 0:
         parser.error("--random-heads must be a multiple of --random-kv-heads")
     if a.source == "random" and a.random_hidden_size % a.random_heads != 0:
@@ -114,6 +122,6 @@ def parse_config(argv: list[str] | None = None) -> ServerConfig:
         ),
         seed=a.seed, dtype=a.dtype, device=a.device, batching=a.batching, max_batch_size=a.max_batch_size,
         batch_wait_ms=a.batch_wait_ms, attn_implementation=a.attn_implementation, compile=a.compile,
-        quantization=a.quantization, max_model_len=a.max_model_len, host=a.host, port=a.port,
+        cuda_graphs=a.cuda_graphs, quantization=a.quantization, max_model_len=a.max_model_len, host=a.host, port=a.port,
         fake_step_seconds=a.fake_step_seconds,
     )

@@ -125,6 +125,18 @@ const CASES: Case[] = [
     mutate: (m) => (spec(m)['backends'] = [{ type: 'pytorch', pytorch: { batching: 'continuous' } }]),
     path: 'spec.backends[0].pytorch.batching',
   },
+  {
+    what: 'CUDA graphs together with torch.compile',
+    mutate: (m) => (spec(m)['backends'] = [{ type: 'pytorch', pytorch: { cudaGraphs: true, compile: true } }]),
+    path: 'spec.backends[0].pytorch.cudaGraphs',
+    message: /cudaGraphs and compile are alternatives/,
+  },
+  {
+    what: 'CUDA graphs with a quantised model',
+    mutate: (m) => (spec(m)['backends'] = [{ type: 'pytorch', pytorch: { cudaGraphs: true, quantization: 'bitsandbytes4bit' } }]),
+    path: 'spec.backends[0].pytorch.cudaGraphs',
+    message: /cudaGraphs needs an unquantised model \(quantization is "bitsandbytes4bit"\)/,
+  },
   { what: 'a non-string extra argument', mutate: (m) => (at(m, 'spec', 'backends', 0)['extraArgs'] = [7]), path: 'spec.backends[0].extraArgs[0]' },
   {
     what: 'a context length shorter than the longest request',

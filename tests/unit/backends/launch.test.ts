@@ -150,7 +150,7 @@ const PT_BASE =
   'python3 -m server --model llem/random-llama-1b --served-model-name llem/random-llama-1b --source random --random-architecture llama ' +
   '--random-hidden-size 2048 --random-layers 16 --random-heads 32 --random-kv-heads 8 --random-intermediate-size 8192 ' +
   '--random-vocab-size 32000 --random-max-positions 4096 --seed 7 --dtype bfloat16 --host 0.0.0.0 --port 8000 --batching dynamic ' +
-  '--max-batch-size 8 --attn-implementation sdpa --no-compile --quantization none';
+  '--max-batch-size 8 --attn-implementation sdpa --no-compile --no-cuda-graphs --quantization none';
 
 void test('pytorch with a random model renders the architecture and every default explicitly', () => {
   assert.equal(line({ type: 'pytorch' }, random1b, one), PT_BASE);
@@ -161,6 +161,7 @@ const ptCases: [string, Record<string, unknown>, string, string][] = [
   ['max batch size', { maxBatchSize: 32 }, '--max-batch-size 8', '--max-batch-size 32'],
   ['attention implementation', { attnImplementation: 'eager' }, '--attn-implementation sdpa', '--attn-implementation eager'],
   ['torch.compile', { compile: true }, '--no-compile', '--compile'],
+  ['CUDA graphs', { cudaGraphs: true }, '--no-cuda-graphs', '--cuda-graphs'],
   ['4-bit quantisation', { quantization: 'bitsandbytes4bit' }, '--quantization none', '--quantization bitsandbytes4bit'],
   ['8-bit quantisation', { quantization: 'bitsandbytes8bit' }, '--quantization none', '--quantization bitsandbytes8bit'],
 ];
