@@ -105,18 +105,47 @@ function numberAt(obj: unknown, path: readonly string[]): number | null {
 }
 
 /** Running batch rows and step counts from /stats: the server keeps totals since it started. */
-function engineTotals(stats: unknown): { steps: number; rows: number; decodeSeconds: number } | null {
+interface EngineTotals { steps: number; rows: number; decodeSeconds: number; prefills: number; prefillSeconds: number }
+
+function engineTotals(stats: unknown): EngineTotals | null {
   const steps = numberAt(stats, ['engine', 'decodeSteps']);
   const mean = numberAt(stats, ['engine', 'meanBatchRows']);
   const decodeSeconds = numberAt(stats, ['engine', 'decodeSeconds']);
   if (steps === null || decodeSeconds === null) return null;
-  return { steps, rows: steps === 0 ? 0 : (mean ?? NaN) * steps, decodeSeconds };
+  const prefills = numberAt(stats, ['engine', 'prefillBatches']) ?? NaN;
+  const prefillSeconds = numberAt(stats, ['engine', 'prefillSeconds']) ?? NaN;
+  return { steps, rows: steps === 0 ? 0 : (mean ?? NaN) * steps, decodeSeconds, prefills, prefillSeconds };
+}
+
+const ENGINE_UNITS = { decodeSteps: 'count', meanBatchRows: 'rows', meanDecodeStepMs: 'ms', prefillBatches: 'count', meanPrefillMs: 'ms' } as const;
+
+function engineAbsent(reason: string): Record<keyof typeof ENGINE_UNITS, ExtendedMetric> {
+  const out = {} as Record<keyof typeof ENGINE_UNITS, ExtendedMetric>;
+  for (const [key, unit] of Object.entries(ENGINE_UNITS)) out[key as keyof typeof ENGINE_UNITS] = absent(unit, reason);
+  return out;
+}
+
+/** The engine's figures over a window: differences of its running totals at the window's bounds. */
+function engineWindow(start: EngineTotals, end: EngineTotals): Record<keyof typeof ENGINE_UNITS, ExtendedMetric> {
+  const steps = end.steps - start.steps;
+  const perStep = (d: number, scale: number, unit: string): ExtendedMetric =>
+    steps > 0 && Number.isFinite(d) ? present((d / steps) * scale, unit) : absent(unit, 'no decode step in the window');
+  const prefills = end.prefills - start.prefills;
+  const prefillSeconds = end.prefillSeconds - start.prefillSeconds;
+  const noPrefill = Number.isFinite(prefills) ? 'no prefill in the window' : '/stats has no engine.prefillBatches';
+  return {
+    decodeSteps: present(steps, 'count'),
+    meanBatchRows: perStep(end.rows - start.rows, 1, 'rows'),
+    meanDecodeStepMs: perStep(end.decodeSeconds - start.decodeSeconds, 1000, 'ms'),
+    prefillBatches: Number.isFinite(prefills) ? present(prefills, 'count') : absent('count', noPrefill),
+    meanPrefillMs: prefills > 0 && Number.isFinite(prefillSeconds) ? present((prefillSeconds / prefills) * 1000, 'ms') : absent('ms', noPrefill),
+  };
 }
 
 /**
  * The PyTorch server's /stats at the window's start and end: peak memory split into loading and
- * inference (peaks since the server started), and the engine's batch rows and decode-step time over
- * the window only (the difference of its running totals: a server reused across runs has served
+ * inference (peaks since the server started), and the engine's batch rows, decode-step time and prefill
+ * batches over the window only (the difference of its running totals: a server reused across runs has served
  * other runs before).
  */
 export function pytorchExtendedResults(stats: unknown, error?: string, startStats?: unknown): BackendExtendedResults {
@@ -132,14 +161,10 @@ export function pytorchExtendedResults(stats: unknown, error?: string, startStat
   };
   const end = engineTotals(stats);
   const start = engineTotals(startStats);
-  const steps = end !== null && start !== null ? end.steps - start.steps : null;
   const engineReason =
     end === null ? reasonFor(['engine', 'decodeSteps'])
       : start === null ? `PyTorch server /stats not read at the window's start${error === undefined ? '' : `: ${error}`}`
         : 'no decode step in the window';
-  const perStep = (total: (t: { rows: number; decodeSeconds: number }) => number, scale: number, unit: string): ExtendedMetric =>
-    steps !== null && steps > 0 && end !== null && start !== null && Number.isFinite(total(end) - total(start))
-      ? present(((total(end) - total(start)) / steps) * scale, unit) : absent(unit, engineReason);
   return {
     backend: 'pytorch',
     source: 'llem-stats',
@@ -147,9 +172,7 @@ export function pytorchExtendedResults(stats: unknown, error?: string, startStat
       loadPeakMemoryBytes: pick(['memory', 'loadPeakBytes'], 'bytes'),
       inferencePeakMemoryBytes: pick(['memory', 'inferencePeakBytes'], 'bytes'),
       inferencePeakAboveLoadBytes: pick(['memory', 'inferencePeakAboveLoadBytes'], 'bytes'),
-      decodeSteps: steps !== null && end !== null && start !== null ? present(steps, 'count') : absent('count', engineReason),
-      meanBatchRows: perStep((t) => t.rows, 1, 'rows'),
-      meanDecodeStepMs: perStep((t) => t.decodeSeconds, 1000, 'ms'),
+      ...(end !== null && start !== null ? engineWindow(start, end) : engineAbsent(engineReason)),
     },
   };
 }

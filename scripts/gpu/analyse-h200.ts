@@ -96,9 +96,12 @@ const rows = experiment.results.runs.filter((r) => r.status === 'complete' && r.
     const xs = inside.map((r) => r[k]).filter((v): v is number => typeof v === 'number');
     return xs.length === 0 ? null : xs.reduce((a, b) => a + b, 0) / xs.length;
   };
-  const step = (run as Run & { backendMetrics?: Array<{ metrics: Record<string, { value: number | null }> }> }).backendMetrics?.[0]?.metrics['meanDecodeStepMs']?.value ?? null;
+  const server = (run as Run & { backendMetrics?: Array<{ metrics: Record<string, { value: number | null }> }> }).backendMetrics?.[0]?.metrics;
+  const step = server?.['meanDecodeStepMs']?.value ?? null;
   return {
     hostCpuBusyPct: mean('cpu_busy_pct'), hostCpuStealPct: mean('cpu_steal_pct'), hostProbeUs: mean('probe_us'), smClockMhzMean: mean('sm_mhz'), serverDecodeStepMs: step,
+    serverMeanBatchRows: server?.['meanBatchRows']?.value ?? null, serverPrefillBatches: server?.['prefillBatches']?.value ?? null,
+    serverMeanPrefillMs: server?.['meanPrefillMs']?.value ?? null,
     runId: run.runId, windowSeconds: (t1 - t0) / 1000, agentJoules: agentJ, independentCounterJoules: counterJ,
     agentVsIndependentPct: ((agentJ - counterJ) / counterJ) * 100, powerIntegralJoules: powerJ,
     powerIntegralVsCounterPct: ((powerJ - counterJ) / counterJ) * 100, joulesPerToken: run.metrics.joulesPerToken,

@@ -2,8 +2,8 @@
 
 The eager runner (torch_runner.TorchRunner) launches every kernel of every decode step from Python:
 with a small model the GPU waits for the host, so a decode step takes as long as the host's Python
-does, and the energy per token follows the host's speed rather than the GPU's work. This runner keeps
-the eager prefill and replaces the decode step:
+does, and the energy per token follows the host's speed rather than the GPU's work. This runner replaces both
+steps with a leaner path through the model's own modules:
 
 - The KV cache is static: per layer, [max_batch_size, kv_heads, max_model_len, head_dim], allocated
   once, with a [max_batch_size, max_model_len] mask of valid columns. Rows are right-aligned at one
@@ -13,11 +13,13 @@ the eager prefill and replaces the decode step:
   (batch bucket, width bucket) at start-up and replayed: the host launches one graph per step.
   Rows are padded up to the batch bucket (their outputs are ignored); attention reads the first
   `width bucket` columns only.
-- Admission copies a prefill's cache into new rows (shifting the batch right when the new prompt is
-  longer than the write column); retirement compacts rows and shifts out all-padding columns.
+- Prefill (prompt lengths vary, so it is not captured) runs the same layers eagerly and writes the
+  prompts' keys and values straight into new rows (shifting the batch right when a new prompt is
+  longer than the write column); attention there follows --attn-implementation (eager: written
+  out; otherwise PyTorch SDPA). Retirement compacts rows and shifts out all-padding columns.
 
-The step is the model's own modules (projections, norms, MLP, rotary table) with eager attention
-written out, so it computes what the eager runner computes: tests compare the two step by step. On
+Both steps use the model's own modules (projections, norms, MLP, rotary table) with attention
+written out, so they compute what the eager runner computes: tests compare the two step by step. On
 CPU (tests) the same step runs without graphs. Supports the Llama-family layouts: llama, mistral,
 qwen2 (projection biases are the modules' own).
 """
@@ -28,10 +30,12 @@ import logging
 from typing import Any
 
 import torch
+import torch.nn.functional as F
 
 from .config import ServerConfig
 from .runner import Sequence
-from .torch_runner import TorchRunner, _kv_of
+from .tokenizers import PAD_ID
+from .torch_runner import TorchRunner
 
 log = logging.getLogger("llem.server.graphs")
 
@@ -168,29 +172,56 @@ class GraphRunner(TorchRunner):
 
     @torch.inference_mode()
     def prefill(self, seqs: list[Sequence]) -> list[int]:
-        if self._rows + len(seqs) > self.capacity:
-            raise RuntimeError(f"batch of {self._rows + len(seqs)} rows exceeds max_batch_size {self.capacity}")
-        saved = (self._cache, self._mask, self._lengths)
-        self._cache, self._mask, self._lengths = None, None, []
-        try:
-            tokens = super().prefill(seqs)  # eager prefill into a fresh DynamicCache (self._cache)
-            kv_new, mask_new, lengths = _kv_of(self._cache), self._mask, self._lengths
-        finally:
-            self._cache, self._mask = saved[0], saved[1]
-            self._lengths = saved[2]
-        assert mask_new is not None
-        width = mask_new.shape[1]
-        if width > self._write:
-            self._shift(width - self._write)
-        start, end, col = self._rows, self._rows + len(seqs), self._write
+        """Prompts straight into new rows of the static cache (eager: prompt lengths vary)."""
+        m = len(seqs)
+        if self._rows + m > self.capacity:
+            raise RuntimeError(f"batch of {self._rows + m} rows exceeds max_batch_size {self.capacity}")
+        t = max(len(s.prompt_ids) for s in seqs)
+        ids = torch.full((m, t), PAD_ID, dtype=torch.long)
+        valid = torch.zeros((m, t), dtype=torch.bool)
+        for i, s in enumerate(seqs):
+            ids[i, t - len(s.prompt_ids):] = torch.tensor(s.prompt_ids, dtype=torch.long)
+            valid[i, t - len(s.prompt_ids):] = True
+        ids, valid = ids.to(self.device), valid.to(self.device)
+        if t > self._write:
+            self._shift(t - self._write)
+        start, end, col = self._rows, self._rows + m, self._write
         self._valid[start:end].zero_()
-        self._valid[start:end, col - width:col] = mask_new.bool()
-        for i, (k, v) in enumerate(kv_new):
-            self._k[i][start:end, :, col - width:col].copy_(k)
-            self._v[i][start:end, :, col - width:col].copy_(v)
+        self._valid[start:end, col - t:col] = valid
+        positions = (valid.long().cumsum(-1) - 1).clamp(min=0)
+        cos, sin = self._cos[positions][:, None], self._sin[positions][:, None]  # [m, 1, t, d]
+        # Causal over real tokens; a padding position sees itself only (no row is fully masked).
+        causal = torch.ones((t, t), dtype=torch.bool, device=self.device).tril()
+        allowed = (causal[None] & valid[:, None, :]) | torch.eye(t, dtype=torch.bool, device=self.device)[None]
+        inner = self.model.model
+        x = inner.embed_tokens(ids)  # [m, t, hidden]
+        group = self._heads // self._kv_heads
+        low = torch.finfo(self._dtype).min
+        for i, layer in enumerate(self._layers):
+            attn = layer.self_attn
+            h = layer.input_layernorm(x)
+            q = attn.q_proj(h).view(m, t, self._heads, self._head_dim).transpose(1, 2)
+            k = attn.k_proj(h).view(m, t, self._kv_heads, self._head_dim).transpose(1, 2)
+            v = attn.v_proj(h).view(m, t, self._kv_heads, self._head_dim).transpose(1, 2)
+            q = q * cos + _rotate_half(q) * sin
+            k = k * cos + _rotate_half(k) * sin
+            self._k[i][start:end, :, col - t:col] = k
+            self._v[i][start:end, :, col - t:col] = v
+            if self.cfg.attn_implementation == "eager":
+                qg = q.reshape(m, self._kv_heads, group, t, self._head_dim)
+                scores = torch.matmul(qg, k[:, :, None].transpose(3, 4)) * self._scaling
+                scores = scores.masked_fill(~allowed[:, None, None], low)
+                probs = torch.softmax(scores, dim=-1, dtype=torch.float32).to(self._dtype)
+                out = torch.matmul(probs, v[:, :, None]).reshape(m, self._heads, t, self._head_dim)
+            else:
+                out = F.scaled_dot_product_attention(q, k, v, attn_mask=allowed[:, None], scale=self._scaling,
+                                                     enable_gqa=True)
+            x = x + attn.o_proj(out.transpose(1, 2).reshape(m, t, self._heads * self._head_dim))
+            x = x + layer.mlp(layer.post_attention_layernorm(x))
+        logits = self.model.lm_head(inner.norm(x[:, -1, :]))
         self._rows = end
-        self._lengths = self._lengths + lengths
-        return tokens
+        self._lengths = self._lengths + [len(s.prompt_ids) for s in seqs]
+        return self._sample(logits, seqs)
 
     @torch.inference_mode()
     def decode(self, seqs: list[Sequence]) -> list[int]:

@@ -38,9 +38,10 @@ def make(cls, **extra):
     return runner, seen
 
 
-@pytest.fixture(scope="module")
-def pair():
-    return make(TorchRunner), make(GraphRunner)
+@pytest.fixture(scope="module", params=["eager", "sdpa"])
+def pair(request):
+    """Prefill attention follows --attn-implementation: both ways are checked."""
+    return make(TorchRunner, attn_implementation=request.param), make(GraphRunner, attn_implementation=request.param)
 
 
 def seq(name: str, prompt: list[int]) -> Sequence:

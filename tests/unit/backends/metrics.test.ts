@@ -110,8 +110,8 @@ void test('the recorder scrapes vLLM at the window bounds and in between, and re
 
 void test('PyTorch /stats gives load and inference peak memory separately, and batch rows and step time over the window only', async () => {
   // The server keeps running totals: 100 steps of 2 rows before the window, then 50 steps of 8 rows.
-  const before = { memory: { loadPeakBytes: 2_000, inferencePeakBytes: 2_500, inferencePeakAboveLoadBytes: 500 }, engine: { decodeSteps: 100, meanBatchRows: 2, decodeSeconds: 1 } };
-  const endStats = { memory: { loadPeakBytes: 2_000, inferencePeakBytes: 3_000, inferencePeakAboveLoadBytes: 1_000 }, engine: { decodeSteps: 150, meanBatchRows: 4, decodeSeconds: 2 } };
+  const before = { memory: { loadPeakBytes: 2_000, inferencePeakBytes: 2_500, inferencePeakAboveLoadBytes: 500 }, engine: { decodeSteps: 100, meanBatchRows: 2, decodeSeconds: 1, prefillBatches: 10, prefillSeconds: 0.5 } };
+  const endStats = { memory: { loadPeakBytes: 2_000, inferencePeakBytes: 3_000, inferencePeakAboveLoadBytes: 1_000 }, engine: { decodeSteps: 150, meanBatchRows: 4, decodeSeconds: 2, prefillBatches: 14, prefillSeconds: 0.6 } };
   const texts = [JSON.stringify(before), JSON.stringify(endStats)];
   const urls: string[] = [];
   const recorder = new BackendMetricsRecorder(
@@ -130,6 +130,8 @@ void test('PyTorch /stats gives load and inference peak memory separately, and b
   assert.equal(r.metrics['decodeSteps']?.value, 50);
   assert.equal(r.metrics['meanBatchRows']?.value, 8, 'the window\'s mean, not the since-start mean of 4');
   assert.equal(r.metrics['meanDecodeStepMs']?.value, 20);
+  assert.equal(r.metrics['prefillBatches']?.value, 4);
+  assert.ok(Math.abs((r.metrics['meanPrefillMs']?.value ?? 0) - 25) < 1e-9, 'the window\'s 0.1 s over its 4 prefills');
   assert.equal(r.version, null, 'a /stats without server and version fields names no version');
   assert.equal(pytorchVersion({ server: 'llem-pytorch', version: '0.1.0', torchVersion: '2.11.0+cu130', transformersVersion: '5.17.0' }), 'llem-pytorch 0.1.0 (torch 2.11.0+cu130, transformers 5.17.0)');
   const fake = pytorchExtendedResults({ memory: { loadPeakBytes: null, reason: 'fake runner: no device memory' }, engine: {} });
@@ -147,4 +149,10 @@ void test('PyTorch batch rows without a start reading, or with no step in the wi
   assert.equal(idle.metrics['decodeSteps']?.value, 0);
   assert.equal(idle.metrics['meanDecodeStepMs']?.value, null);
   assert.equal(idle.metrics['meanBatchRows']?.reason, 'no decode step in the window');
+  assert.equal(idle.metrics['prefillBatches']?.value, null, 'an older server without prefill totals');
+  assert.equal(idle.metrics['meanPrefillMs']?.reason, '/stats has no engine.prefillBatches');
+  const withPrefill = { memory: {}, engine: { ...endStats.engine, prefillBatches: 3, prefillSeconds: 0.1 } };
+  const noPrefill = pytorchExtendedResults(withPrefill, undefined, withPrefill);
+  assert.equal(noPrefill.metrics['prefillBatches']?.value, 0);
+  assert.equal(noPrefill.metrics['meanPrefillMs']?.reason, 'no prefill in the window');
 });
