@@ -104,6 +104,20 @@ export function shortHash(configHash: string): string {
   return configHash.slice(0, SHORT_HASH_LENGTH);
 }
 
+/**
+ * Backend parameters added after configurations were first hashed, at the value that keeps the old
+ * behaviour: left out of the hash there, so results recorded before the parameter existed still
+ * resume and compare as the same configuration.
+ */
+const HASH_NEUTRAL_DEFAULTS: Partial<Record<ResolvedBackend['type'], Record<string, unknown>>> = {
+  pytorch: { cudaGraphs: false },
+};
+
+function hashedParams(backend: ResolvedBackend): Record<string, unknown> {
+  const neutral = HASH_NEUTRAL_DEFAULTS[backend.type] ?? {};
+  return Object.fromEntries(Object.entries(backend.params).filter(([k, v]) => !(k in neutral) || neutral[k] !== v));
+}
+
 /** The hash of one configuration's content (see Configuration.configHash). */
 export function configHash(content: {
   model: ModelSpec;
@@ -117,7 +131,7 @@ export function configHash(content: {
   const source = model.source.huggingFace !== undefined ? { huggingFace: {} } : model.source;
   const identity = {
     model: { ...model, source },
-    backend: { type: backend.type, image: backend.image ?? null, params: backend.params, extraArgs: backend.extraArgs },
+    backend: { type: backend.type, image: backend.image ?? null, params: hashedParams(backend), extraArgs: backend.extraArgs },
     workload,
     gpusPerRun,
     replicas,

@@ -76,6 +76,21 @@ function randomArchitecture(c: ConfigurationContent, out: RuleViolation[]): void
   }
 }
 
+/** A context length set on the backend must hold the longest synthetic request. */
+function contextLength(c: ConfigurationContent, field: string, maxModelLen: number | undefined, out: RuleViolation[]): void {
+  const synthetic = c.workload.dataset.synthetic;
+  if (maxModelLen === undefined || synthetic === undefined) return;
+  const inMax = distributionMax(synthetic.inputTokens);
+  const outMax = c.workload.sampling.maxTokens ?? distributionMax(synthetic.outputTokens);
+  if (inMax !== undefined && outMax !== undefined && inMax + outMax > maxModelLen) {
+    out.push({
+      field,
+      alsoFields: ['workload.dataset.synthetic.inputTokens', 'workload.dataset.synthetic.outputTokens', 'workload.sampling.maxTokens'],
+      message: `maxModelLen (${maxModelLen}) is shorter than the longest request (${inMax} input + ${outMax} output tokens)`,
+    });
+  }
+}
+
 function vllmRules(c: ConfigurationContent, out: RuleViolation[], warnings: RuleWarning[]): void {
   if (c.backend.type !== 'vllm') return;
   const p = c.backend.params;
@@ -87,18 +102,7 @@ function vllmRules(c: ConfigurationContent, out: RuleViolation[], warnings: Rule
       message: `required when speculative.method is "${spec.method}"`,
     });
   }
-  const synthetic = c.workload.dataset.synthetic;
-  if (p.maxModelLen !== undefined && synthetic !== undefined) {
-    const inMax = distributionMax(synthetic.inputTokens);
-    const outMax = c.workload.sampling.maxTokens ?? distributionMax(synthetic.outputTokens);
-    if (inMax !== undefined && outMax !== undefined && inMax + outMax > p.maxModelLen) {
-      out.push({
-        field: 'vllm.maxModelLen',
-        alsoFields: ['workload.dataset.synthetic.inputTokens', 'workload.dataset.synthetic.outputTokens', 'workload.sampling.maxTokens'],
-        message: `maxModelLen (${p.maxModelLen}) is shorter than the longest request (${inMax} input + ${outMax} output tokens)`,
-      });
-    }
-  }
+  contextLength(c, 'vllm.maxModelLen', p.maxModelLen, out);
   if (c.workload.mode === 'concurrency' && c.workload.concurrency > p.maxNumSeqs) {
     warnings.push({
       field: 'workload.concurrency',
@@ -108,8 +112,10 @@ function vllmRules(c: ConfigurationContent, out: RuleViolation[], warnings: Rule
 }
 
 function pytorchRules(c: ConfigurationContent, out: RuleViolation[]): void {
-  if (c.backend.type !== 'pytorch' || !c.backend.params.cudaGraphs) return;
+  if (c.backend.type !== 'pytorch') return;
   const p = c.backend.params;
+  contextLength(c, 'pytorch.maxModelLen', p.maxModelLen, out);
+  if (!p.cudaGraphs) return;
   if (p.compile) {
     out.push({ field: 'pytorch.cudaGraphs', alsoFields: ['pytorch.compile'], message: 'cudaGraphs and compile are alternatives; set one of them' });
   }

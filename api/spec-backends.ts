@@ -17,6 +17,7 @@ export const PytorchParamsSchema = z.strictObject({
   compile: z.boolean().default(false).describe('torch.compile the model before serving.'),
   cudaGraphs: z.boolean().default(false).describe('Replay each decode step as a CUDA graph over a static KV cache of maxBatchSize x max model length (llama, mistral, qwen2; not with compile or quantization). Prefill stays eager.'),
   quantization: z.enum(['none', 'bitsandbytes4bit', 'bitsandbytes8bit']).default('none').describe('Load-time quantisation.'),
+  maxModelLen: posInt.optional().describe('--max-model-len: longest prompt + output in tokens; absent: the model config (max_position_embeddings). With cudaGraphs it sizes the static KV cache (maxBatchSize x maxModelLen). Must fit the longest request.'),
 });
 
 export const SpeculativeSchema = z.strictObject({

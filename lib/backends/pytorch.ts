@@ -34,6 +34,7 @@ export function renderPytorch(backend: BackendSpec, model: ModelSpec, ctx: Launc
   args.push('--batching', p.batching, '--max-batch-size', String(p.maxBatchSize));
   args.push('--attn-implementation', p.attnImplementation, p.compile ? '--compile' : '--no-compile');
   args.push(p.cudaGraphs ? '--cuda-graphs' : '--no-cuda-graphs', '--quantization', p.quantization);
+  if (p.maxModelLen !== undefined) args.push('--max-model-len', String(p.maxModelLen));
   args.push(...backend.extraArgs);
   const env: Record<string, string> = { ...baseEnv(modelLocation(model, ctx)), PYTHONUNBUFFERED: '1' };
   if (ctx.pytorchServerRoot !== undefined) env['PYTHONPATH'] = ctx.pytorchServerRoot;

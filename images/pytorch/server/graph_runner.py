@@ -40,6 +40,8 @@ from .torch_runner import TorchRunner
 log = logging.getLogger("llem.server.graphs")
 
 GRAPH_ARCHITECTURES = ("llama", "mistral", "qwen2")
+# Rotary variants whose frequencies do not depend on the sequence length: one table serves every step.
+STATIC_ROPE_TYPES = ("default", "linear", "llama3", "yarn")
 _MIN_WIDTH = 128
 
 
@@ -69,11 +71,24 @@ class GraphRunner(TorchRunner):
             raise ValueError("--cuda-graphs needs an unquantised model: use --quantization none or drop --cuda-graphs")
         if cfg.compile:
             raise ValueError("--cuda-graphs and --compile are alternatives: use one of them")
+        self._check_supported(conf)
         self.use_graphs = self.device.type == "cuda"
         self._setup_static()
         self._graphs: dict[tuple[int, int], Any] = {}
         if self.use_graphs:
             self._capture_all()
+
+    def _check_supported(self, conf: Any) -> None:
+        """Refuse what the static step does not compute like the model would (it would run, wrongly)."""
+        window = getattr(conf, "sliding_window", None)
+        sliding = window is not None and window < self.max_model_len
+        if sliding or "sliding_attention" in (getattr(conf, "layer_types", None) or []):
+            raise ValueError(f"--cuda-graphs does not implement sliding-window attention (sliding_window {window}, "
+                             f"max_model_len {self.max_model_len}): set --max-model-len <= {window} or drop --cuda-graphs")
+        rope = getattr(self.model.model.rotary_emb, "rope_type", "default")
+        if rope not in STATIC_ROPE_TYPES:
+            raise ValueError(f"--cuda-graphs supports rotary types {', '.join(STATIC_ROPE_TYPES)}; this model's is "
+                             f"{rope!r} (its frequencies depend on the sequence length): drop --cuda-graphs")
 
     # ---------------------------------------------------------------- static state
 
@@ -228,7 +243,7 @@ class GraphRunner(TorchRunner):
         rows = self._rows
         assert rows == len(seqs) and rows > 0
         if self._write >= self.width:
-            self._trim()
+            self._retire_finished_columns(seqs)
             if self._write >= self.width:
                 raise RuntimeError(f"a row is longer than max_model_len {self.width}")
         bucket = next(b for b in self.batch_buckets if b >= rows)
@@ -251,19 +266,19 @@ class GraphRunner(TorchRunner):
             self.reset()
             return
         index = torch.tensor(indices, dtype=torch.long, device=self.device)
-        rows = len(indices)
+        rows, w = len(indices), self._write
+        # Only the columns in use move: the rest of the static width holds nothing valid.
         self._valid[:rows] = self._valid.index_select(0, index)
         for k, v in zip(self._k, self._v):
-            k[:rows] = k.index_select(0, index)
-            v[:rows] = v.index_select(0, index)
+            k[:rows, :, :w] = k[:, :, :w].index_select(0, index)
+            v[:rows, :, :w] = v[:, :, :w].index_select(0, index)
         self._rows = rows
         self._lengths = [self._lengths[i] for i in indices]
         self._trim()
 
     def reset(self) -> None:
         super().reset()
-        if hasattr(self, "_valid"):
-            self._rows, self._write = 0, 0
+        self._rows, self._write = 0, 0
 
     # ---------------------------------------------------------------- columns
 
@@ -282,6 +297,15 @@ class GraphRunner(TorchRunner):
                 v[:rows, :, by:end] = v[:rows, :, :w].clone()
         self._valid[:rows, :by] = False
         self._write = end
+
+    def _retire_finished_columns(self, seqs: list[Sequence]) -> None:
+        """Static batching keeps finished rows in the batch (their output is dropped) until the whole
+        batch is done; when the columns run out, those rows give up theirs so the others can go on."""
+        for i, s in enumerate(seqs):
+            if s.finished:
+                self._valid[i].zero_()
+                self._lengths[i] = 0
+        self._trim()
 
     def _trim(self) -> None:
         """Drop leading columns that are padding in every row, so attention reads fewer columns."""
@@ -302,4 +326,6 @@ class GraphRunner(TorchRunner):
     def close(self) -> None:
         self._graphs.clear()
         self._k, self._v = [], []
+        for name in ("_valid", "_cos", "_sin", "_ids", "_pos", "_col", "_logits"):
+            setattr(self, name, None)
         super().close()

@@ -147,6 +147,15 @@ const CASES: Case[] = [
     path: 'spec.backends[0].vllm.maxModelLen',
     message: /90 input \+ 20 output/,
   },
+  {
+    what: 'a PyTorch context length shorter than the longest request',
+    mutate: (m) => {
+      spec(m)['backends'] = [{ type: 'pytorch', pytorch: { maxModelLen: 100 } }];
+      at(m, 'spec', 'workload')['dataset'] = { synthetic: { inputTokens: { mean: 90 }, outputTokens: { mean: 20 } } };
+    },
+    path: 'spec.backends[0].pytorch.maxModelLen',
+    message: /90 input \+ 20 output/,
+  },
   { what: 'a sweep axis outside the sweepable roots', mutate: (m) => sweep(m, { axes: { 'foo.bar': [1] } }), path: 'spec.sweep.axes[foo.bar]', message: /must be a dotted path starting with one of/ },
   { what: 'an empty sweep axis', mutate: (m) => sweep(m, { axes: { 'vllm.maxNumSeqs': [] } }), path: 'spec.sweep.axes[vllm.maxNumSeqs]' },
   {

@@ -90,6 +90,29 @@ void describe('run matrix', () => {
     assert.equal(matrixOf(slow).configurations[0]?.backend.readinessTimeoutSeconds, 7200);
   });
 
+  void it('keeps a parameter added later out of the hash at its old-behaviour default, so earlier results keep their identity', () => {
+    const pytorch = (params: Json): Json => {
+      const m = validManifest();
+      at(m, 'spec')['backends'] = [{ type: 'pytorch', pytorch: params }];
+      return m;
+    };
+    const hash = (m: Json): string => matrixOf(m).configurations[0]?.configHash ?? '';
+    assert.equal(hash(pytorch({ cudaGraphs: false })), hash(pytorch({})));
+    assert.notEqual(hash(pytorch({ cudaGraphs: true })), hash(pytorch({})));
+    // The hash the H200 runs A-C were recorded under (docs/validation/raw/h200-run-a), before cudaGraphs existed.
+    const h200 = validManifest();
+    at(h200, 'spec')['model'] = {
+      name: 'llem/random-llama-1b', dtype: 'bfloat16',
+      source: { random: { architecture: 'llama', hiddenSize: 2048, numLayers: 16, numHeads: 32, numKvHeads: 8, intermediateSize: 8192, vocabSize: 32000 } },
+    };
+    at(h200, 'spec')['backends'] = [{ type: 'pytorch', pytorch: { batching: 'dynamic', maxBatchSize: 32, attnImplementation: 'eager' } }];
+    at(h200, 'spec')['workload'] = {
+      concurrency: 1, requests: 2, ignoreEos: true,
+      dataset: { synthetic: { inputTokens: { distribution: 'fixed', mean: 256 }, outputTokens: { distribution: 'fixed', mean: 128 } } },
+    };
+    assert.equal(matrixOf(h200).configurations[0]?.id, 'pytorch-f70338bff5');
+  });
+
   void it('collapses explicit points that repeat a Cartesian point', () => {
     const m = validManifest();
     at(m, 'spec')['sweep'] = { axes: { 'vllm.maxNumSeqs': [8, 16] }, points: [{ 'vllm.maxNumSeqs': 8 }, { 'vllm.maxNumSeqs': 64 }] };

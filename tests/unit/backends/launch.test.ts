@@ -162,6 +162,7 @@ const ptCases: [string, Record<string, unknown>, string, string][] = [
   ['attention implementation', { attnImplementation: 'eager' }, '--attn-implementation sdpa', '--attn-implementation eager'],
   ['torch.compile', { compile: true }, '--no-compile', '--compile'],
   ['CUDA graphs', { cudaGraphs: true }, '--no-cuda-graphs', '--cuda-graphs'],
+  ['a context length', { maxModelLen: 512 }, '--quantization none', '--quantization none --max-model-len 512'],
   ['4-bit quantisation', { quantization: 'bitsandbytes4bit' }, '--quantization none', '--quantization bitsandbytes4bit'],
   ['8-bit quantisation', { quantization: 'bitsandbytes8bit' }, '--quantization none', '--quantization bitsandbytes8bit'],
 ];
