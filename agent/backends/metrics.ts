@@ -161,10 +161,8 @@ export function pytorchExtendedResults(stats: unknown, error?: string, startStat
   };
   const end = engineTotals(stats);
   const start = engineTotals(startStats);
-  const engineReason =
-    end === null ? reasonFor(['engine', 'decodeSteps'])
-      : start === null ? `PyTorch server /stats not read at the window's start${error === undefined ? '' : `: ${error}`}`
-        : 'no decode step in the window';
+  const engineReason = end === null ? reasonFor(['engine', 'decodeSteps'])
+    : `PyTorch server /stats not read at the window's start${error === undefined ? '' : `: ${error}`}`;
   return {
     backend: 'pytorch',
     source: 'llem-stats',

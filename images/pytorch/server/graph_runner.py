@@ -34,8 +34,7 @@ import torch.nn.functional as F
 
 from .config import ServerConfig
 from .runner import Sequence
-from .tokenizers import PAD_ID
-from .torch_runner import TorchRunner
+from .torch_runner import TorchRunner, left_padded
 
 log = logging.getLogger("llem.server.graphs")
 
@@ -129,6 +128,16 @@ class GraphRunner(TorchRunner):
         self.batch_buckets = _buckets(self.capacity, 1, lambda b: b * 2 if b < 8 else b + 8)
         self.width_buckets = _buckets(self.width, min(_MIN_WIDTH, self.width), lambda w: w * 2)
 
+    def _qkv(self, layer: Any, x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        """One layer's queries, keys and values for x [n, t, hidden]: [n, heads, t, d], rotary applied."""
+        n, t = x.shape[0], x.shape[1]
+        attn = layer.self_attn
+        h = layer.input_layernorm(x)
+        q = attn.q_proj(h).view(n, t, self._heads, self._head_dim).transpose(1, 2)
+        k = attn.k_proj(h).view(n, t, self._kv_heads, self._head_dim).transpose(1, 2)
+        v = attn.v_proj(h).view(n, t, self._kv_heads, self._head_dim).transpose(1, 2)
+        return q * cos + _rotate_half(q) * sin, k * cos + _rotate_half(k) * sin, v
+
     def _step(self, rows: int, width: int) -> None:
         """One decode step for the first `rows` rows, attending to the first `width` columns."""
         inner = self.model.model
@@ -142,12 +151,7 @@ class GraphRunner(TorchRunner):
         low = torch.finfo(self._dtype).min
         for i, layer in enumerate(self._layers):
             attn = layer.self_attn
-            h = layer.input_layernorm(x)
-            q = attn.q_proj(h).view(rows, 1, self._heads, self._head_dim).transpose(1, 2)
-            k = attn.k_proj(h).view(rows, 1, self._kv_heads, self._head_dim).transpose(1, 2)
-            v = attn.v_proj(h).view(rows, 1, self._kv_heads, self._head_dim).transpose(1, 2)
-            q = q * cos + _rotate_half(q) * sin
-            k = k * cos + _rotate_half(k) * sin
+            q, k, v = self._qkv(layer, x, cos, sin)
             kc, vc = self._k[i][:rows], self._v[i][:rows]
             kc.index_copy_(2, self._col, k)
             vc.index_copy_(2, self._col, v)
@@ -191,13 +195,8 @@ class GraphRunner(TorchRunner):
         m = len(seqs)
         if self._rows + m > self.capacity:
             raise RuntimeError(f"batch of {self._rows + m} rows exceeds max_batch_size {self.capacity}")
-        t = max(len(s.prompt_ids) for s in seqs)
-        ids = torch.full((m, t), PAD_ID, dtype=torch.long)
-        valid = torch.zeros((m, t), dtype=torch.bool)
-        for i, s in enumerate(seqs):
-            ids[i, t - len(s.prompt_ids):] = torch.tensor(s.prompt_ids, dtype=torch.long)
-            valid[i, t - len(s.prompt_ids):] = True
-        ids, valid = ids.to(self.device), valid.to(self.device)
+        ids, valid = left_padded(seqs, self.device)
+        t = ids.shape[1]
         if t > self._write:
             self._shift(t - self._write)
         start, end, col = self._rows, self._rows + m, self._write
@@ -214,12 +213,7 @@ class GraphRunner(TorchRunner):
         low = torch.finfo(self._dtype).min
         for i, layer in enumerate(self._layers):
             attn = layer.self_attn
-            h = layer.input_layernorm(x)
-            q = attn.q_proj(h).view(m, t, self._heads, self._head_dim).transpose(1, 2)
-            k = attn.k_proj(h).view(m, t, self._kv_heads, self._head_dim).transpose(1, 2)
-            v = attn.v_proj(h).view(m, t, self._kv_heads, self._head_dim).transpose(1, 2)
-            q = q * cos + _rotate_half(q) * sin
-            k = k * cos + _rotate_half(k) * sin
+            q, k, v = self._qkv(layer, x, cos, sin)
             self._k[i][start:end, :, col - t:col] = k
             self._v[i][start:end, :, col - t:col] = v
             if self.cfg.attn_implementation == "eager":

@@ -64,6 +64,17 @@ def _cache_from(kv: list[tuple[torch.Tensor, torch.Tensor]]) -> Any:
     return cache
 
 
+def left_padded(seqs: list[Sequence], device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+    """The prompts as one left-padded [rows, longest] batch of ids, and the mask of real tokens (bool)."""
+    width = max(len(s.prompt_ids) for s in seqs)
+    ids = torch.full((len(seqs), width), PAD_ID, dtype=torch.long)
+    mask = torch.zeros((len(seqs), width), dtype=torch.bool)
+    for i, s in enumerate(seqs):
+        ids[i, width - len(s.prompt_ids):] = torch.tensor(s.prompt_ids, dtype=torch.long)
+        mask[i, width - len(s.prompt_ids):] = True
+    return ids.to(device), mask.to(device)
+
+
 def _left_pad(t: torch.Tensor, width: int, dim: int) -> torch.Tensor:
     missing = width - t.shape[dim]
     if missing == 0:
@@ -189,13 +200,8 @@ class TorchRunner:
 
     @torch.inference_mode()
     def prefill(self, seqs: list[Sequence]) -> list[int]:
-        width = max(len(s.prompt_ids) for s in seqs)
-        ids = torch.full((len(seqs), width), PAD_ID, dtype=torch.long)
-        mask = torch.zeros((len(seqs), width), dtype=torch.long)
-        for i, s in enumerate(seqs):
-            ids[i, width - len(s.prompt_ids):] = torch.tensor(s.prompt_ids, dtype=torch.long)
-            mask[i, width - len(s.prompt_ids):] = 1
-        ids, mask = ids.to(self.device), mask.to(self.device)
+        ids, real = left_padded(seqs, self.device)
+        mask = real.long()
         positions = (mask.cumsum(-1) - 1).clamp(min=0)
         cache = DynamicCache()
         out = self.model(input_ids=ids, attention_mask=mask, position_ids=positions, past_key_values=cache,

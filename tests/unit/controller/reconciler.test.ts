@@ -73,7 +73,8 @@ function experiment(): ExperimentObject {
   };
 }
 
-void test('reconciles an experiment to Succeeded from complete run data, then writes nothing more', async () => {
+/** Stores, an in-process bus and a reconciler over them (simulated pods), as each test starts. */
+async function controllerUnderTest() {
   const experiments = new Store<ExperimentObject>();
   const pods = new Store<V1Pod>();
   const writer = new RecordingWriter(experiments, pods);
@@ -81,6 +82,11 @@ void test('reconciles an experiment to Succeeded from complete run data, then wr
   await bus.ensureLayout();
   const streams = new BusExperimentStreams(bus, { changed: () => undefined, applied: () => undefined, lag: () => undefined }, rootLogger, 50);
   const reconciler = new Reconciler({ experiments, pods, writer, streams, log: rootLogger, podOptions: { agentImage: 'a', backendImages: {}, agentEnv: [], simulate: true } });
+  return { experiments, pods, writer, bus, streams, reconciler };
+}
+
+void test('reconciles an experiment to Succeeded from complete run data, then writes nothing more', async () => {
+  const { experiments, pods, writer, bus, streams, reconciler } = await controllerUnderTest();
   experiments.put(experiment());
   await reconciler.reconcile('ns/e1');
   assert.equal(pods.list().length, 4, 'two configurations x two cycles, parallelism 4');
@@ -119,12 +125,7 @@ void test('reconciles an experiment to Succeeded from complete run data, then wr
 });
 
 void test('an invalid spec gets Validated=False with the field path and creates no pods', async () => {
-  const experiments = new Store<ExperimentObject>();
-  const pods = new Store<V1Pod>();
-  const writer = new RecordingWriter(experiments, pods);
-  const bus = new InProcessBus();
-  const streams = new BusExperimentStreams(bus, { changed: () => undefined, applied: () => undefined, lag: () => undefined }, rootLogger);
-  const reconciler = new Reconciler({ experiments, pods, writer, streams, log: rootLogger, podOptions: { agentImage: 'a', backendImages: {}, agentEnv: [], simulate: true } });
+  const { experiments, pods, bus, reconciler } = await controllerUnderTest();
   const e = experiment();
   (e.spec as { workload: unknown }).workload = { requests: 0 };
   experiments.put(e);
@@ -139,13 +140,7 @@ void test('an invalid spec gets Validated=False with the field path and creates 
 });
 
 void test('a valid spec with warnings says so in the Validated condition', async () => {
-  const experiments = new Store<ExperimentObject>();
-  const pods = new Store<V1Pod>();
-  const writer = new RecordingWriter(experiments, pods);
-  const bus = new InProcessBus();
-  await bus.ensureLayout();
-  const streams = new BusExperimentStreams(bus, { changed: () => undefined, applied: () => undefined, lag: () => undefined }, rootLogger, 50);
-  const reconciler = new Reconciler({ experiments, pods, writer, streams, log: rootLogger, podOptions: { agentImage: 'a', backendImages: {}, agentEnv: [], simulate: true } });
+  const { experiments, bus, streams, reconciler } = await controllerUnderTest();
   const e = experiment();
   experiments.put({ ...e, spec: { ...(e.spec as Record<string, unknown>), measurement: { cycles: 2, minWindowSeconds: 1 } } });
   await reconciler.reconcile('ns/e1');
