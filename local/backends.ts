@@ -62,6 +62,9 @@ export async function freePort(): Promise<number> {
   });
 }
 
+/** The server could not bind the port it was given. */
+class PortTakenError extends BackendError {}
+
 export class BackendPool {
   private readonly entries = new Map<string, Entry>();
   private readonly ledger: BackendLedger;
@@ -104,8 +107,20 @@ export class BackendPool {
     });
   }
 
+  /** A port picked free can be taken by another process before the server binds it: try a new one (twice). */
   private async startProcess(c: Configuration): Promise<Entry> {
-    const port = await freePort();
+    for (let attempt = 1; ; attempt += 1) {
+      const port = await freePort();
+      try {
+        return await this.startOn(c, port);
+      } catch (err) {
+        if (!(err instanceof PortTakenError) || attempt >= 3) throw err;
+        this.opts.logger.warn({ backend: c.backend.name, port }, 'the port was taken before the backend could bind it; starting it again on another');
+      }
+    }
+  }
+
+  private async startOn(c: Configuration, port: number): Promise<Entry> {
     const launch = this.launchFor(c, port);
     const argv = this.opts.serverCommand !== undefined
       ? this.opts.serverCommand.map((a) => a.replaceAll('{port}', String(port)))
@@ -151,7 +166,8 @@ export class BackendPool {
     }
     if (first !== null) {
       const tail = proc.tail().slice(-10).join('\n  ');
-      throw new BackendError(`backend ${c.backend.name} failed to start: ${first} (command: ${argv.join(' ')})${tail === '' ? '' : `\n  ${tail}`}`);
+      const Failure = /address already in use|EADDRINUSE/i.test(tail) ? PortTakenError : BackendError;
+      throw new Failure(`backend ${c.backend.name} failed to start: ${first} (command: ${argv.join(' ')})${tail === '' ? '' : `\n  ${tail}`}`);
     }
     return {
       backend: { baseUrl: `http://127.0.0.1:${port}`, metrics: launch.metrics, servedModelName: launch.servedModelName, simulated: false, description: argv.join(' '), exited },

@@ -135,6 +135,21 @@ describe('llem run (local, simulated)', { timeout: 600_000 }, () => {
     assert.ok(doc.results.runs.every((x) => x.status !== 'complete'));
   });
 
+  it('starts the backend again on another port when its port was taken before it could bind', async () => {
+    const dir = tmp();
+    // The first start fails as a server does when another process took its port in the meantime.
+    const script = join(dir, 'server.sh');
+    writeFileSync(script, [
+      'if [ ! -e "$0.tried" ]; then touch "$0.tried"; echo "[Errno 98] error while attempting to bind on address (\'127.0.0.1\', $1): address already in use" >&2; exit 1; fi',
+      `exec ${process.execPath} --import tsx ${REPO}cli/main.ts mock-server --port "$1"`,
+    ].join('\n'));
+    const out = join(dir, 'out');
+    const r = await runLlem(['run', SMALL, '--simulate', '--out', out, '--server-command', `sh ${script} {port}`]);
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(r.stderr, /port was taken before the backend could bind it/);
+    assert.ok(experimentJson(out).results.runs.every((x) => x.status === 'complete'));
+  });
+
   it('stops a backend that does not become ready within backends[].readinessTimeoutSeconds and fails the run', async () => {
     const dir = tmp();
     const manifest = join(dir, 'slow.yaml');

@@ -29,7 +29,8 @@ import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSy
 import { homedir, tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { KubeConfig } from '@kubernetes/client-node';
-import { NodePlayer, freePort, type NodePlayerOptions } from './node-player.ts';
+import { NodePlayer, type NodePlayerOptions } from './node-player.ts';
+import { freePort, isAddressInUse } from './ports.ts';
 
 export { NodePlayer, freePort, localAgentRunner, spawnOutcome, type NodePlayerOptions, type PodRun, type PodOutcome } from './node-player.ts';
 
@@ -292,7 +293,8 @@ function apiserverArgs(dir: string, etcdUrl: string, port: number, extra: string
   ];
 }
 
-async function waitReady(server: string, token: string, proc: ChildProcess, timeoutMs: number): Promise<void> {
+async function waitReady(server: string, token: string, procs: { etcd: ChildProcess; apiserver: ChildProcess }, timeoutMs: number): Promise<void> {
+  const proc = procs.apiserver;
   const deadline = Date.now() + timeoutMs;
   let last = '';
   // The apiserver's certificate is self-signed; only this probe skips verification, scoped to it.
@@ -300,6 +302,7 @@ async function waitReady(server: string, token: string, proc: ChildProcess, time
   const agent = new Agent({ rejectUnauthorized: false });
   const { get } = await import('node:https');
   while (Date.now() < deadline) {
+    if (procs.etcd.exitCode !== null) throw new Error(`etcd exited (${procs.etcd.exitCode}):\n${logTail(procs.etcd)}`);
     if (proc.exitCode !== null) throw new Error(`kube-apiserver exited (${proc.exitCode}):\n${logTail(proc)}`);
     const ok = await new Promise<boolean>((res) => {
       const req = get(`${server}/readyz`, { agent, headers: { authorization: `Bearer ${token}` }, timeout: 2000 }, (r) => {
@@ -329,22 +332,35 @@ export async function startKube(opts: StartKubeOptions = {}): Promise<KubeCluste
   const dir = mkdtempSync(join(tmpdir(), 'llem-kube-'));
   mkdirSync(join(dir, 'certs'));
   const tokens = writeAuthFiles(dir, opts.users ?? {});
-  const etcd = await startEtcd(binaries.etcd, dir);
-  const port = await freePort();
-  const server = `https://127.0.0.1:${port}`;
-  const apiserver = startProcess(
-    binaries.apiserver,
-    apiserverArgs(dir, etcd.url, port, opts.apiserverArgs ?? []),
-    join(dir, 'apiserver.log'),
-  );
-  const cluster = new KubeCluster(server, dir, binaries, tokens, { etcd: etcd.proc, apiserver });
-  try {
-    await waitReady(server, tokens['admin'] ?? '', apiserver, opts.readyTimeoutMs ?? 180_000);
-    const crds = opts.crds ?? defaultCrds();
-    if (crds.length > 0) await cluster.applyCrds(crds);
-  } catch (err) {
-    await cluster.stop();
-    throw err;
+  // Ports are picked free, but another test process can bind one first: then start both again on
+  // new ones (a few times) rather than fail the test.
+  for (let attempt = 1; ; attempt += 1) {
+    rmSync(join(dir, 'etcd'), { recursive: true, force: true });
+    const etcd = await startEtcd(binaries.etcd, dir);
+    const port = await freePort();
+    const server = `https://127.0.0.1:${port}`;
+    const apiserver = startProcess(
+      binaries.apiserver,
+      apiserverArgs(dir, etcd.url, port, opts.apiserverArgs ?? []),
+      join(dir, 'apiserver.log'),
+    );
+    const procs = { etcd: etcd.proc, apiserver };
+    try {
+      await waitReady(server, tokens['admin'] ?? '', procs, opts.readyTimeoutMs ?? 180_000);
+    } catch (err) {
+      await Promise.all([stopProcess(apiserver), stopProcess(etcd.proc)]);
+      if (attempt < 4 && isAddressInUse(String(err))) continue;
+      rmSync(dir, { recursive: true, force: true });
+      throw err;
+    }
+    const cluster = new KubeCluster(server, dir, binaries, tokens, procs);
+    try {
+      const crds = opts.crds ?? defaultCrds();
+      if (crds.length > 0) await cluster.applyCrds(crds);
+    } catch (err) {
+      await cluster.stop();
+      throw err;
+    }
+    return cluster;
   }
-  return cluster;
 }

@@ -17,9 +17,11 @@
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { freePort, isAddressInUse } from './ports.ts';
+
+export { freePort } from './ports.ts';
 
 export interface NatsServerOptions {
   /** Extra configuration text appended to the generated `port` + `jetstream` config. */
@@ -55,30 +57,28 @@ export function natsServerBinary(): string {
   throw new Error('nats-server not found: run `bash scripts/ensure-deps.sh` (installs the Debian package) or set LLEM_NATS_SERVER');
 }
 
-export async function freePort(): Promise<number> {
-  return await new Promise((resolve, reject) => {
-    const srv = createServer();
-    srv.once('error', reject);
-    srv.listen(0, '127.0.0.1', () => {
-      const addr = srv.address();
-      const port = typeof addr === 'object' && addr !== null ? addr.port : 0;
-      srv.close(() => resolve(port));
-    });
-  });
-}
-
 export async function startNatsServer(opts: NatsServerOptions = {}): Promise<NatsServerHandle> {
   const binary = natsServerBinary();
   const dir = await mkdtemp(join(tmpdir(), 'llem-nats-'));
   const storeDir = join(dir, 'store');
-  const port = opts.port ?? (await freePort());
-  const configFile = join(dir, 'nats.conf');
-  const text = opts.configFor
-    ? opts.configFor(port, storeDir)
-    : `listen: "127.0.0.1:${port}"\njetstream {\n  store_dir: ${JSON.stringify(storeDir)}\n}\n${opts.config ?? ''}\n`;
-  await writeFile(configFile, text);
   const readyTimeoutMs = opts.readyTimeoutMs ?? 10_000;
-  let child: ChildProcess | null = await launch(binary, configFile, readyTimeoutMs);
+  const configFile = join(dir, 'nats.conf');
+  // A port of our choosing can be taken by another test process before nats-server binds it: pick
+  // another and try again (not when the caller chose the port).
+  let port = 0;
+  let child: ChildProcess | null = null;
+  for (let attempt = 1; child === null; attempt += 1) {
+    port = opts.port ?? (await freePort());
+    const text = opts.configFor
+      ? opts.configFor(port, storeDir)
+      : `listen: "127.0.0.1:${port}"\njetstream {\n  store_dir: ${JSON.stringify(storeDir)}\n}\n${opts.config ?? ''}\n`;
+    await writeFile(configFile, text);
+    try {
+      child = await launch(binary, configFile, readyTimeoutMs);
+    } catch (err) {
+      if (opts.port !== undefined || attempt >= 5 || !isAddressInUse(String(err))) throw err;
+    }
+  }
 
   const terminate = async (signal: NodeJS.Signals): Promise<void> => {
     const c = child;

@@ -10,10 +10,12 @@
 // Pods are never scheduled (there is no scheduler): the player sets no nodeName, so deleting a pod
 // removes it at once, and the player then aborts the pod's process.
 import { spawn } from 'node:child_process';
-import { createServer } from 'node:net';
 import { readdirSync, readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { CoreV1Api, KubeConfig, makeInformer, setHeaderOptions, PatchStrategy, type V1Pod, type Informer, type ObjectCache } from '@kubernetes/client-node';
+import { freePort } from './ports.ts';
+
+export { freePort } from './ports.ts';
 
 const REPO = resolve(import.meta.dirname, '..', '..');
 
@@ -188,20 +190,6 @@ function terminated(pod: V1Pod, startedAt: string, o: PodOutcome): object {
       },
     ],
   };
-}
-
-/** A free TCP port on 127.0.0.1 (another process may take it first; rare enough for tests). */
-export async function freePort(): Promise<number> {
-  return new Promise((res, rej) => {
-    const srv = createServer();
-    srv.unref();
-    srv.on('error', rej);
-    srv.listen(0, '127.0.0.1', () => {
-      const addr = srv.address();
-      const port = typeof addr === 'object' && addr !== null ? addr.port : 0;
-      srv.close(() => res(port));
-    });
-  });
 }
 
 const LOCAL_LLEM = [process.execPath, '--import', 'tsx', resolve(REPO, 'cli', 'main.ts')];

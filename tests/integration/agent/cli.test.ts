@@ -1,22 +1,14 @@
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
-import { createServer, type AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { test } from 'node:test';
+import { freePort } from '../../support/ports.ts';
 
 const FIXTURE = new URL('./fixtures/backend.mjs', import.meta.url).pathname;
 const CLI = new URL('../../../cli/main.ts', import.meta.url).pathname;
-
-async function freePort(): Promise<number> {
-  const s = createServer();
-  await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
-  const { port } = s.address() as AddressInfo;
-  await new Promise((r) => s.close(r));
-  return port;
-}
 
 /** Running (a zombie awaiting a reaper that this container may not have counts as stopped). */
 function alive(pid: number): boolean {
