@@ -1,4 +1,6 @@
 // `llem run FILE [--simulate] [--out DIR] [--json] [--fresh] [--server-command CMD]`
+import { accessSync, constants, statSync } from 'node:fs';
+import { delimiter, join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { clientThreadsFor } from '../../agent/load/threaded-client.ts';
 import { InvalidInputError, isLlemError } from '../../lib/errors.ts';
@@ -43,6 +45,13 @@ export async function main(argv: string[]): Promise<number> {
   if (serverCommand?.length === 0) {
     throw new InvalidInputError([{ file: 'llem run', path: '--server-command', message: 'is empty; give the server\'s command line, with {port} where the port goes' }]);
   }
+  const program = serverCommand?.[0];
+  if (program !== undefined && findExecutable(program) === null) {
+    throw new InvalidInputError([{
+      file: 'llem run', path: '--server-command',
+      message: `"${program}" is not ${program.includes('/') ? 'an executable file' : 'a command on PATH'}; give the server's command line, with {port} where the port goes`,
+    }]);
+  }
   // Checked here, not when the first run's agent starts: bad input must stop before anything is written.
   clientThreadsFor(1, undefined, process.env['LLEM_CLIENT_THREADS']);
   const controller = new AbortController();
@@ -69,4 +78,18 @@ export async function main(argv: string[]): Promise<number> {
     process.off('SIGINT', onSignal);
     process.off('SIGTERM', onSignal);
   }
+}
+
+/** The file `program` names (a path, or a name looked up on PATH) when it is an executable file, else null. */
+function findExecutable(program: string): string | null {
+  const candidates = program.includes('/') ? [program] : (process.env['PATH'] ?? '').split(delimiter).filter((d) => d !== '').map((d) => join(d, program));
+  for (const file of candidates) {
+    try {
+      accessSync(file, constants.X_OK);
+      if (statSync(file).isFile()) return file;
+    } catch {
+      /* not here */
+    }
+  }
+  return null;
 }

@@ -56,11 +56,17 @@ void test('crd generate --out to a directory or a missing folder: exit 2 naming 
   assert.match(check.stderr, /missing\.yaml: cannot read \(ENOENT\)/);
 });
 
-void test('llem run: an empty --server-command or a bad LLEM_CLIENT_THREADS stops before anything is written', () => {
+void test('llem run: an empty or missing --server-command or a bad LLEM_CLIENT_THREADS stops before anything is written', () => {
   const out = join(mkdtempSync(join(tmpdir(), 'llem-run-bad-')), 'out');
   const empty = llem(['run', SMALL, '--simulate', '--out', out, '--server-command', ' ']);
   assert.equal(empty.code, 2);
   assert.match(empty.stderr, /--server-command: is empty/);
+  const missing = llem(['run', SMALL, '--simulate', '--out', out, '--server-command', 'no-such-llem-server --port {port}']);
+  assert.equal(missing.code, 2, missing.stderr);
+  assert.match(missing.stderr, /--server-command: "no-such-llem-server" is not a command on PATH/);
+  const notExecutable = llem(['run', SMALL, '--simulate', '--out', out, '--server-command', `${SMALL} {port}`]);
+  assert.equal(notExecutable.code, 2, notExecutable.stderr);
+  assert.match(notExecutable.stderr, /--server-command: ".*small\.yaml" is not an executable file/);
   const threads = llem(['run', SMALL, '--simulate', '--out', out], { LLEM_CLIENT_THREADS: 'abc' });
   assert.equal(threads.code, 2);
   assert.match(threads.stderr, /LLEM_CLIENT_THREADS: must be a whole number/);
