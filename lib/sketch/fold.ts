@@ -26,31 +26,38 @@ function ensureScratch(n: number): void {
  * the result is a pure function of the input order.
  */
 export function sortPoints(means: Float64Array, weights: Float64Array, n: number): Centroids {
-  ensureScratch(n);
-  let m = scratch.m;
-  let w = scratch.w;
-  m.set(means.subarray(0, n));
-  w.set(weights.subarray(0, n));
   let bounds: number[] = [0];
-  for (let i = 1; i < n; i++) if ((m[i] as number) < (m[i - 1] as number)) bounds.push(i);
+  for (let i = 1; i < n; i++) if ((means[i] as number) < (means[i - 1] as number)) bounds.push(i);
   bounds.push(n);
-  let m2 = scratch.m2;
-  let w2 = scratch.w2;
+  // Already one run: the input is the answer (the caller reads it before the buffers change).
+  if (bounds.length <= 2) return { means, weights, size: n };
+  ensureScratch(n);
+  // The first pass reads the input itself; later passes alternate between the two scratch pairs.
+  const input: Pair = { m: means, w: weights };
+  let from = input;
+  let to: Pair = { m: scratch.m, w: scratch.w };
+  const spare: Pair = { m: scratch.m2, w: scratch.w2 };
   while (bounds.length > 2) {
     const next: number[] = [];
     for (let r = 0; r + 1 < bounds.length; r += 2) {
       const lo = bounds[r] as number;
       const mid = bounds[r + 1] as number;
       const hi = r + 2 < bounds.length ? (bounds[r + 2] as number) : mid;
-      mergeRuns({ m, w, outM: m2, outW: w2 }, lo, mid, hi);
+      mergeRuns({ m: from.m, w: from.w, outM: to.m, outW: to.w }, lo, mid, hi);
       next.push(lo);
     }
     next.push(n);
     bounds = next;
-    [m, m2] = [m2, m];
-    [w, w2] = [w2, w];
+    const emptied = from === input ? spare : from;
+    from = to;
+    to = emptied;
   }
-  return { means: m, weights: w, size: n };
+  return { means: from.m, weights: from.w, size: n };
+}
+
+interface Pair {
+  m: Float64Array;
+  w: Float64Array;
 }
 
 interface RunArrays {

@@ -78,6 +78,9 @@ function readHeader(r: ByteReader): { scale: ScaleName; flags: number; compressi
   return { scale, flags, compression };
 }
 
+/** Read-only by convention: decoded digests never write into their buffers (they copy on first write). */
+const NO_VALUES = new Float64Array(0);
+
 function readF64s(r: ByteReader, n: number): Float64Array {
   return r.f64Array(n);
 }
@@ -97,23 +100,27 @@ export function decodeDigest(bytes: Uint8Array): DigestParts {
   const n = checkCount(r.varint(), r, 9, 'centroid');
   const means = readF64s(r, n);
   const weights = new Float64Array(n);
-  for (let i = 0; i < n; i++) weights[i] = flags & INTEGER_WEIGHTS ? r.varint() : r.f64();
-  let units: Float64Array = new Float64Array(0);
-  const pointMeans: number[] = [];
-  const pointWeights: number[] = [];
+  if (flags & INTEGER_WEIGHTS) for (let i = 0; i < n; i++) weights[i] = r.varint();
+  else for (let i = 0; i < n; i++) weights[i] = r.f64();
+  // Wire digests carry no buffers: share one empty array instead of allocating three per decode.
+  let units: Float64Array = NO_VALUES;
+  let pointMeans: Float64Array = NO_VALUES;
+  let pointWeights: Float64Array = NO_VALUES;
   if (flags & HAS_BUFFERS) {
     units = readF64s(r, checkCount(r.varint(), r, 8, 'buffered value'));
     const p = checkCount(r.varint(), r, 16, 'buffered point');
+    pointMeans = new Float64Array(p);
+    pointWeights = new Float64Array(p);
     for (let i = 0; i < p; i++) {
-      pointMeans.push(r.f64());
-      pointWeights.push(r.f64());
+      pointMeans[i] = r.f64();
+      pointWeights[i] = r.f64();
     }
   }
   r.end();
   validate(means, weights, count);
   return {
     compression, scale, count, sum, min, max, means, weights, units,
-    pointMeans: Float64Array.from(pointMeans), pointWeights: Float64Array.from(pointWeights),
+    pointMeans, pointWeights,
   };
 }
 
