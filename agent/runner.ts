@@ -163,7 +163,10 @@ async function readyAndWait(run: ProtocolRun): Promise<void> {
     await run.publisher.publish('ready', {});
     const startAt = await wait.startAt;
     run.check();
-    if (startAt !== null) await run.sleep(Math.max(0, startAt - Date.now()) / 1000);
+    // Timers may fire up to a millisecond early: sleep again until the clock has passed startAt.
+    if (startAt !== null) {
+      while (Date.now() < startAt) await run.sleep(Math.max(1, startAt - Date.now()) / 1000);
+    }
   } finally {
     await wait.cancel();
   }

@@ -17,6 +17,14 @@ function runFiles(out: string): Map<string, string> {
   return new Map(existsSync(dir) ? readdirSync(dir).map((f) => [f, readFileSync(join(dir, f), 'utf8')]) : []);
 }
 
+/** Files of the runs the state records as complete (a kill between a run's file and the state write leaves a run to redo). */
+function completeRunFiles(out: string): Map<string, string> {
+  const stateFile = join(out, '.llem', 'state.json');
+  const state = existsSync(stateFile) ? (JSON.parse(readFileSync(stateFile, 'utf8')) as { runs: Record<string, { status: string }> }) : { runs: {} };
+  const complete = new Set(Object.entries(state.runs).filter(([, r]) => r.status === 'complete').map(([id]) => `${id}.json`));
+  return new Map([...runFiles(out)].filter(([name]) => complete.has(name)));
+}
+
 interface ExperimentJson {
   simulated: boolean;
   results: { runs: Array<{ runId: string; status: string; simulated: boolean }>; configurations: Array<{ metrics: { joulesPerToken: { mean: number | null; n: number } } }> };
@@ -60,7 +68,7 @@ describe('llem run (local, simulated)', { timeout: 600_000 }, () => {
       first.child.kill('SIGKILL');
       const killed = await first.done;
       assert.equal(killed.signal, 'SIGKILL');
-      const before = runFiles(out);
+      const before = completeRunFiles(out);
       const second = await runLlem(['run', SMALL, '--simulate', '--out', out]);
       assert.equal(second.code, 0, second.stderr);
       assert.match(second.stderr, new RegExp(`\\(${before.size} already complete\\)`));

@@ -50,6 +50,8 @@ export interface NodePlayerOptions {
 interface Tracked {
   abort: AbortController;
   forced?: PodOutcome;
+  /** The pod's process has ended (a later fail() would change nothing). */
+  exited?: boolean;
   done: Promise<void>;
 }
 
@@ -92,6 +94,7 @@ export class NodePlayer {
   async fail(namespace: string, name: string, outcome: PodOutcome): Promise<void> {
     const t = this.tracked.get(key(namespace, name));
     if (t === undefined) throw new Error(`node player: pod ${namespace}/${name} is not running here`);
+    if (t.exited === true) throw new Error(`node player: pod ${namespace}/${name} has already finished; fail() came too late`);
     t.forced = outcome;
     // The OOM killer and an eviction past its grace period send SIGKILL: the agent gets no chance to say goodbye.
     t.abort.abort(outcome.exitCode === 137 ? 'SIGKILL' : 'SIGTERM');
@@ -144,6 +147,7 @@ export class NodePlayer {
     } catch (err) {
       outcome = { exitCode: 1, reason: 'Error', message: err instanceof Error ? err.message : String(err) };
     }
+    t.exited = true;
     if (t.forced !== undefined) outcome = t.forced;
     else if (t.abort.signal.aborted) return; // deleted: nothing to report
     await this.writeStatus(pod, terminated(pod, started, outcome));
@@ -273,6 +277,8 @@ export function spawnOutcome(bin: string, args: string[], env: NodeJS.ProcessEnv
       setTimeout(() => child.kill('SIGKILL'), 5000).unref();
     };
     signal.addEventListener('abort', onAbort, { once: true });
+    // Aborted while the runner was still preparing (e.g. picking a port): the listener would never fire.
+    if (signal.aborted) onAbort();
     child.on('exit', (code, sig) => {
       signal.removeEventListener('abort', onAbort);
       const exitCode = code ?? (sig === 'SIGKILL' ? 137 : 143);

@@ -115,6 +115,9 @@ void describe('NATS permissions per role', () => {
     await assert.rejects(agentA.subscribeControl(startSubject('team-b', 'uid-1', 'r1'), () => undefined), { name: 'BusError' });
     await agentA.publishControl(startSubject('team-a', 'uid-1', 'r1'), enc.encode('forged-start'));
     await controller.publishControl(startSubject('team-a', 'uid-1', 'r1'), enc.encode('start'));
+    // Delivery is asynchronous: wait for the real signal (a slow machine may take a while), then a
+    // little longer so a forged one, had the server let it through, would have arrived too.
+    for (const until = Date.now() + 10_000; !got.includes('start') && Date.now() < until;) await new Promise((r) => setTimeout(r, 20));
     await new Promise((r) => setTimeout(r, 200));
     await sub.unsubscribe();
     assert.deepEqual(got, ['start']);

@@ -111,7 +111,8 @@ void describe('llem controller against a real API server', { skip, timeout: 900_
   void test('retries a run whose pod was OOM-killed and merges only the complete attempt', async () => {
     const ns = 'oom';
     await createNamespace(env, ns);
-    await env.kube.kubectlOk(['apply', '-f', '-'], { input: manifest('oom', ns, { requests: 40 }) });
+    // Long enough (~10 s) that the kill 4 s after the pod appears lands mid-run on a slow machine.
+    await env.kube.kubectlOk(['apply', '-f', '-'], { input: manifest('oom', ns, { requests: 120 }) });
     const first = await waitFor('first pod running', async () => (await podsOf(env, ns)).find((p) => p.metadata.labels['llem.dev/attempt'] === '0'));
     await sleep(4000);
     await env.player.fail(ns, first.metadata.name, { exitCode: 137, reason: 'OOMKilled', message: 'Memory cgroup out of memory' });

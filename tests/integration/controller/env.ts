@@ -47,7 +47,7 @@ export async function startEnv(opts: EnvOptions = {}): Promise<TestEnv> {
         bus,
         workers: 2,
         podOptions: { agentImage: 'llem/agent:test', backendImages: {}, agentEnv: [{ name: 'LLEM_NATS_URL', value: nats.url }], simulate: true },
-        leaderElection: { enabled: true, namespace: 'default', name: 'llem-controller', leaseDurationMs: 3000, renewDeadlineMs: 2000, retryPeriodMs: 500 },
+        leaderElection: { enabled: true, namespace: 'default', name: 'llem-controller', leaseDurationMs: 8000, renewDeadlineMs: 5000, retryPeriodMs: 500 },
         probe: { host: '127.0.0.1', port: 0 },
         retryBaseMs: 500,
         checkpointMs: 200,

@@ -62,12 +62,13 @@ void describe('NATS as the chart configures it', { skip, timeout: 120_000 }, () 
 
   void test('an agent receives the start signal the controller publishes', async () => {
     const subject = startSubject(PUBLISHER.namespace, PUBLISHER.experimentUid, PUBLISHER.runId);
-    const got = new Promise<string>((resolve) => {
-      void agent.subscribeControl(subject, (data) => resolve(new TextDecoder().decode(data)));
-    });
-    await new Promise((r) => setTimeout(r, 200));
+    let resolveGot: (text: string) => void = () => undefined;
+    const got = new Promise<string>((resolve) => (resolveGot = resolve));
+    // subscribeControl resolves once the server has the subscription: no sleep needed before publishing.
+    const sub = await agent.subscribeControl(subject, (data) => resolveGot(new TextDecoder().decode(data)));
     await controller.publishControl(subject, new TextEncoder().encode('go'));
     assert.equal(await got, 'go');
+    await sub.unsubscribe();
   });
 
   void test('an agent cannot read checkpoints, consume the stream, publish dead letters or forge start signals', async () => {

@@ -39,7 +39,7 @@ void describe('the controller under the chart\'s ServiceAccount', { skip, timeou
     const token = (await env.kube.kubectlOk(['create', 'token', sa, '-n', RELEASE_NAMESPACE, '--duration=1h'])).trim();
     await env.startController({
       kubeConfig: serviceAccountKubeConfig(env.kube.server, token),
-      leaderElection: { enabled: true, namespace: RELEASE_NAMESPACE, name: leaseName, leaseDurationMs: 3000, renewDeadlineMs: 2000, retryPeriodMs: 500 },
+      leaderElection: { enabled: true, namespace: RELEASE_NAMESPACE, name: leaseName, leaseDurationMs: 8000, renewDeadlineMs: 5000, retryPeriodMs: 500 },
     });
   });
 
@@ -49,7 +49,7 @@ void describe('the controller under the chart\'s ServiceAccount', { skip, timeou
 
   void test('completes an experiment, records Events, holds the Lease and deletes the experiment after its TTL', async () => {
     await createNamespace(env, NS);
-    await env.kube.kubectlOk(['apply', '-f', '-'], { input: manifest('under-sa', NS, { extra: '    ttlSecondsAfterFinished: 5\n' }) });
+    await env.kube.kubectlOk(['apply', '-f', '-'], { input: manifest('under-sa', NS, { extra: '    ttlSecondsAfterFinished: 20\n' }) });
     const done = await waitFor('experiment finished', async () => {
       const e = await getExperiment(env, NS, 'under-sa');
       return ['Succeeded', 'Failed'].includes(e?.status?.phase ?? '') ? e : undefined;
