@@ -75,6 +75,11 @@ export class BackendError extends LlemError {
   }
 }
 
+/** True when a server's output says it could not bind its port (another process took it first). */
+export function isAddressInUse(text: string): boolean {
+  return /address already in use|EADDRINUSE/i.test(text);
+}
+
 export class CheckpointError extends LlemError {
   override name = 'CheckpointError';
   constructor(message: string, options: { cause?: unknown } = {}) {

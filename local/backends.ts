@@ -9,7 +9,7 @@ import { awaitBackendReady } from '../agent/readiness.ts';
 import { describeExit, startBackend, type BackendProcess } from '../agent/supervisor.ts';
 import { startMockServer, type MockServer } from '../agent/mock-server.ts';
 import type { Configuration } from '../api/matrix.ts';
-import { BackendError, InterruptedError } from '../lib/errors.ts';
+import { BackendError, InterruptedError, isAddressInUse } from '../lib/errors.ts';
 import type { Logger } from '../lib/log.ts';
 import { BackendLedger, processStartTicks } from './orphans.ts';
 
@@ -166,7 +166,7 @@ export class BackendPool {
     }
     if (first !== null) {
       const tail = proc.tail().slice(-10).join('\n  ');
-      const Failure = /address already in use|EADDRINUSE/i.test(tail) ? PortTakenError : BackendError;
+      const Failure = isAddressInUse(tail) ? PortTakenError : BackendError;
       throw new Failure(`backend ${c.backend.name} failed to start: ${first} (command: ${argv.join(' ')})${tail === '' ? '' : `\n  ${tail}`}`);
     }
     return {

@@ -32,7 +32,8 @@ import { KubeConfig } from '@kubernetes/client-node';
 import { NodePlayer, type NodePlayerOptions } from './node-player.ts';
 import { freePort, isAddressInUse } from './ports.ts';
 
-export { NodePlayer, freePort, localAgentRunner, spawnOutcome, type NodePlayerOptions, type PodRun, type PodOutcome } from './node-player.ts';
+export { freePort } from './ports.ts';
+export { NodePlayer, localAgentRunner, spawnOutcome, type NodePlayerOptions, type PodRun, type PodOutcome } from './node-player.ts';
 
 const REPO = resolve(import.meta.dirname, '..', '..');
 

@@ -21,8 +21,6 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { freePort, isAddressInUse } from './ports.ts';
 
-export { freePort } from './ports.ts';
-
 export interface NatsServerOptions {
   /** Extra configuration text appended to the generated `port` + `jetstream` config. */
   config?: string;

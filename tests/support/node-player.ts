@@ -15,8 +15,6 @@ import { resolve } from 'node:path';
 import { CoreV1Api, KubeConfig, makeInformer, setHeaderOptions, PatchStrategy, type V1Pod, type Informer, type ObjectCache } from '@kubernetes/client-node';
 import { freePort } from './ports.ts';
 
-export { freePort } from './ports.ts';
-
 const REPO = resolve(import.meta.dirname, '..', '..');
 
 export interface PodRun {

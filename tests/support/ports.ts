@@ -12,6 +12,8 @@
 import { readFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 
+export { isAddressInUse } from '../../lib/errors.ts';
+
 const LOWEST = 10_000;
 const handedOut = new Set<number>();
 
@@ -46,9 +48,4 @@ export async function freePort(): Promise<number> {
     }
   }
   throw new Error(`no free TCP port found in ${LOWEST}-${HIGHEST} after 200 tries`);
-}
-
-/** True when a server's output says it could not bind its port (another process was quicker). */
-export function isAddressInUse(text: string): boolean {
-  return /address already in use|EADDRINUSE/i.test(text);
 }
