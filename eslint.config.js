@@ -22,11 +22,24 @@ export default tseslint.config(
     },
   },
   {
-    files: ['api/**/*.ts', 'lib/**/*.ts', 'controller/**/*.ts', 'agent/**/*.ts'],
+    files: ['api/**/*.ts', 'lib/**/*.ts', 'controller/**/*.ts', 'agent/**/*.ts', 'aggregator/**/*.ts', 'report/**/*.ts', 'local/**/*.ts'],
     rules: {
       '@typescript-eslint/explicit-function-return-type': ['error', { allowExpressions: true, allowTypedFunctionExpressions: true }],
       complexity: ['warn', 15],
     },
   },
+  // The data flow is the import graph (DESIGN.md): engines never import the runtimes that compose them.
+  ...[
+    { files: ['api/**/*.ts', 'lib/**/*.ts', 'agent/**/*.ts', 'aggregator/**/*.ts', 'report/**/*.ts'], banned: ['controller', 'local', 'cli'] },
+    { files: ['local/**/*.ts'], banned: ['controller', 'cli'] },
+    { files: ['controller/**/*.ts'], banned: ['agent', 'local', 'cli'] },
+  ].map(({ files, banned }) => ({
+    files,
+    rules: {
+      'no-restricted-imports': ['error', {
+        patterns: [{ regex: `^(\\.\\./)+(${banned.join('|')})/`, message: 'engines never import the runtimes that compose them (DESIGN.md)' }],
+      }],
+    },
+  })),
   { files: ['cli/**/*.ts', 'bench/**/*.ts', 'scripts/**/*.ts', 'tests/**/*.ts'], rules: { 'no-console': 'off' } },
 );

@@ -6,7 +6,7 @@ import { loadavg } from 'node:os';
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
 import { decodeMessage, encodeMessage, type SketchMessage, type WireMessage } from '../api/protocol.ts';
-import { Aggregator } from '../controller/aggregator/index.ts';
+import { Aggregator } from '../aggregator/index.ts';
 import { MergingDigest, sketchToBase64 } from '../lib/sketch/index.ts';
 import { makePlan, normal, replicaMessages, seededRandom } from '../tests/support/streams.ts';
 

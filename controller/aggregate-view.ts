@@ -1,19 +1,11 @@
-// Adapter from the streaming Aggregator (controller/aggregator/) to the small status shapes: the
+// Adapter from the streaming Aggregator (aggregator/) to the small status shapes: the
 // Aggregator owns the statistics (energy, latency sketches, Student-t intervals); status keeps a
 // few named metrics per configuration (api/status.ts METRIC_NAMES).
-import { Aggregator, type AggregateResults, type CycleStats } from './aggregator/index.ts';
-import type { FailurePolicy } from './aggregator/index.ts';
-import type { RunMatrix } from '../api/matrix.ts';
+import type { AggregateResults, CycleStats } from '../aggregator/index.ts';
 import { SHORT_WINDOW_SECONDS } from '../api/protocol.ts';
 import { statusStat } from './status.ts';
 import type { RunSummary, Stat } from '../api/status.ts';
 
-export function newAggregator(experimentUid: string, matrix: RunMatrix, replicas: number, failurePolicy: FailurePolicy): Aggregator {
-  return new Aggregator({
-    experimentUid,
-    runs: matrix.runs.map((r) => ({ runId: r.id, configId: r.configurationId, configHash: r.configHash, cycle: r.cycle, replicas, failurePolicy })),
-  });
-}
 
 const RUN_METRIC_NAMES: Record<string, string> = {
   joulesPerToken: 'joulesPerToken',

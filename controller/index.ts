@@ -1,5 +1,5 @@
 // The Kubernetes controller's public surface (the local runtime lives in controller/local/,
-// the aggregator in controller/aggregator/).
+// the aggregator in aggregator/).
 export { Controller, TerminalError } from './manager.ts';
 export type { ControllerOptions, LeaderElectionConfig } from './manager.ts';
 export { Reconciler } from './reconciler.ts';
@@ -14,8 +14,8 @@ export { ControllerMetrics, CONTROLLER_METRICS } from './metrics.ts';
 export type { MetricDoc, ControllerMetricName } from './metrics.ts';
 export { buildPod, podName, podLabels, labelValue } from './pods.ts';
 export type { PodBuilderOptions, PodRequest, ExperimentRef } from './pods.ts';
-export { agentConfigFor } from './agent-config.ts';
-export { backendLaunch, serverCommand, SERVER_PORT } from './server-command.ts';
+export { agentConfigFor } from '../lib/backends/agent-config.ts';
+export { backendLaunch, serverCommand, SERVER_PORT } from '../lib/backends/server-command.ts';
 export { stepRuns, podFailure } from './runs.ts';
 export type { RunInputs, RunPlanOutput, RunEvent } from './runs.ts';
 export { RunLedger, publisherKey } from './ledger.ts';

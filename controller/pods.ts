@@ -6,9 +6,9 @@ import type { Configuration, PlannedRun } from '../api/matrix.ts';
 import type { EnergyExperimentSpec } from '../api/spec.ts';
 import { API_VERSION, KIND } from '../api/spec.ts';
 import { LABEL_ATTEMPT, LABEL_EXPERIMENT, LABEL_EXPERIMENT_UID, LABEL_REPLICA, LABEL_RUN } from './kube.ts';
-import { agentConfigFor } from './agent-config.ts';
+import { agentConfigFor } from '../lib/backends/agent-config.ts';
 import type { BackendLaunch } from '../lib/backends/index.ts';
-import { AGENT_DIR, backendLaunch, DATASET_DIR, MODEL_DIR, SERVER_PORT } from './server-command.ts';
+import { AGENT_DIR, backendLaunch, DATASET_DIR, MODEL_DIR, SERVER_PORT } from '../lib/backends/server-command.ts';
 
 export interface PodBuilderOptions {
   /** Image holding the agent bundle under /llem (copied by the init container). */

@@ -12,9 +12,10 @@ import { FINALIZER, LABEL_EXPERIMENT_UID, type ExperimentObject, type KubeWriter
 import type { ObjectStore } from './informer.ts';
 import { buildPod, labelValue, podName, type ExperimentRef, type PodBuilderOptions } from './pods.ts';
 import type { ExperimentFeed, ExperimentStreams } from './results.ts';
-import { measurementWeaknesses, newAggregator, statusMetrics, withAggregatorRunMetrics } from './aggregate-view.ts';
-import { configLabelsOf, resultsFiles } from './report/files.ts';
-import type { AggregateResults } from './aggregator/index.ts';
+import { newAggregator } from '../aggregator/index.ts';
+import { measurementWeaknesses, statusMetrics, withAggregatorRunMetrics } from './aggregate-view.ts';
+import { configLabelsOf, resultsFiles } from '../report/files.ts';
+import type { AggregateResults } from '../aggregator/index.ts';
 import type { ConfigurationResult, Stat } from '../api/status.ts';
 import { stepRuns, type RunPlanOutput } from './runs.ts';
 import { applyConditions, bestConfiguration, boundRuns, configurationResults, decidePhase, progressOf, statusChanged } from './status.ts';

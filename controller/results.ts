@@ -10,7 +10,7 @@ import { experimentCheckpointKey } from '../lib/bus/subjects.ts';
 import type { Logger } from '../lib/log.ts';
 import { RunLedger } from './ledger.ts';
 import type { ExperimentRef } from './pods.ts';
-import { Aggregator, type AggregateResults } from './aggregator/index.ts';
+import { Aggregator, type AggregateResults } from '../aggregator/index.ts';
 
 export interface FeedEvents {
   /** Something changed for this experiment: requeue it. */

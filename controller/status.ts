@@ -5,7 +5,7 @@ import type { Configuration } from '../api/matrix.ts';
 import { initialConditions, setCondition, REASONS, type Condition, type ConditionUpdate } from '../api/conditions.ts';
 import { progressSummary, MAX_STATUS_RUNS, MAX_STATUS_CONFIGURATIONS, type Best, type ConfigurationResult, type ExperimentPhase, type RunSummary, type Stat } from '../api/status.ts';
 import { canonicalJson } from '../api/paths.ts';
-import { cycleStats, type CycleStats } from './aggregator/index.ts';
+import { cycleStats, type CycleStats } from '../aggregator/index.ts';
 import type { RunAttemptResult } from './ledger.ts';
 
 const sig = (x: number): number => Number(x.toPrecision(6));

@@ -1,9 +1,9 @@
 // `llem run`: the whole experiment on this machine. Same planner (api/), agent (agent/) and
-// aggregator (controller/aggregator) as the cluster, joined by the in-process bus.
+// aggregator (aggregator/) as the cluster, joined by the in-process bus.
 import { existsSync, mkdirSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import { Aggregator } from '../controller/aggregator/index.ts';
-import { newAggregator } from '../controller/aggregate-view.ts';
+import { Aggregator } from '../aggregator/index.ts';
+import { newAggregator } from '../aggregator/index.ts';
 import { decodeMessage, experimentSubjectFilter, startSubject, PROTOCOL_VERSION } from '../api/protocol.ts';
 import type { Configuration, PlannedRun } from '../api/matrix.ts';
 import { sanitizeToken } from '../api/names.ts';

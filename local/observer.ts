@@ -2,7 +2,7 @@
 // keeps beside the aggregate: progress (phase, requests done), the start barrier, a downsampled
 // power series and each run's window bounds. It holds at most one point per GPU per second.
 import type { WireMessage } from '../api/protocol.ts';
-import type { PowerPoint } from '../controller/report/csv.ts';
+import type { PowerPoint } from '../report/csv.ts';
 
 export interface RunObservation {
   phase: string;

@@ -3,7 +3,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { z } from 'zod';
 import { InvalidInputError } from '../lib/errors.ts';
-import type { AggregateResults } from '../controller/aggregator/index.ts';
+import type { AggregateResults } from '../aggregator/index.ts';
 import { RESULTS_SCHEMA_VERSION } from './results.ts';
 
 const statOf = z.looseObject({ mean: z.number().nullable(), ci95Low: z.number().nullable().optional(), ci95High: z.number().nullable().optional() });

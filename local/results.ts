@@ -3,10 +3,10 @@
 // when the run completes, and never rewritten: a resumed experiment keeps them byte-for-byte.
 import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
-import type { AggregateResults, Aggregator, RunResult } from '../controller/aggregator/index.ts';
-import type { PowerPoint } from '../controller/report/csv.ts';
-import { configLabelsOf, resultsFiles } from '../controller/report/files.ts';
-import type { Band } from '../controller/report/svg.ts';
+import type { AggregateResults, Aggregator, RunResult } from '../aggregator/index.ts';
+import type { PowerPoint } from '../report/csv.ts';
+import { configLabelsOf, resultsFiles } from '../report/files.ts';
+import type { Band } from '../report/svg.ts';
 import type { LoadedExperiment } from '../lib/manifest/index.ts';
 import { writeFileAtomic } from '../lib/atomic-file.ts';
 import type { RunObservation } from './observer.ts';

@@ -3,7 +3,7 @@
 import { createSimulatedGpu, createNvmlTelemetry, parseAgentConfig, runAgent } from '../agent/index.ts';
 import type { Configuration, PlannedRun } from '../api/matrix.ts';
 import type { EnergyExperiment } from '../api/spec.ts';
-import { agentConfigFor } from '../controller/agent-config.ts';
+import { agentConfigFor } from '../lib/backends/agent-config.ts';
 import type { Bus } from '../lib/bus/types.ts';
 import { createLatencySketch } from '../lib/sketch/index.ts';
 import { BackendError } from '../lib/errors.ts';

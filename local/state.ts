@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { z } from 'zod';
 import { writeFileAtomic } from '../lib/atomic-file.ts';
 import { InvalidInputError } from '../lib/errors.ts';
-import { Aggregator } from '../controller/aggregator/index.ts';
+import { Aggregator } from '../aggregator/index.ts';
 
 export const STATE_VERSION = 1;
 

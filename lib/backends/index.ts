@@ -5,3 +5,5 @@ export { DEFAULT_LAUNCH_CONTEXT, formatCommandLine, renderBackendLaunch, shellQu
 export { renderPytorch } from './pytorch.ts';
 export { renderTensorrt } from './tensorrt.ts';
 export { clientHost, renderVllm, speculativeConfig } from './vllm.ts';
+export { agentConfigFor, PROMPT_OUTPUT_TOKENS, type RunLaunchRequest } from './agent-config.ts';
+export * from './server-command.ts';

@@ -9,8 +9,8 @@
 // unpacked h200-validation.tgz works as it is (llem's files under results/, the log beside them).
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { cycleStats } from '../../controller/aggregator/stats.ts';
-import { barChart, lineChart } from '../../controller/report/svg.ts';
+import { cycleStats } from '../../aggregator/stats.ts';
+import { barChart, lineChart } from '../../report/svg.ts';
 
 interface LogRow {
   t_ms: number;

@@ -3,7 +3,7 @@
 // telemetry and per-slice sketches -> summary, with seqs 1..n and a consistent energy counter.
 // Deterministic for a given seed. Every message says simulated: true.
 import type { SketchMessage, TelemetryMessage, WireMessage } from '../../api/protocol.ts';
-import type { AggregatorPlan, FailurePolicy, PlannedRun } from '../../controller/aggregator/index.ts';
+import type { AggregatorPlan, FailurePolicy, PlannedRun } from '../../aggregator/index.ts';
 import { MergingDigest, sketchToBase64 } from '../../lib/sketch/index.ts';
 
 import { seededRandom } from '../../api/random.ts';

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import type { TelemetryMessage, WireMessage } from '../../../api/protocol.ts';
-import { Aggregator, type AggregatorPlan } from '../../../controller/aggregator/index.ts';
+import { Aggregator, type AggregatorPlan } from '../../../aggregator/index.ts';
 import { CheckpointError, InvalidInputError } from '../../../lib/errors.ts';
 import { experimentMessages, makePlan, replicaMessages } from '../../support/streams.ts';
 

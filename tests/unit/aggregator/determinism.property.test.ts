@@ -5,7 +5,7 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import fc from 'fast-check';
 import type { WireMessage } from '../../../api/protocol.ts';
-import { Aggregator } from '../../../controller/aggregator/index.ts';
+import { Aggregator } from '../../../aggregator/index.ts';
 import { experimentMessages, makePlan, replicaMessages } from '../../support/streams.ts';
 
 type Fault = { kind: 'duplicate' | 'drop' | 'swap' | 'stale' | 'retry'; at: number };

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { Aggregator } from '../../../controller/aggregator/index.ts';
+import { Aggregator } from '../../../aggregator/index.ts';
 import { makePlan, replicaMessages } from '../../support/streams.ts';
 
 describe('reading one run and pooled CDFs', () => {

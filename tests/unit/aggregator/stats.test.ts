@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { cycleStats, studentTQuantile } from '../../../controller/aggregator/index.ts';
+import { cycleStats, studentTQuantile } from '../../../aggregator/index.ts';
 
 void describe('across-cycle statistics', () => {
   void it('computes Student t 97.5% quantiles that match the published table', () => {

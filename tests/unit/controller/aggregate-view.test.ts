@@ -3,7 +3,7 @@ import { test } from 'node:test';
 import type { WireMessage } from '../../../api/protocol.ts';
 import type { RunSummary } from '../../../api/status.ts';
 import { measurementWeaknesses, statusMetrics, withAggregatorRunMetrics } from '../../../controller/aggregate-view.ts';
-import { Aggregator } from '../../../controller/aggregator/index.ts';
+import { Aggregator } from '../../../aggregator/index.ts';
 import { bestConfiguration, decidePhase, stat } from '../../../controller/status.ts';
 import { experimentMessages, makePlan } from '../../support/streams.ts';
 

@@ -4,7 +4,7 @@ import { describe, it } from 'node:test';
 import type { V1Container } from '@kubernetes/client-node';
 import { validateEnergyExperiment } from '../../../api/validation.ts';
 import { buildPod, type PodBuilderOptions } from '../../../controller/pods.ts';
-import { PYTORCH_SERVER_ROOT, SCRATCH_DIR, SERVER_PORT } from '../../../controller/server-command.ts';
+import { PYTORCH_SERVER_ROOT, SCRATCH_DIR, SERVER_PORT } from '../../../lib/backends/server-command.ts';
 import { renderBackendLaunch } from '../../../lib/backends/index.ts';
 import { parseAgentConfig } from '../../../agent/config.ts';
 

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { newAggregator } from '../../../controller/aggregate-view.ts';
+import { newAggregator } from '../../../aggregator/index.ts';
 import { BusExperimentStreams } from '../../../controller/results.ts';
 import { validateEnergyExperiment } from '../../../api/validation.ts';
 import { InProcessBus } from '../../../lib/bus/inprocess.ts';

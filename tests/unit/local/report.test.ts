@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { barChart, lineChart, ticks } from '../../../controller/report/svg.ts';
-import { timeseriesCsv } from '../../../controller/report/csv.ts';
+import { barChart, lineChart, ticks } from '../../../report/svg.ts';
+import { timeseriesCsv } from '../../../report/csv.ts';
 
 describe('report charts and CSV', () => {
   it('chooses axis ticks that cover the whole data range', () => {

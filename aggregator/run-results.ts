@@ -1,7 +1,7 @@
 // Per-run results: energy per GPU and in total, efficiency and throughput, latency percentiles.
 // Every metric is a number or null, and every null has a sentence in `missing` saying why.
-import { SHORT_WINDOW_SECONDS, type BackendMetrics } from '../../api/protocol.ts';
-import type { LatencySketch } from '../../lib/sketch/index.ts';
+import { SHORT_WINDOW_SECONDS, type BackendMetrics } from '../api/protocol.ts';
+import type { LatencySketch } from '../lib/sketch/index.ts';
 import { completeness, type RunStatus } from './completeness.ts';
 import { segmentEnergy, type SegmentEnergy } from './energy.ts';
 import type { RunState } from './run-state.ts';

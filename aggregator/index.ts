@@ -12,3 +12,4 @@ export {
   FAILURE_POLICIES, LATENCY_METRICS, CHECKPOINT_VERSION,
   type FailurePolicy, type PlannedRun, type AggregatorPlan, type LatencyMetric,
 } from './state.ts';
+export { newAggregator } from './plan.ts';

@@ -1,9 +1,20 @@
 // The agent's configuration for one pod (contract: agent/config.ts, read from LLEM_AGENT_CONFIG).
-// Built here from the validated spec; the controller never imports agent/, so this is plain data.
-import type { TokenDistribution, WorkloadSpec } from '../api/spec.ts';
-import type { BackendLaunch } from '../lib/backends/index.ts';
-import type { PodRequest } from './pods.ts';
+// Built from the validated spec by both runtimes (controller pods, llem run); neither imports agent/,
+// so this is plain data.
+import type { Configuration, PlannedRun } from '../../api/matrix.ts';
+import type { EnergyExperimentSpec, TokenDistribution, WorkloadSpec } from '../../api/spec.ts';
+import type { BackendLaunch } from './types.ts';
 import { DATASET_FILE, SERVER_PORT } from './server-command.ts';
+
+/** One replica of one attempt of a planned run: what a runtime launches. */
+export interface RunLaunchRequest {
+  experiment: { namespace: string; uid: string };
+  spec: EnergyExperimentSpec;
+  configuration: Configuration;
+  run: PlannedRun;
+  attempt: number;
+  replica: number;
+}
 
 type Distribution = Omit<TokenDistribution, never>;
 
@@ -45,7 +56,7 @@ function backendConfig(type: string, launch: BackendLaunch | undefined): Record<
  * the agent supervises (address, readiness probe, served model name, start-up files); local mode
  * starts its backends itself and fills those fields in.
  */
-export function agentConfigFor(req: PodRequest, simulate: boolean, launch?: BackendLaunch): Record<string, unknown> {
+export function agentConfigFor(req: RunLaunchRequest, simulate: boolean, launch?: BackendLaunch): Record<string, unknown> {
   const { experiment, configuration, spec, run } = req;
   const m = spec.measurement;
   return {

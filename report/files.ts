@@ -1,7 +1,7 @@
 // The results files both runtimes write: CSVs, SVG plots and the self-contained report. Local mode
 // writes them into its results directory (with the power time series its observer collected); the
 // controller puts them next to results.json in the object store when an experiment finishes.
-import type { RunMatrix } from '../../api/matrix.ts';
+import type { RunMatrix } from '../api/matrix.ts';
 import type { AggregateResults, Aggregator } from '../aggregator/index.ts';
 import { configsCsv, runsCsv, timeseriesCsv, type PowerPoint } from './csv.ts';
 import { jPerTokenChart, latencyCdfChart, powerChart, reportHtml } from './html.ts';

@@ -2,7 +2,7 @@
 // runs are merged; under `bestEffort` finished runs that lost messages (every replica sent its
 // summary, something is missing) are merged too and named. Aborted runs and runs still in flight
 // are never merged: their windows are cut short, so their figures describe a different workload.
-import { MergingDigest } from '../../lib/sketch/index.ts';
+import { MergingDigest } from '../lib/sketch/index.ts';
 import { latencySummary, QUANTILES, RUN_METRICS, type LatencySummary, type QuantileName, type RunMetric, type RunResult } from './run-results.ts';
 import type { RunState } from './run-state.ts';
 import { cycleStats, type CycleStats } from './stats.ts';

@@ -2,8 +2,9 @@
 // its environment and start-up files. Rendered by the same launchers local mode uses
 // (lib/backends), with the paths inside the images; every server listens on 127.0.0.1:SERVER_PORT
 // inside the pod, where the agent talks to it.
-import type { Configuration } from '../api/matrix.ts';
-import { renderBackendLaunch, type BackendLaunch, type LaunchContext } from '../lib/backends/index.ts';
+import type { Configuration } from '../../api/matrix.ts';
+import { renderBackendLaunch } from './launch.ts';
+import type { BackendLaunch, LaunchContext } from './types.ts';
 
 export const SERVER_PORT = 8000;
 

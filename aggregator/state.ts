@@ -2,7 +2,7 @@
 // validator, so the state and its persisted form cannot drift apart. No raw samples live here:
 // every field is a running sum, a bound, or a sketch.
 import { z } from 'zod';
-import { BackendMetricsSchema } from '../../api/protocol.ts';
+import { BackendMetricsSchema } from '../api/protocol.ts';
 
 export const FAILURE_POLICIES = ['strict', 'bestEffort'] as const;
 export type FailurePolicy = (typeof FAILURE_POLICIES)[number];

@@ -4,7 +4,7 @@
 // one is such an event, and that span's energy comes from integrating sampled power instead.
 // When no power samples cover the span, the segment's energy is null with a reason — never a
 // silent zero.
-import type { GpuSample, Mark, TelemetryMessage } from '../../api/protocol.ts';
+import type { GpuSample, Mark, TelemetryMessage } from '../api/protocol.ts';
 import type { GpuState, SegmentState } from './state.ts';
 
 /** Power samples this far apart (ms) or less count as covering the span between them. */

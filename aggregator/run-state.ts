@@ -1,7 +1,7 @@
 // One run's state for its current attempt: publishers (one per replica) with sequence tracking,
 // energy segments per GPU, and the run's merged latency sketches.
-import type { SketchMessage, SummaryMessage, WireMessage } from '../../api/protocol.ts';
-import { MergingDigest } from '../../lib/sketch/index.ts';
+import type { SketchMessage, SummaryMessage, WireMessage } from '../api/protocol.ts';
+import { MergingDigest } from '../lib/sketch/index.ts';
 import { applyTelemetry } from './energy.ts';
 import { LATENCY_METRICS, newPublisher, type LatencyMetric, type PlannedRun, type PublisherState, type RunStateData } from './state.ts';
 

@@ -2,8 +2,8 @@
 // with their JetStream stream sequence; the controller reads results() and persists checkpoint()
 // bytes next to lastStreamSeq so a restarted controller resumes without double counting.
 import { z } from 'zod';
-import type { WireMessage } from '../../api/protocol.ts';
-import { CheckpointError, InvalidInputError } from '../../lib/errors.ts';
+import type { WireMessage } from '../api/protocol.ts';
+import { CheckpointError, InvalidInputError } from '../lib/errors.ts';
 import { runResult, type RunResult } from './run-results.ts';
 import { RunState, type ApplyOutcome } from './run-state.ts';
 import { configResult, experimentResult, pooledSketch, type ConfigResult, type ExperimentResult, type RollupInput } from './rollup.ts';
