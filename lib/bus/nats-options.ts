@@ -1,10 +1,12 @@
 // Connection, layout and consumer options of the NATS bus: parsed once with zod, failing fast.
 import { z } from 'zod';
 import { InvalidInputError } from '../errors.ts';
+import { natsUrlProblem } from './nats-env.ts';
 
-const natsUrl = z
-  .string()
-  .regex(/^(nats|tls|ws|wss):\/\/[^\s]+$/, 'must be a URL such as nats://host:4222 or tls://host:4222');
+const natsUrl = z.string().superRefine((url, ctx) => {
+  const problem = natsUrlProblem(url);
+  if (problem !== null) ctx.addIssue({ code: 'custom', message: problem });
+});
 
 export const NatsTlsSchema = z.strictObject({
   /** CA bundle that signed the server certificate (PEM file). */

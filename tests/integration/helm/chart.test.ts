@@ -53,6 +53,8 @@ const CONTROLLER_PERMISSIONS = [
   'llem.dev/energyexperiments/status:patch', 'llem.dev/energyexperiments/finalizers:update',
   '/pods:get', '/pods:list', '/pods:watch', '/pods:create', '/pods:delete',
   '/events:create', '/events:patch',
+  // Each run's bus credentials (ADR 0011): create only, never read.
+  '/secrets:create',
 ];
 const LEASE_PERMISSIONS = ['coordination.k8s.io/leases:get', 'coordination.k8s.io/leases:create', 'coordination.k8s.io/leases:update'];
 
@@ -144,14 +146,14 @@ void describe('helm chart helm/llem', { skip }, () => {
     assert.deepEqual(named?.verbs, ['get', 'update']);
   });
 
-  void test('RBAC grants exactly the verbs the controller uses and nothing on Secrets, in every scenario', async () => {
+  void test('RBAC grants exactly the verbs the controller uses and only create on Secrets, in every scenario', async () => {
     for (const scenario of SCENARIO_NAMES) {
       const objs = await render(scenario);
       const granted = grantedPermissions(objs);
       const expected = new Set([...CONTROLLER_PERMISSIONS, ...(scenario === 'minimal' ? [] : LEASE_PERMISSIONS)]);
       assert.deepEqual([...granted].sort(), [...expected].sort(), `${scenario}: granted permissions`);
       for (const p of granted) {
-        assert.doesNotMatch(p, /\*|secrets|pods\/exec|nodes/, `${scenario}: ${p} is broader than the controller needs`);
+        assert.doesNotMatch(p, /\*|secrets:(?!create$)|pods\/exec|nodes/, `${scenario}: ${p} is broader than the controller needs`);
       }
     }
   });
@@ -175,9 +177,10 @@ void describe('helm chart helm/llem', { skip }, () => {
     for (const e of ext.env ?? []) assert.doesNotMatch(e.value ?? '', /password|secret-value/i, `${e.name} carries no inline secret`);
 
     const def = controllerContainer(await render('default'));
-    const pw = (def.env ?? []).find((e) => e.name === 'LLEM_NATS_PASSWORD');
-    assert.equal(pw?.valueFrom?.secretKeyRef?.key, 'password');
-    assert.equal(pw?.value, undefined);
+    const issuer = (def.env ?? []).find((e) => e.name === 'LLEM_NATS_ISSUER_SECRET');
+    assert.equal(issuer?.valueFrom?.secretKeyRef?.key, 'issuerSecret');
+    assert.equal(issuer?.value, undefined);
+    assert.equal((def.env ?? []).some((e) => e.name === 'LLEM_NATS_PASSWORD' || e.name === 'LLEM_NATS_USER'), false);
 
     const creds = await render('external-nats', ['--set', 'nats.external.userKey=', '--set', 'nats.external.passwordKey=',
       '--set', 'nats.external.credsKey=controller.creds']);
