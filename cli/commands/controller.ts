@@ -95,7 +95,7 @@ function kubeConfig(file: string | undefined): KubeConfig {
   return kc;
 }
 
-function parse(argv: string[], env: NodeJS.ProcessEnv): ControllerConfig | 'help' {
+export function parse(argv: string[], env: NodeJS.ProcessEnv): ControllerConfig | 'help' {
   const { values } = parseArgs({
     args: argv,
     strict: true,
