@@ -6,7 +6,7 @@ import { decodeMessage, startSubject, PROTOCOL_VERSION, type StartSignal, type W
 import { experimentSubjectFilter } from '../api/protocol.ts';
 import { sanitizeToken } from '../api/names.ts';
 import type { Bus, Consumption, DeliveredMessage } from '../lib/bus/types.ts';
-import { experimentCheckpointKey } from '../lib/bus/subjects.ts';
+import { experimentCheckpointKey, subjectMismatch } from '../lib/bus/subjects.ts';
 import type { Logger } from '../lib/log.ts';
 import { RunLedger } from './ledger.ts';
 import type { ExperimentRef } from './pods.ts';
@@ -117,6 +117,11 @@ class Feed implements ExperimentFeed {
       return Promise.resolve('dead-letter');
     }
     const msg = decoded.message;
+    const forged = subjectMismatch(m.subject, msg);
+    if (forged !== null) {
+      this.log.warn({ subject: m.subject, reason: forged }, 'message whose body does not match its subject dead-lettered');
+      return Promise.resolve('dead-letter');
+    }
     this.ledger.apply(msg);
     this.applyToAggregator(m.streamSeq, msg);
     this.lastStreamSeq = m.streamSeq;
