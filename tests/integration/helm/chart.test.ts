@@ -195,6 +195,34 @@ void describe('helm chart helm/llem', { skip }, () => {
     assert.match(r.stderr, /nats\.external: choose one of userKey\/passwordKey, tokenKey, credsKey/);
   });
 
+  void test('an external NATS URL with embedded credentials is refused with a pointer to the Secret keys, without echoing them', async () => {
+    const r = await helm(['template', 'llem', CHART_DIR, ...SCENARIOS['external-nats'], '--set', 'nats.external.url=nats://agent:hunter2@nats:4222']);
+    assert.notEqual(r.code, 0);
+    assert.match(r.stderr, /nats\.external\.url must not embed credentials.*existingSecret.*userKey\/passwordKey, tokenKey or credsKey/);
+    assert.doesNotMatch(r.stderr, /hunter2/);
+  });
+
+  void test('with nats.external.issuerSecretKey the controller signs run credentials from the Secret and no other method is allowed', async () => {
+    const noOther = ['--set', 'nats.external.userKey=', '--set', 'nats.external.passwordKey='];
+    const c = controllerContainer(await render('external-nats', [...noOther, '--set', 'nats.external.issuerSecretKey=issuer']));
+    const issuer = (c.env ?? []).find((e) => e.name === 'LLEM_NATS_ISSUER_SECRET');
+    assert.deepEqual(issuer?.valueFrom?.secretKeyRef, { name: 'llem-nats-credentials', key: 'issuer' });
+    const both = await helm(['template', 'llem', CHART_DIR, ...SCENARIOS['external-nats'], '--set', 'nats.external.issuerSecretKey=issuer']);
+    assert.notEqual(both.code, 0);
+    assert.match(both.stderr, /issuerSecretKey: the controller signs its own credentials/);
+  });
+
+  void test('the bundled NATS trusts only what its init container derives from the auth Secret, and has no anonymous user', async () => {
+    const objs = await render('default');
+    const conf = String((findObject(objs, 'ConfigMap', '-nats-config')['data'] as Record<string, string>)['nats.conf']);
+    assert.doesNotMatch(conf, /no_auth_user|authorization/);
+    const sts = findObject(objs, 'StatefulSet', '-nats')['spec'] as { template: { spec: { initContainers?: { name: string; args: string[]; env: { name: string; valueFrom?: { secretKeyRef?: { key: string } } }[] }[]; containers: { command: string[] }[] } } };
+    const init = sts.template.spec.initContainers?.find((x) => x.name === 'trust');
+    assert.deepEqual(init?.args.slice(0, 1), ['nats-server-config']);
+    assert.equal(init?.env.find((e) => e.name === 'LLEM_NATS_ISSUER_SECRET')?.valueFrom?.secretKeyRef?.key, 'issuerSecret');
+    assert.deepEqual(sts.template.spec.containers[0]?.command, ['nats-server', '--config', '/etc/nats/nats.conf']);
+  });
+
   void test('values.schema.json rejects a wrong type, an unknown key and an external NATS without a URL', async () => {
     const cases: [string[], RegExp][] = [
       [['--set', 'controller.replicas=two'], /replicas/],
