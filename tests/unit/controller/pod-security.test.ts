@@ -6,6 +6,7 @@ import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { describe, it } from 'node:test';
 import type { V1Container, V1Pod } from '@kubernetes/client-node';
+import { isReservedEnvName } from '../../../api/spec.ts';
 import { validateEnergyExperiment } from '../../../api/validation.ts';
 import { busCredentialSecret, busSecretName } from '../../../controller/bus-credentials.ts';
 import { escapeKubeletExpansion } from '../../../controller/pod-security.ts';
@@ -78,6 +79,18 @@ void describe('podTemplate.env names', () => {
       assert.match(issue.message, /reserved/);
     }
     assert.equal(issues.some((x) => x.path === 'spec.placement.podTemplate.env[0].name'), false);
+  });
+
+  void it('reserves every variable llem itself sets in a run pod, for every backend and model source', () => {
+    const models = [{ name: 'org/m', source: { huggingFace: { tokenSecretRef: { name: 'hf', key: 't' } } } }, { name: 'm', source: { pvc: { claimName: 'c', path: 'p' } } }];
+    for (const model of models) {
+      for (const type of ['pytorch', 'vllm', 'tensorrt']) {
+        for (const simulate of [false, true]) {
+          const c = pod({ model, backends: [{ type }] }, { ...OPTS, simulate, busIssuer: new BusIssuer('x'.repeat(32)) }).spec?.containers[0];
+          for (const e of c?.env ?? []) assert.ok(isReservedEnvName(e.name), `${type}${simulate ? ' (simulated)' : ''}: llem sets ${e.name} but a manifest could too`);
+        }
+      }
+    }
   });
 
   void it('refuses invalid and repeated names with the index of the entry', () => {
