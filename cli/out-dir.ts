@@ -1,7 +1,7 @@
 // `--out DIR` checks made before anything runs. Kernel pseudo-filesystems (/proc, /sys, /dev and
 // their kin) are refused: nothing written there is a result, and `mkdir -p` under /proc never
 // returns in Node (libuv keeps retrying), a loop no signal can interrupt.
-import { realpathSync, statfsSync } from 'node:fs';
+import { realpathSync, statfsSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { InvalidInputError } from '../lib/errors.ts';
 
@@ -51,4 +51,22 @@ export function checkOutDir(out: string, flag = '--out'): void {
   }
   const name = PSEUDO_FS_TYPES.get(type);
   if (name !== undefined) throw issue(`${out} is on a ${name} filesystem (a kernel pseudo-filesystem); choose a directory on a real disk`);
+}
+
+/** Largest results file `llem results` reads: a real experiment.json is kilobytes to a few megabytes. */
+const MAX_RESULTS_FILE_BYTES = 256 * 1024 * 1024;
+
+/**
+ * A results file must be a regular file of bounded size: a FIFO, /dev/zero or a device behind a
+ * symlink would block or stream forever inside a synchronous read that no signal interrupts.
+ */
+export function checkResultsFile(file: string): void {
+  let info;
+  try {
+    info = statSync(file);
+  } catch {
+    return; // missing: the reader says what a results directory needs
+  }
+  if (!info.isFile()) throw new InvalidInputError([{ file, path: '', message: 'is not a regular file (a device, FIFO or directory); pass the --out directory of a finished `llem run`' }]);
+  if (info.size > MAX_RESULTS_FILE_BYTES) throw new InvalidInputError([{ file, path: '', message: `is ${info.size} bytes; a results file is at most ${MAX_RESULTS_FILE_BYTES}` }]);
 }

@@ -1,4 +1,5 @@
 // `llem results show DIR | export DIR --format csv|json | compare DIR_A DIR_B`
+import { checkResultsFile } from '../out-dir.ts';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
@@ -52,6 +53,7 @@ export async function main(argv: string[]): Promise<number> {
     usageError((err as Error).message);
   }
   const dirs = parsed.positionals;
+  for (const d of dirs) for (const f of ['experiment.json', 'configs.csv']) checkResultsFile(join(d, f));
   switch (sub) {
     case 'show': {
       if (dirs.length !== 1 || dirs[0] === undefined) usageError('show takes one results directory');

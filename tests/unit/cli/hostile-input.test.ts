@@ -1,6 +1,7 @@
 // Hostile or broken input to the CLI (issue #17 item 7): every case ends promptly with exit 2 and a
 // `file: field.path: message` line, never a stack overflow, a spin or a half-written directory.
 import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
 import { existsSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -76,4 +77,19 @@ void describe('llem run --out on a kernel pseudo-filesystem', () => {
       assert.equal(existsSync(out), false);
     });
   }
+});
+
+void describe('llem results on a file that never ends', () => {
+  void it('refuses an experiment.json that is a FIFO or a device instead of blocking in a read no signal interrupts', () => {
+    const fifoDir = join(dir, 'fifo-results');
+    const devDir = join(dir, 'dev-results');
+    execFileSync('mkdir', ['-p', fifoDir, devDir]);
+    execFileSync('mkfifo', [join(fifoDir, 'experiment.json')]);
+    symlinkSync('/dev/zero', join(devDir, 'experiment.json'));
+    for (const d of [fifoDir, devDir]) {
+      const r = llem(['results', 'show', d]);
+      assert.equal(r.code, 2, `${d}: ${r.stderr} (null: it blocked until the timeout)`);
+      assert.match(r.stderr, /experiment\.json: is not a regular file/);
+    }
+  });
 });
