@@ -223,6 +223,12 @@ void describe('helm chart helm/llem', { skip }, () => {
     assert.deepEqual(sts.template.spec.containers[0]?.command, ['nats-server', '--config', '/etc/nats/nats.conf']);
   });
 
+  void test('the experiment admission policy ships by default on Kubernetes 1.30+, and is left out on older clusters (NOTES warn)', async () => {
+    const kinds = (objs: K8sObject[]): string[] => objs.map((o) => o.kind).filter((k) => k.startsWith('ValidatingAdmissionPolicy')).sort();
+    assert.deepEqual(kinds(await render('default')), ['ValidatingAdmissionPolicy', 'ValidatingAdmissionPolicyBinding']);
+    assert.deepEqual(kinds(await render('default', ['--kube-version', '1.29.0'])), []);
+  });
+
   void test('values.schema.json rejects a wrong type, an unknown key and an external NATS without a URL', async () => {
     const cases: [string[], RegExp][] = [
       [['--set', 'controller.replicas=two'], /replicas/],
