@@ -16,6 +16,7 @@ import { BusIssuer } from '../../../lib/bus/identity.ts';
 import { natsOptionsFromEnv } from '../../../lib/bus/nats-env.ts';
 import { parseNatsBusOptions } from '../../../lib/bus/nats-options.ts';
 import { isInvalidInput } from '../../../lib/errors.ts';
+import { kubeletExpand } from '../../support/kubelet-expansion.ts';
 
 const ref = { name: 'exp', namespace: 'team-a', uid: '0b7c1d2e-aaaa-bbbb-cccc-123456789abc' };
 const OPTS: PodBuilderOptions = { agentImage: 'agent:1', backendImages: {}, agentEnv: [{ name: 'LLEM_NATS_URL', value: 'nats://nats:4222' }], simulate: false };
@@ -37,34 +38,6 @@ function issuesOf(spec: Record<string, unknown>): { path: string; message: strin
   const v = validateEnergyExperiment(manifest(spec));
   assert.equal(v.ok, false);
   return v.ok ? [] : v.issues;
-}
-
-/** The kubelet's expansion (k8s.io/kubernetes third_party/forked/golang/expansion): `$$` -> `$`, `$(NAME)` -> value. */
-function kubeletExpand(text: string, vars: Record<string, string>): string {
-  let out = '';
-  for (let i = 0; i < text.length; i++) {
-    if (text[i] !== '$' || i + 1 >= text.length) {
-      out += text[i];
-      continue;
-    }
-    const next = text[i + 1];
-    if (next === '$') {
-      out += '$';
-      i++;
-    } else if (next === '(') {
-      const end = text.indexOf(')', i + 2);
-      if (end < 0) {
-        out += text.slice(i);
-        break;
-      }
-      const name = text.slice(i + 2, end);
-      out += vars[name] ?? `$(${name})`;
-      i = end;
-    } else {
-      out += '$';
-    }
-  }
-  return out;
 }
 
 void describe('podTemplate.env names', () => {
@@ -115,8 +88,12 @@ void describe('kubelet variable expansion', () => {
     const c = pod({ backends: [{ type: 'pytorch' }], placement: { podTemplate: { env: [{ name: 'NOTE', value: 'a $(HF_TOKEN) b' }] } } }).spec?.containers[0] as V1Container;
     const note = c.env?.find((e) => e.name === 'NOTE')?.value ?? '';
     assert.equal(kubeletExpand(note, secretVars), 'a $(HF_TOKEN) b');
-    const config = c.env?.find((e) => e.name === 'LLEM_AGENT_CONFIG')?.value ?? '';
-    assert.doesNotThrow(() => JSON.parse(kubeletExpand(config, secretVars)));
+    const prompt = 'say $(HF_TOKEN), then $$(X) and $5';
+    const c2 = pod({ backends: [{ type: 'pytorch' }], workload: { dataset: { prompts: [prompt] } } }).spec?.containers[0] as V1Container;
+    const config = c2.env?.find((e) => e.name === 'LLEM_AGENT_CONFIG')?.value ?? '';
+    const parsed = JSON.stringify(JSON.parse(kubeletExpand(config, secretVars)));
+    assert.ok(parsed.includes(JSON.stringify(prompt)), `the prompt reaches the agent as written: ${parsed.slice(0, 300)}`);
+    assert.ok(!parsed.includes('hf_secret_value'));
   });
 
   void it('escapes by doubling every dollar', () => {
