@@ -13,7 +13,7 @@ export { MergingDigest, DEFAULT_COMPRESSION, DEFAULT_SCALE, type MergingDigestOp
 export { MERGING_DIGEST_VERSION } from './merging-digest-codec.ts';
 export { TDigestSketch } from './tdigest-adapter.ts';
 export { LogHistogram } from './log-histogram.ts';
-export { BYTE_BUDGET, FINEST_BITS, LOG_HISTOGRAM_VERSION } from './log-histogram-layout.ts';
+export { BYTE_BUDGET, FINEST_BITS, LOG_HISTOGRAM_VERSION, withoutSum } from './log-histogram-layout.ts';
 export type { ScaleName } from './scale.ts';
 
 /** The sketch every producer should create. */

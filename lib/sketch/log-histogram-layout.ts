@@ -16,6 +16,18 @@ export const LOG_HISTOGRAM_VERSION = 1;
  */
 export const FIXED_HEADER_BYTES = 4 + 6 * 8;
 const SCALE = 2 ** FINEST_BITS;
+/** Where sumHi and sumLo sit in the serialised form (after the 4 u8s, count and zeros). */
+const SUM_OFFSET = 4 + 2 * 8;
+
+/**
+ * The serialised form with the sum zeroed: the part that is exactly independent of how the values
+ * were split and merged (the floating-point sum can differ in its last bits between merge orders).
+ */
+export function withoutSum(bytes: Uint8Array): Uint8Array {
+  const out = bytes.slice();
+  out.fill(0, SUM_OFFSET, SUM_OFFSET + 16);
+  return out;
+}
 
 /** Finest-level bucket of a positive finite value. */
 export function finestIndex(value: number): number {
