@@ -127,7 +127,7 @@ export class RunState {
       try {
         decoded[k] = LogHistogram.deserialize(Buffer.from(b64, 'base64'));
       } catch (err) {
-        return `sketch ${k} refused: ${(err as Error).message}`;
+        return `sketch ${k} could not be decoded: ${(err as Error).message}`;
       }
     }
     for (const k of LATENCY_METRICS) {
