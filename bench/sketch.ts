@@ -98,7 +98,9 @@ function mergeAll(impl: Impl, parts: LatencySketch[], order: number[]): LatencyS
 
 interface Row { impl: string; dist: Dist; layout: Layout; err: number[]; mergeMs: number; bytes: number; serialized: Uint8Array }
 
-function evaluate(impl: Impl, dist: Dist, layout: Layout, v: Float64Array, sorted: Float64Array, exact: number[], sizes: number[]): Row {
+interface Data { v: Float64Array; sorted: Float64Array; exact: number[]; sizes: number[] }
+
+function evaluate(impl: Impl, dist: Dist, layout: Layout, { v, sorted, exact, sizes }: Data): Row {
   const random = seededRandom(11);
   const parts = partials(impl, layout === 'uneven' ? v : sorted, sizes, layout === 'adversarial');
   const order = mergeOrder(layout, random);
@@ -132,7 +134,8 @@ for (const dist of DISTS) {
   const v = values(dist, total, random);
   const sorted = v.slice().sort();
   const exact = exactQuantiles(sorted);
-  for (const layout of LAYOUTS) rows.push(evaluate(NEW, dist, layout, v, sorted, exact, sizes), evaluate(OLD, dist, layout, v, sorted, exact, sizes));
+  const data = { v, sorted, exact, sizes };
+  for (const layout of LAYOUTS) rows.push(evaluate(NEW, dist, layout, data), evaluate(OLD, dist, layout, data));
 }
 const addValues = values('lognormal', 1_000_000, seededRandom(99));
 addNsPerValue(NEW, addValues.subarray(0, 100_000));
