@@ -61,6 +61,77 @@ export function mergeBuckets(a: Buckets, b: Buckets): Buckets {
   return { index, counts, size: n, level };
 }
 
+/** Scratch for a partial's buckets coarsened to the target's level (JavaScript is single-threaded). */
+let scratch: Buckets = emptyBuckets();
+
+/** y at a coarser level, written into the shared scratch (valid until the next call). */
+function coarsenedScratch(y: Buckets, level: number): Buckets {
+  if (scratch.index.length < y.size) scratch = { index: new Int32Array(y.size * 2), counts: new Float64Array(y.size * 2), size: 0, level };
+  const { index, counts } = scratch;
+  const shift = level - y.level;
+  let n = 0;
+  for (let k = 0; k < y.size; k++) {
+    const j = (y.index[k] as number) >> shift;
+    if (n > 0 && index[n - 1] === j) counts[n - 1] = (counts[n - 1] as number) + (y.counts[k] as number);
+    else {
+      index[n] = j;
+      counts[n++] = y.counts[k] as number;
+    }
+  }
+  scratch.size = n;
+  scratch.level = level;
+  return scratch;
+}
+
+/**
+ * Adds y into x in place (x is owned by the caller and may be grown): no allocation when y's buckets
+ * are already in x, the common case when many partials of one run are merged. Returns x or its
+ * grown replacement. Same result as mergeBuckets.
+ */
+export function mergeInto(x: Buckets, y0: Buckets): Buckets {
+  const into = y0.level > x.level ? coarsen(x, y0.level) : x;
+  const level = into.level;
+  const y = y0.level === level ? y0 : coarsenedScratch(y0, level);
+  const ySize = y.size;
+  const yIndex = y.index;
+  const yCounts = y.counts;
+  let i = 0;
+  let extra = 0;
+  for (let k = 0; k < ySize; k++) {
+    const j = yIndex[k] as number;
+    while (i < into.size && (into.index[i] as number) < j) i++;
+    if (i < into.size && into.index[i] === j) into.counts[i] = (into.counts[i] as number) + (yCounts[k] as number);
+    else extra++;
+  }
+  if (extra === 0) return into;
+  // Some of y's buckets are new: merge from the back into room for the union.
+  const n = into.size + extra;
+  let out = into;
+  if (into.index.length < n) {
+    const cap = Math.max(n, into.index.length * 2);
+    out = { index: new Int32Array(cap), counts: new Float64Array(cap), size: into.size, level };
+    out.index.set(into.index.subarray(0, into.size));
+    out.counts.set(into.counts.subarray(0, into.size));
+  }
+  let a = into.size - 1;
+  let b = ySize - 1;
+  for (let o = n - 1; o >= 0; o--) {
+    const ai = a >= 0 ? (out.index[a] as number) : Number.NEGATIVE_INFINITY;
+    const bj = b >= 0 ? (yIndex[b] as number) : Number.NEGATIVE_INFINITY;
+    if (bj > ai) {
+      out.index[o] = bj;
+      out.counts[o] = yCounts[b--] as number;
+    } else {
+      // Equal indices were already added into x in the first pass: skip y's copy.
+      if (bj === ai) b--;
+      out.index[o] = ai;
+      out.counts[o] = out.counts[a--] as number;
+    }
+  }
+  out.size = n;
+  return out;
+}
+
 /** Run-length buckets of sorted finest indices at a level. */
 export function bucketsOfSorted(finest: Int32Array, level: number): Buckets {
   const index = new Int32Array(finest.length);

@@ -10,7 +10,7 @@
 // buckets and bytes. Only the floating-point sum can differ, in its last bits (it is compensated).
 import type { LatencySketch } from './types.ts';
 import {
-  bucketsOfSorted, cdfAt, edgesOf, emptyBuckets, fitBudget, mergeBuckets, positionOf, slopeOf, type Buckets,
+  bucketsOfSorted, cdfAt, edgesOf, emptyBuckets, fitBudget, mergeBuckets, mergeInto, positionOf, slopeOf, type Buckets,
 } from './log-buckets.ts';
 import { finestIndex } from './log-histogram-layout.ts';
 import { decodeHistogram, encodeHistogram } from './log-histogram-codec.ts';
@@ -20,6 +20,7 @@ const BUFFER_VALUES = 4096;
 
 export class LogHistogram implements LatencySketch {
   private buckets: Buckets = emptyBuckets();
+  private ownsBuckets = false;
   private buffer = new Int32Array(0);
   private buffered = 0;
   private folded: Buckets | null = null;
@@ -99,7 +100,7 @@ export class LogHistogram implements LatencySketch {
     if (!(other instanceof LogHistogram)) throw new TypeError('LogHistogram can only merge another LogHistogram');
     if (other.total === 0) return;
     this.fold();
-    this.buckets = fitBudget(mergeBuckets(this.buckets, other.view()));
+    this.buckets = fitBudget(mergeInto(this.owned(), other.view()));
     this.folded = null;
     this.total += other.total;
     this.zeros += other.zeros;
@@ -108,8 +109,19 @@ export class LogHistogram implements LatencySketch {
     if (other.maxValue > this.maxValue) this.maxValue = other.maxValue;
   }
 
+  /** this.buckets may be shared with a decoded or folded sketch until written: copy before writing in place. */
+  private owned(): Buckets {
+    if (this.ownsBuckets) return this.buckets;
+    const b = this.buckets;
+    this.buckets = { index: b.index.slice(0, b.size), counts: b.counts.slice(0, b.size), size: b.size, level: b.level };
+    this.ownsBuckets = true;
+    return this.buckets;
+  }
+
   private fold(): void {
+    if (this.buffered === 0) return;
     this.buckets = this.view();
+    this.ownsBuckets = true;
     this.buffered = 0;
     this.folded = null;
   }
