@@ -1,15 +1,16 @@
 // Layout rules of LogHistogram shared by the sketch, its codec and its checks (docs/adr/0012).
 // A positive value x falls in finest bucket floor(ln(x)·2^FINEST_BITS); at level L the bucket is
 // that index >> L (nested grids: coarsening by one level merges bucket pairs 2j, 2j+1 exactly).
+import { SKETCH_FORMAT } from '../../api/protocol.ts';
 
 /** Finest bucket width 2^-10 in ln units (≈ 0.098% relative). Fixed by the protocol. */
-export const FINEST_BITS = 10;
+export const FINEST_BITS: number = SKETCH_FORMAT.finestBits;
 /** The serialised form never exceeds this; the level is the finest at which it fits. Fixed by the protocol. */
-export const BYTE_BUDGET = 4096;
+export const BYTE_BUDGET: number = SKETCH_FORMAT.maxBytes;
 /** Level 20 buckets are 1,024 ln units wide: every double lands in one of two; no level beyond is needed. */
 export const MAX_LEVEL = 20;
-export const LOG_HISTOGRAM_MAGIC = 0x48; // 'H'
-export const LOG_HISTOGRAM_VERSION = 1;
+export const LOG_HISTOGRAM_MAGIC: number = SKETCH_FORMAT.magic; // 'H'
+export const LOG_HISTOGRAM_VERSION: number = SKETCH_FORMAT.version;
 /**
  * magic, version, finest bits, level (4 × u8) + count, zeros, sumHi, sumLo, min, max (6 × f64).
  * The bucket count (varint) and first index (i32) follow.
