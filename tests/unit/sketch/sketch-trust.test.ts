@@ -7,7 +7,7 @@ import { ProtocolError } from '../../../lib/errors.ts';
 import { LogHistogram, MergingDigest } from '../../../lib/sketch/index.ts';
 import { coarsen } from '../../../lib/sketch/log-buckets.ts';
 import { decodeHistogram, encodeHistogram, type HistogramParts } from '../../../lib/sketch/log-histogram-codec.ts';
-import { experimentMessages, makePlan, seededRandom } from '../../support/streams.ts';
+import { experimentMessages, makePlan, replicaMessages, seededRandom } from '../../support/streams.ts';
 
 function honest(n = 5000, seed = 1): LogHistogram {
   const r = seededRandom(seed);
@@ -145,4 +145,27 @@ void describe('the aggregator and a lying sketch', () => {
       assert.match(text, reason);
     });
   }
+});
+
+void describe('the aggregator merges sketches independently of arrival order', () => {
+  void it('reports identical latency percentiles whichever replica\'s slices arrive first', () => {
+    const plan = makePlan({ configs: 1, cycles: 1, replicas: 3 });
+    const run = plan.runs[0]!;
+    const streams = [0, 1, 2].map((r) => replicaMessages(run, r, plan.experimentUid, { seed: 20 + r, slices: 6, requestsPerSlice: 40 }));
+    const orders: WireMessage[][] = [
+      streams.flat(),
+      [...streams].reverse().flat(),
+      // Round-robin interleaving, as a shared stream would deliver them.
+      Array.from({ length: Math.max(...streams.map((s) => s.length)) }, (_, i) => streams.map((s) => s[i])).flat().filter((m): m is WireMessage => m !== undefined),
+    ];
+    const latencies = orders.map((msgs) => {
+      const agg = new Aggregator(plan);
+      msgs.forEach((m, i) => agg.apply(m, i + 1));
+      const r = agg.results().runs[0]!;
+      assert.equal(r.status, 'complete');
+      return JSON.stringify(r.latency);
+    });
+    assert.equal(latencies[1], latencies[0]);
+    assert.equal(latencies[2], latencies[0]);
+  });
 });
