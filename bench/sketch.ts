@@ -96,7 +96,15 @@ function mergeAll(impl: Impl, parts: LatencySketch[], order: number[]): LatencyS
   return m;
 }
 
-interface Row { impl: string; dist: Dist; layout: Layout; err: number[]; mergeMs: number; bytes: number; serialized: Uint8Array }
+interface Row {
+  impl: string;
+  dist: Dist;
+  layout: Layout;
+  err: number[];
+  mergeMs: number;
+  bytes: number;
+  serialized: Uint8Array;
+}
 
 interface Data { v: Float64Array; sorted: Float64Array; exact: number[]; sizes: number[] }
 
@@ -144,9 +152,10 @@ const newAdd = Math.min(addNsPerValue(NEW, addValues), addNsPerValue(NEW, addVal
 const oldAdd = Math.min(addNsPerValue(OLD, addValues), addNsPerValue(OLD, addValues));
 
 const fmt = (xs: number[]): string => xs.map((x) => x.toFixed(4)).join(' / ');
-console.log(`${PARTS} partials, ${total} values per distribution; relative value error % after the merge, p50 / p90 / p99 / p99.9`);
+console.log(`${PARTS} partials, ${total} values per distribution; % value error after merging, p50/p90/p99/p99.9`);
 for (const r of rows) {
-  console.log(`${r.impl.padEnd(10)} ${r.dist.padEnd(12)} ${r.layout.padEnd(11)} ${fmt(r.err)} | merge ${r.mergeMs.toFixed(1)} ms | ${r.bytes} B`);
+  const where = `${r.impl.padEnd(10)} ${r.dist.padEnd(12)} ${r.layout.padEnd(11)}`;
+  console.log(`${where} ${fmt(r.err)} | merge ${r.mergeMs.toFixed(1)} ms | ${r.bytes} B`);
 }
 console.log(`add: loghist ${newAdd.toFixed(1)} ns/value, tdigest-v1 ${oldAdd.toFixed(1)} ns/value`);
 
@@ -157,18 +166,22 @@ function summarise(name: string): Summary {
   // Order-free: every layout of a distribution (other splits, other merge orders) gives the same
   // bytes; for loghist the floating-point sum is left out (it may differ in its last bits).
   const orderFree = DISTS.every((d) => {
-    const [first, ...rest] = rs.filter((r) => r.dist === d).map((r) => Buffer.from(name === NEW.name ? withoutSum(r.serialized) : r.serialized));
+    const bytes = (r: Row): Buffer => Buffer.from(name === NEW.name ? withoutSum(r.serialized) : r.serialized);
+    const [first, ...rest] = rs.filter((r) => r.dist === d).map(bytes);
     return rest.every((b) => first !== undefined && b.equals(first));
   });
-  return { p50to99: worst(0, 3), p999: worst(3, 4), bytes: Math.max(...rs.map((r) => r.bytes)), mergeMs: Math.max(...rs.map((r) => r.mergeMs)), orderFree };
+  const bytes = Math.max(...rs.map((r) => r.bytes));
+  return { p50to99: worst(0, 3), p999: worst(3, 4), bytes, mergeMs: Math.max(...rs.map((r) => r.mergeMs)), orderFree };
 }
 const n = summarise(NEW.name);
 const o = summarise(OLD.name);
 const pass = n.p50to99 <= 0.1 && n.p999 <= 0.5 && n.bytes <= 4096 && n.mergeMs < 50;
 console.log(
-  `RESULT bench=sketch worst_err_pct_p50_p99=${n.p50to99.toFixed(4)} worst_err_pct_p999=${n.p999.toFixed(4)} bytes=${n.bytes} ` +
+  `RESULT bench=sketch worst_err_pct_p50_p99=${n.p50to99.toFixed(4)} worst_err_pct_p999=${n.p999.toFixed(4)} ` +
+    `bytes=${n.bytes} ` +
     `merge1000_cpu_ms=${n.mergeMs.toFixed(1)} order_free=${n.orderFree} add_ns=${newAdd.toFixed(1)} ` +
-    `old_worst_err_pct_p50_p99=${o.p50to99.toFixed(4)} old_worst_err_pct_p999=${o.p999.toFixed(4)} old_bytes=${o.bytes} ` +
+    `old_worst_err_pct_p50_p99=${o.p50to99.toFixed(4)} old_worst_err_pct_p999=${o.p999.toFixed(4)} ` +
+    `old_bytes=${o.bytes} ` +
     `old_merge1000_cpu_ms=${o.mergeMs.toFixed(1)} old_order_free=${o.orderFree} old_add_ns=${oldAdd.toFixed(1)} ` +
     `values_per_dist=${total} pass=${pass} loadavg1=${loadavg()[0]?.toFixed(1)}`,
 );

@@ -66,7 +66,9 @@ let scratch: Buckets = emptyBuckets();
 
 /** y at a coarser level, written into the shared scratch (valid until the next call). */
 function coarsenedScratch(y: Buckets, level: number): Buckets {
-  if (scratch.index.length < y.size) scratch = { index: new Int32Array(y.size * 2), counts: new Float64Array(y.size * 2), size: 0, level };
+  if (scratch.index.length < y.size) {
+    scratch = { index: new Int32Array(y.size * 2), counts: new Float64Array(y.size * 2), size: 0, level };
+  }
   const { index, counts } = scratch;
   const shift = level - y.level;
   let n = 0;
@@ -151,7 +153,9 @@ export function bucketsOfSorted(finest: Int32Array, level: number): Buckets {
 /** Coarsens until the serialised form fits the byte budget: the finest level that does. */
 export function fitBudget(b: Buckets): Buckets {
   let out = b;
-  while (out.level < MAX_LEVEL && encodedBytes(out.index, out.counts, out.size) > BYTE_BUDGET) out = coarsen(out, out.level + 1);
+  while (out.level < MAX_LEVEL && encodedBytes(out.index, out.counts, out.size) > BYTE_BUDGET) {
+    out = coarsen(out, out.level + 1);
+  }
   return out;
 }
 

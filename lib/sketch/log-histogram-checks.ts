@@ -27,9 +27,13 @@ function checkNumber(name: string, x: number, integer: boolean): void {
 function checkSum(p: HistogramParts): void {
   const b = p.buckets;
   const sum = p.sumHi + p.sumLo;
-  if (Math.abs(p.sumLo) > Math.abs(p.sumHi) * 1e-12 + Number.MIN_VALUE) fail(`sum remainder ${p.sumLo} is not a remainder of ${p.sumHi}`);
+  if (Math.abs(p.sumLo) > Math.abs(p.sumHi) * 1e-12 + Number.MIN_VALUE) {
+    fail(`sum remainder ${p.sumLo} is not a remainder of ${p.sumHi}`);
+  }
   if (b.size === 0) {
-    if (sum !== 0 || p.min !== 0 || p.max !== 0) fail(`sum/min/max are ${sum}/${p.min}/${p.max} for a sketch of zeros only`);
+    if (sum !== 0 || p.min !== 0 || p.max !== 0) {
+      fail(`sum/min/max are ${sum}/${p.min}/${p.max} for a sketch of zeros only`);
+    }
     return;
   }
   let low = 0;
@@ -60,14 +64,16 @@ export function checkHistogram(p: HistogramParts): void {
     if (!Number.isSafeInteger(c) || c < 1) fail(`bucket ${k} has count ${c}, not a whole number >= 1`);
     inBuckets += c;
   }
-  if (inBuckets + p.zeros !== p.count) fail(`count ${p.count} is not the ${inBuckets + p.zeros} the buckets and zeros hold`);
+  if (inBuckets + p.zeros !== p.count) {
+    fail(`count ${p.count} is not the ${inBuckets + p.zeros} the buckets and zeros hold`);
+  }
   if (b.size > 0) {
     if (!(p.min > 0)) fail(`min ${p.min} of the non-zero values is not positive`);
     if (!(p.min <= p.max)) fail(`min ${p.min} is above max ${p.max}`);
     if (bucketOf(p.min, b.level) !== b.index[0]) fail(`min ${p.min} is not in the first bucket`);
     if (bucketOf(p.max, b.level) !== b.index[b.size - 1]) fail(`max ${p.max} is not in the last bucket`);
     if (b.level > 0 && finerBytesBound(b.index, b.counts, b.size) <= BYTE_BUDGET) {
-      fail(`level ${b.level} is coarser than the ${BYTE_BUDGET}-byte budget requires (the protocol fixes the resolution)`);
+      fail(`level ${b.level} is coarser than the ${BYTE_BUDGET}-byte budget requires (the protocol fixes it)`);
     }
   }
   checkSum(p);

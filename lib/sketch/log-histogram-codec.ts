@@ -47,9 +47,13 @@ export function decodeHistogram(bytes: Uint8Array): HistogramParts {
   if (bytes.length > BYTE_BUDGET) fail(`${bytes.length} bytes, more than the protocol's ${BYTE_BUDGET}`);
   const r = new ByteReader(bytes, 'latency sketch');
   const magic = r.u8();
-  if (magic !== LOG_HISTOGRAM_MAGIC) fail(`bad format byte 0x${magic.toString(16)} (expected a log-histogram sketch, 0x48)`);
+  if (magic !== LOG_HISTOGRAM_MAGIC) {
+    fail(`bad format byte 0x${magic.toString(16)} (expected a log-histogram sketch, 0x48)`);
+  }
   const version = r.u8();
-  if (version !== LOG_HISTOGRAM_VERSION) fail(`unsupported version ${version} (this build reads ${LOG_HISTOGRAM_VERSION})`);
+  if (version !== LOG_HISTOGRAM_VERSION) {
+    fail(`unsupported version ${version} (this build reads ${LOG_HISTOGRAM_VERSION})`);
+  }
   const bits = r.u8();
   if (bits !== FINEST_BITS) fail(`resolution 2^-${bits} is not the protocol's 2^-${FINEST_BITS}`);
   const level = r.u8();

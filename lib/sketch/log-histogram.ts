@@ -58,8 +58,12 @@ export class LogHistogram implements LatencySketch {
   }
 
   add(value: number, weight = 1): void {
-    if (!Number.isFinite(value) || value < 0) throw new RangeError(`latency values must be finite and >= 0, got ${value}`);
-    if (!Number.isSafeInteger(weight) || weight < 1) throw new RangeError(`sketch weight must be a positive integer, got ${weight}`);
+    if (!Number.isFinite(value) || value < 0) {
+      throw new RangeError(`latency values must be finite and >= 0, got ${value}`);
+    }
+    if (!Number.isSafeInteger(weight) || weight < 1) {
+      throw new RangeError(`sketch weight must be a positive integer, got ${weight}`);
+    }
     this.total += weight;
     if (value === 0) {
       this.zeros += weight;
@@ -72,7 +76,8 @@ export class LogHistogram implements LatencySketch {
     if (weight !== 1) {
       this.fold();
       const level = this.buckets.level;
-      const one: Buckets = { index: Int32Array.of(finestIndex(value) >> level), counts: Float64Array.of(weight), size: 1, level };
+      const index = Int32Array.of(finestIndex(value) >> level);
+      const one: Buckets = { index, counts: Float64Array.of(weight), size: 1, level };
       this.buckets = fitBudget(mergeBuckets(this.buckets, one));
       return;
     }

@@ -7,7 +7,9 @@ import { ProtocolError } from '../../../lib/errors.ts';
 import { LogHistogram, MergingDigest } from '../../../lib/sketch/index.ts';
 import { coarsen } from '../../../lib/sketch/log-buckets.ts';
 import { decodeHistogram, encodeHistogram, type HistogramParts } from '../../../lib/sketch/log-histogram-codec.ts';
-import { experimentMessages, makePlan, replicaMessages, seededRandom } from '../../support/streams.ts';
+import {
+  experimentMessages, makePlan, replicaMessages, seededRandom, type StreamOptions,
+} from '../../support/streams.ts';
 
 function honest(n = 5000, seed = 1): LogHistogram {
   const r = seededRandom(seed);
@@ -24,7 +26,8 @@ function lie(change: (p: HistogramParts) => void, h = honest()): Uint8Array {
 }
 
 const refused = (bytes: Uint8Array, pattern: RegExp): void => {
-  assert.throws(() => LogHistogram.deserialize(bytes), (e: unknown) => e instanceof ProtocolError && pattern.test(e.message));
+  const named = (e: unknown): boolean => e instanceof ProtocolError && pattern.test(e.message);
+  assert.throws(() => LogHistogram.deserialize(bytes), named);
 };
 
 void describe('latency sketch decoding trusts no field', () => {
@@ -55,7 +58,9 @@ void describe('latency sketch decoding trusts no field', () => {
 
   void it('refuses NaN, Infinity and negative values in every numeric field', () => {
     for (const field of ['count', 'zeros', 'sumHi', 'min', 'max'] as const) {
-      for (const bad of [Number.NaN, Number.POSITIVE_INFINITY, -1]) refused(lie((p) => (p[field] = bad)), /not a finite number|negative/);
+      for (const bad of [Number.NaN, Number.POSITIVE_INFINITY, -1]) {
+        refused(lie((p) => (p[field] = bad)), /not a finite number|negative/);
+      }
     }
     refused(lie((p) => (p.sumLo = Number.NaN)), /not finite/);
   });
@@ -151,12 +156,15 @@ void describe('the aggregator merges sketches independently of arrival order', (
   void it('reports identical latency percentiles whichever replica\'s slices arrive first', () => {
     const plan = makePlan({ configs: 1, cycles: 1, replicas: 3 });
     const run = plan.runs[0]!;
-    const streams = [0, 1, 2].map((r) => replicaMessages(run, r, plan.experimentUid, { seed: 20 + r, slices: 6, requestsPerSlice: 40 }));
+    const options = (r: number): StreamOptions => ({ seed: 20 + r, slices: 6, requestsPerSlice: 40 });
+    const streams = [0, 1, 2].map((r) => replicaMessages(run, r, plan.experimentUid, options(r)));
     const orders: WireMessage[][] = [
       streams.flat(),
       [...streams].reverse().flat(),
       // Round-robin interleaving, as a shared stream would deliver them.
-      Array.from({ length: Math.max(...streams.map((s) => s.length)) }, (_, i) => streams.map((s) => s[i])).flat().filter((m): m is WireMessage => m !== undefined),
+      Array.from({ length: Math.max(...streams.map((s) => s.length)) }, (_, i) => streams.map((s) => s[i]))
+        .flat()
+        .filter((m): m is WireMessage => m !== undefined),
     ];
     const latencies = orders.map((msgs) => {
       const agg = new Aggregator(plan);
