@@ -3,6 +3,9 @@
 // what a latency cannot be. The sketch module checks the encoding; this checks the physics.
 import { MergingDigest } from '../lib/sketch/index.ts';
 
+/** No request waits 115 days: a larger latency is a broken value (and sums of such could overflow). */
+export const MAX_LATENCY_MS = 1e10;
+
 export type AcceptedSketch = { digest: MergingDigest; problem: null } | { digest: null; problem: string };
 
 function rejected(problem: string): AcceptedSketch {
@@ -15,15 +18,16 @@ function describe(err: unknown): string {
 
 /** Latency figures in milliseconds: finite, never negative. */
 function implausible(d: MergingDigest): string | null {
-  if (!Number.isFinite(d.count) || d.count < 0) return `its count ${d.count} is not a finite non-negative number`;
+  if (!Number.isSafeInteger(d.count) || d.count < 0) return `its count ${d.count} is not a whole number of samples`;
   if (d.count === 0) return null;
   const { min, max, mean } = d;
   if (![min, max, mean].every(Number.isFinite)) return `its min/max/mean (${min}/${max}/${mean}) are not finite`;
   if (min < 0) return `its minimum ${min} ms is a negative latency`;
   if (max < min) return `its maximum ${max} is below its minimum ${min}`;
+  if (max > MAX_LATENCY_MS) return `its maximum ${max} ms is above the plausible ${MAX_LATENCY_MS} ms`;
   const q0 = d.quantile(0);
   const q1 = d.quantile(1);
-  if (!Number.isFinite(q0) || !Number.isFinite(q1) || q0 < 0) return `its quantiles (${q0} .. ${q1}) are not finite non-negative latencies`;
+  if (!Number.isFinite(q0) || !Number.isFinite(q1) || q0 < 0 || q1 > MAX_LATENCY_MS) return `its quantiles (${q0} .. ${q1}) are not finite non-negative latencies`;
   return null;
 }
 

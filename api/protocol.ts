@@ -20,10 +20,19 @@ const COUNTER_MAX_MJ = 2 ** 64;
 /** No GPU draws 100 kW: anything above is a broken reading, not a measurement. */
 export const POWER_MAX_WATTS = 100_000;
 const count = z.number().int().min(0).max(Number.MAX_SAFE_INTEGER);
-/** Keys of maps an agent fills (error classes): names, not prose; `__proto__` is reserved by JavaScript. */
+/** Keys of maps an agent fills (error classes): names, not prose. */
 export const MAP_KEY_PATTERN = /^[A-Za-z0-9_.:-]{1,64}$/;
-const mapKey = z.string().regex(MAP_KEY_PATTERN, { message: 'must be 1-64 letters, digits, _ . : or -' })
-  .refine((k) => k !== '__proto__', { message: '"__proto__" is reserved' });
+const mapKey = z.string().regex(MAP_KEY_PATTERN, { message: 'must be 1-64 letters, digits, _ . : or -' });
+/**
+ * Error classes by name. zod drops a `__proto__` key from records without a word, which would lose
+ * its count; it is refused here instead (JSON.parse makes it an own key, so it can arrive).
+ */
+const errorClassCounts = z.preprocess((v, ctx) => {
+  if (typeof v === 'object' && v !== null && Object.hasOwn(v, '__proto__')) {
+    ctx.addIssue({ code: 'custom', message: 'the error class "__proto__" is reserved; name the class differently', input: v });
+  }
+  return v;
+}, z.record(mapKey, count).refine((r) => Object.keys(r).length <= 64, { message: 'at most 64 error classes' }));
 
 export const MESSAGE_KINDS = ['hello', 'ready', 'sketch', 'telemetry', 'summary', 'aborted'] as const;
 export type MessageKind = (typeof MESSAGE_KINDS)[number];
@@ -81,7 +90,7 @@ export const SketchMessageSchema = z.object({
   requestsOk: count,
   requestsFailed: count,
   /** Failed requests by error class (timeout, http_5xx, stream_cut, ...). */
-  errorClasses: z.record(mapKey, count).refine((r) => Object.keys(r).length <= 64, { message: 'at most 64 error classes' }),
+  errorClasses: errorClassCounts,
   inputTokens: count,
   outputTokens: count,
   /** base64 of LatencySketch.serialize(); values in milliseconds. Absent when the slice had none. */
