@@ -44,9 +44,10 @@ function sharedGpus(run: RunState): string[] {
   return out;
 }
 
+/** Judged only against a hello that listed GPUs: an empty list means the agent could not enumerate them. */
 function unannounced(run: RunState, g: GpuState): string | null {
   const listed = run.publisher(g.replica)?.gpuUuids;
-  if (listed === null || listed === undefined || listed.includes(g.gpuUuid)) return null;
+  if (listed === null || listed === undefined || listed.length === 0 || listed.includes(g.gpuUuid)) return null;
   return `replica ${g.replica}: telemetry for GPU ${g.gpuUuid}, which its hello did not list`;
 }
 
