@@ -61,9 +61,6 @@ function segmentProblems(seg: SegmentState | null, what: string, who: string, bo
   if (seg.clockStepBackMs > 0) {
     out.push(`${who}: the wall clock stepped back ${seg.clockStepBackMs} ms before the ${what}End mark, so the ${what}'s length is wrong`);
   }
-  if (seg.endMs !== null && seg.clockStepBackMs === 0 && seg.endMs <= seg.startMs && what === 'window') {
-    out.push(`${who}: the window ends (t=${seg.endMs} ms) no later than it starts (t=${seg.startMs} ms)`);
-  }
   return out;
 }
 

@@ -132,9 +132,10 @@ export const TelemetryMessageSchema = z.object({
   phase: z.enum(PHASES),
   /** Set when these readings were taken exactly at a protocol boundary. */
   mark: z.enum(MARKS).optional(),
-  samples: z.array(GpuSampleSchema).max(64).refine((a) => new Set(a.map((x) => x.gpuUuid)).size === a.length, {
-    message: 'the same GPU UUID appears twice in one reading',
-  }),
+  /** A batch: several readings per GPU over time, or exactly one per GPU at a mark. */
+  samples: z.array(GpuSampleSchema).max(100_000),
+}).refine((m) => m.mark === undefined || new Set(m.samples.map((x) => x.gpuUuid)).size === m.samples.length, {
+  message: 'the same GPU UUID appears twice in one mark reading', path: ['samples'],
 });
 
 export const BackendMetricsSchema = z.object({
@@ -164,7 +165,8 @@ export const SummaryMessageSchema = z.object({
   /** Backend-native metrics over the window (vLLM /metrics, the PyTorch server's /stats): each a number or null with a reason. */
   backendMetrics: BackendMetricsSchema.optional(),
 })
-  .refine((m) => m.windowEndMs > m.windowStartMs, { message: 'windowEndMs must be after windowStartMs', path: ['windowEndMs'] })
+  // Equal bounds are honest: a steady-state window that never opened is empty (and has no requests).
+  .refine((m) => m.windowEndMs >= m.windowStartMs, { message: 'windowEndMs precedes windowStartMs', path: ['windowEndMs'] })
   .refine((m) => m.baselineStartMs === null || m.baselineEndMs === null || m.baselineEndMs >= m.baselineStartMs, {
     message: 'baselineEndMs precedes baselineStartMs', path: ['baselineEndMs'],
   });

@@ -113,7 +113,7 @@ void describe('plausibility at the door', () => {
     assert.equal(feed(agg, msgs).at(-1), 'rejected');
     const r = agg.results().runs[0]!;
     assert.equal(r.status, 'incomplete');
-    assert.match(r.reasons.join(' '), /windowEndMs must be after windowStartMs/);
+    assert.match(r.reasons.join(' '), /windowEndMs precedes windowStartMs/);
     assert.ok(r.metrics.windowSeconds === null || r.metrics.windowSeconds > 0);
   });
 
