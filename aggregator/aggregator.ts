@@ -2,7 +2,7 @@
 // with their JetStream stream sequence; the controller reads results() and persists checkpoint()
 // bytes next to lastStreamSeq so a restarted controller resumes without double counting.
 import { z } from 'zod';
-import { WireMessageSchema, type WireMessage } from '../api/protocol.ts';
+import { isDecodedMessage, WireMessageSchema, type WireMessage } from '../api/protocol.ts';
 import { CheckpointError, InvalidInputError } from '../lib/errors.ts';
 import { completeness } from './completeness.ts';
 import { runResult, type RunResult } from './run-results.ts';
@@ -77,17 +77,21 @@ export class Aggregator {
   /**
    * Applies one message. `streamSeq` is its JetStream stream sequence: strictly increasing over
    * the stream, so one at or below the last seen is a redelivery and counts as a duplicate.
-   * The message is validated again here (the wire schema): callers may hand over objects that
-   * never went through decodeMessage, and nothing that fails the schema may reach the state.
+   * The message is validated again here (the wire schema) unless decodeMessage produced it:
+   * callers may hand over objects that never went through decodeMessage, and nothing that fails
+   * the schema may reach the state.
    */
   apply(message: WireMessage, streamSeq: number): ApplyOutcome {
     if (!(streamSeq > this.streamSeq) || !Number.isSafeInteger(streamSeq)) {
       return { outcome: 'duplicate', reason: `stream sequence ${streamSeq} is at or below the last applied ${this.streamSeq}` };
     }
     this.streamSeq = streamSeq;
-    const parsed = WireMessageSchema.safeParse(message);
-    if (!parsed.success) return this.refuse(message, `fails the wire schema: ${z.prettifyError(parsed.error).replaceAll('\n', ' ')}`);
-    const m = parsed.data;
+    let m = message;
+    if (!isDecodedMessage(message)) {
+      const parsed = WireMessageSchema.safeParse(message);
+      if (!parsed.success) return this.refuse(message, `fails the wire schema: ${z.prettifyError(parsed.error).replaceAll('\n', ' ')}`);
+      m = parsed.data;
+    }
     if (m.experimentUid !== this.plan.experimentUid) {
       return { outcome: 'rejected', reason: `message is for experiment ${m.experimentUid}, not ${this.plan.experimentUid}` };
     }

@@ -243,6 +243,17 @@ export function encodeMessage(m: WireMessage): Uint8Array {
   return encoder.encode(JSON.stringify(m));
 }
 
+/**
+ * Messages decodeMessage produced (fresh objects, validated against the schema): a consumer that
+ * validates again (the Aggregator) can skip the second parse for them. Anything else, including a
+ * copy of a decoded message, is validated again.
+ */
+const decodedMessages = new WeakSet<object>();
+
+export function isDecodedMessage(m: unknown): m is WireMessage {
+  return typeof m === 'object' && m !== null && decodedMessages.has(m);
+}
+
 /** Parse and validate. Throws ProtocolError-worthy zod errors to the caller via the result. */
 export function decodeMessage(data: Uint8Array): { ok: true; message: WireMessage } | { ok: false; error: string } {
   let raw: unknown;
@@ -253,5 +264,6 @@ export function decodeMessage(data: Uint8Array): { ok: true; message: WireMessag
   }
   const parsed = WireMessageSchema.safeParse(raw);
   if (!parsed.success) return { ok: false, error: z.prettifyError(parsed.error) };
+  decodedMessages.add(parsed.data);
   return { ok: true, message: parsed.data };
 }

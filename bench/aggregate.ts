@@ -42,7 +42,10 @@ function messages(pool: SketchMessage[], runs: string[], count: number, seqs: Ma
     const runId = runs[i % runs.length]!;
     const seq = (seqs.get(runId) ?? 0) + 1;
     seqs.set(runId, seq);
-    out.push({ ...pool[i % pool.length]!, runId, seq });
+    // As a consumer hands them over: decoded from wire bytes (decoding is the baseline, timed apart).
+    const decoded = decodeMessage(encodeMessage({ ...pool[i % pool.length]!, runId, seq }));
+    if (!decoded.ok) throw new Error(decoded.error);
+    out.push(decoded.message);
   }
   return out;
 }
