@@ -4,7 +4,7 @@
 // are never merged: their windows are cut short, so their figures describe a different workload.
 // Runs with rejected or implausible input and runs in which every request failed are never merged
 // either: their figures are not measurements.
-import { MergingDigest } from '../lib/sketch/index.ts';
+import { LogHistogram } from '../lib/sketch/index.ts';
 import { latencySummary, QUANTILES, RUN_METRICS, type LatencySummary, type QuantileName, type RunMetric, type RunResult } from './run-results.ts';
 import type { RunState } from './run-state.ts';
 import { cycleStats, type CycleStats } from './stats.ts';
@@ -86,12 +86,12 @@ function included(r: RollupInput): boolean {
 }
 
 /** One metric's sketches of the given runs merged into a new sketch, in the given order. */
-export function pooledSketch(states: readonly (RunState | undefined)[], metric: LatencyMetric): MergingDigest | null {
-  let merged: MergingDigest | null = null;
+export function pooledSketch(states: readonly (RunState | undefined)[], metric: LatencyMetric): LogHistogram | null {
+  let merged: LogHistogram | null = null;
   for (const s of states) {
     const d = s?.sketches[metric];
     if (d === null || d === undefined) continue;
-    merged ??= new MergingDigest({ compression: d.compression, scale: d.scale });
+    merged ??= new LogHistogram();
     merged.merge(d);
   }
   return merged;

@@ -130,7 +130,7 @@ export const RunStateSchema = z.object({
   ]),
   /** Rejected input of this attempt that no publisher's list holds (a replica outside the plan); capped. */
   problems: z.array(z.string()).default([]),
-  /** base64 of MergingDigest.serializeState() (lossless), or null when the run has none yet. */
+  /** base64 of LogHistogram.serialize() (lossless), or null when the run has none yet. */
   sketches: z.object({ ttftMs: z.string().nullable(), itlMs: z.string().nullable(), e2eMs: z.string().nullable(), tpotMs: z.string().nullable() }),
 });
 export type RunStateData = z.infer<typeof RunStateSchema>;

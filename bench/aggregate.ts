@@ -7,7 +7,7 @@ import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
 import { decodeMessage, encodeMessage, type SketchMessage, type WireMessage } from '../api/protocol.ts';
 import { Aggregator } from '../aggregator/index.ts';
-import { MergingDigest, sketchToBase64 } from '../lib/sketch/index.ts';
+import { createLatencySketch, sketchToBase64 } from '../lib/sketch/index.ts';
 import { makePlan, normal, replicaMessages, seededRandom } from '../tests/support/streams.ts';
 
 setFlagsFromString('--expose-gc');
@@ -81,7 +81,7 @@ function heavyPool(weight: number): SketchMessage[] {
   return base.map((m) => {
     const sketches: SketchMessage['sketches'] = {};
     for (const k of ['ttftMs', 'itlMs', 'e2eMs', 'tpotMs'] as const) {
-      const d = new MergingDigest();
+      const d = createLatencySketch();
       for (let i = 0; i < 256; i++) d.add(Math.exp(Math.log(40) + 0.5 * normal(random)), weight);
       sketches[k] = sketchToBase64(d);
     }

@@ -1,6 +1,6 @@
 // Property (issue #17 item 4): for ANY sequence of messages the wire schema accepts — hostile
 // error-class names, odd numbers (0, -0, huge counters, subnormals, the largest safe integers),
-// GPUs shared between replicas, unknown runs and attempts, lying sketches — with attempts started
+// GPUs shared between replicas, unknown runs and attempts, implausible latencies — with attempts started
 // at random points, checkpoint -> restore never throws, and the restored aggregator's results and
 // checkpoint are byte-identical to those of one that was never interrupted.
 import assert from 'node:assert/strict';
@@ -8,7 +8,7 @@ import { describe, it } from 'node:test';
 import fc from 'fast-check';
 import { WireMessageSchema, type WireMessage } from '../../../api/protocol.ts';
 import { Aggregator, type AggregatorPlan } from '../../../aggregator/index.ts';
-import { MergingDigest, sketchToBase64 } from '../../../lib/sketch/index.ts';
+import { createLatencySketch, sketchToBase64 } from '../../../lib/sketch/index.ts';
 
 const plan: AggregatorPlan = {
   experimentUid: 'exp',
@@ -33,7 +33,7 @@ const timeMs = fc.oneof(fc.integer({ min: 1_700_000_000_000, max: 1_700_000_060_
 const sketch = fc
   .array(fc.tuple(oddNumber(1e10), fc.oneof(fc.constant(1), fc.integer({ min: 1, max: 1000 }))), { minLength: 1, maxLength: 40 })
   .map((values) => {
-    const d = new MergingDigest({ compression: 20 });
+    const d = createLatencySketch();
     for (const [v, w] of values) d.add(v, w);
     return sketchToBase64(d);
   });
