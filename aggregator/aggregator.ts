@@ -58,10 +58,12 @@ export class Aggregator {
    */
   startAttempt(runId: string, attempt: number): void {
     if (!this.planned.has(runId)) {
-      throw new InvalidInputError([{ file: 'run plan', path: 'runId', message: `run ${runId} is not in the run plan; start only planned runs` }]);
+      const message = `run ${runId} is not in the run plan; start only planned runs`;
+      throw new InvalidInputError([{ file: 'run plan', path: 'runId', message }]);
     }
     if (!Number.isSafeInteger(attempt) || attempt < 0) {
-      throw new InvalidInputError([{ file: 'run plan', path: 'attempt', message: `attempt must be a non-negative integer, got ${attempt}` }]);
+      const message = `attempt must be a non-negative integer, got ${attempt}`;
+      throw new InvalidInputError([{ file: 'run plan', path: 'attempt', message }]);
     }
     if (attempt === 0) return;
     const set = this.started.get(runId) ?? new Set<number>();
@@ -83,17 +85,21 @@ export class Aggregator {
    */
   apply(message: WireMessage, streamSeq: number): ApplyOutcome {
     if (!(streamSeq > this.streamSeq) || !Number.isSafeInteger(streamSeq)) {
-      return { outcome: 'duplicate', reason: `stream sequence ${streamSeq} is at or below the last applied ${this.streamSeq}` };
+      const reason = `stream sequence ${streamSeq} is at or below the last applied ${this.streamSeq}`;
+      return { outcome: 'duplicate', reason };
     }
     this.streamSeq = streamSeq;
     let m = message;
     if (!isDecodedMessage(message)) {
       const parsed = WireMessageSchema.safeParse(message);
-      if (!parsed.success) return this.refuse(message, `fails the wire schema: ${z.prettifyError(parsed.error).replaceAll('\n', ' ')}`);
+      if (!parsed.success) {
+        return this.refuse(message, `fails the wire schema: ${z.prettifyError(parsed.error).replaceAll('\n', ' ')}`);
+      }
       m = parsed.data;
     }
     if (m.experimentUid !== this.plan.experimentUid) {
-      return { outcome: 'rejected', reason: `message is for experiment ${m.experimentUid}, not ${this.plan.experimentUid}` };
+      const reason = `message is for experiment ${m.experimentUid}, not ${this.plan.experimentUid}`;
+      return { outcome: 'rejected', reason };
     }
     const plan = this.planned.get(m.runId);
     if (plan === undefined) return { outcome: 'rejected', reason: `run ${m.runId} is not in the run plan` };
@@ -105,16 +111,20 @@ export class Aggregator {
   private runFor(plan: PlannedRun, m: WireMessage): RunState | ApplyOutcome {
     if (!this.attemptStarted(m.runId, m.attempt)) {
       const known = [0, ...[...(this.started.get(m.runId) ?? [])].sort((a, b) => a - b)].join(', ');
-      return { outcome: 'rejected', reason: `attempt ${m.attempt} of run ${m.runId} was never started (started: ${known})` };
+      const reason = `attempt ${m.attempt} of run ${m.runId} was never started (started: ${known})`;
+      return { outcome: 'rejected', reason };
     }
     const run = this.runs.get(m.runId);
     if (run !== undefined && m.attempt < run.data.attempt) {
-      return { outcome: 'stale-attempt', reason: `attempt ${m.attempt} of run ${m.runId} is older than attempt ${run.data.attempt}` };
+      const reason = `attempt ${m.attempt} of run ${m.runId} is older than attempt ${run.data.attempt}`;
+      return { outcome: 'stale-attempt', reason };
     }
     if (run !== undefined && m.attempt === run.data.attempt) return run;
     if (run !== undefined && completeness(run, plan.replicas).status === 'complete') {
       // Complete data is final: a later attempt (a retry started in a race with the summary) never wipes it.
-      return { outcome: 'rejected', reason: `run ${m.runId} already has complete attempt ${run.data.attempt}; attempt ${m.attempt} is not merged` };
+      const reason = `run ${m.runId} already has complete attempt ${run.data.attempt}; ` +
+        `attempt ${m.attempt} is not merged`;
+      return { outcome: 'rejected', reason };
     }
     // A newer attempt replaces everything the older, unfinished one contributed.
     const fresh = RunState.fresh(plan, m.attempt);
@@ -125,8 +135,11 @@ export class Aggregator {
   /** A message that fails the schema still counts against its run's current attempt, when it names one. */
   private refuse(message: WireMessage, reason: string): ApplyOutcome {
     const raw = message as Partial<Record<string, unknown>>;
-    const run = typeof raw['runId'] === 'string' && raw['experimentUid'] === this.plan.experimentUid ? this.runs.get(raw['runId']) : undefined;
-    if (run !== undefined && raw['attempt'] === run.data.attempt) run.reject(`a message (seq ${String(raw['seq'])}) ${reason}`);
+    const ours = typeof raw['runId'] === 'string' && raw['experimentUid'] === this.plan.experimentUid;
+    const run = ours ? this.runs.get(raw['runId'] as string) : undefined;
+    if (run !== undefined && raw['attempt'] === run.data.attempt) {
+      run.reject(`a message (seq ${String(raw['seq'])}) ${reason}`);
+    }
     return { outcome: 'rejected', reason };
   }
 
@@ -206,14 +219,18 @@ export class Aggregator {
     }
     const version = (raw as { version?: unknown } | null)?.version;
     if (typeof version !== 'number' || !READABLE_CHECKPOINT_VERSIONS.includes(version)) {
-      throw new CheckpointError(`aggregator checkpoint version ${String(version)} is not supported (this build reads ${READABLE_CHECKPOINT_VERSIONS.join(', ')})`);
+      const readable = READABLE_CHECKPOINT_VERSIONS.join(', ');
+      throw new CheckpointError(
+        `aggregator checkpoint version ${String(version)} is not supported (this build reads ${readable})`);
     }
     const parsed = CheckpointSchema.safeParse(raw);
     if (!parsed.success) throw new CheckpointError(`aggregator checkpoint is malformed: ${z.prettifyError(parsed.error)}`);
     const agg = new Aggregator(parsed.data.plan);
     agg.streamSeq = parsed.data.lastStreamSeq;
     for (const s of parsed.data.started) {
-      if (!agg.planned.has(s.runId)) throw new CheckpointError(`aggregator checkpoint starts run ${s.runId}, which its plan lacks`);
+      if (!agg.planned.has(s.runId)) {
+        throw new CheckpointError(`aggregator checkpoint starts run ${s.runId}, which its plan lacks`);
+      }
       for (const a of s.attempts) agg.startAttempt(s.runId, a);
     }
     for (const data of parsed.data.runs) {

@@ -53,16 +53,22 @@ function allFailed(run: RunState): string | null {
     failed += p.requestsFailed;
   }
   if (ok > 0) return null;
-  const classes = [...run.errorClasses.entries()].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)).map(([c, n]) => `${c} ${n}`);
+  const classes = [...run.errorClasses.entries()]
+    .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))
+    .map(([c, n]) => `${c} ${n}`);
+  const byClass = classes.length > 0 ? `: ${classes.join(', ')}` : '';
   return failed === 0
     ? 'no request was sent or completed in the window: the run measured nothing'
-    : `every request failed (${failed}${classes.length > 0 ? `: ${classes.join(', ')}` : ''}): the run measured nothing`;
+    : `every request failed (${failed}${byClass}): the run measured nothing`;
 }
 
 export function completeness(run: RunState | undefined, replicas: number): Completeness {
-  if (run === undefined || run.data.publishers.length === 0) return { status: 'pending', reasons: ['no messages received yet'], inputRejected: false };
+  if (run === undefined || run.data.publishers.length === 0) {
+    return { status: 'pending', reasons: ['no messages received yet'], inputRejected: false };
+  }
   const implausible = plausibilityProblems(run);
-  const inputRejected = implausible.length > 0 || run.data.problems.length > 0 || run.data.publishers.some((p) => p.problems.length > 0);
+  const inputRejected = implausible.length > 0 || run.data.problems.length > 0 ||
+    run.data.publishers.some((p) => p.problems.length > 0);
   const aborted = run.data.publishers.filter((p) => p.aborted !== null);
   if (aborted.length > 0) {
     return {
@@ -79,5 +85,6 @@ export function completeness(run: RunState | undefined, replicas: number): Compl
   }
   if (reasons.length > 0) return { status: 'incomplete', reasons, inputRejected };
   const failed = allFailed(run);
-  return failed === null ? { status: 'complete', reasons, inputRejected } : { status: 'failed', reasons: [failed], inputRejected };
+  if (failed !== null) return { status: 'failed', reasons: [failed], inputRejected };
+  return { status: 'complete', reasons, inputRejected };
 }

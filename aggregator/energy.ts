@@ -188,11 +188,14 @@ export function segmentEnergy(seg: SegmentState | null, what: string, bound?: Po
     energy += r.integratedMj;
     notes.push(`energy counter decreased (reset or wrap) at t=${r.atMs} ms in the ${what}: that span integrated from sampled power`);
   }
-  if (energy < 0) return { energyMj: missing(`the ${what}'s energy came out negative (${energy} mJ)`), durationMs, notes };
+  if (energy < 0) {
+    return { energyMj: missing(`the ${what}'s energy came out negative (${energy} mJ)`), durationMs, notes };
+  }
   return { energyMj: measured(energy), durationMs, notes };
 }
 
 export function implausibleCounter(seg: SegmentState, what: string, bound: PowerBound): string {
   const w = Math.round(seg.maxImpliedPowerW);
-  return `energy counter jump at t=${seg.maxImpliedAtMs} ms in the ${what} implies ${w} W, above the plausible ${bound.watts} W (${bound.source})`;
+  return `energy counter jump at t=${seg.maxImpliedAtMs} ms in the ${what} implies ${w} W, ` +
+    `above the plausible ${bound.watts} W (${bound.source})`;
 }

@@ -17,7 +17,9 @@ export function powerBound(run: RunState, replica: number, gpuUuid: string): Pow
   const pub = run.publisher(replica);
   const i = pub?.gpuUuids?.indexOf(gpuUuid) ?? -1;
   const limit = i >= 0 ? (pub?.powerLimitsW[i] ?? null) : null;
-  if (limit === null) return { watts: ABSOLUTE_POWER_CEILING_WATTS, source: 'absolute ceiling; the GPU reported no power limit' };
+  if (limit === null) {
+    return { watts: ABSOLUTE_POWER_CEILING_WATTS, source: 'absolute ceiling; the GPU reported no power limit' };
+  }
   return { watts: POWER_LIMIT_FACTOR * limit, source: `${POWER_LIMIT_FACTOR} x its ${limit} W power limit` };
 }
 
@@ -56,10 +58,12 @@ function segmentProblems(seg: SegmentState | null, what: string, who: string, bo
   const out: string[] = [];
   if (seg.maxImpliedPowerW > bound.watts) out.push(`${who}: ${implausibleCounter(seg, what, bound)}`);
   if (seg.peakPowerW !== null && seg.peakPowerW > bound.watts) {
-    out.push(`${who}: sampled power ${seg.peakPowerW} W in the ${what} is above the plausible ${bound.watts} W (${bound.source})`);
+    out.push(`${who}: sampled power ${seg.peakPowerW} W in the ${what} is above the plausible ${bound.watts} W ` +
+      `(${bound.source})`);
   }
   if (seg.clockStepBackMs > 0) {
-    out.push(`${who}: the wall clock stepped back ${seg.clockStepBackMs} ms before the ${what}End mark, so the ${what}'s length is wrong`);
+    out.push(`${who}: the wall clock stepped back ${seg.clockStepBackMs} ms before the ${what}End mark, ` +
+      `so the ${what}'s length is wrong`);
   }
   return out;
 }
@@ -68,7 +72,8 @@ function markOrder(g: GpuState, who: string): string[] {
   const b = g.baseline;
   const w = g.window;
   if (b === null || w === null || b.endMs === null) return [];
-  return w.startMs < b.endMs ? [`${who}: the window starts (t=${w.startMs} ms) before the baseline ends (t=${b.endMs} ms)`] : [];
+  if (w.startMs >= b.endMs) return [];
+  return [`${who}: the window starts (t=${w.startMs} ms) before the baseline ends (t=${b.endMs} ms)`];
 }
 
 /** Every implausibility in the run's merged readings, as sentences; empty when there is none. */
@@ -79,7 +84,9 @@ export function plausibilityProblems(run: RunState): string[] {
     const bound = powerBound(run, g.replica, g.gpuUuid);
     const stray = unannounced(run, g);
     if (stray !== null) out.push(stray);
-    out.push(...segmentProblems(g.baseline, 'baseline', who, bound), ...segmentProblems(g.window, 'window', who, bound), ...markOrder(g, who));
+    out.push(...segmentProblems(g.baseline, 'baseline', who, bound));
+    out.push(...segmentProblems(g.window, 'window', who, bound));
+    out.push(...markOrder(g, who));
   }
   return out;
 }

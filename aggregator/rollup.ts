@@ -103,7 +103,9 @@ function pooled(states: (RunState | undefined)[]): Record<LatencyMetric, Latency
   return out;
 }
 
-function statsOf(runs: RunResult[], pick: (r: RunResult) => number | null, why: (r: RunResult) => string, metric?: RunMetric): CycleStats {
+function statsOf(
+  runs: RunResult[], pick: (r: RunResult) => number | null, why: (r: RunResult) => string, metric?: RunMetric,
+): CycleStats {
   const values: number[] = [];
   const skipped: string[] = [];
   for (const r of runs) {
@@ -192,7 +194,10 @@ export function experimentResult(experimentUid: string, inputs: RollupInput[], c
   return {
     experimentUid,
     simulated: inputs.some((i) => i.result.simulated),
-    runs: { planned: inputs.length, pending: status('pending'), complete: status('complete'), incomplete: status('incomplete'), failed: status('failed'), aborted: status('aborted') },
+    runs: {
+      planned: inputs.length, pending: status('pending'), complete: status('complete'),
+      incomplete: status('incomplete'), failed: status('failed'), aborted: status('aborted'),
+    },
     configurations: configs.length,
     totals,
     bestConfiguration: best,

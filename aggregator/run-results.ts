@@ -192,14 +192,16 @@ function errorClassRecord(classes: ReadonlyMap<string, number> | undefined): Rec
 
 export function runResult(plan: PlannedRun, run: RunState | undefined): RunResult {
   const c = completeness(run, plan.replicas);
-  const gpus = run === undefined ? [] : expectedGpus(run).map((g) => gpuResult(g, powerBound(run, g.replica, g.gpuUuid)));
+  const bound = (g: GpuState): ReturnType<typeof powerBound> => powerBound(run as RunState, g.replica, g.gpuUuid);
+  const gpus = run === undefined ? [] : expectedGpus(run).map((g) => gpuResult(g, bound(g)));
   const pubs = run?.data.publishers ?? [];
   const sum = (k: 'requestsOk' | 'requestsFailed' | 'inputTokens' | 'outputTokens'): number => pubs.reduce((a, p) => a + p[k], 0);
   const latency = Object.fromEntries(LATENCY_METRICS.map((k) => [k, latencySummary(run?.sketches[k] ?? null, k)])) as Record<LatencyMetric, LatencySummary>;
   const empty = { metrics: Object.fromEntries(RUN_METRICS.map((k) => [k, null])) as Record<RunMetric, number | null>, missing: Object.fromEntries(RUN_METRICS.map((k) => [k, 'no messages received yet'])) };
   return {
     runId: plan.runId, configId: plan.configId, configHash: plan.configHash, cycle: plan.cycle,
-    attempt: run?.data.attempt ?? null, status: c.status, reasons: c.reasons, inputRejected: c.inputRejected, simulated: run?.data.simulated ?? false,
+    attempt: run?.data.attempt ?? null, status: c.status, reasons: c.reasons, inputRejected: c.inputRejected,
+    simulated: run?.data.simulated ?? false,
     counts: {
       requestsOk: sum('requestsOk'), requestsFailed: sum('requestsFailed'), inputTokens: sum('inputTokens'), outputTokens: sum('outputTokens'),
       errorClasses: errorClassRecord(run?.errorClasses),

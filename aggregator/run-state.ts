@@ -3,7 +3,10 @@
 import type { SketchMessage, SummaryMessage, WireMessage } from '../api/protocol.ts';
 import { LogHistogram } from '../lib/sketch/index.ts';
 import { applyTelemetry } from './energy.ts';
-import { addProblem, LATENCY_METRICS, newPublisher, type LatencyMetric, type PlannedRun, type PublisherState, type RunStateData } from './state.ts';
+import {
+  addProblem, LATENCY_METRICS, newPublisher,
+  type LatencyMetric, type PlannedRun, type PublisherState, type RunStateData,
+} from './state.ts';
 import { acceptWireSketch } from './wire-sketch.ts';
 
 /** Distinct error classes kept per run; further ones are counted under OTHER_ERROR_CLASS. */

@@ -104,15 +104,18 @@ export interface CycleStatsOptions {
 }
 
 /** Mean, std and 95% CI over the cycles' values; `skipped` lists why some cycles had no value. */
-export function cycleStats(values: readonly number[], skipped: readonly string[] = [], options: CycleStatsOptions = {}): CycleStats {
+export function cycleStats(
+  values: readonly number[], skipped: readonly string[] = [], options: CycleStatsOptions = {},
+): CycleStats {
   const n = values.length;
   const why = skipped.length > 0 ? `; ${skipped.length} cycle(s) without a value: ${skipped.join('; ')}` : '';
   const flags: CycleStatFlag[] = n < MIN_CYCLES_FOR_CI ? ['fewCycles'] : [];
-  if (n === 0) return { n, mean: null, std: null, ci95Low: null, ci95High: null, reason: `no cycle has a value${why}`, flags };
+  const none = { std: null, ci95Low: null, ci95High: null, flags };
+  if (n === 0) return { n, mean: null, ...none, reason: `no cycle has a value${why}` };
   let sum = 0;
   for (const v of values) sum += v;
   const mean = sum / n;
-  if (n === 1) return { n, mean, std: null, ci95Low: null, ci95High: null, reason: `one cycle: no spread to estimate${why}`, flags };
+  if (n === 1) return { n, mean, ...none, reason: `one cycle: no spread to estimate${why}` };
   let ss = 0;
   for (const v of values) ss += (v - mean) * (v - mean);
   const std = Math.sqrt(ss / (n - 1));

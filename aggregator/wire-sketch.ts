@@ -20,7 +20,8 @@ export function acceptWireSketch(base64: string): AcceptedSketch {
     return { sketch: null, problem: `could not be decoded: ${describe(err)}` };
   }
   if (sketch.count > 0 && !(sketch.max <= MAX_LATENCY_MS)) {
-    return { sketch: null, problem: `is implausible: its maximum ${sketch.max} ms is above the plausible ${MAX_LATENCY_MS} ms` };
+    const problem = `is implausible: its maximum ${sketch.max} ms is above the plausible ${MAX_LATENCY_MS} ms`;
+    return { sketch: null, problem };
   }
   return { sketch, problem: null };
 }

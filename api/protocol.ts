@@ -29,7 +29,8 @@ const mapKey = z.string().regex(MAP_KEY_PATTERN, { message: 'must be 1-64 letter
  */
 const errorClassCounts = z.preprocess((v, ctx) => {
   if (typeof v === 'object' && v !== null && Object.hasOwn(v, '__proto__')) {
-    ctx.addIssue({ code: 'custom', message: 'the error class "__proto__" is reserved; name the class differently', input: v });
+    const message = 'the error class "__proto__" is reserved; name the class differently';
+    ctx.addIssue({ code: 'custom', message, input: v });
   }
   return v;
 }, z.record(mapKey, count).refine((r) => Object.keys(r).length <= 64, { message: 'at most 64 error classes' }));
@@ -177,7 +178,9 @@ export const SummaryMessageSchema = z.object({
   backendMetrics: BackendMetricsSchema.optional(),
 })
   // Equal bounds are honest: a steady-state window that never opened is empty (and has no requests).
-  .refine((m) => m.windowEndMs >= m.windowStartMs, { message: 'windowEndMs precedes windowStartMs', path: ['windowEndMs'] })
+  .refine((m) => m.windowEndMs >= m.windowStartMs, {
+    message: 'windowEndMs precedes windowStartMs', path: ['windowEndMs'],
+  })
   .refine((m) => m.baselineStartMs === null || m.baselineEndMs === null || m.baselineEndMs >= m.baselineStartMs, {
     message: 'baselineEndMs precedes baselineStartMs', path: ['baselineEndMs'],
   });

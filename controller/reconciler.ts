@@ -151,8 +151,11 @@ export class Reconciler {
 
   private async converge(obj: ExperimentObject, ref: ExperimentRef, spec: EnergyExperimentSpec, matrix: RunMatrix, warnings: SpecIssue[]): Promise<ReconcileResult> {
     const prev = this.previousStatus(obj);
-    const started = ((prev['runs'] as RunSummary[] | undefined) ?? []).map((r) => ({ runId: r.id, attempt: r.attempt }));
-    const feed = await this.deps.streams.feed(ref, () => newAggregator(ref.uid, matrix, spec.placement.replicas, spec.policy.failurePolicy), started);
+    const previousRuns = (prev['runs'] as RunSummary[] | undefined) ?? [];
+    const started = previousRuns.map((r) => ({ runId: r.id, attempt: r.attempt }));
+    const fresh = (): ReturnType<typeof newAggregator> =>
+      newAggregator(ref.uid, matrix, spec.placement.replicas, spec.policy.failurePolicy);
+    const feed = await this.deps.streams.feed(ref, fresh, started);
     const pods = this.podsOf(ref);
     const now = this.now();
     const out = stepRuns({

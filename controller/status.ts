@@ -54,7 +54,8 @@ export function bestConfiguration(configs: ConfigurationResult[]): Best | undefi
     if (best === undefined || j.mean < best.joulesPerToken) {
       const net = c.metrics['baselineSubtractedJoulesPerToken'];
       best = {
-        configurationId: c.id, backend: c.backend, configHash: c.configHash, metric: 'joulesPerToken', joulesPerToken: j.mean,
+        configurationId: c.id, backend: c.backend, configHash: c.configHash,
+        metric: 'joulesPerToken', joulesPerToken: j.mean,
         ...(j.ci95Low !== undefined && j.ci95High !== undefined ? { ci95Low: j.ci95Low, ci95High: j.ci95High } : {}),
         ...(net !== undefined && net.n > 0 ? { baselineSubtractedJoulesPerToken: net.mean } : {}),
         cycles: j.n,

@@ -83,8 +83,10 @@ export function writeResults(input: WriteResultsInput): ResultsSummary {
     runsComplete: results.runs.filter((r) => r.status === 'complete').length,
     runsFailed: Object.values(state.runs).filter((r) => r.status === 'failed').length,
     best: best === null ? null : {
-      configId: best.configId, label: labels[best.configId] ?? best.configId, metric: best.metric, joulesPerToken: best.joulesPerTokenMean,
-      baselineSubtractedJoulesPerToken: best.baselineSubtractedJoulesPerTokenMean, cycles: best.cycles, fewCycles: best.joulesPerToken.flags.includes('fewCycles'),
+      configId: best.configId, label: labels[best.configId] ?? best.configId, metric: best.metric,
+      joulesPerToken: best.joulesPerTokenMean,
+      baselineSubtractedJoulesPerToken: best.baselineSubtractedJoulesPerTokenMean,
+      cycles: best.cycles, fewCycles: best.joulesPerToken.flags.includes('fewCycles'),
     },
   };
   const generatedAt = new Date().toISOString();

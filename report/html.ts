@@ -68,7 +68,8 @@ function statFlags(s: CycleStats): string {
 }
 
 function configTable(configs: readonly ConfigResult[], labels: Readonly<Record<string, string>>, bestId: string | null): string {
-  const head = '<tr><th>configuration</th><th>runs</th><th>J/token (95% CI)</th><th>baseline-subtracted J/token</th><th>tokens/J</th><th>tokens/s</th><th>mean power W</th><th>TTFT p50 / p99 ms</th><th>ITL p50 / p99 ms</th></tr>';
+  const head = '<tr><th>configuration</th><th>runs</th><th>J/token (95% CI)</th><th>baseline-subtracted J/token</th>' +
+    '<th>tokens/J</th><th>tokens/s</th><th>mean power W</th><th>TTFT p50 / p99 ms</th><th>ITL p50 / p99 ms</th></tr>';
   const rows = configs.map((c) => {
     const j = c.metrics.joulesPerToken;
     const best = c.configId === bestId ? ' class="best"' : '';
