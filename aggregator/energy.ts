@@ -133,8 +133,19 @@ function applyMark(g: GpuState, mark: Mark, s: GpuSample): void {
   else if (mark === 'windowEnd' && g.window !== null) closeSegment(g.window, s);
 }
 
-/** Fold one telemetry message into the per-GPU segments of its run. */
-export function applyTelemetry(gpus: GpuState[], m: TelemetryMessage): void {
+/** GPUs one replica may report (a hello lists at most as many): more is a flood, not a machine. */
+export const MAX_GPUS_PER_REPLICA = 64;
+
+/**
+ * Fold one telemetry message into the per-GPU segments of its run. Returns a problem when the
+ * message names more GPUs than a replica can have; then nothing of it is applied.
+ */
+export function applyTelemetry(gpus: GpuState[], m: TelemetryMessage): string | null {
+  const known = new Set(gpus.filter((g) => g.replica === m.replica).map((g) => g.gpuUuid));
+  for (const s of m.samples) known.add(s.gpuUuid);
+  if (known.size > MAX_GPUS_PER_REPLICA) {
+    return `replica ${m.replica} would report ${known.size} GPUs, more than the ${MAX_GPUS_PER_REPLICA} a replica can have`;
+  }
   for (const s of m.samples) {
     const g = gpuState(gpus, m.replica, s.gpuUuid);
     if (m.mark !== undefined) {
@@ -144,6 +155,7 @@ export function applyTelemetry(gpus: GpuState[], m: TelemetryMessage): void {
     if (g.baseline !== null) feed(g.baseline, s);
     if (g.window !== null) feed(g.window, s);
   }
+  return null;
 }
 
 /** A number, or null with the reason it is missing. */

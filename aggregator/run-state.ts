@@ -127,8 +127,7 @@ export class RunState {
       case 'sketch':
         return this.applySketch(pub, m);
       case 'telemetry':
-        applyTelemetry(this.data.gpus, m);
-        return null;
+        return applyTelemetry(this.data.gpus, m);
       case 'summary':
         pub.summary = summaryState(m);
         return null;

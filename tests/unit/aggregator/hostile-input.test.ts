@@ -176,4 +176,17 @@ void describe('plausibility at the door', () => {
     assert.equal(r.status, 'incomplete');
     assert.match(r.reasons.join(' '), /replica 5 is outside the 1 planned/);
   });
+
+  void it('refuses telemetry naming more GPUs than a replica can have, instead of growing the state', () => {
+    const plan = onePlan();
+    const msgs = experimentMessages(plan, { seed: 12 });
+    const agg = new Aggregator(plan);
+    feed(agg, msgs);
+    const t = msgs.find((m): m is TelemetryMessage => m.kind === 'telemetry' && m.mark === undefined)!;
+    const flood = { ...t, seq: 999, samples: Array.from({ length: 5000 }, (_, i) => ({ ...t.samples[0]!, gpuUuid: `GPU-flood-${i}` })) };
+    assert.equal(agg.apply(flood, agg.lastStreamSeq + 1).outcome, 'rejected');
+    const r = agg.results().runs[0]!;
+    assert.equal(r.gpus.length, 1);
+    assert.match(r.reasons.join(' '), /would report 5001 GPUs, more than the 64/);
+  });
 });
