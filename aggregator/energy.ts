@@ -144,7 +144,8 @@ export function applyTelemetry(gpus: GpuState[], m: TelemetryMessage): string | 
   const known = new Set(gpus.filter((g) => g.replica === m.replica).map((g) => g.gpuUuid));
   for (const s of m.samples) known.add(s.gpuUuid);
   if (known.size > MAX_GPUS_PER_REPLICA) {
-    return `replica ${m.replica} would report ${known.size} GPUs, more than the ${MAX_GPUS_PER_REPLICA} a replica can have`;
+    const more = `more than the ${MAX_GPUS_PER_REPLICA} a replica can have`;
+    return `replica ${m.replica} would report ${known.size} GPUs, ${more}`;
   }
   for (const s of m.samples) {
     const g = gpuState(gpus, m.replica, s.gpuUuid);
