@@ -134,6 +134,7 @@ export class Aggregator {
 
   /** A message that fails the schema still counts against its run's current attempt, when it names one. */
   private refuse(message: WireMessage, reason: string): ApplyOutcome {
+    if (typeof message !== 'object' || message === null) return { outcome: 'rejected', reason };
     const raw = message as Partial<Record<string, unknown>>;
     const ours = typeof raw['runId'] === 'string' && raw['experimentUid'] === this.plan.experimentUid;
     const run = ours ? this.runs.get(raw['runId'] as string) : undefined;

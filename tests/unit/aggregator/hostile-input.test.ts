@@ -189,4 +189,11 @@ void describe('plausibility at the door', () => {
     assert.equal(r.gpus.length, 1);
     assert.match(r.reasons.join(' '), /would report 5001 GPUs, more than the 64/);
   });
+
+  void it('refuses a message that is not an object at all, without throwing', () => {
+    const agg = new Aggregator(onePlan());
+    for (const [i, junk] of [null, 42, 'hello', []].entries()) {
+      assert.equal(agg.apply(junk as unknown as WireMessage, i + 1).outcome, 'rejected');
+    }
+  });
 });
