@@ -155,7 +155,11 @@ export class Reconciler {
 
   private async converge(obj: ExperimentObject, ref: ExperimentRef, spec: EnergyExperimentSpec, matrix: RunMatrix, warnings: SpecIssue[]): Promise<ReconcileResult> {
     const prev = this.previousStatus(obj);
-    const feed = await this.deps.streams.feed(ref, () => newAggregator(ref.uid, matrix, spec.placement.replicas, spec.policy.failurePolicy));
+    const previousRuns = (prev['runs'] as RunSummary[] | undefined) ?? [];
+    const started = previousRuns.map((r) => ({ runId: r.id, attempt: r.attempt }));
+    const fresh = (): ReturnType<typeof newAggregator> =>
+      newAggregator(ref.uid, matrix, spec.placement.replicas, spec.policy.failurePolicy);
+    const feed = await this.deps.streams.feed(ref, fresh, started);
     const pods = this.podsOf(ref);
     const now = this.now();
     const out = stepRuns({
@@ -171,6 +175,8 @@ export class Reconciler {
       expected: this.expected(pods),
       podName: (runId, attempt, replica) => podName(ref, runId, attempt, replica),
     });
+    // Declared before the pods exist: the Aggregator refuses messages of attempts never started.
+    for (const c of out.create) feed.startAttempt(c.run.id, c.attempt);
     await this.applyPods(ref, spec, matrix, out);
     for (const s of out.signal) await feed.signalStart(s.runId, s.attempt);
     const status = await this.desiredStatus({ obj, ref, spec, matrix, feed, warnings }, out, prev);

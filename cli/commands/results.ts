@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { InvalidInputError } from '../../lib/errors.ts';
 import { compareResults, readResultsDirectory, type ResultsDocument } from '../../local/index.ts';
+import { bestConfigurationText } from '../../report/best.ts';
 
 const HELP = `usage:
   llem results show DIR                     configurations, J/token with 95% CI, best configuration
@@ -29,7 +30,7 @@ function show(doc: ResultsDocument): string {
       `${n(j.ci95Low)}–${n(j.ci95High)}`, n(c.metrics.tokensPerSecond.mean), n(c.latencyPooled.ttftMs.p99)].join('  '));
   }
   const best = doc.results.experiment.bestConfiguration;
-  lines.push(best === null ? 'best: none' : `best: ${label(best.configId)} at ${n(best.joulesPerTokenMean)} J/token`);
+  lines.push(best === null ? 'best: none' : `best: ${bestConfigurationText(best, label(best.configId), n)}`);
   return lines.join('\n') + '\n';
 }
 
