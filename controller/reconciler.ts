@@ -6,7 +6,7 @@ import { validateEnergyExperiment, type SpecIssue } from '../api/validation.ts';
 import type { RunMatrix } from '../api/matrix.ts';
 import type { EnergyExperimentSpec } from '../api/spec.ts';
 import { REASONS } from '../api/conditions.ts';
-import { EnergyExperimentStatusSchema, type EnergyExperimentStatus } from '../api/status.ts';
+import type { EnergyExperimentStatus } from '../api/status.ts';
 import { InvalidInputError } from '../lib/errors.ts';
 import type { Logger } from '../lib/log.ts';
 import { FINALIZER, LABEL_EXPERIMENT_UID, type ExperimentObject, type KubeWriter } from './kube.ts';
@@ -276,9 +276,8 @@ export class Reconciler {
     const { started, completionTime } = statusTimes(out.runs, decision.finished, prev, nowIso);
     const runs = withAggregatorRunMetrics(boundRuns(out.runs), aggregate);
     // Written once, when the experiment finishes; later reconciles keep the reference.
-    const artifact = prev.artifact ?? (decision.finished
-      ? { uri: await this.putArtifact(ctx, { experiment: ref, spec, runs: withAggregatorRunMetrics(out.runs, aggregate), configurations: all, best, simulated, completionTime, results: aggregate, ...(failure !== null ? { aggregatorFailure: failure } : {}) }), kind: 'objectStore' as const }
-      : undefined);
+    const body = { experiment: ref, spec, runs: out.runs, configurations: all, best, simulated, completionTime, results: aggregate, aggregatorFailure: failure };
+    const artifact = prev.artifact ?? (decision.finished ? await this.artifactOf(ctx, body) : undefined);
     return {
       observedGeneration: generation,
       phase: decision.phase,
@@ -292,6 +291,12 @@ export class Reconciler {
       ...(started !== undefined ? { startTime: started } : {}),
       ...(completionTime !== undefined ? { completionTime } : {}),
     };
+  }
+
+  private async artifactOf(ctx: ExperimentContext, body: Parameters<Reconciler['putArtifact']>[1] & { runs: RunPlanOutput['runs'] }): Promise<{ uri: string; kind: 'objectStore' }> {
+    const { aggregatorFailure, ...rest } = body;
+    const doc = { ...rest, runs: withAggregatorRunMetrics(body.runs, body.results), ...(aggregatorFailure !== null && aggregatorFailure !== undefined ? { aggregatorFailure } : {}) };
+    return { uri: await this.putArtifact(ctx, doc), kind: 'objectStore' };
   }
 
   /** results.json plus the CSVs, plots and report.html (no power time series: the controller keeps no raw samples). */

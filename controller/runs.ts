@@ -138,17 +138,24 @@ function verdictOf(prev: RunSummary, inputs: RunInputs): RunVerdict | null {
   return v !== null && v.attempt === prev.attempt ? v : null;
 }
 
-function stepRunning(prev: RunSummary, planned: PlannedRun, inputs: RunInputs, out: RunPlanOutput): RunSummary {
-  const verdict = verdictOf(prev, inputs);
+/** What ends the attempt at once: the Aggregator failed on it, a pod failed, an agent aborted. */
+function attemptBroken(prev: RunSummary, verdict: RunVerdict | null, pods: V1Pod[], inputs: RunInputs): PodFailure | undefined {
   const broken = inputs.judge.failure(prev.id, prev.attempt);
-  if (broken !== undefined) return fail(prev, inputs, { reason: 'AggregatorFailed', message: broken }, out);
-  if (verdict?.status === 'complete') return succeed(prev, inputs, out);
-  const pods = podsOf(inputs.pods, prev.id, prev.attempt);
+  if (broken !== undefined) return { reason: 'AggregatorFailed', message: broken };
   for (const p of pods) {
     const failure = podFailure(p);
-    if (failure !== undefined) return fail(prev, inputs, failure, out);
+    if (failure !== undefined) return failure;
   }
-  if (verdict?.status === 'aborted') return fail(prev, inputs, { reason: 'AgentAborted', message: verdict.reasons.join('; ') }, out);
+  if (verdict?.status === 'aborted') return { reason: 'AgentAborted', message: verdict.reasons.join('; ') };
+  return undefined;
+}
+
+function stepRunning(prev: RunSummary, planned: PlannedRun, inputs: RunInputs, out: RunPlanOutput): RunSummary {
+  const verdict = verdictOf(prev, inputs);
+  const pods = podsOf(inputs.pods, prev.id, prev.attempt);
+  if (verdict?.status === 'complete' && inputs.judge.failure(prev.id, prev.attempt) === undefined) return succeed(prev, inputs, out);
+  const broken = attemptBroken(prev, verdict, pods, inputs);
+  if (broken !== undefined) return fail(prev, inputs, broken, out);
   const missing = range(inputs.replicas).filter((r) => {
     const name = inputs.podName(prev.id, prev.attempt, r);
     return !pods.some((p) => p.metadata?.name === name) && !inputs.expected.has(name);
@@ -162,9 +169,7 @@ function stepRunning(prev: RunSummary, planned: PlannedRun, inputs: RunInputs, o
   if (missing.length > 0) return fail(prev, inputs, { reason: 'PodLost', message: `pod(s) of replica ${missing.join(', ')} disappeared (deleted or node lost)` }, out);
   const startedMs = prev.startTime === undefined ? inputs.now.getTime() : Date.parse(prev.startTime);
   const timeoutMs = inputs.policy.runTimeoutSeconds * 1000;
-  if (inputs.now.getTime() - startedMs > timeoutMs) {
-    return fail(prev, inputs, { reason: 'RunTimeout', message: `no complete data within policy.runTimeoutSeconds (${inputs.policy.runTimeoutSeconds} s)` }, out);
-  }
+  if (inputs.now.getTime() - startedMs > timeoutMs) return fail(prev, inputs, timedOut(inputs), out);
   const allDone = pods.length === inputs.replicas && pods.every((p) => p.status?.phase === 'Succeeded');
   if (allDone && inputs.now.getTime() - lastFinishMs(pods) > DATA_GRACE_MS) {
     return fail(prev, inputs, { reason: 'IncompleteData', message: 'every pod finished but the run data is incomplete (missing summary or messages)' }, out);
@@ -172,6 +177,10 @@ function stepRunning(prev: RunSummary, planned: PlannedRun, inputs: RunInputs, o
   if (verdict !== null && verdict.readyReplicas >= inputs.replicas) out.signal.push({ runId: prev.id, attempt: prev.attempt });
   due(out, Math.min(startedMs + timeoutMs - inputs.now.getTime(), allDone ? DATA_GRACE_MS : Infinity));
   return prev;
+}
+
+function timedOut(inputs: RunInputs): PodFailure {
+  return { reason: 'RunTimeout', message: `no complete data within policy.runTimeoutSeconds (${inputs.policy.runTimeoutSeconds} s)` };
 }
 
 function lastFinishMs(pods: V1Pod[]): number {

@@ -77,7 +77,7 @@ export function boundRuns(runs: RunSummary[]): RunSummary[] {
   if (runs.length <= MAX_STATUS_RUNS) return runs;
   const open = runs.filter((r) => r.phase === 'Running' || (r.phase === 'Pending' && r.attempt > 0)).slice(0, STATUS_OPEN_RUNS);
   const failed = runs.filter((r) => r.phase === 'Failed');
-  const succeeded = runs.filter((r) => r.phase === 'Succeeded').sort((a, b) => (b.completionTime ?? '').localeCompare(a.completionTime ?? ''));
+  const succeeded = runs.filter((r) => r.phase === 'Succeeded').sort((a, b) => ((b.completionTime ?? '') < (a.completionTime ?? '') ? -1 : (b.completionTime ?? '') > (a.completionTime ?? '') ? 1 : 0));
   const shown = [...open, ...failed, ...succeeded].slice(0, MAX_STATUS_RUNS);
   const order = new Map(runs.map((r, i) => [r.id, i]));
   return shown.sort((a, b) => (order.get(a.id) ?? 0) - (order.get(b.id) ?? 0));

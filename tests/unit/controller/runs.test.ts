@@ -78,7 +78,7 @@ void test('a run succeeds only once the Aggregator judges every message of its a
   const gap = stepRuns({ ...inputs, judge: judgeOf(agg), previous: started.runs, pods: [pod(id, 0, 'Running')] });
   assert.equal(gap.runs[0]?.phase, 'Running', 'a gap keeps it incomplete');
   agg.apply(msgs[2]!, ++seq);
-  assert.equal(agg.apply(msgs[2]!, ++seq).outcome, 'duplicate');
+  assert.equal(agg.apply(msgs[2]!, seq + 1).outcome, 'duplicate');
   const done = stepRuns({ ...inputs, judge: judgeOf(agg), previous: started.runs, pods: [pod(id, 0, 'Running')] });
   assert.equal(done.runs[0]?.phase, 'Succeeded');
   assert.equal(agg.results().runs[0]?.status, 'complete', 'status and the strict results agree: one judge');
