@@ -246,7 +246,29 @@ export function stepRuns(inputs: RunInputs): RunPlanOutput {
     due(out, inputs.policy.runTimeoutSeconds * 1000);
   }
   out.runs = stepped;
+  releaseFinishedPods(inputs, stepped, out);
   return out;
+}
+
+const labelsOfPlan = new WeakMap<PlannedRun[], Map<string, number>>();
+
+/**
+ * Pods of a finished run that are still there (a controller killed between writing the run table and
+ * deleting them): deleted now, so nothing lingers until the experiment is deleted.
+ */
+function releaseFinishedPods(inputs: RunInputs, runs: RunSummary[], out: RunPlanOutput): void {
+  let byLabel = labelsOfPlan.get(inputs.planned);
+  if (byLabel === undefined) {
+    byLabel = new Map(inputs.planned.map((r, i) => [labelValue(r.id), i]));
+    labelsOfPlan.set(inputs.planned, byLabel);
+  }
+  const queued = new Set(out.deletePods);
+  for (const p of inputs.pods) {
+    const name = p.metadata?.name ?? '';
+    const i = byLabel.get(p.metadata?.labels?.[LABEL_RUN] ?? '');
+    const phase = i === undefined ? undefined : runs[i]?.phase;
+    if ((phase === 'Succeeded' || phase === 'Failed') && !queued.has(name) && p.metadata?.deletionTimestamp === undefined) out.deletePods.push(name);
+  }
 }
 
 /**
