@@ -41,14 +41,7 @@ export const STATUS_CONFIGURATION_BYTES = 128 * 1024;
 
 /** The first configurations, within MAX_STATUS_CONFIGURATIONS and STATUS_CONFIGURATION_BYTES. */
 export function boundConfigurations(configs: ConfigurationResult[]): ConfigurationResult[] {
-  const out: ConfigurationResult[] = [];
-  let bytes = 0;
-  for (const c of configs.slice(0, MAX_STATUS_CONFIGURATIONS)) {
-    bytes += JSON.stringify(c).length + 1;
-    if (bytes > STATUS_CONFIGURATION_BYTES) break;
-    out.push(c);
-  }
-  return out;
+  return withinBytes(configs.slice(0, MAX_STATUS_CONFIGURATIONS), STATUS_CONFIGURATION_BYTES);
 }
 
 export function bestConfiguration(configs: ConfigurationResult[]): Best | undefined {
@@ -67,6 +60,19 @@ export function bestConfiguration(configs: ConfigurationResult[]): Best | undefi
 }
 
 const STATUS_OPEN_RUNS = MAX_STATUS_RUNS / 2;
+/** Status keeps at most this many bytes of runs (failure messages are up to 1 KiB each). */
+export const STATUS_RUN_BYTES = 96 * 1024;
+
+function withinBytes<T>(items: T[], budget: number): T[] {
+  let bytes = 0;
+  const out: T[] = [];
+  for (const item of items) {
+    bytes += JSON.stringify(item).length + 1;
+    if (bytes > budget) break;
+    out.push(item);
+  }
+  return out;
+}
 
 /**
  * The runs status shows, at most MAX_STATUS_RUNS: running and retrying runs first (up to half),
@@ -74,11 +80,11 @@ const STATUS_OPEN_RUNS = MAX_STATUS_RUNS / 2;
  * The whole table lives outside status (ADR 0014).
  */
 export function boundRuns(runs: RunSummary[]): RunSummary[] {
-  if (runs.length <= MAX_STATUS_RUNS) return runs;
+  if (runs.length <= MAX_STATUS_RUNS && JSON.stringify(runs).length <= STATUS_RUN_BYTES) return runs;
   const open = runs.filter((r) => r.phase === 'Running' || (r.phase === 'Pending' && r.attempt > 0)).slice(0, STATUS_OPEN_RUNS);
   const failed = runs.filter((r) => r.phase === 'Failed');
   const succeeded = runs.filter((r) => r.phase === 'Succeeded').sort((a, b) => ((b.completionTime ?? '') < (a.completionTime ?? '') ? -1 : (b.completionTime ?? '') > (a.completionTime ?? '') ? 1 : 0));
-  const shown = [...open, ...failed, ...succeeded].slice(0, MAX_STATUS_RUNS);
+  const shown = withinBytes([...open, ...failed, ...succeeded].slice(0, MAX_STATUS_RUNS), STATUS_RUN_BYTES);
   const order = new Map(runs.map((r, i) => [r.id, i]));
   return shown.sort((a, b) => (order.get(a.id) ?? 0) - (order.get(b.id) ?? 0));
 }
