@@ -8,6 +8,7 @@ import type { EnergyExperimentSpec } from '../api/spec.ts';
 import { REASONS } from '../api/conditions.ts';
 import type { EnergyExperimentStatus } from '../api/status.ts';
 import { InvalidInputError } from '../lib/errors.ts';
+import { canonicalJson } from '../api/paths.ts';
 import type { Logger } from '../lib/log.ts';
 import { FINALIZER, LABEL_EXPERIMENT_UID, type ExperimentObject, type KubeWriter } from './kube.ts';
 import type { ObjectStore } from './informer.ts';
@@ -73,7 +74,9 @@ function validateObject(obj: ExperimentObject, name: string, namespace: string):
 
 export class Reconciler {
   /** Status we wrote, by uid, for when the informer has not caught up yet (resourceVersion order). */
-  private readonly written = new Map<string, { rv: number; status: EnergyExperimentStatus }>();
+  private readonly written = new Map<string, { rv: number; status: EnergyExperimentStatus; canonical: string }>();
+  /** The status last read from the cache, by uid: parsed once per resourceVersion, not per reconcile. */
+  private readonly parsed = new Map<string, { rv: string; status: EnergyExperimentStatus }>();
   /** Pods we created and the cache may not show yet: name -> created ms. */
   private readonly expectations = new Map<string, number>();
 
@@ -103,15 +106,24 @@ export class Reconciler {
     const uid = obj.metadata?.uid ?? '';
     const mine = this.written.get(uid);
     const rv = Number(obj.metadata?.resourceVersion ?? '0');
-    if (mine !== undefined && Number.isFinite(rv) && rv < mine.rv) return mine.status;
-    return experimentStatus(obj.status, this.deps.log);
+    if (mine !== undefined && Number.isFinite(rv) && rv <= mine.rv) return mine.status;
+    const cached = this.parsed.get(uid);
+    const rvText = obj.metadata?.resourceVersion ?? '';
+    if (cached !== undefined && cached.rv === rvText && rvText !== '') return cached.status;
+    const status = experimentStatus(obj.status, this.deps.log);
+    this.parsed.set(uid, { rv: rvText, status });
+    return status;
   }
 
   private async writeStatus(obj: ExperimentObject, ref: ExperimentRef, status: EnergyExperimentStatus): Promise<boolean> {
-    if (!statusChanged(this.previousStatus(obj), status)) return false;
+    const canonical = canonicalJson(status);
+    const mine = this.written.get(ref.uid);
+    const prev = this.previousStatus(obj);
+    // What we wrote last is compared by its canonical form, computed once (status can be ~200 KB).
+    if (mine !== undefined && prev === mine.status ? mine.canonical === canonical : !statusChanged(prev, status)) return false;
     const updated = await this.deps.writer.patchExperimentStatus(ref.namespace, ref.name, status as Record<string, unknown>);
     const rv = Number(updated.metadata?.resourceVersion ?? '0');
-    if (Number.isFinite(rv)) this.written.set(ref.uid, { rv, status });
+    if (Number.isFinite(rv)) this.written.set(ref.uid, { rv, status, canonical });
     return true;
   }
 
@@ -154,6 +166,7 @@ export class Reconciler {
     for (const pod of this.podsOf(ref)) await this.deps.writer.deletePod(ref.namespace, pod.metadata?.name ?? '');
     await this.deps.streams.cleanup(ref);
     this.written.delete(ref.uid);
+    this.parsed.delete(ref.uid);
     this.deps.metrics?.forgetExperiment(ref.namespace, ref.name);
     await this.deps.writer.setFinalizers(obj, (obj.metadata?.finalizers ?? []).filter((f) => f !== FINALIZER));
     this.deps.log.info({ experiment: `${ref.namespace}/${ref.name}` }, 'experiment deleted: pods, consumer and checkpoint cleaned up');
