@@ -75,6 +75,7 @@ function validateObject(obj: ExperimentObject, name: string, namespace: string):
 export class Reconciler {
   /** Status we wrote, by uid, for when the informer has not caught up yet (resourceVersion order). */
   private readonly written = new Map<string, { rv: number; status: EnergyExperimentStatus; canonical: string }>();
+  private readonly validations = new Map<string, { key: string; result: ReturnType<typeof validateObject> }>();
   /** The status last read from the cache, by uid: parsed once per resourceVersion, not per reconcile. */
   private readonly parsed = new Map<string, { rv: string; status: EnergyExperimentStatus }>();
   /** Pods we created and the cache may not show yet: name -> created ms. */
@@ -96,9 +97,23 @@ export class Reconciler {
     if (!(obj.metadata?.finalizers ?? []).includes(FINALIZER)) {
       await this.deps.writer.setFinalizers(obj, [...(obj.metadata?.finalizers ?? []), FINALIZER]);
     }
-    const validation = validateObject(obj, name, namespace);
+    const validation = this.validated(obj, name, namespace);
     if (!validation.ok) return this.invalid(obj, ref, validation.issues);
     return this.converge(obj, ref, validation.experiment.spec, validation.matrix, validation.warnings);
+  }
+
+  /**
+   * Validation (schema, rules, rendering, the run matrix: 20,000 runs hashed) once per generation:
+   * the spec only changes with the generation; labels are part of the key since they do not bump it.
+   */
+  private validated(obj: ExperimentObject, name: string, namespace: string): ReturnType<typeof validateObject> {
+    const key = `${obj.metadata?.generation ?? 0}/${JSON.stringify(obj.metadata?.labels ?? {})}`;
+    const uid = obj.metadata?.uid ?? '';
+    const known = this.validations.get(uid);
+    if (known !== undefined && known.key === key) return known.result;
+    const result = validateObject(obj, name, namespace);
+    this.validations.set(uid, { key, result });
+    return result;
   }
 
   /** Status as last written (ours, when the cache lags), read through the status schema. */
@@ -167,6 +182,7 @@ export class Reconciler {
     await this.deps.streams.cleanup(ref);
     this.written.delete(ref.uid);
     this.parsed.delete(ref.uid);
+    this.validations.delete(ref.uid);
     this.deps.metrics?.forgetExperiment(ref.namespace, ref.name);
     await this.deps.writer.setFinalizers(obj, (obj.metadata?.finalizers ?? []).filter((f) => f !== FINALIZER));
     this.deps.log.info({ experiment: `${ref.namespace}/${ref.name}` }, 'experiment deleted: pods, consumer and checkpoint cleaned up');
@@ -188,7 +204,11 @@ export class Reconciler {
   private async converge(obj: ExperimentObject, ref: ExperimentRef, spec: EnergyExperimentSpec, matrix: RunMatrix, warnings: SpecIssue[]): Promise<ReconcileResult> {
     const prev = this.previousStatus(obj);
     // Finished, artifact written, feed released: results are read from the artifact from now on.
-    if (isReleased(prev)) return this.afterFinish(ref, spec, prev, undefined);
+    if (isReleased(prev)) {
+      // Nothing of a finished experiment stays in memory, its run matrix included.
+      this.validations.delete(ref.uid);
+      return this.afterFinish(ref, spec, prev, undefined);
+    }
     const feed = await this.deps.streams.feed(ref, {
       planned: matrix.runs, seed: prev.runs,
       newAggregator: () => newAggregator(ref.uid, matrix, spec.placement.replicas, spec.policy.failurePolicy),
@@ -229,7 +249,10 @@ export class Reconciler {
     if (wrote) this.degradedEvent(obj, prev, status);
     if (wrote && prev.phase !== status.phase) void this.event(obj, 'Normal', `Experiment${String(status.phase)}`, `Experiment is ${String(status.phase)}: ${progressOf(out.runs).summary} runs succeeded.`);
     this.observe(ref, out, status.best, feed.aggregate());
-    if (isReleased(status)) await this.deps.streams.release(ref);
+    if (isReleased(status)) {
+      await this.deps.streams.release(ref);
+      this.validations.delete(ref.uid);
+    }
     return this.afterFinish(ref, spec, status, out.requeueAfterMs);
   }
 

@@ -31,9 +31,21 @@ export function configurationResults(configurations: Configuration[], runs: RunS
   const succeeded = new Map<string, number>();
   for (const r of runs) if (r.phase === 'Succeeded') succeeded.set(r.configurationId, (succeeded.get(r.configurationId) ?? 0) + 1);
   return configurations.map((c) => {
-    const point = Object.fromEntries(Object.entries(c.point).map(([k, v]) => [k, canonicalJson(v)]));
+    const point = displayPoint(c);
     return { id: c.id, backend: c.backend.name, configHash: c.configHash, point, cyclesSucceeded: succeeded.get(c.id) ?? 0, metrics: metrics?.get(c.id) ?? {} };
   });
+}
+
+const points = new WeakMap<Configuration, Record<string, string>>();
+
+/** The sweep point as display strings, computed once per configuration (not per reconcile). */
+function displayPoint(c: Configuration): Record<string, string> {
+  let p = points.get(c);
+  if (p === undefined) {
+    p = Object.fromEntries(Object.entries(c.point).map(([k, v]) => [k, canonicalJson(v)]));
+    points.set(c, p);
+  }
+  return p;
 }
 
 /** Status keeps at most this many bytes of configuration results; the artifact has every one. */
