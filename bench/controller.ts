@@ -9,7 +9,11 @@
 //
 //   node --import tsx bench/controller.ts [--experiments 200] [--runs 10] [--big-runs 20000] [--workers 4]
 import { fork, type ChildProcess } from 'node:child_process';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { build } from 'esbuild';
 import { parseArgs } from 'node:util';
 import { CustomObjectsApi } from '@kubernetes/client-node';
 import { EnergyExperimentStatusSchema } from '../api/status.ts';
@@ -126,8 +130,17 @@ async function main(): Promise<void> {
     await pool(names, WORKERS, async (n) => void (await writer.patchExperimentStatus(NS, n, {})));
     const baselinePerS = EXPERIMENTS / ((performance.now() - b0) / 1000);
 
-    const script = fileURLToPath(new URL('./controller-process.ts', import.meta.url));
-    child = fork(script, [JSON.stringify({ kubeconfig: kube.kubeconfigPath, natsUrl: nats.url, namespace: NS, workers: WORKERS })], { execArgv: ['--import', 'tsx', '--expose-gc'] });
+    // Bundled as the controller image bundles the CLI (scripts/bundle.mjs): tsx's transform caches
+    // would add ~100 MB of RSS that a deployed controller does not have.
+    const bundleDir = await mkdtemp(join(tmpdir(), 'llem-bench-controller-'));
+    const script = join(bundleDir, 'controller-process.mjs');
+    await build({
+      entryPoints: [fileURLToPath(new URL('./controller-process.ts', import.meta.url))], outfile: script, bundle: true, platform: 'node', format: 'esm',
+      target: 'node22', external: ['koffi', 'playwright-core'], logLevel: 'warning',
+      banner: { js: "import { createRequire as __llemCreateRequire } from 'node:module'; const require = __llemCreateRequire(import.meta.url);" },
+    });
+    child = fork(script, [JSON.stringify({ kubeconfig: kube.kubeconfigPath, natsUrl: nats.url, namespace: NS, workers: WORKERS })], { execArgv: ['--expose-gc'] });
+    child.once('exit', () => void rm(bundleDir, { recursive: true, force: true }));
     await new Promise((r) => child?.once('message', r));
 
     const t0 = performance.now();
