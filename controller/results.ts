@@ -150,6 +150,21 @@ class Feed implements ExperimentFeed {
     return results;
   }
 
+  /**
+   * An unreadable checkpoint is an Aggregator failure (Degraded), not a reconcile error retried
+   * forever: the Aggregator is rebuilt by re-reading the experiment's stream from its first message.
+   */
+  private tryRestore(state: Uint8Array): boolean {
+    try {
+      this.restore(state);
+      return true;
+    } catch (err) {
+      this.tainted.clear();
+      this.fail('the aggregator checkpoint could not be read; rebuilding from the whole stream', err);
+      return false;
+    }
+  }
+
   private restore(state: Uint8Array): void {
     const body = JSON.parse(dec.decode(state)) as { aggregator: string | null; tainted?: [string, { attempt: number; message: string }][] };
     if (body.aggregator === null) throw new Error('checkpoint holds no aggregator state');
@@ -163,8 +178,7 @@ class Feed implements ExperimentFeed {
     const [cp, runs] = await Promise.all([this.bus.getCheckpoint(key), RunTable.load(this.bus, key, plan.planned, plan.seed)]);
     this.runs = runs;
     for (const r of runs.list()) if (r.phase === 'Running') this.resumed.add(r.id);
-    if (cp !== null) {
-      this.restore(cp.state);
+    if (cp !== null && this.tryRestore(cp.state)) {
       this.lastStreamSeq = cp.lastStreamSeq;
       this.log.info({ lastStreamSeq: cp.lastStreamSeq }, 'resuming from checkpoint');
     } else {

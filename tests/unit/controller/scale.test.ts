@@ -5,6 +5,9 @@ import assert from 'node:assert/strict';
 import { Aggregator } from '../../../aggregator/index.ts';
 import { EnergyExperimentStatusSchema, MAX_STATUS_RUNS } from '../../../api/status.ts';
 import { InvalidInputError } from '../../../lib/errors.ts';
+import { experimentCheckpointKey } from '../../../lib/bus/subjects.ts';
+import { BusExperimentStreams } from '../../../controller/results.ts';
+import { Reconciler } from '../../../controller/reconciler.ts';
 import { controllerUnderTest, experimentWith, settle } from './fakes.ts';
 
 function spec(points: number, cycles: number, extra: Record<string, unknown> = {}): Record<string, unknown> {
@@ -133,6 +136,36 @@ void test('an Aggregator failure sets Degraded AggregatorFailed with an Event, a
     assert.ok(status.configurations.every((c) => Object.keys(c.metrics).length > 0), 'metrics come from the Aggregator, never rough totals');
   } finally {
     Aggregator.prototype.apply = original;
+    await h.streams.stopAll();
+    await h.bus.close();
+  }
+});
+
+void test('an unreadable Aggregator checkpoint sets Degraded and the Aggregator is rebuilt from the whole stream', async () => {
+  const h = await controllerUnderTest();
+  h.experiments.put(experimentWith(spec(2, 1)));
+  try {
+    await h.reconciler.reconcile('ns/e1');
+    await h.runPods();
+    await settle(100);
+    // A controller restart that finds a corrupt checkpoint: a fresh reconciler and fresh feeds.
+    await h.streams.stopAll();
+    await h.bus.putCheckpoint(experimentCheckpointKey('ns', 'uid-1'), { state: new TextEncoder().encode('{"aggregator":"not json'), lastStreamSeq: 9 });
+    const streams = new BusExperimentStreams(h.bus, { changed: () => undefined, applied: () => undefined, lag: () => undefined }, h.log, 50);
+    const reconciler = new Reconciler({ experiments: h.experiments, pods: h.pods, writer: h.writer, streams, log: h.log, podOptions: { agentImage: 'a', backendImages: {}, agentEnv: [], simulate: true } });
+    let phase: string | undefined;
+    for (let i = 0; i < 20 && phase !== 'Succeeded' && phase !== 'Failed'; i++) {
+      await reconciler.reconcile('ns/e1');
+      phase = h.experiments.get('ns', 'e1')?.status?.['phase'] as string | undefined;
+      await settle(60);
+    }
+    const status = EnergyExperimentStatusSchema.parse(h.experiments.get('ns', 'e1')?.status);
+    assert.equal(status.phase, 'Succeeded', 'the stream still holds every message: nothing is lost');
+    assert.equal(status.conditions.find((c) => c.type === 'Degraded')?.reason, 'AggregatorFailed');
+    assert.match(status.conditions.find((c) => c.type === 'Degraded')?.message ?? '', /checkpoint could not be read/);
+    assert.ok(h.writer.created.every((n) => n.includes('-a0-')), 'no run was measured again');
+    await streams.stopAll();
+  } finally {
     await h.streams.stopAll();
     await h.bus.close();
   }
