@@ -6,7 +6,9 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdir, rm } from 'node:fs/promises';
 import { fileURLToPath } from 'node:url';
+import { build } from 'esbuild';
 import { EnergyExperimentStatusSchema, type EnergyExperimentStatus } from '../../../api/status.ts';
 import { openNatsBus } from '../../../lib/bus/index.ts';
 import type { Bus } from '../../../lib/bus/types.ts';
@@ -16,7 +18,11 @@ import { manifest, sleep, waitFor } from './env.ts';
 import { steadyAgent } from './steady-agent.ts';
 
 const skip = kubeSkipReason();
-const LLEM = fileURLToPath(new URL('../../../bin/llem.mjs', import.meta.url));
+const REPO = fileURLToPath(new URL('../../../', import.meta.url));
+// The CLI bundled as the controller image runs it (scripts/bundle.mjs), so a restart takes about a
+// second and the kills land while it works; under .cache/ (ignored) so node_modules resolves.
+const BUILD_DIR = `${REPO}.cache/crash-test-${process.pid}`;
+const LLEM = `${BUILD_DIR}/llem.mjs`;
 const KILLS = 10;
 
 void describe('the llem controller process, killed and restarted', { skip, timeout: 600_000 }, () => {
@@ -26,11 +32,19 @@ void describe('the llem controller process, killed and restarted', { skip, timeo
   let player: NodePlayer;
   let child: ChildProcess | undefined;
 
-  function startController(): ChildProcess {
+  /** A controller process; `started` resolves once it logs that it runs (informers synced, leading). */
+  function startController(): ChildProcess & { started: Promise<void> } {
     const args = [LLEM, 'controller', '--kubeconfig', kube.kubeconfigPath, '--nats-url', nats.url, '--simulate', '--no-leader-elect', '--metrics-bind-address', '127.0.0.1:0', '--workers', '2'];
-    const c = spawn(process.execPath, args, { stdio: ['ignore', 'ignore', 'pipe'], env: { ...process.env, LLEM_LOG_LEVEL: 'error', LLEM_FROM_SOURCE: '1' } });
-    c.stderr?.on('data', (d: Buffer) => process.stderr.write(`[controller ${c.pid}] ${d.toString()}`));
-    return c;
+    const c = spawn(process.execPath, args, { stdio: ['ignore', 'ignore', 'pipe'], env: { ...process.env, LLEM_LOG_LEVEL: 'info' } });
+    const started = new Promise<void>((resolve) => {
+      c.stderr?.on('data', (d: Buffer) => {
+        const text = d.toString();
+        if (text.includes('controller started')) resolve();
+        for (const line of text.split('\n')) if (/"level":(50|60)/.test(line)) process.stderr.write(`[controller ${c.pid}] ${line}\n`);
+      });
+      c.once('exit', () => resolve());
+    });
+    return Object.assign(c, { started });
   }
 
   async function kill(c: ChildProcess | undefined): Promise<void> {
@@ -67,11 +81,17 @@ void describe('the llem controller process, killed and restarted', { skip, timeo
   }
 
   before(async () => {
+    await mkdir(BUILD_DIR, { recursive: true });
+    await build({
+      entryPoints: [`${REPO}cli/main.ts`], outfile: LLEM, bundle: true, platform: 'node', format: 'esm', target: 'node22',
+      external: ['koffi', 'playwright-core'], logLevel: 'warning',
+      banner: { js: "import { createRequire as __llemCreateRequire } from 'node:module'; const require = __llemCreateRequire(import.meta.url);" },
+    });
     kube = await startKube();
     nats = await startNatsServer();
     bus = await openNatsBus({ servers: nats.url, name: 'crash-test' });
     await bus.ensureLayout();
-    player = await kube.startNodePlayer({ run: steadyAgent(bus) });
+    player = await kube.startNodePlayer({ run: steadyAgent(bus, 1500) });
     await kube.kubectlOk(['create', 'namespace', 'calm']);
     await kube.kubectlOk(['create', 'namespace', 'crashy']);
   });
@@ -81,6 +101,7 @@ void describe('the llem controller process, killed and restarted', { skip, timeo
     await bus?.close();
     await kube?.stop();
     await nats?.cleanup();
+    await rm(BUILD_DIR, { recursive: true, force: true });
   });
 
   void test(`SIGKILLed at ${KILLS} random points, the controller ends with the artifact of an uninterrupted run`, async () => {
@@ -94,12 +115,14 @@ void describe('the llem controller process, killed and restarted', { skip, timeo
     await kube.kubectlOk(['apply', '-f', '-'], { input: manifest('exp', 'crashy', spec) });
     const kills: number[] = [];
     for (let i = 0; i < KILLS; i++) {
-      child = startController();
-      // Start-up (tsx, informer sync) takes about a second; kill anywhere from before the first
-      // reconcile to well into the runs.
-      const at = 300 + Math.floor(Math.random() * 2500);
+      const c = startController();
+      child = c;
+      await c.started;
+      // Anywhere from the first reconcile (pods, run-table chunks, status) to well into the runs
+      // (checkpoints every second, more chunks and status writes as runs finish).
+      const at = Math.floor(Math.random() * 1500);
       await sleep(at);
-      await kill(child);
+      await kill(c);
       kills.push(at);
     }
     child = startController();
