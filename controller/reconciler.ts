@@ -252,6 +252,8 @@ export class Reconciler {
     if (isReleased(status)) {
       await this.deps.streams.release(ref);
       this.validations.delete(ref.uid);
+      // Per-run power series of a finished experiment: every run has ended.
+      this.deps.metrics?.runPower.forgetExperiment(ref.namespace, ref.name);
     }
     return this.afterFinish(ref, spec, status, out.requeueAfterMs);
   }
