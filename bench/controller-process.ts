@@ -5,6 +5,7 @@ import { Controller } from '../controller/index.ts';
 import { openNatsBus } from '../lib/bus/index.ts';
 import { rootLogger } from '../lib/log.ts';
 import { KubeConfig } from '@kubernetes/client-node';
+import { getHeapStatistics } from 'node:v8';
 
 interface Args {
   kubeconfig: string;
@@ -48,7 +49,9 @@ process.on('message', (m: { cmd: string }) => {
     // Two full collections so what is reported is what the controller still holds.
     (globalThis as { gc?: () => void }).gc?.();
     (globalThis as { gc?: () => void }).gc?.();
-    process.send?.({ feeds: controller.activeFeeds(), rssBytes: process.memoryUsage().rss, heapUsedBytes: process.memoryUsage().heapUsed });
+    const m = process.memoryUsage();
+    const heapCommittedBytes = getHeapStatistics().total_heap_size;
+    process.send?.({ feeds: controller.activeFeeds(), rssBytes: m.rss, heapUsedBytes: m.heapUsed, heapCommittedBytes, externalBytes: m.external, arrayBuffersBytes: m.arrayBuffers });
   } else if (m.cmd === 'stop') {
     void controller.stop().then(() => bus.close()).then(() => process.exit(0));
   }

@@ -78,7 +78,7 @@ async function pool<T>(items: T[], n: number, fn: (t: T) => Promise<void>): Prom
   }));
 }
 
-interface Taken { durations: number[]; queued: number[]; errors: number; feeds: number; rssBytes: number; heapUsedBytes?: number }
+interface Taken { durations: number[]; queued: number[]; errors: number; feeds: number; rssBytes: number; heapUsedBytes?: number; heapCommittedBytes?: number; externalBytes?: number; arrayBuffersBytes?: number }
 
 function ask(child: ChildProcess, cmd: string): Promise<Taken> {
   return new Promise((resolve) => {
@@ -142,6 +142,8 @@ async function main(): Promise<void> {
     child = fork(script, [JSON.stringify({ kubeconfig: kube.kubeconfigPath, natsUrl: nats.url, namespace: NS, workers: WORKERS })], { execArgv: ['--expose-gc'] });
     child.once('exit', () => void rm(bundleDir, { recursive: true, force: true }));
     await new Promise((r) => child?.once('message', r));
+    const idle = await ask(child, 'rss');
+    console.log(`controller started: rss ${(idle.rssBytes / 1e6).toFixed(1)} MB, heap ${((idle.heapUsedBytes ?? 0) / 1e6).toFixed(1)} MB`);
 
     const t0 = performance.now();
     const manyDone = await waitFinished(kube, new Set(names), Date.now() + 20 * 60_000);
@@ -159,7 +161,7 @@ async function main(): Promise<void> {
     const statusBytes = Buffer.byteLength(JSON.stringify(obj.status ?? {}));
     await new Promise((r) => setTimeout(r, 3000));
     const mem = await ask(child, 'rss');
-    console.log(`big: ${status.progress?.summary ?? '?'} runs (${status.phase ?? '?'}) in ${bigS.toFixed(1)} s; ${summary(big)}; status ${statusBytes} bytes; feeds in memory ${mem.feeds}; rss ${(mem.rssBytes / 1e6).toFixed(1)} MB, heap ${((mem.heapUsedBytes ?? 0) / 1e6).toFixed(1)} MB`);
+    console.log(`big: ${status.progress?.summary ?? '?'} runs (${status.phase ?? '?'}) in ${bigS.toFixed(1)} s; ${summary(big)}; status ${statusBytes} bytes; feeds in memory ${mem.feeds}; rss ${(mem.rssBytes / 1e6).toFixed(1)} MB, heap ${((mem.heapUsedBytes ?? 0) / 1e6).toFixed(1)} MB (committed ${((mem.heapCommittedBytes ?? 0) / 1e6).toFixed(1)} MB), external ${((mem.externalBytes ?? 0) / 1e6).toFixed(1)} MB, array buffers ${((mem.arrayBuffersBytes ?? 0) / 1e6).toFixed(1)} MB`);
     const all = { durations: [...many.durations, ...big.durations], queued: [...many.queued, ...big.queued], errors: many.errors + big.errors } as Taken;
     const sorted = [...all.durations].sort((a, b) => a - b);
     const bigSorted = [...big.durations].sort((a, b) => a - b);
@@ -169,7 +171,7 @@ async function main(): Promise<void> {
         `big_runs=${status.progress?.total ?? 0} big_succeeded=${status.progress?.succeeded ?? 0} big_finished=${bigDone} big_wall_s=${bigS.toFixed(1)} big_errors=${big.errors} ` +
         `big_p99_ms=${quantile(bigSorted, 0.99).toFixed(1)} reconcile_p50_ms=${quantile(sorted, 0.5).toFixed(1)} reconcile_p99_ms=${quantile(sorted, 0.99).toFixed(1)} ` +
         `queue_wait_p99_ms=${quantile([...all.queued].sort((a, b) => a - b), 0.99).toFixed(1)} errors=${all.errors} status_bytes=${statusBytes} ` +
-        `rss_after_release_mb=${(mem.rssBytes / 1e6).toFixed(1)} feeds_after_release=${mem.feeds} baseline_status_patches_per_s=${baselinePerS.toFixed(1)}`,
+        `rss_at_start_mb=${(idle.rssBytes / 1e6).toFixed(1)} rss_after_release_mb=${(mem.rssBytes / 1e6).toFixed(1)} heap_after_release_mb=${((mem.heapUsedBytes ?? 0) / 1e6).toFixed(1)} feeds_after_release=${mem.feeds} baseline_status_patches_per_s=${baselinePerS.toFixed(1)}`,
     );
   } finally {
     if (child !== undefined && child.exitCode === null) {

@@ -310,7 +310,7 @@ export class BusExperimentStreams implements ExperimentStreams {
   async putArtifact(ref: ExperimentRef, body: unknown, files: ReadonlyMap<string, string> = new Map()): Promise<string> {
     const prefix = `${sanitizeToken(ref.namespace)}/${sanitizeToken(ref.name)}-${sanitizeToken(ref.uid)}`;
     // The derived files first: results.json, written last, marks a complete set.
-    for (const [file, content] of files) await this.bus.putArtifact(`${prefix}/${file}`, enc.encode(content));
+    await Promise.all([...files].map(([file, content]) => this.bus.putArtifact(`${prefix}/${file}`, enc.encode(content))));
     await this.bus.putArtifact(`${prefix}/results.json`, enc.encode(JSON.stringify(body, null, 2)));
     return `nats-obj://llem-artifacts/${prefix}/results.json`;
   }
