@@ -139,7 +139,10 @@ async function main(): Promise<void> {
       target: 'node22', external: ['koffi', 'playwright-core'], logLevel: 'warning',
       banner: { js: "import { createRequire as __llemCreateRequire } from 'node:module'; const require = __llemCreateRequire(import.meta.url);" },
     });
-    child = fork(script, [JSON.stringify({ kubeconfig: kube.kubeconfigPath, natsUrl: nats.url, namespace: NS, workers: WORKERS })], { execArgv: ['--expose-gc'] });
+    // glibc keeps freed memory in per-thread arenas; two arenas and an eager trim return what a
+    // released experiment freed (the same environment a controller image would set).
+    const env = { ...process.env, MALLOC_ARENA_MAX: '2', MALLOC_TRIM_THRESHOLD_: '1048576' };
+    child = fork(script, [JSON.stringify({ kubeconfig: kube.kubeconfigPath, natsUrl: nats.url, namespace: NS, workers: WORKERS })], { execArgv: ['--expose-gc'], env });
     child.once('exit', () => void rm(bundleDir, { recursive: true, force: true }));
     await new Promise((r) => child?.once('message', r));
     const idle = await ask(child, 'rss');
