@@ -6,14 +6,16 @@ import { closeSync, existsSync, linkSync, openSync, readFileSync, renameSync, rm
 import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { LlemError } from '../lib/errors.ts';
+import { bootId, processStartTicks } from './orphans.ts';
 
 export const LOCK_FILE = '.llem.lock';
 
 export interface LockHolder {
   pid: number;
   host: string;
-  /** /proc/<pid>/stat start time (clock ticks since boot), null where /proc is not there. */
-  procStart: string | null;
+  /** /proc/<pid>/stat start time (clock ticks since boot) and the boot's id; null where /proc is not there. */
+  procStart: number | null;
+  bootId: string | null;
   startedAt: string;
 }
 
@@ -26,16 +28,6 @@ export class ResultsLockedError extends LlemError {
   }
 }
 
-function procStart(pid: number): string | null {
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    // Field 22, counted after the command name (which may hold spaces) closes with ')'.
-    return stat.slice(stat.lastIndexOf(')') + 2).split(' ')[19] ?? null;
-  } catch {
-    return null;
-  }
-}
-
 /** Whether the lock's process still runs (same host only; another host's lock counts as held). */
 export function holderAlive(h: LockHolder): boolean {
   if (h.host !== hostname()) return true;
@@ -44,16 +36,18 @@ export function holderAlive(h: LockHolder): boolean {
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code !== 'EPERM') return false;
   }
-  // The PID may have been reused by an unrelated process since the run died.
-  const now = procStart(h.pid);
-  return h.procStart === null || now === null || now === h.procStart;
+  // A reboot since, a zombie, or the PID reused by an unrelated process: the run is gone.
+  if (h.bootId !== null && bootId() !== 'unknown' && h.bootId !== bootId()) return false;
+  if (!existsSync('/proc/self/stat')) return true;
+  const now = processStartTicks(h.pid);
+  return now !== null && (h.procStart === null || now === h.procStart);
 }
 
 function readHolder(file: string): LockHolder | null {
   try {
     const v = JSON.parse(readFileSync(file, 'utf8')) as Partial<LockHolder>;
     if (typeof v.pid !== 'number' || typeof v.host !== 'string') return null;
-    return { pid: v.pid, host: v.host, procStart: v.procStart ?? null, startedAt: v.startedAt ?? 'unknown' };
+    return { pid: v.pid, host: v.host, procStart: v.procStart ?? null, bootId: v.bootId ?? null, startedAt: v.startedAt ?? 'unknown' };
   } catch {
     return null;
   }
@@ -68,7 +62,9 @@ export interface ResultsLock {
 /** Takes the lock of `dir` (which exists) or throws ResultsLockedError. */
 export function lockResultsDirectory(dir: string): ResultsLock {
   const file = join(dir, LOCK_FILE);
-  const me: LockHolder = { pid: process.pid, host: hostname(), procStart: procStart(process.pid), startedAt: new Date().toISOString() };
+  const me: LockHolder = {
+    pid: process.pid, host: hostname(), procStart: processStartTicks(process.pid), bootId: bootId() === 'unknown' ? null : bootId(), startedAt: new Date().toISOString(),
+  };
   let tookOverFrom: LockHolder | null = null;
   for (let attempt = 0; attempt < 5; attempt += 1) {
     // Written whole to a private file, then linked into place: the lock never exists half-written.
