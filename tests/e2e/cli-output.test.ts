@@ -13,7 +13,7 @@ const SMALL = join(REPO, 'tests/fixtures/local/small.yaml');
 
 /** Runs llem with LLEM_LOG_LEVEL unset (the user's default). */
 function llem(args: string[]): Promise<Finished> {
-  const env = { ...process.env, LLEM_CLI_ENTRY: '1' };
+  const env: NodeJS.ProcessEnv = { ...process.env, LLEM_CLI_ENTRY: '1' };
   delete env['LLEM_LOG_LEVEL'];
   const child = spawn(process.execPath, ['--import', 'tsx', join(REPO, 'cli/main.ts'), ...args], { cwd: REPO, env, stdio: ['ignore', 'pipe', 'pipe'] });
   let stdout = '';
