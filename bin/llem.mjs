@@ -11,6 +11,15 @@ if (!(major >= MIN_NODE_MAJOR)) {
   process.exit(2);
 }
 
+// V8's on-disk code cache (Node >= 22.1): later starts skip parsing and compiling the bundle again.
+const nodeModule = await import('node:module');
+if (typeof nodeModule.enableCompileCache === 'function' && process.env.LLEM_NO_COMPILE_CACHE !== '1') {
+  try {
+    nodeModule.enableCompileCache();
+  } catch {
+    // no cache: slower starts, nothing else
+  }
+}
 const { existsSync, readFileSync, statSync } = await import('node:fs');
 const { fileURLToPath, pathToFileURL } = await import('node:url');
 
