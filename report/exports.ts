@@ -83,89 +83,118 @@ function gpuModel(env: Record<string, string>): string {
 
 /** One llm-d benchmark report (v0.2) per complete run. */
 export function llmdReports(i: ExportInput): Array<Record<string, unknown>> {
-  const reports: Array<Record<string, unknown>> = [];
-  for (const r of i.runs) {
-    if (r.status !== 'complete') continue;
-    const c = i.configurations.find((x) => x.id === r.configId);
-    const file = i.runFiles.get(r.runId);
-    const m = r.metrics;
-    const ok = r.counts.requestsOk;
-    const replicas = Math.max(1, new Set(r.gpus.map((g) => g.replica)).size);
-    const gpus = Math.max(1, r.gpus.length);
-    const workload = c?.workload;
-    const keywords = ['llem', i.experimentName, ...(r.simulated ? ['simulated'] : [])];
-    reports.push({
-      version: '0.2',
-      run: compact({
-        uid: id32(`${i.experimentUid}/${r.runId}/${String(r.attempt)}`),
-        eid: id32(i.experimentUid),
-        time: compact({ start: iso(file?.windowStartMs), end: iso(file?.windowEndMs), duration: m.windowSeconds === null ? undefined : `PT${m.windowSeconds}S` }),
-        description: `llem run ${r.runId} of experiment ${i.experimentName}, measurement window only${r.simulated ? ' (SIMULATED GPU and server)' : ''}`,
-        keywords,
-      }),
-      scenario: {
-        stack: [{
-          metadata: { label: r.configId, cfg_id: r.configHash.slice(0, 32), description: c?.label ?? r.configId },
-          standardized: {
-            kind: 'inference_engine', tool: c?.backend?.type ?? 'unknown', tool_version: i.environment['backendVersion'] ?? 'unknown', role: 'replica', replicas,
-            model: { name: i.spec.model?.name ?? 'unknown' },
-            accelerator: { model: gpuModel(i.environment), count: gpus, parallelism: { tp: Math.max(1, gpus / replicas), dp: replicas } },
-          },
-          native: { config: { backend: c?.backend ?? null, point: c?.point ?? {}, dtype: i.spec.model?.dtype ?? null } },
-        }],
-        load: {
-          metadata: { cfg_id: r.configHash.slice(0, 32), description: 'llem load generator: streaming OpenAI-compatible requests' },
-          standardized: compact({
-            tool: 'llem', tool_version: i.environment['agent'] ?? 'unknown',
-            source: workload?.dataset?.synthetic !== undefined ? 'random' : 'sampled',
-            input_seq_len: seqLen(workload?.dataset?.synthetic?.inputTokens, ok > 0 ? r.counts.inputTokens / ok : null) ?? { distribution: 'other', value: 1 },
-            output_seq_len: seqLen(workload?.dataset?.synthetic?.outputTokens, ok > 0 ? r.counts.outputTokens / ok : null),
-            concurrency: workload?.mode === 'concurrency' ? workload.concurrency : undefined,
-            rate_qps: workload?.mode === 'rate' ? workload.rate : undefined,
-          }),
-          native: { config: workload ?? null },
-        },
-      },
-      results: {
-        request_performance: {
-          aggregate: {
-            requests: compact({
-              total: ok + r.counts.requestsFailed, failures: r.counts.requestsFailed,
-              input_length: stat('count', ok > 0 ? r.counts.inputTokens / ok : null),
-              output_length: stat('count', ok > 0 ? r.counts.outputTokens / ok : null),
-            }),
-            latency: compact({
-              time_to_first_token: latencyStats(r.latency.ttftMs, 'ms'),
-              inter_token_latency: latencyStats(r.latency.itlMs, 'ms/token'),
-              time_per_output_token: latencyStats(r.latency.tpotMs, 'ms/token'),
-              request_latency: latencyStats(r.latency.e2eMs, 'ms'),
-            }),
-            throughput: compact({
-              output_token_rate: stat('tokens/s', m.tokensPerSecond),
-              input_token_rate: stat('tokens/s', m.windowSeconds !== null && m.windowSeconds > 0 ? r.counts.inputTokens / m.windowSeconds : null),
-              request_rate: stat('queries/s', m.requestsPerSecond),
-            }),
-          },
-        },
-        observability: {
-          components: r.gpus.map((g) => compact({
-            component_label: r.configId,
-            replica_id: `replica-${g.replica}/${g.gpuUuid}`,
-            aggregate: { power_consumption: stat('Watts', g.meanPowerWatts, { max: g.peakPowerWatts }) },
-            time_series: powerSeries(file?.power ?? [], g.replica, g.gpuUuid, file?.windowStartMs ?? null, file?.windowEndMs ?? null),
-          })),
-          llem_energy: compact({
-            simulated: r.simulated,
-            window_seconds: m.windowSeconds, energy_joules: m.energyJoules, energy_joules_per_gpu: m.energyPerGpuJoules,
-            mean_power_watts: m.meanPowerWatts, baseline_power_watts: m.baselinePowerWatts, baseline_subtracted_joules: m.baselineSubtractedJoules,
-            joules_per_output_token: m.joulesPerToken, tokens_per_joule: m.tokensPerJoule, joules_per_request: m.joulesPerRequest,
-            method: 'NVML total-energy counter delta per GPU over the measurement window (warm-up excluded); idle baseline measured before',
-          }),
-        },
-      },
-    });
-  }
-  return reports;
+  return i.runs.filter((r) => r.status === 'complete').map((r) => llmdReport(i, r));
+}
+
+interface RunContext {
+  c: ExportConfiguration | undefined;
+  file: { power: PowerPoint[]; windowStartMs: number | null; windowEndMs: number | null } | undefined;
+  ok: number;
+  replicas: number;
+  gpus: number;
+}
+
+function contextOf(i: ExportInput, r: RunResult): RunContext {
+  return {
+    c: i.configurations.find((x) => x.id === r.configId),
+    file: i.runFiles.get(r.runId),
+    ok: r.counts.requestsOk,
+    replicas: Math.max(1, new Set(r.gpus.map((g) => g.replica)).size),
+    gpus: Math.max(1, r.gpus.length),
+  };
+}
+
+function llmdReport(i: ExportInput, r: RunResult): Record<string, unknown> {
+  const x = contextOf(i, r);
+  const m = r.metrics;
+  return {
+    version: '0.2',
+    run: compact({
+      uid: id32(`${i.experimentUid}/${r.runId}/${String(r.attempt)}`),
+      eid: id32(i.experimentUid),
+      time: compact({ start: iso(x.file?.windowStartMs), end: iso(x.file?.windowEndMs), duration: m.windowSeconds === null ? undefined : `PT${m.windowSeconds}S` }),
+      description: `llem run ${r.runId} of experiment ${i.experimentName}, measurement window only${r.simulated ? ' (SIMULATED GPU and server)' : ''}`,
+      keywords: ['llem', i.experimentName, ...(r.simulated ? ['simulated'] : [])],
+    }),
+    scenario: { stack: [engineOf(i, r, x)], load: loadOf(i, r, x) },
+    results: {
+      request_performance: { aggregate: performanceOf(r, x) },
+      observability: { components: r.gpus.map((g) => componentOf(r, g, x)), llem_energy: energyOf(r) },
+    },
+  };
+}
+
+function engineOf(i: ExportInput, r: RunResult, x: RunContext): Record<string, unknown> {
+  return {
+    metadata: { label: r.configId, cfg_id: r.configHash.slice(0, 32), description: x.c?.label ?? r.configId },
+    standardized: {
+      kind: 'inference_engine', tool: x.c?.backend?.type ?? 'unknown', tool_version: i.environment['backendVersion'] ?? 'unknown',
+      role: 'replica', replicas: x.replicas, model: { name: i.spec.model?.name ?? 'unknown' },
+      accelerator: { model: gpuModel(i.environment), count: x.gpus, parallelism: { tp: Math.max(1, x.gpus / x.replicas), dp: x.replicas } },
+    },
+    native: { config: { backend: x.c?.backend ?? null, point: x.c?.point ?? {}, dtype: i.spec.model?.dtype ?? null } },
+  };
+}
+
+const perRequest = (n: number, x: RunContext): number | null => (x.ok > 0 ? n / x.ok : null);
+
+function loadOf(i: ExportInput, r: RunResult, x: RunContext): Record<string, unknown> {
+  const w = x.c?.workload;
+  const synthetic = w?.dataset?.synthetic;
+  return {
+    metadata: { cfg_id: r.configHash.slice(0, 32), description: 'llem load generator: streaming OpenAI-compatible requests' },
+    standardized: compact({
+      tool: 'llem', tool_version: i.environment['agent'] ?? 'unknown', source: synthetic !== undefined ? 'random' : 'sampled',
+      input_seq_len: seqLen(synthetic?.inputTokens, perRequest(r.counts.inputTokens, x)) ?? { distribution: 'other', value: 1 },
+      output_seq_len: seqLen(synthetic?.outputTokens, perRequest(r.counts.outputTokens, x)),
+      concurrency: w?.mode === 'concurrency' ? w.concurrency : undefined,
+      rate_qps: w?.mode === 'rate' ? w.rate : undefined,
+    }),
+    native: { config: w ?? null },
+  };
+}
+
+function performanceOf(r: RunResult, x: RunContext): Record<string, unknown> {
+  const m = r.metrics;
+  return {
+    requests: compact({
+      total: x.ok + r.counts.requestsFailed, failures: r.counts.requestsFailed,
+      input_length: stat('count', x.ok > 0 ? r.counts.inputTokens / x.ok : null),
+      output_length: stat('count', x.ok > 0 ? r.counts.outputTokens / x.ok : null),
+    }),
+    latency: compact({
+      time_to_first_token: latencyStats(r.latency.ttftMs, 'ms'),
+      inter_token_latency: latencyStats(r.latency.itlMs, 'ms/token'),
+      time_per_output_token: latencyStats(r.latency.tpotMs, 'ms/token'),
+      request_latency: latencyStats(r.latency.e2eMs, 'ms'),
+    }),
+    throughput: compact({
+      output_token_rate: stat('tokens/s', m.tokensPerSecond),
+      input_token_rate: stat('tokens/s', m.windowSeconds !== null && m.windowSeconds > 0 ? r.counts.inputTokens / m.windowSeconds : null),
+      request_rate: stat('queries/s', m.requestsPerSecond),
+    }),
+  };
+}
+
+function componentOf(r: RunResult, g: RunResult['gpus'][number], x: RunContext): Record<string, unknown> {
+  return compact({
+    component_label: r.configId,
+    replica_id: `replica-${g.replica}/${g.gpuUuid}`,
+    aggregate: { power_consumption: stat('Watts', g.meanPowerWatts, { max: g.peakPowerWatts }) },
+    time_series: powerSeries(x.file?.power ?? [], g.replica, g.gpuUuid, x.file?.windowStartMs ?? null, x.file?.windowEndMs ?? null),
+  });
+}
+
+/** v0.2 has no energy field; `observability` admits extra keys. */
+function energyOf(r: RunResult): Record<string, unknown> {
+  const m = r.metrics;
+  return compact({
+    simulated: r.simulated,
+    window_seconds: m.windowSeconds, energy_joules: m.energyJoules, energy_joules_per_gpu: m.energyPerGpuJoules,
+    mean_power_watts: m.meanPowerWatts, baseline_power_watts: m.baselinePowerWatts, baseline_subtracted_joules: m.baselineSubtractedJoules,
+    joules_per_output_token: m.joulesPerToken, tokens_per_joule: m.tokensPerJoule, joules_per_request: m.joulesPerRequest,
+    method: 'NVML total-energy counter delta per GPU over the measurement window (warm-up excluded); idle baseline measured before',
+  });
 }
 
 function powerSeries(power: readonly PowerPoint[], replica: number, gpuUuid: string, startMs: number | null, endMs: number | null): Record<string, unknown> | undefined {
