@@ -19,7 +19,9 @@ const STARTS = process.argv.includes('--starts') ? Number(argAfter('--starts')) 
 
 function wallMs(args: string[], env: NodeJS.ProcessEnv = {}): number {
   const t0 = process.hrtime.bigint();
-  const r = spawnSync(process.execPath, args, { cwd: REPO, env: { ...process.env, ...env }, stdio: ['ignore', 'ignore', 'pipe'] });
+  const r = spawnSync(process.execPath, args, {
+    cwd: REPO, env: { ...process.env, ...env }, stdio: ['ignore', 'ignore', 'pipe'],
+  });
   const ms = Number(process.hrtime.bigint() - t0) / 1e6;
   if (r.status !== 0) throw new Error(`${args.join(' ')} exited ${String(r.status)}: ${r.stderr.toString()}`);
   return ms;
@@ -42,9 +44,11 @@ for (let i = 0; i < STARTS; i += 1) {
   source.push(wallMs([BIN, 'validate', '--quiet', MANIFEST], { LLEM_FROM_SOURCE: '1' }));
 }
 const r = (v: number): string => v.toFixed(0);
-console.log(`node ${process.version}, load average ${loadavg()[0]?.toFixed(1) ?? '?'}, ${STARTS} starts each (p50 wall ms):`);
+const load = loadavg()[0]?.toFixed(1) ?? '?';
+console.log(`node ${process.version}, load average ${load}, ${STARTS} starts each (p50 wall ms):`);
 console.log(`  node -e 0                         ${r(p50(node))}`);
-console.log(`  llem validate (bundle)            ${r(p50(bundle))}  (${r(p50(bundle) - p50(node))} above node's own start)`);
+const above = r(p50(bundle) - p50(node));
+console.log(`  llem validate (bundle)            ${r(p50(bundle))}  (${above} above node's own start)`);
 console.log(`  llem validate (sources via tsx)   ${r(p50(source))}`);
 
 let quickstartS = 'skipped';

@@ -6,7 +6,8 @@
 const MIN_NODE_MAJOR = 20;
 const major = Number(process.versions.node.split('.')[0]);
 if (!(major >= MIN_NODE_MAJOR)) {
-  process.stderr.write(`llem: needs Node.js >= ${MIN_NODE_MAJOR}, this is ${process.version}; install a current Node.js ` +
+  process.stderr.write(`llem: needs Node.js >= ${MIN_NODE_MAJOR}, this is ${process.version}; ` +
+    'install a current Node.js ' +
     '(https://nodejs.org) or, in a llem checkout, run `source scripts/node-env.sh` first\n');
   process.exit(2);
 }
@@ -53,7 +54,9 @@ function fail(message) {
 }
 
 async function fromSource() {
-  if (major < 22) fail(`running from the TypeScript sources needs Node.js >= 22, this is ${process.version}; unset LLEM_FROM_SOURCE`);
+  if (major < 22) {
+    fail(`running from the TypeScript sources needs Node.js >= 22, this is ${process.version}; unset LLEM_FROM_SOURCE`);
+  }
   const { register } = await import('tsx/esm/api');
   register();
   await import('../cli/main.ts');
@@ -73,7 +76,8 @@ if (process.env.LLEM_FROM_SOURCE === '1') {
     try {
       await bundle();
     } catch (err) {
-      fail(`building dist/ from the sources failed: ${String(err.message).split('\n')[0]}; fix the error or run npm run build`);
+      const first = String(err.message).split('\n')[0];
+      fail(`building dist/ from the sources failed: ${first}; fix the error or run npm run build`);
     }
   }
   await import(pathToFileURL(bundled).href);

@@ -23,8 +23,10 @@ export interface LockHolder {
 export class ResultsLockedError extends LlemError {
   override name = 'ResultsLockedError';
   constructor(readonly dir: string, readonly holder: LockHolder) {
-    super('LLEM_E_LOCKED', `${dir} is being written by another llem run (PID ${holder.pid} on ${holder.host}, since ${holder.startedAt}); ` +
-      `wait for it to finish or stop it, or choose another --out${holder.host === hostname() ? '' : `; if that run is gone, delete ${join(dir, LOCK_FILE)}`}`, { exitCode: 2 });
+    const elsewhere = holder.host === hostname() ? '' : `; if that run is gone, delete ${join(dir, LOCK_FILE)}`;
+    super('LLEM_E_LOCKED',
+      `${dir} is being written by another llem run (PID ${holder.pid} on ${holder.host}, since ${holder.startedAt}); ` +
+      `wait for it to finish or stop it, or choose another --out${elsewhere}`, { exitCode: 2 });
   }
 }
 
@@ -47,7 +49,9 @@ function readHolder(file: string): LockHolder | null {
   try {
     const v = JSON.parse(readFileSync(file, 'utf8')) as Partial<LockHolder>;
     if (typeof v.pid !== 'number' || typeof v.host !== 'string') return null;
-    return { pid: v.pid, host: v.host, procStart: v.procStart ?? null, bootId: v.bootId ?? null, startedAt: v.startedAt ?? 'unknown' };
+    return {
+      pid: v.pid, host: v.host, procStart: v.procStart ?? null, bootId: v.bootId ?? null, startedAt: v.startedAt ?? 'unknown',
+    };
   } catch {
     return null;
   }
@@ -63,7 +67,8 @@ export interface ResultsLock {
 export function lockResultsDirectory(dir: string): ResultsLock {
   const file = join(dir, LOCK_FILE);
   const me: LockHolder = {
-    pid: process.pid, host: hostname(), procStart: processStartTicks(process.pid), bootId: bootId() === 'unknown' ? null : bootId(), startedAt: new Date().toISOString(),
+    pid: process.pid, host: hostname(), procStart: processStartTicks(process.pid),
+    bootId: bootId() === 'unknown' ? null : bootId(), startedAt: new Date().toISOString(),
   };
   let tookOverFrom: LockHolder | null = null;
   for (let attempt = 0; attempt < 5; attempt += 1) {

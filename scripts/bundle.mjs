@@ -31,7 +31,10 @@ export async function bundle(outdir = join(REPO, 'dist')) {
     chunkNames: 'chunk-[hash]',
     external: ['koffi', 'playwright-core'],
     // CommonJS dependencies bundled into ESM need a require().
-    banner: { js: "import { createRequire as __llemCreateRequire } from 'node:module'; const require = __llemCreateRequire(import.meta.url);" },
+    banner: {
+      js: "import { createRequire as __llemCreateRequire } from 'node:module'; " +
+        'const require = __llemCreateRequire(import.meta.url);',
+    },
     logLevel: 'warning',
     metafile: true,
     outdir: scratch,
