@@ -46,6 +46,21 @@ describe('results directory lock', { timeout: 300_000 }, () => {
     assert.deepEqual(statuses(out), ['complete', 'complete', 'complete', 'complete']);
   });
 
+  it('lets exactly one of two runs started together take over a stale lock; the other exits 2 naming it', async () => {
+    const out = join(mkdtempSync(join(tmpdir(), 'llem-lock-')), 'results');
+    mkdirSync(out);
+    // A lock left by a process that is gone: PID 2^22 - 1 is above every default pid_max but the largest.
+    writeFileSync(join(out, LOCK_FILE), JSON.stringify({ pid: 4194303, host: hostname(), procStart: 1, bootId: bootId(), startedAt: 'then' }));
+    const a = startLlem(['run', SMALL, '--simulate', '--out', out]);
+    const b = startLlem(['run', SMALL, '--simulate', '--out', out]);
+    const [ra, rb] = await Promise.all([a.done, b.done]);
+    const codes = [ra.code, rb.code].sort();
+    assert.deepEqual(codes, [0, 2], `${ra.stderr}\n---\n${rb.stderr}`);
+    const [winner, loser] = ra.code === 0 ? [a, rb] : [b, ra];
+    assert.match(loser.stderr, new RegExp(`PID ${String(winner.child.pid)}\\b`));
+    assert.deepEqual(statuses(out), ['complete', 'complete', 'complete', 'complete']);
+  });
+
   it('treats a lock whose PID now belongs to another process (a different start time) as stale', async () => {
     const out = join(mkdtempSync(join(tmpdir(), 'llem-lock-')), 'results');
     mkdirSync(out);
