@@ -1,6 +1,6 @@
 // Bundles the CLI (and its worker threads, further entry points) into dist/ with esbuild, plus the
 // benchmarks that run on the GPU machine (sampler-overhead, bench-agent). Plain JavaScript, runs on
-// Node >= 20 (ADR 0015). Use: node scripts/bundle.mjs [OUTDIR]; bin/llem.mjs imports bundle() to
+// Node >= 20 (ADR 0015). Use: node scripts/bundle.mjs [OUTDIR] [--clean]; bin/llem.mjs imports bundle() to
 // rebuild a stale dist/ in a checkout.
 //
 // Code splitting keeps start-up fast: `llem validate` loads its own few chunks, not the Kubernetes
@@ -15,8 +15,11 @@ import { fileURLToPath, pathToFileURL } from 'node:url';
 const REPO = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 export const BUILD_INFO = 'build-info.json';
 
-/** Builds every entry point into `outdir`; returns the build's duration in ms. */
-export async function bundle(outdir = join(REPO, 'dist')) {
+/**
+ * Builds every entry point into `outdir`; returns the build's duration in ms. `clean` (npm pack)
+ * removes every chunk this build did not write; otherwise older chunks stay a day for running processes.
+ */
+export async function bundle(outdir = join(REPO, 'dist'), { clean = false } = {}) {
   const { build } = await import('esbuild');
   const startedMs = Date.now();
   const scratch = `${outdir}.build-${process.pid}`;
@@ -54,7 +57,7 @@ export async function bundle(outdir = join(REPO, 'dist')) {
   const names = readdirSync(scratch).sort((a, b) => rank(a) - rank(b));
   for (const name of names) renameSync(join(scratch, name), join(outdir, name));
   rmSync(scratch, { recursive: true, force: true });
-  pruneOldChunks(outdir, startedMs);
+  pruneOldChunks(outdir, clean ? Infinity : startedMs, new Set(names));
   return Date.now() - startedMs;
 }
 
@@ -65,16 +68,17 @@ function rank(name) {
 }
 
 /** Chunks of earlier builds, once no process started from them recently can still import them. */
-function pruneOldChunks(outdir, nowMs) {
+function pruneOldChunks(outdir, nowMs, current) {
   for (const name of readdirSync(outdir)) {
-    if (!name.startsWith('chunk-')) continue;
+    if (!name.startsWith('chunk-') || current.has(name)) continue;
     const file = join(outdir, name);
     if (nowMs - statSync(file).mtimeMs > 24 * 3600_000) rmSync(file, { force: true });
   }
 }
 
 if (process.argv[1] !== undefined && pathToFileURL(resolve(process.argv[1])).href === import.meta.url) {
-  const outdir = resolve(process.argv[2] ?? join(REPO, 'dist'));
-  const ms = await bundle(outdir);
+  const args = process.argv.slice(2);
+  const outdir = resolve(args.find((a) => !a.startsWith('--')) ?? join(REPO, 'dist'));
+  const ms = await bundle(outdir, { clean: args.includes('--clean') });
   console.log(`bundled into ${relative(process.cwd(), outdir) || '.'}/ in ${ms} ms`);
 }
