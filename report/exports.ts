@@ -33,7 +33,11 @@ export interface ExportInput {
   experimentUid: string;
   simulated: boolean;
   /** The manifest's spec, as experiment.json records it. */
-  spec: { model?: { name?: string; dtype?: string }; placement?: { gpusPerRun?: number; replicas?: number }; measurement?: { seed?: number } };
+  spec: {
+    model?: { name?: string; dtype?: string };
+    placement?: { gpusPerRun?: number; replicas?: number };
+    measurement?: { seed?: number };
+  };
   environment: Record<string, string>;
   configurations: ExportConfiguration[];
   runs: RunResult[];
@@ -42,17 +46,21 @@ export interface ExportInput {
 }
 
 const id32 = (s: string): string => createHash('sha256').update(s).digest('hex').slice(0, 32);
-const iso = (ms: number | null | undefined): string | undefined => (ms === null || ms === undefined ? undefined : new Date(ms).toISOString());
+const iso = (ms: number | null | undefined): string | undefined =>
+  (ms === null || ms === undefined ? undefined : new Date(ms).toISOString());
 
 /** A v0.2 Statistics object from a latency summary (ms), or undefined without samples. */
 function latencyStats(s: LatencySummary, units: 'ms' | 'ms/token'): Record<string, number | string> | undefined {
   if (s.mean === null) return undefined;
   const out: Record<string, number | string> = { units, mean: s.mean };
-  for (const [k, v] of [['p50', s.p50], ['p90', s.p90], ['p95', s.p95], ['p99', s.p99], ['p99p9', s.p999]] as const) if (v !== null) out[k] = v;
+  const qs = [['p50', s.p50], ['p90', s.p90], ['p95', s.p95], ['p99', s.p99], ['p99p9', s.p999]] as const;
+  for (const [k, v] of qs) if (v !== null) out[k] = v;
   return out;
 }
 
-function stat(units: string, mean: number | null, extra: Record<string, number | null> = {}): Record<string, number | string> | undefined {
+function stat(
+  units: string, mean: number | null, extra: Record<string, number | null> = {},
+): Record<string, number | string> | undefined {
   if (mean === null || !Number.isFinite(mean)) return undefined;
   const out: Record<string, number | string> = { units, mean };
   for (const [k, v] of Object.entries(extra)) if (v !== null && Number.isFinite(v)) out[k] = v;
@@ -64,15 +72,18 @@ function compact<T extends Record<string, unknown>>(o: T): T {
   return Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as T;
 }
 
-const LLMD_DISTRIBUTION: Record<string, string> = { fixed: 'fixed', uniform: 'uniform', normal: 'gaussian', lognormal: 'other' };
+const LLMD_DISTRIBUTION: Record<string, string> = {
+  fixed: 'fixed', uniform: 'uniform', normal: 'gaussian', lognormal: 'other',
+};
 
+/** A v0.2 SequenceLength from the manifest's distribution, or the measured mean when there is none (prompts). */
 function seqLen(spec: TokenLength | undefined, measuredMean: number | null): Record<string, unknown> | undefined {
-  const value = spec?.mean ?? (spec?.min !== undefined && spec.max !== undefined ? (spec.min + spec.max) / 2 : measuredMean);
-  if (value === null || value === undefined || value < 1) return undefined;
-  return compact({
-    distribution: spec === undefined ? 'other' : LLMD_DISTRIBUTION[spec.distribution ?? 'fixed'] ?? 'other',
-    value, std_dev: spec?.stddev, min: spec?.min, max: spec?.max,
-  });
+  if (spec === undefined) return measuredMean !== null && measuredMean >= 1 ? { distribution: 'other', value: measuredMean } : undefined;
+  const midpoint = spec.min !== undefined && spec.max !== undefined ? (spec.min + spec.max) / 2 : undefined;
+  const value = spec.mean ?? midpoint ?? measuredMean;
+  if (value === null || value < 1) return undefined;
+  const distribution = LLMD_DISTRIBUTION[spec.distribution ?? 'fixed'] ?? 'other';
+  return compact({ distribution, value, std_dev: spec.stddev, min: spec.min, max: spec.max });
 }
 
 function gpuModel(env: Record<string, string>): string {
@@ -112,8 +123,12 @@ function llmdReport(i: ExportInput, r: RunResult): Record<string, unknown> {
     run: compact({
       uid: id32(`${i.experimentUid}/${r.runId}/${String(r.attempt)}`),
       eid: id32(i.experimentUid),
-      time: compact({ start: iso(x.file?.windowStartMs), end: iso(x.file?.windowEndMs), duration: m.windowSeconds === null ? undefined : `PT${m.windowSeconds}S` }),
-      description: `llem run ${r.runId} of experiment ${i.experimentName}, measurement window only${r.simulated ? ' (SIMULATED GPU and server)' : ''}`,
+      time: compact({
+        start: iso(x.file?.windowStartMs), end: iso(x.file?.windowEndMs),
+        duration: m.windowSeconds === null ? undefined : `PT${m.windowSeconds}S`,
+      }),
+      description: `llem run ${r.runId} of experiment ${i.experimentName}, measurement window only` +
+        (r.simulated ? ' (SIMULATED GPU and server)' : ''),
       keywords: ['llem', i.experimentName, ...(r.simulated ? ['simulated'] : [])],
     }),
     scenario: { stack: [engineOf(i, r, x)], load: loadOf(i, r, x) },
@@ -128,9 +143,12 @@ function engineOf(i: ExportInput, r: RunResult, x: RunContext): Record<string, u
   return {
     metadata: { label: r.configId, cfg_id: r.configHash.slice(0, 32), description: x.c?.label ?? r.configId },
     standardized: {
-      kind: 'inference_engine', tool: x.c?.backend?.type ?? 'unknown', tool_version: i.environment['backendVersion'] ?? 'unknown',
+      kind: 'inference_engine', tool: x.c?.backend?.type ?? 'unknown',
+      tool_version: i.environment['backendVersion'] ?? 'unknown',
       role: 'replica', replicas: x.replicas, model: { name: i.spec.model?.name ?? 'unknown' },
-      accelerator: { model: gpuModel(i.environment), count: x.gpus, parallelism: { tp: Math.max(1, x.gpus / x.replicas), dp: x.replicas } },
+      accelerator: {
+        model: gpuModel(i.environment), count: x.gpus, parallelism: { tp: Math.max(1, x.gpus / x.replicas), dp: x.replicas },
+      },
     },
     native: { config: { backend: x.c?.backend ?? null, point: x.c?.point ?? {}, dtype: i.spec.model?.dtype ?? null } },
   };
@@ -142,10 +160,14 @@ function loadOf(i: ExportInput, r: RunResult, x: RunContext): Record<string, unk
   const w = x.c?.workload;
   const synthetic = w?.dataset?.synthetic;
   return {
-    metadata: { cfg_id: r.configHash.slice(0, 32), description: 'llem load generator: streaming OpenAI-compatible requests' },
+    metadata: {
+      cfg_id: r.configHash.slice(0, 32), description: 'llem load generator: streaming OpenAI-compatible requests',
+    },
     standardized: compact({
-      tool: 'llem', tool_version: i.environment['agent'] ?? 'unknown', source: synthetic !== undefined ? 'random' : 'sampled',
-      input_seq_len: seqLen(synthetic?.inputTokens, perRequest(r.counts.inputTokens, x)) ?? { distribution: 'other', value: 1 },
+      tool: 'llem', tool_version: i.environment['agent'] ?? 'unknown',
+      source: synthetic !== undefined ? 'random' : 'sampled',
+      input_seq_len: seqLen(synthetic?.inputTokens, perRequest(r.counts.inputTokens, x))
+        ?? { distribution: 'other', value: 1 },
       output_seq_len: seqLen(synthetic?.outputTokens, perRequest(r.counts.outputTokens, x)),
       concurrency: w?.mode === 'concurrency' ? w.concurrency : undefined,
       rate_qps: w?.mode === 'rate' ? w.rate : undefined,
@@ -170,7 +192,8 @@ function performanceOf(r: RunResult, x: RunContext): Record<string, unknown> {
     }),
     throughput: compact({
       output_token_rate: stat('tokens/s', m.tokensPerSecond),
-      input_token_rate: stat('tokens/s', m.windowSeconds !== null && m.windowSeconds > 0 ? r.counts.inputTokens / m.windowSeconds : null),
+      input_token_rate: stat('tokens/s',
+        m.windowSeconds !== null && m.windowSeconds > 0 ? r.counts.inputTokens / m.windowSeconds : null),
       request_rate: stat('queries/s', m.requestsPerSecond),
     }),
   };
@@ -181,7 +204,7 @@ function componentOf(r: RunResult, g: RunResult['gpus'][number], x: RunContext):
     component_label: r.configId,
     replica_id: `replica-${g.replica}/${g.gpuUuid}`,
     aggregate: { power_consumption: stat('Watts', g.meanPowerWatts, { max: g.peakPowerWatts }) },
-    time_series: powerSeries(x.file?.power ?? [], g.replica, g.gpuUuid, x.file?.windowStartMs ?? null, x.file?.windowEndMs ?? null),
+    time_series: powerSeries(x.file?.power ?? [], g, x.file?.windowStartMs ?? null, x.file?.windowEndMs ?? null),
   });
 }
 
@@ -191,15 +214,19 @@ function energyOf(r: RunResult): Record<string, unknown> {
   return compact({
     simulated: r.simulated,
     window_seconds: m.windowSeconds, energy_joules: m.energyJoules, energy_joules_per_gpu: m.energyPerGpuJoules,
-    mean_power_watts: m.meanPowerWatts, baseline_power_watts: m.baselinePowerWatts, baseline_subtracted_joules: m.baselineSubtractedJoules,
-    joules_per_output_token: m.joulesPerToken, tokens_per_joule: m.tokensPerJoule, joules_per_request: m.joulesPerRequest,
-    method: 'NVML total-energy counter delta per GPU over the measurement window (warm-up excluded); idle baseline measured before',
+    mean_power_watts: m.meanPowerWatts, baseline_power_watts: m.baselinePowerWatts,
+    baseline_subtracted_joules: m.baselineSubtractedJoules, joules_per_output_token: m.joulesPerToken,
+    tokens_per_joule: m.tokensPerJoule, joules_per_request: m.joulesPerRequest,
+    method: 'NVML total-energy counter delta per GPU over the measurement window (warm-up excluded); ' +
+      'idle baseline measured before',
   });
 }
 
-function powerSeries(power: readonly PowerPoint[], replica: number, gpuUuid: string, startMs: number | null, endMs: number | null): Record<string, unknown> | undefined {
+function powerSeries(
+  power: readonly PowerPoint[], gpu: { replica: number; gpuUuid: string }, startMs: number | null, endMs: number | null,
+): Record<string, unknown> | undefined {
   const series = power
-    .filter((p) => p.replica === replica && p.gpuUuid === gpuUuid && p.powerWatts !== null)
+    .filter((p) => p.replica === gpu.replica && p.gpuUuid === gpu.gpuUuid && p.powerWatts !== null)
     .filter((p) => (startMs === null || p.tMs >= startMs) && (endMs === null || p.tMs <= endMs))
     .map((p) => ({ ts: new Date(p.tMs).toISOString(), value: p.powerWatts }));
   return series.length === 0 ? undefined : { power_consumption: { units: 'Watts', series } };
@@ -211,13 +238,16 @@ export const MLENERGY_COLUMNS = [
   'tensor_parallel', 'data_parallel', 'steady_state_energy_joules', 'steady_state_duration_seconds',
   'energy_per_token_joules', 'energy_per_request_joules', 'output_throughput_tokens_per_sec',
   'request_throughput_req_per_sec', 'avg_power_watts', 'total_output_tokens', 'completed_requests', 'avg_output_len',
-  'mean_itl_ms', 'median_itl_ms', 'p50_itl_ms', 'p90_itl_ms', 'p95_itl_ms', 'p99_itl_ms', 'is_stable', 'unstable_reason',
+  'mean_itl_ms', 'median_itl_ms', 'p50_itl_ms', 'p90_itl_ms', 'p95_itl_ms', 'p99_itl_ms',
+  'is_stable', 'unstable_reason',
 ] as const;
 /** llem's own columns after them: what identifies the run and what the leaderboard has no field for. */
 export const LLEM_EXTRA_COLUMNS = [
   'llem_run_id', 'llem_config_id', 'llem_config_hash', 'llem_cycle', 'llem_simulated', 'llem_baseline_power_watts',
   'llem_baseline_subtracted_joules', 'llem_ttft_p50_ms', 'llem_ttft_p99_ms', 'llem_input_tokens',
 ] as const;
+
+type Column = (typeof MLENERGY_COLUMNS)[number] | (typeof LLEM_EXTRA_COLUMNS)[number];
 
 function csvCell(v: string | number | boolean | null | undefined): string {
   if (v === null || v === undefined || (typeof v === 'number' && !Number.isFinite(v))) return '';
@@ -234,8 +264,9 @@ export function mlEnergyCsv(i: ExportInput): string {
     const gpus = Math.max(1, r.gpus.length);
     const replicas = Math.max(1, new Set(r.gpus.map((g) => g.replica)).size);
     const w = c?.workload;
-    const row: Record<(typeof MLENERGY_COLUMNS)[number] | (typeof LLEM_EXTRA_COLUMNS)[number], string | number | boolean | null | undefined> = {
-      task: i.experimentName, model_id: i.spec.model?.name, nickname: c?.label ?? r.configId, weight_precision: i.spec.model?.dtype,
+    const row: Record<Column, string | number | boolean | null | undefined> = {
+      task: i.experimentName, model_id: i.spec.model?.name, nickname: c?.label ?? r.configId,
+      weight_precision: i.spec.model?.dtype,
       gpu_model: gpuModel(i.environment), num_gpus: gpus,
       // The leaderboard's max_num_seqs is the server's batch limit; llem's closest is the client concurrency.
       max_num_seqs: w?.mode === 'concurrency' ? w.concurrency : undefined,
@@ -248,10 +279,12 @@ export function mlEnergyCsv(i: ExportInput): string {
       mean_itl_ms: r.latency.itlMs.mean, median_itl_ms: r.latency.itlMs.p50, p50_itl_ms: r.latency.itlMs.p50,
       p90_itl_ms: r.latency.itlMs.p90, p95_itl_ms: r.latency.itlMs.p95, p99_itl_ms: r.latency.itlMs.p99,
       is_stable: r.status === 'complete' && r.reasons.length === 0,
-      unstable_reason: r.status === 'complete' ? r.reasons.join('; ') : `${r.status}${r.reasons.length > 0 ? `: ${r.reasons.join('; ')}` : ''}`,
-      llem_run_id: r.runId, llem_config_id: r.configId, llem_config_hash: r.configHash, llem_cycle: r.cycle, llem_simulated: r.simulated,
+      unstable_reason: [...(r.status === 'complete' ? [] : [r.status]), ...r.reasons].join('; '),
+      llem_run_id: r.runId, llem_config_id: r.configId, llem_config_hash: r.configHash, llem_cycle: r.cycle,
+      llem_simulated: r.simulated,
       llem_baseline_power_watts: m.baselinePowerWatts, llem_baseline_subtracted_joules: m.baselineSubtractedJoules,
-      llem_ttft_p50_ms: r.latency.ttftMs.p50, llem_ttft_p99_ms: r.latency.ttftMs.p99, llem_input_tokens: r.counts.inputTokens,
+      llem_ttft_p50_ms: r.latency.ttftMs.p50, llem_ttft_p99_ms: r.latency.ttftMs.p99,
+      llem_input_tokens: r.counts.inputTokens,
     };
     return [...MLENERGY_COLUMNS, ...LLEM_EXTRA_COLUMNS].map((k) => csvCell(row[k])).join(',');
   });
