@@ -42,21 +42,14 @@ export async function main(argv: string[]): Promise<number> {
   if (positionals.length !== 1 || positionals[0] === undefined) {
     throw new InvalidInputError([{ file: 'llem run', path: '', message: `expected exactly one manifest FILE\n\n${HELP}` }]);
   }
-  const serverCommand = values['server-command']?.split(' ').filter((s) => s !== '');
-  if (serverCommand?.length === 0) {
-    throw new InvalidInputError([{ file: 'llem run', path: '--server-command', message: 'is empty; give the server\'s command line, with {port} where the port goes' }]);
+  let serverCommand: string[] | undefined;
+  try {
+    serverCommand = checkRunInputs(values);
+  } catch (err) {
+    // --json: a refusal before the run is still exactly one JSON document on stdout.
+    if (values.json) process.stdout.write(JSON.stringify(jsonFailure(err, false)) + '\n');
+    throw err;
   }
-  const program = serverCommand?.[0];
-  if (program !== undefined && findExecutable(program) === null) {
-    throw new InvalidInputError([{
-      file: 'llem run', path: '--server-command',
-      message: `"${program}" is not ${program.includes('/') ? 'an executable file' : 'a command on PATH'}; give the server's command line, with {port} where the port goes`,
-    }]);
-  }
-  // Checked here, not when the first run's agent starts: bad input must stop before anything is written.
-  clientThreadsFor(1, undefined, process.env['LLEM_CLIENT_THREADS']);
-  // Without --out the results go to ./llem-results/<name>: the working directory is checked the same way.
-  checkOutDir(values.out ?? 'llem-results', values.out === undefined ? 'working directory' : '--out');
   const controller = new AbortController();
   const onSignal = (sig: string): void => controller.abort(new Error(`received ${sig}`));
   process.once('SIGINT', onSignal);
@@ -84,6 +77,26 @@ export async function main(argv: string[]): Promise<number> {
     process.off('SIGINT', onSignal);
     process.off('SIGTERM', onSignal);
   }
+}
+
+/** Everything a run refuses before anything is written; returns the split --server-command. */
+function checkRunInputs(values: { out?: string | undefined; 'server-command'?: string | undefined }): string[] | undefined {
+  const serverCommand = values['server-command']?.split(' ').filter((s) => s !== '');
+  if (serverCommand?.length === 0) {
+    throw new InvalidInputError([{ file: 'llem run', path: '--server-command', message: 'is empty; give the server\'s command line, with {port} where the port goes' }]);
+  }
+  const program = serverCommand?.[0];
+  if (program !== undefined && findExecutable(program) === null) {
+    throw new InvalidInputError([{
+      file: 'llem run', path: '--server-command',
+      message: `"${program}" is not ${program.includes('/') ? 'an executable file' : 'a command on PATH'}; give the server's command line, with {port} where the port goes`,
+    }]);
+  }
+  // Checked here, not when the first run's agent starts: bad input must stop before anything is written.
+  clientThreadsFor(1, undefined, process.env['LLEM_CLIENT_THREADS']);
+  // Without --out the results go to ./llem-results/<name>: the working directory is checked the same way.
+  checkOutDir(values.out ?? 'llem-results', values.out === undefined ? 'working directory' : '--out');
+  return serverCommand;
 }
 
 function jsonFailure(err: unknown, interrupted: boolean): { exitCode: number; error: { code: string; message: string } } {

@@ -115,6 +115,14 @@ describe('llem output', { timeout: 300_000 }, () => {
     assert.match(doc.error.message, /bad\.yaml/);
   });
 
+  it('with --json, a refused --out still gives one JSON document on stdout (exit 2)', async () => {
+    const r = await llem(['run', SMALL, '--simulate', '--out', '/proc/llem-results', '--json']);
+    assert.equal(r.code, 2);
+    const doc = JSON.parse(r.stdout) as { exitCode: number; error: { code: string; message: string } };
+    assert.equal(doc.exitCode, 2);
+    assert.match(doc.error.message, /--out: \/proc\/llem-results is under \/proc/);
+  });
+
   it('refuses an unknown --log-level with one line and exit 2', async () => {
     const r = await llem(['--log-level', 'loud', 'validate', SMALL]);
     assert.equal(r.code, 2);
