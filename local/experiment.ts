@@ -19,7 +19,7 @@ import type { ProgressSink } from './progress.ts';
 import { LOCAL_NAMESPACE, runReplicas } from './run-replicas.ts';
 import { removeRunFile, writeRunFile, writeResults, type ResultsSummary } from './results.ts';
 import { assertSameExperiment, ResultsDirectory, type LocalState } from './state.ts';
-import { assertGpuPresent } from './gpu-check.ts';
+import { awaitGpuMemoryReleased, nvmlMemoryReader, resolveLocalGpus, type LocalGpus } from './gpu-check.ts';
 
 export interface LocalRunOptions {
   file: string;
@@ -101,6 +101,7 @@ class LocalExperiment {
     readonly dir: ResultsDirectory,
     opened: { state: LocalState; aggregator: Aggregator },
     readonly log: Logger,
+    readonly gpus: LocalGpus | null,
   ) {
     this.state = opened.state;
     this.aggregator = opened.aggregator;
@@ -108,6 +109,7 @@ class LocalExperiment {
     this.pool = new BackendPool({
       simulate: opts.simulate, scratchDir: join(dir.stateDir, 'scratch'), ledgerFile: join(dir.stateDir, 'backends.json'), logger: log, signal: opts.signal,
       ...(opts.serverCommand !== undefined ? { serverCommand: opts.serverCommand } : {}),
+      ...(gpus === null ? {} : { gpuEntries: gpus.entries, awaitGpuReleased: releaseWaiter(gpus) }),
     });
     this.observer = new MessageObserver((runId, attempt, ready) => this.maybeStart(runId, attempt, ready));
   }
@@ -182,7 +184,7 @@ class LocalExperiment {
         const backend = await this.pool.ensure(configuration);
         error = await runReplicas({
           experiment: this.loaded.experiment, experimentUid: this.state.experimentUid, configuration, run, attempt, backend,
-          bus: this.bus, simulate: this.opts.simulate, signal: this.opts.signal, logger: this.log,
+          bus: this.bus, simulate: this.opts.simulate, gpuUuids: this.gpus?.entries ?? [], signal: this.opts.signal, logger: this.log,
         });
       } catch (err) {
         if (this.opts.signal.aborted) throw new InterruptedError('interrupted', { cause: err });
@@ -217,6 +219,13 @@ class LocalExperiment {
   }
 }
 
+/** Memory per GPU now, before any backend: what each later server must give back. */
+function releaseWaiter(gpus: LocalGpus): () => Promise<void> {
+  const reader = nvmlMemoryReader(gpus.measuredUuids);
+  const baseline = reader.read();
+  return () => awaitGpuMemoryReleased(baseline, { read: reader.read });
+}
+
 function freshAggregator(uid: string, loaded: LoadedExperiment): Aggregator {
   const spec = loaded.experiment.spec;
   return newAggregator(uid, loaded.matrix, spec.placement.replicas, spec.policy.failurePolicy);
@@ -242,9 +251,10 @@ function openState(opts: LocalRunOptions, loaded: LoadedExperiment, dir: Results
 export async function runLocalExperiment(opts: LocalRunOptions): Promise<LocalRunOutcome> {
   const loaded = await loadExperimentFile(opts.file);
   assertLocalDataset(loaded);
+  let gpus: LocalGpus | null = null;
   if (!opts.simulate) {
     assertLocalReplicas(loaded);
-    assertGpuPresent();
+    gpus = resolveLocalGpus(loaded);
   }
   const out = opts.out ?? defaultOutDir(loaded);
   ensureWritable(out);
@@ -255,7 +265,7 @@ export async function runLocalExperiment(opts: LocalRunOptions): Promise<LocalRu
   const uid = `local-${sanitizeToken(loaded.experiment.metadata.name)}`;
   const { state, aggregator } = openState(opts, loaded, dir, uid);
   dir.writeState(state);
-  const exp = new LocalExperiment(opts, loaded, dir, { state, aggregator }, log);
+  const exp = new LocalExperiment(opts, loaded, dir, { state, aggregator }, log, gpus);
   opts.progress.attach?.({ current: (id) => exp.observer.get(id) });
   const done = loaded.matrix.runs.filter((r) => state.runs[r.id]?.status === 'complete').length;
   const warnings = loaded.warnings.map((w) => formatIssue(w));
