@@ -209,7 +209,7 @@ function exclusivity(run: ProtocolRun): string[] {
   if (found.foreign.length > 0) {
     const text = `another process used a measured GPU during the run: ${found.foreign.slice(0, 5).join('; ')}${found.foreign.length > 5 ? ` (+${found.foreign.length - 5} more)` : ''}`;
     if (run.c.telemetry.requireExclusiveGpu) throw new GpuNotExclusiveError(`${text}; its energy would be charged to this run (requireExclusiveGpu)`);
-    out.push(`${text}: its energy is included in this run's`);
+    out.push(`${text}: its energy is included in this run's figures`);
   }
   if (found.unverified > 0) out.push(`${found.unverified} GPU process(es) NVML listed are not visible in this PID namespace: exclusivity could not be verified for them`);
   return out;

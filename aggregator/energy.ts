@@ -39,7 +39,7 @@ function openSegment(s: GpuSample): SegmentState {
     powerCount: 0,
     peakPowerW: null,
     outOfOrder: 0,
-    startTick: s.tick ?? null,
+    startTick: s.tick === undefined ? null : { ...s.tick, powerW: s.powerWatts },
     endTick: null,
     throttleMask: 0,
     throttledSamples: 0,
@@ -114,7 +114,7 @@ function feed(seg: SegmentState, s: GpuSample): void {
 function closeSegment(seg: SegmentState, s: GpuSample): void {
   feed(seg, s);
   seg.endMs = s.tMs;
-  seg.endTick = s.tick ?? null;
+  seg.endTick = s.tick === undefined ? null : { ...s.tick, powerW: s.powerWatts };
   seg.endMj = s.energyMillijoules;
   seg.endMissing = s.energyMillijoules === null ? missingReason(s, 'energyMillijoules') : null;
 }

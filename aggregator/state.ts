@@ -64,7 +64,11 @@ export const PublisherStateSchema = z.object({
 });
 export type PublisherState = z.infer<typeof PublisherStateSchema>;
 
-const TickSchema = z.object({ aligned: z.boolean(), uncertaintyMs: z.number(), waitedMs: z.number(), periodMs: z.number().nullable() });
+const TickSchema = z.object({
+  aligned: z.boolean(), uncertaintyMs: z.number(), waitedMs: z.number(), periodMs: z.number().nullable(),
+  /** Power read with the mark, right after the edge: the power of the span between boundary and edge. */
+  powerW: z.number().nullable().default(null),
+});
 
 /** Running integration of one GPU over one protocol segment (baseline or window). */
 export const SegmentStateSchema = z.object({

@@ -64,12 +64,21 @@ function unaligned(r: CounterReading, startMs: number): TickEdge {
   return { gpuUuid: r.gpuUuid, energyMillijoules: r.energyMillijoules, edgeMs: r.tMs, uncertaintyMs: 0, waitedMs: r.tMs - startMs, aligned: false };
 }
 
-/** The counter's step period: the spacing of two consecutive edges (measured once at start). */
-export function measureTickPeriodMs(read: () => CounterReading[], opts: EdgeWaitOptions): Map<string, number | null> {
-  const a = awaitTickEdges(read, opts);
-  const b = awaitTickEdges(read, opts);
-  return new Map(a.map((e, i) => {
-    const f = b[i];
-    return [e.gpuUuid, e.aligned && f?.aligned === true ? f.edgeMs - e.edgeMs : null];
+/**
+ * The counter's step period: the mean spacing over `intervals` consecutive edges (measured once at
+ * start; one interval alone is off by the edges' timing error, a few percent on an H100).
+ */
+export function measureTickPeriodMs(read: () => CounterReading[], opts: EdgeWaitOptions, intervals = 10): Map<string, number | null> {
+  const first = awaitTickEdges(read, opts);
+  let last = first;
+  const counted = new Map(first.map((e) => [e.gpuUuid, e.aligned ? 0 : -1]));
+  for (let i = 0; i < intervals; i++) {
+    last = awaitTickEdges(read, opts);
+    for (const e of last) if ((counted.get(e.gpuUuid) ?? -1) >= 0) counted.set(e.gpuUuid, e.aligned ? i + 1 : -1);
+  }
+  return new Map(first.map((e) => {
+    const n = counted.get(e.gpuUuid) ?? -1;
+    const end = last.find((x) => x.gpuUuid === e.gpuUuid);
+    return [e.gpuUuid, n > 0 && end !== undefined ? (end.edgeMs - e.edgeMs) / n : null];
   }));
 }
