@@ -4,9 +4,10 @@
 // equal?); per window, the energy between the log's edges vs the agent's; and how far the tick
 // window's energy lies from the log's interpolated energy over the load window (the residual).
 //   node --import tsx scripts/gpu/analyse-ticks.ts RAW_DIR OUT_JSON
-// RAW_DIR: the unpacked tick-aligned.tgz (counter-poll.txt, results-5s/, results-25s/).
-import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
+// RAW_DIR: the unpacked tick-aligned.tgz (counter-poll.txt or .txt.gz, results-5s/, results-25s/).
+import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { gunzipSync } from 'node:zlib';
 
 interface MarkRow { mark: string; tMs: number; energyMillijoules: number }
 interface RunFile { result: { runId: string; gpus: Array<{ ticks: { ticks: number | null; edgeUncertaintyMs: number } | null }> }; marks: MarkRow[]; windowStartMs: number; windowEndMs: number }
@@ -14,7 +15,9 @@ interface Edge { tMs: number; gapMs: number; value: number }
 
 const [raw, out] = process.argv.slice(2);
 if (raw === undefined || out === undefined) throw new Error('usage: analyse-ticks.ts RAW_DIR OUT_JSON');
-const polls = readFileSync(join(raw, 'counter-poll.txt'), 'utf8').trim().split('\n').map((l) => l.split(' ').map(Number) as [number, number]);
+const pollFile = join(raw, 'counter-poll.txt');
+const pollText = existsSync(pollFile) ? readFileSync(pollFile, 'utf8') : gunzipSync(readFileSync(`${pollFile}.gz`)).toString('utf8');
+const polls = pollText.trim().split('\n').map((l) => l.split(' ').map(Number) as [number, number]);
 const edges: Edge[] = [];
 for (let i = 1; i < polls.length; i++) {
   const [t0, e0] = polls[i - 1] as [number, number];
