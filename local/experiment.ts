@@ -94,22 +94,24 @@ class LocalExperiment {
 
   readonly state: LocalState;
   readonly aggregator: Aggregator;
+  /** The GPUs runs use (null with --simulate). */
+  readonly gpus: LocalGpus | null;
 
   constructor(
     readonly opts: LocalRunOptions,
     readonly loaded: LoadedExperiment,
     readonly dir: ResultsDirectory,
-    opened: { state: LocalState; aggregator: Aggregator },
+    opened: { state: LocalState; aggregator: Aggregator; gpus: LocalGpus | null },
     readonly log: Logger,
-    readonly gpus: LocalGpus | null,
   ) {
+    this.gpus = opened.gpus;
     this.state = opened.state;
     this.aggregator = opened.aggregator;
     this.seqOffset = this.aggregator.lastStreamSeq;
     this.pool = new BackendPool({
       simulate: opts.simulate, scratchDir: join(dir.stateDir, 'scratch'), ledgerFile: join(dir.stateDir, 'backends.json'), logger: log, signal: opts.signal,
       ...(opts.serverCommand !== undefined ? { serverCommand: opts.serverCommand } : {}),
-      ...(gpus === null ? {} : { gpuEntries: gpus.entries, awaitGpuReleased: releaseWaiter(gpus) }),
+      ...(opened.gpus === null ? {} : { gpuEntries: opened.gpus.entries, awaitGpuReleased: releaseWaiter(opened.gpus) }),
     });
     this.observer = new MessageObserver((runId, attempt, ready) => this.maybeStart(runId, attempt, ready));
   }
@@ -265,7 +267,7 @@ export async function runLocalExperiment(opts: LocalRunOptions): Promise<LocalRu
   const uid = `local-${sanitizeToken(loaded.experiment.metadata.name)}`;
   const { state, aggregator } = openState(opts, loaded, dir, uid);
   dir.writeState(state);
-  const exp = new LocalExperiment(opts, loaded, dir, { state, aggregator }, log, gpus);
+  const exp = new LocalExperiment(opts, loaded, dir, { state, aggregator, gpus }, log);
   opts.progress.attach?.({ current: (id) => exp.observer.get(id) });
   const done = loaded.matrix.runs.filter((r) => state.runs[r.id]?.status === 'complete').length;
   const warnings = loaded.warnings.map((w) => formatIssue(w));

@@ -39,7 +39,7 @@ void test('a MIG slice is refused by default and used under gpuAttribution whole
   const refused = await manifest();
   assert.throws(() => resolveLocalGpus(refused, { CUDA_VISIBLE_DEVICES: 'MIG-aaaa' }, fakeNvml4()), (e: unknown) =>
     e instanceof InvalidInputError && /spec\.measurement\.gpuAttribution: MIG instance/.test(e.message));
-  const whole = await manifest((y) => y.replace(/^  measurement:\n/m, '  measurement:\n    gpuAttribution: wholeDevice\n'), 'mig-whole.yaml');
+  const whole = await manifest((y) => y.replace(/^ {2}measurement:\n/m, '  measurement:\n    gpuAttribution: wholeDevice\n'), 'mig-whole.yaml');
   const gpus = resolveLocalGpus(whole, { CUDA_VISIBLE_DEVICES: 'MIG-aaaa' }, fakeNvml4());
   assert.deepEqual(gpus, { entries: ['MIG-aaaa'], measuredUuids: ['GPU-2222-0000'] });
 });
@@ -62,7 +62,7 @@ http.createServer((q, r) => { r.end('ok'); }).listen(Number(port), '127.0.0.1');
 `;
 
 void test('the local pool keeps one server resident: a different server stops the first and waits for GPU memory first', async () => {
-  const loaded = await manifest((y) => y.replace(/^    axes:\n/m, '    axes:\n      pytorch.maxBatchSize: [8, 16]\n'), 'pool.yaml');
+  const loaded = await manifest((y) => y.replace(/^ {4}axes:\n/m, '    axes:\n      pytorch.maxBatchSize: [8, 16]\n'), 'pool.yaml');
   const a = loaded.matrix.configurations[0];
   const b = loaded.matrix.configurations.find((c) => JSON.stringify(c.backend) !== JSON.stringify(a?.backend));
   assert.ok(a !== undefined && b !== undefined);
