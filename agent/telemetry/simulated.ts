@@ -128,6 +128,10 @@ export class SimulatedReader implements DeviceReader {
     return this.powerW.flatMap((_, i) => procs.map((p) => ({ gpuUuid: simulatedUuid(i), pid: p.pid, kind: 'compute', usedMemoryMiB: p.usedMemoryMiB ?? null })));
   }
 
+  get knownTickPeriodMs(): number | undefined {
+    return this.opts.counterTickMs > 0 ? this.opts.counterTickMs : undefined;
+  }
+
   beforeMark(mark: Mark | undefined): void {
     const stall = this.opts.stallAtMark;
     if (stall !== undefined && stall.mark === mark) busyWait(stall.ms);

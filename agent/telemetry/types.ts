@@ -63,6 +63,8 @@ export interface DeviceReader {
   readCounters(): CounterReading[];
   /** Processes with a context on each measured GPU; null when this reader cannot list them. */
   listProcesses(): ListedProcess[] | null;
+  /** The counter's step period when the reader knows it by construction (the simulated GPU); else measured. */
+  readonly knownTickPeriodMs?: number | undefined;
   /** Called before a mark's reads (a test double uses it to stand for a hung NVML call). */
   beforeMark?(mark: Mark | undefined): void;
   close(): void;

@@ -28,7 +28,9 @@ class SamplerLoop {
   private readonly edgeWaitMs: number;
 
   constructor(private readonly reader: DeviceReader, private readonly spec: SamplerSpec, private readonly post: (m: SamplerReply) => void) {
-    this.periods = spec.tickAlign ? measureTickPeriodMs(() => reader.readCounters(), { maxWaitMs: DEFAULT_EDGE_WAIT_MS }) : new Map();
+    this.periods = !spec.tickAlign ? new Map() : reader.knownTickPeriodMs !== undefined
+      ? new Map(reader.readCounters().map((r) => [r.gpuUuid, reader.knownTickPeriodMs ?? null]))
+      : measureTickPeriodMs(() => reader.readCounters(), { maxWaitMs: DEFAULT_EDGE_WAIT_MS });
     const known = [...this.periods.values()].filter((p): p is number => p !== null);
     this.edgeWaitMs = known.length > 0 ? Math.max(...known) * 2.5 : DEFAULT_EDGE_WAIT_MS;
   }

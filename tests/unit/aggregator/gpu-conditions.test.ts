@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { Aggregator } from '../../../aggregator/index.ts';
 import type { WireMessage } from '../../../api/protocol.ts';
+import { gpuWarnings, reportHtml } from '../../../report/html.ts';
 import { makePlan, replicaMessages } from '../../support/streams.ts';
 
 /** The stream's window marks become counter step edges; its window samples run throttled at a low clock. */
@@ -47,5 +48,21 @@ describe('window conditions and tick alignment in results', () => {
     const agg = new Aggregator(plan);
     replicaMessages(run, 0, plan.experimentUid, { seed: 2 }).forEach((m, i) => agg.apply(m, i + 1));
     assert.equal(agg.runResult(run.runId)?.gpus[0]?.ticks, null);
+  });
+});
+
+describe('the report shows GPU warnings on top', () => {
+  it('lists a throttled run under "GPU warnings", from the agent\'s warning or, without one, from the window conditions', () => {
+    const plan = makePlan({ configs: 1, cycles: 1 });
+    const run = plan.runs[0]!;
+    const agg = new Aggregator(plan);
+    throttledAndAligned(replicaMessages(run, 0, plan.experimentUid, { seed: 2 })).forEach((m, i) => agg.apply(m, i + 1));
+    const results = agg.results();
+    assert.deepEqual(gpuWarnings(results).map((w) => w.replace(/GPU \S+/, 'GPU x')), [`${run.runId}: GPU x throttled in ${results.runs[0]?.gpus[0]?.conditions?.throttledSamples} of ${results.runs[0]?.gpus[0]?.conditions?.samples} window samples (hardware thermal slowdown)`]);
+    const html = reportHtml({ title: 't', simulated: true, manifestPath: 'm.yaml', generatedAt: 'now', results, configLabels: {}, cdfs: {}, power: [], windows: [], environment: {} });
+    assert.match(html, /<h2>GPU warnings<\/h2><ul class="warn"><li>[^<]*throttled in/);
+    const plain = new Aggregator(plan);
+    replicaMessages(run, 0, plan.experimentUid, { seed: 2 }).forEach((m, i) => plain.apply(m, i + 1));
+    assert.doesNotMatch(reportHtml({ title: 't', simulated: true, manifestPath: 'm.yaml', generatedAt: 'now', results: plain.results(), configLabels: {}, cdfs: {}, power: [], windows: [], environment: {} }), /GPU warnings/);
   });
 });
