@@ -1,13 +1,20 @@
-// End-to-end bus benchmark: publishers -> bus -> in-order consumer, through a real nats-server and,
-// as the baseline in the same run, through the in-process bus. Reports messages/s (first publish to
-// last apply) and p99 publish-to-apply latency. Short by default (~20 s): BENCH_BUS_MESSAGES to change.
-import { dataSubject, encodeMessage, experimentSubjectFilter, messageId, decodeMessage } from '../api/protocol.ts';
+// End-to-end bus benchmark, the agent -> bus -> aggregator path: agent Publishers (pipelined, with
+// their Nats-Msg-Id and per-publisher seq) -> a real nats-server -> the in-order consumer -> the real
+// Aggregator. The baseline in the same run is the same path over the in-process bus. Reports
+// messages/s (first publish to last apply), p50/p99 publish-to-applied latency, and checks exactly
+// once (every (publisher, seq) applied once, none missing, no duplicate applied).
+// Short by default (~20 s): BENCH_BUS_MESSAGES to change; BENCH_BUS_IN_FLIGHT sets the publisher window
+// (1 = the old one-ack-at-a-time path).
+import { decodeMessage, experimentSubjectFilter } from '../api/protocol.ts';
+import { Publisher, DEFAULT_MAX_IN_FLIGHT } from '../agent/publisher.ts';
+import { Aggregator } from '../aggregator/aggregator.ts';
 import { InProcessBus } from '../lib/bus/inprocess.ts';
 import { openNatsBus } from '../lib/bus/nats.ts';
 import type { Bus } from '../lib/bus/types.ts';
 import { startNatsServer } from '../tests/support/nats-server.ts';
 
-const TOTAL = Number(process.env['BENCH_BUS_MESSAGES'] ?? 20_000);
+const TOTAL = Number(process.env['BENCH_BUS_MESSAGES'] ?? 40_000);
+const IN_FLIGHT = Number(process.env['BENCH_BUS_IN_FLIGHT'] ?? DEFAULT_MAX_IN_FLIGHT);
 const PUBLISHERS = 10;
 const NS = 'bench';
 
@@ -15,16 +22,29 @@ interface Result {
   msgsPerSecond: number;
   p50Ms: number;
   p99Ms: number;
+  applied: number;
+  duplicatesApplied: number;
+  missing: number;
 }
 
 function percentile(sorted: Float64Array, q: number): number {
   return sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))] ?? NaN;
 }
 
-/** `publishers` share `TOTAL` messages; each message carries its publish time (same process clock). */
+function planFor(uid: string): Aggregator {
+  const runs = Array.from({ length: PUBLISHERS }, (_, p) => ({
+    runId: `run-${p}`, configId: 'c', configHash: 'h', cycle: 0, replicas: 1, failurePolicy: 'strict' as const,
+  }));
+  return new Aggregator({ experimentUid: uid, runs });
+}
+
+/** `publishers` share `TOTAL` messages; sentAtMs (wall clock, same machine) dates each one. */
 async function run(consumerBus: Bus, publisherBuses: Bus[], uid: string): Promise<Result> {
   const latencies = new Float64Array(TOTAL);
+  const aggregator = planFor(uid);
+  const seen = new Map<string, Set<number>>();
   let applied = 0;
+  let duplicatesApplied = 0;
   let lastApplyMs = 0;
   let done!: () => void;
   const allApplied = new Promise<void>((r) => (done = r));
@@ -35,8 +55,14 @@ async function run(consumerBus: Bus, publisherBuses: Bus[], uid: string): Promis
     handler: async (m) => {
       const d = decodeMessage(m.data);
       if (!d.ok) return 'dead-letter';
+      const outcome = aggregator.apply(d.message, m.streamSeq);
       lastApplyMs = performance.now();
-      latencies[applied++] = lastApplyMs - d.message.sentAtMs;
+      if (outcome.outcome !== 'applied') return 'ack';
+      const seqs = seen.get(d.message.runId) ?? new Set<number>();
+      seen.set(d.message.runId, seqs);
+      if (seqs.has(d.message.seq)) duplicatesApplied++;
+      seqs.add(d.message.seq);
+      latencies[applied++] = Date.now() - d.message.sentAtMs;
       if (applied === TOTAL) done();
       return 'ack';
     },
@@ -47,16 +73,26 @@ async function run(consumerBus: Bus, publisherBuses: Bus[], uid: string): Promis
     Array.from({ length: PUBLISHERS }, async (_, p) => {
       const bus = publisherBuses[p % publisherBuses.length] as Bus;
       const key = { namespace: NS, experimentUid: uid, runId: `run-${p}`, attempt: 0, replica: 0 };
-      for (let seq = 1; seq <= perPublisher; seq++) {
-        const msg = { v: 1 as const, ...key, seq, sentAtMs: performance.now(), simulated: true, kind: 'ready' as const };
-        await bus.publish(dataSubject(key, 'ready'), encodeMessage(msg), { msgId: messageId(msg) });
+      const publisher = new Publisher(bus, key, true, IN_FLIGHT);
+      // Backpressure as an agent that outruns the bus feels it: before message i, wait for the ack
+      // of message i - IN_FLIGHT, so the publisher's queue never grows past its window.
+      const window: Array<Promise<void>> = [];
+      for (let i = 0; i < perPublisher; i++) {
+        if (i >= IN_FLIGHT) await window[i % IN_FLIGHT];
+        window[i % IN_FLIGHT] = publisher.publish('ready', {});
       }
+      await publisher.drain();
     }),
   );
   await allApplied;
   await consumption.stop();
+  let missing = 0;
+  for (let p = 0; p < PUBLISHERS; p++) missing += perPublisher - (seen.get(`run-${p}`)?.size ?? 0);
   const sorted = latencies.sort();
-  return { msgsPerSecond: TOTAL / ((lastApplyMs - startMs) / 1000), p50Ms: percentile(sorted, 0.5), p99Ms: percentile(sorted, 0.99) };
+  return {
+    msgsPerSecond: TOTAL / ((lastApplyMs - startMs) / 1000), p50Ms: percentile(sorted, 0.5), p99Ms: percentile(sorted, 0.99),
+    applied, duplicatesApplied, missing,
+  };
 }
 
 async function benchInProcess(): Promise<Result> {
@@ -87,12 +123,14 @@ async function benchNats(): Promise<Result> {
 }
 
 const fmt = (n: number): string => (n >= 100 ? n.toFixed(0) : n.toFixed(2));
+const exactlyOnce = (r: Result): boolean => r.applied === TOTAL && r.duplicatesApplied === 0 && r.missing === 0;
 const inprocess = await benchInProcess();
-console.log(`in-process: ${fmt(inprocess.msgsPerSecond)} msgs/s, p50 ${fmt(inprocess.p50Ms)} ms, p99 ${fmt(inprocess.p99Ms)} ms (${TOTAL} messages, ${PUBLISHERS} publishers)`);
+console.log(`in-process: ${fmt(inprocess.msgsPerSecond)} msgs/s, p50 ${fmt(inprocess.p50Ms)} ms, p99 ${fmt(inprocess.p99Ms)} ms (${TOTAL} messages, ${PUBLISHERS} publishers, ${IN_FLIGHT} in flight each)`);
 const nats = await benchNats();
-console.log(`nats-server: ${fmt(nats.msgsPerSecond)} msgs/s, p50 ${fmt(nats.p50Ms)} ms, p99 ${fmt(nats.p99Ms)} ms (${TOTAL} messages, ${PUBLISHERS} publishers on ${PUBLISHERS} connections, file storage)`);
+console.log(`nats-server: ${fmt(nats.msgsPerSecond)} msgs/s, p50 ${fmt(nats.p50Ms)} ms, p99 ${fmt(nats.p99Ms)} ms (${TOTAL} messages, ${PUBLISHERS} publishers on ${PUBLISHERS} connections, ${IN_FLIGHT} in flight each, file storage, into the Aggregator)`);
 console.log(
-  `RESULT messages=${TOTAL} nats_msgs_per_s=${fmt(nats.msgsPerSecond)} nats_p99_ms=${fmt(nats.p99Ms)} ` +
-    `inprocess_msgs_per_s=${fmt(inprocess.msgsPerSecond)} inprocess_p99_ms=${fmt(inprocess.p99Ms)} ` +
-    `nats_vs_inprocess_throughput=${(nats.msgsPerSecond / inprocess.msgsPerSecond).toFixed(3)}`,
+  `RESULT messages=${TOTAL} in_flight=${IN_FLIGHT} nats_msgs_per_s=${fmt(nats.msgsPerSecond)} nats_p99_ms=${fmt(nats.p99Ms)} ` +
+    `nats_exactly_once=${exactlyOnce(nats)} inprocess_msgs_per_s=${fmt(inprocess.msgsPerSecond)} inprocess_p99_ms=${fmt(inprocess.p99Ms)} ` +
+    `inprocess_exactly_once=${exactlyOnce(inprocess)} nats_vs_inprocess_throughput=${(nats.msgsPerSecond / inprocess.msgsPerSecond).toFixed(3)}`,
 );
+if (!exactlyOnce(nats) || !exactlyOnce(inprocess)) process.exitCode = 1;
