@@ -26,11 +26,42 @@ export interface WindowResult {
   windowStartMs: number;
   windowEndMs: number;
   totals: WindowTotals;
-  /** Requests completed outside the steady-state window (not in the sketches). */
+  /** Requests completed outside the window (not in the sketches; their in-window tokens still count). */
   excluded: number;
   steadyStateReached: boolean;
+  /** The window's boundaries as wall-clock ms with sub-ms precision (what tokens were counted against). */
+  windowStartPreciseMs: number;
+  windowEndPreciseMs: number;
 }
 
+/**
+ * The tokens of one request that arrived in [fromMs, toMs) (performance.now() clock). Output tokens
+ * arrive with their chunks: chunk k at start + TTFT + the first k inter-chunk gaps; when the server's
+ * usage says there were more tokens than chunks they are spread over the chunks in whole numbers.
+ * Input tokens count where prefill finished, at the first token (at the end if none came).
+ */
+export function tokensWithin(r: RequestResult, fromMs: number, toMs: number): { inputTokens: number; outputTokens: number } {
+  const inside = (t: number): boolean => t >= fromMs && t < toMs;
+  const firstMs = r.ttftMs === null ? null : r.startMs + r.ttftMs;
+  const inputTokens = inside(firstMs ?? r.endMs) ? r.inputTokens : 0;
+  const chunks = firstMs === null ? 0 : r.itlMs.length + 1;
+  if (chunks === 0) return { inputTokens, outputTokens: inside(r.endMs) ? r.outputTokens : 0 };
+  let outputTokens = 0;
+  let t = firstMs as number;
+  for (let k = 0; k < chunks; k++) {
+    if (k > 0) t += r.itlMs[k - 1] as number;
+    if (!inside(t)) continue;
+    outputTokens += Math.floor(((k + 1) * r.outputTokens) / chunks) - Math.floor((k * r.outputTokens) / chunks);
+  }
+  return { inputTokens, outputTokens };
+}
+
+/**
+ * The window's accounting rule (DESIGN.md, ADR 0016): tokens count where their chunks arrived, so
+ * tokens and the energy marks cover the same interval; a request's count and latencies belong to
+ * the window if it completed inside it. Requests still streaming when the window closes are awaited:
+ * their in-window tokens go into the last slice, published once the load is over.
+ */
 class MeasurementWindow {
   private recorder: SliceRecorder | null = null;
   private timer: NodeJS.Timeout | undefined;
@@ -41,6 +72,9 @@ class MeasurementWindow {
   markError: unknown = undefined;
   startMs = 0;
   endMs = 0;
+  /** The same boundaries on the performance.now() clock the request timings use. */
+  openPerfMs = Infinity;
+  closePerfMs = Infinity;
   excluded = 0;
   readonly marks: Promise<void>[] = [];
   private readonly o: WindowOptions;
@@ -56,6 +90,7 @@ class MeasurementWindow {
   open(force = false): void {
     if (this.recorder !== null || (this.drained && !force)) return;
     this.startMs = Date.now();
+    this.openPerfMs = performance.now();
     this.recorder = new SliceRecorder(this.o.createSketch, this.startMs);
     this.pushMark('windowStart');
     this.timer = setInterval(() => this.publishSlice(Date.now()), this.o.sliceMs);
@@ -73,6 +108,7 @@ class MeasurementWindow {
     }));
   }
 
+  /** The window's end: the energy mark is taken now; the last slice waits for the streams in flight. */
   close(): void {
     if (this.recorder === null) {
       this.drained = true;
@@ -82,12 +118,23 @@ class MeasurementWindow {
     this.closed = true;
     clearInterval(this.timer);
     this.endMs = Date.now();
-    this.publishSlice(this.endMs);
+    this.closePerfMs = performance.now();
     this.pushMark('windowEnd');
   }
 
+  /** After the load: the last slice, ending at the window's end, with the late requests' in-window tokens. */
+  finish(): void {
+    if (this.recorder !== null) this.publishSlice(this.endMs);
+  }
+
   add(r: RequestResult): void {
-    if (this.recorder !== null && !this.closed) this.recorder.add(r);
+    if (this.recorder === null) {
+      this.excluded++;
+      return;
+    }
+    const t = tokensWithin(r, this.openPerfMs, this.closePerfMs);
+    this.recorder.addTokens(t.inputTokens, t.outputTokens);
+    if (r.endMs >= this.openPerfMs && r.endMs < this.closePerfMs) this.recorder.addRequest(r);
     else this.excluded++;
   }
 
@@ -117,10 +164,20 @@ export async function runWindow(o: WindowOptions): Promise<WindowResult> {
   }
   const steadyStateReached = w.opened;
   // Aborted: the caller publishes `aborted`; no further slices or marks.
-  if (o.signal.aborted) return { windowStartMs: w.startMs, windowEndMs: Date.now(), totals: w.totals(), excluded: w.excluded, steadyStateReached };
+  const precise = (perfMs: number): number => performance.timeOrigin + (Number.isFinite(perfMs) ? perfMs : performance.now());
+  if (o.signal.aborted) {
+    return {
+      windowStartMs: w.startMs, windowEndMs: Date.now(), totals: w.totals(), excluded: w.excluded, steadyStateReached,
+      windowStartPreciseMs: precise(w.openPerfMs), windowEndPreciseMs: precise(w.closePerfMs),
+    };
+  }
   if (!w.opened) w.open(true); // steady state never reached: an empty window, flagged by the caller
   w.close();
+  w.finish();
   await Promise.all(w.marks);
   if (w.markError !== undefined) throw w.markError;
-  return { windowStartMs: w.startMs, windowEndMs: w.endMs, totals: w.totals(), excluded: w.excluded, steadyStateReached };
+  return {
+    windowStartMs: w.startMs, windowEndMs: w.endMs, totals: w.totals(), excluded: w.excluded, steadyStateReached,
+    windowStartPreciseMs: precise(w.openPerfMs), windowEndPreciseMs: precise(w.closePerfMs),
+  };
 }
