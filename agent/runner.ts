@@ -16,6 +16,7 @@ import { awaitBackendReady } from './readiness.ts';
 import type { SketchFactory } from './slices.ts';
 import { subscribeStart } from './start-signal.ts';
 import type { GpuTelemetry, TelemetryEnvironment } from './telemetry/types.ts';
+import { ClientHealthMonitor, clientSaturatedWarning, warmConnections } from './client-health.ts';
 import { runWindow, type WindowResult } from './window.ts';
 import { summaryWarnings } from './warnings.ts';
 
@@ -61,6 +62,8 @@ class ProtocolRun {
   private readonly log: Logger;
   private readonly sender: RequestSender;
   private readonly owned: LoadSender | undefined;
+  readonly health: ClientHealthMonitor;
+  warm = { connectionsWarmed: 0, streamSlots: 0 };
   readonly c: AgentConfig;
   readonly d: AgentDeps;
 
@@ -76,6 +79,7 @@ class ProtocolRun {
       this.log.debug({ clientThreads: this.owned.threads }, 'load client');
     }
     this.sender = d.sender ?? (this.owned as LoadSender);
+    this.health = new ClientHealthMonitor(this.sender);
     if (d.signal !== undefined) {
       const forward = (): void => this.stop.abort(d.signal?.reason);
       if (d.signal.aborted) forward();
@@ -120,8 +124,14 @@ class ProtocolRun {
       publisher: this.publisher, createSketch: this.d.createSketch, sender: this.sender, workload: workloadOf(this.c),
       factory: new RequestFactory(workloadOf(this.c)), requests: this.c.workload.requests,
       minDurationMs: m.extendToMinWindow ? m.minWindowSeconds * 1000 : 0, sliceMs: m.sliceMs, steadyState: m.steadyState,
-      signal: this.signal, mark: (k) => this.mark(k), onInFlight: (n) => this.d.telemetry.observeLoad?.(n),
+      signal: this.signal, mark: (k) => this.mark(k), onInFlight: (n) => this.d.telemetry.observeLoad?.(n), health: this.health,
     });
+  }
+
+  async warmConnections(): Promise<void> {
+    const c = this.c;
+    this.warm = await warmConnections(this.sender, c.workload, c.workload.requests, c.backend.readinessPath);
+    this.log.debug(this.warm, 'connections warmed');
   }
 
   close(): void {
@@ -182,6 +192,7 @@ async function protocol(run: ProtocolRun): Promise<AgentSummary> {
   const base = await baseline(run);
   run.enter('warmup');
   if (c.measurement.warmupRequests > 0) await run.load(c.measurement.warmupRequests, 0x77a3);
+  await run.warmConnections();
   await readyAndWait(run);
   run.enter('measuring');
   const recorder = backendMetricsRecorder(c);
@@ -190,10 +201,12 @@ async function protocol(run: ProtocolRun): Promise<AgentSummary> {
   await run.sleep(c.measurement.cooldownSeconds);
   run.enter('done');
   await run.d.telemetry.flush();
+  const client = await run.health.result(w.ttftP50Ms, run.warm, c.workload.mode === 'rate');
+  const saturated = clientSaturatedWarning(client);
   const summary: AgentSummary = {
     messagesBefore: run.publisher.sent, countsByKind: { ...run.publisher.counts }, ...w.totals,
     baselineStartMs: base.start, baselineEndMs: base.end, windowStartMs: w.windowStartMs, windowEndMs: w.windowEndMs,
-    warnings: summaryWarnings(c, w, env),
+    warnings: [...summaryWarnings(c, w, env), ...(saturated === null ? [] : [saturated])], client,
     ...(recorder === null ? {} : { backendMetrics: await recorder.markWindowEnd() }),
   };
   await run.publisher.publish('summary', summary);

@@ -3,7 +3,9 @@
 import type { Mark } from '../api/protocol.ts';
 import type { RequestResult } from './load/client.ts';
 import { runLoad, type RequestFactory, type RequestSender, type Workload } from './load/generator.ts';
+import type { ClientHealthMonitor } from './client-health.ts';
 import type { Publisher } from './publisher.ts';
+import type { LatencySketch } from '../lib/sketch/types.ts';
 import { SliceRecorder, type SketchFactory, type WindowTotals } from './slices.ts';
 
 export interface WindowOptions {
@@ -20,6 +22,8 @@ export interface WindowOptions {
   /** Take and publish an energy-counter reading for a boundary. */
   mark: (m: Mark) => Promise<void>;
   onInFlight?: (n: number) => void;
+  /** Samples the client's own health from the window's start to its end. */
+  health?: ClientHealthMonitor;
 }
 
 export interface WindowResult {
@@ -29,6 +33,8 @@ export interface WindowResult {
   /** Requests completed outside the window (not in the sketches; their in-window tokens still count). */
   excluded: number;
   steadyStateReached: boolean;
+  /** TTFT p50 (ms) of the requests completed in the window; null when none had a first token. */
+  ttftP50Ms: number | null;
   /** The window's boundaries as wall-clock ms with sub-ms precision (what tokens were counted against). */
   windowStartPreciseMs: number;
   windowEndPreciseMs: number;
@@ -76,11 +82,14 @@ class MeasurementWindow {
   openPerfMs = Infinity;
   closePerfMs = Infinity;
   excluded = 0;
+  /** TTFT of the requests counted in the window, for the client-saturation threshold. */
+  readonly ttft: LatencySketch;
   readonly marks: Promise<void>[] = [];
   private readonly o: WindowOptions;
 
   constructor(o: WindowOptions) {
     this.o = o;
+    this.ttft = o.createSketch();
   }
 
   get opened(): boolean {
@@ -92,6 +101,7 @@ class MeasurementWindow {
     this.startMs = Date.now();
     this.openPerfMs = performance.now();
     this.recorder = new SliceRecorder(this.o.createSketch, this.startMs);
+    this.o.health?.start();
     this.pushMark('windowStart');
     this.timer = setInterval(() => this.publishSlice(Date.now()), this.o.sliceMs);
   }
@@ -119,6 +129,7 @@ class MeasurementWindow {
     clearInterval(this.timer);
     this.endMs = Date.now();
     this.closePerfMs = performance.now();
+    this.o.health?.stop();
     this.pushMark('windowEnd');
   }
 
@@ -134,8 +145,10 @@ class MeasurementWindow {
     }
     const t = tokensWithin(r, this.openPerfMs, this.closePerfMs);
     this.recorder.addTokens(t.inputTokens, t.outputTokens);
-    if (r.endMs >= this.openPerfMs && r.endMs < this.closePerfMs) this.recorder.addRequest(r);
-    else this.excluded++;
+    if (r.endMs >= this.openPerfMs && r.endMs < this.closePerfMs) {
+      this.recorder.addRequest(r);
+      if (r.ok && r.ttftMs !== null) this.ttft.add(r.ttftMs);
+    } else this.excluded++;
   }
 
   totals(): WindowTotals {
@@ -158,16 +171,18 @@ export async function runWindow(o: WindowOptions): Promise<WindowResult> {
       onResult: (r) => w.add(r),
       ...(o.onInFlight === undefined ? {} : { onInFlight: o.onInFlight }),
       ...(o.steadyState ? { onSaturated: () => w.open(), onDraining: () => w.close() } : {}),
+      ...(o.health === undefined ? {} : { onScheduleLag: o.health.scheduleLag }),
     });
   } finally {
     w.stop();
   }
   const steadyStateReached = w.opened;
   // Aborted: the caller publishes `aborted`; no further slices or marks.
+  const ttftP50Ms = w.ttft.count === 0 ? null : w.ttft.quantile(0.5);
   const precise = (perfMs: number): number => performance.timeOrigin + (Number.isFinite(perfMs) ? perfMs : performance.now());
   if (o.signal.aborted) {
     return {
-      windowStartMs: w.startMs, windowEndMs: Date.now(), totals: w.totals(), excluded: w.excluded, steadyStateReached,
+      windowStartMs: w.startMs, windowEndMs: Date.now(), totals: w.totals(), excluded: w.excluded, steadyStateReached, ttftP50Ms,
       windowStartPreciseMs: precise(w.openPerfMs), windowEndPreciseMs: precise(w.closePerfMs),
     };
   }
@@ -177,7 +192,7 @@ export async function runWindow(o: WindowOptions): Promise<WindowResult> {
   await Promise.all(w.marks);
   if (w.markError !== undefined) throw w.markError;
   return {
-    windowStartMs: w.startMs, windowEndMs: w.endMs, totals: w.totals(), excluded: w.excluded, steadyStateReached,
+    windowStartMs: w.startMs, windowEndMs: w.endMs, totals: w.totals(), excluded: w.excluded, steadyStateReached, ttftP50Ms,
     windowStartPreciseMs: precise(w.openPerfMs), windowEndPreciseMs: precise(w.closePerfMs),
   };
 }

@@ -202,6 +202,29 @@ export class StreamingClient {
     return errorClass === undefined ? base : { ...base, errorClass, error: error ?? errorClass };
   }
 
+  /**
+   * Open `connections` keep-alive connections at once, each used by one GET of `path` (the readiness
+   * path: no engine work), and leave them in the pool, so the measured window pays no connection
+   * set-up. Resolves with how many came back usable.
+   */
+  async warm(connections: number, path: string): Promise<number> {
+    const url = new URL(path, this.url);
+    const one = (): Promise<boolean> =>
+      new Promise((resolve) => {
+        const req = this.transport.request({ host: this.url.hostname, port: this.url.port, path: url.pathname + url.search, method: 'GET', agent: this.agent });
+        req.setTimeout(this.opts.timeoutMs, () => req.destroy());
+        req.on('error', () => resolve(false));
+        req.on('response', (res) => {
+          res.resume();
+          res.on('end', () => resolve(res.statusCode !== undefined && res.statusCode < 500));
+          res.on('error', () => resolve(false));
+        });
+        req.end();
+      });
+    const ok = await Promise.all(Array.from({ length: Math.max(0, connections) }, one));
+    return ok.filter(Boolean).length;
+  }
+
   close(): void {
     this.agent.destroy();
   }

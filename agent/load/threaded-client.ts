@@ -14,12 +14,14 @@ export type ClientThreadRequest =
   | { type: 'send'; id: number; req: StreamRequest; firstToken: boolean }
   | { type: 'abort'; id: number }
   | { type: 'loop'; id: number; reset: boolean }
+  | { type: 'warm'; id: number; connections: number; path: string }
   | { type: 'close' };
 
 export type ClientThreadReply =
   | { type: 'first'; id: number }
   | { type: 'result'; id: number; result: RequestResult }
-  | { type: 'loop'; id: number; p99Ms: number };
+  | { type: 'loop'; id: number; p99Ms: number }
+  | { type: 'warmed'; id: number; connections: number };
 
 /**
  * From source (tsx) the worker is client-worker.ts beside this file; a bundle ships it as a second
@@ -94,8 +96,8 @@ export class ThreadedClient implements LoadSender {
   }
 
   private onReply(m: ClientThreadReply): void {
-    if (m.type === 'loop') {
-      this.loopWaits.get(m.id)?.(m.p99Ms);
+    if (m.type === 'loop' || m.type === 'warmed') {
+      this.loopWaits.get(m.id)?.(m.type === 'loop' ? m.p99Ms : m.connections);
       this.loopWaits.delete(m.id);
       return;
     }
@@ -125,6 +127,26 @@ export class ThreadedClient implements LoadSender {
       if (signal?.aborted === true) onAbort();
       else signal?.addEventListener('abort', onAbort, { once: true });
     });
+  }
+
+  /**
+   * Each thread warms its share of the connections: requests go to the least busy thread (ties to
+   * the first), so with n streams thread i holds ceil((n - i) / threads) of them.
+   */
+  async warm(connections: number, path: string): Promise<number> {
+    const n = this.pool.length;
+    const warmed = await Promise.all(
+      this.pool.map((t, i) => {
+        const share = Math.ceil((connections - i) / n);
+        if (share <= 0 || t.failure !== undefined || this.closed) return Promise.resolve(0);
+        return new Promise<number>((resolve) => {
+          const id = this.nextId++;
+          this.loopWaits.set(id, resolve);
+          t.worker.postMessage({ type: 'warm', id, connections: share, path } satisfies ClientThreadRequest);
+        });
+      }),
+    );
+    return warmed.reduce((a, b) => a + (Number.isFinite(b) ? b : 0), 0);
   }
 
   loopDelayP99Ms(reset = false): Promise<number[]> {

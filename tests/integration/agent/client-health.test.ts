@@ -1,0 +1,119 @@
+// The client's own health in every run (issue #25 items 2 and 3): connections are opened and used
+// before the window (one per stream slot, none inside it), and a client whose event loop is blocked
+// says so as `clientSaturated` in its summary and in the aggregated results.
+import assert from 'node:assert/strict';
+import { after, before, test } from 'node:test';
+import { decodeMessage, type SummaryMessage, type WireMessage } from '../../../api/protocol.ts';
+import { Aggregator } from '../../../aggregator/aggregator.ts';
+import { createLatencySketch } from '../../../lib/sketch/index.ts';
+import { runAgent } from '../../../agent/runner.ts';
+import { startMockServer, type MockServer } from '../../../agent/mock-server.ts';
+import { createSimulatedGpu } from '../../../agent/telemetry/sampler.ts';
+import { recordingBus } from './recording-bus.ts';
+import { protocolConfig } from './protocol-helpers.ts';
+
+let server: MockServer;
+before(async () => {
+  server = await startMockServer({ ttft: { meanMs: 15 }, itl: { meanMs: 3 } });
+});
+after(async () => server.close());
+
+const deps = (bus: ReturnType<typeof recordingBus>['bus']): Parameters<typeof runAgent>[1] => ({
+  bus, telemetry: createSimulatedGpu({ sampleIntervalMs: 20, batchIntervalMs: 50 }), createSketch: createLatencySketch,
+});
+
+/**
+ * Connections the server accepted from the start of the baseline (the readiness probe, before it,
+ * has its own) to the `ready` message, and to the end of the run.
+ */
+async function connectionsAroundWindow(threads: string | undefined): Promise<{ atReady: number; after: number; summary: SummaryMessage }> {
+  const own = await startMockServer({ ttft: { meanMs: 10 }, itl: { meanMs: 3 } });
+  const saved = process.env['LLEM_CLIENT_THREADS'];
+  if (threads === undefined) delete process.env['LLEM_CLIENT_THREADS'];
+  else process.env['LLEM_CLIENT_THREADS'] = threads;
+  try {
+    const { bus, messages } = recordingBus();
+    let atReady = -1;
+    let atBaseline = -1;
+    const publish = bus.publish.bind(bus);
+    bus.publish = async (subject, data, opts) => {
+      if (subject.endsWith('.ready')) atReady = own.stats().connections;
+      const d = decodeMessage(data);
+      if (d.ok && d.message.kind === 'telemetry' && d.message.mark === 'baselineStart') atBaseline = own.stats().connections;
+      return publish(subject, data, opts);
+    };
+    const config = protocolConfig(own.url, { workload: { concurrency: 16, requests: 64 }, measurement: { warmupRequests: 0, baselineSeconds: 0.1 } });
+    await runAgent(config, deps(bus));
+    return { atReady: atReady - atBaseline, after: own.stats().connections - atBaseline, summary: messages.at(-1) as SummaryMessage };
+  } finally {
+    if (saved === undefined) delete process.env['LLEM_CLIENT_THREADS'];
+    else process.env['LLEM_CLIENT_THREADS'] = saved;
+    await own.close();
+  }
+}
+
+void test('one keep-alive connection per stream slot is opened before the window and none inside it', async () => {
+  const r = await connectionsAroundWindow('0');
+  assert.equal(r.atReady, 16, 'opened before the window');
+  assert.equal(r.after, 16, 'none opened inside the window');
+  assert.equal(r.summary.client?.connectionsWarmed, 16);
+  assert.equal(r.summary.client?.streamSlots, 16);
+});
+
+void test('with the streams spread over client threads, each thread warms its share and the window opens none', async () => {
+  const r = await connectionsAroundWindow('2');
+  assert.equal(r.atReady, 16);
+  assert.equal(r.after, 16);
+  assert.equal(r.summary.client?.connectionsWarmed, 16);
+});
+
+/** Blocks the agent's event loop for `busyMs` every `everyMs`: a client with no CPU to spare. */
+function blockLoop(busyMs: number, everyMs: number): () => void {
+  const timer = setInterval(() => {
+    const end = performance.now() + busyMs;
+    while (performance.now() < end) {
+      // spin: this is the saturation being simulated
+    }
+  }, everyMs);
+  return () => clearInterval(timer);
+}
+
+function aggregate(messages: readonly WireMessage[]): ReturnType<Aggregator['results']>['runs'][number] {
+  const agg = new Aggregator({
+    experimentUid: 'uid-1', runs: [{ runId: 'run-a', configId: 'c', configHash: '', cycle: 0, replicas: 1, failurePolicy: 'strict' }],
+  });
+  messages.forEach((m, i) => agg.apply(m, i + 1));
+  return agg.results().runs[0] as ReturnType<Aggregator['results']>['runs'][number];
+}
+
+void test('a deliberately blocked client loop is reported as clientSaturated in the summary and the results', async () => {
+  const { bus, messages } = recordingBus();
+  const config = protocolConfig(server.url, {
+    workload: { mode: 'rate', ratePerSecond: 100, requests: 80 },
+    measurement: { warmupRequests: 0, baselineSeconds: 0 },
+  });
+  const unblock = blockLoop(25, 60);
+  let summary;
+  try {
+    summary = await runAgent(config, deps(bus));
+  } finally {
+    unblock();
+  }
+  const client = summary.client;
+  assert.ok(client !== undefined);
+  assert.ok(client.saturated, JSON.stringify(client));
+  assert.ok((client.eventLoopDelayP99Ms ?? 0) >= 15, `event-loop delay p99 ${client.eventLoopDelayP99Ms}`);
+  assert.ok((client.schedulingLagP99Ms ?? 0) >= 10, `scheduling lag p99 ${client.schedulingLagP99Ms}`);
+  assert.ok(summary.warnings.some((w) => w.startsWith('clientSaturated:')), summary.warnings.join('; '));
+  const run = aggregate(messages);
+  assert.equal(run.client[0]?.saturated, true);
+  assert.ok(run.notes.some((n) => n.includes('clientSaturated')), run.notes.join('; '));
+});
+
+void test('a client with time to spare is not flagged and reports no scheduling lag outside rate mode', async () => {
+  const { bus } = recordingBus();
+  const summary = await runAgent(protocolConfig(server.url, { measurement: { warmupRequests: 0, baselineSeconds: 0 } }), deps(bus));
+  assert.equal(summary.client?.schedulingLagP99Ms, null);
+  assert.equal(summary.client?.tokenAccounting, 'arrival');
+  assert.ok(summary.client?.eventLoopDelayP99Ms !== null);
+});
