@@ -112,15 +112,17 @@ class MockHandler {
       req.on('end', () => this.completion(path === '/v1/chat/completions', Buffer.concat(chunks).toString('utf8'), res, receivedMs));
       return;
     }
-    if (req.method === 'GET' && path === '/llem/stats') {
-      // The server's own accounting, for a benchmark that runs it as a separate process.
-      const q = new URLSearchParams(query ?? '');
-      const from = Number(q.get('fromMs') ?? NaN);
-      const to = Number(q.get('toMs') ?? NaN);
-      const between = Number.isFinite(from) && Number.isFinite(to) ? this.engine.tokensEmittedBetween(from, to) : null;
-      return json(res, 200, { ...stats(), tokensEmittedBetween: between, simulated: true });
-    }
+    if (req.method === 'GET' && path === '/llem/stats') return this.ownStats(query, res, stats());
     json(res, 404, { error: { message: `no route ${req.method ?? ''} ${path ?? ''} (simulated mock server)`, type: 'not_found' } });
+  }
+
+  /** The server's own accounting, for a benchmark that runs it as a separate process. */
+  private ownStats(query: string | undefined, res: http.ServerResponse, stats: MockServerStats): void {
+    const q = new URLSearchParams(query ?? '');
+    const from = Number(q.get('fromMs') ?? NaN);
+    const to = Number(q.get('toMs') ?? NaN);
+    const between = Number.isFinite(from) && Number.isFinite(to) ? this.engine.tokensEmittedBetween(from, to) : null;
+    json(res, 200, { ...stats, tokensEmittedBetween: between, simulated: true });
   }
 
   private completion(chat: boolean, raw: string, res: http.ServerResponse, receivedMs: number): void {

@@ -5,6 +5,8 @@ import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 import { decodeMessage, type SummaryMessage, type WireMessage } from '../../../api/protocol.ts';
 import { Aggregator } from '../../../aggregator/aggregator.ts';
+import { measurementWeaknesses } from '../../../controller/aggregate-view.ts';
+import { runsCsv } from '../../../report/csv.ts';
 import { createLatencySketch } from '../../../lib/sketch/index.ts';
 import { runAgent } from '../../../agent/runner.ts';
 import { startMockServer, type MockServer } from '../../../agent/mock-server.ts';
@@ -78,12 +80,12 @@ function blockLoop(busyMs: number, everyMs: number): () => void {
   return () => clearInterval(timer);
 }
 
-function aggregate(messages: readonly WireMessage[]): ReturnType<Aggregator['results']>['runs'][number] {
+function aggregate(messages: readonly WireMessage[]): ReturnType<Aggregator['results']> {
   const agg = new Aggregator({
     experimentUid: 'uid-1', runs: [{ runId: 'run-a', configId: 'c', configHash: '', cycle: 0, replicas: 1, failurePolicy: 'strict' }],
   });
   messages.forEach((m, i) => agg.apply(m, i + 1));
-  return agg.results().runs[0] as ReturnType<Aggregator['results']>['runs'][number];
+  return agg.results();
 }
 
 void test('a deliberately blocked client loop is reported as clientSaturated in the summary and the results', async () => {
@@ -105,9 +107,17 @@ void test('a deliberately blocked client loop is reported as clientSaturated in 
   assert.ok((client.eventLoopDelayP99Ms ?? 0) >= 15, `event-loop delay p99 ${client.eventLoopDelayP99Ms}`);
   assert.ok((client.schedulingLagP99Ms ?? 0) >= 10, `scheduling lag p99 ${client.schedulingLagP99Ms}`);
   assert.ok(summary.warnings.some((w) => w.startsWith('clientSaturated:')), summary.warnings.join('; '));
-  const run = aggregate(messages);
-  assert.equal(run.client[0]?.saturated, true);
+  const results = aggregate(messages);
+  const run = results.runs[0];
+  assert.equal(run?.client[0]?.saturated, true);
   assert.ok(run.notes.some((n) => n.includes('clientSaturated')), run.notes.join('; '));
+  // The experiment's status says so too: Degraded with reason ClientSaturated.
+  assert.equal(measurementWeaknesses(results).clientSaturated, 1);
+  const [header, row] = runsCsv(results).split('\n').map((l) => l.split(','));
+  const col = (name: string): string | undefined => row?.[header?.indexOf(name) ?? -1];
+  assert.equal(col('client_saturated'), 'true', 'runs.csv carries client_saturated');
+  assert.ok(Number(col('tpot_p99_ms')) >= Number(col('tpot_p90_ms')), 'runs.csv carries TPOT p90 and p99');
+  assert.ok(Number(col('tpot_p90_ms')) > 0);
 });
 
 void test('a client with time to spare is not flagged and reports no scheduling lag outside rate mode', async () => {
