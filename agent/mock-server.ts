@@ -122,7 +122,7 @@ class MockHandler {
     const from = Number(q.get('fromMs') ?? NaN);
     const to = Number(q.get('toMs') ?? NaN);
     const between = Number.isFinite(from) && Number.isFinite(to) ? this.engine.tokensEmittedBetween(from, to) : null;
-    json(res, 200, { ...stats, tokensEmittedBetween: between, simulated: true });
+    json(res, 200, { ...stats, tokensEmittedBetween: between, pid: process.pid, simulated: true });
   }
 
   private completion(chat: boolean, raw: string, res: http.ServerResponse, receivedMs: number): void {
