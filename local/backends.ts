@@ -80,6 +80,17 @@ function mockServerArgv(): string[] {
   return [process.execPath, '--import', import.meta.resolve('tsx'), entry, 'mock-server'];
 }
 
+const MOCK_READINESS = { path: '/health', timeoutSeconds: 60 };
+
+function runningBackend(c: Configuration, port: number, argv: string[], launch: BackendLaunch | null, exited: Promise<string>): RunningBackend {
+  const baseUrl = `http://127.0.0.1:${port}`;
+  if (launch === null) {
+    const description = `mock server (simulated, own process): llem ${argv.slice(argv.indexOf('mock-server')).join(' ')}`;
+    return { baseUrl, metrics: null, servedModelName: c.model.name, simulated: true, description, exited };
+  }
+  return { baseUrl, metrics: launch.metrics, servedModelName: launch.servedModelName, simulated: false, description: argv.join(' '), exited };
+}
+
 /** The server could not bind the port it was given. */
 class PortTakenError extends BackendError {}
 
@@ -169,9 +180,10 @@ export class BackendPool {
     });
     // Stop polling as soon as the race is decided: a dead server must not keep the process alive.
     const polling = new AbortController();
+    const readiness = launch?.readiness ?? MOCK_READINESS;
     const ready = awaitBackendReady({
-      url: `http://127.0.0.1:${port}${launch?.readiness.path ?? '/health'}`,
-      timeoutMs: (launch?.readiness.timeoutSeconds ?? 60) * 1000,
+      url: `http://127.0.0.1:${port}${readiness.path}`,
+      timeoutMs: readiness.timeoutSeconds * 1000,
       pollMs: 500,
       signal: AbortSignal.any([this.opts.signal, polling.signal]),
     });
@@ -192,9 +204,7 @@ export class BackendPool {
       const Failure = isAddressInUse(tail) ? PortTakenError : BackendError;
       throw new Failure(`backend ${c.backend.name} failed to start: ${first} (command: ${argv.join(' ')})${tail === '' ? '' : `\n  ${tail}`}`);
     }
-    const backend: RunningBackend = launch === null
-      ? { baseUrl: `http://127.0.0.1:${port}`, metrics: null, servedModelName: c.model.name, simulated: true, description: `mock server (simulated, own process): llem ${argv.slice(argv.indexOf('mock-server')).join(' ')}`, exited }
-      : { baseUrl: `http://127.0.0.1:${port}`, metrics: launch.metrics, servedModelName: launch.servedModelName, simulated: false, description: argv.join(' '), exited };
+    const backend = runningBackend(c, port, argv, launch, exited);
     return {
       backend,
       stop: async () => {
