@@ -120,17 +120,21 @@ export class BackendPool {
     return this.opts.simulate && this.opts.serverCommand === undefined;
   }
 
-  /** What to start: the simulated server, the user's command, or the backend's rendered launch. */
-  private commandFor(c: Configuration, port: number): { argv: string[]; launch: BackendLaunch | null } {
+  /** What to start (the simulated server, the user's command, or the backend's rendered launch), its files written. */
+  private commandFor(c: Configuration, port: number): { argv: string[]; launch: BackendLaunch | null; env: Record<string, string> } {
     if (this.mock) {
       const args = ['--host', '127.0.0.1', '--port', String(port), '--model', c.model.name, ...(this.opts.mockArgs ?? DEFAULT_MOCK_ARGS)];
-      return { argv: [...mockServerArgv(), ...args], launch: null };
+      return { argv: [...mockServerArgv(), ...args], launch: null, env: {} };
     }
     const launch = this.launchFor(c, port);
+    for (const f of launch.files) {
+      mkdirSync(dirname(f.path), { recursive: true });
+      writeFileSync(f.path, f.content);
+    }
     const argv = this.opts.serverCommand !== undefined
       ? this.opts.serverCommand.map((a) => a.replaceAll('{port}', String(port)))
       : [launch.command, ...launch.args];
-    return { argv, launch };
+    return { argv, launch, env: launch.env };
   }
 
   private launchFor(c: Configuration, port: number): BackendLaunch {
@@ -158,15 +162,11 @@ export class BackendPool {
   }
 
   private async startOn(c: Configuration, port: number): Promise<Entry> {
-    const { argv, launch } = this.commandFor(c, port);
-    for (const f of launch?.files ?? []) {
-      mkdirSync(dirname(f.path), { recursive: true });
-      writeFileSync(f.path, f.content);
-    }
+    const { argv, launch, env } = this.commandFor(c, port);
     const [command, ...args] = argv;
     if (command === undefined) throw new BackendError('the server command is empty');
     const proc: BackendProcess = startBackend(command, args, {
-      env: { ...process.env, ...launch?.env, LLEM_PORT: String(port) },
+      env: { ...process.env, ...env, LLEM_PORT: String(port) },
       logger: this.opts.logger,
     });
     const pid = proc.pid;
