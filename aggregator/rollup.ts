@@ -2,7 +2,7 @@
 // runs are merged; under `bestEffort` finished runs that lost messages (every replica sent its
 // summary, something is missing) are merged too and named. Aborted runs and runs still in flight
 // are never merged: their windows are cut short, so their figures describe a different workload.
-import { MergingDigest } from '../lib/sketch/index.ts';
+import { LogHistogram } from '../lib/sketch/index.ts';
 import { latencySummary, QUANTILES, RUN_METRICS, type LatencySummary, type QuantileName, type RunMetric, type RunResult } from './run-results.ts';
 import type { RunState } from './run-state.ts';
 import { cycleStats, type CycleStats } from './stats.ts';
@@ -68,12 +68,12 @@ function included(r: RollupInput): boolean {
 }
 
 /** One metric's sketches of the given runs merged into a new sketch, in the given order. */
-export function pooledSketch(states: readonly (RunState | undefined)[], metric: LatencyMetric): MergingDigest | null {
-  let merged: MergingDigest | null = null;
+export function pooledSketch(states: readonly (RunState | undefined)[], metric: LatencyMetric): LogHistogram | null {
+  let merged: LogHistogram | null = null;
   for (const s of states) {
     const d = s?.sketches[metric];
     if (d === null || d === undefined) continue;
-    merged ??= new MergingDigest({ compression: d.compression, scale: d.scale });
+    merged ??= new LogHistogram();
     merged.merge(d);
   }
   return merged;

@@ -1,7 +1,7 @@
 // One run's state for its current attempt: publishers (one per replica) with sequence tracking,
 // energy segments per GPU, and the run's merged latency sketches.
 import type { SketchMessage, SummaryMessage, WireMessage } from '../api/protocol.ts';
-import { MergingDigest } from '../lib/sketch/index.ts';
+import { LogHistogram } from '../lib/sketch/index.ts';
 import { applyTelemetry } from './energy.ts';
 import { LATENCY_METRICS, newPublisher, type LatencyMetric, type PlannedRun, type PublisherState, type RunStateData } from './state.ts';
 
@@ -11,7 +11,7 @@ export type ApplyOutcome =
   | { outcome: 'stale-attempt'; reason: string }
   | { outcome: 'rejected'; reason: string };
 
-type Sketches = Record<LatencyMetric, MergingDigest | null>;
+type Sketches = Record<LatencyMetric, LogHistogram | null>;
 
 function emptySketches(): Sketches {
   return { ttftMs: null, itlMs: null, e2eMs: null, tpotMs: null };
@@ -45,7 +45,7 @@ export class RunState {
     const sketches = emptySketches();
     for (const k of LATENCY_METRICS) {
       const b64 = data.sketches[k];
-      sketches[k] = b64 === null ? null : MergingDigest.deserialize(Buffer.from(b64, 'base64'));
+      sketches[k] = b64 === null ? null : LogHistogram.deserialize(Buffer.from(b64, 'base64'));
     }
     return new RunState(plan, { ...data, sketches: { ttftMs: null, itlMs: null, e2eMs: null, tpotMs: null } }, sketches);
   }
@@ -54,7 +54,7 @@ export class RunState {
     const out = { ttftMs: null, itlMs: null, e2eMs: null, tpotMs: null } as Record<LatencyMetric, string | null>;
     for (const k of LATENCY_METRICS) {
       const s = this.sketches[k];
-      out[k] = s === null ? null : Buffer.from(s.serializeState()).toString('base64');
+      out[k] = s === null ? null : Buffer.from(s.serialize()).toString('base64');
     }
     return { ...this.data, sketches: out };
   }
@@ -117,13 +117,15 @@ export class RunState {
   }
 
   private applySketch(pub: PublisherState, m: SketchMessage): string | null {
-    // Decode everything first so a bad payload leaves the run's sketches untouched.
-    const decoded: Partial<Record<LatencyMetric, MergingDigest>> = {};
+    // Decode everything first so a bad payload leaves the run's sketches untouched. Decoding checks
+    // every field against the buckets and the protocol's fixed resolution (lib/sketch, ADR 0012):
+    // a refused sketch is a problem of this publisher, so the run cannot be complete.
+    const decoded: Partial<Record<LatencyMetric, LogHistogram>> = {};
     for (const k of LATENCY_METRICS) {
       const b64 = m.sketches[k];
       if (b64 === undefined) continue;
       try {
-        decoded[k] = MergingDigest.deserialize(Buffer.from(b64, 'base64'));
+        decoded[k] = LogHistogram.deserialize(Buffer.from(b64, 'base64'));
       } catch (err) {
         return `sketch ${k} could not be decoded: ${(err as Error).message}`;
       }
@@ -131,7 +133,7 @@ export class RunState {
     for (const k of LATENCY_METRICS) {
       const d = decoded[k];
       if (d === undefined) continue;
-      const target = (this.sketches[k] ??= new MergingDigest({ compression: d.compression, scale: d.scale }));
+      const target = (this.sketches[k] ??= new LogHistogram());
       target.merge(d);
     }
     pub.requestsOk += m.requestsOk;

@@ -112,7 +112,7 @@ export const RunStateSchema = z.object({
   publishers: z.array(PublisherStateSchema),
   gpus: z.array(GpuStateSchema),
   errorClasses: z.record(z.string(), z.number()),
-  /** base64 of MergingDigest.serializeState() (lossless), or null when the run has none yet. */
+  /** base64 of LogHistogram.serialize() (lossless), or null when the run has none yet. */
   sketches: z.object({ ttftMs: z.string().nullable(), itlMs: z.string().nullable(), e2eMs: z.string().nullable(), tpotMs: z.string().nullable() }),
 });
 export type RunStateData = z.infer<typeof RunStateSchema>;

@@ -8,6 +8,14 @@ export const SUBJECT_ROOT = 'llem.v1';
 /** NVML's energy counter moves every ~100 ms: a window shorter than this has coarse energy (DESIGN.md). */
 export const SHORT_WINDOW_SECONDS = 5;
 
+/**
+ * Latency sketches on the wire (docs/adr/0012): LogHistogram, format byte 0x48 ('H'), version 1.
+ * The resolution (finest bucket 2^-10 in ln units, ≈ 0.1%) and the size budget are the protocol's,
+ * not the sender's: a sketch with another resolution, over the budget, coarser than the budget
+ * requires, or whose header disagrees with its buckets is refused and its run is incomplete.
+ */
+export const SKETCH_FORMAT = { magic: 0x48, version: 1, finestBits: 10, maxBytes: 4096 } as const;
+
 export const MESSAGE_KINDS = ['hello', 'ready', 'sketch', 'telemetry', 'summary', 'aborted'] as const;
 export type MessageKind = (typeof MESSAGE_KINDS)[number];
 
@@ -66,7 +74,10 @@ export const SketchMessageSchema = z.object({
   errorClasses: z.record(z.string(), z.number().int().min(0)),
   inputTokens: z.number().int().min(0),
   outputTokens: z.number().int().min(0),
-  /** base64 of LatencySketch.serialize(); values in milliseconds. Absent when the slice had none. */
+  /**
+   * base64 of LogHistogram.serialize() (SKETCH_FORMAT); values in milliseconds, >= 0 (zeros are
+   * counted exactly). Absent when the slice had none.
+   */
   sketches: z.object({
     ttftMs: z.string().optional(),
     itlMs: z.string().optional(),
