@@ -135,6 +135,7 @@ class ProtocolRun {
   }
 
   close(): void {
+    this.health.stop();
     this.owned?.close();
   }
 }
