@@ -177,9 +177,9 @@ export async function runWindow(o: WindowOptions): Promise<WindowResult> {
     w.stop();
   }
   const steadyStateReached = w.opened;
-  // Aborted: the caller publishes `aborted`; no further slices or marks.
   const ttftP50Ms = w.ttft.count === 0 ? null : w.ttft.quantile(0.5);
   const precise = (perfMs: number): number => performance.timeOrigin + (Number.isFinite(perfMs) ? perfMs : performance.now());
+  // Aborted: the caller publishes `aborted`; no further slices or marks.
   if (o.signal.aborted) {
     return {
       windowStartMs: w.startMs, windowEndMs: Date.now(), totals: w.totals(), excluded: w.excluded, steadyStateReached, ttftP50Ms,
