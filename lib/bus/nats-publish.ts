@@ -49,8 +49,10 @@ export class JetStreamPublisher {
   publish(subject: string, data: Uint8Array, msgId: string, timeoutMs: number, hdrs?: MsgHdrs): Promise<JsAck> {
     this.#listen();
     const token = (++this.#next).toString(36);
+    // A fresh header set takes append (set() first deletes, a measurable cost per message).
     const h = hdrs ?? natsHeaders();
-    h.set('Nats-Msg-Id', msgId);
+    if (hdrs === undefined) h.append('Nats-Msg-Id', msgId);
+    else h.set('Nats-Msg-Id', msgId);
     return new Promise<JsAck>((resolve, reject) => {
       this.#pending.set(token, { subject, deadlineMs: Date.now() + timeoutMs, resolve, reject });
       this.#sweeper ??= setInterval(() => this.#sweep(), SWEEP_MS).unref();
