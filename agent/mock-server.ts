@@ -29,6 +29,8 @@ export interface MockServerOptions {
   /** /health answers 503 until this long after start (readiness tests). */
   readyAfterMs?: number;
   faults?: MockFaults;
+  /** Idle keep-alive connections are closed after this long (default 65 s; uvicorn's is 5 s). */
+  keepAliveTimeoutMs?: number;
   /** Keep every token's send time, for tokensEmittedBetween() and GET /llem/emitted (benchmarks, tests). */
   recordEmissions?: boolean;
 }
@@ -189,7 +191,7 @@ export async function startMockServer(opts: MockServerOptions = {}): Promise<Moc
   const stats = (): MockServerStats => ({
     requests: handler.requests, inFlight: handler.engine.inFlight, tokensEmitted: handler.engine.tokensEmitted, connections,
   });
-  const server = http.createServer({ keepAliveTimeout: 65_000 }, (req, res) => handler.handle(req, res, stats));
+  const server = http.createServer({ keepAliveTimeout: opts.keepAliveTimeoutMs ?? 65_000 }, (req, res) => handler.handle(req, res, stats));
   server.on('connection', () => connections++);
   server.maxConnections = 100_000;
   await new Promise<void>((resolve, reject) => {

@@ -21,6 +21,8 @@ import { runWindow, type WindowResult } from './window.ts';
 import { summaryWarnings } from './warnings.ts';
 
 export const AGENT_VERSION = '0.1.0';
+/** Connections warmed longer ago than this are opened again after the start signal. */
+const REWARM_AFTER_MS = 2000;
 
 export interface AgentDeps {
   bus: Bus;
@@ -64,6 +66,7 @@ class ProtocolRun {
   private readonly owned: LoadSender | undefined;
   readonly health: ClientHealthMonitor;
   warm = { connectionsWarmed: 0, streamSlots: 0 };
+  private warmedAtMs = 0;
   readonly c: AgentConfig;
   readonly d: AgentDeps;
 
@@ -131,7 +134,13 @@ class ProtocolRun {
   async warmConnections(): Promise<void> {
     const c = this.c;
     this.warm = await warmConnections(this.sender, c.workload, c.workload.requests, c.backend.readinessPath);
+    this.warmedAtMs = Date.now();
     this.log.debug(this.warm, 'connections warmed');
+  }
+
+  /** A long wait for the start signal can outlast the server's keep-alive (uvicorn's is 5 s): warm again. */
+  async rewarmAfterWait(): Promise<void> {
+    if (Date.now() - this.warmedAtMs > REWARM_AFTER_MS) await this.warmConnections();
   }
 
   close(): void {
@@ -174,6 +183,8 @@ async function readyAndWait(run: ProtocolRun): Promise<void> {
     await run.publisher.publish('ready', {});
     const startAt = await wait.startAt;
     run.check();
+    // Before the start time, in the lead the controller leaves: replicas still start together.
+    await run.rewarmAfterWait();
     // Timers may fire up to a millisecond early: sleep again until the clock has passed startAt.
     if (startAt !== null) {
       while (Date.now() < startAt) await run.sleep(Math.max(1, startAt - Date.now()) / 1000);

@@ -3,7 +3,7 @@
 // says so as `clientSaturated` in its summary and in the aggregated results.
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
-import { decodeMessage, type SummaryMessage, type WireMessage } from '../../../api/protocol.ts';
+import { decodeMessage, startSubject, type SummaryMessage, type WireMessage } from '../../../api/protocol.ts';
 import { Aggregator } from '../../../aggregator/aggregator.ts';
 import { measurementWeaknesses } from '../../../controller/aggregate-view.ts';
 import { runsCsv } from '../../../report/csv.ts';
@@ -126,4 +126,36 @@ void test('a client with time to spare is not flagged and reports no scheduling 
   assert.equal(summary.client?.schedulingLagP99Ms, null);
   assert.equal(summary.client?.tokenAccounting, 'arrival');
   assert.ok(summary.client?.eventLoopDelayP99Ms !== null);
+});
+
+void test('connections the server closed during a long wait for the start signal are opened again before the window', async () => {
+  // A server that drops idle connections after 2 s (uvicorn drops them after 5 s). Node's client also
+  // retires a free socket a second before the server's advertised Keep-Alive timeout.
+  const own = await startMockServer({ ttft: { meanMs: 5 }, itl: { meanMs: 2 }, keepAliveTimeoutMs: 2000 });
+  try {
+    const { bus, messages } = recordingBus();
+    let atBaseline = -1;
+    let atWindow = -1;
+    const publish = bus.publish.bind(bus);
+    bus.publish = async (subject, data, opts) => {
+      const d = decodeMessage(data);
+      if (d.ok && d.message.kind === 'telemetry' && d.message.mark === 'baselineStart') atBaseline = own.stats().connections;
+      if (d.ok && d.message.kind === 'telemetry' && d.message.mark === 'windowStart') atWindow = own.stats().connections;
+      return publish(subject, data, opts);
+    };
+    const config = protocolConfig(own.url, {
+      workload: { concurrency: 8, requests: 32 }, measurement: { warmupRequests: 0, baselineSeconds: 0.1 }, start: { mode: 'signal' },
+    });
+    const run = runAgent(config, deps(bus));
+    const end = Date.now() + 15_000;
+    while (!messages.some((m) => m.kind === 'ready') && Date.now() < end) await new Promise((r) => setTimeout(r, 20));
+    await new Promise((r) => setTimeout(r, 3500));
+    const signal = { v: 1, experimentUid: 'uid-1', runId: 'run-a', attempt: 2, startAtMs: Date.now() + 300 };
+    await bus.publishControl(startSubject('ns', 'uid-1', 'run-a'), Buffer.from(JSON.stringify(signal)));
+    await run;
+    assert.equal(atWindow - atBaseline, 16, 'eight warmed, closed by the server, eight warmed again');
+    assert.equal(own.stats().connections - atBaseline, 16, 'none opened inside the window');
+  } finally {
+    await own.close();
+  }
 });
