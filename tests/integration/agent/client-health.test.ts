@@ -84,6 +84,7 @@ function aggregate(messages: readonly WireMessage[]): ReturnType<Aggregator['res
   const agg = new Aggregator({
     experimentUid: 'uid-1', runs: [{ runId: 'run-a', configId: 'c', configHash: '', cycle: 0, replicas: 1, failurePolicy: 'strict' }],
   });
+  agg.startAttempt('run-a', 2); // protocolConfig's attempt: the runtime started it
   messages.forEach((m, i) => agg.apply(m, i + 1));
   return agg.results();
 }
