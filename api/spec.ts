@@ -260,6 +260,21 @@ export const EnergyExperimentSpecSchema = z
         rule: "!has(self.workload) || !has(self.workload.mode) || self.workload.mode != 'rate' || has(self.workload.ratePerSecond)",
         message: 'workload.ratePerSecond is required when workload.mode is rate',
       },
+      // The backend renderers' refusals (api/rules.ts renderRefusals), so kubectl apply agrees with llem validate.
+      {
+        rule: "!self.backends.exists(b, b.type == 'pytorch') || !has(self.placement) || !has(self.placement.gpusPerRun) || self.placement.gpusPerRun <= 1",
+        message: 'the pytorch backend serves from one GPU; set placement.gpusPerRun: 1, or use vllm or tensorrt',
+      },
+      {
+        rule: "!self.backends.exists(b, b.type == 'tensorrt') || !has(self.model.source) || !has(self.model.source.random)",
+        message: 'trtllm-serve cannot load random weights; use model.source.huggingFace or pvc for tensorrt',
+      },
+      {
+        rule:
+          "!self.backends.exists(b, b.type == 'tensorrt') || !has(self.model.source) || !has(self.model.source.huggingFace) || " +
+          "!has(self.model.revision) || self.model.revision == 'main'",
+        message: 'trtllm-serve has no revision option; put that revision on a PVC (model.source.pvc)',
+      },
     ),
   );
 

@@ -33,7 +33,7 @@ options:
   --simulate              simulated GPU + mock inference server (no GPU needed; results say simulated)
   --out DIR               results directory (default llem-results/<experiment name>)
   --fresh                 start over instead of resuming DIR
-  --json                  print the final summary as JSON on stdout
+  --json                  stdout is one JSON document: the summary, or {exitCode, error} on failure
   --server-command CMD    run this OpenAI-compatible server instead of the backend's launcher
                           (split on spaces; {port} is replaced by the port to listen on)
   --mock-args ARGS        with --simulate: options of the mock server, which runs as its own process
@@ -94,7 +94,10 @@ export async function main(argv: string[]): Promise<number> {
     if (values.json) process.stdout.write(JSON.stringify(outcome, null, 2) + '\n');
     return outcome.exitCode;
   } catch (err) {
-    if (controller.signal.aborted && !(isLlemError(err) && err.exitCode === 2)) {
+    const interrupted = controller.signal.aborted && !(isLlemError(err) && err.exitCode === 2);
+    // --json: stdout carries exactly one JSON document, a failure included (the human line stays on stderr).
+    if (values.json) process.stdout.write(JSON.stringify(jsonFailure(err, interrupted)) + '\n');
+    if (interrupted) {
       process.stderr.write('\nllem: interrupted; run the same command again to resume\n');
       return 130;
     }
@@ -104,6 +107,12 @@ export async function main(argv: string[]): Promise<number> {
     process.off('SIGINT', onSignal);
     process.off('SIGTERM', onSignal);
   }
+}
+
+function jsonFailure(err: unknown, interrupted: boolean): { exitCode: number; error: { code: string; message: string } } {
+  if (interrupted) return { exitCode: 130, error: { code: 'LLEM_E_INTERRUPTED', message: 'interrupted; run the same command again to resume' } };
+  if (isLlemError(err)) return { exitCode: err.exitCode, error: { code: err.code, message: err.message } };
+  return { exitCode: 1, error: { code: 'LLEM_E_INTERNAL', message: err instanceof Error ? err.message : String(err) } };
 }
 
 /** The file `program` names (a path, or a name looked up on PATH) when it is an executable file, else null. */
