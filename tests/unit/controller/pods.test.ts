@@ -4,7 +4,7 @@ import { describe, it } from 'node:test';
 import type { V1Container } from '@kubernetes/client-node';
 import { validateEnergyExperiment } from '../../../api/validation.ts';
 import { buildPod, type PodBuilderOptions } from '../../../controller/pods.ts';
-import { PYTORCH_SERVER_ROOT, SCRATCH_DIR, SERVER_PORT } from '../../../lib/backends/server-command.ts';
+import { AGENT_ENTRY, PYTORCH_SERVER_ROOT, SCRATCH_DIR, SERVER_PORT } from '../../../lib/backends/server-command.ts';
 import { renderBackendLaunch } from '../../../lib/backends/index.ts';
 import { parseAgentConfig } from '../../../agent/config.ts';
 
@@ -62,7 +62,7 @@ void describe('agent pod backend command', () => {
 
   void it('runs the mock server when simulating, and tells the agent where the backend answers', () => {
     const { c, config } = container({ model: { name: 'm', source: { random: {} } }, backends: [{ type: 'pytorch' }] }, { ...OPTS, simulate: true });
-    assert.deepEqual(c.args?.slice(1, 2), ['mock-server']);
+    assert.deepEqual(c.args?.slice(1, 3), [AGENT_ENTRY, 'mock-server'], 'the mock server runs from the agent volume');
     assert.equal(c.resources?.limits?.['nvidia.com/gpu'], undefined);
     assert.deepEqual((config['backend'] as Record<string, unknown>)['baseUrl'], `http://127.0.0.1:${SERVER_PORT}`);
     assert.equal(config['files'], undefined);

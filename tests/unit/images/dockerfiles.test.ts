@@ -67,7 +67,7 @@ void test('the PyTorch image runs the server package the launcher starts', () =>
   const final = parseDockerfile(read('pytorch')).stages.at(-1);
   const ins = final?.instructions ?? [];
   const env = Object.assign({}, ...ins.filter((i) => i.keyword === 'ENV').map((i) => parseKeyValues(i.args))) as Record<string, string>;
-  assert.equal(env['PYTHONPATH'], '/opt/llem/pytorch');
+  assert.equal(env['PYTHONPATH'], '/opt/llem/pytorch', 'PYTORCH_SERVER_ROOT (tests/unit/images/contract.test.ts)');
   assert.ok(ins.some((i) => i.keyword === 'COPY' && i.args === 'images/pytorch/server/ /opt/llem/pytorch/server/'));
   assert.equal(ins.find((i) => i.keyword === 'ENTRYPOINT')?.args, '["python3", "-m", "server"]');
 });
