@@ -1,0 +1,144 @@
+// End to end on a REAL single-node cluster (scripts/dev-cluster.sh: etcd, kube-apiserver,
+// kube-scheduler, kube-controller-manager, kubelet, kube-proxy, containerd + runc) with the images
+// built from images/*/Dockerfile (scripts/build-images.sh): `helm install` of helm/llem, then
+// `kubectl apply -f examples/quickstart.yaml`; the real scheduler places the agent pods on the node
+// that advertises nvidia.com/gpu, the agents run in their real containers with simulated telemetry
+// (there is no GPU), and the experiment must reach Succeeded. Runs only with LLEM_REAL_NODE=1 (root):
+//   LLEM_REAL_NODE=1 node --import tsx --test tests/e2e-node/*.test.ts
+import assert from 'node:assert/strict';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import {
+  AGENT_DIR, AGENT_INSTALL_COMMAND, AGENT_NODE, AGENT_PAYLOAD_DIR, PYTORCH_SERVER_ROOT,
+} from '../../lib/backends/server-command.ts';
+import {
+  buildImages, kubectl, kubectlJson, kubectlOk, NODE_NAME, nodeDown, nodeUp, realNodeSkipReason, REPO, shOk, waitFor,
+  type BuiltImage,
+} from '../support/real-node.ts';
+import { fetchResults, installChart, type ExperimentStatus, uninstallChart } from '../support/real-node-llem.ts';
+
+const skip = realNodeSkipReason();
+const RELEASE_NS = 'llem-system';
+const EXP_NS = 'llem-e2e';
+
+void describe('the real node: helm install, kubectl apply, Succeeded', { skip, timeout: 1_800_000 }, () => {
+  let images: Record<string, BuiltImage> = {};
+  let wasUp = false;
+  const scratch = mkdtempSync(join(tmpdir(), 'llem-node-e2e-'));
+
+  before(async () => {
+    const up = await nodeUp();
+    wasUp = up.alreadyUp;
+    process.stderr.write(`real node: up in ${up.seconds.toFixed(1)} s${up.alreadyUp ? ' (was up already)' : ''}\n`);
+    images = await buildImages(['controller', 'agent', 'pytorch', 'nats']);
+    await installChart(images, RELEASE_NS, scratch);
+    await kubectlOk(['create', 'namespace', EXP_NS]);
+  });
+
+  after(async () => {
+    await kubectl(['delete', 'namespace', EXP_NS, '--wait=true', '--timeout=120s']);
+    await uninstallChart(RELEASE_NS);
+    rmSync(scratch, { recursive: true, force: true });
+    // A node this suite started goes down again, restoring the host; one it found running stays.
+    if (!wasUp) {
+      const down = await nodeDown();
+      assert.equal(down.code, 0, down.stderr);
+    }
+  });
+
+  test('the built images hold the paths the rendered pods run (the image side of the contract)', async () => {
+    const agent = images['agent'];
+    const pytorch = images['pytorch'];
+    assert.ok(agent !== undefined && pytorch !== undefined);
+    const check = async (ref: string, script: string): Promise<string> => {
+      const r = await shOk('bash', ['-c', `c=$(buildah from --pull-never ${ref}) && m=$(buildah mount "$c") && (${script}); rc=$?; buildah rm "$c" >/dev/null; exit $rc`], {
+        env: { BUILDAH_ISOLATION: 'chroot' },
+      });
+      return r.stdout;
+    };
+    const payload = AGENT_PAYLOAD_DIR;
+    const rel = (p: string): string => p.slice(AGENT_DIR.length);
+    await check(agent.ref, `test -x "$m${payload}${rel(AGENT_NODE)}" && test -f "$m${payload}/bin/llem.mjs" && test -f "$m${payload}/dist/llem.mjs"`);
+    const entry = (await shOk('buildah', ['inspect', '--format', '{{json .OCIv1.Config.Entrypoint}}', agent.ref])).stdout.trim();
+    assert.deepEqual(JSON.parse(entry), [...AGENT_INSTALL_COMMAND]);
+    await check(pytorch.ref, `test -f "$m${PYTORCH_SERVER_ROOT}/server/__main__.py" && ! test -e "$m${AGENT_DIR}"`);
+  });
+
+  test('the PyTorch image serves completions with its fake engine (python3 -m server from the image)', async () => {
+    const ref = images['pytorch']?.ref ?? '';
+    const pod = `apiVersion: v1
+kind: Pod
+metadata: { name: pytorch-fake, namespace: ${EXP_NS} }
+spec:
+  restartPolicy: Never
+  containers:
+    - name: server
+      image: ${ref}
+      imagePullPolicy: Never
+      args: ["--source", "fake", "--model", "fake-model", "--host", "127.0.0.1", "--port", "8000"]
+      readinessProbe: { exec: { command: ["python3", "-c", "import urllib.request; urllib.request.urlopen('http://127.0.0.1:8000/health')"] }, periodSeconds: 1 }
+`;
+    await kubectlOk(['apply', '-f', '-'], { input: pod });
+    await kubectlOk(['-n', EXP_NS, 'wait', '--for=condition=Ready', 'pod/pytorch-fake', '--timeout=180s']);
+    const req = JSON.stringify({ model: 'fake-model', prompt: 'hello', max_tokens: 5 });
+    const out = await kubectlOk(['-n', EXP_NS, 'exec', 'pytorch-fake', '--', 'python3', '-c',
+      `import urllib.request,sys; r=urllib.request.urlopen(urllib.request.Request('http://127.0.0.1:8000/v1/completions', data=sys.argv[1].encode(), headers={'Content-Type':'application/json'})); print(r.read().decode())`, req]);
+    const body = JSON.parse(out) as { choices?: unknown[]; usage?: { completion_tokens?: number } };
+    assert.equal(body.choices?.length, 1, out);
+    assert.equal(body.usage?.completion_tokens, 5, out);
+    await kubectlOk(['-n', EXP_NS, 'delete', 'pod', 'pytorch-fake', '--wait=false']);
+  });
+
+  test('kubectl apply of examples/quickstart.yaml: the scheduler places agent pods on the GPU node and the experiment Succeeds', async () => {
+    const t0 = Date.now();
+    await kubectlOk(['-n', EXP_NS, 'apply', '-f', join(REPO, 'examples', 'quickstart.yaml')]);
+    const status = await waitFor('quickstart Succeeded', 600, async () => {
+      const ee = await kubectlJson<{ status?: ExperimentStatus }>(['-n', EXP_NS, 'get', 'ee', 'quickstart']);
+      if (ee.status?.phase === 'Failed' || ee.status?.phase === 'Invalid') throw new Error(`quickstart ${ee.status.phase}: ${JSON.stringify(ee.status.conditions)}`);
+      return ee.status?.phase === 'Succeeded' ? ee.status : undefined;
+    });
+    process.stderr.write(`real node: apply to Succeeded in ${((Date.now() - t0) / 1000).toFixed(1)} s\n`);
+    const table = await kubectlOk(['-n', EXP_NS, 'get', 'ee', 'quickstart']);
+    assert.match(table, /quickstart\s+Succeeded/);
+    assert.ok(typeof status.best?.joulesPerToken === 'number' && status.best.joulesPerToken > 0, JSON.stringify(status.best));
+    // Every agent pod went through the real scheduler onto the node advertising nvidia.com/gpu.
+    const events = await kubectlJson<{ items: { reason?: string; message?: string; source?: { component?: string } }[] }>(['-n', EXP_NS, 'get', 'events']);
+    const scheduled = events.items.filter((e) => e.reason === 'Scheduled');
+    assert.ok(scheduled.length >= 4, `agent pods scheduled: ${scheduled.length}`);
+    for (const e of scheduled) assert.match(e.message ?? '', new RegExp(`to ${NODE_NAME}`));
+    const pulled = events.items.filter((e) => e.reason === 'Started' && e.source?.component === 'kubelet');
+    assert.ok(pulled.length >= 4, 'the kubelet started the containers');
+    const describe = await kubectlOk(['-n', EXP_NS, 'describe', 'ee', 'quickstart']);
+    assert.match(describe, /Events:/);
+    assert.doesNotMatch(describe, /Events:\s+<none>/);
+    const results = await fetchResults(RELEASE_NS, status);
+    const doc = JSON.parse(results) as { simulated?: boolean; results?: { configurations?: { metrics: { joulesPerToken: { mean: number; ci95Low: number | null } }; latencyPooled: { ttftMs: { p50: number; p99: number }; itlMs: { p50: number; p99: number } } }[] } };
+    assert.equal(doc.simulated, true, 'results from simulated telemetry say so');
+    const configs = doc.results?.configurations ?? [];
+    assert.equal(configs.length, 2);
+    for (const c of configs) {
+      assert.ok(c.metrics.joulesPerToken.mean > 0);
+      assert.ok(c.latencyPooled.ttftMs.p99 >= c.latencyPooled.ttftMs.p50 && c.latencyPooled.ttftMs.p50 > 0);
+      assert.ok(c.latencyPooled.itlMs.p99 >= c.latencyPooled.itlMs.p50);
+    }
+  });
+
+  test('an image that does not exist: a clear condition naming the image, and no retry storm', async () => {
+    const manifest = readFileSync(join(REPO, 'examples', 'quickstart.yaml'), 'utf8')
+      .replace('name: quickstart', 'name: no-such-image')
+      .replace('    - type: pytorch\n', '    - type: pytorch\n      image: localhost/llem-no-such-image:0\n');
+    await kubectlOk(['-n', EXP_NS, 'apply', '-f', '-'], { input: manifest });
+    const cond = await waitFor('a condition naming the image', 240, async () => {
+      const ee = await kubectlJson<{ status?: ExperimentStatus }>(['-n', EXP_NS, 'get', 'ee', 'no-such-image']);
+      const text = JSON.stringify(ee.status?.conditions ?? []);
+      return text.includes('localhost/llem-no-such-image:0') ? text : undefined;
+    });
+    assert.match(cond, /ErrImageNeverPull|ImagePull|image/i);
+    await new Promise((r) => setTimeout(r, 20_000));
+    const pods = await kubectlJson<{ items: unknown[] }>(['-n', EXP_NS, 'get', 'pods', '-l', 'llem.dev/experiment=no-such-image']);
+    assert.ok(pods.items.length <= 4, `pods created for a missing image: ${pods.items.length}`);
+    await kubectlOk(['-n', EXP_NS, 'delete', 'ee', 'no-such-image', '--wait=false']);
+  });
+});
