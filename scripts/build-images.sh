@@ -8,12 +8,14 @@
 # lines read, the base recipe and the build args, so an unchanged image is never rebuilt.
 # Prints one line per image on stdout: NAME IMAGE_REF ARCHIVE SECONDS (0 when cached), where
 # IMAGE_REF is localhost/llem-NAME:<hash>. --import loads each into that containerd (namespace k8s.io).
-# LLEM_IMAGE_ARGS_<NAME> adds build args, e.g. LLEM_IMAGE_ARGS_PYTORCH="INSTALL_TORCH=0".
+# LLEM_IMAGE_ARGS_<NAME> adds build args, e.g. LLEM_IMAGE_ARGS_PYTORCH="INSTALL_TORCH=0"; LLEM_IMAGE_FORCE=1
+# builds even when the archive is cached, LLEM_IMAGE_NO_CACHE=1 without buildah's layer cache (bench).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 CACHE="${LLEM_CACHE:-$HOME/.cache/llem}"
 OUT="$CACHE/images"
-BASE_RECIPE=1   # bump when the base recipe below changes
+ROOTFS_RECIPE=1 # bump when the debootstrap line changes
+BASE_RECIPE=2   # bump when the base images made from it change
 NODE_BIN="${LLEM_IMAGE_NODE:-$CACHE/node24/bin/node}"
 NPM_DIR="${LLEM_IMAGE_NPM:-$(dirname "$(readlink -f "$(command -v npm)")")/..}"
 SOCK=""
@@ -28,7 +30,7 @@ log() { echo "build-images: $*" >&2; }
 base_tag="bookworm-r$BASE_RECIPE-$(sha256sum "$NODE_BIN" | cut -c1-8)"
 ensure_bases() {
   buildah images -q "localhost/llem-base-node:$base_tag" >/dev/null 2>&1 && return 0
-  local t0 rootfs="$OUT/rootfs/debian-bookworm-r$BASE_RECIPE" c
+  local t0 rootfs="$OUT/rootfs/debian-bookworm-r$ROOTFS_RECIPE" c
   t0=$(date +%s)
   if [ ! -d "$rootfs" ]; then
     rm -rf "$rootfs.tmp"
@@ -42,8 +44,12 @@ ensure_bases() {
   local mnt; mnt=$(buildah mount "$c")
   tar -C "$rootfs" -c . | tar -C "$mnt" -x
   ln -sf /usr/bin/python3 "$mnt/usr/local/bin/python"
+  # The build steps fetch from npm and Debian through whatever this machine trusts (a TLS-inspecting
+  # egress proxy, say): the bases carry the host's CA bundle, and Node.js is told to use it.
+  cp /etc/ssl/certs/ca-certificates.crt "$mnt/etc/ssl/certs/ca-certificates.crt"
   buildah umount "$c" >/dev/null
-  buildah config --env PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin "$c"
+  buildah config --env PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \
+    --env NODE_EXTRA_CA_CERTS=/etc/ssl/certs/ca-certificates.crt "$c"
   buildah commit -q "$c" "localhost/llem-base-debian:$base_tag" >/dev/null
   mnt=$(buildah mount "$c")
   install -m 0755 "$NODE_BIN" "$mnt/usr/local/bin/node"
@@ -82,12 +88,13 @@ for name in "$@"; do
   ref="localhost/llem-$name:$hash"
   tar="$OUT/$name-$hash.tar"
   secs=0
-  if [ ! -f "$tar" ]; then
+  if [ ! -f "$tar" ] || [ "${LLEM_IMAGE_FORCE:-0}" = 1 ]; then
     ensure_bases
     t0=$(date +%s)
     args=(--build-arg "DEBIAN_IMAGE=localhost/llem-base-debian:$base_tag" --build-arg "PYTHON_IMAGE=localhost/llem-base-debian:$base_tag"
       --build-arg "NODE_IMAGE=localhost/llem-base-node:$base_tag")
     for a in $extra; do args+=(--build-arg "$a"); done
+    [ "${LLEM_IMAGE_NO_CACHE:-0}" = 1 ] && args+=(--no-cache)
     log "building $ref from $df"
     nice buildah bud --layers --network host --pull-never -q "${args[@]}" -f "$df" -t "$ref" . >&2
     rm -f "$tar.tmp"

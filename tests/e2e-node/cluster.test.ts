@@ -1,7 +1,7 @@
 // End to end on a REAL single-node cluster (scripts/dev-cluster.sh: etcd, kube-apiserver,
 // kube-scheduler, kube-controller-manager, kubelet, kube-proxy, containerd + runc) with the images
 // built from images/*/Dockerfile (scripts/build-images.sh): `helm install` of helm/llem, then
-// `kubectl apply -f examples/quickstart.yaml`; the real scheduler places the agent pods on the node
+// `kubectl apply -f examples/dev-cluster.yaml`; the real scheduler places the agent pods on the node
 // that advertises nvidia.com/gpu, the agents run in their real containers with simulated telemetry
 // (there is no GPU), and the experiment must reach Succeeded. Runs only with LLEM_REAL_NODE=1 (root):
 //   LLEM_REAL_NODE=1 node --import tsx --test tests/e2e-node/*.test.ts
@@ -14,7 +14,7 @@ import {
   AGENT_DIR, AGENT_INSTALL_COMMAND, AGENT_NODE, AGENT_PAYLOAD_DIR, PYTORCH_SERVER_ROOT,
 } from '../../lib/backends/server-command.ts';
 import {
-  buildImages, kubectl, kubectlJson, kubectlOk, NODE_NAME, nodeDown, nodeUp, realNodeSkipReason, REPO, shOk, waitFor,
+  buildImages, FatalError, kubectl, kubectlJson, kubectlOk, NODE_NAME, nodeDown, nodeUp, realNodeSkipReason, REPO, shOk, waitFor,
   type BuiltImage,
 } from '../support/real-node.ts';
 import { fetchResults, installChart, type ExperimentStatus, uninstallChart } from '../support/real-node-llem.ts';
@@ -91,26 +91,26 @@ spec:
     await kubectlOk(['-n', EXP_NS, 'delete', 'pod', 'pytorch-fake', '--wait=false']);
   });
 
-  test('kubectl apply of examples/quickstart.yaml: the scheduler places agent pods on the GPU node and the experiment Succeeds', async () => {
+  test('kubectl apply of examples/dev-cluster.yaml: the scheduler places agent pods on the GPU node and the experiment Succeeds', async () => {
     const t0 = Date.now();
-    await kubectlOk(['-n', EXP_NS, 'apply', '-f', join(REPO, 'examples', 'quickstart.yaml')]);
-    const status = await waitFor('quickstart Succeeded', 600, async () => {
-      const ee = await kubectlJson<{ status?: ExperimentStatus }>(['-n', EXP_NS, 'get', 'ee', 'quickstart']);
-      if (ee.status?.phase === 'Failed' || ee.status?.phase === 'Invalid') throw new Error(`quickstart ${ee.status.phase}: ${JSON.stringify(ee.status.conditions)}`);
+    await kubectlOk(['-n', EXP_NS, 'apply', '-f', join(REPO, 'examples', 'dev-cluster.yaml')]);
+    const status = await waitFor('dev-cluster Succeeded', 600, async () => {
+      const ee = await kubectlJson<{ status?: ExperimentStatus }>(['-n', EXP_NS, 'get', 'ee', 'dev-cluster']);
+      if (ee.status?.phase === 'Failed' || ee.status?.phase === 'Invalid') throw new FatalError(`dev-cluster ${ee.status.phase}: ${JSON.stringify(ee.status.conditions)}`);
       return ee.status?.phase === 'Succeeded' ? ee.status : undefined;
     });
     process.stderr.write(`real node: apply to Succeeded in ${((Date.now() - t0) / 1000).toFixed(1)} s\n`);
-    const table = await kubectlOk(['-n', EXP_NS, 'get', 'ee', 'quickstart']);
-    assert.match(table, /quickstart\s+Succeeded/);
+    const table = await kubectlOk(['-n', EXP_NS, 'get', 'ee', 'dev-cluster']);
+    assert.match(table, /dev-cluster\s+Succeeded/);
     assert.ok(typeof status.best?.joulesPerToken === 'number' && status.best.joulesPerToken > 0, JSON.stringify(status.best));
     // Every agent pod went through the real scheduler onto the node advertising nvidia.com/gpu.
     const events = await kubectlJson<{ items: { reason?: string; message?: string; source?: { component?: string } }[] }>(['-n', EXP_NS, 'get', 'events']);
     const scheduled = events.items.filter((e) => e.reason === 'Scheduled');
-    assert.ok(scheduled.length >= 4, `agent pods scheduled: ${scheduled.length}`);
+    assert.ok(scheduled.length >= 6, `agent pods scheduled: ${scheduled.length}`);
     for (const e of scheduled) assert.match(e.message ?? '', new RegExp(`to ${NODE_NAME}`));
     const pulled = events.items.filter((e) => e.reason === 'Started' && e.source?.component === 'kubelet');
-    assert.ok(pulled.length >= 4, 'the kubelet started the containers');
-    const describe = await kubectlOk(['-n', EXP_NS, 'describe', 'ee', 'quickstart']);
+    assert.ok(pulled.length >= 12, 'the kubelet started the init and backend containers of every pod');
+    const describe = await kubectlOk(['-n', EXP_NS, 'describe', 'ee', 'dev-cluster']);
     assert.match(describe, /Events:/);
     assert.doesNotMatch(describe, /Events:\s+<none>/);
     const results = await fetchResults(RELEASE_NS, status);
@@ -126,8 +126,8 @@ spec:
   });
 
   test('an image that does not exist: a clear condition naming the image, and no retry storm', async () => {
-    const manifest = readFileSync(join(REPO, 'examples', 'quickstart.yaml'), 'utf8')
-      .replace('name: quickstart', 'name: no-such-image')
+    const manifest = readFileSync(join(REPO, 'examples', 'dev-cluster.yaml'), 'utf8')
+      .replace('name: dev-cluster', 'name: no-such-image')
       .replace('    - type: pytorch\n', '    - type: pytorch\n      image: localhost/llem-no-such-image:0\n');
     await kubectlOk(['-n', EXP_NS, 'apply', '-f', '-'], { input: manifest });
     const cond = await waitFor('a condition naming the image', 240, async () => {

@@ -110,6 +110,9 @@ export async function buildImages(names: string[]): Promise<Record<string, Built
 
 export const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
+/** Thrown by a waitFor probe: stop waiting now (the awaited state can no longer come). */
+export class FatalError extends Error {}
+
 /** Polls `probe` until it returns a value (not undefined) or the time is up. */
 export async function waitFor<T>(what: string, seconds: number, probe: () => Promise<T | undefined>): Promise<T> {
   const end = Date.now() + seconds * 1000;
@@ -119,6 +122,7 @@ export async function waitFor<T>(what: string, seconds: number, probe: () => Pro
       const v = await probe();
       if (v !== undefined) return v;
     } catch (err) {
+      if (err instanceof FatalError) throw err;
       last = err;
     }
     if (Date.now() > end) throw new Error(`${what}: not after ${seconds} s${last instanceof Error ? ` (${last.message})` : ''}`);

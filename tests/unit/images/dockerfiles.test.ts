@@ -22,6 +22,7 @@ const IMAGES: Record<string, { nonRoot: boolean; multiStage: boolean }> = {
   pytorch: { nonRoot: true, multiStage: true },
   vllm: { nonRoot: true, multiStage: false },
   'tensorrt-llm': { nonRoot: false, multiStage: false },
+  nats: { nonRoot: true, multiStage: false },
 };
 
 const options = (nonRoot: boolean): LintOptions => ({
