@@ -56,7 +56,7 @@ function podsOf(pods: V1Pod[], runId: string, attempt: number): V1Pod[] {
 type PodFailure = { reason: string; message: string };
 
 /** Waiting reasons that never resolve by themselves: the pod cannot start. */
-const STUCK_WAITING = new Set(['ImagePullBackOff', 'ErrImagePull', 'InvalidImageName', 'CreateContainerConfigError']);
+const STUCK_WAITING = new Set(['ImagePullBackOff', 'ErrImagePull', 'ErrImageNeverPull', 'InvalidImageName', 'CreateContainerConfigError']);
 
 /** A container (init or main) stuck before it could start. */
 function stuckContainer(pod: V1Pod, name: string): PodFailure | undefined {
