@@ -125,6 +125,68 @@ spec:
     }
   });
 
+  /** examples/dev-cluster.yaml under another name, edited by `edit`. */
+  function variant(name: string, edit?: (yaml: string) => string): string {
+    const base = readFileSync(join(REPO, 'examples', 'dev-cluster.yaml'), 'utf8').replace('name: dev-cluster', `name: ${name}`);
+    if (edit === undefined) return base;
+    const out = edit(base);
+    assert.notEqual(out, base, 'the edit applied');
+    return out;
+  }
+
+  async function waitPhase(name: string, phases: string[], seconds: number): Promise<ExperimentStatus> {
+    return waitFor(`${name} ${phases.join('|')}`, seconds, async () => {
+      const ee = await kubectlJson<{ status?: ExperimentStatus }>(['-n', EXP_NS, 'get', 'ee', name]);
+      return phases.includes(ee.status?.phase ?? '') ? ee.status : undefined;
+    });
+  }
+
+  async function runsPerConfiguration(status: ExperimentStatus): Promise<number[]> {
+    const doc = JSON.parse(await fetchResults(RELEASE_NS, status)) as { results: { configurations: { runsIncluded: unknown[] }[] } };
+    return doc.results.configurations.map((c) => c.runsIncluded.length);
+  }
+
+  test('a backend OOM-killed by its memory limit is retried, and the OOM shows in Events and the run\'s condition', async () => {
+    const yaml = variant('oom', (y) => y
+      .replace('requests: { cpu: 100m, memory: 256Mi, nvidia.com/gpu: "1" }', 'requests: { cpu: 100m, memory: 16Mi, nvidia.com/gpu: "1" }')
+      .replace('limits: { memory: 1Gi, nvidia.com/gpu: "1" }', 'limits: { memory: 16Mi, nvidia.com/gpu: "1" }')
+      .replace('workload.concurrency: [1, 8]', 'workload.concurrency: [1]')
+      .replace('cycles: 3', 'cycles: 1')
+      .replace('retries: 2', 'retries: 1'));
+    await kubectlOk(['-n', EXP_NS, 'apply', '-f', '-'], { input: yaml });
+    const status = await waitPhase('oom', ['Failed', 'Succeeded'], 300);
+    assert.equal(status.phase, 'Failed', 'a 16 MiB limit cannot run the agent');
+    const events = await kubectlOk(['-n', EXP_NS, 'get', 'events', '--field-selector', 'involvedObject.kind=EnergyExperiment,involvedObject.name=oom']);
+    assert.match(events, /RunRetrying.*OOMKilled/);
+    assert.match(events, /RunFailed.*OOMKilled/);
+    const describe = await kubectlOk(['-n', EXP_NS, 'describe', 'ee', 'oom']);
+    assert.match(describe, /OOMKilled/);
+  });
+
+  test('the controller pod deleted mid-run: the Deployment restarts it and every run is counted exactly once', async () => {
+    await kubectlOk(['-n', EXP_NS, 'apply', '-f', '-'], { input: variant('restart', (y) => y.replace('seed: 1', 'seed: 2')) });
+    await waitFor('a first run of restart done', 300, async () => {
+      const ee = await kubectlJson<{ status?: { runs?: { phase: string }[] } }>(['-n', EXP_NS, 'get', 'ee', 'restart']);
+      return (ee.status?.runs ?? []).some((r) => r.phase === 'Succeeded') ? true : undefined;
+    });
+    await kubectlOk(['-n', RELEASE_NS, 'delete', 'pod', '-l', 'app.kubernetes.io/component=controller', '--wait=false']);
+    const status = await waitPhase('restart', ['Succeeded', 'Failed'], 600);
+    assert.equal(status.phase, 'Succeeded', JSON.stringify(status.conditions));
+    assert.deepEqual(await runsPerConfiguration(status), [3, 3]);
+  });
+
+  test('the NATS pod deleted mid-stream: the StatefulSet brings it back, nothing is lost and nothing counted twice', async () => {
+    await kubectlOk(['-n', EXP_NS, 'apply', '-f', '-'], { input: variant('nats-restart', (y) => y.replace('seed: 1', 'seed: 3')) });
+    await waitFor('a run of nats-restart streaming', 300, async () => {
+      const ee = await kubectlJson<{ status?: { runs?: { phase: string }[] } }>(['-n', EXP_NS, 'get', 'ee', 'nats-restart']);
+      return (ee.status?.runs ?? []).some((r) => r.phase === 'Running') ? true : undefined;
+    });
+    await kubectlOk(['-n', RELEASE_NS, 'delete', 'pod', 'llem-nats-0', '--wait=false']);
+    const status = await waitPhase('nats-restart', ['Succeeded', 'Failed'], 600);
+    assert.equal(status.phase, 'Succeeded', JSON.stringify(status.conditions));
+    assert.deepEqual(await runsPerConfiguration(status), [3, 3]);
+  });
+
   test('an image that does not exist: a clear condition naming the image, and no retry storm', async () => {
     const manifest = readFileSync(join(REPO, 'examples', 'dev-cluster.yaml'), 'utf8')
       .replace('name: dev-cluster', 'name: no-such-image')
