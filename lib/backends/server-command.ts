@@ -24,8 +24,12 @@ export const AGENT_NODE = `${AGENT_DIR}/bin/node`;
 export const AGENT_ENTRY = `${AGENT_DIR}/bin/llem.mjs`;
 /** argv prefix that runs `llem` from the shared volume in the backend container. */
 export const AGENT_LLEM_ARGV: readonly string[] = [AGENT_NODE, AGENT_ENTRY];
-/** The init container's command, and the agent image's ENTRYPOINT: copy the payload, keeping modes. */
-export const AGENT_INSTALL_COMMAND: readonly string[] = ['/bin/cp', '-a', `${AGENT_PAYLOAD_DIR}/.`, `${AGENT_DIR}/`];
+/**
+ * The init container's command, and the agent image's ENTRYPOINT: copy the payload into the volume.
+ * Not `cp -a`: the image's non-root user cannot set the mode or times of the root-owned emptyDir
+ * itself, so -a exits 1 after copying everything. Plain -R keeps the execute bits (bin/node).
+ */
+export const AGENT_INSTALL_COMMAND: readonly string[] = ['/bin/cp', '-R', `${AGENT_PAYLOAD_DIR}/.`, `${AGENT_DIR}/`];
 /** Where a `pvc` model source is mounted in the backend container. */
 export const MODEL_DIR = '/models';
 /** workload.dataset.configMapRef's key, mounted read-only in the backend container (the agent reads it). */

@@ -1,7 +1,9 @@
 // The pod/image path contract (lib/backends/server-command.ts) against both sides: the Dockerfiles
 // under images/ (statically) and the pods controller/pods.ts renders. The real node
 // (tests/e2e-node) checks the built images' filesystems against the same constants.
-import { readFileSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { chmodSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -86,4 +88,35 @@ void test('the contract check names each way the old pod layout broke the agent 
   assert.match(problems, /install-agent runs \["cp","-a","\/llem\/\.","\/opt\/llem\/"\]/);
   assert.match(problems, /runs \["\/opt\/llem\/bin\/llem","agent","--"\]/);
   assert.match(problems, /PYTHONPATH=\/opt\/llem\/pytorch lies under the volume mount \/opt\/llem/);
+});
+
+const asRoot = process.getuid?.() === 0 && spawnSync('setpriv', ['--version']).status === 0;
+
+void test('the install command copies the payload as the agent image\'s non-root user into a root-owned volume, exit 0, node still executable', { skip: asRoot ? false : 'needs root and setpriv (util-linux)' }, () => {
+  const dir = mkdtempSync(join(tmpdir(), 'llem-install-'));
+  try {
+    const payload = join(dir, 'payload');
+    const volume = join(dir, 'volume');
+    mkdirSync(join(payload, 'bin'), { recursive: true });
+    writeFileSync(join(payload, 'bin', 'node'), '#!/bin/sh\n', { mode: 0o755 });
+    writeFileSync(join(payload, 'bin', 'llem.mjs'), '', { mode: 0o644 });
+    chmodSync(payload, 0o755);
+    chmodSync(dir, 0o755);
+    mkdirSync(volume, { mode: 0o777 });
+    chmodSync(volume, 0o777); // an emptyDir: root-owned, world-writable
+    const [cp = '', ...args] = AGENT_INSTALL_COMMAND.map((a) => a.replace(`${AGENT_PAYLOAD_DIR}/`, `${payload}/`).replace(`${AGENT_DIR}/`, `${volume}/`));
+    const user = finalStage('agent').filter((i) => i.keyword === 'USER').at(-1)?.args ?? '';
+    const [uid = '', gid = ''] = user.split(':');
+    const r = spawnSync('setpriv', [`--reuid=${uid}`, `--regid=${gid}`, '--clear-groups', cp, ...args], { encoding: 'utf8' });
+    assert.equal(r.status, 0, r.stderr);
+    assert.ok((statSync(join(volume, 'bin', 'node')).mode & 0o111) !== 0, 'bin/node stays executable');
+    // The old command: cp -a exits 1 (it cannot set the volume's own times and mode).
+    rmSync(volume, { recursive: true });
+    mkdirSync(volume, { mode: 0o777 });
+    chmodSync(volume, 0o777);
+    const old = spawnSync('setpriv', [`--reuid=${uid}`, `--regid=${gid}`, '--clear-groups', '/bin/cp', '-a', `${payload}/.`, `${volume}/`], { encoding: 'utf8' });
+    assert.equal(old.status, 1, 'cp -a fails here, which is why the command is cp -R');
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
 });

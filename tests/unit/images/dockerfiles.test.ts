@@ -75,7 +75,7 @@ void test('the PyTorch image runs the server package the launcher starts', () =>
 
 void test('the agent image copies its payload into the shared volume as a non-root user', () => {
   const final = parseDockerfile(read('agent')).stages.at(-1);
-  assert.equal(final?.instructions.find((i) => i.keyword === 'ENTRYPOINT')?.args, '["/bin/cp", "-a", "/opt/llem/.", "/llem/"]');
+  assert.equal(final?.instructions.find((i) => i.keyword === 'ENTRYPOINT')?.args, '["/bin/cp", "-R", "/opt/llem/.", "/llem/"]');
   assert.equal(final?.instructions.filter((i) => i.keyword === 'USER').at(-1)?.args, '65532:65532');
 });
 
