@@ -302,7 +302,7 @@ cmd_up() {
     --service-account-key-file "$p/sa.pub" --service-account-signing-key-file "$p/sa.key" \
     --service-account-issuer https://kubernetes.default.svc.cluster.local \
     --authorization-mode Node,RBAC --allow-privileged=true --enable-priority-and-fairness=false \
-    --endpoint-reconciler-type lease
+    --endpoint-reconciler-type lease --kubelet-preferred-address-types InternalIP,Hostname
   wait_for kube-apiserver 120 kctl get --raw /readyz
   log "setup step: etcd + kube-apiserver $(since "$step")s"
 

@@ -97,9 +97,9 @@ void test('agent pods carry GPU limits, owner reference, labels and the agent in
   assert.equal(cfg.publisher.runId, run.id);
 });
 
-void test('a pod whose image is missing on the node (pull policy Never, or a failed pull) fails its run with the image named, instead of waiting out the run timeout', () => {
+void test('a pod whose image is missing on the node (pull policy Never, or a failed pull) fails its run at once with the image named: no retry storm, no waiting out the run timeout', () => {
   for (const reason of ['ErrImageNeverPull', 'ErrImagePull', 'ImagePullBackOff']) {
-    const { inputs, v } = matrix([1], 0);
+    const { inputs, v } = matrix([1], 2);
     const id = v.matrix.runs[0]?.id ?? '';
     const started = stepRuns(inputs);
     const waiting: V1Pod = {
@@ -108,7 +108,8 @@ void test('a pod whose image is missing on the node (pull policy Never, or a fai
     };
     const next = stepRuns({ ...inputs, previous: started.runs, pods: [waiting] });
     const run = next.runs.find((r) => r.id === id);
-    assert.equal(run?.phase, 'Failed', reason);
-    assert.match(run?.message ?? '', new RegExp(`${reason}: Pod .*install-agent: Container image "localhost/llem-agent:x"`));
+    assert.equal(run?.phase, 'Failed', `${reason}: failed at once although retries are left (another attempt pulls the same image)`);
+    assert.equal(run?.attempt, 0);
+    assert.match(run?.message ?? '', new RegExp(`${reason}: Pod .*install-agent: Container image "localhost/llem-agent:x".*not retried`));
   }
 });
