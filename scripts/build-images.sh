@@ -73,9 +73,13 @@ content_hash() {
   {
     echo "recipe $BASE_RECIPE $base_tag $extra"
     sha256sum "$df"
-    # shellcheck disable=SC2046
-    find $(copy_sources "$df") -type f -not -path '*/__pycache__/*' -not -path '*/node_modules/*' -print0 2>/dev/null \
-      | sort -z | xargs -0 sha256sum
+    local srcs
+    mapfile -t srcs < <(copy_sources "$df")
+    # No COPY from the context (the NATS image): nothing else to hash (find with no path would read all of .).
+    if [ ${#srcs[@]} -gt 0 ]; then
+      find "${srcs[@]}" -type f -not -path '*/__pycache__/*' -not -path '*/node_modules/*' -print0 2>/dev/null \
+        | sort -z | xargs -0 -r sha256sum
+    fi
   } | sha256sum | cut -c1-16
 }
 

@@ -77,9 +77,11 @@ kctl() { "$BIN/kubectl" --kubeconfig "$RUN/admin.kubeconfig" "$@"; }
 pki() {
   local d="$RUN/pki" ip=$1
   mkdir -p "$d"
-  openssl req -x509 -newkey rsa:2048 -nodes -days 30 -subj "/CN=llem-dev-ca" -keyout "$d/ca.key" -out "$d/ca.crt" 2>/dev/null
+  # EC P-256 keys: a tenth of RSA's key-generation time on a busy 2-core machine.
+  local ec=(-newkey ec -pkeyopt ec_paramgen_curve:prime256v1)
+  openssl req -x509 "${ec[@]}" -nodes -days 30 -subj "/CN=llem-dev-ca" -keyout "$d/ca.key" -out "$d/ca.crt" 2>/dev/null
   cert() { # name CN O [SANs]
-    openssl req -newkey rsa:2048 -nodes -subj "/CN=$2${3:+/O=$3}" -keyout "$d/$1.key" -out "$d/$1.csr" 2>/dev/null
+    openssl req "${ec[@]}" -nodes -subj "/CN=$2${3:+/O=$3}" -keyout "$d/$1.key" -out "$d/$1.csr" 2>/dev/null
     local ext="$d/$1.ext"
     printf 'basicConstraints=CA:FALSE\nkeyUsage=digitalSignature,keyEncipherment\nextendedKeyUsage=serverAuth,clientAuth\n' > "$ext"
     [ -n "${4:-}" ] && echo "subjectAltName=$4" >> "$ext"
@@ -93,8 +95,8 @@ pki() {
   cert controller-manager system:kube-controller-manager
   cert scheduler system:kube-scheduler
   cert proxy system:kube-proxy system:node-proxier
-  openssl genrsa -out "$d/sa.key" 2048 2>/dev/null
-  openssl rsa -in "$d/sa.key" -pubout -out "$d/sa.pub" 2>/dev/null
+  openssl ecparam -name prime256v1 -genkey -noout -out "$d/sa.key" 2>/dev/null
+  openssl ec -in "$d/sa.key" -pubout -out "$d/sa.pub" 2>/dev/null
   for who in admin kubelet controller-manager scheduler proxy; do
     cat > "$RUN/$who.kubeconfig" <<EOF
 apiVersion: v1
