@@ -5,7 +5,7 @@ import { hostname } from 'node:os';
 import type { Mark, Phase, PublisherKey, SummaryMessage } from '../api/protocol.ts';
 import type { Bus } from '../lib/bus/types.ts';
 import { InterruptedError, LlemError, isLlemError } from '../lib/errors.ts';
-import { rootLogger, type Logger } from '../lib/log.ts';
+import { childOf, rootLogger, type Logger } from '../lib/log.ts';
 import type { BackendType } from '../api/spec.ts';
 import { BackendMetricsRecorder } from './backends/metrics.ts';
 import type { AgentConfig } from './config.ts';
@@ -67,7 +67,7 @@ class ProtocolRun {
   constructor(c: AgentConfig, d: AgentDeps) {
     this.c = c;
     this.d = d;
-    this.log = (d.logger ?? rootLogger).child({ run: c.publisher.runId, replica: c.publisher.replica });
+    this.log = childOf(d.logger ?? rootLogger, { run: c.publisher.runId, replica: c.publisher.replica });
     const simulated = d.telemetry.source === 'simulated' || d.simulatedBackend === true;
     this.publisher = new Publisher(d.bus, c.publisher, simulated);
     if (d.sender === undefined) {

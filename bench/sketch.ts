@@ -1,25 +1,32 @@
-// Sketch benchmark: MergingDigest (ours) against npm `tdigest` (baseline, same run) on 10^6 values
-// from a lognormal and a bimodal mixture: accuracy against exact quantiles in one stream and after
-// merging 1,000 partial sketches (each sent through its binary form, as on the wire), merge and
-// add speed, serialised size, determinism. Times are CPU times (process.cpuUsage): the machine is
-// shared, and wall time would measure the neighbours. Run: node --import tsx bench/sketch.ts [--full]
+// Sketch benchmark (docs/adr/0012): LogHistogram (the sketch) against MergingDigest (the t-digest
+// it replaced, docs/adr/0004), measured in the same run on the same values. Four distributions
+// (lognormal σ=1, Pareto α=1.1, exponential, log-uniform over 12 decades), each split into 1,000
+// partial sketches of uneven sizes (1 to 10^5 values, ~3.1·10^6 in all) in three layouts:
+//   uneven      values in random order, partials merged in random order;
+//   sorted      partials hold consecutive ranges of the sorted values, merged in ascending order;
+//   adversarial the sorted partials merged outside-in (largest range, smallest, next largest, ...),
+//               each partial's values added in descending order.
+// Every partial goes through its binary form (as on the wire), then all are merged into one.
+// Relative value error |est - exact| / exact against exact nearest-rank quantiles of the same values.
+// Times are CPU times (process.cpuUsage): the machine is shared. Run: node --import tsx bench/sketch.ts
 import { loadavg } from 'node:os';
-import { MergingDigest, TDigestSketch, type LatencySketch } from '../lib/sketch/index.ts';
+import { LogHistogram, MergingDigest, withoutSum, type LatencySketch } from '../lib/sketch/index.ts';
 import { normal, seededRandom } from '../tests/support/streams.ts';
 
-const N = 1_000_000;
-/** --full also measures the baseline's single-stream accuracy (about 1.5 s more CPU). */
-const FULL = process.argv.includes('--full');
 const PARTS = 1000;
 const QS = [0.5, 0.9, 0.99, 0.999] as const;
+const DISTS = ['lognormal', 'pareto1.1', 'exponential', 'loguniform12'] as const;
+const LAYOUTS = ['uneven', 'sorted', 'adversarial'] as const;
+type Dist = (typeof DISTS)[number];
+type Layout = (typeof LAYOUTS)[number];
 
 interface Impl {
   name: string;
   make: () => LatencySketch;
   decode: (b: Uint8Array) => LatencySketch;
 }
-const OURS: Impl = { name: 'merging', make: () => new MergingDigest(), decode: (b) => MergingDigest.deserialize(b) };
-const NPM: Impl = { name: 'tdigest', make: () => new TDigestSketch(), decode: (b) => TDigestSketch.deserialize(b) };
+const NEW: Impl = { name: 'loghist', make: () => new LogHistogram(), decode: (b) => LogHistogram.deserialize(b) };
+const OLD: Impl = { name: 'tdigest-v1', make: () => new MergingDigest(), decode: (b) => MergingDigest.deserialize(b) };
 
 function cpuMs<T>(fn: () => T): [T, number] {
   const c0 = process.cpuUsage();
@@ -28,111 +35,153 @@ function cpuMs<T>(fn: () => T): [T, number] {
   return [out, (c.user + c.system) / 1000];
 }
 
-function values(kind: 'lognormal' | 'bimodal', seed: number): Float64Array {
-  const r = seededRandom(seed);
-  const out = new Float64Array(N);
-  for (let i = 0; i < N; i++) {
-    out[i] = kind === 'lognormal' ? Math.exp(Math.log(50) + 0.8 * normal(r)) : r() < 0.7 ? Math.max(0.1, 20 + 3 * normal(r)) : Math.max(0.1, 200 + 40 * normal(r));
+/** Partial sizes from 1 to 10^5, heavily skewed to small ones (10^(5·x³) over an even grid), shuffled. */
+function partSizes(random: () => number): number[] {
+  const sizes = Array.from({ length: PARTS }, (_, i) => Math.max(1, Math.round(10 ** (5 * (i / (PARTS - 1)) ** 3))));
+  for (let i = sizes.length - 1; i > 0; i--) {
+    const j = Math.floor(random() * (i + 1));
+    [sizes[i], sizes[j]] = [sizes[j] as number, sizes[i] as number];
+  }
+  return sizes;
+}
+
+function values(dist: Dist, n: number, random: () => number): Float64Array {
+  const out = new Float64Array(n);
+  for (let i = 0; i < n; i++) {
+    const u = 1 - random(); // (0, 1]
+    if (dist === 'lognormal') out[i] = Math.exp(Math.log(50) + normal(random));
+    else if (dist === 'pareto1.1') out[i] = 10 * u ** (-1 / 1.1);
+    else if (dist === 'exponential') out[i] = -50 * Math.log(u);
+    else out[i] = 10 ** (-6 + 12 * random());
   }
   return out;
 }
 
-/** Exact quantile: the value of rank ceil(q·n) (1-based), as the nearest-rank method. */
-function exactQuantiles(v: Float64Array): number[] {
-  const s = v.slice().sort();
-  return QS.map((q) => s[Math.max(0, Math.ceil(q * s.length) - 1)] as number);
+function exactQuantiles(sorted: Float64Array): number[] {
+  return QS.map((q) => sorted[Math.max(0, Math.ceil(q * sorted.length) - 1)] as number);
 }
 
-function relErrPct(sketch: LatencySketch, exact: number[]): number[] {
-  if (sketch.count === 0) return QS.map(() => Number.NaN);
-  return QS.map((q, i) => (Math.abs(sketch.quantile(q) - (exact[i] as number)) / (exact[i] as number)) * 100);
-}
-
-function partials(impl: Impl, v: Float64Array): LatencySketch[] {
-  const per = v.length / PARTS;
+function partials(impl: Impl, v: Float64Array, sizes: number[], descending: boolean): LatencySketch[] {
   const out: LatencySketch[] = [];
-  for (let p = 0; p < PARTS; p++) {
+  let at = 0;
+  for (const size of sizes) {
     const s = impl.make();
-    for (let i = p * per; i < (p + 1) * per; i++) s.add(v[i] as number);
+    if (descending) for (let i = at + size - 1; i >= at; i--) s.add(v[i] as number);
+    else for (let i = at; i < at + size; i++) s.add(v[i] as number);
+    at += size;
     out.push(impl.decode(s.serialize()));
   }
   return out;
 }
 
-function mergeAll(impl: Impl, parts: LatencySketch[]): LatencySketch {
+function mergeOrder(layout: Layout, random: () => number): number[] {
+  const order = Array.from({ length: PARTS }, (_, i) => i);
+  if (layout === 'uneven') {
+    for (let i = order.length - 1; i > 0; i--) {
+      const j = Math.floor(random() * (i + 1));
+      [order[i], order[j]] = [order[j] as number, order[i] as number];
+    }
+    return order;
+  }
+  if (layout === 'sorted') return order;
+  const out: number[] = [];
+  for (let lo = 0, hi = PARTS - 1; lo <= hi; lo++, hi--) out.push(...(lo === hi ? [hi] : [hi, lo]));
+  return out;
+}
+
+function mergeAll(impl: Impl, parts: LatencySketch[], order: number[]): LatencySketch {
   const m = impl.make();
-  for (const p of parts) m.merge(p);
+  for (const i of order) m.merge(parts[i] as LatencySketch);
   m.quantile(0.5); // include any deferred folding in the timing
   return m;
 }
 
-function addNsPerValue(impl: Impl, v: Float64Array, count: number): number {
-  const [, ms] = cpuMs(() => {
-    const s = impl.make();
-    for (let i = 0; i < count; i++) s.add(v[i] as number);
-    s.quantile(0.5);
-  });
-  return (ms * 1e6) / count;
+interface Row {
+  impl: string;
+  dist: Dist;
+  layout: Layout;
+  err: number[];
+  mergeMs: number;
+  bytes: number;
+  serialized: Uint8Array;
 }
 
-interface Row { impl: string; dist: string; single: number[]; merged: number[]; mergeMs: number; bytes: number; deterministic: boolean }
+interface Data { v: Float64Array; sorted: Float64Array; exact: number[]; sizes: number[] }
 
-/** `reps` timed merges (best taken) after one warm-up; the baseline gets one, it is slow enough. */
-function evaluate(impl: Impl, dist: 'lognormal' | 'bimodal', v: Float64Array, exact: number[], reps: number): Row {
-  const single = impl.make();
-  if (impl === OURS || FULL) for (const x of v) single.add(x);
-  const parts = partials(impl, v);
-  if (reps > 1) mergeAll(impl, parts);
+function evaluate(impl: Impl, dist: Dist, layout: Layout, { v, sorted, exact, sizes }: Data): Row {
+  const random = seededRandom(11);
+  const parts = partials(impl, layout === 'uneven' ? v : sorted, sizes, layout === 'adversarial');
+  const order = mergeOrder(layout, random);
+  mergeAll(impl, parts, order); // warm-up
   const times: number[] = [];
-  let merged: LatencySketch = impl.make();
-  for (let rep = 0; rep < reps; rep++) {
-    const [m, ms] = cpuMs(() => mergeAll(impl, parts));
+  let merged = impl.make();
+  for (let rep = 0; rep < 3; rep++) {
+    const [m, ms] = cpuMs(() => mergeAll(impl, parts, order));
     merged = m;
     times.push(ms);
   }
-  // Determinism: the same values in the same order, sketched and merged again from scratch
-  // (the first 10% of the values, as 1,000 partials of 100, to keep the run short).
-  const subset = v.subarray(0, v.length / 10);
-  const a = mergeAll(impl, partials(impl, subset)).serialize();
-  const b = mergeAll(impl, partials(impl, subset)).serialize();
-  const deterministic = a.length === b.length && a.every((x, i) => x === b[i]);
-  return { impl: impl.name, dist, single: relErrPct(single, exact), merged: relErrPct(merged, exact), mergeMs: Math.min(...times), bytes: merged.serialize().length, deterministic };
+  const err = QS.map((q, i) => (Math.abs(merged.quantile(q) - (exact[i] as number)) / (exact[i] as number)) * 100);
+  const serialized = merged.serialize();
+  return { impl: impl.name, dist, layout, err, mergeMs: Math.min(...times), bytes: serialized.length, serialized };
 }
 
-const rows: Row[] = [];
-const addValues = values('lognormal', 99);
-for (const [i, dist] of (['lognormal', 'bimodal'] as const).entries()) {
-  const v = values(dist, i + 1);
-  const exact = exactQuantiles(v);
-  rows.push(evaluate(OURS, dist, v, exact, 3), evaluate(NPM, dist, v, exact, 1));
+function addNsPerValue(impl: Impl, v: Float64Array): number {
+  const [, ms] = cpuMs(() => {
+    const s = impl.make();
+    for (const x of v) s.add(x);
+    s.quantile(0.5);
+  });
+  return (ms * 1e6) / v.length;
 }
-addNsPerValue(OURS, addValues, 200_000);
-addNsPerValue(NPM, addValues, 10_000);
-const oursAdd = Math.min(addNsPerValue(OURS, addValues, N), addNsPerValue(OURS, addValues, N));
-const npmAdd = addNsPerValue(NPM, addValues, 200_000);
+
+const random = seededRandom(2026);
+const sizes = partSizes(random);
+const total = sizes.reduce((a, b) => a + b, 0);
+const rows: Row[] = [];
+for (const dist of DISTS) {
+  const v = values(dist, total, random);
+  const sorted = v.slice().sort();
+  const exact = exactQuantiles(sorted);
+  const data = { v, sorted, exact, sizes };
+  for (const layout of LAYOUTS) rows.push(evaluate(NEW, dist, layout, data), evaluate(OLD, dist, layout, data));
+}
+const addValues = values('lognormal', 1_000_000, seededRandom(99));
+addNsPerValue(NEW, addValues.subarray(0, 100_000));
+addNsPerValue(OLD, addValues.subarray(0, 100_000));
+const newAdd = Math.min(addNsPerValue(NEW, addValues), addNsPerValue(NEW, addValues));
+const oldAdd = Math.min(addNsPerValue(OLD, addValues), addNsPerValue(OLD, addValues));
 
 const fmt = (xs: number[]): string => xs.map((x) => x.toFixed(4)).join(' / ');
-console.log('relative value error %, p50 / p90 / p99 / p99.9');
+console.log(`${PARTS} partials, ${total} values per distribution; % value error after merging, p50/p90/p99/p99.9`);
 for (const r of rows) {
-  console.log(`${r.impl.padEnd(8)} ${r.dist.padEnd(9)} single ${fmt(r.single)} | merged x${PARTS} ${fmt(r.merged)} | merge ${r.mergeMs.toFixed(1)} ms | ${r.bytes} B | deterministic ${r.deterministic}`);
+  const where = `${r.impl.padEnd(10)} ${r.dist.padEnd(12)} ${r.layout.padEnd(11)}`;
+  console.log(`${where} ${fmt(r.err)} | merge ${r.mergeMs.toFixed(1)} ms | ${r.bytes} B`);
 }
-console.log(`add: merging ${oursAdd.toFixed(1)} ns/value, tdigest ${npmAdd.toFixed(1)} ns/value`);
+console.log(`add: loghist ${newAdd.toFixed(1)} ns/value, tdigest-v1 ${oldAdd.toFixed(1)} ns/value`);
 
-const ours = rows.filter((r) => r.impl === 'merging');
-const npm = rows.filter((r) => r.impl === 'tdigest');
-const worst = (rs: Row[], i: number): number => Math.max(...rs.map((r) => r.merged[i] as number));
-const errP50to99 = Math.max(worst(ours, 0), worst(ours, 1), worst(ours, 2));
-const errP999 = worst(ours, 3);
-const bytes = Math.max(...ours.map((r) => r.bytes));
-const mergeMs = Math.max(...ours.map((r) => r.mergeMs));
-const npmMergeMs = Math.max(...npm.map((r) => r.mergeMs));
-const speedup = npmAdd / oursAdd;
-const deterministic = ours.every((r) => r.deterministic);
-const pass = errP50to99 <= 0.1 && errP999 <= 0.5 && bytes <= 4096 && mergeMs < 50 && speedup >= 3 && deterministic;
+interface Summary { p50to99: number; p999: number; bytes: number; mergeMs: number; orderFree: boolean }
+function summarise(name: string): Summary {
+  const rs = rows.filter((r) => r.impl === name);
+  const worst = (from: number, to: number): number => Math.max(...rs.flatMap((r) => r.err.slice(from, to)));
+  // Order-free: every layout of a distribution (other splits, other merge orders) gives the same
+  // bytes; for loghist the floating-point sum is left out (it may differ in its last bits).
+  const orderFree = DISTS.every((d) => {
+    const bytes = (r: Row): Buffer => Buffer.from(name === NEW.name ? withoutSum(r.serialized) : r.serialized);
+    const [first, ...rest] = rs.filter((r) => r.dist === d).map(bytes);
+    return rest.every((b) => first !== undefined && b.equals(first));
+  });
+  const bytes = Math.max(...rs.map((r) => r.bytes));
+  return { p50to99: worst(0, 3), p999: worst(3, 4), bytes, mergeMs: Math.max(...rs.map((r) => r.mergeMs)), orderFree };
+}
+const n = summarise(NEW.name);
+const o = summarise(OLD.name);
+const pass = n.p50to99 <= 0.1 && n.p999 <= 0.5 && n.bytes <= 4096 && n.mergeMs < 50;
 console.log(
-  `RESULT bench=sketch merged_err_pct_p50_p99=${errP50to99.toFixed(4)} merged_err_pct_p999=${errP999.toFixed(4)} ` +
-    `tdigest_merged_err_pct_p999=${worst(npm, 3).toFixed(4)} bytes=${bytes} tdigest_bytes=${Math.max(...npm.map((r) => r.bytes))} ` +
-    `merge1000_cpu_ms=${mergeMs.toFixed(1)} tdigest_merge1000_cpu_ms=${npmMergeMs.toFixed(1)} add_ns=${oursAdd.toFixed(1)} ` +
-    `tdigest_add_ns=${npmAdd.toFixed(1)} add_speedup=${speedup.toFixed(2)} deterministic=${deterministic} ` +
-    `tdigest_deterministic=${npm.every((r) => r.deterministic)} pass=${pass} loadavg1=${loadavg()[0]?.toFixed(1)}`,
+  `RESULT bench=sketch worst_err_pct_p50_p99=${n.p50to99.toFixed(4)} worst_err_pct_p999=${n.p999.toFixed(4)} ` +
+    `bytes=${n.bytes} ` +
+    `merge1000_cpu_ms=${n.mergeMs.toFixed(1)} order_free=${n.orderFree} add_ns=${newAdd.toFixed(1)} ` +
+    `old_worst_err_pct_p50_p99=${o.p50to99.toFixed(4)} old_worst_err_pct_p999=${o.p999.toFixed(4)} ` +
+    `old_bytes=${o.bytes} ` +
+    `old_merge1000_cpu_ms=${o.mergeMs.toFixed(1)} old_order_free=${o.orderFree} old_add_ns=${oldAdd.toFixed(1)} ` +
+    `values_per_dist=${total} pass=${pass} loadavg1=${loadavg()[0]?.toFixed(1)}`,
 );

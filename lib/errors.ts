@@ -11,6 +11,7 @@ export type LlemErrorCode =
   | 'LLEM_E_RUN'
   | 'LLEM_E_CHECKPOINT'
   | 'LLEM_E_KUBE'
+  | 'LLEM_E_LOCKED'
   | 'LLEM_E_INTERRUPTED';
 
 export class LlemError extends Error {

@@ -10,7 +10,7 @@ import { sanitizeToken } from '../api/names.ts';
 import { InProcessBus } from '../lib/bus/index.ts';
 import type { Consumption } from '../lib/bus/types.ts';
 import { formatIssue, InterruptedError, InvalidInputError, LlemError } from '../lib/errors.ts';
-import { rootLogger, type Logger } from '../lib/log.ts';
+import { childOf, rootLogger, type Logger } from '../lib/log.ts';
 import { loadExperimentFile, type LoadedExperiment } from '../lib/manifest/index.ts';
 import { BackendPool } from './backends.ts';
 import { BackendLedger } from './orphans.ts';
@@ -20,6 +20,7 @@ import { LOCAL_NAMESPACE, runReplicas } from './run-replicas.ts';
 import { removeRunFile, writeRunFile, writeResults, type ResultsSummary } from './results.ts';
 import { assertSameExperiment, ResultsDirectory, type LocalState } from './state.ts';
 import { assertGpuPresent } from './gpu-check.ts';
+import { LOCK_FILE, lockResultsDirectory } from './lock.ts';
 
 export interface LocalRunOptions {
   file: string;
@@ -42,7 +43,9 @@ function ensureWritable(dir: string): void {
     throw new InvalidInputError([{ file: dir, path: '', message: 'is a file, not a directory; choose a directory with --out' }]);
   }
   // Never write into (or --fresh clear) someone else's directory: only an empty one or our own.
-  if (existed && readdirSync(dir).length > 0 && !existsSync(join(dir, '.llem', 'state.json'))) {
+  // A lock without state: another run has just started in it (the lock says so, exit 2).
+  const ours = existsSync(join(dir, '.llem', 'state.json')) || existsSync(join(dir, LOCK_FILE));
+  if (existed && readdirSync(dir).length > 0 && !ours) {
     throw new InvalidInputError([{ file: dir, path: '', message: 'is not empty and is not a llem results directory (no .llem/state.json); choose a new or empty --out' }]);
   }
   try {
@@ -175,6 +178,8 @@ class LocalExperiment {
       this.state.runs[run.id] = record;
       this.dir.writeState(this.state);
       this.attempts.set(run.id, attempt);
+      // Before any agent starts: the aggregator refuses messages of attempts never started.
+      this.aggregator.startAttempt(run.id, attempt);
       this.observer.reset(run.id);
       this.opts.progress.event({ type: 'run', runId: run.id, index, total: this.loaded.matrix.runs.length, attempt, requests: configuration.workload.requests });
       let error: string | null;
@@ -248,8 +253,17 @@ export async function runLocalExperiment(opts: LocalRunOptions): Promise<LocalRu
   }
   const out = opts.out ?? defaultOutDir(loaded);
   ensureWritable(out);
+  const lock = lockResultsDirectory(out);
+  try {
+    return await runLocked(opts, loaded, out, lock.tookOverFrom === null ? [] : [`took over the lock of an llem run that is gone (PID ${lock.tookOverFrom.pid}, started ${lock.tookOverFrom.startedAt})`]);
+  } finally {
+    lock.release();
+  }
+}
+
+async function runLocked(opts: LocalRunOptions, loaded: LoadedExperiment, out: string, notes: string[]): Promise<LocalRunOutcome> {
   const dir = new ResultsDirectory(out);
-  const log = (opts.logger ?? rootLogger).child({ experiment: loaded.experiment.metadata.name });
+  const log = childOf(opts.logger ?? rootLogger, { experiment: loaded.experiment.metadata.name });
   // A killed earlier run may have left its server running (on the GPU, drawing power): stop it first.
   await new BackendLedger(join(dir.stateDir, 'backends.json')).reap(log);
   const uid = `local-${sanitizeToken(loaded.experiment.metadata.name)}`;
@@ -258,7 +272,7 @@ export async function runLocalExperiment(opts: LocalRunOptions): Promise<LocalRu
   const exp = new LocalExperiment(opts, loaded, dir, { state, aggregator }, log);
   opts.progress.attach?.({ current: (id) => exp.observer.get(id) });
   const done = loaded.matrix.runs.filter((r) => state.runs[r.id]?.status === 'complete').length;
-  const warnings = loaded.warnings.map((w) => formatIssue(w));
+  const warnings = [...notes, ...loaded.warnings.map((w) => formatIssue(w))];
   opts.progress.event({ type: 'start', total: loaded.matrix.runs.length, done, simulated: opts.simulate, out, warnings });
   try {
     await exp.startConsuming();

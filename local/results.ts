@@ -9,6 +9,7 @@ import { configLabelsOf, resultsFiles } from '../report/files.ts';
 import type { Band } from '../report/svg.ts';
 import type { LoadedExperiment } from '../lib/manifest/index.ts';
 import { writeFileAtomic } from '../lib/atomic-file.ts';
+import { formatIssue } from '../lib/errors.ts';
 import type { RunObservation } from './observer.ts';
 import { damaged, type LocalState } from './state.ts';
 
@@ -28,7 +29,11 @@ export interface ResultsSummary {
   runsPlanned: number;
   runsComplete: number;
   runsFailed: number;
-  best: { configId: string; label: string; joulesPerToken: number } | null;
+  /** Chosen on `metric` (mean gross J/token); the baseline-subtracted mean is shown beside it. */
+  best: {
+    configId: string; label: string; metric: 'joulesPerToken'; joulesPerToken: number;
+    baselineSubtractedJoulesPerToken: number | null; cycles: number; fewCycles: boolean;
+  } | null;
 }
 
 export function writeRunFile(dir: string, file: RunFile): void {
@@ -78,7 +83,12 @@ export function writeResults(input: WriteResultsInput): ResultsSummary {
     runsPlanned: results.runs.length,
     runsComplete: results.runs.filter((r) => r.status === 'complete').length,
     runsFailed: Object.values(state.runs).filter((r) => r.status === 'failed').length,
-    best: best === null ? null : { configId: best.configId, label: labels[best.configId] ?? best.configId, joulesPerToken: best.joulesPerTokenMean },
+    best: best === null ? null : {
+      configId: best.configId, label: labels[best.configId] ?? best.configId, metric: best.metric,
+      joulesPerToken: best.joulesPerTokenMean,
+      baselineSubtractedJoulesPerToken: best.baselineSubtractedJoulesPerTokenMean,
+      cycles: best.cycles, fewCycles: best.joulesPerToken.flags.includes('fewCycles'),
+    },
   };
   const generatedAt = new Date().toISOString();
   const experimentJson = {
@@ -99,6 +109,7 @@ export function writeResults(input: WriteResultsInput): ResultsSummary {
   const files = resultsFiles({
     title: `llem results: ${loaded.experiment.metadata.name}${simulated ? ' (simulated)' : ''}`, simulated, manifestPath: state.manifestFile, generatedAt,
     results, aggregator: input.aggregator, labels, power, windows, environment: state.environment,
+    method: { ...loaded.experiment.spec.measurement, warnings: loaded.warnings.map((w) => formatIssue(w)) },
   });
   for (const [name, content] of files) writeFileAtomic(join(dir, name), content);
   return summary;

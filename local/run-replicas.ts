@@ -65,7 +65,7 @@ export async function runReplicas(input: ReplicaRunInput): Promise<string | null
       });
     return runAgent(config, {
       bus: input.bus, telemetry, createSketch: createLatencySketch, signal: signals, simulatedBackend: input.backend.simulated,
-      logger: input.logger.child({ run: input.run.id, replica }),
+      logger: input.logger, // the runner binds run and replica
     });
   }));
   stop.abort('run finished');

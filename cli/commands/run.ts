@@ -1,4 +1,5 @@
 // `llem run FILE [--simulate] [--out DIR] [--json] [--fresh] [--server-command CMD]`
+import { checkOutDir } from '../out-dir.ts';
 import { accessSync, constants, statSync } from 'node:fs';
 import { delimiter, join } from 'node:path';
 import { parseArgs } from 'node:util';
@@ -14,7 +15,7 @@ options:
   --simulate              simulated GPU + mock inference server (no GPU needed; results say simulated)
   --out DIR               results directory (default llem-results/<experiment name>)
   --fresh                 start over instead of resuming DIR
-  --json                  print the final summary as JSON on stdout
+  --json                  stdout is one JSON document: the summary, or {exitCode, error} on failure
   --server-command CMD    run this OpenAI-compatible server instead of the backend's launcher
                           (split on spaces; {port} is replaced by the port to listen on)
 
@@ -41,19 +42,14 @@ export async function main(argv: string[]): Promise<number> {
   if (positionals.length !== 1 || positionals[0] === undefined) {
     throw new InvalidInputError([{ file: 'llem run', path: '', message: `expected exactly one manifest FILE\n\n${HELP}` }]);
   }
-  const serverCommand = values['server-command']?.split(' ').filter((s) => s !== '');
-  if (serverCommand?.length === 0) {
-    throw new InvalidInputError([{ file: 'llem run', path: '--server-command', message: 'is empty; give the server\'s command line, with {port} where the port goes' }]);
+  let serverCommand: string[] | undefined;
+  try {
+    serverCommand = checkRunInputs(values);
+  } catch (err) {
+    // --json: a refusal before the run is still exactly one JSON document on stdout.
+    if (values.json) process.stdout.write(JSON.stringify(jsonFailure(err, false)) + '\n');
+    throw err;
   }
-  const program = serverCommand?.[0];
-  if (program !== undefined && findExecutable(program) === null) {
-    throw new InvalidInputError([{
-      file: 'llem run', path: '--server-command',
-      message: `"${program}" is not ${program.includes('/') ? 'an executable file' : 'a command on PATH'}; give the server's command line, with {port} where the port goes`,
-    }]);
-  }
-  // Checked here, not when the first run's agent starts: bad input must stop before anything is written.
-  clientThreadsFor(1, undefined, process.env['LLEM_CLIENT_THREADS']);
   const controller = new AbortController();
   const onSignal = (sig: string): void => controller.abort(new Error(`received ${sig}`));
   process.once('SIGINT', onSignal);
@@ -68,7 +64,10 @@ export async function main(argv: string[]): Promise<number> {
     if (values.json) process.stdout.write(JSON.stringify(outcome, null, 2) + '\n');
     return outcome.exitCode;
   } catch (err) {
-    if (controller.signal.aborted && !(isLlemError(err) && err.exitCode === 2)) {
+    const interrupted = controller.signal.aborted && !(isLlemError(err) && err.exitCode === 2);
+    // --json: stdout carries exactly one JSON document, a failure included (the human line stays on stderr).
+    if (values.json) process.stdout.write(JSON.stringify(jsonFailure(err, interrupted)) + '\n');
+    if (interrupted) {
       process.stderr.write('\nllem: interrupted; run the same command again to resume\n');
       return 130;
     }
@@ -78,6 +77,32 @@ export async function main(argv: string[]): Promise<number> {
     process.off('SIGINT', onSignal);
     process.off('SIGTERM', onSignal);
   }
+}
+
+/** Everything a run refuses before anything is written; returns the split --server-command. */
+function checkRunInputs(values: { out?: string | undefined; 'server-command'?: string | undefined }): string[] | undefined {
+  const serverCommand = values['server-command']?.split(' ').filter((s) => s !== '');
+  if (serverCommand?.length === 0) {
+    throw new InvalidInputError([{ file: 'llem run', path: '--server-command', message: 'is empty; give the server\'s command line, with {port} where the port goes' }]);
+  }
+  const program = serverCommand?.[0];
+  if (program !== undefined && findExecutable(program) === null) {
+    throw new InvalidInputError([{
+      file: 'llem run', path: '--server-command',
+      message: `"${program}" is not ${program.includes('/') ? 'an executable file' : 'a command on PATH'}; give the server's command line, with {port} where the port goes`,
+    }]);
+  }
+  // Checked here, not when the first run's agent starts: bad input must stop before anything is written.
+  clientThreadsFor(1, undefined, process.env['LLEM_CLIENT_THREADS']);
+  // Without --out the results go to ./llem-results/<name>: the working directory is checked the same way.
+  checkOutDir(values.out ?? 'llem-results', values.out === undefined ? 'working directory' : '--out');
+  return serverCommand;
+}
+
+function jsonFailure(err: unknown, interrupted: boolean): { exitCode: number; error: { code: string; message: string } } {
+  if (interrupted) return { exitCode: 130, error: { code: 'LLEM_E_INTERRUPTED', message: 'interrupted; run the same command again to resume' } };
+  if (isLlemError(err)) return { exitCode: err.exitCode, error: { code: err.code, message: err.message } };
+  return { exitCode: 1, error: { code: 'LLEM_E_INTERNAL', message: err instanceof Error ? err.message : String(err) } };
 }
 
 /** The file `program` names (a path, or a name looked up on PATH) when it is an executable file, else null. */

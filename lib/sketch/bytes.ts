@@ -44,6 +44,12 @@ export class ByteWriter {
     this.at += 8;
   }
 
+  i32(value: number): void {
+    this.ensure(4);
+    this.view.setInt32(this.at, value, true);
+    this.at += 4;
+  }
+
   f32(value: number): void {
     this.ensure(4);
     this.view.setFloat32(this.at, value, true);
@@ -99,6 +105,13 @@ export class ByteReader {
     this.need(8);
     const v = this.view.getFloat64(this.at, true);
     this.at += 8;
+    return v;
+  }
+
+  i32(): number {
+    this.need(4);
+    const v = this.view.getInt32(this.at, true);
+    this.at += 4;
     return v;
   }
 

@@ -17,6 +17,7 @@
 // backend container runs AGENT_LLEM_ARGV from) and fails the pod the way a kubelet would when that
 // does not hold; only then does it run this checkout's CLI in place of exactly AGENT_LLEM_ARGV.
 // Its other limit is the network: pods share this host, so each gets its own port (see below).
+import { expandContainerEnv, kubeletExpand } from './kubelet-expansion.ts';
 import { spawn } from 'node:child_process';
 import { readdirSync, readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
@@ -141,10 +142,10 @@ export class NodePlayer {
 
   private async play(pod: V1Pod, t: Tracked): Promise<void> {
     const container = pod.spec?.containers[0];
-    const env: Record<string, string> = {};
-    for (const e of container?.env ?? []) if (e.value !== undefined) env[e.name] = e.value;
+    // As a kubelet would: `$(VAR)` and `$$` expanded in env values, then in command and args.
+    const env = expandContainerEnv(container?.env ?? []);
     Object.assign(env, this.opts.env ?? {});
-    const argv = [...(container?.command ?? []), ...(container?.args ?? [])];
+    const argv = [...(container?.command ?? []), ...(container?.args ?? [])].map((a) => kubeletExpand(a, env));
     const started = new Date().toISOString();
     if ((this.opts.startDelayMs ?? 0) > 0) await new Promise((r) => setTimeout(r, this.opts.startDelayMs));
     if (t.abort.signal.aborted && t.forced === undefined) return;

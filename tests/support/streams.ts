@@ -4,7 +4,7 @@
 // Deterministic for a given seed. Every message says simulated: true.
 import type { SketchMessage, TelemetryMessage, WireMessage } from '../../api/protocol.ts';
 import type { AggregatorPlan, FailurePolicy, PlannedRun } from '../../aggregator/index.ts';
-import { MergingDigest, sketchToBase64 } from '../../lib/sketch/index.ts';
+import { createLatencySketch, sketchToBase64 } from '../../lib/sketch/index.ts';
 
 import { seededRandom } from '../../api/random.ts';
 
@@ -72,7 +72,7 @@ function advance(c: Ctx, dtMs: number, powerW: number): void {
 }
 
 function sketchMessage(c: Ctx, slice: number, startMs: number, o: Required<StreamOptions>): SketchMessage {
-  const d = { ttftMs: new MergingDigest(), itlMs: new MergingDigest(), e2eMs: new MergingDigest(), tpotMs: new MergingDigest() };
+  const d = { ttftMs: createLatencySketch(), itlMs: createLatencySketch(), e2eMs: createLatencySketch(), tpotMs: createLatencySketch() };
   let outputTokens = 0;
   for (let r = 0; r < o.requestsPerSlice; r++) {
     const ttft = Math.exp(Math.log(40) + 0.5 * normal(c.random));
