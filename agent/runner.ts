@@ -4,7 +4,7 @@
 import { hostname } from 'node:os';
 import type { Mark, Phase, PublisherKey, SummaryMessage } from '../api/protocol.ts';
 import type { Bus } from '../lib/bus/types.ts';
-import { InterruptedError, LlemError, isLlemError } from '../lib/errors.ts';
+import { GpuAttributionError, GpuNotExclusiveError, InterruptedError, LlemError, NvmlTimeoutError, isLlemError } from '../lib/errors.ts';
 import { childOf, rootLogger, type Logger } from '../lib/log.ts';
 import type { BackendType } from '../api/spec.ts';
 import { BackendMetricsRecorder } from './backends/metrics.ts';
@@ -15,11 +15,16 @@ import { Publisher } from './publisher.ts';
 import { awaitBackendReady } from './readiness.ts';
 import type { SketchFactory } from './slices.ts';
 import { subscribeStart } from './start-signal.ts';
+import { WindowConditions } from './telemetry/conditions.ts';
+import { exclusivityFindings } from './telemetry/processes.ts';
 import type { GpuTelemetry, TelemetryEnvironment } from './telemetry/types.ts';
+import { ClientHealthMonitor, clientSaturatedWarning, warmConnections } from './client-health.ts';
 import { runWindow, type WindowResult } from './window.ts';
 import { summaryWarnings } from './warnings.ts';
 
 export const AGENT_VERSION = '0.1.0';
+/** Connections warmed longer ago than this are opened again after the start signal. */
+const REWARM_AFTER_MS = 2000;
 
 export interface AgentDeps {
   bus: Bus;
@@ -61,6 +66,13 @@ class ProtocolRun {
   private readonly log: Logger;
   private readonly sender: RequestSender;
   private readonly owned: LoadSender | undefined;
+  /** Set once telemetry has started (it needs the GPUs' maximum clocks). */
+  conditions: WindowConditions | null = null;
+  /** When the first energy mark was taken: foreign processes from then on count. */
+  measuredSinceMs: number | null = null;
+  readonly health: ClientHealthMonitor;
+  warm = { connectionsWarmed: 0, streamSlots: 0 };
+  private warmedAtMs = 0;
   readonly c: AgentConfig;
   readonly d: AgentDeps;
 
@@ -76,6 +88,7 @@ class ProtocolRun {
       this.log.debug({ clientThreads: this.owned.threads }, 'load client');
     }
     this.sender = d.sender ?? (this.owned as LoadSender);
+    this.health = new ClientHealthMonitor(this.sender);
     if (d.signal !== undefined) {
       const forward = (): void => this.stop.abort(d.signal?.reason);
       if (d.signal.aborted) forward();
@@ -99,7 +112,20 @@ class ProtocolRun {
   }
 
   async mark(mark: Mark): Promise<void> {
-    const samples = await this.d.telemetry.mark();
+    let samples;
+    try {
+      samples = await this.d.telemetry.mark(mark);
+    } catch (err) {
+      // A hung NVML call: stop the load now rather than at the end of the window.
+      if (err instanceof NvmlTimeoutError) this.stop.abort(err);
+      throw err;
+    }
+    const times = samples.map((s) => s.tMs);
+    if (times.length > 0) {
+      this.measuredSinceMs ??= Math.min(...times);
+      if (mark === 'windowStart') this.conditions?.open(Math.min(...times));
+      if (mark === 'windowEnd') this.conditions?.close(Math.max(...times));
+    }
     await this.publisher.publish('telemetry', { phase: this.phase, mark, samples });
   }
 
@@ -120,11 +146,24 @@ class ProtocolRun {
       publisher: this.publisher, createSketch: this.d.createSketch, sender: this.sender, workload: workloadOf(this.c),
       factory: new RequestFactory(workloadOf(this.c)), requests: this.c.workload.requests,
       minDurationMs: m.extendToMinWindow ? m.minWindowSeconds * 1000 : 0, sliceMs: m.sliceMs, steadyState: m.steadyState,
-      signal: this.signal, mark: (k) => this.mark(k), onInFlight: (n) => this.d.telemetry.observeLoad?.(n),
+      signal: this.signal, mark: (k) => this.mark(k), onInFlight: (n) => this.d.telemetry.observeLoad?.(n), health: this.health,
     });
   }
 
+  async warmConnections(): Promise<void> {
+    const c = this.c;
+    this.warm = await warmConnections(this.sender, c.workload, c.workload.requests, c.backend.readinessPath);
+    this.warmedAtMs = Date.now();
+    this.log.debug(this.warm, 'connections warmed');
+  }
+
+  /** A long wait for the start signal can outlast the server's keep-alive (uvicorn's is 5 s): warm again. */
+  async rewarmAfterWait(): Promise<void> {
+    if (Date.now() - this.warmedAtMs > REWARM_AFTER_MS) await this.warmConnections();
+  }
+
   close(): void {
+    this.health.stop();
     this.owned?.close();
   }
 }
@@ -163,6 +202,8 @@ async function readyAndWait(run: ProtocolRun): Promise<void> {
     await run.publisher.publish('ready', {});
     const startAt = await wait.startAt;
     run.check();
+    // Before the start time, in the lead the controller leaves: replicas still start together.
+    await run.rewarmAfterWait();
     // Timers may fire up to a millisecond early: sleep again until the clock has passed startAt.
     if (startAt !== null) {
       while (Date.now() < startAt) await run.sleep(Math.max(1, startAt - Date.now()) / 1000);
@@ -172,16 +213,54 @@ async function readyAndWait(run: ProtocolRun): Promise<void> {
   }
 }
 
+/** The GPUs this replica measures must be the ones it was given: as many as placement.gpusPerRun. */
+function checkGpuCount(c: AgentConfig, env: TelemetryEnvironment): void {
+  const expected = c.telemetry.expectedGpus;
+  if (expected === undefined || env.gpus.length === expected) return;
+  throw new GpuAttributionError(
+    `${env.gpus.length} GPU(s) visible (${env.gpus.map((g) => g.uuid).join(', ') || 'none'}) but placement.gpusPerRun is ${expected}: ` +
+      'the run would measure GPUs its backend does not use, or miss some it does; check CUDA_VISIBLE_DEVICES / NVIDIA_VISIBLE_DEVICES',
+  );
+}
+
+/** Foreign processes on the measured GPUs since the first mark: a failure under requireExclusiveGpu, else warnings. */
+function exclusivity(run: ProtocolRun): string[] {
+  const sightings = run.d.telemetry.foreignProcesses?.() ?? [];
+  const found = exclusivityFindings(sightings, run.measuredSinceMs ?? Number.POSITIVE_INFINITY);
+  const out: string[] = [];
+  if (found.foreign.length > 0) {
+    const text = `another process used a measured GPU during the run: ${found.foreign.slice(0, 5).join('; ')}${found.foreign.length > 5 ? ` (+${found.foreign.length - 5} more)` : ''}`;
+    if (run.c.telemetry.requireExclusiveGpu) throw new GpuNotExclusiveError(`${text}; its energy would be charged to this run (requireExclusiveGpu)`);
+    out.push(`${text}: its energy is included in this run's figures`);
+  }
+  if (found.unverified > 0) out.push(`${found.unverified} GPU process(es) NVML listed are not visible in this PID namespace: exclusivity could not be verified for them`);
+  return out;
+}
+
+function telemetryWarnings(run: ProtocolRun, env: TelemetryEnvironment): string[] {
+  const out = exclusivity(run);
+  for (const m of env.mig ?? []) {
+    out.push(`attribution wholeDevice: ${m.entry} is a MIG slice; the energy is the whole GPU ${m.parentUuid ?? '(unknown)'}'s, every slice included`);
+  }
+  return [...out, ...(run.conditions?.warnings() ?? [])];
+}
+
 async function protocol(run: ProtocolRun): Promise<AgentSummary> {
   const c = run.c;
   const env = await run.d.telemetry.start((samples) => {
+    run.conditions?.add(samples);
     run.publisher.publish('telemetry', { phase: run.phase, samples }).catch(() => undefined);
   });
+  checkGpuCount(c, env);
+  run.conditions = new WindowConditions(env.gpus, { minClockFraction: c.telemetry.minClockFraction });
   await hello(run, env);
   await awaitBackendReady({ url: new URL(c.backend.readinessPath, c.backend.baseUrl).href, timeoutMs: c.backend.readinessTimeoutSeconds * 1000, signal: run.signal });
   const base = await baseline(run);
+  // A neighbour already on the GPU fails the run before any load, not after the window.
+  exclusivity(run);
   run.enter('warmup');
   if (c.measurement.warmupRequests > 0) await run.load(c.measurement.warmupRequests, 0x77a3);
+  await run.warmConnections();
   await readyAndWait(run);
   run.enter('measuring');
   const recorder = backendMetricsRecorder(c);
@@ -190,10 +269,12 @@ async function protocol(run: ProtocolRun): Promise<AgentSummary> {
   await run.sleep(c.measurement.cooldownSeconds);
   run.enter('done');
   await run.d.telemetry.flush();
+  const client = await run.health.result(w.ttftP50Ms, run.warm, c.workload.mode === 'rate');
+  const saturated = clientSaturatedWarning(client);
   const summary: AgentSummary = {
     messagesBefore: run.publisher.sent, countsByKind: { ...run.publisher.counts }, ...w.totals,
     baselineStartMs: base.start, baselineEndMs: base.end, windowStartMs: w.windowStartMs, windowEndMs: w.windowEndMs,
-    warnings: summaryWarnings(c, w, env),
+    warnings: [...summaryWarnings(c, w, env), ...telemetryWarnings(run, env), ...(saturated === null ? [] : [saturated])], client,
     ...(recorder === null ? {} : { backendMetrics: await recorder.markWindowEnd() }),
   };
   await run.publisher.publish('summary', summary);
@@ -244,7 +325,8 @@ export async function runAgent(config: AgentConfig, deps: AgentDeps): Promise<Ag
     run.stop.abort(reason);
     await publishAborted(run, reason);
     if (aborted) {
-      const cause: unknown = deps.signal?.reason ?? err;
+      const own: unknown = run.signal.reason;
+      const cause: unknown = deps.signal?.aborted === true ? deps.signal.reason : isLlemError(own) ? own : err;
       throw isLlemError(cause) && !(cause instanceof InterruptedError) ? cause : new InterruptedError(`run aborted during ${run.phase}: ${reason}`, { cause });
     }
     throw isLlemError(err) ? err : new LlemError('LLEM_E_RUN', `run failed during ${run.phase}: ${reason}`, { cause: err });

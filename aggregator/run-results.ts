@@ -1,9 +1,10 @@
 // Per-run results: energy per GPU and in total, efficiency and throughput, latency percentiles.
 // Every metric is a number or null, and every null has a sentence in `missing` saying why.
-import { SHORT_WINDOW_SECONDS, type BackendMetrics } from '../api/protocol.ts';
+import { SHORT_WINDOW_SECONDS, type BackendMetrics, type ClientHealth } from '../api/protocol.ts';
 import type { LatencySketch } from '../lib/sketch/index.ts';
 import { completeness, type RunStatus } from './completeness.ts';
 import { segmentEnergy, type PowerBound, type SegmentEnergy } from './energy.ts';
+import { conditionSummary, tickSummary, type ConditionSummary, type TickSummary } from './gpu-conditions.ts';
 import { powerBound } from './plausibility.ts';
 import type { RunState } from './run-state.ts';
 import { LATENCY_METRICS, type GpuState, type LatencyMetric, type PlannedRun } from './state.ts';
@@ -35,6 +36,10 @@ export interface GpuEnergyResult {
   sampledMeanPowerWatts: number | null;
   baselinePowerWatts: number | null;
   baselineSubtractedJoules: number | null;
+  /** How the window's edges sit on the counter's steps; null: no window marks (or an older agent's). */
+  ticks: TickSummary | null;
+  /** Throttling, SM clock and temperature over the window's samples; null: no window. */
+  conditions: ConditionSummary | null;
   missing: Record<string, string>;
   notes: string[];
 }
@@ -58,6 +63,8 @@ export interface RunResult {
   gpus: GpuEnergyResult[];
   /** Backend-native metrics per replica (vLLM /metrics, PyTorch /stats), as the agent reported them. */
   backendMetrics: Array<{ replica: number } & BackendMetrics>;
+  /** The load generator's own health per replica (event-loop delay, read and scheduling lag, warm-up). */
+  client: Array<{ replica: number } & ClientHealth>;
   notes: string[];
 }
 
@@ -98,7 +105,8 @@ function gpuResult(g: GpuState, bound: PowerBound): GpuEnergyResult {
   const base = segmentEnergy(g.baseline, 'baseline', bound);
   const r: GpuEnergyResult = {
     replica: g.replica, gpuUuid: g.gpuUuid, energyJoules: null, windowSeconds: null, meanPowerWatts: null, peakPowerWatts: null,
-    sampledMeanPowerWatts: null, baselinePowerWatts: null, baselineSubtractedJoules: null, missing: {}, notes: [...base.notes, ...win.notes],
+    sampledMeanPowerWatts: null, baselinePowerWatts: null, baselineSubtractedJoules: null, ticks: null, conditions: null,
+    missing: {}, notes: [...base.notes, ...win.notes],
   };
   const seconds = win.durationMs.value === null ? null : win.durationMs.value / 1000;
   r.windowSeconds = seconds;
@@ -108,6 +116,11 @@ function gpuResult(g: GpuState, bound: PowerBound): GpuEnergyResult {
   else r.missing['meanPowerWatts'] = r.missing['energyJoules'] ?? 'window has zero length';
   samplePower(r, g);
   baselineFigures(r, base, seconds);
+  if (g.window !== null) {
+    r.ticks = tickSummary(g.window, r.meanPowerWatts);
+    r.conditions = conditionSummary(g.window);
+    if (r.ticks !== null && !r.ticks.aligned) r.notes.push('the energy counter did not step within the wait at a window edge: that edge is not tick-aligned');
+  }
   if (seconds !== null && seconds < SHORT_WINDOW_SECONDS) r.notes.push(`window of ${seconds} s is under ${SHORT_WINDOW_SECONDS} s: NVML's ~100 ms counter updates make its energy coarse`);
   return r;
 }
@@ -210,6 +223,7 @@ export function runResult(plan: PlannedRun, run: RunState | undefined): RunResul
     latency,
     gpus,
     backendMetrics: pubs.flatMap((p) => (p.summary?.backendMetrics === undefined ? [] : [{ replica: p.replica, ...p.summary.backendMetrics }])),
+    client: pubs.flatMap((p) => (p.summary?.client === undefined ? [] : [{ replica: p.replica, ...p.summary.client }])),
     notes: [...pubs.flatMap((p) => (p.summary?.warnings ?? []).map((w) => `replica ${p.replica}: ${w}`)), ...gpus.flatMap((g) => g.notes.map((n) => `GPU ${g.gpuUuid}: ${n}`))],
   };
 }

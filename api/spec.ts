@@ -134,6 +134,20 @@ export const MeasurementSchema = z.strictObject({
   extendToMinWindow: z.boolean().default(false).describe('Keep issuing requests until the window lasts minWindowSeconds, instead of only flagging a short one.'),
   cooldownSeconds: nonNegNumber.default(10),
   steadyState: z.boolean().default(false).describe('Report over the steady-state window only (ML.ENERGY style).'),
+  gpuAttribution: z
+    .enum(['exclusive', 'wholeDevice'])
+    .default('exclusive')
+    .describe('exclusive: MIG slices are refused (NVML has no per-slice energy). wholeDevice: a MIG slice is measured as its whole parent GPU, and every result carries that warning.'),
+  requireExclusiveGpu: z
+    .boolean()
+    .optional()
+    .describe('Fail a run when another process uses a measured GPU (else a warning). Default: true in a cluster, false for llem run.'),
+  minClockFraction: z
+    .number()
+    .min(0)
+    .max(1)
+    .default(0.8)
+    .describe('A run whose busy window samples ran the SM clock below this fraction of the maximum gets a warning.'),
 });
 
 // ---------------------------------------------------------------- placement and policy

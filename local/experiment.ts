@@ -19,7 +19,7 @@ import type { ProgressSink } from './progress.ts';
 import { LOCAL_NAMESPACE, runReplicas } from './run-replicas.ts';
 import { removeRunFile, writeRunFile, writeResults, type ResultsSummary } from './results.ts';
 import { assertSameExperiment, ResultsDirectory, type LocalState } from './state.ts';
-import { assertGpuPresent } from './gpu-check.ts';
+import { awaitGpuMemoryReleased, nvmlMemoryReader, resolveLocalGpus, type LocalGpus } from './gpu-check.ts';
 import { LOCK_FILE, lockResultsDirectory } from './lock.ts';
 
 export interface LocalRunOptions {
@@ -28,6 +28,8 @@ export interface LocalRunOptions {
   simulate: boolean;
   fresh: boolean;
   serverCommand?: readonly string[];
+  /** `llem mock-server` options (latencies, batch) for the simulated server under --simulate. */
+  mockArgs?: readonly string[];
   signal: AbortSignal;
   progress: ProgressSink;
   logger?: Logger;
@@ -97,20 +99,25 @@ class LocalExperiment {
 
   readonly state: LocalState;
   readonly aggregator: Aggregator;
+  /** The GPUs runs use (null with --simulate). */
+  readonly gpus: LocalGpus | null;
 
   constructor(
     readonly opts: LocalRunOptions,
     readonly loaded: LoadedExperiment,
     readonly dir: ResultsDirectory,
-    opened: { state: LocalState; aggregator: Aggregator },
+    opened: { state: LocalState; aggregator: Aggregator; gpus: LocalGpus | null },
     readonly log: Logger,
   ) {
+    this.gpus = opened.gpus;
     this.state = opened.state;
     this.aggregator = opened.aggregator;
     this.seqOffset = this.aggregator.lastStreamSeq;
     this.pool = new BackendPool({
       simulate: opts.simulate, scratchDir: join(dir.stateDir, 'scratch'), ledgerFile: join(dir.stateDir, 'backends.json'), logger: log, signal: opts.signal,
       ...(opts.serverCommand !== undefined ? { serverCommand: opts.serverCommand } : {}),
+      ...(opened.gpus === null ? {} : { gpuEntries: opened.gpus.entries, awaitGpuReleased: releaseWaiter(opened.gpus) }),
+      ...(opts.mockArgs !== undefined ? { mockArgs: opts.mockArgs } : {}),
     });
     this.observer = new MessageObserver((runId, attempt, ready) => this.maybeStart(runId, attempt, ready));
   }
@@ -187,7 +194,7 @@ class LocalExperiment {
         const backend = await this.pool.ensure(configuration);
         error = await runReplicas({
           experiment: this.loaded.experiment, experimentUid: this.state.experimentUid, configuration, run, attempt, backend,
-          bus: this.bus, simulate: this.opts.simulate, signal: this.opts.signal, logger: this.log,
+          bus: this.bus, simulate: this.opts.simulate, gpuUuids: this.gpus?.entries ?? [], signal: this.opts.signal, logger: this.log,
         });
       } catch (err) {
         if (this.opts.signal.aborted) throw new InterruptedError('interrupted', { cause: err });
@@ -222,6 +229,13 @@ class LocalExperiment {
   }
 }
 
+/** Memory per GPU now, before any backend: what each later server must give back. */
+function releaseWaiter(gpus: LocalGpus): () => Promise<void> {
+  const reader = nvmlMemoryReader(gpus.measuredUuids);
+  const baseline = reader.read();
+  return () => awaitGpuMemoryReleased(baseline, { read: reader.read });
+}
+
 function freshAggregator(uid: string, loaded: LoadedExperiment): Aggregator {
   const spec = loaded.experiment.spec;
   return newAggregator(uid, loaded.matrix, spec.placement.replicas, spec.policy.failurePolicy);
@@ -247,21 +261,33 @@ function openState(opts: LocalRunOptions, loaded: LoadedExperiment, dir: Results
 export async function runLocalExperiment(opts: LocalRunOptions): Promise<LocalRunOutcome> {
   const loaded = await loadExperimentFile(opts.file);
   assertLocalDataset(loaded);
+  let gpus: LocalGpus | null = null;
   if (!opts.simulate) {
     assertLocalReplicas(loaded);
-    assertGpuPresent();
+    gpus = resolveLocalGpus(loaded);
   }
   const out = opts.out ?? defaultOutDir(loaded);
   ensureWritable(out);
   const lock = lockResultsDirectory(out);
   try {
-    return await runLocked(opts, loaded, out, lock.tookOverFrom === null ? [] : [`took over the lock of an llem run that is gone (PID ${lock.tookOverFrom.pid}, started ${lock.tookOverFrom.startedAt})`]);
+    const notes = lock.tookOverFrom === null ? [] : [
+      `took over the lock of an llem run that is gone (PID ${lock.tookOverFrom.pid}, started ${lock.tookOverFrom.startedAt})`,
+    ];
+    return await runLocked({ opts, loaded, out, gpus }, notes);
   } finally {
     lock.release();
   }
 }
 
-async function runLocked(opts: LocalRunOptions, loaded: LoadedExperiment, out: string, notes: string[]): Promise<LocalRunOutcome> {
+interface LockedRun {
+  opts: LocalRunOptions;
+  loaded: LoadedExperiment;
+  out: string;
+  gpus: LocalGpus | null;
+}
+
+async function runLocked(run: LockedRun, notes: string[]): Promise<LocalRunOutcome> {
+  const { opts, loaded, out, gpus } = run;
   const dir = new ResultsDirectory(out);
   const log = childOf(opts.logger ?? rootLogger, { experiment: loaded.experiment.metadata.name });
   // A killed earlier run may have left its server running (on the GPU, drawing power): stop it first.
@@ -269,7 +295,7 @@ async function runLocked(opts: LocalRunOptions, loaded: LoadedExperiment, out: s
   const uid = `local-${sanitizeToken(loaded.experiment.metadata.name)}`;
   const { state, aggregator } = openState(opts, loaded, dir, uid);
   dir.writeState(state);
-  const exp = new LocalExperiment(opts, loaded, dir, { state, aggregator }, log);
+  const exp = new LocalExperiment(opts, loaded, dir, { state, aggregator, gpus }, log);
   opts.progress.attach?.({ current: (id) => exp.observer.get(id) });
   const done = loaded.matrix.runs.filter((r) => state.runs[r.id]?.status === 'complete').length;
   const warnings = [...notes, ...loaded.warnings.map((w) => formatIssue(w))];

@@ -149,10 +149,36 @@ function runTable(results: AggregateResults): string {
 
 const CSS = `body{font-family:system-ui,sans-serif;margin:2em auto;max-width:1100px;color:#222}
 table{border-collapse:collapse;margin:1em 0;font-size:13px}td,th{border:1px solid #ccc;padding:4px 8px;text-align:left}
-th{background:#f4f4f4}tr.best{background:#e8f6e8}.sim{background:#fff3cd;border:1px solid #e0b000;padding:8px 12px;font-weight:bold}
+th{background:#f4f4f4}tr.best{background:#e8f6e8}.sim{background:#fff3cd;border:1px solid #e0b000;padding:8px 12px;font-weight:bold}.warn{background:#fdecea;border:1px solid #d93025;padding:8px 12px 8px 28px}
 svg{display:block;margin:1em 0;max-width:100%;height:auto}dl{display:grid;grid-template-columns:max-content auto;gap:2px 12px}dt{font-weight:bold}dd{margin:0}
 .numbers-and-method{display:flex;flex-wrap:wrap;gap:0 2em;align-items:flex-start}.numbers-and-method>div{flex:1 1 560px}
 .method{flex:1 1 420px;font-size:13px;background:#f8f9fb;border:1px solid #dde;padding:0 12px 8px}.warnings{color:#8a5a00}`;
+
+/** Run warnings that say the GPU measured was not the GPU the configuration names: shown on top, never only in a table cell. */
+const GPU_WARNING = /throttled \(|SM clock below|another process used a measured GPU|attribution wholeDevice|exclusivity could not be verified/;
+
+export function gpuWarnings(results: AggregateResults): string[] {
+  const out: string[] = [];
+  for (const r of results.runs) {
+    const notes = r.notes.filter((n) => GPU_WARNING.test(n));
+    out.push(...notes.map((n) => `${r.runId}: ${n}`));
+    // An agent that does not word its own warnings still reports the window's conditions.
+    for (const g of r.gpus) {
+      const c = g.conditions;
+      if (notes.length === 0 && c !== null && c !== undefined && c.throttledSamples > 0) {
+        out.push(`${r.runId}: GPU ${g.gpuUuid} throttled in ${c.throttledSamples} of ${c.samples} window samples (${c.throttleReasons.join(', ')})`);
+      }
+    }
+  }
+  return out;
+}
+
+function warningBlock(results: AggregateResults): string {
+  const w = gpuWarnings(results);
+  if (w.length === 0) return '';
+  const shown = w.slice(0, 50).map((x) => `<li>${esc(x)}</li>`).join('');
+  return `<h2>GPU warnings</h2><ul class="warn">${shown}${w.length > 50 ? `<li>... and ${w.length - 50} more (runs.csv, experiment.json)</li>` : ''}</ul>`;
+}
 
 export function reportHtml(input: ReportInput): string {
   const best = input.results.experiment.bestConfiguration;
@@ -163,7 +189,7 @@ export function reportHtml(input: ReportInput): string {
   const bestLine = best === null ? 'no configuration has a J/token value'
     : esc(bestConfigurationText(best, input.configLabels[best.configId] ?? best.configId, num));
   return `<!doctype html><html lang="en"><head><meta charset="utf-8"><title>${esc(input.title)}</title><style>${CSS}</style></head><body>
-<h1>${esc(input.title)}</h1>${banner}
+<h1>${esc(input.title)}</h1>${banner}${warningBlock(input.results)}
 <p>Manifest <code>${esc(input.manifestPath)}</code>, generated ${esc(input.generatedAt)}. Best configuration: <b>${bestLine}</b>.</p>
 <div class="numbers-and-method"><div><h2>Configurations</h2>${configTable(input.results.configurations, input.configLabels, best?.configId ?? null)}</div>
 ${methodSection(input)}</div>
