@@ -79,7 +79,8 @@ export const DEFAULT_MOCK_ARGS = ['--ttft-ms', '40', '--itl-ms', '8', '--max-bat
  */
 function mockServerArgv(): string[] {
   const self = fileURLToPath(import.meta.url);
-  if (!self.endsWith('.ts')) return [process.execPath, self, 'mock-server'];
+  // Bundled, this code sits in a chunk beside the CLI's entry file (scripts/bundle.mjs): run that entry.
+  if (!self.endsWith('.ts')) return [process.execPath, fileURLToPath(new URL('./llem.mjs', import.meta.url)), 'mock-server'];
   const entry = resolve(dirname(self), '..', 'cli', 'main.ts');
   return [process.execPath, '--import', import.meta.resolve('tsx'), entry, 'mock-server'];
 }
