@@ -6,6 +6,7 @@ import {
 } from '../api/protocol.ts';
 import { BusError } from '../lib/errors.ts';
 import type { Bus } from '../lib/bus/types.ts';
+import { natsTraceHeaders } from '../lib/telemetry/index.ts';
 
 type Body<K extends MessageKind> = Omit<Extract<WireMessage, { kind: K }>, 'v' | 'kind' | 'seq' | 'sentAtMs' | 'simulated' | keyof PublisherKey>;
 
@@ -43,10 +44,12 @@ export class Publisher {
     this.seq++;
     if (kind in this.counts) this.counts[kind as keyof CountsByKind]++;
     const message = { v: PROTOCOL_VERSION, ...this.key, seq: this.seq, sentAtMs: Date.now(), simulated: this.simulated, kind, ...body } as WireMessage;
+    // Captured now: the span active at the call, not whenever the chain gets to this message.
+    const trace = natsTraceHeaders();
     const next = this.chain.then(async () => {
       if (this.failure !== undefined) throw this.failure;
       try {
-        await this.bus.publish(dataSubject(this.key, kind), encodeMessage(message), { msgId: messageId(message) });
+        await this.bus.publish(dataSubject(this.key, kind), encodeMessage(message), { msgId: messageId(message), headers: trace });
       } catch (err) {
         this.failure = err instanceof BusError ? err : new BusError(`publishing ${kind} #${message.seq} failed: ${(err as Error).message}`, { cause: err });
         throw this.failure;

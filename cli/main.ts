@@ -16,6 +16,9 @@ const COMMANDS: Record<string, { summary: string; load: () => Promise<{ main: Co
   'gpu-info': { summary: 'discover GPUs and print telemetry samples as JSON', load: () => import('./commands/telemetry.ts') },
 };
 
+/** Commands that export OpenTelemetry traces and metrics when OTEL_* variables say so (lib/telemetry). */
+const TRACED: Record<string, string> = { run: 'llem-run', agent: 'llem-agent', controller: 'llem-controller' };
+
 function usage(): string {
   const lines = Object.entries(COMMANDS).map(([name, c]) => `  ${name.padEnd(14)} ${c.summary}`);
   return ['usage: llem <command> [options]', '', 'commands:', ...lines, '', 'llem <command> --help for details'].join('\n');
@@ -37,11 +40,16 @@ export async function cliMain(argv: string[]): Promise<number> {
     process.stderr.write(`llem: ${LOG_LEVEL_PROBLEM}\n`);
     return 2;
   }
+  const service = TRACED[name];
+  const telemetry = service === undefined ? null : await import('../lib/telemetry/index.ts');
   try {
+    await telemetry?.startTelemetry(service ?? 'llem');
     const mod = await command.load();
     return await mod.main(rest);
   } catch (err) {
     return reportError(err, name);
+  } finally {
+    await telemetry?.shutdownTelemetry();
   }
 }
 

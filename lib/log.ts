@@ -1,5 +1,6 @@
 // The one root logger. Children carry { experiment, run, reconcileID }; secrets are redacted.
 import { pino, type Logger } from 'pino';
+import { activeTraceIds } from './telemetry/index.ts';
 
 export type { Logger };
 
@@ -12,6 +13,8 @@ const level = LOG_LEVEL_PROBLEM === null ? requested : 'info';
 export const rootLogger: Logger = pino({
   level,
   base: { app: 'llem' },
+  // trace_id/span_id of the active OpenTelemetry span: log lines join their trace (nothing when untraced).
+  mixin: activeTraceIds,
   redact: {
     paths: ['token', 'password', '*.token', '*.password', 'headers.authorization', 'env.HF_TOKEN', '*.HF_TOKEN'],
     censor: '[redacted]',

@@ -97,18 +97,20 @@ function flattenSpans(body: any): CollectedSpan[] {
   return out;
 }
 
+function pointsOf(m: any, resource: Record<string, unknown>): CollectedPoint[] {
+  return ['sum', 'gauge', 'histogram'].flatMap((type) => (m[type]?.dataPoints ?? []).map((p: any) => ({
+    metric: m.name, type, resource, attributes: attrs(p.attributes),
+    value: type === 'histogram' ? Number(p.count) : Number(p.asDouble ?? p.asInt ?? 0),
+  })));
+}
+
 function flattenMetrics(body: any): CollectedPoint[] {
   const out: CollectedPoint[] = [];
   for (const rm of body.resourceMetrics ?? []) {
     const resource = attrs(rm.resource?.attributes);
     for (const sm of rm.scopeMetrics ?? []) {
       for (const m of sm.metrics ?? []) {
-        for (const type of ['sum', 'gauge', 'histogram']) {
-          for (const p of m[type]?.dataPoints ?? []) {
-            const value = type === 'histogram' ? Number(p.count) : Number(p.asDouble ?? p.asInt ?? 0);
-            out.push({ metric: m.name, type, resource, attributes: attrs(p.attributes), value });
-          }
-        }
+        out.push(...pointsOf(m, resource));
       }
     }
   }

@@ -1,0 +1,108 @@
+// OpenTelemetry for every llem process: traces and metrics over OTLP, configured only by OTEL_*
+// variables (env.ts). Off by default: then only @opentelemetry/api's no-op tracer and meter exist,
+// spans cost a few allocations and nothing is exported. The SDK itself is imported on demand.
+//
+//   await startTelemetry('llem-agent')       once, at process start (no-op when OTEL_* is unset)
+//   await shutdownTelemetry()                before exit: flushes spans and metrics (bounded)
+//   tracer().startActiveSpan(...)            spans; traceparentOf()/contextFromTraceparent() carry
+//   natsTraceHeaders() / linkFromHeaders()   the trace over pod env and NATS headers (W3C)
+import {
+  context, metrics, propagation, trace, SpanStatusCode,
+  type Attributes, type Context, type Link, type Meter, type Span, type Tracer,
+} from '@opentelemetry/api';
+import type { LoadedSdk } from './sdk.ts';
+import { telemetrySettings } from './env.ts';
+
+export { telemetrySettings, type TelemetrySettings } from './env.ts';
+export { context, trace, SpanStatusCode, type Attributes, type Context, type Span };
+
+let sdk: LoadedSdk | null = null;
+
+/** Starts the SDK when OTEL_* variables turn telemetry on; returns whether it did. Idempotent. */
+export async function startTelemetry(serviceName: string, env: NodeJS.ProcessEnv = process.env): Promise<boolean> {
+  if (sdk !== null) return true;
+  const settings = telemetrySettings(env);
+  if (settings === null) return false;
+  const { loadSdk } = await import('./sdk.ts');
+  sdk = await loadSdk(settings, serviceName);
+  return true;
+}
+
+export function telemetryEnabled(): boolean {
+  return sdk !== null;
+}
+
+/** Flush and stop exporters; waits at most `timeoutMs` so an unreachable collector cannot hold exit. */
+export async function shutdownTelemetry(timeoutMs = 5000): Promise<void> {
+  const s = sdk;
+  sdk = null;
+  if (s === null) return;
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<void>((resolve) => { timer = setTimeout(resolve, timeoutMs); });
+  await Promise.race([s.shutdown().catch(() => undefined), late]);
+  clearTimeout(timer);
+}
+
+export function tracer(): Tracer {
+  return trace.getTracer('llem');
+}
+
+export function meter(): Meter {
+  return metrics.getMeter('llem');
+}
+
+/** The W3C traceparent of `ctx` (default: the active context), or undefined when no span is recording. */
+export function traceparentOf(ctx: Context = context.active()): string | undefined {
+  const carrier: Record<string, string> = {};
+  propagation.inject(ctx, carrier);
+  return carrier['traceparent'];
+}
+
+/** A context whose parent is the given W3C traceparent (undefined/invalid: the active context). */
+export function contextFromTraceparent(traceparent: string | undefined): Context {
+  if (traceparent === undefined) return context.active();
+  return propagation.extract(context.active(), { traceparent });
+}
+
+/** W3C headers for a NATS message sent in `ctx`; undefined when nothing is traced (no header cost). */
+export function natsTraceHeaders(ctx: Context = context.active()): Record<string, string> | undefined {
+  if (trace.getSpan(ctx) === undefined) return undefined;
+  const carrier: Record<string, string> = {};
+  propagation.inject(ctx, carrier);
+  return carrier['traceparent'] === undefined ? undefined : carrier;
+}
+
+/** A span link to the span that sent a message with these headers (aggregator side), or null. */
+export function linkFromHeaders(headers: Record<string, string> | undefined, attributes: Attributes = {}): Link | null {
+  if (headers?.['traceparent'] === undefined) return null;
+  const sc = trace.getSpanContext(propagation.extract(context.active(), headers));
+  return sc === undefined ? null : { context: sc, attributes };
+}
+
+/** trace_id/span_id of the active span, for log lines (lib/log.ts mixin); {} when none. */
+export function activeTraceIds(): { trace_id?: string; span_id?: string } {
+  const sc = trace.getActiveSpan()?.spanContext();
+  if (sc === undefined || !trace.isSpanContextValid(sc)) return {};
+  return { trace_id: sc.traceId, span_id: sc.spanId };
+}
+
+/** Ends `span` with an error status carrying the error's message. */
+export function endWithError(span: Span, err: unknown): void {
+  span.recordException(err instanceof Error ? err : String(err));
+  span.setStatus({ code: SpanStatusCode.ERROR, message: err instanceof Error ? err.message : String(err) });
+  span.end();
+}
+
+/** Runs `fn` in a new active span; records its error, always ends the span. */
+export async function inSpan<T>(name: string, attributes: Attributes, fn: (span: Span) => Promise<T>, parent?: Context): Promise<T> {
+  return tracer().startActiveSpan(name, { attributes }, parent ?? context.active(), async (span) => {
+    try {
+      const value = await fn(span);
+      span.end();
+      return value;
+    } catch (err) {
+      endWithError(span, err);
+      throw err;
+    }
+  });
+}
