@@ -10,6 +10,7 @@ import {
   context, metrics, propagation, trace, SpanStatusCode,
   type Attributes, type Context, type Link, type Meter, type Span, type Tracer,
 } from '@opentelemetry/api';
+import { createHash } from 'node:crypto';
 import type { LoadedSdk } from './sdk.ts';
 import { telemetrySettings } from './env.ts';
 
@@ -105,4 +106,14 @@ export async function inSpan<T>(name: string, attributes: Attributes, fn: (span:
       throw err;
     }
   });
+}
+
+/**
+ * The context of one experiment's trace, derived from its UID: every reconcile of the experiment,
+ * in any controller replica and after restarts, is a child of the same (remote) experiment span,
+ * so one experiment is one trace without storing span ids anywhere.
+ */
+export function experimentContext(uid: string): Context {
+  const hex = createHash('sha256').update(`llem-experiment/${uid}`).digest('hex');
+  return trace.setSpanContext(context.active(), { traceId: hex.slice(0, 32), spanId: hex.slice(32, 48), traceFlags: 1, isRemote: true });
 }
