@@ -117,3 +117,13 @@ export function experimentContext(uid: string): Context {
   const hex = createHash('sha256').update(`llem-experiment/${uid}`).digest('hex');
   return trace.setSpanContext(context.active(), { traceId: hex.slice(0, 32), spanId: hex.slice(32, 48), traceFlags: 1, isRemote: true });
 }
+
+/**
+ * The OTEL_* variables the controller passes on to agent pods, so agents export where it does:
+ * every OTEL_* it was given, with OTEL_SERVICE_NAME set to llem-agent. Empty when telemetry is off.
+ */
+export function agentTelemetryEnv(env: NodeJS.ProcessEnv = process.env): { name: string; value: string }[] {
+  if (telemetrySettings(env) === null) return [];
+  const pass = Object.entries(env).filter((e): e is [string, string] => e[0].startsWith('OTEL_') && e[0] !== 'OTEL_SERVICE_NAME' && e[1] !== undefined);
+  return [...pass.map(([name, value]) => ({ name, value })), { name: 'OTEL_SERVICE_NAME', value: 'llem-agent' }];
+}

@@ -3,7 +3,7 @@
 // sink in this process). Without OTEL_* the SDK is never loaded and nothing is exported.
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -98,6 +98,9 @@ describe('OpenTelemetry from llem run (local mode, simulated GPU)', { skip, time
       assert.ok(agent.startNs >= attempt.startNs && agent.endNs <= attempt.endNs, 'the agent runs inside its attempt');
     }
     assert.ok(r.modules.some((m) => m.includes('/@opentelemetry/sdk-trace/')), 'the SDK was loaded');
+    // docs/observability.md's waterfall is drawn from these (scripts/otel-waterfall.ts).
+    const dump = process.env['LLEM_OTEL_SPANS_OUT'];
+    if (dump !== undefined) writeFileSync(dump, JSON.stringify(spans, (_k, v: unknown) => (typeof v === 'bigint' ? v.toString() : v), 2));
   });
 
   it('puts trace_id and span_id of the active span on log lines', async () => {
