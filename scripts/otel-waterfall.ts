@@ -38,7 +38,7 @@ const body = rows.map(({ span, depth }, i) => {
   const w = Math.max(1, x(span.endNs) - x0);
   const ms = Number(BigInt(span.endNs) - BigInt(span.startNs)) / 1e6;
   const e = span.attributes['llem.window.energy_joules'];
-  const extra = typeof e === 'number' ? ` ${e.toFixed(0)} J, ${(span.attributes['llem.window.joules_per_token'] as number).toFixed(2)} J/token` : '';
+  const extra = typeof e === 'number' ? `, ${e.toFixed(0)} J, ${(span.attributes['llem.window.joules_per_token'] as number).toFixed(2)} J/token` : '';
   const run = typeof span.attributes['llem.run.id'] === 'string' && span.name !== 'llem.agent.run' ? ` ${String(span.attributes['llem.run.id']).slice(0, 18)}` : '';
   return `<text x="${6 + depth * 14}" y="${y + 14}" font-size="12">${esc(span.name + run)}</text>`
     + `<rect x="${x0.toFixed(1)}" y="${y + 3}" width="${w.toFixed(1)}" height="${ROW_H - 6}" fill="${colour(span.name)}"/>`

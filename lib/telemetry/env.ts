@@ -47,6 +47,11 @@ const EnvSchema = z.object({
 
 const set = (v: string | undefined): boolean => v !== undefined && v.trim() !== '';
 
+/** The variable a signal's protocol came from, for the error message. */
+function protocolVariable(perSignal: string | undefined, signal: string): string {
+  return perSignal === undefined ? 'OTEL_EXPORTER_OTLP_PROTOCOL' : `OTEL_EXPORTER_OTLP_${signal}_PROTOCOL`;
+}
+
 function signalProtocol(p: string | undefined, variable: string): OtlpProtocol {
   // Only the HTTP exporters are installed: gRPC would pull in @grpc/grpc-js for every agent pod.
   if (p === 'grpc') {
@@ -76,9 +81,9 @@ function fromParsed(e: z.infer<typeof EnvSchema>): TelemetrySettings | null {
   const traceProto = e.OTEL_EXPORTER_OTLP_TRACES_PROTOCOL ?? e.OTEL_EXPORTER_OTLP_PROTOCOL;
   const metricProto = e.OTEL_EXPORTER_OTLP_METRICS_PROTOCOL ?? e.OTEL_EXPORTER_OTLP_PROTOCOL;
   return {
-    traces: tracesOn ? { protocol: signalProtocol(traceProto, 'OTEL_EXPORTER_OTLP_TRACES_PROTOCOL') } : null,
+    traces: tracesOn ? { protocol: signalProtocol(traceProto, protocolVariable(e.OTEL_EXPORTER_OTLP_TRACES_PROTOCOL, 'TRACES')) } : null,
     metrics: metricsOn
-      ? { protocol: signalProtocol(metricProto, 'OTEL_EXPORTER_OTLP_METRICS_PROTOCOL'), exportIntervalMs: e.OTEL_METRIC_EXPORT_INTERVAL ?? 60_000 }
+      ? { protocol: signalProtocol(metricProto, protocolVariable(e.OTEL_EXPORTER_OTLP_METRICS_PROTOCOL, 'METRICS')), exportIntervalMs: e.OTEL_METRIC_EXPORT_INTERVAL ?? 60_000 }
       : null,
     sampler: { name: e.OTEL_TRACES_SAMPLER ?? 'parentbased_always_on', ratio: e.OTEL_TRACES_SAMPLER_ARG ?? 1 },
     spanDelayMs: e.OTEL_BSP_SCHEDULE_DELAY ?? 5000,
