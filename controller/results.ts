@@ -2,6 +2,7 @@
 // order to the RunLedger, state checkpointed (with the last applied stream sequence) so a restarted
 // controller resumes where it stopped and never counts a message twice. Also the start barrier:
 // once every replica of a run attempt is ready, one StartSignal goes out on the control subject.
+import { traceApplied } from '../lib/telemetry/index.ts';
 import { decodeMessage, startSubject, PROTOCOL_VERSION, type StartSignal, type WireMessage } from '../api/protocol.ts';
 import { experimentSubjectFilter } from '../api/protocol.ts';
 import { sanitizeToken } from '../api/names.ts';
@@ -119,6 +120,7 @@ class Feed implements ExperimentFeed {
     const msg = decoded.message;
     this.ledger.apply(msg);
     this.applyToAggregator(m.streamSeq, msg);
+    traceApplied(msg, m.headers);
     this.lastStreamSeq = m.streamSeq;
     this.dirty = true;
     this.events.applied(this.ref, msg.kind);

@@ -20,7 +20,7 @@ import { LOCAL_NAMESPACE, runReplicas } from './run-replicas.ts';
 import { removeRunFile, writeRunFile, writeResults, type ResultsSummary } from './results.ts';
 import { assertSameExperiment, ResultsDirectory, type LocalState } from './state.ts';
 import { assertGpuPresent } from './gpu-check.ts';
-import { inSpan } from '../lib/telemetry/index.ts';
+import { inSpan, traceApplied } from '../lib/telemetry/index.ts';
 
 export interface LocalRunOptions {
   file: string;
@@ -136,6 +136,7 @@ class LocalExperiment {
         if (!decoded.ok) return 'dead-letter';
         // The in-process stream restarts at 1 in every process; the restored aggregator remembers the old sequence.
         this.aggregator.apply(decoded.message, m.streamSeq + this.seqOffset);
+        traceApplied(decoded.message, m.headers);
         this.observer.observe(decoded.message, (id) => this.attempts.get(id));
         if (decoded.message.kind === 'hello' && Object.keys(this.state.environment).length === 0) {
           this.state.environment = this.observer.get(decoded.message.runId)?.environment ?? {};

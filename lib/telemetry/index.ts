@@ -127,3 +127,18 @@ export function agentTelemetryEnv(env: NodeJS.ProcessEnv = process.env): { name:
   const pass = Object.entries(env).filter((e): e is [string, string] => e[0].startsWith('OTEL_') && e[0] !== 'OTEL_SERVICE_NAME' && e[1] !== undefined);
   return [...pass.map(([name, value]) => ({ name, value })), { name: 'OTEL_SERVICE_NAME', value: 'llem-agent' }];
 }
+
+/**
+ * The aggregator's side of a run replica's trace: when it applies the agent's last word (summary or
+ * aborted), one `llem.aggregator.apply` span linked to the agent's span (from the NATS headers).
+ * A link, not a parent: the aggregator's work belongs to the consumer, not to any one agent.
+ */
+export function traceApplied(m: { kind: string; runId: string; attempt: number; replica: number; seq: number }, headers: Record<string, string> | undefined): void {
+  if (m.kind !== 'summary' && m.kind !== 'aborted') return;
+  const link = linkFromHeaders(headers, { 'llem.message.kind': m.kind });
+  if (link === null) return;
+  tracer().startSpan('llem.aggregator.apply', {
+    root: true, links: [link],
+    attributes: { 'llem.run.id': m.runId, 'llem.run.attempt': m.attempt, 'llem.run.replica': m.replica, 'llem.message.kind': m.kind, 'llem.message.seq': m.seq },
+  }).end();
+}

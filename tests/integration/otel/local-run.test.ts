@@ -66,7 +66,8 @@ describe('OpenTelemetry from llem run (local mode, simulated GPU)', { skip, time
     assert.equal(root.attributes['llem.experiment.name'], 'otel-tiny');
     assert.equal(root.resource['service.name'], 'llem-run');
     assert.equal(root.resource['deployment.environment'], 'otel-test');
-    assert.ok(spans.every((s) => s.traceId === root.traceId), 'every span is in the experiment trace');
+    const applied = spans.filter((s) => s.name === 'llem.aggregator.apply');
+    assert.ok(spans.filter((s) => s.name !== 'llem.aggregator.apply').every((s) => s.traceId === root.traceId), 'every span is in the experiment trace');
 
     const attempts = childrenOf(spans, root).filter((s) => s.name === 'llem.run.attempt');
     assert.equal(attempts.length, 2, 'two runs, one attempt each');
@@ -96,6 +97,10 @@ describe('OpenTelemetry from llem run (local mode, simulated GPU)', { skip, time
       assert.ok(Math.abs(jPerToken - energy / tokens) < 1e-9, 'J/token = window energy / output tokens');
       assert.ok((w.attributes['llem.window.mean_power_watts'] as number) > 0);
       assert.ok(agent.startNs >= attempt.startNs && agent.endNs <= attempt.endNs, 'the agent runs inside its attempt');
+      // The summary crossed the bus with the agent's traceparent in its headers: the aggregator links to it.
+      const links = applied.filter((s) => s.links.some((l) => l.spanId === agent.spanId && l.traceId === agent.traceId));
+      assert.equal(links.length, 1, 'one aggregator span linked to this agent run');
+      assert.equal((links[0] as CollectedSpan).attributes['llem.message.kind'], 'summary');
     }
     assert.ok(r.modules.some((m) => m.includes('/@opentelemetry/sdk-trace/')), 'the SDK was loaded');
     // docs/observability.md's waterfall is drawn from these (scripts/otel-waterfall.ts).
