@@ -2,13 +2,14 @@
 // with their JetStream stream sequence; the controller reads results() and persists checkpoint()
 // bytes next to lastStreamSeq so a restarted controller resumes without double counting.
 import { z } from 'zod';
-import type { WireMessage } from '../api/protocol.ts';
+import { isDecodedMessage, WireMessageSchema, type WireMessage } from '../api/protocol.ts';
 import { CheckpointError, InvalidInputError } from '../lib/errors.ts';
+import { completeness } from './completeness.ts';
 import { runResult, type RunResult } from './run-results.ts';
 import { RunState, type ApplyOutcome } from './run-state.ts';
 import { configResult, experimentResult, pooledSketch, type ConfigResult, type ExperimentResult, type RollupInput } from './rollup.ts';
 import {
-  AggregatorPlanSchema, CHECKPOINT_FORMAT, CHECKPOINT_VERSION, CheckpointSchema,
+  AggregatorPlanSchema, CHECKPOINT_FORMAT, CHECKPOINT_VERSION, CheckpointSchema, READABLE_CHECKPOINT_VERSIONS,
   type AggregatorPlan, type CheckpointData, type LatencyMetric, type PlannedRun,
 } from './state.ts';
 
@@ -28,6 +29,8 @@ export class Aggregator {
   private readonly plan: AggregatorPlan;
   private readonly planned = new Map<string, PlannedRun>();
   private readonly runs = new Map<string, RunState>();
+  /** Attempts above 0 that the runtime started, per run (attempt 0 is started by the plan). */
+  private readonly started = new Map<string, Set<number>>();
   private streamSeq = 0;
 
   constructor(plan: AggregatorPlan) {
@@ -49,29 +52,96 @@ export class Aggregator {
   }
 
   /**
+   * Records that the runtime started `attempt` of a run (it creates the attempt's pods or agents
+   * right after). Messages of an attempt never started are refused, so a stray or hostile message
+   * for attempt 99 cannot replace the run's data. Idempotent; attempt 0 needs no call.
+   */
+  startAttempt(runId: string, attempt: number): void {
+    if (!this.planned.has(runId)) {
+      const message = `run ${runId} is not in the run plan; start only planned runs`;
+      throw new InvalidInputError([{ file: 'run plan', path: 'runId', message }]);
+    }
+    if (!Number.isSafeInteger(attempt) || attempt < 0) {
+      const message = `attempt must be a non-negative integer, got ${attempt}`;
+      throw new InvalidInputError([{ file: 'run plan', path: 'attempt', message }]);
+    }
+    if (attempt === 0) return;
+    const set = this.started.get(runId) ?? new Set<number>();
+    set.add(attempt);
+    this.started.set(runId, set);
+  }
+
+  /** Whether `attempt` of a run was started (always true for attempt 0). */
+  attemptStarted(runId: string, attempt: number): boolean {
+    return attempt === 0 || this.started.get(runId)?.has(attempt) === true;
+  }
+
+  /**
    * Applies one message. `streamSeq` is its JetStream stream sequence: strictly increasing over
    * the stream, so one at or below the last seen is a redelivery and counts as a duplicate.
+   * The message is validated again here (the wire schema) unless decodeMessage produced it:
+   * callers may hand over objects that never went through decodeMessage, and nothing that fails
+   * the schema may reach the state.
    */
   apply(message: WireMessage, streamSeq: number): ApplyOutcome {
-    if (streamSeq <= this.streamSeq) {
-      return { outcome: 'duplicate', reason: `stream sequence ${streamSeq} is at or below the last applied ${this.streamSeq}` };
+    if (!(streamSeq > this.streamSeq) || !Number.isSafeInteger(streamSeq)) {
+      const reason = `stream sequence ${streamSeq} is at or below the last applied ${this.streamSeq}`;
+      return { outcome: 'duplicate', reason };
     }
     this.streamSeq = streamSeq;
-    if (message.experimentUid !== this.plan.experimentUid) {
-      return { outcome: 'rejected', reason: `message is for experiment ${message.experimentUid}, not ${this.plan.experimentUid}` };
+    let m = message;
+    if (!isDecodedMessage(message)) {
+      const parsed = WireMessageSchema.safeParse(message);
+      if (!parsed.success) {
+        return this.refuse(message, `fails the wire schema: ${z.prettifyError(parsed.error).replaceAll('\n', ' ')}`);
+      }
+      m = parsed.data;
     }
-    const plan = this.planned.get(message.runId);
-    if (plan === undefined) return { outcome: 'rejected', reason: `run ${message.runId} is not in the run plan` };
-    let run = this.runs.get(message.runId);
-    if (run !== undefined && message.attempt < run.data.attempt) {
-      return { outcome: 'stale-attempt', reason: `attempt ${message.attempt} of run ${message.runId} is older than attempt ${run.data.attempt}` };
+    if (m.experimentUid !== this.plan.experimentUid) {
+      const reason = `message is for experiment ${m.experimentUid}, not ${this.plan.experimentUid}`;
+      return { outcome: 'rejected', reason };
     }
-    if (run === undefined || message.attempt > run.data.attempt) {
-      // A newer attempt replaces everything the older one contributed.
-      run = RunState.fresh(plan, message.attempt);
-      this.runs.set(message.runId, run);
+    const plan = this.planned.get(m.runId);
+    if (plan === undefined) return { outcome: 'rejected', reason: `run ${m.runId} is not in the run plan` };
+    const run = this.runFor(plan, m);
+    return 'outcome' in run ? run : run.apply(m);
+  }
+
+  /** The state a message of this attempt goes to, or why it goes nowhere. */
+  private runFor(plan: PlannedRun, m: WireMessage): RunState | ApplyOutcome {
+    if (!this.attemptStarted(m.runId, m.attempt)) {
+      const known = [0, ...[...(this.started.get(m.runId) ?? [])].sort((a, b) => a - b)].join(', ');
+      const reason = `attempt ${m.attempt} of run ${m.runId} was never started (started: ${known})`;
+      return { outcome: 'rejected', reason };
     }
-    return run.apply(message);
+    const run = this.runs.get(m.runId);
+    if (run !== undefined && m.attempt < run.data.attempt) {
+      const reason = `attempt ${m.attempt} of run ${m.runId} is older than attempt ${run.data.attempt}`;
+      return { outcome: 'stale-attempt', reason };
+    }
+    if (run !== undefined && m.attempt === run.data.attempt) return run;
+    if (run !== undefined && completeness(run, plan.replicas).status === 'complete') {
+      // Complete data is final: a later attempt (a retry started in a race with the summary) never wipes it.
+      const reason = `run ${m.runId} already has complete attempt ${run.data.attempt}; ` +
+        `attempt ${m.attempt} is not merged`;
+      return { outcome: 'rejected', reason };
+    }
+    // A newer attempt replaces everything the older, unfinished one contributed.
+    const fresh = RunState.fresh(plan, m.attempt);
+    this.runs.set(m.runId, fresh);
+    return fresh;
+  }
+
+  /** A message that fails the schema still counts against its run's current attempt, when it names one. */
+  private refuse(message: WireMessage, reason: string): ApplyOutcome {
+    if (typeof message !== 'object' || message === null) return { outcome: 'rejected', reason };
+    const raw = message as Partial<Record<string, unknown>>;
+    const ours = typeof raw['runId'] === 'string' && raw['experimentUid'] === this.plan.experimentUid;
+    const run = ours ? this.runs.get(raw['runId'] as string) : undefined;
+    if (run !== undefined && raw['attempt'] === run.data.attempt) {
+      run.reject(`a message (seq ${String(raw['seq'])}) ${reason}`);
+    }
+    return { outcome: 'rejected', reason };
   }
 
   /** Per-run, per-configuration and per-experiment results; a pure function of the applied messages. */
@@ -129,6 +199,10 @@ export class Aggregator {
       version: CHECKPOINT_VERSION,
       plan: this.plan,
       lastStreamSeq: this.streamSeq,
+      started: this.plan.runs.flatMap((p) => {
+        const set = this.started.get(p.runId);
+        return set === undefined ? [] : [{ runId: p.runId, attempts: [...set].sort((a, b) => a - b) }];
+      }),
       runs: this.plan.runs.flatMap((p) => {
         const r = this.runs.get(p.runId);
         return r === undefined ? [] : [r.toData()];
@@ -145,16 +219,26 @@ export class Aggregator {
       throw new CheckpointError(`aggregator checkpoint is not UTF-8 JSON: ${(err as Error).message}`, { cause: err });
     }
     const version = (raw as { version?: unknown } | null)?.version;
-    if (version !== CHECKPOINT_VERSION) {
-      throw new CheckpointError(`aggregator checkpoint version ${String(version)} is not supported (this build reads ${CHECKPOINT_VERSION})`);
+    if (typeof version !== 'number' || !READABLE_CHECKPOINT_VERSIONS.includes(version)) {
+      const readable = READABLE_CHECKPOINT_VERSIONS.join(', ');
+      throw new CheckpointError(
+        `aggregator checkpoint version ${String(version)} is not supported (this build reads ${readable})`);
     }
     const parsed = CheckpointSchema.safeParse(raw);
     if (!parsed.success) throw new CheckpointError(`aggregator checkpoint is malformed: ${z.prettifyError(parsed.error)}`);
     const agg = new Aggregator(parsed.data.plan);
     agg.streamSeq = parsed.data.lastStreamSeq;
+    for (const s of parsed.data.started) {
+      if (!agg.planned.has(s.runId)) {
+        throw new CheckpointError(`aggregator checkpoint starts run ${s.runId}, which its plan lacks`);
+      }
+      for (const a of s.attempts) agg.startAttempt(s.runId, a);
+    }
     for (const data of parsed.data.runs) {
       const plan = agg.planned.get(data.runId);
       if (plan === undefined) throw new CheckpointError(`aggregator checkpoint holds run ${data.runId}, which its plan lacks`);
+      // Data of an attempt was accepted, so that attempt was started (version 1 did not record it).
+      agg.startAttempt(data.runId, data.attempt);
       try {
         agg.runs.set(data.runId, RunState.fromData(plan, data));
       } catch (err) {

@@ -1,15 +1,21 @@
 // A run is complete only when every planned replica's summary has arrived, its sequence numbers
 // are contiguous up to the summary, the per-kind counts match what the summary says was sent,
 // and the sketch totals match the summary's totals. Anything else is reported with reasons.
+// A run whose input was rejected (a message refused, an implausible reading) is incomplete and
+// `inputRejected`: it is never merged into statistics, under any failure policy. A run that is
+// whole but in which no request succeeded is `failed`: it measured nothing.
+import { plausibilityProblems } from './plausibility.ts';
 import type { PublisherState } from './state.ts';
 import type { RunState } from './run-state.ts';
 
-export type RunStatus = 'pending' | 'complete' | 'incomplete' | 'aborted';
+export type RunStatus = 'pending' | 'complete' | 'incomplete' | 'failed' | 'aborted';
 
 export interface Completeness {
   status: RunStatus;
   /** Sentences saying what is missing or wrong; empty when complete. */
   reasons: string[];
+  /** Some input of this attempt was refused or implausible: never merged, never "best". */
+  inputRejected: boolean;
 }
 
 const COUNTED_KINDS = ['hello', 'ready', 'sketch', 'telemetry'] as const;
@@ -39,20 +45,46 @@ function publisherProblems(p: PublisherState, configHash: string): string[] {
   return out;
 }
 
+function allFailed(run: RunState): string | null {
+  let ok = 0;
+  let failed = 0;
+  for (const p of run.data.publishers) {
+    ok += p.requestsOk;
+    failed += p.requestsFailed;
+  }
+  if (ok > 0) return null;
+  const classes = [...run.errorClasses.entries()]
+    .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))
+    .map(([c, n]) => `${c} ${n}`);
+  const byClass = classes.length > 0 ? `: ${classes.join(', ')}` : '';
+  return failed === 0
+    ? 'no request was sent or completed in the window: the run measured nothing'
+    : `every request failed (${failed}${byClass}): the run measured nothing`;
+}
+
 export function completeness(run: RunState | undefined, replicas: number): Completeness {
-  if (run === undefined || run.data.publishers.length === 0) return { status: 'pending', reasons: ['no messages received yet'] };
+  if (run === undefined || run.data.publishers.length === 0) {
+    return { status: 'pending', reasons: ['no messages received yet'], inputRejected: false };
+  }
+  const implausible = plausibilityProblems(run);
+  const inputRejected = implausible.length > 0 || run.data.problems.length > 0 ||
+    run.data.publishers.some((p) => p.problems.length > 0);
   const aborted = run.data.publishers.filter((p) => p.aborted !== null);
   if (aborted.length > 0) {
     return {
       status: 'aborted',
       reasons: aborted.map((p) => `replica ${p.replica} aborted during ${p.aborted?.phase}: ${p.aborted?.reason}`),
+      inputRejected,
     };
   }
-  const reasons: string[] = [];
+  const reasons: string[] = [...run.data.problems, ...implausible];
   for (let r = 0; r < replicas; r++) {
     const p = run.publisher(r);
     if (p === undefined) reasons.push(`replica ${r}: no messages received`);
     else reasons.push(...publisherProblems(p, run.plan.configHash));
   }
-  return reasons.length === 0 ? { status: 'complete', reasons } : { status: 'incomplete', reasons };
+  if (reasons.length > 0) return { status: 'incomplete', reasons, inputRejected };
+  const failed = allFailed(run);
+  if (failed !== null) return { status: 'failed', reasons: [failed], inputRejected };
+  return { status: 'complete', reasons, inputRejected };
 }

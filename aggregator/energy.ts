@@ -9,6 +9,12 @@ import type { GpuState, SegmentState } from './state.ts';
 
 /** Power samples this far apart (ms) or less count as covering the span between them. */
 const COVERAGE_TOLERANCE_MS = 1;
+/**
+ * The counter moves in steps about every 100 ms, so two readings 10 ms apart can see a whole
+ * step: a delta's implied power is taken over its span plus this slack (2.5 steps), so that step
+ * granularity never looks like a power spike while a jump of kilojoules still does.
+ */
+export const COUNTER_SLACK_MS = 250;
 
 function missingReason(s: GpuSample, field: string): string {
   return s.unavailable?.[field] ?? `${field} was not reported`;
@@ -36,6 +42,9 @@ function openSegment(s: GpuSample): SegmentState {
     powerCount: 0,
     peakPowerW: null,
     outOfOrder: 0,
+    maxImpliedPowerW: 0,
+    maxImpliedAtMs: s.tMs,
+    clockStepBackMs: 0,
   };
 }
 
@@ -60,6 +69,14 @@ function feedCounter(seg: SegmentState, s: GpuSample): void {
     const delta = e - seg.lastMj;
     if (delta >= 0) {
       seg.counterMj += delta;
+      // mJ / ms = W. Kept as a maximum (not judged here) so the verdict does not depend on whether
+      // the hello with the power limit arrived before this reading.
+      // A reading timed before the previous one (clock step) has no span to judge by.
+      const implied = s.tMs >= seg.lastMjMs ? delta / (s.tMs - seg.lastMjMs + COUNTER_SLACK_MS) : 0;
+      if (implied > seg.maxImpliedPowerW) {
+        seg.maxImpliedPowerW = implied;
+        seg.maxImpliedAtMs = s.tMs;
+      }
     } else {
       const span = s.tMs - seg.lastMjMs;
       const covered = seg.coveredMs - seg.coveredMsAtLastMj;
@@ -85,6 +102,13 @@ function feed(seg: SegmentState, s: GpuSample): void {
 }
 
 function closeSegment(seg: SegmentState, s: GpuSample): void {
+  if (seg.endMs === null && s.tMs < seg.lastMs) {
+    // The wall clock stepped back (NTP) between the last reading and the closing mark. The counter
+    // does not care: its last delta still counts (dropping it undercounted the window's energy),
+    // but the segment's length is now wrong, which completeness reports.
+    seg.clockStepBackMs = Math.max(seg.clockStepBackMs, seg.lastMs - s.tMs);
+    feedCounter(seg, s);
+  }
   feed(seg, s);
   seg.endMs = s.tMs;
   seg.endMj = s.energyMillijoules;
@@ -109,8 +133,20 @@ function applyMark(g: GpuState, mark: Mark, s: GpuSample): void {
   else if (mark === 'windowEnd' && g.window !== null) closeSegment(g.window, s);
 }
 
-/** Fold one telemetry message into the per-GPU segments of its run. */
-export function applyTelemetry(gpus: GpuState[], m: TelemetryMessage): void {
+/** GPUs one replica may report (a hello lists at most as many): more is a flood, not a machine. */
+export const MAX_GPUS_PER_REPLICA = 64;
+
+/**
+ * Fold one telemetry message into the per-GPU segments of its run. Returns a problem when the
+ * message names more GPUs than a replica can have; then nothing of it is applied.
+ */
+export function applyTelemetry(gpus: GpuState[], m: TelemetryMessage): string | null {
+  const known = new Set(gpus.filter((g) => g.replica === m.replica).map((g) => g.gpuUuid));
+  for (const s of m.samples) known.add(s.gpuUuid);
+  if (known.size > MAX_GPUS_PER_REPLICA) {
+    const more = `more than the ${MAX_GPUS_PER_REPLICA} a replica can have`;
+    return `replica ${m.replica} would report ${known.size} GPUs, ${more}`;
+  }
   for (const s of m.samples) {
     const g = gpuState(gpus, m.replica, s.gpuUuid);
     if (m.mark !== undefined) {
@@ -120,6 +156,7 @@ export function applyTelemetry(gpus: GpuState[], m: TelemetryMessage): void {
     if (g.baseline !== null) feed(g.baseline, s);
     if (g.window !== null) feed(g.window, s);
   }
+  return null;
 }
 
 /** A number, or null with the reason it is missing. */
@@ -134,8 +171,18 @@ export interface SegmentEnergy {
   notes: string[];
 }
 
-/** Energy and duration of one closed segment; `what` names it in reasons ("window", "baseline"). */
-export function segmentEnergy(seg: SegmentState | null, what: string): SegmentEnergy {
+/** The most power one GPU can plausibly draw, and where that bound comes from. */
+export interface PowerBound {
+  watts: number;
+  source: string;
+}
+
+/**
+ * Energy and duration of one closed segment; `what` names it in reasons ("window", "baseline").
+ * Counter deltas implying more power than `bound` make the energy null with the reason: a counter
+ * jump is a broken reading, and its joules must never reach a result.
+ */
+export function segmentEnergy(seg: SegmentState | null, what: string, bound?: PowerBound): SegmentEnergy {
   if (seg === null) return { energyMj: missing(`no ${what}Start reading`), durationMs: missing(`no ${what}Start reading`), notes: [] };
   if (seg.endMs === null) return { energyMj: missing(`no ${what}End reading`), durationMs: missing(`no ${what}End reading`), notes: [] };
   const durationMs = measured(seg.endMs - seg.startMs);
@@ -143,6 +190,9 @@ export function segmentEnergy(seg: SegmentState | null, what: string): SegmentEn
   if (seg.outOfOrder > 0) notes.push(`${seg.outOfOrder} out-of-order readings ignored in the ${what}`);
   if (seg.startMissing !== null) return { energyMj: missing(`energy counter unavailable at ${what}Start: ${seg.startMissing}`), durationMs, notes };
   if (seg.endMissing !== null) return { energyMj: missing(`energy counter unavailable at ${what}End: ${seg.endMissing}`), durationMs, notes };
+  if (bound !== undefined && seg.maxImpliedPowerW > bound.watts) {
+    return { energyMj: missing(implausibleCounter(seg, what, bound)), durationMs, notes };
+  }
   let energy = seg.counterMj;
   for (const r of seg.resets) {
     if (r.integratedMj === null) {
@@ -151,5 +201,14 @@ export function segmentEnergy(seg: SegmentState | null, what: string): SegmentEn
     energy += r.integratedMj;
     notes.push(`energy counter decreased (reset or wrap) at t=${r.atMs} ms in the ${what}: that span integrated from sampled power`);
   }
+  if (energy < 0) {
+    return { energyMj: missing(`the ${what}'s energy came out negative (${energy} mJ)`), durationMs, notes };
+  }
   return { energyMj: measured(energy), durationMs, notes };
+}
+
+export function implausibleCounter(seg: SegmentState, what: string, bound: PowerBound): string {
+  const w = Math.round(seg.maxImpliedPowerW);
+  return `energy counter jump at t=${seg.maxImpliedAtMs} ms in the ${what} implies ${w} W, ` +
+    `above the plausible ${bound.watts} W (${bound.source})`;
 }

@@ -2,6 +2,8 @@
 // runs are merged; under `bestEffort` finished runs that lost messages (every replica sent its
 // summary, something is missing) are merged too and named. Aborted runs and runs still in flight
 // are never merged: their windows are cut short, so their figures describe a different workload.
+// Runs with rejected or implausible input and runs in which every request failed are never merged
+// either: their figures are not measurements.
 import { LogHistogram } from '../lib/sketch/index.ts';
 import { latencySummary, QUANTILES, RUN_METRICS, type LatencySummary, type QuantileName, type RunMetric, type RunResult } from './run-results.ts';
 import type { RunState } from './run-state.ts';
@@ -30,7 +32,7 @@ export interface ConfigResult {
 export interface ExperimentResult {
   experimentUid: string;
   simulated: boolean;
-  runs: { planned: number; pending: number; complete: number; incomplete: number; aborted: number };
+  runs: { planned: number; pending: number; complete: number; incomplete: number; failed: number; aborted: number };
   configurations: number;
   totals: {
     energyJoules: number | null;
@@ -44,9 +46,24 @@ export interface ExperimentResult {
     joulesPerRequest: number | null;
     missing: Record<string, string>;
   };
-  /** Lowest mean J/token among configurations with a value. */
-  bestConfiguration: { configId: string; joulesPerTokenMean: number } | null;
+  /**
+   * Lowest mean gross J/token (GPU energy over the window, idle floor included) among configurations
+   * with a value. `metric` names what it was chosen on; the baseline-subtracted figure (idle floor
+   * removed) is shown beside it, since the two can rank configurations differently.
+   */
+  bestConfiguration: BestConfiguration | null;
   latencyPooled: Record<LatencyMetric, LatencySummary>;
+}
+
+export interface BestConfiguration {
+  configId: string;
+  metric: 'joulesPerToken';
+  joulesPerTokenMean: number;
+  joulesPerToken: CycleStats;
+  baselineSubtractedJoulesPerTokenMean: number | null;
+  baselineSubtractedJoulesPerToken: CycleStats;
+  /** Cycles behind the figure; fewer than MIN_CYCLES_FOR_CI also shows in the stats' flags. */
+  cycles: number;
 }
 
 export interface RollupInput {
@@ -63,6 +80,7 @@ function finished(state: RunState | undefined): boolean {
 }
 
 function included(r: RollupInput): boolean {
+  if (r.result.inputRejected) return false;
   if (r.result.status === 'complete') return true;
   return r.failurePolicy === 'bestEffort' && r.result.status === 'incomplete' && finished(r.state);
 }
@@ -85,7 +103,9 @@ function pooled(states: (RunState | undefined)[]): Record<LatencyMetric, Latency
   return out;
 }
 
-function statsOf(runs: RunResult[], pick: (r: RunResult) => number | null, why: (r: RunResult) => string): CycleStats {
+function statsOf(
+  runs: RunResult[], pick: (r: RunResult) => number | null, why: (r: RunResult) => string, metric?: RunMetric,
+): CycleStats {
   const values: number[] = [];
   const skipped: string[] = [];
   for (const r of runs) {
@@ -93,14 +113,17 @@ function statsOf(runs: RunResult[], pick: (r: RunResult) => number | null, why: 
     if (v === null) skipped.push(`${r.runId}: ${why(r)}`);
     else values.push(v);
   }
-  return cycleStats(values, skipped);
+  // Latency percentiles (no metric named) and every run metric but the baseline-subtracted ones
+  // cannot be negative; a baseline-subtracted figure can, when idle power is over-estimated.
+  const nonNegative = metric === undefined || !metric.startsWith('baselineSubtracted');
+  return cycleStats(values, skipped, { nonNegative });
 }
 
 export function configResult(configId: string, inputs: RollupInput[]): ConfigResult {
   const use = inputs.filter(included);
   const runs = use.map((i) => i.result);
   const metrics = {} as Record<RunMetric, CycleStats>;
-  for (const k of RUN_METRICS) metrics[k] = statsOf(runs, (r) => r.metrics[k], (r) => r.missing[k] ?? 'missing');
+  for (const k of RUN_METRICS) metrics[k] = statsOf(runs, (r) => r.metrics[k], (r) => r.missing[k] ?? 'missing', k);
   const latency = {} as Record<LatencyMetric, Record<QuantileName, CycleStats>>;
   for (const k of LATENCY_METRICS) {
     const per = {} as Record<QuantileName, CycleStats>;
@@ -159,14 +182,22 @@ export function experimentResult(experimentUid: string, inputs: RollupInput[], c
   }
   let best: ExperimentResult['bestConfiguration'] = null;
   for (const c of configs) {
-    const v = c.metrics.joulesPerToken.mean;
-    if (v !== null && (best === null || v < best.joulesPerTokenMean)) best = { configId: c.configId, joulesPerTokenMean: v };
+    const gross = c.metrics.joulesPerToken;
+    const net = c.metrics.baselineSubtractedJoulesPerToken;
+    if (gross.mean === null || (best !== null && gross.mean >= best.joulesPerTokenMean)) continue;
+    best = {
+      configId: c.configId, metric: 'joulesPerToken', joulesPerTokenMean: gross.mean, joulesPerToken: gross,
+      baselineSubtractedJoulesPerTokenMean: net.mean, baselineSubtractedJoulesPerToken: net, cycles: gross.n,
+    };
   }
   const status = (s: string): number => inputs.filter((i) => i.result.status === s).length;
   return {
     experimentUid,
     simulated: inputs.some((i) => i.result.simulated),
-    runs: { planned: inputs.length, pending: status('pending'), complete: status('complete'), incomplete: status('incomplete'), aborted: status('aborted') },
+    runs: {
+      planned: inputs.length, pending: status('pending'), complete: status('complete'),
+      incomplete: status('incomplete'), failed: status('failed'), aborted: status('aborted'),
+    },
     configurations: configs.length,
     totals,
     bestConfiguration: best,

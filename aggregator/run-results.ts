@@ -3,7 +3,8 @@
 import { SHORT_WINDOW_SECONDS, type BackendMetrics } from '../api/protocol.ts';
 import type { LatencySketch } from '../lib/sketch/index.ts';
 import { completeness, type RunStatus } from './completeness.ts';
-import { segmentEnergy, type SegmentEnergy } from './energy.ts';
+import { segmentEnergy, type PowerBound, type SegmentEnergy } from './energy.ts';
+import { powerBound } from './plausibility.ts';
 import type { RunState } from './run-state.ts';
 import { LATENCY_METRICS, type GpuState, type LatencyMetric, type PlannedRun } from './state.ts';
 
@@ -46,6 +47,8 @@ export interface RunResult {
   attempt: number | null;
   status: RunStatus;
   reasons: string[];
+  /** Some input was refused or implausible: the run is left out of every statistic (issue #17 item 2). */
+  inputRejected: boolean;
   simulated: boolean;
   counts: { requestsOk: number; requestsFailed: number; inputTokens: number; outputTokens: number; errorClasses: Record<string, number> };
   metrics: Record<RunMetric, number | null>;
@@ -90,9 +93,9 @@ function baselineFigures(r: GpuEnergyResult, base: SegmentEnergy, seconds: numbe
   }
 }
 
-function gpuResult(g: GpuState): GpuEnergyResult {
-  const win = segmentEnergy(g.window, 'window');
-  const base = segmentEnergy(g.baseline, 'baseline');
+function gpuResult(g: GpuState, bound: PowerBound): GpuEnergyResult {
+  const win = segmentEnergy(g.window, 'window', bound);
+  const base = segmentEnergy(g.baseline, 'baseline', bound);
   const r: GpuEnergyResult = {
     replica: g.replica, gpuUuid: g.gpuUuid, energyJoules: null, windowSeconds: null, meanPowerWatts: null, peakPowerWatts: null,
     sampledMeanPowerWatts: null, baselinePowerWatts: null, baselineSubtractedJoules: null, missing: {}, notes: [...base.notes, ...win.notes],
@@ -180,23 +183,28 @@ function runMetrics(run: RunState, plan: PlannedRun, gpus: GpuEnergyResult[]): P
   return { metrics: m, missing };
 }
 
-function sortedRecord(r: Record<string, number>): Record<string, number> {
-  return Object.fromEntries(Object.keys(r).sort().map((k) => [k, r[k] as number]));
+/** Error classes as a record for JSON: null prototype, so a class named `constructor` is just a key. */
+function errorClassRecord(classes: ReadonlyMap<string, number> | undefined): Record<string, number> {
+  const out = Object.create(null) as Record<string, number>;
+  for (const k of [...(classes?.keys() ?? [])].sort()) out[k] = classes?.get(k) as number;
+  return out;
 }
 
 export function runResult(plan: PlannedRun, run: RunState | undefined): RunResult {
   const c = completeness(run, plan.replicas);
-  const gpus = run === undefined ? [] : expectedGpus(run).map(gpuResult);
+  const bound = (g: GpuState): ReturnType<typeof powerBound> => powerBound(run as RunState, g.replica, g.gpuUuid);
+  const gpus = run === undefined ? [] : expectedGpus(run).map((g) => gpuResult(g, bound(g)));
   const pubs = run?.data.publishers ?? [];
   const sum = (k: 'requestsOk' | 'requestsFailed' | 'inputTokens' | 'outputTokens'): number => pubs.reduce((a, p) => a + p[k], 0);
   const latency = Object.fromEntries(LATENCY_METRICS.map((k) => [k, latencySummary(run?.sketches[k] ?? null, k)])) as Record<LatencyMetric, LatencySummary>;
   const empty = { metrics: Object.fromEntries(RUN_METRICS.map((k) => [k, null])) as Record<RunMetric, number | null>, missing: Object.fromEntries(RUN_METRICS.map((k) => [k, 'no messages received yet'])) };
   return {
     runId: plan.runId, configId: plan.configId, configHash: plan.configHash, cycle: plan.cycle,
-    attempt: run?.data.attempt ?? null, status: c.status, reasons: c.reasons, simulated: run?.data.simulated ?? false,
+    attempt: run?.data.attempt ?? null, status: c.status, reasons: c.reasons, inputRejected: c.inputRejected,
+    simulated: run?.data.simulated ?? false,
     counts: {
       requestsOk: sum('requestsOk'), requestsFailed: sum('requestsFailed'), inputTokens: sum('inputTokens'), outputTokens: sum('outputTokens'),
-      errorClasses: sortedRecord(run?.data.errorClasses ?? {}),
+      errorClasses: errorClassRecord(run?.errorClasses),
     },
     ...(run === undefined ? empty : runMetrics(run, plan, gpus)),
     latency,

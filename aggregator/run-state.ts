@@ -3,7 +3,15 @@
 import type { SketchMessage, SummaryMessage, WireMessage } from '../api/protocol.ts';
 import { LogHistogram } from '../lib/sketch/index.ts';
 import { applyTelemetry } from './energy.ts';
-import { LATENCY_METRICS, newPublisher, type LatencyMetric, type PlannedRun, type PublisherState, type RunStateData } from './state.ts';
+import {
+  addProblem, LATENCY_METRICS, newPublisher,
+  type LatencyMetric, type PlannedRun, type PublisherState, type RunStateData,
+} from './state.ts';
+import { acceptWireSketch } from './wire-sketch.ts';
+
+/** Distinct error classes kept per run; further ones are counted under OTHER_ERROR_CLASS. */
+export const MAX_ERROR_CLASSES = 256;
+export const OTHER_ERROR_CLASS = '(other)';
 
 export type ApplyOutcome =
   | { outcome: 'applied' }
@@ -19,6 +27,8 @@ function emptySketches(): Sketches {
 
 export class RunState {
   readonly sketches: Sketches;
+  /** Error class -> failed requests. A Map: the keys are agent input (see RunStateSchema). */
+  readonly errorClasses: Map<string, number>;
 
   private constructor(
     readonly plan: PlannedRun,
@@ -26,6 +36,8 @@ export class RunState {
     sketches: Sketches,
   ) {
     this.sketches = sketches;
+    this.errorClasses = new Map(data.errorClasses);
+    data.errorClasses = [];
   }
 
   static fresh(plan: PlannedRun, attempt: number): RunState {
@@ -35,7 +47,8 @@ export class RunState {
       simulated: false,
       publishers: [],
       gpus: [],
-      errorClasses: {},
+      errorClasses: [],
+      problems: [],
       sketches: { ttftMs: null, itlMs: null, e2eMs: null, tpotMs: null },
     };
     return new RunState(plan, data, emptySketches());
@@ -56,7 +69,13 @@ export class RunState {
       const s = this.sketches[k];
       out[k] = s === null ? null : Buffer.from(s.serialize()).toString('base64');
     }
-    return { ...this.data, sketches: out };
+    const classes = [...this.errorClasses.entries()].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
+    return { ...this.data, errorClasses: classes, sketches: out };
+  }
+
+  /** Rejected input that belongs to no publisher of this run (capped). */
+  reject(problem: string): void {
+    addProblem(this.data.problems, problem);
   }
 
   publisher(replica: number): PublisherState | undefined {
@@ -66,7 +85,9 @@ export class RunState {
   /** Applies a message of this run's current attempt, at most once per (replica, seq). */
   apply(m: WireMessage): ApplyOutcome {
     if (m.replica >= this.plan.replicas) {
-      return { outcome: 'rejected', reason: `replica ${m.replica} is outside the ${this.plan.replicas} planned for run ${m.runId}` };
+      const reason = `replica ${m.replica} is outside the ${this.plan.replicas} planned for run ${m.runId}`;
+      this.reject(`seq ${m.seq} (${m.kind}): ${reason}`);
+      return { outcome: 'rejected', reason };
     }
     const pub = this.publisherFor(m.replica);
     if (m.seq <= pub.contiguousUpTo || pub.ahead.includes(m.seq)) {
@@ -77,7 +98,7 @@ export class RunState {
     if (m.simulated) this.data.simulated = true;
     const problem = this.applyBody(pub, m);
     if (problem !== null) {
-      pub.problems.push(`seq ${m.seq} (${m.kind}): ${problem}`);
+      addProblem(pub.problems, `seq ${m.seq} (${m.kind}): ${problem}`);
       return { outcome: 'rejected', reason: problem };
     }
     return { outcome: 'applied' };
@@ -98,6 +119,7 @@ export class RunState {
     switch (m.kind) {
       case 'hello':
         pub.gpuUuids = m.environment.gpus.map((g) => g.uuid);
+        pub.powerLimitsW = m.environment.gpus.map((g) => g.powerLimitWatts);
         pub.configHash = m.environment.configHash;
         return null;
       case 'ready':
@@ -105,8 +127,7 @@ export class RunState {
       case 'sketch':
         return this.applySketch(pub, m);
       case 'telemetry':
-        applyTelemetry(this.data.gpus, m);
-        return null;
+        return applyTelemetry(this.data.gpus, m);
       case 'summary':
         pub.summary = summaryState(m);
         return null;
@@ -124,11 +145,9 @@ export class RunState {
     for (const k of LATENCY_METRICS) {
       const b64 = m.sketches[k];
       if (b64 === undefined) continue;
-      try {
-        decoded[k] = LogHistogram.deserialize(Buffer.from(b64, 'base64'));
-      } catch (err) {
-        return `sketch ${k} could not be decoded: ${(err as Error).message}`;
-      }
+      const accepted = acceptWireSketch(b64);
+      if (accepted.sketch === null) return `sketch ${k} ${accepted.problem}`;
+      decoded[k] = accepted.sketch;
     }
     for (const k of LATENCY_METRICS) {
       const d = decoded[k];
@@ -140,7 +159,10 @@ export class RunState {
     pub.requestsFailed += m.requestsFailed;
     pub.inputTokens += m.inputTokens;
     pub.outputTokens += m.outputTokens;
-    for (const [cls, n] of Object.entries(m.errorClasses)) this.data.errorClasses[cls] = (this.data.errorClasses[cls] ?? 0) + n;
+    for (const [cls, n] of Object.entries(m.errorClasses)) {
+      const key = this.errorClasses.has(cls) || this.errorClasses.size < MAX_ERROR_CLASSES ? cls : OTHER_ERROR_CLASS;
+      this.errorClasses.set(key, (this.errorClasses.get(key) ?? 0) + n);
+    }
     return null;
   }
 }

@@ -56,10 +56,12 @@ export const PublisherStateSchema = z.object({
   inputTokens: z.number(),
   outputTokens: z.number(),
   gpuUuids: z.array(z.string()).nullable(),
+  /** Each announced GPU's power limit (parallel to gpuUuids; null = not reported): bounds plausible power. */
+  powerLimitsW: z.array(z.number().nullable()).default([]),
   configHash: z.string().nullable(),
   summary: SummaryStateSchema.nullable(),
   aborted: z.object({ phase: z.string(), reason: z.string() }).nullable(),
-  /** Messages of this publisher that could not be used (e.g. an undecodable sketch). */
+  /** Messages of this publisher that could not be used (e.g. an undecodable sketch); capped (MAX_PROBLEMS). */
   problems: z.array(z.string()),
 });
 export type PublisherState = z.infer<typeof PublisherStateSchema>;
@@ -90,6 +92,11 @@ export const SegmentStateSchema = z.object({
   powerCount: z.number(),
   peakPowerW: z.number().nullable(),
   outOfOrder: z.number(),
+  /** Highest power a counter delta implies (delta over its span plus the counter's update slack), W. */
+  maxImpliedPowerW: z.number().default(0),
+  maxImpliedAtMs: z.number().default(0),
+  /** How far the wall clock stepped back at the closing mark (ms; 0 = it did not). */
+  clockStepBackMs: z.number().default(0),
 });
 export type SegmentState = z.infer<typeof SegmentStateSchema>;
 
@@ -106,24 +113,42 @@ export type LatencyMetric = (typeof LATENCY_METRICS)[number];
 
 export const RunStateSchema = z.object({
   runId: z.string(),
-  attempt: z.number(),
+  attempt: z.number().int().min(0),
   simulated: z.boolean(),
   publishers: z.array(PublisherStateSchema),
   gpus: z.array(GpuStateSchema),
-  errorClasses: z.record(z.string(), z.number()),
+  /**
+   * Failed requests by error class, as [class, count] pairs sorted by class: the classes are agent
+   * input, so they never become keys of a plain object (`constructor`, `__proto__`; issue #17 item 4).
+   * Version 1 checkpoints held a plain record; restore reads that too, keeping only finite counts.
+   */
+  errorClasses: z.union([
+    z.array(z.tuple([z.string(), z.number()])),
+    z.record(z.string(), z.unknown()).transform((r) =>
+      Object.entries(r).filter((e): e is [string, number] => typeof e[1] === 'number' && Number.isFinite(e[1]))
+        .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))),
+  ]),
+  /** Rejected input of this attempt that no publisher's list holds (a replica outside the plan); capped. */
+  problems: z.array(z.string()).default([]),
   /** base64 of LogHistogram.serialize() (lossless), or null when the run has none yet. */
   sketches: z.object({ ttftMs: z.string().nullable(), itlMs: z.string().nullable(), e2eMs: z.string().nullable(), tpotMs: z.string().nullable() }),
 });
 export type RunStateData = z.infer<typeof RunStateSchema>;
 
 export const CHECKPOINT_FORMAT = 'llem-aggregator-checkpoint';
-export const CHECKPOINT_VERSION = 1;
+export const CHECKPOINT_VERSION = 2;
+/** Versions restore reads: 1 lacks the started attempts and the plausibility fields (defaults fill them). */
+export const READABLE_CHECKPOINT_VERSIONS: readonly number[] = [1, 2];
+
+/** Attempts the runtime started, per run (attempt 0 is started by the plan itself). */
+export const StartedAttemptsSchema = z.object({ runId: z.string(), attempts: z.array(z.number().int().min(0)) });
 
 export const CheckpointSchema = z.object({
   format: z.literal(CHECKPOINT_FORMAT),
-  version: z.literal(CHECKPOINT_VERSION),
+  version: z.union([z.literal(1), z.literal(CHECKPOINT_VERSION)]),
   plan: AggregatorPlanSchema,
   lastStreamSeq: z.number(),
+  started: z.array(StartedAttemptsSchema).default([]),
   runs: z.array(RunStateSchema),
 });
 export type CheckpointData = z.infer<typeof CheckpointSchema>;
@@ -139,9 +164,18 @@ export function newPublisher(replica: number): PublisherState {
     inputTokens: 0,
     outputTokens: 0,
     gpuUuids: null,
+    powerLimitsW: [],
     configHash: null,
     summary: null,
     aborted: null,
     problems: [],
   };
+}
+
+/** Most problem sentences kept per publisher or run: a hostile agent cannot grow the state without bound. */
+export const MAX_PROBLEMS = 20;
+
+export function addProblem(list: string[], problem: string): void {
+  if (list.length < MAX_PROBLEMS) list.push(problem);
+  else if (list.length === MAX_PROBLEMS) list.push('further problems are not listed');
 }

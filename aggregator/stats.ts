@@ -73,6 +73,17 @@ export function studentTQuantile(p: number, df: number): number {
   return (lo + hi) / 2;
 }
 
+/** Below this many cycles a 95% interval rests on t with one degree of freedom (12.7) or none. */
+export const MIN_CYCLES_FOR_CI = 3;
+
+/**
+ * - `fewCycles`: fewer than MIN_CYCLES_FOR_CI values; the interval (if any) is too wide to rank by.
+ * - `ciClampedAtZero`: the Student-t lower bound fell below zero for a quantity that cannot be
+ *   negative (J/token, power, latency); it is reported as 0 instead.
+ */
+export const CYCLE_STAT_FLAGS = ['fewCycles', 'ciClampedAtZero'] as const;
+export type CycleStatFlag = (typeof CYCLE_STAT_FLAGS)[number];
+
 export interface CycleStats {
   /** Cycles that contributed a value. */
   n: number;
@@ -83,20 +94,36 @@ export interface CycleStats {
   ci95High: number | null;
   /** Why some field above is null; null when none is. */
   reason: string | null;
+  /** What weakens the figures (see CYCLE_STAT_FLAGS); empty when nothing does. */
+  flags: CycleStatFlag[];
+}
+
+export interface CycleStatsOptions {
+  /** The quantity cannot be negative: a lower bound below zero is clamped to 0 and flagged. */
+  nonNegative?: boolean;
 }
 
 /** Mean, std and 95% CI over the cycles' values; `skipped` lists why some cycles had no value. */
-export function cycleStats(values: readonly number[], skipped: readonly string[] = []): CycleStats {
+export function cycleStats(
+  values: readonly number[], skipped: readonly string[] = [], options: CycleStatsOptions = {},
+): CycleStats {
   const n = values.length;
   const why = skipped.length > 0 ? `; ${skipped.length} cycle(s) without a value: ${skipped.join('; ')}` : '';
-  if (n === 0) return { n, mean: null, std: null, ci95Low: null, ci95High: null, reason: `no cycle has a value${why}` };
+  const flags: CycleStatFlag[] = n < MIN_CYCLES_FOR_CI ? ['fewCycles'] : [];
+  const none = { std: null, ci95Low: null, ci95High: null, flags };
+  if (n === 0) return { n, mean: null, ...none, reason: `no cycle has a value${why}` };
   let sum = 0;
   for (const v of values) sum += v;
   const mean = sum / n;
-  if (n === 1) return { n, mean, std: null, ci95Low: null, ci95High: null, reason: `one cycle: no spread to estimate${why}` };
+  if (n === 1) return { n, mean, ...none, reason: `one cycle: no spread to estimate${why}` };
   let ss = 0;
   for (const v of values) ss += (v - mean) * (v - mean);
   const std = Math.sqrt(ss / (n - 1));
   const half = (studentTQuantile(0.975, n - 1) * std) / Math.sqrt(n);
-  return { n, mean, std, ci95Low: mean - half, ci95High: mean + half, reason: why === '' ? null : why.slice(2) };
+  let low = mean - half;
+  if (options.nonNegative === true && low < 0) {
+    low = 0;
+    flags.push('ciClampedAtZero');
+  }
+  return { n, mean, std, ci95Low: low, ci95High: mean + half, reason: why === '' ? null : why.slice(2), flags };
 }

@@ -9,6 +9,33 @@ export const SUBJECT_ROOT = 'llem.v1';
 export const SHORT_WINDOW_SECONDS = 5;
 
 /**
+ * Plausibility at the door (issue #17 item 2). Every number an agent sends is finite (zod's
+ * number refuses NaN and ±Infinity) and bounded, so no sum the aggregator keeps can overflow to
+ * Infinity (which JSON writes as null, and a checkpoint holding it would fail its own schema).
+ */
+/** Wall-clock milliseconds: 0 .. year ~33658. */
+const timeMs = z.number().min(0).max(1e15);
+/** NVML's energy counter is an unsigned 64-bit count of millijoules. */
+const COUNTER_MAX_MJ = 2 ** 64;
+/** No GPU draws 100 kW: anything above is a broken reading, not a measurement. */
+export const POWER_MAX_WATTS = 100_000;
+const count = z.number().int().min(0).max(Number.MAX_SAFE_INTEGER);
+/** Keys of maps an agent fills (error classes): names, not prose. */
+export const MAP_KEY_PATTERN = /^[A-Za-z0-9_.:-]{1,64}$/;
+const mapKey = z.string().regex(MAP_KEY_PATTERN, { message: 'must be 1-64 letters, digits, _ . : or -' });
+/**
+ * Error classes by name. zod drops a `__proto__` key from records without a word, which would lose
+ * its count; it is refused here instead (JSON.parse makes it an own key, so it can arrive).
+ */
+const errorClassCounts = z.preprocess((v, ctx) => {
+  if (typeof v === 'object' && v !== null && Object.hasOwn(v, '__proto__')) {
+    const message = 'the error class "__proto__" is reserved; name the class differently';
+    ctx.addIssue({ code: 'custom', message, input: v });
+  }
+  return v;
+}, z.record(mapKey, count).refine((r) => Object.keys(r).length <= 64, { message: 'at most 64 error classes' }));
+
+/**
  * Latency sketches on the wire (docs/adr/0012): LogHistogram, format byte 0x48 ('H'), version 1.
  * The resolution (finest bucket 2^-10 in ln units, ≈ 0.1%) and the size budget are the protocol's,
  * not the sender's: a sketch with another resolution, over the budget, coarser than the budget
@@ -29,7 +56,7 @@ const envelope = {
   replica: z.number().int().min(0),
   /** Per-publisher sequence number: 1, 2, 3 ... over all kinds this publisher sent. */
   seq: z.number().int().min(1),
-  sentAtMs: z.number(),
+  sentAtMs: timeMs,
   /** True when the numbers come from the simulated GPU and/or mock server. */
   simulated: z.boolean(),
 };
@@ -38,15 +65,16 @@ export const GpuInfoSchema = z.object({
   index: z.number().int().min(0),
   uuid: z.string(),
   name: z.string(),
-  memoryTotalMiB: z.number().nullable(),
-  powerLimitWatts: z.number().nullable(),
-  smClockMaxMhz: z.number().nullable(),
+  memoryTotalMiB: z.number().min(0).nullable(),
+  /** The enforced power limit; the aggregator bounds plausible power by it. */
+  powerLimitWatts: z.number().positive().max(POWER_MAX_WATTS).nullable(),
+  smClockMaxMhz: z.number().min(0).nullable(),
 });
 export type GpuInfo = z.infer<typeof GpuInfoSchema>;
 
 export const EnvironmentSchema = z.object({
   hostname: z.string(),
-  gpus: z.array(GpuInfoSchema),
+  gpus: z.array(GpuInfoSchema).max(64),
   driverVersion: z.string().nullable(),
   nvmlVersion: z.string().nullable(),
   cudaVersion: z.string().nullable(),
@@ -65,15 +93,15 @@ export const ReadyMessageSchema = z.object({ ...envelope, kind: z.literal('ready
 export const SketchMessageSchema = z.object({
   ...envelope,
   kind: z.literal('sketch'),
-  slice: z.number().int().min(0),
-  sliceStartMs: z.number(),
-  sliceEndMs: z.number(),
-  requestsOk: z.number().int().min(0),
-  requestsFailed: z.number().int().min(0),
+  slice: count,
+  sliceStartMs: timeMs,
+  sliceEndMs: timeMs,
+  requestsOk: count,
+  requestsFailed: count,
   /** Failed requests by error class (timeout, http_5xx, stream_cut, ...). */
-  errorClasses: z.record(z.string(), z.number().int().min(0)),
-  inputTokens: z.number().int().min(0),
-  outputTokens: z.number().int().min(0),
+  errorClasses: errorClassCounts,
+  inputTokens: count,
+  outputTokens: count,
   /**
    * base64 of LogHistogram.serialize() (SKETCH_FORMAT); values in milliseconds, >= 0 (zeros are
    * counted exactly). Absent when the slice had none.
@@ -84,7 +112,7 @@ export const SketchMessageSchema = z.object({
     e2eMs: z.string().optional(),
     tpotMs: z.string().optional(),
   }),
-});
+}).refine((m) => m.sliceEndMs >= m.sliceStartMs, { message: 'sliceEndMs precedes sliceStartMs', path: ['sliceEndMs'] });
 
 /** Protocol phase boundaries at which the agent records an energy-counter reading per GPU. */
 export const MARKS = ['baselineStart', 'baselineEnd', 'windowStart', 'windowEnd'] as const;
@@ -95,17 +123,17 @@ export type Phase = (typeof PHASES)[number];
 
 /** One GPU's reading. `null` = unavailable; `unavailable[field]` says why. */
 export const GpuSampleSchema = z.object({
-  gpuUuid: z.string(),
-  tMs: z.number(),
+  gpuUuid: z.string().min(1).max(256),
+  tMs: timeMs,
   /** NVML total energy counter since driver load, millijoules (monotonic until reset/wrap). */
-  energyMillijoules: z.number().nullable(),
-  powerWatts: z.number().nullable(),
-  utilizationGpuPct: z.number().nullable(),
-  memoryUsedMiB: z.number().nullable(),
-  smClockMhz: z.number().nullable(),
-  memClockMhz: z.number().nullable(),
-  temperatureC: z.number().nullable(),
-  throttleReasons: z.number().nullable(),
+  energyMillijoules: z.number().min(0).max(COUNTER_MAX_MJ).nullable(),
+  powerWatts: z.number().min(0).max(POWER_MAX_WATTS).nullable(),
+  utilizationGpuPct: z.number().min(0).max(100).nullable(),
+  memoryUsedMiB: z.number().min(0).nullable(),
+  smClockMhz: z.number().min(0).nullable(),
+  memClockMhz: z.number().min(0).nullable(),
+  temperatureC: z.number().min(-273.15).max(1000).nullable(),
+  throttleReasons: z.number().int().min(0).max(Number.MAX_SAFE_INTEGER).nullable(),
   unavailable: z.record(z.string(), z.string()).optional(),
 });
 export type GpuSample = z.infer<typeof GpuSampleSchema>;
@@ -116,7 +144,10 @@ export const TelemetryMessageSchema = z.object({
   phase: z.enum(PHASES),
   /** Set when these readings were taken exactly at a protocol boundary. */
   mark: z.enum(MARKS).optional(),
-  samples: z.array(GpuSampleSchema),
+  /** A batch: several readings per GPU over time, or exactly one per GPU at a mark. */
+  samples: z.array(GpuSampleSchema).max(100_000),
+}).refine((m) => m.mark === undefined || new Set(m.samples.map((x) => x.gpuUuid)).size === m.samples.length, {
+  message: 'the same GPU UUID appears twice in one mark reading', path: ['samples'],
 });
 
 export const BackendMetricsSchema = z.object({
@@ -132,25 +163,27 @@ export const SummaryMessageSchema = z.object({
   ...envelope,
   kind: z.literal('summary'),
   /** Messages this publisher sent before the summary: the summary's own seq is this + 1. */
-  messagesBefore: z.number().int().min(0),
-  countsByKind: z.object({
-    hello: z.number().int().min(0),
-    ready: z.number().int().min(0),
-    sketch: z.number().int().min(0),
-    telemetry: z.number().int().min(0),
-  }),
-  requestsOk: z.number().int().min(0),
-  requestsFailed: z.number().int().min(0),
-  inputTokens: z.number().int().min(0),
-  outputTokens: z.number().int().min(0),
-  baselineStartMs: z.number().nullable(),
-  baselineEndMs: z.number().nullable(),
-  windowStartMs: z.number(),
-  windowEndMs: z.number(),
+  messagesBefore: count,
+  countsByKind: z.object({ hello: count, ready: count, sketch: count, telemetry: count }),
+  requestsOk: count,
+  requestsFailed: count,
+  inputTokens: count,
+  outputTokens: count,
+  baselineStartMs: timeMs.nullable(),
+  baselineEndMs: timeMs.nullable(),
+  windowStartMs: timeMs,
+  windowEndMs: timeMs,
   warnings: z.array(z.string()),
   /** Backend-native metrics over the window (vLLM /metrics, the PyTorch server's /stats): each a number or null with a reason. */
   backendMetrics: BackendMetricsSchema.optional(),
-});
+})
+  // Equal bounds are honest: a steady-state window that never opened is empty (and has no requests).
+  .refine((m) => m.windowEndMs >= m.windowStartMs, {
+    message: 'windowEndMs precedes windowStartMs', path: ['windowEndMs'],
+  })
+  .refine((m) => m.baselineStartMs === null || m.baselineEndMs === null || m.baselineEndMs >= m.baselineStartMs, {
+    message: 'baselineEndMs precedes baselineStartMs', path: ['baselineEndMs'],
+  });
 
 export const AbortedMessageSchema = z.object({
   ...envelope,
@@ -224,6 +257,17 @@ export function encodeMessage(m: WireMessage): Uint8Array {
   return encoder.encode(JSON.stringify(m));
 }
 
+/**
+ * Messages decodeMessage produced (fresh objects, validated against the schema): a consumer that
+ * validates again (the Aggregator) can skip the second parse for them. Anything else, including a
+ * copy of a decoded message, is validated again.
+ */
+const decodedMessages = new WeakSet<object>();
+
+export function isDecodedMessage(m: unknown): m is WireMessage {
+  return typeof m === 'object' && m !== null && decodedMessages.has(m);
+}
+
 /** Parse and validate. Throws ProtocolError-worthy zod errors to the caller via the result. */
 export function decodeMessage(data: Uint8Array): { ok: true; message: WireMessage } | { ok: false; error: string } {
   let raw: unknown;
@@ -234,5 +278,6 @@ export function decodeMessage(data: Uint8Array): { ok: true; message: WireMessag
   }
   const parsed = WireMessageSchema.safeParse(raw);
   if (!parsed.success) return { ok: false, error: z.prettifyError(parsed.error) };
+  decodedMessages.add(parsed.data);
   return { ok: true, message: parsed.data };
 }

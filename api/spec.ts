@@ -146,12 +146,55 @@ export const TolerationSchema = z.strictObject({
   tolerationSeconds: z.number().int().optional(),
 });
 
+/**
+ * Environment names llem itself sets in a run pod, or that would change what the pod measures or may
+ * see (the NVIDIA runtime reads NVIDIA_VISIBLE_DEVICES: "all" would expose every GPU of the node).
+ */
+export const RESERVED_ENV_NAMES = [
+  'HF_TOKEN', 'HF_HUB_OFFLINE', 'HF_HUB_DISABLE_TELEMETRY', 'DO_NOT_TRACK', 'PYTHONPATH', 'PYTHONUNBUFFERED',
+  'VLLM_NO_USAGE_STATS', 'NODE_OPTIONS', 'LD_PRELOAD',
+  'NVIDIA_VISIBLE_DEVICES', 'NVIDIA_DRIVER_CAPABILITIES', 'CUDA_VISIBLE_DEVICES',
+] as const;
+const RESERVED_ENV_PREFIXES = ['LLEM_'] as const;
+/** A C identifier: what every shell and the kubelet accept, and what `$(NAME)` references can name. */
+const ENV_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
+
+export function isReservedEnvName(name: string): boolean {
+  const upper = name.toUpperCase();
+  return (RESERVED_ENV_NAMES as readonly string[]).includes(upper) || RESERVED_ENV_PREFIXES.some((p) => upper.startsWith(p));
+}
+
+const envName = z.string().superRefine((name, ctx) => {
+  if (!ENV_NAME.test(name)) {
+    ctx.addIssue({ code: 'custom', message: `must be letters, digits and underscores, not starting with a digit (got ${JSON.stringify(name.slice(0, 64))})` });
+  } else if (isReservedEnvName(name)) {
+    ctx.addIssue({ code: 'custom', message: `${name} is reserved: llem sets it (LLEM_*, ${RESERVED_ENV_NAMES.join(', ')}); choose another name` });
+  }
+});
+
+function uniqueEnvNames(env: readonly { name: string }[], ctx: z.RefinementCtx): void {
+  const seen = new Map<string, number>();
+  env.forEach((e, i) => {
+    const first = seen.get(e.name);
+    if (first !== undefined) ctx.addIssue({ code: 'custom', path: [i, 'name'], message: `${e.name} is already set by env[${first}]; give each variable once` });
+    else seen.set(e.name, i);
+  });
+}
+
 export const PodTemplateOverridesSchema = z.strictObject({
   labels: stringMap.optional().describe('Added to every run pod.'),
   annotations: stringMap.optional().describe('Added to every run pod.'),
   priorityClassName: z.string().optional(),
   serviceAccountName: z.string().optional(),
-  env: z.array(z.strictObject({ name: z.string().min(1), value: z.string() })).default([]).describe('Extra environment for the backend container (no secrets: use tokenSecretRef).'),
+  env: z
+    .array(z.strictObject({ name: envName, value: z.string() }))
+    .default([])
+    .superRefine(uniqueEnvNames)
+    .describe('Extra environment for the backend container (no secrets: use tokenSecretRef). Names llem sets are refused.'),
+  runAsNonRoot: z
+    .boolean()
+    .optional()
+    .describe('Refuse to start the backend as root. Default: true for pytorch and vllm (llem images run as uid 10001), false for tensorrt (the NGC image runs as root).'),
   resources: z
     .strictObject({ requests: stringMap.optional(), limits: stringMap.optional() })
     .optional()

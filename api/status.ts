@@ -2,6 +2,13 @@
 import { z } from 'zod';
 import { ConditionSchema } from './conditions.ts';
 
+/**
+ * What weakens a statistic: `fewCycles` = fewer than 3 cycles (the interval rests on t with 1
+ * degree of freedom, or there is none); `ciClampedAtZero` = the Student-t lower bound fell below
+ * zero for a quantity that cannot be negative and is shown as 0.
+ */
+export const STAT_FLAGS = ['fewCycles', 'ciClampedAtZero'] as const;
+
 /** Summary of one metric across the cycles of a configuration (Student t 95% interval). */
 /** Across cycles; std and the 95% interval need two values and are absent with one (not zero-width). */
 export const StatSchema = z.strictObject({
@@ -10,6 +17,7 @@ export const StatSchema = z.strictObject({
   std: z.number().min(0).optional(),
   ci95Low: z.number().optional(),
   ci95High: z.number().optional(),
+  flags: z.array(z.enum(STAT_FLAGS)).optional(),
 });
 export type Stat = z.output<typeof StatSchema>;
 
@@ -19,6 +27,7 @@ export type Stat = z.output<typeof StatSchema>;
  */
 export const METRIC_NAMES = [
   'joulesPerToken',
+  'baselineSubtractedJoulesPerToken',
   'tokensPerJoule',
   'energyJoules',
   'averagePowerWatts',
@@ -82,13 +91,21 @@ export const ConfigurationResultSchema = z.strictObject({
 });
 export type ConfigurationResult = z.output<typeof ConfigurationResultSchema>;
 
+/**
+ * The configuration with the lowest mean gross J/token (`metric`): GPU energy over the window,
+ * idle floor included. The baseline-subtracted J/token (idle floor removed) is shown beside it.
+ */
 export const BestSchema = z.strictObject({
   configurationId: z.string(),
   backend: z.string(),
   configHash: z.string(),
+  metric: z.literal('joulesPerToken').optional(),
   joulesPerToken: z.number(),
   ci95Low: z.number().optional(),
   ci95High: z.number().optional(),
+  baselineSubtractedJoulesPerToken: z.number().optional(),
+  cycles: z.number().int().min(0).optional(),
+  flags: z.array(z.enum(STAT_FLAGS)).optional(),
 });
 
 export const ArtifactSchema = z.strictObject({

@@ -7,7 +7,7 @@ import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
 import { decodeMessage, encodeMessage, type SketchMessage, type WireMessage } from '../api/protocol.ts';
 import { Aggregator } from '../aggregator/index.ts';
-import { MergingDigest, sketchToBase64 } from '../lib/sketch/index.ts';
+import { createLatencySketch, sketchToBase64 } from '../lib/sketch/index.ts';
 import { makePlan, normal, replicaMessages, seededRandom } from '../tests/support/streams.ts';
 
 setFlagsFromString('--expose-gc');
@@ -42,7 +42,10 @@ function messages(pool: SketchMessage[], runs: string[], count: number, seqs: Ma
     const runId = runs[i % runs.length]!;
     const seq = (seqs.get(runId) ?? 0) + 1;
     seqs.set(runId, seq);
-    out.push({ ...pool[i % pool.length]!, runId, seq });
+    // As a consumer hands them over: decoded from wire bytes (decoding is the baseline, timed apart).
+    const decoded = decodeMessage(encodeMessage({ ...pool[i % pool.length]!, runId, seq }));
+    if (!decoded.ok) throw new Error(decoded.error);
+    out.push(decoded.message);
   }
   return out;
 }
@@ -78,7 +81,7 @@ function heavyPool(weight: number): SketchMessage[] {
   return base.map((m) => {
     const sketches: SketchMessage['sketches'] = {};
     for (const k of ['ttftMs', 'itlMs', 'e2eMs', 'tpotMs'] as const) {
-      const d = new MergingDigest();
+      const d = createLatencySketch();
       for (let i = 0; i < 256; i++) d.add(Math.exp(Math.log(40) + 0.5 * normal(random)), weight);
       sketches[k] = sketchToBase64(d);
     }

@@ -12,6 +12,7 @@ const COMMANDS: Record<string, { summary: string; load: () => Promise<{ main: Co
   plan: { summary: 'show the run matrix of a manifest', load: () => import('./commands/plan.ts') },
   crd: { summary: 'generate the CRD YAML from the schema', load: () => import('./commands/crd.ts') },
   agent: { summary: 'run the measurement protocol for one run (supervises the backend)', load: () => import('./commands/agent.ts') },
+  'nats-server-config': { summary: 'write the NATS server config that trusts the controller\'s issuer (chart init container)', load: () => import('./commands/nats-server-config.ts') },
   'mock-server': { summary: 'simulated OpenAI-compatible streaming server', load: () => import('./commands/mock-server.ts') },
   'gpu-info': { summary: 'discover GPUs and print telemetry samples as JSON', load: () => import('./commands/telemetry.ts') },
 };

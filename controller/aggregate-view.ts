@@ -9,6 +9,7 @@ import type { RunSummary, Stat } from '../api/status.ts';
 
 const RUN_METRIC_NAMES: Record<string, string> = {
   joulesPerToken: 'joulesPerToken',
+  baselineSubtractedJoulesPerToken: 'baselineSubtractedJoulesPerToken',
   tokensPerJoule: 'tokensPerJoule',
   energyJoules: 'energyJoules',
   meanPowerWatts: 'averagePowerWatts',

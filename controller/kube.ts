@@ -11,6 +11,7 @@ import {
   type V1Lease,
   type V1ObjectMeta,
   type V1Pod,
+  type V1Secret,
 } from '@kubernetes/client-node';
 import { API_GROUP, API_VERSION_NAME, KIND, PLURAL } from '../api/spec.ts';
 import { LlemError } from '../lib/errors.ts';
@@ -63,6 +64,8 @@ export interface KubeWriter {
   createPod(pod: V1Pod): Promise<void>;
   /** Deletes the pod; one already gone is fine. */
   deletePod(namespace: string, name: string): Promise<void>;
+  /** Creates the Secret (a run's bus credentials); one that already exists is fine. Create only: never reads. */
+  createSecret?(secret: V1Secret): Promise<void>;
   recordEvent(obj: ExperimentObject, type: EventType, reason: string, message: string): Promise<void>;
 }
 
@@ -106,6 +109,14 @@ export class ClientNodeWriter implements KubeWriter {
   async createPod(pod: V1Pod): Promise<void> {
     try {
       await this.core.createNamespacedPod({ namespace: pod.metadata?.namespace ?? 'default', body: pod, fieldManager: FIELD_MANAGER });
+    } catch (err) {
+      if (!isAlreadyExists(err)) throw err;
+    }
+  }
+
+  async createSecret(secret: V1Secret): Promise<void> {
+    try {
+      await this.core.createNamespacedSecret({ namespace: secret.metadata?.namespace ?? 'default', body: secret, fieldManager: FIELD_MANAGER });
     } catch (err) {
       if (!isAlreadyExists(err)) throw err;
     }

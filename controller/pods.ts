@@ -9,6 +9,9 @@ import { LABEL_ATTEMPT, LABEL_EXPERIMENT, LABEL_EXPERIMENT_UID, LABEL_REPLICA, L
 import { agentConfigFor } from '../lib/backends/agent-config.ts';
 import type { BackendLaunch } from '../lib/backends/index.ts';
 import { AGENT_DIR, backendLaunch, DATASET_DIR, MODEL_DIR, SERVER_PORT } from '../lib/backends/server-command.ts';
+import type { BusIssuer } from '../lib/bus/identity.ts';
+import { busIdentityMount } from './bus-credentials.ts';
+import { agentSecurityContext, backendSecurityContext, escapeKubeletExpansion, POD_SECURITY_CONTEXT } from './pod-security.ts';
 
 export interface PodBuilderOptions {
   /** Image holding the agent bundle under /llem (copied by the init container). */
@@ -20,6 +23,8 @@ export interface PodBuilderOptions {
   /** Simulated GPU + mock server instead of NVML + the real server (tests, demos). */
   simulate: boolean;
   imagePullPolicy?: string;
+  /** Signs each run's bus credentials (ADR 0011); the reconciler creates the Secret buildPod mounts. */
+  busIssuer?: BusIssuer;
 }
 
 export interface ExperimentRef {
@@ -87,6 +92,11 @@ function launchEnv(launch: BackendLaunch): V1EnvVar[] {
   ];
 }
 
+/** The kubelet expands `$(NAME)` in args and env values: escaped, a user's text reaches the process as written. */
+function literalEnv(env: V1EnvVar[]): V1EnvVar[] {
+  return env.map((e) => (e.value === undefined ? e : { ...e, value: escapeKubeletExpansion(e.value) }));
+}
+
 function backendContainer(req: PodRequest, opts: PodBuilderOptions, mounts: V1VolumeMount[]): V1Container {
   const { spec, configuration } = req;
   const backend = configuration.backend;
@@ -99,19 +109,27 @@ function backendContainer(req: PodRequest, opts: PodBuilderOptions, mounts: V1Vo
     image: backend.image ?? opts.backendImages[backend.type] ?? `llem/${backend.type}:latest`,
     ...(opts.imagePullPolicy !== undefined ? { imagePullPolicy: opts.imagePullPolicy } : {}),
     command: [`${AGENT_DIR}/bin/llem`, 'agent', '--'],
-    args: [launch.command, ...launch.args],
-    env: [
+    args: [launch.command, ...launch.args].map(escapeKubeletExpansion),
+    // The user's variables first: where a name repeats the kubelet keeps the last, so llem's own win.
+    env: literalEnv([
+      ...tpl.env.map((e) => ({ name: e.name, value: e.value })),
+      ...launchEnv(launch),
       { name: 'LLEM_AGENT_CONFIG', value: JSON.stringify(config) },
       ...opts.agentEnv,
-      ...launchEnv(launch),
-      ...tpl.env.map((e) => ({ name: e.name, value: e.value })),
-    ],
+      ...(opts.busIssuer === undefined ? [] : busIdentityMount(req.experiment, req.run.id).env),
+    ]),
+    securityContext: backendSecurityContext(tpl.runAsNonRoot ?? backend.type !== 'tensorrt'),
     ports: [{ name: 'backend', containerPort: SERVER_PORT }],
     resources: {
       requests: { ...(tpl.resources?.requests ?? {}), ...(opts.simulate ? {} : { 'nvidia.com/gpu': gpus }) },
       limits: { ...(tpl.resources?.limits ?? {}), ...(opts.simulate ? {} : { 'nvidia.com/gpu': gpus }) },
     },
-    volumeMounts: [{ name: 'llem-agent', mountPath: AGENT_DIR, readOnly: true }, { name: 'dshm', mountPath: '/dev/shm' }, ...mounts],
+    volumeMounts: [
+      { name: 'llem-agent', mountPath: AGENT_DIR, readOnly: true },
+      { name: 'dshm', mountPath: '/dev/shm' },
+      ...mounts,
+      ...(opts.busIssuer === undefined ? [] : [busIdentityMount(req.experiment, req.run.id).mount]),
+    ],
   };
 }
 
@@ -156,8 +174,17 @@ export function buildPod(req: PodRequest, opts: PodBuilderOptions): V1Pod {
     spec: {
       restartPolicy: 'Never',
       terminationGracePeriodSeconds: 60,
+      // Experiment pods never talk to the Kubernetes API: no token to steal.
+      automountServiceAccountToken: false,
+      securityContext: POD_SECURITY_CONTEXT,
       initContainers: [
-        { name: 'install-agent', image: opts.agentImage, command: ['cp', '-a', '/llem/.', `${AGENT_DIR}/`], volumeMounts: [{ name: 'llem-agent', mountPath: AGENT_DIR }] },
+        {
+          name: 'install-agent',
+          image: opts.agentImage,
+          command: ['cp', '-a', '/llem/.', `${AGENT_DIR}/`],
+          volumeMounts: [{ name: 'llem-agent', mountPath: AGENT_DIR }],
+          securityContext: agentSecurityContext(),
+        },
       ],
       containers: [backendContainer(req, opts, [...model.mounts, ...dataset.mounts])],
       volumes: [
@@ -165,6 +192,7 @@ export function buildPod(req: PodRequest, opts: PodBuilderOptions): V1Pod {
         { name: 'dshm', emptyDir: { medium: 'Memory', sizeLimit: tpl.shmSize } },
         ...model.volumes,
         ...dataset.volumes,
+        ...(opts.busIssuer === undefined ? [] : [busIdentityMount(experiment, run.id).volume]),
       ],
       nodeSelector: placement.nodeSelector,
       tolerations: placement.tolerations.map((t) => Object.fromEntries(Object.entries(t).filter(([, v]) => v !== undefined)) as V1Toleration),

@@ -11,6 +11,7 @@ import type { Logger } from '../lib/log.ts';
 import { experimentContext, inSpan } from '../lib/telemetry/index.ts';
 import { FINALIZER, LABEL_EXPERIMENT_UID, type ExperimentObject, type KubeWriter } from './kube.ts';
 import type { ObjectStore } from './informer.ts';
+import { busCredentialSecret } from './bus-credentials.ts';
 import { buildPod, labelValue, podName, type ExperimentRef, type PodBuilderOptions } from './pods.ts';
 import type { ExperimentFeed, ExperimentStreams } from './results.ts';
 import { newAggregator } from '../aggregator/index.ts';
@@ -74,6 +75,9 @@ export class Reconciler {
   private readonly written = new Map<string, { rv: number; status: Record<string, unknown> }>();
   /** Pods we created and the cache may not show yet: name -> created ms. */
   private readonly expectations = new Map<string, number>();
+
+  /** `<uid>/<runId>` of runs whose credentials Secret exists (created or found). */
+  private readonly busSecrets = new Set<string>();
 
   constructor(private readonly deps: ReconcilerDeps) {}
 
@@ -163,7 +167,11 @@ export class Reconciler {
 
   private async converge(obj: ExperimentObject, ref: ExperimentRef, spec: EnergyExperimentSpec, matrix: RunMatrix, warnings: SpecIssue[]): Promise<ReconcileResult> {
     const prev = this.previousStatus(obj);
-    const feed = await this.deps.streams.feed(ref, () => newAggregator(ref.uid, matrix, spec.placement.replicas, spec.policy.failurePolicy));
+    const previousRuns = (prev['runs'] as RunSummary[] | undefined) ?? [];
+    const started = previousRuns.map((r) => ({ runId: r.id, attempt: r.attempt }));
+    const fresh = (): ReturnType<typeof newAggregator> =>
+      newAggregator(ref.uid, matrix, spec.placement.replicas, spec.policy.failurePolicy);
+    const feed = await this.deps.streams.feed(ref, fresh, started);
     const pods = this.podsOf(ref);
     const now = this.now();
     const out = stepRuns({
@@ -179,6 +187,8 @@ export class Reconciler {
       expected: this.expected(pods),
       podName: (runId, attempt, replica) => podName(ref, runId, attempt, replica),
     });
+    // Declared before the pods exist: the Aggregator refuses messages of attempts never started.
+    for (const c of out.create) feed.startAttempt(c.run.id, c.attempt);
     await this.applyPods(ref, spec, matrix, out);
     for (const s of out.signal) await feed.signalStart(s.runId, s.attempt);
     const status = await this.desiredStatus({ obj, ref, spec, matrix, feed, warnings }, out, prev);
@@ -196,12 +206,22 @@ export class Reconciler {
     await Promise.all(out.create.map(async (c) => {
       const configuration = matrix.configurations.find((x) => x.id === c.run.configurationId);
       if (configuration === undefined) return;
+      await this.ensureBusCredentials(ref, c.run.id);
       const pod = buildPod({ experiment: ref, spec, configuration, run: c.run, attempt: c.attempt, replica: c.replica }, this.deps.podOptions);
       this.expectations.set(pod.metadata?.name ?? '', Date.now());
       await this.deps.writer.createPod(pod);
       this.deps.metrics?.podsCreated.inc();
     }));
     for (const e of out.events) if (e.type === 'Warning') this.deps.metrics?.runFailures.inc({ reason: /failed: (\w+)/.exec(e.message)?.[1] ?? 'Unknown' });
+  }
+
+  /** The run's bus credentials Secret (ADR 0011), created once per run before its first pod. */
+  private async ensureBusCredentials(ref: ExperimentRef, runId: string): Promise<void> {
+    const issuer = this.deps.podOptions.busIssuer;
+    const key = `${ref.uid}/${runId}`;
+    if (issuer === undefined || this.busSecrets.has(key) || this.deps.writer.createSecret === undefined) return;
+    await this.deps.writer.createSecret(busCredentialSecret(issuer, ref, runId));
+    this.busSecrets.add(key);
   }
 
   private async desiredStatus(ctx: ExperimentContext, out: RunPlanOutput, prev: Record<string, unknown>): Promise<Record<string, unknown>> {

@@ -7,7 +7,7 @@ import { decodeMessage, startSubject, PROTOCOL_VERSION, type StartSignal, type W
 import { experimentSubjectFilter } from '../api/protocol.ts';
 import { sanitizeToken } from '../api/names.ts';
 import type { Bus, Consumption, DeliveredMessage } from '../lib/bus/types.ts';
-import { experimentCheckpointKey } from '../lib/bus/subjects.ts';
+import { experimentCheckpointKey, subjectMismatch } from '../lib/bus/subjects.ts';
 import type { Logger } from '../lib/log.ts';
 import { RunLedger } from './ledger.ts';
 import type { ExperimentRef } from './pods.ts';
@@ -30,12 +30,21 @@ export interface ExperimentFeed {
   signalStart(runId: string, attempt: number): Promise<void>;
   /** Latency CDFs of included runs, for the report; null when the Aggregator is unavailable. */
   cdfSource(): Pick<Aggregator, 'latencyCdf'> | null;
+  /** Tells the Aggregator a run attempt was started (before its pods exist): its messages are then accepted. */
+  startAttempt(runId: string, attempt: number): void;
 }
+
+/** Attempts the controller already started (from status), declared before the consumer delivers anything. */
+export type StartedAttempts = ReadonlyArray<{ runId: string; attempt: number }>;
 
 /** What the reconciler needs from the stream side. */
 export interface ExperimentStreams {
-  /** The experiment's feed; `newAggregator` is called once, when the feed has no checkpoint. */
-  feed(ref: ExperimentRef, newAggregator: () => Aggregator): Promise<ExperimentFeed>;
+  /**
+   * The experiment's feed; `newAggregator` is called once, when the feed has no checkpoint. `started`
+   * is declared to the Aggregator before consumption begins, so a checkpoint older than a retry's
+   * start does not make that retry's messages look unstarted after a controller restart.
+   */
+  feed(ref: ExperimentRef, newAggregator: () => Aggregator, started?: StartedAttempts): Promise<ExperimentFeed>;
   cleanup(ref: ExperimentRef): Promise<void>;
   /**
    * Writes the final results document (artifact) and, beside it, the derived files (CSV, plots,
@@ -67,6 +76,16 @@ class Feed implements ExperimentFeed {
     return this.aggregator;
   }
 
+  startAttempt(runId: string, attempt: number): void {
+    if (this.aggregator === null || this.aggregator.attemptStarted(runId, attempt)) return;
+    try {
+      this.aggregator.startAttempt(runId, attempt);
+      this.dirty = true;
+    } catch (err) {
+      this.log.warn({ err, run: runId, attempt }, 'aggregator refused an attempt start');
+    }
+  }
+
   aggregate(): AggregateResults | null {
     try {
       return this.aggregator?.results() ?? null;
@@ -91,7 +110,7 @@ class Feed implements ExperimentFeed {
     }
   }
 
-  async start(checkpointMs: number, newAggregator: () => Aggregator): Promise<void> {
+  async start(checkpointMs: number, newAggregator: () => Aggregator, started: StartedAttempts = []): Promise<void> {
     const cp = await this.bus.getCheckpoint(experimentCheckpointKey(this.ref.namespace, this.ref.uid));
     if (cp !== null) {
       this.restore(cp.state, newAggregator);
@@ -100,6 +119,7 @@ class Feed implements ExperimentFeed {
     } else {
       this.aggregator = this.tryNew(newAggregator);
     }
+    for (const s of started) this.startAttempt(s.runId, s.attempt);
     this.consumption = await this.bus.consume({
       durable: durableName(this.ref),
       filterSubject: experimentSubjectFilter(this.ref.namespace, this.ref.uid),
@@ -118,6 +138,11 @@ class Feed implements ExperimentFeed {
       return Promise.resolve('dead-letter');
     }
     const msg = decoded.message;
+    const forged = subjectMismatch(m.subject, msg);
+    if (forged !== null) {
+      this.log.warn({ subject: m.subject, reason: forged }, 'message whose body does not match its subject dead-lettered');
+      return Promise.resolve('dead-letter');
+    }
     this.ledger.apply(msg);
     this.applyToAggregator(m.streamSeq, msg);
     traceApplied(msg, m.headers);
@@ -184,11 +209,11 @@ export class BusExperimentStreams implements ExperimentStreams {
     private readonly checkpointMs = 1000,
   ) {}
 
-  feed(ref: ExperimentRef, newAggregator: () => Aggregator): Promise<ExperimentFeed> {
+  feed(ref: ExperimentRef, newAggregator: () => Aggregator, started: StartedAttempts = []): Promise<ExperimentFeed> {
     let f = this.feeds.get(ref.uid);
     if (f === undefined) {
       const feed = new Feed(ref, this.bus, this.events, this.log.child({ experiment: `${ref.namespace}/${ref.name}` }));
-      f = feed.start(this.checkpointMs, newAggregator).then(() => feed);
+      f = feed.start(this.checkpointMs, newAggregator, started).then(() => feed);
       void f.catch(() => this.feeds.delete(ref.uid));
       this.feeds.set(ref.uid, f);
     }

@@ -16,12 +16,13 @@ const sig = (x: number): number => Number(x.toPrecision(6));
  */
 export function statusStat(c: CycleStats | undefined): Stat | undefined {
   if (c === undefined || c.mean === null || c.n === 0) return undefined;
-  if (c.std === null || c.ci95Low === null || c.ci95High === null) return { n: c.n, mean: sig(c.mean) };
-  return { n: c.n, mean: sig(c.mean), std: sig(c.std), ci95Low: sig(c.ci95Low), ci95High: sig(c.ci95High) };
+  const flags = c.flags.length > 0 ? { flags: [...c.flags] } : {};
+  if (c.std === null || c.ci95Low === null || c.ci95High === null) return { n: c.n, mean: sig(c.mean), ...flags };
+  return { n: c.n, mean: sig(c.mean), std: sig(c.std), ci95Low: sig(c.ci95Low), ci95High: sig(c.ci95High), ...flags };
 }
 
 export function stat(values: number[]): Stat {
-  return statusStat(cycleStats(values)) ?? { n: 0, mean: 0 };
+  return statusStat(cycleStats(values, [], { nonNegative: true })) ?? { n: 0, mean: 0 };
 }
 
 function metricsOf(results: RunAttemptResult[]): Record<string, Stat> {
@@ -51,9 +52,14 @@ export function bestConfiguration(configs: ConfigurationResult[]): Best | undefi
     const j = c.metrics['joulesPerToken'];
     if (j === undefined || j.n === 0) continue;
     if (best === undefined || j.mean < best.joulesPerToken) {
+      const net = c.metrics['baselineSubtractedJoulesPerToken'];
       best = {
-        configurationId: c.id, backend: c.backend, configHash: c.configHash, joulesPerToken: j.mean,
+        configurationId: c.id, backend: c.backend, configHash: c.configHash,
+        metric: 'joulesPerToken', joulesPerToken: j.mean,
         ...(j.ci95Low !== undefined && j.ci95High !== undefined ? { ci95Low: j.ci95Low, ci95High: j.ci95High } : {}),
+        ...(net !== undefined && net.n > 0 ? { baselineSubtractedJoulesPerToken: net.mean } : {}),
+        cycles: j.n,
+        ...(j.flags !== undefined && j.flags.length > 0 ? { flags: j.flags } : {}),
       };
     }
   }

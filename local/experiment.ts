@@ -177,6 +177,8 @@ class LocalExperiment {
       this.state.runs[run.id] = record;
       this.dir.writeState(this.state);
       this.attempts.set(run.id, attempt);
+      // Before any agent starts: the aggregator refuses messages of attempts never started.
+      this.aggregator.startAttempt(run.id, attempt);
       this.observer.reset(run.id);
       this.opts.progress.event({ type: 'run', runId: run.id, index, total: this.loaded.matrix.runs.length, attempt, requests: configuration.workload.requests });
       let error: string | null;

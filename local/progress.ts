@@ -87,6 +87,11 @@ export class ConsoleProgress implements ProgressSink {
 }
 
 export function finishText(s: ResultsSummary): string {
-  const best = s.best === null ? 'no configuration has a J/token value' : `best: ${s.best.label} at ${s.best.joulesPerToken.toPrecision(4)} J/token`;
+  const b = s.best;
+  const net = b?.baselineSubtractedJoulesPerToken ?? null;
+  const best = b === null ? 'no configuration has a J/token value'
+    : `best (lowest gross J/token): ${b.label} at ${b.joulesPerToken.toPrecision(4)} J/token, ` +
+      `${net === null ? 'baseline-subtracted unavailable' : `${net.toPrecision(4)} baseline-subtracted`}` +
+      `${b.fewCycles ? ` (${b.cycles} cycle(s): fewer than 3)` : ''}`;
   return `llem: ${s.runsComplete}/${s.runsPlanned} runs complete${s.runsFailed > 0 ? `, ${s.runsFailed} failed` : ''}; ${best}${s.simulated ? ' (simulated)' : ''}; report: ${s.out}/report.html`;
 }

@@ -28,7 +28,11 @@ export interface ResultsSummary {
   runsPlanned: number;
   runsComplete: number;
   runsFailed: number;
-  best: { configId: string; label: string; joulesPerToken: number } | null;
+  /** Chosen on `metric` (mean gross J/token); the baseline-subtracted mean is shown beside it. */
+  best: {
+    configId: string; label: string; metric: 'joulesPerToken'; joulesPerToken: number;
+    baselineSubtractedJoulesPerToken: number | null; cycles: number; fewCycles: boolean;
+  } | null;
 }
 
 export function writeRunFile(dir: string, file: RunFile): void {
@@ -78,7 +82,12 @@ export function writeResults(input: WriteResultsInput): ResultsSummary {
     runsPlanned: results.runs.length,
     runsComplete: results.runs.filter((r) => r.status === 'complete').length,
     runsFailed: Object.values(state.runs).filter((r) => r.status === 'failed').length,
-    best: best === null ? null : { configId: best.configId, label: labels[best.configId] ?? best.configId, joulesPerToken: best.joulesPerTokenMean },
+    best: best === null ? null : {
+      configId: best.configId, label: labels[best.configId] ?? best.configId, metric: best.metric,
+      joulesPerToken: best.joulesPerTokenMean,
+      baselineSubtractedJoulesPerToken: best.baselineSubtractedJoulesPerTokenMean,
+      cycles: best.cycles, fewCycles: best.joulesPerToken.flags.includes('fewCycles'),
+    },
   };
   const generatedAt = new Date().toISOString();
   const experimentJson = {

@@ -1,6 +1,7 @@
 // report.html: one self-contained file (inline CSS and SVG, no scripts, no network) that a user
 // can open or attach anywhere. Every figure in it is in experiment.json too.
-import type { AggregateResults, ConfigResult } from '../aggregator/index.ts';
+import type { AggregateResults, ConfigResult, CycleStats } from '../aggregator/index.ts';
+import { bestConfigurationText } from './best.ts';
 import type { PowerPoint } from './csv.ts';
 import { barChart, lineChart, type Band, type XYSeries } from './svg.ts';
 
@@ -58,13 +59,23 @@ export function powerChart(input: Pick<ReportInput, 'power' | 'windows' | 'simul
   return lineChart(series, { title: `GPU power over time; shaded: measurement windows${sim}`, xLabel: 'seconds since start', yLabel: 'W' }, bands);
 }
 
+/** Marks a statistic that fewer than 3 cycles or a clamped interval weaken. */
+function statFlags(s: CycleStats): string {
+  const words: string[] = [];
+  if (s.flags.includes('fewCycles')) words.push(`${s.n} cycle(s)`);
+  if (s.flags.includes('ciClampedAtZero')) words.push('interval clamped at 0');
+  return words.length === 0 ? '' : ` <small>[${esc(words.join('; '))}]</small>`;
+}
+
 function configTable(configs: readonly ConfigResult[], labels: Readonly<Record<string, string>>, bestId: string | null): string {
-  const head = '<tr><th>configuration</th><th>runs</th><th>J/token (95% CI)</th><th>tokens/J</th><th>tokens/s</th><th>mean power W</th><th>TTFT p50 / p99 ms</th><th>ITL p50 / p99 ms</th></tr>';
+  const head = '<tr><th>configuration</th><th>runs</th><th>J/token (95% CI)</th><th>baseline-subtracted J/token</th>' +
+    '<th>tokens/J</th><th>tokens/s</th><th>mean power W</th><th>TTFT p50 / p99 ms</th><th>ITL p50 / p99 ms</th></tr>';
   const rows = configs.map((c) => {
     const j = c.metrics.joulesPerToken;
     const best = c.configId === bestId ? ' class="best"' : '';
     return `<tr${best}><td>${esc(labels[c.configId] ?? c.configId)}</td><td>${c.runsIncluded.length}/${c.runsPlanned}</td>` +
-      `<td>${num(j.mean)} (${num(j.ci95Low)} – ${num(j.ci95High)})</td><td>${num(c.metrics.tokensPerJoule.mean)}</td>` +
+      `<td>${num(j.mean)} (${num(j.ci95Low)} – ${num(j.ci95High)})${statFlags(j)}</td>` +
+      `<td>${num(c.metrics.baselineSubtractedJoulesPerToken.mean)}</td><td>${num(c.metrics.tokensPerJoule.mean)}</td>` +
       `<td>${num(c.metrics.tokensPerSecond.mean)}</td><td>${num(c.metrics.meanPowerWatts.mean)}</td>` +
       `<td>${num(c.latencyPooled.ttftMs.p50)} / ${num(c.latencyPooled.ttftMs.p99)}</td><td>${num(c.latencyPooled.itlMs.p50)} / ${num(c.latencyPooled.itlMs.p99)}</td></tr>`;
   });
@@ -92,10 +103,10 @@ export function reportHtml(input: ReportInput): string {
     ? '<p class="sim">SIMULATED: these figures come from the simulated GPU and mock inference server, not from hardware.</p>'
     : '';
   const bestLine = best === null ? 'no configuration has a J/token value'
-    : `${esc(input.configLabels[best.configId] ?? best.configId)} at ${num(best.joulesPerTokenMean)} J/token`;
+    : esc(bestConfigurationText(best, input.configLabels[best.configId] ?? best.configId, num));
   return `<!doctype html><html lang="en"><head><meta charset="utf-8"><title>${esc(input.title)}</title><style>${CSS}</style></head><body>
 <h1>${esc(input.title)}</h1>${banner}
-<p>Manifest <code>${esc(input.manifestPath)}</code>, generated ${esc(input.generatedAt)}. Best configuration by mean J/token: <b>${bestLine}</b>.</p>
+<p>Manifest <code>${esc(input.manifestPath)}</code>, generated ${esc(input.generatedAt)}. Best configuration: <b>${bestLine}</b>.</p>
 <h2>Configurations</h2>${configTable(input.results.configurations, input.configLabels, best?.configId ?? null)}
 ${jPerTokenChart(input)}
 <h2>Latency</h2>${latencyCdfChart(input, 'ttftMs', 'TTFT')}${latencyCdfChart(input, 'itlMs', 'ITL')}${latencyCdfChart(input, 'e2eMs', 'E2E')}

@@ -6,7 +6,7 @@ import { hostname } from 'node:os';
 import { KubeConfig } from '@kubernetes/client-node';
 import { z } from 'zod';
 import { Controller } from '../../controller/index.ts';
-import { natsOptionsFromEnv, openNatsBus, type NatsBus, type NatsEnv } from '../../lib/bus/index.ts';
+import { BusIssuer, natsOptionsFromEnv, natsUrlProblem, openNatsBus, type NatsBus, type NatsEnv } from '../../lib/bus/index.ts';
 import { InvalidInputError, isLlemError, LlemError } from '../../lib/errors.ts';
 import { rootLogger, type Logger } from '../../lib/log.ts';
 
@@ -26,7 +26,9 @@ then $KUBECONFIG / ~/.kube/config).
   --nats-url URL                 NATS JetStream server(s), comma-separated (env LLEM_NATS_URL)
                                  credentials and TLS: env LLEM_NATS_USER + LLEM_NATS_PASSWORD |
                                  LLEM_NATS_TOKEN | LLEM_NATS_CREDS_FILE, LLEM_NATS_CA_FILE,
-                                 LLEM_NATS_CERT_FILE + LLEM_NATS_KEY_FILE (as for the agent)
+                                 LLEM_NATS_CERT_FILE + LLEM_NATS_KEY_FILE (as for the agent), or
+                                 LLEM_NATS_ISSUER_SECRET: sign its own and every run's credentials
+                                 (ADR 0011; the chart's default)
   --agent-nats-url URL           NATS URL the agent pods use (default: --nats-url)
   --agent-image IMAGE            image holding the agent bundle (env LLEM_AGENT_IMAGE)
   --backend-image TYPE=IMAGE     default image per backend type (repeatable; env LLEM_BACKEND_IMAGES=a=x,b=y)
@@ -56,7 +58,17 @@ const ConfigSchema = z.object({
   startupTimeoutSeconds: z.coerce.number().positive().default(120),
 });
 
-type ControllerConfig = z.output<typeof ConfigSchema> & { nats: NatsEnv };
+type ControllerConfig = z.output<typeof ConfigSchema> & { nats: NatsEnv; issuer?: BusIssuer };
+
+/** LLEM_NATS_ISSUER_SECRET: the controller signs credentials itself, so no other method may be set. */
+function issuerFrom(env: NodeJS.ProcessEnv, nats: NatsEnv): BusIssuer | undefined {
+  const secret = env['LLEM_NATS_ISSUER_SECRET'] ?? '';
+  if (secret === '') return undefined;
+  if (nats.user !== undefined || nats.token !== undefined || nats.credsFile !== undefined) {
+    throw new InvalidInputError([{ file: 'LLEM_NATS_ISSUER_SECRET', path: '', message: 'is set together with LLEM_NATS_USER, LLEM_NATS_TOKEN or LLEM_NATS_CREDS_FILE: the issuer signs the controller\'s own credentials; unset the others' }]);
+  }
+  return new BusIssuer(secret);
+}
 
 /** TYPE=IMAGE pairs; anything else is an input error naming where it came from (never dropped silently). */
 function pairs(list: string[], source: string): Record<string, string> {
@@ -84,7 +96,7 @@ function kubeConfig(file: string | undefined): KubeConfig {
   return kc;
 }
 
-function parse(argv: string[], env: NodeJS.ProcessEnv): ControllerConfig | 'help' {
+export function parse(argv: string[], env: NodeJS.ProcessEnv): ControllerConfig | 'help' {
   const { values } = parseArgs({
     args: argv,
     strict: true,
@@ -120,7 +132,10 @@ function parse(argv: string[], env: NodeJS.ProcessEnv): ControllerConfig | 'help
   // The flag wins over LLEM_NATS_URL; credentials and TLS come from the same variables the agent reads.
   const nats = natsOptionsFromEnv({ ...env, LLEM_NATS_URL: parsed.data.natsUrl });
   if (nats === null) throw new InvalidInputError([{ file: 'llem controller', path: 'natsUrl', message: 'required: pass --nats-url URL or set LLEM_NATS_URL' }]);
-  return { ...parsed.data, nats };
+  const agentUrlProblem = parsed.data.agentNatsUrl === undefined ? null : natsUrlProblem(parsed.data.agentNatsUrl);
+  if (agentUrlProblem !== null) throw new InvalidInputError([{ file: 'llem controller', path: 'agentNatsUrl', message: agentUrlProblem }]);
+  const issuer = issuerFrom(env, nats);
+  return { ...parsed.data, nats, ...(issuer === undefined ? {} : { issuer }) };
 }
 
 
@@ -136,9 +151,10 @@ function within<T>(work: Promise<T>, ms: number, what: string): Promise<T> {
 
 async function connect(config: ControllerConfig, log: Logger): Promise<NatsBus> {
   const { servers, ...auth } = config.nats;
-  const authMethod = auth.credsFile !== undefined ? 'creds' : auth.token !== undefined ? 'token' : auth.user !== undefined ? `user ${auth.user}` : 'none';
+  const authMethod = config.issuer !== undefined ? 'issuer' : auth.credsFile !== undefined ? 'creds' : auth.token !== undefined ? 'token' : auth.user !== undefined ? `user ${auth.user}` : 'none';
   log.info({ servers, auth: authMethod, tls: auth.tls !== undefined }, 'connecting to NATS');
-  return await openNatsBus({ name: `llem-controller-${hostname()}`, ...auth, servers, inboxPrefix: CONTROLLER_INBOX_PREFIX }, 'LLEM_NATS_* / --nats-url');
+  const creds = config.issuer === undefined ? {} : { creds: config.issuer.controllerCreds() };
+  return await openNatsBus({ name: `llem-controller-${hostname()}`, ...auth, ...creds, servers, inboxPrefix: CONTROLLER_INBOX_PREFIX }, 'LLEM_NATS_* / --nats-url');
 }
 
 function controllerFor(config: ControllerConfig, kc: KubeConfig, bus: NatsBus, log: Logger, onLost: () => void): Controller {
@@ -153,6 +169,7 @@ function controllerFor(config: ControllerConfig, kc: KubeConfig, bus: NatsBus, l
       backendImages: config.backendImages,
       agentEnv: [{ name: 'LLEM_NATS_URL', value: config.agentNatsUrl ?? config.natsUrl }, ...agentTelemetryEnv()],
       simulate: config.simulate,
+      ...(config.issuer === undefined ? {} : { busIssuer: config.issuer }),
     },
     leaderElection: { enabled: config.leaderElect, namespace: config.leaderElectionNamespace, name: config.leaseName },
     probe: { host, port: Number(port) },

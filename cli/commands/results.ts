@@ -1,9 +1,11 @@
 // `llem results show DIR | export DIR --format csv|json | compare DIR_A DIR_B`
+import { checkResultsFile } from '../out-dir.ts';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { InvalidInputError } from '../../lib/errors.ts';
 import { compareResults, readResultsDirectory, type ResultsDocument } from '../../local/index.ts';
+import { bestConfigurationText } from '../../report/best.ts';
 
 const HELP = `usage:
   llem results show DIR                     configurations, J/token with 95% CI, best configuration
@@ -28,7 +30,7 @@ function show(doc: ResultsDocument): string {
       `${n(j.ci95Low)}–${n(j.ci95High)}`, n(c.metrics.tokensPerSecond.mean), n(c.latencyPooled.ttftMs.p99)].join('  '));
   }
   const best = doc.results.experiment.bestConfiguration;
-  lines.push(best === null ? 'best: none' : `best: ${label(best.configId)} at ${n(best.joulesPerTokenMean)} J/token`);
+  lines.push(best === null ? 'best: none' : `best: ${bestConfigurationText(best, label(best.configId), n)}`);
   return lines.join('\n') + '\n';
 }
 
@@ -52,6 +54,7 @@ export async function main(argv: string[]): Promise<number> {
     usageError((err as Error).message);
   }
   const dirs = parsed.positionals;
+  for (const d of dirs) for (const f of ['experiment.json', 'configs.csv']) checkResultsFile(join(d, f));
   switch (sub) {
     case 'show': {
       if (dirs.length !== 1 || dirs[0] === undefined) usageError('show takes one results directory');

@@ -1,4 +1,5 @@
 // `llem run FILE [--simulate] [--out DIR] [--json] [--fresh] [--server-command CMD]`
+import { checkOutDir } from '../out-dir.ts';
 import { accessSync, constants, statSync } from 'node:fs';
 import { delimiter, join } from 'node:path';
 import { parseArgs } from 'node:util';
@@ -54,6 +55,8 @@ export async function main(argv: string[]): Promise<number> {
   }
   // Checked here, not when the first run's agent starts: bad input must stop before anything is written.
   clientThreadsFor(1, undefined, process.env['LLEM_CLIENT_THREADS']);
+  // Without --out the results go to ./llem-results/<name>: the working directory is checked the same way.
+  checkOutDir(values.out ?? 'llem-results', values.out === undefined ? 'working directory' : '--out');
   const controller = new AbortController();
   const onSignal = (sig: string): void => controller.abort(new Error(`received ${sig}`));
   process.once('SIGINT', onSignal);

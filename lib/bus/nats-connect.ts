@@ -35,6 +35,7 @@ function authOptions(o: NatsBusOptions): Partial<NodeConnectionOptions> {
     const creds = new Uint8Array(readFileSync(o.credsFile));
     return { authenticator: credsAuthenticator(creds) };
   }
+  if (o.creds !== undefined) return { authenticator: credsAuthenticator(new TextEncoder().encode(o.creds)) };
   return {};
 }
 

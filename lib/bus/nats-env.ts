@@ -21,15 +21,30 @@ export interface NatsEnv {
 }
 
 const URL_PATTERN = /^(nats|tls|ws|wss):\/\/[^\s]+$/;
+/** `scheme://anything@host`: a user, password or token written into the URL. */
+const EMBEDDED_CREDENTIALS = /^[a-z]+:\/\/[^/?#]*@/i;
+
+/**
+ * What is wrong with one NATS server URL, or null. The URL itself is never repeated in the message:
+ * it may hold a password, and messages reach logs and Kubernetes Events.
+ */
+export function natsUrlProblem(url: string): string | null {
+  if (EMBEDDED_CREDENTIALS.test(url)) {
+    return 'must not embed credentials (user:password@ or token@): put them in a Secret and set LLEM_NATS_USER + LLEM_NATS_PASSWORD, LLEM_NATS_TOKEN or LLEM_NATS_CREDS_FILE from it (chart: nats.external.existingSecret with userKey/passwordKey, tokenKey or credsKey)';
+  }
+  if (!URL_PATTERN.test(url)) return 'must be a URL such as nats://host:4222 or tls://host:4222';
+  return null;
+}
 /** Unset and empty are the same thing in a pod spec. */
 const optional = z.preprocess((v) => (v === '' ? undefined : v), z.string().optional());
 
 const NatsEnvSchema = z.object({
   LLEM_NATS_URL: z.string().transform((s, ctx) => {
     const servers = s.split(',').map((x) => x.trim()).filter((x) => x !== '');
-    for (const url of servers) {
-      if (!URL_PATTERN.test(url)) ctx.addIssue({ code: 'custom', message: `"${url}" must be a URL such as nats://host:4222 or tls://host:4222` });
-    }
+    servers.forEach((url, i) => {
+      const problem = natsUrlProblem(url);
+      if (problem !== null) ctx.addIssue({ code: 'custom', message: `server ${i + 1} ${problem}` });
+    });
     if (servers.length === 0) ctx.addIssue({ code: 'custom', message: 'names no server: set it to a URL such as nats://host:4222' });
     return servers;
   }),

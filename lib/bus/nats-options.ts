@@ -1,10 +1,12 @@
 // Connection, layout and consumer options of the NATS bus: parsed once with zod, failing fast.
 import { z } from 'zod';
 import { InvalidInputError } from '../errors.ts';
+import { natsUrlProblem } from './nats-env.ts';
 
-const natsUrl = z
-  .string()
-  .regex(/^(nats|tls|ws|wss):\/\/[^\s]+$/, 'must be a URL such as nats://host:4222 or tls://host:4222');
+const natsUrl = z.string().superRefine((url, ctx) => {
+  const problem = natsUrlProblem(url);
+  if (problem !== null) ctx.addIssue({ code: 'custom', message: problem });
+});
 
 export const NatsTlsSchema = z.strictObject({
   /** CA bundle that signed the server certificate (PEM file). */
@@ -56,6 +58,8 @@ export const NatsBusOptionsSchema = z.strictObject({
   nkeySeed: z.string().regex(/^SU[A-Z2-7]+$/, 'must be an NKey user seed (SU...)').optional(),
   /** Decentralised-auth credentials file (JWT + seed). */
   credsFile: z.string().min(1).optional(),
+  /** The contents of a credentials file (the controller signs its own; ADR 0011). */
+  creds: z.string().min(1).optional(),
   tls: NatsTlsSchema.optional(),
   /** Reply subjects prefix; give each role its own so permissions can keep replies private. */
   inboxPrefix: z.string().regex(/^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*$/).optional(),
@@ -70,9 +74,9 @@ export const NatsBusOptionsSchema = z.strictObject({
   layout: NatsLayoutSchema.prefault({}),
   consumer: NatsConsumerSchema.prefault({}),
 }).superRefine((o, ctx) => {
-  const methods = [o.user !== undefined, o.token !== undefined, o.nkeySeed !== undefined, o.credsFile !== undefined];
+  const methods = [o.user !== undefined, o.token !== undefined, o.nkeySeed !== undefined, o.credsFile !== undefined, o.creds !== undefined];
   if (methods.filter(Boolean).length > 1) {
-    ctx.addIssue({ code: 'custom', path: ['user'], message: 'choose one of user/password, token, nkeySeed, credsFile' });
+    ctx.addIssue({ code: 'custom', path: ['user'], message: 'choose one of user/password, token, nkeySeed, credsFile, creds' });
   }
   if (o.password !== undefined && o.user === undefined) {
     ctx.addIssue({ code: 'custom', path: ['password'], message: 'password needs user' });

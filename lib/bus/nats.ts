@@ -8,7 +8,7 @@ import type { ObjectStore } from '@nats-io/obj';
 import { experimentSubjectFilter } from '../../api/protocol.ts';
 import { BusError, CheckpointError } from '../errors.ts';
 import { childLogger, type Logger } from '../log.ts';
-import { createHash, randomUUID } from 'node:crypto';
+import { createHash, randomBytes, randomUUID } from 'node:crypto';
 import { decodeCheckpoint, decodeCheckpointPointer, encodeCheckpoint, encodeCheckpointPointer } from './checkpoint-codec.ts';
 import { connectNats } from './nats-connect.ts';
 import { NatsConsumption } from './nats-consumer.ts';
@@ -72,6 +72,13 @@ export class NatsBus implements Bus {
   #kv: Promise<KV> | null = null;
   #objects: Promise<ObjectStore> | null = null;
   #deadLettered = 0;
+  /**
+   * JetStream de-duplicates by Nats-Msg-Id across the whole stream, whoever published: a tenant that
+   * pre-published another run's predictable id would make the real message be dropped. Every id this
+   * connection sends carries 128 random bits no other client knows (retries reuse them, so a retried
+   * message is still stored once).
+   */
+  readonly #msgIdNonce = randomBytes(16).toString('base64url');
 
   constructor(nc: NatsConnection, opts: NatsBusOptions) {
     this.#nc = nc;
@@ -108,7 +115,7 @@ export class NatsBus implements Bus {
 
   async publish(subject: string, data: Uint8Array, opts: PublishOptions): Promise<PublishAck> {
     assertDataSubject(subject);
-    return await this.#publishWithRetry(subject, data, opts.msgId, traceHeaders(opts.headers));
+    return await this.#publishWithRetry(subject, data, `${opts.msgId}~${this.#msgIdNonce}`, traceHeaders(opts.headers));
   }
 
   async #publishWithRetry(subject: string, data: Uint8Array, msgId: string, hdrs?: ReturnType<typeof headers>): Promise<PublishAck> {

@@ -1,5 +1,5 @@
 // Subject rules both buses enforce, and the names derived from subjects (dead letters, checkpoints).
-import { CONTROL_ROOT, SUBJECT_ROOT } from '../../api/protocol.ts';
+import { CONTROL_ROOT, SUBJECT_ROOT, dataSubject, type MessageKind, type PublisherKey } from '../../api/protocol.ts';
 import { sanitizeToken } from '../../api/names.ts';
 import { BusError } from '../errors.ts';
 
@@ -78,4 +78,14 @@ export function assertCheckpointKey(key: string): void {
 
 export function belongsToExperiment(key: string, experimentKey: string): boolean {
   return key === experimentKey || key.startsWith(`${experimentKey}.`);
+}
+
+/**
+ * Why a message's body does not belong on the subject it arrived on, or null. The server checks the
+ * publisher's identity against the subject (ADR 0011), never the body: a body naming another run,
+ * attempt, replica or experiment than its subject is a forgery by an authenticated agent.
+ */
+export function subjectMismatch(subject: string, body: PublisherKey & { kind: MessageKind }): string | null {
+  const expected = dataSubject(body, body.kind);
+  return expected === subject ? null : `body says ${expected} but arrived on ${subject}`;
 }

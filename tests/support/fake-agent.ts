@@ -17,8 +17,8 @@ function envelope(p: Publisher, seq: number): Omit<WireMessage, 'kind'> & Record
   return { v: PROTOCOL_VERSION, ...p, seq, sentAtMs: Date.now(), simulated: true } as never;
 }
 
-function sample(gpu: string, energyMillijoules: number): Record<string, unknown> {
-  return { gpuUuid: gpu, tMs: Date.now(), energyMillijoules, powerWatts: 300, utilizationGpuPct: 90, memoryUsedMiB: 1000, smClockMhz: 1500, memClockMhz: 2000, temperatureC: 50, throttleReasons: 0 };
+function sample(gpu: string, energyMillijoules: number, tMs: number): Record<string, unknown> {
+  return { gpuUuid: gpu, tMs, energyMillijoules, powerWatts: 300, utilizationGpuPct: 90, memoryUsedMiB: 1000, smClockMhz: 1500, memClockMhz: 2000, temperatureC: 50, throttleReasons: 0 };
 }
 
 export function fakeMessages(p: Publisher, outputTokens: number, energyJoules: number, configHash = ''): WireMessage[] {
@@ -28,12 +28,12 @@ export function fakeMessages(p: Publisher, outputTokens: number, energyJoules: n
   return [
     { ...envelope(p, 1), kind: 'hello', environment: env },
     { ...envelope(p, 2), kind: 'ready' },
-    { ...envelope(p, 3), kind: 'telemetry', phase: 'measuring', mark: 'windowStart', samples: [sample(gpu, 1_000_000)] },
+    { ...envelope(p, 3), kind: 'telemetry', phase: 'measuring', mark: 'windowStart', samples: [sample(gpu, 1_000_000, t0)] },
     {
       ...envelope(p, 4), kind: 'sketch', slice: 0, sliceStartMs: t0, sliceEndMs: t0 + 1000, requestsOk: 10, requestsFailed: 0,
       errorClasses: {}, inputTokens: 10 * 16, outputTokens, sketches: {},
     },
-    { ...envelope(p, 5), kind: 'telemetry', phase: 'measuring', mark: 'windowEnd', samples: [sample(gpu, 1_000_000 + energyJoules * 1000)] },
+    { ...envelope(p, 5), kind: 'telemetry', phase: 'measuring', mark: 'windowEnd', samples: [sample(gpu, 1_000_000 + energyJoules * 1000, t0 + 1000)] },
     {
       ...envelope(p, 6), kind: 'summary', messagesBefore: 5, countsByKind: { hello: 1, ready: 1, sketch: 1, telemetry: 2 },
       requestsOk: 10, requestsFailed: 0, inputTokens: 10 * 16, outputTokens, baselineStartMs: null, baselineEndMs: null,

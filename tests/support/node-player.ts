@@ -9,6 +9,7 @@
 //
 // Pods are never scheduled (there is no scheduler): the player sets no nodeName, so deleting a pod
 // removes it at once, and the player then aborts the pod's process.
+import { expandContainerEnv, kubeletExpand } from './kubelet-expansion.ts';
 import { spawn } from 'node:child_process';
 import { readdirSync, readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
@@ -131,10 +132,10 @@ export class NodePlayer {
 
   private async play(pod: V1Pod, t: Tracked): Promise<void> {
     const container = pod.spec?.containers[0];
-    const env: Record<string, string> = {};
-    for (const e of container?.env ?? []) if (e.value !== undefined) env[e.name] = e.value;
+    // As a kubelet would: `$(VAR)` and `$$` expanded in env values, then in command and args.
+    const env = expandContainerEnv(container?.env ?? []);
     Object.assign(env, this.opts.env ?? {});
-    const argv = [...(container?.command ?? []), ...(container?.args ?? [])];
+    const argv = [...(container?.command ?? []), ...(container?.args ?? [])].map((a) => kubeletExpand(a, env));
     const started = new Date().toISOString();
     if ((this.opts.startDelayMs ?? 0) > 0) await new Promise((r) => setTimeout(r, this.opts.startDelayMs));
     if (t.abort.signal.aborted && t.forced === undefined) return;

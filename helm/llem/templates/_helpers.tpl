@@ -105,8 +105,14 @@ app.kubernetes.io/component: nats
 {{- if and $ext.passwordKey (not $ext.userKey) -}}
 {{- fail "nats.external.passwordKey needs nats.external.userKey" -}}
 {{- end -}}
-{{- if and (gt $methods 0) (not $ext.existingSecret) -}}
-{{- fail "nats.external.existingSecret is required when userKey, passwordKey, tokenKey or credsKey is set" -}}
+{{- if and $ext.issuerSecretKey (gt $methods 0) -}}
+{{- fail "nats.external.issuerSecretKey: the controller signs its own credentials with the issuer; set userKey, passwordKey, tokenKey and credsKey to \"\"" -}}
+{{- end -}}
+{{- if and (or (gt $methods 0) $ext.issuerSecretKey) (not $ext.existingSecret) -}}
+{{- fail "nats.external.existingSecret is required when userKey, passwordKey, tokenKey, credsKey or issuerSecretKey is set" -}}
+{{- end -}}
+{{- if contains "@" $ext.url -}}
+{{- fail "nats.external.url must not embed credentials (user:password@ or token@): put them in the Secret named by nats.external.existingSecret and set userKey/passwordKey, tokenKey or credsKey" -}}
 {{- end -}}
 {{- end -}}
 {{- end -}}

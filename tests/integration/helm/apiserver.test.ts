@@ -141,6 +141,7 @@ void describe('the chart against a real kube-apiserver', { skip, timeout: 300_00
         ['update', 'energyexperiments.llem.dev', EXPERIMENT_NAMESPACE, 'finalizers'],
         ...['get', 'list', 'watch', 'create', 'delete'].map((v): [string, string, string] => [v, 'pods', EXPERIMENT_NAMESPACE]),
         ['create', 'events', EXPERIMENT_NAMESPACE], ['patch', 'events', EXPERIMENT_NAMESPACE],
+        ['create', 'secrets', EXPERIMENT_NAMESPACE],
         ['create', 'leases.coordination.k8s.io', RELEASE_NAMESPACE],
         ['get', 'leases.coordination.k8s.io/llem-leader', RELEASE_NAMESPACE],
         ['update', 'leases.coordination.k8s.io/llem-leader', RELEASE_NAMESPACE],
@@ -153,6 +154,7 @@ void describe('the chart against a real kube-apiserver', { skip, timeout: 300_00
     void test('verbs outside the role are refused: Secrets, pod exec, other Leases, creating experiments, nodes', async () => {
       const refused: [string, string, string, string?][] = [
         ['get', 'secrets', EXPERIMENT_NAMESPACE], ['list', 'secrets', RELEASE_NAMESPACE], ['watch', 'secrets', EXPERIMENT_NAMESPACE],
+        ['update', 'secrets', EXPERIMENT_NAMESPACE], ['delete', 'secrets', EXPERIMENT_NAMESPACE],
         ['create', 'pods', EXPERIMENT_NAMESPACE, 'exec'], ['update', 'pods', EXPERIMENT_NAMESPACE],
         ['create', 'energyexperiments.llem.dev', EXPERIMENT_NAMESPACE], ['deletecollection', 'energyexperiments.llem.dev', EXPERIMENT_NAMESPACE],
         ['get', 'configmaps', EXPERIMENT_NAMESPACE], ['list', 'nodes', ''],

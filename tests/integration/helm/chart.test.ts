@@ -53,6 +53,8 @@ const CONTROLLER_PERMISSIONS = [
   'llem.dev/energyexperiments/status:patch', 'llem.dev/energyexperiments/finalizers:update',
   '/pods:get', '/pods:list', '/pods:watch', '/pods:create', '/pods:delete',
   '/events:create', '/events:patch',
+  // Each run's bus credentials (ADR 0011): create only, never read.
+  '/secrets:create',
 ];
 const LEASE_PERMISSIONS = ['coordination.k8s.io/leases:get', 'coordination.k8s.io/leases:create', 'coordination.k8s.io/leases:update'];
 
@@ -144,14 +146,14 @@ void describe('helm chart helm/llem', { skip }, () => {
     assert.deepEqual(named?.verbs, ['get', 'update']);
   });
 
-  void test('RBAC grants exactly the verbs the controller uses and nothing on Secrets, in every scenario', async () => {
+  void test('RBAC grants exactly the verbs the controller uses and only create on Secrets, in every scenario', async () => {
     for (const scenario of SCENARIO_NAMES) {
       const objs = await render(scenario);
       const granted = grantedPermissions(objs);
       const expected = new Set([...CONTROLLER_PERMISSIONS, ...(scenario === 'minimal' ? [] : LEASE_PERMISSIONS)]);
       assert.deepEqual([...granted].sort(), [...expected].sort(), `${scenario}: granted permissions`);
       for (const p of granted) {
-        assert.doesNotMatch(p, /\*|secrets|pods\/exec|nodes/, `${scenario}: ${p} is broader than the controller needs`);
+        assert.doesNotMatch(p, /\*|secrets:(?!create$)|pods\/exec|nodes/, `${scenario}: ${p} is broader than the controller needs`);
       }
     }
   });
@@ -175,9 +177,10 @@ void describe('helm chart helm/llem', { skip }, () => {
     for (const e of ext.env ?? []) assert.doesNotMatch(e.value ?? '', /password|secret-value/i, `${e.name} carries no inline secret`);
 
     const def = controllerContainer(await render('default'));
-    const pw = (def.env ?? []).find((e) => e.name === 'LLEM_NATS_PASSWORD');
-    assert.equal(pw?.valueFrom?.secretKeyRef?.key, 'password');
-    assert.equal(pw?.value, undefined);
+    const issuer = (def.env ?? []).find((e) => e.name === 'LLEM_NATS_ISSUER_SECRET');
+    assert.equal(issuer?.valueFrom?.secretKeyRef?.key, 'issuerSecret');
+    assert.equal(issuer?.value, undefined);
+    assert.equal((def.env ?? []).some((e) => e.name === 'LLEM_NATS_PASSWORD' || e.name === 'LLEM_NATS_USER'), false);
 
     const creds = await render('external-nats', ['--set', 'nats.external.userKey=', '--set', 'nats.external.passwordKey=',
       '--set', 'nats.external.credsKey=controller.creds']);
@@ -190,6 +193,40 @@ void describe('helm chart helm/llem', { skip }, () => {
     const r = await helm(['template', 'llem', CHART_DIR, ...SCENARIOS['external-nats'], '--set', 'nats.external.tokenKey=token']);
     assert.notEqual(r.code, 0);
     assert.match(r.stderr, /nats\.external: choose one of userKey\/passwordKey, tokenKey, credsKey/);
+  });
+
+  void test('an external NATS URL with embedded credentials is refused with a pointer to the Secret keys, without echoing them', async () => {
+    const r = await helm(['template', 'llem', CHART_DIR, ...SCENARIOS['external-nats'], '--set', 'nats.external.url=nats://agent:hunter2@nats:4222']);
+    assert.notEqual(r.code, 0);
+    assert.match(r.stderr, /nats\.external\.url must not embed credentials.*existingSecret.*userKey\/passwordKey, tokenKey or credsKey/);
+    assert.doesNotMatch(r.stderr, /hunter2/);
+  });
+
+  void test('with nats.external.issuerSecretKey the controller signs run credentials from the Secret and no other method is allowed', async () => {
+    const noOther = ['--set', 'nats.external.userKey=', '--set', 'nats.external.passwordKey='];
+    const c = controllerContainer(await render('external-nats', [...noOther, '--set', 'nats.external.issuerSecretKey=issuer']));
+    const issuer = (c.env ?? []).find((e) => e.name === 'LLEM_NATS_ISSUER_SECRET');
+    assert.deepEqual(issuer?.valueFrom?.secretKeyRef, { name: 'llem-nats-credentials', key: 'issuer' });
+    const both = await helm(['template', 'llem', CHART_DIR, ...SCENARIOS['external-nats'], '--set', 'nats.external.issuerSecretKey=issuer']);
+    assert.notEqual(both.code, 0);
+    assert.match(both.stderr, /issuerSecretKey: the controller signs its own credentials/);
+  });
+
+  void test('the bundled NATS trusts only what its init container derives from the auth Secret, and has no anonymous user', async () => {
+    const objs = await render('default');
+    const conf = String((findObject(objs, 'ConfigMap', '-nats-config')['data'] as Record<string, string>)['nats.conf']);
+    assert.doesNotMatch(conf, /no_auth_user|authorization/);
+    const sts = findObject(objs, 'StatefulSet', '-nats')['spec'] as { template: { spec: { initContainers?: { name: string; args: string[]; env: { name: string; valueFrom?: { secretKeyRef?: { key: string } } }[] }[]; containers: { command: string[] }[] } } };
+    const init = sts.template.spec.initContainers?.find((x) => x.name === 'trust');
+    assert.deepEqual(init?.args.slice(0, 1), ['nats-server-config']);
+    assert.equal(init?.env.find((e) => e.name === 'LLEM_NATS_ISSUER_SECRET')?.valueFrom?.secretKeyRef?.key, 'issuerSecret');
+    assert.deepEqual(sts.template.spec.containers[0]?.command, ['nats-server', '--config', '/etc/nats/nats.conf']);
+  });
+
+  void test('the experiment admission policy ships by default on Kubernetes 1.30+, and is left out on older clusters (NOTES warn)', async () => {
+    const kinds = (objs: K8sObject[]): string[] => objs.map((o) => o.kind).filter((k) => k.startsWith('ValidatingAdmissionPolicy')).sort();
+    assert.deepEqual(kinds(await render('default')), ['ValidatingAdmissionPolicy', 'ValidatingAdmissionPolicyBinding']);
+    assert.deepEqual(kinds(await render('default', ['--kube-version', '1.29.0'])), []);
   });
 
   void test('values.schema.json rejects a wrong type, an unknown key and an external NATS without a URL', async () => {

@@ -119,3 +119,35 @@ export function natsConfigForTest(chartConf: string, port: number, storeDir: str
     .replace('store_dir: /data/jetstream', `store_dir: "${storeDir}"`)
     .replace('pid_file: /var/run/nats/nats.pid', `pid_file: "${join(dirname(storeDir), 'nats.pid')}"`);
 }
+
+/**
+ * The NATS configuration the chart's StatefulSet runs: the ConfigMap's nats.conf passed through the
+ * `trust` init container's own command (`llem nats-server-config`, args as rendered), with the
+ * auth Secret's issuerSecret in its environment as the kubelet would resolve it.
+ */
+export async function trustedNatsConfig(objs: K8sObject[], issuerSecret: string): Promise<string> {
+  const { mkdtemp, readFile, rm, writeFile } = await import('node:fs/promises');
+  const { tmpdir } = await import('node:os');
+  const { main } = await import('../../../cli/commands/nats-server-config.ts');
+  const conf = String((findObject(objs, 'ConfigMap', '-nats-config')['data'] as Record<string, string>)['nats.conf']);
+  const sts = findObject(objs, 'StatefulSet', '-nats')['spec'] as { template: { spec: { initContainers?: { name: string; args: string[] }[] } } };
+  const init = sts.template.spec.initContainers?.find((c) => c.name === 'trust');
+  if (init === undefined) throw new Error('the NATS StatefulSet has no trust init container');
+  const dir = await mkdtemp(join(tmpdir(), 'llem-nats-trust-'));
+  try {
+    await writeFile(join(dir, 'base.conf'), conf);
+    const args = init.args.slice(1).map((a) => (a === '/etc/nats-config/nats.conf' ? join(dir, 'base.conf') : a === '/etc/nats/nats.conf' ? join(dir, 'nats.conf') : a));
+    const saved = process.env['LLEM_NATS_ISSUER_SECRET'];
+    process.env['LLEM_NATS_ISSUER_SECRET'] = issuerSecret;
+    try {
+      const code = await main(args);
+      if (code !== 0) throw new Error(`llem nats-server-config exited ${code}`);
+    } finally {
+      if (saved === undefined) delete process.env['LLEM_NATS_ISSUER_SECRET'];
+      else process.env['LLEM_NATS_ISSUER_SECRET'] = saved;
+    }
+    return await readFile(join(dir, 'nats.conf'), 'utf8');
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+}

@@ -1,6 +1,6 @@
 // The Deployment's contract with `llem controller`: started with exactly the arguments and
 // environment the chart renders (Secret references resolved as the kubelet would), against the
-// chart's own NATS configuration (password auth) and a real API server, the controller sets up
+// chart's own NATS configuration (operator mode, credentials signed with the issuer secret) and a real API server, the controller sets up
 // JetStream and reports ready.
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { freePort, kubeSkipReason, startKube, type KubeCluster } from '../../support/kube.ts';
 import { natsServerBinary, startNatsServer, type NatsServerHandle } from '../../support/nats-server.ts';
-import { REPO, RELEASE_NAMESPACE, findObject, helmSkipReason, natsConfigForTest, render, type K8sObject } from './chart.ts';
+import { REPO, RELEASE_NAMESPACE, findObject, helmSkipReason, natsConfigForTest, render, trustedNatsConfig, type K8sObject } from './chart.ts';
 
 function natsSkipReason(): string | undefined {
   try {
@@ -66,14 +66,12 @@ void describe('llem controller as the chart runs it', { skip, timeout: 240_000 }
   let nats: NatsServerHandle;
   let child: ChildProcess | undefined;
   let log = '';
-  const secret = { password: `p${randomBytes(16).toString('hex')}`, agentPassword: `p${randomBytes(16).toString('hex')}` };
+  const secret = { issuerSecret: randomBytes(32).toString('base64url') };
 
   before(async () => {
     const objs = await render('default');
-    const conf = String((findObject(objs, 'ConfigMap', '-nats-config')['data'] as Record<string, string>)['nats.conf']);
+    const conf = await trustedNatsConfig(objs, secret.issuerSecret);
     process.env['POD_NAME'] = 'llem-nats-0';
-    process.env['LLEM_CONTROLLER_PASSWORD'] = secret.password;
-    process.env['LLEM_AGENT_PASSWORD'] = secret.agentPassword;
     nats = await startNatsServer({ configFor: (port, storeDir) => natsConfigForTest(conf, port, storeDir) });
     kube = await startKube();
     await kube.kubectlOk(['create', 'namespace', RELEASE_NAMESPACE]);
@@ -87,7 +85,7 @@ void describe('llem controller as the chart runs it', { skip, timeout: 240_000 }
     }
     await kube?.stop();
     await nats?.cleanup();
-    for (const k of ['POD_NAME', 'LLEM_CONTROLLER_PASSWORD', 'LLEM_AGENT_PASSWORD']) delete process.env[k];
+    delete process.env['POD_NAME'];
   });
 
   void test('starts with the rendered args and env, authenticates to the chart\'s NATS and becomes ready', async () => {
@@ -114,7 +112,7 @@ void describe('llem controller as the chart runs it', { skip, timeout: 240_000 }
     const { args, env } = container(await render('default'));
     const port = await freePort();
     const argv = args.map((a) => (a.startsWith('--metrics-bind-address=') ? `--metrics-bind-address=127.0.0.1:${port}` : a));
-    const wrong = resolveEnv(env, nats.url, { ...secret, password: 'wrong' });
+    const wrong = resolveEnv(env, nats.url, { issuerSecret: randomBytes(32).toString('base64url') });
     const t0 = Date.now();
     const bad = spawn(process.execPath, ['--import', 'tsx', join(REPO, 'cli', 'main.ts'), ...argv, '--kubeconfig', kube.kubeconfigPath], {
       cwd: REPO,

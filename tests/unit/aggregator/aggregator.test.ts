@@ -115,9 +115,11 @@ void describe('Aggregator', () => {
     const a1 = replicaMessages(run, 0, plan.experimentUid, { seed: 5, attempt: 1 });
     const agg = new Aggregator(plan);
     feed(agg, a0.slice(0, 5));
+    agg.startAttempt(run.runId, 1);
     feed(agg, a1);
     assert.ok(feed(agg, a0.slice(5)).every((o) => o === 'stale-attempt'));
     const only1 = new Aggregator(plan);
+    only1.startAttempt(run.runId, 1);
     feed(only1, a1);
     const r = agg.results().runs[0]!;
     assert.equal(r.attempt, 1);
@@ -239,7 +241,7 @@ void describe('Aggregator', () => {
     assert.equal(resumed.lastStreamSeq, cut);
     feed(resumed, msgs.slice(cut));
     assert.equal(resumed.resultsJson(), straight.resultsJson());
-    const text = new TextDecoder().decode(first.checkpoint()).replace('"version":1', '"version":2');
+    const text = new TextDecoder().decode(first.checkpoint()).replace('"version":2', '"version":3');
     assert.throws(() => Aggregator.restore(new TextEncoder().encode(text)), CheckpointError);
     assert.throws(() => Aggregator.restore(new Uint8Array([0xff, 0xfe])), CheckpointError);
   });

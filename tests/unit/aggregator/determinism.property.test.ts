@@ -9,26 +9,34 @@ import { Aggregator } from '../../../aggregator/index.ts';
 import { experimentMessages, makePlan, replicaMessages } from '../../support/streams.ts';
 
 type Fault = { kind: 'duplicate' | 'drop' | 'swap' | 'stale' | 'retry'; at: number };
+/** The runtime starting a retry: part of the input, so it is replayed in the same order. */
+type Start = { start: string; attempt: number };
+type Event = WireMessage | Start;
 
-function applyFaults(base: WireMessage[], faults: Fault[], plan: ReturnType<typeof makePlan>, seed: number): WireMessage[] {
-  const out = [...base];
+function applyFaults(base: WireMessage[], faults: Fault[], plan: ReturnType<typeof makePlan>, seed: number): Event[] {
+  const out: Event[] = [...base];
   for (const f of faults) {
     const i = f.at % out.length;
     const m = out[i]!;
+    if ('start' in m) continue;
     if (f.kind === 'duplicate') out.splice(i + 1, 0, m);
     else if (f.kind === 'drop') out.splice(i, 1);
     else if (f.kind === 'swap' && i + 1 < out.length) [out[i], out[i + 1]] = [out[i + 1]!, out[i]!];
     else if (f.kind === 'stale') out.splice(i, 0, { ...m, attempt: Math.max(0, m.attempt - 1) });
     else if (f.kind === 'retry') {
       const run = plan.runs.find((r) => r.runId === m.runId)!;
-      out.splice(i, 0, ...replicaMessages(run, 0, plan.experimentUid, { seed, attempt: m.attempt + 1, slices: 2, requestsPerSlice: 3 }));
+      const retry = replicaMessages(run, 0, plan.experimentUid, { seed, attempt: m.attempt + 1, slices: 2, requestsPerSlice: 3 });
+      out.splice(i, 0, { start: m.runId, attempt: m.attempt + 1 }, ...retry);
     }
   }
   return out;
 }
 
-function feed(agg: Aggregator, msgs: WireMessage[], firstStreamSeq: number): void {
-  msgs.forEach((m, i) => agg.apply(m, firstStreamSeq + i));
+function feed(agg: Aggregator, msgs: Event[], firstStreamSeq: number): void {
+  msgs.forEach((m, i) => {
+    if ('start' in m) agg.startAttempt(m.start, m.attempt);
+    else agg.apply(m, firstStreamSeq + i);
+  });
 }
 
 void describe('aggregator determinism', () => {

@@ -27,7 +27,7 @@ void describe('NATS bus options', () => {
 
   void it('refuses two authentication methods at once, naming the field', () => {
     assert.deepEqual(issues({ servers: 'nats://n:4222', user: 'u', password: 'p', token: 't' }), [
-      'user: choose one of user/password, token, nkeySeed, credsFile',
+      'user: choose one of user/password, token, nkeySeed, credsFile, creds',
     ]);
   });
 

@@ -15,12 +15,12 @@ function aggregate(cycles: number): Aggregator {
 }
 
 void test('one cycle has a mean but no spread: std and the 95% interval are absent, never zero-width', () => {
-  assert.deepEqual(stat([2]), { n: 1, mean: 2 });
+  assert.deepEqual(stat([2]), { n: 1, mean: 2, flags: ['fewCycles'] });
   const two = stat([1, 3]);
   assert.ok(two.ci95Low !== undefined && two.ci95High !== undefined && two.ci95Low < 1 && two.ci95High > 3);
   const one = statusMetrics(aggregate(1).results()).get('c0')?.['joulesPerToken'];
   assert.ok(one !== undefined && one.n === 1 && Number.isFinite(one.mean));
-  assert.deepEqual(Object.keys(one).sort(), ['mean', 'n']);
+  assert.deepEqual(Object.keys(one).sort(), ['flags', 'mean', 'n']);
   const best = bestConfiguration([{ id: 'c0', backend: 'b', configHash: 'h', point: {}, cyclesSucceeded: 1, metrics: { joulesPerToken: one } }]);
   assert.equal(best?.ci95Low, undefined);
   const three = statusMetrics(aggregate(3).results()).get('c0')?.['joulesPerToken'];

@@ -10,6 +10,7 @@ import type { ObjectStore } from '../../../controller/informer.ts';
 import { InProcessBus } from '../../../lib/bus/inprocess.ts';
 import { rootLogger } from '../../../lib/log.ts';
 import { fakeAgentRunner } from '../../support/fake-agent.ts';
+import { expandContainerEnv } from '../../support/kubelet-expansion.ts';
 
 class Store<T extends { metadata?: { name?: string; namespace?: string } }> implements ObjectStore<T> {
   readonly items = new Map<string, T>();
@@ -94,7 +95,7 @@ void test('reconciles an experiment to Succeeded from complete run data, then wr
 
   const agent = fakeAgentRunner(bus);
   for (const p of pods.list()) {
-    const env = Object.fromEntries((p.spec?.containers[0]?.env ?? []).map((e) => [e.name, e.value ?? '']));
+    const env = expandContainerEnv(p.spec?.containers[0]?.env ?? []);
     await agent({ pod: p, env, argv: [] });
     pods.put({ ...p, status: { phase: 'Succeeded' } });
   }
