@@ -72,19 +72,27 @@ export function telemetrySettings(env: NodeJS.ProcessEnv = process.env): Telemet
   return fromParsed(parsed.data);
 }
 
-function fromParsed(e: z.infer<typeof EnvSchema>): TelemetrySettings | null {
+type Env = z.infer<typeof EnvSchema>;
+
+/** Whether one signal exports: its exporter is not `none` and an endpoint (common or its own) is set. */
+function signalOn(e: Env, signal: 'TRACES' | 'METRICS'): boolean {
+  const exporterVar = e[`OTEL_${signal}_EXPORTER`];
+  return exporterVar !== 'none' && (set(e.OTEL_EXPORTER_OTLP_ENDPOINT) || set(e[`OTEL_EXPORTER_OTLP_${signal}_ENDPOINT`]));
+}
+
+function protocolOf(e: Env, signal: 'TRACES' | 'METRICS'): OtlpProtocol {
+  const own = e[`OTEL_EXPORTER_OTLP_${signal}_PROTOCOL`];
+  return signalProtocol(own ?? e.OTEL_EXPORTER_OTLP_PROTOCOL, protocolVariable(own, signal));
+}
+
+function fromParsed(e: Env): TelemetrySettings | null {
   if (e.OTEL_SDK_DISABLED?.toLowerCase() === 'true') return null;
-  const common = set(e.OTEL_EXPORTER_OTLP_ENDPOINT);
-  const tracesOn = e.OTEL_TRACES_EXPORTER !== 'none' && (common || set(e.OTEL_EXPORTER_OTLP_TRACES_ENDPOINT));
-  const metricsOn = e.OTEL_METRICS_EXPORTER !== 'none' && (common || set(e.OTEL_EXPORTER_OTLP_METRICS_ENDPOINT));
+  const tracesOn = signalOn(e, 'TRACES');
+  const metricsOn = signalOn(e, 'METRICS');
   if (!tracesOn && !metricsOn) return null;
-  const traceProto = e.OTEL_EXPORTER_OTLP_TRACES_PROTOCOL ?? e.OTEL_EXPORTER_OTLP_PROTOCOL;
-  const metricProto = e.OTEL_EXPORTER_OTLP_METRICS_PROTOCOL ?? e.OTEL_EXPORTER_OTLP_PROTOCOL;
   return {
-    traces: tracesOn ? { protocol: signalProtocol(traceProto, protocolVariable(e.OTEL_EXPORTER_OTLP_TRACES_PROTOCOL, 'TRACES')) } : null,
-    metrics: metricsOn
-      ? { protocol: signalProtocol(metricProto, protocolVariable(e.OTEL_EXPORTER_OTLP_METRICS_PROTOCOL, 'METRICS')), exportIntervalMs: e.OTEL_METRIC_EXPORT_INTERVAL ?? 60_000 }
-      : null,
+    traces: tracesOn ? { protocol: protocolOf(e, 'TRACES') } : null,
+    metrics: metricsOn ? { protocol: protocolOf(e, 'METRICS'), exportIntervalMs: e.OTEL_METRIC_EXPORT_INTERVAL ?? 60_000 } : null,
     sampler: { name: e.OTEL_TRACES_SAMPLER ?? 'parentbased_always_on', ratio: e.OTEL_TRACES_SAMPLER_ARG ?? 1 },
     spanDelayMs: e.OTEL_BSP_SCHEDULE_DELAY ?? 5000,
   };
