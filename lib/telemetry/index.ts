@@ -142,3 +142,8 @@ export function traceApplied(m: { kind: string; runId: string; attempt: number; 
     attributes: { 'llem.run.id': m.runId, 'llem.run.attempt': m.attempt, 'llem.run.replica': m.replica, 'llem.message.kind': m.kind, 'llem.message.seq': m.seq },
   }).end();
 }
+
+/** Export what is buffered now (tests, and before a planned exit); no-op when telemetry is off. */
+export async function flushTelemetry(): Promise<void> {
+  await sdk?.forceFlush();
+}
