@@ -9,6 +9,7 @@
 import { readFileSync } from 'node:fs';
 import { z } from 'zod';
 import { natsOptionsFromEnv, type NatsEnv } from '../lib/bus/nats-env.ts';
+import { MARKS } from '../api/protocol.ts';
 import { InvalidInputError, type InputIssue } from '../lib/errors.ts';
 import type { VisibleDevicesEnv } from './telemetry/visible-devices.ts';
 
@@ -95,7 +96,23 @@ export const AgentConfigSchema = z.strictObject({
       idleWatts: nonNeg.optional(),
       maxWatts: nonNeg.optional(),
       saturationInFlight: posInt.optional(),
+      counterTickMs: nonNeg.optional(),
+      throttleReasons: z.number().int().min(0).optional(),
+      smClockMhz: nonNeg.optional(),
+      processes: z.array(z.strictObject({ pid: posInt, usedMemoryMiB: nonNeg.optional() })).optional(),
+      stallAtMark: z.strictObject({ mark: z.enum(MARKS), ms: nonNeg }).optional(),
     }).optional(),
+    /** placement.gpusPerRun: the visible GPU count must match before anything is measured. */
+    expectedGpus: posInt.optional(),
+    /** exclusive: MIG refused; wholeDevice: a MIG slice is measured as its whole parent GPU, with a warning. */
+    attribution: z.enum(['exclusive', 'wholeDevice']).default('exclusive'),
+    /** Another process on a measured GPU fails the run (else: a warning). */
+    requireExclusiveGpu: z.boolean().default(true),
+    minClockFraction: z.number().min(0).max(1).default(0.8),
+    /** Marks wait for the energy counter's next step edge (agent/telemetry/ticks.ts). */
+    tickAlign: z.boolean().default(true),
+    /** A mark whose NVML calls take longer than this aborts the run. */
+    markTimeoutSeconds: z.number().gt(0).default(10),
   }).prefault({}),
   /** Files the backend reads at start (trtllm-serve's extra options YAML): written before CMD starts. */
   files: z.array(z.strictObject({

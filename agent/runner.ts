@@ -4,8 +4,8 @@
 import { hostname } from 'node:os';
 import type { Mark, Phase, PublisherKey, SummaryMessage } from '../api/protocol.ts';
 import type { Bus } from '../lib/bus/types.ts';
-import { InterruptedError, LlemError, isLlemError } from '../lib/errors.ts';
-import { rootLogger, type Logger } from '../lib/log.ts';
+import { GpuAttributionError, GpuNotExclusiveError, InterruptedError, LlemError, NvmlTimeoutError, isLlemError } from '../lib/errors.ts';
+import { childOf, rootLogger, type Logger } from '../lib/log.ts';
 import type { BackendType } from '../api/spec.ts';
 import { BackendMetricsRecorder } from './backends/metrics.ts';
 import type { AgentConfig } from './config.ts';
@@ -17,6 +17,8 @@ import { context } from '../lib/telemetry/index.ts';
 import { awaitBackendReady } from './readiness.ts';
 import type { SketchFactory } from './slices.ts';
 import { subscribeStart } from './start-signal.ts';
+import { WindowConditions } from './telemetry/conditions.ts';
+import { exclusivityFindings } from './telemetry/processes.ts';
 import type { GpuTelemetry, TelemetryEnvironment } from './telemetry/types.ts';
 import { runWindow, type WindowResult } from './window.ts';
 import { summaryWarnings } from './warnings.ts';
@@ -63,6 +65,10 @@ class ProtocolRun {
   private readonly log: Logger;
   private readonly sender: RequestSender;
   private readonly owned: LoadSender | undefined;
+  /** Set once telemetry has started (it needs the GPUs' maximum clocks). */
+  conditions: WindowConditions | null = null;
+  /** When the first energy mark was taken: foreign processes from then on count. */
+  measuredSinceMs: number | null = null;
   readonly c: AgentConfig;
   readonly d: AgentDeps;
   readonly trace: AgentTrace;
@@ -71,7 +77,7 @@ class ProtocolRun {
     this.c = c;
     this.d = d;
     this.trace = new AgentTrace(c);
-    this.log = (d.logger ?? rootLogger).child({ run: c.publisher.runId, replica: c.publisher.replica });
+    this.log = childOf(d.logger ?? rootLogger, { run: c.publisher.runId, replica: c.publisher.replica });
     const simulated = d.telemetry.source === 'simulated' || d.simulatedBackend === true;
     this.publisher = new Publisher(d.bus, c.publisher, simulated);
     if (d.sender === undefined) {
@@ -104,8 +110,21 @@ class ProtocolRun {
   }
 
   async mark(mark: Mark): Promise<void> {
-    const samples = await this.d.telemetry.mark();
+    let samples;
+    try {
+      samples = await this.d.telemetry.mark(mark);
+    } catch (err) {
+      // A hung NVML call: stop the load now rather than at the end of the window.
+      if (err instanceof NvmlTimeoutError) this.stop.abort(err);
+      throw err;
+    }
     this.trace.mark(mark, samples);
+    const times = samples.map((s) => s.tMs);
+    if (times.length > 0) {
+      this.measuredSinceMs ??= Math.min(...times);
+      if (mark === 'windowStart') this.conditions?.open(Math.min(...times));
+      if (mark === 'windowEnd') this.conditions?.close(Math.max(...times));
+    }
     await this.publisher.publish('telemetry', { phase: this.phase, mark, samples });
   }
 
@@ -179,14 +198,51 @@ async function readyAndWait(run: ProtocolRun): Promise<void> {
   }
 }
 
+/** The GPUs this replica measures must be the ones it was given: as many as placement.gpusPerRun. */
+function checkGpuCount(c: AgentConfig, env: TelemetryEnvironment): void {
+  const expected = c.telemetry.expectedGpus;
+  if (expected === undefined || env.gpus.length === expected) return;
+  throw new GpuAttributionError(
+    `${env.gpus.length} GPU(s) visible (${env.gpus.map((g) => g.uuid).join(', ') || 'none'}) but placement.gpusPerRun is ${expected}: ` +
+      'the run would measure GPUs its backend does not use, or miss some it does; check CUDA_VISIBLE_DEVICES / NVIDIA_VISIBLE_DEVICES',
+  );
+}
+
+/** Foreign processes on the measured GPUs since the first mark: a failure under requireExclusiveGpu, else warnings. */
+function exclusivity(run: ProtocolRun): string[] {
+  const sightings = run.d.telemetry.foreignProcesses?.() ?? [];
+  const found = exclusivityFindings(sightings, run.measuredSinceMs ?? Number.POSITIVE_INFINITY);
+  const out: string[] = [];
+  if (found.foreign.length > 0) {
+    const text = `another process used a measured GPU during the run: ${found.foreign.slice(0, 5).join('; ')}${found.foreign.length > 5 ? ` (+${found.foreign.length - 5} more)` : ''}`;
+    if (run.c.telemetry.requireExclusiveGpu) throw new GpuNotExclusiveError(`${text}; its energy would be charged to this run (requireExclusiveGpu)`);
+    out.push(`${text}: its energy is included in this run's figures`);
+  }
+  if (found.unverified > 0) out.push(`${found.unverified} GPU process(es) NVML listed are not visible in this PID namespace: exclusivity could not be verified for them`);
+  return out;
+}
+
+function telemetryWarnings(run: ProtocolRun, env: TelemetryEnvironment): string[] {
+  const out = exclusivity(run);
+  for (const m of env.mig ?? []) {
+    out.push(`attribution wholeDevice: ${m.entry} is a MIG slice; the energy is the whole GPU ${m.parentUuid ?? '(unknown)'}'s, every slice included`);
+  }
+  return [...out, ...(run.conditions?.warnings() ?? [])];
+}
+
 async function protocol(run: ProtocolRun): Promise<AgentSummary> {
   const c = run.c;
   const env = await run.d.telemetry.start((samples) => {
+    run.conditions?.add(samples);
     run.publisher.publish('telemetry', { phase: run.phase, samples }).catch(() => undefined);
   });
+  checkGpuCount(c, env);
+  run.conditions = new WindowConditions(env.gpus, { minClockFraction: c.telemetry.minClockFraction });
   await hello(run, env);
   await awaitBackendReady({ url: new URL(c.backend.readinessPath, c.backend.baseUrl).href, timeoutMs: c.backend.readinessTimeoutSeconds * 1000, signal: run.signal });
   const base = await baseline(run);
+  // A neighbour already on the GPU fails the run before any load, not after the window.
+  exclusivity(run);
   run.enter('warmup');
   if (c.measurement.warmupRequests > 0) await run.load(c.measurement.warmupRequests, 0x77a3);
   await readyAndWait(run);
@@ -201,7 +257,7 @@ async function protocol(run: ProtocolRun): Promise<AgentSummary> {
   const summary: AgentSummary = {
     messagesBefore: run.publisher.sent, countsByKind: { ...run.publisher.counts }, ...w.totals,
     baselineStartMs: base.start, baselineEndMs: base.end, windowStartMs: w.windowStartMs, windowEndMs: w.windowEndMs,
-    warnings: summaryWarnings(c, w, env),
+    warnings: [...summaryWarnings(c, w, env), ...telemetryWarnings(run, env)],
     ...(recorder === null ? {} : { backendMetrics: await recorder.markWindowEnd() }),
   };
   await run.publisher.publish('summary', summary);
@@ -255,7 +311,8 @@ export async function runAgent(config: AgentConfig, deps: AgentDeps): Promise<Ag
     run.stop.abort(reason);
     await publishAborted(run, reason);
     if (aborted) {
-      const cause: unknown = deps.signal?.reason ?? err;
+      const own: unknown = run.signal.reason;
+      const cause: unknown = deps.signal?.aborted === true ? deps.signal.reason : isLlemError(own) ? own : err;
       throw isLlemError(cause) && !(cause instanceof InterruptedError) ? cause : new InterruptedError(`run aborted during ${run.phase}: ${reason}`, { cause });
     }
     throw isLlemError(err) ? err : new LlemError('LLEM_E_RUN', `run failed during ${run.phase}: ${reason}`, { cause: err });

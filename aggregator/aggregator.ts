@@ -4,14 +4,27 @@
 import { z } from 'zod';
 import { isDecodedMessage, WireMessageSchema, type WireMessage } from '../api/protocol.ts';
 import { CheckpointError, InvalidInputError } from '../lib/errors.ts';
-import { completeness } from './completeness.ts';
 import { runResult, type RunResult } from './run-results.ts';
 import { RunState, type ApplyOutcome } from './run-state.ts';
+import { completeness, type RunStatus } from './completeness.ts';
 import { configResult, experimentResult, pooledSketch, type ConfigResult, type ExperimentResult, type RollupInput } from './rollup.ts';
 import {
   AggregatorPlanSchema, CHECKPOINT_FORMAT, CHECKPOINT_VERSION, CheckpointSchema, READABLE_CHECKPOINT_VERSIONS,
   type AggregatorPlan, type CheckpointData, type LatencyMetric, type PlannedRun,
 } from './state.ts';
+
+/**
+ * The one judge of a run's completeness (issue #16 item 2): the controller's run state machine and
+ * status read this verdict; nothing else tracks sequence numbers.
+ */
+export interface RunVerdict {
+  /** The newest attempt this run has data for (an older attempt's messages are stale). */
+  attempt: number;
+  status: RunStatus;
+  reasons: string[];
+  /** Replicas of `attempt` that said `ready` (the start barrier waits for all of them). */
+  readyReplicas: number;
+}
 
 export interface AggregateResults {
   experimentUid: string;
@@ -164,6 +177,16 @@ export class Aggregator {
       configurations,
       experiment: experimentResult(this.plan.experimentUid, inputs, configurations),
     };
+  }
+
+  /** The completeness verdict of one run's newest attempt; null when it has no messages yet. */
+  runVerdict(runId: string): RunVerdict | null {
+    const plan = this.planned.get(runId);
+    const run = this.runs.get(runId);
+    if (plan === undefined || run === undefined) return null;
+    const c = completeness(run, plan.replicas);
+    const readyReplicas = run.data.publishers.filter((p) => p.received.ready > 0).length;
+    return { attempt: run.data.attempt, status: c.status, reasons: c.reasons, readyReplicas };
   }
 
   /** One run's results, without computing every other run's. */

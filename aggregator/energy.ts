@@ -7,6 +7,9 @@
 import type { GpuSample, Mark, TelemetryMessage } from '../api/protocol.ts';
 import type { GpuState, SegmentState } from './state.ts';
 
+/** NVML throttle reasons that mean a thermal or power limit (agent/telemetry/conditions.ts names them). */
+const THERMAL_POWER_MASK = 0x4 | 0x8 | 0x20 | 0x40 | 0x80;
+
 /** Power samples this far apart (ms) or less count as covering the span between them. */
 const COVERAGE_TOLERANCE_MS = 1;
 /**
@@ -42,10 +45,33 @@ function openSegment(s: GpuSample): SegmentState {
     powerCount: 0,
     peakPowerW: null,
     outOfOrder: 0,
+    startTick: s.tick === undefined ? null : { ...s.tick, powerW: s.powerWatts },
+    endTick: null,
+    throttleMask: 0,
+    throttledSamples: 0,
+    conditionSamples: 0,
+    smClockMinMhz: null,
+    smClockSumMhz: 0,
+    smClockCount: 0,
+    temperatureMaxC: null,
     maxImpliedPowerW: 0,
     maxImpliedAtMs: s.tMs,
     clockStepBackMs: 0,
   };
+}
+
+function feedConditions(seg: SegmentState, s: GpuSample): void {
+  seg.conditionSamples += 1;
+  const reasons = s.throttleReasons ?? 0;
+  seg.throttleMask |= reasons;
+  if ((reasons & THERMAL_POWER_MASK) !== 0) seg.throttledSamples += 1;
+  if (s.temperatureC !== null) seg.temperatureMaxC = Math.max(seg.temperatureMaxC ?? s.temperatureC, s.temperatureC);
+  // Idle samples (reason bit 0x1) clock down by design: they say nothing about throttling.
+  if (s.smClockMhz !== null && (reasons & 0x1) === 0) {
+    seg.smClockMinMhz = Math.min(seg.smClockMinMhz ?? s.smClockMhz, s.smClockMhz);
+    seg.smClockSumMhz += s.smClockMhz;
+    seg.smClockCount += 1;
+  }
 }
 
 function feedPower(seg: SegmentState, s: GpuSample): void {
@@ -98,6 +124,7 @@ function feed(seg: SegmentState, s: GpuSample): void {
   }
   feedPower(seg, s);
   feedCounter(seg, s);
+  feedConditions(seg, s);
   seg.lastMs = s.tMs;
 }
 
@@ -111,6 +138,7 @@ function closeSegment(seg: SegmentState, s: GpuSample): void {
   }
   feed(seg, s);
   seg.endMs = s.tMs;
+  seg.endTick = s.tick === undefined ? null : { ...s.tick, powerW: s.powerWatts };
   seg.endMj = s.energyMillijoules;
   seg.endMissing = s.energyMillijoules === null ? missingReason(s, 'energyMillijoules') : null;
 }

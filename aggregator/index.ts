@@ -1,5 +1,5 @@
 // The streaming aggregator: wire messages in, per-run / per-configuration / per-experiment results out.
-export { Aggregator, type AggregateResults } from './aggregator.ts';
+export { Aggregator, type AggregateResults, type RunVerdict } from './aggregator.ts';
 export type { ApplyOutcome } from './run-state.ts';
 export type { RunStatus } from './completeness.ts';
 export {

@@ -4,6 +4,7 @@ import { SHORT_WINDOW_SECONDS, type BackendMetrics } from '../api/protocol.ts';
 import type { LatencySketch } from '../lib/sketch/index.ts';
 import { completeness, type RunStatus } from './completeness.ts';
 import { segmentEnergy, type PowerBound, type SegmentEnergy } from './energy.ts';
+import { conditionSummary, tickSummary, type ConditionSummary, type TickSummary } from './gpu-conditions.ts';
 import { powerBound } from './plausibility.ts';
 import type { RunState } from './run-state.ts';
 import { LATENCY_METRICS, type GpuState, type LatencyMetric, type PlannedRun } from './state.ts';
@@ -35,6 +36,10 @@ export interface GpuEnergyResult {
   sampledMeanPowerWatts: number | null;
   baselinePowerWatts: number | null;
   baselineSubtractedJoules: number | null;
+  /** How the window's edges sit on the counter's steps; null: no window marks (or an older agent's). */
+  ticks: TickSummary | null;
+  /** Throttling, SM clock and temperature over the window's samples; null: no window. */
+  conditions: ConditionSummary | null;
   missing: Record<string, string>;
   notes: string[];
 }
@@ -98,7 +103,8 @@ function gpuResult(g: GpuState, bound: PowerBound): GpuEnergyResult {
   const base = segmentEnergy(g.baseline, 'baseline', bound);
   const r: GpuEnergyResult = {
     replica: g.replica, gpuUuid: g.gpuUuid, energyJoules: null, windowSeconds: null, meanPowerWatts: null, peakPowerWatts: null,
-    sampledMeanPowerWatts: null, baselinePowerWatts: null, baselineSubtractedJoules: null, missing: {}, notes: [...base.notes, ...win.notes],
+    sampledMeanPowerWatts: null, baselinePowerWatts: null, baselineSubtractedJoules: null, ticks: null, conditions: null,
+    missing: {}, notes: [...base.notes, ...win.notes],
   };
   const seconds = win.durationMs.value === null ? null : win.durationMs.value / 1000;
   r.windowSeconds = seconds;
@@ -108,6 +114,11 @@ function gpuResult(g: GpuState, bound: PowerBound): GpuEnergyResult {
   else r.missing['meanPowerWatts'] = r.missing['energyJoules'] ?? 'window has zero length';
   samplePower(r, g);
   baselineFigures(r, base, seconds);
+  if (g.window !== null) {
+    r.ticks = tickSummary(g.window, r.meanPowerWatts);
+    r.conditions = conditionSummary(g.window);
+    if (r.ticks !== null && !r.ticks.aligned) r.notes.push('the energy counter did not step within the wait at a window edge: that edge is not tick-aligned');
+  }
   if (seconds !== null && seconds < SHORT_WINDOW_SECONDS) r.notes.push(`window of ${seconds} s is under ${SHORT_WINDOW_SECONDS} s: NVML's ~100 ms counter updates make its energy coarse`);
   return r;
 }

@@ -66,6 +66,12 @@ export const PublisherStateSchema = z.object({
 });
 export type PublisherState = z.infer<typeof PublisherStateSchema>;
 
+const TickSchema = z.object({
+  aligned: z.boolean(), uncertaintyMs: z.number(), waitedMs: z.number(), periodMs: z.number().nullable(),
+  /** Power read with the mark, right after the edge: the power of the span between boundary and edge. */
+  powerW: z.number().nullable().default(null),
+});
+
 /** Running integration of one GPU over one protocol segment (baseline or window). */
 export const SegmentStateSchema = z.object({
   startMs: z.number(),
@@ -92,6 +98,17 @@ export const SegmentStateSchema = z.object({
   powerCount: z.number(),
   peakPowerW: z.number().nullable(),
   outOfOrder: z.number(),
+  /** The marks' counter step edges (agent/telemetry/ticks.ts); null: an unaligned (older agent) mark. */
+  startTick: TickSchema.nullable().default(null),
+  endTick: TickSchema.nullable().default(null),
+  /** Operating conditions over the segment's samples: OR of NVML throttle reasons, SM clock, temperature. */
+  throttleMask: z.number().default(0),
+  throttledSamples: z.number().default(0),
+  conditionSamples: z.number().default(0),
+  smClockMinMhz: z.number().nullable().default(null),
+  smClockSumMhz: z.number().default(0),
+  smClockCount: z.number().default(0),
+  temperatureMaxC: z.number().nullable().default(null),
   /** Highest power a counter delta implies (delta over its span plus the counter's update slack), W. */
   maxImpliedPowerW: z.number().default(0),
   maxImpliedAtMs: z.number().default(0),

@@ -60,8 +60,20 @@ export function studentTCdf(t: number, df: number): number {
 }
 
 /** t such that P(T <= t) = p, for p in (0.5, 1). */
+/** Quantiles already inverted, by `p/df`: a rollup asks the same few thousands of times (bisection is ~200 CDFs). */
+const quantileCache = new Map<string, number>();
+
 export function studentTQuantile(p: number, df: number): number {
   if (!(df > 0) || !(p > 0.5 && p < 1)) throw new RangeError(`studentTQuantile needs df > 0 and p in (0.5, 1), got df=${df} p=${p}`);
+  const key = `${p}/${df}`;
+  const known = quantileCache.get(key);
+  if (known !== undefined) return known;
+  const q = invertStudentT(p, df);
+  if (quantileCache.size < 10_000) quantileCache.set(key, q);
+  return q;
+}
+
+function invertStudentT(p: number, df: number): number {
   let lo = 0;
   let hi = 1;
   while (studentTCdf(hi, df) < p) hi *= 2;

@@ -30,6 +30,9 @@ export const REASONS = {
   MessagesLost: 'MessagesLost',
   Retrying: 'Retrying',
   Simulated: 'Simulated',
+  AggregatorFailed: 'AggregatorFailed',
+  // Failed: a configuration validated but its pod could not be rendered (a bug: validation = rendering)
+  InvalidSpec: 'InvalidSpec',
   // any
   Initializing: 'Initializing',
 } as const;

@@ -135,6 +135,19 @@ export const GpuSampleSchema = z.object({
   temperatureC: z.number().min(-273.15).max(1000).nullable(),
   throttleReasons: z.number().int().min(0).max(Number.MAX_SAFE_INTEGER).nullable(),
   unavailable: z.record(z.string(), z.string()).optional(),
+  /**
+   * Marks only: the reading is a counter step edge (tMs = when the counter stepped, energy = its
+   * value just after), so a segment between two marks holds exactly the energy of whole ticks.
+   */
+  tick: z.object({
+    aligned: z.boolean(),
+    /** tMs is known to ± this (half the spacing of the polls around the step). */
+    uncertaintyMs: z.number().min(0),
+    /** From the protocol boundary to the edge. */
+    waitedMs: z.number(),
+    /** The counter's step period on this GPU, measured at start; null: not measured. */
+    periodMs: z.number().nullable(),
+  }).optional(),
 });
 export type GpuSample = z.infer<typeof GpuSampleSchema>;
 

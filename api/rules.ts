@@ -137,9 +137,29 @@ function workloadRules(c: ConfigurationContent, out: RuleViolation[], warnings: 
   }
 }
 
+export const PYTORCH_ONE_GPU_MESSAGE = 'the pytorch backend serves from one GPU; set placement.gpusPerRun: 1, or use vllm or tensorrt for tensor parallelism';
+export const TENSORRT_RANDOM_MESSAGE = 'trtllm-serve cannot load random weights; use model.source.huggingFace or pvc, or the pytorch/vllm backend for random models';
+export const TENSORRT_REVISION_MESSAGE = 'trtllm-serve has no revision option; put that revision on a PVC and use model.source.pvc, or leave model.revision at "main"';
+
+/**
+ * What the backend renderers (lib/backends) refuse, stated as rules so `llem validate`, the CRD's CEL
+ * rules and the controller refuse it too, before any pod is built (issue #16: what validates renders).
+ */
+function renderRefusals(c: ConfigurationContent, out: RuleViolation[]): void {
+  if (c.backend.type === 'pytorch' && c.gpusPerRun > 1) {
+    out.push({ field: 'placement.gpusPerRun', alsoFields: [], message: `${PYTORCH_ONE_GPU_MESSAGE} (got ${c.gpusPerRun})` });
+  }
+  if (c.backend.type !== 'tensorrt') return;
+  if (c.model.source.random !== undefined) out.push({ field: 'model.source.random', alsoFields: [], message: TENSORRT_RANDOM_MESSAGE });
+  if (c.model.source.huggingFace !== undefined && c.model.revision !== 'main') {
+    out.push({ field: 'model.revision', alsoFields: [], message: `${TENSORRT_REVISION_MESSAGE} (got "${c.model.revision}")` });
+  }
+}
+
 export function configurationRuleViolations(c: ConfigurationContent): { violations: RuleViolation[]; warnings: RuleWarning[] } {
   const violations: RuleViolation[] = [];
   const warnings: RuleWarning[] = [];
+  renderRefusals(c, violations);
   parallelism(c, violations, warnings);
   randomArchitecture(c, violations);
   vllmRules(c, violations, warnings);

@@ -134,6 +134,20 @@ export const MeasurementSchema = z.strictObject({
   extendToMinWindow: z.boolean().default(false).describe('Keep issuing requests until the window lasts minWindowSeconds, instead of only flagging a short one.'),
   cooldownSeconds: nonNegNumber.default(10),
   steadyState: z.boolean().default(false).describe('Report over the steady-state window only (ML.ENERGY style).'),
+  gpuAttribution: z
+    .enum(['exclusive', 'wholeDevice'])
+    .default('exclusive')
+    .describe('exclusive: MIG slices are refused (NVML has no per-slice energy). wholeDevice: a MIG slice is measured as its whole parent GPU, and every result carries that warning.'),
+  requireExclusiveGpu: z
+    .boolean()
+    .optional()
+    .describe('Fail a run when another process uses a measured GPU (else a warning). Default: true in a cluster, false for llem run.'),
+  minClockFraction: z
+    .number()
+    .min(0)
+    .max(1)
+    .default(0.8)
+    .describe('A run whose busy window samples ran the SM clock below this fraction of the maximum gets a warning.'),
 });
 
 // ---------------------------------------------------------------- placement and policy
@@ -259,6 +273,21 @@ export const EnergyExperimentSpecSchema = z
       {
         rule: "!has(self.workload) || !has(self.workload.mode) || self.workload.mode != 'rate' || has(self.workload.ratePerSecond)",
         message: 'workload.ratePerSecond is required when workload.mode is rate',
+      },
+      // The backend renderers' refusals (api/rules.ts renderRefusals), so kubectl apply agrees with llem validate.
+      {
+        rule: "!self.backends.exists(b, b.type == 'pytorch') || !has(self.placement) || !has(self.placement.gpusPerRun) || self.placement.gpusPerRun <= 1",
+        message: 'the pytorch backend serves from one GPU; set placement.gpusPerRun: 1, or use vllm or tensorrt',
+      },
+      {
+        rule: "!self.backends.exists(b, b.type == 'tensorrt') || !has(self.model.source) || !has(self.model.source.random)",
+        message: 'trtllm-serve cannot load random weights; use model.source.huggingFace or pvc for tensorrt',
+      },
+      {
+        rule:
+          "!self.backends.exists(b, b.type == 'tensorrt') || !has(self.model.source) || !has(self.model.source.huggingFace) || " +
+          "!has(self.model.revision) || self.model.revision == 'main'",
+        message: 'trtllm-serve has no revision option; put that revision on a PVC (model.source.pvc)',
       },
     ),
   );

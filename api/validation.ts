@@ -6,6 +6,8 @@ import { EnergyExperimentSchema, BACKEND_TYPES, type EnergyExperiment } from './
 import { expandRunMatrix, type RunMatrix } from './matrix.ts';
 import { manifestErrorMap } from './messages.ts';
 import { parallelismMessage, RATE_REQUIRED_MESSAGE } from './rules.ts';
+import { backendLaunch } from '../lib/backends/server-command.ts';
+import { InvalidInputError } from '../lib/errors.ts';
 
 export interface SpecIssue {
   path: string;
@@ -159,8 +161,27 @@ export function validateEnergyExperiment(input: unknown): ValidationResult {
   if (issues.length === 0 && matrix.configurations.length === 0) {
     issues.push({ path: 'spec.sweep', message: 'every combination was skipped as invalid; nothing would run' });
   }
+  issues.push(...renderIssues(matrix));
   if (issues.length > 0) return { ok: false, issues: dedupe(issues), warnings };
   return { ok: true, experiment, matrix, warnings };
+}
+
+/**
+ * Validation = rendering: every configuration is rendered by the same launcher the pod builder and
+ * `llem run` use, so a refusal the rules above do not (yet) state still fails validation, naming the
+ * renderer's field, instead of failing later inside pod building.
+ */
+export function renderIssues(matrix: RunMatrix): SpecIssue[] {
+  const issues: SpecIssue[] = [];
+  for (const c of matrix.configurations) {
+    try {
+      backendLaunch(c, false);
+    } catch (err) {
+      if (!(err instanceof InvalidInputError)) throw err;
+      for (const i of err.issues) issues.push({ path: i.path === '' ? `spec.backends[${c.backend.name}]` : i.path, message: i.message });
+    }
+  }
+  return issues;
 }
 
 function dedupe(issues: SpecIssue[]): SpecIssue[] {

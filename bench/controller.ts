@@ -1,37 +1,68 @@
-// Controller throughput against a real kube-apiserver + etcd + nats-server: N experiments x M runs,
-// every pod "run" by an in-process fake agent (publishes a complete simulated message sequence),
-// so the figure is the controller's, not the agents'. Baseline, measured in the same run on the
-// same server: no-op status patches with the same concurrency (the API server's write floor).
+// Controller scale against a real kube-apiserver + etcd + nats-server (issue #16's floors):
+//   phase "many": N experiments x M runs; phase "big": 1 experiment x R runs (default 20,000).
+// Every pod is "run" by an in-process fake agent (a complete simulated message sequence), so the
+// figures are the controller's. The controller runs alone in a child process (bench/controller-
+// process.ts) so its RSS is its own. Reported: reconcile duration p50/p99 apart from queue wait,
+// errors, the big experiment's status size, and the controller's RSS once that experiment finished
+// and its feed was released. Baseline, measured in the same run on the same server: no-op status
+// patches with the same concurrency (the API server's write floor).
 //
-//   node --import tsx bench/controller.ts [--experiments 200] [--runs 10] [--workers 4]
+//   node --import tsx bench/controller.ts [--experiments 200] [--runs 10] [--big-runs 20000] [--workers 4]
+import { fork, type ChildProcess } from 'node:child_process';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { build } from 'esbuild';
 import { parseArgs } from 'node:util';
 import { CustomObjectsApi } from '@kubernetes/client-node';
-import { Controller } from '../controller/index.ts';
+import { EnergyExperimentStatusSchema } from '../api/status.ts';
 import { ClientNodeWriter } from '../controller/kube.ts';
 import { openNatsBus } from '../lib/bus/index.ts';
-import { rootLogger } from '../lib/log.ts';
-import { startKube, kubeSkipReason } from '../tests/support/kube.ts';
+import { startKube, kubeSkipReason, type KubeCluster } from '../tests/support/kube.ts';
 import { startNatsServer } from '../tests/support/nats-server.ts';
 import { fakeAgentRunner } from '../tests/support/fake-agent.ts';
 
-const { values } = parseArgs({ options: { experiments: { type: 'string', default: '200' }, runs: { type: 'string', default: '10' }, workers: { type: 'string', default: '4' } } });
+const { values } = parseArgs({
+  options: {
+    experiments: { type: 'string', default: '200' }, runs: { type: 'string', default: '10' },
+    'big-runs': { type: 'string', default: '20000' }, workers: { type: 'string', default: '4' }, 'big-parallelism': { type: 'string', default: '200' },
+  },
+});
 const EXPERIMENTS = Number(values.experiments);
 const RUNS = Number(values.runs);
+const BIG_RUNS = Number(values['big-runs']);
 const WORKERS = Number(values.workers);
+const BIG_PARALLELISM = Number(values['big-parallelism']);
 const NS = 'bench';
+const BASE = `  model: { name: bench/tiny, source: { random: {} } }
+  backends: [{ type: pytorch }]
+  measurement: { cycles: CYCLES, baselineSeconds: 0, cooldownSeconds: 0, warmupRequests: 0, minWindowSeconds: 0 }
+  policy: { retries: 0, runTimeoutSeconds: 3600 }
+`;
 
-function manifest(i: number): string {
+function manyManifest(i: number): string {
   const points = Array.from({ length: RUNS }, (_, k) => k + 1).join(', ');
   return `apiVersion: llem.dev/v1alpha1
 kind: EnergyExperiment
 metadata: { name: exp-${i}, namespace: ${NS} }
 spec:
-  model: { name: bench/tiny, source: { random: {} } }
-  backends: [{ type: pytorch }]
-  sweep: { axes: { pytorch.maxBatchSize: [${points}] } }
-  measurement: { cycles: 1, baselineSeconds: 0, cooldownSeconds: 0, warmupRequests: 0, minWindowSeconds: 0 }
+${BASE.replace('CYCLES', '1')}  sweep: { axes: { pytorch.maxBatchSize: [${points}] } }
   placement: { parallelism: ${RUNS} }
-  policy: { retries: 0 }
+`;
+}
+
+/** R runs = 50 batch sizes x C concurrencies x 10 cycles (an axis holds at most 64 values). */
+function bigManifest(): string {
+  const concurrencies = Math.max(1, Math.round(BIG_RUNS / 500));
+  const seq = (n: number): string => Array.from({ length: n }, (_, k) => k + 1).join(', ');
+  return `apiVersion: llem.dev/v1alpha1
+kind: EnergyExperiment
+metadata: { name: big, namespace: ${NS} }
+spec:
+${BASE.replace('CYCLES', '10')}  sweep: { axes: { pytorch.maxBatchSize: [${seq(50)}], workload.concurrency: [${seq(concurrencies)}] } }
+  workload: { requests: 64 }
+  placement: { parallelism: ${BIG_PARALLELISM} }
 `;
 }
 
@@ -47,6 +78,35 @@ async function pool<T>(items: T[], n: number, fn: (t: T) => Promise<void>): Prom
   }));
 }
 
+interface Taken { durations: number[]; queued: number[]; errors: number; feeds: number; rssBytes: number; heapUsedBytes?: number; heapCommittedBytes?: number; externalBytes?: number; arrayBuffersBytes?: number }
+
+function ask(child: ChildProcess, cmd: string): Promise<Taken> {
+  return new Promise((resolve) => {
+    child.once('message', (m) => resolve(m as Taken));
+    child.send({ cmd });
+  });
+}
+
+type Items = { items: { metadata: { name: string }; status?: unknown }[] };
+
+async function waitFinished(kube: KubeCluster, names: Set<string>, deadlineMs: number): Promise<number> {
+  const api = kube.kubeConfig().makeApiClient(CustomObjectsApi);
+  let finished = 0;
+  while (Date.now() < deadlineMs) {
+    await new Promise((r) => setTimeout(r, 2000));
+    const list = (await api.listNamespacedCustomObject({ group: 'llem.dev', version: 'v1alpha1', plural: 'energyexperiments', namespace: NS })) as Items;
+    finished = list.items.filter((e) => names.has(e.metadata.name) && ['Succeeded', 'Failed'].includes(EnergyExperimentStatusSchema.parse(e.status ?? {}).phase ?? '')).length;
+    if (finished === names.size) break;
+  }
+  return finished;
+}
+
+function summary(t: Taken): string {
+  const d = [...t.durations].sort((a, b) => a - b);
+  const q = [...t.queued].sort((a, b) => a - b);
+  return `reconciles=${d.length} p50_ms=${quantile(d, 0.5).toFixed(1)} p99_ms=${quantile(d, 0.99).toFixed(1)} queue_p99_ms=${quantile(q, 0.99).toFixed(1)} errors=${t.errors}`;
+}
+
 async function main(): Promise<void> {
   const skip = kubeSkipReason();
   if (skip !== undefined) {
@@ -55,64 +115,75 @@ async function main(): Promise<void> {
   }
   const kube = await startKube();
   const nats = await startNatsServer();
-  const controllerBus = await openNatsBus({ servers: nats.url, name: 'bench-controller' });
   const agentBus = await openNatsBus({ servers: nats.url, name: 'bench-agents' });
-  await controllerBus.ensureLayout();
+  await agentBus.ensureLayout();
   const player = await kube.startNodePlayer({ run: fakeAgentRunner(agentBus) });
+  let child: ChildProcess | undefined;
   try {
     await kube.kubectlOk(['create', 'namespace', NS]);
-    const docs = Array.from({ length: EXPERIMENTS }, (_, i) => manifest(i)).join('---\n');
+    // Baseline: one no-op status patch per experiment, same concurrency as the controller's workers.
+    const docs = Array.from({ length: EXPERIMENTS }, (_, i) => manyManifest(i)).join('---\n');
     await kube.kubectlOk(['apply', '-f', '-'], { input: docs });
     const names = Array.from({ length: EXPERIMENTS }, (_, i) => `exp-${i}`);
-
-    // Baseline: one no-op status patch per experiment, same concurrency as the controller's workers.
     const writer = new ClientNodeWriter(kube.kubeConfig());
     const b0 = performance.now();
     await pool(names, WORKERS, async (n) => void (await writer.patchExperimentStatus(NS, n, {})));
     const baselinePerS = EXPERIMENTS / ((performance.now() - b0) / 1000);
 
-    const durations: number[] = [];
-    let errors = 0;
-    const controller = new Controller({
-      kubeConfig: kube.kubeConfig(),
-      bus: controllerBus,
-      namespace: NS,
-      workers: WORKERS,
-      podOptions: { agentImage: 'llem/agent:bench', backendImages: {}, agentEnv: [], simulate: true },
-      leaderElection: { enabled: false, namespace: NS, name: 'bench' },
-      probe: null,
-      log: rootLogger.child({ component: 'bench-controller' }),
-      onReconcile: (_k, ms, ok) => {
-        durations.push(ms);
-        if (!ok) errors += 1;
-      },
+    // Bundled as the controller image bundles the CLI (scripts/bundle.mjs): tsx's transform caches
+    // would add ~100 MB of RSS that a deployed controller does not have.
+    const bundleDir = await mkdtemp(join(tmpdir(), 'llem-bench-controller-'));
+    const script = join(bundleDir, 'controller-process.mjs');
+    await build({
+      entryPoints: [fileURLToPath(new URL('./controller-process.ts', import.meta.url))], outfile: script, bundle: true, platform: 'node', format: 'esm',
+      target: 'node22', external: ['koffi', 'playwright-core'], logLevel: 'warning',
+      banner: { js: "import { createRequire as __llemCreateRequire } from 'node:module'; const require = __llemCreateRequire(import.meta.url);" },
     });
+    // glibc keeps freed memory in per-thread arenas; two arenas and an eager trim return what a
+    // released experiment freed (the same environment a controller image would set).
+    const env = { ...process.env, MALLOC_ARENA_MAX: '2', MALLOC_TRIM_THRESHOLD_: '1048576' };
+    child = fork(script, [JSON.stringify({ kubeconfig: kube.kubeconfigPath, natsUrl: nats.url, namespace: NS, workers: WORKERS })], { execArgv: ['--expose-gc'], env });
+    child.once('exit', () => void rm(bundleDir, { recursive: true, force: true }));
+    await new Promise((r) => child?.once('message', r));
+    const idle = await ask(child, 'rss');
+    console.log(`controller started: rss ${(idle.rssBytes / 1e6).toFixed(1)} MB, heap ${((idle.heapUsedBytes ?? 0) / 1e6).toFixed(1)} MB`);
+
     const t0 = performance.now();
-    await controller.start();
-    const api = kube.kubeConfig().makeApiClient(CustomObjectsApi);
-    let finished = 0;
-    const deadline = Date.now() + 30 * 60 * 1000;
-    while (finished < EXPERIMENTS && Date.now() < deadline) {
-      await new Promise((r) => setTimeout(r, 1000));
-      const list = (await api.listNamespacedCustomObject({ group: 'llem.dev', version: 'v1alpha1', plural: 'energyexperiments', namespace: NS })) as { items: { status?: { phase?: string } }[] };
-      finished = list.items.filter((e) => e.status?.phase === 'Succeeded' || e.status?.phase === 'Failed').length;
-    }
-    const wallS = (performance.now() - t0) / 1000;
-    await controller.stop();
-    const sorted = [...durations].sort((a, b) => a - b);
-    const p50 = quantile(sorted, 0.5);
-    const p99 = quantile(sorted, 0.99);
-    const perS = durations.length / wallS;
-    console.log(`experiments finished ${finished}/${EXPERIMENTS} in ${wallS.toFixed(1)} s; ${durations.length} reconciles, ${errors} errors`);
+    const manyDone = await waitFinished(kube, new Set(names), Date.now() + 20 * 60_000);
+    const manyS = (performance.now() - t0) / 1000;
+    const many = await ask(child, 'take');
+    console.log(`many: ${manyDone}/${EXPERIMENTS} experiments x ${RUNS} runs in ${manyS.toFixed(1)} s; ${summary(many)}`);
+
+    const t1 = performance.now();
+    await kube.kubectlOk(['apply', '-f', '-'], { input: bigManifest() });
+    const bigDone = await waitFinished(kube, new Set(['big']), Date.now() + 40 * 60_000);
+    const bigS = (performance.now() - t1) / 1000;
+    const big = await ask(child, 'take');
+    const obj = JSON.parse(await kube.kubectlOk(['get', 'ee', 'big', '-n', NS, '-o', 'json'])) as { status?: unknown };
+    const status = EnergyExperimentStatusSchema.parse(obj.status ?? {});
+    const statusBytes = Buffer.byteLength(JSON.stringify(obj.status ?? {}));
+    await new Promise((r) => setTimeout(r, 3000));
+    const mem = await ask(child, 'rss');
+    console.log(`big: ${status.progress?.summary ?? '?'} runs (${status.phase ?? '?'}) in ${bigS.toFixed(1)} s; ${summary(big)}; status ${statusBytes} bytes; feeds in memory ${mem.feeds}; rss ${(mem.rssBytes / 1e6).toFixed(1)} MB, heap ${((mem.heapUsedBytes ?? 0) / 1e6).toFixed(1)} MB (committed ${((mem.heapCommittedBytes ?? 0) / 1e6).toFixed(1)} MB), external ${((mem.externalBytes ?? 0) / 1e6).toFixed(1)} MB, array buffers ${((mem.arrayBuffersBytes ?? 0) / 1e6).toFixed(1)} MB`);
+    const all = { durations: [...many.durations, ...big.durations], queued: [...many.queued, ...big.queued], errors: many.errors + big.errors } as Taken;
+    const sorted = [...all.durations].sort((a, b) => a - b);
+    const bigSorted = [...big.durations].sort((a, b) => a - b);
     console.log(
-      `RESULT experiments=${EXPERIMENTS} runs=${EXPERIMENTS * RUNS} finished=${finished} wall_s=${wallS.toFixed(1)} reconciles=${durations.length} ` +
-        `reconciles_per_s=${perS.toFixed(1)} runs_per_s=${((finished * RUNS) / wallS).toFixed(1)} p50_ms=${p50.toFixed(1)} p99_ms=${p99.toFixed(1)} ` +
-        `errors=${errors} baseline_status_patches_per_s=${baselinePerS.toFixed(1)} reconciles_vs_baseline=${(perS / baselinePerS).toFixed(2)}`,
+      `RESULT experiments=${EXPERIMENTS} runs_per_experiment=${RUNS} many_finished=${manyDone} many_wall_s=${manyS.toFixed(1)} many_errors=${many.errors} ` +
+        `many_p99_ms=${quantile([...many.durations].sort((a, b) => a - b), 0.99).toFixed(1)} ` +
+        `big_runs=${status.progress?.total ?? 0} big_succeeded=${status.progress?.succeeded ?? 0} big_finished=${bigDone} big_wall_s=${bigS.toFixed(1)} big_errors=${big.errors} ` +
+        `big_p99_ms=${quantile(bigSorted, 0.99).toFixed(1)} reconcile_p50_ms=${quantile(sorted, 0.5).toFixed(1)} reconcile_p99_ms=${quantile(sorted, 0.99).toFixed(1)} ` +
+        `queue_wait_p99_ms=${quantile([...all.queued].sort((a, b) => a - b), 0.99).toFixed(1)} errors=${all.errors} status_bytes=${statusBytes} ` +
+        `rss_at_start_mb=${(idle.rssBytes / 1e6).toFixed(1)} rss_after_release_mb=${(mem.rssBytes / 1e6).toFixed(1)} heap_after_release_mb=${((mem.heapUsedBytes ?? 0) / 1e6).toFixed(1)} feeds_after_release=${mem.feeds} baseline_status_patches_per_s=${baselinePerS.toFixed(1)}`,
     );
   } finally {
+    if (child !== undefined && child.exitCode === null) {
+      child.send({ cmd: 'stop' });
+      await new Promise((r) => setTimeout(r, 2000));
+      child.kill('SIGKILL');
+    }
     await player.stop();
     await agentBus.close();
-    await controllerBus.close();
     await kube.stop();
     await nats.cleanup();
   }

@@ -1,5 +1,6 @@
 // `llem`: thin. Parses the command name, hands argv to the command module, maps errors to exit codes.
 import { isInvalidInput, isLlemError } from '../lib/errors.ts';
+import { logLevelProblem } from '../lib/log-level.ts';
 
 export type CommandMain = (argv: string[]) => Promise<number>;
 
@@ -19,14 +20,58 @@ const COMMANDS: Record<string, { summary: string; load: () => Promise<{ main: Co
 
 /** Commands that export OpenTelemetry traces and metrics when OTEL_* variables say so (lib/telemetry). */
 const TRACED: Record<string, string> = { run: 'llem-run', agent: 'llem-agent', controller: 'llem-controller' };
+/** Commands that need a newer Node.js than the rest of llem (>= 20, ADR 0015). */
+const NODE_MAJOR_NEEDED: Record<string, number> = { controller: 22 };
+/** Long-running services whose structured logs are their output: info unless told otherwise. */
+const INFO_BY_DEFAULT = new Set(['controller', 'agent']);
+
+function nodeMajor(): number {
+  return Number(process.versions.node.split('.')[0]);
+}
+
+/**
+ * Takes `--log-level LEVEL` (anywhere before a `--`) out of the command's arguments and sets
+ * LLEM_LOG_LEVEL from it, before lib/log.ts is loaded; child processes inherit it. Throws on a bad level.
+ */
+export function applyLogLevel(command: string, argv: string[], env: NodeJS.ProcessEnv = process.env): string[] {
+  const out: string[] = [];
+  let flag: string | undefined;
+  for (let i = 0; i < argv.length; i += 1) {
+    const a = argv[i] as string;
+    if (a === '--') {
+      out.push(...argv.slice(i));
+      break;
+    }
+    if (a === '--log-level') {
+      flag = argv[i + 1];
+      if (flag === undefined || flag.startsWith('-')) throw new Error('--log-level needs a value: trace, debug, info, warn, error, fatal or silent');
+      i += 1;
+    } else if (a.startsWith('--log-level=')) {
+      flag = a.slice('--log-level='.length);
+    } else {
+      out.push(a);
+    }
+  }
+  const problem = logLevelProblem(flag, '--log-level') ?? logLevelProblem(env['LLEM_LOG_LEVEL'], 'LLEM_LOG_LEVEL');
+  if (problem !== null) throw new Error(problem);
+  if (flag !== undefined) env['LLEM_LOG_LEVEL'] = flag;
+  else if (env['LLEM_LOG_LEVEL'] === undefined && INFO_BY_DEFAULT.has(command)) env['LLEM_LOG_LEVEL'] = 'info';
+  return out;
+}
 
 function usage(): string {
   const lines = Object.entries(COMMANDS).map(([name, c]) => `  ${name.padEnd(14)} ${c.summary}`);
-  return ['usage: llem <command> [options]', '', 'commands:', ...lines, '', 'llem <command> --help for details'].join('\n');
+  return ['usage: llem <command> [options]', '', 'commands:', ...lines, '',
+    'global options:', '  --log-level LEVEL  structured logs (JSON lines on stderr) at LEVEL and above: trace, debug, info,',
+    '                     warn (the default; info for controller and agent), error, fatal, silent; or LLEM_LOG_LEVEL',
+    '', 'llem <command> --help for details'].join('\n');
 }
 
 export async function cliMain(argv: string[]): Promise<number> {
-  const [name, ...rest] = argv;
+  // `llem --log-level debug run ...`: a global option may come before the command name.
+  const lead = argv[0] === '--log-level' ? 2 : argv[0]?.startsWith('--log-level=') === true ? 1 : 0;
+  const name = argv[lead];
+  const rest = [...argv.slice(0, lead), ...argv.slice(lead + 1)];
   if (name === undefined || name === '--help' || name === '-h' || name === 'help') {
     process.stdout.write(usage() + '\n');
     return name === undefined ? 2 : 0;
@@ -36,9 +81,17 @@ export async function cliMain(argv: string[]): Promise<number> {
     process.stderr.write(`llem: unknown command "${name}"\n\n${usage()}\n`);
     return 2;
   }
-  const { LOG_LEVEL_PROBLEM } = await import('../lib/log.ts');
-  if (LOG_LEVEL_PROBLEM !== null) {
-    process.stderr.write(`llem: ${LOG_LEVEL_PROBLEM}\n`);
+  let args: string[];
+  try {
+    args = applyLogLevel(name, rest);
+  } catch (err) {
+    process.stderr.write(`llem: ${(err as Error).message}\n`);
+    return 2;
+  }
+  const needs = NODE_MAJOR_NEEDED[name];
+  if (needs !== undefined && nodeMajor() < needs) {
+    process.stderr.write(`llem ${name}: needs Node.js >= ${needs} (its Kubernetes client does), this is ${process.version}; ` +
+      'install a current Node.js, or in a llem checkout run `source scripts/node-env.sh` first\n');
     return 2;
   }
   const service = TRACED[name];
@@ -46,7 +99,7 @@ export async function cliMain(argv: string[]): Promise<number> {
   try {
     await telemetry?.startTelemetry(service ?? 'llem');
     const mod = await command.load();
-    return await mod.main(rest);
+    return await mod.main(args);
   } catch (err) {
     return reportError(err, name);
   } finally {

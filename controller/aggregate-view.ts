@@ -31,8 +31,21 @@ const sig = (x: number): number => Number(x.toPrecision(6));
  * Each succeeded run's J/token from the Aggregator's run result (absent when it has none, e.g. after
  * a counter reset it could not bridge); the controller's ledger never supplies it (ADR 0007).
  */
+const runIndexes = new WeakMap<AggregateResults, Map<string, AggregateResults['runs'][number]>>();
+
+/** Run results by id, built once per results object (status shows 200 runs of maybe 20,000). */
+function runIndex(results: AggregateResults | null): Map<string, AggregateResults['runs'][number]> {
+  if (results === null) return new Map();
+  let index = runIndexes.get(results);
+  if (index === undefined) {
+    index = new Map(results.runs.map((r) => [r.runId, r]));
+    runIndexes.set(results, index);
+  }
+  return index;
+}
+
 export function withAggregatorRunMetrics(runs: RunSummary[], results: AggregateResults | null): RunSummary[] {
-  const byId = new Map((results?.runs ?? []).map((r) => [r.runId, r]));
+  const byId = runIndex(results);
   return runs.map((r) => {
     const { joulesPerToken: _ledger, ...rest } = r;
     const jpt = r.phase === 'Succeeded' ? byId.get(r.id)?.metrics.joulesPerToken ?? null : null;

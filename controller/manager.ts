@@ -50,8 +50,8 @@ export interface ControllerOptions {
   log: Logger;
   metrics?: ControllerMetrics;
   writer?: KubeWriter;
-  /** Called after every reconcile (benchmarks). */
-  onReconcile?: (key: string, ms: number, ok: boolean) => void;
+  /** Called after every reconcile (benchmarks): its duration, and apart from it how long the key waited in the queue. */
+  onReconcile?: (key: string, ms: number, ok: boolean, queuedMs: number) => void;
   /** Leadership lost: default stops the controller; the CLI exits so a fresh process starts. */
   onLostLeadership?: () => void;
 }
@@ -113,6 +113,11 @@ export class Controller {
     }
   }
 
+  /** Experiments whose stream feed (consumer, Aggregator, run table) is in memory. */
+  activeFeeds(): number {
+    return this.streams.active();
+  }
+
   get isLeader(): boolean {
     return this.queue !== undefined;
   }
@@ -165,7 +170,8 @@ export class Controller {
     for (;;) {
       const key = await queue.get();
       if (key === undefined) return;
-      this.metrics.queueDuration.observe(queue.takeQueuedMs(key) / 1000);
+      const queuedMs = queue.takeQueuedMs(key);
+      this.metrics.queueDuration.observe(queuedMs / 1000);
       const t0 = performance.now();
       let ok = true;
       try {
@@ -181,7 +187,7 @@ export class Controller {
         this.metrics.reconcileDuration.observe(ms / 1000);
         this.metrics.queueDepth.set(queue.stats().depth);
         queue.done(key);
-        this.opts.onReconcile?.(key, ms, ok);
+        this.opts.onReconcile?.(key, ms, ok, queuedMs);
       }
     }
   }

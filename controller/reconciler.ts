@@ -5,8 +5,10 @@ import type { V1Pod } from '@kubernetes/client-node';
 import { validateEnergyExperiment, type SpecIssue } from '../api/validation.ts';
 import type { RunMatrix } from '../api/matrix.ts';
 import type { EnergyExperimentSpec } from '../api/spec.ts';
-import { REASONS, type Condition } from '../api/conditions.ts';
-import type { RunSummary } from '../api/status.ts';
+import { REASONS } from '../api/conditions.ts';
+import type { EnergyExperimentStatus } from '../api/status.ts';
+import { InvalidInputError } from '../lib/errors.ts';
+import { canonicalJson } from '../api/paths.ts';
 import type { Logger } from '../lib/log.ts';
 import { experimentContext, inSpan } from '../lib/telemetry/index.ts';
 import { FINALIZER, LABEL_EXPERIMENT_UID, type ExperimentObject, type KubeWriter } from './kube.ts';
@@ -14,13 +16,13 @@ import type { ObjectStore } from './informer.ts';
 import { busCredentialSecret } from './bus-credentials.ts';
 import { buildPod, labelValue, podName, type ExperimentRef, type PodBuilderOptions } from './pods.ts';
 import type { ExperimentFeed, ExperimentStreams } from './results.ts';
+import { experimentStatus, isReleased } from './status-view.ts';
 import { newAggregator } from '../aggregator/index.ts';
 import { measurementWeaknesses, statusMetrics, withAggregatorRunMetrics } from './aggregate-view.ts';
 import { configLabelsOf, resultsFiles } from '../report/files.ts';
 import type { AggregateResults } from '../aggregator/index.ts';
-import type { ConfigurationResult, Stat } from '../api/status.ts';
 import { stepRuns, type RunPlanOutput } from './runs.ts';
-import { applyConditions, bestConfiguration, boundRuns, configurationResults, decidePhase, progressOf, statusChanged } from './status.ts';
+import { applyConditions, bestConfiguration, boundConfigurations, boundRuns, configurationResults, decidePhase, progressOf, statusChanged } from './status.ts';
 import type { ControllerMetrics } from './metrics.ts';
 
 export interface ReconcileResult {
@@ -37,6 +39,8 @@ export interface ReconcilerDeps {
   metrics?: ControllerMetrics;
   retryBaseMs?: number;
   now?: () => Date;
+  /** The pod renderer (tests inject a failing one: validation should make that impossible). */
+  renderPod?: typeof buildPod;
 }
 
 const EXPECTATION_TTL_MS = 60_000;
@@ -58,9 +62,9 @@ function validMessage(matrix: RunMatrix, warnings: SpecIssue[]): string {
 }
 
 /** startTime once any run started, completionTime once finished: each set once, then kept. */
-function statusTimes(runs: RunPlanOutput['runs'], finished: boolean, prev: Record<string, unknown>, nowIso: string): { started?: string; completionTime?: string } {
-  const started = runs.some((r) => r.startTime !== undefined) ? ((prev['startTime'] as string | undefined) ?? nowIso) : undefined;
-  const completionTime = finished ? ((prev['completionTime'] as string | undefined) ?? nowIso) : undefined;
+function statusTimes(runs: RunPlanOutput['runs'], finished: boolean, prev: EnergyExperimentStatus, nowIso: string): { started?: string; completionTime?: string } {
+  const started = runs.some((r) => r.startTime !== undefined) ? (prev.startTime ?? nowIso) : undefined;
+  const completionTime = finished ? (prev.completionTime ?? nowIso) : undefined;
   return { ...(started !== undefined ? { started } : {}), ...(completionTime !== undefined ? { completionTime } : {}) };
 }
 
@@ -72,7 +76,10 @@ function validateObject(obj: ExperimentObject, name: string, namespace: string):
 
 export class Reconciler {
   /** Status we wrote, by uid, for when the informer has not caught up yet (resourceVersion order). */
-  private readonly written = new Map<string, { rv: number; status: Record<string, unknown> }>();
+  private readonly written = new Map<string, { rv: number; status: EnergyExperimentStatus; canonical: string }>();
+  private readonly validations = new Map<string, { key: string; result: ReturnType<typeof validateObject> }>();
+  /** The status last read from the cache, by uid: parsed once per resourceVersion, not per reconcile. */
+  private readonly parsed = new Map<string, { rv: string; status: EnergyExperimentStatus }>();
   /** Pods we created and the cache may not show yet: name -> created ms. */
   private readonly expectations = new Map<string, number>();
 
@@ -106,24 +113,48 @@ export class Reconciler {
     if (!(obj.metadata?.finalizers ?? []).includes(FINALIZER)) {
       await this.deps.writer.setFinalizers(obj, [...(obj.metadata?.finalizers ?? []), FINALIZER]);
     }
-    const validation = validateObject(obj, name, namespace);
+    const validation = this.validated(obj, name, namespace);
     if (!validation.ok) return this.invalid(obj, ref, validation.issues);
     return this.converge(obj, ref, validation.experiment.spec, validation.matrix, validation.warnings);
   }
 
-  private previousStatus(obj: ExperimentObject): Record<string, unknown> {
+  /**
+   * Validation (schema, rules, rendering, the run matrix: 20,000 runs hashed) once per generation:
+   * the spec only changes with the generation; labels are part of the key since they do not bump it.
+   */
+  private validated(obj: ExperimentObject, name: string, namespace: string): ReturnType<typeof validateObject> {
+    const key = `${obj.metadata?.generation ?? 0}/${JSON.stringify(obj.metadata?.labels ?? {})}`;
+    const uid = obj.metadata?.uid ?? '';
+    const known = this.validations.get(uid);
+    if (known !== undefined && known.key === key) return known.result;
+    const result = validateObject(obj, name, namespace);
+    this.validations.set(uid, { key, result });
+    return result;
+  }
+
+  /** Status as last written (ours, when the cache lags), read through the status schema. */
+  private previousStatus(obj: ExperimentObject): EnergyExperimentStatus {
     const uid = obj.metadata?.uid ?? '';
     const mine = this.written.get(uid);
     const rv = Number(obj.metadata?.resourceVersion ?? '0');
-    if (mine !== undefined && Number.isFinite(rv) && rv < mine.rv) return mine.status;
-    return obj.status ?? {};
+    if (mine !== undefined && Number.isFinite(rv) && rv <= mine.rv) return mine.status;
+    const cached = this.parsed.get(uid);
+    const rvText = obj.metadata?.resourceVersion ?? '';
+    if (cached !== undefined && cached.rv === rvText && rvText !== '') return cached.status;
+    const status = experimentStatus(obj.status, this.deps.log);
+    this.parsed.set(uid, { rv: rvText, status });
+    return status;
   }
 
-  private async writeStatus(obj: ExperimentObject, ref: ExperimentRef, status: Record<string, unknown>): Promise<boolean> {
-    if (!statusChanged(this.previousStatus(obj), status)) return false;
-    const updated = await this.deps.writer.patchExperimentStatus(ref.namespace, ref.name, status);
+  private async writeStatus(obj: ExperimentObject, ref: ExperimentRef, status: EnergyExperimentStatus): Promise<boolean> {
+    const canonical = canonicalJson(status);
+    const mine = this.written.get(ref.uid);
+    const prev = this.previousStatus(obj);
+    // What we wrote last is compared by its canonical form, computed once (status can be ~200 KB).
+    if (mine !== undefined && prev === mine.status ? mine.canonical === canonical : !statusChanged(prev, status)) return false;
+    const updated = await this.deps.writer.patchExperimentStatus(ref.namespace, ref.name, status as Record<string, unknown>);
     const rv = Number(updated.metadata?.resourceVersion ?? '0');
-    if (Number.isFinite(rv)) this.written.set(ref.uid, { rv, status });
+    if (Number.isFinite(rv)) this.written.set(ref.uid, { rv, status, canonical });
     return true;
   }
 
@@ -132,13 +163,32 @@ export class Reconciler {
     const prev = this.previousStatus(obj);
     const message = issues.map((i) => `${i.path}: ${i.message}`).join('; ').slice(0, 4000);
     const now = this.now().toISOString();
-    const conditions = applyConditions((prev['conditions'] as Condition[] | undefined) ?? [], [
+    const conditions = applyConditions(prev.conditions, [
       { type: 'Validated', status: 'False', reason: REASONS.SpecInvalid, message: `The spec is invalid: ${message}` },
       { type: 'Running', status: 'False', reason: REASONS.SpecInvalid, message: 'Nothing runs until the spec is fixed.' },
       { type: 'Failed', status: 'True', reason: REASONS.SpecInvalid, message: 'The spec is invalid; fix it and the experiment is validated again.' },
     ], now, generation);
-    const status = { ...prev, observedGeneration: generation, phase: 'Invalid', conditions };
+    const status: EnergyExperimentStatus = { ...prev, observedGeneration: generation, phase: 'Invalid', conditions };
     if (await this.writeStatus(obj, ref, status)) void this.event(obj, 'Warning', 'SpecInvalid', `The spec is invalid: ${message}`);
+    return {};
+  }
+
+  /**
+   * A configuration validated but its pod could not be rendered (validation and rendering disagree: a
+   * bug). Failed/InvalidSpec naming the field; no pods, no retry: the same spec would fail the same way.
+   */
+  private async renderFailed(obj: ExperimentObject, ref: ExperimentRef, err: InvalidInputError): Promise<ReconcileResult> {
+    const generation = obj.metadata?.generation ?? 0;
+    const prev = this.previousStatus(obj);
+    const message = err.issues.map((i) => `${i.path}: ${i.message}`).join('; ').slice(0, 4000);
+    const conditions = applyConditions(prev.conditions, [
+      { type: 'Running', status: 'False', reason: REASONS.InvalidSpec, message: 'No pod can be built for this spec; nothing runs until it is changed.' },
+      { type: 'Succeeded', status: 'False', reason: REASONS.InvalidSpec, message: `A pod could not be rendered: ${message}` },
+      { type: 'Failed', status: 'True', reason: REASONS.InvalidSpec, message: `A pod could not be rendered: ${message}` },
+    ], this.now().toISOString(), generation);
+    const status: EnergyExperimentStatus = { ...prev, observedGeneration: generation, phase: 'Failed', conditions };
+    if (await this.writeStatus(obj, ref, status)) void this.event(obj, 'Warning', REASONS.InvalidSpec, `A pod could not be rendered: ${message}`);
+    this.deps.log.error({ err, experiment: `${ref.namespace}/${ref.name}` }, 'pod rendering refused a validated spec');
     return {};
   }
 
@@ -147,6 +197,8 @@ export class Reconciler {
     for (const pod of this.podsOf(ref)) await this.deps.writer.deletePod(ref.namespace, pod.metadata?.name ?? '');
     await this.deps.streams.cleanup(ref);
     this.written.delete(ref.uid);
+    this.parsed.delete(ref.uid);
+    this.validations.delete(ref.uid);
     this.deps.metrics?.forgetExperiment(ref.namespace, ref.name);
     await this.deps.writer.setFinalizers(obj, (obj.metadata?.finalizers ?? []).filter((f) => f !== FINALIZER));
     this.deps.log.info({ experiment: `${ref.namespace}/${ref.name}` }, 'experiment deleted: pods, consumer and checkpoint cleaned up');
@@ -167,18 +219,24 @@ export class Reconciler {
 
   private async converge(obj: ExperimentObject, ref: ExperimentRef, spec: EnergyExperimentSpec, matrix: RunMatrix, warnings: SpecIssue[]): Promise<ReconcileResult> {
     const prev = this.previousStatus(obj);
-    const previousRuns = (prev['runs'] as RunSummary[] | undefined) ?? [];
-    const started = previousRuns.map((r) => ({ runId: r.id, attempt: r.attempt }));
-    const fresh = (): ReturnType<typeof newAggregator> =>
-      newAggregator(ref.uid, matrix, spec.placement.replicas, spec.policy.failurePolicy);
-    const feed = await this.deps.streams.feed(ref, fresh, started);
+    // Finished, artifact written, feed released: results are read from the artifact from now on.
+    if (isReleased(prev)) {
+      // Nothing of a finished experiment stays in memory, its run matrix included.
+      this.validations.delete(ref.uid);
+      return this.afterFinish(ref, spec, prev, undefined);
+    }
+    const feed = await this.deps.streams.feed(ref, {
+      planned: matrix.runs, seed: prev.runs,
+      newAggregator: () => newAggregator(ref.uid, matrix, spec.placement.replicas, spec.policy.failurePolicy),
+    });
     const pods = this.podsOf(ref);
     const now = this.now();
     const out = stepRuns({
       planned: matrix.runs,
-      previous: (prev['runs'] as RunSummary[] | undefined) ?? [],
+      previous: feed.runs.list(),
       pods,
-      ledger: feed.ledger,
+      judge: feed.judge,
+      resumed: feed.resumed,
       policy: spec.policy,
       replicas: spec.placement.replicas,
       parallelism: spec.placement.parallelism,
@@ -187,27 +245,62 @@ export class Reconciler {
       expected: this.expected(pods),
       podName: (runId, attempt, replica) => podName(ref, runId, attempt, replica),
     });
+    feed.resumed.clear();
+    let created: V1Pod[];
+    try {
+      created = this.renderPods(ref, spec, matrix, out);
+    } catch (err) {
+      if (err instanceof InvalidInputError) return this.renderFailed(obj, ref, err);
+      throw err;
+    }
     // Declared before the pods exist: the Aggregator refuses messages of attempts never started.
     for (const c of out.create) feed.startAttempt(c.run.id, c.attempt);
-    await this.applyPods(ref, spec, matrix, out);
+    // Write-ahead: the run table records an attempt before its pods exist (ADR 0014).
+    feed.runs.update(out.runs);
+    await feed.runs.persist();
+    await this.applyPods(ref, created, out);
     for (const s of out.signal) await feed.signalStart(s.runId, s.attempt);
     const status = await this.desiredStatus({ obj, ref, spec, matrix, feed, warnings }, out, prev);
     const wrote = await this.writeStatus(obj, ref, status);
     // Events are recorded in the background, like client-go's broadcaster: they never delay a reconcile.
     if (wrote) for (const e of out.events) void this.event(obj, e.type, e.reason, e.message);
-    if (wrote && prev['phase'] !== status['phase']) void this.event(obj, 'Normal', `Experiment${String(status['phase'])}`, `Experiment is ${String(status['phase'])}: ${progressOf(out.runs).summary} runs succeeded.`);
-    this.observe(ref, out, status['best'] as { joulesPerToken: number } | undefined, feed.aggregate());
+    if (wrote) this.degradedEvent(obj, prev, status);
+    if (wrote && prev.phase !== status.phase) void this.event(obj, 'Normal', `Experiment${String(status.phase)}`, `Experiment is ${String(status.phase)}: ${progressOf(out.runs).summary} runs succeeded.`);
+    this.observe(ref, out, status.best, feed.aggregate());
+    if (isReleased(status)) {
+      await this.deps.streams.release(ref);
+      this.validations.delete(ref.uid);
+      // Per-run power series of a finished experiment: every run has ended.
+      this.deps.metrics?.runPower.forgetExperiment(ref.namespace, ref.name);
+    }
     return this.afterFinish(ref, spec, status, out.requeueAfterMs);
   }
 
-  private async applyPods(ref: ExperimentRef, spec: EnergyExperimentSpec, matrix: RunMatrix, out: RunPlanOutput): Promise<void> {
+  /** A Warning Event whenever the Degraded condition takes a new reason (AggregatorFailed included). */
+  private degradedEvent(obj: ExperimentObject, prev: EnergyExperimentStatus, next: EnergyExperimentStatus): void {
+    const before = prev.conditions.find((c) => c.type === 'Degraded');
+    const after = next.conditions.find((c) => c.type === 'Degraded');
+    if (after === undefined || after.status !== 'True' || (before?.status === 'True' && before.reason === after.reason)) return;
+    if (after.reason === REASONS.Simulated) return;
+    void this.event(obj, 'Warning', after.reason, after.message);
+  }
+
+  /** Every pod of this pass, rendered before anything is written: a render failure writes nothing. */
+  private renderPods(ref: ExperimentRef, spec: EnergyExperimentSpec, matrix: RunMatrix, out: RunPlanOutput): V1Pod[] {
+    const render = this.deps.renderPod ?? buildPod;
+    const byId = new Map(matrix.configurations.map((c) => [c.id, c]));
+    return out.create.flatMap((c) => {
+      const configuration = byId.get(c.run.configurationId);
+      if (configuration === undefined) return [];
+      return [render({ experiment: ref, spec, configuration, run: c.run, attempt: c.attempt, replica: c.replica }, this.deps.podOptions)];
+    });
+  }
+
+  private async applyPods(ref: ExperimentRef, created: V1Pod[], out: RunPlanOutput): Promise<void> {
     await Promise.all(out.deletePods.map((name) => this.deps.writer.deletePod(ref.namespace, name)));
     // Creates in parallel: at most placement.parallelism x replicas pods per pass.
-    await Promise.all(out.create.map(async (c) => {
-      const configuration = matrix.configurations.find((x) => x.id === c.run.configurationId);
-      if (configuration === undefined) return;
-      await this.ensureBusCredentials(ref, c.run.id);
-      const pod = buildPod({ experiment: ref, spec, configuration, run: c.run, attempt: c.attempt, replica: c.replica }, this.deps.podOptions);
+    await Promise.all([...new Set(out.create.map((c) => c.run.id))].map((runId) => this.ensureBusCredentials(ref, runId)));
+    await Promise.all(created.map(async (pod) => {
       this.expectations.set(pod.metadata?.name ?? '', Date.now());
       await this.deps.writer.createPod(pod);
       this.deps.metrics?.podsCreated.inc();
@@ -224,33 +317,39 @@ export class Reconciler {
     this.busSecrets.add(key);
   }
 
-  private async desiredStatus(ctx: ExperimentContext, out: RunPlanOutput, prev: Record<string, unknown>): Promise<Record<string, unknown>> {
+  private async desiredStatus(ctx: ExperimentContext, out: RunPlanOutput, prev: EnergyExperimentStatus): Promise<EnergyExperimentStatus> {
     const { obj, ref, spec, matrix, warnings } = ctx;
     const generation = obj.metadata?.generation ?? 0;
     const nowIso = this.now().toISOString();
-    const aggregate = ctx.feed.aggregate();
-    const configurations = withAggregatorMetrics(configurationResults(matrix.configurations, out.runs, out.results), aggregate === null ? null : statusMetrics(aggregate));
-    const best = bestConfiguration(configurations);
-    const simulated = [...out.results.values()].some((r) => r.simulated) || this.deps.podOptions.simulate;
+    const p = progressOf(out.runs);
+    const finishing = p.pending === 0 && p.running === 0;
+    // The final figures are computed fresh; in flight they are refreshed at most once a second.
+    const aggregate = ctx.feed.aggregate(finishing);
+    const failure = ctx.feed.failure();
+    const all = configurationResults(matrix.configurations, out.runs, aggregate === null ? null : statusMetrics(aggregate));
+    const best = bestConfiguration(all);
+    const configurations = boundConfigurations(all);
+    const simulated = this.deps.podOptions.simulate || (aggregate?.experiment.simulated ?? false);
     const retrying = out.runs.filter((r) => r.attempt > 0 && (r.phase === 'Pending' || r.phase === 'Running') && r.message !== undefined).length;
     const decision = decidePhase(out.runs, {
       suspended: spec.policy.suspend, strict: spec.policy.failurePolicy === 'strict', simulated, retrying, ...measurementWeaknesses(aggregate),
+      ...(failure !== null ? { aggregatorFailure: failure.message } : {}),
     });
-    const conditions = applyConditions((prev['conditions'] as Condition[] | undefined) ?? [], [
+    const conditions = applyConditions(prev.conditions, [
       { type: 'Validated', status: 'True', reason: REASONS.SpecValid, message: validMessage(matrix, warnings) },
       ...decision.updates,
     ], nowIso, generation);
     const { started, completionTime } = statusTimes(out.runs, decision.finished, prev, nowIso);
+    const runs = withAggregatorRunMetrics(boundRuns(out.runs), aggregate);
     // Written once, when the experiment finishes; later reconciles keep the reference.
-    const artifact = prev['artifact'] ?? (decision.finished
-      ? { uri: await this.putArtifact(ctx, { experiment: ref, spec, runs: withAggregatorRunMetrics(out.runs, aggregate), configurations, best, simulated, completionTime, results: aggregate }), kind: 'objectStore' }
-      : undefined);
+    const body = { experiment: ref, spec, runs: out.runs, configurations: all, best, simulated, completionTime, results: aggregate, aggregatorFailure: failure };
+    const artifact = prev.artifact ?? (decision.finished ? await this.artifactOf(ctx, body) : undefined);
     return {
       observedGeneration: generation,
       phase: decision.phase,
       conditions,
-      progress: progressOf(out.runs),
-      runs: boundRuns(withAggregatorRunMetrics(out.runs, aggregate)),
+      progress: p,
+      runs,
       configurations,
       ...(best !== undefined ? { best } : {}),
       ...(artifact !== undefined ? { artifact } : {}),
@@ -258,6 +357,12 @@ export class Reconciler {
       ...(started !== undefined ? { startTime: started } : {}),
       ...(completionTime !== undefined ? { completionTime } : {}),
     };
+  }
+
+  private async artifactOf(ctx: ExperimentContext, body: Parameters<Reconciler['putArtifact']>[1] & { runs: RunPlanOutput['runs'] }): Promise<{ uri: string; kind: 'objectStore' }> {
+    const { aggregatorFailure, ...rest } = body;
+    const doc = { ...rest, runs: withAggregatorRunMetrics(body.runs, body.results), ...(aggregatorFailure !== null && aggregatorFailure !== undefined ? { aggregatorFailure } : {}) };
+    return { uri: await this.putArtifact(ctx, doc), kind: 'objectStore' };
   }
 
   /** results.json plus the CSVs, plots and report.html (no power time series: the controller keeps no raw samples). */
@@ -271,8 +376,8 @@ export class Reconciler {
     return await this.deps.streams.putArtifact(ctx.ref, body, files);
   }
 
-  private async afterFinish(ref: ExperimentRef, spec: EnergyExperimentSpec, status: Record<string, unknown>, requeueAfterMs: number | undefined): Promise<ReconcileResult> {
-    const completion = status['completionTime'] as string | undefined;
+  private async afterFinish(ref: ExperimentRef, spec: EnergyExperimentSpec, status: EnergyExperimentStatus, requeueAfterMs: number | undefined): Promise<ReconcileResult> {
+    const completion = status.completionTime;
     const ttl = spec.policy.ttlSecondsAfterFinished;
     if (completion === undefined || ttl === undefined) return requeueAfterMs === undefined ? {} : { requeueAfterMs };
     const dueMs = Date.parse(completion) + ttl * 1000 - this.now().getTime();
@@ -302,13 +407,4 @@ export class Reconciler {
       this.deps.log.warn({ err, reason }, 'could not record event');
     }
   }
-}
-
-/**
- * Once the Aggregator has data, its metrics are the only ones reported: a metric it leaves out (with
- * a reason in the artifact) must not be filled in from the ledger's rough counter totals.
- */
-function withAggregatorMetrics(configs: ConfigurationResult[], agg: Map<string, Record<string, Stat>> | null): ConfigurationResult[] {
-  if (agg === null) return configs;
-  return configs.map((c) => ({ ...c, metrics: agg.get(c.id) ?? {} }));
 }

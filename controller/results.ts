@@ -1,7 +1,8 @@
 // Consuming each experiment's stream: one durable consumer per experiment, messages applied in stream
-// order to the RunLedger, state checkpointed (with the last applied stream sequence) so a restarted
-// controller resumes where it stopped and never counts a message twice. Also the start barrier:
-// once every replica of a run attempt is ready, one StartSignal goes out on the control subject.
+// order to the Aggregator (the one judge of completeness), state checkpointed (with the last applied
+// stream sequence) so a restarted controller resumes where it stopped and never counts a message twice.
+// Also the run table (ADR 0014), the start barrier, and release: a finished experiment's feed is
+// stopped and dropped, so memory follows the experiments in flight (results stay in the artifact).
 import { traceApplied } from '../lib/telemetry/index.ts';
 import { decodeMessage, startSubject, PROTOCOL_VERSION, type StartSignal, type WireMessage } from '../api/protocol.ts';
 import { experimentSubjectFilter } from '../api/protocol.ts';
@@ -9,9 +10,31 @@ import { sanitizeToken } from '../api/names.ts';
 import type { Bus, Consumption, DeliveredMessage } from '../lib/bus/types.ts';
 import { experimentCheckpointKey, subjectMismatch } from '../lib/bus/subjects.ts';
 import type { Logger } from '../lib/log.ts';
-import { RunLedger } from './ledger.ts';
 import type { ExperimentRef } from './pods.ts';
-import { Aggregator, type AggregateResults } from '../aggregator/index.ts';
+import { Aggregator, type AggregateResults, type RunVerdict } from '../aggregator/index.ts';
+import type { PlannedRun } from '../api/matrix.ts';
+import type { RunSummary } from '../api/status.ts';
+import { RunTable } from './run-table.ts';
+import type { RunJudge } from './runs.ts';
+
+/** Why the Aggregator's figures cannot be fully trusted: surfaced as Degraded, never swallowed. */
+export interface AggregatorFailure {
+  reason: 'AggregatorFailed';
+  message: string;
+}
+
+/**
+ * A full rollup or checkpoint of a 20,000-run experiment takes seconds of CPU: while runs are in
+ * flight each is redone at most once per max(floor, COST_SHARE x its last duration), so neither takes
+ * more than ~5% of the controller's time whatever the experiment's size. The final figures are
+ * always computed fresh, and a checkpoint's age only changes how much of the stream a restart re-reads.
+ */
+const COST_SHARE = 20;
+const RESULTS_REFRESH_MS = 1000;
+
+function spacing(floorMs: number, lastMs: number): number {
+  return Math.max(floorMs, COST_SHARE * lastMs);
+}
 
 export interface FeedEvents {
   /** Something changed for this experiment: requeue it. */
@@ -23,9 +46,16 @@ export interface FeedEvents {
 }
 
 export interface ExperimentFeed {
-  readonly ledger: RunLedger;
-  /** The Aggregator's results (latency sketches, statistics), or null when it is unavailable. */
-  aggregate(): AggregateResults | null;
+  /** The per-run ledger (phase, attempt), outside status. */
+  readonly runs: RunTable;
+  /** The Aggregator's verdicts: the one judge of completeness. */
+  readonly judge: RunJudge;
+  /** Runs the table had Running when this feed loaded (after a restart): their pods may never have been created. */
+  readonly resumed: Set<string>;
+  /** The Aggregator's results; null when it is unavailable (then `failure()` says why). `fresh` skips the cache. */
+  aggregate(fresh?: boolean): AggregateResults | null;
+  /** The first Aggregator failure, if any: status shows it as Degraded. */
+  failure(): AggregatorFailure | null;
   /** Publishes the start signal for an attempt whose replicas are all ready. Resends are harmless. */
   signalStart(runId: string, attempt: number): Promise<void>;
   /** Latency CDFs of included runs, for the report; null when the Aggregator is unavailable. */
@@ -34,17 +64,22 @@ export interface ExperimentFeed {
   startAttempt(runId: string, attempt: number): void;
 }
 
-/** Attempts the controller already started (from status), declared before the consumer delivers anything. */
-export type StartedAttempts = ReadonlyArray<{ runId: string; attempt: number }>;
-
 /** What the reconciler needs from the stream side. */
+export interface FeedPlan {
+  planned: readonly PlannedRun[];
+  /** An older controller's status.runs, used only where the run table has nothing. */
+  seed: readonly RunSummary[];
+  /** Called once, when the feed has no checkpoint. */
+  newAggregator: () => Aggregator;
+}
+
 export interface ExperimentStreams {
-  /**
-   * The experiment's feed; `newAggregator` is called once, when the feed has no checkpoint. `started`
-   * is declared to the Aggregator before consumption begins, so a checkpoint older than a retry's
-   * start does not make that retry's messages look unstarted after a controller restart.
-   */
-  feed(ref: ExperimentRef, newAggregator: () => Aggregator, started?: StartedAttempts): Promise<ExperimentFeed>;
+  /** The experiment's feed, loaded (checkpoint + run table) on first use. */
+  feed(ref: ExperimentRef, plan: FeedPlan): Promise<ExperimentFeed>;
+  /** A finished experiment: stop consuming, write the last checkpoint, drop it from memory. */
+  release(ref: ExperimentRef): Promise<void>;
+  /** How many feeds are in memory (metrics, tests). */
+  active(): number;
   cleanup(ref: ExperimentRef): Promise<void>;
   /**
    * Writes the final results document (artifact) and, beside it, the derived files (CSV, plots,
@@ -62,15 +97,31 @@ const enc = new TextEncoder();
 const dec = new TextDecoder();
 
 class Feed implements ExperimentFeed {
-  ledger = new RunLedger();
   aggregator: Aggregator | null = null;
+  runs!: RunTable;
+  readonly resumed = new Set<string>();
   lastStreamSeq = 0;
   dirty = false;
   consumption: Consumption | undefined;
+  private failed: AggregatorFailure | null = null;
+  /** Attempts whose data the Aggregator failed on: runId -> attempt and why. */
+  private readonly tainted = new Map<string, { attempt: number; message: string }>();
+  private cached: { seq: number; atMs: number; tookMs: number; results: AggregateResults | null } | undefined;
+  private lastCheckpoint = { atMs: 0, tookMs: 0 };
+  private checkpointMs = 1000;
   private timer: NodeJS.Timeout | undefined;
   private chain: Promise<void> = Promise.resolve();
 
   constructor(readonly ref: ExperimentRef, private readonly bus: Bus, private readonly events: FeedEvents, private readonly log: Logger) {}
+
+  readonly judge: RunJudge = {
+    verdict: (runId: string): RunVerdict | null => this.aggregator?.runVerdict(runId) ?? null,
+    failure: (runId: string, attempt: number): string | undefined => {
+      const t = this.tainted.get(runId);
+      if (t !== undefined && t.attempt === attempt) return t.message;
+      return this.aggregator === null ? (this.failed?.message ?? 'the aggregator is unavailable') : undefined;
+    },
+  };
 
   cdfSource(): Pick<Aggregator, 'latencyCdf'> | null {
     return this.aggregator;
@@ -86,47 +137,83 @@ class Feed implements ExperimentFeed {
     }
   }
 
-  aggregate(): AggregateResults | null {
+  failure(): AggregatorFailure | null {
+    return this.failed;
+  }
+
+  private fail(message: string, err: unknown): void {
+    this.log.error({ err }, message);
+    this.failed ??= { reason: 'AggregatorFailed', message: `${message}: ${err instanceof Error ? err.message : String(err)}`.slice(0, 1000) };
+    this.events.changed(this.ref);
+  }
+
+  aggregate(fresh = false): AggregateResults | null {
+    const seq = this.lastStreamSeq;
+    const now = Date.now();
+    const c = this.cached;
+    if (c !== undefined && (c.seq === seq || (!fresh && now - c.atMs < spacing(RESULTS_REFRESH_MS, c.tookMs)))) return c.results;
+    let results: AggregateResults | null = null;
+    const t0 = performance.now();
     try {
-      return this.aggregator?.results() ?? null;
+      results = this.aggregator?.results() ?? null;
     } catch (err) {
-      this.log.warn({ err }, 'aggregator results failed');
-      return null;
+      this.fail('the aggregator could not compute results', err);
+    }
+    this.cached = { seq, atMs: now, tookMs: performance.now() - t0, results };
+    return results;
+  }
+
+  /**
+   * An unreadable checkpoint is an Aggregator failure (Degraded), not a reconcile error retried
+   * forever: the Aggregator is rebuilt by re-reading the experiment's stream from its first message.
+   */
+  private tryRestore(state: Uint8Array): boolean {
+    try {
+      this.restore(state);
+      return true;
+    } catch (err) {
+      this.tainted.clear();
+      this.fail('the aggregator checkpoint could not be read; rebuilding from the whole stream', err);
+      return false;
     }
   }
 
-  private restore(state: Uint8Array, newAggregator: () => Aggregator): void {
-    const body = JSON.parse(dec.decode(state)) as { ledger: string; aggregator: string | null };
-    this.ledger = RunLedger.restore(enc.encode(body.ledger));
-    this.aggregator = body.aggregator === null ? this.tryNew(newAggregator) : Aggregator.restore(enc.encode(body.aggregator));
+  private restore(state: Uint8Array): void {
+    const body = JSON.parse(dec.decode(state)) as { aggregator: string | null; tainted?: [string, { attempt: number; message: string }][] };
+    if (body.aggregator === null) throw new Error('checkpoint holds no aggregator state');
+    this.aggregator = Aggregator.restore(enc.encode(body.aggregator));
+    for (const [k, v] of body.tainted ?? []) this.tainted.set(k, v);
   }
 
-  private tryNew(newAggregator: () => Aggregator): Aggregator | null {
-    try {
-      return newAggregator();
-    } catch (err) {
-      this.log.warn({ err }, 'aggregator unavailable; status keeps energy figures only');
-      return null;
-    }
-  }
-
-  async start(checkpointMs: number, newAggregator: () => Aggregator, started: StartedAttempts = []): Promise<void> {
-    const cp = await this.bus.getCheckpoint(experimentCheckpointKey(this.ref.namespace, this.ref.uid));
-    if (cp !== null) {
-      this.restore(cp.state, newAggregator);
+  async start(checkpointMs: number, plan: FeedPlan): Promise<void> {
+    this.checkpointMs = checkpointMs;
+    const key = experimentCheckpointKey(this.ref.namespace, this.ref.uid);
+    const [cp, runs] = await Promise.all([this.bus.getCheckpoint(key), RunTable.load(this.bus, key, plan.planned, plan.seed)]);
+    this.runs = runs;
+    for (const r of runs.list()) if (r.phase === 'Running') this.resumed.add(r.id);
+    if (cp !== null && this.tryRestore(cp.state)) {
       this.lastStreamSeq = cp.lastStreamSeq;
       this.log.info({ lastStreamSeq: cp.lastStreamSeq }, 'resuming from checkpoint');
     } else {
-      this.aggregator = this.tryNew(newAggregator);
+      try {
+        this.aggregator = plan.newAggregator();
+      } catch (err) {
+        this.fail('the aggregator could not be created', err);
+      }
     }
-    for (const s of started) this.startAttempt(s.runId, s.attempt);
+    // Every attempt the run table recorded (write-ahead, before its pods) is declared before consumption
+    // starts, so a checkpoint older than a retry's start does not make the retry's messages look unstarted.
+    for (const r of runs.list()) for (let a = 1; a <= r.attempt; a++) this.startAttempt(r.id, a);
     this.consumption = await this.bus.consume({
       durable: durableName(this.ref),
       filterSubject: experimentSubjectFilter(this.ref.namespace, this.ref.uid),
       afterStreamSeq: this.lastStreamSeq,
       handler: (m) => this.handle(m),
     });
-    this.timer = setInterval(() => void this.checkpoint().catch((err: unknown) => this.log.warn({ err }, 'checkpoint failed')), checkpointMs);
+    this.timer = setInterval(() => {
+      if (Date.now() - this.lastCheckpoint.atMs < spacing(this.checkpointMs, this.lastCheckpoint.tookMs)) return;
+      void this.checkpoint().catch((err: unknown) => this.log.warn({ err }, 'checkpoint failed'));
+    }, checkpointMs);
     this.timer.unref();
   }
 
@@ -143,7 +230,6 @@ class Feed implements ExperimentFeed {
       this.log.warn({ subject: m.subject, reason: forged }, 'message whose body does not match its subject dead-lettered');
       return Promise.resolve('dead-letter');
     }
-    this.ledger.apply(msg);
     this.applyToAggregator(m.streamSeq, msg);
     traceApplied(msg, m.headers);
     this.lastStreamSeq = m.streamSeq;
@@ -155,19 +241,20 @@ class Feed implements ExperimentFeed {
     return Promise.resolve('ack');
   }
 
-  private applyToAggregator(streamSeq: number, msg: Parameters<Aggregator['apply']>[0]): void {
+  private applyToAggregator(streamSeq: number, msg: WireMessage): void {
     try {
       const r = this.aggregator?.apply(msg, streamSeq);
       if (r !== undefined && r.outcome !== 'applied' && r.outcome !== 'duplicate') this.log.debug({ outcome: r.outcome, reason: 'reason' in r ? r.reason : undefined }, 'aggregator did not apply a message');
     } catch (err) {
-      this.log.warn({ err }, 'aggregator failed on a message; its results are dropped');
-      this.aggregator = null;
+      // The run's state may be half-updated: that attempt can no longer succeed (it is retried and
+      // the next attempt replaces its data); the experiment says Degraded and why.
+      this.tainted.set(msg.runId, { attempt: msg.attempt, message: `the aggregator failed on run ${msg.runId} attempt ${msg.attempt}: ${err instanceof Error ? err.message : String(err)}`.slice(0, 900) });
+      this.fail(`the aggregator failed on a ${msg.kind} message of run ${msg.runId}`, err);
     }
   }
 
   async signalStart(runId: string, attempt: number): Promise<void> {
     const signal: StartSignal = { v: PROTOCOL_VERSION, experimentUid: this.ref.uid, runId, attempt, startAtMs: Date.now() + 500 };
-    if (this.ledger.markSignalled(runId, attempt)) this.dirty = true;
     await this.bus.publishControl(startSubject(this.ref.namespace, this.ref.uid, runId), new TextEncoder().encode(JSON.stringify(signal)));
   }
 
@@ -177,12 +264,14 @@ class Feed implements ExperimentFeed {
    */
   checkpoint(): Promise<void> {
     const attempt = this.chain.catch(() => undefined).then(async () => {
-      if (!this.dirty) return;
+      if (!this.dirty || this.aggregator === null) return;
       this.dirty = false;
+      const t0 = performance.now();
       try {
-        const body = { ledger: dec.decode(this.ledger.serialize()), aggregator: this.aggregator === null ? null : dec.decode(this.aggregator.checkpoint()) };
+        const body = { aggregator: dec.decode(this.aggregator.checkpoint()), tainted: [...this.tainted.entries()] };
         const record = { state: enc.encode(JSON.stringify(body)), lastStreamSeq: this.lastStreamSeq };
         await this.bus.putCheckpoint(experimentCheckpointKey(this.ref.namespace, this.ref.uid), record);
+        this.lastCheckpoint = { atMs: Date.now(), tookMs: performance.now() - t0 };
       } catch (err) {
         this.dirty = true;
         throw err;
@@ -195,7 +284,10 @@ class Feed implements ExperimentFeed {
   async stop(writeCheckpoint: boolean): Promise<void> {
     clearInterval(this.timer);
     await this.consumption?.stop();
-    if (writeCheckpoint) await this.checkpoint();
+    if (writeCheckpoint) {
+      await this.checkpoint();
+      await this.runs.persist();
+    }
   }
 }
 
@@ -209,15 +301,25 @@ export class BusExperimentStreams implements ExperimentStreams {
     private readonly checkpointMs = 1000,
   ) {}
 
-  feed(ref: ExperimentRef, newAggregator: () => Aggregator, started: StartedAttempts = []): Promise<ExperimentFeed> {
+  feed(ref: ExperimentRef, plan: FeedPlan): Promise<ExperimentFeed> {
     let f = this.feeds.get(ref.uid);
     if (f === undefined) {
       const feed = new Feed(ref, this.bus, this.events, this.log.child({ experiment: `${ref.namespace}/${ref.name}` }));
-      f = feed.start(this.checkpointMs, newAggregator, started).then(() => feed);
+      f = feed.start(this.checkpointMs, plan).then(() => feed);
       void f.catch(() => this.feeds.delete(ref.uid));
       this.feeds.set(ref.uid, f);
     }
     return f;
+  }
+
+  async release(ref: ExperimentRef): Promise<void> {
+    const f = this.feeds.get(ref.uid);
+    this.feeds.delete(ref.uid);
+    if (f !== undefined) await (await f.catch(() => undefined))?.stop(true);
+  }
+
+  active(): number {
+    return this.feeds.size;
   }
 
   async cleanup(ref: ExperimentRef): Promise<void> {
@@ -230,7 +332,7 @@ export class BusExperimentStreams implements ExperimentStreams {
   async putArtifact(ref: ExperimentRef, body: unknown, files: ReadonlyMap<string, string> = new Map()): Promise<string> {
     const prefix = `${sanitizeToken(ref.namespace)}/${sanitizeToken(ref.name)}-${sanitizeToken(ref.uid)}`;
     // The derived files first: results.json, written last, marks a complete set.
-    for (const [file, content] of files) await this.bus.putArtifact(`${prefix}/${file}`, enc.encode(content));
+    await Promise.all([...files].map(([file, content]) => this.bus.putArtifact(`${prefix}/${file}`, enc.encode(content))));
     await this.bus.putArtifact(`${prefix}/results.json`, enc.encode(JSON.stringify(body, null, 2)));
     return `nats-obj://llem-artifacts/${prefix}/results.json`;
   }

@@ -1,19 +1,29 @@
-// The run state machine, pure: previous run summaries (from status) + the pods that exist + what the
-// stream has shown -> next run summaries and the pods to create or delete. Level-based: the same
-// inputs always give the same outputs, so a second reconcile in a row changes nothing.
+// The run state machine, pure: previous run summaries (the run table, ADR 0014) + the pods that exist
+// + the Aggregator's completeness verdict (the one judge) -> next run summaries and the pods to create
+// or delete. Level-based: the same inputs always give the same outputs, so a second reconcile in a row
+// changes nothing (an unchanged run is returned as the same object, so callers can see what changed).
 import type { V1Pod } from '@kubernetes/client-node';
 import type { PlannedRun } from '../api/matrix.ts';
 import type { PolicySpec } from '../api/spec.ts';
 import type { RunSummary } from '../api/status.ts';
 import { LABEL_ATTEMPT, LABEL_RUN } from './kube.ts';
-import type { RunAttemptResult, RunLedger } from './ledger.ts';
+import type { RunVerdict } from '../aggregator/index.ts';
 import { labelValue } from './pods.ts';
+
+/** What the stream has shown about a run: the Aggregator's verdict, or why it cannot be trusted. */
+export interface RunJudge {
+  verdict(runId: string): RunVerdict | null;
+  /** Set when the Aggregator failed on this attempt's data: the attempt cannot succeed. */
+  failure(runId: string, attempt: number): string | undefined;
+}
 
 export interface RunInputs {
   planned: PlannedRun[];
   previous: RunSummary[];
   pods: V1Pod[];
-  ledger: RunLedger;
+  judge: RunJudge;
+  /** Runs the table says are Running but that this process has not seen a pod of yet (after a restart). */
+  resumed: ReadonlySet<string>;
   policy: PolicySpec;
   replicas: number;
   parallelism: number;
@@ -36,8 +46,6 @@ export interface RunPlanOutput {
   create: { run: PlannedRun; attempt: number; replica: number }[];
   deletePods: string[];
   events: RunEvent[];
-  /** Results of the succeeded runs, by run id (for configuration statistics). */
-  results: Map<string, RunAttemptResult>;
   /** Ready attempts to (re)signal. */
   signal: { runId: string; attempt: number }[];
   /** Earliest time something is due (retry backoff, timeout), ms from now. */
@@ -48,9 +56,31 @@ const MAX_BACKOFF_MS = 5 * 60 * 1000;
 /** Pods all finished but the summary not yet consumed: wait this long before calling data lost. */
 const DATA_GRACE_MS = 60 * 1000;
 
+/** Pods by run label and attempt, built once per pass: no scan of every pod per run. */
+export type PodIndex = Map<string, V1Pod[]>;
+
+export function indexPods(pods: V1Pod[]): PodIndex {
+  const index: PodIndex = new Map();
+  for (const p of pods) {
+    const labels = p.metadata?.labels;
+    if (labels === undefined || p.metadata?.deletionTimestamp !== undefined) continue;
+    const key = `${labels[LABEL_RUN] ?? ''}/${labels[LABEL_ATTEMPT] ?? ''}`;
+    const list = index.get(key);
+    if (list === undefined) index.set(key, [p]);
+    else list.push(p);
+  }
+  return index;
+}
+
+const indexes = new WeakMap<V1Pod[], PodIndex>();
+
 function podsOf(pods: V1Pod[], runId: string, attempt: number): V1Pod[] {
-  const run = labelValue(runId);
-  return pods.filter((p) => p.metadata?.labels?.[LABEL_RUN] === run && p.metadata.labels[LABEL_ATTEMPT] === String(attempt) && p.metadata.deletionTimestamp === undefined);
+  let index = indexes.get(pods);
+  if (index === undefined) {
+    index = indexPods(pods);
+    indexes.set(pods, index);
+  }
+  return index.get(`${labelValue(runId)}/${attempt}`) ?? [];
 }
 
 type PodFailure = { reason: string; message: string };
@@ -102,33 +132,55 @@ function fail(prev: RunSummary, inputs: RunInputs, why: { reason: string; messag
   return { ...prev, phase: 'Failed', completionTime: now, message };
 }
 
-function stepRunning(prev: RunSummary, inputs: RunInputs, out: RunPlanOutput): RunSummary {
-  const result = inputs.ledger.complete(prev.id, prev.attempt, inputs.replicas);
-  if (result !== null) return succeed(prev, result, inputs, out);
-  const pods = podsOf(inputs.pods, prev.id, prev.attempt);
+/** The verdict on this attempt (an older attempt's verdict says nothing about this one). */
+function verdictOf(prev: RunSummary, inputs: RunInputs): RunVerdict | null {
+  const v = inputs.judge.verdict(prev.id);
+  return v !== null && v.attempt === prev.attempt ? v : null;
+}
+
+/** What ends the attempt at once: the Aggregator failed on it, a pod failed, an agent aborted. */
+function attemptBroken(prev: RunSummary, verdict: RunVerdict | null, pods: V1Pod[], inputs: RunInputs): PodFailure | undefined {
+  const broken = inputs.judge.failure(prev.id, prev.attempt);
+  if (broken !== undefined) return { reason: 'AggregatorFailed', message: broken };
   for (const p of pods) {
     const failure = podFailure(p);
-    if (failure !== undefined) return fail(prev, inputs, failure, out);
+    if (failure !== undefined) return failure;
   }
-  const aborted = inputs.ledger.aborted(prev.id, prev.attempt, inputs.replicas);
-  if (aborted !== undefined) return fail(prev, inputs, { reason: 'AgentAborted', message: aborted }, out);
+  if (verdict?.status === 'aborted') return { reason: 'AgentAborted', message: verdict.reasons.join('; ') };
+  return undefined;
+}
+
+function stepRunning(prev: RunSummary, planned: PlannedRun, inputs: RunInputs, out: RunPlanOutput): RunSummary {
+  const verdict = verdictOf(prev, inputs);
+  const pods = podsOf(inputs.pods, prev.id, prev.attempt);
+  if (verdict?.status === 'complete' && inputs.judge.failure(prev.id, prev.attempt) === undefined) return succeed(prev, inputs, out);
+  const broken = attemptBroken(prev, verdict, pods, inputs);
+  if (broken !== undefined) return fail(prev, inputs, broken, out);
   const missing = range(inputs.replicas).filter((r) => {
     const name = inputs.podName(prev.id, prev.attempt, r);
     return !pods.some((p) => p.metadata?.name === name) && !inputs.expected.has(name);
   });
+  // After a restart, a Running run with no pod and no data for its attempt was recorded (write-ahead)
+  // but its pods never got created: create them now, same attempt, nothing of it exists anywhere.
+  if (missing.length === inputs.replicas && verdict === null && inputs.resumed.has(prev.id)) {
+    for (const replica of missing) out.create.push({ run: planned, attempt: prev.attempt, replica });
+    return prev;
+  }
   if (missing.length > 0) return fail(prev, inputs, { reason: 'PodLost', message: `pod(s) of replica ${missing.join(', ')} disappeared (deleted or node lost)` }, out);
   const startedMs = prev.startTime === undefined ? inputs.now.getTime() : Date.parse(prev.startTime);
   const timeoutMs = inputs.policy.runTimeoutSeconds * 1000;
-  if (inputs.now.getTime() - startedMs > timeoutMs) {
-    return fail(prev, inputs, { reason: 'RunTimeout', message: `no complete data within policy.runTimeoutSeconds (${inputs.policy.runTimeoutSeconds} s)` }, out);
-  }
+  if (inputs.now.getTime() - startedMs > timeoutMs) return fail(prev, inputs, timedOut(inputs), out);
   const allDone = pods.length === inputs.replicas && pods.every((p) => p.status?.phase === 'Succeeded');
   if (allDone && inputs.now.getTime() - lastFinishMs(pods) > DATA_GRACE_MS) {
     return fail(prev, inputs, { reason: 'IncompleteData', message: 'every pod finished but the run data is incomplete (missing summary or messages)' }, out);
   }
-  if (inputs.ledger.allReady(prev.id, prev.attempt, inputs.replicas)) out.signal.push({ runId: prev.id, attempt: prev.attempt });
+  if (verdict !== null && verdict.readyReplicas >= inputs.replicas) out.signal.push({ runId: prev.id, attempt: prev.attempt });
   due(out, Math.min(startedMs + timeoutMs - inputs.now.getTime(), allDone ? DATA_GRACE_MS : Infinity));
   return prev;
+}
+
+function timedOut(inputs: RunInputs): PodFailure {
+  return { reason: 'RunTimeout', message: `no complete data within policy.runTimeoutSeconds (${inputs.policy.runTimeoutSeconds} s)` };
 }
 
 function lastFinishMs(pods: V1Pod[]): number {
@@ -140,8 +192,10 @@ function lastFinishMs(pods: V1Pod[]): number {
   return last;
 }
 
-function succeed(prev: RunSummary, result: RunAttemptResult, inputs: RunInputs, out: RunPlanOutput): RunSummary {
-  out.results.set(prev.id, result);
+function succeed(prev: RunSummary, inputs: RunInputs, out: RunPlanOutput): RunSummary {
+  // Its data is on the stream and in the Aggregator: the finished pods go, so the pod cache (and the
+  // controller's memory) stays bounded by the runs in flight, not by the experiment's size.
+  for (const p of podsOf(inputs.pods, prev.id, prev.attempt)) out.deletePods.push(p.metadata?.name ?? '');
   out.events.push({ type: 'Normal', reason: 'RunSucceeded', message: `Run ${prev.id} attempt ${prev.attempt} completed with complete data.` });
   // joulesPerToken comes from the Aggregator when status is written (withAggregatorRunMetrics).
   const { message: _drop, ...rest } = prev;
@@ -164,21 +218,18 @@ function initial(run: PlannedRun): RunSummary {
 
 /** One pass of the run state machine. */
 export function stepRuns(inputs: RunInputs): RunPlanOutput {
-  const out: RunPlanOutput = { runs: [], create: [], deletePods: [], events: [], results: new Map(), signal: [], requeueAfterMs: undefined };
+  const out: RunPlanOutput = { runs: [], create: [], deletePods: [], events: [], signal: [], requeueAfterMs: undefined };
   const byId = new Map(inputs.previous.map((r) => [r.id, r]));
   const suspended = inputs.policy.suspend;
   const stepped = inputs.planned.map((run) => {
-    const prev = byId.get(run.id) ?? initial(run);
-    if (prev.phase === 'Succeeded') {
-      const done = inputs.ledger.complete(prev.id, prev.attempt, inputs.replicas);
-      if (done !== null) out.results.set(prev.id, done);
-      return prev;
-    }
-    if (prev.phase === 'Failed') return prev;
-    const recovered = inputs.ledger.completedAttempt(prev.id, prev.attempt, inputs.replicas);
-    if (recovered !== null && prev.phase === 'Pending') return succeed({ ...prev, attempt: recovered.attempt }, recovered.result, inputs, out);
+    const prev = adoptNewerAttempt(byId.get(run.id) ?? initial(run), inputs);
+    if (prev.phase === 'Succeeded' || prev.phase === 'Failed') return prev;
+    const v = inputs.judge.verdict(prev.id);
+    // An attempt given up on (timeout, suspend) whose complete data arrived after all: it counts, and
+    // the run is not started again.
+    if (prev.phase === 'Pending' && v?.status === 'complete' && v.attempt < prev.attempt) return succeed({ ...prev, attempt: v.attempt }, inputs, out);
     if (prev.phase === 'Running' && suspended) return suspend(prev, inputs, out);
-    return prev.phase === 'Running' ? stepRunning(prev, inputs, out) : prev;
+    return prev.phase === 'Running' ? stepRunning(prev, run, inputs, out) : prev;
   });
   let slots = inputs.parallelism - stepped.filter((r) => r.phase === 'Running').length;
   for (const [i, run] of stepped.entries()) {
@@ -195,7 +246,40 @@ export function stepRuns(inputs: RunInputs): RunPlanOutput {
     due(out, inputs.policy.runTimeoutSeconds * 1000);
   }
   out.runs = stepped;
+  releaseFinishedPods(inputs, stepped, out);
   return out;
+}
+
+const labelsOfPlan = new WeakMap<PlannedRun[], Map<string, number>>();
+
+/**
+ * Pods of a finished run that are still there (a controller killed between writing the run table and
+ * deleting them): deleted now, so nothing lingers until the experiment is deleted.
+ */
+function releaseFinishedPods(inputs: RunInputs, runs: RunSummary[], out: RunPlanOutput): void {
+  let byLabel = labelsOfPlan.get(inputs.planned);
+  if (byLabel === undefined) {
+    byLabel = new Map(inputs.planned.map((r, i) => [labelValue(r.id), i]));
+    labelsOfPlan.set(inputs.planned, byLabel);
+  }
+  const queued = new Set(out.deletePods);
+  for (const p of inputs.pods) {
+    const name = p.metadata?.name ?? '';
+    const i = byLabel.get(p.metadata?.labels?.[LABEL_RUN] ?? '');
+    const phase = i === undefined ? undefined : runs[i]?.phase;
+    if ((phase === 'Succeeded' || phase === 'Failed') && !queued.has(name) && p.metadata?.deletionTimestamp === undefined) out.deletePods.push(name);
+  }
+}
+
+/**
+ * The stream knows an attempt newer than the table (a table write lost in a crash): that attempt's
+ * pods were created, so the run is Running it. Never go back to an attempt that already has data.
+ */
+function adoptNewerAttempt(prev: RunSummary, inputs: RunInputs): RunSummary {
+  if (prev.phase === 'Succeeded' || prev.phase === 'Failed') return prev;
+  const v = inputs.judge.verdict(prev.id);
+  if (v === null || v.attempt <= prev.attempt) return prev;
+  return { id: prev.id, configurationId: prev.configurationId, cycle: prev.cycle, phase: 'Running', attempt: v.attempt, startTime: inputs.now.toISOString() };
 }
 
 /** Suspending stops the attempt; it resumes later as the next attempt (its ids must differ). */

@@ -6,7 +6,6 @@ import { initialConditions, setCondition, REASONS, type Condition, type Conditio
 import { progressSummary, MAX_STATUS_RUNS, MAX_STATUS_CONFIGURATIONS, type Best, type ConfigurationResult, type ExperimentPhase, type RunSummary, type Stat } from '../api/status.ts';
 import { canonicalJson } from '../api/paths.ts';
 import { cycleStats, type CycleStats } from '../aggregator/index.ts';
-import type { RunAttemptResult } from './ledger.ts';
 
 const sig = (x: number): number => Number(x.toPrecision(6));
 
@@ -25,25 +24,37 @@ export function stat(values: number[]): Stat {
   return statusStat(cycleStats(values, [], { nonNegative: true })) ?? { n: 0, mean: 0 };
 }
 
-function metricsOf(results: RunAttemptResult[]): Record<string, Stat> {
-  const per = (f: (r: RunAttemptResult) => number | undefined): number[] => results.map(f).filter((v): v is number => v !== undefined && Number.isFinite(v));
-  const metrics: Record<string, Stat> = {
-    energyJoules: stat(per((r) => r.energyJoules)),
-    joulesPerToken: stat(per((r) => (r.outputTokens > 0 ? r.energyJoules / r.outputTokens : undefined))),
-    tokensPerJoule: stat(per((r) => (r.energyJoules > 0 ? r.outputTokens / r.energyJoules : undefined))),
-    averagePowerWatts: stat(per((r) => (r.windowSeconds > 0 ? r.energyJoules / r.windowSeconds : undefined))),
-    outputTokensPerSecond: stat(per((r) => (r.windowSeconds > 0 ? r.outputTokens / r.windowSeconds : undefined))),
-    requestsPerSecond: stat(per((r) => (r.windowSeconds > 0 ? r.requestsOk / r.windowSeconds : undefined))),
-  };
-  return Object.fromEntries(Object.entries(metrics).filter(([, s]) => s.n > 0));
+/**
+ * Per-configuration results: succeeded cycles from the run table, metrics only from the Aggregator.
+ * Without Aggregator results the metrics are empty (and Degraded says why): never rough totals.
+ */
+export function configurationResults(configurations: Configuration[], runs: RunSummary[], metrics: Map<string, Record<string, Stat>> | null): ConfigurationResult[] {
+  const succeeded = new Map<string, number>();
+  for (const r of runs) if (r.phase === 'Succeeded') succeeded.set(r.configurationId, (succeeded.get(r.configurationId) ?? 0) + 1);
+  return configurations.map((c) => {
+    const point = displayPoint(c);
+    return { id: c.id, backend: c.backend.name, configHash: c.configHash, point, cyclesSucceeded: succeeded.get(c.id) ?? 0, metrics: metrics?.get(c.id) ?? {} };
+  });
 }
 
-export function configurationResults(configurations: Configuration[], runs: RunSummary[], results: Map<string, RunAttemptResult>): ConfigurationResult[] {
-  return configurations.slice(0, MAX_STATUS_CONFIGURATIONS).map((c) => {
-    const mine = runs.filter((r) => r.configurationId === c.id && r.phase === 'Succeeded').map((r) => results.get(r.id)).filter((r): r is RunAttemptResult => r !== undefined);
-    const point = Object.fromEntries(Object.entries(c.point).map(([k, v]) => [k, canonicalJson(v)]));
-    return { id: c.id, backend: c.backend.name, configHash: c.configHash, point, cyclesSucceeded: mine.length, metrics: metricsOf(mine) };
-  });
+const points = new WeakMap<Configuration, Record<string, string>>();
+
+/** The sweep point as display strings, computed once per configuration (not per reconcile). */
+function displayPoint(c: Configuration): Record<string, string> {
+  let p = points.get(c);
+  if (p === undefined) {
+    p = Object.fromEntries(Object.entries(c.point).map(([k, v]) => [k, canonicalJson(v)]));
+    points.set(c, p);
+  }
+  return p;
+}
+
+/** Status keeps at most this many bytes of configuration results; the artifact has every one. */
+export const STATUS_CONFIGURATION_BYTES = 128 * 1024;
+
+/** The first configurations, within MAX_STATUS_CONFIGURATIONS and STATUS_CONFIGURATION_BYTES. */
+export function boundConfigurations(configs: ConfigurationResult[]): ConfigurationResult[] {
+  return withinBytes(configs.slice(0, MAX_STATUS_CONFIGURATIONS), STATUS_CONFIGURATION_BYTES);
 }
 
 export function bestConfiguration(configs: ConfigurationResult[]): Best | undefined {
@@ -66,17 +77,40 @@ export function bestConfiguration(configs: ConfigurationResult[]): Best | undefi
   return best;
 }
 
-/** Keeps every unfinished run and the most recent finished ones, within MAX_STATUS_RUNS. */
+const STATUS_OPEN_RUNS = MAX_STATUS_RUNS / 2;
+/** Status keeps at most this many bytes of runs (failure messages are up to 1 KiB each). */
+export const STATUS_RUN_BYTES = 96 * 1024;
+
+function withinBytes<T>(items: T[], budget: number): T[] {
+  let bytes = 0;
+  const out: T[] = [];
+  for (const item of items) {
+    bytes += JSON.stringify(item).length + 1;
+    if (bytes > budget) break;
+    out.push(item);
+  }
+  return out;
+}
+
+/**
+ * The runs status shows, at most MAX_STATUS_RUNS: running and retrying runs first (up to half),
+ * then failed runs, then the most recently finished; Pending runs not yet tried are only counted.
+ * The whole table lives outside status (ADR 0014).
+ */
 export function boundRuns(runs: RunSummary[]): RunSummary[] {
-  if (runs.length <= MAX_STATUS_RUNS) return runs;
-  const open = runs.filter((r) => r.phase === 'Pending' || r.phase === 'Running');
-  const finished = runs.filter((r) => r.phase !== 'Pending' && r.phase !== 'Running');
-  return [...open, ...finished.slice(-Math.max(0, MAX_STATUS_RUNS - open.length))].slice(0, MAX_STATUS_RUNS);
+  if (runs.length <= MAX_STATUS_RUNS && JSON.stringify(runs).length <= STATUS_RUN_BYTES) return runs;
+  const open = runs.filter((r) => r.phase === 'Running' || (r.phase === 'Pending' && r.attempt > 0)).slice(0, STATUS_OPEN_RUNS);
+  const failed = runs.filter((r) => r.phase === 'Failed');
+  const succeeded = runs.filter((r) => r.phase === 'Succeeded').sort((a, b) => ((b.completionTime ?? '') < (a.completionTime ?? '') ? -1 : (b.completionTime ?? '') > (a.completionTime ?? '') ? 1 : 0));
+  const shown = withinBytes([...open, ...failed, ...succeeded].slice(0, MAX_STATUS_RUNS), STATUS_RUN_BYTES);
+  const order = new Map(runs.map((r, i) => [r.id, i]));
+  return shown.sort((a, b) => (order.get(a.id) ?? 0) - (order.get(b.id) ?? 0));
 }
 
 export function progressOf(runs: RunSummary[]): ReturnType<typeof progressSummary> {
-  const count = (p: RunSummary['phase']): number => runs.filter((r) => r.phase === p).length;
-  return progressSummary({ total: runs.length, pending: count('Pending'), running: count('Running'), succeeded: count('Succeeded'), failed: count('Failed') });
+  const n = { Pending: 0, Running: 0, Succeeded: 0, Failed: 0 };
+  for (const r of runs) n[r.phase] += 1;
+  return progressSummary({ total: runs.length, pending: n.Pending, running: n.Running, succeeded: n.Succeeded, failed: n.Failed });
 }
 
 export interface PhaseDecision {
@@ -92,12 +126,18 @@ export interface DegradedInputs {
   partialRuns?: number;
   /** Runs whose measurement window was under 5 s (coarse energy). */
   shortWindows?: number;
+  /** The Aggregator failed: its figures are incomplete or missing. */
+  aggregatorFailure?: string;
 }
 
 /** The one Degraded condition: the most serious weakness of the numbers so far. */
 function degradedCondition(o: DegradedInputs): ConditionUpdate {
   const partial = o.partialRuns ?? 0;
   const short = o.shortWindows ?? 0;
+  if (o.aggregatorFailure !== undefined) {
+    const message = `The aggregator failed (${o.aggregatorFailure}); the runs it failed on are retried and results may be missing; see the artifact's aggregatorFailure.`;
+    return { type: 'Degraded', status: 'True', reason: REASONS.AggregatorFailed, message: message.slice(0, 2000) };
+  }
   if (o.retrying > 0) return { type: 'Degraded', status: 'True', reason: REASONS.Retrying, message: `${o.retrying} run(s) failed an attempt and are being retried.` };
   if (partial > 0) return { type: 'Degraded', status: 'True', reason: REASONS.MessagesLost, message: `${partial} run(s) are included with messages missing (failurePolicy bestEffort); see the artifact's partialRuns.` };
   if (short > 0) return { type: 'Degraded', status: 'True', reason: REASONS.ShortWindow, message: `${short} run(s) measured for under 5 s: NVML energy (updated ~every 100 ms) is coarse; raise workload.requests or set measurement.extendToMinWindow.` };

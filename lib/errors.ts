@@ -11,7 +11,11 @@ export type LlemErrorCode =
   | 'LLEM_E_RUN'
   | 'LLEM_E_CHECKPOINT'
   | 'LLEM_E_KUBE'
-  | 'LLEM_E_INTERRUPTED';
+  | 'LLEM_E_LOCKED'
+  | 'LLEM_E_INTERRUPTED'
+  | 'LLEM_E_GPU_ATTRIBUTION'
+  | 'LLEM_E_GPU_NOT_EXCLUSIVE'
+  | 'LLEM_E_NVML_TIMEOUT';
 
 export class LlemError extends Error {
   override name = 'LlemError';
@@ -65,6 +69,30 @@ export class TelemetryError extends LlemError {
   override name = 'TelemetryError';
   constructor(message: string, options: { cause?: unknown } = {}) {
     super('LLEM_E_TELEMETRY', message, options);
+  }
+}
+
+/** The visible GPUs can not be measured as asked: MIG slices, too few GPUs for gpusPerRun. Exit 2: fix the setup. */
+export class GpuAttributionError extends LlemError {
+  override name = 'GpuAttributionError';
+  constructor(message: string, options: { cause?: unknown } = {}) {
+    super('LLEM_E_GPU_ATTRIBUTION', message, { ...options, exitCode: 2 });
+  }
+}
+
+/** Another process used a measured GPU while requireExclusiveGpu was on. */
+export class GpuNotExclusiveError extends LlemError {
+  override name = 'GpuNotExclusiveError';
+  constructor(message: string, options: { cause?: unknown } = {}) {
+    super('LLEM_E_GPU_NOT_EXCLUSIVE', message, options);
+  }
+}
+
+/** An NVML call at a protocol boundary did not return in time (a hung driver call). */
+export class NvmlTimeoutError extends LlemError {
+  override name = 'NvmlTimeoutError';
+  constructor(message: string, options: { cause?: unknown } = {}) {
+    super('LLEM_E_NVML_TIMEOUT', message, options);
   }
 }
 

@@ -40,6 +40,10 @@ export interface BackendPoolOptions {
   ledgerFile: string;
   logger: Logger;
   signal: AbortSignal;
+  /** CUDA_VISIBLE_DEVICES entries (GPU or MIG UUIDs) for the servers: the first gpusPerRun are a server's. */
+  gpuEntries?: readonly string[];
+  /** Resolves when the GPUs' memory is back at its level before any server started (gpu-check.ts). */
+  awaitGpuReleased?: () => Promise<void>;
 }
 
 /** images/pytorch beside the sources, or (bundled CLI) under the working directory; LLEM_PYTORCH_SERVER_ROOT wins. */
@@ -77,11 +81,19 @@ export class BackendPool {
     return JSON.stringify({ backend: c.backend, model: c.model, gpus: c.gpusPerRun });
   }
 
+  /**
+   * One server resident at a time: consecutive runs of the same server reuse it; any other run
+   * first stops it and waits for the GPU's memory to come back, so no configuration is measured
+   * (baseline included) beside another's loaded model.
+   */
   async ensure(c: Configuration): Promise<RunningBackend> {
     const key = this.keyOf(c);
     const existing = this.entries.get(key);
     if (existing !== undefined && existing.alive()) return existing.backend;
-    if (existing !== undefined) this.entries.delete(key);
+    if (this.entries.size > 0) {
+      await this.stopAll();
+      await this.opts.awaitGpuReleased?.();
+    }
     const entry = this.opts.simulate && this.opts.serverCommand === undefined ? await this.startMock(c) : await this.startProcess(c);
     this.entries.set(key, entry);
     return entry.backend;
@@ -132,7 +144,7 @@ export class BackendPool {
     const [command, ...args] = argv;
     if (command === undefined) throw new BackendError('the server command is empty');
     const proc: BackendProcess = startBackend(command, args, {
-      env: { ...process.env, ...launch.env, LLEM_PORT: String(port) },
+      env: { ...process.env, ...launch.env, ...this.deviceEnv(c), LLEM_PORT: String(port) },
       logger: this.opts.logger,
     });
     const pid = proc.pid;
@@ -176,6 +188,18 @@ export class BackendPool {
       },
       alive: () => exitText === null,
     };
+  }
+
+  /** Exactly the GPUs the sampler reads, by UUID: an index would be renumbered by the user's own list. */
+  private deviceEnv(c: Configuration): Record<string, string> {
+    const entries = this.opts.gpuEntries;
+    if (entries === undefined) return {};
+    return { CUDA_VISIBLE_DEVICES: entries.slice(0, c.gpusPerRun).join(',') };
+  }
+
+  /** Servers started so far that are still listed (tests watch eviction through it). */
+  get resident(): number {
+    return this.entries.size;
   }
 
   async stopAll(): Promise<void> {

@@ -10,7 +10,7 @@ import { sanitizeToken } from '../api/names.ts';
 import { InProcessBus } from '../lib/bus/index.ts';
 import type { Consumption } from '../lib/bus/types.ts';
 import { formatIssue, InterruptedError, InvalidInputError, LlemError } from '../lib/errors.ts';
-import { rootLogger, type Logger } from '../lib/log.ts';
+import { childOf, rootLogger, type Logger } from '../lib/log.ts';
 import { loadExperimentFile, type LoadedExperiment } from '../lib/manifest/index.ts';
 import { BackendPool } from './backends.ts';
 import { BackendLedger } from './orphans.ts';
@@ -19,7 +19,8 @@ import type { ProgressSink } from './progress.ts';
 import { LOCAL_NAMESPACE, runReplicas } from './run-replicas.ts';
 import { removeRunFile, writeRunFile, writeResults, type ResultsSummary } from './results.ts';
 import { assertSameExperiment, ResultsDirectory, type LocalState } from './state.ts';
-import { assertGpuPresent } from './gpu-check.ts';
+import { awaitGpuMemoryReleased, nvmlMemoryReader, resolveLocalGpus, type LocalGpus } from './gpu-check.ts';
+import { LOCK_FILE, lockResultsDirectory } from './lock.ts';
 import { inSpan, traceApplied } from '../lib/telemetry/index.ts';
 
 export interface LocalRunOptions {
@@ -43,7 +44,9 @@ function ensureWritable(dir: string): void {
     throw new InvalidInputError([{ file: dir, path: '', message: 'is a file, not a directory; choose a directory with --out' }]);
   }
   // Never write into (or --fresh clear) someone else's directory: only an empty one or our own.
-  if (existed && readdirSync(dir).length > 0 && !existsSync(join(dir, '.llem', 'state.json'))) {
+  // A lock without state: another run has just started in it (the lock says so, exit 2).
+  const ours = existsSync(join(dir, '.llem', 'state.json')) || existsSync(join(dir, LOCK_FILE));
+  if (existed && readdirSync(dir).length > 0 && !ours) {
     throw new InvalidInputError([{ file: dir, path: '', message: 'is not empty and is not a llem results directory (no .llem/state.json); choose a new or empty --out' }]);
   }
   try {
@@ -95,20 +98,24 @@ class LocalExperiment {
 
   readonly state: LocalState;
   readonly aggregator: Aggregator;
+  /** The GPUs runs use (null with --simulate). */
+  readonly gpus: LocalGpus | null;
 
   constructor(
     readonly opts: LocalRunOptions,
     readonly loaded: LoadedExperiment,
     readonly dir: ResultsDirectory,
-    opened: { state: LocalState; aggregator: Aggregator },
+    opened: { state: LocalState; aggregator: Aggregator; gpus: LocalGpus | null },
     readonly log: Logger,
   ) {
+    this.gpus = opened.gpus;
     this.state = opened.state;
     this.aggregator = opened.aggregator;
     this.seqOffset = this.aggregator.lastStreamSeq;
     this.pool = new BackendPool({
       simulate: opts.simulate, scratchDir: join(dir.stateDir, 'scratch'), ledgerFile: join(dir.stateDir, 'backends.json'), logger: log, signal: opts.signal,
       ...(opts.serverCommand !== undefined ? { serverCommand: opts.serverCommand } : {}),
+      ...(opened.gpus === null ? {} : { gpuEntries: opened.gpus.entries, awaitGpuReleased: releaseWaiter(opened.gpus) }),
     });
     this.observer = new MessageObserver((runId, attempt, ready) => this.maybeStart(runId, attempt, ready));
   }
@@ -189,7 +196,7 @@ class LocalExperiment {
           const backend = await this.pool.ensure(configuration);
           const failed = await runReplicas({
             experiment: this.loaded.experiment, experimentUid: this.state.experimentUid, configuration, run, attempt, backend,
-            bus: this.bus, simulate: this.opts.simulate, signal: this.opts.signal, logger: this.log,
+            bus: this.bus, simulate: this.opts.simulate, gpuUuids: this.gpus?.entries ?? [], signal: this.opts.signal, logger: this.log,
           });
           await this.drain();
           const outcome = failed === null ? this.runStatus(run.id) : 'failed';
@@ -229,6 +236,13 @@ class LocalExperiment {
   }
 }
 
+/** Memory per GPU now, before any backend: what each later server must give back. */
+function releaseWaiter(gpus: LocalGpus): () => Promise<void> {
+  const reader = nvmlMemoryReader(gpus.measuredUuids);
+  const baseline = reader.read();
+  return () => awaitGpuMemoryReleased(baseline, { read: reader.read });
+}
+
 function freshAggregator(uid: string, loaded: LoadedExperiment): Aggregator {
   const spec = loaded.experiment.spec;
   return newAggregator(uid, loaded.matrix, spec.placement.replicas, spec.policy.failurePolicy);
@@ -254,23 +268,44 @@ function openState(opts: LocalRunOptions, loaded: LoadedExperiment, dir: Results
 export async function runLocalExperiment(opts: LocalRunOptions): Promise<LocalRunOutcome> {
   const loaded = await loadExperimentFile(opts.file);
   assertLocalDataset(loaded);
+  let gpus: LocalGpus | null = null;
   if (!opts.simulate) {
     assertLocalReplicas(loaded);
-    assertGpuPresent();
+    gpus = resolveLocalGpus(loaded);
   }
   const out = opts.out ?? defaultOutDir(loaded);
   ensureWritable(out);
+  const lock = lockResultsDirectory(out);
+  try {
+    const notes = lock.tookOverFrom === null ? [] : [
+      `took over the lock of an llem run that is gone (PID ${lock.tookOverFrom.pid}, started ${lock.tookOverFrom.startedAt})`,
+    ];
+    return await runLocked({ opts, loaded, out, gpus }, notes);
+  } finally {
+    lock.release();
+  }
+}
+
+interface LockedRun {
+  opts: LocalRunOptions;
+  loaded: LoadedExperiment;
+  out: string;
+  gpus: LocalGpus | null;
+}
+
+async function runLocked(run: LockedRun, notes: string[]): Promise<LocalRunOutcome> {
+  const { opts, loaded, out, gpus } = run;
   const dir = new ResultsDirectory(out);
-  const log = (opts.logger ?? rootLogger).child({ experiment: loaded.experiment.metadata.name });
+  const log = childOf(opts.logger ?? rootLogger, { experiment: loaded.experiment.metadata.name });
   // A killed earlier run may have left its server running (on the GPU, drawing power): stop it first.
   await new BackendLedger(join(dir.stateDir, 'backends.json')).reap(log);
   const uid = `local-${sanitizeToken(loaded.experiment.metadata.name)}`;
   const { state, aggregator } = openState(opts, loaded, dir, uid);
   dir.writeState(state);
-  const exp = new LocalExperiment(opts, loaded, dir, { state, aggregator }, log);
+  const exp = new LocalExperiment(opts, loaded, dir, { state, aggregator, gpus }, log);
   opts.progress.attach?.({ current: (id) => exp.observer.get(id) });
   const done = loaded.matrix.runs.filter((r) => state.runs[r.id]?.status === 'complete').length;
-  const warnings = loaded.warnings.map((w) => formatIssue(w));
+  const warnings = [...notes, ...loaded.warnings.map((w) => formatIssue(w))];
   opts.progress.event({ type: 'start', total: loaded.matrix.runs.length, done, simulated: opts.simulate, out, warnings });
   try {
     await exp.startConsuming();

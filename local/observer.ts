@@ -19,9 +19,23 @@ export interface RunObservation {
 
 const DOWNSAMPLE_MS = 1000;
 
+type Conditions = Required<Pick<PowerPoint, 'smClockMinMhz' | 'temperatureMaxC' | 'throttleReasons'>>;
+
+function minOrNull(a: number | null, b: number | null): number | null {
+  return a === null ? b : b === null ? a : Math.min(a, b);
+}
+
+function foldConditions(c: Conditions | undefined, s: { smClockMhz: number | null; temperatureC: number | null; throttleReasons: number | null }): Conditions {
+  if (c === undefined) return { smClockMinMhz: s.smClockMhz, temperatureMaxC: s.temperatureC, throttleReasons: s.throttleReasons };
+  const hottest = c.temperatureMaxC === null ? s.temperatureC : s.temperatureC === null ? c.temperatureMaxC : Math.max(c.temperatureMaxC, s.temperatureC);
+  const reasons = c.throttleReasons === null ? s.throttleReasons : (c.throttleReasons | (s.throttleReasons ?? 0));
+  return { smClockMinMhz: minOrNull(c.smClockMinMhz, s.smClockMhz), temperatureMaxC: hottest, throttleReasons: reasons };
+}
+
 export class MessageObserver {
   private readonly runs = new Map<string, RunObservation>();
   private readonly lastKept = new Map<string, number>();
+  private readonly pendingConditions = new Map<string, Conditions>();
   constructor(private readonly onReady: (runId: string, attempt: number, replicas: Set<number>) => void) {}
 
   /** Forget a run's previous attempt. */
@@ -71,10 +85,16 @@ export class MessageObserver {
     for (const s of m.samples) {
       if (m.mark !== undefined) o.marks.push({ mark: m.mark, replica: m.replica, gpuUuid: s.gpuUuid, tMs: s.tMs, energyMillijoules: s.energyMillijoules });
       const key = `${m.runId}/${m.replica}/${s.gpuUuid}`;
+      // Conditions of the samples a kept point stands for: a throttle between two points is not lost.
+      const c = foldConditions(this.pendingConditions.get(key), s);
       const last = this.lastKept.get(key);
-      if (m.mark === undefined && last !== undefined && s.tMs - last < DOWNSAMPLE_MS) continue;
+      if (m.mark === undefined && last !== undefined && s.tMs - last < DOWNSAMPLE_MS) {
+        this.pendingConditions.set(key, c);
+        continue;
+      }
+      this.pendingConditions.delete(key);
       this.lastKept.set(key, s.tMs);
-      o.power.push({ tMs: s.tMs, runId: m.runId, replica: m.replica, gpuUuid: s.gpuUuid, powerWatts: s.powerWatts, energyMillijoules: s.energyMillijoules });
+      o.power.push({ tMs: s.tMs, runId: m.runId, replica: m.replica, gpuUuid: s.gpuUuid, powerWatts: s.powerWatts, energyMillijoules: s.energyMillijoules, ...c });
     }
   }
 }

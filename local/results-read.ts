@@ -1,9 +1,11 @@
 // Reading a results directory back (`llem results show|export|compare`): validated, versioned.
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { z } from 'zod';
 import { InvalidInputError } from '../lib/errors.ts';
 import type { AggregateResults } from '../aggregator/index.ts';
+import type { PowerPoint } from '../report/csv.ts';
+import type { ExportInput } from '../report/exports.ts';
 import { RESULTS_SCHEMA_VERSION } from './results.ts';
 
 const statOf = z.looseObject({ mean: z.number().nullable(), ci95Low: z.number().nullable().optional(), ci95High: z.number().nullable().optional() });
@@ -92,4 +94,34 @@ export function compareResults(a: ResultsDocument, b: ResultsDocument): Comparis
     });
   }
   return rows;
+}
+
+/** What `llem results export --format llm-d|mlenergy-csv` needs: experiment.json's fields and the per-run files. */
+export function readExportInput(dir: string): ExportInput {
+  const doc = readResultsDirectory(dir) as ResultsDocument & {
+    experiment?: { metadata?: { name?: string }; spec?: ExportInput['spec'] };
+    environment?: Record<string, string>;
+    configurations: ExportInput['configurations'];
+  };
+  const runFiles = new Map<string, { power: PowerPoint[]; windowStartMs: number | null; windowEndMs: number | null }>();
+  const runsDir = join(dir, 'runs');
+  for (const f of existsSync(runsDir) ? readdirSync(runsDir).filter((x) => x.endsWith('.json')) : []) {
+    try {
+      const file = JSON.parse(readFileSync(join(runsDir, f), 'utf8')) as { result?: { runId?: string }; power?: PowerPoint[]; windowStartMs?: number | null; windowEndMs?: number | null };
+      if (typeof file.result?.runId !== 'string') continue;
+      runFiles.set(file.result.runId, { power: Array.isArray(file.power) ? file.power : [], windowStartMs: file.windowStartMs ?? null, windowEndMs: file.windowEndMs ?? null });
+    } catch (err) {
+      throw new InvalidInputError([{ file: join(runsDir, f), path: '', message: `not readable JSON (${(err as Error).message}); run llem run on that directory again to rewrite it` }]);
+    }
+  }
+  return {
+    experimentName: doc.experiment?.metadata?.name ?? 'experiment',
+    experimentUid: doc.results.experimentUid,
+    simulated: doc.simulated,
+    spec: doc.experiment?.spec ?? {},
+    environment: doc.environment ?? {},
+    configurations: doc.configurations,
+    runs: doc.results.runs,
+    runFiles,
+  };
 }

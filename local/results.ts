@@ -9,6 +9,7 @@ import { configLabelsOf, resultsFiles } from '../report/files.ts';
 import type { Band } from '../report/svg.ts';
 import type { LoadedExperiment } from '../lib/manifest/index.ts';
 import { writeFileAtomic } from '../lib/atomic-file.ts';
+import { formatIssue } from '../lib/errors.ts';
 import type { RunObservation } from './observer.ts';
 import { damaged, type LocalState } from './state.ts';
 
@@ -108,6 +109,7 @@ export function writeResults(input: WriteResultsInput): ResultsSummary {
   const files = resultsFiles({
     title: `llem results: ${loaded.experiment.metadata.name}${simulated ? ' (simulated)' : ''}`, simulated, manifestPath: state.manifestFile, generatedAt,
     results, aggregator: input.aggregator, labels, power, windows, environment: state.environment,
+    method: { ...loaded.experiment.spec.measurement, warnings: loaded.warnings.map((w) => formatIssue(w)) },
   });
   for (const [name, content] of files) writeFileAtomic(join(dir, name), content);
   return summary;

@@ -21,13 +21,18 @@ export interface ReplicaRunInput {
   backend: RunningBackend;
   bus: Bus;
   simulate: boolean;
+  /** The GPUs this `llem run` measures, in order (empty with --simulate). */
+  gpuUuids: readonly string[];
   signal: AbortSignal;
   logger: Logger;
 }
 
-/** Disjoint GPU indices per replica: replica r gets [r*g, (r+1)*g). */
-function visibleDevices(replica: number, gpusPerRun: number): string {
-  return Array.from({ length: gpusPerRun }, (_, i) => String(replica * gpusPerRun + i)).join(',');
+/**
+ * The GPUs replica r measures: [r*g, (r+1)*g) of the GPUs this `llem run` may use, by UUID (see
+ * gpu-check.ts), the same UUIDs the backend is given as its CUDA_VISIBLE_DEVICES.
+ */
+export function replicaGpus(gpuUuids: readonly string[], replica: number, gpusPerRun: number): string[] {
+  return gpuUuids.slice(replica * gpusPerRun, (replica + 1) * gpusPerRun);
 }
 
 function agentConfig(input: ReplicaRunInput, replica: number): ReturnType<typeof parseAgentConfig> {
@@ -46,6 +51,8 @@ function agentConfig(input: ReplicaRunInput, replica: number): ReturnType<typeof
     backend: { ...(base['backend'] as Record<string, unknown>), baseUrl: input.backend.baseUrl, readinessPath: '/health', metrics: input.backend.metrics },
     model: input.backend.servedModelName,
     start: { mode: replicas > 1 ? 'signal' : 'immediate', timeoutSeconds: experiment.spec.policy.runTimeoutSeconds },
+    // One's own workstation often has a desktop or a notebook on the GPU: warn unless asked to fail.
+    telemetry: { ...(base['telemetry'] as Record<string, unknown>), requireExclusiveGpu: experiment.spec.measurement.requireExclusiveGpu ?? false },
   }, `run ${run.id} agent config`);
 }
 
@@ -57,15 +64,18 @@ export async function runReplicas(input: ReplicaRunInput): Promise<string | null
   const replicas = Array.from({ length: input.configuration.replicas }, (_, r) => r);
   const results = await Promise.allSettled(replicas.map(async (replica) => {
     const config = agentConfig(input, replica);
+    const t = config.telemetry;
+    const policy = { sampleIntervalMs: config.measurement.sampleIntervalMs, tickAlign: t.tickAlign, markTimeoutMs: t.markTimeoutSeconds * 1000 };
     const telemetry = input.simulate
-      ? createSimulatedGpu({ gpuCount: input.configuration.gpusPerRun, sampleIntervalMs: config.measurement.sampleIntervalMs })
+      ? createSimulatedGpu({ ...policy, gpuCount: input.configuration.gpusPerRun })
       : createNvmlTelemetry({
-        visibility: { cudaVisibleDevices: visibleDevices(replica, input.configuration.gpusPerRun) },
-        sampleIntervalMs: config.measurement.sampleIntervalMs,
+        ...policy,
+        visibility: { cudaVisibleDevices: replicaGpus(input.gpuUuids, replica, input.configuration.gpusPerRun).join(',') },
+        attribution: t.attribution,
       });
     return runAgent(config, {
       bus: input.bus, telemetry, createSketch: createLatencySketch, signal: signals, simulatedBackend: input.backend.simulated,
-      logger: input.logger.child({ run: input.run.id, replica }),
+      logger: input.logger, // the runner binds run and replica
     });
   }));
   stop.abort('run finished');

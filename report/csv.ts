@@ -61,8 +61,23 @@ export interface PowerPoint {
   gpuUuid: string;
   powerWatts: number | null;
   energyMillijoules: number | null;
+  /** Over the samples this point stands for (it is one of many, downsampled): lowest SM clock, hottest, every throttle reason. */
+  smClockMinMhz?: number | null;
+  temperatureMaxC?: number | null;
+  throttleReasons?: number | null;
+}
+
+/** NVML clock-event reason bits, as names joined by "|" (empty: none). */
+function reasonNames(mask: number | null | undefined): string {
+  if (mask === null || mask === undefined) return '';
+  const names: Array<[number, string]> = [[0x1, 'idle'], [0x2, 'app_clocks'], [0x4, 'sw_power_cap'], [0x8, 'hw_slowdown'], [0x10, 'sync_boost'],
+    [0x20, 'sw_thermal'], [0x40, 'hw_thermal'], [0x80, 'hw_power_brake'], [0x100, 'display_clock']];
+  return names.filter(([bit]) => (mask & bit) !== 0).map(([, n]) => n).join('|');
 }
 
 export function timeseriesCsv(points: readonly PowerPoint[]): string {
-  return table(['t_ms', 'run_id', 'replica', 'gpu_uuid', 'power_w', 'energy_mj'], points.map((p) => [p.tMs, p.runId, p.replica, p.gpuUuid, p.powerWatts, p.energyMillijoules]));
+  return table(
+    ['t_ms', 'run_id', 'replica', 'gpu_uuid', 'power_w', 'energy_mj', 'sm_clock_min_mhz', 'temperature_max_c', 'throttle_reasons'],
+    points.map((p) => [p.tMs, p.runId, p.replica, p.gpuUuid, p.powerWatts, p.energyMillijoules, p.smClockMinMhz, p.temperatureMaxC, reasonNames(p.throttleReasons)]),
+  );
 }

@@ -4,7 +4,7 @@
 import type { RunMatrix } from '../api/matrix.ts';
 import type { AggregateResults, Aggregator } from '../aggregator/index.ts';
 import { configsCsv, runsCsv, timeseriesCsv, type PowerPoint } from './csv.ts';
-import { jPerTokenChart, latencyCdfChart, powerChart, reportHtml } from './html.ts';
+import { jPerTokenChart, latencyCdfChart, powerChart, reportHtml, type ReportMethod } from './html.ts';
 import type { Band } from './svg.ts';
 
 /** "pytorch workload.concurrency=8": what distinguishes a configuration, for tables and charts. */
@@ -29,6 +29,7 @@ export interface ResultsFilesInput {
   power: PowerPoint[] | null;
   windows: Band[];
   environment: Record<string, string>;
+  method?: ReportMethod | undefined;
 }
 
 /** Relative path -> content of every derived results file. */
@@ -50,6 +51,7 @@ export function resultsFiles(i: ResultsFilesInput): Map<string, string> {
     ...(i.power === null ? [] : [['plots/power.svg', powerChart({ power, windows, simulated })] as const]),
     ['report.html', reportHtml({
       title: i.title, simulated, manifestPath: i.manifestPath, generatedAt: i.generatedAt, results, configLabels: labels, cdfs, power, windows, environment: i.environment,
+      method: i.method,
     })],
   ]);
 }

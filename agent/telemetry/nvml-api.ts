@@ -11,6 +11,18 @@ export const NVML_FI_DEV_POWER_INSTANT = 186;
 export const NVML_CLOCK_SM = 1;
 export const NVML_CLOCK_MEM = 2;
 
+export const NVML_ERROR_INSUFFICIENT_SIZE = 7;
+/** nvmlProcessInfo_t (v2/v3 layout): pid uint, pad, usedGpuMemory ull, gpuInstanceId uint, computeInstanceId uint. */
+const PROCESS_INFO_BYTES = 24;
+
+/** One process NVML lists on a GPU. usedGpuMemoryBytes null: not available (NVML says so under some drivers/containers). */
+export interface NvmlProcess {
+  pid: number;
+  usedGpuMemoryBytes: number | null;
+}
+
+export type ProcessListKind = 'compute' | 'graphics' | 'mps';
+
 export type NvmlResult<T> = { rc: 0; value: T } | { rc: number; value?: undefined };
 export type DeviceHandle = unknown;
 
@@ -36,6 +48,12 @@ export interface NvmlApi {
   temperatureC(h: DeviceHandle): NvmlResult<number>;
   throttleReasons(h: DeviceHandle): NvmlResult<number>;
   powerLimitMilliwatts(h: DeviceHandle): NvmlResult<number>;
+  /** Processes with a context on the GPU (compute, graphics, or clients of an MPS server). */
+  processes(h: DeviceHandle, kind: ProcessListKind): NvmlResult<NvmlProcess[]>;
+  /** Current MIG mode: true when the GPU is partitioned into MIG instances. */
+  migEnabled(h: DeviceHandle): NvmlResult<boolean>;
+  /** The parent GPU's UUID of a MIG instance UUID (MIG-...). */
+  migParentUuid(migUuid: string): NvmlResult<string>;
 }
 
 type KoffiFn = (...args: unknown[]) => unknown;
@@ -84,6 +102,30 @@ function outString(fn: KoffiFn, ...args: unknown[]): NvmlResult<string> {
   return rc === NVML_SUCCESS ? { rc: 0, value: cString(buf) } : { rc };
 }
 
+/** NVML's two-call pattern: ask with room for a few, grow to the count it reports when that is too small. */
+function listProcesses(fn: KoffiFn, h: DeviceHandle): NvmlResult<NvmlProcess[]> {
+  let room = 16;
+  for (let tries = 0; tries < 3; tries++) {
+    const count: unknown[] = [room];
+    const buf = Buffer.alloc(room * PROCESS_INFO_BYTES);
+    const rc = fn(h, count, buf) as number;
+    const n = Number(count[0]);
+    if (rc === NVML_ERROR_INSUFFICIENT_SIZE) {
+      room = n + 8;
+      continue;
+    }
+    if (rc !== NVML_SUCCESS) return { rc };
+    const out: NvmlProcess[] = [];
+    for (let i = 0; i < n; i++) {
+      const used = buf.readBigUInt64LE(i * PROCESS_INFO_BYTES + 8);
+      // NVML_VALUE_NOT_AVAILABLE is (unsigned long long)-1.
+      out.push({ pid: buf.readUInt32LE(i * PROCESS_INFO_BYTES), usedGpuMemoryBytes: used === 0xffffffffffffffffn ? null : Number(used) });
+    }
+    return { rc: 0, value: out };
+  }
+  return { rc: NVML_ERROR_INSUFFICIENT_SIZE };
+}
+
 /** Open libnvidia-ml. A missing library is a TelemetryError that says what to check. */
 export function loadNvmlApi(libraryPath = 'libnvidia-ml.so.1'): NvmlApi {
   let lib: LibraryHandle;
@@ -116,6 +158,13 @@ export function loadNvmlApi(libraryPath = 'libnvidia-ml.so.1'): NvmlApi {
   const cuda = f('int nvmlSystemGetCudaDriverVersion_v2(_Out_ int *version)');
   const driver = f('int nvmlSystemGetDriverVersion(_Out_ char *version, uint length)');
   const nvmlVer = f('int nvmlSystemGetNVMLVersion(_Out_ char *version, uint length)');
+  // _v3 since R470; _v2 has the same 24-byte record on the drivers in between.
+  const procFn = (name: string, v: number): KoffiFn => f(`int nvmlDevice${name}_v${v}(nvmlDevice_t device, _Inout_ uint *count, void *infos)`);
+  const names: Record<ProcessListKind, string> = { compute: 'GetComputeRunningProcesses', graphics: 'GetGraphicsRunningProcesses', mps: 'GetMPSComputeRunningProcesses' };
+  const procFns = Object.fromEntries(Object.entries(names).map(([k, n]) => [k, [procFn(n, 3), procFn(n, 2)]])) as Record<ProcessListKind, KoffiFn[]>;
+  const migMode = f('int nvmlDeviceGetMigMode(nvmlDevice_t device, _Out_ uint *current, _Out_ uint *pending)');
+  const byUuid = f('int nvmlDeviceGetHandleByUUID(const char *uuid, _Out_ nvmlDevice_t *device)');
+  const migParent = f('int nvmlDeviceGetDeviceHandleFromMigDeviceHandle(nvmlDevice_t mig, _Out_ nvmlDevice_t *device)');
   const init = f('int nvmlInit_v2()');
   const shutdown = f('int nvmlShutdown()');
   return {
@@ -163,5 +212,24 @@ export function loadNvmlApi(libraryPath = 'libnvidia-ml.so.1'): NvmlApi {
       return r.rc === NVML_ERROR_FUNCTION_NOT_FOUND ? outNumber(throttle, h) : r;
     },
     powerLimitMilliwatts: (h) => outNumber(limit, h),
+    processes: (h, kind) => {
+      const [v3, v2] = procFns[kind] as [KoffiFn, KoffiFn];
+      const r = listProcesses(v3, h);
+      return r.rc === NVML_ERROR_FUNCTION_NOT_FOUND ? listProcesses(v2, h) : r;
+    },
+    migEnabled: (h) => {
+      const current: unknown[] = [0];
+      const pending: unknown[] = [0];
+      const rc = migMode(h, current, pending) as number;
+      return rc === NVML_SUCCESS ? { rc: 0, value: Number(current[0]) === 1 } : { rc };
+    },
+    migParentUuid: (migUuid) => {
+      const mig: unknown[] = [null];
+      let rc = byUuid(migUuid, mig) as number;
+      if (rc !== NVML_SUCCESS) return { rc };
+      const parent: unknown[] = [null];
+      rc = migParent(mig[0], parent) as number;
+      return rc === NVML_SUCCESS ? outString(getUuid, parent[0]) : { rc };
+    },
   };
 }

@@ -1,12 +1,26 @@
 // NVML-backed DeviceReader: discovery by UUID, one sample per visible GPU per read.
 import type { GpuInfo, GpuSample } from '../../api/protocol.ts';
-import { TelemetryError } from '../../lib/errors.ts';
+import { GpuAttributionError, TelemetryError } from '../../lib/errors.ts';
 import {
   NVML_CLOCK_MEM, NVML_CLOCK_SM, NVML_FI_DEV_POWER_AVERAGE, NVML_FI_DEV_POWER_INSTANT, NVML_SUCCESS,
   type DeviceHandle, type NvmlApi, type NvmlResult,
 } from './nvml-api.ts';
-import type { DeviceReader, TelemetryEnvironment } from './types.ts';
-import { selectVisibleDevices, type VisibleDevicesEnv } from './visible-devices.ts';
+import { preciseNowMs } from './clock.ts';
+import type { ListedProcess } from './processes.ts';
+import type { CounterReading } from './ticks.ts';
+import type { DeviceReader, GpuAttribution, TelemetryEnvironment } from './types.ts';
+import { resolveVisibleDevices, type MigEntry, type VisibleDevicesEnv } from './visible-devices.ts';
+
+
+/** Why a MIG setup is refused, and what to do instead. */
+export function migRefusal(mig: readonly MigEntry[], partitioned: readonly string[]): string {
+  const what = mig.length > 0
+    ? `MIG instance(s) ${mig.map((m) => `${m.entry}${m.parentUuid === null ? '' : ` (on ${m.parentUuid})`}`).join(', ')}`
+    : `GPU(s) ${partitioned.join(', ')} with MIG mode enabled`;
+  return `${what} selected: NVML has no energy counter per MIG slice, only for the whole GPU, so this run would be charged ` +
+    'every slice\'s energy. Measure on a whole GPU, or set measurement.gpuAttribution: wholeDevice to measure the whole ' +
+    'parent GPU (every result then carries that warning).';
+}
 
 const NVML_REASONS: Record<number, string> = {
   1: 'NVML not initialised', 2: 'invalid argument', 3: 'not supported on this GPU/driver',
@@ -41,10 +55,12 @@ export class NvmlReader implements DeviceReader {
   private initialised = false;
   private readonly api: NvmlApi;
   private readonly visibility: VisibleDevicesEnv;
+  private readonly attribution: GpuAttribution;
 
-  constructor(api: NvmlApi, visibility: VisibleDevicesEnv) {
+  constructor(api: NvmlApi, visibility: VisibleDevicesEnv, attribution: GpuAttribution = 'exclusive') {
     this.api = api;
     this.visibility = visibility;
+    this.attribution = attribution;
   }
 
   open(): TelemetryEnvironment {
@@ -54,14 +70,17 @@ export class NvmlReader implements DeviceReader {
     const count = this.api.deviceCount();
     if (count.rc !== NVML_SUCCESS) throw new TelemetryError(`NVML device count failed: ${nvmlUnavailable(count.rc)}`);
     const all = this.enumerate(count.value ?? 0);
-    const visible = selectVisibleDevices(all.map((d) => ({ index: d.info.index, uuid: d.info.uuid })), this.visibility);
-    this.devices = visible.map((v) => all.find((d) => d.info.uuid === v.uuid)).filter((d): d is OpenDevice => d !== undefined);
+    const selection = resolveVisibleDevices(all.map((d) => ({ index: d.info.index, uuid: d.info.uuid })), this.visibility, (entry) => this.api.migParentUuid(entry).value ?? null);
+    this.devices = selection.devices.map((v) => all.find((d) => d.info.uuid === v.uuid)).filter((d): d is OpenDevice => d !== undefined);
     if (this.devices.length === 0) {
       throw new TelemetryError(
         `no visible GPU: NVML sees ${all.length} device(s) but CUDA_VISIBLE_DEVICES=${this.visibility.cudaVisibleDevices ?? '(unset)'} ` +
-          `NVIDIA_VISIBLE_DEVICES=${this.visibility.nvidiaVisibleDevices ?? '(unset)'} select none`,
+          `NVIDIA_VISIBLE_DEVICES=${this.visibility.nvidiaVisibleDevices ?? '(unset)'} select none${selection.problems.map((p) => `; ${p}`).join('')}`,
       );
     }
+    const partitioned = this.devices.filter((d) => this.api.migEnabled(d.handle).value === true).map((d) => d.info.uuid);
+    const mig = selection.mig.length > 0 || partitioned.length > 0;
+    if (mig && this.attribution !== 'wholeDevice') throw new GpuAttributionError(migRefusal(selection.mig, partitioned));
     const cuda = this.api.cudaDriverVersion();
     return {
       source: 'nvml',
@@ -69,6 +88,7 @@ export class NvmlReader implements DeviceReader {
       driverVersion: this.api.driverVersion().value ?? null,
       nvmlVersion: this.api.nvmlVersion().value ?? null,
       cudaVersion: cuda.value === undefined ? null : `${Math.floor(cuda.value / 1000)}.${(cuda.value % 1000) / 10}`,
+      ...(mig ? { mig: selection.mig.length > 0 ? selection.mig : partitioned.map((u) => ({ entry: `MIG mode on ${u}`, parentUuid: u })) } : {}),
     };
   }
 
@@ -99,6 +119,28 @@ export class NvmlReader implements DeviceReader {
 
   read(): GpuSample[] {
     return this.devices.map((d) => this.readDevice(d));
+  }
+
+  readCounters(): CounterReading[] {
+    return this.devices.map((d) => {
+      const before = preciseNowMs();
+      const r = this.api.totalEnergyMillijoules(d.handle);
+      const mj = r.rc === NVML_SUCCESS && r.value !== undefined ? r.value : null;
+      const after = preciseNowMs();
+      return { gpuUuid: d.info.uuid, tMs: (before + after) / 2, energyMillijoules: mj };
+    });
+  }
+
+  listProcesses(): ListedProcess[] {
+    const out: ListedProcess[] = [];
+    for (const d of this.devices) {
+      for (const kind of ['compute', 'graphics', 'mps'] as const) {
+        for (const p of this.api.processes(d.handle, kind).value ?? []) {
+          out.push({ gpuUuid: d.info.uuid, pid: p.pid, kind, usedMemoryMiB: p.usedGpuMemoryBytes === null ? null : p.usedGpuMemoryBytes / 1048576 });
+        }
+      }
+    }
+    return out;
   }
 
   private readDevice(d: OpenDevice): GpuSample {

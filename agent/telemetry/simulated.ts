@@ -1,6 +1,9 @@
 // A simulated GPU: a power model driven by the requests in flight. Everything it produces says
 // "simulated" (the source, the GPU name, the UUID) so it can never pass for a measurement.
-import type { GpuSample } from '../../api/protocol.ts';
+import type { GpuSample, Mark } from '../../api/protocol.ts';
+import { preciseNowMs } from './clock.ts';
+import type { ListedProcess } from './processes.ts';
+import type { CounterReading } from './ticks.ts';
 import type { DeviceReader, TelemetryEnvironment } from './types.ts';
 
 export interface SimulatedGpuOptions {
@@ -11,9 +14,21 @@ export interface SimulatedGpuOptions {
   saturationInFlight?: number | undefined;
   /** Busy-wait this long per read, standing in for NVML's blocking energy call (benchmarks). */
   readCostMs?: number | undefined;
+  /** The counter steps this often, like NVML's (~100 ms on H100/H200); 0: it moves on every read. */
+  counterTickMs?: number | undefined;
+  /** Throttle reasons every sample reports (NVML bit mask), and the SM clock under load. */
+  throttleReasons?: number | undefined;
+  smClockMhz?: number | undefined;
+  /** Processes the simulated driver lists on every GPU (tests of the exclusivity check). */
+  processes?: Array<{ pid: number; usedMemoryMiB?: number | undefined }> | undefined;
+  /** Block the sampler thread this long at this mark: a hung NVML call, for tests of the mark timeout. */
+  stallAtMark?: { mark: Mark; ms: number } | undefined;
 }
 
-export const SIMULATED_DEFAULTS = { gpuCount: 1, idleWatts: 70, maxWatts: 700, saturationInFlight: 64, readCostMs: 0 };
+export const SIMULATED_DEFAULTS = {
+  gpuCount: 1, idleWatts: 70, maxWatts: 700, saturationInFlight: 64, readCostMs: 0, counterTickMs: 100, throttleReasons: 0, smClockMhz: 1980,
+};
+type SimulatedSettings = typeof SIMULATED_DEFAULTS & Pick<SimulatedGpuOptions, 'processes' | 'stallAtMark'>;
 
 /** Shared between the main thread (writes in-flight count) and the sampler worker (reads it). */
 export function createLoadCell(): Int32Array {
@@ -27,9 +42,12 @@ export function simulatedPowerWatts(load: number, idleWatts: number, maxWatts: n
 }
 
 export class SimulatedReader implements DeviceReader {
-  private readonly opts: typeof SIMULATED_DEFAULTS;
+  private readonly opts: SimulatedSettings;
   private readonly load: Int32Array;
   private energyMj: number[] = [];
+  /** What the counter shows: energyMj as of its last step. */
+  private shownMj: number[] = [];
+  private nextStepMs = 0;
   private powerW: number[] = [];
   private lastMs = 0;
 
@@ -42,11 +60,13 @@ export class SimulatedReader implements DeviceReader {
   open(): TelemetryEnvironment {
     const n = this.opts.gpuCount;
     this.energyMj = new Array<number>(n).fill(1_000_000);
+    this.shownMj = [...this.energyMj];
+    this.nextStepMs = preciseNowMs() + this.opts.counterTickMs;
     this.powerW = new Array<number>(n).fill(this.opts.idleWatts);
     this.lastMs = performance.now();
     const gpus = Array.from({ length: n }, (_, index) => ({
       index,
-      uuid: `GPU-simulated-${String(index).padStart(4, '0')}`,
+      uuid: simulatedUuid(index),
       name: 'Simulated GPU (simulated)',
       memoryTotalMiB: 81559,
       powerLimitWatts: this.opts.maxWatts,
@@ -55,7 +75,8 @@ export class SimulatedReader implements DeviceReader {
     return { source: 'simulated', gpus, driverVersion: 'simulated', nvmlVersion: 'simulated', cudaVersion: null };
   }
 
-  read(): GpuSample[] {
+  /** Advance the power model to now; the counter shows the energy as of its last step edge. */
+  private advance(): number {
     const now = performance.now();
     const dtMs = Math.max(0, now - this.lastMs);
     this.lastMs = now;
@@ -64,28 +85,62 @@ export class SimulatedReader implements DeviceReader {
     const target = simulatedPowerWatts(load, this.opts.idleWatts, this.opts.maxWatts);
     // First-order lag (~300 ms): board power does not jump with the load.
     const alpha = 1 - Math.exp(-dtMs / 300);
-    const tMs = Date.now();
-    return this.powerW.map((p, i) => {
+    this.powerW = this.powerW.map((p, i) => {
       const next = p + (target - p) * alpha;
-      this.powerW[i] = next;
       this.energyMj[i] = (this.energyMj[i] ?? 0) + ((p + next) / 2) * dtMs; // W x ms = mJ
-      return {
-        gpuUuid: `GPU-simulated-${String(i).padStart(4, '0')}`,
-        tMs,
-        energyMillijoules: Math.round(this.energyMj[i] ?? 0),
-        powerWatts: next,
-        utilizationGpuPct: Math.round(Math.min(1, load) * 100),
-        memoryUsedMiB: 70000,
-        smClockMhz: load > 0 ? 1980 : 345,
-        memClockMhz: 2619,
-        temperatureC: 30 + Math.round(next / 20),
-        throttleReasons: 0,
-      };
+      return next;
     });
+    const wall = preciseNowMs();
+    if (this.opts.counterTickMs <= 0 || wall >= this.nextStepMs) {
+      this.shownMj = this.energyMj.map((e) => Math.round(e));
+      const tick = this.opts.counterTickMs;
+      if (tick > 0) this.nextStepMs += Math.ceil((wall - this.nextStepMs + 1e-9) / tick) * tick;
+    }
+    return load;
+  }
+
+  read(): GpuSample[] {
+    const load = this.advance();
+    const tMs = Date.now();
+    return this.powerW.map((p, i) => ({
+      gpuUuid: simulatedUuid(i),
+      tMs,
+      energyMillijoules: this.shownMj[i] ?? null,
+      powerWatts: p,
+      utilizationGpuPct: Math.round(Math.min(1, load) * 100),
+      memoryUsedMiB: 70000,
+      smClockMhz: load > 0 ? this.opts.smClockMhz : 345,
+      memClockMhz: 2619,
+      temperatureC: 30 + Math.round(p / 20),
+      throttleReasons: load > 0 ? this.opts.throttleReasons : 0x1,
+    }));
+  }
+
+  readCounters(): CounterReading[] {
+    const before = preciseNowMs();
+    this.advance();
+    const tMs = (before + preciseNowMs()) / 2;
+    return this.shownMj.map((e, i) => ({ gpuUuid: simulatedUuid(i), tMs, energyMillijoules: e }));
+  }
+
+  listProcesses(): ListedProcess[] {
+    const procs = this.opts.processes ?? [];
+    return this.powerW.flatMap((_, i) => procs.map((p) => ({ gpuUuid: simulatedUuid(i), pid: p.pid, kind: 'compute', usedMemoryMiB: p.usedMemoryMiB ?? null })));
+  }
+
+  get knownTickPeriodMs(): number | undefined {
+    return this.opts.counterTickMs > 0 ? this.opts.counterTickMs : undefined;
+  }
+
+  beforeMark(mark: Mark | undefined): void {
+    const stall = this.opts.stallAtMark;
+    if (stall !== undefined && stall.mark === mark) busyWait(stall.ms);
   }
 
   close(): void {}
 }
+
+const simulatedUuid = (i: number): string => `GPU-simulated-${String(i).padStart(4, '0')}`;
 
 function busyWait(ms: number): void {
   const end = performance.now() + ms;

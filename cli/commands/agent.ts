@@ -51,9 +51,12 @@ function writeBackendFiles(files: AgentEnvironment['config']['files']): void {
 
 function telemetryFor(env: AgentEnvironment): GpuTelemetry {
   const m = env.config.measurement;
-  const cadence = { sampleIntervalMs: m.sampleIntervalMs, batchIntervalMs: m.telemetryBatchMs };
-  if (env.config.telemetry.source === 'simulated') return createSimulatedGpu({ ...cadence, ...env.config.telemetry.simulated });
-  return createNvmlTelemetry({ ...cadence, libraryPath: env.nvmlLibrary, visibility: env.visibility });
+  const t = env.config.telemetry;
+  const cadence = { sampleIntervalMs: m.sampleIntervalMs, batchIntervalMs: m.telemetryBatchMs, tickAlign: t.tickAlign, markTimeoutMs: t.markTimeoutSeconds * 1000 };
+  if (t.source === 'simulated') return createSimulatedGpu({ ...cadence, ...t.simulated });
+  // The backend inherits this container's CUDA_VISIBLE_DEVICES / NVIDIA_VISIBLE_DEVICES: the same
+  // variables select the GPUs measured here (telemetry/visible-devices.ts), so both see one set.
+  return createNvmlTelemetry({ ...cadence, libraryPath: env.nvmlLibrary, visibility: env.visibility, attribution: t.attribution });
 }
 
 function parse(argv: string[]): { configFile: string | undefined; command: string[]; help: boolean } {

@@ -3,17 +3,32 @@ import { checkResultsFile } from '../out-dir.ts';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
+import { stringify } from 'yaml';
 import { InvalidInputError } from '../../lib/errors.ts';
-import { compareResults, readResultsDirectory, type ResultsDocument } from '../../local/index.ts';
+import { compareResults, readExportInput, readResultsDirectory, type ResultsDocument } from '../../local/index.ts';
 import { bestConfigurationText } from '../../report/best.ts';
 
 const HELP = `usage:
   llem results show DIR                     configurations, J/token with 95% CI, best configuration
-  llem results export DIR --format csv|json  configurations as CSV, or the whole experiment.json
+  llem results export DIR --format FORMAT   FORMAT: csv (configurations), json (experiment.json),
+                                            llm-d (llm-d benchmark report v0.2, one YAML document per run),
+                                            mlenergy-csv (one row per run, ML.ENERGY leaderboard columns)
   llem results compare DIR_A DIR_B          J/token per configuration (matched by config hash), A vs B`;
 
 function usageError(message: string): never {
   throw new InvalidInputError([{ file: 'llem results', path: '', message: `${message}\n\n${HELP}` }]);
+}
+
+async function exportAs(format: 'llm-d' | 'mlenergy-csv', dir: string): Promise<string> {
+  const input = readExportInput(dir);
+  const { llmdReports, mlEnergyCsv } = await import('../../report/exports.ts');
+  if (format === 'mlenergy-csv') return mlEnergyCsv(input);
+  const reports = llmdReports(input);
+  if (reports.length === 0) {
+    throw new InvalidInputError([{ file: dir, path: '', message: 'has no complete run to report; finish it with llem run first' }]);
+  }
+  // One YAML document per run, as llm-d-benchmark writes one report file per run.
+  return reports.map((r) => stringify(r, { lineWidth: 0 })).join('---\n');
 }
 
 function n(v: number | null | undefined): string {
@@ -64,7 +79,11 @@ export async function main(argv: string[]): Promise<number> {
     case 'export': {
       if (dirs.length !== 1 || dirs[0] === undefined) usageError('export takes one results directory');
       const format = parsed.values.format;
-      if (format !== 'csv' && format !== 'json') usageError('--format must be csv or json');
+      if (format === 'llm-d' || format === 'mlenergy-csv') {
+        process.stdout.write(await exportAs(format, dirs[0]));
+        return 0;
+      }
+      if (format !== 'csv' && format !== 'json') usageError('--format must be csv, json, llm-d or mlenergy-csv');
       readResultsDirectory(dirs[0]);
       const file = join(dirs[0], format === 'csv' ? 'configs.csv' : 'experiment.json');
       let text: string;

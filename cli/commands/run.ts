@@ -15,7 +15,7 @@ options:
   --simulate              simulated GPU + mock inference server (no GPU needed; results say simulated)
   --out DIR               results directory (default llem-results/<experiment name>)
   --fresh                 start over instead of resuming DIR
-  --json                  print the final summary as JSON on stdout
+  --json                  stdout is one JSON document: the summary, or {exitCode, error} on failure
   --server-command CMD    run this OpenAI-compatible server instead of the backend's launcher
                           (split on spaces; {port} is replaced by the port to listen on)
 
@@ -42,6 +42,45 @@ export async function main(argv: string[]): Promise<number> {
   if (positionals.length !== 1 || positionals[0] === undefined) {
     throw new InvalidInputError([{ file: 'llem run', path: '', message: `expected exactly one manifest FILE\n\n${HELP}` }]);
   }
+  let serverCommand: string[] | undefined;
+  try {
+    serverCommand = checkRunInputs(values);
+  } catch (err) {
+    // --json: a refusal before the run is still exactly one JSON document on stdout.
+    if (values.json) process.stdout.write(JSON.stringify(jsonFailure(err, false)) + '\n');
+    throw err;
+  }
+  const controller = new AbortController();
+  const onSignal = (sig: string): void => controller.abort(new Error(`received ${sig}`));
+  process.once('SIGINT', onSignal);
+  process.once('SIGTERM', onSignal);
+  const progress = new ConsoleProgress();
+  try {
+    const outcome = await runLocalExperiment({
+      file: positionals[0], simulate: values.simulate, fresh: values.fresh, signal: controller.signal, progress,
+      ...(values.out !== undefined ? { out: values.out } : {}),
+      ...(serverCommand !== undefined ? { serverCommand } : {}),
+    });
+    if (values.json) process.stdout.write(JSON.stringify(outcome, null, 2) + '\n');
+    return outcome.exitCode;
+  } catch (err) {
+    const interrupted = controller.signal.aborted && !(isLlemError(err) && err.exitCode === 2);
+    // --json: stdout carries exactly one JSON document, a failure included (the human line stays on stderr).
+    if (values.json) process.stdout.write(JSON.stringify(jsonFailure(err, interrupted)) + '\n');
+    if (interrupted) {
+      process.stderr.write('\nllem: interrupted; run the same command again to resume\n');
+      return 130;
+    }
+    throw err;
+  } finally {
+    progress.close();
+    process.off('SIGINT', onSignal);
+    process.off('SIGTERM', onSignal);
+  }
+}
+
+/** Everything a run refuses before anything is written; returns the split --server-command. */
+function checkRunInputs(values: { out?: string | undefined; 'server-command'?: string | undefined }): string[] | undefined {
   const serverCommand = values['server-command']?.split(' ').filter((s) => s !== '');
   if (serverCommand?.length === 0) {
     throw new InvalidInputError([{ file: 'llem run', path: '--server-command', message: 'is empty; give the server\'s command line, with {port} where the port goes' }]);
@@ -57,30 +96,13 @@ export async function main(argv: string[]): Promise<number> {
   clientThreadsFor(1, undefined, process.env['LLEM_CLIENT_THREADS']);
   // Without --out the results go to ./llem-results/<name>: the working directory is checked the same way.
   checkOutDir(values.out ?? 'llem-results', values.out === undefined ? 'working directory' : '--out');
-  const controller = new AbortController();
-  const onSignal = (sig: string): void => controller.abort(new Error(`received ${sig}`));
-  process.once('SIGINT', onSignal);
-  process.once('SIGTERM', onSignal);
-  const progress = new ConsoleProgress();
-  try {
-    const outcome = await runLocalExperiment({
-      file: positionals[0], simulate: values.simulate, fresh: values.fresh, signal: controller.signal, progress,
-      ...(values.out !== undefined ? { out: values.out } : {}),
-      ...(serverCommand !== undefined ? { serverCommand } : {}),
-    });
-    if (values.json) process.stdout.write(JSON.stringify(outcome, null, 2) + '\n');
-    return outcome.exitCode;
-  } catch (err) {
-    if (controller.signal.aborted && !(isLlemError(err) && err.exitCode === 2)) {
-      process.stderr.write('\nllem: interrupted; run the same command again to resume\n');
-      return 130;
-    }
-    throw err;
-  } finally {
-    progress.close();
-    process.off('SIGINT', onSignal);
-    process.off('SIGTERM', onSignal);
-  }
+  return serverCommand;
+}
+
+function jsonFailure(err: unknown, interrupted: boolean): { exitCode: number; error: { code: string; message: string } } {
+  if (interrupted) return { exitCode: 130, error: { code: 'LLEM_E_INTERRUPTED', message: 'interrupted; run the same command again to resume' } };
+  if (isLlemError(err)) return { exitCode: err.exitCode, error: { code: err.code, message: err.message } };
+  return { exitCode: 1, error: { code: 'LLEM_E_INTERNAL', message: err instanceof Error ? err.message : String(err) } };
 }
 
 /** The file `program` names (a path, or a name looked up on PATH) when it is an executable file, else null. */

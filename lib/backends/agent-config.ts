@@ -83,7 +83,11 @@ export function agentConfigFor(req: RunLaunchRequest, simulate: boolean, launch?
       steadyState: m.steadyState,
     },
     start: { mode: 'signal', timeoutSeconds: Math.max(60, spec.policy.runTimeoutSeconds) },
-    telemetry: { source: simulate ? 'simulated' : 'nvml', ...(simulate ? { simulated: { gpuCount: spec.placement.gpusPerRun } } : {}) },
+    telemetry: {
+      source: simulate ? 'simulated' : 'nvml', ...(simulate ? { simulated: { gpuCount: spec.placement.gpusPerRun } } : {}),
+      expectedGpus: spec.placement.gpusPerRun, attribution: m.gpuAttribution, requireExclusiveGpu: m.requireExclusiveGpu ?? true,
+      minClockFraction: m.minClockFraction,
+    },
     ...(launch !== undefined && launch.files.length > 0 ? { files: launch.files.map((f) => ({ path: f.path, content: f.content })) } : {}),
   };
 }

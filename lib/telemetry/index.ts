@@ -13,17 +13,29 @@ import {
 import { createHash } from 'node:crypto';
 import type { LoadedSdk } from './sdk.ts';
 import { telemetrySettings } from './env.ts';
+import { InvalidInputError } from '../errors.ts';
 
 export { telemetrySettings, type TelemetrySettings } from './env.ts';
 export { context, trace, SpanStatusCode, type Attributes, type Context, type Span };
 
 let sdk: LoadedSdk | null = null;
 
+/** The OpenTelemetry SDK 3.x needs Node.js >= 22.15; the rest of llem runs on 20 (ADR 0015). */
+function assertSdkNode(version: string): void {
+  const [major = 0, minor = 0] = version.split('.').map(Number);
+  if (major > 22 || (major === 22 && minor >= 15)) return;
+  throw new InvalidInputError([{
+    file: 'environment', path: 'OTEL_EXPORTER_OTLP_ENDPOINT',
+    message: `OpenTelemetry export needs Node.js >= 22.15 (this is ${version}); use a newer Node.js or unset the OTEL_EXPORTER_OTLP_* variables`,
+  }]);
+}
+
 /** Starts the SDK when OTEL_* variables turn telemetry on; returns whether it did. Idempotent. */
-export async function startTelemetry(serviceName: string, env: NodeJS.ProcessEnv = process.env): Promise<boolean> {
+export async function startTelemetry(serviceName: string, env: NodeJS.ProcessEnv = process.env, nodeVersion = process.versions.node): Promise<boolean> {
   if (sdk !== null) return true;
   const settings = telemetrySettings(env);
   if (settings === null) return false;
+  assertSdkNode(nodeVersion);
   const { loadSdk } = await import('./sdk.ts');
   sdk = await loadSdk(settings, serviceName);
   return true;

@@ -43,6 +43,24 @@ describe('the results directory, report and `llem results`', { timeout: 180_000 
     }
   });
 
+  it('shows the method (window, sampling tick, baseline, warnings) next to the numbers, and units on every axis', { skip: existsSync(CHROMIUM) ? false : `no chromium at ${CHROMIUM}` }, async () => {
+    const browser = await chromium.launch({ executablePath: CHROMIUM, args: CHROMIUM_ARGS });
+    try {
+      const page = await browser.newPage();
+      await page.goto(pathToFileURL(join(out, 'report.html')).href);
+      const method = await page.locator('.numbers-and-method .method').innerText();
+      assert.match(method, /measurement window[\s\S]*measured [0-9.]+(–[0-9.]+)? s/);
+      assert.match(method, /power sampling tick\s+\d+ ms/);
+      assert.match(method, /idle baseline\s+[0-9.]+ s before warm-up; measured [0-9.]+(–[0-9.]+)? W/);
+      assert.match(method, /Warnings \(\d+\)[\s\S]*minWindowSeconds/, 'the manifest warning is shown');
+      const labels = await page.locator('svg.llem-chart .axis-label').allTextContents();
+      assert.ok(labels.length >= 10, labels.join(' | '));
+      for (const l of labels) assert.ok(l === 'configuration' || /\((ms|s|W|J|0–1)\)$/.test(l), `axis label without a unit: ${l}`);
+    } finally {
+      await browser.close();
+    }
+  });
+
   it('shows the configurations and the best one with `llem results show`', async () => {
     const r = await runLlem(['results', 'show', out]);
     assert.equal(r.code, 0, r.stderr);
@@ -59,7 +77,7 @@ describe('the results directory, report and `llem results`', { timeout: 180_000 
     assert.equal((JSON.parse(json.stdout) as { schemaVersion: number }).schemaVersion, 1);
     const bad = await runLlem(['results', 'export', out, '--format', 'xml']);
     assert.equal(bad.code, 2);
-    assert.match(bad.stderr, /--format must be csv or json/);
+    assert.match(bad.stderr, /--format must be csv, json, llm-d or mlenergy-csv/);
   });
 
   it('compares two results directories by configuration hash', async () => {

@@ -33,6 +33,11 @@ void describe('llem controller against a real API server', { skip, timeout: 900_
     const ns = 'happy';
     await createNamespace(env, ns);
     await env.kube.kubectlOk(['apply', '-f', '-'], { input: manifest('two-configs', ns, { configs: 2 }) });
+    // Pods of a succeeded run are deleted (their data is on the stream): look at them while they run.
+    const pods = await waitFor('both pods exist', async () => {
+      const list = await podsOf(env, ns);
+      return list.length === 2 ? list : undefined;
+    });
     const done = await waitFor('experiment Succeeded', () => phaseIs(env, ns, 'two-configs', ['Succeeded', 'Failed']), 240_000);
     assert.equal(done.status?.phase, 'Succeeded', JSON.stringify(done.status?.conditions));
     assert.equal(done.status?.progress?.summary, '2/2');
@@ -44,8 +49,8 @@ void describe('llem controller against a real API server', { skip, timeout: 900_
     assert.equal(done.status?.simulated, true);
     assert.ok(done.metadata.finalizers?.includes('llem.dev/cleanup'));
 
-    const pods = await podsOf(env, ns);
-    assert.equal(pods.length, 2, 'one pod per run replica');
+    assert.equal(env.player.podsSeen().filter((n) => n.startsWith('two-configs-')).length, 2, 'one pod per run replica');
+    await waitFor('finished pods released', async () => ((await podsOf(env, ns)).length === 0 ? true : undefined));
     for (const p of pods) {
       assert.equal(p.metadata.labels['llem.dev/experiment'], 'two-configs');
       assert.ok(p.metadata.labels['llem.dev/run'] !== undefined);
@@ -136,8 +141,7 @@ void describe('llem controller against a real API server', { skip, timeout: 900_
     const done = await waitFor('experiment finished', () => phaseIs(env, ns, 'restart', ['Succeeded', 'Failed']), 300_000);
     assert.equal(done.status?.phase, 'Succeeded');
     assert.deepEqual(done.status?.runs?.map((r) => r.attempt), [0, 0, 0], 'no run was started twice');
-    const pods = await podsOf(env, ns);
-    assert.equal(pods.length, 3, 'exactly one pod per run');
+    assert.equal(env.player.podsSeen().filter((n) => n.startsWith('restart-')).length, 3, 'exactly one pod per run');
     for (const c of done.status?.configurations ?? []) assert.equal(c.metrics['energyJoules']?.n, 1);
   });
 

@@ -6,6 +6,7 @@ import { Controller, type ControllerOptions } from '../../../controller/index.ts
 import { openNatsBus } from '../../../lib/bus/index.ts';
 import type { Bus } from '../../../lib/bus/types.ts';
 import { rootLogger } from '../../../lib/log.ts';
+import { EnergyExperimentStatusSchema, type EnergyExperimentStatus } from '../../../api/status.ts';
 import { startKube, localAgentRunner, type KubeCluster, type NodePlayer, type PodRun, type PodOutcome } from '../../support/kube.ts';
 import { startNatsServer, type NatsServerHandle } from '../../support/nats-server.ts';
 
@@ -95,22 +96,15 @@ export async function waitFor<T>(what: string, fn: () => Promise<T | undefined> 
 
 export interface ExperimentJson {
   metadata: { name: string; namespace: string; uid: string; resourceVersion: string; finalizers?: string[] };
-  status?: {
-    phase?: string;
-    observedGeneration?: number;
-    conditions?: { type: string; status: string; reason: string; message: string; lastTransitionTime: string }[];
-    progress?: { total: number; succeeded: number; failed: number; running: number; pending: number; summary: string };
-    runs?: { id: string; phase: string; attempt: number; message?: string; joulesPerToken?: number }[];
-    configurations?: { id: string; cyclesSucceeded: number; metrics: Record<string, { mean: number; n: number }> }[];
-    best?: { configurationId: string; joulesPerToken: number };
-    artifact?: { uri: string };
-    simulated?: boolean;
-  };
+  /** Read through the status schema (api/status.ts), as the controller reads it. */
+  status?: EnergyExperimentStatus;
 }
 
 export async function getExperiment(env: TestEnv, ns: string, name: string): Promise<ExperimentJson | undefined> {
   const r = await env.kube.kubectl(['get', 'ee', name, '-n', ns, '-o', 'json']);
-  return r.code === 0 ? (JSON.parse(r.stdout) as ExperimentJson) : undefined;
+  if (r.code !== 0) return undefined;
+  const raw = JSON.parse(r.stdout) as { metadata: ExperimentJson['metadata']; status?: unknown };
+  return { metadata: raw.metadata, ...(raw.status !== undefined ? { status: EnergyExperimentStatusSchema.parse(raw.status) } : {}) };
 }
 
 export function condition(e: ExperimentJson | undefined, type: string): { status: string; reason: string; message: string } | undefined {

@@ -18,7 +18,7 @@ function fakeNvml(overrides: Partial<NvmlApi> = {}): NvmlApi {
     totalEnergyMillijoules: (h) => ok(1000 + (h as number)), powerUsageMilliwatts: () => ok(250_000),
     fieldValueUint: () => fail(3), utilizationGpuPct: () => ok(50), memoryBytes: () => ok({ total: 2 ** 30 * 141, used: 2 ** 30 }),
     clockMhz: () => ok(1980), maxClockMhz: () => ok(1980), temperatureC: () => ok(40), throttleReasons: () => ok(0),
-    powerLimitMilliwatts: () => ok(700_000), ...overrides,
+    powerLimitMilliwatts: () => ok(700_000), processes: () => ok([]), migEnabled: () => fail(3), migParentUuid: () => fail(6), ...overrides,
   };
 }
 

@@ -12,7 +12,7 @@ import { InProcessBus } from '../../../lib/bus/inprocess.ts';
 import { rootLogger } from '../../../lib/log.ts';
 import { replicaMessages } from '../../support/streams.ts';
 
-const ref = { namespace: 'ns', name: 'e', uid: 'uid-hostile' };
+const ref = { namespace: 'default', name: 'e', uid: 'uid-hostile' };
 
 async function publish(bus: InProcessBus, msgs: WireMessage[]): Promise<void> {
   for (const m of msgs) {
@@ -39,7 +39,7 @@ void test('a hostile agent cannot wipe a complete attempt, fake energy or poison
   const factory = (): ReturnType<typeof newAggregator> => newAggregator(ref.uid, v.matrix, 1, 'strict');
 
   const streams = new BusExperimentStreams(bus, events, rootLogger, 3_600_000);
-  const feed = await streams.feed(ref, factory);
+  const feed = await streams.feed(ref, { planned: v.matrix.runs, seed: [], newAggregator: factory });
   const honest = replicaMessages(honestRun, 0, ref.uid, { seed: 1 });
   // The hostile agent: run 2's stream with error classes named after Object.prototype and a
   // +1e15 mJ counter jump, then a message claiming attempt 99 of the honest run.
@@ -67,8 +67,11 @@ void test('a hostile agent cannot wipe a complete attempt, fake energy or poison
   // The controller restarts: a new feed restores the checkpoint the old one wrote on the way out.
   await streams.stopAll();
   const restarted = new BusExperimentStreams(bus, events, rootLogger, 3_600_000);
-  const resumed = await restarted.feed(ref, () => {
-    throw new Error('a checkpoint exists: the aggregator must be restored, not rebuilt');
+  const resumed = await restarted.feed(ref, {
+    planned: v.matrix.runs, seed: [],
+    newAggregator: () => {
+      throw new Error('a checkpoint exists: the aggregator must be restored, not rebuilt');
+    },
   });
   assert.equal(JSON.stringify(resumed.aggregate()), JSON.stringify(before));
   await restarted.stopAll();

@@ -85,9 +85,9 @@ void describe('llem_run_power_watts from the experiment stream', () => {
     }, rootLogger.child({}, { level: 'silent' }), 50);
     const ref = { namespace: 'team-a', name: 'exp', uid: 'uid-1' };
     try {
-      await streams.feed(ref, () => {
+      await streams.feed(ref, { planned: [], seed: [], newAggregator: () => {
         throw new Error('no aggregator in this test');
-      });
+      } });
       const msgs = fakeMessages({ namespace: 'team-a', experimentUid: 'uid-1', runId: 'r0', attempt: 0, replica: 0 }, 10, 5);
       const publish = async (m: WireMessage): Promise<void> => {
         await bus.publish(dataSubject(m, m.kind), encodeMessage(m), { msgId: messageId(m) });

@@ -7,6 +7,16 @@ import { InProcessBus } from '../../../lib/bus/inprocess.ts';
 import { experimentCheckpointKey } from '../../../lib/bus/subjects.ts';
 import type { CheckpointRecord } from '../../../lib/bus/types.ts';
 import { rootLogger } from '../../../lib/log.ts';
+import { dataSubject, encodeMessage, messageId } from '../../../api/protocol.ts';
+import { fakeMessages } from '../../support/fake-agent.ts';
+
+async function until(cond: () => boolean, timeoutMs = 5000): Promise<void> {
+  const end = Date.now() + timeoutMs;
+  while (!cond()) {
+    if (Date.now() > end) throw new Error('condition not met in time');
+    await new Promise((r) => setTimeout(r, 10));
+  }
+}
 
 /** A bus whose first checkpoint write fails (a NATS hiccup). */
 class FlakyBus extends InProcessBus {
@@ -24,9 +34,12 @@ void test('a failed checkpoint write is retried by the next one, not lost with e
   const v = validateEnergyExperiment({ apiVersion: 'llem.dev/v1alpha1', kind: 'EnergyExperiment', metadata: { name: 'e' }, spec: { model: { name: 'm', source: { random: {} } }, backends: [{ type: 'pytorch' }] } });
   assert.ok(v.ok);
   const ref = { namespace: 'ns', name: 'e', uid: 'uid-flaky' };
-  const feed = await streams.feed(ref, () => newAggregator(ref.uid, v.matrix, 1, 'strict'));
-  await feed.signalStart(v.matrix.runs[0]!.id, 0); // changes the ledger: the state is dirty
-  const checkpoint = (): Promise<void> => (feed as unknown as { checkpoint(): Promise<void> }).checkpoint();
+  const plan = { planned: v.matrix.runs, seed: [], newAggregator: () => newAggregator(ref.uid, v.matrix, 1, 'strict') };
+  const f = (await streams.feed(ref, plan)) as unknown as { dirty: boolean; checkpoint(): Promise<void> };
+  const hello = fakeMessages({ namespace: ref.namespace, experimentUid: ref.uid, runId: v.matrix.runs[0]!.id, attempt: 0, replica: 0 }, 1, 1)[0]!;
+  await bus.publish(dataSubject(hello, hello.kind), encodeMessage(hello), { msgId: messageId(hello) });
+  await until(() => f.dirty);
+  const checkpoint = (): Promise<void> => f.checkpoint();
   await assert.rejects(checkpoint(), /nats: timeout/);
   assert.equal(await bus.getCheckpoint(experimentCheckpointKey(ref.namespace, ref.uid)), null);
   await checkpoint();
@@ -45,7 +58,7 @@ void test('a message whose body names another run than its subject is dead-lette
   const v = validateEnergyExperiment({ apiVersion: 'llem.dev/v1alpha1', kind: 'EnergyExperiment', metadata: { name: 'e' }, spec: { model: { name: 'm', source: { random: {} } }, backends: [{ type: 'pytorch' }] } });
   assert.ok(v.ok);
   const ref = { namespace: 'ns', name: 'e', uid: 'uid-forged' };
-  await streams.feed(ref, () => newAggregator(ref.uid, v.matrix, 1, 'strict'));
+  await streams.feed(ref, { planned: v.matrix.runs, seed: [], newAggregator: () => newAggregator(ref.uid, v.matrix, 1, 'strict') });
   const [own, victim] = v.matrix.runs;
   assert.ok(own !== undefined && victim !== undefined);
   // The agent of `own` may publish only on its own subjects; its body claims to be `victim`'s.

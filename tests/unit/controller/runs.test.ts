@@ -2,12 +2,17 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import type { V1Pod } from '@kubernetes/client-node';
 import { validateEnergyExperiment } from '../../../api/validation.ts';
-import { stepRuns, type RunInputs } from '../../../controller/runs.ts';
-import { RunLedger } from '../../../controller/ledger.ts';
+import { stepRuns, type RunInputs, type RunJudge } from '../../../controller/runs.ts';
+import { newAggregator, type Aggregator } from '../../../aggregator/index.ts';
 import { buildPod, podName, podLabels } from '../../../controller/pods.ts';
 import { fakeMessages } from '../../support/fake-agent.ts';
 
 const ref = { name: 'exp', namespace: 'ns', uid: 'uid-1234567' };
+
+/** The controller's judge: the Aggregator's verdicts, nothing else. */
+function judgeOf(agg: Aggregator | null, failures: Map<string, string> = new Map()): RunJudge {
+  return { verdict: (id) => agg?.runVerdict(id) ?? null, failure: (id, a) => failures.get(`${id}/${a}`) };
+}
 
 function matrix(points: number[], retries = 1, parallelism = 2): { inputs: RunInputs; v: Extract<ReturnType<typeof validateEnergyExperiment>, { ok: true }> } {
   const v = validateEnergyExperiment({
@@ -16,7 +21,7 @@ function matrix(points: number[], retries = 1, parallelism = 2): { inputs: RunIn
   });
   assert.ok(v.ok);
   const inputs: RunInputs = {
-    planned: v.matrix.runs, previous: [], pods: [], ledger: new RunLedger(), policy: v.experiment.spec.policy, replicas: 1, parallelism,
+    planned: v.matrix.runs, previous: [], pods: [], judge: judgeOf(null), resumed: new Set(), policy: v.experiment.spec.policy, replicas: 1, parallelism,
     now: new Date('2026-01-01T00:00:00Z'), retryBaseMs: 1000, expected: new Set(), podName: (r, a, i) => podName(ref, r, a, i),
   };
   return { inputs, v };
@@ -62,22 +67,61 @@ void test('an OOM-killed pod retries the run as the next attempt, then fails it 
   assert.equal(failed.runs[0]?.phase, 'Failed');
 });
 
-void test('a run succeeds only once every message of its attempt arrived, and a duplicate counts once', () => {
+void test('a run succeeds only once the Aggregator judges every message of its attempt arrived', () => {
+  const { inputs, v } = matrix([1], 0, 1);
+  const started = stepRuns(inputs);
+  const id = started.runs[0]?.id ?? '';
+  const msgs = fakeMessages({ namespace: 'ns', experimentUid: ref.uid, runId: id, attempt: 0, replica: 0 }, 160, 50, v.matrix.runs[0]?.configHash);
+  const agg = newAggregator(ref.uid, v.matrix, 1, 'strict');
+  let seq = 0;
+  for (const m of msgs.filter((m) => m.seq !== 3)) agg.apply(m, ++seq);
+  const gap = stepRuns({ ...inputs, judge: judgeOf(agg), previous: started.runs, pods: [pod(id, 0, 'Running')] });
+  assert.equal(gap.runs[0]?.phase, 'Running', 'a gap keeps it incomplete');
+  agg.apply(msgs[2]!, ++seq);
+  assert.equal(agg.apply(msgs[2]!, seq + 1).outcome, 'duplicate');
+  const done = stepRuns({ ...inputs, judge: judgeOf(agg), previous: started.runs, pods: [pod(id, 0, 'Running')] });
+  assert.equal(done.runs[0]?.phase, 'Succeeded');
+  assert.equal(agg.results().runs[0]?.status, 'complete', 'status and the strict results agree: one judge');
+  assert.deepEqual(done.deletePods, [podName(ref, id, 0, 0)], 'a succeeded run releases its finished pod');
+});
+
+void test('a run whose data arrived for an attempt the table does not know yet adopts that attempt, never an older one', () => {
+  const { inputs, v } = matrix([1], 2, 1);
+  const id = v.matrix.runs[0]?.id ?? '';
+  const agg = newAggregator(ref.uid, v.matrix, 1, 'strict');
+  const msgs = fakeMessages({ namespace: 'ns', experimentUid: ref.uid, runId: id, attempt: 2, replica: 0 }, 160, 50, v.matrix.runs[0]?.configHash);
+  // Attempts 1 and 2 were started (the Aggregator's checkpoint holds that), but the table lost its write.
+  agg.startAttempt(id, 1);
+  agg.startAttempt(id, 2);
+  let seq = 0;
+  for (const m of msgs) agg.apply(m, ++seq);
+  // The table (written before pods) lost its last write: it still says attempt 0 Pending.
+  const out = stepRuns({ ...inputs, judge: judgeOf(agg), previous: [{ id, configurationId: v.matrix.runs[0]!.configurationId, cycle: 0, phase: 'Pending', attempt: 0 }] });
+  assert.equal(out.create.length, 0, 'no pod for an attempt that already finished');
+  assert.equal(out.runs[0]?.phase, 'Succeeded');
+  assert.equal(out.runs[0]?.attempt, 2);
+});
+
+void test('an attempt the Aggregator failed on is retried as the next attempt with reason AggregatorFailed', () => {
+  const { inputs } = matrix([1], 1, 1);
+  const started = stepRuns(inputs);
+  const id = started.runs[0]?.id ?? '';
+  const failures = new Map([[`${id}/0`, 'the aggregator failed on run x: boom']]);
+  const out = stepRuns({ ...inputs, judge: judgeOf(null, failures), previous: started.runs, pods: [pod(id, 0, 'Running')] });
+  assert.equal(out.runs[0]?.phase, 'Pending');
+  assert.equal(out.runs[0]?.attempt, 1);
+  assert.match(out.runs[0]?.message ?? '', /AggregatorFailed/);
+});
+
+void test('after a restart, a Running run with no pod and no data gets its pods created for the same attempt', () => {
   const { inputs } = matrix([1], 0, 1);
   const started = stepRuns(inputs);
   const id = started.runs[0]?.id ?? '';
-  const msgs = fakeMessages({ namespace: 'ns', experimentUid: ref.uid, runId: id, attempt: 0, replica: 0 }, 100, 50);
-  const ledger = new RunLedger();
-  for (const m of msgs.filter((m) => m.seq !== 3)) ledger.apply(m);
-  const gap = stepRuns({ ...inputs, ledger, previous: started.runs, pods: [pod(id, 0, 'Running')] });
-  assert.equal(gap.runs[0]?.phase, 'Running', 'a gap keeps it incomplete');
-  ledger.apply(msgs[2]!);
-  assert.equal(ledger.apply(msgs[2]!), 'duplicate');
-  const done = stepRuns({ ...inputs, ledger, previous: started.runs, pods: [pod(id, 0, 'Running')] });
-  assert.equal(done.runs[0]?.phase, 'Succeeded');
-  assert.equal(done.runs[0]?.joulesPerToken, undefined, 'J/token comes from the Aggregator when status is written, not from the ledger');
-  const restored = RunLedger.restore(ledger.serialize());
-  assert.deepEqual(restored.serialize(), ledger.serialize());
+  const lost = stepRuns({ ...inputs, previous: started.runs, pods: [] });
+  assert.equal(lost.runs[0]?.phase, 'Failed', 'without the restart flag a vanished pod is PodLost');
+  const resumed = stepRuns({ ...inputs, previous: started.runs, pods: [], resumed: new Set([id]) });
+  assert.equal(resumed.runs[0]?.phase, 'Running');
+  assert.deepEqual(resumed.create.map((c) => c.attempt), [0]);
 });
 
 void test('agent pods carry GPU limits, owner reference, labels and the agent init container', () => {

@@ -22,6 +22,11 @@ describe('report charts and CSV', () => {
 
   it('quotes CSV cells that hold commas and leaves unknown values empty', () => {
     const csv = timeseriesCsv([{ tMs: 1, runId: 'r,1', replica: 0, gpuUuid: 'GPU-x', powerWatts: null, energyMillijoules: 5 }]);
-    assert.equal(csv, 't_ms,run_id,replica,gpu_uuid,power_w,energy_mj\n1,"r,1",0,GPU-x,,5\n');
+    assert.equal(csv, 't_ms,run_id,replica,gpu_uuid,power_w,energy_mj,sm_clock_min_mhz,temperature_max_c,throttle_reasons\n1,"r,1",0,GPU-x,,5,,,\n');
+  });
+
+  it('keeps SM clock, temperature and throttle reasons, by name, in the time series', () => {
+    const csv = timeseriesCsv([{ tMs: 1, runId: 'r', replica: 0, gpuUuid: 'GPU-x', powerWatts: 300, energyMillijoules: 5, smClockMinMhz: 1410, temperatureMaxC: 88, throttleReasons: 0x20 | 0x4 }]);
+    assert.equal(csv.split('\n')[1], '1,r,0,GPU-x,300,5,1410,88,sw_power_cap|sw_thermal');
   });
 });

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { InvalidInputError } from '../../../lib/errors.ts';
-import { agentTelemetryEnv, experimentContext, telemetrySettings, trace } from '../../../lib/telemetry/index.ts';
+import { agentTelemetryEnv, experimentContext, startTelemetry, telemetryEnabled, telemetrySettings, trace } from '../../../lib/telemetry/index.ts';
 
 describe('OpenTelemetry settings from OTEL_* variables', () => {
   it('is off when no OTLP endpoint is configured, whatever else is set', () => {
@@ -49,5 +49,13 @@ describe('OpenTelemetry settings from OTEL_* variables', () => {
     assert.ok(a !== undefined && trace.isSpanContextValid(a));
     assert.equal(a.traceId, b?.traceId);
     assert.notEqual(a.traceId, c?.traceId);
+  });
+
+  it('refuses to start the SDK on a Node.js older than 22.15 (exit 2), and starts nothing there when OTEL is unset', async () => {
+    const on = { OTEL_EXPORTER_OTLP_ENDPOINT: 'http://127.0.0.1:9' };
+    await assert.rejects(startTelemetry('t', on, '20.19.0'), (err: unknown) => err instanceof InvalidInputError && /22\.15/.test(err.message));
+    await assert.rejects(startTelemetry('t', on, '22.14.0'), InvalidInputError);
+    assert.equal(await startTelemetry('t', {}, '20.19.0'), false);
+    assert.equal(telemetryEnabled(), false);
   });
 });

@@ -1,0 +1,59 @@
+// The controller under benchmark, alone in its own process so its RSS is its own: the same Controller
+// `llem controller` runs, plus an IPC channel that reports reconcile durations (apart from queue
+// wait), errors, feeds in memory and RSS to bench/controller.ts.
+import { Controller } from '../controller/index.ts';
+import { openNatsBus } from '../lib/bus/index.ts';
+import { rootLogger } from '../lib/log.ts';
+import { KubeConfig } from '@kubernetes/client-node';
+import { getHeapStatistics } from 'node:v8';
+
+interface Args {
+  kubeconfig: string;
+  natsUrl: string;
+  namespace: string;
+  workers: number;
+}
+
+const args = JSON.parse(process.argv[2] ?? '{}') as Args;
+let durations: number[] = [];
+let queued: number[] = [];
+let errors = 0;
+
+const kc = new KubeConfig();
+kc.loadFromFile(args.kubeconfig);
+const bus = await openNatsBus({ servers: args.natsUrl, name: 'bench-controller' });
+const controller = new Controller({
+  kubeConfig: kc,
+  bus,
+  namespace: args.namespace,
+  workers: args.workers,
+  podOptions: { agentImage: 'llem/agent:bench', backendImages: {}, agentEnv: [], simulate: true },
+  leaderElection: { enabled: false, namespace: args.namespace, name: 'bench' },
+  probe: null,
+  log: rootLogger.child({ component: 'bench-controller' }, { level: 'error' }),
+  onReconcile: (_k, ms, ok, queuedMs) => {
+    durations.push(ms);
+    queued.push(queuedMs);
+    if (!ok) errors += 1;
+  },
+});
+await controller.start();
+
+process.on('message', (m: { cmd: string }) => {
+  if (m.cmd === 'take') {
+    process.send?.({ durations, queued, errors, feeds: controller.activeFeeds(), rssBytes: process.memoryUsage().rss });
+    durations = [];
+    queued = [];
+    errors = 0;
+  } else if (m.cmd === 'rss') {
+    // Two full collections so what is reported is what the controller still holds.
+    (globalThis as { gc?: () => void }).gc?.();
+    (globalThis as { gc?: () => void }).gc?.();
+    const m = process.memoryUsage();
+    const heapCommittedBytes = getHeapStatistics().total_heap_size;
+    process.send?.({ feeds: controller.activeFeeds(), rssBytes: m.rss, heapUsedBytes: m.heapUsed, heapCommittedBytes, externalBytes: m.external, arrayBuffersBytes: m.arrayBuffers });
+  } else if (m.cmd === 'stop') {
+    void controller.stop().then(() => bus.close()).then(() => process.exit(0));
+  }
+});
+process.send?.({ ready: true });
