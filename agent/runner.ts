@@ -13,7 +13,7 @@ import { abortableSleep, RequestFactory, runLoad, type RequestSender, type Workl
 import { clientThreadsFor, createLoadSender, peakStreams, type LoadSender } from './load/threaded-client.ts';
 import { Publisher } from './publisher.ts';
 import { AgentTrace } from './trace.ts';
-import { context } from '../lib/telemetry/index.ts';
+import { context, flushTelemetry } from '../lib/telemetry/index.ts';
 import { awaitBackendReady } from './readiness.ts';
 import type { SketchFactory } from './slices.ts';
 import { subscribeStart } from './start-signal.ts';
@@ -317,6 +317,8 @@ export async function runAgent(config: AgentConfig, deps: AgentDeps): Promise<Ag
     }
     throw isLlemError(err) ? err : new LlemError('LLEM_E_RUN', `run failed during ${run.phase}: ${reason}`, { cause: err });
   } finally {
+    // Before anything slow: the pod may be deleted (SIGTERM) as soon as the summary is applied.
+    await flushTelemetry();
     run.close();
     await deps.telemetry.stop();
   }

@@ -155,7 +155,15 @@ export function traceApplied(m: { kind: string; runId: string; attempt: number; 
   }).end();
 }
 
-/** Export what is buffered now (tests, and before a planned exit); no-op when telemetry is off. */
-export async function flushTelemetry(): Promise<void> {
-  await sdk?.forceFlush();
+/**
+ * Export what is buffered now, waiting at most `timeoutMs`; no-op when telemetry is off. The agent
+ * calls it as soon as its run ends: the controller deletes the pod once the summary is applied, so
+ * the process may be signalled before the CLI's own shutdown flush.
+ */
+export async function flushTelemetry(timeoutMs = 3000): Promise<void> {
+  if (sdk === null) return;
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<void>((resolve) => { timer = setTimeout(resolve, timeoutMs); });
+  await Promise.race([sdk.forceFlush().catch(() => undefined), late]);
+  clearTimeout(timer);
 }

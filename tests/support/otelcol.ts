@@ -188,10 +188,13 @@ export interface CollectorHandle {
   stop(): Promise<void>;
 }
 
-async function waitFor<T>(get: () => T[], ready: (items: T[]) => boolean, timeoutMs: number, what: string): Promise<T[]> {
+async function waitFor<T extends { name?: string; metric?: string }>(get: () => T[], ready: (items: T[]) => boolean, timeoutMs: number, what: string): Promise<T[]> {
   const deadline = Date.now() + timeoutMs;
   while (!ready(get())) {
-    if (Date.now() > deadline) throw new Error(`collector: ${what} not as expected after ${timeoutMs} ms (${get().length} received)`);
+    if (Date.now() > deadline) {
+      const names = [...new Set(get().map((x) => x.name ?? x.metric))].join(', ');
+      throw new Error(`collector: ${what} not as expected after ${timeoutMs} ms (${get().length} received: ${names})`);
+    }
     await new Promise((r) => setTimeout(r, 100));
   }
   return get();
