@@ -33,10 +33,23 @@ export class MockEngine {
   private readonly opts: { ttft: DelayDistribution; itl: DelayDistribution; maxBatch: number };
   private readonly prefillTimers = new Set<NodeJS.Timeout>();
   tokensEmitted = 0;
+  /** Wall-clock time (ms, sub-ms precision) of every token written, ascending; null when not recorded. */
+  private readonly emittedAtMs: number[] | null;
 
-  constructor(opts: { ttft: DelayDistribution; itl: DelayDistribution; maxBatch: number; seed: number }) {
+  constructor(opts: { ttft: DelayDistribution; itl: DelayDistribution; maxBatch: number; seed: number; recordEmissions?: boolean }) {
     this.opts = opts;
     this.rng = seededRng(opts.seed);
+    this.emittedAtMs = opts.recordEmissions === true ? [] : null;
+  }
+
+  /**
+   * Tokens this engine wrote in [fromMs, toMs) (wall clock): the server's own count, the reference a
+   * client's by-arrival count is checked against. Null unless recordEmissions was set.
+   */
+  tokensEmittedBetween(fromMs: number, toMs: number): number | null {
+    const log = this.emittedAtMs;
+    if (log === null) return null;
+    return lowerBound(log, toMs) - lowerBound(log, fromMs);
   }
 
   get inFlight(): number {
@@ -87,6 +100,7 @@ export class MockEngine {
     seq.emitted++;
     seq.tokensLeft--;
     this.tokensEmitted++;
+    this.emittedAtMs?.push(wallClockMs());
     if (seq.tokensLeft > 0) return true;
     seq.finish();
     return false;
@@ -113,4 +127,20 @@ export class MockEngine {
     this.running.clear();
     this.queue.length = 0;
   }
+}
+
+/** Wall clock with sub-millisecond precision (Date.now() alone is whole milliseconds). */
+export function wallClockMs(): number {
+  return performance.timeOrigin + performance.now();
+}
+
+function lowerBound(sorted: number[], x: number): number {
+  let lo = 0;
+  let hi = sorted.length;
+  while (lo < hi) {
+    const mid = (lo + hi) >>> 1;
+    if ((sorted[mid] as number) < x) lo = mid + 1;
+    else hi = mid;
+  }
+  return lo;
 }

@@ -2,7 +2,7 @@
 // Simulated, and it says so: the model owner, the system fingerprint and a response header.
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { MockEngine, type DelayDistribution, type MockSequence } from './mock-engine.ts';
+import { MockEngine, wallClockMs, type DelayDistribution, type MockSequence } from './mock-engine.ts';
 
 export type { DelayDistribution } from './mock-engine.ts';
 
@@ -29,13 +29,27 @@ export interface MockServerOptions {
   /** /health answers 503 until this long after start (readiness tests). */
   readyAfterMs?: number;
   faults?: MockFaults;
+  /** Idle keep-alive connections are closed after this long (default 65 s; uvicorn's is 5 s). */
+  keepAliveTimeoutMs?: number;
+  /** Keep every token's send time, for tokensEmittedBetween() and GET /llem/emitted (benchmarks, tests). */
+  recordEmissions?: boolean;
+}
+
+export interface MockServerStats {
+  requests: number;
+  inFlight: number;
+  tokensEmitted: number;
+  /** TCP connections accepted since start (a keep-alive client opens one per stream slot). */
+  connections: number;
 }
 
 export interface MockServer {
   url: string;
   port: number;
   readonly simulated: true;
-  stats(): { requests: number; inFlight: number; tokensEmitted: number };
+  stats(): MockServerStats;
+  /** Tokens written in [fromMs, toMs) (wall clock); null unless recordEmissions. */
+  tokensEmittedBetween(fromMs: number, toMs: number): number | null;
   close(): Promise<void>;
 }
 
@@ -75,15 +89,18 @@ class MockHandler {
 
   constructor(opts: MockServerOptions) {
     this.o = { ...MOCK_DEFAULTS, faults: {}, ...opts };
-    this.engine = new MockEngine({ ttft: this.o.ttft, itl: this.o.itl, maxBatch: this.o.maxBatch, seed: this.o.seed });
+    this.engine = new MockEngine({
+      ttft: this.o.ttft, itl: this.o.itl, maxBatch: this.o.maxBatch, seed: this.o.seed, recordEmissions: opts.recordEmissions === true,
+    });
   }
 
   get requests(): number {
     return this.count;
   }
 
-  handle(req: http.IncomingMessage, res: http.ServerResponse): void {
-    const path = (req.url ?? '/').split('?')[0];
+  handle(req: http.IncomingMessage, res: http.ServerResponse, stats: () => MockServerStats): void {
+    const receivedMs = wallClockMs();
+    const [path, query] = (req.url ?? '/').split('?');
     if (req.method === 'GET' && path === '/health') {
       const ready = Date.now() - this.startedAt >= this.o.readyAfterMs;
       return json(res, ready ? 200 : 503, { status: ready ? 'ok' : 'loading', simulated: true });
@@ -94,13 +111,23 @@ class MockHandler {
     if (req.method === 'POST' && (path === '/v1/completions' || path === '/v1/chat/completions')) {
       const chunks: Buffer[] = [];
       req.on('data', (c: Buffer) => chunks.push(c));
-      req.on('end', () => this.completion(path === '/v1/chat/completions', Buffer.concat(chunks).toString('utf8'), res));
+      req.on('end', () => this.completion(path === '/v1/chat/completions', Buffer.concat(chunks).toString('utf8'), res, receivedMs));
       return;
     }
+    if (req.method === 'GET' && path === '/llem/stats') return this.ownStats(query, res, stats());
     json(res, 404, { error: { message: `no route ${req.method ?? ''} ${path ?? ''} (simulated mock server)`, type: 'not_found' } });
   }
 
-  private completion(chat: boolean, raw: string, res: http.ServerResponse): void {
+  /** The server's own accounting, for a benchmark that runs it as a separate process. */
+  private ownStats(query: string | undefined, res: http.ServerResponse, stats: MockServerStats): void {
+    const q = new URLSearchParams(query ?? '');
+    const from = Number(q.get('fromMs') ?? NaN);
+    const to = Number(q.get('toMs') ?? NaN);
+    const between = Number.isFinite(from) && Number.isFinite(to) ? this.engine.tokensEmittedBetween(from, to) : null;
+    json(res, 200, { ...stats, tokensEmittedBetween: between, pid: process.pid, simulated: true });
+  }
+
+  private completion(chat: boolean, raw: string, res: http.ServerResponse, receivedMs: number): void {
     let body: CompletionBody;
     try {
       body = JSON.parse(raw) as CompletionBody;
@@ -118,17 +145,20 @@ class MockHandler {
     if (body.stream !== true) return this.unary(chat, maxTokens, usage, res);
     res.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-cache', connection: 'keep-alive', ...SIMULATED_HEADERS });
     res.socket?.setNoDelay(true);
-    const seq = this.sequence({ chat, n, maxTokens, cutAt, usage: body.stream_options?.include_usage === true ? usage : null }, res);
+    const seq = this.sequence({ chat, n, maxTokens, cutAt, usage: body.stream_options?.include_usage === true ? usage : null, receivedMs }, res);
     res.on('close', () => this.engine.drop(seq));
     this.engine.submit(seq);
   }
 
-  private sequence(o: { chat: boolean; n: number; maxTokens: number; cutAt: number; usage: object | null }, res: http.ServerResponse): MockSequence {
-    const { chat, n, maxTokens, cutAt, usage } = o;
+  private sequence(o: { chat: boolean; n: number; maxTokens: number; cutAt: number; usage: object | null; receivedMs: number }, res: http.ServerResponse): MockSequence {
+    const { chat, n, maxTokens, cutAt, usage, receivedMs } = o;
     const id = `${chat ? 'chatcmpl' : 'cmpl'}-sim${n}`;
     const head = `{"id":"${id}","object":"${chat ? 'chat.completion.chunk' : 'text_completion'}","created":${Math.floor(Date.now() / 1000)},"model":"${this.o.model}","system_fingerprint":"llem-mock-simulated","choices":[{"index":0,`;
-    const piece = (text: string, finish: string | null): string =>
-      `data: ${head}${chat ? `"delta":{"content":"${text}"}` : `"text":"${text}"`},"finish_reason":${finish === null ? 'null' : `"${finish}"`}}]}\n\n`;
+    // The first chunk carries the server's own timestamps (wall clock, ms): when the request arrived
+    // and when this first token was written, so a benchmark can tell client error from server queueing.
+    const piece = (text: string, finish: string | null, timing = ''): string =>
+      `data: ${head}${chat ? `"delta":{"content":"${text}"}` : `"text":"${text}"`},"finish_reason":${finish === null ? 'null' : `"${finish}"`}}]${timing}}\n\n`;
+    const timing = (): string => `,"llem_server":{"received_ms":${receivedMs},"first_token_ms":${wallClockMs()}}`;
     return {
       tokensLeft: maxTokens,
       emitted: 0,
@@ -138,7 +168,7 @@ class MockHandler {
           res.destroy();
           return false;
         }
-        return res.write(piece(i === 0 ? 'sim' : ' tok', i === maxTokens - 1 ? 'length' : null)) || true;
+        return res.write(piece(i === 0 ? 'sim' : ' tok', i === maxTokens - 1 ? 'length' : null, i === 0 ? timing() : '')) || true;
       },
       finish: () => {
         if (usage !== null) res.write(`data: {"id":"${id}","object":"${chat ? 'chat.completion.chunk' : 'text_completion'}","model":"${this.o.model}","choices":[],"usage":${JSON.stringify(usage)}}\n\n`);
@@ -157,7 +187,12 @@ class MockHandler {
 
 export async function startMockServer(opts: MockServerOptions = {}): Promise<MockServer> {
   const handler = new MockHandler(opts);
-  const server = http.createServer({ keepAliveTimeout: 65_000 }, (req, res) => handler.handle(req, res));
+  let connections = 0;
+  const stats = (): MockServerStats => ({
+    requests: handler.requests, inFlight: handler.engine.inFlight, tokensEmitted: handler.engine.tokensEmitted, connections,
+  });
+  const server = http.createServer({ keepAliveTimeout: opts.keepAliveTimeoutMs ?? 65_000 }, (req, res) => handler.handle(req, res, stats));
+  server.on('connection', () => connections++);
   server.maxConnections = 100_000;
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
@@ -169,7 +204,8 @@ export async function startMockServer(opts: MockServerOptions = {}): Promise<Moc
     url: `http://${host}:${port}`,
     port,
     simulated: true,
-    stats: () => ({ requests: handler.requests, inFlight: handler.engine.inFlight, tokensEmitted: handler.engine.tokensEmitted }),
+    stats,
+    tokensEmittedBetween: (fromMs, toMs) => handler.engine.tokensEmittedBetween(fromMs, toMs),
     close: async () => {
       handler.engine.stop();
       server.closeAllConnections();

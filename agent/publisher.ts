@@ -1,5 +1,13 @@
-// Publishes this agent's wire messages in order, with contiguous per-publisher sequence numbers:
-// seq 1, 2, 3 ... over all kinds, so the aggregator can prove it saw everything.
+// Publishes this agent's wire messages with contiguous per-publisher sequence numbers: seq 1, 2, 3
+// ... over all kinds, so the aggregator can prove it saw everything.
+//
+// Pipelined (issue #16 item 7): up to `maxInFlight` publishes await their acks at once instead of
+// one round trip per message. Exactly-once still holds because it never rested on one-at-a-time
+// sending: every message carries its own Nats-Msg-Id (a retry is answered as a duplicate), and the
+// aggregator applies each (replica, seq) at most once in whatever order they land and reports any
+// gap. Publishes are handed to the bus in seq order (one connection stores them in that order);
+// only a retried message can land after a later one. The summary and the aborted marker wait until
+// every earlier message is acknowledged, so they are always the last stored.
 import {
   PROTOCOL_VERSION, dataSubject, encodeMessage, messageId,
   type MessageKind, type PublisherKey, type SummaryMessage, type WireMessage,
@@ -12,21 +20,39 @@ type Body<K extends MessageKind> = Omit<Extract<WireMessage, { kind: K }>, 'v' |
 
 export type CountsByKind = SummaryMessage['countsByKind'];
 
+/** Publishes awaiting their ack at once, per publisher: enough to hide a round trip, bounded memory. */
+export const DEFAULT_MAX_IN_FLIGHT = 256;
+
+interface Job {
+  message: WireMessage;
+  /** Waits for every earlier message's ack before it is sent (summary, aborted). */
+  barrier: boolean;
+  resolve: () => void;
+  reject: (err: unknown) => void;
+  /** W3C trace context headers of the span active at publish(); undefined when untraced. */
+  trace: Record<string, string> | undefined;
+}
+
 export class Publisher {
   private seq = 0;
-  private chain: Promise<void> = Promise.resolve();
   private failure: unknown;
   /** After `summary` or `aborted` nothing more is sent: they are this publisher's last word. */
   private sealed = false;
+  private inFlight = 0;
+  private readonly queue: Job[] = [];
+  private idleWaiters: Array<() => void> = [];
   readonly counts: CountsByKind = { hello: 0, ready: 0, sketch: 0, telemetry: 0 };
   private readonly bus: Bus;
   private readonly key: PublisherKey;
   private readonly simulated: boolean;
+  private readonly maxInFlight: number;
 
-  constructor(bus: Bus, key: PublisherKey, simulated: boolean) {
+  constructor(bus: Bus, key: PublisherKey, simulated: boolean, maxInFlight = DEFAULT_MAX_IN_FLIGHT) {
+    if (!Number.isInteger(maxInFlight) || maxInFlight < 1) throw new RangeError(`maxInFlight must be a whole number >= 1, got ${maxInFlight}`);
     this.bus = bus;
     this.key = key;
     this.simulated = simulated;
+    this.maxInFlight = maxInFlight;
   }
 
   /** Messages handed to publish so far (the next one's seq is this + 1). */
@@ -35,33 +61,73 @@ export class Publisher {
   }
 
   /**
-   * Assign the next seq now (call order = seq order) and publish after every earlier message has
-   * been acknowledged. Resolves when this message is stored.
+   * Assign the next seq now (call order = seq order) and hand it to the bus as soon as fewer than
+   * maxInFlight publishes await their acks. Resolves when this message is stored.
    */
   publish<K extends MessageKind>(kind: K, body: Body<K>): Promise<void> {
     if (this.sealed) return Promise.resolve();
-    if (kind === 'summary' || kind === 'aborted') this.sealed = true;
+    const barrier = kind === 'summary' || kind === 'aborted';
+    if (barrier) this.sealed = true;
     this.seq++;
     if (kind in this.counts) this.counts[kind as keyof CountsByKind]++;
     const message = { v: PROTOCOL_VERSION, ...this.key, seq: this.seq, sentAtMs: Date.now(), simulated: this.simulated, kind, ...body } as WireMessage;
-    // Captured now: the span active at the call, not whenever the chain gets to this message.
-    const trace = natsTraceHeaders();
-    const next = this.chain.then(async () => {
-      if (this.failure !== undefined) throw this.failure;
-      try {
-        await this.bus.publish(dataSubject(this.key, kind), encodeMessage(message), { msgId: messageId(message), headers: trace });
-      } catch (err) {
-        this.failure = err instanceof BusError ? err : new BusError(`publishing ${kind} #${message.seq} failed: ${(err as Error).message}`, { cause: err });
-        throw this.failure;
-      }
+    return new Promise<void>((resolve, reject) => {
+      // The span active at the call, not whenever the queue gets to this message.
+      this.queue.push({ message, barrier, resolve, reject, trace: natsTraceHeaders() });
+      this.pump();
     });
-    this.chain = next.catch(() => undefined);
-    return next;
+  }
+
+  private pump(): void {
+    // Refill in bursts: publishes started in one turn leave in one socket write (the NATS client
+    // flushes once per microtask turn), where one-for-one refills as acks arrive cost a write each.
+    const burst = this.inFlight <= this.maxInFlight / 2;
+    while (this.queue.length > 0) {
+      const head = this.queue[0] as Job;
+      if (this.failure !== undefined) {
+        this.queue.shift();
+        head.reject(this.failure);
+        continue;
+      }
+      if (!burst || this.inFlight >= this.maxInFlight || (head.barrier && this.inFlight > 0)) break;
+      this.queue.shift();
+      this.start(head);
+    }
+    if (this.inFlight === 0 && this.queue.length === 0) {
+      const waiters = this.idleWaiters;
+      this.idleWaiters = [];
+      for (const w of waiters) w();
+    }
+  }
+
+  private start(job: Job): void {
+    const m = job.message;
+    this.inFlight++;
+    let stored: Promise<unknown>;
+    try {
+      stored = this.bus.publish(dataSubject(this.key, m.kind), encodeMessage(m), { msgId: messageId(m), headers: job.trace });
+    } catch (err) {
+      stored = Promise.reject(err);
+    }
+    stored.then(
+      () => {
+        this.inFlight--;
+        // A message stored after an earlier one failed still resolves: it is stored, exactly once.
+        job.resolve();
+        this.pump();
+      },
+      (err: unknown) => {
+        this.inFlight--;
+        this.failure ??= err instanceof BusError ? err : new BusError(`publishing ${m.kind} #${m.seq} failed: ${(err as Error).message}`, { cause: err });
+        job.reject(this.failure);
+        this.pump();
+      },
+    );
   }
 
   /** Resolves once everything handed over so far is stored; throws the first publish failure. */
   async drain(): Promise<void> {
-    await this.chain;
+    if (this.inFlight > 0 || this.queue.length > 0) await new Promise<void>((resolve) => this.idleWaiters.push(resolve));
     if (this.failure !== undefined) throw this.failure;
   }
 }

@@ -20,10 +20,13 @@ import { subscribeStart } from './start-signal.ts';
 import { WindowConditions } from './telemetry/conditions.ts';
 import { exclusivityFindings } from './telemetry/processes.ts';
 import type { GpuTelemetry, TelemetryEnvironment } from './telemetry/types.ts';
+import { ClientHealthMonitor, clientSaturatedWarning, warmConnections } from './client-health.ts';
 import { runWindow, type WindowResult } from './window.ts';
 import { summaryWarnings } from './warnings.ts';
 
 export const AGENT_VERSION = '0.1.0';
+/** Connections warmed longer ago than this are opened again after the start signal. */
+const REWARM_AFTER_MS = 2000;
 
 export interface AgentDeps {
   bus: Bus;
@@ -69,6 +72,9 @@ class ProtocolRun {
   conditions: WindowConditions | null = null;
   /** When the first energy mark was taken: foreign processes from then on count. */
   measuredSinceMs: number | null = null;
+  readonly health: ClientHealthMonitor;
+  warm = { connectionsWarmed: 0, streamSlots: 0 };
+  private warmedAtMs = 0;
   readonly c: AgentConfig;
   readonly d: AgentDeps;
   readonly trace: AgentTrace;
@@ -86,6 +92,7 @@ class ProtocolRun {
       this.log.debug({ clientThreads: this.owned.threads }, 'load client');
     }
     this.sender = d.sender ?? (this.owned as LoadSender);
+    this.health = new ClientHealthMonitor(this.sender);
     if (d.signal !== undefined) {
       const forward = (): void => this.stop.abort(d.signal?.reason);
       if (d.signal.aborted) forward();
@@ -145,11 +152,24 @@ class ProtocolRun {
       publisher: this.publisher, createSketch: this.d.createSketch, sender: this.sender, workload: workloadOf(this.c),
       factory: new RequestFactory(workloadOf(this.c)), requests: this.c.workload.requests,
       minDurationMs: m.extendToMinWindow ? m.minWindowSeconds * 1000 : 0, sliceMs: m.sliceMs, steadyState: m.steadyState,
-      signal: this.signal, mark: (k) => this.mark(k), onInFlight: (n) => this.d.telemetry.observeLoad?.(n),
+      signal: this.signal, mark: (k) => this.mark(k), onInFlight: (n) => this.d.telemetry.observeLoad?.(n), health: this.health,
     });
   }
 
+  async warmConnections(): Promise<void> {
+    const c = this.c;
+    this.warm = await warmConnections(this.sender, c.workload, c.workload.requests, c.backend.readinessPath);
+    this.warmedAtMs = Date.now();
+    this.log.debug(this.warm, 'connections warmed');
+  }
+
+  /** A long wait for the start signal can outlast the server's keep-alive (uvicorn's is 5 s): warm again. */
+  async rewarmAfterWait(): Promise<void> {
+    if (Date.now() - this.warmedAtMs > REWARM_AFTER_MS) await this.warmConnections();
+  }
+
   close(): void {
+    this.health.stop();
     this.owned?.close();
   }
 }
@@ -189,6 +209,8 @@ async function readyAndWait(run: ProtocolRun): Promise<void> {
     await run.publisher.publish('ready', {});
     const startAt = await wait.startAt;
     run.check();
+    // Before the start time, in the lead the controller leaves: replicas still start together.
+    await run.rewarmAfterWait();
     // Timers may fire up to a millisecond early: sleep again until the clock has passed startAt.
     if (startAt !== null) {
       while (Date.now() < startAt) await run.sleep(Math.max(1, startAt - Date.now()) / 1000);
@@ -245,6 +267,7 @@ async function protocol(run: ProtocolRun): Promise<AgentSummary> {
   exclusivity(run);
   run.enter('warmup');
   if (c.measurement.warmupRequests > 0) await run.load(c.measurement.warmupRequests, 0x77a3);
+  await run.warmConnections();
   await readyAndWait(run);
   run.enter('measuring');
   const recorder = backendMetricsRecorder(c);
@@ -254,10 +277,12 @@ async function protocol(run: ProtocolRun): Promise<AgentSummary> {
   await run.sleep(c.measurement.cooldownSeconds);
   run.enter('done');
   await run.d.telemetry.flush();
+  const client = await run.health.result(w.ttftP50Ms, run.warm, c.workload.mode === 'rate');
+  const saturated = clientSaturatedWarning(client);
   const summary: AgentSummary = {
     messagesBefore: run.publisher.sent, countsByKind: { ...run.publisher.counts }, ...w.totals,
     baselineStartMs: base.start, baselineEndMs: base.end, windowStartMs: w.windowStartMs, windowEndMs: w.windowEndMs,
-    warnings: [...summaryWarnings(c, w, env), ...telemetryWarnings(run, env)],
+    warnings: [...summaryWarnings(c, w, env), ...telemetryWarnings(run, env), ...(saturated === null ? [] : [saturated])], client,
     ...(recorder === null ? {} : { backendMetrics: await recorder.markWindowEnd() }),
   };
   await run.publisher.publish('summary', summary);

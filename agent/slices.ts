@@ -1,5 +1,6 @@
 // Latency sketches per time slice of the measurement window. Each slice is a delta: the aggregator
-// merges them all. A request belongs to the slice in which it completed.
+// merges them all. A request's latencies and its ok/failed count belong to the slice in which it
+// completed; its tokens are added separately (window.ts counts them by arrival).
 import type { SketchMessage } from '../api/protocol.ts';
 import type { LatencySketch } from '../lib/sketch/types.ts';
 import type { RequestResult } from './load/client.ts';
@@ -49,11 +50,15 @@ export class SliceRecorder {
     return { ttft: c(), itl: c(), e2e: c(), tpot: c(), ok: 0, failed: 0, errors: {}, inputTokens: 0, outputTokens: 0 };
   }
 
-  add(r: RequestResult): void {
+  /** Tokens that arrived inside the window (a failed request's tokens still cost energy: they count). */
+  addTokens(inputTokens: number, outputTokens: number): void {
+    this.slice.inputTokens += inputTokens;
+    this.slice.outputTokens += outputTokens;
+  }
+
+  /** A request that completed inside the window: its count and latencies (not its tokens). */
+  addRequest(r: RequestResult): void {
     const s = this.slice;
-    // Tokens a failed request did stream still cost energy: they count, its latencies do not.
-    s.inputTokens += r.inputTokens;
-    s.outputTokens += r.outputTokens;
     if (!r.ok) {
       s.failed++;
       const cls = r.errorClass ?? 'unknown';

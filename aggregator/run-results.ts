@@ -1,6 +1,6 @@
 // Per-run results: energy per GPU and in total, efficiency and throughput, latency percentiles.
 // Every metric is a number or null, and every null has a sentence in `missing` saying why.
-import { SHORT_WINDOW_SECONDS, type BackendMetrics } from '../api/protocol.ts';
+import { SHORT_WINDOW_SECONDS, type BackendMetrics, type ClientHealth } from '../api/protocol.ts';
 import type { LatencySketch } from '../lib/sketch/index.ts';
 import { completeness, type RunStatus } from './completeness.ts';
 import { segmentEnergy, type PowerBound, type SegmentEnergy } from './energy.ts';
@@ -63,6 +63,8 @@ export interface RunResult {
   gpus: GpuEnergyResult[];
   /** Backend-native metrics per replica (vLLM /metrics, PyTorch /stats), as the agent reported them. */
   backendMetrics: Array<{ replica: number } & BackendMetrics>;
+  /** The load generator's own health per replica (event-loop delay, read and scheduling lag, warm-up). */
+  client: Array<{ replica: number } & ClientHealth>;
   notes: string[];
 }
 
@@ -221,6 +223,7 @@ export function runResult(plan: PlannedRun, run: RunState | undefined): RunResul
     latency,
     gpus,
     backendMetrics: pubs.flatMap((p) => (p.summary?.backendMetrics === undefined ? [] : [{ replica: p.replica, ...p.summary.backendMetrics }])),
+    client: pubs.flatMap((p) => (p.summary?.client === undefined ? [] : [{ replica: p.replica, ...p.summary.client }])),
     notes: [...pubs.flatMap((p) => (p.summary?.warnings ?? []).map((w) => `replica ${p.replica}: ${w}`)), ...gpus.flatMap((g) => g.notes.map((n) => `GPU ${g.gpuUuid}: ${n}`))],
   };
 }

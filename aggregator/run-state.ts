@@ -195,5 +195,6 @@ function summaryState(m: SummaryMessage): PublisherState['summary'] {
     windowEndMs: m.windowEndMs,
     warnings: [...m.warnings],
     ...(m.backendMetrics === undefined ? {} : { backendMetrics: m.backendMetrics }),
+    ...(m.client === undefined ? {} : { client: m.client }),
   };
 }

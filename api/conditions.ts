@@ -27,6 +27,7 @@ export const REASONS = {
   // Degraded
   AsExpected: 'AsExpected',
   ShortWindow: 'ShortWindow',
+  ClientSaturated: 'ClientSaturated',
   MessagesLost: 'MessagesLost',
   Retrying: 'Retrying',
   Simulated: 'Simulated',

@@ -172,6 +172,27 @@ export const BackendMetricsSchema = z.object({
 });
 export type BackendMetrics = z.infer<typeof BackendMetricsSchema>;
 
+/**
+ * How much the load generator itself may have added to the latencies it measured (issue #25): the
+ * agent's event-loop delay p99, the lag of the loops that read the streams (how long a chunk that
+ * reached the socket can wait before it is timed), and in rate mode how late requests left against
+ * their schedule. `saturated`: the worst of them passed `thresholdMs`.
+ */
+export const ClientHealthSchema = z.object({
+  eventLoopDelayP99Ms: z.number().nullable(),
+  streamReadLagP99Ms: z.number().nullable(),
+  /** Rate mode only (null otherwise): actual minus intended send time, p99. */
+  schedulingLagP99Ms: z.number().nullable(),
+  thresholdMs: z.number(),
+  saturated: z.boolean(),
+  /** Keep-alive connections opened and used before the window (one per stream slot): the window pays no set-up. */
+  connectionsWarmed: z.number().int().min(0),
+  streamSlots: z.number().int().min(0),
+  /** How window totals were counted: tokens by chunk arrival, requests by completion. */
+  tokenAccounting: z.literal('arrival'),
+});
+export type ClientHealth = z.infer<typeof ClientHealthSchema>;
+
 export const SummaryMessageSchema = z.object({
   ...envelope,
   kind: z.literal('summary'),
@@ -189,6 +210,7 @@ export const SummaryMessageSchema = z.object({
   warnings: z.array(z.string()),
   /** Backend-native metrics over the window (vLLM /metrics, the PyTorch server's /stats): each a number or null with a reason. */
   backendMetrics: BackendMetricsSchema.optional(),
+  client: ClientHealthSchema.optional(),
 })
   // Equal bounds are honest: a steady-state window that never opened is empty (and has no requests).
   .refine((m) => m.windowEndMs >= m.windowStartMs, {

@@ -53,14 +53,18 @@ export function withAggregatorRunMetrics(runs: RunSummary[], results: AggregateR
   });
 }
 
-/** What weakens the numbers, for the Degraded condition: partial runs merged, windows under 5 s. */
-export function measurementWeaknesses(results: AggregateResults | null): { partialRuns: number; shortWindows: number } {
-  if (results === null) return { partialRuns: 0, shortWindows: 0 };
+/**
+ * What weakens the numbers, for the Degraded condition: partial runs merged, windows under 5 s, runs
+ * whose load generator was itself saturated (its latencies include client queueing).
+ */
+export function measurementWeaknesses(results: AggregateResults | null): { partialRuns: number; shortWindows: number; clientSaturated: number } {
+  if (results === null) return { partialRuns: 0, shortWindows: 0, clientSaturated: 0 };
   const partialRuns = results.configurations.reduce((n, c) => n + c.partialRuns.length, 0);
   // Only runs whose figures are reported (included in a configuration) weaken the numbers.
   const included = new Set(results.configurations.flatMap((c) => c.runsIncluded));
   const shortWindows = results.runs.filter((r) => included.has(r.runId) && r.gpus.some((g) => g.windowSeconds !== null && g.windowSeconds < SHORT_WINDOW_SECONDS)).length;
-  return { partialRuns, shortWindows };
+  const clientSaturated = results.runs.filter((r) => included.has(r.runId) && r.client.some((c) => c.saturated)).length;
+  return { partialRuns, shortWindows, clientSaturated };
 }
 
 /** Status metrics per configuration id, from the Aggregator's results. */

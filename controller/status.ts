@@ -126,6 +126,8 @@ export interface DegradedInputs {
   partialRuns?: number;
   /** Runs whose measurement window was under 5 s (coarse energy). */
   shortWindows?: number;
+  /** Runs whose load generator added more than its saturation threshold (clientSaturated). */
+  clientSaturated?: number;
   /** The Aggregator failed: its figures are incomplete or missing. */
   aggregatorFailure?: string;
 }
@@ -141,6 +143,9 @@ function degradedCondition(o: DegradedInputs): ConditionUpdate {
   if (o.retrying > 0) return { type: 'Degraded', status: 'True', reason: REASONS.Retrying, message: `${o.retrying} run(s) failed an attempt and are being retried.` };
   if (partial > 0) return { type: 'Degraded', status: 'True', reason: REASONS.MessagesLost, message: `${partial} run(s) are included with messages missing (failurePolicy bestEffort); see the artifact's partialRuns.` };
   if (short > 0) return { type: 'Degraded', status: 'True', reason: REASONS.ShortWindow, message: `${short} run(s) measured for under 5 s: NVML energy (updated ~every 100 ms) is coarse; raise workload.requests or set measurement.extendToMinWindow.` };
+  if ((o.clientSaturated ?? 0) > 0) {
+    return { type: 'Degraded', status: 'True', reason: REASONS.ClientSaturated, message: `${o.clientSaturated} run(s) had a saturated load generator (clientSaturated): their latencies include client queueing; see each run's client block.` };
+  }
   if (o.simulated) return { type: 'Degraded', status: 'True', reason: REASONS.Simulated, message: 'Numbers come from the simulated GPU and mock server, not real hardware.' };
   return { type: 'Degraded', status: 'False', reason: REASONS.AsExpected, message: 'No problems seen.' };
 }

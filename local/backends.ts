@@ -7,7 +7,6 @@ import { fileURLToPath } from 'node:url';
 import { renderBackendLaunch, type BackendLaunch } from '../lib/backends/index.ts';
 import { awaitBackendReady } from '../agent/readiness.ts';
 import { describeExit, startBackend, type BackendProcess } from '../agent/supervisor.ts';
-import { startMockServer, type MockServer } from '../agent/mock-server.ts';
 import type { Configuration } from '../api/matrix.ts';
 import { BackendError, InterruptedError, isAddressInUse } from '../lib/errors.ts';
 import type { Logger } from '../lib/log.ts';
@@ -21,7 +20,7 @@ export interface RunningBackend {
   simulated: boolean;
   /** Human-readable command line (or "mock server"), for the report. */
   description: string;
-  /** Resolves when the server process exits on its own (never for the in-process mock). */
+  /** Resolves when the server process exits on its own. */
   exited: Promise<string>;
 }
 
@@ -35,6 +34,11 @@ export interface BackendPoolOptions {
   simulate: boolean;
   /** Replace the rendered server command (argv, shell-free): bring your own OpenAI-compatible server. */
   serverCommand?: readonly string[];
+  /**
+   * `llem mock-server` options for --simulate (latencies, batch): the mock runs as its own process,
+   * as on a cluster, so its work never shares the load generator's event loop.
+   */
+  mockArgs?: readonly string[];
   scratchDir: string;
   /** Where started server process groups are listed until stopped (see orphans.ts). */
   ledgerFile: string;
@@ -66,6 +70,31 @@ export async function freePort(): Promise<number> {
   });
 }
 
+/** Latencies of the simulated server unless --mock-args says otherwise (a small model on a fast GPU). */
+export const DEFAULT_MOCK_ARGS = ['--ttft-ms', '40', '--itl-ms', '8', '--max-batch', '256'] as const;
+
+/**
+ * `node <llem entry> mock-server`: this CLI's own entry (the bundle is one file, so it is this
+ * module's file; from source it is cli/main.ts, loaded through tsx like this process).
+ */
+function mockServerArgv(): string[] {
+  const self = fileURLToPath(import.meta.url);
+  if (!self.endsWith('.ts')) return [process.execPath, self, 'mock-server'];
+  const entry = resolve(dirname(self), '..', 'cli', 'main.ts');
+  return [process.execPath, '--import', import.meta.resolve('tsx'), entry, 'mock-server'];
+}
+
+const MOCK_READINESS = { path: '/health', timeoutSeconds: 60 };
+
+function runningBackend(c: Configuration, port: number, argv: string[], launch: BackendLaunch | null, exited: Promise<string>): RunningBackend {
+  const baseUrl = `http://127.0.0.1:${port}`;
+  if (launch === null) {
+    const description = `mock server (simulated, own process): llem ${argv.slice(argv.indexOf('mock-server')).join(' ')}`;
+    return { baseUrl, metrics: null, servedModelName: c.model.name, simulated: true, description, exited };
+  }
+  return { baseUrl, metrics: launch.metrics, servedModelName: launch.servedModelName, simulated: false, description: argv.join(' '), exited };
+}
+
 /** The server could not bind the port it was given. */
 class PortTakenError extends BackendError {}
 
@@ -94,18 +123,30 @@ export class BackendPool {
       await this.stopAll();
       await this.opts.awaitGpuReleased?.();
     }
-    const entry = this.opts.simulate && this.opts.serverCommand === undefined ? await this.startMock(c) : await this.startProcess(c);
+    const entry = await this.startProcess(c);
     this.entries.set(key, entry);
     return entry.backend;
   }
 
-  private async startMock(c: Configuration): Promise<Entry> {
-    const mock: MockServer = await startMockServer({ model: c.model.name, ttft: { meanMs: 40 }, itl: { meanMs: 8 }, maxBatch: 256 });
-    return {
-      backend: { baseUrl: mock.url, metrics: null, servedModelName: c.model.name, simulated: true, description: 'mock server (simulated)', exited: new Promise(() => {}) },
-      stop: () => mock.close(),
-      alive: () => true,
-    };
+  private get mock(): boolean {
+    return this.opts.simulate && this.opts.serverCommand === undefined;
+  }
+
+  /** What to start (the simulated server, the user's command, or the backend's rendered launch), its files written. */
+  private commandFor(c: Configuration, port: number): { argv: string[]; launch: BackendLaunch | null; env: Record<string, string> } {
+    if (this.mock) {
+      const args = ['--host', '127.0.0.1', '--port', String(port), '--model', c.model.name, ...(this.opts.mockArgs ?? DEFAULT_MOCK_ARGS)];
+      return { argv: [...mockServerArgv(), ...args], launch: null, env: {} };
+    }
+    const launch = this.launchFor(c, port);
+    for (const f of launch.files) {
+      mkdirSync(dirname(f.path), { recursive: true });
+      writeFileSync(f.path, f.content);
+    }
+    const argv = this.opts.serverCommand !== undefined
+      ? this.opts.serverCommand.map((a) => a.replaceAll('{port}', String(port)))
+      : [launch.command, ...launch.args];
+    return { argv, launch, env: launch.env };
   }
 
   private launchFor(c: Configuration, port: number): BackendLaunch {
@@ -133,18 +174,11 @@ export class BackendPool {
   }
 
   private async startOn(c: Configuration, port: number): Promise<Entry> {
-    const launch = this.launchFor(c, port);
-    const argv = this.opts.serverCommand !== undefined
-      ? this.opts.serverCommand.map((a) => a.replaceAll('{port}', String(port)))
-      : [launch.command, ...launch.args];
-    for (const f of launch.files) {
-      mkdirSync(dirname(f.path), { recursive: true });
-      writeFileSync(f.path, f.content);
-    }
+    const { argv, launch, env } = this.commandFor(c, port);
     const [command, ...args] = argv;
     if (command === undefined) throw new BackendError('the server command is empty');
     const proc: BackendProcess = startBackend(command, args, {
-      env: { ...process.env, ...launch.env, ...this.deviceEnv(c), LLEM_PORT: String(port) },
+      env: { ...process.env, ...env, ...this.deviceEnv(c), LLEM_PORT: String(port) },
       logger: this.opts.logger,
     });
     const pid = proc.pid;
@@ -158,9 +192,10 @@ export class BackendPool {
     });
     // Stop polling as soon as the race is decided: a dead server must not keep the process alive.
     const polling = new AbortController();
+    const readiness = launch?.readiness ?? MOCK_READINESS;
     const ready = awaitBackendReady({
-      url: `http://127.0.0.1:${port}${launch.readiness.path}`,
-      timeoutMs: launch.readiness.timeoutSeconds * 1000,
+      url: `http://127.0.0.1:${port}${readiness.path}`,
+      timeoutMs: readiness.timeoutSeconds * 1000,
       pollMs: 500,
       signal: AbortSignal.any([this.opts.signal, polling.signal]),
     });
@@ -181,8 +216,9 @@ export class BackendPool {
       const Failure = isAddressInUse(tail) ? PortTakenError : BackendError;
       throw new Failure(`backend ${c.backend.name} failed to start: ${first} (command: ${argv.join(' ')})${tail === '' ? '' : `\n  ${tail}`}`);
     }
+    const backend = runningBackend(c, port, argv, launch, exited);
     return {
-      backend: { baseUrl: `http://127.0.0.1:${port}`, metrics: launch.metrics, servedModelName: launch.servedModelName, simulated: false, description: argv.join(' '), exited },
+      backend,
       stop: async () => {
         await proc.terminate(10_000);
       },

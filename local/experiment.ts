@@ -29,6 +29,8 @@ export interface LocalRunOptions {
   simulate: boolean;
   fresh: boolean;
   serverCommand?: readonly string[];
+  /** `llem mock-server` options (latencies, batch) for the simulated server under --simulate. */
+  mockArgs?: readonly string[];
   signal: AbortSignal;
   progress: ProgressSink;
   logger?: Logger;
@@ -116,6 +118,7 @@ class LocalExperiment {
       simulate: opts.simulate, scratchDir: join(dir.stateDir, 'scratch'), ledgerFile: join(dir.stateDir, 'backends.json'), logger: log, signal: opts.signal,
       ...(opts.serverCommand !== undefined ? { serverCommand: opts.serverCommand } : {}),
       ...(opened.gpus === null ? {} : { gpuEntries: opened.gpus.entries, awaitGpuReleased: releaseWaiter(opened.gpus) }),
+      ...(opts.mockArgs !== undefined ? { mockArgs: opts.mockArgs } : {}),
     });
     this.observer = new MessageObserver((runId, attempt, ready) => this.maybeStart(runId, attempt, ready));
   }

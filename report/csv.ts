@@ -16,8 +16,15 @@ const RUN_HEADER = [
   'joules_per_token', 'tokens_per_joule', 'joules_per_request', 'baseline_power_w', 'baseline_subtracted_j',
   'mean_power_w', 'peak_gpu_power_w', 'tokens_per_s', 'requests_per_s', 'requests_ok', 'requests_failed',
   'input_tokens', 'output_tokens', 'ttft_p50_ms', 'ttft_p99_ms', 'itl_p50_ms', 'itl_p99_ms', 'e2e_p50_ms',
-  'e2e_p99_ms', 'tpot_p50_ms', 'reasons',
+  'e2e_p99_ms', 'tpot_p50_ms', 'tpot_p90_ms', 'tpot_p99_ms', 'client_loop_delay_p99_ms', 'client_read_lag_p99_ms',
+  'client_schedule_lag_p99_ms', 'client_saturated', 'connections_warmed', 'reasons',
 ] as const;
+
+/** The worst replica's figure (null when no replica reported it). */
+function worst(r: RunResult, k: 'eventLoopDelayP99Ms' | 'streamReadLagP99Ms' | 'schedulingLagP99Ms'): number | null {
+  const xs = r.client.map((c) => c[k]).filter((x): x is number => x !== null);
+  return xs.length === 0 ? null : Math.max(...xs);
+}
 
 function runRow(r: RunResult): Array<string | number | boolean | null> {
   const m = r.metrics;
@@ -27,7 +34,9 @@ function runRow(r: RunResult): Array<string | number | boolean | null> {
     m.meanPowerWatts, m.peakGpuPowerWatts, m.tokensPerSecond, m.requestsPerSecond, r.counts.requestsOk,
     r.counts.requestsFailed, r.counts.inputTokens, r.counts.outputTokens, r.latency.ttftMs.p50, r.latency.ttftMs.p99,
     r.latency.itlMs.p50, r.latency.itlMs.p99, r.latency.e2eMs.p50, r.latency.e2eMs.p99, r.latency.tpotMs.p50,
-    r.reasons.join('; '),
+    r.latency.tpotMs.p90, r.latency.tpotMs.p99, worst(r, 'eventLoopDelayP99Ms'), worst(r, 'streamReadLagP99Ms'),
+    worst(r, 'schedulingLagP99Ms'), r.client.length === 0 ? null : r.client.some((c) => c.saturated),
+    r.client.length === 0 ? null : r.client.reduce((n, c) => n + c.connectionsWarmed, 0), r.reasons.join('; '),
   ];
 }
 
@@ -43,14 +52,15 @@ function configRow(c: ConfigResult, label: string): Array<string | number | bool
     const s = c.metrics[k];
     row.push(s.mean, s.std, s.ci95Low, s.ci95High);
   }
-  row.push(c.latencyPooled.ttftMs.p50, c.latencyPooled.ttftMs.p99, c.latencyPooled.itlMs.p50, c.latencyPooled.itlMs.p99, c.latencyPooled.e2eMs.p99);
+  const l = c.latencyPooled;
+  row.push(l.ttftMs.p50, l.ttftMs.p99, l.itlMs.p50, l.itlMs.p99, l.e2eMs.p99, l.tpotMs.p50, l.tpotMs.p90, l.tpotMs.p99);
   return row;
 }
 
 export function configsCsv(results: AggregateResults, labels: Readonly<Record<string, string>>): string {
   const header = ['config_id', 'label', 'config_hash', 'simulated', 'runs_planned', 'runs_included'];
   for (const k of CONFIG_METRICS) header.push(`${k}_mean`, `${k}_std`, `${k}_ci95_low`, `${k}_ci95_high`);
-  header.push('ttft_p50_ms', 'ttft_p99_ms', 'itl_p50_ms', 'itl_p99_ms', 'e2e_p99_ms');
+  header.push('ttft_p50_ms', 'ttft_p99_ms', 'itl_p50_ms', 'itl_p99_ms', 'e2e_p99_ms', 'tpot_p50_ms', 'tpot_p90_ms', 'tpot_p99_ms');
   return table(header, results.configurations.map((c) => configRow(c, labels[c.configId] ?? c.configId)));
 }
 

@@ -31,6 +31,8 @@ port.on('message', (m: ClientThreadRequest) => {
       pending.delete(m.id);
       post({ type: 'result', id: m.id, result: onMain(r) });
     });
+  } else if (m.type === 'warm') {
+    void client.warm(m.connections, m.path).then((connections) => post({ type: 'warmed', id: m.id, connections }));
   } else if (m.type === 'abort') {
     pending.get(m.id)?.abort();
   } else if (m.type === 'loop') {

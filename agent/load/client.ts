@@ -40,6 +40,11 @@ export interface RequestResult {
   tpotMs: number | null;
   inputTokens: number;
   outputTokens: number;
+  /**
+   * The server's own TTFT (first token written - request received, on its clock), when it says
+   * (the mock server does, in its first chunk): client TTFT minus this is the client's error.
+   */
+  serverTtftMs?: number;
 }
 
 export interface ClientOptions {
@@ -58,6 +63,7 @@ interface Progress {
   finished: boolean;
   done: boolean;
   serverError: string | null;
+  serverTtftMs: number | null;
 }
 
 function chunkText(api: ApiKind, chunk: { choices?: Array<{ text?: string; delta?: { content?: string | null }; finish_reason?: string | null }> }): { text: string; finished: boolean } {
@@ -92,7 +98,7 @@ export class StreamingClient {
 
   send(req: StreamRequest, signal?: AbortSignal, hooks?: RequestHooks): Promise<RequestResult> {
     const startMs = performance.now();
-    const p: Progress = { firstMs: null, lastMs: startMs, itl: [], chunks: 0, usageIn: null, usageOut: null, finished: false, done: false, serverError: null };
+    const p: Progress = { firstMs: null, lastMs: startMs, itl: [], chunks: 0, usageIn: null, usageOut: null, finished: false, done: false, serverError: null, serverTtftMs: null };
     const payload = this.body(req);
     return new Promise((resolve) => {
       let settled = false;
@@ -174,8 +180,11 @@ export class StreamingClient {
     const { text, finished } = chunkText(api, chunk as Parameters<typeof chunkText>[1]);
     if (finished) p.finished = true;
     if (text === '') return;
-    if (p.firstMs === null) p.firstMs = now;
-    else p.itl.push(now - p.lastMs);
+    if (p.firstMs === null) {
+      p.firstMs = now;
+      const server = (chunk as { llem_server?: { received_ms?: unknown; first_token_ms?: unknown } }).llem_server;
+      if (typeof server?.received_ms === 'number' && typeof server.first_token_ms === 'number') p.serverTtftMs = server.first_token_ms - server.received_ms;
+    } else p.itl.push(now - p.lastMs);
     p.lastMs = now;
     p.chunks++;
   }
@@ -188,9 +197,32 @@ export class StreamingClient {
     const base = {
       ok: errorClass === undefined, startMs, endMs, ttftMs, itlMs: p.itl, e2eMs,
       tpotMs: ttftMs !== null && outputTokens > 1 ? (e2eMs - ttftMs) / (outputTokens - 1) : null,
-      inputTokens: p.usageIn ?? req.promptTokens, outputTokens,
+      inputTokens: p.usageIn ?? req.promptTokens, outputTokens, ...(p.serverTtftMs === null ? {} : { serverTtftMs: p.serverTtftMs }),
     };
     return errorClass === undefined ? base : { ...base, errorClass, error: error ?? errorClass };
+  }
+
+  /**
+   * Open `connections` keep-alive connections at once, each used by one GET of `path` (the readiness
+   * path: no engine work), and leave them in the pool, so the measured window pays no connection
+   * set-up. Resolves with how many came back usable.
+   */
+  async warm(connections: number, path: string): Promise<number> {
+    const url = new URL(path, this.url);
+    const one = (): Promise<boolean> =>
+      new Promise((resolve) => {
+        const req = this.transport.request({ host: this.url.hostname, port: this.url.port, path: url.pathname + url.search, method: 'GET', agent: this.agent });
+        req.setTimeout(this.opts.timeoutMs, () => req.destroy());
+        req.on('error', () => resolve(false));
+        req.on('response', (res) => {
+          res.resume();
+          res.on('end', () => resolve(res.statusCode !== undefined && res.statusCode < 500));
+          res.on('error', () => resolve(false));
+        });
+        req.end();
+      });
+    const ok = await Promise.all(Array.from({ length: Math.max(0, connections) }, one));
+    return ok.filter(Boolean).length;
   }
 
   close(): void {

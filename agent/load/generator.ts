@@ -27,6 +27,8 @@ export interface Workload {
 /** Anything that can send one request: the streaming client, or a fake in tests. */
 export interface RequestSender {
   send(req: StreamRequest, signal?: AbortSignal, hooks?: RequestHooks): Promise<RequestResult>;
+  /** Open and use this many keep-alive connections now (StreamingClient.warm); resolves with how many. */
+  warm?(connections: number, path: string): Promise<number>;
 }
 
 export interface LoadRunOptions {
@@ -41,6 +43,8 @@ export interface LoadRunOptions {
   onSaturated?: () => void;
   /** No further request will be issued (steady-state window closes). */
   onDraining?: () => void;
+  /** Rate mode: how late (ms) each request left against its Poisson schedule (client health). */
+  onScheduleLag?: (lagMs: number) => void;
 }
 
 /** Deterministic request stream: the same seed gives the same prompts and lengths. */
@@ -108,6 +112,10 @@ class LoadRun {
     return this.issued < this.opts.requests || performance.now() - this.t0 < (this.opts.minDurationMs ?? 0);
   }
 
+  scheduleLag(lagMs: number): void {
+    this.opts.onScheduleLag?.(lagMs);
+  }
+
   drain(): void {
     if (this.draining) return;
     this.draining = true;
@@ -154,6 +162,7 @@ async function openLoop(run: LoadRun, ratePerSecond: number, rng: Rng, signal: A
     const now = performance.now();
     // Issue every arrival already due: timer granularity must not thin out a high rate.
     while (due <= now && run.wantMore() && failure === null) {
+      run.scheduleLag(performance.now() - due);
       const p: Promise<void> = run.one().catch((error: unknown) => {
         failure ??= { error };
       }).finally(() => pending.delete(p));

@@ -14,12 +14,14 @@ export type ClientThreadRequest =
   | { type: 'send'; id: number; req: StreamRequest; firstToken: boolean }
   | { type: 'abort'; id: number }
   | { type: 'loop'; id: number; reset: boolean }
+  | { type: 'warm'; id: number; connections: number; path: string }
   | { type: 'close' };
 
 export type ClientThreadReply =
   | { type: 'first'; id: number }
   | { type: 'result'; id: number; result: RequestResult }
-  | { type: 'loop'; id: number; p99Ms: number };
+  | { type: 'loop'; id: number; p99Ms: number }
+  | { type: 'warmed'; id: number; connections: number };
 
 /**
  * From source (tsx) the worker is client-worker.ts beside this file; a bundle ships it as a second
@@ -61,7 +63,8 @@ interface Thread {
 export class ThreadedClient implements LoadSender {
   private readonly pool: Thread[];
   private readonly pending = new Map<number, Pending>();
-  private readonly loopWaits = new Map<number, (p99: number) => void>();
+  /** Replies awaited from a thread (loop delay, warmed connections); answered NaN if the thread dies. */
+  private readonly loopWaits = new Map<number, { thread: Thread; resolve: (value: number) => void }>();
   private nextId = 1;
   private closed = false;
 
@@ -81,6 +84,11 @@ export class ThreadedClient implements LoadSender {
     const fail = (err: Error): void => {
       if (this.closed) return;
       thread.failure = new LlemError('LLEM_E_RUN', `load client thread stopped: ${err.message}`, { cause: err });
+      for (const [id, w] of this.loopWaits) {
+        if (w.thread !== thread) continue;
+        this.loopWaits.delete(id);
+        w.resolve(NaN);
+      }
       for (const [id, p] of this.pending) {
         if (p.thread !== thread) continue;
         this.pending.delete(id);
@@ -94,8 +102,8 @@ export class ThreadedClient implements LoadSender {
   }
 
   private onReply(m: ClientThreadReply): void {
-    if (m.type === 'loop') {
-      this.loopWaits.get(m.id)?.(m.p99Ms);
+    if (m.type === 'loop' || m.type === 'warmed') {
+      this.loopWaits.get(m.id)?.resolve(m.type === 'loop' ? m.p99Ms : m.connections);
       this.loopWaits.delete(m.id);
       return;
     }
@@ -127,13 +135,33 @@ export class ThreadedClient implements LoadSender {
     });
   }
 
+  /**
+   * Each thread warms its share of the connections: requests go to the least busy thread (ties to
+   * the first), so with n streams thread i holds ceil((n - i) / threads) of them.
+   */
+  async warm(connections: number, path: string): Promise<number> {
+    const n = this.pool.length;
+    const warmed = await Promise.all(
+      this.pool.map((t, i) => {
+        const share = Math.ceil((connections - i) / n);
+        if (share <= 0 || t.failure !== undefined || this.closed) return Promise.resolve(0);
+        return new Promise<number>((resolve) => {
+          const id = this.nextId++;
+          this.loopWaits.set(id, { thread: t, resolve });
+          t.worker.postMessage({ type: 'warm', id, connections: share, path } satisfies ClientThreadRequest);
+        });
+      }),
+    );
+    return warmed.reduce((a, b) => a + (Number.isFinite(b) ? b : 0), 0);
+  }
+
   loopDelayP99Ms(reset = false): Promise<number[]> {
     return Promise.all(
       this.pool.map(
         (t) =>
           t.failure !== undefined || this.closed ? Promise.resolve(NaN) : new Promise<number>((resolve) => {
             const id = this.nextId++;
-            this.loopWaits.set(id, resolve);
+            this.loopWaits.set(id, { thread: t, resolve });
             t.worker.postMessage({ type: 'loop', id, reset } satisfies ClientThreadRequest);
           }),
       ),
@@ -147,7 +175,7 @@ export class ThreadedClient implements LoadSender {
       t.worker.postMessage({ type: 'close' } satisfies ClientThreadRequest);
       void t.worker.terminate();
     }
-    for (const w of this.loopWaits.values()) w(NaN);
+    for (const w of this.loopWaits.values()) w.resolve(NaN);
     this.loopWaits.clear();
     // Whoever still awaits a request gets it back as cancelled, never a promise that hangs.
     const now = performance.now();

@@ -6,6 +6,24 @@ import { parseArgs } from 'node:util';
 import { clientThreadsFor } from '../../agent/load/threaded-client.ts';
 import { InvalidInputError, isLlemError } from '../../lib/errors.ts';
 import { ConsoleProgress, runLocalExperiment } from '../../local/index.ts';
+import { optionsFromArgv } from './mock-server.ts';
+
+/** --mock-args is parsed as llem mock-server would, before anything runs (its errors name --mock-args). */
+function checkMockArgs(args: string[], simulate: boolean, serverCommand: boolean): void {
+  if (!simulate || serverCommand) {
+    throw new InvalidInputError([{ file: 'llem run', path: '--mock-args', message: 'applies only with --simulate and without --server-command' }]);
+  }
+  if (args.some((a) => a === '--port' || a === '--host' || a === '--model' || a.startsWith('--port=') || a.startsWith('--host=') || a.startsWith('--model='))) {
+    throw new InvalidInputError([{ file: 'llem run', path: '--mock-args', message: '--host, --port and --model are set by llem run; give latencies and batch only' }]);
+  }
+  try {
+    optionsFromArgv(args);
+  } catch (err) {
+    if (!(err instanceof InvalidInputError)) throw err;
+    const issues = err.issues.map((i) => ({ file: 'llem run', path: '--mock-args', message: `${i.path === '' ? '' : `${i.path} `}${i.message.split('\n')[0] ?? ''}` }));
+    throw new InvalidInputError(issues, { cause: err });
+  }
+}
 
 const HELP = `usage: llem run FILE [options]
 
@@ -18,6 +36,8 @@ options:
   --json                  stdout is one JSON document: the summary, or {exitCode, error} on failure
   --server-command CMD    run this OpenAI-compatible server instead of the backend's launcher
                           (split on spaces; {port} is replaced by the port to listen on)
+  --mock-args ARGS        with --simulate: options of the mock server, which runs as its own process
+                          (--mock-args="--ttft-ms 40 --itl-ms 8 --max-batch 256"; llem mock-server --help)
 
 exit codes: 0 ok, 1 a run failed, 2 invalid input, 130 interrupted`;
 
@@ -28,7 +48,7 @@ export async function main(argv: string[]): Promise<number> {
       args: argv, allowPositionals: true,
       options: {
         simulate: { type: 'boolean', default: false }, out: { type: 'string' }, fresh: { type: 'boolean', default: false },
-        json: { type: 'boolean', default: false }, 'server-command': { type: 'string' }, help: { type: 'boolean', short: 'h', default: false },
+        json: { type: 'boolean', default: false }, 'server-command': { type: 'string' }, 'mock-args': { type: 'string' }, help: { type: 'boolean', short: 'h', default: false },
       },
     });
   } catch (err) {
@@ -43,8 +63,9 @@ export async function main(argv: string[]): Promise<number> {
     throw new InvalidInputError([{ file: 'llem run', path: '', message: `expected exactly one manifest FILE\n\n${HELP}` }]);
   }
   let serverCommand: string[] | undefined;
+  let mockArgs: string[] | undefined;
   try {
-    serverCommand = checkRunInputs(values);
+    ({ serverCommand, mockArgs } = checkRunInputs(values));
   } catch (err) {
     // --json: a refusal before the run is still exactly one JSON document on stdout.
     if (values.json) process.stdout.write(JSON.stringify(jsonFailure(err, false)) + '\n');
@@ -60,6 +81,7 @@ export async function main(argv: string[]): Promise<number> {
       file: positionals[0], simulate: values.simulate, fresh: values.fresh, signal: controller.signal, progress,
       ...(values.out !== undefined ? { out: values.out } : {}),
       ...(serverCommand !== undefined ? { serverCommand } : {}),
+      ...(mockArgs !== undefined ? { mockArgs } : {}),
     });
     if (values.json) process.stdout.write(JSON.stringify(outcome, null, 2) + '\n');
     return outcome.exitCode;
@@ -79,8 +101,15 @@ export async function main(argv: string[]): Promise<number> {
   }
 }
 
-/** Everything a run refuses before anything is written; returns the split --server-command. */
-function checkRunInputs(values: { out?: string | undefined; 'server-command'?: string | undefined }): string[] | undefined {
+interface RunFlags {
+  out?: string | undefined;
+  simulate: boolean;
+  'server-command'?: string | undefined;
+  'mock-args'?: string | undefined;
+}
+
+/** Everything a run refuses before anything is written; returns the split --server-command and --mock-args. */
+function checkRunInputs(values: RunFlags): { serverCommand: string[] | undefined; mockArgs: string[] | undefined } {
   const serverCommand = values['server-command']?.split(' ').filter((s) => s !== '');
   if (serverCommand?.length === 0) {
     throw new InvalidInputError([{ file: 'llem run', path: '--server-command', message: 'is empty; give the server\'s command line, with {port} where the port goes' }]);
@@ -92,11 +121,13 @@ function checkRunInputs(values: { out?: string | undefined; 'server-command'?: s
       message: `"${program}" is not ${program.includes('/') ? 'an executable file' : 'a command on PATH'}; give the server's command line, with {port} where the port goes`,
     }]);
   }
+  const mockArgs = values['mock-args']?.split(' ').filter((s) => s !== '');
+  if (mockArgs !== undefined) checkMockArgs(mockArgs, values.simulate, serverCommand !== undefined);
   // Checked here, not when the first run's agent starts: bad input must stop before anything is written.
   clientThreadsFor(1, undefined, process.env['LLEM_CLIENT_THREADS']);
   // Without --out the results go to ./llem-results/<name>: the working directory is checked the same way.
   checkOutDir(values.out ?? 'llem-results', values.out === undefined ? 'working directory' : '--out');
-  return serverCommand;
+  return { serverCommand, mockArgs };
 }
 
 function jsonFailure(err: unknown, interrupted: boolean): { exitCode: number; error: { code: string; message: string } } {

@@ -19,6 +19,14 @@ import { traceHeadersOf } from './nats-trace-headers.ts';
 const NANOS_PER_SECOND = 1_000_000_000;
 const IDLE_POLL_MS = 20;
 const IDLE_FALLBACK_MS = 2000;
+/**
+ * Acks are cumulative (AckPolicy.All): one ack covers every earlier delivery, so the consumer acks
+ * after this many applied messages, when nothing more is pending, or after ACK_DELAY_MS, instead of
+ * one ack message (and one socket write) per message. Order and exactly-once never rested on acks:
+ * each session restarts at lastApplied + 1 (rule 1).
+ */
+const ACK_EVERY = 64;
+const ACK_DELAY_MS = 100;
 
 export interface ConsumerContext {
   js: JetStreamClient;
@@ -114,7 +122,7 @@ export class NatsConsumption implements Consumption {
     await jsm.consumers.add(streamName, {
       durable_name: durable,
       filter_subject: this.#opts.filterSubject,
-      ack_policy: AckPolicy.Explicit,
+      ack_policy: AckPolicy.All,
       ack_wait: settings.ackWaitSeconds * NANOS_PER_SECOND,
       max_ack_pending: settings.maxAckPending,
       max_deliver: -1,
@@ -129,22 +137,24 @@ export class NatsConsumption implements Consumption {
     this.#messages = messages;
     if (this.#abort.signal.aborted) messages.stop();
     let lastDeliverySeq = 0;
-    for await (const m of messages) {
-      if (this.#abort.signal.aborted) break;
-      // The consumer numbers every delivery (redeliveries too) 1, 2, 3...: a jump means a delivery
-      // never reached us, and what follows might overtake it. Start over from lastApplied.
-      if (m.info.deliverySequence !== ++lastDeliverySeq) {
-        this.#ctx.log.warn({ expected: lastDeliverySeq, got: m.info.deliverySequence }, 'delivery gap; re-creating the consumer');
-        break;
+    const acks = new CumulativeAcks();
+    try {
+      for await (const m of messages) {
+        if (this.#abort.signal.aborted) break;
+        // The consumer numbers every delivery (redeliveries too) 1, 2, 3...: a jump means a delivery
+        // never reached us, and what follows might overtake it. Start over from lastApplied.
+        if (m.info.deliverySequence !== ++lastDeliverySeq) {
+          this.#ctx.log.warn({ expected: lastDeliverySeq, got: m.info.deliverySequence }, 'delivery gap; re-creating the consumer');
+          break;
+        }
+        if (m.info.streamSequence > this.#lastApplied) await this.#apply(m);
+        acks.done(m);
       }
-      if (m.info.streamSequence <= this.#lastApplied) {
-        m.ack();
-        continue;
-      }
-      await this.#apply(m);
+    } finally {
+      acks.flush();
+      this.#messages = null;
+      messages.stop();
     }
-    this.#messages = null;
-    messages.stop();
   }
 
   async #apply(m: JsMsg): Promise<void> {
@@ -177,7 +187,6 @@ export class NatsConsumption implements Consumption {
       ...traceHeadersOf(m),
     });
     if (disposition === 'dead-letter') await this.#ctx.deadLetter(m);
-    m.ack();
   }
 
   /** Called by the bus on every disconnect: buffered deliveries from before it are not trusted for order. */
@@ -187,5 +196,26 @@ export class NatsConsumption implements Consumption {
 
   async #pause(ms: number): Promise<void> {
     await sleep(ms, undefined, { signal: this.#abort.signal }).catch(() => undefined);
+  }
+}
+
+/** Acks the last handled delivery every ACK_EVERY messages, when nothing is pending, or after ACK_DELAY_MS. */
+class CumulativeAcks {
+  #last: JsMsg | null = null;
+  #count = 0;
+  #timer: NodeJS.Timeout | undefined;
+
+  done(m: JsMsg): void {
+    this.#last = m;
+    if (++this.#count >= ACK_EVERY || m.info.pending === 0) this.flush();
+    else this.#timer ??= setTimeout(() => this.flush(), ACK_DELAY_MS);
+  }
+
+  flush(): void {
+    clearTimeout(this.#timer);
+    this.#timer = undefined;
+    this.#last?.ack();
+    this.#last = null;
+    this.#count = 0;
   }
 }

@@ -12,6 +12,7 @@ import { createHash, randomBytes, randomUUID } from 'node:crypto';
 import { decodeCheckpoint, decodeCheckpointPointer, encodeCheckpoint, encodeCheckpointPointer } from './checkpoint-codec.ts';
 import { connectNats } from './nats-connect.ts';
 import { NatsConsumption } from './nats-consumer.ts';
+import { JetStreamPublisher, PublishRefusedError } from './nats-publish.ts';
 import {
   deadLetterStreamConfig,
   dataStreamConfig,
@@ -52,7 +53,7 @@ const NOT_FOUND = 10014;
 /** Errors a retry cannot fix: the server said no (permissions, limits, bad request). */
 function isPermanent(err: unknown): boolean {
   for (let e = err, depth = 0; e instanceof Error && depth < 5; e = e.cause, depth++) {
-    if (e instanceof PermissionViolationError || e instanceof JetStreamApiError) return true;
+    if (e instanceof PermissionViolationError || e instanceof JetStreamApiError || e instanceof PublishRefusedError) return true;
     if (/permissions violation/i.test(e.message)) return true;
   }
   return false;
@@ -72,6 +73,7 @@ export class NatsBus implements Bus {
   #kv: Promise<KV> | null = null;
   #objects: Promise<ObjectStore> | null = null;
   #deadLettered = 0;
+  readonly #publisher: JetStreamPublisher;
   /**
    * JetStream de-duplicates by Nats-Msg-Id across the whole stream, whoever published: a tenant that
    * pre-published another run's predictable id would make the real message be dropped. Every id this
@@ -84,6 +86,7 @@ export class NatsBus implements Bus {
     this.#nc = nc;
     this.#opts = opts;
     this.#js = jetstream(nc, { timeout: opts.publishTimeoutMs });
+    this.#publisher = new JetStreamPublisher(nc, opts.inboxPrefix);
     this.#log = childLogger({ component: 'bus', bus: 'nats' });
     this.#watchConnection();
   }
@@ -94,6 +97,7 @@ export class NatsBus implements Bus {
     void (async () => {
       for await (const s of statuses) {
         if (s.type === 'disconnect') for (const c of this.#consumptions) c.interrupt();
+        if (s.type === 'error' && s.error instanceof PermissionViolationError && s.error.operation === 'publish') this.#publisher.refuse(s.error.subject, s.error);
         if (s.type === 'disconnect' || s.type === 'reconnect') this.#log.info({ status: s.type }, 'NATS connection status');
       }
     })().catch((err: unknown) => this.#log.warn({ err }, 'connection status watcher ended'));
@@ -122,11 +126,7 @@ export class NatsBus implements Bus {
     const deadline = Date.now() + this.#opts.publishRetryMs;
     for (let waitMs = 25; ; waitMs = Math.min(waitMs * 2, 1000)) {
       try {
-        const ack = await this.#js.publish(subject, data, {
-          msgID: msgId,
-          timeout: this.#opts.publishTimeoutMs,
-          ...(hdrs === undefined ? {} : { headers: hdrs }),
-        });
+        const ack = await this.#publisher.publish(subject, data, msgId, this.#opts.publishTimeoutMs, hdrs);
         return { streamSeq: ack.seq, duplicate: ack.duplicate };
       } catch (err) {
         // Same msgId on every attempt: if the first one was stored, the retry is answered as a duplicate.
@@ -308,6 +308,7 @@ export class NatsBus implements Bus {
   async close(): Promise<void> {
     for (const c of [...this.#consumptions]) await c.stop();
     this.#consumptions.clear();
+    this.#publisher.close();
     if (!this.#nc.isClosed()) await this.#nc.drain().catch(() => this.#nc.close());
   }
 

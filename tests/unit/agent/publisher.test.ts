@@ -26,24 +26,54 @@ function slowBus(fail?: number): { bus: Bus; stored: WireMessage[]; ids: string[
   return { bus, stored, ids };
 }
 
-void test('messages are stored in publish order with contiguous seq and per-kind counts', async () => {
+void test('messages are handed to the bus in seq order with contiguous seq and per-kind counts, acks in any order', async () => {
   const { bus, stored, ids } = slowBus();
   const p = new Publisher(bus, key, true);
   void p.publish('hello', { environment: { hostname: 'h', gpus: [], driverVersion: null, nvmlVersion: null, cudaVersion: null, backend: 'b', backendVersion: null, configHash: '', agentVersion: '0', telemetrySource: 'simulated' } });
   void p.publish('ready', {});
   void p.publish('telemetry', { phase: 'ready', samples: [] });
   await p.publish('aborted', { phase: 'ready', reason: 'x' });
-  assert.deepEqual(stored.map((m) => m.seq), [1, 2, 3, 4]);
-  assert.deepEqual(stored.map((m) => m.kind), ['hello', 'ready', 'telemetry', 'aborted']);
+  // The fake acks later publishes first; the aborted marker still lands last (it waits for every ack).
+  assert.deepEqual(stored.map((m) => m.seq), [3, 2, 1, 4]);
+  assert.deepEqual(stored.map((m) => m.kind), ['telemetry', 'ready', 'hello', 'aborted']);
   assert.ok(stored.every((m) => m.simulated && m.attempt === 1));
   assert.equal(ids[3], 'uid/run/1/0/4');
   assert.deepEqual(p.counts, { hello: 1, ready: 1, sketch: 0, telemetry: 1 });
   assert.equal(p.sent, 4);
 });
 
+/** A bus that records the order of publish calls and the most acks outstanding at once. */
+function countingBus(ackAfterMs: number): { bus: Bus; calls: number[]; maxOutstanding: () => number } {
+  const calls: number[] = [];
+  let outstanding = 0;
+  let most = 0;
+  const bus = {
+    publish: async (_s: string, data: Uint8Array) => {
+      const d = decodeMessage(data);
+      if (d.ok) calls.push(d.message.seq);
+      most = Math.max(most, ++outstanding);
+      await new Promise((r) => setTimeout(r, ackAfterMs));
+      outstanding--;
+      return { streamSeq: calls.length, duplicate: false };
+    },
+  } as unknown as Bus;
+  return { bus, calls, maxOutstanding: () => most };
+}
+
+void test('publishes are pipelined up to the in-flight bound, never past it, and the summary goes last', async () => {
+  const { bus, calls, maxOutstanding } = countingBus(5);
+  const p = new Publisher(bus, key, false, 8);
+  for (let i = 0; i < 100; i++) void p.publish('telemetry', { phase: 'measuring', samples: [] });
+  await p.publish('aborted', { phase: 'measuring', reason: 'x' });
+  await p.drain();
+  assert.deepEqual(calls, Array.from({ length: 101 }, (_, i) => i + 1), 'handed over in seq order');
+  assert.ok(maxOutstanding() > 1, `pipelined (at most ${maxOutstanding()} outstanding)`);
+  assert.ok(maxOutstanding() <= 8, `bounded: ${maxOutstanding()} outstanding`);
+});
+
 void test('a failed publish fails every later one and drain, as a BusError', async () => {
   const { bus, stored } = slowBus(2);
-  const p = new Publisher(bus, key, false);
+  const p = new Publisher(bus, key, false, 1);
   await p.publish('ready', {});
   await assert.rejects(p.publish('ready', {}), BusError);
   await assert.rejects(p.publish('ready', {}), BusError);

@@ -121,3 +121,21 @@ void test('thread count: one per 128 streams, capped by cores less two and 8; LL
   assert.equal(peakStreams({ mode: 'offline', concurrency: 1, ratePerSecond: 1 }, 300), 300);
   assert.equal(peakStreams({ mode: 'rate', concurrency: 1, ratePerSecond: 20 }, 1000), 600);
 });
+
+void test('threaded client: warming opens each thread\'s share of connections; a dead thread answers instead of hanging', async () => {
+  const own = await startMockServer({ ttft: { meanMs: 5 }, itl: { meanMs: 2 } });
+  const client = new ThreadedClient({ baseUrl: own.url, timeoutMs: 5000 }, 2);
+  try {
+    assert.equal(await client.warm(5, '/health'), 5);
+    assert.equal(own.stats().connections, 5, 'one connection per slot, over both threads');
+    const pool = (client as unknown as { pool: Array<{ worker: { terminate(): Promise<number> } }> }).pool;
+    const warming = client.warm(40, '/health');
+    await pool[1]?.worker.terminate();
+    const warmed = await warming;
+    assert.ok(warmed >= 20 && warmed <= 40, `${warmed} warmed: at least the live thread's share, and the call returned`);
+    assert.ok(Number.isNaN((await client.loopDelayP99Ms())[1]), 'the dead thread reports no loop delay');
+  } finally {
+    client.close();
+    await own.close();
+  }
+});

@@ -50,6 +50,8 @@ void test('Degraded names the most serious weakness: retrying, then messages los
   assert.equal(reason({}), 'AsExpected');
   assert.equal(reason({ simulated: true }), 'Simulated');
   assert.equal(reason({ simulated: true, shortWindows: 2 }), 'ShortWindow');
+  assert.equal(reason({ simulated: true, clientSaturated: 1 }), 'ClientSaturated');
+  assert.equal(reason({ shortWindows: 1, clientSaturated: 1 }), 'ShortWindow');
   assert.equal(reason({ shortWindows: 2, partialRuns: 1 }), 'MessagesLost');
   assert.equal(reason({ partialRuns: 1, retrying: 1 }), 'Retrying');
 });
@@ -63,14 +65,14 @@ void test('weaknesses come from the Aggregator: windows under 5 s and partial ru
     msgs.filter((m) => m !== lost).forEach((m, i) => agg.apply(m, i + 1));
     return measurementWeaknesses(agg.results());
   };
-  assert.deepEqual(weaknesses({ slices: 4, sliceMs: 500 }), { partialRuns: 1, shortWindows: 2 });
-  assert.deepEqual(weaknesses({ slices: 12, sliceMs: 1000 }), { partialRuns: 1, shortWindows: 0 });
-  assert.deepEqual(measurementWeaknesses(null), { partialRuns: 0, shortWindows: 0 });
+  assert.deepEqual(weaknesses({ slices: 4, sliceMs: 500 }), { partialRuns: 1, shortWindows: 2, clientSaturated: 0 });
+  assert.deepEqual(weaknesses({ slices: 12, sliceMs: 1000 }), { partialRuns: 1, shortWindows: 0, clientSaturated: 0 });
+  assert.deepEqual(measurementWeaknesses(null), { partialRuns: 0, shortWindows: 0, clientSaturated: 0 });
   // Under strict the run that lost a message is excluded: its short window weakens nothing reported.
   const plan = makePlan({ configs: 1, cycles: 2, failurePolicy: 'strict' });
   const msgs = experimentMessages(plan, { seed: 4, slices: 4, sliceMs: 500 });
   const agg = new Aggregator(plan);
   const lost = msgs.find((m) => m.runId === 'c0-k1' && m.kind === 'sketch');
   msgs.filter((m) => m !== lost).forEach((m, i) => agg.apply(m, i + 1));
-  assert.deepEqual(measurementWeaknesses(agg.results()), { partialRuns: 0, shortWindows: 1 });
+  assert.deepEqual(measurementWeaknesses(agg.results()), { partialRuns: 0, shortWindows: 1, clientSaturated: 0 });
 });
