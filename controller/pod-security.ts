@@ -2,7 +2,9 @@
 // by default (restricted Pod Security Standard where the image allows it).
 import type { V1PodSecurityContext, V1SecurityContext } from '@kubernetes/client-node';
 
-export const POD_SECURITY_CONTEXT: V1PodSecurityContext = { seccompProfile: { type: 'RuntimeDefault' } };
+// fsGroup: the run's credentials Secret is mounted 0440 and root-owned; without a supplementary group
+// the backend image's user (uid 10001) cannot read it and the agent exits 2 (seen on the real node).
+export const POD_SECURITY_CONTEXT: V1PodSecurityContext = { seccompProfile: { type: 'RuntimeDefault' }, fsGroup: 65532 };
 
 function restricted(): V1SecurityContext {
   return { allowPrivilegeEscalation: false, privileged: false, capabilities: { drop: ['ALL'] }, seccompProfile: { type: 'RuntimeDefault' } };

@@ -8,13 +8,15 @@ import { API_VERSION, KIND } from '../api/spec.ts';
 import { LABEL_ATTEMPT, LABEL_EXPERIMENT, LABEL_EXPERIMENT_UID, LABEL_REPLICA, LABEL_RUN } from './kube.ts';
 import { agentConfigFor } from '../lib/backends/agent-config.ts';
 import type { BackendLaunch } from '../lib/backends/index.ts';
-import { AGENT_DIR, backendLaunch, DATASET_DIR, MODEL_DIR, SERVER_PORT } from '../lib/backends/server-command.ts';
+import {
+  AGENT_DIR, AGENT_INSTALL_COMMAND, AGENT_LLEM_ARGV, backendLaunch, DATASET_DIR, MODEL_DIR, SERVER_PORT,
+} from '../lib/backends/server-command.ts';
 import type { BusIssuer } from '../lib/bus/identity.ts';
 import { busIdentityMount } from './bus-credentials.ts';
 import { agentSecurityContext, backendSecurityContext, escapeKubeletExpansion, POD_SECURITY_CONTEXT } from './pod-security.ts';
 
 export interface PodBuilderOptions {
-  /** Image holding the agent bundle under /llem (copied by the init container). */
+  /** Image holding the agent payload at AGENT_PAYLOAD_DIR (copied into the shared volume by the init container). */
   agentImage: string;
   /** Default image per backend type when the spec names none. */
   backendImages: Record<string, string>;
@@ -108,7 +110,7 @@ function backendContainer(req: PodRequest, opts: PodBuilderOptions, mounts: V1Vo
     name: 'backend',
     image: backend.image ?? opts.backendImages[backend.type] ?? `llem/${backend.type}:latest`,
     ...(opts.imagePullPolicy !== undefined ? { imagePullPolicy: opts.imagePullPolicy } : {}),
-    command: [`${AGENT_DIR}/bin/llem`, 'agent', '--'],
+    command: [...AGENT_LLEM_ARGV, 'agent', '--'],
     args: [launch.command, ...launch.args].map(escapeKubeletExpansion),
     // The user's variables first: where a name repeats the kubelet keeps the last, so llem's own win.
     env: literalEnv([
@@ -181,7 +183,8 @@ export function buildPod(req: PodRequest, opts: PodBuilderOptions): V1Pod {
         {
           name: 'install-agent',
           image: opts.agentImage,
-          command: ['cp', '-a', '/llem/.', `${AGENT_DIR}/`],
+          ...(opts.imagePullPolicy !== undefined ? { imagePullPolicy: opts.imagePullPolicy } : {}),
+          command: [...AGENT_INSTALL_COMMAND],
           volumeMounts: [{ name: 'llem-agent', mountPath: AGENT_DIR }],
           securityContext: agentSecurityContext(),
         },

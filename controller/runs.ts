@@ -86,7 +86,7 @@ function podsOf(pods: V1Pod[], runId: string, attempt: number): V1Pod[] {
 type PodFailure = { reason: string; message: string };
 
 /** Waiting reasons that never resolve by themselves: the pod cannot start. */
-const STUCK_WAITING = new Set(['ImagePullBackOff', 'ErrImagePull', 'InvalidImageName', 'CreateContainerConfigError']);
+const STUCK_WAITING = new Set(['ImagePullBackOff', 'ErrImagePull', 'ErrImageNeverPull', 'InvalidImageName', 'CreateContainerConfigError']);
 
 /** A container (init or main) stuck before it could start. */
 function stuckContainer(pod: V1Pod, name: string): PodFailure | undefined {
@@ -122,11 +122,18 @@ function retryDueMs(prev: RunSummary, inputs: RunInputs): number {
   return Date.parse(prev.completionTime) + backoff - inputs.now.getTime();
 }
 
+/**
+ * Failures another attempt would meet again (it pulls the same image, or the kubelet already retried
+ * the pull): not retried, so a missing image costs one pod per run instead of a retry storm.
+ */
+const NOT_RETRIED = new Set(['ErrImagePull', 'ImagePullBackOff', 'ErrImageNeverPull', 'InvalidImageName']);
+
 function fail(prev: RunSummary, inputs: RunInputs, why: { reason: string; message: string }, out: RunPlanOutput): RunSummary {
   for (const p of podsOf(inputs.pods, prev.id, prev.attempt)) out.deletePods.push(p.metadata?.name ?? '');
   const now = inputs.now.toISOString();
-  const retriesLeft = prev.attempt < inputs.policy.retries;
-  const message = `Attempt ${prev.attempt} failed: ${why.reason}: ${why.message}`.slice(0, 1000);
+  const permanent = NOT_RETRIED.has(why.reason);
+  const retriesLeft = prev.attempt < inputs.policy.retries && !permanent;
+  const message = `Attempt ${prev.attempt} failed: ${why.reason}: ${why.message}${permanent ? ' (not retried: fix the image)' : ''}`.slice(0, 1000);
   out.events.push({ type: 'Warning', reason: retriesLeft ? 'RunRetrying' : 'RunFailed', message: `Run ${prev.id}: ${message}` });
   if (retriesLeft) return { id: prev.id, configurationId: prev.configurationId, cycle: prev.cycle, phase: 'Pending', attempt: prev.attempt + 1, completionTime: now, message };
   return { ...prev, phase: 'Failed', completionTime: now, message };

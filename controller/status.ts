@@ -168,7 +168,9 @@ export function decidePhase(runs: RunSummary[], opts: { suspended: boolean; stri
   if (p.failed === 0) {
     return { phase: 'Succeeded', finished, updates: [finishedRunning, { type: 'Succeeded', status: 'True', reason: REASONS.AllRunsSucceeded, message: `All ${p.total} run(s) succeeded.` }, { type: 'Failed', status: 'False', reason: REASONS.AllRunsSucceeded, message: 'No run failed.' }, degraded] };
   }
-  const msg = `${p.failed} of ${p.total} run(s) failed after exhausting policy.retries.`;
+  // The first failed run's own message (e.g. the image that could not be pulled) says why.
+  const why = runs.find((r) => r.phase === 'Failed' && r.message !== undefined)?.message;
+  const msg = `${p.failed} of ${p.total} run(s) failed after exhausting policy.retries.${why === undefined ? '' : ` First: ${why.slice(0, 600)}`}`;
   if (!opts.strict && p.succeeded > 0) {
     return { phase: 'Succeeded', finished, updates: [finishedRunning, { type: 'Succeeded', status: 'True', reason: REASONS.CompletedWithFailures, message: msg }, { type: 'Failed', status: 'False', reason: REASONS.CompletedWithFailures, message: msg }, degraded] };
   }

@@ -210,7 +210,10 @@ export function barChart(items: readonly BarWithInterval[], text: ChartText): st
 }
 
 /** Lines (CDFs, power over time) with optional shaded bands (measurement windows); legend below. */
-export function lineChart(series: readonly XYSeries[], text: ChartText, bands: readonly Band[] = []): string {
+export function lineChart(allSeries: readonly XYSeries[], text: ChartText, allBands: readonly Band[] = []): string {
+  // A sample without a finite time or value (a missing reading) is left out, never drawn as NaN.
+  const series = allSeries.map((s) => ({ ...s, points: s.points.filter((p) => Number.isFinite(p[0]) && Number.isFinite(p[1])) }));
+  const bands = allBands.filter((b) => Number.isFinite(b.start) && Number.isFinite(b.end));
   const pts = series.flatMap((s) => s.points);
   if (pts.length === 0) return emptyChart(text, 'line', 'no data');
   const xs = pts.map((p) => p[0]).concat(bands.flatMap((b) => [b.start, b.end]));

@@ -8,8 +8,28 @@ import type { BackendLaunch, LaunchContext } from './types.ts';
 
 export const SERVER_PORT = 8000;
 
-/** Where the agent bundle is mounted (the init container copies it there). */
-export const AGENT_DIR = '/opt/llem';
+// The pod/image path contract, in one place: controller/pods.ts renders pods from these, the
+// Dockerfiles under images/ are checked against them (tests/unit/images/contract.test.ts), and the
+// real-node tests inspect the built images' filesystems against them (tests/e2e-node).
+/** Where the agent image (images/agent/Dockerfile) keeps its payload: bin/node, bin/llem.mjs, dist/. */
+export const AGENT_PAYLOAD_DIR = '/opt/llem';
+/**
+ * Where the shared volume holding the agent is mounted, in the init container (which copies the
+ * payload into it) and in the backend container (which runs the agent from it). Deliberately not
+ * under /opt/llem: a mount hides what the backend image keeps below it (the PyTorch server).
+ */
+export const AGENT_DIR = '/llem';
+/** Node.js and the bundled CLI inside the shared volume: any backend image runs them, no shell needed. */
+export const AGENT_NODE = `${AGENT_DIR}/bin/node`;
+export const AGENT_ENTRY = `${AGENT_DIR}/bin/llem.mjs`;
+/** argv prefix that runs `llem` from the shared volume in the backend container. */
+export const AGENT_LLEM_ARGV: readonly string[] = [AGENT_NODE, AGENT_ENTRY];
+/**
+ * The init container's command, and the agent image's ENTRYPOINT: copy the payload into the volume.
+ * Not `cp -a`: the image's non-root user cannot set the mode or times of the root-owned emptyDir
+ * itself, so -a exits 1 after copying everything. Plain -R keeps the execute bits (bin/node).
+ */
+export const AGENT_INSTALL_COMMAND: readonly string[] = ['/bin/cp', '-R', `${AGENT_PAYLOAD_DIR}/.`, `${AGENT_DIR}/`];
 /** Where a `pvc` model source is mounted in the backend container. */
 export const MODEL_DIR = '/models';
 /** workload.dataset.configMapRef's key, mounted read-only in the backend container (the agent reads it). */
@@ -36,8 +56,8 @@ export function launchContext(c: Configuration): LaunchContext {
 function mockLaunch(c: Configuration): BackendLaunch {
   return {
     backend: c.backend.type,
-    command: `${AGENT_DIR}/bin/llem`,
-    args: ['mock-server', '--host', '127.0.0.1', '--port', String(SERVER_PORT), '--model', c.model.name],
+    command: AGENT_NODE,
+    args: [AGENT_ENTRY, 'mock-server', '--host', '127.0.0.1', '--port', String(SERVER_PORT), '--model', c.model.name],
     env: {},
     secretEnv: [],
     files: [],

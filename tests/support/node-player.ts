@@ -9,12 +9,22 @@
 //
 // Pods are never scheduled (there is no scheduler): the player sets no nodeName, so deleting a pod
 // removes it at once, and the player then aborts the pod's process.
+//
+// What it can NOT check (the real node does: tests/e2e-node, scripts/dev-cluster.sh): images. It runs
+// no container, so it cannot prove that the agent image holds what the pod runs. It does not paper
+// over the pod either: localAgentRunner first checks the rendered pod against the image contract
+// (lib/backends/server-command.ts: the init container copies the agent payload into the volume the
+// backend container runs AGENT_LLEM_ARGV from) and fails the pod the way a kubelet would when that
+// does not hold; only then does it run this checkout's CLI in place of exactly AGENT_LLEM_ARGV.
+// Its other limit is the network: pods share this host, so each gets its own port (see below).
 import { expandContainerEnv, kubeletExpand } from './kubelet-expansion.ts';
 import { spawn } from 'node:child_process';
 import { readdirSync, readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { CoreV1Api, KubeConfig, makeInformer, setHeaderOptions, PatchStrategy, type V1Pod, type Informer, type ObjectCache } from '@kubernetes/client-node';
 import { freePort } from './ports.ts';
+import { agentPodContractProblems } from './pod-contract.ts';
+import { AGENT_LLEM_ARGV } from '../../lib/backends/server-command.ts';
 
 const REPO = resolve(import.meta.dirname, '..', '..');
 
@@ -197,22 +207,25 @@ function terminated(pod: V1Pod, startedAt: string, o: PodOutcome): object {
 
 const LOCAL_LLEM = [process.execPath, '--import', 'tsx', resolve(REPO, 'cli', 'main.ts')];
 
-/** `/opt/llem/bin/llem ...` (the path inside the pod) becomes this checkout's llem. */
+/** Exactly AGENT_LLEM_ARGV (llem from the agent volume) becomes this checkout's llem; nothing else is touched. */
 function localLlem(argv: string[]): string[] {
-  return argv[0] !== undefined && /(^|\/)llem$/.test(argv[0]) ? [...LOCAL_LLEM, ...argv.slice(1)] : argv;
+  const prefix = AGENT_LLEM_ARGV.length;
+  return AGENT_LLEM_ARGV.every((a, i) => argv[i] === a) ? [...LOCAL_LLEM, ...argv.slice(prefix)] : argv;
 }
 
 /**
- * Runs the pod's `llem agent -- <server>` locally from this checkout, as a kubelet would run the
- * container, except for the network: every pod gets its own free port (pods share this host), so
+ * Runs the pod's `llem agent -- <server>` locally from this checkout once the pod passes the image
+ * contract check (see the top of this file), as a kubelet would run the container, except for the network: every pod gets its own free port (pods share this host), so
  * `--port` in the server command and backend.baseUrl in LLEM_AGENT_CONFIG are rewritten to it.
  * `serverCommand` replaces the pod's server command. SIGTERM on abort, SIGKILL 5 s later.
  */
 export function localAgentRunner(opts: { serverCommand?: string[]; env?: Record<string, string> } = {}) {
   return async (run: PodRun, signal: AbortSignal): Promise<PodOutcome> => {
+    const problems = agentPodContractProblems(run.pod);
+    if (problems.length > 0) return { exitCode: 127, reason: 'ContainerCannotRun', message: problems.join('; ') };
     const port = await freePort();
-    const at = run.argv.indexOf('agent');
-    const rest = at < 0 ? [] : run.argv.slice(at + 1);
+    const at = AGENT_LLEM_ARGV.length;
+    const rest = run.argv.slice(at + 1);
     const sep = rest.indexOf('--');
     const agentArgs = sep < 0 ? rest : rest.slice(0, sep);
     const server = localLlem(opts.serverCommand ?? (sep < 0 ? [] : rest.slice(sep + 1)));

@@ -57,7 +57,7 @@ void describe('llem controller against a real API server', { skip, timeout: 900_
       assert.equal(p.metadata.ownerReferences?.[0]?.kind, 'EnergyExperiment');
       assert.equal(p.metadata.ownerReferences?.[0]?.controller, true);
       assert.equal(p.spec.initContainers?.length, 1);
-      assert.deepEqual(p.spec.containers[0]?.command?.slice(1), ['agent', '--']);
+      assert.deepEqual(p.spec.containers[0]?.command?.slice(2), ['agent', '--'], 'after /llem/bin/node /llem/bin/llem.mjs');
     }
 
     const table = await env.kube.kubectlOk(['get', 'ee', '-n', ns]);

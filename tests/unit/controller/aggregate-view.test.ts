@@ -76,3 +76,13 @@ void test('weaknesses come from the Aggregator: windows under 5 s and partial ru
   msgs.filter((m) => m !== lost).forEach((m, i) => agg.apply(m, i + 1));
   assert.deepEqual(measurementWeaknesses(agg.results()), { partialRuns: 0, shortWindows: 1, clientSaturated: 0 });
 });
+
+void test('a failed experiment\'s Failed condition quotes why its first failed run failed (the image it could not pull)', () => {
+  const runs = [
+    { id: 'r0', configurationId: 'c0', cycle: 0, phase: 'Failed', attempt: 0, message: 'Attempt 0 failed: ErrImagePull: Pod p: backend: failed to pull image "localhost/nope:0"' },
+    { id: 'r1', configurationId: 'c0', cycle: 1, phase: 'Failed', attempt: 0, message: 'Attempt 0 failed: ErrImagePull: again' },
+  ] as RunSummary[];
+  const failed = decidePhase(runs, { suspended: false, strict: true, simulated: false, retrying: 0 }).updates.find((u) => u.type === 'Failed');
+  assert.equal(failed?.status, 'True');
+  assert.match(failed?.message ?? '', /2 of 2 run\(s\) failed.*First: Attempt 0 failed: ErrImagePull: .*"localhost\/nope:0"/);
+});

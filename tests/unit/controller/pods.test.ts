@@ -1,10 +1,10 @@
 // The pod builder runs the backend exactly as local mode does (lib/backends), with the images' paths.
 import assert from 'node:assert/strict';
-import { describe, it } from 'node:test';
+import { describe, it, test } from 'node:test';
 import type { V1Container } from '@kubernetes/client-node';
 import { validateEnergyExperiment } from '../../../api/validation.ts';
 import { buildPod, type PodBuilderOptions } from '../../../controller/pods.ts';
-import { PYTORCH_SERVER_ROOT, SCRATCH_DIR, SERVER_PORT } from '../../../lib/backends/server-command.ts';
+import { AGENT_ENTRY, PYTORCH_SERVER_ROOT, SCRATCH_DIR, SERVER_PORT } from '../../../lib/backends/server-command.ts';
 import { renderBackendLaunch } from '../../../lib/backends/index.ts';
 import { parseAgentConfig } from '../../../agent/config.ts';
 
@@ -62,7 +62,7 @@ void describe('agent pod backend command', () => {
 
   void it('runs the mock server when simulating, and tells the agent where the backend answers', () => {
     const { c, config } = container({ model: { name: 'm', source: { random: {} } }, backends: [{ type: 'pytorch' }] }, { ...OPTS, simulate: true });
-    assert.deepEqual(c.args?.slice(1, 2), ['mock-server']);
+    assert.deepEqual(c.args?.slice(1, 3), [AGENT_ENTRY, 'mock-server'], 'the mock server runs from the agent volume');
     assert.equal(c.resources?.limits?.['nvidia.com/gpu'], undefined);
     assert.deepEqual((config['backend'] as Record<string, unknown>)['baseUrl'], `http://127.0.0.1:${SERVER_PORT}`);
     assert.equal(config['files'], undefined);
@@ -127,4 +127,11 @@ void describe('replica placement', () => {
     assert.equal(anti?.requiredDuringSchedulingIgnoredDuringExecution?.[1]?.topologyKey, 'kubernetes.io/hostname');
     assert.deepEqual(anti?.preferredDuringSchedulingIgnoredDuringExecution, preferred);
   });
+});
+
+void test('agent pods set an fsGroup, so a non-root backend user can read the 0440 root-owned credentials Secret (the real node refused it otherwise)', () => {
+  const v = validateEnergyExperiment({ apiVersion: 'llem.dev/v1alpha1', kind: 'EnergyExperiment', metadata: { name: 'exp' }, spec: { model: { name: 'm', source: { random: {} } }, backends: [{ type: 'pytorch' }] } });
+  assert.ok(v.ok);
+  const p = buildPod({ experiment: ref, spec: v.experiment.spec, configuration: v.matrix.configurations[0]!, run: v.matrix.runs[0]!, attempt: 0, replica: 0 }, OPTS);
+  assert.equal(typeof p.spec?.securityContext?.fsGroup, 'number');
 });

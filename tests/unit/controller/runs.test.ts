@@ -132,11 +132,28 @@ void test('agent pods carry GPU limits, owner reference, labels and the agent in
   const c = p.spec?.containers[0];
   assert.equal(c?.resources?.limits?.['nvidia.com/gpu'], '1');
   assert.equal(c?.image, 'pt:1');
-  assert.deepEqual(c?.command?.slice(1), ['agent', '--']);
+  assert.deepEqual(c?.command?.slice(2), ['agent', '--'], 'after /llem/bin/node /llem/bin/llem.mjs');
   assert.equal(p.spec?.initContainers?.[0]?.image, 'agent:1');
   assert.equal(p.metadata?.ownerReferences?.[0]?.uid, ref.uid);
   assert.equal(p.metadata?.labels?.['llem.dev/experiment'], 'exp');
   assert.equal(p.metadata?.labels?.['llem.dev/run'], run.id);
   const cfg = JSON.parse(c?.env?.find((e) => e.name === 'LLEM_AGENT_CONFIG')?.value ?? '{}') as { publisher: { runId: string } };
   assert.equal(cfg.publisher.runId, run.id);
+});
+
+void test('a pod whose image is missing on the node (pull policy Never, or a failed pull) fails its run at once with the image named: no retry storm, no waiting out the run timeout', () => {
+  for (const reason of ['ErrImageNeverPull', 'ErrImagePull', 'ImagePullBackOff']) {
+    const { inputs, v } = matrix([1], 2);
+    const id = v.matrix.runs[0]?.id ?? '';
+    const started = stepRuns(inputs);
+    const waiting: V1Pod = {
+      metadata: { name: podName(ref, id, 0, 0), labels: podLabels(ref, id, 0, 0) },
+      status: { phase: 'Pending', initContainerStatuses: [{ name: 'install-agent', ready: false, restartCount: 0, image: 'localhost/llem-agent:x', imageID: '', state: { waiting: { reason, message: 'Container image "localhost/llem-agent:x" is not present with pull policy of Never' } } }] },
+    };
+    const next = stepRuns({ ...inputs, previous: started.runs, pods: [waiting] });
+    const run = next.runs.find((r) => r.id === id);
+    assert.equal(run?.phase, 'Failed', `${reason}: failed at once although retries are left (another attempt pulls the same image)`);
+    assert.equal(run?.attempt, 0);
+    assert.match(run?.message ?? '', new RegExp(`${reason}: Pod .*install-agent: Container image "localhost/llem-agent:x".*not retried`));
+  }
 });

@@ -22,6 +22,7 @@ const IMAGES: Record<string, { nonRoot: boolean; multiStage: boolean }> = {
   pytorch: { nonRoot: true, multiStage: true },
   vllm: { nonRoot: true, multiStage: false },
   'tensorrt-llm': { nonRoot: false, multiStage: false },
+  nats: { nonRoot: true, multiStage: false },
 };
 
 const options = (nonRoot: boolean): LintOptions => ({
@@ -67,14 +68,14 @@ void test('the PyTorch image runs the server package the launcher starts', () =>
   const final = parseDockerfile(read('pytorch')).stages.at(-1);
   const ins = final?.instructions ?? [];
   const env = Object.assign({}, ...ins.filter((i) => i.keyword === 'ENV').map((i) => parseKeyValues(i.args))) as Record<string, string>;
-  assert.equal(env['PYTHONPATH'], '/opt/llem/pytorch');
+  assert.equal(env['PYTHONPATH'], '/opt/llem/pytorch', 'PYTORCH_SERVER_ROOT (tests/unit/images/contract.test.ts)');
   assert.ok(ins.some((i) => i.keyword === 'COPY' && i.args === 'images/pytorch/server/ /opt/llem/pytorch/server/'));
   assert.equal(ins.find((i) => i.keyword === 'ENTRYPOINT')?.args, '["python3", "-m", "server"]');
 });
 
 void test('the agent image copies its payload into the shared volume as a non-root user', () => {
   const final = parseDockerfile(read('agent')).stages.at(-1);
-  assert.equal(final?.instructions.find((i) => i.keyword === 'ENTRYPOINT')?.args, '["/bin/cp", "-a", "/opt/llem/.", "/llem/"]');
+  assert.equal(final?.instructions.find((i) => i.keyword === 'ENTRYPOINT')?.args, '["/bin/cp", "-R", "/opt/llem/.", "/llem/"]');
   assert.equal(final?.instructions.filter((i) => i.keyword === 'USER').at(-1)?.args, '65532:65532');
 });
 

@@ -20,6 +20,16 @@ describe('report charts and CSV', () => {
     assert.match(lineChart([{ label: 's', points: [[0, 1], [1, 2]] }], { title: 'T', xLabel: 'x', yLabel: 'y' }, [{ start: 0, end: 1, label: 'w' }]), /<title>w<\/title>/);
   });
 
+  it('leaves out points and bands without a finite time or value instead of drawing NaN', () => {
+    const svg = lineChart(
+      [{ label: 's', points: [[0, 1], [Number.NaN, 2], [2, Number.POSITIVE_INFINITY], [3, 4]] }],
+      { title: 'T', xLabel: 'x', yLabel: 'y' }, [{ start: Number.NaN, end: 1, label: 'bad band' }],
+    );
+    assert.doesNotMatch(svg, /NaN|Infinity/);
+    assert.doesNotMatch(svg, /bad band/);
+    assert.equal((svg.match(/<path d="M[^"]*"/g) ?? [])[0]?.split('L').length, 2, 'two finite points drawn');
+  });
+
   it('quotes CSV cells that hold commas and leaves unknown values empty', () => {
     const csv = timeseriesCsv([{ tMs: 1, runId: 'r,1', replica: 0, gpuUuid: 'GPU-x', powerWatts: null, energyMillijoules: 5 }]);
     assert.equal(csv, 't_ms,run_id,replica,gpu_uuid,power_w,energy_mj,sm_clock_min_mhz,temperature_max_c,throttle_reasons\n1,"r,1",0,GPU-x,,5,,,\n');

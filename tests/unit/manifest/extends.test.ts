@@ -54,9 +54,9 @@ void describe('extends', () => {
 
   void it('replaces lists whole and deletes keys set to null', async () => {
     await t.write('lists/base.yaml', VALID_DOC.replace('    - type: vllm', '    - type: vllm\n    - type: pytorch').replace('  measurement:', '  placement:\n    nodeSelector: { pool: a }\n  measurement:'));
-    const f = await t.write('lists/top.yaml', 'extends: base.yaml\nspec:\n  backends:\n    - type: tensorrt\n  placement:\n    nodeSelector: null\n');
+    const f = await t.write('lists/top.yaml', 'extends: base.yaml\nspec:\n  backends:\n    - type: pytorch\n  placement:\n    nodeSelector: null\n');
     const l = await loadExperimentFile(f);
-    assert.deepEqual(l.experiment.spec.backends.map((b) => b.type), ['tensorrt']);
+    assert.deepEqual(l.experiment.spec.backends.map((b) => b.type), ['pytorch']);
     assert.deepEqual(l.experiment.spec.placement.nodeSelector, {});
   });
 

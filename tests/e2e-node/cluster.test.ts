@@ -1,0 +1,206 @@
+// End to end on a REAL single-node cluster (scripts/dev-cluster.sh: etcd, kube-apiserver,
+// kube-scheduler, kube-controller-manager, kubelet, kube-proxy, containerd + runc) with the images
+// built from images/*/Dockerfile (scripts/build-images.sh): `helm install` of helm/llem, then
+// `kubectl apply -f examples/dev-cluster.yaml`; the real scheduler places the agent pods on the node
+// that advertises nvidia.com/gpu, the agents run in their real containers with simulated telemetry
+// (there is no GPU), and the experiment must reach Succeeded. Runs only with LLEM_REAL_NODE=1 (root):
+//   LLEM_REAL_NODE=1 node --import tsx --test tests/e2e-node/*.test.ts
+import assert from 'node:assert/strict';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import {
+  AGENT_DIR, AGENT_INSTALL_COMMAND, AGENT_NODE, AGENT_PAYLOAD_DIR, PYTORCH_SERVER_ROOT,
+} from '../../lib/backends/server-command.ts';
+import {
+  buildImages, FatalError, kubectl, kubectlJson, kubectlOk, NODE_NAME, nodeDown, nodeUp, realNodeSkipReason, REPO, shOk, waitFor,
+  type BuiltImage,
+} from '../support/real-node.ts';
+import { fetchResults, installChart, type ExperimentStatus, uninstallChart } from '../support/real-node-llem.ts';
+
+const skip = realNodeSkipReason();
+const RELEASE_NS = 'llem-system';
+const EXP_NS = 'llem-e2e';
+
+void describe('the real node: helm install, kubectl apply, Succeeded', { skip, timeout: 1_800_000 }, () => {
+  let images: Record<string, BuiltImage> = {};
+  let wasUp = false;
+  const scratch = mkdtempSync(join(tmpdir(), 'llem-node-e2e-'));
+
+  before(async () => {
+    const up = await nodeUp();
+    wasUp = up.alreadyUp;
+    process.stderr.write(`real node: up in ${up.seconds.toFixed(1)} s${up.alreadyUp ? ' (was up already)' : ''}\n`);
+    images = await buildImages(['controller', 'agent', 'pytorch', 'nats']);
+    await installChart(images, RELEASE_NS, scratch);
+    await kubectlOk(['create', 'namespace', EXP_NS]);
+  });
+
+  after(async () => {
+    await kubectl(['delete', 'namespace', EXP_NS, '--wait=true', '--timeout=120s']);
+    await uninstallChart(RELEASE_NS);
+    rmSync(scratch, { recursive: true, force: true });
+    // A node this suite started goes down again, restoring the host; one it found running stays.
+    if (!wasUp) {
+      const down = await nodeDown();
+      assert.equal(down.code, 0, down.stderr);
+    }
+  });
+
+  test('the built images hold the paths the rendered pods run (the image side of the contract)', async () => {
+    const agent = images['agent'];
+    const pytorch = images['pytorch'];
+    assert.ok(agent !== undefined && pytorch !== undefined);
+    const check = async (ref: string, script: string): Promise<string> => {
+      const r = await shOk('bash', ['-c', `c=$(buildah from --pull-never ${ref}) && m=$(buildah mount "$c") && (${script}); rc=$?; buildah rm "$c" >/dev/null; exit $rc`], {
+        env: { BUILDAH_ISOLATION: 'chroot' },
+      });
+      return r.stdout;
+    };
+    const payload = AGENT_PAYLOAD_DIR;
+    const rel = (p: string): string => p.slice(AGENT_DIR.length);
+    await check(agent.ref, `test -x "$m${payload}${rel(AGENT_NODE)}" && test -f "$m${payload}/bin/llem.mjs" && test -f "$m${payload}/dist/llem.mjs"`);
+    const inspect = JSON.parse((await shOk('buildah', ['inspect', '--type', 'image', agent.ref])).stdout) as { OCIv1: { config: { Entrypoint?: string[] } } };
+    assert.deepEqual(inspect.OCIv1.config.Entrypoint, [...AGENT_INSTALL_COMMAND]);
+    await check(pytorch.ref, `test -f "$m${PYTORCH_SERVER_ROOT}/server/__main__.py" && ! test -e "$m${AGENT_DIR}"`);
+  });
+
+  test('the PyTorch image serves completions with its fake engine (python3 -m server from the image)', async () => {
+    const ref = images['pytorch']?.ref ?? '';
+    const pod = `apiVersion: v1
+kind: Pod
+metadata: { name: pytorch-fake, namespace: ${EXP_NS} }
+spec:
+  restartPolicy: Never
+  containers:
+    - name: server
+      image: ${ref}
+      imagePullPolicy: Never
+      args: ["--source", "fake", "--model", "fake-model", "--host", "127.0.0.1", "--port", "8000"]
+      readinessProbe: { exec: { command: ["python3", "-c", "import urllib.request; urllib.request.urlopen('http://127.0.0.1:8000/health')"] }, periodSeconds: 1 }
+`;
+    await kubectlOk(['apply', '-f', '-'], { input: pod });
+    await kubectlOk(['-n', EXP_NS, 'wait', '--for=condition=Ready', 'pod/pytorch-fake', '--timeout=180s']);
+    const req = JSON.stringify({ model: 'fake-model', prompt: 'hello', max_tokens: 5 });
+    const out = await kubectlOk(['-n', EXP_NS, 'exec', 'pytorch-fake', '--', 'python3', '-c',
+      `import urllib.request,sys; r=urllib.request.urlopen(urllib.request.Request('http://127.0.0.1:8000/v1/completions', data=sys.argv[1].encode(), headers={'Content-Type':'application/json'})); print(r.read().decode())`, req]);
+    const body = JSON.parse(out) as { choices?: unknown[]; usage?: { completion_tokens?: number } };
+    assert.equal(body.choices?.length, 1, out);
+    assert.equal(body.usage?.completion_tokens, 5, out);
+    await kubectlOk(['-n', EXP_NS, 'delete', 'pod', 'pytorch-fake', '--wait=false']);
+  });
+
+  test('kubectl apply of examples/dev-cluster.yaml: the scheduler places agent pods on the GPU node and the experiment Succeeds', async () => {
+    const t0 = Date.now();
+    await kubectlOk(['-n', EXP_NS, 'apply', '-f', join(REPO, 'examples', 'dev-cluster.yaml')]);
+    const status = await waitFor('dev-cluster Succeeded', 600, async () => {
+      const ee = await kubectlJson<{ status?: ExperimentStatus }>(['-n', EXP_NS, 'get', 'ee', 'dev-cluster']);
+      if (ee.status?.phase === 'Failed' || ee.status?.phase === 'Invalid') throw new FatalError(`dev-cluster ${ee.status.phase}: ${JSON.stringify(ee.status.conditions)}`);
+      return ee.status?.phase === 'Succeeded' ? ee.status : undefined;
+    });
+    process.stderr.write(`real node: apply to Succeeded in ${((Date.now() - t0) / 1000).toFixed(1)} s\n`);
+    const table = await kubectlOk(['-n', EXP_NS, 'get', 'ee', 'dev-cluster']);
+    assert.match(table, /dev-cluster\s+Succeeded/);
+    assert.ok(typeof status.best?.joulesPerToken === 'number' && status.best.joulesPerToken > 0, JSON.stringify(status.best));
+    // Every agent pod went through the real scheduler onto the node advertising nvidia.com/gpu.
+    const events = await kubectlJson<{ items: { reason?: string; message?: string; source?: { component?: string } }[] }>(['-n', EXP_NS, 'get', 'events']);
+    const scheduled = events.items.filter((e) => e.reason === 'Scheduled');
+    assert.ok(scheduled.length >= 6, `agent pods scheduled: ${scheduled.length}`);
+    for (const e of scheduled) assert.match(e.message ?? '', new RegExp(`to ${NODE_NAME}`));
+    const pulled = events.items.filter((e) => e.reason === 'Started' && e.source?.component === 'kubelet');
+    assert.ok(pulled.length >= 12, 'the kubelet started the init and backend containers of every pod');
+    const describe = await kubectlOk(['-n', EXP_NS, 'describe', 'ee', 'dev-cluster']);
+    assert.match(describe, /Events:/);
+    assert.doesNotMatch(describe, /Events:\s+<none>/);
+    const results = await fetchResults(RELEASE_NS, status);
+    const doc = JSON.parse(results) as { simulated?: boolean; results?: { configurations?: { metrics: { joulesPerToken: { mean: number; ci95Low: number | null } }; latencyPooled: { ttftMs: { p50: number; p99: number }; itlMs: { p50: number; p99: number } } }[] } };
+    assert.equal(doc.simulated, true, 'results from simulated telemetry say so');
+    const configs = doc.results?.configurations ?? [];
+    assert.equal(configs.length, 2);
+    for (const c of configs) {
+      assert.ok(c.metrics.joulesPerToken.mean > 0);
+      assert.ok(c.latencyPooled.ttftMs.p99 >= c.latencyPooled.ttftMs.p50 && c.latencyPooled.ttftMs.p50 > 0);
+      assert.ok(c.latencyPooled.itlMs.p99 >= c.latencyPooled.itlMs.p50);
+    }
+  });
+
+  /** examples/dev-cluster.yaml under another name, edited by `edit`. */
+  function variant(name: string, edit?: (yaml: string) => string): string {
+    const base = readFileSync(join(REPO, 'examples', 'dev-cluster.yaml'), 'utf8').replace('name: dev-cluster', `name: ${name}`);
+    if (edit === undefined) return base;
+    const out = edit(base);
+    assert.notEqual(out, base, 'the edit applied');
+    return out;
+  }
+
+  async function waitPhase(name: string, phases: string[], seconds: number): Promise<ExperimentStatus> {
+    return waitFor(`${name} ${phases.join('|')}`, seconds, async () => {
+      const ee = await kubectlJson<{ status?: ExperimentStatus }>(['-n', EXP_NS, 'get', 'ee', name]);
+      return phases.includes(ee.status?.phase ?? '') ? ee.status : undefined;
+    });
+  }
+
+  async function runsPerConfiguration(status: ExperimentStatus): Promise<number[]> {
+    const doc = JSON.parse(await fetchResults(RELEASE_NS, status)) as { results: { configurations: { runsIncluded: unknown[] }[] } };
+    return doc.results.configurations.map((c) => c.runsIncluded.length);
+  }
+
+  test('a backend OOM-killed by its memory limit is retried, and the OOM shows in Events and the run\'s condition', async () => {
+    const yaml = variant('oom', (y) => y
+      .replace('requests: { cpu: 100m, memory: 256Mi, nvidia.com/gpu: "1" }', 'requests: { cpu: 100m, memory: 16Mi, nvidia.com/gpu: "1" }')
+      .replace('limits: { memory: 1Gi, nvidia.com/gpu: "1" }', 'limits: { memory: 16Mi, nvidia.com/gpu: "1" }')
+      .replace('workload.concurrency: [1, 8]', 'workload.concurrency: [1]')
+      .replace('cycles: 3', 'cycles: 1')
+      .replace('retries: 2', 'retries: 1'));
+    await kubectlOk(['-n', EXP_NS, 'apply', '-f', '-'], { input: yaml });
+    const status = await waitPhase('oom', ['Failed', 'Succeeded'], 300);
+    assert.equal(status.phase, 'Failed', 'a 16 MiB limit cannot run the agent');
+    const events = await kubectlOk(['-n', EXP_NS, 'get', 'events', '--field-selector', 'involvedObject.kind=EnergyExperiment,involvedObject.name=oom']);
+    assert.match(events, /RunRetrying.*OOMKilled/);
+    assert.match(events, /RunFailed.*OOMKilled/);
+    const describe = await kubectlOk(['-n', EXP_NS, 'describe', 'ee', 'oom']);
+    assert.match(describe, /OOMKilled/);
+  });
+
+  test('the controller pod deleted mid-run: the Deployment restarts it and every run is counted exactly once', async () => {
+    await kubectlOk(['-n', EXP_NS, 'apply', '-f', '-'], { input: variant('restart', (y) => y.replace('seed: 1', 'seed: 2')) });
+    await waitFor('a first run of restart done', 300, async () => {
+      const ee = await kubectlJson<{ status?: { runs?: { phase: string }[] } }>(['-n', EXP_NS, 'get', 'ee', 'restart']);
+      return (ee.status?.runs ?? []).some((r) => r.phase === 'Succeeded') ? true : undefined;
+    });
+    await kubectlOk(['-n', RELEASE_NS, 'delete', 'pod', '-l', 'app.kubernetes.io/component=controller', '--wait=false']);
+    const status = await waitPhase('restart', ['Succeeded', 'Failed'], 600);
+    assert.equal(status.phase, 'Succeeded', JSON.stringify(status.conditions));
+    assert.deepEqual(await runsPerConfiguration(status), [3, 3]);
+  });
+
+  test('the NATS pod deleted mid-stream: the StatefulSet brings it back, nothing is lost and nothing counted twice', async () => {
+    await kubectlOk(['-n', EXP_NS, 'apply', '-f', '-'], { input: variant('nats-restart', (y) => y.replace('seed: 1', 'seed: 3')) });
+    await waitFor('a run of nats-restart streaming', 300, async () => {
+      const ee = await kubectlJson<{ status?: { runs?: { phase: string }[] } }>(['-n', EXP_NS, 'get', 'ee', 'nats-restart']);
+      return (ee.status?.runs ?? []).some((r) => r.phase === 'Running') ? true : undefined;
+    });
+    await kubectlOk(['-n', RELEASE_NS, 'delete', 'pod', 'llem-nats-0', '--wait=false']);
+    const status = await waitPhase('nats-restart', ['Succeeded', 'Failed'], 600);
+    assert.equal(status.phase, 'Succeeded', JSON.stringify(status.conditions));
+    assert.deepEqual(await runsPerConfiguration(status), [3, 3]);
+  });
+
+  test('an image that does not exist: a clear condition naming the image, and no retry storm', async () => {
+    const manifest = variant('no-such-image', (y) => y.replace('    - type: pytorch\n', '    - type: pytorch\n      image: localhost/llem-no-such-image:0\n'));
+    await kubectlOk(['-n', EXP_NS, 'apply', '-f', '-'], { input: manifest });
+    const status = await waitPhase('no-such-image', ['Failed', 'Succeeded'], 300);
+    assert.equal(status.phase, 'Failed');
+    const failed = status.conditions?.find((c) => c.type === 'Failed');
+    assert.equal(failed?.status, 'True');
+    assert.match(failed?.message ?? '', /ErrImagePull.*localhost\/llem-no-such-image:0/);
+    const ee = await kubectlJson<{ status?: { runs?: { attempt: number; phase: string }[] } }>(['-n', EXP_NS, 'get', 'ee', 'no-such-image']);
+    const runs = ee.status?.runs ?? [];
+    assert.equal(runs.length, 6);
+    assert.deepEqual(runs.map((r) => r.attempt), [0, 0, 0, 0, 0, 0], 'an image error is not retried (retries: 2 in the manifest)');
+    const events = await kubectlOk(['-n', EXP_NS, 'get', 'events', '--field-selector', 'involvedObject.kind=EnergyExperiment,involvedObject.name=no-such-image']);
+    assert.doesNotMatch(events, /RunRetrying/);
+    await kubectlOk(['-n', EXP_NS, 'delete', 'ee', 'no-such-image', '--wait=false']);
+  });
+});

@@ -1,0 +1,15 @@
+// Command kube-controller-manager is the upstream controller manager (Deployments, StatefulSets,
+// garbage collection ...), built from k8s.io/kubernetes for the real single-node cluster
+// (scripts/dev-cluster.sh). Nothing here is shipped.
+package main
+
+import (
+	"os"
+
+	"k8s.io/component-base/cli"
+	"k8s.io/kubernetes/cmd/kube-controller-manager/app"
+)
+
+func main() {
+	os.Exit(cli.Run(app.NewControllerManagerCommand()))
+}
