@@ -49,6 +49,8 @@ export const AgentConfigSchema = z.strictObject({
   /** Model name sent in requests (the backend's served model name). */
   model: z.string().min(1),
   configHash: z.string().default(''),
+  /** W3C traceparent of the runtime's run-attempt span (OpenTelemetry); the agent's spans are its children. */
+  traceparent: z.string().regex(/^[0-9a-f]{2}-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2}$/).optional(),
   workload: z.strictObject({
     api: z.enum(['completions', 'chat']).default('completions'),
     mode: z.enum(['offline', 'concurrency', 'rate']).default('concurrency'),

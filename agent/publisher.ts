@@ -14,6 +14,7 @@ import {
 } from '../api/protocol.ts';
 import { BusError } from '../lib/errors.ts';
 import type { Bus } from '../lib/bus/types.ts';
+import { natsTraceHeaders } from '../lib/telemetry/index.ts';
 
 type Body<K extends MessageKind> = Omit<Extract<WireMessage, { kind: K }>, 'v' | 'kind' | 'seq' | 'sentAtMs' | 'simulated' | keyof PublisherKey>;
 
@@ -28,6 +29,8 @@ interface Job {
   barrier: boolean;
   resolve: () => void;
   reject: (err: unknown) => void;
+  /** W3C trace context headers of the span active at publish(); undefined when untraced. */
+  trace: Record<string, string> | undefined;
 }
 
 export class Publisher {
@@ -69,7 +72,8 @@ export class Publisher {
     if (kind in this.counts) this.counts[kind as keyof CountsByKind]++;
     const message = { v: PROTOCOL_VERSION, ...this.key, seq: this.seq, sentAtMs: Date.now(), simulated: this.simulated, kind, ...body } as WireMessage;
     return new Promise<void>((resolve, reject) => {
-      this.queue.push({ message, barrier, resolve, reject });
+      // The span active at the call, not whenever the queue gets to this message.
+      this.queue.push({ message, barrier, resolve, reject, trace: natsTraceHeaders() });
       this.pump();
     });
   }
@@ -101,7 +105,7 @@ export class Publisher {
     this.inFlight++;
     let stored: Promise<unknown>;
     try {
-      stored = this.bus.publish(dataSubject(this.key, m.kind), encodeMessage(m), { msgId: messageId(m) });
+      stored = this.bus.publish(dataSubject(this.key, m.kind), encodeMessage(m), { msgId: messageId(m), headers: job.trace });
     } catch (err) {
       stored = Promise.reject(err);
     }

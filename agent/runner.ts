@@ -12,6 +12,8 @@ import type { AgentConfig } from './config.ts';
 import { abortableSleep, RequestFactory, runLoad, type RequestSender, type Workload } from './load/generator.ts';
 import { clientThreadsFor, createLoadSender, peakStreams, type LoadSender } from './load/threaded-client.ts';
 import { Publisher } from './publisher.ts';
+import { AgentTrace } from './trace.ts';
+import { context, flushTelemetry } from '../lib/telemetry/index.ts';
 import { awaitBackendReady } from './readiness.ts';
 import type { SketchFactory } from './slices.ts';
 import { subscribeStart } from './start-signal.ts';
@@ -75,10 +77,12 @@ class ProtocolRun {
   private warmedAtMs = 0;
   readonly c: AgentConfig;
   readonly d: AgentDeps;
+  readonly trace: AgentTrace;
 
   constructor(c: AgentConfig, d: AgentDeps) {
     this.c = c;
     this.d = d;
+    this.trace = new AgentTrace(c);
     this.log = childOf(d.logger ?? rootLogger, { run: c.publisher.runId, replica: c.publisher.replica });
     const simulated = d.telemetry.source === 'simulated' || d.simulatedBackend === true;
     this.publisher = new Publisher(d.bus, c.publisher, simulated);
@@ -108,6 +112,7 @@ class ProtocolRun {
   enter(phase: Phase): void {
     this.check();
     this.phase = phase;
+    this.trace.enter(phase);
     this.log.info({ phase }, 'agent phase');
   }
 
@@ -120,6 +125,7 @@ class ProtocolRun {
       if (err instanceof NvmlTimeoutError) this.stop.abort(err);
       throw err;
     }
+    this.trace.mark(mark, samples);
     const times = samples.map((s) => s.tMs);
     if (times.length > 0) {
       this.measuredSinceMs ??= Math.min(...times);
@@ -170,6 +176,7 @@ class ProtocolRun {
 
 async function hello(run: ProtocolRun, env: TelemetryEnvironment): Promise<void> {
   const c = run.c;
+  run.trace.environment(env);
   await run.publisher.publish('hello', {
     environment: {
       hostname: hostname(), gpus: env.gpus, driverVersion: env.driverVersion, nvmlVersion: env.nvmlVersion,
@@ -265,6 +272,7 @@ async function protocol(run: ProtocolRun): Promise<AgentSummary> {
   run.enter('measuring');
   const recorder = backendMetricsRecorder(c);
   const w = await withBackendMetrics(recorder, () => run.window());
+  run.trace.window(w.totals);
   run.enter('cooldown');
   await run.sleep(c.measurement.cooldownSeconds);
   run.enter('done');
@@ -318,8 +326,11 @@ async function publishAborted(run: ProtocolRun, reason: string): Promise<void> {
 export async function runAgent(config: AgentConfig, deps: AgentDeps): Promise<AgentSummary> {
   const run = new ProtocolRun(config, deps);
   try {
-    return await protocol(run);
+    const summary = await context.with(run.trace.context, () => protocol(run));
+    run.trace.end();
+    return summary;
   } catch (err) {
+    run.trace.fail(err, run.phase);
     const aborted = run.signal.aborted;
     const reason = aborted ? reasonOf(run.signal) : err instanceof Error ? err.message : String(err);
     run.stop.abort(reason);
@@ -331,6 +342,8 @@ export async function runAgent(config: AgentConfig, deps: AgentDeps): Promise<Ag
     }
     throw isLlemError(err) ? err : new LlemError('LLEM_E_RUN', `run failed during ${run.phase}: ${reason}`, { cause: err });
   } finally {
+    // Before anything slow: the pod may be deleted (SIGTERM) as soon as the summary is applied.
+    await flushTelemetry();
     run.close();
     await deps.telemetry.stop();
   }

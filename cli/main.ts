@@ -18,6 +18,8 @@ const COMMANDS: Record<string, { summary: string; load: () => Promise<{ main: Co
   'gpu-info': { summary: 'discover GPUs and print telemetry samples as JSON', load: () => import('./commands/telemetry.ts') },
 };
 
+/** Commands that export OpenTelemetry traces and metrics when OTEL_* variables say so (lib/telemetry). */
+const TRACED: Record<string, string> = { run: 'llem-run', agent: 'llem-agent', controller: 'llem-controller' };
 /** Commands that need a newer Node.js than the rest of llem (>= 20, ADR 0015). */
 const NODE_MAJOR_NEEDED: Record<string, number> = { controller: 22 };
 /** Long-running services whose structured logs are their output: info unless told otherwise. */
@@ -92,11 +94,16 @@ export async function cliMain(argv: string[]): Promise<number> {
       'install a current Node.js, or in a llem checkout run `source scripts/node-env.sh` first\n');
     return 2;
   }
+  const service = TRACED[name];
+  const telemetry = service === undefined ? null : await import('../lib/telemetry/index.ts');
   try {
+    await telemetry?.startTelemetry(service ?? 'llem');
     const mod = await command.load();
     return await mod.main(args);
   } catch (err) {
     return reportError(err, name);
+  } finally {
+    await telemetry?.shutdownTelemetry();
   }
 }
 

@@ -10,6 +10,7 @@ import type { EnergyExperimentStatus } from '../api/status.ts';
 import { InvalidInputError } from '../lib/errors.ts';
 import { canonicalJson } from '../api/paths.ts';
 import type { Logger } from '../lib/log.ts';
+import { experimentContext, inSpan } from '../lib/telemetry/index.ts';
 import { FINALIZER, LABEL_EXPERIMENT_UID, type ExperimentObject, type KubeWriter } from './kube.ts';
 import type { ObjectStore } from './informer.ts';
 import { busCredentialSecret } from './bus-credentials.ts';
@@ -97,6 +98,17 @@ export class Reconciler {
     if (obj === undefined) return {};
     const uid = obj.metadata?.uid ?? '';
     const ref: ExperimentRef = { name, namespace, uid };
+    // One span per reconcile in the experiment's trace; pods created here carry it as the agents' parent.
+    const attrs = { 'llem.experiment.name': name, 'k8s.namespace.name': namespace, 'llem.experiment.uid': uid };
+    return inSpan('llem.reconcile', attrs, async (span) => {
+      const result = await this.reconcileObject(obj, ref);
+      span.setAttribute('llem.reconcile.outcome', result.requeueAfterMs === undefined ? 'done' : 'requeue');
+      return result;
+    }, experimentContext(uid));
+  }
+
+  private async reconcileObject(obj: ExperimentObject, ref: ExperimentRef): Promise<ReconcileResult> {
+    const { name, namespace } = ref;
     if (obj.metadata?.deletionTimestamp !== undefined) return this.finalize(obj, ref);
     if (!(obj.metadata?.finalizers ?? []).includes(FINALIZER)) {
       await this.deps.writer.setFinalizers(obj, [...(obj.metadata?.finalizers ?? []), FINALIZER]);

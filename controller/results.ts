@@ -3,6 +3,7 @@
 // stream sequence) so a restarted controller resumes where it stopped and never counts a message twice.
 // Also the run table (ADR 0014), the start barrier, and release: a finished experiment's feed is
 // stopped and dropped, so memory follows the experiments in flight (results stay in the artifact).
+import { traceApplied } from '../lib/telemetry/index.ts';
 import { decodeMessage, startSubject, PROTOCOL_VERSION, type StartSignal, type WireMessage } from '../api/protocol.ts';
 import { experimentSubjectFilter } from '../api/protocol.ts';
 import { sanitizeToken } from '../api/names.ts';
@@ -230,6 +231,7 @@ class Feed implements ExperimentFeed {
       return Promise.resolve('dead-letter');
     }
     this.applyToAggregator(m.streamSeq, msg);
+    traceApplied(msg, m.headers);
     this.lastStreamSeq = m.streamSeq;
     this.dirty = true;
     this.events.applied(this.ref, msg.kind);

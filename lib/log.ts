@@ -3,6 +3,7 @@
 // LLEM_LOG_LEVEL (default warn; `llem controller` and `llem agent` default to info, see cli/main.ts).
 import { pino, type Logger } from 'pino';
 import { logLevelProblem, requestedLogLevel } from './log-level.ts';
+import { activeTraceIds } from './telemetry/index.ts';
 
 export type { Logger };
 
@@ -12,6 +13,8 @@ export const LOG_LEVEL_PROBLEM: string | null = logLevelProblem(process.env['LLE
 export const rootLogger: Logger = pino({
   level: requestedLogLevel(),
   base: { app: 'llem' },
+  // trace_id/span_id of the active OpenTelemetry span: log lines join their trace (nothing when untraced).
+  mixin: activeTraceIds,
   redact: {
     paths: ['token', 'password', '*.token', '*.password', 'headers.authorization', 'env.HF_TOKEN', '*.HF_TOKEN'],
     censor: '[redacted]',

@@ -21,6 +21,7 @@ import { removeRunFile, writeRunFile, writeResults, type ResultsSummary } from '
 import { assertSameExperiment, ResultsDirectory, type LocalState } from './state.ts';
 import { awaitGpuMemoryReleased, nvmlMemoryReader, resolveLocalGpus, type LocalGpus } from './gpu-check.ts';
 import { LOCK_FILE, lockResultsDirectory } from './lock.ts';
+import { inSpan, traceApplied } from '../lib/telemetry/index.ts';
 
 export interface LocalRunOptions {
   file: string;
@@ -145,6 +146,7 @@ class LocalExperiment {
         if (!decoded.ok) return 'dead-letter';
         // The in-process stream restarts at 1 in every process; the restored aggregator remembers the old sequence.
         this.aggregator.apply(decoded.message, m.streamSeq + this.seqOffset);
+        traceApplied(decoded.message, m.headers);
         this.observer.observe(decoded.message, (id) => this.attempts.get(id));
         if (decoded.message.kind === 'hello' && Object.keys(this.state.environment).length === 0) {
           this.state.environment = this.observer.get(decoded.message.runId)?.environment ?? {};
@@ -191,10 +193,18 @@ class LocalExperiment {
       this.opts.progress.event({ type: 'run', runId: run.id, index, total: this.loaded.matrix.runs.length, attempt, requests: configuration.workload.requests });
       let error: string | null;
       try {
-        const backend = await this.pool.ensure(configuration);
-        error = await runReplicas({
-          experiment: this.loaded.experiment, experimentUid: this.state.experimentUid, configuration, run, attempt, backend,
-          bus: this.bus, simulate: this.opts.simulate, gpuUuids: this.gpus?.entries ?? [], signal: this.opts.signal, logger: this.log,
+        // One span per attempt: agents start -> their data applied (drain); the agents' spans are its children.
+        const attrs = { 'llem.run.id': run.id, 'llem.run.attempt': attempt, 'llem.config.hash': configuration.configHash };
+        error = await inSpan('llem.run.attempt', attrs, async (span) => {
+          const backend = await this.pool.ensure(configuration);
+          const failed = await runReplicas({
+            experiment: this.loaded.experiment, experimentUid: this.state.experimentUid, configuration, run, attempt, backend,
+            bus: this.bus, simulate: this.opts.simulate, gpuUuids: this.gpus?.entries ?? [], signal: this.opts.signal, logger: this.log,
+          });
+          await this.drain();
+          const outcome = failed === null ? this.runStatus(run.id) : 'failed';
+          span.setAttributes({ 'llem.run.outcome': outcome, ...(failed === null ? {} : { 'llem.run.error': failed }) });
+          return failed;
         });
       } catch (err) {
         if (this.opts.signal.aborted) throw new InterruptedError('interrupted', { cause: err });
@@ -302,10 +312,13 @@ async function runLocked(run: LockedRun, notes: string[]): Promise<LocalRunOutco
   opts.progress.event({ type: 'start', total: loaded.matrix.runs.length, done, simulated: opts.simulate, out, warnings });
   try {
     await exp.startConsuming();
-    for (const [index, run] of loaded.matrix.runs.entries()) {
-      if (state.runs[run.id]?.status === 'complete') continue;
-      await exp.execute(run, index);
-    }
+    const attrs = { 'llem.experiment.name': loaded.experiment.metadata.name, 'llem.experiment.uid': uid, 'llem.runtime': 'local', 'llem.simulated': opts.simulate };
+    await inSpan('llem.experiment', attrs, async () => {
+      for (const [index, run] of loaded.matrix.runs.entries()) {
+        if (state.runs[run.id]?.status === 'complete') continue;
+        await exp.execute(run, index);
+      }
+    });
   } catch (err) {
     // Interrupted: what is complete is still worth a look; the next `llem run` continues.
     if (err instanceof InterruptedError) writeResults({ dir: out, loaded, state, results: aggregator.results(), aggregator });

@@ -1,5 +1,6 @@
 // `llem controller`: the Kubernetes controller (informers, work queue, leader election, metrics).
 // Flags override the environment the Helm chart sets; everything is parsed once, with zod.
+import { agentTelemetryEnv } from '../../lib/telemetry/index.ts';
 import { parseArgs } from 'node:util';
 import { hostname } from 'node:os';
 import { KubeConfig } from '@kubernetes/client-node';
@@ -166,7 +167,7 @@ function controllerFor(config: ControllerConfig, kc: KubeConfig, bus: NatsBus, l
     podOptions: {
       agentImage: config.agentImage,
       backendImages: config.backendImages,
-      agentEnv: [{ name: 'LLEM_NATS_URL', value: config.agentNatsUrl ?? config.natsUrl }],
+      agentEnv: [{ name: 'LLEM_NATS_URL', value: config.agentNatsUrl ?? config.natsUrl }, ...agentTelemetryEnv()],
       simulate: config.simulate,
       ...(config.issuer === undefined ? {} : { busIssuer: config.issuer }),
     },

@@ -5,6 +5,7 @@ import type { Configuration, PlannedRun } from '../../api/matrix.ts';
 import type { EnergyExperimentSpec, TokenDistribution, WorkloadSpec } from '../../api/spec.ts';
 import type { BackendLaunch } from './types.ts';
 import { DATASET_FILE, SERVER_PORT } from './server-command.ts';
+import { traceparentOf } from '../telemetry/index.ts';
 
 /** One replica of one attempt of a planned run: what a runtime launches. */
 export interface RunLaunchRequest {
@@ -51,6 +52,11 @@ function backendConfig(type: string, launch: BackendLaunch | undefined): Record<
   return { name: type, baseUrl: launch.baseUrl, readinessPath: launch.readiness.path, readinessTimeoutSeconds: launch.readiness.timeoutSeconds, metrics: launch.metrics };
 }
 
+function optionalTraceparent(): { traceparent?: string } {
+  const tp = traceparentOf();
+  return tp === undefined ? {} : { traceparent: tp };
+}
+
 /**
  * JSON-ready AgentConfig input for one (run, attempt, replica). `launch`, when given, is the backend
  * the agent supervises (address, readiness probe, served model name, start-up files); local mode
@@ -64,6 +70,8 @@ export function agentConfigFor(req: RunLaunchRequest, simulate: boolean, launch?
     backend: backendConfig(configuration.backend.type, launch),
     model: launch?.servedModelName ?? spec.model.name,
     configHash: configuration.configHash,
+    // The active span (the runtime's run attempt) becomes the agent's parent; absent when not traced.
+    ...optionalTraceparent(),
     workload: workloadConfig(configuration.workload),
     measurement: {
       warmupRequests: m.warmupRequests,

@@ -8,6 +8,7 @@ export interface StoredMessage {
   subject: string;
   data: Uint8Array;
   streamSeq: number;
+  headers?: Record<string, string>;
 }
 
 /** Deliveries between yields to the event loop, so publishers keep running beside a busy consumer. */
@@ -70,7 +71,7 @@ export class InProcessConsumption {
     try {
       for (let deliveryCount = 1; !this.#abort.signal.aborted || deliveryCount === 1; deliveryCount++) {
         try {
-          const disposition = await this.#opts.handler({ subject: m.subject, data: m.data, streamSeq: m.streamSeq, deliveryCount });
+          const disposition = await this.#opts.handler({ subject: m.subject, data: m.data, streamSeq: m.streamSeq, deliveryCount, ...(m.headers === undefined ? {} : { headers: m.headers }) });
           if (disposition === 'dead-letter') this.#deps.deadLetter(m);
           this.#lastApplied = m.streamSeq;
           return;

@@ -26,6 +26,7 @@ import type {
   DeleteExperimentOptions,
   PublishAck,
 } from './types.ts';
+import type { PublishOptions } from './types.ts';
 
 export type { StoredMessage };
 
@@ -72,7 +73,7 @@ export class InProcessBus implements Bus {
     this.#assertOpen();
   }
 
-  async publish(subject: string, data: Uint8Array, opts: { msgId: string }): Promise<PublishAck> {
+  async publish(subject: string, data: Uint8Array, opts: PublishOptions): Promise<PublishAck> {
     this.#assertOpen();
     assertDataSubject(subject);
     const now = this.#opts.nowMs();
@@ -80,7 +81,7 @@ export class InProcessBus implements Bus {
     const seen = this.#dedup.get(opts.msgId);
     if (seen !== undefined) return { streamSeq: seen.seq, duplicate: true };
     const streamSeq = ++this.#lastSeq;
-    this.#messages.push({ subject, data: data.slice(), streamSeq });
+    this.#messages.push({ subject, data: data.slice(), streamSeq, ...(opts.headers === undefined ? {} : { headers: { ...opts.headers } }) });
     this.#dedup.set(opts.msgId, { seq: streamSeq, atMs: now });
     if (this.#opts.maxMessages >= 0 && this.#messages.length > this.#opts.maxMessages) this.#messages.shift();
     this.#wake();

@@ -14,6 +14,7 @@ import { AckPolicy, DeliverPolicy, type ConsumerMessages, type JetStreamClient, 
 import type { Logger } from '../log.ts';
 import type { NatsBusOptions } from './nats-options.ts';
 import type { ConsumeOptions, Consumption } from './types.ts';
+import { traceHeadersOf } from './nats-trace-headers.ts';
 
 const NANOS_PER_SECOND = 1_000_000_000;
 const IDLE_POLL_MS = 20;
@@ -183,6 +184,7 @@ export class NatsConsumption implements Consumption {
       data: m.data,
       streamSeq: m.info.streamSequence,
       deliveryCount: m.info.deliveryCount + retries,
+      ...traceHeadersOf(m),
     });
     if (disposition === 'dead-letter') await this.#ctx.deadLetter(m);
   }

@@ -42,6 +42,8 @@ import type {
   DeleteExperimentOptions,
   PublishAck,
 } from './types.ts';
+import type { PublishOptions } from './types.ts';
+import { traceHeaders } from './nats-trace-headers.ts';
 
 /** Headers on a dead-lettered copy: where it came from. */
 export const DEAD_LETTER_HEADERS = { subject: 'Llem-Original-Subject', streamSeq: 'Llem-Original-Stream-Seq' } as const;
@@ -115,9 +117,9 @@ export class NatsBus implements Bus {
     this.#objects = Promise.resolve(await ensureArtifactBucket(this.#js, layout));
   }
 
-  async publish(subject: string, data: Uint8Array, opts: { msgId: string }): Promise<PublishAck> {
+  async publish(subject: string, data: Uint8Array, opts: PublishOptions): Promise<PublishAck> {
     assertDataSubject(subject);
-    return await this.#publishWithRetry(subject, data, `${opts.msgId}~${this.#msgIdNonce}`);
+    return await this.#publishWithRetry(subject, data, `${opts.msgId}~${this.#msgIdNonce}`, traceHeaders(opts.headers));
   }
 
   async #publishWithRetry(subject: string, data: Uint8Array, msgId: string, hdrs?: ReturnType<typeof headers>): Promise<PublishAck> {

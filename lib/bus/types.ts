@@ -15,6 +15,14 @@ export interface DeliveredMessage {
   streamSeq: number;
   /** How many times the server has delivered this message (1 on first delivery). */
   deliveryCount: number;
+  /** Message headers the publisher set (W3C `traceparent` when traced); absent when none. */
+  headers?: Record<string, string>;
+}
+
+export interface PublishOptions {
+  msgId: string;
+  /** Extra headers stored with the message (W3C trace context); omitted when not traced. */
+  headers?: Record<string, string> | undefined;
 }
 
 /** What the consumer's handler says about one message. */
@@ -62,7 +70,7 @@ export interface DeleteExperimentOptions {
 export interface Bus {
   /** Idempotently create the stream, KV and object-store buckets. */
   ensureLayout(): Promise<void>;
-  publish(subject: string, data: Uint8Array, opts: { msgId: string }): Promise<PublishAck>;
+  publish(subject: string, data: Uint8Array, opts: PublishOptions): Promise<PublishAck>;
   consume(opts: ConsumeOptions): Promise<Consumption>;
   /** Control plane (start barrier): fire-and-forget, not stored in the data stream. */
   publishControl(subject: string, data: Uint8Array): Promise<void>;
