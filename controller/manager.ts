@@ -121,6 +121,11 @@ export class Controller {
     return this.streams.active();
   }
 
+  /** `llem.run.attempt` spans started and not yet ended (runs in flight, when tracing is on). */
+  openAttemptSpans(): number {
+    return this.reconciler.attempts.size;
+  }
+
   get isLeader(): boolean {
     return this.queue !== undefined;
   }

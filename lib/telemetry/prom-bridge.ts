@@ -18,7 +18,8 @@ export interface PromRegistry { getMetricsAsJSON(): Promise<unknown[]> }
 /** UCUM unit from the Prometheus name's unit suffix (llem's names always end in their unit when they have one). */
 function unitOf(name: string): string {
   const suffix = /_(seconds|joules|watts|bytes)(?:_total)?$/.exec(name)?.[1];
-  return suffix === undefined ? '' : ({ seconds: 's', joules: 'J', watts: 'W', bytes: 'By' } as Record<string, string>)[suffix] ?? '';
+  const units: Record<string, string> = { seconds: 's', joules: 'J', watts: 'W', bytes: 'By' };
+  return suffix === undefined ? '' : units[suffix] ?? '';
 }
 
 function attributesOf(labels: Record<string, string | number | undefined>, drop?: string): Attributes {
@@ -45,21 +46,23 @@ function histogramPoints(m: PromMetric, start: HrTime, end: HrTime): DataPoint<H
     // counts[i] = observations in (boundaries[i-1], boundaries[i]]; the last one is above every boundary.
     const cumulative = [...boundaries.map((_, i) => sorted[i]?.[1] ?? 0), s.count];
     const counts = cumulative.map((c, i) => c - (i === 0 ? 0 : cumulative[i - 1] ?? 0));
-    return { startTime: start, endTime: end, attributes: s.attributes, value: { buckets: { boundaries, counts }, sum: s.sum, count: s.count } };
+    const value = { buckets: { boundaries, counts }, sum: s.sum, count: s.count };
+    return { startTime: start, endTime: end, attributes: s.attributes, value };
   });
 }
 
 function metricData(m: PromMetric, start: HrTime, end: HrTime): MetricData | null {
   const descriptor = { name: m.name, description: m.help, unit: unitOf(m.name), valueType: ValueType.DOUBLE };
-  const points = (): DataPoint<number>[] => m.values.map((v) => ({ startTime: start, endTime: end, attributes: attributesOf(v.labels), value: v.value }));
-  const cumulative = AggregationTemporality.CUMULATIVE;
+  const points = (from: HrTime): DataPoint<number>[] =>
+    m.values.map((v) => ({ startTime: from, endTime: end, attributes: attributesOf(v.labels), value: v.value }));
+  const base = { descriptor, aggregationTemporality: AggregationTemporality.CUMULATIVE };
   switch (String(m.type)) {
     case 'counter':
-      return { descriptor, aggregationTemporality: cumulative, dataPointType: DataPointType.SUM, isMonotonic: true, dataPoints: points() };
+      return { ...base, dataPointType: DataPointType.SUM, isMonotonic: true, dataPoints: points(start) };
     case 'gauge':
-      return { descriptor, aggregationTemporality: cumulative, dataPointType: DataPointType.GAUGE, dataPoints: points().map((p) => ({ ...p, startTime: end })) };
+      return { ...base, dataPointType: DataPointType.GAUGE, dataPoints: points(end) };
     case 'histogram':
-      return { descriptor, aggregationTemporality: cumulative, dataPointType: DataPointType.HISTOGRAM, dataPoints: histogramPoints(m, start, end) };
+      return { ...base, dataPointType: DataPointType.HISTOGRAM, dataPoints: histogramPoints(m, start, end) };
     default:
       // Summaries have no OTLP equivalent that keeps their quantiles; llem defines none.
       return null;
@@ -71,7 +74,9 @@ function metricData(m: PromMetric, start: HrTime, end: HrTime): MetricData | nul
  * the registry was added (prom-client counters never reset), gauges are the value at collection time,
  * histograms keep their Prometheus bucket boundaries. Series without a value yet are not sent.
  */
-export function promMetricProducer(resource: Resource, registries: () => readonly { registry: PromRegistry; since: HrTime }[]): MetricProducer {
+export function promMetricProducer(
+  resource: Resource, registries: () => readonly { registry: PromRegistry; since: HrTime }[],
+): MetricProducer {
   return {
     collect: async (): Promise<CollectionResult> => {
       const end = hrTime();
@@ -87,7 +92,8 @@ export function promMetricProducer(resource: Resource, registries: () => readonl
           errors.push(err);
         }
       }
-      return { resourceMetrics: { resource, scopeMetrics: metrics.length === 0 ? [] : [{ scope: { name: 'llem.prometheus' }, metrics }] }, errors };
+      const scopeMetrics = metrics.length === 0 ? [] : [{ scope: { name: 'llem.prometheus' }, metrics }];
+      return { resourceMetrics: { resource, scopeMetrics }, errors };
     },
   };
 }
