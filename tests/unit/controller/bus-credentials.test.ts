@@ -4,26 +4,13 @@ import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { test } from 'node:test';
 import type { V1Pod, V1Secret } from '@kubernetes/client-node';
-import type { ObjectStore } from '../../../controller/informer.ts';
 import type { ExperimentObject, KubeWriter } from '../../../controller/kube.ts';
 import { Reconciler } from '../../../controller/reconciler.ts';
 import { BusExperimentStreams } from '../../../controller/results.ts';
 import { BusIssuer } from '../../../lib/bus/identity.ts';
 import { InProcessBus } from '../../../lib/bus/inprocess.ts';
 import { rootLogger } from '../../../lib/log.ts';
-
-class Store<T extends { metadata?: { name?: string; namespace?: string } }> implements ObjectStore<T> {
-  readonly items = new Map<string, T>();
-  get(ns: string, name: string): T | undefined {
-    return this.items.get(`${ns}/${name}`);
-  }
-  list(ns?: string): T[] {
-    return [...this.items.values()].filter((o) => ns === undefined || o.metadata?.namespace === ns);
-  }
-  put(o: T): void {
-    this.items.set(`${o.metadata?.namespace ?? ''}/${o.metadata?.name ?? ''}`, o);
-  }
-}
+import { Store } from './fakes.ts';
 
 class Writer implements KubeWriter {
   writes: string[] = [];

@@ -5,59 +5,12 @@ import assert from 'node:assert/strict';
 import type { V1Pod } from '@kubernetes/client-node';
 import { Reconciler } from '../../../controller/reconciler.ts';
 import { BusExperimentStreams } from '../../../controller/results.ts';
-import type { ExperimentObject, KubeWriter } from '../../../controller/kube.ts';
-import type { ObjectStore } from '../../../controller/informer.ts';
+import type { ExperimentObject } from '../../../controller/kube.ts';
 import { InProcessBus } from '../../../lib/bus/inprocess.ts';
 import { rootLogger } from '../../../lib/log.ts';
 import { fakeAgentRunner } from '../../support/fake-agent.ts';
 import { expandContainerEnv } from '../../support/kubelet-expansion.ts';
-
-class Store<T extends { metadata?: { name?: string; namespace?: string } }> implements ObjectStore<T> {
-  readonly items = new Map<string, T>();
-  get(ns: string, name: string): T | undefined {
-    return this.items.get(`${ns}/${name}`);
-  }
-  list(ns?: string): T[] {
-    return [...this.items.values()].filter((o) => ns === undefined || o.metadata?.namespace === ns);
-  }
-  put(o: T): void {
-    this.items.set(`${o.metadata?.namespace ?? ''}/${o.metadata?.name ?? ''}`, o);
-  }
-}
-
-class RecordingWriter implements KubeWriter {
-  writes: string[] = [];
-  private rv = 1;
-  constructor(private readonly experiments: Store<ExperimentObject>, private readonly pods: Store<V1Pod>) {}
-  patchExperimentStatus(ns: string, name: string, status: Record<string, unknown>): Promise<ExperimentObject> {
-    this.writes.push(`status ${ns}/${name}`);
-    const o = this.experiments.get(ns, name);
-    const next = { ...o, metadata: { ...o?.metadata, resourceVersion: String(++this.rv) }, status };
-    this.experiments.put(next);
-    return Promise.resolve(next);
-  }
-  setFinalizers(obj: ExperimentObject, finalizers: string[]): Promise<void> {
-    this.writes.push('finalizers');
-    this.experiments.put({ ...obj, metadata: { ...obj.metadata, finalizers, resourceVersion: String(++this.rv) } });
-    return Promise.resolve();
-  }
-  deleteExperiment(): Promise<void> {
-    return Promise.resolve();
-  }
-  createPod(pod: V1Pod): Promise<void> {
-    this.writes.push(`create ${pod.metadata?.name ?? ''}`);
-    this.pods.put({ ...pod, status: { phase: 'Pending' } });
-    return Promise.resolve();
-  }
-  deletePod(ns: string, name: string): Promise<void> {
-    this.writes.push(`delete ${name}`);
-    this.pods.items.delete(`${ns}/${name}`);
-    return Promise.resolve();
-  }
-  recordEvent(): Promise<void> {
-    return Promise.resolve();
-  }
-}
+import { RecordingWriter, Store } from './fakes.ts';
 
 function experiment(): ExperimentObject {
   return {
