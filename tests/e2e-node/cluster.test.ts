@@ -6,10 +6,13 @@
 // (there is no GPU), and the experiment must reach Succeeded. Runs only with LLEM_REAL_NODE=1 (root):
 //   LLEM_REAL_NODE=1 node --import tsx --test tests/e2e-node/*.test.ts
 import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
+import { connect, credsAuthenticator, type NodeConnectionOptions } from '@nats-io/transport-node';
+import { BusIssuer } from '../../lib/bus/identity.ts';
 import {
   AGENT_DIR, AGENT_INSTALL_COMMAND, AGENT_NODE, AGENT_PAYLOAD_DIR, PYTORCH_SERVER_ROOT,
 } from '../../lib/backends/server-command.ts';
@@ -17,7 +20,7 @@ import {
   buildImages, FatalError, kubectl, kubectlJson, kubectlOk, NODE_NAME, nodeDown, nodeUp, realNodeSkipReason, REPO, shOk, waitFor,
   type BuiltImage,
 } from '../support/real-node.ts';
-import { fetchResults, installChart, type ExperimentStatus, uninstallChart } from '../support/real-node-llem.ts';
+import { fetchResults, installChart, natsAuth, type ExperimentStatus, uninstallChart } from '../support/real-node-llem.ts';
 
 const skip = realNodeSkipReason();
 const RELEASE_NS = 'llem-system';
@@ -123,6 +126,24 @@ spec:
       assert.ok(c.latencyPooled.ttftMs.p99 >= c.latencyPooled.ttftMs.p50 && c.latencyPooled.ttftMs.p50 > 0);
       assert.ok(c.latencyPooled.itlMs.p99 >= c.latencyPooled.itlMs.p50);
     }
+  });
+
+  test('the chart\'s NATS admits only credentials signed from the chart\'s issuer secret (no anonymous or foreign client)', async () => {
+    const svc = await kubectlJson<{ spec: { clusterIP: string } }>(['-n', RELEASE_NS, 'get', 'svc', 'llem-nats']);
+    const servers = `nats://${svc.spec.clusterIP}:4222`;
+    const refused = async (opts: Partial<NodeConnectionOptions>, what: string): Promise<void> => {
+      await assert.rejects(async () => {
+        const nc = await connect({ servers, timeout: 5_000, maxReconnectAttempts: 0, ...opts });
+        await nc.close();
+      }, /authoriz|auth/i, `${what} was let in`);
+    };
+    await refused({}, 'a client without credentials');
+    await refused({ user: 'llem', pass: 'llem' }, 'a client with a password');
+    const foreign = new BusIssuer(randomBytes(32).toString('hex')).controllerCreds();
+    await refused({ authenticator: credsAuthenticator(new TextEncoder().encode(foreign)) }, 'a client signed by another issuer');
+    const nc = await connect({ servers, timeout: 5_000, ...(await natsAuth(RELEASE_NS)) });
+    await nc.flush();
+    await nc.close();
   });
 
   /** examples/dev-cluster.yaml under another name, edited by `edit`. */
