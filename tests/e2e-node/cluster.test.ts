@@ -209,13 +209,20 @@ spec:
   });
 
   test('an image that does not exist: a clear condition naming the image, and no retry storm', async () => {
-    const manifest = variant('no-such-image', (y) => y.replace('    - type: pytorch\n', '    - type: pytorch\n      image: localhost/llem-no-such-image:0\n'));
+    // The chart's admission policy admits image overrides only under its allowed prefix, so an image outside
+    // it never gets a pod; the missing image therefore sits under the prefix (this node has no registry).
+    const outside = variant('outside-prefix', (y) => y.replace('    - type: pytorch\n', '    - type: pytorch\n      image: localhost/llem-no-such-image:0\n'));
+    const denied = await kubectl(['-n', EXP_NS, 'apply', '-f', '-'], { input: outside });
+    assert.notEqual(denied.code, 0, 'the admission policy let an image outside ghcr.io/llenergymeasure/ through');
+    assert.match(denied.stderr, /llem-experiment-policy.*allowedImagePrefixes/);
+    const missing = 'ghcr.io/llenergymeasure/llem-no-such-image:0';
+    const manifest = variant('no-such-image', (y) => y.replace('    - type: pytorch\n', `    - type: pytorch\n      image: ${missing}\n`));
     await kubectlOk(['-n', EXP_NS, 'apply', '-f', '-'], { input: manifest });
     const status = await waitPhase('no-such-image', ['Failed', 'Succeeded'], 300);
     assert.equal(status.phase, 'Failed');
     const failed = status.conditions?.find((c) => c.type === 'Failed');
     assert.equal(failed?.status, 'True');
-    assert.match(failed?.message ?? '', /ErrImagePull.*localhost\/llem-no-such-image:0/);
+    assert.match(failed?.message ?? '', /(ErrImagePull|ImagePullBackOff).*ghcr\.io\/llenergymeasure\/llem-no-such-image:0/);
     const ee = await kubectlJson<{ status?: { runs?: { attempt: number; phase: string }[] } }>(['-n', EXP_NS, 'get', 'ee', 'no-such-image']);
     const runs = ee.status?.runs ?? [];
     assert.equal(runs.length, 6);
