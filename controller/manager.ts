@@ -15,6 +15,7 @@ import { BusExperimentStreams } from './results.ts';
 import { startProbeServer, type ProbeServer } from './http.ts';
 import { WorkQueue, DEFAULT_RATE_LIMITS, type RateLimiterOptions } from './workqueue.ts';
 import { LlemError } from '../lib/errors.ts';
+import { exportPrometheusRegistry } from '../lib/telemetry/index.ts';
 
 /** A reconcile error that retrying cannot fix: logged and counted, never requeued. */
 export class TerminalError extends LlemError {
@@ -71,6 +72,8 @@ export class Controller {
 
   constructor(private readonly opts: ControllerOptions) {
     this.metrics = opts.metrics ?? new ControllerMetrics();
+    // The same metrics over OTLP, read at each export; a no-op unless OTEL_* turned telemetry on.
+    exportPrometheusRegistry(this.metrics.registry);
     this.identity = opts.leaderElection.identity ?? `${hostname()}_${randomUUID().slice(0, 8)}`;
     const log = opts.log;
     this.experiments = experimentInformer(opts.kubeConfig, opts.namespace, (_k, o) => this.enqueue(`${o.metadata?.namespace ?? ''}/${o.metadata?.name ?? ''}`), log);
@@ -116,6 +119,11 @@ export class Controller {
   /** Experiments whose stream feed (consumer, Aggregator, run table) is in memory. */
   activeFeeds(): number {
     return this.streams.active();
+  }
+
+  /** `llem.run.attempt` spans started and not yet ended (runs in flight, when tracing is on). */
+  openAttemptSpans(): number {
+    return this.reconciler.attempts.size;
   }
 
   get isLeader(): boolean {

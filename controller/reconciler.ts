@@ -10,7 +10,8 @@ import type { EnergyExperimentStatus } from '../api/status.ts';
 import { InvalidInputError } from '../lib/errors.ts';
 import { canonicalJson } from '../api/paths.ts';
 import type { Logger } from '../lib/log.ts';
-import { experimentContext, inSpan } from '../lib/telemetry/index.ts';
+import { context, experimentContext, inSpan } from '../lib/telemetry/index.ts';
+import { AttemptSpans } from './attempt-spans.ts';
 import { FINALIZER, LABEL_EXPERIMENT_UID, type ExperimentObject, type KubeWriter } from './kube.ts';
 import type { ObjectStore } from './informer.ts';
 import { busCredentialSecret } from './bus-credentials.ts';
@@ -85,6 +86,8 @@ export class Reconciler {
 
   /** `<uid>/<runId>` of runs whose credentials Secret exists (created or found). */
   private readonly busSecrets = new Set<string>();
+  /** Open `llem.run.attempt` spans: pods created -> the attempt's result applied. */
+  readonly attempts = new AttemptSpans();
 
   constructor(private readonly deps: ReconcilerDeps) {}
 
@@ -200,6 +203,7 @@ export class Reconciler {
     this.parsed.delete(ref.uid);
     this.validations.delete(ref.uid);
     this.deps.metrics?.forgetExperiment(ref.namespace, ref.name);
+    this.attempts.forget(ref.uid, 'deleted', this.now());
     await this.deps.writer.setFinalizers(obj, (obj.metadata?.finalizers ?? []).filter((f) => f !== FINALIZER));
     this.deps.log.info({ experiment: `${ref.namespace}/${ref.name}` }, 'experiment deleted: pods, consumer and checkpoint cleaned up');
     return {};
@@ -231,9 +235,10 @@ export class Reconciler {
     });
     const pods = this.podsOf(ref);
     const now = this.now();
+    const before = feed.runs.list();
     const out = stepRuns({
       planned: matrix.runs,
-      previous: feed.runs.list(),
+      previous: before,
       pods,
       judge: feed.judge,
       resumed: feed.resumed,
@@ -250,7 +255,10 @@ export class Reconciler {
     try {
       created = this.renderPods(ref, spec, matrix, out);
     } catch (err) {
-      if (err instanceof InvalidInputError) return this.renderFailed(obj, ref, err);
+      if (err instanceof InvalidInputError) {
+        this.attempts.forget(ref.uid, 'failed', now);
+        return this.renderFailed(obj, ref, err);
+      }
       throw err;
     }
     // Declared before the pods exist: the Aggregator refuses messages of attempts never started.
@@ -258,6 +266,8 @@ export class Reconciler {
     // Write-ahead: the run table records an attempt before its pods exist (ADR 0014).
     feed.runs.update(out.runs);
     await feed.runs.persist();
+    // The attempts whose result this pass applied (succeeded, failed, retried, suspended) end here.
+    this.attempts.applied(ref.uid, before, out.runs, now);
     await this.applyPods(ref, created, out);
     for (const s of out.signal) await feed.signalStart(s.runId, s.attempt);
     const status = await this.desiredStatus({ obj, ref, spec, matrix, feed, warnings }, out, prev);
@@ -292,7 +302,9 @@ export class Reconciler {
     return out.create.flatMap((c) => {
       const configuration = byId.get(c.run.configurationId);
       if (configuration === undefined) return [];
-      return [render({ experiment: ref, spec, configuration, run: c.run, attempt: c.attempt, replica: c.replica }, this.deps.podOptions)];
+      // Rendered in the attempt's span: the agent config carries its traceparent (the agents' parent).
+      const attempt = this.attempts.started(ref.uid, c.run.id, c.attempt, { 'llem.config.hash': c.run.configHash });
+      return [context.with(attempt, () => render({ experiment: ref, spec, configuration, run: c.run, attempt: c.attempt, replica: c.replica }, this.deps.podOptions))];
     });
   }
 

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs (once, cached) every outside program the tests start: nats-server, chromium,
-# kube-apiserver + etcd built from Go modules, helm, and the Python test packages.
+# kube-apiserver + etcd and the OpenTelemetry Collector built from Go modules, helm, and the Python
+# test packages (the real node's parts only with LLEM_REAL_NODE=1).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 CACHE="${LLEM_CACHE:-$HOME/.cache/llem}"
@@ -10,7 +11,15 @@ command -v nats-server >/dev/null || apt_pkgs+=(nats-server)
 command -v chromium >/dev/null || apt_pkgs+=(chromium)
 if [ ${#apt_pkgs[@]} -gt 0 ]; then
   echo "== installing ${apt_pkgs[*]}"
+  t0=$(date +%s)
   apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${apt_pkgs[@]}" >/dev/null
+  echo "== set-up: apt packages in $(( $(date +%s) - t0 ))s"
 fi
-for f in scripts/ensure-deps.d/*.sh; do [ -e "$f" ] && bash "$f"; done
+# Each step prints its own time (a cached step takes a second or less).
+for f in scripts/ensure-deps.d/*.sh; do
+  [ -e "$f" ] || continue
+  t0=$(date +%s)
+  bash "$f"
+  echo "== set-up: $(basename "$f" .sh) in $(( $(date +%s) - t0 ))s"
+done
 true

@@ -12,6 +12,7 @@ import {
 } from '@opentelemetry/api';
 import { createHash } from 'node:crypto';
 import type { LoadedSdk } from './sdk.ts';
+import type { PromRegistry } from './prom-bridge.ts';
 import { telemetrySettings } from './env.ts';
 import { InvalidInputError } from '../errors.ts';
 
@@ -54,6 +55,15 @@ export async function shutdownTelemetry(timeoutMs = 5000): Promise<void> {
   const late = new Promise<void>((resolve) => { timer = setTimeout(resolve, timeoutMs); });
   await Promise.race([s.shutdown().catch(() => undefined), late]);
   clearTimeout(timer);
+}
+
+/**
+ * Exports a prom-client registry over OTLP as well, with the same metric names: its current values
+ * are read at each OTLP metric export (lib/telemetry/prom-bridge.ts). Returns false, and costs
+ * nothing, when telemetry (or its metrics signal) is off.
+ */
+export function exportPrometheusRegistry(registry: PromRegistry): boolean {
+  return sdk?.addPromRegistry(registry) ?? false;
 }
 
 export function tracer(): Tracer {

@@ -2,7 +2,7 @@
 // dynamically), so `llem` without OTEL_* variables never pays for loading it.
 import { context, metrics, propagation, trace } from '@opentelemetry/api';
 import { AsyncLocalStorageContextManager } from '@opentelemetry/context-async-hooks';
-import { CompositePropagator, W3CBaggagePropagator, W3CTraceContextPropagator } from '@opentelemetry/core';
+import { CompositePropagator, hrTime, W3CBaggagePropagator, W3CTraceContextPropagator } from '@opentelemetry/core';
 import { defaultResource, detectResources, envDetector, resourceFromAttributes } from '@opentelemetry/resources';
 import { MeterProvider, PeriodicExportingMetricReader, type PushMetricExporter } from '@opentelemetry/sdk-metrics';
 import {
@@ -10,10 +10,13 @@ import {
   type Sampler, type SpanExporter,
 } from '@opentelemetry/sdk-trace';
 import type { TelemetrySettings } from './env.ts';
+import { promMetricProducer, type PromRegistry } from './prom-bridge.ts';
 
 export interface LoadedSdk {
   forceFlush(): Promise<void>;
   shutdown(): Promise<void>;
+  /** Exports a prom-client registry's metrics over OTLP too, read at each export (false: metrics are off). */
+  addPromRegistry(registry: PromRegistry): boolean;
 }
 
 function samplerFor(s: TelemetrySettings['sampler']): Sampler {
@@ -45,12 +48,21 @@ export async function loadSdk(settings: TelemetrySettings, serviceName: string):
     trace.setGlobalTracerProvider(tracer);
   }
   let meter: MeterProvider | null = null;
+  const registries: { registry: PromRegistry; since: ReturnType<typeof hrTime> }[] = [];
   if (settings.metrics !== null) {
-    const reader = new PeriodicExportingMetricReader({ exporter: await metricExporter(settings.metrics.protocol), exportIntervalMillis: settings.metrics.exportIntervalMs });
+    const reader = new PeriodicExportingMetricReader({
+      exporter: await metricExporter(settings.metrics.protocol), exportIntervalMillis: settings.metrics.exportIntervalMs,
+      metricProducers: [promMetricProducer(resource, () => registries)],
+    });
     meter = new MeterProvider({ resource, readers: [reader] });
     metrics.setGlobalMeterProvider(meter);
   }
   return {
+    addPromRegistry: (registry) => {
+      if (meter === null) return false;
+      if (!registries.some((r) => r.registry === registry)) registries.push({ registry, since: hrTime() });
+      return true;
+    },
     forceFlush: async () => {
       await Promise.all([tracer?.forceFlush(), meter?.forceFlush()]);
     },

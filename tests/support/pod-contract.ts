@@ -33,8 +33,14 @@ export function agentPodContractProblems(pod: V1Pod): string[] {
     problems.push(`pod ${name}: the backend container runs ${JSON.stringify(argv.slice(0, 3))}, not ${JSON.stringify([...AGENT_LLEM_ARGV, 'agent'])}`);
   }
   // A mount hides what the image keeps below it: env paths (PYTHONPATH ...) must not lie under one,
-  // except the mounts that exist to provide those paths (model, dataset).
-  const mounts = (backend.volumeMounts ?? []).map((m) => m.mountPath).filter((m) => m !== MODEL_DIR && m !== DATASET_DIR);
+  // except the mounts that exist to provide those paths: model, dataset, and volumes whose whole
+  // purpose is to project files (Secret, ConfigMap, projected, downward API: the bus credentials).
+  const fileVolumes = new Set((pod.spec?.volumes ?? [])
+    .filter((v) => v.secret !== undefined || v.configMap !== undefined || v.projected !== undefined || v.downwardAPI !== undefined)
+    .map((v) => v.name));
+  const mounts = (backend.volumeMounts ?? [])
+    .filter((m) => !fileVolumes.has(m.name))
+    .map((m) => m.mountPath).filter((m) => m !== MODEL_DIR && m !== DATASET_DIR);
   for (const e of backend.env ?? []) {
     if (e.value === undefined || e.name === 'LLEM_AGENT_CONFIG') continue;
     for (const path of e.value.split(':').filter((p) => p.startsWith('/'))) {

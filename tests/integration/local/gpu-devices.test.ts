@@ -28,7 +28,11 @@ void test('CUDA_VISIBLE_DEVICES=3 makes llem run use GPU 3 by UUID, for the back
 });
 
 void test('fewer visible GPUs than gpusPerRun is refused up front, naming the field and the variables', async () => {
-  const loaded = await manifest((y) => y.replace(/^spec:\n/m, 'spec:\n  placement:\n    gpusPerRun: 2\n'), 'two.yaml');
+  // vLLM: the pytorch backend serves from one GPU, so only a tensor-parallel backend may ask for two.
+  const twoGpus = (y: string): string => y
+    .replace(/^spec:\n/m, 'spec:\n  placement:\n    gpusPerRun: 2\n')
+    .replace(/- type: pytorch\n {6}pytorch:\n(?: {8}.*\n)+/m, '- type: vllm\n');
+  const loaded = await manifest(twoGpus, 'two.yaml');
   assert.throws(() => resolveLocalGpus(loaded, { CUDA_VISIBLE_DEVICES: '1' }, fakeNvml4()), (e: unknown) =>
     e instanceof InvalidInputError && e.exitCode === 2 && /spec\.placement\.gpusPerRun: needs 2 GPU\(s\) per run, but 1 is visible/.test(e.message) &&
     /CUDA_VISIBLE_DEVICES=1/.test(e.message));
