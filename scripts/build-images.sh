@@ -107,9 +107,11 @@ for name in "$@"; do
     secs=$(( $(date +%s) - t0 ))
     log "setup step: image $name built in ${secs}s"
   fi
-  if [ -n "$SOCK" ] && ! ctr -a "$SOCK" -n k8s.io images ls -q | grep -qx "$ref"; then
+  # The list is read whole before grep: with pipefail, `ctr ... | grep -q` fails whenever grep exits
+  # before ctr's last write (SIGPIPE); on the real node that spuriously failed 6 checks in 40.
+  if [ -n "$SOCK" ] && ! grep -qx "$ref" <<<"$(ctr -a "$SOCK" -n k8s.io images ls -q)"; then
     ctr -a "$SOCK" -n k8s.io images import "$tar" >/dev/null
-    ctr -a "$SOCK" -n k8s.io images ls -q | grep -qx "$ref" || { echo "build-images: $tar did not import as $ref" >&2; exit 1; }
+    grep -qx "$ref" <<<"$(ctr -a "$SOCK" -n k8s.io images ls -q)" || { echo "build-images: $tar did not import as $ref" >&2; exit 1; }
   fi
   echo "$name $ref $tar $secs"
 done

@@ -116,7 +116,7 @@ EOF
 }
 
 pause_image() {
-  ctr -a "$SOCK" -n k8s.io images ls -q 2>/dev/null | grep -qx "$PAUSE_IMAGE" && return 0
+  grep -qx "$PAUSE_IMAGE" <<<"$(ctr -a "$SOCK" -n k8s.io images ls -q 2>/dev/null)" && return 0 # no pipe: pipefail + grep -q
   local d="$RUN/pause"
   mkdir -p "$d"
   cat > "$d/pause.c" <<'EOF'

@@ -6,10 +6,13 @@
 // (there is no GPU), and the experiment must reach Succeeded. Runs only with LLEM_REAL_NODE=1 (root):
 //   LLEM_REAL_NODE=1 node --import tsx --test tests/e2e-node/*.test.ts
 import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
+import { connect, credsAuthenticator, type NodeConnectionOptions } from '@nats-io/transport-node';
+import { BusIssuer } from '../../lib/bus/identity.ts';
 import {
   AGENT_DIR, AGENT_INSTALL_COMMAND, AGENT_NODE, AGENT_PAYLOAD_DIR, PYTORCH_SERVER_ROOT,
 } from '../../lib/backends/server-command.ts';
@@ -17,7 +20,7 @@ import {
   buildImages, FatalError, kubectl, kubectlJson, kubectlOk, NODE_NAME, nodeDown, nodeUp, realNodeSkipReason, REPO, shOk, waitFor,
   type BuiltImage,
 } from '../support/real-node.ts';
-import { fetchResults, installChart, type ExperimentStatus, uninstallChart } from '../support/real-node-llem.ts';
+import { fetchResults, installChart, natsAuth, type ExperimentStatus, uninstallChart } from '../support/real-node-llem.ts';
 
 const skip = realNodeSkipReason();
 const RELEASE_NS = 'llem-system';
@@ -125,6 +128,24 @@ spec:
     }
   });
 
+  test('the chart\'s NATS admits only credentials signed from the chart\'s issuer secret (no anonymous or foreign client)', async () => {
+    const svc = await kubectlJson<{ spec: { clusterIP: string } }>(['-n', RELEASE_NS, 'get', 'svc', 'llem-nats']);
+    const servers = `nats://${svc.spec.clusterIP}:4222`;
+    const refused = async (opts: Partial<NodeConnectionOptions>, what: string): Promise<void> => {
+      await assert.rejects(async () => {
+        const nc = await connect({ servers, timeout: 5_000, maxReconnectAttempts: 0, ...opts });
+        await nc.close();
+      }, /authoriz|auth/i, `${what} was let in`);
+    };
+    await refused({}, 'a client without credentials');
+    await refused({ user: 'llem', pass: 'llem' }, 'a client with a password');
+    const foreign = new BusIssuer(randomBytes(32).toString('hex')).controllerCreds();
+    await refused({ authenticator: credsAuthenticator(new TextEncoder().encode(foreign)) }, 'a client signed by another issuer');
+    const nc = await connect({ servers, timeout: 5_000, ...(await natsAuth(RELEASE_NS)) });
+    await nc.flush();
+    await nc.close();
+  });
+
   /** examples/dev-cluster.yaml under another name, edited by `edit`. */
   function variant(name: string, edit?: (yaml: string) => string): string {
     const base = readFileSync(join(REPO, 'examples', 'dev-cluster.yaml'), 'utf8').replace('name: dev-cluster', `name: ${name}`);
@@ -188,13 +209,20 @@ spec:
   });
 
   test('an image that does not exist: a clear condition naming the image, and no retry storm', async () => {
-    const manifest = variant('no-such-image', (y) => y.replace('    - type: pytorch\n', '    - type: pytorch\n      image: localhost/llem-no-such-image:0\n'));
+    // The chart's admission policy admits image overrides only under its allowed prefix, so an image outside
+    // it never gets a pod; the missing image therefore sits under the prefix (this node has no registry).
+    const outside = variant('outside-prefix', (y) => y.replace('    - type: pytorch\n', '    - type: pytorch\n      image: localhost/llem-no-such-image:0\n'));
+    const denied = await kubectl(['-n', EXP_NS, 'apply', '-f', '-'], { input: outside });
+    assert.notEqual(denied.code, 0, 'the admission policy let an image outside ghcr.io/llenergymeasure/ through');
+    assert.match(denied.stderr, /llem-experiment-policy.*allowedImagePrefixes/);
+    const missing = 'ghcr.io/llenergymeasure/llem-no-such-image:0';
+    const manifest = variant('no-such-image', (y) => y.replace('    - type: pytorch\n', `    - type: pytorch\n      image: ${missing}\n`));
     await kubectlOk(['-n', EXP_NS, 'apply', '-f', '-'], { input: manifest });
     const status = await waitPhase('no-such-image', ['Failed', 'Succeeded'], 300);
     assert.equal(status.phase, 'Failed');
     const failed = status.conditions?.find((c) => c.type === 'Failed');
     assert.equal(failed?.status, 'True');
-    assert.match(failed?.message ?? '', /ErrImagePull.*localhost\/llem-no-such-image:0/);
+    assert.match(failed?.message ?? '', /(ErrImagePull|ImagePullBackOff).*ghcr\.io\/llenergymeasure\/llem-no-such-image:0/);
     const ee = await kubectlJson<{ status?: { runs?: { attempt: number; phase: string }[] } }>(['-n', EXP_NS, 'get', 'ee', 'no-such-image']);
     const runs = ee.status?.runs ?? [];
     assert.equal(runs.length, 6);

@@ -4,7 +4,8 @@ import { chmodSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { jetstream } from '@nats-io/jetstream';
 import { Objm } from '@nats-io/obj';
-import { connect } from '@nats-io/transport-node';
+import { connect, credsAuthenticator, type NodeConnectionOptions } from '@nats-io/transport-node';
+import { BusIssuer } from '../../lib/bus/identity.ts';
 import { helmBin, KUBECONFIG, kubectl, kubectlJson, kubectlOk, REPO, shOk, type BuiltImage } from './real-node.ts';
 
 export interface ExperimentStatus {
@@ -68,20 +69,41 @@ export async function uninstallChart(namespace: string): Promise<void> {
 
 interface EnvVar { name: string; value?: string; valueFrom?: { secretKeyRef?: { name: string; key: string } } }
 
+async function secretValue(namespace: string, ref: { name: string; key: string }): Promise<string> {
+  const b64 = await kubectlOk(['-n', namespace, 'get', 'secret', ref.name, '-o', `jsonpath={.data.${ref.key}}`]);
+  return Buffer.from(b64, 'base64').toString();
+}
+
+/**
+ * How the harness authenticates to the chart's NATS, taken from the controller's own Deployment. With the
+ * chart's NATS (operator mode, ADR 0011) that is LLEM_NATS_ISSUER_SECRET: as cluster admin the harness reads
+ * the Secret the chart made and signs the controller's credentials from it, exactly as the controller does,
+ * so the server's trust (operator, account, no anonymous user) is left as the chart set it. A controller
+ * pointed at an external NATS by user/password keeps that path.
+ */
+export async function natsAuth(namespace: string): Promise<Partial<NodeConnectionOptions>> {
+  const dep = await kubectlJson<{ spec: { template: { spec: { containers: { env?: EnvVar[] }[] } } } }>(['-n', namespace, 'get', 'deploy', 'llem-controller']);
+  const env = dep.spec.template.spec.containers[0]?.env ?? [];
+  const ref = (name: string): { name: string; key: string } | undefined => env.find((e) => e.name === name)?.valueFrom?.secretKeyRef;
+  const issuerRef = ref('LLEM_NATS_ISSUER_SECRET');
+  if (issuerRef !== undefined) {
+    const creds = new BusIssuer(await secretValue(namespace, issuerRef)).controllerCreds();
+    return { authenticator: credsAuthenticator(new TextEncoder().encode(creds)) };
+  }
+  const user = env.find((e) => e.name === 'LLEM_NATS_USER')?.value;
+  const passRef = ref('LLEM_NATS_PASSWORD');
+  const pass = passRef === undefined ? undefined : await secretValue(namespace, passRef);
+  return { ...(user !== undefined ? { user } : {}), ...(pass !== undefined ? { pass } : {}) };
+}
+
 /** The results.json the controller wrote to the chart's NATS object store (status.artifact.uri). */
 export async function fetchResults(namespace: string, status: ExperimentStatus): Promise<string> {
   const uri = status.artifact?.uri ?? '';
   const m = /^nats-obj:\/\/([^/]+)\/(.+)$/.exec(uri);
   if (m === null) throw new Error(`no results artifact in status: ${JSON.stringify(status)}`);
   const [, bucket = '', name = ''] = m;
-  const dep = await kubectlJson<{ spec: { template: { spec: { containers: { env?: EnvVar[] }[] } } } }>(['-n', namespace, 'get', 'deploy', 'llem-controller']);
-  const env = dep.spec.template.spec.containers[0]?.env ?? [];
-  const user = env.find((e) => e.name === 'LLEM_NATS_USER')?.value;
-  const passRef = env.find((e) => e.name === 'LLEM_NATS_PASSWORD')?.valueFrom?.secretKeyRef;
-  const pass = passRef === undefined ? undefined
-    : Buffer.from(await kubectlOk(['-n', namespace, 'get', 'secret', passRef.name, '-o', `jsonpath={.data.${passRef.key}}`]), 'base64').toString();
   const svc = await kubectlJson<{ spec: { clusterIP: string } }>(['-n', namespace, 'get', 'svc', 'llem-nats']);
-  const nc = await connect({ servers: `nats://${svc.spec.clusterIP}:4222`, ...(user !== undefined ? { user } : {}), ...(pass !== undefined ? { pass } : {}) });
+  const nc = await connect({ servers: `nats://${svc.spec.clusterIP}:4222`, ...(await natsAuth(namespace)) });
   try {
     const os = await new Objm(jetstream(nc)).open(bucket);
     const blob = await os.getBlob(name);
