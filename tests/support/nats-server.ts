@@ -55,6 +55,16 @@ export function natsServerBinary(): string {
   throw new Error('nats-server not found: run `bash scripts/ensure-deps.sh` (installs the Debian package) or set LLEM_NATS_SERVER');
 }
 
+/** Why tests that need nats-server must skip (its absence, said how to fix), or undefined. */
+export function natsServerSkipReason(): string | undefined {
+  try {
+    natsServerBinary();
+    return undefined;
+  } catch (err) {
+    return (err as Error).message;
+  }
+}
+
 export async function startNatsServer(opts: NatsServerOptions = {}): Promise<NatsServerHandle> {
   const binary = natsServerBinary();
   const dir = await mkdtemp(join(tmpdir(), 'llem-nats-'));

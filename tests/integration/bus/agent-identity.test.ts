@@ -12,21 +12,12 @@ import { experimentSubjectFilter, PROTOCOL_VERSION, startSubject } from '../../.
 import { BusIssuer, CONTROLLER_INBOX } from '../../../lib/bus/identity.ts';
 import { openNatsBus } from '../../../lib/bus/nats.ts';
 import { freePort } from '../../support/ports.ts';
-import { natsServerBinary, startNatsServer } from '../../support/nats-server.ts';
+import { natsServerSkipReason, startNatsServer } from '../../support/nats-server.ts';
 
 const FIXTURE = new URL('../agent/fixtures/backend.mjs', import.meta.url).pathname;
 const CLI = new URL('../../../cli/main.ts', import.meta.url).pathname;
 
-function skipReason(): string | undefined {
-  try {
-    natsServerBinary();
-    return undefined;
-  } catch (err) {
-    return (err as Error).message;
-  }
-}
-
-void test('an agent with only its run\'s credentials completes the protocol over the start signal', { skip: skipReason(), timeout: 120_000 }, async (t) => {
+void test('an agent with only its run\'s credentials completes the protocol over the start signal', { skip: natsServerSkipReason(), timeout: 120_000 }, async (t) => {
   const issuer = new BusIssuer(randomBytes(32).toString('hex'));
   const server = await startNatsServer({ config: issuer.serverConfig() });
   const dir = mkdtempSync(join(tmpdir(), 'llem-agent-identity-'));

@@ -9,16 +9,7 @@ import { connect, credsAuthenticator } from '@nats-io/transport-node';
 import { dataSubject, experimentSubjectFilter, messageId, startSubject } from '../../../api/protocol.ts';
 import { BusIssuer, CONTROLLER_INBOX, type AgentScope } from '../../../lib/bus/identity.ts';
 import { openNatsBus, type NatsBus } from '../../../lib/bus/nats.ts';
-import { natsServerBinary, startNatsServer, type NatsServerHandle } from '../../support/nats-server.ts';
-
-function skipReason(): string | undefined {
-  try {
-    natsServerBinary();
-    return undefined;
-  } catch (err) {
-    return (err as Error).message;
-  }
-}
+import { natsServerSkipReason, startNatsServer, type NatsServerHandle } from '../../support/nats-server.ts';
 
 const enc = new TextEncoder();
 const FAST = { publishTimeoutMs: 1500, publishRetryMs: 1000, connectTimeoutMs: 5000, maxReconnectAttempts: 0 };
@@ -27,7 +18,7 @@ const ATTACKER: AgentScope = { namespace: 'team-a', experimentUid: 'uid-a', runI
 const key = (s: AgentScope, attempt = 0): Parameters<typeof dataSubject>[0] => ({ ...s, attempt, replica: 0 });
 const denied = (err: unknown): boolean => /permission/i.test(`${String(err)} ${String((err as Error).cause)}`);
 
-void describe('per-run bus identity on a real nats-server', { skip: skipReason(), timeout: 60_000 }, () => {
+void describe('per-run bus identity on a real nats-server', { skip: natsServerSkipReason(), timeout: 60_000 }, () => {
   const issuer = new BusIssuer(randomBytes(32).toString('hex'));
   let server: NatsServerHandle;
   let controller: NatsBus;

@@ -9,17 +9,8 @@ import { get } from 'node:http';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { freePort, kubeSkipReason, startKube, type KubeCluster } from '../../support/kube.ts';
-import { natsServerBinary, startNatsServer, type NatsServerHandle } from '../../support/nats-server.ts';
+import { natsServerSkipReason, startNatsServer, type NatsServerHandle } from '../../support/nats-server.ts';
 import { REPO, RELEASE_NAMESPACE, findObject, helmSkipReason, natsConfigForTest, render, trustedNatsConfig, type K8sObject } from './chart.ts';
-
-function natsSkipReason(): string | undefined {
-  try {
-    natsServerBinary();
-    return undefined;
-  } catch (err) {
-    return (err as Error).message;
-  }
-}
 
 interface EnvVar {
   name: string;
@@ -27,7 +18,7 @@ interface EnvVar {
   valueFrom?: { secretKeyRef?: { name: string; key: string }; fieldRef?: { fieldPath: string } };
 }
 
-const skip = helmSkipReason() ?? kubeSkipReason() ?? natsSkipReason();
+const skip = helmSkipReason() ?? kubeSkipReason() ?? natsServerSkipReason();
 
 function container(objs: K8sObject[]): { args: string[]; env: EnvVar[] } {
   const spec = (findObject(objs, 'Deployment', '-controller')['spec'] as { template: { spec: { containers: { args: string[]; env: EnvVar[] }[] } } });

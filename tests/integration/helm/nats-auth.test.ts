@@ -6,19 +6,10 @@ import { randomBytes } from 'node:crypto';
 import { after, before, describe, test } from 'node:test';
 import { dataSubject, startSubject } from '../../../api/protocol.ts';
 import { BusIssuer, CONTROLLER_INBOX, openNatsBus, type NatsBus } from '../../../lib/bus/index.ts';
-import { natsServerBinary, startNatsServer, type NatsServerHandle } from '../../support/nats-server.ts';
+import { natsServerSkipReason, startNatsServer, type NatsServerHandle } from '../../support/nats-server.ts';
 import { findObject, helmSkipReason, natsConfigForTest, render, trustedNatsConfig } from './chart.ts';
 
-function natsSkipReason(): string | undefined {
-  try {
-    natsServerBinary();
-    return undefined;
-  } catch (err) {
-    return (err as Error).message;
-  }
-}
-
-const skip = helmSkipReason() ?? natsSkipReason();
+const skip = helmSkipReason() ?? natsServerSkipReason();
 const RUN = { namespace: 'team-a', experimentUid: 'uid-1', runId: 'r0' };
 const PUBLISHER = { ...RUN, attempt: 0, replica: 0 };
 const FAST = { publishTimeoutMs: 1500, publishRetryMs: 1000, connectTimeoutMs: 5000, maxReconnectAttempts: 0 };
