@@ -26,8 +26,12 @@ export function saturationThresholdMs(ttftP50Ms: number | null): number {
 }
 
 /** The worst thing the client added, in ms (null: nothing measured). */
-export function clientAddedMs(h: Pick<ClientHealth, 'eventLoopDelayP99Ms' | 'streamReadLagP99Ms' | 'schedulingLagP99Ms'>): number | null {
-  const xs = [h.eventLoopDelayP99Ms, h.streamReadLagP99Ms, h.schedulingLagP99Ms].filter((x): x is number => x !== null && Number.isFinite(x));
+export function clientAddedMs(
+  h: Pick<ClientHealth, 'eventLoopDelayP99Ms' | 'streamReadLagP99Ms' | 'schedulingLagP99Ms'>,
+): number | null {
+  const xs = [h.eventLoopDelayP99Ms, h.streamReadLagP99Ms, h.schedulingLagP99Ms].filter(
+    (x): x is number => x !== null && Number.isFinite(x),
+  );
   return xs.length === 0 ? null : Math.max(...xs);
 }
 
@@ -42,7 +46,9 @@ export function clientSaturatedWarning(h: ClientHealth): string | null {
 }
 
 export class ClientHealthMonitor {
-  private readonly loop: ReturnType<typeof monitorEventLoopDelay> = monitorEventLoopDelay({ resolution: LOOP_RESOLUTION_MS });
+  private readonly loop: ReturnType<typeof monitorEventLoopDelay> = monitorEventLoopDelay({
+    resolution: LOOP_RESOLUTION_MS,
+  });
   private loopMs: number | null = null;
   private threadLoops: Promise<number[]> | null = null;
   private stopped = false;
@@ -72,10 +78,15 @@ export class ClientHealthMonitor {
     this.stopped = true;
     this.loop.disable();
     this.loopMs = this.loop.count > 0 ? this.loop.percentile(99) / 1e6 : null;
-    if ((this.sender.threads ?? 0) > 0 && this.sender.loopDelayP99Ms !== undefined) this.threadLoops = this.sender.loopDelayP99Ms();
+    if ((this.sender.threads ?? 0) > 0 && this.sender.loopDelayP99Ms !== undefined)
+      this.threadLoops = this.sender.loopDelayP99Ms();
   }
 
-  async result(ttftP50Ms: number | null, warm: { connectionsWarmed: number; streamSlots: number }, rateMode: boolean): Promise<ClientHealth> {
+  async result(
+    ttftP50Ms: number | null,
+    warm: { connectionsWarmed: number; streamSlots: number },
+    rateMode: boolean,
+  ): Promise<ClientHealth> {
     this.stop();
     let readMs = this.loopMs;
     if (this.threadLoops !== null) {
@@ -83,8 +94,12 @@ export class ClientHealthMonitor {
       readMs = threads.length === 0 ? null : Math.max(...threads);
     }
     const health: Omit<ClientHealth, 'saturated'> = {
-      eventLoopDelayP99Ms: this.loopMs, streamReadLagP99Ms: readMs, schedulingLagP99Ms: rateMode ? p99(this.lags) : null,
-      thresholdMs: saturationThresholdMs(ttftP50Ms), ...warm, tokenAccounting: 'arrival',
+      eventLoopDelayP99Ms: this.loopMs,
+      streamReadLagP99Ms: readMs,
+      schedulingLagP99Ms: rateMode ? p99(this.lags) : null,
+      thresholdMs: saturationThresholdMs(ttftP50Ms),
+      ...warm,
+      tokenAccounting: 'arrival',
     };
     const added = clientAddedMs(health);
     return { ...health, saturated: added !== null && added > health.thresholdMs };
@@ -99,7 +114,10 @@ export const MAX_WARM_CONNECTIONS = 4096;
  * readiness path), so the window pays no TCP set-up. Senders without warm() (test fakes) warm nothing.
  */
 export async function warmConnections(
-  sender: RequestSender, w: Pick<Workload, 'mode' | 'concurrency' | 'ratePerSecond'>, requests: number, path: string,
+  sender: RequestSender,
+  w: Pick<Workload, 'mode' | 'concurrency' | 'ratePerSecond'>,
+  requests: number,
+  path: string,
 ): Promise<{ connectionsWarmed: number; streamSlots: number }> {
   const streamSlots = Math.min(MAX_WARM_CONNECTIONS, peakStreams(w, requests));
   const connectionsWarmed = sender.warm === undefined ? 0 : await sender.warm(streamSlots, path);

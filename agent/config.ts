@@ -37,88 +37,110 @@ export const AgentConfigSchema = z.strictObject({
     attempt: z.number().int().min(0).default(0),
     replica: z.number().int().min(0).default(0),
   }),
-  backend: z.strictObject({
-    name: z.string().min(1).default('unknown'),
-    version: z.string().nullable().default(null),
-    baseUrl: z.url().default('http://127.0.0.1:8000'),
-    readinessPath: z.string().startsWith('/').default('/health'),
-    readinessTimeoutSeconds: z.number().gt(0).default(900),
-    /** The backend's own metrics endpoint (vLLM /metrics, PyTorch /stats), scraped over the window; null: none. */
-    metrics: z.strictObject({ path: z.string().startsWith('/'), format: z.enum(['prometheus', 'llem-stats']) }).nullable().default(null),
-  }).prefault({}),
+  backend: z
+    .strictObject({
+      name: z.string().min(1).default('unknown'),
+      version: z.string().nullable().default(null),
+      baseUrl: z.url().default('http://127.0.0.1:8000'),
+      readinessPath: z.string().startsWith('/').default('/health'),
+      readinessTimeoutSeconds: z.number().gt(0).default(900),
+      /** The backend's own metrics endpoint (vLLM /metrics, PyTorch /stats), scraped over the window; null: none. */
+      metrics: z
+        .strictObject({ path: z.string().startsWith('/'), format: z.enum(['prometheus', 'llem-stats']) })
+        .nullable()
+        .default(null),
+    })
+    .prefault({}),
   /** Model name sent in requests (the backend's served model name). */
   model: z.string().min(1),
   configHash: z.string().default(''),
   /** W3C traceparent of the runtime's run-attempt span (OpenTelemetry); the agent's spans are its children. */
-  traceparent: z.string().regex(/^[0-9a-f]{2}-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2}$/).optional(),
-  workload: z.strictObject({
-    api: z.enum(['completions', 'chat']).default('completions'),
-    mode: z.enum(['offline', 'concurrency', 'rate']).default('concurrency'),
-    requests: posInt.default(200),
-    concurrency: posInt.default(8),
-    ratePerSecond: z.number().gt(0).default(1),
-    inputTokens: TokenDistributionSchema.default(512),
-    outputTokens: TokenDistributionSchema.default(128),
-    seed: z.number().int().min(0).default(0),
-    prompts: z.array(z.string().min(1)).min(1).optional(),
-    /** JSON lines, each an object with a "prompt" string (a mounted ConfigMap key); read at start into `prompts`. */
-    promptsFile: z.string().min(1).optional(),
-    ignoreEos: z.boolean().default(true),
-    temperature: nonNeg.default(0),
-    topP: z.number().gt(0).max(1).default(1),
-    /** Cap on each request's output length; with inline prompts, their output length. */
-    maxTokens: posInt.optional(),
-    requestTimeoutSeconds: z.number().gt(0).default(120),
-  }).prefault({}),
-  measurement: z.strictObject({
-    warmupRequests: z.number().int().min(0).default(8),
-    baselineSeconds: nonNeg.default(30),
-    sampleIntervalMs: z.number().int().min(10).max(60_000).default(100),
-    /** Windows shorter than this are flagged in the summary's warnings. */
-    minWindowSeconds: nonNeg.default(5),
-    /** Keep issuing requests until minWindowSeconds have passed, instead of only flagging. */
-    extendToMinWindow: z.boolean().default(false),
-    cooldownSeconds: nonNeg.default(10),
-    /** Window from saturation to the first drain (ML.ENERGY style) instead of the whole workload. */
-    steadyState: z.boolean().default(false),
-    sliceMs: z.number().int().min(100).default(1000),
-    telemetryBatchMs: z.number().int().min(50).default(1000),
-  }).prefault({}),
-  start: z.strictObject({
-    /** signal: wait for the controller's StartSignal; immediate: local mode, no controller. */
-    mode: z.enum(['signal', 'immediate']).default('signal'),
-    timeoutSeconds: z.number().gt(0).default(600),
-  }).prefault({}),
-  telemetry: z.strictObject({
-    source: z.enum(['nvml', 'simulated']).default('nvml'),
-    simulated: z.strictObject({
-      gpuCount: posInt.optional(),
-      idleWatts: nonNeg.optional(),
-      maxWatts: nonNeg.optional(),
-      saturationInFlight: posInt.optional(),
-      counterTickMs: nonNeg.optional(),
-      throttleReasons: z.number().int().min(0).optional(),
-      smClockMhz: nonNeg.optional(),
-      processes: z.array(z.strictObject({ pid: posInt, usedMemoryMiB: nonNeg.optional() })).optional(),
-      stallAtMark: z.strictObject({ mark: z.enum(MARKS), ms: nonNeg }).optional(),
-    }).optional(),
-    /** placement.gpusPerRun: the visible GPU count must match before anything is measured. */
-    expectedGpus: posInt.optional(),
-    /** exclusive: MIG refused; wholeDevice: a MIG slice is measured as its whole parent GPU, with a warning. */
-    attribution: z.enum(['exclusive', 'wholeDevice']).default('exclusive'),
-    /** Another process on a measured GPU fails the run (else: a warning). */
-    requireExclusiveGpu: z.boolean().default(true),
-    minClockFraction: z.number().min(0).max(1).default(0.8),
-    /** Marks wait for the energy counter's next step edge (agent/telemetry/ticks.ts). */
-    tickAlign: z.boolean().default(true),
-    /** A mark whose NVML calls take longer than this aborts the run. */
-    markTimeoutSeconds: z.number().gt(0).default(10),
-  }).prefault({}),
+  traceparent: z
+    .string()
+    .regex(/^[0-9a-f]{2}-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2}$/)
+    .optional(),
+  workload: z
+    .strictObject({
+      api: z.enum(['completions', 'chat']).default('completions'),
+      mode: z.enum(['offline', 'concurrency', 'rate']).default('concurrency'),
+      requests: posInt.default(200),
+      concurrency: posInt.default(8),
+      ratePerSecond: z.number().gt(0).default(1),
+      inputTokens: TokenDistributionSchema.default(512),
+      outputTokens: TokenDistributionSchema.default(128),
+      seed: z.number().int().min(0).default(0),
+      prompts: z.array(z.string().min(1)).min(1).optional(),
+      /** JSON lines, each an object with a "prompt" string (a mounted ConfigMap key); read at start into `prompts`. */
+      promptsFile: z.string().min(1).optional(),
+      ignoreEos: z.boolean().default(true),
+      temperature: nonNeg.default(0),
+      topP: z.number().gt(0).max(1).default(1),
+      /** Cap on each request's output length; with inline prompts, their output length. */
+      maxTokens: posInt.optional(),
+      requestTimeoutSeconds: z.number().gt(0).default(120),
+    })
+    .prefault({}),
+  measurement: z
+    .strictObject({
+      warmupRequests: z.number().int().min(0).default(8),
+      baselineSeconds: nonNeg.default(30),
+      sampleIntervalMs: z.number().int().min(10).max(60_000).default(100),
+      /** Windows shorter than this are flagged in the summary's warnings. */
+      minWindowSeconds: nonNeg.default(5),
+      /** Keep issuing requests until minWindowSeconds have passed, instead of only flagging. */
+      extendToMinWindow: z.boolean().default(false),
+      cooldownSeconds: nonNeg.default(10),
+      /** Window from saturation to the first drain (ML.ENERGY style) instead of the whole workload. */
+      steadyState: z.boolean().default(false),
+      sliceMs: z.number().int().min(100).default(1000),
+      telemetryBatchMs: z.number().int().min(50).default(1000),
+    })
+    .prefault({}),
+  start: z
+    .strictObject({
+      /** signal: wait for the controller's StartSignal; immediate: local mode, no controller. */
+      mode: z.enum(['signal', 'immediate']).default('signal'),
+      timeoutSeconds: z.number().gt(0).default(600),
+    })
+    .prefault({}),
+  telemetry: z
+    .strictObject({
+      source: z.enum(['nvml', 'simulated']).default('nvml'),
+      simulated: z
+        .strictObject({
+          gpuCount: posInt.optional(),
+          idleWatts: nonNeg.optional(),
+          maxWatts: nonNeg.optional(),
+          saturationInFlight: posInt.optional(),
+          counterTickMs: nonNeg.optional(),
+          throttleReasons: z.number().int().min(0).optional(),
+          smClockMhz: nonNeg.optional(),
+          processes: z.array(z.strictObject({ pid: posInt, usedMemoryMiB: nonNeg.optional() })).optional(),
+          stallAtMark: z.strictObject({ mark: z.enum(MARKS), ms: nonNeg }).optional(),
+        })
+        .optional(),
+      /** placement.gpusPerRun: the visible GPU count must match before anything is measured. */
+      expectedGpus: posInt.optional(),
+      /** exclusive: MIG refused; wholeDevice: a MIG slice is measured as its whole parent GPU, with a warning. */
+      attribution: z.enum(['exclusive', 'wholeDevice']).default('exclusive'),
+      /** Another process on a measured GPU fails the run (else: a warning). */
+      requireExclusiveGpu: z.boolean().default(true),
+      minClockFraction: z.number().min(0).max(1).default(0.8),
+      /** Marks wait for the energy counter's next step edge (agent/telemetry/ticks.ts). */
+      tickAlign: z.boolean().default(true),
+      /** A mark whose NVML calls take longer than this aborts the run. */
+      markTimeoutSeconds: z.number().gt(0).default(10),
+    })
+    .prefault({}),
   /** Files the backend reads at start (trtllm-serve's extra options YAML): written before CMD starts. */
-  files: z.array(z.strictObject({
-    path: z.string().startsWith('/', 'must be an absolute path'),
-    content: z.string(),
-  })).optional(),
+  files: z
+    .array(
+      z.strictObject({
+        path: z.string().startsWith('/', 'must be an absolute path'),
+        content: z.string(),
+      }),
+    )
+    .optional(),
 });
 
 export type AgentConfig = z.output<typeof AgentConfigSchema>;
@@ -170,7 +192,13 @@ export function loadAgentEnvironment(env: NodeJS.ProcessEnv, configFile?: string
     source = 'LLEM_AGENT_CONFIG';
     const text = env['LLEM_AGENT_CONFIG'];
     if (text === undefined || text.trim() === '') {
-      throw new InvalidInputError([{ file: source, path: '', message: 'not set: pass --config FILE or set LLEM_AGENT_CONFIG to the agent config JSON' }]);
+      throw new InvalidInputError([
+        {
+          file: source,
+          path: '',
+          message: 'not set: pass --config FILE or set LLEM_AGENT_CONFIG to the agent config JSON',
+        },
+      ]);
     }
     raw = parseJson(text, source);
   }
@@ -178,7 +206,14 @@ export function loadAgentEnvironment(env: NodeJS.ProcessEnv, configFile?: string
   if (config.workload.promptsFile !== undefined) config.workload.prompts = readPromptsFile(config.workload.promptsFile);
   const nats = natsOptionsFromEnv(env);
   if (nats === null && config.start.mode === 'signal') {
-    throw new InvalidInputError([{ file: 'LLEM_NATS_URL', path: '', message: 'not set, but start.mode is "signal": the start signal arrives over NATS (set LLEM_NATS_URL, or start.mode "immediate")' }]);
+    throw new InvalidInputError([
+      {
+        file: 'LLEM_NATS_URL',
+        path: '',
+        message:
+          'not set, but start.mode is "signal": the start signal arrives over NATS (set LLEM_NATS_URL, or start.mode "immediate")',
+      },
+    ]);
   }
   return { config, nats, ...gpuEnvironment(env) };
 }
@@ -189,7 +224,13 @@ export function readPromptsFile(file: string): string[] {
   try {
     text = readFileSync(file, 'utf8');
   } catch (err) {
-    throw new InvalidInputError([{ file, path: '', message: `cannot read the prompts file (${(err as Error).message}); check workload.dataset.configMapRef's name and key` }]);
+    throw new InvalidInputError([
+      {
+        file,
+        path: '',
+        message: `cannot read the prompts file (${(err as Error).message}); check workload.dataset.configMapRef's name and key`,
+      },
+    ]);
   }
   const prompts: string[] = [];
   const issues: InputIssue[] = [];
@@ -206,7 +247,8 @@ export function readPromptsFile(file: string): string[] {
     if (typeof prompt === 'string' && prompt.trim() !== '') prompts.push(prompt);
     else issues.push({ file, path: `line ${i + 1}`, message: 'has no non-empty "prompt" string' });
   });
-  if (issues.length === 0 && prompts.length === 0) issues.push({ file, path: '', message: 'holds no prompts (one {"prompt": "..."} per line)' });
+  if (issues.length === 0 && prompts.length === 0)
+    issues.push({ file, path: '', message: 'holds no prompts (one {"prompt": "..."} per line)' });
   if (issues.length > 0) throw new InvalidInputError(issues.slice(0, 20));
   return prompts;
 }
@@ -214,7 +256,10 @@ export function readPromptsFile(file: string): string[] {
 /** The GPU-related variables alone (also what `llem gpu-info` reads). */
 export function gpuEnvironment(env: NodeJS.ProcessEnv): Pick<AgentEnvironment, 'visibility' | 'nvmlLibrary'> {
   return {
-    visibility: { cudaVisibleDevices: env['CUDA_VISIBLE_DEVICES'], nvidiaVisibleDevices: env['NVIDIA_VISIBLE_DEVICES'] },
+    visibility: {
+      cudaVisibleDevices: env['CUDA_VISIBLE_DEVICES'],
+      nvidiaVisibleDevices: env['NVIDIA_VISIBLE_DEVICES'],
+    },
     nvmlLibrary: env['LLEM_NVML_LIBRARY'] ?? 'libnvidia-ml.so.1',
   };
 }

@@ -4,7 +4,12 @@ export { runAgent, AGENT_VERSION, type AgentDeps, type AgentSummary } from './ru
 export { AgentConfigSchema, parseAgentConfig, loadAgentEnvironment, gpuEnvironment } from './config.ts';
 export type { AgentConfig, AgentConfigInput, AgentEnvironment, NatsEnv } from './config.ts';
 export type { GpuTelemetry, TelemetryEnvironment, TelemetrySource, DeviceReader } from './telemetry/types.ts';
-export { createNvmlTelemetry, createSimulatedGpu, WorkerTelemetry, type NvmlTelemetryOptions } from './telemetry/sampler.ts';
+export {
+  createNvmlTelemetry,
+  createSimulatedGpu,
+  WorkerTelemetry,
+  type NvmlTelemetryOptions,
+} from './telemetry/sampler.ts';
 export { SimulatedReader, simulatedPowerWatts, type SimulatedGpuOptions } from './telemetry/simulated.ts';
 export { selectVisibleDevices, type VisibleDevicesEnv } from './telemetry/visible-devices.ts';
 export { nvmlUnavailable } from './telemetry/nvml.ts';

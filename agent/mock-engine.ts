@@ -36,7 +36,13 @@ export class MockEngine {
   /** Wall-clock time (ms, sub-ms precision) of every token written, ascending; null when not recorded. */
   private readonly emittedAtMs: number[] | null;
 
-  constructor(opts: { ttft: DelayDistribution; itl: DelayDistribution; maxBatch: number; seed: number; recordEmissions?: boolean }) {
+  constructor(opts: {
+    ttft: DelayDistribution;
+    itl: DelayDistribution;
+    maxBatch: number;
+    seed: number;
+    recordEmissions?: boolean;
+  }) {
     this.opts = opts;
     this.rng = seededRng(opts.seed);
     this.emittedAtMs = opts.recordEmissions === true ? [] : null;
@@ -71,12 +77,15 @@ export class MockEngine {
     while (this.queue.length > 0 && this.running.size + this.prefilling < this.opts.maxBatch) {
       const seq = this.queue.shift() as MockSequence;
       this.prefilling++;
-      const timer = setTimeout(() => {
-        this.prefillTimers.delete(timer);
-        this.prefilling--;
-        this.emit(seq);
-        this.admit();
-      }, drawDelayMs(this.opts.ttft, this.rng));
+      const timer = setTimeout(
+        () => {
+          this.prefillTimers.delete(timer);
+          this.prefilling--;
+          this.emit(seq);
+          this.admit();
+        },
+        drawDelayMs(this.opts.ttft, this.rng),
+      );
       this.prefillTimers.add(timer);
     }
   }

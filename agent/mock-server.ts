@@ -54,8 +54,15 @@ export interface MockServer {
 }
 
 export const MOCK_DEFAULTS = {
-  host: '127.0.0.1', port: 0, model: 'mock-simulated', ttft: { meanMs: 50 }, itl: { meanMs: 20 },
-  maxBatch: 256, defaultMaxTokens: 128, seed: 1, readyAfterMs: 0,
+  host: '127.0.0.1',
+  port: 0,
+  model: 'mock-simulated',
+  ttft: { meanMs: 50 },
+  itl: { meanMs: 20 },
+  maxBatch: 256,
+  defaultMaxTokens: 128,
+  seed: 1,
+  readyAfterMs: 0,
 };
 
 const SIMULATED_HEADERS = { 'x-llem-simulated': 'true' };
@@ -71,7 +78,9 @@ interface CompletionBody {
 }
 
 function countWords(body: CompletionBody): number {
-  const text = body.messages?.map((m) => m.content ?? '').join(' ') ?? (Array.isArray(body.prompt) ? body.prompt.join(' ') : (body.prompt ?? ''));
+  const text =
+    body.messages?.map((m) => m.content ?? '').join(' ') ??
+    (Array.isArray(body.prompt) ? body.prompt.join(' ') : (body.prompt ?? ''));
   const trimmed = text.trim();
   return trimmed === '' ? 0 : trimmed.split(/\s+/).length;
 }
@@ -90,7 +99,11 @@ class MockHandler {
   constructor(opts: MockServerOptions) {
     this.o = { ...MOCK_DEFAULTS, faults: {}, ...opts };
     this.engine = new MockEngine({
-      ttft: this.o.ttft, itl: this.o.itl, maxBatch: this.o.maxBatch, seed: this.o.seed, recordEmissions: opts.recordEmissions === true,
+      ttft: this.o.ttft,
+      itl: this.o.itl,
+      maxBatch: this.o.maxBatch,
+      seed: this.o.seed,
+      recordEmissions: opts.recordEmissions === true,
     });
   }
 
@@ -106,16 +119,23 @@ class MockHandler {
       return json(res, ready ? 200 : 503, { status: ready ? 'ok' : 'loading', simulated: true });
     }
     if (req.method === 'GET' && path === '/v1/models') {
-      return json(res, 200, { object: 'list', data: [{ id: this.o.model, object: 'model', created: 0, owned_by: 'llem-simulated' }] });
+      return json(res, 200, {
+        object: 'list',
+        data: [{ id: this.o.model, object: 'model', created: 0, owned_by: 'llem-simulated' }],
+      });
     }
     if (req.method === 'POST' && (path === '/v1/completions' || path === '/v1/chat/completions')) {
       const chunks: Buffer[] = [];
       req.on('data', (c: Buffer) => chunks.push(c));
-      req.on('end', () => this.completion(path === '/v1/chat/completions', Buffer.concat(chunks).toString('utf8'), res, receivedMs));
+      req.on('end', () =>
+        this.completion(path === '/v1/chat/completions', Buffer.concat(chunks).toString('utf8'), res, receivedMs),
+      );
       return;
     }
     if (req.method === 'GET' && path === '/llem/stats') return this.ownStats(query, res, stats());
-    json(res, 404, { error: { message: `no route ${req.method ?? ''} ${path ?? ''} (simulated mock server)`, type: 'not_found' } });
+    json(res, 404, {
+      error: { message: `no route ${req.method ?? ''} ${path ?? ''} (simulated mock server)`, type: 'not_found' },
+    });
   }
 
   /** The server's own accounting, for a benchmark that runs it as a separate process. */
@@ -141,16 +161,31 @@ class MockHandler {
     }
     const cutAt = f.cutEveryNth !== undefined && n % f.cutEveryNth === 0 ? (f.cutAfterTokens ?? 2) : Infinity;
     const maxTokens = Math.max(1, body.max_tokens ?? body.max_completion_tokens ?? this.o.defaultMaxTokens);
-    const usage = { prompt_tokens: countWords(body), completion_tokens: maxTokens, total_tokens: countWords(body) + maxTokens };
+    const usage = {
+      prompt_tokens: countWords(body),
+      completion_tokens: maxTokens,
+      total_tokens: countWords(body) + maxTokens,
+    };
     if (body.stream !== true) return this.unary(chat, maxTokens, usage, res);
-    res.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-cache', connection: 'keep-alive', ...SIMULATED_HEADERS });
+    res.writeHead(200, {
+      'content-type': 'text/event-stream',
+      'cache-control': 'no-cache',
+      connection: 'keep-alive',
+      ...SIMULATED_HEADERS,
+    });
     res.socket?.setNoDelay(true);
-    const seq = this.sequence({ chat, n, maxTokens, cutAt, usage: body.stream_options?.include_usage === true ? usage : null, receivedMs }, res);
+    const seq = this.sequence(
+      { chat, n, maxTokens, cutAt, usage: body.stream_options?.include_usage === true ? usage : null, receivedMs },
+      res,
+    );
     res.on('close', () => this.engine.drop(seq));
     this.engine.submit(seq);
   }
 
-  private sequence(o: { chat: boolean; n: number; maxTokens: number; cutAt: number; usage: object | null; receivedMs: number }, res: http.ServerResponse): MockSequence {
+  private sequence(
+    o: { chat: boolean; n: number; maxTokens: number; cutAt: number; usage: object | null; receivedMs: number },
+    res: http.ServerResponse,
+  ): MockSequence {
     const { chat, n, maxTokens, cutAt, usage, receivedMs } = o;
     const id = `${chat ? 'chatcmpl' : 'cmpl'}-sim${n}`;
     const head = `{"id":"${id}","object":"${chat ? 'chat.completion.chunk' : 'text_completion'}","created":${Math.floor(Date.now() / 1000)},"model":"${this.o.model}","system_fingerprint":"llem-mock-simulated","choices":[{"index":0,`;
@@ -168,10 +203,16 @@ class MockHandler {
           res.destroy();
           return false;
         }
-        return res.write(piece(i === 0 ? 'sim' : ' tok', i === maxTokens - 1 ? 'length' : null, i === 0 ? timing() : '')) || true;
+        return (
+          res.write(piece(i === 0 ? 'sim' : ' tok', i === maxTokens - 1 ? 'length' : null, i === 0 ? timing() : '')) ||
+          true
+        );
       },
       finish: () => {
-        if (usage !== null) res.write(`data: {"id":"${id}","object":"${chat ? 'chat.completion.chunk' : 'text_completion'}","model":"${this.o.model}","choices":[],"usage":${JSON.stringify(usage)}}\n\n`);
+        if (usage !== null)
+          res.write(
+            `data: {"id":"${id}","object":"${chat ? 'chat.completion.chunk' : 'text_completion'}","model":"${this.o.model}","choices":[],"usage":${JSON.stringify(usage)}}\n\n`,
+          );
         res.end('data: [DONE]\n\n');
       },
     };
@@ -180,8 +221,21 @@ class MockHandler {
   private unary(chat: boolean, maxTokens: number, usage: object, res: http.ServerResponse): void {
     const text = ['sim', ...new Array<string>(maxTokens - 1).fill(' tok')].join('');
     const delayMs = this.o.ttft.meanMs + (maxTokens - 1) * this.o.itl.meanMs;
-    const choice = chat ? { index: 0, message: { role: 'assistant', content: text }, finish_reason: 'length' } : { index: 0, text, finish_reason: 'length' };
-    setTimeout(() => json(res, 200, { id: 'sim', object: chat ? 'chat.completion' : 'text_completion', model: this.o.model, system_fingerprint: 'llem-mock-simulated', choices: [choice], usage }), delayMs);
+    const choice = chat
+      ? { index: 0, message: { role: 'assistant', content: text }, finish_reason: 'length' }
+      : { index: 0, text, finish_reason: 'length' };
+    setTimeout(
+      () =>
+        json(res, 200, {
+          id: 'sim',
+          object: chat ? 'chat.completion' : 'text_completion',
+          model: this.o.model,
+          system_fingerprint: 'llem-mock-simulated',
+          choices: [choice],
+          usage,
+        }),
+      delayMs,
+    );
   }
 }
 
@@ -189,9 +243,14 @@ export async function startMockServer(opts: MockServerOptions = {}): Promise<Moc
   const handler = new MockHandler(opts);
   let connections = 0;
   const stats = (): MockServerStats => ({
-    requests: handler.requests, inFlight: handler.engine.inFlight, tokensEmitted: handler.engine.tokensEmitted, connections,
+    requests: handler.requests,
+    inFlight: handler.engine.inFlight,
+    tokensEmitted: handler.engine.tokensEmitted,
+    connections,
   });
-  const server = http.createServer({ keepAliveTimeout: opts.keepAliveTimeoutMs ?? 65_000 }, (req, res) => handler.handle(req, res, stats));
+  const server = http.createServer({ keepAliveTimeout: opts.keepAliveTimeoutMs ?? 65_000 }, (req, res) =>
+    handler.handle(req, res, stats),
+  );
   server.on('connection', () => connections++);
   server.maxConnections = 100_000;
   await new Promise<void>((resolve, reject) => {

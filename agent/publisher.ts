@@ -9,14 +9,23 @@
 // only a retried message can land after a later one. The summary and the aborted marker wait until
 // every earlier message is acknowledged, so they are always the last stored.
 import {
-  PROTOCOL_VERSION, dataSubject, encodeMessage, messageId,
-  type MessageKind, type PublisherKey, type SummaryMessage, type WireMessage,
+  PROTOCOL_VERSION,
+  dataSubject,
+  encodeMessage,
+  messageId,
+  type MessageKind,
+  type PublisherKey,
+  type SummaryMessage,
+  type WireMessage,
 } from '../api/protocol.ts';
 import { BusError } from '../lib/errors.ts';
 import type { Bus } from '../lib/bus/types.ts';
 import { natsTraceHeaders } from '../lib/telemetry/index.ts';
 
-type Body<K extends MessageKind> = Omit<Extract<WireMessage, { kind: K }>, 'v' | 'kind' | 'seq' | 'sentAtMs' | 'simulated' | keyof PublisherKey>;
+type Body<K extends MessageKind> = Omit<
+  Extract<WireMessage, { kind: K }>,
+  'v' | 'kind' | 'seq' | 'sentAtMs' | 'simulated' | keyof PublisherKey
+>;
 
 export type CountsByKind = SummaryMessage['countsByKind'];
 
@@ -48,7 +57,8 @@ export class Publisher {
   private readonly maxInFlight: number;
 
   constructor(bus: Bus, key: PublisherKey, simulated: boolean, maxInFlight = DEFAULT_MAX_IN_FLIGHT) {
-    if (!Number.isInteger(maxInFlight) || maxInFlight < 1) throw new RangeError(`maxInFlight must be a whole number >= 1, got ${maxInFlight}`);
+    if (!Number.isInteger(maxInFlight) || maxInFlight < 1)
+      throw new RangeError(`maxInFlight must be a whole number >= 1, got ${maxInFlight}`);
     this.bus = bus;
     this.key = key;
     this.simulated = simulated;
@@ -70,7 +80,15 @@ export class Publisher {
     if (barrier) this.sealed = true;
     this.seq++;
     if (kind in this.counts) this.counts[kind as keyof CountsByKind]++;
-    const message = { v: PROTOCOL_VERSION, ...this.key, seq: this.seq, sentAtMs: Date.now(), simulated: this.simulated, kind, ...body } as WireMessage;
+    const message = {
+      v: PROTOCOL_VERSION,
+      ...this.key,
+      seq: this.seq,
+      sentAtMs: Date.now(),
+      simulated: this.simulated,
+      kind,
+      ...body,
+    } as WireMessage;
     return new Promise<void>((resolve, reject) => {
       // The span active at the call, not whenever the queue gets to this message.
       this.queue.push({ message, barrier, resolve, reject, trace: natsTraceHeaders() });
@@ -105,7 +123,10 @@ export class Publisher {
     this.inFlight++;
     let stored: Promise<unknown>;
     try {
-      stored = this.bus.publish(dataSubject(this.key, m.kind), encodeMessage(m), { msgId: messageId(m), headers: job.trace });
+      stored = this.bus.publish(dataSubject(this.key, m.kind), encodeMessage(m), {
+        msgId: messageId(m),
+        headers: job.trace,
+      });
     } catch (err) {
       stored = Promise.reject(err);
     }
@@ -118,7 +139,10 @@ export class Publisher {
       },
       (err: unknown) => {
         this.inFlight--;
-        this.failure ??= err instanceof BusError ? err : new BusError(`publishing ${m.kind} #${m.seq} failed: ${(err as Error).message}`, { cause: err });
+        this.failure ??=
+          err instanceof BusError
+            ? err
+            : new BusError(`publishing ${m.kind} #${m.seq} failed: ${(err as Error).message}`, { cause: err });
         job.reject(this.failure);
         this.pump();
       },
@@ -127,7 +151,8 @@ export class Publisher {
 
   /** Resolves once everything handed over so far is stored; throws the first publish failure. */
   async drain(): Promise<void> {
-    if (this.inFlight > 0 || this.queue.length > 0) await new Promise<void>((resolve) => this.idleWaiters.push(resolve));
+    if (this.inFlight > 0 || this.queue.length > 0)
+      await new Promise<void>((resolve) => this.idleWaiters.push(resolve));
     if (this.failure !== undefined) throw this.failure;
   }
 }

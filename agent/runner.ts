@@ -4,7 +4,14 @@
 import { hostname } from 'node:os';
 import type { Mark, Phase, PublisherKey, SummaryMessage } from '../api/protocol.ts';
 import type { Bus } from '../lib/bus/types.ts';
-import { GpuAttributionError, GpuNotExclusiveError, InterruptedError, LlemError, NvmlTimeoutError, isLlemError } from '../lib/errors.ts';
+import {
+  GpuAttributionError,
+  GpuNotExclusiveError,
+  InterruptedError,
+  LlemError,
+  NvmlTimeoutError,
+  isLlemError,
+} from '../lib/errors.ts';
 import { childOf, rootLogger, type Logger } from '../lib/log.ts';
 import type { BackendType } from '../api/spec.ts';
 import { BackendMetricsRecorder } from './backends/metrics.ts';
@@ -54,10 +61,19 @@ function reasonOf(signal: AbortSignal): string {
 function workloadOf(c: AgentConfig): Workload {
   const w = c.workload;
   return {
-    api: w.api, model: c.model, mode: w.mode, concurrency: w.concurrency, ratePerSecond: w.ratePerSecond,
-    inputTokens: w.inputTokens, outputTokens: w.outputTokens, ignoreEos: w.ignoreEos, temperature: w.temperature, topP: w.topP,
+    api: w.api,
+    model: c.model,
+    mode: w.mode,
+    concurrency: w.concurrency,
+    ratePerSecond: w.ratePerSecond,
+    inputTokens: w.inputTokens,
+    outputTokens: w.outputTokens,
+    ignoreEos: w.ignoreEos,
+    temperature: w.temperature,
+    topP: w.topP,
     ...(w.maxTokens !== undefined ? { maxTokens: w.maxTokens } : {}),
-    seed: w.seed, prompts: w.prompts,
+    seed: w.seed,
+    prompts: w.prompts,
   };
 }
 
@@ -87,8 +103,15 @@ class ProtocolRun {
     const simulated = d.telemetry.source === 'simulated' || d.simulatedBackend === true;
     this.publisher = new Publisher(d.bus, c.publisher, simulated);
     if (d.sender === undefined) {
-      const threads = clientThreadsFor(peakStreams(c.workload, c.workload.requests), undefined, process.env['LLEM_CLIENT_THREADS']);
-      this.owned = createLoadSender({ baseUrl: c.backend.baseUrl, timeoutMs: c.workload.requestTimeoutSeconds * 1000 }, threads);
+      const threads = clientThreadsFor(
+        peakStreams(c.workload, c.workload.requests),
+        undefined,
+        process.env['LLEM_CLIENT_THREADS'],
+      );
+      this.owned = createLoadSender(
+        { baseUrl: c.backend.baseUrl, timeoutMs: c.workload.requestTimeoutSeconds * 1000 },
+        threads,
+      );
       this.log.debug({ clientThreads: this.owned.threads }, 'load client');
     }
     this.sender = d.sender ?? (this.owned as LoadSender);
@@ -142,17 +165,29 @@ class ProtocolRun {
 
   load(requests: number, seedOffset: number): Promise<unknown> {
     return runLoad(this.sender, new RequestFactory(workloadOf(this.c), seedOffset), workloadOf(this.c), {
-      requests, signal: this.signal, onResult: () => undefined, onInFlight: (n) => this.d.telemetry.observeLoad?.(n),
+      requests,
+      signal: this.signal,
+      onResult: () => undefined,
+      onInFlight: (n) => this.d.telemetry.observeLoad?.(n),
     });
   }
 
   window(): Promise<WindowResult> {
     const m = this.c.measurement;
     return runWindow({
-      publisher: this.publisher, createSketch: this.d.createSketch, sender: this.sender, workload: workloadOf(this.c),
-      factory: new RequestFactory(workloadOf(this.c)), requests: this.c.workload.requests,
-      minDurationMs: m.extendToMinWindow ? m.minWindowSeconds * 1000 : 0, sliceMs: m.sliceMs, steadyState: m.steadyState,
-      signal: this.signal, mark: (k) => this.mark(k), onInFlight: (n) => this.d.telemetry.observeLoad?.(n), health: this.health,
+      publisher: this.publisher,
+      createSketch: this.d.createSketch,
+      sender: this.sender,
+      workload: workloadOf(this.c),
+      factory: new RequestFactory(workloadOf(this.c)),
+      requests: this.c.workload.requests,
+      minDurationMs: m.extendToMinWindow ? m.minWindowSeconds * 1000 : 0,
+      sliceMs: m.sliceMs,
+      steadyState: m.steadyState,
+      signal: this.signal,
+      mark: (k) => this.mark(k),
+      onInFlight: (n) => this.d.telemetry.observeLoad?.(n),
+      health: this.health,
     });
   }
 
@@ -179,9 +214,16 @@ async function hello(run: ProtocolRun, env: TelemetryEnvironment): Promise<void>
   run.trace.environment(env);
   await run.publisher.publish('hello', {
     environment: {
-      hostname: hostname(), gpus: env.gpus, driverVersion: env.driverVersion, nvmlVersion: env.nvmlVersion,
-      cudaVersion: env.cudaVersion, backend: c.backend.name, backendVersion: c.backend.version, configHash: c.configHash,
-      agentVersion: AGENT_VERSION, telemetrySource: env.source,
+      hostname: hostname(),
+      gpus: env.gpus,
+      driverVersion: env.driverVersion,
+      nvmlVersion: env.nvmlVersion,
+      cudaVersion: env.cudaVersion,
+      backend: c.backend.name,
+      backendVersion: c.backend.version,
+      configHash: c.configHash,
+      agentVersion: AGENT_VERSION,
+      telemetrySource: env.source,
     },
   });
 }
@@ -237,17 +279,23 @@ function exclusivity(run: ProtocolRun): string[] {
   const out: string[] = [];
   if (found.foreign.length > 0) {
     const text = `another process used a measured GPU during the run: ${found.foreign.slice(0, 5).join('; ')}${found.foreign.length > 5 ? ` (+${found.foreign.length - 5} more)` : ''}`;
-    if (run.c.telemetry.requireExclusiveGpu) throw new GpuNotExclusiveError(`${text}; its energy would be charged to this run (requireExclusiveGpu)`);
+    if (run.c.telemetry.requireExclusiveGpu)
+      throw new GpuNotExclusiveError(`${text}; its energy would be charged to this run (requireExclusiveGpu)`);
     out.push(`${text}: its energy is included in this run's figures`);
   }
-  if (found.unverified > 0) out.push(`${found.unverified} GPU process(es) NVML listed are not visible in this PID namespace: exclusivity could not be verified for them`);
+  if (found.unverified > 0)
+    out.push(
+      `${found.unverified} GPU process(es) NVML listed are not visible in this PID namespace: exclusivity could not be verified for them`,
+    );
   return out;
 }
 
 function telemetryWarnings(run: ProtocolRun, env: TelemetryEnvironment): string[] {
   const out = exclusivity(run);
   for (const m of env.mig ?? []) {
-    out.push(`attribution wholeDevice: ${m.entry} is a MIG slice; the energy is the whole GPU ${m.parentUuid ?? '(unknown)'}'s, every slice included`);
+    out.push(
+      `attribution wholeDevice: ${m.entry} is a MIG slice; the energy is the whole GPU ${m.parentUuid ?? '(unknown)'}'s, every slice included`,
+    );
   }
   return [...out, ...(run.conditions?.warnings() ?? [])];
 }
@@ -261,7 +309,11 @@ async function protocol(run: ProtocolRun): Promise<AgentSummary> {
   checkGpuCount(c, env);
   run.conditions = new WindowConditions(env.gpus, { minClockFraction: c.telemetry.minClockFraction });
   await hello(run, env);
-  await awaitBackendReady({ url: new URL(c.backend.readinessPath, c.backend.baseUrl).href, timeoutMs: c.backend.readinessTimeoutSeconds * 1000, signal: run.signal });
+  await awaitBackendReady({
+    url: new URL(c.backend.readinessPath, c.backend.baseUrl).href,
+    timeoutMs: c.backend.readinessTimeoutSeconds * 1000,
+    signal: run.signal,
+  });
   const base = await baseline(run);
   // A neighbour already on the GPU fails the run before any load, not after the window.
   exclusivity(run);
@@ -280,9 +332,19 @@ async function protocol(run: ProtocolRun): Promise<AgentSummary> {
   const client = await run.health.result(w.ttftP50Ms, run.warm, c.workload.mode === 'rate');
   const saturated = clientSaturatedWarning(client);
   const summary: AgentSummary = {
-    messagesBefore: run.publisher.sent, countsByKind: { ...run.publisher.counts }, ...w.totals,
-    baselineStartMs: base.start, baselineEndMs: base.end, windowStartMs: w.windowStartMs, windowEndMs: w.windowEndMs,
-    warnings: [...summaryWarnings(c, w, env), ...telemetryWarnings(run, env), ...(saturated === null ? [] : [saturated])], client,
+    messagesBefore: run.publisher.sent,
+    countsByKind: { ...run.publisher.counts },
+    ...w.totals,
+    baselineStartMs: base.start,
+    baselineEndMs: base.end,
+    windowStartMs: w.windowStartMs,
+    windowEndMs: w.windowEndMs,
+    warnings: [
+      ...summaryWarnings(c, w, env),
+      ...telemetryWarnings(run, env),
+      ...(saturated === null ? [] : [saturated]),
+    ],
+    client,
     ...(recorder === null ? {} : { backendMetrics: await recorder.markWindowEnd() }),
   };
   await run.publisher.publish('summary', summary);
@@ -338,9 +400,13 @@ export async function runAgent(config: AgentConfig, deps: AgentDeps): Promise<Ag
     if (aborted) {
       const own: unknown = run.signal.reason;
       const cause: unknown = deps.signal?.aborted === true ? deps.signal.reason : isLlemError(own) ? own : err;
-      throw isLlemError(cause) && !(cause instanceof InterruptedError) ? cause : new InterruptedError(`run aborted during ${run.phase}: ${reason}`, { cause });
+      throw isLlemError(cause) && !(cause instanceof InterruptedError)
+        ? cause
+        : new InterruptedError(`run aborted during ${run.phase}: ${reason}`, { cause });
     }
-    throw isLlemError(err) ? err : new LlemError('LLEM_E_RUN', `run failed during ${run.phase}: ${reason}`, { cause: err });
+    throw isLlemError(err)
+      ? err
+      : new LlemError('LLEM_E_RUN', `run failed during ${run.phase}: ${reason}`, { cause: err });
   } finally {
     // Before anything slow: the pod may be deleted (SIGTERM) as soon as the summary is applied.
     await flushTelemetry();

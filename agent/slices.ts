@@ -7,7 +7,10 @@ import type { RequestResult } from './load/client.ts';
 import { sketchToBase64 } from '../lib/sketch/index.ts';
 
 export type SketchFactory = () => LatencySketch;
-export type SketchBody = Omit<SketchMessage, 'v' | 'kind' | 'seq' | 'sentAtMs' | 'simulated' | 'namespace' | 'experimentUid' | 'runId' | 'attempt' | 'replica'>;
+export type SketchBody = Omit<
+  SketchMessage,
+  'v' | 'kind' | 'seq' | 'sentAtMs' | 'simulated' | 'namespace' | 'experimentUid' | 'runId' | 'attempt' | 'replica'
+>;
 
 export interface WindowTotals {
   requestsOk: number;
@@ -76,14 +79,26 @@ export class SliceRecorder {
   cut(endWallMs: number): SketchBody {
     const s = this.slice;
     const sketches: SketchBody['sketches'] = {};
-    const entries = [['ttftMs', s.ttft], ['itlMs', s.itl], ['e2eMs', s.e2e], ['tpotMs', s.tpot]] as const;
+    const entries = [
+      ['ttftMs', s.ttft],
+      ['itlMs', s.itl],
+      ['e2eMs', s.e2e],
+      ['tpotMs', s.tpot],
+    ] as const;
     for (const [name, sketch] of entries) {
       const b64 = encode(sketch);
       if (b64 !== undefined) sketches[name] = b64;
     }
     const body: SketchBody = {
-      slice: this.index, sliceStartMs: this.startMs, sliceEndMs: endWallMs, requestsOk: s.ok, requestsFailed: s.failed,
-      errorClasses: s.errors, inputTokens: s.inputTokens, outputTokens: s.outputTokens, sketches,
+      slice: this.index,
+      sliceStartMs: this.startMs,
+      sliceEndMs: endWallMs,
+      requestsOk: s.ok,
+      requestsFailed: s.failed,
+      errorClasses: s.errors,
+      inputTokens: s.inputTokens,
+      outputTokens: s.outputTokens,
+      sketches,
     };
     this.totals.requestsOk += s.ok;
     this.totals.requestsFailed += s.failed;

@@ -36,11 +36,18 @@ export function describeExit(e: BackendExit): string {
 }
 
 export function startBackend(command: string, args: readonly string[], opts: BackendOptions): BackendProcess {
-  const child = spawn(command, args, { detached: true, stdio: ['ignore', 'pipe', 'pipe'], env: opts.env ?? process.env });
+  const child = spawn(command, args, {
+    detached: true,
+    stdio: ['ignore', 'pipe', 'pipe'],
+    env: opts.env ?? process.env,
+  });
   const lines: string[] = [];
   const keep = opts.tailLines ?? 40;
   const log = opts.logger.child({ component: 'backend', pid: child.pid ?? -1 });
-  for (const [stream, readable] of [['stdout', child.stdout], ['stderr', child.stderr]] as const) {
+  for (const [stream, readable] of [
+    ['stdout', child.stdout],
+    ['stderr', child.stderr],
+  ] as const) {
     createInterface({ input: readable, crlfDelay: Infinity }).on('line', (line) => {
       lines.push(line);
       if (lines.length > keep) lines.shift();

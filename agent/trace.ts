@@ -3,14 +3,28 @@
 // window's span carries the energy the agent's own counter marks show (sum over GPUs of the NVML
 // counter delta) and J/token; the aggregator's figures stay the reported ones.
 import type { GpuSample, Mark, Phase } from '../api/protocol.ts';
-import { contextFromTraceparent, endWithError, meter, tracer, trace, type Attributes, type Context, type Span } from '../lib/telemetry/index.ts';
+import {
+  contextFromTraceparent,
+  endWithError,
+  meter,
+  tracer,
+  trace,
+  type Attributes,
+  type Context,
+  type Span,
+} from '../lib/telemetry/index.ts';
 import type { AgentConfig } from './config.ts';
 import type { TelemetryEnvironment } from './telemetry/types.ts';
 
 /** Span names of the protocol phases (docs/observability.md shows the tree). */
 export const PHASE_SPANS: Readonly<Record<Phase, string | null>> = {
-  starting: 'llem.agent.start', baseline: 'llem.agent.baseline', warmup: 'llem.agent.warmup', ready: 'llem.agent.barrier_wait',
-  measuring: 'llem.agent.measurement_window', cooldown: 'llem.agent.cooldown', done: 'llem.agent.summary',
+  starting: 'llem.agent.start',
+  baseline: 'llem.agent.baseline',
+  warmup: 'llem.agent.warmup',
+  ready: 'llem.agent.barrier_wait',
+  measuring: 'llem.agent.measurement_window',
+  cooldown: 'llem.agent.cooldown',
+  done: 'llem.agent.summary',
 };
 
 /** Sum over GPUs of the counter delta between two marks; null when a GPU has no counter or it went back. */
@@ -18,7 +32,8 @@ function energyJoules(start: GpuSample[], end: GpuSample[]): number | null {
   let mj = 0;
   for (const e of end) {
     const s = start.find((x) => x.gpuUuid === e.gpuUuid);
-    if (s?.energyMillijoules == null || e.energyMillijoules === null || e.energyMillijoules < s.energyMillijoules) return null;
+    if (s?.energyMillijoules == null || e.energyMillijoules === null || e.energyMillijoules < s.energyMillijoules)
+      return null;
     mj += e.energyMillijoules - s.energyMillijoules;
   }
   return mj / 1000;
@@ -31,11 +46,15 @@ function energyJoules(start: GpuSample[], end: GpuSample[]): number | null {
  */
 function recordRunMetrics(labels: Attributes, energyJoules: number, seconds: number): void {
   const m = meter();
-  m.createGauge('llem_run_energy_joules', { unit: 'J', description: 'GPU energy of one run replica\'s measurement window (agent counter marks).' })
-    .record(energyJoules, labels);
+  m.createGauge('llem_run_energy_joules', {
+    unit: 'J',
+    description: "GPU energy of one run replica's measurement window (agent counter marks).",
+  }).record(energyJoules, labels);
   if (seconds > 0) {
-    m.createGauge('llem_run_power_watts', { unit: 'W', description: 'Mean GPU power of one run replica over its measurement window.' })
-      .record(energyJoules / seconds, labels);
+    m.createGauge('llem_run_power_watts', {
+      unit: 'W',
+      description: 'Mean GPU power of one run replica over its measurement window.',
+    }).record(energyJoules / seconds, labels);
   }
 }
 
@@ -52,12 +71,20 @@ export class AgentTrace {
     this.parent = contextFromTraceparent(c.traceparent);
     const p = c.publisher;
     this.labels = { namespace: p.namespace, experiment: p.experimentUid, run: p.runId, replica: p.replica };
-    this.root = tracer().startSpan('llem.agent.run', {
-      attributes: {
-        'llem.experiment.uid': c.publisher.experimentUid, 'llem.run.id': c.publisher.runId, 'llem.run.attempt': c.publisher.attempt,
-        'llem.run.replica': c.publisher.replica, 'llem.config.hash': c.configHash, 'llem.backend': c.backend.name,
+    this.root = tracer().startSpan(
+      'llem.agent.run',
+      {
+        attributes: {
+          'llem.experiment.uid': c.publisher.experimentUid,
+          'llem.run.id': c.publisher.runId,
+          'llem.run.attempt': c.publisher.attempt,
+          'llem.run.replica': c.publisher.replica,
+          'llem.config.hash': c.configHash,
+          'llem.backend': c.backend.name,
+        },
       },
-    }, this.parent);
+      this.parent,
+    );
     this.context = trace.setSpan(this.parent, this.root);
     this.enter('starting');
   }
@@ -68,7 +95,10 @@ export class AgentTrace {
     const now = performance.timeOrigin + performance.now();
     this.phase?.end(now);
     const name = PHASE_SPANS[phase];
-    this.phase = name === null ? null : tracer().startSpan(name, { attributes: { 'llem.phase': phase }, startTime: now }, this.context);
+    this.phase =
+      name === null
+        ? null
+        : tracer().startSpan(name, { attributes: { 'llem.phase': phase }, startTime: now }, this.context);
   }
 
   environment(env: TelemetryEnvironment): void {
@@ -93,7 +123,8 @@ export class AgentTrace {
   /** The window's token counts; J/token once the energy is known. Call before leaving the window phase. */
   window(totals: { outputTokens: number; requestsOk: number; requestsFailed: number }): void {
     this.phase?.setAttributes({
-      'llem.window.output_tokens': totals.outputTokens, 'llem.window.requests_ok': totals.requestsOk,
+      'llem.window.output_tokens': totals.outputTokens,
+      'llem.window.requests_ok': totals.requestsOk,
       'llem.window.requests_failed': totals.requestsFailed,
     });
     if (this.windowEnergyJoules !== null && totals.outputTokens > 0) {

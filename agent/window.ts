@@ -46,7 +46,11 @@ export interface WindowResult {
  * usage says there were more tokens than chunks they are spread over the chunks in whole numbers.
  * Input tokens count where prefill finished, at the first token (at the end if none came).
  */
-export function tokensWithin(r: RequestResult, fromMs: number, toMs: number): { inputTokens: number; outputTokens: number } {
+export function tokensWithin(
+  r: RequestResult,
+  fromMs: number,
+  toMs: number,
+): { inputTokens: number; outputTokens: number } {
   const inside = (t: number): boolean => t >= fromMs && t < toMs;
   const firstMs = r.ttftMs === null ? null : r.startMs + r.ttftMs;
   const inputTokens = inside(firstMs ?? r.endMs) ? r.inputTokens : 0;
@@ -113,9 +117,11 @@ class MeasurementWindow {
   }
 
   private pushMark(m: Mark): void {
-    this.marks.push(this.o.mark(m).catch((err: unknown) => {
-      this.markError ??= err;
-    }));
+    this.marks.push(
+      this.o.mark(m).catch((err: unknown) => {
+        this.markError ??= err;
+      }),
+    );
   }
 
   /** The window's end: the energy mark is taken now; the last slice waits for the streams in flight. */
@@ -178,12 +184,19 @@ export async function runWindow(o: WindowOptions): Promise<WindowResult> {
   }
   const steadyStateReached = w.opened;
   const ttftP50Ms = w.ttft.count === 0 ? null : w.ttft.quantile(0.5);
-  const precise = (perfMs: number): number => performance.timeOrigin + (Number.isFinite(perfMs) ? perfMs : performance.now());
+  const precise = (perfMs: number): number =>
+    performance.timeOrigin + (Number.isFinite(perfMs) ? perfMs : performance.now());
   // Aborted: the caller publishes `aborted`; no further slices or marks.
   if (o.signal.aborted) {
     return {
-      windowStartMs: w.startMs, windowEndMs: Date.now(), totals: w.totals(), excluded: w.excluded, steadyStateReached, ttftP50Ms,
-      windowStartPreciseMs: precise(w.openPerfMs), windowEndPreciseMs: precise(w.closePerfMs),
+      windowStartMs: w.startMs,
+      windowEndMs: Date.now(),
+      totals: w.totals(),
+      excluded: w.excluded,
+      steadyStateReached,
+      ttftP50Ms,
+      windowStartPreciseMs: precise(w.openPerfMs),
+      windowEndPreciseMs: precise(w.closePerfMs),
     };
   }
   if (!w.opened) w.open(true); // steady state never reached: an empty window, flagged by the caller
@@ -192,7 +205,13 @@ export async function runWindow(o: WindowOptions): Promise<WindowResult> {
   await Promise.all(w.marks);
   if (w.markError !== undefined) throw w.markError;
   return {
-    windowStartMs: w.startMs, windowEndMs: w.endMs, totals: w.totals(), excluded: w.excluded, steadyStateReached, ttftP50Ms,
-    windowStartPreciseMs: precise(w.openPerfMs), windowEndPreciseMs: precise(w.closePerfMs),
+    windowStartMs: w.startMs,
+    windowEndMs: w.endMs,
+    totals: w.totals(),
+    excluded: w.excluded,
+    steadyStateReached,
+    ttftP50Ms,
+    windowStartPreciseMs: precise(w.openPerfMs),
+    windowEndPreciseMs: precise(w.closePerfMs),
   };
 }

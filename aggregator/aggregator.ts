@@ -7,10 +7,24 @@ import { CheckpointError, InvalidInputError } from '../lib/errors.ts';
 import { runResult, type RunResult } from './run-results.ts';
 import { RunState, type ApplyOutcome } from './run-state.ts';
 import { completeness, type RunStatus } from './completeness.ts';
-import { configResult, experimentResult, pooledSketch, type ConfigResult, type ExperimentResult, type RollupInput } from './rollup.ts';
 import {
-  AggregatorPlanSchema, CHECKPOINT_FORMAT, CHECKPOINT_VERSION, CheckpointSchema, READABLE_CHECKPOINT_VERSIONS,
-  type AggregatorPlan, type CheckpointData, type LatencyMetric, type PlannedRun,
+  configResult,
+  experimentResult,
+  pooledSketch,
+  type ConfigResult,
+  type ExperimentResult,
+  type RollupInput,
+} from './rollup.ts';
+import {
+  AggregatorPlanSchema,
+  CHECKPOINT_FORMAT,
+  CHECKPOINT_VERSION,
+  CheckpointSchema,
+  READABLE_CHECKPOINT_VERSIONS,
+  type AggregatorPlan,
+  type CheckpointData,
+  type LatencyMetric,
+  type PlannedRun,
 } from './state.ts';
 
 /**
@@ -54,7 +68,13 @@ export class Aggregator {
     this.plan = parsed.data;
     for (const [i, r] of this.plan.runs.entries()) {
       if (this.planned.has(r.runId)) {
-        throw new InvalidInputError([{ file: 'run plan', path: `runs.${i}.runId`, message: `run id ${r.runId} appears twice; run ids must be unique` }]);
+        throw new InvalidInputError([
+          {
+            file: 'run plan',
+            path: `runs.${i}.runId`,
+            message: `run id ${r.runId} appears twice; run ids must be unique`,
+          },
+        ]);
       }
       this.planned.set(r.runId, r);
     }
@@ -135,8 +155,8 @@ export class Aggregator {
     if (run !== undefined && m.attempt === run.data.attempt) return run;
     if (run !== undefined && completeness(run, plan.replicas).status === 'complete') {
       // Complete data is final: a later attempt (a retry started in a race with the summary) never wipes it.
-      const reason = `run ${m.runId} already has complete attempt ${run.data.attempt}; ` +
-        `attempt ${m.attempt} is not merged`;
+      const reason =
+        `run ${m.runId} already has complete attempt ${run.data.attempt}; ` + `attempt ${m.attempt} is not merged`;
       return { outcome: 'rejected', reason };
     }
     // A newer attempt replaces everything the older, unfinished one contributed.
@@ -200,7 +220,10 @@ export class Aggregator {
    * configuration's `runsIncluded`): for CDF plots, which need more than the reported percentiles.
    */
   latencyCdf(runIds: readonly string[], metric: LatencyMetric, points = 50): Array<[number, number]> {
-    const merged = pooledSketch(runIds.map((id) => this.runs.get(id)), metric);
+    const merged = pooledSketch(
+      runIds.map((id) => this.runs.get(id)),
+      metric,
+    );
     if (merged === null || merged.count === 0) return [];
     const out: Array<[number, number]> = [];
     for (let i = 0; i <= points; i += 1) {
@@ -245,10 +268,12 @@ export class Aggregator {
     if (typeof version !== 'number' || !READABLE_CHECKPOINT_VERSIONS.includes(version)) {
       const readable = READABLE_CHECKPOINT_VERSIONS.join(', ');
       throw new CheckpointError(
-        `aggregator checkpoint version ${String(version)} is not supported (this build reads ${readable})`);
+        `aggregator checkpoint version ${String(version)} is not supported (this build reads ${readable})`,
+      );
     }
     const parsed = CheckpointSchema.safeParse(raw);
-    if (!parsed.success) throw new CheckpointError(`aggregator checkpoint is malformed: ${z.prettifyError(parsed.error)}`);
+    if (!parsed.success)
+      throw new CheckpointError(`aggregator checkpoint is malformed: ${z.prettifyError(parsed.error)}`);
     const agg = new Aggregator(parsed.data.plan);
     agg.streamSeq = parsed.data.lastStreamSeq;
     for (const s of parsed.data.started) {
@@ -259,13 +284,17 @@ export class Aggregator {
     }
     for (const data of parsed.data.runs) {
       const plan = agg.planned.get(data.runId);
-      if (plan === undefined) throw new CheckpointError(`aggregator checkpoint holds run ${data.runId}, which its plan lacks`);
+      if (plan === undefined)
+        throw new CheckpointError(`aggregator checkpoint holds run ${data.runId}, which its plan lacks`);
       // Data of an attempt was accepted, so that attempt was started (version 1 did not record it).
       agg.startAttempt(data.runId, data.attempt);
       try {
         agg.runs.set(data.runId, RunState.fromData(plan, data));
       } catch (err) {
-        throw new CheckpointError(`aggregator checkpoint: run ${data.runId} has an undecodable sketch: ${(err as Error).message}`, { cause: err });
+        throw new CheckpointError(
+          `aggregator checkpoint: run ${data.runId} has an undecodable sketch: ${(err as Error).message}`,
+          { cause: err },
+        );
       }
     }
     return agg;

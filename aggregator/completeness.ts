@@ -32,12 +32,15 @@ function publisherProblems(p: PublisherState, configHash: string): string[] {
     out.push(`${who}: no summary yet (${p.contiguousUpTo} contiguous messages so far)`);
     return out;
   }
-  if (p.contiguousUpTo < s.seq) out.push(`${who}: messages missing: seq ${p.contiguousUpTo + 1} is absent, the summary is seq ${s.seq}`);
-  if (s.seq !== s.messagesBefore + 1) out.push(`${who}: summary seq ${s.seq} does not follow its ${s.messagesBefore} earlier messages`);
+  if (p.contiguousUpTo < s.seq)
+    out.push(`${who}: messages missing: seq ${p.contiguousUpTo + 1} is absent, the summary is seq ${s.seq}`);
+  if (s.seq !== s.messagesBefore + 1)
+    out.push(`${who}: summary seq ${s.seq} does not follow its ${s.messagesBefore} earlier messages`);
   const after = p.ahead.filter((q) => q > s.seq).length + Math.max(0, p.contiguousUpTo - s.seq);
   if (after > 0) out.push(`${who}: ${after} message(s) arrived after the summary`);
   for (const k of COUNTED_KINDS) {
-    if (p.received[k] !== s.countsByKind[k]) out.push(`${who}: ${p.received[k]} ${k} message(s) received, the summary says ${s.countsByKind[k]} were sent`);
+    if (p.received[k] !== s.countsByKind[k])
+      out.push(`${who}: ${p.received[k]} ${k} message(s) received, the summary says ${s.countsByKind[k]} were sent`);
   }
   for (const k of TOTALS) {
     if (p[k] !== s[k]) out.push(`${who}: sketches add up to ${p[k]} ${k}, the summary says ${s[k]}`);
@@ -67,8 +70,8 @@ export function completeness(run: RunState | undefined, replicas: number): Compl
     return { status: 'pending', reasons: ['no messages received yet'], inputRejected: false };
   }
   const implausible = plausibilityProblems(run);
-  const inputRejected = implausible.length > 0 || run.data.problems.length > 0 ||
-    run.data.publishers.some((p) => p.problems.length > 0);
+  const inputRejected =
+    implausible.length > 0 || run.data.problems.length > 0 || run.data.publishers.some((p) => p.problems.length > 0);
   const aborted = run.data.publishers.filter((p) => p.aborted !== null);
   if (aborted.length > 0) {
     return {

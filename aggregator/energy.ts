@@ -106,7 +106,8 @@ function feedCounter(seg: SegmentState, s: GpuSample): void {
     } else {
       const span = s.tMs - seg.lastMjMs;
       const covered = seg.coveredMs - seg.coveredMsAtLastMj;
-      const integrated = covered + COVERAGE_TOLERANCE_MS >= span ? seg.powerIntegralMj - seg.powerIntegralAtLastMj : null;
+      const integrated =
+        covered + COVERAGE_TOLERANCE_MS >= span ? seg.powerIntegralMj - seg.powerIntegralAtLastMj : null;
       seg.resets.push({ atMs: s.tMs, integratedMj: integrated });
     }
   }
@@ -211,23 +212,35 @@ export interface PowerBound {
  * jump is a broken reading, and its joules must never reach a result.
  */
 export function segmentEnergy(seg: SegmentState | null, what: string, bound?: PowerBound): SegmentEnergy {
-  if (seg === null) return { energyMj: missing(`no ${what}Start reading`), durationMs: missing(`no ${what}Start reading`), notes: [] };
-  if (seg.endMs === null) return { energyMj: missing(`no ${what}End reading`), durationMs: missing(`no ${what}End reading`), notes: [] };
+  if (seg === null)
+    return { energyMj: missing(`no ${what}Start reading`), durationMs: missing(`no ${what}Start reading`), notes: [] };
+  if (seg.endMs === null)
+    return { energyMj: missing(`no ${what}End reading`), durationMs: missing(`no ${what}End reading`), notes: [] };
   const durationMs = measured(seg.endMs - seg.startMs);
   const notes: string[] = [];
   if (seg.outOfOrder > 0) notes.push(`${seg.outOfOrder} out-of-order readings ignored in the ${what}`);
-  if (seg.startMissing !== null) return { energyMj: missing(`energy counter unavailable at ${what}Start: ${seg.startMissing}`), durationMs, notes };
-  if (seg.endMissing !== null) return { energyMj: missing(`energy counter unavailable at ${what}End: ${seg.endMissing}`), durationMs, notes };
+  if (seg.startMissing !== null)
+    return { energyMj: missing(`energy counter unavailable at ${what}Start: ${seg.startMissing}`), durationMs, notes };
+  if (seg.endMissing !== null)
+    return { energyMj: missing(`energy counter unavailable at ${what}End: ${seg.endMissing}`), durationMs, notes };
   if (bound !== undefined && seg.maxImpliedPowerW > bound.watts) {
     return { energyMj: missing(implausibleCounter(seg, what, bound)), durationMs, notes };
   }
   let energy = seg.counterMj;
   for (const r of seg.resets) {
     if (r.integratedMj === null) {
-      return { energyMj: missing(`energy counter decreased (reset or wrap) at t=${r.atMs} ms in the ${what} and no power samples cover that span`), durationMs, notes };
+      return {
+        energyMj: missing(
+          `energy counter decreased (reset or wrap) at t=${r.atMs} ms in the ${what} and no power samples cover that span`,
+        ),
+        durationMs,
+        notes,
+      };
     }
     energy += r.integratedMj;
-    notes.push(`energy counter decreased (reset or wrap) at t=${r.atMs} ms in the ${what}: that span integrated from sampled power`);
+    notes.push(
+      `energy counter decreased (reset or wrap) at t=${r.atMs} ms in the ${what}: that span integrated from sampled power`,
+    );
   }
   if (energy < 0) {
     return { energyMj: missing(`the ${what}'s energy came out negative (${energy} mJ)`), durationMs, notes };
@@ -237,6 +250,8 @@ export function segmentEnergy(seg: SegmentState | null, what: string, bound?: Po
 
 export function implausibleCounter(seg: SegmentState, what: string, bound: PowerBound): string {
   const w = Math.round(seg.maxImpliedPowerW);
-  return `energy counter jump at t=${seg.maxImpliedAtMs} ms in the ${what} implies ${w} W, ` +
-    `above the plausible ${bound.watts} W (${bound.source})`;
+  return (
+    `energy counter jump at t=${seg.maxImpliedAtMs} ms in the ${what} implies ${w} W, ` +
+    `above the plausible ${bound.watts} W (${bound.source})`
+  );
 }

@@ -3,9 +3,15 @@
 import type { SegmentState } from './state.ts';
 
 const REASON_NAMES: ReadonlyArray<[number, string]> = [
-  [0x1, 'gpu idle'], [0x2, 'applications clocks setting'], [0x4, 'software power cap'], [0x8, 'hardware slowdown'],
-  [0x10, 'sync boost'], [0x20, 'software thermal slowdown'], [0x40, 'hardware thermal slowdown'],
-  [0x80, 'hardware power brake slowdown'], [0x100, 'display clock setting'],
+  [0x1, 'gpu idle'],
+  [0x2, 'applications clocks setting'],
+  [0x4, 'software power cap'],
+  [0x8, 'hardware slowdown'],
+  [0x10, 'sync boost'],
+  [0x20, 'software thermal slowdown'],
+  [0x40, 'hardware thermal slowdown'],
+  [0x80, 'hardware power brake slowdown'],
+  [0x100, 'display clock setting'],
 ];
 
 export interface TickSummary {

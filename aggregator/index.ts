@@ -3,17 +3,32 @@ export { Aggregator, type AggregateResults, type RunVerdict } from './aggregator
 export type { ApplyOutcome } from './run-state.ts';
 export type { RunStatus } from './completeness.ts';
 export {
-  RUN_METRICS, QUANTILES,
-  type RunResult, type RunMetric, type GpuEnergyResult, type LatencySummary, type QuantileName,
+  RUN_METRICS,
+  QUANTILES,
+  type RunResult,
+  type RunMetric,
+  type GpuEnergyResult,
+  type LatencySummary,
+  type QuantileName,
 } from './run-results.ts';
 export type { ConfigResult, ExperimentResult, BestConfiguration } from './rollup.ts';
 export {
-  cycleStats, studentTQuantile, MIN_CYCLES_FOR_CI, CYCLE_STAT_FLAGS,
-  type CycleStats, type CycleStatFlag, type CycleStatsOptions,
+  cycleStats,
+  studentTQuantile,
+  MIN_CYCLES_FOR_CI,
+  CYCLE_STAT_FLAGS,
+  type CycleStats,
+  type CycleStatFlag,
+  type CycleStatsOptions,
 } from './stats.ts';
 export { POWER_LIMIT_FACTOR, ABSOLUTE_POWER_CEILING_WATTS } from './plausibility.ts';
 export {
-  FAILURE_POLICIES, LATENCY_METRICS, CHECKPOINT_VERSION,
-  type FailurePolicy, type PlannedRun, type AggregatorPlan, type LatencyMetric,
+  FAILURE_POLICIES,
+  LATENCY_METRICS,
+  CHECKPOINT_VERSION,
+  type FailurePolicy,
+  type PlannedRun,
+  type AggregatorPlan,
+  type LatencyMetric,
 } from './state.ts';
 export { newAggregator } from './plan.ts';

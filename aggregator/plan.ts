@@ -3,9 +3,21 @@ import type { RunMatrix } from '../api/matrix.ts';
 import { Aggregator } from './aggregator.ts';
 import type { FailurePolicy } from './state.ts';
 
-export function newAggregator(experimentUid: string, matrix: RunMatrix, replicas: number, failurePolicy: FailurePolicy): Aggregator {
+export function newAggregator(
+  experimentUid: string,
+  matrix: RunMatrix,
+  replicas: number,
+  failurePolicy: FailurePolicy,
+): Aggregator {
   return new Aggregator({
     experimentUid,
-    runs: matrix.runs.map((r) => ({ runId: r.id, configId: r.configurationId, configHash: r.configHash, cycle: r.cycle, replicas, failurePolicy })),
+    runs: matrix.runs.map((r) => ({
+      runId: r.id,
+      configId: r.configurationId,
+      configHash: r.configHash,
+      cycle: r.cycle,
+      replicas,
+      failurePolicy,
+    })),
   });
 }

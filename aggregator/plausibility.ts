@@ -39,8 +39,10 @@ function sharedGpus(run: RunState): string[] {
   for (const g of run.data.gpus) note(g.gpuUuid, g.replica);
   for (const [uuid, replicas] of [...owners.entries()].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))) {
     if (replicas.size > 1) {
-      out.push(`GPU ${uuid} is reported by replicas ${[...replicas].sort((a, b) => a - b).join(' and ')}: ` +
-        'a shared GPU would be counted once per replica, so its energy cannot be attributed');
+      out.push(
+        `GPU ${uuid} is reported by replicas ${[...replicas].sort((a, b) => a - b).join(' and ')}: ` +
+          'a shared GPU would be counted once per replica, so its energy cannot be attributed',
+      );
     }
   }
   return out;
@@ -58,12 +60,16 @@ function segmentProblems(seg: SegmentState | null, what: string, who: string, bo
   const out: string[] = [];
   if (seg.maxImpliedPowerW > bound.watts) out.push(`${who}: ${implausibleCounter(seg, what, bound)}`);
   if (seg.peakPowerW !== null && seg.peakPowerW > bound.watts) {
-    out.push(`${who}: sampled power ${seg.peakPowerW} W in the ${what} is above the plausible ${bound.watts} W ` +
-      `(${bound.source})`);
+    out.push(
+      `${who}: sampled power ${seg.peakPowerW} W in the ${what} is above the plausible ${bound.watts} W ` +
+        `(${bound.source})`,
+    );
   }
   if (seg.clockStepBackMs > 0) {
-    out.push(`${who}: the wall clock stepped back ${seg.clockStepBackMs} ms before the ${what}End mark, ` +
-      `so the ${what}'s length is wrong`);
+    out.push(
+      `${who}: the wall clock stepped back ${seg.clockStepBackMs} ms before the ${what}End mark, ` +
+        `so the ${what}'s length is wrong`,
+    );
   }
   return out;
 }

@@ -5,7 +5,15 @@
 // Runs with rejected or implausible input and runs in which every request failed are never merged
 // either: their figures are not measurements.
 import { LogHistogram } from '../lib/sketch/index.ts';
-import { latencySummary, QUANTILES, RUN_METRICS, type LatencySummary, type QuantileName, type RunMetric, type RunResult } from './run-results.ts';
+import {
+  latencySummary,
+  QUANTILES,
+  RUN_METRICS,
+  type LatencySummary,
+  type QuantileName,
+  type RunMetric,
+  type RunResult,
+} from './run-results.ts';
 import type { RunState } from './run-state.ts';
 import { cycleStats, type CycleStats } from './stats.ts';
 import { LATENCY_METRICS, type FailurePolicy, type LatencyMetric } from './state.ts';
@@ -104,7 +112,10 @@ function pooled(states: (RunState | undefined)[]): Record<LatencyMetric, Latency
 }
 
 function statsOf(
-  runs: RunResult[], pick: (r: RunResult) => number | null, why: (r: RunResult) => string, metric?: RunMetric,
+  runs: RunResult[],
+  pick: (r: RunResult) => number | null,
+  why: (r: RunResult) => string,
+  metric?: RunMetric,
 ): CycleStats {
   const values: number[] = [];
   const skipped: string[] = [];
@@ -123,11 +134,22 @@ export function configResult(configId: string, inputs: RollupInput[]): ConfigRes
   const use = inputs.filter(included);
   const runs = use.map((i) => i.result);
   const metrics = {} as Record<RunMetric, CycleStats>;
-  for (const k of RUN_METRICS) metrics[k] = statsOf(runs, (r) => r.metrics[k], (r) => r.missing[k] ?? 'missing', k);
+  for (const k of RUN_METRICS)
+    metrics[k] = statsOf(
+      runs,
+      (r) => r.metrics[k],
+      (r) => r.missing[k] ?? 'missing',
+      k,
+    );
   const latency = {} as Record<LatencyMetric, Record<QuantileName, CycleStats>>;
   for (const k of LATENCY_METRICS) {
     const per = {} as Record<QuantileName, CycleStats>;
-    for (const [q] of QUANTILES) per[q] = statsOf(runs, (r) => r.latency[k][q], (r) => r.latency[k].reason ?? 'missing');
+    for (const [q] of QUANTILES)
+      per[q] = statsOf(
+        runs,
+        (r) => r.latency[k][q],
+        (r) => r.latency[k].reason ?? 'missing',
+      );
     latency[k] = per;
   }
   const first = inputs[0];
@@ -137,7 +159,9 @@ export function configResult(configId: string, inputs: RollupInput[]): ConfigRes
     failurePolicy: first?.failurePolicy ?? 'strict',
     runsPlanned: inputs.length,
     runsIncluded: runs.map((r) => r.runId),
-    runsExcluded: inputs.filter((i) => !included(i)).map((i) => ({ runId: i.result.runId, status: i.result.status, reasons: i.result.reasons })),
+    runsExcluded: inputs
+      .filter((i) => !included(i))
+      .map((i) => ({ runId: i.result.runId, status: i.result.status, reasons: i.result.reasons })),
     partialRuns: runs.filter((r) => r.status !== 'complete').map((r) => r.runId),
     simulated: runs.some((r) => r.simulated),
     metrics,
@@ -163,19 +187,31 @@ function divide(a: number | null, b: number | null): number | null {
   return a !== null && b !== null && b > 0 ? a / b : null;
 }
 
-export function experimentResult(experimentUid: string, inputs: RollupInput[], configs: ConfigResult[]): ExperimentResult {
+export function experimentResult(
+  experimentUid: string,
+  inputs: RollupInput[],
+  configs: ConfigResult[],
+): ExperimentResult {
   const use = inputs.filter(included);
   const runs = use.map((i) => i.result);
   const missing: Record<string, string> = {};
   const energy = sumOrNull(runs, 'energyJoules', missing);
   const baselineSubtracted = sumOrNull(runs, 'baselineSubtractedJoules', missing);
-  const count = (k: 'outputTokens' | 'inputTokens' | 'requestsOk' | 'requestsFailed'): number => runs.reduce((a, r) => a + r.counts[k], 0);
+  const count = (k: 'outputTokens' | 'inputTokens' | 'requestsOk' | 'requestsFailed'): number =>
+    runs.reduce((a, r) => a + r.counts[k], 0);
   const tokens = count('outputTokens');
   const requests = count('requestsOk');
   const totals = {
-    energyJoules: energy, baselineSubtractedJoules: baselineSubtracted, outputTokens: tokens, inputTokens: count('inputTokens'),
-    requestsOk: requests, requestsFailed: count('requestsFailed'),
-    joulesPerToken: divide(energy, tokens), tokensPerJoule: energy === null ? null : divide(tokens, energy), joulesPerRequest: divide(energy, requests), missing,
+    energyJoules: energy,
+    baselineSubtractedJoules: baselineSubtracted,
+    outputTokens: tokens,
+    inputTokens: count('inputTokens'),
+    requestsOk: requests,
+    requestsFailed: count('requestsFailed'),
+    joulesPerToken: divide(energy, tokens),
+    tokensPerJoule: energy === null ? null : divide(tokens, energy),
+    joulesPerRequest: divide(energy, requests),
+    missing,
   };
   for (const k of ['joulesPerToken', 'tokensPerJoule', 'joulesPerRequest'] as const) {
     if (totals[k] === null) missing[k] ??= energy === null ? 'total energy is missing' : 'no tokens or requests';
@@ -186,8 +222,13 @@ export function experimentResult(experimentUid: string, inputs: RollupInput[], c
     const net = c.metrics.baselineSubtractedJoulesPerToken;
     if (gross.mean === null || (best !== null && gross.mean >= best.joulesPerTokenMean)) continue;
     best = {
-      configId: c.configId, metric: 'joulesPerToken', joulesPerTokenMean: gross.mean, joulesPerToken: gross,
-      baselineSubtractedJoulesPerTokenMean: net.mean, baselineSubtractedJoulesPerToken: net, cycles: gross.n,
+      configId: c.configId,
+      metric: 'joulesPerToken',
+      joulesPerTokenMean: gross.mean,
+      joulesPerToken: gross,
+      baselineSubtractedJoulesPerTokenMean: net.mean,
+      baselineSubtractedJoulesPerToken: net,
+      cycles: gross.n,
     };
   }
   const status = (s: string): number => inputs.filter((i) => i.result.status === s).length;
@@ -195,8 +236,12 @@ export function experimentResult(experimentUid: string, inputs: RollupInput[], c
     experimentUid,
     simulated: inputs.some((i) => i.result.simulated),
     runs: {
-      planned: inputs.length, pending: status('pending'), complete: status('complete'),
-      incomplete: status('incomplete'), failed: status('failed'), aborted: status('aborted'),
+      planned: inputs.length,
+      pending: status('pending'),
+      complete: status('complete'),
+      incomplete: status('incomplete'),
+      failed: status('failed'),
+      aborted: status('aborted'),
     },
     configurations: configs.length,
     totals,

@@ -10,13 +10,29 @@ import type { RunState } from './run-state.ts';
 import { LATENCY_METRICS, type GpuState, type LatencyMetric, type PlannedRun } from './state.ts';
 
 export const RUN_METRICS = [
-  'windowSeconds', 'energyJoules', 'energyPerGpuJoules', 'meanPowerWatts', 'peakGpuPowerWatts', 'baselinePowerWatts',
-  'baselineSubtractedJoules', 'joulesPerToken', 'tokensPerJoule', 'joulesPerRequest', 'baselineSubtractedJoulesPerToken',
-  'tokensPerSecond', 'requestsPerSecond',
+  'windowSeconds',
+  'energyJoules',
+  'energyPerGpuJoules',
+  'meanPowerWatts',
+  'peakGpuPowerWatts',
+  'baselinePowerWatts',
+  'baselineSubtractedJoules',
+  'joulesPerToken',
+  'tokensPerJoule',
+  'joulesPerRequest',
+  'baselineSubtractedJoulesPerToken',
+  'tokensPerSecond',
+  'requestsPerSecond',
 ] as const;
 export type RunMetric = (typeof RUN_METRICS)[number];
 
-export const QUANTILES = [['p50', 0.5], ['p90', 0.9], ['p95', 0.95], ['p99', 0.99], ['p999', 0.999]] as const;
+export const QUANTILES = [
+  ['p50', 0.5],
+  ['p90', 0.9],
+  ['p95', 0.95],
+  ['p99', 0.99],
+  ['p999', 0.999],
+] as const;
 export type QuantileName = (typeof QUANTILES)[number][0];
 
 export interface LatencySummary extends Record<QuantileName, number | null> {
@@ -55,7 +71,13 @@ export interface RunResult {
   /** Some input was refused or implausible: the run is left out of every statistic (issue #17 item 2). */
   inputRejected: boolean;
   simulated: boolean;
-  counts: { requestsOk: number; requestsFailed: number; inputTokens: number; outputTokens: number; errorClasses: Record<string, number> };
+  counts: {
+    requestsOk: number;
+    requestsFailed: number;
+    inputTokens: number;
+    outputTokens: number;
+    errorClasses: Record<string, number>;
+  };
   metrics: Record<RunMetric, number | null>;
   /** Reason for each null metric. `joulesPerToken` is per output (generated) token. */
   missing: Partial<Record<RunMetric, string>>;
@@ -70,9 +92,27 @@ export interface RunResult {
 
 export function latencySummary(sketch: LatencySketch | null, what: string): LatencySummary {
   if (sketch === null || sketch.count === 0) {
-    return { count: 0, mean: null, p50: null, p90: null, p95: null, p99: null, p999: null, reason: `no ${what} samples` };
+    return {
+      count: 0,
+      mean: null,
+      p50: null,
+      p90: null,
+      p95: null,
+      p99: null,
+      p999: null,
+      reason: `no ${what} samples`,
+    };
   }
-  const out: LatencySummary = { count: sketch.count, mean: sketch.mean, p50: null, p90: null, p95: null, p99: null, p999: null, reason: null };
+  const out: LatencySummary = {
+    count: sketch.count,
+    mean: sketch.mean,
+    p50: null,
+    p90: null,
+    p95: null,
+    p99: null,
+    p999: null,
+    reason: null,
+  };
   for (const [name, q] of QUANTILES) out[name] = sketch.quantile(q);
   return out;
 }
@@ -96,7 +136,8 @@ function baselineFigures(r: GpuEnergyResult, base: SegmentEnergy, seconds: numbe
   if (r.energyJoules !== null && r.baselinePowerWatts !== null && seconds !== null) {
     r.baselineSubtractedJoules = r.energyJoules - r.baselinePowerWatts * seconds;
   } else {
-    r.missing['baselineSubtractedJoules'] = r.missing['energyJoules'] ?? r.missing['baselinePowerWatts'] ?? 'no window length';
+    r.missing['baselineSubtractedJoules'] =
+      r.missing['energyJoules'] ?? r.missing['baselinePowerWatts'] ?? 'no window length';
   }
 }
 
@@ -104,9 +145,19 @@ function gpuResult(g: GpuState, bound: PowerBound): GpuEnergyResult {
   const win = segmentEnergy(g.window, 'window', bound);
   const base = segmentEnergy(g.baseline, 'baseline', bound);
   const r: GpuEnergyResult = {
-    replica: g.replica, gpuUuid: g.gpuUuid, energyJoules: null, windowSeconds: null, meanPowerWatts: null, peakPowerWatts: null,
-    sampledMeanPowerWatts: null, baselinePowerWatts: null, baselineSubtractedJoules: null, ticks: null, conditions: null,
-    missing: {}, notes: [...base.notes, ...win.notes],
+    replica: g.replica,
+    gpuUuid: g.gpuUuid,
+    energyJoules: null,
+    windowSeconds: null,
+    meanPowerWatts: null,
+    peakPowerWatts: null,
+    sampledMeanPowerWatts: null,
+    baselinePowerWatts: null,
+    baselineSubtractedJoules: null,
+    ticks: null,
+    conditions: null,
+    missing: {},
+    notes: [...base.notes, ...win.notes],
   };
   const seconds = win.durationMs.value === null ? null : win.durationMs.value / 1000;
   r.windowSeconds = seconds;
@@ -119,9 +170,13 @@ function gpuResult(g: GpuState, bound: PowerBound): GpuEnergyResult {
   if (g.window !== null) {
     r.ticks = tickSummary(g.window, r.meanPowerWatts);
     r.conditions = conditionSummary(g.window);
-    if (r.ticks !== null && !r.ticks.aligned) r.notes.push('the energy counter did not step within the wait at a window edge: that edge is not tick-aligned');
+    if (r.ticks !== null && !r.ticks.aligned)
+      r.notes.push('the energy counter did not step within the wait at a window edge: that edge is not tick-aligned');
   }
-  if (seconds !== null && seconds < SHORT_WINDOW_SECONDS) r.notes.push(`window of ${seconds} s is under ${SHORT_WINDOW_SECONDS} s: NVML's ~100 ms counter updates make its energy coarse`);
+  if (seconds !== null && seconds < SHORT_WINDOW_SECONDS)
+    r.notes.push(
+      `window of ${seconds} s is under ${SHORT_WINDOW_SECONDS} s: NVML's ~100 ms counter updates make its energy coarse`,
+    );
   return r;
 }
 
@@ -130,13 +185,19 @@ function expectedGpus(run: RunState): GpuState[] {
   const gpus = [...run.data.gpus];
   for (const p of run.data.publishers) {
     for (const uuid of p.gpuUuids ?? []) {
-      if (!gpus.some((g) => g.replica === p.replica && g.gpuUuid === uuid)) gpus.push({ replica: p.replica, gpuUuid: uuid, baseline: null, window: null });
+      if (!gpus.some((g) => g.replica === p.replica && g.gpuUuid === uuid))
+        gpus.push({ replica: p.replica, gpuUuid: uuid, baseline: null, window: null });
     }
   }
   return gpus.sort((a, b) => a.replica - b.replica || (a.gpuUuid < b.gpuUuid ? -1 : a.gpuUuid > b.gpuUuid ? 1 : 0));
 }
 
-type Totals = { energyJoules: number | null; baselinePowerWatts: number | null; baselineSubtractedJoules: number | null; peak: number | null };
+type Totals = {
+  energyJoules: number | null;
+  baselinePowerWatts: number | null;
+  baselineSubtractedJoules: number | null;
+  peak: number | null;
+};
 
 function sumGpus(gpus: GpuEnergyResult[], missing: Partial<Record<RunMetric, string>>): Totals {
   const t: Totals = { energyJoules: 0, baselinePowerWatts: 0, baselineSubtractedJoules: 0, peak: null };
@@ -153,7 +214,8 @@ function sumGpus(gpus: GpuEnergyResult[], missing: Partial<Record<RunMetric, str
     }
     if (g.peakPowerWatts !== null) t.peak = Math.max(t.peak ?? g.peakPowerWatts, g.peakPowerWatts);
   }
-  for (const k of ['energyJoules', 'baselinePowerWatts', 'baselineSubtractedJoules'] as const) if (missing[k] !== undefined) t[k] = null;
+  for (const k of ['energyJoules', 'baselinePowerWatts', 'baselineSubtractedJoules'] as const)
+    if (missing[k] !== undefined) t[k] = null;
   if (t.peak === null) missing.peakGpuPowerWatts = 'no power samples in the window';
   return t;
 }
@@ -168,7 +230,12 @@ function windowSeconds(run: RunState, replicas: number, gpus: GpuEnergyResult[])
   return secs.length > 0 && secs.length === gpus.length ? Math.max(...secs) : null;
 }
 
-function ratio(m: Record<RunMetric, number | null>, missing: Partial<Record<RunMetric, string>>, key: RunMetric, parts: [number | null, number | null, string]): void {
+function ratio(
+  m: Record<RunMetric, number | null>,
+  missing: Partial<Record<RunMetric, string>>,
+  key: RunMetric,
+  parts: [number | null, number | null, string],
+): void {
   const [num, den, denName] = parts;
   if (num !== null && den !== null && den > 0) m[key] = num / den;
   else missing[key] = num === null ? 'an input is missing (see the other metrics)' : `no ${denName}`;
@@ -208,22 +275,42 @@ export function runResult(plan: PlannedRun, run: RunState | undefined): RunResul
   const bound = (g: GpuState): ReturnType<typeof powerBound> => powerBound(run as RunState, g.replica, g.gpuUuid);
   const gpus = run === undefined ? [] : expectedGpus(run).map((g) => gpuResult(g, bound(g)));
   const pubs = run?.data.publishers ?? [];
-  const sum = (k: 'requestsOk' | 'requestsFailed' | 'inputTokens' | 'outputTokens'): number => pubs.reduce((a, p) => a + p[k], 0);
-  const latency = Object.fromEntries(LATENCY_METRICS.map((k) => [k, latencySummary(run?.sketches[k] ?? null, k)])) as Record<LatencyMetric, LatencySummary>;
-  const empty = { metrics: Object.fromEntries(RUN_METRICS.map((k) => [k, null])) as Record<RunMetric, number | null>, missing: Object.fromEntries(RUN_METRICS.map((k) => [k, 'no messages received yet'])) };
+  const sum = (k: 'requestsOk' | 'requestsFailed' | 'inputTokens' | 'outputTokens'): number =>
+    pubs.reduce((a, p) => a + p[k], 0);
+  const latency = Object.fromEntries(
+    LATENCY_METRICS.map((k) => [k, latencySummary(run?.sketches[k] ?? null, k)]),
+  ) as Record<LatencyMetric, LatencySummary>;
+  const empty = {
+    metrics: Object.fromEntries(RUN_METRICS.map((k) => [k, null])) as Record<RunMetric, number | null>,
+    missing: Object.fromEntries(RUN_METRICS.map((k) => [k, 'no messages received yet'])),
+  };
   return {
-    runId: plan.runId, configId: plan.configId, configHash: plan.configHash, cycle: plan.cycle,
-    attempt: run?.data.attempt ?? null, status: c.status, reasons: c.reasons, inputRejected: c.inputRejected,
+    runId: plan.runId,
+    configId: plan.configId,
+    configHash: plan.configHash,
+    cycle: plan.cycle,
+    attempt: run?.data.attempt ?? null,
+    status: c.status,
+    reasons: c.reasons,
+    inputRejected: c.inputRejected,
     simulated: run?.data.simulated ?? false,
     counts: {
-      requestsOk: sum('requestsOk'), requestsFailed: sum('requestsFailed'), inputTokens: sum('inputTokens'), outputTokens: sum('outputTokens'),
+      requestsOk: sum('requestsOk'),
+      requestsFailed: sum('requestsFailed'),
+      inputTokens: sum('inputTokens'),
+      outputTokens: sum('outputTokens'),
       errorClasses: errorClassRecord(run?.errorClasses),
     },
     ...(run === undefined ? empty : runMetrics(run, plan, gpus)),
     latency,
     gpus,
-    backendMetrics: pubs.flatMap((p) => (p.summary?.backendMetrics === undefined ? [] : [{ replica: p.replica, ...p.summary.backendMetrics }])),
+    backendMetrics: pubs.flatMap((p) =>
+      p.summary?.backendMetrics === undefined ? [] : [{ replica: p.replica, ...p.summary.backendMetrics }],
+    ),
     client: pubs.flatMap((p) => (p.summary?.client === undefined ? [] : [{ replica: p.replica, ...p.summary.client }])),
-    notes: [...pubs.flatMap((p) => (p.summary?.warnings ?? []).map((w) => `replica ${p.replica}: ${w}`)), ...gpus.flatMap((g) => g.notes.map((n) => `GPU ${g.gpuUuid}: ${n}`))],
+    notes: [
+      ...pubs.flatMap((p) => (p.summary?.warnings ?? []).map((w) => `replica ${p.replica}: ${w}`)),
+      ...gpus.flatMap((g) => g.notes.map((n) => `GPU ${g.gpuUuid}: ${n}`)),
+    ],
   };
 }

@@ -4,8 +4,13 @@ import type { SketchMessage, SummaryMessage, WireMessage } from '../api/protocol
 import { LogHistogram } from '../lib/sketch/index.ts';
 import { applyTelemetry } from './energy.ts';
 import {
-  addProblem, LATENCY_METRICS, newPublisher,
-  type LatencyMetric, type PlannedRun, type PublisherState, type RunStateData,
+  addProblem,
+  LATENCY_METRICS,
+  newPublisher,
+  type LatencyMetric,
+  type PlannedRun,
+  type PublisherState,
+  type RunStateData,
 } from './state.ts';
 import { acceptWireSketch } from './wire-sketch.ts';
 
@@ -60,7 +65,11 @@ export class RunState {
       const b64 = data.sketches[k];
       sketches[k] = b64 === null ? null : LogHistogram.deserialize(Buffer.from(b64, 'base64'));
     }
-    return new RunState(plan, { ...data, sketches: { ttftMs: null, itlMs: null, e2eMs: null, tpotMs: null } }, sketches);
+    return new RunState(
+      plan,
+      { ...data, sketches: { ttftMs: null, itlMs: null, e2eMs: null, tpotMs: null } },
+      sketches,
+    );
   }
 
   toData(): RunStateData {
@@ -91,7 +100,10 @@ export class RunState {
     }
     const pub = this.publisherFor(m.replica);
     if (m.seq <= pub.contiguousUpTo || pub.ahead.includes(m.seq)) {
-      return { outcome: 'duplicate', reason: `run ${m.runId} attempt ${m.attempt} replica ${m.replica} seq ${m.seq} already applied` };
+      return {
+        outcome: 'duplicate',
+        reason: `run ${m.runId} attempt ${m.attempt} replica ${m.replica} seq ${m.seq} already applied`,
+      };
     }
     markSeq(pub, m.seq);
     pub.received[m.kind] += 1;

@@ -68,7 +68,10 @@ export const PublisherStateSchema = z.object({
 export type PublisherState = z.infer<typeof PublisherStateSchema>;
 
 const TickSchema = z.object({
-  aligned: z.boolean(), uncertaintyMs: z.number(), waitedMs: z.number(), periodMs: z.number().nullable(),
+  aligned: z.boolean(),
+  uncertaintyMs: z.number(),
+  waitedMs: z.number(),
+  periodMs: z.number().nullable(),
   /** Power read with the mark, right after the edge: the power of the span between boundary and edge. */
   powerW: z.number().nullable().default(null),
 });
@@ -143,13 +146,20 @@ export const RunStateSchema = z.object({
   errorClasses: z.union([
     z.array(z.tuple([z.string(), z.number()])),
     z.record(z.string(), z.unknown()).transform((r) =>
-      Object.entries(r).filter((e): e is [string, number] => typeof e[1] === 'number' && Number.isFinite(e[1]))
-        .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))),
+      Object.entries(r)
+        .filter((e): e is [string, number] => typeof e[1] === 'number' && Number.isFinite(e[1]))
+        .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)),
+    ),
   ]),
   /** Rejected input of this attempt that no publisher's list holds (a replica outside the plan); capped. */
   problems: z.array(z.string()).default([]),
   /** base64 of LogHistogram.serialize() (lossless), or null when the run has none yet. */
-  sketches: z.object({ ttftMs: z.string().nullable(), itlMs: z.string().nullable(), e2eMs: z.string().nullable(), tpotMs: z.string().nullable() }),
+  sketches: z.object({
+    ttftMs: z.string().nullable(),
+    itlMs: z.string().nullable(),
+    e2eMs: z.string().nullable(),
+    tpotMs: z.string().nullable(),
+  }),
 });
 export type RunStateData = z.infer<typeof RunStateSchema>;
 

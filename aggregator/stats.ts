@@ -64,7 +64,8 @@ export function studentTCdf(t: number, df: number): number {
 const quantileCache = new Map<string, number>();
 
 export function studentTQuantile(p: number, df: number): number {
-  if (!(df > 0) || !(p > 0.5 && p < 1)) throw new RangeError(`studentTQuantile needs df > 0 and p in (0.5, 1), got df=${df} p=${p}`);
+  if (!(df > 0) || !(p > 0.5 && p < 1))
+    throw new RangeError(`studentTQuantile needs df > 0 and p in (0.5, 1), got df=${df} p=${p}`);
   const key = `${p}/${df}`;
   const known = quantileCache.get(key);
   if (known !== undefined) return known;
@@ -117,7 +118,9 @@ export interface CycleStatsOptions {
 
 /** Mean, std and 95% CI over the cycles' values; `skipped` lists why some cycles had no value. */
 export function cycleStats(
-  values: readonly number[], skipped: readonly string[] = [], options: CycleStatsOptions = {},
+  values: readonly number[],
+  skipped: readonly string[] = [],
+  options: CycleStatsOptions = {},
 ): CycleStats {
   const n = values.length;
   const why = skipped.length > 0 ? `; ${skipped.length} cycle(s) without a value: ${skipped.join('; ')}` : '';

@@ -91,7 +91,11 @@ export function initialConditions(
   let out = [...conditions];
   for (const type of CONDITION_TYPES) {
     if (getCondition(out, type) === undefined) {
-      out = setCondition(out, { type, status: 'Unknown', reason: REASONS.Initializing, message: 'Not yet known.' }, context);
+      out = setCondition(
+        out,
+        { type, status: 'Unknown', reason: REASONS.Initializing, message: 'Not yet known.' },
+        context,
+      );
     }
   }
   return out;

@@ -55,15 +55,36 @@ export function structural(input: unknown): JsonSchema {
 }
 
 function toJsonSchema(schema: z.ZodType): JsonSchema {
-  return z.toJSONSchema(schema, { io: 'input', target: 'openapi-3.0', unrepresentable: 'any', reused: 'inline', cycles: 'throw' }) as JsonSchema;
+  return z.toJSONSchema(schema, {
+    io: 'input',
+    target: 'openapi-3.0',
+    unrepresentable: 'any',
+    reused: 'inline',
+    cycles: 'throw',
+  }) as JsonSchema;
 }
 
 export const CRD_NAME = `${PLURAL}.${API_GROUP}`;
 
 export const PRINTER_COLUMNS = [
-  { name: 'Status', type: 'string', jsonPath: '.status.phase', description: 'Pending, Running, Succeeded, Failed, Suspended or Invalid.' },
-  { name: 'Progress', type: 'string', jsonPath: '.status.progress.summary', description: 'Succeeded runs / total runs.' },
-  { name: 'Best J/token', type: 'number', jsonPath: '.status.best.joulesPerToken', description: 'Mean joules per output token of the best configuration.' },
+  {
+    name: 'Status',
+    type: 'string',
+    jsonPath: '.status.phase',
+    description: 'Pending, Running, Succeeded, Failed, Suspended or Invalid.',
+  },
+  {
+    name: 'Progress',
+    type: 'string',
+    jsonPath: '.status.progress.summary',
+    description: 'Succeeded runs / total runs.',
+  },
+  {
+    name: 'Best J/token',
+    type: 'number',
+    jsonPath: '.status.best.joulesPerToken',
+    description: 'Mean joules per output token of the best configuration.',
+  },
   { name: 'Best', type: 'string', jsonPath: '.status.best.configurationId', priority: 1 },
   { name: 'Age', type: 'date', jsonPath: '.metadata.creationTimestamp' },
 ] as const;

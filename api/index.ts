@@ -107,8 +107,24 @@ export {
 } from './conditions.ts';
 export type { ConditionType, ConditionStatus, ConditionReason, Condition, ConditionUpdate } from './conditions.ts';
 
-export { MAX_CONFIGURATIONS, MAX_RUNS, expandRunMatrix, executionOrder, configHash, shortHash, runId } from './matrix.ts';
-export type { ResolvedBackend, SweepPoint, Configuration, PlannedRun, MatrixIssue, RejectedCombination, RunMatrix } from './matrix.ts';
+export {
+  MAX_CONFIGURATIONS,
+  MAX_RUNS,
+  expandRunMatrix,
+  executionOrder,
+  configHash,
+  shortHash,
+  runId,
+} from './matrix.ts';
+export type {
+  ResolvedBackend,
+  SweepPoint,
+  Configuration,
+  PlannedRun,
+  MatrixIssue,
+  RejectedCombination,
+  RunMatrix,
+} from './matrix.ts';
 
 export { configurationRuleViolations, distributionMax, parallelismMessage, RATE_REQUIRED_MESSAGE } from './rules.ts';
 export type { RuleViolation, RuleWarning } from './rules.ts';

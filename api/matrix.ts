@@ -131,7 +131,12 @@ export function configHash(content: {
   const source = model.source.huggingFace !== undefined ? { huggingFace: {} } : model.source;
   const identity = {
     model: { ...model, source },
-    backend: { type: backend.type, image: backend.image ?? null, params: hashedParams(backend), extraArgs: backend.extraArgs },
+    backend: {
+      type: backend.type,
+      image: backend.image ?? null,
+      params: hashedParams(backend),
+      extraArgs: backend.extraArgs,
+    },
     workload,
     gpusPerRun,
     replicas,
@@ -216,7 +221,11 @@ interface ConfigurationDraft {
   origins: Record<string, PathSegment[]>;
 }
 
-function resolve(spec: EnergyExperimentSpec, backendIndex: number, point: RawPoint): { draft?: ConfigurationDraft; errors: MatrixIssue[] } {
+function resolve(
+  spec: EnergyExperimentSpec,
+  backendIndex: number,
+  point: RawPoint,
+): { draft?: ConfigurationDraft; errors: MatrixIssue[] } {
   const b = spec.backends[backendIndex];
   if (b === undefined) return { errors: [] };
   const entries = relevantEntries(point, b.type);
@@ -251,7 +260,8 @@ function fieldOrigin(draft: ConfigurationDraft, field: string): { path: PathSegm
   const swept = Object.keys(draft.point).find((p) => field === p || field.startsWith(`${p}.`));
   if (swept !== undefined) return { path: draft.origins[swept] ?? [], swept: true };
   const [root, ...rest] = field.split('.');
-  if (root === draft.backend.type) return { path: ['spec', 'backends', draft.backendIndex, root, ...rest], swept: false };
+  if (root === draft.backend.type)
+    return { path: ['spec', 'backends', draft.backendIndex, root, ...rest], swept: false };
   return { path: ['spec', ...(root === undefined ? [] : [root]), ...rest], swept: false };
 }
 
@@ -313,7 +323,6 @@ function collectConfigurations(spec: EnergyExperimentSpec, points: RawPoint[]): 
   });
   return out;
 }
-
 
 function shuffled<T>(items: readonly T[], random: () => number): T[] {
   const out = [...items];

@@ -5,7 +5,10 @@ import { didYouMean } from './paths.ts';
 
 function enumHint(input: unknown, values: readonly unknown[]): string {
   if (typeof input !== 'string') return '';
-  const hint = didYouMean(input, values.filter((v): v is string => typeof v === 'string'));
+  const hint = didYouMean(
+    input,
+    values.filter((v): v is string => typeof v === 'string'),
+  );
   return hint === undefined ? '' : `; did you mean "${hint}"?`;
 }
 
@@ -18,11 +21,24 @@ function shown(value: unknown): string {
   return String(value);
 }
 
-const TYPE_WORDS: Record<string, string> = { object: 'a mapping', array: 'a list', string: 'a string', number: 'a number', int: 'an integer', boolean: 'true or false' };
+const TYPE_WORDS: Record<string, string> = {
+  object: 'a mapping',
+  array: 'a list',
+  string: 'a string',
+  number: 'a number',
+  int: 'an integer',
+  boolean: 'true or false',
+};
 
-function bound(kind: 'small' | 'big', iss: { origin: string; inclusive?: boolean }, limit: number | bigint, input: unknown): string {
+function bound(
+  kind: 'small' | 'big',
+  iss: { origin: string; inclusive?: boolean },
+  limit: number | bigint,
+  input: unknown,
+): string {
   const n = Number(limit);
-  if (iss.origin === 'array') return kind === 'small' ? `must have at least ${n} item${n === 1 ? '' : 's'}` : `must have at most ${n} items`;
+  if (iss.origin === 'array')
+    return kind === 'small' ? `must have at least ${n} item${n === 1 ? '' : 's'}` : `must have at most ${n} items`;
   if (iss.origin === 'string') {
     if (kind === 'small' && n === 1) return 'must not be empty';
     return `must be ${kind === 'small' ? 'at least' : 'at most'} ${n} characters`;

@@ -21,7 +21,11 @@ function isPlainObject(value: unknown): value is Record<string, unknown> {
 }
 
 /** A copy of `target` with `value` written at the dotted `path` (objects created on the way). */
-export function withValueAt(target: Record<string, unknown>, path: readonly string[], value: unknown): Record<string, unknown> {
+export function withValueAt(
+  target: Record<string, unknown>,
+  path: readonly string[],
+  value: unknown,
+): Record<string, unknown> {
   const [head, ...rest] = path;
   if (head === undefined) return target;
   if (rest.length === 0) return { ...target, [head]: value };

@@ -27,13 +27,16 @@ const mapKey = z.string().regex(MAP_KEY_PATTERN, { message: 'must be 1-64 letter
  * Error classes by name. zod drops a `__proto__` key from records without a word, which would lose
  * its count; it is refused here instead (JSON.parse makes it an own key, so it can arrive).
  */
-const errorClassCounts = z.preprocess((v, ctx) => {
-  if (typeof v === 'object' && v !== null && Object.hasOwn(v, '__proto__')) {
-    const message = 'the error class "__proto__" is reserved; name the class differently';
-    ctx.addIssue({ code: 'custom', message, input: v });
-  }
-  return v;
-}, z.record(mapKey, count).refine((r) => Object.keys(r).length <= 64, { message: 'at most 64 error classes' }));
+const errorClassCounts = z.preprocess(
+  (v, ctx) => {
+    if (typeof v === 'object' && v !== null && Object.hasOwn(v, '__proto__')) {
+      const message = 'the error class "__proto__" is reserved; name the class differently';
+      ctx.addIssue({ code: 'custom', message, input: v });
+    }
+    return v;
+  },
+  z.record(mapKey, count).refine((r) => Object.keys(r).length <= 64, { message: 'at most 64 error classes' }),
+);
 
 /**
  * Latency sketches on the wire (docs/adr/0012): LogHistogram, format byte 0x48 ('H'), version 1.
@@ -90,29 +93,31 @@ export const HelloMessageSchema = z.object({ ...envelope, kind: z.literal('hello
 export const ReadyMessageSchema = z.object({ ...envelope, kind: z.literal('ready') });
 
 /** Latency sketches for one time slice of the measurement window (deltas: merge them all). */
-export const SketchMessageSchema = z.object({
-  ...envelope,
-  kind: z.literal('sketch'),
-  slice: count,
-  sliceStartMs: timeMs,
-  sliceEndMs: timeMs,
-  requestsOk: count,
-  requestsFailed: count,
-  /** Failed requests by error class (timeout, http_5xx, stream_cut, ...). */
-  errorClasses: errorClassCounts,
-  inputTokens: count,
-  outputTokens: count,
-  /**
-   * base64 of LogHistogram.serialize() (SKETCH_FORMAT); values in milliseconds, >= 0 (zeros are
-   * counted exactly). Absent when the slice had none.
-   */
-  sketches: z.object({
-    ttftMs: z.string().optional(),
-    itlMs: z.string().optional(),
-    e2eMs: z.string().optional(),
-    tpotMs: z.string().optional(),
-  }),
-}).refine((m) => m.sliceEndMs >= m.sliceStartMs, { message: 'sliceEndMs precedes sliceStartMs', path: ['sliceEndMs'] });
+export const SketchMessageSchema = z
+  .object({
+    ...envelope,
+    kind: z.literal('sketch'),
+    slice: count,
+    sliceStartMs: timeMs,
+    sliceEndMs: timeMs,
+    requestsOk: count,
+    requestsFailed: count,
+    /** Failed requests by error class (timeout, http_5xx, stream_cut, ...). */
+    errorClasses: errorClassCounts,
+    inputTokens: count,
+    outputTokens: count,
+    /**
+     * base64 of LogHistogram.serialize() (SKETCH_FORMAT); values in milliseconds, >= 0 (zeros are
+     * counted exactly). Absent when the slice had none.
+     */
+    sketches: z.object({
+      ttftMs: z.string().optional(),
+      itlMs: z.string().optional(),
+      e2eMs: z.string().optional(),
+      tpotMs: z.string().optional(),
+    }),
+  })
+  .refine((m) => m.sliceEndMs >= m.sliceStartMs, { message: 'sliceEndMs precedes sliceStartMs', path: ['sliceEndMs'] });
 
 /** Protocol phase boundaries at which the agent records an energy-counter reading per GPU. */
 export const MARKS = ['baselineStart', 'baselineEnd', 'windowStart', 'windowEnd'] as const;
@@ -139,36 +144,47 @@ export const GpuSampleSchema = z.object({
    * Marks only: the reading is a counter step edge (tMs = when the counter stepped, energy = its
    * value just after), so a segment between two marks holds exactly the energy of whole ticks.
    */
-  tick: z.object({
-    aligned: z.boolean(),
-    /** tMs is known to ± this (half the spacing of the polls around the step). */
-    uncertaintyMs: z.number().min(0),
-    /** From the protocol boundary to the edge. */
-    waitedMs: z.number(),
-    /** The counter's step period on this GPU, measured at start; null: not measured. */
-    periodMs: z.number().nullable(),
-  }).optional(),
+  tick: z
+    .object({
+      aligned: z.boolean(),
+      /** tMs is known to ± this (half the spacing of the polls around the step). */
+      uncertaintyMs: z.number().min(0),
+      /** From the protocol boundary to the edge. */
+      waitedMs: z.number(),
+      /** The counter's step period on this GPU, measured at start; null: not measured. */
+      periodMs: z.number().nullable(),
+    })
+    .optional(),
 });
 export type GpuSample = z.infer<typeof GpuSampleSchema>;
 
-export const TelemetryMessageSchema = z.object({
-  ...envelope,
-  kind: z.literal('telemetry'),
-  phase: z.enum(PHASES),
-  /** Set when these readings were taken exactly at a protocol boundary. */
-  mark: z.enum(MARKS).optional(),
-  /** A batch: several readings per GPU over time, or exactly one per GPU at a mark. */
-  samples: z.array(GpuSampleSchema).max(100_000),
-}).refine((m) => m.mark === undefined || new Set(m.samples.map((x) => x.gpuUuid)).size === m.samples.length, {
-  message: 'the same GPU UUID appears twice in one mark reading', path: ['samples'],
-});
+export const TelemetryMessageSchema = z
+  .object({
+    ...envelope,
+    kind: z.literal('telemetry'),
+    phase: z.enum(PHASES),
+    /** Set when these readings were taken exactly at a protocol boundary. */
+    mark: z.enum(MARKS).optional(),
+    /** A batch: several readings per GPU over time, or exactly one per GPU at a mark. */
+    samples: z.array(GpuSampleSchema).max(100_000),
+  })
+  .refine((m) => m.mark === undefined || new Set(m.samples.map((x) => x.gpuUuid)).size === m.samples.length, {
+    message: 'the same GPU UUID appears twice in one mark reading',
+    path: ['samples'],
+  });
 
 export const BackendMetricsSchema = z.object({
   backend: z.string(),
   source: z.string(),
-  /** The server's own version (vLLM /version; the PyTorch server's /stats with torch and transformers); null: not exposed. */
+  /**
+   * The server's own version (vLLM /version; the PyTorch server's /stats with torch and transformers); null: not
+   * exposed.
+   */
   version: z.string().nullable().optional(),
-  metrics: z.record(z.string(), z.object({ value: z.number().nullable(), unit: z.string(), reason: z.string().nullable() })),
+  metrics: z.record(
+    z.string(),
+    z.object({ value: z.number().nullable(), unit: z.string(), reason: z.string().nullable() }),
+  ),
 });
 export type BackendMetrics = z.infer<typeof BackendMetricsSchema>;
 
@@ -193,31 +209,37 @@ export const ClientHealthSchema = z.object({
 });
 export type ClientHealth = z.infer<typeof ClientHealthSchema>;
 
-export const SummaryMessageSchema = z.object({
-  ...envelope,
-  kind: z.literal('summary'),
-  /** Messages this publisher sent before the summary: the summary's own seq is this + 1. */
-  messagesBefore: count,
-  countsByKind: z.object({ hello: count, ready: count, sketch: count, telemetry: count }),
-  requestsOk: count,
-  requestsFailed: count,
-  inputTokens: count,
-  outputTokens: count,
-  baselineStartMs: timeMs.nullable(),
-  baselineEndMs: timeMs.nullable(),
-  windowStartMs: timeMs,
-  windowEndMs: timeMs,
-  warnings: z.array(z.string()),
-  /** Backend-native metrics over the window (vLLM /metrics, the PyTorch server's /stats): each a number or null with a reason. */
-  backendMetrics: BackendMetricsSchema.optional(),
-  client: ClientHealthSchema.optional(),
-})
+export const SummaryMessageSchema = z
+  .object({
+    ...envelope,
+    kind: z.literal('summary'),
+    /** Messages this publisher sent before the summary: the summary's own seq is this + 1. */
+    messagesBefore: count,
+    countsByKind: z.object({ hello: count, ready: count, sketch: count, telemetry: count }),
+    requestsOk: count,
+    requestsFailed: count,
+    inputTokens: count,
+    outputTokens: count,
+    baselineStartMs: timeMs.nullable(),
+    baselineEndMs: timeMs.nullable(),
+    windowStartMs: timeMs,
+    windowEndMs: timeMs,
+    warnings: z.array(z.string()),
+    /**
+     * Backend-native metrics over the window (vLLM /metrics, the PyTorch server's /stats): each a number or null with a
+     * reason.
+     */
+    backendMetrics: BackendMetricsSchema.optional(),
+    client: ClientHealthSchema.optional(),
+  })
   // Equal bounds are honest: a steady-state window that never opened is empty (and has no requests).
   .refine((m) => m.windowEndMs >= m.windowStartMs, {
-    message: 'windowEndMs precedes windowStartMs', path: ['windowEndMs'],
+    message: 'windowEndMs precedes windowStartMs',
+    path: ['windowEndMs'],
   })
   .refine((m) => m.baselineStartMs === null || m.baselineEndMs === null || m.baselineEndMs >= m.baselineStartMs, {
-    message: 'baselineEndMs precedes baselineStartMs', path: ['baselineEndMs'],
+    message: 'baselineEndMs precedes baselineStartMs',
+    path: ['baselineEndMs'],
   });
 
 export const AbortedMessageSchema = z.object({
@@ -277,7 +299,9 @@ export function experimentSubjectFilter(namespace: string, experimentUid: string
 export const CONTROL_ROOT = 'llem.control.v1';
 
 export function startSubject(namespace: string, experimentUid: string, runId: string): string {
-  return [CONTROL_ROOT, sanitizeToken(namespace), sanitizeToken(experimentUid), sanitizeToken(runId), 'start'].join('.');
+  return [CONTROL_ROOT, sanitizeToken(namespace), sanitizeToken(experimentUid), sanitizeToken(runId), 'start'].join(
+    '.',
+  );
 }
 
 /** Server-side de-duplication id: the same message re-sent after a reconnect is stored once. */

@@ -40,7 +40,11 @@ function parallelism(c: ConfigurationContent, out: RuleViolation[], warnings: Ru
   const t = backend.type;
   const { tensorParallelSize: tp, pipelineParallelSize: pp } = backend.params;
   if (tp * pp > c.gpusPerRun) {
-    out.push({ field: `${t}.tensorParallelSize`, alsoFields: [`${t}.pipelineParallelSize`, 'placement.gpusPerRun'], message: parallelismMessage(tp, pp, c.gpusPerRun) });
+    out.push({
+      field: `${t}.tensorParallelSize`,
+      alsoFields: [`${t}.pipelineParallelSize`, 'placement.gpusPerRun'],
+      message: parallelismMessage(tp, pp, c.gpusPerRun),
+    });
   } else if (tp * pp < c.gpusPerRun) {
     warnings.push({
       field: `${t}.tensorParallelSize`,
@@ -77,7 +81,12 @@ function randomArchitecture(c: ConfigurationContent, out: RuleViolation[]): void
 }
 
 /** A context length set on the backend must hold the longest synthetic request. */
-function contextLength(c: ConfigurationContent, field: string, maxModelLen: number | undefined, out: RuleViolation[]): void {
+function contextLength(
+  c: ConfigurationContent,
+  field: string,
+  maxModelLen: number | undefined,
+  out: RuleViolation[],
+): void {
   const synthetic = c.workload.dataset.synthetic;
   if (maxModelLen === undefined || synthetic === undefined) return;
   const inMax = distributionMax(synthetic.inputTokens);
@@ -85,7 +94,11 @@ function contextLength(c: ConfigurationContent, field: string, maxModelLen: numb
   if (inMax !== undefined && outMax !== undefined && inMax + outMax > maxModelLen) {
     out.push({
       field,
-      alsoFields: ['workload.dataset.synthetic.inputTokens', 'workload.dataset.synthetic.outputTokens', 'workload.sampling.maxTokens'],
+      alsoFields: [
+        'workload.dataset.synthetic.inputTokens',
+        'workload.dataset.synthetic.outputTokens',
+        'workload.sampling.maxTokens',
+      ],
       message: `maxModelLen (${maxModelLen}) is shorter than the longest request (${inMax} input + ${outMax} output tokens)`,
     });
   }
@@ -117,10 +130,18 @@ function pytorchRules(c: ConfigurationContent, out: RuleViolation[]): void {
   contextLength(c, 'pytorch.maxModelLen', p.maxModelLen, out);
   if (!p.cudaGraphs) return;
   if (p.compile) {
-    out.push({ field: 'pytorch.cudaGraphs', alsoFields: ['pytorch.compile'], message: 'cudaGraphs and compile are alternatives; set one of them' });
+    out.push({
+      field: 'pytorch.cudaGraphs',
+      alsoFields: ['pytorch.compile'],
+      message: 'cudaGraphs and compile are alternatives; set one of them',
+    });
   }
   if (p.quantization !== 'none') {
-    out.push({ field: 'pytorch.cudaGraphs', alsoFields: ['pytorch.quantization'], message: `cudaGraphs needs an unquantised model (quantization is "${p.quantization}"); set quantization: none or cudaGraphs: false` });
+    out.push({
+      field: 'pytorch.cudaGraphs',
+      alsoFields: ['pytorch.quantization'],
+      message: `cudaGraphs needs an unquantised model (quantization is "${p.quantization}"); set quantization: none or cudaGraphs: false`,
+    });
   }
 }
 
@@ -137,9 +158,12 @@ function workloadRules(c: ConfigurationContent, out: RuleViolation[], warnings: 
   }
 }
 
-export const PYTORCH_ONE_GPU_MESSAGE = 'the pytorch backend serves from one GPU; set placement.gpusPerRun: 1, or use vllm or tensorrt for tensor parallelism';
-export const TENSORRT_RANDOM_MESSAGE = 'trtllm-serve cannot load random weights; use model.source.huggingFace or pvc, or the pytorch/vllm backend for random models';
-export const TENSORRT_REVISION_MESSAGE = 'trtllm-serve has no revision option; put that revision on a PVC and use model.source.pvc, or leave model.revision at "main"';
+export const PYTORCH_ONE_GPU_MESSAGE =
+  'the pytorch backend serves from one GPU; set placement.gpusPerRun: 1, or use vllm or tensorrt for tensor parallelism';
+export const TENSORRT_RANDOM_MESSAGE =
+  'trtllm-serve cannot load random weights; use model.source.huggingFace or pvc, or the pytorch/vllm backend for random models';
+export const TENSORRT_REVISION_MESSAGE =
+  'trtllm-serve has no revision option; put that revision on a PVC and use model.source.pvc, or leave model.revision at "main"';
 
 /**
  * What the backend renderers (lib/backends) refuse, stated as rules so `llem validate`, the CRD's CEL
@@ -147,16 +171,28 @@ export const TENSORRT_REVISION_MESSAGE = 'trtllm-serve has no revision option; p
  */
 function renderRefusals(c: ConfigurationContent, out: RuleViolation[]): void {
   if (c.backend.type === 'pytorch' && c.gpusPerRun > 1) {
-    out.push({ field: 'placement.gpusPerRun', alsoFields: [], message: `${PYTORCH_ONE_GPU_MESSAGE} (got ${c.gpusPerRun})` });
+    out.push({
+      field: 'placement.gpusPerRun',
+      alsoFields: [],
+      message: `${PYTORCH_ONE_GPU_MESSAGE} (got ${c.gpusPerRun})`,
+    });
   }
   if (c.backend.type !== 'tensorrt') return;
-  if (c.model.source.random !== undefined) out.push({ field: 'model.source.random', alsoFields: [], message: TENSORRT_RANDOM_MESSAGE });
+  if (c.model.source.random !== undefined)
+    out.push({ field: 'model.source.random', alsoFields: [], message: TENSORRT_RANDOM_MESSAGE });
   if (c.model.source.huggingFace !== undefined && c.model.revision !== 'main') {
-    out.push({ field: 'model.revision', alsoFields: [], message: `${TENSORRT_REVISION_MESSAGE} (got "${c.model.revision}")` });
+    out.push({
+      field: 'model.revision',
+      alsoFields: [],
+      message: `${TENSORRT_REVISION_MESSAGE} (got "${c.model.revision}")`,
+    });
   }
 }
 
-export function configurationRuleViolations(c: ConfigurationContent): { violations: RuleViolation[]; warnings: RuleWarning[] } {
+export function configurationRuleViolations(c: ConfigurationContent): {
+  violations: RuleViolation[];
+  warnings: RuleWarning[];
+} {
   const violations: RuleViolation[] = [];
   const warnings: RuleWarning[] = [];
   renderRefusals(c, violations);

@@ -11,37 +11,70 @@ export const RESERVED_BACKEND_TYPES = ['sglang'] as const;
 export type BackendType = (typeof BACKEND_TYPES)[number];
 
 export const PytorchParamsSchema = z.strictObject({
-  batching: z.enum(['static', 'dynamic']).default('dynamic').describe('static: fixed batches of maxBatchSize; dynamic: requests join as slots free up.'),
+  batching: z
+    .enum(['static', 'dynamic'])
+    .default('dynamic')
+    .describe('static: fixed batches of maxBatchSize; dynamic: requests join as slots free up.'),
   maxBatchSize: posInt.default(8).describe('Most sequences generated together.'),
-  attnImplementation: z.enum(['eager', 'sdpa', 'flash_attention_2']).default('sdpa').describe('transformers attn_implementation.'),
+  attnImplementation: z
+    .enum(['eager', 'sdpa', 'flash_attention_2'])
+    .default('sdpa')
+    .describe('transformers attn_implementation.'),
   compile: z.boolean().default(false).describe('torch.compile the model before serving.'),
-  cudaGraphs: z.boolean().default(false).describe('Replay each decode step as a CUDA graph over a static KV cache of maxBatchSize x max model length (llama, mistral, qwen2; not with compile or quantization). Prefill stays eager.'),
-  quantization: z.enum(['none', 'bitsandbytes4bit', 'bitsandbytes8bit']).default('none').describe('Load-time quantisation.'),
-  maxModelLen: posInt.optional().describe('--max-model-len: longest prompt + output in tokens; absent: the model config (max_position_embeddings). With cudaGraphs it sizes the static KV cache (maxBatchSize x maxModelLen). Must fit the longest request.'),
+  cudaGraphs: z
+    .boolean()
+    .default(false)
+    .describe(
+      'Replay each decode step as a CUDA graph over a static KV cache of maxBatchSize x max model length (llama, mistral, qwen2; not with compile or quantization). Prefill stays eager.',
+    ),
+  quantization: z
+    .enum(['none', 'bitsandbytes4bit', 'bitsandbytes8bit'])
+    .default('none')
+    .describe('Load-time quantisation.'),
+  maxModelLen: posInt
+    .optional()
+    .describe(
+      '--max-model-len: longest prompt + output in tokens; absent: the model config (max_position_embeddings). With cudaGraphs it sizes the static KV cache (maxBatchSize x maxModelLen). Must fit the longest request.',
+    ),
 });
 
-export const SpeculativeSchema = z.strictObject({
-  method: z.enum(['ngram', 'draftModel', 'eagle', 'eagle3', 'mtp']),
-  model: z.string().min(1).optional().describe('Draft model id; required for draftModel, eagle and eagle3.'),
-  numSpeculativeTokens: posInt.default(4).describe('Tokens proposed per step.'),
-}).meta(
-  cel({
-    rule: "!(self.method in ['draftModel', 'eagle', 'eagle3']) || has(self.model)",
-    message: 'model is required for speculative methods draftModel, eagle and eagle3',
-    fieldPath: '.model',
-  }),
-);
+export const SpeculativeSchema = z
+  .strictObject({
+    method: z.enum(['ngram', 'draftModel', 'eagle', 'eagle3', 'mtp']),
+    model: z.string().min(1).optional().describe('Draft model id; required for draftModel, eagle and eagle3.'),
+    numSpeculativeTokens: posInt.default(4).describe('Tokens proposed per step.'),
+  })
+  .meta(
+    cel({
+      rule: "!(self.method in ['draftModel', 'eagle', 'eagle3']) || has(self.model)",
+      message: 'model is required for speculative methods draftModel, eagle and eagle3',
+      fieldPath: '.model',
+    }),
+  );
 
 export const VllmParamsSchema = z.strictObject({
-  tensorParallelSize: posInt.default(1).describe('--tensor-parallel-size; with pipelineParallelSize at most placement.gpusPerRun.'),
+  tensorParallelSize: posInt
+    .default(1)
+    .describe('--tensor-parallel-size; with pipelineParallelSize at most placement.gpusPerRun.'),
   pipelineParallelSize: posInt.default(1).describe('--pipeline-parallel-size.'),
   maxNumSeqs: posInt.default(256).describe('--max-num-seqs: most sequences in one batch.'),
   maxNumBatchedTokens: posInt.optional().describe('--max-num-batched-tokens; absent: vLLM chooses.'),
   maxModelLen: posInt.optional().describe('--max-model-len; absent: the model config. Must fit the longest request.'),
-  gpuMemoryUtilization: z.number().gt(0).max(1).default(0.9).describe('--gpu-memory-utilization: fraction of GPU memory vLLM may use.'),
-  quantization: z.enum(['none', 'awq', 'gptq', 'fp8', 'bitsandbytes']).default('none').describe('--quantization; none: as the checkpoint is.'),
+  gpuMemoryUtilization: z
+    .number()
+    .gt(0)
+    .max(1)
+    .default(0.9)
+    .describe('--gpu-memory-utilization: fraction of GPU memory vLLM may use.'),
+  quantization: z
+    .enum(['none', 'awq', 'gptq', 'fp8', 'bitsandbytes'])
+    .default('none')
+    .describe('--quantization; none: as the checkpoint is.'),
   kvCacheDtype: z.enum(['auto', 'fp8', 'fp8_e4m3', 'fp8_e5m2']).default('auto').describe('--kv-cache-dtype.'),
-  enablePrefixCaching: z.boolean().default(false).describe('--enable-prefix-caching (off by default so repeated prompts do not flatter the numbers).'),
+  enablePrefixCaching: z
+    .boolean()
+    .default(false)
+    .describe('--enable-prefix-caching (off by default so repeated prompts do not flatter the numbers).'),
   enableChunkedPrefill: z.boolean().default(true).describe('--enable-chunked-prefill.'),
   speculative: SpeculativeSchema.optional().describe('--speculative-config; absent: no speculative decoding.'),
   enforceEager: z.boolean().default(false).describe('--enforce-eager: no CUDA graphs (faster start, slower decode).'),
@@ -53,8 +86,14 @@ export const TensorrtParamsSchema = z.strictObject({
   maxBatchSize: posInt.default(256).describe('--max_batch_size.'),
   maxNumTokens: posInt.default(8192).describe('--max_num_tokens: most tokens in one scheduled batch.'),
   kvCacheFreeGpuMemoryFraction: z.number().gt(0).max(1).default(0.9).describe('--kv_cache_free_gpu_memory_fraction.'),
-  backend: z.enum(['pytorch', 'trt']).default('pytorch').describe('trtllm-serve --backend: the PyTorch flow or a built TensorRT engine.'),
-  quantization: z.enum(['none', 'fp8', 'int8', 'int4_awq', 'nvfp4']).default('none').describe('Quantisation the checkpoint is expected to carry.'),
+  backend: z
+    .enum(['pytorch', 'trt'])
+    .default('pytorch')
+    .describe('trtllm-serve --backend: the PyTorch flow or a built TensorRT engine.'),
+  quantization: z
+    .enum(['none', 'fp8', 'int8', 'int4_awq', 'nvfp4'])
+    .default('none')
+    .describe('Quantisation the checkpoint is expected to carry.'),
 });
 
 export const BackendSchema = z
@@ -71,7 +110,11 @@ export const BackendSchema = z
       .regex(new RegExp(DNS1123_LABEL_PATTERN), { message: DNS1123_MESSAGE })
       .optional()
       .describe('Unique name of this backend entry; defaults to its type. Part of configuration and run ids.'),
-    image: z.string().min(1).optional().describe("Container image override; defaults to the chart's image for the type."),
+    image: z
+      .string()
+      .min(1)
+      .optional()
+      .describe("Container image override; defaults to the chart's image for the type."),
     pytorch: PytorchParamsSchema.optional(),
     vllm: VllmParamsSchema.optional(),
     tensorrt: TensorrtParamsSchema.optional(),
@@ -79,12 +122,18 @@ export const BackendSchema = z
     readinessTimeoutSeconds: posInt
       .max(86_400)
       .optional()
-      .describe('How long the server may take to answer its health check (model download and load included); absent: 1800 for pytorch and vllm, 3600 for tensorrt.'),
+      .describe(
+        'How long the server may take to answer its health check (model download and load included); absent: 1800 for pytorch and vllm, 3600 for tensorrt.',
+      ),
   })
   .superRefine((b, ctx) => {
     for (const t of BACKEND_TYPES) {
       if (t !== b.type && b[t] !== undefined) {
-        ctx.addIssue({ code: 'custom', path: [t], message: `parameters for "${t}" given on a backend of type "${b.type}"` });
+        ctx.addIssue({
+          code: 'custom',
+          path: [t],
+          message: `parameters for "${t}" given on a backend of type "${b.type}"`,
+        });
       }
     }
   })
@@ -97,4 +146,3 @@ export const BackendSchema = z
       })),
     ),
   );
-

@@ -3,7 +3,8 @@
 import { z } from 'zod';
 import { DNS1123_LABEL_PATTERN } from './names.ts';
 
-export const DNS1123_MESSAGE = 'must be a DNS-1123 label: at most 63 characters of a-z, 0-9 and "-", starting and ending with a letter or digit';
+export const DNS1123_MESSAGE =
+  'must be a DNS-1123 label: at most 63 characters of a-z, 0-9 and "-", starting and ending with a letter or digit';
 
 export const Dns1123LabelSchema = z
   .string()
@@ -40,4 +41,3 @@ export function oneOf<T extends Record<string, unknown>>(keys: readonly (keyof T
     }
   };
 }
-

@@ -13,9 +13,15 @@ export const TokenDistributionSchema = z
     max: posInt.optional().describe('uniform: upper bound; normal/lognormal: clamp.'),
   })
   .superRefine((d, ctx) => {
-    const need = d.distribution === 'uniform' ? (['min', 'max'] as const) : d.distribution === 'fixed' ? (['mean'] as const) : (['mean', 'stddev'] as const);
+    const need =
+      d.distribution === 'uniform'
+        ? (['min', 'max'] as const)
+        : d.distribution === 'fixed'
+          ? (['mean'] as const)
+          : (['mean', 'stddev'] as const);
     for (const k of need) {
-      if (d[k] === undefined) ctx.addIssue({ code: 'custom', path: [k], message: `required for distribution "${d.distribution}"` });
+      if (d[k] === undefined)
+        ctx.addIssue({ code: 'custom', path: [k], message: `required for distribution "${d.distribution}"` });
     }
     if (d.min !== undefined && d.max !== undefined && d.min > d.max) {
       ctx.addIssue({ code: 'custom', path: ['max'], message: `must be >= min (${d.min})` });
@@ -23,13 +29,24 @@ export const TokenDistributionSchema = z
   })
   .meta(
     cel(
-      { rule: "self.distribution != 'fixed' || has(self.mean)", message: 'mean is required for distribution fixed', fieldPath: '.mean' },
-      { rule: "self.distribution != 'uniform' || (has(self.min) && has(self.max))", message: 'min and max are required for distribution uniform' },
+      {
+        rule: "self.distribution != 'fixed' || has(self.mean)",
+        message: 'mean is required for distribution fixed',
+        fieldPath: '.mean',
+      },
+      {
+        rule: "self.distribution != 'uniform' || (has(self.min) && has(self.max))",
+        message: 'min and max are required for distribution uniform',
+      },
       {
         rule: "!(self.distribution in ['normal', 'lognormal']) || (has(self.mean) && has(self.stddev))",
         message: 'mean and stddev are required for distributions normal and lognormal',
       },
-      { rule: '!has(self.min) || !has(self.max) || self.min <= self.max', message: 'max must be >= min', fieldPath: '.max' },
+      {
+        rule: '!has(self.min) || !has(self.max) || self.min <= self.max',
+        message: 'max must be >= min',
+        fieldPath: '.max',
+      },
     ),
   );
 
@@ -47,7 +64,9 @@ export const DatasetSchema = z
     configMapRef: z
       .strictObject({ name: Dns1123LabelSchema, key: z.string().min(1).default('prompts.jsonl') })
       .optional()
-      .describe('Prompts from a ConfigMap key in the experiment\'s namespace: JSON lines, each {"prompt": "..."}; output length sampling.maxTokens (default 128). Cluster only: llem run refuses it.'),
+      .describe(
+        'Prompts from a ConfigMap key in the experiment\'s namespace: JSON lines, each {"prompt": "..."}; output length sampling.maxTokens (default 128). Cluster only: llem run refuses it.',
+      ),
   })
   .superRefine(oneOf(['synthetic', 'prompts', 'configMapRef'], 'workload.dataset'))
   .meta(cel(exactlyOne(['synthetic', 'prompts', 'configMapRef'], 'workload.dataset')));
@@ -55,7 +74,11 @@ export const DatasetSchema = z
 export const SamplingSchema = z.strictObject({
   temperature: nonNegNumber.default(0).describe('0: greedy decoding.'),
   topP: z.number().gt(0).max(1).default(1),
-  maxTokens: posInt.optional().describe("Cap on each request's max_tokens; absent: its sampled output length. With inline prompts: their output length (default 128)."),
+  maxTokens: posInt
+    .optional()
+    .describe(
+      "Cap on each request's max_tokens; absent: its sampled output length. With inline prompts: their output length (default 128).",
+    ),
 });
 
 export const WORKLOAD_MODES = ['offline', 'concurrency', 'rate'] as const;
@@ -63,12 +86,24 @@ export const WORKLOAD_MODES = ['offline', 'concurrency', 'rate'] as const;
 export const WorkloadSchema = z.strictObject({
   dataset: DatasetSchema.prefault({ synthetic: {} }),
   requests: posInt.default(200).describe('Requests in the measurement window (warm-up excluded).'),
-  mode: z.enum(WORKLOAD_MODES).default('concurrency').describe('offline: all at once; concurrency: closed loop; rate: open-loop Poisson.'),
+  mode: z
+    .enum(WORKLOAD_MODES)
+    .default('concurrency')
+    .describe('offline: all at once; concurrency: closed loop; rate: open-loop Poisson.'),
   concurrency: posInt.default(8).describe('In-flight requests in concurrency mode.'),
   ratePerSecond: z.number().gt(0).optional().describe('Mean arrival rate in rate mode (required there).'),
   sampling: SamplingSchema.prefault({}),
-  ignoreEos: z.boolean().default(true).describe('Generate exactly the requested output length, whatever the model would stop at.'),
-  requestTimeoutSeconds: z.number().gt(0).default(120).describe('A request still running after this counts as failed (timeout).'),
-  api: z.enum(['completions', 'chat']).default('completions').describe('OpenAI endpoint: /v1/completions or /v1/chat/completions.'),
+  ignoreEos: z
+    .boolean()
+    .default(true)
+    .describe('Generate exactly the requested output length, whatever the model would stop at.'),
+  requestTimeoutSeconds: z
+    .number()
+    .gt(0)
+    .default(120)
+    .describe('A request still running after this counts as failed (timeout).'),
+  api: z
+    .enum(['completions', 'chat'])
+    .default('completions')
+    .describe('OpenAI endpoint: /v1/completions or /v1/chat/completions.'),
 });
-

@@ -5,9 +5,23 @@
 // can say them); rules across a sweep point live in api/matrix.ts. No transforms here: the schema
 // must stay representable as a structural OpenAPI schema.
 import { z } from 'zod';
-import { BACKEND_TYPES, BackendSchema, PytorchParamsSchema, TensorrtParamsSchema, VllmParamsSchema } from './spec-backends.ts';
 import {
-  cel, Dns1123LabelSchema, exactlyOne, freeObject, nonNegInt, nonNegNumber, oneOf, posInt, stringMap,
+  BACKEND_TYPES,
+  BackendSchema,
+  PytorchParamsSchema,
+  TensorrtParamsSchema,
+  VllmParamsSchema,
+} from './spec-backends.ts';
+import {
+  cel,
+  Dns1123LabelSchema,
+  exactlyOne,
+  freeObject,
+  nonNegInt,
+  nonNegNumber,
+  oneOf,
+  posInt,
+  stringMap,
 } from './spec-parts.ts';
 import { TokenDistributionSchema, WorkloadSchema } from './spec-workload.ts';
 
@@ -25,7 +39,9 @@ export const SHORT_NAME = 'ee';
 // ---------------------------------------------------------------- metadata
 
 export const ObjectMetaSchema = z.strictObject({
-  name: Dns1123LabelSchema.describe('Experiment name; a DNS-1123 label because run ids, pods and subjects derive from it.'),
+  name: Dns1123LabelSchema.describe(
+    'Experiment name; a DNS-1123 label because run ids, pods and subjects derive from it.',
+  ),
   namespace: Dns1123LabelSchema.optional(),
   labels: stringMap.optional(),
   annotations: stringMap.optional(),
@@ -49,21 +65,36 @@ export const RandomArchitectureSchema = z
     vocabSize: posInt.default(32000),
     maxPositionEmbeddings: posInt.default(4096),
   })
-  .describe('Random-initialised weights built from this architecture config: for tests and smoke runs; no weights download. vLLM takes config and tokenizer (so the vocabulary) from model.name (same architecture) and the other sizes via --hf-overrides; TensorRT-LLM cannot load random weights.')
+  .describe(
+    'Random-initialised weights built from this architecture config: for tests and smoke runs; no weights download. vLLM takes config and tokenizer (so the vocabulary) from model.name (same architecture) and the other sizes via --hf-overrides; TensorRT-LLM cannot load random weights.',
+  )
   .meta(
     cel(
-      { rule: 'self.hiddenSize % self.numHeads == 0', message: 'hiddenSize must be a multiple of numHeads', fieldPath: '.hiddenSize' },
-      { rule: 'self.numHeads % self.numKvHeads == 0', message: 'numKvHeads must divide numHeads', fieldPath: '.numKvHeads' },
+      {
+        rule: 'self.hiddenSize % self.numHeads == 0',
+        message: 'hiddenSize must be a multiple of numHeads',
+        fieldPath: '.hiddenSize',
+      },
+      {
+        rule: 'self.numHeads % self.numKvHeads == 0',
+        message: 'numKvHeads must divide numHeads',
+        fieldPath: '.numKvHeads',
+      },
     ),
   );
 
 export const ModelSourceSchema = z
   .strictObject({
     huggingFace: z
-      .strictObject({ tokenSecretRef: SecretKeyRefSchema.optional().describe('Secret holding the HF token; only for gated models.') })
+      .strictObject({
+        tokenSecretRef: SecretKeyRefSchema.optional().describe('Secret holding the HF token; only for gated models.'),
+      })
       .optional(),
     pvc: z
-      .strictObject({ claimName: Dns1123LabelSchema, path: z.string().min(1).default('/').describe('Model directory inside the volume.') })
+      .strictObject({
+        claimName: Dns1123LabelSchema,
+        path: z.string().min(1).default('/').describe('Model directory inside the volume.'),
+      })
       .optional()
       .describe('Weights already on a PersistentVolumeClaim (mounted read-only).'),
     random: RandomArchitectureSchema.optional(),
@@ -76,7 +107,9 @@ export const DTYPES = ['auto', 'float16', 'bfloat16', 'float32'] as const;
 export const ModelSchema = z.strictObject({
   name: z.string().min(1).max(200).describe('Hugging Face model id (also the tokenizer source).'),
   revision: z.string().min(1).default('main').describe('Hugging Face revision (branch, tag or commit).'),
-  source: ModelSourceSchema.prefault({ huggingFace: {} }).describe('Where the weights come from; default: the Hugging Face Hub.'),
+  source: ModelSourceSchema.prefault({ huggingFace: {} }).describe(
+    'Where the weights come from; default: the Hugging Face Hub.',
+  ),
   dtype: z.enum(DTYPES).default('auto').describe("Weight and activation dtype; auto: the model config's."),
 });
 
@@ -89,9 +122,12 @@ const SWEEP_PATH = /^(pytorch|vllm|tensorrt|workload|model)(\.[A-Za-z][A-Za-z0-9
 export const SweepValueSchema = z.union([z.string(), z.number(), z.boolean(), z.null(), freeObject]);
 export type SweepValue = z.infer<typeof SweepValueSchema>;
 
-const sweepPathKey = z.string().max(128).regex(SWEEP_PATH, {
-  message: `must be a dotted path starting with one of ${SWEEP_ROOTS.join(', ')} (e.g. vllm.maxNumSeqs, workload.concurrency)`,
-});
+const sweepPathKey = z
+  .string()
+  .max(128)
+  .regex(SWEEP_PATH, {
+    message: `must be a dotted path starting with one of ${SWEEP_ROOTS.join(', ')} (e.g. vllm.maxNumSeqs, workload.concurrency)`,
+  });
 
 export const MAX_SWEEP_AXES = 16;
 
@@ -108,11 +144,15 @@ export const SweepSchema = z.strictObject({
     .array(z.record(sweepPathKey, SweepValueSchema))
     .max(1024)
     .default([])
-    .describe('Explicit points, added after the Cartesian product of axes (duplicates collapse); with no axes, only these points run.'),
+    .describe(
+      'Explicit points, added after the Cartesian product of axes (duplicates collapse); with no axes, only these points run.',
+    ),
   skipInvalid: z
     .boolean()
     .default(false)
-    .describe('false: an invalid combination makes the manifest invalid. true: it is skipped and listed with its reason.'),
+    .describe(
+      'false: an invalid combination makes the manifest invalid. true: it is skipped and listed with its reason.',
+    ),
 });
 
 // ---------------------------------------------------------------- measurement
@@ -125,23 +165,34 @@ export const MeasurementSchema = z.strictObject({
   order: z
     .enum(MEASUREMENT_ORDERS)
     .default('interleave')
-    .describe('interleave: every config once per cycle; shuffle: seeded permutation; sequential: all cycles of a config together.'),
+    .describe(
+      'interleave: every config once per cycle; shuffle: seeded permutation; sequential: all cycles of a config together.',
+    ),
   seed: nonNegInt.default(0),
   warmupRequests: nonNegInt.default(8),
   baselineSeconds: nonNegNumber.default(30).describe('Idle baseline with the model loaded; 0 skips it.'),
   sampleIntervalMs: z.number().int().min(10).max(60000).default(100),
-  minWindowSeconds: nonNegNumber.default(5).describe('Windows shorter than this are flagged; below 5 s NVML energy is coarse.'),
-  extendToMinWindow: z.boolean().default(false).describe('Keep issuing requests until the window lasts minWindowSeconds, instead of only flagging a short one.'),
+  minWindowSeconds: nonNegNumber
+    .default(5)
+    .describe('Windows shorter than this are flagged; below 5 s NVML energy is coarse.'),
+  extendToMinWindow: z
+    .boolean()
+    .default(false)
+    .describe('Keep issuing requests until the window lasts minWindowSeconds, instead of only flagging a short one.'),
   cooldownSeconds: nonNegNumber.default(10),
   steadyState: z.boolean().default(false).describe('Report over the steady-state window only (ML.ENERGY style).'),
   gpuAttribution: z
     .enum(['exclusive', 'wholeDevice'])
     .default('exclusive')
-    .describe('exclusive: MIG slices are refused (NVML has no per-slice energy). wholeDevice: a MIG slice is measured as its whole parent GPU, and every result carries that warning.'),
+    .describe(
+      'exclusive: MIG slices are refused (NVML has no per-slice energy). wholeDevice: a MIG slice is measured as its whole parent GPU, and every result carries that warning.',
+    ),
   requireExclusiveGpu: z
     .boolean()
     .optional()
-    .describe('Fail a run when another process uses a measured GPU (else a warning). Default: true in a cluster, false for llem run.'),
+    .describe(
+      'Fail a run when another process uses a measured GPU (else a warning). Default: true in a cluster, false for llem run.',
+    ),
   minClockFraction: z
     .number()
     .min(0)
@@ -165,9 +216,18 @@ export const TolerationSchema = z.strictObject({
  * see (the NVIDIA runtime reads NVIDIA_VISIBLE_DEVICES: "all" would expose every GPU of the node).
  */
 export const RESERVED_ENV_NAMES = [
-  'HF_TOKEN', 'HF_HUB_OFFLINE', 'HF_HUB_DISABLE_TELEMETRY', 'DO_NOT_TRACK', 'PYTHONPATH', 'PYTHONUNBUFFERED',
-  'VLLM_NO_USAGE_STATS', 'NODE_OPTIONS', 'LD_PRELOAD',
-  'NVIDIA_VISIBLE_DEVICES', 'NVIDIA_DRIVER_CAPABILITIES', 'CUDA_VISIBLE_DEVICES',
+  'HF_TOKEN',
+  'HF_HUB_OFFLINE',
+  'HF_HUB_DISABLE_TELEMETRY',
+  'DO_NOT_TRACK',
+  'PYTHONPATH',
+  'PYTHONUNBUFFERED',
+  'VLLM_NO_USAGE_STATS',
+  'NODE_OPTIONS',
+  'LD_PRELOAD',
+  'NVIDIA_VISIBLE_DEVICES',
+  'NVIDIA_DRIVER_CAPABILITIES',
+  'CUDA_VISIBLE_DEVICES',
 ] as const;
 const RESERVED_ENV_PREFIXES = ['LLEM_'] as const;
 /** A C identifier: what every shell and the kubelet accept, and what `$(NAME)` references can name. */
@@ -175,14 +235,22 @@ const ENV_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
 
 export function isReservedEnvName(name: string): boolean {
   const upper = name.toUpperCase();
-  return (RESERVED_ENV_NAMES as readonly string[]).includes(upper) || RESERVED_ENV_PREFIXES.some((p) => upper.startsWith(p));
+  return (
+    (RESERVED_ENV_NAMES as readonly string[]).includes(upper) || RESERVED_ENV_PREFIXES.some((p) => upper.startsWith(p))
+  );
 }
 
 const envName = z.string().superRefine((name, ctx) => {
   if (!ENV_NAME.test(name)) {
-    ctx.addIssue({ code: 'custom', message: `must be letters, digits and underscores, not starting with a digit (got ${JSON.stringify(name.slice(0, 64))})` });
+    ctx.addIssue({
+      code: 'custom',
+      message: `must be letters, digits and underscores, not starting with a digit (got ${JSON.stringify(name.slice(0, 64))})`,
+    });
   } else if (isReservedEnvName(name)) {
-    ctx.addIssue({ code: 'custom', message: `${name} is reserved: llem sets it (LLEM_*, ${RESERVED_ENV_NAMES.join(', ')}); choose another name` });
+    ctx.addIssue({
+      code: 'custom',
+      message: `${name} is reserved: llem sets it (LLEM_*, ${RESERVED_ENV_NAMES.join(', ')}); choose another name`,
+    });
   }
 });
 
@@ -190,7 +258,12 @@ function uniqueEnvNames(env: readonly { name: string }[], ctx: z.RefinementCtx):
   const seen = new Map<string, number>();
   env.forEach((e, i) => {
     const first = seen.get(e.name);
-    if (first !== undefined) ctx.addIssue({ code: 'custom', path: [i, 'name'], message: `${e.name} is already set by env[${first}]; give each variable once` });
+    if (first !== undefined)
+      ctx.addIssue({
+        code: 'custom',
+        path: [i, 'name'],
+        message: `${e.name} is already set by env[${first}]; give each variable once`,
+      });
     else seen.set(e.name, i);
   });
 }
@@ -204,16 +277,23 @@ export const PodTemplateOverridesSchema = z.strictObject({
     .array(z.strictObject({ name: envName, value: z.string() }))
     .default([])
     .superRefine(uniqueEnvNames)
-    .describe('Extra environment for the backend container (no secrets: use tokenSecretRef). Names llem sets are refused.'),
+    .describe(
+      'Extra environment for the backend container (no secrets: use tokenSecretRef). Names llem sets are refused.',
+    ),
   runAsNonRoot: z
     .boolean()
     .optional()
-    .describe('Refuse to start the backend as root. Default: true for pytorch and vllm (llem images run as uid 10001), false for tensorrt (the NGC image runs as root).'),
+    .describe(
+      'Refuse to start the backend as root. Default: true for pytorch and vllm (llem images run as uid 10001), false for tensorrt (the NGC image runs as root).',
+    ),
   resources: z
     .strictObject({ requests: stringMap.optional(), limits: stringMap.optional() })
     .optional()
     .describe('CPU/memory for the backend container; the nvidia.com/gpu limit always comes from gpusPerRun.'),
-  shmSize: z.string().default('8Gi').describe('Size of the /dev/shm emptyDir (vLLM and NCCL need more than the 64 MiB default).'),
+  shmSize: z
+    .string()
+    .default('8Gi')
+    .describe('Size of the /dev/shm emptyDir (vLLM and NCCL need more than the 64 MiB default).'),
 });
 
 export const PlacementSchema = z.strictObject({
@@ -235,14 +315,23 @@ export const PolicySchema = z.strictObject({
   failurePolicy: z
     .enum(FAILURE_POLICIES)
     .default('strict')
-    .describe('strict: a run without complete data fails and is retried, never silently partial; bestEffort: the experiment completes with the runs that succeeded, and finished runs that lost messages are merged too, named in partialRuns (aborted runs never are).'),
-  ttlSecondsAfterFinished: nonNegInt.optional().describe('Delete the finished experiment after this long; absent: keep it.'),
-  suspend: z.boolean().default(false).describe('true: stop. Pods of runs in flight are deleted (each such run uses one of policy.retries and runs again on resume) and no new runs start; false: carry on.'),
+    .describe(
+      'strict: a run without complete data fails and is retried, never silently partial; bestEffort: the experiment completes with the runs that succeeded, and finished runs that lost messages are merged too, named in partialRuns (aborted runs never are).',
+    ),
+  ttlSecondsAfterFinished: nonNegInt
+    .optional()
+    .describe('Delete the finished experiment after this long; absent: keep it.'),
+  suspend: z
+    .boolean()
+    .default(false)
+    .describe(
+      'true: stop. Pods of runs in flight are deleted (each such run uses one of policy.retries and runs again on resume) and no new runs start; false: carry on.',
+    ),
 });
 
 // ---------------------------------------------------------------- the resource
 
-const backendName = "(has(%s.name) ? %s.name : %s.type)";
+const backendName = '(has(%s.name) ? %s.name : %s.type)';
 const nameOf = (v: string): string => backendName.replaceAll('%s', v);
 // CEL cannot see into sweep axes (their values are untyped, so the API server leaves them out of
 // the CEL type): these rules check the base values as written, and api/validation.ts does the same
@@ -255,7 +344,12 @@ export const EnergyExperimentSpecSchema = z
       .array(BackendSchema)
       .min(1)
       .max(16)
-      .meta(cel({ rule: `self.all(b, self.exists_one(c, ${nameOf('c')} == ${nameOf('b')}))`, message: 'backend names (default: the type) must be unique' })),
+      .meta(
+        cel({
+          rule: `self.all(b, self.exists_one(c, ${nameOf('c')} == ${nameOf('b')}))`,
+          message: 'backend names (default: the type) must be unique',
+        }),
+      ),
     sweep: SweepSchema.prefault({}),
     workload: WorkloadSchema.prefault({}),
     measurement: MeasurementSchema.prefault({}),

@@ -44,7 +44,9 @@ export const METRIC_NAMES = [
 ] as const;
 export type MetricName = (typeof METRIC_NAMES)[number];
 
-export const MetricsSchema = z.record(z.string(), StatSchema).describe(`Keyed by metric name: ${METRIC_NAMES.join(', ')}.`);
+export const MetricsSchema = z
+  .record(z.string(), StatSchema)
+  .describe(`Keyed by metric name: ${METRIC_NAMES.join(', ')}.`);
 
 export const EXPERIMENT_PHASES = ['Pending', 'Running', 'Succeeded', 'Failed', 'Suspended', 'Invalid'] as const;
 export type ExperimentPhase = (typeof EXPERIMENT_PHASES)[number];

@@ -49,7 +49,13 @@ export function knownFieldsAt(schema: z.ZodType, path: readonly PathSegment[]): 
   for (const seg of path) {
     const d = defOf(s);
     const next =
-      d.type === 'object' ? d.shape?.[String(seg)] : d.type === 'array' ? d.element : d.type === 'record' ? d.valueType : undefined;
+      d.type === 'object'
+        ? d.shape?.[String(seg)]
+        : d.type === 'array'
+          ? d.element
+          : d.type === 'record'
+            ? d.valueType
+            : undefined;
     if (next === undefined) return [];
     s = unwrap(next);
   }
@@ -63,7 +69,11 @@ function betterMessage(issue: z.core.$ZodIssue): string | undefined {
 }
 
 /** zod issues -> user-facing issues, one per unknown field. */
-export function issuesFromZod(schema: z.ZodType, issues: readonly z.core.$ZodIssue[], prefix: readonly PathSegment[] = []): SpecIssue[] {
+export function issuesFromZod(
+  schema: z.ZodType,
+  issues: readonly z.core.$ZodIssue[],
+  prefix: readonly PathSegment[] = [],
+): SpecIssue[] {
   const out: SpecIssue[] = [];
   for (const issue of issues) {
     const at = [...prefix, ...(issue.path as PathSegment[])];
@@ -71,7 +81,12 @@ export function issuesFromZod(schema: z.ZodType, issues: readonly z.core.$ZodIss
       const known = knownFieldsAt(schema, issue.path as PathSegment[]);
       for (const key of issue.keys) {
         const hint = didYouMean(key, known);
-        const tail = hint !== undefined ? `; did you mean "${hint}"?` : known.length > 0 ? `; known fields: ${known.join(', ')}` : '';
+        const tail =
+          hint !== undefined
+            ? `; did you mean "${hint}"?`
+            : known.length > 0
+              ? `; known fields: ${known.join(', ')}`
+              : '';
         out.push({ path: formatPath([...at, key]), message: `unknown field "${key}"${tail}` });
       }
       continue;
@@ -105,7 +120,10 @@ function sweepRootIssues(e: EnergyExperiment): SpecIssue[] {
   const check = (path: string, at: PathSegment[]): void => {
     const root = path.split('.')[0] ?? '';
     if ((BACKEND_TYPES as readonly string[]).includes(root) && !present.has(root as (typeof BACKEND_TYPES)[number])) {
-      issues.push({ path: formatPath(at), message: `sweeps "${path}" but no backend of type "${root}" is listed in spec.backends` });
+      issues.push({
+        path: formatPath(at),
+        message: `sweeps "${path}" but no backend of type "${root}" is listed in spec.backends`,
+      });
     }
   };
   for (const path of Object.keys(e.spec.sweep.axes)) check(path, ['spec', 'sweep', 'axes', path]);
@@ -126,7 +144,11 @@ function baseValueIssues(e: EnergyExperiment): SpecIssue[] {
     const params = b.type === 'vllm' ? b.vllm : b.type === 'tensorrt' ? b.tensorrt : undefined;
     if (params === undefined) return;
     const { tensorParallelSize: tp, pipelineParallelSize: pp } = params;
-    if (tp * pp > gpus) issues.push({ path: formatPath(['spec', 'backends', i, b.type, 'tensorParallelSize']), message: parallelismMessage(tp, pp, gpus) });
+    if (tp * pp > gpus)
+      issues.push({
+        path: formatPath(['spec', 'backends', i, b.type, 'tensorParallelSize']),
+        message: parallelismMessage(tp, pp, gpus),
+      });
   });
   if (e.spec.workload.mode === 'rate' && e.spec.workload.ratePerSecond === undefined) {
     issues.push({ path: 'spec.workload.ratePerSecond', message: RATE_REQUIRED_MESSAGE });
@@ -149,7 +171,8 @@ function specWarnings(e: EnergyExperiment): SpecIssue[] {
 /** Parse, default and check an EnergyExperiment; never throws for bad input. */
 export function validateEnergyExperiment(input: unknown): ValidationResult {
   const parsed = EnergyExperimentSchema.safeParse(input, { error: manifestErrorMap });
-  if (!parsed.success) return { ok: false, issues: issuesFromZod(EnergyExperimentSchema, parsed.error.issues), warnings: [] };
+  if (!parsed.success)
+    return { ok: false, issues: issuesFromZod(EnergyExperimentSchema, parsed.error.issues), warnings: [] };
   const experiment = parsed.data;
   const warnings = specWarnings(experiment);
   const issues = [...backendNameIssues(experiment), ...sweepRootIssues(experiment), ...baseValueIssues(experiment)];
@@ -178,7 +201,8 @@ export function renderIssues(matrix: RunMatrix): SpecIssue[] {
       backendLaunch(c, false);
     } catch (err) {
       if (!(err instanceof InvalidInputError)) throw err;
-      for (const i of err.issues) issues.push({ path: i.path === '' ? `spec.backends[${c.backend.name}]` : i.path, message: i.message });
+      for (const i of err.issues)
+        issues.push({ path: i.path === '' ? `spec.backends[${c.backend.name}]` : i.path, message: i.message });
     }
   }
   return issues;

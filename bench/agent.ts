@@ -28,7 +28,9 @@ import { runWindow } from '../agent/window.ts';
 import { InProcessBus } from '../lib/bus/inprocess.ts';
 import { createLatencySketch } from '../lib/sketch/index.ts';
 
-const { values } = parseArgs({ options: { seconds: { type: 'string' }, threads: { type: 'string' }, serve: { type: 'boolean' } } });
+const { values } = parseArgs({
+  options: { seconds: { type: 'string' }, threads: { type: 'string' }, serve: { type: 'boolean' } },
+});
 const SECONDS = Number(values.seconds ?? 5);
 const threadsFor = (streams: number): number => clientThreadsFor(streams, availableParallelism(), values.threads);
 const TTFT_MS = 50;
@@ -46,7 +48,9 @@ function pct(xs: number[], q: number): number {
 
 /** The mock server runs in a child process (this script with --serve): its own process, as in real life. */
 async function startServer(): Promise<{ url: string; child: ChildProcess }> {
-  const child = spawn(process.execPath, [...process.execArgv, process.argv[1] ?? '', '--serve'], { stdio: ['ignore', 'pipe', 'inherit'] });
+  const child = spawn(process.execPath, [...process.execArgv, process.argv[1] ?? '', '--serve'], {
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
   const url = await new Promise<string>((resolve, reject) => {
     createInterface({ input: child.stdout as NodeJS.ReadableStream }).on('line', (l) => {
       const m = /listening on (\S+)/.exec(l);
@@ -58,15 +62,30 @@ async function startServer(): Promise<{ url: string; child: ChildProcess }> {
 }
 
 const workload = (concurrency: number): Workload => ({
-  api: 'completions', model: 'mock-simulated', mode: 'concurrency', concurrency, ratePerSecond: 1,
-  inputTokens: 128, outputTokens: OUTPUT_TOKENS, ignoreEos: true, temperature: 0, seed: 42,
+  api: 'completions',
+  model: 'mock-simulated',
+  mode: 'concurrency',
+  concurrency,
+  ratePerSecond: 1,
+  inputTokens: 128,
+  outputTokens: OUTPUT_TOKENS,
+  ignoreEos: true,
+  temperature: 0,
+  seed: 42,
 });
 
-async function drive(client: RequestSender, concurrency: number, seconds: number): Promise<{ results: RequestResult[]; durationMs: number }> {
+async function drive(
+  client: RequestSender,
+  concurrency: number,
+  seconds: number,
+): Promise<{ results: RequestResult[]; durationMs: number }> {
   const results: RequestResult[] = [];
   const w = workload(concurrency);
   const stats = await runLoad(client, new RequestFactory(w), w, {
-    requests: concurrency, minDurationMs: seconds * 1000, signal: new AbortController().signal, onResult: (r) => results.push(r),
+    requests: concurrency,
+    minDurationMs: seconds * 1000,
+    signal: new AbortController().signal,
+    onResult: (r) => results.push(r),
   });
   return { results, durationMs: stats.durationMs };
 }
@@ -94,10 +113,21 @@ async function ttftError(url: string, streams: number, threads: number): Promise
   const steady = ok.filter((r) => r.startMs >= t0 + RAMP_MS && r.ttftMs !== null && r.serverTtftMs !== undefined);
   const err = steady.map((r) => (r.ttftMs as number) - (r.serverTtftMs as number));
   return {
-    streams, threads, requests: steady.length, failed: results.length - ok.length,
+    streams,
+    threads,
+    requests: steady.length,
+    failed: results.length - ok.length,
     tokensPerS: Math.round(ok.reduce((s, r) => s + r.outputTokens, 0) / (durationMs / 1000)),
-    errP50Ms: pct(err, 0.5), errP99Ms: pct(err, 0.99), serverTtftP50Ms: pct(steady.map((r) => r.serverTtftMs as number), 0.5),
-    clientTtftP99Ms: pct(steady.map((r) => r.ttftMs as number), 0.99),
+    errP50Ms: pct(err, 0.5),
+    errP99Ms: pct(err, 0.99),
+    serverTtftP50Ms: pct(
+      steady.map((r) => r.serverTtftMs as number),
+      0.5,
+    ),
+    clientTtftP99Ms: pct(
+      steady.map((r) => r.ttftMs as number),
+      0.99,
+    ),
   };
 }
 
@@ -112,7 +142,10 @@ class Recording implements RequestSender {
   }
 }
 
-async function steadyState(url: string, streams: number): Promise<{ clientRate: number; serverRate: number; oldRuleRate: number; seconds: number }> {
+async function steadyState(
+  url: string,
+  streams: number,
+): Promise<{ clientRate: number; serverRate: number; oldRuleRate: number; seconds: number }> {
   const inner = createLoadSender({ baseUrl: url, timeoutMs: 60_000 }, threadsFor(streams));
   await inner.warm?.(streams, '/health');
   const sender = new Recording(inner);
@@ -122,8 +155,17 @@ async function steadyState(url: string, streams: number): Promise<{ clientRate: 
   const requests = Math.ceil((streams * SECONDS * 1000) / (TTFT_MS + 64 * ITL_MS)) + streams;
   const key = { namespace: 'bench', experimentUid: 'agent', runId: 'steady', attempt: 0, replica: 0 };
   const r = await runWindow({
-    publisher: new Publisher(bus, key, true), createSketch: createLatencySketch, sender, workload: w, factory: new RequestFactory(w),
-    requests, minDurationMs: 0, sliceMs: 1000, steadyState: true, signal: new AbortController().signal, mark: async () => undefined,
+    publisher: new Publisher(bus, key, true),
+    createSketch: createLatencySketch,
+    sender,
+    workload: w,
+    factory: new RequestFactory(w),
+    requests,
+    minDurationMs: 0,
+    sliceMs: 1000,
+    steadyState: true,
+    signal: new AbortController().signal,
+    mark: async () => undefined,
   });
   inner.close();
   await bus.close();
@@ -132,12 +174,26 @@ async function steadyState(url: string, streams: number): Promise<{ clientRate: 
   const server = (await (await fetch(`${url}/llem/stats?${q}`)).json()) as { tokensEmittedBetween: number };
   const startPerf = r.windowStartPreciseMs - performance.timeOrigin;
   const endPerf = r.windowEndPreciseMs - performance.timeOrigin;
-  const oldRule = sender.results.filter((x) => x.endMs >= startPerf && x.endMs < endPerf).reduce((s, x) => s + x.outputTokens, 0);
-  return { clientRate: r.totals.outputTokens / seconds, serverRate: server.tokensEmittedBetween / seconds, oldRuleRate: oldRule / seconds, seconds };
+  const oldRule = sender.results
+    .filter((x) => x.endMs >= startPerf && x.endMs < endPerf)
+    .reduce((s, x) => s + x.outputTokens, 0);
+  return {
+    clientRate: r.totals.outputTokens / seconds,
+    serverRate: server.tokensEmittedBetween / seconds,
+    oldRuleRate: oldRule / seconds,
+    seconds,
+  };
 }
 
-/** Event-loop delay p99 (ms) of the load generator (main loop and stream loops, the worst) while `during` runs beside it. */
-async function loopDelayP99(url: string, seconds: number, during: { start(): Promise<void>; stop(): Promise<void> } | null): Promise<number> {
+/**
+ * Event-loop delay p99 (ms) of the load generator (main loop and stream loops, the worst) while `during` runs beside
+ * it.
+ */
+async function loopDelayP99(
+  url: string,
+  seconds: number,
+  during: { start(): Promise<void>; stop(): Promise<void> } | null,
+): Promise<number> {
   const client = createLoadSender({ baseUrl: url, timeoutMs: 60_000 }, threadsFor(200));
   await drive(client, 200, 0.5);
   await during?.start();
@@ -188,18 +244,39 @@ async function main(): Promise<void> {
     const elOn = pct(on, 0.5);
     const steadyErr = Math.abs(steady.clientRate - steady.serverRate) / steady.serverRate;
     const r = {
-      ttft_err_p50_ms_128: at128.errP50Ms, ttft_err_p99_ms_128: at128.errP99Ms, ttft_err_p50_ms_512: at512.errP50Ms,
-      ttft_err_p99_ms_512: at512.errP99Ms, threads_512: at512.threads, tokens_per_s_512: at512.tokensPerS,
-      baseline_1loop_ttft_err_p99_ms_512: base512.errP99Ms, server_ttft_p50_ms_512: at512.serverTtftP50Ms,
-      steady_tokens_per_s: steady.clientRate, server_tokens_per_s: steady.serverRate, steady_vs_server_err: steadyErr,
-      old_rule_tokens_per_s: steady.oldRuleRate, old_rule_vs_server_err: Math.abs(steady.oldRuleRate - steady.serverRate) / steady.serverRate,
-      steady_window_s: steady.seconds, el_p99_off_ms: elOff, el_p99_on_ms: elOn, el_p99_increase_ms: elOn - elOff, el_p99_inline_ms: inline,
+      ttft_err_p50_ms_128: at128.errP50Ms,
+      ttft_err_p99_ms_128: at128.errP99Ms,
+      ttft_err_p50_ms_512: at512.errP50Ms,
+      ttft_err_p99_ms_512: at512.errP99Ms,
+      threads_512: at512.threads,
+      tokens_per_s_512: at512.tokensPerS,
+      baseline_1loop_ttft_err_p99_ms_512: base512.errP99Ms,
+      server_ttft_p50_ms_512: at512.serverTtftP50Ms,
+      steady_tokens_per_s: steady.clientRate,
+      server_tokens_per_s: steady.serverRate,
+      steady_vs_server_err: steadyErr,
+      old_rule_tokens_per_s: steady.oldRuleRate,
+      old_rule_vs_server_err: Math.abs(steady.oldRuleRate - steady.serverRate) / steady.serverRate,
+      steady_window_s: steady.seconds,
+      el_p99_off_ms: elOff,
+      el_p99_on_ms: elOn,
+      el_p99_increase_ms: elOn - elOff,
+      el_p99_inline_ms: inline,
       requests_failed: at128.failed + at512.failed + base512.failed,
     };
-    const pass = r.ttft_err_p50_ms_128 <= 2 && r.ttft_err_p99_ms_128 <= 5 && r.ttft_err_p99_ms_512 <= 20 && steadyErr <= 0.01 && r.requests_failed === 0;
+    const pass =
+      r.ttft_err_p50_ms_128 <= 2 &&
+      r.ttft_err_p99_ms_128 <= 5 &&
+      r.ttft_err_p99_ms_512 <= 20 &&
+      steadyErr <= 0.01 &&
+      r.requests_failed === 0;
     console.log(JSON.stringify({ at128, at512, base512, steady, el_p99_off_rounds_ms: off, el_p99_on_rounds_ms: on }));
     const fmt = (v: number): string => (Number.isInteger(v) ? String(v) : v < 0.1 ? v.toFixed(4) : v.toFixed(2));
-    console.log(`RESULT ${Object.entries(r).map(([k, v]) => `${k}=${fmt(v)}`).join(' ')} simulated=true pass=${pass}`);
+    console.log(
+      `RESULT ${Object.entries(r)
+        .map(([k, v]) => `${k}=${fmt(v)}`)
+        .join(' ')} simulated=true pass=${pass}`,
+    );
   } finally {
     child.kill('SIGTERM');
   }
@@ -207,7 +284,13 @@ async function main(): Promise<void> {
 
 /** Child mode: the mock server in its own process, recording when it wrote every token. */
 async function serve(): Promise<void> {
-  const server = await startMockServer({ port: 0, ttft: { meanMs: TTFT_MS }, itl: { meanMs: ITL_MS }, maxBatch: 100_000, recordEmissions: true });
+  const server = await startMockServer({
+    port: 0,
+    ttft: { meanMs: TTFT_MS },
+    itl: { meanMs: ITL_MS },
+    maxBatch: 100_000,
+    recordEmissions: true,
+  });
   console.log(`listening on ${server.url}`);
   process.once('SIGTERM', () => void server.close().then(() => process.exit(0)));
 }

@@ -31,8 +31,12 @@ function cpuMs(fn: () => void): number {
 function slicePool(): SketchMessage[] {
   const plan = makePlan({ configs: 1, cycles: 1 });
   const run = plan.runs[0]!;
-  return replicaMessages(run, 0, plan.experimentUid, { seed: 5, slices: 64, requestsPerSlice: 16, outputTokensPerRequest: 64 })
-    .filter((m): m is SketchMessage => m.kind === 'sketch');
+  return replicaMessages(run, 0, plan.experimentUid, {
+    seed: 5,
+    slices: 64,
+    requestsPerSlice: 16,
+    outputTokensPerRequest: 64,
+  }).filter((m): m is SketchMessage => m.kind === 'sketch');
 }
 
 /** `count` sketch messages round-robin over the plan's runs, with contiguous seqs per run. */
@@ -69,7 +73,8 @@ function throughput(): { aggPerS: number; decodePerS: number } {
   const bytes = pool.map((m) => encodeMessage(m));
   const decodeCount = Math.min(MESSAGES, 5000);
   const decodeMs = cpuMs(() => {
-    for (let i = 0; i < decodeCount; i++) if (!decodeMessage(bytes[i % bytes.length]!).ok) throw new Error('decode failed');
+    for (let i = 0; i < decodeCount; i++)
+      if (!decodeMessage(bytes[i % bytes.length]!).ok) throw new Error('decode failed');
   });
   return { aggPerS: (MESSAGES / ms) * 1000, decodePerS: (decodeCount / decodeMs) * 1000 };
 }
@@ -110,15 +115,24 @@ function rssGrowth(): { rssSmallMb: number; rssLargeMb: number; represented: num
   const count = Math.ceil((target - 1e4) / (perMessage * weight));
   // In batches, so the messages themselves never pile up in memory.
   for (let done = 0; done < count; done += 2000) feed(agg, messages(pool, runs, Math.min(2000, count - done), seqs));
-  const represented = agg.results().runs.reduce((a, r) => a + r.latency.ttftMs.count + r.latency.itlMs.count + r.latency.e2eMs.count + r.latency.tpotMs.count, 0);
+  const represented = agg
+    .results()
+    .runs.reduce(
+      (a, r) => a + r.latency.ttftMs.count + r.latency.itlMs.count + r.latency.e2eMs.count + r.latency.tpotMs.count,
+      0,
+    );
   return { rssSmallMb, rssLargeMb: rssMb(), represented };
 }
 
 const t = throughput();
 const m = rssGrowth();
 const growth = m.rssLargeMb - m.rssSmallMb;
-console.log(`aggregator: ${t.aggPerS.toFixed(0)} sketch msgs/s (CPU time, ${MESSAGES} messages over ${RUNS} runs); wire decode alone: ${t.decodePerS.toFixed(0)} msgs/s`);
-console.log(`RSS ${m.rssSmallMb.toFixed(1)} MB at 1e4 samples -> ${m.rssLargeMb.toFixed(1)} MB at ${m.represented.toExponential(2)} represented samples`);
+console.log(
+  `aggregator: ${t.aggPerS.toFixed(0)} sketch msgs/s (CPU time, ${MESSAGES} messages over ${RUNS} runs); wire decode alone: ${t.decodePerS.toFixed(0)} msgs/s`,
+);
+console.log(
+  `RSS ${m.rssSmallMb.toFixed(1)} MB at 1e4 samples -> ${m.rssLargeMb.toFixed(1)} MB at ${m.represented.toExponential(2)} represented samples`,
+);
 const ok = t.aggPerS >= 20_000 && growth < 50 && m.represented >= 1e8;
 console.log(
   `RESULT bench=aggregate msgs_per_s=${t.aggPerS.toFixed(0)} target_msgs_per_s=20000 decode_baseline_msgs_per_s=${t.decodePerS.toFixed(0)} ` +

@@ -34,13 +34,24 @@ function percentile(sorted: Float64Array, q: number): number {
 
 function planFor(uid: string): Aggregator {
   const runs = Array.from({ length: PUBLISHERS }, (_, p) => ({
-    runId: `run-${p}`, configId: 'c', configHash: 'h', cycle: 0, replicas: 1, failurePolicy: 'strict' as const,
+    runId: `run-${p}`,
+    configId: 'c',
+    configHash: 'h',
+    cycle: 0,
+    replicas: 1,
+    failurePolicy: 'strict' as const,
   }));
   return new Aggregator({ experimentUid: uid, runs });
 }
 
 /** `publishers` share `TOTAL` messages; sentAtMs (wall clock, same machine) dates each one. */
-async function run(consumerBus: Bus, publisherBuses: Bus[], uid: string, inFlight: number, total: number): Promise<Result> {
+async function run(
+  consumerBus: Bus,
+  publisherBuses: Bus[],
+  uid: string,
+  inFlight: number,
+  total: number,
+): Promise<Result> {
   const latencies = new Float64Array(total);
   const aggregator = planFor(uid);
   const seen = new Map<string, Set<number>>();
@@ -91,8 +102,12 @@ async function run(consumerBus: Bus, publisherBuses: Bus[], uid: string, inFligh
   for (let p = 0; p < PUBLISHERS; p++) missing += perPublisher - (seen.get(`run-${p}`)?.size ?? 0);
   const sorted = latencies.sort();
   return {
-    msgsPerSecond: total / ((lastApplyMs - startMs) / 1000), p50Ms: percentile(sorted, 0.5), p99Ms: percentile(sorted, 0.99),
-    applied, duplicatesApplied, missing,
+    msgsPerSecond: total / ((lastApplyMs - startMs) / 1000),
+    p50Ms: percentile(sorted, 0.5),
+    p99Ms: percentile(sorted, 0.99),
+    applied,
+    duplicatesApplied,
+    missing,
   };
 }
 
@@ -111,7 +126,9 @@ async function benchNats(inFlight: number, total: number): Promise<Result> {
   try {
     const consumerBus = await openNatsBus({ servers: server.url });
     await consumerBus.ensureLayout();
-    const publishers = await Promise.all(Array.from({ length: PUBLISHERS }, () => openNatsBus({ servers: server.url })));
+    const publishers = await Promise.all(
+      Array.from({ length: PUBLISHERS }, () => openNatsBus({ servers: server.url })),
+    );
     try {
       return await run(consumerBus, publishers, `nats${inFlight}`, inFlight, total);
     } finally {
@@ -124,15 +141,22 @@ async function benchNats(inFlight: number, total: number): Promise<Result> {
 }
 
 const fmt = (n: number): string => (n >= 100 ? n.toFixed(0) : n.toFixed(2));
-const exactlyOnce = (r: Result, total = TOTAL): boolean => r.applied === total && r.duplicatesApplied === 0 && r.missing === 0;
+const exactlyOnce = (r: Result, total = TOTAL): boolean =>
+  r.applied === total && r.duplicatesApplied === 0 && r.missing === 0;
 const inprocess = await benchInProcess();
-console.log(`in-process: ${fmt(inprocess.msgsPerSecond)} msgs/s, p50 ${fmt(inprocess.p50Ms)} ms, p99 ${fmt(inprocess.p99Ms)} ms (${TOTAL} messages, ${PUBLISHERS} publishers, ${IN_FLIGHT} in flight each)`);
+console.log(
+  `in-process: ${fmt(inprocess.msgsPerSecond)} msgs/s, p50 ${fmt(inprocess.p50Ms)} ms, p99 ${fmt(inprocess.p99Ms)} ms (${TOTAL} messages, ${PUBLISHERS} publishers, ${IN_FLIGHT} in flight each)`,
+);
 const nats = await benchNats(IN_FLIGHT, TOTAL);
-console.log(`nats-server: ${fmt(nats.msgsPerSecond)} msgs/s, p50 ${fmt(nats.p50Ms)} ms, p99 ${fmt(nats.p99Ms)} ms (${TOTAL} messages, ${PUBLISHERS} publishers on ${PUBLISHERS} connections, ${IN_FLIGHT} in flight each, file storage, into the Aggregator)`);
+console.log(
+  `nats-server: ${fmt(nats.msgsPerSecond)} msgs/s, p50 ${fmt(nats.p50Ms)} ms, p99 ${fmt(nats.p99Ms)} ms (${TOTAL} messages, ${PUBLISHERS} publishers on ${PUBLISHERS} connections, ${IN_FLIGHT} in flight each, file storage, into the Aggregator)`,
+);
 // The path as it was (one ack round trip per message per publisher), on a quarter of the messages.
 const serialTotal = Math.round(TOTAL / 4 / PUBLISHERS) * PUBLISHERS;
 const serial = await benchNats(1, serialTotal);
-console.log(`nats-server, 1 in flight each (before): ${fmt(serial.msgsPerSecond)} msgs/s, p99 ${fmt(serial.p99Ms)} ms (${serialTotal} messages)`);
+console.log(
+  `nats-server, 1 in flight each (before): ${fmt(serial.msgsPerSecond)} msgs/s, p99 ${fmt(serial.p99Ms)} ms (${serialTotal} messages)`,
+);
 console.log(
   `RESULT messages=${TOTAL} in_flight=${IN_FLIGHT} nats_msgs_per_s=${fmt(nats.msgsPerSecond)} nats_p99_ms=${fmt(nats.p99Ms)} ` +
     `nats_exactly_once=${exactlyOnce(nats)} serial_nats_msgs_per_s=${fmt(serial.msgsPerSecond)} serial_nats_p99_ms=${fmt(serial.p99Ms)} ` +

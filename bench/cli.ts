@@ -20,7 +20,9 @@ const STARTS = process.argv.includes('--starts') ? Number(argAfter('--starts')) 
 function wallMs(args: string[], env: NodeJS.ProcessEnv = {}): number {
   const t0 = process.hrtime.bigint();
   const r = spawnSync(process.execPath, args, {
-    cwd: REPO, env: { ...process.env, ...env }, stdio: ['ignore', 'ignore', 'pipe'],
+    cwd: REPO,
+    env: { ...process.env, ...env },
+    stdio: ['ignore', 'ignore', 'pipe'],
   });
   const ms = Number(process.hrtime.bigint() - t0) / 1e6;
   if (r.status !== 0) throw new Error(`${args.join(' ')} exited ${String(r.status)}: ${r.stderr.toString()}`);
@@ -61,5 +63,7 @@ if (!process.argv.includes('--no-quickstart')) {
   }
   console.log(`  llem run examples/quickstart.yaml --simulate: ${quickstartS} s`);
 }
-console.log(`RESULT validate_ms=${r(p50(bundle))} quickstart_s=${quickstartS} node_start_ms=${r(p50(node))} ` +
-  `validate_from_source_ms=${r(p50(source))} speedup=${(p50(source) / p50(bundle)).toFixed(1)}x`);
+console.log(
+  `RESULT validate_ms=${r(p50(bundle))} quickstart_s=${quickstartS} node_start_ms=${r(p50(node))} ` +
+    `validate_from_source_ms=${r(p50(source))} speedup=${(p50(source) / p50(bundle)).toFixed(1)}x`,
+);

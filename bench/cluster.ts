@@ -16,7 +16,17 @@ import { parseArgs } from 'node:util';
 import { readFileSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { buildImages, kubectl, kubectlJson, kubectlOk, nodeDown, nodeUp, REPO, shOk, waitFor } from '../tests/support/real-node.ts';
+import {
+  buildImages,
+  kubectl,
+  kubectlJson,
+  kubectlOk,
+  nodeDown,
+  nodeUp,
+  REPO,
+  shOk,
+  waitFor,
+} from '../tests/support/real-node.ts';
 import { installChart, uninstallChart, type ExperimentStatus } from '../tests/support/real-node-llem.ts';
 
 const { values } = parseArgs({ options: { 'rebuild-images': { type: 'boolean', default: false } } });
@@ -26,11 +36,13 @@ const RELEASE_NS = 'llem-bench-system';
 
 interface PodJson {
   metadata: { name: string; creationTimestamp: string };
-  status?: { containerStatuses?: { state?: { running?: { startedAt: string }; terminated?: { startedAt: string } } }[] };
+  status?: {
+    containerStatuses?: { state?: { running?: { startedAt: string }; terminated?: { startedAt: string } } }[];
+  };
 }
 
 function quantile(sorted: number[], q: number): number {
-  return sorted.length === 0 ? NaN : sorted[Math.min(sorted.length - 1, Math.ceil(q * sorted.length) - 1)] ?? NaN;
+  return sorted.length === 0 ? NaN : (sorted[Math.min(sorted.length - 1, Math.ceil(q * sorted.length) - 1)] ?? NaN);
 }
 
 function startSeconds(p: PodJson): number | undefined {
@@ -48,7 +60,14 @@ async function main(): Promise<void> {
   out['node_up_warm_s'] = (await nodeUp()).seconds.toFixed(1);
   // Cold(er): containerd's image store emptied too, so images come back from their archives.
   await nodeDown();
-  rmSync(join(process.env['LLEM_CACHE'] ?? join(process.env['HOME'] ?? '/root', '.cache', 'llem'), 'dev-cluster', 'containerd'), { recursive: true, force: true });
+  rmSync(
+    join(
+      process.env['LLEM_CACHE'] ?? join(process.env['HOME'] ?? '/root', '.cache', 'llem'),
+      'dev-cluster',
+      'containerd',
+    ),
+    { recursive: true, force: true },
+  );
   const t0 = performance.now();
   await nodeUp();
   const importStart = performance.now();
@@ -57,7 +76,10 @@ async function main(): Promise<void> {
   out['image_import_s'] = ((performance.now() - importStart) / 1000).toFixed(1);
   for (const name of NAMES) {
     if (values['rebuild-images'] === true) {
-      const r = await shOk('bash', ['scripts/build-images.sh', name], { env: { LLEM_IMAGE_FORCE: '1', LLEM_IMAGE_NO_CACHE: '1', LLEM_IMAGE_ARGS_PYTORCH: 'INSTALL_TORCH=0' }, echo: true });
+      const r = await shOk('bash', ['scripts/build-images.sh', name], {
+        env: { LLEM_IMAGE_FORCE: '1', LLEM_IMAGE_NO_CACHE: '1', LLEM_IMAGE_ARGS_PYTORCH: 'INSTALL_TORCH=0' },
+        echo: true,
+      });
       out[`image_build_s_${name}`] = r.stdout.trim().split(' ').at(-1) ?? 'NaN';
     } else {
       out[`image_build_s_${name}`] = String(images[name]?.buildSeconds ?? NaN);
@@ -68,15 +90,26 @@ async function main(): Promise<void> {
     await installChart(images, RELEASE_NS, scratch);
     await kubectlOk(['create', 'namespace', NS]);
     // Baseline: a bare pause pod on the same node.
-    await kubectlOk(['apply', '-f', '-'], { input: `apiVersion: v1\nkind: Pod\nmetadata: { name: baseline, namespace: ${NS} }\nspec: { containers: [{ name: p, image: localhost/llem-pause:1, imagePullPolicy: Never }] }\n` });
-    const base = await waitFor('baseline pod', 120, async () => startSeconds(await kubectlJson<PodJson>(['-n', NS, 'get', 'pod', 'baseline'])));
+    await kubectlOk(['apply', '-f', '-'], {
+      input: `apiVersion: v1\nkind: Pod\nmetadata: { name: baseline, namespace: ${NS} }\nspec: { containers: [{ name: p, image: localhost/llem-pause:1, imagePullPolicy: Never }] }\n`,
+    });
+    const base = await waitFor('baseline pod', 120, async () =>
+      startSeconds(await kubectlJson<PodJson>(['-n', NS, 'get', 'pod', 'baseline'])),
+    );
     out['baseline_pod_start_s'] = base.toFixed(2);
     const manifest = readFileSync(join(REPO, 'examples', 'dev-cluster.yaml'), 'utf8'); // 2 configurations x 3 cycles
     const seen = new Map<string, number>();
     const tApply = performance.now();
     await kubectlOk(['-n', NS, 'apply', '-f', '-'], { input: manifest });
     await waitFor('dev-cluster Succeeded', 900, async () => {
-      const pods = await kubectlJson<{ items: PodJson[] }>(['-n', NS, 'get', 'pods', '-l', 'llem.dev/experiment=dev-cluster']);
+      const pods = await kubectlJson<{ items: PodJson[] }>([
+        '-n',
+        NS,
+        'get',
+        'pods',
+        '-l',
+        'llem.dev/experiment=dev-cluster',
+      ]);
       for (const p of pods.items) {
         const s = startSeconds(p);
         if (s !== undefined) seen.set(p.metadata.name, s);
@@ -97,7 +130,11 @@ async function main(): Promise<void> {
     if (!wasUp) await nodeDown();
   }
   const note = 'simulated=1';
-  process.stdout.write(`RESULT ${Object.entries(out).map(([k, v]) => `${k}=${v}`).join(' ')} ${note}\n`);
+  process.stdout.write(
+    `RESULT ${Object.entries(out)
+      .map(([k, v]) => `${k}=${v}`)
+      .join(' ')} ${note}\n`,
+  );
 }
 
 await main();

@@ -51,9 +51,19 @@ process.on('message', (m: { cmd: string }) => {
     (globalThis as { gc?: () => void }).gc?.();
     const m = process.memoryUsage();
     const heapCommittedBytes = getHeapStatistics().total_heap_size;
-    process.send?.({ feeds: controller.activeFeeds(), rssBytes: m.rss, heapUsedBytes: m.heapUsed, heapCommittedBytes, externalBytes: m.external, arrayBuffersBytes: m.arrayBuffers });
+    process.send?.({
+      feeds: controller.activeFeeds(),
+      rssBytes: m.rss,
+      heapUsedBytes: m.heapUsed,
+      heapCommittedBytes,
+      externalBytes: m.external,
+      arrayBuffersBytes: m.arrayBuffers,
+    });
   } else if (m.cmd === 'stop') {
-    void controller.stop().then(() => bus.close()).then(() => process.exit(0));
+    void controller
+      .stop()
+      .then(() => bus.close())
+      .then(() => process.exit(0));
   }
 });
 process.send?.({ ready: true });

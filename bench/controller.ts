@@ -25,8 +25,11 @@ import { fakeAgentRunner } from '../tests/support/fake-agent.ts';
 
 const { values } = parseArgs({
   options: {
-    experiments: { type: 'string', default: '200' }, runs: { type: 'string', default: '10' },
-    'big-runs': { type: 'string', default: '20000' }, workers: { type: 'string', default: '4' }, 'big-parallelism': { type: 'string', default: '200' },
+    experiments: { type: 'string', default: '200' },
+    runs: { type: 'string', default: '10' },
+    'big-runs': { type: 'string', default: '20000' },
+    workers: { type: 'string', default: '4' },
+    'big-parallelism': { type: 'string', default: '200' },
   },
 });
 const EXPERIMENTS = Number(values.experiments);
@@ -73,12 +76,24 @@ function quantile(sorted: number[], q: number): number {
 
 async function pool<T>(items: T[], n: number, fn: (t: T) => Promise<void>): Promise<void> {
   let i = 0;
-  await Promise.all(Array.from({ length: n }, async () => {
-    while (i < items.length) await fn(items[i++] as T);
-  }));
+  await Promise.all(
+    Array.from({ length: n }, async () => {
+      while (i < items.length) await fn(items[i++] as T);
+    }),
+  );
 }
 
-interface Taken { durations: number[]; queued: number[]; errors: number; feeds: number; rssBytes: number; heapUsedBytes?: number; heapCommittedBytes?: number; externalBytes?: number; arrayBuffersBytes?: number }
+interface Taken {
+  durations: number[];
+  queued: number[];
+  errors: number;
+  feeds: number;
+  rssBytes: number;
+  heapUsedBytes?: number;
+  heapCommittedBytes?: number;
+  externalBytes?: number;
+  arrayBuffersBytes?: number;
+}
 
 function ask(child: ChildProcess, cmd: string): Promise<Taken> {
   return new Promise((resolve) => {
@@ -94,8 +109,17 @@ async function waitFinished(kube: KubeCluster, names: Set<string>, deadlineMs: n
   let finished = 0;
   while (Date.now() < deadlineMs) {
     await new Promise((r) => setTimeout(r, 2000));
-    const list = (await api.listNamespacedCustomObject({ group: 'llem.dev', version: 'v1alpha1', plural: 'energyexperiments', namespace: NS })) as Items;
-    finished = list.items.filter((e) => names.has(e.metadata.name) && ['Succeeded', 'Failed'].includes(EnergyExperimentStatusSchema.parse(e.status ?? {}).phase ?? '')).length;
+    const list = (await api.listNamespacedCustomObject({
+      group: 'llem.dev',
+      version: 'v1alpha1',
+      plural: 'energyexperiments',
+      namespace: NS,
+    })) as Items;
+    finished = list.items.filter(
+      (e) =>
+        names.has(e.metadata.name) &&
+        ['Succeeded', 'Failed'].includes(EnergyExperimentStatusSchema.parse(e.status ?? {}).phase ?? ''),
+    ).length;
     if (finished === names.size) break;
   }
   return finished;
@@ -135,24 +159,40 @@ async function main(): Promise<void> {
     const bundleDir = await mkdtemp(join(tmpdir(), 'llem-bench-controller-'));
     const script = join(bundleDir, 'controller-process.mjs');
     await build({
-      entryPoints: [fileURLToPath(new URL('./controller-process.ts', import.meta.url))], outfile: script, bundle: true, platform: 'node', format: 'esm',
-      target: 'node22', external: ['koffi', 'playwright-core'], logLevel: 'warning',
-      banner: { js: "import { createRequire as __llemCreateRequire } from 'node:module'; const require = __llemCreateRequire(import.meta.url);" },
+      entryPoints: [fileURLToPath(new URL('./controller-process.ts', import.meta.url))],
+      outfile: script,
+      bundle: true,
+      platform: 'node',
+      format: 'esm',
+      target: 'node22',
+      external: ['koffi', 'playwright-core'],
+      logLevel: 'warning',
+      banner: {
+        js: "import { createRequire as __llemCreateRequire } from 'node:module'; const require = __llemCreateRequire(import.meta.url);",
+      },
     });
     // glibc keeps freed memory in per-thread arenas; two arenas and an eager trim return what a
     // released experiment freed (the same environment a controller image would set).
     const env = { ...process.env, MALLOC_ARENA_MAX: '2', MALLOC_TRIM_THRESHOLD_: '1048576' };
-    child = fork(script, [JSON.stringify({ kubeconfig: kube.kubeconfigPath, natsUrl: nats.url, namespace: NS, workers: WORKERS })], { execArgv: ['--expose-gc'], env });
+    child = fork(
+      script,
+      [JSON.stringify({ kubeconfig: kube.kubeconfigPath, natsUrl: nats.url, namespace: NS, workers: WORKERS })],
+      { execArgv: ['--expose-gc'], env },
+    );
     child.once('exit', () => void rm(bundleDir, { recursive: true, force: true }));
     await new Promise((r) => child?.once('message', r));
     const idle = await ask(child, 'rss');
-    console.log(`controller started: rss ${(idle.rssBytes / 1e6).toFixed(1)} MB, heap ${((idle.heapUsedBytes ?? 0) / 1e6).toFixed(1)} MB`);
+    console.log(
+      `controller started: rss ${(idle.rssBytes / 1e6).toFixed(1)} MB, heap ${((idle.heapUsedBytes ?? 0) / 1e6).toFixed(1)} MB`,
+    );
 
     const t0 = performance.now();
     const manyDone = await waitFinished(kube, new Set(names), Date.now() + 20 * 60_000);
     const manyS = (performance.now() - t0) / 1000;
     const many = await ask(child, 'take');
-    console.log(`many: ${manyDone}/${EXPERIMENTS} experiments x ${RUNS} runs in ${manyS.toFixed(1)} s; ${summary(many)}`);
+    console.log(
+      `many: ${manyDone}/${EXPERIMENTS} experiments x ${RUNS} runs in ${manyS.toFixed(1)} s; ${summary(many)}`,
+    );
 
     const t1 = performance.now();
     await kube.kubectlOk(['apply', '-f', '-'], { input: bigManifest() });
@@ -164,16 +204,28 @@ async function main(): Promise<void> {
     const statusBytes = Buffer.byteLength(JSON.stringify(obj.status ?? {}));
     await new Promise((r) => setTimeout(r, 3000));
     const mem = await ask(child, 'rss');
-    console.log(`big: ${status.progress?.summary ?? '?'} runs (${status.phase ?? '?'}) in ${bigS.toFixed(1)} s; ${summary(big)}; status ${statusBytes} bytes; feeds in memory ${mem.feeds}; rss ${(mem.rssBytes / 1e6).toFixed(1)} MB, heap ${((mem.heapUsedBytes ?? 0) / 1e6).toFixed(1)} MB (committed ${((mem.heapCommittedBytes ?? 0) / 1e6).toFixed(1)} MB), external ${((mem.externalBytes ?? 0) / 1e6).toFixed(1)} MB, array buffers ${((mem.arrayBuffersBytes ?? 0) / 1e6).toFixed(1)} MB`);
-    const all = { durations: [...many.durations, ...big.durations], queued: [...many.queued, ...big.queued], errors: many.errors + big.errors } as Taken;
+    console.log(
+      `big: ${status.progress?.summary ?? '?'} runs (${status.phase ?? '?'}) in ${bigS.toFixed(1)} s; ${summary(big)}; status ${statusBytes} bytes; feeds in memory ${mem.feeds}; rss ${(mem.rssBytes / 1e6).toFixed(1)} MB, heap ${((mem.heapUsedBytes ?? 0) / 1e6).toFixed(1)} MB (committed ${((mem.heapCommittedBytes ?? 0) / 1e6).toFixed(1)} MB), external ${((mem.externalBytes ?? 0) / 1e6).toFixed(1)} MB, array buffers ${((mem.arrayBuffersBytes ?? 0) / 1e6).toFixed(1)} MB`,
+    );
+    const all = {
+      durations: [...many.durations, ...big.durations],
+      queued: [...many.queued, ...big.queued],
+      errors: many.errors + big.errors,
+    } as Taken;
     const sorted = [...all.durations].sort((a, b) => a - b);
     const bigSorted = [...big.durations].sort((a, b) => a - b);
     console.log(
       `RESULT experiments=${EXPERIMENTS} runs_per_experiment=${RUNS} many_finished=${manyDone} many_wall_s=${manyS.toFixed(1)} many_errors=${many.errors} ` +
-        `many_p99_ms=${quantile([...many.durations].sort((a, b) => a - b), 0.99).toFixed(1)} ` +
+        `many_p99_ms=${quantile(
+          [...many.durations].sort((a, b) => a - b),
+          0.99,
+        ).toFixed(1)} ` +
         `big_runs=${status.progress?.total ?? 0} big_succeeded=${status.progress?.succeeded ?? 0} big_finished=${bigDone} big_wall_s=${bigS.toFixed(1)} big_errors=${big.errors} ` +
         `big_p99_ms=${quantile(bigSorted, 0.99).toFixed(1)} reconcile_p50_ms=${quantile(sorted, 0.5).toFixed(1)} reconcile_p99_ms=${quantile(sorted, 0.99).toFixed(1)} ` +
-        `queue_wait_p99_ms=${quantile([...all.queued].sort((a, b) => a - b), 0.99).toFixed(1)} errors=${all.errors} status_bytes=${statusBytes} ` +
+        `queue_wait_p99_ms=${quantile(
+          [...all.queued].sort((a, b) => a - b),
+          0.99,
+        ).toFixed(1)} errors=${all.errors} status_bytes=${statusBytes} ` +
         `rss_at_start_mb=${(idle.rssBytes / 1e6).toFixed(1)} rss_after_release_mb=${(mem.rssBytes / 1e6).toFixed(1)} heap_after_release_mb=${((mem.heapUsedBytes ?? 0) / 1e6).toFixed(1)} feeds_after_release=${mem.feeds} baseline_status_patches_per_s=${baselinePerS.toFixed(1)}`,
     );
   } finally {

@@ -7,7 +7,9 @@ import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { parseArgs } from 'node:util';
 import { createNvmlTelemetry, createSimulatedGpu, type GpuTelemetry } from '../agent/index.ts';
 
-const { values } = parseArgs({ options: { simulate: { type: 'boolean', default: false }, seconds: { type: 'string', default: '8' } } });
+const { values } = parseArgs({
+  options: { simulate: { type: 'boolean', default: false }, seconds: { type: 'string', default: '8' } },
+});
 const seconds = Number(values.seconds);
 
 interface Measured {
@@ -22,7 +24,11 @@ function telemetry(hz: number): GpuTelemetry {
   const sampleIntervalMs = Math.round(1000 / hz);
   return values.simulate
     ? createSimulatedGpu({ sampleIntervalMs, batchIntervalMs: 1000, readCostMs: 4 })
-    : createNvmlTelemetry({ visibility: { cudaVisibleDevices: process.env['CUDA_VISIBLE_DEVICES'] }, sampleIntervalMs, batchIntervalMs: 1000 });
+    : createNvmlTelemetry({
+        visibility: { cudaVisibleDevices: process.env['CUDA_VISIBLE_DEVICES'] },
+        sampleIntervalMs,
+        batchIntervalMs: 1000,
+      });
 }
 
 /** Keeps the main thread busy like the load generator: many short timers and small JSON work. */

@@ -106,7 +106,12 @@ interface Row {
   serialized: Uint8Array;
 }
 
-interface Data { v: Float64Array; sorted: Float64Array; exact: number[]; sizes: number[] }
+interface Data {
+  v: Float64Array;
+  sorted: Float64Array;
+  exact: number[];
+  sizes: number[];
+}
 
 function evaluate(impl: Impl, dist: Dist, layout: Layout, { v, sorted, exact, sizes }: Data): Row {
   const random = seededRandom(11);
@@ -159,7 +164,13 @@ for (const r of rows) {
 }
 console.log(`add: loghist ${newAdd.toFixed(1)} ns/value, tdigest-v1 ${oldAdd.toFixed(1)} ns/value`);
 
-interface Summary { p50to99: number; p999: number; bytes: number; mergeMs: number; orderFree: boolean }
+interface Summary {
+  p50to99: number;
+  p999: number;
+  bytes: number;
+  mergeMs: number;
+  orderFree: boolean;
+}
 function summarise(name: string): Summary {
   const rs = rows.filter((r) => r.impl === name);
   const worst = (from: number, to: number): number => Math.max(...rs.flatMap((r) => r.err.slice(from, to)));

@@ -6,9 +6,11 @@
 const MIN_NODE_MAJOR = 20;
 const major = Number(process.versions.node.split('.')[0]);
 if (!(major >= MIN_NODE_MAJOR)) {
-  process.stderr.write(`llem: needs Node.js >= ${MIN_NODE_MAJOR}, this is ${process.version}; ` +
-    'install a current Node.js ' +
-    '(https://nodejs.org) or, in a llem checkout, run `source scripts/node-env.sh` first\n');
+  process.stderr.write(
+    `llem: needs Node.js >= ${MIN_NODE_MAJOR}, this is ${process.version}; ` +
+      'install a current Node.js ' +
+      '(https://nodejs.org) or, in a llem checkout, run `source scripts/node-env.sh` first\n',
+  );
   process.exit(2);
 }
 

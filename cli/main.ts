@@ -6,16 +6,31 @@ export type CommandMain = (argv: string[]) => Promise<number>;
 
 /** Each command lives in cli/commands/<name>.ts and exports `main`. Loaded lazily to keep start-up fast. */
 const COMMANDS: Record<string, { summary: string; load: () => Promise<{ main: CommandMain }> }> = {
-  run: { summary: 'run an experiment on this machine and write a results directory', load: () => import('./commands/run.ts') },
+  run: {
+    summary: 'run an experiment on this machine and write a results directory',
+    load: () => import('./commands/run.ts'),
+  },
   results: { summary: 'show, export or compare results directories', load: () => import('./commands/results.ts') },
   controller: { summary: 'run the Kubernetes controller', load: () => import('./commands/controller.ts') },
   validate: { summary: 'validate EnergyExperiment manifests', load: () => import('./commands/validate.ts') },
   plan: { summary: 'show the run matrix of a manifest', load: () => import('./commands/plan.ts') },
   crd: { summary: 'generate the CRD YAML from the schema', load: () => import('./commands/crd.ts') },
-  agent: { summary: 'run the measurement protocol for one run (supervises the backend)', load: () => import('./commands/agent.ts') },
-  'nats-server-config': { summary: 'write the NATS server config that trusts the controller\'s issuer (chart init container)', load: () => import('./commands/nats-server-config.ts') },
-  'mock-server': { summary: 'simulated OpenAI-compatible streaming server', load: () => import('./commands/mock-server.ts') },
-  'gpu-info': { summary: 'discover GPUs and print telemetry samples as JSON', load: () => import('./commands/telemetry.ts') },
+  agent: {
+    summary: 'run the measurement protocol for one run (supervises the backend)',
+    load: () => import('./commands/agent.ts'),
+  },
+  'nats-server-config': {
+    summary: "write the NATS server config that trusts the controller's issuer (chart init container)",
+    load: () => import('./commands/nats-server-config.ts'),
+  },
+  'mock-server': {
+    summary: 'simulated OpenAI-compatible streaming server',
+    load: () => import('./commands/mock-server.ts'),
+  },
+  'gpu-info': {
+    summary: 'discover GPUs and print telemetry samples as JSON',
+    load: () => import('./commands/telemetry.ts'),
+  },
 };
 
 /** Commands that export OpenTelemetry traces and metrics when OTEL_* variables say so (lib/telemetry). */
@@ -44,7 +59,8 @@ export function applyLogLevel(command: string, argv: string[], env: NodeJS.Proce
     }
     if (a === '--log-level') {
       flag = argv[i + 1];
-      if (flag === undefined || flag.startsWith('-')) throw new Error('--log-level needs a value: trace, debug, info, warn, error, fatal or silent');
+      if (flag === undefined || flag.startsWith('-'))
+        throw new Error('--log-level needs a value: trace, debug, info, warn, error, fatal or silent');
       i += 1;
     } else if (a.startsWith('--log-level=')) {
       flag = a.slice('--log-level='.length);
@@ -61,10 +77,18 @@ export function applyLogLevel(command: string, argv: string[], env: NodeJS.Proce
 
 function usage(): string {
   const lines = Object.entries(COMMANDS).map(([name, c]) => `  ${name.padEnd(14)} ${c.summary}`);
-  return ['usage: llem <command> [options]', '', 'commands:', ...lines, '',
-    'global options:', '  --log-level LEVEL  structured logs (JSON lines on stderr) at LEVEL and above: trace, debug, info,',
+  return [
+    'usage: llem <command> [options]',
+    '',
+    'commands:',
+    ...lines,
+    '',
+    'global options:',
+    '  --log-level LEVEL  structured logs (JSON lines on stderr) at LEVEL and above: trace, debug, info,',
     '                     warn (the default; info for controller and agent), error, fatal, silent; or LLEM_LOG_LEVEL',
-    '', 'llem <command> --help for details'].join('\n');
+    '',
+    'llem <command> --help for details',
+  ].join('\n');
 }
 
 export async function cliMain(argv: string[]): Promise<number> {
@@ -90,8 +114,10 @@ export async function cliMain(argv: string[]): Promise<number> {
   }
   const needs = NODE_MAJOR_NEEDED[name];
   if (needs !== undefined && nodeMajor() < needs) {
-    process.stderr.write(`llem ${name}: needs Node.js >= ${needs} (its Kubernetes client does), this is ${process.version}; ` +
-      'install a current Node.js, or in a llem checkout run `source scripts/node-env.sh` first\n');
+    process.stderr.write(
+      `llem ${name}: needs Node.js >= ${needs} (its Kubernetes client does), this is ${process.version}; ` +
+        'install a current Node.js, or in a llem checkout run `source scripts/node-env.sh` first\n',
+    );
     return 2;
   }
   const service = TRACED[name];
@@ -109,7 +135,11 @@ export async function cliMain(argv: string[]): Promise<number> {
 
 /** node:util parseArgs errors (unknown option, missing value, stray argument): bad command-line input. */
 function isArgvError(err: unknown): err is Error {
-  return err instanceof Error && typeof (err as NodeJS.ErrnoException).code === 'string' && (err as NodeJS.ErrnoException).code?.startsWith('ERR_PARSE_ARGS') === true;
+  return (
+    err instanceof Error &&
+    typeof (err as NodeJS.ErrnoException).code === 'string' &&
+    (err as NodeJS.ErrnoException).code?.startsWith('ERR_PARSE_ARGS') === true
+  );
 }
 
 function reportError(err: unknown, command: string): number {

@@ -9,9 +9,19 @@ const PSEUDO_ROOTS = ['/proc', '/sys', '/dev'];
 
 /** statfs f_type of kernel pseudo-filesystems (linux/magic.h). */
 const PSEUDO_FS_TYPES = new Map<number, string>([
-  [0x9fa0, 'proc'], [0x62656572, 'sysfs'], [0x1cd1, 'devpts'], [0x27e0eb, 'cgroup'], [0x63677270, 'cgroup2'],
-  [0x64626720, 'debugfs'], [0x74726163, 'tracefs'], [0x73636673, 'securityfs'], [0xcafe4a11, 'bpf'],
-  [0x42494e4d, 'binfmt_misc'], [0x6e736673, 'nsfs'], [0x50495045, 'pipefs'], [0x534f434b, 'sockfs'],
+  [0x9fa0, 'proc'],
+  [0x62656572, 'sysfs'],
+  [0x1cd1, 'devpts'],
+  [0x27e0eb, 'cgroup'],
+  [0x63677270, 'cgroup2'],
+  [0x64626720, 'debugfs'],
+  [0x74726163, 'tracefs'],
+  [0x73636673, 'securityfs'],
+  [0xcafe4a11, 'bpf'],
+  [0x42494e4d, 'binfmt_misc'],
+  [0x6e736673, 'nsfs'],
+  [0x50495045, 'pipefs'],
+  [0x534f434b, 'sockfs'],
 ]);
 
 function under(p: string, root: string): boolean {
@@ -31,7 +41,8 @@ function existingAncestor(abs: string): { ancestor: string; real: string } {
 
 /** Throws InvalidInputError (exit 2) when `out` is, or resolves to, a place no results can go. */
 export function checkOutDir(out: string, flag = '--out'): void {
-  const issue = (message: string): InvalidInputError => new InvalidInputError([{ file: 'llem run', path: flag, message }]);
+  const issue = (message: string): InvalidInputError =>
+    new InvalidInputError([{ file: 'llem run', path: flag, message }]);
   if (out.trim() === '') throw issue('is empty; give a directory for the results');
   if (out.includes('\0')) throw issue('contains a NUL character');
   const abs = path.resolve(out);
@@ -50,7 +61,8 @@ export function checkOutDir(out: string, flag = '--out'): void {
     return; // the write probe later reports an unreadable place with its own error
   }
   const name = PSEUDO_FS_TYPES.get(type);
-  if (name !== undefined) throw issue(`${out} is on a ${name} filesystem (a kernel pseudo-filesystem); choose a directory on a real disk`);
+  if (name !== undefined)
+    throw issue(`${out} is on a ${name} filesystem (a kernel pseudo-filesystem); choose a directory on a real disk`);
 }
 
 /** Largest results file `llem results` reads: a real experiment.json is kilobytes to a few megabytes. */
@@ -67,6 +79,17 @@ export function checkResultsFile(file: string): void {
   } catch {
     return; // missing: the reader says what a results directory needs
   }
-  if (!info.isFile()) throw new InvalidInputError([{ file, path: '', message: 'is not a regular file (a device, FIFO or directory); pass the --out directory of a finished `llem run`' }]);
-  if (info.size > MAX_RESULTS_FILE_BYTES) throw new InvalidInputError([{ file, path: '', message: `is ${info.size} bytes; a results file is at most ${MAX_RESULTS_FILE_BYTES}` }]);
+  if (!info.isFile())
+    throw new InvalidInputError([
+      {
+        file,
+        path: '',
+        message:
+          'is not a regular file (a device, FIFO or directory); pass the --out directory of a finished `llem run`',
+      },
+    ]);
+  if (info.size > MAX_RESULTS_FILE_BYTES)
+    throw new InvalidInputError([
+      { file, path: '', message: `is ${info.size} bytes; a results file is at most ${MAX_RESULTS_FILE_BYTES}` },
+    ]);
 }

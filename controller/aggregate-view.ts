@@ -6,7 +6,6 @@ import { SHORT_WINDOW_SECONDS } from '../api/protocol.ts';
 import { statusStat } from './status.ts';
 import type { RunSummary, Stat } from '../api/status.ts';
 
-
 const RUN_METRIC_NAMES: Record<string, string> = {
   joulesPerToken: 'joulesPerToken',
   baselineSubtractedJoulesPerToken: 'baselineSubtractedJoulesPerToken',
@@ -19,13 +18,16 @@ const RUN_METRIC_NAMES: Record<string, string> = {
 };
 
 const LATENCY_NAMES: [string, 'p50' | 'p99', string][] = [
-  ['ttftMs', 'p50', 'ttftMsP50'], ['ttftMs', 'p99', 'ttftMsP99'], ['itlMs', 'p50', 'itlMsP50'], ['itlMs', 'p99', 'itlMsP99'],
-  ['e2eMs', 'p50', 'e2eMsP50'], ['e2eMs', 'p99', 'e2eMsP99'], ['tpotMs', 'p50', 'tpotMsP50'],
+  ['ttftMs', 'p50', 'ttftMsP50'],
+  ['ttftMs', 'p99', 'ttftMsP99'],
+  ['itlMs', 'p50', 'itlMsP50'],
+  ['itlMs', 'p99', 'itlMsP99'],
+  ['e2eMs', 'p50', 'e2eMsP50'],
+  ['e2eMs', 'p99', 'e2eMsP99'],
+  ['tpotMs', 'p50', 'tpotMsP50'],
 ];
 
 const sig = (x: number): number => Number(x.toPrecision(6));
-
-
 
 /**
  * Each succeeded run's J/token from the Aggregator's run result (absent when it has none, e.g. after
@@ -48,7 +50,7 @@ export function withAggregatorRunMetrics(runs: RunSummary[], results: AggregateR
   const byId = runIndex(results);
   return runs.map((r) => {
     const { joulesPerToken: _ledger, ...rest } = r;
-    const jpt = r.phase === 'Succeeded' ? byId.get(r.id)?.metrics.joulesPerToken ?? null : null;
+    const jpt = r.phase === 'Succeeded' ? (byId.get(r.id)?.metrics.joulesPerToken ?? null) : null;
     return jpt === null ? rest : { ...rest, joulesPerToken: sig(jpt) };
   });
 }
@@ -57,12 +59,19 @@ export function withAggregatorRunMetrics(runs: RunSummary[], results: AggregateR
  * What weakens the numbers, for the Degraded condition: partial runs merged, windows under 5 s, runs
  * whose load generator was itself saturated (its latencies include client queueing).
  */
-export function measurementWeaknesses(results: AggregateResults | null): { partialRuns: number; shortWindows: number; clientSaturated: number } {
+export function measurementWeaknesses(results: AggregateResults | null): {
+  partialRuns: number;
+  shortWindows: number;
+  clientSaturated: number;
+} {
   if (results === null) return { partialRuns: 0, shortWindows: 0, clientSaturated: 0 };
   const partialRuns = results.configurations.reduce((n, c) => n + c.partialRuns.length, 0);
   // Only runs whose figures are reported (included in a configuration) weaken the numbers.
   const included = new Set(results.configurations.flatMap((c) => c.runsIncluded));
-  const shortWindows = results.runs.filter((r) => included.has(r.runId) && r.gpus.some((g) => g.windowSeconds !== null && g.windowSeconds < SHORT_WINDOW_SECONDS)).length;
+  const shortWindows = results.runs.filter(
+    (r) =>
+      included.has(r.runId) && r.gpus.some((g) => g.windowSeconds !== null && g.windowSeconds < SHORT_WINDOW_SECONDS),
+  ).length;
   const clientSaturated = results.runs.filter((r) => included.has(r.runId) && r.client.some((c) => c.saturated)).length;
   return { partialRuns, shortWindows, clientSaturated };
 }

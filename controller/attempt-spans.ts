@@ -7,7 +7,14 @@
 // name the lost span as their parent).
 import type { RunSummary } from '../api/status.ts';
 import {
-  context, experimentContext, SpanStatusCode, trace, tracer, type Attributes, type Context, type Span,
+  context,
+  experimentContext,
+  SpanStatusCode,
+  trace,
+  tracer,
+  type Attributes,
+  type Context,
+  type Span,
 } from '../lib/telemetry/index.ts';
 
 export interface AttemptResult {
@@ -29,7 +36,12 @@ export class AttemptSpans {
     const key = `${uid}/${runId}/${attempt}`;
     let span = this.open.get(key);
     if (span === undefined) {
-      const attrs: Attributes = { 'llem.experiment.uid': uid, 'llem.run.id': runId, 'llem.run.attempt': attempt, ...attributes };
+      const attrs: Attributes = {
+        'llem.experiment.uid': uid,
+        'llem.run.id': runId,
+        'llem.run.attempt': attempt,
+        ...attributes,
+      };
       span = tracer().startSpan('llem.run.attempt', { attributes: attrs }, experimentContext(uid));
       // A no-op span (telemetry off or not sampled) is not kept: nothing to end later.
       if (span.isRecording()) this.open.set(key, span);
@@ -66,14 +78,20 @@ export class AttemptSpans {
       // Started before this process (restart, failover): the run table knows when.
       const startTime = prev.startTime === undefined ? now : new Date(prev.startTime);
       const attributes: Attributes = {
-        'llem.experiment.uid': uid, 'llem.run.id': prev.id, 'llem.run.attempt': prev.attempt, 'llem.run.start_from': 'run-table',
+        'llem.experiment.uid': uid,
+        'llem.run.id': prev.id,
+        'llem.run.attempt': prev.attempt,
+        'llem.run.start_from': 'run-table',
       };
       span = tracer().startSpan('llem.run.attempt', { startTime, attributes }, experimentContext(uid));
     }
     span.setAttribute('llem.run.outcome', result.outcome);
     if (result.message !== undefined) span.setAttribute('llem.run.error', result.message);
     if (result.outcome === 'failed' || result.outcome === 'retrying') {
-      span.setStatus({ code: SpanStatusCode.ERROR, ...(result.message !== undefined ? { message: result.message } : {}) });
+      span.setStatus({
+        code: SpanStatusCode.ERROR,
+        ...(result.message !== undefined ? { message: result.message } : {}),
+      });
     }
     span.end(now);
   }

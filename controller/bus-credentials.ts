@@ -12,7 +12,10 @@ const VOLUME = 'llem-bus-identity';
 
 export function busSecretName(experiment: ExperimentRef, runId: string): string {
   const base = `${experiment.name.slice(0, 24)}-${experiment.uid.slice(0, 8)}-${runId}`.toLowerCase();
-  return `${base.replace(/[^a-z0-9-]/g, '-').slice(0, 240).replace(/^-+|-+$/g, '')}-bus`;
+  return `${base
+    .replace(/[^a-z0-9-]/g, '-')
+    .slice(0, 240)
+    .replace(/^-+|-+$/g, '')}-bus`;
 }
 
 export function busCredentialSecret(issuer: BusIssuer, experiment: ExperimentRef, runId: string): V1Secret {
@@ -30,16 +33,35 @@ export function busCredentialSecret(issuer: BusIssuer, experiment: ExperimentRef
         'app.kubernetes.io/managed-by': 'llem-controller',
         'app.kubernetes.io/component': 'bus-identity',
       },
-      ownerReferences: [{ apiVersion: API_VERSION, kind: KIND, name: experiment.name, uid: experiment.uid, controller: true, blockOwnerDeletion: true }],
+      ownerReferences: [
+        {
+          apiVersion: API_VERSION,
+          kind: KIND,
+          name: experiment.name,
+          uid: experiment.uid,
+          controller: true,
+          blockOwnerDeletion: true,
+        },
+      ],
     },
     stringData: { [AGENT_CREDS_KEY]: creds },
   };
 }
 
 /** What a run's pod needs to use its credentials: the Secret as a read-only file, and the env naming it. */
-export function busIdentityMount(experiment: ExperimentRef, runId: string): { volume: V1Volume; mount: V1VolumeMount; env: V1EnvVar[] } {
+export function busIdentityMount(
+  experiment: ExperimentRef,
+  runId: string,
+): { volume: V1Volume; mount: V1VolumeMount; env: V1EnvVar[] } {
   return {
-    volume: { name: VOLUME, secret: { secretName: busSecretName(experiment, runId), defaultMode: 0o440, items: [{ key: AGENT_CREDS_KEY, path: AGENT_CREDS_KEY }] } },
+    volume: {
+      name: VOLUME,
+      secret: {
+        secretName: busSecretName(experiment, runId),
+        defaultMode: 0o440,
+        items: [{ key: AGENT_CREDS_KEY, path: AGENT_CREDS_KEY }],
+      },
+    },
     mount: { name: VOLUME, mountPath: MOUNT_DIR, readOnly: true },
     env: [{ name: 'LLEM_NATS_CREDS_FILE', value: `${MOUNT_DIR}/${AGENT_CREDS_KEY}` }],
   };

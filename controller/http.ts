@@ -13,15 +13,22 @@ export interface ProbeServer {
   close(): Promise<void>;
 }
 
-export async function startProbeServer(opts: { host: string; port: number; registry: Registry; health: HealthSource }): Promise<ProbeServer> {
+export async function startProbeServer(opts: {
+  host: string;
+  port: number;
+  registry: Registry;
+  health: HealthSource;
+}): Promise<ProbeServer> {
   const server: Server = createServer((req, res) => {
     const path = (req.url ?? '/').split('?')[0];
     const reply = (code: number, body: string, type = 'text/plain; charset=utf-8'): void => {
       res.writeHead(code, { 'content-type': type });
       res.end(body);
     };
-    if (path === '/healthz' || path === '/livez') return reply(opts.health.healthy() ? 200 : 503, opts.health.healthy() ? 'ok\n' : 'unhealthy\n');
-    if (path === '/readyz') return reply(opts.health.ready() ? 200 : 503, opts.health.ready() ? 'ok\n' : 'caches not synced\n');
+    if (path === '/healthz' || path === '/livez')
+      return reply(opts.health.healthy() ? 200 : 503, opts.health.healthy() ? 'ok\n' : 'unhealthy\n');
+    if (path === '/readyz')
+      return reply(opts.health.ready() ? 200 : 503, opts.health.ready() ? 'ok\n' : 'caches not synced\n');
     if (path === '/metrics') {
       opts.registry.metrics().then(
         (text) => reply(200, text, opts.registry.contentType),
@@ -39,9 +46,10 @@ export async function startProbeServer(opts: { host: string; port: number; regis
   const port = typeof addr === 'object' && addr !== null ? addr.port : opts.port;
   return {
     port,
-    close: () => new Promise<void>((resolve) => {
-      server.closeAllConnections();
-      server.close(() => resolve());
-    }),
+    close: () =>
+      new Promise<void>((resolve) => {
+        server.closeAllConnections();
+        server.close(() => resolve());
+      }),
   };
 }

@@ -137,17 +137,29 @@ export function experimentInformer(
 ): ResilientInformer<ExperimentObject & KubernetesObject> {
   const api = kc.makeApiClient(CustomObjectsApi);
   const base = { group: API_GROUP, version: API_VERSION_NAME, plural: PLURAL };
-  const path = namespace === undefined ? `/apis/${API_GROUP}/${API_VERSION_NAME}/${PLURAL}` : `/apis/${API_GROUP}/${API_VERSION_NAME}/namespaces/${namespace}/${PLURAL}`;
+  const path =
+    namespace === undefined
+      ? `/apis/${API_GROUP}/${API_VERSION_NAME}/${PLURAL}`
+      : `/apis/${API_GROUP}/${API_VERSION_NAME}/namespaces/${namespace}/${PLURAL}`;
   const list = (): Promise<never> =>
-    (namespace === undefined ? api.listClusterCustomObject(base) : api.listNamespacedCustomObject({ ...base, namespace })) as Promise<never>;
+    (namespace === undefined
+      ? api.listClusterCustomObject(base)
+      : api.listNamespacedCustomObject({ ...base, namespace })) as Promise<never>;
   return new ResilientInformer({ kc, path, list, onChange, log: log.child({ informer: 'experiments' }) });
 }
 
-export function podInformer(kc: KubeConfig, namespace: string | undefined, onChange: ChangeHandler<V1Pod>, log: Logger): ResilientInformer<V1Pod> {
+export function podInformer(
+  kc: KubeConfig,
+  namespace: string | undefined,
+  onChange: ChangeHandler<V1Pod>,
+  log: Logger,
+): ResilientInformer<V1Pod> {
   const api = kc.makeApiClient(CoreV1Api);
   const labelSelector = LABEL_RUN;
   const path = namespace === undefined ? '/api/v1/pods' : `/api/v1/namespaces/${namespace}/pods`;
   const list = (): Promise<never> =>
-    (namespace === undefined ? api.listPodForAllNamespaces({ labelSelector }) : api.listNamespacedPod({ namespace, labelSelector })) as Promise<never>;
+    (namespace === undefined
+      ? api.listPodForAllNamespaces({ labelSelector })
+      : api.listNamespacedPod({ namespace, labelSelector })) as Promise<never>;
   return new ResilientInformer({ kc, path, list, labelSelector, onChange, log: log.child({ informer: 'pods' }) });
 }

@@ -77,14 +77,29 @@ export class ClientNodeWriter implements KubeWriter {
   private readonly core: CoreV1Api;
   private readonly recentEvents = new Map<string, number>();
 
-  constructor(kc: KubeConfig, private readonly component = FIELD_MANAGER) {
+  constructor(
+    kc: KubeConfig,
+    private readonly component = FIELD_MANAGER,
+  ) {
     this.custom = kc.makeApiClient(CustomObjectsApi);
     this.core = kc.makeApiClient(CoreV1Api);
   }
 
-  async patchExperimentStatus(namespace: string, name: string, status: Record<string, unknown>): Promise<ExperimentObject> {
+  async patchExperimentStatus(
+    namespace: string,
+    name: string,
+    status: Record<string, unknown>,
+  ): Promise<ExperimentObject> {
     return (await this.custom.patchNamespacedCustomObjectStatus(
-      { group: API_GROUP, version: API_VERSION_NAME, plural: PLURAL, namespace, name, body: { status }, fieldManager: FIELD_MANAGER },
+      {
+        group: API_GROUP,
+        version: API_VERSION_NAME,
+        plural: PLURAL,
+        namespace,
+        name,
+        body: { status },
+        fieldManager: FIELD_MANAGER,
+      },
       mergePatch,
     )) as ExperimentObject;
   }
@@ -93,14 +108,29 @@ export class ClientNodeWriter implements KubeWriter {
     const md = obj.metadata ?? {};
     const body = { metadata: { finalizers, resourceVersion: md.resourceVersion } };
     await this.custom.patchNamespacedCustomObject(
-      { group: API_GROUP, version: API_VERSION_NAME, plural: PLURAL, namespace: md.namespace ?? 'default', name: md.name ?? '', body, fieldManager: FIELD_MANAGER },
+      {
+        group: API_GROUP,
+        version: API_VERSION_NAME,
+        plural: PLURAL,
+        namespace: md.namespace ?? 'default',
+        name: md.name ?? '',
+        body,
+        fieldManager: FIELD_MANAGER,
+      },
       mergePatch,
     );
   }
 
   async deleteExperiment(namespace: string, name: string): Promise<void> {
     try {
-      await this.custom.deleteNamespacedCustomObject({ group: API_GROUP, version: API_VERSION_NAME, plural: PLURAL, namespace, name, propagationPolicy: 'Background' });
+      await this.custom.deleteNamespacedCustomObject({
+        group: API_GROUP,
+        version: API_VERSION_NAME,
+        plural: PLURAL,
+        namespace,
+        name,
+        propagationPolicy: 'Background',
+      });
     } catch (err) {
       if (!isNotFound(err)) throw err;
     }
@@ -108,7 +138,11 @@ export class ClientNodeWriter implements KubeWriter {
 
   async createPod(pod: V1Pod): Promise<void> {
     try {
-      await this.core.createNamespacedPod({ namespace: pod.metadata?.namespace ?? 'default', body: pod, fieldManager: FIELD_MANAGER });
+      await this.core.createNamespacedPod({
+        namespace: pod.metadata?.namespace ?? 'default',
+        body: pod,
+        fieldManager: FIELD_MANAGER,
+      });
     } catch (err) {
       if (!isAlreadyExists(err)) throw err;
     }
@@ -116,7 +150,11 @@ export class ClientNodeWriter implements KubeWriter {
 
   async createSecret(secret: V1Secret): Promise<void> {
     try {
-      await this.core.createNamespacedSecret({ namespace: secret.metadata?.namespace ?? 'default', body: secret, fieldManager: FIELD_MANAGER });
+      await this.core.createNamespacedSecret({
+        namespace: secret.metadata?.namespace ?? 'default',
+        body: secret,
+        fieldManager: FIELD_MANAGER,
+      });
     } catch (err) {
       if (!isAlreadyExists(err)) throw err;
     }
@@ -143,7 +181,14 @@ export class ClientNodeWriter implements KubeWriter {
       namespace,
       body: {
         metadata: { generateName: `${md.name ?? 'experiment'}.`, namespace },
-        involvedObject: { apiVersion: `${API_GROUP}/${API_VERSION_NAME}`, kind: KIND, name: md.name ?? '', namespace, uid: md.uid ?? '', resourceVersion: md.resourceVersion ?? '' },
+        involvedObject: {
+          apiVersion: `${API_GROUP}/${API_VERSION_NAME}`,
+          kind: KIND,
+          name: md.name ?? '',
+          namespace,
+          uid: md.uid ?? '',
+          resourceVersion: md.resourceVersion ?? '',
+        },
         type,
         reason,
         message,
@@ -183,6 +228,10 @@ export class ClientNodeLeases implements LeaseClient {
     return this.api.createNamespacedLease({ namespace: lease.metadata?.namespace ?? 'default', body: lease });
   }
   replace(lease: V1Lease): Promise<V1Lease> {
-    return this.api.replaceNamespacedLease({ namespace: lease.metadata?.namespace ?? 'default', name: lease.metadata?.name ?? '', body: lease });
+    return this.api.replaceNamespacedLease({
+      namespace: lease.metadata?.namespace ?? 'default',
+      name: lease.metadata?.name ?? '',
+      body: lease,
+    });
   }
 }

@@ -75,7 +75,9 @@ export class LeaderElector {
     return {
       holderIdentity: this.opts.identity,
       leaseDurationSeconds: Math.ceil(this.durationMs / 1000),
-      acquireTime: (mine && prev?.spec?.acquireTime !== undefined ? prev.spec.acquireTime : microTime(now)) as unknown as Date,
+      acquireTime: (mine && prev?.spec?.acquireTime !== undefined
+        ? prev.spec.acquireTime
+        : microTime(now)) as unknown as Date,
       renewTime: microTime(now) as unknown as Date,
       leaseTransitions: transitions,
     };
@@ -88,7 +90,10 @@ export class LeaderElector {
   private expired(lease: V1Lease): boolean {
     const holder = lease.spec?.holderIdentity ?? '';
     const renew = String(lease.spec?.renewTime ?? '');
-    const seen = this.observed?.holder === holder && this.observed.renew === renew ? this.observed : { holder, renew, atMs: Date.now() };
+    const seen =
+      this.observed?.holder === holder && this.observed.renew === renew
+        ? this.observed
+        : { holder, renew, atMs: Date.now() };
     this.observed = seen;
     const durationMs = (lease.spec?.leaseDurationSeconds ?? Math.ceil(this.durationMs / 1000)) * 1000;
     return Date.now() - seen.atMs > durationMs;
@@ -98,7 +103,10 @@ export class LeaderElector {
     const now = new Date();
     const lease = await this.opts.leases.get(this.opts.namespace, this.opts.name);
     if (lease === null) {
-      await this.opts.leases.create({ metadata: { name: this.opts.name, namespace: this.opts.namespace }, spec: this.spec(now, null, 0) });
+      await this.opts.leases.create({
+        metadata: { name: this.opts.name, namespace: this.opts.namespace },
+        spec: this.spec(now, null, 0),
+      });
       return true;
     }
     const holder = lease.spec?.holderIdentity ?? '';
@@ -117,7 +125,10 @@ export class LeaderElector {
     try {
       const lease = await this.opts.leases.get(this.opts.namespace, this.opts.name);
       if (lease?.spec?.holderIdentity === this.opts.identity) {
-        await this.opts.leases.replace({ ...lease, spec: { ...lease.spec, holderIdentity: '', leaseDurationSeconds: 1 } });
+        await this.opts.leases.replace({
+          ...lease,
+          spec: { ...lease.spec, holderIdentity: '', leaseDurationSeconds: 1 },
+        });
       }
     } catch (err) {
       this.opts.log.warn({ err }, 'could not release the lease');

@@ -51,7 +51,9 @@ export interface ControllerOptions {
   log: Logger;
   metrics?: ControllerMetrics;
   writer?: KubeWriter;
-  /** Called after every reconcile (benchmarks): its duration, and apart from it how long the key waited in the queue. */
+  /**
+   * Called after every reconcile (benchmarks): its duration, and apart from it how long the key waited in the queue.
+   */
   onReconcile?: (key: string, ms: number, ok: boolean, queuedMs: number) => void;
   /** Leadership lost: default stops the controller; the CLI exits so a fresh process starts. */
   onLostLeadership?: () => void;
@@ -76,7 +78,12 @@ export class Controller {
     exportPrometheusRegistry(this.metrics.registry);
     this.identity = opts.leaderElection.identity ?? `${hostname()}_${randomUUID().slice(0, 8)}`;
     const log = opts.log;
-    this.experiments = experimentInformer(opts.kubeConfig, opts.namespace, (_k, o) => this.enqueue(`${o.metadata?.namespace ?? ''}/${o.metadata?.name ?? ''}`), log);
+    this.experiments = experimentInformer(
+      opts.kubeConfig,
+      opts.namespace,
+      (_k, o) => this.enqueue(`${o.metadata?.namespace ?? ''}/${o.metadata?.name ?? ''}`),
+      log,
+    );
     this.pods = podInformer(opts.kubeConfig, opts.namespace, (_k, p) => this.onPod(p), log);
     this.streams = new BusExperimentStreams(
       opts.bus,
@@ -140,7 +147,11 @@ export class Controller {
 
   async start(): Promise<void> {
     if (this.opts.probe !== null && this.opts.probe !== undefined) {
-      this.probe = await startProbeServer({ ...this.opts.probe, registry: this.metrics.registry, health: { healthy: () => !this.stopped, ready: () => this.ready() } });
+      this.probe = await startProbeServer({
+        ...this.opts.probe,
+        registry: this.metrics.registry,
+        health: { healthy: () => !this.stopped, ready: () => this.ready() },
+      });
     }
     await this.opts.bus.ensureLayout();
     await Promise.all([this.experiments.start(), this.pods.start()]);

@@ -4,10 +4,18 @@ import type { V1PodSecurityContext, V1SecurityContext } from '@kubernetes/client
 
 // fsGroup: the run's credentials Secret is mounted 0440 and root-owned; without a supplementary group
 // the backend image's user (uid 10001) cannot read it and the agent exits 2 (seen on the real node).
-export const POD_SECURITY_CONTEXT: V1PodSecurityContext = { seccompProfile: { type: 'RuntimeDefault' }, fsGroup: 65532 };
+export const POD_SECURITY_CONTEXT: V1PodSecurityContext = {
+  seccompProfile: { type: 'RuntimeDefault' },
+  fsGroup: 65532,
+};
 
 function restricted(): V1SecurityContext {
-  return { allowPrivilegeEscalation: false, privileged: false, capabilities: { drop: ['ALL'] }, seccompProfile: { type: 'RuntimeDefault' } };
+  return {
+    allowPrivilegeEscalation: false,
+    privileged: false,
+    capabilities: { drop: ['ALL'] },
+    seccompProfile: { type: 'RuntimeDefault' },
+  };
 }
 
 /** The init container that copies the agent: the agent image runs as uid 65532. */

@@ -9,11 +9,22 @@ import { LABEL_ATTEMPT, LABEL_EXPERIMENT, LABEL_EXPERIMENT_UID, LABEL_REPLICA, L
 import { agentConfigFor } from '../lib/backends/agent-config.ts';
 import type { BackendLaunch } from '../lib/backends/index.ts';
 import {
-  AGENT_DIR, AGENT_INSTALL_COMMAND, AGENT_LLEM_ARGV, backendLaunch, DATASET_DIR, MODEL_DIR, SERVER_PORT,
+  AGENT_DIR,
+  AGENT_INSTALL_COMMAND,
+  AGENT_LLEM_ARGV,
+  backendLaunch,
+  DATASET_DIR,
+  MODEL_DIR,
+  SERVER_PORT,
 } from '../lib/backends/server-command.ts';
 import type { BusIssuer } from '../lib/bus/identity.ts';
 import { busIdentityMount } from './bus-credentials.ts';
-import { agentSecurityContext, backendSecurityContext, escapeKubeletExpansion, POD_SECURITY_CONTEXT } from './pod-security.ts';
+import {
+  agentSecurityContext,
+  backendSecurityContext,
+  escapeKubeletExpansion,
+  POD_SECURITY_CONTEXT,
+} from './pod-security.ts';
 
 export interface PodBuilderOptions {
   /** Image holding the agent payload at AGENT_PAYLOAD_DIR (copied into the shared volume by the init container). */
@@ -51,11 +62,20 @@ export function labelValue(value: string): string {
 }
 
 export function podName(experiment: ExperimentRef, runId: string, attempt: number, replica: number): string {
-  const base = `${experiment.name.slice(0, 24)}-${experiment.uid.slice(0, 5)}-${runId}-a${attempt}-r${replica}`.toLowerCase();
-  return base.replace(/[^a-z0-9-]/g, '-').slice(0, 253).replace(/^-+|-+$/g, '');
+  const base =
+    `${experiment.name.slice(0, 24)}-${experiment.uid.slice(0, 5)}-${runId}-a${attempt}-r${replica}`.toLowerCase();
+  return base
+    .replace(/[^a-z0-9-]/g, '-')
+    .slice(0, 253)
+    .replace(/^-+|-+$/g, '');
 }
 
-export function podLabels(experiment: ExperimentRef, runId: string, attempt: number, replica: number): Record<string, string> {
+export function podLabels(
+  experiment: ExperimentRef,
+  runId: string,
+  attempt: number,
+  replica: number,
+): Record<string, string> {
   return {
     [LABEL_EXPERIMENT]: labelValue(experiment.name),
     [LABEL_EXPERIMENT_UID]: labelValue(experiment.uid),
@@ -90,7 +110,10 @@ function datasetVolumes(req: PodRequest): { volumes: V1Volume[]; mounts: V1Volum
 function launchEnv(launch: BackendLaunch): V1EnvVar[] {
   return [
     ...Object.entries(launch.env).map(([name, value]) => ({ name, value })),
-    ...launch.secretEnv.map((s) => ({ name: s.name, valueFrom: { secretKeyRef: { name: s.secretName, key: s.secretKey } } })),
+    ...launch.secretEnv.map((s) => ({
+      name: s.name,
+      valueFrom: { secretKeyRef: { name: s.secretName, key: s.secretKey } },
+    })),
   ];
 }
 
@@ -139,18 +162,32 @@ function backendContainer(req: PodRequest, opts: PodBuilderOptions, mounts: V1Vo
 function spreadReplicas(req: PodRequest, labels: Record<string, string>): Record<string, unknown> | undefined {
   if (req.spec.placement.replicas <= 1) return undefined;
   const term = {
-    labelSelector: { matchLabels: { [LABEL_RUN]: labels[LABEL_RUN], [LABEL_ATTEMPT]: labels[LABEL_ATTEMPT], [LABEL_EXPERIMENT_UID]: labels[LABEL_EXPERIMENT_UID] } },
+    labelSelector: {
+      matchLabels: {
+        [LABEL_RUN]: labels[LABEL_RUN],
+        [LABEL_ATTEMPT]: labels[LABEL_ATTEMPT],
+        [LABEL_EXPERIMENT_UID]: labels[LABEL_EXPERIMENT_UID],
+      },
+    },
     topologyKey: 'kubernetes.io/hostname',
   };
   return { podAntiAffinity: { requiredDuringSchedulingIgnoredDuringExecution: [term] } };
 }
 
 /** The user's affinity with the replica-spreading term added to (not replacing) their podAntiAffinity. */
-function withReplicaSpread(user: Record<string, unknown>, anti: Record<string, unknown> | undefined): Record<string, unknown> {
+function withReplicaSpread(
+  user: Record<string, unknown>,
+  anti: Record<string, unknown> | undefined,
+): Record<string, unknown> {
   if (anti === undefined) return user;
   const mine = anti['podAntiAffinity'] as { requiredDuringSchedulingIgnoredDuringExecution: unknown[] };
-  const theirs = (user['podAntiAffinity'] ?? {}) as { requiredDuringSchedulingIgnoredDuringExecution?: unknown[] } & Record<string, unknown>;
-  const required = [...(theirs.requiredDuringSchedulingIgnoredDuringExecution ?? []), ...mine.requiredDuringSchedulingIgnoredDuringExecution];
+  const theirs = (user['podAntiAffinity'] ?? {}) as {
+    requiredDuringSchedulingIgnoredDuringExecution?: unknown[];
+  } & Record<string, unknown>;
+  const required = [
+    ...(theirs.requiredDuringSchedulingIgnoredDuringExecution ?? []),
+    ...mine.requiredDuringSchedulingIgnoredDuringExecution,
+  ];
   return { ...user, podAntiAffinity: { ...theirs, requiredDuringSchedulingIgnoredDuringExecution: required } };
 }
 
@@ -170,8 +207,21 @@ export function buildPod(req: PodRequest, opts: PodBuilderOptions): V1Pod {
       name: podName(experiment, run.id, attempt, replica),
       namespace: experiment.namespace,
       labels,
-      annotations: { ...(tpl.annotations ?? {}), 'llem.dev/config-hash': run.configHash, 'llem.dev/configuration': run.configurationId },
-      ownerReferences: [{ apiVersion: API_VERSION, kind: KIND, name: experiment.name, uid: experiment.uid, controller: true, blockOwnerDeletion: true }],
+      annotations: {
+        ...(tpl.annotations ?? {}),
+        'llem.dev/config-hash': run.configHash,
+        'llem.dev/configuration': run.configurationId,
+      },
+      ownerReferences: [
+        {
+          apiVersion: API_VERSION,
+          kind: KIND,
+          name: experiment.name,
+          uid: experiment.uid,
+          controller: true,
+          blockOwnerDeletion: true,
+        },
+      ],
     },
     spec: {
       restartPolicy: 'Never',
@@ -198,7 +248,9 @@ export function buildPod(req: PodRequest, opts: PodBuilderOptions): V1Pod {
         ...(opts.busIssuer === undefined ? [] : [busIdentityMount(experiment, run.id).volume]),
       ],
       nodeSelector: placement.nodeSelector,
-      tolerations: placement.tolerations.map((t) => Object.fromEntries(Object.entries(t).filter(([, v]) => v !== undefined)) as V1Toleration),
+      tolerations: placement.tolerations.map(
+        (t) => Object.fromEntries(Object.entries(t).filter(([, v]) => v !== undefined)) as V1Toleration,
+      ),
       ...(Object.keys(affinity).length > 0 ? { affinity: affinity as never } : {}),
       ...(placement.runtimeClassName !== undefined ? { runtimeClassName: placement.runtimeClassName } : {}),
       ...(tpl.priorityClassName !== undefined ? { priorityClassName: tpl.priorityClassName } : {}),

@@ -23,7 +23,16 @@ import { measurementWeaknesses, statusMetrics, withAggregatorRunMetrics } from '
 import { configLabelsOf, resultsFiles } from '../report/files.ts';
 import type { AggregateResults } from '../aggregator/index.ts';
 import { stepRuns, type RunPlanOutput } from './runs.ts';
-import { applyConditions, bestConfiguration, boundConfigurations, boundRuns, configurationResults, decidePhase, progressOf, statusChanged } from './status.ts';
+import {
+  applyConditions,
+  bestConfiguration,
+  boundConfigurations,
+  boundRuns,
+  configurationResults,
+  decidePhase,
+  progressOf,
+  statusChanged,
+} from './status.ts';
 import type { ControllerMetrics } from './metrics.ts';
 
 export interface ReconcileResult {
@@ -63,16 +72,30 @@ function validMessage(matrix: RunMatrix, warnings: SpecIssue[]): string {
 }
 
 /** startTime once any run started, completionTime once finished: each set once, then kept. */
-function statusTimes(runs: RunPlanOutput['runs'], finished: boolean, prev: EnergyExperimentStatus, nowIso: string): { started?: string; completionTime?: string } {
+function statusTimes(
+  runs: RunPlanOutput['runs'],
+  finished: boolean,
+  prev: EnergyExperimentStatus,
+  nowIso: string,
+): { started?: string; completionTime?: string } {
   const started = runs.some((r) => r.startTime !== undefined) ? (prev.startTime ?? nowIso) : undefined;
   const completionTime = finished ? (prev.completionTime ?? nowIso) : undefined;
   return { ...(started !== undefined ? { started } : {}), ...(completionTime !== undefined ? { completionTime } : {}) };
 }
 
 /** The object's spec as the planner sees it (the same validation `llem validate` runs). */
-function validateObject(obj: ExperimentObject, name: string, namespace: string): ReturnType<typeof validateEnergyExperiment> {
+function validateObject(
+  obj: ExperimentObject,
+  name: string,
+  namespace: string,
+): ReturnType<typeof validateEnergyExperiment> {
   const labels = obj.metadata?.labels;
-  return validateEnergyExperiment({ apiVersion: obj.apiVersion, kind: obj.kind, metadata: { name, namespace, ...(labels !== undefined ? { labels } : {}) }, spec: obj.spec });
+  return validateEnergyExperiment({
+    apiVersion: obj.apiVersion,
+    kind: obj.kind,
+    metadata: { name, namespace, ...(labels !== undefined ? { labels } : {}) },
+    spec: obj.spec,
+  });
 }
 
 export class Reconciler {
@@ -103,11 +126,16 @@ export class Reconciler {
     const ref: ExperimentRef = { name, namespace, uid };
     // One span per reconcile in the experiment's trace; pods created here carry it as the agents' parent.
     const attrs = { 'llem.experiment.name': name, 'k8s.namespace.name': namespace, 'llem.experiment.uid': uid };
-    return inSpan('llem.reconcile', attrs, async (span) => {
-      const result = await this.reconcileObject(obj, ref);
-      span.setAttribute('llem.reconcile.outcome', result.requeueAfterMs === undefined ? 'done' : 'requeue');
-      return result;
-    }, experimentContext(uid));
+    return inSpan(
+      'llem.reconcile',
+      attrs,
+      async (span) => {
+        const result = await this.reconcileObject(obj, ref);
+        span.setAttribute('llem.reconcile.outcome', result.requeueAfterMs === undefined ? 'done' : 'requeue');
+        return result;
+      },
+      experimentContext(uid),
+    );
   }
 
   private async reconcileObject(obj: ExperimentObject, ref: ExperimentRef): Promise<ReconcileResult> {
@@ -149,13 +177,22 @@ export class Reconciler {
     return status;
   }
 
-  private async writeStatus(obj: ExperimentObject, ref: ExperimentRef, status: EnergyExperimentStatus): Promise<boolean> {
+  private async writeStatus(
+    obj: ExperimentObject,
+    ref: ExperimentRef,
+    status: EnergyExperimentStatus,
+  ): Promise<boolean> {
     const canonical = canonicalJson(status);
     const mine = this.written.get(ref.uid);
     const prev = this.previousStatus(obj);
     // What we wrote last is compared by its canonical form, computed once (status can be ~200 KB).
-    if (mine !== undefined && prev === mine.status ? mine.canonical === canonical : !statusChanged(prev, status)) return false;
-    const updated = await this.deps.writer.patchExperimentStatus(ref.namespace, ref.name, status as Record<string, unknown>);
+    if (mine !== undefined && prev === mine.status ? mine.canonical === canonical : !statusChanged(prev, status))
+      return false;
+    const updated = await this.deps.writer.patchExperimentStatus(
+      ref.namespace,
+      ref.name,
+      status as Record<string, unknown>,
+    );
     const rv = Number(updated.metadata?.resourceVersion ?? '0');
     if (Number.isFinite(rv)) this.written.set(ref.uid, { rv, status, canonical });
     return true;
@@ -164,15 +201,34 @@ export class Reconciler {
   private async invalid(obj: ExperimentObject, ref: ExperimentRef, issues: SpecIssue[]): Promise<ReconcileResult> {
     const generation = obj.metadata?.generation ?? 0;
     const prev = this.previousStatus(obj);
-    const message = issues.map((i) => `${i.path}: ${i.message}`).join('; ').slice(0, 4000);
+    const message = issues
+      .map((i) => `${i.path}: ${i.message}`)
+      .join('; ')
+      .slice(0, 4000);
     const now = this.now().toISOString();
-    const conditions = applyConditions(prev.conditions, [
-      { type: 'Validated', status: 'False', reason: REASONS.SpecInvalid, message: `The spec is invalid: ${message}` },
-      { type: 'Running', status: 'False', reason: REASONS.SpecInvalid, message: 'Nothing runs until the spec is fixed.' },
-      { type: 'Failed', status: 'True', reason: REASONS.SpecInvalid, message: 'The spec is invalid; fix it and the experiment is validated again.' },
-    ], now, generation);
+    const conditions = applyConditions(
+      prev.conditions,
+      [
+        { type: 'Validated', status: 'False', reason: REASONS.SpecInvalid, message: `The spec is invalid: ${message}` },
+        {
+          type: 'Running',
+          status: 'False',
+          reason: REASONS.SpecInvalid,
+          message: 'Nothing runs until the spec is fixed.',
+        },
+        {
+          type: 'Failed',
+          status: 'True',
+          reason: REASONS.SpecInvalid,
+          message: 'The spec is invalid; fix it and the experiment is validated again.',
+        },
+      ],
+      now,
+      generation,
+    );
     const status: EnergyExperimentStatus = { ...prev, observedGeneration: generation, phase: 'Invalid', conditions };
-    if (await this.writeStatus(obj, ref, status)) void this.event(obj, 'Warning', 'SpecInvalid', `The spec is invalid: ${message}`);
+    if (await this.writeStatus(obj, ref, status))
+      void this.event(obj, 'Warning', 'SpecInvalid', `The spec is invalid: ${message}`);
     return {};
   }
 
@@ -180,17 +236,45 @@ export class Reconciler {
    * A configuration validated but its pod could not be rendered (validation and rendering disagree: a
    * bug). Failed/InvalidSpec naming the field; no pods, no retry: the same spec would fail the same way.
    */
-  private async renderFailed(obj: ExperimentObject, ref: ExperimentRef, err: InvalidInputError): Promise<ReconcileResult> {
+  private async renderFailed(
+    obj: ExperimentObject,
+    ref: ExperimentRef,
+    err: InvalidInputError,
+  ): Promise<ReconcileResult> {
     const generation = obj.metadata?.generation ?? 0;
     const prev = this.previousStatus(obj);
-    const message = err.issues.map((i) => `${i.path}: ${i.message}`).join('; ').slice(0, 4000);
-    const conditions = applyConditions(prev.conditions, [
-      { type: 'Running', status: 'False', reason: REASONS.InvalidSpec, message: 'No pod can be built for this spec; nothing runs until it is changed.' },
-      { type: 'Succeeded', status: 'False', reason: REASONS.InvalidSpec, message: `A pod could not be rendered: ${message}` },
-      { type: 'Failed', status: 'True', reason: REASONS.InvalidSpec, message: `A pod could not be rendered: ${message}` },
-    ], this.now().toISOString(), generation);
+    const message = err.issues
+      .map((i) => `${i.path}: ${i.message}`)
+      .join('; ')
+      .slice(0, 4000);
+    const conditions = applyConditions(
+      prev.conditions,
+      [
+        {
+          type: 'Running',
+          status: 'False',
+          reason: REASONS.InvalidSpec,
+          message: 'No pod can be built for this spec; nothing runs until it is changed.',
+        },
+        {
+          type: 'Succeeded',
+          status: 'False',
+          reason: REASONS.InvalidSpec,
+          message: `A pod could not be rendered: ${message}`,
+        },
+        {
+          type: 'Failed',
+          status: 'True',
+          reason: REASONS.InvalidSpec,
+          message: `A pod could not be rendered: ${message}`,
+        },
+      ],
+      this.now().toISOString(),
+      generation,
+    );
     const status: EnergyExperimentStatus = { ...prev, observedGeneration: generation, phase: 'Failed', conditions };
-    if (await this.writeStatus(obj, ref, status)) void this.event(obj, 'Warning', REASONS.InvalidSpec, `A pod could not be rendered: ${message}`);
+    if (await this.writeStatus(obj, ref, status))
+      void this.event(obj, 'Warning', REASONS.InvalidSpec, `A pod could not be rendered: ${message}`);
     this.deps.log.error({ err, experiment: `${ref.namespace}/${ref.name}` }, 'pod rendering refused a validated spec');
     return {};
   }
@@ -204,8 +288,14 @@ export class Reconciler {
     this.validations.delete(ref.uid);
     this.deps.metrics?.forgetExperiment(ref.namespace, ref.name);
     this.attempts.forget(ref.uid, 'deleted', this.now());
-    await this.deps.writer.setFinalizers(obj, (obj.metadata?.finalizers ?? []).filter((f) => f !== FINALIZER));
-    this.deps.log.info({ experiment: `${ref.namespace}/${ref.name}` }, 'experiment deleted: pods, consumer and checkpoint cleaned up');
+    await this.deps.writer.setFinalizers(
+      obj,
+      (obj.metadata?.finalizers ?? []).filter((f) => f !== FINALIZER),
+    );
+    this.deps.log.info(
+      { experiment: `${ref.namespace}/${ref.name}` },
+      'experiment deleted: pods, consumer and checkpoint cleaned up',
+    );
     return {};
   }
 
@@ -221,7 +311,13 @@ export class Reconciler {
     return new Set(this.expectations.keys());
   }
 
-  private async converge(obj: ExperimentObject, ref: ExperimentRef, spec: EnergyExperimentSpec, matrix: RunMatrix, warnings: SpecIssue[]): Promise<ReconcileResult> {
+  private async converge(
+    obj: ExperimentObject,
+    ref: ExperimentRef,
+    spec: EnergyExperimentSpec,
+    matrix: RunMatrix,
+    warnings: SpecIssue[],
+  ): Promise<ReconcileResult> {
     const prev = this.previousStatus(obj);
     // Finished, artifact written, feed released: results are read from the artifact from now on.
     if (isReleased(prev)) {
@@ -230,7 +326,8 @@ export class Reconciler {
       return this.afterFinish(ref, spec, prev, undefined);
     }
     const feed = await this.deps.streams.feed(ref, {
-      planned: matrix.runs, seed: prev.runs,
+      planned: matrix.runs,
+      seed: prev.runs,
       newAggregator: () => newAggregator(ref.uid, matrix, spec.placement.replicas, spec.policy.failurePolicy),
     });
     const pods = this.podsOf(ref);
@@ -275,7 +372,13 @@ export class Reconciler {
     // Events are recorded in the background, like client-go's broadcaster: they never delay a reconcile.
     if (wrote) for (const e of out.events) void this.event(obj, e.type, e.reason, e.message);
     if (wrote) this.degradedEvent(obj, prev, status);
-    if (wrote && prev.phase !== status.phase) void this.event(obj, 'Normal', `Experiment${String(status.phase)}`, `Experiment is ${String(status.phase)}: ${progressOf(out.runs).summary} runs succeeded.`);
+    if (wrote && prev.phase !== status.phase)
+      void this.event(
+        obj,
+        'Normal',
+        `Experiment${String(status.phase)}`,
+        `Experiment is ${String(status.phase)}: ${progressOf(out.runs).summary} runs succeeded.`,
+      );
     this.observe(ref, out, status.best, feed.aggregate());
     if (isReleased(status)) {
       await this.deps.streams.release(ref);
@@ -290,7 +393,8 @@ export class Reconciler {
   private degradedEvent(obj: ExperimentObject, prev: EnergyExperimentStatus, next: EnergyExperimentStatus): void {
     const before = prev.conditions.find((c) => c.type === 'Degraded');
     const after = next.conditions.find((c) => c.type === 'Degraded');
-    if (after === undefined || after.status !== 'True' || (before?.status === 'True' && before.reason === after.reason)) return;
+    if (after === undefined || after.status !== 'True' || (before?.status === 'True' && before.reason === after.reason))
+      return;
     if (after.reason === REASONS.Simulated) return;
     void this.event(obj, 'Warning', after.reason, after.message);
   }
@@ -304,20 +408,33 @@ export class Reconciler {
       if (configuration === undefined) return [];
       // Rendered in the attempt's span: the agent config carries its traceparent (the agents' parent).
       const attempt = this.attempts.started(ref.uid, c.run.id, c.attempt, { 'llem.config.hash': c.run.configHash });
-      return [context.with(attempt, () => render({ experiment: ref, spec, configuration, run: c.run, attempt: c.attempt, replica: c.replica }, this.deps.podOptions))];
+      return [
+        context.with(attempt, () =>
+          render(
+            { experiment: ref, spec, configuration, run: c.run, attempt: c.attempt, replica: c.replica },
+            this.deps.podOptions,
+          ),
+        ),
+      ];
     });
   }
 
   private async applyPods(ref: ExperimentRef, created: V1Pod[], out: RunPlanOutput): Promise<void> {
     await Promise.all(out.deletePods.map((name) => this.deps.writer.deletePod(ref.namespace, name)));
     // Creates in parallel: at most placement.parallelism x replicas pods per pass.
-    await Promise.all([...new Set(out.create.map((c) => c.run.id))].map((runId) => this.ensureBusCredentials(ref, runId)));
-    await Promise.all(created.map(async (pod) => {
-      this.expectations.set(pod.metadata?.name ?? '', Date.now());
-      await this.deps.writer.createPod(pod);
-      this.deps.metrics?.podsCreated.inc();
-    }));
-    for (const e of out.events) if (e.type === 'Warning') this.deps.metrics?.runFailures.inc({ reason: /failed: (\w+)/.exec(e.message)?.[1] ?? 'Unknown' });
+    await Promise.all(
+      [...new Set(out.create.map((c) => c.run.id))].map((runId) => this.ensureBusCredentials(ref, runId)),
+    );
+    await Promise.all(
+      created.map(async (pod) => {
+        this.expectations.set(pod.metadata?.name ?? '', Date.now());
+        await this.deps.writer.createPod(pod);
+        this.deps.metrics?.podsCreated.inc();
+      }),
+    );
+    for (const e of out.events)
+      if (e.type === 'Warning')
+        this.deps.metrics?.runFailures.inc({ reason: /failed: (\w+)/.exec(e.message)?.[1] ?? 'Unknown' });
   }
 
   /** The run's bus credentials Secret (ADR 0011), created once per run before its first pod. */
@@ -329,7 +446,11 @@ export class Reconciler {
     this.busSecrets.add(key);
   }
 
-  private async desiredStatus(ctx: ExperimentContext, out: RunPlanOutput, prev: EnergyExperimentStatus): Promise<EnergyExperimentStatus> {
+  private async desiredStatus(
+    ctx: ExperimentContext,
+    out: RunPlanOutput,
+    prev: EnergyExperimentStatus,
+  ): Promise<EnergyExperimentStatus> {
     const { obj, ref, spec, matrix, warnings } = ctx;
     const generation = obj.metadata?.generation ?? 0;
     const nowIso = this.now().toISOString();
@@ -338,23 +459,48 @@ export class Reconciler {
     // The final figures are computed fresh; in flight they are refreshed at most once a second.
     const aggregate = ctx.feed.aggregate(finishing);
     const failure = ctx.feed.failure();
-    const all = configurationResults(matrix.configurations, out.runs, aggregate === null ? null : statusMetrics(aggregate));
+    const all = configurationResults(
+      matrix.configurations,
+      out.runs,
+      aggregate === null ? null : statusMetrics(aggregate),
+    );
     const best = bestConfiguration(all);
     const configurations = boundConfigurations(all);
     const simulated = this.deps.podOptions.simulate || (aggregate?.experiment.simulated ?? false);
-    const retrying = out.runs.filter((r) => r.attempt > 0 && (r.phase === 'Pending' || r.phase === 'Running') && r.message !== undefined).length;
+    const retrying = out.runs.filter(
+      (r) => r.attempt > 0 && (r.phase === 'Pending' || r.phase === 'Running') && r.message !== undefined,
+    ).length;
     const decision = decidePhase(out.runs, {
-      suspended: spec.policy.suspend, strict: spec.policy.failurePolicy === 'strict', simulated, retrying, ...measurementWeaknesses(aggregate),
+      suspended: spec.policy.suspend,
+      strict: spec.policy.failurePolicy === 'strict',
+      simulated,
+      retrying,
+      ...measurementWeaknesses(aggregate),
       ...(failure !== null ? { aggregatorFailure: failure.message } : {}),
     });
-    const conditions = applyConditions(prev.conditions, [
-      { type: 'Validated', status: 'True', reason: REASONS.SpecValid, message: validMessage(matrix, warnings) },
-      ...decision.updates,
-    ], nowIso, generation);
+    const conditions = applyConditions(
+      prev.conditions,
+      [
+        { type: 'Validated', status: 'True', reason: REASONS.SpecValid, message: validMessage(matrix, warnings) },
+        ...decision.updates,
+      ],
+      nowIso,
+      generation,
+    );
     const { started, completionTime } = statusTimes(out.runs, decision.finished, prev, nowIso);
     const runs = withAggregatorRunMetrics(boundRuns(out.runs), aggregate);
     // Written once, when the experiment finishes; later reconciles keep the reference.
-    const body = { experiment: ref, spec, runs: out.runs, configurations: all, best, simulated, completionTime, results: aggregate, aggregatorFailure: failure };
+    const body = {
+      experiment: ref,
+      spec,
+      runs: out.runs,
+      configurations: all,
+      best,
+      simulated,
+      completionTime,
+      results: aggregate,
+      aggregatorFailure: failure,
+    };
     const artifact = prev.artifact ?? (decision.finished ? await this.artifactOf(ctx, body) : undefined);
     return {
       observedGeneration: generation,
@@ -371,24 +517,52 @@ export class Reconciler {
     };
   }
 
-  private async artifactOf(ctx: ExperimentContext, body: Parameters<Reconciler['putArtifact']>[1] & { runs: RunPlanOutput['runs'] }): Promise<{ uri: string; kind: 'objectStore' }> {
+  private async artifactOf(
+    ctx: ExperimentContext,
+    body: Parameters<Reconciler['putArtifact']>[1] & { runs: RunPlanOutput['runs'] },
+  ): Promise<{ uri: string; kind: 'objectStore' }> {
     const { aggregatorFailure, ...rest } = body;
-    const doc = { ...rest, runs: withAggregatorRunMetrics(body.runs, body.results), ...(aggregatorFailure !== null && aggregatorFailure !== undefined ? { aggregatorFailure } : {}) };
+    const doc = {
+      ...rest,
+      runs: withAggregatorRunMetrics(body.runs, body.results),
+      ...(aggregatorFailure !== null && aggregatorFailure !== undefined ? { aggregatorFailure } : {}),
+    };
     return { uri: await this.putArtifact(ctx, doc), kind: 'objectStore' };
   }
 
   /** results.json plus the CSVs, plots and report.html (no power time series: the controller keeps no raw samples). */
-  private async putArtifact(ctx: ExperimentContext, body: { simulated: boolean; completionTime?: string | undefined; results: AggregateResults | null } & Record<string, unknown>): Promise<string> {
+  private async putArtifact(
+    ctx: ExperimentContext,
+    body: { simulated: boolean; completionTime?: string | undefined; results: AggregateResults | null } & Record<
+      string,
+      unknown
+    >,
+  ): Promise<string> {
     const cdfs = ctx.feed.cdfSource();
-    const files = body.results === null || cdfs === null ? new Map<string, string>() : resultsFiles({
-      title: `llem results: ${ctx.ref.namespace}/${ctx.ref.name}${body.simulated ? ' (simulated)' : ''}`, simulated: body.simulated,
-      manifestPath: `EnergyExperiment ${ctx.ref.namespace}/${ctx.ref.name}`, generatedAt: body.completionTime ?? this.now().toISOString(),
-      results: body.results, aggregator: cdfs, labels: configLabelsOf(ctx.matrix), power: null, windows: [], environment: {},
-    });
+    const files =
+      body.results === null || cdfs === null
+        ? new Map<string, string>()
+        : resultsFiles({
+            title: `llem results: ${ctx.ref.namespace}/${ctx.ref.name}${body.simulated ? ' (simulated)' : ''}`,
+            simulated: body.simulated,
+            manifestPath: `EnergyExperiment ${ctx.ref.namespace}/${ctx.ref.name}`,
+            generatedAt: body.completionTime ?? this.now().toISOString(),
+            results: body.results,
+            aggregator: cdfs,
+            labels: configLabelsOf(ctx.matrix),
+            power: null,
+            windows: [],
+            environment: {},
+          });
     return await this.deps.streams.putArtifact(ctx.ref, body, files);
   }
 
-  private async afterFinish(ref: ExperimentRef, spec: EnergyExperimentSpec, status: EnergyExperimentStatus, requeueAfterMs: number | undefined): Promise<ReconcileResult> {
+  private async afterFinish(
+    ref: ExperimentRef,
+    spec: EnergyExperimentSpec,
+    status: EnergyExperimentStatus,
+    requeueAfterMs: number | undefined,
+  ): Promise<ReconcileResult> {
     const completion = status.completionTime;
     const ttl = spec.policy.ttlSecondsAfterFinished;
     if (completion === undefined || ttl === undefined) return requeueAfterMs === undefined ? {} : { requeueAfterMs };
@@ -398,12 +572,23 @@ export class Reconciler {
     return {};
   }
 
-  private observe(ref: ExperimentRef, out: RunPlanOutput, best: { joulesPerToken: number } | undefined, aggregate: AggregateResults | null): void {
+  private observe(
+    ref: ExperimentRef,
+    out: RunPlanOutput,
+    best: { joulesPerToken: number } | undefined,
+    aggregate: AggregateResults | null,
+  ): void {
     const m = this.deps.metrics;
     if (m === undefined) return;
     const labels = { namespace: ref.namespace, experiment: ref.name };
     const p = progressOf(out.runs);
-    for (const [phase, n] of [['Pending', p.pending], ['Running', p.running], ['Succeeded', p.succeeded], ['Failed', p.failed]] as const) m.experimentRuns.set({ ...labels, phase }, n);
+    for (const [phase, n] of [
+      ['Pending', p.pending],
+      ['Running', p.running],
+      ['Succeeded', p.succeeded],
+      ['Failed', p.failed],
+    ] as const)
+      m.experimentRuns.set({ ...labels, phase }, n);
     const energy = aggregate?.experiment.totals.energyJoules ?? null;
     if (energy !== null) m.experimentEnergy.set(labels, energy);
     else m.experimentEnergy.remove(labels);
@@ -412,7 +597,12 @@ export class Reconciler {
     for (const r of out.runs) if (r.phase !== 'Running') m.runPower.endRun(ref.namespace, ref.name, r.id);
   }
 
-  private async event(obj: ExperimentObject, type: 'Normal' | 'Warning', reason: string, message: string): Promise<void> {
+  private async event(
+    obj: ExperimentObject,
+    type: 'Normal' | 'Warning',
+    reason: string,
+    message: string,
+  ): Promise<void> {
     try {
       await this.deps.writer.recordEvent(obj, type, reason, message);
     } catch (err) {

@@ -112,7 +112,12 @@ class Feed implements ExperimentFeed {
   private timer: NodeJS.Timeout | undefined;
   private chain: Promise<void> = Promise.resolve();
 
-  constructor(readonly ref: ExperimentRef, private readonly bus: Bus, private readonly events: FeedEvents, private readonly log: Logger) {}
+  constructor(
+    readonly ref: ExperimentRef,
+    private readonly bus: Bus,
+    private readonly events: FeedEvents,
+    private readonly log: Logger,
+  ) {}
 
   readonly judge: RunJudge = {
     verdict: (runId: string): RunVerdict | null => this.aggregator?.runVerdict(runId) ?? null,
@@ -143,7 +148,10 @@ class Feed implements ExperimentFeed {
 
   private fail(message: string, err: unknown): void {
     this.log.error({ err }, message);
-    this.failed ??= { reason: 'AggregatorFailed', message: `${message}: ${err instanceof Error ? err.message : String(err)}`.slice(0, 1000) };
+    this.failed ??= {
+      reason: 'AggregatorFailed',
+      message: `${message}: ${err instanceof Error ? err.message : String(err)}`.slice(0, 1000),
+    };
     this.events.changed(this.ref);
   }
 
@@ -151,7 +159,8 @@ class Feed implements ExperimentFeed {
     const seq = this.lastStreamSeq;
     const now = Date.now();
     const c = this.cached;
-    if (c !== undefined && (c.seq === seq || (!fresh && now - c.atMs < spacing(RESULTS_REFRESH_MS, c.tookMs)))) return c.results;
+    if (c !== undefined && (c.seq === seq || (!fresh && now - c.atMs < spacing(RESULTS_REFRESH_MS, c.tookMs))))
+      return c.results;
     let results: AggregateResults | null = null;
     const t0 = performance.now();
     try {
@@ -179,7 +188,10 @@ class Feed implements ExperimentFeed {
   }
 
   private restore(state: Uint8Array): void {
-    const body = JSON.parse(dec.decode(state)) as { aggregator: string | null; tainted?: [string, { attempt: number; message: string }][] };
+    const body = JSON.parse(dec.decode(state)) as {
+      aggregator: string | null;
+      tainted?: [string, { attempt: number; message: string }][];
+    };
     if (body.aggregator === null) throw new Error('checkpoint holds no aggregator state');
     this.aggregator = Aggregator.restore(enc.encode(body.aggregator));
     for (const [k, v] of body.tainted ?? []) this.tainted.set(k, v);
@@ -188,7 +200,10 @@ class Feed implements ExperimentFeed {
   async start(checkpointMs: number, plan: FeedPlan): Promise<void> {
     this.checkpointMs = checkpointMs;
     const key = experimentCheckpointKey(this.ref.namespace, this.ref.uid);
-    const [cp, runs] = await Promise.all([this.bus.getCheckpoint(key), RunTable.load(this.bus, key, plan.planned, plan.seed)]);
+    const [cp, runs] = await Promise.all([
+      this.bus.getCheckpoint(key),
+      RunTable.load(this.bus, key, plan.planned, plan.seed),
+    ]);
     this.runs = runs;
     for (const r of runs.list()) if (r.phase === 'Running') this.resumed.add(r.id);
     if (cp !== null && this.tryRestore(cp.state)) {
@@ -227,7 +242,10 @@ class Feed implements ExperimentFeed {
     const msg = decoded.message;
     const forged = subjectMismatch(m.subject, msg);
     if (forged !== null) {
-      this.log.warn({ subject: m.subject, reason: forged }, 'message whose body does not match its subject dead-lettered');
+      this.log.warn(
+        { subject: m.subject, reason: forged },
+        'message whose body does not match its subject dead-lettered',
+      );
       return Promise.resolve('dead-letter');
     }
     this.applyToAggregator(m.streamSeq, msg);
@@ -244,18 +262,38 @@ class Feed implements ExperimentFeed {
   private applyToAggregator(streamSeq: number, msg: WireMessage): void {
     try {
       const r = this.aggregator?.apply(msg, streamSeq);
-      if (r !== undefined && r.outcome !== 'applied' && r.outcome !== 'duplicate') this.log.debug({ outcome: r.outcome, reason: 'reason' in r ? r.reason : undefined }, 'aggregator did not apply a message');
+      if (r !== undefined && r.outcome !== 'applied' && r.outcome !== 'duplicate')
+        this.log.debug(
+          { outcome: r.outcome, reason: 'reason' in r ? r.reason : undefined },
+          'aggregator did not apply a message',
+        );
     } catch (err) {
       // The run's state may be half-updated: that attempt can no longer succeed (it is retried and
       // the next attempt replaces its data); the experiment says Degraded and why.
-      this.tainted.set(msg.runId, { attempt: msg.attempt, message: `the aggregator failed on run ${msg.runId} attempt ${msg.attempt}: ${err instanceof Error ? err.message : String(err)}`.slice(0, 900) });
+      this.tainted.set(msg.runId, {
+        attempt: msg.attempt,
+        message:
+          `the aggregator failed on run ${msg.runId} attempt ${msg.attempt}: ${err instanceof Error ? err.message : String(err)}`.slice(
+            0,
+            900,
+          ),
+      });
       this.fail(`the aggregator failed on a ${msg.kind} message of run ${msg.runId}`, err);
     }
   }
 
   async signalStart(runId: string, attempt: number): Promise<void> {
-    const signal: StartSignal = { v: PROTOCOL_VERSION, experimentUid: this.ref.uid, runId, attempt, startAtMs: Date.now() + 500 };
-    await this.bus.publishControl(startSubject(this.ref.namespace, this.ref.uid, runId), new TextEncoder().encode(JSON.stringify(signal)));
+    const signal: StartSignal = {
+      v: PROTOCOL_VERSION,
+      experimentUid: this.ref.uid,
+      runId,
+      attempt,
+      startAtMs: Date.now() + 500,
+    };
+    await this.bus.publishControl(
+      startSubject(this.ref.namespace, this.ref.uid, runId),
+      new TextEncoder().encode(JSON.stringify(signal)),
+    );
   }
 
   /**
@@ -263,20 +301,22 @@ class Feed implements ExperimentFeed {
    * attempt writes it again; the chain itself never stays rejected (that would skip every later one).
    */
   checkpoint(): Promise<void> {
-    const attempt = this.chain.catch(() => undefined).then(async () => {
-      if (!this.dirty || this.aggregator === null) return;
-      this.dirty = false;
-      const t0 = performance.now();
-      try {
-        const body = { aggregator: dec.decode(this.aggregator.checkpoint()), tainted: [...this.tainted.entries()] };
-        const record = { state: enc.encode(JSON.stringify(body)), lastStreamSeq: this.lastStreamSeq };
-        await this.bus.putCheckpoint(experimentCheckpointKey(this.ref.namespace, this.ref.uid), record);
-        this.lastCheckpoint = { atMs: Date.now(), tookMs: performance.now() - t0 };
-      } catch (err) {
-        this.dirty = true;
-        throw err;
-      }
-    });
+    const attempt = this.chain
+      .catch(() => undefined)
+      .then(async () => {
+        if (!this.dirty || this.aggregator === null) return;
+        this.dirty = false;
+        const t0 = performance.now();
+        try {
+          const body = { aggregator: dec.decode(this.aggregator.checkpoint()), tainted: [...this.tainted.entries()] };
+          const record = { state: enc.encode(JSON.stringify(body)), lastStreamSeq: this.lastStreamSeq };
+          await this.bus.putCheckpoint(experimentCheckpointKey(this.ref.namespace, this.ref.uid), record);
+          this.lastCheckpoint = { atMs: Date.now(), tookMs: performance.now() - t0 };
+        } catch (err) {
+          this.dirty = true;
+          throw err;
+        }
+      });
     this.chain = attempt;
     return attempt;
   }
@@ -326,13 +366,24 @@ export class BusExperimentStreams implements ExperimentStreams {
     const f = this.feeds.get(ref.uid);
     this.feeds.delete(ref.uid);
     if (f !== undefined) await (await f.catch(() => undefined))?.stop(false);
-    await this.bus.deleteExperiment({ namespace: ref.namespace, experimentUid: ref.uid, durable: durableName(ref), purgeMessages: true });
+    await this.bus.deleteExperiment({
+      namespace: ref.namespace,
+      experimentUid: ref.uid,
+      durable: durableName(ref),
+      purgeMessages: true,
+    });
   }
 
-  async putArtifact(ref: ExperimentRef, body: unknown, files: ReadonlyMap<string, string> = new Map()): Promise<string> {
+  async putArtifact(
+    ref: ExperimentRef,
+    body: unknown,
+    files: ReadonlyMap<string, string> = new Map(),
+  ): Promise<string> {
     const prefix = `${sanitizeToken(ref.namespace)}/${sanitizeToken(ref.name)}-${sanitizeToken(ref.uid)}`;
     // The derived files first: results.json, written last, marks a complete set.
-    await Promise.all([...files].map(([file, content]) => this.bus.putArtifact(`${prefix}/${file}`, enc.encode(content))));
+    await Promise.all(
+      [...files].map(([file, content]) => this.bus.putArtifact(`${prefix}/${file}`, enc.encode(content))),
+    );
     await this.bus.putArtifact(`${prefix}/results.json`, enc.encode(JSON.stringify(body, null, 2)));
     return `nats-obj://llem-artifacts/${prefix}/results.json`;
   }

@@ -42,14 +42,24 @@ export class RunTable {
    * The table from the bucket; runs it has no chunk for start from `seed` (an older controller's
    * status.runs) or Pending at attempt 0. A chunk that does not parse is an error, never a silent reset.
    */
-  static async load(bus: Pick<Bus, 'putCheckpoint' | 'getCheckpoint'>, experimentKey: string, planned: readonly PlannedRun[], seed: readonly RunSummary[]): Promise<RunTable> {
+  static async load(
+    bus: Pick<Bus, 'putCheckpoint' | 'getCheckpoint'>,
+    experimentKey: string,
+    planned: readonly PlannedRun[],
+    seed: readonly RunSummary[],
+  ): Promise<RunTable> {
     const known = new Map(seed.map((r) => [r.id, r]));
     const chunks = Math.ceil(planned.length / CHUNK_RUNS);
-    const loaded = await Promise.all(Array.from({ length: chunks }, (_, i) => bus.getCheckpoint(runChunkKey(experimentKey, i))));
+    const loaded = await Promise.all(
+      Array.from({ length: chunks }, (_, i) => bus.getCheckpoint(runChunkKey(experimentKey, i))),
+    );
     for (const [i, record] of loaded.entries()) {
       if (record === null) continue;
       const parsed = ChunkSchema.safeParse(JSON.parse(dec.decode(record.state)));
-      if (!parsed.success) throw new CheckpointError(`run table chunk ${i} of ${experimentKey} is malformed: ${z.prettifyError(parsed.error)}`);
+      if (!parsed.success)
+        throw new CheckpointError(
+          `run table chunk ${i} of ${experimentKey} is malformed: ${z.prettifyError(parsed.error)}`,
+        );
       for (const r of parsed.data.runs) known.set(r.id, r);
     }
     const runs = planned.map((p) => {
@@ -78,16 +88,22 @@ export class RunTable {
 
   /** Writes the changed chunks; serialised, so two reconciles never interleave chunk writes. */
   persist(): Promise<void> {
-    const next = this.writing.catch(() => undefined).then(async () => {
-      const chunks = [...this.dirty];
-      this.dirty.clear();
-      try {
-        await Promise.all(chunks.map((c) => this.bus.putCheckpoint(runChunkKey(this.experimentKey, c), { state: this.encode(c), lastStreamSeq: 0 })));
-      } catch (err) {
-        for (const c of chunks) this.dirty.add(c);
-        throw err;
-      }
-    });
+    const next = this.writing
+      .catch(() => undefined)
+      .then(async () => {
+        const chunks = [...this.dirty];
+        this.dirty.clear();
+        try {
+          await Promise.all(
+            chunks.map((c) =>
+              this.bus.putCheckpoint(runChunkKey(this.experimentKey, c), { state: this.encode(c), lastStreamSeq: 0 }),
+            ),
+          );
+        } catch (err) {
+          for (const c of chunks) this.dirty.add(c);
+          throw err;
+        }
+      });
     this.writing = next;
     return next;
   }

@@ -86,7 +86,13 @@ function podsOf(pods: V1Pod[], runId: string, attempt: number): V1Pod[] {
 type PodFailure = { reason: string; message: string };
 
 /** Waiting reasons that never resolve by themselves: the pod cannot start. */
-const STUCK_WAITING = new Set(['ImagePullBackOff', 'ErrImagePull', 'ErrImageNeverPull', 'InvalidImageName', 'CreateContainerConfigError']);
+const STUCK_WAITING = new Set([
+  'ImagePullBackOff',
+  'ErrImagePull',
+  'ErrImageNeverPull',
+  'InvalidImageName',
+  'CreateContainerConfigError',
+]);
 
 /** A container (init or main) stuck before it could start. */
 function stuckContainer(pod: V1Pod, name: string): PodFailure | undefined {
@@ -107,7 +113,10 @@ function failedPod(pod: V1Pod, name: string): PodFailure | undefined {
   const term = st.containerStatuses?.find((c) => c.state?.terminated !== undefined)?.state?.terminated;
   const reason = st.reason ?? term?.reason ?? 'PodFailed';
   const detail = st.message ?? term?.message ?? `exit code ${term?.exitCode ?? 'unknown'}`;
-  return { reason: reason.replace(/[^A-Za-z0-9]/g, '') || 'PodFailed', message: `Pod ${name} failed (${reason}): ${detail.trim().slice(0, 300)}` };
+  return {
+    reason: reason.replace(/[^A-Za-z0-9]/g, '') || 'PodFailed',
+    message: `Pod ${name} failed (${reason}): ${detail.trim().slice(0, 300)}`,
+  };
 }
 
 /** Why a pod failed, as a short CamelCase reason plus a sentence. */
@@ -128,14 +137,36 @@ function retryDueMs(prev: RunSummary, inputs: RunInputs): number {
  */
 const NOT_RETRIED = new Set(['ErrImagePull', 'ImagePullBackOff', 'ErrImageNeverPull', 'InvalidImageName']);
 
-function fail(prev: RunSummary, inputs: RunInputs, why: { reason: string; message: string }, out: RunPlanOutput): RunSummary {
+function fail(
+  prev: RunSummary,
+  inputs: RunInputs,
+  why: { reason: string; message: string },
+  out: RunPlanOutput,
+): RunSummary {
   for (const p of podsOf(inputs.pods, prev.id, prev.attempt)) out.deletePods.push(p.metadata?.name ?? '');
   const now = inputs.now.toISOString();
   const permanent = NOT_RETRIED.has(why.reason);
   const retriesLeft = prev.attempt < inputs.policy.retries && !permanent;
-  const message = `Attempt ${prev.attempt} failed: ${why.reason}: ${why.message}${permanent ? ' (not retried: fix the image)' : ''}`.slice(0, 1000);
-  out.events.push({ type: 'Warning', reason: retriesLeft ? 'RunRetrying' : 'RunFailed', message: `Run ${prev.id}: ${message}` });
-  if (retriesLeft) return { id: prev.id, configurationId: prev.configurationId, cycle: prev.cycle, phase: 'Pending', attempt: prev.attempt + 1, completionTime: now, message };
+  const message =
+    `Attempt ${prev.attempt} failed: ${why.reason}: ${why.message}${permanent ? ' (not retried: fix the image)' : ''}`.slice(
+      0,
+      1000,
+    );
+  out.events.push({
+    type: 'Warning',
+    reason: retriesLeft ? 'RunRetrying' : 'RunFailed',
+    message: `Run ${prev.id}: ${message}`,
+  });
+  if (retriesLeft)
+    return {
+      id: prev.id,
+      configurationId: prev.configurationId,
+      cycle: prev.cycle,
+      phase: 'Pending',
+      attempt: prev.attempt + 1,
+      completionTime: now,
+      message,
+    };
   return { ...prev, phase: 'Failed', completionTime: now, message };
 }
 
@@ -146,7 +177,12 @@ function verdictOf(prev: RunSummary, inputs: RunInputs): RunVerdict | null {
 }
 
 /** What ends the attempt at once: the Aggregator failed on it, a pod failed, an agent aborted. */
-function attemptBroken(prev: RunSummary, verdict: RunVerdict | null, pods: V1Pod[], inputs: RunInputs): PodFailure | undefined {
+function attemptBroken(
+  prev: RunSummary,
+  verdict: RunVerdict | null,
+  pods: V1Pod[],
+  inputs: RunInputs,
+): PodFailure | undefined {
   const broken = inputs.judge.failure(prev.id, prev.attempt);
   if (broken !== undefined) return { reason: 'AggregatorFailed', message: broken };
   for (const p of pods) {
@@ -160,7 +196,8 @@ function attemptBroken(prev: RunSummary, verdict: RunVerdict | null, pods: V1Pod
 function stepRunning(prev: RunSummary, planned: PlannedRun, inputs: RunInputs, out: RunPlanOutput): RunSummary {
   const verdict = verdictOf(prev, inputs);
   const pods = podsOf(inputs.pods, prev.id, prev.attempt);
-  if (verdict?.status === 'complete' && inputs.judge.failure(prev.id, prev.attempt) === undefined) return succeed(prev, inputs, out);
+  if (verdict?.status === 'complete' && inputs.judge.failure(prev.id, prev.attempt) === undefined)
+    return succeed(prev, inputs, out);
   const broken = attemptBroken(prev, verdict, pods, inputs);
   if (broken !== undefined) return fail(prev, inputs, broken, out);
   const missing = range(inputs.replicas).filter((r) => {
@@ -173,21 +210,39 @@ function stepRunning(prev: RunSummary, planned: PlannedRun, inputs: RunInputs, o
     for (const replica of missing) out.create.push({ run: planned, attempt: prev.attempt, replica });
     return prev;
   }
-  if (missing.length > 0) return fail(prev, inputs, { reason: 'PodLost', message: `pod(s) of replica ${missing.join(', ')} disappeared (deleted or node lost)` }, out);
+  if (missing.length > 0)
+    return fail(
+      prev,
+      inputs,
+      { reason: 'PodLost', message: `pod(s) of replica ${missing.join(', ')} disappeared (deleted or node lost)` },
+      out,
+    );
   const startedMs = prev.startTime === undefined ? inputs.now.getTime() : Date.parse(prev.startTime);
   const timeoutMs = inputs.policy.runTimeoutSeconds * 1000;
   if (inputs.now.getTime() - startedMs > timeoutMs) return fail(prev, inputs, timedOut(inputs), out);
   const allDone = pods.length === inputs.replicas && pods.every((p) => p.status?.phase === 'Succeeded');
   if (allDone && inputs.now.getTime() - lastFinishMs(pods) > DATA_GRACE_MS) {
-    return fail(prev, inputs, { reason: 'IncompleteData', message: 'every pod finished but the run data is incomplete (missing summary or messages)' }, out);
+    return fail(
+      prev,
+      inputs,
+      {
+        reason: 'IncompleteData',
+        message: 'every pod finished but the run data is incomplete (missing summary or messages)',
+      },
+      out,
+    );
   }
-  if (verdict !== null && verdict.readyReplicas >= inputs.replicas) out.signal.push({ runId: prev.id, attempt: prev.attempt });
+  if (verdict !== null && verdict.readyReplicas >= inputs.replicas)
+    out.signal.push({ runId: prev.id, attempt: prev.attempt });
   due(out, Math.min(startedMs + timeoutMs - inputs.now.getTime(), allDone ? DATA_GRACE_MS : Infinity));
   return prev;
 }
 
 function timedOut(inputs: RunInputs): PodFailure {
-  return { reason: 'RunTimeout', message: `no complete data within policy.runTimeoutSeconds (${inputs.policy.runTimeoutSeconds} s)` };
+  return {
+    reason: 'RunTimeout',
+    message: `no complete data within policy.runTimeoutSeconds (${inputs.policy.runTimeoutSeconds} s)`,
+  };
 }
 
 function lastFinishMs(pods: V1Pod[]): number {
@@ -203,7 +258,11 @@ function succeed(prev: RunSummary, inputs: RunInputs, out: RunPlanOutput): RunSu
   // Its data is on the stream and in the Aggregator: the finished pods go, so the pod cache (and the
   // controller's memory) stays bounded by the runs in flight, not by the experiment's size.
   for (const p of podsOf(inputs.pods, prev.id, prev.attempt)) out.deletePods.push(p.metadata?.name ?? '');
-  out.events.push({ type: 'Normal', reason: 'RunSucceeded', message: `Run ${prev.id} attempt ${prev.attempt} completed with complete data.` });
+  out.events.push({
+    type: 'Normal',
+    reason: 'RunSucceeded',
+    message: `Run ${prev.id} attempt ${prev.attempt} completed with complete data.`,
+  });
   // joulesPerToken comes from the Aggregator when status is written (withAggregatorRunMetrics).
   const { message: _drop, ...rest } = prev;
   return { ...rest, phase: 'Succeeded', completionTime: inputs.now.toISOString() };
@@ -225,7 +284,14 @@ function initial(run: PlannedRun): RunSummary {
 
 /** One pass of the run state machine. */
 export function stepRuns(inputs: RunInputs): RunPlanOutput {
-  const out: RunPlanOutput = { runs: [], create: [], deletePods: [], events: [], signal: [], requeueAfterMs: undefined };
+  const out: RunPlanOutput = {
+    runs: [],
+    create: [],
+    deletePods: [],
+    events: [],
+    signal: [],
+    requeueAfterMs: undefined,
+  };
   const byId = new Map(inputs.previous.map((r) => [r.id, r]));
   const suspended = inputs.policy.suspend;
   const stepped = inputs.planned.map((run) => {
@@ -234,7 +300,8 @@ export function stepRuns(inputs: RunInputs): RunPlanOutput {
     const v = inputs.judge.verdict(prev.id);
     // An attempt given up on (timeout, suspend) whose complete data arrived after all: it counts, and
     // the run is not started again.
-    if (prev.phase === 'Pending' && v?.status === 'complete' && v.attempt < prev.attempt) return succeed({ ...prev, attempt: v.attempt }, inputs, out);
+    if (prev.phase === 'Pending' && v?.status === 'complete' && v.attempt < prev.attempt)
+      return succeed({ ...prev, attempt: v.attempt }, inputs, out);
     if (prev.phase === 'Running' && suspended) return suspend(prev, inputs, out);
     return prev.phase === 'Running' ? stepRunning(prev, run, inputs, out) : prev;
   });
@@ -274,7 +341,12 @@ function releaseFinishedPods(inputs: RunInputs, runs: RunSummary[], out: RunPlan
     const name = p.metadata?.name ?? '';
     const i = byLabel.get(p.metadata?.labels?.[LABEL_RUN] ?? '');
     const phase = i === undefined ? undefined : runs[i]?.phase;
-    if ((phase === 'Succeeded' || phase === 'Failed') && !queued.has(name) && p.metadata?.deletionTimestamp === undefined) out.deletePods.push(name);
+    if (
+      (phase === 'Succeeded' || phase === 'Failed') &&
+      !queued.has(name) &&
+      p.metadata?.deletionTimestamp === undefined
+    )
+      out.deletePods.push(name);
   }
 }
 
@@ -286,11 +358,25 @@ function adoptNewerAttempt(prev: RunSummary, inputs: RunInputs): RunSummary {
   if (prev.phase === 'Succeeded' || prev.phase === 'Failed') return prev;
   const v = inputs.judge.verdict(prev.id);
   if (v === null || v.attempt <= prev.attempt) return prev;
-  return { id: prev.id, configurationId: prev.configurationId, cycle: prev.cycle, phase: 'Running', attempt: v.attempt, startTime: inputs.now.toISOString() };
+  return {
+    id: prev.id,
+    configurationId: prev.configurationId,
+    cycle: prev.cycle,
+    phase: 'Running',
+    attempt: v.attempt,
+    startTime: inputs.now.toISOString(),
+  };
 }
 
 /** Suspending stops the attempt; it resumes later as the next attempt (its ids must differ). */
 function suspend(prev: RunSummary, inputs: RunInputs, out: RunPlanOutput): RunSummary {
   for (const p of podsOf(inputs.pods, prev.id, prev.attempt)) out.deletePods.push(p.metadata?.name ?? '');
-  return { id: prev.id, configurationId: prev.configurationId, cycle: prev.cycle, phase: 'Pending', attempt: prev.attempt + 1, message: `Attempt ${prev.attempt} stopped by suspend.` };
+  return {
+    id: prev.id,
+    configurationId: prev.configurationId,
+    cycle: prev.cycle,
+    phase: 'Pending',
+    attempt: prev.attempt + 1,
+    message: `Attempt ${prev.attempt} stopped by suspend.`,
+  };
 }

@@ -17,5 +17,7 @@ export function experimentStatus(raw: unknown, log: Logger): EnergyExperimentSta
  * nothing about it changes any more; later reconciles only honour ttlSecondsAfterFinished.
  */
 export function isReleased(s: EnergyExperimentStatus): boolean {
-  return (s.phase === 'Succeeded' || s.phase === 'Failed') && s.artifact !== undefined && s.completionTime !== undefined;
+  return (
+    (s.phase === 'Succeeded' || s.phase === 'Failed') && s.artifact !== undefined && s.completionTime !== undefined
+  );
 }

@@ -3,7 +3,16 @@
 // `now`, and `statusChanged` decides whether a patch is needed at all.
 import type { Configuration } from '../api/matrix.ts';
 import { initialConditions, setCondition, REASONS, type Condition, type ConditionUpdate } from '../api/conditions.ts';
-import { progressSummary, MAX_STATUS_RUNS, MAX_STATUS_CONFIGURATIONS, type Best, type ConfigurationResult, type ExperimentPhase, type RunSummary, type Stat } from '../api/status.ts';
+import {
+  progressSummary,
+  MAX_STATUS_RUNS,
+  MAX_STATUS_CONFIGURATIONS,
+  type Best,
+  type ConfigurationResult,
+  type ExperimentPhase,
+  type RunSummary,
+  type Stat,
+} from '../api/status.ts';
 import { canonicalJson } from '../api/paths.ts';
 import { cycleStats, type CycleStats } from '../aggregator/index.ts';
 
@@ -28,12 +37,24 @@ export function stat(values: number[]): Stat {
  * Per-configuration results: succeeded cycles from the run table, metrics only from the Aggregator.
  * Without Aggregator results the metrics are empty (and Degraded says why): never rough totals.
  */
-export function configurationResults(configurations: Configuration[], runs: RunSummary[], metrics: Map<string, Record<string, Stat>> | null): ConfigurationResult[] {
+export function configurationResults(
+  configurations: Configuration[],
+  runs: RunSummary[],
+  metrics: Map<string, Record<string, Stat>> | null,
+): ConfigurationResult[] {
   const succeeded = new Map<string, number>();
-  for (const r of runs) if (r.phase === 'Succeeded') succeeded.set(r.configurationId, (succeeded.get(r.configurationId) ?? 0) + 1);
+  for (const r of runs)
+    if (r.phase === 'Succeeded') succeeded.set(r.configurationId, (succeeded.get(r.configurationId) ?? 0) + 1);
   return configurations.map((c) => {
     const point = displayPoint(c);
-    return { id: c.id, backend: c.backend.name, configHash: c.configHash, point, cyclesSucceeded: succeeded.get(c.id) ?? 0, metrics: metrics?.get(c.id) ?? {} };
+    return {
+      id: c.id,
+      backend: c.backend.name,
+      configHash: c.configHash,
+      point,
+      cyclesSucceeded: succeeded.get(c.id) ?? 0,
+      metrics: metrics?.get(c.id) ?? {},
+    };
   });
 }
 
@@ -65,8 +86,11 @@ export function bestConfiguration(configs: ConfigurationResult[]): Best | undefi
     if (best === undefined || j.mean < best.joulesPerToken) {
       const net = c.metrics['baselineSubtractedJoulesPerToken'];
       best = {
-        configurationId: c.id, backend: c.backend, configHash: c.configHash,
-        metric: 'joulesPerToken', joulesPerToken: j.mean,
+        configurationId: c.id,
+        backend: c.backend,
+        configHash: c.configHash,
+        metric: 'joulesPerToken',
+        joulesPerToken: j.mean,
         ...(j.ci95Low !== undefined && j.ci95High !== undefined ? { ci95Low: j.ci95Low, ci95High: j.ci95High } : {}),
         ...(net !== undefined && net.n > 0 ? { baselineSubtractedJoulesPerToken: net.mean } : {}),
         cycles: j.n,
@@ -99,9 +123,19 @@ function withinBytes<T>(items: T[], budget: number): T[] {
  */
 export function boundRuns(runs: RunSummary[]): RunSummary[] {
   if (runs.length <= MAX_STATUS_RUNS && JSON.stringify(runs).length <= STATUS_RUN_BYTES) return runs;
-  const open = runs.filter((r) => r.phase === 'Running' || (r.phase === 'Pending' && r.attempt > 0)).slice(0, STATUS_OPEN_RUNS);
+  const open = runs
+    .filter((r) => r.phase === 'Running' || (r.phase === 'Pending' && r.attempt > 0))
+    .slice(0, STATUS_OPEN_RUNS);
   const failed = runs.filter((r) => r.phase === 'Failed');
-  const succeeded = runs.filter((r) => r.phase === 'Succeeded').sort((a, b) => ((b.completionTime ?? '') < (a.completionTime ?? '') ? -1 : (b.completionTime ?? '') > (a.completionTime ?? '') ? 1 : 0));
+  const succeeded = runs
+    .filter((r) => r.phase === 'Succeeded')
+    .sort((a, b) =>
+      (b.completionTime ?? '') < (a.completionTime ?? '')
+        ? -1
+        : (b.completionTime ?? '') > (a.completionTime ?? '')
+          ? 1
+          : 0,
+    );
   const shown = withinBytes([...open, ...failed, ...succeeded].slice(0, MAX_STATUS_RUNS), STATUS_RUN_BYTES);
   const order = new Map(runs.map((r, i) => [r.id, i]));
   return shown.sort((a, b) => (order.get(a.id) ?? 0) - (order.get(b.id) ?? 0));
@@ -110,7 +144,13 @@ export function boundRuns(runs: RunSummary[]): RunSummary[] {
 export function progressOf(runs: RunSummary[]): ReturnType<typeof progressSummary> {
   const n = { Pending: 0, Running: 0, Succeeded: 0, Failed: 0 };
   for (const r of runs) n[r.phase] += 1;
-  return progressSummary({ total: runs.length, pending: n.Pending, running: n.Running, succeeded: n.Succeeded, failed: n.Failed });
+  return progressSummary({
+    total: runs.length,
+    pending: n.Pending,
+    running: n.Running,
+    succeeded: n.Succeeded,
+    failed: n.Failed,
+  });
 }
 
 export interface PhaseDecision {
@@ -140,44 +180,127 @@ function degradedCondition(o: DegradedInputs): ConditionUpdate {
     const message = `The aggregator failed (${o.aggregatorFailure}); the runs it failed on are retried and results may be missing; see the artifact's aggregatorFailure.`;
     return { type: 'Degraded', status: 'True', reason: REASONS.AggregatorFailed, message: message.slice(0, 2000) };
   }
-  if (o.retrying > 0) return { type: 'Degraded', status: 'True', reason: REASONS.Retrying, message: `${o.retrying} run(s) failed an attempt and are being retried.` };
-  if (partial > 0) return { type: 'Degraded', status: 'True', reason: REASONS.MessagesLost, message: `${partial} run(s) are included with messages missing (failurePolicy bestEffort); see the artifact's partialRuns.` };
-  if (short > 0) return { type: 'Degraded', status: 'True', reason: REASONS.ShortWindow, message: `${short} run(s) measured for under 5 s: NVML energy (updated ~every 100 ms) is coarse; raise workload.requests or set measurement.extendToMinWindow.` };
+  if (o.retrying > 0)
+    return {
+      type: 'Degraded',
+      status: 'True',
+      reason: REASONS.Retrying,
+      message: `${o.retrying} run(s) failed an attempt and are being retried.`,
+    };
+  if (partial > 0)
+    return {
+      type: 'Degraded',
+      status: 'True',
+      reason: REASONS.MessagesLost,
+      message: `${partial} run(s) are included with messages missing (failurePolicy bestEffort); see the artifact's partialRuns.`,
+    };
+  if (short > 0)
+    return {
+      type: 'Degraded',
+      status: 'True',
+      reason: REASONS.ShortWindow,
+      message: `${short} run(s) measured for under 5 s: NVML energy (updated ~every 100 ms) is coarse; raise workload.requests or set measurement.extendToMinWindow.`,
+    };
   if ((o.clientSaturated ?? 0) > 0) {
-    return { type: 'Degraded', status: 'True', reason: REASONS.ClientSaturated, message: `${o.clientSaturated} run(s) had a saturated load generator (clientSaturated): their latencies include client queueing; see each run's client block.` };
+    return {
+      type: 'Degraded',
+      status: 'True',
+      reason: REASONS.ClientSaturated,
+      message: `${o.clientSaturated} run(s) had a saturated load generator (clientSaturated): their latencies include client queueing; see each run's client block.`,
+    };
   }
-  if (o.simulated) return { type: 'Degraded', status: 'True', reason: REASONS.Simulated, message: 'Numbers come from the simulated GPU and mock server, not real hardware.' };
+  if (o.simulated)
+    return {
+      type: 'Degraded',
+      status: 'True',
+      reason: REASONS.Simulated,
+      message: 'Numbers come from the simulated GPU and mock server, not real hardware.',
+    };
   return { type: 'Degraded', status: 'False', reason: REASONS.AsExpected, message: 'No problems seen.' };
 }
 
-export function decidePhase(runs: RunSummary[], opts: { suspended: boolean; strict: boolean } & DegradedInputs): PhaseDecision {
+export function decidePhase(
+  runs: RunSummary[],
+  opts: { suspended: boolean; strict: boolean } & DegradedInputs,
+): PhaseDecision {
   const p = progressOf(runs);
   const finished = p.pending === 0 && p.running === 0;
   const degraded = degradedCondition(opts);
   if (!finished) {
     const running: ConditionUpdate = opts.suspended
       ? { type: 'Running', status: 'False', reason: REASONS.Suspended, message: 'Suspended: no new pods are started.' }
-      : { type: 'Running', status: 'True', reason: REASONS.RunsInProgress, message: `${p.running} run(s) running, ${p.pending} pending, ${p.succeeded}/${p.total} succeeded.` };
+      : {
+          type: 'Running',
+          status: 'True',
+          reason: REASONS.RunsInProgress,
+          message: `${p.running} run(s) running, ${p.pending} pending, ${p.succeeded}/${p.total} succeeded.`,
+        };
     const inProgress: ConditionUpdate[] = [
       { type: 'Succeeded', status: 'Unknown', reason: REASONS.InProgress, message: 'Runs are not finished yet.' },
       { type: 'Failed', status: 'False', reason: REASONS.InProgress, message: 'Runs are not finished yet.' },
     ];
-    return { phase: opts.suspended ? 'Suspended' : p.running > 0 || p.succeeded + p.failed > 0 ? 'Running' : 'Pending', updates: [running, ...inProgress, degraded], finished };
+    return {
+      phase: opts.suspended ? 'Suspended' : p.running > 0 || p.succeeded + p.failed > 0 ? 'Running' : 'Pending',
+      updates: [running, ...inProgress, degraded],
+      finished,
+    };
   }
-  const finishedRunning: ConditionUpdate = { type: 'Running', status: 'False', reason: REASONS.Finished, message: 'Every run has finished.' };
+  const finishedRunning: ConditionUpdate = {
+    type: 'Running',
+    status: 'False',
+    reason: REASONS.Finished,
+    message: 'Every run has finished.',
+  };
   if (p.failed === 0) {
-    return { phase: 'Succeeded', finished, updates: [finishedRunning, { type: 'Succeeded', status: 'True', reason: REASONS.AllRunsSucceeded, message: `All ${p.total} run(s) succeeded.` }, { type: 'Failed', status: 'False', reason: REASONS.AllRunsSucceeded, message: 'No run failed.' }, degraded] };
+    return {
+      phase: 'Succeeded',
+      finished,
+      updates: [
+        finishedRunning,
+        {
+          type: 'Succeeded',
+          status: 'True',
+          reason: REASONS.AllRunsSucceeded,
+          message: `All ${p.total} run(s) succeeded.`,
+        },
+        { type: 'Failed', status: 'False', reason: REASONS.AllRunsSucceeded, message: 'No run failed.' },
+        degraded,
+      ],
+    };
   }
   // The first failed run's own message (e.g. the image that could not be pulled) says why.
   const why = runs.find((r) => r.phase === 'Failed' && r.message !== undefined)?.message;
   const msg = `${p.failed} of ${p.total} run(s) failed after exhausting policy.retries.${why === undefined ? '' : ` First: ${why.slice(0, 600)}`}`;
   if (!opts.strict && p.succeeded > 0) {
-    return { phase: 'Succeeded', finished, updates: [finishedRunning, { type: 'Succeeded', status: 'True', reason: REASONS.CompletedWithFailures, message: msg }, { type: 'Failed', status: 'False', reason: REASONS.CompletedWithFailures, message: msg }, degraded] };
+    return {
+      phase: 'Succeeded',
+      finished,
+      updates: [
+        finishedRunning,
+        { type: 'Succeeded', status: 'True', reason: REASONS.CompletedWithFailures, message: msg },
+        { type: 'Failed', status: 'False', reason: REASONS.CompletedWithFailures, message: msg },
+        degraded,
+      ],
+    };
   }
-  return { phase: 'Failed', finished, updates: [finishedRunning, { type: 'Succeeded', status: 'False', reason: REASONS.RetriesExhausted, message: msg }, { type: 'Failed', status: 'True', reason: REASONS.RetriesExhausted, message: msg }, degraded] };
+  return {
+    phase: 'Failed',
+    finished,
+    updates: [
+      finishedRunning,
+      { type: 'Succeeded', status: 'False', reason: REASONS.RetriesExhausted, message: msg },
+      { type: 'Failed', status: 'True', reason: REASONS.RetriesExhausted, message: msg },
+      degraded,
+    ],
+  };
 }
 
-export function applyConditions(previous: Condition[], updates: ConditionUpdate[], now: string, generation: number): Condition[] {
+export function applyConditions(
+  previous: Condition[],
+  updates: ConditionUpdate[],
+  now: string,
+  generation: number,
+): Condition[] {
   let out = initialConditions(previous, { now, observedGeneration: generation });
   for (const u of updates) out = setCondition(out, u, { now, observedGeneration: generation });
   return out;

@@ -13,7 +13,12 @@ export interface RateLimiterOptions {
   bucketBurst: number;
 }
 
-export const DEFAULT_RATE_LIMITS: RateLimiterOptions = { baseDelayMs: 5, maxDelayMs: 1000 * 1000, bucketQps: 10, bucketBurst: 100 };
+export const DEFAULT_RATE_LIMITS: RateLimiterOptions = {
+  baseDelayMs: 5,
+  maxDelayMs: 1000 * 1000,
+  bucketQps: 10,
+  bucketBurst: 100,
+};
 
 /** max(per-item exponential, global token bucket), like client-go's DefaultControllerRateLimiter. */
 export class RetryRateLimiter {
@@ -22,7 +27,10 @@ export class RetryRateLimiter {
   private lastRefillMs: number;
   private nextFreeMs = 0;
 
-  constructor(private readonly opts: RateLimiterOptions, private readonly now: () => number = Date.now) {
+  constructor(
+    private readonly opts: RateLimiterOptions,
+    private readonly now: () => number = Date.now,
+  ) {
     this.tokens = opts.bucketBurst;
     this.lastRefillMs = now();
   }
@@ -45,7 +53,10 @@ export class RetryRateLimiter {
 
   private bucketDelay(): number {
     const now = this.now();
-    this.tokens = Math.min(this.opts.bucketBurst, this.tokens + ((now - this.lastRefillMs) / 1000) * this.opts.bucketQps);
+    this.tokens = Math.min(
+      this.opts.bucketBurst,
+      this.tokens + ((now - this.lastRefillMs) / 1000) * this.opts.bucketQps,
+    );
     this.lastRefillMs = now;
     if (this.tokens >= 1) {
       this.tokens -= 1;

@@ -10,16 +10,19 @@ export type { Logger };
 /** A bad LLEM_LOG_LEVEL, for the CLI to refuse (exit 2); logging falls back to the default meanwhile. */
 export const LOG_LEVEL_PROBLEM: string | null = logLevelProblem(process.env['LLEM_LOG_LEVEL'], 'LLEM_LOG_LEVEL');
 
-export const rootLogger: Logger = pino({
-  level: requestedLogLevel(),
-  base: { app: 'llem' },
-  // trace_id/span_id of the active OpenTelemetry span: log lines join their trace (nothing when untraced).
-  mixin: activeTraceIds,
-  redact: {
-    paths: ['token', 'password', '*.token', '*.password', 'headers.authorization', 'env.HF_TOKEN', '*.HF_TOKEN'],
-    censor: '[redacted]',
+export const rootLogger: Logger = pino(
+  {
+    level: requestedLogLevel(),
+    base: { app: 'llem' },
+    // trace_id/span_id of the active OpenTelemetry span: log lines join their trace (nothing when untraced).
+    mixin: activeTraceIds,
+    redact: {
+      paths: ['token', 'password', '*.token', '*.password', 'headers.authorization', 'env.HF_TOKEN', '*.HF_TOKEN'],
+      censor: '[redacted]',
+    },
   },
-}, pino.destination({ fd: 2, sync: false }));
+  pino.destination({ fd: 2, sync: false }),
+);
 
 /**
  * A child of `parent` with only the bindings it does not already carry: pino writes every binding

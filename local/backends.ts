@@ -80,20 +80,34 @@ export const DEFAULT_MOCK_ARGS = ['--ttft-ms', '40', '--itl-ms', '8', '--max-bat
 function mockServerArgv(): string[] {
   const self = fileURLToPath(import.meta.url);
   // Bundled, this code sits in a chunk beside the CLI's entry file (scripts/bundle.mjs): run that entry.
-  if (!self.endsWith('.ts')) return [process.execPath, fileURLToPath(new URL('./llem.mjs', import.meta.url)), 'mock-server'];
+  if (!self.endsWith('.ts'))
+    return [process.execPath, fileURLToPath(new URL('./llem.mjs', import.meta.url)), 'mock-server'];
   const entry = resolve(dirname(self), '..', 'cli', 'main.ts');
   return [process.execPath, '--import', import.meta.resolve('tsx'), entry, 'mock-server'];
 }
 
 const MOCK_READINESS = { path: '/health', timeoutSeconds: 60 };
 
-function runningBackend(c: Configuration, port: number, argv: string[], launch: BackendLaunch | null, exited: Promise<string>): RunningBackend {
+function runningBackend(
+  c: Configuration,
+  port: number,
+  argv: string[],
+  launch: BackendLaunch | null,
+  exited: Promise<string>,
+): RunningBackend {
   const baseUrl = `http://127.0.0.1:${port}`;
   if (launch === null) {
     const description = `mock server (simulated, own process): llem ${argv.slice(argv.indexOf('mock-server')).join(' ')}`;
     return { baseUrl, metrics: null, servedModelName: c.model.name, simulated: true, description, exited };
   }
-  return { baseUrl, metrics: launch.metrics, servedModelName: launch.servedModelName, simulated: false, description: argv.join(' '), exited };
+  return {
+    baseUrl,
+    metrics: launch.metrics,
+    servedModelName: launch.servedModelName,
+    simulated: false,
+    description: argv.join(' '),
+    exited,
+  };
 }
 
 /** The server could not bind the port it was given. */
@@ -134,9 +148,20 @@ export class BackendPool {
   }
 
   /** What to start (the simulated server, the user's command, or the backend's rendered launch), its files written. */
-  private commandFor(c: Configuration, port: number): { argv: string[]; launch: BackendLaunch | null; env: Record<string, string> } {
+  private commandFor(
+    c: Configuration,
+    port: number,
+  ): { argv: string[]; launch: BackendLaunch | null; env: Record<string, string> } {
     if (this.mock) {
-      const args = ['--host', '127.0.0.1', '--port', String(port), '--model', c.model.name, ...(this.opts.mockArgs ?? DEFAULT_MOCK_ARGS)];
+      const args = [
+        '--host',
+        '127.0.0.1',
+        '--port',
+        String(port),
+        '--model',
+        c.model.name,
+        ...(this.opts.mockArgs ?? DEFAULT_MOCK_ARGS),
+      ];
       return { argv: [...mockServerArgv(), ...args], launch: null, env: {} };
     }
     const launch = this.launchFor(c, port);
@@ -144,20 +169,31 @@ export class BackendPool {
       mkdirSync(dirname(f.path), { recursive: true });
       writeFileSync(f.path, f.content);
     }
-    const argv = this.opts.serverCommand !== undefined
-      ? this.opts.serverCommand.map((a) => a.replaceAll('{port}', String(port)))
-      : [launch.command, ...launch.args];
+    const argv =
+      this.opts.serverCommand !== undefined
+        ? this.opts.serverCommand.map((a) => a.replaceAll('{port}', String(port)))
+        : [launch.command, ...launch.args];
     return { argv, launch, env: launch.env };
   }
 
   private launchFor(c: Configuration, port: number): BackendLaunch {
     const { type, params, name, image, extraArgs, readinessTimeoutSeconds } = c.backend;
     const spec = {
-      type, name, extraArgs, [type]: params, ...(image !== undefined ? { image } : {}), ...(readinessTimeoutSeconds !== undefined ? { readinessTimeoutSeconds } : {}),
+      type,
+      name,
+      extraArgs,
+      [type]: params,
+      ...(image !== undefined ? { image } : {}),
+      ...(readinessTimeoutSeconds !== undefined ? { readinessTimeoutSeconds } : {}),
     } as Parameters<typeof renderBackendLaunch>[0];
     return renderBackendLaunch(spec, c.model, {
-      host: '127.0.0.1', port, gpusPerRun: c.gpusPerRun, modelMountPath: '/models', seed: 0,
-      pytorchServerRoot: pytorchServerRoot(), scratchDir: this.opts.scratchDir,
+      host: '127.0.0.1',
+      port,
+      gpusPerRun: c.gpusPerRun,
+      modelMountPath: '/models',
+      seed: 0,
+      pytorchServerRoot: pytorchServerRoot(),
+      scratchDir: this.opts.scratchDir,
     });
   }
 
@@ -169,7 +205,10 @@ export class BackendPool {
         return await this.startOn(c, port);
       } catch (err) {
         if (!(err instanceof PortTakenError) || attempt >= 3) throw err;
-        this.opts.logger.warn({ backend: c.backend.name, port }, 'the port was taken before the backend could bind it; starting it again on another');
+        this.opts.logger.warn(
+          { backend: c.backend.name, port },
+          'the port was taken before the backend could bind it; starting it again on another',
+        );
       }
     }
   }
@@ -215,7 +254,9 @@ export class BackendPool {
     if (first !== null) {
       const tail = proc.tail().slice(-10).join('\n  ');
       const Failure = isAddressInUse(tail) ? PortTakenError : BackendError;
-      throw new Failure(`backend ${c.backend.name} failed to start: ${first} (command: ${argv.join(' ')})${tail === '' ? '' : `\n  ${tail}`}`);
+      throw new Failure(
+        `backend ${c.backend.name} failed to start: ${first} (command: ${argv.join(' ')})${tail === '' ? '' : `\n  ${tail}`}`,
+      );
     }
     const backend = runningBackend(c, port, argv, launch, exited);
     return {

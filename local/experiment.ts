@@ -43,13 +43,21 @@ export interface LocalRunOutcome extends ResultsSummary {
 function ensureWritable(dir: string): void {
   const existed = existsSync(dir);
   if (existed && !statSync(dir).isDirectory()) {
-    throw new InvalidInputError([{ file: dir, path: '', message: 'is a file, not a directory; choose a directory with --out' }]);
+    throw new InvalidInputError([
+      { file: dir, path: '', message: 'is a file, not a directory; choose a directory with --out' },
+    ]);
   }
   // Never write into (or --fresh clear) someone else's directory: only an empty one or our own.
   // A lock without state: another run has just started in it (the lock says so, exit 2).
   const ours = existsSync(join(dir, '.llem', 'state.json')) || existsSync(join(dir, LOCK_FILE));
   if (existed && readdirSync(dir).length > 0 && !ours) {
-    throw new InvalidInputError([{ file: dir, path: '', message: 'is not empty and is not a llem results directory (no .llem/state.json); choose a new or empty --out' }]);
+    throw new InvalidInputError([
+      {
+        file: dir,
+        path: '',
+        message: 'is not empty and is not a llem results directory (no .llem/state.json); choose a new or empty --out',
+      },
+    ]);
   }
   try {
     mkdirSync(dir, { recursive: true });
@@ -58,7 +66,16 @@ function ensureWritable(dir: string): void {
     rmSync(probe);
   } catch (err) {
     if (!existed) rmSync(dir, { recursive: true, force: true });
-    throw new InvalidInputError([{ file: dir, path: '', message: `output directory is not writable (${(err as NodeJS.ErrnoException).code ?? (err as Error).message}); choose another with --out` }], { cause: err });
+    throw new InvalidInputError(
+      [
+        {
+          file: dir,
+          path: '',
+          message: `output directory is not writable (${(err as NodeJS.ErrnoException).code ?? (err as Error).message}); choose another with --out`,
+        },
+      ],
+      { cause: err },
+    );
   }
 }
 
@@ -73,20 +90,25 @@ export function defaultOutDir(loaded: LoadedExperiment): string {
 function assertLocalReplicas(loaded: LoadedExperiment): void {
   const c = loaded.matrix.configurations.find((x) => x.replicas > 1);
   if (c === undefined) return;
-  throw new InvalidInputError([{
-    file: loaded.file,
-    path: 'spec.placement.replicas',
-    message: `is ${c.replicas}, but a local run measures one replica per run on this machine; set it to 1 here, or run the experiment on a cluster (--simulate accepts replicas > 1)`,
-  }]);
+  throw new InvalidInputError([
+    {
+      file: loaded.file,
+      path: 'spec.placement.replicas',
+      message: `is ${c.replicas}, but a local run measures one replica per run on this machine; set it to 1 here, or run the experiment on a cluster (--simulate accepts replicas > 1)`,
+    },
+  ]);
 }
 
 function assertLocalDataset(loaded: LoadedExperiment): void {
   if (loaded.matrix.configurations.every((c) => c.workload.dataset.configMapRef === undefined)) return;
-  throw new InvalidInputError([{
-    file: loaded.file,
-    path: 'spec.workload.dataset.configMapRef',
-    message: 'a ConfigMap exists only in a cluster; for llem run, list the prompts under workload.dataset.prompts instead',
-  }]);
+  throw new InvalidInputError([
+    {
+      file: loaded.file,
+      path: 'spec.workload.dataset.configMapRef',
+      message:
+        'a ConfigMap exists only in a cluster; for llem run, list the prompts under workload.dataset.prompts instead',
+    },
+  ]);
 }
 
 class LocalExperiment {
@@ -115,9 +137,15 @@ class LocalExperiment {
     this.aggregator = opened.aggregator;
     this.seqOffset = this.aggregator.lastStreamSeq;
     this.pool = new BackendPool({
-      simulate: opts.simulate, scratchDir: join(dir.stateDir, 'scratch'), ledgerFile: join(dir.stateDir, 'backends.json'), logger: log, signal: opts.signal,
+      simulate: opts.simulate,
+      scratchDir: join(dir.stateDir, 'scratch'),
+      ledgerFile: join(dir.stateDir, 'backends.json'),
+      logger: log,
+      signal: opts.signal,
       ...(opts.serverCommand !== undefined ? { serverCommand: opts.serverCommand } : {}),
-      ...(opened.gpus === null ? {} : { gpuEntries: opened.gpus.entries, awaitGpuReleased: releaseWaiter(opened.gpus) }),
+      ...(opened.gpus === null
+        ? {}
+        : { gpuEntries: opened.gpus.entries, awaitGpuReleased: releaseWaiter(opened.gpus) }),
       ...(opts.mockArgs !== undefined ? { mockArgs: opts.mockArgs } : {}),
     });
     this.observer = new MessageObserver((runId, attempt, ready) => this.maybeStart(runId, attempt, ready));
@@ -125,15 +153,25 @@ class LocalExperiment {
 
   private configurationOf(run: PlannedRun): Configuration {
     const c = this.loaded.matrix.configurations.find((x) => x.id === run.configurationId);
-    if (c === undefined) throw new LlemError('LLEM_E_RUN', `run ${run.id} names unknown configuration ${run.configurationId}`);
+    if (c === undefined)
+      throw new LlemError('LLEM_E_RUN', `run ${run.id} names unknown configuration ${run.configurationId}`);
     return c;
   }
 
   private maybeStart(runId: string, attempt: number, ready: Set<number>): void {
     const run = this.loaded.matrix.runs.find((r) => r.id === runId);
     if (run === undefined || ready.size < this.configurationOf(run).replicas) return;
-    const signal = { v: PROTOCOL_VERSION, experimentUid: this.state.experimentUid, runId, attempt, startAtMs: Date.now() + 100 };
-    void this.bus.publishControl(startSubject(LOCAL_NAMESPACE, this.state.experimentUid, runId), new TextEncoder().encode(JSON.stringify(signal)));
+    const signal = {
+      v: PROTOCOL_VERSION,
+      experimentUid: this.state.experimentUid,
+      runId,
+      attempt,
+      startAtMs: Date.now() + 100,
+    };
+    void this.bus.publishControl(
+      startSubject(LOCAL_NAMESPACE, this.state.experimentUid, runId),
+      new TextEncoder().encode(JSON.stringify(signal)),
+    );
   }
 
   async startConsuming(): Promise<void> {
@@ -190,16 +228,36 @@ class LocalExperiment {
       // Before any agent starts: the aggregator refuses messages of attempts never started.
       this.aggregator.startAttempt(run.id, attempt);
       this.observer.reset(run.id);
-      this.opts.progress.event({ type: 'run', runId: run.id, index, total: this.loaded.matrix.runs.length, attempt, requests: configuration.workload.requests });
+      this.opts.progress.event({
+        type: 'run',
+        runId: run.id,
+        index,
+        total: this.loaded.matrix.runs.length,
+        attempt,
+        requests: configuration.workload.requests,
+      });
       let error: string | null;
       try {
         // One span per attempt: agents start -> their data applied (drain); the agents' spans are its children.
-        const attrs = { 'llem.run.id': run.id, 'llem.run.attempt': attempt, 'llem.config.hash': configuration.configHash };
+        const attrs = {
+          'llem.run.id': run.id,
+          'llem.run.attempt': attempt,
+          'llem.config.hash': configuration.configHash,
+        };
         error = await inSpan('llem.run.attempt', attrs, async (span) => {
           const backend = await this.pool.ensure(configuration);
           const failed = await runReplicas({
-            experiment: this.loaded.experiment, experimentUid: this.state.experimentUid, configuration, run, attempt, backend,
-            bus: this.bus, simulate: this.opts.simulate, gpuUuids: this.gpus?.entries ?? [], signal: this.opts.signal, logger: this.log,
+            experiment: this.loaded.experiment,
+            experimentUid: this.state.experimentUid,
+            configuration,
+            run,
+            attempt,
+            backend,
+            bus: this.bus,
+            simulate: this.opts.simulate,
+            gpuUuids: this.gpus?.entries ?? [],
+            signal: this.opts.signal,
+            logger: this.log,
           });
           await this.drain();
           const outcome = failed === null ? this.runStatus(run.id) : 'failed';
@@ -221,7 +279,8 @@ class LocalExperiment {
         return;
       }
       record.lastError = error ?? `run data incomplete (${status})`;
-      if (tries + 1 < maxAttempts) this.opts.progress.event({ type: 'runEnd', runId: run.id, status: 'retry', detail: record.lastError });
+      if (tries + 1 < maxAttempts)
+        this.opts.progress.event({ type: 'runEnd', runId: run.id, status: 'retry', detail: record.lastError });
     }
     record.status = 'failed';
     this.dir.writeCheckpoint(this.aggregator.checkpoint());
@@ -234,7 +293,14 @@ class LocalExperiment {
     this.dir.writeCheckpoint(this.aggregator.checkpoint());
     const result = this.aggregator.runResult(runId);
     const o = this.observer.get(runId);
-    if (result !== null && o !== undefined) writeRunFile(this.dir.dir, { result, power: o.power, marks: o.marks, windowStartMs: o.windowStartMs, windowEndMs: o.windowEndMs });
+    if (result !== null && o !== undefined)
+      writeRunFile(this.dir.dir, {
+        result,
+        power: o.power,
+        marks: o.marks,
+        windowStartMs: o.windowStartMs,
+        windowEndMs: o.windowEndMs,
+      });
     this.dir.writeState(this.state);
   }
 }
@@ -251,19 +317,36 @@ function freshAggregator(uid: string, loaded: LoadedExperiment): Aggregator {
   return newAggregator(uid, loaded.matrix, spec.placement.replicas, spec.policy.failurePolicy);
 }
 
-function openState(opts: LocalRunOptions, loaded: LoadedExperiment, dir: ResultsDirectory, uid: string): { state: LocalState; aggregator: Aggregator } {
+function openState(
+  opts: LocalRunOptions,
+  loaded: LoadedExperiment,
+  dir: ResultsDirectory,
+  uid: string,
+): { state: LocalState; aggregator: Aggregator } {
   if (opts.fresh) dir.clear();
   const previous = dir.readState();
   if (previous !== null) {
     assertSameExperiment(previous, loaded.experiment, opts.file, dir.dir);
     if (previous.simulated !== opts.simulate) {
-      throw new InvalidInputError([{ file: opts.file, path: '', message: `${dir.dir} was started ${previous.simulated ? 'with' : 'without'} --simulate; resume the same way, or use --fresh` }]);
+      throw new InvalidInputError([
+        {
+          file: opts.file,
+          path: '',
+          message: `${dir.dir} was started ${previous.simulated ? 'with' : 'without'} --simulate; resume the same way, or use --fresh`,
+        },
+      ]);
     }
     return { state: previous, aggregator: dir.restoreCheckpoint() ?? freshAggregator(uid, loaded) };
   }
   const state: LocalState = {
-    version: 1, manifestFile: resolve(opts.file), experimentUid: uid, simulated: opts.simulate,
-    experiment: JSON.parse(JSON.stringify(loaded.experiment)) as unknown, startedAt: new Date().toISOString(), runs: {}, environment: {},
+    version: 1,
+    manifestFile: resolve(opts.file),
+    experimentUid: uid,
+    simulated: opts.simulate,
+    experiment: JSON.parse(JSON.stringify(loaded.experiment)) as unknown,
+    startedAt: new Date().toISOString(),
+    runs: {},
+    environment: {},
   };
   return { state, aggregator: freshAggregator(uid, loaded) };
 }
@@ -280,9 +363,12 @@ export async function runLocalExperiment(opts: LocalRunOptions): Promise<LocalRu
   ensureWritable(out);
   const lock = lockResultsDirectory(out);
   try {
-    const notes = lock.tookOverFrom === null ? [] : [
-      `took over the lock of an llem run that is gone (PID ${lock.tookOverFrom.pid}, started ${lock.tookOverFrom.startedAt})`,
-    ];
+    const notes =
+      lock.tookOverFrom === null
+        ? []
+        : [
+            `took over the lock of an llem run that is gone (PID ${lock.tookOverFrom.pid}, started ${lock.tookOverFrom.startedAt})`,
+          ];
     return await runLocked({ opts, loaded, out, gpus }, notes);
   } finally {
     lock.release();
@@ -309,10 +395,22 @@ async function runLocked(run: LockedRun, notes: string[]): Promise<LocalRunOutco
   opts.progress.attach?.({ current: (id) => exp.observer.get(id) });
   const done = loaded.matrix.runs.filter((r) => state.runs[r.id]?.status === 'complete').length;
   const warnings = [...notes, ...loaded.warnings.map((w) => formatIssue(w))];
-  opts.progress.event({ type: 'start', total: loaded.matrix.runs.length, done, simulated: opts.simulate, out, warnings });
+  opts.progress.event({
+    type: 'start',
+    total: loaded.matrix.runs.length,
+    done,
+    simulated: opts.simulate,
+    out,
+    warnings,
+  });
   try {
     await exp.startConsuming();
-    const attrs = { 'llem.experiment.name': loaded.experiment.metadata.name, 'llem.experiment.uid': uid, 'llem.runtime': 'local', 'llem.simulated': opts.simulate };
+    const attrs = {
+      'llem.experiment.name': loaded.experiment.metadata.name,
+      'llem.experiment.uid': uid,
+      'llem.runtime': 'local',
+      'llem.simulated': opts.simulate,
+    };
     await inSpan('llem.experiment', attrs, async () => {
       for (const [index, run] of loaded.matrix.runs.entries()) {
         if (state.runs[run.id]?.status === 'complete') continue;
@@ -321,12 +419,16 @@ async function runLocked(run: LockedRun, notes: string[]): Promise<LocalRunOutco
     });
   } catch (err) {
     // Interrupted: what is complete is still worth a look; the next `llem run` continues.
-    if (err instanceof InterruptedError) writeResults({ dir: out, loaded, state, results: aggregator.results(), aggregator });
+    if (err instanceof InterruptedError)
+      writeResults({ dir: out, loaded, state, results: aggregator.results(), aggregator });
     throw err;
   } finally {
     await exp.close();
   }
   const summary = writeResults({ dir: out, loaded, state, results: aggregator.results(), aggregator });
   opts.progress.event({ type: 'finish', summary });
-  return { ...summary, exitCode: summary.runsFailed > 0 && loaded.experiment.spec.policy.failurePolicy === 'strict' ? 1 : 0 };
+  return {
+    ...summary,
+    exitCode: summary.runsFailed > 0 && loaded.experiment.spec.policy.failurePolicy === 'strict' ? 1 : 0,
+  };
 }

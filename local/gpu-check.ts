@@ -16,11 +16,13 @@ export interface LocalGpus {
 }
 
 function noGpu(reason: string): InvalidInputError {
-  return new InvalidInputError([{
-    file: '--simulate',
-    path: '',
-    message: `no NVIDIA GPU is usable on this machine: ${reason}. Run on a GPU machine, or pass --simulate to use the simulated GPU and mock server (results are marked simulated).`,
-  }]);
+  return new InvalidInputError([
+    {
+      file: '--simulate',
+      path: '',
+      message: `no NVIDIA GPU is usable on this machine: ${reason}. Run on a GPU machine, or pass --simulate to use the simulated GPU and mock server (results are marked simulated).`,
+    },
+  ]);
 }
 
 function openApi(libraryPath: string): NvmlApi {
@@ -37,14 +39,16 @@ function openApi(libraryPath: string): NvmlApi {
 
 function enumerate(api: NvmlApi): Array<{ index: number; uuid: string; handle: unknown }> {
   const count = api.deviceCount();
-  if (count.rc !== 0 || count.value === undefined) throw noGpu(`NVML device count failed: ${nvmlUnavailable(count.rc)}`);
+  if (count.rc !== 0 || count.value === undefined)
+    throw noGpu(`NVML device count failed: ${nvmlUnavailable(count.rc)}`);
   if (count.value === 0) throw noGpu('NVML reports no GPU');
   const out: Array<{ index: number; uuid: string; handle: unknown }> = [];
   for (let index = 0; index < count.value; index++) {
     const h = api.handleByIndex(index);
     if (h.rc !== 0) throw noGpu(`NVML device ${index}: ${nvmlUnavailable(h.rc)}`);
     const uuid = api.uuid(h.value);
-    if (uuid.rc !== 0 || uuid.value === undefined) throw noGpu(`NVML device ${index} UUID: ${nvmlUnavailable(uuid.rc)}`);
+    if (uuid.rc !== 0 || uuid.value === undefined)
+      throw noGpu(`NVML device ${index} UUID: ${nvmlUnavailable(uuid.rc)}`);
     out.push({ index, uuid: uuid.value, handle: h.value });
   }
   return out;
@@ -57,31 +61,48 @@ function envText(env: NodeJS.ProcessEnv): string {
 function checkMig(loaded: LoadedExperiment, sel: VisibleSelection, partitioned: string[]): void {
   if (sel.mig.length === 0 && partitioned.length === 0) return;
   if (loaded.experiment.spec.measurement.gpuAttribution === 'wholeDevice') return;
-  throw new InvalidInputError([{ file: loaded.file, path: 'spec.measurement.gpuAttribution', message: migRefusal(sel.mig, partitioned) }]);
+  throw new InvalidInputError([
+    { file: loaded.file, path: 'spec.measurement.gpuAttribution', message: migRefusal(sel.mig, partitioned) },
+  ]);
 }
 
 /**
  * The GPUs `llem run` uses, checked against every configuration's placement.gpusPerRun before
  * anything is measured. `api` is for tests (a fake NVML); it is initialised and shut down here.
  */
-export function resolveLocalGpus(loaded: LoadedExperiment, env: NodeJS.ProcessEnv = process.env, api?: NvmlApi): LocalGpus {
+export function resolveLocalGpus(
+  loaded: LoadedExperiment,
+  env: NodeJS.ProcessEnv = process.env,
+  api?: NvmlApi,
+): LocalGpus {
   const nvml = api ?? openApi(env['LLEM_NVML_LIBRARY'] ?? 'libnvidia-ml.so.1');
   if (api !== undefined && api.init() !== 0) throw noGpu('NVML init failed');
   try {
     const all = enumerate(nvml);
-    const sel = resolveVisibleDevices(all, { cudaVisibleDevices: env['CUDA_VISIBLE_DEVICES'], nvidiaVisibleDevices: env['NVIDIA_VISIBLE_DEVICES'] },
-      (entry) => nvml.migParentUuid(entry).value ?? null);
-    const partitioned = sel.devices.filter((d) => nvml.migEnabled(all[d.index]?.handle).value === true).map((d) => d.uuid);
+    const sel = resolveVisibleDevices(
+      all,
+      { cudaVisibleDevices: env['CUDA_VISIBLE_DEVICES'], nvidiaVisibleDevices: env['NVIDIA_VISIBLE_DEVICES'] },
+      (entry) => nvml.migParentUuid(entry).value ?? null,
+    );
+    const partitioned = sel.devices
+      .filter((d) => nvml.migEnabled(all[d.index]?.handle).value === true)
+      .map((d) => d.uuid);
     checkMig(loaded, sel, partitioned);
-    const entries = sel.mig.length > 0 ? sel.mig.filter((m) => m.parentUuid !== null).map((m) => m.entry) : sel.devices.map((d) => d.uuid);
+    const entries =
+      sel.mig.length > 0
+        ? sel.mig.filter((m) => m.parentUuid !== null).map((m) => m.entry)
+        : sel.devices.map((d) => d.uuid);
     const need = Math.max(...loaded.matrix.configurations.map((c) => c.gpusPerRun * c.replicas), 1);
     if (entries.length < need) {
-      throw new InvalidInputError([{
-        file: loaded.file,
-        path: 'spec.placement.gpusPerRun',
-        message: `needs ${need} GPU(s) per run, but ${entries.length} ${entries.length === 1 ? 'is' : 'are'} visible to llem run (${envText(env)}` +
-          `${sel.problems.map((p) => `; ${p}`).join('')}); lower gpusPerRun or make more GPUs visible`,
-      }]);
+      throw new InvalidInputError([
+        {
+          file: loaded.file,
+          path: 'spec.placement.gpusPerRun',
+          message:
+            `needs ${need} GPU(s) per run, but ${entries.length} ${entries.length === 1 ? 'is' : 'are'} visible to llem run (${envText(env)}` +
+            `${sel.problems.map((p) => `; ${p}`).join('')}); lower gpusPerRun or make more GPUs visible`,
+        },
+      ]);
     }
     return { entries, measuredUuids: sel.devices.map((d) => d.uuid) };
   } finally {
@@ -114,7 +135,10 @@ export interface ReleaseWaitOptions {
  * started: a server that is still releasing its memory (or a zombie holding it) would otherwise
  * sit in the next configuration's idle baseline.
  */
-export async function awaitGpuMemoryReleased(baseline: ReadonlyMap<string, number>, o: ReleaseWaitOptions): Promise<void> {
+export async function awaitGpuMemoryReleased(
+  baseline: ReadonlyMap<string, number>,
+  o: ReleaseWaitOptions,
+): Promise<void> {
   const tolerance = o.toleranceMiB ?? 256;
   const deadline = Date.now() + (o.timeoutMs ?? 60_000);
   for (;;) {
@@ -122,15 +146,25 @@ export async function awaitGpuMemoryReleased(baseline: ReadonlyMap<string, numbe
     const held = [...baseline].filter(([u, base]) => (now.get(u) ?? base) > base + tolerance);
     if (held.length === 0) return;
     if (Date.now() >= deadline) {
-      const what = held.map(([u, base]) => `${u}: ${Math.round(now.get(u) ?? 0)} MiB used, ${Math.round(base)} MiB before the first backend`).join('; ');
-      throw new BackendError(`GPU memory was not released after the previous backend stopped (${what}): another process may hold it`);
+      const what = held
+        .map(
+          ([u, base]) =>
+            `${u}: ${Math.round(now.get(u) ?? 0)} MiB used, ${Math.round(base)} MiB before the first backend`,
+        )
+        .join('; ');
+      throw new BackendError(
+        `GPU memory was not released after the previous backend stopped (${what}): another process may hold it`,
+      );
     }
     await new Promise((r) => setTimeout(r, o.pollMs ?? 500));
   }
 }
 
 /** NVML-backed memory reader for awaitGpuMemoryReleased (opens NVML once, for the whole `llem run`). */
-export function nvmlMemoryReader(uuids: readonly string[], libraryPath = process.env['LLEM_NVML_LIBRARY'] ?? 'libnvidia-ml.so.1'): { read: () => Map<string, number>; close: () => void } {
+export function nvmlMemoryReader(
+  uuids: readonly string[],
+  libraryPath = process.env['LLEM_NVML_LIBRARY'] ?? 'libnvidia-ml.so.1',
+): { read: () => Map<string, number>; close: () => void } {
   const api = openApi(libraryPath);
   return { read: () => gpuMemoryUsedMiB(uuids, api), close: () => void api.shutdown() };
 }

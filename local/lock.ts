@@ -22,11 +22,17 @@ export interface LockHolder {
 /** The results directory is being written by another live `llem run`. Exit code 2. */
 export class ResultsLockedError extends LlemError {
   override name = 'ResultsLockedError';
-  constructor(readonly dir: string, readonly holder: LockHolder) {
+  constructor(
+    readonly dir: string,
+    readonly holder: LockHolder,
+  ) {
     const elsewhere = holder.host === hostname() ? '' : `; if that run is gone, delete ${join(dir, LOCK_FILE)}`;
-    super('LLEM_E_LOCKED',
+    super(
+      'LLEM_E_LOCKED',
       `${dir} is being written by another llem run (PID ${holder.pid} on ${holder.host}, since ${holder.startedAt}); ` +
-      `wait for it to finish or stop it, or choose another --out${elsewhere}`, { exitCode: 2 });
+        `wait for it to finish or stop it, or choose another --out${elsewhere}`,
+      { exitCode: 2 },
+    );
   }
 }
 
@@ -50,7 +56,11 @@ function readHolder(file: string): LockHolder | null {
     const v = JSON.parse(readFileSync(file, 'utf8')) as Partial<LockHolder>;
     if (typeof v.pid !== 'number' || typeof v.host !== 'string') return null;
     return {
-      pid: v.pid, host: v.host, procStart: v.procStart ?? null, bootId: v.bootId ?? null, startedAt: v.startedAt ?? 'unknown',
+      pid: v.pid,
+      host: v.host,
+      procStart: v.procStart ?? null,
+      bootId: v.bootId ?? null,
+      startedAt: v.startedAt ?? 'unknown',
     };
   } catch {
     return null;
@@ -67,8 +77,11 @@ export interface ResultsLock {
 export function lockResultsDirectory(dir: string): ResultsLock {
   const file = join(dir, LOCK_FILE);
   const me: LockHolder = {
-    pid: process.pid, host: hostname(), procStart: processStartTicks(process.pid),
-    bootId: bootId() === 'unknown' ? null : bootId(), startedAt: new Date().toISOString(),
+    pid: process.pid,
+    host: hostname(),
+    procStart: processStartTicks(process.pid),
+    bootId: bootId() === 'unknown' ? null : bootId(),
+    startedAt: new Date().toISOString(),
   };
   let tookOverFrom: LockHolder | null = null;
   for (let attempt = 0; attempt < 5; attempt += 1) {
@@ -97,7 +110,11 @@ export function lockResultsDirectory(dir: string): ResultsLock {
     const moved = readHolder(aside);
     if (moved !== null && holderAlive(moved)) {
       // A contender took the stale lock over between our read and our move: give theirs back.
-      try { linkSync(aside, file); } catch { /* a third one holds it now */ }
+      try {
+        linkSync(aside, file);
+      } catch {
+        /* a third one holds it now */
+      }
       rmSync(aside, { force: true });
       throw new ResultsLockedError(dir, moved);
     }

@@ -25,11 +25,24 @@ function minOrNull(a: number | null, b: number | null): number | null {
   return a === null ? b : b === null ? a : Math.min(a, b);
 }
 
-function foldConditions(c: Conditions | undefined, s: { smClockMhz: number | null; temperatureC: number | null; throttleReasons: number | null }): Conditions {
-  if (c === undefined) return { smClockMinMhz: s.smClockMhz, temperatureMaxC: s.temperatureC, throttleReasons: s.throttleReasons };
-  const hottest = c.temperatureMaxC === null ? s.temperatureC : s.temperatureC === null ? c.temperatureMaxC : Math.max(c.temperatureMaxC, s.temperatureC);
-  const reasons = c.throttleReasons === null ? s.throttleReasons : (c.throttleReasons | (s.throttleReasons ?? 0));
-  return { smClockMinMhz: minOrNull(c.smClockMinMhz, s.smClockMhz), temperatureMaxC: hottest, throttleReasons: reasons };
+function foldConditions(
+  c: Conditions | undefined,
+  s: { smClockMhz: number | null; temperatureC: number | null; throttleReasons: number | null },
+): Conditions {
+  if (c === undefined)
+    return { smClockMinMhz: s.smClockMhz, temperatureMaxC: s.temperatureC, throttleReasons: s.throttleReasons };
+  const hottest =
+    c.temperatureMaxC === null
+      ? s.temperatureC
+      : s.temperatureC === null
+        ? c.temperatureMaxC
+        : Math.max(c.temperatureMaxC, s.temperatureC);
+  const reasons = c.throttleReasons === null ? s.throttleReasons : c.throttleReasons | (s.throttleReasons ?? 0);
+  return {
+    smClockMinMhz: minOrNull(c.smClockMinMhz, s.smClockMhz),
+    temperatureMaxC: hottest,
+    throttleReasons: reasons,
+  };
 }
 
 export class MessageObserver {
@@ -41,7 +54,15 @@ export class MessageObserver {
   /** Forget a run's previous attempt. */
   reset(runId: string): RunObservation {
     const fresh: RunObservation = {
-      phase: 'starting', requestsDone: 0, ready: new Set(), power: [], marks: [], windowStartMs: null, windowEndMs: null, environment: {}, aborted: null,
+      phase: 'starting',
+      requestsDone: 0,
+      ready: new Set(),
+      power: [],
+      marks: [],
+      windowStartMs: null,
+      windowEndMs: null,
+      environment: {},
+      aborted: null,
     };
     this.runs.set(runId, fresh);
     return fresh;
@@ -83,7 +104,14 @@ export class MessageObserver {
 
   private keepPower(o: RunObservation, m: Extract<WireMessage, { kind: 'telemetry' }>): void {
     for (const s of m.samples) {
-      if (m.mark !== undefined) o.marks.push({ mark: m.mark, replica: m.replica, gpuUuid: s.gpuUuid, tMs: s.tMs, energyMillijoules: s.energyMillijoules });
+      if (m.mark !== undefined)
+        o.marks.push({
+          mark: m.mark,
+          replica: m.replica,
+          gpuUuid: s.gpuUuid,
+          tMs: s.tMs,
+          energyMillijoules: s.energyMillijoules,
+        });
       const key = `${m.runId}/${m.replica}/${s.gpuUuid}`;
       // Conditions of the samples a kept point stands for: a throttle between two points is not lost.
       const c = foldConditions(this.pendingConditions.get(key), s);
@@ -94,13 +122,23 @@ export class MessageObserver {
       }
       this.pendingConditions.delete(key);
       this.lastKept.set(key, s.tMs);
-      o.power.push({ tMs: s.tMs, runId: m.runId, replica: m.replica, gpuUuid: s.gpuUuid, powerWatts: s.powerWatts, energyMillijoules: s.energyMillijoules, ...c });
+      o.power.push({
+        tMs: s.tMs,
+        runId: m.runId,
+        replica: m.replica,
+        gpuUuid: s.gpuUuid,
+        powerWatts: s.powerWatts,
+        energyMillijoules: s.energyMillijoules,
+        ...c,
+      });
     }
   }
 }
 
 export function environmentOf(e: Extract<WireMessage, { kind: 'hello' }>['environment']): Record<string, string> {
-  const gpus = e.gpus.map((g) => `${g.name} (${g.uuid}${g.powerLimitWatts === null ? '' : `, limit ${g.powerLimitWatts} W`})`).join('; ');
+  const gpus = e.gpus
+    .map((g) => `${g.name} (${g.uuid}${g.powerLimitWatts === null ? '' : `, limit ${g.powerLimitWatts} W`})`)
+    .join('; ');
   return {
     host: e.hostname,
     gpus: gpus === '' ? 'none' : gpus,

@@ -55,7 +55,10 @@ export function selfIdentity(): ProcessIdentity {
 const alive = (p: ProcessIdentity): boolean => processStartTicks(p.pid) === p.startTicks;
 
 const isIdentity = (p: unknown): p is ProcessIdentity =>
-  typeof p === 'object' && p !== null && Number.isInteger((p as ProcessIdentity).pid) && Number.isInteger((p as ProcessIdentity).startTicks);
+  typeof p === 'object' &&
+  p !== null &&
+  Number.isInteger((p as ProcessIdentity).pid) &&
+  Number.isInteger((p as ProcessIdentity).startTicks);
 
 export class BackendLedger {
   private entries: LedgerEntry[];
@@ -69,8 +72,10 @@ export class BackendLedger {
     try {
       const parsed = JSON.parse(readFileSync(file, 'utf8')) as { backends?: unknown };
       if (!Array.isArray(parsed.backends)) return [];
-      return (parsed.backends as LedgerEntry[]).filter((e) =>
-        isIdentity(e) && e.pid > 1 && e.pid !== process.pid && isIdentity(e.owner) && typeof e.bootId === 'string');
+      return (parsed.backends as LedgerEntry[]).filter(
+        (e) =>
+          isIdentity(e) && e.pid > 1 && e.pid !== process.pid && isIdentity(e.owner) && typeof e.bootId === 'string',
+      );
     } catch {
       return []; // a torn or foreign file holds nothing we could safely act on
     }
@@ -104,7 +109,10 @@ export class BackendLedger {
         continue;
       }
       if (e.bootId !== boot || !alive(e)) continue;
-      log.warn({ backendPid: e.pid, command: e.command }, 'stopping a backend server left running by an earlier llem run on this output directory');
+      log.warn(
+        { backendPid: e.pid, command: e.command },
+        'stopping a backend server left running by an earlier llem run on this output directory',
+      );
       await stopGroup(e, graceMs);
       stopped.push(e.pid);
     }

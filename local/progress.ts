@@ -33,7 +33,10 @@ export class ConsoleProgress implements ProgressSink {
   private timer: NodeJS.Timeout | null = null;
   private source: LiveSource | null = null;
 
-  constructor(private readonly stream: NodeJS.WriteStream = process.stderr, private readonly live = stream.isTTY === true) {}
+  constructor(
+    private readonly stream: NodeJS.WriteStream = process.stderr,
+    private readonly live = stream.isTTY === true,
+  ) {}
 
   attach(source: LiveSource): void {
     this.source = source;
@@ -60,7 +63,9 @@ export class ConsoleProgress implements ProgressSink {
       case 'start':
         this.total = e.total;
         this.finished = e.done;
-        this.line(`llem: ${e.total} runs (${e.done} already complete)${e.simulated ? ' — SIMULATED GPU and mock server' : ''}; results in ${e.out}`);
+        this.line(
+          `llem: ${e.total} runs (${e.done} already complete)${e.simulated ? ' — SIMULATED GPU and mock server' : ''}; results in ${e.out}`,
+        );
         for (const w of e.warnings ?? []) this.line(`llem: warning: ${w}`);
         if (this.live) this.timer = setInterval(() => this.render(), 250);
         break;
@@ -71,7 +76,9 @@ export class ConsoleProgress implements ProgressSink {
         break;
       case 'runEnd':
         if (e.status === 'complete') this.finished += 1;
-        this.line(`run ${e.runId}: ${e.status} in ${duration(Date.now() - this.runStartedAt)}${e.detail === '' ? '' : ` — ${e.detail}`}`);
+        this.line(
+          `run ${e.runId}: ${e.status} in ${duration(Date.now() - this.runStartedAt)}${e.detail === '' ? '' : ` — ${e.detail}`}`,
+        );
         break;
       case 'finish':
         if (this.timer !== null) clearInterval(this.timer);
@@ -89,9 +96,11 @@ export class ConsoleProgress implements ProgressSink {
 export function finishText(s: ResultsSummary): string {
   const b = s.best;
   const net = b?.baselineSubtractedJoulesPerToken ?? null;
-  const best = b === null ? 'no configuration has a J/token value'
-    : `best (lowest gross J/token): ${b.label} at ${b.joulesPerToken.toPrecision(4)} J/token, ` +
-      `${net === null ? 'baseline-subtracted unavailable' : `${net.toPrecision(4)} baseline-subtracted`}` +
-      `${b.fewCycles ? ` (${b.cycles} cycle(s): fewer than 3)` : ''}`;
+  const best =
+    b === null
+      ? 'no configuration has a J/token value'
+      : `best (lowest gross J/token): ${b.label} at ${b.joulesPerToken.toPrecision(4)} J/token, ` +
+        `${net === null ? 'baseline-subtracted unavailable' : `${net.toPrecision(4)} baseline-subtracted`}` +
+        `${b.fewCycles ? ` (${b.cycles} cycle(s): fewer than 3)` : ''}`;
   return `llem: ${s.runsComplete}/${s.runsPlanned} runs complete${s.runsFailed > 0 ? `, ${s.runsFailed} failed` : ''}; ${best}${s.simulated ? ' (simulated)' : ''}; report: ${s.out}/report.html`;
 }

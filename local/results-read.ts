@@ -8,7 +8,11 @@ import type { PowerPoint } from '../report/csv.ts';
 import type { ExportInput } from '../report/exports.ts';
 import { RESULTS_SCHEMA_VERSION } from './results.ts';
 
-const statOf = z.looseObject({ mean: z.number().nullable(), ci95Low: z.number().nullable().optional(), ci95High: z.number().nullable().optional() });
+const statOf = z.looseObject({
+  mean: z.number().nullable(),
+  ci95Low: z.number().nullable().optional(),
+  ci95High: z.number().nullable().optional(),
+});
 /** The fields show/compare read from each configuration: a damaged file fails here, by path. */
 const ConfigResultSchema = z.looseObject({
   configId: z.string(),
@@ -23,7 +27,11 @@ const ResultsDocumentSchema = z.looseObject({
   simulated: z.boolean(),
   generatedAt: z.string(),
   configurations: z.array(z.looseObject({ id: z.string(), label: z.string().optional(), configHash: z.string() })),
-  results: z.looseObject({ runs: z.array(z.unknown()), configurations: z.array(ConfigResultSchema), experiment: z.unknown() }),
+  results: z.looseObject({
+    runs: z.array(z.unknown()),
+    configurations: z.array(ConfigResultSchema),
+    experiment: z.unknown(),
+  }),
   best: z.unknown(),
 });
 
@@ -38,27 +46,54 @@ export interface ResultsDocument {
 export function readResultsDirectory(dir: string): ResultsDocument {
   const path = join(dir, 'experiment.json');
   if (!existsSync(path)) {
-    throw new InvalidInputError([{ file: dir, path: '', message: 'not a llem results directory (no experiment.json); pass the --out directory of a finished `llem run`' }]);
+    throw new InvalidInputError([
+      {
+        file: dir,
+        path: '',
+        message: 'not a llem results directory (no experiment.json); pass the --out directory of a finished `llem run`',
+      },
+    ]);
   }
   let text: string;
   try {
     text = readFileSync(path, 'utf8');
   } catch (err) {
-    throw new InvalidInputError([{ file: path, path: '', message: `cannot read (${(err as NodeJS.ErrnoException).code ?? String(err)})` }], { cause: err });
+    throw new InvalidInputError(
+      [{ file: path, path: '', message: `cannot read (${(err as NodeJS.ErrnoException).code ?? String(err)})` }],
+      { cause: err },
+    );
   }
   let raw: unknown;
   try {
     raw = JSON.parse(text);
   } catch (err) {
-    throw new InvalidInputError([{ file: path, path: '', message: `not valid JSON (${(err as Error).message}); run llem run on that directory again to rewrite it` }]);
+    throw new InvalidInputError([
+      {
+        file: path,
+        path: '',
+        message: `not valid JSON (${(err as Error).message}); run llem run on that directory again to rewrite it`,
+      },
+    ]);
   }
   const parsed = ResultsDocumentSchema.safeParse(raw);
   if (!parsed.success) {
     const issue = parsed.error.issues[0];
-    throw new InvalidInputError([{ file: path, path: issue?.path.join('.') ?? '', message: `not a complete llem results file: ${issue?.message ?? 'invalid'}; run llem run on that directory again to rewrite it` }]);
+    throw new InvalidInputError([
+      {
+        file: path,
+        path: issue?.path.join('.') ?? '',
+        message: `not a complete llem results file: ${issue?.message ?? 'invalid'}; run llem run on that directory again to rewrite it`,
+      },
+    ]);
   }
   if (parsed.data.schemaVersion > RESULTS_SCHEMA_VERSION) {
-    throw new InvalidInputError([{ file: path, path: 'schemaVersion', message: `version ${parsed.data.schemaVersion} is newer than this llem reads (${RESULTS_SCHEMA_VERSION}); upgrade llem` }]);
+    throw new InvalidInputError([
+      {
+        file: path,
+        path: 'schemaVersion',
+        message: `version ${parsed.data.schemaVersion} is newer than this llem reads (${RESULTS_SCHEMA_VERSION}); upgrade llem`,
+      },
+    ]);
   }
   return parsed.data as unknown as ResultsDocument;
 }
@@ -84,11 +119,15 @@ export function compareResults(a: ResultsDocument, b: ResultsDocument): Comparis
     const mb = cb?.metrics.joulesPerToken;
     const av = ma.mean;
     const bv = mb?.mean ?? null;
-    const overlap = mb === undefined || ma.ci95Low === null || ma.ci95High === null || mb.ci95Low === null || mb.ci95High === null
-      ? null
-      : !(ma.ci95High < mb.ci95Low || mb.ci95High < ma.ci95Low);
+    const overlap =
+      mb === undefined || ma.ci95Low === null || ma.ci95High === null || mb.ci95Low === null || mb.ci95High === null
+        ? null
+        : !(ma.ci95High < mb.ci95Low || mb.ci95High < ma.ci95Low);
     rows.push({
-      label: labelOf(a, ca.configId), configHash: ca.configHash, a: av, b: bv,
+      label: labelOf(a, ca.configId),
+      configHash: ca.configHash,
+      a: av,
+      b: bv,
       relativeChange: av !== null && bv !== null && av !== 0 ? (bv - av) / av : null,
       significant: overlap === null ? null : !overlap,
     });
@@ -107,11 +146,26 @@ export function readExportInput(dir: string): ExportInput {
   const runsDir = join(dir, 'runs');
   for (const f of existsSync(runsDir) ? readdirSync(runsDir).filter((x) => x.endsWith('.json')) : []) {
     try {
-      const file = JSON.parse(readFileSync(join(runsDir, f), 'utf8')) as { result?: { runId?: string }; power?: PowerPoint[]; windowStartMs?: number | null; windowEndMs?: number | null };
+      const file = JSON.parse(readFileSync(join(runsDir, f), 'utf8')) as {
+        result?: { runId?: string };
+        power?: PowerPoint[];
+        windowStartMs?: number | null;
+        windowEndMs?: number | null;
+      };
       if (typeof file.result?.runId !== 'string') continue;
-      runFiles.set(file.result.runId, { power: Array.isArray(file.power) ? file.power : [], windowStartMs: file.windowStartMs ?? null, windowEndMs: file.windowEndMs ?? null });
+      runFiles.set(file.result.runId, {
+        power: Array.isArray(file.power) ? file.power : [],
+        windowStartMs: file.windowStartMs ?? null,
+        windowEndMs: file.windowEndMs ?? null,
+      });
     } catch (err) {
-      throw new InvalidInputError([{ file: join(runsDir, f), path: '', message: `not readable JSON (${(err as Error).message}); run llem run on that directory again to rewrite it` }]);
+      throw new InvalidInputError([
+        {
+          file: join(runsDir, f),
+          path: '',
+          message: `not readable JSON (${(err as Error).message}); run llem run on that directory again to rewrite it`,
+        },
+      ]);
     }
   }
   return {

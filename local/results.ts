@@ -31,8 +31,13 @@ export interface ResultsSummary {
   runsFailed: number;
   /** Chosen on `metric` (mean gross J/token); the baseline-subtracted mean is shown beside it. */
   best: {
-    configId: string; label: string; metric: 'joulesPerToken'; joulesPerToken: number;
-    baselineSubtractedJoulesPerToken: number | null; cycles: number; fewCycles: boolean;
+    configId: string;
+    label: string;
+    metric: 'joulesPerToken';
+    joulesPerToken: number;
+    baselineSubtractedJoulesPerToken: number | null;
+    cycles: number;
+    fewCycles: boolean;
   } | null;
 }
 
@@ -51,13 +56,16 @@ export function removeRunFile(dir: string, runId: string): void {
 function readRunFiles(dir: string): RunFile[] {
   const runs = join(dir, 'runs');
   if (!existsSync(runs)) return [];
-  return readdirSync(runs).filter((f) => f.endsWith('.json')).sort().map((f) => {
-    try {
-      return JSON.parse(readFileSync(join(runs, f), 'utf8')) as RunFile;
-    } catch (err) {
-      throw damaged(join(runs, f), `not readable JSON (${(err as Error).message})`, err);
-    }
-  });
+  return readdirSync(runs)
+    .filter((f) => f.endsWith('.json'))
+    .sort()
+    .map((f) => {
+      try {
+        return JSON.parse(readFileSync(join(runs, f), 'utf8')) as RunFile;
+      } catch (err) {
+        throw damaged(join(runs, f), `not readable JSON (${(err as Error).message})`, err);
+      }
+    });
 }
 
 export interface WriteResultsInput {
@@ -74,7 +82,10 @@ export function writeResults(input: WriteResultsInput): ResultsSummary {
   const runFiles = readRunFiles(dir);
   const power = runFiles.flatMap((f) => f.power).sort((a, b) => a.tMs - b.tMs);
   const windows: Band[] = runFiles.flatMap((f) =>
-    f.windowStartMs !== null && f.windowEndMs !== null ? [{ start: f.windowStartMs, end: f.windowEndMs, label: f.result.runId }] : []);
+    f.windowStartMs !== null && f.windowEndMs !== null
+      ? [{ start: f.windowStartMs, end: f.windowEndMs, label: f.result.runId }]
+      : [],
+  );
   const simulated = state.simulated;
   const best = results.experiment.bestConfiguration;
   const summary: ResultsSummary = {
@@ -83,12 +94,18 @@ export function writeResults(input: WriteResultsInput): ResultsSummary {
     runsPlanned: results.runs.length,
     runsComplete: results.runs.filter((r) => r.status === 'complete').length,
     runsFailed: Object.values(state.runs).filter((r) => r.status === 'failed').length,
-    best: best === null ? null : {
-      configId: best.configId, label: labels[best.configId] ?? best.configId, metric: best.metric,
-      joulesPerToken: best.joulesPerTokenMean,
-      baselineSubtractedJoulesPerToken: best.baselineSubtractedJoulesPerTokenMean,
-      cycles: best.cycles, fewCycles: best.joulesPerToken.flags.includes('fewCycles'),
-    },
+    best:
+      best === null
+        ? null
+        : {
+            configId: best.configId,
+            label: labels[best.configId] ?? best.configId,
+            metric: best.metric,
+            joulesPerToken: best.joulesPerTokenMean,
+            baselineSubtractedJoulesPerToken: best.baselineSubtractedJoulesPerTokenMean,
+            cycles: best.cycles,
+            fewCycles: best.joulesPerToken.flags.includes('fewCycles'),
+          },
   };
   const generatedAt = new Date().toISOString();
   const experimentJson = {
@@ -99,7 +116,14 @@ export function writeResults(input: WriteResultsInput): ResultsSummary {
     manifestFile: state.manifestFile,
     experiment: state.experiment,
     environment: state.environment,
-    configurations: loaded.matrix.configurations.map((c) => ({ id: c.id, label: labels[c.id], configHash: c.configHash, backend: c.backend, point: c.point, workload: c.workload })),
+    configurations: loaded.matrix.configurations.map((c) => ({
+      id: c.id,
+      label: labels[c.id],
+      configHash: c.configHash,
+      backend: c.backend,
+      point: c.point,
+      workload: c.workload,
+    })),
     runStates: state.runs,
     results,
     best: summary.best,
@@ -107,8 +131,16 @@ export function writeResults(input: WriteResultsInput): ResultsSummary {
   mkdirSync(join(dir, 'plots'), { recursive: true });
   writeFileAtomic(join(dir, 'experiment.json'), JSON.stringify(experimentJson, null, 2) + '\n');
   const files = resultsFiles({
-    title: `llem results: ${loaded.experiment.metadata.name}${simulated ? ' (simulated)' : ''}`, simulated, manifestPath: state.manifestFile, generatedAt,
-    results, aggregator: input.aggregator, labels, power, windows, environment: state.environment,
+    title: `llem results: ${loaded.experiment.metadata.name}${simulated ? ' (simulated)' : ''}`,
+    simulated,
+    manifestPath: state.manifestFile,
+    generatedAt,
+    results,
+    aggregator: input.aggregator,
+    labels,
+    power,
+    windows,
+    environment: state.environment,
     method: { ...loaded.experiment.spec.measurement, warnings: loaded.warnings.map((w) => formatIssue(w)) },
   });
   for (const [name, content] of files) writeFileAtomic(join(dir, name), content);

@@ -37,47 +37,77 @@ export function replicaGpus(gpuUuids: readonly string[], replica: number, gpusPe
 
 function agentConfig(input: ReplicaRunInput, replica: number): ReturnType<typeof parseAgentConfig> {
   const { experiment, configuration, run } = input;
-  const base = agentConfigFor({
-    experiment: { name: experiment.metadata.name, namespace: LOCAL_NAMESPACE, uid: input.experimentUid },
-    spec: experiment.spec,
-    configuration,
-    run,
-    attempt: input.attempt,
-    replica,
-  } as Parameters<typeof agentConfigFor>[0], input.simulate);
+  const base = agentConfigFor(
+    {
+      experiment: { name: experiment.metadata.name, namespace: LOCAL_NAMESPACE, uid: input.experimentUid },
+      spec: experiment.spec,
+      configuration,
+      run,
+      attempt: input.attempt,
+      replica,
+    } as Parameters<typeof agentConfigFor>[0],
+    input.simulate,
+  );
   const replicas = configuration.replicas;
-  return parseAgentConfig({
-    ...base,
-    backend: { ...(base['backend'] as Record<string, unknown>), baseUrl: input.backend.baseUrl, readinessPath: '/health', metrics: input.backend.metrics },
-    model: input.backend.servedModelName,
-    start: { mode: replicas > 1 ? 'signal' : 'immediate', timeoutSeconds: experiment.spec.policy.runTimeoutSeconds },
-    // One's own workstation often has a desktop or a notebook on the GPU: warn unless asked to fail.
-    telemetry: { ...(base['telemetry'] as Record<string, unknown>), requireExclusiveGpu: experiment.spec.measurement.requireExclusiveGpu ?? false },
-  }, `run ${run.id} agent config`);
+  return parseAgentConfig(
+    {
+      ...base,
+      backend: {
+        ...(base['backend'] as Record<string, unknown>),
+        baseUrl: input.backend.baseUrl,
+        readinessPath: '/health',
+        metrics: input.backend.metrics,
+      },
+      model: input.backend.servedModelName,
+      start: { mode: replicas > 1 ? 'signal' : 'immediate', timeoutSeconds: experiment.spec.policy.runTimeoutSeconds },
+      // One's own workstation often has a desktop or a notebook on the GPU: warn unless asked to fail.
+      telemetry: {
+        ...(base['telemetry'] as Record<string, unknown>),
+        requireExclusiveGpu: experiment.spec.measurement.requireExclusiveGpu ?? false,
+      },
+    },
+    `run ${run.id} agent config`,
+  );
 }
 
 /** Runs every replica; resolves with the first failure message, or null when all finished. */
 export async function runReplicas(input: ReplicaRunInput): Promise<string | null> {
   const stop = new AbortController();
-  const signals = AbortSignal.any([input.signal, stop.signal, AbortSignal.timeout(input.experiment.spec.policy.runTimeoutSeconds * 1000)]);
+  const signals = AbortSignal.any([
+    input.signal,
+    stop.signal,
+    AbortSignal.timeout(input.experiment.spec.policy.runTimeoutSeconds * 1000),
+  ]);
   void input.backend.exited.then((why) => stop.abort(new BackendError(`backend ${why} during run ${input.run.id}`)));
   const replicas = Array.from({ length: input.configuration.replicas }, (_, r) => r);
-  const results = await Promise.allSettled(replicas.map(async (replica) => {
-    const config = agentConfig(input, replica);
-    const t = config.telemetry;
-    const policy = { sampleIntervalMs: config.measurement.sampleIntervalMs, tickAlign: t.tickAlign, markTimeoutMs: t.markTimeoutSeconds * 1000 };
-    const telemetry = input.simulate
-      ? createSimulatedGpu({ ...policy, gpuCount: input.configuration.gpusPerRun })
-      : createNvmlTelemetry({
-        ...policy,
-        visibility: { cudaVisibleDevices: replicaGpus(input.gpuUuids, replica, input.configuration.gpusPerRun).join(',') },
-        attribution: t.attribution,
+  const results = await Promise.allSettled(
+    replicas.map(async (replica) => {
+      const config = agentConfig(input, replica);
+      const t = config.telemetry;
+      const policy = {
+        sampleIntervalMs: config.measurement.sampleIntervalMs,
+        tickAlign: t.tickAlign,
+        markTimeoutMs: t.markTimeoutSeconds * 1000,
+      };
+      const telemetry = input.simulate
+        ? createSimulatedGpu({ ...policy, gpuCount: input.configuration.gpusPerRun })
+        : createNvmlTelemetry({
+            ...policy,
+            visibility: {
+              cudaVisibleDevices: replicaGpus(input.gpuUuids, replica, input.configuration.gpusPerRun).join(','),
+            },
+            attribution: t.attribution,
+          });
+      return runAgent(config, {
+        bus: input.bus,
+        telemetry,
+        createSketch: createLatencySketch,
+        signal: signals,
+        simulatedBackend: input.backend.simulated,
+        logger: input.logger, // the runner binds run and replica
       });
-    return runAgent(config, {
-      bus: input.bus, telemetry, createSketch: createLatencySketch, signal: signals, simulatedBackend: input.backend.simulated,
-      logger: input.logger, // the runner binds run and replica
-    });
-  }));
+    }),
+  );
   stop.abort('run finished');
   const failed = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
   if (failed === undefined) return null;

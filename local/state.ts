@@ -112,7 +112,8 @@ function show(v: unknown): string {
 
 function valueAt(doc: unknown, path: string): unknown {
   let cur: unknown = doc;
-  for (const k of path.split('.')) cur = typeof cur === 'object' && cur !== null ? (cur as Record<string, unknown>)[k] : undefined;
+  for (const k of path.split('.'))
+    cur = typeof cur === 'object' && cur !== null ? (cur as Record<string, unknown>)[k] : undefined;
   return cur;
 }
 
@@ -120,16 +121,30 @@ function valueAt(doc: unknown, path: string): unknown {
 export function assertSameExperiment(state: LocalState, experiment: unknown, manifestFile: string, dir: string): void {
   const paths = changedPaths(state.experiment, experiment);
   if (paths.length === 0) return;
-  const detail = paths.map((p) => `${p} (${show(valueAt(state.experiment, p))} -> ${show(valueAt(experiment, p))})`).join(', ');
-  throw new InvalidInputError([{
-    file: manifestFile,
-    path: '',
-    message: `the manifest changed since ${dir} was started: ${detail}. ` +
-      'Use --fresh to start over in that directory, or --out to write to a new one.',
-  }]);
+  const detail = paths
+    .map((p) => `${p} (${show(valueAt(state.experiment, p))} -> ${show(valueAt(experiment, p))})`)
+    .join(', ');
+  throw new InvalidInputError([
+    {
+      file: manifestFile,
+      path: '',
+      message:
+        `the manifest changed since ${dir} was started: ${detail}. ` +
+        'Use --fresh to start over in that directory, or --out to write to a new one.',
+    },
+  ]);
 }
 
 /** Damaged resume state: bad input (exit 2) naming the file, with the way out. */
 export function damaged(file: string, what: string, cause?: unknown): InvalidInputError {
-  return new InvalidInputError([{ file, path: '', message: `is damaged: ${what}; start over with --fresh (the completed runs are then measured again)` }], cause === undefined ? {} : { cause });
+  return new InvalidInputError(
+    [
+      {
+        file,
+        path: '',
+        message: `is damaged: ${what}; start over with --fresh (the completed runs are then measured again)`,
+      },
+    ],
+    cause === undefined ? {} : { cause },
+  );
 }

@@ -8,12 +8,17 @@ export type BestLike = Pick<BestConfiguration, 'configId' | 'joulesPerTokenMean'
 
 export function bestConfigurationText(best: BestLike, label: string, format: (v: number) => string): string {
   const net = best.baselineSubtractedJoulesPerTokenMean;
-  const netText = net === null || net === undefined
-    ? 'baseline-subtracted J/token unavailable'
-    : `${format(net)} J/token baseline-subtracted`;
+  const netText =
+    net === null || net === undefined
+      ? 'baseline-subtracted J/token unavailable'
+      : `${format(net)} J/token baseline-subtracted`;
   const cycles = best.cycles ?? best.joulesPerToken?.n;
-  const few = best.joulesPerToken?.flags.includes('fewCycles') === true
-    ? `; only ${cycles ?? 'few'} cycle(s): run at least 3 before trusting the ranking` : '';
-  return `${label} at ${format(best.joulesPerTokenMean)} J/token gross ` +
-    `(chosen on lowest mean gross J/token; ${netText})${few}`;
+  const few =
+    best.joulesPerToken?.flags.includes('fewCycles') === true
+      ? `; only ${cycles ?? 'few'} cycle(s): run at least 3 before trusting the ranking`
+      : '';
+  return (
+    `${label} at ${format(best.joulesPerTokenMean)} J/token gross ` +
+    `(chosen on lowest mean gross J/token; ${netText})${few}`
+  );
 }

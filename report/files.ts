@@ -11,7 +11,9 @@ import type { Band } from './svg.ts';
 export function configLabelsOf(matrix: Pick<RunMatrix, 'configurations'>): Record<string, string> {
   const out: Record<string, string> = {};
   for (const c of matrix.configurations) {
-    const point = Object.entries(c.point).map(([k, v]) => `${k}=${JSON.stringify(v)}`).join(' ');
+    const point = Object.entries(c.point)
+      .map(([k, v]) => `${k}=${JSON.stringify(v)}`)
+      .join(' ');
     out[c.id] = point === '' ? c.backend.name : `${c.backend.name} ${point}`;
   }
   return out;
@@ -36,7 +38,8 @@ export interface ResultsFilesInput {
 export function resultsFiles(i: ResultsFilesInput): Map<string, string> {
   const cdfs: Record<string, Record<string, Array<readonly [number, number]>>> = {};
   for (const c of i.results.configurations) {
-    const cdf = (m: 'ttftMs' | 'itlMs' | 'e2eMs'): Array<[number, number]> => i.aggregator.latencyCdf(c.runsIncluded, m);
+    const cdf = (m: 'ttftMs' | 'itlMs' | 'e2eMs'): Array<[number, number]> =>
+      i.aggregator.latencyCdf(c.runsIncluded, m);
     cdfs[c.configId] = { ttftMs: cdf('ttftMs'), itlMs: cdf('itlMs'), e2eMs: cdf('e2eMs') };
   }
   const { results, labels, simulated, windows } = i;
@@ -49,9 +52,21 @@ export function resultsFiles(i: ResultsFilesInput): Map<string, string> {
     ['plots/ttft-cdf.svg', latencyCdfChart({ cdfs, configLabels: labels }, 'ttftMs', 'TTFT')],
     ['plots/itl-cdf.svg', latencyCdfChart({ cdfs, configLabels: labels }, 'itlMs', 'ITL')],
     ...(i.power === null ? [] : [['plots/power.svg', powerChart({ power, windows, simulated })] as const]),
-    ['report.html', reportHtml({
-      title: i.title, simulated, manifestPath: i.manifestPath, generatedAt: i.generatedAt, results, configLabels: labels, cdfs, power, windows, environment: i.environment,
-      method: i.method,
-    })],
+    [
+      'report.html',
+      reportHtml({
+        title: i.title,
+        simulated,
+        manifestPath: i.manifestPath,
+        generatedAt: i.generatedAt,
+        results,
+        configLabels: labels,
+        cdfs,
+        power,
+        windows,
+        environment: i.environment,
+        method: i.method,
+      }),
+    ],
   ]);
 }

@@ -49,13 +49,28 @@ export function jPerTokenChart(input: Pick<ReportInput, 'results' | 'configLabel
     return { label: input.configLabels[c.configId] ?? c.configId, value: s.mean, low: s.ci95Low, high: s.ci95High };
   });
   const sim = input.simulated ? ' (simulated)' : '';
-  return barChart(bars, { title: `Energy per output token, mean and 95% CI over cycles${sim}`, xLabel: 'configuration', yLabel: 'energy per output token (J)' });
+  return barChart(bars, {
+    title: `Energy per output token, mean and 95% CI over cycles${sim}`,
+    xLabel: 'configuration',
+    yLabel: 'energy per output token (J)',
+  });
 }
 
-export function latencyCdfChart(input: Pick<ReportInput, 'cdfs' | 'configLabels'>, metric: string, name: string): string {
-  const series: XYSeries[] = Object.entries(input.cdfs).map(([id, m]) => ({ label: input.configLabels[id] ?? id, points: m[metric] ?? [] }));
+export function latencyCdfChart(
+  input: Pick<ReportInput, 'cdfs' | 'configLabels'>,
+  metric: string,
+  name: string,
+): string {
+  const series: XYSeries[] = Object.entries(input.cdfs).map(([id, m]) => ({
+    label: input.configLabels[id] ?? id,
+    points: m[metric] ?? [],
+  }));
   const of = metric === 'itlMs' ? 'inter-token gaps' : 'requests';
-  return lineChart(series, { title: `${name} CDF per configuration`, xLabel: `${name} (ms)`, yLabel: `fraction of ${of} (0–1)` });
+  return lineChart(series, {
+    title: `${name} CDF per configuration`,
+    xLabel: `${name} (ms)`,
+    yLabel: `fraction of ${of} (0–1)`,
+  });
 }
 
 export function powerChart(input: Pick<ReportInput, 'power' | 'windows' | 'simulated'>): string {
@@ -71,7 +86,15 @@ export function powerChart(input: Pick<ReportInput, 'power' | 'windows' | 'simul
   const series = [...byGpu.entries()].map(([label, points]) => ({ label, points: points.sort((a, b) => a[0] - b[0]) }));
   const bands = input.windows.map((w) => ({ start: (w.start - t0) / 1000, end: (w.end - t0) / 1000, label: w.label }));
   const sim = input.simulated ? ' (simulated)' : '';
-  return lineChart(series, { title: `GPU power over time; shaded: measurement windows${sim}`, xLabel: 'time since the first sample (s)', yLabel: 'GPU power (W)' }, bands);
+  return lineChart(
+    series,
+    {
+      title: `GPU power over time; shaded: measurement windows${sim}`,
+      xLabel: 'time since the first sample (s)',
+      yLabel: 'GPU power (W)',
+    },
+    bands,
+  );
 }
 
 /** Marks a statistic that fewer than 3 cycles or a clamped interval weaken. */
@@ -82,17 +105,24 @@ function statFlags(s: CycleStats): string {
   return words.length === 0 ? '' : ` <small>[${esc(words.join('; '))}]</small>`;
 }
 
-function configTable(configs: readonly ConfigResult[], labels: Readonly<Record<string, string>>, bestId: string | null): string {
-  const head = '<tr><th>configuration</th><th>runs</th><th>J/token (95% CI)</th><th>baseline-subtracted J/token</th>' +
+function configTable(
+  configs: readonly ConfigResult[],
+  labels: Readonly<Record<string, string>>,
+  bestId: string | null,
+): string {
+  const head =
+    '<tr><th>configuration</th><th>runs</th><th>J/token (95% CI)</th><th>baseline-subtracted J/token</th>' +
     '<th>tokens/J</th><th>tokens/s</th><th>mean power W</th><th>TTFT p50 / p99 ms</th><th>ITL p50 / p99 ms</th></tr>';
   const rows = configs.map((c) => {
     const j = c.metrics.joulesPerToken;
     const best = c.configId === bestId ? ' class="best"' : '';
-    return `<tr${best}><td>${esc(labels[c.configId] ?? c.configId)}</td><td>${c.runsIncluded.length}/${c.runsPlanned}</td>` +
+    return (
+      `<tr${best}><td>${esc(labels[c.configId] ?? c.configId)}</td><td>${c.runsIncluded.length}/${c.runsPlanned}</td>` +
       `<td>${num(j.mean)} (${num(j.ci95Low)} – ${num(j.ci95High)})${statFlags(j)}</td>` +
       `<td>${num(c.metrics.baselineSubtractedJoulesPerToken.mean)}</td><td>${num(c.metrics.tokensPerJoule.mean)}</td>` +
       `<td>${num(c.metrics.tokensPerSecond.mean)}</td><td>${num(c.metrics.meanPowerWatts.mean)}</td>` +
-      `<td>${num(c.latencyPooled.ttftMs.p50)} / ${num(c.latencyPooled.ttftMs.p99)}</td><td>${num(c.latencyPooled.itlMs.p50)} / ${num(c.latencyPooled.itlMs.p99)}</td></tr>`;
+      `<td>${num(c.latencyPooled.ttftMs.p50)} / ${num(c.latencyPooled.ttftMs.p99)}</td><td>${num(c.latencyPooled.itlMs.p50)} / ${num(c.latencyPooled.itlMs.p99)}</td></tr>`
+    );
   });
   return `<table>${head}${rows.join('')}</table>`;
 }
@@ -118,32 +148,54 @@ function methodSection(input: ReportInput): string {
       byNote.set(key, [...(byNote.get(key) ?? []), r.runId]);
     }
   }
-  const flagged = [...byNote.entries()].map(([note, ids]) => `${note} (${ids.length === runs.length ? 'every run' : [...new Set(ids)].join(', ')})`);
-  const energySource = input.simulated ? 'simulated GPU energy counter (not a measurement)' : 'NVML total-energy counter, delta per GPU over the window';
+  const flagged = [...byNote.entries()].map(
+    ([note, ids]) => `${note} (${ids.length === runs.length ? 'every run' : [...new Set(ids)].join(', ')})`,
+  );
+  const energySource = input.simulated
+    ? 'simulated GPU energy counter (not a measurement)'
+    : 'NVML total-energy counter, delta per GPU over the window';
   const rows: Array<[string, string]> = [
     ['energy', `${energySource}; J/token = window energy / output tokens in the window`],
-    ['measurement window', `from the start signal (after warm-up; all replicas together) while the workload runs; measured ${range(runs.map((r) => r.metrics.windowSeconds), 's')}` +
-      ` (minimum asked ${opt(m?.minWindowSeconds, ' s')})`],
-    ['power sampling tick', `${opt(m?.sampleIntervalMs, ' ms')} (power samples for the plots and the peak; energy comes from the counter, not from the samples)`],
-    ['idle baseline', `${opt(m?.baselineSeconds, ' s')} before warm-up; measured ${range(runs.map((r) => r.metrics.baselinePowerWatts), 'W')}` +
-      ' (reported separately, not subtracted from J/token)'],
+    [
+      'measurement window',
+      `from the start signal (after warm-up; all replicas together) while the workload runs; measured ${range(
+        runs.map((r) => r.metrics.windowSeconds),
+        's',
+      )}` + ` (minimum asked ${opt(m?.minWindowSeconds, ' s')})`,
+    ],
+    [
+      'power sampling tick',
+      `${opt(m?.sampleIntervalMs, ' ms')} (power samples for the plots and the peak; energy comes from the counter, not from the samples)`,
+    ],
+    [
+      'idle baseline',
+      `${opt(m?.baselineSeconds, ' s')} before warm-up; measured ${range(
+        runs.map((r) => r.metrics.baselinePowerWatts),
+        'W',
+      )}` + ' (reported separately, not subtracted from J/token)',
+    ],
     ['warm-up', `${opt(m?.warmupRequests)} requests, excluded from the window`],
     ['cool-down', opt(m?.cooldownSeconds, ' s')],
     ['cycles and order', `${opt(m?.cycles)} cycles, ${opt(m?.order)} order; the 95% CI is Student-t over cycles`],
   ];
   const warnings = [...(m?.warnings ?? []), ...flagged];
   const dl = rows.map(([k, v]) => `<dt>${esc(k)}</dt><dd>${esc(v)}</dd>`).join('');
-  const warn = warnings.length === 0 ? '<p>No warnings.</p>'
-    : `<p><b>Warnings (${warnings.length}):</b></p><ul class="warnings">${warnings.map((w) => `<li>${esc(w)}</li>`).join('')}</ul>`;
+  const warn =
+    warnings.length === 0
+      ? '<p>No warnings.</p>'
+      : `<p><b>Warnings (${warnings.length}):</b></p><ul class="warnings">${warnings.map((w) => `<li>${esc(w)}</li>`).join('')}</ul>`;
   return `<section class="method"><h2>Method</h2><dl>${dl}</dl>${warn}</section>`;
 }
 
 function runTable(results: AggregateResults): string {
-  const head = '<tr><th>run</th><th>cycle</th><th>status</th><th>window s</th><th>energy J</th><th>J/token</th><th>tokens/s</th><th>notes</th></tr>';
-  const rows = results.runs.map((r) =>
-    `<tr><td>${esc(r.runId)}</td><td>${r.cycle}</td><td>${esc(r.status)}</td><td>${num(r.metrics.windowSeconds)}</td>` +
-    `<td>${num(r.metrics.energyJoules)}</td><td>${num(r.metrics.joulesPerToken)}</td><td>${num(r.metrics.tokensPerSecond)}</td>` +
-    `<td>${esc([...r.reasons, ...r.notes].join('; '))}</td></tr>`);
+  const head =
+    '<tr><th>run</th><th>cycle</th><th>status</th><th>window s</th><th>energy J</th><th>J/token</th><th>tokens/s</th><th>notes</th></tr>';
+  const rows = results.runs.map(
+    (r) =>
+      `<tr><td>${esc(r.runId)}</td><td>${r.cycle}</td><td>${esc(r.status)}</td><td>${num(r.metrics.windowSeconds)}</td>` +
+      `<td>${num(r.metrics.energyJoules)}</td><td>${num(r.metrics.joulesPerToken)}</td><td>${num(r.metrics.tokensPerSecond)}</td>` +
+      `<td>${esc([...r.reasons, ...r.notes].join('; '))}</td></tr>`,
+  );
   return `<table>${head}${rows.join('')}</table>`;
 }
 
@@ -154,8 +206,12 @@ svg{display:block;margin:1em 0;max-width:100%;height:auto}dl{display:grid;grid-t
 .numbers-and-method{display:flex;flex-wrap:wrap;gap:0 2em;align-items:flex-start}.numbers-and-method>div{flex:1 1 560px}
 .method{flex:1 1 420px;font-size:13px;background:#f8f9fb;border:1px solid #dde;padding:0 12px 8px}.warnings{color:#8a5a00}`;
 
-/** Run warnings that say the GPU measured was not the GPU the configuration names: shown on top, never only in a table cell. */
-const GPU_WARNING = /throttled \(|SM clock below|another process used a measured GPU|attribution wholeDevice|exclusivity could not be verified/;
+/**
+ * Run warnings that say the GPU measured was not the GPU the configuration names: shown on top, never only in a table
+ * cell.
+ */
+const GPU_WARNING =
+  /throttled \(|SM clock below|another process used a measured GPU|attribution wholeDevice|exclusivity could not be verified/;
 
 export function gpuWarnings(results: AggregateResults): string[] {
   const out: string[] = [];
@@ -166,7 +222,9 @@ export function gpuWarnings(results: AggregateResults): string[] {
     for (const g of r.gpus) {
       const c = g.conditions;
       if (notes.length === 0 && c !== null && c !== undefined && c.throttledSamples > 0) {
-        out.push(`${r.runId}: GPU ${g.gpuUuid} throttled in ${c.throttledSamples} of ${c.samples} window samples (${c.throttleReasons.join(', ')})`);
+        out.push(
+          `${r.runId}: GPU ${g.gpuUuid} throttled in ${c.throttledSamples} of ${c.samples} window samples (${c.throttleReasons.join(', ')})`,
+        );
       }
     }
   }
@@ -176,18 +234,25 @@ export function gpuWarnings(results: AggregateResults): string[] {
 function warningBlock(results: AggregateResults): string {
   const w = gpuWarnings(results);
   if (w.length === 0) return '';
-  const shown = w.slice(0, 50).map((x) => `<li>${esc(x)}</li>`).join('');
+  const shown = w
+    .slice(0, 50)
+    .map((x) => `<li>${esc(x)}</li>`)
+    .join('');
   return `<h2>GPU warnings</h2><ul class="warn">${shown}${w.length > 50 ? `<li>... and ${w.length - 50} more (runs.csv, experiment.json)</li>` : ''}</ul>`;
 }
 
 export function reportHtml(input: ReportInput): string {
   const best = input.results.experiment.bestConfiguration;
-  const env = Object.entries(input.environment).map(([k, v]) => `<dt>${esc(k)}</dt><dd>${esc(v)}</dd>`).join('');
+  const env = Object.entries(input.environment)
+    .map(([k, v]) => `<dt>${esc(k)}</dt><dd>${esc(v)}</dd>`)
+    .join('');
   const banner = input.simulated
     ? '<p class="sim">SIMULATED: these figures come from the simulated GPU and mock inference server, not from hardware.</p>'
     : '';
-  const bestLine = best === null ? 'no configuration has a J/token value'
-    : esc(bestConfigurationText(best, input.configLabels[best.configId] ?? best.configId, num));
+  const bestLine =
+    best === null
+      ? 'no configuration has a J/token value'
+      : esc(bestConfigurationText(best, input.configLabels[best.configId] ?? best.configId, num));
   return `<!doctype html><html lang="en"><head><meta charset="utf-8"><title>${esc(input.title)}</title><style>${CSS}</style></head><body>
 <h1>${esc(input.title)}</h1>${banner}${warningBlock(input.results)}
 <p>Manifest <code>${esc(input.manifestPath)}</code>, generated ${esc(input.generatedAt)}. Best configuration: <b>${bestLine}</b>.</p>

@@ -30,7 +30,18 @@ const W = 720;
 const PLOT_H = 254;
 const TOP = 36;
 const RIGHT = 20;
-const PALETTE = ['#1f77b4', '#ff7f0e', '#2ca02c', '#d62728', '#9467bd', '#8c564b', '#e377c2', '#7f7f7f', '#bcbd22', '#17becf'];
+const PALETTE = [
+  '#1f77b4',
+  '#ff7f0e',
+  '#2ca02c',
+  '#d62728',
+  '#9467bd',
+  '#8c564b',
+  '#e377c2',
+  '#7f7f7f',
+  '#bcbd22',
+  '#17becf',
+];
 /** Width of one character at font size 11 (sans-serif), generous so that estimates never undershoot. */
 const CHAR_W = 6.6;
 const LINE_H = 13;
@@ -151,18 +162,27 @@ function frame(text: ChartText, xs: number[], ys: number[], categories: readonly
     lay.lines.forEach((lines, i) => {
       const cx = left + slot * (i + 0.5);
       if (lay.vertical) {
-        body.push(`<text class="tick" transform="translate(${cx + 4} ${bottom + 6}) rotate(90)" font-size="11">${esc(lines[0] ?? '')}</text>`);
+        body.push(
+          `<text class="tick" transform="translate(${cx + 4} ${bottom + 6}) rotate(90)" font-size="11">${esc(lines[0] ?? '')}</text>`,
+        );
       } else {
         const spans = lines.map((l, k) => `<tspan x="${cx}" dy="${k === 0 ? 0 : LINE_H}">${esc(l)}</tspan>`).join('');
-        body.push(`<text class="tick" x="${cx}" y="${bottom + 15}" text-anchor="middle" font-size="11"><title>${esc(categories[i] ?? '')}</title>${spans}</text>`);
+        body.push(
+          `<text class="tick" x="${cx}" y="${bottom + 15}" text-anchor="middle" font-size="11"><title>${esc(categories[i] ?? '')}</title>${spans}</text>`,
+        );
       }
     });
   } else {
-    for (const t of xt) body.push(`<text class="tick" x="${x(t)}" y="${bottom + 16}" text-anchor="middle" font-size="11">${fmt(t)}</text>`);
+    for (const t of xt)
+      body.push(
+        `<text class="tick" x="${x(t)}" y="${bottom + 16}" text-anchor="middle" font-size="11">${fmt(t)}</text>`,
+      );
   }
   const finish = (legend: readonly string[]): number => {
     const axisY = bottom + tickBlock + 14;
-    body.push(`<text class="axis-label" x="${left + plotW / 2}" y="${axisY}" text-anchor="middle" font-size="12">${esc(text.xLabel)}</text>`);
+    body.push(
+      `<text class="axis-label" x="${left + plotW / 2}" y="${axisY}" text-anchor="middle" font-size="12">${esc(text.xLabel)}</text>`,
+    );
     // Legend under the axis label, never over the data: two columns of swatch + label.
     const colW = (W - left - RIGHT) / 2;
     legend.forEach((label, i) => {
@@ -170,8 +190,10 @@ function frame(text: ChartText, xs: number[], ys: number[], categories: readonly
       const ly = axisY + 12 + Math.floor(i / 2) * 16;
       const maxChars = Math.floor((colW - 24) / CHAR_W);
       const shown = label.length > maxChars ? `${label.slice(0, maxChars - 1)}…` : label;
-      body.push(`<rect x="${lx}" y="${ly}" width="12" height="10" fill="${colour(i)}"/>` +
-        `<text class="legend" x="${lx + 16}" y="${ly + 9}" font-size="11"><title>${esc(label)}</title>${esc(shown)}</text>`);
+      body.push(
+        `<rect x="${lx}" y="${ly}" width="12" height="10" fill="${colour(i)}"/>` +
+          `<text class="legend" x="${lx + 16}" y="${ly + 9}" font-size="11"><title>${esc(label)}</title>${esc(shown)}</text>`,
+      );
     });
     return axisY + 10 + (legend.length === 0 ? 0 : Math.ceil(legend.length / 2) * 16 + 6);
   };
@@ -184,26 +206,38 @@ function wrap(body: string[], kind: string, height = 360): string {
 }
 
 function emptyChart(text: ChartText, kind: string, why: string): string {
-  return wrap([
-    `<text x="${W / 2}" y="20" text-anchor="middle" font-size="15" font-weight="bold">${esc(text.title)}</text>`,
-    `<text x="${W / 2}" y="180" text-anchor="middle" font-size="13" fill="#777">${esc(why)}</text>`,
-  ], kind);
+  return wrap(
+    [
+      `<text x="${W / 2}" y="20" text-anchor="middle" font-size="15" font-weight="bold">${esc(text.title)}</text>`,
+      `<text x="${W / 2}" y="180" text-anchor="middle" font-size="13" fill="#777">${esc(why)}</text>`,
+    ],
+    kind,
+  );
 }
 
 /** Bars (e.g. mean J/token per configuration) with interval whiskers (95% CI). */
 export function barChart(items: readonly BarWithInterval[], text: ChartText): string {
   const ys = items.flatMap((b) => [b.value, b.high].filter((v): v is number => v !== null && Number.isFinite(v)));
   if (ys.length === 0) return emptyChart(text, 'bar', 'no data');
-  const f = frame(text, items.map((_, i) => i), ys, items.map((b) => b.label));
+  const f = frame(
+    text,
+    items.map((_, i) => i),
+    ys,
+    items.map((b) => b.label),
+  );
   const slot = f.plotW / items.length;
   items.forEach((b, i) => {
     const cx = f.left + slot * (i + 0.5);
     if (b.value === null) return;
     const top = f.y(b.value);
     const bw = Math.min(60, slot * 0.6);
-    f.body.push(`<rect x="${cx - bw / 2}" y="${top}" width="${bw}" height="${f.y(0) - top}" fill="${colour(i)}"><title>${esc(b.label)}: ${fmt(b.value)}</title></rect>`);
+    f.body.push(
+      `<rect x="${cx - bw / 2}" y="${top}" width="${bw}" height="${f.y(0) - top}" fill="${colour(i)}"><title>${esc(b.label)}: ${fmt(b.value)}</title></rect>`,
+    );
     if (b.low !== null && b.high !== null) {
-      f.body.push(`<path d="M${cx} ${f.y(b.low)}V${f.y(b.high)}M${cx - 8} ${f.y(b.low)}h16M${cx - 8} ${f.y(b.high)}h16" stroke="#000" fill="none"/>`);
+      f.body.push(
+        `<path d="M${cx} ${f.y(b.low)}V${f.y(b.high)}M${cx - 8} ${f.y(b.low)}h16M${cx - 8} ${f.y(b.high)}h16" stroke="#000" fill="none"/>`,
+      );
     }
   });
   return wrap(f.body, 'bar', f.finish([]));
@@ -212,20 +246,32 @@ export function barChart(items: readonly BarWithInterval[], text: ChartText): st
 /** Lines (CDFs, power over time) with optional shaded bands (measurement windows); legend below. */
 export function lineChart(allSeries: readonly XYSeries[], text: ChartText, allBands: readonly Band[] = []): string {
   // A sample without a finite time or value (a missing reading) is left out, never drawn as NaN.
-  const series = allSeries.map((s) => ({ ...s, points: s.points.filter((p) => Number.isFinite(p[0]) && Number.isFinite(p[1])) }));
+  const series = allSeries.map((s) => ({
+    ...s,
+    points: s.points.filter((p) => Number.isFinite(p[0]) && Number.isFinite(p[1])),
+  }));
   const bands = allBands.filter((b) => Number.isFinite(b.start) && Number.isFinite(b.end));
   const pts = series.flatMap((s) => s.points);
   if (pts.length === 0) return emptyChart(text, 'line', 'no data');
   const xs = pts.map((p) => p[0]).concat(bands.flatMap((b) => [b.start, b.end]));
-  const f = frame(text, xs, pts.map((p) => p[1]), null);
+  const f = frame(
+    text,
+    xs,
+    pts.map((p) => p[1]),
+    null,
+  );
   for (const b of bands) {
     const x0 = f.x(b.start);
-    f.body.push(`<rect x="${x0}" y="${TOP}" width="${Math.max(1, f.x(b.end) - x0)}" height="${PLOT_H}" fill="#2ca02c" opacity="0.12"><title>${esc(b.label)}</title></rect>`);
+    f.body.push(
+      `<rect x="${x0}" y="${TOP}" width="${Math.max(1, f.x(b.end) - x0)}" height="${PLOT_H}" fill="#2ca02c" opacity="0.12"><title>${esc(b.label)}</title></rect>`,
+    );
   }
   series.forEach((s, i) => {
     if (s.points.length === 0) return;
     const d = s.points.map((p, j) => `${j === 0 ? 'M' : 'L'}${f.x(p[0]).toFixed(1)} ${f.y(p[1]).toFixed(1)}`).join('');
-    f.body.push(`<path d="${d}" stroke="${colour(i)}" stroke-width="1.5" fill="none"><title>${esc(s.label)}</title></path>`);
+    f.body.push(
+      `<path d="${d}" stroke="${colour(i)}" stroke-width="1.5" fill="none"><title>${esc(s.label)}</title></path>`,
+    );
   });
   return wrap(f.body, 'line', f.finish(series.map((s) => s.label)));
 }

@@ -35,7 +35,8 @@ export async function bundle(outdir = join(REPO, 'dist'), { clean = false } = {}
     external: ['koffi', 'playwright-core'],
     // CommonJS dependencies bundled into ESM need a require().
     banner: {
-      js: "import { createRequire as __llemCreateRequire } from 'node:module'; " +
+      js:
+        "import { createRequire as __llemCreateRequire } from 'node:module'; " +
         'const require = __llemCreateRequire(import.meta.url);',
     },
     logLevel: 'warning',
@@ -51,7 +52,9 @@ export async function bundle(outdir = join(REPO, 'dist'), { clean = false } = {}
     },
   });
   // What bin/llem.mjs compares against: a source newer than the build makes the bundle stale.
-  const inputs = Object.keys(result.metafile.inputs).filter((f) => !f.includes('node_modules/')).sort();
+  const inputs = Object.keys(result.metafile.inputs)
+    .filter((f) => !f.includes('node_modules/'))
+    .sort();
   writeFileSync(join(scratch, BUILD_INFO), JSON.stringify({ builtAtMs: startedMs, inputs }, null, 1) + '\n');
   mkdirSync(outdir, { recursive: true });
   const names = readdirSync(scratch).sort((a, b) => rank(a) - rank(b));

@@ -7,7 +7,7 @@ source scripts/node-env.sh
 bash scripts/ensure-deps.sh
 [ -d node_modules ] || npm ci --no-audit --no-fund
 echo "== typecheck" && npx tsc -p tsconfig.json --noEmit
-echo "== lint" && npx eslint .
+echo "== lint" && npx eslint . && npx prettier --check .
 echo "== tests"
 export LLEM_K8S_BIN="${LLEM_K8S_BIN:-$HOME/.cache/llem/k8s}"
 export LLEM_HELM_BIN="${LLEM_HELM_BIN:-$HOME/.cache/llem/helm/helm}"

@@ -1,5 +1,12 @@
 // Backend launchers (rendered in lib/backends, re-exported here) and the backends' native metrics.
-export type { BackendLaunch, LaunchContext, LaunchFile, MetricsEndpoint, ReadinessProbe, SecretEnvRef } from '../../lib/backends/index.ts';
+export type {
+  BackendLaunch,
+  LaunchContext,
+  LaunchFile,
+  MetricsEndpoint,
+  ReadinessProbe,
+  SecretEnvRef,
+} from '../../lib/backends/index.ts';
 export {
   DEFAULT_LAUNCH_CONTEXT,
   formatCommandLine,

@@ -24,7 +24,12 @@ export function pytorchVersion(stats: unknown): string | null {
   if (typeof stats !== 'object' || stats === null) return null;
   const s = stats as Record<string, unknown>;
   if (typeof s['version'] !== 'string') return null;
-  const libs = [['torch', s['torchVersion']], ['transformers', s['transformersVersion']]].filter(([, v]) => typeof v === 'string').map(([k, v]) => `${String(k)} ${String(v)}`);
+  const libs = [
+    ['torch', s['torchVersion']],
+    ['transformers', s['transformersVersion']],
+  ]
+    .filter(([, v]) => typeof v === 'string')
+    .map(([k, v]) => `${String(k)} ${String(v)}`);
   return `${typeof s['server'] === 'string' ? s['server'] : 'llem-pytorch'} ${s['version']}${libs.length > 0 ? ` (${libs.join(', ')})` : ''}`;
 }
 
@@ -73,7 +78,15 @@ export function vllmExtendedResults(w: VllmWindowScrapes): BackendExtendedResult
   if (w.start === null || w.end === null) {
     const reason = `vLLM /metrics not scraped at both window bounds${w.error === undefined ? '' : `: ${w.error}`}`;
     const metrics = Object.fromEntries(
-      ['kvCacheUsageMeanFraction', 'kvCacheUsageMaxFraction', 'preemptions', 'specDecodeAcceptanceRate', 'specDecodeMeanAcceptedLength', 'prefixCacheHitRate', 'maxRequestsWaiting'].map((k) => [k, absent(k === 'preemptions' ? 'count' : 'fraction', reason)]),
+      [
+        'kvCacheUsageMeanFraction',
+        'kvCacheUsageMaxFraction',
+        'preemptions',
+        'specDecodeAcceptanceRate',
+        'specDecodeMeanAcceptedLength',
+        'prefixCacheHitRate',
+        'maxRequestsWaiting',
+      ].map((k) => [k, absent(k === 'preemptions' ? 'count' : 'fraction', reason)]),
     );
     return { backend: 'vllm', source: 'vllm-prometheus', metrics };
   }
@@ -84,13 +97,31 @@ export function vllmExtendedResults(w: VllmWindowScrapes): BackendExtendedResult
   const drafts = counterDelta(w, VLLM_METRICS.specDrafts);
   const noKv = 'vLLM did not export vllm:kv_cache_usage_perc';
   const metrics: Record<string, ExtendedMetric> = {
-    kvCacheUsageMeanFraction: kv.length > 0 ? present(kv.reduce((a, b) => a + b, 0) / kv.length, 'fraction') : absent('fraction', noKv),
+    kvCacheUsageMeanFraction:
+      kv.length > 0 ? present(kv.reduce((a, b) => a + b, 0) / kv.length, 'fraction') : absent('fraction', noKv),
     kvCacheUsageMaxFraction: kv.length > 0 ? present(Math.max(...kv), 'fraction') : absent('fraction', noKv),
-    preemptions: preempt === null ? absent('count', 'vLLM did not export vllm:num_preemptions_total') : present(preempt, 'count'),
-    specDecodeAcceptanceRate: ratio(accepted, counterDelta(w, VLLM_METRICS.specDraft), 'fraction', 'speculative-decoding draft token'),
-    specDecodeMeanAcceptedLength: accepted !== null && drafts !== null && drafts > 0 ? present(1 + accepted / drafts, 'tokens') : ratio(accepted, drafts, 'tokens', 'speculative-decoding draft'),
-    prefixCacheHitRate: ratio(counterDelta(w, VLLM_METRICS.prefixHits), counterDelta(w, VLLM_METRICS.prefixQueries), 'fraction', 'prefix-cache query'),
-    maxRequestsWaiting: waiting.length > 0 ? present(Math.max(...waiting), 'count') : absent('count', 'vLLM did not export vllm:num_requests_waiting'),
+    preemptions:
+      preempt === null ? absent('count', 'vLLM did not export vllm:num_preemptions_total') : present(preempt, 'count'),
+    specDecodeAcceptanceRate: ratio(
+      accepted,
+      counterDelta(w, VLLM_METRICS.specDraft),
+      'fraction',
+      'speculative-decoding draft token',
+    ),
+    specDecodeMeanAcceptedLength:
+      accepted !== null && drafts !== null && drafts > 0
+        ? present(1 + accepted / drafts, 'tokens')
+        : ratio(accepted, drafts, 'tokens', 'speculative-decoding draft'),
+    prefixCacheHitRate: ratio(
+      counterDelta(w, VLLM_METRICS.prefixHits),
+      counterDelta(w, VLLM_METRICS.prefixQueries),
+      'fraction',
+      'prefix-cache query',
+    ),
+    maxRequestsWaiting:
+      waiting.length > 0
+        ? present(Math.max(...waiting), 'count')
+        : absent('count', 'vLLM did not export vllm:num_requests_waiting'),
   };
   return { backend: 'vllm', source: 'vllm-prometheus', metrics };
 }
@@ -105,7 +136,13 @@ function numberAt(obj: unknown, path: readonly string[]): number | null {
 }
 
 /** Running batch rows and step counts from /stats: the server keeps totals since it started. */
-interface EngineTotals { steps: number; rows: number; decodeSeconds: number; prefills: number; prefillSeconds: number }
+interface EngineTotals {
+  steps: number;
+  rows: number;
+  decodeSeconds: number;
+  prefills: number;
+  prefillSeconds: number;
+}
 
 function engineTotals(stats: unknown): EngineTotals | null {
   const steps = numberAt(stats, ['engine', 'decodeSteps']);
@@ -117,7 +154,13 @@ function engineTotals(stats: unknown): EngineTotals | null {
   return { steps, rows: steps === 0 ? 0 : (mean ?? NaN) * steps, decodeSeconds, prefills, prefillSeconds };
 }
 
-const ENGINE_UNITS = { decodeSteps: 'count', meanBatchRows: 'rows', meanDecodeStepMs: 'ms', prefillBatches: 'count', meanPrefillMs: 'ms' } as const;
+const ENGINE_UNITS = {
+  decodeSteps: 'count',
+  meanBatchRows: 'rows',
+  meanDecodeStepMs: 'ms',
+  prefillBatches: 'count',
+  meanPrefillMs: 'ms',
+} as const;
 
 function engineAbsent(reason: string): Record<keyof typeof ENGINE_UNITS, ExtendedMetric> {
   const out = {} as Record<keyof typeof ENGINE_UNITS, ExtendedMetric>;
@@ -138,7 +181,10 @@ function engineWindow(start: EngineTotals, end: EngineTotals): Record<keyof type
     meanBatchRows: perStep(end.rows - start.rows, 1, 'rows'),
     meanDecodeStepMs: perStep(end.decodeSeconds - start.decodeSeconds, 1000, 'ms'),
     prefillBatches: Number.isFinite(prefills) ? present(prefills, 'count') : absent('count', noPrefill),
-    meanPrefillMs: prefills > 0 && Number.isFinite(prefillSeconds) ? present((prefillSeconds / prefills) * 1000, 'ms') : absent('ms', noPrefill),
+    meanPrefillMs:
+      prefills > 0 && Number.isFinite(prefillSeconds)
+        ? present((prefillSeconds / prefills) * 1000, 'ms')
+        : absent('ms', noPrefill),
   };
 }
 
@@ -150,7 +196,8 @@ function engineWindow(start: EngineTotals, end: EngineTotals): Record<keyof type
  */
 export function pytorchExtendedResults(stats: unknown, error?: string, startStats?: unknown): BackendExtendedResults {
   const reasonFor = (path: readonly string[]): string => {
-    if (stats === null || stats === undefined) return `PyTorch server /stats not read${error === undefined ? '' : `: ${error}`}`;
+    if (stats === null || stats === undefined)
+      return `PyTorch server /stats not read${error === undefined ? '' : `: ${error}`}`;
     // The server explains its own nulls (fake runner, CPU peak semantics) in memory.reason.
     const memReason = (stats as { memory?: { reason?: unknown } }).memory?.reason;
     return typeof memReason === 'string' ? memReason : `/stats has no ${path.join('.')}`;
@@ -161,8 +208,10 @@ export function pytorchExtendedResults(stats: unknown, error?: string, startStat
   };
   const end = engineTotals(stats);
   const start = engineTotals(startStats);
-  const engineReason = end === null ? reasonFor(['engine', 'decodeSteps'])
-    : `PyTorch server /stats not read at the window's start${error === undefined ? '' : `: ${error}`}`;
+  const engineReason =
+    end === null
+      ? reasonFor(['engine', 'decodeSteps'])
+      : `PyTorch server /stats not read at the window's start${error === undefined ? '' : `: ${error}`}`;
   return {
     backend: 'pytorch',
     source: 'llem-stats',
@@ -259,11 +308,22 @@ export class BackendMetricsRecorder {
     switch (this.launch.backend) {
       case 'vllm': {
         const end = await this.scrapeProm();
-        return { ...vllmExtendedResults({ start: this.start, end, during: this.during, ...(this.error === undefined ? {} : { error: this.error }) }), version: this.version };
+        return {
+          ...vllmExtendedResults({
+            start: this.start,
+            end,
+            during: this.during,
+            ...(this.error === undefined ? {} : { error: this.error }),
+          }),
+          version: this.version,
+        };
       }
       case 'pytorch': {
         const stats = this.parseStats(await this.scrape());
-        return { ...pytorchExtendedResults(stats, this.error, this.startStats), version: this.version ?? pytorchVersion(stats) };
+        return {
+          ...pytorchExtendedResults(stats, this.error, this.startStats),
+          version: this.version ?? pytorchVersion(stats),
+        };
       }
       case 'tensorrt':
         return { ...tensorrtExtendedResults(), version: null };

@@ -5,7 +5,8 @@ import https from 'node:https';
 import { SseParser } from './sse.ts';
 
 export type ApiKind = 'completions' | 'chat';
-export type ErrorClass = 'timeout' | 'connect' | 'http_4xx' | 'http_5xx' | 'stream_cut' | 'bad_response' | 'server_error' | 'cancelled';
+export type ErrorClass =
+  'timeout' | 'connect' | 'http_4xx' | 'http_5xx' | 'stream_cut' | 'bad_response' | 'server_error' | 'cancelled';
 
 export interface StreamRequest {
   api: ApiKind;
@@ -66,7 +67,10 @@ interface Progress {
   serverTtftMs: number | null;
 }
 
-function chunkText(api: ApiKind, chunk: { choices?: Array<{ text?: string; delta?: { content?: string | null }; finish_reason?: string | null }> }): { text: string; finished: boolean } {
+function chunkText(
+  api: ApiKind,
+  chunk: { choices?: Array<{ text?: string; delta?: { content?: string | null }; finish_reason?: string | null }> },
+): { text: string; finished: boolean } {
   const choice = chunk.choices?.[0];
   if (choice === undefined) return { text: '', finished: false };
   const text = (api === 'chat' ? choice.delta?.content : choice.text) ?? '';
@@ -89,16 +93,35 @@ export class StreamingClient {
 
   body(req: StreamRequest): string {
     const common = {
-      model: req.model, max_tokens: req.maxTokens, temperature: req.temperature, stream: true,
-      stream_options: { include_usage: true }, ...(req.ignoreEos ? { ignore_eos: true } : {}),
+      model: req.model,
+      max_tokens: req.maxTokens,
+      temperature: req.temperature,
+      stream: true,
+      stream_options: { include_usage: true },
+      ...(req.ignoreEos ? { ignore_eos: true } : {}),
       ...(req.topP !== undefined && req.topP < 1 ? { top_p: req.topP } : {}),
     };
-    return JSON.stringify(req.api === 'chat' ? { ...common, messages: [{ role: 'user', content: req.prompt }] } : { ...common, prompt: req.prompt });
+    return JSON.stringify(
+      req.api === 'chat'
+        ? { ...common, messages: [{ role: 'user', content: req.prompt }] }
+        : { ...common, prompt: req.prompt },
+    );
   }
 
   send(req: StreamRequest, signal?: AbortSignal, hooks?: RequestHooks): Promise<RequestResult> {
     const startMs = performance.now();
-    const p: Progress = { firstMs: null, lastMs: startMs, itl: [], chunks: 0, usageIn: null, usageOut: null, finished: false, done: false, serverError: null, serverTtftMs: null };
+    const p: Progress = {
+      firstMs: null,
+      lastMs: startMs,
+      itl: [],
+      chunks: 0,
+      usageIn: null,
+      usageOut: null,
+      finished: false,
+      done: false,
+      serverError: null,
+      serverTtftMs: null,
+    };
     const payload = this.body(req);
     return new Promise((resolve) => {
       let settled = false;
@@ -110,9 +133,20 @@ export class StreamingClient {
         resolve(this.result(req, p, startMs, errorClass, error));
       };
       const path = `${this.url.pathname.replace(/\/$/, '')}/v1/${req.api === 'chat' ? 'chat/completions' : 'completions'}`;
-      const headers: http.OutgoingHttpHeaders = { 'content-type': 'application/json', 'content-length': Buffer.byteLength(payload), accept: 'text/event-stream' };
+      const headers: http.OutgoingHttpHeaders = {
+        'content-type': 'application/json',
+        'content-length': Buffer.byteLength(payload),
+        accept: 'text/event-stream',
+      };
       if (this.opts.apiKey !== undefined) headers['authorization'] = `Bearer ${this.opts.apiKey}`;
-      const httpReq = this.transport.request({ host: this.url.hostname, port: this.url.port, path, method: 'POST', agent: this.agent, headers });
+      const httpReq = this.transport.request({
+        host: this.url.hostname,
+        port: this.url.port,
+        path,
+        method: 'POST',
+        agent: this.agent,
+        headers,
+      });
       const timer = setTimeout(() => {
         finish('timeout', `no complete response within ${this.opts.timeoutMs} ms`);
         httpReq.destroy();
@@ -124,7 +158,9 @@ export class StreamingClient {
       signal?.addEventListener('abort', onAbort, { once: true });
       let responded = false;
       // Before any response it is a connection failure; after the headers, a cut stream.
-      httpReq.on('error', (err: NodeJS.ErrnoException) => finish(responded ? 'stream_cut' : 'connect', err.code ?? err.message));
+      httpReq.on('error', (err: NodeJS.ErrnoException) =>
+        finish(responded ? 'stream_cut' : 'connect', err.code ?? err.message),
+      );
       httpReq.on('response', (res) => {
         responded = true;
         this.onResponse(req.api, res, p, finish, hooks);
@@ -133,7 +169,13 @@ export class StreamingClient {
     });
   }
 
-  private onResponse(api: ApiKind, res: http.IncomingMessage, p: Progress, finish: (c?: ErrorClass, e?: string) => void, hooks?: RequestHooks): void {
+  private onResponse(
+    api: ApiKind,
+    res: http.IncomingMessage,
+    p: Progress,
+    finish: (c?: ErrorClass, e?: string) => void,
+    hooks?: RequestHooks,
+  ): void {
     const status = res.statusCode ?? 0;
     if (status >= 400) {
       res.resume();
@@ -171,7 +213,10 @@ export class StreamingClient {
       p.lastMs = now;
       return;
     }
-    const chunk = JSON.parse(data) as { error?: { message?: string }; usage?: { prompt_tokens?: number; completion_tokens?: number } | null };
+    const chunk = JSON.parse(data) as {
+      error?: { message?: string };
+      usage?: { prompt_tokens?: number; completion_tokens?: number } | null;
+    };
     if (chunk.error !== undefined) p.serverError = chunk.error.message ?? 'error event in stream';
     if (chunk.usage) {
       p.usageIn = chunk.usage.prompt_tokens ?? null;
@@ -183,21 +228,35 @@ export class StreamingClient {
     if (p.firstMs === null) {
       p.firstMs = now;
       const server = (chunk as { llem_server?: { received_ms?: unknown; first_token_ms?: unknown } }).llem_server;
-      if (typeof server?.received_ms === 'number' && typeof server.first_token_ms === 'number') p.serverTtftMs = server.first_token_ms - server.received_ms;
+      if (typeof server?.received_ms === 'number' && typeof server.first_token_ms === 'number')
+        p.serverTtftMs = server.first_token_ms - server.received_ms;
     } else p.itl.push(now - p.lastMs);
     p.lastMs = now;
     p.chunks++;
   }
 
-  private result(req: StreamRequest, p: Progress, startMs: number, errorClass?: ErrorClass, error?: string): RequestResult {
+  private result(
+    req: StreamRequest,
+    p: Progress,
+    startMs: number,
+    errorClass?: ErrorClass,
+    error?: string,
+  ): RequestResult {
     const endMs = performance.now();
     const outputTokens = p.usageOut ?? p.chunks;
     const ttftMs = p.firstMs === null ? null : p.firstMs - startMs;
     const e2eMs = (p.done ? p.lastMs : endMs) - startMs;
     const base = {
-      ok: errorClass === undefined, startMs, endMs, ttftMs, itlMs: p.itl, e2eMs,
+      ok: errorClass === undefined,
+      startMs,
+      endMs,
+      ttftMs,
+      itlMs: p.itl,
+      e2eMs,
       tpotMs: ttftMs !== null && outputTokens > 1 ? (e2eMs - ttftMs) / (outputTokens - 1) : null,
-      inputTokens: p.usageIn ?? req.promptTokens, outputTokens, ...(p.serverTtftMs === null ? {} : { serverTtftMs: p.serverTtftMs }),
+      inputTokens: p.usageIn ?? req.promptTokens,
+      outputTokens,
+      ...(p.serverTtftMs === null ? {} : { serverTtftMs: p.serverTtftMs }),
     };
     return errorClass === undefined ? base : { ...base, errorClass, error: error ?? errorClass };
   }
@@ -211,7 +270,13 @@ export class StreamingClient {
     const url = new URL(path, this.url);
     const one = (): Promise<boolean> =>
       new Promise((resolve) => {
-        const req = this.transport.request({ host: this.url.hostname, port: this.url.port, path: url.pathname + url.search, method: 'GET', agent: this.agent });
+        const req = this.transport.request({
+          host: this.url.hostname,
+          port: this.url.port,
+          path: url.pathname + url.search,
+          method: 'GET',
+          agent: this.agent,
+        });
         req.setTimeout(this.opts.timeoutMs, () => req.destroy());
         req.on('error', () => resolve(false));
         req.on('response', (res) => {

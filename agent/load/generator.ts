@@ -64,8 +64,13 @@ export class RequestFactory {
     this.n++;
     const promptTokens = inline === undefined ? drawLength(w.inputTokens, this.rng) : inline.split(/\s+/).length;
     return {
-      api: w.api, model: w.model, prompt: inline ?? syntheticPrompt(promptTokens, this.rng), promptTokens,
-      maxTokens: Math.min(drawLength(w.outputTokens, this.rng), w.maxTokens ?? Infinity), ignoreEos: w.ignoreEos, temperature: w.temperature,
+      api: w.api,
+      model: w.model,
+      prompt: inline ?? syntheticPrompt(promptTokens, this.rng),
+      promptTokens,
+      maxTokens: Math.min(drawLength(w.outputTokens, this.rng), w.maxTokens ?? Infinity),
+      ignoreEos: w.ignoreEos,
+      temperature: w.temperature,
       ...(w.topP !== undefined ? { topP: w.topP } : {}),
     };
   }
@@ -163,9 +168,12 @@ async function openLoop(run: LoadRun, ratePerSecond: number, rng: Rng, signal: A
     // Issue every arrival already due: timer granularity must not thin out a high rate.
     while (due <= now && run.wantMore() && failure === null) {
       run.scheduleLag(performance.now() - due);
-      const p: Promise<void> = run.one().catch((error: unknown) => {
-        failure ??= { error };
-      }).finally(() => pending.delete(p));
+      const p: Promise<void> = run
+        .one()
+        .catch((error: unknown) => {
+          failure ??= { error };
+        })
+        .finally(() => pending.delete(p));
       pending.add(p);
       due += poissonGapMs(ratePerSecond, rng);
     }
@@ -190,10 +198,16 @@ export function abortableSleep(ms: number, signal: AbortSignal): Promise<void> {
   });
 }
 
-export async function runLoad(sender: RequestSender, factory: RequestFactory, workload: Workload, opts: LoadRunOptions): Promise<LoadRunStats> {
+export async function runLoad(
+  sender: RequestSender,
+  factory: RequestFactory,
+  workload: Workload,
+  opts: LoadRunOptions,
+): Promise<LoadRunStats> {
   // Every request in flight listens for the stop signal: hundreds at once is the point, not a leak.
   setMaxListeners(0, opts.signal);
-  const target = workload.mode === 'offline' ? opts.requests : workload.mode === 'concurrency' ? workload.concurrency : 1;
+  const target =
+    workload.mode === 'offline' ? opts.requests : workload.mode === 'concurrency' ? workload.concurrency : 1;
   const run = new LoadRun(sender, factory, opts, Math.max(1, target));
   if (workload.mode === 'offline') await offline(run, opts.requests);
   else if (workload.mode === 'concurrency') await closedLoop(run, workload.concurrency);

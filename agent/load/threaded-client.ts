@@ -7,7 +7,13 @@ import { availableParallelism } from 'node:os';
 import { Worker } from 'node:worker_threads';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { InvalidInputError, LlemError } from '../../lib/errors.ts';
-import { StreamingClient, type ClientOptions, type RequestHooks, type RequestResult, type StreamRequest } from './client.ts';
+import {
+  StreamingClient,
+  type ClientOptions,
+  type RequestHooks,
+  type RequestResult,
+  type StreamRequest,
+} from './client.ts';
 import type { RequestSender, Workload } from './generator.ts';
 
 export type ClientThreadRequest =
@@ -27,7 +33,9 @@ export type ClientThreadReply =
  * From source (tsx) the worker is client-worker.ts beside this file; a bundle ships it as a second
  * entry point, `agent-client-worker.mjs`, next to the bundle file (scripts/bundle.mjs).
  */
-const WORKER_URL = import.meta.url.endsWith('.ts') ? new URL('./client-worker.ts', import.meta.url) : new URL('./agent-client-worker.mjs', import.meta.url);
+const WORKER_URL = import.meta.url.endsWith('.ts')
+  ? new URL('./client-worker.ts', import.meta.url)
+  : new URL('./agent-client-worker.mjs', import.meta.url);
 
 /** Streams one thread handles before another is worth its start-up and memory. */
 export const STREAMS_PER_THREAD = 128;
@@ -69,7 +77,8 @@ export class ThreadedClient implements LoadSender {
   private closed = false;
 
   constructor(opts: ClientOptions, threads: number) {
-    if (!Number.isInteger(threads) || threads < 1) throw new LlemError('LLEM_E_RUN', `client threads must be a whole number >= 1, got ${threads}`);
+    if (!Number.isInteger(threads) || threads < 1)
+      throw new LlemError('LLEM_E_RUN', `client threads must be a whole number >= 1, got ${threads}`);
     this.pool = Array.from({ length: threads }, () => this.spawn(opts));
   }
 
@@ -122,14 +131,20 @@ export class ThreadedClient implements LoadSender {
   send(req: StreamRequest, signal?: AbortSignal, hooks?: RequestHooks): Promise<RequestResult> {
     if (this.closed) return Promise.reject(new LlemError('LLEM_E_RUN', 'load client is closed'));
     const live = this.pool.filter((t) => t.failure === undefined);
-    if (live.length === 0) return Promise.reject(this.pool[0]?.failure ?? new LlemError('LLEM_E_RUN', 'no load client thread'));
+    if (live.length === 0)
+      return Promise.reject(this.pool[0]?.failure ?? new LlemError('LLEM_E_RUN', 'no load client thread'));
     const thread = live.reduce((a, b) => (b.inFlight < a.inFlight ? b : a));
     const id = this.nextId++;
     return new Promise((resolve, reject) => {
       const onAbort = (): void => thread.worker.postMessage({ type: 'abort', id } satisfies ClientThreadRequest);
       this.pending.set(id, { req, sentMs: performance.now(), resolve, reject, hooks, thread, signal, onAbort });
       thread.inFlight++;
-      thread.worker.postMessage({ type: 'send', id, req, firstToken: hooks?.onFirstToken !== undefined } satisfies ClientThreadRequest);
+      thread.worker.postMessage({
+        type: 'send',
+        id,
+        req,
+        firstToken: hooks?.onFirstToken !== undefined,
+      } satisfies ClientThreadRequest);
       if (signal?.aborted === true) onAbort();
       else signal?.addEventListener('abort', onAbort, { once: true });
     });
@@ -157,13 +172,14 @@ export class ThreadedClient implements LoadSender {
 
   loopDelayP99Ms(reset = false): Promise<number[]> {
     return Promise.all(
-      this.pool.map(
-        (t) =>
-          t.failure !== undefined || this.closed ? Promise.resolve(NaN) : new Promise<number>((resolve) => {
-            const id = this.nextId++;
-            this.loopWaits.set(id, { thread: t, resolve });
-            t.worker.postMessage({ type: 'loop', id, reset } satisfies ClientThreadRequest);
-          }),
+      this.pool.map((t) =>
+        t.failure !== undefined || this.closed
+          ? Promise.resolve(NaN)
+          : new Promise<number>((resolve) => {
+              const id = this.nextId++;
+              this.loopWaits.set(id, { thread: t, resolve });
+              t.worker.postMessage({ type: 'loop', id, reset } satisfies ClientThreadRequest);
+            }),
       ),
     );
   }
@@ -182,8 +198,17 @@ export class ThreadedClient implements LoadSender {
     for (const p of this.pending.values()) {
       p.signal?.removeEventListener('abort', p.onAbort);
       p.resolve({
-        ok: false, errorClass: 'cancelled', error: 'load client closed', startMs: p.sentMs, endMs: now, ttftMs: null, itlMs: [],
-        e2eMs: now - p.sentMs, tpotMs: null, inputTokens: p.req.promptTokens, outputTokens: 0,
+        ok: false,
+        errorClass: 'cancelled',
+        error: 'load client closed',
+        startMs: p.sentMs,
+        endMs: now,
+        ttftMs: null,
+        itlMs: [],
+        e2eMs: now - p.sentMs,
+        tpotMs: null,
+        inputTokens: p.req.promptTokens,
+        outputTokens: 0,
       });
     }
     this.pending.clear();
@@ -227,7 +252,13 @@ export function clientThreadsFor(streams: number, cores = availableParallelism()
   if (override !== undefined && override !== '') {
     const n = Number(override);
     if (!Number.isInteger(n) || n < 0 || n > 64) {
-      throw new InvalidInputError([{ file: 'environment', path: 'LLEM_CLIENT_THREADS', message: `must be a whole number from 0 to 64 (0 or 1: no extra thread), got "${override}"` }]);
+      throw new InvalidInputError([
+        {
+          file: 'environment',
+          path: 'LLEM_CLIENT_THREADS',
+          message: `must be a whole number from 0 to 64 (0 or 1: no extra thread), got "${override}"`,
+        },
+      ]);
     }
     return n;
   }

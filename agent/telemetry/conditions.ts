@@ -5,9 +5,15 @@ import type { GpuInfo, GpuSample } from '../../api/protocol.ts';
 
 /** nvmlClocksEventReasons bits (nvml.h). */
 export const THROTTLE_REASONS: ReadonlyArray<[number, string]> = [
-  [0x1, 'gpu idle'], [0x2, 'applications clocks setting'], [0x4, 'software power cap'], [0x8, 'hardware slowdown'],
-  [0x10, 'sync boost'], [0x20, 'software thermal slowdown'], [0x40, 'hardware thermal slowdown'],
-  [0x80, 'hardware power brake slowdown'], [0x100, 'display clock setting'],
+  [0x1, 'gpu idle'],
+  [0x2, 'applications clocks setting'],
+  [0x4, 'software power cap'],
+  [0x8, 'hardware slowdown'],
+  [0x10, 'sync boost'],
+  [0x20, 'software thermal slowdown'],
+  [0x40, 'hardware thermal slowdown'],
+  [0x80, 'hardware power brake slowdown'],
+  [0x100, 'display clock setting'],
 ];
 const IDLE = 0x1;
 /** Thermal or power limits: the reasons that change what a configuration costs. */
@@ -38,7 +44,10 @@ export class WindowConditions {
   private readonly gpus = new Map<string, PerGpu>();
   private startMs: number | null = null;
   private endMs: number | null = null;
-  constructor(private readonly info: readonly GpuInfo[], private readonly opts: ConditionsOptions) {}
+  constructor(
+    private readonly info: readonly GpuInfo[],
+    private readonly opts: ConditionsOptions,
+  ) {}
 
   open(startMs: number): void {
     this.startMs = startMs;
@@ -58,7 +67,15 @@ export class WindowConditions {
   }
 
   private addSample(s: GpuSample): void {
-    const g = this.gpus.get(s.gpuUuid) ?? { samples: 0, throttled: 0, throttleMask: 0, lowClock: 0, busy: 0, minClockMhz: null, maxTemperatureC: null };
+    const g = this.gpus.get(s.gpuUuid) ?? {
+      samples: 0,
+      throttled: 0,
+      throttleMask: 0,
+      lowClock: 0,
+      busy: 0,
+      minClockMhz: null,
+      maxTemperatureC: null,
+    };
     this.gpus.set(s.gpuUuid, g);
     g.samples++;
     const reasons = s.throttleReasons ?? 0;
@@ -78,13 +95,17 @@ export class WindowConditions {
     for (const [uuid, g] of this.gpus) {
       if (g.throttled > 0) {
         const names = throttleReasonNames(g.throttleMask & THERMAL_POWER_MASK).join(', ');
-        out.push(`GPU ${uuid} was throttled (${names}) in ${g.throttled} of ${g.samples} window samples` +
-          `${g.maxTemperatureC === null ? '' : `, up to ${g.maxTemperatureC} °C`}: energy reflects a throttled GPU`);
+        out.push(
+          `GPU ${uuid} was throttled (${names}) in ${g.throttled} of ${g.samples} window samples` +
+            `${g.maxTemperatureC === null ? '' : `, up to ${g.maxTemperatureC} °C`}: energy reflects a throttled GPU`,
+        );
       }
       if (g.busy > 0 && g.lowClock / g.busy > share) {
         const max = this.info.find((i) => i.uuid === uuid)?.smClockMaxMhz;
-        out.push(`GPU ${uuid} ran its SM clock below ${Math.round(this.opts.minClockFraction * 100)}% of its ${max} MHz maximum ` +
-          `in ${g.lowClock} of ${g.busy} busy window samples (lowest ${g.minClockMhz} MHz; measurement.minClockFraction)`);
+        out.push(
+          `GPU ${uuid} ran its SM clock below ${Math.round(this.opts.minClockFraction * 100)}% of its ${max} MHz maximum ` +
+            `in ${g.lowClock} of ${g.busy} busy window samples (lowest ${g.minClockMhz} MHz; measurement.minClockFraction)`,
+        );
       }
     }
     return out;

@@ -15,7 +15,9 @@ export const NVML_ERROR_INSUFFICIENT_SIZE = 7;
 /** nvmlProcessInfo_t (v2/v3 layout): pid uint, pad, usedGpuMemory ull, gpuInstanceId uint, computeInstanceId uint. */
 const PROCESS_INFO_BYTES = 24;
 
-/** One process NVML lists on a GPU. usedGpuMemoryBytes null: not available (NVML says so under some drivers/containers). */
+/**
+ * One process NVML lists on a GPU. usedGpuMemoryBytes null: not available (NVML says so under some drivers/containers).
+ */
 export interface NvmlProcess {
   pid: number;
   usedGpuMemoryBytes: number | null;
@@ -67,8 +69,12 @@ function defineTypes(): { device: TypeObject; field: TypeObject } {
   koffi.struct('nvmlUtilization_t', { gpu: 'uint', memory: 'uint' });
   koffi.struct('nvmlMemory_t', { total: 'unsigned long long', free: 'unsigned long long', used: 'unsigned long long' });
   const field = koffi.struct('nvmlFieldValue_t', {
-    fieldId: 'uint', scopeId: 'uint', timestamp: 'long long', latencyUsec: 'long long',
-    valueType: 'int', nvmlReturn: 'int',
+    fieldId: 'uint',
+    scopeId: 'uint',
+    timestamp: 'long long',
+    latencyUsec: 'long long',
+    valueType: 'int',
+    nvmlReturn: 'int',
     // nvmlValue_t is an 8-byte union; power fields use its uiVal member, the low 32 bits (x86-64/arm64 LE).
     value: 'unsigned long long',
   });
@@ -119,7 +125,10 @@ function listProcesses(fn: KoffiFn, h: DeviceHandle): NvmlResult<NvmlProcess[]> 
     for (let i = 0; i < n; i++) {
       const used = buf.readBigUInt64LE(i * PROCESS_INFO_BYTES + 8);
       // NVML_VALUE_NOT_AVAILABLE is (unsigned long long)-1.
-      out.push({ pid: buf.readUInt32LE(i * PROCESS_INFO_BYTES), usedGpuMemoryBytes: used === 0xffffffffffffffffn ? null : Number(used) });
+      out.push({
+        pid: buf.readUInt32LE(i * PROCESS_INFO_BYTES),
+        usedGpuMemoryBytes: used === 0xffffffffffffffffn ? null : Number(used),
+      });
     }
     return { rc: 0, value: out };
   }
@@ -150,8 +159,12 @@ export function loadNvmlApi(libraryPath = 'libnvidia-ml.so.1'): NvmlApi {
   const clock = f('int nvmlDeviceGetClockInfo(nvmlDevice_t device, int type, _Out_ uint *clock)');
   const maxClock = f('int nvmlDeviceGetMaxClockInfo(nvmlDevice_t device, int type, _Out_ uint *clock)');
   const temp = f('int nvmlDeviceGetTemperature(nvmlDevice_t device, int sensor, _Out_ uint *temp)');
-  const events = f('int nvmlDeviceGetCurrentClocksEventReasons(nvmlDevice_t device, _Out_ unsigned long long *reasons)');
-  const throttle = f('int nvmlDeviceGetCurrentClocksThrottleReasons(nvmlDevice_t device, _Out_ unsigned long long *reasons)');
+  const events = f(
+    'int nvmlDeviceGetCurrentClocksEventReasons(nvmlDevice_t device, _Out_ unsigned long long *reasons)',
+  );
+  const throttle = f(
+    'int nvmlDeviceGetCurrentClocksThrottleReasons(nvmlDevice_t device, _Out_ unsigned long long *reasons)',
+  );
   const limit = f('int nvmlDeviceGetEnforcedPowerLimit(nvmlDevice_t device, _Out_ uint *limit)');
   const byIndex = f('int nvmlDeviceGetHandleByIndex_v2(uint index, _Out_ nvmlDevice_t *device)');
   const count = f('int nvmlDeviceGetCount_v2(_Out_ uint *count)');
@@ -159,9 +172,16 @@ export function loadNvmlApi(libraryPath = 'libnvidia-ml.so.1'): NvmlApi {
   const driver = f('int nvmlSystemGetDriverVersion(_Out_ char *version, uint length)');
   const nvmlVer = f('int nvmlSystemGetNVMLVersion(_Out_ char *version, uint length)');
   // _v3 since R470; _v2 has the same 24-byte record on the drivers in between.
-  const procFn = (name: string, v: number): KoffiFn => f(`int nvmlDevice${name}_v${v}(nvmlDevice_t device, _Inout_ uint *count, void *infos)`);
-  const names: Record<ProcessListKind, string> = { compute: 'GetComputeRunningProcesses', graphics: 'GetGraphicsRunningProcesses', mps: 'GetMPSComputeRunningProcesses' };
-  const procFns = Object.fromEntries(Object.entries(names).map(([k, n]) => [k, [procFn(n, 3), procFn(n, 2)]])) as Record<ProcessListKind, KoffiFn[]>;
+  const procFn = (name: string, v: number): KoffiFn =>
+    f(`int nvmlDevice${name}_v${v}(nvmlDevice_t device, _Inout_ uint *count, void *infos)`);
+  const names: Record<ProcessListKind, string> = {
+    compute: 'GetComputeRunningProcesses',
+    graphics: 'GetGraphicsRunningProcesses',
+    mps: 'GetMPSComputeRunningProcesses',
+  };
+  const procFns = Object.fromEntries(
+    Object.entries(names).map(([k, n]) => [k, [procFn(n, 3), procFn(n, 2)]]),
+  ) as Record<ProcessListKind, KoffiFn[]>;
   const migMode = f('int nvmlDeviceGetMigMode(nvmlDevice_t device, _Out_ uint *current, _Out_ uint *pending)');
   const byUuid = f('int nvmlDeviceGetHandleByUUID(const char *uuid, _Out_ nvmlDevice_t *device)');
   const migParent = f('int nvmlDeviceGetDeviceHandleFromMigDeviceHandle(nvmlDevice_t mig, _Out_ nvmlDevice_t *device)');
@@ -188,7 +208,15 @@ export function loadNvmlApi(libraryPath = 'libnvidia-ml.so.1'): NvmlApi {
     totalEnergyMillijoules: (h) => outNumber(energy, h),
     powerUsageMilliwatts: (h) => outNumber(power, h),
     fieldValueUint: (h, fieldId) => {
-      const value = { fieldId, scopeId: 0, timestamp: 0, latencyUsec: 0, valueType: 0, nvmlReturn: 0, value: 0 as number | bigint };
+      const value = {
+        fieldId,
+        scopeId: 0,
+        timestamp: 0,
+        latencyUsec: 0,
+        valueType: 0,
+        nvmlReturn: 0,
+        value: 0 as number | bigint,
+      };
       const rc = fields(h, 1, value) as number;
       if (rc !== NVML_SUCCESS) return { rc };
       if (value.nvmlReturn !== NVML_SUCCESS) return { rc: value.nvmlReturn };

@@ -84,7 +84,11 @@ function treeSize(table: ProcessTable, root: number, visiblePids: Iterable<numbe
   return n;
 }
 
-export function classifyProcesses(listed: readonly ListedProcess[], table: ProcessTable, rootPid: number): ProcessVerdict {
+export function classifyProcesses(
+  listed: readonly ListedProcess[],
+  table: ProcessTable,
+  rootPid: number,
+): ProcessVerdict {
   const verdict: ProcessVerdict = { own: 0, foreign: [], unverified: 0 };
   const invisible: ListedProcess[] = [];
   const seen = new Set<string>();
@@ -94,7 +98,13 @@ export function classifyProcesses(listed: readonly ListedProcess[], table: Proce
     seen.add(key);
     if (table.parentOf(p.pid) === undefined) invisible.push(p);
     else if (descendsFrom(table, p.pid, rootPid)) verdict.own++;
-    else verdict.foreign.push({ gpuUuid: p.gpuUuid, pid: p.pid, name: table.nameOf(p.pid), usedMemoryMiB: p.usedMemoryMiB });
+    else
+      verdict.foreign.push({
+        gpuUuid: p.gpuUuid,
+        pid: p.pid,
+        name: table.nameOf(p.pid),
+        usedMemoryMiB: p.usedMemoryMiB,
+      });
   }
   if (invisible.length === 0) return verdict;
   // Invisible PIDs per GPU beyond what our tree could account for are certainly someone else's.
@@ -104,7 +114,9 @@ export function classifyProcesses(listed: readonly ListedProcess[], table: Proce
   for (const list of byGpu.values()) {
     const excess = list.slice(room);
     verdict.unverified += list.length - excess.length;
-    verdict.foreign.push(...excess.map((p) => ({ gpuUuid: p.gpuUuid, pid: p.pid, name: null, usedMemoryMiB: p.usedMemoryMiB })));
+    verdict.foreign.push(
+      ...excess.map((p) => ({ gpuUuid: p.gpuUuid, pid: p.pid, name: null, usedMemoryMiB: p.usedMemoryMiB })),
+    );
   }
   return verdict;
 }
@@ -121,7 +133,10 @@ export interface ExclusivityFindings {
   unverified: number;
 }
 
-export function exclusivityFindings(sightings: ReadonlyArray<{ tMs: number; verdict: ProcessVerdict }>, sinceMs: number): ExclusivityFindings {
+export function exclusivityFindings(
+  sightings: ReadonlyArray<{ tMs: number; verdict: ProcessVerdict }>,
+  sinceMs: number,
+): ExclusivityFindings {
   const foreign = new Map<string, string>();
   let unverified = 0;
   for (const s of sightings) {

@@ -4,7 +4,13 @@ import type { GpuSample, Mark } from '../../api/protocol.ts';
 import { GpuAttributionError, NvmlTimeoutError, TelemetryError } from '../../lib/errors.ts';
 import { createLoadCell, type SimulatedGpuOptions } from './simulated.ts';
 import type {
-  GpuAttribution, GpuTelemetry, ProcessSighting, SamplerReply, SamplerRequest, TelemetryEnvironment, TelemetrySource,
+  GpuAttribution,
+  GpuTelemetry,
+  ProcessSighting,
+  SamplerReply,
+  SamplerRequest,
+  TelemetryEnvironment,
+  TelemetrySource,
 } from './types.ts';
 import type { VisibleDevicesEnv } from './visible-devices.ts';
 
@@ -26,7 +32,8 @@ export interface SamplerPolicy {
 
 export const DEFAULT_POLICY: SamplerPolicy = { tickAlign: true, watchProcesses: true, markTimeoutMs: 10_000 };
 
-export type SamplerSpec = Cadence & SamplerPolicy &
+export type SamplerSpec = Cadence &
+  SamplerPolicy &
   (
     | { source: 'nvml'; libraryPath: string; visibility: VisibleDevicesEnv; attribution: GpuAttribution }
     | { source: 'simulated'; load: Int32Array; options: SimulatedGpuOptions }
@@ -37,7 +44,9 @@ export type SamplerSpec = Cadence & SamplerPolicy &
  * second entry point, `agent-sampler-worker.mjs`, next to the bundle file (esbuild
  * agent/telemetry/worker.ts --outfile=<dir>/agent-sampler-worker.mjs).
  */
-const WORKER_URL = import.meta.url.endsWith('.ts') ? new URL('./worker.ts', import.meta.url) : new URL('./agent-sampler-worker.mjs', import.meta.url);
+const WORKER_URL = import.meta.url.endsWith('.ts')
+  ? new URL('./worker.ts', import.meta.url)
+  : new URL('./agent-sampler-worker.mjs', import.meta.url);
 
 export class WorkerTelemetry implements GpuTelemetry {
   readonly source: TelemetrySource;
@@ -63,7 +72,11 @@ export class WorkerTelemetry implements GpuTelemetry {
           opened = true;
           resolve(m.environment);
         } else if (m.type === 'failed') {
-          reject(m.code === 'LLEM_E_GPU_ATTRIBUTION' ? new GpuAttributionError(m.message) : new TelemetryError(`GPU telemetry (${this.source}) unavailable: ${m.message}`));
+          reject(
+            m.code === 'LLEM_E_GPU_ATTRIBUTION'
+              ? new GpuAttributionError(m.message)
+              : new TelemetryError(`GPU telemetry (${this.source}) unavailable: ${m.message}`),
+          );
           void worker.terminate();
         } else if (m.type === 'batch') {
           onBatch(m.samples);
@@ -109,11 +122,15 @@ export class WorkerTelemetry implements GpuTelemetry {
     const timeoutMs = this.spec.markTimeoutMs;
     return new Promise((resolve, reject) => {
       const timer = setTimeout(() => {
-        const err = new NvmlTimeoutError(`NVML did not answer within ${timeoutMs / 1000} s at ${mark ?? 'a mark'} (a hung driver call): the run is aborted`);
+        const err = new NvmlTimeoutError(
+          `NVML did not answer within ${timeoutMs / 1000} s at ${mark ?? 'a mark'} (a hung driver call): the run is aborted`,
+        );
         this.abandon(err);
         reject(err);
       }, timeoutMs);
-      this.request('mark', mark).then(resolve, reject).finally(() => clearTimeout(timer));
+      this.request('mark', mark)
+        .then(resolve, reject)
+        .finally(() => clearTimeout(timer));
     });
   }
 
@@ -153,7 +170,10 @@ export class WorkerTelemetry implements GpuTelemetry {
       // already gone: terminate below
     } finally {
       clearTimeout(timer);
-      await Promise.race([worker.terminate().then(() => undefined), new Promise<void>((r) => setTimeout(r, 1000).unref())]);
+      await Promise.race([
+        worker.terminate().then(() => undefined),
+        new Promise<void>((r) => setTimeout(r, 1000).unref()),
+      ]);
     }
   }
 
@@ -193,7 +213,9 @@ function policyOf(p: { [K in keyof SamplerPolicy]?: SamplerPolicy[K] | undefined
 }
 
 /** The simulated GPU: same worker path as NVML, so benchmarks exercise the real plumbing. */
-export function createSimulatedGpu(opts: SimulatedGpuOptions & Partial<Cadence> & Partial<SamplerPolicy> = {}): GpuTelemetry {
+export function createSimulatedGpu(
+  opts: SimulatedGpuOptions & Partial<Cadence> & Partial<SamplerPolicy> = {},
+): GpuTelemetry {
   const { sampleIntervalMs, batchIntervalMs, tickAlign, watchProcesses, markTimeoutMs, ...options } = opts;
   return new WorkerTelemetry({
     ...policyOf({ tickAlign, watchProcesses, markTimeoutMs }),

@@ -26,7 +26,14 @@ export interface SimulatedGpuOptions {
 }
 
 export const SIMULATED_DEFAULTS = {
-  gpuCount: 1, idleWatts: 70, maxWatts: 700, saturationInFlight: 64, readCostMs: 0, counterTickMs: 100, throttleReasons: 0, smClockMhz: 1980,
+  gpuCount: 1,
+  idleWatts: 70,
+  maxWatts: 700,
+  saturationInFlight: 64,
+  readCostMs: 0,
+  counterTickMs: 100,
+  throttleReasons: 0,
+  smClockMhz: 1980,
 };
 type SimulatedSettings = typeof SIMULATED_DEFAULTS & Pick<SimulatedGpuOptions, 'processes' | 'stallAtMark'>;
 
@@ -125,7 +132,14 @@ export class SimulatedReader implements DeviceReader {
 
   listProcesses(): ListedProcess[] {
     const procs = this.opts.processes ?? [];
-    return this.powerW.flatMap((_, i) => procs.map((p) => ({ gpuUuid: simulatedUuid(i), pid: p.pid, kind: 'compute', usedMemoryMiB: p.usedMemoryMiB ?? null })));
+    return this.powerW.flatMap((_, i) =>
+      procs.map((p) => ({
+        gpuUuid: simulatedUuid(i),
+        pid: p.pid,
+        kind: 'compute',
+        usedMemoryMiB: p.usedMemoryMiB ?? null,
+      })),
+    );
   }
 
   get knownTickPeriodMs(): number | undefined {

@@ -48,8 +48,12 @@ export function awaitTickEdges(read: () => CounterReading[], opts: EdgeWaitOptio
       if (p === undefined || edges.has(r.gpuUuid)) continue;
       if (r.energyMillijoules !== null && p.energyMillijoules !== null && r.energyMillijoules !== p.energyMillijoules) {
         edges.set(r.gpuUuid, {
-          gpuUuid: r.gpuUuid, energyMillijoules: r.energyMillijoules, edgeMs: (p.tMs + r.tMs) / 2,
-          uncertaintyMs: (r.tMs - p.tMs) / 2, waitedMs: (p.tMs + r.tMs) / 2 - startMs, aligned: true,
+          gpuUuid: r.gpuUuid,
+          energyMillijoules: r.energyMillijoules,
+          edgeMs: (p.tMs + r.tMs) / 2,
+          uncertaintyMs: (r.tMs - p.tMs) / 2,
+          waitedMs: (p.tMs + r.tMs) / 2 - startMs,
+          aligned: true,
         });
       } else {
         prev.set(r.gpuUuid, r);
@@ -61,14 +65,25 @@ export function awaitTickEdges(read: () => CounterReading[], opts: EdgeWaitOptio
 }
 
 function unaligned(r: CounterReading, startMs: number): TickEdge {
-  return { gpuUuid: r.gpuUuid, energyMillijoules: r.energyMillijoules, edgeMs: r.tMs, uncertaintyMs: 0, waitedMs: r.tMs - startMs, aligned: false };
+  return {
+    gpuUuid: r.gpuUuid,
+    energyMillijoules: r.energyMillijoules,
+    edgeMs: r.tMs,
+    uncertaintyMs: 0,
+    waitedMs: r.tMs - startMs,
+    aligned: false,
+  };
 }
 
 /**
  * The counter's step period: the mean spacing over `intervals` consecutive edges (measured once at
  * start; one interval alone is off by the edges' timing error, a few percent on an H100).
  */
-export function measureTickPeriodMs(read: () => CounterReading[], opts: EdgeWaitOptions, intervals = 10): Map<string, number | null> {
+export function measureTickPeriodMs(
+  read: () => CounterReading[],
+  opts: EdgeWaitOptions,
+  intervals = 10,
+): Map<string, number | null> {
   const first = awaitTickEdges(read, opts);
   let last = first;
   const counted = new Map(first.map((e) => [e.gpuUuid, e.aligned ? 0 : -1]));
@@ -76,9 +91,11 @@ export function measureTickPeriodMs(read: () => CounterReading[], opts: EdgeWait
     last = awaitTickEdges(read, opts);
     for (const e of last) if ((counted.get(e.gpuUuid) ?? -1) >= 0) counted.set(e.gpuUuid, e.aligned ? i + 1 : -1);
   }
-  return new Map(first.map((e) => {
-    const n = counted.get(e.gpuUuid) ?? -1;
-    const end = last.find((x) => x.gpuUuid === e.gpuUuid);
-    return [e.gpuUuid, n > 0 && end !== undefined ? (end.edgeMs - e.edgeMs) / n : null];
-  }));
+  return new Map(
+    first.map((e) => {
+      const n = counted.get(e.gpuUuid) ?? -1;
+      const end = last.find((x) => x.gpuUuid === e.gpuUuid);
+      return [e.gpuUuid, n > 0 && end !== undefined ? (end.edgeMs - e.edgeMs) / n : null];
+    }),
+  );
 }

@@ -72,9 +72,7 @@ export interface DeviceReader {
 
 /** Messages between the sampler worker and the main thread. */
 export type SamplerRequest =
-  | { type: 'mark'; id: number; mark?: Mark | undefined }
-  | { type: 'flush'; id: number }
-  | { type: 'stop'; id: number };
+  { type: 'mark'; id: number; mark?: Mark | undefined } | { type: 'flush'; id: number } | { type: 'stop'; id: number };
 
 export type SamplerReply =
   | { type: 'opened'; environment: TelemetryEnvironment }

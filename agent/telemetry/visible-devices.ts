@@ -50,13 +50,23 @@ function matchEntry(devices: readonly NvmlDeviceId[], entry: string): NvmlDevice
 type MigResolver = (entry: string) => string | null;
 
 /** Records the MIG entry; returns its parent GPU when it is in `pool`. */
-function migParent(sel: VisibleSelection, pool: readonly NvmlDeviceId[], entry: string, resolveMig: MigResolver): NvmlDeviceId | undefined {
+function migParent(
+  sel: VisibleSelection,
+  pool: readonly NvmlDeviceId[],
+  entry: string,
+  resolveMig: MigResolver,
+): NvmlDeviceId | undefined {
   const parentUuid = resolveMig(entry);
   sel.mig.push({ entry, parentUuid });
   return parentUuid === null ? undefined : pool.find((d) => d.uuid === parentUuid);
 }
 
-function applyNvidia(sel: VisibleSelection, all: readonly NvmlDeviceId[], value: string | undefined, resolveMig: MigResolver): NvmlDeviceId[] {
+function applyNvidia(
+  sel: VisibleSelection,
+  all: readonly NvmlDeviceId[],
+  value: string | undefined,
+  resolveMig: MigResolver,
+): NvmlDeviceId[] {
   const nvidia = value?.trim();
   if (nvidia === undefined || nvidia === 'all') return [...all];
   if (NO_DEVICES.has(nvidia)) return [];
@@ -79,7 +89,11 @@ function applyNvidia(sel: VisibleSelection, all: readonly NvmlDeviceId[], value:
  * the order CUDA uses with CUDA_DEVICE_ORDER=PCI_BUS_ID — and, like CUDA, the list stops at the
  * first entry that names no device (so `all` and `none` select nothing, as they do for CUDA).
  */
-export function resolveVisibleDevices(all: readonly NvmlDeviceId[], env: VisibleDevicesEnv, resolveMig: MigResolver = () => null): VisibleSelection {
+export function resolveVisibleDevices(
+  all: readonly NvmlDeviceId[],
+  env: VisibleDevicesEnv,
+  resolveMig: MigResolver = () => null,
+): VisibleSelection {
   const sel: VisibleSelection = { devices: [], mig: [], problems: [] };
   const pool = applyNvidia(sel, all, env.nvidiaVisibleDevices, resolveMig);
   const cuda = env.cudaVisibleDevices;
@@ -92,7 +106,10 @@ export function resolveVisibleDevices(all: readonly NvmlDeviceId[], env: Visible
     // Two MIG slices of one GPU share its counter: the parent is read once.
     if (device !== undefined && isMigEntry(entry) && sel.devices.includes(device)) continue;
     if (device === undefined || sel.devices.includes(device)) {
-      if (entry === 'all') sel.problems.push('CUDA_VISIBLE_DEVICES=all is not a CUDA value: CUDA then sees no GPU (unset it to use every GPU)');
+      if (entry === 'all')
+        sel.problems.push(
+          'CUDA_VISIBLE_DEVICES=all is not a CUDA value: CUDA then sees no GPU (unset it to use every GPU)',
+        );
       break;
     }
     sel.devices.push(device);

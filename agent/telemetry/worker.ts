@@ -27,10 +27,16 @@ class SamplerLoop {
   private readonly periods: Map<string, number | null>;
   private readonly edgeWaitMs: number;
 
-  constructor(private readonly reader: DeviceReader, private readonly spec: SamplerSpec, private readonly post: (m: SamplerReply) => void) {
-    this.periods = !spec.tickAlign ? new Map() : reader.knownTickPeriodMs !== undefined
-      ? new Map(reader.readCounters().map((r) => [r.gpuUuid, reader.knownTickPeriodMs ?? null]))
-      : measureTickPeriodMs(() => reader.readCounters(), { maxWaitMs: DEFAULT_EDGE_WAIT_MS });
+  constructor(
+    private readonly reader: DeviceReader,
+    private readonly spec: SamplerSpec,
+    private readonly post: (m: SamplerReply) => void,
+  ) {
+    this.periods = !spec.tickAlign
+      ? new Map()
+      : reader.knownTickPeriodMs !== undefined
+        ? new Map(reader.readCounters().map((r) => [r.gpuUuid, reader.knownTickPeriodMs ?? null]))
+        : measureTickPeriodMs(() => reader.readCounters(), { maxWaitMs: DEFAULT_EDGE_WAIT_MS });
     const known = [...this.periods.values()].filter((p): p is number => p !== null);
     this.edgeWaitMs = known.length > 0 ? Math.max(...known) * 2.5 : DEFAULT_EDGE_WAIT_MS;
   }
@@ -50,7 +56,8 @@ class SamplerLoop {
     const listed = this.reader.listProcesses();
     if (listed === null || listed.length === 0) return;
     const verdict = classifyProcesses(listed, readProcessTable(), process.pid);
-    if (verdict.foreign.length > 0 || verdict.unverified > 0) this.post({ type: 'processes', sighting: { tMs: Date.now(), verdict } });
+    if (verdict.foreign.length > 0 || verdict.unverified > 0)
+      this.post({ type: 'processes', sighting: { tMs: Date.now(), verdict } });
   }
 
   /** A boundary reading: at the counter's next step edge, with the rest of the sample read right after. */
@@ -63,15 +70,26 @@ class SamplerLoop {
       const e = edges.find((x) => x.gpuUuid === s.gpuUuid);
       if (e === undefined) return s;
       return {
-        ...s, tMs: e.edgeMs, energyMillijoules: e.energyMillijoules,
-        tick: { aligned: e.aligned, uncertaintyMs: e.uncertaintyMs, waitedMs: e.waitedMs, periodMs: this.periods.get(s.gpuUuid) ?? null },
+        ...s,
+        tMs: e.edgeMs,
+        energyMillijoules: e.energyMillijoules,
+        tick: {
+          aligned: e.aligned,
+          uncertaintyMs: e.uncertaintyMs,
+          waitedMs: e.waitedMs,
+          periodMs: this.periods.get(s.gpuUuid) ?? null,
+        },
       };
     });
   }
 }
 
 function failure(err: unknown): SamplerReply {
-  return { type: 'failed', message: err instanceof Error ? err.message : String(err), ...(isLlemError(err) ? { code: err.code } : {}) };
+  return {
+    type: 'failed',
+    message: err instanceof Error ? err.message : String(err),
+    ...(isLlemError(err) ? { code: err.code } : {}),
+  };
 }
 
 async function main(): Promise<void> {

@@ -34,7 +34,10 @@ async function openBus(env: AgentEnvironment): Promise<Bus> {
   if (env.nats === null) return new JsonLinesBus(process.stdout);
   const { servers, tls, ...auth } = env.nats;
   const p = env.config.publisher;
-  return openNatsBus({ servers, name: `llem-agent-${p.runId}-${p.replica}`, ...auth, ...(tls === undefined ? {} : { tls }) }, 'LLEM_NATS_*');
+  return openNatsBus(
+    { servers, name: `llem-agent-${p.runId}-${p.replica}`, ...auth, ...(tls === undefined ? {} : { tls }) },
+    'LLEM_NATS_*',
+  );
 }
 
 /** The backend's start-up files (config.files), written before it starts; a failure is a BackendError. */
@@ -52,11 +55,21 @@ function writeBackendFiles(files: AgentEnvironment['config']['files']): void {
 function telemetryFor(env: AgentEnvironment): GpuTelemetry {
   const m = env.config.measurement;
   const t = env.config.telemetry;
-  const cadence = { sampleIntervalMs: m.sampleIntervalMs, batchIntervalMs: m.telemetryBatchMs, tickAlign: t.tickAlign, markTimeoutMs: t.markTimeoutSeconds * 1000 };
+  const cadence = {
+    sampleIntervalMs: m.sampleIntervalMs,
+    batchIntervalMs: m.telemetryBatchMs,
+    tickAlign: t.tickAlign,
+    markTimeoutMs: t.markTimeoutSeconds * 1000,
+  };
   if (t.source === 'simulated') return createSimulatedGpu({ ...cadence, ...t.simulated });
   // The backend inherits this container's CUDA_VISIBLE_DEVICES / NVIDIA_VISIBLE_DEVICES: the same
   // variables select the GPUs measured here (telemetry/visible-devices.ts), so both see one set.
-  return createNvmlTelemetry({ ...cadence, libraryPath: env.nvmlLibrary, visibility: env.visibility, attribution: t.attribution });
+  return createNvmlTelemetry({
+    ...cadence,
+    libraryPath: env.nvmlLibrary,
+    visibility: env.visibility,
+    attribution: t.attribution,
+  });
 }
 
 function parse(argv: string[]): { configFile: string | undefined; command: string[]; help: boolean } {
@@ -64,7 +77,11 @@ function parse(argv: string[]): { configFile: string | undefined; command: strin
   const own = dash < 0 ? argv : argv.slice(0, dash);
   const command = dash < 0 ? [] : argv.slice(dash + 1);
   try {
-    const { values } = parseArgs({ args: own, options: { config: { type: 'string' }, help: { type: 'boolean', short: 'h' } }, strict: true });
+    const { values } = parseArgs({
+      args: own,
+      options: { config: { type: 'string' }, help: { type: 'boolean', short: 'h' } },
+      strict: true,
+    });
     return { configFile: values.config, command, help: values.help === true };
   } catch (err) {
     throw new InvalidInputError([{ file: 'llem agent', path: '', message: `${(err as Error).message}\n${USAGE}` }]);
@@ -72,21 +89,35 @@ function parse(argv: string[]): { configFile: string | undefined; command: strin
 }
 
 /** Wire SIGTERM/SIGINT and backend death to one abort; returns a disposer. */
-function watch(abort: AbortController, backend: BackendProcess | null, received: { signal?: NodeJS.Signals }): () => void {
+function watch(
+  abort: AbortController,
+  backend: BackendProcess | null,
+  received: { signal?: NodeJS.Signals },
+): () => void {
   const onSignal = (sig: NodeJS.Signals): void => {
     received.signal = sig;
     setTimeout(() => process.exit(128 + constants.signals[sig]), HARD_EXIT_MS).unref();
     abort.abort(new InterruptedError(`received ${sig}`));
   };
   const forward = (sig: NodeJS.Signals): void => backend?.signal(sig);
-  process.on('SIGTERM', onSignal).on('SIGINT', onSignal).on('SIGHUP', forward).on('SIGUSR1', forward).on('SIGUSR2', forward);
+  process
+    .on('SIGTERM', onSignal)
+    .on('SIGINT', onSignal)
+    .on('SIGHUP', forward)
+    .on('SIGUSR1', forward)
+    .on('SIGUSR2', forward);
   void backend?.exited.then((exit) => {
     if (backend.terminating) return;
     const tail = backend.tail().slice(-10).join('\n  ');
     abort.abort(new BackendError(`backend ${describeExit(exit)}; last lines:\n  ${tail}`));
   });
   return () => {
-    process.off('SIGTERM', onSignal).off('SIGINT', onSignal).off('SIGHUP', forward).off('SIGUSR1', forward).off('SIGUSR2', forward);
+    process
+      .off('SIGTERM', onSignal)
+      .off('SIGINT', onSignal)
+      .off('SIGHUP', forward)
+      .off('SIGUSR1', forward)
+      .off('SIGUSR2', forward);
   };
 }
 
@@ -97,7 +128,11 @@ export async function main(argv: string[]): Promise<number> {
     return 0;
   }
   const env = loadAgentEnvironment(process.env, args.configFile);
-  const log = rootLogger.child({ component: 'agent', run: env.config.publisher.runId, replica: env.config.publisher.replica });
+  const log = rootLogger.child({
+    component: 'agent',
+    run: env.config.publisher.runId,
+    replica: env.config.publisher.replica,
+  });
   if (args.command.length > 0) writeBackendFiles(env.config.files);
   const bus = await openBus(env);
   const [cmd, ...cmdArgs] = args.command;
@@ -106,8 +141,17 @@ export async function main(argv: string[]): Promise<number> {
   const received: { signal?: NodeJS.Signals } = {};
   const unwatch = watch(abort, backend, received);
   try {
-    const summary = await runAgent(env.config, { bus, telemetry: telemetryFor(env), createSketch: createLatencySketch, signal: abort.signal, logger: log });
-    log.info({ requestsOk: summary.requestsOk, requestsFailed: summary.requestsFailed, warnings: summary.warnings }, 'run complete');
+    const summary = await runAgent(env.config, {
+      bus,
+      telemetry: telemetryFor(env),
+      createSketch: createLatencySketch,
+      signal: abort.signal,
+      logger: log,
+    });
+    log.info(
+      { requestsOk: summary.requestsOk, requestsFailed: summary.requestsFailed, warnings: summary.warnings },
+      'run complete',
+    );
     return 0;
   } catch (err) {
     log.error({ err }, 'run did not complete');
@@ -117,7 +161,8 @@ export async function main(argv: string[]): Promise<number> {
     return isLlemError(err) ? err.exitCode : 1;
   } finally {
     unwatch();
-    if (backend !== null) log.info({ exit: describeExit(await backend.terminate(BACKEND_GRACE_MS)) }, 'backend stopped');
+    if (backend !== null)
+      log.info({ exit: describeExit(await backend.terminate(BACKEND_GRACE_MS)) }, 'backend stopped');
     await bus.close().catch(() => undefined);
   }
 }

@@ -6,7 +6,14 @@ import { hostname } from 'node:os';
 import { KubeConfig } from '@kubernetes/client-node';
 import { z } from 'zod';
 import { Controller } from '../../controller/index.ts';
-import { BusIssuer, natsOptionsFromEnv, natsUrlProblem, openNatsBus, type NatsBus, type NatsEnv } from '../../lib/bus/index.ts';
+import {
+  BusIssuer,
+  natsOptionsFromEnv,
+  natsUrlProblem,
+  openNatsBus,
+  type NatsBus,
+  type NatsEnv,
+} from '../../lib/bus/index.ts';
 import { InvalidInputError, isLlemError, LlemError } from '../../lib/errors.ts';
 import { rootLogger, type Logger } from '../../lib/log.ts';
 
@@ -45,13 +52,18 @@ then $KUBECONFIG / ~/.kube/config).
 const ConfigSchema = z.object({
   kubeconfig: z.string().optional(),
   namespace: z.string().min(1).optional(),
-  natsUrl: z.string({ error: 'required: pass --nats-url URL or set LLEM_NATS_URL' }).min(1, 'required: pass --nats-url URL or set LLEM_NATS_URL'),
+  natsUrl: z
+    .string({ error: 'required: pass --nats-url URL or set LLEM_NATS_URL' })
+    .min(1, 'required: pass --nats-url URL or set LLEM_NATS_URL'),
   agentNatsUrl: z.string().min(1).optional(),
   agentImage: z.string().min(1).default('ghcr.io/llenergymeasure/llem-agent:latest'),
   backendImages: z.record(z.string(), z.string()).default({}),
   simulate: z.boolean().default(false),
   workers: z.coerce.number().int().min(1).max(64).default(4),
-  metricsBindAddress: z.string().regex(/^[^:]*:\d+$/, 'must be HOST:PORT').default('0.0.0.0:8080'),
+  metricsBindAddress: z
+    .string()
+    .regex(/^[^:]*:\d+$/, 'must be HOST:PORT')
+    .default('0.0.0.0:8080'),
   leaderElect: z.boolean().default(true),
   leaderElectionNamespace: z.string().min(1).default('default'),
   leaseName: z.string().min(1).default('llem-controller'),
@@ -65,7 +77,14 @@ function issuerFrom(env: NodeJS.ProcessEnv, nats: NatsEnv): BusIssuer | undefine
   const secret = env['LLEM_NATS_ISSUER_SECRET'] ?? '';
   if (secret === '') return undefined;
   if (nats.user !== undefined || nats.token !== undefined || nats.credsFile !== undefined) {
-    throw new InvalidInputError([{ file: 'LLEM_NATS_ISSUER_SECRET', path: '', message: 'is set together with LLEM_NATS_USER, LLEM_NATS_TOKEN or LLEM_NATS_CREDS_FILE: the issuer signs the controller\'s own credentials; unset the others' }]);
+    throw new InvalidInputError([
+      {
+        file: 'LLEM_NATS_ISSUER_SECRET',
+        path: '',
+        message:
+          "is set together with LLEM_NATS_USER, LLEM_NATS_TOKEN or LLEM_NATS_CREDS_FILE: the issuer signs the controller's own credentials; unset the others",
+      },
+    ]);
   }
   return new BusIssuer(secret);
 }
@@ -75,7 +94,10 @@ function pairs(list: string[], source: string): Record<string, string> {
   const out: Record<string, string> = {};
   for (const s of list.map((x) => x.trim()).filter((x) => x !== '')) {
     const i = s.indexOf('=');
-    if (i <= 0) throw new InvalidInputError([{ file: 'llem controller', path: source, message: `"${s}" is not TYPE=IMAGE (e.g. vllm=registry/vllm:0.11)` }]);
+    if (i <= 0)
+      throw new InvalidInputError([
+        { file: 'llem controller', path: source, message: `"${s}" is not TYPE=IMAGE (e.g. vllm=registry/vllm:0.11)` },
+      ]);
     if (i < s.length - 1) out[s.slice(0, i)] = s.slice(i + 1); // TYPE= : no default image for that type
   }
   return out;
@@ -91,7 +113,16 @@ function kubeConfig(file: string | undefined): KubeConfig {
   try {
     kc.loadFromFile(file);
   } catch (err) {
-    throw new InvalidInputError([{ file, path: '--kubeconfig', message: `cannot load (${(err as Error).message.split('\n')[0] ?? ''}); give a readable kubeconfig file` }], { cause: err });
+    throw new InvalidInputError(
+      [
+        {
+          file,
+          path: '--kubeconfig',
+          message: `cannot load (${(err as Error).message.split('\n')[0] ?? ''}); give a readable kubeconfig file`,
+        },
+      ],
+      { cause: err },
+    );
   }
   return kc;
 }
@@ -102,10 +133,19 @@ export function parse(argv: string[], env: NodeJS.ProcessEnv): ControllerConfig 
     strict: true,
     allowNegative: true,
     options: {
-      kubeconfig: { type: 'string' }, namespace: { type: 'string' }, 'nats-url': { type: 'string' }, 'agent-nats-url': { type: 'string' },
-      'agent-image': { type: 'string' }, 'backend-image': { type: 'string', multiple: true }, simulate: { type: 'boolean' },
-      workers: { type: 'string' }, 'metrics-bind-address': { type: 'string' }, 'leader-elect': { type: 'boolean' },
-      'leader-election-namespace': { type: 'string' }, 'lease-name': { type: 'string' }, 'startup-timeout-seconds': { type: 'string' },
+      kubeconfig: { type: 'string' },
+      namespace: { type: 'string' },
+      'nats-url': { type: 'string' },
+      'agent-nats-url': { type: 'string' },
+      'agent-image': { type: 'string' },
+      'backend-image': { type: 'string', multiple: true },
+      simulate: { type: 'boolean' },
+      workers: { type: 'string' },
+      'metrics-bind-address': { type: 'string' },
+      'leader-elect': { type: 'boolean' },
+      'leader-election-namespace': { type: 'string' },
+      'lease-name': { type: 'string' },
+      'startup-timeout-seconds': { type: 'string' },
       help: { type: 'boolean', short: 'h' },
     },
   });
@@ -116,7 +156,10 @@ export function parse(argv: string[], env: NodeJS.ProcessEnv): ControllerConfig 
     natsUrl: values['nats-url'] ?? env['LLEM_NATS_URL'] ?? '',
     agentNatsUrl: values['agent-nats-url'] ?? env['LLEM_AGENT_NATS_URL'],
     agentImage: values['agent-image'] ?? env['LLEM_AGENT_IMAGE'],
-    backendImages: { ...pairs((env['LLEM_BACKEND_IMAGES'] ?? '').split(','), 'LLEM_BACKEND_IMAGES'), ...pairs(values['backend-image'] ?? [], '--backend-image') },
+    backendImages: {
+      ...pairs((env['LLEM_BACKEND_IMAGES'] ?? '').split(','), 'LLEM_BACKEND_IMAGES'),
+      ...pairs(values['backend-image'] ?? [], '--backend-image'),
+    },
     simulate: values.simulate ?? (env['LLEM_SIMULATE'] === '1' || env['LLEM_SIMULATE'] === 'true'),
     workers: values.workers,
     metricsBindAddress: values['metrics-bind-address'],
@@ -125,19 +168,26 @@ export function parse(argv: string[], env: NodeJS.ProcessEnv): ControllerConfig 
     leaseName: values['lease-name'],
     startupTimeoutSeconds: values['startup-timeout-seconds'],
   };
-  const parsed = ConfigSchema.safeParse(Object.fromEntries(Object.entries(raw).filter(([, v]) => v !== undefined && v !== '')));
+  const parsed = ConfigSchema.safeParse(
+    Object.fromEntries(Object.entries(raw).filter(([, v]) => v !== undefined && v !== '')),
+  );
   if (!parsed.success) {
-    throw new InvalidInputError(parsed.error.issues.map((i) => ({ file: 'llem controller', path: i.path.join('.'), message: i.message })));
+    throw new InvalidInputError(
+      parsed.error.issues.map((i) => ({ file: 'llem controller', path: i.path.join('.'), message: i.message })),
+    );
   }
   // The flag wins over LLEM_NATS_URL; credentials and TLS come from the same variables the agent reads.
   const nats = natsOptionsFromEnv({ ...env, LLEM_NATS_URL: parsed.data.natsUrl });
-  if (nats === null) throw new InvalidInputError([{ file: 'llem controller', path: 'natsUrl', message: 'required: pass --nats-url URL or set LLEM_NATS_URL' }]);
+  if (nats === null)
+    throw new InvalidInputError([
+      { file: 'llem controller', path: 'natsUrl', message: 'required: pass --nats-url URL or set LLEM_NATS_URL' },
+    ]);
   const agentUrlProblem = parsed.data.agentNatsUrl === undefined ? null : natsUrlProblem(parsed.data.agentNatsUrl);
-  if (agentUrlProblem !== null) throw new InvalidInputError([{ file: 'llem controller', path: 'agentNatsUrl', message: agentUrlProblem }]);
+  if (agentUrlProblem !== null)
+    throw new InvalidInputError([{ file: 'llem controller', path: 'agentNatsUrl', message: agentUrlProblem }]);
   const issuer = issuerFrom(env, nats);
   return { ...parsed.data, nats, ...(issuer === undefined ? {} : { issuer }) };
 }
-
 
 /** Rejects with an LlemError after `ms`; the timer never keeps the process alive. */
 function within<T>(work: Promise<T>, ms: number, what: string): Promise<T> {
@@ -151,13 +201,31 @@ function within<T>(work: Promise<T>, ms: number, what: string): Promise<T> {
 
 async function connect(config: ControllerConfig, log: Logger): Promise<NatsBus> {
   const { servers, ...auth } = config.nats;
-  const authMethod = config.issuer !== undefined ? 'issuer' : auth.credsFile !== undefined ? 'creds' : auth.token !== undefined ? 'token' : auth.user !== undefined ? `user ${auth.user}` : 'none';
+  const authMethod =
+    config.issuer !== undefined
+      ? 'issuer'
+      : auth.credsFile !== undefined
+        ? 'creds'
+        : auth.token !== undefined
+          ? 'token'
+          : auth.user !== undefined
+            ? `user ${auth.user}`
+            : 'none';
   log.info({ servers, auth: authMethod, tls: auth.tls !== undefined }, 'connecting to NATS');
   const creds = config.issuer === undefined ? {} : { creds: config.issuer.controllerCreds() };
-  return await openNatsBus({ name: `llem-controller-${hostname()}`, ...auth, ...creds, servers, inboxPrefix: CONTROLLER_INBOX_PREFIX }, 'LLEM_NATS_* / --nats-url');
+  return await openNatsBus(
+    { name: `llem-controller-${hostname()}`, ...auth, ...creds, servers, inboxPrefix: CONTROLLER_INBOX_PREFIX },
+    'LLEM_NATS_* / --nats-url',
+  );
 }
 
-function controllerFor(config: ControllerConfig, kc: KubeConfig, bus: NatsBus, log: Logger, onLost: () => void): Controller {
+function controllerFor(
+  config: ControllerConfig,
+  kc: KubeConfig,
+  bus: NatsBus,
+  log: Logger,
+  onLost: () => void,
+): Controller {
   const [host = '0.0.0.0', port = '8080'] = config.metricsBindAddress.split(':');
   return new Controller({
     kubeConfig: kc,
@@ -179,13 +247,20 @@ function controllerFor(config: ControllerConfig, kc: KubeConfig, bus: NatsBus, l
 }
 
 /** Start-up failed: say why, release what was opened, and make sure the process ends. */
-async function abandon(err: unknown, log: Logger, controller: Controller | undefined, bus: NatsBus | undefined): Promise<number> {
+async function abandon(
+  err: unknown,
+  log: Logger,
+  controller: Controller | undefined,
+  bus: NatsBus | undefined,
+): Promise<number> {
   const permission = /permission|authori[sz]ation/i.test(`${String(err)} ${String((err as Error).cause ?? '')}`);
   const hint = permission
     ? 'the NATS user lacks a permission the controller needs (JetStream API, KV, object store): check LLEM_NATS_USER / credentials'
     : 'check LLEM_NATS_URL, the NATS credentials and that JetStream is enabled';
   log.error({ err, hint }, 'controller start-up failed');
-  process.stderr.write(`llem controller: start-up failed: ${err instanceof Error ? err.message : String(err)} (${hint})\n`);
+  process.stderr.write(
+    `llem controller: start-up failed: ${err instanceof Error ? err.message : String(err)} (${hint})\n`,
+  );
   // Whatever is still pending (a hung request, an informer list) must not keep the process alive.
   setTimeout(() => process.exit(1), 10_000).unref();
   await Promise.allSettled([controller?.stop(), bus?.close()]);

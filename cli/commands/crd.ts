@@ -9,7 +9,8 @@ const HELP = `usage: llem crd generate [--out FILE]   write the EnergyExperiment
        llem crd check FILE            exit 1 when FILE differs from what generate writes
 `;
 
-const HEADER = '# Generated from api/spec.ts and api/status.ts by `npm run crd:gen` (llem crd generate). Do not edit.\n';
+const HEADER =
+  '# Generated from api/spec.ts and api/status.ts by `npm run crd:gen` (llem crd generate). Do not edit.\n';
 
 export function crdYaml(): string {
   // YAML 1.1 output: kubectl and the API server read YAML 1.1, where an unquoted `n`, `y`, `on` or
@@ -26,17 +27,30 @@ async function writeAtomically(file: string, text: string): Promise<void> {
   } catch (err) {
     await rm(tmp, { force: true });
     const code = (err as NodeJS.ErrnoException).code;
-    const hint = code === 'EISDIR' ? 'it is a directory; give a file path' : code === 'ENOENT' ? 'its directory does not exist' : 'choose a writable path';
-    throw new InvalidInputError([{ file, path: '--out', message: `cannot write (${code ?? String(err)}): ${hint}` }], { cause: err });
+    const hint =
+      code === 'EISDIR'
+        ? 'it is a directory; give a file path'
+        : code === 'ENOENT'
+          ? 'its directory does not exist'
+          : 'choose a writable path';
+    throw new InvalidInputError([{ file, path: '--out', message: `cannot write (${code ?? String(err)}): ${hint}` }], {
+      cause: err,
+    });
   }
 }
 
 export async function main(argv: string[]): Promise<number> {
   let parsed;
   try {
-    parsed = parseArgs({ args: argv, allowPositionals: true, options: { out: { type: 'string' }, help: { type: 'boolean', short: 'h' } } });
+    parsed = parseArgs({
+      args: argv,
+      allowPositionals: true,
+      options: { out: { type: 'string' }, help: { type: 'boolean', short: 'h' } },
+    });
   } catch (err) {
-    throw new InvalidInputError([{ file: 'llem crd', path: '', message: err instanceof Error ? err.message : String(err) }]);
+    throw new InvalidInputError([
+      { file: 'llem crd', path: '', message: err instanceof Error ? err.message : String(err) },
+    ]);
   }
   const [action, file] = parsed.positionals;
   if (parsed.values.help === true) {
@@ -54,7 +68,16 @@ export async function main(argv: string[]): Promise<number> {
     try {
       current = await readFile(file, 'utf8');
     } catch (err) {
-      throw new InvalidInputError([{ file, path: '', message: `cannot read (${(err as NodeJS.ErrnoException).code ?? String(err)}); give the CRD file to check` }], { cause: err });
+      throw new InvalidInputError(
+        [
+          {
+            file,
+            path: '',
+            message: `cannot read (${(err as NodeJS.ErrnoException).code ?? String(err)}); give the CRD file to check`,
+          },
+        ],
+        { cause: err },
+      );
     }
     if (current === text) return 0;
     process.stderr.write(`${file} is stale: run \`npm run crd:gen\` and commit the result\n`);

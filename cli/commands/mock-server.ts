@@ -18,7 +18,17 @@ const USAGE = `usage: llem mock-server [options]   (simulated: no model runs)
   --ready-after-ms MS  /health answers 503 for this long (default 0)
 `;
 
-const NUMERIC = ['port', 'ttft-ms', 'ttft-std-ms', 'itl-ms', 'itl-std-ms', 'max-batch', 'max-tokens', 'seed', 'ready-after-ms'] as const;
+const NUMERIC = [
+  'port',
+  'ttft-ms',
+  'ttft-std-ms',
+  'itl-ms',
+  'itl-std-ms',
+  'max-batch',
+  'max-tokens',
+  'seed',
+  'ready-after-ms',
+] as const;
 
 function numbers(values: Record<string, string | boolean | undefined>): Record<string, number> {
   const out: Record<string, number> = {};
@@ -26,9 +36,18 @@ function numbers(values: Record<string, string | boolean | undefined>): Record<s
     const raw = values[name];
     if (typeof raw !== 'string') continue;
     const n = Number(raw);
-    if (!Number.isFinite(n) || n < 0) throw new InvalidInputError([{ file: 'llem mock-server', path: `--${name}`, message: `must be a non-negative number, got "${raw}"` }]);
+    if (!Number.isFinite(n) || n < 0)
+      throw new InvalidInputError([
+        { file: 'llem mock-server', path: `--${name}`, message: `must be a non-negative number, got "${raw}"` },
+      ]);
     if (name === 'port' && (!Number.isInteger(n) || n > 65535)) {
-      throw new InvalidInputError([{ file: 'llem mock-server', path: '--port', message: `must be a whole number from 0 to 65535 (0: any free port), got "${raw}"` }]);
+      throw new InvalidInputError([
+        {
+          file: 'llem mock-server',
+          path: '--port',
+          message: `must be a whole number from 0 to 65535 (0: any free port), got "${raw}"`,
+        },
+      ]);
     }
     out[name] = n;
   }
@@ -39,9 +58,15 @@ export function optionsFromArgv(argv: string[]): MockServerOptions | 'help' {
   let values: Record<string, string | boolean | undefined>;
   try {
     const options = Object.fromEntries([...NUMERIC, 'host', 'model'].map((n) => [n, { type: 'string' as const }]));
-    values = parseArgs({ args: argv, options: { ...options, help: { type: 'boolean', short: 'h' } }, strict: true }).values;
+    values = parseArgs({
+      args: argv,
+      options: { ...options, help: { type: 'boolean', short: 'h' } },
+      strict: true,
+    }).values;
   } catch (err) {
-    throw new InvalidInputError([{ file: 'llem mock-server', path: '', message: `${(err as Error).message}\n${USAGE}` }]);
+    throw new InvalidInputError([
+      { file: 'llem mock-server', path: '', message: `${(err as Error).message}\n${USAGE}` },
+    ]);
   }
   if (values['help'] === true) return 'help';
   const n = numbers(values);

@@ -26,7 +26,10 @@ export interface PlanTotals {
 export function runSecondsLowerBound(spec: EnergyExperimentSpec): number {
   const m = spec.measurement;
   const w = spec.workload;
-  const window = w.mode === 'rate' && w.ratePerSecond !== undefined ? Math.max(m.minWindowSeconds, w.requests / w.ratePerSecond) : m.minWindowSeconds;
+  const window =
+    w.mode === 'rate' && w.ratePerSecond !== undefined
+      ? Math.max(m.minWindowSeconds, w.requests / w.ratePerSecond)
+      : m.minWindowSeconds;
   return m.baselineSeconds + window + m.cooldownSeconds;
 }
 
@@ -52,12 +55,21 @@ function pointText(run: PlannedRun): string {
 
 function table(rows: string[][]): string {
   const widths = rows[0]?.map((_, c) => Math.max(...rows.map((r) => (r[c] ?? '').length))) ?? [];
-  return rows.map((r) => r.map((cell, c) => (c === r.length - 1 ? cell : cell.padEnd(widths[c] ?? 0))).join('  ')).join('\n');
+  return rows
+    .map((r) => r.map((cell, c) => (c === r.length - 1 ? cell : cell.padEnd(widths[c] ?? 0))).join('  '))
+    .join('\n');
 }
 
 function printText(l: LoadedExperiment, totals: PlanTotals): void {
   const header = ['#', 'RUN', 'BACKEND', 'CYCLE', 'CONFIG-HASH', 'SWEEP POINT'];
-  const rows = l.matrix.runs.map((r) => [String(r.sequence), r.id, r.backend, String(r.cycle), shortHash(r.configHash), pointText(r)]);
+  const rows = l.matrix.runs.map((r) => [
+    String(r.sequence),
+    r.id,
+    r.backend,
+    String(r.cycle),
+    shortHash(r.configHash),
+    pointText(r),
+  ]);
   const order = l.experiment.spec.measurement.order;
   process.stdout.write(`${l.experiment.metadata.name} (${l.file}): order ${order}\n\n${table([header, ...rows])}\n\n`);
   for (const s of l.matrix.rejected) {
@@ -73,9 +85,15 @@ function printText(l: LoadedExperiment, totals: PlanTotals): void {
 export async function main(argv: string[]): Promise<number> {
   let parsed;
   try {
-    parsed = parseArgs({ args: argv, allowPositionals: true, options: { json: { type: 'boolean' }, help: { type: 'boolean', short: 'h' } } });
+    parsed = parseArgs({
+      args: argv,
+      allowPositionals: true,
+      options: { json: { type: 'boolean' }, help: { type: 'boolean', short: 'h' } },
+    });
   } catch (err) {
-    throw new InvalidInputError([{ file: 'llem plan', path: '', message: err instanceof Error ? err.message : String(err) }]);
+    throw new InvalidInputError([
+      { file: 'llem plan', path: '', message: err instanceof Error ? err.message : String(err) },
+    ]);
   }
   if (parsed.values.help === true) {
     process.stdout.write(HELP);
@@ -91,7 +109,16 @@ export async function main(argv: string[]): Promise<number> {
   const totals = planTotals(loaded.experiment.spec, loaded.matrix);
   if (parsed.values.json === true) {
     const { configurations, runs, rejected, warnings } = loaded.matrix;
-    const out = { experiment: loaded.experiment.metadata.name, file: loaded.file, order: loaded.experiment.spec.measurement.order, totals, configurations, runs, skipped: rejected, warnings };
+    const out = {
+      experiment: loaded.experiment.metadata.name,
+      file: loaded.file,
+      order: loaded.experiment.spec.measurement.order,
+      totals,
+      configurations,
+      runs,
+      skipped: rejected,
+      warnings,
+    };
     process.stdout.write(JSON.stringify(out, null, 2) + '\n');
   } else {
     printText(loaded, totals);

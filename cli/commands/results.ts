@@ -25,7 +25,9 @@ async function exportAs(format: 'llm-d' | 'mlenergy-csv', dir: string): Promise<
   if (format === 'mlenergy-csv') return mlEnergyCsv(input);
   const reports = llmdReports(input);
   if (reports.length === 0) {
-    throw new InvalidInputError([{ file: dir, path: '', message: 'has no complete run to report; finish it with llem run first' }]);
+    throw new InvalidInputError([
+      { file: dir, path: '', message: 'has no complete run to report; finish it with llem run first' },
+    ]);
   }
   // One YAML document per run, as llm-d-benchmark writes one report file per run.
   return reports.map((r) => stringify(r, { lineWidth: 0 })).join('---\n');
@@ -41,8 +43,16 @@ function show(doc: ResultsDocument): string {
   lines.push(['configuration'.padEnd(40), 'runs', 'J/token', '95% CI', 'tokens/s', 'TTFT p99 ms'].join('  '));
   for (const c of doc.results.configurations) {
     const j = c.metrics.joulesPerToken;
-    lines.push([label(c.configId).slice(0, 40).padEnd(40), `${c.runsIncluded.length}/${c.runsPlanned}`.padEnd(4), n(j.mean).padEnd(7),
-      `${n(j.ci95Low)}–${n(j.ci95High)}`, n(c.metrics.tokensPerSecond.mean), n(c.latencyPooled.ttftMs.p99)].join('  '));
+    lines.push(
+      [
+        label(c.configId).slice(0, 40).padEnd(40),
+        `${c.runsIncluded.length}/${c.runsPlanned}`.padEnd(4),
+        n(j.mean).padEnd(7),
+        `${n(j.ci95Low)}–${n(j.ci95High)}`,
+        n(c.metrics.tokensPerSecond.mean),
+        n(c.latencyPooled.ttftMs.p99),
+      ].join('  '),
+    );
   }
   const best = doc.results.experiment.bestConfiguration;
   lines.push(best === null ? 'best: none' : `best: ${bestConfigurationText(best, label(best.configId), n)}`);
@@ -51,7 +61,9 @@ function show(doc: ResultsDocument): string {
 
 function compare(a: ResultsDocument, b: ResultsDocument, dirs: [string, string]): string {
   const rows = compareResults(a, b);
-  const lines = [`J/token: A = ${dirs[0]}, B = ${dirs[1]}${a.simulated || b.simulated ? ' (simulated data involved)' : ''}`];
+  const lines = [
+    `J/token: A = ${dirs[0]}, B = ${dirs[1]}${a.simulated || b.simulated ? ' (simulated data involved)' : ''}`,
+  ];
   for (const r of rows) {
     const change = r.relativeChange === null ? 'n/a' : `${(r.relativeChange * 100).toFixed(1)}%`;
     const sig = r.significant === null ? '' : r.significant ? ' (CIs do not overlap)' : ' (within noise: CIs overlap)';
@@ -90,13 +102,23 @@ export async function main(argv: string[]): Promise<number> {
       try {
         text = readFileSync(file, 'utf8');
       } catch (err) {
-        throw new InvalidInputError([{ file, path: '', message: `cannot read (${(err as NodeJS.ErrnoException).code ?? String(err)}); run llem run on that directory again to rewrite its files` }], { cause: err });
+        throw new InvalidInputError(
+          [
+            {
+              file,
+              path: '',
+              message: `cannot read (${(err as NodeJS.ErrnoException).code ?? String(err)}); run llem run on that directory again to rewrite its files`,
+            },
+          ],
+          { cause: err },
+        );
       }
       process.stdout.write(text);
       return 0;
     }
     case 'compare': {
-      if (dirs.length !== 2 || dirs[0] === undefined || dirs[1] === undefined) usageError('compare takes two results directories');
+      if (dirs.length !== 2 || dirs[0] === undefined || dirs[1] === undefined)
+        usageError('compare takes two results directories');
       process.stdout.write(compare(readResultsDirectory(dirs[0]), readResultsDirectory(dirs[1]), [dirs[0], dirs[1]]));
       return 0;
     }

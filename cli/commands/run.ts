@@ -11,16 +11,38 @@ import { optionsFromArgv } from './mock-server.ts';
 /** --mock-args is parsed as llem mock-server would, before anything runs (its errors name --mock-args). */
 function checkMockArgs(args: string[], simulate: boolean, serverCommand: boolean): void {
   if (!simulate || serverCommand) {
-    throw new InvalidInputError([{ file: 'llem run', path: '--mock-args', message: 'applies only with --simulate and without --server-command' }]);
+    throw new InvalidInputError([
+      { file: 'llem run', path: '--mock-args', message: 'applies only with --simulate and without --server-command' },
+    ]);
   }
-  if (args.some((a) => a === '--port' || a === '--host' || a === '--model' || a.startsWith('--port=') || a.startsWith('--host=') || a.startsWith('--model='))) {
-    throw new InvalidInputError([{ file: 'llem run', path: '--mock-args', message: '--host, --port and --model are set by llem run; give latencies and batch only' }]);
+  if (
+    args.some(
+      (a) =>
+        a === '--port' ||
+        a === '--host' ||
+        a === '--model' ||
+        a.startsWith('--port=') ||
+        a.startsWith('--host=') ||
+        a.startsWith('--model='),
+    )
+  ) {
+    throw new InvalidInputError([
+      {
+        file: 'llem run',
+        path: '--mock-args',
+        message: '--host, --port and --model are set by llem run; give latencies and batch only',
+      },
+    ]);
   }
   try {
     optionsFromArgv(args);
   } catch (err) {
     if (!(err instanceof InvalidInputError)) throw err;
-    const issues = err.issues.map((i) => ({ file: 'llem run', path: '--mock-args', message: `${i.path === '' ? '' : `${i.path} `}${i.message.split('\n')[0] ?? ''}` }));
+    const issues = err.issues.map((i) => ({
+      file: 'llem run',
+      path: '--mock-args',
+      message: `${i.path === '' ? '' : `${i.path} `}${i.message.split('\n')[0] ?? ''}`,
+    }));
     throw new InvalidInputError(issues, { cause: err });
   }
 }
@@ -45,10 +67,16 @@ export async function main(argv: string[]): Promise<number> {
   let parsed;
   try {
     parsed = parseArgs({
-      args: argv, allowPositionals: true,
+      args: argv,
+      allowPositionals: true,
       options: {
-        simulate: { type: 'boolean', default: false }, out: { type: 'string' }, fresh: { type: 'boolean', default: false },
-        json: { type: 'boolean', default: false }, 'server-command': { type: 'string' }, 'mock-args': { type: 'string' }, help: { type: 'boolean', short: 'h', default: false },
+        simulate: { type: 'boolean', default: false },
+        out: { type: 'string' },
+        fresh: { type: 'boolean', default: false },
+        json: { type: 'boolean', default: false },
+        'server-command': { type: 'string' },
+        'mock-args': { type: 'string' },
+        help: { type: 'boolean', short: 'h', default: false },
       },
     });
   } catch (err) {
@@ -60,7 +88,9 @@ export async function main(argv: string[]): Promise<number> {
     return 0;
   }
   if (positionals.length !== 1 || positionals[0] === undefined) {
-    throw new InvalidInputError([{ file: 'llem run', path: '', message: `expected exactly one manifest FILE\n\n${HELP}` }]);
+    throw new InvalidInputError([
+      { file: 'llem run', path: '', message: `expected exactly one manifest FILE\n\n${HELP}` },
+    ]);
   }
   let serverCommand: string[] | undefined;
   let mockArgs: string[] | undefined;
@@ -78,7 +108,11 @@ export async function main(argv: string[]): Promise<number> {
   const progress = new ConsoleProgress();
   try {
     const outcome = await runLocalExperiment({
-      file: positionals[0], simulate: values.simulate, fresh: values.fresh, signal: controller.signal, progress,
+      file: positionals[0],
+      simulate: values.simulate,
+      fresh: values.fresh,
+      signal: controller.signal,
+      progress,
       ...(values.out !== undefined ? { out: values.out } : {}),
       ...(serverCommand !== undefined ? { serverCommand } : {}),
       ...(mockArgs !== undefined ? { mockArgs } : {}),
@@ -112,14 +146,23 @@ interface RunFlags {
 function checkRunInputs(values: RunFlags): { serverCommand: string[] | undefined; mockArgs: string[] | undefined } {
   const serverCommand = values['server-command']?.split(' ').filter((s) => s !== '');
   if (serverCommand?.length === 0) {
-    throw new InvalidInputError([{ file: 'llem run', path: '--server-command', message: 'is empty; give the server\'s command line, with {port} where the port goes' }]);
+    throw new InvalidInputError([
+      {
+        file: 'llem run',
+        path: '--server-command',
+        message: "is empty; give the server's command line, with {port} where the port goes",
+      },
+    ]);
   }
   const program = serverCommand?.[0];
   if (program !== undefined && findExecutable(program) === null) {
-    throw new InvalidInputError([{
-      file: 'llem run', path: '--server-command',
-      message: `"${program}" is not ${program.includes('/') ? 'an executable file' : 'a command on PATH'}; give the server's command line, with {port} where the port goes`,
-    }]);
+    throw new InvalidInputError([
+      {
+        file: 'llem run',
+        path: '--server-command',
+        message: `"${program}" is not ${program.includes('/') ? 'an executable file' : 'a command on PATH'}; give the server's command line, with {port} where the port goes`,
+      },
+    ]);
   }
   const mockArgs = values['mock-args']?.split(' ').filter((s) => s !== '');
   if (mockArgs !== undefined) checkMockArgs(mockArgs, values.simulate, serverCommand !== undefined);
@@ -130,15 +173,27 @@ function checkRunInputs(values: RunFlags): { serverCommand: string[] | undefined
   return { serverCommand, mockArgs };
 }
 
-function jsonFailure(err: unknown, interrupted: boolean): { exitCode: number; error: { code: string; message: string } } {
-  if (interrupted) return { exitCode: 130, error: { code: 'LLEM_E_INTERRUPTED', message: 'interrupted; run the same command again to resume' } };
+function jsonFailure(
+  err: unknown,
+  interrupted: boolean,
+): { exitCode: number; error: { code: string; message: string } } {
+  if (interrupted)
+    return {
+      exitCode: 130,
+      error: { code: 'LLEM_E_INTERRUPTED', message: 'interrupted; run the same command again to resume' },
+    };
   if (isLlemError(err)) return { exitCode: err.exitCode, error: { code: err.code, message: err.message } };
   return { exitCode: 1, error: { code: 'LLEM_E_INTERNAL', message: err instanceof Error ? err.message : String(err) } };
 }
 
 /** The file `program` names (a path, or a name looked up on PATH) when it is an executable file, else null. */
 function findExecutable(program: string): string | null {
-  const candidates = program.includes('/') ? [program] : (process.env['PATH'] ?? '').split(delimiter).filter((d) => d !== '').map((d) => join(d, program));
+  const candidates = program.includes('/')
+    ? [program]
+    : (process.env['PATH'] ?? '')
+        .split(delimiter)
+        .filter((d) => d !== '')
+        .map((d) => join(d, program));
   for (const file of candidates) {
     try {
       accessSync(file, constants.X_OK);

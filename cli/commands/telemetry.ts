@@ -18,7 +18,10 @@ Honours CUDA_VISIBLE_DEVICES, NVIDIA_VISIBLE_DEVICES and LLEM_NVML_LIBRARY.
 function positive(raw: string | undefined, flag: string, fallback: number): number {
   if (raw === undefined) return fallback;
   const n = Number(raw);
-  if (!Number.isInteger(n) || n < 1) throw new InvalidInputError([{ file: 'llem gpu-info', path: flag, message: `must be a positive integer, got "${raw}"` }]);
+  if (!Number.isInteger(n) || n < 1)
+    throw new InvalidInputError([
+      { file: 'llem gpu-info', path: flag, message: `must be a positive integer, got "${raw}"` },
+    ]);
   return n;
 }
 
@@ -27,7 +30,12 @@ export async function main(argv: string[]): Promise<number> {
   try {
     values = parseArgs({
       args: argv,
-      options: { samples: { type: 'string' }, 'interval-ms': { type: 'string' }, simulate: { type: 'boolean' }, help: { type: 'boolean', short: 'h' } },
+      options: {
+        samples: { type: 'string' },
+        'interval-ms': { type: 'string' },
+        simulate: { type: 'boolean' },
+        help: { type: 'boolean', short: 'h' },
+      },
       strict: true,
     }).values;
   } catch (err) {
@@ -41,9 +49,10 @@ export async function main(argv: string[]): Promise<number> {
   const intervalMs = positive(values['interval-ms'], '--interval-ms', 100);
   const cadence = { sampleIntervalMs: intervalMs, batchIntervalMs: intervalMs };
   const gpu = gpuEnvironment(process.env);
-  const telemetry = values.simulate === true
-    ? createSimulatedGpu(cadence)
-    : createNvmlTelemetry({ ...cadence, libraryPath: gpu.nvmlLibrary, visibility: gpu.visibility });
+  const telemetry =
+    values.simulate === true
+      ? createSimulatedGpu(cadence)
+      : createNvmlTelemetry({ ...cadence, libraryPath: gpu.nvmlLibrary, visibility: gpu.visibility });
   const samples: GpuSample[] = [];
   try {
     const environment = await telemetry.start((batch) => samples.push(...batch));
@@ -55,7 +64,12 @@ export async function main(argv: string[]): Promise<number> {
       marks.push({ tookMs: Number((performance.now() - t0).toFixed(3)), samples: s });
     }
     const perGpu = environment.gpus.length;
-    const out = { simulated: environment.source === 'simulated', environment, samples: samples.slice(0, count * perGpu), marks };
+    const out = {
+      simulated: environment.source === 'simulated',
+      environment,
+      samples: samples.slice(0, count * perGpu),
+      marks,
+    };
     process.stdout.write(JSON.stringify(out, null, 2) + '\n');
     return 0;
   } finally {

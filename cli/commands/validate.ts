@@ -13,9 +13,15 @@ Exit 0: all valid. Exit 2: one line per problem, "file: field.path: message".
 export async function main(argv: string[]): Promise<number> {
   let parsed;
   try {
-    parsed = parseArgs({ args: argv, allowPositionals: true, options: { quiet: { type: 'boolean' }, help: { type: 'boolean', short: 'h' } } });
+    parsed = parseArgs({
+      args: argv,
+      allowPositionals: true,
+      options: { quiet: { type: 'boolean' }, help: { type: 'boolean', short: 'h' } },
+    });
   } catch (err) {
-    throw new InvalidInputError([{ file: 'llem validate', path: '', message: err instanceof Error ? err.message : String(err) }]);
+    throw new InvalidInputError([
+      { file: 'llem validate', path: '', message: err instanceof Error ? err.message : String(err) },
+    ]);
   }
   if (parsed.values.help === true) {
     process.stdout.write(HELP);
@@ -30,10 +36,13 @@ export async function main(argv: string[]): Promise<number> {
     try {
       const loaded = await loadManifestFile(file);
       for (const l of loaded) {
-        for (const w of l.warnings) process.stderr.write(`${formatIssue({ ...w, message: `warning: ${w.message}` })}\n`);
+        for (const w of l.warnings)
+          process.stderr.write(`${formatIssue({ ...w, message: `warning: ${w.message}` })}\n`);
         if (parsed.values.quiet !== true) {
           const m = l.matrix;
-          process.stdout.write(`${l.file}: valid (${l.experiment.metadata.name}: ${m.configurations.length} configurations, ${m.runs.length} runs)\n`);
+          process.stdout.write(
+            `${l.file}: valid (${l.experiment.metadata.name}: ${m.configurations.length} configurations, ${m.runs.length} runs)\n`,
+          );
         }
       }
     } catch (err) {

@@ -35,10 +35,18 @@ function workloadConfig(w: WorkloadSpec): Record<string, unknown> {
     concurrency: w.concurrency,
     ...(w.ratePerSecond !== undefined ? { ratePerSecond: w.ratePerSecond } : {}),
     ...(synthetic !== undefined
-      ? { inputTokens: distribution(synthetic.inputTokens), outputTokens: distribution(synthetic.outputTokens), seed: synthetic.seed }
+      ? {
+          inputTokens: distribution(synthetic.inputTokens),
+          outputTokens: distribution(synthetic.outputTokens),
+          seed: synthetic.seed,
+        }
       : {}),
-    ...(w.dataset.prompts !== undefined ? { prompts: w.dataset.prompts, outputTokens: w.sampling.maxTokens ?? PROMPT_OUTPUT_TOKENS } : {}),
-    ...(w.dataset.configMapRef !== undefined ? { promptsFile: DATASET_FILE, outputTokens: w.sampling.maxTokens ?? PROMPT_OUTPUT_TOKENS } : {}),
+    ...(w.dataset.prompts !== undefined
+      ? { prompts: w.dataset.prompts, outputTokens: w.sampling.maxTokens ?? PROMPT_OUTPUT_TOKENS }
+      : {}),
+    ...(w.dataset.configMapRef !== undefined
+      ? { promptsFile: DATASET_FILE, outputTokens: w.sampling.maxTokens ?? PROMPT_OUTPUT_TOKENS }
+      : {}),
     ignoreEos: w.ignoreEos,
     temperature: w.sampling.temperature,
     topP: w.sampling.topP,
@@ -49,7 +57,13 @@ function workloadConfig(w: WorkloadSpec): Record<string, unknown> {
 
 function backendConfig(type: string, launch: BackendLaunch | undefined): Record<string, unknown> {
   if (launch === undefined) return { name: type, baseUrl: `http://127.0.0.1:${SERVER_PORT}`, readinessPath: '/health' };
-  return { name: type, baseUrl: launch.baseUrl, readinessPath: launch.readiness.path, readinessTimeoutSeconds: launch.readiness.timeoutSeconds, metrics: launch.metrics };
+  return {
+    name: type,
+    baseUrl: launch.baseUrl,
+    readinessPath: launch.readiness.path,
+    readinessTimeoutSeconds: launch.readiness.timeoutSeconds,
+    metrics: launch.metrics,
+  };
 }
 
 function optionalTraceparent(): { traceparent?: string } {
@@ -62,11 +76,21 @@ function optionalTraceparent(): { traceparent?: string } {
  * the agent supervises (address, readiness probe, served model name, start-up files); local mode
  * starts its backends itself and fills those fields in.
  */
-export function agentConfigFor(req: RunLaunchRequest, simulate: boolean, launch?: BackendLaunch): Record<string, unknown> {
+export function agentConfigFor(
+  req: RunLaunchRequest,
+  simulate: boolean,
+  launch?: BackendLaunch,
+): Record<string, unknown> {
   const { experiment, configuration, spec, run } = req;
   const m = spec.measurement;
   return {
-    publisher: { namespace: experiment.namespace, experimentUid: experiment.uid, runId: run.id, attempt: req.attempt, replica: req.replica },
+    publisher: {
+      namespace: experiment.namespace,
+      experimentUid: experiment.uid,
+      runId: run.id,
+      attempt: req.attempt,
+      replica: req.replica,
+    },
     backend: backendConfig(configuration.backend.type, launch),
     model: launch?.servedModelName ?? spec.model.name,
     configHash: configuration.configHash,
@@ -84,10 +108,15 @@ export function agentConfigFor(req: RunLaunchRequest, simulate: boolean, launch?
     },
     start: { mode: 'signal', timeoutSeconds: Math.max(60, spec.policy.runTimeoutSeconds) },
     telemetry: {
-      source: simulate ? 'simulated' : 'nvml', ...(simulate ? { simulated: { gpuCount: spec.placement.gpusPerRun } } : {}),
-      expectedGpus: spec.placement.gpusPerRun, attribution: m.gpuAttribution, requireExclusiveGpu: m.requireExclusiveGpu ?? true,
+      source: simulate ? 'simulated' : 'nvml',
+      ...(simulate ? { simulated: { gpuCount: spec.placement.gpusPerRun } } : {}),
+      expectedGpus: spec.placement.gpusPerRun,
+      attribution: m.gpuAttribution,
+      requireExclusiveGpu: m.requireExclusiveGpu ?? true,
       minClockFraction: m.minClockFraction,
     },
-    ...(launch !== undefined && launch.files.length > 0 ? { files: launch.files.map((f) => ({ path: f.path, content: f.content })) } : {}),
+    ...(launch !== undefined && launch.files.length > 0
+      ? { files: launch.files.map((f) => ({ path: f.path, content: f.content })) }
+      : {}),
   };
 }

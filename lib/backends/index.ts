@@ -1,6 +1,13 @@
 // Backend launchers (pure rendering, no I/O): spec backend entry -> exact process, environment,
 // files and readiness probe. Shared by the controller's pod builder, the agent and local mode.
-export type { BackendLaunch, LaunchContext, LaunchFile, MetricsEndpoint, ReadinessProbe, SecretEnvRef } from './types.ts';
+export type {
+  BackendLaunch,
+  LaunchContext,
+  LaunchFile,
+  MetricsEndpoint,
+  ReadinessProbe,
+  SecretEnvRef,
+} from './types.ts';
 export { DEFAULT_LAUNCH_CONTEXT, formatCommandLine, renderBackendLaunch, shellQuote } from './launch.ts';
 export { renderPytorch } from './pytorch.ts';
 export { renderTensorrt } from './tensorrt.ts';

@@ -14,8 +14,15 @@ export const DEFAULT_LAUNCH_CONTEXT: LaunchContext = {
   scratchDir: '/tmp/llem',
 };
 
-/** Renders the exact command, args and environment for one backend entry. Throws InvalidInputError for combinations the backend cannot run. */
-export function renderBackendLaunch(backend: BackendSpec, model: ModelSpec, ctx: LaunchContext = DEFAULT_LAUNCH_CONTEXT): BackendLaunch {
+/**
+ * Renders the exact command, args and environment for one backend entry. Throws InvalidInputError for combinations the
+ * backend cannot run.
+ */
+export function renderBackendLaunch(
+  backend: BackendSpec,
+  model: ModelSpec,
+  ctx: LaunchContext = DEFAULT_LAUNCH_CONTEXT,
+): BackendLaunch {
   const launch = renderFor(backend, model, ctx);
   // The manifest's readiness timeout, when given, replaces the backend type's default.
   const timeoutSeconds = backend.readinessTimeoutSeconds;

@@ -4,9 +4,7 @@ import type { ModelSpec } from '../../api/spec.ts';
 import type { LaunchContext, SecretEnvRef } from './types.ts';
 
 export type ModelLocation =
-  | { kind: 'huggingFace'; id: string; revision: string }
-  | { kind: 'path'; path: string }
-  | { kind: 'random' };
+  { kind: 'huggingFace'; id: string; revision: string } | { kind: 'path'; path: string } | { kind: 'random' };
 
 export function modelLocation(model: ModelSpec, ctx: LaunchContext): ModelLocation {
   const src = model.source;

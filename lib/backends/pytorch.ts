@@ -12,22 +12,37 @@ function sourceArgs(model: ModelSpec, ctx: LaunchContext): string[] {
   const r = model.source.random;
   if (r === undefined) throw new Error('unreachable: random location without random source');
   return [
-    '--source', 'random',
-    '--random-architecture', r.architecture,
-    '--random-hidden-size', String(r.hiddenSize),
-    '--random-layers', String(r.numLayers),
-    '--random-heads', String(r.numHeads),
-    '--random-kv-heads', String(r.numKvHeads),
-    '--random-intermediate-size', String(r.intermediateSize),
-    '--random-vocab-size', String(r.vocabSize),
-    '--random-max-positions', String(r.maxPositionEmbeddings),
+    '--source',
+    'random',
+    '--random-architecture',
+    r.architecture,
+    '--random-hidden-size',
+    String(r.hiddenSize),
+    '--random-layers',
+    String(r.numLayers),
+    '--random-heads',
+    String(r.numHeads),
+    '--random-kv-heads',
+    String(r.numKvHeads),
+    '--random-intermediate-size',
+    String(r.intermediateSize),
+    '--random-vocab-size',
+    String(r.vocabSize),
+    '--random-max-positions',
+    String(r.maxPositionEmbeddings),
   ];
 }
 
 export function renderPytorch(backend: BackendSpec, model: ModelSpec, ctx: LaunchContext): BackendLaunch {
   const p = PytorchParamsSchema.parse(backend.pytorch ?? {});
   if (ctx.gpusPerRun > 1) {
-    throw new InvalidInputError([{ file: '', path: 'spec.placement.gpusPerRun', message: `the pytorch backend serves from one GPU (got gpusPerRun ${ctx.gpusPerRun}); use vllm or tensorrt for tensor parallelism` }]);
+    throw new InvalidInputError([
+      {
+        file: '',
+        path: 'spec.placement.gpusPerRun',
+        message: `the pytorch backend serves from one GPU (got gpusPerRun ${ctx.gpusPerRun}); use vllm or tensorrt for tensor parallelism`,
+      },
+    ]);
   }
   const args = ['-m', 'server', '--model', model.name, '--served-model-name', model.name, ...sourceArgs(model, ctx)];
   args.push('--seed', String(ctx.seed), '--dtype', model.dtype, '--host', ctx.host, '--port', String(ctx.port));

@@ -76,7 +76,12 @@ export function backendLaunch(c: Configuration, simulate: boolean): BackendLaunc
   if (simulate) return mockLaunch(c);
   const { type, params, name, image, extraArgs, readinessTimeoutSeconds } = c.backend;
   const spec = {
-    type, name, extraArgs, [type]: params, ...(image !== undefined ? { image } : {}), ...(readinessTimeoutSeconds !== undefined ? { readinessTimeoutSeconds } : {}),
+    type,
+    name,
+    extraArgs,
+    [type]: params,
+    ...(image !== undefined ? { image } : {}),
+    ...(readinessTimeoutSeconds !== undefined ? { readinessTimeoutSeconds } : {}),
   } as Parameters<typeof renderBackendLaunch>[0];
   return renderBackendLaunch(spec, c.model, launchContext(c));
 }

@@ -31,14 +31,33 @@ export function renderTensorrt(backend: BackendSpec, model: ModelSpec, ctx: Laun
   const field = `spec.backends[${backend.name ?? backend.type}]`;
   const location = modelLocation(model, ctx);
   if (location.kind === 'random') {
-    throw new InvalidInputError([{ file: '', path: `${field}.type`, message: 'trtllm-serve cannot load random weights; use model.source.huggingFace or pvc, or the pytorch/vllm backend for random models' }]);
+    throw new InvalidInputError([
+      {
+        file: '',
+        path: `${field}.type`,
+        message:
+          'trtllm-serve cannot load random weights; use model.source.huggingFace or pvc, or the pytorch/vllm backend for random models',
+      },
+    ]);
   }
   if (location.kind === 'huggingFace' && model.revision !== 'main') {
-    throw new InvalidInputError([{ file: '', path: 'spec.model.revision', message: `trtllm-serve has no revision option (got "${model.revision}"); put that revision on a PVC and use model.source.pvc` }]);
+    throw new InvalidInputError([
+      {
+        file: '',
+        path: 'spec.model.revision',
+        message: `trtllm-serve has no revision option (got "${model.revision}"); put that revision on a PVC and use model.source.pvc`,
+      },
+    ]);
   }
   const gpus = p.tensorParallelSize * p.pipelineParallelSize;
   if (gpus > ctx.gpusPerRun) {
-    throw new InvalidInputError([{ file: '', path: `${field}.tensorrt.tensorParallelSize`, message: `tensor x pipeline parallel = ${gpus} GPUs, but placement.gpusPerRun is ${ctx.gpusPerRun}` }]);
+    throw new InvalidInputError([
+      {
+        file: '',
+        path: `${field}.tensorrt.tensorParallelSize`,
+        message: `tensor x pipeline parallel = ${gpus} GPUs, but placement.gpusPerRun is ${ctx.gpusPerRun}`,
+      },
+    ]);
   }
   const args = ['serve', location.kind === 'path' ? location.path : model.name];
   args.push('--host', ctx.host, '--port', String(ctx.port), '--backend', BACKEND_FLAG[p.backend]);

@@ -24,11 +24,19 @@ function checkParams(p: VllmParams, ctx: LaunchContext, field: string): void {
   const gpus = p.tensorParallelSize * p.pipelineParallelSize;
   const issues = [];
   if (gpus > ctx.gpusPerRun) {
-    issues.push({ file: '', path: `${field}.tensorParallelSize`, message: `tensor x pipeline parallel = ${gpus} GPUs, but placement.gpusPerRun is ${ctx.gpusPerRun}; raise gpusPerRun or lower the parallel sizes` });
+    issues.push({
+      file: '',
+      path: `${field}.tensorParallelSize`,
+      message: `tensor x pipeline parallel = ${gpus} GPUs, but placement.gpusPerRun is ${ctx.gpusPerRun}; raise gpusPerRun or lower the parallel sizes`,
+    });
   }
   const s = p.speculative;
   if (s !== undefined && s.model === undefined && ['draftModel', 'eagle', 'eagle3'].includes(s.method)) {
-    issues.push({ file: '', path: `${field}.speculative.model`, message: `speculative method "${s.method}" needs a draft model id` });
+    issues.push({
+      file: '',
+      path: `${field}.speculative.model`,
+      message: `speculative method "${s.method}" needs a draft model id`,
+    });
   }
   if (issues.length > 0) throw new InvalidInputError(issues);
 }
@@ -49,15 +57,36 @@ export function renderVllm(backend: BackendSpec, model: ModelSpec, ctx: LaunchCo
     // the tokenizer's ids would fail on the first real request.
     const r = model.source.random;
     const sizes = {
-      hidden_size: r.hiddenSize, num_hidden_layers: r.numLayers, num_attention_heads: r.numHeads, num_key_value_heads: r.numKvHeads,
-      head_dim: r.hiddenSize / r.numHeads, intermediate_size: r.intermediateSize, max_position_embeddings: r.maxPositionEmbeddings,
+      hidden_size: r.hiddenSize,
+      num_hidden_layers: r.numLayers,
+      num_attention_heads: r.numHeads,
+      num_key_value_heads: r.numKvHeads,
+      head_dim: r.hiddenSize / r.numHeads,
+      intermediate_size: r.intermediateSize,
+      max_position_embeddings: r.maxPositionEmbeddings,
       tie_word_embeddings: false,
     };
     args.push('--load-format', 'dummy', '--hf-overrides', JSON.stringify(sizes));
     delete env['HF_HUB_OFFLINE'];
   }
-  args.push('--served-model-name', model.name, '--host', ctx.host, '--port', String(ctx.port), '--dtype', model.dtype, '--seed', String(ctx.seed));
-  args.push('--tensor-parallel-size', String(p.tensorParallelSize), '--pipeline-parallel-size', String(p.pipelineParallelSize));
+  args.push(
+    '--served-model-name',
+    model.name,
+    '--host',
+    ctx.host,
+    '--port',
+    String(ctx.port),
+    '--dtype',
+    model.dtype,
+    '--seed',
+    String(ctx.seed),
+  );
+  args.push(
+    '--tensor-parallel-size',
+    String(p.tensorParallelSize),
+    '--pipeline-parallel-size',
+    String(p.pipelineParallelSize),
+  );
   args.push('--max-num-seqs', String(p.maxNumSeqs), '--gpu-memory-utilization', String(p.gpuMemoryUtilization));
   if (p.maxNumBatchedTokens !== undefined) args.push('--max-num-batched-tokens', String(p.maxNumBatchedTokens));
   if (p.maxModelLen !== undefined) args.push('--max-model-len', String(p.maxModelLen));

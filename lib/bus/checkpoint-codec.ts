@@ -19,7 +19,9 @@ export function encodeCheckpoint(record: CheckpointRecord): Uint8Array {
 
 export function decodeCheckpoint(bytes: Uint8Array, key: string): CheckpointRecord {
   if (bytes.length < HEADER_BYTES || bytes[0] !== VERSION) {
-    throw new CheckpointError(`checkpoint ${key}: unknown format (version byte ${String(bytes[0])}, ${bytes.length} bytes)`);
+    throw new CheckpointError(
+      `checkpoint ${key}: unknown format (version byte ${String(bytes[0])}, ${bytes.length} bytes)`,
+    );
   }
   const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   return { lastStreamSeq: Number(view.getBigUint64(1)), state: bytes.slice(HEADER_BYTES) };
@@ -50,7 +52,8 @@ export function decodeCheckpointPointer(bytes: Uint8Array, key: string): Checkpo
   if (bytes[0] !== POINTER_VERSION) return null;
   try {
     const p = JSON.parse(new TextDecoder().decode(bytes.subarray(1))) as Partial<CheckpointPointer>;
-    if (typeof p.object === 'string' && typeof p.bytes === 'number' && typeof p.sha256 === 'string') return p as CheckpointPointer;
+    if (typeof p.object === 'string' && typeof p.bytes === 'number' && typeof p.sha256 === 'string')
+      return p as CheckpointPointer;
   } catch {
     // reported below
   }

@@ -67,8 +67,21 @@ function b64url(data: Uint8Array | string): string {
 }
 
 /** A NATS v2 JWT signed by `issuer` (ed25519-nkey). */
-function signJwt(issuer: KeyPair, subject: string, name: string, nats: Record<string, unknown>, extra: Record<string, unknown> = {}): string {
-  const claims: Record<string, unknown> = { iat: Math.floor(Date.now() / 1000), iss: issuer.getPublicKey(), name, sub: subject, ...extra, nats: { ...nats, version: 2 } };
+function signJwt(
+  issuer: KeyPair,
+  subject: string,
+  name: string,
+  nats: Record<string, unknown>,
+  extra: Record<string, unknown> = {},
+): string {
+  const claims: Record<string, unknown> = {
+    iat: Math.floor(Date.now() / 1000),
+    iss: issuer.getPublicKey(),
+    name,
+    sub: subject,
+    ...extra,
+    nats: { ...nats, version: 2 },
+  };
   claims['jti'] = base32(createHash('sha256').update(JSON.stringify(claims)).digest());
   const signed = `${b64url(JSON.stringify({ typ: 'JWT', alg: 'ed25519-nkey' }))}.${b64url(JSON.stringify(claims))}`;
   return `${signed}.${b64url(issuer.sign(new TextEncoder().encode(signed)))}`;
@@ -77,10 +90,17 @@ function signJwt(issuer: KeyPair, subject: string, name: string, nats: Record<st
 /** The `.creds` file format nats clients read (credsAuthenticator, LLEM_NATS_CREDS_FILE). */
 export function formatCreds(jwt: string, seed: string): string {
   return [
-    '-----BEGIN NATS USER JWT-----', jwt, '------END NATS USER JWT------', '',
+    '-----BEGIN NATS USER JWT-----',
+    jwt,
+    '------END NATS USER JWT------',
+    '',
     '************************* IMPORTANT *************************',
-    'NKEY Seed printed below can be used to sign and prove identity.', '',
-    '-----BEGIN USER NKEY SEED-----', seed, '------END USER NKEY SEED------', '',
+    'NKEY Seed printed below can be used to sign and prove identity.',
+    '',
+    '-----BEGIN USER NKEY SEED-----',
+    seed,
+    '------END USER NKEY SEED------',
+    '',
   ].join('\n');
 }
 
@@ -92,7 +112,10 @@ export interface AgentScope {
 }
 
 /** Subjects a run's agent user may publish to and subscribe to (also used by docs and tests). */
-export function agentPermissions(scope: AgentScope): { pub: { allow: string[] }; sub: { allow: string[]; deny: string[] } } {
+export function agentPermissions(scope: AgentScope): {
+  pub: { allow: string[] };
+  sub: { allow: string[]; deny: string[] };
+} {
   const ns = sanitizeToken(scope.namespace);
   const uid = sanitizeToken(scope.experimentUid);
   const run = sanitizeToken(scope.runId);
@@ -113,7 +136,13 @@ export class BusIssuer {
 
   constructor(rootSecret: string, source = 'LLEM_NATS_ISSUER_SECRET') {
     if (rootSecret.length < MIN_ROOT_SECRET_LENGTH) {
-      throw new InvalidInputError([{ file: source, path: '', message: `must hold at least ${MIN_ROOT_SECRET_LENGTH} characters of random data (the chart generates one)` }]);
+      throw new InvalidInputError([
+        {
+          file: source,
+          path: '',
+          message: `must hold at least ${MIN_ROOT_SECRET_LENGTH} characters of random data (the chart generates one)`,
+        },
+      ]);
     }
     const derive = (label: string, role: Role): KeyPair => {
       const raw = createHmac('sha256', rootSecret).update(`llem/nats/v1/${label}`).digest();
@@ -134,7 +163,10 @@ export class BusIssuer {
     const system = this.#system.getPublicKey();
     const account = this.#account.getPublicKey();
     const operatorJwt = signJwt(op, op.getPublicKey(), 'llem', { type: 'operator', system_account: system });
-    const systemJwt = signJwt(op, system, 'SYS', { type: 'account', limits: { ...UNLIMITED, conn: -1, imports: -1, exports: -1, wildcards: true, leaf: -1 } });
+    const systemJwt = signJwt(op, system, 'SYS', {
+      type: 'account',
+      limits: { ...UNLIMITED, conn: -1, imports: -1, exports: -1, wildcards: true, leaf: -1 },
+    });
     const jetstream = { mem_storage: -1, disk_storage: -1, streams: -1, consumer: -1 };
     const limits = { ...UNLIMITED, conn: -1, imports: -1, exports: -1, wildcards: true, leaf: -1, ...jetstream };
     const accountJwt = signJwt(op, account, 'LLEM', { type: 'account', limits });
@@ -154,7 +186,13 @@ export class BusIssuer {
 
   #userCreds(name: string, permissions: Record<string, unknown>, expiresAtSeconds?: number): string {
     const user = createUser();
-    const jwt = signJwt(this.#account, user.getPublicKey(), name, { type: 'user', ...UNLIMITED, ...permissions }, expiresAtSeconds === undefined ? {} : { exp: expiresAtSeconds });
+    const jwt = signJwt(
+      this.#account,
+      user.getPublicKey(),
+      name,
+      { type: 'user', ...UNLIMITED, ...permissions },
+      expiresAtSeconds === undefined ? {} : { exp: expiresAtSeconds },
+    );
     return formatCreds(jwt, new TextDecoder().decode(user.getSeed()));
   }
 

@@ -71,12 +71,21 @@ export class InProcessConsumption {
     try {
       for (let deliveryCount = 1; !this.#abort.signal.aborted || deliveryCount === 1; deliveryCount++) {
         try {
-          const disposition = await this.#opts.handler({ subject: m.subject, data: m.data, streamSeq: m.streamSeq, deliveryCount, ...(m.headers === undefined ? {} : { headers: m.headers }) });
+          const disposition = await this.#opts.handler({
+            subject: m.subject,
+            data: m.data,
+            streamSeq: m.streamSeq,
+            deliveryCount,
+            ...(m.headers === undefined ? {} : { headers: m.headers }),
+          });
           if (disposition === 'dead-letter') this.#deps.deadLetter(m);
           this.#lastApplied = m.streamSeq;
           return;
         } catch (err) {
-          this.#deps.log.warn({ err, subject: m.subject, streamSeq: m.streamSeq, deliveryCount }, 'handler failed; will redeliver');
+          this.#deps.log.warn(
+            { err, subject: m.subject, streamSeq: m.streamSeq, deliveryCount },
+            'handler failed; will redeliver',
+          );
           const pauseMs = Math.min(this.#deps.retryInitialMs * 2 ** (deliveryCount - 1), this.#deps.retryMaxMs);
           await sleep(pauseMs, undefined, { signal: this.#abort.signal }).catch(() => undefined);
         }

@@ -41,8 +41,6 @@ export interface InProcessBusOptions {
   nowMs?: () => number;
 }
 
-
-
 export class InProcessBus implements Bus {
   readonly #messages: StoredMessage[] = [];
   readonly #deadLetters: StoredMessage[] = [];
@@ -81,7 +79,12 @@ export class InProcessBus implements Bus {
     const seen = this.#dedup.get(opts.msgId);
     if (seen !== undefined) return { streamSeq: seen.seq, duplicate: true };
     const streamSeq = ++this.#lastSeq;
-    this.#messages.push({ subject, data: data.slice(), streamSeq, ...(opts.headers === undefined ? {} : { headers: { ...opts.headers } }) });
+    this.#messages.push({
+      subject,
+      data: data.slice(),
+      streamSeq,
+      ...(opts.headers === undefined ? {} : { headers: { ...opts.headers } }),
+    });
     this.#dedup.set(opts.msgId, { seq: streamSeq, atMs: now });
     if (this.#opts.maxMessages >= 0 && this.#messages.length > this.#opts.maxMessages) this.#messages.shift();
     this.#wake();

@@ -10,7 +10,14 @@
 // 3. A handler that throws is retried in place (with backoff) before anything later is delivered,
 //    which is "redelivery" as the handler sees it, without breaking order.
 import { setTimeout as sleep } from 'node:timers/promises';
-import { AckPolicy, DeliverPolicy, type ConsumerMessages, type JetStreamClient, type JetStreamManager, type JsMsg } from '@nats-io/jetstream';
+import {
+  AckPolicy,
+  DeliverPolicy,
+  type ConsumerMessages,
+  type JetStreamClient,
+  type JetStreamManager,
+  type JsMsg,
+} from '@nats-io/jetstream';
 import type { Logger } from '../log.ts';
 import type { NatsBusOptions } from './nats-options.ts';
 import type { ConsumeOptions, Consumption } from './types.ts';
@@ -126,7 +133,9 @@ export class NatsConsumption implements Consumption {
       ack_wait: settings.ackWaitSeconds * NANOS_PER_SECOND,
       max_ack_pending: settings.maxAckPending,
       max_deliver: -1,
-      ...(start <= 1 ? { deliver_policy: DeliverPolicy.All } : { deliver_policy: DeliverPolicy.StartSequence, opt_start_seq: start }),
+      ...(start <= 1
+        ? { deliver_policy: DeliverPolicy.All }
+        : { deliver_policy: DeliverPolicy.StartSequence, opt_start_seq: start }),
     });
   }
 
@@ -144,7 +153,10 @@ export class NatsConsumption implements Consumption {
         // The consumer numbers every delivery (redeliveries too) 1, 2, 3...: a jump means a delivery
         // never reached us, and what follows might overtake it. Start over from lastApplied.
         if (m.info.deliverySequence !== ++lastDeliverySeq) {
-          this.#ctx.log.warn({ expected: lastDeliverySeq, got: m.info.deliverySequence }, 'delivery gap; re-creating the consumer');
+          this.#ctx.log.warn(
+            { expected: lastDeliverySeq, got: m.info.deliverySequence },
+            'delivery gap; re-creating the consumer',
+          );
           break;
         }
         if (m.info.streamSequence > this.#lastApplied) await this.#apply(m);
@@ -168,7 +180,10 @@ export class NatsConsumption implements Consumption {
           this.#pendingBehindLast = m.info.pending;
           return;
         } catch (err) {
-          this.#ctx.log.warn({ err, subject: m.subject, streamSeq: m.info.streamSequence, retries }, 'handler failed; will redeliver');
+          this.#ctx.log.warn(
+            { err, subject: m.subject, streamSeq: m.info.streamSequence, retries },
+            'handler failed; will redeliver',
+          );
           m.working();
           await this.#pause(Math.min(retryInitialMs * 2 ** retries, retryMaxMs));
         }

@@ -47,7 +47,10 @@ export function deadLetterStreamConfig(layout: NatsLayout): Partial<StreamConfig
 }
 
 /** Add the stream, or bring an existing one's limits in line with the configuration. */
-export async function ensureStream(jsm: JetStreamManager, cfg: Partial<StreamConfig> & { name: string }): Promise<void> {
+export async function ensureStream(
+  jsm: JetStreamManager,
+  cfg: Partial<StreamConfig> & { name: string },
+): Promise<void> {
   try {
     await jsm.streams.add(cfg);
   } catch (err) {

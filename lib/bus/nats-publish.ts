@@ -4,7 +4,14 @@
 // This sends each publish with its own reply token under one subscription and matches the acks;
 // one sweep timer expires the acks that never came. Exactly-once is unchanged: every publish carries
 // its Nats-Msg-Id, so a retry after a lost ack is answered as a duplicate.
-import { createInbox, headers as natsHeaders, type Msg, type MsgHdrs, type NatsConnection, type Subscription } from '@nats-io/transport-node';
+import {
+  createInbox,
+  headers as natsHeaders,
+  type Msg,
+  type MsgHdrs,
+  type NatsConnection,
+  type Subscription,
+} from '@nats-io/transport-node';
 import { BusError } from '../errors.ts';
 
 /** The stream refused the message (its limits, a bad subject, no permission): a retry cannot fix it. */
@@ -86,7 +93,9 @@ export class JetStreamPublisher {
   #listen(): void {
     if (this.#sub !== null && !this.#sub.isClosed()) return;
     this.#prefix = createInbox(this.#inboxPrefix);
-    this.#sub = this.#nc.subscribe(`${this.#prefix}.*`, { callback: (err, msg) => (err === null ? this.#onAck(msg) : undefined) });
+    this.#sub = this.#nc.subscribe(`${this.#prefix}.*`, {
+      callback: (err, msg) => (err === null ? this.#onAck(msg) : undefined),
+    });
   }
 
   #onAck(msg: Msg): void {
@@ -96,7 +105,11 @@ export class JetStreamPublisher {
     this.#pending.delete(token);
     if (msg.headers?.hasError === true) {
       // 503 no responders: no stream captured the subject (yet); a retry may find one.
-      p.reject(new PublishAckTimeoutError(`no stream answered for ${p.subject} (${msg.headers.code} ${msg.headers.description})`));
+      p.reject(
+        new PublishAckTimeoutError(
+          `no stream answered for ${p.subject} (${msg.headers.code} ${msg.headers.description})`,
+        ),
+      );
       return;
     }
     let body: { seq?: number; duplicate?: boolean; error?: { code?: number; description?: string } };
@@ -107,7 +120,11 @@ export class JetStreamPublisher {
       return;
     }
     if (body.error !== undefined || typeof body.seq !== 'number') {
-      p.reject(new PublishRefusedError(`stream refused ${p.subject}: ${body.error?.description ?? 'no sequence in the ack'} (${body.error?.code ?? '?'})`));
+      p.reject(
+        new PublishRefusedError(
+          `stream refused ${p.subject}: ${body.error?.description ?? 'no sequence in the ack'} (${body.error?.code ?? '?'})`,
+        ),
+      );
       return;
     }
     p.resolve({ seq: body.seq, duplicate: body.duplicate === true });

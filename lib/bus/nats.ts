@@ -2,14 +2,26 @@
 // for the per-role permissions this code assumes.
 import { setTimeout as sleep } from 'node:timers/promises';
 import { headers, PermissionViolationError, type NatsConnection, type Subscription } from '@nats-io/transport-node';
-import { JetStreamApiError, jetstream, jetstreamManager, type JetStreamClient, type JetStreamManager, type JsMsg } from '@nats-io/jetstream';
+import {
+  JetStreamApiError,
+  jetstream,
+  jetstreamManager,
+  type JetStreamClient,
+  type JetStreamManager,
+  type JsMsg,
+} from '@nats-io/jetstream';
 import type { KV } from '@nats-io/kv';
 import type { ObjectStore } from '@nats-io/obj';
 import { experimentSubjectFilter } from '../../api/protocol.ts';
 import { BusError, CheckpointError } from '../errors.ts';
 import { childLogger, type Logger } from '../log.ts';
 import { createHash, randomBytes, randomUUID } from 'node:crypto';
-import { decodeCheckpoint, decodeCheckpointPointer, encodeCheckpoint, encodeCheckpointPointer } from './checkpoint-codec.ts';
+import {
+  decodeCheckpoint,
+  decodeCheckpointPointer,
+  encodeCheckpoint,
+  encodeCheckpointPointer,
+} from './checkpoint-codec.ts';
 import { connectNats } from './nats-connect.ts';
 import { NatsConsumption } from './nats-consumer.ts';
 import { JetStreamPublisher, PublishRefusedError } from './nats-publish.ts';
@@ -53,7 +65,8 @@ const NOT_FOUND = 10014;
 /** Errors a retry cannot fix: the server said no (permissions, limits, bad request). */
 function isPermanent(err: unknown): boolean {
   for (let e = err, depth = 0; e instanceof Error && depth < 5; e = e.cause, depth++) {
-    if (e instanceof PermissionViolationError || e instanceof JetStreamApiError || e instanceof PublishRefusedError) return true;
+    if (e instanceof PermissionViolationError || e instanceof JetStreamApiError || e instanceof PublishRefusedError)
+      return true;
     if (/permissions violation/i.test(e.message)) return true;
   }
   return false;
@@ -97,8 +110,10 @@ export class NatsBus implements Bus {
     void (async () => {
       for await (const s of statuses) {
         if (s.type === 'disconnect') for (const c of this.#consumptions) c.interrupt();
-        if (s.type === 'error' && s.error instanceof PermissionViolationError && s.error.operation === 'publish') this.#publisher.refuse(s.error.subject, s.error);
-        if (s.type === 'disconnect' || s.type === 'reconnect') this.#log.info({ status: s.type }, 'NATS connection status');
+        if (s.type === 'error' && s.error instanceof PermissionViolationError && s.error.operation === 'publish')
+          this.#publisher.refuse(s.error.subject, s.error);
+        if (s.type === 'disconnect' || s.type === 'reconnect')
+          this.#log.info({ status: s.type }, 'NATS connection status');
       }
     })().catch((err: unknown) => this.#log.warn({ err }, 'connection status watcher ended'));
   }
@@ -122,7 +137,12 @@ export class NatsBus implements Bus {
     return await this.#publishWithRetry(subject, data, `${opts.msgId}~${this.#msgIdNonce}`, traceHeaders(opts.headers));
   }
 
-  async #publishWithRetry(subject: string, data: Uint8Array, msgId: string, hdrs?: ReturnType<typeof headers>): Promise<PublishAck> {
+  async #publishWithRetry(
+    subject: string,
+    data: Uint8Array,
+    msgId: string,
+    hdrs?: ReturnType<typeof headers>,
+  ): Promise<PublishAck> {
     const deadline = Date.now() + this.#opts.publishRetryMs;
     for (let waitMs = 25; ; waitMs = Math.min(waitMs * 2, 1000)) {
       try {
@@ -157,7 +177,9 @@ export class NatsBus implements Bus {
     try {
       await consumption.start();
     } catch (err) {
-      throw new BusError(`cannot create consumer ${opts.durable} on ${opts.filterSubject}: ${describe(err)}`, { cause: err });
+      throw new BusError(`cannot create consumer ${opts.durable} on ${opts.filterSubject}: ${describe(err)}`, {
+        cause: err,
+      });
     }
     this.#consumptions.add(consumption);
     return {
@@ -247,10 +269,13 @@ export class NatsBus implements Bus {
     const pointer = decodeCheckpointPointer(entry.value, key);
     if (pointer === null) return decodeCheckpoint(entry.value, key);
     const blob = await (await this.#artifacts()).getBlob(pointer.object);
-    if (blob === null) throw new CheckpointError(`checkpoint ${key}: its object ${pointer.object} is missing from the object store`);
+    if (blob === null)
+      throw new CheckpointError(`checkpoint ${key}: its object ${pointer.object} is missing from the object store`);
     const sha256 = createHash('sha256').update(blob).digest('hex');
     if (blob.length !== pointer.bytes || sha256 !== pointer.sha256) {
-      throw new CheckpointError(`checkpoint ${key}: object ${pointer.object} does not match its pointer (${blob.length} bytes, sha256 ${sha256.slice(0, 12)})`);
+      throw new CheckpointError(
+        `checkpoint ${key}: object ${pointer.object} does not match its pointer (${blob.length} bytes, sha256 ${sha256.slice(0, 12)})`,
+      );
     }
     return decodeCheckpoint(blob, key);
   }
@@ -281,7 +306,9 @@ export class NatsBus implements Bus {
     await this.#deleteCheckpoints(experimentCheckpointKey(opts.namespace, opts.experimentUid));
     if (opts.purgeMessages) {
       await jsm.streams.purge(streamName, { filter: experimentSubjectFilter(opts.namespace, opts.experimentUid) });
-      await jsm.streams.purge(deadLetterStreamName, { filter: experimentDeadLetterFilter(opts.namespace, opts.experimentUid) });
+      await jsm.streams.purge(deadLetterStreamName, {
+        filter: experimentDeadLetterFilter(opts.namespace, opts.experimentUid),
+      });
     }
   }
 

@@ -31,7 +31,9 @@ function validTokens(subject: string, allowWildcards: boolean): boolean {
 /** A publishable data subject: under `llem.v1.`, no wildcards, no empty tokens. */
 export function assertDataSubject(subject: string): void {
   if (!subject.startsWith(`${SUBJECT_ROOT}.`) || !validTokens(subject, false)) {
-    throw new BusError(`data subject "${subject}" must be a literal subject under ${SUBJECT_ROOT}. (use dataSubject())`);
+    throw new BusError(
+      `data subject "${subject}" must be a literal subject under ${SUBJECT_ROOT}. (use dataSubject())`,
+    );
   }
 }
 

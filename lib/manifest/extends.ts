@@ -68,7 +68,11 @@ async function confinedTarget(ref: string, fromFile: string, fieldPath: string, 
   }
   const written = path.resolve(path.dirname(fromFile), ref);
   if (!isInside(ctx.root, written)) {
-    fail(label, fieldPath, `"${ref}" points outside ${ctx.display(ctx.root) || '.'}; extends may only use files in that directory tree`);
+    fail(
+      label,
+      fieldPath,
+      `"${ref}" points outside ${ctx.display(ctx.root) || '.'}; extends may only use files in that directory tree`,
+    );
   }
   let real: string;
   try {
@@ -77,7 +81,11 @@ async function confinedTarget(ref: string, fromFile: string, fieldPath: string, 
     return fail(label, fieldPath, `"${ref}" does not exist (looked for ${ctx.display(written)})`);
   }
   if (!isInside(ctx.root, real)) {
-    fail(label, fieldPath, `"${ref}" is a symbolic link to a file outside ${ctx.display(ctx.root) || '.'}; extends may only use files in that directory tree`);
+    fail(
+      label,
+      fieldPath,
+      `"${ref}" is a symbolic link to a file outside ${ctx.display(ctx.root) || '.'}; extends may only use files in that directory tree`,
+    );
   }
   return real;
 }
@@ -102,13 +110,15 @@ export async function readBoundedFile(file: string, label: string, limits: YamlL
 
 async function loadBase(file: string, ctx: ExtendsContext, chain: readonly string[]): Promise<unknown> {
   ctx.filesRead += 1;
-  if (ctx.filesRead > MAX_EXTENDS_FILES) fail(ctx.display(file), 'extends', `more than ${MAX_EXTENDS_FILES} files take part in extends`);
+  if (ctx.filesRead > MAX_EXTENDS_FILES)
+    fail(ctx.display(file), 'extends', `more than ${MAX_EXTENDS_FILES} files take part in extends`);
   const label = ctx.display(file);
   const text = await readBoundedFile(file, label, ctx.limits);
   const parsed = parseYamlDocuments(text, label, ctx.limits);
   if (!parsed.ok) throw new InvalidInputError(parsed.issues);
   const [doc, extra] = parsed.documents;
-  if (doc === undefined || extra !== undefined) fail(label, '', 'a file used by extends must hold exactly one YAML document');
+  if (doc === undefined || extra !== undefined)
+    fail(label, '', 'a file used by extends must hold exactly one YAML document');
   if (!isPlainObject(doc.value)) fail(label, '', 'a file used by extends must hold a mapping');
   return resolveExtends(doc.value, file, ctx, chain);
 }
@@ -117,13 +127,19 @@ async function loadBase(file: string, ctx: ExtendsContext, chain: readonly strin
  * Applies `value.extends` (recursively) and returns the merged document without `extends`.
  * `file` is the absolute real path of the file `value` came from; `chain` the files above it.
  */
-export async function resolveExtends(value: PlainObject, file: string, ctx: ExtendsContext, chain: readonly string[] = []): Promise<PlainObject> {
+export async function resolveExtends(
+  value: PlainObject,
+  file: string,
+  ctx: ExtendsContext,
+  chain: readonly string[] = [],
+): Promise<PlainObject> {
   const label = ctx.display(file);
   const refs = extendsList(value['extends'], label);
   const { extends: _ignored, ...own } = value;
   if (refs.length === 0) return own;
   const nextChain = [...chain, file];
-  if (nextChain.length > MAX_EXTENDS_DEPTH) fail(label, 'extends', `extends chain is deeper than ${MAX_EXTENDS_DEPTH} files`);
+  if (nextChain.length > MAX_EXTENDS_DEPTH)
+    fail(label, 'extends', `extends chain is deeper than ${MAX_EXTENDS_DEPTH} files`);
   let merged: unknown = {};
   for (const { ref, fieldPath } of refs) {
     const target = await confinedTarget(ref, file, fieldPath, ctx);

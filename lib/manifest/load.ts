@@ -36,13 +36,32 @@ function documentLabel(file: string, index: number, count: number): string {
 /** Validates one (already merged) document. */
 export function validateManifestDocument(value: unknown, label: string, documentIndex = 0): LoadedExperiment {
   const result = validateEnergyExperiment(value);
-  const located = (i: { path: string; message: string }): InputIssue => ({ file: label, path: i.path, message: i.message });
+  const located = (i: { path: string; message: string }): InputIssue => ({
+    file: label,
+    path: i.path,
+    message: i.message,
+  });
   if (!result.ok) throw new InvalidInputError(result.issues.map(located));
-  return { file: label, documentIndex, experiment: result.experiment, matrix: result.matrix, warnings: result.warnings.map(located) };
+  return {
+    file: label,
+    documentIndex,
+    experiment: result.experiment,
+    matrix: result.matrix,
+    warnings: result.warnings.map(located),
+  };
 }
 
-async function loadDocument(value: unknown, label: string, index: number, file: string, ctx: ExtendsContext): Promise<LoadedExperiment> {
-  if (!isPlainObject(value)) throw new InvalidInputError([{ file: label, path: '', message: 'expected a mapping (an EnergyExperiment), got ' + typeof value }]);
+async function loadDocument(
+  value: unknown,
+  label: string,
+  index: number,
+  file: string,
+  ctx: ExtendsContext,
+): Promise<LoadedExperiment> {
+  if (!isPlainObject(value))
+    throw new InvalidInputError([
+      { file: label, path: '', message: 'expected a mapping (an EnergyExperiment), got ' + typeof value },
+    ]);
   let merged: Record<string, unknown>;
   try {
     merged = await resolveExtends(value, file, ctx);
@@ -64,7 +83,8 @@ export async function loadManifestFile(file: string, options: LoadOptions = {}):
   const text = await readBoundedFile(file, file, limits);
   const parsed = parseYamlDocuments(text, file, limits);
   if (!parsed.ok) throw new InvalidInputError(parsed.issues);
-  if (parsed.documents.length === 0) throw new InvalidInputError([{ file, path: '', message: 'the file holds no YAML document' }]);
+  if (parsed.documents.length === 0)
+    throw new InvalidInputError([{ file, path: '', message: 'the file holds no YAML document' }]);
   const real = await realpath(file);
   const root = await realpath(options.root ?? path.dirname(real));
   const ctx: ExtendsContext = { root, limits, display: displayFrom(process.cwd()), filesRead: 1 };
@@ -90,7 +110,12 @@ function duplicateNames(loaded: readonly LoadedExperiment[]): InputIssue | undef
   for (const l of loaded) {
     const key = `${l.experiment.metadata.namespace ?? ''}/${l.experiment.metadata.name}`;
     const first = seen.get(key);
-    if (first !== undefined) return { file: l.file, path: 'metadata.name', message: `"${l.experiment.metadata.name}" is also the name of ${first}` };
+    if (first !== undefined)
+      return {
+        file: l.file,
+        path: 'metadata.name',
+        message: `"${l.experiment.metadata.name}" is also the name of ${first}`,
+      };
     seen.set(key, l.file);
   }
   return undefined;
@@ -101,7 +126,9 @@ export async function loadExperimentFile(file: string, options: LoadOptions = {}
   const all = await loadManifestFile(file, options);
   const [first, second] = all;
   if (first === undefined || second !== undefined) {
-    throw new InvalidInputError([{ file, path: '', message: `expected exactly one EnergyExperiment, found ${all.length}; split the file` }]);
+    throw new InvalidInputError([
+      { file, path: '', message: `expected exactly one EnergyExperiment, found ${all.length}; split the file` },
+    ]);
   }
   return first;
 }

@@ -53,8 +53,14 @@ function duplicateKeyIssues(node: Node | null | undefined, path: PathSegment[], 
     for (const pair of node.items) {
       if (!isPair(pair)) continue;
       const key = keyText(pair.key);
-      if (FORBIDDEN_KEYS.has(key)) out.push({ file, path: formatPath([...path, key]), message: `key "${key}" is not allowed` });
-      if (seen.has(key)) out.push({ file, path: formatPath([...path, key]), message: `duplicate key "${key}"; each key may appear once` });
+      if (FORBIDDEN_KEYS.has(key))
+        out.push({ file, path: formatPath([...path, key]), message: `key "${key}" is not allowed` });
+      if (seen.has(key))
+        out.push({
+          file,
+          path: formatPath([...path, key]),
+          message: `duplicate key "${key}"; each key may appear once`,
+        });
       seen.add(key);
       duplicateKeyIssues(pair.value as Node | null, [...path, key], file, out);
     }
@@ -164,13 +170,19 @@ function documentIssues(doc: Document.Parsed, file: string): InputIssue[] {
   const issues: InputIssue[] = [];
   const errors = doc.errors.filter((e) => e.code !== 'DUPLICATE_KEY'); // reported below, with the field path
   for (const e of errors.slice(0, MAX_PARSE_ERRORS)) {
-    const text = /maximum call stack/i.test(e.message) ? TOO_DEEP : e.message.split('\n')[0] ?? e.message;
+    const text = /maximum call stack/i.test(e.message) ? TOO_DEEP : (e.message.split('\n')[0] ?? e.message);
     issues.push({ file, path: '', message: `${where(e)}${text}` });
   }
-  if (errors.length > MAX_PARSE_ERRORS) issues.push({ file, path: '', message: `... and ${errors.length - MAX_PARSE_ERRORS} more YAML errors` });
+  if (errors.length > MAX_PARSE_ERRORS)
+    issues.push({ file, path: '', message: `... and ${errors.length - MAX_PARSE_ERRORS} more YAML errors` });
   if (errors.length > 0) return issues;
   for (const w of doc.warnings) {
-    if (w.code === 'TAG_RESOLVE_FAILED') issues.push({ file, path: '', message: `${where(w)}${w.message.split('\n')[0] ?? w.message}; custom tags are not allowed` });
+    if (w.code === 'TAG_RESOLVE_FAILED')
+      issues.push({
+        file,
+        path: '',
+        message: `${where(w)}${w.message.split('\n')[0] ?? w.message}; custom tags are not allowed`,
+      });
   }
   duplicateKeyIssues(doc.contents, [], file, issues);
   return issues;
@@ -189,16 +201,29 @@ function toPlainValue(doc: Document.Parsed, file: string, limits: YamlLimits): {
 }
 
 /** Parses every document of `text`. Documents that are empty (a trailing `---`) are dropped. */
-export function parseYamlDocuments(text: string, file: string, limits: YamlLimits = DEFAULT_YAML_LIMITS): YamlParseResult {
+export function parseYamlDocuments(
+  text: string,
+  file: string,
+  limits: YamlLimits = DEFAULT_YAML_LIMITS,
+): YamlParseResult {
   const bytes = Buffer.byteLength(text, 'utf8');
   if (bytes > limits.maxBytes) {
-    return { ok: false, issues: [{ file, path: '', message: `file is ${bytes} bytes; the limit is ${limits.maxBytes}` }] };
+    return {
+      ok: false,
+      issues: [{ file, path: '', message: `file is ${bytes} bytes; the limit is ${limits.maxBytes}` }],
+    };
   }
   const deep = flowDepthIssue(text, file);
   if (deep !== null) return { ok: false, issues: [deep] };
   let list: Document.Parsed[];
   try {
-    const docs = parseAllDocuments(text, { uniqueKeys: false, prettyErrors: true, strict: true, schema: 'core', version: '1.2' });
+    const docs = parseAllDocuments(text, {
+      uniqueKeys: false,
+      prettyErrors: true,
+      strict: true,
+      schema: 'core',
+      version: '1.2',
+    });
     list = Array.isArray(docs) ? docs : [];
   } catch (err) {
     if (!isStackOverflow(err)) throw err;

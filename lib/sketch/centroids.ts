@@ -67,7 +67,8 @@ function tailQuantile(c: Centroids, total: number, min: number, max: number, ind
   const w0 = c.weights[0] as number;
   if (w0 > 1 && index < w0 / 2) return min + ((index - 1) / (w0 / 2 - 1)) * ((c.means[0] as number) - min);
   const wl = c.weights[c.size - 1] as number;
-  if (wl > 1 && total - index <= wl / 2) return max - ((total - index - 1) / (wl / 2 - 1)) * (max - (c.means[c.size - 1] as number));
+  if (wl > 1 && total - index <= wl / 2)
+    return max - ((total - index - 1) / (wl / 2 - 1)) * (max - (c.means[c.size - 1] as number));
   return undefined;
 }
 

@@ -4,7 +4,10 @@ import type { Centroids } from './centroids.ts';
 
 /** Shared scratch for flushes (JavaScript is single-threaded and flushes do not nest). */
 export const scratch = {
-  m: new Float64Array(0), w: new Float64Array(0), m2: new Float64Array(0), w2: new Float64Array(0),
+  m: new Float64Array(0),
+  w: new Float64Array(0),
+  m2: new Float64Array(0),
+  w2: new Float64Array(0),
   merged: { means: new Float64Array(0), weights: new Float64Array(0) },
   out: { means: new Float64Array(0), weights: new Float64Array(0) },
 };

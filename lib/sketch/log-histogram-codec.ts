@@ -10,7 +10,11 @@ import { ByteReader, ByteWriter } from './bytes.ts';
 import type { Buckets } from './log-buckets.ts';
 import { checkHistogram } from './log-histogram-checks.ts';
 import {
-  BYTE_BUDGET, FINEST_BITS, LOG_HISTOGRAM_MAGIC, LOG_HISTOGRAM_VERSION, MAX_LEVEL,
+  BYTE_BUDGET,
+  FINEST_BITS,
+  LOG_HISTOGRAM_MAGIC,
+  LOG_HISTOGRAM_VERSION,
+  MAX_LEVEL,
 } from './log-histogram-layout.ts';
 
 export interface HistogramParts {

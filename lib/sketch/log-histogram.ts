@@ -10,7 +10,16 @@
 // buckets and bytes. Only the floating-point sum can differ, in its last bits (it is compensated).
 import type { LatencySketch } from './types.ts';
 import {
-  bucketsOfSorted, cdfAt, edgesOf, emptyBuckets, fitBudget, mergeBuckets, mergeInto, positionOf, slopeOf, type Buckets,
+  bucketsOfSorted,
+  cdfAt,
+  edgesOf,
+  emptyBuckets,
+  fitBudget,
+  mergeBuckets,
+  mergeInto,
+  positionOf,
+  slopeOf,
+  type Buckets,
 } from './log-buckets.ts';
 import { finestIndex } from './log-histogram-layout.ts';
 import { decodeHistogram, encodeHistogram } from './log-histogram-codec.ts';
@@ -184,8 +193,13 @@ export class LogHistogram implements LatencySketch {
   serialize(): Uint8Array {
     const positive = this.total - this.zeros;
     return encodeHistogram({
-      count: this.total, zeros: this.zeros, sumHi: this.sumHi, sumLo: this.sumLo,
-      min: positive === 0 ? 0 : this.minValue, max: positive === 0 ? 0 : this.maxValue, buckets: this.view(),
+      count: this.total,
+      zeros: this.zeros,
+      sumHi: this.sumHi,
+      sumLo: this.sumLo,
+      min: positive === 0 ? 0 : this.minValue,
+      max: positive === 0 ? 0 : this.maxValue,
+      buckets: this.view(),
     });
   }
 

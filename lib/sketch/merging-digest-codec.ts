@@ -68,13 +68,17 @@ function readHeader(r: ByteReader): { scale: ScaleName; flags: number; compressi
   if (magic !== MERGING_DIGEST_MAGIC) throw new ProtocolError(`merging digest: bad magic byte 0x${magic.toString(16)}`);
   const version = r.u8();
   if (version !== MERGING_DIGEST_VERSION) {
-    throw new ProtocolError(`merging digest: unsupported version ${version} (this build reads ${MERGING_DIGEST_VERSION})`);
+    throw new ProtocolError(
+      `merging digest: unsupported version ${version} (this build reads ${MERGING_DIGEST_VERSION})`,
+    );
   }
   const flags = r.u8();
   const scale = scaleFromCode(flags & 0b11);
-  if (scale === undefined || (flags & ~KNOWN_FLAGS) !== 0) throw new ProtocolError(`merging digest: bad flags 0x${flags.toString(16)}`);
+  if (scale === undefined || (flags & ~KNOWN_FLAGS) !== 0)
+    throw new ProtocolError(`merging digest: bad flags 0x${flags.toString(16)}`);
   const compression = r.varint();
-  if (compression < 10 || compression > 10000) throw new ProtocolError(`merging digest: compression ${compression} out of range`);
+  if (compression < 10 || compression > 10000)
+    throw new ProtocolError(`merging digest: compression ${compression} out of range`);
   return { scale, flags, compression };
 }
 
@@ -119,8 +123,17 @@ export function decodeDigest(bytes: Uint8Array): DigestParts {
   r.end();
   validate(means, weights, count);
   return {
-    compression, scale, count, sum, min, max, means, weights, units,
-    pointMeans, pointWeights,
+    compression,
+    scale,
+    count,
+    sum,
+    min,
+    max,
+    means,
+    weights,
+    units,
+    pointMeans,
+    pointWeights,
   };
 }
 
@@ -130,6 +143,7 @@ function validate(means: Float64Array, weights: Float64Array, count: number): vo
     if (!Number.isFinite(means[i] as number) || !((weights[i] as number) > 0)) {
       throw new ProtocolError(`merging digest: centroid ${i} is not a finite mean with positive weight`);
     }
-    if (i > 0 && (means[i] as number) < (means[i - 1] as number)) throw new ProtocolError(`merging digest: centroids out of order at ${i}`);
+    if (i > 0 && (means[i] as number) < (means[i - 1] as number))
+      throw new ProtocolError(`merging digest: centroids out of order at ${i}`);
   }
 }

@@ -12,8 +12,12 @@ import { InvalidInputError } from '../errors.ts';
 export type OtlpProtocol = 'http/protobuf' | 'http/json';
 
 export type SamplerName =
-  | 'always_on' | 'always_off' | 'traceidratio'
-  | 'parentbased_always_on' | 'parentbased_always_off' | 'parentbased_traceidratio';
+  | 'always_on'
+  | 'always_off'
+  | 'traceidratio'
+  | 'parentbased_always_on'
+  | 'parentbased_always_off'
+  | 'parentbased_traceidratio';
 
 export interface TelemetrySettings {
   traces: { protocol: OtlpProtocol } | null;
@@ -37,9 +41,16 @@ const EnvSchema = z.object({
   OTEL_EXPORTER_OTLP_METRICS_PROTOCOL: protocol,
   OTEL_TRACES_EXPORTER: exporter,
   OTEL_METRICS_EXPORTER: exporter,
-  OTEL_TRACES_SAMPLER: z.enum([
-    'always_on', 'always_off', 'traceidratio', 'parentbased_always_on', 'parentbased_always_off', 'parentbased_traceidratio',
-  ]).optional(),
+  OTEL_TRACES_SAMPLER: z
+    .enum([
+      'always_on',
+      'always_off',
+      'traceidratio',
+      'parentbased_always_on',
+      'parentbased_always_off',
+      'parentbased_traceidratio',
+    ])
+    .optional(),
   OTEL_TRACES_SAMPLER_ARG: z.coerce.number().min(0).max(1).optional(),
   OTEL_METRIC_EXPORT_INTERVAL: ms,
   OTEL_BSP_SCHEDULE_DELAY: ms,
@@ -55,19 +66,33 @@ function protocolVariable(perSignal: string | undefined, signal: string): string
 function signalProtocol(p: string | undefined, variable: string): OtlpProtocol {
   // Only the HTTP exporters are installed: gRPC would pull in @grpc/grpc-js for every agent pod.
   if (p === 'grpc') {
-    throw new InvalidInputError([{ file: 'environment', path: variable, message: 'grpc is not supported by llem; use http/protobuf (port 4318) or http/json' }]);
+    throw new InvalidInputError([
+      {
+        file: 'environment',
+        path: variable,
+        message: 'grpc is not supported by llem; use http/protobuf (port 4318) or http/json',
+      },
+    ]);
   }
   return p === 'http/json' ? 'http/json' : 'http/protobuf';
 }
 
 /** Settings from `env`, or null when telemetry is off. Throws InvalidInputError (exit 2) on a bad value. */
 export function telemetrySettings(env: NodeJS.ProcessEnv = process.env): TelemetrySettings | null {
-  const picked = Object.fromEntries(Object.keys(EnvSchema.shape).filter((k) => set(env[k])).map((k) => [k, env[k]?.trim()]));
+  const picked = Object.fromEntries(
+    Object.keys(EnvSchema.shape)
+      .filter((k) => set(env[k]))
+      .map((k) => [k, env[k]?.trim()]),
+  );
   const parsed = EnvSchema.safeParse(picked);
   if (!parsed.success) {
-    throw new InvalidInputError(parsed.error.issues.map((i) => ({
-      file: 'environment', path: String(i.path[0] ?? ''), message: `${i.message}; unset it or see docs/observability.md`,
-    })));
+    throw new InvalidInputError(
+      parsed.error.issues.map((i) => ({
+        file: 'environment',
+        path: String(i.path[0] ?? ''),
+        message: `${i.message}; unset it or see docs/observability.md`,
+      })),
+    );
   }
   return fromParsed(parsed.data);
 }
@@ -77,7 +102,9 @@ type Env = z.infer<typeof EnvSchema>;
 /** Whether one signal exports: its exporter is not `none` and an endpoint (common or its own) is set. */
 function signalOn(e: Env, signal: 'TRACES' | 'METRICS'): boolean {
   const exporterVar = e[`OTEL_${signal}_EXPORTER`];
-  return exporterVar !== 'none' && (set(e.OTEL_EXPORTER_OTLP_ENDPOINT) || set(e[`OTEL_EXPORTER_OTLP_${signal}_ENDPOINT`]));
+  return (
+    exporterVar !== 'none' && (set(e.OTEL_EXPORTER_OTLP_ENDPOINT) || set(e[`OTEL_EXPORTER_OTLP_${signal}_ENDPOINT`]))
+  );
 }
 
 function protocolOf(e: Env, signal: 'TRACES' | 'METRICS'): OtlpProtocol {
@@ -92,7 +119,9 @@ function fromParsed(e: Env): TelemetrySettings | null {
   if (!tracesOn && !metricsOn) return null;
   return {
     traces: tracesOn ? { protocol: protocolOf(e, 'TRACES') } : null,
-    metrics: metricsOn ? { protocol: protocolOf(e, 'METRICS'), exportIntervalMs: e.OTEL_METRIC_EXPORT_INTERVAL ?? 60_000 } : null,
+    metrics: metricsOn
+      ? { protocol: protocolOf(e, 'METRICS'), exportIntervalMs: e.OTEL_METRIC_EXPORT_INTERVAL ?? 60_000 }
+      : null,
     sampler: { name: e.OTEL_TRACES_SAMPLER ?? 'parentbased_always_on', ratio: e.OTEL_TRACES_SAMPLER_ARG ?? 1 },
     spanDelayMs: e.OTEL_BSP_SCHEDULE_DELAY ?? 5000,
   };

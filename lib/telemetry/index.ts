@@ -7,8 +7,17 @@
 //   tracer().startActiveSpan(...)            spans; traceparentOf()/contextFromTraceparent() carry
 //   natsTraceHeaders() / linkFromHeaders()   the trace over pod env and NATS headers (W3C)
 import {
-  context, metrics, propagation, trace, SpanStatusCode,
-  type Attributes, type Context, type Link, type Meter, type Span, type Tracer,
+  context,
+  metrics,
+  propagation,
+  trace,
+  SpanStatusCode,
+  type Attributes,
+  type Context,
+  type Link,
+  type Meter,
+  type Span,
+  type Tracer,
 } from '@opentelemetry/api';
 import { createHash } from 'node:crypto';
 import type { LoadedSdk } from './sdk.ts';
@@ -25,14 +34,21 @@ let sdk: LoadedSdk | null = null;
 function assertSdkNode(version: string): void {
   const [major = 0, minor = 0] = version.split('.').map(Number);
   if (major > 22 || (major === 22 && minor >= 15)) return;
-  throw new InvalidInputError([{
-    file: 'environment', path: 'OTEL_EXPORTER_OTLP_ENDPOINT',
-    message: `OpenTelemetry export needs Node.js >= 22.15 (this is ${version}); use a newer Node.js or unset the OTEL_EXPORTER_OTLP_* variables`,
-  }]);
+  throw new InvalidInputError([
+    {
+      file: 'environment',
+      path: 'OTEL_EXPORTER_OTLP_ENDPOINT',
+      message: `OpenTelemetry export needs Node.js >= 22.15 (this is ${version}); use a newer Node.js or unset the OTEL_EXPORTER_OTLP_* variables`,
+    },
+  ]);
 }
 
 /** Starts the SDK when OTEL_* variables turn telemetry on; returns whether it did. Idempotent. */
-export async function startTelemetry(serviceName: string, env: NodeJS.ProcessEnv = process.env, nodeVersion = process.versions.node): Promise<boolean> {
+export async function startTelemetry(
+  serviceName: string,
+  env: NodeJS.ProcessEnv = process.env,
+  nodeVersion = process.versions.node,
+): Promise<boolean> {
   if (sdk !== null) return true;
   const settings = telemetrySettings(env);
   if (settings === null) return false;
@@ -52,7 +68,9 @@ export async function shutdownTelemetry(timeoutMs = 5000): Promise<void> {
   sdk = null;
   if (s === null) return;
   let timer: NodeJS.Timeout | undefined;
-  const late = new Promise<void>((resolve) => { timer = setTimeout(resolve, timeoutMs); });
+  const late = new Promise<void>((resolve) => {
+    timer = setTimeout(resolve, timeoutMs);
+  });
   await Promise.race([s.shutdown().catch(() => undefined), late]);
   clearTimeout(timer);
 }
@@ -117,7 +135,12 @@ export function endWithError(span: Span, err: unknown): void {
 }
 
 /** Runs `fn` in a new active span; records its error, always ends the span. */
-export async function inSpan<T>(name: string, attributes: Attributes, fn: (span: Span) => Promise<T>, parent?: Context): Promise<T> {
+export async function inSpan<T>(
+  name: string,
+  attributes: Attributes,
+  fn: (span: Span) => Promise<T>,
+  parent?: Context,
+): Promise<T> {
   return tracer().startActiveSpan(name, { attributes }, parent ?? context.active(), async (span) => {
     try {
       const value = await fn(span);
@@ -137,7 +160,12 @@ export async function inSpan<T>(name: string, attributes: Attributes, fn: (span:
  */
 export function experimentContext(uid: string): Context {
   const hex = createHash('sha256').update(`llem-experiment/${uid}`).digest('hex');
-  return trace.setSpanContext(context.active(), { traceId: hex.slice(0, 32), spanId: hex.slice(32, 48), traceFlags: 1, isRemote: true });
+  return trace.setSpanContext(context.active(), {
+    traceId: hex.slice(0, 32),
+    spanId: hex.slice(32, 48),
+    traceFlags: 1,
+    isRemote: true,
+  });
 }
 
 /**
@@ -146,7 +174,9 @@ export function experimentContext(uid: string): Context {
  */
 export function agentTelemetryEnv(env: NodeJS.ProcessEnv = process.env): { name: string; value: string }[] {
   if (telemetrySettings(env) === null) return [];
-  const pass = Object.entries(env).filter((e): e is [string, string] => e[0].startsWith('OTEL_') && e[0] !== 'OTEL_SERVICE_NAME' && e[1] !== undefined);
+  const pass = Object.entries(env).filter(
+    (e): e is [string, string] => e[0].startsWith('OTEL_') && e[0] !== 'OTEL_SERVICE_NAME' && e[1] !== undefined,
+  );
   return [...pass.map(([name, value]) => ({ name, value })), { name: 'OTEL_SERVICE_NAME', value: 'llem-agent' }];
 }
 
@@ -155,14 +185,26 @@ export function agentTelemetryEnv(env: NodeJS.ProcessEnv = process.env): { name:
  * aborted), one `llem.aggregator.apply` span linked to the agent's span (from the NATS headers).
  * A link, not a parent: the aggregator's work belongs to the consumer, not to any one agent.
  */
-export function traceApplied(m: { kind: string; runId: string; attempt: number; replica: number; seq: number }, headers: Record<string, string> | undefined): void {
+export function traceApplied(
+  m: { kind: string; runId: string; attempt: number; replica: number; seq: number },
+  headers: Record<string, string> | undefined,
+): void {
   if (m.kind !== 'summary' && m.kind !== 'aborted') return;
   const link = linkFromHeaders(headers, { 'llem.message.kind': m.kind });
   if (link === null) return;
-  tracer().startSpan('llem.aggregator.apply', {
-    root: true, links: [link],
-    attributes: { 'llem.run.id': m.runId, 'llem.run.attempt': m.attempt, 'llem.run.replica': m.replica, 'llem.message.kind': m.kind, 'llem.message.seq': m.seq },
-  }).end();
+  tracer()
+    .startSpan('llem.aggregator.apply', {
+      root: true,
+      links: [link],
+      attributes: {
+        'llem.run.id': m.runId,
+        'llem.run.attempt': m.attempt,
+        'llem.run.replica': m.replica,
+        'llem.message.kind': m.kind,
+        'llem.message.seq': m.seq,
+      },
+    })
+    .end();
 }
 
 /**
@@ -173,7 +215,9 @@ export function traceApplied(m: { kind: string; runId: string; attempt: number; 
 export async function flushTelemetry(timeoutMs = 3000): Promise<void> {
   if (sdk === null) return;
   let timer: NodeJS.Timeout | undefined;
-  const late = new Promise<void>((resolve) => { timer = setTimeout(resolve, timeoutMs); });
+  const late = new Promise<void>((resolve) => {
+    timer = setTimeout(resolve, timeoutMs);
+  });
   await Promise.race([sdk.forceFlush().catch(() => undefined), late]);
   clearTimeout(timer);
 }

@@ -5,21 +5,37 @@ import { ValueType, type Attributes, type HrTime } from '@opentelemetry/api';
 import { hrTime } from '@opentelemetry/core';
 import type { Resource } from '@opentelemetry/resources';
 import {
-  AggregationTemporality, DataPointType,
-  type CollectionResult, type DataPoint, type Histogram, type MetricData, type MetricProducer,
+  AggregationTemporality,
+  DataPointType,
+  type CollectionResult,
+  type DataPoint,
+  type Histogram,
+  type MetricData,
+  type MetricProducer,
 } from '@opentelemetry/sdk-metrics';
 
 /** What prom-client's `Registry.getMetricsAsJSON()` gives, as far as the bridge reads it. */
-interface PromValue { value: number; labels: Record<string, string | number | undefined>; metricName?: string }
-interface PromMetric { name: string; help: string; type: string; values: PromValue[] }
+interface PromValue {
+  value: number;
+  labels: Record<string, string | number | undefined>;
+  metricName?: string;
+}
+interface PromMetric {
+  name: string;
+  help: string;
+  type: string;
+  values: PromValue[];
+}
 /** A prom-client Registry (structurally: lib/ does not depend on prom-client). */
-export interface PromRegistry { getMetricsAsJSON(): Promise<unknown[]> }
+export interface PromRegistry {
+  getMetricsAsJSON(): Promise<unknown[]>;
+}
 
 /** UCUM unit from the Prometheus name's unit suffix (llem's names always end in their unit when they have one). */
 function unitOf(name: string): string {
   const suffix = /_(seconds|joules|watts|bytes)(?:_total)?$/.exec(name)?.[1];
   const units: Record<string, string> = { seconds: 's', joules: 'J', watts: 'W', bytes: 'By' };
-  return suffix === undefined ? '' : units[suffix] ?? '';
+  return suffix === undefined ? '' : (units[suffix] ?? '');
 }
 
 function attributesOf(labels: Record<string, string | number | undefined>, drop?: string): Attributes {
@@ -45,7 +61,7 @@ function histogramPoints(m: PromMetric, start: HrTime, end: HrTime): DataPoint<H
     const boundaries = sorted.filter(([le]) => Number.isFinite(le)).map(([le]) => le);
     // counts[i] = observations in (boundaries[i-1], boundaries[i]]; the last one is above every boundary.
     const cumulative = [...boundaries.map((_, i) => sorted[i]?.[1] ?? 0), s.count];
-    const counts = cumulative.map((c, i) => c - (i === 0 ? 0 : cumulative[i - 1] ?? 0));
+    const counts = cumulative.map((c, i) => c - (i === 0 ? 0 : (cumulative[i - 1] ?? 0)));
     const value = { buckets: { boundaries, counts }, sum: s.sum, count: s.count };
     return { startTime: start, endTime: end, attributes: s.attributes, value };
   });
@@ -75,7 +91,8 @@ function metricData(m: PromMetric, start: HrTime, end: HrTime): MetricData | nul
  * histograms keep their Prometheus bucket boundaries. Series without a value yet are not sent.
  */
 export function promMetricProducer(
-  resource: Resource, registries: () => readonly { registry: PromRegistry; since: HrTime }[],
+  resource: Resource,
+  registries: () => readonly { registry: PromRegistry; since: HrTime }[],
 ): MetricProducer {
   return {
     collect: async (): Promise<CollectionResult> => {
@@ -84,7 +101,7 @@ export function promMetricProducer(
       const errors: unknown[] = [];
       for (const { registry, since } of registries()) {
         try {
-          for (const m of await registry.getMetricsAsJSON() as PromMetric[]) {
+          for (const m of (await registry.getMetricsAsJSON()) as PromMetric[]) {
             const data = metricData(m, since, end);
             if (data !== null && data.dataPoints.length > 0) metrics.push(data);
           }

@@ -9,23 +9,47 @@ import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { gunzipSync } from 'node:zlib';
 
-interface MarkRow { mark: string; tMs: number; energyMillijoules: number }
-interface RunFile { result: { runId: string; gpus: Array<{ ticks: { ticks: number | null; edgeUncertaintyMs: number } | null }> }; marks: MarkRow[]; windowStartMs: number; windowEndMs: number }
-interface Edge { tMs: number; gapMs: number; value: number }
+interface MarkRow {
+  mark: string;
+  tMs: number;
+  energyMillijoules: number;
+}
+interface RunFile {
+  result: { runId: string; gpus: Array<{ ticks: { ticks: number | null; edgeUncertaintyMs: number } | null }> };
+  marks: MarkRow[];
+  windowStartMs: number;
+  windowEndMs: number;
+}
+interface Edge {
+  tMs: number;
+  gapMs: number;
+  value: number;
+}
 
 const [raw, out] = process.argv.slice(2);
 if (raw === undefined || out === undefined) throw new Error('usage: analyse-ticks.ts RAW_DIR OUT_JSON');
 const pollFile = join(raw, 'counter-poll.txt');
-const pollText = existsSync(pollFile) ? readFileSync(pollFile, 'utf8') : gunzipSync(readFileSync(`${pollFile}.gz`)).toString('utf8');
-const polls = pollText.trim().split('\n').map((l) => l.split(' ').map(Number) as [number, number]);
+const pollText = existsSync(pollFile)
+  ? readFileSync(pollFile, 'utf8')
+  : gunzipSync(readFileSync(`${pollFile}.gz`)).toString('utf8');
+const polls = pollText
+  .trim()
+  .split('\n')
+  .map((l) => l.split(' ').map(Number) as [number, number]);
 const edges: Edge[] = [];
 for (let i = 1; i < polls.length; i++) {
   const [t0, e0] = polls[i - 1] as [number, number];
   const [t1, e1] = polls[i] as [number, number];
   if (e1 !== e0) edges.push({ tMs: (t0 + t1) / 2, gapMs: t1 - t0, value: e1 });
 }
-const gaps = polls.slice(1).map((p, i) => p[0] - (polls[i] as [number, number])[0]).sort((a, b) => a - b);
-const steps = edges.slice(1).map((e, i) => e.tMs - (edges[i] as Edge).tMs).sort((a, b) => a - b);
+const gaps = polls
+  .slice(1)
+  .map((p, i) => p[0] - (polls[i] as [number, number])[0])
+  .sort((a, b) => a - b);
+const steps = edges
+  .slice(1)
+  .map((e, i) => e.tMs - (edges[i] as Edge).tMs)
+  .sort((a, b) => a - b);
 const median = (xs: number[]): number => xs[Math.floor(xs.length / 2)] ?? NaN;
 
 function nearestEdge(t: number): Edge {
@@ -50,8 +74,18 @@ function interpolated(t: number): number {
 }
 
 interface WindowCheck {
-  set: string; runId: string; windowS: number; agentJ: number; logJ: number; diffPct: number; startDtMs: number; endDtMs: number;
-  logTicks: number; agentTicks: number | null; loadWindowJ: number; tickVsLoadWindowPct: number;
+  set: string;
+  runId: string;
+  windowS: number;
+  agentJ: number;
+  logJ: number;
+  diffPct: number;
+  startDtMs: number;
+  endDtMs: number;
+  logTicks: number;
+  agentTicks: number | null;
+  loadWindowJ: number;
+  tickVsLoadWindowPct: number;
 }
 const windows: WindowCheck[] = [];
 const edgeChecks: Array<{ mark: string; dtMs: number; valueEqual: boolean }> = [];
@@ -73,25 +107,43 @@ for (const set of ['5s', '25s']) {
     const logTicks = edges.filter((x) => x.tMs > ls.tMs && x.tMs <= le.tMs).length;
     const loadMj = interpolated(run.windowEndMs) - interpolated(run.windowStartMs);
     windows.push({
-      set, runId: run.result.runId, windowS: (e.tMs - s.tMs) / 1000, agentJ: agentMj / 1000, logJ: logMj / 1000,
-      diffPct: (100 * (agentMj - logMj)) / logMj, startDtMs: s.tMs - ls.tMs, endDtMs: e.tMs - le.tMs,
-      logTicks, agentTicks: run.result.gpus[0]?.ticks?.ticks ?? null,
-      loadWindowJ: loadMj / 1000, tickVsLoadWindowPct: (100 * (agentMj - loadMj)) / loadMj,
+      set,
+      runId: run.result.runId,
+      windowS: (e.tMs - s.tMs) / 1000,
+      agentJ: agentMj / 1000,
+      logJ: logMj / 1000,
+      diffPct: (100 * (agentMj - logMj)) / logMj,
+      startDtMs: s.tMs - ls.tMs,
+      endDtMs: e.tMs - le.tMs,
+      logTicks,
+      agentTicks: run.result.gpus[0]?.ticks?.ticks ?? null,
+      loadWindowJ: loadMj / 1000,
+      tickVsLoadWindowPct: (100 * (agentMj - loadMj)) / loadMj,
     });
   }
 }
-const worst = (set: string): number => Math.max(...windows.filter((w) => w.set === set).map((w) => Math.abs(w.diffPct)));
-const worstLoad = (set: string): number => Math.max(...windows.filter((w) => w.set === set).map((w) => Math.abs(w.tickVsLoadWindowPct)));
+const worst = (set: string): number =>
+  Math.max(...windows.filter((w) => w.set === set).map((w) => Math.abs(w.diffPct)));
+const worstLoad = (set: string): number =>
+  Math.max(...windows.filter((w) => w.set === set).map((w) => Math.abs(w.tickVsLoadWindowPct)));
 const matched = edgeChecks.filter((c) => c.valueEqual).length;
 const maxDt = Math.max(...edgeChecks.map((c) => Math.abs(c.dtMs)));
 const summary = {
-  polls: polls.length, pollMedianMs: median(gaps), counterStepMedianMs: median(steps),
-  counterStepP5Ms: steps[Math.floor(steps.length * 0.05)], counterStepP95Ms: steps[Math.floor(steps.length * 0.95)],
-  edgesChecked: edgeChecks.length, edgesSameValue: matched, maxEdgeDtMs: maxDt, windows,
+  polls: polls.length,
+  pollMedianMs: median(gaps),
+  counterStepMedianMs: median(steps),
+  counterStepP5Ms: steps[Math.floor(steps.length * 0.05)],
+  counterStepP95Ms: steps[Math.floor(steps.length * 0.95)],
+  edgesChecked: edgeChecks.length,
+  edgesSameValue: matched,
+  maxEdgeDtMs: maxDt,
+  windows,
 };
 writeFileSync(out, `${JSON.stringify(summary, null, 1)}\n`);
 const f = (x: number, d = 4): string => x.toFixed(d);
-process.stdout.write(`RESULT bench=tick-aligned windows_5s=${windows.filter((w) => w.set === '5s').length} worst_5s_pct=${f(worst('5s'))} ` +
-  `windows_25s=${windows.filter((w) => w.set === '25s').length} worst_25s_pct=${f(worst('25s'))} edges_same_value=${matched}/${edgeChecks.length} ` +
-  `max_edge_dt_ms=${f(maxDt, 2)} poll_median_ms=${f(median(gaps), 2)} counter_step_median_ms=${f(median(steps), 1)} ` +
-  `tick_vs_load_window_worst_5s_pct=${f(worstLoad('5s'), 3)} tick_vs_load_window_worst_25s_pct=${f(worstLoad('25s'), 3)}\n`);
+process.stdout.write(
+  `RESULT bench=tick-aligned windows_5s=${windows.filter((w) => w.set === '5s').length} worst_5s_pct=${f(worst('5s'))} ` +
+    `windows_25s=${windows.filter((w) => w.set === '25s').length} worst_25s_pct=${f(worst('25s'))} edges_same_value=${matched}/${edgeChecks.length} ` +
+    `max_edge_dt_ms=${f(maxDt, 2)} poll_median_ms=${f(median(gaps), 2)} counter_step_median_ms=${f(median(steps), 1)} ` +
+    `tick_vs_load_window_worst_5s_pct=${f(worstLoad('5s'), 3)} tick_vs_load_window_worst_25s_pct=${f(worstLoad('25s'), 3)}\n`,
+);

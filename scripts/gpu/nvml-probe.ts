@@ -16,13 +16,23 @@ for (let i = 0; i < (api.deviceCount().value ?? 0); i++) {
   const reasons = api.throttleReasons(h);
   const processes = (['compute', 'graphics', 'mps'] as const).map((kind) => {
     const r = api.processes(h, kind);
-    return { kind, rc: r.rc, list: (r.value ?? []).map((p) => ({ ...p, name: table.nameOf(p.pid), parent: table.parentOf(p.pid) ?? null })) };
+    return {
+      kind,
+      rc: r.rc,
+      list: (r.value ?? []).map((p) => ({ ...p, name: table.nameOf(p.pid), parent: table.parentOf(p.pid) ?? null })),
+    };
   });
   gpus.push({
-    index: i, uuid: api.uuid(h).value, name: api.name(h).value,
-    throttleReasons: reasons.value ?? null, throttleReasonNames: reasons.value === undefined ? null : throttleReasonNames(reasons.value),
-    smClockMhz: api.clockMhz(h, NVML_CLOCK_SM).value ?? null, smClockMaxMhz: api.maxClockMhz(h, NVML_CLOCK_SM).value ?? null,
-    temperatureC: api.temperatureC(h).value ?? null, migEnabled: api.migEnabled(h), processes,
+    index: i,
+    uuid: api.uuid(h).value,
+    name: api.name(h).value,
+    throttleReasons: reasons.value ?? null,
+    throttleReasonNames: reasons.value === undefined ? null : throttleReasonNames(reasons.value),
+    smClockMhz: api.clockMhz(h, NVML_CLOCK_SM).value ?? null,
+    smClockMaxMhz: api.maxClockMhz(h, NVML_CLOCK_SM).value ?? null,
+    temperatureC: api.temperatureC(h).value ?? null,
+    migEnabled: api.migEnabled(h),
+    processes,
   });
 }
 api.shutdown();

@@ -14,13 +14,34 @@ import { after, before, describe, test } from 'node:test';
 import { connect, credsAuthenticator, type NodeConnectionOptions } from '@nats-io/transport-node';
 import { BusIssuer } from '../../lib/bus/identity.ts';
 import {
-  AGENT_DIR, AGENT_INSTALL_COMMAND, AGENT_NODE, AGENT_PAYLOAD_DIR, PYTORCH_SERVER_ROOT,
+  AGENT_DIR,
+  AGENT_INSTALL_COMMAND,
+  AGENT_NODE,
+  AGENT_PAYLOAD_DIR,
+  PYTORCH_SERVER_ROOT,
 } from '../../lib/backends/server-command.ts';
 import {
-  buildImages, FatalError, kubectl, kubectlJson, kubectlOk, NODE_NAME, nodeDown, nodeUp, realNodeSkipReason, REPO, shOk, waitFor,
+  buildImages,
+  FatalError,
+  kubectl,
+  kubectlJson,
+  kubectlOk,
+  NODE_NAME,
+  nodeDown,
+  nodeUp,
+  realNodeSkipReason,
+  REPO,
+  shOk,
+  waitFor,
   type BuiltImage,
 } from '../support/real-node.ts';
-import { fetchResults, installChart, natsAuth, type ExperimentStatus, uninstallChart } from '../support/real-node-llem.ts';
+import {
+  fetchResults,
+  installChart,
+  natsAuth,
+  type ExperimentStatus,
+  uninstallChart,
+} from '../support/real-node-llem.ts';
 
 const skip = realNodeSkipReason();
 const RELEASE_NS = 'llem-system';
@@ -56,15 +77,27 @@ void describe('the real node: helm install, kubectl apply, Succeeded', { skip, t
     const pytorch = images['pytorch'];
     assert.ok(agent !== undefined && pytorch !== undefined);
     const check = async (ref: string, script: string): Promise<string> => {
-      const r = await shOk('bash', ['-c', `c=$(buildah from --pull-never ${ref}) && m=$(buildah mount "$c") && (${script}); rc=$?; buildah rm "$c" >/dev/null; exit $rc`], {
-        env: { BUILDAH_ISOLATION: 'chroot' },
-      });
+      const r = await shOk(
+        'bash',
+        [
+          '-c',
+          `c=$(buildah from --pull-never ${ref}) && m=$(buildah mount "$c") && (${script}); rc=$?; buildah rm "$c" >/dev/null; exit $rc`,
+        ],
+        {
+          env: { BUILDAH_ISOLATION: 'chroot' },
+        },
+      );
       return r.stdout;
     };
     const payload = AGENT_PAYLOAD_DIR;
     const rel = (p: string): string => p.slice(AGENT_DIR.length);
-    await check(agent.ref, `test -x "$m${payload}${rel(AGENT_NODE)}" && test -f "$m${payload}/bin/llem.mjs" && test -f "$m${payload}/dist/llem.mjs"`);
-    const inspect = JSON.parse((await shOk('buildah', ['inspect', '--type', 'image', agent.ref])).stdout) as { OCIv1: { config: { Entrypoint?: string[] } } };
+    await check(
+      agent.ref,
+      `test -x "$m${payload}${rel(AGENT_NODE)}" && test -f "$m${payload}/bin/llem.mjs" && test -f "$m${payload}/dist/llem.mjs"`,
+    );
+    const inspect = JSON.parse((await shOk('buildah', ['inspect', '--type', 'image', agent.ref])).stdout) as {
+      OCIv1: { config: { Entrypoint?: string[] } };
+    };
     assert.deepEqual(inspect.OCIv1.config.Entrypoint, [...AGENT_INSTALL_COMMAND]);
     await check(pytorch.ref, `test -f "$m${PYTORCH_SERVER_ROOT}/server/__main__.py" && ! test -e "$m${AGENT_DIR}"`);
   });
@@ -86,8 +119,17 @@ spec:
     await kubectlOk(['apply', '-f', '-'], { input: pod });
     await kubectlOk(['-n', EXP_NS, 'wait', '--for=condition=Ready', 'pod/pytorch-fake', '--timeout=180s']);
     const req = JSON.stringify({ model: 'fake-model', prompt: 'hello', max_tokens: 5 });
-    const out = await kubectlOk(['-n', EXP_NS, 'exec', 'pytorch-fake', '--', 'python3', '-c',
-      `import urllib.request,sys; r=urllib.request.urlopen(urllib.request.Request('http://127.0.0.1:8000/v1/completions', data=sys.argv[1].encode(), headers={'Content-Type':'application/json'})); print(r.read().decode())`, req]);
+    const out = await kubectlOk([
+      '-n',
+      EXP_NS,
+      'exec',
+      'pytorch-fake',
+      '--',
+      'python3',
+      '-c',
+      `import urllib.request,sys; r=urllib.request.urlopen(urllib.request.Request('http://127.0.0.1:8000/v1/completions', data=sys.argv[1].encode(), headers={'Content-Type':'application/json'})); print(r.read().decode())`,
+      req,
+    ]);
     const body = JSON.parse(out) as { choices?: unknown[]; usage?: { completion_tokens?: number } };
     assert.equal(body.choices?.length, 1, out);
     assert.equal(body.usage?.completion_tokens, 5, out);
@@ -99,15 +141,21 @@ spec:
     await kubectlOk(['-n', EXP_NS, 'apply', '-f', join(REPO, 'examples', 'dev-cluster.yaml')]);
     const status = await waitFor('dev-cluster Succeeded', 600, async () => {
       const ee = await kubectlJson<{ status?: ExperimentStatus }>(['-n', EXP_NS, 'get', 'ee', 'dev-cluster']);
-      if (ee.status?.phase === 'Failed' || ee.status?.phase === 'Invalid') throw new FatalError(`dev-cluster ${ee.status.phase}: ${JSON.stringify(ee.status.conditions)}`);
+      if (ee.status?.phase === 'Failed' || ee.status?.phase === 'Invalid')
+        throw new FatalError(`dev-cluster ${ee.status.phase}: ${JSON.stringify(ee.status.conditions)}`);
       return ee.status?.phase === 'Succeeded' ? ee.status : undefined;
     });
     process.stderr.write(`real node: apply to Succeeded in ${((Date.now() - t0) / 1000).toFixed(1)} s\n`);
     const table = await kubectlOk(['-n', EXP_NS, 'get', 'ee', 'dev-cluster']);
     assert.match(table, /dev-cluster\s+Succeeded/);
-    assert.ok(typeof status.best?.joulesPerToken === 'number' && status.best.joulesPerToken > 0, JSON.stringify(status.best));
+    assert.ok(
+      typeof status.best?.joulesPerToken === 'number' && status.best.joulesPerToken > 0,
+      JSON.stringify(status.best),
+    );
     // Every agent pod went through the real scheduler onto the node advertising nvidia.com/gpu.
-    const events = await kubectlJson<{ items: { reason?: string; message?: string; source?: { component?: string } }[] }>(['-n', EXP_NS, 'get', 'events']);
+    const events = await kubectlJson<{
+      items: { reason?: string; message?: string; source?: { component?: string } }[];
+    }>(['-n', EXP_NS, 'get', 'events']);
     const scheduled = events.items.filter((e) => e.reason === 'Scheduled');
     assert.ok(scheduled.length >= 6, `agent pods scheduled: ${scheduled.length}`);
     for (const e of scheduled) assert.match(e.message ?? '', new RegExp(`to ${NODE_NAME}`));
@@ -117,7 +165,15 @@ spec:
     assert.match(describe, /Events:/);
     assert.doesNotMatch(describe, /Events:\s+<none>/);
     const results = await fetchResults(RELEASE_NS, status);
-    const doc = JSON.parse(results) as { simulated?: boolean; results?: { configurations?: { metrics: { joulesPerToken: { mean: number; ci95Low: number | null } }; latencyPooled: { ttftMs: { p50: number; p99: number }; itlMs: { p50: number; p99: number } } }[] } };
+    const doc = JSON.parse(results) as {
+      simulated?: boolean;
+      results?: {
+        configurations?: {
+          metrics: { joulesPerToken: { mean: number; ci95Low: number | null } };
+          latencyPooled: { ttftMs: { p50: number; p99: number }; itlMs: { p50: number; p99: number } };
+        }[];
+      };
+    };
     assert.equal(doc.simulated, true, 'results from simulated telemetry say so');
     const configs = doc.results?.configurations ?? [];
     assert.equal(configs.length, 2);
@@ -128,19 +184,26 @@ spec:
     }
   });
 
-  test('the chart\'s NATS admits only credentials signed from the chart\'s issuer secret (no anonymous or foreign client)', async () => {
+  test("the chart's NATS admits only credentials signed from the chart's issuer secret (no anonymous or foreign client)", async () => {
     const svc = await kubectlJson<{ spec: { clusterIP: string } }>(['-n', RELEASE_NS, 'get', 'svc', 'llem-nats']);
     const servers = `nats://${svc.spec.clusterIP}:4222`;
     const refused = async (opts: Partial<NodeConnectionOptions>, what: string): Promise<void> => {
-      await assert.rejects(async () => {
-        const nc = await connect({ servers, timeout: 5_000, maxReconnectAttempts: 0, ...opts });
-        await nc.close();
-      }, /authoriz|auth/i, `${what} was let in`);
+      await assert.rejects(
+        async () => {
+          const nc = await connect({ servers, timeout: 5_000, maxReconnectAttempts: 0, ...opts });
+          await nc.close();
+        },
+        /authoriz|auth/i,
+        `${what} was let in`,
+      );
     };
     await refused({}, 'a client without credentials');
     await refused({ user: 'llem', pass: 'llem' }, 'a client with a password');
     const foreign = new BusIssuer(randomBytes(32).toString('hex')).controllerCreds();
-    await refused({ authenticator: credsAuthenticator(new TextEncoder().encode(foreign)) }, 'a client signed by another issuer');
+    await refused(
+      { authenticator: credsAuthenticator(new TextEncoder().encode(foreign)) },
+      'a client signed by another issuer',
+    );
     const nc = await connect({ servers, timeout: 5_000, ...(await natsAuth(RELEASE_NS)) });
     await nc.flush();
     await nc.close();
@@ -148,7 +211,10 @@ spec:
 
   /** examples/dev-cluster.yaml under another name, edited by `edit`. */
   function variant(name: string, edit?: (yaml: string) => string): string {
-    const base = readFileSync(join(REPO, 'examples', 'dev-cluster.yaml'), 'utf8').replace('name: dev-cluster', `name: ${name}`);
+    const base = readFileSync(join(REPO, 'examples', 'dev-cluster.yaml'), 'utf8').replace(
+      'name: dev-cluster',
+      `name: ${name}`,
+    );
     if (edit === undefined) return base;
     const out = edit(base);
     assert.notEqual(out, base, 'the edit applied');
@@ -163,21 +229,35 @@ spec:
   }
 
   async function runsPerConfiguration(status: ExperimentStatus): Promise<number[]> {
-    const doc = JSON.parse(await fetchResults(RELEASE_NS, status)) as { results: { configurations: { runsIncluded: unknown[] }[] } };
+    const doc = JSON.parse(await fetchResults(RELEASE_NS, status)) as {
+      results: { configurations: { runsIncluded: unknown[] }[] };
+    };
     return doc.results.configurations.map((c) => c.runsIncluded.length);
   }
 
-  test('a backend OOM-killed by its memory limit is retried, and the OOM shows in Events and the run\'s condition', async () => {
-    const yaml = variant('oom', (y) => y
-      .replace('requests: { cpu: 100m, memory: 256Mi, nvidia.com/gpu: "1" }', 'requests: { cpu: 100m, memory: 16Mi, nvidia.com/gpu: "1" }')
-      .replace('limits: { memory: 1Gi, nvidia.com/gpu: "1" }', 'limits: { memory: 16Mi, nvidia.com/gpu: "1" }')
-      .replace('workload.concurrency: [1, 8]', 'workload.concurrency: [1]')
-      .replace('cycles: 3', 'cycles: 1')
-      .replace('retries: 2', 'retries: 1'));
+  test("a backend OOM-killed by its memory limit is retried, and the OOM shows in Events and the run's condition", async () => {
+    const yaml = variant('oom', (y) =>
+      y
+        .replace(
+          'requests: { cpu: 100m, memory: 256Mi, nvidia.com/gpu: "1" }',
+          'requests: { cpu: 100m, memory: 16Mi, nvidia.com/gpu: "1" }',
+        )
+        .replace('limits: { memory: 1Gi, nvidia.com/gpu: "1" }', 'limits: { memory: 16Mi, nvidia.com/gpu: "1" }')
+        .replace('workload.concurrency: [1, 8]', 'workload.concurrency: [1]')
+        .replace('cycles: 3', 'cycles: 1')
+        .replace('retries: 2', 'retries: 1'),
+    );
     await kubectlOk(['-n', EXP_NS, 'apply', '-f', '-'], { input: yaml });
     const status = await waitPhase('oom', ['Failed', 'Succeeded'], 300);
     assert.equal(status.phase, 'Failed', 'a 16 MiB limit cannot run the agent');
-    const events = await kubectlOk(['-n', EXP_NS, 'get', 'events', '--field-selector', 'involvedObject.kind=EnergyExperiment,involvedObject.name=oom']);
+    const events = await kubectlOk([
+      '-n',
+      EXP_NS,
+      'get',
+      'events',
+      '--field-selector',
+      'involvedObject.kind=EnergyExperiment,involvedObject.name=oom',
+    ]);
     assert.match(events, /RunRetrying.*OOMKilled/);
     assert.match(events, /RunFailed.*OOMKilled/);
     const describe = await kubectlOk(['-n', EXP_NS, 'describe', 'ee', 'oom']);
@@ -185,21 +265,39 @@ spec:
   });
 
   test('the controller pod deleted mid-run: the Deployment restarts it and every run is counted exactly once', async () => {
-    await kubectlOk(['-n', EXP_NS, 'apply', '-f', '-'], { input: variant('restart', (y) => y.replace('seed: 1', 'seed: 2')) });
+    await kubectlOk(['-n', EXP_NS, 'apply', '-f', '-'], {
+      input: variant('restart', (y) => y.replace('seed: 1', 'seed: 2')),
+    });
     await waitFor('a first run of restart done', 300, async () => {
       const ee = await kubectlJson<{ status?: { runs?: { phase: string }[] } }>(['-n', EXP_NS, 'get', 'ee', 'restart']);
       return (ee.status?.runs ?? []).some((r) => r.phase === 'Succeeded') ? true : undefined;
     });
-    await kubectlOk(['-n', RELEASE_NS, 'delete', 'pod', '-l', 'app.kubernetes.io/component=controller', '--wait=false']);
+    await kubectlOk([
+      '-n',
+      RELEASE_NS,
+      'delete',
+      'pod',
+      '-l',
+      'app.kubernetes.io/component=controller',
+      '--wait=false',
+    ]);
     const status = await waitPhase('restart', ['Succeeded', 'Failed'], 600);
     assert.equal(status.phase, 'Succeeded', JSON.stringify(status.conditions));
     assert.deepEqual(await runsPerConfiguration(status), [3, 3]);
   });
 
   test('the NATS pod deleted mid-stream: the StatefulSet brings it back, nothing is lost and nothing counted twice', async () => {
-    await kubectlOk(['-n', EXP_NS, 'apply', '-f', '-'], { input: variant('nats-restart', (y) => y.replace('seed: 1', 'seed: 3')) });
+    await kubectlOk(['-n', EXP_NS, 'apply', '-f', '-'], {
+      input: variant('nats-restart', (y) => y.replace('seed: 1', 'seed: 3')),
+    });
     await waitFor('a run of nats-restart streaming', 300, async () => {
-      const ee = await kubectlJson<{ status?: { runs?: { phase: string }[] } }>(['-n', EXP_NS, 'get', 'ee', 'nats-restart']);
+      const ee = await kubectlJson<{ status?: { runs?: { phase: string }[] } }>([
+        '-n',
+        EXP_NS,
+        'get',
+        'ee',
+        'nats-restart',
+      ]);
       return (ee.status?.runs ?? []).some((r) => r.phase === 'Running') ? true : undefined;
     });
     await kubectlOk(['-n', RELEASE_NS, 'delete', 'pod', 'llem-nats-0', '--wait=false']);
@@ -211,23 +309,47 @@ spec:
   test('an image that does not exist: a clear condition naming the image, and no retry storm', async () => {
     // The chart's admission policy admits image overrides only under its allowed prefix, so an image outside
     // it never gets a pod; the missing image therefore sits under the prefix (this node has no registry).
-    const outside = variant('outside-prefix', (y) => y.replace('    - type: pytorch\n', '    - type: pytorch\n      image: localhost/llem-no-such-image:0\n'));
+    const outside = variant('outside-prefix', (y) =>
+      y.replace('    - type: pytorch\n', '    - type: pytorch\n      image: localhost/llem-no-such-image:0\n'),
+    );
     const denied = await kubectl(['-n', EXP_NS, 'apply', '-f', '-'], { input: outside });
     assert.notEqual(denied.code, 0, 'the admission policy let an image outside ghcr.io/llenergymeasure/ through');
     assert.match(denied.stderr, /llem-experiment-policy.*allowedImagePrefixes/);
     const missing = 'ghcr.io/llenergymeasure/llem-no-such-image:0';
-    const manifest = variant('no-such-image', (y) => y.replace('    - type: pytorch\n', `    - type: pytorch\n      image: ${missing}\n`));
+    const manifest = variant('no-such-image', (y) =>
+      y.replace('    - type: pytorch\n', `    - type: pytorch\n      image: ${missing}\n`),
+    );
     await kubectlOk(['-n', EXP_NS, 'apply', '-f', '-'], { input: manifest });
     const status = await waitPhase('no-such-image', ['Failed', 'Succeeded'], 300);
     assert.equal(status.phase, 'Failed');
     const failed = status.conditions?.find((c) => c.type === 'Failed');
     assert.equal(failed?.status, 'True');
-    assert.match(failed?.message ?? '', /(ErrImagePull|ImagePullBackOff).*ghcr\.io\/llenergymeasure\/llem-no-such-image:0/);
-    const ee = await kubectlJson<{ status?: { runs?: { attempt: number; phase: string }[] } }>(['-n', EXP_NS, 'get', 'ee', 'no-such-image']);
+    assert.match(
+      failed?.message ?? '',
+      /(ErrImagePull|ImagePullBackOff).*ghcr\.io\/llenergymeasure\/llem-no-such-image:0/,
+    );
+    const ee = await kubectlJson<{ status?: { runs?: { attempt: number; phase: string }[] } }>([
+      '-n',
+      EXP_NS,
+      'get',
+      'ee',
+      'no-such-image',
+    ]);
     const runs = ee.status?.runs ?? [];
     assert.equal(runs.length, 6);
-    assert.deepEqual(runs.map((r) => r.attempt), [0, 0, 0, 0, 0, 0], 'an image error is not retried (retries: 2 in the manifest)');
-    const events = await kubectlOk(['-n', EXP_NS, 'get', 'events', '--field-selector', 'involvedObject.kind=EnergyExperiment,involvedObject.name=no-such-image']);
+    assert.deepEqual(
+      runs.map((r) => r.attempt),
+      [0, 0, 0, 0, 0, 0],
+      'an image error is not retried (retries: 2 in the manifest)',
+    );
+    const events = await kubectlOk([
+      '-n',
+      EXP_NS,
+      'get',
+      'events',
+      '--field-selector',
+      'involvedObject.kind=EnergyExperiment,involvedObject.name=no-such-image',
+    ]);
     assert.doesNotMatch(events, /RunRetrying/);
     await kubectlOk(['-n', EXP_NS, 'delete', 'ee', 'no-such-image', '--wait=false']);
   });

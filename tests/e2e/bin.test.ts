@@ -16,7 +16,11 @@ const systemMajor = system === null ? 0 : Number(system.version.replace(/^v/, ''
 const fakeVersion = (v: string): string =>
   `data:text/javascript,Object.defineProperty(process.versions,"node",{value:"${v}"});Object.defineProperty(process,"version",{value:"v${v}"})`;
 
-function llem(node: string, args: string[], preload: string[] = []): { code: number | null; stdout: string; stderr: string } {
+function llem(
+  node: string,
+  args: string[],
+  preload: string[] = [],
+): { code: number | null; stdout: string; stderr: string } {
   const env: NodeJS.ProcessEnv = { ...process.env };
   delete env['LLEM_FROM_SOURCE'];
   const r = spawnSync(node, [...preload, BIN, ...args], { cwd: REPO, env, encoding: 'utf8', timeout: 120_000 });
@@ -25,23 +29,35 @@ function llem(node: string, args: string[], preload: string[] = []): { code: num
 
 describe('bin/llem.mjs and the Node.js version', { timeout: 240_000 }, () => {
   it('refuses Node.js 18 with one line that says what to do, exit 2, no stack trace', () => {
-    const r = llem(process.execPath, ['run', 'examples/quickstart.yaml', '--simulate'], ['--import', fakeVersion('18.19.0')]);
+    const r = llem(
+      process.execPath,
+      ['run', 'examples/quickstart.yaml', '--simulate'],
+      ['--import', fakeVersion('18.19.0')],
+    );
     assert.equal(r.code, 2);
     assert.equal(r.stderr.trim().split('\n').length, 1, r.stderr);
     assert.match(r.stderr, /needs Node\.js >= 20, this is v18\.19\.0; install .*node-env\.sh/);
     assert.equal(r.stdout, '');
   });
 
-  it(`validates a manifest on the machine's own node (${system?.version ?? 'none'})`, { skip: system === null ? 'no system node' : false }, () => {
-    const r = llem(system?.node ?? '', ['validate', 'examples/quickstart.yaml']);
-    assert.equal(r.code, 0, r.stderr);
-    assert.match(r.stdout, /quickstart\.yaml: valid/);
-  });
+  it(
+    `validates a manifest on the machine's own node (${system?.version ?? 'none'})`,
+    { skip: system === null ? 'no system node' : false },
+    () => {
+      const r = llem(system?.node ?? '', ['validate', 'examples/quickstart.yaml']);
+      assert.equal(r.code, 0, r.stderr);
+      assert.match(r.stdout, /quickstart\.yaml: valid/);
+    },
+  );
 
-  it('says in one line that llem controller needs Node.js >= 22 on Node 20, exit 2', { skip: systemMajor >= 22 || system === null ? `the machine's node is ${system?.version ?? 'missing'}` : false }, () => {
-    const r = llem(system?.node ?? '', ['controller']);
-    assert.equal(r.code, 2);
-    assert.equal(r.stderr.trim().split('\n').length, 1, r.stderr);
-    assert.match(r.stderr, /llem controller: needs Node\.js >= 22/);
-  });
+  it(
+    'says in one line that llem controller needs Node.js >= 22 on Node 20, exit 2',
+    { skip: systemMajor >= 22 || system === null ? `the machine's node is ${system?.version ?? 'missing'}` : false },
+    () => {
+      const r = llem(system?.node ?? '', ['controller']);
+      assert.equal(r.code, 2);
+      assert.equal(r.stderr.trim().split('\n').length, 1, r.stderr);
+      assert.match(r.stderr, /llem controller: needs Node\.js >= 22/);
+    },
+  );
 });

@@ -15,7 +15,11 @@ const SMALL = join(REPO, 'tests/fixtures/local/small.yaml');
 function llem(args: string[]): Promise<Finished> {
   const env: NodeJS.ProcessEnv = { ...process.env, LLEM_CLI_ENTRY: '1' };
   delete env['LLEM_LOG_LEVEL'];
-  const child = spawn(process.execPath, ['--import', 'tsx', join(REPO, 'cli/main.ts'), ...args], { cwd: REPO, env, stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(process.execPath, ['--import', 'tsx', join(REPO, 'cli/main.ts'), ...args], {
+    cwd: REPO,
+    env,
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
   let stdout = '';
   let stderr = '';
   child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
@@ -27,7 +31,9 @@ function llem(args: string[]): Promise<Finished> {
 export function duplicateKeys(text: string): string[] {
   const dups: string[] = [];
   let i = 0;
-  const ws = (): void => { while (/\s/.test(text[i] ?? '')) i += 1; };
+  const ws = (): void => {
+    while (/\s/.test(text[i] ?? '')) i += 1;
+  };
   const str = (): string => {
     const start = i;
     i += 1;
@@ -100,7 +106,10 @@ describe('llem output', { timeout: 300_000 }, () => {
     assert.equal(doc.runsComplete, 4);
     assert.equal(doc.simulated, true);
     const logs = jsonLines(r.stderr);
-    assert.ok(logs.some((l) => (JSON.parse(l) as { run?: string }).run !== undefined), 'debug logs carry the run');
+    assert.ok(
+      logs.some((l) => (JSON.parse(l) as { run?: string }).run !== undefined),
+      'debug logs carry the run',
+    );
     for (const l of logs) assert.deepEqual(duplicateKeys(l), [], l);
   });
 

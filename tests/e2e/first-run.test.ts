@@ -4,7 +4,17 @@
 // quickstarts, mostly waiting on the simulated server), so they run side by side.
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, realpathSync, rmSync, symlinkSync } from 'node:fs';
+import {
+  cpSync,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  realpathSync,
+  rmSync,
+  symlinkSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { delimiter, dirname, join, relative } from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -13,7 +23,16 @@ import { findSystemNode, pathWithoutCachedNode } from './system-node.ts';
 
 const README_COMMAND = 'npm ci && npx llem run examples/quickstart.yaml --simulate';
 /** Not copied into the fresh checkout: what npm ci, a build or a run makes. */
-const NOT_SOURCE = new Set(['node_modules', 'dist', '.git', '.cache', 'llem-results', 'results', '.device', 'bin/node']);
+const NOT_SOURCE = new Set([
+  'node_modules',
+  'dist',
+  '.git',
+  '.cache',
+  'llem-results',
+  'results',
+  '.device',
+  'bin/node',
+]);
 
 interface Shell {
   code: number | null;
@@ -23,7 +42,11 @@ interface Shell {
 /** `bash -c command` in `cwd`, stdout and stderr interleaved as a user's terminal shows them. */
 function sh(command: string, cwd: string, path: string, timeoutMs: number): Promise<Shell> {
   const env: NodeJS.ProcessEnv = {
-    ...process.env, PATH: path, npm_config_prefer_offline: 'true', npm_config_audit: 'false', npm_config_fund: 'false',
+    ...process.env,
+    PATH: path,
+    npm_config_prefer_offline: 'true',
+    npm_config_audit: 'false',
+    npm_config_fund: 'false',
     npm_config_update_notifier: 'false',
   };
   for (const k of ['LLEM_LOG_LEVEL', 'LLEM_CLI_ENTRY', 'NODE_OPTIONS', 'LLEM_FROM_SOURCE']) delete env[k];
@@ -32,10 +55,12 @@ function sh(command: string, cwd: string, path: string, timeoutMs: number): Prom
   child.stdout.on('data', (d: Buffer) => (output += d.toString()));
   child.stderr.on('data', (d: Buffer) => (output += d.toString()));
   const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
-  return new Promise((resolve) => child.once('close', (code) => {
-    clearTimeout(timer);
-    resolve({ code, output });
-  }));
+  return new Promise((resolve) =>
+    child.once('close', (code) => {
+      clearTimeout(timer);
+      resolve({ code, output });
+    }),
+  );
 }
 
 /** Checks a quickstart results directory: 4 complete simulated runs and a report. */
@@ -43,10 +68,20 @@ function assertQuickstart(out: string, r: Shell): void {
   assert.equal(r.code, 0, r.output);
   assert.match(r.output, /4\/4 runs complete/);
   assert.doesNotMatch(r.output, /Unknown file extension|ERR_| {4}at /, 'no stack trace, no loader error');
-  assert.deepEqual(r.output.split('\n').filter((l) => l.startsWith('{')), [], 'no structured log lines by default');
-  const doc = JSON.parse(readFileSync(join(out, 'experiment.json'), 'utf8')) as { simulated: boolean; results: { runs: Array<{ status: string }> } };
+  assert.deepEqual(
+    r.output.split('\n').filter((l) => l.startsWith('{')),
+    [],
+    'no structured log lines by default',
+  );
+  const doc = JSON.parse(readFileSync(join(out, 'experiment.json'), 'utf8')) as {
+    simulated: boolean;
+    results: { runs: Array<{ status: string }> };
+  };
   assert.equal(doc.simulated, true);
-  assert.deepEqual(doc.results.runs.map((x) => x.status), ['complete', 'complete', 'complete', 'complete']);
+  assert.deepEqual(
+    doc.results.runs.map((x) => x.status),
+    ['complete', 'complete', 'complete', 'complete'],
+  );
   assert.ok(existsSync(join(out, 'report.html')));
 }
 
@@ -75,54 +110,71 @@ async function packOf(root: string, checkout: string): Promise<{ tgz: string; fi
 async function installAndRun(root: string, packed: { tgz: string; files: string }): Promise<Tarball> {
   const dir = join(root, 'installed');
   mkdirSync(dir);
-  const install = await sh(`npm install ${packed.tgz} && npx llem --help && npx llem validate node_modules/llenergymeasure/examples/quickstart.yaml` +
-    ' && npx llem run node_modules/llenergymeasure/examples/quickstart.yaml --simulate', dir, system?.path ?? '', 240_000);
+  const install = await sh(
+    `npm install ${packed.tgz} && npx llem --help && npx llem validate node_modules/llenergymeasure/examples/quickstart.yaml` +
+      ' && npx llem run node_modules/llenergymeasure/examples/quickstart.yaml --simulate',
+    dir,
+    system?.path ?? '',
+    240_000,
+  );
   return { files: packed.files, install, dir };
 }
 
-describe('first run on a fresh machine', { timeout: 420_000, skip: system === null ? 'no node on PATH besides the test runner' : false }, () => {
-  const root = mkdtempSync(join(tmpdir(), 'llem-first-run-'));
-  // A: a fresh copy where the README's command runs as written (npm ci included). B: a second copy
-  // on the test run's own node_modules, so that the Node 24 run and the package need not wait for A.
-  const fresh = join(root, 'fresh');
-  const dev = join(root, 'dev');
-  let readme: Promise<Shell>;
-  let node24: Promise<Shell>;
-  let tarball: Promise<Tarball>;
+describe(
+  'first run on a fresh machine',
+  { timeout: 420_000, skip: system === null ? 'no node on PATH besides the test runner' : false },
+  () => {
+    const root = mkdtempSync(join(tmpdir(), 'llem-first-run-'));
+    // A: a fresh copy where the README's command runs as written (npm ci included). B: a second copy
+    // on the test run's own node_modules, so that the Node 24 run and the package need not wait for A.
+    const fresh = join(root, 'fresh');
+    const dev = join(root, 'dev');
+    let readme: Promise<Shell>;
+    let node24: Promise<Shell>;
+    let tarball: Promise<Tarball>;
 
-  before(() => {
-    const filter = (src: string): boolean => !NOT_SOURCE.has(relative(REPO, src));
-    cpSync(REPO, fresh, { recursive: true, filter });
-    cpSync(REPO, dev, { recursive: true, filter });
-    symlinkSync(realpathSync(join(REPO, 'node_modules')), join(dev, 'node_modules'));
-    readme = sh(README_COMMAND, fresh, system?.path ?? '', 300_000);
-    // The package is packed from B first (its prepack builds B's dist/); then B's Node 24 run and the
-    // tarball's install and run go side by side.
-    const packed = packOf(root, dev);
-    tarball = packed.then((p) => installAndRun(root, p));
-    node24 = packed.then(() => sh('npx llem run examples/quickstart.yaml --simulate', dev, node24Path, 180_000));
-    // Each test awaits its own; none may reject unobserved meanwhile.
-    for (const p of [readme, node24, tarball]) p.catch(() => undefined);
-  });
-  after(() => rmSync(root, { recursive: true, force: true }));
+    before(() => {
+      const filter = (src: string): boolean => !NOT_SOURCE.has(relative(REPO, src));
+      cpSync(REPO, fresh, { recursive: true, filter });
+      cpSync(REPO, dev, { recursive: true, filter });
+      symlinkSync(realpathSync(join(REPO, 'node_modules')), join(dev, 'node_modules'));
+      readme = sh(README_COMMAND, fresh, system?.path ?? '', 300_000);
+      // The package is packed from B first (its prepack builds B's dist/); then B's Node 24 run and the
+      // tarball's install and run go side by side.
+      const packed = packOf(root, dev);
+      tarball = packed.then((p) => installAndRun(root, p));
+      node24 = packed.then(() => sh('npx llem run examples/quickstart.yaml --simulate', dev, node24Path, 180_000));
+      // Each test awaits its own; none may reject unobserved meanwhile.
+      for (const p of [readme, node24, tarball]) p.catch(() => undefined);
+    });
+    after(() => rmSync(root, { recursive: true, force: true }));
 
-  it(`runs the README's main command as written on the machine's own node (${system?.version ?? 'none'})`, async () => {
-    const r = await readme;
-    assertQuickstart(join(fresh, 'llem-results', 'quickstart'), r);
-    assert.doesNotMatch(r.output, /needs Node\.js/);
-  });
+    it(`runs the README's main command as written on the machine's own node (${system?.version ?? 'none'})`, async () => {
+      const r = await readme;
+      assertQuickstart(join(fresh, 'llem-results', 'quickstart'), r);
+      assert.doesNotMatch(r.output, /needs Node\.js/);
+    });
 
-  it('installs the packed tarball (compiled JavaScript only) into an empty folder and runs the quickstart from there', async () => {
-    const t = await tarball;
-    assert.doesNotMatch(t.files, /\.ts$/m, 'no TypeScript in the package');
-    assert.match(t.files, /package\/dist\/llem\.mjs/);
-    assert.match(t.install.output, /usage: llem <command>/);
-    assert.match(t.install.output, /quickstart\.yaml: valid/);
-    assertQuickstart(join(t.dir, 'llem-results', 'quickstart'), t.install);
-    assert.equal(existsSync(join(t.dir, 'node_modules', 'llenergymeasure', 'cli')), false, 'the package ships no sources');
-  });
+    it('installs the packed tarball (compiled JavaScript only) into an empty folder and runs the quickstart from there', async () => {
+      const t = await tarball;
+      assert.doesNotMatch(t.files, /\.ts$/m, 'no TypeScript in the package');
+      assert.match(t.files, /package\/dist\/llem\.mjs/);
+      assert.match(t.install.output, /usage: llem <command>/);
+      assert.match(t.install.output, /quickstart\.yaml: valid/);
+      assertQuickstart(join(t.dir, 'llem-results', 'quickstart'), t.install);
+      assert.equal(
+        existsSync(join(t.dir, 'node_modules', 'llenergymeasure', 'cli')),
+        false,
+        'the package ships no sources',
+      );
+    });
 
-  it('runs the quickstart on Node 24', { skip: process.versions.node.startsWith('20.') ? 'the test runner is Node 20' : false }, async () => {
-    assertQuickstart(join(dev, 'llem-results', 'quickstart'), await node24);
-  });
-});
+    it(
+      'runs the quickstart on Node 24',
+      { skip: process.versions.node.startsWith('20.') ? 'the test runner is Node 20' : false },
+      async () => {
+        assertQuickstart(join(dev, 'llem-results', 'quickstart'), await node24);
+      },
+    );
+  },
+);

@@ -38,17 +38,32 @@ export function startLlem(args: string[], env: NodeJS.ProcessEnv = {}): LlemProc
       }
     }
   });
-  const done = new Promise<Finished>((resolve) => child.once('close', (code, signal) => resolve({ code, signal, stdout: out, stderr: err })));
+  const done = new Promise<Finished>((resolve) =>
+    child.once('close', (code, signal) => resolve({ code, signal, stdout: out, stderr: err })),
+  );
   return {
     child,
     stderr: () => err,
     done,
-    waitFor: (pattern, timeoutMs = 60_000) => new Promise((resolve, reject) => {
-      if (pattern.test(err)) return resolve();
-      const timer = setTimeout(() => reject(new Error(`timed out waiting for ${pattern} in stderr:\n${err}`)), timeoutMs);
-      waiters.push({ pattern, resolve: () => { clearTimeout(timer); resolve(); } });
-      void done.then(() => { clearTimeout(timer); if (!pattern.test(err)) reject(new Error(`llem exited before ${pattern}:\n${err}`)); });
-    }),
+    waitFor: (pattern, timeoutMs = 60_000) =>
+      new Promise((resolve, reject) => {
+        if (pattern.test(err)) return resolve();
+        const timer = setTimeout(
+          () => reject(new Error(`timed out waiting for ${pattern} in stderr:\n${err}`)),
+          timeoutMs,
+        );
+        waiters.push({
+          pattern,
+          resolve: () => {
+            clearTimeout(timer);
+            resolve();
+          },
+        });
+        void done.then(() => {
+          clearTimeout(timer);
+          if (!pattern.test(err)) reject(new Error(`llem exited before ${pattern}:\n${err}`));
+        });
+      }),
   };
 }
 

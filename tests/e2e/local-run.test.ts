@@ -17,17 +17,29 @@ function runFiles(out: string): Map<string, string> {
   return new Map(existsSync(dir) ? readdirSync(dir).map((f) => [f, readFileSync(join(dir, f), 'utf8')]) : []);
 }
 
-/** Files of the runs the state records as complete (a kill between a run's file and the state write leaves a run to redo). */
+/**
+ * Files of the runs the state records as complete (a kill between a run's file and the state write leaves a run to
+ * redo).
+ */
 function completeRunFiles(out: string): Map<string, string> {
   const stateFile = join(out, '.llem', 'state.json');
-  const state = existsSync(stateFile) ? (JSON.parse(readFileSync(stateFile, 'utf8')) as { runs: Record<string, { status: string }> }) : { runs: {} };
-  const complete = new Set(Object.entries(state.runs).filter(([, r]) => r.status === 'complete').map(([id]) => `${id}.json`));
+  const state = existsSync(stateFile)
+    ? (JSON.parse(readFileSync(stateFile, 'utf8')) as { runs: Record<string, { status: string }> })
+    : { runs: {} };
+  const complete = new Set(
+    Object.entries(state.runs)
+      .filter(([, r]) => r.status === 'complete')
+      .map(([id]) => `${id}.json`),
+  );
   return new Map([...runFiles(out)].filter(([name]) => complete.has(name)));
 }
 
 interface ExperimentJson {
   simulated: boolean;
-  results: { runs: Array<{ runId: string; status: string; simulated: boolean }>; configurations: Array<{ metrics: { joulesPerToken: { mean: number | null; n: number } } }> };
+  results: {
+    runs: Array<{ runId: string; status: string; simulated: boolean }>;
+    configurations: Array<{ metrics: { joulesPerToken: { mean: number | null; n: number } } }>;
+  };
 }
 
 function experimentJson(out: string): ExperimentJson {
@@ -41,13 +53,23 @@ describe('llem run (local, simulated)', { timeout: 600_000 }, () => {
     const r = await runLlem(['run', 'examples/quickstart.yaml', '--simulate', '--out', out, '--json']);
     assert.equal(r.code, 0, r.stderr);
     assert.ok(Date.now() - started < 60_000, 'quickstart took longer than a minute');
-    for (const f of ['experiment.json', 'runs.csv', 'configs.csv', 'timeseries.csv', 'report.html', 'plots/joules-per-token.svg', 'plots/power.svg', 'plots/ttft-cdf.svg']) {
+    for (const f of [
+      'experiment.json',
+      'runs.csv',
+      'configs.csv',
+      'timeseries.csv',
+      'report.html',
+      'plots/joules-per-token.svg',
+      'plots/power.svg',
+      'plots/ttft-cdf.svg',
+    ]) {
       assert.ok(existsSync(join(out, f)), `${f} missing`);
     }
     const doc = experimentJson(out);
     assert.equal(doc.simulated, true);
     assert.ok(doc.results.runs.length > 0 && doc.results.runs.every((x) => x.status === 'complete' && x.simulated));
-    for (const c of doc.results.configurations) assert.ok(c.metrics.joulesPerToken.mean !== null && c.metrics.joulesPerToken.mean > 0);
+    for (const c of doc.results.configurations)
+      assert.ok(c.metrics.joulesPerToken.mean !== null && c.metrics.joulesPerToken.mean > 0);
     const summary = JSON.parse(r.stdout) as { simulated: boolean; runsComplete: number; runsPlanned: number };
     assert.equal(summary.simulated, true);
     assert.equal(summary.runsComplete, summary.runsPlanned);
@@ -57,7 +79,11 @@ describe('llem run (local, simulated)', { timeout: 600_000 }, () => {
 
   for (const phase of [
     { name: 'during the first run, before anything completed', wait: /run 1\/4 \S+ attempt 0: started/, delayMs: 700 },
-    { name: 'after one run completed, while the second is measuring', wait: /run 2\/4 \S+ attempt 0: started/, delayMs: 900 },
+    {
+      name: 'after one run completed, while the second is measuring',
+      wait: /run 2\/4 \S+ attempt 0: started/,
+      delayMs: 900,
+    },
     { name: 'during the last run', wait: /run 4\/4 \S+ attempt 0: started/, delayMs: 500 },
   ]) {
     it(`resumes after SIGKILL ${phase.name}, keeping completed runs byte-for-byte`, async () => {
@@ -84,12 +110,17 @@ describe('llem run (local, simulated)', { timeout: 600_000 }, () => {
   it('stops the backend server a SIGKILLed run left behind before resuming on the same output directory', async () => {
     const out = join(tmp(), 'orphan');
     // A real server process (the mock server's CLI), as a GPU backend would be: not in llem's process.
-    const server = ['--server-command', `${process.execPath} --import tsx ${REPO}cli/main.ts mock-server --port {port}`];
+    const server = [
+      '--server-command',
+      `${process.execPath} --import tsx ${REPO}cli/main.ts mock-server --port {port}`,
+    ];
     const first = startLlem(['run', SMALL, '--simulate', '--out', out, ...server]);
     // Once it has served a run (a server killed while starting may die of its own closed pipes).
     await first.waitFor(/run \S+: complete/);
     const ledgerFile = join(out, '.llem', 'backends.json');
-    const ledger = JSON.parse(readFileSync(ledgerFile, 'utf8')) as { backends: Array<{ pid: number; startTicks: number }> };
+    const ledger = JSON.parse(readFileSync(ledgerFile, 'utf8')) as {
+      backends: Array<{ pid: number; startTicks: number }>;
+    };
     assert.equal(ledger.backends.length, 1);
     const orphan = ledger.backends[0]!;
     first.child.kill('SIGKILL');
@@ -133,12 +164,16 @@ describe('llem run (local, simulated)', { timeout: 600_000 }, () => {
     assert.equal(fresh.code, 0, fresh.stderr);
   });
 
-  it('fails the run with the backend\'s own words when the backend cannot start', async () => {
+  it("fails the run with the backend's own words when the backend cannot start", async () => {
     const out = join(tmp(), 'nobackend');
     const r = await runLlem(['run', SMALL, '--simulate', '--out', out, '--server-command', 'sh -c exit_3_now;exit 3']);
     assert.equal(r.code, 1, r.stderr);
     assert.match(r.stderr, /failed to start: exited with code/);
-    assert.match(r.stderr, /llem: warning: .*small\.yaml: spec\.measurement\.minWindowSeconds: 0 s is below 5 s/, 'spec warnings are shown when the run starts');
+    assert.match(
+      r.stderr,
+      /llem: warning: .*small\.yaml: spec\.measurement\.minWindowSeconds: 0 s is below 5 s/,
+      'spec warnings are shown when the run starts',
+    );
     const doc = experimentJson(out);
     assert.ok(doc.results.runs.every((x) => x.status !== 'complete'));
   });
@@ -147,10 +182,13 @@ describe('llem run (local, simulated)', { timeout: 600_000 }, () => {
     const dir = tmp();
     // The first start fails as a server does when another process took its port in the meantime.
     const script = join(dir, 'server.sh');
-    writeFileSync(script, [
-      'if [ ! -e "$0.tried" ]; then touch "$0.tried"; echo "[Errno 98] error while attempting to bind on address (\'127.0.0.1\', $1): address already in use" >&2; exit 1; fi',
-      `exec ${process.execPath} --import tsx ${REPO}cli/main.ts mock-server --port "$1"`,
-    ].join('\n'));
+    writeFileSync(
+      script,
+      [
+        'if [ ! -e "$0.tried" ]; then touch "$0.tried"; echo "[Errno 98] error while attempting to bind on address (\'127.0.0.1\', $1): address already in use" >&2; exit 1; fi',
+        `exec ${process.execPath} --import tsx ${REPO}cli/main.ts mock-server --port "$1"`,
+      ].join('\n'),
+    );
     const out = join(dir, 'out');
     const r = await runLlem(['run', SMALL, '--simulate', '--out', out, '--server-command', `sh ${script} {port}`]);
     assert.equal(r.code, 0, r.stderr);
@@ -161,31 +199,56 @@ describe('llem run (local, simulated)', { timeout: 600_000 }, () => {
   it('stops a backend that does not become ready within backends[].readinessTimeoutSeconds and fails the run', async () => {
     const dir = tmp();
     const manifest = join(dir, 'slow.yaml');
-    writeFileSync(manifest, readFileSync(SMALL, 'utf8').replace('    - type: pytorch', '    - type: pytorch\n      readinessTimeoutSeconds: 2'));
+    writeFileSync(
+      manifest,
+      readFileSync(SMALL, 'utf8').replace(
+        '    - type: pytorch',
+        '    - type: pytorch\n      readinessTimeoutSeconds: 2',
+      ),
+    );
     const marker = `${600 + Math.floor(Math.random() * 1000)}.25`; // a server that never answers /health
     const started = Date.now();
-    const r = await runLlem(['run', manifest, '--simulate', '--out', join(dir, 'out'), '--server-command', `sleep ${marker}`]);
+    const r = await runLlem([
+      'run',
+      manifest,
+      '--simulate',
+      '--out',
+      join(dir, 'out'),
+      '--server-command',
+      `sleep ${marker}`,
+    ]);
     assert.equal(r.code, 1, r.stderr);
     assert.match(r.stderr, /backend not ready after 2 s/);
-    assert.ok(Date.now() - started < 30_000, 'gave up after the manifest\'s timeout, not the backend default of 30 min');
-    const survivors = readdirSync('/proc').filter((p) => /^\d+$/.test(p)).filter((p) => {
-      try {
-        return readFileSync(`/proc/${p}/cmdline`, 'utf8') === `sleep\0${marker}\0`;
-      } catch {
-        return false;
-      }
-    });
+    assert.ok(Date.now() - started < 30_000, "gave up after the manifest's timeout, not the backend default of 30 min");
+    const survivors = readdirSync('/proc')
+      .filter((p) => /^\d+$/.test(p))
+      .filter((p) => {
+        try {
+          return readFileSync(`/proc/${p}/cmdline`, 'utf8') === `sleep\0${marker}\0`;
+        } catch {
+          return false;
+        }
+      });
     assert.deepEqual(survivors, [], 'the server that never became ready was stopped');
   });
 
   it('refuses a ConfigMap dataset with what to use instead, before creating anything', async () => {
     const dir = tmp();
     const manifest = join(dir, 'cm.yaml');
-    writeFileSync(manifest, readFileSync(SMALL, 'utf8').replace(/ {4}dataset:\n {6}synthetic:\n.*\n.*\n/, '    dataset:\n      configMapRef: { name: prompts }\n'));
+    writeFileSync(
+      manifest,
+      readFileSync(SMALL, 'utf8').replace(
+        / {4}dataset:\n {6}synthetic:\n.*\n.*\n/,
+        '    dataset:\n      configMapRef: { name: prompts }\n',
+      ),
+    );
     assert.match(readFileSync(manifest, 'utf8'), /configMapRef/);
     const r = await runLlem(['run', manifest, '--simulate', '--out', join(dir, 'out')]);
     assert.equal(r.code, 2, r.stderr);
-    assert.match(r.stderr, /cm\.yaml: spec\.workload\.dataset\.configMapRef: a ConfigMap exists only in a cluster; .*workload\.dataset\.prompts/);
+    assert.match(
+      r.stderr,
+      /cm\.yaml: spec\.workload\.dataset\.configMapRef: a ConfigMap exists only in a cluster; .*workload\.dataset\.prompts/,
+    );
     assert.deepEqual(readdirSync(dir), ['cm.yaml']);
   });
 
@@ -241,7 +304,10 @@ describe('llem run (local, simulated)', { timeout: 600_000 }, () => {
   it('refuses data-parallel replicas in a real local run, naming the field', async () => {
     const dir = tmp();
     const manifest = join(dir, 'replicas.yaml');
-    writeFileSync(manifest, readFileSync(SMALL, 'utf8').replace('  policy:', '  placement:\n    replicas: 2\n  policy:'));
+    writeFileSync(
+      manifest,
+      readFileSync(SMALL, 'utf8').replace('  policy:', '  placement:\n    replicas: 2\n  policy:'),
+    );
     const r = await runLlem(['run', manifest, '--out', join(dir, 'out')]);
     assert.equal(r.code, 2, r.stderr);
     assert.match(r.stderr, /replicas\.yaml: spec\.placement\.replicas: is 2, but a local run measures one replica/);

@@ -10,23 +10,64 @@ import { chromium } from 'playwright-core';
 import { barChart, lineChart } from '../../report/svg.ts';
 
 const CHROMIUM = process.env['LLEM_CHROMIUM'] ?? '/usr/bin/chromium';
-const ARGS = ['--headless', '--no-sandbox', '--disable-gpu', '--no-first-run', '--disable-background-networking', '--disable-component-update'];
+const ARGS = [
+  '--headless',
+  '--no-sandbox',
+  '--disable-gpu',
+  '--no-first-run',
+  '--disable-background-networking',
+  '--disable-component-update',
+];
 
-const longLabel = (i: number): string => `vllm workload.concurrency=${2 ** i} backends.vllm.maxNumSeqs=${512 * i} gpuMemoryUtilization=0.9${i}`;
+const longLabel = (i: number): string =>
+  `vllm workload.concurrency=${2 ** i} backends.vllm.maxNumSeqs=${512 * i} gpuMemoryUtilization=0.9${i}`;
 
 function charts(): Record<string, string> {
-  const text = (y: string): { title: string; xLabel: string; yLabel: string } => ({ title: 't', xLabel: 'configuration', yLabel: y });
-  const bars = (n: number, scale: number, label: (i: number) => string): Array<{ label: string; value: number; low: number; high: number }> =>
-    Array.from({ length: n }, (_, i) => ({ label: label(i), value: (i + 1) * scale, low: (i + 0.5) * scale, high: (i + 1.5) * scale }));
-  const series = (n: number, xScale: number, yScale: number): Array<{ label: string; points: Array<[number, number]> }> =>
-    Array.from({ length: n }, (_, s) => ({ label: longLabel(s), points: Array.from({ length: 20 }, (_, k) => [k * xScale, (s + k) * yScale] as [number, number]) }));
+  const text = (y: string): { title: string; xLabel: string; yLabel: string } => ({
+    title: 't',
+    xLabel: 'configuration',
+    yLabel: y,
+  });
+  const bars = (
+    n: number,
+    scale: number,
+    label: (i: number) => string,
+  ): Array<{ label: string; value: number; low: number; high: number }> =>
+    Array.from({ length: n }, (_, i) => ({
+      label: label(i),
+      value: (i + 1) * scale,
+      low: (i + 0.5) * scale,
+      high: (i + 1.5) * scale,
+    }));
+  const series = (
+    n: number,
+    xScale: number,
+    yScale: number,
+  ): Array<{ label: string; points: Array<[number, number]> }> =>
+    Array.from({ length: n }, (_, s) => ({
+      label: longLabel(s),
+      points: Array.from({ length: 20 }, (_, k) => [k * xScale, (s + k) * yScale] as [number, number]),
+    }));
   return {
-    twoBars: barChart(bars(2, 1, (i) => `pytorch workload.concurrency=${i}`), text('energy per output token (J)')),
+    twoBars: barChart(
+      bars(2, 1, (i) => `pytorch workload.concurrency=${i}`),
+      text('energy per output token (J)'),
+    ),
     manyLongBars: barChart(bars(24, 1, longLabel), text('energy per output token (J)')),
     hugeBars: barChart(bars(6, 1.7e7, longLabel), text('energy (J)')),
-    tinyNegativeBars: barChart([{ label: 'a', value: -3.2e-5, low: -4e-5, high: 1e-5 }, { label: longLabel(3), value: 2e-5, low: null, high: null }] as never, text('J')),
+    tinyNegativeBars: barChart(
+      [
+        { label: 'a', value: -3.2e-5, low: -4e-5, high: 1e-5 },
+        { label: longLabel(3), value: 2e-5, low: null, high: null },
+      ] as never,
+      text('J'),
+    ),
     cdf: lineChart(series(10, 1.3e5, 0.01), { title: 't', xLabel: 'TTFT (ms)', yLabel: 'fraction of requests (0–1)' }),
-    power: lineChart(series(3, 0.25, 123456), { title: 't', xLabel: 'time since the first sample (s)', yLabel: 'GPU power (W)' }, [{ start: 1, end: 3, label: 'w' }]),
+    power: lineChart(
+      series(3, 0.25, 123456),
+      { title: 't', xLabel: 'time since the first sample (s)', yLabel: 'GPU power (W)' },
+      [{ start: 1, end: 3, label: 'w' }],
+    ),
   };
 }
 
@@ -49,22 +90,28 @@ const CHECK = `function (chartId) {
   return out;
 }`;
 
-describe('chart layout', { skip: existsSync(CHROMIUM) ? false : `no chromium at ${CHROMIUM}`, timeout: 120_000 }, () => {
-  it('keeps axis labels, tick labels and legends apart and inside the chart for hostile inputs', async () => {
-    const dir = mkdtempSync(join(tmpdir(), 'llem-layout-'));
-    const all = charts();
-    const html = `<!doctype html><html><body>${Object.entries(all).map(([k, v]) => `<div id="${k}">${v}</div>`).join('')}</body></html>`;
-    writeFileSync(join(dir, 'c.html'), html);
-    const browser = await chromium.launch({ executablePath: CHROMIUM, args: ARGS });
-    try {
-      const page = await browser.newPage({ viewport: { width: 1000, height: 800 } });
-      await page.goto(pathToFileURL(join(dir, 'c.html')).href);
-      for (const id of Object.keys(all)) {
-        const problems = await page.evaluate(`(${CHECK})(${JSON.stringify(id)})`) as string[];
-        assert.deepEqual(problems, [], id);
+describe(
+  'chart layout',
+  { skip: existsSync(CHROMIUM) ? false : `no chromium at ${CHROMIUM}`, timeout: 120_000 },
+  () => {
+    it('keeps axis labels, tick labels and legends apart and inside the chart for hostile inputs', async () => {
+      const dir = mkdtempSync(join(tmpdir(), 'llem-layout-'));
+      const all = charts();
+      const html = `<!doctype html><html><body>${Object.entries(all)
+        .map(([k, v]) => `<div id="${k}">${v}</div>`)
+        .join('')}</body></html>`;
+      writeFileSync(join(dir, 'c.html'), html);
+      const browser = await chromium.launch({ executablePath: CHROMIUM, args: ARGS });
+      try {
+        const page = await browser.newPage({ viewport: { width: 1000, height: 800 } });
+        await page.goto(pathToFileURL(join(dir, 'c.html')).href);
+        for (const id of Object.keys(all)) {
+          const problems = (await page.evaluate(`(${CHECK})(${JSON.stringify(id)})`)) as string[];
+          assert.deepEqual(problems, [], id);
+        }
+      } finally {
+        await browser.close();
       }
-    } finally {
-      await browser.close();
-    }
-  });
-});
+    });
+  },
+);

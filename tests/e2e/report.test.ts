@@ -9,7 +9,16 @@ import { REPO, runLlem } from './llem-process.ts';
 
 const SMALL = join(REPO, 'tests/fixtures/local/small.yaml');
 const CHROMIUM = process.env['LLEM_CHROMIUM'] ?? '/usr/bin/chromium';
-const CHROMIUM_ARGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'];
+const CHROMIUM_ARGS = [
+  '--headless',
+  '--no-sandbox',
+  '--disable-gpu',
+  '--disable-quic',
+  '--no-first-run',
+  '--disable-background-networking',
+  '--disable-component-update',
+  '--disable-sync',
+];
 
 describe('the results directory, report and `llem results`', { timeout: 180_000 }, () => {
   let out = '';
@@ -19,47 +28,62 @@ describe('the results directory, report and `llem results`', { timeout: 180_000 
     assert.equal(r.code, 0, r.stderr);
   });
 
-  it('renders every chart of report.html in headless Chromium without console errors', { skip: existsSync(CHROMIUM) ? false : `no chromium at ${CHROMIUM}` }, async () => {
-    const browser = await chromium.launch({ executablePath: CHROMIUM, args: CHROMIUM_ARGS });
-    try {
-      const page = await browser.newPage();
-      const problems: string[] = [];
-      page.on('console', (m) => { if (m.type() === 'error') problems.push(m.text()); });
-      page.on('pageerror', (e) => problems.push(e.message));
-      await page.goto(pathToFileURL(join(out, 'report.html')).href);
-      const charts = await page.locator('svg.llem-chart').all();
-      assert.equal(charts.length, 5, 'J/token, three latency CDFs and power');
-      for (const c of charts) {
-        const box = await c.boundingBox();
-        assert.ok(box !== null && box.width > 100 && box.height > 100, 'chart has no size');
-        assert.ok((await c.locator('path, rect').count()) >= 1, 'chart has no marks');
+  it(
+    'renders every chart of report.html in headless Chromium without console errors',
+    { skip: existsSync(CHROMIUM) ? false : `no chromium at ${CHROMIUM}` },
+    async () => {
+      const browser = await chromium.launch({ executablePath: CHROMIUM, args: CHROMIUM_ARGS });
+      try {
+        const page = await browser.newPage();
+        const problems: string[] = [];
+        page.on('console', (m) => {
+          if (m.type() === 'error') problems.push(m.text());
+        });
+        page.on('pageerror', (e) => problems.push(e.message));
+        await page.goto(pathToFileURL(join(out, 'report.html')).href);
+        const charts = await page.locator('svg.llem-chart').all();
+        assert.equal(charts.length, 5, 'J/token, three latency CDFs and power');
+        for (const c of charts) {
+          const box = await c.boundingBox();
+          assert.ok(box !== null && box.width > 100 && box.height > 100, 'chart has no size');
+          assert.ok((await c.locator('path, rect').count()) >= 1, 'chart has no marks');
+        }
+        assert.equal(await page.locator('svg[data-chart="bar"] rect').count(), 2, 'one bar per configuration');
+        assert.equal(
+          await page.locator('svg[data-chart="line"]').first().locator('path').count(),
+          2,
+          'one TTFT CDF per configuration',
+        );
+        assert.match(await page.locator('.sim').innerText(), /SIMULATED/);
+        assert.deepEqual(problems, []);
+      } finally {
+        await browser.close();
       }
-      assert.equal(await page.locator('svg[data-chart="bar"] rect').count(), 2, 'one bar per configuration');
-      assert.equal(await page.locator('svg[data-chart="line"]').first().locator('path').count(), 2, 'one TTFT CDF per configuration');
-      assert.match(await page.locator('.sim').innerText(), /SIMULATED/);
-      assert.deepEqual(problems, []);
-    } finally {
-      await browser.close();
-    }
-  });
+    },
+  );
 
-  it('shows the method (window, sampling tick, baseline, warnings) next to the numbers, and units on every axis', { skip: existsSync(CHROMIUM) ? false : `no chromium at ${CHROMIUM}` }, async () => {
-    const browser = await chromium.launch({ executablePath: CHROMIUM, args: CHROMIUM_ARGS });
-    try {
-      const page = await browser.newPage();
-      await page.goto(pathToFileURL(join(out, 'report.html')).href);
-      const method = await page.locator('.numbers-and-method .method').innerText();
-      assert.match(method, /measurement window[\s\S]*measured [0-9.]+(–[0-9.]+)? s/);
-      assert.match(method, /power sampling tick\s+\d+ ms/);
-      assert.match(method, /idle baseline\s+[0-9.]+ s before warm-up; measured [0-9.]+(–[0-9.]+)? W/);
-      assert.match(method, /Warnings \(\d+\)[\s\S]*minWindowSeconds/, 'the manifest warning is shown');
-      const labels = await page.locator('svg.llem-chart .axis-label').allTextContents();
-      assert.ok(labels.length >= 10, labels.join(' | '));
-      for (const l of labels) assert.ok(l === 'configuration' || /\((ms|s|W|J|0–1)\)$/.test(l), `axis label without a unit: ${l}`);
-    } finally {
-      await browser.close();
-    }
-  });
+  it(
+    'shows the method (window, sampling tick, baseline, warnings) next to the numbers, and units on every axis',
+    { skip: existsSync(CHROMIUM) ? false : `no chromium at ${CHROMIUM}` },
+    async () => {
+      const browser = await chromium.launch({ executablePath: CHROMIUM, args: CHROMIUM_ARGS });
+      try {
+        const page = await browser.newPage();
+        await page.goto(pathToFileURL(join(out, 'report.html')).href);
+        const method = await page.locator('.numbers-and-method .method').innerText();
+        assert.match(method, /measurement window[\s\S]*measured [0-9.]+(–[0-9.]+)? s/);
+        assert.match(method, /power sampling tick\s+\d+ ms/);
+        assert.match(method, /idle baseline\s+[0-9.]+ s before warm-up; measured [0-9.]+(–[0-9.]+)? W/);
+        assert.match(method, /Warnings \(\d+\)[\s\S]*minWindowSeconds/, 'the manifest warning is shown');
+        const labels = await page.locator('svg.llem-chart .axis-label').allTextContents();
+        assert.ok(labels.length >= 10, labels.join(' | '));
+        for (const l of labels)
+          assert.ok(l === 'configuration' || /\((ms|s|W|J|0–1)\)$/.test(l), `axis label without a unit: ${l}`);
+      } finally {
+        await browser.close();
+      }
+    },
+  );
 
   it('shows the configurations and the best one with `llem results show`', async () => {
     const r = await runLlem(['results', 'show', out]);

@@ -11,7 +11,9 @@ import { LLEM_EXTRA_COLUMNS, MLENERGY_COLUMNS } from '../../report/exports.ts';
 import { REPO, runLlem } from './llem-process.ts';
 
 interface Run {
-  runId: string; status: string; counts: { requestsOk: number; outputTokens: number };
+  runId: string;
+  status: string;
+  counts: { requestsOk: number; outputTokens: number };
   metrics: { energyJoules: number; joulesPerToken: number; windowSeconds: number; meanPowerWatts: number };
   gpus: Array<{ gpuUuid: string; meanPowerWatts: number }>;
 }
@@ -24,7 +26,8 @@ describe('llem results export', { timeout: 300_000 }, () => {
   before(async () => {
     const r = await runLlem(['run', join(REPO, 'tests/fixtures/local/small.yaml'), '--simulate', '--out', out]);
     assert.equal(r.code, 0, r.stderr);
-    runs = (JSON.parse(readFileSync(join(out, 'experiment.json'), 'utf8')) as { results: { runs: Run[] } }).results.runs;
+    runs = (JSON.parse(readFileSync(join(out, 'experiment.json'), 'utf8')) as { results: { runs: Run[] } }).results
+      .runs;
   });
 
   it('writes one llm-d benchmark report v0.2 per complete run, with power and energy from that run', async () => {
@@ -40,7 +43,11 @@ describe('llem results export', { timeout: 300_000 }, () => {
       const engine = doc['scenario'].stack[0];
       assert.equal(engine.standardized.kind, 'inference_engine');
       assert.deepEqual(Object.keys(engine.metadata).sort(), ['cfg_id', 'description', 'label']);
-      assert.ok(['fixed', 'gaussian', 'uniform', 'other'].includes(doc['scenario'].load.standardized.input_seq_len.distribution));
+      assert.ok(
+        ['fixed', 'gaussian', 'uniform', 'other'].includes(
+          doc['scenario'].load.standardized.input_seq_len.distribution,
+        ),
+      );
       const agg = doc['results'].request_performance.aggregate;
       assert.equal(agg.requests.total, run.counts.requestsOk);
       assert.equal(agg.latency.time_to_first_token.units, 'ms');
@@ -61,7 +68,10 @@ describe('llem results export', { timeout: 300_000 }, () => {
   it('writes the ML.ENERGY leaderboard columns first, one row per run, with consistent energy, time and power', async () => {
     const r = await runLlem(['results', 'export', out, '--format', 'mlenergy-csv']);
     assert.equal(r.code, 0, r.stderr);
-    const [header, ...rows] = r.stdout.trim().split('\n').map((l) => l.split(','));
+    const [header, ...rows] = r.stdout
+      .trim()
+      .split('\n')
+      .map((l) => l.split(','));
     assert.deepEqual(header, [...MLENERGY_COLUMNS, ...LLEM_EXTRA_COLUMNS]);
     assert.equal(rows.length, runs.length);
     const col = (row: string[], name: string): string => row[(header as string[]).indexOf(name)] ?? '';

@@ -12,7 +12,9 @@ import { REPO, runLlem, startLlem } from './llem-process.ts';
 const SMALL = join(REPO, 'tests/fixtures/local/small.yaml');
 
 function statuses(out: string): string[] {
-  const doc = JSON.parse(readFileSync(join(out, 'experiment.json'), 'utf8')) as { results: { runs: Array<{ status: string }> } };
+  const doc = JSON.parse(readFileSync(join(out, 'experiment.json'), 'utf8')) as {
+    results: { runs: Array<{ status: string }> };
+  };
   return doc.results.runs.map((r) => r.status);
 }
 
@@ -50,7 +52,10 @@ describe('results directory lock', { timeout: 300_000 }, () => {
     const out = join(mkdtempSync(join(tmpdir(), 'llem-lock-')), 'results');
     mkdirSync(out);
     // A lock left by a process that is gone: PID 2^22 - 1 is above every default pid_max but the largest.
-    writeFileSync(join(out, LOCK_FILE), JSON.stringify({ pid: 4194303, host: hostname(), procStart: 1, bootId: bootId(), startedAt: 'then' }));
+    writeFileSync(
+      join(out, LOCK_FILE),
+      JSON.stringify({ pid: 4194303, host: hostname(), procStart: 1, bootId: bootId(), startedAt: 'then' }),
+    );
     const a = startLlem(['run', SMALL, '--simulate', '--out', out]);
     const b = startLlem(['run', SMALL, '--simulate', '--out', out]);
     const [ra, rb] = await Promise.all([a.done, b.done]);
@@ -67,9 +72,16 @@ describe('results directory lock', { timeout: 300_000 }, () => {
     // This test process is alive, but it is not the process that wrote the lock: its start time differs.
     const ticks = processStartTicks(process.pid);
     assert.notEqual(ticks, null, 'needs /proc');
-    writeFileSync(join(out, LOCK_FILE), JSON.stringify({
-      pid: process.pid, host: hostname(), procStart: (ticks ?? 0) + 12345, bootId: bootId(), startedAt: '2026-01-01T00:00:00.000Z',
-    }));
+    writeFileSync(
+      join(out, LOCK_FILE),
+      JSON.stringify({
+        pid: process.pid,
+        host: hostname(),
+        procStart: (ticks ?? 0) + 12345,
+        bootId: bootId(),
+        startedAt: '2026-01-01T00:00:00.000Z',
+      }),
+    );
     const r = await runLlem(['run', SMALL, '--simulate', '--out', out]);
     assert.equal(r.code, 0, r.stderr);
     assert.deepEqual(statuses(out), ['complete', 'complete', 'complete', 'complete']);

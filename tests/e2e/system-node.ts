@@ -31,9 +31,10 @@ export function pathWithoutCachedNode(path = process.env['PATH'] ?? ''): string[
 export function findSystemNode(): SystemNode | null {
   const dirs = pathWithoutCachedNode();
   const override = process.env['LLEM_SYSTEM_NODE'];
-  const candidates = override !== undefined && override !== ''
-    ? [override]
-    : [...dirs.map((d) => join(d, 'node')), '/usr/bin/node', '/usr/local/bin/node'];
+  const candidates =
+    override !== undefined && override !== ''
+      ? [override]
+      : [...dirs.map((d) => join(d, 'node')), '/usr/bin/node', '/usr/local/bin/node'];
   const node = candidates.find(executable);
   if (node === undefined) return null;
   const version = execFileSync(node, ['--version'], { encoding: 'utf8' }).trim();

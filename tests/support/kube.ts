@@ -33,7 +33,14 @@ import { NodePlayer, type NodePlayerOptions } from './node-player.ts';
 import { freePort, isAddressInUse } from './ports.ts';
 
 export { freePort } from './ports.ts';
-export { NodePlayer, localAgentRunner, spawnOutcome, type NodePlayerOptions, type PodRun, type PodOutcome } from './node-player.ts';
+export {
+  NodePlayer,
+  localAgentRunner,
+  spawnOutcome,
+  type NodePlayerOptions,
+  type PodRun,
+  type PodOutcome,
+} from './node-player.ts';
 
 const REPO = resolve(import.meta.dirname, '..', '..');
 
@@ -136,10 +143,16 @@ async function stopProcess(child: ChildProcess | undefined, graceMs = 5000): Pro
 
 export function runKubectl(bin: string, kubeconfig: string, args: string[], input?: string): Promise<KubectlResult> {
   return new Promise((res) => {
-    const child = execFile(bin, ['--kubeconfig', kubeconfig, ...args], { maxBuffer: 64 << 20 }, (err, stdout, stderr) => {
-      const code = err === null ? 0 : typeof (err as { code?: unknown }).code === 'number' ? (err as { code: number }).code : 1;
-      res({ code, stdout: String(stdout), stderr: String(stderr) });
-    });
+    const child = execFile(
+      bin,
+      ['--kubeconfig', kubeconfig, ...args],
+      { maxBuffer: 64 << 20 },
+      (err, stdout, stderr) => {
+        const code =
+          err === null ? 0 : typeof (err as { code?: unknown }).code === 'number' ? (err as { code: number }).code : 1;
+        res({ code, stdout: String(stdout), stderr: String(stderr) });
+      },
+    );
     if (input !== undefined) child.stdin?.end(input);
     else child.stdin?.end();
   });
@@ -264,10 +277,15 @@ async function startEtcd(bin: string, dir: string): Promise<{ proc: ChildProcess
   const proc = startProcess(
     bin,
     [
-      '--name=test', `--data-dir=${join(dir, 'etcd')}`,
-      `--listen-client-urls=${url}`, `--advertise-client-urls=${url}`,
-      `--listen-peer-urls=${peerUrl}`, `--initial-advertise-peer-urls=${peerUrl}`,
-      `--initial-cluster=test=${peerUrl}`, '--unsafe-no-fsync', '--log-level=error',
+      '--name=test',
+      `--data-dir=${join(dir, 'etcd')}`,
+      `--listen-client-urls=${url}`,
+      `--advertise-client-urls=${url}`,
+      `--listen-peer-urls=${peerUrl}`,
+      `--initial-advertise-peer-urls=${peerUrl}`,
+      `--initial-cluster=test=${peerUrl}`,
+      '--unsafe-no-fsync',
+      '--log-level=error',
     ],
     join(dir, 'etcd.log'),
   );
@@ -277,7 +295,9 @@ async function startEtcd(bin: string, dir: string): Promise<{ proc: ChildProcess
 function apiserverArgs(dir: string, etcdUrl: string, port: number, extra: string[]): string[] {
   return [
     `--etcd-servers=${etcdUrl}`,
-    '--bind-address=127.0.0.1', '--advertise-address=127.0.0.1', `--secure-port=${port}`,
+    '--bind-address=127.0.0.1',
+    '--advertise-address=127.0.0.1',
+    `--secure-port=${port}`,
     `--cert-dir=${join(dir, 'certs')}`,
     `--token-auth-file=${join(dir, 'tokens.csv')}`,
     '--authorization-mode=RBAC',
@@ -294,7 +314,12 @@ function apiserverArgs(dir: string, etcdUrl: string, port: number, extra: string
   ];
 }
 
-async function waitReady(server: string, token: string, procs: { etcd: ChildProcess; apiserver: ChildProcess }, timeoutMs: number): Promise<void> {
+async function waitReady(
+  server: string,
+  token: string,
+  procs: { etcd: ChildProcess; apiserver: ChildProcess },
+  timeoutMs: number,
+): Promise<void> {
   const proc = procs.apiserver;
   const deadline = Date.now() + timeoutMs;
   let last = '';
@@ -306,14 +331,18 @@ async function waitReady(server: string, token: string, procs: { etcd: ChildProc
     if (procs.etcd.exitCode !== null) throw new Error(`etcd exited (${procs.etcd.exitCode}):\n${logTail(procs.etcd)}`);
     if (proc.exitCode !== null) throw new Error(`kube-apiserver exited (${proc.exitCode}):\n${logTail(proc)}`);
     const ok = await new Promise<boolean>((res) => {
-      const req = get(`${server}/readyz`, { agent, headers: { authorization: `Bearer ${token}` }, timeout: 2000 }, (r) => {
-        let body = '';
-        r.on('data', (d: Buffer) => (body += d.toString()));
-        r.on('end', () => {
-          last = `${r.statusCode} ${body.slice(0, 300)}`;
-          res(r.statusCode === 200);
-        });
-      });
+      const req = get(
+        `${server}/readyz`,
+        { agent, headers: { authorization: `Bearer ${token}` }, timeout: 2000 },
+        (r) => {
+          let body = '';
+          r.on('data', (d: Buffer) => (body += d.toString()));
+          r.on('end', () => {
+            last = `${r.statusCode} ${body.slice(0, 300)}`;
+            res(r.statusCode === 200);
+          });
+        },
+      );
       req.on('error', (e) => {
         last = e.message;
         res(false);

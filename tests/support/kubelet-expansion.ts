@@ -26,7 +26,9 @@ export function kubeletExpand(text: string, vars: Readonly<Record<string, string
 }
 
 /** A container's env as the process sees it: each value expanded with the variables defined before it. */
-export function expandContainerEnv(env: readonly { name: string; value?: string | undefined }[]): Record<string, string> {
+export function expandContainerEnv(
+  env: readonly { name: string; value?: string | undefined }[],
+): Record<string, string> {
   const out: Record<string, string> = {};
   for (const e of env) if (e.value !== undefined) out[e.name] = kubeletExpand(e.value, out);
   return out;

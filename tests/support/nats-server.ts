@@ -52,7 +52,9 @@ export function natsServerBinary(): string {
   const onPath = which.stdout.trim();
   if (which.status === 0 && onPath !== '') return onPath;
   for (const p of ['/usr/sbin/nats-server', '/usr/bin/nats-server']) if (existsSync(p)) return p;
-  throw new Error('nats-server not found: run `bash scripts/ensure-deps.sh` (installs the Debian package) or set LLEM_NATS_SERVER');
+  throw new Error(
+    'nats-server not found: run `bash scripts/ensure-deps.sh` (installs the Debian package) or set LLEM_NATS_SERVER',
+  );
 }
 
 /** Why tests that need nats-server must skip (its absence, said how to fix), or undefined. */
@@ -120,7 +122,10 @@ async function launch(binary: string, configFile: string, readyTimeoutMs: number
   const child = spawn(binary, ['-c', configFile], { stdio: ['ignore', 'ignore', 'pipe'] });
   let log = '';
   await new Promise<void>((resolve, reject) => {
-    const timer = setTimeout(() => fail(new Error(`nats-server not ready after ${readyTimeoutMs} ms:\n${log}`)), readyTimeoutMs);
+    const timer = setTimeout(
+      () => fail(new Error(`nats-server not ready after ${readyTimeoutMs} ms:\n${log}`)),
+      readyTimeoutMs,
+    );
     const fail = (err: Error): void => {
       clearTimeout(timer);
       child.kill('SIGKILL');

@@ -21,7 +21,16 @@ import { expandContainerEnv, kubeletExpand } from './kubelet-expansion.ts';
 import { spawn } from 'node:child_process';
 import { readdirSync, readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
-import { CoreV1Api, KubeConfig, makeInformer, setHeaderOptions, PatchStrategy, type V1Pod, type Informer, type ObjectCache } from '@kubernetes/client-node';
+import {
+  CoreV1Api,
+  KubeConfig,
+  makeInformer,
+  setHeaderOptions,
+  PatchStrategy,
+  type V1Pod,
+  type Informer,
+  type ObjectCache,
+} from '@kubernetes/client-node';
 import { freePort } from './ports.ts';
 import { agentPodContractProblems } from './pod-contract.ts';
 import { AGENT_LLEM_ARGV } from '../../lib/backends/server-command.ts';
@@ -75,7 +84,10 @@ export class NodePlayer {
   private readonly seen: string[] = [];
   private stopped = false;
 
-  constructor(private readonly kc: KubeConfig, private readonly opts: NodePlayerOptions) {
+  constructor(
+    private readonly kc: KubeConfig,
+    private readonly opts: NodePlayerOptions,
+  ) {
     this.core = kc.makeApiClient(CoreV1Api);
   }
 
@@ -84,7 +96,9 @@ export class NodePlayer {
     const selector = this.opts.labelSelector ?? 'llem.dev/run';
     const path = ns === undefined ? '/api/v1/pods' : `/api/v1/namespaces/${ns}/pods`;
     const list = (): Promise<{ items: V1Pod[] }> =>
-      ns === undefined ? this.core.listPodForAllNamespaces({ labelSelector: selector }) : this.core.listNamespacedPod({ namespace: ns, labelSelector: selector });
+      ns === undefined
+        ? this.core.listPodForAllNamespaces({ labelSelector: selector })
+        : this.core.listNamespacedPod({ namespace: ns, labelSelector: selector });
     this.informer = makeInformer(this.kc, path, list as never, selector);
     this.informer.on('add', (pod) => this.onPod(pod));
     this.informer.on('update', (pod) => this.onPod(pod));
@@ -103,7 +117,8 @@ export class NodePlayer {
   async fail(namespace: string, name: string, outcome: PodOutcome): Promise<void> {
     const t = this.tracked.get(key(namespace, name));
     if (t === undefined) throw new Error(`node player: pod ${namespace}/${name} is not running here`);
-    if (t.exited === true) throw new Error(`node player: pod ${namespace}/${name} has already finished; fail() came too late`);
+    if (t.exited === true)
+      throw new Error(`node player: pod ${namespace}/${name} has already finished; fail() came too late`);
     t.forced = outcome;
     // The OOM killer and an eviction past its grace period send SIGKILL: the agent gets no chance to say goodbye.
     t.abort.abort(outcome.exitCode === 137 ? 'SIGKILL' : 'SIGTERM');
@@ -111,7 +126,12 @@ export class NodePlayer {
   }
 
   evict(namespace: string, name: string): Promise<void> {
-    return this.fail(namespace, name, { exitCode: 137, reason: 'Error', podReason: 'Evicted', message: 'The node was low on resource: memory.' });
+    return this.fail(namespace, name, {
+      exitCode: 137,
+      reason: 'Error',
+      podReason: 'Evicted',
+      message: 'The node was low on resource: memory.',
+    });
   }
 
   async stop(): Promise<void> {
@@ -166,7 +186,10 @@ export class NodePlayer {
     const name = pod.metadata?.name ?? '';
     const namespace = pod.metadata?.namespace ?? 'default';
     try {
-      await this.core.patchNamespacedPodStatus({ name, namespace, body: { status } }, setHeaderOptions('Content-Type', PatchStrategy.MergePatch));
+      await this.core.patchNamespacedPodStatus(
+        { name, namespace, body: { status } },
+        setHeaderOptions('Content-Type', PatchStrategy.MergePatch),
+      );
     } catch {
       // The pod may be gone already; a kubelet would not care either.
     }
@@ -183,7 +206,15 @@ function running(pod: V1Pod, startedAt: string): object {
     startTime: startedAt,
     conditions: [{ type: 'Ready', status: 'True', lastTransitionTime: startedAt }],
     containerStatuses: [
-      { name: containerName(pod), ready: true, restartCount: 0, image: pod.spec?.containers[0]?.image ?? '', imageID: '', started: true, state: { running: { startedAt } } },
+      {
+        name: containerName(pod),
+        ready: true,
+        restartCount: 0,
+        image: pod.spec?.containers[0]?.image ?? '',
+        imageID: '',
+        started: true,
+        state: { running: { startedAt } },
+      },
     ],
   };
 }
@@ -198,8 +229,21 @@ function terminated(pod: V1Pod, startedAt: string, o: PodOutcome): object {
     conditions: [{ type: 'Ready', status: 'False', lastTransitionTime: finishedAt, reason: 'PodCompleted' }],
     containerStatuses: [
       {
-        name: containerName(pod), ready: false, restartCount: 0, image: pod.spec?.containers[0]?.image ?? '', imageID: '', started: false,
-        state: { terminated: { exitCode: o.exitCode, reason, startedAt, finishedAt, ...(o.message !== undefined ? { message: o.message } : {}) } },
+        name: containerName(pod),
+        ready: false,
+        restartCount: 0,
+        image: pod.spec?.containers[0]?.image ?? '',
+        imageID: '',
+        started: false,
+        state: {
+          terminated: {
+            exitCode: o.exitCode,
+            reason,
+            startedAt,
+            finishedAt,
+            ...(o.message !== undefined ? { message: o.message } : {}),
+          },
+        },
       },
     ],
   };
@@ -215,7 +259,8 @@ function localLlem(argv: string[]): string[] {
 
 /**
  * Runs the pod's `llem agent -- <server>` locally from this checkout once the pod passes the image
- * contract check (see the top of this file), as a kubelet would run the container, except for the network: every pod gets its own free port (pods share this host), so
+ * contract check (see the top of this file), as a kubelet would run the container, except for the network: every pod
+ * gets its own free port (pods share this host), so
  * `--port` in the server command and backend.baseUrl in LLEM_AGENT_CONFIG are rewritten to it.
  * `serverCommand` replaces the pod's server command. SIGTERM on abort, SIGKILL 5 s later.
  */
@@ -258,10 +303,11 @@ function descendants(root: number): number[] {
   }
   const out: number[] = [];
   const walk = (pid: number): void => {
-    for (const [child, pp] of parent) if (pp === pid) {
-      out.push(child);
-      walk(child);
-    }
+    for (const [child, pp] of parent)
+      if (pp === pid) {
+        out.push(child);
+        walk(child);
+      }
   };
   walk(root);
   return out;
@@ -275,7 +321,12 @@ function killQuietly(pid: number): void {
   }
 }
 
-export function spawnOutcome(bin: string, args: string[], env: NodeJS.ProcessEnv, signal: AbortSignal): Promise<PodOutcome> {
+export function spawnOutcome(
+  bin: string,
+  args: string[],
+  env: NodeJS.ProcessEnv,
+  signal: AbortSignal,
+): Promise<PodOutcome> {
   return new Promise((res) => {
     const child = spawn(bin, args, { env, cwd: REPO, stdio: ['ignore', 'ignore', 'pipe'] });
     let stderr = '';
@@ -294,7 +345,11 @@ export function spawnOutcome(bin: string, args: string[], env: NodeJS.ProcessEnv
     child.on('exit', (code, sig) => {
       signal.removeEventListener('abort', onAbort);
       const exitCode = code ?? (sig === 'SIGKILL' ? 137 : 143);
-      res({ exitCode, reason: exitCode === 0 ? 'Completed' : 'Error', ...(exitCode === 0 ? {} : { message: stderr.slice(-500) }) });
+      res({
+        exitCode,
+        reason: exitCode === 0 ? 'Completed' : 'Error',
+        ...(exitCode === 0 ? {} : { message: stderr.slice(-500) }),
+      });
     });
     child.on('error', (err) => res({ exitCode: 127, reason: 'ContainerCannotRun', message: err.message }));
   });

@@ -22,15 +22,19 @@ import { freePort, isAddressInUse } from './ports.ts';
 const COLLECTOR_MODULE = join(import.meta.dirname, '..', 'otel', 'collector', 'go.mod');
 
 export function collectorVersion(): string {
-  const line = readFileSync(COLLECTOR_MODULE, 'utf8').split('\n').find((l) => l.trim().startsWith('go.opentelemetry.io/collector/otelcol '));
+  const line = readFileSync(COLLECTOR_MODULE, 'utf8')
+    .split('\n')
+    .find((l) => l.trim().startsWith('go.opentelemetry.io/collector/otelcol '));
   const version = line?.trim().split(/\s+/)[1];
-  if (version === undefined) throw new Error(`${COLLECTOR_MODULE}: no go.opentelemetry.io/collector/otelcol requirement`);
+  if (version === undefined)
+    throw new Error(`${COLLECTOR_MODULE}: no go.opentelemetry.io/collector/otelcol requirement`);
   return version;
 }
 
 /** The cached collector binary, or null (with the reason in `collectorMissing`). */
 export function collectorBinary(): string | null {
-  const root = process.env['LLEM_OTELCOL_BIN'] ?? join(process.env['LLEM_CACHE'] ?? join(homedir(), '.cache', 'llem'), 'otelcol');
+  const root =
+    process.env['LLEM_OTELCOL_BIN'] ?? join(process.env['LLEM_CACHE'] ?? join(homedir(), '.cache', 'llem'), 'otelcol');
   const bin = join(root, collectorVersion(), 'otelcol');
   return existsSync(bin) ? bin : null;
 }
@@ -62,7 +66,10 @@ export interface CollectedPoint {
   value: number;
 }
 
-interface KeyValue { key: string; value: Record<string, unknown> }
+interface KeyValue {
+  key: string;
+  value: Record<string, unknown>;
+}
 
 function anyValue(v: Record<string, unknown>): unknown {
   if ('stringValue' in v) return v['stringValue'];
@@ -86,10 +93,22 @@ function flattenSpans(body: any): CollectedSpan[] {
     for (const ss of rs.scopeSpans ?? []) {
       for (const s of ss.spans ?? []) {
         out.push({
-          traceId: s.traceId, spanId: s.spanId, parentSpanId: s.parentSpanId ?? '', name: s.name, kind: s.kind ?? 0,
-          startNs: BigInt(s.startTimeUnixNano), endNs: BigInt(s.endTimeUnixNano), attributes: attrs(s.attributes),
-          resource, scope: ss.scope?.name ?? '', status: s.status ?? {},
-          links: (s.links ?? []).map((l: any) => ({ traceId: l.traceId, spanId: l.spanId, attributes: attrs(l.attributes) })),
+          traceId: s.traceId,
+          spanId: s.spanId,
+          parentSpanId: s.parentSpanId ?? '',
+          name: s.name,
+          kind: s.kind ?? 0,
+          startNs: BigInt(s.startTimeUnixNano),
+          endNs: BigInt(s.endTimeUnixNano),
+          attributes: attrs(s.attributes),
+          resource,
+          scope: ss.scope?.name ?? '',
+          status: s.status ?? {},
+          links: (s.links ?? []).map((l: any) => ({
+            traceId: l.traceId,
+            spanId: l.spanId,
+            attributes: attrs(l.attributes),
+          })),
         });
       }
     }
@@ -98,10 +117,15 @@ function flattenSpans(body: any): CollectedSpan[] {
 }
 
 function pointsOf(m: any, resource: Record<string, unknown>): CollectedPoint[] {
-  return ['sum', 'gauge', 'histogram'].flatMap((type) => (m[type]?.dataPoints ?? []).map((p: any) => ({
-    metric: m.name, type, resource, attributes: attrs(p.attributes),
-    value: type === 'histogram' ? Number(p.count) : Number(p.asDouble ?? p.asInt ?? 0),
-  })));
+  return ['sum', 'gauge', 'histogram'].flatMap((type) =>
+    (m[type]?.dataPoints ?? []).map((p: any) => ({
+      metric: m.name,
+      type,
+      resource,
+      attributes: attrs(p.attributes),
+      value: type === 'histogram' ? Number(p.count) : Number(p.asDouble ?? p.asInt ?? 0),
+    })),
+  );
 }
 
 function flattenMetrics(body: any): CollectedPoint[] {
@@ -127,18 +151,26 @@ function readBody(req: IncomingMessage): Promise<string> {
   });
 }
 
-interface Sink { server: Server; port: number; spans: CollectedSpan[]; points: CollectedPoint[]; contentTypes: Set<string> }
+interface Sink {
+  server: Server;
+  port: number;
+  spans: CollectedSpan[];
+  points: CollectedPoint[];
+  contentTypes: Set<string>;
+}
 
 async function startSink(): Promise<Sink> {
   const sink: Omit<Sink, 'port'> = { server: createServer(), spans: [], points: [], contentTypes: new Set() };
   sink.server.on('request', (req, res) => {
-    readBody(req).then((text) => {
-      sink.contentTypes.add(String(req.headers['content-type']));
-      const body: unknown = JSON.parse(text);
-      if (req.url === '/v1/traces') sink.spans.push(...flattenSpans(body));
-      if (req.url === '/v1/metrics') sink.points.push(...flattenMetrics(body));
-      res.writeHead(200, { 'content-type': 'application/json' }).end('{}');
-    }).catch((err: unknown) => res.writeHead(400).end(String(err)));
+    readBody(req)
+      .then((text) => {
+        sink.contentTypes.add(String(req.headers['content-type']));
+        const body: unknown = JSON.parse(text);
+        if (req.url === '/v1/traces') sink.spans.push(...flattenSpans(body));
+        if (req.url === '/v1/metrics') sink.points.push(...flattenMetrics(body));
+        res.writeHead(200, { 'content-type': 'application/json' }).end('{}');
+      })
+      .catch((err: unknown) => res.writeHead(400).end(String(err)));
   });
   await new Promise<void>((resolve) => sink.server.listen(0, '127.0.0.1', resolve));
   const address = sink.server.address();
@@ -188,7 +220,12 @@ export interface CollectorHandle {
   stop(): Promise<void>;
 }
 
-async function waitFor<T extends { name?: string; metric?: string }>(get: () => T[], ready: (items: T[]) => boolean, timeoutMs: number, what: string): Promise<T[]> {
+async function waitFor<T extends { name?: string; metric?: string }>(
+  get: () => T[],
+  ready: (items: T[]) => boolean,
+  timeoutMs: number,
+  what: string,
+): Promise<T[]> {
   const deadline = Date.now() + timeoutMs;
   while (!ready(get())) {
     if (Date.now() > deadline) {

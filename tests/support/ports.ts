@@ -37,7 +37,9 @@ function canBind(port: number): Promise<boolean> {
   });
 }
 
-/** A port on 127.0.0.1, below the ephemeral range, that was free when checked and not handed out before by this process. */
+/**
+ * A port on 127.0.0.1, below the ephemeral range, that was free when checked and not handed out before by this process.
+ */
 export async function freePort(): Promise<number> {
   for (let attempt = 0; attempt < 200; attempt += 1) {
     const port = LOWEST + Math.floor(Math.random() * (HIGHEST - LOWEST + 1));

@@ -24,7 +24,12 @@ function split(ref: string): [string, string] {
 }
 
 /** helm install of helm/llem (controller simulating GPUs, the chart's NATS) with the local images; waits for both. */
-export async function installChart(images: Record<string, BuiltImage>, namespace: string, scratch: string, extra: string[] = []): Promise<void> {
+export async function installChart(
+  images: Record<string, BuiltImage>,
+  namespace: string,
+  scratch: string,
+  extra: string[] = [],
+): Promise<void> {
   const need = (n: string): string => {
     const ref = images[n]?.ref;
     if (ref === undefined) throw new Error(`image ${n} was not built`);
@@ -50,24 +55,62 @@ spec:
   const [agentRepo, agentTag] = split(need('agent'));
   const [natsRepo, natsTag] = split(need('nats'));
   await shOk(helmBin(), [
-    '--kubeconfig', KUBECONFIG, 'install', 'llem', join(REPO, 'helm', 'llem'),
-    '--namespace', namespace, '--create-namespace', '--wait', '--timeout', '6m',
-    '--set', `image.repository=${ctrlRepo}`, '--set', `image.tag=${ctrlTag}`, '--set', 'image.pullPolicy=Never',
-    '--set', `agentImage.repository=${agentRepo}`, '--set', `agentImage.tag=${agentTag}`,
-    '--set', `backendImages.pytorch=${need('pytorch')}`,
-    '--set', `nats.image.repository=${natsRepo}`, '--set', `nats.image.tag=${natsTag}`, '--set', 'nats.image.pullPolicy=Never',
-    '--set', 'controller.simulate=true',
+    '--kubeconfig',
+    KUBECONFIG,
+    'install',
+    'llem',
+    join(REPO, 'helm', 'llem'),
+    '--namespace',
+    namespace,
+    '--create-namespace',
+    '--wait',
+    '--timeout',
+    '6m',
+    '--set',
+    `image.repository=${ctrlRepo}`,
+    '--set',
+    `image.tag=${ctrlTag}`,
+    '--set',
+    'image.pullPolicy=Never',
+    '--set',
+    `agentImage.repository=${agentRepo}`,
+    '--set',
+    `agentImage.tag=${agentTag}`,
+    '--set',
+    `backendImages.pytorch=${need('pytorch')}`,
+    '--set',
+    `nats.image.repository=${natsRepo}`,
+    '--set',
+    `nats.image.tag=${natsTag}`,
+    '--set',
+    'nats.image.pullPolicy=Never',
+    '--set',
+    'controller.simulate=true',
     ...extra,
   ]);
 }
 
 export async function uninstallChart(namespace: string): Promise<void> {
-  await shOk(helmBin(), ['--kubeconfig', KUBECONFIG, 'uninstall', 'llem', '--namespace', namespace, '--wait', '--timeout', '3m']).catch(() => undefined);
+  await shOk(helmBin(), [
+    '--kubeconfig',
+    KUBECONFIG,
+    'uninstall',
+    'llem',
+    '--namespace',
+    namespace,
+    '--wait',
+    '--timeout',
+    '3m',
+  ]).catch(() => undefined);
   await kubectl(['delete', 'namespace', namespace, '--wait=true', '--timeout=180s']);
   await kubectl(['delete', 'pv', PV, '--wait=true', '--timeout=60s']);
 }
 
-interface EnvVar { name: string; value?: string; valueFrom?: { secretKeyRef?: { name: string; key: string } } }
+interface EnvVar {
+  name: string;
+  value?: string;
+  valueFrom?: { secretKeyRef?: { name: string; key: string } };
+}
 
 async function secretValue(namespace: string, ref: { name: string; key: string }): Promise<string> {
   const b64 = await kubectlOk(['-n', namespace, 'get', 'secret', ref.name, '-o', `jsonpath={.data.${ref.key}}`]);
@@ -82,9 +125,16 @@ async function secretValue(namespace: string, ref: { name: string; key: string }
  * pointed at an external NATS by user/password keeps that path.
  */
 export async function natsAuth(namespace: string): Promise<Partial<NodeConnectionOptions>> {
-  const dep = await kubectlJson<{ spec: { template: { spec: { containers: { env?: EnvVar[] }[] } } } }>(['-n', namespace, 'get', 'deploy', 'llem-controller']);
+  const dep = await kubectlJson<{ spec: { template: { spec: { containers: { env?: EnvVar[] }[] } } } }>([
+    '-n',
+    namespace,
+    'get',
+    'deploy',
+    'llem-controller',
+  ]);
   const env = dep.spec.template.spec.containers[0]?.env ?? [];
-  const ref = (name: string): { name: string; key: string } | undefined => env.find((e) => e.name === name)?.valueFrom?.secretKeyRef;
+  const ref = (name: string): { name: string; key: string } | undefined =>
+    env.find((e) => e.name === name)?.valueFrom?.secretKeyRef;
   const issuerRef = ref('LLEM_NATS_ISSUER_SECRET');
   if (issuerRef !== undefined) {
     const creds = new BusIssuer(await secretValue(namespace, issuerRef)).controllerCreds();

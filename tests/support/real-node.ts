@@ -22,16 +22,25 @@ export interface Result {
 
 /** Why the real-node tests cannot run here, or undefined when they can. */
 export function realNodeSkipReason(): string | undefined {
-  if (process.env['LLEM_REAL_NODE'] !== '1') return 'the real-node tests run with LLEM_REAL_NODE=1 (root, Linux; see docs/install.md)';
+  if (process.env['LLEM_REAL_NODE'] !== '1')
+    return 'the real-node tests run with LLEM_REAL_NODE=1 (root, Linux; see docs/install.md)';
   if (process.platform !== 'linux' || process.getuid?.() !== 0) return 'the real node needs root on Linux';
   return undefined;
 }
 
 /** Runs a command; stderr streams to ours when `echo` (setup steps print their times). */
-export function sh(cmd: string, args: string[], opts: { env?: Record<string, string>; input?: string; echo?: boolean; timeoutMs?: number } = {}): Promise<Result> {
+export function sh(
+  cmd: string,
+  args: string[],
+  opts: { env?: Record<string, string>; input?: string; echo?: boolean; timeoutMs?: number } = {},
+): Promise<Result> {
   const t0 = performance.now();
   return new Promise((res) => {
-    const child = spawn(cmd, args, { cwd: REPO, env: { ...process.env, ...(opts.env ?? {}) }, stdio: ['pipe', 'pipe', 'pipe'] });
+    const child = spawn(cmd, args, {
+      cwd: REPO,
+      env: { ...process.env, ...(opts.env ?? {}) },
+      stdio: ['pipe', 'pipe', 'pipe'],
+    });
     let stdout = '';
     let stderr = '';
     child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
@@ -50,7 +59,8 @@ export function sh(cmd: string, args: string[], opts: { env?: Record<string, str
 
 export async function shOk(cmd: string, args: string[], opts: Parameters<typeof sh>[2] = {}): Promise<Result> {
   const r = await sh(cmd, args, opts);
-  if (r.code !== 0) throw new Error(`${cmd} ${args.join(' ')} failed (${r.code}): ${(r.stderr + r.stdout).trim().slice(-3000)}`);
+  if (r.code !== 0)
+    throw new Error(`${cmd} ${args.join(' ')} failed (${r.code}): ${(r.stderr + r.stdout).trim().slice(-3000)}`);
   return r;
 }
 
@@ -74,9 +84,14 @@ let KUBECTL = '';
 
 /** Starts the node (when it is not up already); returns the seconds `up` took and whether it was already up. */
 export async function nodeUp(): Promise<{ seconds: number; alreadyUp: boolean }> {
-  const version = execFileSync('bash', ['-c', 'source tests/k8s/versions.env && echo $K8S_VERSION'], { cwd: REPO, encoding: 'utf8' }).trim();
+  const version = execFileSync('bash', ['-c', 'source tests/k8s/versions.env && echo $K8S_VERSION'], {
+    cwd: REPO,
+    encoding: 'utf8',
+  }).trim();
   KUBECTL = join(process.env['LLEM_K8S_BIN'] ?? join(CACHE, 'k8s'), version, 'kubectl');
-  const alreadyUp = existsSync(join(RUN_DIR, 'pids', 'kubelet')) && (await sh('bash', ['scripts/dev-cluster.sh', 'status'])).stdout.includes('kubelet: running');
+  const alreadyUp =
+    existsSync(join(RUN_DIR, 'pids', 'kubelet')) &&
+    (await sh('bash', ['scripts/dev-cluster.sh', 'status'])).stdout.includes('kubelet: running');
   if (alreadyUp) return { seconds: 0, alreadyUp };
   const r = await shOk('bash', ['scripts/dev-cluster.sh', 'up'], { echo: true });
   return { seconds: r.seconds, alreadyUp };
@@ -125,7 +140,8 @@ export async function waitFor<T>(what: string, seconds: number, probe: () => Pro
       if (err instanceof FatalError) throw err;
       last = err;
     }
-    if (Date.now() > end) throw new Error(`${what}: not after ${seconds} s${last instanceof Error ? ` (${last.message})` : ''}`);
+    if (Date.now() > end)
+      throw new Error(`${what}: not after ${seconds} s${last instanceof Error ? ` (${last.message})` : ''}`);
     await sleep(500);
   }
 }

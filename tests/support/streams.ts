@@ -14,11 +14,24 @@ export function normal(random: () => number): number {
   return Math.sqrt(-2 * Math.log(1 - random())) * Math.cos(2 * Math.PI * random());
 }
 
-export function makePlan(opts: { experimentUid?: string; configs: number; cycles: number; replicas?: number; failurePolicy?: FailurePolicy }): AggregatorPlan {
+export function makePlan(opts: {
+  experimentUid?: string;
+  configs: number;
+  cycles: number;
+  replicas?: number;
+  failurePolicy?: FailurePolicy;
+}): AggregatorPlan {
   const runs: PlannedRun[] = [];
   for (let cycle = 0; cycle < opts.cycles; cycle++) {
     for (let c = 0; c < opts.configs; c++) {
-      runs.push({ runId: `c${c}-k${cycle}`, configId: `c${c}`, configHash: `hash-${c}`, cycle, replicas: opts.replicas ?? 1, failurePolicy: opts.failurePolicy ?? 'strict' });
+      runs.push({
+        runId: `c${c}-k${cycle}`,
+        configId: `c${c}`,
+        configHash: `hash-${c}`,
+        cycle,
+        replicas: opts.replicas ?? 1,
+        failurePolicy: opts.failurePolicy ?? 'strict',
+      });
     }
   }
   return { experimentUid: opts.experimentUid ?? 'exp-1', runs };
@@ -50,17 +63,47 @@ interface Ctx {
   gpus: string[];
 }
 
-function envelope(c: Ctx, sentAtMs: number): Pick<WireMessage, 'v' | 'namespace' | 'experimentUid' | 'runId' | 'attempt' | 'replica' | 'seq' | 'sentAtMs' | 'simulated'> {
+function envelope(
+  c: Ctx,
+  sentAtMs: number,
+): Pick<
+  WireMessage,
+  'v' | 'namespace' | 'experimentUid' | 'runId' | 'attempt' | 'replica' | 'seq' | 'sentAtMs' | 'simulated'
+> {
   c.seq += 1;
-  return { v: 1, namespace: 'default', experimentUid: c.experimentUid, runId: c.run.runId, attempt: c.attempt, replica: c.replica, seq: c.seq, sentAtMs, simulated: true };
+  return {
+    v: 1,
+    namespace: 'default',
+    experimentUid: c.experimentUid,
+    runId: c.run.runId,
+    attempt: c.attempt,
+    replica: c.replica,
+    seq: c.seq,
+    sentAtMs,
+    simulated: true,
+  };
 }
 
-function telemetry(c: Ctx, tMs: number, phase: TelemetryMessage['phase'], powerW: number, mark?: TelemetryMessage['mark']): TelemetryMessage {
+function telemetry(
+  c: Ctx,
+  tMs: number,
+  phase: TelemetryMessage['phase'],
+  powerW: number,
+  mark?: TelemetryMessage['mark'],
+): TelemetryMessage {
   const samples = c.gpus.map((gpuUuid, i) => {
     const p = powerW * (0.95 + 0.1 * c.random());
     return {
-      gpuUuid, tMs, energyMillijoules: c.counters[i] as number, powerWatts: p, utilizationGpuPct: phase === 'measuring' ? 95 : 0,
-      memoryUsedMiB: 70000, smClockMhz: 1980, memClockMhz: 2619, temperatureC: 50, throttleReasons: 0,
+      gpuUuid,
+      tMs,
+      energyMillijoules: c.counters[i] as number,
+      powerWatts: p,
+      utilizationGpuPct: phase === 'measuring' ? 95 : 0,
+      memoryUsedMiB: 70000,
+      smClockMhz: 1980,
+      memClockMhz: 2619,
+      temperatureC: 50,
+      throttleReasons: 0,
     };
   });
   return { ...envelope(c, tMs), kind: 'telemetry', phase, ...(mark === undefined ? {} : { mark }), samples };
@@ -72,7 +115,12 @@ function advance(c: Ctx, dtMs: number, powerW: number): void {
 }
 
 function sketchMessage(c: Ctx, slice: number, startMs: number, o: Required<StreamOptions>): SketchMessage {
-  const d = { ttftMs: createLatencySketch(), itlMs: createLatencySketch(), e2eMs: createLatencySketch(), tpotMs: createLatencySketch() };
+  const d = {
+    ttftMs: createLatencySketch(),
+    itlMs: createLatencySketch(),
+    e2eMs: createLatencySketch(),
+    tpotMs: createLatencySketch(),
+  };
   let outputTokens = 0;
   for (let r = 0; r < o.requestsPerSlice; r++) {
     const ttft = Math.exp(Math.log(40) + 0.5 * normal(c.random));
@@ -90,35 +138,85 @@ function sketchMessage(c: Ctx, slice: number, startMs: number, o: Required<Strea
     outputTokens += tokens;
   }
   return {
-    ...envelope(c, startMs + o.sliceMs), kind: 'sketch', slice, sliceStartMs: startMs, sliceEndMs: startMs + o.sliceMs,
-    requestsOk: o.requestsPerSlice, requestsFailed: 0, errorClasses: {}, inputTokens: o.requestsPerSlice * 128, outputTokens,
-    sketches: { ttftMs: sketchToBase64(d.ttftMs), itlMs: sketchToBase64(d.itlMs), e2eMs: sketchToBase64(d.e2eMs), tpotMs: sketchToBase64(d.tpotMs) },
+    ...envelope(c, startMs + o.sliceMs),
+    kind: 'sketch',
+    slice,
+    sliceStartMs: startMs,
+    sliceEndMs: startMs + o.sliceMs,
+    requestsOk: o.requestsPerSlice,
+    requestsFailed: 0,
+    errorClasses: {},
+    inputTokens: o.requestsPerSlice * 128,
+    outputTokens,
+    sketches: {
+      ttftMs: sketchToBase64(d.ttftMs),
+      itlMs: sketchToBase64(d.itlMs),
+      e2eMs: sketchToBase64(d.e2eMs),
+      tpotMs: sketchToBase64(d.tpotMs),
+    },
   };
 }
 
 function defaults(o: StreamOptions): Required<StreamOptions> {
   return {
-    seed: o.seed, attempt: o.attempt ?? 0, slices: o.slices ?? 5, requestsPerSlice: o.requestsPerSlice ?? 8,
-    outputTokensPerRequest: o.outputTokensPerRequest ?? 16, gpusPerReplica: o.gpusPerReplica ?? 1, sliceMs: o.sliceMs ?? 1000,
-    baselineMs: o.baselineMs ?? 2000, samplesPerSlice: o.samplesPerSlice ?? 1, counterResetSlice: o.counterResetSlice ?? -1,
+    seed: o.seed,
+    attempt: o.attempt ?? 0,
+    slices: o.slices ?? 5,
+    requestsPerSlice: o.requestsPerSlice ?? 8,
+    outputTokensPerRequest: o.outputTokensPerRequest ?? 16,
+    gpusPerReplica: o.gpusPerReplica ?? 1,
+    sliceMs: o.sliceMs ?? 1000,
+    baselineMs: o.baselineMs ?? 2000,
+    samplesPerSlice: o.samplesPerSlice ?? 1,
+    counterResetSlice: o.counterResetSlice ?? -1,
   };
 }
 
 /** One replica's complete message sequence (seq 1..n), ending with its summary. */
-export function replicaMessages(run: PlannedRun, replica: number, experimentUid: string, options: StreamOptions): WireMessage[] {
+export function replicaMessages(
+  run: PlannedRun,
+  replica: number,
+  experimentUid: string,
+  options: StreamOptions,
+): WireMessage[] {
   const o = defaults(options);
   const random = seededRandom(o.seed * 7919 + replica * 104729 + o.attempt * 31);
   const gpus = Array.from({ length: o.gpusPerReplica }, (_, i) => `GPU-${run.runId}-r${replica}-${i}`);
-  const c: Ctx = { run, replica, attempt: o.attempt, experimentUid, seq: 0, random, counters: gpus.map(() => 1e9 + Math.round(random() * 1e6)), gpus };
+  const c: Ctx = {
+    run,
+    replica,
+    attempt: o.attempt,
+    experimentUid,
+    seq: 0,
+    random,
+    counters: gpus.map(() => 1e9 + Math.round(random() * 1e6)),
+    gpus,
+  };
   const out: WireMessage[] = [];
   const t0 = 1_700_000_000_000;
   const idleW = 70;
   const busyW = 450 + 100 * random();
   out.push({
-    ...envelope(c, t0), kind: 'hello',
+    ...envelope(c, t0),
+    kind: 'hello',
     environment: {
-      hostname: `node-${replica}`, gpus: gpus.map((uuid, index) => ({ index, uuid, name: 'Simulated H200', memoryTotalMiB: 143771, powerLimitWatts: 700, smClockMaxMhz: 1980 })),
-      driverVersion: null, nvmlVersion: null, cudaVersion: null, backend: 'mock', backendVersion: null, configHash: run.configHash, agentVersion: '0.1.0', telemetrySource: 'simulated',
+      hostname: `node-${replica}`,
+      gpus: gpus.map((uuid, index) => ({
+        index,
+        uuid,
+        name: 'Simulated H200',
+        memoryTotalMiB: 143771,
+        powerLimitWatts: 700,
+        smClockMaxMhz: 1980,
+      })),
+      driverVersion: null,
+      nvmlVersion: null,
+      cudaVersion: null,
+      backend: 'mock',
+      backendVersion: null,
+      configHash: run.configHash,
+      agentVersion: '0.1.0',
+      telemetrySource: 'simulated',
     },
   });
   out.push(telemetry(c, t0, 'baseline', idleW, 'baselineStart'));
@@ -148,8 +246,19 @@ export function replicaMessages(run: PlannedRun, replica: number, experimentUid:
   const counts = { hello: 0, ready: 0, sketch: 0, telemetry: 0 };
   for (const m of out) if (m.kind !== 'summary' && m.kind !== 'aborted') counts[m.kind] += 1;
   out.push({
-    ...envelope(c, wEnd + 100), kind: 'summary', messagesBefore: out.length, countsByKind: counts, requestsOk, requestsFailed: 0,
-    inputTokens: requestsOk * 128, outputTokens, baselineStartMs: t0, baselineEndMs: t0 + o.baselineMs, windowStartMs: w0, windowEndMs: wEnd, warnings: [],
+    ...envelope(c, wEnd + 100),
+    kind: 'summary',
+    messagesBefore: out.length,
+    countsByKind: counts,
+    requestsOk,
+    requestsFailed: 0,
+    inputTokens: requestsOk * 128,
+    outputTokens,
+    baselineStartMs: t0,
+    baselineEndMs: t0 + o.baselineMs,
+    windowStartMs: w0,
+    windowEndMs: wEnd,
+    warnings: [],
   });
   return out;
 }
@@ -158,7 +267,9 @@ export function replicaMessages(run: PlannedRun, replica: number, experimentUid:
 export function experimentMessages(plan: AggregatorPlan, options: StreamOptions): WireMessage[] {
   const out: WireMessage[] = [];
   for (const [i, run] of plan.runs.entries()) {
-    const per = Array.from({ length: run.replicas }, (_, r) => replicaMessages(run, r, plan.experimentUid, { ...options, seed: options.seed * 1000 + i }));
+    const per = Array.from({ length: run.replicas }, (_, r) =>
+      replicaMessages(run, r, plan.experimentUid, { ...options, seed: options.seed * 1000 + i }),
+    );
     const longest = Math.max(...per.map((p) => p.length));
     for (let k = 0; k < longest; k++) for (const p of per) if (k < p.length) out.push(p[k] as WireMessage);
   }

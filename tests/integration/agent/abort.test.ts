@@ -43,7 +43,10 @@ for (const phase of ['starting', 'baseline', 'warmup', 'ready', 'measuring', 'co
     const { bus, messages } = recordingBus();
     const ac = new AbortController();
     const run = runAgent(stuckIn(phase), {
-      bus, telemetry: createSimulatedGpu({ sampleIntervalMs: 20, batchIntervalMs: 30 }), createSketch: createLatencySketch, signal: ac.signal,
+      bus,
+      telemetry: createSimulatedGpu({ sampleIntervalMs: 20, batchIntervalMs: 30 }),
+      createSketch: createLatencySketch,
+      signal: ac.signal,
     });
     // Periodic telemetry carries the current phase: it tells the test where the run is.
     await until(messages, (m) => m.kind === 'telemetry' && m.phase === phase);
@@ -56,7 +59,10 @@ for (const phase of ['starting', 'baseline', 'warmup', 'ready', 'measuring', 'co
     assert.equal(last.kind, 'aborted');
     assert.equal(last.phase, phase);
     assert.match(last.reason, /SIGTERM/);
-    assert.deepEqual(messages.map((m) => m.seq), messages.map((_m, i) => i + 1));
+    assert.deepEqual(
+      messages.map((m) => m.seq),
+      messages.map((_m, i) => i + 1),
+    );
     assert.ok(!messages.some((m) => m.kind === 'summary'));
   });
 }
@@ -66,8 +72,16 @@ void test('a backend that dies mid-run ends it with a BackendError and an aborte
   t.after(() => doomed.close());
   const { bus, messages } = recordingBus();
   const ac = new AbortController();
-  const config = protocolConfig(doomed.url, { workload: { requests: 1_000_000 }, measurement: { warmupRequests: 0, baselineSeconds: 0 } });
-  const run = runAgent(config, { bus, telemetry: createSimulatedGpu(), createSketch: createLatencySketch, signal: ac.signal });
+  const config = protocolConfig(doomed.url, {
+    workload: { requests: 1_000_000 },
+    measurement: { warmupRequests: 0, baselineSeconds: 0 },
+  });
+  const run = runAgent(config, {
+    bus,
+    telemetry: createSimulatedGpu(),
+    createSketch: createLatencySketch,
+    signal: ac.signal,
+  });
   await until(messages, (m) => m.kind === 'sketch');
   await doomed.close();
   // What the supervisor does when the backend process exits.
@@ -80,13 +94,22 @@ void test('a backend that dies mid-run ends it with a BackendError and an aborte
 void test('a backend that never becomes ready fails the run at readiness', async () => {
   const { bus, messages } = recordingBus();
   const config = protocolConfig(slowStart.url, { backend: { readinessTimeoutSeconds: 0.4 } });
-  await assert.rejects(runAgent(config, { bus, telemetry: createSimulatedGpu(), createSketch: createLatencySketch }), (e: unknown) => e instanceof BackendError && /503/.test(e.message));
+  await assert.rejects(
+    runAgent(config, { bus, telemetry: createSimulatedGpu(), createSketch: createLatencySketch }),
+    (e: unknown) => e instanceof BackendError && /503/.test(e.message),
+  );
   assert.equal(messages.at(-1)?.kind, 'aborted');
 });
 
 void test('missing NVML fails at start with a TelemetryError and an aborted marker', async () => {
   const { bus, messages } = recordingBus();
   const telemetry = createNvmlTelemetry({ libraryPath: '/nonexistent/libnvidia-ml.so.1', visibility: {} });
-  await assert.rejects(runAgent(protocolConfig(server.url), { bus, telemetry, createSketch: createLatencySketch }), TelemetryError);
-  assert.deepEqual(messages.map((m) => m.kind), ['aborted']);
+  await assert.rejects(
+    runAgent(protocolConfig(server.url), { bus, telemetry, createSketch: createLatencySketch }),
+    TelemetryError,
+  );
+  assert.deepEqual(
+    messages.map((m) => m.kind),
+    ['aborted'],
+  );
 });

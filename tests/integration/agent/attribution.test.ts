@@ -20,12 +20,23 @@ after(async () => {
 
 type Over = Parameters<typeof protocolConfig>[1];
 
-async function run(gpu: SimulatedGpuOptions & { markTimeoutMs?: number }, over: Over = {}): Promise<{ summary: SummaryMessage | undefined; messages: ReturnType<typeof recordingBus>['messages']; error: unknown }> {
+async function run(
+  gpu: SimulatedGpuOptions & { markTimeoutMs?: number },
+  over: Over = {},
+): Promise<{
+  summary: SummaryMessage | undefined;
+  messages: ReturnType<typeof recordingBus>['messages'];
+  error: unknown;
+}> {
   const { bus, messages } = recordingBus();
   const config = protocolConfig(server.url, over);
   let error: unknown = null;
   try {
-    await runAgent(config, { bus, telemetry: createSimulatedGpu({ sampleIntervalMs: 20, batchIntervalMs: 50, ...gpu }), createSketch: createLatencySketch });
+    await runAgent(config, {
+      bus,
+      telemetry: createSimulatedGpu({ sampleIntervalMs: 20, batchIntervalMs: 50, ...gpu }),
+      createSketch: createLatencySketch,
+    });
   } catch (err) {
     error = err;
   }
@@ -36,7 +47,10 @@ void test('every mark is a counter step edge: aligned, its time known to a few m
   const { messages, error } = await run({ counterTickMs: 100 });
   assert.equal(error, null);
   const marks = messages.filter((m): m is TelemetryMessage => m.kind === 'telemetry' && m.mark !== undefined);
-  assert.deepEqual(marks.map((m) => m.mark), ['baselineStart', 'baselineEnd', 'windowStart', 'windowEnd']);
+  assert.deepEqual(
+    marks.map((m) => m.mark),
+    ['baselineStart', 'baselineEnd', 'windowStart', 'windowEnd'],
+  );
   for (const m of marks) {
     const tick = m.samples[0]?.tick;
     assert.ok(tick?.aligned, `${m.mark} not aligned`);
@@ -46,9 +60,15 @@ void test('every mark is a counter step edge: aligned, its time known to a few m
 });
 
 void test('a foreign process on the GPU is a warning on the run when exclusivity is not required', async () => {
-  const { summary, error } = await run({ processes: [{ pid: 1, usedMemoryMiB: 512 }] }, { telemetry: { requireExclusiveGpu: false } });
+  const { summary, error } = await run(
+    { processes: [{ pid: 1, usedMemoryMiB: 512 }] },
+    { telemetry: { requireExclusiveGpu: false } },
+  );
   assert.equal(error, null);
-  assert.ok(summary?.warnings.some((w) => /another process used a measured GPU during the run: pid 1 .* 512 MiB/.test(w)), JSON.stringify(summary?.warnings));
+  assert.ok(
+    summary?.warnings.some((w) => /another process used a measured GPU during the run: pid 1 .* 512 MiB/.test(w)),
+    JSON.stringify(summary?.warnings),
+  );
 });
 
 void test('under requireExclusiveGpu a foreign process fails the run before any load', async () => {
@@ -59,26 +79,38 @@ void test('under requireExclusiveGpu a foreign process fails the run before any 
 });
 
 void test('our own processes on the GPU raise nothing', async () => {
-  const { summary, error } = await run({ processes: [{ pid: process.pid }] }, { telemetry: { requireExclusiveGpu: true } });
+  const { summary, error } = await run(
+    { processes: [{ pid: process.pid }] },
+    { telemetry: { requireExclusiveGpu: true } },
+  );
   assert.equal(error, null);
   assert.ok(!summary?.warnings.some((w) => /another process/.test(w)));
 });
 
 void test('a window that ran thermally throttled carries a warning naming the reason', async () => {
   const { summary } = await run({ throttleReasons: 0x20 | 0x4 }, { workload: { requests: 60 } });
-  assert.ok(summary?.warnings.some((w) => /throttled \(software power cap, software thermal slowdown\)/.test(w)), JSON.stringify(summary?.warnings));
+  assert.ok(
+    summary?.warnings.some((w) => /throttled \(software power cap, software thermal slowdown\)/.test(w)),
+    JSON.stringify(summary?.warnings),
+  );
 });
 
 void test('a busy SM clock below minClockFraction of its maximum is a warning; at full clock there is none', async () => {
   const slow = await run({ smClockMhz: 990 }, { telemetry: { minClockFraction: 0.8 }, workload: { requests: 60 } });
-  assert.ok(slow.summary?.warnings.some((w) => /SM clock below 80% of its 1980 MHz maximum/.test(w)), JSON.stringify(slow.summary?.warnings));
+  assert.ok(
+    slow.summary?.warnings.some((w) => /SM clock below 80% of its 1980 MHz maximum/.test(w)),
+    JSON.stringify(slow.summary?.warnings),
+  );
   const fast = await run({}, { workload: { requests: 60 } });
   assert.ok(!fast.summary?.warnings.some((w) => /throttled|SM clock/.test(w)), JSON.stringify(fast.summary?.warnings));
 });
 
 void test('a hung NVML call at a mark aborts the run with the reason, within the mark timeout', async () => {
   const t0 = performance.now();
-  const { messages, error } = await run({ stallAtMark: { mark: 'windowStart', ms: 20_000 }, markTimeoutMs: 500 }, { workload: { requests: 100_000 } });
+  const { messages, error } = await run(
+    { stallAtMark: { mark: 'windowStart', ms: 20_000 }, markTimeoutMs: 500 },
+    { workload: { requests: 100_000 } },
+  );
   const took = performance.now() - t0;
   assert.ok(error instanceof NvmlTimeoutError, String(error));
   assert.ok(took < 8000, `took ${took} ms`);
@@ -89,6 +121,9 @@ void test('a hung NVML call at a mark aborts the run with the reason, within the
 
 void test('fewer visible GPUs than gpusPerRun fails at start, before anything is measured', async () => {
   const { messages, error } = await run({ gpuCount: 1 }, { telemetry: { expectedGpus: 2 } });
-  assert.ok(error instanceof GpuAttributionError && /1 GPU\(s\) visible .* placement.gpusPerRun is 2/.test(error.message), String(error));
+  assert.ok(
+    error instanceof GpuAttributionError && /1 GPU\(s\) visible .* placement.gpusPerRun is 2/.test(error.message),
+    String(error),
+  );
   assert.ok(!messages.some((m) => m.kind === 'telemetry' && m.mark !== undefined));
 });

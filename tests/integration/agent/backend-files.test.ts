@@ -14,17 +14,24 @@ void test('the backend finds its start-up files in place when it starts', { time
   const target = join(dir, 'nested', 'extra-options.yaml');
   const copy = join(dir, 'seen-by-backend.yaml');
   const config = {
-    publisher: { namespace: 'ns', experimentUid: 'u', runId: 'r' }, model: 'm',
+    publisher: { namespace: 'ns', experimentUid: 'u', runId: 'r' },
+    model: 'm',
     backend: { name: 'fixture', baseUrl: 'http://127.0.0.1:9', readinessTimeoutSeconds: 5 },
-    start: { mode: 'immediate' }, telemetry: { source: 'simulated' },
+    start: { mode: 'immediate' },
+    telemetry: { source: 'simulated' },
     files: [{ path: target, content: 'quant_config:\n  quant_algo: FP8\n' }],
   };
   const file = join(dir, 'agent.json');
   writeFileSync(file, JSON.stringify(config));
   // The "backend" copies the file it was promised, then exits: the agent reports a backend failure.
-  const backend = [process.execPath, '-e', `require('fs').copyFileSync(${JSON.stringify(target)}, ${JSON.stringify(copy)})`];
+  const backend = [
+    process.execPath,
+    '-e',
+    `require('fs').copyFileSync(${JSON.stringify(target)}, ${JSON.stringify(copy)})`,
+  ];
   const child = spawn(process.execPath, ['--import', 'tsx', CLI, 'agent', '--config', file, '--', ...backend], {
-    env: { ...process.env, LLEM_LOG_LEVEL: 'fatal', LLEM_NATS_URL: '' }, stdio: ['ignore', 'ignore', 'pipe'],
+    env: { ...process.env, LLEM_LOG_LEVEL: 'fatal', LLEM_NATS_URL: '' },
+    stdio: ['ignore', 'ignore', 'pipe'],
   });
   child.stderr.resume();
   const code = await new Promise<number | null>((r) => child.once('exit', (c) => r(c)));

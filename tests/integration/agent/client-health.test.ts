@@ -21,14 +21,18 @@ before(async () => {
 after(async () => server.close());
 
 const deps = (bus: ReturnType<typeof recordingBus>['bus']): Parameters<typeof runAgent>[1] => ({
-  bus, telemetry: createSimulatedGpu({ sampleIntervalMs: 20, batchIntervalMs: 50 }), createSketch: createLatencySketch,
+  bus,
+  telemetry: createSimulatedGpu({ sampleIntervalMs: 20, batchIntervalMs: 50 }),
+  createSketch: createLatencySketch,
 });
 
 /**
  * Connections the server accepted from the start of the baseline (the readiness probe, before it,
  * has its own) to the `ready` message, and to the end of the run.
  */
-async function connectionsAroundWindow(threads: string | undefined): Promise<{ atReady: number; after: number; summary: SummaryMessage }> {
+async function connectionsAroundWindow(
+  threads: string | undefined,
+): Promise<{ atReady: number; after: number; summary: SummaryMessage }> {
   const own = await startMockServer({ ttft: { meanMs: 10 }, itl: { meanMs: 3 } });
   const saved = process.env['LLEM_CLIENT_THREADS'];
   if (threads === undefined) delete process.env['LLEM_CLIENT_THREADS'];
@@ -41,12 +45,20 @@ async function connectionsAroundWindow(threads: string | undefined): Promise<{ a
     bus.publish = async (subject, data, opts) => {
       if (subject.endsWith('.ready')) atReady = own.stats().connections;
       const d = decodeMessage(data);
-      if (d.ok && d.message.kind === 'telemetry' && d.message.mark === 'baselineStart') atBaseline = own.stats().connections;
+      if (d.ok && d.message.kind === 'telemetry' && d.message.mark === 'baselineStart')
+        atBaseline = own.stats().connections;
       return publish(subject, data, opts);
     };
-    const config = protocolConfig(own.url, { workload: { concurrency: 16, requests: 64 }, measurement: { warmupRequests: 0, baselineSeconds: 0.1 } });
+    const config = protocolConfig(own.url, {
+      workload: { concurrency: 16, requests: 64 },
+      measurement: { warmupRequests: 0, baselineSeconds: 0.1 },
+    });
     await runAgent(config, deps(bus));
-    return { atReady: atReady - atBaseline, after: own.stats().connections - atBaseline, summary: messages.at(-1) as SummaryMessage };
+    return {
+      atReady: atReady - atBaseline,
+      after: own.stats().connections - atBaseline,
+      summary: messages.at(-1) as SummaryMessage,
+    };
   } finally {
     if (saved === undefined) delete process.env['LLEM_CLIENT_THREADS'];
     else process.env['LLEM_CLIENT_THREADS'] = saved;
@@ -82,7 +94,8 @@ function blockLoop(busyMs: number, everyMs: number): () => void {
 
 function aggregate(messages: readonly WireMessage[]): ReturnType<Aggregator['results']> {
   const agg = new Aggregator({
-    experimentUid: 'uid-1', runs: [{ runId: 'run-a', configId: 'c', configHash: '', cycle: 0, replicas: 1, failurePolicy: 'strict' }],
+    experimentUid: 'uid-1',
+    runs: [{ runId: 'run-a', configId: 'c', configHash: '', cycle: 0, replicas: 1, failurePolicy: 'strict' }],
   });
   agg.startAttempt('run-a', 2); // protocolConfig's attempt: the runtime started it
   messages.forEach((m, i) => agg.apply(m, i + 1));
@@ -107,14 +120,22 @@ void test('a deliberately blocked client loop is reported as clientSaturated in 
   assert.ok(client.saturated, JSON.stringify(client));
   assert.ok((client.eventLoopDelayP99Ms ?? 0) >= 15, `event-loop delay p99 ${client.eventLoopDelayP99Ms}`);
   assert.ok((client.schedulingLagP99Ms ?? 0) >= 10, `scheduling lag p99 ${client.schedulingLagP99Ms}`);
-  assert.ok(summary.warnings.some((w) => w.startsWith('clientSaturated:')), summary.warnings.join('; '));
+  assert.ok(
+    summary.warnings.some((w) => w.startsWith('clientSaturated:')),
+    summary.warnings.join('; '),
+  );
   const results = aggregate(messages);
   const run = results.runs[0];
   assert.equal(run?.client[0]?.saturated, true);
-  assert.ok(run.notes.some((n) => n.includes('clientSaturated')), run.notes.join('; '));
+  assert.ok(
+    run.notes.some((n) => n.includes('clientSaturated')),
+    run.notes.join('; '),
+  );
   // The experiment's status says so too: Degraded with reason ClientSaturated.
   assert.equal(measurementWeaknesses(results).clientSaturated, 1);
-  const [header, row] = runsCsv(results).split('\n').map((l) => l.split(','));
+  const [header, row] = runsCsv(results)
+    .split('\n')
+    .map((l) => l.split(','));
   const col = (name: string): string | undefined => row?.[header?.indexOf(name) ?? -1];
   assert.equal(col('client_saturated'), 'true', 'runs.csv carries client_saturated');
   assert.ok(Number(col('tpot_p99_ms')) >= Number(col('tpot_p90_ms')), 'runs.csv carries TPOT p90 and p99');
@@ -123,7 +144,10 @@ void test('a deliberately blocked client loop is reported as clientSaturated in 
 
 void test('a client with time to spare is not flagged and reports no scheduling lag outside rate mode', async () => {
   const { bus } = recordingBus();
-  const summary = await runAgent(protocolConfig(server.url, { measurement: { warmupRequests: 0, baselineSeconds: 0 } }), deps(bus));
+  const summary = await runAgent(
+    protocolConfig(server.url, { measurement: { warmupRequests: 0, baselineSeconds: 0 } }),
+    deps(bus),
+  );
   assert.equal(summary.client?.schedulingLagP99Ms, null);
   assert.equal(summary.client?.tokenAccounting, 'arrival');
   assert.ok(summary.client?.eventLoopDelayP99Ms !== null);
@@ -140,12 +164,16 @@ void test('connections the server closed during a long wait for the start signal
     const publish = bus.publish.bind(bus);
     bus.publish = async (subject, data, opts) => {
       const d = decodeMessage(data);
-      if (d.ok && d.message.kind === 'telemetry' && d.message.mark === 'baselineStart') atBaseline = own.stats().connections;
-      if (d.ok && d.message.kind === 'telemetry' && d.message.mark === 'windowStart') atWindow = own.stats().connections;
+      if (d.ok && d.message.kind === 'telemetry' && d.message.mark === 'baselineStart')
+        atBaseline = own.stats().connections;
+      if (d.ok && d.message.kind === 'telemetry' && d.message.mark === 'windowStart')
+        atWindow = own.stats().connections;
       return publish(subject, data, opts);
     };
     const config = protocolConfig(own.url, {
-      workload: { concurrency: 8, requests: 32 }, measurement: { warmupRequests: 0, baselineSeconds: 0.1 }, start: { mode: 'signal' },
+      workload: { concurrency: 8, requests: 32 },
+      measurement: { warmupRequests: 0, baselineSeconds: 0.1 },
+      start: { mode: 'signal' },
     });
     const run = runAgent(config, deps(bus));
     const end = Date.now() + 15_000;

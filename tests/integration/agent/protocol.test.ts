@@ -1,6 +1,12 @@
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
-import { PROTOCOL_VERSION, startSubject, type SketchMessage, type SummaryMessage, type TelemetryMessage } from '../../../api/protocol.ts';
+import {
+  PROTOCOL_VERSION,
+  startSubject,
+  type SketchMessage,
+  type SummaryMessage,
+  type TelemetryMessage,
+} from '../../../api/protocol.ts';
 import { createLatencySketch, sketchFromBase64 } from '../../../lib/sketch/index.ts';
 import { runAgent } from '../../../agent/runner.ts';
 import { startMockServer, type MockServer } from '../../../agent/mock-server.ts';
@@ -15,7 +21,9 @@ before(async () => {
 after(async () => server.close());
 
 const deps = (bus: ReturnType<typeof recordingBus>['bus']): Parameters<typeof runAgent>[1] => ({
-  bus, telemetry: createSimulatedGpu({ sampleIntervalMs: 20, batchIntervalMs: 50 }), createSketch: createLatencySketch,
+  bus,
+  telemetry: createSimulatedGpu({ sampleIntervalMs: 20, batchIntervalMs: 50 }),
+  createSketch: createLatencySketch,
 });
 
 void test('a full run publishes every phase in order with contiguous seq and a summary that proves completeness', async () => {
@@ -25,10 +33,25 @@ void test('a full run publishes every phase in order with contiguous seq and a s
   const k = kinds(messages);
   assert.equal(k[0], 'hello');
   assert.equal(k.at(-1), 'summary');
-  const order = ['mark:baselineStart', 'mark:baselineEnd', 'ready', 'mark:windowStart', 'sketch', 'mark:windowEnd', 'summary'];
+  const order = [
+    'mark:baselineStart',
+    'mark:baselineEnd',
+    'ready',
+    'mark:windowStart',
+    'sketch',
+    'mark:windowEnd',
+    'summary',
+  ];
   const at = order.map((x) => k.indexOf(x));
-  assert.deepEqual([...at].sort((a, b) => a - b), at, k.join(' '));
-  assert.deepEqual(messages.map((m) => m.seq), messages.map((_m, i) => i + 1));
+  assert.deepEqual(
+    [...at].sort((a, b) => a - b),
+    at,
+    k.join(' '),
+  );
+  assert.deepEqual(
+    messages.map((m) => m.seq),
+    messages.map((_m, i) => i + 1),
+  );
   const last = messages.at(-1) as SummaryMessage;
   assert.equal(last.messagesBefore, messages.length - 1);
   assert.equal(last.countsByKind.sketch, k.filter((x) => x === 'sketch').length);
@@ -37,30 +60,48 @@ void test('a full run publishes every phase in order with contiguous seq and a s
   // Warm-up requests reach the server but not the numbers.
   assert.equal(server.stats().requests - before, 33);
   const sketches = messages.filter((m): m is SketchMessage => m.kind === 'sketch');
-  assert.equal(sketches.reduce((s, m) => s + m.requestsOk, 0), 30);
+  assert.equal(
+    sketches.reduce((s, m) => s + m.requestsOk, 0),
+    30,
+  );
   assert.equal(summary.requestsOk, 30);
   assert.equal(summary.outputTokens, 30 * 8);
   const ttft = createLatencySketch();
   for (const m of sketches) if (m.sketches.ttftMs !== undefined) ttft.merge(sketchFromBase64(m.sketches.ttftMs));
   assert.equal(ttft.count, 30);
   assert.ok(ttft.quantile(0.5) >= 14, `ttft p50 ${ttft.quantile(0.5)}`);
-  assert.deepEqual(sketches.map((m) => m.slice), sketches.map((_m, i) => i));
+  assert.deepEqual(
+    sketches.map((m) => m.slice),
+    sketches.map((_m, i) => i),
+  );
   const marks = messages.filter((m): m is TelemetryMessage => m.kind === 'telemetry' && m.mark !== undefined);
   const energy = marks.map((m) => m.samples[0]?.energyMillijoules ?? NaN);
-  assert.deepEqual([...energy].sort((a, b) => a - b), energy);
+  assert.deepEqual(
+    [...energy].sort((a, b) => a - b),
+    energy,
+  );
   assert.ok(summary.warnings.some((w) => /simulated/.test(w)));
 });
 
-void test('the window waits for this attempt\'s start signal and starts at its time', async () => {
+void test("the window waits for this attempt's start signal and starts at its time", async () => {
   const { bus, messages } = recordingBus();
-  const config = protocolConfig(server.url, { start: { mode: 'signal' }, measurement: { baselineSeconds: 0, warmupRequests: 0 } });
+  const config = protocolConfig(server.url, {
+    start: { mode: 'signal' },
+    measurement: { baselineSeconds: 0, warmupRequests: 0 },
+  });
   const run = runAgent(config, deps(bus));
   await until(messages, (m) => m.kind === 'ready');
   const send = (attempt: number, startAtMs: number): Promise<void> =>
-    bus.publishControl(startSubject('ns', 'uid-1', 'run-a'), Buffer.from(JSON.stringify({ v: 1, experimentUid: 'uid-1', runId: 'run-a', attempt, startAtMs })));
+    bus.publishControl(
+      startSubject('ns', 'uid-1', 'run-a'),
+      Buffer.from(JSON.stringify({ v: 1, experimentUid: 'uid-1', runId: 'run-a', attempt, startAtMs })),
+    );
   await send(1, Date.now());
   await new Promise((r) => setTimeout(r, 100));
-  assert.ok(!messages.some((m) => m.kind === 'telemetry' && m.mark === 'windowStart'), 'a signal for another attempt is ignored');
+  assert.ok(
+    !messages.some((m) => m.kind === 'telemetry' && m.mark === 'windowStart'),
+    'a signal for another attempt is ignored',
+  );
   const startAt = Date.now() + 150;
   await send(2, startAt);
   const summary = await run;
@@ -68,21 +109,29 @@ void test('the window waits for this attempt\'s start signal and starts at its t
 });
 
 void test('streams cut mid-response are counted as failures by class, not dropped', async () => {
-  const cutting = await startMockServer({ ttft: { meanMs: 5 }, itl: { meanMs: 2 }, faults: { cutEveryNth: 5, cutAfterTokens: 3 } });
+  const cutting = await startMockServer({
+    ttft: { meanMs: 5 },
+    itl: { meanMs: 2 },
+    faults: { cutEveryNth: 5, cutAfterTokens: 3 },
+  });
   const { bus, messages } = recordingBus();
   const config = protocolConfig(cutting.url, { measurement: { warmupRequests: 0, baselineSeconds: 0 } });
   const summary = await runAgent(config, deps(bus));
   await cutting.close();
   assert.equal(summary.requestsOk + summary.requestsFailed, 30);
   assert.equal(summary.requestsFailed, 6);
-  const classes = messages.filter((m): m is SketchMessage => m.kind === 'sketch').reduce((s, m) => s + (m.errorClasses['stream_cut'] ?? 0), 0);
+  const classes = messages
+    .filter((m): m is SketchMessage => m.kind === 'sketch')
+    .reduce((s, m) => s + (m.errorClasses['stream_cut'] ?? 0), 0);
   assert.equal(classes, 6);
   assert.ok(summary.warnings.some((w) => /6 of 30 requests failed/.test(w)));
 });
 
 void test('the steady-state window leaves out the ramp-up and the tail', async () => {
   const { bus } = recordingBus();
-  const config = protocolConfig(server.url, { measurement: { steadyState: true, warmupRequests: 0, baselineSeconds: 0 } });
+  const config = protocolConfig(server.url, {
+    measurement: { steadyState: true, warmupRequests: 0, baselineSeconds: 0 },
+  });
   const summary = await runAgent(config, deps(bus));
   assert.ok(summary.requestsOk < 30 && summary.requestsOk > 0, `requestsOk ${summary.requestsOk}`);
   assert.ok(!summary.warnings.some((w) => /steady state never reached/.test(w)));
@@ -98,7 +147,10 @@ void test('a steady state that never forms (the first request ends before the la
     });
     const summary = await runAgent(config, deps(bus));
     assert.equal(summary.requestsOk, 0, 'no request belongs to a steady-state window that never opened');
-    assert.ok(summary.warnings.some((w) => /steady state never reached/.test(w)), summary.warnings.join('; '));
+    assert.ok(
+      summary.warnings.some((w) => /steady state never reached/.test(w)),
+      summary.warnings.join('; '),
+    );
   } finally {
     await small.close();
   }
@@ -118,14 +170,17 @@ void test('a failed energy-counter mark ends the run with an error and an aborte
   assert.equal(messages.at(-1)?.kind, 'aborted');
 });
 
-void test('the summary carries the backend\'s own metrics, each a number or null with the reason', async () => {
+void test("the summary carries the backend's own metrics, each a number or null with the reason", async () => {
   // The mock server has no /stats: every PyTorch metric must be null and say why (never silently absent).
   const { bus, messages } = recordingBus();
-  const config = protocolConfig(server.url, { backend: { name: 'pytorch', metrics: { path: '/stats', format: 'llem-stats' } } });
+  const config = protocolConfig(server.url, {
+    backend: { name: 'pytorch', metrics: { path: '/stats', format: 'llem-stats' } },
+  });
   const summary = await runAgent(config, deps(bus));
   const metrics = Object.values(summary.backendMetrics?.metrics ?? {});
   assert.equal(summary.backendMetrics?.backend, 'pytorch');
   assert.ok(metrics.length >= 3);
-  for (const m of metrics) assert.ok(m.value === null && /\/stats not read: GET .*\/stats: HTTP 404/.test(m.reason ?? ''), JSON.stringify(m));
+  for (const m of metrics)
+    assert.ok(m.value === null && /\/stats not read: GET .*\/stats: HTTP 404/.test(m.reason ?? ''), JSON.stringify(m));
   assert.deepEqual((messages.at(-1) as SummaryMessage).backendMetrics, summary.backendMetrics);
 });

@@ -17,57 +17,106 @@ import { natsServerSkipReason, startNatsServer } from '../../support/nats-server
 const FIXTURE = new URL('../agent/fixtures/backend.mjs', import.meta.url).pathname;
 const CLI = new URL('../../../cli/main.ts', import.meta.url).pathname;
 
-void test('an agent with only its run\'s credentials completes the protocol over the start signal', { skip: natsServerSkipReason(), timeout: 120_000 }, async (t) => {
-  const issuer = new BusIssuer(randomBytes(32).toString('hex'));
-  const server = await startNatsServer({ config: issuer.serverConfig() });
-  const dir = mkdtempSync(join(tmpdir(), 'llem-agent-identity-'));
-  const controller = await openNatsBus({ servers: server.url, creds: issuer.controllerCreds(), inboxPrefix: CONTROLLER_INBOX });
-  t.after(async () => {
-    await controller.close();
-    await server.cleanup();
-    rmSync(dir, { recursive: true, force: true });
-  });
-  await controller.ensureLayout();
-  const scope = { namespace: 'team-a', experimentUid: 'uid-agent', runId: 'r1' };
-  writeFileSync(join(dir, 'nats.creds'), issuer.agentCreds(scope), { mode: 0o600 });
-  const port = await freePort();
-  const config = {
-    publisher: scope, model: 'fixture',
-    backend: { name: 'fixture', baseUrl: `http://127.0.0.1:${port}`, readinessTimeoutSeconds: 60 },
-    workload: { requests: 24, concurrency: 4, inputTokens: 8, outputTokens: 4 },
-    measurement: { warmupRequests: 2, baselineSeconds: 0.2, sampleIntervalMs: 50, telemetryBatchMs: 100, sliceMs: 200 },
-    start: { mode: 'signal', timeoutSeconds: 60 }, telemetry: { source: 'simulated' },
-  };
-  writeFileSync(join(dir, 'agent.json'), JSON.stringify(config));
+void test(
+  "an agent with only its run's credentials completes the protocol over the start signal",
+  { skip: natsServerSkipReason(), timeout: 120_000 },
+  async (t) => {
+    const issuer = new BusIssuer(randomBytes(32).toString('hex'));
+    const server = await startNatsServer({ config: issuer.serverConfig() });
+    const dir = mkdtempSync(join(tmpdir(), 'llem-agent-identity-'));
+    const controller = await openNatsBus({
+      servers: server.url,
+      creds: issuer.controllerCreds(),
+      inboxPrefix: CONTROLLER_INBOX,
+    });
+    t.after(async () => {
+      await controller.close();
+      await server.cleanup();
+      rmSync(dir, { recursive: true, force: true });
+    });
+    await controller.ensureLayout();
+    const scope = { namespace: 'team-a', experimentUid: 'uid-agent', runId: 'r1' };
+    writeFileSync(join(dir, 'nats.creds'), issuer.agentCreds(scope), { mode: 0o600 });
+    const port = await freePort();
+    const config = {
+      publisher: scope,
+      model: 'fixture',
+      backend: { name: 'fixture', baseUrl: `http://127.0.0.1:${port}`, readinessTimeoutSeconds: 60 },
+      workload: { requests: 24, concurrency: 4, inputTokens: 8, outputTokens: 4 },
+      measurement: {
+        warmupRequests: 2,
+        baselineSeconds: 0.2,
+        sampleIntervalMs: 50,
+        telemetryBatchMs: 100,
+        sliceMs: 200,
+      },
+      start: { mode: 'signal', timeoutSeconds: 60 },
+      telemetry: { source: 'simulated' },
+    };
+    writeFileSync(join(dir, 'agent.json'), JSON.stringify(config));
 
-  const kinds: string[] = [];
-  let started = false;
-  const consumption = await controller.consume({
-    durable: 'agent-identity', filterSubject: experimentSubjectFilter(scope.namespace, scope.experimentUid), afterStreamSeq: 0,
-    handler: async (m) => {
-      const msg = JSON.parse(new TextDecoder().decode(m.data)) as { kind: string };
-      kinds.push(msg.kind);
-      if (msg.kind === 'ready' && !started) {
-        started = true;
-        const signal = { v: PROTOCOL_VERSION, experimentUid: scope.experimentUid, runId: scope.runId, attempt: 0, startAtMs: Date.now() + 200 };
-        await controller.publishControl(startSubject(scope.namespace, scope.experimentUid, scope.runId), new TextEncoder().encode(JSON.stringify(signal)));
-      }
-      return 'ack';
-    },
-  });
-  t.after(() => consumption.stop());
+    const kinds: string[] = [];
+    let started = false;
+    const consumption = await controller.consume({
+      durable: 'agent-identity',
+      filterSubject: experimentSubjectFilter(scope.namespace, scope.experimentUid),
+      afterStreamSeq: 0,
+      handler: async (m) => {
+        const msg = JSON.parse(new TextDecoder().decode(m.data)) as { kind: string };
+        kinds.push(msg.kind);
+        if (msg.kind === 'ready' && !started) {
+          started = true;
+          const signal = {
+            v: PROTOCOL_VERSION,
+            experimentUid: scope.experimentUid,
+            runId: scope.runId,
+            attempt: 0,
+            startAtMs: Date.now() + 200,
+          };
+          await controller.publishControl(
+            startSubject(scope.namespace, scope.experimentUid, scope.runId),
+            new TextEncoder().encode(JSON.stringify(signal)),
+          );
+        }
+        return 'ack';
+      },
+    });
+    t.after(() => consumption.stop());
 
-  const child = spawn(process.execPath, ['--import', 'tsx', CLI, 'agent', '--config', join(dir, 'agent.json'), '--', process.execPath, FIXTURE, String(port), join(dir, 'pid')], {
-    env: { ...process.env, LLEM_LOG_LEVEL: 'warn', LLEM_NATS_URL: server.url, LLEM_NATS_CREDS_FILE: join(dir, 'nats.creds') },
-    stdio: ['ignore', 'ignore', 'pipe'],
-  });
-  let stderr = '';
-  child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-  t.after(() => child.kill('SIGKILL'));
-  const code = await new Promise<number | null>((r) => child.once('exit', (c) => r(c)));
-  assert.equal(code, 0, stderr.slice(-3000));
-  await consumption.idle();
-  assert.ok(started, 'the agent reported ready');
-  for (const kind of ['hello', 'ready', 'sketch', 'telemetry', 'summary']) assert.ok(kinds.includes(kind), `${kind} arrived (got ${kinds.join(',')})`);
-  assert.doesNotMatch(stderr, /permission/i);
-});
+    const child = spawn(
+      process.execPath,
+      [
+        '--import',
+        'tsx',
+        CLI,
+        'agent',
+        '--config',
+        join(dir, 'agent.json'),
+        '--',
+        process.execPath,
+        FIXTURE,
+        String(port),
+        join(dir, 'pid'),
+      ],
+      {
+        env: {
+          ...process.env,
+          LLEM_LOG_LEVEL: 'warn',
+          LLEM_NATS_URL: server.url,
+          LLEM_NATS_CREDS_FILE: join(dir, 'nats.creds'),
+        },
+        stdio: ['ignore', 'ignore', 'pipe'],
+      },
+    );
+    let stderr = '';
+    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+    t.after(() => child.kill('SIGKILL'));
+    const code = await new Promise<number | null>((r) => child.once('exit', (c) => r(c)));
+    assert.equal(code, 0, stderr.slice(-3000));
+    await consumption.idle();
+    assert.ok(started, 'the agent reported ready');
+    for (const kind of ['hello', 'ready', 'sketch', 'telemetry', 'summary'])
+      assert.ok(kinds.includes(kind), `${kind} arrived (got ${kinds.join(',')})`);
+    assert.doesNotMatch(stderr, /permission/i);
+  },
+);

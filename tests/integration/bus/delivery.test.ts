@@ -47,9 +47,18 @@ void describe('NATS bus delivery', () => {
     const connections = await openBuses(server.url, 10);
     const consumerBus = await openNatsBus({ servers: server.url });
     const fold = new DeterministicFold();
-    const c = await consumerBus.consume({ durable: 'agg-load', filterSubject: experimentSubjectFilter(NS, uid), afterStreamSeq: 0, handler: fold.handle });
+    const c = await consumerBus.consume({
+      durable: 'agg-load',
+      filterSubject: experimentSubjectFilter(NS, uid),
+      afterStreamSeq: 0,
+      handler: fold.handle,
+    });
     try {
-      await Promise.all(Array.from({ length: 50 }, (_, i) => publishAll(connections[i % 10] as NatsBus, publisherKey(NS, uid, i), 2000)));
+      await Promise.all(
+        Array.from({ length: 50 }, (_, i) =>
+          publishAll(connections[i % 10] as NatsBus, publisherKey(NS, uid, i), 2000),
+        ),
+      );
       await until(() => fold.state.applied >= 100_000, 120_000, '100,000 applied messages');
       await c.idle();
       assertExactlyOnce(fold, 50, 2000);
@@ -65,10 +74,17 @@ void describe('NATS bus delivery', () => {
     const publishers = await openBuses(server.url, 8);
     const consumerBus = await openNatsBus({ servers: server.url, reconnectWaitMs: 100 });
     const fold = new DeterministicFold();
-    const c = await consumerBus.consume({ durable: 'agg-crash', filterSubject: experimentSubjectFilter(NS, uid), afterStreamSeq: 0, handler: fold.handle });
+    const c = await consumerBus.consume({
+      durable: 'agg-crash',
+      filterSubject: experimentSubjectFilter(NS, uid),
+      afterStreamSeq: 0,
+      handler: fold.handle,
+    });
     let published = 0;
     try {
-      const publishing = Promise.all(publishers.map((bus, i) => publishAll(bus, publisherKey(NS, uid, i), 1500, () => published++)));
+      const publishing = Promise.all(
+        publishers.map((bus, i) => publishAll(bus, publisherKey(NS, uid, i), 1500, () => published++)),
+      );
       await until(() => fold.state.applied >= 2000, 60_000, 'the first 2,000 applied messages');
       await server.kill();
       const atCrash = published;
@@ -94,10 +110,14 @@ void describe('NATS bus delivery', () => {
     assert.ok(pub);
     await Promise.all([0, 1, 2, 3].map((i) => publishAll(pub, publisherKey(NS, uid, i), 2000)));
 
-    const child = spawn(process.execPath, ['--import', 'tsx', FOLD_CONSUMER, server.url, NS, uid, 'agg-cc', key, '700'], {
-      stdio: ['ignore', 'pipe', 'inherit'],
-      env: { ...process.env, LLEM_LOG_LEVEL: 'error' },
-    });
+    const child = spawn(
+      process.execPath,
+      ['--import', 'tsx', FOLD_CONSUMER, server.url, NS, uid, 'agg-cc', key, '700'],
+      {
+        stdio: ['ignore', 'pipe', 'inherit'],
+        env: { ...process.env, LLEM_LOG_LEVEL: 'error' },
+      },
+    );
     const exited = new Promise((r) => child.once('exit', r));
     for await (const line of createInterface({ input: child.stdout })) {
       if (Number(line.split(' ')[1]) >= 3000) break;
@@ -109,12 +129,22 @@ void describe('NATS bus delivery', () => {
     assert.ok(checkpoint !== null && checkpoint.lastStreamSeq > 0, 'the killed consumer left a checkpoint');
     const resumed = DeterministicFold.restore(checkpoint.state);
     assert.ok(resumed.state.applied < 8000, 'it was killed mid-stream');
-    const c1 = await pub.consume({ durable: 'agg-cc', filterSubject: filter, afterStreamSeq: checkpoint.lastStreamSeq, handler: resumed.handle });
+    const c1 = await pub.consume({
+      durable: 'agg-cc',
+      filterSubject: filter,
+      afterStreamSeq: checkpoint.lastStreamSeq,
+      handler: resumed.handle,
+    });
     await c1.idle();
     await c1.stop();
 
     const reference = new DeterministicFold();
-    const c2 = await pub.consume({ durable: 'agg-cc-reference', filterSubject: filter, afterStreamSeq: 0, handler: reference.handle });
+    const c2 = await pub.consume({
+      durable: 'agg-cc-reference',
+      filterSubject: filter,
+      afterStreamSeq: 0,
+      handler: reference.handle,
+    });
     await c2.idle();
     await c2.stop();
     await pub.close();
@@ -128,16 +158,24 @@ void describe('NATS bus delivery', () => {
     const bus = await openNatsBus({ servers: server.url });
     const key = publisherKey(NS, uid, 0);
     const subject = dataSubject(key, 'sketch');
-    const good = (seq: number): Uint8Array => encodeMessage({ v: 1, ...key, seq, sentAtMs: 0, simulated: true, kind: 'ready' });
+    const good = (seq: number): Uint8Array =>
+      encodeMessage({ v: 1, ...key, seq, sentAtMs: 0, simulated: true, kind: 'ready' });
     await bus.publish(subject, good(1), { msgId: messageId({ ...key, seq: 1 }) });
     await bus.publish(subject, new Uint8Array([0xff, 0x7b, 0x00]), { msgId: 'garbage-1' });
     await bus.publish(subject, good(2), { msgId: messageId({ ...key, seq: 2 }) });
-    await bus.publish(subject, new TextEncoder().encode(JSON.stringify({ v: 2, kind: 'ready', seq: 3 })), { msgId: 'wrong-schema-1' });
+    await bus.publish(subject, new TextEncoder().encode(JSON.stringify({ v: 2, kind: 'ready', seq: 3 })), {
+      msgId: 'wrong-schema-1',
+    });
     await bus.publish(subject, good(3), { msgId: messageId({ ...key, seq: 3 }) });
 
     try {
       const fold = new DeterministicFold();
-      const c = await bus.consume({ durable: 'agg-poison', filterSubject: experimentSubjectFilter(NS, uid), afterStreamSeq: 0, handler: fold.handle });
+      const c = await bus.consume({
+        durable: 'agg-poison',
+        filterSubject: experimentSubjectFilter(NS, uid),
+        afterStreamSeq: 0,
+        handler: fold.handle,
+      });
       await c.idle();
       await c.stop();
       assert.equal(fold.state.applied, 3, 'the good messages around the bad ones were all applied');

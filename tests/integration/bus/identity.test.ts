@@ -24,11 +24,17 @@ void describe('per-run bus identity on a real nats-server', { skip: natsServerSk
   let controller: NatsBus;
   let attacker: NatsBus;
   let victim: NatsBus;
-  const agent = (s: AgentScope): Promise<NatsBus> => openNatsBus({ servers: server.url, creds: issuer.agentCreds(s), ...FAST });
+  const agent = (s: AgentScope): Promise<NatsBus> =>
+    openNatsBus({ servers: server.url, creds: issuer.agentCreds(s), ...FAST });
 
   before(async () => {
     server = await startNatsServer({ config: issuer.serverConfig() });
-    controller = await openNatsBus({ servers: server.url, creds: issuer.controllerCreds(), inboxPrefix: CONTROLLER_INBOX, ...FAST });
+    controller = await openNatsBus({
+      servers: server.url,
+      creds: issuer.controllerCreds(),
+      inboxPrefix: CONTROLLER_INBOX,
+      ...FAST,
+    });
     await controller.ensureLayout();
     attacker = await agent(ATTACKER);
     victim = await agent(VICTIM);
@@ -57,7 +63,9 @@ void describe('per-run bus identity on a real nats-server', { skip: natsServerSk
   void it('refuses a connection without credentials or with credentials signed by another issuer', async () => {
     await assert.rejects(openNatsBus({ servers: server.url, ...FAST }), { name: 'BusError' });
     const stranger = new BusIssuer(randomBytes(32).toString('hex'));
-    await assert.rejects(openNatsBus({ servers: server.url, creds: stranger.agentCreds(ATTACKER), ...FAST }), { name: 'BusError' });
+    await assert.rejects(openNatsBus({ servers: server.url, creds: stranger.agentCreds(ATTACKER), ...FAST }), {
+      name: 'BusError',
+    });
   });
 
   void it("lets an agent publish to its own run's subjects and the controller consume them", async () => {
@@ -67,46 +75,79 @@ void describe('per-run bus identity on a real nats-server', { skip: natsServerSk
   });
 
   void it('refuses a cross-namespace publish: an aborted forged into another namespace is not stored', async () => {
-    await assert.rejects(attacker.publish(dataSubject(key(VICTIM), 'aborted'), enc.encode('forged'), { msgId: 'x' }), denied);
+    await assert.rejects(
+      attacker.publish(dataSubject(key(VICTIM), 'aborted'), enc.encode('forged'), { msgId: 'x' }),
+      denied,
+    );
     assert.ok(!(await stored(VICTIM)).some((m) => m.includes('forged')));
   });
 
   void it('refuses a cross-experiment publish and a publish into another run of the same experiment', async () => {
     const sameNamespace: AgentScope = { ...ATTACKER, experimentUid: 'uid-other' };
-    await assert.rejects(attacker.publish(dataSubject(key(sameNamespace), 'aborted'), enc.encode('forged-exp'), { msgId: 'y' }), denied);
+    await assert.rejects(
+      attacker.publish(dataSubject(key(sameNamespace), 'aborted'), enc.encode('forged-exp'), { msgId: 'y' }),
+      denied,
+    );
     const otherRun: AgentScope = { ...ATTACKER, runId: 'r2' };
-    await assert.rejects(attacker.publish(dataSubject(key(otherRun), 'aborted'), enc.encode('forged-run'), { msgId: 'z' }), denied);
+    await assert.rejects(
+      attacker.publish(dataSubject(key(otherRun), 'aborted'), enc.encode('forged-run'), { msgId: 'z' }),
+      denied,
+    );
     assert.deepEqual(await stored(sameNamespace), []);
     assert.ok(!(await stored(ATTACKER)).some((m) => m.includes('forged')));
   });
 
   void it('refuses start-signal forgery and reading the stream with agent credentials', async () => {
-    const raw = await connect({ servers: server.url, authenticator: credsAuthenticator(enc.encode(issuer.agentCreds(ATTACKER))), maxReconnectAttempts: 0 });
+    const raw = await connect({
+      servers: server.url,
+      authenticator: credsAuthenticator(enc.encode(issuer.agentCreds(ATTACKER))),
+      maxReconnectAttempts: 0,
+    });
     try {
-      await assert.rejects(jetstream(raw, { timeout: 1500 }).publish(startSubject('team-b', 'uid-b', 'r1'), new Uint8Array([1])), denied);
-      await assert.rejects(attacker.consume({ durable: 'spy', filterSubject: 'llem.v1.>', afterStreamSeq: 0, handler: async () => 'ack' }), denied);
+      await assert.rejects(
+        jetstream(raw, { timeout: 1500 }).publish(startSubject('team-b', 'uid-b', 'r1'), new Uint8Array([1])),
+        denied,
+      );
+      await assert.rejects(
+        attacker.consume({ durable: 'spy', filterSubject: 'llem.v1.>', afterStreamSeq: 0, handler: async () => 'ack' }),
+        denied,
+      );
     } finally {
       await raw.close();
     }
-    await assert.rejects(attacker.subscribeControl(startSubject('team-b', 'uid-b', 'r1'), () => undefined), { name: 'BusError' });
+    await assert.rejects(
+      attacker.subscribeControl(startSubject('team-b', 'uid-b', 'r1'), () => undefined),
+      { name: 'BusError' },
+    );
   });
 
   void it("does not let a pre-published message id suppress the real agent's message", async () => {
     const real = { experimentUid: VICTIM.experimentUid, runId: VICTIM.runId, attempt: 0, replica: 0, seq: 7 };
     const predictable = messageId(real);
     // The attacker publishes, on a subject it may use, every id the victim could plausibly send.
-    const raw = await connect({ servers: server.url, authenticator: credsAuthenticator(enc.encode(issuer.agentCreds(ATTACKER))), maxReconnectAttempts: 0 });
+    const raw = await connect({
+      servers: server.url,
+      authenticator: credsAuthenticator(enc.encode(issuer.agentCreds(ATTACKER))),
+      maxReconnectAttempts: 0,
+    });
     try {
       const js = jetstream(raw, { timeout: 1500 });
-      for (const id of [predictable, `${predictable}~`, `${predictable}~0`]) await js.publish(dataSubject(key(ATTACKER), 'summary'), enc.encode('squat'), { msgID: id });
+      for (const id of [predictable, `${predictable}~`, `${predictable}~0`])
+        await js.publish(dataSubject(key(ATTACKER), 'summary'), enc.encode('squat'), { msgID: id });
     } finally {
       await raw.close();
     }
     await attacker.publish(dataSubject(key(ATTACKER), 'summary'), enc.encode('squat-bus'), { msgId: predictable });
-    const ack = await victim.publish(dataSubject(key(VICTIM), 'summary'), enc.encode('real-summary'), { msgId: predictable });
+    const ack = await victim.publish(dataSubject(key(VICTIM), 'summary'), enc.encode('real-summary'), {
+      msgId: predictable,
+    });
     assert.equal(ack.duplicate, false, 'the real message must be stored');
     assert.ok((await stored(VICTIM)).some((m) => m.endsWith('real-summary')));
     // A retry from the same agent is still de-duplicated.
-    assert.equal((await victim.publish(dataSubject(key(VICTIM), 'summary'), enc.encode('real-summary'), { msgId: predictable })).duplicate, true);
+    assert.equal(
+      (await victim.publish(dataSubject(key(VICTIM), 'summary'), enc.encode('real-summary'), { msgId: predictable }))
+        .duplicate,
+      true,
+    );
   });
 });

@@ -41,7 +41,8 @@ void test('large checkpoints live in the object store; replaced ones leave no ob
   const nc = await connect({ servers: server.url });
   try {
     const objects = await new Objm(nc).open('llem-artifacts');
-    const names = async (): Promise<string[]> => (await objects.list()).map((o) => o.name).filter((n) => n.startsWith('checkpoints/'));
+    const names = async (): Promise<string[]> =>
+      (await objects.list()).map((o) => o.name).filter((n) => n.startsWith('checkpoints/'));
     const key = experimentCheckpointKey('ns-big', 'uid-big');
     const big = new Uint8Array(2_000_000).map((_, i) => i % 249);
     await bus.putCheckpoint(key, { state: big, lastStreamSeq: 1 });
@@ -53,7 +54,11 @@ void test('large checkpoints live in the object store; replaced ones leave no ob
     await bus.putCheckpoint(key, { state: big, lastStreamSeq: 4 });
     const [object] = await names();
     await objects.putBlob({ name: object ?? '' }, big.subarray(1));
-    await assert.rejects(bus.getCheckpoint(key), (e: Error) => e.name === 'CheckpointError' && e.message.includes(key) && /does not match its pointer/.test(e.message));
+    await assert.rejects(
+      bus.getCheckpoint(key),
+      (e: Error) =>
+        e.name === 'CheckpointError' && e.message.includes(key) && /does not match its pointer/.test(e.message),
+    );
     await objects.delete(object ?? '');
     await assert.rejects(bus.getCheckpoint(key), /is missing from the object store/);
     const kv = await new Kvm(nc).open('llem-checkpoints');
@@ -63,7 +68,12 @@ void test('large checkpoints live in the object store; replaced ones leave no ob
     await bus.putCheckpoint(key, { state: big, lastStreamSeq: 5 });
     await objects.putBlob({ name: `checkpoints/${key}/stray-from-a-crash` }, new Uint8Array([1]));
     assert.equal((await names()).length, 2);
-    await bus.deleteExperiment({ namespace: 'ns-big', experimentUid: 'uid-big', durable: 'd-big', purgeMessages: false });
+    await bus.deleteExperiment({
+      namespace: 'ns-big',
+      experimentUid: 'uid-big',
+      durable: 'd-big',
+      purgeMessages: false,
+    });
     assert.deepEqual(await names(), []);
   } finally {
     await nc.close();

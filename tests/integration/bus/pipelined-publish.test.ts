@@ -35,7 +35,12 @@ function key(uid: string, i: number): PublisherKey {
 }
 
 async function watch(bus: NatsBus, uid: string, seen: Seen): Promise<Consumption> {
-  return await bus.consume({ durable: `c-${uid}`, filterSubject: experimentSubjectFilter(NS, uid), afterStreamSeq: 0, handler: seen.handler });
+  return await bus.consume({
+    durable: `c-${uid}`,
+    filterSubject: experimentSubjectFilter(NS, uid),
+    afterStreamSeq: 0,
+    handler: seen.handler,
+  });
 }
 
 void describe('pipelined agent publisher over NATS', () => {
@@ -57,17 +62,23 @@ void describe('pipelined agent publisher over NATS', () => {
     const c = await watch(consumerBus, uid, seen);
     const bus = await openNatsBus({ servers: server.url });
     try {
-      await Promise.all(Array.from({ length: 5 }, async (_, i) => {
-        const p = new Publisher(bus, key(uid, i), true, 64);
-        for (let n = 0; n < 999; n++) void p.publish('telemetry', { phase: 'measuring', samples: [] });
-        await p.publish('aborted', { phase: 'measuring', reason: 'end of test' });
-        await p.drain();
-      }));
+      await Promise.all(
+        Array.from({ length: 5 }, async (_, i) => {
+          const p = new Publisher(bus, key(uid, i), true, 64);
+          for (let n = 0; n < 999; n++) void p.publish('telemetry', { phase: 'measuring', samples: [] });
+          await p.publish('aborted', { phase: 'measuring', reason: 'end of test' });
+          await p.drain();
+        }),
+      );
       await until(() => seen.total >= 5000, 60_000, '5,000 messages');
       await c.idle();
       for (let i = 0; i < 5; i++) {
         // One connection stores publishes in the order they were handed over: no retry happened here.
-        assert.deepEqual(seen.byRun.get(`run-${i}`), Array.from({ length: 1000 }, (_, n) => n + 1), `run-${i}`);
+        assert.deepEqual(
+          seen.byRun.get(`run-${i}`),
+          Array.from({ length: 1000 }, (_, n) => n + 1),
+          `run-${i}`,
+        );
       }
       assert.equal(seen.total, 5000);
     } finally {
@@ -91,7 +102,12 @@ void describe('pipelined agent publisher over NATS', () => {
     } as unknown as Bus;
     try {
       const p = new Publisher(failing, key(uid, 0), true, 16);
-      const results = Array.from({ length: 200 }, () => p.publish('telemetry', { phase: 'measuring', samples: [] }).then(() => 'ok', () => 'failed'));
+      const results = Array.from({ length: 200 }, () =>
+        p.publish('telemetry', { phase: 'measuring', samples: [] }).then(
+          () => 'ok',
+          () => 'failed',
+        ),
+      );
       await assert.rejects(p.drain(), /injected/);
       const outcome = await Promise.all(results);
       assert.equal(outcome[49], 'failed');
@@ -102,7 +118,10 @@ void describe('pipelined agent publisher over NATS', () => {
       const got = seen.byRun.get('run-0') ?? [];
       assert.deepEqual(got, okSeqs, 'exactly the acknowledged messages, each once, in order');
       assert.ok(!got.includes(50), 'the failed message is a gap the aggregator reports');
-      assert.ok(Math.max(...got) < 50 + 16, 'nothing is handed over after the failure beyond what was already in flight');
+      assert.ok(
+        Math.max(...got) < 50 + 16,
+        'nothing is handed over after the failure beyond what was already in flight',
+      );
     } finally {
       await c.stop();
       await real.close();
@@ -118,17 +137,23 @@ void describe('pipelined agent publisher over NATS', () => {
     assert.ok(pid !== null);
     try {
       const p = new Publisher(bus, key(uid, 0), true, 64);
-      for (let n = 0; n < 300; n++) void p.publish('telemetry', { phase: 'measuring', samples: [] }).catch(() => undefined);
+      for (let n = 0; n < 300; n++)
+        void p.publish('telemetry', { phase: 'measuring', samples: [] }).catch(() => undefined);
       // Stop the broker mid-batch for longer than the publish timeout: acks in flight are lost.
       process.kill(pid, 'SIGSTOP');
       await new Promise((r) => setTimeout(r, 800));
       process.kill(pid, 'SIGCONT');
-      for (let n = 300; n < 600; n++) void p.publish('telemetry', { phase: 'measuring', samples: [] }).catch(() => undefined);
+      for (let n = 300; n < 600; n++)
+        void p.publish('telemetry', { phase: 'measuring', samples: [] }).catch(() => undefined);
       await p.drain();
       await until(() => seen.total >= 600, 60_000, '600 messages');
       await c.idle();
       const got = [...(seen.byRun.get('run-0') ?? [])].sort((a, b) => a - b);
-      assert.deepEqual(got, Array.from({ length: 600 }, (_, n) => n + 1), 'every seq exactly once');
+      assert.deepEqual(
+        got,
+        Array.from({ length: 600 }, (_, n) => n + 1),
+        'every seq exactly once',
+      );
     } finally {
       process.kill(pid, 'SIGCONT');
       await c.stop();
@@ -152,7 +177,10 @@ void describe('pipelined agent publisher over NATS', () => {
       assert.equal(info.num_ack_pending, 0, 'every delivery acknowledged');
       assert.equal(info.num_redelivered, 0);
       assert.equal(info.delivered.consumer_seq, 500, 'each message delivered once');
-      assert.deepEqual(seen.byRun.get('run-0'), Array.from({ length: 500 }, (_, n) => n + 1));
+      assert.deepEqual(
+        seen.byRun.get('run-0'),
+        Array.from({ length: 500 }, (_, n) => n + 1),
+      );
     } finally {
       await c.stop();
       await bus.close();

@@ -37,11 +37,22 @@ void describe('NATS permissions per role', () => {
   let controller: NatsBus;
   let agentA: NatsBus;
   const agentB = createUser();
-  const key = (ns: string): Parameters<typeof dataSubject>[0] => ({ namespace: ns, experimentUid: 'uid-1', runId: 'r1', attempt: 0, replica: 0 });
+  const key = (ns: string): Parameters<typeof dataSubject>[0] => ({
+    namespace: ns,
+    experimentUid: 'uid-1',
+    runId: 'r1',
+    attempt: 0,
+    replica: 0,
+  });
 
   void before(async () => {
     server = await startNatsServer({ config: rolesConfig(agentB.getPublicKey()) });
-    controller = await openNatsBus({ servers: server.url, user: 'controller', password: 'controller-pass', inboxPrefix: '_INBOX_llem_controller' });
+    controller = await openNatsBus({
+      servers: server.url,
+      user: 'controller',
+      password: 'controller-pass',
+      inboxPrefix: '_INBOX_llem_controller',
+    });
     await controller.ensureLayout();
     agentA = await openNatsBus({
       servers: server.url,
@@ -81,11 +92,14 @@ void describe('NATS permissions per role', () => {
   });
 
   void it("refuses an agent's publish into another namespace, and nothing is stored", async () => {
-    await assert.rejects(agentA.publish(dataSubject(key('team-b'), 'hello'), enc.encode('forged'), { msgId: 'b-forged' }), (err: Error) => {
-      assert.equal(err.name, 'BusError');
-      assert.match(err.message, /Permission/i);
-      return true;
-    });
+    await assert.rejects(
+      agentA.publish(dataSubject(key('team-b'), 'hello'), enc.encode('forged'), { msgId: 'b-forged' }),
+      (err: Error) => {
+        assert.equal(err.name, 'BusError');
+        assert.match(err.message, /Permission/i);
+        return true;
+      },
+    );
     const got: string[] = [];
     const c = await controller.consume({
       durable: 'agg-team-b',
@@ -112,12 +126,16 @@ void describe('NATS permissions per role', () => {
   void it('delivers start signals to agents of the namespace and refuses other namespaces and forgeries', async () => {
     const got: string[] = [];
     const sub = await agentA.subscribeControl(startSubject('team-a', 'uid-1', 'r1'), (d) => got.push(dec.decode(d)));
-    await assert.rejects(agentA.subscribeControl(startSubject('team-b', 'uid-1', 'r1'), () => undefined), { name: 'BusError' });
+    await assert.rejects(
+      agentA.subscribeControl(startSubject('team-b', 'uid-1', 'r1'), () => undefined),
+      { name: 'BusError' },
+    );
     await agentA.publishControl(startSubject('team-a', 'uid-1', 'r1'), enc.encode('forged-start'));
     await controller.publishControl(startSubject('team-a', 'uid-1', 'r1'), enc.encode('start'));
     // Delivery is asynchronous: wait for the real signal (a slow machine may take a while), then a
     // little longer so a forged one, had the server let it through, would have arrived too.
-    for (const until = Date.now() + 10_000; !got.includes('start') && Date.now() < until;) await new Promise((r) => setTimeout(r, 20));
+    for (const until = Date.now() + 10_000; !got.includes('start') && Date.now() < until;)
+      await new Promise((r) => setTimeout(r, 20));
     await new Promise((r) => setTimeout(r, 200));
     await sub.unsubscribe();
     assert.deepEqual(got, ['start']);
@@ -132,15 +150,23 @@ void describe('NATS permissions per role', () => {
       publishRetryMs: 2000,
     });
     try {
-      assert.equal((await bus.publish(dataSubject(key('team-b'), 'hello'), enc.encode('b'), { msgId: 'b-1' })).duplicate, false);
-      await assert.rejects(bus.publish(dataSubject(key('team-a'), 'hello'), enc.encode('x'), { msgId: 'a-forged' }), { name: 'BusError' });
+      assert.equal(
+        (await bus.publish(dataSubject(key('team-b'), 'hello'), enc.encode('b'), { msgId: 'b-1' })).duplicate,
+        false,
+      );
+      await assert.rejects(bus.publish(dataSubject(key('team-a'), 'hello'), enc.encode('x'), { msgId: 'a-forged' }), {
+        name: 'BusError',
+      });
     } finally {
       await bus.close();
     }
   });
 
   void it('rejects a wrong password at connect time', async () => {
-    await assert.rejects(openNatsBus({ servers: server.url, user: 'agent-team-a', password: 'wrong', maxReconnectAttempts: 0 }), { name: 'BusError' });
+    await assert.rejects(
+      openNatsBus({ servers: server.url, user: 'agent-team-a', password: 'wrong', maxReconnectAttempts: 0 }),
+      { name: 'BusError' },
+    );
   });
 });
 
@@ -167,7 +193,11 @@ void describe('NATS authentication methods', () => {
     })();
     try {
       const url = server.url.replace('nats://', 'tls://');
-      await assert.rejects(openNatsBus({ servers: url, maxReconnectAttempts: 0 }), { name: 'BusError' }, 'an unknown CA is refused');
+      await assert.rejects(
+        openNatsBus({ servers: url, maxReconnectAttempts: 0 }),
+        { name: 'BusError' },
+        'an unknown CA is refused',
+      );
       const bus = await openNatsBus({ servers: url, tls: { caFile: join(dir, 'ca.pem') } });
       await bus.ensureLayout();
       await bus.close();
@@ -182,8 +212,53 @@ function makeCertificates(dir: string): void {
   const run = (...args: string[]): void => {
     execFileSync('openssl', args, { cwd: dir, stdio: 'ignore' });
   };
-  run('req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-days', '1', '-subj', '/CN=llem-test-ca', '-keyout', 'ca-key.pem', '-out', 'ca.pem');
+  run(
+    'req',
+    '-x509',
+    '-newkey',
+    'ec',
+    '-pkeyopt',
+    'ec_paramgen_curve:prime256v1',
+    '-nodes',
+    '-days',
+    '1',
+    '-subj',
+    '/CN=llem-test-ca',
+    '-keyout',
+    'ca-key.pem',
+    '-out',
+    'ca.pem',
+  );
   writeFileSync(join(dir, 'san.ext'), 'subjectAltName=IP:127.0.0.1,DNS:localhost\n');
-  run('req', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-subj', '/CN=127.0.0.1', '-keyout', 'server-key.pem', '-out', 'server.csr');
-  run('x509', '-req', '-in', 'server.csr', '-CA', 'ca.pem', '-CAkey', 'ca-key.pem', '-CAcreateserial', '-days', '1', '-extfile', 'san.ext', '-out', 'server.pem');
+  run(
+    'req',
+    '-newkey',
+    'ec',
+    '-pkeyopt',
+    'ec_paramgen_curve:prime256v1',
+    '-nodes',
+    '-subj',
+    '/CN=127.0.0.1',
+    '-keyout',
+    'server-key.pem',
+    '-out',
+    'server.csr',
+  );
+  run(
+    'x509',
+    '-req',
+    '-in',
+    'server.csr',
+    '-CA',
+    'ca.pem',
+    '-CAkey',
+    'ca-key.pem',
+    '-CAcreateserial',
+    '-days',
+    '1',
+    '-extfile',
+    'san.ext',
+    '-out',
+    'server.pem',
+  );
 }

@@ -5,11 +5,33 @@ import assert from 'node:assert/strict';
 import { experimentCheckpointKey } from '../../../lib/bus/subjects.ts';
 import { kubeSkipReason } from '../../support/kube.ts';
 import { CONTROLLER_METRICS } from '../../../controller/index.ts';
-import { condition, createNamespace, getExperiment, manifest, sleep, startEnv, waitFor, type ExperimentJson, type TestEnv } from './env.ts';
+import {
+  condition,
+  createNamespace,
+  getExperiment,
+  manifest,
+  sleep,
+  startEnv,
+  waitFor,
+  type ExperimentJson,
+  type TestEnv,
+} from './env.ts';
 
 const skip = kubeSkipReason();
 
-async function podsOf(env: TestEnv, ns: string): Promise<{ metadata: { name: string; labels: Record<string, string>; ownerReferences?: { kind: string; name: string; controller?: boolean }[] }; spec: { initContainers?: unknown[]; containers: { command?: string[]; args?: string[] }[] } }[]> {
+async function podsOf(
+  env: TestEnv,
+  ns: string,
+): Promise<
+  {
+    metadata: {
+      name: string;
+      labels: Record<string, string>;
+      ownerReferences?: { kind: string; name: string; controller?: boolean }[];
+    };
+    spec: { initContainers?: unknown[]; containers: { command?: string[]; args?: string[] }[] };
+  }[]
+> {
   const out = await env.kube.kubectlOk(['get', 'pods', '-n', ns, '-o', 'json']);
   return (JSON.parse(out) as { items: never[] }).items;
 }
@@ -38,7 +60,11 @@ void describe('llem controller against a real API server', { skip, timeout: 900_
       const list = await podsOf(env, ns);
       return list.length === 2 ? list : undefined;
     });
-    const done = await waitFor('experiment Succeeded', () => phaseIs(env, ns, 'two-configs', ['Succeeded', 'Failed']), 240_000);
+    const done = await waitFor(
+      'experiment Succeeded',
+      () => phaseIs(env, ns, 'two-configs', ['Succeeded', 'Failed']),
+      240_000,
+    );
     assert.equal(done.status?.phase, 'Succeeded', JSON.stringify(done.status?.conditions));
     assert.equal(done.status?.progress?.summary, '2/2');
     assert.equal(condition(done, 'Validated')?.status, 'True');
@@ -49,7 +75,11 @@ void describe('llem controller against a real API server', { skip, timeout: 900_
     assert.equal(done.status?.simulated, true);
     assert.ok(done.metadata.finalizers?.includes('llem.dev/cleanup'));
 
-    assert.equal(env.player.podsSeen().filter((n) => n.startsWith('two-configs-')).length, 2, 'one pod per run replica');
+    assert.equal(
+      env.player.podsSeen().filter((n) => n.startsWith('two-configs-')).length,
+      2,
+      'one pod per run replica',
+    );
     await waitFor('finished pods released', async () => ((await podsOf(env, ns)).length === 0 ? true : undefined));
     for (const p of pods) {
       assert.equal(p.metadata.labels['llem.dev/experiment'], 'two-configs');
@@ -57,7 +87,11 @@ void describe('llem controller against a real API server', { skip, timeout: 900_
       assert.equal(p.metadata.ownerReferences?.[0]?.kind, 'EnergyExperiment');
       assert.equal(p.metadata.ownerReferences?.[0]?.controller, true);
       assert.equal(p.spec.initContainers?.length, 1);
-      assert.deepEqual(p.spec.containers[0]?.command?.slice(2), ['agent', '--'], 'after /llem/bin/node /llem/bin/llem.mjs');
+      assert.deepEqual(
+        p.spec.containers[0]?.command?.slice(2),
+        ['agent', '--'],
+        'after /llem/bin/node /llem/bin/llem.mjs',
+      );
     }
 
     const table = await env.kube.kubectlOk(['get', 'ee', '-n', ns]);
@@ -118,14 +152,27 @@ void describe('llem controller against a real API server', { skip, timeout: 900_
     await createNamespace(env, ns);
     // Long enough (~10 s) that the kill 4 s after the pod appears lands mid-run on a slow machine.
     await env.kube.kubectlOk(['apply', '-f', '-'], { input: manifest('oom', ns, { requests: 120 }) });
-    const first = await waitFor('first pod running', async () => (await podsOf(env, ns)).find((p) => p.metadata.labels['llem.dev/attempt'] === '0'));
+    const first = await waitFor('first pod running', async () =>
+      (await podsOf(env, ns)).find((p) => p.metadata.labels['llem.dev/attempt'] === '0'),
+    );
     await sleep(4000);
-    await env.player.fail(ns, first.metadata.name, { exitCode: 137, reason: 'OOMKilled', message: 'Memory cgroup out of memory' });
+    await env.player.fail(ns, first.metadata.name, {
+      exitCode: 137,
+      reason: 'OOMKilled',
+      message: 'Memory cgroup out of memory',
+    });
     const done = await waitFor('experiment finished', () => phaseIs(env, ns, 'oom', ['Succeeded', 'Failed']), 240_000);
     assert.equal(done.status?.phase, 'Succeeded');
     assert.equal(done.status?.runs?.[0]?.attempt, 1, 'the retry is attempt 1');
     assert.equal(done.status?.configurations?.[0]?.metrics['energyJoules']?.n, 1, 'one complete attempt counted');
-    const events = await env.kube.kubectlOk(['get', 'events', '-n', ns, '-o', 'jsonpath={range .items[*]}{.reason} {.message}{"\\n"}{end}']);
+    const events = await env.kube.kubectlOk([
+      'get',
+      'events',
+      '-n',
+      ns,
+      '-o',
+      'jsonpath={range .items[*]}{.reason} {.message}{"\\n"}{end}',
+    ]);
     assert.match(events, /RunRetrying .*OOMKilled/);
   });
 
@@ -133,14 +180,26 @@ void describe('llem controller against a real API server', { skip, timeout: 900_
     const ns = 'restart';
     await createNamespace(env, ns);
     await env.kube.kubectlOk(['apply', '-f', '-'], { input: manifest('restart', ns, { configs: 3, parallelism: 1 }) });
-    await waitFor('one run succeeded', async () => ((await getExperiment(env, ns, 'restart'))?.status?.progress?.succeeded ?? 0) >= 1 || undefined, 180_000);
+    await waitFor(
+      'one run succeeded',
+      async () => ((await getExperiment(env, ns, 'restart'))?.status?.progress?.succeeded ?? 0) >= 1 || undefined,
+      180_000,
+    );
     const first = env.controllers[0]?.controller;
     assert.ok(first !== undefined);
     await env.stopController(first);
     await env.startController();
-    const done = await waitFor('experiment finished', () => phaseIs(env, ns, 'restart', ['Succeeded', 'Failed']), 300_000);
+    const done = await waitFor(
+      'experiment finished',
+      () => phaseIs(env, ns, 'restart', ['Succeeded', 'Failed']),
+      300_000,
+    );
     assert.equal(done.status?.phase, 'Succeeded');
-    assert.deepEqual(done.status?.runs?.map((r) => r.attempt), [0, 0, 0], 'no run was started twice');
+    assert.deepEqual(
+      done.status?.runs?.map((r) => r.attempt),
+      [0, 0, 0],
+      'no run was started twice',
+    );
     assert.equal(env.player.podsSeen().filter((n) => n.startsWith('restart-')).length, 3, 'exactly one pod per run');
     for (const c of done.status?.configurations ?? []) assert.equal(c.metrics['energyJoules']?.n, 1);
   });
@@ -151,7 +210,9 @@ void describe('llem controller against a real API server', { skip, timeout: 900_
     const standby = await env.startController();
     await sleep(1500);
     assert.equal(standby.isLeader, false);
-    const lease = JSON.parse(await env.kube.kubectlOk(['get', 'lease', 'llem-controller', '-n', 'default', '-o', 'json'])) as { spec: { holderIdentity: string } };
+    const lease = JSON.parse(
+      await env.kube.kubectlOk(['get', 'lease', 'llem-controller', '-n', 'default', '-o', 'json']),
+    ) as { spec: { holderIdentity: string } };
     assert.equal(lease.spec.holderIdentity, leader.identity);
     await env.stopController(leader);
     await waitFor('standby leads', () => (standby.isLeader ? true : undefined), 15_000);
@@ -161,7 +222,9 @@ void describe('llem controller against a real API server', { skip, timeout: 900_
     const ns = 'delete';
     await createNamespace(env, ns);
     await env.kube.kubectlOk(['apply', '-f', '-'], { input: manifest('doomed', ns, { requests: 200 }) });
-    const e = await waitFor('a pod exists', async () => ((await podsOf(env, ns)).length > 0 ? getExperiment(env, ns, 'doomed') : undefined));
+    const e = await waitFor('a pod exists', async () =>
+      (await podsOf(env, ns)).length > 0 ? getExperiment(env, ns, 'doomed') : undefined,
+    );
     await sleep(3000);
     await env.kube.kubectlOk(['delete', 'ee', 'doomed', '-n', ns, '--timeout=60s']);
     assert.equal((await podsOf(env, ns)).length, 0);

@@ -34,13 +34,30 @@ void describe('the llem controller process, killed and restarted', { skip, timeo
 
   /** A controller process; `started` resolves once it logs that it runs (informers synced, leading). */
   function startController(): ChildProcess & { started: Promise<void> } {
-    const args = [LLEM, 'controller', '--kubeconfig', kube.kubeconfigPath, '--nats-url', nats.url, '--simulate', '--no-leader-elect', '--metrics-bind-address', '127.0.0.1:0', '--workers', '2'];
-    const c = spawn(process.execPath, args, { stdio: ['ignore', 'ignore', 'pipe'], env: { ...process.env, LLEM_LOG_LEVEL: 'info' } });
+    const args = [
+      LLEM,
+      'controller',
+      '--kubeconfig',
+      kube.kubeconfigPath,
+      '--nats-url',
+      nats.url,
+      '--simulate',
+      '--no-leader-elect',
+      '--metrics-bind-address',
+      '127.0.0.1:0',
+      '--workers',
+      '2',
+    ];
+    const c = spawn(process.execPath, args, {
+      stdio: ['ignore', 'ignore', 'pipe'],
+      env: { ...process.env, LLEM_LOG_LEVEL: 'info' },
+    });
     const started = new Promise<void>((resolve) => {
       c.stderr?.on('data', (d: Buffer) => {
         const text = d.toString();
         if (text.includes('controller started')) resolve();
-        for (const line of text.split('\n')) if (/"level":(50|60)/.test(line)) process.stderr.write(`[controller ${c.pid}] ${line}\n`);
+        for (const line of text.split('\n'))
+          if (/"level":(50|60)/.test(line)) process.stderr.write(`[controller ${c.pid}] ${line}\n`);
       });
       c.once('exit', () => resolve());
     });
@@ -70,10 +87,18 @@ void describe('the llem controller process, killed and restarted', { skip, timeo
     const name = (s.artifact?.uri ?? '').replace(/^nats-obj:\/\/llem-artifacts\//, '');
     const bytes = await bus.getArtifact(name);
     assert.ok(bytes !== null, `artifact ${name} exists`);
-    const doc = JSON.parse(new TextDecoder().decode(bytes)) as { results: { lastStreamSeq?: number } | null; configurations: unknown; best: unknown; runs: { id: string; attempt: number; phase: string }[] };
+    const doc = JSON.parse(new TextDecoder().decode(bytes)) as {
+      results: { lastStreamSeq?: number } | null;
+      configurations: unknown;
+      best: unknown;
+      runs: { id: string; attempt: number; phase: string }[];
+    };
     const results = doc.results === null ? null : { ...doc.results, lastStreamSeq: 0 };
     const runs = doc.runs.map((r) => ({ id: r.id, attempt: r.attempt, phase: r.phase }));
-    return JSON.stringify({ results, configurations: doc.configurations, best: doc.best, runs }).replaceAll(uid, '<uid>');
+    return JSON.stringify({ results, configurations: doc.configurations, best: doc.best, runs }).replaceAll(
+      uid,
+      '<uid>',
+    );
   }
 
   async function uidOf(ns: string, name: string): Promise<string> {
@@ -83,9 +108,17 @@ void describe('the llem controller process, killed and restarted', { skip, timeo
   before(async () => {
     await mkdir(BUILD_DIR, { recursive: true });
     await build({
-      entryPoints: [`${REPO}cli/main.ts`], outfile: LLEM, bundle: true, platform: 'node', format: 'esm', target: 'node22',
-      external: ['koffi', 'playwright-core'], logLevel: 'warning',
-      banner: { js: "import { createRequire as __llemCreateRequire } from 'node:module'; const require = __llemCreateRequire(import.meta.url);" },
+      entryPoints: [`${REPO}cli/main.ts`],
+      outfile: LLEM,
+      bundle: true,
+      platform: 'node',
+      format: 'esm',
+      target: 'node22',
+      external: ['koffi', 'playwright-core'],
+      logLevel: 'warning',
+      banner: {
+        js: "import { createRequire as __llemCreateRequire } from 'node:module'; const require = __llemCreateRequire(import.meta.url);",
+      },
     });
     kube = await startKube();
     nats = await startNatsServer();
@@ -128,9 +161,15 @@ void describe('the llem controller process, killed and restarted', { skip, timeo
     child = startController();
     const crashy = await waitFor('killed experiment finished', finished('crashy', 'exp'), 180_000);
     assert.equal(crashy.phase, 'Succeeded', `killed at ${kills.join(', ')} ms: ${JSON.stringify(crashy.conditions)}`);
-    const [a, b] = [await artifact(calm, await uidOf('calm', 'exp')), await artifact(crashy, await uidOf('crashy', 'exp'))];
+    const [a, b] = [
+      await artifact(calm, await uidOf('calm', 'exp')),
+      await artifact(crashy, await uidOf('crashy', 'exp')),
+    ];
     assert.equal(b, a, `killed at ${kills.join(', ')} ms after start: results differ`);
-    assert.ok(crashy.runs.every((r) => r.attempt === 0), 'no run needed a second attempt');
+    assert.ok(
+      crashy.runs.every((r) => r.attempt === 0),
+      'no run needed a second attempt',
+    );
     const seen = player.podsSeen().filter((n) => n.startsWith('exp-'));
     assert.equal(new Set(seen).size, seen.length, 'no pod was created twice');
     await kill(child);
@@ -139,7 +178,9 @@ void describe('the llem controller process, killed and restarted', { skip, timeo
   void test('a placement.replicas: 2 experiment runs end to end, one pod per replica, both replicas in its figures', async () => {
     await kube.kubectlOk(['create', 'namespace', 'replicas']);
     child = startController();
-    await kube.kubectlOk(['apply', '-f', '-'], { input: manifest('pair', 'replicas', { configs: 2, replicas: 2, parallelism: 2, retries: 0 }) });
+    await kube.kubectlOk(['apply', '-f', '-'], {
+      input: manifest('pair', 'replicas', { configs: 2, replicas: 2, parallelism: 2, retries: 0 }),
+    });
     const done = await waitFor('replicated experiment finished', finished('replicas', 'pair'), 120_000);
     await kill(child);
     assert.equal(done.phase, 'Succeeded', JSON.stringify(done.conditions));
@@ -148,8 +189,16 @@ void describe('the llem controller process, killed and restarted', { skip, timeo
     assert.equal(pods.length, 4, 'two runs x two replicas');
     assert.deepEqual(pods.map((n) => n.slice(-2)).sort(), ['r0', 'r0', 'r1', 'r1']);
     const bytes = await bus.getArtifact((done.artifact?.uri ?? '').replace(/^nats-obj:\/\/llem-artifacts\//, ''));
-    const doc = JSON.parse(new TextDecoder().decode(bytes ?? new Uint8Array())) as { results: { runs: { status: string; counts: { outputTokens: number } }[] } };
+    const doc = JSON.parse(new TextDecoder().decode(bytes ?? new Uint8Array())) as {
+      results: { runs: { status: string; counts: { outputTokens: number } }[] };
+    };
     // Replica 0 sends 100 output tokens, replica 1 sends 110: a run counts both.
-    assert.deepEqual(doc.results.runs.map((r) => [r.status, r.counts.outputTokens]), [['complete', 210], ['complete', 210]]);
+    assert.deepEqual(
+      doc.results.runs.map((r) => [r.status, r.counts.outputTokens]),
+      [
+        ['complete', 210],
+        ['complete', 210],
+      ],
+    );
   });
 });

@@ -7,7 +7,14 @@ import { openNatsBus } from '../../../lib/bus/index.ts';
 import type { Bus } from '../../../lib/bus/types.ts';
 import { rootLogger } from '../../../lib/log.ts';
 import { EnergyExperimentStatusSchema, type EnergyExperimentStatus } from '../../../api/status.ts';
-import { startKube, localAgentRunner, type KubeCluster, type NodePlayer, type PodRun, type PodOutcome } from '../../support/kube.ts';
+import {
+  startKube,
+  localAgentRunner,
+  type KubeCluster,
+  type NodePlayer,
+  type PodRun,
+  type PodOutcome,
+} from '../../support/kube.ts';
 import { startNatsServer, type NatsServerHandle } from '../../support/nats-server.ts';
 
 export interface TestEnv {
@@ -24,14 +31,20 @@ export interface TestEnv {
 
 export interface EnvOptions {
   /** Wraps the default runner (the real agent) so a test can interfere with a pod. */
-  run?: (run: PodRun, signal: AbortSignal, real: (run: PodRun, signal: AbortSignal) => Promise<PodOutcome>) => Promise<PodOutcome>;
+  run?: (
+    run: PodRun,
+    signal: AbortSignal,
+    real: (run: PodRun, signal: AbortSignal) => Promise<PodOutcome>,
+  ) => Promise<PodOutcome>;
 }
 
 export async function startEnv(opts: EnvOptions = {}): Promise<TestEnv> {
   const kube = await startKube();
   const nats = await startNatsServer();
   const real = localAgentRunner({ env: { LLEM_NATS_URL: nats.url, LLEM_LOG_LEVEL: 'warn' } });
-  const player = await kube.startNodePlayer({ run: (r, s) => (opts.run === undefined ? real(r, s) : opts.run(r, s, real)) });
+  const player = await kube.startNodePlayer({
+    run: (r, s) => (opts.run === undefined ? real(r, s) : opts.run(r, s, real)),
+  });
   const controllers: TestEnv['controllers'] = [];
   const openBus = (): Promise<Bus> => openNatsBus({ servers: nats.url, name: 'llem-test' }, 'test');
   const env: TestEnv = {
@@ -47,8 +60,20 @@ export async function startEnv(opts: EnvOptions = {}): Promise<TestEnv> {
         kubeConfig: kc,
         bus,
         workers: 2,
-        podOptions: { agentImage: 'llem/agent:test', backendImages: {}, agentEnv: [{ name: 'LLEM_NATS_URL', value: nats.url }], simulate: true },
-        leaderElection: { enabled: true, namespace: 'default', name: 'llem-controller', leaseDurationMs: 8000, renewDeadlineMs: 5000, retryPeriodMs: 500 },
+        podOptions: {
+          agentImage: 'llem/agent:test',
+          backendImages: {},
+          agentEnv: [{ name: 'LLEM_NATS_URL', value: nats.url }],
+          simulate: true,
+        },
+        leaderElection: {
+          enabled: true,
+          namespace: 'default',
+          name: 'llem-controller',
+          leaseDurationMs: 8000,
+          renewDeadlineMs: 5000,
+          retryPeriodMs: 500,
+        },
         probe: { host: '127.0.0.1', port: 0 },
         retryBaseMs: 500,
         checkpointMs: 200,
@@ -79,7 +104,11 @@ export async function startEnv(opts: EnvOptions = {}): Promise<TestEnv> {
 export const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
 /** Polls `fn` until it returns a value other than undefined, or throws with `what` after the timeout. */
-export async function waitFor<T>(what: string, fn: () => Promise<T | undefined> | T | undefined, timeoutMs = 90_000): Promise<T> {
+export async function waitFor<T>(
+  what: string,
+  fn: () => Promise<T | undefined> | T | undefined,
+  timeoutMs = 90_000,
+): Promise<T> {
   const deadline = Date.now() + timeoutMs;
   let lastErr: unknown;
   while (Date.now() < deadline) {
@@ -104,15 +133,33 @@ export async function getExperiment(env: TestEnv, ns: string, name: string): Pro
   const r = await env.kube.kubectl(['get', 'ee', name, '-n', ns, '-o', 'json']);
   if (r.code !== 0) return undefined;
   const raw = JSON.parse(r.stdout) as { metadata: ExperimentJson['metadata']; status?: unknown };
-  return { metadata: raw.metadata, ...(raw.status !== undefined ? { status: EnergyExperimentStatusSchema.parse(raw.status) } : {}) };
+  return {
+    metadata: raw.metadata,
+    ...(raw.status !== undefined ? { status: EnergyExperimentStatusSchema.parse(raw.status) } : {}),
+  };
 }
 
-export function condition(e: ExperimentJson | undefined, type: string): { status: string; reason: string; message: string } | undefined {
+export function condition(
+  e: ExperimentJson | undefined,
+  type: string,
+): { status: string; reason: string; message: string } | undefined {
   return e?.status?.conditions?.find((c) => c.type === type);
 }
 
 /** A small, fast experiment: one pytorch backend, `configs` sweep points x `cycles`. */
-export function manifest(name: string, ns: string, o: { configs?: number; cycles?: number; retries?: number; parallelism?: number; requests?: number; replicas?: number; extra?: string } = {}): string {
+export function manifest(
+  name: string,
+  ns: string,
+  o: {
+    configs?: number;
+    cycles?: number;
+    retries?: number;
+    parallelism?: number;
+    requests?: number;
+    replicas?: number;
+    extra?: string;
+  } = {},
+): string {
   const points = Array.from({ length: o.configs ?? 1 }, (_, i) => i + 1).join(', ');
   return `apiVersion: llem.dev/v1alpha1
 kind: EnergyExperiment

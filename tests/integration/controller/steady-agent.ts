@@ -20,7 +20,8 @@ interface Publisher {
 /** Rewrites every timestamp the fake sequence takes from the clock. */
 function fixClock(m: WireMessage): WireMessage {
   const out = { ...m, sentAtMs: T0_MS + m.seq } as Record<string, unknown>;
-  if (m.kind === 'telemetry') out['samples'] = m.samples.map((s) => ({ ...s, tMs: T0_MS + (m.mark === 'windowStart' ? 0 : 1000) }));
+  if (m.kind === 'telemetry')
+    out['samples'] = m.samples.map((s) => ({ ...s, tMs: T0_MS + (m.mark === 'windowStart' ? 0 : 1000) }));
   if (m.kind === 'sketch') Object.assign(out, { sliceStartMs: T0_MS, sliceEndMs: T0_MS + 1000 });
   if (m.kind === 'summary') Object.assign(out, { windowStartMs: T0_MS, windowEndMs: T0_MS + 1000 });
   return out as unknown as WireMessage;

@@ -12,15 +12,33 @@ function doc(name: string, spec: string): string {
 }
 
 const REFUSED: [string, string, RegExp][] = [
-  ['pytorch-two-gpus', '  model: { name: org/m, source: { random: {} } }\n  backends: [{ type: pytorch }]\n  placement: { gpusPerRun: 2 }\n', /pytorch backend serves from one GPU/],
-  ['trt-random', '  model: { name: org/m, source: { random: {} } }\n  backends: [{ type: tensorrt }]\n', /cannot load random weights/],
-  ['trt-revision', '  model: { name: org/m, revision: v2, source: { huggingFace: {} } }\n  backends: [{ type: tensorrt }]\n', /no revision option/],
+  [
+    'pytorch-two-gpus',
+    '  model: { name: org/m, source: { random: {} } }\n  backends: [{ type: pytorch }]\n  placement: { gpusPerRun: 2 }\n',
+    /pytorch backend serves from one GPU/,
+  ],
+  [
+    'trt-random',
+    '  model: { name: org/m, source: { random: {} } }\n  backends: [{ type: tensorrt }]\n',
+    /cannot load random weights/,
+  ],
+  [
+    'trt-revision',
+    '  model: { name: org/m, revision: v2, source: { huggingFace: {} } }\n  backends: [{ type: tensorrt }]\n',
+    /no revision option/,
+  ],
 ];
 
 const ACCEPTED: [string, string][] = [
   ['pytorch-one-gpu', '  model: { name: org/m, source: { random: {} } }\n  backends: [{ type: pytorch }]\n'],
-  ['trt-hf', '  model: { name: org/m, source: { huggingFace: {} } }\n  backends: [{ type: tensorrt, tensorrt: { tensorParallelSize: 2 } }]\n  placement: { gpusPerRun: 2 }\n'],
-  ['vllm-random-two-gpus', '  model: { name: org/m, source: { random: {} } }\n  backends: [{ type: vllm, vllm: { tensorParallelSize: 2 } }]\n  placement: { gpusPerRun: 2 }\n'],
+  [
+    'trt-hf',
+    '  model: { name: org/m, source: { huggingFace: {} } }\n  backends: [{ type: tensorrt, tensorrt: { tensorParallelSize: 2 } }]\n  placement: { gpusPerRun: 2 }\n',
+  ],
+  [
+    'vllm-random-two-gpus',
+    '  model: { name: org/m, source: { random: {} } }\n  backends: [{ type: vllm, vllm: { tensorParallelSize: 2 } }]\n  placement: { gpusPerRun: 2 }\n',
+  ],
 ];
 
 void describe('the CRD and llem validate agree with the backend renderers', { skip, timeout: 300_000 }, () => {

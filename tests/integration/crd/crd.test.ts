@@ -41,7 +41,11 @@ void describe('EnergyExperiment CRD on a real API server', { skip, timeout: 300_
   void it('fills the documented defaults', async () => {
     await kube.kubectlOk(['apply', '-n', 'llem', '-f', '-'], { input: stringify(await example('quickstart.yaml')) });
     const got = JSON.parse(await kube.kubectlOk(['get', 'ee', 'quickstart', '-n', 'llem', '-o', 'json'])) as {
-      spec: { policy: { failurePolicy: string }; placement: { gpusPerRun: number }; backends: { extraArgs: string[] }[] };
+      spec: {
+        policy: { failurePolicy: string };
+        placement: { gpusPerRun: number };
+        backends: { extraArgs: string[] }[];
+      };
     };
     assert.equal(got.spec.policy.failurePolicy, 'strict');
     assert.equal(got.spec.placement.gpusPerRun, 1);
@@ -57,16 +61,44 @@ void describe('EnergyExperiment CRD on a real API server', { skip, timeout: 300_
     const status = {
       observedGeneration: 1,
       phase: 'Succeeded',
-      conditions: [{ type: 'Succeeded', status: 'True', reason: 'AllRunsSucceeded', message: 'All 4 runs succeeded.', lastTransitionTime: '2026-01-01T00:00:00Z', observedGeneration: 1 }],
+      conditions: [
+        {
+          type: 'Succeeded',
+          status: 'True',
+          reason: 'AllRunsSucceeded',
+          message: 'All 4 runs succeeded.',
+          lastTransitionTime: '2026-01-01T00:00:00Z',
+          observedGeneration: 1,
+        },
+      ],
       progress: { total: 4, pending: 0, running: 0, succeeded: 4, failed: 0, summary: '4/4' },
       configurations: [
-        { id: 'vllm-0123456789', backend: 'vllm', configHash: 'ab', point: { 'vllm.maxNumSeqs': '8' }, cyclesSucceeded: 2, metrics: { joulesPerToken: { n: 2, mean: 0.5, std: 0.01, ci95Low: 0.41, ci95High: 0.59 } } },
+        {
+          id: 'vllm-0123456789',
+          backend: 'vllm',
+          configHash: 'ab',
+          point: { 'vllm.maxNumSeqs': '8' },
+          cyclesSucceeded: 2,
+          metrics: { joulesPerToken: { n: 2, mean: 0.5, std: 0.01, ci95Low: 0.41, ci95High: 0.59 } },
+        },
       ],
       best: { configurationId: 'vllm-0123456789', backend: 'vllm', configHash: 'ab', joulesPerToken: 0.5 },
       simulated: true,
     };
-    await kube.kubectlOk(['patch', 'ee', 'quickstart', '-n', 'llem', '--subresource=status', '--type=merge', '-p', JSON.stringify({ status })]);
-    const got = JSON.parse(await kube.kubectlOk(['get', 'ee', 'quickstart', '-n', 'llem', '-o', 'json'])) as { status: typeof status };
+    await kube.kubectlOk([
+      'patch',
+      'ee',
+      'quickstart',
+      '-n',
+      'llem',
+      '--subresource=status',
+      '--type=merge',
+      '-p',
+      JSON.stringify({ status }),
+    ]);
+    const got = JSON.parse(await kube.kubectlOk(['get', 'ee', 'quickstart', '-n', 'llem', '-o', 'json'])) as {
+      status: typeof status;
+    };
     assert.deepEqual(got.status.configurations[0]?.metrics, status.configurations[0]?.metrics);
     const out = await kube.kubectlOk(['get', 'ee', 'quickstart', '-n', 'llem']);
     assert.match(out, /quickstart\s+Succeeded\s+4\/4\s+0\.5\s+/);
@@ -83,14 +115,28 @@ void describe('EnergyExperiment CRD on a real API server', { skip, timeout: 300_
   void it('rejects cross-field violations with the CEL messages', async () => {
     const q = await example('quickstart.yaml');
     const cases: [string, (s: Record<string, unknown>) => void][] = [
-      ['must not exceed placement.gpusPerRun', (s) => ((s['backends'] as Record<string, unknown>[])[0] = { type: 'vllm', vllm: { tensorParallelSize: 2 } })],
-      ['must set exactly one of huggingFace, pvc, random', (s) => ((s['model'] as Record<string, unknown>)['source'] = { pvc: { claimName: 'x' }, random: {} })],
+      [
+        'must not exceed placement.gpusPerRun',
+        (s) => ((s['backends'] as Record<string, unknown>[])[0] = { type: 'vllm', vllm: { tensorParallelSize: 2 } }),
+      ],
+      [
+        'must set exactly one of huggingFace, pvc, random',
+        (s) => ((s['model'] as Record<string, unknown>)['source'] = { pvc: { claimName: 'x' }, random: {} }),
+      ],
       ['only allowed on a backend of type pytorch', (s) => (s['backends'] = [{ type: 'vllm', pytorch: {} }])],
-      ['backend names (default: the type) must be unique', (s) => (s['backends'] = [{ type: 'vllm' }, { type: 'vllm' }])],
-      ['ratePerSecond is required when workload.mode is rate', (s) => ((s['workload'] as Record<string, unknown>)['mode'] = 'rate')],
+      [
+        'backend names (default: the type) must be unique',
+        (s) => (s['backends'] = [{ type: 'vllm' }, { type: 'vllm' }]),
+      ],
+      [
+        'ratePerSecond is required when workload.mode is rate',
+        (s) => ((s['workload'] as Record<string, unknown>)['mode'] = 'rate'),
+      ],
     ];
     for (const [message, edit] of cases) {
-      const r = await kube.kubectl(['apply', '--dry-run=server', '-n', 'llem', '-f', '-'], { input: withSpec(q, edit) });
+      const r = await kube.kubectl(['apply', '--dry-run=server', '-n', 'llem', '-f', '-'], {
+        input: withSpec(q, edit),
+      });
       assert.notEqual(r.code, 0, message);
       assert.match(r.stderr, new RegExp(message.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')));
     }

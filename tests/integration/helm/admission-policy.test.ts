@@ -18,13 +18,15 @@ function experiment(name: string, spec: Record<string, unknown>): string {
   });
 }
 
-void describe('the chart\'s experiment admission policy', { skip, timeout: 300_000 }, () => {
+void describe("the chart's experiment admission policy", { skip, timeout: 300_000 }, () => {
   let kube: KubeCluster;
 
   before(async () => {
     kube = await startKube();
     await kube.kubectlOk(['create', 'namespace', NAMESPACE]);
-    const policy = parseManifests(await renderText('default')).filter((o) => o.kind.startsWith('ValidatingAdmissionPolicy'));
+    const policy = parseManifests(await renderText('default')).filter((o) =>
+      o.kind.startsWith('ValidatingAdmissionPolicy'),
+    );
     assert.equal(policy.length, 2, 'the default values ship the policy and its binding');
     await kube.kubectlOk(['apply', '-f', '-'], { input: policy.map((o) => JSON.stringify(o)).join('\n') });
     // The policy becomes active asynchronously: wait until a forbidden image is refused.
@@ -41,12 +43,36 @@ void describe('the chart\'s experiment admission policy', { skip, timeout: 300_0
   });
 
   const cases: [string, Record<string, unknown>, RegExp][] = [
-    ['an image outside the allowed registries', { backends: [{ type: 'pytorch', image: 'docker.io/evil/x:1' }] }, /spec\.backends\[\]\.image must start with one of \["ghcr\.io\/llenergymeasure\/"\]/],
-    ['a service account', { placement: { podTemplate: { serviceAccountName: 'cluster-admin-sa' } } }, /serviceAccountName must be one of \[\]/],
-    ['a priority class', { placement: { podTemplate: { priorityClassName: 'system-node-critical' } } }, /priorityClassName must be one of \[\]/],
-    ['a runtime class outside the list', { placement: { runtimeClassName: 'kata-privileged' } }, /runtimeClassName must be one of \["nvidia"\]/],
-    ['a toleration of the control-plane taint', { placement: { tolerations: [{ key: 'node-role.kubernetes.io/control-plane', operator: 'Exists' }] } }, /tolerations\[\]\.key must be one of/],
-    ['a key-less toleration that tolerates every taint', { placement: { tolerations: [{ operator: 'Exists' }] } }, /tolerations\[\]\.key must be one of/],
+    [
+      'an image outside the allowed registries',
+      { backends: [{ type: 'pytorch', image: 'docker.io/evil/x:1' }] },
+      /spec\.backends\[\]\.image must start with one of \["ghcr\.io\/llenergymeasure\/"\]/,
+    ],
+    [
+      'a service account',
+      { placement: { podTemplate: { serviceAccountName: 'cluster-admin-sa' } } },
+      /serviceAccountName must be one of \[\]/,
+    ],
+    [
+      'a priority class',
+      { placement: { podTemplate: { priorityClassName: 'system-node-critical' } } },
+      /priorityClassName must be one of \[\]/,
+    ],
+    [
+      'a runtime class outside the list',
+      { placement: { runtimeClassName: 'kata-privileged' } },
+      /runtimeClassName must be one of \["nvidia"\]/,
+    ],
+    [
+      'a toleration of the control-plane taint',
+      { placement: { tolerations: [{ key: 'node-role.kubernetes.io/control-plane', operator: 'Exists' }] } },
+      /tolerations\[\]\.key must be one of/,
+    ],
+    [
+      'a key-less toleration that tolerates every taint',
+      { placement: { tolerations: [{ operator: 'Exists' }] } },
+      /tolerations\[\]\.key must be one of/,
+    ],
   ];
   for (const [what, spec, message] of cases) {
     void test(`refuses ${what}`, async () => {
@@ -59,7 +85,10 @@ void describe('the chart\'s experiment admission policy', { skip, timeout: 300_0
   void test('admits an experiment within the lists (allowed image, nvidia runtime, GPU toleration)', async () => {
     const spec = {
       backends: [{ type: 'pytorch', image: 'ghcr.io/llenergymeasure/llem-pytorch:0.2.0' }],
-      placement: { runtimeClassName: 'nvidia', tolerations: [{ key: 'nvidia.com/gpu', operator: 'Exists', effect: 'NoSchedule' }] },
+      placement: {
+        runtimeClassName: 'nvidia',
+        tolerations: [{ key: 'nvidia.com/gpu', operator: 'Exists', effect: 'NoSchedule' }],
+      },
     };
     const r = await kube.kubectl(['apply', '--dry-run=server', '-f', '-'], { input: experiment('good', spec) });
     assert.equal(r.code, 0, r.stderr);

@@ -68,16 +68,22 @@ void describe('the chart against a real kube-apiserver', { skip, timeout: 300_00
   before(async () => {
     // The chart's own CRD copy is checked below; nothing is pre-installed.
     kube = await startKube({ crds: [] });
-    for (const ns of [RELEASE_NAMESPACE, EXPERIMENT_NAMESPACE]) await kube.kubectlOk(['apply', '-f', '-'], { input: namespaceYaml(ns) });
+    for (const ns of [RELEASE_NAMESPACE, EXPERIMENT_NAMESPACE])
+      await kube.kubectlOk(['apply', '-f', '-'], { input: namespaceYaml(ns) });
     await kube.kubectlOk(['apply', '-f', '-'], { input: SERVICE_MONITOR_CRD });
-    await kube.kubectlOk(['wait', '--for=condition=Established', '--timeout=60s', 'crd/servicemonitors.monitoring.coreos.com']);
+    await kube.kubectlOk([
+      'wait',
+      '--for=condition=Established',
+      '--timeout=60s',
+      'crd/servicemonitors.monitoring.coreos.com',
+    ]);
   });
 
   after(async () => {
     await kube?.stop();
   });
 
-  void test('the CRD in the chart\'s crds/ folder passes kubectl apply --dry-run=server', async () => {
+  void test("the CRD in the chart's crds/ folder passes kubectl apply --dry-run=server", async () => {
     const r = await kube.kubectl(['apply', '--dry-run=server', '-f', join(CHART_DIR, 'crds')]);
     assert.equal(r.code, 0, r.stderr);
     assert.match(r.stdout, /energyexperiments\.llem\.dev .*\(server dry run\)/);
@@ -89,22 +95,30 @@ void describe('the chart against a real kube-apiserver', { skip, timeout: 300_00
       const r = await kube.kubectl(['apply', '--dry-run=server', '-f', '-'], { input: manifests });
       assert.equal(r.code, 0, `${scenario}: ${r.stderr}`);
       assert.doesNotMatch(r.stderr, /would violate PodSecurity/, `${scenario}: ${r.stderr}`);
-      const applied = r.stdout.trim().split('\n').filter((l) => l.endsWith('(server dry run)'));
+      const applied = r.stdout
+        .trim()
+        .split('\n')
+        .filter((l) => l.endsWith('(server dry run)'));
       assert.equal(applied.length, parseManifests(manifests).length, r.stdout);
     });
   }
 
-  void test('an insecure override draws the server\'s Pod Security warning, so the check above can fail', async () => {
-    const manifests = await renderText('minimal', ['--set', 'controller.securityContext.allowPrivilegeEscalation=true']);
+  void test("an insecure override draws the server's Pod Security warning, so the check above can fail", async () => {
+    const manifests = await renderText('minimal', [
+      '--set',
+      'controller.securityContext.allowPrivilegeEscalation=true',
+    ]);
     const r = await kube.kubectl(['apply', '--dry-run=server', '-f', '-'], { input: manifests });
     assert.equal(r.code, 0, r.stderr);
     assert.match(r.stderr, /would violate PodSecurity "restricted:latest": allowPrivilegeEscalation/);
   });
 
-  void describe('RBAC proof with the chart\'s ServiceAccount', () => {
+  void describe("RBAC proof with the chart's ServiceAccount", () => {
     before(async () => {
       const objs = parseManifests(await renderText('default'));
-      const rbac: K8sObject[] = objs.filter((o) => ['ServiceAccount', 'ClusterRole', 'ClusterRoleBinding', 'Role', 'RoleBinding'].includes(o.kind));
+      const rbac: K8sObject[] = objs.filter((o) =>
+        ['ServiceAccount', 'ClusterRole', 'ClusterRoleBinding', 'Role', 'RoleBinding'].includes(o.kind),
+      );
       await kube.kubectlOk(['apply', '-f', '-'], { input: rbac.map((o) => JSON.stringify(o)).join('\n') });
       serviceAccount = findObject(objs, 'ServiceAccount').metadata.name;
     });
@@ -118,11 +132,16 @@ void describe('the chart against a real kube-apiserver', { skip, timeout: 300_00
       const [typePart = '', name] = resource.split('/');
       const dot = typePart.indexOf('.');
       const attrs = {
-        verb, namespace, ...(subresource === undefined ? {} : { subresource }), ...(name === undefined ? {} : { name }),
-        resource: dot < 0 ? typePart : typePart.slice(0, dot), group: dot < 0 ? '' : typePart.slice(dot + 1),
+        verb,
+        namespace,
+        ...(subresource === undefined ? {} : { subresource }),
+        ...(name === undefined ? {} : { name }),
+        resource: dot < 0 ? typePart : typePart.slice(0, dot),
+        group: dot < 0 ? '' : typePart.slice(dot + 1),
       };
       const review = {
-        apiVersion: 'authorization.k8s.io/v1', kind: 'SubjectAccessReview',
+        apiVersion: 'authorization.k8s.io/v1',
+        kind: 'SubjectAccessReview',
         spec: {
           user: `system:serviceaccount:${RELEASE_NAMESPACE}:${serviceAccount}`,
           groups: ['system:serviceaccounts', `system:serviceaccounts:${RELEASE_NAMESPACE}`, 'system:authenticated'],
@@ -135,40 +154,65 @@ void describe('the chart against a real kube-apiserver', { skip, timeout: 300_00
 
     void test('the ServiceAccount may do every verb the controller uses', async () => {
       const allowed: [string, string, string, string?][] = [
-        ...['get', 'list', 'watch', 'update', 'patch', 'delete'].map((v): [string, string, string] => [v, 'energyexperiments.llem.dev', EXPERIMENT_NAMESPACE]),
+        ...['get', 'list', 'watch', 'update', 'patch', 'delete'].map((v): [string, string, string] => [
+          v,
+          'energyexperiments.llem.dev',
+          EXPERIMENT_NAMESPACE,
+        ]),
         ['update', 'energyexperiments.llem.dev', EXPERIMENT_NAMESPACE, 'status'],
         ['patch', 'energyexperiments.llem.dev', EXPERIMENT_NAMESPACE, 'status'],
         ['update', 'energyexperiments.llem.dev', EXPERIMENT_NAMESPACE, 'finalizers'],
-        ...['get', 'list', 'watch', 'create', 'delete'].map((v): [string, string, string] => [v, 'pods', EXPERIMENT_NAMESPACE]),
-        ['create', 'events', EXPERIMENT_NAMESPACE], ['patch', 'events', EXPERIMENT_NAMESPACE],
+        ...['get', 'list', 'watch', 'create', 'delete'].map((v): [string, string, string] => [
+          v,
+          'pods',
+          EXPERIMENT_NAMESPACE,
+        ]),
+        ['create', 'events', EXPERIMENT_NAMESPACE],
+        ['patch', 'events', EXPERIMENT_NAMESPACE],
         ['create', 'secrets', EXPERIMENT_NAMESPACE],
         ['create', 'leases.coordination.k8s.io', RELEASE_NAMESPACE],
         ['get', 'leases.coordination.k8s.io/llem-leader', RELEASE_NAMESPACE],
         ['update', 'leases.coordination.k8s.io/llem-leader', RELEASE_NAMESPACE],
       ];
       for (const [verb, resource, ns, sub] of allowed) {
-        assert.equal(await canI(verb, resource, ns, sub), true, `${verb} ${resource}${sub ? '/' + sub : ''} in ${ns} must be allowed`);
+        assert.equal(
+          await canI(verb, resource, ns, sub),
+          true,
+          `${verb} ${resource}${sub ? '/' + sub : ''} in ${ns} must be allowed`,
+        );
       }
     });
 
     void test('verbs outside the role are refused: Secrets, pod exec, other Leases, creating experiments, nodes', async () => {
       const refused: [string, string, string, string?][] = [
-        ['get', 'secrets', EXPERIMENT_NAMESPACE], ['list', 'secrets', RELEASE_NAMESPACE], ['watch', 'secrets', EXPERIMENT_NAMESPACE],
-        ['update', 'secrets', EXPERIMENT_NAMESPACE], ['delete', 'secrets', EXPERIMENT_NAMESPACE],
-        ['create', 'pods', EXPERIMENT_NAMESPACE, 'exec'], ['update', 'pods', EXPERIMENT_NAMESPACE],
-        ['create', 'energyexperiments.llem.dev', EXPERIMENT_NAMESPACE], ['deletecollection', 'energyexperiments.llem.dev', EXPERIMENT_NAMESPACE],
-        ['get', 'configmaps', EXPERIMENT_NAMESPACE], ['list', 'nodes', ''],
+        ['get', 'secrets', EXPERIMENT_NAMESPACE],
+        ['list', 'secrets', RELEASE_NAMESPACE],
+        ['watch', 'secrets', EXPERIMENT_NAMESPACE],
+        ['update', 'secrets', EXPERIMENT_NAMESPACE],
+        ['delete', 'secrets', EXPERIMENT_NAMESPACE],
+        ['create', 'pods', EXPERIMENT_NAMESPACE, 'exec'],
+        ['update', 'pods', EXPERIMENT_NAMESPACE],
+        ['create', 'energyexperiments.llem.dev', EXPERIMENT_NAMESPACE],
+        ['deletecollection', 'energyexperiments.llem.dev', EXPERIMENT_NAMESPACE],
+        ['get', 'configmaps', EXPERIMENT_NAMESPACE],
+        ['list', 'nodes', ''],
         ['update', 'leases.coordination.k8s.io/kube-scheduler', RELEASE_NAMESPACE],
         ['create', 'leases.coordination.k8s.io', EXPERIMENT_NAMESPACE],
         ['create', 'rolebindings.rbac.authorization.k8s.io', EXPERIMENT_NAMESPACE],
       ];
       for (const [verb, resource, ns, sub] of refused) {
-        assert.equal(await canI(verb, resource, ns, sub), false, `${verb} ${resource}${sub ? '/' + sub : ''} in ${ns || 'the cluster'} must be refused`);
+        assert.equal(
+          await canI(verb, resource, ns, sub),
+          false,
+          `${verb} ${resource}${sub ? '/' + sub : ''} in ${ns || 'the cluster'} must be refused`,
+        );
       }
     });
 
     void test('with its own token the ServiceAccount creates pods and a Lease but is Forbidden to read Secrets', async () => {
-      const token = (await kube.kubectlOk(['create', 'token', serviceAccount, '-n', RELEASE_NAMESPACE, '--duration=10m'])).trim();
+      const token = (
+        await kube.kubectlOk(['create', 'token', serviceAccount, '-n', RELEASE_NAMESPACE, '--duration=10m'])
+      ).trim();
       const asController = (args: string[], input?: string): ReturnType<KubeCluster['kubectl']> =>
         kube.kubectl([`--token=${token}`, ...args], input === undefined ? {} : { input });
 
@@ -190,7 +234,15 @@ spec: { holderIdentity: test, leaseDurationSeconds: 15 }
       const created = await asController(['create', '-f', '-'], lease);
       assert.equal(created.code, 0, created.stderr);
 
-      await kube.kubectlOk(['create', 'secret', 'generic', 'hf-token', '-n', EXPERIMENT_NAMESPACE, '--from-literal=token=hf_not_a_real_token']);
+      await kube.kubectlOk([
+        'create',
+        'secret',
+        'generic',
+        'hf-token',
+        '-n',
+        EXPERIMENT_NAMESPACE,
+        '--from-literal=token=hf_not_a_real_token',
+      ]);
       const secret = await asController(['get', 'secret', 'hf-token', '-n', EXPERIMENT_NAMESPACE, '-o', 'yaml']);
       assert.notEqual(secret.code, 0);
       assert.match(secret.stderr, /Forbidden|forbidden/);

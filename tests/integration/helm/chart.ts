@@ -45,7 +45,8 @@ export function helmSkipReason(): string | undefined {
 export function runCommand(bin: string, args: string[], input?: string): Promise<CommandResult> {
   return new Promise((res) => {
     const child = execFile(bin, args, { maxBuffer: 64 << 20, env: helmEnv() }, (err, stdout, stderr) => {
-      const code = err === null ? 0 : typeof (err as { code?: unknown }).code === 'number' ? (err as { code: number }).code : 1;
+      const code =
+        err === null ? 0 : typeof (err as { code?: unknown }).code === 'number' ? (err as { code: number }).code : 1;
       res({ code, stdout: String(stdout), stderr: String(stderr) });
     });
     child.stdin?.end(input);
@@ -71,7 +72,15 @@ export function helm(args: string[]): Promise<CommandResult> {
 
 /** `helm template` for a scenario plus extra flags; throws with helm's stderr on failure. */
 export async function renderText(scenario: Scenario, extra: string[] = []): Promise<string> {
-  const r = await helm(['template', RELEASE, CHART_DIR, '--namespace', RELEASE_NAMESPACE, ...SCENARIOS[scenario], ...extra]);
+  const r = await helm([
+    'template',
+    RELEASE,
+    CHART_DIR,
+    '--namespace',
+    RELEASE_NAMESPACE,
+    ...SCENARIOS[scenario],
+    ...extra,
+  ]);
   if (r.code !== 0) throw new Error(`helm template (${scenario}) failed: ${r.stderr.trim()}`);
   return r.stdout;
 }
@@ -105,9 +114,14 @@ export interface PolicyRule {
 
 /** Every (group, resource, verb) triple the rendered Roles and ClusterRoles grant, as "group/resource:verb". */
 export function grantedPermissions(objs: K8sObject[]): Set<string> {
-  const rules = objs.filter((x) => x.kind === 'Role' || x.kind === 'ClusterRole').flatMap((o) => (o['rules'] ?? []) as PolicyRule[]);
+  const rules = objs
+    .filter((x) => x.kind === 'Role' || x.kind === 'ClusterRole')
+    .flatMap((o) => (o['rules'] ?? []) as PolicyRule[]);
   const triples = rules.flatMap((rule) =>
-    (rule.apiGroups ?? ['']).flatMap((g) => (rule.resources ?? []).flatMap((r) => rule.verbs.map((v) => `${g}/${r}:${v}`))));
+    (rule.apiGroups ?? ['']).flatMap((g) =>
+      (rule.resources ?? []).flatMap((r) => rule.verbs.map((v) => `${g}/${r}:${v}`)),
+    ),
+  );
   return new Set(triples);
 }
 
@@ -130,13 +144,23 @@ export async function trustedNatsConfig(objs: K8sObject[], issuerSecret: string)
   const { tmpdir } = await import('node:os');
   const { main } = await import('../../../cli/commands/nats-server-config.ts');
   const conf = String((findObject(objs, 'ConfigMap', '-nats-config')['data'] as Record<string, string>)['nats.conf']);
-  const sts = findObject(objs, 'StatefulSet', '-nats')['spec'] as { template: { spec: { initContainers?: { name: string; args: string[] }[] } } };
+  const sts = findObject(objs, 'StatefulSet', '-nats')['spec'] as {
+    template: { spec: { initContainers?: { name: string; args: string[] }[] } };
+  };
   const init = sts.template.spec.initContainers?.find((c) => c.name === 'trust');
   if (init === undefined) throw new Error('the NATS StatefulSet has no trust init container');
   const dir = await mkdtemp(join(tmpdir(), 'llem-nats-trust-'));
   try {
     await writeFile(join(dir, 'base.conf'), conf);
-    const args = init.args.slice(1).map((a) => (a === '/etc/nats-config/nats.conf' ? join(dir, 'base.conf') : a === '/etc/nats/nats.conf' ? join(dir, 'nats.conf') : a));
+    const args = init.args
+      .slice(1)
+      .map((a) =>
+        a === '/etc/nats-config/nats.conf'
+          ? join(dir, 'base.conf')
+          : a === '/etc/nats/nats.conf'
+            ? join(dir, 'nats.conf')
+            : a,
+      );
     const saved = process.env['LLEM_NATS_ISSUER_SECRET'];
     process.env['LLEM_NATS_ISSUER_SECRET'] = issuerSecret;
     try {

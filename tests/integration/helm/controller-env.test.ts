@@ -1,6 +1,7 @@
 // The Deployment's contract with `llem controller`: started with exactly the arguments and
 // environment the chart renders (Secret references resolved as the kubelet would), against the
-// chart's own NATS configuration (operator mode, credentials signed with the issuer secret) and a real API server, the controller sets up
+// chart's own NATS configuration (operator mode, credentials signed with the issuer secret) and a real API server, the
+// controller sets up
 // JetStream and reports ready.
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
@@ -10,7 +11,16 @@ import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { freePort, kubeSkipReason, startKube, type KubeCluster } from '../../support/kube.ts';
 import { natsServerSkipReason, startNatsServer, type NatsServerHandle } from '../../support/nats-server.ts';
-import { REPO, RELEASE_NAMESPACE, findObject, helmSkipReason, natsConfigForTest, render, trustedNatsConfig, type K8sObject } from './chart.ts';
+import {
+  REPO,
+  RELEASE_NAMESPACE,
+  findObject,
+  helmSkipReason,
+  natsConfigForTest,
+  render,
+  trustedNatsConfig,
+  type K8sObject,
+} from './chart.ts';
 
 interface EnvVar {
   name: string;
@@ -21,7 +31,9 @@ interface EnvVar {
 const skip = helmSkipReason() ?? kubeSkipReason() ?? natsServerSkipReason();
 
 function container(objs: K8sObject[]): { args: string[]; env: EnvVar[] } {
-  const spec = (findObject(objs, 'Deployment', '-controller')['spec'] as { template: { spec: { containers: { args: string[]; env: EnvVar[] }[] } } });
+  const spec = findObject(objs, 'Deployment', '-controller')['spec'] as {
+    template: { spec: { containers: { args: string[]; env: EnvVar[] }[] } };
+  };
   const c = spec.template.spec.containers[0];
   assert.ok(c !== undefined);
   return c;
@@ -29,12 +41,22 @@ function container(objs: K8sObject[]): { args: string[]; env: EnvVar[] } {
 
 /** The environment the kubelet would give the container, with the test's NATS URL and Secret. */
 function resolveEnv(vars: EnvVar[], natsUrl: string, secret: Record<string, string>): Record<string, string> {
-  const fields: Record<string, string> = { 'metadata.name': 'llem-controller-test', 'metadata.namespace': RELEASE_NAMESPACE };
+  const fields: Record<string, string> = {
+    'metadata.name': 'llem-controller-test',
+    'metadata.namespace': RELEASE_NAMESPACE,
+  };
   const out: Record<string, string> = {};
   for (const v of vars) {
     const ref = v.valueFrom?.secretKeyRef;
     const field = v.valueFrom?.fieldRef?.fieldPath;
-    const value = v.name === 'LLEM_NATS_URL' ? natsUrl : ref !== undefined ? secret[ref.key] : field !== undefined ? fields[field] : v.value;
+    const value =
+      v.name === 'LLEM_NATS_URL'
+        ? natsUrl
+        : ref !== undefined
+          ? secret[ref.key]
+          : field !== undefined
+            ? fields[field]
+            : v.value;
     assert.ok(value !== undefined, `cannot resolve ${v.name}`);
     out[v.name] = value;
   }
@@ -79,15 +101,21 @@ void describe('llem controller as the chart runs it', { skip, timeout: 240_000 }
     delete process.env['POD_NAME'];
   });
 
-  void test('starts with the rendered args and env, authenticates to the chart\'s NATS and becomes ready', async () => {
+  void test("starts with the rendered args and env, authenticates to the chart's NATS and becomes ready", async () => {
     const { args, env } = container(await render('default'));
     const port = await freePort();
-    const argv = args.map((a) => (a.startsWith('--metrics-bind-address=') ? `--metrics-bind-address=127.0.0.1:${port}` : a));
-    child = spawn(process.execPath, ['--import', 'tsx', join(REPO, 'cli', 'main.ts'), ...argv, '--kubeconfig', kube.kubeconfigPath], {
-      cwd: REPO,
-      env: { ...process.env, ...resolveEnv(env, nats.url, secret), LLEM_LOG_LEVEL: 'warn' },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
+    const argv = args.map((a) =>
+      a.startsWith('--metrics-bind-address=') ? `--metrics-bind-address=127.0.0.1:${port}` : a,
+    );
+    child = spawn(
+      process.execPath,
+      ['--import', 'tsx', join(REPO, 'cli', 'main.ts'), ...argv, '--kubeconfig', kube.kubeconfigPath],
+      {
+        cwd: REPO,
+        env: { ...process.env, ...resolveEnv(env, nats.url, secret), LLEM_LOG_LEVEL: 'warn' },
+        stdio: ['ignore', 'pipe', 'pipe'],
+      },
+    );
     child.stdout?.on('data', (d: Buffer) => (log += d.toString()));
     child.stderr?.on('data', (d: Buffer) => (log += d.toString()));
     const deadline = Date.now() + 60_000;
@@ -102,14 +130,20 @@ void describe('llem controller as the chart runs it', { skip, timeout: 240_000 }
   void test('exits non-zero with a clear error, within seconds, when NATS refuses its credentials', async () => {
     const { args, env } = container(await render('default'));
     const port = await freePort();
-    const argv = args.map((a) => (a.startsWith('--metrics-bind-address=') ? `--metrics-bind-address=127.0.0.1:${port}` : a));
+    const argv = args.map((a) =>
+      a.startsWith('--metrics-bind-address=') ? `--metrics-bind-address=127.0.0.1:${port}` : a,
+    );
     const wrong = resolveEnv(env, nats.url, { issuerSecret: randomBytes(32).toString('base64url') });
     const t0 = Date.now();
-    const bad = spawn(process.execPath, ['--import', 'tsx', join(REPO, 'cli', 'main.ts'), ...argv, '--kubeconfig', kube.kubeconfigPath], {
-      cwd: REPO,
-      env: { ...process.env, ...wrong, LLEM_LOG_LEVEL: 'error' },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
+    const bad = spawn(
+      process.execPath,
+      ['--import', 'tsx', join(REPO, 'cli', 'main.ts'), ...argv, '--kubeconfig', kube.kubeconfigPath],
+      {
+        cwd: REPO,
+        env: { ...process.env, ...wrong, LLEM_LOG_LEVEL: 'error' },
+        stdio: ['ignore', 'pipe', 'pipe'],
+      },
+    );
     let out = '';
     bad.stdout?.on('data', (d: Buffer) => (out += d.toString()));
     bad.stderr?.on('data', (d: Buffer) => (out += d.toString()));

@@ -29,7 +29,12 @@ void describe('NATS as the chart configures it', { skip, timeout: 120_000 }, () 
     const conf = await trustedNatsConfig(objs, issuerSecret);
     process.env['POD_NAME'] = 'llem-nats-0';
     server = await startNatsServer({ configFor: (port, storeDir) => natsConfigForTest(conf, port, storeDir) });
-    controller = await openNatsBus({ servers: server.url, creds: issuer.controllerCreds(), inboxPrefix: CONTROLLER_INBOX, ...FAST });
+    controller = await openNatsBus({
+      servers: server.url,
+      creds: issuer.controllerCreds(),
+      inboxPrefix: CONTROLLER_INBOX,
+      ...FAST,
+    });
     await controller.ensureLayout();
     agent = await openNatsBus({ servers: server.url, creds: issuer.agentCreds(RUN), ...FAST });
   });
@@ -47,14 +52,18 @@ void describe('NATS as the chart configures it', { skip, timeout: 120_000 }, () 
     assert.ok(Buffer.from(data['issuerSecret'] ?? '', 'base64').length >= 32);
   });
 
-  void test('a client without credentials, or with another issuer\'s, is refused: there is no anonymous user', async () => {
+  void test("a client without credentials, or with another issuer's, is refused: there is no anonymous user", async () => {
     await assert.rejects(openNatsBus({ servers: server.url, ...FAST }), { name: 'BusError' });
     const other = new BusIssuer(randomBytes(32).toString('hex'));
-    await assert.rejects(openNatsBus({ servers: server.url, creds: other.agentCreds(RUN), ...FAST }), { name: 'BusError' });
+    await assert.rejects(openNatsBus({ servers: server.url, creds: other.agentCreds(RUN), ...FAST }), {
+      name: 'BusError',
+    });
   });
 
   void test("a run's agent publishes its own measurement data into the stream and receives its start signal", async () => {
-    const ack = await agent.publish(dataSubject(PUBLISHER, 'ready'), new TextEncoder().encode('{}'), { msgId: 'ready-1' });
+    const ack = await agent.publish(dataSubject(PUBLISHER, 'ready'), new TextEncoder().encode('{}'), {
+      msgId: 'ready-1',
+    });
     assert.ok(ack.streamSeq >= 1);
     const subject = startSubject(RUN.namespace, RUN.experimentUid, RUN.runId);
     let resolveGot: (text: string) => void = () => undefined;
@@ -67,9 +76,15 @@ void describe('NATS as the chart configures it', { skip, timeout: 120_000 }, () 
 
   void test('an agent cannot publish into another namespace, experiment or run, nor read the stream or checkpoints', async () => {
     for (const other of [{ namespace: 'team-b' }, { experimentUid: 'uid-2' }, { runId: 'r1' }]) {
-      await assert.rejects(agent.publish(dataSubject({ ...PUBLISHER, ...other }, 'aborted'), new Uint8Array([1]), { msgId: 'f' }), denied);
+      await assert.rejects(
+        agent.publish(dataSubject({ ...PUBLISHER, ...other }, 'aborted'), new Uint8Array([1]), { msgId: 'f' }),
+        denied,
+      );
     }
     await assert.rejects(agent.getCheckpoint('team-a.uid-1'), denied);
-    await assert.rejects(agent.consume({ durable: 'stolen', filterSubject: 'llem.v1.>', afterStreamSeq: 0, handler: async () => 'ack' }), denied);
+    await assert.rejects(
+      agent.consume({ durable: 'stolen', filterSubject: 'llem.v1.>', afterStreamSeq: 0, handler: async () => 'ack' }),
+      denied,
+    );
   });
 });

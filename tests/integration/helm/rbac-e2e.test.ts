@@ -22,24 +22,37 @@ function serviceAccountKubeConfig(server: string, token: string): KubeConfig {
   return kc;
 }
 
-void describe('the controller under the chart\'s ServiceAccount', { skip, timeout: 600_000 }, () => {
+void describe("the controller under the chart's ServiceAccount", { skip, timeout: 600_000 }, () => {
   let env: TestEnv;
   let leaseName = '';
 
   before(async () => {
     env = await startEnv();
     const objs = await render('default');
-    const rbac: K8sObject[] = objs.filter((o) => ['ServiceAccount', 'ClusterRole', 'ClusterRoleBinding', 'Role', 'RoleBinding'].includes(o.kind));
+    const rbac: K8sObject[] = objs.filter((o) =>
+      ['ServiceAccount', 'ClusterRole', 'ClusterRoleBinding', 'Role', 'RoleBinding'].includes(o.kind),
+    );
     await createNamespace(env, RELEASE_NAMESPACE);
     await env.kube.kubectlOk(['apply', '-f', '-'], { input: rbac.map((o) => JSON.stringify(o)).join('\n') });
     const sa = findObject(objs, 'ServiceAccount').metadata.name;
-    const args = ((findObject(objs, 'Deployment', '-controller')['spec'] as { template: { spec: { containers: { args: string[] }[] } } })
-      .template.spec.containers[0]?.args ?? []);
+    const args =
+      (
+        findObject(objs, 'Deployment', '-controller')['spec'] as {
+          template: { spec: { containers: { args: string[] }[] } };
+        }
+      ).template.spec.containers[0]?.args ?? [];
     leaseName = args.find((a) => a.startsWith('--lease-name='))?.split('=')[1] ?? '';
     const token = (await env.kube.kubectlOk(['create', 'token', sa, '-n', RELEASE_NAMESPACE, '--duration=1h'])).trim();
     await env.startController({
       kubeConfig: serviceAccountKubeConfig(env.kube.server, token),
-      leaderElection: { enabled: true, namespace: RELEASE_NAMESPACE, name: leaseName, leaseDurationMs: 8000, renewDeadlineMs: 5000, retryPeriodMs: 500 },
+      leaderElection: {
+        enabled: true,
+        namespace: RELEASE_NAMESPACE,
+        name: leaseName,
+        leaseDurationMs: 8000,
+        renewDeadlineMs: 5000,
+        retryPeriodMs: 500,
+      },
     });
   });
 
@@ -49,20 +62,50 @@ void describe('the controller under the chart\'s ServiceAccount', { skip, timeou
 
   void test('completes an experiment, records Events, holds the Lease and deletes the experiment after its TTL', async () => {
     await createNamespace(env, NS);
-    await env.kube.kubectlOk(['apply', '-f', '-'], { input: manifest('under-sa', NS, { extra: '    ttlSecondsAfterFinished: 20\n' }) });
-    const done = await waitFor('experiment finished', async () => {
-      const e = await getExperiment(env, NS, 'under-sa');
-      return ['Succeeded', 'Failed'].includes(e?.status?.phase ?? '') ? e : undefined;
-    }, 240_000);
+    await env.kube.kubectlOk(['apply', '-f', '-'], {
+      input: manifest('under-sa', NS, { extra: '    ttlSecondsAfterFinished: 20\n' }),
+    });
+    const done = await waitFor(
+      'experiment finished',
+      async () => {
+        const e = await getExperiment(env, NS, 'under-sa');
+        return ['Succeeded', 'Failed'].includes(e?.status?.phase ?? '') ? e : undefined;
+      },
+      240_000,
+    );
     assert.equal(done.status?.phase, 'Succeeded', JSON.stringify(done.status?.conditions));
-    assert.ok(done.metadata.finalizers?.includes('llem.dev/cleanup'), 'the finalizer was added under the ServiceAccount');
+    assert.ok(
+      done.metadata.finalizers?.includes('llem.dev/cleanup'),
+      'the finalizer was added under the ServiceAccount',
+    );
 
-    const events = await env.kube.kubectlOk(['get', 'events', '-n', NS, '--field-selector', 'involvedObject.kind=EnergyExperiment', '-o', 'name']);
+    const events = await env.kube.kubectlOk([
+      'get',
+      'events',
+      '-n',
+      NS,
+      '--field-selector',
+      'involvedObject.kind=EnergyExperiment',
+      '-o',
+      'name',
+    ]);
     assert.notEqual(events.trim(), '', 'the controller recorded Events');
-    const holder = await env.kube.kubectlOk(['get', 'lease', leaseName, '-n', RELEASE_NAMESPACE, '-o', 'jsonpath={.spec.holderIdentity}']);
-    assert.notEqual(holder.trim(), '', 'the controller holds the chart\'s Lease');
+    const holder = await env.kube.kubectlOk([
+      'get',
+      'lease',
+      leaseName,
+      '-n',
+      RELEASE_NAMESPACE,
+      '-o',
+      'jsonpath={.spec.holderIdentity}',
+    ]);
+    assert.notEqual(holder.trim(), '', "the controller holds the chart's Lease");
 
-    await waitFor('experiment deleted after ttlSecondsAfterFinished', async () => ((await getExperiment(env, NS, 'under-sa')) === undefined ? true : undefined), 60_000);
+    await waitFor(
+      'experiment deleted after ttlSecondsAfterFinished',
+      async () => ((await getExperiment(env, NS, 'under-sa')) === undefined ? true : undefined),
+      60_000,
+    );
     const pods = await env.kube.kubectlOk(['get', 'pods', '-n', NS, '-o', 'name']);
     assert.equal(pods.trim(), '', 'its pods were deleted');
   });

@@ -29,21 +29,35 @@ void test('CUDA_VISIBLE_DEVICES=3 makes llem run use GPU 3 by UUID, for the back
 
 void test('fewer visible GPUs than gpusPerRun is refused up front, naming the field and the variables', async () => {
   // vLLM: the pytorch backend serves from one GPU, so only a tensor-parallel backend may ask for two.
-  const twoGpus = (y: string): string => y
-    .replace(/^spec:\n/m, 'spec:\n  placement:\n    gpusPerRun: 2\n')
-    .replace(/- type: pytorch\n {6}pytorch:\n(?: {8}.*\n)+/m, '- type: vllm\n');
+  const twoGpus = (y: string): string =>
+    y
+      .replace(/^spec:\n/m, 'spec:\n  placement:\n    gpusPerRun: 2\n')
+      .replace(/- type: pytorch\n {6}pytorch:\n(?: {8}.*\n)+/m, '- type: vllm\n');
   const loaded = await manifest(twoGpus, 'two.yaml');
-  assert.throws(() => resolveLocalGpus(loaded, { CUDA_VISIBLE_DEVICES: '1' }, fakeNvml4()), (e: unknown) =>
-    e instanceof InvalidInputError && e.exitCode === 2 && /spec\.placement\.gpusPerRun: needs 2 GPU\(s\) per run, but 1 is visible/.test(e.message) &&
-    /CUDA_VISIBLE_DEVICES=1/.test(e.message));
-  assert.deepEqual(resolveLocalGpus(loaded, { CUDA_VISIBLE_DEVICES: '2,0' }, fakeNvml4()).entries, ['GPU-2222-0000', 'GPU-0000-0000']);
+  assert.throws(
+    () => resolveLocalGpus(loaded, { CUDA_VISIBLE_DEVICES: '1' }, fakeNvml4()),
+    (e: unknown) =>
+      e instanceof InvalidInputError &&
+      e.exitCode === 2 &&
+      /spec\.placement\.gpusPerRun: needs 2 GPU\(s\) per run, but 1 is visible/.test(e.message) &&
+      /CUDA_VISIBLE_DEVICES=1/.test(e.message),
+  );
+  assert.deepEqual(resolveLocalGpus(loaded, { CUDA_VISIBLE_DEVICES: '2,0' }, fakeNvml4()).entries, [
+    'GPU-2222-0000',
+    'GPU-0000-0000',
+  ]);
 });
 
 void test('a MIG slice is refused by default and used under gpuAttribution wholeDevice, the slice going to the backend', async () => {
   const refused = await manifest();
-  assert.throws(() => resolveLocalGpus(refused, { CUDA_VISIBLE_DEVICES: 'MIG-aaaa' }, fakeNvml4()), (e: unknown) =>
-    e instanceof InvalidInputError && /spec\.measurement\.gpuAttribution: MIG instance/.test(e.message));
-  const whole = await manifest((y) => y.replace(/^ {2}measurement:\n/m, '  measurement:\n    gpuAttribution: wholeDevice\n'), 'mig-whole.yaml');
+  assert.throws(
+    () => resolveLocalGpus(refused, { CUDA_VISIBLE_DEVICES: 'MIG-aaaa' }, fakeNvml4()),
+    (e: unknown) => e instanceof InvalidInputError && /spec\.measurement\.gpuAttribution: MIG instance/.test(e.message),
+  );
+  const whole = await manifest(
+    (y) => y.replace(/^ {2}measurement:\n/m, '  measurement:\n    gpuAttribution: wholeDevice\n'),
+    'mig-whole.yaml',
+  );
   const gpus = resolveLocalGpus(whole, { CUDA_VISIBLE_DEVICES: 'MIG-aaaa' }, fakeNvml4());
   assert.deepEqual(gpus, { entries: ['MIG-aaaa'], measuredUuids: ['GPU-2222-0000'] });
 });
@@ -53,8 +67,10 @@ void test('GPU memory must come back to its level before the first backend, or t
   let used = 9000;
   const read = (): Map<string, number> => new Map([['GPU-a', (used -= 3000)]]);
   await awaitGpuMemoryReleased(baseline, { read, pollMs: 5, timeoutMs: 2000 });
-  await assert.rejects(awaitGpuMemoryReleased(baseline, { read: () => new Map([['GPU-a', 5000]]), pollMs: 5, timeoutMs: 50 }),
-    /GPU memory was not released .*GPU-a: 5000 MiB used, 1000 MiB before the first backend/);
+  await assert.rejects(
+    awaitGpuMemoryReleased(baseline, { read: () => new Map([['GPU-a', 5000]]), pollMs: 5, timeoutMs: 50 }),
+    /GPU memory was not released .*GPU-a: 5000 MiB used, 1000 MiB before the first backend/,
+  );
 });
 
 /** A tiny OpenAI-ish server that records its pid and CUDA_VISIBLE_DEVICES, then serves /health. */
@@ -66,7 +82,10 @@ http.createServer((q, r) => { r.end('ok'); }).listen(Number(port), '127.0.0.1');
 `;
 
 void test('the local pool keeps one server resident: a different server stops the first and waits for GPU memory first', async () => {
-  const loaded = await manifest((y) => y.replace(/^ {4}axes:\n/m, '    axes:\n      pytorch.maxBatchSize: [8, 16]\n'), 'pool.yaml');
+  const loaded = await manifest(
+    (y) => y.replace(/^ {4}axes:\n/m, '    axes:\n      pytorch.maxBatchSize: [8, 16]\n'),
+    'pool.yaml',
+  );
   const a = loaded.matrix.configurations[0];
   const b = loaded.matrix.configurations.find((c) => JSON.stringify(c.backend) !== JSON.stringify(a?.backend));
   assert.ok(a !== undefined && b !== undefined);
@@ -76,8 +95,13 @@ void test('the local pool keeps one server resident: a different server stops th
   writeFileSync(log, '');
   const events: string[] = [];
   const pool = new BackendPool({
-    simulate: false, serverCommand: [process.execPath, script, '{port}', log], scratchDir: dir, ledgerFile: join(dir, 'ledger.json'),
-    logger: rootLogger, signal: new AbortController().signal, gpuEntries: ['GPU-3333-0000'],
+    simulate: false,
+    serverCommand: [process.execPath, script, '{port}', log],
+    scratchDir: dir,
+    ledgerFile: join(dir, 'ledger.json'),
+    logger: rootLogger,
+    signal: new AbortController().signal,
+    gpuEntries: ['GPU-3333-0000'],
     awaitGpuReleased: async () => {
       events.push(`released with ${pool.resident} resident`);
     },
@@ -86,9 +110,15 @@ void test('the local pool keeps one server resident: a different server stops th
     const first = await pool.ensure(a);
     assert.equal(await pool.ensure(a), first, 'consecutive runs of one server reuse it');
     await pool.ensure(b);
-    const started = readFileSync(log, 'utf8').trim().split('\n').map((l) => JSON.parse(l) as { pid: number; cuda: string | null });
+    const started = readFileSync(log, 'utf8')
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l) as { pid: number; cuda: string | null });
     assert.equal(started.length, 2);
-    assert.deepEqual(started.map((s) => s.cuda), ['GPU-3333-0000', 'GPU-3333-0000']);
+    assert.deepEqual(
+      started.map((s) => s.cuda),
+      ['GPU-3333-0000', 'GPU-3333-0000'],
+    );
     assert.throws(() => process.kill(started[0]?.pid ?? 0, 0), 'the first server was stopped');
     assert.deepEqual(events, ['released with 0 resident']);
     assert.equal(pool.resident, 1);

@@ -26,13 +26,21 @@ describe('trace context in NATS message headers', { timeout: 60_000 }, () => {
   it('delivers traceparent and tracestate to the consumer, and no headers for untraced messages', async () => {
     const key = { namespace: NS, experimentUid: 'uid-h', runId: 'run-0', attempt: 0, replica: 0 };
     const subject = dataSubject(key, 'ready');
-    await bus.publish(subject, new TextEncoder().encode('{}'), { msgId: 'h-1', headers: { traceparent: TP, tracestate: 'llem=1' } });
+    await bus.publish(subject, new TextEncoder().encode('{}'), {
+      msgId: 'h-1',
+      headers: { traceparent: TP, tracestate: 'llem=1' },
+    });
     await bus.publish(subject, new TextEncoder().encode('{}'), { msgId: 'h-2' });
     // Only trace headers pass: a publisher cannot set others through this option.
-    await bus.publish(subject, new TextEncoder().encode('{}'), { msgId: 'h-3', headers: { traceparent: TP, 'Nats-Expected-Stream': 'nope' } });
+    await bus.publish(subject, new TextEncoder().encode('{}'), {
+      msgId: 'h-3',
+      headers: { traceparent: TP, 'Nats-Expected-Stream': 'nope' },
+    });
     const got: DeliveredMessage[] = [];
     const c = await bus.consume({
-      durable: 'otel-h', filterSubject: experimentSubjectFilter(NS, 'uid-h'), afterStreamSeq: 0,
+      durable: 'otel-h',
+      filterSubject: experimentSubjectFilter(NS, 'uid-h'),
+      afterStreamSeq: 0,
       handler: (m) => {
         got.push(m);
         return Promise.resolve('ack');

@@ -6,12 +6,23 @@ import { StreamingClient, type StreamRequest } from '../../../agent/load/client.
 import { startMockServer, type MockServer } from '../../../agent/mock-server.ts';
 
 const req = (over: Partial<StreamRequest> = {}): StreamRequest => ({
-  api: 'completions', model: 'mock-simulated', prompt: 'one two three four', promptTokens: 4, maxTokens: 6, ignoreEos: true, temperature: 0, ...over,
+  api: 'completions',
+  model: 'mock-simulated',
+  prompt: 'one two three four',
+  promptTokens: 4,
+  maxTokens: 6,
+  ignoreEos: true,
+  temperature: 0,
+  ...over,
 });
 
 let server: MockServer;
 before(async () => {
-  server = await startMockServer({ ttft: { meanMs: 40 }, itl: { meanMs: 10 }, faults: { cutEveryNth: 1_000_003, errorEveryNth: 1_000_003 } });
+  server = await startMockServer({
+    ttft: { meanMs: 40 },
+    itl: { meanMs: 10 },
+    faults: { cutEveryNth: 1_000_003, errorEveryNth: 1_000_003 },
+  });
 });
 after(async () => server.close());
 
@@ -39,7 +50,11 @@ void test('chat completions stream through delta content', async () => {
 });
 
 /** A server that writes `body` raw and then does `then` to the socket. */
-async function rawServer(body: string, then: 'end' | 'destroy', status = 200): Promise<{ url: string; close: () => Promise<void> }> {
+async function rawServer(
+  body: string,
+  then: 'end' | 'destroy',
+  status = 200,
+): Promise<{ url: string; close: () => Promise<void> }> {
   const s = http.createServer((_q, res) => {
     res.writeHead(status, { 'content-type': 'text/event-stream' });
     res.write(body);
@@ -47,7 +62,14 @@ async function rawServer(body: string, then: 'end' | 'destroy', status = 200): P
     else setTimeout(() => res.destroy(), 20);
   });
   await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
-  return { url: `http://127.0.0.1:${(s.address() as AddressInfo).port}`, close: () => new Promise<void>((r) => { s.closeAllConnections(); s.close(() => r()); }) };
+  return {
+    url: `http://127.0.0.1:${(s.address() as AddressInfo).port}`,
+    close: () =>
+      new Promise<void>((r) => {
+        s.closeAllConnections();
+        s.close(() => r());
+      }),
+  };
 }
 
 const chunk = (text: string): string => `data: {"choices":[{"index":0,"text":"${text}","finish_reason":null}]}\n\n`;
@@ -110,6 +132,9 @@ void test('the request body carries top_p only when nucleus sampling is on', () 
   const client = new StreamingClient({ baseUrl: server.url, timeoutMs: 5000 });
   assert.equal((JSON.parse(client.body(req())) as Record<string, unknown>)['top_p'], undefined);
   assert.equal((JSON.parse(client.body(req({ topP: 1 }))) as Record<string, unknown>)['top_p'], undefined);
-  assert.equal((JSON.parse(client.body(req({ topP: 0.9, temperature: 0.7 }))) as Record<string, unknown>)['top_p'], 0.9);
+  assert.equal(
+    (JSON.parse(client.body(req({ topP: 0.9, temperature: 0.7 }))) as Record<string, unknown>)['top_p'],
+    0.9,
+  );
   client.close();
 });

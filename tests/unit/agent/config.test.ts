@@ -6,7 +6,11 @@ import { test } from 'node:test';
 import { InvalidInputError } from '../../../lib/errors.ts';
 import { loadAgentEnvironment, readPromptsFile } from '../../../agent/config.ts';
 
-const minimal = { publisher: { namespace: 'ns', experimentUid: 'u', runId: 'r' }, model: 'm', start: { mode: 'immediate' } };
+const minimal = {
+  publisher: { namespace: 'ns', experimentUid: 'u', runId: 'r' },
+  model: 'm',
+  start: { mode: 'immediate' },
+};
 
 void test('the config comes from LLEM_AGENT_CONFIG with every default filled in', () => {
   const env = loadAgentEnvironment({ LLEM_AGENT_CONFIG: JSON.stringify(minimal), CUDA_VISIBLE_DEVICES: '1' });
@@ -26,7 +30,9 @@ void test('NATS connection settings come from LLEM_NATS_* variables', () => {
   writeFileSync(ca, '');
   const env = loadAgentEnvironment({
     LLEM_AGENT_CONFIG: JSON.stringify({ ...minimal, start: { mode: 'signal' } }),
-    LLEM_NATS_URL: 'nats://a:4222, nats://b:4222', LLEM_NATS_CREDS_FILE: creds, LLEM_NATS_CA_FILE: ca,
+    LLEM_NATS_URL: 'nats://a:4222, nats://b:4222',
+    LLEM_NATS_CREDS_FILE: creds,
+    LLEM_NATS_CA_FILE: ca,
   });
   assert.deepEqual(env.nats, { servers: ['nats://a:4222', 'nats://b:4222'], credsFile: creds, tls: { caFile: ca } });
 });
@@ -40,19 +46,25 @@ void test('waiting for a start signal without a broker is rejected with what to 
 
 void test('a bad field is reported with its source and dotted path', () => {
   const bad = { ...minimal, workload: { mode: 'burst', concurrency: 0 } };
-  assert.throws(() => loadAgentEnvironment({ LLEM_AGENT_CONFIG: JSON.stringify(bad) }), (e: unknown) => {
-    assert.ok(e instanceof InvalidInputError);
-    const paths = e.issues.map((i) => `${i.file}: ${i.path}`);
-    assert.ok(paths.includes('LLEM_AGENT_CONFIG: workload.mode'), paths.join(', '));
-    assert.ok(paths.includes('LLEM_AGENT_CONFIG: workload.concurrency'));
-    return true;
-  });
+  assert.throws(
+    () => loadAgentEnvironment({ LLEM_AGENT_CONFIG: JSON.stringify(bad) }),
+    (e: unknown) => {
+      assert.ok(e instanceof InvalidInputError);
+      const paths = e.issues.map((i) => `${i.file}: ${i.path}`);
+      assert.ok(paths.includes('LLEM_AGENT_CONFIG: workload.mode'), paths.join(', '));
+      assert.ok(paths.includes('LLEM_AGENT_CONFIG: workload.concurrency'));
+      return true;
+    },
+  );
 });
 
 void test('missing config, bad JSON and an unknown key are input errors', () => {
   assert.throws(() => loadAgentEnvironment({}), /LLEM_AGENT_CONFIG: not set/);
   assert.throws(() => loadAgentEnvironment({ LLEM_AGENT_CONFIG: '{' }), /not valid JSON/);
-  assert.throws(() => loadAgentEnvironment({ LLEM_AGENT_CONFIG: JSON.stringify({ ...minimal, extra: 1 }) }), InvalidInputError);
+  assert.throws(
+    () => loadAgentEnvironment({ LLEM_AGENT_CONFIG: JSON.stringify({ ...minimal, extra: 1 }) }),
+    InvalidInputError,
+  );
 });
 
 void test('--config FILE wins over the environment variable', () => {
@@ -68,7 +80,9 @@ void test('prompts from a JSON-lines file (a mounted ConfigMap key) replace synt
   const dir = mkdtempSync(join(tmpdir(), 'llem-prompts-'));
   const file = join(dir, 'prompts.jsonl');
   writeFileSync(file, '{"prompt": "first one"}\n\n{"prompt": "second", "note": "extra fields are fine"}\n');
-  const env = loadAgentEnvironment({ LLEM_AGENT_CONFIG: JSON.stringify({ ...minimal, workload: { promptsFile: file } }) });
+  const env = loadAgentEnvironment({
+    LLEM_AGENT_CONFIG: JSON.stringify({ ...minimal, workload: { promptsFile: file } }),
+  });
   assert.deepEqual(env.config.workload.prompts, ['first one', 'second']);
   assert.deepEqual(readPromptsFile(file), ['first one', 'second']);
 });
@@ -77,11 +91,20 @@ void test('a bad prompts file is an input error naming the file and the line', (
   const dir = mkdtempSync(join(tmpdir(), 'llem-prompts-'));
   const bad = join(dir, 'bad.jsonl');
   writeFileSync(bad, '{"prompt": "ok"}\nnot json\n{"text": "wrong field"}\n');
-  assert.throws(() => readPromptsFile(bad), (e: unknown) => {
-    assert.ok(e instanceof InvalidInputError && e.exitCode === 2);
-    assert.deepEqual(e.issues.map((i) => [i.file, i.path]), [[bad, 'line 2'], [bad, 'line 3']]);
-    return true;
-  });
+  assert.throws(
+    () => readPromptsFile(bad),
+    (e: unknown) => {
+      assert.ok(e instanceof InvalidInputError && e.exitCode === 2);
+      assert.deepEqual(
+        e.issues.map((i) => [i.file, i.path]),
+        [
+          [bad, 'line 2'],
+          [bad, 'line 3'],
+        ],
+      );
+      return true;
+    },
+  );
   const empty = join(dir, 'empty.jsonl');
   writeFileSync(empty, '\n\n');
   assert.throws(() => readPromptsFile(empty), /holds no prompts/);

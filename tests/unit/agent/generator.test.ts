@@ -4,8 +4,17 @@ import type { RequestHooks, RequestResult, StreamRequest } from '../../../agent/
 import { RequestFactory, runLoad, type RequestSender, type Workload } from '../../../agent/load/generator.ts';
 
 const workload = (over: Partial<Workload> = {}): Workload => ({
-  api: 'completions', model: 'm', mode: 'concurrency', concurrency: 4, ratePerSecond: 100, inputTokens: 8, outputTokens: 4,
-  ignoreEos: true, temperature: 0, seed: 1, ...over,
+  api: 'completions',
+  model: 'm',
+  mode: 'concurrency',
+  concurrency: 4,
+  ratePerSecond: 100,
+  inputTokens: 8,
+  outputTokens: 4,
+  ignoreEos: true,
+  temperature: 0,
+  seed: 1,
+  ...over,
 });
 
 /** Answers every request after `ms`, tracking the peak number in flight. */
@@ -29,8 +38,16 @@ class FakeSender implements RequestSender {
     this.inFlight--;
     const aborted = signal?.aborted === true;
     return {
-      ok: !aborted, startMs, endMs: performance.now(), ttftMs: this.ms / 2, itlMs: [], e2eMs: this.ms, tpotMs: null,
-      inputTokens: req.promptTokens, outputTokens: req.maxTokens, ...(aborted ? { errorClass: 'cancelled' as const } : {}),
+      ok: !aborted,
+      startMs,
+      endMs: performance.now(),
+      ttftMs: this.ms / 2,
+      itlMs: [],
+      e2eMs: this.ms,
+      tpotMs: null,
+      inputTokens: req.promptTokens,
+      outputTokens: req.maxTokens,
+      ...(aborted ? { errorClass: 'cancelled' as const } : {}),
     };
   }
 }
@@ -40,7 +57,11 @@ const noop = (): void => undefined;
 void test('offline mode sends every request at once', async () => {
   const s = new FakeSender(20);
   const w = workload({ mode: 'offline' });
-  const stats = await runLoad(s, new RequestFactory(w), w, { requests: 25, signal: new AbortController().signal, onResult: noop });
+  const stats = await runLoad(s, new RequestFactory(w), w, {
+    requests: 25,
+    signal: new AbortController().signal,
+    onResult: noop,
+  });
   assert.equal(stats.completed, 25);
   assert.equal(s.peak, 25);
 });
@@ -49,7 +70,11 @@ void test('concurrency mode keeps exactly N in flight and never more', async () 
   const s = new FakeSender(10);
   const w = workload({ concurrency: 3 });
   const results: RequestResult[] = [];
-  await runLoad(s, new RequestFactory(w), w, { requests: 30, signal: new AbortController().signal, onResult: (r) => results.push(r) });
+  await runLoad(s, new RequestFactory(w), w, {
+    requests: 30,
+    signal: new AbortController().signal,
+    onResult: (r) => results.push(r),
+  });
   assert.equal(results.length, 30);
   assert.equal(s.peak, 3);
 });
@@ -57,7 +82,11 @@ void test('concurrency mode keeps exactly N in flight and never more', async () 
 void test('rate mode issues open-loop Poisson arrivals at about the requested rate', async () => {
   const s = new FakeSender(5);
   const w = workload({ mode: 'rate', ratePerSecond: 200, seed: 5 });
-  const stats = await runLoad(s, new RequestFactory(w), w, { requests: 100, signal: new AbortController().signal, onResult: noop });
+  const stats = await runLoad(s, new RequestFactory(w), w, {
+    requests: 100,
+    signal: new AbortController().signal,
+    onResult: noop,
+  });
   const span = (s.startTimes.at(-1) ?? 0) - (s.startTimes[0] ?? 0);
   const rate = 99 / (span / 1000);
   assert.equal(stats.completed, 100);
@@ -72,13 +101,21 @@ void test('the request stream is reproducible from the seed', () => {
 
 void test('inline prompts are used round-robin', () => {
   const f = new RequestFactory(workload({ prompts: ['first prompt', 'second one here'] }));
-  assert.deepEqual([f.next().prompt, f.next().prompt, f.next().prompt], ['first prompt', 'second one here', 'first prompt']);
+  assert.deepEqual(
+    [f.next().prompt, f.next().prompt, f.next().prompt],
+    ['first prompt', 'second one here', 'first prompt'],
+  );
 });
 
 void test('a minimum duration keeps issuing beyond the request count', async () => {
   const s = new FakeSender(10);
   const w = workload({ concurrency: 2 });
-  const stats = await runLoad(s, new RequestFactory(w), w, { requests: 2, minDurationMs: 150, signal: new AbortController().signal, onResult: noop });
+  const stats = await runLoad(s, new RequestFactory(w), w, {
+    requests: 2,
+    minDurationMs: 150,
+    signal: new AbortController().signal,
+    onResult: noop,
+  });
   assert.ok(stats.completed > 4 && stats.durationMs >= 150);
 });
 
@@ -87,8 +124,11 @@ void test('steady state opens when the batch is full and closes when the tail st
   const w = workload({ concurrency: 4 });
   const events: string[] = [];
   await runLoad(s, new RequestFactory(w), w, {
-    requests: 12, signal: new AbortController().signal, onResult: () => events.push('result'),
-    onSaturated: () => events.push('open'), onDraining: () => events.push('close'),
+    requests: 12,
+    signal: new AbortController().signal,
+    onResult: () => events.push('result'),
+    onSaturated: () => events.push('open'),
+    onDraining: () => events.push('close'),
   });
   assert.equal(events.filter((e) => e === 'open').length, 1);
   assert.equal(events.filter((e) => e === 'close').length, 1);
@@ -106,7 +146,7 @@ void test('aborting stops issuing new requests', async () => {
   assert.ok(stats.issued < 100, `issued ${stats.issued}`);
 });
 
-void test('sampling.maxTokens caps each request\'s output length and topP reaches the request; the request stream is otherwise unchanged', () => {
+void test("sampling.maxTokens caps each request's output length and topP reaches the request; the request stream is otherwise unchanged", () => {
   const base = workload({ outputTokens: { distribution: 'uniform', min: 10, max: 100 } });
   const capped = { ...base, maxTokens: 30, topP: 0.9 };
   const a = new RequestFactory(base);
@@ -127,7 +167,17 @@ void test('rate mode: a sender that throws ends the load with that error, never 
       n++;
       if (n === 3) throw new Error('client thread died');
       await new Promise((r) => setTimeout(r, 5));
-      return { ok: true, startMs: 0, endMs: 1, ttftMs: 1, itlMs: [], e2eMs: 1, tpotMs: null, inputTokens: req.promptTokens, outputTokens: req.maxTokens };
+      return {
+        ok: true,
+        startMs: 0,
+        endMs: 1,
+        ttftMs: 1,
+        itlMs: [],
+        e2eMs: 1,
+        tpotMs: null,
+        inputTokens: req.promptTokens,
+        outputTokens: req.maxTokens,
+      };
     },
   };
   const unhandled: unknown[] = [];
@@ -135,7 +185,14 @@ void test('rate mode: a sender that throws ends the load with that error, never 
   process.on('unhandledRejection', onUnhandled);
   try {
     const w = workload({ mode: 'rate', ratePerSecond: 200 });
-    await assert.rejects(runLoad(sender, new RequestFactory(w), w, { requests: 50, signal: new AbortController().signal, onResult: () => undefined }), /client thread died/);
+    await assert.rejects(
+      runLoad(sender, new RequestFactory(w), w, {
+        requests: 50,
+        signal: new AbortController().signal,
+        onResult: () => undefined,
+      }),
+      /client thread died/,
+    );
     await new Promise((r) => setTimeout(r, 50));
     assert.deepEqual(unhandled, []);
     assert.ok(n < 50, `arrivals stopped after the failure (${n} sent)`);

@@ -4,7 +4,15 @@ import { StreamingClient, type StreamRequest } from '../../../agent/load/client.
 import { startMockServer } from '../../../agent/mock-server.ts';
 import { optionsFromArgv } from '../../../cli/commands/mock-server.ts';
 
-const req: StreamRequest = { api: 'completions', model: 'x', prompt: 'a b c', promptTokens: 3, maxTokens: 4, ignoreEos: true, temperature: 0 };
+const req: StreamRequest = {
+  api: 'completions',
+  model: 'x',
+  prompt: 'a b c',
+  promptTokens: 3,
+  maxTokens: 4,
+  ignoreEos: true,
+  temperature: 0,
+};
 
 void test('health and model list say the server is simulated', async (t) => {
   const s = await startMockServer({ readyAfterMs: 1500 });
@@ -20,7 +28,9 @@ void test('health and model list say the server is simulated', async (t) => {
   assert.equal(health.status, 200);
   assert.equal(health.headers.get('x-llem-simulated'), 'true');
   assert.deepEqual(await health.json(), { status: 'ok', simulated: true });
-  const models = (await (await fetch(`${s.url}/v1/models`)).json()) as { data: Array<{ id: string; owned_by: string }> };
+  const models = (await (await fetch(`${s.url}/v1/models`)).json()) as {
+    data: Array<{ id: string; owned_by: string }>;
+  };
   assert.equal(models.data[0]?.id, 'mock-simulated');
   assert.match(models.data[0]?.owned_by ?? '', /simulated/);
 });
@@ -40,14 +50,24 @@ void test('requests beyond the max batch queue, so their TTFT grows', async (t) 
 void test('a non-streaming request gets the whole completion with usage', async (t) => {
   const s = await startMockServer({ ttft: { meanMs: 5 }, itl: { meanMs: 1 } });
   t.after(() => s.close());
-  const res = await fetch(`${s.url}/v1/chat/completions`, { method: 'POST', body: JSON.stringify({ messages: [{ content: 'hi there' }], max_tokens: 3 }) });
-  const body = (await res.json()) as { usage: { prompt_tokens: number; completion_tokens: number }; system_fingerprint: string };
+  const res = await fetch(`${s.url}/v1/chat/completions`, {
+    method: 'POST',
+    body: JSON.stringify({ messages: [{ content: 'hi there' }], max_tokens: 3 }),
+  });
+  const body = (await res.json()) as {
+    usage: { prompt_tokens: number; completion_tokens: number };
+    system_fingerprint: string;
+  };
   assert.deepEqual([body.usage.prompt_tokens, body.usage.completion_tokens], [2, 3]);
   assert.match(body.system_fingerprint, /simulated/);
 });
 
 void test('injected faults cut streams and fail requests on schedule', async (t) => {
-  const s = await startMockServer({ ttft: { meanMs: 1 }, itl: { meanMs: 1 }, faults: { cutEveryNth: 2, cutAfterTokens: 1, errorEveryNth: 3 } });
+  const s = await startMockServer({
+    ttft: { meanMs: 1 },
+    itl: { meanMs: 1 },
+    faults: { cutEveryNth: 2, cutAfterTokens: 1, errorEveryNth: 3 },
+  });
   t.after(() => s.close());
   const client = new StreamingClient({ baseUrl: s.url, timeoutMs: 5000 });
   const classes: string[] = [];

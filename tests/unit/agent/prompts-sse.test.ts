@@ -19,11 +19,15 @@ void test('token-length distributions stay within their bounds and near their me
   const uniform = Array.from({ length: 2000 }, () => drawLength({ distribution: 'uniform', min: 10, max: 20 }, rng));
   assert.ok(uniform.every((x) => x >= 10 && x <= 20));
   assert.equal(new Set(uniform).size, 11);
-  const normal = Array.from({ length: 4000 }, () => drawLength({ distribution: 'normal', mean: 200, stddev: 20, max: 230 }, rng));
+  const normal = Array.from({ length: 4000 }, () =>
+    drawLength({ distribution: 'normal', mean: 200, stddev: 20, max: 230 }, rng),
+  );
   const mean = normal.reduce((s, x) => s + x, 0) / normal.length;
   assert.ok(Math.abs(mean - 200) < 3, `normal mean ${mean}`);
   assert.ok(Math.max(...normal) <= 230);
-  const logn = Array.from({ length: 4000 }, () => drawLength({ distribution: 'lognormal', mean: 100, stddev: 50 }, rng));
+  const logn = Array.from({ length: 4000 }, () =>
+    drawLength({ distribution: 'lognormal', mean: 100, stddev: 50 }, rng),
+  );
   const lmean = logn.reduce((s, x) => s + x, 0) / logn.length;
   assert.ok(Math.abs(lmean - 100) < 6, `lognormal mean ${lmean}`);
   assert.equal(drawLength({ distribution: 'fixed', mean: 64 }, rng), 64);

@@ -29,13 +29,32 @@ function slowBus(fail?: number): { bus: Bus; stored: WireMessage[]; ids: string[
 void test('messages are handed to the bus in seq order with contiguous seq and per-kind counts, acks in any order', async () => {
   const { bus, stored, ids } = slowBus();
   const p = new Publisher(bus, key, true);
-  void p.publish('hello', { environment: { hostname: 'h', gpus: [], driverVersion: null, nvmlVersion: null, cudaVersion: null, backend: 'b', backendVersion: null, configHash: '', agentVersion: '0', telemetrySource: 'simulated' } });
+  void p.publish('hello', {
+    environment: {
+      hostname: 'h',
+      gpus: [],
+      driverVersion: null,
+      nvmlVersion: null,
+      cudaVersion: null,
+      backend: 'b',
+      backendVersion: null,
+      configHash: '',
+      agentVersion: '0',
+      telemetrySource: 'simulated',
+    },
+  });
   void p.publish('ready', {});
   void p.publish('telemetry', { phase: 'ready', samples: [] });
   await p.publish('aborted', { phase: 'ready', reason: 'x' });
   // The fake acks later publishes first; the aborted marker still lands last (it waits for every ack).
-  assert.deepEqual(stored.map((m) => m.seq), [3, 2, 1, 4]);
-  assert.deepEqual(stored.map((m) => m.kind), ['telemetry', 'ready', 'hello', 'aborted']);
+  assert.deepEqual(
+    stored.map((m) => m.seq),
+    [3, 2, 1, 4],
+  );
+  assert.deepEqual(
+    stored.map((m) => m.kind),
+    ['telemetry', 'ready', 'hello', 'aborted'],
+  );
   assert.ok(stored.every((m) => m.simulated && m.attempt === 1));
   assert.equal(ids[3], 'uid/run/1/0/4');
   assert.deepEqual(p.counts, { hello: 1, ready: 1, sketch: 0, telemetry: 1 });
@@ -66,7 +85,11 @@ void test('publishes are pipelined up to the in-flight bound, never past it, and
   for (let i = 0; i < 100; i++) void p.publish('telemetry', { phase: 'measuring', samples: [] });
   await p.publish('aborted', { phase: 'measuring', reason: 'x' });
   await p.drain();
-  assert.deepEqual(calls, Array.from({ length: 101 }, (_, i) => i + 1), 'handed over in seq order');
+  assert.deepEqual(
+    calls,
+    Array.from({ length: 101 }, (_, i) => i + 1),
+    'handed over in seq order',
+  );
   assert.ok(maxOutstanding() > 1, `pipelined (at most ${maxOutstanding()} outstanding)`);
   assert.ok(maxOutstanding() <= 8, `bounded: ${maxOutstanding()} outstanding`);
 });
@@ -86,6 +109,9 @@ void test('nothing is published after the summary or an aborted marker', async (
   const p = new Publisher(bus, key, false);
   await p.publish('aborted', { phase: 'measuring', reason: 'x' });
   await p.publish('telemetry', { phase: 'measuring', samples: [] });
-  assert.deepEqual(stored.map((m) => m.kind), ['aborted']);
+  assert.deepEqual(
+    stored.map((m) => m.kind),
+    ['aborted'],
+  );
   assert.equal(p.sent, 1);
 });

@@ -6,12 +6,22 @@ import { awaitTickEdges, measureTickPeriodMs, type CounterReading } from '../../
  * A fake NVML counter on a fake clock: power `watts` integrated continuously, but the counter shows
  * the integral only as of its last step (every `tickMs`, phase `phaseMs`); each read costs `readMs`.
  */
-function fakeCounter(o: { tickMs: number; phaseMs: number; readMs: number; watts: number; startMs: number; frozen?: boolean }): {
-  read: () => CounterReading[]; now: () => number; energyAt: (t: number) => number;
+function fakeCounter(o: {
+  tickMs: number;
+  phaseMs: number;
+  readMs: number;
+  watts: number;
+  startMs: number;
+  frozen?: boolean;
+}): {
+  read: () => CounterReading[];
+  now: () => number;
+  energyAt: (t: number) => number;
 } {
   let now = o.startMs;
   const energyAt = (t: number): number => Math.round(o.watts * t); // W x ms = mJ
-  const shown = (t: number): number => (o.frozen === true ? 5 : energyAt(Math.floor((t - o.phaseMs) / o.tickMs) * o.tickMs + o.phaseMs));
+  const shown = (t: number): number =>
+    o.frozen === true ? 5 : energyAt(Math.floor((t - o.phaseMs) / o.tickMs) * o.tickMs + o.phaseMs);
   return {
     now: () => now,
     energyAt,
@@ -30,7 +40,10 @@ void test('the edge found is the counter step, to within half the read spacing, 
   const [edge] = awaitTickEdges(c.read, { maxWaitMs: 300 });
   assert.ok(edge?.aligned);
   // The first step after 10 000 ms is at 10 037 ms.
-  assert.ok(Math.abs(edge.edgeMs - 10_037) <= edge.uncertaintyMs + 1e-9, `edge at ${edge.edgeMs} ± ${edge.uncertaintyMs}`);
+  assert.ok(
+    Math.abs(edge.edgeMs - 10_037) <= edge.uncertaintyMs + 1e-9,
+    `edge at ${edge.edgeMs} ± ${edge.uncertaintyMs}`,
+  );
   assert.ok(edge.uncertaintyMs <= 2 + 1e-9);
   assert.equal(edge.energyMillijoules, c.energyAt(10_037));
   assert.ok(edge.waitedMs > 30 && edge.waitedMs < 45);
@@ -71,7 +84,10 @@ void test('several GPUs each get their own edge from one polling loop', () => {
     ];
   };
   const edges = awaitTickEdges(read, { maxWaitMs: 300 });
-  assert.deepEqual(edges.map((e) => e.gpuUuid), ['GPU-a', 'GPU-b']);
+  assert.deepEqual(
+    edges.map((e) => e.gpuUuid),
+    ['GPU-a', 'GPU-b'],
+  );
   assert.ok(edges.every((e) => e.aligned));
   assert.ok(Math.abs((edges[0]?.edgeMs ?? 0) - 100) <= 2.5 && Math.abs((edges[1]?.edgeMs ?? 0) - 60) <= 2.5);
 });

@@ -7,10 +7,14 @@ const all = [
   { index: 1, uuid: 'GPU-bbbb2222-0000' },
   { index: 2, uuid: 'GPU-cccc3333-0000' },
 ];
-const uuids = (env: Parameters<typeof selectVisibleDevices>[1]): string[] => selectVisibleDevices(all, env).map((d) => d.uuid);
+const uuids = (env: Parameters<typeof selectVisibleDevices>[1]): string[] =>
+  selectVisibleDevices(all, env).map((d) => d.uuid);
 
 void test('every GPU is visible when neither variable is set', () => {
-  assert.deepEqual(uuids({}), all.map((d) => d.uuid));
+  assert.deepEqual(
+    uuids({}),
+    all.map((d) => d.uuid),
+  );
 });
 
 void test('CUDA_VISIBLE_DEVICES indices select and order GPUs', () => {
@@ -18,7 +22,10 @@ void test('CUDA_VISIBLE_DEVICES indices select and order GPUs', () => {
 });
 
 void test('CUDA_VISIBLE_DEVICES accepts full and unique-prefix UUIDs', () => {
-  assert.deepEqual(uuids({ cudaVisibleDevices: 'GPU-bbbb2222-0000,GPU-cccc' }), ['GPU-bbbb2222-0000', 'GPU-cccc3333-0000']);
+  assert.deepEqual(uuids({ cudaVisibleDevices: 'GPU-bbbb2222-0000,GPU-cccc' }), [
+    'GPU-bbbb2222-0000',
+    'GPU-cccc3333-0000',
+  ]);
 });
 
 void test('CUDA_VISIBLE_DEVICES stops at the first entry naming no device, like CUDA', () => {

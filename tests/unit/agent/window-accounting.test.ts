@@ -13,14 +13,27 @@ import { InProcessBus } from '../../../lib/bus/inprocess.ts';
 import { createLatencySketch } from '../../../lib/sketch/index.ts';
 
 const workload = (concurrency: number): Workload => ({
-  api: 'completions', model: 'mock-simulated', mode: 'concurrency', concurrency, ratePerSecond: 1, inputTokens: 16,
-  outputTokens: 50, ignoreEos: true, temperature: 0, seed: 7,
+  api: 'completions',
+  model: 'mock-simulated',
+  mode: 'concurrency',
+  concurrency,
+  ratePerSecond: 1,
+  inputTokens: 16,
+  outputTokens: 50,
+  ignoreEos: true,
+  temperature: 0,
+  seed: 7,
 });
 
 void describe('steady-state window tokens/s against a deterministic server', () => {
   let server: MockServer;
   void before(async () => {
-    server = await startMockServer({ ttft: { meanMs: 20 }, itl: { meanMs: 20 }, maxBatch: 10_000, recordEmissions: true });
+    server = await startMockServer({
+      ttft: { meanMs: 20 },
+      itl: { meanMs: 20 },
+      maxBatch: 10_000,
+      recordEmissions: true,
+    });
   });
   void after(async () => {
     await server.close();
@@ -33,9 +46,17 @@ void describe('steady-state window tokens/s against a deterministic server', () 
       const key = { namespace: 'ns', experimentUid: 'u', runId: `r${streams}`, attempt: 0, replica: 0 };
       try {
         const w = await runWindow({
-          publisher: new Publisher(bus, key, true), createSketch: createLatencySketch, sender, workload: workload(streams),
-          factory: new RequestFactory(workload(streams)), requests: streams * 5, minDurationMs: 0, sliceMs: 500,
-          steadyState: true, signal: new AbortController().signal, mark: async () => undefined,
+          publisher: new Publisher(bus, key, true),
+          createSketch: createLatencySketch,
+          sender,
+          workload: workload(streams),
+          factory: new RequestFactory(workload(streams)),
+          requests: streams * 5,
+          minDurationMs: 0,
+          sliceMs: 500,
+          steadyState: true,
+          signal: new AbortController().signal,
+          mark: async () => undefined,
         });
         assert.ok(w.steadyStateReached);
         const seconds = (w.windowEndPreciseMs - w.windowStartPreciseMs) / 1000;
@@ -44,7 +65,10 @@ void describe('steady-state window tokens/s against a deterministic server', () 
         const serverRate = serverTokens / seconds;
         const error = Math.abs(clientRate - serverRate) / serverRate;
         assert.ok(serverTokens > 200, `${serverTokens} server tokens in a ${seconds.toFixed(2)} s window`);
-        assert.ok(error <= 0.01, `client ${clientRate.toFixed(1)} tok/s vs server ${serverRate.toFixed(1)} tok/s (${(error * 100).toFixed(2)}% off)`);
+        assert.ok(
+          error <= 0.01,
+          `client ${clientRate.toFixed(1)} tok/s vs server ${serverRate.toFixed(1)} tok/s (${(error * 100).toFixed(2)}% off)`,
+        );
       } finally {
         sender.close();
         await bus.close();
@@ -54,7 +78,16 @@ void describe('steady-state window tokens/s against a deterministic server', () 
 });
 
 const result = (over: Partial<RequestResult>): RequestResult => ({
-  ok: true, startMs: 100, endMs: 150, ttftMs: 10, itlMs: [10, 10, 10, 10], e2eMs: 50, tpotMs: 10, inputTokens: 8, outputTokens: 5, ...over,
+  ok: true,
+  startMs: 100,
+  endMs: 150,
+  ttftMs: 10,
+  itlMs: [10, 10, 10, 10],
+  e2eMs: 50,
+  tpotMs: 10,
+  inputTokens: 8,
+  outputTokens: 5,
+  ...over,
 });
 
 void test('a request straddling the window counts only the tokens whose chunks arrived inside it', () => {
@@ -63,8 +96,13 @@ void test('a request straddling the window counts only the tokens whose chunks a
   assert.deepEqual(tokensWithin(result({}), 125, Infinity), { inputTokens: 0, outputTokens: 3 });
   assert.deepEqual(tokensWithin(result({}), 0, 125), { inputTokens: 8, outputTokens: 2 });
   // Usage says 10 tokens over 5 chunks: whole numbers, none lost, none invented.
-  const spread = [0, 115, 125, 135, 145, 155].map((t, i, a) => (i === 0 ? 0 : tokensWithin(result({ outputTokens: 10 }), a[i - 1] as number, t).outputTokens));
+  const spread = [0, 115, 125, 135, 145, 155].map((t, i, a) =>
+    i === 0 ? 0 : tokensWithin(result({ outputTokens: 10 }), a[i - 1] as number, t).outputTokens,
+  );
   assert.deepEqual(spread.slice(1), [2, 2, 2, 2, 2]);
   // No first token: its tokens (if the server reported any) and prompt count at the end.
-  assert.deepEqual(tokensWithin(result({ ok: false, ttftMs: null, itlMs: [], outputTokens: 0 }), 140, 160), { inputTokens: 8, outputTokens: 0 });
+  assert.deepEqual(tokensWithin(result({ ok: false, ttftMs: null, itlMs: [], outputTokens: 0 }), 140, 160), {
+    inputTokens: 8,
+    outputTokens: 0,
+  });
 });

@@ -33,7 +33,10 @@ void describe('Aggregator', () => {
     assert.equal(run.gpus.length, 4);
     let expected = 0;
     for (const g of run.gpus) {
-      const e = windowEnergyJoules(msgs.filter((m) => m.replica === g.replica), g.gpuUuid);
+      const e = windowEnergyJoules(
+        msgs.filter((m) => m.replica === g.replica),
+        g.gpuUuid,
+      );
       assert.ok(Math.abs((g.energyJoules as number) - e) < 1e-9);
       expected += e;
     }
@@ -68,7 +71,10 @@ void describe('Aggregator', () => {
     const msgs = experimentMessages(plan, { seed: 3 });
     const agg = new Aggregator(plan);
     const dropped = msgs.findIndex((m) => m.kind === 'sketch' && m.runId === 'c0-k1');
-    feed(agg, msgs.filter((_, i) => i !== dropped));
+    feed(
+      agg,
+      msgs.filter((_, i) => i !== dropped),
+    );
     const r = agg.results();
     assert.equal(r.runs[1]!.status, 'incomplete');
     assert.match(r.runs[1]!.reasons.join(' '), /messages missing/);
@@ -83,7 +89,10 @@ void describe('Aggregator', () => {
     const msgs = experimentMessages(plan, { seed: 3 });
     const lost = msgs.find((m) => m.runId === 'c0-k1' && m.kind === 'sketch');
     const agg = new Aggregator(plan);
-    feed(agg, msgs.filter((m) => m !== lost));
+    feed(
+      agg,
+      msgs.filter((m) => m !== lost),
+    );
     const c = agg.results().configurations[0]!;
     assert.equal(agg.results().runs.find((r) => r.runId === 'c0-k1')?.status, 'incomplete');
     assert.deepEqual(c.runsIncluded, ['c0-k0', 'c0-k1']);
@@ -99,13 +108,24 @@ void describe('Aggregator', () => {
     const k2Cut = k2.slice(0, 6);
     const last = k2Cut[k2Cut.length - 1]!;
     const aborted = { ...last, kind: 'aborted' as const, seq: last.seq + 1, phase: 'measuring', reason: 'SIGTERM' };
-    feed(agg, [...msgs.filter((m) => m.runId === 'c0-k0'), ...msgs.filter((m) => m.runId === 'c0-k1' && m.kind !== 'summary'), ...k2Cut, aborted as (typeof msgs)[number]]);
+    feed(agg, [
+      ...msgs.filter((m) => m.runId === 'c0-k0'),
+      ...msgs.filter((m) => m.runId === 'c0-k1' && m.kind !== 'summary'),
+      ...k2Cut,
+      aborted as (typeof msgs)[number],
+    ]);
     const r = agg.results();
-    assert.deepEqual(r.runs.map((x) => x.status), ['complete', 'incomplete', 'aborted']);
+    assert.deepEqual(
+      r.runs.map((x) => x.status),
+      ['complete', 'incomplete', 'aborted'],
+    );
     const c = r.configurations[0]!;
     assert.deepEqual(c.runsIncluded, ['c0-k0']);
     assert.deepEqual(c.partialRuns, []);
-    assert.deepEqual(c.runsExcluded.map((x) => x.runId), ['c0-k1', 'c0-k2']);
+    assert.deepEqual(
+      c.runsExcluded.map((x) => x.runId),
+      ['c0-k1', 'c0-k2'],
+    );
   });
 
   void it('ignores an older attempt and resets the run when a newer attempt starts', () => {
@@ -157,7 +177,14 @@ void describe('Aggregator', () => {
     const plan = onePlan();
     const msgs = experimentMessages(plan, { seed: 8 }).map((m) => {
       if (m.kind !== 'telemetry' || m.mark !== 'windowStart') return m;
-      return { ...m, samples: m.samples.map((s) => ({ ...s, energyMillijoules: null, unavailable: { energyMillijoules: 'NVML_ERROR_NOT_SUPPORTED' } })) };
+      return {
+        ...m,
+        samples: m.samples.map((s) => ({
+          ...s,
+          energyMillijoules: null,
+          unavailable: { energyMillijoules: 'NVML_ERROR_NOT_SUPPORTED' },
+        })),
+      };
     });
     const agg = new Aggregator(plan);
     feed(agg, msgs);
@@ -185,7 +212,9 @@ void describe('Aggregator', () => {
     assert.equal(agg.apply({ ...msgs[0]!, experimentUid: 'other' }, 1).outcome, 'rejected');
     assert.equal(agg.apply({ ...msgs[0]!, runId: 'nope' }, 2).outcome, 'rejected');
     assert.equal(agg.apply({ ...msgs[0]!, replica: 3 }, 3).outcome, 'rejected');
-    const bad = msgs.map((m) => (m.kind === 'sketch' && m.slice === 1 ? { ...m, sketches: { ...m.sketches, ttftMs: 'AAAA' } } : m));
+    const bad = msgs.map((m) =>
+      m.kind === 'sketch' && m.slice === 1 ? { ...m, sketches: { ...m.sketches, ttftMs: 'AAAA' } } : m,
+    );
     const outcomes = feed(agg, bad);
     assert.equal(outcomes.filter((o) => o === 'rejected').length, 1);
     const r = agg.results().runs[0]!;

@@ -14,7 +14,8 @@ function feed(agg: Aggregator, msgs: WireMessage[]): string[] {
 
 const plan = makePlan({ configs: 1, cycles: 1 });
 const run = plan.runs[0]!;
-const attempt = (n: number, seed = 20 + n): WireMessage[] => replicaMessages(run, 0, plan.experimentUid, { seed, attempt: n });
+const attempt = (n: number, seed = 20 + n): WireMessage[] =>
+  replicaMessages(run, 0, plan.experimentUid, { seed, attempt: n });
 
 void describe('run attempts', () => {
   void it('refuses a message for attempt 99, which was never started, and keeps the complete attempt 0', () => {
@@ -45,7 +46,10 @@ void describe('run attempts', () => {
     feed(agg, attempt(0));
     agg.startAttempt(run.runId, 1);
     const outcomes = feed(agg, attempt(1));
-    assert.ok(outcomes.every((o) => o === 'rejected'), outcomes.join(','));
+    assert.ok(
+      outcomes.every((o) => o === 'rejected'),
+      outcomes.join(','),
+    );
     const r = agg.results().runs[0]!;
     assert.equal(r.attempt, 0);
     assert.equal(r.status, 'complete');

@@ -12,7 +12,15 @@ function feed(agg: Aggregator, msgs: WireMessage[]): string[] {
   return msgs.map((m, i) => agg.apply(m, from + i).outcome);
 }
 
-const HOSTILE_CLASSES = ['constructor', 'toString', 'valueOf', 'hasOwnProperty', 'isPrototypeOf', '__defineGetter__', 'prototype'];
+const HOSTILE_CLASSES = [
+  'constructor',
+  'toString',
+  'valueOf',
+  'hasOwnProperty',
+  'isPrototypeOf',
+  '__defineGetter__',
+  'prototype',
+];
 
 /** A wire sketch whose largest value (its max field) is overwritten with NaN. */
 function sketchWithNaN(): string {
@@ -48,7 +56,10 @@ void describe('checkpoints cannot be poisoned', () => {
   void it('refuses __proto__ as an error class instead of silently losing its count', () => {
     const plan = makePlan({ configs: 1, cycles: 1 });
     const msgs = experimentMessages(plan, { seed: 2 }).map((m) =>
-      m.kind === 'sketch' && m.slice === 0 ? { ...m, errorClasses: JSON.parse('{"__proto__": 3}') as Record<string, number> } : m);
+      m.kind === 'sketch' && m.slice === 0
+        ? { ...m, errorClasses: JSON.parse('{"__proto__": 3}') as Record<string, number> }
+        : m,
+    );
     const agg = new Aggregator(plan);
     assert.equal(feed(agg, msgs).filter((o) => o === 'rejected').length, 1);
     assert.match(agg.results().runs[0]!.reasons.join(' '), /__proto__/);
@@ -59,7 +70,8 @@ void describe('checkpoints cannot be poisoned', () => {
     const plan = makePlan({ configs: 1, cycles: 1 });
     const poisoned = sketchWithNaN();
     const msgs = experimentMessages(plan, { seed: 3 }).map((m) =>
-      m.kind === 'sketch' && m.slice === 2 ? { ...m, sketches: { ...m.sketches, ttftMs: poisoned } } : m);
+      m.kind === 'sketch' && m.slice === 2 ? { ...m, sketches: { ...m.sketches, ttftMs: poisoned } } : m,
+    );
     const agg = new Aggregator(plan);
     assert.equal(feed(agg, msgs).filter((o) => o === 'rejected').length, 1);
     const r = agg.results().runs[0]!;
@@ -76,17 +88,25 @@ void describe('checkpoints cannot be poisoned', () => {
     d.add(2e10);
     d.add(10);
     const msgs = experimentMessages(plan, { seed: 4 }).map((m) =>
-      m.kind === 'sketch' && m.slice === 1 ? { ...m, sketches: { ...m.sketches, e2eMs: sketchToBase64(d) } } : m);
+      m.kind === 'sketch' && m.slice === 1 ? { ...m, sketches: { ...m.sketches, e2eMs: sketchToBase64(d) } } : m,
+    );
     const agg = new Aggregator(plan);
     assert.equal(feed(agg, msgs).filter((o) => o === 'rejected').length, 1);
-    assert.match(agg.results().runs[0]!.reasons.join(' '), /sketch e2eMs is implausible: its maximum 20000000000 ms is above the plausible 10000000000 ms/);
+    assert.match(
+      agg.results().runs[0]!.reasons.join(' '),
+      /sketch e2eMs is implausible: its maximum 20000000000 ms is above the plausible 10000000000 ms/,
+    );
   });
 
   void it('repairs a version 1 checkpoint poisoned by a constructor error class instead of failing every restore', () => {
     const plan = makePlan({ configs: 1, cycles: 1 });
     const agg = new Aggregator(plan);
     feed(agg, experimentMessages(plan, { seed: 5 }));
-    const v2 = JSON.parse(new TextDecoder().decode(agg.checkpoint())) as { version: number; started?: unknown; runs: Array<Record<string, unknown>> };
+    const v2 = JSON.parse(new TextDecoder().decode(agg.checkpoint())) as {
+      version: number;
+      started?: unknown;
+      runs: Array<Record<string, unknown>>;
+    };
     // What version 1 wrote after an error class named "constructor": Object's source text plus the count.
     v2.version = 1;
     delete v2.started;

@@ -18,7 +18,17 @@ const plan: AggregatorPlan = {
   ],
 };
 
-const CLASSES = ['constructor', 'toString', 'valueOf', 'hasOwnProperty', 'isPrototypeOf', '__defineGetter__', 'prototype', 'timeout', 'length'];
+const CLASSES = [
+  'constructor',
+  'toString',
+  'valueOf',
+  'hasOwnProperty',
+  'isPrototypeOf',
+  '__defineGetter__',
+  'prototype',
+  'timeout',
+  'length',
+];
 const UUIDS = ['GPU-a', 'GPU-b', 'GPU-c'];
 
 const oddNumber = (max: number): fc.Arbitrary<number> =>
@@ -31,7 +41,10 @@ const count = fc.oneof(fc.nat(50), fc.constantFrom(Number.MAX_SAFE_INTEGER, 2 **
 const timeMs = fc.oneof(fc.integer({ min: 1_700_000_000_000, max: 1_700_000_060_000 }), fc.constantFrom(0, 1e15));
 
 const sketch = fc
-  .array(fc.tuple(oddNumber(1e10), fc.oneof(fc.constant(1), fc.integer({ min: 1, max: 1000 }))), { minLength: 1, maxLength: 40 })
+  .array(fc.tuple(oddNumber(1e10), fc.oneof(fc.constant(1), fc.integer({ min: 1, max: 1000 }))), {
+    minLength: 1,
+    maxLength: 40,
+  })
   .map((values) => {
     const d = createLatencySketch();
     for (const [v, w] of values) d.add(v, w);
@@ -69,43 +82,79 @@ const body = fc.oneof(
     environment: fc.record({
       hostname: fc.constant('n'),
       gpus: fc.uniqueArray(fc.constantFrom(...UUIDS), { maxLength: 3 }).chain((uuids) =>
-        fc.tuple(...uuids.map((uuid, index) => fc.record({
-          index: fc.constant(index), uuid: fc.constant(uuid), name: fc.constant('H200'), memoryTotalMiB: fc.constant(null),
-          powerLimitWatts: fc.option(fc.double({ min: 1, max: 2000, noNaN: true })), smClockMaxMhz: fc.constant(null),
-        })))),
-      driverVersion: fc.constant(null), nvmlVersion: fc.constant(null), cudaVersion: fc.constant(null), backend: fc.constant('mock'),
-      backendVersion: fc.constant(null), configHash: fc.constantFrom('h0', 'x'), agentVersion: fc.constant('0'), telemetrySource: fc.constant('simulated'),
+        fc.tuple(
+          ...uuids.map((uuid, index) =>
+            fc.record({
+              index: fc.constant(index),
+              uuid: fc.constant(uuid),
+              name: fc.constant('H200'),
+              memoryTotalMiB: fc.constant(null),
+              powerLimitWatts: fc.option(fc.double({ min: 1, max: 2000, noNaN: true })),
+              smClockMaxMhz: fc.constant(null),
+            }),
+          ),
+        ),
+      ),
+      driverVersion: fc.constant(null),
+      nvmlVersion: fc.constant(null),
+      cudaVersion: fc.constant(null),
+      backend: fc.constant('mock'),
+      backendVersion: fc.constant(null),
+      configHash: fc.constantFrom('h0', 'x'),
+      agentVersion: fc.constant('0'),
+      telemetrySource: fc.constant('simulated'),
     }),
   }),
   fc.record({ kind: fc.constant('ready') }),
   fc.record({
-    kind: fc.constant('sketch'), slice: fc.nat(5), sliceStartMs: fc.constant(1_700_000_000_000), sliceEndMs: fc.constant(1_700_000_001_000),
-    requestsOk: count, requestsFailed: count, inputTokens: count, outputTokens: count,
+    kind: fc.constant('sketch'),
+    slice: fc.nat(5),
+    sliceStartMs: fc.constant(1_700_000_000_000),
+    sliceEndMs: fc.constant(1_700_000_001_000),
+    requestsOk: count,
+    requestsFailed: count,
+    inputTokens: count,
+    outputTokens: count,
     errorClasses: fc.dictionary(fc.constantFrom(...CLASSES), count, { maxKeys: 4 }),
     sketches: fc.record({ ttftMs: sketch, e2eMs: sketch }, { requiredKeys: [] }),
   }),
   fc.record({
-    kind: fc.constant('telemetry'), phase: fc.constantFrom('baseline', 'measuring'),
+    kind: fc.constant('telemetry'),
+    phase: fc.constantFrom('baseline', 'measuring'),
     mark: fc.option(fc.constantFrom('baselineStart', 'baselineEnd', 'windowStart', 'windowEnd'), { nil: undefined }),
     samples: fc.uniqueArray(sample, { maxLength: 3, selector: (s) => s.gpuUuid }),
   }),
   fc.record({
-    kind: fc.constant('summary'), messagesBefore: fc.nat(12),
+    kind: fc.constant('summary'),
+    messagesBefore: fc.nat(12),
     countsByKind: fc.record({ hello: fc.nat(2), ready: fc.nat(2), sketch: fc.nat(5), telemetry: fc.nat(8) }),
-    requestsOk: count, requestsFailed: count, inputTokens: count, outputTokens: count,
-    baselineStartMs: fc.constant(1_700_000_000_000), baselineEndMs: fc.constant(1_700_000_002_000),
-    windowStartMs: fc.constant(1_700_000_003_000), windowEndMs: fc.integer({ min: 1_700_000_003_001, max: 1_700_000_063_000 }), warnings: fc.constant([]),
+    requestsOk: count,
+    requestsFailed: count,
+    inputTokens: count,
+    outputTokens: count,
+    baselineStartMs: fc.constant(1_700_000_000_000),
+    baselineEndMs: fc.constant(1_700_000_002_000),
+    windowStartMs: fc.constant(1_700_000_003_000),
+    windowEndMs: fc.integer({ min: 1_700_000_003_001, max: 1_700_000_063_000 }),
+    warnings: fc.constant([]),
   }),
-  fc.record({ kind: fc.constant('aborted'), phase: fc.constant('measuring'), reason: fc.constantFrom('SIGTERM', 'constructor') }),
+  fc.record({
+    kind: fc.constant('aborted'),
+    phase: fc.constant('measuring'),
+    reason: fc.constantFrom('SIGTERM', 'constructor'),
+  }),
 );
 
 /** Messages the wire schema accepts (the generator's few misses are dropped), and attempt starts. */
 type Event = { message: WireMessage } | { start: string; attempt: number };
 const event: fc.Arbitrary<Event | null> = fc.oneof(
-  { weight: 12, arbitrary: fc.tuple(envelope, body).map(([e, b]) => {
-    const parsed = WireMessageSchema.safeParse({ ...e, ...b });
-    return parsed.success ? { message: parsed.data } : null;
-  }) },
+  {
+    weight: 12,
+    arbitrary: fc.tuple(envelope, body).map(([e, b]) => {
+      const parsed = WireMessageSchema.safeParse({ ...e, ...b });
+      return parsed.success ? { message: parsed.data } : null;
+    }),
+  },
   { weight: 1, arbitrary: fc.record({ start: fc.constantFrom('r0', 'r1'), attempt: fc.constantFrom(1, 2) }) },
 );
 

@@ -25,7 +25,12 @@ function applyFaults(base: WireMessage[], faults: Fault[], plan: ReturnType<type
     else if (f.kind === 'stale') out.splice(i, 0, { ...m, attempt: Math.max(0, m.attempt - 1) });
     else if (f.kind === 'retry') {
       const run = plan.runs.find((r) => r.runId === m.runId)!;
-      const retry = replicaMessages(run, 0, plan.experimentUid, { seed, attempt: m.attempt + 1, slices: 2, requestsPerSlice: 3 });
+      const retry = replicaMessages(run, 0, plan.experimentUid, {
+        seed,
+        attempt: m.attempt + 1,
+        slices: 2,
+        requestsPerSlice: 3,
+      });
       out.splice(i, 0, { start: m.runId, attempt: m.attempt + 1 }, ...retry);
     }
   }
@@ -41,7 +46,10 @@ function feed(agg: Aggregator, msgs: Event[], firstStreamSeq: number): void {
 
 void describe('aggregator determinism', () => {
   void it('gives byte-identical results with or without a checkpoint/restore at a random point', () => {
-    const faultArb = fc.record({ kind: fc.constantFrom('duplicate', 'drop', 'swap', 'stale', 'retry'), at: fc.nat(10_000) }) as fc.Arbitrary<Fault>;
+    const faultArb = fc.record({
+      kind: fc.constantFrom('duplicate', 'drop', 'swap', 'stale', 'retry'),
+      at: fc.nat(10_000),
+    }) as fc.Arbitrary<Fault>;
     fc.assert(
       fc.property(
         fc.record({
@@ -55,10 +63,20 @@ void describe('aggregator determinism', () => {
           readsBeforeCut: fc.boolean(),
         }),
         (p) => {
-          const plan = makePlan({ configs: p.configs, cycles: p.cycles, replicas: p.replicas, failurePolicy: p.policy });
+          const plan = makePlan({
+            configs: p.configs,
+            cycles: p.cycles,
+            replicas: p.replicas,
+            failurePolicy: p.policy,
+          });
           // Enough tokens per slice that the ITL sketches compress and flush: a restore that lost the
           // buffered state would then change the results.
-          const base = experimentMessages(plan, { seed: p.seed, slices: 4, requestsPerSlice: 20, outputTokensPerRequest: 24 });
+          const base = experimentMessages(plan, {
+            seed: p.seed,
+            slices: 4,
+            requestsPerSlice: 20,
+            outputTokensPerRequest: 24,
+          });
           const msgs = applyFaults(base, p.faults, plan, p.seed);
           const straight = new Aggregator(plan);
           feed(straight, msgs, 1);

@@ -37,9 +37,11 @@ void describe('statistics with few cycles', () => {
     for (const c of res.configurations) {
       for (const [name, s] of Object.entries(c.metrics)) {
         assert.ok(s.flags.includes('fewCycles'), `${name} is flagged: two cycles`);
-        if (!name.startsWith('baselineSubtracted')) assert.ok(s.ci95Low === null || s.ci95Low >= 0, `${c.configId} ${name}: ${s.ci95Low}`);
+        if (!name.startsWith('baselineSubtracted'))
+          assert.ok(s.ci95Low === null || s.ci95Low >= 0, `${c.configId} ${name}: ${s.ci95Low}`);
       }
-      for (const per of Object.values(c.latency)) for (const s of Object.values(per)) assert.ok(s.ci95Low === null || s.ci95Low >= 0);
+      for (const per of Object.values(c.latency))
+        for (const s of Object.values(per)) assert.ok(s.ci95Low === null || s.ci95Low >= 0);
     }
   });
 
@@ -54,7 +56,10 @@ void describe('statistics with few cycles', () => {
     assert.equal(best.metric, 'joulesPerToken');
     assert.equal(best.joulesPerTokenMean, c.metrics.joulesPerToken.mean);
     assert.equal(best.baselineSubtractedJoulesPerTokenMean, c.metrics.baselineSubtractedJoulesPerToken.mean);
-    assert.ok((best.baselineSubtractedJoulesPerTokenMean as number) < best.joulesPerTokenMean, 'the idle floor is removed');
+    assert.ok(
+      (best.baselineSubtractedJoulesPerTokenMean as number) < best.joulesPerTokenMean,
+      'the idle floor is removed',
+    );
     assert.equal(best.cycles, 3);
     assert.deepEqual(best.joulesPerToken, c.metrics.joulesPerToken);
   });

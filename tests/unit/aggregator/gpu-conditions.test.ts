@@ -11,9 +11,19 @@ function throttledAndAligned(msgs: WireMessage[]): WireMessage[] {
     if (m.kind !== 'telemetry') return m;
     if (m.mark !== undefined) {
       const waitedMs = m.mark === 'windowStart' ? 60 : 20;
-      return { ...m, samples: m.samples.map((s) => ({ ...s, powerWatts: 300, tick: { aligned: true, uncertaintyMs: 2, waitedMs, periodMs: 100 } })) };
+      return {
+        ...m,
+        samples: m.samples.map((s) => ({
+          ...s,
+          powerWatts: 300,
+          tick: { aligned: true, uncertaintyMs: 2, waitedMs, periodMs: 100 },
+        })),
+      };
     }
-    return { ...m, samples: m.samples.map((s) => ({ ...s, throttleReasons: 0x40, smClockMhz: 1200, temperatureC: 91 })) };
+    return {
+      ...m,
+      samples: m.samples.map((s) => ({ ...s, throttleReasons: 0x40, smClockMhz: 1200, temperatureC: 91 })),
+    };
   });
 }
 
@@ -38,7 +48,7 @@ describe('window conditions and tick alignment in results', () => {
       assert.equal(t.edgeUncertaintyMs, 4);
       assert.equal(t.ticks, Math.round(((gpu.windowSeconds ?? 0) * 1000) / 100));
       // 300 W over 20 ms gained at the end, 60 ms lost at the start: 6 J - 18 J.
-      assert.ok(Math.abs((t.residualJoules ?? NaN) - (-12)) < 1e-9, String(t.residualJoules));
+      assert.ok(Math.abs((t.residualJoules ?? NaN) - -12) < 1e-9, String(t.residualJoules));
     }
   });
 
@@ -56,13 +66,45 @@ describe('the report shows GPU warnings on top', () => {
     const plan = makePlan({ configs: 1, cycles: 1 });
     const run = plan.runs[0]!;
     const agg = new Aggregator(plan);
-    throttledAndAligned(replicaMessages(run, 0, plan.experimentUid, { seed: 2 })).forEach((m, i) => agg.apply(m, i + 1));
+    throttledAndAligned(replicaMessages(run, 0, plan.experimentUid, { seed: 2 })).forEach((m, i) =>
+      agg.apply(m, i + 1),
+    );
     const results = agg.results();
-    assert.deepEqual(gpuWarnings(results).map((w) => w.replace(/GPU \S+/, 'GPU x')), [`${run.runId}: GPU x throttled in ${results.runs[0]?.gpus[0]?.conditions?.throttledSamples} of ${results.runs[0]?.gpus[0]?.conditions?.samples} window samples (hardware thermal slowdown)`]);
-    const html = reportHtml({ title: 't', simulated: true, manifestPath: 'm.yaml', generatedAt: 'now', results, configLabels: {}, cdfs: {}, power: [], windows: [], environment: {} });
+    assert.deepEqual(
+      gpuWarnings(results).map((w) => w.replace(/GPU \S+/, 'GPU x')),
+      [
+        `${run.runId}: GPU x throttled in ${results.runs[0]?.gpus[0]?.conditions?.throttledSamples} of ${results.runs[0]?.gpus[0]?.conditions?.samples} window samples (hardware thermal slowdown)`,
+      ],
+    );
+    const html = reportHtml({
+      title: 't',
+      simulated: true,
+      manifestPath: 'm.yaml',
+      generatedAt: 'now',
+      results,
+      configLabels: {},
+      cdfs: {},
+      power: [],
+      windows: [],
+      environment: {},
+    });
     assert.match(html, /<h2>GPU warnings<\/h2><ul class="warn"><li>[^<]*throttled in/);
     const plain = new Aggregator(plan);
     replicaMessages(run, 0, plan.experimentUid, { seed: 2 }).forEach((m, i) => plain.apply(m, i + 1));
-    assert.doesNotMatch(reportHtml({ title: 't', simulated: true, manifestPath: 'm.yaml', generatedAt: 'now', results: plain.results(), configLabels: {}, cdfs: {}, power: [], windows: [], environment: {} }), /GPU warnings/);
+    assert.doesNotMatch(
+      reportHtml({
+        title: 't',
+        simulated: true,
+        manifestPath: 'm.yaml',
+        generatedAt: 'now',
+        results: plain.results(),
+        configLabels: {},
+        cdfs: {},
+        power: [],
+        windows: [],
+        environment: {},
+      }),
+      /GPU warnings/,
+    );
   });
 });

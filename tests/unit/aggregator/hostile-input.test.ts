@@ -30,8 +30,10 @@ void describe('plausibility at the door', () => {
     const good = replicaMessages(plan.runs[0]!, 0, plan.experimentUid, { seed: 1, samplesPerSlice: 4 });
     // c1: the counter resets mid-window and the power samples bridging it are negative: before
     // the fix the span integrated to a large negative energy and c1 "won" with negative J/token.
-    const bad = mapTelemetry(replicaMessages(plan.runs[1]!, 0, plan.experimentUid, { seed: 2, samplesPerSlice: 4, counterResetSlice: 2 }), (t) =>
-      t.phase === 'measuring' ? { ...t, samples: t.samples.map((s) => ({ ...s, powerWatts: -50_000 })) } : t);
+    const bad = mapTelemetry(
+      replicaMessages(plan.runs[1]!, 0, plan.experimentUid, { seed: 2, samplesPerSlice: 4, counterResetSlice: 2 }),
+      (t) => (t.phase === 'measuring' ? { ...t, samples: t.samples.map((s) => ({ ...s, powerWatts: -50_000 })) } : t),
+    );
     const agg = new Aggregator(plan);
     const outcomes = feed(agg, [...good, ...bad]);
     assert.ok(outcomes.includes('rejected'), 'negative power is refused');
@@ -48,7 +50,8 @@ void describe('plausibility at the door', () => {
     for (const bad of [Number.NaN, Number.POSITIVE_INFINITY, -1]) {
       const plan = onePlan();
       const msgs = mapTelemetry(experimentMessages(plan, { seed: 3 }), (t, i) =>
-        i === 3 ? { ...t, samples: t.samples.map((s) => ({ ...s, energyMillijoules: bad })) } : t);
+        i === 3 ? { ...t, samples: t.samples.map((s) => ({ ...s, energyMillijoules: bad })) } : t,
+      );
       const agg = new Aggregator(plan);
       assert.equal(feed(agg, msgs).filter((o) => o === 'rejected').length, 1, String(bad));
       const run = agg.results().runs[0]!;
@@ -61,14 +64,23 @@ void describe('plausibility at the door', () => {
   void it('refuses a counter jump of 1e15 mJ (2e11 W on a 700 W card) instead of reporting it complete', () => {
     const plan = onePlan();
     const msgs = mapTelemetry(experimentMessages(plan, { seed: 4 }), (t, i) =>
-      i >= 4 ? { ...t, samples: t.samples.map((s) => ({ ...s, energyMillijoules: (s.energyMillijoules as number) + 1e15 })) } : t);
+      i >= 4
+        ? { ...t, samples: t.samples.map((s) => ({ ...s, energyMillijoules: (s.energyMillijoules as number) + 1e15 })) }
+        : t,
+    );
     const agg = new Aggregator(plan);
-    assert.ok(feed(agg, msgs).every((o) => o === 'applied'), 'each reading is well-formed on its own');
+    assert.ok(
+      feed(agg, msgs).every((o) => o === 'applied'),
+      'each reading is well-formed on its own',
+    );
     const run = agg.results().runs[0]!;
     assert.equal(run.status, 'incomplete');
     assert.equal(run.inputRejected, true);
     assert.equal(run.metrics.energyJoules, null);
-    assert.match(run.missing.energyJoules as string, /implies \d+ W, above the plausible 1050 W \(1.5 x its 700 W power limit\)/);
+    assert.match(
+      run.missing.energyJoules as string,
+      /implies \d+ W, above the plausible 1050 W \(1.5 x its 700 W power limit\)/,
+    );
     assert.match(run.reasons.join(' '), /energy counter jump/);
     assert.equal(agg.results().experiment.bestConfiguration, null);
   });
@@ -76,12 +88,25 @@ void describe('plausibility at the door', () => {
   void it('bounds counter-implied power by an absolute ceiling when the GPU reports no power limit', () => {
     const plan = onePlan();
     const base = experimentMessages(plan, { seed: 5 }).map((m) =>
-      m.kind === 'hello' ? { ...m, environment: { ...m.environment, gpus: m.environment.gpus.map((g) => ({ ...g, powerLimitWatts: null })) } } : m);
+      m.kind === 'hello'
+        ? {
+            ...m,
+            environment: { ...m.environment, gpus: m.environment.gpus.map((g) => ({ ...g, powerLimitWatts: null })) },
+          }
+        : m,
+    );
     const ok = new Aggregator(plan);
     feed(ok, base);
     assert.equal(ok.results().runs[0]!.status, 'complete', 'a real ~500 W window passes the ceiling');
     // 3 kW sustained over a 1 s slice: over the 2000 W ceiling.
-    const jump = mapTelemetry(base, (t, i) => (i >= 4 ? { ...t, samples: t.samples.map((s) => ({ ...s, energyMillijoules: (s.energyMillijoules as number) + 3_000_000 })) } : t));
+    const jump = mapTelemetry(base, (t, i) =>
+      i >= 4
+        ? {
+            ...t,
+            samples: t.samples.map((s) => ({ ...s, energyMillijoules: (s.energyMillijoules as number) + 3_000_000 })),
+          }
+        : t,
+    );
     const agg = new Aggregator(plan);
     feed(agg, jump);
     assert.match(agg.results().runs[0]!.reasons.join(' '), /above the plausible 2000 W \(absolute ceiling/);
@@ -93,7 +118,11 @@ void describe('plausibility at the door', () => {
     const r1 = replicaMessages(run, 1, plan.experimentUid, { seed: 6 });
     const uuid0 = 'GPU-c0-k0-r0-0';
     const shared = r1.map((m) => {
-      if (m.kind === 'hello') return { ...m, environment: { ...m.environment, gpus: m.environment.gpus.map((g) => ({ ...g, uuid: uuid0 })) } };
+      if (m.kind === 'hello')
+        return {
+          ...m,
+          environment: { ...m.environment, gpus: m.environment.gpus.map((g) => ({ ...g, uuid: uuid0 })) },
+        };
       if (m.kind === 'telemetry') return { ...m, samples: m.samples.map((s) => ({ ...s, gpuUuid: uuid0 })) };
       return m;
     });
@@ -108,7 +137,10 @@ void describe('plausibility at the door', () => {
   void it('refuses a summary whose window ends before it starts; windowSeconds is never negative', () => {
     const plan = onePlan();
     const msgs = experimentMessages(plan, { seed: 7 }).map((m) =>
-      m.kind === 'summary' ? ({ ...m, windowStartMs: m.windowEndMs, windowEndMs: m.windowStartMs } satisfies SummaryMessage) : m);
+      m.kind === 'summary'
+        ? ({ ...m, windowStartMs: m.windowEndMs, windowEndMs: m.windowStartMs } satisfies SummaryMessage)
+        : m,
+    );
     const agg = new Aggregator(plan);
     assert.equal(feed(agg, msgs).at(-1), 'rejected');
     const r = agg.results().runs[0]!;
@@ -120,16 +152,22 @@ void describe('plausibility at the door', () => {
   void it('counts the energy across a wall-clock step back at the window end, and flags the window', () => {
     const plan = makePlan({ configs: 1, cycles: 1 });
     const msgs = experimentMessages(plan, { seed: 8, slices: 20, samplesPerSlice: 1 });
-    const start = msgs.find((m): m is TelemetryMessage => m.kind === 'telemetry' && m.mark === 'windowStart')!.samples[0]!;
+    const start = msgs.find((m): m is TelemetryMessage => m.kind === 'telemetry' && m.mark === 'windowStart')!
+      .samples[0]!;
     const end = msgs.find((m): m is TelemetryMessage => m.kind === 'telemetry' && m.mark === 'windowEnd')!.samples[0]!;
     const truthJ = ((end.energyMillijoules as number) - (start.energyMillijoules as number)) / 1000;
     // NTP steps the clock back 1.5 s just before the windowEnd reading: 500 ms behind the last reading.
-    const stepped = mapTelemetry(msgs, (t) => (t.mark === 'windowEnd' ? { ...t, samples: t.samples.map((s) => ({ ...s, tMs: s.tMs - 1500 })) } : t));
+    const stepped = mapTelemetry(msgs, (t) =>
+      t.mark === 'windowEnd' ? { ...t, samples: t.samples.map((s) => ({ ...s, tMs: s.tMs - 1500 })) } : t,
+    );
     assert.ok(markTime(stepped, 'windowEnd') > markTime(stepped, 'windowStart'));
     const agg = new Aggregator(plan);
     feed(agg, stepped);
     const r = agg.results().runs[0]!;
-    assert.ok(Math.abs((r.gpus[0]!.energyJoules as number) - truthJ) < 1e-9, `${r.gpus[0]!.energyJoules} J vs ${truthJ} J`);
+    assert.ok(
+      Math.abs((r.gpus[0]!.energyJoules as number) - truthJ) < 1e-9,
+      `${r.gpus[0]!.energyJoules} J vs ${truthJ} J`,
+    );
     assert.equal(r.status, 'incomplete');
     assert.match(r.reasons.join(' '), /wall clock stepped back 500 ms before the windowEnd mark/);
   });
@@ -138,7 +176,16 @@ void describe('plausibility at the door', () => {
     const plan = makePlan({ configs: 1, cycles: 2 });
     const run = plan.runs[1]!;
     const failing = replicaMessages(run, 0, plan.experimentUid, { seed: 9 }).map((m) => {
-      if (m.kind === 'sketch') return { ...m, requestsOk: 0, requestsFailed: 8, errorClasses: { http_5xx: 8 }, inputTokens: 0, outputTokens: 0, sketches: {} };
+      if (m.kind === 'sketch')
+        return {
+          ...m,
+          requestsOk: 0,
+          requestsFailed: 8,
+          errorClasses: { http_5xx: 8 },
+          inputTokens: 0,
+          outputTokens: 0,
+          sketches: {},
+        };
       if (m.kind === 'summary') return { ...m, requestsOk: 0, requestsFailed: 40, inputTokens: 0, outputTokens: 0 };
       return m;
     });
@@ -156,7 +203,10 @@ void describe('plausibility at the door', () => {
   void it('never merges a finished run with rejected input, even under bestEffort', () => {
     const plan = makePlan({ configs: 1, cycles: 2, failurePolicy: 'bestEffort' });
     const msgs = experimentMessages(plan, { seed: 10 }).map((m) =>
-      m.kind === 'sketch' && m.runId === 'c0-k1' && m.slice === 1 ? { ...m, sketches: { ...m.sketches, ttftMs: 'AAAA' } } : m);
+      m.kind === 'sketch' && m.runId === 'c0-k1' && m.slice === 1
+        ? { ...m, sketches: { ...m.sketches, ttftMs: 'AAAA' } }
+        : m,
+    );
     const agg = new Aggregator(plan);
     feed(agg, msgs);
     const c = agg.results().configurations[0]!;
@@ -183,7 +233,11 @@ void describe('plausibility at the door', () => {
     const agg = new Aggregator(plan);
     feed(agg, msgs);
     const t = msgs.find((m): m is TelemetryMessage => m.kind === 'telemetry' && m.mark === undefined)!;
-    const flood = { ...t, seq: 999, samples: Array.from({ length: 5000 }, (_, i) => ({ ...t.samples[0]!, gpuUuid: `GPU-flood-${i}` })) };
+    const flood = {
+      ...t,
+      seq: 999,
+      samples: Array.from({ length: 5000 }, (_, i) => ({ ...t.samples[0]!, gpuUuid: `GPU-flood-${i}` })),
+    };
     assert.equal(agg.apply(flood, agg.lastStreamSeq + 1).outcome, 'rejected');
     const r = agg.results().runs[0]!;
     assert.equal(r.gpus.length, 1);

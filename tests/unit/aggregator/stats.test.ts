@@ -4,8 +4,17 @@ import { cycleStats, studentTQuantile } from '../../../aggregator/index.ts';
 
 void describe('across-cycle statistics', () => {
   void it('computes Student t 97.5% quantiles that match the published table', () => {
-    const table: [number, number][] = [[1, 12.7062], [2, 4.3027], [3, 3.1824], [5, 2.5706], [10, 2.2281], [30, 2.0423], [120, 1.9799]];
-    for (const [df, t] of table) assert.ok(Math.abs(studentTQuantile(0.975, df) - t) < 5e-4, `df=${df}: ${studentTQuantile(0.975, df)}`);
+    const table: [number, number][] = [
+      [1, 12.7062],
+      [2, 4.3027],
+      [3, 3.1824],
+      [5, 2.5706],
+      [10, 2.2281],
+      [30, 2.0423],
+      [120, 1.9799],
+    ];
+    for (const [df, t] of table)
+      assert.ok(Math.abs(studentTQuantile(0.975, df) - t) < 5e-4, `df=${df}: ${studentTQuantile(0.975, df)}`);
     assert.ok(Math.abs(studentTQuantile(0.975, 1e6) - 1.95996) < 1e-4);
   });
 

@@ -41,10 +41,15 @@ void describe('the CRD', () => {
     let nodes = 0;
     walk(schema, '', (n, path) => {
       nodes += 1;
-      assert.ok(typeof n['type'] === 'string' || n['x-kubernetes-preserve-unknown-fields'] === true, `no type at ${path}`);
+      assert.ok(
+        typeof n['type'] === 'string' || n['x-kubernetes-preserve-unknown-fields'] === true,
+        `no type at ${path}`,
+      );
       assert.notEqual(n['additionalProperties'], false, `additionalProperties: false at ${path}`);
-      for (const k of ['anyOf', 'oneOf', 'allOf', '$ref', 'const', 'propertyNames']) assert.equal(n[k], undefined, `${k} at ${path}`);
-      if (n['type'] === 'object') assert.ok(!(n['properties'] !== undefined && n['additionalProperties'] !== undefined), `both at ${path}`);
+      for (const k of ['anyOf', 'oneOf', 'allOf', '$ref', 'const', 'propertyNames'])
+        assert.equal(n[k], undefined, `${k} at ${path}`);
+      if (n['type'] === 'object')
+        assert.ok(!(n['properties'] !== undefined && n['additionalProperties'] !== undefined), `both at ${path}`);
     });
     assert.ok(nodes > 100);
   });

@@ -7,7 +7,10 @@ export function validManifest(): Json {
     kind: 'EnergyExperiment',
     metadata: { name: 'base' },
     spec: {
-      model: { name: 'Qwen/Qwen2.5-0.5B-Instruct', source: { random: { numHeads: 4, numKvHeads: 2, hiddenSize: 256 } } },
+      model: {
+        name: 'Qwen/Qwen2.5-0.5B-Instruct',
+        source: { random: { numHeads: 4, numKvHeads: 2, hiddenSize: 256 } },
+      },
       backends: [{ type: 'vllm' }],
       workload: { requests: 16, concurrency: 4 },
       measurement: { cycles: 2, baselineSeconds: 1, minWindowSeconds: 5 },

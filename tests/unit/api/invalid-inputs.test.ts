@@ -23,24 +23,59 @@ const sweep = (m: Json, s: Json): void => {
 };
 
 const CASES: Case[] = [
-  { what: 'a wrong apiVersion', mutate: (m) => (m['apiVersion'] = 'llem.dev/v1'), path: 'apiVersion', message: /must be "llem.dev\/v1alpha1" \(got "llem.dev\/v1"\)/ },
+  {
+    what: 'a wrong apiVersion',
+    mutate: (m) => (m['apiVersion'] = 'llem.dev/v1'),
+    path: 'apiVersion',
+    message: /must be "llem.dev\/v1alpha1" \(got "llem.dev\/v1"\)/,
+  },
   { what: 'a wrong kind', mutate: (m) => (m['kind'] = 'Experiment'), path: 'kind' },
-  { what: 'an unknown top-level field', mutate: (m) => (m['specs'] = {}), path: 'specs', message: /did you mean "spec"/ },
+  {
+    what: 'an unknown top-level field',
+    mutate: (m) => (m['specs'] = {}),
+    path: 'specs',
+    message: /did you mean "spec"/,
+  },
   { what: 'a missing metadata', mutate: (m) => delete m['metadata'], path: 'metadata', message: /required/ },
-  { what: 'an upper-case name', mutate: (m) => (at(m, 'metadata')['name'] = 'Base'), path: 'metadata.name', message: /DNS-1123/ },
-  { what: 'a 64-character name', mutate: (m) => (at(m, 'metadata')['name'] = 'a'.repeat(64)), path: 'metadata.name', message: /DNS-1123/ },
-  { what: 'a misspelt metadata field', mutate: (m) => (at(m, 'metadata')['label'] = {}), path: 'metadata.label', message: /did you mean "labels"/ },
+  {
+    what: 'an upper-case name',
+    mutate: (m) => (at(m, 'metadata')['name'] = 'Base'),
+    path: 'metadata.name',
+    message: /DNS-1123/,
+  },
+  {
+    what: 'a 64-character name',
+    mutate: (m) => (at(m, 'metadata')['name'] = 'a'.repeat(64)),
+    path: 'metadata.name',
+    message: /DNS-1123/,
+  },
+  {
+    what: 'a misspelt metadata field',
+    mutate: (m) => (at(m, 'metadata')['label'] = {}),
+    path: 'metadata.label',
+    message: /did you mean "labels"/,
+  },
   { what: 'a missing spec', mutate: (m) => delete m['spec'], path: 'spec', message: /required/ },
   { what: 'a missing model', mutate: (m) => delete spec(m)['model'], path: 'spec.model', message: /required/ },
   { what: 'an empty model name', mutate: (m) => (at(m, 'spec', 'model')['name'] = ''), path: 'spec.model.name' },
-  { what: 'an unknown dtype', mutate: (m) => (at(m, 'spec', 'model')['dtype'] = 'fp16'), path: 'spec.model.dtype', message: /must be one of auto, float16, bfloat16, float32 \(got "fp16"\)/ },
+  {
+    what: 'an unknown dtype',
+    mutate: (m) => (at(m, 'spec', 'model')['dtype'] = 'fp16'),
+    path: 'spec.model.dtype',
+    message: /must be one of auto, float16, bfloat16, float32 \(got "fp16"\)/,
+  },
   {
     what: 'two model sources',
     mutate: (m) => (at(m, 'spec', 'model', 'source')['huggingFace'] = {}),
     path: 'spec.model.source',
     message: /exactly one of huggingFace, pvc, random/,
   },
-  { what: 'no model source', mutate: (m) => (at(m, 'spec', 'model')['source'] = {}), path: 'spec.model.source', message: /got none/ },
+  {
+    what: 'no model source',
+    mutate: (m) => (at(m, 'spec', 'model')['source'] = {}),
+    path: 'spec.model.source',
+    message: /got none/,
+  },
   {
     what: 'a PVC claim name that is not a label',
     mutate: (m) => (at(m, 'spec', 'model')['source'] = { pvc: { claimName: 'My_Claim' } }),
@@ -52,7 +87,11 @@ const CASES: Case[] = [
     path: 'spec.model.source.huggingFace.tokenSecretRef.name',
     message: /required/,
   },
-  { what: 'a zero hidden size', mutate: (m) => (at(m, 'spec', 'model', 'source', 'random')['hiddenSize'] = 0), path: 'spec.model.source.random.hiddenSize' },
+  {
+    what: 'a zero hidden size',
+    mutate: (m) => (at(m, 'spec', 'model', 'source', 'random')['hiddenSize'] = 0),
+    path: 'spec.model.source.random.hiddenSize',
+  },
   {
     what: 'a hidden size that is not a multiple of the heads',
     mutate: (m) => (at(m, 'spec', 'model', 'source', 'random')['hiddenSize'] = 250),
@@ -64,24 +103,53 @@ const CASES: Case[] = [
     mutate: (m) => (at(m, 'spec', 'model', 'source', 'random')['numKvHeads'] = 3),
     path: 'spec.model.source.random.numKvHeads',
   },
-  { what: 'an empty backend list', mutate: (m) => (spec(m)['backends'] = []), path: 'spec.backends', message: /must have at least 1 item$/ },
+  {
+    what: 'an empty backend list',
+    mutate: (m) => (spec(m)['backends'] = []),
+    path: 'spec.backends',
+    message: /must have at least 1 item$/,
+  },
   {
     what: 'the reserved sglang backend',
     mutate: (m) => (spec(m)['backends'] = [{ type: 'sglang' }]),
     path: 'spec.backends[0].type',
     message: /reserved but not supported yet/,
   },
-  { what: 'an unknown backend type', mutate: (m) => (spec(m)['backends'] = [{ type: 'onnx' }]), path: 'spec.backends[0].type' },
+  {
+    what: 'an unknown backend type',
+    mutate: (m) => (spec(m)['backends'] = [{ type: 'onnx' }]),
+    path: 'spec.backends[0].type',
+  },
   {
     what: 'vLLM parameters on a PyTorch backend',
     mutate: (m) => (spec(m)['backends'] = [{ type: 'pytorch', vllm: {} }]),
     path: 'spec.backends[0].vllm',
     message: /type "pytorch"/,
   },
-  { what: 'a misspelt vLLM parameter', mutate: (m) => (vllm0(m)['maxNumSeq'] = 8), path: 'spec.backends[0].vllm.maxNumSeq', message: /did you mean "maxNumSeqs"/ },
-  { what: 'a GPU memory fraction above 1', mutate: (m) => (vllm0(m)['gpuMemoryUtilization'] = 1.5), path: 'spec.backends[0].vllm.gpuMemoryUtilization', message: /must be <= 1 \(got 1.5\)/ },
-  { what: 'a GPU memory fraction of 0', mutate: (m) => (vllm0(m)['gpuMemoryUtilization'] = 0), path: 'spec.backends[0].vllm.gpuMemoryUtilization', message: /must be > 0 \(got 0\)/ },
-  { what: 'a fractional maxNumSeqs', mutate: (m) => (vllm0(m)['maxNumSeqs'] = 2.5), path: 'spec.backends[0].vllm.maxNumSeqs', message: /must be an integer \(got 2.5\)/ },
+  {
+    what: 'a misspelt vLLM parameter',
+    mutate: (m) => (vllm0(m)['maxNumSeq'] = 8),
+    path: 'spec.backends[0].vllm.maxNumSeq',
+    message: /did you mean "maxNumSeqs"/,
+  },
+  {
+    what: 'a GPU memory fraction above 1',
+    mutate: (m) => (vllm0(m)['gpuMemoryUtilization'] = 1.5),
+    path: 'spec.backends[0].vllm.gpuMemoryUtilization',
+    message: /must be <= 1 \(got 1.5\)/,
+  },
+  {
+    what: 'a GPU memory fraction of 0',
+    mutate: (m) => (vllm0(m)['gpuMemoryUtilization'] = 0),
+    path: 'spec.backends[0].vllm.gpuMemoryUtilization',
+    message: /must be > 0 \(got 0\)/,
+  },
+  {
+    what: 'a fractional maxNumSeqs',
+    mutate: (m) => (vllm0(m)['maxNumSeqs'] = 2.5),
+    path: 'spec.backends[0].vllm.maxNumSeqs',
+    message: /must be an integer \(got 2.5\)/,
+  },
   {
     what: 'tensor parallelism larger than the GPUs per run',
     mutate: (m) => (vllm0(m)['tensorParallelSize'] = 2),
@@ -112,8 +180,16 @@ const CASES: Case[] = [
     path: 'spec.backends[1].type',
     message: /already used by spec.backends\[0\]/,
   },
-  { what: 'an upper-case backend name', mutate: (m) => (at(m, 'spec', 'backends', 0)['name'] = 'VLLM'), path: 'spec.backends[0].name' },
-  { what: 'a backend name longer than 20', mutate: (m) => (at(m, 'spec', 'backends', 0)['name'] = 'v'.repeat(21)), path: 'spec.backends[0].name' },
+  {
+    what: 'an upper-case backend name',
+    mutate: (m) => (at(m, 'spec', 'backends', 0)['name'] = 'VLLM'),
+    path: 'spec.backends[0].name',
+  },
+  {
+    what: 'a backend name longer than 20',
+    mutate: (m) => (at(m, 'spec', 'backends', 0)['name'] = 'v'.repeat(21)),
+    path: 'spec.backends[0].name',
+  },
   {
     what: 'EAGLE speculative decoding without a draft model',
     mutate: (m) => (vllm0(m)['speculative'] = { method: 'eagle' }),
@@ -133,11 +209,16 @@ const CASES: Case[] = [
   },
   {
     what: 'CUDA graphs with a quantised model',
-    mutate: (m) => (spec(m)['backends'] = [{ type: 'pytorch', pytorch: { cudaGraphs: true, quantization: 'bitsandbytes4bit' } }]),
+    mutate: (m) =>
+      (spec(m)['backends'] = [{ type: 'pytorch', pytorch: { cudaGraphs: true, quantization: 'bitsandbytes4bit' } }]),
     path: 'spec.backends[0].pytorch.cudaGraphs',
     message: /cudaGraphs needs an unquantised model \(quantization is "bitsandbytes4bit"\)/,
   },
-  { what: 'a non-string extra argument', mutate: (m) => (at(m, 'spec', 'backends', 0)['extraArgs'] = [7]), path: 'spec.backends[0].extraArgs[0]' },
+  {
+    what: 'a non-string extra argument',
+    mutate: (m) => (at(m, 'spec', 'backends', 0)['extraArgs'] = [7]),
+    path: 'spec.backends[0].extraArgs[0]',
+  },
   {
     what: 'a context length shorter than the longest request',
     mutate: (m) => {
@@ -156,8 +237,17 @@ const CASES: Case[] = [
     path: 'spec.backends[0].pytorch.maxModelLen',
     message: /90 input \+ 20 output/,
   },
-  { what: 'a sweep axis outside the sweepable roots', mutate: (m) => sweep(m, { axes: { 'foo.bar': [1] } }), path: 'spec.sweep.axes[foo.bar]', message: /must be a dotted path starting with one of/ },
-  { what: 'an empty sweep axis', mutate: (m) => sweep(m, { axes: { 'vllm.maxNumSeqs': [] } }), path: 'spec.sweep.axes[vllm.maxNumSeqs]' },
+  {
+    what: 'a sweep axis outside the sweepable roots',
+    mutate: (m) => sweep(m, { axes: { 'foo.bar': [1] } }),
+    path: 'spec.sweep.axes[foo.bar]',
+    message: /must be a dotted path starting with one of/,
+  },
+  {
+    what: 'an empty sweep axis',
+    mutate: (m) => sweep(m, { axes: { 'vllm.maxNumSeqs': [] } }),
+    path: 'spec.sweep.axes[vllm.maxNumSeqs]',
+  },
   {
     what: 'an invalid value on a sweep axis',
     mutate: (m) => sweep(m, { axes: { 'vllm.maxNumSeqs': [8, 0] } }),
@@ -187,8 +277,17 @@ const CASES: Case[] = [
     mutate: (m) => sweep(m, { points: [{ 'workload.concurrency': -1 }] }),
     path: 'spec.sweep.points[0][workload.concurrency]',
   },
-  { what: 'a misspelt sweep field', mutate: (m) => sweep(m, { axis: {} }), path: 'spec.sweep.axis', message: /did you mean "axes"/ },
-  { what: 'an unknown workload mode', mutate: (m) => (at(m, 'spec', 'workload')['mode'] = 'closed'), path: 'spec.workload.mode' },
+  {
+    what: 'a misspelt sweep field',
+    mutate: (m) => sweep(m, { axis: {} }),
+    path: 'spec.sweep.axis',
+    message: /did you mean "axes"/,
+  },
+  {
+    what: 'an unknown workload mode',
+    mutate: (m) => (at(m, 'spec', 'workload')['mode'] = 'closed'),
+    path: 'spec.workload.mode',
+  },
   {
     what: 'a misspelt workload mode',
     mutate: (m) => (at(m, 'spec', 'workload')['mode'] = 'concurency'),
@@ -201,7 +300,12 @@ const CASES: Case[] = [
     path: 'spec.workload.ratePerSecond',
     message: /required when workload.mode is "rate"/,
   },
-  { what: 'zero requests', mutate: (m) => (at(m, 'spec', 'workload')['requests'] = 0), path: 'spec.workload.requests', message: /must be >= 1 \(got 0\)/ },
+  {
+    what: 'zero requests',
+    mutate: (m) => (at(m, 'spec', 'workload')['requests'] = 0),
+    path: 'spec.workload.requests',
+    message: /must be >= 1 \(got 0\)/,
+  },
   {
     what: 'two dataset kinds',
     mutate: (m) => (at(m, 'spec', 'workload')['dataset'] = { synthetic: {}, prompts: ['hi'] }),
@@ -210,27 +314,72 @@ const CASES: Case[] = [
   },
   {
     what: 'a uniform distribution without a maximum',
-    mutate: (m) => (at(m, 'spec', 'workload')['dataset'] = { synthetic: { inputTokens: { distribution: 'uniform', min: 4 } } }),
+    mutate: (m) =>
+      (at(m, 'spec', 'workload')['dataset'] = { synthetic: { inputTokens: { distribution: 'uniform', min: 4 } } }),
     path: 'spec.workload.dataset.synthetic.inputTokens.max',
     message: /required for distribution "uniform"/,
   },
   {
     what: 'a distribution whose minimum exceeds its maximum',
-    mutate: (m) => (at(m, 'spec', 'workload')['dataset'] = { synthetic: { outputTokens: { distribution: 'uniform', min: 9, max: 3 } } }),
+    mutate: (m) =>
+      (at(m, 'spec', 'workload')['dataset'] = {
+        synthetic: { outputTokens: { distribution: 'uniform', min: 9, max: 3 } },
+      }),
     path: 'spec.workload.dataset.synthetic.outputTokens.max',
     message: /must be >= min/,
   },
-  { what: 'an empty prompt list', mutate: (m) => (at(m, 'spec', 'workload')['dataset'] = { prompts: [] }), path: 'spec.workload.dataset.prompts' },
-  { what: 'a top-p of 0', mutate: (m) => (at(m, 'spec', 'workload')['sampling'] = { topP: 0 }), path: 'spec.workload.sampling.topP' },
-  { what: 'a negative temperature', mutate: (m) => (at(m, 'spec', 'workload')['sampling'] = { temperature: -1 }), path: 'spec.workload.sampling.temperature' },
-  { what: 'a zero request timeout', mutate: (m) => (at(m, 'spec', 'workload')['requestTimeoutSeconds'] = 0), path: 'spec.workload.requestTimeoutSeconds' },
-  { what: 'an unknown API flavour', mutate: (m) => (at(m, 'spec', 'workload')['api'] = 'responses'), path: 'spec.workload.api' },
+  {
+    what: 'an empty prompt list',
+    mutate: (m) => (at(m, 'spec', 'workload')['dataset'] = { prompts: [] }),
+    path: 'spec.workload.dataset.prompts',
+  },
+  {
+    what: 'a top-p of 0',
+    mutate: (m) => (at(m, 'spec', 'workload')['sampling'] = { topP: 0 }),
+    path: 'spec.workload.sampling.topP',
+  },
+  {
+    what: 'a negative temperature',
+    mutate: (m) => (at(m, 'spec', 'workload')['sampling'] = { temperature: -1 }),
+    path: 'spec.workload.sampling.temperature',
+  },
+  {
+    what: 'a zero request timeout',
+    mutate: (m) => (at(m, 'spec', 'workload')['requestTimeoutSeconds'] = 0),
+    path: 'spec.workload.requestTimeoutSeconds',
+  },
+  {
+    what: 'an unknown API flavour',
+    mutate: (m) => (at(m, 'spec', 'workload')['api'] = 'responses'),
+    path: 'spec.workload.api',
+  },
   { what: 'zero cycles', mutate: (m) => (at(m, 'spec', 'measurement')['cycles'] = 0), path: 'spec.measurement.cycles' },
-  { what: 'an unknown order', mutate: (m) => (at(m, 'spec', 'measurement')['order'] = 'random'), path: 'spec.measurement.order' },
-  { what: 'a 5 ms sample interval', mutate: (m) => (at(m, 'spec', 'measurement')['sampleIntervalMs'] = 5), path: 'spec.measurement.sampleIntervalMs' },
-  { what: 'a negative baseline', mutate: (m) => (at(m, 'spec', 'measurement')['baselineSeconds'] = -1), path: 'spec.measurement.baselineSeconds' },
-  { what: 'a misspelt measurement field', mutate: (m) => (at(m, 'spec', 'measurement')['cycle'] = 3), path: 'spec.measurement.cycle', message: /did you mean "cycles"/ },
-  { what: 'zero GPUs per run', mutate: (m) => (spec(m)['placement'] = { gpusPerRun: 0 }), path: 'spec.placement.gpusPerRun' },
+  {
+    what: 'an unknown order',
+    mutate: (m) => (at(m, 'spec', 'measurement')['order'] = 'random'),
+    path: 'spec.measurement.order',
+  },
+  {
+    what: 'a 5 ms sample interval',
+    mutate: (m) => (at(m, 'spec', 'measurement')['sampleIntervalMs'] = 5),
+    path: 'spec.measurement.sampleIntervalMs',
+  },
+  {
+    what: 'a negative baseline',
+    mutate: (m) => (at(m, 'spec', 'measurement')['baselineSeconds'] = -1),
+    path: 'spec.measurement.baselineSeconds',
+  },
+  {
+    what: 'a misspelt measurement field',
+    mutate: (m) => (at(m, 'spec', 'measurement')['cycle'] = 3),
+    path: 'spec.measurement.cycle',
+    message: /did you mean "cycles"/,
+  },
+  {
+    what: 'zero GPUs per run',
+    mutate: (m) => (spec(m)['placement'] = { gpusPerRun: 0 }),
+    path: 'spec.placement.gpusPerRun',
+  },
   {
     what: 'an unknown toleration operator',
     mutate: (m) => (spec(m)['placement'] = { tolerations: [{ key: 'gpu', operator: 'In' }] }),
@@ -241,10 +390,23 @@ const CASES: Case[] = [
     mutate: (m) => (spec(m)['placement'] = { nodeSelector: { 'nvidia.com/gpu.product': 1 } }),
     path: 'spec.placement.nodeSelector[nvidia.com/gpu.product]',
   },
-  { what: 'an unknown failure policy', mutate: (m) => (spec(m)['policy'] = { failurePolicy: 'lenient' }), path: 'spec.policy.failurePolicy' },
+  {
+    what: 'an unknown failure policy',
+    mutate: (m) => (spec(m)['policy'] = { failurePolicy: 'lenient' }),
+    path: 'spec.policy.failurePolicy',
+  },
   { what: 'negative retries', mutate: (m) => (spec(m)['policy'] = { retries: -1 }), path: 'spec.policy.retries' },
-  { what: 'a 5 s run timeout', mutate: (m) => (spec(m)['policy'] = { runTimeoutSeconds: 5 }), path: 'spec.policy.runTimeoutSeconds' },
-  { what: 'a non-boolean suspend', mutate: (m) => (spec(m)['policy'] = { suspend: 'yes' }), path: 'spec.policy.suspend', message: /expected true or false, got "yes"/ },
+  {
+    what: 'a 5 s run timeout',
+    mutate: (m) => (spec(m)['policy'] = { runTimeoutSeconds: 5 }),
+    path: 'spec.policy.runTimeoutSeconds',
+  },
+  {
+    what: 'a non-boolean suspend',
+    mutate: (m) => (spec(m)['policy'] = { suspend: 'yes' }),
+    path: 'spec.policy.suspend',
+    message: /expected true or false, got "yes"/,
+  },
 ];
 
 function escape(s: string): string {

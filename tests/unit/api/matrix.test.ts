@@ -102,20 +102,43 @@ void describe('run matrix', () => {
     // The hash the H200 runs A-C were recorded under (docs/validation/raw/h200-run-a), before cudaGraphs existed.
     const h200 = validManifest();
     at(h200, 'spec')['model'] = {
-      name: 'llem/random-llama-1b', dtype: 'bfloat16',
-      source: { random: { architecture: 'llama', hiddenSize: 2048, numLayers: 16, numHeads: 32, numKvHeads: 8, intermediateSize: 8192, vocabSize: 32000 } },
+      name: 'llem/random-llama-1b',
+      dtype: 'bfloat16',
+      source: {
+        random: {
+          architecture: 'llama',
+          hiddenSize: 2048,
+          numLayers: 16,
+          numHeads: 32,
+          numKvHeads: 8,
+          intermediateSize: 8192,
+          vocabSize: 32000,
+        },
+      },
     };
-    at(h200, 'spec')['backends'] = [{ type: 'pytorch', pytorch: { batching: 'dynamic', maxBatchSize: 32, attnImplementation: 'eager' } }];
+    at(h200, 'spec')['backends'] = [
+      { type: 'pytorch', pytorch: { batching: 'dynamic', maxBatchSize: 32, attnImplementation: 'eager' } },
+    ];
     at(h200, 'spec')['workload'] = {
-      concurrency: 1, requests: 2, ignoreEos: true,
-      dataset: { synthetic: { inputTokens: { distribution: 'fixed', mean: 256 }, outputTokens: { distribution: 'fixed', mean: 128 } } },
+      concurrency: 1,
+      requests: 2,
+      ignoreEos: true,
+      dataset: {
+        synthetic: {
+          inputTokens: { distribution: 'fixed', mean: 256 },
+          outputTokens: { distribution: 'fixed', mean: 128 },
+        },
+      },
     };
     assert.equal(matrixOf(h200).configurations[0]?.id, 'pytorch-f70338bff5');
   });
 
   void it('collapses explicit points that repeat a Cartesian point', () => {
     const m = validManifest();
-    at(m, 'spec')['sweep'] = { axes: { 'vllm.maxNumSeqs': [8, 16] }, points: [{ 'vllm.maxNumSeqs': 8 }, { 'vllm.maxNumSeqs': 64 }] };
+    at(m, 'spec')['sweep'] = {
+      axes: { 'vllm.maxNumSeqs': [8, 16] },
+      points: [{ 'vllm.maxNumSeqs': 8 }, { 'vllm.maxNumSeqs': 64 }],
+    };
     const mx = matrixOf(m);
     assert.deepEqual(
       mx.configurations.map((c) => c.point['vllm.maxNumSeqs']),
@@ -131,13 +154,17 @@ void describe('run matrix', () => {
 
   void it('makes every configuration and run id a DNS-1123 label', () => {
     fc.assert(
-      fc.property(fc.stringMatching(/^[a-z]([a-z0-9-]{0,18}[a-z0-9])?$/), fc.integer({ min: 1, max: 5 }), (name, cycles) => {
-        const m = validManifest();
-        at(m, 'spec', 'backends', 0)['name'] = name;
-        at(m, 'spec', 'measurement')['cycles'] = cycles;
-        const mx = matrixOf(m);
-        return mx.runs.every((r) => isDns1123Label(r.id)) && mx.configurations.every((c) => isDns1123Label(c.id));
-      }),
+      fc.property(
+        fc.stringMatching(/^[a-z]([a-z0-9-]{0,18}[a-z0-9])?$/),
+        fc.integer({ min: 1, max: 5 }),
+        (name, cycles) => {
+          const m = validManifest();
+          at(m, 'spec', 'backends', 0)['name'] = name;
+          at(m, 'spec', 'measurement')['cycles'] = cycles;
+          const mx = matrixOf(m);
+          return mx.runs.every((r) => isDns1123Label(r.id)) && mx.configurations.every((c) => isDns1123Label(c.id));
+        },
+      ),
       { numRuns: 50 },
     );
   });
@@ -176,7 +203,10 @@ void describe('execution order', () => {
   void it('shuffle permutes each cycle as a block and is reproducible for a seed', () => {
     const a = withOrder('shuffle', 42);
     const b = withOrder('shuffle', 42);
-    assert.deepEqual(a.runs.map((r) => r.id), b.runs.map((r) => r.id));
+    assert.deepEqual(
+      a.runs.map((r) => r.id),
+      b.runs.map((r) => r.id),
+    );
     const n = a.configurations.length;
     for (let c = 0; c < 3; c++) {
       const block = a.runs.slice(c * n, (c + 1) * n);
@@ -186,14 +216,26 @@ void describe('execution order', () => {
   });
 
   void it('shuffle gives different orders for different seeds and differs from interleave', () => {
-    const orders = [1, 2, 3].map((seed) => withOrder('shuffle', seed).runs.map((r) => r.id).join());
+    const orders = [1, 2, 3].map((seed) =>
+      withOrder('shuffle', seed)
+        .runs.map((r) => r.id)
+        .join(),
+    );
     assert.equal(new Set(orders).size, 3);
-    assert.notEqual(orders[0], withOrder('interleave').runs.map((r) => r.id).join());
+    assert.notEqual(
+      orders[0],
+      withOrder('interleave')
+        .runs.map((r) => r.id)
+        .join(),
+    );
   });
 
   void it('numbers runs by their position in execution order', () => {
     const mx = withOrder('shuffle', 9);
-    assert.deepEqual(mx.runs.map((r) => r.sequence), mx.runs.map((_, i) => i));
+    assert.deepEqual(
+      mx.runs.map((r) => r.sequence),
+      mx.runs.map((_, i) => i),
+    );
   });
 });
 
@@ -209,14 +251,20 @@ void describe('invalid combinations', () => {
     const r = validateEnergyExperiment(tpSweep(false));
     assert.equal(r.ok, false);
     if (r.ok) return;
-    assert.deepEqual(r.issues.map((i) => i.path), ['spec.sweep.axes[vllm.tensorParallelSize][2]']);
+    assert.deepEqual(
+      r.issues.map((i) => i.path),
+      ['spec.sweep.axes[vllm.tensorParallelSize][2]'],
+    );
     assert.match(r.issues[0]?.message ?? '', /needs 4 GPUs but placement.gpusPerRun is 2/);
   });
 
   void it('skips them with their reason when sweep.skipInvalid is set', () => {
     const r = validateEnergyExperiment(tpSweep(true));
     assert.ok(r.ok);
-    assert.deepEqual(r.matrix.configurations.map((c) => c.point['vllm.tensorParallelSize']), [1, 2]);
+    assert.deepEqual(
+      r.matrix.configurations.map((c) => c.point['vllm.tensorParallelSize']),
+      [1, 2],
+    );
     assert.equal(r.matrix.rejected.length, 1);
     assert.deepEqual(r.matrix.rejected[0]?.point, { 'vllm.tensorParallelSize': 4 });
   });
@@ -236,7 +284,11 @@ void describe('invalid combinations', () => {
     at(m, 'spec', 'backends', 0)['vllm'] = { tensorParallelSize: 4 };
     const r = validateEnergyExperiment(m);
     assert.equal(r.ok, false);
-    if (!r.ok) assert.deepEqual(r.issues.map((i) => i.path), ['spec.backends[0].vllm.tensorParallelSize']);
+    if (!r.ok)
+      assert.deepEqual(
+        r.issues.map((i) => i.path),
+        ['spec.backends[0].vllm.tensorParallelSize'],
+      );
   });
 
   void it('refuses a sweep in which every combination is invalid', () => {
@@ -261,7 +313,9 @@ void describe('invalid combinations', () => {
   void it('refuses a sweep larger than the configuration limit', () => {
     const m = validManifest();
     const values = (n: number): number[] => Array.from({ length: n }, (_, i) => i + 1);
-    at(m, 'spec')['sweep'] = { axes: { 'vllm.maxNumSeqs': values(64), 'workload.concurrency': values(64), 'workload.requests': values(2) } };
+    at(m, 'spec')['sweep'] = {
+      axes: { 'vllm.maxNumSeqs': values(64), 'workload.concurrency': values(64), 'workload.requests': values(2) },
+    };
     const r = validateEnergyExperiment(m);
     assert.equal(r.ok, false);
     if (!r.ok) assert.match(r.issues[0]?.message ?? '', /more than 4096 configurations/);

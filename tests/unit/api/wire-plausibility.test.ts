@@ -24,7 +24,10 @@ void describe('wire schema plausibility', () => {
   void it('refuses negative, NaN and infinite energy and power readings', () => {
     const t = of('telemetry');
     for (const bad of [-1, Number.NaN, Number.POSITIVE_INFINITY, Number.NEGATIVE_INFINITY]) {
-      refused({ ...t, samples: t.samples.map((s) => ({ ...s, energyMillijoules: bad })) }, /samples\.0\.energyMillijoules/);
+      refused(
+        { ...t, samples: t.samples.map((s) => ({ ...s, energyMillijoules: bad })) },
+        /samples\.0\.energyMillijoules/,
+      );
       refused({ ...t, samples: t.samples.map((s) => ({ ...s, powerWatts: bad })) }, /samples\.0\.powerWatts/);
     }
     refused({ ...t, samples: t.samples.map((s) => ({ ...s, powerWatts: 2e11 })) }, /powerWatts/);
@@ -33,7 +36,13 @@ void describe('wire schema plausibility', () => {
 
   void it('refuses a negative power limit in hello', () => {
     const h = of('hello');
-    refused({ ...h, environment: { ...h.environment, gpus: h.environment.gpus.map((g) => ({ ...g, powerLimitWatts: -700 })) } }, /powerLimitWatts/);
+    refused(
+      {
+        ...h,
+        environment: { ...h.environment, gpus: h.environment.gpus.map((g) => ({ ...g, powerLimitWatts: -700 })) },
+      },
+      /powerLimitWatts/,
+    );
   });
 
   void it('refuses one GPU twice in a mark reading, and takes a batch of readings over time', () => {
@@ -56,13 +65,18 @@ void describe('wire schema plausibility', () => {
 
   void it('refuses __proto__ and prose as error classes, but takes constructor and toString as names', () => {
     const k = of('sketch');
-    const data = new TextEncoder().encode(JSON.stringify(k).replace('"errorClasses":{}', '"errorClasses":{"__proto__":2}'));
+    const data = new TextEncoder().encode(
+      JSON.stringify(k).replace('"errorClasses":{}', '"errorClasses":{"__proto__":2}'),
+    );
     const decoded = decodeMessage(data);
     assert.equal(decoded.ok, false);
     assert.match((decoded as { error: string }).error, /__proto__/);
     refused({ ...k, errorClasses: { 'not a name!': 1 } }, /errorClasses/);
     const ok = WireMessageSchema.safeParse({ ...k, errorClasses: { constructor: 1, toString: 2 } });
     assert.ok(ok.success);
-    assert.deepEqual(Object.entries(ok.data.kind === 'sketch' ? ok.data.errorClasses : {}), [['constructor', 1], ['toString', 2]]);
+    assert.deepEqual(Object.entries(ok.data.kind === 'sketch' ? ok.data.errorClasses : {}), [
+      ['constructor', 1],
+      ['toString', 2],
+    ]);
   });
 });

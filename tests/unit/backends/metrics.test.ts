@@ -10,7 +10,16 @@ import {
   metricSum,
 } from '../../../agent/backends/index.ts';
 
-function vllmText(o: { kv: number; preempt: number; accepted?: number; draft?: number; drafts?: number; hits: number; queries: number; waiting: number }): string {
+function vllmText(o: {
+  kv: number;
+  preempt: number;
+  accepted?: number;
+  draft?: number;
+  drafts?: number;
+  hits: number;
+  queries: number;
+  waiting: number;
+}): string {
   const lines = [
     '# HELP vllm:kv_cache_usage_perc KV-cache usage. 1 means 100 percent usage.',
     '# TYPE vllm:kv_cache_usage_perc gauge',
@@ -32,7 +41,15 @@ function vllmText(o: { kv: number; preempt: number; accepted?: number; draft?: n
 
 void test('the Prometheus parser reads labels with escapes, special values and skips malformed lines', () => {
   const samples = parsePrometheusText(
-    ['# comment', 'a_total 3', 'b{x="1",y="q\\"uote,}"} 2.5 1700000000', 'c{le="+Inf"} +Inf', 'broken{x="1" 4', 'd NaN', ''].join('\n'),
+    [
+      '# comment',
+      'a_total 3',
+      'b{x="1",y="q\\"uote,}"} 2.5 1700000000',
+      'c{le="+Inf"} +Inf',
+      'broken{x="1" 4',
+      'd NaN',
+      '',
+    ].join('\n'),
   );
   assert.deepEqual(samples, [
     { name: 'a_total', labels: {}, value: 3 },
@@ -44,9 +61,15 @@ void test('the Prometheus parser reads labels with escapes, special values and s
 });
 
 void test('vLLM counters are taken as deltas over the window and gauges as mean and max', () => {
-  const start = parsePrometheusText(vllmText({ kv: 0.1, preempt: 5, accepted: 100, draft: 400, drafts: 100, hits: 10, queries: 100, waiting: 0 }));
-  const mid = parsePrometheusText(vllmText({ kv: 0.7, preempt: 6, accepted: 200, draft: 800, drafts: 200, hits: 20, queries: 200, waiting: 9 }));
-  const end = parsePrometheusText(vllmText({ kv: 0.4, preempt: 8, accepted: 400, draft: 1200, drafts: 300, hits: 60, queries: 300, waiting: 2 }));
+  const start = parsePrometheusText(
+    vllmText({ kv: 0.1, preempt: 5, accepted: 100, draft: 400, drafts: 100, hits: 10, queries: 100, waiting: 0 }),
+  );
+  const mid = parsePrometheusText(
+    vllmText({ kv: 0.7, preempt: 6, accepted: 200, draft: 800, drafts: 200, hits: 20, queries: 200, waiting: 9 }),
+  );
+  const end = parsePrometheusText(
+    vllmText({ kv: 0.4, preempt: 8, accepted: 400, draft: 1200, drafts: 300, hits: 60, queries: 300, waiting: 2 }),
+  );
   const r = vllmExtendedResults({ start, end, during: [mid] });
   assert.equal(r.source, 'vllm-prometheus');
   assert.ok(Math.abs((r.metrics['kvCacheUsageMeanFraction']?.value ?? 0) - 0.4) < 1e-12);
@@ -101,7 +124,10 @@ void test('the recorder scrapes vLLM at the window bounds and in between, and re
   await recorder.markWindowStart();
   await recorder.sample();
   const r = await recorder.markWindowEnd();
-  assert.deepEqual(urls.filter((u) => u.endsWith('/metrics')), Array(3).fill('http://127.0.0.1:8000/metrics'));
+  assert.deepEqual(
+    urls.filter((u) => u.endsWith('/metrics')),
+    Array(3).fill('http://127.0.0.1:8000/metrics'),
+  );
   assert.equal(r.version, 'vllm 0.11.0');
   assert.equal(r.metrics['kvCacheUsageMaxFraction']?.value, 0.9);
   assert.equal(r.metrics['preemptions']?.value, 3);
@@ -110,8 +136,14 @@ void test('the recorder scrapes vLLM at the window bounds and in between, and re
 
 void test('PyTorch /stats gives load and inference peak memory separately, and batch rows and step time over the window only', async () => {
   // The server keeps running totals: 100 steps of 2 rows before the window, then 50 steps of 8 rows.
-  const before = { memory: { loadPeakBytes: 2_000, inferencePeakBytes: 2_500, inferencePeakAboveLoadBytes: 500 }, engine: { decodeSteps: 100, meanBatchRows: 2, decodeSeconds: 1, prefillBatches: 10, prefillSeconds: 0.5 } };
-  const endStats = { memory: { loadPeakBytes: 2_000, inferencePeakBytes: 3_000, inferencePeakAboveLoadBytes: 1_000 }, engine: { decodeSteps: 150, meanBatchRows: 4, decodeSeconds: 2, prefillBatches: 14, prefillSeconds: 0.6 } };
+  const before = {
+    memory: { loadPeakBytes: 2_000, inferencePeakBytes: 2_500, inferencePeakAboveLoadBytes: 500 },
+    engine: { decodeSteps: 100, meanBatchRows: 2, decodeSeconds: 1, prefillBatches: 10, prefillSeconds: 0.5 },
+  };
+  const endStats = {
+    memory: { loadPeakBytes: 2_000, inferencePeakBytes: 3_000, inferencePeakAboveLoadBytes: 1_000 },
+    engine: { decodeSteps: 150, meanBatchRows: 4, decodeSeconds: 2, prefillBatches: 14, prefillSeconds: 0.6 },
+  };
   const texts = [JSON.stringify(before), JSON.stringify(endStats)];
   const urls: string[] = [];
   const recorder = new BackendMetricsRecorder(
@@ -124,20 +156,38 @@ void test('PyTorch /stats gives load and inference peak memory separately, and b
   await recorder.markWindowStart();
   await recorder.sample();
   const r = await recorder.markWindowEnd();
-  assert.deepEqual(urls, ['http://h:1/stats', 'http://h:1/stats'], 'read at the start and the end (not every sample: it is JSON totals)');
+  assert.deepEqual(
+    urls,
+    ['http://h:1/stats', 'http://h:1/stats'],
+    'read at the start and the end (not every sample: it is JSON totals)',
+  );
   assert.equal(r.metrics['loadPeakMemoryBytes']?.value, 2_000);
   assert.equal(r.metrics['inferencePeakMemoryBytes']?.value, 3_000);
   assert.equal(r.metrics['decodeSteps']?.value, 50);
-  assert.equal(r.metrics['meanBatchRows']?.value, 8, 'the window\'s mean, not the since-start mean of 4');
+  assert.equal(r.metrics['meanBatchRows']?.value, 8, "the window's mean, not the since-start mean of 4");
   assert.equal(r.metrics['meanDecodeStepMs']?.value, 20);
   assert.equal(r.metrics['prefillBatches']?.value, 4);
-  assert.ok(Math.abs((r.metrics['meanPrefillMs']?.value ?? 0) - 25) < 1e-9, 'the window\'s 0.1 s over its 4 prefills');
+  assert.ok(Math.abs((r.metrics['meanPrefillMs']?.value ?? 0) - 25) < 1e-9, "the window's 0.1 s over its 4 prefills");
   assert.equal(r.version, null, 'a /stats without server and version fields names no version');
-  assert.equal(pytorchVersion({ server: 'llem-pytorch', version: '0.1.0', torchVersion: '2.11.0+cu130', transformersVersion: '5.17.0' }), 'llem-pytorch 0.1.0 (torch 2.11.0+cu130, transformers 5.17.0)');
-  const fake = pytorchExtendedResults({ memory: { loadPeakBytes: null, reason: 'fake runner: no device memory' }, engine: {} });
+  assert.equal(
+    pytorchVersion({
+      server: 'llem-pytorch',
+      version: '0.1.0',
+      torchVersion: '2.11.0+cu130',
+      transformersVersion: '5.17.0',
+    }),
+    'llem-pytorch 0.1.0 (torch 2.11.0+cu130, transformers 5.17.0)',
+  );
+  const fake = pytorchExtendedResults({
+    memory: { loadPeakBytes: null, reason: 'fake runner: no device memory' },
+    engine: {},
+  });
   assert.equal(fake.metrics['loadPeakMemoryBytes']?.value, null);
   assert.equal(fake.metrics['loadPeakMemoryBytes']?.reason, 'fake runner: no device memory');
-  assert.match(pytorchExtendedResults(null, 'timeout').metrics['loadPeakMemoryBytes']?.reason ?? '', /not read: timeout/);
+  assert.match(
+    pytorchExtendedResults(null, 'timeout').metrics['loadPeakMemoryBytes']?.reason ?? '',
+    /not read: timeout/,
+  );
 });
 
 void test('PyTorch batch rows without a start reading, or with no step in the window, are null with the reason', () => {

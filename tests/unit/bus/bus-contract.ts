@@ -19,13 +19,20 @@ let uniq = 0;
 function experiment(): { ns: string; uid: string; key: PublisherKey; durable: string } {
   uniq++;
   const uid = `uid-${process.pid}-${uniq}`;
-  return { ns: 'team-a', uid, key: { namespace: 'team-a', experimentUid: uid, runId: 'r1', attempt: 0, replica: 0 }, durable: `agg-${uid}` };
+  return {
+    ns: 'team-a',
+    uid,
+    key: { namespace: 'team-a', experimentUid: uid, runId: 'r1', attempt: 0, replica: 0 },
+    durable: `agg-${uid}`,
+  };
 }
 
 async function publishN(bus: Bus, key: PublisherKey, n: number, from = 1): Promise<number[]> {
   const seqs: number[] = [];
   for (let i = from; i < from + n; i++) {
-    const ack = await bus.publish(dataSubject(key, 'sketch'), enc.encode(`m${i}`), { msgId: `${key.experimentUid}/${i}` });
+    const ack = await bus.publish(dataSubject(key, 'sketch'), enc.encode(`m${i}`), {
+      msgId: `${key.experimentUid}/${i}`,
+    });
     seqs.push(ack.streamSeq);
   }
   return seqs;
@@ -33,16 +40,24 @@ async function publishN(bus: Bus, key: PublisherKey, n: number, from = 1): Promi
 
 type Handler = (m: DeliveredMessage) => Promise<Disposition>;
 
-async function collect(bus: Bus, filter: string, durable: string, afterStreamSeq = 0, handler?: Handler): Promise<DeliveredMessage[]> {
+async function collect(
+  bus: Bus,
+  filter: string,
+  durable: string,
+  afterStreamSeq = 0,
+  handler?: Handler,
+): Promise<DeliveredMessage[]> {
   const got: DeliveredMessage[] = [];
   const c = await bus.consume({
     durable,
     filterSubject: filter,
     afterStreamSeq,
-    handler: handler ?? (async (m) => {
-      got.push(m);
-      return 'ack';
-    }),
+    handler:
+      handler ??
+      (async (m) => {
+        got.push(m);
+        return 'ack';
+      }),
   });
   await c.idle();
   await c.stop();
@@ -90,7 +105,9 @@ export function busContract(name: string, open: () => Promise<BusFixture>): void
       try {
         await assert.rejects(bus.publish('other.subject', enc.encode('x'), { msgId: 'x1' }), { name: 'BusError' });
         await assert.rejects(bus.publish('llem.v1.a.*.c', enc.encode('x'), { msgId: 'x2' }), { name: 'BusError' });
-        await assert.rejects(bus.publish('llem.control.v1.a.b.c.start', enc.encode('x'), { msgId: 'x3' }), { name: 'BusError' });
+        await assert.rejects(bus.publish('llem.control.v1.a.b.c.start', enc.encode('x'), { msgId: 'x3' }), {
+          name: 'BusError',
+        });
       } finally {
         await teardown();
       }
@@ -105,8 +122,14 @@ export function busContract(name: string, open: () => Promise<BusFixture>): void
         await publishN(bus, other.key, 3);
         await publishN(bus, mine.key, 2, 6);
         const got = await collect(bus, experimentSubjectFilter(mine.ns, mine.uid), mine.durable);
-        assert.deepEqual(got.map((m) => dec.decode(m.data)), ['m1', 'm2', 'm3', 'm4', 'm5', 'm6', 'm7']);
-        assert.deepEqual(got.slice(0, 5).map((m) => m.streamSeq), seqs);
+        assert.deepEqual(
+          got.map((m) => dec.decode(m.data)),
+          ['m1', 'm2', 'm3', 'm4', 'm5', 'm6', 'm7'],
+        );
+        assert.deepEqual(
+          got.slice(0, 5).map((m) => m.streamSeq),
+          seqs,
+        );
         assert.ok(got.every((m) => m.deliveryCount === 1));
       } finally {
         await teardown();
@@ -122,7 +145,10 @@ export function busContract(name: string, open: () => Promise<BusFixture>): void
         const first = await collect(bus, filter, e.durable);
         assert.equal(first.length, 6);
         const resumed = await collect(bus, filter, e.durable, seqs[3]);
-        assert.deepEqual(resumed.map((m) => dec.decode(m.data)), ['m5', 'm6']);
+        assert.deepEqual(
+          resumed.map((m) => dec.decode(m.data)),
+          ['m5', 'm6'],
+        );
       } finally {
         await teardown();
       }
@@ -236,7 +262,9 @@ export function busContract(name: string, open: () => Promise<BusFixture>): void
         const got = await peer.getCheckpoint(key);
         assert.equal(got?.lastStreamSeq, 9);
         assert.equal(dec.decode(got?.state), 'two');
-        await assert.rejects(bus.putCheckpoint('bad key!', { state: enc.encode(''), lastStreamSeq: 0 }), { name: 'BusError' });
+        await assert.rejects(bus.putCheckpoint('bad key!', { state: enc.encode(''), lastStreamSeq: 0 }), {
+          name: 'BusError',
+        });
       } finally {
         await teardown();
       }
@@ -285,7 +313,9 @@ export function busContract(name: string, open: () => Promise<BusFixture>): void
         const e = experiment();
         const peer = await fx.peer();
         const got: string[] = [];
-        const sub = await peer.subscribeControl(startSubject(e.ns, e.uid, 'r1').replace('.r1.', '.*.'), (d) => got.push(dec.decode(d)));
+        const sub = await peer.subscribeControl(startSubject(e.ns, e.uid, 'r1').replace('.r1.', '.*.'), (d) =>
+          got.push(dec.decode(d)),
+        );
         await bus.publishControl(startSubject(e.ns, e.uid, 'r1'), enc.encode('go'));
         await waitFor(() => got.length === 1);
         await sub.unsubscribe();
@@ -310,7 +340,10 @@ export function busContract(name: string, open: () => Promise<BusFixture>): void
         const key = experimentCheckpointKey(e.ns, e.uid);
         await bus.putCheckpoint(key, { state: enc.encode('s'), lastStreamSeq: 3 });
         await bus.putCheckpoint(`${key}.run-1`, { state: enc.encode('s'), lastStreamSeq: 3 });
-        await bus.putCheckpoint(experimentCheckpointKey(other.ns, other.uid), { state: enc.encode('keep'), lastStreamSeq: 1 });
+        await bus.putCheckpoint(experimentCheckpointKey(other.ns, other.uid), {
+          state: enc.encode('keep'),
+          lastStreamSeq: 1,
+        });
         await bus.deleteExperiment({ namespace: e.ns, experimentUid: e.uid, durable: e.durable, purgeMessages: true });
         assert.equal(await bus.getCheckpoint(key), null);
         assert.equal(await bus.getCheckpoint(`${key}.run-1`), null);

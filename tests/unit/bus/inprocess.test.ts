@@ -29,10 +29,18 @@ void describe('InProcessBus specifics', () => {
     const bus = new InProcessBus();
     const subject = dataSubject({ namespace: 'n', experimentUid: 'u', runId: 'r', attempt: 0, replica: 0 }, 'sketch');
     await bus.publish(subject, new TextEncoder().encode('{'), { msgId: 'bad' });
-    const c = await bus.consume({ durable: 'd', filterSubject: 'llem.v1.n.u.>', afterStreamSeq: 0, handler: async () => 'dead-letter' });
+    const c = await bus.consume({
+      durable: 'd',
+      filterSubject: 'llem.v1.n.u.>',
+      afterStreamSeq: 0,
+      handler: async () => 'dead-letter',
+    });
     await c.idle();
     await c.stop();
-    assert.deepEqual(bus.deadLetters().map((m) => m.subject), ['llem.dlq.v1.n.u.r.0.0.sketch']);
+    assert.deepEqual(
+      bus.deadLetters().map((m) => m.subject),
+      ['llem.dlq.v1.n.u.r.0.0.sketch'],
+    );
     await bus.close();
   });
 

@@ -31,19 +31,38 @@ void describe('NATS settings from the environment', () => {
   });
 
   void it('splits the URL list and keeps only the variables that are set', () => {
-    const o = natsOptionsFromEnv({ LLEM_NATS_URL: 'nats://a:4222, tls://b:4222', LLEM_NATS_USER: 'controller', LLEM_NATS_PASSWORD: 'pw', LLEM_NATS_TOKEN: '', LLEM_NATS_CA_FILE: F('ca.pem') });
-    assert.deepEqual(o, { servers: ['nats://a:4222', 'tls://b:4222'], user: 'controller', password: 'pw', tls: { caFile: F('ca.pem') } });
+    const o = natsOptionsFromEnv({
+      LLEM_NATS_URL: 'nats://a:4222, tls://b:4222',
+      LLEM_NATS_USER: 'controller',
+      LLEM_NATS_PASSWORD: 'pw',
+      LLEM_NATS_TOKEN: '',
+      LLEM_NATS_CA_FILE: F('ca.pem'),
+    });
+    assert.deepEqual(o, {
+      servers: ['nats://a:4222', 'tls://b:4222'],
+      user: 'controller',
+      password: 'pw',
+      tls: { caFile: F('ca.pem') },
+    });
   });
 
   void it('reads a credentials file, a token and mutual TLS files', () => {
-    assert.deepEqual(natsOptionsFromEnv({ ...URL, LLEM_NATS_CREDS_FILE: F('creds') }), { servers: ['nats://nats:4222'], credsFile: F('creds') });
-    assert.deepEqual(natsOptionsFromEnv({ ...URL, LLEM_NATS_TOKEN: 't' }), { servers: ['nats://nats:4222'], token: 't' });
+    assert.deepEqual(natsOptionsFromEnv({ ...URL, LLEM_NATS_CREDS_FILE: F('creds') }), {
+      servers: ['nats://nats:4222'],
+      credsFile: F('creds'),
+    });
+    assert.deepEqual(natsOptionsFromEnv({ ...URL, LLEM_NATS_TOKEN: 't' }), {
+      servers: ['nats://nats:4222'],
+      token: 't',
+    });
     const tls = natsOptionsFromEnv({ ...URL, LLEM_NATS_CERT_FILE: F('c.pem'), LLEM_NATS_KEY_FILE: F('k.pem') });
     assert.deepEqual(tls?.tls, { certFile: F('c.pem'), keyFile: F('k.pem') });
   });
 
   void it('rejects two auth methods at once, naming the second variable', () => {
-    assert.deepEqual(rejected({ ...URL, LLEM_NATS_USER: 'u', LLEM_NATS_PASSWORD: 'p', LLEM_NATS_TOKEN: 't' }), ['LLEM_NATS_USER']);
+    assert.deepEqual(rejected({ ...URL, LLEM_NATS_USER: 'u', LLEM_NATS_PASSWORD: 'p', LLEM_NATS_TOKEN: 't' }), [
+      'LLEM_NATS_USER',
+    ]);
     assert.deepEqual(rejected({ ...URL, LLEM_NATS_CREDS_FILE: F('c'), LLEM_NATS_TOKEN: 't' }), ['LLEM_NATS_TOKEN']);
   });
 
@@ -62,11 +81,14 @@ void describe('NATS settings from the environment', () => {
   });
 
   void it('puts the variable name in the message the CLI prints', () => {
-    assert.throws(() => natsOptionsFromEnv({ ...URL, LLEM_NATS_PASSWORD: 'p' }), (err: unknown) => {
-      assert.ok(err instanceof InvalidInputError);
-      assert.match(err.message, /^LLEM_NATS_PASSWORD: is set without LLEM_NATS_USER/);
-      return true;
-    });
+    assert.throws(
+      () => natsOptionsFromEnv({ ...URL, LLEM_NATS_PASSWORD: 'p' }),
+      (err: unknown) => {
+        assert.ok(err instanceof InvalidInputError);
+        assert.match(err.message, /^LLEM_NATS_PASSWORD: is set without LLEM_NATS_USER/);
+        return true;
+      },
+    );
   });
 });
 

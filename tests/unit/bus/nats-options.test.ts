@@ -45,11 +45,20 @@ void describe('NATS bus options', () => {
   });
 
   void it('refuses a seed that is not an NKey user seed', () => {
-    assert.deepEqual(issues({ servers: 'nats://n:4222', nkeySeed: 'SOABC' }), ['nkeySeed: must be an NKey user seed (SU...)']);
+    assert.deepEqual(issues({ servers: 'nats://n:4222', nkeySeed: 'SOABC' }), [
+      'nkeySeed: must be an NKey user seed (SU...)',
+    ]);
   });
 
   void it('passes user, inbox prefix and reconnect policy to the client', () => {
-    const c = connectionOptions(parseNatsBusOptions({ servers: ['nats://a:4222', 'nats://b:4222'], user: 'agent', password: 'pw', inboxPrefix: '_INBOX_llem_agent_team-a' }));
+    const c = connectionOptions(
+      parseNatsBusOptions({
+        servers: ['nats://a:4222', 'nats://b:4222'],
+        user: 'agent',
+        password: 'pw',
+        inboxPrefix: '_INBOX_llem_agent_team-a',
+      }),
+    );
     assert.deepEqual(c.servers, ['nats://a:4222', 'nats://b:4222']);
     assert.equal(c.user, 'agent');
     assert.equal(c.pass, 'pw');

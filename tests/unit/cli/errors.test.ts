@@ -8,9 +8,17 @@ import { join } from 'node:path';
 import { test } from 'node:test';
 import { REPO } from './run-cli.ts';
 
-function llem(args: string[], env: Record<string, string> = {}, stdout: 'pipe' | number = 'pipe'): { code: number | null; stdout: string; stderr: string } {
+function llem(
+  args: string[],
+  env: Record<string, string> = {},
+  stdout: 'pipe' | number = 'pipe',
+): { code: number | null; stdout: string; stderr: string } {
   const r = spawnSync(process.execPath, ['--import', 'tsx', `${REPO}cli/main.ts`, ...args], {
-    cwd: REPO, encoding: 'utf8', env: { ...process.env, LLEM_CLI_ENTRY: '1', LLEM_DEBUG: '', ...env }, timeout: 120_000, stdio: ['ignore', stdout, 'pipe'],
+    cwd: REPO,
+    encoding: 'utf8',
+    env: { ...process.env, LLEM_CLI_ENTRY: '1', LLEM_DEBUG: '', ...env },
+    timeout: 120_000,
+    stdio: ['ignore', stdout, 'pipe'],
   });
   return { code: r.status, stdout: r.stdout ?? '', stderr: r.stderr };
 }
@@ -19,7 +27,11 @@ const noStack = (s: string): void => assert.doesNotMatch(s, /internal error|\n\s
 const SMALL = 'tests/fixtures/local/small.yaml';
 
 void test('an unknown option is a usage error of that command, exit 2', () => {
-  for (const [cmd, flag] of [['controller', '--bogus'], ['run', '--simulat'], ['validate', '--nope']] as const) {
+  for (const [cmd, flag] of [
+    ['controller', '--bogus'],
+    ['run', '--simulat'],
+    ['validate', '--nope'],
+  ] as const) {
     const r = llem([cmd, flag]);
     assert.equal(r.code, 2, `${cmd}: ${r.stderr}`);
     assert.match(r.stderr, new RegExp(`llem ${cmd}: Unknown option '${flag}'`));
@@ -61,7 +73,15 @@ void test('llem run: an empty or missing --server-command or a bad LLEM_CLIENT_T
   const empty = llem(['run', SMALL, '--simulate', '--out', out, '--server-command', ' ']);
   assert.equal(empty.code, 2);
   assert.match(empty.stderr, /--server-command: is empty/);
-  const missing = llem(['run', SMALL, '--simulate', '--out', out, '--server-command', 'no-such-llem-server --port {port}']);
+  const missing = llem([
+    'run',
+    SMALL,
+    '--simulate',
+    '--out',
+    out,
+    '--server-command',
+    'no-such-llem-server --port {port}',
+  ]);
   assert.equal(missing.code, 2, missing.stderr);
   assert.match(missing.stderr, /--server-command: "no-such-llem-server" is not a command on PATH/);
   const notExecutable = llem(['run', SMALL, '--simulate', '--out', out, '--server-command', `${SMALL} {port}`]);
@@ -75,13 +95,24 @@ void test('llem run: an empty or missing --server-command or a bad LLEM_CLIENT_T
 
 void test('damaged results directories: show and export name the file and exit 2', () => {
   const dir = mkdtempSync(join(tmpdir(), 'llem-results-bad-'));
-  writeFileSync(join(dir, 'experiment.json'), JSON.stringify({
-    schemaVersion: 1, kind: 'llem.dev/results', simulated: true, generatedAt: 'x', configurations: [{ id: 'c', configHash: 'h' }],
-    results: { runs: [], configurations: [{ configId: 'c', configHash: 'h', metrics: {} }], experiment: {} }, best: null,
-  }));
+  writeFileSync(
+    join(dir, 'experiment.json'),
+    JSON.stringify({
+      schemaVersion: 1,
+      kind: 'llem.dev/results',
+      simulated: true,
+      generatedAt: 'x',
+      configurations: [{ id: 'c', configHash: 'h' }],
+      results: { runs: [], configurations: [{ configId: 'c', configHash: 'h', metrics: {} }], experiment: {} },
+      best: null,
+    }),
+  );
   const show = llem(['results', 'show', dir]);
   assert.equal(show.code, 2);
-  assert.match(show.stderr, /experiment\.json: results\.configurations\.0\.metrics\.joulesPerToken: not a complete llem results file/);
+  assert.match(
+    show.stderr,
+    /experiment\.json: results\.configurations\.0\.metrics\.joulesPerToken: not a complete llem results file/,
+  );
   noStack(show.stderr);
   const good = mkdtempSync(join(tmpdir(), 'llem-results-nocsv-'));
   cpSync(join(REPO, 'docs/validation/raw/h200-run-a/experiment.json'), join(good, 'experiment.json'));
@@ -93,9 +124,15 @@ void test('damaged results directories: show and export name the file and exit 2
 void test('a full stdout ends the command with one line, not a stack trace', () => {
   const r = llem(['crd', 'generate'], {}, 0);
   assert.equal(r.code, 0, 'sanity: writing to an inherited stdout works');
-  const full = spawnSync('sh', ['-c', `'${process.execPath}' --import tsx '${REPO}cli/main.ts' crd generate > /dev/full`], {
-    cwd: REPO, encoding: 'utf8', env: { ...process.env, LLEM_CLI_ENTRY: '1' },
-  });
+  const full = spawnSync(
+    'sh',
+    ['-c', `'${process.execPath}' --import tsx '${REPO}cli/main.ts' crd generate > /dev/full`],
+    {
+      cwd: REPO,
+      encoding: 'utf8',
+      env: { ...process.env, LLEM_CLI_ENTRY: '1' },
+    },
+  );
   assert.equal(full.status, 1);
   assert.match(full.stderr, /^llem: cannot write output: ENOSPC\n$/);
 });

@@ -25,32 +25,79 @@ void describe('manifest nesting depth', () => {
     ['flow sequences', `${HEAD}spec: ${'['.repeat(5000)}${']'.repeat(5000)}\n`],
     ['flow mappings', `${HEAD}spec: ${'{a: '.repeat(5000)}1${'}'.repeat(5000)}\n`],
     ['block sequences on one line', `${HEAD}spec:\n  a:\n    ${'- '.repeat(5000)}x\n`],
-    ['indented block mappings', `${HEAD}spec:\n${Array.from({ length: 1300 }, (_, i) => `${' '.repeat(i + 1)}a:\n`).join('')}${' '.repeat(1301)}b: 1\n`],
+    [
+      'indented block mappings',
+      `${HEAD}spec:\n${Array.from({ length: 1300 }, (_, i) => `${' '.repeat(i + 1)}a:\n`).join('')}${' '.repeat(1301)}b: 1\n`,
+    ],
   ];
   for (const [what, text] of cases) {
     void it(`refuses deeply nested ${what} with a nesting limit message, not a stack overflow`, () => {
       const p = file(`deep-${what.replaceAll(' ', '-')}.yaml`, text);
       const r = llem(['validate', p]);
       assert.equal(r.code, 2, r.stderr);
-      assert.match(r.stderr, new RegExp(`^${p.replaceAll('/', '\\/')}: (line \\d+(, column \\d+)?: |[a-z.]+: )?nested deeper than 64 levels`, 'm'));
+      assert.match(
+        r.stderr,
+        new RegExp(
+          `^${p.replaceAll('/', '\\/')}: (line \\d+(, column \\d+)?: |[a-z.]+: )?nested deeper than 64 levels`,
+          'm',
+        ),
+      );
       assert.doesNotMatch(r.stderr, /call stack/i);
     });
   }
 
   void it('still accepts every example manifest', () => {
-    const r = llem(['validate', join(REPO, 'examples', 'quickstart.yaml'), join(REPO, 'examples', 'three-backends.yaml')]);
+    const r = llem([
+      'validate',
+      join(REPO, 'examples', 'quickstart.yaml'),
+      join(REPO, 'examples', 'three-backends.yaml'),
+    ]);
     assert.equal(r.code, 0, r.stderr);
   });
 });
 
 void describe('string fields with NUL or invalid UTF-8', () => {
   const cases: [string, string | Buffer, string, RegExp][] = [
-    ['an escaped NUL', `${HEAD}spec:\n  model: {name: "a\\0b", source: {random: {}}}\n  backends: [{type: pytorch}]\n`, 'spec.model.name', /NUL/],
-    ['a raw NUL byte', Buffer.from(`${HEAD}spec:\n  model: {name: "a\u0000b", source: {random: {}}}\n  backends: [{type: pytorch}]\n`), 'spec.model.name', /NUL/],
-    ['bytes that are not UTF-8', Buffer.concat([Buffer.from(`${HEAD}spec:\n  model: {name: "a`), Buffer.from([0xff, 0xfe]), Buffer.from(`b", source: {random: {}}}\n  backends: [{type: pytorch}]\n`)]), 'spec.model.name', /not valid UTF-8/],
-    ['a lone surrogate escape', `${HEAD}spec:\n  model: {name: "a\\ud800b", source: {random: {}}}\n  backends: [{type: pytorch}]\n`, 'spec.model.name', /not valid UTF-8/],
-    ['a NUL in a list item', `${HEAD}${VALID_SPEC.replace('backends: [{type: pytorch}]', 'backends: [{type: pytorch, extraArgs: ["--x", "y\\0"]}]')}`, 'spec.backends[0].extraArgs[1]', /NUL/],
-    ['a NUL in a key', `${HEAD.replace('{name: x}', '{name: x, labels: {"a\\0": b}}')}${VALID_SPEC}`, 'metadata.labels[a?]', /key contains a NUL/],
+    [
+      'an escaped NUL',
+      `${HEAD}spec:\n  model: {name: "a\\0b", source: {random: {}}}\n  backends: [{type: pytorch}]\n`,
+      'spec.model.name',
+      /NUL/,
+    ],
+    [
+      'a raw NUL byte',
+      Buffer.from(`${HEAD}spec:\n  model: {name: "a\u0000b", source: {random: {}}}\n  backends: [{type: pytorch}]\n`),
+      'spec.model.name',
+      /NUL/,
+    ],
+    [
+      'bytes that are not UTF-8',
+      Buffer.concat([
+        Buffer.from(`${HEAD}spec:\n  model: {name: "a`),
+        Buffer.from([0xff, 0xfe]),
+        Buffer.from(`b", source: {random: {}}}\n  backends: [{type: pytorch}]\n`),
+      ]),
+      'spec.model.name',
+      /not valid UTF-8/,
+    ],
+    [
+      'a lone surrogate escape',
+      `${HEAD}spec:\n  model: {name: "a\\ud800b", source: {random: {}}}\n  backends: [{type: pytorch}]\n`,
+      'spec.model.name',
+      /not valid UTF-8/,
+    ],
+    [
+      'a NUL in a list item',
+      `${HEAD}${VALID_SPEC.replace('backends: [{type: pytorch}]', 'backends: [{type: pytorch, extraArgs: ["--x", "y\\0"]}]')}`,
+      'spec.backends[0].extraArgs[1]',
+      /NUL/,
+    ],
+    [
+      'a NUL in a key',
+      `${HEAD.replace('{name: x}', '{name: x, labels: {"a\\0": b}}')}${VALID_SPEC}`,
+      'metadata.labels[a?]',
+      /key contains a NUL/,
+    ],
   ];
   for (const [what, content, field, message] of cases) {
     void it(`refuses ${what}, naming the field`, () => {

@@ -5,7 +5,14 @@ import { llem } from './run-cli.ts';
 interface PlanJson {
   experiment: string;
   totals: { configurations: number; runs: number; gpuHoursLowerBound: number; gpuHoursUpperBound: number };
-  runs: { id: string; backend: string; cycle: number; configHash: string; point: Record<string, unknown>; sequence: number }[];
+  runs: {
+    id: string;
+    backend: string;
+    cycle: number;
+    configHash: string;
+    point: Record<string, unknown>;
+    sequence: number;
+  }[];
 }
 
 void describe('llem plan', () => {

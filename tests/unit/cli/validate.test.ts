@@ -14,9 +14,17 @@ void describe('llem validate', () => {
   after(async () => rm(dir, { recursive: true, force: true }));
 
   void it('exits 0 for every example and says how many runs each has', () => {
-    const r = llem(['validate', 'examples/quickstart.yaml', 'examples/three-backends.yaml', 'examples/pytorch-cuda-graphs.yaml']);
+    const r = llem([
+      'validate',
+      'examples/quickstart.yaml',
+      'examples/three-backends.yaml',
+      'examples/pytorch-cuda-graphs.yaml',
+    ]);
     assert.equal(r.code, 0, r.stderr);
-    assert.match(r.stdout, /examples\/pytorch-cuda-graphs\.yaml: valid \(pytorch-cuda-graphs: 6 configurations, 30 runs\)/);
+    assert.match(
+      r.stdout,
+      /examples\/pytorch-cuda-graphs\.yaml: valid \(pytorch-cuda-graphs: 6 configurations, 30 runs\)/,
+    );
     assert.match(r.stdout, /examples\/quickstart\.yaml: valid \(quickstart: 2 configurations, 4 runs\)/);
     assert.match(r.stdout, /examples\/three-backends\.yaml: valid/);
   });

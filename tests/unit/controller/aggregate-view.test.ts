@@ -21,13 +21,15 @@ void test('one cycle has a mean but no spread: std and the 95% interval are abse
   const one = statusMetrics(aggregate(1).results()).get('c0')?.['joulesPerToken'];
   assert.ok(one !== undefined && one.n === 1 && Number.isFinite(one.mean));
   assert.deepEqual(Object.keys(one).sort(), ['flags', 'mean', 'n']);
-  const best = bestConfiguration([{ id: 'c0', backend: 'b', configHash: 'h', point: {}, cyclesSucceeded: 1, metrics: { joulesPerToken: one } }]);
+  const best = bestConfiguration([
+    { id: 'c0', backend: 'b', configHash: 'h', point: {}, cyclesSucceeded: 1, metrics: { joulesPerToken: one } },
+  ]);
   assert.equal(best?.ci95Low, undefined);
   const three = statusMetrics(aggregate(3).results()).get('c0')?.['joulesPerToken'];
   assert.ok(three?.ci95Low !== undefined && three.ci95Low < three.mean && (three.ci95High ?? 0) > three.mean);
 });
 
-void test('status.runs[].joulesPerToken is the Aggregator\'s run figure; a ledger value is never kept', () => {
+void test("status.runs[].joulesPerToken is the Aggregator's run figure; a ledger value is never kept", () => {
   const results = aggregate(2).results();
   const fromAgg = results.runs.find((r) => r.runId === 'c0-k0')?.metrics.joulesPerToken;
   assert.ok(typeof fromAgg === 'number');
@@ -40,13 +42,18 @@ void test('status.runs[].joulesPerToken is the Aggregator\'s run figure; a ledge
   assert.equal(out[0]?.joulesPerToken, Number(fromAgg.toPrecision(6)));
   assert.equal(out[1]?.joulesPerToken, undefined, 'a running run has no J/token yet');
   assert.equal(out[2]?.joulesPerToken, undefined, 'the Aggregator has no figure for it: none is shown');
-  assert.deepEqual(withAggregatorRunMetrics(runs, null).map((r) => r.joulesPerToken), [undefined, undefined, undefined]);
+  assert.deepEqual(
+    withAggregatorRunMetrics(runs, null).map((r) => r.joulesPerToken),
+    [undefined, undefined, undefined],
+  );
 });
 
 void test('Degraded names the most serious weakness: retrying, then messages lost, then short windows, then simulated', () => {
   const runs: RunSummary[] = [{ id: 'r', configurationId: 'c', cycle: 0, phase: 'Succeeded', attempt: 0 }];
   const reason = (o: Partial<Parameters<typeof decidePhase>[1]>): string | undefined =>
-    decidePhase(runs, { suspended: false, strict: true, simulated: false, retrying: 0, ...o }).updates.find((u) => u.type === 'Degraded')?.reason;
+    decidePhase(runs, { suspended: false, strict: true, simulated: false, retrying: 0, ...o }).updates.find(
+      (u) => u.type === 'Degraded',
+    )?.reason;
   assert.equal(reason({}), 'AsExpected');
   assert.equal(reason({ simulated: true }), 'Simulated');
   assert.equal(reason({ simulated: true, shortWindows: 2 }), 'ShortWindow');
@@ -77,12 +84,31 @@ void test('weaknesses come from the Aggregator: windows under 5 s and partial ru
   assert.deepEqual(measurementWeaknesses(agg.results()), { partialRuns: 0, shortWindows: 1, clientSaturated: 0 });
 });
 
-void test('a failed experiment\'s Failed condition quotes why its first failed run failed (the image it could not pull)', () => {
+void test("a failed experiment's Failed condition quotes why its first failed run failed (the image it could not pull)", () => {
   const runs = [
-    { id: 'r0', configurationId: 'c0', cycle: 0, phase: 'Failed', attempt: 0, message: 'Attempt 0 failed: ErrImagePull: Pod p: backend: failed to pull image "localhost/nope:0"' },
-    { id: 'r1', configurationId: 'c0', cycle: 1, phase: 'Failed', attempt: 0, message: 'Attempt 0 failed: ErrImagePull: again' },
+    {
+      id: 'r0',
+      configurationId: 'c0',
+      cycle: 0,
+      phase: 'Failed',
+      attempt: 0,
+      message: 'Attempt 0 failed: ErrImagePull: Pod p: backend: failed to pull image "localhost/nope:0"',
+    },
+    {
+      id: 'r1',
+      configurationId: 'c0',
+      cycle: 1,
+      phase: 'Failed',
+      attempt: 0,
+      message: 'Attempt 0 failed: ErrImagePull: again',
+    },
   ] as RunSummary[];
-  const failed = decidePhase(runs, { suspended: false, strict: true, simulated: false, retrying: 0 }).updates.find((u) => u.type === 'Failed');
+  const failed = decidePhase(runs, { suspended: false, strict: true, simulated: false, retrying: 0 }).updates.find(
+    (u) => u.type === 'Failed',
+  );
   assert.equal(failed?.status, 'True');
-  assert.match(failed?.message ?? '', /2 of 2 run\(s\) failed.*First: Attempt 0 failed: ErrImagePull: .*"localhost\/nope:0"/);
+  assert.match(
+    failed?.message ?? '',
+    /2 of 2 run\(s\) failed.*First: Attempt 0 failed: ErrImagePull: .*"localhost\/nope:0"/,
+  );
 });

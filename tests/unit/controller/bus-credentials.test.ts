@@ -15,7 +15,10 @@ import { Store } from './fakes.ts';
 class Writer implements KubeWriter {
   writes: string[] = [];
   secrets: V1Secret[] = [];
-  constructor(private readonly experiments: Store<ExperimentObject>, private readonly pods: Store<V1Pod>) {}
+  constructor(
+    private readonly experiments: Store<ExperimentObject>,
+    private readonly pods: Store<V1Pod>,
+  ) {}
   patchExperimentStatus(ns: string, name: string, status: Record<string, unknown>): Promise<ExperimentObject> {
     const next = { ...this.experiments.get(ns, name), status } as ExperimentObject;
     this.experiments.put(next);
@@ -52,13 +55,31 @@ void test('each run gets its own credentials Secret before its first pod, once, 
   const writer = new Writer(experiments, pods);
   const bus = new InProcessBus();
   await bus.ensureLayout();
-  const streams = new BusExperimentStreams(bus, { changed: () => undefined, applied: () => undefined, lag: () => undefined }, rootLogger, 3_600_000);
+  const streams = new BusExperimentStreams(
+    bus,
+    { changed: () => undefined, applied: () => undefined, lag: () => undefined },
+    rootLogger,
+    3_600_000,
+  );
   const busIssuer = new BusIssuer(randomBytes(32).toString('hex'));
-  const reconciler = new Reconciler({ experiments, pods, writer, streams, log: rootLogger, podOptions: { agentImage: 'a', backendImages: {}, agentEnv: [], simulate: true, busIssuer } });
+  const reconciler = new Reconciler({
+    experiments,
+    pods,
+    writer,
+    streams,
+    log: rootLogger,
+    podOptions: { agentImage: 'a', backendImages: {}, agentEnv: [], simulate: true, busIssuer },
+  });
   experiments.put({
-    apiVersion: 'llem.dev/v1alpha1', kind: 'EnergyExperiment',
+    apiVersion: 'llem.dev/v1alpha1',
+    kind: 'EnergyExperiment',
     metadata: { name: 'e1', namespace: 'team-a', uid: 'uid-1', generation: 1, resourceVersion: '1' },
-    spec: { model: { name: 'm', source: { random: {} } }, backends: [{ type: 'pytorch' }], measurement: { cycles: 2 }, placement: { parallelism: 2 } },
+    spec: {
+      model: { name: 'm', source: { random: {} } },
+      backends: [{ type: 'pytorch' }],
+      measurement: { cycles: 2 },
+      placement: { parallelism: 2 },
+    },
   });
   await reconciler.reconcile('team-a/e1');
   await reconciler.reconcile('team-a/e1');
@@ -66,11 +87,16 @@ void test('each run gets its own credentials Secret before its first pod, once, 
   assert.equal(runs.length, 2);
   assert.equal(writer.secrets.length, 2, 'one Secret per run, not one per reconcile');
   for (const run of runs) {
-    assert.ok(writer.writes.indexOf(`secret ${run}`) < writer.writes.indexOf(`pod ${run}`), `${run}: Secret before pod`);
+    assert.ok(
+      writer.writes.indexOf(`secret ${run}`) < writer.writes.indexOf(`pod ${run}`),
+      `${run}: Secret before pod`,
+    );
     const secret = writer.secrets.find((s) => s.metadata?.labels?.['llem.dev/run'] === run);
     assert.equal(secret?.metadata?.ownerReferences?.[0]?.uid, 'uid-1');
     const jwt = /JWT-----\n(.+)\n/.exec(Object.values(secret?.stringData ?? {})[0] ?? '')?.[1] ?? '';
-    const claims = JSON.parse(Buffer.from(jwt.split('.')[1] ?? '', 'base64url').toString('utf8')) as { nats: { pub: { allow: string[] } } };
+    const claims = JSON.parse(Buffer.from(jwt.split('.')[1] ?? '', 'base64url').toString('utf8')) as {
+      nats: { pub: { allow: string[] } };
+    };
     assert.deepEqual(claims.nats.pub.allow, [`llem.v1.team-a.uid-1.${run}.>`]);
     const pod = pods.list().find((p) => p.metadata?.labels?.['llem.dev/run'] === run);
     assert.ok(pod?.spec?.volumes?.some((v) => v.secret?.secretName === secret?.metadata?.name));

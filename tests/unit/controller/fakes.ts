@@ -28,7 +28,10 @@ export class RecordingWriter implements KubeWriter {
   /** Every pod name ever created, in order (a name twice = a run re-created for the same attempt). */
   created: string[] = [];
   private rv = 1;
-  constructor(private readonly experiments: Store<ExperimentObject>, private readonly pods: Store<V1Pod>) {}
+  constructor(
+    private readonly experiments: Store<ExperimentObject>,
+    private readonly pods: Store<V1Pod>,
+  ) {}
   patchExperimentStatus(ns: string, name: string, status: Record<string, unknown>): Promise<ExperimentObject> {
     this.writes.push(`status ${ns}/${name}`);
     const o = this.experiments.get(ns, name);
@@ -69,8 +72,21 @@ export async function controllerUnderTest(extra: Partial<ReconcilerDeps> = {}) {
   const bus = new InProcessBus();
   await bus.ensureLayout();
   const log = rootLogger.child({}, { level: 'silent' });
-  const streams = new BusExperimentStreams(bus, { changed: () => undefined, applied: () => undefined, lag: () => undefined }, log, 50);
-  const reconciler = new Reconciler({ experiments, pods, writer, streams, log, podOptions: { agentImage: 'a', backendImages: {}, agentEnv: [], simulate: true }, ...extra });
+  const streams = new BusExperimentStreams(
+    bus,
+    { changed: () => undefined, applied: () => undefined, lag: () => undefined },
+    log,
+    50,
+  );
+  const reconciler = new Reconciler({
+    experiments,
+    pods,
+    writer,
+    streams,
+    log,
+    podOptions: { agentImage: 'a', backendImages: {}, agentEnv: [], simulate: true },
+    ...extra,
+  });
   const agent = fakeAgentRunner(bus);
   /** Every pod not yet run: its fake agent publishes a complete sequence and the pod succeeds. */
   const runPods = async (opts: { oomFirstAttempt?: boolean } = {}): Promise<number> => {
@@ -79,7 +95,15 @@ export async function controllerUnderTest(extra: Partial<ReconcilerDeps> = {}) {
       if (p.status?.phase !== 'Pending') continue;
       if (opts.oomFirstAttempt === true && p.metadata?.labels?.['llem.dev/attempt'] === '0') {
         const terminated = { exitCode: 137, reason: 'OOMKilled' };
-        pods.put({ ...p, status: { phase: 'Failed', containerStatuses: [{ name: 'backend', ready: false, restartCount: 0, image: '', imageID: '', state: { terminated } }] } });
+        pods.put({
+          ...p,
+          status: {
+            phase: 'Failed',
+            containerStatuses: [
+              { name: 'backend', ready: false, restartCount: 0, image: '', imageID: '', state: { terminated } },
+            ],
+          },
+        });
         continue;
       }
       const env = Object.fromEntries((p.spec?.containers[0]?.env ?? []).map((e) => [e.name, e.value ?? '']));
@@ -93,7 +117,12 @@ export async function controllerUnderTest(extra: Partial<ReconcilerDeps> = {}) {
 }
 
 export function experimentWith(spec: Record<string, unknown>, name = 'e1', uid = 'uid-1'): ExperimentObject {
-  return { apiVersion: 'llem.dev/v1alpha1', kind: 'EnergyExperiment', metadata: { name, namespace: 'ns', uid, generation: 1, resourceVersion: '1' }, spec };
+  return {
+    apiVersion: 'llem.dev/v1alpha1',
+    kind: 'EnergyExperiment',
+    metadata: { name, namespace: 'ns', uid, generation: 1, resourceVersion: '1' },
+    spec,
+  };
 }
 
 export async function settle(ms = 100): Promise<void> {

@@ -16,13 +16,20 @@ const ref = { namespace: 'default', name: 'e', uid: 'uid-hostile' };
 
 async function publish(bus: InProcessBus, msgs: WireMessage[]): Promise<void> {
   for (const m of msgs) {
-    const key = { namespace: ref.namespace, experimentUid: m.experimentUid, runId: m.runId, attempt: m.attempt, replica: m.replica };
+    const key = {
+      namespace: ref.namespace,
+      experimentUid: m.experimentUid,
+      runId: m.runId,
+      attempt: m.attempt,
+      replica: m.replica,
+    };
     await bus.publish(dataSubject(key, m.kind), encodeMessage(m), { msgId: messageId(m) });
   }
 }
 
 async function settle(feed: ExperimentFeed, lastSeq: number): Promise<void> {
-  for (let i = 0; i < 200 && (feed.aggregate()?.lastStreamSeq ?? 0) < lastSeq; i++) await new Promise((r) => setTimeout(r, 10));
+  for (let i = 0; i < 200 && (feed.aggregate()?.lastStreamSeq ?? 0) < lastSeq; i++)
+    await new Promise((r) => setTimeout(r, 10));
 }
 
 void test('a hostile agent cannot wipe a complete attempt, fake energy or poison the checkpoint a restarted controller resumes from', async () => {
@@ -30,11 +37,20 @@ void test('a hostile agent cannot wipe a complete attempt, fake energy or poison
   await bus.ensureLayout();
   const events = { changed: (): void => undefined, applied: (): void => undefined, lag: (): void => undefined };
   const v = validateEnergyExperiment({
-    apiVersion: 'llem.dev/v1alpha1', kind: 'EnergyExperiment', metadata: { name: 'e' },
+    apiVersion: 'llem.dev/v1alpha1',
+    kind: 'EnergyExperiment',
+    metadata: { name: 'e' },
     spec: { model: { name: 'm', source: { random: {} } }, backends: [{ type: 'pytorch' }], measurement: { cycles: 2 } },
   });
   assert.ok(v.ok);
-  const planned = v.matrix.runs.map((r): PlannedRun => ({ runId: r.id, configId: r.configurationId, configHash: r.configHash, cycle: r.cycle, replicas: 1, failurePolicy: 'strict' }));
+  const planned = v.matrix.runs.map((r): PlannedRun => ({
+    runId: r.id,
+    configId: r.configurationId,
+    configHash: r.configHash,
+    cycle: r.cycle,
+    replicas: 1,
+    failurePolicy: 'strict',
+  }));
   const [honestRun, hostileRun] = planned as [PlannedRun, PlannedRun];
   const factory = (): ReturnType<typeof newAggregator> => newAggregator(ref.uid, v.matrix, 1, 'strict');
 
@@ -45,8 +61,13 @@ void test('a hostile agent cannot wipe a complete attempt, fake energy or poison
   // +1e15 mJ counter jump, then a message claiming attempt 99 of the honest run.
   let t = 0;
   const hostile = replicaMessages(hostileRun, 0, ref.uid, { seed: 2 }).map((m): WireMessage => {
-    if (m.kind === 'sketch') return { ...m, requestsFailed: 0, errorClasses: { constructor: 1, toString: 2, __defineGetter__: 3 } };
-    if (m.kind === 'telemetry' && t++ >= 4) return { ...m, samples: m.samples.map((s) => ({ ...s, energyMillijoules: (s.energyMillijoules as number) + 1e15 })) };
+    if (m.kind === 'sketch')
+      return { ...m, requestsFailed: 0, errorClasses: { constructor: 1, toString: 2, __defineGetter__: 3 } };
+    if (m.kind === 'telemetry' && t++ >= 4)
+      return {
+        ...m,
+        samples: m.samples.map((s) => ({ ...s, energyMillijoules: (s.energyMillijoules as number) + 1e15 })),
+      };
     return m;
   });
   const wipe = { ...replicaMessages(honestRun, 0, ref.uid, { seed: 3, attempt: 99 })[0]!, seq: 1 };
@@ -68,7 +89,8 @@ void test('a hostile agent cannot wipe a complete attempt, fake energy or poison
   await streams.stopAll();
   const restarted = new BusExperimentStreams(bus, events, rootLogger, 3_600_000);
   const resumed = await restarted.feed(ref, {
-    planned: v.matrix.runs, seed: [],
+    planned: v.matrix.runs,
+    seed: [],
     newAggregator: () => {
       throw new Error('a checkpoint exists: the aggregator must be restored, not rebuilt');
     },

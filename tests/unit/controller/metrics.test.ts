@@ -1,17 +1,44 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { dataSubject, encodeMessage, messageId, PROTOCOL_VERSION, type GpuSample, type WireMessage } from '../../../api/protocol.ts';
+import {
+  dataSubject,
+  encodeMessage,
+  messageId,
+  PROTOCOL_VERSION,
+  type GpuSample,
+  type WireMessage,
+} from '../../../api/protocol.ts';
 import { CONTROLLER_METRICS, ControllerMetrics } from '../../../controller/metrics.ts';
 import { BusExperimentStreams } from '../../../controller/results.ts';
 import { InProcessBus } from '../../../lib/bus/index.ts';
 import { rootLogger } from '../../../lib/log.ts';
 import { fakeMessages } from '../../support/fake-agent.ts';
 
-const base = { v: PROTOCOL_VERSION, namespace: 'team-a', experimentUid: 'uid-1', runId: 'r0', attempt: 0, replica: 0, sentAtMs: 0, simulated: true };
+const base = {
+  v: PROTOCOL_VERSION,
+  namespace: 'team-a',
+  experimentUid: 'uid-1',
+  runId: 'r0',
+  attempt: 0,
+  replica: 0,
+  sentAtMs: 0,
+  simulated: true,
+};
 let seq = 0;
 
 function sample(gpuUuid: string, powerWatts: number | null, tMs = 0): GpuSample {
-  return { gpuUuid, tMs, energyMillijoules: null, powerWatts, utilizationGpuPct: null, memoryUsedMiB: null, smClockMhz: null, memClockMhz: null, temperatureC: null, throttleReasons: null };
+  return {
+    gpuUuid,
+    tMs,
+    energyMillijoules: null,
+    powerWatts,
+    utilizationGpuPct: null,
+    memoryUsedMiB: null,
+    smClockMhz: null,
+    memClockMhz: null,
+    temperatureC: null,
+    throttleReasons: null,
+  };
 }
 
 function telemetry(samples: GpuSample[], over: Partial<typeof base> = {}): WireMessage {
@@ -36,7 +63,11 @@ void describe('llem_run_power_watts', () => {
 
   void it('sums the latest sampled power of every GPU of every replica of a running run', async () => {
     const m = new ControllerMetrics();
-    m.runPower.observe('team-a', 'exp', telemetry([sample('GPU-a', 100, 0), sample('GPU-b', 150, 0), sample('GPU-a', 210, 100)]));
+    m.runPower.observe(
+      'team-a',
+      'exp',
+      telemetry([sample('GPU-a', 100, 0), sample('GPU-b', 150, 0), sample('GPU-a', 210, 100)]),
+    );
     assert.equal(await power(m), 210 + 150);
     m.runPower.observe('team-a', 'exp', telemetry([sample('GPU-c', 90), sample('GPU-d', null)], { replica: 1 }));
     assert.equal(await power(m), 210 + 150 + 90);
@@ -79,16 +110,31 @@ void describe('llem_run_power_watts from the experiment stream', () => {
     const metrics = new ControllerMetrics();
     const bus = new InProcessBus();
     await bus.ensureLayout();
-    const streams = new BusExperimentStreams(bus, {
-      changed: () => undefined, applied: () => undefined, lag: () => undefined,
-      message: (r, msg) => metrics.runPower.observe(r.namespace, r.name, msg),
-    }, rootLogger.child({}, { level: 'silent' }), 50);
+    const streams = new BusExperimentStreams(
+      bus,
+      {
+        changed: () => undefined,
+        applied: () => undefined,
+        lag: () => undefined,
+        message: (r, msg) => metrics.runPower.observe(r.namespace, r.name, msg),
+      },
+      rootLogger.child({}, { level: 'silent' }),
+      50,
+    );
     const ref = { namespace: 'team-a', name: 'exp', uid: 'uid-1' };
     try {
-      await streams.feed(ref, { planned: [], seed: [], newAggregator: () => {
-        throw new Error('no aggregator in this test');
-      } });
-      const msgs = fakeMessages({ namespace: 'team-a', experimentUid: 'uid-1', runId: 'r0', attempt: 0, replica: 0 }, 10, 5);
+      await streams.feed(ref, {
+        planned: [],
+        seed: [],
+        newAggregator: () => {
+          throw new Error('no aggregator in this test');
+        },
+      });
+      const msgs = fakeMessages(
+        { namespace: 'team-a', experimentUid: 'uid-1', runId: 'r0', attempt: 0, replica: 0 },
+        10,
+        5,
+      );
       const publish = async (m: WireMessage): Promise<void> => {
         await bus.publish(dataSubject(m, m.kind), encodeMessage(m), { msgId: messageId(m) });
       };

@@ -9,24 +9,41 @@ import { renderBackendLaunch } from '../../../lib/backends/index.ts';
 import { parseAgentConfig } from '../../../agent/config.ts';
 
 const ref = { name: 'exp', namespace: 'ns', uid: 'uid-1234567' };
-const OPTS: PodBuilderOptions = { agentImage: 'agent:1', backendImages: {}, agentEnv: [{ name: 'LLEM_NATS_URL', value: 'nats://nats:4222' }], simulate: false };
+const OPTS: PodBuilderOptions = {
+  agentImage: 'agent:1',
+  backendImages: {},
+  agentEnv: [{ name: 'LLEM_NATS_URL', value: 'nats://nats:4222' }],
+  simulate: false,
+};
 
-function container(spec: Record<string, unknown>, opts: PodBuilderOptions = OPTS): { c: V1Container; config: Record<string, unknown> } {
-  const v = validateEnergyExperiment({ apiVersion: 'llem.dev/v1alpha1', kind: 'EnergyExperiment', metadata: { name: 'exp' }, spec });
+function container(
+  spec: Record<string, unknown>,
+  opts: PodBuilderOptions = OPTS,
+): { c: V1Container; config: Record<string, unknown> } {
+  const v = validateEnergyExperiment({
+    apiVersion: 'llem.dev/v1alpha1',
+    kind: 'EnergyExperiment',
+    metadata: { name: 'exp' },
+    spec,
+  });
   assert.ok(v.ok, JSON.stringify(v));
   const configuration = v.matrix.configurations[0];
   const run = v.matrix.runs[0];
   assert.ok(configuration !== undefined && run !== undefined);
-  const c = buildPod({ experiment: ref, spec: v.experiment.spec, configuration, run, attempt: 0, replica: 0 }, opts).spec?.containers[0];
+  const c = buildPod({ experiment: ref, spec: v.experiment.spec, configuration, run, attempt: 0, replica: 0 }, opts)
+    .spec?.containers[0];
   assert.ok(c !== undefined);
-  const config = JSON.parse(c.env?.find((e) => e.name === 'LLEM_AGENT_CONFIG')?.value ?? '{}') as Record<string, unknown>;
+  const config = JSON.parse(c.env?.find((e) => e.name === 'LLEM_AGENT_CONFIG')?.value ?? '{}') as Record<
+    string,
+    unknown
+  >;
   return { c, config };
 }
 
 const env = (c: V1Container, name: string): string | undefined => c.env?.find((e) => e.name === name)?.value;
 
 void describe('agent pod backend command', () => {
-  void it('runs the PyTorch server the launcher renders, from the pytorch image\'s server root', () => {
+  void it("runs the PyTorch server the launcher renders, from the pytorch image's server root", () => {
     const { c } = container({ model: { name: 'm', source: { random: {} } }, backends: [{ type: 'pytorch' }] });
     assert.deepEqual(c.args?.slice(0, 3), ['python3', '-m', 'server']);
     assert.equal(env(c, 'PYTHONPATH'), PYTORCH_SERVER_ROOT);
@@ -37,31 +54,58 @@ void describe('agent pod backend command', () => {
   });
 
   void it('is the same command line local mode renders for that backend', () => {
-    const { c } = container({ model: { name: 'org/model', source: { huggingFace: {} } }, backends: [{ type: 'vllm', vllm: { maxNumSeqs: 64 } }] });
-    const v = validateEnergyExperiment({ apiVersion: 'llem.dev/v1alpha1', kind: 'EnergyExperiment', metadata: { name: 'exp' }, spec: { model: { name: 'org/model', source: { huggingFace: {} } }, backends: [{ type: 'vllm', vllm: { maxNumSeqs: 64 } }] } });
+    const { c } = container({
+      model: { name: 'org/model', source: { huggingFace: {} } },
+      backends: [{ type: 'vllm', vllm: { maxNumSeqs: 64 } }],
+    });
+    const v = validateEnergyExperiment({
+      apiVersion: 'llem.dev/v1alpha1',
+      kind: 'EnergyExperiment',
+      metadata: { name: 'exp' },
+      spec: {
+        model: { name: 'org/model', source: { huggingFace: {} } },
+        backends: [{ type: 'vllm', vllm: { maxNumSeqs: 64 } }],
+      },
+    });
     assert.ok(v.ok);
-    const expected = renderBackendLaunch(v.experiment.spec.backends[0]!, v.experiment.spec.model, { host: '127.0.0.1', port: SERVER_PORT, gpusPerRun: 1, modelMountPath: '/models', seed: 0, scratchDir: SCRATCH_DIR });
+    const expected = renderBackendLaunch(v.experiment.spec.backends[0]!, v.experiment.spec.model, {
+      host: '127.0.0.1',
+      port: SERVER_PORT,
+      gpusPerRun: 1,
+      modelMountPath: '/models',
+      seed: 0,
+      scratchDir: SCRATCH_DIR,
+    });
     assert.deepEqual(c.args, [expected.command, ...expected.args]);
   });
 
   void it('passes the Hugging Face token only as a secretKeyRef', () => {
-    const { c } = container({ model: { name: 'org/model', source: { huggingFace: { tokenSecretRef: { name: 'hf', key: 'token' } } } }, backends: [{ type: 'pytorch' }] });
+    const { c } = container({
+      model: { name: 'org/model', source: { huggingFace: { tokenSecretRef: { name: 'hf', key: 'token' } } } },
+      backends: [{ type: 'pytorch' }],
+    });
     const token = c.env?.find((e) => e.name === 'HF_TOKEN');
     assert.deepEqual(token, { name: 'HF_TOKEN', valueFrom: { secretKeyRef: { name: 'hf', key: 'token' } } });
     assert.equal(env(c, 'HF_TOKEN'), undefined);
   });
 
-  void it('hands trtllm-serve\'s extra options file to the agent to write before the server starts', () => {
-    const { c, config } = container({ model: { name: 'org/model', source: { huggingFace: {} } }, backends: [{ type: 'tensorrt', tensorrt: { quantization: 'fp8' } }] });
+  void it("hands trtllm-serve's extra options file to the agent to write before the server starts", () => {
+    const { c, config } = container({
+      model: { name: 'org/model', source: { huggingFace: {} } },
+      backends: [{ type: 'tensorrt', tensorrt: { quantization: 'fp8' } }],
+    });
     const files = config['files'] as { path: string; content: string }[];
     assert.equal(files.length, 1);
-    assert.equal(c.args?.[(c.args.indexOf('--extra_llm_api_options')) + 1], files[0]?.path);
+    assert.equal(c.args?.[c.args.indexOf('--extra_llm_api_options') + 1], files[0]?.path);
     assert.match(files[0]?.content ?? '', /quant_algo: FP8/);
     assert.deepEqual(parseAgentConfig(config, 'LLEM_AGENT_CONFIG').files, files, 'the agent accepts the files field');
   });
 
   void it('runs the mock server when simulating, and tells the agent where the backend answers', () => {
-    const { c, config } = container({ model: { name: 'm', source: { random: {} } }, backends: [{ type: 'pytorch' }] }, { ...OPTS, simulate: true });
+    const { c, config } = container(
+      { model: { name: 'm', source: { random: {} } }, backends: [{ type: 'pytorch' }] },
+      { ...OPTS, simulate: true },
+    );
     assert.deepEqual(c.args?.slice(1, 3), [AGENT_ENTRY, 'mock-server'], 'the mock server runs from the agent volume');
     assert.equal(c.resources?.limits?.['nvidia.com/gpu'], undefined);
     assert.deepEqual((config['backend'] as Record<string, unknown>)['baseUrl'], `http://127.0.0.1:${SERVER_PORT}`);
@@ -77,14 +121,22 @@ void describe('agent workload config', () => {
   };
 
   void it('carries every sampling parameter: temperature, top-p and the max-tokens cap', () => {
-    const w = workload({ model, backends: [{ type: 'pytorch' }], workload: { sampling: { temperature: 0.7, topP: 0.9, maxTokens: 16 } } });
+    const w = workload({
+      model,
+      backends: [{ type: 'pytorch' }],
+      workload: { sampling: { temperature: 0.7, topP: 0.9, maxTokens: 16 } },
+    });
     assert.deepEqual([w['temperature'], w['topP'], w['maxTokens']], [0.7, 0.9, 16]);
     const plain = workload({ model, backends: [{ type: 'pytorch' }] });
     assert.deepEqual([plain['temperature'], plain['topP'], plain['maxTokens']], [0, 1, undefined]);
   });
 
   void it('gives inline prompts sampling.maxTokens as their output length, else 128', () => {
-    const capped = workload({ model, backends: [{ type: 'pytorch' }], workload: { dataset: { prompts: ['a b c'] }, sampling: { maxTokens: 40 } } });
+    const capped = workload({
+      model,
+      backends: [{ type: 'pytorch' }],
+      workload: { dataset: { prompts: ['a b c'] }, sampling: { maxTokens: 40 } },
+    });
     assert.equal(capped['outputTokens'], 40);
     const plain = workload({ model, backends: [{ type: 'pytorch' }], workload: { dataset: { prompts: ['a b c'] } } });
     assert.equal(plain['outputTokens'], 128);
@@ -93,14 +145,41 @@ void describe('agent workload config', () => {
 
 void describe('workload.dataset.configMapRef', () => {
   void it('mounts the ConfigMap key read-only and points the agent at it', () => {
-    const spec = { model: { name: 'm', source: { random: {} } }, backends: [{ type: 'pytorch' }], workload: { dataset: { configMapRef: { name: 'my-prompts', key: 'chat.jsonl' } }, sampling: { maxTokens: 64 } } };
-    const v = validateEnergyExperiment({ apiVersion: 'llem.dev/v1alpha1', kind: 'EnergyExperiment', metadata: { name: 'exp' }, spec });
+    const spec = {
+      model: { name: 'm', source: { random: {} } },
+      backends: [{ type: 'pytorch' }],
+      workload: { dataset: { configMapRef: { name: 'my-prompts', key: 'chat.jsonl' } }, sampling: { maxTokens: 64 } },
+    };
+    const v = validateEnergyExperiment({
+      apiVersion: 'llem.dev/v1alpha1',
+      kind: 'EnergyExperiment',
+      metadata: { name: 'exp' },
+      spec,
+    });
     assert.ok(v.ok);
-    const pod = buildPod({ experiment: ref, spec: v.experiment.spec, configuration: v.matrix.configurations[0]!, run: v.matrix.runs[0]!, attempt: 0, replica: 0 }, OPTS);
-    assert.deepEqual(pod.spec?.volumes?.find((x) => x.name === 'dataset')?.configMap, { name: 'my-prompts', items: [{ key: 'chat.jsonl', path: 'prompts.jsonl' }] });
+    const pod = buildPod(
+      {
+        experiment: ref,
+        spec: v.experiment.spec,
+        configuration: v.matrix.configurations[0]!,
+        run: v.matrix.runs[0]!,
+        attempt: 0,
+        replica: 0,
+      },
+      OPTS,
+    );
+    assert.deepEqual(pod.spec?.volumes?.find((x) => x.name === 'dataset')?.configMap, {
+      name: 'my-prompts',
+      items: [{ key: 'chat.jsonl', path: 'prompts.jsonl' }],
+    });
     const c = pod.spec?.containers[0];
-    assert.deepEqual(c?.volumeMounts?.find((m) => m.name === 'dataset'), { name: 'dataset', mountPath: '/etc/llem/dataset', readOnly: true });
-    const config = JSON.parse(c?.env?.find((e) => e.name === 'LLEM_AGENT_CONFIG')?.value ?? '{}') as { workload: Record<string, unknown> };
+    assert.deepEqual(
+      c?.volumeMounts?.find((m) => m.name === 'dataset'),
+      { name: 'dataset', mountPath: '/etc/llem/dataset', readOnly: true },
+    );
+    const config = JSON.parse(c?.env?.find((e) => e.name === 'LLEM_AGENT_CONFIG')?.value ?? '{}') as {
+      workload: Record<string, unknown>;
+    };
     assert.equal(config.workload['promptsFile'], '/etc/llem/dataset/prompts.jsonl');
     assert.equal(config.workload['outputTokens'], 64);
     assert.equal(config.workload['inputTokens'], undefined, 'no synthetic lengths: the prompts are the workload');
@@ -108,19 +187,42 @@ void describe('workload.dataset.configMapRef', () => {
 });
 
 void describe('replica placement', () => {
-  void it('adds the replica-spreading rule to the user\'s own pod anti-affinity instead of replacing it', () => {
+  void it("adds the replica-spreading rule to the user's own pod anti-affinity instead of replacing it", () => {
     const userTerm = { labelSelector: { matchLabels: { team: 'other' } }, topologyKey: 'kubernetes.io/hostname' };
-    const preferred = [{ weight: 10, podAffinityTerm: { labelSelector: { matchLabels: { x: 'y' } }, topologyKey: 'zone' } }];
+    const preferred = [
+      { weight: 10, podAffinityTerm: { labelSelector: { matchLabels: { x: 'y' } }, topologyKey: 'zone' } },
+    ];
     const spec = {
-      model: { name: 'm', source: { random: {} } }, backends: [{ type: 'pytorch' }],
+      model: { name: 'm', source: { random: {} } },
+      backends: [{ type: 'pytorch' }],
       placement: {
         replicas: 2,
-        affinity: { podAntiAffinity: { requiredDuringSchedulingIgnoredDuringExecution: [userTerm], preferredDuringSchedulingIgnoredDuringExecution: preferred } },
+        affinity: {
+          podAntiAffinity: {
+            requiredDuringSchedulingIgnoredDuringExecution: [userTerm],
+            preferredDuringSchedulingIgnoredDuringExecution: preferred,
+          },
+        },
       },
     };
-    const v = validateEnergyExperiment({ apiVersion: 'llem.dev/v1alpha1', kind: 'EnergyExperiment', metadata: { name: 'exp' }, spec });
+    const v = validateEnergyExperiment({
+      apiVersion: 'llem.dev/v1alpha1',
+      kind: 'EnergyExperiment',
+      metadata: { name: 'exp' },
+      spec,
+    });
     assert.ok(v.ok, JSON.stringify(v));
-    const pod = buildPod({ experiment: ref, spec: v.experiment.spec, configuration: v.matrix.configurations[0]!, run: v.matrix.runs[0]!, attempt: 0, replica: 1 }, OPTS);
+    const pod = buildPod(
+      {
+        experiment: ref,
+        spec: v.experiment.spec,
+        configuration: v.matrix.configurations[0]!,
+        run: v.matrix.runs[0]!,
+        attempt: 0,
+        replica: 1,
+      },
+      OPTS,
+    );
     const anti = pod.spec?.affinity?.podAntiAffinity;
     assert.equal(anti?.requiredDuringSchedulingIgnoredDuringExecution?.length, 2);
     assert.deepEqual(anti?.requiredDuringSchedulingIgnoredDuringExecution?.[0], userTerm);
@@ -130,8 +232,23 @@ void describe('replica placement', () => {
 });
 
 void test('agent pods set an fsGroup, so a non-root backend user can read the 0440 root-owned credentials Secret (the real node refused it otherwise)', () => {
-  const v = validateEnergyExperiment({ apiVersion: 'llem.dev/v1alpha1', kind: 'EnergyExperiment', metadata: { name: 'exp' }, spec: { model: { name: 'm', source: { random: {} } }, backends: [{ type: 'pytorch' }] } });
+  const v = validateEnergyExperiment({
+    apiVersion: 'llem.dev/v1alpha1',
+    kind: 'EnergyExperiment',
+    metadata: { name: 'exp' },
+    spec: { model: { name: 'm', source: { random: {} } }, backends: [{ type: 'pytorch' }] },
+  });
   assert.ok(v.ok);
-  const p = buildPod({ experiment: ref, spec: v.experiment.spec, configuration: v.matrix.configurations[0]!, run: v.matrix.runs[0]!, attempt: 0, replica: 0 }, OPTS);
+  const p = buildPod(
+    {
+      experiment: ref,
+      spec: v.experiment.spec,
+      configuration: v.matrix.configurations[0]!,
+      run: v.matrix.runs[0]!,
+      attempt: 0,
+      replica: 0,
+    },
+    OPTS,
+  );
   assert.equal(typeof p.spec?.securityContext?.fsGroup, 'number');
 });

@@ -34,8 +34,20 @@ async function controllerUnderTest() {
   const writer = new RecordingWriter(experiments, pods);
   const bus = new InProcessBus();
   await bus.ensureLayout();
-  const streams = new BusExperimentStreams(bus, { changed: () => undefined, applied: () => undefined, lag: () => undefined }, rootLogger, 50);
-  const reconciler = new Reconciler({ experiments, pods, writer, streams, log: rootLogger, podOptions: { agentImage: 'a', backendImages: {}, agentEnv: [], simulate: true } });
+  const streams = new BusExperimentStreams(
+    bus,
+    { changed: () => undefined, applied: () => undefined, lag: () => undefined },
+    rootLogger,
+    50,
+  );
+  const reconciler = new Reconciler({
+    experiments,
+    pods,
+    writer,
+    streams,
+    log: rootLogger,
+    podOptions: { agentImage: 'a', backendImages: {}, agentEnv: [], simulate: true },
+  });
   return { experiments, pods, writer, bus, streams, reconciler };
 }
 
@@ -54,7 +66,11 @@ void test('reconciles an experiment to Succeeded from complete run data, then wr
   }
   await new Promise((r) => setTimeout(r, 300));
   await reconciler.reconcile('ns/e1');
-  const status = experiments.get('ns', 'e1')?.status as { phase: string; progress: { summary: string }; best?: { joulesPerToken: number } };
+  const status = experiments.get('ns', 'e1')?.status as {
+    phase: string;
+    progress: { summary: string };
+    best?: { joulesPerToken: number };
+  };
   assert.equal(status.phase, 'Succeeded');
   assert.equal(status.progress.summary, '4/4');
   assert.equal(status.best?.joulesPerToken, 48 / 160);
@@ -64,7 +80,10 @@ void test('reconciles an experiment to Succeeded from complete run data, then wr
     const b = await bus.getArtifact(`${prefix}/${f}`);
     return b === null ? null : new TextDecoder().decode(b);
   };
-  assert.equal((experiments.get('ns', 'e1')?.status?.['artifact'] as { uri: string }).uri, `nats-obj://llem-artifacts/${prefix}/results.json`);
+  assert.equal(
+    (experiments.get('ns', 'e1')?.status?.['artifact'] as { uri: string }).uri,
+    `nats-obj://llem-artifacts/${prefix}/results.json`,
+  );
   assert.ok((await text('results.json'))?.includes('"results"'));
   assert.equal((await text('runs.csv'))?.trim().split('\n').length, 5, 'a header and four runs');
   assert.match((await text('report.html')) ?? '', /pytorch pytorch\.maxBatchSize=1/);
@@ -84,7 +103,10 @@ void test('an invalid spec gets Validated=False with the field path and creates 
   (e.spec as { workload: unknown }).workload = { requests: 0 };
   experiments.put(e);
   assert.deepEqual(await reconciler.reconcile('ns/e1'), {});
-  const status = experiments.get('ns', 'e1')?.status as { phase: string; conditions: { type: string; status: string; message: string }[] };
+  const status = experiments.get('ns', 'e1')?.status as {
+    phase: string;
+    conditions: { type: string; status: string; message: string }[];
+  };
   assert.equal(status.phase, 'Invalid');
   const validated = status.conditions.find((c) => c.type === 'Validated');
   assert.equal(validated?.status, 'False');
@@ -96,9 +118,16 @@ void test('an invalid spec gets Validated=False with the field path and creates 
 void test('a valid spec with warnings says so in the Validated condition', async () => {
   const { experiments, bus, streams, reconciler } = await controllerUnderTest();
   const e = experiment();
-  experiments.put({ ...e, spec: { ...(e.spec as Record<string, unknown>), measurement: { cycles: 2, minWindowSeconds: 1 } } });
+  experiments.put({
+    ...e,
+    spec: { ...(e.spec as Record<string, unknown>), measurement: { cycles: 2, minWindowSeconds: 1 } },
+  });
   await reconciler.reconcile('ns/e1');
-  const conditions = (experiments.get('ns', 'e1')?.status?.['conditions'] ?? []) as Array<{ type: string; status: string; message: string }>;
+  const conditions = (experiments.get('ns', 'e1')?.status?.['conditions'] ?? []) as Array<{
+    type: string;
+    status: string;
+    message: string;
+  }>;
   const validated = conditions.find((c) => c.type === 'Validated');
   assert.equal(validated?.status, 'True');
   assert.match(validated?.message ?? '', /Warnings: spec\.measurement\.minWindowSeconds: 1 s is below 5 s/);

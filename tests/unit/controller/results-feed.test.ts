@@ -30,20 +30,38 @@ class FlakyBus extends InProcessBus {
 void test('a failed checkpoint write is retried by the next one, not lost with every later one', async () => {
   const bus = new FlakyBus();
   await bus.ensureLayout();
-  const streams = new BusExperimentStreams(bus, { changed: () => undefined, applied: () => undefined, lag: () => undefined }, rootLogger, 3_600_000);
-  const v = validateEnergyExperiment({ apiVersion: 'llem.dev/v1alpha1', kind: 'EnergyExperiment', metadata: { name: 'e' }, spec: { model: { name: 'm', source: { random: {} } }, backends: [{ type: 'pytorch' }] } });
+  const streams = new BusExperimentStreams(
+    bus,
+    { changed: () => undefined, applied: () => undefined, lag: () => undefined },
+    rootLogger,
+    3_600_000,
+  );
+  const v = validateEnergyExperiment({
+    apiVersion: 'llem.dev/v1alpha1',
+    kind: 'EnergyExperiment',
+    metadata: { name: 'e' },
+    spec: { model: { name: 'm', source: { random: {} } }, backends: [{ type: 'pytorch' }] },
+  });
   assert.ok(v.ok);
   const ref = { namespace: 'ns', name: 'e', uid: 'uid-flaky' };
   const plan = { planned: v.matrix.runs, seed: [], newAggregator: () => newAggregator(ref.uid, v.matrix, 1, 'strict') };
   const f = (await streams.feed(ref, plan)) as unknown as { dirty: boolean; checkpoint(): Promise<void> };
-  const hello = fakeMessages({ namespace: ref.namespace, experimentUid: ref.uid, runId: v.matrix.runs[0]!.id, attempt: 0, replica: 0 }, 1, 1)[0]!;
+  const hello = fakeMessages(
+    { namespace: ref.namespace, experimentUid: ref.uid, runId: v.matrix.runs[0]!.id, attempt: 0, replica: 0 },
+    1,
+    1,
+  )[0]!;
   await bus.publish(dataSubject(hello, hello.kind), encodeMessage(hello), { msgId: messageId(hello) });
   await until(() => f.dirty);
   const checkpoint = (): Promise<void> => f.checkpoint();
   await assert.rejects(checkpoint(), /nats: timeout/);
   assert.equal(await bus.getCheckpoint(experimentCheckpointKey(ref.namespace, ref.uid)), null);
   await checkpoint();
-  assert.notEqual(await bus.getCheckpoint(experimentCheckpointKey(ref.namespace, ref.uid)), null, 'the next checkpoint wrote the state');
+  assert.notEqual(
+    await bus.getCheckpoint(experimentCheckpointKey(ref.namespace, ref.uid)),
+    null,
+    'the next checkpoint wrote the state',
+  );
   await streams.stopAll();
   await bus.close();
 });
@@ -53,21 +71,52 @@ void test('a message whose body names another run than its subject is dead-lette
   const bus = new InProcessBus();
   await bus.ensureLayout();
   const seen: string[] = [];
-  const events = { changed: () => undefined, applied: () => undefined, lag: () => undefined, message: (_r: unknown, m: { runId: string }) => seen.push(m.runId) };
+  const events = {
+    changed: () => undefined,
+    applied: () => undefined,
+    lag: () => undefined,
+    message: (_r: unknown, m: { runId: string }) => seen.push(m.runId),
+  };
   const streams = new BusExperimentStreams(bus, events, rootLogger, 3_600_000);
-  const v = validateEnergyExperiment({ apiVersion: 'llem.dev/v1alpha1', kind: 'EnergyExperiment', metadata: { name: 'e' }, spec: { model: { name: 'm', source: { random: {} } }, backends: [{ type: 'pytorch' }] } });
+  const v = validateEnergyExperiment({
+    apiVersion: 'llem.dev/v1alpha1',
+    kind: 'EnergyExperiment',
+    metadata: { name: 'e' },
+    spec: { model: { name: 'm', source: { random: {} } }, backends: [{ type: 'pytorch' }] },
+  });
   assert.ok(v.ok);
   const ref = { namespace: 'ns', name: 'e', uid: 'uid-forged' };
-  await streams.feed(ref, { planned: v.matrix.runs, seed: [], newAggregator: () => newAggregator(ref.uid, v.matrix, 1, 'strict') });
+  await streams.feed(ref, {
+    planned: v.matrix.runs,
+    seed: [],
+    newAggregator: () => newAggregator(ref.uid, v.matrix, 1, 'strict'),
+  });
   const [own, victim] = v.matrix.runs;
   assert.ok(own !== undefined && victim !== undefined);
   // The agent of `own` may publish only on its own subjects; its body claims to be `victim`'s.
-  const body = { v: 1, namespace: 'ns', experimentUid: ref.uid, runId: victim.id, attempt: 0, replica: 0, seq: 1, sentAtMs: Date.now(), simulated: true, kind: 'aborted', phase: 'measuring', reason: 'forged' };
-  const subject = dataSubject({ namespace: 'ns', experimentUid: ref.uid, runId: own.id, attempt: 0, replica: 0 }, 'aborted');
+  const body = {
+    v: 1,
+    namespace: 'ns',
+    experimentUid: ref.uid,
+    runId: victim.id,
+    attempt: 0,
+    replica: 0,
+    seq: 1,
+    sentAtMs: Date.now(),
+    simulated: true,
+    kind: 'aborted',
+    phase: 'measuring',
+    reason: 'forged',
+  };
+  const subject = dataSubject(
+    { namespace: 'ns', experimentUid: ref.uid, runId: own.id, attempt: 0, replica: 0 },
+    'aborted',
+  );
   await bus.publish(subject, new TextEncoder().encode(JSON.stringify(body)), { msgId: messageId(body) });
   const genuine = { ...body, runId: own.id };
   await bus.publish(subject, new TextEncoder().encode(JSON.stringify(genuine)), { msgId: messageId(genuine) });
-  for (const until = Date.now() + 5000; seen.length < 1 && Date.now() < until;) await new Promise((r) => setTimeout(r, 10));
+  for (const until = Date.now() + 5000; seen.length < 1 && Date.now() < until;)
+    await new Promise((r) => setTimeout(r, 10));
   await new Promise((r) => setTimeout(r, 50));
   assert.deepEqual(seen, [own.id], 'only the message whose body matches its subject is applied');
   assert.equal(bus.deadLettered(), 1);

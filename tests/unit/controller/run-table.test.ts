@@ -13,10 +13,15 @@ import { CheckpointError } from '../../../lib/errors.ts';
 function bigMatrix() {
   const seq = (n: number): number[] => Array.from({ length: n }, (_, i) => i + 1);
   const v = validateEnergyExperiment({
-    apiVersion: 'llem.dev/v1alpha1', kind: 'EnergyExperiment', metadata: { name: 'big' },
+    apiVersion: 'llem.dev/v1alpha1',
+    kind: 'EnergyExperiment',
+    metadata: { name: 'big' },
     spec: {
-      model: { name: 'm', source: { random: {} } }, backends: [{ type: 'pytorch' }], workload: { requests: 64 },
-      sweep: { axes: { 'pytorch.maxBatchSize': seq(50), 'workload.concurrency': seq(40) } }, measurement: { cycles: 10 },
+      model: { name: 'm', source: { random: {} } },
+      backends: [{ type: 'pytorch' }],
+      workload: { requests: 64 },
+      sweep: { axes: { 'pytorch.maxBatchSize': seq(50), 'workload.concurrency': seq(40) } },
+      measurement: { cycles: 10 },
     },
   });
   assert.ok(v.ok, v.ok ? '' : JSON.stringify(v.issues));
@@ -56,7 +61,10 @@ void test('a malformed run table chunk is a checkpoint error, never a silent res
   const matrix = bigMatrix();
   const bus = new InProcessBus();
   await bus.ensureLayout();
-  await bus.putCheckpoint(runChunkKey('ns.uid', 3), { state: new TextEncoder().encode('{"v":1,"runs":[{"id":7}]}'), lastStreamSeq: 0 });
+  await bus.putCheckpoint(runChunkKey('ns.uid', 3), {
+    state: new TextEncoder().encode('{"v":1,"runs":[{"id":7}]}'),
+    lastStreamSeq: 0,
+  });
   await assert.rejects(RunTable.load(bus, 'ns.uid', matrix.runs, []), CheckpointError);
   await bus.close();
 });
@@ -64,20 +72,45 @@ void test('a malformed run table chunk is a checkpoint error, never a silent res
 void test('status stays under 256 KB at 20,000 runs and 2,000 configurations with every metric set', () => {
   const matrix = bigMatrix();
   const runs: RunSummary[] = matrix.runs.map((r, i) => ({
-    id: r.id, configurationId: r.configurationId, cycle: r.cycle, phase: i % 97 === 0 ? 'Failed' : 'Succeeded', attempt: i % 97 === 0 ? 3 : 0,
-    startTime: '2026-01-01T00:00:00.000Z', completionTime: new Date(Date.UTC(2026, 0, 1) + i * 1000).toISOString(),
+    id: r.id,
+    configurationId: r.configurationId,
+    cycle: r.cycle,
+    phase: i % 97 === 0 ? 'Failed' : 'Succeeded',
+    attempt: i % 97 === 0 ? 3 : 0,
+    startTime: '2026-01-01T00:00:00.000Z',
+    completionTime: new Date(Date.UTC(2026, 0, 1) + i * 1000).toISOString(),
     ...(i % 97 === 0 ? { message: 'Attempt 3 failed: OOMKilled: '.padEnd(900, 'x') } : {}),
   }));
   const stat = { n: 10, mean: 0.123456, std: 0.0123456, ci95Low: 0.111111, ci95High: 0.135791 };
-  const names = ['joulesPerToken', 'tokensPerJoule', 'energyJoules', 'averagePowerWatts', 'baselinePowerWatts', 'outputTokensPerSecond', 'requestsPerSecond', 'ttftMsP50', 'ttftMsP99', 'itlMsP50', 'itlMsP99', 'e2eMsP50', 'e2eMsP99', 'tpotMsP50'];
+  const names = [
+    'joulesPerToken',
+    'tokensPerJoule',
+    'energyJoules',
+    'averagePowerWatts',
+    'baselinePowerWatts',
+    'outputTokensPerSecond',
+    'requestsPerSecond',
+    'ttftMsP50',
+    'ttftMsP99',
+    'itlMsP50',
+    'itlMsP99',
+    'e2eMsP50',
+    'e2eMsP99',
+    'tpotMsP50',
+  ];
   const metrics = new Map(matrix.configurations.map((c) => [c.id, Object.fromEntries(names.map((n) => [n, stat]))]));
   const status = EnergyExperimentStatusSchema.parse({
-    phase: 'Succeeded', progress: progressOf(runs), runs: boundRuns(runs),
+    phase: 'Succeeded',
+    progress: progressOf(runs),
+    runs: boundRuns(runs),
     configurations: boundConfigurations(configurationResults(matrix.configurations, runs, metrics)),
     conditions: [],
   });
   const bytes = Buffer.byteLength(JSON.stringify(status));
   assert.ok(bytes < 256 * 1024, `status is ${bytes} bytes`);
-  assert.ok(status.runs.some((r) => r.phase === 'Failed'), 'failed runs are shown');
+  assert.ok(
+    status.runs.some((r) => r.phase === 'Failed'),
+    'failed runs are shown',
+  );
   assert.equal(status.progress?.total, 20_000);
 });

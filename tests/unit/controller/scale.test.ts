@@ -25,7 +25,11 @@ function spec(points: number, cycles: number, extra: Record<string, unknown> = {
 type Harness = Awaited<ReturnType<typeof controllerUnderTest>>;
 
 /** Reconcile, run the new pods, repeat until the experiment finishes (or give up). */
-async function drive(h: Harness, rounds: number, opts: { oomFirstAttempt?: boolean } = {}): Promise<string | undefined> {
+async function drive(
+  h: Harness,
+  rounds: number,
+  opts: { oomFirstAttempt?: boolean } = {},
+): Promise<string | undefined> {
   for (let i = 0; i < rounds; i++) {
     await h.reconciler.reconcile('ns/e1');
     const phase = h.experiments.get('ns', 'e1')?.status?.['phase'] as string | undefined;
@@ -46,9 +50,16 @@ void test('with more runs than status holds, no run is created again for an atte
     const status = EnergyExperimentStatusSchema.parse(h.experiments.get('ns', 'e1')?.status);
     assert.equal(status.progress?.summary, '250/250');
     assert.ok(status.runs.length <= MAX_STATUS_RUNS, `status keeps at most ${MAX_STATUS_RUNS} runs`);
-    assert.equal(new Set(h.writer.created).size, h.writer.created.length, 'no pod name (run, attempt, replica) is ever created twice');
+    assert.equal(
+      new Set(h.writer.created).size,
+      h.writer.created.length,
+      'no pod name (run, attempt, replica) is ever created twice',
+    );
     assert.equal(h.writer.created.length, 500, 'attempt 0 and attempt 1 of each run, nothing more');
-    assert.equal(status.configurations.reduce((n, c) => n + c.cyclesSucceeded, 0), 250);
+    assert.equal(
+      status.configurations.reduce((n, c) => n + c.cyclesSucceeded, 0),
+      250,
+    );
   } finally {
     await h.streams.stopAll();
     await h.bus.close();
@@ -65,7 +76,10 @@ void test('a finished experiment releases its feed and later reconciles neither 
     await h.reconciler.reconcile('ns/e1');
     assert.equal(h.streams.active(), 0);
     assert.equal(h.writer.writes.length, writes);
-    assert.ok(EnergyExperimentStatusSchema.parse(h.experiments.get('ns', 'e1')?.status).artifact, 'results stay readable from the artifact');
+    assert.ok(
+      EnergyExperimentStatusSchema.parse(h.experiments.get('ns', 'e1')?.status).artifact,
+      'results stay readable from the artifact',
+    );
   } finally {
     await h.streams.stopAll();
     await h.bus.close();
@@ -79,7 +93,10 @@ void test('pytorch with gpusPerRun 2 is refused as an invalid spec naming the fi
     assert.deepEqual(await h.reconciler.reconcile('ns/e1'), {});
     const status = EnergyExperimentStatusSchema.parse(h.experiments.get('ns', 'e1')?.status);
     assert.equal(status.phase, 'Invalid');
-    assert.match(status.conditions.find((c) => c.type === 'Validated')?.message ?? '', /spec\.placement\.gpusPerRun: the pytorch backend serves from one GPU/);
+    assert.match(
+      status.conditions.find((c) => c.type === 'Validated')?.message ?? '',
+      /spec\.placement\.gpusPerRun: the pytorch backend serves from one GPU/,
+    );
     assert.equal(h.pods.list().length, 0);
   } finally {
     await h.streams.stopAll();
@@ -132,8 +149,15 @@ void test('an Aggregator failure sets Degraded AggregatorFailed with an Event, a
     assert.match(degraded?.message ?? '', /simulated aggregator bug/);
     assert.ok(h.writer.events.some((e) => e.type === 'Warning' && e.reason === 'AggregatorFailed'));
     assert.equal(phase, 'Succeeded', 'the tainted attempt was retried and its replacement judged complete');
-    assert.equal(h.writer.created.filter((n) => n.includes('-a1-')).length, 1, 'exactly the run it failed on ran again');
-    assert.ok(status.configurations.every((c) => Object.keys(c.metrics).length > 0), 'metrics come from the Aggregator, never rough totals');
+    assert.equal(
+      h.writer.created.filter((n) => n.includes('-a1-')).length,
+      1,
+      'exactly the run it failed on ran again',
+    );
+    assert.ok(
+      status.configurations.every((c) => Object.keys(c.metrics).length > 0),
+      'metrics come from the Aggregator, never rough totals',
+    );
   } finally {
     Aggregator.prototype.apply = original;
     await h.streams.stopAll();
@@ -150,9 +174,24 @@ void test('an unreadable Aggregator checkpoint sets Degraded and the Aggregator 
     await settle(100);
     // A controller restart that finds a corrupt checkpoint: a fresh reconciler and fresh feeds.
     await h.streams.stopAll();
-    await h.bus.putCheckpoint(experimentCheckpointKey('ns', 'uid-1'), { state: new TextEncoder().encode('{"aggregator":"not json'), lastStreamSeq: 9 });
-    const streams = new BusExperimentStreams(h.bus, { changed: () => undefined, applied: () => undefined, lag: () => undefined }, h.log, 50);
-    const reconciler = new Reconciler({ experiments: h.experiments, pods: h.pods, writer: h.writer, streams, log: h.log, podOptions: { agentImage: 'a', backendImages: {}, agentEnv: [], simulate: true } });
+    await h.bus.putCheckpoint(experimentCheckpointKey('ns', 'uid-1'), {
+      state: new TextEncoder().encode('{"aggregator":"not json'),
+      lastStreamSeq: 9,
+    });
+    const streams = new BusExperimentStreams(
+      h.bus,
+      { changed: () => undefined, applied: () => undefined, lag: () => undefined },
+      h.log,
+      50,
+    );
+    const reconciler = new Reconciler({
+      experiments: h.experiments,
+      pods: h.pods,
+      writer: h.writer,
+      streams,
+      log: h.log,
+      podOptions: { agentImage: 'a', backendImages: {}, agentEnv: [], simulate: true },
+    });
     let phase: string | undefined;
     for (let i = 0; i < 20 && phase !== 'Succeeded' && phase !== 'Failed'; i++) {
       await reconciler.reconcile('ns/e1');
@@ -163,7 +202,10 @@ void test('an unreadable Aggregator checkpoint sets Degraded and the Aggregator 
     assert.equal(status.phase, 'Succeeded', 'the stream still holds every message: nothing is lost');
     assert.equal(status.conditions.find((c) => c.type === 'Degraded')?.reason, 'AggregatorFailed');
     assert.match(status.conditions.find((c) => c.type === 'Degraded')?.message ?? '', /checkpoint could not be read/);
-    assert.ok(h.writer.created.every((n) => n.includes('-a0-')), 'no run was measured again');
+    assert.ok(
+      h.writer.created.every((n) => n.includes('-a0-')),
+      'no run was measured again',
+    );
     await streams.stopAll();
   } finally {
     await h.streams.stopAll();

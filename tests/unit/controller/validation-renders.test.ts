@@ -14,10 +14,30 @@ const HF = { name: 'org/model', source: { huggingFace: {} } };
 const RANDOM = { name: 'org/model', source: { random: {} } };
 
 const REFUSED: [string, Record<string, unknown>, RegExp][] = [
-  ['pytorch on two GPUs', { model: RANDOM, backends: [{ type: 'pytorch' }], placement: { gpusPerRun: 2 } }, /^spec\.placement\.gpusPerRun: the pytorch backend serves from one GPU/],
-  ['tensorrt with random weights', { model: RANDOM, backends: [{ type: 'tensorrt' }] }, /^spec\.model\.source\.random: trtllm-serve cannot load random weights/],
-  ['tensorrt with a Hugging Face revision', { model: { ...HF, revision: 'v2' }, backends: [{ type: 'tensorrt' }] }, /^spec\.model\.revision: trtllm-serve has no revision option/],
-  ['pytorch among others on two GPUs', { model: HF, backends: [{ type: 'vllm', vllm: { tensorParallelSize: 2 } }, { type: 'pytorch' }], placement: { gpusPerRun: 2 } }, /spec\.placement\.gpusPerRun/],
+  [
+    'pytorch on two GPUs',
+    { model: RANDOM, backends: [{ type: 'pytorch' }], placement: { gpusPerRun: 2 } },
+    /^spec\.placement\.gpusPerRun: the pytorch backend serves from one GPU/,
+  ],
+  [
+    'tensorrt with random weights',
+    { model: RANDOM, backends: [{ type: 'tensorrt' }] },
+    /^spec\.model\.source\.random: trtllm-serve cannot load random weights/,
+  ],
+  [
+    'tensorrt with a Hugging Face revision',
+    { model: { ...HF, revision: 'v2' }, backends: [{ type: 'tensorrt' }] },
+    /^spec\.model\.revision: trtllm-serve has no revision option/,
+  ],
+  [
+    'pytorch among others on two GPUs',
+    {
+      model: HF,
+      backends: [{ type: 'vllm', vllm: { tensorParallelSize: 2 } }, { type: 'pytorch' }],
+      placement: { gpusPerRun: 2 },
+    },
+    /spec\.placement\.gpusPerRun/,
+  ],
 ];
 
 for (const [what, spec, issue] of REFUSED) {
@@ -25,19 +45,33 @@ for (const [what, spec, issue] of REFUSED) {
     const v = validateEnergyExperiment(manifest(spec));
     assert.equal(v.ok, false);
     const lines = v.ok ? [] : v.issues.map((i) => `${i.path}: ${i.message}`);
-    assert.ok(lines.some((l) => issue.test(l)), lines.join('\n'));
+    assert.ok(
+      lines.some((l) => issue.test(l)),
+      lines.join('\n'),
+    );
   });
 }
 
 /** Backend x model x GPU combinations: each one either validates and renders, or is refused. */
 function combinations(): Record<string, unknown>[] {
   const out: Record<string, unknown>[] = [];
-  const models = [RANDOM, HF, { ...HF, revision: 'abc' }, { name: 'org/model', source: { pvc: { claimName: 'weights' } } }];
-  const backends = [
-    { type: 'pytorch' }, { type: 'pytorch', pytorch: { cudaGraphs: true } }, { type: 'vllm' }, { type: 'vllm', vllm: { tensorParallelSize: 2 } },
-    { type: 'tensorrt' }, { type: 'tensorrt', tensorrt: { tensorParallelSize: 2 } },
+  const models = [
+    RANDOM,
+    HF,
+    { ...HF, revision: 'abc' },
+    { name: 'org/model', source: { pvc: { claimName: 'weights' } } },
   ];
-  for (const model of models) for (const backend of backends) for (const gpusPerRun of [1, 2, 4]) out.push({ model, backends: [backend], placement: { gpusPerRun } });
+  const backends = [
+    { type: 'pytorch' },
+    { type: 'pytorch', pytorch: { cudaGraphs: true } },
+    { type: 'vllm' },
+    { type: 'vllm', vllm: { tensorParallelSize: 2 } },
+    { type: 'tensorrt' },
+    { type: 'tensorrt', tensorrt: { tensorParallelSize: 2 } },
+  ];
+  for (const model of models)
+    for (const backend of backends)
+      for (const gpusPerRun of [1, 2, 4]) out.push({ model, backends: [backend], placement: { gpusPerRun } });
   return out;
 }
 
@@ -54,17 +88,29 @@ void test('every configuration that validates also renders a pod, for real backe
     for (const configuration of v.matrix.configurations) {
       const run = v.matrix.runs.find((r) => r.configurationId === configuration.id)!;
       for (const simulate of [false, true]) {
-        const req = { experiment: { name: 'e', namespace: 'ns', uid: 'u' }, spec: v.experiment.spec, configuration, run, attempt: 0, replica: 0 };
-        assert.doesNotThrow(() => buildPod(req, { agentImage: 'a', backendImages: {}, agentEnv: [], simulate }), JSON.stringify(spec));
+        const req = {
+          experiment: { name: 'e', namespace: 'ns', uid: 'u' },
+          spec: v.experiment.spec,
+          configuration,
+          run,
+          attempt: 0,
+          replica: 0,
+        };
+        assert.doesNotThrow(
+          () => buildPod(req, { agentImage: 'a', backendImages: {}, agentEnv: [], simulate }),
+          JSON.stringify(spec),
+        );
       }
     }
   }
   assert.ok(accepted > 10 && refused > 10, `both sides are exercised (${accepted} accepted, ${refused} refused)`);
 });
 
-void test('the CRD carries the renderers\' refusals as CEL rules, so kubectl apply agrees', async () => {
+void test("the CRD carries the renderers' refusals as CEL rules, so kubectl apply agrees", async () => {
   const { readFile } = await import('node:fs/promises');
-  const crd = parse(await readFile(new URL('../../../crds/llem.dev_energyexperiments.yaml', import.meta.url), 'utf8')) as unknown;
+  const crd = parse(
+    await readFile(new URL('../../../crds/llem.dev_energyexperiments.yaml', import.meta.url), 'utf8'),
+  ) as unknown;
   const text = JSON.stringify(crd);
   assert.match(text, /the pytorch backend serves from one GPU/);
   assert.match(text, /trtllm-serve cannot load random weights/);

@@ -11,8 +11,17 @@ const REPO = resolve(import.meta.dirname, '..', '..', '..');
 const DASHBOARD = join(REPO, 'helm', 'llem', 'dashboards', 'llem.json');
 const CONTROLLER_METRICS = join(REPO, 'controller', 'metrics.ts');
 
-interface Target { expr?: string }
-interface Panel { id: number; type: string; title: string; targets?: Target[]; panels?: Panel[]; datasource?: { uid?: string } }
+interface Target {
+  expr?: string;
+}
+interface Panel {
+  id: number;
+  type: string;
+  title: string;
+  targets?: Target[];
+  panels?: Panel[];
+  datasource?: { uid?: string };
+}
 interface Dashboard {
   uid: string;
   panels: Panel[];
@@ -25,7 +34,7 @@ const panels = dashboard.panels.flatMap((p) => [p, ...(p.panels ?? [])]);
 function queries(): string[] {
   const exprs = panels.flatMap((p) => (p.targets ?? []).map((t) => t.expr ?? ''));
   for (const v of dashboard.templating.list.filter((x) => x.type === 'query')) {
-    const q = typeof v.query === 'string' ? v.query : v.query?.query ?? '';
+    const q = typeof v.query === 'string' ? v.query : (v.query?.query ?? '');
     // label_values(<series selector>, <label>): only the selector names a metric.
     exprs.push(q.replace(/^label_values\((.*),\s*\w+\)$/, '$1'));
   }
@@ -35,8 +44,11 @@ function queries(): string[] {
 /** The metric names the controller registers: controller/metrics.ts exports CONTROLLER_METRICS. */
 async function exportedMetricNames(): Promise<Set<string> | null> {
   if (!existsSync(CONTROLLER_METRICS)) return null;
-  const mod = (await import(pathToFileURL(CONTROLLER_METRICS).href)) as { CONTROLLER_METRICS?: readonly { name: string }[] };
-  if (mod.CONTROLLER_METRICS === undefined) throw new Error('controller/metrics.ts must export CONTROLLER_METRICS (every metric it registers)');
+  const mod = (await import(pathToFileURL(CONTROLLER_METRICS).href)) as {
+    CONTROLLER_METRICS?: readonly { name: string }[];
+  };
+  if (mod.CONTROLLER_METRICS === undefined)
+    throw new Error('controller/metrics.ts must export CONTROLLER_METRICS (every metric it registers)');
   return new Set(mod.CONTROLLER_METRICS.map((m) => m.name));
 }
 
@@ -51,12 +63,23 @@ void describe('Grafana dashboard', () => {
 
   void test('there is a panel for J/token, tokens/J, power, progress, reconcile errors, queue depth and aggregator lag', () => {
     const titles = panels.map((p) => p.title.toLowerCase());
-    for (const want of [/j\/token/, /tokens per joule/, /power/, /runs by phase|runs finished/, /reconcile errors/, /queue depth/, /aggregator lag/]) {
-      assert.ok(titles.some((t) => want.test(t)), `no panel title matches ${want}: ${titles.join(' | ')}`);
+    for (const want of [
+      /j\/token/,
+      /tokens per joule/,
+      /power/,
+      /runs by phase|runs finished/,
+      /reconcile errors/,
+      /queue depth/,
+      /aggregator lag/,
+    ]) {
+      assert.ok(
+        titles.some((t) => want.test(t)),
+        `no panel title matches ${want}: ${titles.join(' | ')}`,
+      );
     }
   });
 
-  void test('panel ids are unique and every query panel uses the dashboard\'s datasource variable', () => {
+  void test("panel ids are unique and every query panel uses the dashboard's datasource variable", () => {
     const ids = panels.map((p) => p.id);
     assert.equal(new Set(ids).size, ids.length);
     for (const p of panels.filter((x) => x.type !== 'row')) assert.equal(p.datasource?.uid, '${datasource}', p.title);
@@ -64,7 +87,9 @@ void describe('Grafana dashboard', () => {
 
   void test('the PromQL reader finds metric names and skips functions, labels, durations and groupings', () => {
     assert.deepEqual(
-      metricNames('histogram_quantile(0.99, sum by (le) (rate(a_seconds_bucket{job="x", le!="+Inf"}[5m]))) / on(ns) group_left b_total'),
+      metricNames(
+        'histogram_quantile(0.99, sum by (le) (rate(a_seconds_bucket{job="x", le!="+Inf"}[5m]))) / on(ns) group_left b_total',
+      ),
       ['a_seconds_bucket', 'b_total'],
     );
     assert.deepEqual(metricNames('sum(x{state="succeeded"}) / sum(y)'), ['x', 'y']);
@@ -82,6 +107,10 @@ void describe('Grafana dashboard', () => {
     for (const expr of queries()) {
       for (const n of metricNames(expr)) if (!exported.has(baseMetricName(n, exported))) missing.add(n);
     }
-    assert.deepEqual([...missing].sort(), [], 'the dashboard queries metrics that controller/metrics.ts CONTROLLER_METRICS does not list');
+    assert.deepEqual(
+      [...missing].sort(),
+      [],
+      'the dashboard queries metrics that controller/metrics.ts CONTROLLER_METRICS does not list',
+    );
   });
 });

@@ -10,10 +10,15 @@ const values = parse(readFileSync(join(CHART, 'values.yaml'), 'utf8')) as Record
 
 function leafPaths(v: unknown, prefix = ''): string[] {
   if (v === null || typeof v !== 'object' || Array.isArray(v) || Object.keys(v).length === 0) return [prefix];
-  return Object.entries(v as Record<string, unknown>).flatMap(([k, x]) => leafPaths(x, prefix === '' ? k : `${prefix}.${k}`));
+  return Object.entries(v as Record<string, unknown>).flatMap(([k, x]) =>
+    leafPaths(x, prefix === '' ? k : `${prefix}.${k}`),
+  );
 }
 
-interface SchemaNode { properties?: Record<string, SchemaNode>; additionalProperties?: unknown }
+interface SchemaNode {
+  properties?: Record<string, SchemaNode>;
+  additionalProperties?: unknown;
+}
 
 void test('every key in values.yaml has a row (or a parent row) in the README values table', () => {
   const readme = readFileSync(join(CHART, 'README.md'), 'utf8');

@@ -41,12 +41,23 @@ export function parseInstructions(text: string): Instruction[] {
 }
 
 function substitute(value: string, vars: Record<string, string>): string {
-  return value.replace(/\$\{(\w+)\}|\$(\w+)/g, (whole, a: string | undefined, b: string | undefined) => vars[a ?? b ?? ''] ?? whole);
+  return value.replace(
+    /\$\{(\w+)\}|\$(\w+)/g,
+    (whole, a: string | undefined, b: string | undefined) => vars[a ?? b ?? ''] ?? whole,
+  );
 }
 
 function argDefault(args: string): [string, string | null] {
   const eq = args.indexOf('=');
-  return eq < 0 ? [args.trim(), null] : [args.slice(0, eq).trim(), args.slice(eq + 1).trim().replace(/^"|"$/g, '')];
+  return eq < 0
+    ? [args.trim(), null]
+    : [
+        args.slice(0, eq).trim(),
+        args
+          .slice(eq + 1)
+          .trim()
+          .replace(/^"|"$/g, ''),
+      ];
 }
 
 export function parseDockerfile(text: string): ParsedDockerfile {
@@ -61,7 +72,11 @@ export function parseDockerfile(text: string): ParsedDockerfile {
     if (ins.keyword === 'FROM') {
       const parts = ins.args.split(/\s+/).filter((p) => !p.startsWith('--'));
       const asIdx = parts.findIndex((p) => p.toUpperCase() === 'AS');
-      stages.push({ image: substitute(parts[0] ?? '', globalArgs), name: asIdx >= 0 ? (parts[asIdx + 1] ?? null) : null, instructions: [] });
+      stages.push({
+        image: substitute(parts[0] ?? '', globalArgs),
+        name: asIdx >= 0 ? (parts[asIdx + 1] ?? null) : null,
+        instructions: [],
+      });
       continue;
     }
     stages.at(-1)?.instructions.push(ins);
@@ -108,15 +123,18 @@ function isPinned(image: string): boolean {
 function lintStage(stage: Stage, earlier: Set<string>, opts: LintOptions, problems: string[]): void {
   for (const ins of stage.instructions) {
     const at = `line ${ins.line}`;
-    if (ins.keyword === 'ADD' && /https?:\/\//.test(ins.args)) problems.push(`${at}: ADD from a URL is not reproducible; download in a RUN with a checksum`);
+    if (ins.keyword === 'ADD' && /https?:\/\//.test(ins.args))
+      problems.push(`${at}: ADD from a URL is not reproducible; download in a RUN with a checksum`);
     if (ins.keyword === 'COPY' || ins.keyword === 'ADD') {
       const from = flagValue(ins.args, 'from');
       if (from !== null) {
-        if (!earlier.has(from) && !isPinned(from)) problems.push(`${at}: COPY --from=${from} names no earlier stage and no pinned image`);
+        if (!earlier.has(from) && !isPinned(from))
+          problems.push(`${at}: COPY --from=${from} names no earlier stage and no pinned image`);
         continue;
       }
       for (const src of copySources(ins.args)) {
-        if (!existsSync(join(opts.repoRoot, src))) problems.push(`${at}: COPY source ${src} does not exist in the repository`);
+        if (!existsSync(join(opts.repoRoot, src)))
+          problems.push(`${at}: COPY source ${src} does not exist in the repository`);
       }
     }
     if ((ins.keyword === 'ENTRYPOINT' || ins.keyword === 'CMD') && !ins.args.trim().startsWith('[')) {
@@ -125,7 +143,8 @@ function lintStage(stage: Stage, earlier: Set<string>, opts: LintOptions, proble
     if (ins.keyword === 'RUN' && /\bpip install\b/.test(ins.args) && !ins.args.includes('--no-cache-dir')) {
       problems.push(`${at}: pip install without --no-cache-dir keeps the wheel cache in the layer`);
     }
-    if (ins.keyword === 'RUN' && /\bnpm install\b/.test(ins.args)) problems.push(`${at}: use npm ci (lockfile) instead of npm install`);
+    if (ins.keyword === 'RUN' && /\bnpm install\b/.test(ins.args))
+      problems.push(`${at}: use npm ci (lockfile) instead of npm install`);
     if (ins.keyword === 'RUN' && /apt-get install/.test(ins.args) && !ins.args.includes('--no-install-recommends')) {
       problems.push(`${at}: apt-get install without --no-install-recommends`);
     }
@@ -133,12 +152,19 @@ function lintStage(stage: Stage, earlier: Set<string>, opts: LintOptions, proble
 }
 
 function lintFinalStage(final: Stage, opts: LintOptions, problems: string[]): void {
-  const labels = Object.assign({}, ...final.instructions.filter((i) => i.keyword === 'LABEL').map((i) => parseKeyValues(i.args))) as Record<string, string>;
+  const labels = Object.assign(
+    {},
+    ...final.instructions.filter((i) => i.keyword === 'LABEL').map((i) => parseKeyValues(i.args)),
+  ) as Record<string, string>;
   for (const [key, want] of Object.entries(opts.requiredLabels)) {
     if (labels[key] === undefined || labels[key] === '') problems.push(`final stage: label ${key} is missing`);
-    else if (want !== null && labels[key] !== want) problems.push(`final stage: label ${key} is "${labels[key]}", expected "${want}"`);
+    else if (want !== null && labels[key] !== want)
+      problems.push(`final stage: label ${key} is "${labels[key]}", expected "${want}"`);
   }
-  const user = final.instructions.filter((i) => i.keyword === 'USER').at(-1)?.args.trim();
+  const user = final.instructions
+    .filter((i) => i.keyword === 'USER')
+    .at(-1)
+    ?.args.trim();
   const rootAllowed = labels['dev.llem.runs-as-root'] === 'true';
   if (opts.requireNonRoot && !rootAllowed) {
     if (user === undefined) problems.push('final stage: no USER (the image would run as root)');
@@ -153,14 +179,23 @@ export function lintDockerfile(text: string, opts: LintOptions): string[] {
   const earlier = new Set<string>();
   for (const stage of parsed.stages) {
     if (!earlier.has(stage.image) && !isPinned(stage.image)) {
-      problems.push(`FROM ${stage.image}: base image must carry an explicit version tag or digest (not latest, not untagged)`);
+      problems.push(
+        `FROM ${stage.image}: base image must carry an explicit version tag or digest (not latest, not untagged)`,
+      );
     }
     lintStage(stage, earlier, opts, problems);
     if (stage.name !== null) earlier.add(stage.name);
   }
   for (const [arg, want] of Object.entries(opts.pinnedArgs)) {
-    const got = parsed.globalArgs[arg] ?? parsed.stages.flatMap((s) => s.instructions).filter((i) => i.keyword === 'ARG').map((i) => argDefault(i.args)).find(([k]) => k === arg)?.[1];
-    if (got !== undefined && got !== null && got !== want) problems.push(`ARG ${arg}=${got} differs from images/versions.env (${want})`);
+    const got =
+      parsed.globalArgs[arg] ??
+      parsed.stages
+        .flatMap((s) => s.instructions)
+        .filter((i) => i.keyword === 'ARG')
+        .map((i) => argDefault(i.args))
+        .find(([k]) => k === arg)?.[1];
+    if (got !== undefined && got !== null && got !== want)
+      problems.push(`ARG ${arg}=${got} differs from images/versions.env (${want})`);
   }
   const final = parsed.stages.at(-1);
   if (final !== undefined) lintFinalStage(final, opts, problems);

@@ -67,7 +67,10 @@ void test('the api and protocol versions in versions.env match the code', () => 
 void test('the PyTorch image runs the server package the launcher starts', () => {
   const final = parseDockerfile(read('pytorch')).stages.at(-1);
   const ins = final?.instructions ?? [];
-  const env = Object.assign({}, ...ins.filter((i) => i.keyword === 'ENV').map((i) => parseKeyValues(i.args))) as Record<string, string>;
+  const env = Object.assign({}, ...ins.filter((i) => i.keyword === 'ENV').map((i) => parseKeyValues(i.args))) as Record<
+    string,
+    string
+  >;
   assert.equal(env['PYTHONPATH'], '/opt/llem/pytorch', 'PYTORCH_SERVER_ROOT (tests/unit/images/contract.test.ts)');
   assert.ok(ins.some((i) => i.keyword === 'COPY' && i.args === 'images/pytorch/server/ /opt/llem/pytorch/server/'));
   assert.equal(ins.find((i) => i.keyword === 'ENTRYPOINT')?.args, '["python3", "-m", "server"]');
@@ -75,7 +78,10 @@ void test('the PyTorch image runs the server package the launcher starts', () =>
 
 void test('the agent image copies its payload into the shared volume as a non-root user', () => {
   const final = parseDockerfile(read('agent')).stages.at(-1);
-  assert.equal(final?.instructions.find((i) => i.keyword === 'ENTRYPOINT')?.args, '["/bin/cp", "-R", "/opt/llem/.", "/llem/"]');
+  assert.equal(
+    final?.instructions.find((i) => i.keyword === 'ENTRYPOINT')?.args,
+    '["/bin/cp", "-R", "/opt/llem/.", "/llem/"]',
+  );
   assert.equal(final?.instructions.filter((i) => i.keyword === 'USER').at(-1)?.args, '65532:65532');
 });
 
@@ -89,21 +95,32 @@ void test('the lint rejects latest and untagged bases', () => {
 });
 
 void test('the lint rejects a root or missing USER, missing COPY sources and shell-form entrypoints', () => {
-  const problems = lintDockerfile('FROM debian:12.12-slim\nCOPY no/such/dir/ /x/\nENTRYPOINT node x.js\n', strict).join('\n');
+  const problems = lintDockerfile('FROM debian:12.12-slim\nCOPY no/such/dir/ /x/\nENTRYPOINT node x.js\n', strict).join(
+    '\n',
+  );
   assert.match(problems, /no USER/);
   assert.match(problems, /COPY source no\/such\/dir\/ does not exist/);
   assert.match(problems, /exec \(JSON\) form/);
   assert.match(lintDockerfile('FROM debian:12.12-slim\nUSER root\n', strict).join('\n'), /USER root is root/);
-  assert.match(lintDockerfile('FROM debian:12.12-slim AS a\nFROM debian:12.12-slim\nCOPY --from=b /x /y\nUSER 1\n', strict).join('\n'), /--from=b names no earlier stage/);
+  assert.match(
+    lintDockerfile('FROM debian:12.12-slim AS a\nFROM debian:12.12-slim\nCOPY --from=b /x /y\nUSER 1\n', strict).join(
+      '\n',
+    ),
+    /--from=b names no earlier stage/,
+  );
 });
 
 void test('the lint rejects wrong schema-version labels and versions that drift from versions.env', () => {
-  const text = 'ARG NODE_IMAGE=node:20.0.0-slim\nFROM ${NODE_IMAGE}\nLABEL dev.llem.api-version="llem.dev/v0"\nUSER 1\n';
+  const text =
+    'ARG NODE_IMAGE=node:20.0.0-slim\nFROM ${NODE_IMAGE}\nLABEL dev.llem.api-version="llem.dev/v0"\nUSER 1\n';
   const problems = lintDockerfile(text, strict).join('\n');
   assert.match(problems, /dev.llem.api-version is "llem.dev\/v0"/);
   assert.match(problems, /label org.opencontainers.image.source is missing/);
   assert.match(problems, /ARG NODE_IMAGE=node:20.0.0-slim differs/);
-  assert.match(lintDockerfile('FROM python:3.12.1-slim\nRUN pip install torch\nUSER 1\n', strict).join('\n'), /--no-cache-dir/);
+  assert.match(
+    lintDockerfile('FROM python:3.12.1-slim\nRUN pip install torch\nUSER 1\n', strict).join('\n'),
+    /--no-cache-dir/,
+  );
 });
 
 /** Top-level folders that hold TypeScript the bundle may import (plus the build's own inputs). */
@@ -113,7 +130,12 @@ void test('the controller and agent builds copy every source folder the bundle c
   const present = SOURCE_DIRS.filter((d) => existsSync(join(root, d)));
   for (const name of ['controller', 'agent']) {
     const build = parseDockerfile(read(name)).stages[0];
-    const copied = new Set((build?.instructions ?? []).filter((i) => i.keyword === 'COPY').flatMap((i) => i.args.split(/\s+/).slice(0, -1)).map((s) => s.replace(/\/$/, '')));
+    const copied = new Set(
+      (build?.instructions ?? [])
+        .filter((i) => i.keyword === 'COPY')
+        .flatMap((i) => i.args.split(/\s+/).slice(0, -1))
+        .map((s) => s.replace(/\/$/, '')),
+    );
     const missing = present.filter((d) => !copied.has(d));
     assert.deepEqual(missing, [], `${name}: add COPY lines for ${missing.join(', ')}`);
   }

@@ -10,13 +10,21 @@ import { rootLogger } from '../../../lib/log.ts';
 import { StreamingClient } from '../../../agent/load/client.ts';
 import { BackendPool } from '../../../local/backends.ts';
 
-const config = { backend: { type: 'vllm', name: 'vllm' }, model: { name: 'mock-model' }, gpusPerRun: 1 } as unknown as Configuration;
+const config = {
+  backend: { type: 'vllm', name: 'vllm' },
+  model: { name: 'mock-model' },
+  gpusPerRun: 1,
+} as unknown as Configuration;
 
 void test('the simulated server is its own process and answers with the latencies given in mockArgs', async () => {
   const dir = mkdtempSync(join(tmpdir(), 'llem-mock-proc-'));
   const pool = new BackendPool({
-    simulate: true, mockArgs: ['--ttft-ms', '150', '--itl-ms', '5'], scratchDir: join(dir, 'scratch'), ledgerFile: join(dir, 'backends.json'),
-    logger: rootLogger, signal: new AbortController().signal,
+    simulate: true,
+    mockArgs: ['--ttft-ms', '150', '--itl-ms', '5'],
+    scratchDir: join(dir, 'scratch'),
+    ledgerFile: join(dir, 'backends.json'),
+    logger: rootLogger,
+    signal: new AbortController().signal,
   });
   try {
     const backend = await pool.ensure(config);
@@ -26,7 +34,15 @@ void test('the simulated server is its own process and answers with the latencie
     assert.equal(stats.simulated, true);
     assert.notEqual(stats.pid, process.pid, 'not inside the load generator');
     const client = new StreamingClient({ baseUrl: backend.baseUrl, timeoutMs: 10_000 });
-    const r = await client.send({ api: 'completions', model: 'mock-model', prompt: 'hi', promptTokens: 1, maxTokens: 4, ignoreEos: true, temperature: 0 });
+    const r = await client.send({
+      api: 'completions',
+      model: 'mock-model',
+      prompt: 'hi',
+      promptTokens: 1,
+      maxTokens: 4,
+      ignoreEos: true,
+      temperature: 0,
+    });
     client.close();
     assert.ok(r.ok);
     assert.ok((r.serverTtftMs ?? 0) >= 145, `server TTFT ${r.serverTtftMs} ms (configured 150)`);

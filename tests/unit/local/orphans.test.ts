@@ -5,7 +5,14 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { pino } from 'pino';
-import { BackendLedger, bootId, processStartTicks, selfIdentity, type LedgerEntry, type ProcessIdentity } from '../../../local/orphans.ts';
+import {
+  BackendLedger,
+  bootId,
+  processStartTicks,
+  selfIdentity,
+  type LedgerEntry,
+  type ProcessIdentity,
+} from '../../../local/orphans.ts';
 
 const quiet = pino({ level: 'silent' });
 
@@ -37,7 +44,13 @@ function ledgerFile(entries: LedgerEntry[]): string {
   return file;
 }
 
-const entry = (p: ProcessIdentity, owner: ProcessIdentity, over: Partial<LedgerEntry> = {}): LedgerEntry => ({ ...p, owner, bootId: bootId(), command: 'sleep 30', ...over });
+const entry = (p: ProcessIdentity, owner: ProcessIdentity, over: Partial<LedgerEntry> = {}): LedgerEntry => ({
+  ...p,
+  owner,
+  bootId: bootId(),
+  command: 'sleep 30',
+  ...over,
+});
 
 void test('a server whose llem run is gone is stopped, its whole group; a reused pid never is', async (t) => {
   const a = sleeper();
@@ -52,13 +65,17 @@ void test('a server whose llem run is gone is stopped, its whole group; a reused
   assert.deepEqual((JSON.parse(readFileSync(file, 'utf8')) as { backends: unknown[] }).backends, []);
 });
 
-void test('a live llem run\'s server is left alone (a second run on the same directory), and so is one from before a reboot', async (t) => {
+void test("a live llem run's server is left alone (a second run on the same directory), and so is one from before a reboot", async (t) => {
   const s = sleeper();
   t.after(() => killGroup(s));
   const mine = ledgerFile([entry(s, selfIdentity())]);
   assert.deepEqual(await new BackendLedger(mine).reap(quiet), []);
   assert.equal(processStartTicks(s.pid), s.startTicks);
-  assert.equal((JSON.parse(readFileSync(mine, 'utf8')) as { backends: unknown[] }).backends.length, 1, 'the live run keeps its entry');
+  assert.equal(
+    (JSON.parse(readFileSync(mine, 'utf8')) as { backends: unknown[] }).backends.length,
+    1,
+    'the live run keeps its entry',
+  );
   const rebooted = ledgerFile([entry(s, deadOwner(), { bootId: 'another-boot' })]);
   assert.deepEqual(await new BackendLedger(rebooted).reap(quiet), []);
   assert.equal(processStartTicks(s.pid), s.startTicks);
@@ -76,7 +93,17 @@ void test('a removed entry is not acted on; a torn or foreign ledger file is ign
   assert.deepEqual(await new BackendLedger(file).reap(quiet), []);
   const dead = deadOwner();
   const self = { ...selfIdentity(), owner: dead, bootId: bootId(), command: 'llem' };
-  writeFileSync(file, JSON.stringify({ backends: [{ pid: 'x' }, { pid: s.pid, owner: dead }, { pid: 1, startTicks: processStartTicks(1), owner: dead, bootId: bootId() }, self] }));
+  writeFileSync(
+    file,
+    JSON.stringify({
+      backends: [
+        { pid: 'x' },
+        { pid: s.pid, owner: dead },
+        { pid: 1, startTicks: processStartTicks(1), owner: dead, bootId: bootId() },
+        self,
+      ],
+    }),
+  );
   assert.deepEqual(await new BackendLedger(file).reap(quiet), []);
   assert.equal(processStartTicks(s.pid), s.startTicks);
   assert.equal(processStartTicks(2 ** 22 + 7), null, 'no such process');

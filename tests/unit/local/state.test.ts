@@ -9,7 +9,16 @@ import { assertSameExperiment, changedPaths, ResultsDirectory, type LocalState }
 import { removeRunFile, writeRunFile, type RunFile } from '../../../local/results.ts';
 
 function state(experiment: unknown): LocalState {
-  return { version: 1, manifestFile: '/x.yaml', experimentUid: 'local-x', simulated: true, experiment, startedAt: 'now', runs: {}, environment: {} };
+  return {
+    version: 1,
+    manifestFile: '/x.yaml',
+    experimentUid: 'local-x',
+    simulated: true,
+    experiment,
+    startedAt: 'now',
+    runs: {},
+    environment: {},
+  };
 }
 
 describe('local results directory state', () => {
@@ -22,11 +31,17 @@ describe('local results directory state', () => {
 
   it('refuses to resume a different experiment, naming the change and the way out', () => {
     const s = state({ spec: { workload: { requests: 16 } } });
-    assert.throws(() => assertSameExperiment(s, { spec: { workload: { requests: 20 } } }, 'exp.yaml', 'out'), (err: unknown) => {
-      assert.ok(err instanceof InvalidInputError);
-      assert.match(err.message, /^exp\.yaml: the manifest changed since out was started: spec\.workload\.requests \(16 -> 20\)\..*--fresh/);
-      return true;
-    });
+    assert.throws(
+      () => assertSameExperiment(s, { spec: { workload: { requests: 20 } } }, 'exp.yaml', 'out'),
+      (err: unknown) => {
+        assert.ok(err instanceof InvalidInputError);
+        assert.match(
+          err.message,
+          /^exp\.yaml: the manifest changed since out was started: spec\.workload\.requests \(16 -> 20\)\..*--fresh/,
+        );
+        return true;
+      },
+    );
     assert.doesNotThrow(() => assertSameExperiment(s, { spec: { workload: { requests: 16 } } }, 'exp.yaml', 'out'));
   });
 
@@ -36,7 +51,10 @@ describe('local results directory state', () => {
     dir.writeState(state({ a: 1 }));
     assert.deepEqual(dir.readState()?.experiment, { a: 1 });
     writeFileSync(dir.statePath, '{"version": 1, "manifestFi');
-    const input = (re: RegExp) => (e: unknown): boolean => e instanceof InvalidInputError && e.exitCode === 2 && e.message.startsWith(dir.statePath) && re.test(e.message);
+    const input =
+      (re: RegExp) =>
+      (e: unknown): boolean =>
+        e instanceof InvalidInputError && e.exitCode === 2 && e.message.startsWith(dir.statePath) && re.test(e.message);
     assert.throws(() => dir.readState(), input(/is damaged: not readable JSON.*--fresh/));
     writeFileSync(dir.statePath, '{"version": 99}');
     assert.throws(() => dir.readState(), input(/is damaged: not a llem state file of version 1.*--fresh/));
@@ -46,7 +64,14 @@ describe('local results directory state', () => {
     const dir = new ResultsDirectory(mkdtempSync(join(tmpdir(), 'llem-state-')));
     assert.equal(dir.restoreCheckpoint(), null);
     dir.writeCheckpoint(new Uint8Array([0xff, 0x00, 0x13, 0x37]));
-    assert.throws(() => dir.restoreCheckpoint(), (e: unknown) => e instanceof InvalidInputError && e.exitCode === 2 && e.message.startsWith(dir.checkpointPath) && /is damaged: .*--fresh/.test(e.message));
+    assert.throws(
+      () => dir.restoreCheckpoint(),
+      (e: unknown) =>
+        e instanceof InvalidInputError &&
+        e.exitCode === 2 &&
+        e.message.startsWith(dir.checkpointPath) &&
+        /is damaged: .*--fresh/.test(e.message),
+    );
   });
 
   it('writes files atomically, leaving no temporary files behind', () => {
@@ -62,7 +87,13 @@ describe('local results directory state', () => {
   it('never rewrites a completed run file, and drops one of a superseded attempt', () => {
     const d = mkdtempSync(join(tmpdir(), 'llem-runs-'));
     mkdirSync(join(d, 'runs'));
-    const file = (energy: number): RunFile => ({ result: { runId: 'r-c0', metrics: { energyJoules: energy } } as unknown as RunFile['result'], power: [], marks: [], windowStartMs: 1, windowEndMs: 2 });
+    const file = (energy: number): RunFile => ({
+      result: { runId: 'r-c0', metrics: { energyJoules: energy } } as unknown as RunFile['result'],
+      power: [],
+      marks: [],
+      windowStartMs: 1,
+      windowEndMs: 2,
+    });
     writeRunFile(d, file(1));
     writeRunFile(d, file(2));
     assert.match(readFileSync(join(d, 'runs', 'r-c0.json'), 'utf8'), /"energyJoules": 1/);

@@ -32,9 +32,15 @@ void describe('extends', () => {
   after(async () => t.cleanup());
 
   void it('resolves an A -> B -> C chain, nearest file winning', async () => {
-    await t.write('chain/c.yaml', VALID_DOC.replace('    cycles: 2', '    cycles: 2\n    seed: 5\n    warmupRequests: 3'));
+    await t.write(
+      'chain/c.yaml',
+      VALID_DOC.replace('    cycles: 2', '    cycles: 2\n    seed: 5\n    warmupRequests: 3'),
+    );
     await t.write('chain/b.yaml', 'extends: c.yaml\nspec:\n  measurement:\n    cycles: 4\n    seed: 6\n');
-    const a = await t.write('chain/a.yaml', 'extends: b.yaml\nmetadata:\n  name: from-a\nspec:\n  measurement:\n    cycles: 5\n');
+    const a = await t.write(
+      'chain/a.yaml',
+      'extends: b.yaml\nmetadata:\n  name: from-a\nspec:\n  measurement:\n    cycles: 5\n',
+    );
     const l = await loadExperimentFile(a);
     assert.equal(l.experiment.metadata.name, 'from-a');
     assert.equal(l.experiment.spec.measurement.cycles, 5);
@@ -47,31 +53,57 @@ void describe('extends', () => {
     await t.write('multi/base.yaml', VALID_DOC);
     await t.write('multi/fast.yaml', 'spec:\n  measurement:\n    cycles: 1\n    order: sequential\n');
     await t.write('multi/slow.yaml', 'spec:\n  measurement:\n    cycles: 9\n');
-    const f = await t.write('multi/top.yaml', 'extends: [base.yaml, fast.yaml, slow.yaml]\nspec:\n  measurement:\n    seed: 1\n');
+    const f = await t.write(
+      'multi/top.yaml',
+      'extends: [base.yaml, fast.yaml, slow.yaml]\nspec:\n  measurement:\n    seed: 1\n',
+    );
     const m = (await loadExperimentFile(f)).experiment.spec.measurement;
     assert.deepEqual([m.cycles, m.order, m.seed], [9, 'sequential', 1]);
   });
 
   void it('replaces lists whole and deletes keys set to null', async () => {
-    await t.write('lists/base.yaml', VALID_DOC.replace('    - type: vllm', '    - type: vllm\n    - type: pytorch').replace('  measurement:', '  placement:\n    nodeSelector: { pool: a }\n  measurement:'));
-    const f = await t.write('lists/top.yaml', 'extends: base.yaml\nspec:\n  backends:\n    - type: pytorch\n  placement:\n    nodeSelector: null\n');
+    await t.write(
+      'lists/base.yaml',
+      VALID_DOC.replace('    - type: vllm', '    - type: vllm\n    - type: pytorch').replace(
+        '  measurement:',
+        '  placement:\n    nodeSelector: { pool: a }\n  measurement:',
+      ),
+    );
+    const f = await t.write(
+      'lists/top.yaml',
+      'extends: base.yaml\nspec:\n  backends:\n    - type: pytorch\n  placement:\n    nodeSelector: null\n',
+    );
     const l = await loadExperimentFile(f);
-    assert.deepEqual(l.experiment.spec.backends.map((b) => b.type), ['pytorch']);
+    assert.deepEqual(
+      l.experiment.spec.backends.map((b) => b.type),
+      ['pytorch'],
+    );
     assert.deepEqual(l.experiment.spec.placement.nodeSelector, {});
   });
 
   void it('lets one override change the shape of an inherited value', async () => {
-    await t.write('shape/base.yaml', VALID_DOC.replace('    cycles: 2', '    cycles: 2\n  workload:\n    dataset:\n      synthetic: { seed: 3 }'));
-    const f = await t.write('shape/top.yaml', 'extends: base.yaml\nspec:\n  workload:\n    dataset:\n      synthetic: null\n      prompts: ["hello"]\n');
+    await t.write(
+      'shape/base.yaml',
+      VALID_DOC.replace('    cycles: 2', '    cycles: 2\n  workload:\n    dataset:\n      synthetic: { seed: 3 }'),
+    );
+    const f = await t.write(
+      'shape/top.yaml',
+      'extends: base.yaml\nspec:\n  workload:\n    dataset:\n      synthetic: null\n      prompts: ["hello"]\n',
+    );
     const l = await loadExperimentFile(f);
     assert.deepEqual(l.experiment.spec.workload.dataset, { prompts: ['hello'] });
   });
 
   void it('reports conflicting sources introduced by a merge at the merged field path', async () => {
     await t.write('conflict/base.yaml', VALID_DOC);
-    const f = await t.write('conflict/top.yaml', 'extends: base.yaml\nspec:\n  model:\n    source:\n      pvc: { claimName: models }\n');
+    const f = await t.write(
+      'conflict/top.yaml',
+      'extends: base.yaml\nspec:\n  model:\n    source:\n      pvc: { claimName: models }\n',
+    );
     const lines = await issueLines(() => loadExperimentFile(f));
-    assert.deepEqual(lines, [`${f}: spec.model.source: model.source must set exactly one of huggingFace, pvc, random (got pvc, random)`]);
+    assert.deepEqual(lines, [
+      `${f}: spec.model.source: model.source must set exactly one of huggingFace, pvc, random (got pvc, random)`,
+    ]);
   });
 
   void it('detects a file that extends itself', async () => {
@@ -85,7 +117,12 @@ void describe('extends', () => {
     const a = await t.write('cycle/a.yaml', 'extends: b.yaml\n' + VALID_DOC);
     const lines = await issueLines(() => loadExperimentFile(a));
     assert.equal(lines.length, 1);
-    assert.ok(lines[0]?.includes(`extends cycle: ${rel(t.file('cycle/a.yaml'))} -> ${rel(t.file('cycle/b.yaml'))} -> ${rel(t.file('cycle/a.yaml'))}`), lines[0]);
+    assert.ok(
+      lines[0]?.includes(
+        `extends cycle: ${rel(t.file('cycle/a.yaml'))} -> ${rel(t.file('cycle/b.yaml'))} -> ${rel(t.file('cycle/a.yaml'))}`,
+      ),
+      lines[0],
+    );
   });
 
   void it('accepts a diamond: two bases sharing one grandparent', async () => {
@@ -109,7 +146,10 @@ void describe('extends', () => {
     const f = await t.write('jail/top.yaml', 'extends: ../outside.yaml\n');
     const lines = await issueLines(() => loadExperimentFile(f));
     assert.equal(lines.length, 1);
-    assert.match(lines[0] ?? '', /top\.yaml: extends: "\.\.\/outside\.yaml" points outside .*; extends may only use files in that directory tree/);
+    assert.match(
+      lines[0] ?? '',
+      /top\.yaml: extends: "\.\.\/outside\.yaml" points outside .*; extends may only use files in that directory tree/,
+    );
   });
 
   void it('allows ../ from a base in a subdirectory as long as it stays inside the tree', async () => {
@@ -158,7 +198,10 @@ void describe('extends', () => {
   void it('refuses a base with several documents and reports base syntax errors under the base file', async () => {
     await t.write('bad/multi.yaml', `${VALID_DOC}---\n${VALID_DOC}`);
     const f = await t.write('bad/top.yaml', 'extends: multi.yaml\n');
-    assert.match((await issueLines(() => loadExperimentFile(f)))[0] ?? '', /multi\.yaml: a file used by extends must hold exactly one YAML document/);
+    assert.match(
+      (await issueLines(() => loadExperimentFile(f)))[0] ?? '',
+      /multi\.yaml: a file used by extends must hold exactly one YAML document/,
+    );
     await t.write('bad/broken.yaml', 'spec: [\n');
     const g = await t.write('bad/top2.yaml', 'extends: broken.yaml\n');
     assert.match((await issueLines(() => loadExperimentFile(g)))[0] ?? '', /broken\.yaml: line \d+, column \d+/);
@@ -166,6 +209,9 @@ void describe('extends', () => {
 
   void it('refuses an extends value that is not a path', async () => {
     const f = await t.write('type/top.yaml', 'extends: { file: a.yaml }\n' + VALID_DOC);
-    assert.match((await issueLines(() => loadExperimentFile(f)))[0] ?? '', /top\.yaml: extends: must be a relative file path or a non-empty list of them/);
+    assert.match(
+      (await issueLines(() => loadExperimentFile(f)))[0] ?? '',
+      /top\.yaml: extends: must be a relative file path or a non-empty list of them/,
+    );
   });
 });

@@ -42,11 +42,17 @@ void describe('hardened YAML loading', () => {
     const f = await t.write('deep.yaml', text);
     const lines = await issueLines(() => loadManifestFile(f));
     assert.equal(lines.length, 1);
-    assert.match(lines[0] ?? '', new RegExp(`deep\\.yaml: a(\\.b){${MAX_NESTING_DEPTH}}: nested deeper than ${MAX_NESTING_DEPTH} levels`));
+    assert.match(
+      lines[0] ?? '',
+      new RegExp(`deep\\.yaml: a(\\.b){${MAX_NESTING_DEPTH}}: nested deeper than ${MAX_NESTING_DEPTH} levels`),
+    );
   });
 
   void it('reports a duplicate key at its field path', async () => {
-    const f = await t.write('dup.yaml', VALID_DOC.replace('  measurement:\n    cycles: 2\n', '  measurement:\n    cycles: 2\n    cycles: 3\n'));
+    const f = await t.write(
+      'dup.yaml',
+      VALID_DOC.replace('  measurement:\n    cycles: 2\n', '  measurement:\n    cycles: 2\n    cycles: 3\n'),
+    );
     const lines = await issueLines(() => loadManifestFile(f));
     assert.deepEqual(lines, [`${f}: spec.measurement.cycles: duplicate key "cycles"; each key may appear once`]);
   });
@@ -58,9 +64,15 @@ void describe('hardened YAML loading', () => {
   });
 
   void it('refuses __proto__ keys', async () => {
-    const f = await t.write('proto.yaml', VALID_DOC.replace('  name: demo', '  name: demo\n  __proto__: { polluted: true }'));
+    const f = await t.write(
+      'proto.yaml',
+      VALID_DOC.replace('  name: demo', '  name: demo\n  __proto__: { polluted: true }'),
+    );
     const lines = await issueLines(() => loadManifestFile(f));
-    assert.ok(lines.some((l) => l.startsWith(`${f}: metadata.__proto__: key "__proto__" is not allowed`)), lines.join('\n'));
+    assert.ok(
+      lines.some((l) => l.startsWith(`${f}: metadata.__proto__: key "__proto__" is not allowed`)),
+      lines.join('\n'),
+    );
     assert.equal(({} as Record<string, unknown>)['polluted'], undefined);
   });
 
@@ -80,8 +92,14 @@ void describe('hardened YAML loading', () => {
     const second = VALID_DOC.replace('name: demo', 'name: demo-two');
     const ok = await t.write('multi.yaml', `${VALID_DOC}---\n${second}---\n`);
     const loaded = await loadManifestFile(ok);
-    assert.deepEqual(loaded.map((l) => l.experiment.metadata.name), ['demo', 'demo-two']);
-    assert.deepEqual(loaded.map((l) => l.file), [`${ok}#1`, `${ok}#2`]);
+    assert.deepEqual(
+      loaded.map((l) => l.experiment.metadata.name),
+      ['demo', 'demo-two'],
+    );
+    assert.deepEqual(
+      loaded.map((l) => l.file),
+      [`${ok}#1`, `${ok}#2`],
+    );
     const bad = await t.write('multi-bad.yaml', `${VALID_DOC}---\n${second.replace('cycles: 2', 'cycles: 0')}`);
     const lines = await issueLines(() => loadManifestFile(bad));
     assert.equal(lines.length, 1);
@@ -98,7 +116,10 @@ void describe('hardened YAML loading', () => {
     const empty = await t.write('empty.yaml', '# nothing\n');
     assert.match((await issueLines(() => loadManifestFile(empty)))[0] ?? '', /holds no YAML document/);
     const two = await t.write('two.yaml', `${VALID_DOC}---\n${VALID_DOC.replace('name: demo', 'name: other')}`);
-    assert.match((await issueLines(() => loadExperimentFile(two)))[0] ?? '', /expected exactly one EnergyExperiment, found 2/);
+    assert.match(
+      (await issueLines(() => loadExperimentFile(two)))[0] ?? '',
+      /expected exactly one EnergyExperiment, found 2/,
+    );
   });
 
   void it('reports a missing file as invalid input', async () => {

@@ -2,7 +2,13 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import fc from 'fast-check';
 import {
-  createLatencySketch, deserializeSketch, LogHistogram, MergingDigest, sketchFromBase64, sketchToBase64, withoutSum,
+  createLatencySketch,
+  deserializeSketch,
+  LogHistogram,
+  MergingDigest,
+  sketchFromBase64,
+  sketchToBase64,
+  withoutSum,
 } from '../../../lib/sketch/index.ts';
 import { normal, seededRandom } from '../../support/streams.ts';
 
@@ -61,7 +67,7 @@ void describe('LogHistogram', () => {
     });
   }
 
-  void it('gives byte-identical sketches (bar the sum\'s last bits) for any split and merge order', () => {
+  void it("gives byte-identical sketches (bar the sum's last bits) for any split and merge order", () => {
     const value = fc.oneof(
       fc.constant(0),
       fc.double({ min: 1e-300, max: 1e300, noNaN: true }),

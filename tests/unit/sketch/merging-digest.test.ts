@@ -1,7 +1,13 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { ProtocolError } from '../../../lib/errors.ts';
-import { deserializeSketch, MergingDigest, sketchFromBase64, sketchToBase64, TDigestSketch } from '../../../lib/sketch/index.ts';
+import {
+  deserializeSketch,
+  MergingDigest,
+  sketchFromBase64,
+  sketchToBase64,
+  TDigestSketch,
+} from '../../../lib/sketch/index.ts';
 import { normal, seededRandom } from '../../support/streams.ts';
 
 function lognormal(n: number, seed: number): Float64Array {

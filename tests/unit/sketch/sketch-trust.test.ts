@@ -8,7 +8,11 @@ import { LogHistogram, MergingDigest } from '../../../lib/sketch/index.ts';
 import { coarsen } from '../../../lib/sketch/log-buckets.ts';
 import { decodeHistogram, encodeHistogram, type HistogramParts } from '../../../lib/sketch/log-histogram-codec.ts';
 import {
-  experimentMessages, makePlan, replicaMessages, seededRandom, type StreamOptions,
+  experimentMessages,
+  makePlan,
+  replicaMessages,
+  seededRandom,
+  type StreamOptions,
 } from '../../support/streams.ts';
 
 function honest(n = 5000, seed = 1): LogHistogram {
@@ -37,42 +41,87 @@ void describe('latency sketch decoding trusts no field', () => {
   });
 
   void it('refuses a count that is not the buckets plus the zeros', () => {
-    refused(lie((p) => (p.count += 1)), /count .* is not the/);
-    refused(lie((p) => (p.count = 1e6)), /count .* is not the/);
-    refused(lie((p) => (p.zeros += 3)), /count .* is not the/);
-    refused(lie((p) => (p.count = 4.5)), /not a whole number/);
+    refused(
+      lie((p) => (p.count += 1)),
+      /count .* is not the/,
+    );
+    refused(
+      lie((p) => (p.count = 1e6)),
+      /count .* is not the/,
+    );
+    refused(
+      lie((p) => (p.zeros += 3)),
+      /count .* is not the/,
+    );
+    refused(
+      lie((p) => (p.count = 4.5)),
+      /not a whole number/,
+    );
   });
 
   void it('refuses a min or max that is not in the first or last bucket', () => {
-    refused(lie((p) => (p.min /= 1.01)), /min .* not in the first bucket/);
-    refused(lie((p) => (p.min *= 1.5)), /min .* (not in the first bucket|above max)/);
-    refused(lie((p) => (p.max *= 1.01)), /max .* not in the last bucket/);
-    refused(lie((p) => (p.max /= 1.5)), /max .* not in the last bucket/);
+    refused(
+      lie((p) => (p.min /= 1.01)),
+      /min .* not in the first bucket/,
+    );
+    refused(
+      lie((p) => (p.min *= 1.5)),
+      /min .* (not in the first bucket|above max)/,
+    );
+    refused(
+      lie((p) => (p.max *= 1.01)),
+      /max .* not in the last bucket/,
+    );
+    refused(
+      lie((p) => (p.max /= 1.5)),
+      /max .* not in the last bucket/,
+    );
   });
 
   void it('refuses a sum outside what the buckets allow', () => {
-    refused(lie((p) => (p.sumHi *= 1.2)), /sum .* outside/);
-    refused(lie((p) => (p.sumHi *= 0.8)), /sum .* outside/);
-    refused(lie((p) => (p.sumLo = p.sumHi)), /remainder/);
+    refused(
+      lie((p) => (p.sumHi *= 1.2)),
+      /sum .* outside/,
+    );
+    refused(
+      lie((p) => (p.sumHi *= 0.8)),
+      /sum .* outside/,
+    );
+    refused(
+      lie((p) => (p.sumLo = p.sumHi)),
+      /remainder/,
+    );
   });
 
   void it('refuses NaN, Infinity and negative values in every numeric field', () => {
     for (const field of ['count', 'zeros', 'sumHi', 'min', 'max'] as const) {
       for (const bad of [Number.NaN, Number.POSITIVE_INFINITY, -1]) {
-        refused(lie((p) => (p[field] = bad)), /not a finite number|negative/);
+        refused(
+          lie((p) => (p[field] = bad)),
+          /not a finite number|negative/,
+        );
       }
     }
-    refused(lie((p) => (p.sumLo = Number.NaN)), /not finite/);
+    refused(
+      lie((p) => (p.sumLo = Number.NaN)),
+      /not finite/,
+    );
   });
 
   void it('refuses empty or unsorted buckets', () => {
-    refused(lie((p) => (p.buckets.counts[3] = 0)), /count 0/);
+    refused(
+      lie((p) => (p.buckets.counts[3] = 0)),
+      /count 0/,
+    );
     const unsorted = lie((p) => (p.buckets.index[2] = p.buckets.index[1] as number));
     refused(unsorted, /does not follow/);
   });
 
   void it('refuses a sketch coarser than the byte budget requires: one sender cannot blur the run', () => {
-    refused(lie((p) => (p.buckets = coarsen(p.buckets, p.buckets.level + 4))), /coarser than/);
+    refused(
+      lie((p) => (p.buckets = coarsen(p.buckets, p.buckets.level + 4))),
+      /coarser than/,
+    );
   });
 
   void it('refuses another resolution, another format, an oversized sketch, truncation and trailing bytes', () => {
@@ -153,7 +202,7 @@ void describe('the aggregator and a lying sketch', () => {
 });
 
 void describe('the aggregator merges sketches independently of arrival order', () => {
-  void it('reports identical latency percentiles whichever replica\'s slices arrive first', () => {
+  void it("reports identical latency percentiles whichever replica's slices arrive first", () => {
     const plan = makePlan({ configs: 1, cycles: 1, replicas: 3 });
     const run = plan.runs[0]!;
     const options = (r: number): StreamOptions => ({ seed: 20 + r, slices: 6, requestsPerSlice: 40 });

@@ -38,7 +38,7 @@ describe('llem.run.attempt spans in the cluster (pods created -> result applied)
     spans.applied('uid-1', [run('Running', 0)], [run('Running', 0)], new Date());
     assert.equal((await finished()).length, 0);
     spans.applied('uid-1', [run('Running', 0)], [run('Succeeded', 0)], new Date());
-    const [span] = (await finished());
+    const [span] = await finished();
     assert.equal(span?.name, 'llem.run.attempt');
     assert.equal(span.attributes['llem.run.outcome'], 'succeeded');
     assert.equal(span.spanContext().traceId, trace.getSpanContext(experimentContext('uid-1'))?.traceId);
@@ -50,28 +50,38 @@ describe('llem.run.attempt spans in the cluster (pods created -> result applied)
     exporter.reset();
     const spans = new AttemptSpans();
     spans.started('uid-2', 'r1', 0);
-    spans.applied('uid-2', [run('Running', 0)], [run('Pending', 1, { message: 'Attempt 0 failed: PodLost: gone' })], new Date());
-    const [span] = (await finished());
+    spans.applied(
+      'uid-2',
+      [run('Running', 0)],
+      [run('Pending', 1, { message: 'Attempt 0 failed: PodLost: gone' })],
+      new Date(),
+    );
+    const [span] = await finished();
     assert.equal(span?.attributes['llem.run.outcome'], 'retrying');
     assert.equal(span.status.code, 2);
     assert.match(String(span.attributes['llem.run.error']), /PodLost/);
   });
 
-  it('after a restart, records the attempt from the run table\'s start time when its result is applied', async () => {
+  it("after a restart, records the attempt from the run table's start time when its result is applied", async () => {
     exporter.reset();
     const spans = new AttemptSpans();
     const started = new Date(Date.now() - 90_000);
     const now = new Date();
-    spans.applied('uid-3', [run('Running', 2, { startTime: started.toISOString() })], [run('Failed', 2, { message: 'Attempt 2 failed: RunTimeout' })], now);
-    const [span] = (await finished());
+    spans.applied(
+      'uid-3',
+      [run('Running', 2, { startTime: started.toISOString() })],
+      [run('Failed', 2, { message: 'Attempt 2 failed: RunTimeout' })],
+      now,
+    );
+    const [span] = await finished();
     assert.equal(span?.attributes['llem.run.attempt'], 2);
     assert.equal(span.attributes['llem.run.outcome'], 'failed');
     assert.equal(span.attributes['llem.run.start_from'], 'run-table');
-    assert.ok(Math.abs(hrMs(span.startTime) - started.getTime()) < 1, 'starts at the table\'s startTime');
+    assert.ok(Math.abs(hrMs(span.startTime) - started.getTime()) < 1, "starts at the table's startTime");
     assert.ok(Math.abs(hrMs(span.endTime) - now.getTime()) < 1);
   });
 
-  it('gives pods rendered in the attempt\'s context the attempt\'s traceparent, and ends open attempts of a deleted experiment', async () => {
+  it("gives pods rendered in the attempt's context the attempt's traceparent, and ends open attempts of a deleted experiment", async () => {
     exporter.reset();
     const spans = new AttemptSpans();
     const ctx = spans.started('uid-4', 'r1', 0);

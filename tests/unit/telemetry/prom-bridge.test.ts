@@ -9,7 +9,9 @@ import { exportPrometheusRegistry, telemetryEnabled } from '../../../lib/telemet
 import { promMetricProducer } from '../../../lib/telemetry/prom-bridge.ts';
 
 async function collect(registry: Registry): Promise<MetricData[]> {
-  const producer = promMetricProducer(resourceFromAttributes({ 'service.name': 't' }), () => [{ registry, since: hrTime() }]);
+  const producer = promMetricProducer(resourceFromAttributes({ 'service.name': 't' }), () => [
+    { registry, since: hrTime() },
+  ]);
   const result = await producer.collect();
   assert.deepEqual(result.errors, []);
   return result.resourceMetrics.scopeMetrics.flatMap((s) => s.metrics);
@@ -27,7 +29,10 @@ describe('prom-client registries over OTLP (the metric producer)', () => {
     const sum = byName.get('llem_things_total');
     assert.equal(sum?.dataPointType, DataPointType.SUM);
     assert.equal(sum.dataPointType === DataPointType.SUM && sum.isMonotonic, true);
-    assert.deepEqual(sum.dataPoints.map((p) => [p.attributes['result'], p.value]).sort(), [['error', 1], ['success', 3]]);
+    assert.deepEqual(sum.dataPoints.map((p) => [p.attributes['result'], p.value]).sort(), [
+      ['error', 1],
+      ['success', 3],
+    ]);
     const gauge = byName.get('llem_lag_seconds');
     assert.equal(gauge?.dataPointType, DataPointType.GAUGE);
     assert.equal(gauge.descriptor.unit, 's');
@@ -36,7 +41,13 @@ describe('prom-client registries over OTLP (the metric producer)', () => {
 
   it('turns cumulative Prometheus buckets into per-bucket counts, one point per label set', async () => {
     const registry = new Registry();
-    const h = new PromHistogram({ name: 'llem_d_seconds', help: 'd', labelNames: ['k'], buckets: [0.1, 1, 10], registers: [registry] });
+    const h = new PromHistogram({
+      name: 'llem_d_seconds',
+      help: 'd',
+      labelNames: ['k'],
+      buckets: [0.1, 1, 10],
+      registers: [registry],
+    });
     for (const v of [0.05, 0.5, 0.7, 5, 50, 500]) h.observe({ k: 'a' }, v);
     h.observe({ k: 'b' }, 0.2);
     const [m] = await collect(registry);
@@ -53,7 +64,11 @@ describe('prom-client registries over OTLP (the metric producer)', () => {
     metrics.reconciles.inc({ result: 'success' });
     metrics.reconcileDuration.observe(0.01);
     const names = (await collect(metrics.registry)).map((m) => m.descriptor.name);
-    assert.ok(names.includes('llem_reconcile_total') && names.includes('llem_reconcile_duration_seconds') && names.includes('llem_pods_created_total'));
+    assert.ok(
+      names.includes('llem_reconcile_total') &&
+        names.includes('llem_reconcile_duration_seconds') &&
+        names.includes('llem_pods_created_total'),
+    );
     // Labelled metrics nobody set yet (run failures by reason) have no series: nothing to send.
     assert.ok(!names.includes('llem_run_failures_total'));
   });
