@@ -17,8 +17,9 @@ import { BackendLedger } from './orphans.ts';
 import { MessageObserver } from './observer.ts';
 import type { ProgressSink } from './progress.ts';
 import { LOCAL_NAMESPACE, runReplicas } from './run-replicas.ts';
-import { removeRunFile, writeRunFile, writeResults, type ResultsSummary } from './results.ts';
-import { assertSameExperiment, ResultsDirectory, type LocalState } from './state.ts';
+import { writeResults, type ResultsSummary } from './results.ts';
+import { RunLog } from './run-log.ts';
+import { assertSameExperiment, ResultsDirectory, STATE_VERSION, type LocalState } from './state.ts';
 import { awaitGpuMemoryReleased, nvmlMemoryReader, resolveLocalGpus, type LocalGpus } from './gpu-check.ts';
 import { LOCK_FILE, lockResultsDirectory } from './lock.ts';
 import { inSpan, traceApplied } from '../lib/telemetry/index.ts';
@@ -119,6 +120,8 @@ class LocalExperiment {
   readonly attempts = new Map<string, number>();
   private consumption: Consumption | null = null;
   private seqOffset: number;
+  /** runs.ndjson, scanned once when the experiment opens (ADR 0025). */
+  private readonly runLog: RunLog;
 
   readonly state: LocalState;
   readonly aggregator: Aggregator;
@@ -133,6 +136,7 @@ class LocalExperiment {
     readonly log: Logger,
   ) {
     this.gpus = opened.gpus;
+    this.runLog = new RunLog(dir.dir);
     this.state = opened.state;
     this.aggregator = opened.aggregator;
     this.seqOffset = this.aggregator.lastStreamSeq;
@@ -188,6 +192,8 @@ class LocalExperiment {
         this.observer.observe(decoded.message, (id) => this.attempts.get(id));
         if (decoded.message.kind === 'hello' && Object.keys(this.state.environment).length === 0) {
           this.state.environment = this.observer.get(decoded.message.runId)?.environment ?? {};
+          // Once per experiment: run transitions are journalled, the environment lives in the snapshot.
+          this.dir.writeState(this.state);
         }
         return 'ack';
       },
@@ -213,7 +219,7 @@ class LocalExperiment {
     const record = this.state.runs[run.id] ?? { status: 'pending', attempts: 0, lastError: null };
     // A crash between writing a run's file and recording it complete leaves a file of an attempt
     // that is about to be superseded: drop it so runs/ only ever describes what results hold.
-    removeRunFile(this.dir.dir, run.id);
+    this.runLog.supersede(run.id);
     const maxAttempts = this.loaded.experiment.spec.policy.retries + 1;
     const configuration = this.configurationOf(run);
     // Attempt numbers keep counting across resumes (the aggregator drops older attempts' data);
@@ -223,7 +229,7 @@ class LocalExperiment {
       record.attempts += 1;
       record.status = 'running';
       this.state.runs[run.id] = record;
-      this.dir.writeState(this.state);
+      this.dir.recordRun(run.id, record);
       this.attempts.set(run.id, attempt);
       // Before any agent starts: the aggregator refuses messages of attempts never started.
       this.aggregator.startAttempt(run.id, attempt);
@@ -284,7 +290,7 @@ class LocalExperiment {
     }
     record.status = 'failed';
     this.dir.writeCheckpoint(this.aggregator.checkpoint());
-    this.dir.writeState(this.state);
+    this.dir.recordRun(run.id, record);
     this.opts.progress.event({ type: 'runEnd', runId: run.id, status: 'failed', detail: record.lastError ?? '' });
   }
 
@@ -294,14 +300,15 @@ class LocalExperiment {
     const result = this.aggregator.runResult(runId);
     const o = this.observer.get(runId);
     if (result !== null && o !== undefined)
-      writeRunFile(this.dir.dir, {
+      this.runLog.append({
         result,
         power: o.power,
         marks: o.marks,
         windowStartMs: o.windowStartMs,
         windowEndMs: o.windowEndMs,
       });
-    this.dir.writeState(this.state);
+    const record = this.state.runs[runId];
+    if (record !== undefined) this.dir.recordRun(runId, record);
   }
 }
 
@@ -339,7 +346,7 @@ function openState(
     return { state: previous, aggregator: dir.restoreCheckpoint() ?? freshAggregator(uid, loaded) };
   }
   const state: LocalState = {
-    version: 1,
+    version: STATE_VERSION,
     manifestFile: resolve(opts.file),
     experimentUid: uid,
     simulated: opts.simulate,

@@ -1,11 +1,11 @@
 // `llem results show DIR | export DIR --format csv|json | compare DIR_A DIR_B`
 import { checkResultsFile } from '../out-dir.ts';
-import { readFileSync } from 'node:fs';
+import { createReadStream, existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { stringify } from 'yaml';
 import { InvalidInputError } from '../../lib/errors.ts';
-import { compareResults, readExportInput, readResultsDirectory, type ResultsDocument } from '../../local/index.ts';
+import { compareResults, openExport, readResultsDirectory, type ResultsDocument } from '../../local/index.ts';
 import { bestConfigurationText } from '../../report/best.ts';
 
 const HELP = `usage:
@@ -19,18 +19,67 @@ function usageError(message: string): never {
   throw new InvalidInputError([{ file: 'llem results', path: '', message: `${message}\n\n${HELP}` }]);
 }
 
-async function exportAs(format: 'llm-d' | 'mlenergy-csv', dir: string): Promise<string> {
-  const input = readExportInput(dir);
-  const { llmdReports, mlEnergyCsv } = await import('../../report/exports.ts');
-  if (format === 'mlenergy-csv') return mlEnergyCsv(input);
-  const reports = llmdReports(input);
-  if (reports.length === 0) {
+/** Writes to stdout, waiting for a slow reader (a pipe into `head` or gzip) instead of buffering. */
+class StdoutSink {
+  private buffered: string[] = [];
+  private chars = 0;
+  async write(text: string): Promise<void> {
+    this.buffered.push(text);
+    this.chars += text.length;
+    if (this.chars >= 1 << 16) await this.flush();
+  }
+  async flush(): Promise<void> {
+    const text = this.buffered.join('');
+    this.buffered = [];
+    this.chars = 0;
+    if (text !== '' && !process.stdout.write(text))
+      await new Promise<void>((resolve) => process.stdout.once('drain', resolve));
+  }
+}
+
+async function exportAs(format: 'llm-d' | 'mlenergy-csv', dir: string): Promise<void> {
+  const { context, runs } = openExport(dir);
+  const { llmdReport, mlEnergyCsvHeader, mlEnergyCsvRow } = await import('../../report/exports.ts');
+  const out = new StdoutSink();
+  if (format === 'mlenergy-csv') {
+    await out.write(mlEnergyCsvHeader() + '\n');
+    for (const r of runs) await out.write(mlEnergyCsvRow(context, r) + '\n');
+    await out.flush();
+    return;
+  }
+  let reports = 0;
+  for (const r of runs) {
+    if (r.status !== 'complete') continue;
+    // One YAML document per run, as llm-d-benchmark writes one report file per run.
+    await out.write((reports === 0 ? '' : '---\n') + stringify(llmdReport(context, r), { lineWidth: 0 }));
+    reports += 1;
+  }
+  if (reports === 0) {
     throw new InvalidInputError([
       { file: dir, path: '', message: 'has no complete run to report; finish it with llem run first' },
     ]);
   }
-  // One YAML document per run, as llm-d-benchmark writes one report file per run.
-  return reports.map((r) => stringify(r, { lineWidth: 0 })).join('---\n');
+  await out.flush();
+}
+
+/** A whole results file to stdout in 64 KiB pieces (experiment.json of 10^5 runs is ~200 MB). */
+async function copyFile(file: string): Promise<void> {
+  const out = new StdoutSink();
+  try {
+    for await (const chunk of createReadStream(file, { encoding: 'utf8' })) await out.write(chunk as string);
+  } catch (err) {
+    throw new InvalidInputError(
+      [
+        {
+          file,
+          path: '',
+          message: `cannot read (${(err as NodeJS.ErrnoException).code ?? String(err)}); run llem run on that directory again to rewrite its files`,
+        },
+      ],
+      { cause: err },
+    );
+  }
+  await out.flush();
 }
 
 function n(v: number | null | undefined): string {
@@ -81,7 +130,11 @@ export async function main(argv: string[]): Promise<number> {
     usageError((err as Error).message);
   }
   const dirs = parsed.positionals;
-  for (const d of dirs) for (const f of ['experiment.json', 'configs.csv']) checkResultsFile(join(d, f));
+  // experiment.json is read whole only in directories written before summary.json existed (ADR 0025).
+  for (const d of dirs) {
+    const whole = existsSync(join(d, 'summary.json')) ? 'summary.json' : 'experiment.json';
+    for (const f of [whole, 'configs.csv']) checkResultsFile(join(d, f));
+  }
   switch (sub) {
     case 'show': {
       if (dirs.length !== 1 || dirs[0] === undefined) usageError('show takes one results directory');
@@ -92,28 +145,12 @@ export async function main(argv: string[]): Promise<number> {
       if (dirs.length !== 1 || dirs[0] === undefined) usageError('export takes one results directory');
       const format = parsed.values.format;
       if (format === 'llm-d' || format === 'mlenergy-csv') {
-        process.stdout.write(await exportAs(format, dirs[0]));
+        await exportAs(format, dirs[0]);
         return 0;
       }
       if (format !== 'csv' && format !== 'json') usageError('--format must be csv, json, llm-d or mlenergy-csv');
       readResultsDirectory(dirs[0]);
-      const file = join(dirs[0], format === 'csv' ? 'configs.csv' : 'experiment.json');
-      let text: string;
-      try {
-        text = readFileSync(file, 'utf8');
-      } catch (err) {
-        throw new InvalidInputError(
-          [
-            {
-              file,
-              path: '',
-              message: `cannot read (${(err as NodeJS.ErrnoException).code ?? String(err)}); run llem run on that directory again to rewrite its files`,
-            },
-          ],
-          { cause: err },
-        );
-      }
-      process.stdout.write(text);
+      await copyFile(join(dirs[0], format === 'csv' ? 'configs.csv' : 'experiment.json'));
       return 0;
     }
     case 'compare': {

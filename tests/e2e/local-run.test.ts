@@ -4,6 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { processStartTicks } from '../../local/orphans.ts';
+import { ResultsDirectory } from '../../local/state.ts';
 import { REPO, runLlem, startLlem } from './llem-process.ts';
 
 const SMALL = join(REPO, 'tests/fixtures/local/small.yaml');
@@ -12,9 +13,22 @@ function tmp(): string {
   return mkdtempSync(join(tmpdir(), 'llem-e2e-'));
 }
 
+/** The live record of each run in runs.ndjson (ADR 0025: the last line for a run id), as bytes on disk. */
 function runFiles(out: string): Map<string, string> {
-  const dir = join(out, 'runs');
-  return new Map(existsSync(dir) ? readdirSync(dir).map((f) => [f, readFileSync(join(dir, f), 'utf8')]) : []);
+  const file = join(out, 'runs.ndjson');
+  const live = new Map<string, string>();
+  if (!existsSync(file)) return live;
+  for (const line of readFileSync(file, 'utf8').split('\n')) {
+    let rec: { runId?: string; superseded?: boolean; result?: { runId: string } };
+    try {
+      rec = JSON.parse(line) as typeof rec;
+    } catch {
+      continue; // a torn last line
+    }
+    if (rec.superseded === true && rec.runId !== undefined) live.delete(`${rec.runId}.json`);
+    else if (rec.result !== undefined) live.set(`${rec.result.runId}.json`, line);
+  }
+  return live;
 }
 
 /**
@@ -22,10 +36,7 @@ function runFiles(out: string): Map<string, string> {
  * redo).
  */
 function completeRunFiles(out: string): Map<string, string> {
-  const stateFile = join(out, '.llem', 'state.json');
-  const state = existsSync(stateFile)
-    ? (JSON.parse(readFileSync(stateFile, 'utf8')) as { runs: Record<string, { status: string }> })
-    : { runs: {} };
+  const state = new ResultsDirectory(out).readState() ?? { runs: {} };
   const complete = new Set(
     Object.entries(state.runs)
       .filter(([, r]) => r.status === 'complete')
@@ -271,11 +282,11 @@ describe('llem run (local, simulated)', { timeout: 600_000 }, () => {
   it('a damaged run file or checkpoint in a results directory is named, exit 2, with --fresh as the way out', async () => {
     const out = join(tmp(), 'damaged');
     assert.equal((await runLlem(['run', SMALL, '--simulate', '--out', out])).code, 0);
-    const first = readdirSync(join(out, 'runs')).sort()[0] ?? '';
-    writeFileSync(join(out, 'runs', first), '{trunc');
+    const log = join(out, 'runs.ndjson');
+    writeFileSync(log, '{trunc\n' + readFileSync(log, 'utf8'));
     const r = await runLlem(['run', SMALL, '--simulate', '--out', out]);
     assert.equal(r.code, 2, r.stderr);
-    assert.match(r.stderr, new RegExp(`runs/${first.replace('.', '\\.')}: is damaged: not readable JSON.*--fresh`));
+    assert.match(r.stderr, /runs\.ndjson: is damaged: line at byte 0 is not readable JSON.*--fresh/);
     writeFileSync(join(out, '.llem', 'checkpoint.bin'), 'garbage');
     const cp = await runLlem(['run', SMALL, '--simulate', '--out', out]);
     assert.equal(cp.code, 2, cp.stderr);
