@@ -217,6 +217,7 @@ export const TolerationSchema = z.strictObject({
  */
 export const RESERVED_ENV_NAMES = [
   'HF_TOKEN',
+  'HF_TOKEN_PATH',
   'HF_HUB_OFFLINE',
   'HF_HUB_DISABLE_TELEMETRY',
   'DO_NOT_TRACK',

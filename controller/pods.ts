@@ -106,15 +106,34 @@ function datasetVolumes(req: PodRequest): { volumes: V1Volume[]; mounts: V1Volum
   };
 }
 
-/** The launch's environment: plain values, and secrets (HF token) only as secretKeyRef, never values. */
+/** The launch's environment: plain values only; a secret's file path at most (ADR 0025). */
 function launchEnv(launch: BackendLaunch): V1EnvVar[] {
-  return [
-    ...Object.entries(launch.env).map(([name, value]) => ({ name, value })),
-    ...launch.secretEnv.map((s) => ({
-      name: s.name,
-      valueFrom: { secretKeyRef: { name: s.secretName, key: s.secretKey } },
-    })),
-  ];
+  return Object.entries(launch.env).map(([name, value]) => ({ name, value }));
+}
+
+/** Read-only file permissions for a mounted secret: owner read only (the kubelet may add group read for fsGroup). */
+const SECRET_FILE_MODE = 0o400;
+
+/**
+ * Secrets the backend reads (the HF token) as Secret volumes: one key, mode 0400, mounted read-only. The
+ * value never enters an environment, so /proc/<pid>/environ of the agent and the backend holds only the path.
+ */
+function secretVolumes(launch: BackendLaunch): { volumes: V1Volume[]; mounts: V1VolumeMount[] } {
+  const volumes: V1Volume[] = [];
+  const mounts: V1VolumeMount[] = [];
+  for (const [i, f] of launch.secretFiles.entries()) {
+    const name = `llem-secret-${i}`;
+    volumes.push({
+      name,
+      secret: {
+        secretName: f.secretName,
+        items: [{ key: f.secretKey, path: f.fileName }],
+        defaultMode: SECRET_FILE_MODE,
+      },
+    });
+    mounts.push({ name, mountPath: f.mountDir, readOnly: true });
+  }
+  return { volumes, mounts };
 }
 
 /** The kubelet expands `$(NAME)` in args and env values: escaped, a user's text reaches the process as written. */
@@ -198,6 +217,7 @@ export function buildPod(req: PodRequest, opts: PodBuilderOptions): V1Pod {
   const labels = { ...(tpl.labels ?? {}), ...podLabels(experiment, run.id, attempt, replica) };
   const model = modelVolumes(spec);
   const dataset = datasetVolumes(req);
+  const secrets = secretVolumes(backendLaunch(req.configuration, opts.simulate));
   const anti = spreadReplicas(req, labels);
   const affinity = withReplicaSpread(placement.affinity ?? {}, anti);
   return {
@@ -239,12 +259,13 @@ export function buildPod(req: PodRequest, opts: PodBuilderOptions): V1Pod {
           securityContext: agentSecurityContext(),
         },
       ],
-      containers: [backendContainer(req, opts, [...model.mounts, ...dataset.mounts])],
+      containers: [backendContainer(req, opts, [...model.mounts, ...dataset.mounts, ...secrets.mounts])],
       volumes: [
         { name: 'llem-agent', emptyDir: {} },
         { name: 'dshm', emptyDir: { medium: 'Memory', sizeLimit: tpl.shmSize } },
         ...model.volumes,
         ...dataset.volumes,
+        ...secrets.volumes,
         ...(opts.busIssuer === undefined ? [] : [busIdentityMount(experiment, run.id).volume]),
       ],
       nodeSelector: placement.nodeSelector,

@@ -10,6 +10,7 @@ import { describeExit, startBackend, type BackendProcess } from '../agent/superv
 import type { Configuration } from '../api/matrix.ts';
 import { BackendError, InterruptedError, isAddressInUse } from '../lib/errors.ts';
 import type { Logger } from '../lib/log.ts';
+import { backendEnvironment } from './backend-env.ts';
 import { BackendLedger, processStartTicks } from './orphans.ts';
 
 export interface RunningBackend {
@@ -48,6 +49,8 @@ export interface BackendPoolOptions {
   gpuEntries?: readonly string[];
   /** Resolves when the GPUs' memory is back at its level before any server started (gpu-check.ts). */
   awaitGpuReleased?: () => Promise<void>;
+  /** Names of the user's environment variables a server also gets (--pass-env); see backend-env.ts. */
+  passEnv?: readonly string[];
 }
 
 /** images/pytorch beside the sources, or (bundled CLI) under the working directory; LLEM_PYTORCH_SERVER_ROOT wins. */
@@ -218,7 +221,11 @@ export class BackendPool {
     const [command, ...args] = argv;
     if (command === undefined) throw new BackendError('the server command is empty');
     const proc: BackendProcess = startBackend(command, args, {
-      env: { ...process.env, ...env, ...this.deviceEnv(c), LLEM_PORT: String(port) },
+      env: backendEnvironment(
+        process.env,
+        { ...env, ...this.deviceEnv(c), LLEM_PORT: String(port) },
+        this.opts.passEnv ?? [],
+      ),
       logger: this.opts.logger,
     });
     const pid = proc.pid;

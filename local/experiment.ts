@@ -32,6 +32,8 @@ export interface LocalRunOptions {
   serverCommand?: readonly string[];
   /** `llem mock-server` options (latencies, batch) for the simulated server under --simulate. */
   mockArgs?: readonly string[];
+  /** The user's environment variables the backend server also gets (by name); nothing else of it does. */
+  passEnv?: readonly string[];
   signal: AbortSignal;
   progress: ProgressSink;
   logger?: Logger;
@@ -151,6 +153,7 @@ class LocalExperiment {
         ? {}
         : { gpuEntries: opened.gpus.entries, awaitGpuReleased: releaseWaiter(opened.gpus) }),
       ...(opts.mockArgs !== undefined ? { mockArgs: opts.mockArgs } : {}),
+      ...(opts.passEnv !== undefined ? { passEnv: opts.passEnv } : {}),
     });
     this.observer = new MessageObserver((runId, attempt, ready) => this.maybeStart(runId, attempt, ready));
   }

@@ -4,3 +4,4 @@ export { ConsoleProgress, finishText, type ProgressEvent, type ProgressSink, typ
 export { RESULTS_SCHEMA_VERSION, type ResultsSummary, type RunFile } from './results.ts';
 export { readResultsDirectory, compareResults, type ResultsDocument } from './results-read.ts';
 export { openExport, type StreamedExport } from './results-export.ts';
+export { parsePassEnv, LOCAL_BACKEND_BASE_ENV } from './backend-env.ts';

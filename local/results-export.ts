@@ -44,7 +44,8 @@ export function openExport(dir: string): StreamedExport {
     environment?: Record<string, string>;
     configurations: ExportContext['configurations'];
   };
-  const runIndex = new RunFileIndex(dir);
+  // Built on the first lookup: the ML.ENERGY CSV needs no power series, so it never scans runs.ndjson.
+  let runIndex: RunFileIndex | null = null;
   const context: ExportContext = {
     experimentName: doc.experiment?.metadata?.name ?? 'experiment',
     experimentUid: doc.results.experimentUid,
@@ -52,7 +53,7 @@ export function openExport(dir: string): StreamedExport {
     spec: doc.experiment?.spec ?? {},
     environment: doc.environment ?? {},
     configurations: doc.configurations,
-    runFiles: { get: (runId) => runIndex.window(runId) },
+    runFiles: { get: (runId) => (runIndex ??= new RunFileIndex(dir)).window(runId) },
   };
   const linesPath = join(dir, RUN_RESULTS_FILE);
   const runs: Iterable<RunResult> =

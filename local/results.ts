@@ -142,7 +142,7 @@ export function writeResults(input: WriteResultsInput): ResultsSummary {
  * string (10^5 runs are ~200 MB); run-results.ndjson holds the same runs one a line, and summary.json the
  * rest, written last: a reader that finds it finds the files it describes.
  */
-function writeRunDocuments(dir: string, doc: Record<string, unknown>, runs: readonly unknown[]): void {
+export function writeRunDocuments(dir: string, doc: Record<string, unknown>, runs: readonly unknown[]): void {
   writeLinesAtomic(join(dir, RUN_RESULTS_FILE), runs);
   const results = doc['results'] as Record<string, unknown>;
   writeJsonStreamed(join(dir, 'experiment.json'), doc, ['results', 'runs'], runs);

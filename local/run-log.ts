@@ -38,6 +38,11 @@ export class RunFileIndex {
 
   constructor(readonly dir: string) {
     this.logPath = join(dir, RUN_LOG_FILE);
+    this.scan();
+  }
+
+  private scan(): void {
+    const dir = this.dir;
     const legacy = join(dir, LEGACY_RUNS_DIR);
     if (existsSync(legacy)) {
       for (const f of readdirSync(legacy)) {

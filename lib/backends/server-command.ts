@@ -59,7 +59,7 @@ function mockLaunch(c: Configuration): BackendLaunch {
     command: AGENT_NODE,
     args: [AGENT_ENTRY, 'mock-server', '--host', '127.0.0.1', '--port', String(SERVER_PORT), '--model', c.model.name],
     env: {},
-    secretEnv: [],
+    secretFiles: [],
     files: [],
     servedModelName: c.model.name,
     baseUrl: `http://127.0.0.1:${SERVER_PORT}`,

@@ -1,7 +1,7 @@
 // `vllm serve`: one flag per VllmParams field, always explicit so the rendered line documents the run.
 import { VllmParamsSchema, type BackendSpec, type ModelSpec, type VllmParams } from '../../api/spec.ts';
 import { InvalidInputError } from '../../lib/errors.ts';
-import { baseEnv, hfTokenEnv, modelLocation } from './model-source.ts';
+import { baseEnv, hfTokenFiles, modelLocation } from './model-source.ts';
 import type { BackendLaunch, LaunchContext } from './types.ts';
 
 /** vLLM's --speculative-config JSON for each method of the spec. */
@@ -46,7 +46,7 @@ export function renderVllm(backend: BackendSpec, model: ModelSpec, ctx: LaunchCo
   checkParams(p, ctx, `spec.backends[${backend.name ?? backend.type}].vllm`);
   const location = modelLocation(model, ctx);
   const args = ['serve'];
-  const env = baseEnv(location);
+  const env = baseEnv(location, model);
   env['VLLM_NO_USAGE_STATS'] = '1';
   if (location.kind === 'path') args.push(location.path);
   else args.push(model.name, '--revision', model.revision);
@@ -102,7 +102,7 @@ export function renderVllm(backend: BackendSpec, model: ModelSpec, ctx: LaunchCo
     command: 'vllm',
     args,
     env,
-    secretEnv: hfTokenEnv(model),
+    secretFiles: hfTokenFiles(model),
     files: [],
     servedModelName: model.name,
     baseUrl: `http://${clientHost(ctx.host)}:${ctx.port}`,
