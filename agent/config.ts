@@ -44,6 +44,8 @@ export const AgentConfigSchema = z.strictObject({
       baseUrl: z.url().default('http://127.0.0.1:8000'),
       readinessPath: z.string().startsWith('/').default('/health'),
       readinessTimeoutSeconds: z.number().gt(0).default(900),
+      /** SIGTERM -> SIGKILL grace for the backend's process group when the agent stops it. */
+      shutdownGraceSeconds: z.number().gt(0).max(600).default(5),
       /** The backend's own metrics endpoint (vLLM /metrics, PyTorch /stats), scraped over the window; null: none. */
       metrics: z
         .strictObject({ path: z.string().startsWith('/'), format: z.enum(['prometheus', 'llem-stats']) })

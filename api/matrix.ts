@@ -36,6 +36,8 @@ interface BackendBase {
   extraArgs: string[];
   /** How long the server may take to become ready; not part of the config hash (it measures nothing). */
   readinessTimeoutSeconds?: number;
+  /** SIGTERM -> SIGKILL grace when stopping the server; not part of the config hash either. */
+  shutdownGraceSeconds?: number;
 }
 export type ResolvedBackend =
   | (BackendBase & { type: 'pytorch'; params: PytorchParams })
@@ -243,6 +245,7 @@ function resolve(
     params: params.value,
     extraArgs: b.extraArgs,
     ...(b.readinessTimeoutSeconds === undefined ? {} : { readinessTimeoutSeconds: b.readinessTimeoutSeconds }),
+    ...(b.shutdownGraceSeconds === undefined ? {} : { shutdownGraceSeconds: b.shutdownGraceSeconds }),
   } as ResolvedBackend;
   const draft: ConfigurationDraft = {
     backendIndex,

@@ -125,6 +125,12 @@ export const BackendSchema = z
       .describe(
         'How long the server may take to answer its health check (model download and load included); absent: 1800 for pytorch and vllm, 3600 for tensorrt.',
       ),
+    shutdownGraceSeconds: posInt
+      .max(600)
+      .optional()
+      .describe(
+        'When stopping the server: SIGTERM to its whole process tree, SIGKILL after this many seconds; absent: 10 for llem run, 5 in a pod.',
+      ),
   })
   .superRefine((b, ctx) => {
     for (const t of BACKEND_TYPES) {

@@ -28,7 +28,6 @@ messages are printed to stdout as JSON lines, start.mode must be "immediate").
 
 /** The abort deadline: everything after a signal must finish inside 10 s. */
 const HARD_EXIT_MS = 9000;
-const BACKEND_GRACE_MS = 5000;
 
 async function openBus(env: AgentEnvironment): Promise<Bus> {
   if (env.nats === null) return new JsonLinesBus(process.stdout);
@@ -136,7 +135,8 @@ export async function main(argv: string[]): Promise<number> {
   if (args.command.length > 0) writeBackendFiles(env.config.files);
   const bus = await openBus(env);
   const [cmd, ...cmdArgs] = args.command;
-  const backend = cmd === undefined ? null : startBackend(cmd, cmdArgs, { logger: log });
+  const graceMs = env.config.backend.shutdownGraceSeconds * 1000;
+  const backend = cmd === undefined ? null : startBackend(cmd, cmdArgs, { logger: log, orphanGuard: { graceMs } });
   const abort = new AbortController();
   const received: { signal?: NodeJS.Signals } = {};
   const unwatch = watch(abort, backend, received);
@@ -161,8 +161,7 @@ export async function main(argv: string[]): Promise<number> {
     return isLlemError(err) ? err.exitCode : 1;
   } finally {
     unwatch();
-    if (backend !== null)
-      log.info({ exit: describeExit(await backend.terminate(BACKEND_GRACE_MS)) }, 'backend stopped');
+    if (backend !== null) log.info({ exit: describeExit(await backend.terminate(graceMs)) }, 'backend stopped');
     await bus.close().catch(() => undefined);
   }
 }

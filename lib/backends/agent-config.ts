@@ -63,6 +63,7 @@ function backendConfig(type: string, launch: BackendLaunch | undefined): Record<
     readinessPath: launch.readiness.path,
     readinessTimeoutSeconds: launch.readiness.timeoutSeconds,
     metrics: launch.metrics,
+    ...(launch.shutdownGraceSeconds === undefined ? {} : { shutdownGraceSeconds: launch.shutdownGraceSeconds }),
   };
 }
 

@@ -66,4 +66,6 @@ export interface BackendLaunch {
   baseUrl: string;
   readiness: ReadinessProbe;
   metrics: MetricsEndpoint | null;
+  /** backends[].shutdownGraceSeconds: SIGTERM -> SIGKILL grace when the server is stopped (absent: the runtime's). */
+  shutdownGraceSeconds?: number;
 }
