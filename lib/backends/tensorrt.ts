@@ -64,6 +64,7 @@ export function renderTensorrt(backend: BackendSpec, model: ModelSpec, ctx: Laun
   args.push('--tp_size', String(p.tensorParallelSize), '--pp_size', String(p.pipelineParallelSize));
   args.push('--max_batch_size', String(p.maxBatchSize), '--max_num_tokens', String(p.maxNumTokens));
   args.push('--kv_cache_free_gpu_memory_fraction', String(p.kvCacheFreeGpuMemoryFraction));
+  if (p.modelKwargs?.trustRemoteCode === true) args.push('--trust_remote_code');
   const extra = extraOptionsFile(p, model, ctx);
   if (extra !== null) args.push('--extra_llm_api_options', extra.path);
   args.push(...backend.extraArgs);

@@ -31,15 +31,15 @@ const hold = (role: string): void => {
 };
 
 async function worker(role: string): Promise<void> {
-  hold(role);
   // A worker frees its memory and exits shortly after SIGTERM (as a vLLM worker does when the engine stops).
   process.on('SIGTERM', () => setTimeout(() => process.exit(0), 200));
+  hold(role);
   setInterval(() => undefined, 1 << 30);
 }
 
 async function helper(ignoreMs: number): Promise<void> {
-  hold('helper');
   process.on('SIGTERM', () => setTimeout(() => process.exit(0), ignoreMs));
+  hold('helper');
   setInterval(() => undefined, 1 << 30);
 }
 
