@@ -3,11 +3,12 @@
 // `llem run`: signals at each phase leave no process of the tree alive, a worker dying mid-window fails the
 // run with a reason in bounded time, and a stop escalates SIGTERM -> SIGKILL after backends[].shutdownGraceSeconds.
 import assert from 'node:assert/strict';
-import { existsSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, it, type TestContext } from 'node:test';
 import { REPO, startLlem, type LlemProcess } from './llem-process.ts';
+import { memoryHolders as holders, memoryReleasedAfter as releasedAfter, until } from '../support/fake-gpu-memory.ts';
 
 const SMALL = join(REPO, 'tests/fixtures/local/small.yaml');
 
@@ -35,43 +36,6 @@ function setup(graceSeconds: number, helperIgnoreTermMs = 30_000): Setup {
     ...['--helper-ignore-term-ms', String(helperIgnoreTermMs)],
   ].join(' ');
   return { dir, memDir, args: ['run', manifest, '--simulate', '--out', join(dir, 'out'), '--server-command', server] };
-}
-
-function alive(pid: number): boolean {
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    const state = stat.slice(stat.lastIndexOf(')') + 2).split(' ')[0];
-    return state !== 'Z' && state !== 'X';
-  } catch {
-    return false;
-  }
-}
-
-/** Pids holding fake GPU memory now (files of processes that are still alive). */
-function holders(memDir: string): number[] {
-  if (!existsSync(memDir)) return [];
-  return readdirSync(memDir)
-    .filter((f) => f.endsWith('.pid'))
-    .map((f) => Number(readFileSync(join(memDir, f), 'utf8')))
-    .filter((pid) => alive(pid));
-}
-
-/** Milliseconds from `t0` until no process holds fake GPU memory (throws after limitMs). */
-async function releasedAfter(memDir: string, t0: number, limitMs: number): Promise<number> {
-  for (;;) {
-    const left = holders(memDir);
-    if (left.length === 0) return Math.round(performance.now() - t0);
-    if (performance.now() - t0 > limitMs) assert.fail(`processes still holding GPU memory: ${left.join(', ')}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
-
-async function until(what: string, test: () => boolean, limitMs = 60_000): Promise<void> {
-  const t0 = Date.now();
-  while (!test()) {
-    if (Date.now() - t0 > limitMs) assert.fail(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
 }
 
 const PHASES: Array<{ name: string; reach: (p: LlemProcess, s: Setup) => Promise<void> }> = [
