@@ -5,7 +5,8 @@ import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { stringify } from 'yaml';
 import { InvalidInputError } from '../../lib/errors.ts';
-import { compareResults, openExport, readResultsDirectory, type ResultsDocument } from '../../local/index.ts';
+import { compareResults, readResultsDirectory, type ResultsDocument } from '../../local/results-read.ts';
+import { openExport } from '../../local/results-export.ts';
 import { bestConfigurationText } from '../../report/best.ts';
 
 const HELP = `usage:
