@@ -10,6 +10,8 @@ import { loadAgentEnvironment, type AgentEnvironment } from '../../agent/config.
 import { JsonLinesBus } from '../../agent/json-lines-bus.ts';
 import { runAgent } from '../../agent/runner.ts';
 import { describeExit, startBackend, type BackendProcess } from '../../agent/supervisor.ts';
+import { watchGroup, type GroupWatch } from '../../agent/process-tree.ts';
+import { awaitBackendReady } from '../../agent/readiness.ts';
 import { createNvmlTelemetry, createSimulatedGpu } from '../../agent/telemetry/sampler.ts';
 import type { GpuTelemetry } from '../../agent/telemetry/types.ts';
 import { openNatsBus } from '../../lib/bus/index.ts';
@@ -120,6 +122,35 @@ function watch(
   };
 }
 
+/**
+ * Once the backend answers its health check, its process tree (front, one worker per GPU, helpers) is complete:
+ * a member dying from then on aborts the run with its pid and command (ADR 0025), instead of a half-served
+ * window. The readiness poll here is the agent's own, repeated: cheap, and it keeps the runner untouched.
+ */
+function watchTreeWhenReady(env: AgentEnvironment, backend: BackendProcess, abort: AbortController): () => void {
+  const stop = new AbortController();
+  let tree: GroupWatch | null = null;
+  const b = env.config.backend;
+  void awaitBackendReady({
+    url: new URL(b.readinessPath, b.baseUrl).toString(),
+    timeoutMs: b.readinessTimeoutSeconds * 1000,
+    pollMs: 500,
+    signal: AbortSignal.any([stop.signal, abort.signal]),
+  })
+    .then(() => {
+      if (stop.signal.aborted || abort.signal.aborted || backend.pid === undefined) return;
+      tree = watchGroup(backend.pid);
+      void tree.died.then((why) => {
+        if (!backend.terminating) abort.abort(new BackendError(`backend ${why}`));
+      });
+    })
+    .catch(() => undefined); // not ready in time: the runner reports that itself
+  return () => {
+    stop.abort();
+    tree?.stop();
+  };
+}
+
 export async function main(argv: string[]): Promise<number> {
   const args = parse(argv);
   if (args.help) {
@@ -140,6 +171,7 @@ export async function main(argv: string[]): Promise<number> {
   const abort = new AbortController();
   const received: { signal?: NodeJS.Signals } = {};
   const unwatch = watch(abort, backend, received);
+  const untree = backend === null ? (): void => undefined : watchTreeWhenReady(env, backend, abort);
   try {
     const summary = await runAgent(env.config, {
       bus,
@@ -161,6 +193,7 @@ export async function main(argv: string[]): Promise<number> {
     return isLlemError(err) ? err.exitCode : 1;
   } finally {
     unwatch();
+    untree();
     if (backend !== null) log.info({ exit: describeExit(await backend.terminate(graceMs)) }, 'backend stopped');
     await bus.close().catch(() => undefined);
   }

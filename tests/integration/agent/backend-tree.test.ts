@@ -4,7 +4,7 @@
 // until the memory was free (ADR 0025).
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
@@ -18,6 +18,7 @@ const GRACE_S = 1;
 
 interface Agent {
   kinds: string[];
+  reasons: string[];
   exit: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
   kill: (sig: NodeJS.Signals) => void;
   memDir: string;
@@ -49,9 +50,12 @@ async function startAgent(): Promise<Agent> {
     stdio: ['ignore', 'pipe', 'ignore'],
   });
   const kinds: string[] = [];
+  const reasons: string[] = [];
   createInterface({ input: child.stdout }).on('line', (l) => {
     try {
-      kinds.push((JSON.parse(l) as { message: { kind: string } }).message.kind);
+      const m = (JSON.parse(l) as { message: { kind: string; reason?: string } }).message;
+      kinds.push(m.kind);
+      if (m.reason !== undefined) reasons.push(m.reason);
     } catch {
       // the backend's own stdout lines share the stream
     }
@@ -59,7 +63,7 @@ async function startAgent(): Promise<Agent> {
   const exit = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((r) =>
     child.once('exit', (code, signal) => r({ code, signal })),
   );
-  return { kinds, exit, kill: (sig) => child.kill(sig), memDir };
+  return { kinds, reasons, exit, kill: (sig) => child.kill(sig), memDir };
 }
 
 const PHASES: Array<{ name: string; reach: (a: Agent) => Promise<void> }> = [
@@ -91,4 +95,30 @@ describe('llem agent with a multi-process backend (simulated vLLM process tree)'
       });
     }
   }
+
+  it(
+    'a worker that dies mid-window aborts the run within seconds, naming the dead process, and frees the tree',
+    {
+      timeout: 120_000,
+    },
+    async (t: TestContext) => {
+      const a = await startAgent();
+      t.after(() => a.kill('SIGKILL'));
+      await until('a sketch message', () => a.kinds.includes('sketch'));
+      const worker = Number(readFileSync(join(a.memDir, 'worker-0.pid'), 'utf8'));
+      const t0 = performance.now();
+      process.kill(worker, 'SIGKILL');
+      const exit = await a.exit;
+      const ms = Math.round(performance.now() - t0);
+      t.diagnostic(`the run was aborted ${ms} ms after the worker died`);
+      assert.notEqual(exit.code, 0);
+      assert.ok(ms < 10_000, `aborted after ${ms} ms`);
+      assert.equal(a.kinds.at(-1), 'aborted');
+      assert.match(
+        a.reasons.at(-1) ?? '',
+        new RegExp(`process ${worker} of the backend's process tree .*worker-0.* died`),
+      );
+      await memoryReleasedAfter(a.memDir, t0, GRACE_S * 1000 + 8000);
+    },
+  );
 });
