@@ -65,12 +65,17 @@ export interface GroupWatch {
 }
 
 /**
- * Snapshots the group's members now (call it once the server is ready: its tree is then complete) and polls
- * them every `intervalMs`; the first to die resolves `died`. Processes that join later are not watched: a
- * server may run short-lived helpers whose normal exit is no failure.
+ * Snapshots the group's members but its leader now (call it once the server is ready: its tree is then
+ * complete) and polls them every `intervalMs`; the first to die resolves `died`. Processes that join later
+ * are not watched: a server may run short-lived helpers whose normal exit is no failure.
  */
 export function watchGroup(pgid: number, intervalMs = 250): GroupWatch {
-  const watched = new Map<number, string>(groupMembers(pgid).map((m) => [m.pid, m.command]));
+  // The leader is left out: its exit is the supervisor's to report (with its exit code and last lines).
+  const watched = new Map<number, string>(
+    groupMembers(pgid)
+      .filter((m) => m.pid !== pgid)
+      .map((m) => [m.pid, m.command]),
+  );
   let timer: NodeJS.Timeout | null = null;
   let settle: (why: string) => void = () => undefined;
   const died = new Promise<string>((resolve) => (settle = resolve));
