@@ -7,16 +7,33 @@ import { Publisher } from '../../../agent/publisher.ts';
 
 const key = { namespace: 'ns', experimentUid: 'uid', runId: 'run', attempt: 1, replica: 0 };
 
-/** A bus whose acks arrive in reverse order of publishing, to prove the publisher serialises. */
-function slowBus(fail?: number): { bus: Bus; stored: WireMessage[]; ids: string[] } {
+/**
+ * A bus that stores and acks the first `reversed` publishes in reverse order of hand-over, once all of
+ * them are pending (deterministic: no timer race under load), to prove the publisher serialises;
+ * later publishes are acked on the next turn. Publish number `fail` throws.
+ */
+function slowBus(opts: { fail?: number; reversed?: number } = {}): {
+  bus: Bus;
+  stored: WireMessage[];
+  ids: string[];
+} {
   const stored: WireMessage[] = [];
   const ids: string[] = [];
+  const held: Array<() => void> = [];
   let n = 0;
   const bus = {
     publish: async (_s: string, data: Uint8Array, o: { msgId: string }) => {
       const i = ++n;
-      await new Promise((r) => setTimeout(r, Math.max(0, 20 - i * 3)));
-      if (i === fail) throw new Error('broker gone');
+      if (i <= (opts.reversed ?? 0)) {
+        await new Promise<void>((r) => {
+          held.push(r);
+          // Released once this publish awaits too, so every release resumes a waiting publish in turn.
+          if (held.length === opts.reversed) queueMicrotask(() => held.reverse().forEach((release) => release()));
+        });
+      } else {
+        await new Promise((r) => setImmediate(r));
+      }
+      if (i === opts.fail) throw new Error('broker gone');
       const d = decodeMessage(data);
       if (d.ok) stored.push(d.message);
       ids.push(o.msgId);
@@ -27,7 +44,7 @@ function slowBus(fail?: number): { bus: Bus; stored: WireMessage[]; ids: string[
 }
 
 void test('messages are handed to the bus in seq order with contiguous seq and per-kind counts, acks in any order', async () => {
-  const { bus, stored, ids } = slowBus();
+  const { bus, stored, ids } = slowBus({ reversed: 3 });
   const p = new Publisher(bus, key, true);
   void p.publish('hello', {
     environment: {
@@ -95,7 +112,7 @@ void test('publishes are pipelined up to the in-flight bound, never past it, and
 });
 
 void test('a failed publish fails every later one and drain, as a BusError', async () => {
-  const { bus, stored } = slowBus(2);
+  const { bus, stored } = slowBus({ fail: 2 });
   const p = new Publisher(bus, key, false, 1);
   await p.publish('ready', {});
   await assert.rejects(p.publish('ready', {}), BusError);
