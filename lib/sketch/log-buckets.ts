@@ -1,6 +1,6 @@
 // Sparse sorted buckets of LogHistogram and the pure operations on them: merge, coarsen, fit to
 // the byte budget, and the quantile/rank interpolation inside a bucket.
-import { encodedBytes, lowerEdgeLn, MAX_LEVEL, BYTE_BUDGET } from './log-histogram-layout.ts';
+import { encodedBytes, lowerEdgeLn, MAX_LEVEL, BYTE_BUDGET, varintBytes } from './log-histogram-layout.ts';
 
 /** Buckets with a count > 0, indices strictly ascending, `size` entries in use. */
 export interface Buckets {
@@ -90,7 +90,7 @@ function coarsenedScratch(y: Buckets, level: number): Buckets {
  * are already in x, the common case when many partials of one run are merged. Returns x or its
  * grown replacement. Same result as mergeBuckets.
  */
-export function mergeInto(x: Buckets, y0: Buckets): Buckets {
+export function mergeInto(x: Buckets, y0: Buckets, growth?: { bytes: number }): Buckets {
   const into = y0.level > x.level ? coarsen(x, y0.level) : x;
   const level = into.level;
   const y = y0.level === level ? y0 : coarsenedScratch(y0, level);
@@ -99,12 +99,19 @@ export function mergeInto(x: Buckets, y0: Buckets): Buckets {
   const yCounts = y.counts;
   let i = 0;
   let extra = 0;
+  let grew = 0;
   for (let k = 0; k < ySize; k++) {
     const j = yIndex[k] as number;
     while (i < into.size && (into.index[i] as number) < j) i++;
-    if (i < into.size && into.index[i] === j) into.counts[i] = (into.counts[i] as number) + (yCounts[k] as number);
-    else extra++;
+    if (i < into.size && into.index[i] === j) {
+      const before = into.counts[i] as number;
+      const after = before + (yCounts[k] as number);
+      into.counts[i] = after;
+      if (after >= 0x80) grew += varintBytes(after) - varintBytes(before);
+    } else extra++;
   }
+  // Same buckets, same level: only count varints can have grown (gaps and the header are unchanged).
+  if (growth !== undefined) growth.bytes = extra === 0 && into === x ? grew : Number.NaN;
   if (extra === 0) return into;
   // Some of y's buckets are new: merge from the back into room for the union.
   const n = into.size + extra;
@@ -150,8 +157,12 @@ export function bucketsOfSorted(finest: Int32Array, level: number): Buckets {
   return { index, counts, size: n, level };
 }
 
-/** Coarsens until the serialised form fits the byte budget: the finest level that does. */
-export function fitBudget(b: Buckets): Buckets {
+/**
+ * Coarsens until the serialised form fits the byte budget: the finest level that does. `bytes`: b's
+ * serialised size when the caller knows it (saves one pass over the buckets).
+ */
+export function fitBudget(b: Buckets, bytes?: number): Buckets {
+  if (bytes !== undefined && bytes <= BYTE_BUDGET) return b;
   let out = b;
   while (out.level < MAX_LEVEL && encodedBytes(out.index, out.counts, out.size) > BYTE_BUDGET) {
     out = coarsen(out, out.level + 1);

@@ -9,7 +9,7 @@
 //   (a sender cannot blur the run's quantiles by sending a needlessly coarse sketch).
 import { ProtocolError } from '../errors.ts';
 import type { HistogramParts } from './log-histogram-codec.ts';
-import { BYTE_BUDGET, bucketOf, finerBytesBound, lowerEdgeLn } from './log-histogram-layout.ts';
+import { BYTE_BUDGET, bucketOf, finerBytesBound, lowerEdge } from './log-histogram-layout.ts';
 
 /** Relative slack on the sum bounds: the sum is accumulated in floating point, edges pass through exp. */
 const SUM_TOLERANCE = 1e-9;
@@ -41,8 +41,8 @@ function checkSum(p: HistogramParts): void {
   for (let k = 0; k < b.size; k++) {
     const c = b.counts[k] as number;
     const j = b.index[k] as number;
-    low += c * (k === 0 ? p.min : Math.exp(lowerEdgeLn(j, b.level)));
-    high += c * (k === b.size - 1 ? p.max : Math.exp(lowerEdgeLn(j + 1, b.level)));
+    low += c * (k === 0 ? p.min : lowerEdge(j, b.level));
+    high += c * (k === b.size - 1 ? p.max : lowerEdge(j + 1, b.level));
   }
   if (sum < low * (1 - SUM_TOLERANCE) || sum > high * (1 + SUM_TOLERANCE)) {
     fail(`sum ${sum} is outside [${low}, ${high}], the range the buckets allow`);
