@@ -8,7 +8,10 @@
 // publish-to-applied latency, and checks exactly once (every (publisher, seq) applied once, none
 // missing, no duplicate applied).
 // Short by default (~30 s): BENCH_BUS_MESSAGES to change; BENCH_BUS_IN_FLIGHT sets each publisher's
-// window of wire messages not yet stored (default 16, 160 over the 10 publishers).
+// window of wire messages not yet stored (default 16, 160 over the 10 publishers). BENCH_BUS_KIND=ready
+// sends empty `ready` messages instead (the figure this bench printed before it sent slices: easier
+// than the real path, for comparison only). Each NATS line says how much CPU nats-server used.
+import { readFileSync } from 'node:fs';
 import { loadavg } from 'node:os';
 import { decodeMessages, experimentSubjectFilter, type SketchMessage } from '../api/protocol.ts';
 import { DEFAULT_MAX_BATCH, Publisher } from '../agent/publisher.ts';
@@ -22,6 +25,7 @@ import { startNatsServer } from '../tests/support/nats-server.ts';
 
 const TOTAL = Number(process.env['BENCH_BUS_MESSAGES'] ?? 40_000);
 const IN_FLIGHT = Number(process.env['BENCH_BUS_IN_FLIGHT'] ?? 16);
+const KIND = process.env['BENCH_BUS_KIND'] === 'ready' ? 'ready' : 'sketch';
 const PUBLISHERS = 10;
 const NS = 'bench';
 
@@ -55,6 +59,10 @@ const SLICE_BYTES = Math.round(
 
 interface Result {
   msgsPerSecond: number;
+  /** Wire messages per bus message the consumer received, on average. */
+  perBusMessage: number;
+  /** CPU seconds nats-server used during the run (NaN in process). */
+  serverCpuS: number;
   p50Ms: number;
   p99Ms: number;
   applied: number;
@@ -91,6 +99,7 @@ async function run(
   let applied = 0;
   let duplicatesApplied = 0;
   let lastApplyMs = 0;
+  let busMessages = 0;
   let done!: () => void;
   const allApplied = new Promise<void>((r) => (done = r));
   const consumption = await consumerBus.consume({
@@ -101,6 +110,7 @@ async function run(
       const d = decodeMessages(m.data);
       if (!d.ok) return 'dead-letter';
       const outcomes = aggregator.applyBatch(d.messages, m.streamSeq);
+      busMessages++;
       lastApplyMs = performance.now();
       const nowMs = Date.now();
       for (const [i, message] of d.messages.entries()) {
@@ -127,7 +137,10 @@ async function run(
       const window: Array<Promise<void>> = [];
       for (let i = 0; i < perPublisher; i++) {
         if (i >= inFlight) await window[i % inFlight];
-        window[i % inFlight] = publisher.publish('sketch', SLICES[(i + p) % SLICES.length] as SketchBody);
+        window[i % inFlight] =
+          KIND === 'ready'
+            ? publisher.publish('ready', {})
+            : publisher.publish('sketch', SLICES[(i + p) % SLICES.length] as SketchBody);
       }
       await publisher.drain();
     }),
@@ -139,6 +152,8 @@ async function run(
   const sorted = latencies.sort();
   return {
     msgsPerSecond: total / ((lastApplyMs - startMs) / 1000),
+    serverCpuS: Number.NaN,
+    perBusMessage: applied / busMessages,
     p50Ms: percentile(sorted, 0.5),
     p99Ms: percentile(sorted, 0.99),
     applied,
@@ -166,7 +181,9 @@ async function benchNats(inFlight: number, total: number, maxBatch: number): Pro
       Array.from({ length: PUBLISHERS }, () => openNatsBus({ servers: server.url })),
     );
     try {
-      return await run(consumerBus, publishers, `nats${inFlight}x${maxBatch}`, { inFlight, total, maxBatch });
+      const cpu0 = cpuSeconds(server.pid());
+      const r = await run(consumerBus, publishers, `nats${inFlight}x${maxBatch}`, { inFlight, total, maxBatch });
+      return { ...r, serverCpuS: cpuSeconds(server.pid()) - cpu0 };
     } finally {
       for (const b of publishers) await b.close();
       await consumerBus.close();
@@ -176,15 +193,26 @@ async function benchNats(inFlight: number, total: number, maxBatch: number): Pro
   }
 }
 
+/** utime + stime of a process from /proc (Linux), in seconds; NaN elsewhere. */
+function cpuSeconds(pid: number | null): number {
+  try {
+    const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]?.split(' ') ?? [];
+    return (Number(fields[11]) + Number(fields[12])) / 100; // clock ticks (USER_HZ = 100)
+  } catch {
+    return Number.NaN;
+  }
+}
+
 const fmt = (n: number): string => (n >= 100 ? n.toFixed(0) : n.toFixed(2));
 const exactlyOnce = (r: Result, total = TOTAL): boolean =>
   r.applied === total && r.duplicatesApplied === 0 && r.missing === 0;
 const line = (name: string, r: Result, total: number): void =>
   console.log(
-    `${name}: ${fmt(r.msgsPerSecond)} msgs/s, p50 ${fmt(r.p50Ms)} ms, p99 ${fmt(r.p99Ms)} ms (${total} messages)`,
+    `${name}: ${fmt(r.msgsPerSecond)} msgs/s, p50 ${fmt(r.p50Ms)} ms, p99 ${fmt(r.p99Ms)} ms (${total} messages, ${r.perBusMessage.toFixed(1)} per bus message` +
+      `${Number.isNaN(r.serverCpuS) ? '' : `, nats-server CPU ${r.serverCpuS.toFixed(2)} s`})`,
   );
 console.log(
-  `${TOTAL} sketch slices of ~${SLICE_BYTES} bytes, ${PUBLISHERS} publishers (one NATS connection each), ` +
+  `${TOTAL} ${KIND === 'ready' ? 'empty ready messages' : `sketch slices of ~${SLICE_BYTES} bytes`}, ${PUBLISHERS} publishers (one NATS connection each), ` +
     `${IN_FLIGHT} unstored per publisher, file storage, load average ${loadavg()[0]?.toFixed(2)}`,
 );
 const inprocess = await benchInProcess();
@@ -200,8 +228,10 @@ const serialTotal = Math.round(TOTAL / 4 / PUBLISHERS) * PUBLISHERS;
 const serial = await benchNats(1, serialTotal, 1);
 line('nats-server, 1 in flight each, unbatched', serial, serialTotal);
 console.log(
-  `RESULT messages=${TOTAL} kind=sketch message_bytes=${SLICE_BYTES} in_flight=${IN_FLIGHT} max_batch=${DEFAULT_MAX_BATCH} ` +
+  `RESULT messages=${TOTAL} kind=${KIND} message_bytes=${KIND === 'ready' ? 'small' : SLICE_BYTES} in_flight=${IN_FLIGHT} max_batch=${DEFAULT_MAX_BATCH} ` +
     `nats_msgs_per_s=${fmt(nats.msgsPerSecond)} nats_p99_ms=${fmt(nats.p99Ms)} nats_exactly_once=${exactlyOnce(nats)} ` +
+    `nats_server_cpu_us_per_msg=${fmt((nats.serverCpuS * 1e6) / TOTAL)} ` +
+    `unbatched_nats_server_cpu_us_per_msg=${fmt((unbatched.serverCpuS * 1e6) / unbatchedTotal)} ` +
     `unbatched_nats_msgs_per_s=${fmt(unbatched.msgsPerSecond)} unbatched_nats_p99_ms=${fmt(unbatched.p99Ms)} ` +
     `unbatched_exactly_once=${exactlyOnce(unbatched, unbatchedTotal)} ` +
     `serial_nats_msgs_per_s=${fmt(serial.msgsPerSecond)} serial_nats_p99_ms=${fmt(serial.p99Ms)} ` +
