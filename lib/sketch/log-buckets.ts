@@ -86,6 +86,27 @@ function coarsenedScratch(y: Buckets, level: number): Buckets {
 }
 
 /**
+ * Adds y's counts to the buckets `into` already has (in place); `extra`: y's buckets it lacks, `grew`:
+ * how many bytes the serialised counts grew by.
+ */
+function addToExisting(into: Buckets, y: Buckets): { extra: number; grew: number } {
+  let i = 0;
+  let extra = 0;
+  let grew = 0;
+  for (let k = 0; k < y.size; k++) {
+    const j = y.index[k] as number;
+    while (i < into.size && (into.index[i] as number) < j) i++;
+    if (i < into.size && into.index[i] === j) {
+      const before = into.counts[i] as number;
+      const after = before + (y.counts[k] as number);
+      into.counts[i] = after;
+      if (after >= 0x80) grew += varintBytes(after) - varintBytes(before);
+    } else extra++;
+  }
+  return { extra, grew };
+}
+
+/**
  * Adds y into x in place (x is owned by the caller and may be grown): no allocation when y's buckets
  * are already in x, the common case when many partials of one run are merged. Returns x or its
  * grown replacement. Same result as mergeBuckets.
@@ -97,19 +118,7 @@ export function mergeInto(x: Buckets, y0: Buckets, growth?: { bytes: number }): 
   const ySize = y.size;
   const yIndex = y.index;
   const yCounts = y.counts;
-  let i = 0;
-  let extra = 0;
-  let grew = 0;
-  for (let k = 0; k < ySize; k++) {
-    const j = yIndex[k] as number;
-    while (i < into.size && (into.index[i] as number) < j) i++;
-    if (i < into.size && into.index[i] === j) {
-      const before = into.counts[i] as number;
-      const after = before + (yCounts[k] as number);
-      into.counts[i] = after;
-      if (after >= 0x80) grew += varintBytes(after) - varintBytes(before);
-    } else extra++;
-  }
+  const { extra, grew } = addToExisting(into, y);
   // Same buckets, same level: only count varints can have grown (gaps and the header are unchanged).
   if (growth !== undefined) growth.bytes = extra === 0 && into === x ? grew : Number.NaN;
   if (extra === 0) return into;
