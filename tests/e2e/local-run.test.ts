@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { processStartTicks } from '../../local/orphans.ts';
 import { ResultsDirectory } from '../../local/state.ts';
-import { REPO, runLlem, startLlem } from './llem-process.ts';
+import { REPO, runLlem, startLlem, type LlemProcess as LlemProcessHandle } from './llem-process.ts';
 
 const SMALL = join(REPO, 'tests/fixtures/local/small.yaml');
 
@@ -118,25 +118,58 @@ describe('llem run (local, simulated)', { timeout: 600_000 }, () => {
     });
   }
 
-  it('stops the backend server a SIGKILLed run left behind before resuming on the same output directory', async () => {
-    const out = join(tmp(), 'orphan');
-    // A real server process (the mock server's CLI), as a GPU backend would be: not in llem's process.
-    const server = [
-      '--server-command',
-      `${process.execPath} --import tsx ${REPO}cli/main.ts mock-server --port {port}`,
-    ];
+  /** The orphan guards (agent/supervisor.ts) watching llem run `pid`: detached `sh` loops named llem-orphan-guard. */
+  function orphanGuards(pid: number): number[] {
+    return readdirSync('/proc')
+      .filter((p) => /^\d+$/.test(p))
+      .filter((p) => {
+        try {
+          const argv = readFileSync(`/proc/${p}/cmdline`, 'utf8').split('\0');
+          return argv.includes('llem-orphan-guard') && argv.includes(String(pid));
+        } catch {
+          return false;
+        }
+      })
+      .map(Number);
+  }
+
+  async function startedWithServer(
+    out: string,
+    server: string[],
+  ): Promise<{ first: LlemProcessHandle; orphan: { pid: number; startTicks: number } }> {
     const first = startLlem(['run', SMALL, '--simulate', '--out', out, ...server]);
     // Once it has served a run (a server killed while starting may die of its own closed pipes).
     await first.waitFor(/run \S+: complete/);
-    const ledgerFile = join(out, '.llem', 'backends.json');
-    const ledger = JSON.parse(readFileSync(ledgerFile, 'utf8')) as {
+    const ledger = JSON.parse(readFileSync(join(out, '.llem', 'backends.json'), 'utf8')) as {
       backends: Array<{ pid: number; startTicks: number }>;
     };
     assert.equal(ledger.backends.length, 1);
-    const orphan = ledger.backends[0]!;
+    return { first, orphan: ledger.backends[0]! };
+  }
+
+  // A real server process (the mock server's CLI), as a GPU backend would be: not in llem's process.
+  const server = ['--server-command', `${process.execPath} --import tsx ${REPO}cli/main.ts mock-server --port {port}`];
+
+  it('stops the backend server of a SIGKILLed run by itself (the orphan guard), within the grace period', async () => {
+    const out = join(tmp(), 'guarded');
+    const { first, orphan } = await startedWithServer(out, server);
     first.child.kill('SIGKILL');
     await first.done;
-    assert.equal(processStartTicks(orphan.pid), orphan.startTicks, 'the server outlives a SIGKILLed llem run');
+    const t0 = Date.now();
+    while (processStartTicks(orphan.pid) !== null && Date.now() - t0 < 15_000)
+      await new Promise((r) => setTimeout(r, 50));
+    assert.equal(processStartTicks(orphan.pid), null, 'the server did not outlive the SIGKILLed llem run');
+  });
+
+  it('stops the backend server a SIGKILLed run left behind (its guard killed too) before resuming on the same output directory', async () => {
+    const out = join(tmp(), 'orphan');
+    const { first, orphan } = await startedWithServer(out, server);
+    const guards = orphanGuards(first.child.pid ?? -1);
+    assert.ok(guards.length >= 1, 'a guard watches the run');
+    for (const g of guards) process.kill(g, 'SIGKILL');
+    first.child.kill('SIGKILL');
+    await first.done;
+    assert.equal(processStartTicks(orphan.pid), orphan.startTicks, 'without its guard the server outlives the run');
     const second = await runLlem(['run', SMALL, '--simulate', '--out', out, ...server]);
     assert.equal(second.code, 0, second.stderr);
     assert.match(second.stderr, /left running by an earlier llem run/);
