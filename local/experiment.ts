@@ -22,6 +22,8 @@ import { assertSameExperiment, ResultsDirectory, type LocalState } from './state
 import { awaitGpuMemoryReleased, nvmlMemoryReader, resolveLocalGpus, type LocalGpus } from './gpu-check.ts';
 import { LOCK_FILE, lockResultsDirectory } from './lock.ts';
 import { inSpan, traceApplied } from '../lib/telemetry/index.ts';
+import { gpuEnvironment } from '../agent/index.ts';
+import { localGpuControl, prepareGpuSettings, type LocalGpuControl } from './gpu-control.ts';
 
 export interface LocalRunOptions {
   file: string;
@@ -124,15 +126,17 @@ class LocalExperiment {
   readonly aggregator: Aggregator;
   /** The GPUs runs use (null with --simulate). */
   readonly gpus: LocalGpus | null;
+  readonly gpuControl: LocalGpuControl;
 
   constructor(
     readonly opts: LocalRunOptions,
     readonly loaded: LoadedExperiment,
     readonly dir: ResultsDirectory,
-    opened: { state: LocalState; aggregator: Aggregator; gpus: LocalGpus | null },
+    opened: { state: LocalState; aggregator: Aggregator; gpus: LocalGpus | null; gpuControl: LocalGpuControl },
     readonly log: Logger,
   ) {
     this.gpus = opened.gpus;
+    this.gpuControl = opened.gpuControl;
     this.state = opened.state;
     this.aggregator = opened.aggregator;
     this.seqOffset = this.aggregator.lastStreamSeq;
@@ -258,6 +262,7 @@ class LocalExperiment {
             gpuUuids: this.gpus?.entries ?? [],
             signal: this.opts.signal,
             logger: this.log,
+            gpuControl: this.gpuControl,
           });
           await this.drain();
           const outcome = failed === null ? this.runStatus(run.id) : 'failed';
@@ -389,9 +394,20 @@ async function runLocked(run: LockedRun, notes: string[]): Promise<LocalRunOutco
   // A killed earlier run may have left its server running (on the GPU, drawing power): stop it first.
   await new BackendLedger(join(dir.stateDir, 'backends.json')).reap(log);
   const uid = `local-${sanitizeToken(loaded.experiment.metadata.name)}`;
+  const gpuControl = localGpuControl({
+    simulate: opts.simulate,
+    gpuCount: loaded.experiment.spec.placement.gpusPerRun,
+    stateDir: dir.stateDir,
+    env: process.env,
+    nvmlLibrary: gpuEnvironment(process.env).nvmlLibrary,
+  });
+  // Before any state is written: settings outside the GPU's range are bad input (exit 2), nothing half-done.
+  notes.push(
+    ...prepareGpuSettings(gpuControl, loaded.matrix.configurations, gpus?.measuredUuids ?? [], opts.file, log),
+  );
   const { state, aggregator } = openState(opts, loaded, dir, uid);
   dir.writeState(state);
-  const exp = new LocalExperiment(opts, loaded, dir, { state, aggregator, gpus }, log);
+  const exp = new LocalExperiment(opts, loaded, dir, { state, aggregator, gpus, gpuControl }, log);
   opts.progress.attach?.({ current: (id) => exp.observer.get(id) });
   const done = loaded.matrix.runs.filter((r) => state.runs[r.id]?.status === 'complete').length;
   const warnings = [...notes, ...loaded.warnings.map((w) => formatIssue(w))];
