@@ -322,7 +322,7 @@ export class GpuSettingsSession {
   private readBack(a: AppliedGpuSettings): void {
     const u = a.gpuUuid;
     const limit = value(this.api.powerLimitMw(u));
-    const enforced = value(this.api.enforcedPowerLimitMw(u));
+    const enforced = settledEnforcedMw(this.api, u, limit);
     a.effective.powerLimitWatts = limit === null ? null : watts(limit);
     a.effective.enforcedPowerLimitWatts = enforced === null ? null : watts(enforced);
     a.effective.smClockNowMHz = value(this.api.clockMhz(u, 1));
@@ -361,6 +361,25 @@ export class GpuSettingsSession {
     }
     if (failures.length > 0) throw new GpuSettingsError(`restoring GPU settings failed: ${failures.join('; ')}`);
   }
+}
+
+/** How long the enforced limit may lag a new limit (an H100 took under a second; it never lags a run). */
+const ENFORCE_SETTLE_MS = 3000;
+
+/**
+ * The enforced limit once it has caught up with `limitMw`: the driver applies a new limit
+ * asynchronously (on an H100 it read the old 700 W right after setting 250 W). Blocks the thread
+ * for at most ENFORCE_SETTLE_MS, before the baseline; returns the last reading either way.
+ */
+function settledEnforcedMw(api: NvmlControlApi, u: string, limitMw: number | null): number | null {
+  const pause = new Int32Array(new SharedArrayBuffer(4));
+  const until = Date.now() + ENFORCE_SETTLE_MS;
+  let enforced = value(api.enforcedPowerLimitMw(u));
+  while (limitMw !== null && enforced !== null && enforced > limitMw && Date.now() < until) {
+    Atomics.wait(pause, 0, 0, 50);
+    enforced = value(api.enforcedPowerLimitMw(u));
+  }
+  return enforced;
 }
 
 /** LLEM_GPU_STATE_DIR, else the host-wide default. */
