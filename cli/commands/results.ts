@@ -7,13 +7,23 @@ import { stringify } from 'yaml';
 import { InvalidInputError } from '../../lib/errors.ts';
 import { compareResults, readExportInput, readResultsDirectory, type ResultsDocument } from '../../local/index.ts';
 import { bestConfigurationText } from '../../report/best.ts';
+import {
+  gpuSettingsRows,
+  PHASE_SPLIT_ASSUMPTIONS,
+  PHASE_SPLIT_METHOD,
+  phaseSplits,
+  withCi,
+  type ConfigurationEntry,
+} from '../../report/gpu-analysis.ts';
 
 const HELP = `usage:
   llem results show DIR                     configurations, J/token with 95% CI, best configuration
   llem results export DIR --format FORMAT   FORMAT: csv (configurations), json (experiment.json),
                                             llm-d (llm-d benchmark report v0.2, one YAML document per run),
                                             mlenergy-csv (one row per run, ML.ENERGY leaderboard columns)
-  llem results compare DIR_A DIR_B          J/token per configuration (matched by config hash), A vs B`;
+  llem results compare DIR_A DIR_B          J/token per configuration (matched by config hash), A vs B;
+                                            with GPU power caps / clocks, each side's J/token, tokens/s and
+                                            p99 ITL against them, with 95% CIs`;
 
 function usageError(message: string): never {
   throw new InvalidInputError([{ file: 'llem results', path: '', message: `${message}\n\n${HELP}` }]);
@@ -56,7 +66,51 @@ function show(doc: ResultsDocument): string {
   }
   const best = doc.results.experiment.bestConfiguration;
   lines.push(best === null ? 'best: none' : `best: ${bestConfigurationText(best, label(best.configId), n)}`);
+  lines.push(...gpuLines(doc), ...phaseLines(doc));
   return lines.join('\n') + '\n';
+}
+
+/** J/token, tokens/s, p99 ITL against the power cap / clock, with 95% CIs; none when no run changed GPU settings. */
+function gpuLines(doc: ResultsDocument): string[] {
+  const labels = Object.fromEntries(doc.configurations.map((c) => [c.id, c.label ?? c.id]));
+  const rows = gpuSettingsRows(doc.results, labels);
+  if (rows.length === 0) return [];
+  const out = ['', 'against the GPU power cap / clock (mean [95% CI] over cycles):'];
+  out.push(
+    [
+      'settings'.padEnd(22),
+      'enforced W',
+      'mean power W'.padEnd(26),
+      'J/token'.padEnd(28),
+      'tokens/s'.padEnd(26),
+      'p99 ITL ms',
+    ].join('  '),
+  );
+  for (const r of rows)
+    out.push(
+      [
+        r.settings.padEnd(22),
+        String(r.enforcedPowerLimitWatts ?? '—').padEnd(10),
+        withCi(r.meanPowerWatts).padEnd(26),
+        withCi(r.joulesPerToken).padEnd(28),
+        withCi(r.tokensPerSecond).padEnd(26),
+        withCi(r.itlP99Ms),
+      ].join('  '),
+    );
+  return out;
+}
+
+function phaseLines(doc: ResultsDocument): string[] {
+  const splits = phaseSplits(doc.configurations as ConfigurationEntry[], doc.results);
+  if (splits.length === 0) return [];
+  const out = ['', `prefill vs decode energy. Method: ${PHASE_SPLIT_METHOD}.`];
+  for (const s of splits)
+    out.push(
+      `${s.label}: ${n(s.inputTokensPerRequest)} input tokens/request: J per input token ${withCi(s.joulesPerInputToken)}, ` +
+        `J per output token ${withCi(s.joulesPerOutputToken)}, prefill share ${withCi(s.prefillShare)}`,
+    );
+  out.push(`assumptions: ${PHASE_SPLIT_ASSUMPTIONS.join('; ')}`);
+  return out;
 }
 
 function compare(a: ResultsDocument, b: ResultsDocument, dirs: [string, string]): string {
@@ -68,6 +122,14 @@ function compare(a: ResultsDocument, b: ResultsDocument, dirs: [string, string])
     const change = r.relativeChange === null ? 'n/a' : `${(r.relativeChange * 100).toFixed(1)}%`;
     const sig = r.significant === null ? '' : r.significant ? ' (CIs do not overlap)' : ' (within noise: CIs overlap)';
     lines.push(`${r.label.slice(0, 40).padEnd(40)}  A ${n(r.a).padEnd(8)} B ${n(r.b).padEnd(8)} ${change}${sig}`);
+  }
+  // Power-cap / clock sweeps: each side's figures against its settings (configurations differ by cap, so no hash match).
+  for (const [name, d] of [
+    ['A', a],
+    ['B', b],
+  ] as const) {
+    const g = gpuLines(d);
+    if (g.length > 0) lines.push(`${name}:${g.join('\n')}`);
   }
   return lines.join('\n') + '\n';
 }
