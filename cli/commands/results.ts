@@ -123,7 +123,7 @@ function compare(a: ResultsDocument, b: ResultsDocument, dirs: [string, string])
     const sig = r.significant === null ? '' : r.significant ? ' (CIs do not overlap)' : ' (within noise: CIs overlap)';
     lines.push(`${r.label.slice(0, 40).padEnd(40)}  A ${n(r.a).padEnd(8)} B ${n(r.b).padEnd(8)} ${change}${sig}`);
   }
-  // Power-cap / clock sweeps: each side's figures against its settings (configurations differ by cap, so no hash match).
+  // Power-cap / clock sweeps: each side's figures against its settings (caps differ, so hashes do not match).
   for (const [name, d] of [
     ['A', a],
     ['B', b],
