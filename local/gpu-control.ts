@@ -14,9 +14,10 @@ import {
   type GpuControlDeps,
   type NvmlControlApi,
 } from '../agent/index.ts';
+import { NVML_ERROR_NO_PERMISSION } from '../agent/gpu-control/nvml-control.ts';
 import type { Configuration } from '../api/matrix.ts';
 import { hasGpuSettings } from '../api/spec-gpu.ts';
-import { InvalidInputError } from '../lib/errors.ts';
+import { GpuSettingsRefusedError, InvalidInputError } from '../lib/errors.ts';
 import type { Logger } from '../lib/log.ts';
 
 export interface LocalGpuControl {
@@ -93,5 +94,23 @@ export function prepareGpuSettings(
     })),
   );
   if (issues.length > 0) throw new InvalidInputError(issues);
+  if (wanted.length > 0) assertPrivileged(api, targets);
   return restored;
+}
+
+/**
+ * NVML has no "may I" query: setting each GPU's power limit to the value it already has is a no-op
+ * that needs the same privilege as any change, so a run without it stops here (exit 2), not per run.
+ */
+function assertPrivileged(api: NvmlControlApi, uuids: readonly string[]): void {
+  for (const u of uuids) {
+    const now = api.powerLimitMw(u);
+    if (now.rc !== 0) continue;
+    const rc = api.setPowerLimitMw(u, now.value as number);
+    if (rc === NVML_ERROR_NO_PERMISSION)
+      throw new GpuSettingsRefusedError(
+        `spec.gpu: changing GPU ${u}'s settings needs root (or CAP_SYS_ADMIN): NVML says ${api.errorString(rc)}; ` +
+          'run llem as root, or remove the gpu settings',
+      );
+  }
 }

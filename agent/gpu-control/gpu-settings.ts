@@ -110,7 +110,7 @@ function restoreOne(api: NvmlControlApi, m: Marker, log: Logger | undefined): st
   if (m.powerLimitSet) {
     const target = m.previousPowerLimitMw ?? value(api.defaultPowerLimitMw(u));
     if (target === null) problems.push('no previous or default power limit to restore');
-    else {
+    else if (value(api.powerLimitMw(u)) !== target) {
       const rc = api.setPowerLimitMw(u, target);
       const now = value(api.powerLimitMw(u));
       if (rc !== 0) problems.push(`set power limit ${watts(target)} W: ${api.errorString(rc)}`);
@@ -215,6 +215,8 @@ export interface GpuSettingsOptions {
 /** Settings applied to a set of GPUs, until restore(). */
 export class GpuSettingsSession {
   readonly applied: AppliedGpuSettings[] = [];
+  /** What this process changed, per GPU: a session restores only that (a marker restores all it names). */
+  private readonly changed = new Map<string, { powerLimitSet: boolean; smLocked: boolean; memLocked: boolean }>();
   /** Lines about markers of killed agents restored before applying. */
   readonly restoredBefore: string[];
   private restored = false;
@@ -262,7 +264,11 @@ export class GpuSettingsSession {
     try {
       for (const u of uuids) session.applyOne(u, req);
     } catch (err) {
-      session.restore();
+      try {
+        session.restore();
+      } catch (restoreErr) {
+        opts.logger?.error({ err: restoreErr }, 'GPU settings not restored after a failed apply (marker kept)');
+      }
       throw err;
     }
     return session;
@@ -301,18 +307,23 @@ export class GpuSettingsSession {
       notes: [],
     };
     this.applied.push(applied);
+    const changed = { powerLimitSet: false, smLocked: false, memLocked: false };
+    this.changed.set(u, changed);
     if (req.powerLimitWatts !== undefined) {
       check(api, api.setPowerLimitMw(u, req.powerLimitWatts * 1000), `set power limit ${req.powerLimitWatts} W`, u);
+      changed.powerLimitSet = true;
     }
     if (req.smClockMHz !== undefined) {
       const r = req.smClockMHz;
       check(api, api.setSmLockedClocks(u, r.min, r.max), `lock SM clocks ${r.min}-${r.max} MHz`, u);
+      changed.smLocked = true;
       const sup = value(api.supportedSmClocksMhz(u));
       applied.effective.smClockMHz = { min: snap(r.min, sup), max: snap(r.max, sup) };
     }
     if (req.memClockMHz !== undefined) {
       const r = req.memClockMHz;
       check(api, api.setMemLockedClocks(u, r.min, r.max), `lock memory clocks ${r.min}-${r.max} MHz`, u);
+      changed.memLocked = true;
       const sup = value(api.supportedMemClocksMhz(u));
       applied.effective.memClockMHz = { min: snap(r.min, sup), max: snap(r.max, sup) };
     }
@@ -354,8 +365,9 @@ export class GpuSettingsSession {
     for (const a of this.applied) {
       const path = markerFile(this.opts.markerDir, a.gpuUuid);
       const m = readMarker(path);
-      if (m === null) continue;
-      const problems = restoreOne(this.api, m, this.opts.logger);
+      const done = this.changed.get(a.gpuUuid);
+      if (m === null || done === undefined) continue;
+      const problems = restoreOne(this.api, { ...m, ...done }, this.opts.logger);
       if (problems.length === 0) rmSync(path, { force: true });
       else failures.push(`${a.gpuUuid}: ${problems.join('; ')} (marker kept: the next agent retries)`);
     }
