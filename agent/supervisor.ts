@@ -28,6 +28,11 @@ export interface BackendOptions {
   env?: NodeJS.ProcessEnv;
   logger: Logger;
   tailLines?: number;
+  /**
+   * Start the backend as this user (and group) instead of ours: an agent running as root to change GPU
+   * settings (ADR 0024) gives the inference server no root and, as a non-root uid, no capabilities.
+   */
+  uid?: number | undefined;
 }
 
 export function describeExit(e: BackendExit): string {
@@ -40,6 +45,7 @@ export function startBackend(command: string, args: readonly string[], opts: Bac
     detached: true,
     stdio: ['ignore', 'pipe', 'pipe'],
     env: opts.env ?? process.env,
+    ...(opts.uid !== undefined ? { uid: opts.uid, gid: opts.uid } : {}),
   });
   const lines: string[] = [];
   const keep = opts.tailLines ?? 40;

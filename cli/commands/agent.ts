@@ -136,7 +136,7 @@ export async function main(argv: string[]): Promise<number> {
   if (args.command.length > 0) writeBackendFiles(env.config.files);
   const bus = await openBus(env);
   const [cmd, ...cmdArgs] = args.command;
-  const backend = cmd === undefined ? null : startBackend(cmd, cmdArgs, { logger: log });
+  const backend = cmd === undefined ? null : startBackend(cmd, cmdArgs, { logger: log, uid: backendUid(process.env) });
   const abort = new AbortController();
   const received: { signal?: NodeJS.Signals } = {};
   const unwatch = watch(abort, backend, received);
@@ -165,4 +165,10 @@ export async function main(argv: string[]): Promise<number> {
       log.info({ exit: describeExit(await backend.terminate(BACKEND_GRACE_MS)) }, 'backend stopped');
     await bus.close().catch(() => undefined);
   }
+}
+
+/** LLEM_BACKEND_UID (set by the controller on pods that change GPU settings): the backend's user, when we are root. */
+function backendUid(env: NodeJS.ProcessEnv): number | undefined {
+  const v = Number(env['LLEM_BACKEND_UID']);
+  return Number.isInteger(v) && v > 0 && process.getuid?.() === 0 ? v : undefined;
 }
