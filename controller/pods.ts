@@ -131,6 +131,15 @@ function literalEnv(env: V1EnvVar[]): V1EnvVar[] {
   return env.map((e) => (e.value === undefined ? e : { ...e, value: escapeKubeletExpansion(e.value) }));
 }
 
+/** Where the agent keeps restore markers, and the user it starts the backend as (pods that change GPU settings). */
+function gpuControlEnv(control: boolean): V1EnvVar[] {
+  if (!control) return [];
+  return [
+    { name: 'LLEM_GPU_STATE_DIR', value: GPU_STATE_HOST_DIR },
+    { name: 'LLEM_BACKEND_UID', value: String(BACKEND_UID) },
+  ];
+}
+
 function backendContainer(req: PodRequest, opts: PodBuilderOptions, mounts: V1VolumeMount[]): V1Container {
   const { spec, configuration } = req;
   const backend = configuration.backend;
@@ -152,12 +161,7 @@ function backendContainer(req: PodRequest, opts: PodBuilderOptions, mounts: V1Vo
       { name: 'LLEM_AGENT_CONFIG', value: JSON.stringify(config) },
       ...opts.agentEnv,
       ...(opts.busIssuer === undefined ? [] : busIdentityMount(req.experiment, req.run.id).env),
-      ...(control
-        ? [
-            { name: 'LLEM_GPU_STATE_DIR', value: GPU_STATE_HOST_DIR },
-            { name: 'LLEM_BACKEND_UID', value: String(BACKEND_UID) },
-          ]
-        : []),
+      ...gpuControlEnv(control),
     ]),
     securityContext: control
       ? gpuControlSecurityContext()
