@@ -15,7 +15,8 @@ const workload = (out: number) => ({
   sampling: { temperature: 0 },
 });
 
-function run(configId: string, cycle: number, energy: number, input: number, output: number, requests = 10): RunResult {
+function run(configId: string, cycle: number, energy: number, input: number, output: number): RunResult {
+  const requests = 10;
   return {
     runId: `${configId}-c${cycle}`,
     configId,
@@ -110,7 +111,7 @@ describe('prefill/decode split', () => {
 describe('figures against GPU settings', () => {
   it('lists configurations whose runs applied settings, highest cap first, with the enforced limit read back', () => {
     const stats = cycleStats([1, 2, 3]);
-    const mk = (id: string, watts: number) => ({
+    const mk = (id: string) => ({
       configId: id,
       runsIncluded: [`${id}-c0`],
       metrics: { meanPowerWatts: stats, joulesPerToken: stats, tokensPerSecond: stats },
@@ -122,7 +123,7 @@ describe('figures against GPU settings', () => {
         gpuSettings: [{ requested: { powerLimitWatts: watts }, effective: { enforcedPowerLimitWatts: enforced } }],
       }) as unknown as RunResult;
     const r = {
-      configurations: [mk('low', 250), mk('none', 0), mk('high', 700)],
+      configurations: [mk('low'), mk('none'), mk('high')],
       runs: [
         applied('low', 250, 250),
         { runId: 'none-c0', gpuSettings: [] } as unknown as RunResult,
