@@ -8,6 +8,12 @@ import { validateEnergyExperiment } from '../../../api/validation.ts';
 import { gpuControlIssues } from '../../../controller/gpu-control.ts';
 import { buildPod, type PodBuilderOptions } from '../../../controller/pods.ts';
 import { parse as parseControllerFlags } from '../../../cli/commands/controller.ts';
+import type { ExperimentObject } from '../../../controller/kube.ts';
+import { Reconciler } from '../../../controller/reconciler.ts';
+import { BusExperimentStreams } from '../../../controller/results.ts';
+import { InProcessBus } from '../../../lib/bus/inprocess.ts';
+import { rootLogger } from '../../../lib/log.ts';
+import { RecordingWriter, Store } from './fakes.ts';
 
 const ref = { name: 'exp', namespace: 'team-a', uid: '0b7c1d2e-aaaa-bbbb-cccc-123456789abc' };
 const OPTS: PodBuilderOptions = { agentImage: 'agent:1', backendImages: {}, agentEnv: [], simulate: false };
@@ -94,5 +100,54 @@ describe('spec.gpu in a cluster', () => {
     assert.equal(flag(['--gpu-control'], {}), true);
     assert.equal(flag([], { LLEM_GPU_CONTROL: '1' }), true);
     assert.equal(flag([], {}), false);
+  });
+});
+
+describe('the reconciler and spec.gpu', () => {
+  async function reconcile(gpuControl: boolean, gpu: Record<string, unknown>) {
+    const experiments = new Store<ExperimentObject>();
+    const pods = new Store<V1Pod>();
+    const bus = new InProcessBus();
+    await bus.ensureLayout();
+    const noop = { changed: () => undefined, applied: () => undefined, lag: () => undefined };
+    const reconciler = new Reconciler({
+      experiments,
+      pods,
+      writer: new RecordingWriter(experiments, pods),
+      streams: new BusExperimentStreams(bus, noop, rootLogger, 50),
+      log: rootLogger,
+      podOptions: { ...OPTS, simulate: true, gpuControl },
+    });
+    experiments.put({
+      apiVersion: 'llem.dev/v1alpha1',
+      kind: 'EnergyExperiment',
+      metadata: { name: 'e1', namespace: 'ns', uid: 'uid-1', generation: 1, resourceVersion: '1' },
+      spec: { model: { name: 'm', source: { random: {} } }, backends: [{ type: 'pytorch' }], gpu },
+    });
+    await reconciler.reconcile('ns/e1');
+    const status = experiments.get('ns', 'e1')?.status as {
+      phase: string;
+      conditions: Array<{ type: string; status: string; reason: string; message: string }>;
+    };
+    return { status, pods: pods.list() };
+  }
+
+  it('sets Validated=False naming spec.gpu and starts no pod when the chart does not permit GPU control', async () => {
+    const { status, pods: started } = await reconcile(false, { powerLimitWatts: 300, allowDeviceControl: true });
+    const v = status.conditions.find((c) => c.type === 'Validated');
+    assert.equal(v?.status, 'False');
+    assert.equal(v?.reason, 'SpecInvalid');
+    assert.match(
+      v?.message ?? '',
+      /spec\.gpu: spec\.gpu\.powerLimitWatts would change GPU settings.*gpuControl\.enabled/,
+    );
+    assert.equal(started.length, 0);
+  });
+
+  it('runs the experiment when both the chart value and spec.gpu.allowDeviceControl permit it', async () => {
+    const { status, pods: started } = await reconcile(true, { powerLimitWatts: 300, allowDeviceControl: true });
+    assert.equal(status.conditions.find((c) => c.type === 'Validated')?.status, 'True');
+    assert.ok(started.length > 0);
+    assert.deepEqual(started[0]?.spec?.containers[0]?.securityContext?.capabilities?.add, ['SYS_ADMIN']);
   });
 });
