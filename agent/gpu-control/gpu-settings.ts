@@ -16,7 +16,7 @@ import { writeFileAtomic } from '../../lib/atomic-file.ts';
 import { GpuSettingsError, GpuSettingsRefusedError } from '../../lib/errors.ts';
 import type { Logger } from '../../lib/log.ts';
 import type { NvmlResult } from '../telemetry/nvml-api.ts';
-import { NVML_ERROR_NO_PERMISSION, type NvmlControlApi } from './nvml-control.ts';
+import { NVML_ERROR_NO_PERMISSION, NVML_ERROR_NOT_SUPPORTED, type NvmlControlApi } from './nvml-control.ts';
 
 /** Where markers live unless LLEM_GPU_STATE_DIR says otherwise: a host path, so it outlives the agent. */
 export const DEFAULT_MARKER_DIR = '/var/lib/llem/gpu-state';
@@ -91,6 +91,10 @@ function check(api: NvmlControlApi, rc: number, what: string, uuid: string): voi
   if (rc === NVML_ERROR_NO_PERMISSION)
     throw new GpuSettingsRefusedError(
       `${what} on ${uuid}: NVML says ${why}: changing GPU settings needs root (or CAP_SYS_ADMIN); run llem as root, or drop spec.gpu`,
+    );
+  if (rc === NVML_ERROR_NOT_SUPPORTED)
+    throw new GpuSettingsRefusedError(
+      `${what} on ${uuid}: NVML says ${why}: this GPU does not support it (an H100 refuses locked memory clocks); remove the field`,
     );
   throw new GpuSettingsError(`${what} on ${uuid} failed: ${why} (NVML ${rc})`);
 }

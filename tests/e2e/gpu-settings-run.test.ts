@@ -64,6 +64,10 @@ describe('llem run with GPU settings on the simulated GPU', { timeout: 300_000 }
     assert.match(show.stdout, /cap 250 W .*\[/);
     assert.match(show.stdout, /SM 1200 MHz/);
     assert.match(readFileSync(join(s.out, 'report.html'), 'utf8'), /Against the power cap \/ clock/);
+    const compare = await runLlem(['results', 'compare', s.out, s.out]);
+    assert.equal(compare.code, 0, compare.stderr);
+    assert.match(compare.stdout, /^A:\s*$[\s\S]*cap 700 W[\s\S]*cap 250 W[\s\S]*^B:/m);
+    assert.match(compare.stdout, /tokens\/s .*p99 ITL ms/);
   });
 
   it('restores the GPU when llem run is stopped with SIGTERM mid-window', async () => {

@@ -85,6 +85,22 @@ describe('GPU settings against a fake NVML', () => {
     assert.deepEqual(readdirSync(markerDir), [], 'nothing was changed, so nothing is left to restore');
   });
 
+  it('refuses a setting the GPU does not support (locked memory clocks on an H100) with exit 2, undoing the rest', () => {
+    const api = new FakeNvml({ uuids: [U] });
+    api.setMemLockedClocks = (): number => 3; // NVML_ERROR_NOT_SUPPORTED
+    assert.throws(
+      () =>
+        GpuSettingsSession.apply(
+          api,
+          [U],
+          { powerLimitWatts: 300, memClockMHz: { min: 2619, max: 2619 } },
+          { markerDir: dir() },
+        ),
+      (e: unknown) => e instanceof GpuSettingsRefusedError && e.exitCode === 2 && /does not support it/.test(e.message),
+    );
+    assert.equal(api.device(U)?.powerLimitMw, 700_000);
+  });
+
   it('undoes the power cap already set when locking the clock then fails', () => {
     const api = new FakeNvml({ uuids: [U] });
     api.setSmLockedClocks = (): number => 999; // a driver error on the second setting
