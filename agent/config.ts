@@ -134,6 +134,18 @@ export const AgentConfigSchema = z.strictObject({
       markTimeoutSeconds: z.number().gt(0).default(10),
     })
     .prefault({}),
+  /**
+   * GPU settings for this run (spec.gpu of its configuration). `permitted`: the runtime allows changing
+   * them (llem run: always; cluster: chart value gpuControl.enabled and spec.gpu.allowDeviceControl).
+   */
+  gpu: z
+    .strictObject({
+      powerLimitWatts: z.number().int().min(1).optional(),
+      smClockMHz: z.strictObject({ min: posInt, max: posInt }).optional(),
+      memClockMHz: z.strictObject({ min: posInt, max: posInt }).optional(),
+      permitted: z.boolean().default(false),
+    })
+    .prefault({}),
   /** Files the backend reads at start (trtllm-serve's extra options YAML): written before CMD starts. */
   files: z
     .array(

@@ -35,6 +35,11 @@ export interface BackendOptions {
    * its workers and their GPU memory behind until the next run reaps them.
    */
   orphanGuard?: { graceMs: number };
+  /**
+   * Start the backend as this user (and group) instead of ours: an agent running as root to change GPU
+   * settings (ADR 0024) gives the inference server no root and, as a non-root uid, no capabilities.
+   */
+  uid?: number | undefined;
 }
 
 // $1 the supervisor's pid, $2 the backend's process group, $3 grace in tenths of a second. Polls both every
@@ -74,6 +79,7 @@ export function startBackend(command: string, args: readonly string[], opts: Bac
     detached: true,
     stdio: ['ignore', 'pipe', 'pipe'],
     env: opts.env ?? process.env,
+    ...(opts.uid !== undefined ? { uid: opts.uid, gid: opts.uid } : {}),
   });
   if (opts.orphanGuard !== undefined && child.pid !== undefined) startOrphanGuard(child.pid, opts.orphanGuard.graceMs);
   const lines: string[] = [];

@@ -10,10 +10,15 @@ import type { z } from 'zod';
 import { canonicalJson, formatPath, withValueAt, type PathSegment } from './paths.ts';
 import {
   BACKEND_PARAM_SCHEMAS,
+  GpuSettingsSchema,
+  hasGpuSettings,
+  requestedGpuSettings,
   ModelSchema,
   WorkloadSchema,
   type BackendType,
   type EnergyExperimentSpec,
+  type GpuSpec,
+  type RequestedGpuSettings,
   type MeasurementOrder,
   type ModelSpec,
   type PytorchParams,
@@ -58,7 +63,9 @@ export interface Configuration {
   gpusPerRun: number;
   replicas: number;
   point: SweepPoint;
-  /** sha256 (hex) of the canonical JSON of what the server and load generator do. */
+  /** Power limit and locked clocks this configuration runs under (empty: the GPU's own). */
+  gpu: RequestedGpuSettings;
+  /** sha256 (hex) of the canonical JSON of what the server and load generator do, and the GPU settings. */
   configHash: string;
 }
 
@@ -127,8 +134,10 @@ export function configHash(content: {
   workload: WorkloadSpec;
   gpusPerRun: number;
   replicas: number;
+  /** Absent or empty: left out of the hash, so configurations recorded before GPU settings existed keep theirs. */
+  gpu?: RequestedGpuSettings;
 }): string {
-  const { model, backend, workload, gpusPerRun, replicas } = content;
+  const { model, backend, workload, gpusPerRun, replicas, gpu } = content;
   // The HF token secret changes nothing about what is measured: keep it out of the hash.
   const source = model.source.huggingFace !== undefined ? { huggingFace: {} } : model.source;
   const identity = {
@@ -142,6 +151,7 @@ export function configHash(content: {
     workload,
     gpusPerRun,
     replicas,
+    ...(gpu !== undefined && hasGpuSettings(gpu) ? { gpu } : {}),
   };
   return createHash('sha256').update(canonicalJson(identity)).digest('hex');
 }
@@ -179,7 +189,7 @@ function relevantEntries(point: RawPoint, type: BackendType): [string, SweepValu
   return Object.entries(point.values)
     .filter(([path]) => {
       const root = rootOf(path);
-      return root === type || root === 'workload' || root === 'model';
+      return root === type || root === 'workload' || root === 'model' || root === 'gpu';
     })
     .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
 }
@@ -219,6 +229,7 @@ interface ConfigurationDraft {
   backend: ResolvedBackend;
   model: ModelSpec;
   workload: WorkloadSpec;
+  gpu: RequestedGpuSettings;
   point: SweepPoint;
   origins: Record<string, PathSegment[]>;
 }
@@ -236,7 +247,8 @@ function resolve(
   const params = applyAndValidate(BACKEND_PARAM_SCHEMAS[b.type], baseParams, b.type, entries, point.origins);
   const workload = applyAndValidate(WorkloadSchema, spec.workload, 'workload', entries, point.origins);
   const model = applyAndValidate(ModelSchema, spec.model, 'model', entries, point.origins);
-  const errors = [...params.errors, ...workload.errors, ...model.errors];
+  const gpu = applyAndValidate(GpuSettingsSchema, spec.gpu, 'gpu', entries, point.origins);
+  const errors = [...params.errors, ...workload.errors, ...model.errors, ...gpu.errors];
   if (errors.length > 0) return { errors };
   const backend = {
     name: b.name ?? b.type,
@@ -252,6 +264,7 @@ function resolve(
     backend,
     model: model.value as ModelSpec,
     workload: workload.value as WorkloadSpec,
+    gpu: requestedGpuSettings(gpu.value as GpuSpec),
     point: Object.fromEntries(entries),
     origins: point.origins,
   };

@@ -6,6 +6,13 @@ import type { Configuration, PlannedRun } from '../api/matrix.ts';
 import type { EnergyExperimentSpec } from '../api/spec.ts';
 import { API_VERSION, KIND } from '../api/spec.ts';
 import { LABEL_ATTEMPT, LABEL_EXPERIMENT, LABEL_EXPERIMENT_UID, LABEL_REPLICA, LABEL_RUN } from './kube.ts';
+import {
+  BACKEND_UID,
+  GPU_STATE_HOST_DIR,
+  gpuControlSecurityContext,
+  gpuStateVolume,
+  wantsGpuControl,
+} from './gpu-control.ts';
 import { agentConfigFor } from '../lib/backends/agent-config.ts';
 import type { BackendLaunch } from '../lib/backends/index.ts';
 import {
@@ -38,6 +45,8 @@ export interface PodBuilderOptions {
   imagePullPolicy?: string;
   /** Signs each run's bus credentials (ADR 0011); the reconciler creates the Secret buildPod mounts. */
   busIssuer?: BusIssuer;
+  /** Helm value gpuControl.enabled: run pods may change GPU settings (with spec.gpu.allowDeviceControl). */
+  gpuControl?: boolean;
 }
 
 export interface ExperimentRef {
@@ -141,13 +150,23 @@ function literalEnv(env: V1EnvVar[]): V1EnvVar[] {
   return env.map((e) => (e.value === undefined ? e : { ...e, value: escapeKubeletExpansion(e.value) }));
 }
 
+/** Where the agent keeps restore markers, and the user it starts the backend as (pods that change GPU settings). */
+function gpuControlEnv(control: boolean): V1EnvVar[] {
+  if (!control) return [];
+  return [
+    { name: 'LLEM_GPU_STATE_DIR', value: GPU_STATE_HOST_DIR },
+    { name: 'LLEM_BACKEND_UID', value: String(BACKEND_UID) },
+  ];
+}
+
 function backendContainer(req: PodRequest, opts: PodBuilderOptions, mounts: V1VolumeMount[]): V1Container {
   const { spec, configuration } = req;
   const backend = configuration.backend;
   const tpl = spec.placement.podTemplate;
   const gpus = String(spec.placement.gpusPerRun);
   const launch = backendLaunch(configuration, opts.simulate);
-  const config = agentConfigFor(req, opts.simulate, launch);
+  const control = wantsGpuControl(configuration, opts.gpuControl === true, spec);
+  const config = agentConfigFor({ ...req, gpuControlAllowed: opts.gpuControl === true }, opts.simulate, launch);
   return {
     name: 'backend',
     image: backend.image ?? opts.backendImages[backend.type] ?? `llem/${backend.type}:latest`,
@@ -161,8 +180,11 @@ function backendContainer(req: PodRequest, opts: PodBuilderOptions, mounts: V1Vo
       { name: 'LLEM_AGENT_CONFIG', value: JSON.stringify(config) },
       ...opts.agentEnv,
       ...(opts.busIssuer === undefined ? [] : busIdentityMount(req.experiment, req.run.id).env),
+      ...gpuControlEnv(control),
     ]),
-    securityContext: backendSecurityContext(tpl.runAsNonRoot ?? backend.type !== 'tensorrt'),
+    securityContext: control
+      ? gpuControlSecurityContext()
+      : backendSecurityContext(tpl.runAsNonRoot ?? backend.type !== 'tensorrt'),
     ports: [{ name: 'backend', containerPort: SERVER_PORT }],
     resources: {
       requests: { ...(tpl.resources?.requests ?? {}), ...(opts.simulate ? {} : { 'nvidia.com/gpu': gpus }) },
@@ -173,6 +195,7 @@ function backendContainer(req: PodRequest, opts: PodBuilderOptions, mounts: V1Vo
       { name: 'dshm', mountPath: '/dev/shm' },
       ...mounts,
       ...(opts.busIssuer === undefined ? [] : [busIdentityMount(req.experiment, req.run.id).mount]),
+      ...(control ? [gpuStateVolume().mount] : []),
     ],
   };
 }
@@ -267,6 +290,7 @@ export function buildPod(req: PodRequest, opts: PodBuilderOptions): V1Pod {
         ...dataset.volumes,
         ...secrets.volumes,
         ...(opts.busIssuer === undefined ? [] : [busIdentityMount(experiment, run.id).volume]),
+        ...(wantsGpuControl(req.configuration, opts.gpuControl === true, req.spec) ? [gpuStateVolume().volume] : []),
       ],
       nodeSelector: placement.nodeSelector,
       tolerations: placement.tolerations.map(

@@ -15,6 +15,7 @@ import { AttemptSpans } from './attempt-spans.ts';
 import { FINALIZER, LABEL_EXPERIMENT_UID, type ExperimentObject, type KubeWriter } from './kube.ts';
 import type { ObjectStore } from './informer.ts';
 import { busCredentialSecret } from './bus-credentials.ts';
+import { gpuControlIssues } from './gpu-control.ts';
 import { buildPod, labelValue, podName, type ExperimentRef, type PodBuilderOptions } from './pods.ts';
 import type { ExperimentFeed, ExperimentStreams } from './results.ts';
 import { experimentStatus, isReleased } from './status-view.ts';
@@ -158,7 +159,11 @@ export class Reconciler {
     const uid = obj.metadata?.uid ?? '';
     const known = this.validations.get(uid);
     if (known !== undefined && known.key === key) return known.result;
-    const result = validateObject(obj, name, namespace);
+    let result = validateObject(obj, name, namespace);
+    if (result.ok) {
+      const refused = gpuControlIssues(result.experiment.spec, result.matrix, this.deps.podOptions.gpuControl === true);
+      if (refused.length > 0) result = { ok: false, issues: refused, warnings: result.warnings };
+    }
     this.validations.set(uid, { key, result });
     return result;
   }

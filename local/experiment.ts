@@ -23,6 +23,8 @@ import { assertSameExperiment, ResultsDirectory, STATE_VERSION, type LocalState 
 import { awaitGpuMemoryReleased, nvmlMemoryReader, resolveLocalGpus, type LocalGpus } from './gpu-check.ts';
 import { LOCK_FILE, lockResultsDirectory } from './lock.ts';
 import { inSpan, traceApplied } from '../lib/telemetry/index.ts';
+import { gpuEnvironment } from '../agent/index.ts';
+import { localGpuControl, prepareGpuSettings, type LocalGpuControl } from './gpu-control.ts';
 
 export interface LocalRunOptions {
   file: string;
@@ -129,16 +131,18 @@ class LocalExperiment {
   readonly aggregator: Aggregator;
   /** The GPUs runs use (null with --simulate). */
   readonly gpus: LocalGpus | null;
+  readonly gpuControl: LocalGpuControl;
 
   constructor(
     readonly opts: LocalRunOptions,
     readonly loaded: LoadedExperiment,
     readonly dir: ResultsDirectory,
-    opened: { state: LocalState; aggregator: Aggregator; gpus: LocalGpus | null },
+    opened: { state: LocalState; aggregator: Aggregator; gpus: LocalGpus | null; gpuControl: LocalGpuControl },
     readonly log: Logger,
   ) {
     this.gpus = opened.gpus;
     this.runLog = new RunLog(dir.dir);
+    this.gpuControl = opened.gpuControl;
     this.state = opened.state;
     this.aggregator = opened.aggregator;
     this.seqOffset = this.aggregator.lastStreamSeq;
@@ -269,6 +273,7 @@ class LocalExperiment {
             gpuUuids: this.gpus?.entries ?? [],
             signal: this.opts.signal,
             logger: this.log,
+            gpuControl: this.gpuControl,
           });
           await this.drain();
           const outcome = failed === null ? this.runStatus(run.id) : 'failed';
@@ -401,9 +406,20 @@ async function runLocked(run: LockedRun, notes: string[]): Promise<LocalRunOutco
   // A killed earlier run may have left its server running (on the GPU, drawing power): stop it first.
   await new BackendLedger(join(dir.stateDir, 'backends.json')).reap(log);
   const uid = `local-${sanitizeToken(loaded.experiment.metadata.name)}`;
+  const gpuControl = localGpuControl({
+    simulate: opts.simulate,
+    gpuCount: loaded.experiment.spec.placement.gpusPerRun,
+    stateDir: dir.stateDir,
+    env: process.env,
+    nvmlLibrary: gpuEnvironment(process.env).nvmlLibrary,
+  });
+  // Before any state is written: settings outside the GPU's range are bad input (exit 2), nothing half-done.
+  notes.push(
+    ...prepareGpuSettings(gpuControl, loaded.matrix.configurations, gpus?.measuredUuids ?? [], opts.file, log),
+  );
   const { state, aggregator } = openState(opts, loaded, dir, uid);
   dir.writeState(state);
-  const exp = new LocalExperiment(opts, loaded, dir, { state, aggregator, gpus }, log);
+  const exp = new LocalExperiment(opts, loaded, dir, { state, aggregator, gpus, gpuControl }, log);
   opts.progress.attach?.({ current: (id) => exp.observer.get(id) });
   const done = loaded.matrix.runs.filter((r) => state.runs[r.id]?.status === 'complete').length;
   const warnings = [...notes, ...loaded.warnings.map((w) => formatIssue(w))];

@@ -6,7 +6,9 @@ import { join } from 'node:path';
 import { z } from 'zod';
 import { InvalidInputError } from '../lib/errors.ts';
 import type { AggregateResults } from '../aggregator/index.ts';
-import { RESULTS_SCHEMA_VERSION, SUMMARY_FILE } from './results.ts';
+import { phasePairConfigIds, type ConfigurationEntry } from '../report/gpu-analysis.ts';
+import { readLines } from './line-file.ts';
+import { RESULTS_SCHEMA_VERSION, RUN_RESULTS_FILE, SUMMARY_FILE } from './results.ts';
 
 const statOf = z.looseObject({
   mean: z.number().nullable(),
@@ -137,4 +139,24 @@ export function compareResults(a: ResultsDocument, b: ResultsDocument): Comparis
     });
   }
   return rows;
+}
+
+/**
+ * The results with the runs the GPU-settings and prefill/decode tables read. summary.json leaves runs out (ADR
+ * 0025), so they stream from run-results.ndjson, keeping only runs that applied GPU settings or belong to a
+ * prefill/decode pair: a 10^5-run directory without either costs one pass of substring checks, no parsing.
+ */
+export function withAnalysisRuns(dir: string, doc: ResultsDocument): AggregateResults {
+  if (doc.results.runs !== undefined) return doc.results as AggregateResults;
+  const pairIds = phasePairConfigIds(doc.configurations as ConfigurationEntry[]);
+  const runs: AggregateResults['runs'] = [];
+  const path = join(dir, RUN_RESULTS_FILE);
+  if (existsSync(path)) {
+    for (const line of readLines(path)) {
+      if (!line.terminated || (pairIds.size === 0 && !line.text.includes('"gpuSettings":[{'))) continue;
+      const run = JSON.parse(line.text) as AggregateResults['runs'][number];
+      if ((run.gpuSettings?.length ?? 0) > 0 || pairIds.has(run.configId)) runs.push(run);
+    }
+  }
+  return { ...doc.results, runs };
 }

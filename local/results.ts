@@ -12,6 +12,13 @@ import type { Band } from '../report/svg.ts';
 import type { LoadedExperiment } from '../lib/manifest/index.ts';
 import { writeFileAtomic } from '../lib/atomic-file.ts';
 import { formatIssue } from '../lib/errors.ts';
+import {
+  gpuSettingsRows,
+  PHASE_SPLIT_ASSUMPTIONS,
+  PHASE_SPLIT_METHOD,
+  phaseSplits,
+  type PhaseSplit,
+} from '../report/gpu-analysis.ts';
 import type { RunObservation } from './observer.ts';
 import type { LocalState } from './state.ts';
 import { RunFileIndex } from './run-log.ts';
@@ -113,11 +120,15 @@ export function writeResults(input: WriteResultsInput): ResultsSummary {
       backend: c.backend,
       point: c.point,
       workload: c.workload,
+      gpu: c.gpu,
     })),
     runStates: state.runs,
     results,
     best: summary.best,
+    gpuSettings: gpuSettingsRows(results, labels),
+    phaseSplit: { method: PHASE_SPLIT_METHOD, assumptions: PHASE_SPLIT_ASSUMPTIONS, splits: [] as PhaseSplit[] },
   };
+  experimentJson.phaseSplit.splits = phaseSplits(experimentJson.configurations, results);
   mkdirSync(join(dir, 'plots'), { recursive: true });
   writeRunDocuments(dir, experimentJson, results.runs);
   const files = resultsFiles({
@@ -132,6 +143,7 @@ export function writeResults(input: WriteResultsInput): ResultsSummary {
     windows,
     environment: state.environment,
     method: { ...loaded.experiment.spec.measurement, warnings: loaded.warnings.map((w) => formatIssue(w)) },
+    configurations: experimentJson.configurations,
   });
   for (const [name, content] of files) writeFileAtomic(join(dir, name), content);
   return summary;

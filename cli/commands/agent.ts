@@ -12,6 +12,11 @@ import { runAgent } from '../../agent/runner.ts';
 import { describeExit, startBackend, type BackendProcess } from '../../agent/supervisor.ts';
 import { watchGroup, type GroupWatch } from '../../agent/process-tree.ts';
 import { awaitBackendReady } from '../../agent/readiness.ts';
+import { hasGpuSettings } from '../../api/spec-gpu.ts';
+import { FakeNvml, simulatedSettingsCell } from '../../agent/gpu-control/fake-nvml.ts';
+import { markerDirFrom } from '../../agent/gpu-control/gpu-settings.ts';
+import { loadNvmlControl, type NvmlControlApi } from '../../agent/gpu-control/nvml-control.ts';
+import { applyRunGpuSettings, requestedOf, type GpuControlDeps } from '../../agent/gpu-control/run-settings.ts';
 import { createNvmlTelemetry, createSimulatedGpu } from '../../agent/telemetry/sampler.ts';
 import type { GpuTelemetry } from '../../agent/telemetry/types.ts';
 import { openNatsBus } from '../../lib/bus/index.ts';
@@ -53,7 +58,34 @@ function writeBackendFiles(files: AgentEnvironment['config']['files']): void {
   }
 }
 
-function telemetryFor(env: AgentEnvironment): GpuTelemetry {
+/**
+ * NVML control for config.gpu (the fake one, whose cap the simulated GPU obeys, under the simulated
+ * source); nothing when the run sets no GPU settings. Not permitted: GpuSettingsRefusedError (exit 2).
+ */
+function gpuControlFor(env: AgentEnvironment): { deps?: GpuControlDeps; cell?: Int32Array } {
+  const c = env.config;
+  if (!hasGpuSettings(requestedOf(c))) return {};
+  if (!c.gpu.permitted) {
+    applyRunGpuSettings(
+      c,
+      { source: c.telemetry.source, gpus: [], driverVersion: null, nvmlVersion: null, cudaVersion: null },
+      undefined,
+      rootLogger,
+    );
+  }
+  const markerDir = markerDirFrom(process.env);
+  if (c.telemetry.source === 'simulated') {
+    const cell = simulatedSettingsCell();
+    const n = c.telemetry.simulated?.gpuCount ?? 1;
+    const uuids = Array.from({ length: n }, (_, i) => `GPU-simulated-${String(i).padStart(4, '0')}`);
+    const fake = new FakeNvml({ uuids, stateFile: process.env['LLEM_SIMULATED_GPU_STATE'], cell });
+    return { deps: { api: () => fake, markerDir }, cell };
+  }
+  let api: NvmlControlApi | undefined;
+  return { deps: { api: () => (api ??= loadNvmlControl(env.nvmlLibrary)), markerDir } };
+}
+
+function telemetryFor(env: AgentEnvironment, settings?: Int32Array): GpuTelemetry {
   const m = env.config.measurement;
   const t = env.config.telemetry;
   const cadence = {
@@ -62,7 +94,7 @@ function telemetryFor(env: AgentEnvironment): GpuTelemetry {
     tickAlign: t.tickAlign,
     markTimeoutMs: t.markTimeoutSeconds * 1000,
   };
-  if (t.source === 'simulated') return createSimulatedGpu({ ...cadence, ...t.simulated });
+  if (t.source === 'simulated') return createSimulatedGpu({ ...cadence, ...t.simulated, settings });
   // The backend inherits this container's CUDA_VISIBLE_DEVICES / NVIDIA_VISIBLE_DEVICES: the same
   // variables select the GPUs measured here (telemetry/visible-devices.ts), so both see one set.
   return createNvmlTelemetry({
@@ -164,10 +196,15 @@ export async function main(argv: string[]): Promise<number> {
     replica: env.config.publisher.replica,
   });
   if (args.command.length > 0) writeBackendFiles(env.config.files);
+  // Refuse GPU settings this pod may not change before anything starts (exit 2, naming the fields).
+  const gpuControl = gpuControlFor(env);
   const bus = await openBus(env);
   const [cmd, ...cmdArgs] = args.command;
   const graceMs = env.config.backend.shutdownGraceSeconds * 1000;
-  const backend = cmd === undefined ? null : startBackend(cmd, cmdArgs, { logger: log, orphanGuard: { graceMs } });
+  const backend =
+    cmd === undefined
+      ? null
+      : startBackend(cmd, cmdArgs, { logger: log, orphanGuard: { graceMs }, uid: backendUid(process.env) });
   const abort = new AbortController();
   const received: { signal?: NodeJS.Signals } = {};
   const unwatch = watch(abort, backend, received);
@@ -175,10 +212,11 @@ export async function main(argv: string[]): Promise<number> {
   try {
     const summary = await runAgent(env.config, {
       bus,
-      telemetry: telemetryFor(env),
+      telemetry: telemetryFor(env, gpuControl.cell),
       createSketch: createLatencySketch,
       signal: abort.signal,
       logger: log,
+      ...(gpuControl.deps === undefined ? {} : { gpuControl: gpuControl.deps }),
     });
     log.info(
       { requestsOk: summary.requestsOk, requestsFailed: summary.requestsFailed, warnings: summary.warnings },
@@ -197,4 +235,10 @@ export async function main(argv: string[]): Promise<number> {
     if (backend !== null) log.info({ exit: describeExit(await backend.terminate(graceMs)) }, 'backend stopped');
     await bus.close().catch(() => undefined);
   }
+}
+
+/** LLEM_BACKEND_UID (set by the controller on pods that change GPU settings): the backend's user, when we are root. */
+function backendUid(env: NodeJS.ProcessEnv): number | undefined {
+  const v = Number(env['LLEM_BACKEND_UID']);
+  return Number.isInteger(v) && v > 0 && process.getuid?.() === 0 ? v : undefined;
 }

@@ -5,16 +5,32 @@ import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { stringify } from 'yaml';
 import { InvalidInputError } from '../../lib/errors.ts';
-import { compareResults, readResultsDirectory, type ResultsDocument } from '../../local/results-read.ts';
+import type { AggregateResults } from '../../aggregator/index.ts';
+import {
+  compareResults,
+  readResultsDirectory,
+  withAnalysisRuns,
+  type ResultsDocument,
+} from '../../local/results-read.ts';
 import { openExport } from '../../local/results-export.ts';
 import { bestConfigurationText } from '../../report/best.ts';
+import {
+  gpuSettingsRows,
+  PHASE_SPLIT_ASSUMPTIONS,
+  PHASE_SPLIT_METHOD,
+  phaseSplits,
+  withCi,
+  type ConfigurationEntry,
+} from '../../report/gpu-analysis.ts';
 
 const HELP = `usage:
   llem results show DIR                     configurations, J/token with 95% CI, best configuration
   llem results export DIR --format FORMAT   FORMAT: csv (configurations), json (experiment.json),
                                             llm-d (llm-d benchmark report v0.2, one YAML document per run),
                                             mlenergy-csv (one row per run, ML.ENERGY leaderboard columns)
-  llem results compare DIR_A DIR_B          J/token per configuration (matched by config hash), A vs B`;
+  llem results compare DIR_A DIR_B          J/token per configuration (matched by config hash), A vs B;
+                                            with GPU power caps / clocks, each side's J/token, tokens/s and
+                                            p99 ITL against them, with 95% CIs`;
 
 function usageError(message: string): never {
   throw new InvalidInputError([{ file: 'llem results', path: '', message: `${message}\n\n${HELP}` }]);
@@ -87,7 +103,7 @@ function n(v: number | null | undefined): string {
   return v === null || v === undefined ? '—' : Number(v.toPrecision(4)).toString();
 }
 
-function show(doc: ResultsDocument): string {
+function show(doc: ResultsDocument, analysis: AggregateResults): string {
   const lines = [`${doc.simulated ? 'SIMULATED results' : 'results'} generated ${doc.generatedAt}`];
   const label = (id: string): string => doc.configurations.find((c) => c.id === id)?.label ?? id;
   lines.push(['configuration'.padEnd(40), 'runs', 'J/token', '95% CI', 'tokens/s', 'TTFT p99 ms'].join('  '));
@@ -106,10 +122,55 @@ function show(doc: ResultsDocument): string {
   }
   const best = doc.results.experiment.bestConfiguration;
   lines.push(best === null ? 'best: none' : `best: ${bestConfigurationText(best, label(best.configId), n)}`);
+  lines.push(...gpuLines(doc, analysis), ...phaseLines(doc, analysis));
   return lines.join('\n') + '\n';
 }
 
-function compare(a: ResultsDocument, b: ResultsDocument, dirs: [string, string]): string {
+/** J/token, tokens/s, p99 ITL against the power cap / clock, with 95% CIs; none when no run changed GPU settings. */
+function gpuLines(doc: ResultsDocument, analysis: AggregateResults): string[] {
+  const labels = Object.fromEntries(doc.configurations.map((c) => [c.id, c.label ?? c.id]));
+  const rows = gpuSettingsRows(analysis, labels);
+  if (rows.length === 0) return [];
+  const out = ['', 'against the GPU power cap / clock (mean [95% CI] over cycles):'];
+  out.push(
+    [
+      'settings'.padEnd(22),
+      'enforced W',
+      'mean power W'.padEnd(26),
+      'J/token'.padEnd(28),
+      'tokens/s'.padEnd(26),
+      'p99 ITL ms',
+    ].join('  '),
+  );
+  for (const r of rows)
+    out.push(
+      [
+        r.settings.padEnd(22),
+        String(r.enforcedPowerLimitWatts ?? '—').padEnd(10),
+        withCi(r.meanPowerWatts).padEnd(26),
+        withCi(r.joulesPerToken).padEnd(28),
+        withCi(r.tokensPerSecond).padEnd(26),
+        withCi(r.itlP99Ms),
+      ].join('  '),
+    );
+  return out;
+}
+
+function phaseLines(doc: ResultsDocument, analysis: AggregateResults): string[] {
+  const splits = phaseSplits(doc.configurations as ConfigurationEntry[], analysis);
+  if (splits.length === 0) return [];
+  const out = ['', `prefill vs decode energy. Method: ${PHASE_SPLIT_METHOD}.`];
+  for (const s of splits)
+    out.push(
+      `${s.label}: ${n(s.inputTokensPerRequest)} input tokens/request: J per input token ${withCi(s.joulesPerInputToken)}, ` +
+        `J per output token ${withCi(s.joulesPerOutputToken)}, prefill share ${withCi(s.prefillShare)}`,
+    );
+  out.push(`assumptions: ${PHASE_SPLIT_ASSUMPTIONS.join('; ')}`);
+  return out;
+}
+
+function compare(dirs: [string, string]): string {
+  const [a, b] = dirs.map((d) => readResultsDirectory(d)) as [ResultsDocument, ResultsDocument];
   const rows = compareResults(a, b);
   const lines = [
     `J/token: A = ${dirs[0]}, B = ${dirs[1]}${a.simulated || b.simulated ? ' (simulated data involved)' : ''}`,
@@ -118,6 +179,14 @@ function compare(a: ResultsDocument, b: ResultsDocument, dirs: [string, string])
     const change = r.relativeChange === null ? 'n/a' : `${(r.relativeChange * 100).toFixed(1)}%`;
     const sig = r.significant === null ? '' : r.significant ? ' (CIs do not overlap)' : ' (within noise: CIs overlap)';
     lines.push(`${r.label.slice(0, 40).padEnd(40)}  A ${n(r.a).padEnd(8)} B ${n(r.b).padEnd(8)} ${change}${sig}`);
+  }
+  // Power-cap / clock sweeps: each side's figures against its settings (caps differ, so hashes do not match).
+  for (const [name, d, dir] of [
+    ['A', a, dirs[0]],
+    ['B', b, dirs[1]],
+  ] as const) {
+    const g = gpuLines(d, withAnalysisRuns(dir, d));
+    if (g.length > 0) lines.push(`${name}:${g.join('\n')}`);
   }
   return lines.join('\n') + '\n';
 }
@@ -139,7 +208,8 @@ export async function main(argv: string[]): Promise<number> {
   switch (sub) {
     case 'show': {
       if (dirs.length !== 1 || dirs[0] === undefined) usageError('show takes one results directory');
-      process.stdout.write(show(readResultsDirectory(dirs[0])));
+      const doc = readResultsDirectory(dirs[0]);
+      process.stdout.write(show(doc, withAnalysisRuns(dirs[0], doc)));
       return 0;
     }
     case 'export': {
@@ -157,7 +227,7 @@ export async function main(argv: string[]): Promise<number> {
     case 'compare': {
       if (dirs.length !== 2 || dirs[0] === undefined || dirs[1] === undefined)
         usageError('compare takes two results directories');
-      process.stdout.write(compare(readResultsDirectory(dirs[0]), readResultsDirectory(dirs[1]), [dirs[0], dirs[1]]));
+      process.stdout.write(compare([dirs[0], dirs[1]]));
       return 0;
     }
     case undefined:
