@@ -8,6 +8,7 @@
 // patches with the same concurrency (the API server's write floor).
 //
 //   node --import tsx bench/controller.ts [--experiments 200] [--runs 10] [--big-runs 20000] [--workers 4]
+//     [--big-parallelism 200] [--cpu-prof DIR]  (DIR: a V8 CPU profile of the controller process)
 import { fork, type ChildProcess } from 'node:child_process';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -30,6 +31,8 @@ const { values } = parseArgs({
     'big-runs': { type: 'string', default: '20000' },
     workers: { type: 'string', default: '4' },
     'big-parallelism': { type: 'string', default: '200' },
+    /** Writes a V8 CPU profile of the controller process into this directory (chrome://inspect, speedscope). */
+    'cpu-prof': { type: 'string' },
   },
 });
 const EXPERIMENTS = Number(values.experiments);
@@ -177,7 +180,13 @@ async function main(): Promise<void> {
     child = fork(
       script,
       [JSON.stringify({ kubeconfig: kube.kubeconfigPath, natsUrl: nats.url, namespace: NS, workers: WORKERS })],
-      { execArgv: ['--expose-gc'], env },
+      {
+        execArgv: [
+          '--expose-gc',
+          ...(values['cpu-prof'] !== undefined ? ['--cpu-prof', `--cpu-prof-dir=${values['cpu-prof']}`] : []),
+        ],
+        env,
+      },
     );
     child.once('exit', () => void rm(bundleDir, { recursive: true, force: true }));
     await new Promise((r) => child?.once('message', r));

@@ -13,6 +13,7 @@ import {
   type V1Pod,
   type V1Secret,
 } from '@kubernetes/client-node';
+import { makeApiClient } from './api-client.ts';
 import { API_GROUP, API_VERSION_NAME, KIND, PLURAL } from '../api/spec.ts';
 import { LlemError } from '../lib/errors.ts';
 
@@ -81,8 +82,8 @@ export class ClientNodeWriter implements KubeWriter {
     kc: KubeConfig,
     private readonly component = FIELD_MANAGER,
   ) {
-    this.custom = kc.makeApiClient(CustomObjectsApi);
-    this.core = kc.makeApiClient(CoreV1Api);
+    this.custom = makeApiClient(kc, CustomObjectsApi);
+    this.core = makeApiClient(kc, CoreV1Api);
   }
 
   async patchExperimentStatus(
@@ -214,7 +215,7 @@ export interface LeaseClient {
 export class ClientNodeLeases implements LeaseClient {
   private readonly api: CoordinationV1Api;
   constructor(kc: KubeConfig) {
-    this.api = kc.makeApiClient(CoordinationV1Api);
+    this.api = makeApiClient(kc, CoordinationV1Api);
   }
   async get(namespace: string, name: string): Promise<V1Lease | null> {
     try {
