@@ -14,6 +14,7 @@ import {
   type V1Secret,
 } from '@kubernetes/client-node';
 import { makeApiClient } from './api-client.ts';
+import type { EnergyExperimentStatus } from '../api/status.ts';
 import { API_GROUP, API_VERSION_NAME, KIND, PLURAL } from '../api/spec.ts';
 import { LlemError } from '../lib/errors.ts';
 
@@ -31,7 +32,8 @@ export interface ExperimentObject {
   kind?: string;
   metadata?: V1ObjectMeta;
   spec?: unknown;
-  status?: Record<string, unknown>;
+  /** Raw, as the API server returned it: read only through the status schema (status-view.ts). */
+  status?: unknown;
 }
 
 export class KubeError extends LlemError {
@@ -57,7 +59,7 @@ export type EventType = 'Normal' | 'Warning';
 
 export interface KubeWriter {
   /** Merge-patches `.status` through the status subresource. */
-  patchExperimentStatus(namespace: string, name: string, status: Record<string, unknown>): Promise<ExperimentObject>;
+  patchExperimentStatus(namespace: string, name: string, status: EnergyExperimentStatus): Promise<ExperimentObject>;
   /** Replaces the finalizer list, guarded by resourceVersion (409 on a stale object). */
   setFinalizers(obj: ExperimentObject, finalizers: string[]): Promise<void>;
   deleteExperiment(namespace: string, name: string): Promise<void>;
@@ -89,7 +91,7 @@ export class ClientNodeWriter implements KubeWriter {
   async patchExperimentStatus(
     namespace: string,
     name: string,
-    status: Record<string, unknown>,
+    status: EnergyExperimentStatus,
   ): Promise<ExperimentObject> {
     return (await this.custom.patchNamespacedCustomObjectStatus(
       {

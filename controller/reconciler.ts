@@ -93,6 +93,51 @@ export class EventBudget {
   }
 }
 
+/** What a pass's status is made of, besides the run table. */
+interface PassInputs {
+  generation: number;
+  results: AggregateResults | null;
+  failure: AggregatorFailure | null;
+  /** The status the pass started from (or the one it wrote). */
+  status: EnergyExperimentStatus;
+}
+
+/** The phase and conditions this pass implies (runs, the Aggregator's weaknesses and failure). */
+function decideFrom(
+  spec: EnergyExperimentSpec,
+  runs: RunPlanOutput['runs'],
+  simulated: boolean,
+  aggregate: AggregateResults | null,
+  failure: AggregatorFailure | null,
+): ReturnType<typeof decidePhase> {
+  return decidePhase(runs, {
+    suspended: spec.policy.suspend,
+    strict: spec.policy.failurePolicy === 'strict',
+    simulated,
+    retrying: retryingRuns(runs),
+    ...measurementWeaknesses(aggregate),
+    ...(failure !== null ? { aggregatorFailure: failure.message } : {}),
+  });
+}
+
+/** Runs between attempts after a failure (the Degraded Retrying condition counts them). */
+function retryingRuns(runs: RunPlanOutput['runs']): number {
+  let n = 0;
+  for (const r of runs)
+    if (r.attempt > 0 && (r.phase === 'Pending' || r.phase === 'Running') && r.message !== undefined) n += 1;
+  return n;
+}
+
+function samePass(last: PassInputs | undefined, now: PassInputs): boolean {
+  return (
+    last !== undefined &&
+    last.status === now.status &&
+    last.generation === now.generation &&
+    last.results === now.results &&
+    last.failure === now.failure
+  );
+}
+
 interface ArtifactWrite {
   promise: Promise<{ uri: string; kind: 'objectStore' }>;
   done: { uri: string; kind: 'objectStore' } | undefined;
@@ -153,15 +198,7 @@ export class Reconciler {
   /** The status last read from the cache, by uid: parsed once per resourceVersion, not per reconcile. */
   private readonly parsed = new Map<string, { rv: string; status: EnergyExperimentStatus }>();
   /** What the last pass built its status from, by uid: an unchanged pass builds nothing. */
-  private readonly lastPass = new Map<
-    string,
-    {
-      generation: number;
-      results: AggregateResults | null;
-      failure: AggregatorFailure | null;
-      status: EnergyExperimentStatus;
-    }
-  >();
+  private readonly lastPass = new Map<string, PassInputs>();
   /** Events per experiment, rate-limited like client-go's spam filter (status and the artifact keep every run). */
   private readonly eventBudget = new EventBudget();
   /** Artifacts being written (or written) for finished experiments, by uid. */
@@ -395,12 +432,32 @@ export class Reconciler {
     });
     // Still loading (run table, checkpoint, consumer): this key is queued again once it has loaded.
     if (feed === undefined) return {};
-    const pods = this.podsOf(ref);
     const now = this.now();
-    const before = feed.runs.list();
+    const out = this.step(ref, spec, matrix, feed, now);
+    let created: RenderedPod[];
+    try {
+      created = this.renderPods(ref, spec, matrix, out);
+    } catch (err) {
+      if (!(err instanceof InvalidInputError)) throw err;
+      this.attempts.forget(ref.uid, 'failed', now);
+      return this.renderFailed(obj, ref, err);
+    }
+    const runsChanged = this.actuate(ref, feed, out, created, now);
+    return this.publish({ obj, ref, spec, matrix, feed, warnings }, out, prev, runsChanged);
+  }
+
+  /** One pass of the run state machine over the run table, the pods and the Aggregator's verdicts. */
+  private step(
+    ref: ExperimentRef,
+    spec: EnergyExperimentSpec,
+    matrix: RunMatrix,
+    feed: ExperimentFeed,
+    now: Date,
+  ): RunPlanOutput {
+    const pods = this.podsOf(ref);
     const out = stepRuns({
       planned: matrix.runs,
-      previous: before,
+      previous: feed.runs.list(),
       pods,
       judge: feed.judge,
       resumed: feed.resumed,
@@ -414,77 +471,95 @@ export class Reconciler {
       maxStarts: Math.max(1, Math.floor(MAX_POD_CREATES_PER_PASS / spec.placement.replicas)),
     });
     feed.resumed.clear();
-    let created: RenderedPod[];
-    try {
-      created = this.renderPods(ref, spec, matrix, out);
-    } catch (err) {
-      if (err instanceof InvalidInputError) {
-        this.attempts.forget(ref.uid, 'failed', now);
-        return this.renderFailed(obj, ref, err);
-      }
-      throw err;
-    }
+    return out;
+  }
+
+  /**
+   * Takes the pass's run table and sends its writes: deletions, then (run table stored first,
+   * write-ahead, ADR 0014) the new pods, and start signals, all in the background. True when a run
+   * changed.
+   */
+  private actuate(
+    ref: ExperimentRef,
+    feed: ExperimentFeed,
+    out: RunPlanOutput,
+    created: RenderedPod[],
+    now: Date,
+  ): boolean {
+    const before = feed.runs.list();
     // Declared before the pods exist: the Aggregator refuses messages of attempts never started.
     for (const c of out.create) feed.startAttempt(c.run.id, c.attempt);
-    // Write-ahead: the run table records an attempt before its pods exist (ADR 0014).
     const runsChanged = out.runs.some((r, i) => r !== before[i]);
     feed.runs.update(out.runs);
     // The attempts whose result this pass applied (succeeded, failed, retried, suspended) end here.
     this.attempts.applied(ref.uid, before, out.runs, now);
-    // Write-ahead (ADR 0014): pods are created only once the run table holding their attempt is stored.
     for (const name of out.deletePods) this.background.deletePod(ref.namespace, name);
     for (const { pod } of created) this.expectations.set(pod.metadata?.name ?? '', Date.now());
     this.background.track(this.persistThenCreate(ref, feed, created));
     this.countFailures(out);
     // Resent on every pass while the attempt is ready and not finished: a lost one is resent by the next.
     for (const s of out.signal) this.background.track(feed.signalStart(s.runId, s.attempt));
+    return runsChanged;
+  }
+
+  /** The status this pass implies, sent when it differs; events; metrics; release once finished. */
+  private async publish(
+    ctx: ExperimentContext,
+    out: RunPlanOutput,
+    prev: EnergyExperimentStatus,
+    runsChanged: boolean,
+  ): Promise<ReconcileResult> {
+    const { obj, ref, spec, feed } = ctx;
     // The final figures are computed fresh; in flight they are refreshed at most once a second.
     const p = progressOf(out.runs);
     const aggregate = feed.aggregate(p.pending === 0 && p.running === 0);
-    const generation = obj.metadata?.generation ?? 0;
-    const last = this.lastPass.get(ref.uid);
+    const inputs: PassInputs = {
+      generation: obj.metadata?.generation ?? 0,
+      results: aggregate,
+      failure: feed.failure(),
+      status: prev,
+    };
     // Nothing this status is made of changed (runs, results, failure, spec): the same status again,
     // not worth building (at 20,000 runs that is most of a pass) nor comparing.
-    if (
-      !runsChanged &&
-      last !== undefined &&
-      last.status === prev &&
-      last.generation === generation &&
-      last.results === aggregate &&
-      last.failure === feed.failure()
-    )
+    if (!runsChanged && samePass(this.lastPass.get(ref.uid), inputs))
       return this.afterFinish(ref, spec, prev, out.requeueAfterMs);
-    const status = await this.desiredStatus({ obj, ref, spec, matrix, feed, warnings }, out, prev, aggregate);
+    const status = await this.desiredStatus(ctx, out, prev, aggregate);
     // The artifact is being written in the background; this key is queued again when it is done.
     if (status === null) return {};
     const wrote = this.writeStatus(obj, ref, status);
-    this.lastPass.set(ref.uid, {
-      generation,
-      results: aggregate,
-      failure: feed.failure(),
-      status: wrote ? status : prev,
-    });
-    // Events are recorded in the background, like client-go's broadcaster: they never delay a reconcile.
-    if (wrote) for (const e of out.events) void this.event(obj, e.type, e.reason, e.message);
-    if (wrote) this.degradedEvent(obj, prev, status);
-    if (wrote && prev.phase !== status.phase)
+    this.lastPass.set(ref.uid, { ...inputs, status: wrote ? status : prev });
+    if (wrote) this.announce(obj, prev, status, out);
+    this.observe(ref, out, status.best, aggregate);
+    if (isReleased(status)) this.releaseFeed(ref);
+    return this.afterFinish(ref, spec, status, out.requeueAfterMs);
+  }
+
+  /** Events for what a written status changed. Recorded in the background, like client-go's broadcaster. */
+  private announce(
+    obj: ExperimentObject,
+    prev: EnergyExperimentStatus,
+    status: EnergyExperimentStatus,
+    out: RunPlanOutput,
+  ): void {
+    for (const e of out.events) void this.event(obj, e.type, e.reason, e.message);
+    this.degradedEvent(obj, prev, status);
+    if (prev.phase !== status.phase)
       void this.event(
         obj,
         'Normal',
         `Experiment${String(status.phase)}`,
         `Experiment is ${String(status.phase)}: ${progressOf(out.runs).summary} runs succeeded.`,
       );
-    this.observe(ref, out, status.best, feed.aggregate());
-    if (isReleased(status)) {
-      // Dropped from the feed map at once; the final checkpoint is written in the background.
-      this.background.track(this.deps.streams.release(ref));
-      this.validations.delete(ref.uid);
-      this.lastPass.delete(ref.uid);
-      this.artifacts.delete(ref.uid);
-      // Per-run power series of a finished experiment: every run has ended.
-      this.deps.metrics?.runPower.forgetExperiment(ref.namespace, ref.name);
-    }
-    return this.afterFinish(ref, spec, status, out.requeueAfterMs);
+  }
+
+  private releaseFeed(ref: ExperimentRef): void {
+    // Dropped from the feed map at once; the final checkpoint is written in the background.
+    this.background.track(this.deps.streams.release(ref));
+    this.validations.delete(ref.uid);
+    this.lastPass.delete(ref.uid);
+    this.artifacts.delete(ref.uid);
+    // Per-run power series of a finished experiment: every run has ended.
+    this.deps.metrics?.runPower.forgetExperiment(ref.namespace, ref.name);
   }
 
   /** A Warning Event whenever the Degraded condition takes a new reason (AggregatorFailed included). */
@@ -623,17 +698,7 @@ export class Reconciler {
     const best = bestConfiguration(all);
     const configurations = boundConfigurations(all);
     const simulated = this.deps.podOptions.simulate || (aggregate?.experiment.simulated ?? false);
-    const retrying = out.runs.filter(
-      (r) => r.attempt > 0 && (r.phase === 'Pending' || r.phase === 'Running') && r.message !== undefined,
-    ).length;
-    const decision = decidePhase(out.runs, {
-      suspended: spec.policy.suspend,
-      strict: spec.policy.failurePolicy === 'strict',
-      simulated,
-      retrying,
-      ...measurementWeaknesses(aggregate),
-      ...(failure !== null ? { aggregatorFailure: failure.message } : {}),
-    });
+    const decision = decideFrom(spec, out.runs, simulated, aggregate, failure);
     const conditions = applyConditions(
       prev.conditions,
       [

@@ -60,11 +60,7 @@ export class BackgroundWrites {
     for (let want = slot.next; want !== undefined; want = slot.next) {
       slot.next = undefined;
       try {
-        const updated = await this.writer.patchExperimentStatus(
-          slot.namespace,
-          slot.name,
-          want.status as Record<string, unknown>,
-        );
+        const updated = await this.writer.patchExperimentStatus(slot.namespace, slot.name, want.status);
         this.counts.patched += 1;
         const rv = Number(updated.metadata?.resourceVersion ?? '0');
         if (Number.isFinite(rv)) want.rv = rv;
