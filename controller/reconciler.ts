@@ -56,7 +56,12 @@ export interface ReconcilerDeps {
   requeue?: (key: string) => void;
 }
 
-const EXPECTATION_TTL_MS = 60_000;
+/**
+ * How long a created pod counts as existing before the cache shows it: client-go's ExpectationsTimeout.
+ * A 20,000-run experiment on a loaded host had runs fail PodLost at 60 s (a cache lagging that long is
+ * one way to get them; not proven to be the only one).
+ */
+const EXPECTATION_TTL_MS = 5 * 60_000;
 /** How long a reconcile waits for an experiment's feed to load before returning (it is requeued when loaded). */
 const FEED_WAIT_MS = 50;
 /** How long a reconcile waits for a finished experiment's artifact before returning (requeued when stored). */
