@@ -4,7 +4,8 @@
 // figures are the controller's. The controller runs alone in a child process (bench/controller-
 // process.ts) so its RSS is its own. Reported: reconcile duration p50/p99 apart from queue wait,
 // errors, the big experiment's status size, and the controller's RSS once that experiment finished
-// and its feed was released. Baseline, measured in the same run on the same server: no-op status
+// and its feed was released (after idling until RSS stops falling, and again after a
+// memory-reducing GC). Baseline, measured in the same run on the same server: no-op status
 // patches with the same concurrency (the API server's write floor).
 //
 //   node --import tsx bench/controller.ts [--experiments 200] [--runs 10] [--big-runs 20000] [--workers 4]
