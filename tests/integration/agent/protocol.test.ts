@@ -184,3 +184,27 @@ void test("the summary carries the backend's own metrics, each a number or null 
     assert.ok(m.value === null && /\/stats not read: GET .*\/stats: HTTP 404/.test(m.reason ?? ''), JSON.stringify(m));
   assert.deepEqual((messages.at(-1) as SummaryMessage).backendMetrics, summary.backendMetrics);
 });
+
+void test('a windowStart energy read slower than a slice period still goes out before the first sketch slice', async () => {
+  const { bus, messages } = recordingBus();
+  const gpu = createSimulatedGpu({ sampleIntervalMs: 20, batchIntervalMs: 50 });
+  // A loaded host: the window's opening energy read takes 3 slice periods (sliceMs 100).
+  const slowStart: typeof gpu = {
+    source: gpu.source,
+    start: (onBatch) => gpu.start(onBatch),
+    mark: async (m) => {
+      if (m === 'windowStart') await new Promise((r) => setTimeout(r, 300));
+      return gpu.mark(m);
+    },
+    flush: () => gpu.flush(),
+    stop: () => gpu.stop(),
+  };
+  await runAgent(protocolConfig(server.url), { ...deps(bus), telemetry: slowStart });
+  const k = kinds(messages);
+  assert.ok(k.includes('sketch'), k.join(' '));
+  assert.ok(k.indexOf('mark:windowStart') < k.indexOf('sketch'), k.join(' '));
+  assert.deepEqual(
+    messages.map((m) => m.seq),
+    messages.map((_m, i) => i + 1),
+  );
+});
