@@ -1,7 +1,6 @@
 // OpenAI-compatible streaming client: /v1/completions and /v1/chat/completions over SSE, one
 // keep-alive connection per stream (http1.ts), timings taken with performance.now() when the socket
 // read holding each chunk reaches the event loop, before it is decoded or parsed.
-import { StringDecoder } from 'node:string_decoder';
 import { Http1Pool, type Exchange, type ExchangeHandlers } from './http1.ts';
 import { SseParser } from './sse.ts';
 
@@ -164,7 +163,6 @@ export class StreamingClient {
     const { finish, drop } = end;
     let status = 0;
     const parser = new SseParser();
-    const decoder = new StringDecoder('utf8');
     let arrivedMs = 0;
     const onData = (data: string): void => {
       const first = p.firstMs === null;
@@ -177,7 +175,7 @@ export class StreamingClient {
         if (status >= 400) return;
         arrivedMs = at;
         try {
-          parser.push(decoder.write(bytes), onData);
+          parser.push(bytes, onData);
         } catch (err) {
           finish('bad_response', `unparsable stream chunk: ${(err as Error).message}`);
           drop();

@@ -24,6 +24,20 @@ export interface Exchange {
   abort(): void;
 }
 
+const LF = 10;
+const CR = 13;
+const TAB = 9;
+const SPACE = 32;
+const SEMICOLON = 59;
+
+/** The value of an ASCII hex digit, -1 for any other byte. */
+function hexValue(c: number): number {
+  if (c >= 48 && c <= 57) return c - 48;
+  if (c >= 97 && c <= 102) return c - 87;
+  if (c >= 65 && c <= 70) return c - 55;
+  return -1;
+}
+
 type BodyState = 'size' | 'data' | 'dataEnd' | 'trailers' | 'length' | 'untilClose';
 
 /** One keep-alive connection and the response it is reading, if any. */
@@ -34,7 +48,10 @@ class Connection {
   private inHead = true;
   private body: BodyState = 'size';
   private left = 0;
-  private line = '';
+  private lineBytes = 0;
+  private size = 0;
+  private sizeExtension = false;
+  private sizeMalformed = false;
   private reusable = true;
   /** The server's Keep-Alive timeout hint less a second (as node:http does); null: none given. */
   idleLimitMs: number | null = null;
@@ -132,7 +149,8 @@ class Connection {
       this.body = 'untilClose';
       this.reusable = false;
     }
-    this.line = '';
+    this.lineBytes = 0;
+    this.size = 0;
   }
 
   private startLength(n: number): void {
@@ -156,28 +174,48 @@ class Connection {
     }
   }
 
-  /** Chunk-size lines, the CRLF after each chunk, and trailers: one line at a time. */
+  /**
+   * Chunk-size lines, the CRLF after each chunk, and trailers, read byte by byte (a few bytes per
+   * chunk; no string is made): the size's hex digits are summed as they come.
+   */
   private readLine(b: Buffer, at: number): number {
-    const nl = b.indexOf(10, at);
-    const end = nl < 0 ? b.length : nl + 1;
-    this.line += b.toString('latin1', at, end);
-    if (nl < 0) return end;
-    const line = this.line.trimEnd();
-    this.line = '';
+    let i = at;
+    while (i < b.length) {
+      const c = b[i++] as number;
+      if (c === LF) {
+        this.endLine();
+        return i;
+      }
+      if (c === CR) continue;
+      this.lineBytes++;
+      if (this.body !== 'size' || this.sizeExtension) continue;
+      const digit = hexValue(c);
+      if (digit >= 0) this.size = this.size * 16 + digit;
+      else if (c === SEMICOLON || c === SPACE || c === TAB) this.sizeExtension = true;
+      else this.sizeMalformed = true;
+    }
+    return i;
+  }
+
+  private endLine(): void {
+    const empty = this.lineBytes === 0;
+    const { size, sizeMalformed } = this;
+    this.lineBytes = 0;
+    this.size = 0;
+    this.sizeExtension = false;
+    this.sizeMalformed = false;
     if (this.body === 'dataEnd') {
       this.body = 'size';
     } else if (this.body === 'trailers') {
-      if (line === '') this.done();
+      if (empty) this.done();
+    } else if (sizeMalformed || empty) {
+      this.fail('malformed chunk size');
+    } else if (size === 0) {
+      this.body = 'trailers';
     } else {
-      const size = parseInt(line, 16);
-      if (!Number.isFinite(size) || size < 0) this.fail('malformed chunk size');
-      else if (size === 0) this.body = 'trailers';
-      else {
-        this.body = 'data';
-        this.left = size;
-      }
+      this.body = 'data';
+      this.left = size;
     }
-    return end;
   }
 
   private done(): void {
