@@ -38,6 +38,9 @@ function hexValue(c: number): number {
   return -1;
 }
 
+/** Bytes a socket read (and when the read reached JS), or its failure. */
+type Delivery = { c: Connection; bytes: Buffer; arrivedMs: number } | { c: Connection; bytes: null; failure: string };
+
 type BodyState = 'size' | 'data' | 'dataEnd' | 'trailers' | 'length' | 'untilClose';
 
 /** One keep-alive connection and the response it is reading, if any. */
@@ -58,13 +61,16 @@ class Connection {
 
   constructor(
     socket: net.Socket,
-    private readonly release: (c: Connection, reusable: boolean) => void,
+    private readonly pool: { release(c: Connection, reusable: boolean): void; deliver(d: Delivery): void },
     dataEvents: boolean,
   ) {
     this.socket = socket;
-    if (dataEvents) socket.on('data', (b: Buffer) => this.onData(b, performance.now()));
-    socket.on('error', (e: NodeJS.ErrnoException) => this.fail(e.code ?? e.message));
-    socket.on('close', () => this.fail('connection closed'));
+    if (dataEvents) socket.on('data', (b: Buffer) => pool.deliver({ c: this, bytes: b, arrivedMs: performance.now() }));
+    // Through the same queue as the data, so a close never overtakes the last bytes read before it.
+    socket.on('error', (e: NodeJS.ErrnoException) =>
+      pool.deliver({ c: this, bytes: null, failure: e.code ?? e.message }),
+    );
+    socket.on('close', () => pool.deliver({ c: this, bytes: null, failure: 'connection closed' }));
   }
 
   start(handlers: ExchangeHandlers, request: string): void {
@@ -79,16 +85,16 @@ class Connection {
     this.socket.destroy();
   }
 
-  private fail(code: string): void {
+  fail(code: string): void {
     const h = this.handlers;
     this.handlers = null;
     if (this.body === 'untilClose' && !this.inHead && h !== null && code === 'connection closed') h.onEnd();
     else h?.onError(code, !this.inHead);
-    this.release(this, false);
+    this.pool.release(this, false);
     this.socket.destroy();
   }
 
-  /** Bytes read from the socket; `b` may be a buffer reused for the next read, so nothing keeps it. */
+  /** Bytes read from the socket, parsed now. */
   onData(b: Buffer, arrivedMs: number): void {
     if (this.handlers === null) {
       this.socket.destroy(); // bytes nobody asked for: the connection's framing is lost
@@ -222,7 +228,7 @@ class Connection {
     const h = this.handlers;
     this.handlers = null;
     this.body = 'size';
-    this.release(this, this.reusable);
+    this.pool.release(this, this.reusable);
     h?.onEnd();
   }
 }
@@ -235,6 +241,7 @@ export class Http1Pool {
   private readonly host: string;
   private readonly port: number;
   private closed = false;
+  private inbox: Delivery[] = [];
   private readonly readBuffer = Buffer.allocUnsafe(64 * 1024);
 
   constructor(private readonly url: URL) {
@@ -255,36 +262,56 @@ export class Http1Pool {
   }
 
   private take(): Connection {
-    const c = this.free.pop();
-    if (c !== undefined) {
+    for (let c = this.free.pop(); c !== undefined; c = this.free.pop()) {
       clearTimeout(this.idleTimers.get(c));
       this.idleTimers.delete(c);
-      return c;
+      // A connection the server closed while idle (its close still queued) is never handed out.
+      if (!c.socket.destroyed && c.socket.writable) return c;
+      this.forget(c);
+      c.socket.destroy();
     }
     const opts = { host: this.host, port: this.port, noDelay: true };
-    const release = (x: Connection, reusable: boolean): void => this.release(x, reusable);
     let conn: Connection;
     if (this.url.protocol === 'https:') {
       const sni = net.isIP(this.host) === 0 ? { servername: this.host } : {};
-      conn = new Connection(tls.connect({ ...opts, ...sni, ALPNProtocols: ['http/1.1'] }), release, true);
+      conn = new Connection(tls.connect({ ...opts, ...sni, ALPNProtocols: ['http/1.1'] }), this, true);
     } else {
       // Plain TCP reads straight into one buffer shared by every connection of this thread (`onread`):
-      // no stream machinery, no allocation per read, and the read's time taken first.
+      // no stream machinery; the read's time is taken first, and its bytes copied out for the queue.
       const onread = {
         buffer: this.readBuffer,
         callback: (n: number, b: Buffer): boolean => {
           const arrivedMs = performance.now();
-          conn.onData(b.subarray(0, n), arrivedMs);
+          this.deliver({ c: conn, bytes: Buffer.from(b.subarray(0, n)), arrivedMs });
           return true;
         },
       };
-      conn = new Connection(net.connect({ ...opts, onread }), release, false);
+      conn = new Connection(net.connect({ ...opts, onread }), this, false);
     }
     this.all.add(conn);
     return conn;
   }
 
-  private release(c: Connection, reusable: boolean): void {
+  /**
+   * Queue what a socket delivered; it is parsed in the check phase right after this poll phase. So
+   * every read of one poll is timed before any of them is parsed: with hundreds of streams ready at
+   * once, the last one's time is late only by the reads ahead of it, not by their parsing too.
+   */
+  deliver(d: Delivery): void {
+    this.inbox.push(d);
+    if (this.inbox.length === 1) setImmediate(this.drain);
+  }
+
+  private readonly drain = (): void => {
+    const batch = this.inbox;
+    this.inbox = [];
+    for (const d of batch) {
+      if (d.bytes === null) d.c.fail(d.failure);
+      else d.c.onData(d.bytes, d.arrivedMs);
+    }
+  };
+
+  release(c: Connection, reusable: boolean): void {
     if (!reusable || this.closed || c.socket.destroyed) {
       this.forget(c);
       c.socket.destroy();

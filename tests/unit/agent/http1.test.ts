@@ -14,8 +14,12 @@ interface RawServer {
   close: () => Promise<void>;
 }
 
-/** A server that answers every request (each head ending in a blank line) with `answer(n)`, written in `parts`. */
-async function rawServer(answer: (n: number) => Buffer[], after: 'keep' | 'close' = 'keep'): Promise<RawServer> {
+/** A server that answers every request (each head ending in a blank line) with `answer(n)`, `gapMs` between parts. */
+async function rawServer(
+  answer: (n: number) => Buffer[],
+  after: 'keep' | 'close' = 'keep',
+  gapMs = 2,
+): Promise<RawServer> {
   let accepted = 0;
   let served = 0;
   const sockets = new Set<net.Socket>();
@@ -33,7 +37,7 @@ async function rawServer(answer: (n: number) => Buffer[], after: 'keep' | 'close
         void (async (): Promise<void> => {
           for (const part of answer(++served)) {
             s.write(part);
-            await new Promise((r) => setTimeout(r, 2));
+            await new Promise((r) => setTimeout(r, gapMs));
           }
           if (after === 'close') s.end();
         })();
@@ -104,7 +108,7 @@ void test('each body read carries the time it reached JS, in order, before the n
     Buffer.from('1\r\nb\r\n'),
     Buffer.from('0\r\n\r\n'),
   ];
-  const s = await rawServer(() => parts);
+  const s = await rawServer(() => parts, 'keep', 25);
   const pool = new Http1Pool(s.url);
   const before = performance.now();
   const got = await exchange(pool);
@@ -112,7 +116,8 @@ void test('each body read carries the time it reached JS, in order, before the n
   await s.close();
   assert.equal(got.arrivals.length, 2);
   assert.ok((got.arrivals[0] as number) > before);
-  assert.ok((got.arrivals[1] as number) - (got.arrivals[0] as number) >= 1.5, 'the server waits 2 ms between writes');
+  const gap = (got.arrivals[1] as number) - (got.arrivals[0] as number);
+  assert.ok(gap >= 20, `the server waits 25 ms between writes; the reads were timed ${gap.toFixed(1)} ms apart`);
 });
 
 void test('a keep-alive connection is reused for the next request; Connection: close is not', async () => {
@@ -179,4 +184,40 @@ void test("an idle connection is retired a second before the server's Keep-Alive
   assert.equal(s.accepted(), 2);
   pool.close();
   await s.close();
+});
+
+void test('every read of one poll is timed before any of them is parsed, so a slow parse delays no other stream', async () => {
+  const response = Buffer.from('HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok');
+  const waiting: net.Socket[] = [];
+  const server = net.createServer((s) =>
+    s.once('data', () => {
+      waiting.push(s);
+      // Both requests in: answer both in one go, so both reads are ready in the client's same poll.
+      if (waiting.length === 2) for (const w of waiting) w.write(response);
+    }),
+  );
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  const pool = new Http1Pool(new URL(`http://127.0.0.1:${(server.address() as AddressInfo).port}`));
+  const arrivals: number[] = [];
+  const one = (): Promise<void> =>
+    new Promise((resolve) => {
+      pool.request('GET / HTTP/1.1\r\nhost: x\r\n\r\n', '', {
+        onHead: () => undefined,
+        onBody: (_b, at) => {
+          arrivals.push(at);
+          const end = performance.now() + 30; // a slow parse of the first stream's chunk
+          while (arrivals.length === 1 && performance.now() < end) {
+            // spin
+          }
+        },
+        onEnd: resolve,
+        onError: resolve,
+      });
+    });
+  await Promise.all([one(), one()]);
+  pool.close();
+  await new Promise<void>((r) => server.close(() => r()));
+  assert.equal(arrivals.length, 2);
+  const gap = Math.abs((arrivals[1] as number) - (arrivals[0] as number));
+  assert.ok(gap < 10, `the second read was timed ${gap.toFixed(1)} ms after the first (its parse took 30 ms)`);
 });
