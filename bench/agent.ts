@@ -100,14 +100,24 @@ interface TtftError {
   errP99Ms: number;
   serverTtftP50Ms: number;
   clientTtftP99Ms: number;
+  serverCpuBusy: number;
+  clientCpuBusy: number;
 }
 
 /** Client TTFT minus the server's own TTFT, per request, for requests sent after the ramp. */
+async function serverCpuSeconds(url: string): Promise<number> {
+  return ((await (await fetch(`${url}/llem/stats`)).json()) as { cpuSeconds: number }).cpuSeconds;
+}
+
 async function ttftError(url: string, streams: number, threads: number): Promise<TtftError> {
   const client = createLoadSender({ baseUrl: url, timeoutMs: 60_000 }, threads);
   await client.warm?.(streams, '/health');
   const t0 = performance.now();
+  const serverCpu0 = await serverCpuSeconds(url);
+  const clientCpu0 = process.cpuUsage();
   const { results, durationMs } = await drive(client, streams, SECONDS + RAMP_MS / 1000);
+  const clientCpu = process.cpuUsage(clientCpu0);
+  const serverCpu = (await serverCpuSeconds(url)) - serverCpu0;
   client.close();
   const ok = results.filter((r) => r.ok);
   const steady = ok.filter((r) => r.startMs >= t0 + RAMP_MS && r.ttftMs !== null && r.serverTtftMs !== undefined);
@@ -128,6 +138,10 @@ async function ttftError(url: string, streams: number, threads: number): Promise
       steady.map((r) => r.ttftMs as number),
       0.99,
     ),
+    // CPU time over wall time: a server near 1 is itself the bottleneck (one core); the client's
+    // is its whole process (every client thread), so it can pass 1.
+    serverCpuBusy: serverCpu / (durationMs / 1000),
+    clientCpuBusy: (clientCpu.user + clientCpu.system) / 1e3 / durationMs,
   };
 }
 
@@ -252,6 +266,9 @@ async function main(): Promise<void> {
       tokens_per_s_512: at512.tokensPerS,
       baseline_1loop_ttft_err_p99_ms_512: base512.errP99Ms,
       server_ttft_p50_ms_512: at512.serverTtftP50Ms,
+      server_cpu_busy_512: at512.serverCpuBusy,
+      client_cpu_busy_512: at512.clientCpuBusy,
+      server_cpu_busy_128: at128.serverCpuBusy,
       steady_tokens_per_s: steady.clientRate,
       server_tokens_per_s: steady.serverRate,
       steady_vs_server_err: steadyErr,
