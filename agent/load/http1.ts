@@ -24,6 +24,8 @@ export interface Exchange {
   abort(): void;
 }
 
+/** A response head longer than this is not an HTTP server's (node:http's limit is 16 KiB). */
+const MAX_HEAD_BYTES = 64 * 1024;
 const LF = 10;
 const CR = 13;
 const TAB = 9;
@@ -113,7 +115,8 @@ class Connection {
     const buf = this.head === null ? b : Buffer.concat([this.head, b]);
     const end = buf.indexOf('\r\n\r\n');
     if (end < 0) {
-      this.head = Buffer.from(buf);
+      if (buf.length > MAX_HEAD_BYTES) this.fail(`response head over ${MAX_HEAD_BYTES} bytes`);
+      else this.head = Buffer.from(buf);
       return -1;
     }
     const lines = buf.toString('latin1', 0, end).split('\r\n');

@@ -165,6 +165,12 @@ void test('a connection closed before the head or mid-body is an error that says
   pool2.close();
   await cut.close();
 
+  const endless = await rawServer(() => [Buffer.from('HTTP/1.1 200 OK\r\n'), Buffer.alloc(70 * 1024, 'x')]);
+  const pool4 = new Http1Pool(endless.url);
+  assert.equal((await exchange(pool4)).outcome, 'error:beforeHead', 'a head that never ends');
+  pool4.close();
+  await endless.close();
+
   const garbled = await rawServer(() => [Buffer.from('HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\nzz\r\n')]);
   const pool3 = new Http1Pool(garbled.url);
   assert.equal((await exchange(pool3)).outcome, 'error:afterHead', 'a chunk size that is not hex');
