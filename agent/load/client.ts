@@ -77,34 +77,35 @@ function chunkText(
   return { text, finished: choice.finish_reason !== null && choice.finish_reason !== undefined };
 }
 
+const aborters = new WeakMap<AbortSignal, Set<() => void>>();
+
+/**
+ * Run `fn` when `signal` aborts; returns the way to stop listening. One listener per signal for all
+ * its requests: EventTarget checks every listener for duplicates on each add and remove, ~20 µs per
+ * request with 512 streams in flight on one signal.
+ */
+export function onAbortOf(signal: AbortSignal, fn: () => void): () => void {
+  let waiting = aborters.get(signal);
+  if (waiting === undefined) {
+    const set = new Set<() => void>();
+    waiting = set;
+    aborters.set(signal, set);
+    signal.addEventListener('abort', () => [...set].forEach((f) => f()), { once: true });
+  }
+  const set = waiting;
+  set.add(fn);
+  return () => void set.delete(fn);
+}
+
 export class StreamingClient {
   private readonly pool: Http1Pool;
   private readonly url: URL;
   private readonly opts: ClientOptions;
-  private readonly aborters = new WeakMap<AbortSignal, Set<() => void>>();
 
   constructor(opts: ClientOptions) {
     this.opts = opts;
     this.url = new URL(opts.baseUrl);
     this.pool = new Http1Pool(this.url);
-  }
-
-  /**
-   * Run `fn` when `signal` aborts; returns the way to stop listening. One listener per signal for all
-   * its requests: EventTarget checks every listener for duplicates on each add and remove, ~20 µs per
-   * request with 512 streams in flight on one signal.
-   */
-  private onAbortOf(signal: AbortSignal, fn: () => void): () => void {
-    let waiting = this.aborters.get(signal);
-    if (waiting === undefined) {
-      const set = new Set<() => void>();
-      waiting = set;
-      this.aborters.set(signal, set);
-      signal.addEventListener('abort', () => [...set].forEach((f) => f()), { once: true });
-    }
-    const set = waiting;
-    set.add(fn);
-    return () => void set.delete(fn);
   }
 
   body(req: StreamRequest): string {
@@ -164,7 +165,7 @@ export class StreamingClient {
         finish('cancelled', 'load stopped');
         drop();
       };
-      const unlisten = signal === undefined ? (): void => undefined : this.onAbortOf(signal, onAbort);
+      const unlisten = signal === undefined ? (): void => undefined : onAbortOf(signal, onAbort);
       if (signal?.aborted === true) onAbort();
     });
   }
