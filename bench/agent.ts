@@ -13,7 +13,7 @@
 // The server is one separate process (this script with --serve), so its work never shares the
 // client's loop. Usage: node --import tsx bench/agent.ts [--seconds 5] [--threads N]
 import { spawn, type ChildProcess } from 'node:child_process';
-import { availableParallelism } from 'node:os';
+import { availableParallelism, loadavg } from 'node:os';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { createInterface } from 'node:readline';
 import { parseArgs } from 'node:util';
@@ -241,6 +241,8 @@ const inlineSampler = (): { start(): Promise<void>; stop(): Promise<void> } => {
 
 async function main(): Promise<void> {
   const { url, child } = await startServer();
+  // The machine is shared: its load says whether these figures are the client's or the scheduler's.
+  const loadAtStart = loadavg()[0] ?? NaN;
   try {
     const at128 = await ttftError(url, 128, threadsFor(128));
     const at512 = await ttftError(url, 512, threadsFor(512));
@@ -280,6 +282,8 @@ async function main(): Promise<void> {
       el_p99_increase_ms: elOn - elOff,
       el_p99_inline_ms: inline,
       requests_failed: at128.failed + at512.failed + base512.failed,
+      loadavg_1m_start: loadAtStart,
+      loadavg_1m_end: loadavg()[0] ?? NaN,
     };
     const pass =
       r.ttft_err_p50_ms_128 <= 2 &&
