@@ -4,7 +4,7 @@ import { existsSync, mkdirSync, readdirSync, rmSync, statSync, writeFileSync } f
 import { join, resolve } from 'node:path';
 import { Aggregator } from '../aggregator/index.ts';
 import { newAggregator } from '../aggregator/index.ts';
-import { decodeMessage, experimentSubjectFilter, startSubject, PROTOCOL_VERSION } from '../api/protocol.ts';
+import { decodeMessages, experimentSubjectFilter, startSubject, PROTOCOL_VERSION } from '../api/protocol.ts';
 import type { Configuration, PlannedRun } from '../api/matrix.ts';
 import { sanitizeToken } from '../api/names.ts';
 import { InProcessBus } from '../lib/bus/index.ts';
@@ -180,14 +180,16 @@ class LocalExperiment {
       filterSubject: experimentSubjectFilter(LOCAL_NAMESPACE, this.state.experimentUid),
       afterStreamSeq: 0,
       handler: async (m) => {
-        const decoded = decodeMessage(m.data);
+        const decoded = decodeMessages(m.data);
         if (!decoded.ok) return 'dead-letter';
         // The in-process stream restarts at 1 in every process; the restored aggregator remembers the old sequence.
-        this.aggregator.apply(decoded.message, m.streamSeq + this.seqOffset);
-        traceApplied(decoded.message, m.headers);
-        this.observer.observe(decoded.message, (id) => this.attempts.get(id));
-        if (decoded.message.kind === 'hello' && Object.keys(this.state.environment).length === 0) {
-          this.state.environment = this.observer.get(decoded.message.runId)?.environment ?? {};
+        this.aggregator.applyBatch(decoded.messages, m.streamSeq + this.seqOffset);
+        for (const message of decoded.messages) {
+          traceApplied(message, m.headers);
+          this.observer.observe(message, (id) => this.attempts.get(id));
+          if (message.kind === 'hello' && Object.keys(this.state.environment).length === 0) {
+            this.state.environment = this.observer.get(message.runId)?.environment ?? {};
+          }
         }
         return 'ack';
       },

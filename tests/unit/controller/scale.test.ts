@@ -129,14 +129,15 @@ void test('a pod the renderer refuses sets Failed with reason InvalidSpec naming
 });
 
 void test('an Aggregator failure sets Degraded AggregatorFailed with an Event, and the run it failed on is re-measured', async () => {
-  const original = Aggregator.prototype.apply;
+  // The feed hands every bus message (one wire message or a batch, ADR 0021) to applyBatch.
+  const original = Aggregator.prototype.applyBatch;
   let thrown = false;
-  Aggregator.prototype.apply = function (this: Aggregator, m, seq) {
-    if (!thrown && m.kind === 'summary') {
+  Aggregator.prototype.applyBatch = function (this: Aggregator, msgs, seq) {
+    if (!thrown && msgs.some((m) => m.kind === 'summary')) {
       thrown = true;
       throw new Error('simulated aggregator bug');
     }
-    return original.call(this, m, seq);
+    return original.call(this, msgs, seq);
   };
   const h = await controllerUnderTest({ retryBaseMs: 1 });
   h.experiments.put(experimentWith(spec(2, 1)));
@@ -159,7 +160,7 @@ void test('an Aggregator failure sets Degraded AggregatorFailed with an Event, a
       'metrics come from the Aggregator, never rough totals',
     );
   } finally {
-    Aggregator.prototype.apply = original;
+    Aggregator.prototype.applyBatch = original;
     await h.streams.stopAll();
     await h.bus.close();
   }
