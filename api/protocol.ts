@@ -209,6 +209,29 @@ export const ClientHealthSchema = z.object({
 });
 export type ClientHealth = z.infer<typeof ClientHealthSchema>;
 
+const clockRange = z.object({ min: z.number(), max: z.number() });
+/** GPU settings (power limit, locked clocks) a run asked for and what the driver reported after applying them. */
+export const AppliedGpuSettingsSchema = z.object({
+  gpuUuid: z.string(),
+  requested: z.object({
+    powerLimitWatts: z.number().optional(),
+    smClockMHz: clockRange.optional(),
+    memClockMHz: clockRange.optional(),
+  }),
+  previous: z.object({ powerLimitWatts: z.number().nullable() }),
+  effective: z.object({
+    powerLimitWatts: z.number().nullable(),
+    enforcedPowerLimitWatts: z.number().nullable(),
+    smClockMHz: clockRange.nullable(),
+    memClockMHz: clockRange.nullable(),
+    smClockNowMHz: z.number().nullable(),
+    memClockNowMHz: z.number().nullable(),
+  }),
+  constraints: z.object({ minPowerLimitWatts: z.number(), maxPowerLimitWatts: z.number() }).nullable(),
+  notes: z.array(z.string()),
+});
+export type AppliedGpuSettingsWire = z.infer<typeof AppliedGpuSettingsSchema>;
+
 export const SummaryMessageSchema = z
   .object({
     ...envelope,
@@ -231,6 +254,8 @@ export const SummaryMessageSchema = z
      */
     backendMetrics: BackendMetricsSchema.optional(),
     client: ClientHealthSchema.optional(),
+    /** Power limit / locked clocks applied for this run, requested vs effective, per GPU (absent: none). */
+    gpuSettings: z.array(AppliedGpuSettingsSchema).max(64).optional(),
   })
   // Equal bounds are honest: a steady-state window that never opened is empty (and has no requests).
   .refine((m) => m.windowEndMs >= m.windowStartMs, {

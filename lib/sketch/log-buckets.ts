@@ -210,6 +210,8 @@ export function slopeOf(b: Buckets, k: number): number {
 /** s in [0, 1] where the bucket's linear-density CDF F(s) = (1 - b/2)·s + (b/2)·s² reaches u. */
 export function positionOf(u: number, slope: number): number {
   const a = 1 - slope / 2;
+  // u = 0 at slope 2 would be 0 / 0 (NaN, a null p99 in results): the bucket's lower edge.
+  if (u <= 0) return 0;
   if (Math.abs(slope) < 1e-12) return u;
   // Stable root of (b/2)s² + a·s - u = 0.
   const disc = Math.max(0, a * a + 2 * slope * u);

@@ -8,7 +8,7 @@ import { InvalidInputError } from '../../../lib/errors.ts';
 import { experimentCheckpointKey } from '../../../lib/bus/subjects.ts';
 import { BusExperimentStreams } from '../../../controller/results.ts';
 import { Reconciler } from '../../../controller/reconciler.ts';
-import { controllerUnderTest, experimentWith, settle } from './fakes.ts';
+import { controllerUnderTest, experimentWith, settle, statusOf } from './fakes.ts';
 
 function spec(points: number, cycles: number, extra: Record<string, unknown> = {}): Record<string, unknown> {
   return {
@@ -32,12 +32,12 @@ async function drive(
 ): Promise<string | undefined> {
   for (let i = 0; i < rounds; i++) {
     await h.reconciler.reconcile('ns/e1');
-    const phase = h.experiments.get('ns', 'e1')?.status?.['phase'] as string | undefined;
+    const phase = statusOf(h.experiments).phase;
     if (phase === 'Succeeded' || phase === 'Failed') return phase;
     await h.runPods(opts);
     await settle(60);
   }
-  return h.experiments.get('ns', 'e1')?.status?.['phase'] as string | undefined;
+  return statusOf(h.experiments).phase;
 }
 
 void test('with more runs than status holds, no run is created again for an attempt it already finished', async () => {
@@ -196,7 +196,7 @@ void test('an unreadable Aggregator checkpoint sets Degraded and the Aggregator 
     let phase: string | undefined;
     for (let i = 0; i < 20 && phase !== 'Succeeded' && phase !== 'Failed'; i++) {
       await reconciler.reconcile('ns/e1');
-      phase = h.experiments.get('ns', 'e1')?.status?.['phase'] as string | undefined;
+      phase = statusOf(h.experiments).phase;
       await settle(60);
     }
     const status = EnergyExperimentStatusSchema.parse(h.experiments.get('ns', 'e1')?.status);
