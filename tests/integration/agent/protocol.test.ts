@@ -129,7 +129,10 @@ void test('streams cut mid-response are counted as failures by class, not droppe
 
 void test('the steady-state window leaves out the ramp-up and the tail', async () => {
   const { bus } = recordingBus();
+  // Varied lengths, as in real traffic: with one fixed length the last streams start and end in the
+  // same engine step, their ends reach the client in one read, and the tail they form lasts no time.
   const config = protocolConfig(server.url, {
+    workload: { outputTokens: { distribution: 'uniform', min: 4, max: 24 } },
     measurement: { steadyState: true, warmupRequests: 0, baselineSeconds: 0 },
   });
   const summary = await runAgent(config, deps(bus));
