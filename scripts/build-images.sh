@@ -83,6 +83,27 @@ content_hash() {
   } | sha256sum | cut -c1-16
 }
 
+# Every source change makes new controller and agent images: without pruning, the archives (~0.3 GB
+# each), buildah's storage and the node's containerd would grow by that much per CI run. Kept: the
+# two newest archives of NAME (another checkout may be using the previous one) and their tags.
+prune() {
+  local name=$1 ref=$2 keep old
+  keep=$(ls -t "$OUT/$name"-*.tar 2>/dev/null | head -n 2)
+  for old in $(ls -t "$OUT/$name"-*.tar 2>/dev/null | tail -n +3); do rm -f "$old"; done
+  for old in $(buildah images --format '{{.Name}}:{{.Tag}}' 2>/dev/null | grep "^localhost/llem-$name:" || true); do
+    grep -q "$OUT/$name-${old##*:}.tar" <<<"$keep" || buildah rmi -f "$old" >/dev/null 2>&1 || true
+  done
+  # No `buildah rmi --prune`: untagged images are also the layer cache that keeps `npm ci` from rerunning.
+}
+
+# Images of NAME in the node's containerd other than REF: removed (containerd then frees their content).
+unimport_others() {
+  local name=$1 ref=$2 old
+  for old in $(ctr -a "$SOCK" -n k8s.io images ls -q | grep "^localhost/llem-$name:" || true); do
+    [ "$old" = "$ref" ] || ctr -a "$SOCK" -n k8s.io images rm "$old" >/dev/null 2>&1 || true
+  done
+}
+
 for name in "$@"; do
   df="images/$name/Dockerfile"
   [ -f "$df" ] || { echo "build-images: no $df" >&2; exit 2; }
@@ -106,12 +127,14 @@ for name in "$@"; do
     mv "$tar.tmp" "$tar"
     secs=$(( $(date +%s) - t0 ))
     log "setup step: image $name built in ${secs}s"
+    prune "$name" "$ref"
   fi
   # The list is read whole before grep: with pipefail, `ctr ... | grep -q` fails whenever grep exits
   # before ctr's last write (SIGPIPE); on the real node that spuriously failed 6 checks in 40.
   if [ -n "$SOCK" ] && ! grep -qx "$ref" <<<"$(ctr -a "$SOCK" -n k8s.io images ls -q)"; then
     ctr -a "$SOCK" -n k8s.io images import "$tar" >/dev/null
     grep -qx "$ref" <<<"$(ctr -a "$SOCK" -n k8s.io images ls -q)" || { echo "build-images: $tar did not import as $ref" >&2; exit 1; }
+    unimport_others "$name" "$ref"
   fi
   echo "$name $ref $tar $secs"
 done
