@@ -37,7 +37,8 @@ async function recordedMessages(
     const js = jetstream(nc);
     const stream = NatsLayoutSchema.parse({}).streamName;
     // An ordered consumer: ephemeral, reads without acknowledging, so the controller's durable is untouched.
-    const consumer = await js.consumers.get(stream, { filter_subjects: [experimentSubjectFilter(expNs, uid)] });
+    // One filter as a string (filter_subject): the chart's nats-server (Debian's 2.9) has no filter_subjects.
+    const consumer = await js.consumers.get(stream, { filter_subjects: experimentSubjectFilter(expNs, uid) });
     const out: { seq: number; subject: string; data: Uint8Array }[] = [];
     for (;;) {
       const batch = await consumer.fetch({ max_messages: 1000, expires: 3000 });
