@@ -16,9 +16,9 @@ control=(kube-apiserver kubectl)
 node=(kubelet kube-scheduler kube-controller-manager kube-proxy)
 want=("${control[@]}")
 [ "${LLEM_REAL_NODE:-0}" = "1" ] && want+=("${node[@]}")
-# The cache is keyed by the Kubernetes version (the directory) and by the Go toolchain and module sums
-# that built it (a stamp file): a new Go or a change under tests/k8s/ rebuilds everything. Binaries from before
-# the stamp existed are adopted once as built by this Go.
+# The cache is keyed by the Kubernetes version (the directory) and by the Go toolchain and the files
+# under tests/k8s/ that built it (a stamp file): a new Go or a module change rebuilds everything.
+# Binaries from before the stamp existed are adopted once as built by this Go.
 stamp=""
 if command -v go >/dev/null; then
   stamp="$(go env GOVERSION) $(find tests/k8s/apiserver tests/k8s/etcd -type f | sort | xargs cat | sha256sum | cut -c1-16)"

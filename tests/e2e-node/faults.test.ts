@@ -147,10 +147,13 @@ void describe('faults on the real node', { skip, timeout: 1_800_000 }, () => {
 
   test('the kubelet stopped mid-run: the node goes NotReady, a run whose pod is lost fails over to a new attempt, and with the kubelet back every run is counted once and the node is healthy', async () => {
     // Pods leave an unreachable node after tolerationSeconds (Kubernetes' default is 300 s): the
-    // manifest shortens it as a user would, through spec.placement.tolerations.
+    // manifest shortens it as a user would, through spec.placement.tolerations. The run timeout is
+    // long, so the failover this test sees is the node's loss (PodLost), not a run that merely ran
+    // out of time while the kubelet was away (RunTimeout, the other way a run without data fails).
     const yaml = variant('kubelet-lost', (y) =>
       y
         .replace('seed: 1', 'seed: 4')
+        .replace('runTimeoutSeconds: 120', 'runTimeoutSeconds: 900')
         .replace(
           '  placement:\n',
           '  placement:\n    tolerations:\n' +

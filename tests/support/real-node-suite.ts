@@ -35,7 +35,14 @@ export class RealNodeSuite {
   async setUp(chartArgs: string[] = []): Promise<void> {
     await cleanStaleNode();
     const state = await hostState(RUN_DIR);
-    const up = await nodeUp();
+    let up: Awaited<ReturnType<typeof nodeUp>>;
+    try {
+      up = await nodeUp();
+    } catch (err) {
+      // A node that failed half way up goes down now, not when the watchdog sees this process end.
+      await nodeDown();
+      throw err;
+    }
     this.owned = !up.alreadyUp;
     if (this.owned) this.before = state;
     process.stderr.write(
@@ -52,15 +59,17 @@ export class RealNodeSuite {
    */
   async tearDown(): Promise<string[] | undefined> {
     if (this.down) return [];
-    await kubectl(['delete', 'namespace', EXP_NS, '--wait=true', '--timeout=120s']);
-    await uninstallChart(RELEASE_NS);
-    rmSync(this.scratch, { recursive: true, force: true });
     if (!this.owned || this.before === undefined) {
+      // A user's node stays up: what the tests made goes. A node of our own goes down whole instead.
+      await kubectl(['delete', 'namespace', EXP_NS, '--wait=true', '--timeout=120s']);
+      await uninstallChart(RELEASE_NS);
+      rmSync(this.scratch, { recursive: true, force: true });
       this.down = true;
       return undefined;
     }
     const down = await nodeDown();
     assert.equal(down.code, 0, down.stderr);
+    rmSync(this.scratch, { recursive: true, force: true });
     this.down = true;
     return hostDiff(this.before, await hostState(RUN_DIR));
   }
