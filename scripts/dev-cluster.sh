@@ -476,7 +476,7 @@ cmd_down() {
   local t0 c
   t0=$(now)
   [ -d "$RUN" ] || { restore_host; log "not up"; return 0; }
-  stop watchdog; stop dns-sync; stop dnsmasq; stop kube-proxy
+  stop dns-sync; stop dnsmasq; stop kube-proxy
   # Kill every container through our own containerd socket, then stop the kubelet and containerd.
   stop kubelet
   if running containerd; then
@@ -493,6 +493,9 @@ cmd_down() {
   unmount_under "$RUN" "$CTRD_ROOT" "/run/containerd/io.containerd.runtime.v2.task/k8s.io"
   remove_cgroups
   restore_host
+  # Last: a `down` killed half way (its test run killed during teardown) leaves the watchdog, which
+  # then finishes the job when it sees the owner gone.
+  stop watchdog
   rm -rf "$RUN"
   log "down in $(since "$t0")s (images kept in $CTRD_ROOT; remove it to start cold)"
 }

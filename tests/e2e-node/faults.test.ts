@@ -145,14 +145,18 @@ void describe('faults on the real node', { skip, timeout: 1_800_000 }, () => {
     await assertArtifactEqualsReplay('nats-restart', status);
   });
 
-  test('the kubelet stopped mid-run: the node goes NotReady, a run whose pod is lost fails over to a new attempt, and with the kubelet back every run is counted once and the node is healthy', async () => {
+  test('the kubelet stopped mid-run: the node goes NotReady, the run whose pod it held fails over to a new attempt, and with the kubelet back every run is counted once and the node is healthy', async () => {
     // Pods leave an unreachable node after tolerationSeconds (Kubernetes' default is 300 s): the
-    // manifest shortens it as a user would, through spec.placement.tolerations. The run timeout is
-    // long, so the failover this test sees is the node's loss (PodLost), not a run that merely ran
-    // out of time while the kubelet was away (RunTimeout, the other way a run without data fails).
+    // manifest shortens it as a user would, through spec.placement.tolerations. Each run lasts over
+    // 40 s (cool-down), so the run in flight when the kubelet stops cannot finish from its still
+    // running containers before its pod is evicted; the run timeout is long, so the failover seen is
+    // the node's loss (PodLost), not a run that ran out of time (RunTimeout, the other way it fails).
     const yaml = variant('kubelet-lost', (y) =>
       y
         .replace('seed: 1', 'seed: 4')
+        .replace('workload.concurrency: [1, 8]', 'workload.concurrency: [1]')
+        .replace('cycles: 3', 'cycles: 2')
+        .replace('cooldownSeconds: 0', 'cooldownSeconds: 40')
         .replace('runTimeoutSeconds: 120', 'runTimeoutSeconds: 900')
         .replace(
           '  placement:\n',
@@ -161,8 +165,21 @@ void describe('faults on the real node', { skip, timeout: 1_800_000 }, () => {
         ),
     );
     await kubectlOk(['-n', EXP_NS, 'apply', '-f', '-'], { input: yaml });
-    await waitFor('a first run of kubelet-lost done', 300, async () =>
-      ((await eeStatus('kubelet-lost')).runs ?? []).some((r) => r.phase === 'Succeeded') ? true : undefined,
+    await waitFor('a pod of the first run of kubelet-lost running', 300, async () => {
+      const pods = await kubectlJson<{ items: { status: { phase?: string } }[] }>([
+        '-n',
+        EXP_NS,
+        'get',
+        'pods',
+        '-l',
+        'llem.dev/experiment=kubelet-lost',
+      ]);
+      return pods.items.some((p) => p.status.phase === 'Running') ? true : undefined;
+    });
+    const inFlight = (await eeStatus('kubelet-lost')).runs ?? [];
+    assert.ok(
+      inFlight.every((r) => r.phase !== 'Succeeded'),
+      `a run finished before the kubelet stopped: ${JSON.stringify(inFlight)}`,
     );
     await kubelet('stop');
     let restarted = false;
@@ -193,7 +210,7 @@ void describe('faults on the real node', { skip, timeout: 1_800_000 }, () => {
     });
     const status = await waitPhase('kubelet-lost', ['Succeeded', 'Failed'], 600);
     assert.equal(status.phase, 'Succeeded', JSON.stringify(status.conditions));
-    assert.deepEqual(await runsPerConfiguration(status), [3, 3]);
+    assert.deepEqual(await runsPerConfiguration(status), [2]);
     // Healthy for whatever follows: the pods the node lost are gone, the chart's pods are Ready again.
     await waitFor('no pod left terminating and the chart Ready', 180, async () => {
       const pods = await kubectlJson<{
