@@ -16,7 +16,9 @@ CACHE="${LLEM_CACHE:-$HOME/.cache/llem}"
 OUT="$CACHE/images"
 ROOTFS_RECIPE=1 # bump when the debootstrap line changes
 BASE_RECIPE=2   # bump when the base images made from it change
+# Node.js for NODE_IMAGE: the one scripts/node-env.sh cached, else this machine's (already >= 22 there).
 NODE_BIN="${LLEM_IMAGE_NODE:-$CACHE/node24/bin/node}"
+[ -x "$NODE_BIN" ] || NODE_BIN=$(readlink -f "$(command -v node)")
 NPM_DIR="${LLEM_IMAGE_NPM:-$(dirname "$(readlink -f "$(command -v npm)")")/..}"
 SOCK=""
 if [ "${1:-}" = "--import" ]; then SOCK=$2; shift 2; fi
@@ -83,6 +85,36 @@ content_hash() {
   } | sha256sum | cut -c1-16
 }
 
+# Every source change makes new controller and agent images: without pruning, the archives (~0.3 GB
+# each), buildah's storage (~1 GB of layers per build) and the node's containerd would grow by that
+# much per CI run. Kept: the two newest archives of NAME (another checkout may be using the previous
+# one), their tags, and the intermediate images (buildah's layer cache, which keeps `npm ci` from
+# rerunning) that the builds of kept archives used, as their .layers files list.
+prune_archives() {
+  local name=$1 old
+  for old in $(ls -t "$OUT/$name"-*.tar 2>/dev/null | tail -n +3); do rm -f "$old" "$old.layers"; done
+  for old in $(buildah images --format '{{.Name}}:{{.Tag}}' 2>/dev/null | grep "^localhost/llem-$name:" || true); do
+    [ -f "$OUT/$name-${old##*:}.tar" ] || buildah rmi -f "$old" >/dev/null 2>&1 || true
+  done
+}
+prune_layers() {
+  local id keep
+  keep=$(cat "$OUT"/*.tar.layers 2>/dev/null || true)
+  # Untagged images, newest first (children before their parents); one still in use is refused.
+  for id in $(buildah images -a --format '{{.ID}} {{.Name}}' 2>/dev/null | awk '$2 == "<none>" { print $1 }'); do
+    grep -q "^${id:0:11}" <<<"$keep" || buildah rmi "$id" >/dev/null 2>&1 || true
+  done
+}
+
+# Images of NAME in the node's containerd other than REF: removed (containerd then frees their content).
+unimport_others() {
+  local name=$1 ref=$2 old
+  for old in $(ctr -a "$SOCK" -n k8s.io images ls -q | grep "^localhost/llem-$name:" || true); do
+    [ "$old" = "$ref" ] || ctr -a "$SOCK" -n k8s.io images rm "$old" >/dev/null 2>&1 || true
+  done
+}
+
+built=0
 for name in "$@"; do
   df="images/$name/Dockerfile"
   [ -f "$df" ] || { echo "build-images: no $df" >&2; exit 2; }
@@ -100,18 +132,27 @@ for name in "$@"; do
     for a in $extra; do args+=(--build-arg "$a"); done
     [ "${LLEM_IMAGE_NO_CACHE:-0}" = 1 ] && args+=(--no-cache)
     log "building $ref from $df"
-    nice buildah bud --layers --network host --pull-never -q "${args[@]}" -f "$df" -t "$ref" . >&2
+    # Not -q: the "--> ID" lines name every intermediate image this build used (kept by prune).
+    nice buildah bud --layers --network host --pull-never "${args[@]}" -f "$df" -t "$ref" . > "$tar.log" 2>&1 \
+      || { tail -n 40 "$tar.log" >&2; exit 1; }
+    grep -oE '^--> (Using cache )?[0-9a-f]{11,}' "$tar.log" | awk '{ print substr($NF, 1, 11) }' | sort -u > "$tar.layers"
+    rm -f "$tar.log"
     rm -f "$tar.tmp"
     buildah push -q "$ref" "docker-archive:$tar.tmp:$ref" >&2
     mv "$tar.tmp" "$tar"
     secs=$(( $(date +%s) - t0 ))
     log "setup step: image $name built in ${secs}s"
+    built=1
   fi
+  touch "$tar" # the archive in use is the newest: pruning keeps it
+  prune_archives "$name"
   # The list is read whole before grep: with pipefail, `ctr ... | grep -q` fails whenever grep exits
   # before ctr's last write (SIGPIPE); on the real node that spuriously failed 6 checks in 40.
   if [ -n "$SOCK" ] && ! grep -qx "$ref" <<<"$(ctr -a "$SOCK" -n k8s.io images ls -q)"; then
     ctr -a "$SOCK" -n k8s.io images import "$tar" >/dev/null
     grep -qx "$ref" <<<"$(ctr -a "$SOCK" -n k8s.io images ls -q)" || { echo "build-images: $tar did not import as $ref" >&2; exit 1; }
+    unimport_others "$name" "$ref"
   fi
   echo "$name $ref $tar $secs"
 done
+[ "$built" = 0 ] || prune_layers

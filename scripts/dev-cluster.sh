@@ -3,6 +3,10 @@
 #   scripts/dev-cluster.sh up       builds (once, cached) and starts it; prints KUBECONFIG
 #   scripts/dev-cluster.sh status   what runs, the node, the pods
 #   scripts/dev-cluster.sh down     stops what `up` started (by PID) and restores the host settings
+#   scripts/dev-cluster.sh up --owner PID   the same, for a test run: when process PID ends without
+#                                   `down` (killed, crashed), a watchdog brings the node down; a later
+#                                   `up` also replaces a node whose owner is gone
+#   scripts/dev-cluster.sh kubelet-stop|kubelet-start   stops/starts only the kubelet (fault tests)
 # Parts: etcd, kube-apiserver, kube-controller-manager, kube-scheduler, kubelet and kube-proxy built
 # from Go modules at one version (tests/k8s, scripts/ensure-deps.d/k8s.sh); containerd + runc + CNI
 # plugins from Debian; dnsmasq answering <service>.<namespace>.svc[.cluster.local] from the
@@ -30,6 +34,7 @@ SVC_CIDR=10.96.0.0/16
 BRIDGE=llem0
 PAUSE_IMAGE=localhost/llem-pause:1
 SOCK="$RUN/containerd.sock"
+HOST_DIRS=(/var/lib/kubelet /var/lib/kubelet/device-plugins /var/log/containers)
 SYSCTLS=(vm/overcommit_memory vm/panic_on_oom kernel/panic kernel/panic_on_oops net/ipv4/ip_forward
   net/ipv4/conf/all/route_localnet net/bridge/bridge-nf-call-iptables net/bridge/bridge-nf-call-ip6tables
   kernel/keys/root_maxkeys kernel/keys/root_maxbytes net/netfilter/nf_conntrack_max)
@@ -45,7 +50,8 @@ node_ip() { ip -4 route get 1.1.1.1 2>/dev/null | awk '{ for (i = 1; i < NF; i++
 # that it still runs the same program, so a reused PID is never hit).
 start() {
   local name=$1; shift
-  setsid "$@" >"$RUN/logs/$name.log" 2>&1 < /dev/null &
+  # fd 9 is the lock (see locked): a component that kept it open would hold it for as long as it runs.
+  setsid "$@" >"$RUN/logs/$name.log" 2>&1 < /dev/null 9>&- &
   echo $! > "$RUN/pids/$name"
   echo "$1" > "$RUN/pids/$name.exe"
 }
@@ -59,6 +65,7 @@ stop() {
   local name=$1 pid i
   running "$name" || { rm -f "$RUN/pids/$name"; return 0; }
   pid=$(cat "$RUN/pids/$name")
+  [ "$pid" = "$$" ] && { rm -f "$RUN/pids/$name"; return 0; } # the watchdog, bringing the node down itself
   kill -TERM "$pid" 2>/dev/null || true
   for i in $(seq 1 50); do [ -d "/proc/$pid" ] || break; sleep 0.2; done
   [ -d "/proc/$pid" ] && kill -KILL "$pid" 2>/dev/null || true
@@ -196,6 +203,9 @@ imageGCLowThresholdPercent: 99
 serializeImagePulls: false
 nodeStatusUpdateFrequency: 4s
 syncFrequency: 5s
+# Pod logs under this node's own directory (the default, /var/log/pods, outlives the node); the kubelet
+# still links them from /var/log/containers, which dev-cluster.sh down cleans.
+podLogsDir: "$RUN/pod-logs"
 EOF
 }
 
@@ -207,6 +217,9 @@ save_host() {
     [ -r "/proc/sys/$s" ] && echo "$s $(cat "/proc/sys/$s")" >> "$TOP/host-settings.tmp"
   done
   ls /run/netns 2>/dev/null | sed 's/^/netns /' >> "$TOP/host-settings.tmp" || true
+  # Paths the kubelet uses whatever its --root-dir says (the device-plugin socket directory).
+  local d
+  for d in "${HOST_DIRS[@]}"; do [ -e "$d" ] || echo "absent $d" >> "$TOP/host-settings.tmp"; done
   mv "$TOP/host-settings.tmp" "$TOP/host-settings"
 }
 
@@ -214,7 +227,7 @@ restore_host() {
   [ -f "$TOP/host-settings" ] || return 0
   local k v t n
   while read -r k v; do
-    [ "$k" = netns ] && continue
+    [ "$k" = netns ] || [ "$k" = absent ] && continue
     [ -w "/proc/sys/$k" ] && [ "$(cat "/proc/sys/$k")" != "$v" ] && { echo "$v" > "/proc/sys/$k" 2>/dev/null || log "could not restore $k=$v"; }
   done < "$TOP/host-settings"
   # iptables: drop the KUBE-* and CNI-* chains (kubelet, kube-proxy, the bridge plugin) and every
@@ -232,12 +245,23 @@ restore_host() {
     case "$n" in cni-*) grep -qx "netns $n" "$TOP/host-settings" || ip netns delete "$n" 2>/dev/null || true ;; esac
   done
   ip link show "$BRIDGE" >/dev/null 2>&1 && ip link delete "$BRIDGE" 2>/dev/null || true
+  # The kubelet's links to our pod logs, and the directories it made that were not there before.
+  find /var/log/containers -maxdepth 1 -type l -lname "$RUN/*" -delete 2>/dev/null || true
+  while read -r k v; do [ "$k" = absent ] && rm -rf -- "$v"; done < "$TOP/host-settings"
   rm -f "$TOP/host-settings"
 }
 
 remove_cgroups() {
-  # The kubelet's pod cgroups (cgroupfs driver): deepest first. Only ours: /kubepods.
-  local root d
+  # The kubelet's pod cgroups (cgroupfs driver): deepest first. Only ours: /kubepods. A container whose
+  # shim died with a crashed containerd still runs in one: every process left in them is killed first.
+  local root pid i
+  for i in 1 2 3; do
+    for pid in $(cat /sys/fs/cgroup/*/kubepods/cgroup.procs /sys/fs/cgroup/*/kubepods/*/cgroup.procs \
+      /sys/fs/cgroup/*/kubepods/*/*/cgroup.procs /sys/fs/cgroup/*/kubepods/*/*/*/cgroup.procs 2>/dev/null | sort -u); do
+      kill -KILL "$pid" 2>/dev/null || true
+    done
+    sleep 0.2
+  done
   for root in /sys/fs/cgroup/*/kubepods /sys/fs/cgroup/kubepods; do
     [ -d "$root" ] || continue
     find "$root" -depth -type d -exec rmdir {} \; 2>/dev/null || true
@@ -253,31 +277,83 @@ unmount_under() {
   done
 }
 
-cmd_up() {
-  local t0 ip step
-  t0=$(now)
-  [ "$(id -u)" = 0 ] || die "needs root (containerd, cgroups, iptables)"
-  [ -f "$RUN/pids/kubelet" ] && running kubelet && { log "already up"; echo "export KUBECONFIG=$RUN/admin.kubeconfig"; return 0; }
-  [ -d "$RUN" ] && cmd_down >/dev/null 2>&1 || true
-  step=$(now)
-  local pkgs=()
-  for p in containerd:containerd runc:runc /usr/lib/cni/bridge:containernetworking-plugins iptables:iptables \
-    conntrack:conntrack socat:socat umoci:umoci dnsmasq:dnsmasq-base gcc:gcc openssl:openssl; do
-    local what=${p%%:*}
-    if [[ $what == /* ]]; then [ -e "$what" ] || pkgs+=("${p#*:}"); else command -v "$what" >/dev/null || pkgs+=("${p#*:}"); fi
+# The Debian packages the node and scripts/build-images.sh need (libc6-dev: gcc -static for the pause image).
+PACKAGES=(containerd runc containernetworking-plugins iptables conntrack socat umoci dnsmasq-base gcc libc6-dev
+  openssl buildah debootstrap util-linux iproute2)
+cmd_packages() {
+  local p missing=()
+  for p in "${PACKAGES[@]}"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'ok installed' || missing+=("$p")
   done
-  if [ ${#pkgs[@]} -gt 0 ]; then
-    log "installing ${pkgs[*]}"
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${pkgs[@]}" >/dev/null
+  [ ${#missing[@]} -eq 0 ] && return 0
+  command -v apt-get >/dev/null || die "missing ${missing[*]}, and no apt-get to install them (Debian/Ubuntu only)"
+  log "installing ${missing[*]}"
+  local install=(apt-get install -y -qq --no-install-recommends "${missing[@]}")
+  DEBIAN_FRONTEND=noninteractive "${install[@]}" >/dev/null 2>&1 \
+    || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive "${install[@]}" >/dev/null; }
+}
+
+# One `up`/`down`/kubelet change at a time (a watchdog's `down` and the next run's `up` may overlap).
+locked() {
+  mkdir -p "$TOP"
+  exec 9>"$TOP/lock"
+  flock -w 600 9 || die "another dev-cluster.sh holds $TOP/lock"
+  "$@"
+}
+
+# The process that owns a node started with --owner, or nothing (a user's node).
+owner_alive() {
+  local pid start
+  [ -f "$RUN/owner" ] || return 1
+  read -r pid start < "$RUN/owner"
+  [ -r "/proc/$pid/stat" ] && [ "$(awk '{ print $22 }' "/proc/$pid/stat" 2>/dev/null)" = "$start" ]
+}
+
+COMPONENTS=(containerd etcd kube-apiserver kube-controller-manager kube-scheduler kubelet kube-proxy dnsmasq dns-sync)
+all_running() {
+  local n
+  for n in "${COMPONENTS[@]}"; do running "$n" || return 1; done
+}
+
+# Leftovers of a node that crashed or whose test run was killed: brought down by their PID files.
+# A whole node that a user started, or whose test run still runs, is left alone.
+cmd_clean_stale() {
+  [ -d "$RUN" ] || return 0
+  all_running && { [ ! -f "$RUN/owner" ] || owner_alive; } && return 0
+  log "cleaning up a previous node that is not whole or whose test run is gone"
+  cmd_down >&2
+}
+
+cmd_up() {
+  local t0 ip step owner=""
+  t0=$(now)
+  [ "${1:-}" = --owner ] && owner=${2:?--owner needs a PID}
+  [ "$(id -u)" = 0 ] || die "needs root (containerd, cgroups, iptables)"
+  cmd_clean_stale
+  if [ -d "$RUN" ]; then
+    # A user's node is shared; a test run's node is its own until it ends.
+    [ -f "$RUN/owner" ] && die "in use by the test run with PID $(cut -d' ' -f1 "$RUN/owner") (or: dev-cluster.sh down)"
+    log "already up"; echo "export KUBECONFIG=$RUN/admin.kubeconfig"; return 0
   fi
+  step=$(now)
+  cmd_packages
   log "setup step: packages $(since "$step")s"
   step=$(now)
   LLEM_REAL_NODE=1 bash scripts/ensure-deps.d/k8s.sh
   log "setup step: kubernetes binaries $(since "$step")s"
   ip=$(node_ip)
   [ -n "$ip" ] || die "no IPv4 address with a default route: the node needs one"
-  (exec 3<>"/dev/tcp/127.0.0.1/$API_PORT") 2>/dev/null && die "port $API_PORT is taken (LLEM_API_PORT picks another)"
+  # The fixed ports this node listens on (any address): taken means another node or program holds them.
+  for port in "$API_PORT" 10250 10248 10249 10256 10257 10259 "$ETCD_PORT" "$((ETCD_PORT + 1))"; do
+    [ -z "$(ss -Hltn "sport = :$port" 2>/dev/null)" ] || die "port $port is taken by a process this script did not start"
+  done
   mkdir -p "$RUN/pids" "$RUN/logs"
+  echo "$ip" > "$RUN/node-ip"
+  if [ -n "$owner" ]; then
+    [ -r "/proc/$owner/stat" ] || die "--owner $owner: no such process"
+    echo "$owner $(awk '{ print $22 }' "/proc/$owner/stat")" > "$RUN/owner"
+    start watchdog "$(command -v bash)" "$REPO/scripts/dev-cluster.sh" _watch $(cat "$RUN/owner")
+  fi
   save_host
   step=$(now)
   pki "$ip"
@@ -313,7 +389,8 @@ cmd_up() {
     --authentication-kubeconfig "$RUN/controller-manager.kubeconfig" --authorization-kubeconfig "$RUN/controller-manager.kubeconfig" \
     --service-account-private-key-file "$p/sa.key" --root-ca-file "$p/ca.crt" --use-service-account-credentials=true \
     --cluster-signing-cert-file "$p/ca.crt" --cluster-signing-key-file "$p/ca.key" \
-    --leader-elect=false --bind-address 127.0.0.1 --secure-port 10257 --controllers '*,-nodeipam'
+    --leader-elect=false --bind-address 127.0.0.1 --secure-port 10257 --controllers '*,-nodeipam' \
+    --node-monitor-period 2s --node-monitor-grace-period 20s
   start kube-scheduler "$BIN/kube-scheduler" --kubeconfig "$RUN/scheduler.kubeconfig" \
     --authentication-kubeconfig "$RUN/scheduler.kubeconfig" --authorization-kubeconfig "$RUN/scheduler.kubeconfig" \
     --leader-elect=false --bind-address 127.0.0.1 --secure-port 10259
@@ -324,8 +401,7 @@ cmd_up() {
   echo 1 > /proc/sys/net/ipv4/ip_forward
   [ -w /proc/sys/net/bridge/bridge-nf-call-iptables ] && echo 1 > /proc/sys/net/bridge/bridge-nf-call-iptables
   kubelet_config "$ip"
-  start kubelet "$BIN/kubelet" --config "$RUN/kubelet.yaml" --kubeconfig "$RUN/kubelet.kubeconfig" \
-    --root-dir "$RUN/kubelet" --cert-dir "$RUN/kubelet-pki" --hostname-override "$NODE_NAME" --node-ip "$ip"
+  start_kubelet
   cat > "$RUN/kube-proxy.yaml" <<EOF
 apiVersion: kubeproxy.config.k8s.io/v1alpha1
 kind: KubeProxyConfiguration
@@ -369,6 +445,33 @@ cmd_dns_sync() {
   done
 }
 
+start_kubelet() {
+  start kubelet "$BIN/kubelet" --config "$RUN/kubelet.yaml" --kubeconfig "$RUN/kubelet.kubeconfig" \
+    --root-dir "$RUN/kubelet" --cert-dir "$RUN/kubelet-pki" --hostname-override "$NODE_NAME" --node-ip "$(cat "$RUN/node-ip")"
+}
+
+# Fault tests: the kubelet alone stops (its containers keep running under containerd, as on a real node
+# whose kubelet crashed) and starts again with the same configuration.
+cmd_kubelet_stop() {
+  running kubelet || die "the kubelet is not running"
+  stop kubelet
+  log "kubelet stopped"
+}
+cmd_kubelet_start() {
+  [ -f "$RUN/kubelet.yaml" ] || die "not up"
+  running kubelet && { log "kubelet already running"; return 0; }
+  start_kubelet
+  log "kubelet started"
+}
+
+# Started by `up --owner PID`: brings the node down when that process ends without `down`.
+cmd_watch() {
+  local pid=$1 start=$2
+  while [ "$(awk '{ print $22 }' "/proc/$pid/stat" 2>/dev/null)" = "$start" ]; do sleep 1; done
+  log "owner $pid is gone: bringing the node down"
+  locked cmd_down
+}
+
 cmd_down() {
   local t0 c
   t0=$(now)
@@ -390,6 +493,9 @@ cmd_down() {
   unmount_under "$RUN" "$CTRD_ROOT" "/run/containerd/io.containerd.runtime.v2.task/k8s.io"
   remove_cgroups
   restore_host
+  # Last: a `down` killed half way (its test run killed during teardown) leaves the watchdog, which
+  # then finishes the job when it sees the owner gone.
+  stop watchdog
   rm -rf "$RUN"
   log "down in $(since "$t0")s (images kept in $CTRD_ROOT; remove it to start cold)"
 }
@@ -407,10 +513,15 @@ cmd_status() {
 }
 
 case "${1:-}" in
-  up) cmd_up ;;
-  down) cmd_down ;;
+  up) shift; locked cmd_up "$@" ;;
+  down) locked cmd_down ;;
   status) cmd_status ;;
+  packages) cmd_packages ;;
+  clean-stale) locked cmd_clean_stale ;;
+  kubelet-stop) locked cmd_kubelet_stop ;;
+  kubelet-start) locked cmd_kubelet_start ;;
   kubeconfig) echo "$RUN/admin.kubeconfig" ;;
   _dns-sync) cmd_dns_sync ;;
-  *) echo "usage: scripts/dev-cluster.sh up|down|status|kubeconfig" >&2; exit 2 ;;
+  _watch) cmd_watch "$2" "$3" ;;
+  *) echo "usage: scripts/dev-cluster.sh up [--owner PID]|down|status|packages|kubelet-stop|kubelet-start|kubeconfig" >&2; exit 2 ;;
 esac

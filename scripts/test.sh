@@ -12,4 +12,4 @@ echo "== tests"
 export LLEM_K8S_BIN="${LLEM_K8S_BIN:-$HOME/.cache/llem/k8s}"
 export LLEM_HELM_BIN="${LLEM_HELM_BIN:-$HOME/.cache/llem/helm/helm}"
 exec node --import tsx --test --test-concurrency=1 --test-timeout=600000 \
-  'tests/unit/**/*.test.ts' 'tests/integration/**/*.test.ts' 'tests/e2e/**/*.test.ts'
+  'tests/unit/**/*.test.ts' 'tests/integration/**/*.test.ts' 'tests/e2e/**/*.test.ts' 'tests/e2e-node/**/*.test.ts'

@@ -16,6 +16,18 @@ control=(kube-apiserver kubectl)
 node=(kubelet kube-scheduler kube-controller-manager kube-proxy)
 want=("${control[@]}")
 [ "${LLEM_REAL_NODE:-0}" = "1" ] && want+=("${node[@]}")
+# The cache is keyed by the Kubernetes version (the directory) and by the Go toolchain and the files
+# under tests/k8s/ that built it (a stamp file): a new Go or a module change rebuilds everything.
+# Binaries from before the stamp existed are adopted once as built by this Go.
+stamp=""
+if command -v go >/dev/null; then
+  stamp="$(go env GOVERSION) $(find tests/k8s/apiserver tests/k8s/etcd -type f | sort | xargs cat | sha256sum | cut -c1-16)"
+  if [ -f "$OUT/.built-with" ] && [ "$(cat "$OUT/.built-with")" != "$stamp" ]; then
+    echo "== k8s binaries in $OUT were built with $(cat "$OUT/.built-with"), now $stamp: rebuilding"
+    rm -f "$OUT"/kube-* "$OUT/kubectl" "$OUT/kubelet" "$OUT/etcd" "$OUT/.built-with"
+  fi
+  [ -d "$OUT" ] && [ ! -f "$OUT/.built-with" ] && [ -n "$(ls "$OUT" 2>/dev/null)" ] && echo "$stamp" > "$OUT/.built-with"
+fi
 missing=()
 for b in "${want[@]}"; do [ -x "$OUT/$b" ] || missing+=("$b"); done
 need_etcd=0
@@ -55,3 +67,4 @@ if [ ${#missing[@]} -gt 0 ]; then
   for b in "${missing[@]}"; do mv "$tmp/$b" "$OUT/"; done
   echo "== setup step: ${missing[*]} built in $(( $(date +%s) - start ))s"
 fi
+echo "$stamp" > "$OUT/.built-with"

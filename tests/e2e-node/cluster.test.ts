@@ -3,12 +3,11 @@
 // built from images/*/Dockerfile (scripts/build-images.sh): `helm install` of helm/llem, then
 // `kubectl apply -f examples/dev-cluster.yaml`; the real scheduler places the agent pods on the node
 // that advertises nvidia.com/gpu, the agents run in their real containers with simulated telemetry
-// (there is no GPU), and the experiment must reach Succeeded. Runs only with LLEM_REAL_NODE=1 (root):
-//   LLEM_REAL_NODE=1 node --import tsx --test tests/e2e-node/*.test.ts
+// (there is no GPU), and the experiment must reach Succeeded. Part of `npm test` wherever it runs as
+// root on Linux (LLEM_REAL_NODE=0 turns it off); the faults are in faults.test.ts. By hand:
+//   node --import tsx --test --test-concurrency=1 tests/e2e-node/*.test.ts
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { connect, credsAuthenticator, type NodeConnectionOptions } from '@nats-io/transport-node';
@@ -21,60 +20,29 @@ import {
   PYTORCH_SERVER_ROOT,
 } from '../../lib/backends/server-command.ts';
 import {
-  buildImages,
   FatalError,
   kubectl,
   kubectlJson,
   kubectlOk,
   NODE_NAME,
-  nodeDown,
-  nodeUp,
   realNodeSkipReason,
   REPO,
   shOk,
   waitFor,
-  type BuiltImage,
 } from '../support/real-node.ts';
-import {
-  fetchResults,
-  installChart,
-  natsAuth,
-  type ExperimentStatus,
-  uninstallChart,
-} from '../support/real-node-llem.ts';
+import { fetchResults, natsAuth, type ExperimentStatus } from '../support/real-node-llem.ts';
+import { EXP_NS, experimentEvents, RealNodeSuite, RELEASE_NS, variant, waitPhase } from '../support/real-node-suite.ts';
 
 const skip = realNodeSkipReason();
-const RELEASE_NS = 'llem-system';
-const EXP_NS = 'llem-e2e';
 
 void describe('the real node: helm install, kubectl apply, Succeeded', { skip, timeout: 1_800_000 }, () => {
-  let images: Record<string, BuiltImage> = {};
-  let wasUp = false;
-  const scratch = mkdtempSync(join(tmpdir(), 'llem-node-e2e-'));
-
-  before(async () => {
-    const up = await nodeUp();
-    wasUp = up.alreadyUp;
-    process.stderr.write(`real node: up in ${up.seconds.toFixed(1)} s${up.alreadyUp ? ' (was up already)' : ''}\n`);
-    images = await buildImages(['controller', 'agent', 'pytorch', 'nats']);
-    await installChart(images, RELEASE_NS, scratch);
-    await kubectlOk(['create', 'namespace', EXP_NS]);
-  });
-
-  after(async () => {
-    await kubectl(['delete', 'namespace', EXP_NS, '--wait=true', '--timeout=120s']);
-    await uninstallChart(RELEASE_NS);
-    rmSync(scratch, { recursive: true, force: true });
-    // A node this suite started goes down again, restoring the host; one it found running stays.
-    if (!wasUp) {
-      const down = await nodeDown();
-      assert.equal(down.code, 0, down.stderr);
-    }
-  });
+  const suite = new RealNodeSuite();
+  before(() => suite.setUp());
+  after(() => suite.tearDown());
 
   test('the built images hold the paths the rendered pods run (the image side of the contract)', async () => {
-    const agent = images['agent'];
-    const pytorch = images['pytorch'];
+    const agent = suite.images['agent'];
+    const pytorch = suite.images['pytorch'];
     assert.ok(agent !== undefined && pytorch !== undefined);
     const check = async (ref: string, script: string): Promise<string> => {
       const r = await shOk(
@@ -103,7 +71,7 @@ void describe('the real node: helm install, kubectl apply, Succeeded', { skip, t
   });
 
   test('the PyTorch image serves completions with its fake engine (python3 -m server from the image)', async () => {
-    const ref = images['pytorch']?.ref ?? '';
+    const ref = suite.images['pytorch']?.ref ?? '';
     const pod = `apiVersion: v1
 kind: Pod
 metadata: { name: pytorch-fake, namespace: ${EXP_NS} }
@@ -209,103 +177,6 @@ spec:
     await nc.close();
   });
 
-  /** examples/dev-cluster.yaml under another name, edited by `edit`. */
-  function variant(name: string, edit?: (yaml: string) => string): string {
-    const base = readFileSync(join(REPO, 'examples', 'dev-cluster.yaml'), 'utf8').replace(
-      'name: dev-cluster',
-      `name: ${name}`,
-    );
-    if (edit === undefined) return base;
-    const out = edit(base);
-    assert.notEqual(out, base, 'the edit applied');
-    return out;
-  }
-
-  async function waitPhase(name: string, phases: string[], seconds: number): Promise<ExperimentStatus> {
-    return waitFor(`${name} ${phases.join('|')}`, seconds, async () => {
-      const ee = await kubectlJson<{ status?: ExperimentStatus }>(['-n', EXP_NS, 'get', 'ee', name]);
-      return phases.includes(ee.status?.phase ?? '') ? ee.status : undefined;
-    });
-  }
-
-  async function runsPerConfiguration(status: ExperimentStatus): Promise<number[]> {
-    const doc = JSON.parse(await fetchResults(RELEASE_NS, status)) as {
-      results: { configurations: { runsIncluded: unknown[] }[] };
-    };
-    return doc.results.configurations.map((c) => c.runsIncluded.length);
-  }
-
-  test("a backend OOM-killed by its memory limit is retried, and the OOM shows in Events and the run's condition", async () => {
-    const yaml = variant('oom', (y) =>
-      y
-        .replace(
-          'requests: { cpu: 100m, memory: 256Mi, nvidia.com/gpu: "1" }',
-          'requests: { cpu: 100m, memory: 16Mi, nvidia.com/gpu: "1" }',
-        )
-        .replace('limits: { memory: 1Gi, nvidia.com/gpu: "1" }', 'limits: { memory: 16Mi, nvidia.com/gpu: "1" }')
-        .replace('workload.concurrency: [1, 8]', 'workload.concurrency: [1]')
-        .replace('cycles: 3', 'cycles: 1')
-        .replace('retries: 2', 'retries: 1'),
-    );
-    await kubectlOk(['-n', EXP_NS, 'apply', '-f', '-'], { input: yaml });
-    const status = await waitPhase('oom', ['Failed', 'Succeeded'], 300);
-    assert.equal(status.phase, 'Failed', 'a 16 MiB limit cannot run the agent');
-    const events = await kubectlOk([
-      '-n',
-      EXP_NS,
-      'get',
-      'events',
-      '--field-selector',
-      'involvedObject.kind=EnergyExperiment,involvedObject.name=oom',
-    ]);
-    assert.match(events, /RunRetrying.*OOMKilled/);
-    assert.match(events, /RunFailed.*OOMKilled/);
-    const describe = await kubectlOk(['-n', EXP_NS, 'describe', 'ee', 'oom']);
-    assert.match(describe, /OOMKilled/);
-  });
-
-  test('the controller pod deleted mid-run: the Deployment restarts it and every run is counted exactly once', async () => {
-    await kubectlOk(['-n', EXP_NS, 'apply', '-f', '-'], {
-      input: variant('restart', (y) => y.replace('seed: 1', 'seed: 2')),
-    });
-    await waitFor('a first run of restart done', 300, async () => {
-      const ee = await kubectlJson<{ status?: { runs?: { phase: string }[] } }>(['-n', EXP_NS, 'get', 'ee', 'restart']);
-      return (ee.status?.runs ?? []).some((r) => r.phase === 'Succeeded') ? true : undefined;
-    });
-    await kubectlOk([
-      '-n',
-      RELEASE_NS,
-      'delete',
-      'pod',
-      '-l',
-      'app.kubernetes.io/component=controller',
-      '--wait=false',
-    ]);
-    const status = await waitPhase('restart', ['Succeeded', 'Failed'], 600);
-    assert.equal(status.phase, 'Succeeded', JSON.stringify(status.conditions));
-    assert.deepEqual(await runsPerConfiguration(status), [3, 3]);
-  });
-
-  test('the NATS pod deleted mid-stream: the StatefulSet brings it back, nothing is lost and nothing counted twice', async () => {
-    await kubectlOk(['-n', EXP_NS, 'apply', '-f', '-'], {
-      input: variant('nats-restart', (y) => y.replace('seed: 1', 'seed: 3')),
-    });
-    await waitFor('a run of nats-restart streaming', 300, async () => {
-      const ee = await kubectlJson<{ status?: { runs?: { phase: string }[] } }>([
-        '-n',
-        EXP_NS,
-        'get',
-        'ee',
-        'nats-restart',
-      ]);
-      return (ee.status?.runs ?? []).some((r) => r.phase === 'Running') ? true : undefined;
-    });
-    await kubectlOk(['-n', RELEASE_NS, 'delete', 'pod', 'llem-nats-0', '--wait=false']);
-    const status = await waitPhase('nats-restart', ['Succeeded', 'Failed'], 600);
-    assert.equal(status.phase, 'Succeeded', JSON.stringify(status.conditions));
-    assert.deepEqual(await runsPerConfiguration(status), [3, 3]);
-  });
-
   test('an image that does not exist: a clear condition naming the image, and no retry storm', async () => {
     // The chart's admission policy admits image overrides only under its allowed prefix, so an image outside
     // it never gets a pod; the missing image therefore sits under the prefix (this node has no registry).
@@ -342,15 +213,16 @@ spec:
       [0, 0, 0, 0, 0, 0],
       'an image error is not retried (retries: 2 in the manifest)',
     );
-    const events = await kubectlOk([
-      '-n',
-      EXP_NS,
-      'get',
-      'events',
-      '--field-selector',
-      'involvedObject.kind=EnergyExperiment,involvedObject.name=no-such-image',
-    ]);
-    assert.doesNotMatch(events, /RunRetrying/);
+    assert.doesNotMatch(await experimentEvents('no-such-image'), /RunRetrying/);
     await kubectlOk(['-n', EXP_NS, 'delete', 'ee', 'no-such-image', '--wait=false']);
+  });
+
+  test('bringing the node down restores every host setting and leaves nothing of the node running', async (t) => {
+    const diff = await suite.tearDown();
+    if (diff === undefined) {
+      t.skip('a node a user started (dev-cluster.sh up) was running: it is left up, so its teardown is not checked');
+      return;
+    }
+    assert.deepEqual(diff, [], `the host differs from before up:\n${diff.join('\n')}`);
   });
 });

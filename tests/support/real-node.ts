@@ -1,8 +1,8 @@
 // The real single-node cluster (scripts/dev-cluster.sh) and the images built from images/*/Dockerfile
-// (scripts/build-images.sh), for tests/e2e-node and bench/cluster.ts. One node per machine: the
-// suite brings it up once and down at the end (or leaves one it found running alone).
+// (scripts/build-images.sh), for tests/e2e-node and bench/cluster.ts. One node per machine: each test
+// file brings it up (`up --owner <its PID>`: a watchdog brings it down if the file's process is killed)
+// and down at the end, or leaves alone a node a user started.
 import { execFileSync, spawn } from 'node:child_process';
-import { existsSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { join, resolve } from 'node:path';
 
@@ -20,11 +20,16 @@ export interface Result {
   seconds: number;
 }
 
-/** Why the real-node tests cannot run here, or undefined when they can. */
+/**
+ * Why the real-node tests cannot run here, or undefined when they can: they run wherever `npm test` runs
+ * as root on Linux (scripts/ensure-deps.sh sets the node up there), unless LLEM_REAL_NODE=0.
+ */
 export function realNodeSkipReason(): string | undefined {
-  if (process.env['LLEM_REAL_NODE'] !== '1')
-    return 'the real-node tests run with LLEM_REAL_NODE=1 (root, Linux; see docs/install.md)';
-  if (process.platform !== 'linux' || process.getuid?.() !== 0) return 'the real node needs root on Linux';
+  if (process.env['LLEM_REAL_NODE'] === '0') return 'LLEM_REAL_NODE=0 turns the real-node tests off';
+  if (process.platform !== 'linux')
+    return `the real node needs Linux (containerd, cgroups, iptables); this is ${process.platform}`;
+  if (process.getuid?.() !== 0)
+    return 'the real node needs root (containerd, cgroups, iptables): run the tests as root (docs/install.md)';
   return undefined;
 }
 
@@ -53,6 +58,8 @@ export function sh(
       if (timer !== undefined) clearTimeout(timer);
       res({ code: code ?? 137, stdout, stderr, seconds: (performance.now() - t0) / 1000 });
     });
+    // A command that exits without reading its input (a refusal) must not crash the test with EPIPE.
+    child.stdin.on('error', () => undefined);
     child.stdin.end(opts.input ?? '');
   });
 }
@@ -80,25 +87,36 @@ export async function kubectlJson<T>(args: string[]): Promise<T> {
   return JSON.parse(await kubectlOk([...args, '-o', 'json'])) as T;
 }
 
-let KUBECTL = '';
+const K8S_VERSION = execFileSync('bash', ['-c', 'source tests/k8s/versions.env && echo $K8S_VERSION'], {
+  cwd: REPO,
+  encoding: 'utf8',
+}).trim();
+/** The node's Kubernetes binaries (scripts/ensure-deps.d/k8s.sh). */
+export const BIN_DIR = join(process.env['LLEM_K8S_BIN'] ?? join(CACHE, 'k8s'), K8S_VERSION);
+const KUBECTL = join(BIN_DIR, 'kubectl');
 
-/** Starts the node (when it is not up already); returns the seconds `up` took and whether it was already up. */
+/** Brings down what a crashed node or a killed test run left behind (by their PID files); a live node stays. */
+export async function cleanStaleNode(): Promise<void> {
+  await shOk('bash', ['scripts/dev-cluster.sh', 'clean-stale'], { echo: true });
+}
+
+/**
+ * Starts the node, owned by this process (a watchdog brings it down if this process dies without
+ * nodeDown); alreadyUp when a node a user started was running (it is used and left up).
+ */
 export async function nodeUp(): Promise<{ seconds: number; alreadyUp: boolean }> {
-  const version = execFileSync('bash', ['-c', 'source tests/k8s/versions.env && echo $K8S_VERSION'], {
-    cwd: REPO,
-    encoding: 'utf8',
-  }).trim();
-  KUBECTL = join(process.env['LLEM_K8S_BIN'] ?? join(CACHE, 'k8s'), version, 'kubectl');
-  const alreadyUp =
-    existsSync(join(RUN_DIR, 'pids', 'kubelet')) &&
-    (await sh('bash', ['scripts/dev-cluster.sh', 'status'])).stdout.includes('kubelet: running');
-  if (alreadyUp) return { seconds: 0, alreadyUp };
-  const r = await shOk('bash', ['scripts/dev-cluster.sh', 'up'], { echo: true });
+  const r = await shOk('bash', ['scripts/dev-cluster.sh', 'up', '--owner', String(process.pid)], { echo: true });
+  const alreadyUp = /dev-cluster: already up/.test(r.stderr);
   return { seconds: r.seconds, alreadyUp };
 }
 
 export async function nodeDown(): Promise<Result> {
   return sh('bash', ['scripts/dev-cluster.sh', 'down'], { echo: true });
+}
+
+/** Stops only the kubelet (its containers keep running), or starts it again (fault tests). */
+export async function kubelet(action: 'stop' | 'start'): Promise<void> {
+  await shOk('bash', ['scripts/dev-cluster.sh', `kubelet-${action}`], { echo: true });
 }
 
 export interface BuiltImage {
