@@ -55,7 +55,18 @@ export class SliceRecorder {
 
   private fresh(): Slice {
     const c = this.createSketch;
-    return { ttft: c(), itl: c(), e2e: c(), tpot: c(), ok: 0, failed: 0, errors: {}, inputTokens: 0, outputTokens: 0, sloMet: 0 };
+    return {
+      ttft: c(),
+      itl: c(),
+      e2e: c(),
+      tpot: c(),
+      ok: 0,
+      failed: 0,
+      errors: {},
+      inputTokens: 0,
+      outputTokens: 0,
+      sloMet: 0,
+    };
   }
 
   /** Tokens that arrived inside the window (a failed request's tokens still cost energy: they count). */

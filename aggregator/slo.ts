@@ -75,7 +75,8 @@ function targetsOf(slo: SloSpec): { metric: SloMetric; p: number; ms: number }[]
 export function runSlo(r: RunResult, slo: SloSpec, quantile: QuantileOf): RunSlo {
   const missing: Record<string, string> = {};
   const met = r.counts.requestsSloMet ?? null;
-  if (met === null) missing['requestsSloMet'] = 'the agent sent no SLO-met count (no SLO in its config, or an older agent)';
+  if (met === null)
+    missing['requestsSloMet'] = 'the agent sent no SLO-met count (no SLO in its config, or an older agent)';
   const total = r.counts.requestsOk + r.counts.requestsFailed;
   const seconds = r.metrics.windowSeconds;
   const energy = r.metrics.energyJoules;
@@ -124,15 +125,16 @@ export function configSlo(config: ConfigResult, runs: RunSlo[], slo: SloSpec): C
   const unknown = targets.filter((t) => t.percentileMs.mean === null);
   const broken = targets.filter((t) => t.percentileMs.mean !== null && t.percentileMs.mean > t.targetMs);
   const meets = unknown.length > 0 ? null : broken.length === 0;
-  const describe = (t: TargetResult): string =>
-    `${t.metric} p${t.p} ${fmt(t.percentileMs.mean)} ms > ${t.targetMs} ms`;
+  const describe = (t: TargetResult): string => `${t.metric} p${t.p} ${fmt(t.percentileMs.mean)} ms > ${t.targetMs} ms`;
   const straddling = targets.filter((t) => t.verdict === 'notDistinguishable').map((t) => t.metric);
   const summary =
-    meets === null
-      ? `unknown: no ${unknown.map((t) => t.metric).join(', ')} samples`
-      : !meets
-        ? `broken: ${broken.map(describe).join('; ')}`
-        : `met${straddling.length > 0 ? ` (the 95% CI of ${straddling.join(', ')} crosses its target)` : ''}`;
+    mine.length === 0
+      ? 'unknown: no run of this configuration is included (not run, skipped or failed)'
+      : meets === null
+        ? `unknown: no ${unknown.map((t) => t.metric).join(', ')} samples`
+        : !meets
+          ? `broken: ${broken.map(describe).join('; ')}`
+          : `met${straddling.length > 0 ? ` (the 95% CI of ${straddling.join(', ')} crosses its target)` : ''}`;
   return {
     configId: config.configId,
     goodputRequestsPerSecond: stats(mine, (r) => r.goodputRequestsPerSecond),
@@ -173,7 +175,10 @@ export function sloChoice(configs: readonly ConfigResult[], slos: readonly Confi
     return { configId: null, joulesPerToken: null, overlapping: [], statement };
   }
   const jpt = best.metrics.joulesPerToken;
-  const overlapping = candidates.slice(1).filter((c) => overlaps(jpt, c.metrics.joulesPerToken)).map((c) => c.configId);
+  const overlapping = candidates
+    .slice(1)
+    .filter((c) => overlaps(jpt, c.metrics.joulesPerToken))
+    .map((c) => c.configId);
   const ci = jpt.ci95Low === null ? 'no CI (fewer than 2 cycles)' : `95% CI ${fmt(jpt.ci95Low)}–${fmt(jpt.ci95High)}`;
   const statement =
     `${best.configId} uses the least energy of the ${candidates.length} configuration(s) that meet the SLOs: ` +

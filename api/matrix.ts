@@ -313,7 +313,8 @@ function collectConfigurations(spec: EnergyExperimentSpec, points: RawPoint[]): 
       const { draft, errors } = resolve(spec, backendIndex, point);
       out.errors.push(...errors);
       if (draft === undefined) continue;
-      for (const [step, ladder] of ladderSteps(spec, draft, out)) addDraft(spec, step, ladder, { out, seen, seenWarnings });
+      for (const [step, ladder] of ladderSteps(spec, draft, out))
+        addDraft(spec, step, ladder, { out, seen, seenWarnings });
     }
   });
   return out;
@@ -336,7 +337,11 @@ function ladderSteps(
   const base = { ...draft, gpusPerRun: spec.placement.gpusPerRun, replicas: spec.placement.replicas };
   const group = `${draft.backend.name}-${shortHash(configHash(base))}`;
   return ladderValues(l).map((value, step) => [
-    { ...draft, workload: stepWorkload(draft.workload, l, value), point: sortedPoint({ ...draft.point, [field]: value }) },
+    {
+      ...draft,
+      workload: stepWorkload(draft.workload, l, value),
+      point: sortedPoint({ ...draft.point, [field]: value }),
+    },
     { group, step, value, mode: l.mode, spec: l },
   ]);
 }
@@ -441,9 +446,7 @@ function stagedOrder(
     const k = c.ladder?.step ?? 0;
     stages.set(k, [...(stages.get(k) ?? []), c]);
   }
-  return [...stages.keys()]
-    .sort((a, b) => a - b)
-    .flatMap((k) => executionOrder(stages.get(k) ?? [], measurement));
+  return [...stages.keys()].sort((a, b) => a - b).flatMap((k) => executionOrder(stages.get(k) ?? [], measurement));
 }
 
 function orderRuns(

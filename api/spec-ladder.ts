@@ -50,7 +50,11 @@ export const LadderSchema = z
         message: 'set exactly one of factor (geometric steps) and step (arithmetic steps)',
       });
     if (l.mode === 'concurrency' && !Number.isInteger(l.start))
-      ctx.addIssue({ code: 'custom', path: ['start'], message: `must be an integer in concurrency mode (got ${l.start})` });
+      ctx.addIssue({
+        code: 'custom',
+        path: ['start'],
+        message: `must be an integer in concurrency mode (got ${l.start})`,
+      });
   })
   .describe(
     'Load ladder: the configuration runs once per step at rising load until saturation; workload.mode, ratePerSecond and concurrency come from the step.',
@@ -95,6 +99,9 @@ export const SloSchema = z
     'Latency service-level objectives: a request meets them when it succeeded, its TTFT and E2E are within target and at least p% of its own inter-token gaps are; a run or configuration meets them when the p-th percentile of each metric is within target. Goodput: SLO-met requests per second.',
   )
   .meta(
-    cel({ rule: 'has(self.ttftMs) || has(self.itlMs) || has(self.e2eMs)', message: 'set at least one of ttftMs, itlMs, e2eMs' }),
+    cel({
+      rule: 'has(self.ttftMs) || has(self.itlMs) || has(self.e2eMs)',
+      message: 'set at least one of ttftMs, itlMs, e2eMs',
+    }),
   );
 export type SloSpec = z.output<typeof SloSchema>;

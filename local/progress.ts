@@ -5,7 +5,7 @@ import type { ResultsSummary } from './results.ts';
 export type ProgressEvent =
   | { type: 'start'; total: number; done: number; simulated: boolean; out: string; warnings?: string[] }
   | { type: 'run'; runId: string; index: number; total: number; attempt: number; requests: number }
-  | { type: 'runEnd'; runId: string; status: 'complete' | 'retry' | 'failed'; detail: string }
+  | { type: 'runEnd'; runId: string; status: 'complete' | 'retry' | 'failed' | 'skipped'; detail: string }
   | { type: 'finish'; summary: ResultsSummary };
 
 export interface ProgressSink {
@@ -76,6 +76,10 @@ export class ConsoleProgress implements ProgressSink {
         break;
       case 'runEnd':
         if (e.status === 'complete') this.finished += 1;
+        if (e.status === 'skipped') {
+          this.line(`run ${e.runId}: skipped — ${e.detail}`);
+          break;
+        }
         this.line(
           `run ${e.runId}: ${e.status} in ${duration(Date.now() - this.runStartedAt)}${e.detail === '' ? '' : ` — ${e.detail}`}`,
         );

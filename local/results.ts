@@ -6,6 +6,7 @@
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import type { AggregateResults, Aggregator, RunResult } from '../aggregator/index.ts';
+import { analyseExperiment } from '../aggregator/index.ts';
 import type { PowerPoint } from '../report/csv.ts';
 import { configLabelsOf, resultsFiles } from '../report/files.ts';
 import type { Band } from '../report/svg.ts';
@@ -105,6 +106,15 @@ export function writeResults(input: WriteResultsInput): ResultsSummary {
           },
   };
   const generatedAt = new Date().toISOString();
+  const analysis = analyseExperiment({
+    configurations: loaded.matrix.configurations,
+    runs: loaded.matrix.runs,
+    slo: loaded.experiment.spec.slo,
+    aggregator: input.aggregator,
+    results,
+    ended: (id) => ['complete', 'failed', 'skipped'].includes(state.runs[id]?.status ?? ''),
+  });
+  const hasAnalysis = analysis.slo !== null || analysis.ladders.length > 0;
   const experimentJson = {
     schemaVersion: RESULTS_SCHEMA_VERSION,
     kind: 'llem.dev/results',
@@ -121,12 +131,17 @@ export function writeResults(input: WriteResultsInput): ResultsSummary {
       point: c.point,
       workload: c.workload,
       gpu: c.gpu,
+      ...(c.ladder === undefined
+        ? {}
+        : { ladder: { group: c.ladder.group, step: c.ladder.step, load: c.ladder.value } }),
     })),
     runStates: state.runs,
     results,
     best: summary.best,
     gpuSettings: gpuSettingsRows(results, labels),
     phaseSplit: { method: PHASE_SPLIT_METHOD, assumptions: PHASE_SPLIT_ASSUMPTIONS, splits: [] as PhaseSplit[] },
+    // SLO goodput and load-ladder curves (ADR 0030): only when the spec asks for them.
+    ...(hasAnalysis ? { analysis } : {}),
   };
   experimentJson.phaseSplit.splits = phaseSplits(experimentJson.configurations, results);
   mkdirSync(join(dir, 'plots'), { recursive: true });
@@ -144,6 +159,7 @@ export function writeResults(input: WriteResultsInput): ResultsSummary {
     environment: state.environment,
     method: { ...loaded.experiment.spec.measurement, warnings: loaded.warnings.map((w) => formatIssue(w)) },
     configurations: experimentJson.configurations,
+    ...(hasAnalysis ? { analysis } : {}),
   });
   for (const [name, content] of files) writeFileAtomic(join(dir, name), content);
   return summary;

@@ -114,7 +114,8 @@ export function configurationFrontier(
   for (const c of configs) {
     const energy = axisValue(c.metrics.joulesPerToken);
     const time = axisValue(axis.pick(c));
-    if (energy === null || time === null) left.push({ id: c.configId, why: energy === null ? 'no J/token' : `no ${axis.key}` });
+    if (energy === null || time === null)
+      left.push({ id: c.configId, why: energy === null ? 'no J/token' : `no ${axis.key}` });
     else inputs.push({ id: c.configId, energy, time });
   }
   return { points: paretoFrontier(inputs, axis.better), left };
