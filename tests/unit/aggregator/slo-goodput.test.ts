@@ -84,7 +84,7 @@ function runWith(
 
 function evaluate(requests: RequestResult[], sloInput: unknown): { slo: SloResults; agg: Aggregator } {
   const spec: SloSpec = SloSchema.parse(sloInput);
-  const { plan, messages } = runWith(requests, spec);
+  const { plan, messages } = runWith(requests, spec as RequestSlo);
   const agg = new Aggregator(plan);
   messages.forEach((m, i) => agg.apply(m, i + 1));
   const results = agg.results();
