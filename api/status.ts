@@ -51,7 +51,8 @@ export const MetricsSchema = z
 export const EXPERIMENT_PHASES = ['Pending', 'Running', 'Succeeded', 'Failed', 'Suspended', 'Invalid'] as const;
 export type ExperimentPhase = (typeof EXPERIMENT_PHASES)[number];
 
-export const RUN_PHASES = ['Pending', 'Running', 'Succeeded', 'Failed'] as const;
+/** Skipped: a load-ladder step past saturation (ADR 0030); it never started and its message says why. */
+export const RUN_PHASES = ['Pending', 'Running', 'Succeeded', 'Failed', 'Skipped'] as const;
 export type RunPhase = (typeof RUN_PHASES)[number];
 
 export const ProgressSchema = z.strictObject({
@@ -60,6 +61,8 @@ export const ProgressSchema = z.strictObject({
   running: z.number().int().min(0),
   succeeded: z.number().int().min(0),
   failed: z.number().int().min(0),
+  /** Load-ladder steps skipped past saturation (absent: none). */
+  skipped: z.number().int().min(0).optional(),
   /** "succeeded/total", for the Progress printer column. */
   summary: z.string(),
 });

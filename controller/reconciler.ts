@@ -20,7 +20,9 @@ import { buildPod, labelValue, podName, type ExperimentRef, type PodBuilderOptio
 import type { AggregatorFailure, ExperimentFeed, ExperimentStreams, FeedPlan } from './results.ts';
 import { experimentStatus, isReleased } from './status-view.ts';
 import { BackgroundWrites } from './status-writer.ts';
-import { newAggregator } from '../aggregator/index.ts';
+import { hasLadder, newAggregator } from '../aggregator/index.ts';
+import { artifactAnalysis, ladderGateOf } from './ladder-gate.ts';
+import type { ExperimentAnalysis } from '../aggregator/index.ts';
 import { measurementWeaknesses, statusMetrics, withAggregatorRunMetrics } from './aggregate-view.ts';
 import { configLabelsOf, resultsFiles } from '../report/files.ts';
 import type { AggregateResults } from '../aggregator/index.ts';
@@ -479,6 +481,7 @@ export class Reconciler {
       expected: this.expected(pods),
       podName: (runId, attempt, replica) => podName(ref, runId, attempt, replica),
       maxStarts: Math.max(1, Math.floor(MAX_POD_CREATES_PER_PASS / spec.placement.replicas)),
+      ...(hasLadder(matrix.runs) ? { ladder: (runs) => ladderGateOf(spec, matrix, feed, runs) } : {}),
     });
     feed.resumed.clear();
     return out;
@@ -791,8 +794,10 @@ export class Reconciler {
     body: Parameters<Reconciler['putArtifact']>[1] & { runs: RunPlanOutput['runs'] },
   ): Promise<{ uri: string; kind: 'objectStore' }> {
     const { aggregatorFailure, ...rest } = body;
+    const analysis = artifactAnalysis(ctx.spec, ctx.matrix, ctx.feed, body.runs, body.results);
     const doc = {
       ...rest,
+      ...(analysis === undefined ? {} : { analysis }),
       runs: withAggregatorRunMetrics(body.runs, body.results),
       ...(aggregatorFailure !== null && aggregatorFailure !== undefined ? { aggregatorFailure } : {}),
     };
@@ -822,6 +827,7 @@ export class Reconciler {
             power: null,
             windows: [],
             environment: {},
+            analysis: body['analysis'] as ExperimentAnalysis | undefined,
           });
     return await this.deps.streams.putArtifact(ctx.ref, body, files);
   }

@@ -59,7 +59,7 @@ export interface ExperimentFeed {
   /** Publishes the start signal for an attempt whose replicas are all ready. Resends are harmless. */
   signalStart(runId: string, attempt: number): Promise<void>;
   /** Latency CDFs of included runs, for the report; null when the Aggregator is unavailable. */
-  cdfSource(): Pick<Aggregator, 'latencyCdf'> | null;
+  cdfSource(): Pick<Aggregator, 'latencyCdf' | 'runQuantile'> | null;
   /** Tells the Aggregator a run attempt was started (before its pods exist): its messages are then accepted. */
   startAttempt(runId: string, attempt: number): void;
 }
@@ -128,7 +128,7 @@ class Feed implements ExperimentFeed {
     },
   };
 
-  cdfSource(): Pick<Aggregator, 'latencyCdf'> | null {
+  cdfSource(): Pick<Aggregator, 'latencyCdf' | 'runQuantile'> | null {
     return this.aggregator;
   }
 

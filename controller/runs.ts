@@ -9,6 +9,7 @@ import type { RunSummary } from '../api/status.ts';
 import { LABEL_ATTEMPT, LABEL_RUN } from './kube.ts';
 import type { RunVerdict } from '../aggregator/index.ts';
 import { labelValue } from './pods.ts';
+import type { LadderAction } from '../aggregator/index.ts';
 
 /** What the stream has shown about a run: the Aggregator's verdict, or why it cannot be trusted. */
 export interface RunJudge {
@@ -38,6 +39,11 @@ export interface RunInputs {
    * bounded number of pod creates, and `requeueAfterMs` 0 asks for the next pass at once.
    */
   maxStarts?: number;
+  /**
+   * Load ladders (ADR 0030): what each ladder run may do given the runs' phases after this pass's
+   * updates (run, hold until the earlier step has ended, or skip past saturation). Absent: no ladder.
+   */
+  ladder?: (runs: readonly RunSummary[]) => ReadonlyMap<string, LadderAction>;
 }
 
 export interface RunEvent {
@@ -289,6 +295,11 @@ function due(out: RunPlanOutput, ms: number): void {
   out.requeueAfterMs = out.requeueAfterMs === undefined ? v : Math.min(out.requeueAfterMs, v);
 }
 
+/** Succeeded, Failed or Skipped: nothing more happens to the run. */
+export function ended(r: Pick<RunSummary, 'phase'>): boolean {
+  return r.phase === 'Succeeded' || r.phase === 'Failed' || r.phase === 'Skipped';
+}
+
 function range(n: number): number[] {
   return Array.from({ length: n }, (_, i) => i);
 }
@@ -311,7 +322,7 @@ export function stepRuns(inputs: RunInputs): RunPlanOutput {
   const suspended = inputs.policy.suspend;
   const stepped = inputs.planned.map((run) => {
     const prev = adoptNewerAttempt(byId.get(run.id) ?? initial(run), inputs);
-    if (prev.phase === 'Succeeded' || prev.phase === 'Failed') return prev;
+    if (ended(prev)) return prev;
     const v = inputs.judge.verdict(prev.id);
     // An attempt given up on (timeout, suspend) whose complete data arrived after all: it counts, and
     // the run is not started again.
@@ -320,11 +331,34 @@ export function stepRuns(inputs: RunInputs): RunPlanOutput {
     if (prev.phase === 'Running' && suspended) return suspend(prev, inputs, out);
     return prev.phase === 'Running' ? stepRunning(prev, run, inputs, out) : prev;
   });
+  startPending(stepped, inputs, out);
+  out.runs = stepped;
+  releaseFinishedPods(inputs, stepped, out);
+  return out;
+}
+
+/** Ladder runs past saturation become Skipped; returns the ids of those that must wait for an earlier step. */
+function gateLadder(stepped: RunSummary[], inputs: RunInputs): Set<string> {
+  const held = new Set<string>();
+  const gate = inputs.ladder?.(stepped);
+  if (gate === undefined) return held;
+  for (const [i, run] of stepped.entries()) {
+    const action = run.phase === 'Pending' ? gate.get(run.id) : undefined;
+    if (action?.action === 'skip') stepped[i] = { ...run, phase: 'Skipped', message: action.reason.slice(0, 1024) };
+    else if (action?.action === 'hold') held.add(run.id);
+  }
+  return held;
+}
+
+/** Starts Pending runs while slots are free, in plan order (ladder runs held by gateLadder wait). */
+function startPending(stepped: RunSummary[], inputs: RunInputs, out: RunPlanOutput): void {
+  const suspended = inputs.policy.suspend;
   const free = inputs.parallelism - stepped.filter((r) => r.phase === 'Running').length;
   let slots = Math.min(free, inputs.maxStarts ?? Infinity);
+  const held = suspended ? new Set<string>() : gateLadder(stepped, inputs);
   for (const [i, run] of stepped.entries()) {
     const planned = inputs.planned[i];
-    if (run.phase !== 'Pending' || planned === undefined || suspended) continue;
+    if (run.phase !== 'Pending' || planned === undefined || suspended || held.has(run.id)) continue;
     if (slots <= 0) {
       // Capped by maxStarts, not by parallelism: the next pass starts more right away.
       if (free > (inputs.maxStarts ?? Infinity)) out.requeueAfterMs = 0;
@@ -340,9 +374,6 @@ export function stepRuns(inputs: RunInputs): RunPlanOutput {
     stepped[i] = { ...run, phase: 'Running', startTime: inputs.now.toISOString() };
     due(out, inputs.policy.runTimeoutSeconds * 1000);
   }
-  out.runs = stepped;
-  releaseFinishedPods(inputs, stepped, out);
-  return out;
 }
 
 const labelsOfPlan = new WeakMap<PlannedRun[], Map<string, number>>();
@@ -376,7 +407,7 @@ function releaseFinishedPods(inputs: RunInputs, runs: RunSummary[], out: RunPlan
  * pods were created, so the run is Running it. Never go back to an attempt that already has data.
  */
 function adoptNewerAttempt(prev: RunSummary, inputs: RunInputs): RunSummary {
-  if (prev.phase === 'Succeeded' || prev.phase === 'Failed') return prev;
+  if (ended(prev)) return prev;
   const v = inputs.judge.verdict(prev.id);
   if (v === null || v.attempt <= prev.attempt) return prev;
   return {
