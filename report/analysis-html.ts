@@ -42,8 +42,12 @@ export function ladderCharts(curve: LadderCurve, simulated: boolean): Record<str
       marks,
     );
   return {
-    energy: chart('Energy per token vs load (mean, 95% CI)', 'J per output token', [['J/token', 'joulesPerToken']]),
-    throughput: chart('Throughput vs load (mean, 95% CI)', 'output tokens/s', [['tokens/s', 'tokensPerSecond']]),
+    energy: chart('Energy per token vs load (mean, 95% CI)', 'energy per output token (J)', [
+      ['J/token', 'joulesPerToken'],
+    ]),
+    throughput: chart('Throughput vs load (mean, 95% CI)', 'throughput (output tokens/s)', [
+      ['tokens/s', 'tokensPerSecond'],
+    ]),
     ttft: chart('TTFT vs load (mean of per-run percentiles, 95% CI)', 'TTFT (ms)', [
       ['p50', 'ttftP50Ms'],
       ['p99', 'ttftP99Ms'],
@@ -143,7 +147,7 @@ export function frontierChart(
     {
       title: `Time–energy Pareto frontier, 95% CIs on both axes${simulated ? ' (simulated)' : ''}`,
       xLabel: axis.label,
-      yLabel: 'J per output token',
+      yLabel: 'energy per output token (J)',
     },
   );
 }
