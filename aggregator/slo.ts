@@ -107,6 +107,11 @@ function stats(runs: RunSlo[], pick: (r: RunSlo) => number | null): CycleStats {
   return cycleStats(values, skipped, { nonNegative: true });
 }
 
+/** A percentage cannot pass 100: the Student-t upper bound is clamped there, as the lower one is at 0. */
+function atMost100(s: CycleStats): CycleStats {
+  return s.ci95High !== null && s.ci95High > 100 ? { ...s, ci95High: 100 } : s;
+}
+
 function verdictOf(s: CycleStats, targetMs: number): TargetVerdict {
   if (s.mean === null) return 'unknown';
   if (s.ci95Low === null || s.ci95High === null) return s.mean <= targetMs ? 'met' : 'broken';
@@ -138,7 +143,7 @@ export function configSlo(config: ConfigResult, runs: RunSlo[], slo: SloSpec): C
   return {
     configId: config.configId,
     goodputRequestsPerSecond: stats(mine, (r) => r.goodputRequestsPerSecond),
-    attainmentPct: stats(mine, (r) => r.attainmentPct),
+    attainmentPct: atMost100(stats(mine, (r) => r.attainmentPct)),
     joulesPerSloMetRequest: stats(mine, (r) => r.joulesPerSloMetRequest),
     targets,
     meets,

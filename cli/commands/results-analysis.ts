@@ -60,7 +60,7 @@ export function sloLines(doc: ResultsDocument): string[] {
   const out = ['', 'SLOs: goodput (SLO-met requests/s), attainment %, J per SLO-met request (mean [95% CI]):'];
   for (const c of slo.configurations)
     out.push(
-      `${label(c.configId).slice(0, 40).padEnd(40)}  ${c.summary.slice(0, 60)}; goodput ${ci(c.goodputRequestsPerSecond)}, ` +
+      `${label(c.configId).slice(0, 40).padEnd(40)}  ${c.summary}; goodput ${ci(c.goodputRequestsPerSecond)}, ` +
         `attainment ${ci(c.attainmentPct)}, J/SLO-met request ${ci(c.joulesPerSloMetRequest)}`,
     );
   out.push(`lowest energy meeting the SLOs: ${slo.choice.statement}`);

@@ -106,6 +106,22 @@ void describe('llem run of a load ladder (simulated)', { timeout: 600_000 }, () 
     assert.match(compared.stdout, /B:pytorch workload\.concurrency=\d+\s+FRONTIER/);
   });
 
+  void it('runs the simulated SLO rate-ladder example to a decision, with goodput per step', async () => {
+    const out = join(tmp(), 'rate');
+    const r = await runLlem(['run', 'examples/slo-rate-ladder.yaml', '--simulate', '--out', out]);
+    assert.equal(r.code, 0, r.stderr);
+    const doc = summary(out);
+    assert.equal(doc.simulated, true);
+    const ladder = doc.analysis.ladders[0];
+    assert.ok(ladder !== undefined);
+    assert.match(ladder.reason, /throughput stopped rising|SLO broken|did not saturate within maxSteps \(5\)/);
+    const goodput = doc.analysis.slo.configurations.filter((c) => !c.summary.startsWith('unknown'));
+    assert.ok(goodput.length >= 1);
+    const shown = await runLlem(['results', 'show', out]);
+    assert.match(shown.stdout, /SLOs: goodput \(SLO-met requests\/s\)/);
+    assert.match(shown.stdout, /lowest energy meeting the SLOs: /);
+  });
+
   void it('resumes a ladder SIGKILLed mid-way: finished steps are kept and the rest follow the same rule', async () => {
     const out = join(tmp(), 'resume');
     const first = startLlem(['run', EXAMPLE, '--simulate', '--out', out]);
