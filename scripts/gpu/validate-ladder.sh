@@ -1,17 +1,16 @@
 #!/usr/bin/env bash
 # Device call for docs/validation/ladder.md (issue #22). Prepare here (.device is git-ignored):
-#   rm -rf .device/ladder && mkdir -p .device/ladder/src .device/ladder/node_modules
-#   git archive HEAD | tar -x -C .device/ladder/src; node scripts/bundle.mjs .device/ladder/dist
+#   rm -rf .device/ladder && mkdir -p .device/ladder/node_modules; node scripts/bundle.mjs .device/ladder/dist
 #   cp -r node_modules/koffi node_modules/@koromix .device/ladder/node_modules/
 #   /work/shared/tools/device-node && cp .device/node.xz .device/ladder/
-# Device:  OUT=$OUT bash .device/ladder/src/scripts/gpu/validate-ladder.sh        (carry .device/ladder)
+# Device:  OUT=$OUT bash scripts/gpu/validate-ladder.sh        (carry .device/ladder; runs in the repository root,
+#          where the bundled CLI finds images/pytorch)
 # One llem run of docs/validation/ladder.yaml (a concurrency ladder on the PyTorch backend); the whole
 # results directory comes back under $OUT, with `llem results show` and nvidia-smi before/after.
 set -u
 OUT=${OUT:-/tmp/llem-ladder-out}
 G=$PWD/.device/ladder
 mkdir -p "$G/bin" "$OUT" && xz -dc "$G/node.xz" > "$G/bin/node" && chmod +x "$G/bin/node" && export PATH=$G/bin:$PATH
-cd "$G/src" || exit 1
 LLEM="node $G/dist/llem.mjs"
 nvidia-smi --query-gpu=name,driver_version,power.limit,power.default_limit,clocks.max.sm --format=csv > "$OUT/gpu.csv" 2>&1
 python3 -c "import torch, transformers, sys; print('python', sys.version.split()[0], 'torch', torch.__version__, 'transformers', transformers.__version__)" > "$OUT/versions.txt" 2>&1
