@@ -47,7 +47,7 @@ export const LadderSchema = z
       ctx.addIssue({
         code: 'custom',
         path: [l.factor === undefined ? 'factor' : 'step'],
-        message: 'set exactly one of factor (geometric steps) and step (arithmetic steps)',
+        message: 'set exactly one of factor and step (factor: geometric steps; step: arithmetic steps)',
       });
     if (l.mode === 'concurrency' && !Number.isInteger(l.start))
       ctx.addIssue({
