@@ -206,10 +206,11 @@ class MockHandler {
           res.destroy();
           return false;
         }
-        return (
-          res.write(piece(i === 0 ? 'sim' : ' tok', i === maxTokens - 1 ? 'length' : null, i === 0 ? timing() : '')) ||
-          true
-        );
+        res.write(piece(i === 0 ? 'sim' : ' tok', i === maxTokens - 1 ? 'length' : null, i === 0 ? timing() : ''));
+        // node:http corks a response's writes until the next tick; the first token carries its send
+        // time, so it goes to the kernel now, right after that time was taken.
+        if (i === 0) res.socket?.uncork();
+        return true;
       },
       finish: () => {
         if (usage !== null)

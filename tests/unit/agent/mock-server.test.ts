@@ -125,3 +125,36 @@ void test('an engine step over many streams lets the event loop through, so requ
   assert.equal(written, 800, 'every stream got all its tokens');
   assert.ok(mostPerTurn <= STEP_SLICE, `${mostPerTurn} tokens written in one turn of the loop (a step: 200)`);
 });
+
+void test("engine steps start one ITL apart however long their writes take, so the mock's rate holds with many streams", async () => {
+  const engine = new MockEngine({ ttft: { meanMs: 1 }, itl: { meanMs: 30 }, maxBatch: 1000, seed: 1 });
+  const stepStarts: number[] = [];
+  const spin = (ms: number): void => {
+    const end = performance.now() + ms;
+    while (performance.now() < end) {
+      // a slow socket write
+    }
+  };
+  let last = -1;
+  for (let i = 0; i < 40; i++) {
+    engine.submit({
+      tokensLeft: 12,
+      emitted: 0,
+      token: (index) => {
+        // The first stream's later tokens mark each step's start.
+        if (i === 0 && index > 0 && index !== last) stepStarts.push(performance.now());
+        if (i === 0) last = index;
+        spin(0.45); // 40 streams x 0.45 ms: every step takes ~18 ms to write
+        return true;
+      },
+      finish: () => undefined,
+    });
+  }
+  while (stepStarts.length < 11) await new Promise((r) => setTimeout(r, 5));
+  engine.stop();
+  const periods = stepStarts.slice(1).map((t, i) => t - (stepStarts[i] as number));
+  const median = [...periods].sort((a, b) => a - b)[Math.floor(periods.length / 2)] as number;
+  // Timed from the end of the writes, the period would be at least 30 + 18 ms.
+  assert.ok(median < 42, `median step period ${median.toFixed(1)} ms (ITL 30 ms, writes ~18 ms)`);
+  assert.ok(median >= 29, `median step period ${median.toFixed(1)} ms is under the ITL`);
+});
