@@ -161,3 +161,19 @@ void test("engine steps start one ITL apart however long their writes take, so t
   assert.ok(Math.min(...waits) < 27, `waits after a step's writes: ${waits.map((w) => w.toFixed(1)).join(', ')} ms`);
   assert.ok(Math.min(...periods) >= 29, `step periods ${periods.map((p) => p.toFixed(1)).join(', ')} ms (ITL 30)`);
 });
+
+void test("the mock's first chunk gives the client the server's own stamps, on the client's wall clock", async (t) => {
+  const s = await startMockServer({ ttft: { meanMs: 30 }, itl: { meanMs: 5 } });
+  t.after(() => s.close());
+  const client = new StreamingClient({ baseUrl: s.url, timeoutMs: 5000 });
+  const r = await client.send(req);
+  client.close();
+  const stamps = r.serverStamps;
+  assert.ok(stamps !== undefined, 'the result carries the server stamps');
+  assert.equal(stamps.firstTokenMs - stamps.receivedMs, r.serverTtftMs);
+  // Same process here, so one clock: received after the send, first token written before it was read.
+  const sentWallMs = performance.timeOrigin + r.startMs;
+  assert.ok(stamps.receivedMs >= sentWallMs, 'received after sent');
+  assert.ok(stamps.firstTokenMs <= sentWallMs + (r.ttftMs ?? 0), 'written before read');
+  assert.ok(stamps.firstTokenMs - stamps.receivedMs >= 29, `server TTFT ${r.serverTtftMs} ms (configured 30)`);
+});
