@@ -376,8 +376,12 @@ export const EnergyExperimentSpecSchema = z
       },
       // The backend renderers' refusals (api/rules.ts renderRefusals), so kubectl apply agrees with llem validate.
       {
-        rule: "!self.backends.exists(b, b.type == 'pytorch') || !has(self.placement) || !has(self.placement.gpusPerRun) || self.placement.gpusPerRun <= 1",
-        message: 'the pytorch backend serves from one GPU; set placement.gpusPerRun: 1, or use vllm or tensorrt',
+        rule:
+          "self.backends.all(b, b.type != 'pytorch' || " +
+          '(has(b.pytorch) && has(b.pytorch.tensorParallelSize) ? b.pytorch.tensorParallelSize : 1) == ' +
+          '(has(self.placement) && has(self.placement.gpusPerRun) ? self.placement.gpusPerRun : 1))',
+        message:
+          'the pytorch backend serves from exactly pytorch.tensorParallelSize GPUs (default 1); placement.gpusPerRun must equal it',
       },
       {
         rule: "!self.backends.exists(b, b.type == 'tensorrt') || !has(self.model.source) || !has(self.model.source.random)",

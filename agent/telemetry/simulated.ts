@@ -8,6 +8,16 @@ import type { DeviceReader, TelemetryEnvironment } from './types.ts';
 
 export interface SimulatedGpuOptions {
   gpuCount?: number | undefined;
+  /**
+   * The machine-wide index of this reader's first GPU: replica r of a run with g GPUs each reads GPUs
+   * [r*g, (r+1)*g), so every replica's simulated GPUs have their own UUIDs, as separate real GPUs do.
+   */
+  firstDevice?: number | undefined;
+  /**
+   * Constant board power per simulated GPU, by machine-wide index (W): each device then draws its own power,
+   * idle or busy, so per-GPU sums can be checked against what each device produced. Absent: the load model.
+   */
+  deviceWatts?: number[] | undefined;
   idleWatts?: number | undefined;
   maxWatts?: number | undefined;
   /** Requests in flight at which the simulated GPU is fully busy. */
@@ -32,6 +42,7 @@ export interface SimulatedGpuOptions {
 
 export const SIMULATED_DEFAULTS = {
   gpuCount: 1,
+  firstDevice: 0,
   idleWatts: 70,
   maxWatts: 700,
   saturationInFlight: 64,
@@ -41,7 +52,7 @@ export const SIMULATED_DEFAULTS = {
   smClockMhz: 1980,
 };
 type SimulatedSettings = typeof SIMULATED_DEFAULTS &
-  Pick<SimulatedGpuOptions, 'processes' | 'stallAtMark' | 'settings'>;
+  Pick<SimulatedGpuOptions, 'processes' | 'stallAtMark' | 'settings' | 'deviceWatts'>;
 
 /** Shared between the main thread (writes in-flight count) and the sampler worker (reads it). */
 export function createLoadCell(): Int32Array {
@@ -75,11 +86,11 @@ export class SimulatedReader implements DeviceReader {
     this.energyMj = new Array<number>(n).fill(1_000_000);
     this.shownMj = [...this.energyMj];
     this.nextStepMs = preciseNowMs() + this.opts.counterTickMs;
-    this.powerW = new Array<number>(n).fill(this.opts.idleWatts);
+    this.powerW = Array.from({ length: n }, (_, i) => this.fixedWatts(i) ?? this.opts.idleWatts);
     this.lastMs = performance.now();
     const gpus = Array.from({ length: n }, (_, index) => ({
       index,
-      uuid: simulatedUuid(index),
+      uuid: this.uuid(index),
       name: 'Simulated GPU (simulated)',
       memoryTotalMiB: 81559,
       powerLimitWatts: this.opts.maxWatts,
@@ -99,7 +110,7 @@ export class SimulatedReader implements DeviceReader {
     // First-order lag (~300 ms): board power does not jump with the load.
     const alpha = 1 - Math.exp(-dtMs / 300);
     this.powerW = this.powerW.map((p, i) => {
-      const next = p + (target - p) * alpha;
+      const next = this.fixedWatts(i) ?? p + (target - p) * alpha;
       this.energyMj[i] = (this.energyMj[i] ?? 0) + ((p + next) / 2) * dtMs; // W x ms = mJ
       return next;
     });
@@ -110,6 +121,15 @@ export class SimulatedReader implements DeviceReader {
       if (tick > 0) this.nextStepMs += Math.ceil((wall - this.nextStepMs + 1e-9) / tick) * tick;
     }
     return load;
+  }
+
+  /** Device i's constant power (deviceWatts), or undefined: it follows the load model. */
+  private fixedWatts(i: number): number | undefined {
+    return this.opts.deviceWatts?.[this.opts.firstDevice + i];
+  }
+
+  private uuid(i: number): string {
+    return simulatedUuid(this.opts.firstDevice + i);
   }
 
   /** maxWatts, or the power limit the fake NVML set when lower. */
@@ -127,7 +147,7 @@ export class SimulatedReader implements DeviceReader {
     const locked = this.lockedSmMhz();
     const tMs = Date.now();
     return this.powerW.map((p, i) => ({
-      gpuUuid: simulatedUuid(i),
+      gpuUuid: this.uuid(i),
       tMs,
       energyMillijoules: this.shownMj[i] ?? null,
       powerWatts: p,
@@ -144,14 +164,14 @@ export class SimulatedReader implements DeviceReader {
     const before = preciseNowMs();
     this.advance();
     const tMs = (before + preciseNowMs()) / 2;
-    return this.shownMj.map((e, i) => ({ gpuUuid: simulatedUuid(i), tMs, energyMillijoules: e }));
+    return this.shownMj.map((e, i) => ({ gpuUuid: this.uuid(i), tMs, energyMillijoules: e }));
   }
 
   listProcesses(): ListedProcess[] {
     const procs = this.opts.processes ?? [];
     return this.powerW.flatMap((_, i) =>
       procs.map((p) => ({
-        gpuUuid: simulatedUuid(i),
+        gpuUuid: this.uuid(i),
         pid: p.pid,
         kind: 'compute',
         usedMemoryMiB: p.usedMemoryMiB ?? null,
@@ -171,7 +191,7 @@ export class SimulatedReader implements DeviceReader {
   close(): void {}
 }
 
-const simulatedUuid = (i: number): string => `GPU-simulated-${String(i).padStart(4, '0')}`;
+export const simulatedUuid = (i: number): string => `GPU-simulated-${String(i).padStart(4, '0')}`;
 
 function busyWait(ms: number): void {
   const end = performance.now() + ms;

@@ -28,7 +28,7 @@ void test('CUDA_VISIBLE_DEVICES=3 makes llem run use GPU 3 by UUID, for the back
 });
 
 void test('fewer visible GPUs than gpusPerRun is refused up front, naming the field and the variables', async () => {
-  // vLLM: the pytorch backend serves from one GPU, so only a tensor-parallel backend may ask for two.
+  // vLLM: a pytorch backend asking for two GPUs would also need pytorch.tensorParallelSize: 2.
   const twoGpus = (y: string): string =>
     y
       .replace(/^spec:\n/m, 'spec:\n  placement:\n    gpusPerRun: 2\n')
@@ -108,7 +108,7 @@ void test('the local pool keeps one server resident: a different server stops th
   });
   try {
     const first = await pool.ensure(a);
-    assert.equal(await pool.ensure(a), first, 'consecutive runs of one server reuse it');
+    assert.equal((await pool.ensure(a))[0], first[0], 'consecutive runs of one server reuse it');
     await pool.ensure(b);
     const started = readFileSync(log, 'utf8')
       .trim()
