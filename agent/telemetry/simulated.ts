@@ -74,6 +74,7 @@ export class SimulatedReader implements DeviceReader {
   private nextStepMs = 0;
   private powerW: number[] = [];
   private lastMs = 0;
+  private lastWallMs = 0;
 
   constructor(load: Int32Array, opts: SimulatedGpuOptions = {}) {
     this.load = load;
@@ -88,6 +89,7 @@ export class SimulatedReader implements DeviceReader {
     this.nextStepMs = preciseNowMs() + this.opts.counterTickMs;
     this.powerW = Array.from({ length: n }, (_, i) => this.fixedWatts(i) ?? this.opts.idleWatts);
     this.lastMs = performance.now();
+    this.lastWallMs = preciseNowMs();
     const gpus = Array.from({ length: n }, (_, index) => ({
       index,
       uuid: this.uuid(index),
@@ -99,12 +101,17 @@ export class SimulatedReader implements DeviceReader {
     return { source: 'simulated', gpus, driverVersion: 'simulated', nvmlVersion: 'simulated', cudaVersion: null };
   }
 
-  /** Advance the power model to now; the counter shows the energy as of its last step edge. */
+  /**
+   * Advance the power model to now; the counter shows the energy as of its last step edge, as NVML's does:
+   * interpolated to the edge's moment, so a reader that comes late (a descheduled thread) still sees the
+   * value the counter took when it stepped.
+   */
   private advance(): number {
     const now = performance.now();
+    const wall = preciseNowMs();
     const dtMs = Math.max(0, now - this.lastMs);
     this.lastMs = now;
-    if (this.opts.readCostMs > 0) busyWait(this.opts.readCostMs);
+    const before = [...this.energyMj];
     const load = Atomics.load(this.load, 0) / this.opts.saturationInFlight;
     const target = simulatedPowerWatts(load, this.opts.idleWatts, this.capWatts());
     // First-order lag (~300 ms): board power does not jump with the load.
@@ -114,12 +121,17 @@ export class SimulatedReader implements DeviceReader {
       this.energyMj[i] = (this.energyMj[i] ?? 0) + ((p + next) / 2) * dtMs; // W x ms = mJ
       return next;
     });
-    const wall = preciseNowMs();
-    if (this.opts.counterTickMs <= 0 || wall >= this.nextStepMs) {
-      this.shownMj = this.energyMj.map((e) => Math.round(e));
-      const tick = this.opts.counterTickMs;
-      if (tick > 0) this.nextStepMs += Math.ceil((wall - this.nextStepMs + 1e-9) / tick) * tick;
+    const tick = this.opts.counterTickMs;
+    if (tick <= 0) this.shownMj = this.energyMj.map((e) => Math.round(e));
+    else if (wall >= this.nextStepMs) {
+      const stepAtMs = this.nextStepMs + Math.floor((wall - this.nextStepMs) / tick) * tick;
+      const span = wall - this.lastWallMs;
+      const f = span > 0 ? Math.min(1, Math.max(0, (stepAtMs - this.lastWallMs) / span)) : 1;
+      this.shownMj = this.energyMj.map((e, i) => Math.round((before[i] ?? e) + (e - (before[i] ?? e)) * f));
+      this.nextStepMs = stepAtMs + tick;
     }
+    this.lastWallMs = wall;
+    if (this.opts.readCostMs > 0) busyWait(this.opts.readCostMs);
     return load;
   }
 
