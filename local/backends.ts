@@ -254,11 +254,7 @@ export class BackendPool {
     if (command === undefined) throw new BackendError('the server command is empty');
     const graceMs = (c.backend.shutdownGraceSeconds ?? DEFAULT_SHUTDOWN_GRACE_SECONDS) * 1000;
     const proc: BackendProcess = startBackend(command, args, {
-      env: backendEnvironment(
-        process.env,
-        { ...env, ...devices, LLEM_PORT: String(port) },
-        this.opts.passEnv ?? [],
-      ),
+      env: backendEnvironment(process.env, { ...env, ...devices, LLEM_PORT: String(port) }, this.opts.passEnv ?? []),
       logger: this.opts.logger,
       orphanGuard: { graceMs },
     });

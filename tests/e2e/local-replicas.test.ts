@@ -62,7 +62,7 @@ function assertEachGpuDrew(run: RunRow, expected: Array<[number, string, number]
     const watts = expected[i]?.[2] ?? NaN;
     assert.ok(g.energyJoules !== null && g.windowSeconds !== null && g.meanPowerWatts !== null, JSON.stringify(g));
     assert.ok(g.ticks?.aligned === true && g.windowSeconds > 1.5, JSON.stringify(g));
-    const slackJ = watts * (2 * g.ticks.edgeUncertaintyMs) / 1000 + 0.01 * watts * g.windowSeconds;
+    const slackJ = (watts * (2 * g.ticks.edgeUncertaintyMs)) / 1000 + 0.01 * watts * g.windowSeconds;
     assert.ok(
       Math.abs(g.energyJoules - watts * g.windowSeconds) <= slackJ,
       `${g.gpuUuid}: ${g.energyJoules} J over ${g.windowSeconds} s (${g.meanPowerWatts} W), drew ${watts} W`,
@@ -104,7 +104,11 @@ describe('llem run with several replicas and GPUs on one host (simulated)', { ti
   it('runs tensorParallelSize 2 x replicas 2 on four GPUs, replica r measuring GPUs 2r and 2r+1', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'llem-tp-dp-'));
     const out = join(dir, 'out');
-    const file = manifest(dir, '    replicas: 2\n    gpusPerRun: 2\n', '      pytorch:\n        tensorParallelSize: 2\n');
+    const file = manifest(
+      dir,
+      '    replicas: 2\n    gpusPerRun: 2\n',
+      '      pytorch:\n        tensorParallelSize: 2\n',
+    );
     const r = await runLlem(['run', file, '--simulate', '--out', out], {
       LLEM_SIMULATED_GPU_WATTS: '100,200,300,400',
     });

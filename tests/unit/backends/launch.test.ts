@@ -297,7 +297,10 @@ void test('pytorch model sources: hub id with revision, PVC path, and PYTHONPATH
 
 void test('pytorch tensorParallelSize 2 on two GPUs renders --tensor-parallel-size 2; 1 renders no flag', () => {
   const two: LaunchContext = { ...ctx, gpusPerRun: 2 };
-  assert.match(line({ type: 'pytorch', pytorch: { tensorParallelSize: 2 } }, random1b, two), / --tensor-parallel-size 2 /);
+  assert.match(
+    line({ type: 'pytorch', pytorch: { tensorParallelSize: 2 } }, random1b, two),
+    / --tensor-parallel-size 2 /,
+  );
   assert.doesNotMatch(line({ type: 'pytorch' }, random1b, one), /tensor-parallel/);
   assert.throws(
     () => line({ type: 'pytorch', pytorch: { tensorParallelSize: 4 } }, random1b, two),
