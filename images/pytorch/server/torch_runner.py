@@ -124,7 +124,10 @@ class TorchRunner:
         if cfg.source == "random":
             conf = self._random_config()
             if "rope_scaling" in cfg.model_kwargs:
-                conf.rope_scaling = dict(cfg.model_kwargs["rope_scaling"])
+                rope = dict(cfg.model_kwargs["rope_scaling"])
+                # transformers 5 keeps rope_theta in the same dict (rope_parameters): merge, never drop it.
+                now = getattr(conf, "rope_parameters", None)
+                conf.rope_scaling = {**now, **rope} if isinstance(now, dict) else rope
             if cfg.quantization != "none":
                 return self._load_random_quantized(conf, common), WordTokenizer(cfg.random.vocab_size)
             with torch.device(self.device):
