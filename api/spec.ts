@@ -301,7 +301,12 @@ export const PodTemplateOverridesSchema = z.strictObject({
 
 export const PlacementSchema = z.strictObject({
   gpusPerRun: posInt.max(64).default(1).describe('GPUs per run replica (one pod).'),
-  replicas: posInt.max(256).default(1).describe('Data-parallel pods of one run, on different nodes, started together.'),
+  replicas: posInt
+    .max(256)
+    .default(1)
+    .describe(
+      'Data-parallel replicas of one run, started together: one pod each in a cluster; with llem run one server each, on its own gpusPerRun GPUs.',
+    ),
   parallelism: posInt.default(1).describe('Runs in flight at once.'),
   nodeSelector: stringMap.default({}),
   tolerations: z.array(TolerationSchema).default([]),
