@@ -47,13 +47,15 @@ def concurrent(server) -> list[str]:
     return out
 
 
-def test_tensor_parallel_two_ranks_on_gloo_generate_exactly_what_one_rank_generates(start_server):
+def test_tensor_parallel_two_ranks_on_gloo_generate_exactly_what_one_rank_generates_and_stop_together(start_server):
     one = start_server(*ARGS)
     info_1 = one.get("/v1/models")[1]["data"][0]["llem"]
     alone_1 = [completion(one, p, 12) for p in PROMPTS]
     batch_1 = concurrent(one)
     assert one.stop()[0] == 0
     two = start_server(*ARGS, "--tensor-parallel-size", "2")
+    children = _children(two.proc.pid)
+    assert len(children) == 1, f"rank 1 runs as rank 0's child: {children}"
     info = two.get("/v1/models")[1]["data"][0]["llem"]
     assert info["tensorParallelSize"] == 2 and info["simulated"] is False
     # Same model, split: rank 0 holds less than all of it (embeddings, norms and lm_head stay whole).
@@ -64,17 +66,10 @@ def test_tensor_parallel_two_ranks_on_gloo_generate_exactly_what_one_rank_genera
     assert alone_2 == alone_1
     assert batch_2 == batch_1
     assert all(len(t.split()) > 0 for t in alone_1)
+    # SIGTERM to rank 0: it tells rank 1 to close, both exit.
     code, out, err = two.stop()
     assert code == 0, err
     assert '"event": "stopped"' in out
-
-
-def test_sigterm_stops_every_rank_of_a_tensor_parallel_server(start_server):
-    two = start_server(*ARGS, "--tensor-parallel-size", "2")
-    children = _children(two.proc.pid)
-    assert len(children) == 1, f"rank 1 runs as rank 0's child: {children}"
-    code, _, err = two.stop()
-    assert code == 0, err
     for pid in children:
         assert not os.path.exists(f"/proc/{pid}") or _zombie(pid), f"rank process {pid} outlived the server"
 
