@@ -277,6 +277,7 @@ class LocalExperiment {
             bus: this.bus,
             simulate: this.opts.simulate,
             simulatedDeviceWatts: this.deviceWatts,
+            nvmlLibrary: gpuEnvironment(process.env).nvmlLibrary,
             signal: this.opts.signal,
             logger: this.log,
             gpuControl: this.gpuControl,

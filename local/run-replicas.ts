@@ -24,6 +24,8 @@ export interface ReplicaRunInput {
   backends: readonly RunningBackend[];
   bus: Bus;
   simulate: boolean;
+  /** libnvidia-ml to load (LLEM_NVML_LIBRARY, as the GPU check used); absent: libnvidia-ml.so.1. */
+  nvmlLibrary?: string | undefined;
   /** --simulate: constant power per simulated GPU by machine-wide index (LLEM_SIMULATED_GPU_WATTS). */
   simulatedDeviceWatts?: readonly number[] | undefined;
   signal: AbortSignal;
@@ -114,6 +116,7 @@ export async function runReplicas(input: ReplicaRunInput): Promise<string | null
           })
         : createNvmlTelemetry({
             ...policy,
+            ...(input.nvmlLibrary === undefined ? {} : { libraryPath: input.nvmlLibrary }),
             // Exactly what its server was started with: the two cannot disagree on which GPUs are the run's.
             visibility: { cudaVisibleDevices: backend.cudaVisibleDevices ?? '' },
             attribution: t.attribution,
