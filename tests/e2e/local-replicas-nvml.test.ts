@@ -32,38 +32,56 @@ function wrapper(log: string): string {
   return `${script} {port} ${log}`;
 }
 
+interface GpuRow {
+  replica: number;
+  gpuUuid: string;
+  energyJoules: number;
+  windowSeconds: number;
+}
+
+/** small.yaml, one run, a window of at least 2 s, with these placement lines (and pytorch lines). */
+function manifest(name: string, placement: string, pytorch = ''): string {
+  const file = join(dir, name);
+  writeFileSync(
+    file,
+    readFileSync(join(REPO, 'tests/fixtures/local/small.yaml'), 'utf8')
+      .replace('cycles: 2', 'cycles: 1')
+      .replace('workload.concurrency: [1, 4]', 'workload.concurrency: [4]')
+      .replace('minWindowSeconds: 0', 'minWindowSeconds: 2\n    extendToMinWindow: true')
+      .replace('  policy:', `  placement:\n${placement}  policy:`)
+      .replace('    - type: pytorch\n', `    - type: pytorch\n${pytorch}`),
+  );
+  return file;
+}
+
+/** A tick-aligned window spans whole 100 ms steps of the fake counter: energy = watts x a multiple of 0.1 s. */
+function assertDrew(g: GpuRow | undefined, watts: number): void {
+  assert.ok(g !== undefined);
+  const steps = Math.round((g.energyJoules / watts) * 10);
+  assert.ok(steps >= 15, `${g.gpuUuid}: ${g.energyJoules} J`);
+  assert.ok(Math.abs(g.energyJoules - (watts * steps) / 10) < 1e-6, `${g.gpuUuid}: ${g.energyJoules} J at ${watts} W`);
+  assert.ok(Math.abs(g.windowSeconds - steps / 10) < 0.05, `${g.gpuUuid}: ${g.windowSeconds} s`);
+}
+
 describe('llem run on a fake two-GPU NVML (no --simulate)', { timeout: 300_000, skip }, () => {
   it('runs replicas: 2 with each server on its own GPU by UUID and each agent measuring exactly that GPU', async () => {
-    const manifest = join(dir, 'two.yaml');
-    writeFileSync(
-      manifest,
-      readFileSync(join(REPO, 'tests/fixtures/local/small.yaml'), 'utf8')
-        .replace('cycles: 2', 'cycles: 1')
-        .replace('workload.concurrency: [1, 4]', 'workload.concurrency: [4]')
-        .replace('minWindowSeconds: 0', 'minWindowSeconds: 2\n    extendToMinWindow: true')
-        .replace('  policy:', '  placement:\n    replicas: 2\n  policy:'),
-    );
     const log = join(dir, 'servers.log');
     writeFileSync(log, '');
     const out = join(dir, 'out');
-    const r = await runLlem(['run', manifest, '--out', out, '--server-command', wrapper(log)], {
-      LLEM_NVML_LIBRARY: lib,
-      LLEM_FAKE_NVML_WATTS: '150,450',
-      CUDA_VISIBLE_DEVICES: '1,0',
-    });
+    const r = await runLlem(
+      ['run', manifest('two.yaml', '    replicas: 2\n'), '--out', out, '--server-command', wrapper(log)],
+      {
+        LLEM_NVML_LIBRARY: lib,
+        LLEM_FAKE_NVML_WATTS: '150,450',
+        CUDA_VISIBLE_DEVICES: '1,0',
+      },
+    );
     assert.equal(r.code, 0, r.stderr);
     assert.deepEqual(readFileSync(log, 'utf8').trim().split('\n').sort(), ['GPU-fake-nvml-0000', 'GPU-fake-nvml-0001']);
     const [run] = readFileSync(join(out, 'run-results.ndjson'), 'utf8')
       .trim()
       .split('\n')
-      .map(
-        (l) =>
-          JSON.parse(l) as {
-            status: string;
-            metrics: { energyJoules: number };
-            gpus: Array<{ replica: number; gpuUuid: string; energyJoules: number; windowSeconds: number }>;
-          },
-      );
+      .map((l) => JSON.parse(l) as { status: string; metrics: { energyJoules: number }; gpus: GpuRow[] });
     assert.ok(run !== undefined);
     assert.equal(run.status, 'complete');
     assert.deepEqual(
@@ -74,16 +92,41 @@ describe('llem run on a fake two-GPU NVML (no --simulate)', { timeout: 300_000, 
       ],
     );
     // CUDA_VISIBLE_DEVICES=1,0: replica 0 runs on device 1 (450 W), replica 1 on device 0 (150 W).
-    for (const [i, watts] of [450, 150].entries()) {
-      const g = run.gpus[i];
-      assert.ok(g !== undefined);
-      // A tick-aligned window spans whole 100 ms steps: energy = watts x a multiple of 0.1 s, exactly.
-      const steps = Math.round((g.energyJoules / watts) * 10);
-      assert.ok(steps >= 15, `${g.gpuUuid}: ${g.energyJoules} J`);
-      assert.ok(Math.abs(g.energyJoules - (watts * steps) / 10) < 1e-6, `${g.gpuUuid}: ${g.energyJoules} J`);
-      assert.ok(Math.abs(g.windowSeconds - steps / 10) < 0.05, `${g.gpuUuid}: ${g.windowSeconds} s`);
-    }
+    assertDrew(run.gpus[0], 450);
+    assertDrew(run.gpus[1], 150);
     const sum = run.gpus.reduce((s, g) => s + g.energyJoules, 0);
     assert.ok(Math.abs(run.metrics.energyJoules - sum) < 1e-9 * sum);
+  });
+
+  it('runs tensorParallelSize 2 on both GPUs as one replica: one server given both UUIDs, energy summed over both', async () => {
+    const log = join(dir, 'servers-tp.log');
+    writeFileSync(log, '');
+    const out = join(dir, 'out-tp');
+    const file = manifest('tp.yaml', '    gpusPerRun: 2\n', '      pytorch:\n        tensorParallelSize: 2\n');
+    const r = await runLlem(['run', file, '--out', out, '--server-command', wrapper(log)], {
+      LLEM_NVML_LIBRARY: lib,
+      LLEM_FAKE_NVML_WATTS: '100,300',
+      CUDA_VISIBLE_DEVICES: '0,1',
+    });
+    assert.equal(r.code, 0, r.stderr);
+    assert.deepEqual(readFileSync(log, 'utf8').trim().split('\n'), ['GPU-fake-nvml-0000,GPU-fake-nvml-0001']);
+    const run = JSON.parse(readFileSync(join(out, 'run-results.ndjson'), 'utf8').trim().split('\n')[0] ?? '{}') as {
+      status: string;
+      metrics: { energyJoules: number; energyPerGpuJoules: number };
+      gpus: GpuRow[];
+    };
+    assert.equal(run.status, 'complete');
+    assert.deepEqual(
+      run.gpus.map((g) => [g.replica, g.gpuUuid]),
+      [
+        [0, 'GPU-fake-nvml-0000'],
+        [0, 'GPU-fake-nvml-0001'],
+      ],
+    );
+    assertDrew(run.gpus[0], 100);
+    assertDrew(run.gpus[1], 300);
+    const sum = run.gpus.reduce((s, g) => s + g.energyJoules, 0);
+    assert.ok(Math.abs(run.metrics.energyJoules - sum) < 1e-9 * sum);
+    assert.ok(Math.abs(run.metrics.energyPerGpuJoules - sum / 2) < 1e-9 * sum);
   });
 });

@@ -148,6 +148,9 @@ def parse_config(argv: list[str] | None = None) -> ServerConfig:
                                 ("--random-intermediate-size", a.random_intermediate_size)):
                 if value % a.tensor_parallel_size != 0:
                     parser.error(f"--tensor-parallel-size {a.tensor_parallel_size} must divide {name} ({value})")
+    if a.tensor_parallel_size > 1 and a.device not in ("auto", "cuda", "cpu"):
+        parser.error(f"--device {a.device} names one device; with --tensor-parallel-size use auto, cuda or cpu "
+                     "(rank r runs on the r-th visible GPU)")
     if not 0 <= a.tp_rank < a.tensor_parallel_size:
         parser.error(f"--tp-rank must be in [0, {a.tensor_parallel_size})")
     try:

@@ -45,3 +45,10 @@ def test_tensor_parallel_keeps_the_command_line_for_the_other_ranks():
     assert (cfg.tensor_parallel_size, cfg.tp_rank) == (2, 0)
     assert cfg.argv == ("--source", "random", "--tensor-parallel-size", "2", "--port", "0")
     assert parse_config(["--source", "random"]).tensor_parallel_size == 1
+
+
+def test_tensor_parallel_refuses_one_named_device_for_all_ranks(capsys):
+    with pytest.raises(SystemExit) as exc:
+        parse_config(["--source", "random", "--tensor-parallel-size", "2", "--device", "cuda:1"])
+    assert exc.value.code == 2
+    assert "--device cuda:1 names one device" in capsys.readouterr().err
