@@ -293,6 +293,8 @@ async function main(): Promise<void> {
       ttft_err_down_p99_ms_512: at512.errDownP99Ms,
       client_gc_max_ms_128: at128.clientGcMaxMs,
       client_gc_max_ms_512: at512.clientGcMaxMs,
+      client_gcs_128: at128.clientGcs,
+      client_gcs_512: at512.clientGcs,
       threads_512: at512.threads,
       tokens_per_s_512: at512.tokensPerS,
       baseline_1loop_ttft_err_p99_ms_512: base512.errP99Ms,
