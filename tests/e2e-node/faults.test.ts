@@ -53,15 +53,18 @@ async function assertArtifactEqualsReplay(name: string, status: ExperimentStatus
   assert.notEqual(lossy.text, text, 'a replay missing one message must differ: the comparison is blind');
 }
 
-void describe('faults on the real node', { skip, timeout: 1_800_000 }, () => {
+void describe('faults on the real node', { skip, timeout: 3_600_000 }, () => {
   const suite = new RealNodeSuite();
   // The admin allows experiments to tolerate an unreachable node (the kubelet test shortens how long
   // its pods stay on one); the chart's default admits only nvidia.com/gpu tolerations.
-  before(() =>
-    suite.setUp([
-      '--set-json',
-      'experimentPolicy.allowedTolerationKeys=["nvidia.com/gpu","node.kubernetes.io/unreachable"]',
-    ]),
+  // Long: `up` waits while another test run on this machine holds the node (one node per machine).
+  before(
+    () =>
+      suite.setUp([
+        '--set-json',
+        'experimentPolicy.allowedTolerationKeys=["nvidia.com/gpu","node.kubernetes.io/unreachable"]',
+      ]),
+    { timeout: 3_600_000 },
   );
   after(() => suite.tearDown());
 

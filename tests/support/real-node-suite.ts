@@ -13,6 +13,7 @@ import {
   kubectlOk,
   nodeDown,
   nodeUp,
+  ownsNode,
   REPO,
   RUN_DIR,
   waitFor,
@@ -39,8 +40,9 @@ export class RealNodeSuite {
     try {
       up = await nodeUp();
     } catch (err) {
-      // A node that failed half way up goes down now, not when the watchdog sees this process end.
-      await nodeDown();
+      // A node this process got half way up goes down now, not when the watchdog sees it end (a node
+      // another test run holds is left alone).
+      if (ownsNode()) await nodeDown();
       throw err;
     }
     this.owned = !up.alreadyUp;
