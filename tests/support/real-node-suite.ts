@@ -102,10 +102,34 @@ export interface RunRow {
 }
 
 export async function waitPhase(name: string, phases: string[], seconds: number): Promise<ExperimentStatus> {
-  return waitFor(`${name} ${phases.join('|')}`, seconds, async () => {
-    const s = await eeStatus(name);
-    return phases.includes(s.phase ?? '') ? s : undefined;
-  });
+  try {
+    return await waitFor(`${name} ${phases.join('|')}`, seconds, async () => {
+      const s = await eeStatus(name);
+      return phases.includes(s.phase ?? '') ? s : undefined;
+    });
+  } catch (err) {
+    throw new Error(`${(err as Error).message}\n${await diagnosis(name)}`, { cause: err });
+  }
+}
+
+/** What an experiment that did not get where it should is doing: its runs, its pods' containers, Events. */
+export async function diagnosis(name: string): Promise<string> {
+  const s = await eeStatus(name).catch(() => ({}) as Awaited<ReturnType<typeof eeStatus>>);
+  const pods = await kubectlJson<{
+    items: {
+      metadata: { name: string };
+      status: { phase?: string; reason?: string; initContainerStatuses?: unknown[]; containerStatuses?: unknown[] };
+    }[];
+  }>(['-n', EXP_NS, 'get', 'pods', '-l', `llem.dev/experiment=${name}`]).catch(() => ({ items: [] }));
+  const events = await experimentEvents(name).catch((e: unknown) => String(e));
+  return [
+    `phase ${s.phase ?? '?'}; conditions ${JSON.stringify(s.conditions ?? [])}`,
+    `runs ${JSON.stringify(s.runs ?? [])}`,
+    ...pods.items.map((p) => `pod ${p.metadata.name}: ${JSON.stringify(p.status)}`),
+    `events:\n${events}`,
+  ]
+    .join('\n')
+    .slice(0, 12_000);
 }
 
 /** How many runs of each configuration the results artifact includes. */
