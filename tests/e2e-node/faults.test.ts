@@ -9,6 +9,7 @@ import { kubelet, kubectlJson, kubectlOk, NODE_NAME, realNodeSkipReason, waitFor
 import { fetchResults, type ExperimentStatus } from '../support/real-node-llem.ts';
 import { replayedArtifact } from '../support/real-node-replay.ts';
 import {
+  diagnosis,
   eeStatus,
   EXP_NS,
   experimentEvents,
@@ -195,6 +196,9 @@ void describe('faults on the real node', { skip, timeout: 3_600_000 }, () => {
       const failedOver = await waitFor('a run failing over', 180, async () => {
         const s = await eeStatus('kubelet-lost');
         return (s.runs ?? []).find((r) => r.attempt > 0) !== undefined ? s : undefined;
+      }).catch(async (err: unknown) => {
+        const node = await kubectlOk(['get', 'node', NODE_NAME, '-o', 'jsonpath={.spec.taints}']).catch(String);
+        throw new Error(`${(err as Error).message}; node taints ${node}\n${await diagnosis('kubelet-lost')}`);
       });
       const retried = (failedOver.runs ?? []).filter((r) => r.attempt > 0);
       process.stderr.write(`real node: with the kubelet stopped: ${JSON.stringify(retried)}\n`);

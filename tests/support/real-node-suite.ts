@@ -117,7 +117,8 @@ export async function diagnosis(name: string): Promise<string> {
   const s = await eeStatus(name).catch(() => ({}) as Awaited<ReturnType<typeof eeStatus>>);
   const pods = await kubectlJson<{
     items: {
-      metadata: { name: string };
+      metadata: { name: string; deletionTimestamp?: string };
+      spec: { nodeName?: string };
       status: { phase?: string; reason?: string; initContainerStatuses?: unknown[]; containerStatuses?: unknown[] };
     }[];
   }>(['-n', EXP_NS, 'get', 'pods', '-l', `llem.dev/experiment=${name}`]).catch(() => ({ items: [] }));
@@ -125,7 +126,12 @@ export async function diagnosis(name: string): Promise<string> {
   return [
     `phase ${s.phase ?? '?'}; conditions ${JSON.stringify(s.conditions ?? [])}`,
     `runs ${JSON.stringify(s.runs ?? [])}`,
-    ...pods.items.map((p) => `pod ${p.metadata.name}: ${JSON.stringify(p.status)}`),
+    ...pods.items.map(
+      (p) =>
+        `pod ${p.metadata.name} on ${p.spec.nodeName ?? '(unscheduled)'}` +
+        `${p.metadata.deletionTimestamp !== undefined ? ` deleted at ${p.metadata.deletionTimestamp}` : ''}: ` +
+        JSON.stringify(p.status),
+    ),
     `events:\n${events}`,
   ]
     .join('\n')
