@@ -62,7 +62,7 @@ export default tseslint.config(
         'error',
         { allowExpressions: true, allowTypedFunctionExpressions: true },
       ],
-      complexity: ['warn', 15],
+      complexity: ['error', 15],
     },
   },
   // The data flow is the import graph (DESIGN.md): engines never import the runtimes that compose them.

@@ -44,6 +44,8 @@ export const AgentConfigSchema = z.strictObject({
       baseUrl: z.url().default('http://127.0.0.1:8000'),
       readinessPath: z.string().startsWith('/').default('/health'),
       readinessTimeoutSeconds: z.number().gt(0).default(900),
+      /** SIGTERM -> SIGKILL grace for the backend's process group when the agent stops it. */
+      shutdownGraceSeconds: z.number().gt(0).max(600).default(5),
       /** The backend's own metrics endpoint (vLLM /metrics, PyTorch /stats), scraped over the window; null: none. */
       metrics: z
         .strictObject({ path: z.string().startsWith('/'), format: z.enum(['prometheus', 'llem-stats']) })
@@ -130,6 +132,18 @@ export const AgentConfigSchema = z.strictObject({
       tickAlign: z.boolean().default(true),
       /** A mark whose NVML calls take longer than this aborts the run. */
       markTimeoutSeconds: z.number().gt(0).default(10),
+    })
+    .prefault({}),
+  /**
+   * GPU settings for this run (spec.gpu of its configuration). `permitted`: the runtime allows changing
+   * them (llem run: always; cluster: chart value gpuControl.enabled and spec.gpu.allowDeviceControl).
+   */
+  gpu: z
+    .strictObject({
+      powerLimitWatts: z.number().int().min(1).optional(),
+      smClockMHz: z.strictObject({ min: posInt, max: posInt }).optional(),
+      memClockMHz: z.strictObject({ min: posInt, max: posInt }).optional(),
+      permitted: z.boolean().default(false),
     })
     .prefault({}),
   /** Files the backend reads at start (trtllm-serve's extra options YAML): written before CMD starts. */

@@ -22,3 +22,14 @@ export type { MockServer, MockServerOptions, MockFaults, DelayDistribution } fro
 export { startBackend, describeExit, type BackendProcess, type BackendExit } from './supervisor.ts';
 export { JsonLinesBus } from './json-lines-bus.ts';
 export { Publisher } from './publisher.ts';
+export {
+  GpuSettingsSession,
+  constraintProblems,
+  restoreFromMarkers,
+  markerDirFrom,
+  DEFAULT_MARKER_DIR,
+  type AppliedGpuSettings,
+} from './gpu-control/gpu-settings.ts';
+export { loadNvmlControl, type NvmlControlApi } from './gpu-control/nvml-control.ts';
+export { FakeNvml, simulatedSettingsCell, fakeDevice, type FakeDevice } from './gpu-control/fake-nvml.ts';
+export type { GpuControlDeps } from './gpu-control/run-settings.ts';

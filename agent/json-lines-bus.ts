@@ -2,6 +2,7 @@
 // becomes one JSON line on a stream. Enough for `llem agent` on a single GPU box with start.mode
 // "immediate"; everything else in the Bus interface belongs to a real bus and says so.
 import type { Writable } from 'node:stream';
+import { dataSubject, messageId, type WireMessage } from '../api/protocol.ts';
 import type { Bus, CheckpointRecord, Consumption, ControlSubscription, PublishAck } from '../lib/bus/types.ts';
 import { BusError } from '../lib/errors.ts';
 
@@ -17,7 +18,14 @@ export class JsonLinesBus implements Bus {
 
   async publish(subject: string, data: Uint8Array, opts: { msgId: string }): Promise<PublishAck> {
     const message: unknown = JSON.parse(Buffer.from(data).toString('utf8'));
-    this.out.write(JSON.stringify({ subject, msgId: opts.msgId, message }) + '\n');
+    if (!Array.isArray(message)) {
+      this.out.write(JSON.stringify({ subject, msgId: opts.msgId, message }) + '\n');
+      return { streamSeq: ++this.seq, duplicate: false };
+    }
+    // A batch (ADR 0021) is still one line per wire message, each under its own kind's subject and id.
+    for (const m of message as WireMessage[]) {
+      this.out.write(JSON.stringify({ subject: dataSubject(m, m.kind), msgId: messageId(m), message: m }) + '\n');
+    }
     return { streamSeq: ++this.seq, duplicate: false };
   }
 

@@ -144,7 +144,10 @@ class MockHandler {
     const from = Number(q.get('fromMs') ?? NaN);
     const to = Number(q.get('toMs') ?? NaN);
     const between = Number.isFinite(from) && Number.isFinite(to) ? this.engine.tokensEmittedBetween(from, to) : null;
-    json(res, 200, { ...stats, tokensEmittedBetween: between, pid: process.pid, simulated: true });
+    const cpu = process.cpuUsage();
+    // The server's own CPU time, so a benchmark can tell whether the mock itself was the bottleneck.
+    const cpuSeconds = (cpu.user + cpu.system) / 1e6;
+    json(res, 200, { ...stats, tokensEmittedBetween: between, cpuSeconds, pid: process.pid, simulated: true });
   }
 
   private completion(chat: boolean, raw: string, res: http.ServerResponse, receivedMs: number): void {

@@ -8,9 +8,19 @@
 // gap. Publishes are handed to the bus in seq order (one connection stores them in that order);
 // only a retried message can land after a later one. The summary and the aborted marker wait until
 // every earlier message is acknowledged, so they are always the last stored.
+//
+// Batched (ADR 0021): messages that queue up while earlier ones await their acks, or that are
+// published in the same event-loop turn, leave as one bus message (a JSON array under the `batch`
+// subject token, one Nats-Msg-Id naming its first and last seq). Each member keeps its own seq, so
+// the aggregator's per-(replica, seq) checks are unchanged; a retry re-sends the same bytes with the
+// same id. A message published while nothing is in flight still leaves at once, alone.
 import {
+  BATCH_KIND,
+  MAX_BATCH_MESSAGES,
   PROTOCOL_VERSION,
+  batchMessageId,
   dataSubject,
+  encodeBatch,
   encodeMessage,
   messageId,
   type MessageKind,
@@ -31,9 +41,15 @@ export type CountsByKind = SummaryMessage['countsByKind'];
 
 /** Publishes awaiting their ack at once, per publisher: enough to hide a round trip, bounded memory. */
 export const DEFAULT_MAX_IN_FLIGHT = 256;
+/** Most wire messages per bus message (1 = never batch). */
+export const DEFAULT_MAX_BATCH = 64;
+/** A batch stays well under NATS's default 1 MiB message limit; a larger message goes alone. */
+export const MAX_BATCH_BYTES = 256 * 1024;
 
 interface Job {
   message: WireMessage;
+  /** encodeMessage(message), done at publish() so a batch is a concatenation. */
+  data: Uint8Array;
   /** Waits for every earlier message's ack before it is sent (summary, aborted). */
   barrier: boolean;
   resolve: () => void;
@@ -55,14 +71,30 @@ export class Publisher {
   private readonly key: PublisherKey;
   private readonly simulated: boolean;
   private readonly maxInFlight: number;
+  private readonly maxBatch: number;
+  /** A pump is scheduled for the end of this event-loop turn (publishes until then may share a batch). */
+  private pumpScheduled = false;
 
-  constructor(bus: Bus, key: PublisherKey, simulated: boolean, maxInFlight = DEFAULT_MAX_IN_FLIGHT) {
+  /**
+   * `maxInFlight`: bus messages awaiting their acks at once; `maxBatch`: wire messages per bus
+   * message (1 sends each alone, as before ADR 0021).
+   */
+  constructor(
+    bus: Bus,
+    key: PublisherKey,
+    simulated: boolean,
+    maxInFlight = DEFAULT_MAX_IN_FLIGHT,
+    maxBatch = DEFAULT_MAX_BATCH,
+  ) {
     if (!Number.isInteger(maxInFlight) || maxInFlight < 1)
       throw new RangeError(`maxInFlight must be a whole number >= 1, got ${maxInFlight}`);
+    if (!Number.isInteger(maxBatch) || maxBatch < 1 || maxBatch > MAX_BATCH_MESSAGES)
+      throw new RangeError(`maxBatch must be a whole number from 1 to ${MAX_BATCH_MESSAGES}, got ${maxBatch}`);
     this.bus = bus;
     this.key = key;
     this.simulated = simulated;
     this.maxInFlight = maxInFlight;
+    this.maxBatch = maxBatch;
   }
 
   /** Messages handed to publish so far (the next one's seq is this + 1). */
@@ -91,7 +123,20 @@ export class Publisher {
     } as WireMessage;
     return new Promise<void>((resolve, reject) => {
       // The span active at the call, not whenever the queue gets to this message.
-      this.queue.push({ message, barrier, resolve, reject, trace: natsTraceHeaders() });
+      const trace = natsTraceHeaders();
+      this.queue.push({ message, data: encodeMessage(message), barrier, resolve, reject, trace });
+      // Nothing in flight: leave now. Otherwise wait for the end of this turn (or the next ack), so
+      // that what is published meanwhile shares one bus message.
+      if (this.inFlight === 0 && !this.pumpScheduled) this.pump();
+      else this.schedulePump();
+    });
+  }
+
+  private schedulePump(): void {
+    if (this.pumpScheduled) return;
+    this.pumpScheduled = true;
+    setImmediate(() => {
+      this.pumpScheduled = false;
       this.pump();
     });
   }
@@ -108,8 +153,7 @@ export class Publisher {
         continue;
       }
       if (!burst || this.inFlight >= this.maxInFlight || (head.barrier && this.inFlight > 0)) break;
-      this.queue.shift();
-      this.start(head);
+      this.start(this.takeBatch());
     }
     if (this.inFlight === 0 && this.queue.length === 0) {
       const waiters = this.idleWaiters;
@@ -118,23 +162,48 @@ export class Publisher {
     }
   }
 
-  private start(job: Job): void {
-    const m = job.message;
+  /**
+   * The head of the queue and the messages after it that may share its bus message: not a barrier
+   * (summary and aborted go alone, after every ack), the same trace context, within the size caps.
+   */
+  private takeBatch(): Job[] {
+    const head = this.queue.shift() as Job;
+    const jobs = [head];
+    if (head.barrier) return jobs;
+    let bytes = head.data.length;
+    const traceparent = head.trace?.['traceparent'];
+    while (jobs.length < this.maxBatch && this.queue.length > 0) {
+      const next = this.queue[0] as Job;
+      if (next.barrier || next.trace?.['traceparent'] !== traceparent) break;
+      if (bytes + next.data.length + 1 > MAX_BATCH_BYTES) break;
+      bytes += next.data.length + 1;
+      jobs.push(this.queue.shift() as Job);
+    }
+    return jobs;
+  }
+
+  private start(jobs: Job[]): void {
+    const first = jobs[0] as Job;
+    const last = jobs[jobs.length - 1] as Job;
+    const m = first.message;
+    const single = jobs.length === 1;
     this.inFlight++;
     let stored: Promise<unknown>;
     try {
-      stored = this.bus.publish(dataSubject(this.key, m.kind), encodeMessage(m), {
-        msgId: messageId(m),
-        headers: job.trace,
-      });
+      stored = this.bus.publish(
+        dataSubject(this.key, single ? m.kind : BATCH_KIND),
+        single ? first.data : encodeBatch(jobs.map((j) => j.data)),
+        { msgId: single ? messageId(m) : batchMessageId(m, last.message.seq), headers: first.trace },
+      );
     } catch (err) {
       stored = Promise.reject(err);
     }
+    const what = single ? `${m.kind} #${m.seq}` : `batch #${m.seq}-${last.message.seq}`;
     stored.then(
       () => {
         this.inFlight--;
         // A message stored after an earlier one failed still resolves: it is stored, exactly once.
-        job.resolve();
+        for (const j of jobs) j.resolve();
         this.pump();
       },
       (err: unknown) => {
@@ -142,8 +211,8 @@ export class Publisher {
         this.failure ??=
           err instanceof BusError
             ? err
-            : new BusError(`publishing ${m.kind} #${m.seq} failed: ${(err as Error).message}`, { cause: err });
-        job.reject(this.failure);
+            : new BusError(`publishing ${what} failed: ${(err as Error).message}`, { cause: err });
+        for (const j of jobs) j.reject(this.failure);
         this.pump();
       },
     );

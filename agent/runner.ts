@@ -30,6 +30,8 @@ import type { GpuTelemetry, TelemetryEnvironment } from './telemetry/types.ts';
 import { ClientHealthMonitor, clientSaturatedWarning, warmConnections } from './client-health.ts';
 import { runWindow, type WindowResult } from './window.ts';
 import { summaryWarnings } from './warnings.ts';
+import { applyRunGpuSettings, type GpuControlDeps } from './gpu-control/run-settings.ts';
+import type { GpuSettingsSession } from './gpu-control/gpu-settings.ts';
 
 export const AGENT_VERSION = '0.1.0';
 /** Connections warmed longer ago than this are opened again after the start signal. */
@@ -49,6 +51,8 @@ export interface AgentDeps {
   /** The backend is the simulated mock server: every message says simulated. */
   simulatedBackend?: boolean;
   logger?: Logger;
+  /** NVML control for config.gpu's settings (power limit, locked clocks); needed only when some are set. */
+  gpuControl?: GpuControlDeps;
 }
 
 export type AgentSummary = Omit<SummaryMessage, 'v' | 'kind' | 'seq' | 'sentAtMs' | 'simulated' | keyof PublisherKey>;
@@ -81,7 +85,7 @@ class ProtocolRun {
   phase: Phase = 'starting';
   readonly publisher: Publisher;
   readonly stop = new AbortController();
-  private readonly log: Logger;
+  readonly log: Logger;
   private readonly sender: RequestSender;
   private readonly owned: LoadSender | undefined;
   /** Set once telemetry has started (it needs the GPUs' maximum clocks). */
@@ -94,6 +98,8 @@ class ProtocolRun {
   readonly c: AgentConfig;
   readonly d: AgentDeps;
   readonly trace: AgentTrace;
+  /** GPU settings applied for this run: restored in runAgent's finally, whatever ended the run. */
+  gpuSettings: GpuSettingsSession | null = null;
 
   constructor(c: AgentConfig, d: AgentDeps) {
     this.c = c;
@@ -307,6 +313,8 @@ async function protocol(run: ProtocolRun): Promise<AgentSummary> {
     run.publisher.publish('telemetry', { phase: run.phase, samples }).catch(() => undefined);
   });
   checkGpuCount(c, env);
+  // Before hello and the baseline: the baseline is idle power under the run's own cap and clocks (ADR 0024).
+  run.gpuSettings = applyRunGpuSettings(c, env, run.d.gpuControl, run.log);
   run.conditions = new WindowConditions(env.gpus, { minClockFraction: c.telemetry.minClockFraction });
   await hello(run, env);
   await awaitBackendReady({
@@ -346,6 +354,7 @@ async function protocol(run: ProtocolRun): Promise<AgentSummary> {
     ],
     client,
     ...(recorder === null ? {} : { backendMetrics: await recorder.markWindowEnd() }),
+    ...(run.gpuSettings === null ? {} : { gpuSettings: run.gpuSettings.applied }),
   };
   await run.publisher.publish('summary', summary);
   await run.publisher.drain();
@@ -408,6 +417,13 @@ export async function runAgent(config: AgentConfig, deps: AgentDeps): Promise<Ag
       ? err
       : new LlemError('LLEM_E_RUN', `run failed during ${run.phase}: ${reason}`, { cause: err });
   } finally {
+    // First: a GPU left capped or clock-locked outlives the run. A restore that fails keeps its marker
+    // (the next agent on that GPU retries) and is logged; it does not hide the run's own outcome.
+    try {
+      run.gpuSettings?.restore();
+    } catch (err) {
+      run.log.error({ err }, 'GPU settings not restored');
+    }
     // Before anything slow: the pod may be deleted (SIGTERM) as soon as the summary is applied.
     await flushTelemetry();
     run.close();

@@ -3,6 +3,7 @@
 import { spawn } from 'node:child_process';
 import { createInterface } from 'node:readline';
 import type { Logger } from '../lib/log.ts';
+import { awaitGroupGone } from './process-tree.ts';
 
 export interface BackendExit {
   code: number | null;
@@ -28,6 +29,44 @@ export interface BackendOptions {
   env?: NodeJS.ProcessEnv;
   logger: Logger;
   tailLines?: number;
+  /**
+   * Stop the backend's process group (SIGTERM, SIGKILL after graceMs) if this process dies without stopping it
+   * (SIGKILL, OOM): a tiny detached shell watches this process. Without it a killed `llem run` leaves the server,
+   * its workers and their GPU memory behind until the next run reaps them.
+   */
+  orphanGuard?: { graceMs: number };
+  /**
+   * Start the backend as this user (and group) instead of ours: an agent running as root to change GPU
+   * settings (ADR 0024) gives the inference server no root and, as a non-root uid, no capabilities.
+   */
+  uid?: number | undefined;
+}
+
+// $1 the supervisor's pid, $2 the backend's process group, $3 grace in tenths of a second. Polls both every
+// 0.2 s; exits when the group is gone, stops it when the supervisor is.
+const ORPHAN_GUARD = [
+  'while kill -0 "$1" 2>/dev/null && kill -0 -"$2" 2>/dev/null; do sleep 0.2; done',
+  'kill -0 -"$2" 2>/dev/null || exit 0',
+  'kill -TERM -"$2" 2>/dev/null',
+  'i=0; while [ "$i" -lt "$3" ] && kill -0 -"$2" 2>/dev/null; do sleep 0.1; i=$((i+1)); done',
+  'kill -KILL -"$2" 2>/dev/null',
+].join('\n');
+
+function startOrphanGuard(pgid: number, graceMs: number): void {
+  try {
+    const guard = spawn(
+      'sh',
+      ['-c', ORPHAN_GUARD, 'llem-orphan-guard', String(process.pid), String(pgid), String(Math.ceil(graceMs / 100))],
+      {
+        detached: true,
+        stdio: 'ignore',
+      },
+    );
+    guard.on('error', () => undefined);
+    guard.unref();
+  } catch {
+    // No shell: the ledger of started servers still lets the next run reap them.
+  }
 }
 
 export function describeExit(e: BackendExit): string {
@@ -40,7 +79,9 @@ export function startBackend(command: string, args: readonly string[], opts: Bac
     detached: true,
     stdio: ['ignore', 'pipe', 'pipe'],
     env: opts.env ?? process.env,
+    ...(opts.uid !== undefined ? { uid: opts.uid, gid: opts.uid } : {}),
   });
+  if (opts.orphanGuard !== undefined && child.pid !== undefined) startOrphanGuard(child.pid, opts.orphanGuard.graceMs);
   const lines: string[] = [];
   const keep = opts.tailLines ?? 40;
   const log = opts.logger.child({ component: 'backend', pid: child.pid ?? -1 });
@@ -81,8 +122,10 @@ export function startBackend(command: string, args: readonly string[], opts: Bac
       const timer = setTimeout(() => signalGroup('SIGKILL'), graceMs);
       const exit = await exited;
       clearTimeout(timer);
-      // The leader is gone; make sure nothing it left in its group lingers.
+      // The leader is gone; make sure nothing it left in its group lingers (a helper ignoring SIGTERM, a
+      // worker still flushing): GPU memory is free only when every process holding it is gone.
       signalGroup('SIGKILL');
+      if (child.pid !== undefined) await awaitGroupGone(child.pid, 5000);
       return exit;
     },
   };

@@ -89,6 +89,8 @@ class MeasurementWindow {
   /** TTFT of the requests counted in the window, for the client-saturation threshold. */
   readonly ttft: LatencySketch;
   readonly marks: Promise<void>[] = [];
+  private startMark: Promise<void> = Promise.resolve();
+  private startMarked = false;
   private readonly o: WindowOptions;
 
   constructor(o: WindowOptions) {
@@ -107,13 +109,21 @@ class MeasurementWindow {
     this.recorder = new SliceRecorder(this.o.createSketch, this.startMs);
     this.o.health?.start();
     this.pushMark('windowStart');
+    this.startMark = (this.marks.at(-1) ?? Promise.resolve()).then(() => {
+      this.startMarked = true;
+    });
     this.timer = setInterval(() => this.publishSlice(Date.now()), this.o.sliceMs);
   }
 
   private publishSlice(endMs: number): void {
     if (this.recorder === null) return;
+    const slice = this.recorder.cut(endMs);
     // Publish failures surface at Publisher.drain(); the window itself keeps running.
-    this.o.publisher.publish('sketch', this.recorder.cut(endMs)).catch(() => undefined);
+    const send = (): void => void this.o.publisher.publish('sketch', slice).catch(() => undefined);
+    // The windowStart mark goes out before any slice even when its energy read outlasts a slice period (a loaded
+    // host): the slice is cut on time and published once the mark is. Awaited with the marks at the window's end.
+    if (this.startMarked) send();
+    else this.marks.push(this.startMark.then(send));
   }
 
   private pushMark(m: Mark): void {

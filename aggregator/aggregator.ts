@@ -117,11 +117,31 @@ export class Aggregator {
    * the schema may reach the state.
    */
   apply(message: WireMessage, streamSeq: number): ApplyOutcome {
+    return this.advance(streamSeq) ?? this.applyOne(message);
+  }
+
+  /**
+   * Applies the messages of one batch (ADR 0021: one bus message, one stream sequence) in order.
+   * A redelivered batch is a duplicate as a whole; within a batch each message is checked as apply()
+   * checks it, so a message already applied from another bus message is still a duplicate of its seq.
+   */
+  applyBatch(messages: readonly WireMessage[], streamSeq: number): ApplyOutcome[] {
+    const stale = this.advance(streamSeq);
+    if (stale !== null) return messages.map(() => stale);
+    return messages.map((m) => this.applyOne(m));
+  }
+
+  /** Moves to `streamSeq`, or says why that sequence was already applied. */
+  private advance(streamSeq: number): ApplyOutcome | null {
     if (!(streamSeq > this.streamSeq) || !Number.isSafeInteger(streamSeq)) {
       const reason = `stream sequence ${streamSeq} is at or below the last applied ${this.streamSeq}`;
       return { outcome: 'duplicate', reason };
     }
     this.streamSeq = streamSeq;
+    return null;
+  }
+
+  private applyOne(message: WireMessage): ApplyOutcome {
     let m = message;
     if (!isDecodedMessage(message)) {
       const parsed = WireMessageSchema.safeParse(message);

@@ -1,6 +1,11 @@
 // Per-run results: energy per GPU and in total, efficiency and throughput, latency percentiles.
 // Every metric is a number or null, and every null has a sentence in `missing` saying why.
-import { SHORT_WINDOW_SECONDS, type BackendMetrics, type ClientHealth } from '../api/protocol.ts';
+import {
+  SHORT_WINDOW_SECONDS,
+  type AppliedGpuSettingsWire,
+  type BackendMetrics,
+  type ClientHealth,
+} from '../api/protocol.ts';
 import type { LatencySketch } from '../lib/sketch/index.ts';
 import { completeness, type RunStatus } from './completeness.ts';
 import { segmentEnergy, type PowerBound, type SegmentEnergy } from './energy.ts';
@@ -87,6 +92,8 @@ export interface RunResult {
   backendMetrics: Array<{ replica: number } & BackendMetrics>;
   /** The load generator's own health per replica (event-loop delay, read and scheduling lag, warm-up). */
   client: Array<{ replica: number } & ClientHealth>;
+  /** GPU settings (power limit, locked clocks) per replica's GPU, requested vs effective; empty: none applied. */
+  gpuSettings: Array<{ replica: number } & AppliedGpuSettingsWire>;
   notes: string[];
 }
 
@@ -308,6 +315,7 @@ export function runResult(plan: PlannedRun, run: RunState | undefined): RunResul
       p.summary?.backendMetrics === undefined ? [] : [{ replica: p.replica, ...p.summary.backendMetrics }],
     ),
     client: pubs.flatMap((p) => (p.summary?.client === undefined ? [] : [{ replica: p.replica, ...p.summary.client }])),
+    gpuSettings: pubs.flatMap((p) => (p.summary?.gpuSettings ?? []).map((g) => ({ replica: p.replica, ...g }))),
     notes: [
       ...pubs.flatMap((p) => (p.summary?.warnings ?? []).map((w) => `replica ${p.replica}: ${w}`)),
       ...gpus.flatMap((g) => g.notes.map((n) => `GPU ${g.gpuUuid}: ${n}`)),

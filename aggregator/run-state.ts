@@ -208,5 +208,6 @@ function summaryState(m: SummaryMessage): PublisherState['summary'] {
     warnings: [...m.warnings],
     ...(m.backendMetrics === undefined ? {} : { backendMetrics: m.backendMetrics }),
     ...(m.client === undefined ? {} : { client: m.client }),
+    ...(m.gpuSettings === undefined ? {} : { gpuSettings: m.gpuSettings }),
   };
 }

@@ -2,7 +2,7 @@
 // validator, so the state and its persisted form cannot drift apart. No raw samples live here:
 // every field is a running sum, a bound, or a sketch.
 import { z } from 'zod';
-import { BackendMetricsSchema, ClientHealthSchema } from '../api/protocol.ts';
+import { AppliedGpuSettingsSchema, BackendMetricsSchema, ClientHealthSchema } from '../api/protocol.ts';
 
 export const FAILURE_POLICIES = ['strict', 'bestEffort'] as const;
 export type FailurePolicy = (typeof FAILURE_POLICIES)[number];
@@ -41,6 +41,7 @@ export const SummaryStateSchema = z.object({
   warnings: z.array(z.string()),
   backendMetrics: BackendMetricsSchema.optional(),
   client: ClientHealthSchema.optional(),
+  gpuSettings: z.array(AppliedGpuSettingsSchema).optional(),
 });
 export type SummaryState = z.infer<typeof SummaryStateSchema>;
 

@@ -162,6 +162,11 @@ export {
   messageId,
   encodeMessage,
   decodeMessage,
+  BATCH_KIND,
+  MAX_BATCH_MESSAGES,
+  batchMessageId,
+  encodeBatch,
+  decodeMessages,
 } from './protocol.ts';
 export type {
   MessageKind,

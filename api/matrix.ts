@@ -10,10 +10,15 @@ import type { z } from 'zod';
 import { canonicalJson, formatPath, withValueAt, type PathSegment } from './paths.ts';
 import {
   BACKEND_PARAM_SCHEMAS,
+  GpuSettingsSchema,
+  hasGpuSettings,
+  requestedGpuSettings,
   ModelSchema,
   WorkloadSchema,
   type BackendType,
   type EnergyExperimentSpec,
+  type GpuSpec,
+  type RequestedGpuSettings,
   type MeasurementOrder,
   type ModelSpec,
   type PytorchParams,
@@ -36,6 +41,8 @@ interface BackendBase {
   extraArgs: string[];
   /** How long the server may take to become ready; not part of the config hash (it measures nothing). */
   readinessTimeoutSeconds?: number;
+  /** SIGTERM -> SIGKILL grace when stopping the server; not part of the config hash either. */
+  shutdownGraceSeconds?: number;
 }
 export type ResolvedBackend =
   | (BackendBase & { type: 'pytorch'; params: PytorchParams })
@@ -56,7 +63,9 @@ export interface Configuration {
   gpusPerRun: number;
   replicas: number;
   point: SweepPoint;
-  /** sha256 (hex) of the canonical JSON of what the server and load generator do. */
+  /** Power limit and locked clocks this configuration runs under (empty: the GPU's own). */
+  gpu: RequestedGpuSettings;
+  /** sha256 (hex) of the canonical JSON of what the server and load generator do, and the GPU settings. */
   configHash: string;
 }
 
@@ -125,8 +134,10 @@ export function configHash(content: {
   workload: WorkloadSpec;
   gpusPerRun: number;
   replicas: number;
+  /** Absent or empty: left out of the hash, so configurations recorded before GPU settings existed keep theirs. */
+  gpu?: RequestedGpuSettings;
 }): string {
-  const { model, backend, workload, gpusPerRun, replicas } = content;
+  const { model, backend, workload, gpusPerRun, replicas, gpu } = content;
   // The HF token secret changes nothing about what is measured: keep it out of the hash.
   const source = model.source.huggingFace !== undefined ? { huggingFace: {} } : model.source;
   const identity = {
@@ -140,6 +151,7 @@ export function configHash(content: {
     workload,
     gpusPerRun,
     replicas,
+    ...(gpu !== undefined && hasGpuSettings(gpu) ? { gpu } : {}),
   };
   return createHash('sha256').update(canonicalJson(identity)).digest('hex');
 }
@@ -177,7 +189,7 @@ function relevantEntries(point: RawPoint, type: BackendType): [string, SweepValu
   return Object.entries(point.values)
     .filter(([path]) => {
       const root = rootOf(path);
-      return root === type || root === 'workload' || root === 'model';
+      return root === type || root === 'workload' || root === 'model' || root === 'gpu';
     })
     .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
 }
@@ -217,6 +229,7 @@ interface ConfigurationDraft {
   backend: ResolvedBackend;
   model: ModelSpec;
   workload: WorkloadSpec;
+  gpu: RequestedGpuSettings;
   point: SweepPoint;
   origins: Record<string, PathSegment[]>;
 }
@@ -234,7 +247,8 @@ function resolve(
   const params = applyAndValidate(BACKEND_PARAM_SCHEMAS[b.type], baseParams, b.type, entries, point.origins);
   const workload = applyAndValidate(WorkloadSchema, spec.workload, 'workload', entries, point.origins);
   const model = applyAndValidate(ModelSchema, spec.model, 'model', entries, point.origins);
-  const errors = [...params.errors, ...workload.errors, ...model.errors];
+  const gpu = applyAndValidate(GpuSettingsSchema, spec.gpu, 'gpu', entries, point.origins);
+  const errors = [...params.errors, ...workload.errors, ...model.errors, ...gpu.errors];
   if (errors.length > 0) return { errors };
   const backend = {
     name: b.name ?? b.type,
@@ -243,12 +257,14 @@ function resolve(
     params: params.value,
     extraArgs: b.extraArgs,
     ...(b.readinessTimeoutSeconds === undefined ? {} : { readinessTimeoutSeconds: b.readinessTimeoutSeconds }),
+    ...(b.shutdownGraceSeconds === undefined ? {} : { shutdownGraceSeconds: b.shutdownGraceSeconds }),
   } as ResolvedBackend;
   const draft: ConfigurationDraft = {
     backendIndex,
     backend,
     model: model.value as ModelSpec,
     workload: workload.value as WorkloadSpec,
+    gpu: requestedGpuSettings(gpu.value as GpuSpec),
     point: Object.fromEntries(entries),
     origins: point.origins,
   };

@@ -209,6 +209,29 @@ export const ClientHealthSchema = z.object({
 });
 export type ClientHealth = z.infer<typeof ClientHealthSchema>;
 
+const clockRange = z.object({ min: z.number(), max: z.number() });
+/** GPU settings (power limit, locked clocks) a run asked for and what the driver reported after applying them. */
+export const AppliedGpuSettingsSchema = z.object({
+  gpuUuid: z.string(),
+  requested: z.object({
+    powerLimitWatts: z.number().optional(),
+    smClockMHz: clockRange.optional(),
+    memClockMHz: clockRange.optional(),
+  }),
+  previous: z.object({ powerLimitWatts: z.number().nullable() }),
+  effective: z.object({
+    powerLimitWatts: z.number().nullable(),
+    enforcedPowerLimitWatts: z.number().nullable(),
+    smClockMHz: clockRange.nullable(),
+    memClockMHz: clockRange.nullable(),
+    smClockNowMHz: z.number().nullable(),
+    memClockNowMHz: z.number().nullable(),
+  }),
+  constraints: z.object({ minPowerLimitWatts: z.number(), maxPowerLimitWatts: z.number() }).nullable(),
+  notes: z.array(z.string()),
+});
+export type AppliedGpuSettingsWire = z.infer<typeof AppliedGpuSettingsSchema>;
+
 export const SummaryMessageSchema = z
   .object({
     ...envelope,
@@ -231,6 +254,8 @@ export const SummaryMessageSchema = z
      */
     backendMetrics: BackendMetricsSchema.optional(),
     client: ClientHealthSchema.optional(),
+    /** Power limit / locked clocks applied for this run, requested vs effective, per GPU (absent: none). */
+    gpuSettings: z.array(AppliedGpuSettingsSchema).max(64).optional(),
   })
   // Equal bounds are honest: a steady-state window that never opened is empty (and has no requests).
   .refine((m) => m.windowEndMs >= m.windowStartMs, {
@@ -283,8 +308,16 @@ export interface PublisherKey {
   replica: number;
 }
 
+/**
+ * Subject token of a batch (ADR 0021): one bus message holding several consecutive wire messages of
+ * one publisher, as a JSON array. Each keeps its own seq; the batch has one Nats-Msg-Id.
+ */
+export const BATCH_KIND = 'batch';
+/** Most wire messages in one batch: a consumer refuses a longer array. */
+export const MAX_BATCH_MESSAGES = 256;
+
 /** `llem.v1.<ns>.<uid>.<run>.<attempt>.<replica>.<kind>` — every token sanitised. */
-export function dataSubject(key: PublisherKey, kind: MessageKind): string {
+export function dataSubject(key: PublisherKey, kind: MessageKind | typeof BATCH_KIND): string {
   return [SUBJECT_ROOT, key.namespace, key.experimentUid, key.runId, String(key.attempt), String(key.replica), kind]
     .map((t, i) => (i === 0 ? t : sanitizeToken(t)))
     .join('.');
@@ -309,11 +342,36 @@ export function messageId(m: Pick<WireMessage, 'experimentUid' | 'runId' | 'atte
   return `${m.experimentUid}/${m.runId}/${m.attempt}/${m.replica}/${m.seq}`;
 }
 
+/** De-duplication id of a batch: its first message's id and the last seq it holds (`.../5-9`). */
+export function batchMessageId(first: Parameters<typeof messageId>[0], lastSeq: number): string {
+  return `${messageId(first)}-${lastSeq}`;
+}
+
 const encoder = new TextEncoder();
 const decoder = new TextDecoder('utf-8', { fatal: true });
 
 export function encodeMessage(m: WireMessage): Uint8Array {
   return encoder.encode(JSON.stringify(m));
+}
+
+const OPEN = encoder.encode('[');
+const COMMA = encoder.encode(',');
+const CLOSE = encoder.encode(']');
+
+/** A batch of already encoded messages (encodeMessage) as one JSON array, without encoding them again. */
+export function encodeBatch(encoded: readonly Uint8Array[]): Uint8Array {
+  let bytes = 1 + encoded.length;
+  for (const e of encoded) bytes += e.length;
+  const out = new Uint8Array(bytes);
+  out.set(OPEN, 0);
+  let at = 1;
+  for (const [i, e] of encoded.entries()) {
+    if (i > 0) out.set(COMMA, at++);
+    out.set(e, at);
+    at += e.length;
+  }
+  out.set(CLOSE, at);
+  return out;
 }
 
 /**
@@ -339,4 +397,36 @@ export function decodeMessage(data: Uint8Array): { ok: true; message: WireMessag
   if (!parsed.success) return { ok: false, error: z.prettifyError(parsed.error) };
   decodedMessages.add(parsed.data);
   return { ok: true, message: parsed.data };
+}
+
+export type DecodedBatch = { ok: true; messages: WireMessage[]; batch: boolean } | { ok: false; error: string };
+
+/**
+ * Parse and validate one bus message: a single wire message, or a batch (ADR 0021) of 1 to
+ * MAX_BATCH_MESSAGES of them. One bad member refuses the whole bus message (nothing is applied).
+ */
+export function decodeMessages(data: Uint8Array): DecodedBatch {
+  let raw: unknown;
+  try {
+    raw = JSON.parse(decoder.decode(data));
+  } catch (err) {
+    return { ok: false, error: `not JSON: ${(err as Error).message}` };
+  }
+  if (!Array.isArray(raw)) {
+    const parsed = WireMessageSchema.safeParse(raw);
+    if (!parsed.success) return { ok: false, error: z.prettifyError(parsed.error) };
+    decodedMessages.add(parsed.data);
+    return { ok: true, messages: [parsed.data], batch: false };
+  }
+  if (raw.length === 0 || raw.length > MAX_BATCH_MESSAGES) {
+    return { ok: false, error: `a batch holds 1 to ${MAX_BATCH_MESSAGES} messages, this one ${raw.length}` };
+  }
+  const messages: WireMessage[] = [];
+  for (const [i, item] of raw.entries()) {
+    const parsed = WireMessageSchema.safeParse(item);
+    if (!parsed.success) return { ok: false, error: `batch member ${i}: ${z.prettifyError(parsed.error)}` };
+    decodedMessages.add(parsed.data);
+    messages.push(parsed.data);
+  }
+  return { ok: true, messages, batch: true };
 }

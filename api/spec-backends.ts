@@ -10,6 +10,64 @@ export const BACKEND_TYPES = ['pytorch', 'vllm', 'tensorrt'] as const;
 export const RESERVED_BACKEND_TYPES = ['sglang'] as const;
 export type BackendType = (typeof BACKEND_TYPES)[number];
 
+// Extra model-loading options (ADR 0025): an allow-list with types, never a free-form map, so every key is
+// documented, validated, hashed and mapped to the option its backend documents. Unknown keys are refused
+// with their field path.
+export const RopeScalingSchema = z.strictObject({
+  ropeType: z.enum(['linear', 'dynamic', 'yarn', 'llama3', 'longrope']).describe('rope_scaling.rope_type.'),
+  factor: z.number().gt(0).describe('rope_scaling.factor: context extension factor.'),
+  originalMaxPositionEmbeddings: posInt.optional().describe('rope_scaling.original_max_position_embeddings.'),
+  lowFreqFactor: z.number().gt(0).optional().describe('rope_scaling.low_freq_factor (llama3).'),
+  highFreqFactor: z.number().gt(0).optional().describe('rope_scaling.high_freq_factor (llama3).'),
+});
+
+const trustRemoteCode = z
+  .boolean()
+  .optional()
+  .describe(
+    "trust_remote_code: run Python code from the model's repository. Off unless set to true here; never implied.",
+  );
+
+export const PytorchModelKwargsSchema = z
+  .strictObject({
+    trustRemoteCode,
+    codeRevision: z
+      .string()
+      .min(1)
+      .optional()
+      .describe('code_revision: the revision of remote code (with trustRemoteCode).'),
+    lowCpuMemUsage: z.boolean().optional().describe('low_cpu_mem_usage.'),
+    useSafetensors: z.boolean().optional().describe('use_safetensors.'),
+    subfolder: z.string().min(1).optional().describe('subfolder of the repository holding the weights.'),
+    ropeScaling: RopeScalingSchema.optional().describe('rope_scaling, overriding the model config.'),
+    bnb4bitQuantType: z
+      .enum(['nf4', 'fp4'])
+      .optional()
+      .describe('BitsAndBytesConfig bnb_4bit_quant_type (quantization bitsandbytes4bit).'),
+    bnb4bitUseDoubleQuant: z
+      .boolean()
+      .optional()
+      .describe('BitsAndBytesConfig bnb_4bit_use_double_quant (quantization bitsandbytes4bit).'),
+  })
+  .describe(
+    'Extra transformers from_pretrained options (an allow-list; other keys are refused). Part of the config hash.',
+  );
+
+export const VllmModelKwargsSchema = z
+  .strictObject({
+    trustRemoteCode: trustRemoteCode.describe('--trust-remote-code; off unless set to true here.'),
+    codeRevision: z.string().min(1).optional().describe('--code-revision (with trustRemoteCode).'),
+    tokenizerRevision: z.string().min(1).optional().describe('--tokenizer-revision.'),
+    ropeScaling: RopeScalingSchema.optional().describe('rope_scaling through --hf-overrides.'),
+  })
+  .describe('Extra vLLM model-loading options (an allow-list; other keys are refused). Part of the config hash.');
+
+export const TensorrtModelKwargsSchema = z
+  .strictObject({
+    trustRemoteCode: trustRemoteCode.describe('trtllm-serve --trust_remote_code; off unless set to true here.'),
+  })
+  .describe('Extra TensorRT-LLM model-loading options (an allow-list). Part of the config hash.');
+
 export const PytorchParamsSchema = z.strictObject({
   batching: z
     .enum(['static', 'dynamic'])
@@ -36,6 +94,7 @@ export const PytorchParamsSchema = z.strictObject({
     .describe(
       '--max-model-len: longest prompt + output in tokens; absent: the model config (max_position_embeddings). With cudaGraphs it sizes the static KV cache (maxBatchSize x maxModelLen). Must fit the longest request.',
     ),
+  modelKwargs: PytorchModelKwargsSchema.optional(),
 });
 
 export const SpeculativeSchema = z
@@ -78,6 +137,7 @@ export const VllmParamsSchema = z.strictObject({
   enableChunkedPrefill: z.boolean().default(true).describe('--enable-chunked-prefill.'),
   speculative: SpeculativeSchema.optional().describe('--speculative-config; absent: no speculative decoding.'),
   enforceEager: z.boolean().default(false).describe('--enforce-eager: no CUDA graphs (faster start, slower decode).'),
+  modelKwargs: VllmModelKwargsSchema.optional(),
 });
 
 export const TensorrtParamsSchema = z.strictObject({
@@ -94,6 +154,7 @@ export const TensorrtParamsSchema = z.strictObject({
     .enum(['none', 'fp8', 'int8', 'int4_awq', 'nvfp4'])
     .default('none')
     .describe('Quantisation the checkpoint is expected to carry.'),
+  modelKwargs: TensorrtModelKwargsSchema.optional(),
 });
 
 export const BackendSchema = z
@@ -124,6 +185,12 @@ export const BackendSchema = z
       .optional()
       .describe(
         'How long the server may take to answer its health check (model download and load included); absent: 1800 for pytorch and vllm, 3600 for tensorrt.',
+      ),
+    shutdownGraceSeconds: posInt
+      .max(600)
+      .optional()
+      .describe(
+        'When stopping the server: SIGTERM to its whole process tree, SIGKILL after this many seconds; absent: 10 for llem run, 5 in a pod.',
       ),
   })
   .superRefine((b, ctx) => {

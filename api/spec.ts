@@ -24,9 +24,11 @@ import {
   stringMap,
 } from './spec-parts.ts';
 import { TokenDistributionSchema, WorkloadSchema } from './spec-workload.ts';
+import { GpuSettingsSchema } from './spec-gpu.ts';
 
 export * from './spec-backends.ts';
 export * from './spec-workload.ts';
+export * from './spec-gpu.ts';
 export { Dns1123LabelSchema, type CelRule } from './spec-parts.ts';
 
 export const API_GROUP = 'llem.dev';
@@ -116,8 +118,8 @@ export const ModelSchema = z.strictObject({
 // ---------------------------------------------------------------- sweep
 
 /** A dotted path a sweep may vary: `<backendType>.<param>` or `workload.<field>` (nested with dots). */
-export const SWEEP_ROOTS = [...BACKEND_TYPES, 'workload', 'model'] as const;
-const SWEEP_PATH = /^(pytorch|vllm|tensorrt|workload|model)(\.[A-Za-z][A-Za-z0-9]*)+$/;
+export const SWEEP_ROOTS = [...BACKEND_TYPES, 'workload', 'model', 'gpu'] as const;
+const SWEEP_PATH = /^(pytorch|vllm|tensorrt|workload|model|gpu)(\.[A-Za-z][A-Za-z0-9]*)+$/;
 
 export const SweepValueSchema = z.union([z.string(), z.number(), z.boolean(), z.null(), freeObject]);
 export type SweepValue = z.infer<typeof SweepValueSchema>;
@@ -217,6 +219,7 @@ export const TolerationSchema = z.strictObject({
  */
 export const RESERVED_ENV_NAMES = [
   'HF_TOKEN',
+  'HF_TOKEN_PATH',
   'HF_HUB_OFFLINE',
   'HF_HUB_DISABLE_TELEMETRY',
   'DO_NOT_TRACK',
@@ -354,6 +357,9 @@ export const EnergyExperimentSpecSchema = z
     workload: WorkloadSchema.prefault({}),
     measurement: MeasurementSchema.prefault({}),
     placement: PlacementSchema.prefault({}),
+    gpu: GpuSettingsSchema.prefault({}).describe(
+      'GPU power limit and locked clocks the runs use (sweepable: gpu.powerLimitWatts ...); restored after every run.',
+    ),
     policy: PolicySchema.prefault({}),
   })
   .meta(
@@ -410,6 +416,7 @@ export type TokenDistribution = z.output<typeof TokenDistributionSchema>;
 export type MeasurementSpec = z.output<typeof MeasurementSchema>;
 export type PlacementSpec = z.output<typeof PlacementSchema>;
 export type PolicySpec = z.output<typeof PolicySchema>;
+export type GpuSpec = z.output<typeof GpuSettingsSchema>;
 
 /** Parameter schema per backend type: the matrix uses it to default and re-validate swept values. */
 export const BACKEND_PARAM_SCHEMAS = {

@@ -13,7 +13,7 @@
 // The server is one separate process (this script with --serve), so its work never shares the
 // client's loop. Usage: node --import tsx bench/agent.ts [--seconds 5] [--threads N]
 import { spawn, type ChildProcess } from 'node:child_process';
-import { availableParallelism } from 'node:os';
+import { availableParallelism, loadavg } from 'node:os';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { createInterface } from 'node:readline';
 import { parseArgs } from 'node:util';
@@ -100,14 +100,24 @@ interface TtftError {
   errP99Ms: number;
   serverTtftP50Ms: number;
   clientTtftP99Ms: number;
+  serverCpuBusy: number;
+  clientCpuBusy: number;
 }
 
 /** Client TTFT minus the server's own TTFT, per request, for requests sent after the ramp. */
+async function serverCpuSeconds(url: string): Promise<number> {
+  return ((await (await fetch(`${url}/llem/stats`)).json()) as { cpuSeconds: number }).cpuSeconds;
+}
+
 async function ttftError(url: string, streams: number, threads: number): Promise<TtftError> {
   const client = createLoadSender({ baseUrl: url, timeoutMs: 60_000 }, threads);
   await client.warm?.(streams, '/health');
   const t0 = performance.now();
+  const serverCpu0 = await serverCpuSeconds(url);
+  const clientCpu0 = process.cpuUsage();
   const { results, durationMs } = await drive(client, streams, SECONDS + RAMP_MS / 1000);
+  const clientCpu = process.cpuUsage(clientCpu0);
+  const serverCpu = (await serverCpuSeconds(url)) - serverCpu0;
   client.close();
   const ok = results.filter((r) => r.ok);
   const steady = ok.filter((r) => r.startMs >= t0 + RAMP_MS && r.ttftMs !== null && r.serverTtftMs !== undefined);
@@ -128,6 +138,10 @@ async function ttftError(url: string, streams: number, threads: number): Promise
       steady.map((r) => r.ttftMs as number),
       0.99,
     ),
+    // CPU time over wall time: a server near 1 is itself the bottleneck (one core); the client's
+    // is its whole process (every client thread), so it can pass 1.
+    serverCpuBusy: serverCpu / (durationMs / 1000),
+    clientCpuBusy: (clientCpu.user + clientCpu.system) / 1e3 / durationMs,
   };
 }
 
@@ -227,6 +241,8 @@ const inlineSampler = (): { start(): Promise<void>; stop(): Promise<void> } => {
 
 async function main(): Promise<void> {
   const { url, child } = await startServer();
+  // The machine is shared: its load says whether these figures are the client's or the scheduler's.
+  const loadAtStart = loadavg()[0] ?? NaN;
   try {
     const at128 = await ttftError(url, 128, threadsFor(128));
     const at512 = await ttftError(url, 512, threadsFor(512));
@@ -252,6 +268,9 @@ async function main(): Promise<void> {
       tokens_per_s_512: at512.tokensPerS,
       baseline_1loop_ttft_err_p99_ms_512: base512.errP99Ms,
       server_ttft_p50_ms_512: at512.serverTtftP50Ms,
+      server_cpu_busy_512: at512.serverCpuBusy,
+      client_cpu_busy_512: at512.clientCpuBusy,
+      server_cpu_busy_128: at128.serverCpuBusy,
       steady_tokens_per_s: steady.clientRate,
       server_tokens_per_s: steady.serverRate,
       steady_vs_server_err: steadyErr,
@@ -263,6 +282,8 @@ async function main(): Promise<void> {
       el_p99_increase_ms: elOn - elOff,
       el_p99_inline_ms: inline,
       requests_failed: at128.failed + at512.failed + base512.failed,
+      loadavg_1m_start: loadAtStart,
+      loadavg_1m_end: loadavg()[0] ?? NaN,
     };
     const pass =
       r.ttft_err_p50_ms_128 <= 2 &&

@@ -1,13 +1,22 @@
-// End-to-end bus benchmark, the agent -> bus -> aggregator path: agent Publishers (pipelined, with
-// their Nats-Msg-Id and per-publisher seq) -> a real nats-server -> the in-order consumer -> the real
-// Aggregator. The baseline in the same run is the same path over the in-process bus. Reports
-// messages/s (first publish to last apply), p50/p99 publish-to-applied latency, and checks exactly
-// once (every (publisher, seq) applied once, none missing, no duplicate applied).
-// Short by default (~20 s): BENCH_BUS_MESSAGES to change; BENCH_BUS_IN_FLIGHT sets each publisher's window
-// (default 16: 160 messages in flight keep publish->applied latency low once the consumer is the limit;
-// 1 = the old one-ack-at-a-time path, run as the second baseline in the same process).
-import { decodeMessage, experimentSubjectFilter } from '../api/protocol.ts';
-import { Publisher } from '../agent/publisher.ts';
+// End-to-end bus benchmark, the agent -> bus -> aggregator path: agent Publishers (pipelined and
+// batched as the agent sends, ADR 0021, with their Nats-Msg-Id and per-publisher seq) -> a real
+// nats-server -> the in-order consumer -> the real Aggregator. The messages are a real agent's sketch
+// slices (1 s slices of 16 requests x ~64 output tokens: four LogHistograms, ~2 KB of JSON each),
+// which the Aggregator decodes, checks and merges. Baselines in the same run: the same path over the
+// in-process bus, the same publishers without batching (one bus message per wire message, the path
+// before ADR 0021) and one ack at a time. Reports messages/s (first publish to last apply), p50/p99
+// publish-to-applied latency, and checks exactly once (every (publisher, seq) applied once, none
+// missing, no duplicate applied).
+// Short by default (~30 s): BENCH_BUS_MESSAGES to change; BENCH_BUS_IN_FLIGHT sets each publisher's
+// window of wire messages not yet stored (default 16, 160 over the 10 publishers). BENCH_BUS_KIND=ready
+// sends empty `ready` messages instead (the figure this bench printed before it sent slices: easier
+// than the real path, for comparison only). Each NATS line says how much CPU nats-server used.
+import { readFileSync } from 'node:fs';
+import { loadavg } from 'node:os';
+import { decodeMessages, experimentSubjectFilter, type SketchMessage } from '../api/protocol.ts';
+import { DEFAULT_MAX_BATCH, Publisher } from '../agent/publisher.ts';
+import type { SketchBody } from '../agent/slices.ts';
+import { makePlan, replicaMessages } from '../tests/support/streams.ts';
 import { Aggregator } from '../aggregator/aggregator.ts';
 import { InProcessBus } from '../lib/bus/inprocess.ts';
 import { openNatsBus } from '../lib/bus/nats.ts';
@@ -16,11 +25,44 @@ import { startNatsServer } from '../tests/support/nats-server.ts';
 
 const TOTAL = Number(process.env['BENCH_BUS_MESSAGES'] ?? 40_000);
 const IN_FLIGHT = Number(process.env['BENCH_BUS_IN_FLIGHT'] ?? 16);
+const KIND = process.env['BENCH_BUS_KIND'] === 'ready' ? 'ready' : 'sketch';
 const PUBLISHERS = 10;
 const NS = 'bench';
 
+/** A real agent's slice bodies (the envelope is the Publisher's), cycled through by every publisher. */
+function slicePool(): SketchBody[] {
+  const plan = makePlan({ configs: 1, cycles: 1 });
+  const run = plan.runs[0] as (typeof plan.runs)[number];
+  const opts = { seed: 5, slices: 64, requestsPerSlice: 16, outputTokensPerRequest: 64 };
+  return replicaMessages(run, 0, plan.experimentUid, opts)
+    .filter((m): m is SketchMessage => m.kind === 'sketch')
+    .map((m) => {
+      const { slice, sliceStartMs, sliceEndMs, requestsOk, requestsFailed, errorClasses } = m;
+      const { inputTokens, outputTokens, sketches } = m;
+      return {
+        slice,
+        sliceStartMs,
+        sliceEndMs,
+        requestsOk,
+        requestsFailed,
+        errorClasses,
+        inputTokens,
+        outputTokens,
+        sketches,
+      };
+    });
+}
+const SLICES = slicePool();
+const SLICE_BYTES = Math.round(
+  SLICES.reduce((n, b) => n + JSON.stringify(b).length, 0) / SLICES.length + 220, // + the envelope
+);
+
 interface Result {
   msgsPerSecond: number;
+  /** Wire messages per bus message the consumer received, on average. */
+  perBusMessage: number;
+  /** CPU seconds nats-server used during the run (NaN in process). */
+  serverCpuS: number;
   p50Ms: number;
   p99Ms: number;
   applied: number;
@@ -49,8 +91,7 @@ async function run(
   consumerBus: Bus,
   publisherBuses: Bus[],
   uid: string,
-  inFlight: number,
-  total: number,
+  { inFlight, total, maxBatch }: { inFlight: number; total: number; maxBatch: number },
 ): Promise<Result> {
   const latencies = new Float64Array(total);
   const aggregator = planFor(uid);
@@ -58,6 +99,7 @@ async function run(
   let applied = 0;
   let duplicatesApplied = 0;
   let lastApplyMs = 0;
+  let busMessages = 0;
   let done!: () => void;
   const allApplied = new Promise<void>((r) => (done = r));
   const consumption = await consumerBus.consume({
@@ -65,16 +107,20 @@ async function run(
     filterSubject: experimentSubjectFilter(NS, uid),
     afterStreamSeq: 0,
     handler: async (m) => {
-      const d = decodeMessage(m.data);
+      const d = decodeMessages(m.data);
       if (!d.ok) return 'dead-letter';
-      const outcome = aggregator.apply(d.message, m.streamSeq);
+      const outcomes = aggregator.applyBatch(d.messages, m.streamSeq);
+      busMessages++;
       lastApplyMs = performance.now();
-      if (outcome.outcome !== 'applied') return 'ack';
-      const seqs = seen.get(d.message.runId) ?? new Set<number>();
-      seen.set(d.message.runId, seqs);
-      if (seqs.has(d.message.seq)) duplicatesApplied++;
-      seqs.add(d.message.seq);
-      latencies[applied++] = Date.now() - d.message.sentAtMs;
+      const nowMs = Date.now();
+      for (const [i, message] of d.messages.entries()) {
+        if (outcomes[i]?.outcome !== 'applied') continue;
+        const seqs = seen.get(message.runId) ?? new Set<number>();
+        seen.set(message.runId, seqs);
+        if (seqs.has(message.seq)) duplicatesApplied++;
+        seqs.add(message.seq);
+        latencies[applied++] = nowMs - message.sentAtMs;
+      }
       if (applied === total) done();
       return 'ack';
     },
@@ -85,13 +131,16 @@ async function run(
     Array.from({ length: PUBLISHERS }, async (_, p) => {
       const bus = publisherBuses[p % publisherBuses.length] as Bus;
       const key = { namespace: NS, experimentUid: uid, runId: `run-${p}`, attempt: 0, replica: 0 };
-      const publisher = new Publisher(bus, key, true, inFlight);
+      const publisher = new Publisher(bus, key, true, inFlight, maxBatch);
       // Backpressure as an agent that outruns the bus feels it: before message i, wait for the ack
       // of message i - inFlight, so the publisher's queue never grows past its window.
       const window: Array<Promise<void>> = [];
       for (let i = 0; i < perPublisher; i++) {
         if (i >= inFlight) await window[i % inFlight];
-        window[i % inFlight] = publisher.publish('ready', {});
+        window[i % inFlight] =
+          KIND === 'ready'
+            ? publisher.publish('ready', {})
+            : publisher.publish('sketch', SLICES[(i + p) % SLICES.length] as SketchBody);
       }
       await publisher.drain();
     }),
@@ -103,6 +152,8 @@ async function run(
   const sorted = latencies.sort();
   return {
     msgsPerSecond: total / ((lastApplyMs - startMs) / 1000),
+    serverCpuS: Number.NaN,
+    perBusMessage: applied / busMessages,
     p50Ms: percentile(sorted, 0.5),
     p99Ms: percentile(sorted, 0.99),
     applied,
@@ -115,13 +166,13 @@ async function benchInProcess(): Promise<Result> {
   const bus = new InProcessBus();
   await bus.ensureLayout();
   try {
-    return await run(bus, [bus], 'inprocess', IN_FLIGHT, TOTAL);
+    return await run(bus, [bus], 'inprocess', { inFlight: IN_FLIGHT, total: TOTAL, maxBatch: DEFAULT_MAX_BATCH });
   } finally {
     await bus.close();
   }
 }
 
-async function benchNats(inFlight: number, total: number): Promise<Result> {
+async function benchNats(inFlight: number, total: number, maxBatch: number): Promise<Result> {
   const server = await startNatsServer();
   try {
     const consumerBus = await openNatsBus({ servers: server.url });
@@ -130,7 +181,9 @@ async function benchNats(inFlight: number, total: number): Promise<Result> {
       Array.from({ length: PUBLISHERS }, () => openNatsBus({ servers: server.url })),
     );
     try {
-      return await run(consumerBus, publishers, `nats${inFlight}`, inFlight, total);
+      const cpu0 = cpuSeconds(server.pid());
+      const r = await run(consumerBus, publishers, `nats${inFlight}x${maxBatch}`, { inFlight, total, maxBatch });
+      return { ...r, serverCpuS: cpuSeconds(server.pid()) - cpu0 };
     } finally {
       for (const b of publishers) await b.close();
       await consumerBus.close();
@@ -140,27 +193,53 @@ async function benchNats(inFlight: number, total: number): Promise<Result> {
   }
 }
 
+/** utime + stime of a process from /proc (Linux), in seconds; NaN elsewhere. */
+function cpuSeconds(pid: number | null): number {
+  try {
+    const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]?.split(' ') ?? [];
+    return (Number(fields[11]) + Number(fields[12])) / 100; // clock ticks (USER_HZ = 100)
+  } catch {
+    return Number.NaN;
+  }
+}
+
 const fmt = (n: number): string => (n >= 100 ? n.toFixed(0) : n.toFixed(2));
 const exactlyOnce = (r: Result, total = TOTAL): boolean =>
   r.applied === total && r.duplicatesApplied === 0 && r.missing === 0;
+const line = (name: string, r: Result, total: number): void =>
+  console.log(
+    `${name}: ${fmt(r.msgsPerSecond)} msgs/s, p50 ${fmt(r.p50Ms)} ms, p99 ${fmt(r.p99Ms)} ms (${total} messages, ${r.perBusMessage.toFixed(1)} per bus message` +
+      `${Number.isNaN(r.serverCpuS) ? '' : `, nats-server CPU ${r.serverCpuS.toFixed(2)} s`})`,
+  );
+console.log(
+  `${TOTAL} ${KIND === 'ready' ? 'empty ready messages' : `sketch slices of ~${SLICE_BYTES} bytes`}, ${PUBLISHERS} publishers (one NATS connection each), ` +
+    `${IN_FLIGHT} unstored per publisher, file storage, load average ${loadavg()[0]?.toFixed(2)}`,
+);
 const inprocess = await benchInProcess();
-console.log(
-  `in-process: ${fmt(inprocess.msgsPerSecond)} msgs/s, p50 ${fmt(inprocess.p50Ms)} ms, p99 ${fmt(inprocess.p99Ms)} ms (${TOTAL} messages, ${PUBLISHERS} publishers, ${IN_FLIGHT} in flight each)`,
-);
-const nats = await benchNats(IN_FLIGHT, TOTAL);
-console.log(
-  `nats-server: ${fmt(nats.msgsPerSecond)} msgs/s, p50 ${fmt(nats.p50Ms)} ms, p99 ${fmt(nats.p99Ms)} ms (${TOTAL} messages, ${PUBLISHERS} publishers on ${PUBLISHERS} connections, ${IN_FLIGHT} in flight each, file storage, into the Aggregator)`,
-);
-// The path as it was (one ack round trip per message per publisher), on a quarter of the messages.
+line('in-process', inprocess, TOTAL);
+const nats = await benchNats(IN_FLIGHT, TOTAL, DEFAULT_MAX_BATCH);
+line(`nats-server, batched (up to ${DEFAULT_MAX_BATCH} per bus message)`, nats, TOTAL);
+// The path before ADR 0021 (pipelined, one bus message per wire message), on half the messages.
+const unbatchedTotal = Math.round(TOTAL / 2 / PUBLISHERS) * PUBLISHERS;
+const unbatched = await benchNats(IN_FLIGHT, unbatchedTotal, 1);
+line('nats-server, unbatched (before)', unbatched, unbatchedTotal);
+// One ack round trip per message per publisher, on a quarter of the messages.
 const serialTotal = Math.round(TOTAL / 4 / PUBLISHERS) * PUBLISHERS;
-const serial = await benchNats(1, serialTotal);
+const serial = await benchNats(1, serialTotal, 1);
+line('nats-server, 1 in flight each, unbatched', serial, serialTotal);
 console.log(
-  `nats-server, 1 in flight each (before): ${fmt(serial.msgsPerSecond)} msgs/s, p99 ${fmt(serial.p99Ms)} ms (${serialTotal} messages)`,
+  `RESULT messages=${TOTAL} kind=${KIND} message_bytes=${KIND === 'ready' ? 'small' : SLICE_BYTES} in_flight=${IN_FLIGHT} max_batch=${DEFAULT_MAX_BATCH} ` +
+    `nats_msgs_per_s=${fmt(nats.msgsPerSecond)} nats_p99_ms=${fmt(nats.p99Ms)} nats_exactly_once=${exactlyOnce(nats)} ` +
+    `nats_server_cpu_us_per_msg=${fmt((nats.serverCpuS * 1e6) / TOTAL)} ` +
+    `unbatched_nats_server_cpu_us_per_msg=${fmt((unbatched.serverCpuS * 1e6) / unbatchedTotal)} ` +
+    `unbatched_nats_msgs_per_s=${fmt(unbatched.msgsPerSecond)} unbatched_nats_p99_ms=${fmt(unbatched.p99Ms)} ` +
+    `unbatched_exactly_once=${exactlyOnce(unbatched, unbatchedTotal)} ` +
+    `serial_nats_msgs_per_s=${fmt(serial.msgsPerSecond)} serial_nats_p99_ms=${fmt(serial.p99Ms)} ` +
+    `serial_exactly_once=${exactlyOnce(serial, serialTotal)} inprocess_msgs_per_s=${fmt(inprocess.msgsPerSecond)} ` +
+    `inprocess_p99_ms=${fmt(inprocess.p99Ms)} inprocess_exactly_once=${exactlyOnce(inprocess)} ` +
+    `nats_vs_inprocess_throughput=${(nats.msgsPerSecond / inprocess.msgsPerSecond).toFixed(3)} ` +
+    `nats_vs_unbatched_throughput=${(nats.msgsPerSecond / unbatched.msgsPerSecond).toFixed(2)} ` +
+    `loadavg1=${loadavg()[0]?.toFixed(2)}`,
 );
-console.log(
-  `RESULT messages=${TOTAL} in_flight=${IN_FLIGHT} nats_msgs_per_s=${fmt(nats.msgsPerSecond)} nats_p99_ms=${fmt(nats.p99Ms)} ` +
-    `nats_exactly_once=${exactlyOnce(nats)} serial_nats_msgs_per_s=${fmt(serial.msgsPerSecond)} serial_nats_p99_ms=${fmt(serial.p99Ms)} ` +
-    `serial_exactly_once=${exactlyOnce(serial, serialTotal)} inprocess_msgs_per_s=${fmt(inprocess.msgsPerSecond)} inprocess_p99_ms=${fmt(inprocess.p99Ms)} ` +
-    `inprocess_exactly_once=${exactlyOnce(inprocess)} nats_vs_inprocess_throughput=${(nats.msgsPerSecond / inprocess.msgsPerSecond).toFixed(3)}`,
-);
-if (!exactlyOnce(nats) || !exactlyOnce(inprocess) || !exactlyOnce(serial, serialTotal)) process.exitCode = 1;
+const allExact = [exactlyOnce(nats), exactlyOnce(inprocess), exactlyOnce(unbatched, unbatchedTotal)];
+if (!allExact.every(Boolean) || !exactlyOnce(serial, serialTotal)) process.exitCode = 1;

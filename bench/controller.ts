@@ -4,10 +4,12 @@
 // figures are the controller's. The controller runs alone in a child process (bench/controller-
 // process.ts) so its RSS is its own. Reported: reconcile duration p50/p99 apart from queue wait,
 // errors, the big experiment's status size, and the controller's RSS once that experiment finished
-// and its feed was released. Baseline, measured in the same run on the same server: no-op status
+// and its feed was released (after idling until RSS stops falling, and again after a
+// memory-reducing GC). Baseline, measured in the same run on the same server: no-op status
 // patches with the same concurrency (the API server's write floor).
 //
 //   node --import tsx bench/controller.ts [--experiments 200] [--runs 10] [--big-runs 20000] [--workers 4]
+//     [--big-parallelism 200] [--cpu-prof DIR]  (DIR: a V8 CPU profile of the controller process)
 import { fork, type ChildProcess } from 'node:child_process';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -16,7 +18,7 @@ import { fileURLToPath } from 'node:url';
 import { build } from 'esbuild';
 import { parseArgs } from 'node:util';
 import { CustomObjectsApi } from '@kubernetes/client-node';
-import { EnergyExperimentStatusSchema } from '../api/status.ts';
+import { EnergyExperimentStatusSchema, type EnergyExperimentStatus } from '../api/status.ts';
 import { ClientNodeWriter } from '../controller/kube.ts';
 import { openNatsBus } from '../lib/bus/index.ts';
 import { startKube, kubeSkipReason, type KubeCluster } from '../tests/support/kube.ts';
@@ -30,6 +32,8 @@ const { values } = parseArgs({
     'big-runs': { type: 'string', default: '20000' },
     workers: { type: 'string', default: '4' },
     'big-parallelism': { type: 'string', default: '200' },
+    /** Writes a V8 CPU profile of the controller process into this directory (chrome://inspect, speedscope). */
+    'cpu-prof': { type: 'string' },
   },
 });
 const EXPERIMENTS = Number(values.experiments);
@@ -151,7 +155,9 @@ async function main(): Promise<void> {
     const names = Array.from({ length: EXPERIMENTS }, (_, i) => `exp-${i}`);
     const writer = new ClientNodeWriter(kube.kubeConfig());
     const b0 = performance.now();
-    await pool(names, WORKERS, async (n) => void (await writer.patchExperimentStatus(NS, n, {})));
+    // An empty merge patch: the API server's write floor, with nothing of the controller's in it.
+    const empty = {} as EnergyExperimentStatus;
+    await pool(names, WORKERS, async (n) => void (await writer.patchExperimentStatus(NS, n, empty)));
     const baselinePerS = EXPERIMENTS / ((performance.now() - b0) / 1000);
 
     // Bundled as the controller image bundles the CLI (scripts/bundle.mjs): tsx's transform caches
@@ -177,7 +183,13 @@ async function main(): Promise<void> {
     child = fork(
       script,
       [JSON.stringify({ kubeconfig: kube.kubeconfigPath, natsUrl: nats.url, namespace: NS, workers: WORKERS })],
-      { execArgv: ['--expose-gc'], env },
+      {
+        execArgv: [
+          '--expose-gc',
+          ...(values['cpu-prof'] !== undefined ? ['--cpu-prof', `--cpu-prof-dir=${values['cpu-prof']}`] : []),
+        ],
+        env,
+      },
     );
     child.once('exit', () => void rm(bundleDir, { recursive: true, force: true }));
     await new Promise((r) => child?.once('message', r));
@@ -202,10 +214,19 @@ async function main(): Promise<void> {
     const obj = JSON.parse(await kube.kubectlOk(['get', 'ee', 'big', '-n', NS, '-o', 'json'])) as { status?: unknown };
     const status = EnergyExperimentStatusSchema.parse(obj.status ?? {});
     const statusBytes = Buffer.byteLength(JSON.stringify(obj.status ?? {}));
-    await new Promise((r) => setTimeout(r, 3000));
-    const mem = await ask(child, 'rss');
+    // Released and idle: V8's memory reducer shrinks the heap of an idle process by itself (GCs ~8 s
+    // after allocation slows down); RSS is sampled until it stops falling (at most 60 s).
+    let mem = await ask(child, 'rss');
+    for (let waited = 0; waited < 60_000; waited += 5000) {
+      await new Promise((r) => setTimeout(r, 5000));
+      const next = await ask(child, 'rss');
+      const falling = next.rssBytes < mem.rssBytes - 1e6;
+      mem = next;
+      if (!falling && waited >= 15_000) break;
+    }
+    const collected = await ask(child, 'rss-gc');
     console.log(
-      `big: ${status.progress?.summary ?? '?'} runs (${status.phase ?? '?'}) in ${bigS.toFixed(1)} s; ${summary(big)}; status ${statusBytes} bytes; feeds in memory ${mem.feeds}; rss ${(mem.rssBytes / 1e6).toFixed(1)} MB, heap ${((mem.heapUsedBytes ?? 0) / 1e6).toFixed(1)} MB (committed ${((mem.heapCommittedBytes ?? 0) / 1e6).toFixed(1)} MB), external ${((mem.externalBytes ?? 0) / 1e6).toFixed(1)} MB, array buffers ${((mem.arrayBuffersBytes ?? 0) / 1e6).toFixed(1)} MB`,
+      `big: ${status.progress?.summary ?? '?'} runs (${status.phase ?? '?'}) in ${bigS.toFixed(1)} s; ${summary(big)}; status ${statusBytes} bytes; feeds in memory ${mem.feeds}; rss ${(mem.rssBytes / 1e6).toFixed(1)} MB, heap ${((mem.heapUsedBytes ?? 0) / 1e6).toFixed(1)} MB (committed ${((mem.heapCommittedBytes ?? 0) / 1e6).toFixed(1)} MB), external ${((mem.externalBytes ?? 0) / 1e6).toFixed(1)} MB, array buffers ${((mem.arrayBuffersBytes ?? 0) / 1e6).toFixed(1)} MB; after a memory-reducing GC rss ${(collected.rssBytes / 1e6).toFixed(1)} MB`,
     );
     const all = {
       durations: [...many.durations, ...big.durations],
@@ -226,7 +247,7 @@ async function main(): Promise<void> {
           [...all.queued].sort((a, b) => a - b),
           0.99,
         ).toFixed(1)} errors=${all.errors} status_bytes=${statusBytes} ` +
-        `rss_at_start_mb=${(idle.rssBytes / 1e6).toFixed(1)} rss_after_release_mb=${(mem.rssBytes / 1e6).toFixed(1)} heap_after_release_mb=${((mem.heapUsedBytes ?? 0) / 1e6).toFixed(1)} feeds_after_release=${mem.feeds} baseline_status_patches_per_s=${baselinePerS.toFixed(1)}`,
+        `rss_at_start_mb=${(idle.rssBytes / 1e6).toFixed(1)} rss_after_release_mb=${(mem.rssBytes / 1e6).toFixed(1)} rss_after_release_gc_mb=${(collected.rssBytes / 1e6).toFixed(1)} heap_after_release_mb=${((mem.heapUsedBytes ?? 0) / 1e6).toFixed(1)} feeds_after_release=${mem.feeds} baseline_status_patches_per_s=${baselinePerS.toFixed(1)}`,
     );
   } finally {
     if (child !== undefined && child.exitCode === null) {

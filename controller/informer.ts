@@ -13,6 +13,7 @@ import {
   type ObjectCache,
   type V1Pod,
 } from '@kubernetes/client-node';
+import { makeApiClient } from './api-client.ts';
 import { API_GROUP, API_VERSION_NAME, PLURAL } from '../api/spec.ts';
 import type { Logger } from '../lib/log.ts';
 import { LABEL_RUN, type ExperimentObject } from './kube.ts';
@@ -135,7 +136,7 @@ export function experimentInformer(
   onChange: ChangeHandler<ExperimentObject & KubernetesObject>,
   log: Logger,
 ): ResilientInformer<ExperimentObject & KubernetesObject> {
-  const api = kc.makeApiClient(CustomObjectsApi);
+  const api = makeApiClient(kc, CustomObjectsApi);
   const base = { group: API_GROUP, version: API_VERSION_NAME, plural: PLURAL };
   const path =
     namespace === undefined
@@ -154,7 +155,7 @@ export function podInformer(
   onChange: ChangeHandler<V1Pod>,
   log: Logger,
 ): ResilientInformer<V1Pod> {
-  const api = kc.makeApiClient(CoreV1Api);
+  const api = makeApiClient(kc, CoreV1Api);
   const labelSelector = LABEL_RUN;
   const path = namespace === undefined ? '/api/v1/pods' : `/api/v1/namespaces/${namespace}/pods`;
   const list = (): Promise<never> =>

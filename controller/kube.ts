@@ -13,6 +13,8 @@ import {
   type V1Pod,
   type V1Secret,
 } from '@kubernetes/client-node';
+import { makeApiClient } from './api-client.ts';
+import type { EnergyExperimentStatus } from '../api/status.ts';
 import { API_GROUP, API_VERSION_NAME, KIND, PLURAL } from '../api/spec.ts';
 import { LlemError } from '../lib/errors.ts';
 
@@ -30,7 +32,8 @@ export interface ExperimentObject {
   kind?: string;
   metadata?: V1ObjectMeta;
   spec?: unknown;
-  status?: Record<string, unknown>;
+  /** Raw, as the API server returned it: read only through the status schema (status-view.ts). */
+  status?: unknown;
 }
 
 export class KubeError extends LlemError {
@@ -56,7 +59,7 @@ export type EventType = 'Normal' | 'Warning';
 
 export interface KubeWriter {
   /** Merge-patches `.status` through the status subresource. */
-  patchExperimentStatus(namespace: string, name: string, status: Record<string, unknown>): Promise<ExperimentObject>;
+  patchExperimentStatus(namespace: string, name: string, status: EnergyExperimentStatus): Promise<ExperimentObject>;
   /** Replaces the finalizer list, guarded by resourceVersion (409 on a stale object). */
   setFinalizers(obj: ExperimentObject, finalizers: string[]): Promise<void>;
   deleteExperiment(namespace: string, name: string): Promise<void>;
@@ -81,14 +84,14 @@ export class ClientNodeWriter implements KubeWriter {
     kc: KubeConfig,
     private readonly component = FIELD_MANAGER,
   ) {
-    this.custom = kc.makeApiClient(CustomObjectsApi);
-    this.core = kc.makeApiClient(CoreV1Api);
+    this.custom = makeApiClient(kc, CustomObjectsApi);
+    this.core = makeApiClient(kc, CoreV1Api);
   }
 
   async patchExperimentStatus(
     namespace: string,
     name: string,
-    status: Record<string, unknown>,
+    status: EnergyExperimentStatus,
   ): Promise<ExperimentObject> {
     return (await this.custom.patchNamespacedCustomObjectStatus(
       {
@@ -214,7 +217,7 @@ export interface LeaseClient {
 export class ClientNodeLeases implements LeaseClient {
   private readonly api: CoordinationV1Api;
   constructor(kc: KubeConfig) {
-    this.api = kc.makeApiClient(CoordinationV1Api);
+    this.api = makeApiClient(kc, CoordinationV1Api);
   }
   async get(namespace: string, name: string): Promise<V1Lease | null> {
     try {

@@ -104,6 +104,7 @@ export class Controller {
       podOptions: opts.podOptions,
       log,
       metrics: this.metrics,
+      requeue: (key) => void this.queue?.addRateLimited(key),
       ...(opts.retryBaseMs !== undefined ? { retryBaseMs: opts.retryBaseMs } : {}),
     });
     if (opts.leaderElection.enabled) {
@@ -232,6 +233,7 @@ export class Controller {
     this.queue?.shutdown();
     await Promise.allSettled(this.workers);
     this.queue = undefined;
+    await this.reconciler.background.idle();
     await this.elector?.stop();
     await this.streams.stopAll();
     await this.experiments.stop();

@@ -6,6 +6,13 @@ import type { Configuration, PlannedRun } from '../api/matrix.ts';
 import type { EnergyExperimentSpec } from '../api/spec.ts';
 import { API_VERSION, KIND } from '../api/spec.ts';
 import { LABEL_ATTEMPT, LABEL_EXPERIMENT, LABEL_EXPERIMENT_UID, LABEL_REPLICA, LABEL_RUN } from './kube.ts';
+import {
+  BACKEND_UID,
+  GPU_STATE_HOST_DIR,
+  gpuControlSecurityContext,
+  gpuStateVolume,
+  wantsGpuControl,
+} from './gpu-control.ts';
 import { agentConfigFor } from '../lib/backends/agent-config.ts';
 import type { BackendLaunch } from '../lib/backends/index.ts';
 import {
@@ -38,6 +45,8 @@ export interface PodBuilderOptions {
   imagePullPolicy?: string;
   /** Signs each run's bus credentials (ADR 0011); the reconciler creates the Secret buildPod mounts. */
   busIssuer?: BusIssuer;
+  /** Helm value gpuControl.enabled: run pods may change GPU settings (with spec.gpu.allowDeviceControl). */
+  gpuControl?: boolean;
 }
 
 export interface ExperimentRef {
@@ -106,20 +115,48 @@ function datasetVolumes(req: PodRequest): { volumes: V1Volume[]; mounts: V1Volum
   };
 }
 
-/** The launch's environment: plain values, and secrets (HF token) only as secretKeyRef, never values. */
+/** The launch's environment: plain values only; a secret's file path at most (ADR 0025). */
 function launchEnv(launch: BackendLaunch): V1EnvVar[] {
-  return [
-    ...Object.entries(launch.env).map(([name, value]) => ({ name, value })),
-    ...launch.secretEnv.map((s) => ({
-      name: s.name,
-      valueFrom: { secretKeyRef: { name: s.secretName, key: s.secretKey } },
-    })),
-  ];
+  return Object.entries(launch.env).map(([name, value]) => ({ name, value }));
+}
+
+/** Read-only file permissions for a mounted secret: owner read only (the kubelet may add group read for fsGroup). */
+const SECRET_FILE_MODE = 0o400;
+
+/**
+ * Secrets the backend reads (the HF token) as Secret volumes: one key, mode 0400, mounted read-only. The
+ * value never enters an environment, so /proc/<pid>/environ of the agent and the backend holds only the path.
+ */
+function secretVolumes(launch: BackendLaunch): { volumes: V1Volume[]; mounts: V1VolumeMount[] } {
+  const volumes: V1Volume[] = [];
+  const mounts: V1VolumeMount[] = [];
+  for (const [i, f] of launch.secretFiles.entries()) {
+    const name = `llem-secret-${i}`;
+    volumes.push({
+      name,
+      secret: {
+        secretName: f.secretName,
+        items: [{ key: f.secretKey, path: f.fileName }],
+        defaultMode: SECRET_FILE_MODE,
+      },
+    });
+    mounts.push({ name, mountPath: f.mountDir, readOnly: true });
+  }
+  return { volumes, mounts };
 }
 
 /** The kubelet expands `$(NAME)` in args and env values: escaped, a user's text reaches the process as written. */
 function literalEnv(env: V1EnvVar[]): V1EnvVar[] {
   return env.map((e) => (e.value === undefined ? e : { ...e, value: escapeKubeletExpansion(e.value) }));
+}
+
+/** Where the agent keeps restore markers, and the user it starts the backend as (pods that change GPU settings). */
+function gpuControlEnv(control: boolean): V1EnvVar[] {
+  if (!control) return [];
+  return [
+    { name: 'LLEM_GPU_STATE_DIR', value: GPU_STATE_HOST_DIR },
+    { name: 'LLEM_BACKEND_UID', value: String(BACKEND_UID) },
+  ];
 }
 
 function backendContainer(req: PodRequest, opts: PodBuilderOptions, mounts: V1VolumeMount[]): V1Container {
@@ -128,7 +165,8 @@ function backendContainer(req: PodRequest, opts: PodBuilderOptions, mounts: V1Vo
   const tpl = spec.placement.podTemplate;
   const gpus = String(spec.placement.gpusPerRun);
   const launch = backendLaunch(configuration, opts.simulate);
-  const config = agentConfigFor(req, opts.simulate, launch);
+  const control = wantsGpuControl(configuration, opts.gpuControl === true, spec);
+  const config = agentConfigFor({ ...req, gpuControlAllowed: opts.gpuControl === true }, opts.simulate, launch);
   return {
     name: 'backend',
     image: backend.image ?? opts.backendImages[backend.type] ?? `llem/${backend.type}:latest`,
@@ -142,8 +180,11 @@ function backendContainer(req: PodRequest, opts: PodBuilderOptions, mounts: V1Vo
       { name: 'LLEM_AGENT_CONFIG', value: JSON.stringify(config) },
       ...opts.agentEnv,
       ...(opts.busIssuer === undefined ? [] : busIdentityMount(req.experiment, req.run.id).env),
+      ...gpuControlEnv(control),
     ]),
-    securityContext: backendSecurityContext(tpl.runAsNonRoot ?? backend.type !== 'tensorrt'),
+    securityContext: control
+      ? gpuControlSecurityContext()
+      : backendSecurityContext(tpl.runAsNonRoot ?? backend.type !== 'tensorrt'),
     ports: [{ name: 'backend', containerPort: SERVER_PORT }],
     resources: {
       requests: { ...(tpl.resources?.requests ?? {}), ...(opts.simulate ? {} : { 'nvidia.com/gpu': gpus }) },
@@ -154,6 +195,7 @@ function backendContainer(req: PodRequest, opts: PodBuilderOptions, mounts: V1Vo
       { name: 'dshm', mountPath: '/dev/shm' },
       ...mounts,
       ...(opts.busIssuer === undefined ? [] : [busIdentityMount(req.experiment, req.run.id).mount]),
+      ...(control ? [gpuStateVolume().mount] : []),
     ],
   };
 }
@@ -198,6 +240,7 @@ export function buildPod(req: PodRequest, opts: PodBuilderOptions): V1Pod {
   const labels = { ...(tpl.labels ?? {}), ...podLabels(experiment, run.id, attempt, replica) };
   const model = modelVolumes(spec);
   const dataset = datasetVolumes(req);
+  const secrets = secretVolumes(backendLaunch(req.configuration, opts.simulate));
   const anti = spreadReplicas(req, labels);
   const affinity = withReplicaSpread(placement.affinity ?? {}, anti);
   return {
@@ -239,13 +282,15 @@ export function buildPod(req: PodRequest, opts: PodBuilderOptions): V1Pod {
           securityContext: agentSecurityContext(),
         },
       ],
-      containers: [backendContainer(req, opts, [...model.mounts, ...dataset.mounts])],
+      containers: [backendContainer(req, opts, [...model.mounts, ...dataset.mounts, ...secrets.mounts])],
       volumes: [
         { name: 'llem-agent', emptyDir: {} },
         { name: 'dshm', emptyDir: { medium: 'Memory', sizeLimit: tpl.shmSize } },
         ...model.volumes,
         ...dataset.volumes,
+        ...secrets.volumes,
         ...(opts.busIssuer === undefined ? [] : [busIdentityMount(experiment, run.id).volume]),
+        ...(wantsGpuControl(req.configuration, opts.gpuControl === true, req.spec) ? [gpuStateVolume().volume] : []),
       ],
       nodeSelector: placement.nodeSelector,
       tolerations: placement.tolerations.map(

@@ -15,9 +15,11 @@ import { AttemptSpans } from './attempt-spans.ts';
 import { FINALIZER, LABEL_EXPERIMENT_UID, type ExperimentObject, type KubeWriter } from './kube.ts';
 import type { ObjectStore } from './informer.ts';
 import { busCredentialSecret } from './bus-credentials.ts';
+import { gpuControlIssues } from './gpu-control.ts';
 import { buildPod, labelValue, podName, type ExperimentRef, type PodBuilderOptions } from './pods.ts';
-import type { ExperimentFeed, ExperimentStreams } from './results.ts';
+import type { AggregatorFailure, ExperimentFeed, ExperimentStreams, FeedPlan } from './results.ts';
 import { experimentStatus, isReleased } from './status-view.ts';
+import { BackgroundWrites } from './status-writer.ts';
 import { newAggregator } from '../aggregator/index.ts';
 import { measurementWeaknesses, statusMetrics, withAggregatorRunMetrics } from './aggregate-view.ts';
 import { configLabelsOf, resultsFiles } from '../report/files.ts';
@@ -51,9 +53,106 @@ export interface ReconcilerDeps {
   now?: () => Date;
   /** The pod renderer (tests inject a failing one: validation should make that impossible). */
   renderPod?: typeof buildPod;
+  /** A background status patch failed: reconcile this key (namespace/name) again, rate-limited. */
+  requeue?: (key: string) => void;
 }
 
-const EXPECTATION_TTL_MS = 60_000;
+/**
+ * How long a created pod counts as existing before the cache shows it: client-go's ExpectationsTimeout.
+ * A 20,000-run experiment on a loaded host had runs fail PodLost at 60 s (a cache lagging that long is
+ * one way to get them; not proven to be the only one).
+ */
+const EXPECTATION_TTL_MS = 5 * 60_000;
+/** How long a reconcile waits for an experiment's feed to load before returning (it is requeued when loaded). */
+const FEED_WAIT_MS = 50;
+/** How long a reconcile waits for a finished experiment's artifact before returning (requeued when stored). */
+const ARTIFACT_WAIT_MS = 50;
+/**
+ * Pods created per reconcile at most: a pass does a bounded number of API calls whatever
+ * placement.parallelism is, and asks to run again at once while more runs are due to start.
+ */
+export const MAX_POD_CREATES_PER_PASS = 20;
+
+/**
+ * A token bucket per experiment, like client-go's EventSourceObjectSpamFilter: a burst of
+ * EVENT_BURST, then one event per EVENT_REFILL_MS. Without it 200 runs finishing in one pass meant
+ * 200 Event creates (each an API write) per pass.
+ */
+export const EVENT_BURST = 25;
+const EVENT_REFILL_MS = 5000;
+
+export class EventBudget {
+  private readonly buckets = new Map<string, { tokens: number; atMs: number }>();
+
+  take(key: string, nowMs: number): boolean {
+    const b = this.buckets.get(key) ?? { tokens: EVENT_BURST, atMs: nowMs };
+    b.tokens = Math.min(EVENT_BURST, b.tokens + (nowMs - b.atMs) / EVENT_REFILL_MS);
+    b.atMs = nowMs;
+    this.buckets.set(key, b);
+    if (b.tokens < 1) return false;
+    b.tokens -= 1;
+    return true;
+  }
+
+  forget(key: string): void {
+    this.buckets.delete(key);
+  }
+}
+
+/** What a pass's status is made of, besides the run table. */
+interface PassInputs {
+  generation: number;
+  results: AggregateResults | null;
+  failure: AggregatorFailure | null;
+  /** The status the pass started from (or the one it wrote). */
+  status: EnergyExperimentStatus;
+}
+
+/** The phase and conditions this pass implies (runs, the Aggregator's weaknesses and failure). */
+function decideFrom(
+  spec: EnergyExperimentSpec,
+  runs: RunPlanOutput['runs'],
+  simulated: boolean,
+  aggregate: AggregateResults | null,
+  failure: AggregatorFailure | null,
+): ReturnType<typeof decidePhase> {
+  return decidePhase(runs, {
+    suspended: spec.policy.suspend,
+    strict: spec.policy.failurePolicy === 'strict',
+    simulated,
+    retrying: retryingRuns(runs),
+    ...measurementWeaknesses(aggregate),
+    ...(failure !== null ? { aggregatorFailure: failure.message } : {}),
+  });
+}
+
+/** Runs between attempts after a failure (the Degraded Retrying condition counts them). */
+function retryingRuns(runs: RunPlanOutput['runs']): number {
+  let n = 0;
+  for (const r of runs)
+    if (r.attempt > 0 && (r.phase === 'Pending' || r.phase === 'Running') && r.message !== undefined) n += 1;
+  return n;
+}
+
+function samePass(last: PassInputs | undefined, now: PassInputs): boolean {
+  return (
+    last !== undefined &&
+    last.status === now.status &&
+    last.generation === now.generation &&
+    last.results === now.results &&
+    last.failure === now.failure
+  );
+}
+
+interface ArtifactWrite {
+  promise: Promise<{ uri: string; kind: 'objectStore' }>;
+  done: { uri: string; kind: 'objectStore' } | undefined;
+}
+
+interface RenderedPod {
+  pod: V1Pod;
+  runId: string;
+}
 
 interface ExperimentContext {
   obj: ExperimentObject;
@@ -99,11 +198,17 @@ function validateObject(
 }
 
 export class Reconciler {
-  /** Status we wrote, by uid, for when the informer has not caught up yet (resourceVersion order). */
-  private readonly written = new Map<string, { rv: number; status: EnergyExperimentStatus; canonical: string }>();
+  /** Status patches and pod deletions, sent in the background (status-writer.ts). */
+  readonly background: BackgroundWrites;
   private readonly validations = new Map<string, { key: string; result: ReturnType<typeof validateObject> }>();
   /** The status last read from the cache, by uid: parsed once per resourceVersion, not per reconcile. */
   private readonly parsed = new Map<string, { rv: string; status: EnergyExperimentStatus }>();
+  /** What the last pass built its status from, by uid: an unchanged pass builds nothing. */
+  private readonly lastPass = new Map<string, PassInputs>();
+  /** Events per experiment, rate-limited like client-go's spam filter (status and the artifact keep every run). */
+  private readonly eventBudget = new EventBudget();
+  /** Artifacts being written (or written) for finished experiments, by uid. */
+  private readonly artifacts = new Map<string, ArtifactWrite>();
   /** Pods we created and the cache may not show yet: name -> created ms. */
   private readonly expectations = new Map<string, number>();
 
@@ -112,7 +217,9 @@ export class Reconciler {
   /** Open `llem.run.attempt` spans: pods created -> the attempt's result applied. */
   readonly attempts = new AttemptSpans();
 
-  constructor(private readonly deps: ReconcilerDeps) {}
+  constructor(private readonly deps: ReconcilerDeps) {
+    this.background = new BackgroundWrites(deps.writer, deps.log, (key) => deps.requeue?.(key));
+  }
 
   private now(): Date {
     return this.deps.now?.() ?? new Date();
@@ -158,7 +265,11 @@ export class Reconciler {
     const uid = obj.metadata?.uid ?? '';
     const known = this.validations.get(uid);
     if (known !== undefined && known.key === key) return known.result;
-    const result = validateObject(obj, name, namespace);
+    let result = validateObject(obj, name, namespace);
+    if (result.ok) {
+      const refused = gpuControlIssues(result.experiment.spec, result.matrix, this.deps.podOptions.gpuControl === true);
+      if (refused.length > 0) result = { ok: false, issues: refused, warnings: result.warnings };
+    }
     this.validations.set(uid, { key, result });
     return result;
   }
@@ -166,9 +277,10 @@ export class Reconciler {
   /** Status as last written (ours, when the cache lags), read through the status schema. */
   private previousStatus(obj: ExperimentObject): EnergyExperimentStatus {
     const uid = obj.metadata?.uid ?? '';
-    const mine = this.written.get(uid);
+    const mine = this.background.wanted.get(uid);
     const rv = Number(obj.metadata?.resourceVersion ?? '0');
-    if (mine !== undefined && Number.isFinite(rv) && rv <= mine.rv) return mine.status;
+    // Ours while its patch is in flight, or until the cache shows a version at least as new.
+    if (mine !== undefined && (mine.rv === undefined || (Number.isFinite(rv) && rv <= mine.rv))) return mine.status;
     const cached = this.parsed.get(uid);
     const rvText = obj.metadata?.resourceVersion ?? '';
     if (cached !== undefined && cached.rv === rvText && rvText !== '') return cached.status;
@@ -177,24 +289,18 @@ export class Reconciler {
     return status;
   }
 
-  private async writeStatus(
-    obj: ExperimentObject,
-    ref: ExperimentRef,
-    status: EnergyExperimentStatus,
-  ): Promise<boolean> {
+  /**
+   * Sends the status when it differs from the last one wanted (or, without one, from the cache's);
+   * true when it did. The patch goes in the background (status-writer.ts): the reconcile does not wait.
+   */
+  private writeStatus(obj: ExperimentObject, ref: ExperimentRef, status: EnergyExperimentStatus): boolean {
     const canonical = canonicalJson(status);
-    const mine = this.written.get(ref.uid);
+    const mine = this.background.wanted.get(ref.uid);
     const prev = this.previousStatus(obj);
-    // What we wrote last is compared by its canonical form, computed once (status can be ~200 KB).
+    // What we wanted last is compared by its canonical form, computed once (status can be ~200 KB).
     if (mine !== undefined && prev === mine.status ? mine.canonical === canonical : !statusChanged(prev, status))
       return false;
-    const updated = await this.deps.writer.patchExperimentStatus(
-      ref.namespace,
-      ref.name,
-      status as Record<string, unknown>,
-    );
-    const rv = Number(updated.metadata?.resourceVersion ?? '0');
-    if (Number.isFinite(rv)) this.written.set(ref.uid, { rv, status, canonical });
+    this.background.status(ref.uid, ref.namespace, ref.name, status, canonical);
     return true;
   }
 
@@ -227,7 +333,7 @@ export class Reconciler {
       generation,
     );
     const status: EnergyExperimentStatus = { ...prev, observedGeneration: generation, phase: 'Invalid', conditions };
-    if (await this.writeStatus(obj, ref, status))
+    if (this.writeStatus(obj, ref, status))
       void this.event(obj, 'Warning', 'SpecInvalid', `The spec is invalid: ${message}`);
     return {};
   }
@@ -273,7 +379,7 @@ export class Reconciler {
       generation,
     );
     const status: EnergyExperimentStatus = { ...prev, observedGeneration: generation, phase: 'Failed', conditions };
-    if (await this.writeStatus(obj, ref, status))
+    if (this.writeStatus(obj, ref, status))
       void this.event(obj, 'Warning', REASONS.InvalidSpec, `A pod could not be rendered: ${message}`);
     this.deps.log.error({ err, experiment: `${ref.namespace}/${ref.name}` }, 'pod rendering refused a validated spec');
     return {};
@@ -282,10 +388,14 @@ export class Reconciler {
   private async finalize(obj: ExperimentObject, ref: ExperimentRef): Promise<ReconcileResult> {
     if (!(obj.metadata?.finalizers ?? []).includes(FINALIZER)) return {};
     for (const pod of this.podsOf(ref)) await this.deps.writer.deletePod(ref.namespace, pod.metadata?.name ?? '');
+    await this.background.idle();
     await this.deps.streams.cleanup(ref);
-    this.written.delete(ref.uid);
+    this.background.forget(ref.uid);
     this.parsed.delete(ref.uid);
     this.validations.delete(ref.uid);
+    this.lastPass.delete(ref.uid);
+    this.artifacts.delete(ref.uid);
+    this.eventBudget.forget(ref.uid);
     this.deps.metrics?.forgetExperiment(ref.namespace, ref.name);
     this.attempts.forget(ref.uid, 'deleted', this.now());
     await this.deps.writer.setFinalizers(
@@ -325,17 +435,39 @@ export class Reconciler {
       this.validations.delete(ref.uid);
       return this.afterFinish(ref, spec, prev, undefined);
     }
-    const feed = await this.deps.streams.feed(ref, {
+    const feed = await this.feedWithin(ref, {
       planned: matrix.runs,
       seed: prev.runs,
       newAggregator: () => newAggregator(ref.uid, matrix, spec.placement.replicas, spec.policy.failurePolicy),
     });
-    const pods = this.podsOf(ref);
+    // Still loading (run table, checkpoint, consumer): this key is queued again once it has loaded.
+    if (feed === undefined) return {};
     const now = this.now();
-    const before = feed.runs.list();
+    const out = this.step(ref, spec, matrix, feed, now);
+    let created: RenderedPod[];
+    try {
+      created = this.renderPods(ref, spec, matrix, out);
+    } catch (err) {
+      if (!(err instanceof InvalidInputError)) throw err;
+      this.attempts.forget(ref.uid, 'failed', now);
+      return this.renderFailed(obj, ref, err);
+    }
+    const runsChanged = this.actuate(ref, feed, out, created, now);
+    return this.publish({ obj, ref, spec, matrix, feed, warnings }, out, prev, runsChanged);
+  }
+
+  /** One pass of the run state machine over the run table, the pods and the Aggregator's verdicts. */
+  private step(
+    ref: ExperimentRef,
+    spec: EnergyExperimentSpec,
+    matrix: RunMatrix,
+    feed: ExperimentFeed,
+    now: Date,
+  ): RunPlanOutput {
+    const pods = this.podsOf(ref);
     const out = stepRuns({
       planned: matrix.runs,
-      previous: before,
+      previous: feed.runs.list(),
       pods,
       judge: feed.judge,
       resumed: feed.resumed,
@@ -346,47 +478,98 @@ export class Reconciler {
       retryBaseMs: this.deps.retryBaseMs ?? 10_000,
       expected: this.expected(pods),
       podName: (runId, attempt, replica) => podName(ref, runId, attempt, replica),
+      maxStarts: Math.max(1, Math.floor(MAX_POD_CREATES_PER_PASS / spec.placement.replicas)),
     });
     feed.resumed.clear();
-    let created: V1Pod[];
-    try {
-      created = this.renderPods(ref, spec, matrix, out);
-    } catch (err) {
-      if (err instanceof InvalidInputError) {
-        this.attempts.forget(ref.uid, 'failed', now);
-        return this.renderFailed(obj, ref, err);
-      }
-      throw err;
-    }
+    return out;
+  }
+
+  /**
+   * Takes the pass's run table and sends its writes: deletions, then (run table stored first,
+   * write-ahead, ADR 0014) the new pods, and start signals, all in the background. True when a run
+   * changed.
+   */
+  private actuate(
+    ref: ExperimentRef,
+    feed: ExperimentFeed,
+    out: RunPlanOutput,
+    created: RenderedPod[],
+    now: Date,
+  ): boolean {
+    const before = feed.runs.list();
     // Declared before the pods exist: the Aggregator refuses messages of attempts never started.
     for (const c of out.create) feed.startAttempt(c.run.id, c.attempt);
-    // Write-ahead: the run table records an attempt before its pods exist (ADR 0014).
+    const runsChanged = out.runs.some((r, i) => r !== before[i]);
     feed.runs.update(out.runs);
-    await feed.runs.persist();
     // The attempts whose result this pass applied (succeeded, failed, retried, suspended) end here.
     this.attempts.applied(ref.uid, before, out.runs, now);
-    await this.applyPods(ref, created, out);
-    for (const s of out.signal) await feed.signalStart(s.runId, s.attempt);
-    const status = await this.desiredStatus({ obj, ref, spec, matrix, feed, warnings }, out, prev);
-    const wrote = await this.writeStatus(obj, ref, status);
-    // Events are recorded in the background, like client-go's broadcaster: they never delay a reconcile.
-    if (wrote) for (const e of out.events) void this.event(obj, e.type, e.reason, e.message);
-    if (wrote) this.degradedEvent(obj, prev, status);
-    if (wrote && prev.phase !== status.phase)
+    for (const name of out.deletePods) this.background.deletePod(ref.namespace, name);
+    for (const { pod } of created) this.expectations.set(pod.metadata?.name ?? '', Date.now());
+    this.background.track(this.persistThenCreate(ref, feed, created));
+    this.countFailures(out);
+    // Resent on every pass while the attempt is ready and not finished: a lost one is resent by the next.
+    for (const s of out.signal) this.background.track(feed.signalStart(s.runId, s.attempt));
+    return runsChanged;
+  }
+
+  /** The status this pass implies, sent when it differs; events; metrics; release once finished. */
+  private async publish(
+    ctx: ExperimentContext,
+    out: RunPlanOutput,
+    prev: EnergyExperimentStatus,
+    runsChanged: boolean,
+  ): Promise<ReconcileResult> {
+    const { obj, ref, spec, feed } = ctx;
+    // The final figures are computed fresh; in flight they are refreshed at most once a second.
+    const p = progressOf(out.runs);
+    const aggregate = feed.aggregate(p.pending === 0 && p.running === 0);
+    const inputs: PassInputs = {
+      generation: obj.metadata?.generation ?? 0,
+      results: aggregate,
+      failure: feed.failure(),
+      status: prev,
+    };
+    // Nothing this status is made of changed (runs, results, failure, spec): the same status again,
+    // not worth building (at 20,000 runs that is most of a pass) nor comparing.
+    if (!runsChanged && samePass(this.lastPass.get(ref.uid), inputs))
+      return this.afterFinish(ref, spec, prev, out.requeueAfterMs);
+    const status = await this.desiredStatus(ctx, out, prev, aggregate);
+    // The artifact is being written in the background; this key is queued again when it is done.
+    if (status === null) return {};
+    const wrote = this.writeStatus(obj, ref, status);
+    this.lastPass.set(ref.uid, { ...inputs, status: wrote ? status : prev });
+    if (wrote) this.announce(obj, prev, status, out);
+    this.observe(ref, out, status.best, aggregate);
+    if (isReleased(status)) this.releaseFeed(ref);
+    return this.afterFinish(ref, spec, status, out.requeueAfterMs);
+  }
+
+  /** Events for what a written status changed. Recorded in the background, like client-go's broadcaster. */
+  private announce(
+    obj: ExperimentObject,
+    prev: EnergyExperimentStatus,
+    status: EnergyExperimentStatus,
+    out: RunPlanOutput,
+  ): void {
+    for (const e of out.events) void this.event(obj, e.type, e.reason, e.message);
+    this.degradedEvent(obj, prev, status);
+    if (prev.phase !== status.phase)
       void this.event(
         obj,
         'Normal',
         `Experiment${String(status.phase)}`,
         `Experiment is ${String(status.phase)}: ${progressOf(out.runs).summary} runs succeeded.`,
       );
-    this.observe(ref, out, status.best, feed.aggregate());
-    if (isReleased(status)) {
-      await this.deps.streams.release(ref);
-      this.validations.delete(ref.uid);
-      // Per-run power series of a finished experiment: every run has ended.
-      this.deps.metrics?.runPower.forgetExperiment(ref.namespace, ref.name);
-    }
-    return this.afterFinish(ref, spec, status, out.requeueAfterMs);
+  }
+
+  private releaseFeed(ref: ExperimentRef): void {
+    // Dropped from the feed map at once; the final checkpoint is written in the background.
+    this.background.track(this.deps.streams.release(ref));
+    this.validations.delete(ref.uid);
+    this.lastPass.delete(ref.uid);
+    this.artifacts.delete(ref.uid);
+    // Per-run power series of a finished experiment: every run has ended.
+    this.deps.metrics?.runPower.forgetExperiment(ref.namespace, ref.name);
   }
 
   /** A Warning Event whenever the Degraded condition takes a new reason (AggregatorFailed included). */
@@ -400,7 +583,12 @@ export class Reconciler {
   }
 
   /** Every pod of this pass, rendered before anything is written: a render failure writes nothing. */
-  private renderPods(ref: ExperimentRef, spec: EnergyExperimentSpec, matrix: RunMatrix, out: RunPlanOutput): V1Pod[] {
+  private renderPods(
+    ref: ExperimentRef,
+    spec: EnergyExperimentSpec,
+    matrix: RunMatrix,
+    out: RunPlanOutput,
+  ): RenderedPod[] {
     const render = this.deps.renderPod ?? buildPod;
     const byId = new Map(matrix.configurations.map((c) => [c.id, c]));
     return out.create.flatMap((c) => {
@@ -408,33 +596,88 @@ export class Reconciler {
       if (configuration === undefined) return [];
       // Rendered in the attempt's span: the agent config carries its traceparent (the agents' parent).
       const attempt = this.attempts.started(ref.uid, c.run.id, c.attempt, { 'llem.config.hash': c.run.configHash });
-      return [
-        context.with(attempt, () =>
-          render(
-            { experiment: ref, spec, configuration, run: c.run, attempt: c.attempt, replica: c.replica },
-            this.deps.podOptions,
-          ),
+      const pod = context.with(attempt, () =>
+        render(
+          { experiment: ref, spec, configuration, run: c.run, attempt: c.attempt, replica: c.replica },
+          this.deps.podOptions,
         ),
-      ];
+      );
+      return [{ pod, runId: c.run.id }];
     });
   }
 
-  private async applyPods(ref: ExperimentRef, created: V1Pod[], out: RunPlanOutput): Promise<void> {
-    await Promise.all(out.deletePods.map((name) => this.deps.writer.deletePod(ref.namespace, name)));
-    // Creates in parallel: at most placement.parallelism x replicas pods per pass.
-    await Promise.all(
-      [...new Set(out.create.map((c) => c.run.id))].map((runId) => this.ensureBusCredentials(ref, runId)),
-    );
-    await Promise.all(
-      created.map(async (pod) => {
-        this.expectations.set(pod.metadata?.name ?? '', Date.now());
-        await this.deps.writer.createPod(pod);
-        this.deps.metrics?.podsCreated.inc();
-      }),
-    );
+  private countFailures(out: RunPlanOutput): void {
     for (const e of out.events)
       if (e.type === 'Warning')
         this.deps.metrics?.runFailures.inc({ reason: /failed: (\w+)/.exec(e.message)?.[1] ?? 'Unknown' });
+  }
+
+  /** The feed, if it loads within FEED_WAIT_MS; otherwise undefined, and the key is requeued once it loaded. */
+  private async feedWithin(ref: ExperimentRef, plan: FeedPlan): Promise<ExperimentFeed | undefined> {
+    const loading = this.deps.streams.feed(ref, plan);
+    let timer: NodeJS.Timeout | undefined;
+    const late = new Promise<undefined>((resolve) => (timer = setTimeout(() => resolve(undefined), FEED_WAIT_MS)));
+    const feed = await Promise.race([loading, late]);
+    clearTimeout(timer);
+    if (feed === undefined) {
+      const key = `${ref.namespace}/${ref.name}`;
+      loading.then(
+        () => this.deps.requeue?.(key),
+        () => this.deps.requeue?.(key),
+      );
+    }
+    return feed;
+  }
+
+  /**
+   * In the background: the run table first (write-ahead), then the pods. If either fails, the pods
+   * not created lose their expectation and their runs are marked resumed, so the next pass creates
+   * the same attempt's pods again instead of calling them lost; that pass is requeued.
+   */
+  private async persistThenCreate(ref: ExperimentRef, feed: ExperimentFeed, created: RenderedPod[]): Promise<void> {
+    try {
+      await feed.runs.persist();
+    } catch (err) {
+      for (const { pod, runId } of created) this.createFailed(ref, feed, runId, pod.metadata?.name, err);
+      if (created.length === 0) throw err;
+      return;
+    }
+    if (created.length > 0) await this.createPods(ref, feed, created);
+  }
+
+  private createFailed(
+    ref: ExperimentRef,
+    feed: ExperimentFeed,
+    runId: string,
+    name: string | undefined,
+    err: unknown,
+  ): void {
+    if (name !== undefined) this.expectations.delete(name);
+    feed.resumed.add(runId);
+    this.deps.log.warn({ err, run: runId, pod: name }, 'pod not created; the next pass creates it again');
+    this.deps.requeue?.(`${ref.namespace}/${ref.name}`);
+  }
+
+  private async createPods(ref: ExperimentRef, feed: ExperimentFeed, created: RenderedPod[]): Promise<void> {
+    const failed = (runId: string, name: string | undefined, err: unknown): void =>
+      this.createFailed(ref, feed, runId, name, err);
+    await Promise.all(
+      [...new Set(created.map((c) => c.runId))].map((runId) =>
+        this.ensureBusCredentials(ref, runId).catch((err: unknown) => failed(runId, undefined, err)),
+      ),
+    );
+    await Promise.all(
+      created.map(async ({ pod, runId }) => {
+        const name = pod.metadata?.name ?? '';
+        if (feed.resumed.has(runId)) return void this.expectations.delete(name);
+        try {
+          await this.deps.writer.createPod(pod);
+          this.deps.metrics?.podsCreated.inc();
+        } catch (err) {
+          failed(runId, name, err);
+        }
+      }),
+    );
   }
 
   /** The run's bus credentials Secret (ADR 0011), created once per run before its first pod. */
@@ -450,14 +693,12 @@ export class Reconciler {
     ctx: ExperimentContext,
     out: RunPlanOutput,
     prev: EnergyExperimentStatus,
-  ): Promise<EnergyExperimentStatus> {
+    aggregate: AggregateResults | null,
+  ): Promise<EnergyExperimentStatus | null> {
     const { obj, ref, spec, matrix, warnings } = ctx;
     const generation = obj.metadata?.generation ?? 0;
     const nowIso = this.now().toISOString();
     const p = progressOf(out.runs);
-    const finishing = p.pending === 0 && p.running === 0;
-    // The final figures are computed fresh; in flight they are refreshed at most once a second.
-    const aggregate = ctx.feed.aggregate(finishing);
     const failure = ctx.feed.failure();
     const all = configurationResults(
       matrix.configurations,
@@ -467,17 +708,7 @@ export class Reconciler {
     const best = bestConfiguration(all);
     const configurations = boundConfigurations(all);
     const simulated = this.deps.podOptions.simulate || (aggregate?.experiment.simulated ?? false);
-    const retrying = out.runs.filter(
-      (r) => r.attempt > 0 && (r.phase === 'Pending' || r.phase === 'Running') && r.message !== undefined,
-    ).length;
-    const decision = decidePhase(out.runs, {
-      suspended: spec.policy.suspend,
-      strict: spec.policy.failurePolicy === 'strict',
-      simulated,
-      retrying,
-      ...measurementWeaknesses(aggregate),
-      ...(failure !== null ? { aggregatorFailure: failure.message } : {}),
-    });
+    const decision = decideFrom(spec, out.runs, simulated, aggregate, failure);
     const conditions = applyConditions(
       prev.conditions,
       [
@@ -501,7 +732,9 @@ export class Reconciler {
       results: aggregate,
       aggregatorFailure: failure,
     };
-    const artifact = prev.artifact ?? (decision.finished ? await this.artifactOf(ctx, body) : undefined);
+    const artifact = prev.artifact ?? (decision.finished ? await this.artifactWithin(ctx, body) : undefined);
+    // Finished, its artifact still being written: status says so once it can name the artifact.
+    if (decision.finished && artifact === undefined) return null;
     return {
       observedGeneration: generation,
       phase: decision.phase,
@@ -515,6 +748,42 @@ export class Reconciler {
       ...(started !== undefined ? { startTime: started } : {}),
       ...(completionTime !== undefined ? { completionTime } : {}),
     };
+  }
+
+  /**
+   * The finished experiment's artifact (results.json, CSVs, report.html: rendering and storing take
+   * a second or more at 20,000 runs) is written in the background: undefined until it is stored,
+   * then its reference. A failed write is forgotten and tried again by the next pass.
+   */
+  private async artifactWithin(
+    ctx: ExperimentContext,
+    body: Parameters<Reconciler['artifactOf']>[1],
+  ): Promise<{ uri: string; kind: 'objectStore' } | undefined> {
+    const uid = ctx.ref.uid;
+    let entry = this.artifacts.get(uid);
+    if (entry === undefined) {
+      const key = `${ctx.ref.namespace}/${ctx.ref.name}`;
+      const e: ArtifactWrite = { promise: this.artifactOf(ctx, body), done: undefined };
+      e.promise.then(
+        (a) => {
+          e.done = a;
+          this.deps.requeue?.(key);
+        },
+        (err: unknown) => {
+          this.artifacts.delete(uid);
+          this.deps.log.warn({ err, experiment: key }, 'artifact not written; the next pass writes it again');
+          this.deps.requeue?.(key);
+        },
+      );
+      this.artifacts.set(uid, e);
+      entry = e;
+    }
+    if (entry.done !== undefined) return entry.done;
+    let timer: NodeJS.Timeout | undefined;
+    const late = new Promise<undefined>((resolve) => (timer = setTimeout(() => resolve(undefined), ARTIFACT_WAIT_MS)));
+    const done = await Promise.race([entry.promise.catch(() => undefined), late]);
+    clearTimeout(timer);
+    return done;
   }
 
   private async artifactOf(
@@ -603,6 +872,9 @@ export class Reconciler {
     reason: string,
     message: string,
   ): Promise<void> {
+    if (!this.eventBudget.take(obj.metadata?.uid ?? '', this.now().getTime())) {
+      return;
+    }
     try {
       await this.deps.writer.recordEvent(obj, type, reason, message);
     } catch (err) {

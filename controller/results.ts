@@ -4,7 +4,7 @@
 // Also the run table (ADR 0014), the start barrier, and release: a finished experiment's feed is
 // stopped and dropped, so memory follows the experiments in flight (results stay in the artifact).
 import { traceApplied } from '../lib/telemetry/index.ts';
-import { decodeMessage, startSubject, PROTOCOL_VERSION, type StartSignal, type WireMessage } from '../api/protocol.ts';
+import { decodeMessages, startSubject, PROTOCOL_VERSION, type StartSignal, type WireMessage } from '../api/protocol.ts';
 import { experimentSubjectFilter } from '../api/protocol.ts';
 import { sanitizeToken } from '../api/names.ts';
 import type { Bus, Consumption, DeliveredMessage } from '../lib/bus/types.ts';
@@ -234,39 +234,47 @@ class Feed implements ExperimentFeed {
 
   private handle(m: DeliveredMessage): Promise<'ack' | 'dead-letter'> {
     if (m.streamSeq <= this.lastStreamSeq) return Promise.resolve('ack');
-    const decoded = decodeMessage(m.data);
+    const decoded = decodeMessages(m.data);
     if (!decoded.ok) {
       this.log.warn({ subject: m.subject, error: decoded.error }, 'undecodable message dead-lettered');
       return Promise.resolve('dead-letter');
     }
-    const msg = decoded.message;
-    const forged = subjectMismatch(m.subject, msg);
-    if (forged !== null) {
+    const msgs = decoded.messages;
+    // Every member of a batch is checked: one forged member dead-letters the whole bus message.
+    for (const msg of msgs) {
+      const forged = subjectMismatch(m.subject, msg, decoded.batch);
+      if (forged === null) continue;
       this.log.warn(
         { subject: m.subject, reason: forged },
         'message whose body does not match its subject dead-lettered',
       );
       return Promise.resolve('dead-letter');
     }
-    this.applyToAggregator(m.streamSeq, msg);
-    traceApplied(msg, m.headers);
+    this.applyToAggregator(m.streamSeq, msgs);
     this.lastStreamSeq = m.streamSeq;
     this.dirty = true;
-    this.events.applied(this.ref, msg.kind);
-    this.events.lag(this.ref, Math.max(0, (Date.now() - msg.sentAtMs) / 1000));
-    this.events.message?.(this.ref, msg);
-    if (msg.kind === 'ready' || msg.kind === 'summary' || msg.kind === 'aborted') this.events.changed(this.ref);
+    let changed = false;
+    for (const msg of msgs) {
+      traceApplied(msg, m.headers);
+      this.events.applied(this.ref, msg.kind);
+      this.events.lag(this.ref, Math.max(0, (Date.now() - msg.sentAtMs) / 1000));
+      this.events.message?.(this.ref, msg);
+      changed ||= msg.kind === 'ready' || msg.kind === 'summary' || msg.kind === 'aborted';
+    }
+    if (changed) this.events.changed(this.ref);
     return Promise.resolve('ack');
   }
 
-  private applyToAggregator(streamSeq: number, msg: WireMessage): void {
+  /** One bus message: a wire message or a batch, all of one publisher (the subject check above). */
+  private applyToAggregator(streamSeq: number, msgs: WireMessage[]): void {
+    const msg = msgs[0] as WireMessage;
     try {
-      const r = this.aggregator?.apply(msg, streamSeq);
-      if (r !== undefined && r.outcome !== 'applied' && r.outcome !== 'duplicate')
-        this.log.debug(
-          { outcome: r.outcome, reason: 'reason' in r ? r.reason : undefined },
-          'aggregator did not apply a message',
-        );
+      for (const r of this.aggregator?.applyBatch(msgs, streamSeq) ?? [])
+        if (r.outcome !== 'applied' && r.outcome !== 'duplicate')
+          this.log.debug(
+            { outcome: r.outcome, reason: 'reason' in r ? r.reason : undefined },
+            'aggregator did not apply a message',
+          );
     } catch (err) {
       // The run's state may be half-updated: that attempt can no longer succeed (it is retried and
       // the next attempt replaces its data); the experiment says Degraded and why.

@@ -33,6 +33,11 @@ export interface RunInputs {
   /** Pods created moments ago that the cache may not show yet (name -> created ms). */
   expected: ReadonlySet<string>;
   podName: (runId: string, attempt: number, replica: number) => string;
+  /**
+   * At most this many runs started per pass (default: no cap beyond parallelism): a pass then costs a
+   * bounded number of pod creates, and `requeueAfterMs` 0 asks for the next pass at once.
+   */
+  maxStarts?: number;
 }
 
 export interface RunEvent {
@@ -193,6 +198,36 @@ function attemptBroken(
   return undefined;
 }
 
+/** Replicas of this attempt with no pod, neither in the cache nor created moments ago. */
+function missingReplicas(prev: RunSummary, pods: V1Pod[], inputs: RunInputs): number[] {
+  const names = new Set(pods.map((p) => p.metadata?.name));
+  return range(inputs.replicas).filter((r) => {
+    const name = inputs.podName(prev.id, prev.attempt, r);
+    return !names.has(name) && !inputs.expected.has(name);
+  });
+}
+
+/** The attempt runs out of time, or its pods all ended without complete data: why, if so. */
+function attemptOverdue(
+  prev: RunSummary,
+  pods: V1Pod[],
+  inputs: RunInputs,
+  out: RunPlanOutput,
+): PodFailure | undefined {
+  const nowMs = inputs.now.getTime();
+  const startedMs = prev.startTime === undefined ? nowMs : Date.parse(prev.startTime);
+  const timeoutMs = inputs.policy.runTimeoutSeconds * 1000;
+  if (nowMs - startedMs > timeoutMs) return timedOut(inputs);
+  const allDone = pods.length === inputs.replicas && pods.every((p) => p.status?.phase === 'Succeeded');
+  if (allDone && nowMs - lastFinishMs(pods) > DATA_GRACE_MS)
+    return {
+      reason: 'IncompleteData',
+      message: 'every pod finished but the run data is incomplete (missing summary or messages)',
+    };
+  due(out, Math.min(startedMs + timeoutMs - nowMs, allDone ? DATA_GRACE_MS : Infinity));
+  return undefined;
+}
+
 function stepRunning(prev: RunSummary, planned: PlannedRun, inputs: RunInputs, out: RunPlanOutput): RunSummary {
   const verdict = verdictOf(prev, inputs);
   const pods = podsOf(inputs.pods, prev.id, prev.attempt);
@@ -200,41 +235,21 @@ function stepRunning(prev: RunSummary, planned: PlannedRun, inputs: RunInputs, o
     return succeed(prev, inputs, out);
   const broken = attemptBroken(prev, verdict, pods, inputs);
   if (broken !== undefined) return fail(prev, inputs, broken, out);
-  const missing = range(inputs.replicas).filter((r) => {
-    const name = inputs.podName(prev.id, prev.attempt, r);
-    return !pods.some((p) => p.metadata?.name === name) && !inputs.expected.has(name);
-  });
+  const missing = missingReplicas(prev, pods, inputs);
   // After a restart, a Running run with no pod and no data for its attempt was recorded (write-ahead)
   // but its pods never got created: create them now, same attempt, nothing of it exists anywhere.
   if (missing.length === inputs.replicas && verdict === null && inputs.resumed.has(prev.id)) {
     for (const replica of missing) out.create.push({ run: planned, attempt: prev.attempt, replica });
     return prev;
   }
-  if (missing.length > 0)
-    return fail(
-      prev,
-      inputs,
-      { reason: 'PodLost', message: `pod(s) of replica ${missing.join(', ')} disappeared (deleted or node lost)` },
-      out,
-    );
-  const startedMs = prev.startTime === undefined ? inputs.now.getTime() : Date.parse(prev.startTime);
-  const timeoutMs = inputs.policy.runTimeoutSeconds * 1000;
-  if (inputs.now.getTime() - startedMs > timeoutMs) return fail(prev, inputs, timedOut(inputs), out);
-  const allDone = pods.length === inputs.replicas && pods.every((p) => p.status?.phase === 'Succeeded');
-  if (allDone && inputs.now.getTime() - lastFinishMs(pods) > DATA_GRACE_MS) {
-    return fail(
-      prev,
-      inputs,
-      {
-        reason: 'IncompleteData',
-        message: 'every pod finished but the run data is incomplete (missing summary or messages)',
-      },
-      out,
-    );
+  if (missing.length > 0) {
+    const message = `pod(s) of replica ${missing.join(', ')} disappeared (deleted or node lost)`;
+    return fail(prev, inputs, { reason: 'PodLost', message }, out);
   }
+  const overdue = attemptOverdue(prev, pods, inputs, out);
+  if (overdue !== undefined) return fail(prev, inputs, overdue, out);
   if (verdict !== null && verdict.readyReplicas >= inputs.replicas)
     out.signal.push({ runId: prev.id, attempt: prev.attempt });
-  due(out, Math.min(startedMs + timeoutMs - inputs.now.getTime(), allDone ? DATA_GRACE_MS : Infinity));
   return prev;
 }
 
@@ -305,10 +320,16 @@ export function stepRuns(inputs: RunInputs): RunPlanOutput {
     if (prev.phase === 'Running' && suspended) return suspend(prev, inputs, out);
     return prev.phase === 'Running' ? stepRunning(prev, run, inputs, out) : prev;
   });
-  let slots = inputs.parallelism - stepped.filter((r) => r.phase === 'Running').length;
+  const free = inputs.parallelism - stepped.filter((r) => r.phase === 'Running').length;
+  let slots = Math.min(free, inputs.maxStarts ?? Infinity);
   for (const [i, run] of stepped.entries()) {
     const planned = inputs.planned[i];
-    if (run.phase !== 'Pending' || planned === undefined || suspended || slots <= 0) continue;
+    if (run.phase !== 'Pending' || planned === undefined || suspended) continue;
+    if (slots <= 0) {
+      // Capped by maxStarts, not by parallelism: the next pass starts more right away.
+      if (free > (inputs.maxStarts ?? Infinity)) out.requeueAfterMs = 0;
+      break;
+    }
     const wait = retryDueMs(run, inputs);
     if (wait > 0) {
       due(out, wait);

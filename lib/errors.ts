@@ -15,7 +15,9 @@ export type LlemErrorCode =
   | 'LLEM_E_INTERRUPTED'
   | 'LLEM_E_GPU_ATTRIBUTION'
   | 'LLEM_E_GPU_NOT_EXCLUSIVE'
-  | 'LLEM_E_NVML_TIMEOUT';
+  | 'LLEM_E_NVML_TIMEOUT'
+  | 'LLEM_E_GPU_SETTINGS_REFUSED'
+  | 'LLEM_E_GPU_SETTINGS';
 
 export class LlemError extends Error {
   override name = 'LlemError';
@@ -85,6 +87,26 @@ export class GpuNotExclusiveError extends LlemError {
   override name = 'GpuNotExclusiveError';
   constructor(message: string, options: { cause?: unknown } = {}) {
     super('LLEM_E_GPU_NOT_EXCLUSIVE', message, options);
+  }
+}
+
+/**
+ * GPU settings (power limit, locked clocks) asked for but not allowed here: not permitted by the
+ * cluster (chart value or spec.gpu.allowDeviceControl), outside the device's constraints, or NVML
+ * refused for lack of privilege. Bad input: exit 2, nothing applied.
+ */
+export class GpuSettingsRefusedError extends LlemError {
+  override name = 'GpuSettingsRefusedError';
+  constructor(message: string, options: { cause?: unknown } = {}) {
+    super('LLEM_E_GPU_SETTINGS_REFUSED', message, { ...options, exitCode: 2 });
+  }
+}
+
+/** Applying, reading back or restoring GPU settings failed at the driver. */
+export class GpuSettingsError extends LlemError {
+  override name = 'GpuSettingsError';
+  constructor(message: string, options: { cause?: unknown } = {}) {
+    super('LLEM_E_GPU_SETTINGS', message, options);
   }
 }
 

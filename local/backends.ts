@@ -7,9 +7,11 @@ import { fileURLToPath } from 'node:url';
 import { renderBackendLaunch, type BackendLaunch } from '../lib/backends/index.ts';
 import { awaitBackendReady } from '../agent/readiness.ts';
 import { describeExit, startBackend, type BackendProcess } from '../agent/supervisor.ts';
+import { watchGroup, type GroupWatch } from '../agent/process-tree.ts';
 import type { Configuration } from '../api/matrix.ts';
 import { BackendError, InterruptedError, isAddressInUse } from '../lib/errors.ts';
 import type { Logger } from '../lib/log.ts';
+import { backendEnvironment } from './backend-env.ts';
 import { BackendLedger, processStartTicks } from './orphans.ts';
 
 export interface RunningBackend {
@@ -48,6 +50,8 @@ export interface BackendPoolOptions {
   gpuEntries?: readonly string[];
   /** Resolves when the GPUs' memory is back at its level before any server started (gpu-check.ts). */
   awaitGpuReleased?: () => Promise<void>;
+  /** Names of the user's environment variables a server also gets (--pass-env); see backend-env.ts. */
+  passEnv?: readonly string[];
 }
 
 /** images/pytorch beside the sources, or (bundled CLI) under the working directory; LLEM_PYTORCH_SERVER_ROOT wins. */
@@ -109,6 +113,9 @@ function runningBackend(
     exited,
   };
 }
+
+/** SIGTERM -> SIGKILL grace for a local server's process group unless backends[].shutdownGraceSeconds says. */
+export const DEFAULT_SHUTDOWN_GRACE_SECONDS = 10;
 
 /** The server could not bind the port it was given. */
 class PortTakenError extends BackendError {}
@@ -177,7 +184,7 @@ export class BackendPool {
   }
 
   private launchFor(c: Configuration, port: number): BackendLaunch {
-    const { type, params, name, image, extraArgs, readinessTimeoutSeconds } = c.backend;
+    const { type, params, name, image, extraArgs, readinessTimeoutSeconds, shutdownGraceSeconds } = c.backend;
     const spec = {
       type,
       name,
@@ -185,6 +192,7 @@ export class BackendPool {
       [type]: params,
       ...(image !== undefined ? { image } : {}),
       ...(readinessTimeoutSeconds !== undefined ? { readinessTimeoutSeconds } : {}),
+      ...(shutdownGraceSeconds !== undefined ? { shutdownGraceSeconds } : {}),
     } as Parameters<typeof renderBackendLaunch>[0];
     return renderBackendLaunch(spec, c.model, {
       host: '127.0.0.1',
@@ -217,9 +225,15 @@ export class BackendPool {
     const { argv, launch, env } = this.commandFor(c, port);
     const [command, ...args] = argv;
     if (command === undefined) throw new BackendError('the server command is empty');
+    const graceMs = (c.backend.shutdownGraceSeconds ?? DEFAULT_SHUTDOWN_GRACE_SECONDS) * 1000;
     const proc: BackendProcess = startBackend(command, args, {
-      env: { ...process.env, ...env, ...this.deviceEnv(c), LLEM_PORT: String(port) },
+      env: backendEnvironment(
+        process.env,
+        { ...env, ...this.deviceEnv(c), LLEM_PORT: String(port) },
+        this.opts.passEnv ?? [],
+      ),
       logger: this.opts.logger,
+      orphanGuard: { graceMs },
     });
     const pid = proc.pid;
     const startTicks = pid === undefined ? null : processStartTicks(pid);
@@ -244,11 +258,11 @@ export class BackendPool {
       first = await Promise.race([ready.then(() => null), exited]).finally(() => polling.abort());
     } catch (err) {
       // Not ready in time: the server runs in its own process group and would outlive us holding the GPU.
-      await proc.terminate(10_000);
+      await proc.terminate(graceMs);
       throw err;
     }
     if (this.opts.signal.aborted) {
-      await proc.terminate(10_000);
+      await proc.terminate(graceMs);
       throw new InterruptedError('interrupted while the backend was starting');
     }
     if (first !== null) {
@@ -258,14 +272,44 @@ export class BackendPool {
         `backend ${c.backend.name} failed to start: ${first} (command: ${argv.join(' ')})${tail === '' ? '' : `\n  ${tail}`}`,
       );
     }
-    const backend = runningBackend(c, port, argv, launch, exited);
+    const { tree, treeDied } = this.watchTree(c, proc, graceMs, (why) => (exitText ??= why));
+    void exited.then(() => tree?.stop());
+    const backend = runningBackend(c, port, argv, launch, Promise.race([exited, treeDied]));
     return {
       backend,
       stop: async () => {
-        await proc.terminate(10_000);
+        tree?.stop();
+        const t0 = performance.now();
+        const exit = await proc.terminate(graceMs);
+        // Every process of the tree is gone (terminate waits for the group): its GPU memory is free.
+        this.opts.logger.info(
+          { backend: c.backend.name, exit: describeExit(exit), releasedMs: Math.round(performance.now() - t0) },
+          'backend stopped',
+        );
       },
       alive: () => exitText === null,
     };
+  }
+
+  /**
+   * Ready: the server's process tree (front process, one worker per GPU, helpers) is complete; a member dying
+   * from now on stops the server and fails the run at once instead of leaving a half-served window (ADR 0025).
+   */
+  private watchTree(
+    c: Configuration,
+    proc: BackendProcess,
+    graceMs: number,
+    onDeath: (why: string) => void,
+  ): { tree: GroupWatch | null; treeDied: Promise<string> } {
+    const tree = proc.pid === undefined ? null : watchGroup(proc.pid);
+    if (tree === null) return { tree, treeDied: new Promise<string>(() => undefined) };
+    const treeDied = tree.died.then(async (why) => {
+      onDeath(why);
+      this.opts.logger.warn({ backend: c.backend.name, why }, 'a backend process died; stopping the server');
+      await proc.terminate(graceMs);
+      return why;
+    });
+    return { tree, treeDied };
   }
 
   /** Exactly the GPUs the sampler reads, by UUID: an index would be renumbered by the user's own list. */

@@ -4,7 +4,7 @@ import { existsSync, mkdirSync, readdirSync, rmSync, statSync, writeFileSync } f
 import { join, resolve } from 'node:path';
 import { Aggregator } from '../aggregator/index.ts';
 import { newAggregator } from '../aggregator/index.ts';
-import { decodeMessage, experimentSubjectFilter, startSubject, PROTOCOL_VERSION } from '../api/protocol.ts';
+import { decodeMessages, experimentSubjectFilter, startSubject, PROTOCOL_VERSION } from '../api/protocol.ts';
 import type { Configuration, PlannedRun } from '../api/matrix.ts';
 import { sanitizeToken } from '../api/names.ts';
 import { InProcessBus } from '../lib/bus/index.ts';
@@ -17,11 +17,14 @@ import { BackendLedger } from './orphans.ts';
 import { MessageObserver } from './observer.ts';
 import type { ProgressSink } from './progress.ts';
 import { LOCAL_NAMESPACE, runReplicas } from './run-replicas.ts';
-import { removeRunFile, writeRunFile, writeResults, type ResultsSummary } from './results.ts';
-import { assertSameExperiment, ResultsDirectory, type LocalState } from './state.ts';
+import { writeResults, type ResultsSummary } from './results.ts';
+import { RunLog } from './run-log.ts';
+import { assertSameExperiment, ResultsDirectory, STATE_VERSION, type LocalState } from './state.ts';
 import { awaitGpuMemoryReleased, nvmlMemoryReader, resolveLocalGpus, type LocalGpus } from './gpu-check.ts';
 import { LOCK_FILE, lockResultsDirectory } from './lock.ts';
 import { inSpan, traceApplied } from '../lib/telemetry/index.ts';
+import { gpuEnvironment } from '../agent/index.ts';
+import { localGpuControl, prepareGpuSettings, type LocalGpuControl } from './gpu-control.ts';
 
 export interface LocalRunOptions {
   file: string;
@@ -31,6 +34,8 @@ export interface LocalRunOptions {
   serverCommand?: readonly string[];
   /** `llem mock-server` options (latencies, batch) for the simulated server under --simulate. */
   mockArgs?: readonly string[];
+  /** The user's environment variables the backend server also gets (by name); nothing else of it does. */
+  passEnv?: readonly string[];
   signal: AbortSignal;
   progress: ProgressSink;
   logger?: Logger;
@@ -119,20 +124,25 @@ class LocalExperiment {
   readonly attempts = new Map<string, number>();
   private consumption: Consumption | null = null;
   private seqOffset: number;
+  /** runs.ndjson, scanned once when the experiment opens (ADR 0025). */
+  private readonly runLog: RunLog;
 
   readonly state: LocalState;
   readonly aggregator: Aggregator;
   /** The GPUs runs use (null with --simulate). */
   readonly gpus: LocalGpus | null;
+  readonly gpuControl: LocalGpuControl;
 
   constructor(
     readonly opts: LocalRunOptions,
     readonly loaded: LoadedExperiment,
     readonly dir: ResultsDirectory,
-    opened: { state: LocalState; aggregator: Aggregator; gpus: LocalGpus | null },
+    opened: { state: LocalState; aggregator: Aggregator; gpus: LocalGpus | null; gpuControl: LocalGpuControl },
     readonly log: Logger,
   ) {
     this.gpus = opened.gpus;
+    this.runLog = new RunLog(dir.dir);
+    this.gpuControl = opened.gpuControl;
     this.state = opened.state;
     this.aggregator = opened.aggregator;
     this.seqOffset = this.aggregator.lastStreamSeq;
@@ -147,6 +157,7 @@ class LocalExperiment {
         ? {}
         : { gpuEntries: opened.gpus.entries, awaitGpuReleased: releaseWaiter(opened.gpus) }),
       ...(opts.mockArgs !== undefined ? { mockArgs: opts.mockArgs } : {}),
+      ...(opts.passEnv !== undefined ? { passEnv: opts.passEnv } : {}),
     });
     this.observer = new MessageObserver((runId, attempt, ready) => this.maybeStart(runId, attempt, ready));
   }
@@ -180,14 +191,18 @@ class LocalExperiment {
       filterSubject: experimentSubjectFilter(LOCAL_NAMESPACE, this.state.experimentUid),
       afterStreamSeq: 0,
       handler: async (m) => {
-        const decoded = decodeMessage(m.data);
+        const decoded = decodeMessages(m.data);
         if (!decoded.ok) return 'dead-letter';
         // The in-process stream restarts at 1 in every process; the restored aggregator remembers the old sequence.
-        this.aggregator.apply(decoded.message, m.streamSeq + this.seqOffset);
-        traceApplied(decoded.message, m.headers);
-        this.observer.observe(decoded.message, (id) => this.attempts.get(id));
-        if (decoded.message.kind === 'hello' && Object.keys(this.state.environment).length === 0) {
-          this.state.environment = this.observer.get(decoded.message.runId)?.environment ?? {};
+        this.aggregator.applyBatch(decoded.messages, m.streamSeq + this.seqOffset);
+        for (const message of decoded.messages) {
+          traceApplied(message, m.headers);
+          this.observer.observe(message, (id) => this.attempts.get(id));
+          if (message.kind === 'hello' && Object.keys(this.state.environment).length === 0) {
+            this.state.environment = this.observer.get(message.runId)?.environment ?? {};
+            // Once per experiment: run transitions are journalled, the environment lives in the snapshot.
+            this.dir.writeState(this.state);
+          }
         }
         return 'ack';
       },
@@ -213,7 +228,7 @@ class LocalExperiment {
     const record = this.state.runs[run.id] ?? { status: 'pending', attempts: 0, lastError: null };
     // A crash between writing a run's file and recording it complete leaves a file of an attempt
     // that is about to be superseded: drop it so runs/ only ever describes what results hold.
-    removeRunFile(this.dir.dir, run.id);
+    this.runLog.supersede(run.id);
     const maxAttempts = this.loaded.experiment.spec.policy.retries + 1;
     const configuration = this.configurationOf(run);
     // Attempt numbers keep counting across resumes (the aggregator drops older attempts' data);
@@ -223,7 +238,7 @@ class LocalExperiment {
       record.attempts += 1;
       record.status = 'running';
       this.state.runs[run.id] = record;
-      this.dir.writeState(this.state);
+      this.dir.recordRun(run.id, record);
       this.attempts.set(run.id, attempt);
       // Before any agent starts: the aggregator refuses messages of attempts never started.
       this.aggregator.startAttempt(run.id, attempt);
@@ -258,6 +273,7 @@ class LocalExperiment {
             gpuUuids: this.gpus?.entries ?? [],
             signal: this.opts.signal,
             logger: this.log,
+            gpuControl: this.gpuControl,
           });
           await this.drain();
           const outcome = failed === null ? this.runStatus(run.id) : 'failed';
@@ -284,7 +300,7 @@ class LocalExperiment {
     }
     record.status = 'failed';
     this.dir.writeCheckpoint(this.aggregator.checkpoint());
-    this.dir.writeState(this.state);
+    this.dir.recordRun(run.id, record);
     this.opts.progress.event({ type: 'runEnd', runId: run.id, status: 'failed', detail: record.lastError ?? '' });
   }
 
@@ -294,14 +310,15 @@ class LocalExperiment {
     const result = this.aggregator.runResult(runId);
     const o = this.observer.get(runId);
     if (result !== null && o !== undefined)
-      writeRunFile(this.dir.dir, {
+      this.runLog.append({
         result,
         power: o.power,
         marks: o.marks,
         windowStartMs: o.windowStartMs,
         windowEndMs: o.windowEndMs,
       });
-    this.dir.writeState(this.state);
+    const record = this.state.runs[runId];
+    if (record !== undefined) this.dir.recordRun(runId, record);
   }
 }
 
@@ -339,7 +356,7 @@ function openState(
     return { state: previous, aggregator: dir.restoreCheckpoint() ?? freshAggregator(uid, loaded) };
   }
   const state: LocalState = {
-    version: 1,
+    version: STATE_VERSION,
     manifestFile: resolve(opts.file),
     experimentUid: uid,
     simulated: opts.simulate,
@@ -389,9 +406,20 @@ async function runLocked(run: LockedRun, notes: string[]): Promise<LocalRunOutco
   // A killed earlier run may have left its server running (on the GPU, drawing power): stop it first.
   await new BackendLedger(join(dir.stateDir, 'backends.json')).reap(log);
   const uid = `local-${sanitizeToken(loaded.experiment.metadata.name)}`;
+  const gpuControl = localGpuControl({
+    simulate: opts.simulate,
+    gpuCount: loaded.experiment.spec.placement.gpusPerRun,
+    stateDir: dir.stateDir,
+    env: process.env,
+    nvmlLibrary: gpuEnvironment(process.env).nvmlLibrary,
+  });
+  // Before any state is written: settings outside the GPU's range are bad input (exit 2), nothing half-done.
+  notes.push(
+    ...prepareGpuSettings(gpuControl, loaded.matrix.configurations, gpus?.measuredUuids ?? [], opts.file, log),
+  );
   const { state, aggregator } = openState(opts, loaded, dir, uid);
   dir.writeState(state);
-  const exp = new LocalExperiment(opts, loaded, dir, { state, aggregator, gpus }, log);
+  const exp = new LocalExperiment(opts, loaded, dir, { state, aggregator, gpus, gpuControl }, log);
   opts.progress.attach?.({ current: (id) => exp.observer.get(id) });
   const done = loaded.matrix.runs.filter((r) => state.runs[r.id]?.status === 'complete').length;
   const warnings = [...notes, ...loaded.warnings.map((w) => formatIssue(w))];

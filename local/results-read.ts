@@ -1,12 +1,14 @@
-// Reading a results directory back (`llem results show|export|compare`): validated, versioned.
-import { existsSync, readdirSync, readFileSync } from 'node:fs';
+// Reading a results directory back (`llem results show|export|compare`): validated, versioned. show and
+// compare read summary.json (size independent of the run count); directories written before it existed
+// (ADR 0025) are read from experiment.json as before.
+import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { z } from 'zod';
 import { InvalidInputError } from '../lib/errors.ts';
 import type { AggregateResults } from '../aggregator/index.ts';
-import type { PowerPoint } from '../report/csv.ts';
-import type { ExportInput } from '../report/exports.ts';
-import { RESULTS_SCHEMA_VERSION } from './results.ts';
+import { phasePairConfigIds, type ConfigurationEntry } from '../report/gpu-analysis.ts';
+import { readLines } from './line-file.ts';
+import { RESULTS_SCHEMA_VERSION, RUN_RESULTS_FILE, SUMMARY_FILE } from './results.ts';
 
 const statOf = z.looseObject({
   mean: z.number().nullable(),
@@ -23,12 +25,12 @@ const ConfigResultSchema = z.looseObject({
 
 const ResultsDocumentSchema = z.looseObject({
   schemaVersion: z.number(),
-  kind: z.literal('llem.dev/results'),
+  kind: z.enum(['llem.dev/results', 'llem.dev/results-summary']),
   simulated: z.boolean(),
   generatedAt: z.string(),
   configurations: z.array(z.looseObject({ id: z.string(), label: z.string().optional(), configHash: z.string() })),
   results: z.looseObject({
-    runs: z.array(z.unknown()),
+    runs: z.array(z.unknown()).optional(),
     configurations: z.array(ConfigResultSchema),
     experiment: z.unknown(),
   }),
@@ -40,11 +42,15 @@ export interface ResultsDocument {
   simulated: boolean;
   generatedAt: string;
   configurations: Array<{ id: string; label?: string | undefined; configHash: string }>;
-  results: AggregateResults;
+  /** `runs` only when read from a directory without summary.json (the runs stream from run-results.ndjson). */
+  results: Omit<AggregateResults, 'runs'> & { runs?: AggregateResults['runs'] };
+  /** The file it was read from: summary.json, or experiment.json in directories written before it. */
+  source: string;
 }
 
 export function readResultsDirectory(dir: string): ResultsDocument {
-  const path = join(dir, 'experiment.json');
+  const summary = join(dir, SUMMARY_FILE);
+  const path = existsSync(summary) ? summary : join(dir, 'experiment.json');
   if (!existsSync(path)) {
     throw new InvalidInputError([
       {
@@ -95,7 +101,7 @@ export function readResultsDirectory(dir: string): ResultsDocument {
       },
     ]);
   }
-  return parsed.data as unknown as ResultsDocument;
+  return { ...(parsed.data as unknown as Omit<ResultsDocument, 'source'>), source: path };
 }
 
 export interface ComparisonRow {
@@ -135,47 +141,22 @@ export function compareResults(a: ResultsDocument, b: ResultsDocument): Comparis
   return rows;
 }
 
-/** What `llem results export --format llm-d|mlenergy-csv` needs: experiment.json's fields and the per-run files. */
-export function readExportInput(dir: string): ExportInput {
-  const doc = readResultsDirectory(dir) as ResultsDocument & {
-    experiment?: { metadata?: { name?: string }; spec?: ExportInput['spec'] };
-    environment?: Record<string, string>;
-    configurations: ExportInput['configurations'];
-  };
-  const runFiles = new Map<string, { power: PowerPoint[]; windowStartMs: number | null; windowEndMs: number | null }>();
-  const runsDir = join(dir, 'runs');
-  for (const f of existsSync(runsDir) ? readdirSync(runsDir).filter((x) => x.endsWith('.json')) : []) {
-    try {
-      const file = JSON.parse(readFileSync(join(runsDir, f), 'utf8')) as {
-        result?: { runId?: string };
-        power?: PowerPoint[];
-        windowStartMs?: number | null;
-        windowEndMs?: number | null;
-      };
-      if (typeof file.result?.runId !== 'string') continue;
-      runFiles.set(file.result.runId, {
-        power: Array.isArray(file.power) ? file.power : [],
-        windowStartMs: file.windowStartMs ?? null,
-        windowEndMs: file.windowEndMs ?? null,
-      });
-    } catch (err) {
-      throw new InvalidInputError([
-        {
-          file: join(runsDir, f),
-          path: '',
-          message: `not readable JSON (${(err as Error).message}); run llem run on that directory again to rewrite it`,
-        },
-      ]);
+/**
+ * The results with the runs the GPU-settings and prefill/decode tables read. summary.json leaves runs out (ADR
+ * 0025), so they stream from run-results.ndjson, keeping only runs that applied GPU settings or belong to a
+ * prefill/decode pair: a 10^5-run directory without either costs one pass of substring checks, no parsing.
+ */
+export function withAnalysisRuns(dir: string, doc: ResultsDocument): AggregateResults {
+  if (doc.results.runs !== undefined) return doc.results as AggregateResults;
+  const pairIds = phasePairConfigIds(doc.configurations as ConfigurationEntry[]);
+  const runs: AggregateResults['runs'] = [];
+  const path = join(dir, RUN_RESULTS_FILE);
+  if (existsSync(path)) {
+    for (const line of readLines(path)) {
+      if (!line.terminated || (pairIds.size === 0 && !line.text.includes('"gpuSettings":[{'))) continue;
+      const run = JSON.parse(line.text) as AggregateResults['runs'][number];
+      if ((run.gpuSettings?.length ?? 0) > 0 || pairIds.has(run.configId)) runs.push(run);
     }
   }
-  return {
-    experimentName: doc.experiment?.metadata?.name ?? 'experiment',
-    experimentUid: doc.results.experimentUid,
-    simulated: doc.simulated,
-    spec: doc.experiment?.spec ?? {},
-    environment: doc.environment ?? {},
-    configurations: doc.configurations,
-    runs: doc.results.runs,
-    runFiles,
-  };
+  return { ...doc.results, runs };
 }

@@ -1,7 +1,9 @@
-// The results directory: experiment.json (versioned), runs.csv, configs.csv, timeseries.csv,
-// plots/*.svg and a self-contained report.html. Per-run files (runs/<id>.json) are written once,
-// when the run completes, and never rewritten: a resumed experiment keeps them byte-for-byte.
-import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+// The results directory: experiment.json (versioned, everything), summary.json (everything but the runs:
+// what `llem results show|compare` read), run-results.ndjson (the final result of every run, one a line:
+// what exports stream), runs.csv, configs.csv, timeseries.csv, plots/*.svg and a self-contained
+// report.html. Per-run records (runs.ndjson, ADR 0025) are appended once, when the run finishes, and
+// never rewritten: a resumed experiment keeps them byte-for-byte.
+import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import type { AggregateResults, Aggregator, RunResult } from '../aggregator/index.ts';
 import type { PowerPoint } from '../report/csv.ts';
@@ -10,10 +12,22 @@ import type { Band } from '../report/svg.ts';
 import type { LoadedExperiment } from '../lib/manifest/index.ts';
 import { writeFileAtomic } from '../lib/atomic-file.ts';
 import { formatIssue } from '../lib/errors.ts';
+import {
+  gpuSettingsRows,
+  PHASE_SPLIT_ASSUMPTIONS,
+  PHASE_SPLIT_METHOD,
+  phaseSplits,
+  type PhaseSplit,
+} from '../report/gpu-analysis.ts';
 import type { RunObservation } from './observer.ts';
-import { damaged, type LocalState } from './state.ts';
+import type { LocalState } from './state.ts';
+import { RunFileIndex } from './run-log.ts';
+import { writeJsonStreamed, writeLinesAtomic } from './streamed-json.ts';
 
 export const RESULTS_SCHEMA_VERSION = 1;
+/** summary.json: experiment.json without `results.runs` and `runStates` (constant size in the run count). */
+export const SUMMARY_FILE = 'summary.json';
+export const RUN_RESULTS_FILE = 'run-results.ndjson';
 
 export interface RunFile {
   result: RunResult;
@@ -41,31 +55,13 @@ export interface ResultsSummary {
   } | null;
 }
 
-export function writeRunFile(dir: string, file: RunFile): void {
-  const runs = join(dir, 'runs');
-  mkdirSync(runs, { recursive: true });
-  const path = join(runs, `${file.result.runId}.json`);
-  if (existsSync(path)) return;
-  writeFileAtomic(path, JSON.stringify(file, null, 2) + '\n');
-}
-
-export function removeRunFile(dir: string, runId: string): void {
-  rmSync(join(dir, 'runs', `${runId}.json`), { force: true });
-}
-
-function readRunFiles(dir: string): RunFile[] {
-  const runs = join(dir, 'runs');
-  if (!existsSync(runs)) return [];
-  return readdirSync(runs)
-    .filter((f) => f.endsWith('.json'))
-    .sort()
-    .map((f) => {
-      try {
-        return JSON.parse(readFileSync(join(runs, f), 'utf8')) as RunFile;
-      } catch (err) {
-        throw damaged(join(runs, f), `not readable JSON (${(err as Error).message})`, err);
-      }
-    });
+/** Every live run record, read one at a time (old runs/<id>.json layout included). */
+function* runFilesOf(dir: string): Generator<RunFile> {
+  const index = new RunFileIndex(dir);
+  for (const id of [...index.runIds()].sort()) {
+    const f = index.get(id);
+    if (f !== undefined) yield f;
+  }
 }
 
 export interface WriteResultsInput {
@@ -79,13 +75,14 @@ export interface WriteResultsInput {
 export function writeResults(input: WriteResultsInput): ResultsSummary {
   const { dir, loaded, state, results } = input;
   const labels = configLabelsOf(loaded.matrix);
-  const runFiles = readRunFiles(dir);
-  const power = runFiles.flatMap((f) => f.power).sort((a, b) => a.tMs - b.tMs);
-  const windows: Band[] = runFiles.flatMap((f) =>
-    f.windowStartMs !== null && f.windowEndMs !== null
-      ? [{ start: f.windowStartMs, end: f.windowEndMs, label: f.result.runId }]
-      : [],
-  );
+  const power: PowerPoint[] = [];
+  const windows: Band[] = [];
+  for (const f of runFilesOf(dir)) {
+    power.push(...f.power);
+    if (f.windowStartMs !== null && f.windowEndMs !== null)
+      windows.push({ start: f.windowStartMs, end: f.windowEndMs, label: f.result.runId });
+  }
+  power.sort((a, b) => a.tMs - b.tMs);
   const simulated = state.simulated;
   const best = results.experiment.bestConfiguration;
   const summary: ResultsSummary = {
@@ -123,13 +120,17 @@ export function writeResults(input: WriteResultsInput): ResultsSummary {
       backend: c.backend,
       point: c.point,
       workload: c.workload,
+      gpu: c.gpu,
     })),
     runStates: state.runs,
     results,
     best: summary.best,
+    gpuSettings: gpuSettingsRows(results, labels),
+    phaseSplit: { method: PHASE_SPLIT_METHOD, assumptions: PHASE_SPLIT_ASSUMPTIONS, splits: [] as PhaseSplit[] },
   };
+  experimentJson.phaseSplit.splits = phaseSplits(experimentJson.configurations, results);
   mkdirSync(join(dir, 'plots'), { recursive: true });
-  writeFileAtomic(join(dir, 'experiment.json'), JSON.stringify(experimentJson, null, 2) + '\n');
+  writeRunDocuments(dir, experimentJson, results.runs);
   const files = resultsFiles({
     title: `llem results: ${loaded.experiment.metadata.name}${simulated ? ' (simulated)' : ''}`,
     simulated,
@@ -142,7 +143,23 @@ export function writeResults(input: WriteResultsInput): ResultsSummary {
     windows,
     environment: state.environment,
     method: { ...loaded.experiment.spec.measurement, warnings: loaded.warnings.map((w) => formatIssue(w)) },
+    configurations: experimentJson.configurations,
   });
   for (const [name, content] of files) writeFileAtomic(join(dir, name), content);
   return summary;
+}
+
+/**
+ * experiment.json keeps its v1 layout (every run in `results.runs`) but is written run by run, never as one
+ * string (10^5 runs are ~200 MB); run-results.ndjson holds the same runs one a line, and summary.json the
+ * rest, written last: a reader that finds it finds the files it describes.
+ */
+export function writeRunDocuments(dir: string, doc: Record<string, unknown>, runs: readonly unknown[]): void {
+  writeLinesAtomic(join(dir, RUN_RESULTS_FILE), runs);
+  const results = doc['results'] as Record<string, unknown>;
+  writeJsonStreamed(join(dir, 'experiment.json'), doc, ['results', 'runs'], runs);
+  const { runStates: _runStates, ...rest } = doc;
+  const { runs: _runs, ...summaryResults } = results;
+  const summary = { ...rest, kind: 'llem.dev/results-summary', results: summaryResults, runCount: runs.length };
+  writeFileAtomic(join(dir, SUMMARY_FILE), JSON.stringify(summary, null, 2) + '\n');
 }

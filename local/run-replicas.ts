@@ -9,6 +9,7 @@ import { createLatencySketch } from '../lib/sketch/index.ts';
 import { BackendError } from '../lib/errors.ts';
 import type { Logger } from '../lib/log.ts';
 import type { RunningBackend } from './backends.ts';
+import type { LocalGpuControl } from './gpu-control.ts';
 
 export const LOCAL_NAMESPACE = 'local';
 
@@ -25,6 +26,8 @@ export interface ReplicaRunInput {
   gpuUuids: readonly string[];
   signal: AbortSignal;
   logger: Logger;
+  /** NVML control for spec.gpu (the fake one, sharing its state with the simulated GPU, under --simulate). */
+  gpuControl: LocalGpuControl;
 }
 
 /**
@@ -60,6 +63,8 @@ function agentConfig(input: ReplicaRunInput, replica: number): ReturnType<typeof
       },
       model: input.backend.servedModelName,
       start: { mode: replicas > 1 ? 'signal' : 'immediate', timeoutSeconds: experiment.spec.policy.runTimeoutSeconds },
+      // llem run changes GPU settings as the user who runs it (root, or NVML refuses): no cluster gate.
+      gpu: { ...input.configuration.gpu, permitted: true },
       // One's own workstation often has a desktop or a notebook on the GPU: warn unless asked to fail.
       telemetry: {
         ...(base['telemetry'] as Record<string, unknown>),
@@ -90,7 +95,7 @@ export async function runReplicas(input: ReplicaRunInput): Promise<string | null
         markTimeoutMs: t.markTimeoutSeconds * 1000,
       };
       const telemetry = input.simulate
-        ? createSimulatedGpu({ ...policy, gpuCount: input.configuration.gpusPerRun })
+        ? createSimulatedGpu({ ...policy, gpuCount: input.configuration.gpusPerRun, settings: input.gpuControl.cell })
         : createNvmlTelemetry({
             ...policy,
             visibility: {
@@ -105,6 +110,7 @@ export async function runReplicas(input: ReplicaRunInput): Promise<string | null
         signal: signals,
         simulatedBackend: input.backend.simulated,
         logger: input.logger, // the runner binds run and replica
+        gpuControl: input.gpuControl.deps,
       });
     }),
   );

@@ -1,15 +1,21 @@
 // The results directory's own bookkeeping, so a killed `llem run` (SIGKILL included) resumes:
-//   .llem/state.json       which runs are complete, attempts used, the resolved spec it started with
+//   .llem/state.json       the resolved spec it started with, and the runs as of the last compaction
+//   .llem/runs.journal     one line per run transition since then, appended (ADR 0025: rewriting the whole
+//                          state on every transition is quadratic at 10^5 runs)
 //   .llem/checkpoint.bin   the aggregator's checkpoint after the last finished run
-// Both are replaced atomically (temp file + rename): a crash leaves the old or the new, never half.
+// state.json and checkpoint.bin are replaced atomically (temp file + rename): a crash leaves the old or the
+// new, never half. The journal is folded over state.json (last line per run wins), so replaying it over a
+// snapshot that already holds it changes nothing: compaction is crash-safe in either order.
 import { existsSync, mkdirSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { z } from 'zod';
 import { writeFileAtomic } from '../lib/atomic-file.ts';
 import { InvalidInputError } from '../lib/errors.ts';
 import { Aggregator } from '../aggregator/index.ts';
+import { appendLines, forEachLine, truncateTornTail } from './line-file.ts';
 
-export const STATE_VERSION = 1;
+/** 2: runs also in .llem/runs.journal. Version 1 directories (no journal) are read and resumed. */
+export const STATE_VERSION = 2;
 
 const RunRecordSchema = z.object({
   status: z.enum(['pending', 'running', 'complete', 'failed']),
@@ -20,7 +26,7 @@ const RunRecordSchema = z.object({
 export type RunRecord = z.infer<typeof RunRecordSchema>;
 
 const StateSchema = z.object({
-  version: z.literal(STATE_VERSION),
+  version: z.union([z.literal(1), z.literal(STATE_VERSION)]),
   manifestFile: z.string(),
   experimentUid: z.string(),
   simulated: z.boolean(),
@@ -32,6 +38,8 @@ const StateSchema = z.object({
 });
 export type LocalState = z.infer<typeof StateSchema>;
 
+const JournalLineSchema = RunRecordSchema.extend({ runId: z.string() });
+
 export class ResultsDirectory {
   readonly dir: string;
   readonly stateDir: string;
@@ -42,6 +50,10 @@ export class ResultsDirectory {
 
   get statePath(): string {
     return join(this.stateDir, 'state.json');
+  }
+
+  get journalPath(): string {
+    return join(this.stateDir, 'runs.journal');
   }
 
   get checkpointPath(): string {
@@ -57,13 +69,43 @@ export class ResultsDirectory {
       throw damaged(this.statePath, `not readable JSON (${(err as Error).message})`, err);
     }
     const parsed = StateSchema.safeParse(raw);
-    if (!parsed.success) throw damaged(this.statePath, `not a llem state file of version ${STATE_VERSION}`);
+    if (!parsed.success) throw damaged(this.statePath, `not a llem state file of version 1 or ${STATE_VERSION}`);
+    this.foldJournal(parsed.data.runs);
     return parsed.data;
   }
 
+  /** Applies the journal's transitions in order; a torn last line (crash mid-append) is skipped. */
+  private foldJournal(runs: LocalState['runs']): void {
+    if (!existsSync(this.journalPath)) return;
+    forEachLine(this.journalPath, (line) => {
+      if (line.text.trim() === '') return;
+      let entry;
+      try {
+        entry = JournalLineSchema.parse(JSON.parse(line.text));
+      } catch (err) {
+        if (!line.terminated) return;
+        throw damaged(this.journalPath, `line at byte ${line.offset} is not a run transition`, err);
+      }
+      runs[entry.runId] = { status: entry.status, attempts: entry.attempts, lastError: entry.lastError };
+    });
+  }
+
+  /** Compaction: the whole state as a snapshot, then an empty journal. */
   writeState(state: LocalState): void {
     mkdirSync(this.stateDir, { recursive: true });
-    writeFileAtomic(this.statePath, JSON.stringify(state, null, 2) + '\n');
+    writeFileAtomic(this.statePath, JSON.stringify({ ...state, version: STATE_VERSION }, null, 2) + '\n');
+    rmSync(this.journalPath, { force: true });
+    this.journalChecked = true;
+  }
+
+  private journalChecked = false;
+
+  /** One run's transition, appended (O(1), fsynced): what a resume after SIGKILL starts from. */
+  recordRun(runId: string, record: RunRecord): void {
+    mkdirSync(this.stateDir, { recursive: true });
+    if (!this.journalChecked && existsSync(this.journalPath)) truncateTornTail(this.journalPath);
+    this.journalChecked = true;
+    appendLines(this.journalPath, [JSON.stringify({ runId, ...record })]);
   }
 
   /** The saved aggregator state, restored; a damaged file is an input error naming it. */
@@ -88,7 +130,8 @@ export class ResultsDirectory {
   /** --fresh: forget the previous attempt at this directory (its results files are rewritten). */
   clear(): void {
     rmSync(this.stateDir, { recursive: true, force: true });
-    rmSync(join(this.dir, 'runs'), { recursive: true, force: true });
+    for (const f of ['runs', 'runs.ndjson', 'run-results.ndjson', 'summary.json'])
+      rmSync(join(this.dir, f), { recursive: true, force: true });
   }
 }
 

@@ -47,9 +47,23 @@ export interface ExportInput {
   environment: Record<string, string>;
   configurations: ExportConfiguration[];
   runs: RunResult[];
-  /** Per run: the sampled power series and the window (from runs/<id>.json; absent in cluster results). */
-  runFiles: ReadonlyMap<string, { power: PowerPoint[]; windowStartMs: number | null; windowEndMs: number | null }>;
+  /** Per run: the sampled power series and the window (from runs.ndjson; absent in cluster results). */
+  runFiles: RunWindowLookup;
 }
+
+export interface RunWindow {
+  power: PowerPoint[];
+  windowStartMs: number | null;
+  windowEndMs: number | null;
+}
+
+/** A Map, or an index that reads one run's record from disk when asked (exports stream, ADR 0025). */
+export interface RunWindowLookup {
+  get(runId: string): RunWindow | undefined;
+}
+
+/** What one run's export row or report needs besides the run: everything but the list of runs. */
+export type ExportContext = Omit<ExportInput, 'runs'>;
 
 const id32 = (s: string): string => createHash('sha256').update(s).digest('hex').slice(0, 32);
 const iso = (ms: number | null | undefined): string | undefined =>
@@ -117,13 +131,13 @@ export function llmdReports(i: ExportInput): Array<Record<string, unknown>> {
 
 interface RunContext {
   c: ExportConfiguration | undefined;
-  file: { power: PowerPoint[]; windowStartMs: number | null; windowEndMs: number | null } | undefined;
+  file: RunWindow | undefined;
   ok: number;
   replicas: number;
   gpus: number;
 }
 
-function contextOf(i: ExportInput, r: RunResult): RunContext {
+function contextOf(i: ExportContext, r: RunResult): RunContext {
   return {
     c: i.configurations.find((x) => x.id === r.configId),
     file: i.runFiles.get(r.runId),
@@ -133,7 +147,8 @@ function contextOf(i: ExportInput, r: RunResult): RunContext {
   };
 }
 
-function llmdReport(i: ExportInput, r: RunResult): Record<string, unknown> {
+/** The llm-d report of one complete run (exports stream runs one at a time). */
+export function llmdReport(i: ExportContext, r: RunResult): Record<string, unknown> {
   const x = contextOf(i, r);
   const m = r.metrics;
   return {
@@ -159,7 +174,7 @@ function llmdReport(i: ExportInput, r: RunResult): Record<string, unknown> {
   };
 }
 
-function engineOf(i: ExportInput, r: RunResult, x: RunContext): Record<string, unknown> {
+function engineOf(i: ExportContext, r: RunResult, x: RunContext): Record<string, unknown> {
   return {
     metadata: { label: r.configId, cfg_id: r.configHash.slice(0, 32), description: x.c?.label ?? r.configId },
     standardized: {
@@ -181,7 +196,7 @@ function engineOf(i: ExportInput, r: RunResult, x: RunContext): Record<string, u
 
 const perRequest = (n: number, x: RunContext): number | null => (x.ok > 0 ? n / x.ok : null);
 
-function loadOf(i: ExportInput, r: RunResult, x: RunContext): Record<string, unknown> {
+function loadOf(i: ExportContext, r: RunResult, x: RunContext): Record<string, unknown> {
   const w = x.c?.workload;
   const synthetic = w?.dataset?.synthetic;
   return {
@@ -328,7 +343,16 @@ function csvCell(v: string | number | boolean | null | undefined): string {
 
 /** One row per run (failed runs included, is_stable false with the reason), ML.ENERGY's columns first. */
 export function mlEnergyCsv(i: ExportInput): string {
-  const rows = i.runs.map((r) => {
+  return [mlEnergyCsvHeader(), ...i.runs.map((r) => mlEnergyCsvRow(i, r))].join('\n') + '\n';
+}
+
+export function mlEnergyCsvHeader(): string {
+  return [...MLENERGY_COLUMNS, ...LLEM_EXTRA_COLUMNS].join(',');
+}
+
+/** One CSV line (no newline) for one run. */
+export function mlEnergyCsvRow(i: ExportContext, r: RunResult): string {
+  {
     const c = i.configurations.find((x) => x.id === r.configId);
     const m = r.metrics;
     const ok = r.counts.requestsOk;
@@ -377,6 +401,5 @@ export function mlEnergyCsv(i: ExportInput): string {
       llem_input_tokens: r.counts.inputTokens,
     };
     return [...MLENERGY_COLUMNS, ...LLEM_EXTRA_COLUMNS].map((k) => csvCell(row[k])).join(',');
-  });
-  return [[...MLENERGY_COLUMNS, ...LLEM_EXTRA_COLUMNS].join(','), ...rows].join('\n') + '\n';
+  }
 }

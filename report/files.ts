@@ -6,6 +6,7 @@ import type { AggregateResults, Aggregator } from '../aggregator/index.ts';
 import { configsCsv, runsCsv, timeseriesCsv, type PowerPoint } from './csv.ts';
 import { jPerTokenChart, latencyCdfChart, powerChart, reportHtml, type ReportMethod } from './html.ts';
 import type { Band } from './svg.ts';
+import type { ConfigurationEntry } from './gpu-analysis.ts';
 
 /** "pytorch workload.concurrency=8": what distinguishes a configuration, for tables and charts. */
 export function configLabelsOf(matrix: Pick<RunMatrix, 'configurations'>): Record<string, string> {
@@ -32,6 +33,7 @@ export interface ResultsFilesInput {
   windows: Band[];
   environment: Record<string, string>;
   method?: ReportMethod | undefined;
+  configurations?: readonly ConfigurationEntry[] | undefined;
 }
 
 /** Relative path -> content of every derived results file. */
@@ -66,6 +68,7 @@ export function resultsFiles(i: ResultsFilesInput): Map<string, string> {
         windows,
         environment: i.environment,
         method: i.method,
+        configurations: i.configurations,
       }),
     ],
   ]);

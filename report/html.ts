@@ -1,6 +1,8 @@
 // report.html: one self-contained file (inline CSS and SVG, no scripts, no network) that a user
 // can open or attach anywhere. Every figure in it is in experiment.json too.
 import type { AggregateResults, ConfigResult, CycleStats } from '../aggregator/index.ts';
+import { gpuSettingsSection, phaseSplitSection } from './gpu-html.ts';
+import type { ConfigurationEntry } from './gpu-analysis.ts';
 import { bestConfigurationText } from './best.ts';
 import type { PowerPoint } from './csv.ts';
 import { barChart, lineChart, type Band, type XYSeries } from './svg.ts';
@@ -20,6 +22,8 @@ export interface ReportInput {
   environment: Readonly<Record<string, string>>;
   /** How it was measured (the manifest's measurement settings and its warnings); absent: read from the results only. */
   method?: ReportMethod | undefined;
+  /** The configurations' workloads and points: the prefill/decode split pairs configurations by them. */
+  configurations?: readonly ConfigurationEntry[] | undefined;
 }
 
 export interface ReportMethod {
@@ -259,6 +263,8 @@ export function reportHtml(input: ReportInput): string {
 <div class="numbers-and-method"><div><h2>Configurations</h2>${configTable(input.results.configurations, input.configLabels, best?.configId ?? null)}</div>
 ${methodSection(input)}</div>
 ${jPerTokenChart(input)}
+${gpuSettingsSection(input.results, input.configLabels, input.simulated)}
+${phaseSplitSection(input.configurations ?? [], input.results)}
 <h2>Latency</h2>${latencyCdfChart(input, 'ttftMs', 'TTFT')}${latencyCdfChart(input, 'itlMs', 'ITL')}${latencyCdfChart(input, 'e2eMs', 'E2E')}
 ${input.power.length === 0 ? '' : `<h2>Power</h2>${powerChart(input)}`}
 <h2>Runs</h2>${runTable(input.results)}

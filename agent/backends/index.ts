@@ -5,7 +5,7 @@ export type {
   LaunchFile,
   MetricsEndpoint,
   ReadinessProbe,
-  SecretEnvRef,
+  SecretFileRef,
 } from '../../lib/backends/index.ts';
 export {
   DEFAULT_LAUNCH_CONTEXT,

@@ -1,31 +1,44 @@
 // Incremental Server-Sent Events parser: yields each `data:` payload as soon as its event ends.
 // Only `data` fields matter for OpenAI-compatible streams; comments and other fields are skipped.
+// It reads bytes: events end at ASCII newlines, so each line is decoded whole (a UTF-8 character
+// split across two reads is never cut) and nothing decodes the framing around the payload.
+
+const DATA = Buffer.from('data:');
+const LF = 10;
+const CR = 13;
+const SPACE = 32;
 
 export class SseParser {
-  private buffer = '';
-  private data: string[] = [];
+  /** An unfinished line, copied: the bytes given to push() may be a read buffer that is reused. */
+  private rest: Buffer | null = null;
+  private readonly data: string[] = [];
 
-  /** Feed decoded text; calls `onData` once per complete event, in order. */
-  push(text: string, onData: (data: string) => void): void {
-    this.buffer += text;
+  /** Feed the stream's bytes (or text); calls `onData` once per complete event, in order. */
+  push(chunk: Buffer | string, onData: (data: string) => void): void {
+    let buf = typeof chunk === 'string' ? Buffer.from(chunk) : chunk;
+    if (this.rest !== null) {
+      buf = Buffer.concat([this.rest, buf]);
+      this.rest = null;
+    }
     let start = 0;
     for (;;) {
-      const nl = this.buffer.indexOf('\n', start);
+      const nl = buf.indexOf(LF, start);
       if (nl < 0) break;
-      let line = this.buffer.slice(start, nl);
+      this.line(buf, start, nl > start && buf[nl - 1] === CR ? nl - 1 : nl, onData);
       start = nl + 1;
-      if (line.endsWith('\r')) line = line.slice(0, -1);
-      this.line(line, onData);
     }
-    this.buffer = this.buffer.slice(start);
+    if (start < buf.length) this.rest = Buffer.from(buf.subarray(start));
   }
 
-  private line(line: string, onData: (data: string) => void): void {
-    if (line === '') {
-      if (this.data.length > 0) onData(this.data.join('\n'));
-      this.data = [];
-    } else if (line.startsWith('data:')) {
-      this.data.push(line.charCodeAt(5) === 32 ? line.slice(6) : line.slice(5));
+  private line(buf: Buffer, start: number, end: number, onData: (data: string) => void): void {
+    if (end === start) {
+      if (this.data.length === 0) return;
+      const data = this.data.length === 1 ? (this.data[0] as string) : this.data.join('\n');
+      this.data.length = 0;
+      onData(data);
+    } else if (end - start >= DATA.length && buf.compare(DATA, 0, DATA.length, start, start + DATA.length) === 0) {
+      const from = start + DATA.length;
+      this.data.push(buf.toString('utf8', from < end && buf[from] === SPACE ? from + 1 : from, end));
     }
   }
 }

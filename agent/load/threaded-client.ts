@@ -8,6 +8,7 @@ import { Worker } from 'node:worker_threads';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { InvalidInputError, LlemError } from '../../lib/errors.ts';
 import {
+  onAbortOf,
   StreamingClient,
   type ClientOptions,
   type RequestHooks,
@@ -58,8 +59,8 @@ interface Pending {
   reject: (e: Error) => void;
   hooks: RequestHooks | undefined;
   thread: Thread;
-  signal: AbortSignal | undefined;
-  onAbort: () => void;
+  /** Stops listening for the stop signal. */
+  unlisten: () => void;
 }
 
 interface Thread {
@@ -101,7 +102,7 @@ export class ThreadedClient implements LoadSender {
       for (const [id, p] of this.pending) {
         if (p.thread !== thread) continue;
         this.pending.delete(id);
-        p.signal?.removeEventListener('abort', p.onAbort);
+        p.unlisten();
         p.reject(thread.failure);
       }
     };
@@ -124,7 +125,7 @@ export class ThreadedClient implements LoadSender {
     }
     this.pending.delete(m.id);
     p.thread.inFlight--;
-    p.signal?.removeEventListener('abort', p.onAbort);
+    p.unlisten();
     p.resolve(m.result);
   }
 
@@ -137,7 +138,8 @@ export class ThreadedClient implements LoadSender {
     const id = this.nextId++;
     return new Promise((resolve, reject) => {
       const onAbort = (): void => thread.worker.postMessage({ type: 'abort', id } satisfies ClientThreadRequest);
-      this.pending.set(id, { req, sentMs: performance.now(), resolve, reject, hooks, thread, signal, onAbort });
+      const unlisten = signal === undefined ? (): void => undefined : onAbortOf(signal, onAbort);
+      this.pending.set(id, { req, sentMs: performance.now(), resolve, reject, hooks, thread, unlisten });
       thread.inFlight++;
       thread.worker.postMessage({
         type: 'send',
@@ -146,7 +148,6 @@ export class ThreadedClient implements LoadSender {
         firstToken: hooks?.onFirstToken !== undefined,
       } satisfies ClientThreadRequest);
       if (signal?.aborted === true) onAbort();
-      else signal?.addEventListener('abort', onAbort, { once: true });
     });
   }
 
@@ -196,7 +197,7 @@ export class ThreadedClient implements LoadSender {
     // Whoever still awaits a request gets it back as cancelled, never a promise that hangs.
     const now = performance.now();
     for (const p of this.pending.values()) {
-      p.signal?.removeEventListener('abort', p.onAbort);
+      p.unlisten();
       p.resolve({
         ok: false,
         errorClass: 'cancelled',

@@ -21,6 +21,11 @@ export interface SimulatedGpuOptions {
   smClockMhz?: number | undefined;
   /** Processes the simulated driver lists on every GPU (tests of the exclusivity check). */
   processes?: Array<{ pid: number; usedMemoryMiB?: number | undefined }> | undefined;
+  /**
+   * Shared with the fake NVML control (agent/gpu-control/fake-nvml.ts): [power limit W, locked SM MHz],
+   * 0 = not set. The power model never draws above the limit; a locked clock is the clock reported.
+   */
+  settings?: Int32Array | undefined;
   /** Block the sampler thread this long at this mark: a hung NVML call, for tests of the mark timeout. */
   stallAtMark?: { mark: Mark; ms: number } | undefined;
 }
@@ -35,7 +40,8 @@ export const SIMULATED_DEFAULTS = {
   throttleReasons: 0,
   smClockMhz: 1980,
 };
-type SimulatedSettings = typeof SIMULATED_DEFAULTS & Pick<SimulatedGpuOptions, 'processes' | 'stallAtMark'>;
+type SimulatedSettings = typeof SIMULATED_DEFAULTS &
+  Pick<SimulatedGpuOptions, 'processes' | 'stallAtMark' | 'settings'>;
 
 /** Shared between the main thread (writes in-flight count) and the sampler worker (reads it). */
 export function createLoadCell(): Int32Array {
@@ -89,7 +95,7 @@ export class SimulatedReader implements DeviceReader {
     this.lastMs = now;
     if (this.opts.readCostMs > 0) busyWait(this.opts.readCostMs);
     const load = Atomics.load(this.load, 0) / this.opts.saturationInFlight;
-    const target = simulatedPowerWatts(load, this.opts.idleWatts, this.opts.maxWatts);
+    const target = simulatedPowerWatts(load, this.opts.idleWatts, this.capWatts());
     // First-order lag (~300 ms): board power does not jump with the load.
     const alpha = 1 - Math.exp(-dtMs / 300);
     this.powerW = this.powerW.map((p, i) => {
@@ -106,8 +112,19 @@ export class SimulatedReader implements DeviceReader {
     return load;
   }
 
+  /** maxWatts, or the power limit the fake NVML set when lower. */
+  private capWatts(): number {
+    const cap = this.opts.settings === undefined ? 0 : Atomics.load(this.opts.settings, 0);
+    return cap > 0 ? Math.min(this.opts.maxWatts, Math.max(this.opts.idleWatts, cap)) : this.opts.maxWatts;
+  }
+
+  private lockedSmMhz(): number {
+    return this.opts.settings === undefined ? 0 : Atomics.load(this.opts.settings, 1);
+  }
+
   read(): GpuSample[] {
     const load = this.advance();
+    const locked = this.lockedSmMhz();
     const tMs = Date.now();
     return this.powerW.map((p, i) => ({
       gpuUuid: simulatedUuid(i),
@@ -116,7 +133,7 @@ export class SimulatedReader implements DeviceReader {
       powerWatts: p,
       utilizationGpuPct: Math.round(Math.min(1, load) * 100),
       memoryUsedMiB: 70000,
-      smClockMhz: load > 0 ? this.opts.smClockMhz : 345,
+      smClockMhz: locked > 0 ? locked : load > 0 ? this.opts.smClockMhz : 345,
       memClockMhz: 2619,
       temperatureC: 30 + Math.round(p / 20),
       throttleReasons: load > 0 ? this.opts.throttleReasons : 0x1,

@@ -10,6 +10,13 @@ import { loadAgentEnvironment, type AgentEnvironment } from '../../agent/config.
 import { JsonLinesBus } from '../../agent/json-lines-bus.ts';
 import { runAgent } from '../../agent/runner.ts';
 import { describeExit, startBackend, type BackendProcess } from '../../agent/supervisor.ts';
+import { watchGroup, type GroupWatch } from '../../agent/process-tree.ts';
+import { awaitBackendReady } from '../../agent/readiness.ts';
+import { hasGpuSettings } from '../../api/spec-gpu.ts';
+import { FakeNvml, simulatedSettingsCell } from '../../agent/gpu-control/fake-nvml.ts';
+import { markerDirFrom } from '../../agent/gpu-control/gpu-settings.ts';
+import { loadNvmlControl, type NvmlControlApi } from '../../agent/gpu-control/nvml-control.ts';
+import { applyRunGpuSettings, requestedOf, type GpuControlDeps } from '../../agent/gpu-control/run-settings.ts';
 import { createNvmlTelemetry, createSimulatedGpu } from '../../agent/telemetry/sampler.ts';
 import type { GpuTelemetry } from '../../agent/telemetry/types.ts';
 import { openNatsBus } from '../../lib/bus/index.ts';
@@ -28,7 +35,6 @@ messages are printed to stdout as JSON lines, start.mode must be "immediate").
 
 /** The abort deadline: everything after a signal must finish inside 10 s. */
 const HARD_EXIT_MS = 9000;
-const BACKEND_GRACE_MS = 5000;
 
 async function openBus(env: AgentEnvironment): Promise<Bus> {
   if (env.nats === null) return new JsonLinesBus(process.stdout);
@@ -52,7 +58,34 @@ function writeBackendFiles(files: AgentEnvironment['config']['files']): void {
   }
 }
 
-function telemetryFor(env: AgentEnvironment): GpuTelemetry {
+/**
+ * NVML control for config.gpu (the fake one, whose cap the simulated GPU obeys, under the simulated
+ * source); nothing when the run sets no GPU settings. Not permitted: GpuSettingsRefusedError (exit 2).
+ */
+function gpuControlFor(env: AgentEnvironment): { deps?: GpuControlDeps; cell?: Int32Array } {
+  const c = env.config;
+  if (!hasGpuSettings(requestedOf(c))) return {};
+  if (!c.gpu.permitted) {
+    applyRunGpuSettings(
+      c,
+      { source: c.telemetry.source, gpus: [], driverVersion: null, nvmlVersion: null, cudaVersion: null },
+      undefined,
+      rootLogger,
+    );
+  }
+  const markerDir = markerDirFrom(process.env);
+  if (c.telemetry.source === 'simulated') {
+    const cell = simulatedSettingsCell();
+    const n = c.telemetry.simulated?.gpuCount ?? 1;
+    const uuids = Array.from({ length: n }, (_, i) => `GPU-simulated-${String(i).padStart(4, '0')}`);
+    const fake = new FakeNvml({ uuids, stateFile: process.env['LLEM_SIMULATED_GPU_STATE'], cell });
+    return { deps: { api: () => fake, markerDir }, cell };
+  }
+  let api: NvmlControlApi | undefined;
+  return { deps: { api: () => (api ??= loadNvmlControl(env.nvmlLibrary)), markerDir } };
+}
+
+function telemetryFor(env: AgentEnvironment, settings?: Int32Array): GpuTelemetry {
   const m = env.config.measurement;
   const t = env.config.telemetry;
   const cadence = {
@@ -61,7 +94,7 @@ function telemetryFor(env: AgentEnvironment): GpuTelemetry {
     tickAlign: t.tickAlign,
     markTimeoutMs: t.markTimeoutSeconds * 1000,
   };
-  if (t.source === 'simulated') return createSimulatedGpu({ ...cadence, ...t.simulated });
+  if (t.source === 'simulated') return createSimulatedGpu({ ...cadence, ...t.simulated, settings });
   // The backend inherits this container's CUDA_VISIBLE_DEVICES / NVIDIA_VISIBLE_DEVICES: the same
   // variables select the GPUs measured here (telemetry/visible-devices.ts), so both see one set.
   return createNvmlTelemetry({
@@ -121,6 +154,35 @@ function watch(
   };
 }
 
+/**
+ * Once the backend answers its health check, its process tree (front, one worker per GPU, helpers) is complete:
+ * a member dying from then on aborts the run with its pid and command (ADR 0025), instead of a half-served
+ * window. The readiness poll here is the agent's own, repeated: cheap, and it keeps the runner untouched.
+ */
+function watchTreeWhenReady(env: AgentEnvironment, backend: BackendProcess, abort: AbortController): () => void {
+  const stop = new AbortController();
+  let tree: GroupWatch | null = null;
+  const b = env.config.backend;
+  void awaitBackendReady({
+    url: new URL(b.readinessPath, b.baseUrl).toString(),
+    timeoutMs: b.readinessTimeoutSeconds * 1000,
+    pollMs: 500,
+    signal: AbortSignal.any([stop.signal, abort.signal]),
+  })
+    .then(() => {
+      if (stop.signal.aborted || abort.signal.aborted || backend.pid === undefined) return;
+      tree = watchGroup(backend.pid);
+      void tree.died.then((why) => {
+        if (!backend.terminating) abort.abort(new BackendError(`backend ${why}`));
+      });
+    })
+    .catch(() => undefined); // not ready in time: the runner reports that itself
+  return () => {
+    stop.abort();
+    tree?.stop();
+  };
+}
+
 export async function main(argv: string[]): Promise<number> {
   const args = parse(argv);
   if (args.help) {
@@ -134,19 +196,27 @@ export async function main(argv: string[]): Promise<number> {
     replica: env.config.publisher.replica,
   });
   if (args.command.length > 0) writeBackendFiles(env.config.files);
+  // Refuse GPU settings this pod may not change before anything starts (exit 2, naming the fields).
+  const gpuControl = gpuControlFor(env);
   const bus = await openBus(env);
   const [cmd, ...cmdArgs] = args.command;
-  const backend = cmd === undefined ? null : startBackend(cmd, cmdArgs, { logger: log });
+  const graceMs = env.config.backend.shutdownGraceSeconds * 1000;
+  const backend =
+    cmd === undefined
+      ? null
+      : startBackend(cmd, cmdArgs, { logger: log, orphanGuard: { graceMs }, uid: backendUid(process.env) });
   const abort = new AbortController();
   const received: { signal?: NodeJS.Signals } = {};
   const unwatch = watch(abort, backend, received);
+  const untree = backend === null ? (): void => undefined : watchTreeWhenReady(env, backend, abort);
   try {
     const summary = await runAgent(env.config, {
       bus,
-      telemetry: telemetryFor(env),
+      telemetry: telemetryFor(env, gpuControl.cell),
       createSketch: createLatencySketch,
       signal: abort.signal,
       logger: log,
+      ...(gpuControl.deps === undefined ? {} : { gpuControl: gpuControl.deps }),
     });
     log.info(
       { requestsOk: summary.requestsOk, requestsFailed: summary.requestsFailed, warnings: summary.warnings },
@@ -161,8 +231,14 @@ export async function main(argv: string[]): Promise<number> {
     return isLlemError(err) ? err.exitCode : 1;
   } finally {
     unwatch();
-    if (backend !== null)
-      log.info({ exit: describeExit(await backend.terminate(BACKEND_GRACE_MS)) }, 'backend stopped');
+    untree();
+    if (backend !== null) log.info({ exit: describeExit(await backend.terminate(graceMs)) }, 'backend stopped');
     await bus.close().catch(() => undefined);
   }
+}
+
+/** LLEM_BACKEND_UID (set by the controller on pods that change GPU settings): the backend's user, when we are root. */
+function backendUid(env: NodeJS.ProcessEnv): number | undefined {
+  const v = Number(env['LLEM_BACKEND_UID']);
+  return Number.isInteger(v) && v > 0 && process.getuid?.() === 0 ? v : undefined;
 }

@@ -40,6 +40,8 @@ then $KUBECONFIG / ~/.kube/config).
   --agent-image IMAGE            image holding the agent bundle (env LLEM_AGENT_IMAGE)
   --backend-image TYPE=IMAGE     default image per backend type (repeatable; env LLEM_BACKEND_IMAGES=a=x,b=y)
   --simulate                     agent pods use the simulated GPU and mock server (demos, tests)
+  --gpu-control                  run pods may change GPU power limits / clocks (spec.gpu; also needs
+                                 spec.gpu.allowDeviceControl; docs/security.md). Env LLEM_GPU_CONTROL=1
   --workers N                    concurrent reconciles (default 4)
   --metrics-bind-address H:P     /metrics /healthz /readyz listener (default 0.0.0.0:8080)
   --leader-elect / --no-leader-elect   Lease-based leader election (default on)
@@ -59,6 +61,7 @@ const ConfigSchema = z.object({
   agentImage: z.string().min(1).default('ghcr.io/llenergymeasure/llem-agent:latest'),
   backendImages: z.record(z.string(), z.string()).default({}),
   simulate: z.boolean().default(false),
+  gpuControl: z.boolean().default(false),
   workers: z.coerce.number().int().min(1).max(64).default(4),
   metricsBindAddress: z
     .string()
@@ -140,6 +143,7 @@ export function parse(argv: string[], env: NodeJS.ProcessEnv): ControllerConfig 
       'agent-image': { type: 'string' },
       'backend-image': { type: 'string', multiple: true },
       simulate: { type: 'boolean' },
+      'gpu-control': { type: 'boolean' },
       workers: { type: 'string' },
       'metrics-bind-address': { type: 'string' },
       'leader-elect': { type: 'boolean' },
@@ -161,6 +165,7 @@ export function parse(argv: string[], env: NodeJS.ProcessEnv): ControllerConfig 
       ...pairs(values['backend-image'] ?? [], '--backend-image'),
     },
     simulate: values.simulate ?? (env['LLEM_SIMULATE'] === '1' || env['LLEM_SIMULATE'] === 'true'),
+    gpuControl: values['gpu-control'] ?? (env['LLEM_GPU_CONTROL'] === '1' || env['LLEM_GPU_CONTROL'] === 'true'),
     workers: values.workers,
     metricsBindAddress: values['metrics-bind-address'],
     leaderElect: values['leader-elect'],
@@ -237,6 +242,7 @@ function controllerFor(
       backendImages: config.backendImages,
       agentEnv: [{ name: 'LLEM_NATS_URL', value: config.agentNatsUrl ?? config.natsUrl }, ...agentTelemetryEnv()],
       simulate: config.simulate,
+      gpuControl: config.gpuControl,
       ...(config.issuer === undefined ? {} : { busIssuer: config.issuer }),
     },
     leaderElection: { enabled: config.leaderElect, namespace: config.leaderElectionNamespace, name: config.leaseName },

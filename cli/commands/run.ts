@@ -5,7 +5,7 @@ import { delimiter, join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { clientThreadsFor } from '../../agent/load/threaded-client.ts';
 import { InvalidInputError, isLlemError } from '../../lib/errors.ts';
-import { ConsoleProgress, runLocalExperiment } from '../../local/index.ts';
+import { ConsoleProgress, parsePassEnv, runLocalExperiment } from '../../local/index.ts';
 import { optionsFromArgv } from './mock-server.ts';
 
 /** --mock-args is parsed as llem mock-server would, before anything runs (its errors name --mock-args). */
@@ -60,6 +60,9 @@ options:
                           (split on spaces; {port} is replaced by the port to listen on)
   --mock-args ARGS        with --simulate: options of the mock server, which runs as its own process
                           (--mock-args="--ttft-ms 40 --itl-ms 8 --max-batch 256"; llem mock-server --help)
+  --pass-env NAMES        also give the backend server these variables of your environment (comma-separated,
+                          repeatable); otherwise it gets only what its launcher sets plus PATH, HOME, locale
+                          and cache locations: never your shell's tokens
 
 exit codes: 0 ok, 1 a run failed, 2 invalid input, 130 interrupted`;
 
@@ -76,6 +79,7 @@ export async function main(argv: string[]): Promise<number> {
         json: { type: 'boolean', default: false },
         'server-command': { type: 'string' },
         'mock-args': { type: 'string' },
+        'pass-env': { type: 'string', multiple: true },
         help: { type: 'boolean', short: 'h', default: false },
       },
     });
@@ -94,8 +98,10 @@ export async function main(argv: string[]): Promise<number> {
   }
   let serverCommand: string[] | undefined;
   let mockArgs: string[] | undefined;
+  let passEnv: string[];
   try {
     ({ serverCommand, mockArgs } = checkRunInputs(values));
+    passEnv = parsePassEnv(values['pass-env']);
   } catch (err) {
     // --json: a refusal before the run is still exactly one JSON document on stdout.
     if (values.json) process.stdout.write(JSON.stringify(jsonFailure(err, false)) + '\n');
@@ -116,6 +122,7 @@ export async function main(argv: string[]): Promise<number> {
       ...(values.out !== undefined ? { out: values.out } : {}),
       ...(serverCommand !== undefined ? { serverCommand } : {}),
       ...(mockArgs !== undefined ? { mockArgs } : {}),
+      passEnv,
     });
     if (values.json) process.stdout.write(JSON.stringify(outcome, null, 2) + '\n');
     return outcome.exitCode;

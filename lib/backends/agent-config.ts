@@ -15,6 +15,11 @@ export interface RunLaunchRequest {
   run: PlannedRun;
   attempt: number;
   replica: number;
+  /**
+   * The runtime lets runs change GPU settings (power limit, clocks): the chart value gpuControl.enabled
+   * in a cluster; the agent also needs spec.gpu.allowDeviceControl. Absent: not allowed.
+   */
+  gpuControlAllowed?: boolean;
 }
 
 type Distribution = Omit<TokenDistribution, never>;
@@ -63,6 +68,7 @@ function backendConfig(type: string, launch: BackendLaunch | undefined): Record<
     readinessPath: launch.readiness.path,
     readinessTimeoutSeconds: launch.readiness.timeoutSeconds,
     metrics: launch.metrics,
+    ...(launch.shutdownGraceSeconds === undefined ? {} : { shutdownGraceSeconds: launch.shutdownGraceSeconds }),
   };
 }
 
@@ -115,6 +121,7 @@ export function agentConfigFor(
       requireExclusiveGpu: m.requireExclusiveGpu ?? true,
       minClockFraction: m.minClockFraction,
     },
+    gpu: { ...configuration.gpu, permitted: req.gpuControlAllowed === true && spec.gpu.allowDeviceControl },
     ...(launch !== undefined && launch.files.length > 0
       ? { files: launch.files.map((f) => ({ path: f.path, content: f.content })) }
       : {}),

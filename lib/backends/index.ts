@@ -6,7 +6,7 @@ export type {
   LaunchFile,
   MetricsEndpoint,
   ReadinessProbe,
-  SecretEnvRef,
+  SecretFileRef,
 } from './types.ts';
 export { DEFAULT_LAUNCH_CONTEXT, formatCommandLine, renderBackendLaunch, shellQuote } from './launch.ts';
 export { renderPytorch } from './pytorch.ts';

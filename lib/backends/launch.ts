@@ -23,7 +23,9 @@ export function renderBackendLaunch(
   model: ModelSpec,
   ctx: LaunchContext = DEFAULT_LAUNCH_CONTEXT,
 ): BackendLaunch {
-  const launch = renderFor(backend, model, ctx);
+  const rendered = renderFor(backend, model, ctx);
+  const grace = backend.shutdownGraceSeconds;
+  const launch = grace === undefined ? rendered : { ...rendered, shutdownGraceSeconds: grace };
   // The manifest's readiness timeout, when given, replaces the backend type's default.
   const timeoutSeconds = backend.readinessTimeoutSeconds;
   return timeoutSeconds === undefined ? launch : { ...launch, readiness: { ...launch.readiness, timeoutSeconds } };

@@ -1,7 +1,8 @@
 // The llem PyTorch server (images/pytorch/server): `python3 -m server ...`.
 import { PytorchParamsSchema, type BackendSpec, type ModelSpec } from '../../api/spec.ts';
 import { InvalidInputError } from '../../lib/errors.ts';
-import { baseEnv, hfTokenEnv, modelLocation } from './model-source.ts';
+import { baseEnv, hfTokenFiles, modelLocation } from './model-source.ts';
+import { pytorchModelKwargs } from './model-kwargs.ts';
 import type { BackendLaunch, LaunchContext } from './types.ts';
 import { clientHost } from './vllm.ts';
 
@@ -50,15 +51,18 @@ export function renderPytorch(backend: BackendSpec, model: ModelSpec, ctx: Launc
   args.push('--attn-implementation', p.attnImplementation, p.compile ? '--compile' : '--no-compile');
   args.push(p.cudaGraphs ? '--cuda-graphs' : '--no-cuda-graphs', '--quantization', p.quantization);
   if (p.maxModelLen !== undefined) args.push('--max-model-len', String(p.maxModelLen));
+  const at = `spec.backends[${backend.name ?? 'pytorch'}].pytorch.modelKwargs`;
+  const kwargs = pytorchModelKwargs(p.modelKwargs, p.quantization, at);
+  if (kwargs !== null) args.push('--model-kwargs', kwargs);
   args.push(...backend.extraArgs);
-  const env: Record<string, string> = { ...baseEnv(modelLocation(model, ctx)), PYTHONUNBUFFERED: '1' };
+  const env: Record<string, string> = { ...baseEnv(modelLocation(model, ctx), model), PYTHONUNBUFFERED: '1' };
   if (ctx.pytorchServerRoot !== undefined) env['PYTHONPATH'] = ctx.pytorchServerRoot;
   return {
     backend: 'pytorch',
     command: ctx.python ?? 'python3',
     args,
     env,
-    secretEnv: hfTokenEnv(model),
+    secretFiles: hfTokenFiles(model),
     files: [],
     servedModelName: model.name,
     baseUrl: `http://${clientHost(ctx.host)}:${ctx.port}`,

@@ -59,7 +59,7 @@ function mockLaunch(c: Configuration): BackendLaunch {
     command: AGENT_NODE,
     args: [AGENT_ENTRY, 'mock-server', '--host', '127.0.0.1', '--port', String(SERVER_PORT), '--model', c.model.name],
     env: {},
-    secretEnv: [],
+    secretFiles: [],
     files: [],
     servedModelName: c.model.name,
     baseUrl: `http://127.0.0.1:${SERVER_PORT}`,
@@ -74,7 +74,7 @@ function mockLaunch(c: Configuration): BackendLaunch {
  */
 export function backendLaunch(c: Configuration, simulate: boolean): BackendLaunch {
   if (simulate) return mockLaunch(c);
-  const { type, params, name, image, extraArgs, readinessTimeoutSeconds } = c.backend;
+  const { type, params, name, image, extraArgs, readinessTimeoutSeconds, shutdownGraceSeconds } = c.backend;
   const spec = {
     type,
     name,
@@ -82,6 +82,7 @@ export function backendLaunch(c: Configuration, simulate: boolean): BackendLaunc
     [type]: params,
     ...(image !== undefined ? { image } : {}),
     ...(readinessTimeoutSeconds !== undefined ? { readinessTimeoutSeconds } : {}),
+    ...(shutdownGraceSeconds !== undefined ? { shutdownGraceSeconds } : {}),
   } as Parameters<typeof renderBackendLaunch>[0];
   return renderBackendLaunch(spec, c.model, launchContext(c));
 }

@@ -2,7 +2,7 @@
 import { posix } from 'node:path';
 import { TensorrtParamsSchema, type BackendSpec, type ModelSpec, type TensorrtParams } from '../../api/spec.ts';
 import { InvalidInputError } from '../../lib/errors.ts';
-import { baseEnv, hfTokenEnv, modelLocation } from './model-source.ts';
+import { baseEnv, hfTokenFiles, modelLocation } from './model-source.ts';
 import type { BackendLaunch, LaunchContext, LaunchFile } from './types.ts';
 import { clientHost } from './vllm.ts';
 
@@ -64,16 +64,17 @@ export function renderTensorrt(backend: BackendSpec, model: ModelSpec, ctx: Laun
   args.push('--tp_size', String(p.tensorParallelSize), '--pp_size', String(p.pipelineParallelSize));
   args.push('--max_batch_size', String(p.maxBatchSize), '--max_num_tokens', String(p.maxNumTokens));
   args.push('--kv_cache_free_gpu_memory_fraction', String(p.kvCacheFreeGpuMemoryFraction));
+  if (p.modelKwargs?.trustRemoteCode === true) args.push('--trust_remote_code');
   const extra = extraOptionsFile(p, model, ctx);
   if (extra !== null) args.push('--extra_llm_api_options', extra.path);
   args.push(...backend.extraArgs);
-  const env = baseEnv(location);
+  const env = baseEnv(location, model);
   return {
     backend: 'tensorrt',
     command: 'trtllm-serve',
     args,
     env,
-    secretEnv: hfTokenEnv(model),
+    secretFiles: hfTokenFiles(model),
     files: extra === null ? [] : [extra],
     servedModelName: location.kind === 'path' ? location.path : model.name,
     baseUrl: `http://${clientHost(ctx.host)}:${ctx.port}`,

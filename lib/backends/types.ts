@@ -20,11 +20,16 @@ export interface LaunchContext {
   scratchDir: string;
 }
 
-/** An environment variable whose value comes from a Kubernetes Secret (never rendered as a value). */
-export interface SecretEnvRef {
-  name: string;
+/**
+ * A Secret key mounted as a read-only file (mode 0400) in `mountDir`/`fileName`; the backend finds the path
+ * in the plain variable `pathEnv` (set in `env`). The value is never an environment variable.
+ */
+export interface SecretFileRef {
+  pathEnv: string;
   secretName: string;
   secretKey: string;
+  mountDir: string;
+  fileName: string;
 }
 
 export interface LaunchFile {
@@ -50,9 +55,10 @@ export interface BackendLaunch {
   /** argv[0]; run without a shell. */
   command: string;
   args: string[];
-  /** Plain environment additions (no secrets). */
+  /** Plain environment additions (no secrets; a secret's file path at most). */
   env: Record<string, string>;
-  secretEnv: SecretEnvRef[];
+  /** Secrets the backend reads from files (cluster: Secret volumes; ADR 0025). */
+  secretFiles: SecretFileRef[];
   /** Files to write before starting the process. */
   files: LaunchFile[];
   /** The model name clients must send in requests. */
@@ -60,4 +66,6 @@ export interface BackendLaunch {
   baseUrl: string;
   readiness: ReadinessProbe;
   metrics: MetricsEndpoint | null;
+  /** backends[].shutdownGraceSeconds: SIGTERM -> SIGKILL grace when the server is stopped (absent: the runtime's). */
+  shutdownGraceSeconds?: number;
 }

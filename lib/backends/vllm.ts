@@ -1,7 +1,8 @@
 // `vllm serve`: one flag per VllmParams field, always explicit so the rendered line documents the run.
 import { VllmParamsSchema, type BackendSpec, type ModelSpec, type VllmParams } from '../../api/spec.ts';
 import { InvalidInputError } from '../../lib/errors.ts';
-import { baseEnv, hfTokenEnv, modelLocation } from './model-source.ts';
+import { baseEnv, hfTokenFiles, modelLocation } from './model-source.ts';
+import { ropeScalingConfig, vllmModelKwargsArgs } from './model-kwargs.ts';
 import type { BackendLaunch, LaunchContext } from './types.ts';
 
 /** vLLM's --speculative-config JSON for each method of the spec. */
@@ -41,34 +42,49 @@ function checkParams(p: VllmParams, ctx: LaunchContext, field: string): void {
   if (issues.length > 0) throw new InvalidInputError(issues);
 }
 
+/**
+ * Random weights: vLLM reads config and tokenizer of model.name (same architecture) from the hub, and the
+ * sizes are overridden to the spec's, as the PyTorch backend builds them (head_dim from the width, untied
+ * embeddings). The vocabulary stays the tokenizer's: a smaller embedding than the tokenizer's ids would fail
+ * on the first real request.
+ */
+function randomSizes(r: NonNullable<ModelSpec['source']['random']>): Record<string, unknown> {
+  return {
+    hidden_size: r.hiddenSize,
+    num_hidden_layers: r.numLayers,
+    num_attention_heads: r.numHeads,
+    num_key_value_heads: r.numKvHeads,
+    head_dim: r.hiddenSize / r.numHeads,
+    intermediate_size: r.intermediateSize,
+    max_position_embeddings: r.maxPositionEmbeddings,
+    tie_word_embeddings: false,
+  };
+}
+
+/** --hf-overrides (one JSON: random sizes and modelKwargs.ropeScaling) and the modelKwargs flags. */
+function modelConfigArgs(p: VllmParams, overrides: Record<string, unknown>, at: string): string[] {
+  const rope = p.modelKwargs?.ropeScaling;
+  const all = rope === undefined ? overrides : { ...overrides, rope_scaling: ropeScalingConfig(rope) };
+  const args = Object.keys(all).length > 0 ? ['--hf-overrides', JSON.stringify(all)] : [];
+  return [...args, ...vllmModelKwargsArgs(p.modelKwargs, at)];
+}
+
 export function renderVllm(backend: BackendSpec, model: ModelSpec, ctx: LaunchContext): BackendLaunch {
   const p = VllmParamsSchema.parse(backend.vllm ?? {});
   checkParams(p, ctx, `spec.backends[${backend.name ?? backend.type}].vllm`);
   const location = modelLocation(model, ctx);
   const args = ['serve'];
-  const env = baseEnv(location);
+  const env = baseEnv(location, model);
   env['VLLM_NO_USAGE_STATS'] = '1';
   if (location.kind === 'path') args.push(location.path);
   else args.push(model.name, '--revision', model.revision);
+  const overrides: Record<string, unknown> = {};
   if (location.kind === 'random' && model.source.random !== undefined) {
-    // Random weights: vLLM reads config and tokenizer of model.name (same architecture) from the hub,
-    // and the sizes are overridden to the spec's, as the PyTorch backend builds them (head_dim from
-    // the width, untied embeddings). The vocabulary stays the tokenizer's: a smaller embedding than
-    // the tokenizer's ids would fail on the first real request.
-    const r = model.source.random;
-    const sizes = {
-      hidden_size: r.hiddenSize,
-      num_hidden_layers: r.numLayers,
-      num_attention_heads: r.numHeads,
-      num_key_value_heads: r.numKvHeads,
-      head_dim: r.hiddenSize / r.numHeads,
-      intermediate_size: r.intermediateSize,
-      max_position_embeddings: r.maxPositionEmbeddings,
-      tie_word_embeddings: false,
-    };
-    args.push('--load-format', 'dummy', '--hf-overrides', JSON.stringify(sizes));
+    args.push('--load-format', 'dummy');
+    Object.assign(overrides, randomSizes(model.source.random));
     delete env['HF_HUB_OFFLINE'];
   }
+  args.push(...modelConfigArgs(p, overrides, `spec.backends[${backend.name ?? 'vllm'}].vllm.modelKwargs`));
   args.push(
     '--served-model-name',
     model.name,
@@ -102,7 +118,7 @@ export function renderVllm(backend: BackendSpec, model: ModelSpec, ctx: LaunchCo
     command: 'vllm',
     args,
     env,
-    secretEnv: hfTokenEnv(model),
+    secretFiles: hfTokenFiles(model),
     files: [],
     servedModelName: model.name,
     baseUrl: `http://${clientHost(ctx.host)}:${ctx.port}`,

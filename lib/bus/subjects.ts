@@ -1,5 +1,12 @@
 // Subject rules both buses enforce, and the names derived from subjects (dead letters, checkpoints).
-import { CONTROL_ROOT, SUBJECT_ROOT, dataSubject, type MessageKind, type PublisherKey } from '../../api/protocol.ts';
+import {
+  BATCH_KIND,
+  CONTROL_ROOT,
+  SUBJECT_ROOT,
+  dataSubject,
+  type MessageKind,
+  type PublisherKey,
+} from '../../api/protocol.ts';
 import { sanitizeToken } from '../../api/names.ts';
 import { BusError } from '../errors.ts';
 
@@ -87,7 +94,12 @@ export function belongsToExperiment(key: string, experimentKey: string): boolean
  * publisher's identity against the subject (ADR 0011), never the body: a body naming another run,
  * attempt, replica or experiment than its subject is a forgery by an authenticated agent.
  */
-export function subjectMismatch(subject: string, body: PublisherKey & { kind: MessageKind }): string | null {
-  const expected = dataSubject(body, body.kind);
+export function subjectMismatch(
+  subject: string,
+  body: PublisherKey & { kind: MessageKind },
+  /** The message arrived in a batch (ADR 0021): its subject names the batch, not its kind. */
+  batch = false,
+): string | null {
+  const expected = dataSubject(body, batch ? BATCH_KIND : body.kind);
   return expected === subject ? null : `body says ${expected} but arrived on ${subject}`;
 }

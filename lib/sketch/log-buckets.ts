@@ -1,6 +1,6 @@
 // Sparse sorted buckets of LogHistogram and the pure operations on them: merge, coarsen, fit to
 // the byte budget, and the quantile/rank interpolation inside a bucket.
-import { encodedBytes, lowerEdgeLn, MAX_LEVEL, BYTE_BUDGET } from './log-histogram-layout.ts';
+import { encodedBytes, lowerEdgeLn, MAX_LEVEL, BYTE_BUDGET, varintBytes } from './log-histogram-layout.ts';
 
 /** Buckets with a count > 0, indices strictly ascending, `size` entries in use. */
 export interface Buckets {
@@ -86,25 +86,41 @@ function coarsenedScratch(y: Buckets, level: number): Buckets {
 }
 
 /**
+ * Adds y's counts to the buckets `into` already has (in place); `extra`: y's buckets it lacks, `grew`:
+ * how many bytes the serialised counts grew by.
+ */
+function addToExisting(into: Buckets, y: Buckets): { extra: number; grew: number } {
+  let i = 0;
+  let extra = 0;
+  let grew = 0;
+  for (let k = 0; k < y.size; k++) {
+    const j = y.index[k] as number;
+    while (i < into.size && (into.index[i] as number) < j) i++;
+    if (i < into.size && into.index[i] === j) {
+      const before = into.counts[i] as number;
+      const after = before + (y.counts[k] as number);
+      into.counts[i] = after;
+      if (after >= 0x80) grew += varintBytes(after) - varintBytes(before);
+    } else extra++;
+  }
+  return { extra, grew };
+}
+
+/**
  * Adds y into x in place (x is owned by the caller and may be grown): no allocation when y's buckets
  * are already in x, the common case when many partials of one run are merged. Returns x or its
  * grown replacement. Same result as mergeBuckets.
  */
-export function mergeInto(x: Buckets, y0: Buckets): Buckets {
+export function mergeInto(x: Buckets, y0: Buckets, growth?: { bytes: number }): Buckets {
   const into = y0.level > x.level ? coarsen(x, y0.level) : x;
   const level = into.level;
   const y = y0.level === level ? y0 : coarsenedScratch(y0, level);
   const ySize = y.size;
   const yIndex = y.index;
   const yCounts = y.counts;
-  let i = 0;
-  let extra = 0;
-  for (let k = 0; k < ySize; k++) {
-    const j = yIndex[k] as number;
-    while (i < into.size && (into.index[i] as number) < j) i++;
-    if (i < into.size && into.index[i] === j) into.counts[i] = (into.counts[i] as number) + (yCounts[k] as number);
-    else extra++;
-  }
+  const { extra, grew } = addToExisting(into, y);
+  // Same buckets, same level: only count varints can have grown (gaps and the header are unchanged).
+  if (growth !== undefined) growth.bytes = extra === 0 && into === x ? grew : Number.NaN;
   if (extra === 0) return into;
   // Some of y's buckets are new: merge from the back into room for the union.
   const n = into.size + extra;
@@ -150,8 +166,12 @@ export function bucketsOfSorted(finest: Int32Array, level: number): Buckets {
   return { index, counts, size: n, level };
 }
 
-/** Coarsens until the serialised form fits the byte budget: the finest level that does. */
-export function fitBudget(b: Buckets): Buckets {
+/**
+ * Coarsens until the serialised form fits the byte budget: the finest level that does. `bytes`: b's
+ * serialised size when the caller knows it (saves one pass over the buckets).
+ */
+export function fitBudget(b: Buckets, bytes?: number): Buckets {
+  if (bytes !== undefined && bytes <= BYTE_BUDGET) return b;
   let out = b;
   while (out.level < MAX_LEVEL && encodedBytes(out.index, out.counts, out.size) > BYTE_BUDGET) {
     out = coarsen(out, out.level + 1);
@@ -190,6 +210,8 @@ export function slopeOf(b: Buckets, k: number): number {
 /** s in [0, 1] where the bucket's linear-density CDF F(s) = (1 - b/2)·s + (b/2)·s² reaches u. */
 export function positionOf(u: number, slope: number): number {
   const a = 1 - slope / 2;
+  // u = 0 at slope 2 would be 0 / 0 (NaN, a null p99 in results): the bucket's lower edge.
+  if (u <= 0) return 0;
   if (Math.abs(slope) < 1e-12) return u;
   // Stable root of (b/2)s² + a·s - u = 0.
   const disc = Math.max(0, a * a + 2 * slope * u);

@@ -9,7 +9,7 @@
 //   (a sender cannot blur the run's quantiles by sending a needlessly coarse sketch).
 import { ProtocolError } from '../errors.ts';
 import type { HistogramParts } from './log-histogram-codec.ts';
-import { BYTE_BUDGET, bucketOf, finerBytesBound, lowerEdgeLn } from './log-histogram-layout.ts';
+import { BYTE_BUDGET, bucketOf, finerBytesBound, lowerEdge } from './log-histogram-layout.ts';
 
 /** Relative slack on the sum bounds: the sum is accumulated in floating point, edges pass through exp. */
 const SUM_TOLERANCE = 1e-9;
@@ -38,11 +38,17 @@ function checkSum(p: HistogramParts): void {
   }
   let low = 0;
   let high = 0;
+  // Adjacent buckets share an edge: bucket j's upper edge is bucket j + 1's lower one.
+  let upperOf = Number.NaN;
+  let upper = 0;
   for (let k = 0; k < b.size; k++) {
     const c = b.counts[k] as number;
     const j = b.index[k] as number;
-    low += c * (k === 0 ? p.min : Math.exp(lowerEdgeLn(j, b.level)));
-    high += c * (k === b.size - 1 ? p.max : Math.exp(lowerEdgeLn(j + 1, b.level)));
+    const lower = j === upperOf ? upper : lowerEdge(j, b.level);
+    upperOf = j + 1;
+    upper = lowerEdge(upperOf, b.level);
+    low += c * (k === 0 ? p.min : lower);
+    high += c * (k === b.size - 1 ? p.max : upper);
   }
   if (sum < low * (1 - SUM_TOLERANCE) || sum > high * (1 + SUM_TOLERANCE)) {
     fail(`sum ${sum} is outside [${low}, ${high}], the range the buckets allow`);

@@ -21,7 +21,7 @@ import {
   slopeOf,
   type Buckets,
 } from './log-buckets.ts';
-import { finestIndex } from './log-histogram-layout.ts';
+import { encodedBytes, finestIndex } from './log-histogram-layout.ts';
 import { decodeHistogram, encodeHistogram } from './log-histogram-codec.ts';
 
 /** Values buffered before they are sorted into buckets (the add path's batch). */
@@ -33,6 +33,9 @@ export class LogHistogram implements LatencySketch {
   private buffer = new Int32Array(0);
   private buffered = 0;
   private folded: Buckets | null = null;
+  /** The buckets whose serialised size is `sizedBytes` (merge keeps it current; anything else misses). */
+  private sized: Buckets | null = null;
+  private sizedBytes = Number.NaN;
   private total = 0;
   private zeros = 0;
   private sumHi = 0;
@@ -114,7 +117,16 @@ export class LogHistogram implements LatencySketch {
     if (!(other instanceof LogHistogram)) throw new TypeError('LogHistogram can only merge another LogHistogram');
     if (other.total === 0) return;
     this.fold();
-    this.buckets = fitBudget(mergeInto(this.owned(), other.view()));
+    const target = this.owned();
+    const known = this.sized === target ? this.sizedBytes : Number.NaN;
+    const growth = { bytes: Number.NaN };
+    const merged = mergeInto(target, other.view(), growth);
+    // Merging many slices into a run's sketch mostly adds counts to buckets it has: its size then
+    // follows from the counts that grew, without a pass over every bucket.
+    const bytes = known + growth.bytes;
+    this.buckets = Number.isFinite(bytes) ? fitBudget(merged, bytes) : fitBudget(merged);
+    this.sized = this.buckets;
+    this.sizedBytes = encodedSize(this.buckets, this.buckets === merged && Number.isFinite(bytes) ? bytes : undefined);
     this.folded = null;
     this.total += other.total;
     this.zeros += other.zeros;
@@ -218,4 +230,8 @@ export class LogHistogram implements LatencySketch {
     }
     return h;
   }
+}
+
+function encodedSize(b: Buckets, known: number | undefined): number {
+  return known ?? encodedBytes(b.index, b.counts, b.size);
 }

@@ -4,13 +4,14 @@
 // repeatability per configuration (95% CI half-width of J/token over the cycles, Student t) and the
 // J/token-versus-concurrency curve; clocks, temperatures and host load seen during the windows.
 //   node --import tsx scripts/gpu/analyse-h200.ts RAW_DIR OUT_PREFIX
-// RAW_DIR holds experiment.json, nvml.jsonl (or nvml-log.jsonl) and either runs/<id>.json (window
+// RAW_DIR holds experiment.json, nvml.jsonl (or nvml-log.jsonl) and either runs.ndjson or runs/<id>.json (window
 // marks) or the agent's log run.log (phase times; windowStart follows "measuring" within ms). The
 // unpacked h200-validation.tgz works as it is (llem's files under results/, the log beside them).
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { cycleStats } from '../../aggregator/stats.ts';
 import { barChart, lineChart } from '../../report/svg.ts';
+import { RunFileIndex } from '../../local/run-log.ts';
 
 interface LogRow {
   t_ms: number;
@@ -74,11 +75,14 @@ function powerIntegral(t0: number, t1: number): number {
   return j;
 }
 
+const runRecords = new RunFileIndex(results);
+
 /** Window bounds per run: the agent's marks when present, else its phase log (measuring -> +windowSeconds). */
 function windowOf(run: Run): [number, number] {
-  const file = join(results, 'runs', `${run.runId}.json`);
-  if (existsSync(file)) {
-    const marks = (JSON.parse(readFileSync(file, 'utf8')) as { marks: Array<{ mark: string; tMs: number }> }).marks;
+  // runs.ndjson (ADR 0025) or, in results written before it, runs/<id>.json: the index reads both.
+  const record = runRecords.get(run.runId);
+  if (record !== undefined) {
+    const marks = record.marks;
     const s = marks.find((m) => m.mark === 'windowStart');
     const e = marks.find((m) => m.mark === 'windowEnd');
     if (s !== undefined && e !== undefined) return [s.tMs, e.tMs];

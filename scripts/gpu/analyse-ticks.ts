@@ -5,9 +5,10 @@
 // window's energy lies from the log's interpolated energy over the load window (the residual).
 //   node --import tsx scripts/gpu/analyse-ticks.ts RAW_DIR OUT_JSON
 // RAW_DIR: the unpacked tick-aligned.tgz (counter-poll.txt or .txt.gz, results-5s/, results-25s/).
-import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { gunzipSync } from 'node:zlib';
+import { RunFileIndex } from '../../local/run-log.ts';
 
 interface MarkRow {
   mark: string;
@@ -90,9 +91,10 @@ interface WindowCheck {
 const windows: WindowCheck[] = [];
 const edgeChecks: Array<{ mark: string; dtMs: number; valueEqual: boolean }> = [];
 for (const set of ['5s', '25s']) {
-  const dir = join(raw, `results-${set}`, 'runs');
-  for (const f of readdirSync(dir).sort()) {
-    const run = JSON.parse(readFileSync(join(dir, f), 'utf8')) as RunFile;
+  // runs.ndjson (ADR 0025) or, in results written before it, runs/<id>.json: the index reads both.
+  const index = new RunFileIndex(join(raw, `results-${set}`));
+  for (const id of [...index.runIds()].sort()) {
+    const run = index.get(id) as unknown as RunFile;
     const byMark = new Map(run.marks.map((m) => [m.mark, m]));
     for (const m of run.marks) {
       const e = nearestEdge(m.tMs);

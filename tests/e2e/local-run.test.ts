@@ -4,7 +4,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { processStartTicks } from '../../local/orphans.ts';
-import { REPO, runLlem, startLlem } from './llem-process.ts';
+import { ResultsDirectory } from '../../local/state.ts';
+import { REPO, runLlem, startLlem, type LlemProcess as LlemProcessHandle } from './llem-process.ts';
 
 const SMALL = join(REPO, 'tests/fixtures/local/small.yaml');
 
@@ -12,9 +13,22 @@ function tmp(): string {
   return mkdtempSync(join(tmpdir(), 'llem-e2e-'));
 }
 
+/** The live record of each run in runs.ndjson (ADR 0025: the last line for a run id), as bytes on disk. */
 function runFiles(out: string): Map<string, string> {
-  const dir = join(out, 'runs');
-  return new Map(existsSync(dir) ? readdirSync(dir).map((f) => [f, readFileSync(join(dir, f), 'utf8')]) : []);
+  const file = join(out, 'runs.ndjson');
+  const live = new Map<string, string>();
+  if (!existsSync(file)) return live;
+  for (const line of readFileSync(file, 'utf8').split('\n')) {
+    let rec: { runId?: string; superseded?: boolean; result?: { runId: string } };
+    try {
+      rec = JSON.parse(line) as typeof rec;
+    } catch {
+      continue; // a torn last line
+    }
+    if (rec.superseded === true && rec.runId !== undefined) live.delete(`${rec.runId}.json`);
+    else if (rec.result !== undefined) live.set(`${rec.result.runId}.json`, line);
+  }
+  return live;
 }
 
 /**
@@ -22,10 +36,7 @@ function runFiles(out: string): Map<string, string> {
  * redo).
  */
 function completeRunFiles(out: string): Map<string, string> {
-  const stateFile = join(out, '.llem', 'state.json');
-  const state = existsSync(stateFile)
-    ? (JSON.parse(readFileSync(stateFile, 'utf8')) as { runs: Record<string, { status: string }> })
-    : { runs: {} };
+  const state = new ResultsDirectory(out).readState() ?? { runs: {} };
   const complete = new Set(
     Object.entries(state.runs)
       .filter(([, r]) => r.status === 'complete')
@@ -107,25 +118,58 @@ describe('llem run (local, simulated)', { timeout: 600_000 }, () => {
     });
   }
 
-  it('stops the backend server a SIGKILLed run left behind before resuming on the same output directory', async () => {
-    const out = join(tmp(), 'orphan');
-    // A real server process (the mock server's CLI), as a GPU backend would be: not in llem's process.
-    const server = [
-      '--server-command',
-      `${process.execPath} --import tsx ${REPO}cli/main.ts mock-server --port {port}`,
-    ];
+  /** The orphan guards (agent/supervisor.ts) watching llem run `pid`: detached `sh` loops named llem-orphan-guard. */
+  function orphanGuards(pid: number): number[] {
+    return readdirSync('/proc')
+      .filter((p) => /^\d+$/.test(p))
+      .filter((p) => {
+        try {
+          const argv = readFileSync(`/proc/${p}/cmdline`, 'utf8').split('\0');
+          return argv.includes('llem-orphan-guard') && argv.includes(String(pid));
+        } catch {
+          return false;
+        }
+      })
+      .map(Number);
+  }
+
+  async function startedWithServer(
+    out: string,
+    server: string[],
+  ): Promise<{ first: LlemProcessHandle; orphan: { pid: number; startTicks: number } }> {
     const first = startLlem(['run', SMALL, '--simulate', '--out', out, ...server]);
     // Once it has served a run (a server killed while starting may die of its own closed pipes).
     await first.waitFor(/run \S+: complete/);
-    const ledgerFile = join(out, '.llem', 'backends.json');
-    const ledger = JSON.parse(readFileSync(ledgerFile, 'utf8')) as {
+    const ledger = JSON.parse(readFileSync(join(out, '.llem', 'backends.json'), 'utf8')) as {
       backends: Array<{ pid: number; startTicks: number }>;
     };
     assert.equal(ledger.backends.length, 1);
-    const orphan = ledger.backends[0]!;
+    return { first, orphan: ledger.backends[0]! };
+  }
+
+  // A real server process (the mock server's CLI), as a GPU backend would be: not in llem's process.
+  const server = ['--server-command', `${process.execPath} --import tsx ${REPO}cli/main.ts mock-server --port {port}`];
+
+  it('stops the backend server of a SIGKILLed run by itself (the orphan guard), within the grace period', async () => {
+    const out = join(tmp(), 'guarded');
+    const { first, orphan } = await startedWithServer(out, server);
     first.child.kill('SIGKILL');
     await first.done;
-    assert.equal(processStartTicks(orphan.pid), orphan.startTicks, 'the server outlives a SIGKILLed llem run');
+    const t0 = Date.now();
+    while (processStartTicks(orphan.pid) !== null && Date.now() - t0 < 15_000)
+      await new Promise((r) => setTimeout(r, 50));
+    assert.equal(processStartTicks(orphan.pid), null, 'the server did not outlive the SIGKILLed llem run');
+  });
+
+  it('stops the backend server a SIGKILLed run left behind (its guard killed too) before resuming on the same output directory', async () => {
+    const out = join(tmp(), 'orphan');
+    const { first, orphan } = await startedWithServer(out, server);
+    const guards = orphanGuards(first.child.pid ?? -1);
+    assert.ok(guards.length >= 1, 'a guard watches the run');
+    for (const g of guards) process.kill(g, 'SIGKILL');
+    first.child.kill('SIGKILL');
+    await first.done;
+    assert.equal(processStartTicks(orphan.pid), orphan.startTicks, 'without its guard the server outlives the run');
     const second = await runLlem(['run', SMALL, '--simulate', '--out', out, ...server]);
     assert.equal(second.code, 0, second.stderr);
     assert.match(second.stderr, /left running by an earlier llem run/);
@@ -271,11 +315,11 @@ describe('llem run (local, simulated)', { timeout: 600_000 }, () => {
   it('a damaged run file or checkpoint in a results directory is named, exit 2, with --fresh as the way out', async () => {
     const out = join(tmp(), 'damaged');
     assert.equal((await runLlem(['run', SMALL, '--simulate', '--out', out])).code, 0);
-    const first = readdirSync(join(out, 'runs')).sort()[0] ?? '';
-    writeFileSync(join(out, 'runs', first), '{trunc');
+    const log = join(out, 'runs.ndjson');
+    writeFileSync(log, '{trunc\n' + readFileSync(log, 'utf8'));
     const r = await runLlem(['run', SMALL, '--simulate', '--out', out]);
     assert.equal(r.code, 2, r.stderr);
-    assert.match(r.stderr, new RegExp(`runs/${first.replace('.', '\\.')}: is damaged: not readable JSON.*--fresh`));
+    assert.match(r.stderr, /runs\.ndjson: is damaged: line at byte 0 is not readable JSON.*--fresh/);
     writeFileSync(join(out, '.llem', 'checkpoint.bin'), 'garbage');
     const cp = await runLlem(['run', SMALL, '--simulate', '--out', out]);
     assert.equal(cp.code, 2, cp.stderr);

@@ -34,6 +34,7 @@ import {
 import { freePort } from './ports.ts';
 import { agentPodContractProblems } from './pod-contract.ts';
 import { AGENT_LLEM_ARGV } from '../../lib/backends/server-command.ts';
+import { makeApiClient } from '../../controller/api-client.ts';
 
 const REPO = resolve(import.meta.dirname, '..', '..');
 
@@ -88,7 +89,9 @@ export class NodePlayer {
     private readonly kc: KubeConfig,
     private readonly opts: NodePlayerOptions,
   ) {
-    this.core = kc.makeApiClient(CoreV1Api);
+    // Shared keep-alive connections (controller/api-client.ts): a TLS handshake per pod update would
+    // load the API server the controller under test talks to.
+    this.core = makeApiClient(kc, CoreV1Api);
   }
 
   async start(): Promise<void> {

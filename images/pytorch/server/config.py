@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 from dataclasses import dataclass, field
 
+from .model_kwargs import BNB_KEYS, ModelKwargsError, parse_model_kwargs
+
 SOURCES = ("huggingface", "path", "random", "fake")
 DTYPES = ("auto", "float16", "bfloat16", "float32")
 BATCHING = ("static", "dynamic")
@@ -50,6 +52,8 @@ class ServerConfig:
     port: int = 8000
     # Fake runner only: seconds each forward step takes (simulates compute).
     fake_step_seconds: float = 0.002
+    # --model-kwargs: extra from_pretrained options from the allow-list in model_kwargs.py.
+    model_kwargs: dict = field(default_factory=dict)
 
     @property
     def name(self) -> str:
@@ -97,6 +101,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=8000)
     p.add_argument("--fake-step-seconds", type=float, default=0.002)
+    p.add_argument("--model-kwargs", default=None,
+                   help="JSON object of extra from_pretrained options (allow-list: trust_remote_code, code_revision, "
+                        "low_cpu_mem_usage, use_safetensors, subfolder, rope_scaling, bnb_4bit_quant_type, "
+                        "bnb_4bit_use_double_quant); trust_remote_code is false unless given as true")
     return p
 
 
@@ -113,6 +121,12 @@ def parse_config(argv: list[str] | None = None) -> ServerConfig:
         parser.error("--random-heads must be a multiple of --random-kv-heads")
     if a.source == "random" and a.random_hidden_size % a.random_heads != 0:
         parser.error("--random-hidden-size must be a multiple of --random-heads")
+    try:
+        model_kwargs = parse_model_kwargs(a.model_kwargs)
+    except ModelKwargsError as err:
+        parser.error(str(err))
+    if any(k in model_kwargs for k in BNB_KEYS) and a.quantization != "bitsandbytes4bit":
+        parser.error("--model-kwargs: bnb_4bit_* options need --quantization bitsandbytes4bit")
     return ServerConfig(
         model=a.model, served_model_name=a.served_model_name, source=a.source, path=a.path, revision=a.revision,
         random=RandomArchitecture(
@@ -123,5 +137,5 @@ def parse_config(argv: list[str] | None = None) -> ServerConfig:
         seed=a.seed, dtype=a.dtype, device=a.device, batching=a.batching, max_batch_size=a.max_batch_size,
         batch_wait_ms=a.batch_wait_ms, attn_implementation=a.attn_implementation, compile=a.compile,
         cuda_graphs=a.cuda_graphs, quantization=a.quantization, max_model_len=a.max_model_len, host=a.host, port=a.port,
-        fake_step_seconds=a.fake_step_seconds,
+        fake_step_seconds=a.fake_step_seconds, model_kwargs=model_kwargs,
     )

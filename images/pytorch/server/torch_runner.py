@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import gc
 import logging
-import os
 import resource
 import tempfile
 import time
@@ -22,6 +21,7 @@ import transformers
 from transformers import AutoConfig, AutoModelForCausalLM, DynamicCache
 
 from .config import ServerConfig
+from .model_kwargs import bnb_kwargs, hub_token, loading_kwargs, tokenizer_kwargs
 from .runner import Sequence
 from .tokenizers import EOS_ID, PAD_ID, BOS_ID, HfTokenizer, WordTokenizer
 
@@ -115,6 +115,8 @@ class TorchRunner:
         common: dict[str, Any] = {_DTYPE_KW: self.dtype, "attn_implementation": cfg.attn_implementation}
         if cfg.source == "random":
             conf = self._random_config()
+            if "rope_scaling" in cfg.model_kwargs:
+                conf.rope_scaling = dict(cfg.model_kwargs["rope_scaling"])
             if cfg.quantization != "none":
                 return self._load_random_quantized(conf, common), WordTokenizer(cfg.random.vocab_size)
             with torch.device(self.device):
@@ -122,13 +124,14 @@ class TorchRunner:
             return model, WordTokenizer(cfg.random.vocab_size)
         where = cfg.path if cfg.source == "path" else cfg.model
         hub: dict[str, Any] = {"revision": cfg.revision} if cfg.source == "huggingface" else {"local_files_only": True}
-        token = os.environ.get("HF_TOKEN") or None
+        token = hub_token()
         if token is not None and cfg.source == "huggingface":
             hub["token"] = token
-        model = AutoModelForCausalLM.from_pretrained(where, **common, **hub, **self._placement())
+        extra = loading_kwargs(cfg.model_kwargs)
+        model = AutoModelForCausalLM.from_pretrained(where, **common, **hub, **extra, **self._placement())
         if cfg.quantization == "none" and next(model.parameters()).device != self.device:
             model = model.to(self.device)
-        tok = transformers.AutoTokenizer.from_pretrained(where, **hub)
+        tok = transformers.AutoTokenizer.from_pretrained(where, **hub, **tokenizer_kwargs(cfg.model_kwargs))
         return model, HfTokenizer(tok)
 
     def _random_config(self) -> Any:
@@ -152,7 +155,8 @@ class TorchRunner:
             raise ValueError("bitsandbytes quantisation needs a CUDA device")
         compute = self.dtype if isinstance(self.dtype, torch.dtype) else torch.bfloat16
         if self.cfg.quantization == "bitsandbytes4bit":
-            return transformers.BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_compute_dtype=compute)
+            return transformers.BitsAndBytesConfig(
+                load_in_4bit=True, bnb_4bit_compute_dtype=compute, **bnb_kwargs(self.cfg.model_kwargs))
         return transformers.BitsAndBytesConfig(load_in_8bit=True)
 
     def _load_random_quantized(self, conf: Any, common: dict[str, Any]) -> Any:

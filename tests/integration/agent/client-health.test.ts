@@ -3,7 +3,7 @@
 // says so as `clientSaturated` in its summary and in the aggregated results.
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
-import { decodeMessage, startSubject, type SummaryMessage, type WireMessage } from '../../../api/protocol.ts';
+import { decodeMessages, startSubject, type SummaryMessage, type WireMessage } from '../../../api/protocol.ts';
 import { Aggregator } from '../../../aggregator/aggregator.ts';
 import { measurementWeaknesses } from '../../../controller/aggregate-view.ts';
 import { runsCsv } from '../../../report/csv.ts';
@@ -43,10 +43,12 @@ async function connectionsAroundWindow(
     let atBaseline = -1;
     const publish = bus.publish.bind(bus);
     bus.publish = async (subject, data, opts) => {
-      if (subject.endsWith('.ready')) atReady = own.stats().connections;
-      const d = decodeMessage(data);
-      if (d.ok && d.message.kind === 'telemetry' && d.message.mark === 'baselineStart')
-        atBaseline = own.stats().connections;
+      // One wire message or a batch of them (ADR 0021).
+      const d = decodeMessages(data);
+      for (const m of d.ok ? d.messages : []) {
+        if (m.kind === 'ready') atReady = own.stats().connections;
+        if (m.kind === 'telemetry' && m.mark === 'baselineStart') atBaseline = own.stats().connections;
+      }
       return publish(subject, data, opts);
     };
     const config = protocolConfig(own.url, {
@@ -163,11 +165,11 @@ void test('connections the server closed during a long wait for the start signal
     let atWindow = -1;
     const publish = bus.publish.bind(bus);
     bus.publish = async (subject, data, opts) => {
-      const d = decodeMessage(data);
-      if (d.ok && d.message.kind === 'telemetry' && d.message.mark === 'baselineStart')
-        atBaseline = own.stats().connections;
-      if (d.ok && d.message.kind === 'telemetry' && d.message.mark === 'windowStart')
-        atWindow = own.stats().connections;
+      const d = decodeMessages(data);
+      for (const m of d.ok ? d.messages : []) {
+        if (m.kind === 'telemetry' && m.mark === 'baselineStart') atBaseline = own.stats().connections;
+        if (m.kind === 'telemetry' && m.mark === 'windowStart') atWindow = own.stats().connections;
+      }
       return publish(subject, data, opts);
     };
     const config = protocolConfig(own.url, {

@@ -129,7 +129,10 @@ void test('streams cut mid-response are counted as failures by class, not droppe
 
 void test('the steady-state window leaves out the ramp-up and the tail', async () => {
   const { bus } = recordingBus();
+  // Varied lengths, as in real traffic: with one fixed length the last streams start and end in the
+  // same engine step, their ends reach the client in one read, and the tail they form lasts no time.
   const config = protocolConfig(server.url, {
+    workload: { outputTokens: { distribution: 'uniform', min: 4, max: 24 } },
     measurement: { steadyState: true, warmupRequests: 0, baselineSeconds: 0 },
   });
   const summary = await runAgent(config, deps(bus));
@@ -183,4 +186,28 @@ void test("the summary carries the backend's own metrics, each a number or null 
   for (const m of metrics)
     assert.ok(m.value === null && /\/stats not read: GET .*\/stats: HTTP 404/.test(m.reason ?? ''), JSON.stringify(m));
   assert.deepEqual((messages.at(-1) as SummaryMessage).backendMetrics, summary.backendMetrics);
+});
+
+void test('a windowStart energy read slower than a slice period still goes out before the first sketch slice', async () => {
+  const { bus, messages } = recordingBus();
+  const gpu = createSimulatedGpu({ sampleIntervalMs: 20, batchIntervalMs: 50 });
+  // A loaded host: the window's opening energy read takes 3 slice periods (sliceMs 100).
+  const slowStart: typeof gpu = {
+    source: gpu.source,
+    start: (onBatch) => gpu.start(onBatch),
+    mark: async (m) => {
+      if (m === 'windowStart') await new Promise((r) => setTimeout(r, 300));
+      return gpu.mark(m);
+    },
+    flush: () => gpu.flush(),
+    stop: () => gpu.stop(),
+  };
+  await runAgent(protocolConfig(server.url), { ...deps(bus), telemetry: slowStart });
+  const k = kinds(messages);
+  assert.ok(k.includes('sketch'), k.join(' '));
+  assert.ok(k.indexOf('mark:windowStart') < k.indexOf('sketch'), k.join(' '));
+  assert.deepEqual(
+    messages.map((m) => m.seq),
+    messages.map((_m, i) => i + 1),
+  );
 });

@@ -1,5 +1,5 @@
 // Test doubles shared by the agent tests: a bus that records what was published.
-import { decodeMessage, type WireMessage } from '../../../api/protocol.ts';
+import { decodeMessages, type WireMessage } from '../../../api/protocol.ts';
 import { InProcessBus } from '../../../lib/bus/inprocess.ts';
 
 export interface RecordingBus {
@@ -13,9 +13,10 @@ export function recordingBus(): RecordingBus {
   const messages: WireMessage[] = [];
   const publish = bus.publish.bind(bus);
   bus.publish = async (subject, data, opts) => {
-    const decoded = decodeMessage(data);
+    // One wire message, or a batch of them (ADR 0021).
+    const decoded = decodeMessages(data);
     if (!decoded.ok) throw new Error(`published an invalid message: ${decoded.error}`);
-    messages.push(decoded.message);
+    messages.push(...decoded.messages);
     return publish(subject, data, opts);
   };
   return { bus, messages };

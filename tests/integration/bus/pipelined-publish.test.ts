@@ -5,7 +5,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { jetstreamManager } from '@nats-io/jetstream';
-import { decodeMessage, experimentSubjectFilter, type PublisherKey } from '../../../api/protocol.ts';
+import { decodeMessages, experimentSubjectFilter, type PublisherKey } from '../../../api/protocol.ts';
 import { Publisher } from '../../../agent/publisher.ts';
 import { openNatsBus, type NatsBus } from '../../../lib/bus/nats.ts';
 import type { Bus, Consumption } from '../../../lib/bus/types.ts';
@@ -19,13 +19,18 @@ const NS = 'pipe';
 class Seen {
   readonly byRun = new Map<string, number[]>();
   total = 0;
+  /** Bus messages that held more than one wire message (ADR 0021). */
+  batches = 0;
   readonly handler = async (m: { data: Uint8Array }): Promise<'ack' | 'dead-letter'> => {
-    const d = decodeMessage(m.data);
+    const d = decodeMessages(m.data);
     if (!d.ok) return 'dead-letter';
-    const list = this.byRun.get(d.message.runId) ?? [];
-    list.push(d.message.seq);
-    this.byRun.set(d.message.runId, list);
-    this.total++;
+    if (d.messages.length > 1) this.batches++;
+    for (const message of d.messages) {
+      const list = this.byRun.get(message.runId) ?? [];
+      list.push(message.seq);
+      this.byRun.set(message.runId, list);
+      this.total++;
+    }
     return 'ack';
   };
 }
@@ -81,6 +86,7 @@ void describe('pipelined agent publisher over NATS', () => {
         );
       }
       assert.equal(seen.total, 5000);
+      assert.ok(seen.batches > 0, 'messages queued behind unacknowledged ones left as batches');
     } finally {
       await c.stop();
       await bus.close();
@@ -101,7 +107,8 @@ void describe('pipelined agent publisher over NATS', () => {
       },
     } as unknown as Bus;
     try {
-      const p = new Publisher(failing, key(uid, 0), true, 16);
+      // One wire message per hand-over (no batches), so the 50th hand-over is message 50.
+      const p = new Publisher(failing, key(uid, 0), true, 16, 1);
       const results = Array.from({ length: 200 }, () =>
         p.publish('telemetry', { phase: 'measuring', samples: [] }).then(
           () => 'ok',
@@ -154,6 +161,7 @@ void describe('pipelined agent publisher over NATS', () => {
         Array.from({ length: 600 }, (_, n) => n + 1),
         'every seq exactly once',
       );
+      assert.ok(seen.batches > 0, 'batches were retried as they were first sent, and stored once');
     } finally {
       process.kill(pid, 'SIGCONT');
       await c.stop();
@@ -167,7 +175,8 @@ void describe('pipelined agent publisher over NATS', () => {
     const c = await watch(consumerBus, uid, seen);
     const bus = await openNatsBus({ servers: server.url });
     try {
-      const p = new Publisher(bus, key(uid, 0), true, 64);
+      // One wire message per bus message, so deliveries count messages.
+      const p = new Publisher(bus, key(uid, 0), true, 64, 1);
       for (let n = 0; n < 499; n++) void p.publish('telemetry', { phase: 'measuring', samples: [] });
       await p.publish('aborted', { phase: 'measuring', reason: 'end' });
       await until(() => seen.total >= 500, 30_000, '500 messages');

@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import { getEventListeners } from 'node:events';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { after, before, test } from 'node:test';
@@ -137,4 +138,21 @@ void test('the request body carries top_p only when nucleus sampling is on', () 
     0.9,
   );
   client.close();
+});
+
+void test('many requests on one stop signal share one listener, and aborting cancels every one of them', async () => {
+  const client = new StreamingClient({ baseUrl: server.url, timeoutMs: 5000 });
+  const ac = new AbortController();
+  const inFlight = Array.from({ length: 50 }, () => client.send(req({ maxTokens: 500 }), ac.signal));
+  // EventTarget checks every listener on each add and remove: one per request made that O(streams).
+  assert.equal(getEventListeners(ac.signal, 'abort').length, 1);
+  await new Promise((r) => setTimeout(r, 20));
+  ac.abort();
+  const results = await Promise.all(inFlight);
+  client.close();
+  assert.deepEqual(new Set(results.map((r) => r.errorClass)), new Set(['cancelled']));
+  const late = new StreamingClient({ baseUrl: server.url, timeoutMs: 5000 });
+  const done = await late.send(req(), ac.signal);
+  late.close();
+  assert.equal(done.errorClass, 'cancelled', 'a request sent on a signal already aborted is cancelled at once');
 });

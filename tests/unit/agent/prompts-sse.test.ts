@@ -49,3 +49,19 @@ void test('the SSE parser yields events split across arbitrary chunk boundaries'
     assert.deepEqual(got, ['{"a":1}', '{"b":2}', '[DONE]'], `chunk size ${size}`);
   }
 });
+
+void test('the SSE parser keeps a UTF-8 character split across two reads, and reads from a reused buffer', () => {
+  const bytes = Buffer.from('data: {"text":"héllo ✓"}\n\ndata: [DONE]\n\n');
+  for (let cut = 1; cut < bytes.length; cut++) {
+    const parser = new SseParser();
+    const got: string[] = [];
+    // One buffer reused for every read, as the client's socket reads are: the parser copies what it keeps.
+    const reused = Buffer.alloc(bytes.length);
+    for (const part of [bytes.subarray(0, cut), bytes.subarray(cut)]) {
+      part.copy(reused);
+      parser.push(reused.subarray(0, part.length), (d) => got.push(d));
+      reused.fill(0);
+    }
+    assert.deepEqual(got, ['{"text":"héllo ✓"}', '[DONE]'], `cut at byte ${cut}`);
+  }
+});

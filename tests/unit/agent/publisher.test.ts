@@ -1,22 +1,39 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { decodeMessage, type WireMessage } from '../../../api/protocol.ts';
+import { decodeMessage, decodeMessages, type WireMessage } from '../../../api/protocol.ts';
 import type { Bus } from '../../../lib/bus/types.ts';
 import { BusError } from '../../../lib/errors.ts';
-import { Publisher } from '../../../agent/publisher.ts';
+import { DEFAULT_MAX_IN_FLIGHT, Publisher } from '../../../agent/publisher.ts';
 
 const key = { namespace: 'ns', experimentUid: 'uid', runId: 'run', attempt: 1, replica: 0 };
 
-/** A bus whose acks arrive in reverse order of publishing, to prove the publisher serialises. */
-function slowBus(fail?: number): { bus: Bus; stored: WireMessage[]; ids: string[] } {
+/**
+ * A bus that stores and acks the first `reversed` publishes in reverse order of hand-over, once all of
+ * them are pending (deterministic: no timer race under load), to prove the publisher serialises;
+ * later publishes are acked on the next turn. Publish number `fail` throws.
+ */
+function slowBus(opts: { fail?: number; reversed?: number } = {}): {
+  bus: Bus;
+  stored: WireMessage[];
+  ids: string[];
+} {
   const stored: WireMessage[] = [];
   const ids: string[] = [];
+  const held: Array<() => void> = [];
   let n = 0;
   const bus = {
     publish: async (_s: string, data: Uint8Array, o: { msgId: string }) => {
       const i = ++n;
-      await new Promise((r) => setTimeout(r, Math.max(0, 20 - i * 3)));
-      if (i === fail) throw new Error('broker gone');
+      if (i <= (opts.reversed ?? 0)) {
+        await new Promise<void>((r) => {
+          held.push(r);
+          // Released once this publish awaits too, so every release resumes a waiting publish in turn.
+          if (held.length === opts.reversed) queueMicrotask(() => held.reverse().forEach((release) => release()));
+        });
+      } else {
+        await new Promise((r) => setImmediate(r));
+      }
+      if (i === opts.fail) throw new Error('broker gone');
       const d = decodeMessage(data);
       if (d.ok) stored.push(d.message);
       ids.push(o.msgId);
@@ -27,8 +44,9 @@ function slowBus(fail?: number): { bus: Bus; stored: WireMessage[]; ids: string[
 }
 
 void test('messages are handed to the bus in seq order with contiguous seq and per-kind counts, acks in any order', async () => {
-  const { bus, stored, ids } = slowBus();
-  const p = new Publisher(bus, key, true);
+  const { bus, stored, ids } = slowBus({ reversed: 3 });
+  // One wire message per hand-over (batching has its own tests below).
+  const p = new Publisher(bus, key, true, DEFAULT_MAX_IN_FLIGHT, 1);
   void p.publish('hello', {
     environment: {
       hostname: 'h',
@@ -68,8 +86,8 @@ function countingBus(ackAfterMs: number): { bus: Bus; calls: number[]; maxOutsta
   let most = 0;
   const bus = {
     publish: async (_s: string, data: Uint8Array) => {
-      const d = decodeMessage(data);
-      if (d.ok) calls.push(d.message.seq);
+      const d = decodeMessages(data);
+      if (d.ok) calls.push(...d.messages.map((m) => m.seq));
       most = Math.max(most, ++outstanding);
       await new Promise((r) => setTimeout(r, ackAfterMs));
       outstanding--;
@@ -94,8 +112,104 @@ void test('publishes are pipelined up to the in-flight bound, never past it, and
   assert.ok(maxOutstanding() <= 8, `bounded: ${maxOutstanding()} outstanding`);
 });
 
+void test('without batching every message is its own publish, pipelined up to the in-flight bound', async () => {
+  const { bus, calls, maxOutstanding } = countingBus(5);
+  const p = new Publisher(bus, key, false, 8, 1);
+  for (let i = 0; i < 40; i++) void p.publish('telemetry', { phase: 'measuring', samples: [] });
+  await p.drain();
+  assert.deepEqual(
+    calls,
+    Array.from({ length: 40 }, (_, i) => i + 1),
+  );
+  assert.equal(maxOutstanding(), 8);
+});
+
+/** A bus that records every hand-over (subject, msgId, the seqs it holds) and acks it on the next turn. */
+function recordingBus(): { bus: Bus; publishes: Array<{ subject: string; msgId: string; seqs: number[] }> } {
+  const publishes: Array<{ subject: string; msgId: string; seqs: number[] }> = [];
+  const bus = {
+    publish: async (subject: string, data: Uint8Array, o: { msgId: string }) => {
+      const d = decodeMessages(data);
+      if (!d.ok) throw new Error(d.error);
+      publishes.push({ subject, msgId: o.msgId, seqs: d.messages.map((m) => m.seq) });
+      await new Promise((r) => setImmediate(r));
+      return { streamSeq: publishes.length, duplicate: false };
+    },
+  } as unknown as Bus;
+  return { bus, publishes };
+}
+
+void test('messages published while one awaits its ack leave as one batch with one msg id, each with its own seq', async () => {
+  const { bus, publishes } = recordingBus();
+  const p = new Publisher(bus, key, true);
+  const all = Array.from({ length: 6 }, () => p.publish('telemetry', { phase: 'measuring', samples: [] }));
+  all.push(p.publish('summary', summaryBody(p)));
+  await Promise.all(all);
+  assert.deepEqual(
+    publishes.map((x) => [x.subject.split('.').at(-1), x.msgId, x.seqs]),
+    [
+      ['telemetry', 'uid/run/1/0/1', [1]],
+      ['batch', 'uid/run/1/0/2-6', [2, 3, 4, 5, 6]],
+      ['summary', 'uid/run/1/0/7', [7]],
+    ],
+    'the first leaves at once, the rest share a bus message, the summary goes alone after every ack',
+  );
+});
+
+void test('a batch holds at most maxBatch messages and the in-flight bound counts bus messages', async () => {
+  const { bus, publishes } = recordingBus();
+  const p = new Publisher(bus, key, true, 2, 4);
+  for (let i = 0; i < 20; i++) void p.publish('ready', {});
+  await p.drain();
+  assert.deepEqual(
+    publishes.flatMap((x) => x.seqs),
+    Array.from({ length: 20 }, (_, i) => i + 1),
+  );
+  assert.ok(
+    publishes.every((x) => x.seqs.length <= 4),
+    JSON.stringify(publishes.map((x) => x.seqs.length)),
+  );
+  assert.ok(publishes.some((x) => x.seqs.length > 1));
+});
+
+void test('a failed batch rejects every message in it and every later one', async () => {
+  let n = 0;
+  const bus = {
+    publish: async () => {
+      await new Promise((r) => setImmediate(r));
+      if (++n === 2) throw new Error('broker gone');
+      return { streamSeq: n, duplicate: false };
+    },
+  } as unknown as Bus;
+  const p = new Publisher(bus, key, true);
+  const outcomes = Array.from({ length: 5 }, () =>
+    p.publish('ready', {}).then(
+      () => 'ok',
+      () => 'failed',
+    ),
+  );
+  await assert.rejects(p.drain(), BusError);
+  assert.deepEqual(await Promise.all(outcomes), ['ok', 'failed', 'failed', 'failed', 'failed']);
+});
+
+function summaryBody(p: Publisher): Parameters<Publisher['publish']>[1] {
+  return {
+    messagesBefore: p.sent,
+    countsByKind: { ...p.counts },
+    requestsOk: 0,
+    requestsFailed: 0,
+    inputTokens: 0,
+    outputTokens: 0,
+    baselineStartMs: null,
+    baselineEndMs: null,
+    windowStartMs: 0,
+    windowEndMs: 0,
+    warnings: [],
+  } as Parameters<Publisher['publish']>[1];
+}
+
 void test('a failed publish fails every later one and drain, as a BusError', async () => {
-  const { bus, stored } = slowBus(2);
+  const { bus, stored } = slowBus({ fail: 2 });
   const p = new Publisher(bus, key, false, 1);
   await p.publish('ready', {});
   await assert.rejects(p.publish('ready', {}), BusError);

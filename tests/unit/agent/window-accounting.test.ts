@@ -19,7 +19,9 @@ const workload = (concurrency: number): Workload => ({
   concurrency,
   ratePerSecond: 1,
   inputTokens: 16,
-  outputTokens: 50,
+  // Varied lengths, as in real traffic: with one fixed length the streams run in lockstep, the last
+  // wave ends in one engine step, and a window closing there has no tail to get wrong.
+  outputTokens: { distribution: 'uniform', min: 30, max: 70 },
   ignoreEos: true,
   temperature: 0,
   seed: 7,

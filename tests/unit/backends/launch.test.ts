@@ -129,14 +129,23 @@ void test('vllm rejects more parallel ranks than the run has GPUs, naming the fi
   assert.throws(() => line({ type: 'vllm', vllm: { speculative: { method: 'eagle' } } }), /needs a draft model id/);
 });
 
-void test('the HF token reaches every backend only as a secret reference, never as a value', () => {
+void test('the HF token reaches every backend only as a mounted file whose path is in HF_TOKEN_PATH', () => {
   const gated = ModelSchema.parse({
     name: 'meta-llama/Llama-3.1-8B',
     source: { huggingFace: { tokenSecretRef: { name: 'hf' } } },
   });
   for (const type of ['vllm', 'tensorrt', 'pytorch']) {
     const launch = renderBackendLaunch(backend({ type }), gated, { ...ctx, gpusPerRun: 1 });
-    assert.deepEqual(launch.secretEnv, [{ name: 'HF_TOKEN', secretName: 'hf', secretKey: 'token' }]);
+    assert.deepEqual(launch.secretFiles, [
+      {
+        pathEnv: 'HF_TOKEN_PATH',
+        secretName: 'hf',
+        secretKey: 'token',
+        mountDir: '/var/run/secrets/llem/huggingface',
+        fileName: 'token',
+      },
+    ]);
+    assert.equal(launch.env['HF_TOKEN_PATH'], '/var/run/secrets/llem/huggingface/token');
     assert.equal(launch.env['HF_TOKEN'], undefined);
     assert.ok(!launch.args.some((a) => a.includes('HF_TOKEN')), type);
   }

@@ -11,6 +11,7 @@ import { BusIssuer } from '../../../lib/bus/identity.ts';
 import { InProcessBus } from '../../../lib/bus/inprocess.ts';
 import { rootLogger } from '../../../lib/log.ts';
 import { Store } from './fakes.ts';
+import type { EnergyExperimentStatus } from '../../../api/status.ts';
 
 class Writer implements KubeWriter {
   writes: string[] = [];
@@ -19,7 +20,7 @@ class Writer implements KubeWriter {
     private readonly experiments: Store<ExperimentObject>,
     private readonly pods: Store<V1Pod>,
   ) {}
-  patchExperimentStatus(ns: string, name: string, status: Record<string, unknown>): Promise<ExperimentObject> {
+  patchExperimentStatus(ns: string, name: string, status: EnergyExperimentStatus): Promise<ExperimentObject> {
     const next = { ...this.experiments.get(ns, name), status } as ExperimentObject;
     this.experiments.put(next);
     return Promise.resolve(next);

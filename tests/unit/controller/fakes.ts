@@ -2,6 +2,7 @@
 // unit tests that drive whole experiments without a server.
 import type { V1Pod } from '@kubernetes/client-node';
 import type { ExperimentObject, KubeWriter } from '../../../controller/kube.ts';
+import { EnergyExperimentStatusSchema, type EnergyExperimentStatus } from '../../../api/status.ts';
 import type { ObjectStore } from '../../../controller/informer.ts';
 import { Reconciler, type ReconcilerDeps } from '../../../controller/reconciler.ts';
 import { BusExperimentStreams } from '../../../controller/results.ts';
@@ -22,6 +23,11 @@ export class Store<T extends { metadata?: { name?: string; namespace?: string } 
   }
 }
 
+/** The experiment's status as the controller reads it back: through the status schema. */
+export function statusOf(experiments: Store<ExperimentObject>, ns = 'ns', name = 'e1'): EnergyExperimentStatus {
+  return EnergyExperimentStatusSchema.parse(experiments.get(ns, name)?.status ?? {});
+}
+
 export class RecordingWriter implements KubeWriter {
   writes: string[] = [];
   events: { type: string; reason: string; message: string }[] = [];
@@ -32,7 +38,7 @@ export class RecordingWriter implements KubeWriter {
     private readonly experiments: Store<ExperimentObject>,
     private readonly pods: Store<V1Pod>,
   ) {}
-  patchExperimentStatus(ns: string, name: string, status: Record<string, unknown>): Promise<ExperimentObject> {
+  patchExperimentStatus(ns: string, name: string, status: EnergyExperimentStatus): Promise<ExperimentObject> {
     this.writes.push(`status ${ns}/${name}`);
     const o = this.experiments.get(ns, name);
     const next = { ...o, metadata: { ...o?.metadata, resourceVersion: String(++this.rv) }, status };

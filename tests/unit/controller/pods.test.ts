@@ -1,7 +1,7 @@
 // The pod builder runs the backend exactly as local mode does (lib/backends), with the images' paths.
 import assert from 'node:assert/strict';
 import { describe, it, test } from 'node:test';
-import type { V1Container } from '@kubernetes/client-node';
+import type { V1Container, V1Pod } from '@kubernetes/client-node';
 import { validateEnergyExperiment } from '../../../api/validation.ts';
 import { buildPod, type PodBuilderOptions } from '../../../controller/pods.ts';
 import { AGENT_ENTRY, PYTORCH_SERVER_ROOT, SCRATCH_DIR, SERVER_PORT } from '../../../lib/backends/server-command.ts';
@@ -19,7 +19,7 @@ const OPTS: PodBuilderOptions = {
 function container(
   spec: Record<string, unknown>,
   opts: PodBuilderOptions = OPTS,
-): { c: V1Container; config: Record<string, unknown> } {
+): { c: V1Container; config: Record<string, unknown>; pod: V1Pod } {
   const v = validateEnergyExperiment({
     apiVersion: 'llem.dev/v1alpha1',
     kind: 'EnergyExperiment',
@@ -30,14 +30,14 @@ function container(
   const configuration = v.matrix.configurations[0];
   const run = v.matrix.runs[0];
   assert.ok(configuration !== undefined && run !== undefined);
-  const c = buildPod({ experiment: ref, spec: v.experiment.spec, configuration, run, attempt: 0, replica: 0 }, opts)
-    .spec?.containers[0];
+  const pod = buildPod({ experiment: ref, spec: v.experiment.spec, configuration, run, attempt: 0, replica: 0 }, opts);
+  const c = pod.spec?.containers[0];
   assert.ok(c !== undefined);
   const config = JSON.parse(c.env?.find((e) => e.name === 'LLEM_AGENT_CONFIG')?.value ?? '{}') as Record<
     string,
     unknown
   >;
-  return { c, config };
+  return { c, config, pod };
 }
 
 const env = (c: V1Container, name: string): string | undefined => c.env?.find((e) => e.name === name)?.value;
@@ -79,14 +79,38 @@ void describe('agent pod backend command', () => {
     assert.deepEqual(c.args, [expected.command, ...expected.args]);
   });
 
-  void it('passes the Hugging Face token only as a secretKeyRef', () => {
-    const { c } = container({
-      model: { name: 'org/model', source: { huggingFace: { tokenSecretRef: { name: 'hf', key: 'token' } } } },
-      backends: [{ type: 'pytorch' }],
+  void it('mounts the Hugging Face token Secret as a read-only 0400 file and gives the backend only its path', () => {
+    for (const type of ['pytorch', 'vllm', 'tensorrt']) {
+      const { c, pod } = container({
+        model: { name: 'org/model', source: { huggingFace: { tokenSecretRef: { name: 'hf', key: 'token' } } } },
+        backends: [{ type }],
+      });
+      assert.equal(
+        c.env?.find((e) => e.name === 'HF_TOKEN'),
+        undefined,
+        type,
+      );
+      assert.ok(!(c.env ?? []).some((e) => e.valueFrom?.secretKeyRef !== undefined), `${type}: no secret in env`);
+      const path = env(c, 'HF_TOKEN_PATH');
+      assert.equal(path, '/var/run/secrets/llem/huggingface/token', type);
+      const mount = c.volumeMounts?.find((m) => m.mountPath === '/var/run/secrets/llem/huggingface');
+      assert.equal(mount?.readOnly, true, type);
+      const volume = pod.spec?.volumes?.find((v) => v.name === mount?.name);
+      assert.deepEqual(volume?.secret, {
+        secretName: 'hf',
+        items: [{ key: 'token', path: 'token' }],
+        defaultMode: 0o400,
+      });
+    }
+  });
+
+  void it('mounts no secret and sets no token path for a model without a token', () => {
+    const { c, pod } = container({
+      model: { name: 'org/model', source: { huggingFace: {} } },
+      backends: [{ type: 'vllm' }],
     });
-    const token = c.env?.find((e) => e.name === 'HF_TOKEN');
-    assert.deepEqual(token, { name: 'HF_TOKEN', valueFrom: { secretKeyRef: { name: 'hf', key: 'token' } } });
-    assert.equal(env(c, 'HF_TOKEN'), undefined);
+    assert.equal(env(c, 'HF_TOKEN_PATH'), undefined);
+    assert.ok(!(pod.spec?.volumes ?? []).some((v) => v.secret !== undefined));
   });
 
   void it("hands trtllm-serve's extra options file to the agent to write before the server starts", () => {

@@ -10,7 +10,7 @@ import { InProcessBus } from '../../../lib/bus/inprocess.ts';
 import { rootLogger } from '../../../lib/log.ts';
 import { fakeAgentRunner } from '../../support/fake-agent.ts';
 import { expandContainerEnv } from '../../support/kubelet-expansion.ts';
-import { RecordingWriter, Store } from './fakes.ts';
+import { RecordingWriter, Store, statusOf } from './fakes.ts';
 
 function experiment(): ExperimentObject {
   return {
@@ -56,7 +56,7 @@ void test('reconciles an experiment to Succeeded from complete run data, then wr
   experiments.put(experiment());
   await reconciler.reconcile('ns/e1');
   assert.equal(pods.list().length, 4, 'two configurations x two cycles, parallelism 4');
-  assert.equal(experiments.get('ns', 'e1')?.status?.['phase'], 'Running');
+  assert.equal(statusOf(experiments).phase, 'Running');
 
   const agent = fakeAgentRunner(bus);
   for (const p of pods.list()) {
@@ -80,10 +80,7 @@ void test('reconciles an experiment to Succeeded from complete run data, then wr
     const b = await bus.getArtifact(`${prefix}/${f}`);
     return b === null ? null : new TextDecoder().decode(b);
   };
-  assert.equal(
-    (experiments.get('ns', 'e1')?.status?.['artifact'] as { uri: string }).uri,
-    `nats-obj://llem-artifacts/${prefix}/results.json`,
-  );
+  assert.equal(statusOf(experiments).artifact?.uri, `nats-obj://llem-artifacts/${prefix}/results.json`);
   assert.ok((await text('results.json'))?.includes('"results"'));
   assert.equal((await text('runs.csv'))?.trim().split('\n').length, 5, 'a header and four runs');
   assert.match((await text('report.html')) ?? '', /pytorch pytorch\.maxBatchSize=1/);
@@ -123,11 +120,7 @@ void test('a valid spec with warnings says so in the Validated condition', async
     spec: { ...(e.spec as Record<string, unknown>), measurement: { cycles: 2, minWindowSeconds: 1 } },
   });
   await reconciler.reconcile('ns/e1');
-  const conditions = (experiments.get('ns', 'e1')?.status?.['conditions'] ?? []) as Array<{
-    type: string;
-    status: string;
-    message: string;
-  }>;
+  const conditions = statusOf(experiments).conditions;
   const validated = conditions.find((c) => c.type === 'Validated');
   assert.equal(validated?.status, 'True');
   assert.match(validated?.message ?? '', /Warnings: spec\.measurement\.minWindowSeconds: 1 s is below 5 s/);

@@ -123,3 +123,67 @@ void test('a message whose body names another run than its subject is dead-lette
   await streams.stopAll();
   await bus.close();
 });
+
+void test('a batch is applied member by member, and one forged member dead-letters the whole batch', async () => {
+  const { BATCH_KIND, batchMessageId, encodeBatch } = await import('../../../api/protocol.ts');
+  const bus = new InProcessBus();
+  await bus.ensureLayout();
+  const seen: Array<[string, number]> = [];
+  const events = {
+    changed: () => undefined,
+    applied: () => undefined,
+    lag: () => undefined,
+    message: (_r: unknown, m: { runId: string; seq: number }) => seen.push([m.runId, m.seq]),
+  };
+  const streams = new BusExperimentStreams(bus, events, rootLogger, 3_600_000);
+  const v = validateEnergyExperiment({
+    apiVersion: 'llem.dev/v1alpha1',
+    kind: 'EnergyExperiment',
+    metadata: { name: 'e' },
+    spec: { model: { name: 'm', source: { random: {} } }, backends: [{ type: 'pytorch' }] },
+  });
+  assert.ok(v.ok);
+  const ref = { namespace: 'ns', name: 'e', uid: 'uid-batch' };
+  const feed = await streams.feed(ref, {
+    planned: v.matrix.runs,
+    seed: [],
+    newAggregator: () => newAggregator(ref.uid, v.matrix, 1, 'strict'),
+  });
+  const [own, victim] = v.matrix.runs;
+  assert.ok(own !== undefined && victim !== undefined);
+  const key = { namespace: 'ns', experimentUid: ref.uid, runId: own.id, attempt: 0, replica: 0 };
+  const ready = (runId: string, seq: number): Record<string, unknown> => ({
+    v: 1,
+    ...key,
+    runId,
+    seq,
+    sentAtMs: Date.now(),
+    simulated: true,
+    kind: 'ready',
+  });
+  const subject = dataSubject(key, BATCH_KIND);
+  const batch = (msgs: Array<Record<string, unknown>>): Uint8Array =>
+    encodeBatch(msgs.map((m) => new TextEncoder().encode(JSON.stringify(m))));
+  // The agent of `own` slips a message claiming to be `victim`'s into the middle of a batch.
+  const forged = [ready(own.id, 1), ready(victim.id, 2), ready(own.id, 3)];
+  await bus.publish(subject, batch(forged), { msgId: `${ref.uid}/${victim.id}/0/0/1-3` });
+  const genuine = [ready(own.id, 1), ready(own.id, 2), ready(own.id, 3)];
+  await bus.publish(subject, batch(genuine), {
+    msgId: batchMessageId(genuine[0] as Parameters<typeof batchMessageId>[0], 3),
+  });
+  await until(() => seen.length >= 3);
+  await new Promise((r) => setTimeout(r, 50));
+  assert.deepEqual(
+    seen,
+    [
+      [own.id, 1],
+      [own.id, 2],
+      [own.id, 3],
+    ],
+    'only the genuine batch is applied, every member of it',
+  );
+  assert.equal(bus.deadLettered(), 1);
+  assert.equal(feed.judge.verdict(own.id)?.readyReplicas, 1, 'the batch reached the Aggregator');
+  await streams.stopAll();
+  await bus.close();
+});

@@ -8,7 +8,7 @@ import { InvalidInputError } from '../../../lib/errors.ts';
 import { experimentCheckpointKey } from '../../../lib/bus/subjects.ts';
 import { BusExperimentStreams } from '../../../controller/results.ts';
 import { Reconciler } from '../../../controller/reconciler.ts';
-import { controllerUnderTest, experimentWith, settle } from './fakes.ts';
+import { controllerUnderTest, experimentWith, settle, statusOf } from './fakes.ts';
 
 function spec(points: number, cycles: number, extra: Record<string, unknown> = {}): Record<string, unknown> {
   return {
@@ -32,12 +32,12 @@ async function drive(
 ): Promise<string | undefined> {
   for (let i = 0; i < rounds; i++) {
     await h.reconciler.reconcile('ns/e1');
-    const phase = h.experiments.get('ns', 'e1')?.status?.['phase'] as string | undefined;
+    const phase = statusOf(h.experiments).phase;
     if (phase === 'Succeeded' || phase === 'Failed') return phase;
     await h.runPods(opts);
     await settle(60);
   }
-  return h.experiments.get('ns', 'e1')?.status?.['phase'] as string | undefined;
+  return statusOf(h.experiments).phase;
 }
 
 void test('with more runs than status holds, no run is created again for an attempt it already finished', async () => {
@@ -129,14 +129,15 @@ void test('a pod the renderer refuses sets Failed with reason InvalidSpec naming
 });
 
 void test('an Aggregator failure sets Degraded AggregatorFailed with an Event, and the run it failed on is re-measured', async () => {
-  const original = Aggregator.prototype.apply;
+  // The feed hands every bus message (one wire message or a batch, ADR 0021) to applyBatch.
+  const original = Aggregator.prototype.applyBatch;
   let thrown = false;
-  Aggregator.prototype.apply = function (this: Aggregator, m, seq) {
-    if (!thrown && m.kind === 'summary') {
+  Aggregator.prototype.applyBatch = function (this: Aggregator, msgs, seq) {
+    if (!thrown && msgs.some((m) => m.kind === 'summary')) {
       thrown = true;
       throw new Error('simulated aggregator bug');
     }
-    return original.call(this, m, seq);
+    return original.call(this, msgs, seq);
   };
   const h = await controllerUnderTest({ retryBaseMs: 1 });
   h.experiments.put(experimentWith(spec(2, 1)));
@@ -159,7 +160,7 @@ void test('an Aggregator failure sets Degraded AggregatorFailed with an Event, a
       'metrics come from the Aggregator, never rough totals',
     );
   } finally {
-    Aggregator.prototype.apply = original;
+    Aggregator.prototype.applyBatch = original;
     await h.streams.stopAll();
     await h.bus.close();
   }
@@ -195,7 +196,7 @@ void test('an unreadable Aggregator checkpoint sets Degraded and the Aggregator 
     let phase: string | undefined;
     for (let i = 0; i < 20 && phase !== 'Succeeded' && phase !== 'Failed'; i++) {
       await reconciler.reconcile('ns/e1');
-      phase = h.experiments.get('ns', 'e1')?.status?.['phase'] as string | undefined;
+      phase = statusOf(h.experiments).phase;
       await settle(60);
     }
     const status = EnergyExperimentStatusSchema.parse(h.experiments.get('ns', 'e1')?.status);

@@ -1,12 +1,13 @@
 import assert from 'node:assert/strict';
-import { mkdirSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { writeFileAtomic } from '../../../lib/atomic-file.ts';
 import { InvalidInputError } from '../../../lib/errors.ts';
 import { assertSameExperiment, changedPaths, ResultsDirectory, type LocalState } from '../../../local/state.ts';
-import { removeRunFile, writeRunFile, type RunFile } from '../../../local/results.ts';
+import type { RunFile } from '../../../local/results.ts';
+import { RunFileIndex, RunLog } from '../../../local/run-log.ts';
 
 function state(experiment: unknown): LocalState {
   return {
@@ -57,7 +58,7 @@ describe('local results directory state', () => {
         e instanceof InvalidInputError && e.exitCode === 2 && e.message.startsWith(dir.statePath) && re.test(e.message);
     assert.throws(() => dir.readState(), input(/is damaged: not readable JSON.*--fresh/));
     writeFileSync(dir.statePath, '{"version": 99}');
-    assert.throws(() => dir.readState(), input(/is damaged: not a llem state file of version 1.*--fresh/));
+    assert.throws(() => dir.readState(), input(/is damaged: not a llem state file of version 1 or 2.*--fresh/));
   });
 
   it('a damaged aggregator checkpoint is an input error naming the file, with --fresh as the way out', () => {
@@ -84,9 +85,8 @@ describe('local results directory state', () => {
     assert.deepEqual(readdirSync(d), ['f.json']);
   });
 
-  it('never rewrites a completed run file, and drops one of a superseded attempt', () => {
+  it('never rewrites a completed run record, and supersedes one of an attempt measured again', () => {
     const d = mkdtempSync(join(tmpdir(), 'llem-runs-'));
-    mkdirSync(join(d, 'runs'));
     const file = (energy: number): RunFile => ({
       result: { runId: 'r-c0', metrics: { energyJoules: energy } } as unknown as RunFile['result'],
       power: [],
@@ -94,10 +94,14 @@ describe('local results directory state', () => {
       windowStartMs: 1,
       windowEndMs: 2,
     });
-    writeRunFile(d, file(1));
-    writeRunFile(d, file(2));
-    assert.match(readFileSync(join(d, 'runs', 'r-c0.json'), 'utf8'), /"energyJoules": 1/);
-    removeRunFile(d, 'r-c0');
-    assert.deepEqual(readdirSync(join(d, 'runs')), []);
+    const log = new RunLog(d);
+    log.append(file(1));
+    log.append(file(2));
+    assert.equal(new RunFileIndex(d).get('r-c0')?.result.metrics.energyJoules, 1);
+    log.supersede('r-c0');
+    assert.equal(new RunFileIndex(d).has('r-c0'), false);
+    new RunLog(d).append(file(3));
+    assert.equal(new RunFileIndex(d).get('r-c0')?.result.metrics.energyJoules, 3);
+    assert.equal(readdirSync(d).join(','), 'runs.ndjson', 'one file, however many runs');
   });
 });

@@ -175,3 +175,23 @@ void describe('LogHistogram', () => {
     assert.equal(LogHistogram.deserialize(new LogHistogram().serialize()).count, 0);
   });
 });
+
+void describe('merging many slices into one sketch', () => {
+  void it('ends byte-equal to one sketch of all the values, with counts past every varint size and the budget hit', () => {
+    // The merge tracks the serialised size from the counts that grew (no pass over every bucket):
+    // counts cross 128 and 16,384, new buckets appear and the level coarsens, as in a long run.
+    const whole = new LogHistogram();
+    const merged = new LogHistogram();
+    for (let slice = 0; slice < 300; slice++) {
+      const part = new LogHistogram();
+      for (const x of draw(slice % 7 === 0 ? 'wide' : 'lognormal', 400, slice + 1)) {
+        whole.add(x);
+        part.add(x);
+      }
+      merged.merge(LogHistogram.deserialize(part.serialize()));
+    }
+    assert.ok(whole.level > 0, `the budget forced a coarser level (${whole.level})`);
+    assert.ok(same(withoutSum(whole.serialize()), withoutSum(merged.serialize())), 'buckets, counts, min, max');
+    assert.ok(merged.serialize().length <= 4096);
+  });
+});

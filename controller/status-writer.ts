@@ -1,0 +1,120 @@
+// Status patches and pod deletions, off the reconcile's critical path. A status patch of a big
+// experiment is ~200 KB the API server decodes, validates and stores: on a loaded server it takes
+// seconds, and a reconcile waiting for it held the experiment's key (and a worker) that long. Here a
+// reconcile records the status it wants and returns; one patch per experiment is in flight at a
+// time and only the newest wanted status is sent next (older ones are never sent). A failed patch
+// forgets what it wanted, so the next reconcile compares with the cache and writes again, and asks
+// for that reconcile. Pod deletions are idempotent and re-issued by the next pass while a finished
+// run's pod still shows, so they are sent in the background too, each name once at a time.
+import type { EnergyExperimentStatus } from '../api/status.ts';
+import type { Logger } from '../lib/log.ts';
+import type { KubeWriter } from './kube.ts';
+
+export interface WantedStatus {
+  status: EnergyExperimentStatus;
+  canonical: string;
+  /** resourceVersion the API server gave it; undefined while its patch is in flight. */
+  rv: number | undefined;
+}
+
+interface Slot {
+  namespace: string;
+  name: string;
+  inFlight: Promise<void> | undefined;
+  next: WantedStatus | undefined;
+}
+
+export class BackgroundWrites {
+  /** What each experiment (by uid) should show: the last status wanted, written or on its way. */
+  readonly wanted = new Map<string, WantedStatus>();
+  private readonly slots = new Map<string, Slot>();
+  private readonly deleting = new Set<string>();
+  /** Other background work (pod creates, run-table writes, start signals), until it settles. */
+  private readonly tracked = new Set<Promise<void>>();
+  /** Patches sent, and patches skipped because a newer status replaced them (tests, metrics). */
+  readonly counts = { patched: 0, superseded: 0, failed: 0, deletes: 0 };
+
+  constructor(
+    private readonly writer: KubeWriter,
+    private readonly log: Logger,
+    /** A write failed: reconcile this experiment again (namespace/name). */
+    private readonly retry: (key: string) => void,
+  ) {}
+
+  /** Records the status wanted and sends it (now, or after the patch in flight). */
+  status(uid: string, namespace: string, name: string, status: EnergyExperimentStatus, canonical: string): void {
+    const want: WantedStatus = { status, canonical, rv: undefined };
+    this.wanted.set(uid, want);
+    let slot = this.slots.get(uid);
+    if (slot === undefined) {
+      slot = { namespace, name, inFlight: undefined, next: undefined };
+      this.slots.set(uid, slot);
+    }
+    if (slot.next !== undefined) this.counts.superseded += 1;
+    slot.next = want;
+    // Started at once when nothing is in flight: the patch request is issued before this returns.
+    if (slot.inFlight === undefined) slot.inFlight = this.drain(uid, slot);
+  }
+
+  private async drain(uid: string, slot: Slot): Promise<void> {
+    for (let want = slot.next; want !== undefined; want = slot.next) {
+      slot.next = undefined;
+      try {
+        const updated = await this.writer.patchExperimentStatus(slot.namespace, slot.name, want.status);
+        this.counts.patched += 1;
+        const rv = Number(updated.metadata?.resourceVersion ?? '0');
+        if (Number.isFinite(rv)) want.rv = rv;
+      } catch (err) {
+        this.counts.failed += 1;
+        // Forgotten, so the next reconcile compares with the cache and writes again.
+        if (this.wanted.get(uid) === want) this.wanted.delete(uid);
+        this.log.warn({ err, experiment: `${slot.namespace}/${slot.name}` }, 'status patch failed; reconciling again');
+        this.retry(`${slot.namespace}/${slot.name}`);
+      }
+    }
+    slot.inFlight = undefined;
+    if (slot.next === undefined) this.slots.delete(uid);
+  }
+
+  /** Follows background work so `idle()` can wait for it; a failure is logged (the next pass redoes it). */
+  track(work: Promise<void>): void {
+    const p = work
+      .catch((err: unknown) => this.log.warn({ err }, 'background write failed; the next pass redoes it'))
+      .finally(() => this.tracked.delete(p));
+    this.tracked.add(p);
+  }
+
+  /** Waits for every patch in flight (and the ones queued behind them) and, without `uid`, all other work. */
+  async idle(uid?: string): Promise<void> {
+    if (uid === undefined) while (this.tracked.size > 0) await Promise.all([...this.tracked]);
+    for (;;) {
+      const pending = [...this.slots.entries()]
+        .filter(([u]) => uid === undefined || u === uid)
+        .map(([, s]) => s.inFlight)
+        .filter((p) => p !== undefined);
+      if (pending.length === 0) return;
+      await Promise.all(pending);
+    }
+  }
+
+  forget(uid: string): void {
+    this.wanted.delete(uid);
+  }
+
+  /** Deletes the pod in the background, unless its deletion is already in flight. */
+  deletePod(namespace: string, name: string): void {
+    const key = `${namespace}/${name}`;
+    if (this.deleting.has(key)) return;
+    this.deleting.add(key);
+    this.counts.deletes += 1;
+    void this.writer
+      .deletePod(namespace, name)
+      .catch((err: unknown) => this.log.warn({ err, pod: key }, 'pod deletion failed; the next pass retries it'))
+      .finally(() => this.deleting.delete(key));
+  }
+
+  /** Pod deletions in flight (tests). */
+  get deletesInFlight(): number {
+    return this.deleting.size;
+  }
+}
