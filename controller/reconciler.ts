@@ -25,6 +25,7 @@ import { measurementWeaknesses, statusMetrics, withAggregatorRunMetrics } from '
 import { configLabelsOf, resultsFiles } from '../report/files.ts';
 import type { AggregateResults } from '../aggregator/index.ts';
 import { stepRuns, type RunPlanOutput } from './runs.ts';
+import { waitingForNode } from './pod-waiting.ts';
 import {
   applyConditions,
   bestConfiguration,
@@ -106,6 +107,8 @@ interface PassInputs {
   failure: AggregatorFailure | null;
   /** The status the pass started from (or the one it wrote). */
   status: EnergyExperimentStatus;
+  /** Why a running attempt's pod waits for a node, if it does. */
+  waiting: string | undefined;
 }
 
 /** The phase and conditions this pass implies (runs, the Aggregator's weaknesses and failure). */
@@ -114,8 +117,9 @@ function decideFrom(
   runs: RunPlanOutput['runs'],
   simulated: boolean,
   aggregate: AggregateResults | null,
-  failure: AggregatorFailure | null,
+  found: { failure: AggregatorFailure | null; waiting: string | undefined },
 ): ReturnType<typeof decidePhase> {
+  const { failure, waiting } = found;
   return decidePhase(runs, {
     suspended: spec.policy.suspend,
     strict: spec.policy.failurePolicy === 'strict',
@@ -123,6 +127,7 @@ function decideFrom(
     retrying: retryingRuns(runs),
     ...measurementWeaknesses(aggregate),
     ...(failure !== null ? { aggregatorFailure: failure.message } : {}),
+    ...(waiting !== undefined ? { waiting } : {}),
   });
 }
 
@@ -140,7 +145,8 @@ function samePass(last: PassInputs | undefined, now: PassInputs): boolean {
     last.status === now.status &&
     last.generation === now.generation &&
     last.results === now.results &&
-    last.failure === now.failure
+    last.failure === now.failure &&
+    last.waiting === now.waiting
   );
 }
 
@@ -481,6 +487,8 @@ export class Reconciler {
       maxStarts: Math.max(1, Math.floor(MAX_POD_CREATES_PER_PASS / spec.placement.replicas)),
     });
     feed.resumed.clear();
+    const waiting = waitingForNode(pods, out.runs);
+    if (waiting !== undefined) out.waiting = waiting;
     return out;
   }
 
@@ -528,6 +536,7 @@ export class Reconciler {
       results: aggregate,
       failure: feed.failure(),
       status: prev,
+      waiting: out.waiting,
     };
     // Nothing this status is made of changed (runs, results, failure, spec): the same status again,
     // not worth building (at 20,000 runs that is most of a pass) nor comparing.
@@ -708,7 +717,7 @@ export class Reconciler {
     const best = bestConfiguration(all);
     const configurations = boundConfigurations(all);
     const simulated = this.deps.podOptions.simulate || (aggregate?.experiment.simulated ?? false);
-    const decision = decideFrom(spec, out.runs, simulated, aggregate, failure);
+    const decision = decideFrom(spec, out.runs, simulated, aggregate, { failure, waiting: out.waiting });
     const conditions = applyConditions(
       prev.conditions,
       [

@@ -427,6 +427,11 @@ EOF
   wait_for "node $NODE_NAME" 120 kctl get node "$NODE_NAME"
   kctl patch node "$NODE_NAME" --subresource=status --type=merge \
     -p "{\"status\":{\"capacity\":{\"nvidia.com/gpu\":\"$GPUS\"}}}" >/dev/null
+  # One node is every node: when its kubelet stops, the node lifecycle controller sees all nodes lost,
+  # enters "master disruption mode" (it blames its own network) and stops NoExecute tainting, so pods
+  # are never evicted, or are, if its tainter won a race (ADR 0026). Excluded from the disruption checks,
+  # the node is handled as one lost node of many: tainted, and its pods evicted after their tolerations.
+  kctl label node "$NODE_NAME" node.kubernetes.io/exclude-disruption= --overwrite >/dev/null
   wait_for "node $NODE_NAME Ready" 120 kctl wait --for=condition=Ready "node/$NODE_NAME" --timeout=2s
   wait_for "service account default/default" 60 kctl -n default get serviceaccount default
   log "setup step: controllers, kubelet, kube-proxy, DNS, node Ready $(since "$step")s"

@@ -81,8 +81,10 @@ void describe('faults on the real node', { skip, timeout: 3_600_000 }, () => {
         .replace('cycles: 3', 'cycles: 1')
         .replace('retries: 2', 'retries: 1'),
     );
+    const t0 = Date.now();
     await kubectlOk(['-n', EXP_NS, 'apply', '-f', '-'], { input: yaml });
     const status = await waitPhase('oom', ['Failed', 'Succeeded'], 300);
+    process.stderr.write(`real node: oom ${String(status.phase)} after ${((Date.now() - t0) / 1000).toFixed(1)} s\n`);
     assert.equal(status.phase, 'Failed', 'a 16 MiB limit cannot run the agent');
     const events = await experimentEvents('oom');
     assert.match(events, /RunRetrying.*OOMKilled/);
@@ -149,12 +151,14 @@ void describe('faults on the real node', { skip, timeout: 3_600_000 }, () => {
     await assertArtifactEqualsReplay('nats-restart', status);
   });
 
-  test('the kubelet stopped mid-run: the node goes NotReady, the run whose pod it held fails over to a new attempt, and with the kubelet back every run is counted once and the node is healthy', async () => {
+  test('the kubelet stopped mid-run: the node goes NotReady and is tainted, the run whose pod it held fails over by PodLost, the retried run says it waits for a node (the only one is lost), and with the kubelet back every run is counted once and the node is healthy', async () => {
     // Pods leave an unreachable node after tolerationSeconds (Kubernetes' default is 300 s): the
-    // manifest shortens it as a user would, through spec.placement.tolerations. Each run lasts over
-    // 40 s (cool-down), so the run in flight when the kubelet stops cannot finish from its still
-    // running containers before its pod is evicted; the run timeout is long, so the failover seen is
-    // the node's loss (PodLost), not a run that ran out of time (RunTimeout, the other way it fails).
+    // manifest shortens it as a user would, through spec.placement.tolerations. The node is excluded
+    // from the node lifecycle controller's disruption checks (dev-cluster.sh, ADR 0026), so losing it
+    // is losing one node of many: tainted NoExecute, its pods evicted. Each run lasts over 40 s
+    // (cool-down), so the run in flight when the kubelet stops cannot finish from its still running
+    // containers before its pod is evicted; the run timeout is long, so the failover seen is the node's
+    // loss (PodLost), not a run that ran out of time (RunTimeout, the other way it fails).
     const yaml = variant('kubelet-lost', (y) =>
       y
         .replace('seed: 1', 'seed: 4')
@@ -185,6 +189,8 @@ void describe('faults on the real node', { skip, timeout: 3_600_000 }, () => {
       inFlight.every((r) => r.phase !== 'Succeeded'),
       `a run finished before the kubelet stopped: ${JSON.stringify(inFlight)}`,
     );
+    const t0 = Date.now();
+    const at = (): string => `${((Date.now() - t0) / 1000).toFixed(1)} s`;
     await kubelet('stop');
     let restarted = false;
     try {
@@ -193,7 +199,12 @@ void describe('faults on the real node', { skip, timeout: 3_600_000 }, () => {
         return n.status !== 'True' ? n : undefined;
       });
       assert.match(notReady.message, /Kubelet stopped posting node status/);
-      const failedOver = await waitFor('a run failing over', 180, async () => {
+      process.stderr.write(`real node: kubelet stopped: node ${notReady.status} after ${at()}\n`);
+      // Tainted, not left alone as the only node of a cluster whose every node is lost would be.
+      await waitFor('the node tainted node.kubernetes.io/unreachable:NoExecute', 60, async () =>
+        (await nodeReady()).taints.includes('node.kubernetes.io/unreachable:NoExecute') ? true : undefined,
+      );
+      const failedOver = await waitFor('a run failing over', 90, async () => {
         const s = await eeStatus('kubelet-lost');
         return (s.runs ?? []).find((r) => r.attempt > 0) !== undefined ? s : undefined;
       }).catch(async (err: unknown) => {
@@ -201,11 +212,22 @@ void describe('faults on the real node', { skip, timeout: 3_600_000 }, () => {
         throw new Error(`${(err as Error).message}; node taints ${node}\n${await diagnosis('kubelet-lost')}`);
       });
       const retried = (failedOver.runs ?? []).filter((r) => r.attempt > 0);
-      process.stderr.write(`real node: with the kubelet stopped: ${JSON.stringify(retried)}\n`);
+      process.stderr.write(`real node: failed over after ${at()}: ${JSON.stringify(retried)}\n`);
       for (const r of retried) assert.match(r.message ?? '', /PodLost.*node lost/, JSON.stringify(r));
-      const running = failedOver.conditions?.find((c) => c.type === 'Running');
-      process.stderr.write(`real node: Running condition while the kubelet is down: ${JSON.stringify(running)}\n`);
       assert.match(await experimentEvents('kubelet-lost'), /RunRetrying.*PodLost/);
+      // Nowhere to fail over to on one node: the condition says the retried run waits for a node, and why.
+      const waiting = await waitFor('the Running condition saying a run waits for a node', 90, async () => {
+        const c = (await eeStatus('kubelet-lost')).conditions?.find((x) => x.type === 'Running');
+        return c?.reason === 'Unschedulable' ? c : undefined;
+      }).catch(async (err: unknown) => {
+        throw new Error(`${(err as Error).message}\n${await diagnosis('kubelet-lost')}`);
+      });
+      process.stderr.write(`real node: after ${at()} with the kubelet down: ${JSON.stringify(waiting)}\n`);
+      assert.equal(waiting.status, 'True');
+      assert.match(
+        waiting.message ?? '',
+        /Waiting for a node: pod \S+ cannot be scheduled: .*node\.kubernetes\.io\/unreachable/,
+      );
       await kubelet('start');
       restarted = true;
     } finally {
