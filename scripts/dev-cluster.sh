@@ -363,6 +363,7 @@ cmd_up() {
 
   step=$(now)
   containerd_config
+  : > "$RUN/runtime-started" # kept until `down` ends: it cleans the pod cgroups and task mounts then
   start containerd "$(command -v containerd)" --config "$RUN/containerd.toml"
   wait_for containerd 30 ctr -a "$SOCK" version
   pause_image
@@ -480,9 +481,12 @@ cmd_watch() {
 }
 
 cmd_down() {
-  local t0 c
+  local t0 c runtime=0
   t0=$(now)
   [ -d "$RUN" ] || { restore_host; log "not up"; return 0; }
+  # Pod cgroups and containerd's task mounts are machine-wide: cleaned only by a node whose containerd
+  # was started (a half-made node's leftovers, or a test's stand-in, must not touch another node's pods).
+  [ -f "$RUN/runtime-started" ] && runtime=1
   stop dns-sync; stop dnsmasq; stop kube-proxy
   # Kill every container through our own containerd socket, then stop the kubelet and containerd.
   stop kubelet
@@ -497,8 +501,11 @@ cmd_down() {
   for pid in $(grep -l -- "$SOCK" /proc/[0-9]*/cmdline 2>/dev/null | cut -d/ -f3); do
     [ "$pid" != "$$" ] && kill -KILL "$pid" 2>/dev/null || true
   done
-  unmount_under "$RUN" "$CTRD_ROOT" "/run/containerd/io.containerd.runtime.v2.task/k8s.io"
-  remove_cgroups
+  unmount_under "$RUN"
+  if [ "$runtime" = 1 ]; then
+    unmount_under "$CTRD_ROOT" "/run/containerd/io.containerd.runtime.v2.task/k8s.io"
+    remove_cgroups
+  fi
   restore_host
   # Last: a `down` killed half way (its test run killed during teardown) leaves the watchdog, which
   # then finishes the job when it sees the owner gone.
@@ -520,8 +527,9 @@ cmd_status() {
 }
 
 # One node per machine: `wait-free` (and an `up` that finds the node in use by another test run) waits
-# for that run to end (LLEM_NODE_WAIT_S, default 1800 s), outside the lock so that run can bring its
-# node down. wait-free also cleans up a stale node; it returns when there is no node or a user's.
+# for that run to end (LLEM_NODE_WAIT_S, default 1800 s; looking every LLEM_NODE_POLL_S, default 10 s),
+# outside the lock so that run can bring its node down. wait-free also cleans up a stale node; it returns
+# when there is no node or a user's.
 cmd_wait_free() {
   local deadline=$(( $(date +%s) + ${LLEM_NODE_WAIT_S:-1800} )) said=0
   while :; do
@@ -530,7 +538,7 @@ cmd_wait_free() {
     [ "$(date +%s)" -lt "$deadline" ] || die "the node stayed in use by another test run for ${LLEM_NODE_WAIT_S:-1800}s"
     [ $said = 1 ] || log "in use by the test run with PID $(cut -d' ' -f1 "$RUN/owner" 2>/dev/null): waiting for it to end"
     said=1
-    sleep 10
+    sleep "${LLEM_NODE_POLL_S:-10}"
   done
 }
 
@@ -545,7 +553,7 @@ wait_and_up() {
     [ "$(date +%s)" -lt "$deadline" ] || die "the node stayed in use by another test run for ${LLEM_NODE_WAIT_S:-1800}s"
     [ $said = 1 ] || log "in use by the test run with PID $(cut -d' ' -f1 "$RUN/owner" 2>/dev/null): waiting for it to end"
     said=1
-    sleep 10
+    sleep "${LLEM_NODE_POLL_S:-10}"
   done
 }
 
