@@ -226,7 +226,7 @@ void describe('faults on the real node', { skip, timeout: 3_600_000 }, () => {
       assert.equal(waiting.status, 'True');
       assert.match(
         waiting.message ?? '',
-        /Waiting for a node: pod \S+ cannot be scheduled: .*node\.kubernetes\.io\/unreachable/,
+        /Waiting for a node: pod \S+ cannot be scheduled: 0\/1 nodes are available: 1 node\(s\) had untolerated taint/,
       );
       await kubelet('start');
       restarted = true;

@@ -10,7 +10,7 @@ import { stepRuns, type RunInputs } from '../../../controller/runs.ts';
 import { controllerUnderTest, experimentWith, settle, statusOf } from './fakes.ts';
 
 const TAINT_MESSAGE =
-  '0/1 nodes are available: 1 node(s) had untolerated taint {node.kubernetes.io/unreachable: }. ' +
+  '0/1 nodes are available: 1 node(s) had untolerated taint(s). ' +
   'preemption: 0/1 nodes are available: 1 Preemption is not helpful for scheduling.';
 
 function unschedulable(p: V1Pod, message = TAINT_MESSAGE): V1Pod {
@@ -80,7 +80,7 @@ void test("a run whose pod cannot be scheduled shows Running=True reason Unsched
   assert.equal(runningCondition()?.reason, 'Unschedulable');
   assert.match(
     runningCondition()?.message ?? '',
-    /Waiting for a node: pod \S+ cannot be scheduled: .*untolerated taint \{node\.kubernetes\.io\/unreachable/,
+    /Waiting for a node: pod \S+ cannot be scheduled: 0\/1 nodes are available: 1 node\(s\) had untolerated taint/,
   );
 
   pods.put({ ...first, status: { phase: 'Running', conditions: [{ type: 'PodScheduled', status: 'True' }] } });
