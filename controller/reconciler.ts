@@ -543,8 +543,13 @@ export class Reconciler {
     if (!runsChanged && samePass(this.lastPass.get(ref.uid), inputs))
       return this.afterFinish(ref, spec, prev, out.requeueAfterMs);
     const status = await this.desiredStatus(ctx, out, prev, aggregate);
-    // The artifact is being written in the background; this key is queued again when it is done.
-    if (status === null) return {};
+    // The artifact is being written in the background; this key is queued again when it is done. That
+    // pass must build the status even if nothing else changed (a last run that failed without sending
+    // anything leaves the run table and the cached results as the last written pass had them).
+    if (status === null) {
+      this.lastPass.delete(ref.uid);
+      return {};
+    }
     const wrote = this.writeStatus(obj, ref, status);
     this.lastPass.set(ref.uid, { ...inputs, status: wrote ? status : prev });
     if (wrote) this.announce(obj, prev, status, out);
