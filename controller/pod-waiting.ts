@@ -16,14 +16,19 @@ function unschedulable(p: V1Pod): string | undefined {
 
 /** The scheduler's message for the first pod of a running attempt it cannot place, or undefined. */
 export function waitingForNode(pods: readonly V1Pod[], runs: readonly RunSummary[]): string | undefined {
+  // Pods first (bounded by the runs in flight, and almost never unschedulable): the run table, which can
+  // hold 20,000 runs, is read only when one is.
+  const stuck = pods.flatMap((p) => {
+    const why = unschedulable(p);
+    return why === undefined ? [] : [{ p, why }];
+  });
+  if (stuck.length === 0) return undefined;
   const running = new Set<string>();
   for (const r of runs) if (r.phase === 'Running') running.add(`${labelValue(r.id)}/${r.attempt}`);
-  if (running.size === 0) return undefined;
-  for (const p of pods) {
+  for (const { p, why } of stuck) {
     const labels = p.metadata?.labels ?? {};
-    if (!running.has(`${labels[LABEL_RUN] ?? ''}/${labels[LABEL_ATTEMPT] ?? ''}`)) continue;
-    const why = unschedulable(p);
-    if (why !== undefined) return `pod ${p.metadata?.name ?? '?'} cannot be scheduled: ${why}`.slice(0, 1000);
+    if (running.has(`${labels[LABEL_RUN] ?? ''}/${labels[LABEL_ATTEMPT] ?? ''}`))
+      return `pod ${p.metadata?.name ?? '?'} cannot be scheduled: ${why}`.slice(0, 1000);
   }
   return undefined;
 }
