@@ -24,7 +24,7 @@ import { newAggregator } from '../aggregator/index.ts';
 import { measurementWeaknesses, statusMetrics, withAggregatorRunMetrics } from './aggregate-view.ts';
 import { configLabelsOf, resultsFiles } from '../report/files.ts';
 import type { AggregateResults } from '../aggregator/index.ts';
-import { stepRuns, type RunPlanOutput } from './runs.ts';
+import { stepRuns, type RunEvent, type RunPlanOutput } from './runs.ts';
 import { waitingForNode } from './pod-waiting.ts';
 import {
   applyConditions,
@@ -211,6 +211,8 @@ export class Reconciler {
   private readonly parsed = new Map<string, { rv: string; status: EnergyExperimentStatus }>();
   /** What the last pass built its status from, by uid: an unchanged pass builds nothing. */
   private readonly lastPass = new Map<string, PassInputs>();
+  /** Events of passes whose status waited for the artifact, by uid: recorded with the status that shows them. */
+  private readonly deferredEvents = new Map<string, RunEvent[]>();
   /** Events per experiment, rate-limited like client-go's spam filter (status and the artifact keep every run). */
   private readonly eventBudget = new EventBudget();
   /** Artifacts being written (or written) for finished experiments, by uid. */
@@ -400,6 +402,7 @@ export class Reconciler {
     this.parsed.delete(ref.uid);
     this.validations.delete(ref.uid);
     this.lastPass.delete(ref.uid);
+    this.deferredEvents.delete(ref.uid);
     this.artifacts.delete(ref.uid);
     this.eventBudget.forget(ref.uid);
     this.deps.metrics?.forgetExperiment(ref.namespace, ref.name);
@@ -548,11 +551,17 @@ export class Reconciler {
     // anything leaves the run table and the cached results as the last written pass had them).
     if (status === null) {
       this.lastPass.delete(ref.uid);
+      if (out.events.length > 0)
+        this.deferredEvents.set(ref.uid, [...(this.deferredEvents.get(ref.uid) ?? []), ...out.events]);
       return {};
     }
     const wrote = this.writeStatus(obj, ref, status);
     this.lastPass.set(ref.uid, { ...inputs, status: wrote ? status : prev });
-    if (wrote) this.announce(obj, prev, status, out);
+    if (wrote) {
+      out.events = [...(this.deferredEvents.get(ref.uid) ?? []), ...out.events];
+      this.deferredEvents.delete(ref.uid);
+      this.announce(obj, prev, status, out);
+    }
     this.observe(ref, out, status.best, aggregate);
     if (isReleased(status)) this.releaseFeed(ref);
     return this.afterFinish(ref, spec, status, out.requeueAfterMs);
@@ -581,6 +590,7 @@ export class Reconciler {
     this.background.track(this.deps.streams.release(ref));
     this.validations.delete(ref.uid);
     this.lastPass.delete(ref.uid);
+    this.deferredEvents.delete(ref.uid);
     this.artifacts.delete(ref.uid);
     // Per-run power series of a finished experiment: every run has ended.
     this.deps.metrics?.runPower.forgetExperiment(ref.namespace, ref.name);

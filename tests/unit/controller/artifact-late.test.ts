@@ -2,7 +2,7 @@
 // message) and whose artifact takes longer than a pass waits for it: the pass that finds the artifact
 // written must still write the final status. It did not: that pass looked the same as the last one that
 // wrote (same run table, same cached results) and was skipped, so the experiment stayed Running forever
-// (the real node's OOM fault timed out this way under load).
+// (the real node's OOM fault timed out this way under load), and its Events must not be lost either.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import type { V1Pod } from '@kubernetes/client-node';
@@ -54,6 +54,16 @@ void test('a finished experiment whose artifact is written after the pass that f
   const status = statusOf(h.experiments);
   assert.equal(status.phase, 'Failed', JSON.stringify(status.conditions));
   assert.match(status.artifact?.uri ?? '', /^nats-obj:\/\/llem-artifacts\//);
+  // The Events of the pass that finished it are recorded with the status that shows it, not dropped.
+  const reasons = h.writer.events.map((e) => `${e.reason}: ${e.message}`);
+  assert.ok(
+    reasons.some((r) => /^RunFailed: .*OOMKilled/.test(r)),
+    `no RunFailed event naming the OOM: ${JSON.stringify(reasons)}`,
+  );
+  assert.ok(
+    reasons.some((r) => r.startsWith('ExperimentFailed')),
+    JSON.stringify(reasons),
+  );
   await h.streams.stopAll();
   await h.bus.close();
 });
