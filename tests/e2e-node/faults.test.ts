@@ -2,7 +2,8 @@
 // a backend OOM-killed by its memory limit, the controller pod deleted mid-run, the NATS pod deleted
 // mid-stream, the kubelet stopped mid-run. Results after a controller or NATS restart are compared
 // byte for byte with the artifact a fresh aggregation of the experiment's recorded stream gives
-// (tests/support/real-node-replay.ts says why that, and not a second run, is the baseline).
+// (tests/support/real-node-replay.ts says why that, and not a second run, is the baseline). The image
+// that does not exist is in cluster.test.ts. Kubelet loss: ADR 0026.
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { kubelet, kubectlJson, kubectlOk, NODE_NAME, realNodeSkipReason, waitFor } from '../support/real-node.ts';
@@ -70,6 +71,9 @@ void describe('faults on the real node', { skip, timeout: 3_600_000 }, () => {
   after(() => suite.tearDown());
 
   test("a backend OOM-killed by its memory limit is retried, and the OOM shows in Events and the run's condition", async () => {
+    // The last attempt dies before sending anything, so the pass that fails it changes nothing the stream
+    // shows; when the artifact took longer than a pass waits (a loaded machine) that pass was skipped and
+    // the experiment stayed Running (tests/unit/controller/artifact-late.test.ts).
     const yaml = variant('oom', (y) =>
       y
         .replace(
