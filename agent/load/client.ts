@@ -46,6 +46,12 @@ export interface RequestResult {
    * (the mock server does, in its first chunk): client TTFT minus this is the client's error.
    */
   serverTtftMs?: number;
+  /**
+   * The server's own stamps behind serverTtftMs (wall clock, ms): when it received the request and
+   * when it wrote the first token. With the send and read times they split the client's error into
+   * the way out and the way back (bench/agent).
+   */
+  serverStamps?: { receivedMs: number; firstTokenMs: number };
 }
 
 export interface ClientOptions {
@@ -65,6 +71,7 @@ interface Progress {
   done: boolean;
   serverError: string | null;
   serverTtftMs: number | null;
+  serverStamps: { receivedMs: number; firstTokenMs: number } | null;
 }
 
 function chunkText(
@@ -138,6 +145,7 @@ export class StreamingClient {
       done: false,
       serverError: null,
       serverTtftMs: null,
+      serverStamps: null,
     };
     const payload = this.body(req);
     return new Promise((resolve) => {
@@ -234,8 +242,10 @@ export class StreamingClient {
     if (p.firstMs === null) {
       p.firstMs = now;
       const server = (chunk as { llem_server?: { received_ms?: unknown; first_token_ms?: unknown } }).llem_server;
-      if (typeof server?.received_ms === 'number' && typeof server.first_token_ms === 'number')
+      if (typeof server?.received_ms === 'number' && typeof server.first_token_ms === 'number') {
         p.serverTtftMs = server.first_token_ms - server.received_ms;
+        p.serverStamps = { receivedMs: server.received_ms, firstTokenMs: server.first_token_ms };
+      }
     } else p.itl.push(now - p.lastMs);
     p.lastMs = now;
     p.chunks++;
@@ -263,6 +273,7 @@ export class StreamingClient {
       inputTokens: p.usageIn ?? req.promptTokens,
       outputTokens,
       ...(p.serverTtftMs === null ? {} : { serverTtftMs: p.serverTtftMs }),
+      ...(p.serverStamps === null ? {} : { serverStamps: p.serverStamps }),
     };
     return errorClass === undefined ? base : { ...base, errorClass, error: error ?? errorClass };
   }
