@@ -24,6 +24,7 @@ import { awaitGpuMemoryReleased, nvmlMemoryReader, resolveLocalGpus, type LocalG
 import { LOCK_FILE, lockResultsDirectory } from './lock.ts';
 import { inSpan, traceApplied } from '../lib/telemetry/index.ts';
 import { gpuEnvironment } from '../agent/index.ts';
+import { LocalAdaptive } from './adaptive.ts';
 import { localGpuControl, prepareGpuSettings, type LocalGpuControl } from './gpu-control.ts';
 
 export interface LocalRunOptions {
@@ -420,6 +421,7 @@ async function runLocked(run: LockedRun, notes: string[]): Promise<LocalRunOutco
   const { state, aggregator } = openState(opts, loaded, dir, uid);
   dir.writeState(state);
   const exp = new LocalExperiment(opts, loaded, dir, { state, aggregator, gpus, gpuControl }, log);
+  const adaptive = LocalAdaptive.of(loaded.experiment.spec, loaded.matrix, state, aggregator);
   opts.progress.attach?.({ current: (id) => exp.observer.get(id) });
   const done = loaded.matrix.runs.filter((r) => state.runs[r.id]?.status === 'complete').length;
   const warnings = [...notes, ...loaded.warnings.map((w) => formatIssue(w))];
@@ -442,21 +444,33 @@ async function runLocked(run: LockedRun, notes: string[]): Promise<LocalRunOutco
     await inSpan('llem.experiment', attrs, async () => {
       for (const [index, run] of loaded.matrix.runs.entries()) {
         if (state.runs[run.id]?.status === 'complete') continue;
+        if (adaptive !== null && skippedByAdaptive(adaptive, run.id, opts)) continue;
+        adaptive?.forget(run.id);
         await exp.execute(run, index);
       }
     });
   } catch (err) {
     // Interrupted: what is complete is still worth a look; the next `llem run` continues.
     if (err instanceof InterruptedError)
-      writeResults({ dir: out, loaded, state, results: aggregator.results(), aggregator });
+      writeResults({ dir: out, loaded, state, results: aggregator.results(), aggregator, adaptive });
     throw err;
   } finally {
     await exp.close();
   }
-  const summary = writeResults({ dir: out, loaded, state, results: aggregator.results(), aggregator });
+  const summary = writeResults({ dir: out, loaded, state, results: aggregator.results(), aggregator, adaptive });
   opts.progress.event({ type: 'finish', summary });
   return {
     ...summary,
     exitCode: summary.runsFailed > 0 && loaded.experiment.spec.policy.failurePolicy === 'strict' ? 1 : 0,
   };
+}
+
+/** The adaptive rule says this run is not needed: reported once, and left out. */
+function skippedByAdaptive(adaptive: LocalAdaptive, runId: string, opts: LocalRunOptions): boolean {
+  const decisions = adaptive.decide();
+  if (decisions.runs.get(runId) !== 'skip') return false;
+  const run = decisions.outcome.configurations.find((c) => runId.startsWith(`${c.configurationId}-c`));
+  const why = run?.reason === 'budget' ? 'the GPU budget is spent' : 'the CI target is met';
+  opts.progress.event({ type: 'runEnd', runId, status: 'skipped', detail: `${why} for its configuration` });
+  return true;
 }
