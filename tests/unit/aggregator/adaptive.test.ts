@@ -7,7 +7,12 @@ import {
   type AdaptiveRunRecord,
 } from '../../../aggregator/index.ts';
 import { executionOrder, runId, type Configuration } from '../../../api/matrix.ts';
-import { AdaptiveCyclesSchema, MeasurementSchema, type AdaptiveCycles, type MeasurementOrder } from '../../../api/spec.ts';
+import {
+  AdaptiveCyclesSchema,
+  MeasurementSchema,
+  type AdaptiveCycles,
+  type MeasurementOrder,
+} from '../../../api/spec.ts';
 import { seededRandom } from '../../../api/random.ts';
 import { validateEnergyExperiment } from '../../../api/validation.ts';
 import { studentTQuantile } from '../../../aggregator/stats.ts';
@@ -40,7 +45,12 @@ function decide(p: Plan, recorded: Map<string, AdaptiveRunRecord>): AdaptiveDeci
  * `llem run`'s loop: runs in plan order, each decided just before it would start. `stopAfter`: the
  * process is killed while that many-th run executes (its record never written).
  */
-function execute(p: Plan, value: Value, recorded = new Map<string, AdaptiveRunRecord>(), stopAfter = Infinity): string[] {
+function execute(
+  p: Plan,
+  value: Value,
+  recorded = new Map<string, AdaptiveRunRecord>(),
+  stopAfter = Infinity,
+): string[] {
   const executed: string[] = [];
   for (const run of p.runs) {
     if (recorded.has(run.id)) continue;
@@ -199,6 +209,8 @@ void describe('adaptive cycles', () => {
     assert.equal(metric.ok ? '' : metric.issues[0]?.path, 'spec.measurement.cycles.target.metric');
     assert.match(metric.ok ? '' : (metric.issues[0]?.message ?? ''), /must be one of joulesPerToken/);
     const zero = validateEnergyExperiment(manifest(0));
-    assert.deepEqual(zero.ok ? [] : zero.issues, [{ path: 'spec.measurement.cycles', message: 'must be >= 1 (got 0)' }]);
+    assert.deepEqual(zero.ok ? [] : zero.issues, [
+      { path: 'spec.measurement.cycles', message: 'must be >= 1 (got 0)' },
+    ]);
   });
 });
