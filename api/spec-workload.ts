@@ -6,13 +6,26 @@ import { cel, Dns1123LabelSchema, exactlyOne, nonNegInt, nonNegNumber, oneOf, po
 
 export const TokenDistributionSchema = z
   .strictObject({
-    distribution: z.enum(['fixed', 'uniform', 'normal', 'lognormal']).default('fixed'),
+    distribution: z.enum(['fixed', 'uniform', 'normal', 'lognormal', 'empirical']).default('fixed'),
     mean: posInt.optional().describe('fixed: the length; normal/lognormal: the mean.'),
     stddev: nonNegNumber.optional(),
     min: posInt.optional().describe('uniform: lower bound; normal/lognormal: clamp (default 1).'),
     max: posInt.optional().describe('uniform: upper bound; normal/lognormal: clamp.'),
+    values: z
+      .array(posInt)
+      .min(1)
+      .max(4096)
+      .optional()
+      .describe("empirical: the token lengths to draw from (e.g. a histogram's bin centres)."),
+    weights: z
+      .array(z.number().min(0))
+      .min(1)
+      .max(4096)
+      .optional()
+      .describe('empirical: relative weight of each value (counts of a histogram); default equal.'),
   })
   .superRefine((d, ctx) => {
+    if (d.distribution === 'empirical') return empiricalIssues(d, ctx);
     const need =
       d.distribution === 'uniform'
         ? (['min', 'max'] as const)
@@ -35,6 +48,11 @@ export const TokenDistributionSchema = z
         fieldPath: '.mean',
       },
       {
+        rule: "self.distribution != 'empirical' || has(self.values)",
+        message: 'values are required for distribution empirical',
+        fieldPath: '.values',
+      },
+      {
         rule: "self.distribution != 'uniform' || (has(self.min) && has(self.max))",
         message: 'min and max are required for distribution uniform',
       },
@@ -49,6 +67,25 @@ export const TokenDistributionSchema = z
       },
     ),
   );
+
+function empiricalIssues(
+  d: { values?: number[] | undefined; weights?: number[] | undefined },
+  ctx: z.RefinementCtx,
+): void {
+  if (d.values === undefined) {
+    ctx.addIssue({ code: 'custom', path: ['values'], message: 'required for distribution "empirical"' });
+    return;
+  }
+  if (d.weights === undefined) return;
+  if (d.weights.length !== d.values.length)
+    ctx.addIssue({
+      code: 'custom',
+      path: ['weights'],
+      message: `must have one weight per value (${d.values.length} values, ${d.weights.length} weights)`,
+    });
+  else if (!d.weights.some((w) => w > 0))
+    ctx.addIssue({ code: 'custom', path: ['weights'], message: 'must have at least one weight above 0' });
+}
 
 export const DatasetSchema = z
   .strictObject({
@@ -68,8 +105,19 @@ export const DatasetSchema = z
         'Prompts from a ConfigMap key in the experiment\'s namespace: JSON lines, each {"prompt": "..."}; output length sampling.maxTokens (default 128). Cluster only: llem run refuses it.',
       ),
   })
-  .superRefine(oneOf(['synthetic', 'prompts', 'configMapRef'], 'workload.dataset'))
-  .meta(cel(exactlyOne(['synthetic', 'prompts', 'configMapRef'], 'workload.dataset')));
+  .extend({
+    trace: z
+      .strictObject({
+        file: z.string().min(1).describe('JSONL trace file (llem run; relative to the working directory).'),
+        timeScale: z.number().gt(0).default(1).describe('Multiplies every gap: 2 replays at half speed.'),
+      })
+      .optional()
+      .describe(
+        'Replay a request trace: arrival times and input/output lengths, one JSON object a line (llem, Mooncake, Azure LLM inference or BurstGPT field names; docs/workloads.md). llem run only.',
+      ),
+  })
+  .superRefine(oneOf(['synthetic', 'prompts', 'configMapRef', 'trace'], 'workload.dataset'))
+  .meta(cel(exactlyOne(['synthetic', 'prompts', 'configMapRef', 'trace'], 'workload.dataset')));
 
 export const SamplingSchema = z.strictObject({
   temperature: nonNegNumber.default(0).describe('0: greedy decoding.'),

@@ -1,6 +1,6 @@
 // `llem run`: the whole experiment on this machine. Same planner (api/), agent (agent/) and
 // aggregator (aggregator/) as the cluster, joined by the in-process bus.
-import { existsSync, mkdirSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { Aggregator } from '../aggregator/index.ts';
 import { newAggregator } from '../aggregator/index.ts';
@@ -23,7 +23,7 @@ import { assertSameExperiment, ResultsDirectory, STATE_VERSION, type LocalState 
 import { awaitGpuMemoryReleased, nvmlMemoryReader, resolveLocalGpus, type LocalGpus } from './gpu-check.ts';
 import { LOCK_FILE, lockResultsDirectory } from './lock.ts';
 import { inSpan, traceApplied } from '../lib/telemetry/index.ts';
-import { gpuEnvironment } from '../agent/index.ts';
+import { gpuEnvironment, parseTrace } from '../agent/index.ts';
 import { LocalAdaptive } from './adaptive.ts';
 import { localGpuControl, prepareGpuSettings, type LocalGpuControl } from './gpu-control.ts';
 
@@ -106,6 +106,24 @@ function assertLocalReplicas(loaded: LoadedExperiment): void {
 }
 
 function assertLocalDataset(loaded: LoadedExperiment): void {
+  for (const c of loaded.matrix.configurations) {
+    const trace = c.workload.dataset.trace;
+    if (trace === undefined) continue;
+    let text: string;
+    try {
+      text = readFileSync(trace.file, 'utf8');
+    } catch (err) {
+      const why = (err as NodeJS.ErrnoException).code ?? (err as Error).message;
+      throw new InvalidInputError([
+        {
+          file: loaded.file,
+          path: 'spec.workload.dataset.trace.file',
+          message: `cannot read ${trace.file} (${why}); give a JSONL trace file relative to the working directory`,
+        },
+      ]);
+    }
+    parseTrace(text, trace.file);
+  }
   if (loaded.matrix.configurations.every((c) => c.workload.dataset.configMapRef === undefined)) return;
   throw new InvalidInputError([
     {

@@ -1,6 +1,12 @@
 // One attempt of one run: start its replicas' agents against the (shared) backend, wait for them,
 // and report how it ended. Completeness is decided by the aggregator, not here.
-import { createSimulatedGpu, createNvmlTelemetry, parseAgentConfig, runAgent } from '../agent/index.ts';
+import {
+  createSimulatedGpu,
+  createNvmlTelemetry,
+  parseAgentConfig,
+  readWorkloadFiles,
+  runAgent,
+} from '../agent/index.ts';
 import type { Configuration, PlannedRun } from '../api/matrix.ts';
 import type { EnergyExperiment } from '../api/spec.ts';
 import { agentConfigFor } from '../lib/backends/agent-config.ts';
@@ -52,7 +58,7 @@ function agentConfig(input: ReplicaRunInput, replica: number): ReturnType<typeof
     input.simulate,
   );
   const replicas = configuration.replicas;
-  return parseAgentConfig(
+  const parsed = parseAgentConfig(
     {
       ...base,
       backend: {
@@ -73,6 +79,7 @@ function agentConfig(input: ReplicaRunInput, replica: number): ReturnType<typeof
     },
     `run ${run.id} agent config`,
   );
+  return readWorkloadFiles(parsed);
 }
 
 /** Runs every replica; resolves with the first failure message, or null when all finished. */

@@ -2,6 +2,7 @@ import { setMaxListeners } from 'node:events';
 // Load generator: offline (all at once), concurrency (closed loop), rate (open-loop Poisson).
 import type { ApiKind, RequestHooks, RequestResult, StreamRequest } from './client.ts';
 import { drawLength, poissonGapMs, seededRng, syntheticPrompt, type Rng, type TokenLength } from './prompts.ts';
+import { traceRequest, type TraceRequest } from './trace.ts';
 
 export type LoadMode = 'offline' | 'concurrency' | 'rate';
 
@@ -22,6 +23,10 @@ export interface Workload {
   seed: number;
   /** Inline prompts, used round-robin instead of synthetic ones. */
   prompts?: string[] | undefined;
+  /** A request trace: its lengths, and (runLoad) its arrival times, scaled by traceTimeScale. */
+  trace?: TraceRequest[] | undefined;
+  /** 2: the trace replayed at half speed; 0.5: twice as fast. */
+  traceTimeScale?: number | undefined;
 }
 
 /** Anything that can send one request: the streaming client, or a fake in tests. */
@@ -61,7 +66,9 @@ export class RequestFactory {
   next(): StreamRequest {
     const w = this.workload;
     const inline = w.prompts !== undefined && w.prompts.length > 0 ? w.prompts[this.n % w.prompts.length] : undefined;
+    const traced = w.trace !== undefined && w.trace.length > 0 ? traceRequest(w.trace, this.n) : undefined;
     this.n++;
+    if (traced !== undefined) return this.request(syntheticPrompt(traced.inputTokens, this.rng), traced);
     const promptTokens = inline === undefined ? drawLength(w.inputTokens, this.rng) : inline.split(/\s+/).length;
     return {
       api: w.api,
@@ -69,6 +76,20 @@ export class RequestFactory {
       prompt: inline ?? syntheticPrompt(promptTokens, this.rng),
       promptTokens,
       maxTokens: Math.min(drawLength(w.outputTokens, this.rng), w.maxTokens ?? Infinity),
+      ignoreEos: w.ignoreEos,
+      temperature: w.temperature,
+      ...(w.topP !== undefined ? { topP: w.topP } : {}),
+    };
+  }
+
+  private request(prompt: string, lengths: { inputTokens: number; outputTokens: number }): StreamRequest {
+    const w = this.workload;
+    return {
+      api: w.api,
+      model: w.model,
+      prompt,
+      promptTokens: lengths.inputTokens,
+      maxTokens: Math.min(lengths.outputTokens, w.maxTokens ?? Infinity),
       ignoreEos: w.ignoreEos,
       temperature: w.temperature,
       ...(w.topP !== undefined ? { topP: w.topP } : {}),
@@ -157,7 +178,20 @@ async function offline(run: LoadRun, batch: number): Promise<void> {
   }
 }
 
-async function openLoop(run: LoadRun, ratePerSecond: number, rng: Rng, signal: AbortSignal): Promise<void> {
+/** Gap (ms) before arrival n+1, given arrival n: the open loop's schedule. */
+type Schedule = (n: number) => number;
+
+function poissonSchedule(ratePerSecond: number, rng: Rng): Schedule {
+  return () => poissonGapMs(ratePerSecond, rng);
+}
+
+/** The trace's own gaps, times `scale`; past its end it repeats (traceRequest). */
+export function traceSchedule(trace: readonly TraceRequest[], scale: number): Schedule {
+  return (n) => (traceRequest(trace, n + 1).atMs - traceRequest(trace, n).atMs) * scale;
+}
+
+async function openLoop(run: LoadRun, gapMs: Schedule, signal: AbortSignal): Promise<void> {
+  let n = 0;
   const pending = new Set<Promise<void>>();
   // A sender that throws (a dead client thread) stops the arrivals; the error is rethrown once the
   // requests in flight are done, never left as an unhandled rejection while the loop sleeps.
@@ -175,7 +209,7 @@ async function openLoop(run: LoadRun, ratePerSecond: number, rng: Rng, signal: A
         })
         .finally(() => pending.delete(p));
       pending.add(p);
-      due += poissonGapMs(ratePerSecond, rng);
+      due += gapMs(n++);
     }
     if (!run.wantMore() || failure !== null) break;
     await abortableSleep(Math.max(0, due - performance.now()), signal);
@@ -209,9 +243,12 @@ export async function runLoad(
   const target =
     workload.mode === 'offline' ? opts.requests : workload.mode === 'concurrency' ? workload.concurrency : 1;
   const run = new LoadRun(sender, factory, opts, Math.max(1, target));
-  if (workload.mode === 'offline') await offline(run, opts.requests);
+  // A trace is its own schedule, whatever the mode says.
+  if (workload.trace !== undefined && workload.trace.length > 0)
+    await openLoop(run, traceSchedule(workload.trace, workload.traceTimeScale ?? 1), opts.signal);
+  else if (workload.mode === 'offline') await offline(run, opts.requests);
   else if (workload.mode === 'concurrency') await closedLoop(run, workload.concurrency);
-  else await openLoop(run, workload.ratePerSecond, seededRng(workload.seed ^ 0x5eed), opts.signal);
+  else await openLoop(run, poissonSchedule(workload.ratePerSecond, seededRng(workload.seed ^ 0x5eed)), opts.signal);
   run.drain();
   return { issued: run.issued, completed: run.completed, durationMs: performance.now() - run.t0 };
 }

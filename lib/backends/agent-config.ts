@@ -1,6 +1,7 @@
 // The agent's configuration for one pod (contract: agent/config.ts, read from LLEM_AGENT_CONFIG).
 // Built from the validated spec by both runtimes (controller pods, llem run); neither imports agent/,
 // so this is plain data.
+import { resolve } from 'node:path';
 import type { Configuration, PlannedRun } from '../../api/matrix.ts';
 import type { EnergyExperimentSpec, TokenDistribution, WorkloadSpec } from '../../api/spec.ts';
 import type { BackendLaunch } from './types.ts';
@@ -51,6 +52,9 @@ function workloadConfig(w: WorkloadSpec): Record<string, unknown> {
       : {}),
     ...(w.dataset.configMapRef !== undefined
       ? { promptsFile: DATASET_FILE, outputTokens: w.sampling.maxTokens ?? PROMPT_OUTPUT_TOKENS }
+      : {}),
+    ...(w.dataset.trace !== undefined
+      ? { traceFile: resolve(w.dataset.trace.file), traceTimeScale: w.dataset.trace.timeScale }
       : {}),
     ignoreEos: w.ignoreEos,
     temperature: w.sampling.temperature,
