@@ -13,6 +13,7 @@ import { MARKS } from '../api/protocol.ts';
 import { InvalidInputError, type InputIssue } from '../lib/errors.ts';
 import type { VisibleDevicesEnv } from './telemetry/visible-devices.ts';
 import { parseTrace, type TraceRequest } from './load/trace.ts';
+import { parseConversations, type Conversation } from './load/conversation.ts';
 
 export type { NatsEnv };
 
@@ -80,6 +81,9 @@ export const AgentConfigSchema = z.strictObject({
       /** A JSONL request trace (agent/load/trace.ts), replayed with its timing; read at start into `trace`. */
       traceFile: z.string().min(1).optional(),
       traceTimeScale: z.number().gt(0).default(1),
+      /** Multi-turn conversations (agent/load/conversation.ts); read at start. */
+      conversationsFile: z.string().min(1).optional(),
+      sharedPrefix: z.strictObject({ prefixes: posInt, prefixTokens: posInt }).optional(),
       ignoreEos: z.boolean().default(true),
       temperature: nonNeg.default(0),
       topP: z.number().gt(0).max(1).default(1),
@@ -252,7 +256,28 @@ export function readWorkloadFiles(config: AgentConfig): AgentConfig & { trace?: 
     }
     traces.set(config, parseTrace(text, w.traceFile));
   }
+  if (w.conversationsFile !== undefined)
+    conversations.set(
+      config,
+      parseConversations(readWorkloadFile(w.conversationsFile, 'conversations'), w.conversationsFile),
+    );
   return config;
+}
+
+function readWorkloadFile(file: string, what: string): string {
+  try {
+    return readFileSync(file, 'utf8');
+  } catch (err) {
+    const message = `cannot read the ${what} file (${(err as Error).message}); check workload.dataset.${what}.file`;
+    throw new InvalidInputError([{ file, path: '', message }]);
+  }
+}
+
+const conversations = new WeakMap<AgentConfig, Conversation[]>();
+
+/** The conversations readWorkloadFiles read for this config, if any. */
+export function conversationsOf(config: AgentConfig): Conversation[] | undefined {
+  return conversations.get(config);
 }
 
 const traces = new WeakMap<AgentConfig, TraceRequest[]>();

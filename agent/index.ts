@@ -9,6 +9,7 @@ export {
   readWorkloadFiles,
 } from './config.ts';
 export { parseTrace, type TraceRequest } from './load/trace.ts';
+export { parseConversations, type Conversation } from './load/conversation.ts';
 export type { AgentConfig, AgentConfigInput, AgentEnvironment, NatsEnv } from './config.ts';
 export type { GpuTelemetry, TelemetryEnvironment, TelemetrySource, DeviceReader } from './telemetry/types.ts';
 export {

@@ -94,6 +94,13 @@ export const DatasetSchema = z
         inputTokens: TokenDistributionSchema.prefault({ distribution: 'fixed', mean: 512 }),
         outputTokens: TokenDistributionSchema.prefault({ distribution: 'fixed', mean: 128 }),
         seed: nonNegInt.default(0).describe('Seed for lengths and token ids: the same seed gives the same requests.'),
+        sharedPrefix: z
+          .strictObject({
+            prefixes: posInt.max(10000).describe('Distinct prefixes; each request starts with one, drawn at random.'),
+            prefixTokens: posInt.max(131072).describe('Tokens of each prefix (added to the drawn input length).'),
+          })
+          .optional()
+          .describe('Shared-prefix workload (N prefixes x random suffixes): what prefix caching serves.'),
       })
       .optional()
       .describe('Random token ids with lengths drawn from the distributions (default: 512 in, 128 out).'),
@@ -116,8 +123,23 @@ export const DatasetSchema = z
         'Replay a request trace: arrival times and input/output lengths, one JSON object a line (llem, Mooncake, Azure LLM inference or BurstGPT field names; docs/workloads.md). llem run only.',
       ),
   })
-  .superRefine(oneOf(['synthetic', 'prompts', 'configMapRef', 'trace'], 'workload.dataset'))
-  .meta(cel(exactlyOne(['synthetic', 'prompts', 'configMapRef', 'trace'], 'workload.dataset')));
+  .extend({
+    conversations: z
+      .strictObject({
+        file: z
+          .string()
+          .min(1)
+          .describe(
+            'JSONL, one {"turns": [{"user", "outputTokens", "thinkTimeMs"}]} a line (relative to the working directory).',
+          ),
+      })
+      .optional()
+      .describe(
+        "Multi-turn conversations, workload.concurrency at a time: each turn's prompt holds the earlier turns and answers; the next turn leaves thinkTimeMs after the answer. llem run only.",
+      ),
+  })
+  .superRefine(oneOf(['synthetic', 'prompts', 'configMapRef', 'trace', 'conversations'], 'workload.dataset'))
+  .meta(cel(exactlyOne(['synthetic', 'prompts', 'configMapRef', 'trace', 'conversations'], 'workload.dataset')));
 
 export const SamplingSchema = z.strictObject({
   temperature: nonNegNumber.default(0).describe('0: greedy decoding.'),

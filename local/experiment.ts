@@ -23,7 +23,7 @@ import { assertSameExperiment, ResultsDirectory, STATE_VERSION, type LocalState 
 import { awaitGpuMemoryReleased, nvmlMemoryReader, resolveLocalGpus, type LocalGpus } from './gpu-check.ts';
 import { LOCK_FILE, lockResultsDirectory } from './lock.ts';
 import { inSpan, traceApplied } from '../lib/telemetry/index.ts';
-import { gpuEnvironment, parseTrace } from '../agent/index.ts';
+import { gpuEnvironment, parseConversations, parseTrace } from '../agent/index.ts';
 import { LocalAdaptive } from './adaptive.ts';
 import { localGpuControl, prepareGpuSettings, type LocalGpuControl } from './gpu-control.ts';
 
@@ -105,25 +105,35 @@ function assertLocalReplicas(loaded: LoadedExperiment): void {
   ]);
 }
 
-function assertLocalDataset(loaded: LoadedExperiment): void {
+/** A local trace or conversations file: read and checked before anything is written (file:line errors, exit 2). */
+function assertLocalFiles(loaded: LoadedExperiment): void {
   for (const c of loaded.matrix.configurations) {
-    const trace = c.workload.dataset.trace;
-    if (trace === undefined) continue;
-    let text: string;
-    try {
-      text = readFileSync(trace.file, 'utf8');
-    } catch (err) {
-      const why = (err as NodeJS.ErrnoException).code ?? (err as Error).message;
-      throw new InvalidInputError([
-        {
-          file: loaded.file,
-          path: 'spec.workload.dataset.trace.file',
-          message: `cannot read ${trace.file} (${why}); give a JSONL trace file relative to the working directory`,
-        },
-      ]);
+    const d = c.workload.dataset;
+    const files: ReadonlyArray<readonly [string, string, (text: string, file: string) => unknown]> = [
+      ...(d.trace === undefined ? [] : [['trace', d.trace.file, parseTrace] as const]),
+      ...(d.conversations === undefined ? [] : [['conversations', d.conversations.file, parseConversations] as const]),
+    ];
+    for (const [what, file, parse] of files) {
+      let text: string;
+      try {
+        text = readFileSync(file, 'utf8');
+      } catch (err) {
+        const why = (err as NodeJS.ErrnoException).code ?? (err as Error).message;
+        throw new InvalidInputError([
+          {
+            file: loaded.file,
+            path: `spec.workload.dataset.${what}.file`,
+            message: `cannot read ${file} (${why}); give a JSONL file relative to the working directory`,
+          },
+        ]);
+      }
+      parse(text, file);
     }
-    parseTrace(text, trace.file);
   }
+}
+
+function assertLocalDataset(loaded: LoadedExperiment): void {
+  assertLocalFiles(loaded);
   if (loaded.matrix.configurations.every((c) => c.workload.dataset.configMapRef === undefined)) return;
   throw new InvalidInputError([
     {

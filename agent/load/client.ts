@@ -19,6 +19,8 @@ export interface StreamRequest {
   temperature: number;
   /** Nucleus sampling; sent as top_p only below 1. */
   topP?: number;
+  /** Keep the generated text in the result (multi-turn conversations put it into the next prompt). */
+  collectText?: boolean;
 }
 
 export interface RequestHooks {
@@ -46,6 +48,8 @@ export interface RequestResult {
    * (the mock server does, in its first chunk): client TTFT minus this is the client's error.
    */
   serverTtftMs?: number;
+  /** The generated text, when the request asked for it (collectText). */
+  text?: string;
 }
 
 export interface ClientOptions {
@@ -65,6 +69,8 @@ interface Progress {
   done: boolean;
   serverError: string | null;
   serverTtftMs: number | null;
+  /** Generated text pieces, kept only when the request asks (collectText). */
+  text: string[] | null;
 }
 
 function chunkText(
@@ -138,6 +144,7 @@ export class StreamingClient {
       done: false,
       serverError: null,
       serverTtftMs: null,
+      text: req.collectText === true ? [] : null,
     };
     const payload = this.body(req);
     return new Promise((resolve) => {
@@ -239,6 +246,7 @@ export class StreamingClient {
     } else p.itl.push(now - p.lastMs);
     p.lastMs = now;
     p.chunks++;
+    p.text?.push(text);
   }
 
   private result(
@@ -263,6 +271,7 @@ export class StreamingClient {
       inputTokens: p.usageIn ?? req.promptTokens,
       outputTokens,
       ...(p.serverTtftMs === null ? {} : { serverTtftMs: p.serverTtftMs }),
+      ...(p.text === null ? {} : { text: p.text.join('') }),
     };
     return errorClass === undefined ? base : { ...base, errorClass, error: error ?? errorClass };
   }

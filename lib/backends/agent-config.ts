@@ -45,6 +45,7 @@ function workloadConfig(w: WorkloadSpec): Record<string, unknown> {
           inputTokens: distribution(synthetic.inputTokens),
           outputTokens: distribution(synthetic.outputTokens),
           seed: synthetic.seed,
+          ...(synthetic.sharedPrefix === undefined ? {} : { sharedPrefix: synthetic.sharedPrefix }),
         }
       : {}),
     ...(w.dataset.prompts !== undefined
@@ -56,6 +57,7 @@ function workloadConfig(w: WorkloadSpec): Record<string, unknown> {
     ...(w.dataset.trace !== undefined
       ? { traceFile: resolve(w.dataset.trace.file), traceTimeScale: w.dataset.trace.timeScale }
       : {}),
+    ...(w.dataset.conversations !== undefined ? { conversationsFile: resolve(w.dataset.conversations.file) } : {}),
     ignoreEos: w.ignoreEos,
     temperature: w.sampling.temperature,
     topP: w.sampling.topP,
