@@ -1,7 +1,19 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { parseTrace, traceRequest } from '../../../agent/load/trace.ts';
-import { traceSchedule, RequestFactory, type Workload } from '../../../agent/load/generator.ts';
+import {
+  traceSchedule,
+  runLoad,
+  RequestFactory,
+  type RequestSender,
+  type Workload,
+} from '../../../agent/load/generator.ts';
+import { parseConversations } from '../../../agent/load/conversation.ts';
+import {
+  pytorchExtendedResults,
+  tensorrtExtendedResults,
+  vllmExtendedResults,
+} from '../../../agent/backends/metrics.ts';
 import { drawEmpirical, drawLength, seededRng } from '../../../agent/load/prompts.ts';
 import { InvalidInputError } from '../../../lib/errors.ts';
 import { TokenDistributionSchema } from '../../../api/spec.ts';
@@ -113,5 +125,118 @@ void describe('realistic workloads', () => {
     assert.deepEqual(bad.error?.issues[0]?.path, ['weights']);
     const none = TokenDistributionSchema.safeParse({ distribution: 'empirical' });
     assert.deepEqual(none.error?.issues[0]?.path, ['values']);
+  });
+});
+
+void describe('multi-turn and shared-prefix workloads', () => {
+  const base: Workload = {
+    api: 'chat',
+    model: 'm',
+    mode: 'concurrency',
+    concurrency: 2,
+    ratePerSecond: 1,
+    inputTokens: 8,
+    outputTokens: 4,
+    ignoreEos: true,
+    temperature: 0,
+    seed: 1,
+  };
+
+  void it('puts every earlier turn and its answer into the next prompt, and waits think time after the answer', async () => {
+    const conversations = parseConversations(
+      [
+        '{"turns": [{"user": "first question", "thinkTimeMs": 30}, {"user": "second", "outputTokens": 9}, {"user": "third"}]}',
+        '{"turns": [{"user": "other one"}, {"user": "other two"}]}',
+      ].join('\n'),
+      'c.jsonl',
+    );
+    const sent: Array<{ prompt: string; at: number; maxTokens: number }> = [];
+    let answered = 0;
+    const sender: RequestSender = {
+      send: async (req) => {
+        sent.push({ prompt: req.prompt, at: performance.now(), maxTokens: req.maxTokens });
+        assert.equal(req.collectText, true);
+        await new Promise((r) => setTimeout(r, 5));
+        const text = ` answer${++answered}`;
+        const now = performance.now();
+        return {
+          ok: true,
+          startMs: now,
+          endMs: now,
+          ttftMs: 1,
+          itlMs: [],
+          e2eMs: 1,
+          tpotMs: null,
+          inputTokens: 1,
+          outputTokens: 1,
+          text,
+        };
+      },
+    };
+    const w: Workload = { ...base, concurrency: 1, conversations };
+    await runLoad(sender, new RequestFactory(w), w, {
+      requests: 5,
+      signal: new AbortController().signal,
+      onResult: () => undefined,
+    });
+    assert.equal(sent.length, 5);
+    assert.equal(sent[0]?.prompt, 'User: first question\nAssistant:');
+    assert.equal(sent[1]?.prompt, 'User: first question\nAssistant:  answer1\nUser: second\nAssistant:');
+    assert.ok(sent[2]?.prompt.startsWith(`${sent[1]?.prompt ?? '?'}  answer2\nUser: third`));
+    assert.equal(sent[3]?.prompt, 'User: other one\nAssistant:', 'the next conversation starts fresh');
+    assert.equal(sent[1]?.maxTokens, 9);
+    assert.equal(sent[0]?.maxTokens, 4, "a turn without outputTokens takes the workload's");
+    assert.ok((sent[1]?.at ?? 0) - (sent[0]?.at ?? 0) >= 30 + 5 - 1, 'think time after the answer');
+  });
+
+  void it('names file:line for a conversation line without turns or with a bad turn', () => {
+    const text = ['{"turns": []}', '{"turns": [{"user": ""}]}', '{"turns": [{"user": "a", "thinkTimeMs": -1}]}'].join(
+      '\n',
+    );
+    assert.deepEqual(
+      issuesOf(() => parseConversations(text, 'c.jsonl')),
+      [
+        'c.jsonl:1: has no "turns" list (each line: {"turns": [{"user": "..."}]})',
+        'c.jsonl:2: turns[0].user must be a non-empty string',
+        'c.jsonl:3: turns[0].thinkTimeMs must be a number >= 0 (got -1)',
+      ],
+    );
+  });
+
+  void it('starts every synthetic prompt with one of N shared prefixes, the same ones for warm-up and window', () => {
+    const w: Workload = { ...base, sharedPrefix: { prefixes: 3, prefixTokens: 20 } };
+    const window = new RequestFactory(w);
+    const warm = new RequestFactory(w, 1000);
+    const prefixOf = (p: string): string => p.split(' ').slice(0, 20).join(' ');
+    const reqs = Array.from({ length: 60 }, () => window.next());
+    const prefixes = new Set(reqs.map((r) => prefixOf(r.prompt)));
+    assert.equal(prefixes.size, 3);
+    for (const r of reqs) {
+      assert.equal(r.promptTokens, 28);
+      assert.equal(r.prompt.split(' ').length, 28);
+    }
+    for (let i = 0; i < 20; i++) assert.ok(prefixes.has(prefixOf(warm.next().prompt)));
+    // Suffixes differ: the prefix is shared, the request is not.
+    assert.equal(new Set(reqs.map((r) => r.prompt)).size, 60);
+  });
+});
+
+void describe('prefix-cache hit rate', () => {
+  void it('is null with the reason on backends that report none, and computed from vLLM counters over the window', () => {
+    const py = pytorchExtendedResults({ version: '1' }).metrics['prefixCacheHitRate'];
+    assert.equal(py?.value, null);
+    assert.match(py?.reason ?? '', /no prefix cache/);
+    assert.match(tensorrtExtendedResults().metrics['prefixCacheHitRate']?.reason ?? '', /no Prometheus metrics/);
+    const sample = (name: string, value: number): { name: string; labels: Record<string, string>; value: number } => ({
+      name,
+      labels: {},
+      value,
+    });
+    const v = vllmExtendedResults({
+      start: [sample('vllm:prefix_cache_hits_total', 100), sample('vllm:prefix_cache_queries_total', 400)],
+      end: [sample('vllm:prefix_cache_hits_total', 400), sample('vllm:prefix_cache_queries_total', 800)],
+      during: [],
+    });
+    assert.equal(v.metrics['prefixCacheHitRate']?.value, 0.75);
   });
 });
