@@ -68,6 +68,16 @@ export const TokenDistributionSchema = z
     ),
   );
 
+/** A workload file on a PersistentVolumeClaim: the claim is mounted read-only into the run pod. */
+export const WorkloadVolumeSchema = z.strictObject({
+  claimName: Dns1123LabelSchema,
+  path: z
+    .string()
+    .min(1)
+    .regex(/^(?!\/)(?!(.*\/)?\.\.(\/|$)).+$/, { message: 'must be a relative path inside the volume, without ..' })
+    .describe('The file, relative to the volume root.'),
+});
+
 function empiricalIssues(
   d: { values?: number[] | undefined; weights?: number[] | undefined },
   ctx: z.RefinementCtx,
@@ -115,9 +125,14 @@ export const DatasetSchema = z
   .extend({
     trace: z
       .strictObject({
-        file: z.string().min(1).describe('JSONL trace file (llem run; relative to the working directory).'),
+        file: z.string().min(1).optional().describe('JSONL trace file (llem run; relative to the working directory).'),
+        pvc: WorkloadVolumeSchema.optional().describe(
+          'The trace on a PersistentVolumeClaim (cluster; mounted read-only).',
+        ),
         timeScale: z.number().gt(0).default(1).describe('Multiplies every gap: 2 replays at half speed.'),
       })
+      .superRefine(oneOf(['file', 'pvc'], 'workload.dataset.trace'))
+      .meta(cel(exactlyOne(['file', 'pvc'], 'workload.dataset.trace')))
       .optional()
       .describe(
         'Replay a request trace: arrival times and input/output lengths, one JSON object a line (llem, Mooncake, Azure LLM inference or BurstGPT field names; docs/workloads.md). llem run only.',
@@ -129,10 +144,16 @@ export const DatasetSchema = z
         file: z
           .string()
           .min(1)
+          .optional()
           .describe(
-            'JSONL, one {"turns": [{"user", "outputTokens", "thinkTimeMs"}]} a line (relative to the working directory).',
+            'JSONL, one {"turns": [{"user", "outputTokens", "thinkTimeMs"}]} a line (llem run; relative to the working directory).',
           ),
+        pvc: WorkloadVolumeSchema.optional().describe(
+          'The file on a PersistentVolumeClaim (cluster; mounted read-only).',
+        ),
       })
+      .superRefine(oneOf(['file', 'pvc'], 'workload.dataset.conversations'))
+      .meta(cel(exactlyOne(['file', 'pvc'], 'workload.dataset.conversations')))
       .optional()
       .describe(
         "Multi-turn conversations, workload.concurrency at a time: each turn's prompt holds the earlier turns and answers; the next turn leaves thinkTimeMs after the answer. llem run only.",

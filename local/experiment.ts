@@ -109,11 +109,15 @@ function assertLocalReplicas(loaded: LoadedExperiment): void {
 function assertLocalFiles(loaded: LoadedExperiment): void {
   for (const c of loaded.matrix.configurations) {
     const d = c.workload.dataset;
-    const files: ReadonlyArray<readonly [string, string, (text: string, file: string) => unknown]> = [
+    const files: ReadonlyArray<readonly [string, string | undefined, (text: string, file: string) => unknown]> = [
       ...(d.trace === undefined ? [] : [['trace', d.trace.file, parseTrace] as const]),
       ...(d.conversations === undefined ? [] : [['conversations', d.conversations.file, parseConversations] as const]),
     ];
     for (const [what, file, parse] of files) {
+      if (file === undefined) {
+        const message = `a PersistentVolumeClaim exists only in a cluster; for llem run give ${what}.file (a local path)`;
+        throw new InvalidInputError([{ file: loaded.file, path: `spec.workload.dataset.${what}.pvc`, message }]);
+      }
       let text: string;
       try {
         text = readFileSync(file, 'utf8');

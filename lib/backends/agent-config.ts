@@ -1,11 +1,10 @@
 // The agent's configuration for one pod (contract: agent/config.ts, read from LLEM_AGENT_CONFIG).
 // Built from the validated spec by both runtimes (controller pods, llem run); neither imports agent/,
 // so this is plain data.
-import { resolve } from 'node:path';
 import type { Configuration, PlannedRun } from '../../api/matrix.ts';
 import type { EnergyExperimentSpec, TokenDistribution, WorkloadSpec } from '../../api/spec.ts';
 import type { BackendLaunch } from './types.ts';
-import { DATASET_FILE, SERVER_PORT } from './server-command.ts';
+import { DATASET_FILE, SERVER_PORT, workloadFilePath } from './server-command.ts';
 import { traceparentOf } from '../telemetry/index.ts';
 
 /** One replica of one attempt of a planned run: what a runtime launches. */
@@ -55,9 +54,11 @@ function workloadConfig(w: WorkloadSpec): Record<string, unknown> {
       ? { promptsFile: DATASET_FILE, outputTokens: w.sampling.maxTokens ?? PROMPT_OUTPUT_TOKENS }
       : {}),
     ...(w.dataset.trace !== undefined
-      ? { traceFile: resolve(w.dataset.trace.file), traceTimeScale: w.dataset.trace.timeScale }
+      ? { traceFile: workloadFilePath('trace', w.dataset.trace), traceTimeScale: w.dataset.trace.timeScale }
       : {}),
-    ...(w.dataset.conversations !== undefined ? { conversationsFile: resolve(w.dataset.conversations.file) } : {}),
+    ...(w.dataset.conversations !== undefined
+      ? { conversationsFile: workloadFilePath('conversations', w.dataset.conversations) }
+      : {}),
     ignoreEos: w.ignoreEos,
     temperature: w.sampling.temperature,
     topP: w.sampling.topP,
