@@ -74,7 +74,10 @@ export const WorkloadVolumeSchema = z.strictObject({
   path: z
     .string()
     .min(1)
-    .regex(/^(?!\/)(?!(.*\/)?\.\.(\/|$)).+$/, { message: 'must be a relative path inside the volume, without ..' })
+    // A refinement, not a pattern: the API server's RE2 has no lookahead (zod checks it).
+    .refine((p) => !p.startsWith('/') && !p.split('/').includes('..'), {
+      message: 'must be a relative path inside the volume, without ..',
+    })
     .describe('The file, relative to the volume root.'),
 });
 
