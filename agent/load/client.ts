@@ -50,6 +50,12 @@ export interface RequestResult {
   serverTtftMs?: number;
   /** The generated text, when the request asked for it (collectText). */
   text?: string;
+  /**
+   * The server's own stamps behind serverTtftMs (wall clock, ms): when it received the request and
+   * when it wrote the first token. With the send and read times they split the client's error into
+   * the way out and the way back (bench/agent).
+   */
+  serverStamps?: { receivedMs: number; firstTokenMs: number };
 }
 
 export interface ClientOptions {
@@ -71,6 +77,7 @@ interface Progress {
   serverTtftMs: number | null;
   /** Generated text pieces, kept only when the request asks (collectText). */
   text: string[] | null;
+  serverStamps: { receivedMs: number; firstTokenMs: number } | null;
 }
 
 function chunkText(
@@ -145,6 +152,7 @@ export class StreamingClient {
       serverError: null,
       serverTtftMs: null,
       text: req.collectText === true ? [] : null,
+      serverStamps: null,
     };
     const payload = this.body(req);
     return new Promise((resolve) => {
@@ -241,8 +249,10 @@ export class StreamingClient {
     if (p.firstMs === null) {
       p.firstMs = now;
       const server = (chunk as { llem_server?: { received_ms?: unknown; first_token_ms?: unknown } }).llem_server;
-      if (typeof server?.received_ms === 'number' && typeof server.first_token_ms === 'number')
+      if (typeof server?.received_ms === 'number' && typeof server.first_token_ms === 'number') {
         p.serverTtftMs = server.first_token_ms - server.received_ms;
+        p.serverStamps = { receivedMs: server.received_ms, firstTokenMs: server.first_token_ms };
+      }
     } else p.itl.push(now - p.lastMs);
     p.lastMs = now;
     p.chunks++;
@@ -272,6 +282,7 @@ export class StreamingClient {
       outputTokens,
       ...(p.serverTtftMs === null ? {} : { serverTtftMs: p.serverTtftMs }),
       ...(p.text === null ? {} : { text: p.text.join('') }),
+      ...(p.serverStamps === null ? {} : { serverStamps: p.serverStamps }),
     };
     return errorClass === undefined ? base : { ...base, errorClass, error: error ?? errorClass };
   }
