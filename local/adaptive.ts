@@ -12,6 +12,7 @@ import {
   type Aggregator,
 } from '../aggregator/index.ts';
 import type { LocalState } from './state.ts';
+import type { ProgressSink } from './progress.ts';
 
 export class LocalAdaptive {
   /** Records of finished runs never change: computed once each. */
@@ -77,4 +78,14 @@ export class LocalAdaptive {
       record: (id) => this.record(id),
     });
   }
+}
+
+/** The adaptive rule says this run is not needed: reported once, and left out. */
+export function skippedByAdaptive(adaptive: LocalAdaptive, runId: string, progress: ProgressSink): boolean {
+  const decisions = adaptive.decide();
+  if (decisions.runs.get(runId) !== 'skip') return false;
+  const run = decisions.outcome.configurations.find((c) => runId.startsWith(`${c.configurationId}-c`));
+  const why = run?.reason === 'budget' ? 'the GPU budget is spent' : 'the CI target is met';
+  progress.event({ type: 'runEnd', runId, status: 'skipped', detail: `${why} for its configuration` });
+  return true;
 }

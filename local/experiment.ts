@@ -1,6 +1,6 @@
 // `llem run`: the whole experiment on this machine. Same planner (api/), agent (agent/) and
 // aggregator (aggregator/) as the cluster, joined by the in-process bus.
-import { existsSync, mkdirSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { Aggregator } from '../aggregator/index.ts';
 import { newAggregator } from '../aggregator/index.ts';
@@ -23,8 +23,9 @@ import { assertSameExperiment, ResultsDirectory, STATE_VERSION, type LocalState 
 import { awaitGpuMemoryReleased, nvmlMemoryReader, resolveLocalGpus, type LocalGpus } from './gpu-check.ts';
 import { LOCK_FILE, lockResultsDirectory } from './lock.ts';
 import { inSpan, traceApplied } from '../lib/telemetry/index.ts';
-import { gpuEnvironment, parseConversations, parseTrace } from '../agent/index.ts';
-import { LocalAdaptive } from './adaptive.ts';
+import { gpuEnvironment } from '../agent/index.ts';
+import { LocalAdaptive, skippedByAdaptive } from './adaptive.ts';
+import { assertLocalFiles } from './workload-files.ts';
 import { localGpuControl, prepareGpuSettings, type LocalGpuControl } from './gpu-control.ts';
 
 export interface LocalRunOptions {
@@ -107,37 +108,6 @@ export function simulatedDeviceWatts(env: NodeJS.ProcessEnv): number[] | undefin
       message: `must be comma-separated non-negative watts, one per simulated GPU (e.g. 150,450); entry ${bad + 1} is ${JSON.stringify(parts[bad] ?? '')}`,
     },
   ]);
-}
-
-/** A local trace or conversations file: read and checked before anything is written (file:line errors, exit 2). */
-function assertLocalFiles(loaded: LoadedExperiment): void {
-  for (const c of loaded.matrix.configurations) {
-    const d = c.workload.dataset;
-    const files: ReadonlyArray<readonly [string, string | undefined, (text: string, file: string) => unknown]> = [
-      ...(d.trace === undefined ? [] : [['trace', d.trace.file, parseTrace] as const]),
-      ...(d.conversations === undefined ? [] : [['conversations', d.conversations.file, parseConversations] as const]),
-    ];
-    for (const [what, file, parse] of files) {
-      if (file === undefined) {
-        const message = `a PersistentVolumeClaim exists only in a cluster; for llem run give ${what}.file (a local path)`;
-        throw new InvalidInputError([{ file: loaded.file, path: `spec.workload.dataset.${what}.pvc`, message }]);
-      }
-      let text: string;
-      try {
-        text = readFileSync(file, 'utf8');
-      } catch (err) {
-        const why = (err as NodeJS.ErrnoException).code ?? (err as Error).message;
-        throw new InvalidInputError([
-          {
-            file: loaded.file,
-            path: `spec.workload.dataset.${what}.file`,
-            message: `cannot read ${file} (${why}); give a JSONL file relative to the working directory`,
-          },
-        ]);
-      }
-      parse(text, file);
-    }
-  }
 }
 
 function assertLocalDataset(loaded: LoadedExperiment): void {
@@ -482,7 +452,7 @@ async function runLocked(run: LockedRun, notes: string[]): Promise<LocalRunOutco
     await inSpan('llem.experiment', attrs, async () => {
       for (const [index, run] of loaded.matrix.runs.entries()) {
         if (state.runs[run.id]?.status === 'complete') continue;
-        if (adaptive !== null && skippedByAdaptive(adaptive, run.id, opts)) continue;
+        if (adaptive !== null && skippedByAdaptive(adaptive, run.id, opts.progress)) continue;
         adaptive?.forget(run.id);
         await exp.execute(run, index);
       }
@@ -501,14 +471,4 @@ async function runLocked(run: LockedRun, notes: string[]): Promise<LocalRunOutco
     ...summary,
     exitCode: summary.runsFailed > 0 && loaded.experiment.spec.policy.failurePolicy === 'strict' ? 1 : 0,
   };
-}
-
-/** The adaptive rule says this run is not needed: reported once, and left out. */
-function skippedByAdaptive(adaptive: LocalAdaptive, runId: string, opts: LocalRunOptions): boolean {
-  const decisions = adaptive.decide();
-  if (decisions.runs.get(runId) !== 'skip') return false;
-  const run = decisions.outcome.configurations.find((c) => runId.startsWith(`${c.configurationId}-c`));
-  const why = run?.reason === 'budget' ? 'the GPU budget is spent' : 'the CI target is met';
-  opts.progress.event({ type: 'runEnd', runId, status: 'skipped', detail: `${why} for its configuration` });
-  return true;
 }
