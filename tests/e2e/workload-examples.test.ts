@@ -3,7 +3,8 @@ import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
-import { REPO, runLlem } from './llem-process.ts';
+import { REPO, runLlem, startLlem } from './llem-process.ts';
+import { ciHalfWidthPct } from '../../aggregator/index.ts';
 
 // Fast mock latencies: the examples' shapes are what is tested here, not their timing.
 const FAST = ['--mock-args=--ttft-ms 5 --itl-ms 2'];
@@ -15,7 +16,12 @@ function tmp(): string {
 interface Summary {
   simulated: boolean;
   adaptive: null | {
-    configurations: Array<{ reason: string | null; cycles: number; ciHalfWidthPct: number | null }>;
+    configurations: Array<{
+      configurationId: string;
+      reason: string | null;
+      cycles: number;
+      ciHalfWidthPct: number | null;
+    }>;
   };
   results: { configurations: Array<{ runsIncluded: string[] }> };
 }
@@ -69,6 +75,37 @@ describe('workload and adaptive-cycle examples (simulated)', { timeout: 600_000 
       ],
     );
     assert.match(r.stderr, /not needed — the GPU budget is spent/);
+  });
+
+  it('a SIGKILLed adaptive run resumes with the decisions its recorded runs imply, never re-running a complete run', async () => {
+    const out = tmp();
+    const args = ['run', 'examples/adaptive-cycles.yaml', '--simulate', '--out', out, ...FAST];
+    const first = startLlem(args);
+    await first.waitFor(/run 5\/12 \S+ attempt 0: started/, 120_000);
+    first.child.kill('SIGKILL');
+    await first.done;
+    const second = await runLlem(args);
+    assert.equal(second.code, 0, second.stderr);
+    const completeBefore = [...first.stderr().matchAll(/run (\S+): complete/g)].map((m) => m[1]);
+    for (const id of completeBefore)
+      assert.ok(!second.stderr.includes(`run ${id ?? '?'}: complete`), `${id} ran twice`);
+    const s = summary(out);
+    const runs = (
+      JSON.parse(readFileSync(join(out, 'experiment.json'), 'utf8')) as {
+        results: {
+          runs: Array<{ runId: string; status: string; configId: string; metrics: { joulesPerToken: number } }>;
+        };
+      }
+    ).results.runs;
+    for (const c of s.adaptive?.configurations ?? []) {
+      const done = runs.filter((r) => r.configId === c.configurationId && r.status === 'complete');
+      assert.equal(done.length, c.cycles, 'every complete run counts, no other');
+      // The decision rule over what was recorded: cycles stop exactly where the target was first met.
+      const values = done.map((r) => r.metrics.joulesPerToken);
+      const met = (n: number): boolean => n >= 3 && (ciHalfWidthPct(values.slice(0, n)) ?? 99) <= 10;
+      for (let n = 3; n < values.length; n++) assert.equal(met(n), false, `target was met after ${n} cycles`);
+      assert.equal(c.reason, met(values.length) ? 'targetMet' : 'maxCycles');
+    }
   });
 
   const bad: Array<[string, string, RegExp]> = [
