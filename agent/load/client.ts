@@ -90,6 +90,12 @@ type Chunk = {
 
 const DONE = Buffer.from('[DONE]');
 
+/** The text a parsed chunk carries ('' for none). */
+function chunkContent(api: ApiKind, chunk: Chunk | null): string {
+  const choice = chunk?.choices?.[0];
+  return (api === 'chat' ? choice?.delta?.content : choice?.text) ?? '';
+}
+
 /**
  * Whether a parsed chunk's choices[0] has text and a finish reason (SCAN_TEXT | SCAN_FINISHED bits, as
  * scanChunk answers for the chunks it reads without JSON.parse).
@@ -251,7 +257,8 @@ export class StreamingClient {
       p.lastMs = now;
       return;
     }
-    let facts = p.firstMs === null ? SCAN_FALLBACK : scanChunk(data, 0, data.length, api === 'chat');
+    // A request that keeps its text (a conversation turn) parses every chunk: the scanner reads no content.
+    let facts = p.firstMs === null || p.text !== null ? SCAN_FALLBACK : scanChunk(data, 0, data.length, api === 'chat');
     let chunk: Chunk | null = null;
     if (facts === SCAN_FALLBACK) {
       chunk = JSON.parse(data.toString('utf8')) as Chunk;
@@ -269,7 +276,7 @@ export class StreamingClient {
     } else p.itl.push(now - p.lastMs);
     p.lastMs = now;
     p.chunks++;
-    p.text?.push(text);
+    if (p.text !== null) p.text.push(chunkContent(api, chunk));
   }
 
   /** Usage and errors of a chunk read by JSON.parse, and its choice's facts. */
