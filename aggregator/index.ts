@@ -32,3 +32,16 @@ export {
   type LatencyMetric,
 } from './state.ts';
 export { newAggregator } from './plan.ts';
+export {
+  decideAdaptive,
+  adaptiveMetricValue,
+  adaptiveCharge,
+  ciHalfWidthPct,
+  ADAPTIVE_STOP_REASONS,
+  type AdaptiveRunRecord,
+  type AdaptiveRunDecision,
+  type AdaptiveDecisions,
+  type AdaptiveOutcome,
+  type AdaptiveConfigOutcome,
+  type AdaptiveStopReason,
+} from './adaptive.ts';

@@ -51,7 +51,8 @@ export const MetricsSchema = z
 export const EXPERIMENT_PHASES = ['Pending', 'Running', 'Succeeded', 'Failed', 'Suspended', 'Invalid'] as const;
 export type ExperimentPhase = (typeof EXPERIMENT_PHASES)[number];
 
-export const RUN_PHASES = ['Pending', 'Running', 'Succeeded', 'Failed'] as const;
+/** Skipped: adaptive cycles found the run not needed (its configuration stopped first; ADR 0031). */
+export const RUN_PHASES = ['Pending', 'Running', 'Succeeded', 'Failed', 'Skipped'] as const;
 export type RunPhase = (typeof RUN_PHASES)[number];
 
 export const ProgressSchema = z.strictObject({
@@ -60,7 +61,9 @@ export const ProgressSchema = z.strictObject({
   running: z.number().int().min(0),
   succeeded: z.number().int().min(0),
   failed: z.number().int().min(0),
-  /** "succeeded/total", for the Progress printer column. */
+  /** Runs adaptive cycles found not needed; absent: none. */
+  skipped: z.number().int().min(0).optional(),
+  /** "succeeded/total", for the Progress printer column (total less the skipped runs). */
   summary: z.string(),
 });
 export type Progress = z.output<typeof ProgressSchema>;
@@ -140,5 +143,5 @@ export type Best = z.output<typeof BestSchema>;
 export type Artifact = z.output<typeof ArtifactSchema>;
 
 export function progressSummary(p: Omit<Progress, 'summary'>): Progress {
-  return { ...p, summary: `${p.succeeded}/${p.total}` };
+  return { ...p, summary: `${p.succeeded}/${p.total - (p.skipped ?? 0)}` };
 }

@@ -23,9 +23,10 @@ import { BackgroundWrites } from './status-writer.ts';
 import { newAggregator } from '../aggregator/index.ts';
 import { measurementWeaknesses, statusMetrics, withAggregatorRunMetrics } from './aggregate-view.ts';
 import { configLabelsOf, resultsFiles } from '../report/files.ts';
-import type { AggregateResults } from '../aggregator/index.ts';
+import type { AdaptiveOutcome, AggregateResults } from '../aggregator/index.ts';
 import { stepRuns, type RunEvent, type RunPlanOutput } from './runs.ts';
 import { waitingForNode } from './pod-waiting.ts';
+import { adaptiveAdmission, adaptiveDecisions } from './adaptive.ts';
 import {
   applyConditions,
   bestConfiguration,
@@ -488,6 +489,7 @@ export class Reconciler {
       expected: this.expected(pods),
       podName: (runId, attempt, replica) => podName(ref, runId, attempt, replica),
       maxStarts: Math.max(1, Math.floor(MAX_POD_CREATES_PER_PASS / spec.placement.replicas)),
+      admission: adaptiveAdmission(spec, matrix, (id) => feed.runResult(id)),
     });
     feed.resumed.clear();
     const waiting = waitingForNode(pods, out.runs);
@@ -815,8 +817,10 @@ export class Reconciler {
     body: Parameters<Reconciler['putArtifact']>[1] & { runs: RunPlanOutput['runs'] },
   ): Promise<{ uri: string; kind: 'objectStore' }> {
     const { aggregatorFailure, ...rest } = body;
+    const adaptive = adaptiveDecisions(ctx.spec, ctx.matrix, body.runs, (id) => ctx.feed.runResult(id));
     const doc = {
       ...rest,
+      ...(adaptive === null ? {} : { adaptive: adaptive.outcome }),
       runs: withAggregatorRunMetrics(body.runs, body.results),
       ...(aggregatorFailure !== null && aggregatorFailure !== undefined ? { aggregatorFailure } : {}),
     };
@@ -846,6 +850,7 @@ export class Reconciler {
             power: null,
             windows: [],
             environment: {},
+            adaptive: (body['adaptive'] as AdaptiveOutcome | undefined) ?? null,
           });
     return await this.deps.streams.putArtifact(ctx.ref, body, files);
   }

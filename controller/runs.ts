@@ -38,6 +38,11 @@ export interface RunInputs {
    * bounded number of pod creates, and `requeueAfterMs` 0 asks for the next pass at once.
    */
   maxStarts?: number;
+  /**
+   * Adaptive cycles (ADR 0031): per run id, from the runs as stepped this pass; a Pending run decided
+   * `skip` becomes Skipped, `wait` stays Pending. Absent: every Pending run may start.
+   */
+  admission?: ((runs: readonly RunSummary[]) => ReadonlyMap<string, 'done' | 'run' | 'skip' | 'wait'>) | undefined;
 }
 
 export interface RunEvent {
@@ -313,6 +318,32 @@ function initial(run: PlannedRun): RunSummary {
   return { id: run.id, configurationId: run.configurationId, cycle: run.cycle, phase: 'Pending', attempt: 0 };
 }
 
+/** Not needed: its configuration met its CI target or the GPU budget is spent (adaptive cycles). */
+function skip(prev: RunSummary, now: Date): RunSummary {
+  return {
+    id: prev.id,
+    configurationId: prev.configurationId,
+    cycle: prev.cycle,
+    phase: 'Skipped',
+    attempt: prev.attempt,
+    completionTime: now.toISOString(),
+    message: 'Not needed: adaptive cycles stopped its configuration (target met or GPU budget spent).',
+  };
+}
+
+/** Whether a Pending run may start (adaptive cycles: it may wait, or become Skipped in place). */
+function admittedNow(
+  admitted: ReadonlyMap<string, 'done' | 'run' | 'skip' | 'wait'> | undefined,
+  stepped: RunSummary[],
+  i: number,
+  now: Date,
+): boolean {
+  const run = stepped[i];
+  const admit = run === undefined ? 'run' : (admitted?.get(run.id) ?? 'run');
+  if (admit === 'skip' && run !== undefined) stepped[i] = skip(run, now);
+  return admit === 'run';
+}
+
 /** One pass of the run state machine. */
 export function stepRuns(inputs: RunInputs): RunPlanOutput {
   const out: RunPlanOutput = {
@@ -327,7 +358,7 @@ export function stepRuns(inputs: RunInputs): RunPlanOutput {
   const suspended = inputs.policy.suspend;
   const stepped = inputs.planned.map((run) => {
     const prev = adoptNewerAttempt(byId.get(run.id) ?? initial(run), inputs);
-    if (prev.phase === 'Succeeded' || prev.phase === 'Failed') return prev;
+    if (prev.phase === 'Succeeded' || prev.phase === 'Failed' || prev.phase === 'Skipped') return prev;
     const v = inputs.judge.verdict(prev.id);
     // An attempt given up on (timeout, suspend) whose complete data arrived after all: it counts, and
     // the run is not started again.
@@ -338,9 +369,11 @@ export function stepRuns(inputs: RunInputs): RunPlanOutput {
   });
   const free = inputs.parallelism - stepped.filter((r) => r.phase === 'Running').length;
   let slots = Math.min(free, inputs.maxStarts ?? Infinity);
+  const admitted = inputs.admission?.(stepped);
   for (const [i, run] of stepped.entries()) {
     const planned = inputs.planned[i];
     if (run.phase !== 'Pending' || planned === undefined || suspended) continue;
+    if (!admittedNow(admitted, stepped, i, inputs.now)) continue;
     if (slots <= 0) {
       // Capped by maxStarts, not by parallelism: the next pass starts more right away.
       if (free > (inputs.maxStarts ?? Infinity)) out.requeueAfterMs = 0;
@@ -392,7 +425,7 @@ function releaseFinishedPods(inputs: RunInputs, runs: RunSummary[], out: RunPlan
  * pods were created, so the run is Running it. Never go back to an attempt that already has data.
  */
 function adoptNewerAttempt(prev: RunSummary, inputs: RunInputs): RunSummary {
-  if (prev.phase === 'Succeeded' || prev.phase === 'Failed') return prev;
+  if (prev.phase === 'Succeeded' || prev.phase === 'Failed' || prev.phase === 'Skipped') return prev;
   const v = inputs.judge.verdict(prev.id);
   if (v === null || v.attempt <= prev.attempt) return prev;
   return {

@@ -142,7 +142,7 @@ export function boundRuns(runs: RunSummary[]): RunSummary[] {
 }
 
 export function progressOf(runs: RunSummary[]): ReturnType<typeof progressSummary> {
-  const n = { Pending: 0, Running: 0, Succeeded: 0, Failed: 0 };
+  const n = { Pending: 0, Running: 0, Succeeded: 0, Failed: 0, Skipped: 0 };
   for (const r of runs) n[r.phase] += 1;
   return progressSummary({
     total: runs.length,
@@ -150,6 +150,7 @@ export function progressOf(runs: RunSummary[]): ReturnType<typeof progressSummar
     running: n.Running,
     succeeded: n.Succeeded,
     failed: n.Failed,
+    ...(n.Skipped > 0 ? { skipped: n.Skipped } : {}),
   });
 }
 
@@ -265,7 +266,7 @@ export function decidePhase(
           type: 'Succeeded',
           status: 'True',
           reason: REASONS.AllRunsSucceeded,
-          message: `All ${p.total} run(s) succeeded.`,
+          message: `All ${p.total - (p.skipped ?? 0)} run(s) succeeded${p.skipped === undefined ? '' : `; ${p.skipped} not needed (adaptive cycles)`}.`,
         },
         { type: 'Failed', status: 'False', reason: REASONS.AllRunsSucceeded, message: 'No run failed.' },
         degraded,

@@ -21,6 +21,7 @@ import {
 } from '../report/gpu-analysis.ts';
 import type { RunObservation } from './observer.ts';
 import type { LocalState } from './state.ts';
+import type { LocalAdaptive } from './adaptive.ts';
 import { RunFileIndex } from './run-log.ts';
 import { writeJsonStreamed, writeLinesAtomic } from './streamed-json.ts';
 
@@ -43,6 +44,8 @@ export interface ResultsSummary {
   runsPlanned: number;
   runsComplete: number;
   runsFailed: number;
+  /** Runs adaptive cycles found not needed (their configuration stopped first). */
+  runsSkipped: number;
   /** Chosen on `metric` (mean gross J/token); the baseline-subtracted mean is shown beside it. */
   best: {
     configId: string;
@@ -70,6 +73,8 @@ export interface WriteResultsInput {
   state: LocalState;
   results: AggregateResults;
   aggregator: Aggregator;
+  /** Adaptive cycles' decisions (null: a fixed cycle count). */
+  adaptive?: LocalAdaptive | null;
 }
 
 export function writeResults(input: WriteResultsInput): ResultsSummary {
@@ -85,12 +90,14 @@ export function writeResults(input: WriteResultsInput): ResultsSummary {
   power.sort((a, b) => a.tMs - b.tMs);
   const simulated = state.simulated;
   const best = results.experiment.bestConfiguration;
+  const adaptive = input.adaptive?.decide() ?? null;
   const summary: ResultsSummary = {
     out: dir,
     simulated,
     runsPlanned: results.runs.length,
     runsComplete: results.runs.filter((r) => r.status === 'complete').length,
     runsFailed: Object.values(state.runs).filter((r) => r.status === 'failed').length,
+    runsSkipped: adaptive === null ? 0 : [...adaptive.runs.values()].filter((d) => d === 'skip').length,
     best:
       best === null
         ? null
@@ -125,6 +132,7 @@ export function writeResults(input: WriteResultsInput): ResultsSummary {
     runStates: state.runs,
     results,
     best: summary.best,
+    adaptive: adaptive?.outcome ?? null,
     gpuSettings: gpuSettingsRows(results, labels),
     phaseSplit: { method: PHASE_SPLIT_METHOD, assumptions: PHASE_SPLIT_ASSUMPTIONS, splits: [] as PhaseSplit[] },
   };
@@ -144,6 +152,7 @@ export function writeResults(input: WriteResultsInput): ResultsSummary {
     environment: state.environment,
     method: { ...loaded.experiment.spec.measurement, warnings: loaded.warnings.map((w) => formatIssue(w)) },
     configurations: experimentJson.configurations,
+    adaptive: adaptive?.outcome ?? null,
   });
   for (const [name, content] of files) writeFileAtomic(join(dir, name), content);
   return summary;

@@ -20,6 +20,8 @@ export interface StreamRequest {
   temperature: number;
   /** Nucleus sampling; sent as top_p only below 1. */
   topP?: number;
+  /** Keep the generated text in the result (multi-turn conversations put it into the next prompt). */
+  collectText?: boolean;
 }
 
 export interface RequestHooks {
@@ -47,6 +49,8 @@ export interface RequestResult {
    * (the mock server does, in its first chunk): client TTFT minus this is the client's error.
    */
   serverTtftMs?: number;
+  /** The generated text, when the request asked for it (collectText). */
+  text?: string;
   /**
    * The server's own stamps behind serverTtftMs (wall clock, ms): when it received the request and
    * when it wrote the first token. With the send and read times they split the client's error into
@@ -72,6 +76,8 @@ interface Progress {
   done: boolean;
   serverError: string | null;
   serverTtftMs: number | null;
+  /** Generated text pieces, kept only when the request asks (collectText). */
+  text: string[] | null;
   serverStamps: { receivedMs: number; firstTokenMs: number } | null;
 }
 
@@ -83,6 +89,12 @@ type Chunk = {
 };
 
 const DONE = Buffer.from('[DONE]');
+
+/** The text a parsed chunk carries ('' for none). */
+function chunkContent(api: ApiKind, chunk: Chunk | null): string {
+  const choice = chunk?.choices?.[0];
+  return (api === 'chat' ? choice?.delta?.content : choice?.text) ?? '';
+}
 
 /**
  * Whether a parsed chunk's choices[0] has text and a finish reason (SCAN_TEXT | SCAN_FINISHED bits, as
@@ -157,6 +169,7 @@ export class StreamingClient {
       done: false,
       serverError: null,
       serverTtftMs: null,
+      text: req.collectText === true ? [] : null,
       serverStamps: null,
     };
     const payload = this.body(req);
@@ -244,7 +257,8 @@ export class StreamingClient {
       p.lastMs = now;
       return;
     }
-    let facts = p.firstMs === null ? SCAN_FALLBACK : scanChunk(data, 0, data.length, api === 'chat');
+    // A request that keeps its text (a conversation turn) parses every chunk: the scanner reads no content.
+    let facts = p.firstMs === null || p.text !== null ? SCAN_FALLBACK : scanChunk(data, 0, data.length, api === 'chat');
     let chunk: Chunk | null = null;
     if (facts === SCAN_FALLBACK) {
       chunk = JSON.parse(data.toString('utf8')) as Chunk;
@@ -262,6 +276,7 @@ export class StreamingClient {
     } else p.itl.push(now - p.lastMs);
     p.lastMs = now;
     p.chunks++;
+    if (p.text !== null) p.text.push(chunkContent(api, chunk));
   }
 
   /** Usage and errors of a chunk read by JSON.parse, and its choice's facts. */
@@ -296,6 +311,7 @@ export class StreamingClient {
       inputTokens: p.usageIn ?? req.promptTokens,
       outputTokens,
       ...(p.serverTtftMs === null ? {} : { serverTtftMs: p.serverTtftMs }),
+      ...(p.text === null ? {} : { text: p.text.join('') }),
       ...(p.serverStamps === null ? {} : { serverStamps: p.serverStamps }),
     };
     return errorClass === undefined ? base : { ...base, errorClass, error: error ?? errorClass };
