@@ -12,6 +12,8 @@ import { natsOptionsFromEnv, type NatsEnv } from '../lib/bus/nats-env.ts';
 import { MARKS } from '../api/protocol.ts';
 import { InvalidInputError, type InputIssue } from '../lib/errors.ts';
 import type { VisibleDevicesEnv } from './telemetry/visible-devices.ts';
+import { parseTrace, type TraceRequest } from './load/trace.ts';
+import { parseConversations, type Conversation } from './load/conversation.ts';
 
 export type { NatsEnv };
 
@@ -21,8 +23,10 @@ const nonNeg = z.number().min(0);
 const TokenDistributionSchema = z.union([
   posInt,
   z.strictObject({
-    distribution: z.enum(['fixed', 'uniform', 'normal', 'lognormal']).default('fixed'),
+    distribution: z.enum(['fixed', 'uniform', 'normal', 'lognormal', 'empirical']).default('fixed'),
     mean: posInt.optional(),
+    values: z.array(posInt).min(1).optional(),
+    weights: z.array(z.number().min(0)).min(1).optional(),
     stddev: nonNeg.optional(),
     min: posInt.optional(),
     max: posInt.optional(),
@@ -76,6 +80,12 @@ export const AgentConfigSchema = z.strictObject({
       prompts: z.array(z.string().min(1)).min(1).optional(),
       /** JSON lines, each an object with a "prompt" string (a mounted ConfigMap key); read at start into `prompts`. */
       promptsFile: z.string().min(1).optional(),
+      /** A JSONL request trace (agent/load/trace.ts), replayed with its timing; read at start into `trace`. */
+      traceFile: z.string().min(1).optional(),
+      traceTimeScale: z.number().gt(0).default(1),
+      /** Multi-turn conversations (agent/load/conversation.ts); read at start. */
+      conversationsFile: z.string().min(1).optional(),
+      sharedPrefix: z.strictObject({ prefixes: posInt, prefixTokens: posInt }).optional(),
       ignoreEos: z.boolean().default(true),
       temperature: nonNeg.default(0),
       topP: z.number().gt(0).max(1).default(1),
@@ -231,7 +241,7 @@ export function loadAgentEnvironment(env: NodeJS.ProcessEnv, configFile?: string
     raw = parseJson(text, source);
   }
   const config = parseAgentConfig(raw, source);
-  if (config.workload.promptsFile !== undefined) config.workload.prompts = readPromptsFile(config.workload.promptsFile);
+  readWorkloadFiles(config);
   const nats = natsOptionsFromEnv(env);
   if (nats === null && config.start.mode === 'signal') {
     throw new InvalidInputError([
@@ -244,6 +254,51 @@ export function loadAgentEnvironment(env: NodeJS.ProcessEnv, configFile?: string
     ]);
   }
   return { config, nats, ...gpuEnvironment(env) };
+}
+
+/** The workload's files (prompts, trace), read once at start; bad content is an InvalidInputError naming file:line. */
+export function readWorkloadFiles(config: AgentConfig): AgentConfig & { trace?: TraceRequest[] } {
+  const w = config.workload;
+  if (w.promptsFile !== undefined) w.prompts = readPromptsFile(w.promptsFile);
+  if (w.traceFile !== undefined) {
+    let text: string;
+    try {
+      text = readFileSync(w.traceFile, 'utf8');
+    } catch (err) {
+      const message = `cannot read the trace file (${(err as Error).message}); check workload.dataset.trace.file`;
+      throw new InvalidInputError([{ file: w.traceFile, path: '', message }]);
+    }
+    traces.set(config, parseTrace(text, w.traceFile));
+  }
+  if (w.conversationsFile !== undefined)
+    conversations.set(
+      config,
+      parseConversations(readWorkloadFile(w.conversationsFile, 'conversations'), w.conversationsFile),
+    );
+  return config;
+}
+
+function readWorkloadFile(file: string, what: string): string {
+  try {
+    return readFileSync(file, 'utf8');
+  } catch (err) {
+    const message = `cannot read the ${what} file (${(err as Error).message}); check workload.dataset.${what}.file`;
+    throw new InvalidInputError([{ file, path: '', message }]);
+  }
+}
+
+const conversations = new WeakMap<AgentConfig, Conversation[]>();
+
+/** The conversations readWorkloadFiles read for this config, if any. */
+export function conversationsOf(config: AgentConfig): Conversation[] | undefined {
+  return conversations.get(config);
+}
+
+const traces = new WeakMap<AgentConfig, TraceRequest[]>();
+
+/** The trace readWorkloadFiles read for this config, if any. */
+export function traceOf(config: AgentConfig): TraceRequest[] | undefined {
+  return traces.get(config);
 }
 
 /** Prompts from a JSON-lines file (workload.dataset.configMapRef): one {"prompt": "..."} per line. */

@@ -1,7 +1,15 @@
 // The agent: GPU telemetry, the streaming load generator, the measurement protocol, the backend
 // supervisor and the mock server. Never imports controller/.
 export { runAgent, AGENT_VERSION, type AgentDeps, type AgentSummary } from './runner.ts';
-export { AgentConfigSchema, parseAgentConfig, loadAgentEnvironment, gpuEnvironment } from './config.ts';
+export {
+  AgentConfigSchema,
+  parseAgentConfig,
+  loadAgentEnvironment,
+  gpuEnvironment,
+  readWorkloadFiles,
+} from './config.ts';
+export { parseTrace, type TraceRequest } from './load/trace.ts';
+export { parseConversations, type Conversation } from './load/conversation.ts';
 export type { AgentConfig, AgentConfigInput, AgentEnvironment, NatsEnv } from './config.ts';
 export type { GpuTelemetry, TelemetryEnvironment, TelemetrySource, DeviceReader } from './telemetry/types.ts';
 export {

@@ -16,7 +16,7 @@ import {
 import { childOf, rootLogger, type Logger } from '../lib/log.ts';
 import type { BackendType } from '../api/spec.ts';
 import { BackendMetricsRecorder } from './backends/metrics.ts';
-import type { AgentConfig } from './config.ts';
+import { conversationsOf, traceOf, type AgentConfig } from './config.ts';
 import { abortableSleep, RequestFactory, runLoad, type RequestSender, type Workload } from './load/generator.ts';
 import { clientThreadsFor, createLoadSender, peakStreams, type LoadSender } from './load/threaded-client.ts';
 import { Publisher } from './publisher.ts';
@@ -87,6 +87,10 @@ function workloadOf(c: AgentConfig): Workload {
     ...(w.maxTokens !== undefined ? { maxTokens: w.maxTokens } : {}),
     seed: w.seed,
     prompts: w.prompts,
+    trace: traceOf(c),
+    traceTimeScale: w.traceTimeScale,
+    conversations: conversationsOf(c),
+    sharedPrefix: w.sharedPrefix,
   };
 }
 

@@ -51,3 +51,16 @@ export {
   type LadderVerdict,
 } from './ladder.ts';
 export { runSlo, configSlo, sloChoice, sloResults, type SloResults, type ConfigSlo, type RunSlo } from './slo.ts';
+export {
+  decideAdaptive,
+  adaptiveMetricValue,
+  adaptiveCharge,
+  ciHalfWidthPct,
+  ADAPTIVE_STOP_REASONS,
+  type AdaptiveRunRecord,
+  type AdaptiveRunDecision,
+  type AdaptiveDecisions,
+  type AdaptiveOutcome,
+  type AdaptiveConfigOutcome,
+  type AdaptiveStopReason,
+} from './adaptive.ts';

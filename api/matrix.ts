@@ -15,6 +15,7 @@ import {
   requestedGpuSettings,
   ModelSchema,
   WorkloadSchema,
+  cyclePlan,
   type BackendType,
   type EnergyExperimentSpec,
   type GpuSpec,
@@ -296,12 +297,13 @@ export function expandRunMatrix(spec: EnergyExperimentSpec): RunMatrix {
   }
   const matrix = collectConfigurations(spec, points);
   if (matrix.errors.length > 0) return matrix;
-  const runCount = matrix.configurations.length * spec.measurement.cycles;
+  const { maxCycles } = cyclePlan(spec.measurement.cycles);
+  const runCount = matrix.configurations.length * maxCycles;
   if (runCount > MAX_RUNS) {
     const message = `${runCount} runs (configurations x cycles) exceed the limit of ${MAX_RUNS}; reduce the sweep or the cycles`;
     return { ...matrix, errors: [{ path: 'spec.measurement.cycles', message }] };
   }
-  return { ...matrix, runs: orderRuns(matrix.configurations, spec.measurement) };
+  return { ...matrix, runs: orderRuns(matrix.configurations, { ...spec.measurement, cycles: maxCycles }) };
 }
 
 function collectConfigurations(spec: EnergyExperimentSpec, points: RawPoint[]): RunMatrix {

@@ -7,13 +7,26 @@ import { LadderSchema } from './spec-ladder.ts';
 
 export const TokenDistributionSchema = z
   .strictObject({
-    distribution: z.enum(['fixed', 'uniform', 'normal', 'lognormal']).default('fixed'),
+    distribution: z.enum(['fixed', 'uniform', 'normal', 'lognormal', 'empirical']).default('fixed'),
     mean: posInt.optional().describe('fixed: the length; normal/lognormal: the mean.'),
     stddev: nonNegNumber.optional(),
     min: posInt.optional().describe('uniform: lower bound; normal/lognormal: clamp (default 1).'),
     max: posInt.optional().describe('uniform: upper bound; normal/lognormal: clamp.'),
+    values: z
+      .array(posInt)
+      .min(1)
+      .max(4096)
+      .optional()
+      .describe("empirical: the token lengths to draw from (e.g. a histogram's bin centres)."),
+    weights: z
+      .array(z.number().min(0))
+      .min(1)
+      .max(4096)
+      .optional()
+      .describe('empirical: relative weight of each value (counts of a histogram); default equal.'),
   })
   .superRefine((d, ctx) => {
+    if (d.distribution === 'empirical') return empiricalIssues(d, ctx);
     const need =
       d.distribution === 'uniform'
         ? (['min', 'max'] as const)
@@ -36,6 +49,11 @@ export const TokenDistributionSchema = z
         fieldPath: '.mean',
       },
       {
+        rule: "self.distribution != 'empirical' || has(self.values)",
+        message: 'values are required for distribution empirical',
+        fieldPath: '.values',
+      },
+      {
         rule: "self.distribution != 'uniform' || (has(self.min) && has(self.max))",
         message: 'min and max are required for distribution uniform',
       },
@@ -51,6 +69,38 @@ export const TokenDistributionSchema = z
     ),
   );
 
+/** A workload file on a PersistentVolumeClaim: the claim is mounted read-only into the run pod. */
+export const WorkloadVolumeSchema = z.strictObject({
+  claimName: Dns1123LabelSchema,
+  path: z
+    .string()
+    .min(1)
+    // A refinement, not a pattern: the API server's RE2 has no lookahead (zod checks it).
+    .refine((p) => !p.startsWith('/') && !p.split('/').includes('..'), {
+      message: 'must be a relative path inside the volume, without ..',
+    })
+    .describe('The file, relative to the volume root.'),
+});
+
+function empiricalIssues(
+  d: { values?: number[] | undefined; weights?: number[] | undefined },
+  ctx: z.RefinementCtx,
+): void {
+  if (d.values === undefined) {
+    ctx.addIssue({ code: 'custom', path: ['values'], message: 'required for distribution "empirical"' });
+    return;
+  }
+  if (d.weights === undefined) return;
+  if (d.weights.length !== d.values.length)
+    ctx.addIssue({
+      code: 'custom',
+      path: ['weights'],
+      message: `must have one weight per value (${d.values.length} values, ${d.weights.length} weights)`,
+    });
+  else if (!d.weights.some((w) => w > 0))
+    ctx.addIssue({ code: 'custom', path: ['weights'], message: 'must have at least one weight above 0' });
+}
+
 export const DatasetSchema = z
   .strictObject({
     synthetic: z
@@ -58,6 +108,13 @@ export const DatasetSchema = z
         inputTokens: TokenDistributionSchema.prefault({ distribution: 'fixed', mean: 512 }),
         outputTokens: TokenDistributionSchema.prefault({ distribution: 'fixed', mean: 128 }),
         seed: nonNegInt.default(0).describe('Seed for lengths and token ids: the same seed gives the same requests.'),
+        sharedPrefix: z
+          .strictObject({
+            prefixes: posInt.max(10000).describe('Distinct prefixes; each request starts with one, drawn at random.'),
+            prefixTokens: posInt.max(131072).describe('Tokens of each prefix (added to the drawn input length).'),
+          })
+          .optional()
+          .describe('Shared-prefix workload (N prefixes x random suffixes): what prefix caching serves.'),
       })
       .optional()
       .describe('Random token ids with lengths drawn from the distributions (default: 512 in, 128 out).'),
@@ -69,8 +126,45 @@ export const DatasetSchema = z
         'Prompts from a ConfigMap key in the experiment\'s namespace: JSON lines, each {"prompt": "..."}; output length sampling.maxTokens (default 128). Cluster only: llem run refuses it.',
       ),
   })
-  .superRefine(oneOf(['synthetic', 'prompts', 'configMapRef'], 'workload.dataset'))
-  .meta(cel(exactlyOne(['synthetic', 'prompts', 'configMapRef'], 'workload.dataset')));
+  .extend({
+    trace: z
+      .strictObject({
+        file: z.string().min(1).optional().describe('JSONL trace file (llem run; relative to the working directory).'),
+        pvc: WorkloadVolumeSchema.optional().describe(
+          'The trace on a PersistentVolumeClaim (cluster; mounted read-only).',
+        ),
+        timeScale: z.number().gt(0).default(1).describe('Multiplies every gap: 2 replays at half speed.'),
+      })
+      .superRefine(oneOf(['file', 'pvc'], 'workload.dataset.trace'))
+      .meta(cel(exactlyOne(['file', 'pvc'], 'workload.dataset.trace')))
+      .optional()
+      .describe(
+        'Replay a request trace: arrival times and input/output lengths, one JSON object a line (llem, Mooncake, Azure LLM inference or BurstGPT field names; docs/workloads.md). llem run only.',
+      ),
+  })
+  .extend({
+    conversations: z
+      .strictObject({
+        file: z
+          .string()
+          .min(1)
+          .optional()
+          .describe(
+            'JSONL, one {"turns": [{"user", "outputTokens", "thinkTimeMs"}]} a line (llem run; relative to the working directory).',
+          ),
+        pvc: WorkloadVolumeSchema.optional().describe(
+          'The file on a PersistentVolumeClaim (cluster; mounted read-only).',
+        ),
+      })
+      .superRefine(oneOf(['file', 'pvc'], 'workload.dataset.conversations'))
+      .meta(cel(exactlyOne(['file', 'pvc'], 'workload.dataset.conversations')))
+      .optional()
+      .describe(
+        "Multi-turn conversations, workload.concurrency at a time: each turn's prompt holds the earlier turns and answers; the next turn leaves thinkTimeMs after the answer. llem run only.",
+      ),
+  })
+  .superRefine(oneOf(['synthetic', 'prompts', 'configMapRef', 'trace', 'conversations'], 'workload.dataset'))
+  .meta(cel(exactlyOne(['synthetic', 'prompts', 'configMapRef', 'trace', 'conversations'], 'workload.dataset')));
 
 export const SamplingSchema = z.strictObject({
   temperature: nonNegNumber.default(0).describe('0: greedy decoding.'),

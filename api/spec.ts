@@ -26,11 +26,13 @@ import {
 import { TokenDistributionSchema, WorkloadSchema } from './spec-workload.ts';
 import { GpuSettingsSchema } from './spec-gpu.ts';
 import { SloSchema } from './spec-ladder.ts';
+import { CyclesSchema } from './spec-adaptive.ts';
 
 export * from './spec-backends.ts';
 export * from './spec-workload.ts';
 export * from './spec-gpu.ts';
 export * from './spec-ladder.ts';
+export * from './spec-adaptive.ts';
 export { Dns1123LabelSchema, type CelRule } from './spec-parts.ts';
 
 export const API_GROUP = 'llem.dev';
@@ -165,7 +167,7 @@ export const MEASUREMENT_ORDERS = ['interleave', 'shuffle', 'sequential'] as con
 export type MeasurementOrder = (typeof MEASUREMENT_ORDERS)[number];
 
 export const MeasurementSchema = z.strictObject({
-  cycles: posInt.max(100).default(3).describe('Repetitions of every configuration; the CI is computed across them.'),
+  cycles: CyclesSchema,
   order: z
     .enum(MEASUREMENT_ORDERS)
     .default('interleave')

@@ -51,7 +51,7 @@ export const MetricsSchema = z
 export const EXPERIMENT_PHASES = ['Pending', 'Running', 'Succeeded', 'Failed', 'Suspended', 'Invalid'] as const;
 export type ExperimentPhase = (typeof EXPERIMENT_PHASES)[number];
 
-/** Skipped: a load-ladder step past saturation (ADR 0030); it never started and its message says why. */
+/** Skipped: a load-ladder step past saturation (ADR 0030), or a run adaptive cycles found not needed (ADR 0031). */
 export const RUN_PHASES = ['Pending', 'Running', 'Succeeded', 'Failed', 'Skipped'] as const;
 export type RunPhase = (typeof RUN_PHASES)[number];
 
@@ -61,9 +61,9 @@ export const ProgressSchema = z.strictObject({
   running: z.number().int().min(0),
   succeeded: z.number().int().min(0),
   failed: z.number().int().min(0),
-  /** Load-ladder steps skipped past saturation (absent: none). */
+  /** Runs skipped: ladder steps past saturation, runs adaptive cycles found not needed; absent: none. */
   skipped: z.number().int().min(0).optional(),
-  /** "succeeded/total", for the Progress printer column. */
+  /** "succeeded/total", for the Progress printer column (total less the skipped runs). */
   summary: z.string(),
 });
 export type Progress = z.output<typeof ProgressSchema>;
@@ -143,5 +143,5 @@ export type Best = z.output<typeof BestSchema>;
 export type Artifact = z.output<typeof ArtifactSchema>;
 
 export function progressSummary(p: Omit<Progress, 'summary'>): Progress {
-  return { ...p, summary: `${p.succeeded}/${p.total}` };
+  return { ...p, summary: `${p.succeeded}/${p.total - (p.skipped ?? 0)}` };
 }

@@ -69,6 +69,17 @@ function betterMessage(issue: z.core.$ZodIssue): string | undefined {
 }
 
 /** zod issues -> user-facing issues, one per unknown field. */
+/**
+ * A union (measurement.cycles: a number or a mapping) where exactly one branch accepts the value's type:
+ * that branch's own issues, which name the field inside it, instead of "unexpected value".
+ */
+function matchingBranch(branches: readonly (readonly z.core.$ZodIssue[])[]): z.core.$ZodIssue[] | undefined {
+  const wrongType = (b: readonly z.core.$ZodIssue[]): boolean =>
+    b.length === 1 && b[0]?.code === 'invalid_type' && b[0].path.length === 0;
+  const candidates = branches.filter((b) => !wrongType(b));
+  return candidates.length === 1 ? [...(candidates[0] ?? [])] : undefined;
+}
+
 export function issuesFromZod(
   schema: z.ZodType,
   issues: readonly z.core.$ZodIssue[],
@@ -77,6 +88,11 @@ export function issuesFromZod(
   const out: SpecIssue[] = [];
   for (const issue of issues) {
     const at = [...prefix, ...(issue.path as PathSegment[])];
+    const branch = issue.code === 'invalid_union' ? matchingBranch(issue.errors) : undefined;
+    if (branch !== undefined) {
+      out.push(...issuesFromZod(schema, branch, at));
+      continue;
+    }
     if (issue.code === 'unrecognized_keys') {
       const known = knownFieldsAt(schema, issue.path as PathSegment[]);
       for (const key of issue.keys) {

@@ -107,11 +107,16 @@ interface TtftError {
   /** The client process's longest GC pause during the point, and how many it had. */
   clientGcMaxMs: number;
   clientGcs: number;
+  /** The same per GC kind (minor: scavenge, major: mark-compact, incremental, weakcb). */
+  clientGcKinds: Record<string, { n: number; maxMs: number }>;
   serverTtftP50Ms: number;
   clientTtftP99Ms: number;
   serverCpuBusy: number;
   clientCpuBusy: number;
 }
+
+/** perf_hooks' GC kinds (constants.NODE_PERFORMANCE_GC_*). */
+const GC_KINDS: Record<number, string> = { 1: 'minor', 4: 'major', 8: 'incremental', 16: 'weakcb' };
 
 /** Client TTFT minus the server's own TTFT, per request, for requests sent after the ramp. */
 async function serverCpuSeconds(url: string): Promise<number> {
@@ -125,7 +130,16 @@ async function ttftError(url: string, streams: number, threads: number): Promise
   const serverCpu0 = await serverCpuSeconds(url);
   const clientCpu0 = process.cpuUsage();
   const gcs: number[] = [];
-  const gcWatch = new PerformanceObserver((l) => l.getEntries().forEach((e) => gcs.push(e.duration)));
+  const gcKinds: Record<string, { n: number; maxMs: number }> = {};
+  const gcWatch = new PerformanceObserver((l) =>
+    l.getEntries().forEach((e) => {
+      gcs.push(e.duration);
+      const kind = GC_KINDS[(e as unknown as { detail?: { kind?: number } }).detail?.kind ?? 0] ?? 'other';
+      const k = (gcKinds[kind] ??= { n: 0, maxMs: 0 });
+      k.n++;
+      k.maxMs = Math.max(k.maxMs, e.duration);
+    }),
+  );
   gcWatch.observe({ entryTypes: ['gc'] });
   const { results, durationMs } = await drive(client, streams, SECONDS + RAMP_MS / 1000);
   gcWatch.disconnect();
@@ -153,6 +167,7 @@ async function ttftError(url: string, streams: number, threads: number): Promise
     errDownP99Ms: pct(down, 0.99),
     clientGcMaxMs: Math.max(0, ...gcs),
     clientGcs: gcs.length,
+    clientGcKinds: gcKinds,
     serverTtftP50Ms: pct(
       steady.map((r) => r.serverTtftMs as number),
       0.5,
@@ -293,6 +308,8 @@ async function main(): Promise<void> {
       ttft_err_down_p99_ms_512: at512.errDownP99Ms,
       client_gc_max_ms_128: at128.clientGcMaxMs,
       client_gc_max_ms_512: at512.clientGcMaxMs,
+      client_gcs_128: at128.clientGcs,
+      client_gcs_512: at512.clientGcs,
       threads_512: at512.threads,
       tokens_per_s_512: at512.tokensPerS,
       baseline_1loop_ttft_err_p99_ms_512: base512.errP99Ms,

@@ -144,7 +144,7 @@ export class ControllerMetrics {
   forgetExperiment(namespace: string, experiment: string): void {
     for (const g of [this.aggregatorLag, this.experimentEnergy, this.experimentJoulesPerToken])
       g.remove({ namespace, experiment });
-    for (const phase of ['Pending', 'Running', 'Succeeded', 'Failed'])
+    for (const phase of ['Pending', 'Running', 'Succeeded', 'Failed', 'Skipped'])
       this.experimentRuns.remove({ namespace, experiment, phase });
     this.runPower.forgetExperiment(namespace, experiment);
   }

@@ -22,9 +22,11 @@ import {
   backendLaunch,
   DATASET_DIR,
   MODEL_DIR,
+  WORKLOAD_DIR,
   SERVER_PORT,
 } from '../lib/backends/server-command.ts';
 import type { BusIssuer } from '../lib/bus/identity.ts';
+import { InvalidInputError } from '../lib/errors.ts';
 import { busIdentityMount } from './bus-credentials.ts';
 import {
   agentSecurityContext,
@@ -113,6 +115,29 @@ function datasetVolumes(req: PodRequest): { volumes: V1Volume[]; mounts: V1Volum
     volumes: [{ name: 'dataset', configMap: { name: ref.name, items: [{ key: ref.key, path: 'prompts.jsonl' }] } }],
     mounts: [{ name: 'dataset', mountPath: DATASET_DIR, readOnly: true }],
   };
+}
+
+/**
+ * Trace / conversation files on a PVC (workload.dataset.trace.pvc, conversations.pvc): the claim mounted
+ * read-only under WORKLOAD_DIR/<kind>. A local `file` does not exist in the pod: refused with its field.
+ */
+function workloadVolumes(req: PodRequest): { volumes: V1Volume[]; mounts: V1VolumeMount[] } {
+  const volumes: V1Volume[] = [];
+  const mounts: V1VolumeMount[] = [];
+  const d = req.configuration.workload.dataset;
+  for (const [kind, src] of [
+    ['trace', d.trace],
+    ['conversations', d.conversations],
+  ] as const) {
+    if (src === undefined) continue;
+    if (src.pvc === undefined) {
+      const message = `a local file is not in the run pod; put it on a PersistentVolumeClaim and set ${kind}.pvc (claimName, path)`;
+      throw new InvalidInputError([{ file: 'spec', path: `spec.workload.dataset.${kind}.file`, message }]);
+    }
+    volumes.push({ name: `workload-${kind}`, persistentVolumeClaim: { claimName: src.pvc.claimName, readOnly: true } });
+    mounts.push({ name: `workload-${kind}`, mountPath: `${WORKLOAD_DIR}/${kind}`, readOnly: true });
+  }
+  return { volumes, mounts };
 }
 
 /** The launch's environment: plain values only; a secret's file path at most (ADR 0025). */
@@ -240,6 +265,7 @@ export function buildPod(req: PodRequest, opts: PodBuilderOptions): V1Pod {
   const labels = { ...(tpl.labels ?? {}), ...podLabels(experiment, run.id, attempt, replica) };
   const model = modelVolumes(spec);
   const dataset = datasetVolumes(req);
+  const workload = workloadVolumes(req);
   const secrets = secretVolumes(backendLaunch(req.configuration, opts.simulate));
   const anti = spreadReplicas(req, labels);
   const affinity = withReplicaSpread(placement.affinity ?? {}, anti);
@@ -282,12 +308,15 @@ export function buildPod(req: PodRequest, opts: PodBuilderOptions): V1Pod {
           securityContext: agentSecurityContext(),
         },
       ],
-      containers: [backendContainer(req, opts, [...model.mounts, ...dataset.mounts, ...secrets.mounts])],
+      containers: [
+        backendContainer(req, opts, [...model.mounts, ...dataset.mounts, ...workload.mounts, ...secrets.mounts]),
+      ],
       volumes: [
         { name: 'llem-agent', emptyDir: {} },
         { name: 'dshm', emptyDir: { medium: 'Memory', sizeLimit: tpl.shmSize } },
         ...model.volumes,
         ...dataset.volumes,
+        ...workload.volumes,
         ...secrets.volumes,
         ...(opts.busIssuer === undefined ? [] : [busIdentityMount(experiment, run.id).volume]),
         ...(wantsGpuControl(req.configuration, opts.gpuControl === true, req.spec) ? [gpuStateVolume().volume] : []),

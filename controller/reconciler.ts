@@ -25,8 +25,10 @@ import { artifactAnalysis, ladderGateOf } from './ladder-gate.ts';
 import type { ExperimentAnalysis } from '../aggregator/index.ts';
 import { measurementWeaknesses, statusMetrics, withAggregatorRunMetrics } from './aggregate-view.ts';
 import { configLabelsOf, resultsFiles } from '../report/files.ts';
-import type { AggregateResults } from '../aggregator/index.ts';
-import { stepRuns, type RunPlanOutput } from './runs.ts';
+import type { AdaptiveOutcome, AggregateResults } from '../aggregator/index.ts';
+import { stepRuns, type RunEvent, type RunPlanOutput } from './runs.ts';
+import { waitingForNode } from './pod-waiting.ts';
+import { adaptiveAdmission, adaptiveDecisions } from './adaptive.ts';
 import {
   applyConditions,
   bestConfiguration,
@@ -108,6 +110,8 @@ interface PassInputs {
   failure: AggregatorFailure | null;
   /** The status the pass started from (or the one it wrote). */
   status: EnergyExperimentStatus;
+  /** Why a running attempt's pod waits for a node, if it does. */
+  waiting: string | undefined;
 }
 
 /** The phase and conditions this pass implies (runs, the Aggregator's weaknesses and failure). */
@@ -116,8 +120,9 @@ function decideFrom(
   runs: RunPlanOutput['runs'],
   simulated: boolean,
   aggregate: AggregateResults | null,
-  failure: AggregatorFailure | null,
+  found: { failure: AggregatorFailure | null; waiting: string | undefined },
 ): ReturnType<typeof decidePhase> {
+  const { failure, waiting } = found;
   return decidePhase(runs, {
     suspended: spec.policy.suspend,
     strict: spec.policy.failurePolicy === 'strict',
@@ -125,6 +130,7 @@ function decideFrom(
     retrying: retryingRuns(runs),
     ...measurementWeaknesses(aggregate),
     ...(failure !== null ? { aggregatorFailure: failure.message } : {}),
+    ...(waiting !== undefined ? { waiting } : {}),
   });
 }
 
@@ -142,7 +148,8 @@ function samePass(last: PassInputs | undefined, now: PassInputs): boolean {
     last.status === now.status &&
     last.generation === now.generation &&
     last.results === now.results &&
-    last.failure === now.failure
+    last.failure === now.failure &&
+    last.waiting === now.waiting
   );
 }
 
@@ -207,6 +214,8 @@ export class Reconciler {
   private readonly parsed = new Map<string, { rv: string; status: EnergyExperimentStatus }>();
   /** What the last pass built its status from, by uid: an unchanged pass builds nothing. */
   private readonly lastPass = new Map<string, PassInputs>();
+  /** Events of passes whose status waited for the artifact, by uid: recorded with the status that shows them. */
+  private readonly deferredEvents = new Map<string, RunEvent[]>();
   /** Events per experiment, rate-limited like client-go's spam filter (status and the artifact keep every run). */
   private readonly eventBudget = new EventBudget();
   /** Artifacts being written (or written) for finished experiments, by uid. */
@@ -396,6 +405,7 @@ export class Reconciler {
     this.parsed.delete(ref.uid);
     this.validations.delete(ref.uid);
     this.lastPass.delete(ref.uid);
+    this.deferredEvents.delete(ref.uid);
     this.artifacts.delete(ref.uid);
     this.eventBudget.forget(ref.uid);
     this.deps.metrics?.forgetExperiment(ref.namespace, ref.name);
@@ -482,8 +492,11 @@ export class Reconciler {
       podName: (runId, attempt, replica) => podName(ref, runId, attempt, replica),
       maxStarts: Math.max(1, Math.floor(MAX_POD_CREATES_PER_PASS / spec.placement.replicas)),
       ...(hasLadder(matrix.runs) ? { ladder: (runs) => ladderGateOf(spec, matrix, feed, runs) } : {}),
+      admission: adaptiveAdmission(spec, matrix, (id) => feed.runResult(id)),
     });
     feed.resumed.clear();
+    const waiting = waitingForNode(pods, out.runs);
+    if (waiting !== undefined) out.waiting = waiting;
     return out;
   }
 
@@ -531,17 +544,29 @@ export class Reconciler {
       results: aggregate,
       failure: feed.failure(),
       status: prev,
+      waiting: out.waiting,
     };
     // Nothing this status is made of changed (runs, results, failure, spec): the same status again,
     // not worth building (at 20,000 runs that is most of a pass) nor comparing.
     if (!runsChanged && samePass(this.lastPass.get(ref.uid), inputs))
       return this.afterFinish(ref, spec, prev, out.requeueAfterMs);
     const status = await this.desiredStatus(ctx, out, prev, aggregate);
-    // The artifact is being written in the background; this key is queued again when it is done.
-    if (status === null) return {};
+    // The artifact is being written in the background; this key is queued again when it is done. That
+    // pass must build the status even if nothing else changed (a last run that failed without sending
+    // anything leaves the run table and the cached results as the last written pass had them).
+    if (status === null) {
+      this.lastPass.delete(ref.uid);
+      if (out.events.length > 0)
+        this.deferredEvents.set(ref.uid, [...(this.deferredEvents.get(ref.uid) ?? []), ...out.events]);
+      return {};
+    }
     const wrote = this.writeStatus(obj, ref, status);
     this.lastPass.set(ref.uid, { ...inputs, status: wrote ? status : prev });
-    if (wrote) this.announce(obj, prev, status, out);
+    if (wrote) {
+      out.events = [...(this.deferredEvents.get(ref.uid) ?? []), ...out.events];
+      this.deferredEvents.delete(ref.uid);
+      this.announce(obj, prev, status, out);
+    }
     this.observe(ref, out, status.best, aggregate);
     if (isReleased(status)) this.releaseFeed(ref);
     return this.afterFinish(ref, spec, status, out.requeueAfterMs);
@@ -570,6 +595,7 @@ export class Reconciler {
     this.background.track(this.deps.streams.release(ref));
     this.validations.delete(ref.uid);
     this.lastPass.delete(ref.uid);
+    this.deferredEvents.delete(ref.uid);
     this.artifacts.delete(ref.uid);
     // Per-run power series of a finished experiment: every run has ended.
     this.deps.metrics?.runPower.forgetExperiment(ref.namespace, ref.name);
@@ -711,7 +737,7 @@ export class Reconciler {
     const best = bestConfiguration(all);
     const configurations = boundConfigurations(all);
     const simulated = this.deps.podOptions.simulate || (aggregate?.experiment.simulated ?? false);
-    const decision = decideFrom(spec, out.runs, simulated, aggregate, failure);
+    const decision = decideFrom(spec, out.runs, simulated, aggregate, { failure, waiting: out.waiting });
     const conditions = applyConditions(
       prev.conditions,
       [
@@ -795,9 +821,11 @@ export class Reconciler {
   ): Promise<{ uri: string; kind: 'objectStore' }> {
     const { aggregatorFailure, ...rest } = body;
     const analysis = artifactAnalysis(ctx.spec, ctx.matrix, ctx.feed, body.runs, body.results);
+    const adaptive = adaptiveDecisions(ctx.spec, ctx.matrix, body.runs, (id) => ctx.feed.runResult(id));
     const doc = {
       ...rest,
       ...(analysis === undefined ? {} : { analysis }),
+      ...(adaptive === null ? {} : { adaptive: adaptive.outcome }),
       runs: withAggregatorRunMetrics(body.runs, body.results),
       ...(aggregatorFailure !== null && aggregatorFailure !== undefined ? { aggregatorFailure } : {}),
     };
@@ -828,6 +856,7 @@ export class Reconciler {
             windows: [],
             environment: {},
             analysis: body['analysis'] as ExperimentAnalysis | undefined,
+            adaptive: (body['adaptive'] as AdaptiveOutcome | undefined) ?? null,
           });
     return await this.deps.streams.putArtifact(ctx.ref, body, files);
   }

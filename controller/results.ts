@@ -11,7 +11,7 @@ import type { Bus, Consumption, DeliveredMessage } from '../lib/bus/types.ts';
 import { experimentCheckpointKey, subjectMismatch } from '../lib/bus/subjects.ts';
 import type { Logger } from '../lib/log.ts';
 import type { ExperimentRef } from './pods.ts';
-import { Aggregator, type AggregateResults, type RunVerdict } from '../aggregator/index.ts';
+import { Aggregator, type AggregateResults, type RunResult, type RunVerdict } from '../aggregator/index.ts';
 import type { PlannedRun } from '../api/matrix.ts';
 import type { RunSummary } from '../api/status.ts';
 import { RunTable } from './run-table.ts';
@@ -60,6 +60,8 @@ export interface ExperimentFeed {
   signalStart(runId: string, attempt: number): Promise<void>;
   /** Latency CDFs of included runs, for the report; null when the Aggregator is unavailable. */
   cdfSource(): Pick<Aggregator, 'latencyCdf' | 'runQuantile'> | null;
+  /** One run's result (adaptive cycles read finished runs' values); null when the Aggregator is unavailable. */
+  runResult(runId: string): RunResult | null;
   /** Tells the Aggregator a run attempt was started (before its pods exist): its messages are then accepted. */
   startAttempt(runId: string, attempt: number): void;
 }
@@ -130,6 +132,10 @@ class Feed implements ExperimentFeed {
 
   cdfSource(): Pick<Aggregator, 'latencyCdf' | 'runQuantile'> | null {
     return this.aggregator;
+  }
+
+  runResult(runId: string): RunResult | null {
+    return this.aggregator?.runResult(runId) ?? null;
   }
 
   startAttempt(runId: string, attempt: number): void {

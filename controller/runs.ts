@@ -44,6 +44,11 @@ export interface RunInputs {
    * updates (run, hold until the earlier step has ended, or skip past saturation). Absent: no ladder.
    */
   ladder?: (runs: readonly RunSummary[]) => ReadonlyMap<string, LadderAction>;
+  /**
+   * Adaptive cycles (ADR 0031): per run id, from the runs as stepped this pass; a Pending run decided
+   * `skip` becomes Skipped, `wait` stays Pending. Absent: every Pending run may start.
+   */
+  admission?: ((runs: readonly RunSummary[]) => ReadonlyMap<string, 'done' | 'run' | 'skip' | 'wait'>) | undefined;
 }
 
 export interface RunEvent {
@@ -61,6 +66,8 @@ export interface RunPlanOutput {
   signal: { runId: string; attempt: number }[];
   /** Earliest time something is due (retry backoff, timeout), ms from now. */
   requeueAfterMs: number | undefined;
+  /** Set by the reconciler: why a running attempt's pod waits for a node (pod-waiting.ts). */
+  waiting?: string;
 }
 
 const MAX_BACKOFF_MS = 5 * 60 * 1000;
@@ -223,7 +230,7 @@ function attemptOverdue(
   const nowMs = inputs.now.getTime();
   const startedMs = prev.startTime === undefined ? nowMs : Date.parse(prev.startTime);
   const timeoutMs = inputs.policy.runTimeoutSeconds * 1000;
-  if (nowMs - startedMs > timeoutMs) return timedOut(inputs);
+  if (nowMs - startedMs > timeoutMs) return timedOut(inputs, pods);
   const allDone = pods.length === inputs.replicas && pods.every((p) => p.status?.phase === 'Succeeded');
   if (allDone && nowMs - lastFinishMs(pods) > DATA_GRACE_MS)
     return {
@@ -259,11 +266,25 @@ function stepRunning(prev: RunSummary, planned: PlannedRun, inputs: RunInputs, o
   return prev;
 }
 
-function timedOut(inputs: RunInputs): PodFailure {
+function timedOut(inputs: RunInputs, pods: V1Pod[] = []): PodFailure {
   return {
     reason: 'RunTimeout',
-    message: `no complete data within policy.runTimeoutSeconds (${inputs.policy.runTimeoutSeconds} s)`,
+    message: `no complete data within policy.runTimeoutSeconds (${inputs.policy.runTimeoutSeconds} s)${waitingNote(pods)}`,
   };
+}
+
+/**
+ * What a container the kubelet keeps retrying was waiting on when the run ran out of time (e.g.
+ * CreateContainerError: runc's init OOM-killed by a memory limit too low to start the container).
+ */
+function waitingNote(pods: V1Pod[]): string {
+  for (const p of pods)
+    for (const cs of [...(p.status?.initContainerStatuses ?? []), ...(p.status?.containerStatuses ?? [])]) {
+      const w = cs.state?.waiting;
+      if (w?.reason === undefined || w.reason === 'PodInitializing' || w.reason === 'ContainerCreating') continue;
+      return `; pod ${p.metadata?.name ?? '?'}: ${cs.name}: ${w.reason}${w.message === undefined ? '' : `: ${w.message.trim().slice(0, 300)}`}`;
+    }
+  return '';
 }
 
 function lastFinishMs(pods: V1Pod[]): number {
@@ -306,6 +327,32 @@ function range(n: number): number[] {
 
 function initial(run: PlannedRun): RunSummary {
   return { id: run.id, configurationId: run.configurationId, cycle: run.cycle, phase: 'Pending', attempt: 0 };
+}
+
+/** Not needed: its configuration met its CI target or the GPU budget is spent (adaptive cycles). */
+function skip(prev: RunSummary, now: Date): RunSummary {
+  return {
+    id: prev.id,
+    configurationId: prev.configurationId,
+    cycle: prev.cycle,
+    phase: 'Skipped',
+    attempt: prev.attempt,
+    completionTime: now.toISOString(),
+    message: 'Not needed: adaptive cycles stopped its configuration (target met or GPU budget spent).',
+  };
+}
+
+/** Whether a Pending run may start (adaptive cycles: it may wait, or become Skipped in place). */
+function admittedNow(
+  admitted: ReadonlyMap<string, 'done' | 'run' | 'skip' | 'wait'> | undefined,
+  stepped: RunSummary[],
+  i: number,
+  now: Date,
+): boolean {
+  const run = stepped[i];
+  const admit = run === undefined ? 'run' : (admitted?.get(run.id) ?? 'run');
+  if (admit === 'skip' && run !== undefined) stepped[i] = skip(run, now);
+  return admit === 'run';
 }
 
 /** One pass of the run state machine. */
@@ -356,9 +403,11 @@ function startPending(stepped: RunSummary[], inputs: RunInputs, out: RunPlanOutp
   const free = inputs.parallelism - stepped.filter((r) => r.phase === 'Running').length;
   let slots = Math.min(free, inputs.maxStarts ?? Infinity);
   const held = suspended ? new Set<string>() : gateLadder(stepped, inputs);
+  const admitted = inputs.admission?.(stepped);
   for (const [i, run] of stepped.entries()) {
     const planned = inputs.planned[i];
     if (run.phase !== 'Pending' || planned === undefined || suspended || held.has(run.id)) continue;
+    if (!admittedNow(admitted, stepped, i, inputs.now)) continue;
     if (slots <= 0) {
       // Capped by maxStarts, not by parallelism: the next pass starts more right away.
       if (free > (inputs.maxStarts ?? Infinity)) out.requeueAfterMs = 0;

@@ -171,6 +171,8 @@ export interface DegradedInputs {
   clientSaturated?: number;
   /** The Aggregator failed: its figures are incomplete or missing. */
   aggregatorFailure?: string;
+  /** The scheduler cannot place a running attempt's pod: why (the Running condition says it). */
+  waiting?: string;
 }
 
 /** The one Degraded condition: the most serious weakness of the numbers so far. */
@@ -233,8 +235,10 @@ export function decidePhase(
       : {
           type: 'Running',
           status: 'True',
-          reason: REASONS.RunsInProgress,
-          message: `${p.running} run(s) running, ${p.pending} pending, ${p.succeeded}/${p.total} succeeded.`,
+          reason: opts.waiting === undefined ? REASONS.RunsInProgress : REASONS.Unschedulable,
+          message:
+            `${p.running} run(s) running, ${p.pending} pending, ${p.succeeded}/${p.total} succeeded.` +
+            (opts.waiting === undefined ? '' : ` Waiting for a node: ${opts.waiting}`),
         };
     const inProgress: ConditionUpdate[] = [
       { type: 'Succeeded', status: 'Unknown', reason: REASONS.InProgress, message: 'Runs are not finished yet.' },
@@ -262,7 +266,7 @@ export function decidePhase(
           type: 'Succeeded',
           status: 'True',
           reason: REASONS.AllRunsSucceeded,
-          message: `All ${p.total} run(s) succeeded.`,
+          message: `All ${p.total - (p.skipped ?? 0)} run(s) succeeded${p.skipped === undefined ? '' : `; ${p.skipped} not needed (adaptive cycles)`}.`,
         },
         { type: 'Failed', status: 'False', reason: REASONS.AllRunsSucceeded, message: 'No run failed.' },
         degraded,

@@ -24,6 +24,8 @@ import { awaitGpuMemoryReleased, nvmlMemoryReader, resolveLocalGpus, type LocalG
 import { LOCK_FILE, lockResultsDirectory } from './lock.ts';
 import { inSpan, traceApplied } from '../lib/telemetry/index.ts';
 import { gpuEnvironment } from '../agent/index.ts';
+import { LocalAdaptive, skippedByAdaptive } from './adaptive.ts';
+import { assertLocalFiles } from './workload-files.ts';
 import { localGpuControl, prepareGpuSettings, type LocalGpuControl } from './gpu-control.ts';
 
 export interface LocalRunOptions {
@@ -109,6 +111,7 @@ export function simulatedDeviceWatts(env: NodeJS.ProcessEnv): number[] | undefin
 }
 
 function assertLocalDataset(loaded: LoadedExperiment): void {
+  assertLocalFiles(loaded);
   if (loaded.matrix.configurations.every((c) => c.workload.dataset.configMapRef === undefined)) return;
   throw new InvalidInputError([
     {
@@ -454,6 +457,7 @@ async function runLocked(run: LockedRun, notes: string[]): Promise<LocalRunOutco
   const { state, aggregator } = openState(opts, loaded, dir, uid);
   dir.writeState(state);
   const exp = new LocalExperiment(opts, loaded, dir, { state, aggregator, gpus, gpuControl }, log);
+  const adaptive = LocalAdaptive.of(loaded.experiment.spec, loaded.matrix, state, aggregator);
   opts.progress.attach?.({ current: (id) => exp.observer.get(id) });
   const done = loaded.matrix.runs.filter((r) => state.runs[r.id]?.status === 'complete').length;
   const warnings = [...notes, ...loaded.warnings.map((w) => formatIssue(w))];
@@ -475,8 +479,9 @@ async function runLocked(run: LockedRun, notes: string[]): Promise<LocalRunOutco
     };
     await inSpan('llem.experiment', attrs, async () => {
       for (const [index, run] of loaded.matrix.runs.entries()) {
-        const status = state.runs[run.id]?.status;
-        if (status === 'complete' || status === 'skipped') continue;
+        if (state.runs[run.id]?.status === 'complete') continue;
+        if (adaptive !== null && skippedByAdaptive(adaptive, run.id, opts.progress)) continue;
+        adaptive?.forget(run.id);
         if (exp.ladderSkip(run)) continue;
         await exp.execute(run, index);
       }
@@ -484,12 +489,12 @@ async function runLocked(run: LockedRun, notes: string[]): Promise<LocalRunOutco
   } catch (err) {
     // Interrupted: what is complete is still worth a look; the next `llem run` continues.
     if (err instanceof InterruptedError)
-      writeResults({ dir: out, loaded, state, results: aggregator.results(), aggregator });
+      writeResults({ dir: out, loaded, state, results: aggregator.results(), aggregator, adaptive });
     throw err;
   } finally {
     await exp.close();
   }
-  const summary = writeResults({ dir: out, loaded, state, results: aggregator.results(), aggregator });
+  const summary = writeResults({ dir: out, loaded, state, results: aggregator.results(), aggregator, adaptive });
   opts.progress.event({ type: 'finish', summary });
   return {
     ...summary,

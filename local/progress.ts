@@ -75,9 +75,9 @@ export class ConsoleProgress implements ProgressSink {
         if (!this.live) this.line(`run ${e.index + 1}/${e.total} ${e.runId} attempt ${e.attempt}: started`);
         break;
       case 'runEnd':
-        if (e.status === 'complete') this.finished += 1;
+        if (e.status === 'complete' || e.status === 'skipped') this.finished += 1;
         if (e.status === 'skipped') {
-          this.line(`run ${e.runId}: skipped — ${e.detail}`);
+          this.line(`run ${e.runId}: not needed — ${e.detail}`);
           break;
         }
         this.line(
@@ -106,5 +106,5 @@ export function finishText(s: ResultsSummary): string {
       : `best (lowest gross J/token): ${b.label} at ${b.joulesPerToken.toPrecision(4)} J/token, ` +
         `${net === null ? 'baseline-subtracted unavailable' : `${net.toPrecision(4)} baseline-subtracted`}` +
         `${b.fewCycles ? ` (${b.cycles} cycle(s): fewer than 3)` : ''}`;
-  return `llem: ${s.runsComplete}/${s.runsPlanned} runs complete${s.runsFailed > 0 ? `, ${s.runsFailed} failed` : ''}; ${best}${s.simulated ? ' (simulated)' : ''}; report: ${s.out}/report.html`;
+  return `llem: ${s.runsComplete}/${s.runsPlanned} runs complete${s.runsFailed > 0 ? `, ${s.runsFailed} failed` : ''}${s.runsSkipped > 0 ? `, ${s.runsSkipped} not needed (adaptive cycles)` : ''}; ${best}${s.simulated ? ' (simulated)' : ''}; report: ${s.out}/report.html`;
 }

@@ -6,7 +6,7 @@
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import type { AggregateResults, Aggregator, RunResult } from '../aggregator/index.ts';
-import { analyseExperiment } from '../aggregator/index.ts';
+import { analyseExperiment, type ExperimentAnalysis } from '../aggregator/index.ts';
 import type { PowerPoint } from '../report/csv.ts';
 import { configLabelsOf, resultsFiles } from '../report/files.ts';
 import type { Band } from '../report/svg.ts';
@@ -22,6 +22,7 @@ import {
 } from '../report/gpu-analysis.ts';
 import type { RunObservation } from './observer.ts';
 import type { LocalState } from './state.ts';
+import type { LocalAdaptive } from './adaptive.ts';
 import { RunFileIndex } from './run-log.ts';
 import { writeJsonStreamed, writeLinesAtomic } from './streamed-json.ts';
 
@@ -44,6 +45,8 @@ export interface ResultsSummary {
   runsPlanned: number;
   runsComplete: number;
   runsFailed: number;
+  /** Runs adaptive cycles found not needed (their configuration stopped first). */
+  runsSkipped: number;
   /** Chosen on `metric` (mean gross J/token); the baseline-subtracted mean is shown beside it. */
   best: {
     configId: string;
@@ -71,6 +74,22 @@ export interface WriteResultsInput {
   state: LocalState;
   results: AggregateResults;
   aggregator: Aggregator;
+  /** Adaptive cycles' decisions (null: a fixed cycle count). */
+  adaptive?: LocalAdaptive | null;
+}
+
+/** SLO goodput and load-ladder curves (ADR 0030), as a field to spread: absent unless the spec asks for them. */
+function localAnalysis(input: WriteResultsInput): { analysis?: ExperimentAnalysis } {
+  const { loaded, state } = input;
+  const analysis = analyseExperiment({
+    configurations: loaded.matrix.configurations,
+    runs: loaded.matrix.runs,
+    slo: loaded.experiment.spec.slo,
+    aggregator: input.aggregator,
+    results: input.results,
+    ended: (id) => ['complete', 'failed', 'skipped'].includes(state.runs[id]?.status ?? ''),
+  });
+  return analysis.slo === null && analysis.ladders.length === 0 ? {} : { analysis };
 }
 
 export function writeResults(input: WriteResultsInput): ResultsSummary {
@@ -86,12 +105,14 @@ export function writeResults(input: WriteResultsInput): ResultsSummary {
   power.sort((a, b) => a.tMs - b.tMs);
   const simulated = state.simulated;
   const best = results.experiment.bestConfiguration;
+  const adaptive = input.adaptive?.decide() ?? null;
   const summary: ResultsSummary = {
     out: dir,
     simulated,
     runsPlanned: results.runs.length,
     runsComplete: results.runs.filter((r) => r.status === 'complete').length,
     runsFailed: Object.values(state.runs).filter((r) => r.status === 'failed').length,
+    runsSkipped: adaptive === null ? 0 : [...adaptive.runs.values()].filter((d) => d === 'skip').length,
     best:
       best === null
         ? null
@@ -106,15 +127,7 @@ export function writeResults(input: WriteResultsInput): ResultsSummary {
           },
   };
   const generatedAt = new Date().toISOString();
-  const analysis = analyseExperiment({
-    configurations: loaded.matrix.configurations,
-    runs: loaded.matrix.runs,
-    slo: loaded.experiment.spec.slo,
-    aggregator: input.aggregator,
-    results,
-    ended: (id) => ['complete', 'failed', 'skipped'].includes(state.runs[id]?.status ?? ''),
-  });
-  const hasAnalysis = analysis.slo !== null || analysis.ladders.length > 0;
+  const analysisField = localAnalysis(input);
   const experimentJson = {
     schemaVersion: RESULTS_SCHEMA_VERSION,
     kind: 'llem.dev/results',
@@ -138,10 +151,11 @@ export function writeResults(input: WriteResultsInput): ResultsSummary {
     runStates: state.runs,
     results,
     best: summary.best,
+    adaptive: adaptive?.outcome ?? null,
     gpuSettings: gpuSettingsRows(results, labels),
     phaseSplit: { method: PHASE_SPLIT_METHOD, assumptions: PHASE_SPLIT_ASSUMPTIONS, splits: [] as PhaseSplit[] },
     // SLO goodput and load-ladder curves (ADR 0030): only when the spec asks for them.
-    ...(hasAnalysis ? { analysis } : {}),
+    ...analysisField,
   };
   experimentJson.phaseSplit.splits = phaseSplits(experimentJson.configurations, results);
   mkdirSync(join(dir, 'plots'), { recursive: true });
@@ -159,7 +173,8 @@ export function writeResults(input: WriteResultsInput): ResultsSummary {
     environment: state.environment,
     method: { ...loaded.experiment.spec.measurement, warnings: loaded.warnings.map((w) => formatIssue(w)) },
     configurations: experimentJson.configurations,
-    ...(hasAnalysis ? { analysis } : {}),
+    ...analysisField,
+    adaptive: adaptive?.outcome ?? null,
   });
   for (const [name, content] of files) writeFileAtomic(join(dir, name), content);
   return summary;

@@ -1,7 +1,13 @@
 // One attempt of one run: start its replicas' agents, each against its own server and measuring exactly
 // that server's GPUs, wait for them, and report how it ended. The start barrier (every replica ready, then
 // one start signal) is local/experiment.ts's; completeness is decided by the aggregator, not here.
-import { createSimulatedGpu, createNvmlTelemetry, parseAgentConfig, runAgent } from '../agent/index.ts';
+import {
+  createSimulatedGpu,
+  createNvmlTelemetry,
+  parseAgentConfig,
+  readWorkloadFiles,
+  runAgent,
+} from '../agent/index.ts';
 import type { Configuration, PlannedRun } from '../api/matrix.ts';
 import type { EnergyExperiment } from '../api/spec.ts';
 import { agentConfigFor } from '../lib/backends/agent-config.ts';
@@ -59,7 +65,7 @@ function agentConfig(input: ReplicaRunInput, replica: number): ReturnType<typeof
   );
   const replicas = configuration.replicas;
   const backend = backendOf(input, replica);
-  return parseAgentConfig(
+  const parsed = parseAgentConfig(
     {
       ...base,
       backend: {
@@ -80,6 +86,7 @@ function agentConfig(input: ReplicaRunInput, replica: number): ReturnType<typeof
     },
     `run ${run.id} agent config`,
   );
+  return readWorkloadFiles(parsed);
 }
 
 /** Runs every replica; resolves with the first failure message, or null when all finished. */

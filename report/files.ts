@@ -9,6 +9,8 @@ import { configsCsv, runsCsv, timeseriesCsv, type PowerPoint } from './csv.ts';
 import { jPerTokenChart, latencyCdfChart, powerChart, reportHtml, type ReportMethod } from './html.ts';
 import type { Band } from './svg.ts';
 import type { ConfigurationEntry } from './gpu-analysis.ts';
+import type { AdaptiveOutcome } from '../aggregator/index.ts';
+import { adaptiveChart } from './adaptive.ts';
 
 /** "pytorch workload.concurrency=8": what distinguishes a configuration, for tables and charts. */
 export function configLabelsOf(matrix: Pick<RunMatrix, 'configurations'>): Record<string, string> {
@@ -36,6 +38,8 @@ export interface ResultsFilesInput {
   environment: Record<string, string>;
   method?: ReportMethod | undefined;
   configurations?: readonly ConfigurationEntry[] | undefined;
+  /** Adaptive cycles' outcome: plots/ci-half-width.svg and a report section. */
+  adaptive?: AdaptiveOutcome | null | undefined;
   analysis?: ExperimentAnalysis | undefined;
 }
 
@@ -72,6 +76,9 @@ export function resultsFiles(i: ResultsFilesInput): Map<string, string> {
     ['plots/joules-per-token.svg', jPerTokenChart({ results, configLabels: labels, simulated })],
     ['plots/ttft-cdf.svg', latencyCdfChart({ cdfs, configLabels: labels }, 'ttftMs', 'TTFT')],
     ['plots/itl-cdf.svg', latencyCdfChart({ cdfs, configLabels: labels }, 'itlMs', 'ITL')],
+    ...(i.adaptive === null || i.adaptive === undefined
+      ? []
+      : [['plots/ci-half-width.svg', adaptiveChart(i.adaptive, labels, simulated)] as const]),
     ...(i.power === null ? [] : [['plots/power.svg', powerChart({ power, windows, simulated })] as const]),
     ...ladderPlots(i),
     ...frontierPlot(i),
@@ -91,6 +98,7 @@ export function resultsFiles(i: ResultsFilesInput): Map<string, string> {
         method: i.method,
         configurations: i.configurations,
         analysis: i.analysis,
+        adaptive: i.adaptive,
       }),
     ],
   ]);

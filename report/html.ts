@@ -2,6 +2,8 @@
 // can open or attach anywhere. Every figure in it is in experiment.json too.
 import type { AggregateResults, ConfigResult, CycleStats } from '../aggregator/index.ts';
 import { gpuSettingsSection, phaseSplitSection } from './gpu-html.ts';
+import { adaptiveSection } from './adaptive.ts';
+import type { AdaptiveOutcome } from '../aggregator/index.ts';
 import type { ConfigurationEntry } from './gpu-analysis.ts';
 import { bestConfigurationText } from './best.ts';
 import type { PowerPoint } from './csv.ts';
@@ -28,6 +30,8 @@ export interface ReportInput {
   configurations?: readonly ConfigurationEntry[] | undefined;
   /** SLO goodput and load-ladder curves (ADR 0030); absent or empty: no such sections. */
   analysis?: ExperimentAnalysis | undefined;
+  /** Adaptive cycles' outcome; absent or null: a fixed cycle count. */
+  adaptive?: AdaptiveOutcome | null | undefined;
 }
 
 export interface ReportMethod {
@@ -36,10 +40,17 @@ export interface ReportMethod {
   baselineSeconds?: number | undefined;
   warmupRequests?: number | undefined;
   cooldownSeconds?: number | undefined;
-  cycles?: number | undefined;
+  /** A count, or the adaptive rule (api/spec-adaptive.ts). */
+  cycles?: number | { min: number; max: number; target: { metric: string; ciHalfWidthPct: number } } | undefined;
   order?: string | undefined;
   /** Manifest warnings, one line each. */
   warnings: readonly string[];
+}
+
+function cyclesText(c: ReportMethod['cycles']): string {
+  if (typeof c !== 'object') return c === undefined ? 'cycles not recorded' : `${c} cycles`;
+  const t = c.target;
+  return `adaptive cycles (${c.min} to ${c.max}, until the 95% CI of ${t.metric} is within ±${t.ciHalfWidthPct}% of the mean)`;
 }
 
 function esc(s: string): string {
@@ -184,7 +195,7 @@ function methodSection(input: ReportInput): string {
     ],
     ['warm-up', `${opt(m?.warmupRequests)} requests, excluded from the window`],
     ['cool-down', opt(m?.cooldownSeconds, ' s')],
-    ['cycles and order', `${opt(m?.cycles)} cycles, ${opt(m?.order)} order; the 95% CI is Student-t over cycles`],
+    ['cycles and order', `${cyclesText(m?.cycles)}, ${opt(m?.order)} order; the 95% CI is Student-t over cycles`],
   ];
   const warnings = [...(m?.warnings ?? []), ...flagged];
   const dl = rows.map(([k, v]) => `<dt>${esc(k)}</dt><dd>${esc(v)}</dd>`).join('');
@@ -285,6 +296,7 @@ ${jPerTokenChart(input)}
 ${input.analysis === undefined ? '' : sloSection(input.analysis, input.configLabels)}
 ${frontierSection(input.results.configurations, input.configLabels, input.simulated)}
 ${input.analysis === undefined ? '' : ladderSection(input.analysis.ladders, input.simulated)}
+${adaptiveSection(input.adaptive, input.configLabels, input.simulated)}
 ${gpuSettingsSection(input.results, input.configLabels, input.simulated)}
 ${phaseSplitSection(input.configurations ?? [], input.results)}
 <h2>Latency</h2>${latencyCdfChart(input, 'ttftMs', 'TTFT')}${latencyCdfChart(input, 'itlMs', 'ITL')}${latencyCdfChart(input, 'e2eMs', 'E2E')}

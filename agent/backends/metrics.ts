@@ -219,6 +219,11 @@ export function pytorchExtendedResults(stats: unknown, error?: string, startStat
       loadPeakMemoryBytes: pick(['memory', 'loadPeakBytes'], 'bytes'),
       inferencePeakMemoryBytes: pick(['memory', 'inferencePeakBytes'], 'bytes'),
       inferencePeakAboveLoadBytes: pick(['memory', 'inferencePeakAboveLoadBytes'], 'bytes'),
+      // Recorded as missing, with the reason, so shared-prefix and multi-turn results say why there is none.
+      prefixCacheHitRate: absent(
+        'fraction',
+        'the PyTorch server keeps no prefix cache: every prompt is prefilled whole',
+      ),
       ...(end !== null && start !== null ? engineWindow(start, end) : engineAbsent(engineReason)),
     },
   };
@@ -229,7 +234,11 @@ export function tensorrtExtendedResults(): BackendExtendedResults {
   return {
     backend: 'tensorrt',
     source: 'none',
-    metrics: { kvCacheUsageMaxFraction: absent('fraction', reason), preemptions: absent('count', reason) },
+    metrics: {
+      kvCacheUsageMaxFraction: absent('fraction', reason),
+      preemptions: absent('count', reason),
+      prefixCacheHitRate: absent('fraction', reason),
+    },
   };
 }
 

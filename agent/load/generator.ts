@@ -2,6 +2,8 @@ import { setMaxListeners } from 'node:events';
 // Load generator: offline (all at once), concurrency (closed loop), rate (open-loop Poisson).
 import type { ApiKind, RequestHooks, RequestResult, StreamRequest } from './client.ts';
 import { drawLength, poissonGapMs, seededRng, syntheticPrompt, type Rng, type TokenLength } from './prompts.ts';
+import { traceRequest, type TraceRequest } from './trace.ts';
+import { turnPrompt, type Conversation } from './conversation.ts';
 
 export type LoadMode = 'offline' | 'concurrency' | 'rate';
 
@@ -22,6 +24,14 @@ export interface Workload {
   seed: number;
   /** Inline prompts, used round-robin instead of synthetic ones. */
   prompts?: string[] | undefined;
+  /** A request trace: its lengths, and (runLoad) its arrival times, scaled by traceTimeScale. */
+  trace?: TraceRequest[] | undefined;
+  /** 2: the trace replayed at half speed; 0.5: twice as fast. */
+  traceTimeScale?: number | undefined;
+  /** Multi-turn conversations, `concurrency` of them at once (conversation.ts). */
+  conversations?: Conversation[] | undefined;
+  /** Synthetic prompts start with one of `prefixes` shared prefixes of `prefixTokens` tokens. */
+  sharedPrefix?: { prefixes: number; prefixTokens: number } | undefined;
 }
 
 /** Anything that can send one request: the streaming client, or a fake in tests. */
@@ -53,22 +63,61 @@ export class RequestFactory {
   private readonly workload: Workload;
   private n = 0;
 
+  private readonly prefixes: string[];
+
   constructor(workload: Workload, seedOffset = 0) {
     this.workload = workload;
     this.rng = seededRng(workload.seed + seedOffset);
+    // The same prefixes for the warm-up and the window (their own seed, not the offset one).
+    const sp = workload.sharedPrefix;
+    const prefixRng = seededRng(workload.seed ^ 0x70726566);
+    this.prefixes =
+      sp === undefined ? [] : Array.from({ length: sp.prefixes }, () => syntheticPrompt(sp.prefixTokens, prefixRng));
+  }
+
+  /** One turn of a conversation: its prompt, and its output length (or the workload's). */
+  turn(prompt: string, outputTokens: number | undefined): StreamRequest {
+    const out = outputTokens ?? drawLength(this.workload.outputTokens, this.rng);
+    const req = this.request(prompt, { inputTokens: prompt.split(/\s+/).length, outputTokens: out });
+    return { ...req, collectText: true };
+  }
+
+  private synthetic(tokens: number): { prompt: string; tokens: number } {
+    const suffix = syntheticPrompt(tokens, this.rng);
+    if (this.prefixes.length === 0) return { prompt: suffix, tokens };
+    const i = Math.floor(this.rng() * this.prefixes.length);
+    const prefixTokens = this.workload.sharedPrefix?.prefixTokens ?? 0;
+    return { prompt: `${this.prefixes[i] ?? ''} ${suffix}`, tokens: prefixTokens + tokens };
   }
 
   next(): StreamRequest {
     const w = this.workload;
     const inline = w.prompts !== undefined && w.prompts.length > 0 ? w.prompts[this.n % w.prompts.length] : undefined;
+    const traced = w.trace !== undefined && w.trace.length > 0 ? traceRequest(w.trace, this.n) : undefined;
     this.n++;
-    const promptTokens = inline === undefined ? drawLength(w.inputTokens, this.rng) : inline.split(/\s+/).length;
+    if (traced !== undefined) return this.request(syntheticPrompt(traced.inputTokens, this.rng), traced);
+    const drawn = inline === undefined ? this.synthetic(drawLength(w.inputTokens, this.rng)) : undefined;
+    const promptTokens = drawn?.tokens ?? (inline ?? '').split(/\s+/).length;
     return {
       api: w.api,
       model: w.model,
-      prompt: inline ?? syntheticPrompt(promptTokens, this.rng),
+      prompt: inline ?? drawn?.prompt ?? '',
       promptTokens,
       maxTokens: Math.min(drawLength(w.outputTokens, this.rng), w.maxTokens ?? Infinity),
+      ignoreEos: w.ignoreEos,
+      temperature: w.temperature,
+      ...(w.topP !== undefined ? { topP: w.topP } : {}),
+    };
+  }
+
+  private request(prompt: string, lengths: { inputTokens: number; outputTokens: number }): StreamRequest {
+    const w = this.workload;
+    return {
+      api: w.api,
+      model: w.model,
+      prompt,
+      promptTokens: lengths.inputTokens,
+      maxTokens: Math.min(lengths.outputTokens, w.maxTokens ?? Infinity),
       ignoreEos: w.ignoreEos,
       temperature: w.temperature,
       ...(w.topP !== undefined ? { topP: w.topP } : {}),
@@ -127,11 +176,11 @@ class LoadRun {
     this.opts.onDraining?.();
   }
 
-  async one(): Promise<void> {
+  async one(given?: StreamRequest): Promise<RequestResult> {
     this.issued++;
     this.inFlight++;
     this.opts.onInFlight?.(this.inFlight);
-    const req = this.factory.next();
+    const req = given ?? this.factory.next();
     const result = await this.sender.send(req, this.opts.signal, this.hooks);
     this.inFlight--;
     this.completed++;
@@ -139,6 +188,29 @@ class LoadRun {
     if (!this.wantMore()) this.drain();
     this.opts.onInFlight?.(this.inFlight);
     this.opts.onResult(result);
+    return result;
+  }
+
+  /** Multi-turn: each worker walks whole conversations, one turn after the answer plus think time. */
+  async conversations(list: readonly Conversation[], workers: number): Promise<void> {
+    let next = 0;
+    const worker = async (): Promise<void> => {
+      while (this.wantMore()) {
+        const c = list[next++ % list.length];
+        if (c === undefined) return;
+        let history = '';
+        for (const turn of c.turns) {
+          if (!this.wantMore()) return;
+          const prompt = turnPrompt(history, turn.user);
+          const result = await this.one(this.factory.turn(prompt, turn.outputTokens));
+          // A failed turn ends its conversation: the next turn would lack its answer.
+          if (!result.ok) break;
+          history = `${prompt} ${result.text ?? ''}\n`;
+          if (turn.thinkTimeMs > 0) await abortableSleep(turn.thinkTimeMs, this.opts.signal);
+        }
+      }
+    };
+    await Promise.all(Array.from({ length: Math.max(1, workers) }, worker));
   }
 }
 
@@ -151,13 +223,26 @@ async function closedLoop(run: LoadRun, workers: number): Promise<void> {
 
 async function offline(run: LoadRun, batch: number): Promise<void> {
   while (run.wantMore()) {
-    const wave: Promise<void>[] = [];
+    const wave: Promise<unknown>[] = [];
     for (let i = 0; i < batch && run.wantMore(); i++) wave.push(run.one());
     await Promise.all(wave);
   }
 }
 
-async function openLoop(run: LoadRun, ratePerSecond: number, rng: Rng, signal: AbortSignal): Promise<void> {
+/** Gap (ms) before arrival n+1, given arrival n: the open loop's schedule. */
+type Schedule = (n: number) => number;
+
+function poissonSchedule(ratePerSecond: number, rng: Rng): Schedule {
+  return () => poissonGapMs(ratePerSecond, rng);
+}
+
+/** The trace's own gaps, times `scale`; past its end it repeats (traceRequest). */
+export function traceSchedule(trace: readonly TraceRequest[], scale: number): Schedule {
+  return (n) => (traceRequest(trace, n + 1).atMs - traceRequest(trace, n).atMs) * scale;
+}
+
+async function openLoop(run: LoadRun, gapMs: Schedule, signal: AbortSignal): Promise<void> {
+  let n = 0;
   const pending = new Set<Promise<void>>();
   // A sender that throws (a dead client thread) stops the arrivals; the error is rethrown once the
   // requests in flight are done, never left as an unhandled rejection while the loop sleeps.
@@ -170,12 +255,13 @@ async function openLoop(run: LoadRun, ratePerSecond: number, rng: Rng, signal: A
       run.scheduleLag(performance.now() - due);
       const p: Promise<void> = run
         .one()
+        .then(() => undefined)
         .catch((error: unknown) => {
           failure ??= { error };
         })
         .finally(() => pending.delete(p));
       pending.add(p);
-      due += poissonGapMs(ratePerSecond, rng);
+      due += gapMs(n++);
     }
     if (!run.wantMore() || failure !== null) break;
     await abortableSleep(Math.max(0, due - performance.now()), signal);
@@ -209,9 +295,14 @@ export async function runLoad(
   const target =
     workload.mode === 'offline' ? opts.requests : workload.mode === 'concurrency' ? workload.concurrency : 1;
   const run = new LoadRun(sender, factory, opts, Math.max(1, target));
-  if (workload.mode === 'offline') await offline(run, opts.requests);
+  // A trace is its own schedule, whatever the mode says; conversations are a closed loop of `concurrency`.
+  if (workload.conversations !== undefined && workload.conversations.length > 0)
+    await run.conversations(workload.conversations, workload.concurrency);
+  else if (workload.trace !== undefined && workload.trace.length > 0)
+    await openLoop(run, traceSchedule(workload.trace, workload.traceTimeScale ?? 1), opts.signal);
+  else if (workload.mode === 'offline') await offline(run, opts.requests);
   else if (workload.mode === 'concurrency') await closedLoop(run, workload.concurrency);
-  else await openLoop(run, workload.ratePerSecond, seededRng(workload.seed ^ 0x5eed), opts.signal);
+  else await openLoop(run, poissonSchedule(workload.ratePerSecond, seededRng(workload.seed ^ 0x5eed)), opts.signal);
   run.drain();
   return { issued: run.issued, completed: run.completed, durationMs: performance.now() - run.t0 };
 }

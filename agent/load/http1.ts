@@ -289,7 +289,9 @@ export class Http1Pool {
         buffer: this.readBuffer,
         callback: (n: number, b: Buffer): boolean => {
           const arrivedMs = performance.now();
-          this.deliver({ c: conn, bytes: Buffer.from(b.subarray(0, n)), arrivedMs });
+          const bytes = Buffer.allocUnsafe(n); // one object per read (no view of the shared buffer first)
+          b.copy(bytes, 0, 0, n);
+          this.deliver({ c: conn, bytes, arrivedMs });
           return true;
         },
       };

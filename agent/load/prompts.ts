@@ -21,8 +21,11 @@ export { seededRandom as seededRng } from '../../api/random.ts';
 
 /** The spec's token-length distribution (api/spec.ts TokenDistributionSchema), or a fixed number. */
 export interface TokenDistribution {
-  distribution: 'fixed' | 'uniform' | 'normal' | 'lognormal';
+  distribution: 'fixed' | 'uniform' | 'normal' | 'lognormal' | 'empirical';
   mean?: number | undefined;
+  /** empirical: the lengths, drawn with `weights` (default: equal). */
+  values?: number[] | undefined;
+  weights?: number[] | undefined;
   stddev?: number | undefined;
   min?: number | undefined;
   max?: number | undefined;
@@ -41,6 +44,7 @@ export function drawLength(spec: TokenLength, rng: Rng): number {
   const mean = spec.mean ?? lo;
   const sd = spec.stddev ?? 0;
   let x: number;
+  if (spec.distribution === 'empirical') return drawEmpirical(spec.values ?? [lo], spec.weights, rng);
   if (spec.distribution === 'fixed') x = mean;
   else if (spec.distribution === 'uniform') x = lo + Math.floor(rng() * (hi - lo + 1));
   else if (spec.distribution === 'normal') x = mean + sd * standardNormal(rng);
@@ -50,6 +54,19 @@ export function drawLength(spec: TokenLength, rng: Rng): number {
     x = Math.exp(Math.log(mean) - sigma2 / 2 + Math.sqrt(sigma2) * standardNormal(rng));
   }
   return Math.min(hi, Math.max(lo, Math.max(1, Math.round(x))));
+}
+
+/** One of `values`, with probability proportional to its weight (equal weights when none are given). */
+export function drawEmpirical(values: readonly number[], weights: readonly number[] | undefined, rng: Rng): number {
+  const w = weights ?? values.map(() => 1);
+  let total = 0;
+  for (const x of w) total += x;
+  let u = rng() * total;
+  for (let i = 0; i < values.length; i++) {
+    u -= w[i] ?? 0;
+    if (u < 0) return Math.max(1, Math.round(values[i] ?? 1));
+  }
+  return Math.max(1, Math.round(values[values.length - 1] ?? 1));
 }
 
 export function syntheticPrompt(tokens: number, rng: Rng): string {

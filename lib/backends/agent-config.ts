@@ -4,7 +4,7 @@
 import type { Configuration, PlannedRun } from '../../api/matrix.ts';
 import type { EnergyExperimentSpec, TokenDistribution, WorkloadSpec } from '../../api/spec.ts';
 import type { BackendLaunch } from './types.ts';
-import { DATASET_FILE, SERVER_PORT } from './server-command.ts';
+import { DATASET_FILE, SERVER_PORT, workloadFilePath } from './server-command.ts';
 import { traceparentOf } from '../telemetry/index.ts';
 
 /** One replica of one attempt of a planned run: what a runtime launches. */
@@ -44,6 +44,7 @@ function workloadConfig(w: WorkloadSpec): Record<string, unknown> {
           inputTokens: distribution(synthetic.inputTokens),
           outputTokens: distribution(synthetic.outputTokens),
           seed: synthetic.seed,
+          ...(synthetic.sharedPrefix === undefined ? {} : { sharedPrefix: synthetic.sharedPrefix }),
         }
       : {}),
     ...(w.dataset.prompts !== undefined
@@ -51,6 +52,12 @@ function workloadConfig(w: WorkloadSpec): Record<string, unknown> {
       : {}),
     ...(w.dataset.configMapRef !== undefined
       ? { promptsFile: DATASET_FILE, outputTokens: w.sampling.maxTokens ?? PROMPT_OUTPUT_TOKENS }
+      : {}),
+    ...(w.dataset.trace !== undefined
+      ? { traceFile: workloadFilePath('trace', w.dataset.trace), traceTimeScale: w.dataset.trace.timeScale }
+      : {}),
+    ...(w.dataset.conversations !== undefined
+      ? { conversationsFile: workloadFilePath('conversations', w.dataset.conversations) }
       : {}),
     ignoreEos: w.ignoreEos,
     temperature: w.sampling.temperature,

@@ -2,6 +2,7 @@
 // its environment and start-up files. Rendered by the same launchers local mode uses
 // (lib/backends), with the paths inside the images; every server listens on 127.0.0.1:SERVER_PORT
 // inside the pod, where the agent talks to it.
+import { resolve } from 'node:path';
 import type { Configuration } from '../../api/matrix.ts';
 import { renderBackendLaunch } from './launch.ts';
 import type { BackendLaunch, LaunchContext } from './types.ts';
@@ -35,6 +36,17 @@ export const MODEL_DIR = '/models';
 /** workload.dataset.configMapRef's key, mounted read-only in the backend container (the agent reads it). */
 export const DATASET_DIR = '/etc/llem/dataset';
 export const DATASET_FILE = `${DATASET_DIR}/prompts.jsonl`;
+/** Trace and conversation files on a PVC are mounted under WORKLOAD_DIR/<kind> (read-only). */
+export const WORKLOAD_DIR = '/etc/llem/workload';
+
+/** Where the agent finds a trace / conversations file: the local path, or its place in the mounted claim. */
+export function workloadFilePath(
+  kind: 'trace' | 'conversations',
+  src: { file?: string | undefined; pvc?: { path: string } | undefined },
+): string {
+  if (src.pvc !== undefined) return `${WORKLOAD_DIR}/${kind}/${src.pvc.path}`;
+  return resolve(src.file ?? '');
+}
 /** The PyTorch server package inside the llem pytorch image (images/pytorch/Dockerfile). */
 export const PYTORCH_SERVER_ROOT = '/opt/llem/pytorch';
 /** Start-up files (trtllm-serve's extra options YAML): written by the agent before the server starts. */

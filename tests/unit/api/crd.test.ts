@@ -80,7 +80,7 @@ void describe('the CRD', () => {
 
   void it('documents defaults', () => {
     const text = crdYaml();
-    assert.match(text, /cycles:\n\s+default: 3/);
+    assert.match(text, /cycles:\n(\s+description: .*\n)?\s+default: 3/);
     assert.match(text, /failurePolicy:\n\s+default: strict/);
   });
 });
