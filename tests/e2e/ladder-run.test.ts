@@ -78,7 +78,8 @@ void describe('llem run of a load ladder (simulated)', { timeout: 600_000 }, () 
     assert.equal(doc.simulated, true);
     const ladder = doc.analysis.ladders[0]!;
     assert.ok(ladder.knee === null || ladder.knee.step <= (ladder.saturatedAt ?? Infinity));
-    if (ladder.points.some((p) => !p.ran)) assert.match(r.stderr, /(skipped|not needed) — ladder \S+ saturated at step \d/);
+    if (ladder.points.some((p) => !p.ran))
+      assert.match(r.stderr, /(skipped|not needed) — ladder \S+ saturated at step \d/);
     assert.match(
       doc.analysis.slo.choice.statement,
       /uses the least energy of the \d configuration\(s\) that meet the SLOs/,
