@@ -22,6 +22,11 @@ import { LABEL_RUN, type ExperimentObject } from './kube.ts';
 export interface ObjectStore<T> {
   get(namespace: string, name: string): T | undefined;
   list(namespace?: string): T[];
+  /**
+   * The last resourceVersion the cache observed (a watch event or a list); '' while unknown. A store
+   * without it makes pod expectations fall back to a timeout (expectations.ts).
+   */
+  resourceVersion?(): string;
 }
 
 export type ChangeHandler<T> = (kind: 'add' | 'update' | 'delete' | 'resync', obj: T) => void;
@@ -118,6 +123,10 @@ export class ResilientInformer<T extends KubernetesObject> implements ObjectStor
 
   list(namespace?: string): T[] {
     return [...(this.informer?.list(namespace) ?? [])];
+  }
+
+  resourceVersion(): string {
+    return (this.informer as { latestResourceVersion?: () => string } | undefined)?.latestResourceVersion?.() ?? '';
   }
 
   async stop(): Promise<void> {

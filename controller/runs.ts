@@ -30,8 +30,8 @@ export interface RunInputs {
   now: Date;
   /** Base of the retry backoff (doubles per attempt, capped at 5 minutes). */
   retryBaseMs: number;
-  /** Pods created moments ago that the cache may not show yet (name -> created ms). */
-  expected: ReadonlySet<string>;
+  /** Pods created that the cache may not show yet (expectations.ts): they count as existing. */
+  expected: { has(name: string): boolean };
   podName: (runId: string, attempt: number, replica: number) => string;
   /**
    * At most this many runs started per pass (default: no cap beyond parallelism): a pass then costs a
@@ -307,10 +307,10 @@ export function stepRuns(inputs: RunInputs): RunPlanOutput {
     signal: [],
     requeueAfterMs: undefined,
   };
-  const byId = new Map(inputs.previous.map((r) => [r.id, r]));
+  const previousOf = previousLookup(inputs);
   const suspended = inputs.policy.suspend;
-  const stepped = inputs.planned.map((run) => {
-    const prev = adoptNewerAttempt(byId.get(run.id) ?? initial(run), inputs);
+  const stepped = inputs.planned.map((run, i) => {
+    const prev = adoptNewerAttempt(previousOf(run, i) ?? initial(run), inputs);
     if (prev.phase === 'Succeeded' || prev.phase === 'Failed') return prev;
     const v = inputs.judge.verdict(prev.id);
     // An attempt given up on (timeout, suspend) whose complete data arrived after all: it counts, and
@@ -343,6 +343,18 @@ export function stepRuns(inputs: RunInputs): RunPlanOutput {
   out.runs = stepped;
   releaseFinishedPods(inputs, stepped, out);
   return out;
+}
+
+/**
+ * The previous summary of each planned run: the run table keeps plan order, so by position (no map of
+ * 20,000 runs built per pass); by id when the orders differ (an older controller's status.runs).
+ */
+function previousLookup(inputs: RunInputs): (run: PlannedRun, i: number) => RunSummary | undefined {
+  const prev = inputs.previous;
+  const aligned = prev.length === inputs.planned.length && inputs.planned.every((r, i) => prev[i]?.id === r.id);
+  if (aligned) return (_run, i) => prev[i];
+  const byId = new Map(prev.map((r) => [r.id, r]));
+  return (run) => byId.get(run.id);
 }
 
 const labelsOfPlan = new WeakMap<PlannedRun[], Map<string, number>>();
