@@ -1,6 +1,6 @@
 // A finished experiment's artifact (results.json, CSVs, plots, report.html): rendering and storing take
-// a second or more at 20,000 runs, so it is written in the background (ADR 0022). A pass waits at most
-// ARTIFACT_WAIT_MS for it; status turns Succeeded/Failed only together with the artifact's URI.
+// a second or more at 20,000 runs, so it is written in the background (ADR 0022) and no pass waits for it;
+// status turns Succeeded/Failed only together with the artifact's URI.
 import type { RunMatrix } from '../api/matrix.ts';
 import type { EnergyExperimentSpec } from '../api/spec.ts';
 import type { RunSummary } from '../api/status.ts';
@@ -9,11 +9,9 @@ import type { Logger } from '../lib/log.ts';
 import { configLabelsOf, resultsFiles } from '../report/files.ts';
 import { withAggregatorRunMetrics } from './aggregate-view.ts';
 import type { ExperimentRef } from './pods.ts';
+import { settledOrUndefined } from './settled.ts';
 import type { AggregatorFailure, ExperimentFeed, ExperimentStreams } from './results.ts';
 import type { Best, ConfigurationResult } from '../api/status.ts';
-
-/** How long a reconcile waits for a finished experiment's artifact before returning (requeued when stored). */
-const ARTIFACT_WAIT_MS = 50;
 
 export type ArtifactRef = { uri: string; kind: 'objectStore' };
 
@@ -73,11 +71,8 @@ export class Artifacts {
       entry = e;
     }
     if (entry.done !== undefined) return entry.done;
-    let timer: NodeJS.Timeout | undefined;
-    const late = new Promise<undefined>((resolve) => (timer = setTimeout(() => resolve(undefined), ARTIFACT_WAIT_MS)));
-    const done = await Promise.race([entry.promise.catch(() => undefined), late]);
-    clearTimeout(timer);
-    return done;
+    // Not waited for beyond this turn of the event loop: the key is queued again when the write settles.
+    return await settledOrUndefined(entry.promise.catch(() => undefined));
   }
 
   forget(uid: string): void {

@@ -29,6 +29,7 @@ import type { ControllerMetrics } from './metrics.ts';
 import { ExperimentEvents } from './events.ts';
 import { PodStarts, type RenderedPod } from './pod-starts.ts';
 import { Artifacts } from './artifacts.ts';
+import { settledOrUndefined } from './settled.ts';
 import { configurationsOf, decideFrom, desiredStatus, invalidStatus, renderFailedStatus } from './experiment-status.ts';
 
 export { EventBudget, EVENT_BURST } from './events.ts';
@@ -53,8 +54,6 @@ export interface ReconcilerDeps {
   requeue?: (key: string) => void;
 }
 
-/** How long a reconcile waits for an experiment's feed to load before returning (it is requeued when loaded). */
-const FEED_WAIT_MS = 50;
 /**
  * Pods created per reconcile at most: a pass does a bounded number of API calls whatever
  * placement.parallelism is, and asks to run again at once while more runs are due to start.
@@ -541,7 +540,7 @@ export class Reconciler {
         this.deps.metrics?.runFailures.inc({ reason: /failed: (\w+)/.exec(e.message)?.[1] ?? 'Unknown' });
   }
 
-  /** The feed, if it loads within FEED_WAIT_MS; otherwise undefined, and the key is requeued once it loaded. */
+  /** The feed if it has loaded; otherwise undefined, and the key is requeued once it has (a pass never waits on I/O). */
   private async feedWithin(
     ref: ExperimentRef,
     plan: FeedPlan,
@@ -555,10 +554,7 @@ export class Reconciler {
             () => this.deps.streams.feed(ref, plan),
             () => undefined,
           );
-    let timer: NodeJS.Timeout | undefined;
-    const late = new Promise<undefined>((resolve) => (timer = setTimeout(() => resolve(undefined), FEED_WAIT_MS)));
-    const feed = await Promise.race([loading, late]);
-    clearTimeout(timer);
+    const feed = await settledOrUndefined(loading);
     if (feed === undefined) {
       const key = `${ref.namespace}/${ref.name}`;
       loading.then(
