@@ -34,6 +34,8 @@ const { values } = parseArgs({
     'big-parallelism': { type: 'string', default: '200' },
     /** Writes a V8 CPU profile of the controller process into this directory (chrome://inspect, speedscope). */
     'cpu-prof': { type: 'string' },
+    /** Writes heap snapshots of the controller process (started, after the big experiment's release) here. */
+    'heap-snapshot': { type: 'string' },
   },
 });
 const EXPERIMENTS = Number(values.experiments);
@@ -99,11 +101,18 @@ interface Taken {
   arrayBuffersBytes?: number;
 }
 
-function ask(child: ChildProcess, cmd: string): Promise<Taken> {
+function ask(child: ChildProcess, cmd: string, path?: string): Promise<Taken> {
   return new Promise((resolve) => {
     child.once('message', (m) => resolve(m as Taken));
-    child.send({ cmd });
+    child.send({ cmd, ...(path !== undefined ? { path } : {}) });
   });
+}
+
+async function heapSnapshot(child: ChildProcess, name: string): Promise<void> {
+  const dir = values['heap-snapshot'];
+  if (dir === undefined) return;
+  await ask(child, 'heap-snapshot', join(dir, `${name}.heapsnapshot`));
+  console.log(`heap snapshot: ${join(dir, `${name}.heapsnapshot`)}`);
 }
 
 type Items = { items: { metadata: { name: string }; status?: unknown }[] };
@@ -194,6 +203,7 @@ async function main(): Promise<void> {
     child.once('exit', () => void rm(bundleDir, { recursive: true, force: true }));
     await new Promise((r) => child?.once('message', r));
     const idle = await ask(child, 'rss');
+    await heapSnapshot(child, 'started');
     console.log(
       `controller started: rss ${(idle.rssBytes / 1e6).toFixed(1)} MB, heap ${((idle.heapUsedBytes ?? 0) / 1e6).toFixed(1)} MB`,
     );
@@ -225,6 +235,7 @@ async function main(): Promise<void> {
       if (!falling && waited >= 15_000) break;
     }
     const collected = await ask(child, 'rss-gc');
+    await heapSnapshot(child, 'released');
     console.log(
       `big: ${status.progress?.summary ?? '?'} runs (${status.phase ?? '?'}) in ${bigS.toFixed(1)} s; ${summary(big)}; status ${statusBytes} bytes; feeds in memory ${mem.feeds}; rss ${(mem.rssBytes / 1e6).toFixed(1)} MB, heap ${((mem.heapUsedBytes ?? 0) / 1e6).toFixed(1)} MB (committed ${((mem.heapCommittedBytes ?? 0) / 1e6).toFixed(1)} MB), external ${((mem.externalBytes ?? 0) / 1e6).toFixed(1)} MB, array buffers ${((mem.arrayBuffersBytes ?? 0) / 1e6).toFixed(1)} MB; after a memory-reducing GC rss ${(collected.rssBytes / 1e6).toFixed(1)} MB`,
     );

@@ -280,7 +280,9 @@ export class Reconciler {
 
   private podsOf(ref: ExperimentRef): V1Pod[] {
     const uidLabel = labelValue(ref.uid);
-    return this.deps.pods.list(ref.namespace).filter((p) => p.metadata?.labels?.[LABEL_EXPERIMENT_UID] === uidLabel);
+    const mine = (p: V1Pod): boolean => p.metadata?.labels?.[LABEL_EXPERIMENT_UID] === uidLabel;
+    if (this.deps.pods.withLabel === undefined) return this.deps.pods.list(ref.namespace).filter(mine);
+    return this.deps.pods.withLabel(uidLabel).filter((p) => p.metadata?.namespace === ref.namespace);
   }
 
   private async converge(
@@ -540,7 +542,7 @@ export class Reconciler {
         this.deps.metrics?.runFailures.inc({ reason: /failed: (\w+)/.exec(e.message)?.[1] ?? 'Unknown' });
   }
 
-  /** The feed if it has loaded; otherwise undefined, and the key is requeued once it has (a pass never waits on I/O). */
+  /** The feed once loaded; until then undefined, and the key is requeued when it has (no pass waits on I/O). */
   private async feedWithin(
     ref: ExperimentRef,
     plan: FeedPlan,
