@@ -122,12 +122,19 @@ async function waitFinished(kube: KubeCluster, names: Set<string>, deadlineMs: n
   let finished = 0;
   while (Date.now() < deadlineMs) {
     await new Promise((r) => setTimeout(r, 2000));
-    const list = (await api.listNamespacedCustomObject({
-      group: 'llem.dev',
-      version: 'v1alpha1',
-      plural: 'energyexperiments',
-      namespace: NS,
-    })) as Items;
+    let list: Items;
+    try {
+      list = (await api.listNamespacedCustomObject({
+        group: 'llem.dev',
+        version: 'v1alpha1',
+        plural: 'energyexperiments',
+        namespace: NS,
+      })) as Items;
+    } catch (err) {
+      // A loaded API server answers 504 now and then: the bench's own poll, not the controller's.
+      console.log(`poll failed (${err instanceof Error ? err.message.split('\n')[0] : String(err)}); polling again`);
+      continue;
+    }
     finished = list.items.filter(
       (e) =>
         names.has(e.metadata.name) &&

@@ -31,6 +31,7 @@ export interface PodStartDeps {
   requeue?: ((key: string) => void) | undefined;
   /** Follows background work (BackgroundWrites.track), so a stop waits for it. */
   track: (work: Promise<void>) => void;
+  nowMs?: () => number;
 }
 
 /**
@@ -40,13 +41,15 @@ export interface PodStartDeps {
 export const SIGNAL_RESEND_MS = 2000;
 
 export class PodStarts {
-  readonly expectations = new PodExpectations();
+  readonly expectations: PodExpectations;
   /** `<uid>/<runId>` of runs whose credentials Secret exists (created or found). */
   private readonly busSecrets = new Set<string>();
   /** Start signals sent, by experiment uid: `<runId>/<attempt>` -> ms. Only attempts still signalled. */
   private readonly signalled = new Map<string, Map<string, number>>();
 
-  constructor(private readonly deps: PodStartDeps) {}
+  constructor(private readonly deps: PodStartDeps) {
+    this.expectations = new PodExpectations(deps.nowMs);
+  }
 
   /** Every pod of this pass, rendered before anything is written: a render failure writes nothing. */
   render(ref: ExperimentRef, spec: EnergyExperimentSpec, matrix: RunMatrix, out: RunPlanOutput): RenderedPod[] {

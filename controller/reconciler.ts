@@ -141,6 +141,7 @@ export class Reconciler {
       renderPod: deps.renderPod,
       requeue,
       track: (work) => this.background.track(work),
+      nowMs: () => this.now().getTime(),
     });
     this.artifacts = new Artifacts(deps.streams, deps.log, requeue);
   }
