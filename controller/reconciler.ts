@@ -52,6 +52,8 @@ export interface ReconcilerDeps {
   renderPod?: typeof buildPod;
   /** A background status patch failed: reconcile this key (namespace/name) again, rate-limited. */
   requeue?: (key: string) => void;
+  /** A finished experiment of this many runs was released (its feed stopped and dropped). */
+  released?: (runs: number) => void;
 }
 
 /**
@@ -181,6 +183,7 @@ export class Reconciler {
     // nothing of it stays in memory, its run matrix included (a new generation is validated again).
     if (isReleased(prev) && prev.observedGeneration === (obj.metadata?.generation ?? 0)) {
       this.validations.delete(ref.uid);
+      this.statuses.settled(obj);
       return this.afterFinish(ref, ttlOf(obj), prev, undefined);
     }
     const validation = this.validated(obj, name, namespace);
@@ -425,7 +428,7 @@ export class Reconciler {
     this.lastPass.set(ref.uid, { ...inputs, status: wrote ? status : prev });
     if (wrote) this.announce(obj, prev, status);
     if (this.deps.metrics !== undefined) observeStatus(this.deps.metrics, ref, status, aggregate);
-    if (isReleased(status)) this.releaseFeed(ref);
+    if (isReleased(status)) this.releaseFeed(ref, ctx.matrix.runs.length);
     return this.afterFinish(ref, ttl, status, out.requeueAfterMs);
   }
 
@@ -519,9 +522,9 @@ export class Reconciler {
       );
   }
 
-  private releaseFeed(ref: ExperimentRef): void {
+  private releaseFeed(ref: ExperimentRef, runs: number): void {
     // Dropped from the feed map at once; the final checkpoint is written in the background.
-    this.background.track(this.deps.streams.release(ref));
+    this.background.track(this.deps.streams.release(ref).then(() => this.deps.released?.(runs)));
     this.forgetExperiment(ref);
     // Per-run power series of a finished experiment: every run has ended.
     this.deps.metrics?.runPower.forgetExperiment(ref.namespace, ref.name);

@@ -54,6 +54,14 @@ export class StatusSync {
   forget(uid: string): void {
     this.parsed.delete(uid);
   }
+
+  /** The cache shows our last patch (or newer): the copy kept of it (status + canonical form) can go. */
+  settled(obj: ExperimentObject): void {
+    const uid = obj.metadata?.uid ?? '';
+    const mine = this.background.wanted.get(uid);
+    const rv = Number(obj.metadata?.resourceVersion ?? '0');
+    if (mine?.rv !== undefined && Number.isFinite(rv) && rv >= mine.rv) this.background.forget(uid);
+  }
 }
 
 /** Gauges from the status just built (in flight at most every STATUS_REFRESH_MS). */
