@@ -120,6 +120,7 @@ type Items = { items: { metadata: { name: string }; status?: unknown }[] };
 async function waitFinished(kube: KubeCluster, names: Set<string>, deadlineMs: number): Promise<number> {
   const api = kube.kubeConfig().makeApiClient(CustomObjectsApi);
   let finished = 0;
+  let lastReportMs = Date.now();
   while (Date.now() < deadlineMs) {
     await new Promise((r) => setTimeout(r, 2000));
     let list: Items;
@@ -134,6 +135,13 @@ async function waitFinished(kube: KubeCluster, names: Set<string>, deadlineMs: n
       // A loaded API server answers 504 now and then: the bench's own poll, not the controller's.
       console.log(`poll failed (${err instanceof Error ? err.message.split('\n')[0] : String(err)}); polling again`);
       continue;
+    }
+    if (Date.now() - lastReportMs > 60_000 && names.size === 1) {
+      // A long phase says how far it got (runs succeeded / total, runs failed and why) once a minute.
+      lastReportMs = Date.now();
+      const s = EnergyExperimentStatusSchema.parse(list.items.find((e) => names.has(e.metadata.name))?.status ?? {});
+      const why = s.runs.find((r) => r.phase === 'Failed')?.message?.slice(0, 120) ?? '';
+      console.log(`progress: ${s.progress?.summary ?? '?'} failed=${s.progress?.failed ?? 0} ${why}`);
     }
     finished = list.items.filter(
       (e) =>

@@ -89,6 +89,9 @@ export class ResilientInformer<T extends KubernetesObject> implements ObjectStor
     this.informer = makeInformer(this.opts.kc, this.opts.path, this.opts.list, this.opts.labelSelector);
     for (const kind of ['add', 'update', 'delete'] as const)
       this.informer.on(kind, (o) => {
+        // Like client-go's cache transform: managedFields (about half of a pod's bytes) are never
+        // read by the controller, so the cached object does not keep them.
+        if (o.metadata?.managedFields !== undefined) delete o.metadata.managedFields;
         this.indexed(kind, o);
         this.opts.onChange(kind, o);
       });

@@ -69,6 +69,9 @@ export const MAX_POD_CREATES_PER_PASS = 20;
  */
 export const STATUS_REFRESH_MS = 1000;
 
+/** A released experiment with pods still in the cache is looked at again this often until none is left. */
+const LEFTOVER_POD_RECHECK_MS = 5000;
+
 /** What a pass's status was built from: an unchanged pass builds nothing, an early one waits. */
 interface PassInputs {
   generation: number;
@@ -184,7 +187,11 @@ export class Reconciler {
     if (isReleased(prev) && prev.observedGeneration === (obj.metadata?.generation ?? 0)) {
       this.validations.delete(ref.uid);
       this.statuses.settled(obj);
-      return this.afterFinish(ref, ttlOf(obj), prev, undefined);
+      // Pods whose deletion failed or had not shown in the cache when the runs finished: no stepping
+      // pass deletes them any more, so this one does (and looks again later while any is left).
+      const leftovers = this.podsOf(ref);
+      for (const p of leftovers) this.background.deletePod(namespace, p.metadata?.name ?? '');
+      return this.afterFinish(ref, ttlOf(obj), prev, leftovers.length > 0 ? LEFTOVER_POD_RECHECK_MS : undefined);
     }
     const validation = this.validated(obj, name, namespace);
     if (!validation.ok) return this.invalid(obj, ref, validation.issues);
