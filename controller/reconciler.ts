@@ -345,6 +345,7 @@ export class Reconciler {
       pods,
       judge: feed.judge,
       resumed: feed.resumed,
+      streamCaughtUp: feed.caughtUp(),
       policy: spec.policy,
       replicas: spec.placement.replicas,
       parallelism: spec.placement.parallelism,
@@ -354,7 +355,8 @@ export class Reconciler {
       podName: (runId, attempt, replica) => podName(ref, runId, attempt, replica),
       maxStarts: Math.max(1, Math.floor(MAX_POD_CREATES_PER_PASS / spec.placement.replicas)),
     });
-    feed.resumed.clear();
+    // Resumed runs are judged once, after the stream was read up to where it was at load.
+    if (feed.caughtUp()) feed.resumed.clear();
     return out;
   }
 

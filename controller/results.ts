@@ -30,6 +30,8 @@ export interface AggregatorFailure {
  * always computed fresh, and a checkpoint's age only changes how much of the stream a restart re-reads.
  */
 const COST_SHARE = 20;
+/** After a restart, resumed runs wait at most this long for the consumer to read what the stream held. */
+const CATCH_UP_MAX_MS = 60_000;
 const RESULTS_REFRESH_MS = 1000;
 
 function spacing(floorMs: number, lastMs: number): number {
@@ -62,6 +64,11 @@ export interface ExperimentFeed {
   cdfSource(): Pick<Aggregator, 'latencyCdf'> | null;
   /** Tells the Aggregator a run attempt was started (before its pods exist): its messages are then accepted. */
   startAttempt(runId: string, attempt: number): void;
+  /**
+   * The consumer has applied every message the stream held when this feed loaded. Until then a run the
+   * table has Running and whose pods are gone may have finished (its data not read yet): not judged.
+   */
+  caughtUp(): boolean;
 }
 
 /** What the reconciler needs from the stream side. */
@@ -111,6 +118,7 @@ class Feed implements ExperimentFeed {
   private checkpointMs = 1000;
   private timer: NodeJS.Timeout | undefined;
   private chain: Promise<void> = Promise.resolve();
+  private readUp = false;
 
   constructor(
     readonly ref: ExperimentRef,
@@ -127,6 +135,10 @@ class Feed implements ExperimentFeed {
       return this.aggregator === null ? (this.failed?.message ?? 'the aggregator is unavailable') : undefined;
     },
   };
+
+  caughtUp(): boolean {
+    return this.readUp;
+  }
 
   cdfSource(): Pick<Aggregator, 'latencyCdf'> | null {
     return this.aggregator;
@@ -225,6 +237,18 @@ class Feed implements ExperimentFeed {
       afterStreamSeq: this.lastStreamSeq,
       handler: (m) => this.handle(m),
     });
+    // Nothing to catch up with when no run was in flight (a new experiment): judged at once.
+    // A stream that never goes quiet (agents publishing) stops the wait after CATCH_UP_MAX_MS.
+    this.readUp = this.resumed.size === 0;
+    if (!this.readUp) {
+      const up = (): void => {
+        if (this.readUp) return;
+        this.readUp = true;
+        this.events.changed(this.ref);
+      };
+      void this.consumption.idle().then(up, () => undefined);
+      setTimeout(up, CATCH_UP_MAX_MS).unref();
+    }
     this.timer = setInterval(() => {
       if (Date.now() - this.lastCheckpoint.atMs < spacing(this.checkpointMs, this.lastCheckpoint.tookMs)) return;
       void this.checkpoint().catch((err: unknown) => this.log.warn({ err }, 'checkpoint failed'));

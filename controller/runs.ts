@@ -24,6 +24,11 @@ export interface RunInputs {
   judge: RunJudge;
   /** Runs the table says are Running but that this process has not seen a pod of yet (after a restart). */
   resumed: ReadonlySet<string>;
+  /**
+   * The stream has been read up to where it was when the feed loaded (default true). Until then a
+   * resumed run without pods is not judged: its pods may be gone because it finished.
+   */
+  streamCaughtUp?: boolean;
   policy: PolicySpec;
   replicas: number;
   parallelism: number;
@@ -236,6 +241,7 @@ function stepRunning(prev: RunSummary, planned: PlannedRun, inputs: RunInputs, o
   const broken = attemptBroken(prev, verdict, pods, inputs);
   if (broken !== undefined) return fail(prev, inputs, broken, out);
   const missing = missingReplicas(prev, pods, inputs);
+  if (missing.length > 0 && inputs.resumed.has(prev.id) && inputs.streamCaughtUp === false) return prev;
   // After a restart, a Running run with no pod and no data for its attempt was recorded (write-ahead)
   // but its pods never got created: create them now, same attempt, nothing of it exists anywhere.
   if (missing.length === inputs.replicas && verdict === null && inputs.resumed.has(prev.id)) {
