@@ -241,7 +241,7 @@ function stepRunning(prev: RunSummary, planned: PlannedRun, inputs: RunInputs, o
   const broken = attemptBroken(prev, verdict, pods, inputs);
   if (broken !== undefined) return fail(prev, inputs, broken, out);
   const missing = missingReplicas(prev, pods, inputs);
-  if (missing.length > 0 && inputs.resumed.has(prev.id) && inputs.streamCaughtUp === false) return prev;
+  if (awaitingStream(prev, missing, inputs)) return prev;
   // After a restart, a Running run with no pod and no data for its attempt was recorded (write-ahead)
   // but its pods never got created: create them now, same attempt, nothing of it exists anywhere.
   if (missing.length === inputs.replicas && verdict === null && inputs.resumed.has(prev.id)) {
@@ -257,6 +257,11 @@ function stepRunning(prev: RunSummary, planned: PlannedRun, inputs: RunInputs, o
   if (verdict !== null && verdict.readyReplicas >= inputs.replicas)
     out.signal.push({ runId: prev.id, attempt: prev.attempt });
   return prev;
+}
+
+/** A resumed run without its pods, while the stream is still being read (its data may finish it). */
+function awaitingStream(prev: RunSummary, missing: number[], inputs: RunInputs): boolean {
+  return missing.length > 0 && inputs.resumed.has(prev.id) && inputs.streamCaughtUp === false;
 }
 
 function timedOut(inputs: RunInputs): PodFailure {
