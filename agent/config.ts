@@ -111,6 +111,10 @@ export const AgentConfigSchema = z.strictObject({
       simulated: z
         .strictObject({
           gpuCount: posInt.optional(),
+          /** Machine-wide index of the first simulated GPU (replica r: r x gpusPerRun), so replicas' UUIDs differ. */
+          firstDevice: z.number().int().min(0).max(4096).optional(),
+          /** Constant power per simulated GPU by machine-wide index (W); absent: the load model. */
+          deviceWatts: z.array(nonNeg).max(4096).optional(),
           idleWatts: nonNeg.optional(),
           maxWatts: nonNeg.optional(),
           saturationInFlight: posInt.optional(),

@@ -2,7 +2,7 @@
 // with their JetStream stream sequence; the controller reads results() and persists checkpoint()
 // bytes next to lastStreamSeq so a restarted controller resumes without double counting.
 import { z } from 'zod';
-import { isDecodedMessage, WireMessageSchema, type WireMessage } from '../api/protocol.ts';
+import { isDecodedMessage, validateWireMessage, type WireMessage } from '../api/protocol.ts';
 import { CheckpointError, InvalidInputError } from '../lib/errors.ts';
 import { runResult, type RunResult } from './run-results.ts';
 import { RunState, type ApplyOutcome } from './run-state.ts';
@@ -144,7 +144,7 @@ export class Aggregator {
   private applyOne(message: WireMessage): ApplyOutcome {
     let m = message;
     if (!isDecodedMessage(message)) {
-      const parsed = WireMessageSchema.safeParse(message);
+      const parsed = validateWireMessage(message);
       if (!parsed.success) {
         return this.refuse(message, `fails the wire schema: ${z.prettifyError(parsed.error).replaceAll('\n', ' ')}`);
       }

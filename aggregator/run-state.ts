@@ -1,7 +1,7 @@
 // One run's state for its current attempt: publishers (one per replica) with sequence tracking,
 // energy segments per GPU, and the run's merged latency sketches.
 import type { SketchMessage, SummaryMessage, WireMessage } from '../api/protocol.ts';
-import { LogHistogram } from '../lib/sketch/index.ts';
+import { LogHistogram, sketchScratch, type Buckets, type DecodedSketch } from '../lib/sketch/index.ts';
 import { applyTelemetry } from './energy.ts';
 import {
   addProblem,
@@ -12,7 +12,7 @@ import {
   type PublisherState,
   type RunStateData,
 } from './state.ts';
-import { acceptWireSketch } from './wire-sketch.ts';
+import { decodeWireSketch } from './wire-sketch.ts';
 
 /** Distinct error classes kept per run; further ones are counted under OTHER_ERROR_CLASS. */
 export const MAX_ERROR_CLASSES = 256;
@@ -25,6 +25,10 @@ export type ApplyOutcome =
   | { outcome: 'rejected'; reason: string };
 
 type Sketches = Record<LatencyMetric, LogHistogram | null>;
+
+/** One slice's sketches, decoded into arrays reused by every slice (applying is synchronous). */
+const SCRATCH: Buckets[] = LATENCY_METRICS.map(() => sketchScratch());
+const DECODED: Array<DecodedSketch | null> = LATENCY_METRICS.map(() => null);
 
 function emptySketches(): Sketches {
   return { ttftMs: null, itlMs: null, e2eMs: null, tpotMs: null };
@@ -152,20 +156,23 @@ export class RunState {
   private applySketch(pub: PublisherState, m: SketchMessage): string | null {
     // Decode everything first so a bad payload leaves the run's sketches untouched. Decoding checks
     // every field against the buckets and the protocol's fixed resolution (lib/sketch, ADR 0012):
-    // a refused sketch is a problem of this publisher, so the run cannot be complete.
-    const decoded: Partial<Record<LatencyMetric, LogHistogram>> = {};
-    for (const k of LATENCY_METRICS) {
+    // a refused sketch is a problem of this publisher, so the run cannot be complete. The sketches
+    // are decoded into arrays reused from slice to slice and merged from there (ADR 0027).
+    const decoded = DECODED;
+    for (const [i, k] of LATENCY_METRICS.entries()) {
+      decoded[i] = null;
       const b64 = m.sketches[k];
       if (b64 === undefined) continue;
-      const accepted = acceptWireSketch(b64);
-      if (accepted.sketch === null) return `sketch ${k} ${accepted.problem}`;
-      decoded[k] = accepted.sketch;
+      const accepted = decodeWireSketch(b64, SCRATCH[i] as Buckets);
+      if (accepted.decoded === null) return `sketch ${k} ${accepted.problem}`;
+      decoded[i] = accepted.decoded;
     }
-    for (const k of LATENCY_METRICS) {
-      const d = decoded[k];
-      if (d === undefined) continue;
+    for (const [i, k] of LATENCY_METRICS.entries()) {
+      const d = decoded[i];
+      if (d === null || d === undefined) continue;
       const target = (this.sketches[k] ??= new LogHistogram());
-      target.merge(d);
+      target.mergeDecoded(d);
+      decoded[i] = null;
     }
     pub.requestsOk += m.requestsOk;
     pub.requestsFailed += m.requestsFailed;

@@ -16,6 +16,8 @@ export const REASONS = {
   // Running
   Pending: 'Pending',
   RunsInProgress: 'RunsInProgress',
+  /** A running attempt's pod waits for a node the scheduler cannot find (e.g. the only node is lost). */
+  Unschedulable: 'Unschedulable',
   Suspended: 'Suspended',
   Finished: 'Finished',
   // Succeeded / Failed

@@ -119,7 +119,7 @@ export function shortHash(configHash: string): string {
  * resume and compare as the same configuration.
  */
 const HASH_NEUTRAL_DEFAULTS: Partial<Record<ResolvedBackend['type'], Record<string, unknown>>> = {
-  pytorch: { cudaGraphs: false },
+  pytorch: { cudaGraphs: false, tensorParallelSize: 1 },
 };
 
 function hashedParams(backend: ResolvedBackend): Record<string, unknown> {

@@ -2,6 +2,7 @@
 // JSON on the wire; latency sketches travel as base64 of the sketch's versioned binary form.
 import { z } from 'zod';
 import { sanitizeToken } from './names.ts';
+import { fastSketchMessage } from './protocol-fast.ts';
 
 export const PROTOCOL_VERSION = 1 as const;
 export const SUBJECT_ROOT = 'llem.v1';
@@ -393,10 +394,20 @@ export function decodeMessage(data: Uint8Array): { ok: true; message: WireMessag
   } catch (err) {
     return { ok: false, error: `not JSON: ${(err as Error).message}` };
   }
-  const parsed = WireMessageSchema.safeParse(raw);
+  const parsed = validateWireMessage(raw);
   if (!parsed.success) return { ok: false, error: z.prettifyError(parsed.error) };
   decodedMessages.add(parsed.data);
   return { ok: true, message: parsed.data };
+}
+
+/**
+ * The wire schema's verdict on a parsed message. Sketch slices, nearly all of the traffic, are
+ * checked field by field without the schema library when they have exactly the schema's fields
+ * (protocol-fast.ts, ADR 0027); everything else, and every refusal, is the schema's.
+ */
+export function validateWireMessage(raw: unknown): ReturnType<typeof WireMessageSchema.safeParse> {
+  const fast = fastSketchMessage(raw);
+  return fast !== null ? { success: true, data: fast } : WireMessageSchema.safeParse(raw);
 }
 
 export type DecodedBatch = { ok: true; messages: WireMessage[]; batch: boolean } | { ok: false; error: string };
@@ -413,7 +424,7 @@ export function decodeMessages(data: Uint8Array): DecodedBatch {
     return { ok: false, error: `not JSON: ${(err as Error).message}` };
   }
   if (!Array.isArray(raw)) {
-    const parsed = WireMessageSchema.safeParse(raw);
+    const parsed = validateWireMessage(raw);
     if (!parsed.success) return { ok: false, error: z.prettifyError(parsed.error) };
     decodedMessages.add(parsed.data);
     return { ok: true, messages: [parsed.data], batch: false };
@@ -423,7 +434,7 @@ export function decodeMessages(data: Uint8Array): DecodedBatch {
   }
   const messages: WireMessage[] = [];
   for (const [i, item] of raw.entries()) {
-    const parsed = WireMessageSchema.safeParse(item);
+    const parsed = validateWireMessage(item);
     if (!parsed.success) return { ok: false, error: `batch member ${i}: ${z.prettifyError(parsed.error)}` };
     decodedMessages.add(parsed.data);
     messages.push(parsed.data);

@@ -34,9 +34,51 @@ export function parallelismMessage(tp: number, pp: number, gpusPerRun: number): 
 
 export const RATE_REQUIRED_MESSAGE = 'required when workload.mode is "rate"';
 
+/** The PyTorch server shards each layer's heads and MLP over its ranks and uses exactly its GPUs. */
+function pytorchParallelism(c: ConfigurationContent, out: RuleViolation[]): void {
+  if (c.backend.type !== 'pytorch') return;
+  const p = c.backend.params;
+  const tp = p.tensorParallelSize;
+  if (tp > c.gpusPerRun) {
+    out.push({
+      field: 'pytorch.tensorParallelSize',
+      alsoFields: ['placement.gpusPerRun'],
+      message: `tensorParallelSize (${tp}) needs ${tp} GPUs but placement.gpusPerRun is ${c.gpusPerRun}; raise gpusPerRun or lower tensorParallelSize`,
+    });
+  }
+  if (tp === 1) return;
+  const random = c.model.source.random;
+  const sizes: Array<[string, number | undefined]> = [
+    ['numHeads', random?.numHeads],
+    ['numKvHeads', random?.numKvHeads],
+    ['intermediateSize', random?.intermediateSize],
+  ];
+  for (const [name, size] of sizes) {
+    if (size !== undefined && size % tp !== 0)
+      out.push({
+        field: 'pytorch.tensorParallelSize',
+        alsoFields: [`model.source.random.${name}`],
+        message: `tensorParallelSize (${tp}) must divide the model's ${name} (${size}): each rank holds an equal share`,
+      });
+  }
+  const eagerOnly: Array<[string, boolean]> = [
+    ['pytorch.cudaGraphs', p.cudaGraphs],
+    ['pytorch.compile', p.compile],
+    ['pytorch.quantization', p.quantization !== 'none'],
+  ];
+  for (const [field, on] of eagerOnly) {
+    if (on)
+      out.push({
+        field,
+        alsoFields: ['pytorch.tensorParallelSize'],
+        message: `tensorParallelSize ${tp} runs the model eager and unquantised; turn ${field.slice(8)} off or set tensorParallelSize: 1`,
+      });
+  }
+}
+
 function parallelism(c: ConfigurationContent, out: RuleViolation[], warnings: RuleWarning[]): void {
   const { backend } = c;
-  if (backend.type === 'pytorch') return;
+  if (backend.type === 'pytorch') return pytorchParallelism(c, out);
   const t = backend.type;
   const { tensorParallelSize: tp, pipelineParallelSize: pp } = backend.params;
   if (tp * pp > c.gpusPerRun) {
@@ -158,8 +200,8 @@ function workloadRules(c: ConfigurationContent, out: RuleViolation[], warnings: 
   }
 }
 
-export const PYTORCH_ONE_GPU_MESSAGE =
-  'the pytorch backend serves from one GPU; set placement.gpusPerRun: 1, or use vllm or tensorrt for tensor parallelism';
+export const PYTORCH_GPUS_MESSAGE =
+  'the pytorch backend serves from exactly pytorch.tensorParallelSize GPUs (default 1); set placement.gpusPerRun to it, or raise pytorch.tensorParallelSize';
 export const TENSORRT_RANDOM_MESSAGE =
   'trtllm-serve cannot load random weights; use model.source.huggingFace or pvc, or the pytorch/vllm backend for random models';
 export const TENSORRT_REVISION_MESSAGE =
@@ -170,11 +212,11 @@ export const TENSORRT_REVISION_MESSAGE =
  * rules and the controller refuse it too, before any pod is built (issue #16: what validates renders).
  */
 function renderRefusals(c: ConfigurationContent, out: RuleViolation[]): void {
-  if (c.backend.type === 'pytorch' && c.gpusPerRun > 1) {
+  if (c.backend.type === 'pytorch' && c.gpusPerRun > c.backend.params.tensorParallelSize) {
     out.push({
       field: 'placement.gpusPerRun',
-      alsoFields: [],
-      message: `${PYTORCH_ONE_GPU_MESSAGE} (got ${c.gpusPerRun})`,
+      alsoFields: ['pytorch.tensorParallelSize'],
+      message: `${PYTORCH_GPUS_MESSAGE} (gpusPerRun ${c.gpusPerRun}, tensorParallelSize ${c.backend.params.tensorParallelSize}): the other GPUs would idle inside the measurement`,
     });
   }
   if (c.backend.type !== 'tensorrt') return;

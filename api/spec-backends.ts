@@ -69,6 +69,12 @@ export const TensorrtModelKwargsSchema = z
   .describe('Extra TensorRT-LLM model-loading options (an allow-list). Part of the config hash.');
 
 export const PytorchParamsSchema = z.strictObject({
+  tensorParallelSize: posInt
+    .max(64)
+    .default(1)
+    .describe(
+      'GPUs one server shards the model over (torch.distributed: NCCL on GPUs, gloo on CPU; one process per GPU, rank 0 serves HTTP). Must equal placement.gpusPerRun; above 1: eager and unquantised (no cudaGraphs, compile or quantization).',
+    ),
   batching: z
     .enum(['static', 'dynamic'])
     .default('dynamic')

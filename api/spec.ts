@@ -301,7 +301,12 @@ export const PodTemplateOverridesSchema = z.strictObject({
 
 export const PlacementSchema = z.strictObject({
   gpusPerRun: posInt.max(64).default(1).describe('GPUs per run replica (one pod).'),
-  replicas: posInt.max(256).default(1).describe('Data-parallel pods of one run, on different nodes, started together.'),
+  replicas: posInt
+    .max(256)
+    .default(1)
+    .describe(
+      'Data-parallel replicas of one run, started together: one pod each in a cluster; with llem run one server each, on its own gpusPerRun GPUs.',
+    ),
   parallelism: posInt.default(1).describe('Runs in flight at once.'),
   nodeSelector: stringMap.default({}),
   tolerations: z.array(TolerationSchema).default([]),
@@ -376,8 +381,12 @@ export const EnergyExperimentSpecSchema = z
       },
       // The backend renderers' refusals (api/rules.ts renderRefusals), so kubectl apply agrees with llem validate.
       {
-        rule: "!self.backends.exists(b, b.type == 'pytorch') || !has(self.placement) || !has(self.placement.gpusPerRun) || self.placement.gpusPerRun <= 1",
-        message: 'the pytorch backend serves from one GPU; set placement.gpusPerRun: 1, or use vllm or tensorrt',
+        rule:
+          "self.backends.all(b, b.type != 'pytorch' || " +
+          '(has(b.pytorch) && has(b.pytorch.tensorParallelSize) ? b.pytorch.tensorParallelSize : 1) == ' +
+          '(has(self.placement) && has(self.placement.gpusPerRun) ? self.placement.gpusPerRun : 1))',
+        message:
+          'the pytorch backend serves from exactly pytorch.tensorParallelSize GPUs (default 1); placement.gpusPerRun must equal it',
       },
       {
         rule: "!self.backends.exists(b, b.type == 'tensorrt') || !has(self.model.source) || !has(self.model.source.random)",

@@ -3,7 +3,10 @@
 //     the request arrived and when it wrote that token; client TTFT minus that server TTFT is what the
 //     client added (connection, parsing, its own queueing), separated from server queueing. At 128 and
 //     512 streams (after a 2 s ramp), the client as the agent sets it up (threads from
-//     clientThreadsFor); the baseline in the same run is all 512 streams on one event loop.
+//     clientThreadsFor); the baseline in the same run is all 512 streams on one event loop. The error's
+//     p99 is also split into its way out (the mock's receive stamp minus the client's send) and its way
+//     back (the client's read minus the mock's first-token stamp), with the client's longest GC pause
+//     (main thread: the reading loop where the client runs on one thread), to say where a tail came from.
 //  2. Steady-state tokens/s: a steadyState window (agent/window.ts) at 128 streams, against the
 //     server's own count of tokens written over the same interval (GET /llem/stats); the old rule
 //     (whole requests completed inside the window) is computed from the same run for comparison.
@@ -14,7 +17,7 @@
 // client's loop. Usage: node --import tsx bench/agent.ts [--seconds 5] [--threads N]
 import { spawn, type ChildProcess } from 'node:child_process';
 import { availableParallelism, loadavg } from 'node:os';
-import { monitorEventLoopDelay } from 'node:perf_hooks';
+import { monitorEventLoopDelay, PerformanceObserver } from 'node:perf_hooks';
 import { createInterface } from 'node:readline';
 import { parseArgs } from 'node:util';
 import type { RequestResult } from '../agent/load/client.ts';
@@ -98,11 +101,22 @@ interface TtftError {
   tokensPerS: number;
   errP50Ms: number;
   errP99Ms: number;
+  /** The error's way out (server receive stamp - client send) and back (client read - server first-token stamp). */
+  errUpP99Ms: number;
+  errDownP99Ms: number;
+  /** The client process's longest GC pause during the point, and how many it had. */
+  clientGcMaxMs: number;
+  clientGcs: number;
+  /** The same per GC kind (minor: scavenge, major: mark-compact, incremental, weakcb). */
+  clientGcKinds: Record<string, { n: number; maxMs: number }>;
   serverTtftP50Ms: number;
   clientTtftP99Ms: number;
   serverCpuBusy: number;
   clientCpuBusy: number;
 }
+
+/** perf_hooks' GC kinds (constants.NODE_PERFORMANCE_GC_*). */
+const GC_KINDS: Record<number, string> = { 1: 'minor', 4: 'major', 8: 'incremental', 16: 'weakcb' };
 
 /** Client TTFT minus the server's own TTFT, per request, for requests sent after the ramp. */
 async function serverCpuSeconds(url: string): Promise<number> {
@@ -115,13 +129,32 @@ async function ttftError(url: string, streams: number, threads: number): Promise
   const t0 = performance.now();
   const serverCpu0 = await serverCpuSeconds(url);
   const clientCpu0 = process.cpuUsage();
+  const gcs: number[] = [];
+  const gcKinds: Record<string, { n: number; maxMs: number }> = {};
+  const gcWatch = new PerformanceObserver((l) =>
+    l.getEntries().forEach((e) => {
+      gcs.push(e.duration);
+      const kind = GC_KINDS[(e as unknown as { detail?: { kind?: number } }).detail?.kind ?? 0] ?? 'other';
+      const k = (gcKinds[kind] ??= { n: 0, maxMs: 0 });
+      k.n++;
+      k.maxMs = Math.max(k.maxMs, e.duration);
+    }),
+  );
+  gcWatch.observe({ entryTypes: ['gc'] });
   const { results, durationMs } = await drive(client, streams, SECONDS + RAMP_MS / 1000);
+  gcWatch.disconnect();
   const clientCpu = process.cpuUsage(clientCpu0);
   const serverCpu = (await serverCpuSeconds(url)) - serverCpu0;
   client.close();
   const ok = results.filter((r) => r.ok);
   const steady = ok.filter((r) => r.startMs >= t0 + RAMP_MS && r.ttftMs !== null && r.serverTtftMs !== undefined);
   const err = steady.map((r) => (r.ttftMs as number) - (r.serverTtftMs as number));
+  // Both processes stamp performance.timeOrigin + performance.now() (the wall clock at µs), so the
+  // two halves are on one clock; they add up to the error exactly.
+  const stamped = steady.filter((r) => r.serverStamps !== undefined);
+  const sentWall = (r: RequestResult): number => performance.timeOrigin + r.startMs;
+  const up = stamped.map((r) => (r.serverStamps?.receivedMs as number) - sentWall(r));
+  const down = stamped.map((r) => sentWall(r) + (r.ttftMs as number) - (r.serverStamps?.firstTokenMs as number));
   return {
     streams,
     threads,
@@ -130,6 +163,11 @@ async function ttftError(url: string, streams: number, threads: number): Promise
     tokensPerS: Math.round(ok.reduce((s, r) => s + r.outputTokens, 0) / (durationMs / 1000)),
     errP50Ms: pct(err, 0.5),
     errP99Ms: pct(err, 0.99),
+    errUpP99Ms: pct(up, 0.99),
+    errDownP99Ms: pct(down, 0.99),
+    clientGcMaxMs: Math.max(0, ...gcs),
+    clientGcs: gcs.length,
+    clientGcKinds: gcKinds,
     serverTtftP50Ms: pct(
       steady.map((r) => r.serverTtftMs as number),
       0.5,
@@ -264,6 +302,14 @@ async function main(): Promise<void> {
       ttft_err_p99_ms_128: at128.errP99Ms,
       ttft_err_p50_ms_512: at512.errP50Ms,
       ttft_err_p99_ms_512: at512.errP99Ms,
+      ttft_err_up_p99_ms_128: at128.errUpP99Ms,
+      ttft_err_down_p99_ms_128: at128.errDownP99Ms,
+      ttft_err_up_p99_ms_512: at512.errUpP99Ms,
+      ttft_err_down_p99_ms_512: at512.errDownP99Ms,
+      client_gc_max_ms_128: at128.clientGcMaxMs,
+      client_gc_max_ms_512: at512.clientGcMaxMs,
+      client_gcs_128: at128.clientGcs,
+      client_gcs_512: at512.clientGcs,
       threads_512: at512.threads,
       tokens_per_s_512: at512.tokensPerS,
       baseline_1loop_ttft_err_p99_ms_512: base512.errP99Ms,

@@ -26,8 +26,9 @@ export function decideFrom(
   runs: RunSummary[],
   simulated: boolean,
   aggregate: AggregateResults | null,
-  failure: AggregatorFailure | null,
+  found: { failure: AggregatorFailure | null; waiting: string | undefined },
 ): PhaseDecision {
+  const { failure, waiting } = found;
   return decidePhase(runs, {
     suspended: spec.policy.suspend,
     strict: spec.policy.failurePolicy === 'strict',
@@ -35,6 +36,7 @@ export function decideFrom(
     retrying: retryingRuns(runs),
     ...measurementWeaknesses(aggregate),
     ...(failure !== null ? { aggregatorFailure: failure.message } : {}),
+    ...(waiting !== undefined ? { waiting } : {}),
   });
 }
 

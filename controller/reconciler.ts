@@ -24,6 +24,7 @@ import { BackgroundWrites } from './status-writer.ts';
 import { newAggregator } from '../aggregator/index.ts';
 import type { AggregateResults } from '../aggregator/index.ts';
 import { stepRuns, type RunPlanOutput } from './runs.ts';
+import { waitingForNode } from './pod-waiting.ts';
 import { progressOf } from './status.ts';
 import type { ControllerMetrics } from './metrics.ts';
 import { ExperimentEvents } from './events.ts';
@@ -82,6 +83,8 @@ interface PassInputs {
   builtAtMs: number;
   /** A later pass changed runs but was too early to rebuild status: the next one rebuilds it. */
   stale: boolean;
+  /** Why a running attempt's pod waits for a node, if it does. */
+  waiting: string | undefined;
 }
 
 interface ExperimentContext {
@@ -357,6 +360,8 @@ export class Reconciler {
     });
     // Resumed runs are judged once, after the stream was read up to where it was at load.
     if (feed.caughtUp()) feed.resumed.clear();
+    const waiting = waitingForNode(pods, out.runs);
+    if (waiting !== undefined) out.waiting = waiting;
     return out;
   }
 
@@ -414,7 +419,11 @@ export class Reconciler {
     const last = this.lastPass.get(ref.uid);
     const nowMs = this.now().getTime();
     const ttl = spec.policy.ttlSecondsAfterFinished;
-    const deferred = this.deferredStatus({ ref, last, finished, generation, failure, nowMs }, runsChanged, prev);
+    const deferred = this.deferredStatus(
+      { ref, last, finished, generation, failure, waiting: out.waiting, nowMs },
+      runsChanged,
+      prev,
+    );
     if (deferred !== false) return this.afterFinish(ref, ttl, prev, minDue(out.requeueAfterMs, deferred));
     // The final figures are computed fresh; in flight they are refreshed at most once a second.
     const aggregate = feed.aggregate(finished);
@@ -425,6 +434,7 @@ export class Reconciler {
       status: prev,
       builtAtMs: nowMs,
       stale: false,
+      waiting: out.waiting,
     };
     // Nothing this status is made of changed (runs, results, failure, spec): the same status again,
     // not worth building (at 20,000 runs that is most of a pass) nor comparing.
@@ -432,7 +442,12 @@ export class Reconciler {
       return this.afterFinish(ref, ttl, prev, out.requeueAfterMs);
     const status = await this.statusOf(ctx, out, prev, aggregate);
     // The artifact is being written in the background; this key is queued again when it is done.
-    if (status === null) return {};
+    // That pass must build the status even if nothing else changed (a last run that failed without
+    // sending anything leaves the run table and the cached results as the last written pass had them).
+    if (status === null) {
+      this.lastPass.delete(ref.uid);
+      return {};
+    }
     const wrote = this.statuses.write(obj, ref, status);
     this.lastPass.set(ref.uid, { ...inputs, status: wrote ? status : prev });
     if (wrote) this.announce(obj, prev, status);
@@ -444,7 +459,8 @@ export class Reconciler {
   /**
    * Whether this pass leaves status as it is, and if so when a rebuild is due (undefined: none needed).
    * False: build it now. In flight, status follows the run table at most every STATUS_REFRESH_MS; a
-   * finished experiment, a new generation and a new Aggregator failure are written at once.
+   * finished experiment, a new generation, a new Aggregator failure and a pod starting or
+   * ceasing to wait for a node are written at once.
    */
   private deferredStatus(
     pass: {
@@ -453,6 +469,7 @@ export class Reconciler {
       finished: boolean;
       generation: number;
       failure: PassInputs['failure'];
+      waiting: string | undefined;
       nowMs: number;
     },
     runsChanged: boolean,
@@ -462,8 +479,8 @@ export class Reconciler {
     // resourceVersion under the finalizer patch's guard); its completion queues this key again.
     if (this.addingFinalizer.has(pass.ref.uid)) return undefined;
     const last = pass.last;
-    if (last === undefined || pass.finished || last.generation !== pass.generation || last.failure !== pass.failure)
-      return false;
+    if (last === undefined || pass.finished || last.generation !== pass.generation) return false;
+    if (last.failure !== pass.failure || last.waiting !== pass.waiting) return false;
     if (pass.nowMs - last.builtAtMs >= STATUS_REFRESH_MS) return false;
     last.stale ||= runsChanged || last.status !== prev;
     return last.stale ? last.builtAtMs + STATUS_REFRESH_MS - pass.nowMs : undefined;
@@ -479,7 +496,7 @@ export class Reconciler {
     const { obj, ref, spec, matrix, warnings, feed } = ctx;
     const failure = feed.failure();
     const simulated = this.deps.podOptions.simulate || (aggregate?.experiment.simulated ?? false);
-    const decision = decideFrom(spec, out.runs, simulated, aggregate, failure);
+    const decision = decideFrom(spec, out.runs, simulated, aggregate, { failure, waiting: out.waiting });
     const nowIso = this.now().toISOString();
     const generation = obj.metadata?.generation ?? 0;
     const build = (artifact: EnergyExperimentStatus['artifact']): EnergyExperimentStatus =>
@@ -600,7 +617,8 @@ function samePass(last: PassInputs, now: PassInputs): boolean {
     last.status === now.status &&
     last.generation === now.generation &&
     last.results === now.results &&
-    last.failure === now.failure
+    last.failure === now.failure &&
+    last.waiting === now.waiting
   );
 }
 

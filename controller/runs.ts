@@ -60,6 +60,8 @@ export interface RunPlanOutput {
   signal: { runId: string; attempt: number }[];
   /** Earliest time something is due (retry backoff, timeout), ms from now. */
   requeueAfterMs: number | undefined;
+  /** Set by the reconciler: why a running attempt's pod waits for a node (pod-waiting.ts). */
+  waiting?: string;
 }
 
 const MAX_BACKOFF_MS = 5 * 60 * 1000;
@@ -222,7 +224,7 @@ function attemptOverdue(
   const nowMs = inputs.now.getTime();
   const startedMs = prev.startTime === undefined ? nowMs : Date.parse(prev.startTime);
   const timeoutMs = inputs.policy.runTimeoutSeconds * 1000;
-  if (nowMs - startedMs > timeoutMs) return timedOut(inputs);
+  if (nowMs - startedMs > timeoutMs) return timedOut(inputs, pods);
   const allDone = pods.length === inputs.replicas && pods.every((p) => p.status?.phase === 'Succeeded');
   if (allDone && nowMs - lastFinishMs(pods) > DATA_GRACE_MS)
     return {
@@ -264,11 +266,25 @@ function awaitingStream(prev: RunSummary, missing: number[], inputs: RunInputs):
   return missing.length > 0 && inputs.resumed.has(prev.id) && inputs.streamCaughtUp === false;
 }
 
-function timedOut(inputs: RunInputs): PodFailure {
+function timedOut(inputs: RunInputs, pods: V1Pod[] = []): PodFailure {
   return {
     reason: 'RunTimeout',
-    message: `no complete data within policy.runTimeoutSeconds (${inputs.policy.runTimeoutSeconds} s)`,
+    message: `no complete data within policy.runTimeoutSeconds (${inputs.policy.runTimeoutSeconds} s)${waitingNote(pods)}`,
   };
+}
+
+/**
+ * What a container the kubelet keeps retrying was waiting on when the run ran out of time (e.g.
+ * CreateContainerError: runc's init OOM-killed by a memory limit too low to start the container).
+ */
+function waitingNote(pods: V1Pod[]): string {
+  for (const p of pods)
+    for (const cs of [...(p.status?.initContainerStatuses ?? []), ...(p.status?.containerStatuses ?? [])]) {
+      const w = cs.state?.waiting;
+      if (w?.reason === undefined || w.reason === 'PodInitializing' || w.reason === 'ContainerCreating') continue;
+      return `; pod ${p.metadata?.name ?? '?'}: ${cs.name}: ${w.reason}${w.message === undefined ? '' : `: ${w.message.trim().slice(0, 300)}`}`;
+    }
+  return '';
 }
 
 function lastFinishMs(pods: V1Pod[]): number {

@@ -170,6 +170,8 @@ export interface DegradedInputs {
   clientSaturated?: number;
   /** The Aggregator failed: its figures are incomplete or missing. */
   aggregatorFailure?: string;
+  /** The scheduler cannot place a running attempt's pod: why (the Running condition says it). */
+  waiting?: string;
 }
 
 /** The one Degraded condition: the most serious weakness of the numbers so far. */
@@ -232,8 +234,10 @@ export function decidePhase(
       : {
           type: 'Running',
           status: 'True',
-          reason: REASONS.RunsInProgress,
-          message: `${p.running} run(s) running, ${p.pending} pending, ${p.succeeded}/${p.total} succeeded.`,
+          reason: opts.waiting === undefined ? REASONS.RunsInProgress : REASONS.Unschedulable,
+          message:
+            `${p.running} run(s) running, ${p.pending} pending, ${p.succeeded}/${p.total} succeeded.` +
+            (opts.waiting === undefined ? '' : ` Waiting for a node: ${opts.waiting}`),
         };
     const inProgress: ConditionUpdate[] = [
       { type: 'Succeeded', status: 'Unknown', reason: REASONS.InProgress, message: 'Runs are not finished yet.' },

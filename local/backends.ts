@@ -1,5 +1,7 @@
-// Backend servers for local runs. Configurations whose rendered server command is identical share
-// one server process (a concurrency sweep reloads nothing); a server that died is started again.
+// Backend servers for local runs: one server per data-parallel replica, each on its own GPUs (replica r
+// gets GPUs [r*g, (r+1)*g) of llem run's, as its own pod would in a cluster). Configurations whose rendered
+// server command is identical share their servers (a concurrency sweep reloads nothing); a server that died
+// is started again.
 import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { dirname, resolve } from 'node:path';
@@ -15,6 +17,10 @@ import { backendEnvironment } from './backend-env.ts';
 import { BackendLedger, processStartTicks } from './orphans.ts';
 
 export interface RunningBackend {
+  /** The data-parallel replica this server serves (its agent measures exactly its GPUs). */
+  replica: number;
+  /** The CUDA_VISIBLE_DEVICES it was started with (GPU or MIG UUIDs); null with --simulate. */
+  cudaVisibleDevices: string | null;
   baseUrl: string;
   /** The server's own metrics endpoint, scraped by the agent over each window; null for the mock. */
   metrics: BackendLaunch['metrics'];
@@ -46,7 +52,7 @@ export interface BackendPoolOptions {
   ledgerFile: string;
   logger: Logger;
   signal: AbortSignal;
-  /** CUDA_VISIBLE_DEVICES entries (GPU or MIG UUIDs) for the servers: the first gpusPerRun are a server's. */
+  /** CUDA_VISIBLE_DEVICES entries (GPU or MIG UUIDs) for the servers: replica r's are [r*g, (r+1)*g). */
   gpuEntries?: readonly string[];
   /** Resolves when the GPUs' memory is back at its level before any server started (gpu-check.ts). */
   awaitGpuReleased?: () => Promise<void>;
@@ -92,19 +98,25 @@ function mockServerArgv(): string[] {
 
 const MOCK_READINESS = { path: '/health', timeoutSeconds: 60 };
 
-function runningBackend(
-  c: Configuration,
-  port: number,
-  argv: string[],
-  launch: BackendLaunch | null,
-  exited: Promise<string>,
-): RunningBackend {
-  const baseUrl = `http://127.0.0.1:${port}`;
+interface Started {
+  replica: number;
+  cudaVisibleDevices: string | null;
+  port: number;
+  argv: string[];
+  launch: BackendLaunch | null;
+  exited: Promise<string>;
+}
+
+function runningBackend(c: Configuration, s: Started): RunningBackend {
+  const { argv, launch, exited } = s;
+  const baseUrl = `http://127.0.0.1:${s.port}`;
+  const where = { replica: s.replica, cudaVisibleDevices: s.cudaVisibleDevices };
   if (launch === null) {
     const description = `mock server (simulated, own process): llem ${argv.slice(argv.indexOf('mock-server')).join(' ')}`;
-    return { baseUrl, metrics: null, servedModelName: c.model.name, simulated: true, description, exited };
+    return { ...where, baseUrl, metrics: null, servedModelName: c.model.name, simulated: true, description, exited };
   }
   return {
+    ...where,
     baseUrl,
     metrics: launch.metrics,
     servedModelName: launch.servedModelName,
@@ -120,34 +132,48 @@ export const DEFAULT_SHUTDOWN_GRACE_SECONDS = 10;
 /** The server could not bind the port it was given. */
 class PortTakenError extends BackendError {}
 
+/** The GPUs replica r uses: [r*g, (r+1)*g) of those llem run may use, by UUID (see gpu-check.ts). */
+export function replicaGpus(gpuUuids: readonly string[], replica: number, gpusPerRun: number): string[] {
+  return gpuUuids.slice(replica * gpusPerRun, (replica + 1) * gpusPerRun);
+}
+
 export class BackendPool {
-  private readonly entries = new Map<string, Entry>();
+  /** Per server key, one entry per replica (index = replica). */
+  private readonly entries = new Map<string, Entry[]>();
   private readonly ledger: BackendLedger;
   constructor(private readonly opts: BackendPoolOptions) {
     this.ledger = new BackendLedger(opts.ledgerFile);
   }
 
   private keyOf(c: Configuration): string {
-    if (this.opts.simulate && this.opts.serverCommand === undefined) return 'mock';
-    return JSON.stringify({ backend: c.backend, model: c.model, gpus: c.gpusPerRun });
+    if (this.opts.simulate && this.opts.serverCommand === undefined) return `mock x${c.replicas}`;
+    return JSON.stringify({ backend: c.backend, model: c.model, gpus: c.gpusPerRun, replicas: c.replicas });
   }
 
   /**
-   * One server resident at a time: consecutive runs of the same server reuse it; any other run
-   * first stops it and waits for the GPU's memory to come back, so no configuration is measured
-   * (baseline included) beside another's loaded model.
+   * One set of servers resident at a time (one per replica): consecutive runs of the same servers reuse
+   * them; any other run first stops them and waits for the GPUs' memory to come back, so no configuration
+   * is measured (baseline included) beside another's loaded model. Index r of the result is replica r's.
    */
-  async ensure(c: Configuration): Promise<RunningBackend> {
+  async ensure(c: Configuration): Promise<RunningBackend[]> {
     const key = this.keyOf(c);
     const existing = this.entries.get(key);
-    if (existing !== undefined && existing.alive()) return existing.backend;
+    if (existing !== undefined && existing.every((e) => e.alive())) return existing.map((e) => e.backend);
     if (this.entries.size > 0) {
       await this.stopAll();
       await this.opts.awaitGpuReleased?.();
     }
-    const entry = await this.startProcess(c);
-    this.entries.set(key, entry);
-    return entry.backend;
+    const replicas = Array.from({ length: c.replicas }, (_, r) => r);
+    // Together: N models load in the time of one. One that fails stops the others before the error surfaces.
+    const started = await Promise.allSettled(replicas.map((r) => this.startProcess(c, r)));
+    const group = started.flatMap((x) => (x.status === 'fulfilled' ? [x.value] : []));
+    const failed = started.find((x): x is PromiseRejectedResult => x.status === 'rejected');
+    if (failed !== undefined) {
+      await Promise.allSettled(group.map((e) => e.stop()));
+      throw failed.reason;
+    }
+    this.entries.set(key, group);
+    return group.map((e) => e.backend);
   }
 
   private get mock(): boolean {
@@ -206,11 +232,11 @@ export class BackendPool {
   }
 
   /** A port picked free can be taken by another process before the server binds it: try a new one (twice). */
-  private async startProcess(c: Configuration): Promise<Entry> {
+  private async startProcess(c: Configuration, replica: number): Promise<Entry> {
     for (let attempt = 1; ; attempt += 1) {
       const port = await freePort();
       try {
-        return await this.startOn(c, port);
+        return await this.startOn(c, port, replica);
       } catch (err) {
         if (!(err instanceof PortTakenError) || attempt >= 3) throw err;
         this.opts.logger.warn(
@@ -221,17 +247,14 @@ export class BackendPool {
     }
   }
 
-  private async startOn(c: Configuration, port: number): Promise<Entry> {
+  private async startOn(c: Configuration, port: number, replica: number): Promise<Entry> {
     const { argv, launch, env } = this.commandFor(c, port);
+    const devices = this.deviceEnv(c, replica);
     const [command, ...args] = argv;
     if (command === undefined) throw new BackendError('the server command is empty');
     const graceMs = (c.backend.shutdownGraceSeconds ?? DEFAULT_SHUTDOWN_GRACE_SECONDS) * 1000;
     const proc: BackendProcess = startBackend(command, args, {
-      env: backendEnvironment(
-        process.env,
-        { ...env, ...this.deviceEnv(c), LLEM_PORT: String(port) },
-        this.opts.passEnv ?? [],
-      ),
+      env: backendEnvironment(process.env, { ...env, ...devices, LLEM_PORT: String(port) }, this.opts.passEnv ?? []),
       logger: this.opts.logger,
       orphanGuard: { graceMs },
     });
@@ -274,7 +297,15 @@ export class BackendPool {
     }
     const { tree, treeDied } = this.watchTree(c, proc, graceMs, (why) => (exitText ??= why));
     void exited.then(() => tree?.stop());
-    const backend = runningBackend(c, port, argv, launch, Promise.race([exited, treeDied]));
+    const cudaVisibleDevices = devices['CUDA_VISIBLE_DEVICES'] ?? null;
+    const backend = runningBackend(c, {
+      replica,
+      cudaVisibleDevices,
+      port,
+      argv,
+      launch,
+      exited: Promise.race([exited, treeDied]),
+    });
     return {
       backend,
       stop: async () => {
@@ -313,19 +344,23 @@ export class BackendPool {
   }
 
   /** Exactly the GPUs the sampler reads, by UUID: an index would be renumbered by the user's own list. */
-  private deviceEnv(c: Configuration): Record<string, string> {
+  private deviceEnv(c: Configuration, replica: number): Record<string, string> {
     const entries = this.opts.gpuEntries;
     if (entries === undefined) return {};
-    return { CUDA_VISIBLE_DEVICES: entries.slice(0, c.gpusPerRun).join(',') };
+    const mine = replicaGpus(entries, replica, c.gpusPerRun);
+    // gpu-check.ts refuses too few GPUs before any run: reaching this is a bug, never a shared GPU.
+    if (mine.length !== c.gpusPerRun)
+      throw new BackendError(`replica ${replica} needs ${c.gpusPerRun} GPU(s) but only ${mine.length} are left`);
+    return { CUDA_VISIBLE_DEVICES: mine.join(',') };
   }
 
-  /** Servers started so far that are still listed (tests watch eviction through it). */
+  /** Server sets started so far that are still listed (tests watch eviction through it). */
   get resident(): number {
     return this.entries.size;
   }
 
   async stopAll(): Promise<void> {
-    const all = [...this.entries.values()];
+    const all = [...this.entries.values()].flat();
     this.entries.clear();
     await Promise.allSettled(all.map((e) => e.stop()));
   }

@@ -89,17 +89,21 @@ export function defaultOutDir(loaded: LoadedExperiment): string {
 }
 
 /**
- * Data-parallel replicas of one run share this machine's backend server; measured on separate GPUs
- * they would add idle GPUs' energy to the run. Real local runs therefore take one replica.
+ * LLEM_SIMULATED_GPU_WATTS (--simulate only): comma-separated constant power per simulated GPU, by machine-wide
+ * index (replica r's GPUs are [r*g, (r+1)*g)), so each device draws its own power and per-GPU sums can be checked.
  */
-function assertLocalReplicas(loaded: LoadedExperiment): void {
-  const c = loaded.matrix.configurations.find((x) => x.replicas > 1);
-  if (c === undefined) return;
+export function simulatedDeviceWatts(env: NodeJS.ProcessEnv): number[] | undefined {
+  const text = env['LLEM_SIMULATED_GPU_WATTS'];
+  if (text === undefined || text.trim() === '') return undefined;
+  const parts = text.split(',').map((x) => x.trim());
+  const values = parts.map(Number);
+  const bad = parts.findIndex((x, i) => x === '' || !Number.isFinite(values[i]) || (values[i] ?? -1) < 0);
+  if (bad < 0 && values.length <= 4096) return values;
   throw new InvalidInputError([
     {
-      file: loaded.file,
-      path: 'spec.placement.replicas',
-      message: `is ${c.replicas}, but a local run measures one replica per run on this machine; set it to 1 here, or run the experiment on a cluster (--simulate accepts replicas > 1)`,
+      file: 'LLEM_SIMULATED_GPU_WATTS',
+      path: '',
+      message: `must be comma-separated non-negative watts, one per simulated GPU (e.g. 150,450); entry ${bad + 1} is ${JSON.stringify(parts[bad] ?? '')}`,
     },
   ]);
 }
@@ -132,6 +136,7 @@ class LocalExperiment {
   /** The GPUs runs use (null with --simulate). */
   readonly gpus: LocalGpus | null;
   readonly gpuControl: LocalGpuControl;
+  private readonly deviceWatts: number[] | undefined;
 
   constructor(
     readonly opts: LocalRunOptions,
@@ -141,6 +146,7 @@ class LocalExperiment {
     readonly log: Logger,
   ) {
     this.gpus = opened.gpus;
+    this.deviceWatts = opts.simulate ? simulatedDeviceWatts(process.env) : undefined;
     this.runLog = new RunLog(dir.dir);
     this.gpuControl = opened.gpuControl;
     this.state = opened.state;
@@ -260,17 +266,18 @@ class LocalExperiment {
           'llem.config.hash': configuration.configHash,
         };
         error = await inSpan('llem.run.attempt', attrs, async (span) => {
-          const backend = await this.pool.ensure(configuration);
+          const backends = await this.pool.ensure(configuration);
           const failed = await runReplicas({
             experiment: this.loaded.experiment,
             experimentUid: this.state.experimentUid,
             configuration,
             run,
             attempt,
-            backend,
+            backends,
             bus: this.bus,
             simulate: this.opts.simulate,
-            gpuUuids: this.gpus?.entries ?? [],
+            simulatedDeviceWatts: this.deviceWatts,
+            nvmlLibrary: gpuEnvironment(process.env).nvmlLibrary,
             signal: this.opts.signal,
             logger: this.log,
             gpuControl: this.gpuControl,
@@ -372,10 +379,9 @@ export async function runLocalExperiment(opts: LocalRunOptions): Promise<LocalRu
   const loaded = await loadExperimentFile(opts.file);
   assertLocalDataset(loaded);
   let gpus: LocalGpus | null = null;
-  if (!opts.simulate) {
-    assertLocalReplicas(loaded);
-    gpus = resolveLocalGpus(loaded);
-  }
+  // Replicas x gpusPerRun GPUs, or exit 2 naming the field, before anything is written.
+  if (!opts.simulate) gpus = resolveLocalGpus(loaded);
+  else simulatedDeviceWatts(process.env);
   const out = opts.out ?? defaultOutDir(loaded);
   ensureWritable(out);
   const lock = lockResultsDirectory(out);

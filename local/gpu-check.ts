@@ -67,6 +67,30 @@ function checkMig(loaded: LoadedExperiment, sel: VisibleSelection, partitioned: 
 }
 
 /**
+ * Every replica gets its own gpusPerRun GPUs (one server each): fewer visible GPUs than replicas x gpusPerRun
+ * is bad input, named by the field that asks for more (replicas when there are several).
+ */
+function tooFewGpus(loaded: LoadedExperiment, visible: number, why: string): void {
+  const c = [...loaded.matrix.configurations].sort((a, b) => b.gpusPerRun * b.replicas - a.gpusPerRun * a.replicas)[0];
+  if (c === undefined || visible >= c.gpusPerRun * c.replicas) return;
+  const need = c.gpusPerRun * c.replicas;
+  const are = `${visible} ${visible === 1 ? 'is' : 'are'} visible to llem run (${why})`;
+  const issue =
+    c.replicas > 1
+      ? {
+          path: 'spec.placement.replicas',
+          message:
+            `is ${c.replicas} with gpusPerRun ${c.gpusPerRun}: each replica runs its own server on its own GPUs, so a run ` +
+            `needs ${need} GPUs, but ${are}; lower replicas or gpusPerRun, or make more GPUs visible`,
+        }
+      : {
+          path: 'spec.placement.gpusPerRun',
+          message: `needs ${need} GPU(s) per run, but ${are}; lower gpusPerRun or make more GPUs visible`,
+        };
+  throw new InvalidInputError([{ file: loaded.file, ...issue }]);
+}
+
+/**
  * The GPUs `llem run` uses, checked against every configuration's placement.gpusPerRun before
  * anything is measured. `api` is for tests (a fake NVML); it is initialised and shut down here.
  */
@@ -92,18 +116,7 @@ export function resolveLocalGpus(
       sel.mig.length > 0
         ? sel.mig.filter((m) => m.parentUuid !== null).map((m) => m.entry)
         : sel.devices.map((d) => d.uuid);
-    const need = Math.max(...loaded.matrix.configurations.map((c) => c.gpusPerRun * c.replicas), 1);
-    if (entries.length < need) {
-      throw new InvalidInputError([
-        {
-          file: loaded.file,
-          path: 'spec.placement.gpusPerRun',
-          message:
-            `needs ${need} GPU(s) per run, but ${entries.length} ${entries.length === 1 ? 'is' : 'are'} visible to llem run (${envText(env)}` +
-            `${sel.problems.map((p) => `; ${p}`).join('')}); lower gpusPerRun or make more GPUs visible`,
-        },
-      ]);
-    }
+    tooFewGpus(loaded, entries.length, `${envText(env)}${sel.problems.map((p) => `; ${p}`).join('')}`);
     return { entries, measuredUuids: sel.devices.map((d) => d.uuid) };
   } finally {
     nvml.shutdown();

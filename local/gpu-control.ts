@@ -79,7 +79,7 @@ export function prepareGpuSettings(
       {
         file,
         path: 'spec.placement.replicas',
-        message: `is ${shared.replicas} with spec.gpu settings: llem run's replicas share this machine's GPUs, so one replica's settings would be another's; set it to 1`,
+        message: `is ${shared.replicas} with spec.gpu settings: llem run applies GPU settings to one replica's GPUs only; set replicas to 1, or leave spec.gpu out`,
       },
     ]);
   if (!markers && wanted.length === 0) return [];

@@ -1,5 +1,6 @@
-// One attempt of one run: start its replicas' agents against the (shared) backend, wait for them,
-// and report how it ended. Completeness is decided by the aggregator, not here.
+// One attempt of one run: start its replicas' agents, each against its own server and measuring exactly
+// that server's GPUs, wait for them, and report how it ended. The start barrier (every replica ready, then
+// one start signal) is local/experiment.ts's; completeness is decided by the aggregator, not here.
 import { createSimulatedGpu, createNvmlTelemetry, parseAgentConfig, runAgent } from '../agent/index.ts';
 import type { Configuration, PlannedRun } from '../api/matrix.ts';
 import type { EnergyExperiment } from '../api/spec.ts';
@@ -19,23 +20,28 @@ export interface ReplicaRunInput {
   configuration: Configuration;
   run: PlannedRun;
   attempt: number;
-  backend: RunningBackend;
+  /** One server per replica (index = replica), each started on that replica's GPUs. */
+  backends: readonly RunningBackend[];
   bus: Bus;
   simulate: boolean;
-  /** The GPUs this `llem run` measures, in order (empty with --simulate). */
-  gpuUuids: readonly string[];
+  /** libnvidia-ml to load (LLEM_NVML_LIBRARY, as the GPU check used); absent: libnvidia-ml.so.1. */
+  nvmlLibrary?: string | undefined;
+  /** --simulate: constant power per simulated GPU by machine-wide index (LLEM_SIMULATED_GPU_WATTS). */
+  simulatedDeviceWatts?: readonly number[] | undefined;
   signal: AbortSignal;
   logger: Logger;
   /** NVML control for spec.gpu (the fake one, sharing its state with the simulated GPU, under --simulate). */
   gpuControl: LocalGpuControl;
 }
 
-/**
- * The GPUs replica r measures: [r*g, (r+1)*g) of the GPUs this `llem run` may use, by UUID (see
- * gpu-check.ts), the same UUIDs the backend is given as its CUDA_VISIBLE_DEVICES.
- */
-export function replicaGpus(gpuUuids: readonly string[], replica: number, gpusPerRun: number): string[] {
-  return gpuUuids.slice(replica * gpusPerRun, (replica + 1) * gpusPerRun);
+/** The GPUs replica r measures; the same UUIDs its server is given as CUDA_VISIBLE_DEVICES. */
+export { replicaGpus } from './backends.ts';
+
+function backendOf(input: ReplicaRunInput, replica: number): RunningBackend {
+  const b = input.backends[replica];
+  if (b === undefined || b.replica !== replica)
+    throw new BackendError(`run ${input.run.id}: no server for replica ${replica} (${input.backends.length} started)`);
+  return b;
 }
 
 function agentConfig(input: ReplicaRunInput, replica: number): ReturnType<typeof parseAgentConfig> {
@@ -52,16 +58,17 @@ function agentConfig(input: ReplicaRunInput, replica: number): ReturnType<typeof
     input.simulate,
   );
   const replicas = configuration.replicas;
+  const backend = backendOf(input, replica);
   return parseAgentConfig(
     {
       ...base,
       backend: {
         ...(base['backend'] as Record<string, unknown>),
-        baseUrl: input.backend.baseUrl,
+        baseUrl: backend.baseUrl,
         readinessPath: '/health',
-        metrics: input.backend.metrics,
+        metrics: backend.metrics,
       },
-      model: input.backend.servedModelName,
+      model: backend.servedModelName,
       start: { mode: replicas > 1 ? 'signal' : 'immediate', timeoutSeconds: experiment.spec.policy.runTimeoutSeconds },
       // llem run changes GPU settings as the user who runs it (root, or NVML refuses): no cluster gate.
       gpu: { ...input.configuration.gpu, permitted: true },
@@ -83,7 +90,10 @@ export async function runReplicas(input: ReplicaRunInput): Promise<string | null
     stop.signal,
     AbortSignal.timeout(input.experiment.spec.policy.runTimeoutSeconds * 1000),
   ]);
-  void input.backend.exited.then((why) => stop.abort(new BackendError(`backend ${why} during run ${input.run.id}`)));
+  for (const b of input.backends) {
+    const which = input.backends.length > 1 ? ` (replica ${b.replica})` : '';
+    void b.exited.then((why) => stop.abort(new BackendError(`backend${which} ${why} during run ${input.run.id}`)));
+  }
   const replicas = Array.from({ length: input.configuration.replicas }, (_, r) => r);
   const results = await Promise.allSettled(
     replicas.map(async (replica) => {
@@ -94,13 +104,21 @@ export async function runReplicas(input: ReplicaRunInput): Promise<string | null
         tickAlign: t.tickAlign,
         markTimeoutMs: t.markTimeoutSeconds * 1000,
       };
+      const backend = backendOf(input, replica);
+      const g = input.configuration.gpusPerRun;
       const telemetry = input.simulate
-        ? createSimulatedGpu({ ...policy, gpuCount: input.configuration.gpusPerRun, settings: input.gpuControl.cell })
+        ? createSimulatedGpu({
+            ...policy,
+            gpuCount: g,
+            firstDevice: replica * g,
+            deviceWatts: input.simulatedDeviceWatts === undefined ? undefined : [...input.simulatedDeviceWatts],
+            settings: input.gpuControl.cell,
+          })
         : createNvmlTelemetry({
             ...policy,
-            visibility: {
-              cudaVisibleDevices: replicaGpus(input.gpuUuids, replica, input.configuration.gpusPerRun).join(','),
-            },
+            ...(input.nvmlLibrary === undefined ? {} : { libraryPath: input.nvmlLibrary }),
+            // Exactly what its server was started with: the two cannot disagree on which GPUs are the run's.
+            visibility: { cudaVisibleDevices: backend.cudaVisibleDevices ?? '' },
             attribution: t.attribution,
           });
       return runAgent(config, {
@@ -108,7 +126,7 @@ export async function runReplicas(input: ReplicaRunInput): Promise<string | null
         telemetry,
         createSketch: createLatencySketch,
         signal: signals,
-        simulatedBackend: input.backend.simulated,
+        simulatedBackend: backend.simulated,
         logger: input.logger, // the runner binds run and replica
         gpuControl: input.gpuControl.deps,
       });

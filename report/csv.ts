@@ -51,8 +51,19 @@ const RUN_HEADER = [
   'client_schedule_lag_p99_ms',
   'client_saturated',
   'connections_warmed',
+  'gpus',
+  'gpu_energy_j',
+  'gpu_mean_power_w',
   'reasons',
 ] as const;
+
+/**
+ * Per GPU, in the results' order (replica, then UUID): `r<replica>/<uuid>=<value>` joined by ";", so a run
+ * on several GPUs (replicas, tensor parallelism) keeps each GPU's share beside the sum in energy_j.
+ */
+function perGpu(r: RunResult, k: 'energyJoules' | 'meanPowerWatts'): string {
+  return r.gpus.map((g) => `r${g.replica}/${g.gpuUuid}=${g[k] === null ? '' : String(g[k])}`).join(';');
+}
 
 /** The worst replica's figure (null when no replica reported it). */
 function worst(r: RunResult, k: 'eventLoopDelayP99Ms' | 'streamReadLagP99Ms' | 'schedulingLagP99Ms'): number | null {
@@ -99,6 +110,9 @@ function runRow(r: RunResult): Array<string | number | boolean | null> {
     worst(r, 'schedulingLagP99Ms'),
     r.client.length === 0 ? null : r.client.some((c) => c.saturated),
     r.client.length === 0 ? null : r.client.reduce((n, c) => n + c.connectionsWarmed, 0),
+    r.gpus.length,
+    perGpu(r, 'energyJoules'),
+    perGpu(r, 'meanPowerWatts'),
     r.reasons.join('; '),
   ];
 }

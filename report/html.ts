@@ -203,6 +203,21 @@ function runTable(results: AggregateResults): string {
   return `<table>${head}${rows.join('')}</table>`;
 }
 
+/** Each GPU's share of each run, shown when some run measured more than one GPU (replicas, tensor parallelism). */
+function perGpuTable(results: AggregateResults): string {
+  if (!results.runs.some((r) => r.gpus.length > 1)) return '';
+  const head =
+    '<tr><th>run</th><th>replica</th><th>GPU</th><th>energy J</th><th>window s</th><th>mean power W</th><th>baseline W</th></tr>';
+  const rows = results.runs.flatMap((r) =>
+    r.gpus.map(
+      (g) =>
+        `<tr><td>${esc(r.runId)}</td><td>${g.replica}</td><td>${esc(g.gpuUuid)}</td><td>${num(g.energyJoules)}</td>` +
+        `<td>${num(g.windowSeconds)}</td><td>${num(g.meanPowerWatts)}</td><td>${num(g.baselinePowerWatts)}</td></tr>`,
+    ),
+  );
+  return `<h2>Energy per GPU</h2><p>A run's energy is the sum of these rows.</p><table>${head}${rows.join('')}</table>`;
+}
+
 const CSS = `body{font-family:system-ui,sans-serif;margin:2em auto;max-width:1100px;color:#222}
 table{border-collapse:collapse;margin:1em 0;font-size:13px}td,th{border:1px solid #ccc;padding:4px 8px;text-align:left}
 th{background:#f4f4f4}tr.best{background:#e8f6e8}.sim{background:#fff3cd;border:1px solid #e0b000;padding:8px 12px;font-weight:bold}.warn{background:#fdecea;border:1px solid #d93025;padding:8px 12px 8px 28px}
@@ -268,6 +283,7 @@ ${phaseSplitSection(input.configurations ?? [], input.results)}
 <h2>Latency</h2>${latencyCdfChart(input, 'ttftMs', 'TTFT')}${latencyCdfChart(input, 'itlMs', 'ITL')}${latencyCdfChart(input, 'e2eMs', 'E2E')}
 ${input.power.length === 0 ? '' : `<h2>Power</h2>${powerChart(input)}`}
 <h2>Runs</h2>${runTable(input.results)}
+${perGpuTable(input.results)}
 <h2>Environment</h2><dl>${env}</dl>
 </body></html>
 `;

@@ -7,6 +7,7 @@
 #                                   `down` (killed, crashed), a watchdog brings the node down; a later
 #                                   `up` also replaces a node whose owner is gone
 #   scripts/dev-cluster.sh kubelet-stop|kubelet-start   stops/starts only the kubelet (fault tests)
+#   scripts/dev-cluster.sh clean-stale|wait-free   brings down a stale node / also waits out another run's
 # Parts: etcd, kube-apiserver, kube-controller-manager, kube-scheduler, kubelet and kube-proxy built
 # from Go modules at one version (tests/k8s, scripts/ensure-deps.d/k8s.sh); containerd + runc + CNI
 # plugins from Debian; dnsmasq answering <service>.<namespace>.svc[.cluster.local] from the
@@ -316,10 +317,11 @@ all_running() {
 }
 
 # Leftovers of a node that crashed or whose test run was killed: brought down by their PID files.
-# A whole node that a user started, or whose test run still runs, is left alone.
+# A node whose test run still runs is left alone whatever state it is in (its kubelet may be stopped
+# on purpose), and so is a whole node that a user started.
 cmd_clean_stale() {
   [ -d "$RUN" ] || return 0
-  all_running && { [ ! -f "$RUN/owner" ] || owner_alive; } && return 0
+  if [ -f "$RUN/owner" ]; then owner_alive && return 0; else all_running && return 0; fi
   log "cleaning up a previous node that is not whole or whose test run is gone"
   cmd_down >&2
 }
@@ -331,8 +333,8 @@ cmd_up() {
   [ "$(id -u)" = 0 ] || die "needs root (containerd, cgroups, iptables)"
   cmd_clean_stale
   if [ -d "$RUN" ]; then
-    # A user's node is shared; a test run's node is its own until it ends.
-    [ -f "$RUN/owner" ] && die "in use by the test run with PID $(cut -d' ' -f1 "$RUN/owner") (or: dev-cluster.sh down)"
+    # A user's node is shared; a test run's node is its own until it ends (75: try again later).
+    [ -f "$RUN/owner" ] && return 75
     log "already up"; echo "export KUBECONFIG=$RUN/admin.kubeconfig"; return 0
   fi
   step=$(now)
@@ -361,6 +363,7 @@ cmd_up() {
 
   step=$(now)
   containerd_config
+  : > "$RUN/runtime-started" # kept until `down` ends: it cleans the pod cgroups and task mounts then
   start containerd "$(command -v containerd)" --config "$RUN/containerd.toml"
   wait_for containerd 30 ctr -a "$SOCK" version
   pause_image
@@ -425,6 +428,11 @@ EOF
   wait_for "node $NODE_NAME" 120 kctl get node "$NODE_NAME"
   kctl patch node "$NODE_NAME" --subresource=status --type=merge \
     -p "{\"status\":{\"capacity\":{\"nvidia.com/gpu\":\"$GPUS\"}}}" >/dev/null
+  # One node is every node: when its kubelet stops, the node lifecycle controller sees all nodes lost,
+  # enters "master disruption mode" (it blames its own network) and stops NoExecute tainting, so pods
+  # are never evicted, or are, if its tainter won a race (ADR 0026). Excluded from the disruption checks,
+  # the node is handled as one lost node of many: tainted, and its pods evicted after their tolerations.
+  kctl label node "$NODE_NAME" node.kubernetes.io/exclude-disruption= --overwrite >/dev/null
   wait_for "node $NODE_NAME Ready" 120 kctl wait --for=condition=Ready "node/$NODE_NAME" --timeout=2s
   wait_for "service account default/default" 60 kctl -n default get serviceaccount default
   log "setup step: controllers, kubelet, kube-proxy, DNS, node Ready $(since "$step")s"
@@ -473,9 +481,12 @@ cmd_watch() {
 }
 
 cmd_down() {
-  local t0 c
+  local t0 c runtime=0
   t0=$(now)
   [ -d "$RUN" ] || { restore_host; log "not up"; return 0; }
+  # Pod cgroups and containerd's task mounts are machine-wide: cleaned only by a node whose containerd
+  # was started (a half-made node's leftovers, or a test's stand-in, must not touch another node's pods).
+  [ -f "$RUN/runtime-started" ] && runtime=1
   stop dns-sync; stop dnsmasq; stop kube-proxy
   # Kill every container through our own containerd socket, then stop the kubelet and containerd.
   stop kubelet
@@ -490,8 +501,11 @@ cmd_down() {
   for pid in $(grep -l -- "$SOCK" /proc/[0-9]*/cmdline 2>/dev/null | cut -d/ -f3); do
     [ "$pid" != "$$" ] && kill -KILL "$pid" 2>/dev/null || true
   done
-  unmount_under "$RUN" "$CTRD_ROOT" "/run/containerd/io.containerd.runtime.v2.task/k8s.io"
-  remove_cgroups
+  unmount_under "$RUN"
+  if [ "$runtime" = 1 ]; then
+    unmount_under "$CTRD_ROOT" "/run/containerd/io.containerd.runtime.v2.task/k8s.io"
+    remove_cgroups
+  fi
   restore_host
   # Last: a `down` killed half way (its test run killed during teardown) leaves the watchdog, which
   # then finishes the job when it sees the owner gone.
@@ -512,16 +526,49 @@ cmd_status() {
   fi
 }
 
+# One node per machine: `wait-free` (and an `up` that finds the node in use by another test run) waits
+# for that run to end (LLEM_NODE_WAIT_S, default 1800 s; looking every LLEM_NODE_POLL_S, default 10 s),
+# outside the lock so that run can bring its node down. wait-free also cleans up a stale node; it returns
+# when there is no node or a user's.
+cmd_wait_free() {
+  local deadline=$(( $(date +%s) + ${LLEM_NODE_WAIT_S:-1800} )) said=0
+  while :; do
+    bash "$REPO/scripts/dev-cluster.sh" clean-stale
+    { [ ! -d "$RUN" ] || [ ! -f "$RUN/owner" ]; } && return 0
+    [ "$(date +%s)" -lt "$deadline" ] || die "the node stayed in use by another test run for ${LLEM_NODE_WAIT_S:-1800}s"
+    [ $said = 1 ] || log "in use by the test run with PID $(cut -d' ' -f1 "$RUN/owner" 2>/dev/null): waiting for it to end"
+    said=1
+    sleep "${LLEM_NODE_POLL_S:-10}"
+  done
+}
+
+wait_and_up() {
+  local deadline=$(( $(date +%s) + ${LLEM_NODE_WAIT_S:-1800} )) rc said=0
+  while :; do
+    set +e
+    bash "$REPO/scripts/dev-cluster.sh" _up "$@"
+    rc=$?
+    set -e
+    [ "$rc" = 75 ] || return "$rc"
+    [ "$(date +%s)" -lt "$deadline" ] || die "the node stayed in use by another test run for ${LLEM_NODE_WAIT_S:-1800}s"
+    [ $said = 1 ] || log "in use by the test run with PID $(cut -d' ' -f1 "$RUN/owner" 2>/dev/null): waiting for it to end"
+    said=1
+    sleep "${LLEM_NODE_POLL_S:-10}"
+  done
+}
+
 case "${1:-}" in
-  up) shift; locked cmd_up "$@" ;;
+  up) shift; wait_and_up "$@" ;;
+  _up) shift; locked cmd_up "$@" ;;
   down) locked cmd_down ;;
   status) cmd_status ;;
   packages) cmd_packages ;;
   clean-stale) locked cmd_clean_stale ;;
+  wait-free) cmd_wait_free ;;
   kubelet-stop) locked cmd_kubelet_stop ;;
   kubelet-start) locked cmd_kubelet_start ;;
   kubeconfig) echo "$RUN/admin.kubeconfig" ;;
   _dns-sync) cmd_dns_sync ;;
   _watch) cmd_watch "$2" "$3" ;;
-  *) echo "usage: scripts/dev-cluster.sh up [--owner PID]|down|status|packages|kubelet-stop|kubelet-start|kubeconfig" >&2; exit 2 ;;
+  *) echo "usage: scripts/dev-cluster.sh up [--owner PID]|down|status|packages|clean-stale|wait-free|kubelet-stop|kubelet-start|kubeconfig" >&2; exit 2 ;;
 esac

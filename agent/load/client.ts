@@ -2,6 +2,7 @@
 // keep-alive connection per stream (http1.ts), timings taken with performance.now() when the socket
 // read holding each chunk reaches the event loop, before it is decoded or parsed.
 import { Http1Pool, type Exchange, type ExchangeHandlers } from './http1.ts';
+import { SCAN_FALLBACK, SCAN_FINISHED, SCAN_TEXT, scanChunk } from './chunk-scan.ts';
 import { SseParser } from './sse.ts';
 
 export type ApiKind = 'completions' | 'chat';
@@ -46,6 +47,12 @@ export interface RequestResult {
    * (the mock server does, in its first chunk): client TTFT minus this is the client's error.
    */
   serverTtftMs?: number;
+  /**
+   * The server's own stamps behind serverTtftMs (wall clock, ms): when it received the request and
+   * when it wrote the first token. With the send and read times they split the client's error into
+   * the way out and the way back (bench/agent).
+   */
+  serverStamps?: { receivedMs: number; firstTokenMs: number };
 }
 
 export interface ClientOptions {
@@ -65,16 +72,28 @@ interface Progress {
   done: boolean;
   serverError: string | null;
   serverTtftMs: number | null;
+  serverStamps: { receivedMs: number; firstTokenMs: number } | null;
 }
 
-function chunkText(
-  api: ApiKind,
-  chunk: { choices?: Array<{ text?: string; delta?: { content?: string | null }; finish_reason?: string | null }> },
-): { text: string; finished: boolean } {
+type Chunk = {
+  choices?: Array<{ text?: string; delta?: { content?: string | null }; finish_reason?: string | null }>;
+  error?: { message?: string };
+  usage?: { prompt_tokens?: number; completion_tokens?: number } | null;
+  llem_server?: { received_ms?: unknown; first_token_ms?: unknown };
+};
+
+const DONE = Buffer.from('[DONE]');
+
+/**
+ * Whether a parsed chunk's choices[0] has text and a finish reason (SCAN_TEXT | SCAN_FINISHED bits, as
+ * scanChunk answers for the chunks it reads without JSON.parse).
+ */
+export function chunkFacts(api: ApiKind, chunk: Chunk): number {
   const choice = chunk.choices?.[0];
-  if (choice === undefined) return { text: '', finished: false };
+  if (choice === undefined) return 0;
   const text = (api === 'chat' ? choice.delta?.content : choice.text) ?? '';
-  return { text, finished: choice.finish_reason !== null && choice.finish_reason !== undefined };
+  const finished = choice.finish_reason !== null && choice.finish_reason !== undefined;
+  return (text === '' ? 0 : SCAN_TEXT) | (finished ? SCAN_FINISHED : 0);
 }
 
 const aborters = new WeakMap<AbortSignal, Set<() => void>>();
@@ -138,6 +157,7 @@ export class StreamingClient {
       done: false,
       serverError: null,
       serverTtftMs: null,
+      serverStamps: null,
     };
     const payload = this.body(req);
     return new Promise((resolve) => {
@@ -184,9 +204,9 @@ export class StreamingClient {
     let status = 0;
     const parser = new SseParser();
     let arrivedMs = 0;
-    const onData = (data: string): void => {
+    const onData = (buf: Buffer, from: number, to: number): void => {
       const first = p.firstMs === null;
-      this.onEvent(api, data, p, arrivedMs);
+      this.onEvent(api, buf.subarray(from, to), p, arrivedMs);
       if (first && p.firstMs !== null) hooks?.onFirstToken?.();
     };
     return {
@@ -195,7 +215,7 @@ export class StreamingClient {
         if (status >= 400) return;
         arrivedMs = at;
         try {
-          parser.push(bytes, onData);
+          parser.pushBytes(bytes, onData);
         } catch (err) {
           finish('bad_response', `unparsable stream chunk: ${(err as Error).message}`);
           drop();
@@ -213,32 +233,45 @@ export class StreamingClient {
     };
   }
 
-  private onEvent(api: ApiKind, data: string, p: Progress, now: number): void {
-    if (data === '[DONE]') {
+  /**
+   * One SSE event's data, `buf[from, to)`. After the first token most chunks are read by scanChunk
+   * without JSON.parse or decoding (no garbage per token, so fewer GC pauses on the reading loop); the
+   * first token (it carries the server's stamps), errors, usage and anything unusual go through JSON.parse.
+   */
+  private onEvent(api: ApiKind, data: Buffer, p: Progress, now: number): void {
+    if (data.equals(DONE)) {
       p.done = true;
       p.lastMs = now;
       return;
     }
-    const chunk = JSON.parse(data) as {
-      error?: { message?: string };
-      usage?: { prompt_tokens?: number; completion_tokens?: number } | null;
-    };
+    let facts = p.firstMs === null ? SCAN_FALLBACK : scanChunk(data, 0, data.length, api === 'chat');
+    let chunk: Chunk | null = null;
+    if (facts === SCAN_FALLBACK) {
+      chunk = JSON.parse(data.toString('utf8')) as Chunk;
+      facts = this.parsedFacts(api, chunk, p);
+    }
+    if ((facts & SCAN_FINISHED) !== 0) p.finished = true;
+    if ((facts & SCAN_TEXT) === 0) return;
+    if (p.firstMs === null) {
+      p.firstMs = now;
+      const server = chunk?.llem_server;
+      if (typeof server?.received_ms === 'number' && typeof server.first_token_ms === 'number') {
+        p.serverTtftMs = server.first_token_ms - server.received_ms;
+        p.serverStamps = { receivedMs: server.received_ms, firstTokenMs: server.first_token_ms };
+      }
+    } else p.itl.push(now - p.lastMs);
+    p.lastMs = now;
+    p.chunks++;
+  }
+
+  /** Usage and errors of a chunk read by JSON.parse, and its choice's facts. */
+  private parsedFacts(api: ApiKind, chunk: Chunk, p: Progress): number {
     if (chunk.error !== undefined) p.serverError = chunk.error.message ?? 'error event in stream';
     if (chunk.usage) {
       p.usageIn = chunk.usage.prompt_tokens ?? null;
       p.usageOut = chunk.usage.completion_tokens ?? null;
     }
-    const { text, finished } = chunkText(api, chunk as Parameters<typeof chunkText>[1]);
-    if (finished) p.finished = true;
-    if (text === '') return;
-    if (p.firstMs === null) {
-      p.firstMs = now;
-      const server = (chunk as { llem_server?: { received_ms?: unknown; first_token_ms?: unknown } }).llem_server;
-      if (typeof server?.received_ms === 'number' && typeof server.first_token_ms === 'number')
-        p.serverTtftMs = server.first_token_ms - server.received_ms;
-    } else p.itl.push(now - p.lastMs);
-    p.lastMs = now;
-    p.chunks++;
+    return chunkFacts(api, chunk);
   }
 
   private result(
@@ -263,6 +296,7 @@ export class StreamingClient {
       inputTokens: p.usageIn ?? req.promptTokens,
       outputTokens,
       ...(p.serverTtftMs === null ? {} : { serverTtftMs: p.serverTtftMs }),
+      ...(p.serverStamps === null ? {} : { serverStamps: p.serverStamps }),
     };
     return errorClass === undefined ? base : { ...base, errorClass, error: error ?? errorClass };
   }

@@ -24,6 +24,8 @@ export interface Exchange {
   abort(): void;
 }
 
+/** How long one check phase parses queued reads before letting the loop poll (and time) new ones. */
+export const DRAIN_BUDGET_MS = 1;
 /** A response head longer than this is not an HTTP server's (node:http's limit is 16 KiB). */
 const MAX_HEAD_BYTES = 64 * 1024;
 const LF = 10;
@@ -245,6 +247,8 @@ export class Http1Pool {
   private readonly port: number;
   private closed = false;
   private inbox: Delivery[] = [];
+  /** A drain is queued for the check phase (it re-queues itself while reads are left). */
+  private drainQueued = false;
   private readonly readBuffer = Buffer.allocUnsafe(64 * 1024);
 
   constructor(private readonly url: URL) {
@@ -285,7 +289,9 @@ export class Http1Pool {
         buffer: this.readBuffer,
         callback: (n: number, b: Buffer): boolean => {
           const arrivedMs = performance.now();
-          this.deliver({ c: conn, bytes: Buffer.from(b.subarray(0, n)), arrivedMs });
+          const bytes = Buffer.allocUnsafe(n); // one object per read (no view of the shared buffer first)
+          b.copy(bytes, 0, 0, n);
+          this.deliver({ c: conn, bytes, arrivedMs });
           return true;
         },
       };
@@ -302,16 +308,33 @@ export class Http1Pool {
    */
   deliver(d: Delivery): void {
     this.inbox.push(d);
-    if (this.inbox.length === 1) setImmediate(this.drain);
+    if (!this.drainQueued) {
+      this.drainQueued = true;
+      setImmediate(this.drain);
+    }
   }
 
+  /**
+   * Parse what the poll read, for at most DRAIN_BUDGET_MS; the rest waits for the next check phase,
+   * after another poll phase has read and timed whatever arrived meanwhile. Hundreds of streams'
+   * chunks of one engine step take several ms to parse, and a first token the kernel had ready
+   * while they were parsed was read (and timed) only after all of them.
+   */
   private readonly drain = (): void => {
     const batch = this.inbox;
     this.inbox = [];
-    for (const d of batch) {
+    const startMs = performance.now();
+    let i = 0;
+    while (i < batch.length) {
+      const d = batch[i++] as Delivery;
       if (d.bytes === null) d.c.fail(d.failure);
       else d.c.onData(d.bytes, d.arrivedMs);
+      if (performance.now() - startMs > DRAIN_BUDGET_MS) break;
     }
+    // Leftovers go first: they were read before anything delivered since (a connection's order holds).
+    if (i < batch.length) this.inbox = batch.slice(i).concat(this.inbox);
+    if (this.inbox.length > 0) setImmediate(this.drain);
+    else this.drainQueued = false;
   };
 
   release(c: Connection, reusable: boolean): void {

@@ -8,6 +8,16 @@ import type { DeviceReader, TelemetryEnvironment } from './types.ts';
 
 export interface SimulatedGpuOptions {
   gpuCount?: number | undefined;
+  /**
+   * The machine-wide index of this reader's first GPU: replica r of a run with g GPUs each reads GPUs
+   * [r*g, (r+1)*g), so every replica's simulated GPUs have their own UUIDs, as separate real GPUs do.
+   */
+  firstDevice?: number | undefined;
+  /**
+   * Constant board power per simulated GPU, by machine-wide index (W): each device then draws its own power,
+   * idle or busy, so per-GPU sums can be checked against what each device produced. Absent: the load model.
+   */
+  deviceWatts?: number[] | undefined;
   idleWatts?: number | undefined;
   maxWatts?: number | undefined;
   /** Requests in flight at which the simulated GPU is fully busy. */
@@ -32,6 +42,7 @@ export interface SimulatedGpuOptions {
 
 export const SIMULATED_DEFAULTS = {
   gpuCount: 1,
+  firstDevice: 0,
   idleWatts: 70,
   maxWatts: 700,
   saturationInFlight: 64,
@@ -41,7 +52,7 @@ export const SIMULATED_DEFAULTS = {
   smClockMhz: 1980,
 };
 type SimulatedSettings = typeof SIMULATED_DEFAULTS &
-  Pick<SimulatedGpuOptions, 'processes' | 'stallAtMark' | 'settings'>;
+  Pick<SimulatedGpuOptions, 'processes' | 'stallAtMark' | 'settings' | 'deviceWatts'>;
 
 /** Shared between the main thread (writes in-flight count) and the sampler worker (reads it). */
 export function createLoadCell(): Int32Array {
@@ -63,6 +74,7 @@ export class SimulatedReader implements DeviceReader {
   private nextStepMs = 0;
   private powerW: number[] = [];
   private lastMs = 0;
+  private lastWallMs = 0;
 
   constructor(load: Int32Array, opts: SimulatedGpuOptions = {}) {
     this.load = load;
@@ -75,11 +87,12 @@ export class SimulatedReader implements DeviceReader {
     this.energyMj = new Array<number>(n).fill(1_000_000);
     this.shownMj = [...this.energyMj];
     this.nextStepMs = preciseNowMs() + this.opts.counterTickMs;
-    this.powerW = new Array<number>(n).fill(this.opts.idleWatts);
+    this.powerW = Array.from({ length: n }, (_, i) => this.fixedWatts(i) ?? this.opts.idleWatts);
     this.lastMs = performance.now();
+    this.lastWallMs = preciseNowMs();
     const gpus = Array.from({ length: n }, (_, index) => ({
       index,
-      uuid: simulatedUuid(index),
+      uuid: this.uuid(index),
       name: 'Simulated GPU (simulated)',
       memoryTotalMiB: 81559,
       powerLimitWatts: this.opts.maxWatts,
@@ -88,28 +101,47 @@ export class SimulatedReader implements DeviceReader {
     return { source: 'simulated', gpus, driverVersion: 'simulated', nvmlVersion: 'simulated', cudaVersion: null };
   }
 
-  /** Advance the power model to now; the counter shows the energy as of its last step edge. */
+  /**
+   * Advance the power model to now; the counter shows the energy as of its last step edge, as NVML's does:
+   * interpolated to the edge's moment, so a reader that comes late (a descheduled thread) still sees the
+   * value the counter took when it stepped.
+   */
   private advance(): number {
     const now = performance.now();
+    const wall = preciseNowMs();
     const dtMs = Math.max(0, now - this.lastMs);
     this.lastMs = now;
-    if (this.opts.readCostMs > 0) busyWait(this.opts.readCostMs);
+    const before = [...this.energyMj];
     const load = Atomics.load(this.load, 0) / this.opts.saturationInFlight;
     const target = simulatedPowerWatts(load, this.opts.idleWatts, this.capWatts());
     // First-order lag (~300 ms): board power does not jump with the load.
     const alpha = 1 - Math.exp(-dtMs / 300);
     this.powerW = this.powerW.map((p, i) => {
-      const next = p + (target - p) * alpha;
+      const next = this.fixedWatts(i) ?? p + (target - p) * alpha;
       this.energyMj[i] = (this.energyMj[i] ?? 0) + ((p + next) / 2) * dtMs; // W x ms = mJ
       return next;
     });
-    const wall = preciseNowMs();
-    if (this.opts.counterTickMs <= 0 || wall >= this.nextStepMs) {
-      this.shownMj = this.energyMj.map((e) => Math.round(e));
-      const tick = this.opts.counterTickMs;
-      if (tick > 0) this.nextStepMs += Math.ceil((wall - this.nextStepMs + 1e-9) / tick) * tick;
+    const tick = this.opts.counterTickMs;
+    if (tick <= 0) this.shownMj = this.energyMj.map((e) => Math.round(e));
+    else if (wall >= this.nextStepMs) {
+      const stepAtMs = this.nextStepMs + Math.floor((wall - this.nextStepMs) / tick) * tick;
+      const span = wall - this.lastWallMs;
+      const f = span > 0 ? Math.min(1, Math.max(0, (stepAtMs - this.lastWallMs) / span)) : 1;
+      this.shownMj = this.energyMj.map((e, i) => Math.round((before[i] ?? e) + (e - (before[i] ?? e)) * f));
+      this.nextStepMs = stepAtMs + tick;
     }
+    this.lastWallMs = wall;
+    if (this.opts.readCostMs > 0) busyWait(this.opts.readCostMs);
     return load;
+  }
+
+  /** Device i's constant power (deviceWatts), or undefined: it follows the load model. */
+  private fixedWatts(i: number): number | undefined {
+    return this.opts.deviceWatts?.[this.opts.firstDevice + i];
+  }
+
+  private uuid(i: number): string {
+    return simulatedUuid(this.opts.firstDevice + i);
   }
 
   /** maxWatts, or the power limit the fake NVML set when lower. */
@@ -127,7 +159,7 @@ export class SimulatedReader implements DeviceReader {
     const locked = this.lockedSmMhz();
     const tMs = Date.now();
     return this.powerW.map((p, i) => ({
-      gpuUuid: simulatedUuid(i),
+      gpuUuid: this.uuid(i),
       tMs,
       energyMillijoules: this.shownMj[i] ?? null,
       powerWatts: p,
@@ -144,14 +176,14 @@ export class SimulatedReader implements DeviceReader {
     const before = preciseNowMs();
     this.advance();
     const tMs = (before + preciseNowMs()) / 2;
-    return this.shownMj.map((e, i) => ({ gpuUuid: simulatedUuid(i), tMs, energyMillijoules: e }));
+    return this.shownMj.map((e, i) => ({ gpuUuid: this.uuid(i), tMs, energyMillijoules: e }));
   }
 
   listProcesses(): ListedProcess[] {
     const procs = this.opts.processes ?? [];
     return this.powerW.flatMap((_, i) =>
       procs.map((p) => ({
-        gpuUuid: simulatedUuid(i),
+        gpuUuid: this.uuid(i),
         pid: p.pid,
         kind: 'compute',
         usedMemoryMiB: p.usedMemoryMiB ?? null,
@@ -171,7 +203,7 @@ export class SimulatedReader implements DeviceReader {
   close(): void {}
 }
 
-const simulatedUuid = (i: number): string => `GPU-simulated-${String(i).padStart(4, '0')}`;
+export const simulatedUuid = (i: number): string => `GPU-simulated-${String(i).padStart(4, '0')}`;
 
 function busyWait(ms: number): void {
   const end = performance.now() + ms;

@@ -72,6 +72,11 @@ function backendConfig(type: string, launch: BackendLaunch | undefined): Record<
   };
 }
 
+/** Replica r's simulated GPUs are the machine's [r*g, (r+1)*g): replicas never share a simulated UUID. */
+function simulatedGpus(gpusPerRun: number, replica: number): Record<string, number> {
+  return replica === 0 ? { gpuCount: gpusPerRun } : { gpuCount: gpusPerRun, firstDevice: replica * gpusPerRun };
+}
+
 function optionalTraceparent(): { traceparent?: string } {
   const tp = traceparentOf();
   return tp === undefined ? {} : { traceparent: tp };
@@ -115,7 +120,7 @@ export function agentConfigFor(
     start: { mode: 'signal', timeoutSeconds: Math.max(60, spec.policy.runTimeoutSeconds) },
     telemetry: {
       source: simulate ? 'simulated' : 'nvml',
-      ...(simulate ? { simulated: { gpuCount: spec.placement.gpusPerRun } } : {}),
+      ...(simulate ? { simulated: simulatedGpus(spec.placement.gpusPerRun, req.replica) } : {}),
       expectedGpus: spec.placement.gpusPerRun,
       attribution: m.gpuAttribution,
       requireExclusiveGpu: m.requireExclusiveGpu ?? true,

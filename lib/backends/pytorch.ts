@@ -36,23 +36,25 @@ function sourceArgs(model: ModelSpec, ctx: LaunchContext): string[] {
 
 export function renderPytorch(backend: BackendSpec, model: ModelSpec, ctx: LaunchContext): BackendLaunch {
   const p = PytorchParamsSchema.parse(backend.pytorch ?? {});
-  if (ctx.gpusPerRun > 1) {
+  const at = `spec.backends[${backend.name ?? 'pytorch'}].pytorch`;
+  if (ctx.gpusPerRun !== p.tensorParallelSize) {
     throw new InvalidInputError([
       {
         file: '',
-        path: 'spec.placement.gpusPerRun',
-        message: `the pytorch backend serves from one GPU (got gpusPerRun ${ctx.gpusPerRun}); use vllm or tensorrt for tensor parallelism`,
+        path: ctx.gpusPerRun > p.tensorParallelSize ? 'spec.placement.gpusPerRun' : `${at}.tensorParallelSize`,
+        message: `the pytorch backend serves from exactly tensorParallelSize GPUs: gpusPerRun is ${ctx.gpusPerRun}, tensorParallelSize ${p.tensorParallelSize}; make them equal`,
       },
     ]);
   }
   const args = ['-m', 'server', '--model', model.name, '--served-model-name', model.name, ...sourceArgs(model, ctx)];
   args.push('--seed', String(ctx.seed), '--dtype', model.dtype, '--host', ctx.host, '--port', String(ctx.port));
   args.push('--batching', p.batching, '--max-batch-size', String(p.maxBatchSize));
+  // One process per GPU (rank r on the r-th of CUDA_VISIBLE_DEVICES); rank 0 serves HTTP (images/pytorch/server).
+  if (p.tensorParallelSize > 1) args.push('--tensor-parallel-size', String(p.tensorParallelSize));
   args.push('--attn-implementation', p.attnImplementation, p.compile ? '--compile' : '--no-compile');
   args.push(p.cudaGraphs ? '--cuda-graphs' : '--no-cuda-graphs', '--quantization', p.quantization);
   if (p.maxModelLen !== undefined) args.push('--max-model-len', String(p.maxModelLen));
-  const at = `spec.backends[${backend.name ?? 'pytorch'}].pytorch.modelKwargs`;
-  const kwargs = pytorchModelKwargs(p.modelKwargs, p.quantization, at);
+  const kwargs = pytorchModelKwargs(p.modelKwargs, p.quantization, `${at}.modelKwargs`);
   if (kwargs !== null) args.push('--model-kwargs', kwargs);
   args.push(...backend.extraArgs);
   const env: Record<string, string> = { ...baseEnv(modelLocation(model, ctx), model), PYTHONUNBUFFERED: '1' };

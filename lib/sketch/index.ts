@@ -12,7 +12,8 @@ export type { LatencySketch } from './types.ts';
 export { MergingDigest, DEFAULT_COMPRESSION, DEFAULT_SCALE, type MergingDigestOptions } from './merging-digest.ts';
 export { MERGING_DIGEST_VERSION } from './merging-digest-codec.ts';
 export { TDigestSketch } from './tdigest-adapter.ts';
-export { LogHistogram } from './log-histogram.ts';
+export { LogHistogram, sketchScratch, type DecodedSketch } from './log-histogram.ts';
+export type { Buckets } from './log-buckets.ts';
 export { BYTE_BUDGET, FINEST_BITS, LOG_HISTOGRAM_VERSION, withoutSum } from './log-histogram-layout.ts';
 export type { ScaleName } from './scale.ts';
 

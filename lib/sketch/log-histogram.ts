@@ -12,17 +12,32 @@ import type { LatencySketch } from './types.ts';
 import {
   bucketsOfSorted,
   cdfAt,
+  coarsen,
   edgesOf,
   emptyBuckets,
   fitBudget,
   mergeBuckets,
-  mergeInto,
   positionOf,
   slopeOf,
   type Buckets,
 } from './log-buckets.ts';
-import { encodedBytes, finestIndex } from './log-histogram-layout.ts';
-import { decodeHistogram, encodeHistogram } from './log-histogram-codec.ts';
+import { finestIndex } from './log-histogram-layout.ts';
+import { decodeHistogram, encodeHistogram, type HistogramParts } from './log-histogram-codec.ts';
+import { decodeHistogramFast } from './log-histogram-fast.ts';
+import { FOLD_MIN_PENDING, PendingBuckets } from './log-histogram-pending.ts';
+
+/**
+ * A sketch decoded and checked as deserialize() checks it, its buckets in reusable arrays (valid until
+ * those are decoded into again): what mergeDecoded() takes, without a LogHistogram per slice.
+ */
+export interface DecodedSketch {
+  readonly parts: HistogramParts;
+}
+
+/** Arrays to decode sketches into, reused from one sketch to the next (LogHistogram.decodeInto). */
+export function sketchScratch(): Buckets {
+  return { index: new Int32Array(256), counts: new Float64Array(256), size: 0, level: 0 };
+}
 
 /** Values buffered before they are sorted into buckets (the add path's batch). */
 const BUFFER_VALUES = 4096;
@@ -33,9 +48,8 @@ export class LogHistogram implements LatencySketch {
   private buffer = new Int32Array(0);
   private buffered = 0;
   private folded: Buckets | null = null;
-  /** The buckets whose serialised size is `sizedBytes` (merge keeps it current; anything else misses). */
-  private sized: Buckets | null = null;
-  private sizedBytes = Number.NaN;
+  /** Buckets of merged sketches not yet folded into `buckets` (ADR 0027); created by the first merge. */
+  private pending: PendingBuckets | null = null;
   private total = 0;
   private zeros = 0;
   private sumHi = 0;
@@ -116,35 +130,57 @@ export class LogHistogram implements LatencySketch {
   merge(other: LatencySketch): void {
     if (!(other instanceof LogHistogram)) throw new TypeError('LogHistogram can only merge another LogHistogram');
     if (other.total === 0) return;
-    this.fold();
-    const target = this.owned();
-    const known = this.sized === target ? this.sizedBytes : Number.NaN;
-    const growth = { bytes: Number.NaN };
-    const merged = mergeInto(target, other.view(), growth);
-    // Merging many slices into a run's sketch mostly adds counts to buckets it has: its size then
-    // follows from the counts that grew, without a pass over every bucket.
-    const bytes = known + growth.bytes;
-    this.buckets = Number.isFinite(bytes) ? fitBudget(merged, bytes) : fitBudget(merged);
-    this.sized = this.buckets;
-    this.sizedBytes = encodedSize(this.buckets, this.buckets === merged && Number.isFinite(bytes) ? bytes : undefined);
-    this.folded = null;
-    this.total += other.total;
-    this.zeros += other.zeros;
-    this.addToSum(other.sumHi, other.sumLo);
-    if (other.minValue < this.minValue) this.minValue = other.minValue;
-    if (other.maxValue > this.maxValue) this.maxValue = other.maxValue;
+    const { total: count, zeros, sumHi, sumLo, minValue: min, maxValue: max } = other;
+    this.mergeParts({ count, zeros, sumHi, sumLo, min, max, buckets: other.view() });
   }
 
-  /** this.buckets may be shared with a decoded or folded sketch until written: copy before writing in place. */
-  private owned(): Buckets {
-    if (this.ownsBuckets) return this.buckets;
-    const b = this.buckets;
-    this.buckets = { index: b.index.slice(0, b.size), counts: b.counts.slice(0, b.size), size: b.size, level: b.level };
+  /**
+   * Merges a sketch that decodeWireSketch decoded and checked, without making a LogHistogram of it:
+   * its buckets are copied, so `d`'s arrays may be reused as soon as this returns.
+   */
+  mergeDecoded(d: DecodedSketch): void {
+    const p = d.parts;
+    if (p.count === 0) return;
+    // Parts say 0 for the min and max of a sketch of zeros only; the merge must not take them.
+    if (p.count === p.zeros) this.mergeParts({ ...p, min: Number.POSITIVE_INFINITY, max: Number.NEGATIVE_INFINITY });
+    else this.mergeParts(p);
+  }
+
+  /**
+   * The header now, in the order merges come (the sum's last bits depend on it); the buckets when
+   * as many are pending as the sketch holds, or when it is read (log-histogram-pending.ts). `p.min`
+   * and `p.max`: of the positive values (±Infinity when there are none).
+   */
+  private mergeParts(p: HistogramParts): void {
+    const buckets = p.buckets;
+    if (buckets.level > this.buckets.level) {
+      // A coarser part: everything pending is at the old level, so fold it first, then coarsen.
+      this.settle();
+      this.buckets = coarsen(this.buckets, buckets.level);
+      this.ownsBuckets = true;
+    }
+    const pending = (this.pending ??= new PendingBuckets());
+    pending.add(buckets, this.buckets.level);
+    this.folded = null;
+    this.total += p.count;
+    this.zeros += p.zeros;
+    this.addToSum(p.sumHi, p.sumLo);
+    if (p.min < this.minValue) this.minValue = p.min;
+    if (p.max > this.maxValue) this.maxValue = p.max;
+    if (pending.size >= Math.max(FOLD_MIN_PENDING, this.buckets.size)) this.settle();
+  }
+
+  /** Folds pending merges into the buckets (the state's value does not change, only its form). */
+  private settle(): void {
+    const pending = this.pending;
+    if (pending === null || pending.size === 0) return;
+    this.buckets = pending.foldInto(this.buckets, this.ownsBuckets);
     this.ownsBuckets = true;
-    return this.buckets;
+    this.folded = null;
   }
 
   private fold(): void {
+    this.settle();
     if (this.buffered === 0) return;
     this.buckets = this.view();
     this.ownsBuckets = true;
@@ -152,8 +188,9 @@ export class LogHistogram implements LatencySketch {
     this.folded = null;
   }
 
-  /** Buckets with the buffer folded in, computed once per batch of writes (reads never change state). */
+  /** Buckets with the buffer folded in, computed once per batch of writes (reads never change the value). */
   private view(): Buckets {
+    this.settle();
     if (this.buffered === 0) return this.buckets;
     if (this.folded === null) {
       const sorted = this.buffer.slice(0, this.buffered).sort();
@@ -215,9 +252,17 @@ export class LogHistogram implements LatencySketch {
     });
   }
 
-  /** Decodes and checks every field (log-histogram-checks.ts); throws ProtocolError on any lie. */
+  /** Decodes and checks like deserialize(), into `scratch`'s arrays (see DecodedSketch). */
+  static decodeInto(bytes: Uint8Array, scratch: Buckets): DecodedSketch {
+    return { parts: decodeHistogramFast(bytes, scratch) ?? decodeHistogram(bytes) };
+  }
+
+  /**
+   * Decodes and checks every field (log-histogram-checks.ts); throws ProtocolError on any lie. The
+   * one-pass decoder accepts what the reference accepts; what it refuses, the reference explains.
+   */
   static deserialize(bytes: Uint8Array): LogHistogram {
-    const p = decodeHistogram(bytes);
+    const p = decodeHistogramFast(bytes) ?? decodeHistogram(bytes);
     const h = new LogHistogram();
     h.buckets = p.buckets;
     h.total = p.count;
@@ -230,8 +275,4 @@ export class LogHistogram implements LatencySketch {
     }
     return h;
   }
-}
-
-function encodedSize(b: Buckets, known: number | undefined): number {
-  return known ?? encodedBytes(b.index, b.counts, b.size);
 }

@@ -35,9 +35,10 @@ import { EXP_NS, experimentEvents, RealNodeSuite, RELEASE_NS, variant, waitPhase
 
 const skip = realNodeSkipReason();
 
-void describe('the real node: helm install, kubectl apply, Succeeded', { skip, timeout: 1_800_000 }, () => {
+void describe('the real node: helm install, kubectl apply, Succeeded', { skip, timeout: 3_600_000 }, () => {
   const suite = new RealNodeSuite();
-  before(() => suite.setUp());
+  // Long: `up` waits while another test run on this machine holds the node (one node per machine).
+  before(() => suite.setUp(), { timeout: 3_600_000 });
   after(() => suite.tearDown());
 
   test('the built images hold the paths the rendered pods run (the image side of the contract)', async () => {

@@ -2,13 +2,15 @@
 // a backend OOM-killed by its memory limit, the controller pod deleted mid-run, the NATS pod deleted
 // mid-stream, the kubelet stopped mid-run. Results after a controller or NATS restart are compared
 // byte for byte with the artifact a fresh aggregation of the experiment's recorded stream gives
-// (tests/support/real-node-replay.ts says why that, and not a second run, is the baseline).
+// (tests/support/real-node-replay.ts says why that, and not a second run, is the baseline). The image
+// that does not exist is in cluster.test.ts. Kubelet loss: ADR 0026.
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { kubelet, kubectlJson, kubectlOk, NODE_NAME, realNodeSkipReason, waitFor } from '../support/real-node.ts';
 import { fetchResults, type ExperimentStatus } from '../support/real-node-llem.ts';
 import { replayedArtifact } from '../support/real-node-replay.ts';
 import {
+  diagnosis,
   eeStatus,
   EXP_NS,
   experimentEvents,
@@ -53,19 +55,25 @@ async function assertArtifactEqualsReplay(name: string, status: ExperimentStatus
   assert.notEqual(lossy.text, text, 'a replay missing one message must differ: the comparison is blind');
 }
 
-void describe('faults on the real node', { skip, timeout: 1_800_000 }, () => {
+void describe('faults on the real node', { skip, timeout: 3_600_000 }, () => {
   const suite = new RealNodeSuite();
   // The admin allows experiments to tolerate an unreachable node (the kubelet test shortens how long
   // its pods stay on one); the chart's default admits only nvidia.com/gpu tolerations.
-  before(() =>
-    suite.setUp([
-      '--set-json',
-      'experimentPolicy.allowedTolerationKeys=["nvidia.com/gpu","node.kubernetes.io/unreachable"]',
-    ]),
+  // Long: `up` waits while another test run on this machine holds the node (one node per machine).
+  before(
+    () =>
+      suite.setUp([
+        '--set-json',
+        'experimentPolicy.allowedTolerationKeys=["nvidia.com/gpu","node.kubernetes.io/unreachable"]',
+      ]),
+    { timeout: 3_600_000 },
   );
   after(() => suite.tearDown());
 
   test("a backend OOM-killed by its memory limit is retried, and the OOM shows in Events and the run's condition", async () => {
+    // The last attempt dies before sending anything, so the pass that fails it changes nothing the stream
+    // shows; when the artifact took longer than a pass waits (a loaded machine) that pass was skipped and
+    // the experiment stayed Running (tests/unit/controller/artifact-late.test.ts).
     const yaml = variant('oom', (y) =>
       y
         .replace(
@@ -77,8 +85,10 @@ void describe('faults on the real node', { skip, timeout: 1_800_000 }, () => {
         .replace('cycles: 3', 'cycles: 1')
         .replace('retries: 2', 'retries: 1'),
     );
+    const t0 = Date.now();
     await kubectlOk(['-n', EXP_NS, 'apply', '-f', '-'], { input: yaml });
     const status = await waitPhase('oom', ['Failed', 'Succeeded'], 300);
+    process.stderr.write(`real node: oom ${String(status.phase)} after ${((Date.now() - t0) / 1000).toFixed(1)} s\n`);
     assert.equal(status.phase, 'Failed', 'a 16 MiB limit cannot run the agent');
     const events = await experimentEvents('oom');
     assert.match(events, /RunRetrying.*OOMKilled/);
@@ -145,12 +155,14 @@ void describe('faults on the real node', { skip, timeout: 1_800_000 }, () => {
     await assertArtifactEqualsReplay('nats-restart', status);
   });
 
-  test('the kubelet stopped mid-run: the node goes NotReady, the run whose pod it held fails over to a new attempt, and with the kubelet back every run is counted once and the node is healthy', async () => {
+  test('the kubelet stopped mid-run: the node goes NotReady and is tainted, the run whose pod it held fails over by PodLost, the retried run says it waits for a node (the only one is lost), and with the kubelet back every run is counted once and the node is healthy', async () => {
     // Pods leave an unreachable node after tolerationSeconds (Kubernetes' default is 300 s): the
-    // manifest shortens it as a user would, through spec.placement.tolerations. Each run lasts over
-    // 40 s (cool-down), so the run in flight when the kubelet stops cannot finish from its still
-    // running containers before its pod is evicted; the run timeout is long, so the failover seen is
-    // the node's loss (PodLost), not a run that ran out of time (RunTimeout, the other way it fails).
+    // manifest shortens it as a user would, through spec.placement.tolerations. The node is excluded
+    // from the node lifecycle controller's disruption checks (dev-cluster.sh, ADR 0026), so losing it
+    // is losing one node of many: tainted NoExecute, its pods evicted. Each run lasts over 40 s
+    // (cool-down), so the run in flight when the kubelet stops cannot finish from its still running
+    // containers before its pod is evicted; the run timeout is long, so the failover seen is the node's
+    // loss (PodLost), not a run that ran out of time (RunTimeout, the other way it fails).
     const yaml = variant('kubelet-lost', (y) =>
       y
         .replace('seed: 1', 'seed: 4')
@@ -181,6 +193,8 @@ void describe('faults on the real node', { skip, timeout: 1_800_000 }, () => {
       inFlight.every((r) => r.phase !== 'Succeeded'),
       `a run finished before the kubelet stopped: ${JSON.stringify(inFlight)}`,
     );
+    const t0 = Date.now();
+    const at = (): string => `${((Date.now() - t0) / 1000).toFixed(1)} s`;
     await kubelet('stop');
     let restarted = false;
     try {
@@ -189,16 +203,35 @@ void describe('faults on the real node', { skip, timeout: 1_800_000 }, () => {
         return n.status !== 'True' ? n : undefined;
       });
       assert.match(notReady.message, /Kubelet stopped posting node status/);
-      const failedOver = await waitFor('a run failing over', 180, async () => {
+      process.stderr.write(`real node: kubelet stopped: node ${notReady.status} after ${at()}\n`);
+      // Tainted, not left alone as the only node of a cluster whose every node is lost would be.
+      await waitFor('the node tainted node.kubernetes.io/unreachable:NoExecute', 60, async () =>
+        (await nodeReady()).taints.includes('node.kubernetes.io/unreachable:NoExecute') ? true : undefined,
+      );
+      const failedOver = await waitFor('a run failing over', 90, async () => {
         const s = await eeStatus('kubelet-lost');
         return (s.runs ?? []).find((r) => r.attempt > 0) !== undefined ? s : undefined;
+      }).catch(async (err: unknown) => {
+        const node = await kubectlOk(['get', 'node', NODE_NAME, '-o', 'jsonpath={.spec.taints}']).catch(String);
+        throw new Error(`${(err as Error).message}; node taints ${node}\n${await diagnosis('kubelet-lost')}`);
       });
       const retried = (failedOver.runs ?? []).filter((r) => r.attempt > 0);
-      process.stderr.write(`real node: with the kubelet stopped: ${JSON.stringify(retried)}\n`);
+      process.stderr.write(`real node: failed over after ${at()}: ${JSON.stringify(retried)}\n`);
       for (const r of retried) assert.match(r.message ?? '', /PodLost.*node lost/, JSON.stringify(r));
-      const running = failedOver.conditions?.find((c) => c.type === 'Running');
-      process.stderr.write(`real node: Running condition while the kubelet is down: ${JSON.stringify(running)}\n`);
       assert.match(await experimentEvents('kubelet-lost'), /RunRetrying.*PodLost/);
+      // Nowhere to fail over to on one node: the condition says the retried run waits for a node, and why.
+      const waiting = await waitFor('the Running condition saying a run waits for a node', 90, async () => {
+        const c = (await eeStatus('kubelet-lost')).conditions?.find((x) => x.type === 'Running');
+        return c?.reason === 'Unschedulable' ? c : undefined;
+      }).catch(async (err: unknown) => {
+        throw new Error(`${(err as Error).message}\n${await diagnosis('kubelet-lost')}`);
+      });
+      process.stderr.write(`real node: after ${at()} with the kubelet down: ${JSON.stringify(waiting)}\n`);
+      assert.equal(waiting.status, 'True');
+      assert.match(
+        waiting.message ?? '',
+        /Waiting for a node: pod \S+ cannot be scheduled: 0\/1 nodes are available: 1 node\(s\) had untolerated taint/,
+      );
       await kubelet('start');
       restarted = true;
     } finally {

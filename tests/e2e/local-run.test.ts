@@ -345,19 +345,6 @@ describe('llem run (local, simulated)', { timeout: 600_000 }, () => {
     assert.equal(existsSync(out), false);
   });
 
-  it('refuses data-parallel replicas in a real local run, naming the field', async () => {
-    const dir = tmp();
-    const manifest = join(dir, 'replicas.yaml');
-    writeFileSync(
-      manifest,
-      readFileSync(SMALL, 'utf8').replace('  policy:', '  placement:\n    replicas: 2\n  policy:'),
-    );
-    const r = await runLlem(['run', manifest, '--out', join(dir, 'out')]);
-    assert.equal(r.code, 2, r.stderr);
-    assert.match(r.stderr, /replicas\.yaml: spec\.placement\.replicas: is 2, but a local run measures one replica/);
-    assert.equal(existsSync(join(dir, 'out')), false);
-  });
-
   it('rejects an invalid manifest with exit code 2 before touching anything', async () => {
     const dir = tmp();
     const manifest = join(dir, 'bad.yaml');

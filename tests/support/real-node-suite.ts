@@ -13,6 +13,7 @@ import {
   kubectlOk,
   nodeDown,
   nodeUp,
+  ownsNode,
   REPO,
   RUN_DIR,
   waitFor,
@@ -39,8 +40,9 @@ export class RealNodeSuite {
     try {
       up = await nodeUp();
     } catch (err) {
-      // A node that failed half way up goes down now, not when the watchdog sees this process end.
-      await nodeDown();
+      // A node this process got half way up goes down now, not when the watchdog sees it end (a node
+      // another test run holds is left alone).
+      if (ownsNode()) await nodeDown();
       throw err;
     }
     this.owned = !up.alreadyUp;
@@ -100,10 +102,40 @@ export interface RunRow {
 }
 
 export async function waitPhase(name: string, phases: string[], seconds: number): Promise<ExperimentStatus> {
-  return waitFor(`${name} ${phases.join('|')}`, seconds, async () => {
-    const s = await eeStatus(name);
-    return phases.includes(s.phase ?? '') ? s : undefined;
-  });
+  try {
+    return await waitFor(`${name} ${phases.join('|')}`, seconds, async () => {
+      const s = await eeStatus(name);
+      return phases.includes(s.phase ?? '') ? s : undefined;
+    });
+  } catch (err) {
+    throw new Error(`${(err as Error).message}\n${await diagnosis(name)}`, { cause: err });
+  }
+}
+
+/** What an experiment that did not get where it should is doing: its runs, its pods' containers, Events. */
+export async function diagnosis(name: string): Promise<string> {
+  const s = await eeStatus(name).catch(() => ({}) as Awaited<ReturnType<typeof eeStatus>>);
+  const pods = await kubectlJson<{
+    items: {
+      metadata: { name: string; deletionTimestamp?: string };
+      spec: { nodeName?: string };
+      status: { phase?: string; reason?: string; initContainerStatuses?: unknown[]; containerStatuses?: unknown[] };
+    }[];
+  }>(['-n', EXP_NS, 'get', 'pods', '-l', `llem.dev/experiment=${name}`]).catch(() => ({ items: [] }));
+  const events = await experimentEvents(name).catch((e: unknown) => String(e));
+  return [
+    `phase ${s.phase ?? '?'}; conditions ${JSON.stringify(s.conditions ?? [])}`,
+    `runs ${JSON.stringify(s.runs ?? [])}`,
+    ...pods.items.map(
+      (p) =>
+        `pod ${p.metadata.name} on ${p.spec.nodeName ?? '(unscheduled)'}` +
+        `${p.metadata.deletionTimestamp !== undefined ? ` deleted at ${p.metadata.deletionTimestamp}` : ''}: ` +
+        JSON.stringify(p.status),
+    ),
+    `events:\n${events}`,
+  ]
+    .join('\n')
+    .slice(0, 12_000);
 }
 
 /** How many runs of each configuration the results artifact includes. */

@@ -3,6 +3,7 @@
 // file brings it up (`up --owner <its PID>`: a watchdog brings it down if the file's process is killed)
 // and down at the end, or leaves alone a node a user started.
 import { execFileSync, spawn } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { join, resolve } from 'node:path';
 
@@ -95,9 +96,12 @@ const K8S_VERSION = execFileSync('bash', ['-c', 'source tests/k8s/versions.env &
 export const BIN_DIR = join(process.env['LLEM_K8S_BIN'] ?? join(CACHE, 'k8s'), K8S_VERSION);
 const KUBECTL = join(BIN_DIR, 'kubectl');
 
-/** Brings down what a crashed node or a killed test run left behind (by their PID files); a live node stays. */
+/**
+ * Brings down what a crashed node or a killed test run left behind (by their PID files), and waits
+ * while another live test run on this machine holds the node (one node per machine).
+ */
 export async function cleanStaleNode(): Promise<void> {
-  await shOk('bash', ['scripts/dev-cluster.sh', 'clean-stale'], { echo: true });
+  await shOk('bash', ['scripts/dev-cluster.sh', 'wait-free'], { echo: true });
 }
 
 /**
@@ -108,6 +112,15 @@ export async function nodeUp(): Promise<{ seconds: number; alreadyUp: boolean }>
   const r = await shOk('bash', ['scripts/dev-cluster.sh', 'up', '--owner', String(process.pid)], { echo: true });
   const alreadyUp = /dev-cluster: already up/.test(r.stderr);
   return { seconds: r.seconds, alreadyUp };
+}
+
+/** Whether the node's owner file names this process (`up --owner` got as far as recording it). */
+export function ownsNode(): boolean {
+  try {
+    return readFileSync(join(RUN_DIR, 'owner'), 'utf8').split(' ')[0] === String(process.pid);
+  } catch {
+    return false;
+  }
 }
 
 export async function nodeDown(): Promise<Result> {

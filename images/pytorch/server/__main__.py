@@ -34,12 +34,16 @@ def build_model(cfg: ServerConfig) -> tuple[Any, Any, dict[str, Any]]:
         runner = FakeRunner(vocab_size=cfg.random.vocab_size, max_model_len=cfg.max_model_len or 4096,
                             step_seconds=cfg.fake_step_seconds)
         return WordTokenizer(cfg.random.vocab_size), runner, {**info, "simulated": True}
-    if cfg.cuda_graphs:
-        from .graph_runner import GraphRunner as Runner
-    else:
-        from .torch_runner import TorchRunner as Runner
+    if cfg.tensor_parallel_size > 1:
+        runner = build_tensor_parallel(cfg)
+    elif cfg.cuda_graphs:
+        from .graph_runner import GraphRunner
 
-    runner = Runner(cfg)
+        runner = GraphRunner(cfg)
+    else:
+        from .torch_runner import TorchRunner
+
+        runner = TorchRunner(cfg)
     import torch
     import transformers
 
@@ -47,8 +51,24 @@ def build_model(cfg: ServerConfig) -> tuple[Any, Any, dict[str, Any]]:
                  "attnImplementation": cfg.attn_implementation, "compile": cfg.compile,
                  "cudaGraphs": cfg.cuda_graphs and runner.device.type == "cuda",
                  "quantization": cfg.quantization, "parameters": runner.parameters,
+                 "tensorParallelSize": cfg.tensor_parallel_size, "rank0Parameters": runner.shard_parameters,
                  "torchVersion": torch.__version__, "transformersVersion": transformers.__version__})
     return runner.tokenizer, runner, info
+
+
+def build_tensor_parallel(cfg: ServerConfig) -> Any:
+    """Rank 0: starts ranks 1..N-1, joins the group, builds its own share; the others follow its broadcasts."""
+    from .tensor_parallel import DistributedRunner, start_rank0
+    from .torch_runner import TorchRunner
+
+    device, procs = start_rank0(cfg, list(cfg.argv))
+    try:
+        runner = TorchRunner(cfg, device=device)
+    except Exception:
+        for p in procs:
+            p.kill()
+        raise
+    return DistributedRunner(runner, procs)
 
 
 class Server:
@@ -102,6 +122,10 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, stream=sys.stderr,
                         format="%(asctime)s %(levelname)s %(name)s %(message)s")
     cfg = parse_config(argv)
+    if cfg.tp_rank > 0:
+        from .tensor_parallel import main_rank
+
+        return main_rank(cfg)
     try:
         return asyncio.run(Server(cfg).run())
     except Exception:

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import argparse
-from dataclasses import dataclass, field
+import sys
+from dataclasses import dataclass, field, replace
 
 from .model_kwargs import BNB_KEYS, ModelKwargsError, parse_model_kwargs
 
@@ -54,6 +55,15 @@ class ServerConfig:
     fake_step_seconds: float = 0.002
     # --model-kwargs: extra from_pretrained options from the allow-list in model_kwargs.py.
     model_kwargs: dict = field(default_factory=dict)
+    # Tensor parallelism (tensor_parallel.py): ranks, this process's rank, the group's rendezvous address.
+    tensor_parallel_size: int = 1
+    tp_rank: int = 0
+    tp_init_method: str | None = None
+    # The command line as given: rank 0 starts the other ranks with it.
+    argv: tuple[str, ...] = ()
+
+    def with_tp(self, rank: int, init_method: str) -> "ServerConfig":
+        return replace(self, tp_rank=rank, tp_init_method=init_method)
 
     @property
     def name(self) -> str:
@@ -101,6 +111,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=8000)
     p.add_argument("--fake-step-seconds", type=float, default=0.002)
+    p.add_argument("--tensor-parallel-size", type=_positive_int, default=1,
+                   help="shard the model over this many GPUs (one process each, torch.distributed: NCCL on GPUs, "
+                        "gloo on CPU); rank 0 serves HTTP")
+    p.add_argument("--tp-rank", type=int, default=0, help=argparse.SUPPRESS)
+    p.add_argument("--tp-init-method", default=None, help=argparse.SUPPRESS)
     p.add_argument("--model-kwargs", default=None,
                    help="JSON object of extra from_pretrained options (allow-list: trust_remote_code, code_revision, "
                         "low_cpu_mem_usage, use_safetensors, subfolder, rope_scaling, bnb_4bit_quant_type, "
@@ -121,6 +136,23 @@ def parse_config(argv: list[str] | None = None) -> ServerConfig:
         parser.error("--random-heads must be a multiple of --random-kv-heads")
     if a.source == "random" and a.random_hidden_size % a.random_heads != 0:
         parser.error("--random-hidden-size must be a multiple of --random-heads")
+    if a.tensor_parallel_size > 1:
+        eager_only = [f for f, on in (("--cuda-graphs", a.cuda_graphs), ("--compile", a.compile),
+                                      ("--quantization " + a.quantization, a.quantization != "none"),
+                                      ("--source fake", a.source == "fake")) if on]
+        if eager_only:
+            parser.error(f"--tensor-parallel-size {a.tensor_parallel_size} runs a torch model eager and unquantised; "
+                         f"drop {', '.join(eager_only)}")
+        if a.source == "random":
+            for name, value in (("--random-heads", a.random_heads), ("--random-kv-heads", a.random_kv_heads),
+                                ("--random-intermediate-size", a.random_intermediate_size)):
+                if value % a.tensor_parallel_size != 0:
+                    parser.error(f"--tensor-parallel-size {a.tensor_parallel_size} must divide {name} ({value})")
+    if a.tensor_parallel_size > 1 and a.device not in ("auto", "cuda", "cpu"):
+        parser.error(f"--device {a.device} names one device; with --tensor-parallel-size use auto, cuda or cpu "
+                     "(rank r runs on the r-th visible GPU)")
+    if not 0 <= a.tp_rank < a.tensor_parallel_size:
+        parser.error(f"--tp-rank must be in [0, {a.tensor_parallel_size})")
     try:
         model_kwargs = parse_model_kwargs(a.model_kwargs)
     except ModelKwargsError as err:
@@ -138,4 +170,6 @@ def parse_config(argv: list[str] | None = None) -> ServerConfig:
         batch_wait_ms=a.batch_wait_ms, attn_implementation=a.attn_implementation, compile=a.compile,
         cuda_graphs=a.cuda_graphs, quantization=a.quantization, max_model_len=a.max_model_len, host=a.host, port=a.port,
         fake_step_seconds=a.fake_step_seconds, model_kwargs=model_kwargs,
+        tensor_parallel_size=a.tensor_parallel_size, tp_rank=a.tp_rank, tp_init_method=a.tp_init_method,
+        argv=tuple(argv if argv is not None else sys.argv[1:]),
     )

@@ -85,9 +85,10 @@ def _left_pad(t: torch.Tensor, width: int, dim: int) -> torch.Tensor:
 
 
 class TorchRunner:
-    def __init__(self, cfg: ServerConfig) -> None:
+    def __init__(self, cfg: ServerConfig, device: str | None = None) -> None:
         self.cfg = cfg
-        self.device = resolve_device(cfg.device)
+        # A tensor-parallel rank is given its own device (tensor_parallel.rank_device).
+        self.device = resolve_device(device or cfg.device)
         self.dtype = resolve_dtype(cfg.dtype, self.device, cfg.source)
         torch.manual_seed(cfg.seed)
         self._generator = torch.Generator(device=self.device).manual_seed(cfg.seed)
@@ -98,12 +99,19 @@ class TorchRunner:
         started = time.monotonic()
         self.model, self.tokenizer = self._load()
         self.model.eval()
+        # The whole model's size, also on a tensor-parallel rank that keeps only its share.
+        self.parameters = sum(p.numel() for p in self.model.parameters())
+        if cfg.tensor_parallel_size > 1:
+            from .tensor_parallel import shard_model
+
+            shard_model(self.model, cfg.tp_rank, cfg.tensor_parallel_size)
+        # What this process holds: a rank's share under tensor parallelism, else the whole model.
+        self.shard_parameters = sum(p.numel() for p in self.model.parameters())
         if cfg.compile:
             self.model.forward = torch.compile(self.model.forward, dynamic=True)
         self._record_load_memory(time.monotonic() - started)
         conf = self.model.config
         self.max_model_len = cfg.max_model_len or int(getattr(conf, "max_position_embeddings", 0) or 4096)
-        self.parameters = sum(p.numel() for p in self.model.parameters())
         self._cache: Any = None
         self._mask: torch.Tensor | None = None
         self._lengths: list[int] = []
@@ -116,7 +124,10 @@ class TorchRunner:
         if cfg.source == "random":
             conf = self._random_config()
             if "rope_scaling" in cfg.model_kwargs:
-                conf.rope_scaling = dict(cfg.model_kwargs["rope_scaling"])
+                rope = dict(cfg.model_kwargs["rope_scaling"])
+                # transformers 5 keeps rope_theta in the same dict (rope_parameters): merge, never drop it.
+                now = getattr(conf, "rope_parameters", None)
+                conf.rope_scaling = {**now, **rope} if isinstance(now, dict) else rope
             if cfg.quantization != "none":
                 return self._load_random_quantized(conf, common), WordTokenizer(cfg.random.vocab_size)
             with torch.device(self.device):

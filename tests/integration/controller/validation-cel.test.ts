@@ -15,7 +15,7 @@ const REFUSED: [string, string, RegExp][] = [
   [
     'pytorch-two-gpus',
     '  model: { name: org/m, source: { random: {} } }\n  backends: [{ type: pytorch }]\n  placement: { gpusPerRun: 2 }\n',
-    /pytorch backend serves from one GPU/,
+    /pytorch backend serves from exactly pytorch.tensorParallelSize GPUs/,
   ],
   [
     'trt-random',
@@ -31,6 +31,10 @@ const REFUSED: [string, string, RegExp][] = [
 
 const ACCEPTED: [string, string][] = [
   ['pytorch-one-gpu', '  model: { name: org/m, source: { random: {} } }\n  backends: [{ type: pytorch }]\n'],
+  [
+    'pytorch-tensor-parallel-two-gpus',
+    '  model: { name: org/m, source: { random: {} } }\n  backends: [{ type: pytorch, pytorch: { tensorParallelSize: 2 } }]\n  placement: { gpusPerRun: 2 }\n',
+  ],
   [
     'trt-hf',
     '  model: { name: org/m, source: { huggingFace: {} } }\n  backends: [{ type: tensorrt, tensorrt: { tensorParallelSize: 2 } }]\n  placement: { gpusPerRun: 2 }\n',

@@ -28,7 +28,7 @@ void test('CUDA_VISIBLE_DEVICES=3 makes llem run use GPU 3 by UUID, for the back
 });
 
 void test('fewer visible GPUs than gpusPerRun is refused up front, naming the field and the variables', async () => {
-  // vLLM: the pytorch backend serves from one GPU, so only a tensor-parallel backend may ask for two.
+  // vLLM: a pytorch backend asking for two GPUs would also need pytorch.tensorParallelSize: 2.
   const twoGpus = (y: string): string =>
     y
       .replace(/^spec:\n/m, 'spec:\n  placement:\n    gpusPerRun: 2\n')
@@ -108,7 +108,7 @@ void test('the local pool keeps one server resident: a different server stops th
   });
   try {
     const first = await pool.ensure(a);
-    assert.equal(await pool.ensure(a), first, 'consecutive runs of one server reuse it');
+    assert.equal((await pool.ensure(a))[0], first[0], 'consecutive runs of one server reuse it');
     await pool.ensure(b);
     const started = readFileSync(log, 'utf8')
       .trim()
@@ -122,6 +122,86 @@ void test('the local pool keeps one server resident: a different server stops th
     assert.throws(() => process.kill(started[0]?.pid ?? 0, 0), 'the first server was stopped');
     assert.deepEqual(events, ['released with 0 resident']);
     assert.equal(pool.resident, 1);
+  } finally {
+    await pool.stopAll();
+  }
+});
+
+/** The quickstart with placement lines added (and pytorch tensor parallel when gpusPerRun > 1). */
+const placed =
+  (lines: string, tp = 1) =>
+  (y: string) =>
+    y
+      .replace(/^spec:\n/m, `spec:\n  placement:\n${lines}`)
+      .replace(
+        /- type: pytorch\n {6}pytorch:\n/m,
+        `- type: pytorch\n      pytorch:\n        tensorParallelSize: ${tp}\n`,
+      );
+
+void test('fewer visible GPUs than replicas x gpusPerRun is refused naming placement.replicas, with the count', async () => {
+  const loaded = await manifest(placed('    replicas: 3\n    gpusPerRun: 2\n', 2), 'rep3x2.yaml');
+  assert.throws(
+    () => resolveLocalGpus(loaded, {}, fakeNvml4()),
+    (e: unknown) =>
+      e instanceof InvalidInputError &&
+      e.exitCode === 2 &&
+      /spec\.placement\.replicas: is 3 with gpusPerRun 2: .* needs 6 GPUs, but 4 are visible/.test(e.message),
+  );
+  const two = await manifest(placed('    replicas: 2\n'), 'rep2.yaml');
+  assert.throws(
+    () => resolveLocalGpus(two, { CUDA_VISIBLE_DEVICES: '1' }, fakeNvml4()),
+    /spec\.placement\.replicas: is 2 with gpusPerRun 1: .* needs 2 GPUs, but 1 is visible .*CUDA_VISIBLE_DEVICES=1/,
+  );
+  const fits = await manifest(placed('    replicas: 2\n    gpusPerRun: 2\n', 2), 'rep2x2.yaml');
+  assert.deepEqual(resolveLocalGpus(fits, { CUDA_VISIBLE_DEVICES: '3,2,1,0' }, fakeNvml4()).entries, [
+    'GPU-3333-0000',
+    'GPU-2222-0000',
+    'GPU-1111-0000',
+    'GPU-0000-0000',
+  ]);
+});
+
+void test('each replica gets its own server started on exactly its GPUs by UUID, the same ones its agent reads', async () => {
+  const loaded = await manifest(placed('    replicas: 2\n    gpusPerRun: 2\n', 2), 'pool-replicas.yaml');
+  const c = loaded.matrix.configurations[0];
+  assert.ok(c !== undefined && c.replicas === 2 && c.gpusPerRun === 2);
+  const script = join(dir, 'server-replicas.cjs');
+  const log = join(dir, 'servers-replicas.jsonl');
+  writeFileSync(script, SERVER);
+  writeFileSync(log, '');
+  const entries = ['GPU-3333-0000', 'GPU-2222-0000', 'GPU-1111-0000', 'GPU-0000-0000'];
+  const pool = new BackendPool({
+    simulate: false,
+    serverCommand: [process.execPath, script, '{port}', log],
+    scratchDir: dir,
+    ledgerFile: join(dir, 'ledger-replicas.json'),
+    logger: rootLogger,
+    signal: new AbortController().signal,
+    gpuEntries: entries,
+  });
+  try {
+    const backends = await pool.ensure(c);
+    assert.deepEqual(
+      backends.map((b) => [b.replica, b.cudaVisibleDevices]),
+      [
+        [0, 'GPU-3333-0000,GPU-2222-0000'],
+        [1, 'GPU-1111-0000,GPU-0000-0000'],
+      ],
+    );
+    assert.deepEqual(replicaGpus(entries, 1, 2), ['GPU-1111-0000', 'GPU-0000-0000']);
+    assert.notEqual(backends[0]?.baseUrl, backends[1]?.baseUrl, 'two servers, two ports');
+    const started = readFileSync(log, 'utf8')
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l) as { pid: number; cuda: string | null });
+    assert.deepEqual(started.map((s) => s.cuda).sort(), ['GPU-1111-0000,GPU-0000-0000', 'GPU-3333-0000,GPU-2222-0000']);
+    assert.equal(new Set(started.map((s) => s.pid)).size, 2);
+    const again = await pool.ensure(c);
+    assert.deepEqual(
+      again.map((b) => b.baseUrl),
+      backends.map((b) => b.baseUrl),
+      'the next run of the same configuration reuses both servers',
+    );
   } finally {
     await pool.stopAll();
   }

@@ -5,7 +5,11 @@ import assert from 'node:assert/strict';
 import net from 'node:net';
 import type { AddressInfo } from 'node:net';
 import { test } from 'node:test';
+import { Worker } from 'node:worker_threads';
 import { Http1Pool } from '../../../agent/load/http1.ts';
+
+/** Reads ready in one poll whose parse takes ~1 ms each. */
+const BATCH = 48;
 
 interface RawServer {
   url: URL;
@@ -226,4 +230,65 @@ void test('every read of one poll is timed before any of them is parsed, so a sl
   assert.equal(arrivals.length, 2);
   const gap = Math.abs((arrivals[1] as number) - (arrivals[0] as number));
   assert.ok(gap < 10, `the second read was timed ${gap.toFixed(1)} ms after the first (its parse took 30 ms)`);
+});
+
+void test('a read that arrives while earlier reads are still being parsed is timed when it arrives, not after them all', async (t) => {
+  // The server runs on its own thread, so it writes while the client's loop is busy parsing. It
+  // answers the batch at once, says so through `written`, and answers /late 3 ms later.
+  const written = new Int32Array(new SharedArrayBuffer(4));
+  const worker = new Worker(
+    `const net = require('node:net');
+    const { parentPort, workerData } = require('node:worker_threads');
+    const batch = [];
+    let late = null;
+    const response = Buffer.from('HTTP/1.1 200 OK\\r\\ncontent-length: 2\\r\\n\\r\\nok');
+    const server = net.createServer((s) => s.on('data', (b) => {
+      for (const head of b.toString('latin1').split('\\r\\n\\r\\n').slice(0, -1)) {
+        if (head.startsWith('GET /warm')) s.write(response);
+        else if (head.startsWith('GET /late')) late = s;
+        else batch.push(s);
+      }
+      if (late === null || batch.length < ${BATCH}) return;
+      for (const w of batch) w.write(response);
+      Atomics.store(workerData, 0, 1);
+      Atomics.notify(workerData, 0);
+      setTimeout(() => late.write(response), 3);
+    }));
+    server.listen(0, '127.0.0.1', () => parentPort.postMessage(server.address().port));`,
+    { eval: true, workerData: written },
+  );
+  t.after(() => worker.terminate());
+  const port = await new Promise<number>((r) => worker.once('message', r));
+  const pool = new Http1Pool(new URL(`http://127.0.0.1:${port}`));
+  let lastBatchParsedMs = 0;
+  let lateArrivedMs = 0;
+  const one = (path: string, onBody: (at: number) => void): Promise<void> =>
+    new Promise((resolve) => {
+      pool.request(`GET ${path} HTTP/1.1\r\nhost: x\r\n\r\n`, '', {
+        onHead: () => undefined,
+        onBody: (_b, at) => onBody(at),
+        onEnd: resolve,
+        onError: () => resolve(),
+      });
+    });
+  const parseBatchChunk = (): void => {
+    const end = performance.now() + 1; // 1 ms of parsing per chunk: the batch takes ~BATCH ms
+    while (performance.now() < end) {
+      // spin
+    }
+    lastBatchParsedMs = performance.now();
+  };
+  // Connected first, so the requests below are written at once.
+  await Promise.all(Array.from({ length: BATCH + 1 }, () => one('/warm', () => undefined)));
+  const done = Promise.all([
+    ...Array.from({ length: BATCH }, () => one('/b', parseBatchChunk)),
+    one('/late', (at) => void (lateArrivedMs = at)),
+  ]);
+  // Hold the loop until the whole batch is written: the next poll finds every one of its reads ready.
+  Atomics.wait(written, 0, 0, 5000);
+  await done;
+  pool.close();
+  assert.equal(Atomics.load(written, 0), 1, 'the server wrote the batch');
+  const early = lastBatchParsedMs - lateArrivedMs;
+  assert.ok(early > 0, `the late read was timed ${(-early).toFixed(1)} ms after the batch's parse ended`);
 });

@@ -125,3 +125,55 @@ void test('an engine step over many streams lets the event loop through, so requ
   assert.equal(written, 800, 'every stream got all its tokens');
   assert.ok(mostPerTurn <= STEP_SLICE, `${mostPerTurn} tokens written in one turn of the loop (a step: 200)`);
 });
+
+void test("engine steps start one ITL apart however long their writes take, so the mock's rate holds with many streams", async () => {
+  const engine = new MockEngine({ ttft: { meanMs: 1 }, itl: { meanMs: 30 }, maxBatch: 1000, seed: 1 });
+  const STREAMS = 40;
+  const stepStarts: number[] = [];
+  const stepEnds: number[] = [];
+  const spin = (ms: number): void => {
+    const end = performance.now() + ms;
+    while (performance.now() < end) {
+      // a slow socket write
+    }
+  };
+  for (let i = 0; i < STREAMS; i++) {
+    engine.submit({
+      tokensLeft: 12,
+      emitted: 0,
+      token: (index) => {
+        // Steps write the streams in order: the first stream's token starts one, the last's ends it.
+        if (i === 0 && index > 0) stepStarts.push(performance.now());
+        spin(0.45); // 40 streams x 0.45 ms: every step takes ~18 ms to write
+        if (i === STREAMS - 1 && index > 0) stepEnds.push(performance.now());
+        return true;
+      },
+      finish: () => undefined,
+    });
+  }
+  while (stepStarts.length < 11) await new Promise((r) => setTimeout(r, 5));
+  engine.stop();
+  // From the end of one step's writes to the next step's start. Timed from the end of the writes (the
+  // old rule) that wait is a whole ITL, never less; timed from the step's start it is ITL - ~18 ms,
+  // plus however late the timer fires on a busy machine (so the least of ten is taken).
+  const waits = stepStarts.slice(1).map((t, i) => t - (stepEnds[i] as number));
+  const periods = stepStarts.slice(1).map((t, i) => t - (stepStarts[i] as number));
+  assert.ok(Math.min(...waits) < 27, `waits after a step's writes: ${waits.map((w) => w.toFixed(1)).join(', ')} ms`);
+  assert.ok(Math.min(...periods) >= 29, `step periods ${periods.map((p) => p.toFixed(1)).join(', ')} ms (ITL 30)`);
+});
+
+void test("the mock's first chunk gives the client the server's own stamps, on the client's wall clock", async (t) => {
+  const s = await startMockServer({ ttft: { meanMs: 30 }, itl: { meanMs: 5 } });
+  t.after(() => s.close());
+  const client = new StreamingClient({ baseUrl: s.url, timeoutMs: 5000 });
+  const r = await client.send(req);
+  client.close();
+  const stamps = r.serverStamps;
+  assert.ok(stamps !== undefined, 'the result carries the server stamps');
+  assert.equal(stamps.firstTokenMs - stamps.receivedMs, r.serverTtftMs);
+  // Same process here, so one clock: received after the send, first token written before it was read.
+  const sentWallMs = performance.timeOrigin + r.startMs;
+  assert.ok(stamps.receivedMs >= sentWallMs, 'received after sent');
+  assert.ok(stamps.firstTokenMs <= sentWallMs + (r.ttftMs ?? 0), 'written before read');
+  assert.ok(stamps.firstTokenMs - stamps.receivedMs >= 29, `server TTFT ${r.serverTtftMs} ms (configured 30)`);
+});

@@ -295,8 +295,21 @@ void test('pytorch model sources: hub id with revision, PVC path, and PYTHONPATH
   assert.equal(local.env['HF_HUB_OFFLINE'], '1');
 });
 
-void test('pytorch refuses more than one GPU per run', () => {
-  assert.throws(() => line({ type: 'pytorch' }, random1b, ctx), /serves from one GPU/);
+void test('pytorch tensorParallelSize 2 on two GPUs renders --tensor-parallel-size 2; 1 renders no flag', () => {
+  const two: LaunchContext = { ...ctx, gpusPerRun: 2 };
+  assert.match(
+    line({ type: 'pytorch', pytorch: { tensorParallelSize: 2 } }, random1b, two),
+    / --tensor-parallel-size 2 /,
+  );
+  assert.doesNotMatch(line({ type: 'pytorch' }, random1b, one), /tensor-parallel/);
+  assert.throws(
+    () => line({ type: 'pytorch', pytorch: { tensorParallelSize: 4 } }, random1b, two),
+    (e: unknown) => e instanceof InvalidInputError && /pytorch\.tensorParallelSize: .*gpusPerRun is 2/.test(e.message),
+  );
+});
+
+void test('pytorch refuses more GPUs per run than its tensorParallelSize', () => {
+  assert.throws(() => line({ type: 'pytorch' }, random1b, ctx), /spec\.placement\.gpusPerRun.*tensorParallelSize 1/);
 });
 
 void test('every backend reports a readiness endpoint and a client URL that reaches a wildcard bind', () => {

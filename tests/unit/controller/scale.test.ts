@@ -86,7 +86,7 @@ void test('a finished experiment releases its feed and later reconciles neither 
   }
 });
 
-void test('pytorch with gpusPerRun 2 is refused as an invalid spec naming the field, and no pod is built', async () => {
+void test('pytorch with gpusPerRun 2 and tensorParallelSize 1 is refused as an invalid spec naming the field, and no pod is built', async () => {
   const h = await controllerUnderTest();
   h.experiments.put(experimentWith(spec(1, 1, { placement: { gpusPerRun: 2 } })));
   try {
@@ -95,7 +95,7 @@ void test('pytorch with gpusPerRun 2 is refused as an invalid spec naming the fi
     assert.equal(status.phase, 'Invalid');
     assert.match(
       status.conditions.find((c) => c.type === 'Validated')?.message ?? '',
-      /spec\.placement\.gpusPerRun: the pytorch backend serves from one GPU/,
+      /spec\.placement\.gpusPerRun: the pytorch backend serves from exactly pytorch\.tensorParallelSize GPUs/,
     );
     assert.equal(h.pods.list().length, 0);
   } finally {

@@ -17,7 +17,30 @@ const REFUSED: [string, Record<string, unknown>, RegExp][] = [
   [
     'pytorch on two GPUs',
     { model: RANDOM, backends: [{ type: 'pytorch' }], placement: { gpusPerRun: 2 } },
-    /^spec\.placement\.gpusPerRun: the pytorch backend serves from one GPU/,
+    /^spec\.placement\.gpusPerRun: the pytorch backend serves from exactly pytorch\.tensorParallelSize GPUs/,
+  ],
+  [
+    'pytorch tensor parallel over more GPUs than the run has',
+    { model: RANDOM, backends: [{ type: 'pytorch', pytorch: { tensorParallelSize: 2 } }] },
+    /pytorch\.tensorParallelSize: tensorParallelSize \(2\) needs 2 GPUs but placement\.gpusPerRun is 1/,
+  ],
+  [
+    'pytorch tensor parallel with CUDA graphs',
+    {
+      model: RANDOM,
+      backends: [{ type: 'pytorch', pytorch: { tensorParallelSize: 2, cudaGraphs: true } }],
+      placement: { gpusPerRun: 2 },
+    },
+    /pytorch\.cudaGraphs: tensorParallelSize 2 runs the model eager and unquantised/,
+  ],
+  [
+    'pytorch tensor parallel that does not divide the heads',
+    {
+      model: { ...RANDOM, source: { random: { numHeads: 6, numKvHeads: 3, hiddenSize: 384 } } },
+      backends: [{ type: 'pytorch', pytorch: { tensorParallelSize: 2 } }],
+      placement: { gpusPerRun: 2 },
+    },
+    /pytorch\.tensorParallelSize: tensorParallelSize \(2\) must divide the model's numKvHeads \(3\)/,
   ],
   [
     'tensorrt with random weights',
@@ -64,6 +87,8 @@ function combinations(): Record<string, unknown>[] {
   const backends = [
     { type: 'pytorch' },
     { type: 'pytorch', pytorch: { cudaGraphs: true } },
+    { type: 'pytorch', pytorch: { tensorParallelSize: 2 } },
+    { type: 'pytorch', pytorch: { tensorParallelSize: 2, cudaGraphs: true } },
     { type: 'vllm' },
     { type: 'vllm', vllm: { tensorParallelSize: 2 } },
     { type: 'tensorrt' },
@@ -112,7 +137,7 @@ void test("the CRD carries the renderers' refusals as CEL rules, so kubectl appl
     await readFile(new URL('../../../crds/llem.dev_energyexperiments.yaml', import.meta.url), 'utf8'),
   ) as unknown;
   const text = JSON.stringify(crd);
-  assert.match(text, /the pytorch backend serves from one GPU/);
+  assert.match(text, /the pytorch backend serves from exactly pytorch\.tensorParallelSize GPUs/);
   assert.match(text, /trtllm-serve cannot load random weights/);
   assert.match(text, /trtllm-serve has no revision option/);
 });

@@ -14,6 +14,7 @@ const config = {
   backend: { type: 'vllm', name: 'vllm' },
   model: { name: 'mock-model' },
   gpusPerRun: 1,
+  replicas: 1,
 } as unknown as Configuration;
 
 void test('the simulated server is its own process and answers with the latencies given in mockArgs', async () => {
@@ -27,7 +28,8 @@ void test('the simulated server is its own process and answers with the latencie
     signal: new AbortController().signal,
   });
   try {
-    const backend = await pool.ensure(config);
+    const [backend, ...others] = await pool.ensure(config);
+    assert.ok(backend !== undefined && others.length === 0, 'one server for one replica');
     assert.equal(backend.simulated, true);
     assert.match(backend.description, /own process/);
     const stats = (await (await fetch(`${backend.baseUrl}/llem/stats`)).json()) as { pid: number; simulated: boolean };
