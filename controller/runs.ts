@@ -24,14 +24,19 @@ export interface RunInputs {
   judge: RunJudge;
   /** Runs the table says are Running but that this process has not seen a pod of yet (after a restart). */
   resumed: ReadonlySet<string>;
+  /**
+   * The stream has been read up to where it was when the feed loaded (default true). Until then a
+   * resumed run without pods is not judged: its pods may be gone because it finished.
+   */
+  streamCaughtUp?: boolean;
   policy: PolicySpec;
   replicas: number;
   parallelism: number;
   now: Date;
   /** Base of the retry backoff (doubles per attempt, capped at 5 minutes). */
   retryBaseMs: number;
-  /** Pods created moments ago that the cache may not show yet (name -> created ms). */
-  expected: ReadonlySet<string>;
+  /** Pods created that the cache may not show yet (expectations.ts): they count as existing. */
+  expected: { has(name: string): boolean };
   podName: (runId: string, attempt: number, replica: number) => string;
   /**
    * At most this many runs started per pass (default: no cap beyond parallelism): a pass then costs a
@@ -243,6 +248,7 @@ function stepRunning(prev: RunSummary, planned: PlannedRun, inputs: RunInputs, o
   const broken = attemptBroken(prev, verdict, pods, inputs);
   if (broken !== undefined) return fail(prev, inputs, broken, out);
   const missing = missingReplicas(prev, pods, inputs);
+  if (awaitingStream(prev, missing, inputs)) return prev;
   // After a restart, a Running run with no pod and no data for its attempt was recorded (write-ahead)
   // but its pods never got created: create them now, same attempt, nothing of it exists anywhere.
   if (missing.length === inputs.replicas && verdict === null && inputs.resumed.has(prev.id)) {
@@ -258,6 +264,11 @@ function stepRunning(prev: RunSummary, planned: PlannedRun, inputs: RunInputs, o
   if (verdict !== null && verdict.readyReplicas >= inputs.replicas)
     out.signal.push({ runId: prev.id, attempt: prev.attempt });
   return prev;
+}
+
+/** A resumed run without its pods, while the stream is still being read (its data may finish it). */
+function awaitingStream(prev: RunSummary, missing: number[], inputs: RunInputs): boolean {
+  return missing.length > 0 && inputs.resumed.has(prev.id) && inputs.streamCaughtUp === false;
 }
 
 function timedOut(inputs: RunInputs, pods: V1Pod[] = []): PodFailure {
@@ -354,10 +365,10 @@ export function stepRuns(inputs: RunInputs): RunPlanOutput {
     signal: [],
     requeueAfterMs: undefined,
   };
-  const byId = new Map(inputs.previous.map((r) => [r.id, r]));
+  const previousOf = previousLookup(inputs);
   const suspended = inputs.policy.suspend;
-  const stepped = inputs.planned.map((run) => {
-    const prev = adoptNewerAttempt(byId.get(run.id) ?? initial(run), inputs);
+  const stepped = inputs.planned.map((run, i) => {
+    const prev = adoptNewerAttempt(previousOf(run, i) ?? initial(run), inputs);
     if (prev.phase === 'Succeeded' || prev.phase === 'Failed' || prev.phase === 'Skipped') return prev;
     const v = inputs.judge.verdict(prev.id);
     // An attempt given up on (timeout, suspend) whose complete data arrived after all: it counts, and
@@ -392,6 +403,18 @@ export function stepRuns(inputs: RunInputs): RunPlanOutput {
   out.runs = stepped;
   releaseFinishedPods(inputs, stepped, out);
   return out;
+}
+
+/**
+ * The previous summary of each planned run: the run table keeps plan order, so by position (no map of
+ * 20,000 runs built per pass); by id when the orders differ (an older controller's status.runs).
+ */
+function previousLookup(inputs: RunInputs): (run: PlannedRun, i: number) => RunSummary | undefined {
+  const prev = inputs.previous;
+  const aligned = prev.length === inputs.planned.length && inputs.planned.every((r, i) => prev[i]?.id === r.id);
+  if (aligned) return (_run, i) => prev[i];
+  const byId = new Map(prev.map((r) => [r.id, r]));
+  return (run) => byId.get(run.id);
 }
 
 const labelsOfPlan = new WeakMap<PlannedRun[], Map<string, number>>();
