@@ -5,7 +5,7 @@ import { Controller } from '../controller/index.ts';
 import { openNatsBus } from '../lib/bus/index.ts';
 import { rootLogger } from '../lib/log.ts';
 import { KubeConfig } from '@kubernetes/client-node';
-import { getHeapStatistics } from 'node:v8';
+import { getHeapStatistics, writeHeapSnapshot } from 'node:v8';
 
 interface Args {
   kubeconfig: string;
@@ -40,8 +40,15 @@ const controller = new Controller({
 });
 await controller.start();
 
-process.on('message', (m: { cmd: string }) => {
-  if (m.cmd === 'take') {
+process.on('message', (m: { cmd: string; path?: string }) => {
+  if (m.cmd === 'heap-snapshot') {
+    // What is still held (bench --heap-snapshot DIR): the heap written after a full collection.
+    process.send?.({
+      path: writeHeapSnapshot(m.path),
+      feeds: controller.activeFeeds(),
+      rssBytes: process.memoryUsage().rss,
+    });
+  } else if (m.cmd === 'take') {
     process.send?.({ durations, queued, errors, feeds: controller.activeFeeds(), rssBytes: process.memoryUsage().rss });
     durations = [];
     queued = [];

@@ -34,6 +34,8 @@ const { values } = parseArgs({
     'big-parallelism': { type: 'string', default: '200' },
     /** Writes a V8 CPU profile of the controller process into this directory (chrome://inspect, speedscope). */
     'cpu-prof': { type: 'string' },
+    /** Writes heap snapshots of the controller process (started, after the big experiment's release) here. */
+    'heap-snapshot': { type: 'string' },
   },
 });
 const EXPERIMENTS = Number(values.experiments);
@@ -99,11 +101,18 @@ interface Taken {
   arrayBuffersBytes?: number;
 }
 
-function ask(child: ChildProcess, cmd: string): Promise<Taken> {
+function ask(child: ChildProcess, cmd: string, path?: string): Promise<Taken> {
   return new Promise((resolve) => {
     child.once('message', (m) => resolve(m as Taken));
-    child.send({ cmd });
+    child.send({ cmd, ...(path !== undefined ? { path } : {}) });
   });
+}
+
+async function heapSnapshot(child: ChildProcess, name: string): Promise<void> {
+  const dir = values['heap-snapshot'];
+  if (dir === undefined) return;
+  await ask(child, 'heap-snapshot', join(dir, `${name}.heapsnapshot`));
+  console.log(`heap snapshot: ${join(dir, `${name}.heapsnapshot`)}`);
 }
 
 type Items = { items: { metadata: { name: string }; status?: unknown }[] };
@@ -111,14 +120,29 @@ type Items = { items: { metadata: { name: string }; status?: unknown }[] };
 async function waitFinished(kube: KubeCluster, names: Set<string>, deadlineMs: number): Promise<number> {
   const api = kube.kubeConfig().makeApiClient(CustomObjectsApi);
   let finished = 0;
+  let lastReportMs = Date.now();
   while (Date.now() < deadlineMs) {
     await new Promise((r) => setTimeout(r, 2000));
-    const list = (await api.listNamespacedCustomObject({
-      group: 'llem.dev',
-      version: 'v1alpha1',
-      plural: 'energyexperiments',
-      namespace: NS,
-    })) as Items;
+    let list: Items;
+    try {
+      list = (await api.listNamespacedCustomObject({
+        group: 'llem.dev',
+        version: 'v1alpha1',
+        plural: 'energyexperiments',
+        namespace: NS,
+      })) as Items;
+    } catch (err) {
+      // A loaded API server answers 504 now and then: the bench's own poll, not the controller's.
+      console.log(`poll failed (${err instanceof Error ? err.message.split('\n')[0] : String(err)}); polling again`);
+      continue;
+    }
+    if (Date.now() - lastReportMs > 60_000 && names.size === 1) {
+      // A long phase says how far it got (runs succeeded / total, runs failed and why) once a minute.
+      lastReportMs = Date.now();
+      const s = EnergyExperimentStatusSchema.parse(list.items.find((e) => names.has(e.metadata.name))?.status ?? {});
+      const why = s.runs.find((r) => r.phase === 'Failed')?.message?.slice(0, 120) ?? '';
+      console.log(`progress: ${s.progress?.summary ?? '?'} failed=${s.progress?.failed ?? 0} ${why}`);
+    }
     finished = list.items.filter(
       (e) =>
         names.has(e.metadata.name) &&
@@ -151,7 +175,8 @@ async function main(): Promise<void> {
     await kube.kubectlOk(['create', 'namespace', NS]);
     // Baseline: one no-op status patch per experiment, same concurrency as the controller's workers.
     const docs = Array.from({ length: EXPERIMENTS }, (_, i) => manyManifest(i)).join('---\n');
-    await kube.kubectlOk(['apply', '-f', '-'], { input: docs });
+    // --experiments 0 runs the big phase alone.
+    if (EXPERIMENTS > 0) await kube.kubectlOk(['apply', '-f', '-'], { input: docs });
     const names = Array.from({ length: EXPERIMENTS }, (_, i) => `exp-${i}`);
     const writer = new ClientNodeWriter(kube.kubeConfig());
     const b0 = performance.now();
@@ -194,6 +219,7 @@ async function main(): Promise<void> {
     child.once('exit', () => void rm(bundleDir, { recursive: true, force: true }));
     await new Promise((r) => child?.once('message', r));
     const idle = await ask(child, 'rss');
+    await heapSnapshot(child, 'started');
     console.log(
       `controller started: rss ${(idle.rssBytes / 1e6).toFixed(1)} MB, heap ${((idle.heapUsedBytes ?? 0) / 1e6).toFixed(1)} MB`,
     );
@@ -225,6 +251,7 @@ async function main(): Promise<void> {
       if (!falling && waited >= 15_000) break;
     }
     const collected = await ask(child, 'rss-gc');
+    await heapSnapshot(child, 'released');
     console.log(
       `big: ${status.progress?.summary ?? '?'} runs (${status.phase ?? '?'}) in ${bigS.toFixed(1)} s; ${summary(big)}; status ${statusBytes} bytes; feeds in memory ${mem.feeds}; rss ${(mem.rssBytes / 1e6).toFixed(1)} MB, heap ${((mem.heapUsedBytes ?? 0) / 1e6).toFixed(1)} MB (committed ${((mem.heapCommittedBytes ?? 0) / 1e6).toFixed(1)} MB), external ${((mem.externalBytes ?? 0) / 1e6).toFixed(1)} MB, array buffers ${((mem.arrayBuffersBytes ?? 0) / 1e6).toFixed(1)} MB; after a memory-reducing GC rss ${(collected.rssBytes / 1e6).toFixed(1)} MB`,
     );

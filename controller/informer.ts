@@ -16,12 +16,19 @@ import {
 import { makeApiClient } from './api-client.ts';
 import { API_GROUP, API_VERSION_NAME, PLURAL } from '../api/spec.ts';
 import type { Logger } from '../lib/log.ts';
-import { LABEL_RUN, type ExperimentObject } from './kube.ts';
+import { LABEL_EXPERIMENT_UID, LABEL_RUN, type ExperimentObject } from './kube.ts';
 
 /** Read side of the cache, as the reconciler sees it. */
 export interface ObjectStore<T> {
   get(namespace: string, name: string): T | undefined;
   list(namespace?: string): T[];
+  /**
+   * The last resourceVersion the cache observed (a watch event or a list); '' while unknown. A store
+   * without it makes pod expectations fall back to a timeout (expectations.ts).
+   */
+  resourceVersion?(): string;
+  /** Objects whose `indexLabel` (InformerOptions) has this value, without a scan of the whole cache. */
+  withLabel?(value: string): T[];
 }
 
 export type ChangeHandler<T> = (kind: 'add' | 'update' | 'delete' | 'resync', obj: T) => void;
@@ -36,6 +43,8 @@ export interface InformerOptions<T extends KubernetesObject> {
   resyncMs?: number;
   /** Called on every restart after an error (metrics). */
   onRestart?: () => void;
+  /** A label whose values index the cache (`withLabel`): e.g. the experiment uid of agent pods. */
+  indexLabel?: string;
 }
 
 export class ResilientInformer<T extends KubernetesObject> implements ObjectStore<T> {
@@ -48,8 +57,29 @@ export class ResilientInformer<T extends KubernetesObject> implements ObjectStor
   /** client-node's start() reports a failed list through the error callback, not by throwing. */
   private starting = false;
   private startError: unknown;
+  /** indexLabel value -> `<namespace>/<name>` -> object, kept by the informer's own events. */
+  private readonly index = new Map<string, Map<string, T>>();
 
   constructor(private readonly opts: InformerOptions<T>) {}
+
+  private indexed(kind: 'add' | 'update' | 'delete', o: T): void {
+    const label = this.opts.indexLabel;
+    const value = label === undefined ? undefined : o.metadata?.labels?.[label];
+    if (value === undefined) return;
+    const key = `${o.metadata?.namespace ?? ''}/${o.metadata?.name ?? ''}`;
+    let bucket = this.index.get(value);
+    if (kind === 'delete') {
+      bucket?.delete(key);
+      if (bucket?.size === 0) this.index.delete(value);
+      return;
+    }
+    if (bucket === undefined) this.index.set(value, (bucket = new Map()));
+    bucket.set(key, o);
+  }
+
+  withLabel(value: string): T[] {
+    return [...(this.index.get(value)?.values() ?? [])];
+  }
 
   get hasSynced(): boolean {
     return this.synced;
@@ -57,9 +87,14 @@ export class ResilientInformer<T extends KubernetesObject> implements ObjectStor
 
   async start(): Promise<void> {
     this.informer = makeInformer(this.opts.kc, this.opts.path, this.opts.list, this.opts.labelSelector);
-    this.informer.on('add', (o) => this.opts.onChange('add', o));
-    this.informer.on('update', (o) => this.opts.onChange('update', o));
-    this.informer.on('delete', (o) => this.opts.onChange('delete', o));
+    for (const kind of ['add', 'update', 'delete'] as const)
+      this.informer.on(kind, (o) => {
+        // Like client-go's cache transform: managedFields (about half of a pod's bytes) are never
+        // read by the controller, so the cached object does not keep them.
+        if (o.metadata?.managedFields !== undefined) delete o.metadata.managedFields;
+        this.indexed(kind, o);
+        this.opts.onChange(kind, o);
+      });
     this.informer.on('error', (err: unknown) => {
       if (this.starting) this.startError = err;
       else this.scheduleRestart(err);
@@ -120,6 +155,10 @@ export class ResilientInformer<T extends KubernetesObject> implements ObjectStor
     return [...(this.informer?.list(namespace) ?? [])];
   }
 
+  resourceVersion(): string {
+    return (this.informer as { latestResourceVersion?: () => string } | undefined)?.latestResourceVersion?.() ?? '';
+  }
+
   async stop(): Promise<void> {
     this.stopped = true;
     clearInterval(this.resyncTimer);
@@ -162,5 +201,14 @@ export function podInformer(
     (namespace === undefined
       ? api.listPodForAllNamespaces({ labelSelector })
       : api.listNamespacedPod({ namespace, labelSelector })) as Promise<never>;
-  return new ResilientInformer({ kc, path, list, labelSelector, onChange, log: log.child({ informer: 'pods' }) });
+  return new ResilientInformer({
+    kc,
+    path,
+    list,
+    labelSelector,
+    onChange,
+    log: log.child({ informer: 'pods' }),
+    // A pass reads its own experiment's pods, not every agent pod of the namespace (2,000 at 200 x 10).
+    indexLabel: LABEL_EXPERIMENT_UID,
+  });
 }

@@ -63,8 +63,11 @@ export interface KubeWriter {
   /** Replaces the finalizer list, guarded by resourceVersion (409 on a stale object). */
   setFinalizers(obj: ExperimentObject, finalizers: string[]): Promise<void>;
   deleteExperiment(namespace: string, name: string): Promise<void>;
-  /** Creates the pod; one that already exists is fine (a retried reconcile). */
-  createPod(pod: V1Pod): Promise<void>;
+  /**
+   * Creates the pod; one that already exists is fine (a retried reconcile). Resolves to the stored
+   * pod's resourceVersion when the answer has one (expectations.ts), else undefined.
+   */
+  createPod(pod: V1Pod): Promise<string | undefined | void>;
   /** Deletes the pod; one already gone is fine. */
   deletePod(namespace: string, name: string): Promise<void>;
   /** Creates the Secret (a run's bus credentials); one that already exists is fine. Create only: never reads. */
@@ -139,15 +142,17 @@ export class ClientNodeWriter implements KubeWriter {
     }
   }
 
-  async createPod(pod: V1Pod): Promise<void> {
+  async createPod(pod: V1Pod): Promise<string | undefined> {
     try {
-      await this.core.createNamespacedPod({
+      const created = await this.core.createNamespacedPod({
         namespace: pod.metadata?.namespace ?? 'default',
         body: pod,
         fieldManager: FIELD_MANAGER,
       });
+      return created.metadata?.resourceVersion;
     } catch (err) {
       if (!isAlreadyExists(err)) throw err;
+      return undefined;
     }
   }
 

@@ -16,6 +16,7 @@ import { startProbeServer, type ProbeServer } from './http.ts';
 import { WorkQueue, DEFAULT_RATE_LIMITS, type RateLimiterOptions } from './workqueue.ts';
 import { LlemError } from '../lib/errors.ts';
 import { exportPrometheusRegistry } from '../lib/telemetry/index.ts';
+import { MemoryReclaimer } from './memory.ts';
 
 /** A reconcile error that retrying cannot fix: logged and counted, never requeued. */
 export class TerminalError extends LlemError {
@@ -71,6 +72,8 @@ export class Controller {
   private probe: ProbeServer | undefined;
   private stopped = false;
   readonly identity: string;
+  /** Gives a released large experiment's heap back to the OS (memory.ts). */
+  readonly memory: MemoryReclaimer;
 
   constructor(private readonly opts: ControllerOptions) {
     this.metrics = opts.metrics ?? new ControllerMetrics();
@@ -78,6 +81,7 @@ export class Controller {
     exportPrometheusRegistry(this.metrics.registry);
     this.identity = opts.leaderElection.identity ?? `${hostname()}_${randomUUID().slice(0, 8)}`;
     const log = opts.log;
+    this.memory = new MemoryReclaimer(log);
     this.experiments = experimentInformer(
       opts.kubeConfig,
       opts.namespace,
@@ -105,6 +109,7 @@ export class Controller {
       log,
       metrics: this.metrics,
       requeue: (key) => void this.queue?.addRateLimited(key),
+      released: (runs) => this.memory.released(runs),
       ...(opts.retryBaseMs !== undefined ? { retryBaseMs: opts.retryBaseMs } : {}),
     });
     if (opts.leaderElection.enabled) {
@@ -239,5 +244,6 @@ export class Controller {
     await this.experiments.stop();
     await this.pods.stop();
     await this.probe?.close();
+    this.memory.stop();
   }
 }

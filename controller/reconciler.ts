@@ -1,45 +1,41 @@
 // The level-based reconcile of one EnergyExperiment, keyed by namespace/name: read the cache,
 // compute the desired pods and status, converge. A second reconcile with nothing new writes nothing.
 // Return values: a thrown error = rate-limited retry; TerminalError = no retry; requeueAfterMs = timer.
+// A pass decides and issues its writes; the writes complete in the background (ADR 0022), and what a
+// pass costs follows the work that changed, not the experiment's size (ADR 0028).
 import type { V1Pod } from '@kubernetes/client-node';
 import { validateEnergyExperiment, type SpecIssue } from '../api/validation.ts';
 import type { RunMatrix } from '../api/matrix.ts';
 import type { EnergyExperimentSpec } from '../api/spec.ts';
 import { REASONS } from '../api/conditions.ts';
-import type { EnergyExperimentStatus } from '../api/status.ts';
+import type { EnergyExperimentStatus, RunSummary } from '../api/status.ts';
 import { InvalidInputError } from '../lib/errors.ts';
-import { canonicalJson } from '../api/paths.ts';
 import type { Logger } from '../lib/log.ts';
-import { context, experimentContext, inSpan } from '../lib/telemetry/index.ts';
+import { experimentContext, inSpan } from '../lib/telemetry/index.ts';
 import { AttemptSpans } from './attempt-spans.ts';
 import { FINALIZER, LABEL_EXPERIMENT_UID, type ExperimentObject, type KubeWriter } from './kube.ts';
 import type { ObjectStore } from './informer.ts';
-import { busCredentialSecret } from './bus-credentials.ts';
 import { gpuControlIssues } from './gpu-control.ts';
 import { buildPod, labelValue, podName, type ExperimentRef, type PodBuilderOptions } from './pods.ts';
-import type { AggregatorFailure, ExperimentFeed, ExperimentStreams, FeedPlan } from './results.ts';
-import { experimentStatus, isReleased } from './status-view.ts';
+import type { ExperimentFeed, ExperimentStreams, FeedPlan } from './results.ts';
+import { isReleased } from './status-view.ts';
+import { observeStatus, StatusSync } from './status-sync.ts';
 import { BackgroundWrites } from './status-writer.ts';
 import { hasLadder, newAggregator } from '../aggregator/index.ts';
-import { artifactAnalysis, ladderGateOf } from './ladder-gate.ts';
-import type { ExperimentAnalysis } from '../aggregator/index.ts';
-import { measurementWeaknesses, statusMetrics, withAggregatorRunMetrics } from './aggregate-view.ts';
-import { configLabelsOf, resultsFiles } from '../report/files.ts';
-import type { AdaptiveOutcome, AggregateResults } from '../aggregator/index.ts';
-import { stepRuns, type RunEvent, type RunPlanOutput } from './runs.ts';
+import { ladderGateOf } from './ladder-gate.ts';
+import type { AggregateResults } from '../aggregator/index.ts';
+import { stepRuns, type RunPlanOutput } from './runs.ts';
 import { waitingForNode } from './pod-waiting.ts';
-import { adaptiveAdmission, adaptiveDecisions } from './adaptive.ts';
-import {
-  applyConditions,
-  bestConfiguration,
-  boundConfigurations,
-  boundRuns,
-  configurationResults,
-  decidePhase,
-  progressOf,
-  statusChanged,
-} from './status.ts';
+import { adaptiveAdmission } from './adaptive.ts';
+import { progressOf } from './status.ts';
 import type { ControllerMetrics } from './metrics.ts';
+import { ExperimentEvents } from './events.ts';
+import { PodStarts, type RenderedPod } from './pod-starts.ts';
+import { Artifacts } from './artifacts.ts';
+import { settledOrUndefined } from './settled.ts';
+import { configurationsOf, decideFrom, desiredStatus, invalidStatus, renderFailedStatus } from './experiment-status.ts';
+
+export { EventBudget, EVENT_BURST } from './events.ts';
 
 export interface ReconcileResult {
   requeueAfterMs?: number;
@@ -59,108 +55,38 @@ export interface ReconcilerDeps {
   renderPod?: typeof buildPod;
   /** A background status patch failed: reconcile this key (namespace/name) again, rate-limited. */
   requeue?: (key: string) => void;
+  /** A finished experiment of this many runs was released (its feed stopped and dropped). */
+  released?: (runs: number) => void;
 }
 
-/**
- * How long a created pod counts as existing before the cache shows it: client-go's ExpectationsTimeout.
- * A 20,000-run experiment on a loaded host had runs fail PodLost at 60 s (a cache lagging that long is
- * one way to get them; not proven to be the only one).
- */
-const EXPECTATION_TTL_MS = 5 * 60_000;
-/** How long a reconcile waits for an experiment's feed to load before returning (it is requeued when loaded). */
-const FEED_WAIT_MS = 50;
-/** How long a reconcile waits for a finished experiment's artifact before returning (requeued when stored). */
-const ARTIFACT_WAIT_MS = 50;
 /**
  * Pods created per reconcile at most: a pass does a bounded number of API calls whatever
  * placement.parallelism is, and asks to run again at once while more runs are due to start.
  */
 export const MAX_POD_CREATES_PER_PASS = 20;
-
 /**
- * A token bucket per experiment, like client-go's EventSourceObjectSpamFilter: a burst of
- * EVENT_BURST, then one event per EVENT_REFILL_MS. Without it 200 runs finishing in one pass meant
- * 200 Event creates (each an API write) per pass.
+ * While runs are in flight, status is rebuilt at most this often: building it reads every run (counts,
+ * per-configuration cycles, the runs shown), so a 20,000-run experiment stepping many times a second
+ * would spend most of each pass on a view that changes by a few runs. A finished experiment, a new
+ * generation and an Aggregator failure are written at once. The run table is written every pass.
  */
-export const EVENT_BURST = 25;
-const EVENT_REFILL_MS = 5000;
+export const STATUS_REFRESH_MS = 1000;
 
-export class EventBudget {
-  private readonly buckets = new Map<string, { tokens: number; atMs: number }>();
+/** A released experiment with pods still in the cache is looked at again this often until none is left. */
+const LEFTOVER_POD_RECHECK_MS = 5000;
 
-  take(key: string, nowMs: number): boolean {
-    const b = this.buckets.get(key) ?? { tokens: EVENT_BURST, atMs: nowMs };
-    b.tokens = Math.min(EVENT_BURST, b.tokens + (nowMs - b.atMs) / EVENT_REFILL_MS);
-    b.atMs = nowMs;
-    this.buckets.set(key, b);
-    if (b.tokens < 1) return false;
-    b.tokens -= 1;
-    return true;
-  }
-
-  forget(key: string): void {
-    this.buckets.delete(key);
-  }
-}
-
-/** What a pass's status is made of, besides the run table. */
+/** What a pass's status was built from: an unchanged pass builds nothing, an early one waits. */
 interface PassInputs {
   generation: number;
   results: AggregateResults | null;
-  failure: AggregatorFailure | null;
+  failure: ReturnType<ExperimentFeed['failure']>;
   /** The status the pass started from (or the one it wrote). */
   status: EnergyExperimentStatus;
+  builtAtMs: number;
+  /** A later pass changed runs but was too early to rebuild status: the next one rebuilds it. */
+  stale: boolean;
   /** Why a running attempt's pod waits for a node, if it does. */
   waiting: string | undefined;
-}
-
-/** The phase and conditions this pass implies (runs, the Aggregator's weaknesses and failure). */
-function decideFrom(
-  spec: EnergyExperimentSpec,
-  runs: RunPlanOutput['runs'],
-  simulated: boolean,
-  aggregate: AggregateResults | null,
-  found: { failure: AggregatorFailure | null; waiting: string | undefined },
-): ReturnType<typeof decidePhase> {
-  const { failure, waiting } = found;
-  return decidePhase(runs, {
-    suspended: spec.policy.suspend,
-    strict: spec.policy.failurePolicy === 'strict',
-    simulated,
-    retrying: retryingRuns(runs),
-    ...measurementWeaknesses(aggregate),
-    ...(failure !== null ? { aggregatorFailure: failure.message } : {}),
-    ...(waiting !== undefined ? { waiting } : {}),
-  });
-}
-
-/** Runs between attempts after a failure (the Degraded Retrying condition counts them). */
-function retryingRuns(runs: RunPlanOutput['runs']): number {
-  let n = 0;
-  for (const r of runs)
-    if (r.attempt > 0 && (r.phase === 'Pending' || r.phase === 'Running') && r.message !== undefined) n += 1;
-  return n;
-}
-
-function samePass(last: PassInputs | undefined, now: PassInputs): boolean {
-  return (
-    last !== undefined &&
-    last.status === now.status &&
-    last.generation === now.generation &&
-    last.results === now.results &&
-    last.failure === now.failure &&
-    last.waiting === now.waiting
-  );
-}
-
-interface ArtifactWrite {
-  promise: Promise<{ uri: string; kind: 'objectStore' }>;
-  done: { uri: string; kind: 'objectStore' } | undefined;
-}
-
-interface RenderedPod {
-  pod: V1Pod;
-  runId: string;
 }
 
 interface ExperimentContext {
@@ -171,24 +97,6 @@ interface ExperimentContext {
   feed: ExperimentFeed;
   /** Valid, but weaker than intended (e.g. concurrency above requests): shown in the Validated condition. */
   warnings: SpecIssue[];
-}
-
-function validMessage(matrix: RunMatrix, warnings: SpecIssue[]): string {
-  const head = `The spec is valid: ${matrix.configurations.length} configuration(s), ${matrix.runs.length} run(s).`;
-  if (warnings.length === 0) return head;
-  return `${head} Warnings: ${warnings.map((w) => `${w.path}: ${w.message}`).join('; ')}`.slice(0, 4000);
-}
-
-/** startTime once any run started, completionTime once finished: each set once, then kept. */
-function statusTimes(
-  runs: RunPlanOutput['runs'],
-  finished: boolean,
-  prev: EnergyExperimentStatus,
-  nowIso: string,
-): { started?: string; completionTime?: string } {
-  const started = runs.some((r) => r.startTime !== undefined) ? (prev.startTime ?? nowIso) : undefined;
-  const completionTime = finished ? (prev.completionTime ?? nowIso) : undefined;
-  return { ...(started !== undefined ? { started } : {}), ...(completionTime !== undefined ? { completionTime } : {}) };
 }
 
 /** The object's spec as the planner sees it (the same validation `llem validate` runs). */
@@ -206,30 +114,46 @@ function validateObject(
   });
 }
 
+/** spec.policy.ttlSecondsAfterFinished of an experiment validated before (a released one): no revalidation. */
+function ttlOf(obj: ExperimentObject): number | undefined {
+  const ttl = (obj.spec as { policy?: { ttlSecondsAfterFinished?: unknown } } | undefined)?.policy
+    ?.ttlSecondsAfterFinished;
+  return typeof ttl === 'number' && Number.isFinite(ttl) && ttl >= 0 ? ttl : undefined;
+}
+
 export class Reconciler {
   /** Status patches and pod deletions, sent in the background (status-writer.ts). */
   readonly background: BackgroundWrites;
   private readonly validations = new Map<string, { key: string; result: ReturnType<typeof validateObject> }>();
-  /** The status last read from the cache, by uid: parsed once per resourceVersion, not per reconcile. */
-  private readonly parsed = new Map<string, { rv: string; status: EnergyExperimentStatus }>();
-  /** What the last pass built its status from, by uid: an unchanged pass builds nothing. */
+  /** The status each experiment shows (the cache's, or ours on its way) and sending a new one. */
+  private readonly statuses: StatusSync;
+  /** What the last pass built its status from, by uid. */
   private readonly lastPass = new Map<string, PassInputs>();
-  /** Events of passes whose status waited for the artifact, by uid: recorded with the status that shows them. */
-  private readonly deferredEvents = new Map<string, RunEvent[]>();
-  /** Events per experiment, rate-limited like client-go's spam filter (status and the artifact keep every run). */
-  private readonly eventBudget = new EventBudget();
-  /** Artifacts being written (or written) for finished experiments, by uid. */
-  private readonly artifacts = new Map<string, ArtifactWrite>();
-  /** Pods we created and the cache may not show yet: name -> created ms. */
-  private readonly expectations = new Map<string, number>();
-
-  /** `<uid>/<runId>` of runs whose credentials Secret exists (created or found). */
-  private readonly busSecrets = new Set<string>();
+  private readonly events: ExperimentEvents;
+  private readonly starts: PodStarts;
+  private readonly artifacts: Artifacts;
+  /** Finalizer patches in flight, by uid: what the feed (and so every pod) waits for. */
+  private readonly addingFinalizer = new Map<string, Promise<void>>();
   /** Open `llem.run.attempt` spans: pods created -> the attempt's result applied. */
   readonly attempts = new AttemptSpans();
 
   constructor(private readonly deps: ReconcilerDeps) {
-    this.background = new BackgroundWrites(deps.writer, deps.log, (key) => deps.requeue?.(key));
+    const requeue = (key: string): void => deps.requeue?.(key);
+    this.background = new BackgroundWrites(deps.writer, deps.log, requeue);
+    this.statuses = new StatusSync(this.background, deps.log);
+    this.events = new ExperimentEvents(deps.writer, deps.log, () => this.now().getTime());
+    this.starts = new PodStarts({
+      writer: deps.writer,
+      podOptions: deps.podOptions,
+      log: deps.log,
+      attempts: this.attempts,
+      metrics: deps.metrics,
+      renderPod: deps.renderPod,
+      requeue,
+      track: (work) => this.background.track(work),
+      nowMs: () => this.now().getTime(),
+    });
+    this.artifacts = new Artifacts(deps.streams, deps.log, requeue);
   }
 
   private now(): Date {
@@ -259,12 +183,40 @@ export class Reconciler {
   private async reconcileObject(obj: ExperimentObject, ref: ExperimentRef): Promise<ReconcileResult> {
     const { name, namespace } = ref;
     if (obj.metadata?.deletionTimestamp !== undefined) return this.finalize(obj, ref);
-    if (!(obj.metadata?.finalizers ?? []).includes(FINALIZER)) {
-      await this.deps.writer.setFinalizers(obj, [...(obj.metadata?.finalizers ?? []), FINALIZER]);
+    // On the object before anything exists outside it (consumer, checkpoint, pods: all wait for it), so
+    // deletion cleans them up; the pass goes on meanwhile, and writes status once it is there.
+    const gate = (obj.metadata?.finalizers ?? []).includes(FINALIZER) ? undefined : this.addFinalizer(obj, ref);
+    const prev = this.statuses.previous(obj);
+    // Finished, artifact written, feed released: results are read from the artifact from now on, and
+    // nothing of it stays in memory, its run matrix included (a new generation is validated again).
+    if (isReleased(prev) && prev.observedGeneration === (obj.metadata?.generation ?? 0)) {
+      this.validations.delete(ref.uid);
+      this.statuses.settled(obj);
+      // Pods whose deletion failed or had not shown in the cache when the runs finished: no stepping
+      // pass deletes them any more, so this one does (and looks again later while any is left).
+      const leftovers = this.podsOf(ref);
+      for (const p of leftovers) this.background.deletePod(namespace, p.metadata?.name ?? '');
+      return this.afterFinish(ref, ttlOf(obj), prev, leftovers.length > 0 ? LEFTOVER_POD_RECHECK_MS : undefined);
     }
     const validation = this.validated(obj, name, namespace);
     if (!validation.ok) return this.invalid(obj, ref, validation.issues);
-    return this.converge(obj, ref, validation.experiment.spec, validation.matrix, validation.warnings);
+    return this.converge(obj, ref, prev, validation, gate);
+  }
+
+  /** Adds the finalizer in the background (once at a time); the promise settles when it is stored. */
+  private addFinalizer(obj: ExperimentObject, ref: ExperimentRef): Promise<void> {
+    const inFlight = this.addingFinalizer.get(ref.uid);
+    if (inFlight !== undefined) return inFlight;
+    const key = `${ref.namespace}/${ref.name}`;
+    const write = this.deps.writer.setFinalizers(obj, [...(obj.metadata?.finalizers ?? []), FINALIZER]).finally(() => {
+      this.addingFinalizer.delete(ref.uid);
+      this.deps.requeue?.(key);
+    });
+    this.addingFinalizer.set(ref.uid, write);
+    this.background.track(
+      write.catch((err: unknown) => this.deps.log.warn({ err, experiment: key }, 'finalizer not added; retrying')),
+    );
+    return write;
   }
 
   /**
@@ -285,67 +237,16 @@ export class Reconciler {
     return result;
   }
 
-  /** Status as last written (ours, when the cache lags), read through the status schema. */
-  private previousStatus(obj: ExperimentObject): EnergyExperimentStatus {
-    const uid = obj.metadata?.uid ?? '';
-    const mine = this.background.wanted.get(uid);
-    const rv = Number(obj.metadata?.resourceVersion ?? '0');
-    // Ours while its patch is in flight, or until the cache shows a version at least as new.
-    if (mine !== undefined && (mine.rv === undefined || (Number.isFinite(rv) && rv <= mine.rv))) return mine.status;
-    const cached = this.parsed.get(uid);
-    const rvText = obj.metadata?.resourceVersion ?? '';
-    if (cached !== undefined && cached.rv === rvText && rvText !== '') return cached.status;
-    const status = experimentStatus(obj.status, this.deps.log);
-    this.parsed.set(uid, { rv: rvText, status });
-    return status;
-  }
-
-  /**
-   * Sends the status when it differs from the last one wanted (or, without one, from the cache's);
-   * true when it did. The patch goes in the background (status-writer.ts): the reconcile does not wait.
-   */
-  private writeStatus(obj: ExperimentObject, ref: ExperimentRef, status: EnergyExperimentStatus): boolean {
-    const canonical = canonicalJson(status);
-    const mine = this.background.wanted.get(ref.uid);
-    const prev = this.previousStatus(obj);
-    // What we wanted last is compared by its canonical form, computed once (status can be ~200 KB).
-    if (mine !== undefined && prev === mine.status ? mine.canonical === canonical : !statusChanged(prev, status))
-      return false;
-    this.background.status(ref.uid, ref.namespace, ref.name, status, canonical);
-    return true;
-  }
-
-  private async invalid(obj: ExperimentObject, ref: ExperimentRef, issues: SpecIssue[]): Promise<ReconcileResult> {
+  private invalid(obj: ExperimentObject, ref: ExperimentRef, issues: SpecIssue[]): ReconcileResult {
     const generation = obj.metadata?.generation ?? 0;
-    const prev = this.previousStatus(obj);
-    const message = issues
-      .map((i) => `${i.path}: ${i.message}`)
-      .join('; ')
-      .slice(0, 4000);
-    const now = this.now().toISOString();
-    const conditions = applyConditions(
-      prev.conditions,
-      [
-        { type: 'Validated', status: 'False', reason: REASONS.SpecInvalid, message: `The spec is invalid: ${message}` },
-        {
-          type: 'Running',
-          status: 'False',
-          reason: REASONS.SpecInvalid,
-          message: 'Nothing runs until the spec is fixed.',
-        },
-        {
-          type: 'Failed',
-          status: 'True',
-          reason: REASONS.SpecInvalid,
-          message: 'The spec is invalid; fix it and the experiment is validated again.',
-        },
-      ],
-      now,
+    const { status, message } = invalidStatus(
+      this.statuses.previous(obj),
+      issues,
+      this.now().toISOString(),
       generation,
     );
-    const status: EnergyExperimentStatus = { ...prev, observedGeneration: generation, phase: 'Invalid', conditions };
-    if (this.writeStatus(obj, ref, status))
-      void this.event(obj, 'Warning', 'SpecInvalid', `The spec is invalid: ${message}`);
+    if (this.statuses.write(obj, ref, status))
+      void this.events.record(obj, 'Warning', 'SpecInvalid', `The spec is invalid: ${message}`);
     return {};
   }
 
@@ -353,45 +254,12 @@ export class Reconciler {
    * A configuration validated but its pod could not be rendered (validation and rendering disagree: a
    * bug). Failed/InvalidSpec naming the field; no pods, no retry: the same spec would fail the same way.
    */
-  private async renderFailed(
-    obj: ExperimentObject,
-    ref: ExperimentRef,
-    err: InvalidInputError,
-  ): Promise<ReconcileResult> {
+  private renderFailed(obj: ExperimentObject, ref: ExperimentRef, err: InvalidInputError): ReconcileResult {
     const generation = obj.metadata?.generation ?? 0;
-    const prev = this.previousStatus(obj);
-    const message = err.issues
-      .map((i) => `${i.path}: ${i.message}`)
-      .join('; ')
-      .slice(0, 4000);
-    const conditions = applyConditions(
-      prev.conditions,
-      [
-        {
-          type: 'Running',
-          status: 'False',
-          reason: REASONS.InvalidSpec,
-          message: 'No pod can be built for this spec; nothing runs until it is changed.',
-        },
-        {
-          type: 'Succeeded',
-          status: 'False',
-          reason: REASONS.InvalidSpec,
-          message: `A pod could not be rendered: ${message}`,
-        },
-        {
-          type: 'Failed',
-          status: 'True',
-          reason: REASONS.InvalidSpec,
-          message: `A pod could not be rendered: ${message}`,
-        },
-      ],
-      this.now().toISOString(),
-      generation,
-    );
-    const status: EnergyExperimentStatus = { ...prev, observedGeneration: generation, phase: 'Failed', conditions };
-    if (this.writeStatus(obj, ref, status))
-      void this.event(obj, 'Warning', REASONS.InvalidSpec, `A pod could not be rendered: ${message}`);
+    const prev = this.statuses.previous(obj);
+    const { status, message } = renderFailedStatus(prev, err.issues, this.now().toISOString(), generation);
+    if (this.statuses.write(obj, ref, status))
+      void this.events.record(obj, 'Warning', REASONS.InvalidSpec, `A pod could not be rendered: ${message}`);
     this.deps.log.error({ err, experiment: `${ref.namespace}/${ref.name}` }, 'pod rendering refused a validated spec');
     return {};
   }
@@ -402,12 +270,9 @@ export class Reconciler {
     await this.background.idle();
     await this.deps.streams.cleanup(ref);
     this.background.forget(ref.uid);
-    this.parsed.delete(ref.uid);
-    this.validations.delete(ref.uid);
-    this.lastPass.delete(ref.uid);
-    this.deferredEvents.delete(ref.uid);
-    this.artifacts.delete(ref.uid);
-    this.eventBudget.forget(ref.uid);
+    this.statuses.forget(ref.uid);
+    this.forgetExperiment(ref);
+    this.events.forget(ref.uid);
     this.deps.metrics?.forgetExperiment(ref.namespace, ref.name);
     this.attempts.forget(ref.uid, 'deleted', this.now());
     await this.deps.writer.setFinalizers(
@@ -421,50 +286,49 @@ export class Reconciler {
     return {};
   }
 
-  private podsOf(ref: ExperimentRef): V1Pod[] {
-    const uidLabel = labelValue(ref.uid);
-    return this.deps.pods.list(ref.namespace).filter((p) => p.metadata?.labels?.[LABEL_EXPERIMENT_UID] === uidLabel);
+  /** What a finished (released) or deleted experiment no longer needs in memory. */
+  private forgetExperiment(ref: ExperimentRef): void {
+    this.validations.delete(ref.uid);
+    this.lastPass.delete(ref.uid);
+    this.artifacts.forget(ref.uid);
+    this.starts.forget(ref.uid);
   }
 
-  private expected(pods: V1Pod[]): Set<string> {
-    const now = Date.now();
-    for (const p of pods) this.expectations.delete(p.metadata?.name ?? '');
-    for (const [n, at] of this.expectations) if (now - at > EXPECTATION_TTL_MS) this.expectations.delete(n);
-    return new Set(this.expectations.keys());
+  private podsOf(ref: ExperimentRef): V1Pod[] {
+    const uidLabel = labelValue(ref.uid);
+    const mine = (p: V1Pod): boolean => p.metadata?.labels?.[LABEL_EXPERIMENT_UID] === uidLabel;
+    if (this.deps.pods.withLabel === undefined) return this.deps.pods.list(ref.namespace).filter(mine);
+    return this.deps.pods.withLabel(uidLabel).filter((p) => p.metadata?.namespace === ref.namespace);
   }
 
   private async converge(
     obj: ExperimentObject,
     ref: ExperimentRef,
-    spec: EnergyExperimentSpec,
-    matrix: RunMatrix,
-    warnings: SpecIssue[],
+    prev: EnergyExperimentStatus,
+    valid: { experiment: { spec: EnergyExperimentSpec }; matrix: RunMatrix; warnings: SpecIssue[] },
+    gate: Promise<void> | undefined,
   ): Promise<ReconcileResult> {
-    const prev = this.previousStatus(obj);
-    // Finished, artifact written, feed released: results are read from the artifact from now on.
-    if (isReleased(prev)) {
-      // Nothing of a finished experiment stays in memory, its run matrix included.
-      this.validations.delete(ref.uid);
-      return this.afterFinish(ref, spec, prev, undefined);
-    }
-    const feed = await this.feedWithin(ref, {
+    const { matrix, warnings } = valid;
+    const spec = valid.experiment.spec;
+    const plan: FeedPlan = {
       planned: matrix.runs,
       seed: prev.runs,
       newAggregator: () => newAggregator(ref.uid, matrix, spec.placement.replicas, spec.policy.failurePolicy),
-    });
+    };
+    const feed = await this.feedWithin(ref, plan, gate);
     // Still loading (run table, checkpoint, consumer): this key is queued again once it has loaded.
     if (feed === undefined) return {};
     const now = this.now();
     const out = this.step(ref, spec, matrix, feed, now);
     let created: RenderedPod[];
     try {
-      created = this.renderPods(ref, spec, matrix, out);
+      created = this.starts.render(ref, spec, matrix, out);
     } catch (err) {
       if (!(err instanceof InvalidInputError)) throw err;
       this.attempts.forget(ref.uid, 'failed', now);
       return this.renderFailed(obj, ref, err);
     }
-    const runsChanged = this.actuate(ref, feed, out, created, now);
+    const runsChanged = this.actuate({ obj, ref, feed }, out, created, now);
     return this.publish({ obj, ref, spec, matrix, feed, warnings }, out, prev, runsChanged);
   }
 
@@ -477,24 +341,29 @@ export class Reconciler {
     now: Date,
   ): RunPlanOutput {
     const pods = this.podsOf(ref);
+    const expectations = this.starts.expectations;
+    expectations.observed(pods.map((p) => p.metadata?.name ?? ''));
+    const cacheRv = this.deps.pods.resourceVersion?.();
     const out = stepRuns({
       planned: matrix.runs,
       previous: feed.runs.list(),
       pods,
       judge: feed.judge,
       resumed: feed.resumed,
+      streamCaughtUp: feed.caughtUp(),
       policy: spec.policy,
       replicas: spec.placement.replicas,
       parallelism: spec.placement.parallelism,
       now,
       retryBaseMs: this.deps.retryBaseMs ?? 10_000,
-      expected: this.expected(pods),
+      expected: { has: (name) => expectations.pending(name, cacheRv) },
       podName: (runId, attempt, replica) => podName(ref, runId, attempt, replica),
       maxStarts: Math.max(1, Math.floor(MAX_POD_CREATES_PER_PASS / spec.placement.replicas)),
-      ...(hasLadder(matrix.runs) ? { ladder: (runs) => ladderGateOf(spec, matrix, feed, runs) } : {}),
       admission: adaptiveAdmission(spec, matrix, (id) => feed.runResult(id)),
+      ...(hasLadder(matrix.runs) ? { ladder: (runs) => ladderGateOf(spec, matrix, feed, runs) } : {}),
     });
-    feed.resumed.clear();
+    // Resumed runs are judged once, after the stream was read up to where it was at load.
+    if (feed.caughtUp()) feed.resumed.clear();
     const waiting = waitingForNode(pods, out.runs);
     if (waiting !== undefined) out.waiting = waiting;
     return out;
@@ -503,11 +372,10 @@ export class Reconciler {
   /**
    * Takes the pass's run table and sends its writes: deletions, then (run table stored first,
    * write-ahead, ADR 0014) the new pods, and start signals, all in the background. True when a run
-   * changed.
+   * changed. Work here follows the runs that changed, not the experiment's size.
    */
   private actuate(
-    ref: ExperimentRef,
-    feed: ExperimentFeed,
+    { obj, ref, feed }: Pick<ExperimentContext, 'obj' | 'ref' | 'feed'>,
     out: RunPlanOutput,
     created: RenderedPod[],
     now: Date,
@@ -515,17 +383,29 @@ export class Reconciler {
     const before = feed.runs.list();
     // Declared before the pods exist: the Aggregator refuses messages of attempts never started.
     for (const c of out.create) feed.startAttempt(c.run.id, c.attempt);
-    const runsChanged = out.runs.some((r, i) => r !== before[i]);
+    const was: RunSummary[] = [];
+    const is: RunSummary[] = [];
+    for (let i = 0; i < out.runs.length; i++) {
+      const r = out.runs[i] as RunSummary;
+      if (r === before[i]) continue;
+      was.push(before[i] as RunSummary);
+      is.push(r);
+    }
     feed.runs.update(out.runs);
     // The attempts whose result this pass applied (succeeded, failed, retried, suspended) end here.
-    this.attempts.applied(ref.uid, before, out.runs, now);
+    this.attempts.applied(ref.uid, was, is, now);
     for (const name of out.deletePods) this.background.deletePod(ref.namespace, name);
-    for (const { pod } of created) this.expectations.set(pod.metadata?.name ?? '', Date.now());
-    this.background.track(this.persistThenCreate(ref, feed, created));
+    this.starts.start(ref, feed, created);
     this.countFailures(out);
-    // Resent on every pass while the attempt is ready and not finished: a lost one is resent by the next.
-    for (const s of out.signal) this.background.track(feed.signalStart(s.runId, s.attempt));
-    return runsChanged;
+    for (const e of out.events) void this.events.record(obj, e.type, e.reason, e.message);
+    // A pod that died without a summary leaves no end marker on the stream: the run phase decides.
+    const power = this.deps.metrics?.runPower;
+    for (const r of is) if (r.phase !== 'Running') power?.endRun(ref.namespace, ref.name, r.id);
+    // Resent while the attempt is ready and not finished, at most every SIGNAL_RESEND_MS.
+    const signalDue = this.starts.signal(ref, feed, out.signal, now.getTime());
+    if (signalDue !== undefined)
+      out.requeueAfterMs = out.requeueAfterMs === undefined ? signalDue : Math.min(out.requeueAfterMs, signalDue);
+    return is.length > 0;
   }
 
   /** The status this pass implies, sent when it differs; events; metrics; release once finished. */
@@ -536,67 +416,146 @@ export class Reconciler {
     runsChanged: boolean,
   ): Promise<ReconcileResult> {
     const { obj, ref, spec, feed } = ctx;
-    // The final figures are computed fresh; in flight they are refreshed at most once a second.
     const p = progressOf(out.runs);
-    const aggregate = feed.aggregate(p.pending === 0 && p.running === 0);
+    const finished = p.pending === 0 && p.running === 0;
+    const generation = obj.metadata?.generation ?? 0;
+    const failure = feed.failure();
+    const last = this.lastPass.get(ref.uid);
+    const nowMs = this.now().getTime();
+    const ttl = spec.policy.ttlSecondsAfterFinished;
+    const deferred = this.deferredStatus(
+      { ref, last, finished, generation, failure, waiting: out.waiting, nowMs },
+      runsChanged,
+      prev,
+    );
+    if (deferred !== false) return this.afterFinish(ref, ttl, prev, minDue(out.requeueAfterMs, deferred));
+    // The final figures are computed fresh; in flight they are refreshed at most once a second.
+    const aggregate = feed.aggregate(finished);
     const inputs: PassInputs = {
-      generation: obj.metadata?.generation ?? 0,
+      generation,
       results: aggregate,
-      failure: feed.failure(),
+      failure,
       status: prev,
+      builtAtMs: nowMs,
+      stale: false,
       waiting: out.waiting,
     };
     // Nothing this status is made of changed (runs, results, failure, spec): the same status again,
     // not worth building (at 20,000 runs that is most of a pass) nor comparing.
-    if (!runsChanged && samePass(this.lastPass.get(ref.uid), inputs))
-      return this.afterFinish(ref, spec, prev, out.requeueAfterMs);
-    const status = await this.desiredStatus(ctx, out, prev, aggregate);
-    // The artifact is being written in the background; this key is queued again when it is done. That
-    // pass must build the status even if nothing else changed (a last run that failed without sending
-    // anything leaves the run table and the cached results as the last written pass had them).
+    if (!runsChanged && last !== undefined && !last.stale && samePass(last, inputs))
+      return this.afterFinish(ref, ttl, prev, out.requeueAfterMs);
+    const status = await this.statusOf(ctx, out, prev, aggregate);
+    // The artifact is being written in the background; this key is queued again when it is done.
+    // That pass must build the status even if nothing else changed (a last run that failed without
+    // sending anything leaves the run table and the cached results as the last written pass had them).
     if (status === null) {
       this.lastPass.delete(ref.uid);
-      if (out.events.length > 0)
-        this.deferredEvents.set(ref.uid, [...(this.deferredEvents.get(ref.uid) ?? []), ...out.events]);
       return {};
     }
-    const wrote = this.writeStatus(obj, ref, status);
+    const wrote = this.statuses.write(obj, ref, status);
     this.lastPass.set(ref.uid, { ...inputs, status: wrote ? status : prev });
-    if (wrote) {
-      out.events = [...(this.deferredEvents.get(ref.uid) ?? []), ...out.events];
-      this.deferredEvents.delete(ref.uid);
-      this.announce(obj, prev, status, out);
+    if (wrote) this.announce(obj, prev, status);
+    if (this.deps.metrics !== undefined) observeStatus(this.deps.metrics, ref, status, aggregate);
+    if (isReleased(status)) this.releaseFeed(ref, ctx.matrix.runs.length);
+    return this.afterFinish(ref, ttl, status, out.requeueAfterMs);
+  }
+
+  /**
+   * Whether this pass leaves status as it is, and if so when a rebuild is due (undefined: none needed).
+   * False: build it now. In flight, status follows the run table at most every STATUS_REFRESH_MS; a
+   * finished experiment, a new generation, a new Aggregator failure and a pod starting or
+   * ceasing to wait for a node are written at once.
+   */
+  private deferredStatus(
+    pass: {
+      ref: ExperimentRef;
+      last: PassInputs | undefined;
+      finished: boolean;
+      generation: number;
+      failure: PassInputs['failure'];
+      waiting: string | undefined;
+      nowMs: number;
+    },
+    runsChanged: boolean,
+    prev: EnergyExperimentStatus,
+  ): number | undefined | false {
+    // The finalizer's patch is in flight: status waits for it (a status patch would bump the object's
+    // resourceVersion under the finalizer patch's guard); its completion queues this key again.
+    if (this.addingFinalizer.has(pass.ref.uid)) return undefined;
+    const last = pass.last;
+    if (last === undefined || pass.finished || last.generation !== pass.generation) return false;
+    if (last.failure !== pass.failure || last.waiting !== pass.waiting) return false;
+    if (pass.nowMs - last.builtAtMs >= STATUS_REFRESH_MS) return false;
+    last.stale ||= runsChanged || last.status !== prev;
+    return last.stale ? last.builtAtMs + STATUS_REFRESH_MS - pass.nowMs : undefined;
+  }
+
+  /** The status of this pass, or null while a finished experiment's artifact is still being written. */
+  private async statusOf(
+    ctx: ExperimentContext,
+    out: RunPlanOutput,
+    prev: EnergyExperimentStatus,
+    aggregate: AggregateResults | null,
+  ): Promise<EnergyExperimentStatus | null> {
+    const { obj, ref, spec, matrix, warnings, feed } = ctx;
+    const failure = feed.failure();
+    const simulated = this.deps.podOptions.simulate || (aggregate?.experiment.simulated ?? false);
+    const decision = decideFrom(spec, out.runs, simulated, aggregate, { failure, waiting: out.waiting });
+    const nowIso = this.now().toISOString();
+    const generation = obj.metadata?.generation ?? 0;
+    const build = (artifact: EnergyExperimentStatus['artifact']): EnergyExperimentStatus =>
+      desiredStatus({
+        spec,
+        matrix,
+        warnings,
+        generation,
+        runs: out.runs,
+        prev,
+        aggregate,
+        simulated,
+        decision,
+        artifact,
+        nowIso,
+      });
+    let artifact = prev.artifact;
+    if (artifact === undefined && decision.finished) {
+      // Written once, when the experiment finishes; later reconciles keep the reference.
+      artifact = await this.artifacts.within(ref, matrix, feed, () => {
+        const { all, best } = configurationsOf(matrix, out.runs, aggregate);
+        return {
+          experiment: ref,
+          spec,
+          runs: out.runs,
+          configurations: all,
+          best,
+          simulated,
+          completionTime: prev.completionTime ?? nowIso,
+          results: aggregate,
+          aggregatorFailure: failure,
+        };
+      });
+      // Finished, its artifact still being written: status says so once it can name the artifact.
+      if (artifact === undefined) return null;
     }
-    this.observe(ref, out, status.best, aggregate);
-    if (isReleased(status)) this.releaseFeed(ref);
-    return this.afterFinish(ref, spec, status, out.requeueAfterMs);
+    return build(artifact);
   }
 
   /** Events for what a written status changed. Recorded in the background, like client-go's broadcaster. */
-  private announce(
-    obj: ExperimentObject,
-    prev: EnergyExperimentStatus,
-    status: EnergyExperimentStatus,
-    out: RunPlanOutput,
-  ): void {
-    for (const e of out.events) void this.event(obj, e.type, e.reason, e.message);
+  private announce(obj: ExperimentObject, prev: EnergyExperimentStatus, status: EnergyExperimentStatus): void {
     this.degradedEvent(obj, prev, status);
     if (prev.phase !== status.phase)
-      void this.event(
+      void this.events.record(
         obj,
         'Normal',
         `Experiment${String(status.phase)}`,
-        `Experiment is ${String(status.phase)}: ${progressOf(out.runs).summary} runs succeeded.`,
+        `Experiment is ${String(status.phase)}: ${status.progress?.summary ?? ''} runs succeeded.`,
       );
   }
 
-  private releaseFeed(ref: ExperimentRef): void {
+  private releaseFeed(ref: ExperimentRef, runs: number): void {
     // Dropped from the feed map at once; the final checkpoint is written in the background.
-    this.background.track(this.deps.streams.release(ref));
-    this.validations.delete(ref.uid);
-    this.lastPass.delete(ref.uid);
-    this.deferredEvents.delete(ref.uid);
-    this.artifacts.delete(ref.uid);
+    this.background.track(this.deps.streams.release(ref).then(() => this.deps.released?.(runs)));
+    this.forgetExperiment(ref);
     // Per-run power series of a finished experiment: every run has ended.
     this.deps.metrics?.runPower.forgetExperiment(ref.namespace, ref.name);
   }
@@ -608,31 +567,7 @@ export class Reconciler {
     if (after === undefined || after.status !== 'True' || (before?.status === 'True' && before.reason === after.reason))
       return;
     if (after.reason === REASONS.Simulated) return;
-    void this.event(obj, 'Warning', after.reason, after.message);
-  }
-
-  /** Every pod of this pass, rendered before anything is written: a render failure writes nothing. */
-  private renderPods(
-    ref: ExperimentRef,
-    spec: EnergyExperimentSpec,
-    matrix: RunMatrix,
-    out: RunPlanOutput,
-  ): RenderedPod[] {
-    const render = this.deps.renderPod ?? buildPod;
-    const byId = new Map(matrix.configurations.map((c) => [c.id, c]));
-    return out.create.flatMap((c) => {
-      const configuration = byId.get(c.run.configurationId);
-      if (configuration === undefined) return [];
-      // Rendered in the attempt's span: the agent config carries its traceparent (the agents' parent).
-      const attempt = this.attempts.started(ref.uid, c.run.id, c.attempt, { 'llem.config.hash': c.run.configHash });
-      const pod = context.with(attempt, () =>
-        render(
-          { experiment: ref, spec, configuration, run: c.run, attempt: c.attempt, replica: c.replica },
-          this.deps.podOptions,
-        ),
-      );
-      return [{ pod, runId: c.run.id }];
-    });
+    void this.events.record(obj, 'Warning', after.reason, after.message);
   }
 
   private countFailures(out: RunPlanOutput): void {
@@ -641,13 +576,21 @@ export class Reconciler {
         this.deps.metrics?.runFailures.inc({ reason: /failed: (\w+)/.exec(e.message)?.[1] ?? 'Unknown' });
   }
 
-  /** The feed, if it loads within FEED_WAIT_MS; otherwise undefined, and the key is requeued once it loaded. */
-  private async feedWithin(ref: ExperimentRef, plan: FeedPlan): Promise<ExperimentFeed | undefined> {
-    const loading = this.deps.streams.feed(ref, plan);
-    let timer: NodeJS.Timeout | undefined;
-    const late = new Promise<undefined>((resolve) => (timer = setTimeout(() => resolve(undefined), FEED_WAIT_MS)));
-    const feed = await Promise.race([loading, late]);
-    clearTimeout(timer);
+  /** The feed once loaded; until then undefined, and the key is requeued when it has (no pass waits on I/O). */
+  private async feedWithin(
+    ref: ExperimentRef,
+    plan: FeedPlan,
+    gate: Promise<void> | undefined,
+  ): Promise<ExperimentFeed | undefined> {
+    // A failed finalizer patch requeues the key by itself (addFinalizer): no feed this pass.
+    const loading =
+      gate === undefined
+        ? this.deps.streams.feed(ref, plan)
+        : gate.then(
+            () => this.deps.streams.feed(ref, plan),
+            () => undefined,
+          );
+    const feed = await settledOrUndefined(loading);
     if (feed === undefined) {
       const key = `${ref.namespace}/${ref.name}`;
       loading.then(
@@ -658,262 +601,33 @@ export class Reconciler {
     return feed;
   }
 
-  /**
-   * In the background: the run table first (write-ahead), then the pods. If either fails, the pods
-   * not created lose their expectation and their runs are marked resumed, so the next pass creates
-   * the same attempt's pods again instead of calling them lost; that pass is requeued.
-   */
-  private async persistThenCreate(ref: ExperimentRef, feed: ExperimentFeed, created: RenderedPod[]): Promise<void> {
-    try {
-      await feed.runs.persist();
-    } catch (err) {
-      for (const { pod, runId } of created) this.createFailed(ref, feed, runId, pod.metadata?.name, err);
-      if (created.length === 0) throw err;
-      return;
-    }
-    if (created.length > 0) await this.createPods(ref, feed, created);
-  }
-
-  private createFailed(
-    ref: ExperimentRef,
-    feed: ExperimentFeed,
-    runId: string,
-    name: string | undefined,
-    err: unknown,
-  ): void {
-    if (name !== undefined) this.expectations.delete(name);
-    feed.resumed.add(runId);
-    this.deps.log.warn({ err, run: runId, pod: name }, 'pod not created; the next pass creates it again');
-    this.deps.requeue?.(`${ref.namespace}/${ref.name}`);
-  }
-
-  private async createPods(ref: ExperimentRef, feed: ExperimentFeed, created: RenderedPod[]): Promise<void> {
-    const failed = (runId: string, name: string | undefined, err: unknown): void =>
-      this.createFailed(ref, feed, runId, name, err);
-    await Promise.all(
-      [...new Set(created.map((c) => c.runId))].map((runId) =>
-        this.ensureBusCredentials(ref, runId).catch((err: unknown) => failed(runId, undefined, err)),
-      ),
-    );
-    await Promise.all(
-      created.map(async ({ pod, runId }) => {
-        const name = pod.metadata?.name ?? '';
-        if (feed.resumed.has(runId)) return void this.expectations.delete(name);
-        try {
-          await this.deps.writer.createPod(pod);
-          this.deps.metrics?.podsCreated.inc();
-        } catch (err) {
-          failed(runId, name, err);
-        }
-      }),
-    );
-  }
-
-  /** The run's bus credentials Secret (ADR 0011), created once per run before its first pod. */
-  private async ensureBusCredentials(ref: ExperimentRef, runId: string): Promise<void> {
-    const issuer = this.deps.podOptions.busIssuer;
-    const key = `${ref.uid}/${runId}`;
-    if (issuer === undefined || this.busSecrets.has(key) || this.deps.writer.createSecret === undefined) return;
-    await this.deps.writer.createSecret(busCredentialSecret(issuer, ref, runId));
-    this.busSecrets.add(key);
-  }
-
-  private async desiredStatus(
-    ctx: ExperimentContext,
-    out: RunPlanOutput,
-    prev: EnergyExperimentStatus,
-    aggregate: AggregateResults | null,
-  ): Promise<EnergyExperimentStatus | null> {
-    const { obj, ref, spec, matrix, warnings } = ctx;
-    const generation = obj.metadata?.generation ?? 0;
-    const nowIso = this.now().toISOString();
-    const p = progressOf(out.runs);
-    const failure = ctx.feed.failure();
-    const all = configurationResults(
-      matrix.configurations,
-      out.runs,
-      aggregate === null ? null : statusMetrics(aggregate),
-    );
-    const best = bestConfiguration(all);
-    const configurations = boundConfigurations(all);
-    const simulated = this.deps.podOptions.simulate || (aggregate?.experiment.simulated ?? false);
-    const decision = decideFrom(spec, out.runs, simulated, aggregate, { failure, waiting: out.waiting });
-    const conditions = applyConditions(
-      prev.conditions,
-      [
-        { type: 'Validated', status: 'True', reason: REASONS.SpecValid, message: validMessage(matrix, warnings) },
-        ...decision.updates,
-      ],
-      nowIso,
-      generation,
-    );
-    const { started, completionTime } = statusTimes(out.runs, decision.finished, prev, nowIso);
-    const runs = withAggregatorRunMetrics(boundRuns(out.runs), aggregate);
-    // Written once, when the experiment finishes; later reconciles keep the reference.
-    const body = {
-      experiment: ref,
-      spec,
-      runs: out.runs,
-      configurations: all,
-      best,
-      simulated,
-      completionTime,
-      results: aggregate,
-      aggregatorFailure: failure,
-    };
-    const artifact = prev.artifact ?? (decision.finished ? await this.artifactWithin(ctx, body) : undefined);
-    // Finished, its artifact still being written: status says so once it can name the artifact.
-    if (decision.finished && artifact === undefined) return null;
-    return {
-      observedGeneration: generation,
-      phase: decision.phase,
-      conditions,
-      progress: p,
-      runs,
-      configurations,
-      ...(best !== undefined ? { best } : {}),
-      ...(artifact !== undefined ? { artifact } : {}),
-      simulated,
-      ...(started !== undefined ? { startTime: started } : {}),
-      ...(completionTime !== undefined ? { completionTime } : {}),
-    };
-  }
-
-  /**
-   * The finished experiment's artifact (results.json, CSVs, report.html: rendering and storing take
-   * a second or more at 20,000 runs) is written in the background: undefined until it is stored,
-   * then its reference. A failed write is forgotten and tried again by the next pass.
-   */
-  private async artifactWithin(
-    ctx: ExperimentContext,
-    body: Parameters<Reconciler['artifactOf']>[1],
-  ): Promise<{ uri: string; kind: 'objectStore' } | undefined> {
-    const uid = ctx.ref.uid;
-    let entry = this.artifacts.get(uid);
-    if (entry === undefined) {
-      const key = `${ctx.ref.namespace}/${ctx.ref.name}`;
-      const e: ArtifactWrite = { promise: this.artifactOf(ctx, body), done: undefined };
-      e.promise.then(
-        (a) => {
-          e.done = a;
-          this.deps.requeue?.(key);
-        },
-        (err: unknown) => {
-          this.artifacts.delete(uid);
-          this.deps.log.warn({ err, experiment: key }, 'artifact not written; the next pass writes it again');
-          this.deps.requeue?.(key);
-        },
-      );
-      this.artifacts.set(uid, e);
-      entry = e;
-    }
-    if (entry.done !== undefined) return entry.done;
-    let timer: NodeJS.Timeout | undefined;
-    const late = new Promise<undefined>((resolve) => (timer = setTimeout(() => resolve(undefined), ARTIFACT_WAIT_MS)));
-    const done = await Promise.race([entry.promise.catch(() => undefined), late]);
-    clearTimeout(timer);
-    return done;
-  }
-
-  private async artifactOf(
-    ctx: ExperimentContext,
-    body: Parameters<Reconciler['putArtifact']>[1] & { runs: RunPlanOutput['runs'] },
-  ): Promise<{ uri: string; kind: 'objectStore' }> {
-    const { aggregatorFailure, ...rest } = body;
-    const analysis = artifactAnalysis(ctx.spec, ctx.matrix, ctx.feed, body.runs, body.results);
-    const adaptive = adaptiveDecisions(ctx.spec, ctx.matrix, body.runs, (id) => ctx.feed.runResult(id));
-    const doc = {
-      ...rest,
-      ...(analysis === undefined ? {} : { analysis }),
-      ...(adaptive === null ? {} : { adaptive: adaptive.outcome }),
-      runs: withAggregatorRunMetrics(body.runs, body.results),
-      ...(aggregatorFailure !== null && aggregatorFailure !== undefined ? { aggregatorFailure } : {}),
-    };
-    return { uri: await this.putArtifact(ctx, doc), kind: 'objectStore' };
-  }
-
-  /** results.json plus the CSVs, plots and report.html (no power time series: the controller keeps no raw samples). */
-  private async putArtifact(
-    ctx: ExperimentContext,
-    body: { simulated: boolean; completionTime?: string | undefined; results: AggregateResults | null } & Record<
-      string,
-      unknown
-    >,
-  ): Promise<string> {
-    const cdfs = ctx.feed.cdfSource();
-    const files =
-      body.results === null || cdfs === null
-        ? new Map<string, string>()
-        : resultsFiles({
-            title: `llem results: ${ctx.ref.namespace}/${ctx.ref.name}${body.simulated ? ' (simulated)' : ''}`,
-            simulated: body.simulated,
-            manifestPath: `EnergyExperiment ${ctx.ref.namespace}/${ctx.ref.name}`,
-            generatedAt: body.completionTime ?? this.now().toISOString(),
-            results: body.results,
-            aggregator: cdfs,
-            labels: configLabelsOf(ctx.matrix),
-            power: null,
-            windows: [],
-            environment: {},
-            analysis: body['analysis'] as ExperimentAnalysis | undefined,
-            adaptive: (body['adaptive'] as AdaptiveOutcome | undefined) ?? null,
-          });
-    return await this.deps.streams.putArtifact(ctx.ref, body, files);
-  }
-
   private async afterFinish(
     ref: ExperimentRef,
-    spec: EnergyExperimentSpec,
+    ttl: number | undefined,
     status: EnergyExperimentStatus,
     requeueAfterMs: number | undefined,
   ): Promise<ReconcileResult> {
     const completion = status.completionTime;
-    const ttl = spec.policy.ttlSecondsAfterFinished;
     if (completion === undefined || ttl === undefined) return requeueAfterMs === undefined ? {} : { requeueAfterMs };
     const dueMs = Date.parse(completion) + ttl * 1000 - this.now().getTime();
     if (dueMs > 0) return { requeueAfterMs: dueMs };
     await this.deps.writer.deleteExperiment(ref.namespace, ref.name);
     return {};
   }
+}
 
-  private observe(
-    ref: ExperimentRef,
-    out: RunPlanOutput,
-    best: { joulesPerToken: number } | undefined,
-    aggregate: AggregateResults | null,
-  ): void {
-    const m = this.deps.metrics;
-    if (m === undefined) return;
-    const labels = { namespace: ref.namespace, experiment: ref.name };
-    const p = progressOf(out.runs);
-    for (const [phase, n] of [
-      ['Pending', p.pending],
-      ['Running', p.running],
-      ['Succeeded', p.succeeded],
-      ['Failed', p.failed],
-    ] as const)
-      m.experimentRuns.set({ ...labels, phase }, n);
-    const energy = aggregate?.experiment.totals.energyJoules ?? null;
-    if (energy !== null) m.experimentEnergy.set(labels, energy);
-    else m.experimentEnergy.remove(labels);
-    if (best !== undefined) m.experimentJoulesPerToken.set(labels, best.joulesPerToken);
-    // A pod that died without a summary leaves no end marker on the stream: the run phase decides.
-    for (const r of out.runs) if (r.phase !== 'Running') m.runPower.endRun(ref.namespace, ref.name, r.id);
-  }
+function samePass(last: PassInputs, now: PassInputs): boolean {
+  return (
+    last.status === now.status &&
+    last.generation === now.generation &&
+    last.results === now.results &&
+    last.failure === now.failure &&
+    last.waiting === now.waiting
+  );
+}
 
-  private async event(
-    obj: ExperimentObject,
-    type: 'Normal' | 'Warning',
-    reason: string,
-    message: string,
-  ): Promise<void> {
-    if (!this.eventBudget.take(obj.metadata?.uid ?? '', this.now().getTime())) {
-      return;
-    }
-    try {
-      await this.deps.writer.recordEvent(obj, type, reason, message);
-    } catch (err) {
-      this.deps.log.warn({ err, reason }, 'could not record event');
-    }
-  }
+function minDue(a: number | undefined, b: number | undefined): number | undefined {
+  if (a === undefined) return b;
+  if (b === undefined) return a;
+  return Math.min(a, b);
 }

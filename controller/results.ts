@@ -30,6 +30,8 @@ export interface AggregatorFailure {
  * always computed fresh, and a checkpoint's age only changes how much of the stream a restart re-reads.
  */
 const COST_SHARE = 20;
+/** After a restart, resumed runs wait at most this long for the consumer to read what the stream held. */
+const CATCH_UP_MAX_MS = 60_000;
 const RESULTS_REFRESH_MS = 1000;
 
 function spacing(floorMs: number, lastMs: number): number {
@@ -64,6 +66,11 @@ export interface ExperimentFeed {
   runResult(runId: string): RunResult | null;
   /** Tells the Aggregator a run attempt was started (before its pods exist): its messages are then accepted. */
   startAttempt(runId: string, attempt: number): void;
+  /**
+   * The consumer has applied every message the stream held when this feed loaded. Until then a run the
+   * table has Running and whose pods are gone may have finished (its data not read yet): not judged.
+   */
+  caughtUp(): boolean;
 }
 
 /** What the reconciler needs from the stream side. */
@@ -113,6 +120,7 @@ class Feed implements ExperimentFeed {
   private checkpointMs = 1000;
   private timer: NodeJS.Timeout | undefined;
   private chain: Promise<void> = Promise.resolve();
+  private readUp = false;
 
   constructor(
     readonly ref: ExperimentRef,
@@ -129,6 +137,10 @@ class Feed implements ExperimentFeed {
       return this.aggregator === null ? (this.failed?.message ?? 'the aggregator is unavailable') : undefined;
     },
   };
+
+  caughtUp(): boolean {
+    return this.readUp;
+  }
 
   cdfSource(): Pick<Aggregator, 'latencyCdf' | 'runQuantile'> | null {
     return this.aggregator;
@@ -231,6 +243,18 @@ class Feed implements ExperimentFeed {
       afterStreamSeq: this.lastStreamSeq,
       handler: (m) => this.handle(m),
     });
+    // Nothing to catch up with when no run was in flight (a new experiment): judged at once.
+    // A stream that never goes quiet (agents publishing) stops the wait after CATCH_UP_MAX_MS.
+    this.readUp = this.resumed.size === 0;
+    if (!this.readUp) {
+      const up = (): void => {
+        if (this.readUp) return;
+        this.readUp = true;
+        this.events.changed(this.ref);
+      };
+      void this.consumption.idle().then(up, () => undefined);
+      setTimeout(up, CATCH_UP_MAX_MS).unref();
+    }
     this.timer = setInterval(() => {
       if (Date.now() - this.lastCheckpoint.atMs < spacing(this.checkpointMs, this.lastCheckpoint.tookMs)) return;
       void this.checkpoint().catch((err: unknown) => this.log.warn({ err }, 'checkpoint failed'));
@@ -369,7 +393,13 @@ export class BusExperimentStreams implements ExperimentStreams {
   async release(ref: ExperimentRef): Promise<void> {
     const f = this.feeds.get(ref.uid);
     this.feeds.delete(ref.uid);
-    if (f !== undefined) await (await f.catch(() => undefined))?.stop(true);
+    const feed = f === undefined ? undefined : await f.catch(() => undefined);
+    // No final Aggregator checkpoint: a released experiment never loads its feed again (its results are
+    // the artifact), and serialising 20,000 runs' state kept hundreds of MB alive for seconds to
+    // minutes after release. A controller that dies before the released status lands replays the
+    // stream from the last periodic checkpoint, which gives the same results. The run table is kept.
+    await feed?.stop(false);
+    await feed?.runs.persist();
   }
 
   active(): number {

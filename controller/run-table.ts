@@ -29,6 +29,8 @@ export class RunTable {
   private runs: RunSummary[];
   private readonly dirty = new Set<number>();
   private writing: Promise<void> = Promise.resolve();
+  /** The write queued behind the one running (not started yet): later calls join it. */
+  private queued: Promise<void> | undefined;
 
   private constructor(
     private readonly bus: Pick<Bus, 'putCheckpoint' | 'getCheckpoint'>,
@@ -86,11 +88,17 @@ export class RunTable {
     return this.dirty.size;
   }
 
-  /** Writes the changed chunks; serialised, so two reconciles never interleave chunk writes. */
+  /**
+   * Writes the changed chunks; serialised, so two reconciles never interleave chunk writes. Calls made
+   * while a write runs share the one queued after it (it takes every chunk dirty when it starts), so a
+   * slow store never builds a backlog of writes, one per pass, that pod creates wait behind.
+   */
   persist(): Promise<void> {
+    if (this.queued !== undefined) return this.queued;
     const next = this.writing
       .catch(() => undefined)
       .then(async () => {
+        this.queued = undefined;
         const chunks = [...this.dirty];
         this.dirty.clear();
         try {
@@ -104,6 +112,7 @@ export class RunTable {
           throw err;
         }
       });
+    this.queued = next;
     this.writing = next;
     return next;
   }

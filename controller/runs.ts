@@ -25,14 +25,19 @@ export interface RunInputs {
   judge: RunJudge;
   /** Runs the table says are Running but that this process has not seen a pod of yet (after a restart). */
   resumed: ReadonlySet<string>;
+  /**
+   * The stream has been read up to where it was when the feed loaded (default true). Until then a
+   * resumed run without pods is not judged: its pods may be gone because it finished.
+   */
+  streamCaughtUp?: boolean;
   policy: PolicySpec;
   replicas: number;
   parallelism: number;
   now: Date;
   /** Base of the retry backoff (doubles per attempt, capped at 5 minutes). */
   retryBaseMs: number;
-  /** Pods created moments ago that the cache may not show yet (name -> created ms). */
-  expected: ReadonlySet<string>;
+  /** Pods created that the cache may not show yet (expectations.ts): they count as existing. */
+  expected: { has(name: string): boolean };
   podName: (runId: string, attempt: number, replica: number) => string;
   /**
    * At most this many runs started per pass (default: no cap beyond parallelism): a pass then costs a
@@ -40,15 +45,15 @@ export interface RunInputs {
    */
   maxStarts?: number;
   /**
-   * Load ladders (ADR 0030): what each ladder run may do given the runs' phases after this pass's
-   * updates (run, hold until the earlier step has ended, or skip past saturation). Absent: no ladder.
-   */
-  ladder?: (runs: readonly RunSummary[]) => ReadonlyMap<string, LadderAction>;
-  /**
    * Adaptive cycles (ADR 0031): per run id, from the runs as stepped this pass; a Pending run decided
    * `skip` becomes Skipped, `wait` stays Pending. Absent: every Pending run may start.
    */
   admission?: ((runs: readonly RunSummary[]) => ReadonlyMap<string, 'done' | 'run' | 'skip' | 'wait'>) | undefined;
+  /**
+   * Load ladders (ADR 0030): what each ladder run may do given the runs' phases after this pass's
+   * updates (run, hold until the earlier step has ended, or skip past saturation). Absent: no ladder.
+   */
+  ladder?: (runs: readonly RunSummary[]) => ReadonlyMap<string, LadderAction>;
 }
 
 export interface RunEvent {
@@ -249,6 +254,7 @@ function stepRunning(prev: RunSummary, planned: PlannedRun, inputs: RunInputs, o
   const broken = attemptBroken(prev, verdict, pods, inputs);
   if (broken !== undefined) return fail(prev, inputs, broken, out);
   const missing = missingReplicas(prev, pods, inputs);
+  if (awaitingStream(prev, missing, inputs)) return prev;
   // After a restart, a Running run with no pod and no data for its attempt was recorded (write-ahead)
   // but its pods never got created: create them now, same attempt, nothing of it exists anywhere.
   if (missing.length === inputs.replicas && verdict === null && inputs.resumed.has(prev.id)) {
@@ -264,6 +270,11 @@ function stepRunning(prev: RunSummary, planned: PlannedRun, inputs: RunInputs, o
   if (verdict !== null && verdict.readyReplicas >= inputs.replicas)
     out.signal.push({ runId: prev.id, attempt: prev.attempt });
   return prev;
+}
+
+/** A resumed run without its pods, while the stream is still being read (its data may finish it). */
+function awaitingStream(prev: RunSummary, missing: number[], inputs: RunInputs): boolean {
+  return missing.length > 0 && inputs.resumed.has(prev.id) && inputs.streamCaughtUp === false;
 }
 
 function timedOut(inputs: RunInputs, pods: V1Pod[] = []): PodFailure {
@@ -316,11 +327,6 @@ function due(out: RunPlanOutput, ms: number): void {
   out.requeueAfterMs = out.requeueAfterMs === undefined ? v : Math.min(out.requeueAfterMs, v);
 }
 
-/** Succeeded, Failed or Skipped: nothing more happens to the run. */
-export function ended(r: Pick<RunSummary, 'phase'>): boolean {
-  return r.phase === 'Succeeded' || r.phase === 'Failed' || r.phase === 'Skipped';
-}
-
 function range(n: number): number[] {
   return Array.from({ length: n }, (_, i) => i);
 }
@@ -365,11 +371,11 @@ export function stepRuns(inputs: RunInputs): RunPlanOutput {
     signal: [],
     requeueAfterMs: undefined,
   };
-  const byId = new Map(inputs.previous.map((r) => [r.id, r]));
+  const previousOf = previousLookup(inputs);
   const suspended = inputs.policy.suspend;
-  const stepped = inputs.planned.map((run) => {
-    const prev = adoptNewerAttempt(byId.get(run.id) ?? initial(run), inputs);
-    if (ended(prev)) return prev;
+  const stepped = inputs.planned.map((run, i) => {
+    const prev = adoptNewerAttempt(previousOf(run, i) ?? initial(run), inputs);
+    if (prev.phase === 'Succeeded' || prev.phase === 'Failed' || prev.phase === 'Skipped') return prev;
     const v = inputs.judge.verdict(prev.id);
     // An attempt given up on (timeout, suspend) whose complete data arrived after all: it counts, and
     // the run is not started again.
@@ -378,32 +384,10 @@ export function stepRuns(inputs: RunInputs): RunPlanOutput {
     if (prev.phase === 'Running' && suspended) return suspend(prev, inputs, out);
     return prev.phase === 'Running' ? stepRunning(prev, run, inputs, out) : prev;
   });
-  startPending(stepped, inputs, out);
-  out.runs = stepped;
-  releaseFinishedPods(inputs, stepped, out);
-  return out;
-}
-
-/** Ladder runs past saturation become Skipped; returns the ids of those that must wait for an earlier step. */
-function gateLadder(stepped: RunSummary[], inputs: RunInputs): Set<string> {
-  const held = new Set<string>();
-  const gate = inputs.ladder?.(stepped);
-  if (gate === undefined) return held;
-  for (const [i, run] of stepped.entries()) {
-    const action = run.phase === 'Pending' ? gate.get(run.id) : undefined;
-    if (action?.action === 'skip') stepped[i] = { ...run, phase: 'Skipped', message: action.reason.slice(0, 1024) };
-    else if (action?.action === 'hold') held.add(run.id);
-  }
-  return held;
-}
-
-/** Starts Pending runs while slots are free, in plan order (ladder runs held by gateLadder wait). */
-function startPending(stepped: RunSummary[], inputs: RunInputs, out: RunPlanOutput): void {
-  const suspended = inputs.policy.suspend;
   const free = inputs.parallelism - stepped.filter((r) => r.phase === 'Running').length;
   let slots = Math.min(free, inputs.maxStarts ?? Infinity);
-  const held = suspended ? new Set<string>() : gateLadder(stepped, inputs);
   const admitted = inputs.admission?.(stepped);
+  const held = suspended ? new Set<string>() : gateLadder(stepped, inputs);
   for (const [i, run] of stepped.entries()) {
     const planned = inputs.planned[i];
     if (run.phase !== 'Pending' || planned === undefined || suspended || held.has(run.id)) continue;
@@ -423,6 +407,21 @@ function startPending(stepped: RunSummary[], inputs: RunInputs, out: RunPlanOutp
     stepped[i] = { ...run, phase: 'Running', startTime: inputs.now.toISOString() };
     due(out, inputs.policy.runTimeoutSeconds * 1000);
   }
+  out.runs = stepped;
+  releaseFinishedPods(inputs, stepped, out);
+  return out;
+}
+
+/**
+ * The previous summary of each planned run: the run table keeps plan order, so by position (no map of
+ * 20,000 runs built per pass); by id when the orders differ (an older controller's status.runs).
+ */
+function previousLookup(inputs: RunInputs): (run: PlannedRun, i: number) => RunSummary | undefined {
+  const prev = inputs.previous;
+  const aligned = prev.length === inputs.planned.length && inputs.planned.every((r, i) => prev[i]?.id === r.id);
+  if (aligned) return (_run, i) => prev[i];
+  const byId = new Map(prev.map((r) => [r.id, r]));
+  return (run) => byId.get(run.id);
 }
 
 const labelsOfPlan = new WeakMap<PlannedRun[], Map<string, number>>();
@@ -456,7 +455,7 @@ function releaseFinishedPods(inputs: RunInputs, runs: RunSummary[], out: RunPlan
  * pods were created, so the run is Running it. Never go back to an attempt that already has data.
  */
 function adoptNewerAttempt(prev: RunSummary, inputs: RunInputs): RunSummary {
-  if (ended(prev)) return prev;
+  if (prev.phase === 'Succeeded' || prev.phase === 'Failed' || prev.phase === 'Skipped') return prev;
   const v = inputs.judge.verdict(prev.id);
   if (v === null || v.attempt <= prev.attempt) return prev;
   return {
@@ -480,4 +479,22 @@ function suspend(prev: RunSummary, inputs: RunInputs, out: RunPlanOutput): RunSu
     attempt: prev.attempt + 1,
     message: `Attempt ${prev.attempt} stopped by suspend.`,
   };
+}
+
+/** Succeeded, Failed or Skipped: nothing more happens to the run. */
+export function ended(r: Pick<RunSummary, 'phase'>): boolean {
+  return r.phase === 'Succeeded' || r.phase === 'Failed' || r.phase === 'Skipped';
+}
+
+/** Ladder runs past saturation become Skipped; returns the ids of those that must wait for an earlier step. */
+function gateLadder(stepped: RunSummary[], inputs: RunInputs): Set<string> {
+  const held = new Set<string>();
+  const gate = inputs.ladder?.(stepped);
+  if (gate === undefined) return held;
+  for (const [i, run] of stepped.entries()) {
+    const action = run.phase === 'Pending' ? gate.get(run.id) : undefined;
+    if (action?.action === 'skip') stepped[i] = { ...run, phase: 'Skipped', message: action.reason.slice(0, 1024) };
+    else if (action?.action === 'hold') held.add(run.id);
+  }
+  return held;
 }

@@ -222,6 +222,28 @@ function degradedCondition(o: DegradedInputs): ConditionUpdate {
   return { type: 'Degraded', status: 'False', reason: REASONS.AsExpected, message: 'No problems seen.' };
 }
 
+/** The Running condition of an experiment with runs still to finish. */
+function runningCondition(
+  p: ReturnType<typeof progressOf>,
+  opts: { suspended: boolean; waiting?: string | undefined },
+): ConditionUpdate {
+  if (opts.suspended)
+    return {
+      type: 'Running',
+      status: 'False',
+      reason: REASONS.Suspended,
+      message: 'Suspended: no new pods are started.',
+    };
+  return {
+    type: 'Running',
+    status: 'True',
+    reason: opts.waiting === undefined ? REASONS.RunsInProgress : REASONS.Unschedulable,
+    message:
+      `${p.running} run(s) running, ${p.pending} pending, ${p.succeeded}/${p.total} succeeded.` +
+      (opts.waiting === undefined ? '' : ` Waiting for a node: ${opts.waiting}`),
+  };
+}
+
 export function decidePhase(
   runs: RunSummary[],
   opts: { suspended: boolean; strict: boolean } & DegradedInputs,
@@ -230,16 +252,7 @@ export function decidePhase(
   const finished = p.pending === 0 && p.running === 0;
   const degraded = degradedCondition(opts);
   if (!finished) {
-    const running: ConditionUpdate = opts.suspended
-      ? { type: 'Running', status: 'False', reason: REASONS.Suspended, message: 'Suspended: no new pods are started.' }
-      : {
-          type: 'Running',
-          status: 'True',
-          reason: opts.waiting === undefined ? REASONS.RunsInProgress : REASONS.Unschedulable,
-          message:
-            `${p.running} run(s) running, ${p.pending} pending, ${p.succeeded}/${p.total} succeeded.` +
-            (opts.waiting === undefined ? '' : ` Waiting for a node: ${opts.waiting}`),
-        };
+    const running = runningCondition(p, opts);
     const inProgress: ConditionUpdate[] = [
       { type: 'Succeeded', status: 'Unknown', reason: REASONS.InProgress, message: 'Runs are not finished yet.' },
       { type: 'Failed', status: 'False', reason: REASONS.InProgress, message: 'Runs are not finished yet.' },

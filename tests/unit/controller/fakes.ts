@@ -53,7 +53,7 @@ export class RecordingWriter implements KubeWriter {
   deleteExperiment(): Promise<void> {
     return Promise.resolve();
   }
-  createPod(pod: V1Pod): Promise<void> {
+  createPod(pod: V1Pod): Promise<string | undefined | void> {
     this.writes.push(`create ${pod.metadata?.name ?? ''}`);
     this.created.push(pod.metadata?.name ?? '');
     this.pods.put({ ...pod, status: { phase: 'Pending' } });
