@@ -33,6 +33,8 @@ const TokenDistributionSchema = z.union([
   }),
 ]);
 
+const SloTargetSchema = z.strictObject({ p: z.number().gt(0).max(100), ms: z.number().gt(0) });
+
 export const AgentConfigSchema = z.strictObject({
   publisher: z.strictObject({
     namespace: z.string().min(1),
@@ -160,6 +162,14 @@ export const AgentConfigSchema = z.strictObject({
       permitted: z.boolean().default(false),
     })
     .prefault({}),
+  /** Latency SLO targets (spec.slo): every slice counts the requests that met all of them (agent/slo.ts). */
+  slo: z
+    .strictObject({
+      ttftMs: SloTargetSchema.optional(),
+      itlMs: SloTargetSchema.optional(),
+      e2eMs: SloTargetSchema.optional(),
+    })
+    .optional(),
   /** Files the backend reads at start (trtllm-serve's extra options YAML): written before CMD starts. */
   files: z
     .array(

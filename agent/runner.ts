@@ -1,6 +1,7 @@
 // The measurement protocol for one run replica (DESIGN.md): hello, backend readiness, idle
 // baseline, warm-up (excluded), ready -> start signal, window, cool-down, summary. Any abort
 // (SIGTERM, backend death) publishes `aborted` with the phase it happened in.
+import type { RequestSlo } from './slo.ts';
 import { hostname } from 'node:os';
 import type { Mark, Phase, PublisherKey, SummaryMessage } from '../api/protocol.ts';
 import type { Bus } from '../lib/bus/types.ts';
@@ -60,6 +61,14 @@ export type AgentSummary = Omit<SummaryMessage, 'v' | 'kind' | 'seq' | 'sentAtMs
 function reasonOf(signal: AbortSignal): string {
   const r: unknown = signal.reason;
   return r instanceof Error ? r.message : typeof r === 'string' ? r : 'aborted';
+}
+
+function sloOf(s: NonNullable<AgentConfig['slo']>): RequestSlo {
+  const out: RequestSlo = {};
+  if (s.ttftMs !== undefined) out.ttftMs = s.ttftMs;
+  if (s.itlMs !== undefined) out.itlMs = s.itlMs;
+  if (s.e2eMs !== undefined) out.e2eMs = s.e2eMs;
+  return out;
 }
 
 function workloadOf(c: AgentConfig): Workload {
@@ -198,6 +207,7 @@ class ProtocolRun {
       mark: (k) => this.mark(k),
       onInFlight: (n) => this.d.telemetry.observeLoad?.(n),
       health: this.health,
+      ...(this.c.slo === undefined ? {} : { slo: sloOf(this.c.slo) }),
     });
   }
 

@@ -5,6 +5,7 @@ import type { SketchMessage } from '../api/protocol.ts';
 import type { LatencySketch } from '../lib/sketch/types.ts';
 import type { RequestResult } from './load/client.ts';
 import { sketchToBase64 } from '../lib/sketch/index.ts';
+import { requestMeetsSlo, type RequestSlo } from './slo.ts';
 
 export type SketchFactory = () => LatencySketch;
 export type SketchBody = Omit<
@@ -29,6 +30,8 @@ interface Slice {
   errors: Record<string, number>;
   inputTokens: number;
   outputTokens: number;
+  /** Requests that met every SLO target (agent/slo.ts); counted only when SLOs are set. */
+  sloMet: number;
 }
 
 function encode(s: LatencySketch): string | undefined {
@@ -41,16 +44,29 @@ export class SliceRecorder {
   private slice: Slice;
   readonly totals: WindowTotals = { requestsOk: 0, requestsFailed: 0, inputTokens: 0, outputTokens: 0 };
   private readonly createSketch: SketchFactory;
+  private readonly slo: RequestSlo | undefined;
 
-  constructor(createSketch: SketchFactory, startWallMs: number) {
+  constructor(createSketch: SketchFactory, startWallMs: number, slo?: RequestSlo) {
     this.createSketch = createSketch;
+    this.slo = slo;
     this.startMs = startWallMs;
     this.slice = this.fresh();
   }
 
   private fresh(): Slice {
     const c = this.createSketch;
-    return { ttft: c(), itl: c(), e2e: c(), tpot: c(), ok: 0, failed: 0, errors: {}, inputTokens: 0, outputTokens: 0 };
+    return {
+      ttft: c(),
+      itl: c(),
+      e2e: c(),
+      tpot: c(),
+      ok: 0,
+      failed: 0,
+      errors: {},
+      inputTokens: 0,
+      outputTokens: 0,
+      sloMet: 0,
+    };
   }
 
   /** Tokens that arrived inside the window (a failed request's tokens still cost energy: they count). */
@@ -62,6 +78,7 @@ export class SliceRecorder {
   /** A request that completed inside the window: its count and latencies (not its tokens). */
   addRequest(r: RequestResult): void {
     const s = this.slice;
+    if (this.slo !== undefined && requestMeetsSlo(r, this.slo)) s.sloMet++;
     if (!r.ok) {
       s.failed++;
       const cls = r.errorClass ?? 'unknown';
@@ -99,6 +116,7 @@ export class SliceRecorder {
       inputTokens: s.inputTokens,
       outputTokens: s.outputTokens,
       sketches,
+      ...(this.slo === undefined ? {} : { requestsSloMet: s.sloMet }),
     };
     this.totals.requestsOk += s.ok;
     this.totals.requestsFailed += s.failed;

@@ -6,6 +6,7 @@ import { runLoad, type RequestFactory, type RequestSender, type Workload } from 
 import type { ClientHealthMonitor } from './client-health.ts';
 import type { Publisher } from './publisher.ts';
 import type { LatencySketch } from '../lib/sketch/types.ts';
+import type { RequestSlo } from './slo.ts';
 import { SliceRecorder, type SketchFactory, type WindowTotals } from './slices.ts';
 
 export interface WindowOptions {
@@ -24,6 +25,8 @@ export interface WindowOptions {
   onInFlight?: (n: number) => void;
   /** Samples the client's own health from the window's start to its end. */
   health?: ClientHealthMonitor;
+  /** Latency SLO targets: each slice counts the requests that met all of them (agent/slo.ts). */
+  slo?: RequestSlo;
 }
 
 export interface WindowResult {
@@ -106,7 +109,7 @@ class MeasurementWindow {
     if (this.recorder !== null || (this.drained && !force)) return;
     this.startMs = Date.now();
     this.openPerfMs = performance.now();
-    this.recorder = new SliceRecorder(this.o.createSketch, this.startMs);
+    this.recorder = new SliceRecorder(this.o.createSketch, this.startMs, this.o.slo);
     this.o.health?.start();
     this.pushMark('windowStart');
     this.startMark = (this.marks.at(-1) ?? Promise.resolve()).then(() => {

@@ -253,6 +253,15 @@ export class Aggregator {
     return out;
   }
 
+  /**
+   * Quantile q (0..1) of one latency metric over one run's samples (its merged sketch): SLO targets
+   * name any percentile, not only the reported ones. Null when the run has no such samples.
+   */
+  runQuantile(runId: string, metric: LatencyMetric, q: number): number | null {
+    const sketch = this.runs.get(runId)?.sketches[metric];
+    return sketch === null || sketch === undefined || sketch.count === 0 ? null : sketch.quantile(q);
+  }
+
   /** results() as JSON: byte-identical for the same messages in the same order. */
   resultsJson(): string {
     return JSON.stringify(this.results());

@@ -33,6 +33,25 @@ export {
 } from './state.ts';
 export { newAggregator } from './plan.ts';
 export {
+  analyseExperiment,
+  ladderActions,
+  hasLadder,
+  type ExperimentAnalysis,
+  type AnalysisInputs,
+} from './analysis.ts';
+export {
+  ladderVerdict,
+  ladderGate,
+  kneeOf,
+  KNEE_DEFINITION,
+  type LadderAction,
+  type LadderCurve,
+  type LadderPoint,
+  type LadderStepInput,
+  type LadderVerdict,
+} from './ladder.ts';
+export { runSlo, configSlo, sloChoice, sloResults, type SloResults, type ConfigSlo, type RunSlo } from './slo.ts';
+export {
   decideAdaptive,
   adaptiveMetricValue,
   adaptiveCharge,

@@ -12,7 +12,7 @@ import { segmentEnergy, type PowerBound, type SegmentEnergy } from './energy.ts'
 import { conditionSummary, tickSummary, type ConditionSummary, type TickSummary } from './gpu-conditions.ts';
 import { powerBound } from './plausibility.ts';
 import type { RunState } from './run-state.ts';
-import { LATENCY_METRICS, type GpuState, type LatencyMetric, type PlannedRun } from './state.ts';
+import { LATENCY_METRICS, type GpuState, type LatencyMetric, type PlannedRun, type PublisherState } from './state.ts';
 
 export const RUN_METRICS = [
   'windowSeconds',
@@ -82,6 +82,8 @@ export interface RunResult {
     inputTokens: number;
     outputTokens: number;
     errorClasses: Record<string, number>;
+    /** Requests that met every SLO target, counted by the agents (ADR 0030); absent when no SLO was set. */
+    requestsSloMet?: number;
   };
   metrics: Record<RunMetric, number | null>;
   /** Reason for each null metric. `joulesPerToken` is per output (generated) token. */
@@ -307,6 +309,7 @@ export function runResult(plan: PlannedRun, run: RunState | undefined): RunResul
       inputTokens: sum('inputTokens'),
       outputTokens: sum('outputTokens'),
       errorClasses: errorClassRecord(run?.errorClasses),
+      ...sloMetCount(pubs),
     },
     ...(run === undefined ? empty : runMetrics(run, plan, gpus)),
     latency,
@@ -321,4 +324,10 @@ export function runResult(plan: PlannedRun, run: RunState | undefined): RunResul
       ...gpus.flatMap((g) => g.notes.map((n) => `GPU ${g.gpuUuid}: ${n}`)),
     ],
   };
+}
+
+/** The replicas' SLO-met counts summed; absent unless every replica counted (a partial sum would undercount). */
+function sloMetCount(pubs: readonly PublisherState[]): { requestsSloMet?: number } {
+  if (pubs.length === 0 || pubs.some((p) => p.requestsSloMet === undefined)) return {};
+  return { requestsSloMet: pubs.reduce((a, p) => a + (p.requestsSloMet ?? 0), 0) };
 }

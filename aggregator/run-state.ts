@@ -178,6 +178,7 @@ export class RunState {
     pub.requestsFailed += m.requestsFailed;
     pub.inputTokens += m.inputTokens;
     pub.outputTokens += m.outputTokens;
+    if (m.requestsSloMet !== undefined) pub.requestsSloMet = (pub.requestsSloMet ?? 0) + m.requestsSloMet;
     for (const [cls, n] of Object.entries(m.errorClasses)) {
       const key = this.errorClasses.has(cls) || this.errorClasses.size < MAX_ERROR_CLASSES ? cls : OTHER_ERROR_CLASS;
       this.errorClasses.set(key, (this.errorClasses.get(key) ?? 0) + n);

@@ -57,6 +57,8 @@ export const PublisherStateSchema = z.object({
   requestsFailed: z.number(),
   inputTokens: z.number(),
   outputTokens: z.number(),
+  /** Sum of the sketches' requestsSloMet; absent while none carried one (no SLO set, or an older agent). */
+  requestsSloMet: z.number().optional(),
   gpuUuids: z.array(z.string()).nullable(),
   /** Each announced GPU's power limit (parallel to gpuUuids; null = not reported): bounds plausible power. */
   powerLimitsW: z.array(z.number().nullable()).default([]),

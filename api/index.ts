@@ -40,6 +40,20 @@ export {
   EnergyExperimentSpecSchema,
   EnergyExperimentSchema,
 } from './spec.ts';
+export {
+  LadderSchema,
+  SloSchema,
+  SloTargetSchema,
+  LADDER_MODES,
+  SLO_METRICS,
+  MAX_LADDER_STEPS,
+  type LadderSpec,
+  type LadderMode,
+  type SloSpec,
+  type SloTarget,
+  type SloMetric,
+} from './spec-ladder.ts';
+export { ladderValues, ladderField, stepWorkload, type LadderPosition } from './ladder.ts';
 export type {
   CelRule,
   BackendType,

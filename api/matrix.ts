@@ -31,6 +31,7 @@ import {
 import { configurationRuleViolations } from './rules.ts';
 import { manifestErrorMap } from './messages.ts';
 import { seededRandom } from './random.ts';
+import { ladderField, ladderValues, stepWorkload, type LadderPosition } from './ladder.ts';
 
 export const MAX_CONFIGURATIONS = 4096;
 export const MAX_RUNS = 20000;
@@ -68,6 +69,8 @@ export interface Configuration {
   gpu: RequestedGpuSettings;
   /** sha256 (hex) of the canonical JSON of what the server and load generator do, and the GPU settings. */
   configHash: string;
+  /** Set on the steps of a load ladder (workload.ladder): which ladder, which step, what load. */
+  ladder?: LadderPosition;
 }
 
 export interface PlannedRun {
@@ -80,6 +83,8 @@ export interface PlannedRun {
   /** Position in execution order, from 0. */
   sequence: number;
   point: SweepPoint;
+  /** Load-ladder steps only: the ladder and the step, which the runtimes gate on (aggregator/ladder.ts). */
+  ladder?: { group: string; step: number };
 }
 
 /** A problem located by a user-facing field path (`spec.sweep.axes[vllm.maxNumSeqs][2]`). */
@@ -310,36 +315,90 @@ function collectConfigurations(spec: EnergyExperimentSpec, points: RawPoint[]): 
       const { draft, errors } = resolve(spec, backendIndex, point);
       out.errors.push(...errors);
       if (draft === undefined) continue;
-      const content = { ...draft, gpusPerRun: spec.placement.gpusPerRun, replicas: spec.placement.replicas };
-      const hash = configHash(content);
-      const id = `${draft.backend.name}-${shortHash(hash)}`;
-      if (seen.has(id)) continue;
-      seen.add(id);
-      const { violations, warnings } = configurationRuleViolations(content);
-      for (const w of warnings) {
-        const path = formatPath(fieldOrigin(draft, w.field).path);
-        const key = `${path}\0${w.message}`;
-        if (!seenWarnings.has(key)) out.warnings.push({ path, message: w.message });
-        seenWarnings.add(key);
-      }
-      if (violations.length > 0) {
-        for (const v of violations) {
-          const origin = fieldOrigin(draft, v.field);
-          out.rejected.push({
-            path: formatPath(origin.path),
-            message: v.message,
-            backend: draft.backend.name,
-            point: draft.point,
-            involvesSweep: v.alsoFields.some((f) => fieldOrigin(draft, f).swept) || origin.swept,
-          });
-        }
-        continue;
-      }
-      const { origins: _origins, ...rest } = draft;
-      out.configurations.push({ ...rest, ...content, id, index: out.configurations.length, configHash: hash });
+      for (const [step, ladder] of ladderSteps(spec, draft, out))
+        addDraft(spec, step, ladder, { out, seen, seenWarnings });
     }
   });
   return out;
+}
+
+/** A draft without a ladder as itself; with one, one draft per step (the base draft names the group). */
+function ladderSteps(
+  spec: EnergyExperimentSpec,
+  draft: ConfigurationDraft,
+  out: RunMatrix,
+): [ConfigurationDraft, LadderPosition | undefined][] {
+  const l = draft.workload.ladder;
+  if (l === undefined) return [[draft, undefined]];
+  const field = ladderField(l.mode);
+  if (field in draft.point) {
+    const message = `${field} is set by workload.ladder (mode ${l.mode}); remove it from the sweep or drop the ladder`;
+    out.errors.push({ path: formatPath(draft.origins[field] ?? []), message });
+    return [];
+  }
+  const base = { ...draft, gpusPerRun: spec.placement.gpusPerRun, replicas: spec.placement.replicas };
+  const group = `${draft.backend.name}-${shortHash(configHash(base))}`;
+  return ladderValues(l).map((value, step) => [
+    {
+      ...draft,
+      workload: stepWorkload(draft.workload, l, value),
+      point: sortedPoint({ ...draft.point, [field]: value }),
+    },
+    { group, step, value, mode: l.mode, spec: l },
+  ]);
+}
+
+function sortedPoint(point: SweepPoint): SweepPoint {
+  return Object.fromEntries(Object.entries(point).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)));
+}
+
+interface Collecting {
+  out: RunMatrix;
+  seen: Set<string>;
+  seenWarnings: Set<string>;
+}
+
+function addDraft(
+  spec: EnergyExperimentSpec,
+  draft: ConfigurationDraft,
+  ladder: LadderPosition | undefined,
+  { out, seen, seenWarnings }: Collecting,
+): void {
+  const content = { ...draft, gpusPerRun: spec.placement.gpusPerRun, replicas: spec.placement.replicas };
+  const hash = configHash(content);
+  const id = `${draft.backend.name}-${shortHash(hash)}`;
+  if (seen.has(id)) return;
+  seen.add(id);
+  const { violations, warnings } = configurationRuleViolations(content);
+  for (const w of warnings) {
+    const path = formatPath(fieldOrigin(draft, w.field).path);
+    const key = `${path}\0${w.message}`;
+    if (!seenWarnings.has(key)) out.warnings.push({ path, message: w.message });
+    seenWarnings.add(key);
+  }
+  if (violations.length > 0) {
+    for (const v of violations) {
+      const origin = fieldOrigin(draft, v.field);
+      out.rejected.push({
+        path: formatPath(origin.path),
+        message: v.message,
+        backend: draft.backend.name,
+        point: draft.point,
+        involvesSweep: v.alsoFields.some((f) => fieldOrigin(draft, f).swept) || origin.swept,
+      });
+    }
+    return;
+  }
+  const { origins: _origins, ...rest } = draft;
+  const index = out.configurations.length;
+  out.configurations.push({
+    ...rest,
+    ...content,
+    id,
+    index,
+    configHash: hash,
+    ...(ladder === undefined ? {} : { ladder }),
+  });
 }
 
 function shuffled<T>(items: readonly T[], random: () => number): T[] {
@@ -375,11 +434,28 @@ export function executionOrder(
   });
 }
 
+/**
+ * Ladder steps run in stages: every cycle of step k (of every ladder, and every configuration without
+ * one, in stage 0) before any of step k + 1, since whether step k + 1 runs depends on step k's results.
+ * Inside a stage the measurement order applies as usual.
+ */
+function stagedOrder(
+  configurations: readonly Configuration[],
+  measurement: { cycles: number; order: MeasurementOrder; seed: number },
+): { configuration: Configuration; cycle: number }[] {
+  const stages = new Map<number, Configuration[]>();
+  for (const c of configurations) {
+    const k = c.ladder?.step ?? 0;
+    stages.set(k, [...(stages.get(k) ?? []), c]);
+  }
+  return [...stages.keys()].sort((a, b) => a - b).flatMap((k) => executionOrder(stages.get(k) ?? [], measurement));
+}
+
 function orderRuns(
   configurations: readonly Configuration[],
   measurement: { cycles: number; order: MeasurementOrder; seed: number },
 ): PlannedRun[] {
-  return executionOrder(configurations, measurement).map(({ configuration: c, cycle }, sequence) => ({
+  return stagedOrder(configurations, measurement).map(({ configuration: c, cycle }, sequence) => ({
     id: runId(c.id, cycle),
     configurationId: c.id,
     configHash: c.configHash,
@@ -388,6 +464,7 @@ function orderRuns(
     cycle,
     sequence,
     point: c.point,
+    ...(c.ladder === undefined ? {} : { ladder: { group: c.ladder.group, step: c.ladder.step } }),
   }));
 }
 

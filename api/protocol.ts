@@ -107,6 +107,8 @@ export const SketchMessageSchema = z
     errorClasses: errorClassCounts,
     inputTokens: count,
     outputTokens: count,
+    /** Requests of requestsOk that met every SLO target (spec.slo); absent when no SLO is set (ADR 0030). */
+    requestsSloMet: count.optional(),
     /**
      * base64 of LogHistogram.serialize() (SKETCH_FORMAT); values in milliseconds, >= 0 (zeros are
      * counted exactly). Absent when the slice had none.

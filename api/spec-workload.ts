@@ -1,6 +1,7 @@
 // The workload of the EnergyExperiment spec: dataset, token-length distributions, sampling, mode.
 import { z } from 'zod';
 import { cel, Dns1123LabelSchema, exactlyOne, nonNegInt, nonNegNumber, oneOf, posInt } from './spec-parts.ts';
+import { LadderSchema } from './spec-ladder.ts';
 
 // ---------------------------------------------------------------- workload
 
@@ -200,4 +201,5 @@ export const WorkloadSchema = z.strictObject({
     .enum(['completions', 'chat'])
     .default('completions')
     .describe('OpenAI endpoint: /v1/completions or /v1/chat/completions.'),
+  ladder: LadderSchema.optional(),
 });

@@ -25,11 +25,13 @@ import {
 } from './spec-parts.ts';
 import { TokenDistributionSchema, WorkloadSchema } from './spec-workload.ts';
 import { GpuSettingsSchema } from './spec-gpu.ts';
+import { SloSchema } from './spec-ladder.ts';
 import { CyclesSchema } from './spec-adaptive.ts';
 
 export * from './spec-backends.ts';
 export * from './spec-workload.ts';
 export * from './spec-gpu.ts';
+export * from './spec-ladder.ts';
 export * from './spec-adaptive.ts';
 export { Dns1123LabelSchema, type CelRule } from './spec-parts.ts';
 
@@ -368,6 +370,7 @@ export const EnergyExperimentSpecSchema = z
       'GPU power limit and locked clocks the runs use (sweepable: gpu.powerLimitWatts ...); restored after every run.',
     ),
     policy: PolicySchema.prefault({}),
+    slo: SloSchema.optional(),
   })
   .meta(
     cel(

@@ -51,7 +51,7 @@ export const MetricsSchema = z
 export const EXPERIMENT_PHASES = ['Pending', 'Running', 'Succeeded', 'Failed', 'Suspended', 'Invalid'] as const;
 export type ExperimentPhase = (typeof EXPERIMENT_PHASES)[number];
 
-/** Skipped: adaptive cycles found the run not needed (its configuration stopped first; ADR 0031). */
+/** Skipped: a load-ladder step past saturation (ADR 0030), or a run adaptive cycles found not needed (ADR 0031). */
 export const RUN_PHASES = ['Pending', 'Running', 'Succeeded', 'Failed', 'Skipped'] as const;
 export type RunPhase = (typeof RUN_PHASES)[number];
 
@@ -61,7 +61,7 @@ export const ProgressSchema = z.strictObject({
   running: z.number().int().min(0),
   succeeded: z.number().int().min(0),
   failed: z.number().int().min(0),
-  /** Runs adaptive cycles found not needed; absent: none. */
+  /** Runs skipped: ladder steps past saturation, runs adaptive cycles found not needed; absent: none. */
   skipped: z.number().int().min(0).optional(),
   /** "succeeded/total", for the Progress printer column (total less the skipped runs). */
   summary: z.string(),

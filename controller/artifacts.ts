@@ -6,6 +6,7 @@ import type { EnergyExperimentSpec } from '../api/spec.ts';
 import type { RunSummary } from '../api/status.ts';
 import type { AggregateResults } from '../aggregator/index.ts';
 import { adaptiveDecisions } from './adaptive.ts';
+import { artifactAnalysis } from './ladder-gate.ts';
 import type { Logger } from '../lib/log.ts';
 import { configLabelsOf, resultsFiles } from '../report/files.ts';
 import { withAggregatorRunMetrics } from './aggregate-view.ts';
@@ -88,8 +89,10 @@ export class Artifacts {
   ): Promise<ArtifactRef> {
     const { aggregatorFailure, ...rest } = body;
     const adaptive = adaptiveDecisions(body.spec, matrix, body.runs, (id) => feed.runResult(id));
+    const analysis = artifactAnalysis(body.spec, matrix, feed, body.runs, body.results);
     const doc = {
       ...rest,
+      ...(analysis === undefined ? {} : { analysis }),
       ...(adaptive === null ? {} : { adaptive: adaptive.outcome }),
       runs: withAggregatorRunMetrics(body.runs, body.results),
       ...(aggregatorFailure !== null ? { aggregatorFailure } : {}),
@@ -111,6 +114,7 @@ export class Artifacts {
             windows: [],
             environment: {},
             adaptive: adaptive?.outcome ?? null,
+            analysis,
           });
     return { uri: await this.streams.putArtifact(ref, doc, files), kind: 'objectStore' };
   }

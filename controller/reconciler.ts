@@ -21,7 +21,8 @@ import type { ExperimentFeed, ExperimentStreams, FeedPlan } from './results.ts';
 import { isReleased } from './status-view.ts';
 import { observeStatus, StatusSync } from './status-sync.ts';
 import { BackgroundWrites } from './status-writer.ts';
-import { newAggregator } from '../aggregator/index.ts';
+import { hasLadder, newAggregator } from '../aggregator/index.ts';
+import { ladderGateOf } from './ladder-gate.ts';
 import type { AggregateResults } from '../aggregator/index.ts';
 import { stepRuns, type RunPlanOutput } from './runs.ts';
 import { waitingForNode } from './pod-waiting.ts';
@@ -359,6 +360,7 @@ export class Reconciler {
       podName: (runId, attempt, replica) => podName(ref, runId, attempt, replica),
       maxStarts: Math.max(1, Math.floor(MAX_POD_CREATES_PER_PASS / spec.placement.replicas)),
       admission: adaptiveAdmission(spec, matrix, (id) => feed.runResult(id)),
+      ...(hasLadder(matrix.runs) ? { ladder: (runs) => ladderGateOf(spec, matrix, feed, runs) } : {}),
     });
     // Resumed runs are judged once, after the stream was read up to where it was at load.
     if (feed.caughtUp()) feed.resumed.clear();

@@ -61,7 +61,7 @@ export interface ExperimentFeed {
   /** Publishes the start signal for an attempt whose replicas are all ready. Resends are harmless. */
   signalStart(runId: string, attempt: number): Promise<void>;
   /** Latency CDFs of included runs, for the report; null when the Aggregator is unavailable. */
-  cdfSource(): Pick<Aggregator, 'latencyCdf'> | null;
+  cdfSource(): Pick<Aggregator, 'latencyCdf' | 'runQuantile'> | null;
   /** One run's result (adaptive cycles read finished runs' values); null when the Aggregator is unavailable. */
   runResult(runId: string): RunResult | null;
   /** Tells the Aggregator a run attempt was started (before its pods exist): its messages are then accepted. */
@@ -142,7 +142,7 @@ class Feed implements ExperimentFeed {
     return this.readUp;
   }
 
-  cdfSource(): Pick<Aggregator, 'latencyCdf'> | null {
+  cdfSource(): Pick<Aggregator, 'latencyCdf' | 'runQuantile'> | null {
     return this.aggregator;
   }
 

@@ -9,6 +9,7 @@ import type { RunSummary } from '../api/status.ts';
 import { LABEL_ATTEMPT, LABEL_RUN } from './kube.ts';
 import type { RunVerdict } from '../aggregator/index.ts';
 import { labelValue } from './pods.ts';
+import type { LadderAction } from '../aggregator/index.ts';
 
 /** What the stream has shown about a run: the Aggregator's verdict, or why it cannot be trusted. */
 export interface RunJudge {
@@ -48,6 +49,11 @@ export interface RunInputs {
    * `skip` becomes Skipped, `wait` stays Pending. Absent: every Pending run may start.
    */
   admission?: ((runs: readonly RunSummary[]) => ReadonlyMap<string, 'done' | 'run' | 'skip' | 'wait'>) | undefined;
+  /**
+   * Load ladders (ADR 0030): what each ladder run may do given the runs' phases after this pass's
+   * updates (run, hold until the earlier step has ended, or skip past saturation). Absent: no ladder.
+   */
+  ladder?: (runs: readonly RunSummary[]) => ReadonlyMap<string, LadderAction>;
 }
 
 export interface RunEvent {
@@ -381,9 +387,10 @@ export function stepRuns(inputs: RunInputs): RunPlanOutput {
   const free = inputs.parallelism - stepped.filter((r) => r.phase === 'Running').length;
   let slots = Math.min(free, inputs.maxStarts ?? Infinity);
   const admitted = inputs.admission?.(stepped);
+  const held = suspended ? new Set<string>() : gateLadder(stepped, inputs);
   for (const [i, run] of stepped.entries()) {
     const planned = inputs.planned[i];
-    if (run.phase !== 'Pending' || planned === undefined || suspended) continue;
+    if (run.phase !== 'Pending' || planned === undefined || suspended || held.has(run.id)) continue;
     if (!admittedNow(admitted, stepped, i, inputs.now)) continue;
     if (slots <= 0) {
       // Capped by maxStarts, not by parallelism: the next pass starts more right away.
@@ -472,4 +479,22 @@ function suspend(prev: RunSummary, inputs: RunInputs, out: RunPlanOutput): RunSu
     attempt: prev.attempt + 1,
     message: `Attempt ${prev.attempt} stopped by suspend.`,
   };
+}
+
+/** Succeeded, Failed or Skipped: nothing more happens to the run. */
+export function ended(r: Pick<RunSummary, 'phase'>): boolean {
+  return r.phase === 'Succeeded' || r.phase === 'Failed' || r.phase === 'Skipped';
+}
+
+/** Ladder runs past saturation become Skipped; returns the ids of those that must wait for an earlier step. */
+function gateLadder(stepped: RunSummary[], inputs: RunInputs): Set<string> {
+  const held = new Set<string>();
+  const gate = inputs.ladder?.(stepped);
+  if (gate === undefined) return held;
+  for (const [i, run] of stepped.entries()) {
+    const action = run.phase === 'Pending' ? gate.get(run.id) : undefined;
+    if (action?.action === 'skip') stepped[i] = { ...run, phase: 'Skipped', message: action.reason.slice(0, 1024) };
+    else if (action?.action === 'hold') held.add(run.id);
+  }
+  return held;
 }

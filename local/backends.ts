@@ -84,6 +84,18 @@ export async function freePort(): Promise<number> {
 export const DEFAULT_MOCK_ARGS = ['--ttft-ms', '40', '--itl-ms', '8', '--max-batch', '256'] as const;
 
 /**
+ * A load-ladder step's simulated server decodes at most the backend's own batch limit at once (pytorch
+ * maxBatchSize, vllm maxNumSeqs), so a simulated ladder saturates as a real server would; other
+ * configurations keep the historical defaults.
+ */
+function mockArgsFor(c: Configuration): readonly string[] {
+  if (c.ladder === undefined) return DEFAULT_MOCK_ARGS;
+  const p = c.backend.params as { maxBatchSize?: number; maxNumSeqs?: number };
+  const batch = p.maxBatchSize ?? p.maxNumSeqs;
+  return batch === undefined ? DEFAULT_MOCK_ARGS : [...DEFAULT_MOCK_ARGS.slice(0, 4), '--max-batch', String(batch)];
+}
+
+/**
  * `node <llem entry> mock-server`: this CLI's own entry (the bundle is one file, so it is this
  * module's file; from source it is cli/main.ts, loaded through tsx like this process).
  */
@@ -193,7 +205,7 @@ export class BackendPool {
         String(port),
         '--model',
         c.model.name,
-        ...(this.opts.mockArgs ?? DEFAULT_MOCK_ARGS),
+        ...(this.opts.mockArgs ?? mockArgsFor(c)),
       ];
       return { argv: [...mockServerArgv(), ...args], launch: null, env: {} };
     }

@@ -3,7 +3,7 @@
 import { existsSync, mkdirSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { Aggregator } from '../aggregator/index.ts';
-import { newAggregator } from '../aggregator/index.ts';
+import { ladderActions, newAggregator } from '../aggregator/index.ts';
 import { decodeMessages, experimentSubjectFilter, startSubject, PROTOCOL_VERSION } from '../api/protocol.ts';
 import type { Configuration, PlannedRun } from '../api/matrix.ts';
 import { sanitizeToken } from '../api/names.ts';
@@ -314,6 +314,34 @@ class LocalExperiment {
     this.opts.progress.event({ type: 'runEnd', runId: run.id, status: 'failed', detail: record.lastError ?? '' });
   }
 
+  /**
+   * A load-ladder step past saturation is skipped, decided from recorded results only (so a resumed
+   * run decides the same). Runs are staged (api/matrix.ts), so every earlier step has ended here.
+   */
+  ladderSkip(run: PlannedRun): boolean {
+    if (run.ladder === undefined) return false;
+    const ended = (id: string): boolean =>
+      ['complete', 'failed', 'skipped'].includes(this.state.runs[id]?.status ?? '');
+    const action = ladderActions({
+      configurations: this.loaded.matrix.configurations,
+      runs: this.loaded.matrix.runs,
+      slo: this.loaded.experiment.spec.slo,
+      aggregator: this.aggregator,
+      results: this.aggregator.results(),
+      ended,
+    }).get(run.id);
+    if (action?.action === 'hold')
+      throw new LlemError('LLEM_E_RUN', `run ${run.id} is out of ladder order: ${action.reason}`);
+    if (action?.action !== 'skip') return false;
+    const record = this.state.runs[run.id] ?? { status: 'pending', attempts: 0, lastError: null };
+    record.status = 'skipped';
+    record.lastError = action.reason;
+    this.state.runs[run.id] = record;
+    this.dir.recordRun(run.id, record);
+    this.opts.progress.event({ type: 'runEnd', runId: run.id, status: 'skipped', detail: action.reason });
+    return true;
+  }
+
   /** Checkpoint first, then the per-run file, then the state that says "complete". */
   private finishRun(runId: string): void {
     this.dir.writeCheckpoint(this.aggregator.checkpoint());
@@ -454,6 +482,7 @@ async function runLocked(run: LockedRun, notes: string[]): Promise<LocalRunOutco
         if (state.runs[run.id]?.status === 'complete') continue;
         if (adaptive !== null && skippedByAdaptive(adaptive, run.id, opts.progress)) continue;
         adaptive?.forget(run.id);
+        if (exp.ladderSkip(run)) continue;
         await exp.execute(run, index);
       }
     });

@@ -6,6 +6,7 @@
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import type { AggregateResults, Aggregator, RunResult } from '../aggregator/index.ts';
+import { analyseExperiment, type ExperimentAnalysis } from '../aggregator/index.ts';
 import type { PowerPoint } from '../report/csv.ts';
 import { configLabelsOf, resultsFiles } from '../report/files.ts';
 import type { Band } from '../report/svg.ts';
@@ -77,6 +78,20 @@ export interface WriteResultsInput {
   adaptive?: LocalAdaptive | null;
 }
 
+/** SLO goodput and load-ladder curves (ADR 0030), as a field to spread: absent unless the spec asks for them. */
+function localAnalysis(input: WriteResultsInput): { analysis?: ExperimentAnalysis } {
+  const { loaded, state } = input;
+  const analysis = analyseExperiment({
+    configurations: loaded.matrix.configurations,
+    runs: loaded.matrix.runs,
+    slo: loaded.experiment.spec.slo,
+    aggregator: input.aggregator,
+    results: input.results,
+    ended: (id) => ['complete', 'failed', 'skipped'].includes(state.runs[id]?.status ?? ''),
+  });
+  return analysis.slo === null && analysis.ladders.length === 0 ? {} : { analysis };
+}
+
 export function writeResults(input: WriteResultsInput): ResultsSummary {
   const { dir, loaded, state, results } = input;
   const labels = configLabelsOf(loaded.matrix);
@@ -112,6 +127,7 @@ export function writeResults(input: WriteResultsInput): ResultsSummary {
           },
   };
   const generatedAt = new Date().toISOString();
+  const analysisField = localAnalysis(input);
   const experimentJson = {
     schemaVersion: RESULTS_SCHEMA_VERSION,
     kind: 'llem.dev/results',
@@ -128,6 +144,9 @@ export function writeResults(input: WriteResultsInput): ResultsSummary {
       point: c.point,
       workload: c.workload,
       gpu: c.gpu,
+      ...(c.ladder === undefined
+        ? {}
+        : { ladder: { group: c.ladder.group, step: c.ladder.step, load: c.ladder.value } }),
     })),
     runStates: state.runs,
     results,
@@ -135,6 +154,8 @@ export function writeResults(input: WriteResultsInput): ResultsSummary {
     adaptive: adaptive?.outcome ?? null,
     gpuSettings: gpuSettingsRows(results, labels),
     phaseSplit: { method: PHASE_SPLIT_METHOD, assumptions: PHASE_SPLIT_ASSUMPTIONS, splits: [] as PhaseSplit[] },
+    // SLO goodput and load-ladder curves (ADR 0030): only when the spec asks for them.
+    ...analysisField,
   };
   experimentJson.phaseSplit.splits = phaseSplits(experimentJson.configurations, results);
   mkdirSync(join(dir, 'plots'), { recursive: true });
@@ -152,6 +173,7 @@ export function writeResults(input: WriteResultsInput): ResultsSummary {
     environment: state.environment,
     method: { ...loaded.experiment.spec.measurement, warnings: loaded.warnings.map((w) => formatIssue(w)) },
     configurations: experimentJson.configurations,
+    ...analysisField,
     adaptive: adaptive?.outcome ?? null,
   });
   for (const [name, content] of files) writeFileAtomic(join(dir, name), content);

@@ -18,7 +18,8 @@ import { appendLines, forEachLine, truncateTornTail } from './line-file.ts';
 export const STATE_VERSION = 2;
 
 const RunRecordSchema = z.object({
-  status: z.enum(['pending', 'running', 'complete', 'failed']),
+  /** skipped: a load-ladder step past saturation (aggregator/ladder.ts); lastError says why. */
+  status: z.enum(['pending', 'running', 'complete', 'failed', 'skipped']),
   /** Attempts started so far; the next attempt number is this value. */
   attempts: z.number().int().min(0),
   lastError: z.string().nullable(),

@@ -2,7 +2,9 @@
 // writes them into its results directory (with the power time series its observer collected); the
 // controller puts them next to results.json in the object store when an experiment finishes.
 import type { RunMatrix } from '../api/matrix.ts';
-import type { AggregateResults, Aggregator } from '../aggregator/index.ts';
+import type { AggregateResults, Aggregator, ExperimentAnalysis } from '../aggregator/index.ts';
+import { frontierChart, ladderCharts } from './analysis-html.ts';
+import { configurationFrontier, TIME_AXES, type TimeAxis } from './frontier.ts';
 import { configsCsv, runsCsv, timeseriesCsv, type PowerPoint } from './csv.ts';
 import { jPerTokenChart, latencyCdfChart, powerChart, reportHtml, type ReportMethod } from './html.ts';
 import type { Band } from './svg.ts';
@@ -38,6 +40,23 @@ export interface ResultsFilesInput {
   configurations?: readonly ConfigurationEntry[] | undefined;
   /** Adaptive cycles' outcome: plots/ci-half-width.svg and a report section. */
   adaptive?: AdaptiveOutcome | null | undefined;
+  analysis?: ExperimentAnalysis | undefined;
+}
+
+/** plots/ladder-<group>-<metric>.svg for every load ladder. */
+function ladderPlots(i: ResultsFilesInput): [string, string][] {
+  return (i.analysis?.ladders ?? []).flatMap((c) =>
+    Object.entries(ladderCharts(c, i.simulated)).map(
+      ([m, svg]) => [`plots/ladder-${c.group}-${m}.svg`, svg] as [string, string],
+    ),
+  );
+}
+
+/** plots/pareto-frontier.svg when two or more configurations have J/token and tokens/s. */
+function frontierPlot(i: ResultsFilesInput): [string, string][] {
+  const axis = TIME_AXES['tokensPerSecond'] as TimeAxis;
+  const { points } = configurationFrontier(i.results.configurations, axis);
+  return points.length < 2 ? [] : [['plots/pareto-frontier.svg', frontierChart(points, axis, i.labels, i.simulated)]];
 }
 
 /** Relative path -> content of every derived results file. */
@@ -61,6 +80,8 @@ export function resultsFiles(i: ResultsFilesInput): Map<string, string> {
       ? []
       : [['plots/ci-half-width.svg', adaptiveChart(i.adaptive, labels, simulated)] as const]),
     ...(i.power === null ? [] : [['plots/power.svg', powerChart({ power, windows, simulated })] as const]),
+    ...ladderPlots(i),
+    ...frontierPlot(i),
     [
       'report.html',
       reportHtml({
@@ -76,6 +97,7 @@ export function resultsFiles(i: ResultsFilesInput): Map<string, string> {
         environment: i.environment,
         method: i.method,
         configurations: i.configurations,
+        analysis: i.analysis,
         adaptive: i.adaptive,
       }),
     ],

@@ -8,6 +8,8 @@ import type { ConfigurationEntry } from './gpu-analysis.ts';
 import { bestConfigurationText } from './best.ts';
 import type { PowerPoint } from './csv.ts';
 import { barChart, lineChart, type Band, type XYSeries } from './svg.ts';
+import type { ExperimentAnalysis } from '../aggregator/index.ts';
+import { frontierSection, ladderSection, sloSection } from './analysis-html.ts';
 
 export interface ReportInput {
   title: string;
@@ -26,6 +28,8 @@ export interface ReportInput {
   method?: ReportMethod | undefined;
   /** The configurations' workloads and points: the prefill/decode split pairs configurations by them. */
   configurations?: readonly ConfigurationEntry[] | undefined;
+  /** SLO goodput and load-ladder curves (ADR 0030); absent or empty: no such sections. */
+  analysis?: ExperimentAnalysis | undefined;
   /** Adaptive cycles' outcome; absent or null: a fixed cycle count. */
   adaptive?: AdaptiveOutcome | null | undefined;
 }
@@ -289,6 +293,9 @@ export function reportHtml(input: ReportInput): string {
 <div class="numbers-and-method"><div><h2>Configurations</h2>${configTable(input.results.configurations, input.configLabels, best?.configId ?? null)}</div>
 ${methodSection(input)}</div>
 ${jPerTokenChart(input)}
+${input.analysis === undefined ? '' : sloSection(input.analysis, input.configLabels)}
+${frontierSection(input.results.configurations, input.configLabels, input.simulated)}
+${input.analysis === undefined ? '' : ladderSection(input.analysis.ladders, input.simulated)}
 ${adaptiveSection(input.adaptive, input.configLabels, input.simulated)}
 ${gpuSettingsSection(input.results, input.configLabels, input.simulated)}
 ${phaseSplitSection(input.configurations ?? [], input.results)}

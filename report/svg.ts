@@ -275,3 +275,70 @@ export function lineChart(allSeries: readonly XYSeries[], text: ChartText, allBa
   });
   return wrap(f.body, 'line', f.finish(series.map((s) => s.label)));
 }
+
+export interface IntervalPoint {
+  x: number;
+  y: number;
+  /** 95% CI bounds; null: none drawn. */
+  xLow?: number | null;
+  xHigh?: number | null;
+  yLow?: number | null;
+  yHigh?: number | null;
+  /** Hover text. */
+  label: string;
+  /** hollow: drawn as an open circle (e.g. not distinguishable from the frontier). */
+  hollow?: boolean;
+}
+
+export interface IntervalSeries {
+  label: string;
+  points: readonly IntervalPoint[];
+  /** Join the points with a line, in the given order. */
+  line?: boolean;
+}
+
+/** Points with 95% CI whiskers on x and/or y (ladder curves, the Pareto frontier); optional vertical marks. */
+export function intervalChart(
+  allSeries: readonly IntervalSeries[],
+  text: ChartText,
+  marks: readonly { x: number; label: string }[] = [],
+): string {
+  const finite = (v: number | null | undefined): v is number => v !== null && v !== undefined && Number.isFinite(v);
+  const series = allSeries.map((s) => ({ ...s, points: s.points.filter((p) => finite(p.x) && finite(p.y)) }));
+  const pts = series.flatMap((s) => s.points);
+  if (pts.length === 0) return emptyChart(text, 'interval', 'no data');
+  const xs = pts.flatMap((p) => [p.x, p.xLow, p.xHigh].filter(finite)).concat(marks.map((m) => m.x).filter(finite));
+  const f = frame(
+    text,
+    xs,
+    pts.flatMap((p) => [p.y, p.yLow, p.yHigh].filter(finite)),
+    null,
+  );
+  for (const m of marks.filter((k) => finite(k.x))) {
+    const x = f.x(m.x).toFixed(1);
+    f.body.push(
+      `<path d="M${x} ${TOP}V${TOP + PLOT_H}" stroke="#555" stroke-dasharray="4 3"><title>${esc(m.label)}</title></path>` +
+        `<text x="${x}" y="${TOP - 4}" text-anchor="middle" font-size="11">${esc(m.label)}</text>`,
+    );
+  }
+  series.forEach((s, i) => {
+    const c = colour(i);
+    if (s.line === true && s.points.length > 1) {
+      const d = s.points.map((p, j) => `${j === 0 ? 'M' : 'L'}${f.x(p.x).toFixed(1)} ${f.y(p.y).toFixed(1)}`).join('');
+      f.body.push(`<path d="${d}" stroke="${c}" stroke-width="1.5" fill="none"/>`);
+    }
+    for (const p of s.points) {
+      const cx = f.x(p.x);
+      const cy = f.y(p.y);
+      if (finite(p.yLow) && finite(p.yHigh))
+        f.body.push(`<path d="M${cx} ${f.y(p.yLow)}V${f.y(p.yHigh)}" stroke="${c}" fill="none"/>`);
+      if (finite(p.xLow) && finite(p.xHigh))
+        f.body.push(`<path d="M${f.x(p.xLow)} ${cy}H${f.x(p.xHigh)}" stroke="${c}" fill="none"/>`);
+      const fill = p.hollow === true ? 'white' : c;
+      f.body.push(
+        `<circle cx="${cx.toFixed(1)}" cy="${cy.toFixed(1)}" r="4" fill="${fill}" stroke="${c}" stroke-width="1.5"><title>${esc(p.label)}</title></circle>`,
+      );
+    }
+  });
+  return wrap(f.body, 'interval', f.finish(series.map((s) => s.label)));
+}

@@ -60,6 +60,22 @@ function table(rows: string[][]): string {
     .join('\n');
 }
 
+/** One line per load ladder: its steps, and that steps past saturation are skipped at run time (ADR 0030). */
+function ladderPlanLines(l: LoadedExperiment): string[] {
+  const ladders = new Map<string, { mode: string; values: number[] }>();
+  for (const c of l.matrix.configurations) {
+    if (c.ladder === undefined) continue;
+    const g = ladders.get(c.ladder.group) ?? { mode: c.ladder.mode, values: [] };
+    g.values.push(c.ladder.value);
+    ladders.set(c.ladder.group, g);
+  }
+  return [...ladders].map(
+    ([group, g]) =>
+      `load ladder ${group} (${g.mode}): steps ${g.values.join(', ')}; each runs after the one before it, ` +
+      'and the steps after saturation are skipped (the counts below are the most that can run)',
+  );
+}
+
 function printText(l: LoadedExperiment, totals: PlanTotals): void {
   const header = ['#', 'RUN', 'BACKEND', 'CYCLE', 'CONFIG-HASH', 'SWEEP POINT'];
   const rows = l.matrix.runs.map((r) => [
@@ -75,6 +91,7 @@ function printText(l: LoadedExperiment, totals: PlanTotals): void {
   for (const s of l.matrix.rejected) {
     process.stdout.write(`skipped ${s.backend} ${JSON.stringify(s.point)}: ${s.path}: ${s.message}\n`);
   }
+  for (const line of ladderPlanLines(l)) process.stdout.write(`${line}\n`);
   process.stdout.write(
     `${totals.configurations} configurations, ${totals.runs} runs, ${totals.podsPerRun} pod(s) x ${totals.gpusPerRun} GPU(s) per run\n` +
       `GPU-hours: at least ${totals.gpuHoursLowerBound} (baseline + window + cool-down, without backend start-up), ` +

@@ -1,4 +1,5 @@
 // `llem results show DIR | export DIR --format csv|json | compare DIR_A DIR_B`
+import { frontierLines, ladderLines, sloLines } from './results-analysis.ts';
 import { checkResultsFile } from '../out-dir.ts';
 import { createReadStream, existsSync } from 'node:fs';
 import { join } from 'node:path';
@@ -123,6 +124,7 @@ function show(doc: ResultsDocument, analysis: AggregateResults): string {
   const best = doc.results.experiment.bestConfiguration;
   lines.push(best === null ? 'best: none' : `best: ${bestConfigurationText(best, label(best.configId), n)}`);
   lines.push(...gpuLines(doc, analysis), ...phaseLines(doc, analysis));
+  lines.push(...sloLines(doc), ...ladderLines(doc), ...frontierLines([{ prefix: '', doc }]));
   return lines.join('\n') + '\n';
 }
 
@@ -188,6 +190,12 @@ function compare(dirs: [string, string]): string {
     const g = gpuLines(d, withAnalysisRuns(dir, d));
     if (g.length > 0) lines.push(`${name}:${g.join('\n')}`);
   }
+  lines.push(
+    ...frontierLines([
+      { prefix: 'A:', doc: a },
+      { prefix: 'B:', doc: b },
+    ]),
+  );
   return lines.join('\n') + '\n';
 }
 

@@ -134,6 +134,7 @@ export function agentConfigFor(
       minClockFraction: m.minClockFraction,
     },
     gpu: { ...configuration.gpu, permitted: req.gpuControlAllowed === true && spec.gpu.allowDeviceControl },
+    ...(spec.slo === undefined ? {} : { slo: spec.slo }),
     ...(launch !== undefined && launch.files.length > 0
       ? { files: launch.files.map((f) => ({ path: f.path, content: f.content })) }
       : {}),

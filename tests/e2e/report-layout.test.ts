@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { pathToFileURL } from 'node:url';
 import { chromium } from 'playwright-core';
-import { barChart, lineChart } from '../../report/svg.ts';
+import { barChart, intervalChart, lineChart } from '../../report/svg.ts';
 
 const CHROMIUM = process.env['LLEM_CHROMIUM'] ?? '/usr/bin/chromium';
 const ARGS = [
@@ -67,6 +67,32 @@ function charts(): Record<string, string> {
       series(3, 0.25, 123456),
       { title: 't', xLabel: 'time since the first sample (s)', yLabel: 'GPU power (W)' },
       [{ start: 1, end: 3, label: 'w' }],
+    ),
+    // The Pareto frontier and ladder curves: CI whiskers on both axes, huge ranges, missing CIs, a knee mark.
+    frontier: intervalChart(
+      Array.from({ length: 3 }, (_, s) => ({
+        label: longLabel(s),
+        line: s === 0,
+        points: Array.from({ length: 12 }, (_, k) => ({
+          x: (k + 1) * 1.3e4,
+          y: (s + 1) * 2e-3 * (12 - k),
+          ...(k % 3 === 0 ? {} : { xLow: k * 1.3e4, xHigh: (k + 2) * 1.3e4, yLow: 0, yHigh: (s + 2) * 2e-2 }),
+          label: longLabel(k),
+          hollow: s > 0,
+        })),
+      })),
+      { title: 't', xLabel: 'throughput (output tokens/s)', yLabel: 'energy per output token (J)' },
+    ),
+    ladder: intervalChart(
+      [
+        {
+          label: 'p99',
+          line: true,
+          points: [1, 2, 4, 8, 16].map((x) => ({ x, y: x * 1e5, yLow: 0, yHigh: x * 2e5, label: 'p' })),
+        },
+      ],
+      { title: 't', xLabel: 'concurrency (in-flight requests)', yLabel: 'TTFT (ms)' },
+      [{ x: 16, label: 'knee 16' }],
     ),
   };
 }

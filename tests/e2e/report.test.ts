@@ -42,7 +42,7 @@ describe('the results directory, report and `llem results`', { timeout: 180_000 
         page.on('pageerror', (e) => problems.push(e.message));
         await page.goto(pathToFileURL(join(out, 'report.html')).href);
         const charts = await page.locator('svg.llem-chart').all();
-        assert.equal(charts.length, 5, 'J/token, three latency CDFs and power');
+        assert.equal(charts.length, 6, 'J/token, the Pareto frontier, three latency CDFs and power');
         for (const c of charts) {
           const box = await c.boundingBox();
           assert.ok(box !== null && box.width > 100 && box.height > 100, 'chart has no size');
@@ -78,7 +78,10 @@ describe('the results directory, report and `llem results`', { timeout: 180_000 
         const labels = await page.locator('svg.llem-chart .axis-label').allTextContents();
         assert.ok(labels.length >= 10, labels.join(' | '));
         for (const l of labels)
-          assert.ok(l === 'configuration' || /\((ms|s|W|J|0–1)\)$/.test(l), `axis label without a unit: ${l}`);
+          assert.ok(
+            l === 'configuration' || /\((ms|s|W|J|0–1|output tokens\/s|requests\/s|in-flight requests)\)$/.test(l),
+            `axis label without a unit: ${l}`,
+          );
       } finally {
         await browser.close();
       }

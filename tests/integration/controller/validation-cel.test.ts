@@ -27,6 +27,23 @@ const REFUSED: [string, string, RegExp][] = [
     '  model: { name: org/m, revision: v2, source: { huggingFace: {} } }\n  backends: [{ type: tensorrt }]\n',
     /no revision option/,
   ],
+  [
+    'ladder-factor-and-step',
+    '  model: { name: org/m, source: { random: {} } }\n  backends: [{ type: pytorch }]\n' +
+      '  workload: { ladder: { mode: rate, start: 1, factor: 2, step: 1 } }\n',
+    /set exactly one of factor and step/,
+  ],
+  [
+    'ladder-fractional-concurrency',
+    '  model: { name: org/m, source: { random: {} } }\n  backends: [{ type: pytorch }]\n' +
+      '  workload: { ladder: { mode: concurrency, start: 1.5, factor: 2 } }\n',
+    /must be an integer/,
+  ],
+  [
+    'slo-empty',
+    '  model: { name: org/m, source: { random: {} } }\n  backends: [{ type: pytorch }]\n  slo: {}\n',
+    /set at least one of ttftMs, itlMs, e2eMs/,
+  ],
 ];
 
 const ACCEPTED: [string, string][] = [
@@ -42,6 +59,11 @@ const ACCEPTED: [string, string][] = [
   [
     'vllm-random-two-gpus',
     '  model: { name: org/m, source: { random: {} } }\n  backends: [{ type: vllm, vllm: { tensorParallelSize: 2 } }]\n  placement: { gpusPerRun: 2 }\n',
+  ],
+  [
+    'ladder-and-slo',
+    '  model: { name: org/m, source: { random: {} } }\n  backends: [{ type: pytorch }]\n' +
+      '  workload: { ladder: { mode: concurrency, start: 2, factor: 2, maxSteps: 4 } }\n  slo: { ttftMs: { ms: 500 } }\n',
   ],
 ];
 
