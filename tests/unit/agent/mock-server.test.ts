@@ -159,7 +159,9 @@ void test("engine steps start one ITL apart however long their writes take, so t
   const waits = stepStarts.slice(1).map((t, i) => t - (stepEnds[i] as number));
   const periods = stepStarts.slice(1).map((t, i) => t - (stepStarts[i] as number));
   assert.ok(Math.min(...waits) < 27, `waits after a step's writes: ${waits.map((w) => w.toFixed(1)).join(', ')} ms`);
-  assert.ok(Math.min(...periods) >= 29, `step periods ${periods.map((p) => p.toFixed(1)).join(', ')} ms (ITL 30)`);
+  // Never much faster than one ITL either: a timer may fire a millisecond or two early against performance.now(), and
+  // the first stream's write lags its step's start by a varying amount, so one period can read ~28.5 ms.
+  assert.ok(Math.min(...periods) >= 27, `step periods ${periods.map((p) => p.toFixed(1)).join(', ')} ms (ITL 30)`);
 });
 
 void test("the mock's first chunk gives the client the server's own stamps, on the client's wall clock", async (t) => {
