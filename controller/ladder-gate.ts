@@ -28,18 +28,7 @@ export function ladderGateOf(
     const hold = { action: 'hold', reason: 'the aggregator is unavailable' } as const;
     return new Map(matrix.runs.filter((r) => (r.ladder?.step ?? 0) > 0).map((r) => [r.id, hold]));
   }
-  const byId = new Map(runs.map((r) => [r.id, r]));
-  return ladderActions({
-    configurations: matrix.configurations,
-    runs: matrix.runs,
-    slo: spec.slo,
-    aggregator: source,
-    results,
-    ended: (id) => {
-      const r = byId.get(id);
-      return r !== undefined && ended(r);
-    },
-  });
+  return ladderActions(analysisInput(spec, matrix, source, runs, results));
 }
 
 /** SLO goodput and ladder curves for the artifact (results.json, report.html); undefined: the spec asks for neither. */
@@ -52,8 +41,20 @@ export function artifactAnalysis(
 ): ExperimentAnalysis | undefined {
   const source = feed.cdfSource();
   if (results === null || source === null) return undefined;
+  const analysis = analyseExperiment(analysisInput(spec, matrix, source, runs, results));
+  return analysis.slo === null && analysis.ladders.length === 0 ? undefined : analysis;
+}
+
+/** What the ladder gate and the artifact's analysis both judge from: the plan, the SLOs and the recorded runs. */
+function analysisInput(
+  spec: EnergyExperimentSpec,
+  matrix: RunMatrix,
+  source: NonNullable<ReturnType<ExperimentFeed['cdfSource']>>,
+  runs: readonly RunSummary[],
+  results: AggregateResults,
+): Parameters<typeof analyseExperiment>[0] & Parameters<typeof ladderActions>[0] {
   const byId = new Map(runs.map((r) => [r.id, r]));
-  const analysis = analyseExperiment({
+  return {
     configurations: matrix.configurations,
     runs: matrix.runs,
     slo: spec.slo,
@@ -63,6 +64,5 @@ export function artifactAnalysis(
       const r = byId.get(id);
       return r !== undefined && ended(r);
     },
-  });
-  return analysis.slo === null && analysis.ladders.length === 0 ? undefined : analysis;
+  };
 }
