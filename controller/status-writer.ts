@@ -17,6 +17,9 @@ export interface WantedStatus {
   rv: number | undefined;
 }
 
+/** Pod DELETE requests open at once (client-go's default QPS is 5, burst 10; this is a concurrency cap). */
+export const MAX_DELETES_IN_FLIGHT = 16;
+
 interface Slot {
   namespace: string;
   name: string;
@@ -28,7 +31,12 @@ export class BackgroundWrites {
   /** What each experiment (by uid) should show: the last status wanted, written or on its way. */
   readonly wanted = new Map<string, WantedStatus>();
   private readonly slots = new Map<string, Slot>();
+  /** Pods whose deletion is queued or in flight, by namespace/name. */
   private readonly deleting = new Set<string>();
+  /** Deletions waiting for a free slot, oldest first (at most MAX_DELETES_IN_FLIGHT are sent at once). */
+  private readonly deleteQueue: { namespace: string; name: string }[] = [];
+  private deleteHead = 0;
+  private deletesSent = 0;
   /** Other background work (pod creates, run-table writes, start signals), until it settles. */
   private readonly tracked = new Set<Promise<void>>();
   /** Patches sent, and patches skipped because a newer status replaced them (tests, metrics). */
@@ -101,20 +109,51 @@ export class BackgroundWrites {
     this.wanted.delete(uid);
   }
 
-  /** Deletes the pod in the background, unless its deletion is already in flight. */
+  /**
+   * Deletes the pod in the background, unless its deletion is already queued or in flight. At most
+   * MAX_DELETES_IN_FLIGHT requests are open at once: a 20,000-run experiment finishing 2,000 runs
+   * in a few passes once opened 2,000 HTTP/2 streams at once, which stalled for minutes and kept
+   * every request, and every pod in the cache, alive long after the experiment was released.
+   */
   deletePod(namespace: string, name: string): void {
     const key = `${namespace}/${name}`;
     if (this.deleting.has(key)) return;
     this.deleting.add(key);
     this.counts.deletes += 1;
-    void this.writer
-      .deletePod(namespace, name)
-      .catch((err: unknown) => this.log.warn({ err, pod: key }, 'pod deletion failed; the next pass retries it'))
-      .finally(() => this.deleting.delete(key));
+    this.deleteQueue.push({ namespace, name });
+    this.sendDeletes();
   }
 
-  /** Pod deletions in flight (tests). */
+  private sendDeletes(): void {
+    while (this.deletesSent < MAX_DELETES_IN_FLIGHT && this.deleteHead < this.deleteQueue.length) {
+      const { namespace, name } = this.deleteQueue[this.deleteHead] as { namespace: string; name: string };
+      this.deleteHead += 1;
+      this.deletesSent += 1;
+      const key = `${namespace}/${name}`;
+      const sent = this.writer
+        .deletePod(namespace, name)
+        .catch((err: unknown) => this.log.warn({ err, pod: key }, 'pod deletion failed; the next pass retries it'))
+        .finally(() => {
+          this.deleting.delete(key);
+          this.deletesSent -= 1;
+          this.sendDeletes();
+        });
+      this.track(sent);
+    }
+    // The queue's array is dropped once drained, so a big experiment's names do not stay behind.
+    if (this.deleteHead === this.deleteQueue.length) {
+      this.deleteQueue.length = 0;
+      this.deleteHead = 0;
+    }
+  }
+
+  /** Pod deletions queued or in flight (tests). */
   get deletesInFlight(): number {
     return this.deleting.size;
+  }
+
+  /** Requests open right now (at most MAX_DELETES_IN_FLIGHT; tests). */
+  get deleteRequestsOpen(): number {
+    return this.deletesSent;
   }
 }

@@ -5,7 +5,7 @@ import assert from 'node:assert/strict';
 import type { EnergyExperimentStatus } from '../../../api/status.ts';
 import type { ExperimentObject } from '../../../controller/kube.ts';
 import { EventBudget, EVENT_BURST, MAX_POD_CREATES_PER_PASS } from '../../../controller/reconciler.ts';
-import { BackgroundWrites } from '../../../controller/status-writer.ts';
+import { BackgroundWrites, MAX_DELETES_IN_FLIGHT } from '../../../controller/status-writer.ts';
 import { rootLogger } from '../../../lib/log.ts';
 import { controllerUnderTest, experimentWith, RecordingWriter, settle, Store } from './fakes.ts';
 
@@ -129,6 +129,35 @@ void test('a pod deletion already in flight is not sent again', async () => {
   assert.equal(bg.counts.deletes, 1);
   resolve();
   await settle(5);
+  assert.equal(bg.deletesInFlight, 0);
+});
+
+void test('pod deletions of a big experiment are sent at most MAX_DELETES_IN_FLIGHT at a time, all of them in the end', async () => {
+  const writer = new RecordingWriter(new Store(), new Store());
+  const open: (() => void)[] = [];
+  const deleted: string[] = [];
+  writer.deletePod = (_ns: string, name: string): Promise<void> =>
+    new Promise<void>((r) =>
+      open.push(() => {
+        deleted.push(name);
+        r();
+      }),
+    );
+  const bg = new BackgroundWrites(writer, log, () => undefined);
+  for (let i = 0; i < 2000; i++) bg.deletePod('ns', `p${i}`);
+  assert.equal(open.length, MAX_DELETES_IN_FLIGHT, 'no more requests open than the cap');
+  assert.equal(bg.deleteRequestsOpen, MAX_DELETES_IN_FLIGHT);
+  assert.equal(bg.deletesInFlight, 2000, 'the rest wait in the queue');
+  bg.deletePod('ns', 'p1999');
+  assert.equal(bg.counts.deletes, 2000, 'a queued deletion is not queued twice');
+  while (open.length > 0) {
+    open.shift()?.();
+    await settle(0);
+    assert.ok(bg.deleteRequestsOpen <= MAX_DELETES_IN_FLIGHT);
+  }
+  await bg.idle();
+  assert.equal(deleted.length, 2000);
+  assert.equal(new Set(deleted).size, 2000);
   assert.equal(bg.deletesInFlight, 0);
 });
 
