@@ -59,12 +59,22 @@ export function withAggregatorRunMetrics(runs: RunSummary[], results: AggregateR
  * What weakens the numbers, for the Degraded condition: partial runs merged, windows under 5 s, runs
  * whose load generator was itself saturated (its latencies include client queueing).
  */
-export function measurementWeaknesses(results: AggregateResults | null): {
-  partialRuns: number;
-  shortWindows: number;
-  clientSaturated: number;
-} {
+type Weaknesses = { partialRuns: number; shortWindows: number; clientSaturated: number };
+/** Per results object (a new one at most once a second): a status build does not rescan 20,000 runs. */
+const weaknessesOf = new WeakMap<AggregateResults, Weaknesses>();
+const metricsOf = new WeakMap<AggregateResults, Map<string, Record<string, Stat>>>();
+
+export function measurementWeaknesses(results: AggregateResults | null): Weaknesses {
   if (results === null) return { partialRuns: 0, shortWindows: 0, clientSaturated: 0 };
+  let w = weaknessesOf.get(results);
+  if (w === undefined) {
+    w = scanWeaknesses(results);
+    weaknessesOf.set(results, w);
+  }
+  return w;
+}
+
+function scanWeaknesses(results: AggregateResults): Weaknesses {
   const partialRuns = results.configurations.reduce((n, c) => n + c.partialRuns.length, 0);
   // Only runs whose figures are reported (included in a configuration) weaken the numbers.
   const included = new Set(results.configurations.flatMap((c) => c.runsIncluded));
@@ -78,7 +88,10 @@ export function measurementWeaknesses(results: AggregateResults | null): {
 
 /** Status metrics per configuration id, from the Aggregator's results. */
 export function statusMetrics(results: AggregateResults): Map<string, Record<string, Stat>> {
+  const known = metricsOf.get(results);
+  if (known !== undefined) return known;
   const out = new Map<string, Record<string, Stat>>();
+  metricsOf.set(results, out);
   for (const c of results.configurations) {
     const metrics: Record<string, Stat> = {};
     for (const [from, to] of Object.entries(RUN_METRIC_NAMES)) {
