@@ -87,6 +87,9 @@ export class Artifacts {
     feed: ExperimentFeed,
     body: ArtifactBody,
   ): Promise<ArtifactRef> {
+    // Rendering (report, CSVs, plots: ~1 s at 5,000 runs) starts after the pass that asked for it
+    // returned, not inside it: the pass only records that the artifact is due (ADR 0034).
+    await new Promise<void>((resolve) => setImmediate(resolve));
     const { aggregatorFailure, ...rest } = body;
     const adaptive = adaptiveDecisions(body.spec, matrix, body.runs, (id) => feed.runResult(id));
     const analysis = artifactAnalysis(body.spec, matrix, feed, body.runs, body.results);

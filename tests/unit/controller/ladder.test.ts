@@ -55,6 +55,8 @@ void test('starts one ladder step at a time and skips the steps past saturation'
   assert.equal(pods.list().filter((p) => p.status?.phase !== 'Succeeded').length, 2, 'then step 1');
   await runPending(bus, pods);
   await reconciler.reconcile('ns/e1');
+  // The artifact is rendered after the finishing pass (its key is queued again once it is stored).
+  await settle(100);
   await reconciler.reconcile('ns/e1');
   const s = status(experiments);
   assert.equal(s.phase, 'Succeeded');

@@ -66,6 +66,9 @@ void test('reconciles an experiment to Succeeded from complete run data, then wr
   }
   await new Promise((r) => setTimeout(r, 300));
   await reconciler.reconcile('ns/e1');
+  // The artifact is rendered after that pass, outside it (the key is queued again when it is stored).
+  await new Promise((r) => setTimeout(r, 100));
+  await reconciler.reconcile('ns/e1');
   const status = experiments.get('ns', 'e1')?.status as {
     phase: string;
     progress: { summary: string };
