@@ -1,9 +1,12 @@
 // The chart, rendered by the real helm binary: lint, the three value scenarios, secure defaults,
 // least-privilege RBAC, credentials only through secretKeyRef, and the values schema.
 import assert from 'node:assert/strict';
+import { readFile } from 'node:fs/promises';
+import { join } from 'node:path';
 import { describe, test } from 'node:test';
 import {
   CHART_DIR,
+  REPO,
   RELEASE_NAMESPACE,
   SCENARIO_NAMES,
   SCENARIOS,
@@ -121,6 +124,20 @@ void describe('helm chart helm/llem', { skip }, () => {
       false,
       'ServiceMonitor is opt-in',
     );
+  });
+
+  void test('the controller runs with two malloc arenas and an eager trim in the chart and in its image', async () => {
+    for (const scenario of SCENARIO_NAMES) {
+      const deployment = findObject(await render(scenario), 'Deployment', '-controller');
+      const env = podSpec(deployment).containers[0]?.env ?? [];
+      const value = (name: string): string | undefined => env.find((e) => e.name === name)?.value;
+      assert.equal(value('MALLOC_ARENA_MAX'), '2', `${scenario}: a released experiment's memory goes back`);
+      assert.equal(value('MALLOC_TRIM_THRESHOLD_'), '1048576', scenario);
+    }
+    const dockerfile = await readFile(join(REPO, 'images/controller/Dockerfile'), 'utf8');
+    const runtime = dockerfile.slice(dockerfile.lastIndexOf('FROM '));
+    assert.match(runtime, /ENV MALLOC_ARENA_MAX=2/);
+    assert.match(runtime, /MALLOC_TRIM_THRESHOLD_=1048576/);
   });
 
   void test('the minimal values render no NATS, no NetworkPolicy and no dashboard, and disable leader election', async () => {
