@@ -81,6 +81,10 @@ export class Artifacts {
     this.writes.delete(uid);
   }
 
+  retained(): Record<string, number> {
+    return { artifactWrites: this.writes.size };
+  }
+
   private async write(
     ref: ExperimentRef,
     matrix: RunMatrix,

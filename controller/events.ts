@@ -26,6 +26,10 @@ export class EventBudget {
   forget(key: string): void {
     this.buckets.delete(key);
   }
+
+  get size(): number {
+    return this.buckets.size;
+  }
 }
 
 export class ExperimentEvents {
@@ -49,5 +53,9 @@ export class ExperimentEvents {
 
   forget(uid: string): void {
     this.budget.forget(uid);
+  }
+
+  retained(): Record<string, number> {
+    return { eventBudgets: this.budget.size };
   }
 }

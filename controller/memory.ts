@@ -9,7 +9,8 @@ import { runInNewContext } from 'node:vm';
 import type { Logger } from '../lib/log.ts';
 
 export const RECLAIM_MIN_RUNS = 1000;
-const RECLAIM_SPACING_MS = 60_000;
+/** At most one reclaim this often: after the feed's release, and again once the experiment's pods are gone. */
+const RECLAIM_SPACING_MS = 10_000;
 
 type Gc = (options: { type: 'major'; execution: 'sync'; flavor: 'last-resort' }) => void;
 

@@ -109,6 +109,15 @@ export class PodStarts {
     return dueMs;
   }
 
+  /** Sizes of what is kept across experiments (tests: a released experiment leaves nothing). */
+  retained(): Record<string, number> {
+    return {
+      podExpectations: this.expectations.size,
+      busSecrets: this.busSecrets.size,
+      signalled: this.signalled.size,
+    };
+  }
+
   /** Everything kept for a finished or deleted experiment. */
   forget(uid: string): void {
     this.signalled.delete(uid);

@@ -136,6 +136,8 @@ export class Reconciler {
   private readonly addingFinalizer = new Map<string, Promise<void>>();
   /** Open `llem.run.attempt` spans: pods created -> the attempt's result applied. */
   readonly attempts = new AttemptSpans();
+  /** Released experiments (runs) whose pods are still being deleted: memory is reclaimed again once gone. */
+  private readonly releasedRuns = new Map<string, number>();
 
   constructor(private readonly deps: ReconcilerDeps) {
     const requeue = (key: string): void => deps.requeue?.(key);
@@ -196,6 +198,7 @@ export class Reconciler {
       // pass deletes them any more, so this one does (and looks again later while any is left).
       const leftovers = this.podsOf(ref);
       for (const p of leftovers) this.background.deletePod(namespace, p.metadata?.name ?? '');
+      this.reclaimOnceGone(ref.uid, leftovers.length);
       return this.afterFinish(ref, ttlOf(obj), prev, leftovers.length > 0 ? LEFTOVER_POD_RECHECK_MS : undefined);
     }
     const validation = this.validated(obj, name, namespace);
@@ -286,12 +289,43 @@ export class Reconciler {
     return {};
   }
 
+  /**
+   * A released experiment's finished pods leave the cache as their deletions complete (seconds to
+   * minutes after release, at MAX_DELETES_IN_FLIGHT at a time): once none is left and no deletion
+   * is in flight, the memory they held (cached pods, requests) is reclaimed too, not only the feed's.
+   */
+  private reclaimOnceGone(uid: string, leftovers: number): void {
+    const runs = this.releasedRuns.get(uid);
+    if (runs === undefined || leftovers > 0 || this.background.deletesInFlight > 0) return;
+    this.releasedRuns.delete(uid);
+    this.deps.released?.(runs);
+  }
+
+  /**
+   * Per-experiment state this reconciler still holds, by structure (a released experiment leaves
+   * none behind but its parsed status; tests and the bench check it).
+   */
+  retained(): Record<string, number> {
+    return {
+      validations: this.validations.size,
+      lastPass: this.lastPass.size,
+      addingFinalizer: this.addingFinalizer.size,
+      releasedRuns: this.releasedRuns.size,
+      openAttemptSpans: this.attempts.size,
+      ...this.starts.retained(),
+      ...this.artifacts.retained(),
+      ...this.background.retained(),
+      ...this.events.retained(),
+    };
+  }
+
   /** What a finished (released) or deleted experiment no longer needs in memory. */
   private forgetExperiment(ref: ExperimentRef): void {
     this.validations.delete(ref.uid);
     this.lastPass.delete(ref.uid);
     this.artifacts.forget(ref.uid);
     this.starts.forget(ref.uid);
+    this.events.forget(ref.uid);
   }
 
   private podsOf(ref: ExperimentRef): V1Pod[] {
@@ -555,6 +589,7 @@ export class Reconciler {
   private releaseFeed(ref: ExperimentRef, runs: number): void {
     // Dropped from the feed map at once; the final checkpoint is written in the background.
     this.background.track(this.deps.streams.release(ref).then(() => this.deps.released?.(runs)));
+    this.releasedRuns.set(ref.uid, runs);
     this.forgetExperiment(ref);
     // Per-run power series of a finished experiment: every run has ended.
     this.deps.metrics?.runPower.forgetExperiment(ref.namespace, ref.name);

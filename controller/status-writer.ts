@@ -147,6 +147,15 @@ export class BackgroundWrites {
     }
   }
 
+  retained(): Record<string, number> {
+    return {
+      wantedStatuses: this.wanted.size,
+      statusSlots: this.slots.size,
+      podDeletions: this.deleting.size,
+      deleteQueue: this.deleteQueue.length,
+    };
+  }
+
   /** Pod deletions queued or in flight (tests). */
   get deletesInFlight(): number {
     return this.deleting.size;

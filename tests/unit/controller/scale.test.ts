@@ -213,3 +213,29 @@ void test('an unreadable Aggregator checkpoint sets Degraded and the Aggregator 
     await h.bus.close();
   }
 });
+
+void test('a released 500-run experiment leaves no per-experiment state behind, and its memory is reclaimed once its pods are gone', async () => {
+  const released: number[] = [];
+  const h = await controllerUnderTest({ released: (runs) => released.push(runs) });
+  h.experiments.put(experimentWith(spec(50, 10, { placement: { parallelism: 100 } })));
+  try {
+    assert.equal(await drive(h, 400), 'Succeeded');
+    // The feed's release settles in the background; later passes (pod events) see the pods gone.
+    await settle(50);
+    await h.reconciler.reconcile('ns/e1');
+    assert.equal(h.streams.active(), 0, 'consumer, Aggregator and run table are out of memory');
+    assert.equal(h.pods.list().length, 0, 'every finished pod was deleted');
+    const left = Object.entries(h.reconciler.retained()).filter(([, n]) => n !== 0);
+    assert.deepEqual(
+      left,
+      [],
+      'validation, pass inputs, expectations, signals, spans, writes, event budgets: all gone',
+    );
+    assert.deepEqual(released, [500, 500], 'reclaimed after the release and again once its pods were gone');
+    await h.reconciler.reconcile('ns/e1');
+    assert.deepEqual(released, [500, 500], 'once');
+  } finally {
+    await h.streams.stopAll();
+    await h.bus.close();
+  }
+});
