@@ -6,6 +6,17 @@ import { openNatsBus } from '../lib/bus/index.ts';
 import { rootLogger } from '../lib/log.ts';
 import { KubeConfig } from '@kubernetes/client-node';
 import { getHeapStatistics, writeHeapSnapshot } from 'node:v8';
+import { readFileSync } from 'node:fs';
+
+/** Resident anonymous memory (heap, malloc) apart from file-backed pages (the node binary's code). */
+function anonBytes(): number | undefined {
+  try {
+    const kb = /^Anonymous:\s+(\d+) kB/m.exec(readFileSync('/proc/self/smaps_rollup', 'utf8'))?.[1];
+    return kb === undefined ? undefined : Number(kb) * 1024;
+  } catch {
+    return undefined;
+  }
+}
 
 interface Args {
   kubeconfig: string;
@@ -66,6 +77,8 @@ process.on('message', (m: { cmd: string; path?: string }) => {
       heapCommittedBytes,
       externalBytes: m2.external,
       arrayBuffersBytes: m2.arrayBuffers,
+      anonBytes: anonBytes(),
+      retained: controller.retained(),
     });
   } else if (m.cmd === 'stop') {
     void controller

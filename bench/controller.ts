@@ -99,6 +99,8 @@ interface Taken {
   heapCommittedBytes?: number;
   externalBytes?: number;
   arrayBuffersBytes?: number;
+  anonBytes?: number;
+  retained?: Record<string, number>;
 }
 
 function ask(child: ChildProcess, cmd: string, path?: string): Promise<Taken> {
@@ -251,6 +253,11 @@ async function main(): Promise<void> {
       if (!falling && waited >= 15_000) break;
     }
     const collected = await ask(child, 'rss-gc');
+    const held = Object.entries(mem.retained ?? {})
+      .filter(([, n]) => n !== 0)
+      .map(([k, n]) => `${k}=${n}`)
+      .join(' ');
+    console.log(`after release, still held: ${held === '' ? 'nothing' : held}`);
     await heapSnapshot(child, 'released');
     console.log(
       `big: ${status.progress?.summary ?? '?'} runs (${status.phase ?? '?'}) in ${bigS.toFixed(1)} s; ${summary(big)}; status ${statusBytes} bytes; feeds in memory ${mem.feeds}; rss ${(mem.rssBytes / 1e6).toFixed(1)} MB, heap ${((mem.heapUsedBytes ?? 0) / 1e6).toFixed(1)} MB (committed ${((mem.heapCommittedBytes ?? 0) / 1e6).toFixed(1)} MB), external ${((mem.externalBytes ?? 0) / 1e6).toFixed(1)} MB, array buffers ${((mem.arrayBuffersBytes ?? 0) / 1e6).toFixed(1)} MB; after a memory-reducing GC rss ${(collected.rssBytes / 1e6).toFixed(1)} MB`,
@@ -274,7 +281,7 @@ async function main(): Promise<void> {
           [...all.queued].sort((a, b) => a - b),
           0.99,
         ).toFixed(1)} errors=${all.errors} status_bytes=${statusBytes} ` +
-        `rss_at_start_mb=${(idle.rssBytes / 1e6).toFixed(1)} rss_after_release_mb=${(mem.rssBytes / 1e6).toFixed(1)} rss_after_release_gc_mb=${(collected.rssBytes / 1e6).toFixed(1)} heap_after_release_mb=${((mem.heapUsedBytes ?? 0) / 1e6).toFixed(1)} feeds_after_release=${mem.feeds} baseline_status_patches_per_s=${baselinePerS.toFixed(1)}`,
+        `rss_at_start_mb=${(idle.rssBytes / 1e6).toFixed(1)} rss_after_release_mb=${(mem.rssBytes / 1e6).toFixed(1)} rss_after_release_gc_mb=${(collected.rssBytes / 1e6).toFixed(1)} anon_after_release_mb=${((mem.anonBytes ?? NaN) / 1e6).toFixed(1)} heap_committed_after_release_mb=${((mem.heapCommittedBytes ?? 0) / 1e6).toFixed(1)} heap_after_release_mb=${((mem.heapUsedBytes ?? 0) / 1e6).toFixed(1)} feeds_after_release=${mem.feeds} baseline_status_patches_per_s=${baselinePerS.toFixed(1)}`,
     );
   } finally {
     if (child !== undefined && child.exitCode === null) {

@@ -134,6 +134,11 @@ export class Controller {
     return this.streams.active();
   }
 
+  /** Per-experiment state the reconciler holds, by structure, and pods in the cache (bench, tests). */
+  retained(): Record<string, number> {
+    return { ...this.reconciler.retained(), cachedPods: this.pods.list().length, reclaims: this.memory.reclaims };
+  }
+
   /** `llem.run.attempt` spans started and not yet ended (runs in flight, when tracing is on). */
   openAttemptSpans(): number {
     return this.reconciler.attempts.size;
