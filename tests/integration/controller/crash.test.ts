@@ -3,7 +3,7 @@
 // 200 ms) while a multi-configuration experiment runs against a real kube-apiserver + etcd and a
 // real nats-server, ends with the same results artifact as an uninterrupted run, and no run ever
 // re-runs an attempt. Agents are the deterministic stand-in (steady-agent.ts) played by the node player.
-import { after, before, describe, test } from 'node:test';
+import { after, afterEach, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdir, rm } from 'node:fs/promises';
@@ -31,6 +31,13 @@ void describe('the llem controller process, killed and restarted', { skip, timeo
   let bus: Bus;
   let player: NodePlayer;
   let child: ChildProcess | undefined;
+  /** Every controller process started: all are killed however the test ends (a failed assertion, a timeout). */
+  const children = new Set<ChildProcess>();
+  const killAll = (): void => {
+    for (const c of children) if (c.exitCode === null && c.signalCode === null) c.kill('SIGKILL');
+  };
+  // A runner that gives up on this file exits without the after() hook: its controllers die with it.
+  process.once('exit', killAll);
 
   /** A controller process; `started` resolves once it logs that it runs (informers synced, leading). */
   function startController(): ChildProcess & { started: Promise<void> } {
@@ -52,6 +59,8 @@ void describe('the llem controller process, killed and restarted', { skip, timeo
       stdio: ['ignore', 'ignore', 'pipe'],
       env: { ...process.env, LLEM_LOG_LEVEL: 'info' },
     });
+    children.add(c);
+    c.once('exit', () => children.delete(c));
     const started = new Promise<void>((resolve) => {
       c.stderr?.on('data', (d: Buffer) => {
         const text = d.toString();
@@ -128,8 +137,13 @@ void describe('the llem controller process, killed and restarted', { skip, timeo
     await kube.kubectlOk(['create', 'namespace', 'calm']);
     await kube.kubectlOk(['create', 'namespace', 'crashy']);
   });
+  // A test that fails half-way leaves no controller running into the next one.
+  afterEach(async () => {
+    await Promise.all([...children].map((c) => kill(c)));
+  });
   after(async () => {
-    await kill(child);
+    await Promise.all([...children].map((c) => kill(c)));
+    process.removeListener('exit', killAll);
     await player?.stop();
     await bus?.close();
     await kube?.stop();
