@@ -19,6 +19,8 @@ interface Expectation {
   rv: bigint | undefined;
   /** The create returned without a comparable resourceVersion: only the timeout ends the expectation. */
   unknownRv: boolean;
+  /** The experiment the pod belongs to. */
+  uid: string;
 }
 
 function parseRv(rv: string | undefined): bigint | undefined {
@@ -36,9 +38,17 @@ export class PodExpectations {
     return this.byName.size;
   }
 
-  /** A create of this pod is about to be sent. */
-  expect(name: string): void {
-    this.byName.set(name, { atMs: this.nowMs(), rv: undefined, unknownRv: false });
+  /** A create of this pod (of experiment `uid`) is about to be sent. */
+  expect(name: string, uid = ''): void {
+    this.byName.set(name, { atMs: this.nowMs(), rv: undefined, unknownRv: false, uid });
+  }
+
+  /**
+   * A finished or deleted experiment's expectations: a pod created and deleted between two passes is
+   * never observed in the cache, so without this its expectation stayed for the process's life.
+   */
+  forgetExperiment(uid: string): void {
+    for (const [name, e] of this.byName) if (e.uid === uid) this.byName.delete(name);
   }
 
   /** The create succeeded: the API server stored the pod at `resourceVersion` (undefined: unknown). */

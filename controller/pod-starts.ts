@@ -75,7 +75,7 @@ export class PodStarts {
 
   /** Expects the pods, then stores the run table and creates them, in the background. */
   start(ref: ExperimentRef, feed: ExperimentFeed, created: RenderedPod[]): void {
-    for (const { pod } of created) this.expectations.expect(pod.metadata?.name ?? '');
+    for (const { pod } of created) this.expectations.expect(pod.metadata?.name ?? '', ref.uid);
     this.deps.track(this.persistThenCreate(ref, feed, created));
   }
 
@@ -121,6 +121,7 @@ export class PodStarts {
   /** Everything kept for a finished or deleted experiment. */
   forget(uid: string): void {
     this.signalled.delete(uid);
+    this.expectations.forgetExperiment(uid);
     const prefix = `${uid}/`;
     for (const k of this.busSecrets) if (k.startsWith(prefix)) this.busSecrets.delete(k);
   }

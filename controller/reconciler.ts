@@ -32,6 +32,7 @@ import type { ControllerMetrics } from './metrics.ts';
 import { ExperimentEvents } from './events.ts';
 import { PodStarts, type RenderedPod } from './pod-starts.ts';
 import { Artifacts } from './artifacts.ts';
+import { RECLAIM_MIN_RUNS } from './memory.ts';
 import { settledOrUndefined } from './settled.ts';
 import { configurationsOf, decideFrom, desiredStatus, invalidStatus, renderFailedStatus } from './experiment-status.ts';
 
@@ -191,19 +192,31 @@ export class Reconciler {
     const prev = this.statuses.previous(obj);
     // Finished, artifact written, feed released: results are read from the artifact from now on, and
     // nothing of it stays in memory, its run matrix included (a new generation is validated again).
-    if (isReleased(prev) && prev.observedGeneration === (obj.metadata?.generation ?? 0)) {
-      this.validations.delete(ref.uid);
-      this.statuses.settled(obj);
-      // Pods whose deletion failed or had not shown in the cache when the runs finished: no stepping
-      // pass deletes them any more, so this one does (and looks again later while any is left).
-      const leftovers = this.podsOf(ref);
-      for (const p of leftovers) this.background.deletePod(namespace, p.metadata?.name ?? '');
-      this.reclaimOnceGone(ref.uid, leftovers.length);
-      return this.afterFinish(ref, ttlOf(obj), prev, leftovers.length > 0 ? LEFTOVER_POD_RECHECK_MS : undefined);
-    }
+    if (isReleased(prev) && prev.observedGeneration === (obj.metadata?.generation ?? 0))
+      return this.releasedPass(obj, ref, prev);
     const validation = this.validated(obj, name, namespace);
     if (!validation.ok) return this.invalid(obj, ref, validation.issues);
     return this.converge(obj, ref, prev, validation, gate);
+  }
+
+  /**
+   * A finished experiment whose artifact is written and feed released: results are read from the
+   * artifact from now on, and nothing of it stays in memory, its run matrix included (a new
+   * generation is validated again). Pods whose deletion failed or had not shown in the cache when the
+   * runs finished: no stepping pass deletes them any more, so this one does (and looks again later).
+   */
+  private releasedPass(
+    obj: ExperimentObject,
+    ref: ExperimentRef,
+    prev: EnergyExperimentStatus,
+  ): Promise<ReconcileResult> {
+    this.validations.delete(ref.uid);
+    this.statuses.settled(obj);
+    const leftovers = this.podsOf(ref);
+    for (const p of leftovers)
+      if (p.metadata?.deletionTimestamp === undefined) this.background.deletePod(ref.namespace, p.metadata?.name ?? '');
+    this.reclaimOnceGone(ref.uid, leftovers.length);
+    return this.afterFinish(ref, ttlOf(obj), prev, leftovers.length > 0 ? LEFTOVER_POD_RECHECK_MS : undefined);
   }
 
   /** Adds the finalizer in the background (once at a time); the promise settles when it is stored. */
@@ -274,6 +287,7 @@ export class Reconciler {
     await this.deps.streams.cleanup(ref);
     this.background.forget(ref.uid);
     this.statuses.forget(ref.uid);
+    this.releasedRuns.delete(ref.uid);
     this.forgetExperiment(ref);
     this.events.forget(ref.uid);
     this.deps.metrics?.forgetExperiment(ref.namespace, ref.name);
@@ -296,7 +310,7 @@ export class Reconciler {
    */
   private reclaimOnceGone(uid: string, leftovers: number): void {
     const runs = this.releasedRuns.get(uid);
-    if (runs === undefined || leftovers > 0 || this.background.deletesInFlight > 0) return;
+    if (runs === undefined || leftovers > 0) return;
     this.releasedRuns.delete(uid);
     this.deps.released?.(runs);
   }
@@ -589,7 +603,8 @@ export class Reconciler {
   private releaseFeed(ref: ExperimentRef, runs: number): void {
     // Dropped from the feed map at once; the final checkpoint is written in the background.
     this.background.track(this.deps.streams.release(ref).then(() => this.deps.released?.(runs)));
-    this.releasedRuns.set(ref.uid, runs);
+    // Small experiments leave little behind: only large ones are reclaimed again (memory.ts).
+    if (runs >= RECLAIM_MIN_RUNS) this.releasedRuns.set(ref.uid, runs);
     this.forgetExperiment(ref);
     // Per-run power series of a finished experiment: every run has ended.
     this.deps.metrics?.runPower.forgetExperiment(ref.namespace, ref.name);

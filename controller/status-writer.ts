@@ -18,7 +18,12 @@ export interface WantedStatus {
 }
 
 /** Pod DELETE requests open at once (client-go's default QPS is 5, burst 10; this is a concurrency cap). */
-export const MAX_DELETES_IN_FLIGHT = 16;
+export const MAX_DELETES_IN_FLIGHT = 64;
+/**
+ * A pod deleted moments ago is not deleted again while the cache has not shown the deletion yet (the
+ * next pass still sees it): without this a finishing big experiment sent each DELETE about twice.
+ */
+const DELETED_RECENTLY_MS = 30_000;
 
 interface Slot {
   namespace: string;
@@ -37,6 +42,8 @@ export class BackgroundWrites {
   private readonly deleteQueue: { namespace: string; name: string }[] = [];
   private deleteHead = 0;
   private deletesSent = 0;
+  /** Pods whose DELETE succeeded, by namespace/name -> when (pruned as it goes). */
+  private readonly deletedAt = new Map<string, number>();
   /** Other background work (pod creates, run-table writes, start signals), until it settles. */
   private readonly tracked = new Set<Promise<void>>();
   /** Patches sent, and patches skipped because a newer status replaced them (tests, metrics). */
@@ -117,11 +124,24 @@ export class BackgroundWrites {
    */
   deletePod(namespace: string, name: string): void {
     const key = `${namespace}/${name}`;
-    if (this.deleting.has(key)) return;
+    if (this.deleting.has(key) || this.deletedRecently(key)) return;
     this.deleting.add(key);
     this.counts.deletes += 1;
     this.deleteQueue.push({ namespace, name });
     this.sendDeletes();
+  }
+
+  private deletedRecently(key: string): boolean {
+    const at = this.deletedAt.get(key);
+    if (at === undefined) return false;
+    const now = Date.now();
+    if (now - at < DELETED_RECENTLY_MS) return true;
+    // Oldest first (insertion order): drop every entry that has expired.
+    for (const [k, t] of this.deletedAt) {
+      if (now - t < DELETED_RECENTLY_MS) break;
+      this.deletedAt.delete(k);
+    }
+    return false;
   }
 
   private sendDeletes(): void {
@@ -132,6 +152,7 @@ export class BackgroundWrites {
       const key = `${namespace}/${name}`;
       const sent = this.writer
         .deletePod(namespace, name)
+        .then(() => void this.deletedAt.set(key, Date.now()))
         .catch((err: unknown) => this.log.warn({ err, pod: key }, 'pod deletion failed; the next pass retries it'))
         .finally(() => {
           this.deleting.delete(key);

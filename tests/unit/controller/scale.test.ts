@@ -214,10 +214,10 @@ void test('an unreadable Aggregator checkpoint sets Degraded and the Aggregator 
   }
 });
 
-void test('a released 500-run experiment leaves no per-experiment state behind, and its memory is reclaimed once its pods are gone', async () => {
+void test('a released 1,000-run experiment leaves no per-experiment state behind, and its memory is reclaimed once its pods are gone', async () => {
   const released: number[] = [];
   const h = await controllerUnderTest({ released: (runs) => released.push(runs) });
-  h.experiments.put(experimentWith(spec(50, 10, { placement: { parallelism: 100 } })));
+  h.experiments.put(experimentWith(spec(50, 20, { placement: { parallelism: 200 } })));
   try {
     assert.equal(await drive(h, 400), 'Succeeded');
     // The feed's release settles in the background; later passes (pod events) see the pods gone.
@@ -231,9 +231,9 @@ void test('a released 500-run experiment leaves no per-experiment state behind, 
       [],
       'validation, pass inputs, expectations, signals, spans, writes, event budgets: all gone',
     );
-    assert.deepEqual(released, [500, 500], 'reclaimed after the release and again once its pods were gone');
+    assert.deepEqual(released, [1000, 1000], 'reclaimed after the release and again once its pods were gone');
     await h.reconciler.reconcile('ns/e1');
-    assert.deepEqual(released, [500, 500], 'once');
+    assert.deepEqual(released, [1000, 1000], 'once');
   } finally {
     await h.streams.stopAll();
     await h.bus.close();
