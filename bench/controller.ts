@@ -257,7 +257,10 @@ async function main(): Promise<void> {
       .filter(([, n]) => n !== 0)
       .map(([k, n]) => `${k}=${n}`)
       .join(' ');
-    console.log(`after release, still held: ${held === '' ? 'nothing' : held}`);
+    const serverPods = (await kube.kubectlOk(['get', 'pods', '-n', NS, '-o', 'name']))
+      .split('\n')
+      .filter(Boolean).length;
+    console.log(`after release, still held: ${held === '' ? 'nothing' : held}; pods on the API server: ${serverPods}`);
     await heapSnapshot(child, 'released');
     console.log(
       `big: ${status.progress?.summary ?? '?'} runs (${status.phase ?? '?'}) in ${bigS.toFixed(1)} s; ${summary(big)}; status ${statusBytes} bytes; feeds in memory ${mem.feeds}; rss ${(mem.rssBytes / 1e6).toFixed(1)} MB, heap ${((mem.heapUsedBytes ?? 0) / 1e6).toFixed(1)} MB (committed ${((mem.heapCommittedBytes ?? 0) / 1e6).toFixed(1)} MB), external ${((mem.externalBytes ?? 0) / 1e6).toFixed(1)} MB, array buffers ${((mem.arrayBuffersBytes ?? 0) / 1e6).toFixed(1)} MB; after a memory-reducing GC rss ${(collected.rssBytes / 1e6).toFixed(1)} MB`,

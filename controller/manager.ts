@@ -136,7 +136,14 @@ export class Controller {
 
   /** Per-experiment state the reconciler holds, by structure, and pods in the cache (bench, tests). */
   retained(): Record<string, number> {
-    return { ...this.reconciler.retained(), cachedPods: this.pods.list().length, reclaims: this.memory.reclaims };
+    const pods = this.pods.list();
+    const terminating = pods.filter((p) => p.metadata?.deletionTimestamp !== undefined).length;
+    return {
+      ...this.reconciler.retained(),
+      cachedPods: pods.length,
+      cachedPodsTerminating: terminating,
+      reclaims: this.memory.reclaims,
+    };
   }
 
   /** `llem.run.attempt` spans started and not yet ended (runs in flight, when tracing is on). */
