@@ -3,7 +3,9 @@
 // (~400 MB for 2,000 runs, ~1 GB for 20,000) until a memory-reducing collection, which an idle-looking
 // controller (informer resyncs, timers) may not get for a long time. So the controller asks for one
 // itself, once the release settled and outside any reconcile: a pause of ~0.1-0.6 s, at most once per
-// RECLAIM_SPACING_MS, only after experiments of RECLAIM_MIN_RUNS runs or more (ADR 0028).
+// RECLAIM_SPACING_MS, only after experiments of RECLAIM_MIN_RUNS runs or more (ADR 0028). The release's
+// aftermath (thousands of pod deletions, their watch events, the artifact) allocates for a while after
+// it and V8 grows its heap again: FOLLOW_UPS more reclaims follow, RECLAIM_SPACING_MS apart (ADR 0034).
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
 import type { Logger } from '../lib/log.ts';
@@ -11,6 +13,7 @@ import type { Logger } from '../lib/log.ts';
 export const RECLAIM_MIN_RUNS = 1000;
 /** At most one reclaim this often: after the feed's release, and again once the experiment's pods are gone. */
 const RECLAIM_SPACING_MS = 10_000;
+const FOLLOW_UPS = 3;
 
 type Gc = (options: { type: 'major'; execution: 'sync'; flavor: 'last-resort' }) => void;
 
@@ -28,6 +31,8 @@ function exposedGc(): Gc | null {
 
 export class MemoryReclaimer {
   private lastMs = -Infinity;
+  /** Reclaims still due after the last large release. */
+  private followUps = 0;
   private timer: NodeJS.Timeout | undefined;
   private gc: Gc | null | undefined;
   reclaims = 0;
@@ -36,7 +41,13 @@ export class MemoryReclaimer {
 
   /** An experiment of `runs` runs was released: reclaim soon (coalesced, spaced). */
   released(runs: number): void {
-    if (runs < RECLAIM_MIN_RUNS || this.timer !== undefined) return;
+    if (runs < RECLAIM_MIN_RUNS) return;
+    this.followUps = FOLLOW_UPS;
+    this.schedule();
+  }
+
+  private schedule(): void {
+    if (this.timer !== undefined) return;
     const waitMs = Math.max(1000, this.lastMs + RECLAIM_SPACING_MS - Date.now());
     this.timer = setTimeout(() => this.reclaim(), waitMs);
     this.timer.unref();
@@ -45,6 +56,10 @@ export class MemoryReclaimer {
   private reclaim(): void {
     this.timer = undefined;
     this.lastMs = Date.now();
+    if (this.followUps > 0) {
+      this.followUps -= 1;
+      this.schedule();
+    }
     this.gc ??= exposedGc();
     if (this.gc === null) return;
     const before = process.memoryUsage().rss;
