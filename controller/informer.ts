@@ -45,6 +45,8 @@ export interface InformerOptions<T extends KubernetesObject> {
   onRestart?: () => void;
   /** A label whose values index the cache (`withLabel`): e.g. the experiment uid of agent pods. */
   indexLabel?: string;
+  /** Drops what the controller never reads from each cached object (client-go's cache transform). */
+  transform?: (o: T) => void;
 }
 
 export class ResilientInformer<T extends KubernetesObject> implements ObjectStore<T> {
@@ -92,6 +94,7 @@ export class ResilientInformer<T extends KubernetesObject> implements ObjectStor
         // Like client-go's cache transform: managedFields (about half of a pod's bytes) are never
         // read by the controller, so the cached object does not keep them.
         if (o.metadata?.managedFields !== undefined) delete o.metadata.managedFields;
+        this.opts.transform?.(o);
         this.indexed(kind, o);
         this.opts.onChange(kind, o);
       });
@@ -210,5 +213,8 @@ export function podInformer(
     log: log.child({ informer: 'pods' }),
     // A pass reads its own experiment's pods, not every agent pod of the namespace (2,000 at 200 x 10).
     indexLabel: LABEL_EXPERIMENT_UID,
+    // The controller reads a pod's metadata and status, never its spec (containers, env, volumes: most
+    // of its bytes); thousands of finished pods wait in the cache for their deletions (ADR 0034).
+    transform: (p) => void delete (p as { spec?: unknown }).spec,
   });
 }

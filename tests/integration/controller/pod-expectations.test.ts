@@ -96,4 +96,15 @@ void describe('pod expectations against a real API server', { skip: kubeSkipReas
     assert.ok(BigInt(cache.resourceVersion()) >= BigInt(rv ?? '0'), 'the cache had passed the create');
     assert.ok(Date.now() - deletedAt < 10_000, `judged lost ${tookMs} ms after the deletion, not after a timeout`);
   });
+
+  void test("the pod cache keeps each pod's metadata and status but not its spec or managedFields", async () => {
+    const writer = new ClientNodeWriter(kube.kubeConfig());
+    const cache = await startInformer();
+    await writer.createPod(pod('slim'));
+    await until('the cache to show the pod', () => cache.get(NS, 'slim') !== undefined);
+    const cached = cache.get(NS, 'slim');
+    assert.equal(cached?.spec, undefined, 'thousands of finished pods waiting for deletion hold no containers');
+    assert.equal(cached?.metadata?.managedFields, undefined);
+    assert.equal(cached?.metadata?.labels?.['llem.dev/run'], 'slim');
+  });
 });
