@@ -17,7 +17,7 @@
 // client's loop. Usage: node --import tsx bench/agent.ts [--seconds 5] [--threads N]
 import { spawn, type ChildProcess } from 'node:child_process';
 import { availableParallelism, loadavg } from 'node:os';
-import { monitorEventLoopDelay, PerformanceObserver } from 'node:perf_hooks';
+import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { createInterface } from 'node:readline';
 import { parseArgs } from 'node:util';
 import type { RequestResult } from '../agent/load/client.ts';
@@ -30,6 +30,7 @@ import { createLoadCell, SimulatedReader } from '../agent/telemetry/simulated.ts
 import { runWindow } from '../agent/window.ts';
 import { InProcessBus } from '../lib/bus/inprocess.ts';
 import { createLatencySketch } from '../lib/sketch/index.ts';
+import { runQueueMs, tailReport, watchGc, type GcPause, type TailReport } from './agent-tail.ts';
 
 const { values } = parseArgs({
   options: { seconds: { type: 'string' }, threads: { type: 'string' }, serve: { type: 'boolean' } },
@@ -49,6 +50,9 @@ function pct(xs: number[], q: number): number {
   return s[Math.min(s.length - 1, Math.floor(q * s.length))] ?? NaN;
 }
 
+/** The mock server's GC pauses, as its process reports them (a `gc` line on its stdout per pause). */
+const serverGc: GcPause[] = [];
+
 /** The mock server runs in a child process (this script with --serve): its own process, as in real life. */
 async function startServer(): Promise<{ url: string; child: ChildProcess }> {
   const child = spawn(process.execPath, [...process.execArgv, process.argv[1] ?? '', '--serve'], {
@@ -58,6 +62,8 @@ async function startServer(): Promise<{ url: string; child: ChildProcess }> {
     createInterface({ input: child.stdout as NodeJS.ReadableStream }).on('line', (l) => {
       const m = /listening on (\S+)/.exec(l);
       if (m?.[1] !== undefined) resolve(m[1]);
+      const gc = /^gc (\S+) (\S+) (\S+)$/.exec(l);
+      if (gc !== null) serverGc.push({ startWallMs: Number(gc[1]), durationMs: Number(gc[2]), kind: gc[3] ?? '' });
     });
     child.once('exit', (code) => reject(new Error(`mock server exited ${code}`)));
   });
@@ -113,36 +119,37 @@ interface TtftError {
   clientTtftP99Ms: number;
   serverCpuBusy: number;
   clientCpuBusy: number;
+  /** Run-queue wait (ms) of every thread of the client and of the mock server over the point. */
+  clientRunQueueMs: number;
+  serverRunQueueMs: number;
+  /** Requests whose error passed 5 ms, what overlapped them, and the worst few. */
+  tail: TailReport;
 }
-
-/** perf_hooks' GC kinds (constants.NODE_PERFORMANCE_GC_*). */
-const GC_KINDS: Record<number, string> = { 1: 'minor', 4: 'major', 8: 'incremental', 16: 'weakcb' };
 
 /** Client TTFT minus the server's own TTFT, per request, for requests sent after the ramp. */
 async function serverCpuSeconds(url: string): Promise<number> {
   return ((await (await fetch(`${url}/llem/stats`)).json()) as { cpuSeconds: number }).cpuSeconds;
 }
 
-async function ttftError(url: string, streams: number, threads: number): Promise<TtftError> {
+async function ttftError(url: string, serverPid: number, streams: number, threads: number): Promise<TtftError> {
   const client = createLoadSender({ baseUrl: url, timeoutMs: 60_000 }, threads);
   await client.warm?.(streams, '/health');
   const t0 = performance.now();
   const serverCpu0 = await serverCpuSeconds(url);
   const clientCpu0 = process.cpuUsage();
-  const gcs: number[] = [];
-  const gcKinds: Record<string, { n: number; maxMs: number }> = {};
-  const gcWatch = new PerformanceObserver((l) =>
-    l.getEntries().forEach((e) => {
-      gcs.push(e.duration);
-      const kind = GC_KINDS[(e as unknown as { detail?: { kind?: number } }).detail?.kind ?? 0] ?? 'other';
-      const k = (gcKinds[kind] ??= { n: 0, maxMs: 0 });
-      k.n++;
-      k.maxMs = Math.max(k.maxMs, e.duration);
-    }),
-  );
-  gcWatch.observe({ entryTypes: ['gc'] });
+  const clientGc: GcPause[] = [];
+  const stopGc = watchGc((p) => clientGc.push(p));
+  const runQ0 = [runQueueMs('self'), runQueueMs(serverPid)];
   const { results, durationMs } = await drive(client, streams, SECONDS + RAMP_MS / 1000);
-  gcWatch.disconnect();
+  const runQ = [runQueueMs('self') - (runQ0[0] as number), runQueueMs(serverPid) - (runQ0[1] as number)];
+  stopGc();
+  const gcs = clientGc.map((p) => p.durationMs);
+  const gcKinds: Record<string, { n: number; maxMs: number }> = {};
+  for (const p of clientGc) {
+    const k = (gcKinds[p.kind] ??= { n: 0, maxMs: 0 });
+    k.n++;
+    k.maxMs = Math.max(k.maxMs, p.durationMs);
+  }
   const clientCpu = process.cpuUsage(clientCpu0);
   const serverCpu = (await serverCpuSeconds(url)) - serverCpu0;
   client.close();
@@ -180,6 +187,9 @@ async function ttftError(url: string, streams: number, threads: number): Promise
     // is its whole process (every client thread), so it can pass 1.
     serverCpuBusy: serverCpu / (durationMs / 1000),
     clientCpuBusy: (clientCpu.user + clientCpu.system) / 1e3 / durationMs,
+    clientRunQueueMs: runQ[0] as number,
+    serverRunQueueMs: runQ[1] as number,
+    tail: tailReport(steady, clientGc, serverGc, 5),
   };
 }
 
@@ -282,9 +292,10 @@ async function main(): Promise<void> {
   // The machine is shared: its load says whether these figures are the client's or the scheduler's.
   const loadAtStart = loadavg()[0] ?? NaN;
   try {
-    const at128 = await ttftError(url, 128, threadsFor(128));
-    const at512 = await ttftError(url, 512, threadsFor(512));
-    const base512 = await ttftError(url, 512, 1);
+    const pid = child.pid ?? 0;
+    const at128 = await ttftError(url, pid, 128, threadsFor(128));
+    const at512 = await ttftError(url, pid, 512, threadsFor(512));
+    const base512 = await ttftError(url, pid, 512, 1);
     const steady = await steadyState(url, 128);
     const off: number[] = [];
     const on: number[] = [];
@@ -310,6 +321,14 @@ async function main(): Promise<void> {
       client_gc_max_ms_512: at512.clientGcMaxMs,
       client_gcs_128: at128.clientGcs,
       client_gcs_512: at512.clientGcs,
+      over5_128: at128.tail.over,
+      over5_client_gc_128: at128.tail.overWithClientGc,
+      over5_server_gc_128: at128.tail.overWithServerGc,
+      over5_up_128: at128.tail.overMostlyUp,
+      client_runq_ms_128: at128.clientRunQueueMs,
+      server_runq_ms_128: at128.serverRunQueueMs,
+      client_runq_ms_512: at512.clientRunQueueMs,
+      server_runq_ms_512: at512.serverRunQueueMs,
       threads_512: at512.threads,
       tokens_per_s_512: at512.tokensPerS,
       baseline_1loop_ttft_err_p99_ms_512: base512.errP99Ms,
@@ -359,6 +378,8 @@ async function serve(): Promise<void> {
     recordEmissions: true,
   });
   console.log(`listening on ${server.url}`);
+  // Its GC pauses, for the parent's tail diagnosis (agent-tail.ts).
+  watchGc((p) => console.log(`gc ${p.startWallMs} ${p.durationMs} ${p.kind}`));
   process.once('SIGTERM', () => void server.close().then(() => process.exit(0)));
 }
 

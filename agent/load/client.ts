@@ -90,6 +90,13 @@ type Chunk = {
 
 const DONE = Buffer.from('[DONE]');
 
+/** Whether `buf[from, to)` is `[DONE]` (compared in JS, without a view of the range). */
+function isDone(buf: Buffer, from: number, to: number): boolean {
+  if (to - from !== DONE.length) return false;
+  for (let k = 0; k < DONE.length; k++) if (buf[from + k] !== DONE[k]) return false;
+  return true;
+}
+
 /** The text a parsed chunk carries ('' for none). */
 function chunkContent(api: ApiKind, chunk: Chunk | null): string {
   const choice = chunk?.choices?.[0];
@@ -219,16 +226,16 @@ export class StreamingClient {
     let arrivedMs = 0;
     const onData = (buf: Buffer, from: number, to: number): void => {
       const first = p.firstMs === null;
-      this.onEvent(api, buf.subarray(from, to), p, arrivedMs);
+      this.onEvent(api, buf, from, to, p, arrivedMs);
       if (first && p.firstMs !== null) hooks?.onFirstToken?.();
     };
     return {
       onHead: (s) => void (status = s),
-      onBody: (bytes, at) => {
+      onBody: (buf, from, to, at) => {
         if (status >= 400) return;
         arrivedMs = at;
         try {
-          parser.pushBytes(bytes, onData);
+          parser.pushBytes(buf, onData, from, to);
         } catch (err) {
           finish('bad_response', `unparsable stream chunk: ${(err as Error).message}`);
           drop();
@@ -251,17 +258,17 @@ export class StreamingClient {
    * without JSON.parse or decoding (no garbage per token, so fewer GC pauses on the reading loop); the
    * first token (it carries the server's stamps), errors, usage and anything unusual go through JSON.parse.
    */
-  private onEvent(api: ApiKind, data: Buffer, p: Progress, now: number): void {
-    if (data.equals(DONE)) {
+  private onEvent(api: ApiKind, buf: Buffer, from: number, to: number, p: Progress, now: number): void {
+    if (isDone(buf, from, to)) {
       p.done = true;
       p.lastMs = now;
       return;
     }
     // A request that keeps its text (a conversation turn) parses every chunk: the scanner reads no content.
-    let facts = p.firstMs === null || p.text !== null ? SCAN_FALLBACK : scanChunk(data, 0, data.length, api === 'chat');
+    let facts = p.firstMs === null || p.text !== null ? SCAN_FALLBACK : scanChunk(buf, from, to, api === 'chat');
     let chunk: Chunk | null = null;
     if (facts === SCAN_FALLBACK) {
-      chunk = JSON.parse(data.toString('utf8')) as Chunk;
+      chunk = JSON.parse(buf.toString('utf8', from, to)) as Chunk;
       facts = this.parsedFacts(api, chunk, p);
     }
     if ((facts & SCAN_FINISHED) !== 0) p.finished = true;
