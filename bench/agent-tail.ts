@@ -75,7 +75,7 @@ export interface TailReport {
 
 /** Every steady request's error, split and set against the GC pauses of both processes. */
 export function tailReport(
-  steady: readonly RequestResult[],
+  steady: ReadonlyArray<Pick<RequestResult, 'startMs' | 'ttftMs' | 'serverTtftMs' | 'serverStamps'>>,
   clientGc: readonly GcPause[],
   serverGc: readonly GcPause[],
   thresholdMs: number,

@@ -83,18 +83,30 @@ const workload = (concurrency: number): Workload => ({
   seed: 42,
 });
 
+/** What the TTFT figures need of a result: kept per request, so the bench itself holds little on the heap. */
+export type Kept = Pick<RequestResult, 'ok' | 'startMs' | 'ttftMs' | 'serverTtftMs' | 'serverStamps' | 'outputTokens'>;
+
 async function drive(
   client: RequestSender,
   concurrency: number,
   seconds: number,
-): Promise<{ results: RequestResult[]; durationMs: number }> {
-  const results: RequestResult[] = [];
+): Promise<{ results: Kept[]; durationMs: number }> {
+  const results: Kept[] = [];
   const w = workload(concurrency);
   const stats = await runLoad(client, new RequestFactory(w), w, {
     requests: concurrency,
     minDurationMs: seconds * 1000,
     signal: new AbortController().signal,
-    onResult: (r) => results.push(r),
+    // Only the fields used (not the ITL gaps): a result kept to the end is copied by every young GC it outlives.
+    onResult: (r) =>
+      void results.push({
+        ok: r.ok,
+        startMs: r.startMs,
+        ttftMs: r.ttftMs,
+        outputTokens: r.outputTokens,
+        ...(r.serverTtftMs === undefined ? {} : { serverTtftMs: r.serverTtftMs }),
+        ...(r.serverStamps === undefined ? {} : { serverStamps: r.serverStamps }),
+      }),
   });
   return { results, durationMs: stats.durationMs };
 }
@@ -119,6 +131,9 @@ interface TtftError {
   clientTtftP99Ms: number;
   serverCpuBusy: number;
   clientCpuBusy: number;
+  /** The mock server's longest GC pause during the point, and how many it had. */
+  serverGcMaxMs: number;
+  serverGcs: number;
   /** Run-queue wait (ms) of every thread of the client and of the mock server over the point. */
   clientRunQueueMs: number;
   serverRunQueueMs: number;
@@ -140,9 +155,11 @@ async function ttftError(url: string, serverPid: number, streams: number, thread
   const clientGc: GcPause[] = [];
   const stopGc = watchGc((p) => clientGc.push(p));
   const runQ0 = [runQueueMs('self'), runQueueMs(serverPid)];
+  const serverGc0 = serverGc.length;
   const { results, durationMs } = await drive(client, streams, SECONDS + RAMP_MS / 1000);
   const runQ = [runQueueMs('self') - (runQ0[0] as number), runQueueMs(serverPid) - (runQ0[1] as number)];
   stopGc();
+  const serverGcs = serverGc.slice(serverGc0).map((p) => p.durationMs);
   const gcs = clientGc.map((p) => p.durationMs);
   const gcKinds: Record<string, { n: number; maxMs: number }> = {};
   for (const p of clientGc) {
@@ -159,7 +176,7 @@ async function ttftError(url: string, serverPid: number, streams: number, thread
   // Both processes stamp performance.timeOrigin + performance.now() (the wall clock at µs), so the
   // two halves are on one clock; they add up to the error exactly.
   const stamped = steady.filter((r) => r.serverStamps !== undefined);
-  const sentWall = (r: RequestResult): number => performance.timeOrigin + r.startMs;
+  const sentWall = (r: Kept): number => performance.timeOrigin + r.startMs;
   const up = stamped.map((r) => (r.serverStamps?.receivedMs as number) - sentWall(r));
   const down = stamped.map((r) => sentWall(r) + (r.ttftMs as number) - (r.serverStamps?.firstTokenMs as number));
   return {
@@ -187,6 +204,8 @@ async function ttftError(url: string, serverPid: number, streams: number, thread
     // is its whole process (every client thread), so it can pass 1.
     serverCpuBusy: serverCpu / (durationMs / 1000),
     clientCpuBusy: (clientCpu.user + clientCpu.system) / 1e3 / durationMs,
+    serverGcMaxMs: Math.max(0, ...serverGcs),
+    serverGcs: serverGcs.length,
     clientRunQueueMs: runQ[0] as number,
     serverRunQueueMs: runQ[1] as number,
     tail: tailReport(steady, clientGc, serverGc, 5),
@@ -321,6 +340,10 @@ async function main(): Promise<void> {
       client_gc_max_ms_512: at512.clientGcMaxMs,
       client_gcs_128: at128.clientGcs,
       client_gcs_512: at512.clientGcs,
+      server_gc_max_ms_128: at128.serverGcMaxMs,
+      server_gc_max_ms_512: at512.serverGcMaxMs,
+      server_gcs_128: at128.serverGcs,
+      server_gcs_512: at512.serverGcs,
       over5_128: at128.tail.over,
       over5_client_gc_128: at128.tail.overWithClientGc,
       over5_server_gc_128: at128.tail.overWithServerGc,

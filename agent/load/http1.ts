@@ -70,15 +70,16 @@ class Connection {
     socket: net.Socket,
     private readonly pool: {
       release(c: Connection, reusable: boolean): void;
-      deliver(c: Connection, buf: Buffer | null, from: number, to: number, arrivedMs: number, failure: string): void;
+      deliver(c: Connection, buf: Buffer, from: number, to: number, arrivedMs: number): void;
+      deliverFailure(c: Connection, failure: string): void;
     },
     dataEvents: boolean,
   ) {
     this.socket = socket;
-    if (dataEvents) socket.on('data', (b: Buffer) => pool.deliver(this, b, 0, b.length, performance.now(), ''));
+    if (dataEvents) socket.on('data', (b: Buffer) => pool.deliver(this, b, 0, b.length, performance.now()));
     // Through the same queue as the data, so a close never overtakes the last bytes read before it.
-    socket.on('error', (e: NodeJS.ErrnoException) => pool.deliver(this, null, 0, 0, 0, e.code ?? e.message));
-    socket.on('close', () => pool.deliver(this, null, 0, 0, 0, 'connection closed'));
+    socket.on('error', (e: NodeJS.ErrnoException) => pool.deliverFailure(this, e.code ?? e.message));
+    socket.on('close', () => pool.deliverFailure(this, 'connection closed'));
   }
 
   start(handlers: ExchangeHandlers, request: string): void {
@@ -314,11 +315,11 @@ export class Http1Pool {
             const from = this.arenaAt;
             b.copy(this.arena, from, 0, n);
             this.arenaAt += n;
-            this.deliver(conn, this.arena, from, from + n, arrivedMs, '');
+            this.deliver(conn, this.arena, from, from + n, arrivedMs);
           } else {
             const bytes = Buffer.allocUnsafe(n); // the arena is full of unparsed reads: this one gets its own
             b.copy(bytes, 0, 0, n);
-            this.deliver(conn, bytes, 0, n, arrivedMs, '');
+            this.deliver(conn, bytes, 0, n, arrivedMs);
           }
           return true;
         },
@@ -334,13 +335,23 @@ export class Http1Pool {
    * every read of one poll is timed before any of them is parsed: with hundreds of streams ready at
    * once, the last one's time is late only by the reads ahead of it, not by their parsing too.
    */
-  deliver(c: Connection, buf: Buffer | null, from: number, to: number, arrivedMs: number, failure: string): void {
+  deliver(c: Connection, buf: Buffer, from: number, to: number, arrivedMs: number): void {
+    this.enqueue(c, buf, from, to, arrivedMs, '');
+  }
+
+  /** A socket's error or close, queued behind the bytes it read before. */
+  deliverFailure(c: Connection, failure: string): void {
+    this.enqueue(c, null, 0, 0, 0, failure);
+  }
+
+  // eslint-disable-next-line max-params -- one slot of the parallel arrays, written without an object
+  private enqueue(c: Connection, buf: Buffer | null, from: number, to: number, at: number, failure: string): void {
     const i = this.tail++;
     this.qConn[i] = c;
     this.qBuf[i] = buf;
     this.qFrom[i] = from;
     this.qTo[i] = to;
-    this.qAt[i] = arrivedMs;
+    this.qAt[i] = at;
     this.qFailure[i] = failure;
     if (!this.drainQueued) {
       this.drainQueued = true;
