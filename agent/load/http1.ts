@@ -336,27 +336,27 @@ export class Http1Pool {
    * once, the last one's time is late only by the reads ahead of it, not by their parsing too.
    */
   deliver(c: Connection, buf: Buffer, from: number, to: number, arrivedMs: number): void {
-    this.enqueue(c, buf, from, to, arrivedMs, '');
+    this.qFailure[this.enqueue(c, buf, from, to, arrivedMs)] = '';
   }
 
   /** A socket's error or close, queued behind the bytes it read before. */
   deliverFailure(c: Connection, failure: string): void {
-    this.enqueue(c, null, 0, 0, 0, failure);
+    this.qFailure[this.enqueue(c, null, 0, 0, 0)] = failure;
   }
 
-  // eslint-disable-next-line max-params -- one slot of the parallel arrays, written without an object
-  private enqueue(c: Connection, buf: Buffer | null, from: number, to: number, at: number, failure: string): void {
+  /** Fills the queue's next slot (its failure phrase is the caller's to set); returns the slot. */
+  private enqueue(c: Connection, buf: Buffer | null, from: number, to: number, at: number): number {
     const i = this.tail++;
     this.qConn[i] = c;
     this.qBuf[i] = buf;
     this.qFrom[i] = from;
     this.qTo[i] = to;
     this.qAt[i] = at;
-    this.qFailure[i] = failure;
     if (!this.drainQueued) {
       this.drainQueued = true;
       setImmediate(this.drain);
     }
+    return i;
   }
 
   /**
