@@ -32,11 +32,15 @@ export function watchGc(onPause: (p: GcPause) => void): () => void {
   return () => obs.disconnect();
 }
 
-/** Run-queue wait (ms) summed over every thread of `pid` so far ('self': this process); NaN off Linux. */
-export function runQueueMs(pid: number | 'self'): number {
+/**
+ * Run-queue wait (ms) so far of `pid` ('self': this process): summed over every thread, or of its main
+ * thread alone (the event loop that reads requests and writes tokens); NaN off Linux.
+ */
+export function runQueueMs(pid: number | 'self', mainOnly = false): number {
   try {
     let ns = 0;
-    for (const t of readdirSync(`/proc/${pid}/task`)) {
+    const main = pid === 'self' ? String(process.pid) : String(pid);
+    for (const t of mainOnly ? [main] : readdirSync(`/proc/${pid}/task`)) {
       ns += Number(readFileSync(`/proc/${pid}/task/${t}/schedstat`, 'utf8').split(' ')[1] ?? 0);
     }
     return ns / 1e6;

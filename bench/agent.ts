@@ -137,6 +137,10 @@ interface TtftError {
   /** Run-queue wait (ms) of every thread of the client and of the mock server over the point. */
   clientRunQueueMs: number;
   serverRunQueueMs: number;
+  /** The same of each process's main thread (its event loop) alone, and the point's length. */
+  clientMainRunQueueMs: number;
+  serverMainRunQueueMs: number;
+  durationMs: number;
   /** Requests whose error passed 5 ms, what overlapped them, and the worst few. */
   tail: TailReport;
 }
@@ -154,10 +158,11 @@ async function ttftError(url: string, serverPid: number, streams: number, thread
   const clientCpu0 = process.cpuUsage();
   const clientGc: GcPause[] = [];
   const stopGc = watchGc((p) => clientGc.push(p));
-  const runQ0 = [runQueueMs('self'), runQueueMs(serverPid)];
+  const runQ0 = [runQueueMs('self'), runQueueMs(serverPid), runQueueMs('self', true), runQueueMs(serverPid, true)];
   const serverGc0 = serverGc.length;
   const { results, durationMs } = await drive(client, streams, SECONDS + RAMP_MS / 1000);
-  const runQ = [runQueueMs('self') - (runQ0[0] as number), runQueueMs(serverPid) - (runQ0[1] as number)];
+  const runQ1 = [runQueueMs('self'), runQueueMs(serverPid), runQueueMs('self', true), runQueueMs(serverPid, true)];
+  const runQ = runQ1.map((v, i) => v - (runQ0[i] as number));
   stopGc();
   const serverGcs = serverGc.slice(serverGc0).map((p) => p.durationMs);
   const gcs = clientGc.map((p) => p.durationMs);
@@ -208,6 +213,9 @@ async function ttftError(url: string, serverPid: number, streams: number, thread
     serverGcs: serverGcs.length,
     clientRunQueueMs: runQ[0] as number,
     serverRunQueueMs: runQ[1] as number,
+    clientMainRunQueueMs: runQ[2] as number,
+    serverMainRunQueueMs: runQ[3] as number,
+    durationMs,
     tail: tailReport(steady, clientGc, serverGc, 5),
   };
 }
@@ -350,6 +358,9 @@ async function main(): Promise<void> {
       over5_up_128: at128.tail.overMostlyUp,
       client_runq_ms_128: at128.clientRunQueueMs,
       server_runq_ms_128: at128.serverRunQueueMs,
+      // Share of the point each event loop sat runnable without a core: a request arriving then waits.
+      client_loop_runq_share_128: at128.clientMainRunQueueMs / at128.durationMs,
+      server_loop_runq_share_128: at128.serverMainRunQueueMs / at128.durationMs,
       client_runq_ms_512: at512.clientRunQueueMs,
       server_runq_ms_512: at512.serverRunQueueMs,
       threads_512: at512.threads,
