@@ -44,6 +44,8 @@ const OUTPUT_TOKENS = { distribution: 'uniform' as const, min: 32, max: 96 };
 /** Requests started before this (the all-at-once first wave) are left out of the TTFT figures. */
 const RAMP_MS = 2000;
 const NVML_READ_COST_MS = 4;
+/** V8 flags of the mock server's process (not the client's). */
+const MOCK_V8_FLAGS = (process.env['LLEM_BENCH_MOCK_V8_FLAGS'] ?? '').split(' ').filter(Boolean);
 
 function pct(xs: number[], q: number): number {
   const s = [...xs].sort((a, b) => a - b);
@@ -55,7 +57,11 @@ const serverGc: GcPause[] = [];
 
 /** The mock server runs in a child process (this script with --serve): its own process, as in real life. */
 async function startServer(): Promise<{ url: string; child: ChildProcess }> {
-  const child = spawn(process.execPath, [...process.execArgv, process.argv[1] ?? '', '--serve'], {
+  // V8 flags for the mock's process alone (LLEM_BENCH_MOCK_V8_FLAGS), for diagnosis; none by default.
+  // Tried on the shared machine: --min-semi-space-size=16 (4 GCs per 128-stream point instead of 5-7, the
+  // longest 8-11 ms) and --single-threaded-gc (4, the longest 6.4 ms): neither shortened the mock's pauses.
+  const args = [...process.execArgv, ...MOCK_V8_FLAGS, process.argv[1] ?? '', '--serve'];
+  const child = spawn(process.execPath, args, {
     stdio: ['ignore', 'pipe', 'inherit'],
   });
   const url = await new Promise<string>((resolve, reject) => {
