@@ -6,7 +6,10 @@
 //     clientThreadsFor); the baseline in the same run is all 512 streams on one event loop. The error's
 //     p99 is also split into its way out (the mock's receive stamp minus the client's send) and its way
 //     back (the client's read minus the mock's first-token stamp), with the client's longest GC pause
-//     (main thread: the reading loop where the client runs on one thread), to say where a tail came from.
+//     (main thread: the reading loop where the client runs on one thread), to say where a tail came from;
+//     and, for every request over 5 ms, what overlapped it (agent-tail.ts: GC pauses of the client and of
+//     the mock, which way the error went, each process's run-queue wait): `over5_*` in RESULT, the worst
+//     eight in the JSON line.
 //  2. Steady-state tokens/s: a steadyState window (agent/window.ts) at 128 streams, against the
 //     server's own count of tokens written over the same interval (GET /llem/stats); the old rule
 //     (whole requests completed inside the window) is computed from the same run for comparison.
