@@ -18,7 +18,7 @@ import { join, resolve } from 'node:path';
 import { Worker } from 'node:worker_threads';
 import { decodeMessages, experimentSubjectFilter, type DecodedBatch, type WireMessage } from '../api/protocol.ts';
 import { DEFAULT_MAX_BATCH, type BatchFormat } from '../agent/publisher.ts';
-import { NS, publishAll, type PublishPlan } from './bus/publish.ts';
+import { appliedCounters, countApplied, NS, publishAll, type PublishPlan } from './bus/publish.ts';
 import { slicePool } from './bus/slices.ts';
 import { Aggregator } from '../aggregator/aggregator.ts';
 import type { ApplyOutcome } from '../aggregator/run-state.ts';
@@ -32,6 +32,12 @@ const IN_FLIGHT = Number(process.env['BENCH_BUS_IN_FLIGHT'] ?? 16);
 const KIND = process.env['BENCH_BUS_KIND'] === 'ready' ? 'ready' : 'sketch';
 const PUBLISHERS = 10;
 /** Worker threads the NATS phases' publishers run in (they share the machine's cores with the consumer). */
+/**
+ * At most this many of a publisher's slices between publish and apply (0: unbounded). Agents send a
+ * slice a second, so in a deployment the consumer's pace, not a publisher's, sets the backlog; here the
+ * publishers can outrun the consumer, and without this bound p99 would measure the stream's backlog.
+ */
+const UNAPPLIED = Number(process.env['BENCH_BUS_UNAPPLIED'] ?? 32);
 const PUBLISHER_THREADS = Number(process.env['BENCH_BUS_PUBLISHER_THREADS'] ?? 2);
 /**
  * The consumer before ADR 0027 (schema library on every slice, the reference sketch decoder, one
@@ -121,16 +127,21 @@ interface Publishers {
 }
 
 /** The plan's publishers on `buses`, in the consumer's own thread (the in-process bus can only do this). */
-function sameThread(buses: Bus[], plan: PublishPlan): Publishers {
-  return { where: 'consumer_thread', go: () => publishAll(buses, plan, SLICES), close: async () => {} };
+function sameThread(buses: Bus[], plan: PublishPlan, applied: Int32Array): Publishers {
+  return { where: 'consumer_thread', go: () => publishAll(buses, plan, SLICES, applied), close: async () => {} };
 }
 
 /** The plan's publishers split over `threads` worker threads, each publisher on its own NATS connection. */
-async function workerThreads(servers: string, plan: PublishPlan, threads: number): Promise<Publishers> {
+async function workerThreads(
+  servers: string,
+  plan: PublishPlan,
+  threads: number,
+  applied: Int32Array,
+): Promise<Publishers> {
   const workers = Array.from({ length: threads }, (_, t) => {
     const mine = plan.publishers.filter((_p, i) => i % threads === t);
     const url = new URL('./bus/publisher-worker.ts', import.meta.url);
-    return new Worker(url, { workerData: { servers, plan: { ...plan, publishers: mine } } });
+    return new Worker(url, { workerData: { servers, plan: { ...plan, publishers: mine }, applied } });
   });
   const answer = (w: Worker): Promise<string> =>
     new Promise((res, rej) => {
@@ -152,13 +163,19 @@ async function workerThreads(servers: string, plan: PublishPlan, threads: number
 }
 
 /** The publishers of `plan` share its messages; sentAtMs (wall clock, same machine) dates each one. */
-async function run(consumerBus: Bus, plan: PublishPlan, publishers: Publishers, impl: ConsumerImpl): Promise<Result> {
+async function run(
+  consumerBus: Bus,
+  plan: PublishPlan,
+  publishers: Publishers,
+  impl: ConsumerImpl,
+  applied: Int32Array,
+): Promise<Result> {
   const { uid } = plan;
   const total = plan.perPublisher * plan.publishers.length;
   const latencies = new Float64Array(total);
   const aggregator = planFor(uid, impl);
   const seen = new Map<string, Set<number>>();
-  let applied = 0;
+  let appliedN = 0;
   let duplicatesApplied = 0;
   let lastApplyMs = 0;
   let busMessages = 0;
@@ -181,9 +198,12 @@ async function run(consumerBus: Bus, plan: PublishPlan, publishers: Publishers, 
         seen.set(message.runId, seqs);
         if (seqs.has(message.seq)) duplicatesApplied++;
         seqs.add(message.seq);
-        latencies[applied++] = nowMs - message.sentAtMs;
+        latencies[appliedN++] = nowMs - message.sentAtMs;
       }
-      if (applied === total) done();
+      // A bus message holds one publisher's messages: one count (and one wake-up) for all of them.
+      const first = d.messages[0];
+      if (first !== undefined) countApplied(applied, Number(first.runId.slice(4)), d.messages.length);
+      if (appliedN === total) done();
       return 'ack';
     },
   });
@@ -205,10 +225,10 @@ async function run(consumerBus: Bus, plan: PublishPlan, publishers: Publishers, 
     benchCpuS: (cpu.user + cpu.system) / 1e6,
     consumerThreadCpuS: (thread.user + thread.system) / 1e6,
     publishersWhere: publishers.where,
-    perBusMessage: applied / busMessages,
+    perBusMessage: appliedN / busMessages,
     p50Ms: percentile(sorted, 0.5),
     p99Ms: percentile(sorted, 0.99),
-    applied,
+    applied: appliedN,
     duplicatesApplied,
     missing,
   };
@@ -228,6 +248,7 @@ const planOf = (
   maxBatch,
   kind: KIND,
   batchFormat,
+  unapplied: UNAPPLIED,
 });
 
 async function benchInProcess(impl = CURRENT): Promise<Result> {
@@ -241,7 +262,8 @@ async function benchInProcess(impl = CURRENT): Promise<Result> {
       DEFAULT_MAX_BATCH,
       impl === CURRENT ? 'binary' : 'json', // the baseline's consumer reads only JSON batches
     );
-    return await run(bus, plan, sameThread([bus], plan), impl);
+    const applied = appliedCounters(PUBLISHERS);
+    return await run(bus, plan, sameThread([bus], plan, applied), impl, applied);
   } finally {
     await bus.close();
   }
@@ -269,11 +291,14 @@ async function benchNats({ inFlight, total, maxBatch, impl = CURRENT, where, for
       where === 'worker_threads'
         ? []
         : await Promise.all(plan.publishers.map(() => openNatsBus({ servers: server.url })));
+    const applied = appliedCounters(PUBLISHERS);
     const publishers =
-      where === 'worker_threads' ? await workerThreads(server.url, plan, PUBLISHER_THREADS) : sameThread(buses, plan);
+      where === 'worker_threads'
+        ? await workerThreads(server.url, plan, PUBLISHER_THREADS, applied)
+        : sameThread(buses, plan, applied);
     try {
       const cpu0 = cpuSeconds(server.pid());
-      const r = await run(consumerBus, plan, publishers, impl);
+      const r = await run(consumerBus, plan, publishers, impl, applied);
       return { ...r, serverCpuS: cpuSeconds(server.pid()) - cpu0 };
     } finally {
       await publishers.close();
@@ -311,7 +336,7 @@ const line = (name: string, r: Result, total: number): void =>
 console.log(
   `${TOTAL} ${KIND === 'ready' ? 'empty ready messages' : `sketch slices of ~${SLICE_BYTES} bytes`}, ` +
     `${PUBLISHERS} publishers (one NATS connection each; in ${PUBLISHER_THREADS} worker threads unless said), ` +
-    `${IN_FLIGHT} unstored per publisher, file storage, load average ${loadavg()[0]?.toFixed(2)}`,
+    `${IN_FLIGHT} unstored and ${UNAPPLIED} unapplied at most per publisher, file storage, load average ${loadavg()[0]?.toFixed(2)}`,
 );
 if (process.env['BENCH_BUS_ONLY'] === 'nats') {
   // Profiling aid: the headline NATS phase alone, no RESULT line.
@@ -352,7 +377,7 @@ line('nats-server, 1 in flight each, unbatched', serial, serialTotal);
 const ratio = (a: Result | null, b: Result | null, f: (r: Result) => number): string =>
   a === null || b === null ? 'NaN' : (f(a) / f(b)).toFixed(2);
 console.log(
-  `RESULT messages=${TOTAL} kind=${KIND} message_bytes=${KIND === 'ready' ? 'small' : SLICE_BYTES} in_flight=${IN_FLIGHT} max_batch=${DEFAULT_MAX_BATCH} ` +
+  `RESULT messages=${TOTAL} kind=${KIND} message_bytes=${KIND === 'ready' ? 'small' : SLICE_BYTES} in_flight=${IN_FLIGHT} unapplied=${UNAPPLIED} max_batch=${DEFAULT_MAX_BATCH} ` +
     `nats_msgs_per_s=${fmt(nats.msgsPerSecond)} nats_p99_ms=${fmt(nats.p99Ms)} nats_exactly_once=${exactlyOnce(nats)} ` +
     `nats_bus_messages=${busMessages(nats)} nats_bench_cpu_us_per_msg=${cpuPerMsg(nats.benchCpuS)} ` +
     `nats_server_cpu_us_per_msg=${cpuPerMsg(nats.serverCpuS)} ` +

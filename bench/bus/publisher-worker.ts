@@ -7,13 +7,13 @@ import { openNatsBus } from '../../lib/bus/nats.ts';
 import { publishAll, type PublishPlan } from './publish.ts';
 import { slicePool } from './slices.ts';
 
-const { servers, plan } = workerData as { servers: string; plan: PublishPlan };
+const { servers, plan, applied } = workerData as { servers: string; plan: PublishPlan; applied: Int32Array };
 const port = parentPort;
 if (port === null) throw new Error('publisher-worker.ts runs as a worker thread');
 const slices = slicePool();
 const buses = await Promise.all(plan.publishers.map(() => openNatsBus({ servers })));
 port.once('message', () => {
-  publishAll(buses, plan, slices)
+  publishAll(buses, plan, slices, applied)
     .then(
       () => 'done',
       (err: unknown) => `error: ${(err as Error).message}`,
