@@ -56,6 +56,11 @@ export const MAX_BATCH_BYTES = 256 * 1024;
  * 0021: what the previous release sent; every consumer of this release reads both).
  */
 export type BatchFormat = 'binary' | 'json';
+/** How a Publisher batches: at most `maxBatch` wire messages per bus message, encoded as `format`. */
+export interface Batching {
+  maxBatch?: number;
+  format?: BatchFormat;
+}
 
 interface Job {
   message: WireMessage;
@@ -91,17 +96,18 @@ export class Publisher {
   private pumpScheduled = false;
 
   /**
-   * `maxInFlight`: bus messages awaiting their acks at once; `maxBatch`: wire messages per bus
-   * message (1 sends each alone, as before ADR 0021).
+   * `maxInFlight`: bus messages awaiting their acks at once; `batching`: wire messages per bus
+   * message (1 sends each alone, as before ADR 0021), or that and the batches' format.
    */
   constructor(
     bus: Bus,
     key: PublisherKey,
     simulated: boolean,
     maxInFlight = DEFAULT_MAX_IN_FLIGHT,
-    maxBatch = DEFAULT_MAX_BATCH,
-    batchFormat: BatchFormat = 'binary',
+    batching: number | Batching = DEFAULT_MAX_BATCH,
   ) {
+    const maxBatch = typeof batching === 'number' ? batching : (batching.maxBatch ?? DEFAULT_MAX_BATCH);
+    const batchFormat = typeof batching === 'number' ? 'binary' : (batching.format ?? 'binary');
     if (!Number.isInteger(maxInFlight) || maxInFlight < 1)
       throw new RangeError(`maxInFlight must be a whole number >= 1, got ${maxInFlight}`);
     if (!Number.isInteger(maxBatch) || maxBatch < 1 || maxBatch > MAX_BATCH_MESSAGES)

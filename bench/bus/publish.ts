@@ -51,7 +51,10 @@ async function untilApplied(applied: Int32Array, p: number, sent: number, window
   }
 }
 
-/** Runs the plan's publishers (`applied`: appliedCounters, counted by the consumer), publisher p on buses[i % buses.length]; resolves when all are stored. */
+/**
+ * Runs the plan's publishers, publisher p on buses[i % buses.length]; resolves when all are stored.
+ * `applied`: appliedCounters, counted by the consumer.
+ */
 export async function publishAll(
   buses: Bus[],
   plan: PublishPlan,
@@ -63,7 +66,7 @@ export async function publishAll(
     plan.publishers.map(async (p, i) => {
       const bus = buses[i % buses.length] as Bus;
       const key = { namespace: NS, experimentUid: uid, runId: `run-${p}`, attempt: 0, replica: 0 };
-      const publisher = new Publisher(bus, key, true, inFlight, maxBatch, batchFormat);
+      const publisher = new Publisher(bus, key, true, inFlight, { maxBatch, format: batchFormat });
       // Before message i, wait for the ack of message i - inFlight, so the queue never outgrows the window.
       const window: Array<Promise<void>> = [];
       for (let m = 0; m < perPublisher; m++) {

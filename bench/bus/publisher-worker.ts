@@ -13,7 +13,7 @@ if (port === null) throw new Error('publisher-worker.ts runs as a worker thread'
 const slices = slicePool();
 const buses = await Promise.all(plan.publishers.map(() => openNatsBus({ servers })));
 port.once('message', () => {
-  publishAll(buses, plan, slices, applied)
+  void publishAll(buses, plan, slices, applied)
     .then(
       () => 'done',
       (err: unknown) => `error: ${(err as Error).message}`,

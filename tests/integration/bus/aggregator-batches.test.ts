@@ -1,7 +1,8 @@
 // Exactly once for batched sketch slices into the real Aggregator through a real nats-server (ADR 0021,
-// ADR 0027, ADR 0033: binary batches and the previous release's JSON ones in the same stream): a consumer that dies after applying past its last checkpoint is resumed from that
-// checkpoint, so every batch after it is delivered again; batches published twice (a retry with the
-// same Nats-Msg-Id, and the same members re-sent under another id) are in the stream too. The resumed
+// ADR 0027; ADR 0033: binary batches and the previous release's JSON ones in one stream): a consumer
+// that dies after applying past its last checkpoint is resumed from that checkpoint, so every batch
+// after it is delivered again; batches published twice (a retry with the same Nats-Msg-Id, and the
+// same members re-sent under another id) are in the stream too. The resumed
 // aggregator's results are byte-equal to one that read the stream once, and every slice counts once.
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
@@ -40,7 +41,7 @@ async function publishRun(
 ): Promise<WireMessage[]> {
   const key: PublisherKey = { namespace: NS, experimentUid: UID, runId: run.runId, attempt: 0, replica: 0 };
   const messages = replicaMessages(run, 0, UID, { seed, slices: 60, requestsPerSlice: 12, outputTokensPerRequest: 32 });
-  const publisher = new Publisher(bus, key, true, undefined, undefined, format);
+  const publisher = new Publisher(bus, key, true, undefined, { format });
   const sent = messages.map((m) => {
     const { v, kind, seq, sentAtMs, simulated, namespace, experimentUid, runId, attempt, replica, ...body } = m;
     void [v, seq, sentAtMs, simulated, namespace, experimentUid, runId, attempt, replica];
@@ -97,8 +98,8 @@ void describe('batched sketch slices into the aggregator over NATS', () => {
     await server.cleanup();
   });
 
-  void it('counts every slice once after a consumer restart redelivers batches and batches were published twice, binary and JSON', async () => {
-    // The first run's agent is of the previous release (JSON batches, ADR 0021), the others send binary ones (ADR 0033).
+  void it('counts every slice once after a restart redelivers batches, binary and JSON, some published twice', async () => {
+    // The first run's agent is of the previous release (JSON batches, ADR 0021); the others send binary ones.
     const formats: BatchFormat[] = plan.runs.map((_r, i) => (i === 0 ? 'json' : 'binary'));
     const published = await Promise.all(
       plan.runs.map((run, i) => publishRun(bus, run, 11 + i, formats[i] as BatchFormat)),

@@ -246,7 +246,7 @@ void test('batches leave as the binary envelope by default and as JSON arrays fo
         return { streamSeq: 1, duplicate: false };
       },
     } as unknown as Bus;
-    const p = new Publisher(bus, key, true, undefined, undefined, format);
+    const p = new Publisher(bus, key, true, undefined, { format });
     const all = Array.from({ length: 6 }, () => p.publish('telemetry', { phase: 'measuring', samples: [] }));
     await Promise.all(all);
     seen[format] = out;
