@@ -369,7 +369,7 @@ function addDraft(
   const id = `${draft.backend.name}-${shortHash(hash)}`;
   if (seen.has(id)) return;
   seen.add(id);
-  const { violations, warnings } = configurationRuleViolations(content);
+  const { violations, warnings } = configurationRuleViolations(content, spec.measurement);
   for (const w of warnings) {
     const path = formatPath(fieldOrigin(draft, w.field).path);
     const key = `${path}\0${w.message}`;

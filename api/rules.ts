@@ -187,12 +187,26 @@ function pytorchRules(c: ConfigurationContent, out: RuleViolation[]): void {
   }
 }
 
-function workloadRules(c: ConfigurationContent, out: RuleViolation[], warnings: RuleWarning[]): void {
+/** What of spec.measurement the rules need (absent: the defaults, no window extension). */
+export interface RuleMeasurement {
+  extendToMinWindow: boolean;
+  minWindowSeconds: number;
+}
+
+function workloadRules(
+  c: ConfigurationContent,
+  m: RuleMeasurement | undefined,
+  out: RuleViolation[],
+  warnings: RuleWarning[],
+): void {
   const w = c.workload;
+  // With extendToMinWindow the agent keeps issuing requests until the window is long enough, so the
+  // closed loop does fill even when requests < concurrency.
+  const extends_ = m !== undefined && m.extendToMinWindow && m.minWindowSeconds > 0;
   if (w.mode === 'rate' && w.ratePerSecond === undefined) {
     out.push({ field: 'workload.ratePerSecond', alsoFields: ['workload.mode'], message: RATE_REQUIRED_MESSAGE });
   }
-  if (w.mode === 'concurrency' && w.concurrency > w.requests) {
+  if (w.mode === 'concurrency' && w.concurrency > w.requests && !extends_) {
     warnings.push({
       field: 'workload.concurrency',
       message: `concurrency (${w.concurrency}) is above requests (${w.requests}); the closed loop never fills`,
@@ -231,7 +245,10 @@ function renderRefusals(c: ConfigurationContent, out: RuleViolation[]): void {
   }
 }
 
-export function configurationRuleViolations(c: ConfigurationContent): {
+export function configurationRuleViolations(
+  c: ConfigurationContent,
+  measurement?: RuleMeasurement,
+): {
   violations: RuleViolation[];
   warnings: RuleWarning[];
 } {
@@ -242,6 +259,6 @@ export function configurationRuleViolations(c: ConfigurationContent): {
   randomArchitecture(c, violations);
   vllmRules(c, violations, warnings);
   pytorchRules(c, violations);
-  workloadRules(c, violations, warnings);
+  workloadRules(c, measurement, violations, warnings);
   return { violations, warnings };
 }

@@ -9,6 +9,8 @@ mkdir -p "$CACHE"
 apt_pkgs=()
 command -v nats-server >/dev/null || apt_pkgs+=(nats-server)
 command -v chromium >/dev/null || apt_pkgs+=(chromium)
+# The fake libnvidia-ml (tests/support/fake-libnvml.c) is compiled by the NVML end-to-end tests.
+command -v cc >/dev/null || apt_pkgs+=(gcc libc6-dev)
 if [ ${#apt_pkgs[@]} -gt 0 ]; then
   echo "== installing ${apt_pkgs[*]}"
   t0=$(date +%s)

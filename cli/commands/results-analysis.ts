@@ -1,6 +1,7 @@
 // `llem results show|compare` lines for issue #22 (ADR 0030): the Pareto frontier with 95% CIs, SLO goodput
-// and the lowest-energy configuration meeting the SLOs, and the load-ladder steps with the knee.
-import type { ConfigResult, CycleStats, ExperimentAnalysis } from '../../aggregator/index.ts';
+// and the lowest-energy configuration meeting the SLOs, and the load-ladder steps with the knee; and the
+// adaptive-cycle outcome (ADR 0031): cycles per configuration, achieved CI half-width, why it stopped.
+import type { AdaptiveOutcome, ConfigResult, CycleStats, ExperimentAnalysis } from '../../aggregator/index.ts';
 import { configurationFrontier, TIME_AXES, type TimeAxis } from '../../report/frontier.ts';
 import type { ResultsDocument } from '../../local/results-read.ts';
 
@@ -85,6 +86,34 @@ export function ladderLines(doc: ResultsDocument): string[] {
         `  step ${p.step} load ${n(p.load).padEnd(6)} ${p.ran ? '' : 'skipped  '}J/token ${ci(p.joulesPerToken)}  tokens/s ${ci(p.tokensPerSecond)}  ` +
           `TTFT p99 ${ci(p.ttftP99Ms)}  ITL p99 ${ci(p.itlP99Ms)}`,
       );
+  }
+  return out;
+}
+
+const STOP_TEXT: Record<string, string> = {
+  targetMet: 'target met',
+  maxCycles: 'max cycles reached, target not met',
+  budget: 'GPU budget spent',
+};
+
+export function adaptiveLines(doc: ResultsDocument): string[] {
+  const a = (doc as unknown as { adaptive?: AdaptiveOutcome | null }).adaptive;
+  if (a === null || a === undefined) return [];
+  const label = (id: string): string => doc.configurations.find((c) => c.id === id)?.label ?? id;
+  const budget =
+    a.budgetGpuHours === null ? 'no GPU budget' : `GPU budget ${a.budgetGpuHours} h, ${n(a.spentGpuHours)} h recorded`;
+  const out = [
+    '',
+    `adaptive cycles: 95% CI of ${a.metric} within ±${a.targetCiHalfWidthPct}% of the mean, ` +
+      `${a.minCycles} to ${a.maxCycles} cycles; ${budget}:`,
+  ];
+  for (const c of a.configurations) {
+    const width = c.ciHalfWidthPct === null ? '—' : `±${n(c.ciHalfWidthPct)}%`;
+    const why = c.reason === null ? 'still measuring' : (STOP_TEXT[c.reason] ?? c.reason);
+    out.push(
+      `${label(c.configurationId).slice(0, 40).padEnd(40)}  cycles ${String(c.cycles).padEnd(3)} ` +
+        `not needed ${String(c.cyclesSkipped).padEnd(3)} half-width ${width.padEnd(9)} ${why}`,
+    );
   }
   return out;
 }

@@ -1,5 +1,5 @@
 // `llem results show DIR | export DIR --format csv|json | compare DIR_A DIR_B`
-import { frontierLines, ladderLines, sloLines } from './results-analysis.ts';
+import { adaptiveLines, frontierLines, ladderLines, sloLines } from './results-analysis.ts';
 import { checkResultsFile } from '../out-dir.ts';
 import { createReadStream, existsSync } from 'node:fs';
 import { join } from 'node:path';
@@ -124,7 +124,7 @@ function show(doc: ResultsDocument, analysis: AggregateResults): string {
   const best = doc.results.experiment.bestConfiguration;
   lines.push(best === null ? 'best: none' : `best: ${bestConfigurationText(best, label(best.configId), n)}`);
   lines.push(...gpuLines(doc, analysis), ...phaseLines(doc, analysis));
-  lines.push(...sloLines(doc), ...ladderLines(doc), ...frontierLines([{ prefix: '', doc }]));
+  lines.push(...adaptiveLines(doc), ...sloLines(doc), ...ladderLines(doc), ...frontierLines([{ prefix: '', doc }]));
   return lines.join('\n') + '\n';
 }
 

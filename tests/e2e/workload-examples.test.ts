@@ -54,6 +54,13 @@ describe('workload and adaptive-cycle examples (simulated)', { timeout: 600_000 
     }
     assert.match(readFileSync(join(out, 'plots', 'ci-half-width.svg'), 'utf8'), /^<svg/);
     assert.match(readFileSync(join(out, 'report.html'), 'utf8'), /Adaptive cycles/);
+    const show = await runLlem(['results', 'show', out]);
+    assert.equal(show.code, 0, show.stderr);
+    assert.match(show.stdout, /adaptive cycles: 95% CI of \S+ within ±10% of the mean, 3 to 6 cycles/);
+    for (const c of s.adaptive?.configurations ?? []) {
+      const why = c.reason === 'targetMet' ? 'target met' : 'max cycles reached, target not met';
+      assert.match(show.stdout, new RegExp(`cycles ${c.cycles}\\s.*${why}`));
+    }
   });
 
   it('a GPU budget stops adding cycles and the reason says budget', async () => {

@@ -310,6 +310,23 @@ void describe('invalid combinations', () => {
     assert.ok(paths.includes('spec.workload.concurrency'), paths.join());
   });
 
+  void it('does not warn that the closed loop cannot fill when extendToMinWindow keeps issuing requests', () => {
+    const m = validManifest();
+    at(m, 'spec', 'workload')['concurrency'] = 64;
+    at(m, 'spec')['measurement'] = { extendToMinWindow: true, minWindowSeconds: 5 };
+    const r = validateEnergyExperiment(m);
+    assert.ok(r.ok);
+    assert.ok(!r.warnings.some((w) => w.path === 'spec.workload.concurrency'), JSON.stringify(r.warnings));
+    // Without a minimum window there is nothing to extend to, so the warning stays.
+    at(m, 'spec')['measurement'] = { extendToMinWindow: true, minWindowSeconds: 0 };
+    const r0 = validateEnergyExperiment(m);
+    assert.ok(r0.ok);
+    assert.ok(
+      r0.warnings.some((w) => w.path === 'spec.workload.concurrency'),
+      JSON.stringify(r0.warnings),
+    );
+  });
+
   void it('refuses a sweep larger than the configuration limit', () => {
     const m = validManifest();
     const values = (n: number): number[] => Array.from({ length: n }, (_, i) => i + 1);
