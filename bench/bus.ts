@@ -11,6 +11,14 @@
 // window of wire messages not yet stored (default 16, 160 over the 10 publishers). BENCH_BUS_KIND=ready
 // sends empty `ready` messages instead (the figure this bench printed before it sent slices: easier
 // than the real path, for comparison only). Each NATS line says how much CPU nats-server used.
+// ADR 0033: batches leave in the binary envelope; the NATS phases run the publishers in
+// BENCH_BUS_PUBLISHER_THREADS (2) worker threads, each publisher on its own connection, as agents run
+// in their own pods, paced on the consumer's progress (BENCH_BUS_UNAPPLIED, 32 slices per publisher
+// between publish and apply; 0 = unpaced, where p99 measures the backlog the publishers pile up). The
+// same run prints the in-process figure (one thread), the NATS path with the publishers in the
+// consumer's thread (how this bench ran before), with JSON batches, and with the baseline consumer; the
+// bench process's CPU counts all its threads, the consumer thread's is printed apart.
+// BENCH_BUS_ONLY=nats runs the headline NATS phase alone (for profiling; no RESULT line).
 import { execFileSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync } from 'node:fs';
 import { loadavg, tmpdir } from 'node:os';
