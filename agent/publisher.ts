@@ -107,7 +107,8 @@ export class Publisher {
     batching: number | Batching = DEFAULT_MAX_BATCH,
   ) {
     const maxBatch = typeof batching === 'number' ? batching : (batching.maxBatch ?? DEFAULT_MAX_BATCH);
-    const batchFormat = typeof batching === 'number' ? 'binary' : (batching.format ?? 'binary');
+    // JSON arrays by default: consumers read both forms (ADR 0033), and the binary form has not yet measured faster.
+    const batchFormat = typeof batching === 'number' ? 'json' : (batching.format ?? 'json');
     if (!Number.isInteger(maxInFlight) || maxInFlight < 1)
       throw new RangeError(`maxInFlight must be a whole number >= 1, got ${maxInFlight}`);
     if (!Number.isInteger(maxBatch) || maxBatch < 1 || maxBatch > MAX_BATCH_MESSAGES)

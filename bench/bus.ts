@@ -11,12 +11,13 @@
 // window of wire messages not yet stored (default 16, 160 over the 10 publishers). BENCH_BUS_KIND=ready
 // sends empty `ready` messages instead (the figure this bench printed before it sent slices: easier
 // than the real path, for comparison only). Each NATS line says how much CPU nats-server used.
-// ADR 0033: batches leave in the binary envelope; the NATS phases run the publishers in
+// ADR 0033: batches leave as JSON arrays (the Publisher's default; the binary envelope has its own phase);
+// the NATS phases run the publishers in
 // BENCH_BUS_PUBLISHER_THREADS (2) worker threads, each publisher on its own connection, as agents run
 // in their own pods, paced on the consumer's progress (BENCH_BUS_UNAPPLIED, 32 slices per publisher
 // between publish and apply; 0 = unpaced, where p99 measures the backlog the publishers pile up). The
 // same run prints the in-process figure (one thread), the NATS path with the publishers in the
-// consumer's thread (how this bench ran before), with JSON batches, and with the baseline consumer; the
+// consumer's thread (how this bench ran before), with binary batches, and with the baseline consumer; the
 // bench process's CPU counts all its threads, the consumer thread's is printed apart.
 // BENCH_BUS_ONLY=nats runs the headline NATS phase alone (for profiling; no RESULT line).
 import { execFileSync } from 'node:child_process';
@@ -268,7 +269,7 @@ async function benchInProcess(impl = CURRENT): Promise<Result> {
       IN_FLIGHT,
       TOTAL,
       DEFAULT_MAX_BATCH,
-      impl === CURRENT ? 'binary' : 'json', // the baseline's consumer reads only JSON batches
+      'json', // the Publisher's default, and the baseline's consumer reads only JSON batches
     );
     const applied = appliedCounters(PUBLISHERS);
     return await run(bus, plan, sameThread([bus], plan, applied), impl, applied);
@@ -284,7 +285,7 @@ interface NatsPhase {
   impl?: ConsumerImpl;
   /** Publishers in PUBLISHER_THREADS worker threads (as agents in their own pods) or in the consumer's thread. */
   where: Publishers['where'];
-  /** Binary batches unless said; the baseline's consumer reads only JSON ones. */
+  /** JSON batches (the Publisher's default) unless said; the baseline's consumer reads only JSON ones. */
   format?: BatchFormat;
 }
 
@@ -294,7 +295,7 @@ async function benchNats({ inFlight, total, maxBatch, impl = CURRENT, where, for
     const consumerBus = await openNatsBus({ servers: server.url });
     await consumerBus.ensureLayout();
     const uid = `nats${inFlight}x${maxBatch}${impl === CURRENT ? '' : 'base'}${where === 'worker_threads' ? 'w' : 't'}${format ?? ''}`;
-    const plan = planOf(uid, inFlight, total, maxBatch, format ?? (impl === CURRENT ? 'binary' : 'json'));
+    const plan = planOf(uid, inFlight, total, maxBatch, format ?? 'json');
     const buses =
       where === 'worker_threads'
         ? []
@@ -366,9 +367,9 @@ line(`nats-server, batched (up to ${DEFAULT_MAX_BATCH} per bus message)`, nats, 
 // The same with the publishers in the consumer's thread (how this bench ran before), for comparison.
 const natsSameThread = await benchNats({ ...batched, where: 'consumer_thread' });
 line(`nats-server, batched, publishers in the consumer's thread`, natsSameThread, TOTAL);
-// The same with JSON batches (what the previous release's agents send), read by the current consumer.
-const natsJson = await benchNats({ ...batched, where: 'worker_threads', format: 'json' });
-line(`nats-server, batched as JSON arrays (ADR 0021)`, natsJson, TOTAL);
+// The same with the binary batch envelope (ADR 0033; read by the current consumer, not sent by default).
+const natsBinary = await benchNats({ ...batched, where: 'worker_threads', format: 'binary' });
+line(`nats-server, batched in the binary envelope (ADR 0033)`, natsBinary, TOTAL);
 // The same NATS phase with the baseline's decoder and aggregator (the publishers are the same).
 const baseNats =
   baseline === null ? null : await benchNats({ ...batched, impl: baseline.impl, where: 'worker_threads' });
@@ -391,10 +392,10 @@ console.log(
     `nats_server_cpu_us_per_msg=${cpuPerMsg(nats.serverCpuS)} ` +
     `nats_consumer_thread_cpu_us_per_msg=${cpuPerMsg(nats.consumerThreadCpuS)} ` +
     `nats_publishers=${nats.publishersWhere} publisher_threads=${PUBLISHER_THREADS} ` +
-    `json_batches_nats_msgs_per_s=${fmt(natsJson.msgsPerSecond)} json_batches_nats_p99_ms=${fmt(natsJson.p99Ms)} ` +
-    `json_batches_exactly_once=${exactlyOnce(natsJson)} ` +
-    `json_batches_bench_cpu_us_per_msg=${cpuPerMsg(natsJson.benchCpuS)} ` +
-    `json_batches_server_cpu_us_per_msg=${cpuPerMsg(natsJson.serverCpuS)} ` +
+    `binary_batches_nats_msgs_per_s=${fmt(natsBinary.msgsPerSecond)} binary_batches_nats_p99_ms=${fmt(natsBinary.p99Ms)} ` +
+    `binary_batches_exactly_once=${exactlyOnce(natsBinary)} ` +
+    `binary_batches_bench_cpu_us_per_msg=${cpuPerMsg(natsBinary.benchCpuS)} ` +
+    `binary_batches_server_cpu_us_per_msg=${cpuPerMsg(natsBinary.serverCpuS)} ` +
     `same_thread_nats_msgs_per_s=${fmt(natsSameThread.msgsPerSecond)} same_thread_nats_p99_ms=${fmt(natsSameThread.p99Ms)} ` +
     `same_thread_exactly_once=${exactlyOnce(natsSameThread)} ` +
     `same_thread_bench_cpu_us_per_msg=${cpuPerMsg(natsSameThread.benchCpuS)} ` +
@@ -418,7 +419,7 @@ console.log(
     `nats_vs_unbatched_throughput=${(nats.msgsPerSecond / unbatched.msgsPerSecond).toFixed(2)} ` +
     `loadavg1=${loadavg()[0]?.toFixed(2)}`,
 );
-const allExact = [exactlyOnce(nats), exactlyOnce(natsSameThread), exactlyOnce(natsJson), exactlyOnce(inprocess)];
+const allExact = [exactlyOnce(nats), exactlyOnce(natsSameThread), exactlyOnce(natsBinary), exactlyOnce(inprocess)];
 allExact.push(exactlyOnce(unbatched, unbatchedTotal));
 for (const r of [baseNats, baseInprocess]) if (r !== null) allExact.push(exactlyOnce(r));
 if (!allExact.every(Boolean) || !exactlyOnce(serial, serialTotal)) process.exitCode = 1;

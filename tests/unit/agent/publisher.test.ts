@@ -230,9 +230,9 @@ void test('nothing is published after the summary or an aborted marker', async (
   assert.equal(p.sent, 1);
 });
 
-void test('batches leave as the binary envelope by default and as JSON arrays for batchFormat json, the same members either way', async () => {
+void test('batches leave as JSON arrays by default and as the binary envelope for format binary, the same members either way', async () => {
   const seen: Record<string, { first: number[]; seqs: number[][]; lone: number[] }> = {};
-  for (const format of ['binary', 'json'] as const) {
+  for (const format of ['binary', 'json', 'default'] as const) {
     const out = { first: [] as number[], seqs: [] as number[][], lone: [] as number[] };
     const bus = {
       publish: async (subject: string, data: Uint8Array) => {
@@ -246,7 +246,7 @@ void test('batches leave as the binary envelope by default and as JSON arrays fo
         return { streamSeq: 1, duplicate: false };
       },
     } as unknown as Bus;
-    const p = new Publisher(bus, key, true, undefined, { format });
+    const p = new Publisher(bus, key, true, undefined, format === 'default' ? {} : { format });
     const all = Array.from({ length: 6 }, () => p.publish('telemetry', { phase: 'measuring', samples: [] }));
     await Promise.all(all);
     seen[format] = out;
@@ -257,4 +257,5 @@ void test('batches leave as the binary envelope by default and as JSON arrays fo
   assert.deepEqual(seen['json']?.first, [0x5b], 'json: an array');
   assert.deepEqual(seen['binary']?.lone, [0x7b], 'a lone message is JSON in both');
   assert.deepEqual(seen['json']?.lone, [0x7b]);
+  assert.deepEqual(seen['default'], seen['json'], 'the default is JSON arrays');
 });
