@@ -66,6 +66,7 @@ export const MOCK_DEFAULTS = {
 };
 
 const SIMULATED_HEADERS = { 'x-llem-simulated': 'true' };
+const CRLF = Buffer.from('\r\n');
 
 interface CompletionBody {
   model?: string;
@@ -200,6 +201,25 @@ class MockHandler {
     // Every token between the first and the last is the same bytes: encoded once per stream, so a step
     // allocates less (the mock's GC pauses leave requests unread, so their arrival is stamped late).
     let middle: Buffer | undefined;
+    // Once node:http has sent the head and chosen chunked framing, a middle token is one socket write of
+    // its whole HTTP chunk, framed here once per stream: res.write would queue the size line, the data and
+    // the CRLF as separate writes, about four objects per token, and the mock's GC pauses are charged to
+    // the client it measures. Later res.write / res.end calls continue the same chunked body.
+    let middleFrame: Buffer | undefined;
+    const rawFrames = (): boolean =>
+      (res as unknown as { chunkedEncoding?: boolean }).chunkedEncoding === true &&
+      res.headersSent &&
+      res.socket !== null &&
+      !res.socket.writableCorked;
+    const writeMiddle = (): void => {
+      middle ??= Buffer.from(piece(' tok', null));
+      if (!rawFrames()) {
+        res.write(middle);
+        return;
+      }
+      middleFrame ??= Buffer.concat([Buffer.from(`${middle.length.toString(16)}\r\n`), middle, CRLF]);
+      res.socket?.write(middleFrame);
+    };
     return {
       tokensLeft: maxTokens,
       emitted: 0,
@@ -209,7 +229,7 @@ class MockHandler {
           res.destroy();
           return false;
         }
-        if (i > 0 && i < maxTokens - 1) res.write((middle ??= Buffer.from(piece(' tok', null))));
+        if (i > 0 && i < maxTokens - 1) writeMiddle();
         else res.write(piece(i === 0 ? 'sim' : ' tok', i === maxTokens - 1 ? 'length' : null, i === 0 ? timing() : ''));
         // node:http corks a response's writes until the next tick; the first token carries its send
         // time, so it goes to the kernel now, right after that time was taken.

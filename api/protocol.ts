@@ -2,6 +2,7 @@
 // JSON on the wire; latency sketches travel as base64 of the sketch's versioned binary form.
 import { z } from 'zod';
 import { sanitizeToken } from './names.ts';
+import { isBinaryBatch, parseBinaryBatch } from './protocol-binary.ts';
 import { fastSketchMessage } from './protocol-fast.ts';
 
 export const PROTOCOL_VERSION = 1 as const;
@@ -419,6 +420,10 @@ export type DecodedBatch = { ok: true; messages: WireMessage[]; batch: boolean }
  * MAX_BATCH_MESSAGES of them. One bad member refuses the whole bus message (nothing is applied).
  */
 export function decodeMessages(data: Uint8Array): DecodedBatch {
+  if (isBinaryBatch(data)) {
+    const parsed = parseBinaryBatch(data);
+    return parsed.ok ? validateMembers(parsed.members) : parsed;
+  }
   let raw: unknown;
   try {
     raw = JSON.parse(decoder.decode(data));
@@ -434,6 +439,11 @@ export function decodeMessages(data: Uint8Array): DecodedBatch {
   if (raw.length === 0 || raw.length > MAX_BATCH_MESSAGES) {
     return { ok: false, error: `a batch holds 1 to ${MAX_BATCH_MESSAGES} messages, this one ${raw.length}` };
   }
+  return validateMembers(raw);
+}
+
+/** Every member of a batch (the JSON array's, or the binary envelope's rebuilt ones) checked as one message. */
+function validateMembers(raw: readonly unknown[]): DecodedBatch {
   const messages: WireMessage[] = [];
   for (const [i, item] of raw.entries()) {
     const parsed = validateWireMessage(item);

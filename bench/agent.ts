@@ -6,7 +6,10 @@
 //     clientThreadsFor); the baseline in the same run is all 512 streams on one event loop. The error's
 //     p99 is also split into its way out (the mock's receive stamp minus the client's send) and its way
 //     back (the client's read minus the mock's first-token stamp), with the client's longest GC pause
-//     (main thread: the reading loop where the client runs on one thread), to say where a tail came from.
+//     (main thread: the reading loop where the client runs on one thread), to say where a tail came from;
+//     and, for every request over 5 ms, what overlapped it (agent-tail.ts: GC pauses of the client and of
+//     the mock, which way the error went, each process's run-queue wait): `over5_*` in RESULT, the worst
+//     eight in the JSON line.
 //  2. Steady-state tokens/s: a steadyState window (agent/window.ts) at 128 streams, against the
 //     server's own count of tokens written over the same interval (GET /llem/stats); the old rule
 //     (whole requests completed inside the window) is computed from the same run for comparison.
@@ -17,7 +20,7 @@
 // client's loop. Usage: node --import tsx bench/agent.ts [--seconds 5] [--threads N]
 import { spawn, type ChildProcess } from 'node:child_process';
 import { availableParallelism, loadavg } from 'node:os';
-import { monitorEventLoopDelay, PerformanceObserver } from 'node:perf_hooks';
+import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { createInterface } from 'node:readline';
 import { parseArgs } from 'node:util';
 import type { RequestResult } from '../agent/load/client.ts';
@@ -30,6 +33,7 @@ import { createLoadCell, SimulatedReader } from '../agent/telemetry/simulated.ts
 import { runWindow } from '../agent/window.ts';
 import { InProcessBus } from '../lib/bus/inprocess.ts';
 import { createLatencySketch } from '../lib/sketch/index.ts';
+import { runQueueMs, tailReport, watchGc, type GcPause, type TailReport } from './agent-tail.ts';
 
 const { values } = parseArgs({
   options: { seconds: { type: 'string' }, threads: { type: 'string' }, serve: { type: 'boolean' } },
@@ -43,21 +47,32 @@ const OUTPUT_TOKENS = { distribution: 'uniform' as const, min: 32, max: 96 };
 /** Requests started before this (the all-at-once first wave) are left out of the TTFT figures. */
 const RAMP_MS = 2000;
 const NVML_READ_COST_MS = 4;
+/** V8 flags of the mock server's process (not the client's). */
+const MOCK_V8_FLAGS = (process.env['LLEM_BENCH_MOCK_V8_FLAGS'] ?? '').split(' ').filter(Boolean);
 
 function pct(xs: number[], q: number): number {
   const s = [...xs].sort((a, b) => a - b);
   return s[Math.min(s.length - 1, Math.floor(q * s.length))] ?? NaN;
 }
 
+/** The mock server's GC pauses, as its process reports them (a `gc` line on its stdout per pause). */
+const serverGc: GcPause[] = [];
+
 /** The mock server runs in a child process (this script with --serve): its own process, as in real life. */
 async function startServer(): Promise<{ url: string; child: ChildProcess }> {
-  const child = spawn(process.execPath, [...process.execArgv, process.argv[1] ?? '', '--serve'], {
+  // V8 flags for the mock's process alone (LLEM_BENCH_MOCK_V8_FLAGS), for diagnosis; none by default.
+  // Tried on the shared machine: --min-semi-space-size=16 (4 GCs per 128-stream point instead of 5-7, the
+  // longest 8-11 ms) and --single-threaded-gc (4, the longest 6.4 ms): neither shortened the mock's pauses.
+  const args = [...process.execArgv, ...MOCK_V8_FLAGS, process.argv[1] ?? '', '--serve'];
+  const child = spawn(process.execPath, args, {
     stdio: ['ignore', 'pipe', 'inherit'],
   });
   const url = await new Promise<string>((resolve, reject) => {
     createInterface({ input: child.stdout as NodeJS.ReadableStream }).on('line', (l) => {
       const m = /listening on (\S+)/.exec(l);
       if (m?.[1] !== undefined) resolve(m[1]);
+      const gc = /^gc (\S+) (\S+) (\S+)$/.exec(l);
+      if (gc !== null) serverGc.push({ startWallMs: Number(gc[1]), durationMs: Number(gc[2]), kind: gc[3] ?? '' });
     });
     child.once('exit', (code) => reject(new Error(`mock server exited ${code}`)));
   });
@@ -77,18 +92,30 @@ const workload = (concurrency: number): Workload => ({
   seed: 42,
 });
 
+/** What the TTFT figures need of a result: kept per request, so the bench itself holds little on the heap. */
+export type Kept = Pick<RequestResult, 'ok' | 'startMs' | 'ttftMs' | 'serverTtftMs' | 'serverStamps' | 'outputTokens'>;
+
 async function drive(
   client: RequestSender,
   concurrency: number,
   seconds: number,
-): Promise<{ results: RequestResult[]; durationMs: number }> {
-  const results: RequestResult[] = [];
+): Promise<{ results: Kept[]; durationMs: number }> {
+  const results: Kept[] = [];
   const w = workload(concurrency);
   const stats = await runLoad(client, new RequestFactory(w), w, {
     requests: concurrency,
     minDurationMs: seconds * 1000,
     signal: new AbortController().signal,
-    onResult: (r) => results.push(r),
+    // Only the fields used (not the ITL gaps): a result kept to the end is copied by every young GC it outlives.
+    onResult: (r) =>
+      void results.push({
+        ok: r.ok,
+        startMs: r.startMs,
+        ttftMs: r.ttftMs,
+        outputTokens: r.outputTokens,
+        ...(r.serverTtftMs === undefined ? {} : { serverTtftMs: r.serverTtftMs }),
+        ...(r.serverStamps === undefined ? {} : { serverStamps: r.serverStamps }),
+      }),
   });
   return { results, durationMs: stats.durationMs };
 }
@@ -113,36 +140,47 @@ interface TtftError {
   clientTtftP99Ms: number;
   serverCpuBusy: number;
   clientCpuBusy: number;
+  /** The mock server's longest GC pause during the point, and how many it had. */
+  serverGcMaxMs: number;
+  serverGcs: number;
+  /** Run-queue wait (ms) of every thread of the client and of the mock server over the point. */
+  clientRunQueueMs: number;
+  serverRunQueueMs: number;
+  /** The same of each process's main thread (its event loop) alone, and the point's length. */
+  clientMainRunQueueMs: number;
+  serverMainRunQueueMs: number;
+  durationMs: number;
+  /** Requests whose error passed 5 ms, what overlapped them, and the worst few. */
+  tail: TailReport;
 }
-
-/** perf_hooks' GC kinds (constants.NODE_PERFORMANCE_GC_*). */
-const GC_KINDS: Record<number, string> = { 1: 'minor', 4: 'major', 8: 'incremental', 16: 'weakcb' };
 
 /** Client TTFT minus the server's own TTFT, per request, for requests sent after the ramp. */
 async function serverCpuSeconds(url: string): Promise<number> {
   return ((await (await fetch(`${url}/llem/stats`)).json()) as { cpuSeconds: number }).cpuSeconds;
 }
 
-async function ttftError(url: string, streams: number, threads: number): Promise<TtftError> {
+async function ttftError(url: string, serverPid: number, streams: number, threads: number): Promise<TtftError> {
   const client = createLoadSender({ baseUrl: url, timeoutMs: 60_000 }, threads);
   await client.warm?.(streams, '/health');
   const t0 = performance.now();
   const serverCpu0 = await serverCpuSeconds(url);
   const clientCpu0 = process.cpuUsage();
-  const gcs: number[] = [];
-  const gcKinds: Record<string, { n: number; maxMs: number }> = {};
-  const gcWatch = new PerformanceObserver((l) =>
-    l.getEntries().forEach((e) => {
-      gcs.push(e.duration);
-      const kind = GC_KINDS[(e as unknown as { detail?: { kind?: number } }).detail?.kind ?? 0] ?? 'other';
-      const k = (gcKinds[kind] ??= { n: 0, maxMs: 0 });
-      k.n++;
-      k.maxMs = Math.max(k.maxMs, e.duration);
-    }),
-  );
-  gcWatch.observe({ entryTypes: ['gc'] });
+  const clientGc: GcPause[] = [];
+  const stopGc = watchGc((p) => clientGc.push(p));
+  const runQ0 = [runQueueMs('self'), runQueueMs(serverPid), runQueueMs('self', true), runQueueMs(serverPid, true)];
+  const serverGc0 = serverGc.length;
   const { results, durationMs } = await drive(client, streams, SECONDS + RAMP_MS / 1000);
-  gcWatch.disconnect();
+  const runQ1 = [runQueueMs('self'), runQueueMs(serverPid), runQueueMs('self', true), runQueueMs(serverPid, true)];
+  const runQ = runQ1.map((v, i) => v - (runQ0[i] as number));
+  stopGc();
+  const serverGcs = serverGc.slice(serverGc0).map((p) => p.durationMs);
+  const gcs = clientGc.map((p) => p.durationMs);
+  const gcKinds: Record<string, { n: number; maxMs: number }> = {};
+  for (const p of clientGc) {
+    const k = (gcKinds[p.kind] ??= { n: 0, maxMs: 0 });
+    k.n++;
+    k.maxMs = Math.max(k.maxMs, p.durationMs);
+  }
   const clientCpu = process.cpuUsage(clientCpu0);
   const serverCpu = (await serverCpuSeconds(url)) - serverCpu0;
   client.close();
@@ -152,7 +190,7 @@ async function ttftError(url: string, streams: number, threads: number): Promise
   // Both processes stamp performance.timeOrigin + performance.now() (the wall clock at µs), so the
   // two halves are on one clock; they add up to the error exactly.
   const stamped = steady.filter((r) => r.serverStamps !== undefined);
-  const sentWall = (r: RequestResult): number => performance.timeOrigin + r.startMs;
+  const sentWall = (r: Kept): number => performance.timeOrigin + r.startMs;
   const up = stamped.map((r) => (r.serverStamps?.receivedMs as number) - sentWall(r));
   const down = stamped.map((r) => sentWall(r) + (r.ttftMs as number) - (r.serverStamps?.firstTokenMs as number));
   return {
@@ -180,6 +218,14 @@ async function ttftError(url: string, streams: number, threads: number): Promise
     // is its whole process (every client thread), so it can pass 1.
     serverCpuBusy: serverCpu / (durationMs / 1000),
     clientCpuBusy: (clientCpu.user + clientCpu.system) / 1e3 / durationMs,
+    serverGcMaxMs: Math.max(0, ...serverGcs),
+    serverGcs: serverGcs.length,
+    clientRunQueueMs: runQ[0] as number,
+    serverRunQueueMs: runQ[1] as number,
+    clientMainRunQueueMs: runQ[2] as number,
+    serverMainRunQueueMs: runQ[3] as number,
+    durationMs,
+    tail: tailReport(steady, clientGc, serverGc, 5),
   };
 }
 
@@ -282,9 +328,10 @@ async function main(): Promise<void> {
   // The machine is shared: its load says whether these figures are the client's or the scheduler's.
   const loadAtStart = loadavg()[0] ?? NaN;
   try {
-    const at128 = await ttftError(url, 128, threadsFor(128));
-    const at512 = await ttftError(url, 512, threadsFor(512));
-    const base512 = await ttftError(url, 512, 1);
+    const pid = child.pid ?? 0;
+    const at128 = await ttftError(url, pid, 128, threadsFor(128));
+    const at512 = await ttftError(url, pid, 512, threadsFor(512));
+    const base512 = await ttftError(url, pid, 512, 1);
     const steady = await steadyState(url, 128);
     const off: number[] = [];
     const on: number[] = [];
@@ -310,6 +357,21 @@ async function main(): Promise<void> {
       client_gc_max_ms_512: at512.clientGcMaxMs,
       client_gcs_128: at128.clientGcs,
       client_gcs_512: at512.clientGcs,
+      server_gc_max_ms_128: at128.serverGcMaxMs,
+      server_gc_max_ms_512: at512.serverGcMaxMs,
+      server_gcs_128: at128.serverGcs,
+      server_gcs_512: at512.serverGcs,
+      over5_128: at128.tail.over,
+      over5_client_gc_128: at128.tail.overWithClientGc,
+      over5_server_gc_128: at128.tail.overWithServerGc,
+      over5_up_128: at128.tail.overMostlyUp,
+      client_runq_ms_128: at128.clientRunQueueMs,
+      server_runq_ms_128: at128.serverRunQueueMs,
+      // Share of the point each event loop sat runnable without a core: a request arriving then waits.
+      client_loop_runq_share_128: at128.clientMainRunQueueMs / at128.durationMs,
+      server_loop_runq_share_128: at128.serverMainRunQueueMs / at128.durationMs,
+      client_runq_ms_512: at512.clientRunQueueMs,
+      server_runq_ms_512: at512.serverRunQueueMs,
       threads_512: at512.threads,
       tokens_per_s_512: at512.tokensPerS,
       baseline_1loop_ttft_err_p99_ms_512: base512.errP99Ms,
@@ -359,6 +421,8 @@ async function serve(): Promise<void> {
     recordEmissions: true,
   });
   console.log(`listening on ${server.url}`);
+  // Its GC pauses, for the parent's tail diagnosis (agent-tail.ts).
+  watchGc((p) => console.log(`gc ${p.startWallMs} ${p.durationMs} ${p.kind}`));
   process.once('SIGTERM', () => void server.close().then(() => process.exit(0)));
 }
 

@@ -11,20 +11,24 @@
 // window of wire messages not yet stored (default 16, 160 over the 10 publishers). BENCH_BUS_KIND=ready
 // sends empty `ready` messages instead (the figure this bench printed before it sent slices: easier
 // than the real path, for comparison only). Each NATS line says how much CPU nats-server used.
+// ADR 0033: batches leave as JSON arrays (the Publisher's default; the binary envelope has its own phase);
+// the NATS phases run the publishers in
+// BENCH_BUS_PUBLISHER_THREADS (2) worker threads, each publisher on its own connection, as agents run
+// in their own pods, paced on the consumer's progress (BENCH_BUS_UNAPPLIED, 32 slices per publisher
+// between publish and apply; 0 = unpaced, where p99 measures the backlog the publishers pile up). The
+// same run prints the in-process figure (one thread), the NATS path with the publishers in the
+// consumer's thread (how this bench ran before), with binary batches, and with the baseline consumer; the
+// bench process's CPU counts all its threads, the consumer thread's is printed apart.
+// BENCH_BUS_ONLY=nats runs the headline NATS phase alone (for profiling; no RESULT line).
 import { execFileSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync } from 'node:fs';
 import { loadavg, tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
-import {
-  decodeMessages,
-  experimentSubjectFilter,
-  type DecodedBatch,
-  type SketchMessage,
-  type WireMessage,
-} from '../api/protocol.ts';
-import { DEFAULT_MAX_BATCH, Publisher } from '../agent/publisher.ts';
-import type { SketchBody } from '../agent/slices.ts';
-import { makePlan, replicaMessages } from '../tests/support/streams.ts';
+import { Worker } from 'node:worker_threads';
+import { decodeMessages, experimentSubjectFilter, type DecodedBatch, type WireMessage } from '../api/protocol.ts';
+import { DEFAULT_MAX_BATCH, type BatchFormat } from '../agent/publisher.ts';
+import { appliedCounters, countApplied, NS, publishAll, type PublishPlan } from './bus/publish.ts';
+import { slicePool } from './bus/slices.ts';
 import { Aggregator } from '../aggregator/aggregator.ts';
 import type { ApplyOutcome } from '../aggregator/run-state.ts';
 import { InProcessBus } from '../lib/bus/inprocess.ts';
@@ -36,7 +40,14 @@ const TOTAL = Number(process.env['BENCH_BUS_MESSAGES'] ?? 40_000);
 const IN_FLIGHT = Number(process.env['BENCH_BUS_IN_FLIGHT'] ?? 16);
 const KIND = process.env['BENCH_BUS_KIND'] === 'ready' ? 'ready' : 'sketch';
 const PUBLISHERS = 10;
-const NS = 'bench';
+/** Worker threads the NATS phases' publishers run in (they share the machine's cores with the consumer). */
+/**
+ * At most this many of a publisher's slices between publish and apply (0: unbounded). Agents send a
+ * slice a second, so in a deployment the consumer's pace, not a publisher's, sets the backlog; here the
+ * publishers can outrun the consumer, and without this bound p99 would measure the stream's backlog.
+ */
+const UNAPPLIED = Number(process.env['BENCH_BUS_UNAPPLIED'] ?? 32);
+const PUBLISHER_THREADS = Number(process.env['BENCH_BUS_PUBLISHER_THREADS'] ?? 2);
 /**
  * The consumer before ADR 0027 (schema library on every slice, the reference sketch decoder, one
  * merge at a time): its aggregator and decoder run the same NATS phase in this run, as the baseline.
@@ -77,29 +88,6 @@ async function baselineImpl(): Promise<{ impl: ConsumerImpl; cleanup: () => void
   }
 }
 
-/** A real agent's slice bodies (the envelope is the Publisher's), cycled through by every publisher. */
-function slicePool(): SketchBody[] {
-  const plan = makePlan({ configs: 1, cycles: 1 });
-  const run = plan.runs[0] as (typeof plan.runs)[number];
-  const opts = { seed: 5, slices: 64, requestsPerSlice: 16, outputTokensPerRequest: 64 };
-  return replicaMessages(run, 0, plan.experimentUid, opts)
-    .filter((m): m is SketchMessage => m.kind === 'sketch')
-    .map((m) => {
-      const { slice, sliceStartMs, sliceEndMs, requestsOk, requestsFailed, errorClasses } = m;
-      const { inputTokens, outputTokens, sketches } = m;
-      return {
-        slice,
-        sliceStartMs,
-        sliceEndMs,
-        requestsOk,
-        requestsFailed,
-        errorClasses,
-        inputTokens,
-        outputTokens,
-        sketches,
-      };
-    });
-}
 const SLICES = slicePool();
 const SLICE_BYTES = Math.round(
   SLICES.reduce((n, b) => n + JSON.stringify(b).length, 0) / SLICES.length + 220, // + the envelope
@@ -111,8 +99,11 @@ interface Result {
   perBusMessage: number;
   /** CPU seconds nats-server used during the run (NaN in process). */
   serverCpuS: number;
-  /** CPU seconds this process (publishers, client, consumer, aggregator) used during the run. */
+  /** CPU seconds this process (all its threads: publishers, clients, consumer, aggregator) used in the run. */
   benchCpuS: number;
+  /** CPU seconds the consumer's thread (consumer, aggregator, and the publishers if they share it) used. */
+  consumerThreadCpuS: number;
+  publishersWhere: Publishers['where'];
   p50Ms: number;
   p99Ms: number;
   applied: number;
@@ -136,17 +127,64 @@ function planFor(uid: string, impl: ConsumerImpl): ReturnType<ConsumerImpl['aggr
   return impl.aggregator({ experimentUid: uid, runs });
 }
 
-/** `publishers` share `TOTAL` messages; sentAtMs (wall clock, same machine) dates each one. */
+/** Publishers set up (connections open) and waiting: go() starts them and resolves once all are stored. */
+interface Publishers {
+  /** Where the publishers run, for the report. */
+  where: 'consumer_thread' | 'worker_threads';
+  go(): Promise<void>;
+  close(): Promise<void>;
+}
+
+/** The plan's publishers on `buses`, in the consumer's own thread (the in-process bus can only do this). */
+function sameThread(buses: Bus[], plan: PublishPlan, applied: Int32Array): Publishers {
+  return { where: 'consumer_thread', go: () => publishAll(buses, plan, SLICES, applied), close: async () => {} };
+}
+
+/** The plan's publishers split over `threads` worker threads, each publisher on its own NATS connection. */
+async function workerThreads(
+  servers: string,
+  plan: PublishPlan,
+  threads: number,
+  applied: Int32Array,
+): Promise<Publishers> {
+  const workers = Array.from({ length: threads }, (_, t) => {
+    const mine = plan.publishers.filter((_p, i) => i % threads === t);
+    const url = new URL('./bus/publisher-worker.ts', import.meta.url);
+    return new Worker(url, { workerData: { servers, plan: { ...plan, publishers: mine }, applied } });
+  });
+  const answer = (w: Worker): Promise<string> =>
+    new Promise((res, rej) => {
+      w.once('message', (m: string) => (m.startsWith('error') ? rej(new Error(m)) : res(m)));
+      w.once('error', rej);
+    });
+  await Promise.all(workers.map(answer)); // 'ready': connected
+  return {
+    where: 'worker_threads',
+    go: async () => {
+      const done = workers.map(answer);
+      for (const w of workers) w.postMessage('go');
+      await Promise.all(done);
+    },
+    close: async () => {
+      await Promise.all(workers.map((w) => w.terminate()));
+    },
+  };
+}
+
+/** The publishers of `plan` share its messages; sentAtMs (wall clock, same machine) dates each one. */
 async function run(
   consumerBus: Bus,
-  publisherBuses: Bus[],
-  uid: string,
-  { inFlight, total, maxBatch, impl }: { inFlight: number; total: number; maxBatch: number; impl: ConsumerImpl },
+  plan: PublishPlan,
+  publishers: Publishers,
+  impl: ConsumerImpl,
+  applied: Int32Array,
 ): Promise<Result> {
+  const { uid } = plan;
+  const total = plan.perPublisher * plan.publishers.length;
   const latencies = new Float64Array(total);
   const aggregator = planFor(uid, impl);
   const seen = new Map<string, Set<number>>();
-  let applied = 0;
+  let appliedN = 0;
   let duplicatesApplied = 0;
   let lastApplyMs = 0;
   let busMessages = 0;
@@ -169,35 +207,23 @@ async function run(
         seen.set(message.runId, seqs);
         if (seqs.has(message.seq)) duplicatesApplied++;
         seqs.add(message.seq);
-        latencies[applied++] = nowMs - message.sentAtMs;
+        latencies[appliedN++] = nowMs - message.sentAtMs;
       }
-      if (applied === total) done();
+      // A bus message holds one publisher's messages: one count (and one wake-up) for all of them.
+      const first = d.messages[0];
+      if (first !== undefined) countApplied(applied, Number(first.runId.slice(4)), d.messages.length);
+      if (appliedN === total) done();
       return 'ack';
     },
   });
-  const perPublisher = total / PUBLISHERS;
+  const perPublisher = plan.perPublisher;
   const startMs = performance.now();
   const cpu0 = process.cpuUsage();
-  await Promise.all(
-    Array.from({ length: PUBLISHERS }, async (_, p) => {
-      const bus = publisherBuses[p % publisherBuses.length] as Bus;
-      const key = { namespace: NS, experimentUid: uid, runId: `run-${p}`, attempt: 0, replica: 0 };
-      const publisher = new Publisher(bus, key, true, inFlight, maxBatch);
-      // Backpressure as an agent that outruns the bus feels it: before message i, wait for the ack
-      // of message i - inFlight, so the publisher's queue never grows past its window.
-      const window: Array<Promise<void>> = [];
-      for (let i = 0; i < perPublisher; i++) {
-        if (i >= inFlight) await window[i % inFlight];
-        window[i % inFlight] =
-          KIND === 'ready'
-            ? publisher.publish('ready', {})
-            : publisher.publish('sketch', SLICES[(i + p) % SLICES.length] as SketchBody);
-      }
-      await publisher.drain();
-    }),
-  );
+  const thread0 = process.threadCpuUsage();
+  await publishers.go();
   await allApplied;
   const cpu = process.cpuUsage(cpu0);
+  const thread = process.threadCpuUsage(thread0);
   await consumption.stop();
   let missing = 0;
   for (let p = 0; p < PUBLISHERS; p++) missing += perPublisher - (seen.get(`run-${p}`)?.size ?? 0);
@@ -206,41 +232,86 @@ async function run(
     msgsPerSecond: total / ((lastApplyMs - startMs) / 1000),
     serverCpuS: Number.NaN,
     benchCpuS: (cpu.user + cpu.system) / 1e6,
-    perBusMessage: applied / busMessages,
+    consumerThreadCpuS: (thread.user + thread.system) / 1e6,
+    publishersWhere: publishers.where,
+    perBusMessage: appliedN / busMessages,
     p50Ms: percentile(sorted, 0.5),
     p99Ms: percentile(sorted, 0.99),
-    applied,
+    applied: appliedN,
     duplicatesApplied,
     missing,
   };
 }
 
+const planOf = (
+  uid: string,
+  inFlight: number,
+  total: number,
+  maxBatch: number,
+  batchFormat: BatchFormat,
+): PublishPlan => ({
+  uid,
+  publishers: Array.from({ length: PUBLISHERS }, (_, p) => p),
+  perPublisher: total / PUBLISHERS,
+  inFlight,
+  maxBatch,
+  kind: KIND,
+  batchFormat,
+  unapplied: UNAPPLIED,
+});
+
 async function benchInProcess(impl = CURRENT): Promise<Result> {
   const bus = new InProcessBus();
   await bus.ensureLayout();
   try {
-    const opts = { inFlight: IN_FLIGHT, total: TOTAL, maxBatch: DEFAULT_MAX_BATCH, impl };
-    return await run(bus, [bus], impl === CURRENT ? 'inprocess' : 'inprocessbase', opts);
+    const plan = planOf(
+      impl === CURRENT ? 'inprocess' : 'inprocessbase',
+      IN_FLIGHT,
+      TOTAL,
+      DEFAULT_MAX_BATCH,
+      'json', // the Publisher's default, and the baseline's consumer reads only JSON batches
+    );
+    const applied = appliedCounters(PUBLISHERS);
+    return await run(bus, plan, sameThread([bus], plan, applied), impl, applied);
   } finally {
     await bus.close();
   }
 }
 
-async function benchNats(inFlight: number, total: number, maxBatch: number, impl = CURRENT): Promise<Result> {
+interface NatsPhase {
+  inFlight: number;
+  total: number;
+  maxBatch: number;
+  impl?: ConsumerImpl;
+  /** Publishers in PUBLISHER_THREADS worker threads (as agents in their own pods) or in the consumer's thread. */
+  where: Publishers['where'];
+  /** JSON batches (the Publisher's default) unless said; the baseline's consumer reads only JSON ones. */
+  format?: BatchFormat;
+}
+
+async function benchNats({ inFlight, total, maxBatch, impl = CURRENT, where, format }: NatsPhase): Promise<Result> {
   const server = await startNatsServer();
   try {
     const consumerBus = await openNatsBus({ servers: server.url });
     await consumerBus.ensureLayout();
-    const publishers = await Promise.all(
-      Array.from({ length: PUBLISHERS }, () => openNatsBus({ servers: server.url })),
-    );
+    const uid = `nats${inFlight}x${maxBatch}${impl === CURRENT ? '' : 'base'}${where === 'worker_threads' ? 'w' : 't'}${format ?? ''}`;
+    const plan = planOf(uid, inFlight, total, maxBatch, format ?? 'json');
+    const buses =
+      where === 'worker_threads'
+        ? []
+        : await Promise.all(plan.publishers.map(() => openNatsBus({ servers: server.url })));
+    const applied = appliedCounters(PUBLISHERS);
+    const publishers =
+      where === 'worker_threads'
+        ? await workerThreads(server.url, plan, PUBLISHER_THREADS, applied)
+        : sameThread(buses, plan, applied);
     try {
       const cpu0 = cpuSeconds(server.pid());
-      const uid = `nats${inFlight}x${maxBatch}${impl === CURRENT ? '' : 'base'}`;
-      const r = await run(consumerBus, publishers, uid, { inFlight, total, maxBatch, impl });
+      const r = await run(consumerBus, plan, publishers, impl, applied);
       return { ...r, serverCpuS: cpuSeconds(server.pid()) - cpu0 };
     } finally {
-      for (const b of publishers) await b.close();
+      await publishers.close();
+      for (const b of buses) await b.close();
       await consumerBus.close();
     }
   } finally {
@@ -266,40 +337,69 @@ const busMessages = (r: Result): number => Math.round(r.applied / r.perBusMessag
 const line = (name: string, r: Result, total: number): void =>
   console.log(
     `${name}: ${fmt(r.msgsPerSecond)} msgs/s, p50 ${fmt(r.p50Ms)} ms, p99 ${fmt(r.p99Ms)} ms (${total} messages in ` +
-      `${busMessages(r)} bus messages, ${r.perBusMessage.toFixed(1)} each; bench process CPU ` +
-      `${cpuPerMsg(r.benchCpuS, total)} us/msg` +
-      `${Number.isNaN(r.serverCpuS) ? '' : `, nats-server CPU ${cpuPerMsg(r.serverCpuS, total)} us/msg`})`,
+      `${busMessages(r)} bus messages, ${r.perBusMessage.toFixed(1)} each; publishers in ${r.publishersWhere}; ` +
+      `bench process CPU ${cpuPerMsg(r.benchCpuS, total)} us/msg, of it the consumer's thread ` +
+      `${cpuPerMsg(r.consumerThreadCpuS, total)}` +
+      `${Number.isNaN(r.serverCpuS) ? '' : `; nats-server CPU ${cpuPerMsg(r.serverCpuS, total)} us/msg`})`,
   );
 console.log(
-  `${TOTAL} ${KIND === 'ready' ? 'empty ready messages' : `sketch slices of ~${SLICE_BYTES} bytes`}, ${PUBLISHERS} publishers (one NATS connection each), ` +
-    `${IN_FLIGHT} unstored per publisher, file storage, load average ${loadavg()[0]?.toFixed(2)}`,
+  `${TOTAL} ${KIND === 'ready' ? 'empty ready messages' : `sketch slices of ~${SLICE_BYTES} bytes`}, ` +
+    `${PUBLISHERS} publishers (one NATS connection each; in ${PUBLISHER_THREADS} worker threads unless said), ` +
+    `${IN_FLIGHT} unstored and ${UNAPPLIED} unapplied at most per publisher, file storage, load average ${loadavg()[0]?.toFixed(2)}`,
 );
+if (process.env['BENCH_BUS_ONLY'] === 'nats') {
+  // Profiling aid: the headline NATS phase alone, no RESULT line.
+  line(
+    'nats-server, batched',
+    await benchNats({ inFlight: IN_FLIGHT, total: TOTAL, maxBatch: DEFAULT_MAX_BATCH, where: 'worker_threads' }),
+    TOTAL,
+  );
+  process.exit(0);
+}
 const baseline = await baselineImpl();
 const inprocess = await benchInProcess();
 line('in-process', inprocess, TOTAL);
 const baseInprocess = baseline === null ? null : await benchInProcess(baseline.impl);
 if (baseInprocess !== null) line(`in-process, ${baseline?.impl.name} consumer`, baseInprocess, TOTAL);
-const nats = await benchNats(IN_FLIGHT, TOTAL, DEFAULT_MAX_BATCH);
+const batched = { inFlight: IN_FLIGHT, total: TOTAL, maxBatch: DEFAULT_MAX_BATCH };
+const nats = await benchNats({ ...batched, where: 'worker_threads' });
 line(`nats-server, batched (up to ${DEFAULT_MAX_BATCH} per bus message)`, nats, TOTAL);
+// The same with the publishers in the consumer's thread (how this bench ran before), for comparison.
+const natsSameThread = await benchNats({ ...batched, where: 'consumer_thread' });
+line(`nats-server, batched, publishers in the consumer's thread`, natsSameThread, TOTAL);
+// The same with the binary batch envelope (ADR 0033; read by the current consumer, not sent by default).
+const natsBinary = await benchNats({ ...batched, where: 'worker_threads', format: 'binary' });
+line(`nats-server, batched in the binary envelope (ADR 0033)`, natsBinary, TOTAL);
 // The same NATS phase with the baseline's decoder and aggregator (the publishers are the same).
-const baseNats = baseline === null ? null : await benchNats(IN_FLIGHT, TOTAL, DEFAULT_MAX_BATCH, baseline.impl);
+const baseNats =
+  baseline === null ? null : await benchNats({ ...batched, impl: baseline.impl, where: 'worker_threads' });
 if (baseNats !== null) line(`nats-server, batched, ${baseline?.impl.name} consumer`, baseNats, TOTAL);
 baseline?.cleanup();
 // The path before ADR 0021 (pipelined, one bus message per wire message), on half the messages.
 const unbatchedTotal = Math.round(TOTAL / 2 / PUBLISHERS) * PUBLISHERS;
-const unbatched = await benchNats(IN_FLIGHT, unbatchedTotal, 1);
+const unbatched = await benchNats({ inFlight: IN_FLIGHT, total: unbatchedTotal, maxBatch: 1, where: 'worker_threads' });
 line('nats-server, unbatched (before)', unbatched, unbatchedTotal);
 // One ack round trip per message per publisher, on a quarter of the messages.
 const serialTotal = Math.round(TOTAL / 4 / PUBLISHERS) * PUBLISHERS;
-const serial = await benchNats(1, serialTotal, 1);
+const serial = await benchNats({ inFlight: 1, total: serialTotal, maxBatch: 1, where: 'worker_threads' });
 line('nats-server, 1 in flight each, unbatched', serial, serialTotal);
 const ratio = (a: Result | null, b: Result | null, f: (r: Result) => number): string =>
   a === null || b === null ? 'NaN' : (f(a) / f(b)).toFixed(2);
 console.log(
-  `RESULT messages=${TOTAL} kind=${KIND} message_bytes=${KIND === 'ready' ? 'small' : SLICE_BYTES} in_flight=${IN_FLIGHT} max_batch=${DEFAULT_MAX_BATCH} ` +
+  `RESULT messages=${TOTAL} kind=${KIND} message_bytes=${KIND === 'ready' ? 'small' : SLICE_BYTES} in_flight=${IN_FLIGHT} unapplied=${UNAPPLIED} max_batch=${DEFAULT_MAX_BATCH} ` +
     `nats_msgs_per_s=${fmt(nats.msgsPerSecond)} nats_p99_ms=${fmt(nats.p99Ms)} nats_exactly_once=${exactlyOnce(nats)} ` +
     `nats_bus_messages=${busMessages(nats)} nats_bench_cpu_us_per_msg=${cpuPerMsg(nats.benchCpuS)} ` +
     `nats_server_cpu_us_per_msg=${cpuPerMsg(nats.serverCpuS)} ` +
+    `nats_consumer_thread_cpu_us_per_msg=${cpuPerMsg(nats.consumerThreadCpuS)} ` +
+    `nats_publishers=${nats.publishersWhere} publisher_threads=${PUBLISHER_THREADS} ` +
+    `binary_batches_nats_msgs_per_s=${fmt(natsBinary.msgsPerSecond)} binary_batches_nats_p99_ms=${fmt(natsBinary.p99Ms)} ` +
+    `binary_batches_exactly_once=${exactlyOnce(natsBinary)} ` +
+    `binary_batches_bench_cpu_us_per_msg=${cpuPerMsg(natsBinary.benchCpuS)} ` +
+    `binary_batches_server_cpu_us_per_msg=${cpuPerMsg(natsBinary.serverCpuS)} ` +
+    `same_thread_nats_msgs_per_s=${fmt(natsSameThread.msgsPerSecond)} same_thread_nats_p99_ms=${fmt(natsSameThread.p99Ms)} ` +
+    `same_thread_exactly_once=${exactlyOnce(natsSameThread)} ` +
+    `same_thread_bench_cpu_us_per_msg=${cpuPerMsg(natsSameThread.benchCpuS)} ` +
+    `same_thread_server_cpu_us_per_msg=${cpuPerMsg(natsSameThread.serverCpuS)} ` +
     `inprocess_msgs_per_s=${fmt(inprocess.msgsPerSecond)} inprocess_p99_ms=${fmt(inprocess.p99Ms)} ` +
     `inprocess_exactly_once=${exactlyOnce(inprocess)} inprocess_cpu_us_per_msg=${cpuPerMsg(inprocess.benchCpuS)} ` +
     `baseline=${BASELINE} baseline_nats_msgs_per_s=${baseNats === null ? 'NaN' : fmt(baseNats.msgsPerSecond)} ` +
@@ -319,6 +419,7 @@ console.log(
     `nats_vs_unbatched_throughput=${(nats.msgsPerSecond / unbatched.msgsPerSecond).toFixed(2)} ` +
     `loadavg1=${loadavg()[0]?.toFixed(2)}`,
 );
-const allExact = [exactlyOnce(nats), exactlyOnce(inprocess), exactlyOnce(unbatched, unbatchedTotal)];
+const allExact = [exactlyOnce(nats), exactlyOnce(natsSameThread), exactlyOnce(natsBinary), exactlyOnce(inprocess)];
+allExact.push(exactlyOnce(unbatched, unbatchedTotal));
 for (const r of [baseNats, baseInprocess]) if (r !== null) allExact.push(exactlyOnce(r));
 if (!allExact.every(Boolean) || !exactlyOnce(serial, serialTotal)) process.exitCode = 1;

@@ -37,8 +37,11 @@ export interface RequestResult {
   startMs: number;
   endMs: number;
   ttftMs: number | null;
-  /** Every gap between consecutive token-carrying chunks. */
-  itlMs: number[];
+  /**
+   * Every gap between consecutive token-carrying chunks. The client hands a Float64Array (off the V8 heap,
+   * so a long stream's gaps are never copied by a young-generation GC); results made elsewhere may use an array.
+   */
+  itlMs: Float64Array | number[];
   e2eMs: number;
   /** (E2E - TTFT) / (output tokens - 1); null with fewer than two tokens. */
   tpotMs: number | null;
@@ -68,7 +71,11 @@ export interface ClientOptions {
 interface Progress {
   firstMs: number | null;
   lastMs: number;
-  itl: number[];
+  /** Gaps so far, `itl[0, itlN)`; sized by max_tokens (capped), doubled if a server sends more chunks. */
+  itl: Float64Array;
+  itlN: number;
+  /** When the read holding the event being handled reached JS. */
+  readMs: number;
   chunks: number;
   usageIn: number | null;
   usageOut: number | null;
@@ -89,6 +96,15 @@ type Chunk = {
 };
 
 const DONE = Buffer.from('[DONE]');
+/** Gap slots a request starts with at most (max_tokens beyond this grow by doubling, not up front). */
+const MAX_PRESIZED_GAPS = 4096;
+
+/** Whether `buf[from, to)` is `[DONE]` (compared in JS, without a view of the range). */
+function isDone(buf: Buffer, from: number, to: number): boolean {
+  if (to - from !== DONE.length) return false;
+  for (let k = 0; k < DONE.length; k++) if (buf[from + k] !== DONE[k]) return false;
+  return true;
+}
 
 /** The text a parsed chunk carries ('' for none). */
 function chunkContent(api: ApiKind, chunk: Chunk | null): string {
@@ -161,7 +177,9 @@ export class StreamingClient {
     const p: Progress = {
       firstMs: null,
       lastMs: startMs,
-      itl: [],
+      itl: new Float64Array(Math.min(Math.max(req.maxTokens, 1), MAX_PRESIZED_GAPS)),
+      itlN: 0,
+      readMs: 0,
       chunks: 0,
       usageIn: null,
       usageOut: null,
@@ -219,16 +237,17 @@ export class StreamingClient {
     let arrivedMs = 0;
     const onData = (buf: Buffer, from: number, to: number): void => {
       const first = p.firstMs === null;
-      this.onEvent(api, buf.subarray(from, to), p, arrivedMs);
+      p.readMs = arrivedMs;
+      this.onEvent(api, buf, from, to, p);
       if (first && p.firstMs !== null) hooks?.onFirstToken?.();
     };
     return {
       onHead: (s) => void (status = s),
-      onBody: (bytes, at) => {
+      onBody: (buf, from, to, at) => {
         if (status >= 400) return;
         arrivedMs = at;
         try {
-          parser.pushBytes(bytes, onData);
+          parser.pushBytes(buf, onData, from, to);
         } catch (err) {
           finish('bad_response', `unparsable stream chunk: ${(err as Error).message}`);
           drop();
@@ -251,17 +270,18 @@ export class StreamingClient {
    * without JSON.parse or decoding (no garbage per token, so fewer GC pauses on the reading loop); the
    * first token (it carries the server's stamps), errors, usage and anything unusual go through JSON.parse.
    */
-  private onEvent(api: ApiKind, data: Buffer, p: Progress, now: number): void {
-    if (data.equals(DONE)) {
+  private onEvent(api: ApiKind, buf: Buffer, from: number, to: number, p: Progress): void {
+    const now = p.readMs;
+    if (isDone(buf, from, to)) {
       p.done = true;
       p.lastMs = now;
       return;
     }
     // A request that keeps its text (a conversation turn) parses every chunk: the scanner reads no content.
-    let facts = p.firstMs === null || p.text !== null ? SCAN_FALLBACK : scanChunk(data, 0, data.length, api === 'chat');
+    let facts = p.firstMs === null || p.text !== null ? SCAN_FALLBACK : scanChunk(buf, from, to, api === 'chat');
     let chunk: Chunk | null = null;
     if (facts === SCAN_FALLBACK) {
-      chunk = JSON.parse(data.toString('utf8')) as Chunk;
+      chunk = JSON.parse(buf.toString('utf8', from, to)) as Chunk;
       facts = this.parsedFacts(api, chunk, p);
     }
     if ((facts & SCAN_FINISHED) !== 0) p.finished = true;
@@ -273,7 +293,14 @@ export class StreamingClient {
         p.serverTtftMs = server.first_token_ms - server.received_ms;
         p.serverStamps = { receivedMs: server.received_ms, firstTokenMs: server.first_token_ms };
       }
-    } else p.itl.push(now - p.lastMs);
+    } else {
+      if (p.itlN === p.itl.length) {
+        const grown = new Float64Array(p.itl.length * 2);
+        grown.set(p.itl);
+        p.itl = grown;
+      }
+      p.itl[p.itlN++] = now - p.lastMs;
+    }
     p.lastMs = now;
     p.chunks++;
     if (p.text !== null) p.text.push(chunkContent(api, chunk));
@@ -305,7 +332,7 @@ export class StreamingClient {
       startMs,
       endMs,
       ttftMs,
-      itlMs: p.itl,
+      itlMs: p.itl.subarray(0, p.itlN),
       e2eMs,
       tpotMs: ttftMs !== null && outputTokens > 1 ? (e2eMs - ttftMs) / (outputTokens - 1) : null,
       inputTokens: p.usageIn ?? req.promptTokens,

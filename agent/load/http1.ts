@@ -11,8 +11,11 @@ import tls from 'node:tls';
 export interface ExchangeHandlers {
   /** Status line and headers (names lower-case) arrived. */
   onHead(status: number, headers: ReadonlyMap<string, string>): void;
-  /** Body bytes (chunked framing removed), and performance.now() when the read holding them reached JS. */
-  onBody(bytes: Buffer, arrivedMs: number): void;
+  /**
+   * Body bytes `buf[from, to)` (chunked framing removed), and performance.now() when the read holding them
+   * reached JS. The range is valid only during the call (it may be the pool's read arena): copy what is kept.
+   */
+  onBody(buf: Buffer, from: number, to: number, arrivedMs: number): void;
   /** The whole response arrived. */
   onEnd(): void;
   /** The connection failed or closed before the response was complete (`code`: errno code or a phrase). */
@@ -42,8 +45,8 @@ function hexValue(c: number): number {
   return -1;
 }
 
-/** Bytes a socket read (and when the read reached JS), or its failure. */
-type Delivery = { c: Connection; bytes: Buffer; arrivedMs: number } | { c: Connection; bytes: null; failure: string };
+/** Reads copied into one pool's arena before it starts a fresh buffer per read (the queue is rarely this deep). */
+const ARENA_BYTES = 1 << 20;
 
 type BodyState = 'size' | 'data' | 'dataEnd' | 'trailers' | 'length' | 'untilClose';
 
@@ -65,16 +68,18 @@ class Connection {
 
   constructor(
     socket: net.Socket,
-    private readonly pool: { release(c: Connection, reusable: boolean): void; deliver(d: Delivery): void },
+    private readonly pool: {
+      release(c: Connection, reusable: boolean): void;
+      deliver(c: Connection, buf: Buffer, from: number, to: number, arrivedMs: number): void;
+      deliverFailure(c: Connection, failure: string): void;
+    },
     dataEvents: boolean,
   ) {
     this.socket = socket;
-    if (dataEvents) socket.on('data', (b: Buffer) => pool.deliver({ c: this, bytes: b, arrivedMs: performance.now() }));
+    if (dataEvents) socket.on('data', (b: Buffer) => pool.deliver(this, b, 0, b.length, performance.now()));
     // Through the same queue as the data, so a close never overtakes the last bytes read before it.
-    socket.on('error', (e: NodeJS.ErrnoException) =>
-      pool.deliver({ c: this, bytes: null, failure: e.code ?? e.message }),
-    );
-    socket.on('close', () => pool.deliver({ c: this, bytes: null, failure: 'connection closed' }));
+    socket.on('error', (e: NodeJS.ErrnoException) => pool.deliverFailure(this, e.code ?? e.message));
+    socket.on('close', () => pool.deliverFailure(this, 'connection closed'));
   }
 
   start(handlers: ExchangeHandlers, request: string): void {
@@ -98,18 +103,20 @@ class Connection {
     this.socket.destroy();
   }
 
-  /** Bytes read from the socket, parsed now. */
-  onData(b: Buffer, arrivedMs: number): void {
+  /** Bytes `b[from, to)` read from the socket, parsed now. */
+  onData(b: Buffer, from: number, to: number, arrivedMs: number): void {
     if (this.handlers === null) {
       this.socket.destroy(); // bytes nobody asked for: the connection's framing is lost
       return;
     }
-    let at = 0;
+    let at = from;
     if (this.inHead) {
-      at = this.readHead(b);
-      if (at < 0) return;
+      // Once per response: a view (an object) is fine here, unlike per streamed chunk.
+      const h = this.readHead(b.subarray(from, to));
+      if (h < 0) return;
+      at = from + h;
     }
-    this.readBody(b, at, arrivedMs);
+    this.readBody(b, at, to, arrivedMs);
   }
 
   /** Where the body starts in `b`, or -1 while the head is incomplete. */
@@ -169,18 +176,18 @@ class Connection {
     this.left = n;
   }
 
-  private readBody(b: Buffer, from: number, arrivedMs: number): void {
+  private readBody(b: Buffer, from: number, to: number, arrivedMs: number): void {
     let at = from;
-    while (this.handlers !== null && (at < b.length || (this.body === 'length' && this.left === 0))) {
+    while (this.handlers !== null && (at < to || (this.body === 'length' && this.left === 0))) {
       if (this.body === 'data' || this.body === 'length' || this.body === 'untilClose') {
-        const n = this.body === 'untilClose' ? b.length - at : Math.min(this.left, b.length - at);
-        if (n > 0) this.handlers.onBody(b.subarray(at, at + n), arrivedMs);
+        const n = this.body === 'untilClose' ? to - at : Math.min(this.left, to - at);
+        if (n > 0) this.handlers.onBody(b, at, at + n, arrivedMs);
         at += n;
         this.left -= n;
         if (this.body === 'data' && this.left === 0) this.body = 'dataEnd';
         else if (this.body === 'length' && this.left === 0) this.done();
       } else {
-        at = this.readLine(b, at);
+        at = this.readLine(b, at, to);
       }
     }
   }
@@ -189,9 +196,9 @@ class Connection {
    * Chunk-size lines, the CRLF after each chunk, and trailers, read byte by byte (a few bytes per
    * chunk; no string is made): the size's hex digits are summed as they come.
    */
-  private readLine(b: Buffer, at: number): number {
+  private readLine(b: Buffer, at: number, to: number): number {
     let i = at;
-    while (i < b.length) {
+    while (i < to) {
       const c = b[i++] as number;
       if (c === LF) {
         this.endLine();
@@ -246,10 +253,25 @@ export class Http1Pool {
   private readonly host: string;
   private readonly port: number;
   private closed = false;
-  private inbox: Delivery[] = [];
+  /**
+   * Reads (and failures) waiting to be parsed, as parallel arrays from `head` to `tail` whose slots are
+   * reused: queueing a read allocates nothing (no object per read, so fewer young-generation GCs, each a
+   * pause that holds every first token the kernel has ready). A failure has `buf` null and its phrase.
+   */
+  private readonly qConn: Array<Connection | null> = [];
+  private readonly qBuf: Array<Buffer | null> = [];
+  private readonly qFrom: number[] = [];
+  private readonly qTo: number[] = [];
+  private readonly qAt: number[] = [];
+  private readonly qFailure: string[] = [];
+  private head = 0;
+  private tail = 0;
   /** A drain is queued for the check phase (it re-queues itself while reads are left). */
   private drainQueued = false;
   private readonly readBuffer = Buffer.allocUnsafe(64 * 1024);
+  /** Queued reads' bytes, back to back from 0; reused from 0 whenever the queue is empty. */
+  private readonly arena = Buffer.allocUnsafeSlow(ARENA_BYTES);
+  private arenaAt = 0;
 
   constructor(private readonly url: URL) {
     this.host = url.hostname.replace(/^\[|\]$/g, '');
@@ -284,14 +306,21 @@ export class Http1Pool {
       conn = new Connection(tls.connect({ ...opts, ...sni, ALPNProtocols: ['http/1.1'] }), this, true);
     } else {
       // Plain TCP reads straight into one buffer shared by every connection of this thread (`onread`):
-      // no stream machinery; the read's time is taken first, and its bytes copied out for the queue.
+      // no stream machinery; the read's time is taken first, and its bytes copied into the queue's arena.
       const onread = {
         buffer: this.readBuffer,
         callback: (n: number, b: Buffer): boolean => {
           const arrivedMs = performance.now();
-          const bytes = Buffer.allocUnsafe(n); // one object per read (no view of the shared buffer first)
-          b.copy(bytes, 0, 0, n);
-          this.deliver({ c: conn, bytes, arrivedMs });
+          if (this.arenaAt + n <= ARENA_BYTES) {
+            const from = this.arenaAt;
+            b.copy(this.arena, from, 0, n);
+            this.arenaAt += n;
+            this.deliver(conn, this.arena, from, from + n, arrivedMs);
+          } else {
+            const bytes = Buffer.allocUnsafe(n); // the arena is full of unparsed reads: this one gets its own
+            b.copy(bytes, 0, 0, n);
+            this.deliver(conn, bytes, 0, n, arrivedMs);
+          }
           return true;
         },
       };
@@ -306,12 +335,28 @@ export class Http1Pool {
    * every read of one poll is timed before any of them is parsed: with hundreds of streams ready at
    * once, the last one's time is late only by the reads ahead of it, not by their parsing too.
    */
-  deliver(d: Delivery): void {
-    this.inbox.push(d);
+  deliver(c: Connection, buf: Buffer, from: number, to: number, arrivedMs: number): void {
+    this.qFailure[this.enqueue(c, buf, from, to, arrivedMs)] = '';
+  }
+
+  /** A socket's error or close, queued behind the bytes it read before. */
+  deliverFailure(c: Connection, failure: string): void {
+    this.qFailure[this.enqueue(c, null, 0, 0, 0)] = failure;
+  }
+
+  /** Fills the queue's next slot (its failure phrase is the caller's to set); returns the slot. */
+  private enqueue(c: Connection, buf: Buffer | null, from: number, to: number, at: number): number {
+    const i = this.tail++;
+    this.qConn[i] = c;
+    this.qBuf[i] = buf;
+    this.qFrom[i] = from;
+    this.qTo[i] = to;
+    this.qAt[i] = at;
     if (!this.drainQueued) {
       this.drainQueued = true;
       setImmediate(this.drain);
     }
+    return i;
   }
 
   /**
@@ -321,20 +366,26 @@ export class Http1Pool {
    * while they were parsed was read (and timed) only after all of them.
    */
   private readonly drain = (): void => {
-    const batch = this.inbox;
-    this.inbox = [];
     const startMs = performance.now();
-    let i = 0;
-    while (i < batch.length) {
-      const d = batch[i++] as Delivery;
-      if (d.bytes === null) d.c.fail(d.failure);
-      else d.c.onData(d.bytes, d.arrivedMs);
+    while (this.head < this.tail) {
+      const i = this.head++;
+      const c = this.qConn[i] as Connection;
+      const buf = this.qBuf[i] as Buffer | null;
+      this.qConn[i] = null;
+      this.qBuf[i] = null;
+      if (buf === null) c.fail(this.qFailure[i] as string);
+      else c.onData(buf, this.qFrom[i] as number, this.qTo[i] as number, this.qAt[i] as number);
       if (performance.now() - startMs > DRAIN_BUDGET_MS) break;
     }
-    // Leftovers go first: they were read before anything delivered since (a connection's order holds).
-    if (i < batch.length) this.inbox = batch.slice(i).concat(this.inbox);
-    if (this.inbox.length > 0) setImmediate(this.drain);
-    else this.drainQueued = false;
+    // Leftovers stay at the head: they were read before anything queued since (a connection's order holds).
+    if (this.head < this.tail) {
+      setImmediate(this.drain);
+      return;
+    }
+    this.head = 0;
+    this.tail = 0;
+    this.arenaAt = 0;
+    this.drainQueued = false;
   };
 
   release(c: Connection, reusable: boolean): void {

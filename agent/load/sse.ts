@@ -10,6 +10,12 @@ const LF = 10;
 const CR = 13;
 const SPACE = 32;
 
+/** Whether `buf` holds `data:` at `at` (compared in JS: a native compare per line costs more than 5 bytes). */
+function startsWithData(buf: Buffer, at: number): boolean {
+  for (let k = 0; k < DATA.length; k++) if (buf[at + k] !== DATA[k]) return false;
+  return true;
+}
+
 export type SseEventHandler = (buf: Buffer, from: number, to: number) => void;
 
 export class SseParser {
@@ -29,24 +35,28 @@ export class SseParser {
   }
 
   /**
-   * Feed the stream's bytes; calls `onEvent` once per complete event, in order, with the event's data
-   * as `buf[from, to)`, valid only during the call (a caller that needs a few facts from the payload
-   * decodes nothing).
+   * Feed the stream's bytes `chunk[from, to)` (default: all of it); calls `onEvent` once per complete
+   * event, in order, with the event's data as `buf[from, to)`, valid only during the call (a caller that
+   * needs a few facts from the payload decodes nothing). Nothing is allocated unless an event or a line
+   * spans two reads: the bytes are walked in JS, not with indexOf (the chunk may be a view into a larger
+   * arena, whose bytes past `to` are stale).
    */
-  pushBytes(chunk: Buffer, onEvent: SseEventHandler): void {
+  pushBytes(chunk: Buffer, onEvent: SseEventHandler, from = 0, to = chunk.length): void {
     let buf = chunk;
+    let start = from;
+    let stop = to;
     if (this.rest !== null) {
-      buf = Buffer.concat([this.rest, buf]);
+      buf = Buffer.concat([this.rest, chunk.subarray(from, to)]);
       this.rest = null;
+      start = 0;
+      stop = buf.length;
     }
-    let start = 0;
-    for (;;) {
-      const nl = buf.indexOf(LF, start);
-      if (nl < 0) break;
-      this.line(buf, start, nl > start && buf[nl - 1] === CR ? nl - 1 : nl, onEvent);
-      start = nl + 1;
+    for (let i = start; i < stop; i++) {
+      if (buf[i] !== LF) continue;
+      this.line(buf, start, i > start && buf[i - 1] === CR ? i - 1 : i, onEvent);
+      start = i + 1;
     }
-    if (start < buf.length) this.rest = Buffer.from(buf.subarray(start));
+    if (start < stop) this.rest = Buffer.from(buf.subarray(start, stop));
     this.holdPending(buf); // the event goes on in a later read: its range of this buffer will not last
   }
 
@@ -72,7 +82,7 @@ export class SseParser {
       this.data.length = 0;
       const joined = Buffer.concat(parts);
       onEvent(joined, 0, joined.length);
-    } else if (end - start >= DATA.length && buf.compare(DATA, 0, DATA.length, start, start + DATA.length) === 0) {
+    } else if (end - start >= DATA.length && startsWithData(buf, start)) {
       this.holdPending(buf);
       const from = start + DATA.length;
       this.dataFrom = from < end && buf[from] === SPACE ? from + 1 : from;

@@ -214,21 +214,31 @@ export class NatsConsumption implements Consumption {
   }
 }
 
-/** Acks the last handled delivery every ACK_EVERY messages, when nothing is pending, or after ACK_DELAY_MS. */
+/**
+ * Acks the last handled delivery every ACK_EVERY messages, at the end of the turn when nothing is pending,
+ * or after ACK_DELAY_MS.
+ */
 class CumulativeAcks {
   #last: JsMsg | null = null;
   #count = 0;
   #timer: NodeJS.Timeout | undefined;
+  #immediate: NodeJS.Immediate | undefined;
 
   done(m: JsMsg): void {
     this.#last = m;
-    if (++this.#count >= ACK_EVERY || m.info.pending === 0) this.flush();
-    else this.#timer ??= setTimeout(() => this.flush(), ACK_DELAY_MS);
+    if (++this.#count >= ACK_EVERY) this.flush();
+    else if (m.info.pending === 0) {
+      // Caught up: ack once the deliveries already read from the socket are handled (they arrive
+      // together), one ack and one socket write for all of them instead of one per delivery.
+      this.#immediate ??= setImmediate(() => this.flush());
+    } else this.#timer ??= setTimeout(() => this.flush(), ACK_DELAY_MS);
   }
 
   flush(): void {
     clearTimeout(this.#timer);
     this.#timer = undefined;
+    clearImmediate(this.#immediate);
+    this.#immediate = undefined;
     this.#last?.ack();
     this.#last = null;
     this.#count = 0;

@@ -1,7 +1,8 @@
 // Exactly once for batched sketch slices into the real Aggregator through a real nats-server (ADR 0021,
-// ADR 0027): a consumer that dies after applying past its last checkpoint is resumed from that
-// checkpoint, so every batch after it is delivered again; batches published twice (a retry with the
-// same Nats-Msg-Id, and the same members re-sent under another id) are in the stream too. The resumed
+// ADR 0027; ADR 0033: binary batches and the previous release's JSON ones in one stream): a consumer
+// that dies after applying past its last checkpoint is resumed from that checkpoint, so every batch
+// after it is delivered again; batches published twice (a retry with the same Nats-Msg-Id, and the
+// same members re-sent under another id) are in the stream too. The resumed
 // aggregator's results are byte-equal to one that read the stream once, and every slice counts once.
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
@@ -14,7 +15,8 @@ import {
   type SketchMessage,
   type WireMessage,
 } from '../../../api/protocol.ts';
-import { Publisher } from '../../../agent/publisher.ts';
+import { Publisher, type BatchFormat } from '../../../agent/publisher.ts';
+import { isBinaryBatch } from '../../../api/protocol-binary.ts';
 import { Aggregator } from '../../../aggregator/aggregator.ts';
 import type { ApplyOutcome } from '../../../aggregator/run-state.ts';
 import { openNatsBus, type NatsBus } from '../../../lib/bus/nats.ts';
@@ -31,10 +33,15 @@ const plan = makePlan({ experimentUid: UID, configs: 3, cycles: 1 });
 type Body = Parameters<Publisher['publish']>[1];
 
 /** A run's whole stream (hello, telemetry, slices, summary) published in one burst, so it leaves in batches. */
-async function publishRun(bus: NatsBus, run: (typeof plan.runs)[number], seed: number): Promise<WireMessage[]> {
+async function publishRun(
+  bus: NatsBus,
+  run: (typeof plan.runs)[number],
+  seed: number,
+  format: BatchFormat,
+): Promise<WireMessage[]> {
   const key: PublisherKey = { namespace: NS, experimentUid: UID, runId: run.runId, attempt: 0, replica: 0 };
   const messages = replicaMessages(run, 0, UID, { seed, slices: 60, requestsPerSlice: 12, outputTokensPerRequest: 32 });
-  const publisher = new Publisher(bus, key, true);
+  const publisher = new Publisher(bus, key, true, undefined, { format });
   const sent = messages.map((m) => {
     const { v, kind, seq, sentAtMs, simulated, namespace, experimentUid, runId, attempt, replica, ...body } = m;
     void [v, seq, sentAtMs, simulated, namespace, experimentUid, runId, attempt, replica];
@@ -91,18 +98,26 @@ void describe('batched sketch slices into the aggregator over NATS', () => {
     await server.cleanup();
   });
 
-  void it('counts every slice once after a consumer restart redelivers batches and batches were published twice', async () => {
-    const published = await Promise.all(plan.runs.map((run, i) => publishRun(bus, run, 11 + i)));
+  void it('counts every slice once after a restart redelivers batches, binary and JSON, some published twice', async () => {
+    // The first run's agent is of the previous release (JSON batches, ADR 0021); the others send binary ones.
+    const formats: BatchFormat[] = plan.runs.map((_r, i) => (i === 0 ? 'json' : 'binary'));
+    const published = await Promise.all(
+      plan.runs.map((run, i) => publishRun(bus, run, 11 + i, formats[i] as BatchFormat)),
+    );
     const jsm = await jetstreamManager(bus.connection);
     const stored = (await jsm.streams.info(STREAM)).state.last_seq;
     // Two batches again: the same bytes under the same id (a retry after a lost ack: stored once) and
     // the same members under a new id (stored again: the aggregator must see its members as duplicates).
     const batchSeqs: number[] = [];
-    for (let seq = 1; seq <= stored && batchSeqs.length < 2; seq++) {
+    const forms = new Set<string>();
+    for (let seq = 1; seq <= stored; seq++) {
       const m = await jsm.streams.getMessage(STREAM, { seq });
-      if (m?.subject.endsWith('.batch') === true) batchSeqs.push(seq);
+      if (m?.subject.endsWith('.batch') !== true) continue;
+      if (batchSeqs.length < 2) batchSeqs.push(seq);
+      forms.add(isBinaryBatch(m.data) ? 'binary' : String.fromCharCode(m.data[0] ?? 0));
     }
     assert.equal(batchSeqs.length, 2, 'the publishers sent batches');
+    assert.deepEqual([...forms].sort(), ['[', 'binary'], 'binary batches and JSON arrays are both in the stream');
     const again = await jsm.streams.getMessage(STREAM, { seq: batchSeqs[1] as number });
     assert.ok(again !== null);
     // As the publisher's connection retries it: the very id it stored (its connection nonce included).

@@ -72,8 +72,8 @@ function exchange(pool: Http1Pool, path = '/x'): Promise<Got> {
     const got: Got = { status: 0, body: '', arrivals: [], outcome: '' };
     pool.request(`POST ${path} HTTP/1.1\r\nhost: x\r\ncontent-length: 2\r\n\r\n`, '{}', {
       onHead: (s) => void (got.status = s),
-      onBody: (b, at) => {
-        got.body += b.toString('latin1');
+      onBody: (b, from, to, at) => {
+        got.body += b.toString('latin1', from, to);
         got.arrivals.push(at);
       },
       onEnd: () => resolve({ ...got, outcome: 'end' }),
@@ -213,7 +213,7 @@ void test('every read of one poll is timed before any of them is parsed, so a sl
     new Promise((resolve) => {
       pool.request('GET / HTTP/1.1\r\nhost: x\r\n\r\n', '', {
         onHead: () => undefined,
-        onBody: (_b, at) => {
+        onBody: (_b, _from, _to, at) => {
           arrivals.push(at);
           const end = performance.now() + 30; // a slow parse of the first stream's chunk
           while (arrivals.length === 1 && performance.now() < end) {
@@ -266,7 +266,7 @@ void test('a read that arrives while earlier reads are still being parsed is tim
     new Promise((resolve) => {
       pool.request(`GET ${path} HTTP/1.1\r\nhost: x\r\n\r\n`, '', {
         onHead: () => undefined,
-        onBody: (_b, at) => onBody(at),
+        onBody: (_b, _from, _to, at) => onBody(at),
         onEnd: resolve,
         onError: () => resolve(),
       });

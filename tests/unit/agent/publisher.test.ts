@@ -229,3 +229,33 @@ void test('nothing is published after the summary or an aborted marker', async (
   );
   assert.equal(p.sent, 1);
 });
+
+void test('batches leave as JSON arrays by default and as the binary envelope for format binary, the same members either way', async () => {
+  const seen: Record<string, { first: number[]; seqs: number[][]; lone: number[] }> = {};
+  for (const format of ['binary', 'json', 'default'] as const) {
+    const out = { first: [] as number[], seqs: [] as number[][], lone: [] as number[] };
+    const bus = {
+      publish: async (subject: string, data: Uint8Array) => {
+        const d = decodeMessages(data);
+        if (!d.ok) throw new Error(d.error);
+        if (subject.endsWith('.batch')) {
+          out.first.push(data[0] as number);
+          out.seqs.push(d.messages.map((m) => m.seq));
+        } else out.lone.push(data[0] as number);
+        await new Promise((r) => setImmediate(r));
+        return { streamSeq: 1, duplicate: false };
+      },
+    } as unknown as Bus;
+    const p = new Publisher(bus, key, true, undefined, format === 'default' ? {} : { format });
+    const all = Array.from({ length: 6 }, () => p.publish('telemetry', { phase: 'measuring', samples: [] }));
+    await Promise.all(all);
+    seen[format] = out;
+  }
+  assert.deepEqual(seen['binary']?.seqs, [[2, 3, 4, 5, 6]]);
+  assert.deepEqual(seen['json']?.seqs, seen['binary']?.seqs);
+  assert.deepEqual(seen['binary']?.first, [0x4c], "binary: the envelope's magic");
+  assert.deepEqual(seen['json']?.first, [0x5b], 'json: an array');
+  assert.deepEqual(seen['binary']?.lone, [0x7b], 'a lone message is JSON in both');
+  assert.deepEqual(seen['json']?.lone, [0x7b]);
+  assert.deepEqual(seen['default'], seen['json'], 'the default is JSON arrays');
+});

@@ -1,0 +1,83 @@
+// How the bus bench's publishers send: each one a real agent Publisher with its own seq, behind a
+// window of `inFlight` wire messages not yet stored (an agent that outruns the bus feels it so).
+import { Publisher, type BatchFormat } from '../../agent/publisher.ts';
+import type { SketchBody } from '../../agent/slices.ts';
+import type { Bus } from '../../lib/bus/types.ts';
+
+export const NS = 'bench';
+
+export interface PublishPlan {
+  uid: string;
+  /** Publisher indexes this thread runs (run-<p>). */
+  publishers: number[];
+  perPublisher: number;
+  inFlight: number;
+  maxBatch: number;
+  kind: 'ready' | 'sketch';
+  /** Binary batches (ADR 0033) or JSON ones (the previous release's agents; the baseline consumer reads only these). */
+  batchFormat: BatchFormat;
+  /**
+   * At most this many of a publisher's messages between publish and apply (0: no such bound). The
+   * consumer counts what it applied per publisher in `applied` (shared with worker threads).
+   */
+  unapplied: number;
+}
+
+/** Applied messages per publisher, written by the consumer, read by the publishers (any thread). */
+export function appliedCounters(publishers: number): Int32Array {
+  return new Int32Array(new SharedArrayBuffer(publishers * Int32Array.BYTES_PER_ELEMENT));
+}
+
+/** Counts n applied messages of publisher `p` and wakes a publisher waiting on it. */
+export function countApplied(applied: Int32Array, p: number, n: number): void {
+  Atomics.add(applied, p, n);
+  Atomics.notify(applied, p);
+}
+
+/** Atomics.waitAsync (Node >= 16; not in this project's TypeScript lib target). */
+const waitAsync = (
+  Atomics as unknown as {
+    waitAsync(a: Int32Array, i: number, v: number): { async: boolean; value: Promise<string> | string };
+  }
+).waitAsync;
+
+/** Resolves once fewer than `window` of publisher p's first `sent` messages are unapplied. */
+async function untilApplied(applied: Int32Array, p: number, sent: number, window: number): Promise<void> {
+  for (;;) {
+    const done = Atomics.load(applied, p);
+    if (sent - done < window) return;
+    const w = waitAsync(applied, p, done);
+    if (w.async) await w.value;
+  }
+}
+
+/**
+ * Runs the plan's publishers, publisher p on buses[i % buses.length]; resolves when all are stored.
+ * `applied`: appliedCounters, counted by the consumer.
+ */
+export async function publishAll(
+  buses: Bus[],
+  plan: PublishPlan,
+  slices: SketchBody[],
+  applied: Int32Array,
+): Promise<void> {
+  const { uid, perPublisher, inFlight, maxBatch, kind, batchFormat, unapplied } = plan;
+  await Promise.all(
+    plan.publishers.map(async (p, i) => {
+      const bus = buses[i % buses.length] as Bus;
+      const key = { namespace: NS, experimentUid: uid, runId: `run-${p}`, attempt: 0, replica: 0 };
+      const publisher = new Publisher(bus, key, true, inFlight, { maxBatch, format: batchFormat });
+      // Before message i, wait for the ack of message i - inFlight, so the queue never outgrows the window.
+      const window: Array<Promise<void>> = [];
+      for (let m = 0; m < perPublisher; m++) {
+        if (m >= inFlight) await window[m % inFlight];
+        if (unapplied > 0) await untilApplied(applied, p, m, unapplied);
+        window[m % inFlight] =
+          kind === 'ready'
+            ? publisher.publish('ready', {})
+            : publisher.publish('sketch', slices[(m + p) % slices.length] as SketchBody);
+      }
+      await publisher.drain();
+    }),
+  );
+}
