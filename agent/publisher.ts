@@ -15,10 +15,10 @@
 // the aggregator's per-(replica, seq) checks are unchanged; a retry re-sends the same bytes with the
 // same id. A message published while nothing is in flight still leaves at once, alone.
 //
-// Binary batches (ADR 0033): a batch is the binary envelope of protocol-binary.ts (the publisher's
-// identity once, each member's fields as JSON without it, sketches as raw bytes instead of base64),
-// a third fewer bytes for nats-server to store and deliver and less JSON on both ends. A lone message
-// is still JSON; `batchFormat: 'json'` sends ADR 0021's JSON arrays (what the previous release sent).
+// Batches are ADR 0021's JSON arrays by default; `format: 'binary'` sends the binary envelope of
+// protocol-binary.ts instead (ADR 0033: the publisher's identity once, each member's fields as JSON
+// without it, sketches as raw bytes instead of base64, a quarter fewer bytes). Every consumer reads
+// both; a lone message is always JSON.
 import {
   BATCH_KIND,
   MAX_BATCH_MESSAGES,
@@ -52,8 +52,8 @@ export const DEFAULT_MAX_BATCH = 64;
 /** A batch stays well under NATS's default 1 MiB message limit; a larger message goes alone. */
 export const MAX_BATCH_BYTES = 256 * 1024;
 /**
- * How batches are encoded: `binary` (ADR 0033, the default) or `json` (an array of wire messages, ADR
- * 0021: what the previous release sent; every consumer of this release reads both).
+ * How batches are encoded: `json` (an array of wire messages, ADR 0021; the default) or `binary` (ADR
+ * 0033's envelope; every consumer of this release reads both, one of the previous release only JSON).
  */
 export type BatchFormat = 'binary' | 'json';
 /** How a Publisher batches: at most `maxBatch` wire messages per bus message, encoded as `format`. */
@@ -107,7 +107,7 @@ export class Publisher {
     batching: number | Batching = DEFAULT_MAX_BATCH,
   ) {
     const maxBatch = typeof batching === 'number' ? batching : (batching.maxBatch ?? DEFAULT_MAX_BATCH);
-    // JSON arrays by default: consumers read both forms (ADR 0033), and the binary form has not yet measured faster.
+    // JSON arrays by default: consumers read both forms (ADR 0033), and binary has not measured faster.
     const batchFormat = typeof batching === 'number' ? 'json' : (batching.format ?? 'json');
     if (!Number.isInteger(maxInFlight) || maxInFlight < 1)
       throw new RangeError(`maxInFlight must be a whole number >= 1, got ${maxInFlight}`);

@@ -294,7 +294,8 @@ async function benchNats({ inFlight, total, maxBatch, impl = CURRENT, where, for
   try {
     const consumerBus = await openNatsBus({ servers: server.url });
     await consumerBus.ensureLayout();
-    const uid = `nats${inFlight}x${maxBatch}${impl === CURRENT ? '' : 'base'}${where === 'worker_threads' ? 'w' : 't'}${format ?? ''}`;
+    const base = impl === CURRENT ? '' : 'base';
+    const uid = `nats${inFlight}x${maxBatch}${base}${where === 'worker_threads' ? 'w' : 't'}${format ?? ''}`;
     const plan = planOf(uid, inFlight, total, maxBatch, format ?? 'json');
     const buses =
       where === 'worker_threads'

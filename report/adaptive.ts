@@ -3,7 +3,8 @@
 import type { AdaptiveOutcome } from '../aggregator/index.ts';
 import { lineChart, type XYSeries } from './svg.ts';
 
-const REASON_TEXT: Record<string, string> = {
+/** Why a configuration stopped adding cycles, in words (report.html and `llem results show`). */
+export const REASON_TEXT: Record<string, string> = {
   targetMet: 'target met',
   maxCycles: 'max cycles reached, target not met',
   budget: 'GPU budget spent',

@@ -2,6 +2,7 @@
 // and the lowest-energy configuration meeting the SLOs, and the load-ladder steps with the knee; and the
 // adaptive-cycle outcome (ADR 0031): cycles per configuration, achieved CI half-width, why it stopped.
 import type { AdaptiveOutcome, ConfigResult, CycleStats, ExperimentAnalysis } from '../../aggregator/index.ts';
+import { REASON_TEXT } from '../../report/adaptive.ts';
 import { configurationFrontier, TIME_AXES, type TimeAxis } from '../../report/frontier.ts';
 import type { ResultsDocument } from '../../local/results-read.ts';
 
@@ -90,12 +91,6 @@ export function ladderLines(doc: ResultsDocument): string[] {
   return out;
 }
 
-const STOP_TEXT: Record<string, string> = {
-  targetMet: 'target met',
-  maxCycles: 'max cycles reached, target not met',
-  budget: 'GPU budget spent',
-};
-
 export function adaptiveLines(doc: ResultsDocument): string[] {
   const a = (doc as unknown as { adaptive?: AdaptiveOutcome | null }).adaptive;
   if (a === null || a === undefined) return [];
@@ -109,7 +104,7 @@ export function adaptiveLines(doc: ResultsDocument): string[] {
   ];
   for (const c of a.configurations) {
     const width = c.ciHalfWidthPct === null ? '—' : `±${n(c.ciHalfWidthPct)}%`;
-    const why = c.reason === null ? 'still measuring' : (STOP_TEXT[c.reason] ?? c.reason);
+    const why = c.reason === null ? 'still measuring' : (REASON_TEXT[c.reason] ?? c.reason);
     out.push(
       `${label(c.configurationId).slice(0, 40).padEnd(40)}  cycles ${String(c.cycles).padEnd(3)} ` +
         `not needed ${String(c.cyclesSkipped).padEnd(3)} half-width ${width.padEnd(9)} ${why}`,
