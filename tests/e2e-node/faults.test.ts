@@ -47,7 +47,7 @@ async function assertArtifactEqualsReplay(name: string, status: ExperimentStatus
   const replay = await replayedArtifact(RELEASE_NS, EXP_NS, name, text);
   assert.ok(replay.applied > 0, `nothing of ${name} was replayed from the stream`);
   process.stderr.write(
-    `real node: ${name}: ${replay.messages} messages recorded, ${replay.applied} applied in replay, ` +
+    `real node: ${name}: ${replay.messages} bus messages recorded, ${replay.applied} wire messages applied in replay, ` +
       `${replay.after} after the artifact\n`,
   );
   assert.ok(Buffer.from(replay.text).equals(Buffer.from(text)), `${name}: the artifact differs from the replay`);

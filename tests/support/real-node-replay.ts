@@ -7,7 +7,7 @@
 // checkpoint that resumed at the wrong place, shows as a difference.
 import { jetstream } from '@nats-io/jetstream';
 import { connect } from '@nats-io/transport-node';
-import { decodeMessage, experimentSubjectFilter } from '../../api/protocol.ts';
+import { decodeMessages, experimentSubjectFilter } from '../../api/protocol.ts';
 import { validateEnergyExperiment } from '../../api/validation.ts';
 import type { RunSummary } from '../../api/status.ts';
 import { newAggregator, type Aggregator } from '../../aggregator/index.ts';
@@ -105,10 +105,12 @@ export async function replayedArtifact(
   const dropped = opts.dropOne === true ? inArtifact[Math.floor(inArtifact.length / 2)] : undefined;
   for (const m of messages) {
     if (m.seq > upTo || m === dropped) continue;
-    // The controller dead-letters what it cannot decode or what arrived on another run's subject.
-    const decoded = decodeMessage(m.data);
-    if (!decoded.ok || subjectMismatch(m.subject, decoded.message) !== null) continue;
-    if (agg.apply(decoded.message, m.seq).outcome === 'applied') applied += 1;
+    // As the controller reads the stream (controller/results.ts): a bus message is one wire message or a
+    // batch of them (ADR 0021, sent when publishes queue behind unacked ones, e.g. while NATS restarts); it
+    // dead-letters what it cannot decode or a bus message with any member on another run's subject.
+    const decoded = decodeMessages(m.data);
+    if (!decoded.ok || decoded.messages.some((d) => subjectMismatch(m.subject, d, decoded.batch) !== null)) continue;
+    for (const r of agg.applyBatch(decoded.messages, m.seq)) if (r.outcome === 'applied') applied += 1;
   }
   const results = agg.results();
   const configurations = configurationResults(v.matrix.configurations, doc.runs, statusMetrics(results));
