@@ -1,7 +1,7 @@
 // `llem mock-server`: an OpenAI-compatible streaming server with injected TTFT/ITL and a max batch.
 // Simulated, and it says so: the model owner, the system fingerprint and a response header.
-import http from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { createMockHttpServer, type MockRequest, type MockResponse } from './mock-http.ts';
 import { MockEngine, wallClockMs, type DelayDistribution, type MockSequence } from './mock-engine.ts';
 
 export type { DelayDistribution } from './mock-engine.ts';
@@ -65,8 +65,8 @@ export const MOCK_DEFAULTS = {
   readyAfterMs: 0,
 };
 
-const SIMULATED_HEADERS = { 'x-llem-simulated': 'true' };
-const CRLF = Buffer.from('\r\n');
+const SIMULATED_HEADER = 'x-llem-simulated: true\r\n';
+const STREAM_HEADERS = `content-type: text/event-stream\r\ncache-control: no-cache\r\n${SIMULATED_HEADER}`;
 
 interface CompletionBody {
   model?: string;
@@ -86,9 +86,8 @@ function countWords(body: CompletionBody): number {
   return trimmed === '' ? 0 : trimmed.split(/\s+/).length;
 }
 
-function json(res: http.ServerResponse, status: number, body: unknown): void {
-  res.writeHead(status, { 'content-type': 'application/json', ...SIMULATED_HEADERS });
-  res.end(JSON.stringify(body));
+function json(res: MockResponse, status: number, body: unknown): void {
+  res.json(status, body, SIMULATED_HEADER);
 }
 
 class MockHandler {
@@ -112,9 +111,11 @@ class MockHandler {
     return this.count;
   }
 
-  handle(req: http.IncomingMessage, res: http.ServerResponse, stats: () => MockServerStats): void {
-    const receivedMs = wallClockMs();
-    const [path, query] = (req.url ?? '/').split('?');
+  handle(req: MockRequest, res: MockResponse, stats: () => MockServerStats): void {
+    // When the read holding the request head reached this process's JS, before any parsing: the
+    // receive side of the server's TTFT, timed as the client times its reads (ADR 0037).
+    const receivedMs = req.receivedMs;
+    const { path, query } = req;
     if (req.method === 'GET' && path === '/health') {
       const ready = Date.now() - this.startedAt >= this.o.readyAfterMs;
       return json(res, ready ? 200 : 503, { status: ready ? 'ok' : 'loading', simulated: true });
@@ -126,22 +127,17 @@ class MockHandler {
       });
     }
     if (req.method === 'POST' && (path === '/v1/completions' || path === '/v1/chat/completions')) {
-      const chunks: Buffer[] = [];
-      req.on('data', (c: Buffer) => chunks.push(c));
-      req.on('end', () =>
-        this.completion(path === '/v1/chat/completions', Buffer.concat(chunks).toString('utf8'), res, receivedMs),
-      );
-      return;
+      return this.completion(path === '/v1/chat/completions', req.body.toString('utf8'), res, receivedMs);
     }
     if (req.method === 'GET' && path === '/llem/stats') return this.ownStats(query, res, stats());
     json(res, 404, {
-      error: { message: `no route ${req.method ?? ''} ${path ?? ''} (simulated mock server)`, type: 'not_found' },
+      error: { message: `no route ${req.method} ${path} (simulated mock server)`, type: 'not_found' },
     });
   }
 
   /** The server's own accounting, for a benchmark that runs it as a separate process. */
-  private ownStats(query: string | undefined, res: http.ServerResponse, stats: MockServerStats): void {
-    const q = new URLSearchParams(query ?? '');
+  private ownStats(query: string, res: MockResponse, stats: MockServerStats): void {
+    const q = new URLSearchParams(query);
     const from = Number(q.get('fromMs') ?? NaN);
     const to = Number(q.get('toMs') ?? NaN);
     const between = Number.isFinite(from) && Number.isFinite(to) ? this.engine.tokensEmittedBetween(from, to) : null;
@@ -151,7 +147,7 @@ class MockHandler {
     json(res, 200, { ...stats, tokensEmittedBetween: between, cpuSeconds, pid: process.pid, simulated: true });
   }
 
-  private completion(chat: boolean, raw: string, res: http.ServerResponse, receivedMs: number): void {
+  private completion(chat: boolean, raw: string, res: MockResponse, receivedMs: number): void {
     let body: CompletionBody;
     try {
       body = JSON.parse(raw) as CompletionBody;
@@ -171,55 +167,34 @@ class MockHandler {
       total_tokens: countWords(body) + maxTokens,
     };
     if (body.stream !== true) return this.unary(chat, maxTokens, usage, res);
-    res.writeHead(200, {
-      'content-type': 'text/event-stream',
-      'cache-control': 'no-cache',
-      connection: 'keep-alive',
-      ...SIMULATED_HEADERS,
-    });
-    res.socket?.setNoDelay(true);
+    res.stream(200, STREAM_HEADERS);
     const seq = this.sequence(
       { chat, n, maxTokens, cutAt, usage: body.stream_options?.include_usage === true ? usage : null, receivedMs },
       res,
     );
-    res.on('close', () => this.engine.drop(seq));
+    res.onClose = () => this.engine.drop(seq);
     this.engine.submit(seq);
   }
 
   private sequence(
     o: { chat: boolean; n: number; maxTokens: number; cutAt: number; usage: object | null; receivedMs: number },
-    res: http.ServerResponse,
+    res: MockResponse,
   ): MockSequence {
     const { chat, n, maxTokens, cutAt, usage, receivedMs } = o;
     const id = `${chat ? 'chatcmpl' : 'cmpl'}-sim${n}`;
     const head = `{"id":"${id}","object":"${chat ? 'chat.completion.chunk' : 'text_completion'}","created":${Math.floor(Date.now() / 1000)},"model":"${this.o.model}","system_fingerprint":"llem-mock-simulated","choices":[{"index":0,`;
     // The first chunk carries the server's own timestamps (wall clock, ms): when the request arrived
-    // and when this first token was written, so a benchmark can tell client error from server queueing.
+    // and when this first token was handed to the kernel, so a benchmark can tell client error from
+    // server queueing. The send stamp has to be inside the bytes it dates, so it is taken as late as
+    // that allows: just before the one socket write of the response head and this chunk, with only this
+    // chunk's formatting in between (microseconds). Anything that delays the write after the stamp (a GC
+    // pause, the process losing its core) is charged to the client, never hidden from it (ADR 0037).
     const piece = (text: string, finish: string | null, timing = ''): string =>
       `data: ${head}${chat ? `"delta":{"content":"${text}"}` : `"text":"${text}"`},"finish_reason":${finish === null ? 'null' : `"${finish}"`}}]${timing}}\n\n`;
-    const timing = (): string => `,"llem_server":{"received_ms":${receivedMs},"first_token_ms":${wallClockMs()}}`;
-    // Every token between the first and the last is the same bytes: encoded once per stream, so a step
-    // allocates less (the mock's GC pauses leave requests unread, so their arrival is stamped late).
-    let middle: Buffer | undefined;
-    // Once node:http has sent the head and chosen chunked framing, a middle token is one socket write of
-    // its whole HTTP chunk, framed here once per stream: res.write would queue the size line, the data and
-    // the CRLF as separate writes, about four objects per token, and the mock's GC pauses are charged to
-    // the client it measures. Later res.write / res.end calls continue the same chunked body.
+    // Every token between the first and the last is the same bytes, framed as one HTTP chunk once per
+    // stream and written as one socket write: no garbage per token in the process whose GC pauses leave
+    // requests unread and tokens unsent, which the benchmark charges to the client it measures.
     let middleFrame: Buffer | undefined;
-    const rawFrames = (): boolean =>
-      (res as unknown as { chunkedEncoding?: boolean }).chunkedEncoding === true &&
-      res.headersSent &&
-      res.socket !== null &&
-      !res.socket.writableCorked;
-    const writeMiddle = (): void => {
-      middle ??= Buffer.from(piece(' tok', null));
-      if (!rawFrames()) {
-        res.write(middle);
-        return;
-      }
-      middleFrame ??= Buffer.concat([Buffer.from(`${middle.length.toString(16)}\r\n`), middle, CRLF]);
-      res.socket?.write(middleFrame);
-    };
     return {
       tokensLeft: maxTokens,
       emitted: 0,
@@ -229,24 +204,28 @@ class MockHandler {
           res.destroy();
           return false;
         }
-        if (i > 0 && i < maxTokens - 1) writeMiddle();
-        else res.write(piece(i === 0 ? 'sim' : ' tok', i === maxTokens - 1 ? 'length' : null, i === 0 ? timing() : ''));
-        // node:http corks a response's writes until the next tick; the first token carries its send
-        // time, so it goes to the kernel now, right after that time was taken.
-        if (i === 0) res.socket?.uncork();
+        if (i === 0) {
+          const timing = `,"llem_server":{"received_ms":${receivedMs},"first_token_ms":${wallClockMs()}}`;
+          res.write(piece('sim', maxTokens === 1 ? 'length' : null, timing));
+        } else if (i < maxTokens - 1 && res.started) {
+          res.writeFramed((middleFrame ??= res.frame(Buffer.from(piece(' tok', null)))));
+        } else {
+          res.write(piece(' tok', i === maxTokens - 1 ? 'length' : null));
+        }
         return true;
       },
       finish: () => {
-        if (usage !== null)
-          res.write(
-            `data: {"id":"${id}","object":"${chat ? 'chat.completion.chunk' : 'text_completion'}","model":"${this.o.model}","choices":[],"usage":${JSON.stringify(usage)}}\n\n`,
-          );
-        res.end('data: [DONE]\n\n');
+        const done = 'data: [DONE]\n\n';
+        if (usage === null) return res.end(done);
+        res.end(
+          `data: {"id":"${id}","object":"${chat ? 'chat.completion.chunk' : 'text_completion'}","model":"${this.o.model}","choices":[],"usage":${JSON.stringify(usage)}}\n\n`,
+          done,
+        );
       },
     };
   }
 
-  private unary(chat: boolean, maxTokens: number, usage: object, res: http.ServerResponse): void {
+  private unary(chat: boolean, maxTokens: number, usage: object, res: MockResponse): void {
     const text = ['sim', ...new Array<string>(maxTokens - 1).fill(' tok')].join('');
     const delayMs = this.o.ttft.meanMs + (maxTokens - 1) * this.o.itl.meanMs;
     const choice = chat
@@ -269,18 +248,14 @@ class MockHandler {
 
 export async function startMockServer(opts: MockServerOptions = {}): Promise<MockServer> {
   const handler = new MockHandler(opts);
-  let connections = 0;
   const stats = (): MockServerStats => ({
     requests: handler.requests,
     inFlight: handler.engine.inFlight,
     tokensEmitted: handler.engine.tokensEmitted,
-    connections,
+    connections: front.connections,
   });
-  const server = http.createServer({ keepAliveTimeout: opts.keepAliveTimeoutMs ?? 65_000 }, (req, res) =>
-    handler.handle(req, res, stats),
-  );
-  server.on('connection', () => connections++);
-  server.maxConnections = 100_000;
+  const front = createMockHttpServer((req, res) => handler.handle(req, res, stats), opts.keepAliveTimeoutMs ?? 65_000);
+  const server = front.server;
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
     server.listen(opts.port ?? MOCK_DEFAULTS.port, opts.host ?? MOCK_DEFAULTS.host, resolve);
@@ -295,7 +270,7 @@ export async function startMockServer(opts: MockServerOptions = {}): Promise<Moc
     tokensEmittedBetween: (fromMs, toMs) => handler.engine.tokensEmittedBetween(fromMs, toMs),
     close: async () => {
       handler.engine.stop();
-      server.closeAllConnections();
+      front.closeAllConnections();
       await new Promise<void>((resolve) => server.close(() => resolve()));
     },
   };
