@@ -178,7 +178,7 @@ class MockConnection {
   private ending = false;
   private parsing = false;
   /** The head of a request whose body has not all arrived. */
-  private head: { method: string; target: string; http11: boolean; headers: Map<string, string> } | null = null;
+  private head: RequestHead | null = null;
   private headMs = 0;
 
   constructor(
@@ -254,37 +254,22 @@ class MockConnection {
       return false;
     }
     if (end - start > MAX_HEAD_BYTES) throw new BadRequest(431, `request head over ${MAX_HEAD_BYTES} bytes`);
-    const lines = buf.toString('latin1', start, end).split('\r\n');
-    const m = REQUEST_LINE.exec(lines[0] ?? '');
-    if (m === null) throw new BadRequest(400, 'malformed request line');
-    const headers = new Map<string, string>();
-    for (let i = 1; i < lines.length; i++) {
-      const line = lines[i] as string;
-      const colon = line.indexOf(':');
-      const name = colon > 0 ? line.slice(0, colon) : '';
-      if (!TOKEN.test(name)) throw new BadRequest(400, 'malformed header line');
-      const value = line.slice(colon + 1).trim();
-      if (/[\0\r\n]/.test(value)) throw new BadRequest(400, 'malformed header value');
-      const key = name.toLowerCase();
-      const prev = headers.get(key);
-      headers.set(key, prev === undefined ? value : `${prev}, ${value}`);
-    }
-    const http11 = m[3] === '1';
-    if (http11 && !headers.has('host')) throw new BadRequest(400, 'HTTP/1.1 request without a Host header');
+    const head = parseHead(buf.toString('latin1', start, end));
     buf = buf.subarray(end + 4);
     this.pending = buf.length === 0 ? null : buf;
-    this.head = { method: m[1] as string, target: m[2] as string, http11, headers };
+    this.head = head;
     this.headMs = arrivedMs;
     // Idle timer off while a request is served: no timer refreshed by every streamed write.
     this.socket.setTimeout(0);
-    if (/^100-continue$/i.test(headers.get('expect') ?? '') && http11)
+    if (head.http11 && /^100-continue$/i.test(head.headers.get('expect') ?? '')) {
       this.socket.write('HTTP/1.1 100 Continue\r\n\r\n');
+    }
     return true;
   }
 
   /** The body off the buffer once it has all arrived; null while it has not. */
   private readBody(): Buffer | null {
-    const h = this.head as NonNullable<MockConnection['head']>;
+    const h = this.head as RequestHead;
     const te = h.headers.get('transfer-encoding');
     const cl = h.headers.get('content-length');
     if (te !== undefined) {
@@ -306,42 +291,17 @@ class MockConnection {
     return buf.subarray(0, length);
   }
 
-  /** A chunked body, decoded once it has all arrived (trailers read and dropped); null while it has not. */
+  /** A chunked body, decoded once it has all arrived; null while it has not. */
   private readChunked(): Buffer | null {
-    const buf = this.pending;
-    if (buf === null) return null;
-    const parts: Buffer[] = [];
-    let at = 0;
-    let total = 0;
-    for (;;) {
-      const eol = buf.indexOf('\r\n', at);
-      if (eol < 0) return null;
-      const sizeText = buf.toString('latin1', at, eol).split(';')[0]?.trim() ?? '';
-      if (!/^[0-9a-fA-F]{1,8}$/.test(sizeText)) throw new BadRequest(400, 'malformed chunk size');
-      const size = parseInt(sizeText, 16);
-      total += size;
-      if (total > MAX_BODY_BYTES) throw new BadRequest(413, `request body over ${MAX_BODY_BYTES} bytes`);
-      at = eol + 2;
-      if (size === 0) break;
-      if (buf.length < at + size + 2) return null;
-      if (buf[at + size] !== 13 || buf[at + size + 1] !== 10) throw new BadRequest(400, 'chunk not ended by CRLF');
-      parts.push(buf.subarray(at, at + size));
-      at += size + 2;
-    }
-    // Trailer fields, then an empty line.
-    for (;;) {
-      const eol = buf.indexOf('\r\n', at);
-      if (eol < 0) return null;
-      const empty = eol === at;
-      at = eol + 2;
-      if (empty) break;
-    }
-    this.pending = at === buf.length ? null : buf.subarray(at);
-    return Buffer.concat(parts);
+    if (this.pending === null) return null;
+    const r = decodeChunked(this.pending);
+    if (r === null) return null;
+    this.pending = r.end === this.pending.length ? null : this.pending.subarray(r.end);
+    return r.body;
   }
 
   private dispatch(body: Buffer): void {
-    const h = this.head as NonNullable<MockConnection['head']>;
+    const h = this.head as RequestHead;
     this.head = null;
     const conn = (h.headers.get('connection') ?? '').toLowerCase();
     const keepAlive = h.http11 ? !/\bclose\b/.test(conn) : /\bkeep-alive\b/.test(conn);
@@ -370,6 +330,67 @@ class MockConnection {
     );
     this.ending = true;
   }
+}
+
+interface RequestHead {
+  method: string;
+  target: string;
+  http11: boolean;
+  headers: Map<string, string>;
+}
+
+/** The request line and header fields of a head (without its final CRLF CRLF); BadRequest if malformed. */
+function parseHead(text: string): RequestHead {
+  const lines = text.split('\r\n');
+  const m = REQUEST_LINE.exec(lines[0] ?? '');
+  if (m === null) throw new BadRequest(400, 'malformed request line');
+  const headers = new Map<string, string>();
+  for (let i = 1; i < lines.length; i++) {
+    const line = lines[i] as string;
+    const colon = line.indexOf(':');
+    const name = colon > 0 ? line.slice(0, colon) : '';
+    // No obsolete line folding, no whitespace before the colon (RFC 9112 5.1, 5.2).
+    if (!TOKEN.test(name)) throw new BadRequest(400, 'malformed header line');
+    const value = line.slice(colon + 1).trim();
+    if (/[\0\r\n]/.test(value)) throw new BadRequest(400, 'malformed header value');
+    const key = name.toLowerCase();
+    const prev = headers.get(key);
+    headers.set(key, prev === undefined ? value : `${prev}, ${value}`);
+  }
+  const http11 = m[3] === '1';
+  if (http11 && !headers.has('host')) throw new BadRequest(400, 'HTTP/1.1 request without a Host header');
+  return { method: m[1] as string, target: m[2] as string, http11, headers };
+}
+
+/** Where the line starting at `at` ends (its CRLF), or -1 while it is incomplete. */
+const lineEnd = (buf: Buffer, at: number): number => buf.indexOf('\r\n', at);
+
+/** A chunked body from the start of `buf` (trailers read and dropped), and where it ends; null while incomplete. */
+function decodeChunked(buf: Buffer): { body: Buffer; end: number } | null {
+  const parts: Buffer[] = [];
+  let at = 0;
+  let total = 0;
+  for (;;) {
+    const eol = lineEnd(buf, at);
+    if (eol < 0) return null;
+    const sizeText = buf.toString('latin1', at, eol).split(';')[0]?.trim() ?? '';
+    if (!/^[0-9a-fA-F]{1,8}$/.test(sizeText)) throw new BadRequest(400, 'malformed chunk size');
+    const size = parseInt(sizeText, 16);
+    total += size;
+    if (total > MAX_BODY_BYTES) throw new BadRequest(413, `request body over ${MAX_BODY_BYTES} bytes`);
+    at = eol + 2;
+    if (size === 0) break;
+    if (buf.length < at + size + 2) return null;
+    if (buf[at + size] !== 13 || buf[at + size + 1] !== 10) throw new BadRequest(400, 'chunk not ended by CRLF');
+    parts.push(buf.subarray(at, at + size));
+    at += size + 2;
+  }
+  // Trailer fields, up to an empty line.
+  for (let eol = lineEnd(buf, at); eol !== at; eol = lineEnd(buf, at)) {
+    if (eol < 0) return null;
+    at = eol + 2;
+  }
+  return { body: Buffer.concat(parts), end: at + 2 };
 }
 
 export interface MockHttpServer {
