@@ -180,9 +180,15 @@ export class MockEngine {
   }
 }
 
+/**
+ * performance.timeOrigin, read once: its getter recomputes (and allocates) the value on every call,
+ * and the engine stamps every token it writes.
+ */
+const TIME_ORIGIN_MS = performance.timeOrigin;
+
 /** Wall clock with sub-millisecond precision (Date.now() alone is whole milliseconds). */
 export function wallClockMs(): number {
-  return performance.timeOrigin + performance.now();
+  return TIME_ORIGIN_MS + performance.now();
 }
 
 /** Entries per block of the emission log. */

@@ -6,6 +6,7 @@
 // answered 400 and the connection closed, and a response is framed here: JSON with Content-Length, or a
 // stream in chunked framing (close-delimited for HTTP/1.0), its head sent with the first chunk.
 import net from 'node:net';
+import { wallClockMs } from './mock-engine.ts';
 
 /** A request head longer than this is refused (431), as node:http's default limit does. */
 export const MAX_HEAD_BYTES = 16 * 1024;
@@ -188,7 +189,7 @@ class MockConnection {
   ) {
     socket.setNoDelay(true);
     socket.setTimeout(keepAliveTimeoutMs, () => socket.destroy());
-    socket.on('data', (b: Buffer) => this.onData(b, performance.timeOrigin + performance.now()));
+    socket.on('data', (b: Buffer) => this.onData(b, wallClockMs()));
     socket.on('error', () => socket.destroy());
     socket.on('close', () => {
       this.closed = true;

@@ -78,12 +78,38 @@ interface CompletionBody {
   stream_options?: { include_usage?: boolean };
 }
 
+/** The non-ASCII code units /\s/ matches. */
+function isUnicodeSpace(c: number): boolean {
+  return (
+    c === 0xa0 ||
+    c === 0x1680 ||
+    (c >= 0x2000 && c <= 0x200a) ||
+    c === 0x2028 ||
+    c === 0x2029 ||
+    c === 0x202f ||
+    c === 0x205f ||
+    c === 0x3000 ||
+    c === 0xfeff
+  );
+}
+
+/** Words (runs of non-whitespace) in `text`, counted in place: split() made an array and a string per word. */
+function wordsIn(text: string): number {
+  let n = 0;
+  let inWord = false;
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    const space = c === 32 || (c >= 9 && c <= 13) || (c > 127 && isUnicodeSpace(c));
+    if (!space && !inWord) n++;
+    inWord = !space;
+  }
+  return n;
+}
+
 function countWords(body: CompletionBody): number {
-  const text =
-    body.messages?.map((m) => m.content ?? '').join(' ') ??
-    (Array.isArray(body.prompt) ? body.prompt.join(' ') : (body.prompt ?? ''));
-  const trimmed = text.trim();
-  return trimmed === '' ? 0 : trimmed.split(/\s+/).length;
+  if (body.messages !== undefined) return body.messages.reduce((n, m) => n + wordsIn(m.content ?? ''), 0);
+  if (Array.isArray(body.prompt)) return body.prompt.reduce((n, p) => n + wordsIn(p), 0);
+  return wordsIn(body.prompt ?? '');
 }
 
 function json(res: MockResponse, status: number, body: unknown): void {
@@ -161,11 +187,8 @@ class MockHandler {
     }
     const cutAt = f.cutEveryNth !== undefined && n % f.cutEveryNth === 0 ? (f.cutAfterTokens ?? 2) : Infinity;
     const maxTokens = Math.max(1, body.max_tokens ?? body.max_completion_tokens ?? this.o.defaultMaxTokens);
-    const usage = {
-      prompt_tokens: countWords(body),
-      completion_tokens: maxTokens,
-      total_tokens: countWords(body) + maxTokens,
-    };
+    const promptTokens = countWords(body);
+    const usage = { prompt_tokens: promptTokens, completion_tokens: maxTokens, total_tokens: promptTokens + maxTokens };
     if (body.stream !== true) return this.unary(chat, maxTokens, usage, res);
     res.stream(200, STREAM_HEADERS);
     const seq = this.sequence(

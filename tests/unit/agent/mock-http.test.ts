@@ -263,3 +263,19 @@ void test('the load client opens exactly one connection per stream slot and reus
   }
   assert.equal(s.stats().connections, SLOTS, 'still one per slot after 24 streamed requests');
 });
+
+void test('prompt tokens are words as a split on whitespace would count them, for prompts, prompt lists and messages', async (t) => {
+  const s = await server(t);
+  const usage = async (body: object, path = 'completions'): Promise<number> => {
+    const res = await fetch(`${s.url}/v1/${path}`, {
+      method: 'POST',
+      body: JSON.stringify({ ...body, max_tokens: 1 }),
+    });
+    return ((await res.json()) as { usage: { prompt_tokens: number } }).usage.prompt_tokens;
+  };
+  const odd = '  a\tb\u00a0c\u3000d\ne\u2003f  ';
+  assert.equal(await usage({ prompt: odd }), odd.trim().split(/\s+/).length);
+  assert.equal(await usage({ prompt: '' }), 0);
+  assert.equal(await usage({ prompt: ['a b', 'c'] }), 3);
+  assert.equal(await usage({ messages: [{ content: 'x y' }, { content: ' z ' }, {}] }, 'chat/completions'), 3);
+});
