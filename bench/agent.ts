@@ -61,11 +61,16 @@ const serverGc: GcPause[] = [];
 /** The mock server runs in a child process (this script with --serve): its own process, as in real life. */
 async function startServer(): Promise<{ url: string; child: ChildProcess }> {
   // V8 flags for the mock's process alone (LLEM_BENCH_MOCK_V8_FLAGS), for diagnosis; none by default.
-  // Tried on the shared machine: --min-semi-space-size=16 (4 GCs per 128-stream point instead of 5-7, the
-  // longest 8-11 ms) and --single-threaded-gc (4, the longest 6.4 ms): neither shortened the mock's pauses.
+  // Tried on the shared machine with the node:http mock: --min-semi-space-size=16 (4 GCs per 128-stream
+  // point instead of 5-7, the longest 8-11 ms) and --single-threaded-gc (4, the longest 6.4 ms): neither
+  // shortened its pauses; its own HTTP (ADR 0037) took its GCs at 128 streams to 2-4 with V8's defaults.
   const args = [...process.execArgv, ...MOCK_V8_FLAGS, process.argv[1] ?? '', '--serve'];
   const child = spawn(process.execPath, args, {
     stdio: ['ignore', 'pipe', 'inherit'],
+    // tsx, on a cache miss (the first start after a source changed), walks its whole disk cache (12k files
+    // on this shared host) in the background, megabytes of garbage in the mock while it serves the first
+    // point; without the cache it compiles its few files at start-up, before it listens.
+    env: { ...process.env, TSX_DISABLE_CACHE: '1' },
   });
   const url = await new Promise<string>((resolve, reject) => {
     createInterface({ input: child.stdout as NodeJS.ReadableStream }).on('line', (l) => {
