@@ -18,6 +18,9 @@
 //     plus the same sampler inline on the main loop, to show the measurement can see a difference.
 // The server is one separate process (this script with --serve), so its work never shares the
 // client's loop. Usage: node --import tsx bench/agent.ts [--seconds 5] [--threads N]
+// After changing sources, start it once first (or `node --import tsx bench/agent.ts --serve` for a moment):
+// on a cache miss tsx walks its whole disk cache in the background and keeps an esbuild service process
+// beside each process, garbage and wake-ups in the client and the mock during the first point (ADR 0037).
 import { spawn, type ChildProcess } from 'node:child_process';
 import { availableParallelism, loadavg } from 'node:os';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
@@ -67,10 +70,6 @@ async function startServer(): Promise<{ url: string; child: ChildProcess }> {
   const args = [...process.execArgv, ...MOCK_V8_FLAGS, process.argv[1] ?? '', '--serve'];
   const child = spawn(process.execPath, args, {
     stdio: ['ignore', 'pipe', 'inherit'],
-    // tsx, on a cache miss (the first start after a source changed), walks its whole disk cache (12k files
-    // on this shared host) in the background, megabytes of garbage in the mock while it serves the first
-    // point; without the cache it compiles its few files at start-up, before it listens.
-    env: { ...process.env, TSX_DISABLE_CACHE: '1' },
   });
   const url = await new Promise<string>((resolve, reject) => {
     createInterface({ input: child.stdout as NodeJS.ReadableStream }).on('line', (l) => {
