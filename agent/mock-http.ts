@@ -181,6 +181,8 @@ class MockConnection {
   /** The head of a request whose body has not all arrived. */
   private head: RequestHead | null = null;
   private headMs = 0;
+  /** When the last read reached JS: a pipelined request waiting in the buffer arrived no later than this. */
+  private lastReadMs = 0;
 
   constructor(
     private readonly socket: net.Socket,
@@ -217,10 +219,11 @@ class MockConnection {
     this.response = null;
     this.socket.setTimeout(this.keepAliveTimeoutMs);
     // A response ended inside parse() (answered at once) lets parse()'s own loop take the next request.
-    if (this.pending !== null && !this.parsing) this.parse(this.headMs);
+    if (this.pending !== null && !this.parsing) this.parse(this.lastReadMs);
   }
 
   private onData(b: Buffer, arrivedMs: number): void {
+    this.lastReadMs = arrivedMs;
     if (this.closed || this.ending) return;
     this.pending = this.pending === null ? b : Buffer.concat([this.pending, b]);
     if (this.response === null) this.parse(arrivedMs);

@@ -279,3 +279,23 @@ void test('prompt tokens are words as a split on whitespace would count them, fo
   assert.equal(await usage({ prompt: ['a b', 'c'] }), 3);
   assert.equal(await usage({ messages: [{ content: 'x y' }, { content: ' z ' }, {}] }, 'chat/completions'), 3);
 });
+
+void test('a request pipelined behind a stream is stamped received when its bytes arrived, not when its turn came', async (t) => {
+  const s = await startMockServer({ ttft: { meanMs: 1 }, itl: { meanMs: 10 } });
+  t.after(() => s.close());
+  const raw = new Raw(s.port);
+  raw.send(completion({ prompt: 'a', max_tokens: 10, stream: true }));
+  await raw.until((x) => x.includes('llem_server'));
+  const sentB = performance.timeOrigin + performance.now();
+  raw.send(completion({ prompt: 'b', max_tokens: 2, stream: true }));
+  const text = await raw.until((x) => (x.match(/llem_server/g) ?? []).length === 2 && x.endsWith('0\r\n\r\n'));
+  const stamps = [...text.matchAll(/"received_ms":([\d.]+),"first_token_ms":([\d.]+)/g)].map((m) => Number(m[1]));
+  const endA = text.indexOf('data: [DONE]');
+  assert.ok(endA < text.lastIndexOf('llem_server'), 'B is answered after A ends');
+  // B arrived while A was streaming (~90 ms more): its stamp is its own read, after it was sent.
+  assert.ok((stamps[1] ?? 0) >= sentB - 1, `B received ${stamps[1]} before it was sent (${sentB})`);
+  assert.ok(
+    (stamps[1] ?? 0) < sentB + 50,
+    `B received ${(stamps[1] ?? 0) - sentB} ms after sending: its turn, not its arrival`,
+  );
+});
