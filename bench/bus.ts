@@ -48,6 +48,9 @@ const PUBLISHERS = 10;
  */
 const UNAPPLIED = Number(process.env['BENCH_BUS_UNAPPLIED'] ?? 32);
 const PUBLISHER_THREADS = Number(process.env['BENCH_BUS_PUBLISHER_THREADS'] ?? 2);
+/** Bus messages (batches) each Publisher keeps awaiting their acks; IN_FLIGHT when unset. */
+const BUS_IN_FLIGHT = Number(process.env['BENCH_BUS_PUBLISHER_IN_FLIGHT'] ?? IN_FLIGHT);
+const ONLY_FORMAT = (process.env['BENCH_BUS_FORMAT'] ?? 'json') as BatchFormat;
 /**
  * The consumer before ADR 0027 (schema library on every slice, the reference sketch decoder, one
  * merge at a time): its aggregator and decoder run the same NATS phase in this run, as the baseline.
@@ -258,6 +261,7 @@ const planOf = (
   kind: KIND,
   batchFormat,
   unapplied: UNAPPLIED,
+  busInFlight: inFlight === IN_FLIGHT ? BUS_IN_FLIGHT : inFlight,
 });
 
 async function benchInProcess(impl = CURRENT): Promise<Result> {
@@ -352,7 +356,13 @@ if (process.env['BENCH_BUS_ONLY'] === 'nats') {
   // Profiling aid: the headline NATS phase alone, no RESULT line.
   line(
     'nats-server, batched',
-    await benchNats({ inFlight: IN_FLIGHT, total: TOTAL, maxBatch: DEFAULT_MAX_BATCH, where: 'worker_threads' }),
+    await benchNats({
+      inFlight: IN_FLIGHT,
+      total: TOTAL,
+      maxBatch: DEFAULT_MAX_BATCH,
+      where: 'worker_threads',
+      format: ONLY_FORMAT,
+    }),
     TOTAL,
   );
   process.exit(0);
