@@ -216,7 +216,7 @@ async function run(
         seqs.add(message.seq);
         latencies[appliedN++] = nowMs - message.sentAtMs;
       }
-      // A bus message holds one publisher's messages: one count (and one wake-up) for all of them.
+      // A bus message holds one publisher's messages: one count for all of them (the publishers poll it).
       const first = d.messages[0];
       if (first !== undefined) countApplied(applied, Number(first.runId.slice(4)), d.messages.length);
       if (appliedN === total) done();
