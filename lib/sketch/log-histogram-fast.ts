@@ -157,11 +157,13 @@ function readCounts(bytes: Uint8Array, p: HistogramParts): boolean {
   const counts = b.counts;
   const index = b.index;
   const table = edgeTable();
-  const step = 2 ** b.level;
+  const step = 1 << b.level; // level <= MAX_LEVEL (20), checked with the header
   // Indices ascend: when the first lower and the last upper edge are in the table, every edge is.
   const inTable =
     (index[0] as number) * step + EDGE_OFFSET >= 0 &&
     ((index[n - 1] as number) + 1) * step + EDGE_OFFSET < table.length;
+  const min = p.min;
+  const max = p.max;
   let at = cursor.at;
   let inBuckets = 0;
   let low = 0;
@@ -173,20 +175,23 @@ function readCounts(bytes: Uint8Array, p: HistogramParts): boolean {
       cursor.at = at;
       c = readVarint(bytes);
       at = cursor.at;
-      if (at < 0) return false;
+      if (at < 0 || !Number.isSafeInteger(c)) return false;
     }
-    if (c < 1 || !Number.isSafeInteger(c)) return false;
+    // A one-byte count is a whole number below 128: only zero is refused.
+    if (c < 1) return false;
     counts[k] = c;
     inBuckets += c;
-    const f = (index[k] as number) * step;
     let lower: number;
     let upper: number;
     if (inTable) {
-      lower = k === 0 ? p.min : (table[f + EDGE_OFFSET] as number);
-      upper = k === n - 1 ? p.max : (table[f + step + EDGE_OFFSET] as number);
+      // A slot in the table is a small whole number: `| 0` keeps the index arithmetic in integers.
+      const slot = ((index[k] as number) * step + EDGE_OFFSET) | 0;
+      lower = k === 0 ? min : (table[slot] as number);
+      upper = k === n - 1 ? max : (table[slot + step] as number);
     } else {
-      lower = k === 0 ? p.min : edgeAt(table, f);
-      upper = k === n - 1 ? p.max : edgeAt(table, f + step);
+      const f = (index[k] as number) * step;
+      lower = k === 0 ? min : edgeAt(table, f);
+      upper = k === n - 1 ? max : edgeAt(table, f + step);
     }
     low += c * lower;
     high += c * upper;
