@@ -66,6 +66,12 @@ export class Aggregator {
    * of the applied messages); a 20,000-run experiment no longer recomputes every run's result each time.
    */
   private readonly touched = new Set<string>();
+  /**
+   * runVerdict() per run, until a message touches the run: the controller asks for every run in flight
+   * on every pass, and a verdict (completeness, plausibility) depends only on that run's own state.
+   * Shared objects: callers must not mutate them.
+   */
+  private readonly verdicts = new Map<string, RunVerdict | null>();
   private rollup: { inputs: Map<string, RollupInput>; configs: Map<string, ConfigResult> } | undefined;
 
   constructor(plan: AggregatorPlan) {
@@ -164,7 +170,7 @@ export class Aggregator {
     }
     const plan = this.planned.get(m.runId);
     if (plan === undefined) return { outcome: 'rejected', reason: `run ${m.runId} is not in the run plan` };
-    this.touched.add(m.runId);
+    this.touch(m.runId);
     const run = this.runFor(plan, m);
     return 'outcome' in run ? run : run.apply(m);
   }
@@ -201,7 +207,7 @@ export class Aggregator {
     const ours = typeof raw['runId'] === 'string' && raw['experimentUid'] === this.plan.experimentUid;
     const run = ours ? this.runs.get(raw['runId'] as string) : undefined;
     if (run !== undefined && raw['attempt'] === run.data.attempt) {
-      this.touched.add(raw['runId'] as string);
+      this.touch(raw['runId'] as string);
       run.reject(`a message (seq ${String(raw['seq'])}) ${reason}`);
     }
     return { outcome: 'rejected', reason };
@@ -249,14 +255,24 @@ export class Aggregator {
     };
   }
 
+  /** A message changed this run's state: its results and verdict are computed again when next asked. */
+  private touch(runId: string): void {
+    this.touched.add(runId);
+    this.verdicts.delete(runId);
+  }
+
   /** The completeness verdict of one run's newest attempt; null when it has no messages yet. */
   runVerdict(runId: string): RunVerdict | null {
+    const known = this.verdicts.get(runId);
+    if (known !== undefined) return known;
     const plan = this.planned.get(runId);
     const run = this.runs.get(runId);
     if (plan === undefined || run === undefined) return null;
     const c = completeness(run, plan.replicas);
     const readyReplicas = run.data.publishers.filter((p) => p.received.ready > 0).length;
-    return { attempt: run.data.attempt, status: c.status, reasons: c.reasons, readyReplicas };
+    const verdict = { attempt: run.data.attempt, status: c.status, reasons: c.reasons, readyReplicas };
+    this.verdicts.set(runId, verdict);
+    return verdict;
   }
 
   /** One run's results, without computing every other run's. */

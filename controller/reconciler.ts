@@ -214,7 +214,9 @@ export class Reconciler {
     this.statuses.settled(obj);
     const leftovers = this.podsOf(ref);
     for (const p of leftovers)
-      if (p.metadata?.deletionTimestamp === undefined) this.background.deletePod(ref.namespace, p.metadata?.name ?? '');
+      if (p.metadata?.deletionTimestamp === undefined)
+        this.background.deletePod(ref.namespace, p.metadata?.name ?? '', ref.uid);
+    if (leftovers.length === 0) this.background.forgetDeletions(ref.uid);
     this.reclaimOnceGone(ref.uid, leftovers.length);
     return this.afterFinish(ref, ttlOf(obj), prev, leftovers.length > 0 ? LEFTOVER_POD_RECHECK_MS : undefined);
   }
@@ -442,7 +444,7 @@ export class Reconciler {
     feed.runs.update(out.runs);
     // The attempts whose result this pass applied (succeeded, failed, retried, suspended) end here.
     this.attempts.applied(ref.uid, was, is, now);
-    for (const name of out.deletePods) this.background.deletePod(ref.namespace, name);
+    for (const name of out.deletePods) this.background.deletePod(ref.namespace, name, ref.uid);
     this.starts.start(ref, feed, created);
     this.countFailures(out);
     for (const e of out.events) void this.events.record(obj, e.type, e.reason, e.message);
