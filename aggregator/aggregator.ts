@@ -72,7 +72,9 @@ export class Aggregator {
    * Shared objects: callers must not mutate them.
    */
   private readonly verdicts = new Map<string, RunVerdict | null>();
-  private rollup: { inputs: Map<string, RollupInput>; configs: Map<string, ConfigResult> } | undefined;
+  private rollup:
+    | { inputs: Map<string, RollupInput>; configs: Map<string, ConfigResult>; groups: Map<string, PlannedRun[]> }
+    | undefined;
 
   constructor(plan: AggregatorPlan) {
     const parsed = AggregatorPlanSchema.safeParse(plan);
@@ -215,34 +217,31 @@ export class Aggregator {
 
   /** Per-run, per-configuration and per-experiment results; a pure function of the applied messages. */
   results(): AggregateResults {
-    const cache = this.rollup ?? { inputs: new Map<string, RollupInput>(), configs: new Map<string, ConfigResult>() };
     const fresh = this.rollup === undefined;
+    const cache = this.rollup ?? this.newRollup();
     this.rollup = cache;
-    const stale = new Set<string>();
     const rollupInput = (p: PlannedRun): RollupInput => {
       const state = this.runs.get(p.runId);
       return { result: runResult(p, state), state, failurePolicy: p.failurePolicy };
     };
+    const stale = new Set<string>();
     if (fresh) for (const p of this.plan.runs) cache.inputs.set(p.runId, rollupInput(p));
     for (const id of this.touched) {
       const p = this.planned.get(id);
       if (p === undefined) continue;
-      const input = rollupInput(p);
-      cache.inputs.set(id, input);
-      stale.add(input.result.configId);
+      cache.inputs.set(id, rollupInput(p));
+      stale.add(p.configId);
     }
     this.touched.clear();
     const inputs = this.plan.runs.map((p) => cache.inputs.get(p.runId) as RollupInput);
-    const byConfig = new Map<string, RollupInput[]>();
-    for (const i of inputs) {
-      const list = byConfig.get(i.result.configId) ?? [];
-      list.push(i);
-      byConfig.set(i.result.configId, list);
-    }
-    const configurations = [...byConfig.entries()].map(([id, list]) => {
+    // Configurations in order of their first run in the plan; only those holding a changed run are rolled up again.
+    const configurations = [...cache.groups.entries()].map(([id, runs]) => {
       const known = cache.configs.get(id);
       if (known !== undefined && !fresh && !stale.has(id)) return known;
-      const c = configResult(id, list);
+      const c = configResult(
+        id,
+        runs.map((p) => cache.inputs.get(p.runId) as RollupInput),
+      );
       cache.configs.set(id, c);
       return c;
     });
@@ -253,6 +252,17 @@ export class Aggregator {
       configurations,
       experiment: experimentResult(this.plan.experimentUid, inputs, configurations),
     };
+  }
+
+  /** The cache results() keeps between calls; the grouping of runs by configuration is the plan's, fixed. */
+  private newRollup(): NonNullable<Aggregator['rollup']> {
+    const groups = new Map<string, PlannedRun[]>();
+    for (const p of this.plan.runs) {
+      const list = groups.get(p.configId);
+      if (list === undefined) groups.set(p.configId, [p]);
+      else list.push(p);
+    }
+    return { inputs: new Map(), configs: new Map(), groups };
   }
 
   /** A message changed this run's state: its results and verdict are computed again when next asked. */

@@ -3,6 +3,8 @@
 // wait), errors, feeds in memory and RSS to bench/controller.ts.
 import { Controller } from '../controller/index.ts';
 import { Reconciler } from '../controller/reconciler.ts';
+import { StatusSync } from '../controller/status-sync.ts';
+import { Aggregator } from '../aggregator/index.ts';
 import { openNatsBus } from '../lib/bus/index.ts';
 import { rootLogger } from '../lib/log.ts';
 import { KubeConfig } from '@kubernetes/client-node';
@@ -39,19 +41,24 @@ let errors = 0;
 const SLOWEST = 12;
 const parts: Record<string, number> = {};
 let slowest: { ms: number; parts: Record<string, number> }[] = [];
-const proto = Reconciler.prototype as unknown as Record<string, (...a: unknown[]) => unknown>;
-for (const m of ['step', 'actuate', 'publish', 'statusOf', 'releasedPass', 'validated']) {
+function timed(proto: Record<string, (...a: unknown[]) => unknown>, m: string, label = m): void {
   const orig = proto[m];
-  if (orig === undefined) continue;
+  if (orig === undefined) return;
   proto[m] = function (this: unknown, ...a: unknown[]): unknown {
     const t0 = performance.now();
     try {
       return orig.apply(this, a);
     } finally {
-      parts[m] = (parts[m] ?? 0) + performance.now() - t0;
+      parts[label] = (parts[label] ?? 0) + performance.now() - t0;
     }
   };
 }
+type Proto = Record<string, (...a: unknown[]) => unknown>;
+for (const m of ['step', 'actuate', 'publish', 'statusOf', 'releasedPass', 'validated'])
+  timed(Reconciler.prototype as unknown as Proto, m);
+timed(Aggregator.prototype as unknown as Proto, 'results', 'results');
+timed(StatusSync.prototype as unknown as Proto, 'write', 'statusWrite');
+timed(StatusSync.prototype as unknown as Proto, 'previous', 'statusPrevious');
 
 function notePass(ms: number): void {
   const taken = { ...parts };
