@@ -277,7 +277,12 @@ export class Aggregator {
     if (known !== undefined) return known;
     const plan = this.planned.get(runId);
     const run = this.runs.get(runId);
-    if (plan === undefined || run === undefined) return null;
+    if (plan === undefined) return null;
+    if (run === undefined) {
+      // No messages yet (most of a big experiment's runs, asked for on every pass): kept too.
+      this.verdicts.set(runId, null);
+      return null;
+    }
     const c = completeness(run, plan.replicas);
     const readyReplicas = run.data.publishers.filter((p) => p.received.ready > 0).length;
     const verdict = { attempt: run.data.attempt, status: c.status, reasons: c.reasons, readyReplicas };
