@@ -5,7 +5,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { z } from 'zod';
 import { InvalidInputError } from '../lib/errors.ts';
-import type { AggregateResults } from '../aggregator/index.ts';
+import type { AdaptiveOutcome, AggregateResults, ExperimentAnalysis } from '../aggregator/index.ts';
 import { phasePairConfigIds, type ConfigurationEntry } from '../report/gpu-analysis.ts';
 import { readLines } from './line-file.ts';
 import { RESULTS_SCHEMA_VERSION, RUN_RESULTS_FILE, SUMMARY_FILE } from './results.ts';
@@ -44,6 +44,10 @@ export interface ResultsDocument {
   configurations: Array<{ id: string; label?: string | undefined; configHash: string }>;
   /** `runs` only when read from a directory without summary.json (the runs stream from run-results.ndjson). */
   results: Omit<AggregateResults, 'runs'> & { runs?: AggregateResults['runs'] };
+  /** The Pareto/SLO/ladder analysis (ADR 0030); absent in directories written before it. */
+  analysis?: ExperimentAnalysis | undefined;
+  /** The adaptive-cycle outcome (ADR 0031); null or absent for fixed cycles. */
+  adaptive?: AdaptiveOutcome | null | undefined;
   /** The file it was read from: summary.json, or experiment.json in directories written before it. */
   source: string;
 }

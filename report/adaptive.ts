@@ -43,6 +43,18 @@ function pct(v: number | null): string {
   return v === null ? '—' : `±${Number(v.toPrecision(3))}%`;
 }
 
+/** The adaptive rule and the budget in one sentence (report.html and `llem results show`). */
+export function adaptiveTargetText(outcome: AdaptiveOutcome): string {
+  const budget =
+    outcome.budgetGpuHours === null
+      ? 'no GPU budget'
+      : `GPU budget ${outcome.budgetGpuHours} h, ${Number(outcome.spentGpuHours.toPrecision(3))} h recorded`;
+  return (
+    `95% CI of ${outcome.metric} within ±${outcome.targetCiHalfWidthPct}% of the mean, ` +
+    `${outcome.minCycles} to ${outcome.maxCycles} cycles; ${budget}`
+  );
+}
+
 /** The report.html section: the chart and one row per configuration. */
 export function adaptiveSection(
   outcome: AdaptiveOutcome | null | undefined,
@@ -50,10 +62,6 @@ export function adaptiveSection(
   simulated: boolean,
 ): string {
   if (outcome === null || outcome === undefined) return '';
-  const budget =
-    outcome.budgetGpuHours === null
-      ? 'no GPU budget'
-      : `GPU budget ${outcome.budgetGpuHours} h, ${Number(outcome.spentGpuHours.toPrecision(3))} h recorded`;
   const rows = outcome.configurations
     .map(
       (c) =>
@@ -63,8 +71,7 @@ export function adaptiveSection(
     )
     .join('');
   return (
-    `<h2>Adaptive cycles</h2><p>Target: 95% CI of ${esc(outcome.metric)} within ±${outcome.targetCiHalfWidthPct}% of ` +
-    `the mean, ${outcome.minCycles} to ${outcome.maxCycles} cycles; ${esc(budget)}.</p>` +
+    `<h2>Adaptive cycles</h2><p>Target: ${esc(adaptiveTargetText(outcome))}.</p>` +
     `<table><tr><th>configuration</th><th>cycles</th><th>not needed</th><th>achieved half-width</th>` +
     `<th>stopped because</th></tr>${rows}</table>${adaptiveChart(outcome, labels, simulated)}`
   );

@@ -1,8 +1,8 @@
 // `llem results show|compare` lines for issue #22 (ADR 0030): the Pareto frontier with 95% CIs, SLO goodput
 // and the lowest-energy configuration meeting the SLOs, and the load-ladder steps with the knee; and the
 // adaptive-cycle outcome (ADR 0031): cycles per configuration, achieved CI half-width, why it stopped.
-import type { AdaptiveOutcome, ConfigResult, CycleStats, ExperimentAnalysis } from '../../aggregator/index.ts';
-import { REASON_TEXT } from '../../report/adaptive.ts';
+import type { ConfigResult, CycleStats, ExperimentAnalysis } from '../../aggregator/index.ts';
+import { adaptiveTargetText, REASON_TEXT } from '../../report/adaptive.ts';
 import { configurationFrontier, TIME_AXES, type TimeAxis } from '../../report/frontier.ts';
 import type { ResultsDocument } from '../../local/results-read.ts';
 
@@ -51,8 +51,7 @@ export function frontierLines(sides: readonly { prefix: string; doc: ResultsDocu
 }
 
 function analysisOf(doc: ResultsDocument): ExperimentAnalysis | null {
-  const a = (doc as unknown as { analysis?: ExperimentAnalysis }).analysis;
-  return a === undefined ? null : a;
+  return doc.analysis ?? null;
 }
 
 export function sloLines(doc: ResultsDocument): string[] {
@@ -92,16 +91,10 @@ export function ladderLines(doc: ResultsDocument): string[] {
 }
 
 export function adaptiveLines(doc: ResultsDocument): string[] {
-  const a = (doc as unknown as { adaptive?: AdaptiveOutcome | null }).adaptive;
+  const a = doc.adaptive;
   if (a === null || a === undefined) return [];
   const label = (id: string): string => doc.configurations.find((c) => c.id === id)?.label ?? id;
-  const budget =
-    a.budgetGpuHours === null ? 'no GPU budget' : `GPU budget ${a.budgetGpuHours} h, ${n(a.spentGpuHours)} h recorded`;
-  const out = [
-    '',
-    `adaptive cycles: 95% CI of ${a.metric} within ±${a.targetCiHalfWidthPct}% of the mean, ` +
-      `${a.minCycles} to ${a.maxCycles} cycles; ${budget}:`,
-  ];
+  const out = ['', `adaptive cycles: ${adaptiveTargetText(a)}:`];
   for (const c of a.configurations) {
     const width = c.ciHalfWidthPct === null ? '—' : `±${n(c.ciHalfWidthPct)}%`;
     const why = c.reason === null ? 'still measuring' : (REASON_TEXT[c.reason] ?? c.reason);

@@ -53,10 +53,17 @@ describe('workload and adaptive-cycle examples (simulated)', { timeout: 600_000 
       if (c.reason === 'targetMet') assert.ok((c.ciHalfWidthPct ?? 99) <= 10);
     }
     assert.match(readFileSync(join(out, 'plots', 'ci-half-width.svg'), 'utf8'), /^<svg/);
-    assert.match(readFileSync(join(out, 'report.html'), 'utf8'), /Adaptive cycles/);
+    const html = readFileSync(join(out, 'report.html'), 'utf8');
+    assert.match(html, /Adaptive cycles/);
     const show = await runLlem(['results', 'show', out]);
     assert.equal(show.code, 0, show.stderr);
-    assert.match(show.stdout, /adaptive cycles: 95% CI of \S+ within ±10% of the mean, 3 to 6 cycles/);
+    const target =
+      /adaptive cycles: (95% CI of \S+ within ±10% of the mean, 3 to 6 cycles; GPU budget 0.5 h, [\d.e-]+ h recorded):/.exec(
+        show.stdout,
+      );
+    assert.ok(target, show.stdout);
+    // The report states the same rule in the same words.
+    assert.ok(html.includes(`Target: ${target[1]}.`), 'report.html and results show state the adaptive rule alike');
     for (const c of s.adaptive?.configurations ?? []) {
       const why = c.reason === 'targetMet' ? 'target met' : 'max cycles reached, target not met';
       assert.match(show.stdout, new RegExp(`cycles ${c.cycles}\\s.*${why}`));
