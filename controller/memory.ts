@@ -36,7 +36,7 @@ type Trim = () => number;
  * glibc's malloc_trim(0), bound with koffi (already the agent's NVML binding): returns free pages of
  * every malloc arena to the system, not only the top of the main one (what MALLOC_TRIM_THRESHOLD_
  * does). Native memory freed after a release (HTTP/2 and TLS buffers of thousands of requests, watch
- * decoding) otherwise stays resident as holes between live blocks: measured 100-200 MB (ADR 0035).
+ * decoding) otherwise stays resident as holes between live blocks (ADR 0035: RSS after a release).
  * Null off glibc (musl, macOS) or where koffi cannot load: then nothing is trimmed.
  */
 function nativeTrim(): Trim | null {
