@@ -13,7 +13,8 @@
 // published in the same event-loop turn, leave as one bus message (a JSON array under the `batch`
 // subject token, one Nats-Msg-Id naming its first and last seq). Each member keeps its own seq, so
 // the aggregator's per-(replica, seq) checks are unchanged; a retry re-sends the same bytes with the
-// same id. A message published while nothing is in flight still leaves at once, alone.
+// same id. Nothing leaves before the end of the event-loop turn it was published in (ADR 0036), so a
+// burst published while nothing is in flight leaves as one bus message too, not as one alone + the rest.
 //
 // Batches are ADR 0021's JSON arrays by default; `format: 'binary'` sends the binary envelope of
 // protocol-binary.ts instead (ADR 0033: the publisher's identity once, each member's fields as JSON
@@ -152,10 +153,10 @@ export class Publisher {
       const alone = barrier || this.maxBatch === 1 || this.batchFormat === 'json';
       const data = alone ? encodeMessage(message) : encodeBinaryMember(message);
       this.queue.push({ message, data, barrier, resolve, reject, trace });
-      // Nothing in flight: leave now. Otherwise wait for the end of this turn (or the next ack), so
-      // that what is published meanwhile shares one bus message.
-      if (this.inFlight === 0 && !this.pumpScheduled) this.pump();
-      else this.schedulePump();
+      // Leave at the end of this turn (or with the next ack), also when nothing is in flight, so that
+      // what is published in the same turn shares one bus message (ADR 0036: leaving at once sent the
+      // first of every burst alone, doubling the bus messages of a paced publisher).
+      this.schedulePump();
     });
   }
 

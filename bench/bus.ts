@@ -8,18 +8,22 @@
 // publish-to-applied latency, and checks exactly once (every (publisher, seq) applied once, none
 // missing, no duplicate applied).
 // Short by default (~30 s): BENCH_BUS_MESSAGES to change; BENCH_BUS_IN_FLIGHT sets each publisher's
-// window of wire messages not yet stored (default 16, 160 over the 10 publishers). BENCH_BUS_KIND=ready
+// window of wire messages not yet stored (default 24, 240 over the 10 publishers; 16 before ADR 0036),
+// BENCH_BUS_PUBLISHER_IN_FLIGHT the bus messages (batches) each Publisher awaits acks for (default the
+// same). BENCH_BUS_KIND=ready
 // sends empty `ready` messages instead (the figure this bench printed before it sent slices: easier
 // than the real path, for comparison only). Each NATS line says how much CPU nats-server used.
 // ADR 0033: batches leave as JSON arrays (the Publisher's default; the binary envelope has its own phase);
 // the NATS phases run the publishers in
 // BENCH_BUS_PUBLISHER_THREADS (2) worker threads, each publisher on its own connection, as agents run
-// in their own pods, paced on the consumer's progress (BENCH_BUS_UNAPPLIED, 32 slices per publisher
-// between publish and apply; 0 = unpaced, where p99 measures the backlog the publishers pile up). The
+// in their own pods, paced on the consumer's progress (BENCH_BUS_UNAPPLIED, 24 slices per publisher
+// between publish and apply, 32 before ADR 0036; 0 = unpaced, where p99 measures the backlog the
+// publishers pile up; a paced publisher polls its applied count every 1 ms, ADR 0036). The
 // same run prints the in-process figure (one thread), the NATS path with the publishers in the
 // consumer's thread (how this bench ran before), with binary batches, and with the baseline consumer; the
 // bench process's CPU counts all its threads, the consumer thread's is printed apart.
-// BENCH_BUS_ONLY=nats runs the headline NATS phase alone (for profiling; no RESULT line).
+// BENCH_BUS_ONLY=nats runs the headline NATS phase alone (for profiling; no RESULT line; BENCH_BUS_FORMAT=binary
+// sends it in the binary envelope). bench/bus-consumer.ts measures the consumer's decode + apply alone.
 import { execFileSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync } from 'node:fs';
 import { loadavg, tmpdir } from 'node:os';
@@ -37,7 +41,7 @@ import type { Bus } from '../lib/bus/types.ts';
 import { startNatsServer } from '../tests/support/nats-server.ts';
 
 const TOTAL = Number(process.env['BENCH_BUS_MESSAGES'] ?? 40_000);
-const IN_FLIGHT = Number(process.env['BENCH_BUS_IN_FLIGHT'] ?? 16);
+const IN_FLIGHT = Number(process.env['BENCH_BUS_IN_FLIGHT'] ?? 24);
 const KIND = process.env['BENCH_BUS_KIND'] === 'ready' ? 'ready' : 'sketch';
 const PUBLISHERS = 10;
 /** Worker threads the NATS phases' publishers run in (they share the machine's cores with the consumer). */
@@ -46,8 +50,11 @@ const PUBLISHERS = 10;
  * slice a second, so in a deployment the consumer's pace, not a publisher's, sets the backlog; here the
  * publishers can outrun the consumer, and without this bound p99 would measure the stream's backlog.
  */
-const UNAPPLIED = Number(process.env['BENCH_BUS_UNAPPLIED'] ?? 32);
+const UNAPPLIED = Number(process.env['BENCH_BUS_UNAPPLIED'] ?? 24);
 const PUBLISHER_THREADS = Number(process.env['BENCH_BUS_PUBLISHER_THREADS'] ?? 2);
+/** Bus messages (batches) each Publisher keeps awaiting their acks; IN_FLIGHT when unset. */
+const BUS_IN_FLIGHT = Number(process.env['BENCH_BUS_PUBLISHER_IN_FLIGHT'] ?? IN_FLIGHT);
+const ONLY_FORMAT = (process.env['BENCH_BUS_FORMAT'] ?? 'json') as BatchFormat;
 /**
  * The consumer before ADR 0027 (schema library on every slice, the reference sketch decoder, one
  * merge at a time): its aggregator and decoder run the same NATS phase in this run, as the baseline.
@@ -209,7 +216,7 @@ async function run(
         seqs.add(message.seq);
         latencies[appliedN++] = nowMs - message.sentAtMs;
       }
-      // A bus message holds one publisher's messages: one count (and one wake-up) for all of them.
+      // A bus message holds one publisher's messages: one count for all of them (the publishers poll it).
       const first = d.messages[0];
       if (first !== undefined) countApplied(applied, Number(first.runId.slice(4)), d.messages.length);
       if (appliedN === total) done();
@@ -258,6 +265,7 @@ const planOf = (
   kind: KIND,
   batchFormat,
   unapplied: UNAPPLIED,
+  busInFlight: inFlight === IN_FLIGHT ? BUS_IN_FLIGHT : inFlight,
 });
 
 async function benchInProcess(impl = CURRENT): Promise<Result> {
@@ -352,7 +360,13 @@ if (process.env['BENCH_BUS_ONLY'] === 'nats') {
   // Profiling aid: the headline NATS phase alone, no RESULT line.
   line(
     'nats-server, batched',
-    await benchNats({ inFlight: IN_FLIGHT, total: TOTAL, maxBatch: DEFAULT_MAX_BATCH, where: 'worker_threads' }),
+    await benchNats({
+      inFlight: IN_FLIGHT,
+      total: TOTAL,
+      maxBatch: DEFAULT_MAX_BATCH,
+      where: 'worker_threads',
+      format: ONLY_FORMAT,
+    }),
     TOTAL,
   );
   process.exit(0);
@@ -396,6 +410,11 @@ console.log(
     `nats_bus_messages=${busMessages(nats)} nats_bench_cpu_us_per_msg=${cpuPerMsg(nats.benchCpuS)} ` +
     `nats_server_cpu_us_per_msg=${cpuPerMsg(nats.serverCpuS)} ` +
     `nats_consumer_thread_cpu_us_per_msg=${cpuPerMsg(nats.consumerThreadCpuS)} ` +
+    // The three that share the machine's cores: the publishers' threads (the bench process less the
+    // consumer's thread), the consumer's thread, nats-server; their sum caps msgs/s at cores / sum.
+    `nats_publishers_cpu_us_per_msg=${cpuPerMsg(nats.benchCpuS - nats.consumerThreadCpuS)} ` +
+    `nats_total_cpu_us_per_msg=${cpuPerMsg(nats.benchCpuS + nats.serverCpuS)} ` +
+    `nats_msgs_per_bus_message=${nats.perBusMessage.toFixed(1)} ` +
     `nats_publishers=${nats.publishersWhere} publisher_threads=${PUBLISHER_THREADS} ` +
     `binary_batches_nats_msgs_per_s=${fmt(natsBinary.msgsPerSecond)} binary_batches_nats_p99_ms=${fmt(natsBinary.p99Ms)} ` +
     `binary_batches_exactly_once=${exactlyOnce(natsBinary)} ` +

@@ -191,6 +191,8 @@ export class LogHistogram implements LatencySketch {
   /** Buckets with the buffer folded in, computed once per batch of writes (reads never change the value). */
   private view(): Buckets {
     this.settle();
+    // Read: what is pending is folded in; the buffer goes too (a run that is read but idle keeps none).
+    this.pending = null;
     if (this.buffered === 0) return this.buckets;
     if (this.folded === null) {
       const sorted = this.buffer.slice(0, this.buffered).sort();

@@ -139,7 +139,7 @@ function recordingBus(): { bus: Bus; publishes: Array<{ subject: string; msgId: 
   return { bus, publishes };
 }
 
-void test('messages published while one awaits its ack leave as one batch with one msg id, each with its own seq', async () => {
+void test('messages published in one turn leave as one batch with one msg id, each with its own seq, even with nothing in flight', async () => {
   const { bus, publishes } = recordingBus();
   const p = new Publisher(bus, key, true);
   const all = Array.from({ length: 6 }, () => p.publish('telemetry', { phase: 'measuring', samples: [] }));
@@ -148,11 +148,27 @@ void test('messages published while one awaits its ack leave as one batch with o
   assert.deepEqual(
     publishes.map((x) => [x.subject.split('.').at(-1), x.msgId, x.seqs]),
     [
-      ['telemetry', 'uid/run/1/0/1', [1]],
-      ['batch', 'uid/run/1/0/2-6', [2, 3, 4, 5, 6]],
+      ['batch', 'uid/run/1/0/1-6', [1, 2, 3, 4, 5, 6]],
       ['summary', 'uid/run/1/0/7', [7]],
     ],
-    'the first leaves at once, the rest share a bus message, the summary goes alone after every ack',
+    'the burst shares one bus message (ADR 0036: the first no longer leaves alone), the summary goes alone last',
+  );
+});
+
+void test('messages published while one awaits its ack leave as one batch after it', async () => {
+  const { bus, publishes } = recordingBus();
+  const p = new Publisher(bus, key, true);
+  const first = p.publish('telemetry', { phase: 'measuring', samples: [] });
+  await new Promise((r) => setImmediate(r));
+  assert.equal(publishes.length, 1, 'a lone message leaves by the end of the turn it was published in');
+  const rest = Array.from({ length: 5 }, () => p.publish('telemetry', { phase: 'measuring', samples: [] }));
+  await Promise.all([first, ...rest]);
+  assert.deepEqual(
+    publishes.map((x) => [x.subject.split('.').at(-1), x.msgId, x.seqs]),
+    [
+      ['telemetry', 'uid/run/1/0/1', [1]],
+      ['batch', 'uid/run/1/0/2-6', [2, 3, 4, 5, 6]],
+    ],
   );
 });
 
@@ -182,12 +198,15 @@ void test('a failed batch rejects every message in it and every later one', asyn
     },
   } as unknown as Bus;
   const p = new Publisher(bus, key, true);
-  const outcomes = Array.from({ length: 5 }, () =>
+  const publish = (): Promise<string> =>
     p.publish('ready', {}).then(
       () => 'ok',
       () => 'failed',
-    ),
-  );
+    );
+  // The first leaves alone (its own turn); the four published while it is in flight share the next bus message.
+  const outcomes = [publish()];
+  await new Promise((r) => setImmediate(r));
+  outcomes.push(...Array.from({ length: 4 }, publish));
   await assert.rejects(p.drain(), BusError);
   assert.deepEqual(await Promise.all(outcomes), ['ok', 'failed', 'failed', 'failed', 'failed']);
 });
@@ -249,9 +268,10 @@ void test('batches leave as JSON arrays by default and as the binary envelope fo
     const p = new Publisher(bus, key, true, undefined, format === 'default' ? {} : { format });
     const all = Array.from({ length: 6 }, () => p.publish('telemetry', { phase: 'measuring', samples: [] }));
     await Promise.all(all);
+    await p.publish('telemetry', { phase: 'measuring', samples: [] }); // alone: nothing else in its turn
     seen[format] = out;
   }
-  assert.deepEqual(seen['binary']?.seqs, [[2, 3, 4, 5, 6]]);
+  assert.deepEqual(seen['binary']?.seqs, [[1, 2, 3, 4, 5, 6]]);
   assert.deepEqual(seen['json']?.seqs, seen['binary']?.seqs);
   assert.deepEqual(seen['binary']?.first, [0x4c], "binary: the envelope's magic");
   assert.deepEqual(seen['json']?.first, [0x5b], 'json: an array');

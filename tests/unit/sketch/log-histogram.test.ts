@@ -195,3 +195,44 @@ void describe('merging many slices into one sketch', () => {
     assert.ok(merged.serialize().length <= 4096);
   });
 });
+
+describe('folded merges (ADR 0027, ADR 0036)', () => {
+  /** Slices of ~300 buckets each: enough of them leave more than FOLD_MIN_PENDING (4,096) buckets pending. */
+  function slices(n: number, values: number[] = []): LogHistogram[] {
+    const r = seededRandom(36);
+    return Array.from({ length: n }, () => {
+      const s = new LogHistogram();
+      for (let i = 0; i < 1000; i++) {
+        const v = Math.exp(Math.log(30) + 0.8 * normal(r));
+        values.push(v);
+        s.add(v);
+      }
+      return s;
+    });
+  }
+
+  it('gives the same bytes whether the run is read between merges or only at the end', () => {
+    const parts = slices(40);
+    const readOften = new LogHistogram();
+    const readOnce = new LogHistogram();
+    for (const [i, p] of parts.entries()) {
+      readOften.merge(p);
+      readOnce.merge(p);
+      // A read folds what is pending and drops the buffer; the next merge starts a new one.
+      if (i % 3 === 0) assert.ok(readOften.quantile(0.99) > 0);
+    }
+    assert.ok(same(withoutSum(readOften.serialize()), withoutSum(readOnce.serialize())));
+    assert.equal(readOften.count, readOnce.count);
+  });
+
+  it('merging many slices into one sketch equals the sketch of all their values', () => {
+    const values: number[] = [];
+    const parts = slices(30, values);
+    const merged = new LogHistogram();
+    for (const p of parts) merged.merge(deserializeSketch(p.serialize()) as LogHistogram);
+    const direct = new LogHistogram();
+    for (const v of values) direct.add(v);
+    assert.ok(same(withoutSum(merged.serialize()), withoutSum(direct.serialize())));
+    assert.equal(merged.count, 30_000);
+  });
+});
