@@ -66,7 +66,15 @@ export class Aggregator {
    * of the applied messages); a 20,000-run experiment no longer recomputes every run's result each time.
    */
   private readonly touched = new Set<string>();
-  private rollup: { inputs: Map<string, RollupInput>; configs: Map<string, ConfigResult> } | undefined;
+  /**
+   * runVerdict() per run, until a message touches the run: the controller asks for every run in flight
+   * on every pass, and a verdict (completeness, plausibility) depends only on that run's own state.
+   * Shared objects: callers must not mutate them.
+   */
+  private readonly verdicts = new Map<string, RunVerdict | null>();
+  private rollup:
+    | { inputs: Map<string, RollupInput>; configs: Map<string, ConfigResult>; groups: Map<string, PlannedRun[]> }
+    | undefined;
 
   constructor(plan: AggregatorPlan) {
     const parsed = AggregatorPlanSchema.safeParse(plan);
@@ -164,7 +172,7 @@ export class Aggregator {
     }
     const plan = this.planned.get(m.runId);
     if (plan === undefined) return { outcome: 'rejected', reason: `run ${m.runId} is not in the run plan` };
-    this.touched.add(m.runId);
+    this.touch(m.runId);
     const run = this.runFor(plan, m);
     return 'outcome' in run ? run : run.apply(m);
   }
@@ -201,7 +209,7 @@ export class Aggregator {
     const ours = typeof raw['runId'] === 'string' && raw['experimentUid'] === this.plan.experimentUid;
     const run = ours ? this.runs.get(raw['runId'] as string) : undefined;
     if (run !== undefined && raw['attempt'] === run.data.attempt) {
-      this.touched.add(raw['runId'] as string);
+      this.touch(raw['runId'] as string);
       run.reject(`a message (seq ${String(raw['seq'])}) ${reason}`);
     }
     return { outcome: 'rejected', reason };
@@ -209,34 +217,31 @@ export class Aggregator {
 
   /** Per-run, per-configuration and per-experiment results; a pure function of the applied messages. */
   results(): AggregateResults {
-    const cache = this.rollup ?? { inputs: new Map<string, RollupInput>(), configs: new Map<string, ConfigResult>() };
     const fresh = this.rollup === undefined;
+    const cache = this.rollup ?? this.newRollup();
     this.rollup = cache;
-    const stale = new Set<string>();
     const rollupInput = (p: PlannedRun): RollupInput => {
       const state = this.runs.get(p.runId);
       return { result: runResult(p, state), state, failurePolicy: p.failurePolicy };
     };
+    const stale = new Set<string>();
     if (fresh) for (const p of this.plan.runs) cache.inputs.set(p.runId, rollupInput(p));
     for (const id of this.touched) {
       const p = this.planned.get(id);
       if (p === undefined) continue;
-      const input = rollupInput(p);
-      cache.inputs.set(id, input);
-      stale.add(input.result.configId);
+      cache.inputs.set(id, rollupInput(p));
+      stale.add(p.configId);
     }
     this.touched.clear();
     const inputs = this.plan.runs.map((p) => cache.inputs.get(p.runId) as RollupInput);
-    const byConfig = new Map<string, RollupInput[]>();
-    for (const i of inputs) {
-      const list = byConfig.get(i.result.configId) ?? [];
-      list.push(i);
-      byConfig.set(i.result.configId, list);
-    }
-    const configurations = [...byConfig.entries()].map(([id, list]) => {
+    // Configurations in order of their first run in the plan; only those holding a changed run are rolled up again.
+    const configurations = [...cache.groups.entries()].map(([id, runs]) => {
       const known = cache.configs.get(id);
       if (known !== undefined && !fresh && !stale.has(id)) return known;
-      const c = configResult(id, list);
+      const c = configResult(
+        id,
+        runs.map((p) => cache.inputs.get(p.runId) as RollupInput),
+      );
       cache.configs.set(id, c);
       return c;
     });
@@ -249,14 +254,40 @@ export class Aggregator {
     };
   }
 
+  /** The cache results() keeps between calls; the grouping of runs by configuration is the plan's, fixed. */
+  private newRollup(): NonNullable<Aggregator['rollup']> {
+    const groups = new Map<string, PlannedRun[]>();
+    for (const p of this.plan.runs) {
+      const list = groups.get(p.configId);
+      if (list === undefined) groups.set(p.configId, [p]);
+      else list.push(p);
+    }
+    return { inputs: new Map(), configs: new Map(), groups };
+  }
+
+  /** A message changed this run's state: its results and verdict are computed again when next asked. */
+  private touch(runId: string): void {
+    this.touched.add(runId);
+    this.verdicts.delete(runId);
+  }
+
   /** The completeness verdict of one run's newest attempt; null when it has no messages yet. */
   runVerdict(runId: string): RunVerdict | null {
+    const known = this.verdicts.get(runId);
+    if (known !== undefined) return known;
     const plan = this.planned.get(runId);
     const run = this.runs.get(runId);
-    if (plan === undefined || run === undefined) return null;
+    if (plan === undefined) return null;
+    if (run === undefined) {
+      // No messages yet (most of a big experiment's runs, asked for on every pass): kept too.
+      this.verdicts.set(runId, null);
+      return null;
+    }
     const c = completeness(run, plan.replicas);
     const readyReplicas = run.data.publishers.filter((p) => p.received.ready > 0).length;
-    return { attempt: run.data.attempt, status: c.status, reasons: c.reasons, readyReplicas };
+    const verdict = { attempt: run.data.attempt, status: c.status, reasons: c.reasons, readyReplicas };
+    this.verdicts.set(runId, verdict);
+    return verdict;
   }
 
   /** One run's results, without computing every other run's. */

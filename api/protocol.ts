@@ -355,7 +355,10 @@ const encoder = new TextEncoder();
 const decoder = new TextDecoder('utf-8', { fatal: true });
 
 export function encodeMessage(m: WireMessage): Uint8Array {
-  return encoder.encode(JSON.stringify(m));
+  // The same UTF-8 bytes as TextEncoder (JSON.stringify leaves no lone surrogates), in a fraction of
+  // its time (~0.5 vs ~1.3 us for a 2.3 KB slice, ADR 0036); a plain Uint8Array view, not a Buffer.
+  const b = Buffer.from(JSON.stringify(m), 'utf8');
+  return new Uint8Array(b.buffer, b.byteOffset, b.byteLength);
 }
 
 const OPEN = encoder.encode('[');

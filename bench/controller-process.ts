@@ -2,6 +2,9 @@
 // `llem controller` runs, plus an IPC channel that reports reconcile durations (apart from queue
 // wait), errors, feeds in memory and RSS to bench/controller.ts.
 import { Controller } from '../controller/index.ts';
+import { Reconciler } from '../controller/reconciler.ts';
+import { StatusSync } from '../controller/status-sync.ts';
+import { Aggregator } from '../aggregator/index.ts';
 import { openNatsBus } from '../lib/bus/index.ts';
 import { rootLogger } from '../lib/log.ts';
 import { KubeConfig } from '@kubernetes/client-node';
@@ -31,6 +34,42 @@ let durations: number[] = [];
 let queued: number[] = [];
 let errors = 0;
 
+/**
+ * Where the slowest passes spent their time: the Reconciler's pass phases timed by wrapping them (a pass
+ * never yields, so their sync parts add up to the pass). Kept for the SLOWEST passes only.
+ */
+const SLOWEST = 12;
+const parts: Record<string, number> = {};
+let slowest: { ms: number; parts: Record<string, number> }[] = [];
+function timed(proto: Record<string, (...a: unknown[]) => unknown>, m: string, label = m): void {
+  const orig = proto[m];
+  if (orig === undefined) return;
+  proto[m] = function (this: unknown, ...a: unknown[]): unknown {
+    const t0 = performance.now();
+    try {
+      return orig.apply(this, a);
+    } finally {
+      parts[label] = (parts[label] ?? 0) + performance.now() - t0;
+    }
+  };
+}
+type Proto = Record<string, (...a: unknown[]) => unknown>;
+for (const m of ['step', 'actuate', 'publish', 'statusOf', 'releasedPass', 'validated'])
+  timed(Reconciler.prototype as unknown as Proto, m);
+timed(Aggregator.prototype as unknown as Proto, 'results', 'results');
+timed(StatusSync.prototype as unknown as Proto, 'write', 'statusWrite');
+timed(StatusSync.prototype as unknown as Proto, 'previous', 'statusPrevious');
+
+function notePass(ms: number): void {
+  const taken = { ...parts };
+  for (const k of Object.keys(parts)) delete parts[k];
+  if (slowest.length < SLOWEST || ms > (slowest[slowest.length - 1]?.ms ?? 0)) {
+    slowest.push({ ms, parts: taken });
+    slowest.sort((a, b) => b.ms - a.ms);
+    slowest.length = Math.min(slowest.length, SLOWEST);
+  }
+}
+
 const kc = new KubeConfig();
 kc.loadFromFile(args.kubeconfig);
 const bus = await openNatsBus({ servers: args.natsUrl, name: 'bench-controller' });
@@ -46,6 +85,7 @@ const controller = new Controller({
   onReconcile: (_k, ms, ok, queuedMs) => {
     durations.push(ms);
     queued.push(queuedMs);
+    notePass(ms);
     if (!ok) errors += 1;
   },
 });
@@ -60,7 +100,9 @@ process.on('message', (m: { cmd: string; path?: string }) => {
       rssBytes: process.memoryUsage().rss,
     });
   } else if (m.cmd === 'take') {
-    process.send?.({ durations, queued, errors, feeds: controller.activeFeeds(), rssBytes: process.memoryUsage().rss });
+    const feeds = controller.activeFeeds();
+    process.send?.({ durations, queued, errors, feeds, rssBytes: process.memoryUsage().rss, slowest });
+    slowest = [];
     durations = [];
     queued = [];
     errors = 0;

@@ -4,12 +4,14 @@
 // figures are the controller's. The controller runs alone in a child process (bench/controller-
 // process.ts) so its RSS is its own. Reported: reconcile duration p50/p99 apart from queue wait,
 // errors, the big experiment's status size, and the controller's RSS once that experiment finished
-// and its feed was released (after idling until RSS stops falling, and again after a
-// memory-reducing GC). Baseline, measured in the same run on the same server: no-op status
-// patches with the same concurrency (the API server's write floor).
+// and its feed was released (after the controller's own pod deletions drained, then idling until RSS
+// stops falling, and again after a memory-reducing GC). Baseline, measured in the same run on the same
+// server: no-op status patches with the same concurrency (the API server's write floor).
 //
 //   node --import tsx bench/controller.ts [--experiments 200] [--runs 10] [--big-runs 20000] [--workers 4]
-//     [--big-parallelism 200] [--cpu-prof DIR]  (DIR: a V8 CPU profile of the controller process)
+//     [--big-parallelism 200] [--drain-s 300] [--cpu-prof DIR]  (DIR: a V8 CPU profile of the controller)
+// --drain-s: after the big experiment finished, how long at most to wait for the controller's own pod
+// deletions (its pod cache empty) before reading its memory; the wait and the pods left are printed.
 import { fork, type ChildProcess } from 'node:child_process';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -32,6 +34,7 @@ const { values } = parseArgs({
     'big-runs': { type: 'string', default: '20000' },
     workers: { type: 'string', default: '4' },
     'big-parallelism': { type: 'string', default: '200' },
+    'drain-s': { type: 'string', default: '300' },
     /** Writes a V8 CPU profile of the controller process into this directory (chrome://inspect, speedscope). */
     'cpu-prof': { type: 'string' },
     /** Writes heap snapshots of the controller process (started, after the big experiment's release) here. */
@@ -43,6 +46,8 @@ const RUNS = Number(values.runs);
 const BIG_RUNS = Number(values['big-runs']);
 const WORKERS = Number(values.workers);
 const BIG_PARALLELISM = Number(values['big-parallelism']);
+/** At most this long is waited after the big experiment finished for the controller's pod deletions. */
+const DRAIN_S = Number(values['drain-s']);
 const NS = 'bench';
 const BASE = `  model: { name: bench/tiny, source: { random: {} } }
   backends: [{ type: pytorch }]
@@ -101,6 +106,17 @@ interface Taken {
   arrayBuffersBytes?: number;
   anonBytes?: number;
   retained?: Record<string, number>;
+  /** The slowest passes, with the time each pass phase took (ms). */
+  slowest?: { ms: number; parts: Record<string, number> }[];
+}
+
+function slowestPasses(t: Taken): string {
+  const phases = (p: Record<string, number>): string =>
+    Object.entries(p)
+      .filter(([, ms]) => ms >= 0.5)
+      .map(([k, ms]) => `${k} ${ms.toFixed(0)}`)
+      .join(', ');
+  return (t.slowest ?? []).map((s) => `${s.ms.toFixed(0)} ms (${phases(s.parts)})`).join('; ');
 }
 
 function ask(child: ChildProcess, cmd: string, path?: string): Promise<Taken> {
@@ -206,7 +222,10 @@ async function main(): Promise<void> {
     });
     // glibc keeps freed memory in per-thread arenas; two arenas and an eager trim return what a
     // released experiment freed (the same environment a controller image would set).
-    const env = { ...process.env, MALLOC_ARENA_MAX: '2', MALLOC_TRIM_THRESHOLD_: '1048576' };
+    // NODE_PATH: the bundle is written outside the checkout; koffi (external, as in the image's
+    // node_modules) is found through it.
+    const nodePath = fileURLToPath(new URL('../node_modules', import.meta.url));
+    const env = { ...process.env, MALLOC_ARENA_MAX: '2', MALLOC_TRIM_THRESHOLD_: '1048576', NODE_PATH: nodePath };
     child = fork(
       script,
       [JSON.stringify({ kubeconfig: kube.kubeconfigPath, natsUrl: nats.url, namespace: NS, workers: WORKERS })],
@@ -230,6 +249,7 @@ async function main(): Promise<void> {
     const manyDone = await waitFinished(kube, new Set(names), Date.now() + 20 * 60_000);
     const manyS = (performance.now() - t0) / 1000;
     const many = await ask(child, 'take');
+    console.log(`many: slowest passes: ${slowestPasses(many)}`);
     console.log(
       `many: ${manyDone}/${EXPERIMENTS} experiments x ${RUNS} runs in ${manyS.toFixed(1)} s; ${summary(many)}`,
     );
@@ -239,9 +259,34 @@ async function main(): Promise<void> {
     const bigDone = await waitFinished(kube, new Set(['big']), Date.now() + 40 * 60_000);
     const bigS = (performance.now() - t1) / 1000;
     const big = await ask(child, 'take');
+    console.log(`big: slowest passes: ${slowestPasses(big)}`);
     const obj = JSON.parse(await kube.kubectlOk(['get', 'ee', 'big', '-n', NS, '-o', 'json'])) as { status?: unknown };
     const status = EnergyExperimentStatusSchema.parse(obj.status ?? {});
     const statusBytes = Buffer.byteLength(JSON.stringify(obj.status ?? {}));
+    // The controller deletes the finished pods itself (at most MAX_DELETES_IN_FLIGHT at a time) and its
+    // pod cache holds each until the watch shows the deletion: waited for (at most DRAIN_S), since the
+    // floor is the memory of the released experiment, not of a deletion backlog on a loaded API server.
+    const drainT0 = performance.now();
+    let drain = await ask(child, 'rss');
+    const podsAtFinish = drain.retained?.['cachedPods'] ?? 0;
+    let lastPrintMs = 0;
+    while ((drain.retained?.['cachedPods'] ?? 0) + (drain.retained?.['podDeletions'] ?? 0) > 0) {
+      const waitedMs = performance.now() - drainT0;
+      if (waitedMs > DRAIN_S * 1000) break;
+      if (waitedMs - lastPrintMs > 30_000) {
+        lastPrintMs = waitedMs;
+        console.log(
+          `draining: ${drain.retained?.['cachedPods'] ?? 0} pods in the controller's cache, ${drain.retained?.['podDeletions'] ?? 0} deletions queued or in flight`,
+        );
+      }
+      await new Promise((r) => setTimeout(r, 2000));
+      drain = await ask(child, 'rss');
+    }
+    const drainS = (performance.now() - drainT0) / 1000;
+    const podsAfterDrain = drain.retained?.['cachedPods'] ?? 0;
+    console.log(
+      `waited ${drainS.toFixed(0)} s for the controller's own pod deletions: cached pods ${podsAtFinish} -> ${podsAfterDrain}`,
+    );
     // Released and idle: V8's memory reducer shrinks the heap of an idle process by itself (GCs ~8 s
     // after allocation slows down); RSS is sampled until it stops falling (at most 60 s).
     let mem = await ask(child, 'rss');
@@ -284,7 +329,7 @@ async function main(): Promise<void> {
           [...all.queued].sort((a, b) => a - b),
           0.99,
         ).toFixed(1)} errors=${all.errors} status_bytes=${statusBytes} ` +
-        `rss_at_start_mb=${(idle.rssBytes / 1e6).toFixed(1)} rss_after_release_mb=${(mem.rssBytes / 1e6).toFixed(1)} rss_after_release_gc_mb=${(collected.rssBytes / 1e6).toFixed(1)} anon_after_release_mb=${((mem.anonBytes ?? NaN) / 1e6).toFixed(1)} heap_committed_after_release_mb=${((mem.heapCommittedBytes ?? 0) / 1e6).toFixed(1)} heap_after_release_mb=${((mem.heapUsedBytes ?? 0) / 1e6).toFixed(1)} feeds_after_release=${mem.feeds} baseline_status_patches_per_s=${baselinePerS.toFixed(1)}`,
+        `rss_at_start_mb=${(idle.rssBytes / 1e6).toFixed(1)} drain_wait_s=${drainS.toFixed(0)} cached_pods_at_finish=${podsAtFinish} cached_pods_at_reading=${mem.retained?.['cachedPods'] ?? NaN} rss_after_release_mb=${(mem.rssBytes / 1e6).toFixed(1)} rss_after_release_gc_mb=${(collected.rssBytes / 1e6).toFixed(1)} anon_after_release_mb=${((mem.anonBytes ?? NaN) / 1e6).toFixed(1)} heap_committed_after_release_mb=${((mem.heapCommittedBytes ?? 0) / 1e6).toFixed(1)} heap_after_release_mb=${((mem.heapUsedBytes ?? 0) / 1e6).toFixed(1)} feeds_after_release=${mem.feeds} baseline_status_patches_per_s=${baselinePerS.toFixed(1)}`,
     );
   } finally {
     if (child !== undefined && child.exitCode === null) {

@@ -86,23 +86,34 @@ function scanWeaknesses(results: AggregateResults): Weaknesses {
   return { partialRuns, shortWindows, clientSaturated };
 }
 
-/** Status metrics per configuration id, from the Aggregator's results. */
+/**
+ * One configuration's status metrics, per ConfigResult object: results() returns the same object for a
+ * configuration none of whose runs changed (ADR 0034), so a status build converts only the changed ones.
+ */
+const configMetricsOf = new WeakMap<AggregateResults['configurations'][number], Record<string, Stat>>();
+
+function configMetrics(c: AggregateResults['configurations'][number]): Record<string, Stat> {
+  const known = configMetricsOf.get(c);
+  if (known !== undefined) return known;
+  const metrics: Record<string, Stat> = {};
+  for (const [from, to] of Object.entries(RUN_METRIC_NAMES)) {
+    const s = statusStat((c.metrics as Record<string, CycleStats>)[from]);
+    if (s !== undefined) metrics[to] = s;
+  }
+  for (const [metric, q, to] of LATENCY_NAMES) {
+    const s = statusStat((c.latency as Record<string, Record<string, CycleStats>>)[metric]?.[q]);
+    if (s !== undefined) metrics[to] = s;
+  }
+  configMetricsOf.set(c, metrics);
+  return metrics;
+}
+
+/** Status metrics per configuration id, from the Aggregator's results. Shared objects: not to be mutated. */
 export function statusMetrics(results: AggregateResults): Map<string, Record<string, Stat>> {
   const known = metricsOf.get(results);
   if (known !== undefined) return known;
   const out = new Map<string, Record<string, Stat>>();
   metricsOf.set(results, out);
-  for (const c of results.configurations) {
-    const metrics: Record<string, Stat> = {};
-    for (const [from, to] of Object.entries(RUN_METRIC_NAMES)) {
-      const s = statusStat((c.metrics as Record<string, CycleStats>)[from]);
-      if (s !== undefined) metrics[to] = s;
-    }
-    for (const [metric, q, to] of LATENCY_NAMES) {
-      const s = statusStat((c.latency as Record<string, Record<string, CycleStats>>)[metric]?.[q]);
-      if (s !== undefined) metrics[to] = s;
-    }
-    out.set(c.configId, metrics);
-  }
+  for (const c of results.configurations) out.set(c.configId, configMetrics(c));
   return out;
 }

@@ -17,6 +17,7 @@ import { makeApiClient } from './api-client.ts';
 import { API_GROUP, API_VERSION_NAME, PLURAL } from '../api/spec.ts';
 import type { Logger } from '../lib/log.ts';
 import { LABEL_EXPERIMENT_UID, LABEL_RUN, type ExperimentObject } from './kube.ts';
+import { slimPod } from './pod-slim.ts';
 
 /** Read side of the cache, as the reconciler sees it. */
 export interface ObjectStore<T> {
@@ -213,8 +214,9 @@ export function podInformer(
     log: log.child({ informer: 'pods' }),
     // A pass reads its own experiment's pods, not every agent pod of the namespace (2,000 at 200 x 10).
     indexLabel: LABEL_EXPERIMENT_UID,
-    // The controller reads a pod's metadata and status, never its spec (containers, env, volumes: most
-    // of its bytes); thousands of finished pods wait in the cache for their deletions (ADR 0034).
-    transform: (p) => void delete (p as { spec?: unknown }).spec,
+    // The controller reads a few fields of a pod's metadata and status, never its spec (containers, env,
+    // volumes: most of its bytes); thousands of finished pods wait in the cache for their deletions
+    // (ADR 0034), so each keeps only what is read (ADR 0035).
+    transform: slimPod,
   });
 }

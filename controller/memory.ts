@@ -6,6 +6,7 @@
 // RECLAIM_SPACING_MS, only after experiments of RECLAIM_MIN_RUNS runs or more (ADR 0028). The release's
 // aftermath (thousands of pod deletions, their watch events, the artifact) allocates for a while after
 // it and V8 grows its heap again: FOLLOW_UPS more reclaims follow, RECLAIM_SPACING_MS apart (ADR 0034).
+import { createRequire } from 'node:module';
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
 import type { Logger } from '../lib/log.ts';
@@ -29,12 +30,33 @@ function exposedGc(): Gc | null {
   }
 }
 
+type Trim = () => number;
+
+/**
+ * glibc's malloc_trim(0), bound with koffi (already the agent's NVML binding): returns free pages of
+ * every malloc arena to the system, not only the top of the main one (what MALLOC_TRIM_THRESHOLD_
+ * does). Native memory freed after a release (HTTP/2 and TLS buffers of thousands of requests, watch
+ * decoding) otherwise stays resident as holes between live blocks (ADR 0035: RSS after a release).
+ * Null off glibc (musl, macOS) or where koffi cannot load: then nothing is trimmed.
+ */
+function nativeTrim(): Trim | null {
+  if (process.platform !== 'linux') return null;
+  try {
+    const koffi = createRequire(import.meta.url)('koffi') as typeof import('koffi');
+    const trim = koffi.load('libc.so.6').func('int malloc_trim(size_t pad)') as (pad: number) => number;
+    return () => trim(0);
+  } catch {
+    return null;
+  }
+}
+
 export class MemoryReclaimer {
   private lastMs = -Infinity;
   /** Reclaims still due after the last large release. */
   private followUps = 0;
   private timer: NodeJS.Timeout | undefined;
   private gc: Gc | null | undefined;
+  private trim: Trim | null | undefined;
   reclaims = 0;
 
   constructor(private readonly log: Logger) {}
@@ -65,9 +87,17 @@ export class MemoryReclaimer {
     const before = process.memoryUsage().rss;
     const t0 = performance.now();
     this.gc({ type: 'major', execution: 'sync', flavor: 'last-resort' });
+    const afterGc = process.memoryUsage().rss;
+    this.trim ??= nativeTrim();
+    this.trim?.();
     this.reclaims += 1;
     this.log.info(
-      { rssBeforeMB: Math.round(before / 1e6), rssAfterMB: Math.round(process.memoryUsage().rss / 1e6) },
+      {
+        rssBeforeMB: Math.round(before / 1e6),
+        rssAfterGcMB: Math.round(afterGc / 1e6),
+        rssAfterMB: Math.round(process.memoryUsage().rss / 1e6),
+        trimmed: this.trim !== null,
+      },
       `released experiment's memory given back in ${Math.round(performance.now() - t0)} ms`,
     );
   }

@@ -72,6 +72,20 @@ export const MAX_POD_CREATES_PER_PASS = 20;
  * generation and an Aggregator failure are written at once. The run table is written every pass.
  */
 export const STATUS_REFRESH_MS = 1000;
+/**
+ * A status build (results, status, its canonical form) grows with the experiment: ~50 ms at 5,000 runs,
+ * several hundred at 20,000 on a loaded host. In flight, builds are spaced so they take at most
+ * 1/STATUS_COST_SHARE of the controller's time (as results and checkpoints are, results.ts), and never
+ * more than STATUS_REFRESH_MAX_MS apart: status lags the run table by seconds, not by the build's cost
+ * times the pass rate (ADR 0035).
+ */
+export const STATUS_COST_SHARE = 20;
+export const STATUS_REFRESH_MAX_MS = 10_000;
+
+/** How long after a status build that took `buildMs` the next one is due (while runs are in flight). */
+export function statusRefreshMs(buildMs: number): number {
+  return Math.min(STATUS_REFRESH_MAX_MS, Math.max(STATUS_REFRESH_MS, STATUS_COST_SHARE * buildMs));
+}
 
 /** A released experiment with pods still in the cache is looked at again this often until none is left. */
 const LEFTOVER_POD_RECHECK_MS = 5000;
@@ -84,6 +98,8 @@ interface PassInputs {
   /** The status the pass started from (or the one it wrote). */
   status: EnergyExperimentStatus;
   builtAtMs: number;
+  /** What building it took (ms of CPU on this thread): spaces the next build (statusRefreshMs). */
+  buildMs: number;
   /** A later pass changed runs but was too early to rebuild status: the next one rebuilds it. */
   stale: boolean;
   /** Why a running attempt's pod waits for a node, if it does. */
@@ -214,7 +230,9 @@ export class Reconciler {
     this.statuses.settled(obj);
     const leftovers = this.podsOf(ref);
     for (const p of leftovers)
-      if (p.metadata?.deletionTimestamp === undefined) this.background.deletePod(ref.namespace, p.metadata?.name ?? '');
+      if (p.metadata?.deletionTimestamp === undefined)
+        this.background.deletePod(ref.namespace, p.metadata?.name ?? '', ref.uid);
+    if (leftovers.length === 0) this.background.forgetDeletions(ref.uid);
     this.reclaimOnceGone(ref.uid, leftovers.length);
     return this.afterFinish(ref, ttlOf(obj), prev, leftovers.length > 0 ? LEFTOVER_POD_RECHECK_MS : undefined);
   }
@@ -442,7 +460,7 @@ export class Reconciler {
     feed.runs.update(out.runs);
     // The attempts whose result this pass applied (succeeded, failed, retried, suspended) end here.
     this.attempts.applied(ref.uid, was, is, now);
-    for (const name of out.deletePods) this.background.deletePod(ref.namespace, name);
+    for (const name of out.deletePods) this.background.deletePod(ref.namespace, name, ref.uid);
     this.starts.start(ref, feed, created);
     this.countFailures(out);
     for (const e of out.events) void this.events.record(obj, e.type, e.reason, e.message);
@@ -478,6 +496,7 @@ export class Reconciler {
     );
     if (deferred !== false) return this.afterFinish(ref, ttl, prev, minDue(out.requeueAfterMs, deferred));
     // The final figures are computed fresh; in flight they are refreshed at most once a second.
+    const buildT0 = performance.now();
     const aggregate = feed.aggregate(finished);
     const inputs: PassInputs = {
       generation,
@@ -485,6 +504,7 @@ export class Reconciler {
       failure,
       status: prev,
       builtAtMs: nowMs,
+      buildMs: 0,
       stale: false,
       waiting: out.waiting,
     };
@@ -501,7 +521,8 @@ export class Reconciler {
       return {};
     }
     const wrote = this.statuses.write(obj, ref, status);
-    this.lastPass.set(ref.uid, { ...inputs, status: wrote ? status : prev });
+    const buildMs = performance.now() - buildT0;
+    this.lastPass.set(ref.uid, { ...inputs, status: wrote ? status : prev, buildMs });
     if (wrote) this.announce(obj, prev, status);
     if (this.deps.metrics !== undefined) observeStatus(this.deps.metrics, ref, status, aggregate);
     if (isReleased(status)) this.releaseFeed(ref, ctx.matrix.runs.length);
@@ -510,7 +531,7 @@ export class Reconciler {
 
   /**
    * Whether this pass leaves status as it is, and if so when a rebuild is due (undefined: none needed).
-   * False: build it now. In flight, status follows the run table at most every STATUS_REFRESH_MS; a
+   * False: build it now. In flight, status follows the run table at most every statusRefreshMs(); a
    * finished experiment, a new generation, a new Aggregator failure and a pod starting or
    * ceasing to wait for a node are written at once.
    */
@@ -533,9 +554,10 @@ export class Reconciler {
     const last = pass.last;
     if (last === undefined || pass.finished || last.generation !== pass.generation) return false;
     if (last.failure !== pass.failure || last.waiting !== pass.waiting) return false;
-    if (pass.nowMs - last.builtAtMs >= STATUS_REFRESH_MS) return false;
+    const refreshMs = statusRefreshMs(last.buildMs);
+    if (pass.nowMs - last.builtAtMs >= refreshMs) return false;
     last.stale ||= runsChanged || last.status !== prev;
-    return last.stale ? last.builtAtMs + STATUS_REFRESH_MS - pass.nowMs : undefined;
+    return last.stale ? last.builtAtMs + refreshMs - pass.nowMs : undefined;
   }
 
   /** The status of this pass, or null while a finished experiment's artifact is still being written. */

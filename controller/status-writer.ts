@@ -22,8 +22,49 @@ export const MAX_DELETES_IN_FLIGHT = 64;
 /**
  * A pod deleted moments ago is not deleted again while the cache has not shown the deletion yet (the
  * next pass still sees it): without this a finishing big experiment sent each DELETE about twice.
+ * Remembered for one to two of these windows (two generations of names, swapped as time passes).
  */
-const DELETED_RECENTLY_MS = 30_000;
+export const DELETED_RECENTLY_MS = 30_000;
+
+/**
+ * Names of pods whose DELETE succeeded, in two generations: the current window and the one before.
+ * Lookups and expiry are O(1): a Map of timestamps pruned from its oldest entry was scanned past every
+ * entry deleted before (V8 keeps deleted slots until it rehashes), which made each lookup of a big
+ * experiment's pod cost thousands of steps, and names never looked up again were kept for good.
+ */
+class RecentDeletes {
+  private current = new Set<string>();
+  private previous = new Set<string>();
+  private windowStartMs: number;
+
+  constructor(private readonly nowMs: () => number) {
+    this.windowStartMs = nowMs();
+  }
+
+  private rotate(): void {
+    const now = this.nowMs();
+    const age = now - this.windowStartMs;
+    if (age < DELETED_RECENTLY_MS) return;
+    this.previous = age < 2 * DELETED_RECENTLY_MS ? this.current : new Set();
+    this.current = new Set();
+    this.windowStartMs = now;
+  }
+
+  add(key: string): void {
+    this.rotate();
+    this.current.add(key);
+  }
+
+  has(key: string): boolean {
+    this.rotate();
+    return this.current.has(key) || this.previous.has(key);
+  }
+
+  get size(): number {
+    this.rotate();
+    return this.current.size + this.previous.size;
+  }
+}
 
 interface Slot {
   namespace: string;
@@ -39,11 +80,11 @@ export class BackgroundWrites {
   /** Pods whose deletion is queued or in flight, by namespace/name. */
   private readonly deleting = new Set<string>();
   /** Deletions waiting for a free slot, oldest first (at most MAX_DELETES_IN_FLIGHT are sent at once). */
-  private readonly deleteQueue: { namespace: string; name: string }[] = [];
+  private readonly deleteQueue: { namespace: string; name: string; uid: string }[] = [];
   private deleteHead = 0;
   private deletesSent = 0;
-  /** Pods whose DELETE succeeded, by namespace/name -> when (pruned as it goes). */
-  private readonly deletedAt = new Map<string, number>();
+  /** Pods whose DELETE succeeded lately, by experiment uid, then namespace/name. */
+  private readonly deleted = new Map<string, RecentDeletes>();
   /** Other background work (pod creates, run-table writes, start signals), until it settles. */
   private readonly tracked = new Set<Promise<void>>();
   /** Patches sent, and patches skipped because a newer status replaced them (tests, metrics). */
@@ -54,6 +95,7 @@ export class BackgroundWrites {
     private readonly log: Logger,
     /** A write failed: reconcile this experiment again (namespace/name). */
     private readonly retry: (key: string) => void,
+    private readonly nowMs: () => number = Date.now,
   ) {}
 
   /** Records the status wanted and sends it (now, or after the patch in flight). */
@@ -114,6 +156,7 @@ export class BackgroundWrites {
 
   forget(uid: string): void {
     this.wanted.delete(uid);
+    this.deleted.delete(uid);
   }
 
   /**
@@ -122,37 +165,33 @@ export class BackgroundWrites {
    * in a few passes once opened 2,000 HTTP/2 streams at once, which stalled for minutes and kept
    * every request, and every pod in the cache, alive long after the experiment was released.
    */
-  deletePod(namespace: string, name: string): void {
+  deletePod(namespace: string, name: string, uid = ''): void {
     const key = `${namespace}/${name}`;
-    if (this.deleting.has(key) || this.deletedRecently(key)) return;
+    if (this.deleting.has(key) || this.deleted.get(uid)?.has(key) === true) return;
     this.deleting.add(key);
     this.counts.deletes += 1;
-    this.deleteQueue.push({ namespace, name });
+    this.deleteQueue.push({ namespace, name, uid });
     this.sendDeletes();
   }
 
-  private deletedRecently(key: string): boolean {
-    const at = this.deletedAt.get(key);
-    if (at === undefined) return false;
-    const now = Date.now();
-    if (now - at < DELETED_RECENTLY_MS) return true;
-    // Oldest first (insertion order): drop every entry that has expired.
-    for (const [k, t] of this.deletedAt) {
-      if (now - t < DELETED_RECENTLY_MS) break;
-      this.deletedAt.delete(k);
-    }
-    return false;
+  /** The experiment's pods are gone from the cache: what was deleted lately need not be remembered. */
+  forgetDeletions(uid: string): void {
+    this.deleted.delete(uid);
   }
 
   private sendDeletes(): void {
     while (this.deletesSent < MAX_DELETES_IN_FLIGHT && this.deleteHead < this.deleteQueue.length) {
-      const { namespace, name } = this.deleteQueue[this.deleteHead] as { namespace: string; name: string };
+      const { namespace, name, uid } = this.deleteQueue[this.deleteHead] as {
+        namespace: string;
+        name: string;
+        uid: string;
+      };
       this.deleteHead += 1;
       this.deletesSent += 1;
       const key = `${namespace}/${name}`;
       const sent = this.writer
         .deletePod(namespace, name)
-        .then(() => void this.deletedAt.set(key, Date.now()))
+        .then(() => this.recentlyDeleted(uid).add(key))
         .catch((err: unknown) => this.log.warn({ err, pod: key }, 'pod deletion failed; the next pass retries it'))
         .finally(() => {
           this.deleting.delete(key);
@@ -168,8 +207,17 @@ export class BackgroundWrites {
     }
   }
 
+  private recentlyDeleted(uid: string): RecentDeletes {
+    let recent = this.deleted.get(uid);
+    if (recent === undefined) this.deleted.set(uid, (recent = new RecentDeletes(this.nowMs)));
+    return recent;
+  }
+
   retained(): Record<string, number> {
+    let recentDeletes = 0;
+    for (const r of this.deleted.values()) recentDeletes += r.size;
     return {
+      recentDeletes,
       wantedStatuses: this.wanted.size,
       statusSlots: this.slots.size,
       podDeletions: this.deleting.size,

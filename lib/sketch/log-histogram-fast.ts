@@ -11,11 +11,11 @@ import {
   EDGE_OFFSET,
   edgeTable,
   FINEST_BITS,
+  finerBytesBound,
   FIXED_HEADER_BYTES,
   LOG_HISTOGRAM_MAGIC,
   LOG_HISTOGRAM_VERSION,
   MAX_LEVEL,
-  varintBytes,
 } from './log-histogram-layout.ts';
 
 const SCALE = 2 ** FINEST_BITS;
@@ -24,10 +24,10 @@ const SUM_TOLERANCE = 1e-9;
 const INT32_MAX = 0x7fffffff;
 
 /**
- * Where decoding is (-1: the bytes are refused) and what the passes sum on the way: the bound on the
- * size one level finer (finerBytesBound) and the buckets' total count. One object, reused.
+ * Where decoding is (-1: the bytes are refused) and what the counts pass sums on the way: the buckets'
+ * total count and checkSum's bounds on the sum (low, high). One object, reused.
  */
-const cursor = { at: 0, finer: 0, inBuckets: 0 };
+const cursor = { at: 0, inBuckets: 0, low: 0, high: 0 };
 
 /** LEB128 as ByteReader.varint reads it (at most 8 bytes, arithmetic); cursor.at = -1 when it cannot. */
 function readVarint(buf: Uint8Array): number {
@@ -70,8 +70,7 @@ export function decodeHistogramFast(bytes: Uint8Array, into?: Buckets): Histogra
   buckets.size = n;
   buckets.level = bytes[3] as number;
   parts.buckets = buckets;
-  cursor.finer = FIXED_HEADER_BYTES + varintBytes(2 * n) + (n > 0 ? 4 : 0);
-  if (!readIndices(bytes, buckets) || !readCounts(bytes, buckets)) return null;
+  if (!readIndices(bytes, buckets) || !readCounts(bytes, parts)) return null;
   if (cursor.at !== bytes.length || cursor.inBuckets + parts.zeros !== parts.count) return null;
   return bucketsAgree(parts) && sumInBounds(parts) ? parts : null;
 }
@@ -121,7 +120,6 @@ function readIndices(bytes: Uint8Array, b: Buckets): boolean {
     (x[at] as number) | ((x[at + 1] as number) << 8) | ((x[at + 2] as number) << 16) | ((x[at + 3] as number) << 24);
   index[0] = prev;
   at += 4;
-  let finer = 0;
   for (let k = 1; k < n; k++) {
     let gap = at < len ? (bytes[at] as number) : 0x80;
     if (gap < 0x80) at++;
@@ -135,21 +133,41 @@ function readIndices(bytes: Uint8Array, b: Buckets): boolean {
     if (gap < 1 || next > INT32_MAX) return false;
     index[k] = next;
     prev = next;
-    finer += varintBytes(2 * gap + 1);
   }
   cursor.at = at;
-  cursor.finer += finer;
   return true;
 }
 
-/** The counts (varints >= 1, safe integers), into b.counts; their total in cursor.inBuckets. */
-function readCounts(bytes: Uint8Array, b: Buckets): boolean {
+/**
+ * The counts (varints >= 1, safe integers), into p.buckets.counts; their total in cursor.inBuckets, and
+ * checkSum's bounds on the sum in cursor.low and cursor.high, summed in its order of floating-point
+ * operations (so the same sketches pass): each count times its bucket's lower (upper) edge, min for
+ * the first bucket's lower edge and max for the last's upper. One pass while the counts are read.
+ */
+function readCounts(bytes: Uint8Array, p: HistogramParts): boolean {
+  const b = p.buckets;
   const n = b.size;
+  if (n === 0) {
+    cursor.inBuckets = 0;
+    cursor.low = 0;
+    cursor.high = 0;
+    return true;
+  }
   const len = bytes.length;
   const counts = b.counts;
+  const index = b.index;
+  const table = edgeTable();
+  const step = 1 << b.level; // level <= MAX_LEVEL (20), checked with the header
+  // Indices ascend: when the first lower and the last upper edge are in the table, every edge is.
+  const inTable =
+    (index[0] as number) * step + EDGE_OFFSET >= 0 &&
+    ((index[n - 1] as number) + 1) * step + EDGE_OFFSET < table.length;
+  const min = p.min;
+  const max = p.max;
   let at = cursor.at;
   let inBuckets = 0;
-  let finer = 0;
+  let low = 0;
+  let high = 0;
   for (let k = 0; k < n; k++) {
     let c = at < len ? (bytes[at] as number) : 0x80;
     if (c < 0x80) at++;
@@ -157,17 +175,38 @@ function readCounts(bytes: Uint8Array, b: Buckets): boolean {
       cursor.at = at;
       c = readVarint(bytes);
       at = cursor.at;
-      if (at < 0) return false;
+      if (at < 0 || !Number.isSafeInteger(c)) return false;
     }
-    if (c < 1 || !Number.isSafeInteger(c)) return false;
+    // A one-byte count is a whole number below 128: only zero is refused.
+    if (c < 1) return false;
     counts[k] = c;
     inBuckets += c;
-    finer += 2 * varintBytes(c) + 1;
+    let lower: number;
+    let upper: number;
+    if (inTable) {
+      // A slot in the table is a small whole number: `| 0` keeps the index arithmetic in integers.
+      const slot = ((index[k] as number) * step + EDGE_OFFSET) | 0;
+      lower = k === 0 ? min : (table[slot] as number);
+      upper = k === n - 1 ? max : (table[slot + step] as number);
+    } else {
+      const f = (index[k] as number) * step;
+      lower = k === 0 ? min : edgeAt(table, f);
+      upper = k === n - 1 ? max : edgeAt(table, f + step);
+    }
+    low += c * lower;
+    high += c * upper;
   }
   cursor.at = at;
   cursor.inBuckets = inBuckets;
-  cursor.finer += finer;
+  cursor.low = low;
+  cursor.high = high;
   return true;
+}
+
+/** exp(f / 2^FINEST_BITS): from the table where it has the edge, else Math.exp (the table's same value). */
+function edgeAt(table: Float64Array, f: number): number {
+  const slot = f + EDGE_OFFSET;
+  return slot >= 0 && slot < table.length ? (table[slot] as number) : Math.exp(f / SCALE);
 }
 
 /** min in the first bucket, max in the last, and a level no coarser than the budget requires. */
@@ -177,26 +216,12 @@ function bucketsAgree(p: HistogramParts): boolean {
   if (!(p.min > 0) || !(p.min <= p.max)) return false;
   if (Math.floor(Math.log(p.min) * SCALE) >> level !== index[0]) return false;
   if (Math.floor(Math.log(p.max) * SCALE) >> level !== index[n - 1]) return false;
-  return !(level > 0 && cursor.finer <= BYTE_BUDGET);
+  // Only a coarsened sketch needs the bound on its size one level finer (level 0 is the finest).
+  return !(level > 0 && finerBytesBound(index, p.buckets.counts, n) <= BYTE_BUDGET);
 }
 
-/** checkSum's bounds, in its order of floating-point operations (so the same sketches pass). */
+/** checkSum's bounds (summed by readCounts): the sum lies between them, within the same slack. */
 function sumInBounds(p: HistogramParts): boolean {
-  const { index, counts, size: n, level } = p.buckets;
-  const table = edgeTable();
-  const step = 2 ** level;
-  let low = 0;
-  let high = 0;
-  for (let k = 0; k < n; k++) {
-    const c = counts[k] as number;
-    const f = (index[k] as number) * step;
-    let lower = k === 0 ? p.min : table[f + EDGE_OFFSET];
-    if (lower === undefined) lower = Math.exp(f / SCALE);
-    let upper = k === n - 1 ? p.max : table[f + step + EDGE_OFFSET];
-    if (upper === undefined) upper = Math.exp((f + step) / SCALE);
-    low += c * lower;
-    high += c * upper;
-  }
   const sum = p.sumHi + p.sumLo;
-  return !(sum < low * (1 - SUM_TOLERANCE) || sum > high * (1 + SUM_TOLERANCE));
+  return !(sum < cursor.low * (1 - SUM_TOLERANCE) || sum > cursor.high * (1 + SUM_TOLERANCE));
 }

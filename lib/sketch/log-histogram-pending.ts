@@ -46,6 +46,30 @@ export class PendingBuckets {
     const index = this.index;
     const counts = this.counts;
     let n = start;
+    if (shift === 0) {
+      // At the part's own level its indices already ascend strictly (decoded or a sketch's): a copy.
+      const yIndex = y.index;
+      const yCounts = y.counts;
+      for (let k = 0; k < y.size; k++) {
+        index[n] = yIndex[k] as number;
+        counts[n++] = yCounts[k] as number;
+      }
+    } else {
+      n = this.addCoarsened(y, shift, start);
+    }
+    const first = index[start] as number;
+    const last = index[n - 1] as number;
+    if (start === 0 || first < this.lo) this.lo = first;
+    if (start === 0 || last > this.hi) this.hi = last;
+    this.starts.push(start);
+    this.size = n;
+  }
+
+  /** y's buckets coarsened by `shift` levels, written from `start` (neighbours that meet are added); the new size. */
+  private addCoarsened(y: Buckets, shift: number, start: number): number {
+    const index = this.index;
+    const counts = this.counts;
+    let n = start;
     for (let k = 0; k < y.size; k++) {
       const j = (y.index[k] as number) >> shift;
       if (n > start && index[n - 1] === j) counts[n - 1] = (counts[n - 1] as number) + (y.counts[k] as number);
@@ -54,12 +78,7 @@ export class PendingBuckets {
         counts[n++] = y.counts[k] as number;
       }
     }
-    const first = index[start] as number;
-    const last = index[n - 1] as number;
-    if (start === 0 || first < this.lo) this.lo = first;
-    if (start === 0 || last > this.hi) this.hi = last;
-    this.starts.push(start);
-    this.size = n;
+    return n;
   }
 
   private ensure(capacity: number): void {

@@ -8,7 +8,7 @@ import { randomBytes } from 'node:crypto';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
-import { experimentSubjectFilter, PROTOCOL_VERSION, startSubject } from '../../../api/protocol.ts';
+import { decodeMessages, experimentSubjectFilter, PROTOCOL_VERSION, startSubject } from '../../../api/protocol.ts';
 import { BusIssuer, CONTROLLER_INBOX } from '../../../lib/bus/identity.ts';
 import { openNatsBus } from '../../../lib/bus/nats.ts';
 import { freePort } from '../../support/ports.ts';
@@ -62,9 +62,12 @@ void test(
       filterSubject: experimentSubjectFilter(scope.namespace, scope.experimentUid),
       afterStreamSeq: 0,
       handler: async (m) => {
-        const msg = JSON.parse(new TextDecoder().decode(m.data)) as { kind: string };
-        kinds.push(msg.kind);
-        if (msg.kind === 'ready' && !started) {
+        // A bus message is one wire message or a batch of them (ADR 0021, 0036: what an agent publishes
+        // in one turn leaves together), so the kinds are those of every member.
+        const decoded = decodeMessages(m.data);
+        assert.ok(decoded.ok, decoded.ok ? '' : decoded.error);
+        for (const msg of decoded.messages) kinds.push(msg.kind);
+        if (kinds.includes('ready') && !started) {
           started = true;
           const signal = {
             v: PROTOCOL_VERSION,

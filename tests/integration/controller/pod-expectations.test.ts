@@ -107,4 +107,20 @@ void describe('pod expectations against a real API server', { skip: kubeSkipReas
     assert.equal(cached?.metadata?.managedFields, undefined);
     assert.equal(cached?.metadata?.labels?.['llem.dev/run'], 'slim');
   });
+
+  void test('the pod cache keeps only the metadata and status fields the controller reads', async () => {
+    const writer = new ClientNodeWriter(kube.kubeConfig());
+    const cache = await startInformer();
+    const p = pod('slimmer');
+    p.metadata = { ...p.metadata, annotations: { 'llem.dev/note': 'x'.repeat(2000) } };
+    await writer.createPod(p);
+    await until('the cache to show the pod', () => cache.get(NS, 'slimmer') !== undefined);
+    const meta = cache.get(NS, 'slimmer')?.metadata;
+    assert.equal(meta?.annotations, undefined, 'annotations are never read');
+    assert.equal(meta?.creationTimestamp, undefined, 'nor the creation time');
+    assert.equal(meta?.name, 'slimmer');
+    assert.equal(meta?.namespace, NS);
+    assert.ok(meta?.resourceVersion !== undefined && meta.uid !== undefined, 'the informer compares versions');
+    assert.ok(BigInt(cache.resourceVersion()) > 0n);
+  });
 });

@@ -121,6 +121,58 @@ void describe('the one-pass sketch decoder', () => {
       assert.throws(() => LogHistogram.deserialize(bytes), /latency sketch:/, 'and deserialize says why');
     }
   });
+  void it('bounds the sum by bucket edges as the reference does inside, across and beyond the edge table', () => {
+    // The edge table covers 1e-3 .. 8.6e10 ms; sketches below, across and above it, with counts of one
+    // byte and of several (a value repeated 300 times), at level 0 and coarser; each sum nudged by
+    // factors on either side of the 1e-9 slack, so both the accepted and the refused side are compared.
+    const spreads: Array<[number, number]> = [
+      [1e-7, 1e-5],
+      [1e-5, 5e-2],
+      [0.5, 3e3],
+      [1e9, 1e12],
+      [1e13, 1e15],
+      [1e-6, 1e14],
+      // One value repeated: the sum sits exactly on both bounds (count x min, count x max).
+      [5, 5],
+      [1e13, 1e13],
+      [3e-6, 3e-6],
+    ];
+    const nudges = [1, 1 + 5e-10, 1 - 5e-10, 1 + 2e-9, 1 - 2e-9, 1 + 1e-6, 1 - 1e-6, 1.001, 0.999, 1.01, 0.99];
+    for (const [i, [lo, hi]] of spreads.entries()) {
+      const r = seededRandom(100 + i);
+      const h = new LogHistogram();
+      for (let k = 0; k < 4000; k++) h.add(lo === hi ? lo : lo * (hi / lo) ** r());
+      for (let k = 0; k < 300; k++) h.add(lo);
+      const p0 = decodeHistogram(h.serialize());
+      for (const nudge of nudges) {
+        const p = { ...p0, sumHi: p0.sumHi * nudge, sumLo: nudge === 1 ? p0.sumLo : 0 };
+        const bytes = encodeHistogram(p);
+        agree(bytes);
+        if (nudge === 1) assert.notEqual(decodeHistogramFast(bytes), null, `the honest sketch of ${lo}..${hi} passes`);
+        // At level 0 a bucket is 0.1% wide: a sum 1% off lies outside every bound.
+        if (p0.buckets.level === 0 && Math.abs(nudge - 1) > 5e-3) {
+          assert.equal(decodeHistogramFast(bytes), null, `a sum 1% off is refused (${lo}..${hi})`);
+        }
+      }
+    }
+  });
+
+  void it('refuses a bucket count of several bytes that is zero or not a safe integer, as the reference does', () => {
+    const p0 = decodeHistogram(sketchOf(9, 500, 2).serialize());
+    for (const bad of [0, 2 ** 53 + 2, 2 ** 55]) {
+      const counts = p0.buckets.counts.slice();
+      counts[2] = bad;
+      const p = { ...p0, buckets: { ...p0.buckets, counts } };
+      let bytes: Uint8Array;
+      try {
+        bytes = encodeHistogram(p);
+      } catch {
+        continue; // the encoder refuses to write it: nothing to decode
+      }
+      agree(bytes);
+      assert.equal(decodeHistogramFast(bytes), null, `a count of ${bad} is refused`);
+    }
+  });
 });
 
 void describe('merges folded in batches', () => {
