@@ -329,8 +329,9 @@ class MockConnection {
     this.head = null;
     const body = JSON.stringify({ error: { message: `${message} (simulated mock server)`, type: 'invalid_request' } });
     this.socket.end(
-      `HTTP/1.1 ${status} ${STATUS_TEXT[status] ?? 'Unknown'}\r\nconnection: close\r\ncontent-type: application/json\r\n` +
-        `x-llem-simulated: true\r\ncontent-length: ${Buffer.byteLength(body)}\r\n\r\n${body}`,
+      `HTTP/1.1 ${status} ${STATUS_TEXT[status] ?? 'Unknown'}\r\nconnection: close\r\n` +
+        `content-type: application/json\r\nx-llem-simulated: true\r\n` +
+        `content-length: ${Buffer.byteLength(body)}\r\n\r\n${body}`,
     );
     this.ending = true;
   }

@@ -241,7 +241,8 @@ class MockHandler {
         const done = 'data: [DONE]\n\n';
         if (usage === null) return res.end(done);
         res.end(
-          `data: {"id":"${id}","object":"${chat ? 'chat.completion.chunk' : 'text_completion'}","model":"${this.o.model}","choices":[],"usage":${JSON.stringify(usage)}}\n\n`,
+          `data: {"id":"${id}","object":"${chat ? 'chat.completion.chunk' : 'text_completion'}",` +
+            `"model":"${this.o.model}","choices":[],"usage":${JSON.stringify(usage)}}\n\n`,
           done,
         );
       },

@@ -10,7 +10,7 @@ import { loadavg } from 'node:os';
 import { decodeMessages, encodeBatch, encodeMessage, type WireMessage } from '../api/protocol.ts';
 import { encodeBinaryBatch, encodeBinaryMember } from '../api/protocol-binary.ts';
 import { Aggregator } from '../aggregator/aggregator.ts';
-import { slicePool } from './bus/slices.ts';
+import { benchRuns, slicePool } from './bus/slices.ts';
 
 const arg = (name: string, fallback: number): number => {
   const i = process.argv.indexOf(`--${name}`);
@@ -47,14 +47,7 @@ function busMessages(uid: string, format: Format): Uint8Array[] {
 }
 
 function aggregatorFor(uid: string): Aggregator {
-  const runs = Array.from({ length: PUBLISHERS }, (_, p) => ({
-    runId: `run-${p}`,
-    configId: 'c',
-    configHash: 'h',
-    cycle: 0,
-    replicas: 1,
-    failurePolicy: 'strict' as const,
-  }));
+  const runs = benchRuns(PUBLISHERS);
   return new Aggregator({ experimentUid: uid, runs });
 }
 

@@ -32,7 +32,7 @@ import { Worker } from 'node:worker_threads';
 import { decodeMessages, experimentSubjectFilter, type DecodedBatch, type WireMessage } from '../api/protocol.ts';
 import { DEFAULT_MAX_BATCH, type BatchFormat } from '../agent/publisher.ts';
 import { appliedCounters, countApplied, NS, publishAll, type PublishPlan } from './bus/publish.ts';
-import { slicePool } from './bus/slices.ts';
+import { benchRuns, slicePool } from './bus/slices.ts';
 import { Aggregator } from '../aggregator/aggregator.ts';
 import type { ApplyOutcome } from '../aggregator/run-state.ts';
 import { InProcessBus } from '../lib/bus/inprocess.ts';
@@ -123,14 +123,7 @@ function percentile(sorted: Float64Array, q: number): number {
 }
 
 function planFor(uid: string, impl: ConsumerImpl): ReturnType<ConsumerImpl['aggregator']> {
-  const runs = Array.from({ length: PUBLISHERS }, (_, p) => ({
-    runId: `run-${p}`,
-    configId: 'c',
-    configHash: 'h',
-    cycle: 0,
-    replicas: 1,
-    failurePolicy: 'strict' as const,
-  }));
+  const runs = benchRuns(PUBLISHERS);
   return impl.aggregator({ experimentUid: uid, runs });
 }
 

@@ -276,7 +276,8 @@ async function main(): Promise<void> {
       if (waitedMs - lastPrintMs > 30_000) {
         lastPrintMs = waitedMs;
         console.log(
-          `draining: ${drain.retained?.['cachedPods'] ?? 0} pods in the controller's cache, ${drain.retained?.['podDeletions'] ?? 0} deletions queued or in flight`,
+          `draining: ${drain.retained?.['cachedPods'] ?? 0} pods in the controller's cache, ` +
+            `${drain.retained?.['podDeletions'] ?? 0} deletions queued or in flight`,
         );
       }
       await new Promise((r) => setTimeout(r, 2000));
@@ -285,7 +286,8 @@ async function main(): Promise<void> {
     const drainS = (performance.now() - drainT0) / 1000;
     const podsAfterDrain = drain.retained?.['cachedPods'] ?? 0;
     console.log(
-      `waited ${drainS.toFixed(0)} s for the controller's own pod deletions: cached pods ${podsAtFinish} -> ${podsAfterDrain}`,
+      `waited ${drainS.toFixed(0)} s for the controller's own pod deletions: ` +
+        `cached pods ${podsAtFinish} -> ${podsAfterDrain}`,
     );
     // Released and idle: V8's memory reducer shrinks the heap of an idle process by itself (GCs ~8 s
     // after allocation slows down); RSS is sampled until it stops falling (at most 60 s).
@@ -329,7 +331,14 @@ async function main(): Promise<void> {
           [...all.queued].sort((a, b) => a - b),
           0.99,
         ).toFixed(1)} errors=${all.errors} status_bytes=${statusBytes} ` +
-        `rss_at_start_mb=${(idle.rssBytes / 1e6).toFixed(1)} drain_wait_s=${drainS.toFixed(0)} cached_pods_at_finish=${podsAtFinish} cached_pods_at_reading=${mem.retained?.['cachedPods'] ?? NaN} rss_after_release_mb=${(mem.rssBytes / 1e6).toFixed(1)} rss_after_release_gc_mb=${(collected.rssBytes / 1e6).toFixed(1)} anon_after_release_mb=${((mem.anonBytes ?? NaN) / 1e6).toFixed(1)} heap_committed_after_release_mb=${((mem.heapCommittedBytes ?? 0) / 1e6).toFixed(1)} heap_after_release_mb=${((mem.heapUsedBytes ?? 0) / 1e6).toFixed(1)} feeds_after_release=${mem.feeds} baseline_status_patches_per_s=${baselinePerS.toFixed(1)}`,
+        `rss_at_start_mb=${(idle.rssBytes / 1e6).toFixed(1)} drain_wait_s=${drainS.toFixed(0)} ` +
+        `cached_pods_at_finish=${podsAtFinish} cached_pods_at_reading=${mem.retained?.['cachedPods'] ?? NaN} ` +
+        `rss_after_release_mb=${(mem.rssBytes / 1e6).toFixed(1)} ` +
+        `rss_after_release_gc_mb=${(collected.rssBytes / 1e6).toFixed(1)} ` +
+        `anon_after_release_mb=${((mem.anonBytes ?? NaN) / 1e6).toFixed(1)} ` +
+        `heap_committed_after_release_mb=${((mem.heapCommittedBytes ?? 0) / 1e6).toFixed(1)} ` +
+        `heap_after_release_mb=${((mem.heapUsedBytes ?? 0) / 1e6).toFixed(1)} feeds_after_release=${mem.feeds} ` +
+        `baseline_status_patches_per_s=${baselinePerS.toFixed(1)}`,
     );
   } finally {
     if (child !== undefined && child.exitCode === null) {

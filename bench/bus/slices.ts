@@ -1,7 +1,8 @@
 // The bus bench's payload: a real agent's slice bodies (the envelope is the Publisher's), shared by
-// the bench and its publisher worker threads.
+// the bench and its publisher worker threads; and the plan its consumers aggregate.
 import type { SketchMessage } from '../../api/protocol.ts';
 import type { SketchBody } from '../../agent/slices.ts';
+import type { AggregatorPlan } from '../../aggregator/index.ts';
 import { makePlan, replicaMessages } from '../../tests/support/streams.ts';
 
 /** 1 s slices of 16 requests x ~64 output tokens (four LogHistograms, ~2.5 KB of JSON each). */
@@ -26,4 +27,16 @@ export function slicePool(): SketchBody[] {
         sketches,
       };
     });
+}
+
+/** The benchmark's plan: one run (`run-<p>`) per publisher, one configuration, strict. */
+export function benchRuns(publishers: number): AggregatorPlan['runs'] {
+  return Array.from({ length: publishers }, (_, p) => ({
+    runId: `run-${p}`,
+    configId: 'c',
+    configHash: 'h',
+    cycle: 0,
+    replicas: 1,
+    failurePolicy: 'strict',
+  }));
 }
