@@ -37,6 +37,7 @@ import { runWindow } from '../agent/window.ts';
 import { InProcessBus } from '../lib/bus/inprocess.ts';
 import { createLatencySketch } from '../lib/sketch/index.ts';
 import { runQueueMs, tailReport, watchGc, type GcPause, type TailReport } from './agent-tail.ts';
+import { allowedCpus, hasTaskset, pinProcess, planPlacement } from './placement.ts';
 
 const { values } = parseArgs({
   options: { seconds: { type: 'string' }, threads: { type: 'string' }, serve: { type: 'boolean' } },
@@ -50,6 +51,12 @@ const OUTPUT_TOKENS = { distribution: 'uniform' as const, min: 32, max: 96 };
 /** Requests started before this (the all-at-once first wave) are left out of the TTFT figures. */
 const RAMP_MS = 2000;
 const NVML_READ_COST_MS = 4;
+/**
+ * The mock server and the client each on their own core(s) (bench/placement.ts, ADR 0040), as a real server
+ * on its own GPU node; `LLEM_BENCH_PIN=0` leaves placement to the scheduler, for comparison.
+ */
+const PLACEMENT =
+  values.serve === true ? null : planPlacement(availableParallelism(), hasTaskset(), process.env['LLEM_BENCH_PIN']);
 /** V8 flags of the mock server's process (not the client's). */
 const MOCK_V8_FLAGS = (process.env['LLEM_BENCH_MOCK_V8_FLAGS'] ?? '').split(' ').filter(Boolean);
 
@@ -68,7 +75,10 @@ async function startServer(): Promise<{ url: string; child: ChildProcess }> {
   // point instead of 5-7, the longest 8-11 ms) and --single-threaded-gc (4, the longest 6.4 ms): neither
   // shortened its pauses; its own HTTP (ADR 0037) took its GCs at 128 streams to 2-4 with V8's defaults.
   const args = [...process.execArgv, ...MOCK_V8_FLAGS, process.argv[1] ?? '', '--serve'];
-  const child = spawn(process.execPath, args, {
+  // Pinned from its exec on (taskset execs node, so the pid is the mock's): every thread it makes inherits it.
+  const [cmd, argv] =
+    PLACEMENT === null ? [process.execPath, args] : ['taskset', ['-c', PLACEMENT.server, process.execPath, ...args]];
+  const child = spawn(cmd, argv, {
     stdio: ['ignore', 'pipe', 'inherit'],
   });
   const url = await new Promise<string>((resolve, reject) => {
@@ -329,6 +339,9 @@ const inlineSampler = (): { start(): Promise<void>; stop(): Promise<void> } => {
 
 async function main(): Promise<void> {
   const { url, child } = await startServer();
+  if (PLACEMENT !== null) pinProcess(process.pid, PLACEMENT.client);
+  // Read back from the kernel, so the RESULT says where the processes really ran.
+  const cpus = { client: allowedCpus('self') ?? 'unknown', server: allowedCpus(child.pid ?? 0) ?? 'unknown' };
   // The machine is shared: its load says whether these figures are the client's or the scheduler's.
   const loadAtStart = loadavg()[0] ?? NaN;
   try {
@@ -397,6 +410,7 @@ async function main(): Promise<void> {
       loadavg_1m_start: loadAtStart,
       loadavg_1m_end: loadavg()[0] ?? NaN,
     };
+    const placed = `pinned=${PLACEMENT !== null} client_cpus=${cpus.client} server_cpus=${cpus.server}`;
     const pass =
       r.ttft_err_p50_ms_128 <= 2 &&
       r.ttft_err_p99_ms_128 <= 5 &&
@@ -408,7 +422,7 @@ async function main(): Promise<void> {
     console.log(
       `RESULT ${Object.entries(r)
         .map(([k, v]) => `${k}=${fmt(v)}`)
-        .join(' ')} simulated=true pass=${pass}`,
+        .join(' ')} ${placed} simulated=true pass=${pass}`,
     );
   } finally {
     child.kill('SIGTERM');

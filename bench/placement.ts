@@ -1,0 +1,52 @@
+// bench/agent's process placement (issue #25, ADR 0040): the mock server and the load client on separate
+// cores, as in a real deployment where the inference server runs on its own GPU node. Bench-only: the
+// product (agent, `llem run`) never sets CPU affinity.
+//
+// Why: on loopback, a socket write wakes the reader with a "sync" wake-up, and the scheduler's wake-affine
+// rule then tends to queue the reader on the writer's core. The mock writing 128 streams' tokens every
+// 20 ms and the client reading them end up sharing one core and waiting for each other while the other
+// core runs something else; pinning one process to each core stops that. Other processes on the host
+// (not ours, never touched) still run on either core.
+import { spawnSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+
+export interface Placement {
+  /** CPU list (taskset -c syntax) for the load client's process, every thread. */
+  client: string;
+  /** CPU list for the mock server's process. */
+  server: string;
+}
+
+/**
+ * Where the bench's two processes go, or null to leave placement to the scheduler: fewer than two cores,
+ * no `taskset`, or `LLEM_BENCH_PIN=0`. Two cores: client on CPU 0, server on CPU 1; more: the server on the
+ * last core, the client on the others (its stream threads spread there).
+ */
+export function planPlacement(cores: number, hasTaskset: boolean, pinEnv: string | undefined): Placement | null {
+  if (pinEnv === '0' || !hasTaskset || !Number.isInteger(cores) || cores < 2) return null;
+  const last = cores - 1;
+  return { client: last === 1 ? '0' : `0-${last - 1}`, server: String(last) };
+}
+
+/** Whether `taskset` runs here (util-linux); false on hosts without it, where the bench leaves placement alone. */
+export function hasTaskset(): boolean {
+  const r = spawnSync('taskset', ['-p', String(process.pid)], { stdio: 'ignore' });
+  return r.error === undefined && r.status === 0;
+}
+
+/** Sets the CPU list of every thread of `pid` (threads made later inherit it); throws if taskset fails. */
+export function pinProcess(pid: number, cpus: string): void {
+  const r = spawnSync('taskset', ['-a', '-p', '-c', cpus, String(pid)], { encoding: 'utf8' });
+  if (r.error !== undefined || r.status !== 0) {
+    throw new Error(`taskset -a -p -c ${cpus} ${pid} failed: ${r.error?.message ?? r.stderr.trim()}`);
+  }
+}
+
+/** The CPU list the kernel allows `pid` ("0-1", "1"), from /proc; undefined off Linux. */
+export function allowedCpus(pid: number | 'self'): string | undefined {
+  try {
+    return /^Cpus_allowed_list:\s*(\S+)$/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1];
+  } catch {
+    return undefined;
+  }
+}
