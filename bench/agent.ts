@@ -57,6 +57,7 @@ const NVML_READ_COST_MS = 4;
  */
 const PLACEMENT =
   values.serve === true ? null : planPlacement(availableParallelism(), hasTaskset(), process.env['LLEM_BENCH_PIN']);
+const PIN_ALL = process.env['LLEM_BENCH_PIN'] === 'all';
 /** V8 flags of the mock server's process (not the client's). */
 const MOCK_V8_FLAGS = (process.env['LLEM_BENCH_MOCK_V8_FLAGS'] ?? '').split(' ').filter(Boolean);
 
@@ -75,10 +76,7 @@ async function startServer(): Promise<{ url: string; child: ChildProcess }> {
   // point instead of 5-7, the longest 8-11 ms) and --single-threaded-gc (4, the longest 6.4 ms): neither
   // shortened its pauses; its own HTTP (ADR 0037) took its GCs at 128 streams to 2-4 with V8's defaults.
   const args = [...process.execArgv, ...MOCK_V8_FLAGS, process.argv[1] ?? '', '--serve'];
-  // Pinned from its exec on (taskset execs node, so the pid is the mock's): every thread it makes inherits it.
-  const [cmd, argv] =
-    PLACEMENT === null ? [process.execPath, args] : ['taskset', ['-c', PLACEMENT.server, process.execPath, ...args]];
-  const child = spawn(cmd, argv, {
+  const child = spawn(process.execPath, args, {
     stdio: ['ignore', 'pipe', 'inherit'],
   });
   const url = await new Promise<string>((resolve, reject) => {
@@ -339,7 +337,12 @@ const inlineSampler = (): { start(): Promise<void>; stop(): Promise<void> } => {
 
 async function main(): Promise<void> {
   const { url, child } = await startServer();
-  if (PLACEMENT !== null) pinProcess(process.pid, PLACEMENT.client);
+  // Main threads only (bench/placement.ts): the GC helper threads of both keep both cores
+  // (`LLEM_BENCH_PIN=all` pins every thread, for comparison).
+  if (PLACEMENT !== null) {
+    pinProcess(child.pid ?? 0, PLACEMENT.server, PIN_ALL);
+    pinProcess(process.pid, PLACEMENT.client, PIN_ALL);
+  }
   // Read back from the kernel, so the RESULT says where the processes really ran.
   const cpus = { client: allowedCpus('self') ?? 'unknown', server: allowedCpus(child.pid ?? 0) ?? 'unknown' };
   // The machine is shared: its load says whether these figures are the client's or the scheduler's.
@@ -410,7 +413,7 @@ async function main(): Promise<void> {
       loadavg_1m_start: loadAtStart,
       loadavg_1m_end: loadavg()[0] ?? NaN,
     };
-    const placed = `pinned=${PLACEMENT !== null} client_cpus=${cpus.client} server_cpus=${cpus.server}`;
+    const placed = `pinned=${PLACEMENT === null ? 'none' : PIN_ALL ? 'all' : 'main'} client_cpus=${cpus.client} server_cpus=${cpus.server}`;
     const pass =
       r.ttft_err_p50_ms_128 <= 2 &&
       r.ttft_err_p99_ms_128 <= 5 &&
