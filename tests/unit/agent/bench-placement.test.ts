@@ -1,0 +1,46 @@
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { once } from 'node:events';
+import { availableParallelism } from 'node:os';
+import { test } from 'node:test';
+import { allowedCpus, hasTaskset, pinProcess, planPlacement } from '../../../bench/placement.ts';
+
+test('bench/agent puts the mock on the last core and the client on the others when there are two or more', () => {
+  assert.deepEqual(planPlacement(2, true, undefined), { client: '0', server: '1' });
+  assert.deepEqual(planPlacement(8, true, undefined), { client: '0-6', server: '7' });
+  assert.deepEqual(planPlacement(4, true, 'all'), { client: '0-2', server: '3' });
+});
+
+test('bench/agent leaves placement to the scheduler on one core, without taskset, or with LLEM_BENCH_PIN=0', () => {
+  assert.equal(planPlacement(1, true, undefined), null);
+  assert.equal(planPlacement(0, true, undefined), null);
+  assert.equal(planPlacement(Number.NaN, true, undefined), null);
+  assert.equal(planPlacement(2, false, undefined), null);
+  assert.equal(planPlacement(16, true, '0'), null);
+});
+
+const pinnable = process.platform === 'linux' && availableParallelism() >= 2 && hasTaskset();
+
+test(
+  'pinning a process sets its main thread to the CPU list the kernel then reports',
+  { skip: !pinnable },
+  async () => {
+    const child = spawn(process.execPath, ['-e', 'setTimeout(() => {}, 30000)'], { stdio: 'ignore' });
+    try {
+      const pid = child.pid as number;
+      const before = allowedCpus(pid);
+      assert.notEqual(before, '1', 'a fresh process is not pinned to one core already');
+      pinProcess(pid, '1');
+      assert.equal(allowedCpus(pid), '1');
+      pinProcess(pid, '0-1', true);
+      assert.equal(allowedCpus(pid), '0-1');
+    } finally {
+      child.kill('SIGKILL');
+      await once(child, 'exit');
+    }
+  },
+);
+
+test('pinning a process that does not exist throws, naming the command', { skip: !pinnable }, () => {
+  assert.throws(() => pinProcess(2 ** 22 + 12345, '0'), /taskset .*-c 0 .* failed/);
+});
