@@ -37,7 +37,7 @@ import { runWindow } from '../agent/window.ts';
 import { InProcessBus } from '../lib/bus/inprocess.ts';
 import { createLatencySketch } from '../lib/sketch/index.ts';
 import { runQueueMs, tailReport, watchGc, type GcPause, type TailReport } from './agent-tail.ts';
-import { allowedCpus, hasTaskset, pinProcess, planPlacement } from './placement.ts';
+import { allowedCpus, hasTaskset, pinProcess, planPlacement, realtimeMainThread, schedPolicy } from './placement.ts';
 
 const { values } = parseArgs({
   options: { seconds: { type: 'string' }, threads: { type: 'string' }, serve: { type: 'boolean' } },
@@ -58,6 +58,8 @@ const NVML_READ_COST_MS = 4;
 const PLACEMENT =
   values.serve === true ? null : planPlacement(availableParallelism(), hasTaskset(), process.env['LLEM_BENCH_PIN']);
 const PIN_ALL = process.env['LLEM_BENCH_PIN'] === 'all';
+/** Opt-in: both event loops SCHED_FIFO (bench/placement.ts realtimeMainThread); off by default. */
+const REALTIME = process.env['LLEM_BENCH_RT'] === '1';
 /** V8 flags of the mock server's process (not the client's). */
 const MOCK_V8_FLAGS = (process.env['LLEM_BENCH_MOCK_V8_FLAGS'] ?? '').split(' ').filter(Boolean);
 
@@ -343,6 +345,10 @@ async function main(): Promise<void> {
     pinProcess(child.pid ?? 0, PLACEMENT.server, PIN_ALL);
     pinProcess(process.pid, PLACEMENT.client, PIN_ALL);
   }
+  if (REALTIME) {
+    realtimeMainThread(child.pid ?? 0);
+    realtimeMainThread(process.pid);
+  }
   // Read back from the kernel, so the RESULT says where the processes really ran.
   const cpus = { client: allowedCpus('self') ?? 'unknown', server: allowedCpus(child.pid ?? 0) ?? 'unknown' };
   // The machine is shared: its load says whether these figures are the client's or the scheduler's.
@@ -414,6 +420,7 @@ async function main(): Promise<void> {
       loadavg_1m_end: loadavg()[0] ?? NaN,
     };
     const placed = `pinned=${PLACEMENT === null ? 'none' : PIN_ALL ? 'all' : 'main'} client_cpus=${cpus.client} server_cpus=${cpus.server}`;
+    const rt = `sched_fifo=${schedPolicy('self') === 1 && schedPolicy(child.pid ?? 0) === 1}`;
     const pass =
       r.ttft_err_p50_ms_128 <= 2 &&
       r.ttft_err_p99_ms_128 <= 5 &&
@@ -425,7 +432,7 @@ async function main(): Promise<void> {
     console.log(
       `RESULT ${Object.entries(r)
         .map(([k, v]) => `${k}=${fmt(v)}`)
-        .join(' ')} ${placed} simulated=true pass=${pass}`,
+        .join(' ')} ${placed} ${rt} simulated=true pass=${pass}`,
     );
   } finally {
     child.kill('SIGTERM');

@@ -58,3 +58,29 @@ export function allowedCpus(pid: number | 'self'): string | undefined {
     return undefined;
   }
 }
+
+/**
+ * Opt-in (`LLEM_BENCH_RT=1`, bench only, root): `pid`'s main thread to SCHED_FIFO priority 1, so that on a
+ * shared host it preempts other tenants' work as soon as it wakes instead of waiting out their time slice,
+ * as if the client had its machine to itself. The kernel's RT throttling (95% of each second) still bounds it.
+ */
+export function realtimeMainThread(pid: number): void {
+  const r = spawnSync('chrt', ['-f', '-p', '1', String(pid)], { encoding: 'utf8' });
+  if (r.error !== undefined || r.status !== 0) {
+    throw new Error(`chrt -f -p 1 ${pid} failed: ${r.error?.message ?? r.stderr.trim()}`);
+  }
+}
+
+/** The scheduling policy of `pid`'s main thread from /proc (field 41 of stat: 0 other, 1 fifo, 2 rr). */
+export function schedPolicy(pid: number | 'self'): number | undefined {
+  try {
+    const main = pid === 'self' ? process.pid : pid;
+    const stat = readFileSync(`/proc/${main}/task/${main}/stat`, 'utf8');
+    // Fields after the command (in parentheses, which may hold spaces): state is field 3, policy field 41.
+    const rest = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    const v = Number(rest[41 - 3]);
+    return Number.isInteger(v) ? v : undefined;
+  } catch {
+    return undefined;
+  }
+}

@@ -1,9 +1,16 @@
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { once } from 'node:events';
 import { availableParallelism } from 'node:os';
 import { test } from 'node:test';
-import { allowedCpus, hasTaskset, pinProcess, planPlacement } from '../../../bench/placement.ts';
+import {
+  allowedCpus,
+  hasTaskset,
+  pinProcess,
+  planPlacement,
+  realtimeMainThread,
+  schedPolicy,
+} from '../../../bench/placement.ts';
 
 test('bench/agent puts the mock on the last core and the client on the others when there are two or more', () => {
   assert.deepEqual(planPlacement(2, true, undefined), { client: '0', server: '1' });
@@ -44,3 +51,22 @@ test(
 test('pinning a process that does not exist throws, naming the command', { skip: !pinnable }, () => {
   assert.throws(() => pinProcess(2 ** 22 + 12345, '0'), /taskset .*-c 0 .* failed/);
 });
+
+const canRealtime = process.platform === 'linux' && process.getuid?.() === 0 && spawnSync('chrt', ['-m']).status === 0;
+
+test(
+  'the opt-in realtime setting makes a main thread SCHED_FIFO, as /proc then reports',
+  { skip: !canRealtime },
+  async () => {
+    const child = spawn(process.execPath, ['-e', 'setTimeout(() => {}, 30000)'], { stdio: 'ignore' });
+    try {
+      const pid = child.pid as number;
+      assert.equal(schedPolicy(pid), 0, 'a fresh process is SCHED_OTHER');
+      realtimeMainThread(pid);
+      assert.equal(schedPolicy(pid), 1);
+    } finally {
+      child.kill('SIGKILL');
+      await once(child, 'exit');
+    }
+  },
+);
