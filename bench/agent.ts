@@ -17,7 +17,9 @@
 //     (worker thread, each read blocking 4 ms like NVML's energy call on an H200) vs without it;
 //     plus the same sampler inline on the main loop, to show the measurement can see a difference.
 // The server is one separate process (this script with --serve), so its work never shares the
-// client's loop. Usage: node --import tsx bench/agent.ts [--seconds 5] [--threads N]
+// client's loop; the two event loops are pinned to separate cores (bench/placement.ts, ADR 0040; bench only,
+// as a real server on its own GPU node; LLEM_BENCH_PIN=0 to compare, LLEM_BENCH_RT=1 adds SCHED_FIFO).
+// Usage: node --import tsx bench/agent.ts [--seconds 5] [--threads N]
 // After changing sources, start it once first (or `node --import tsx bench/agent.ts --serve` for a moment):
 // on a cache miss tsx walks its whole disk cache in the background and keeps an esbuild service process
 // beside each process, garbage and wake-ups in the client and the mock during the first point (ADR 0037).
