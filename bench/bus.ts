@@ -23,7 +23,9 @@
 // consumer's thread (how this bench ran before), with binary batches, and with the baseline consumer; the
 // bench process's CPU counts all its threads, the consumer thread's is printed apart.
 // BENCH_BUS_ONLY=nats runs the headline NATS phase alone (for profiling; no RESULT line; BENCH_BUS_FORMAT=binary
-// sends it in the binary envelope). bench/bus-consumer.ts measures the consumer's decode + apply alone.
+// sends it in the binary envelope). BENCH_BUS_ONLY=formats is the batch formats' A/B: JSON and binary
+// alternated BENCH_BUS_ROUNDS (3) times each, medians of each part's CPU per slice in its RESULT line.
+// bench/bus-consumer.ts measures the consumer's decode + apply alone.
 import { execFileSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync } from 'node:fs';
 import { loadavg, tmpdir } from 'node:os';
@@ -364,6 +366,46 @@ if (process.env['BENCH_BUS_ONLY'] === 'nats') {
   );
   process.exit(0);
 }
+if (process.env['BENCH_BUS_ONLY'] === 'formats') {
+  // The batch formats' A/B (ADR 0036, amended): after an unreported warm-up, JSON arrays and binary
+  // batches alternate ROUNDS times each on fresh nats-servers, so neither has the first or the last
+  // place; per round the CPU per slice of the publishers' threads, the consumer's thread and nats-server.
+  const rounds = Number(process.env['BENCH_BUS_ROUNDS'] ?? 3);
+  const phase = { inFlight: IN_FLIGHT, total: TOTAL, maxBatch: DEFAULT_MAX_BATCH, where: 'worker_threads' } as const;
+  await benchNats({ ...phase, total: Math.round(TOTAL / 10 / PUBLISHERS) * PUBLISHERS });
+  const per: Record<BatchFormat, Result[]> = { json: [], binary: [] };
+  for (let i = 0; i < rounds; i++) {
+    const order: BatchFormat[] = i % 2 === 0 ? ['json', 'binary'] : ['binary', 'json'];
+    for (const format of order) {
+      const r = await benchNats({ ...phase, format });
+      line(`round ${i + 1}, ${format} batches`, r, TOTAL);
+      per[format].push(r);
+    }
+  }
+  const us = (s: number): number => (s * 1e6) / TOTAL;
+  const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)] as number;
+  const fields = (format: BatchFormat): string => {
+    const rs = per[format];
+    const pub = median(rs.map((r) => us(r.benchCpuS - r.consumerThreadCpuS)));
+    const con = median(rs.map((r) => us(r.consumerThreadCpuS)));
+    const srv = median(rs.map((r) => us(r.serverCpuS)));
+    const total = median(rs.map((r) => us(r.benchCpuS + r.serverCpuS)));
+    return (
+      `${format}_msgs_per_s=${fmt(median(rs.map((r) => r.msgsPerSecond)))} ` +
+      `${format}_p99_ms=${fmt(median(rs.map((r) => r.p99Ms)))} ` +
+      `${format}_exactly_once=${rs.every((r) => exactlyOnce(r))} ${format}_publishers_cpu_us_per_msg=${fmt(pub)} ` +
+      `${format}_consumer_thread_cpu_us_per_msg=${fmt(con)} ${format}_server_cpu_us_per_msg=${fmt(srv)} ` +
+      `${format}_total_cpu_us_per_msg=${fmt(total)}`
+    );
+  };
+  const totalOf = (format: BatchFormat): number => median(per[format].map((r) => us(r.benchCpuS + r.serverCpuS)));
+  console.log(
+    `RESULT formats_ab messages=${TOTAL} rounds=${rounds} (medians) ${fields('json')} ${fields('binary')} ` +
+      `binary_vs_json_total_cpu=${(totalOf('binary') / totalOf('json')).toFixed(3)} loadavg1=${loadavg()[0]?.toFixed(2)}`,
+  );
+  if (![...per.json, ...per.binary].every((r) => exactlyOnce(r))) process.exitCode = 1;
+  process.exit();
+}
 const baseline = await baselineImpl();
 const inprocess = await benchInProcess();
 line('in-process', inprocess, TOTAL);
@@ -413,6 +455,8 @@ console.log(
     `binary_batches_exactly_once=${exactlyOnce(natsBinary)} ` +
     `binary_batches_bench_cpu_us_per_msg=${cpuPerMsg(natsBinary.benchCpuS)} ` +
     `binary_batches_server_cpu_us_per_msg=${cpuPerMsg(natsBinary.serverCpuS)} ` +
+    `binary_batches_consumer_thread_cpu_us_per_msg=${cpuPerMsg(natsBinary.consumerThreadCpuS)} ` +
+    `binary_batches_publishers_cpu_us_per_msg=${cpuPerMsg(natsBinary.benchCpuS - natsBinary.consumerThreadCpuS)} ` +
     `same_thread_nats_msgs_per_s=${fmt(natsSameThread.msgsPerSecond)} same_thread_nats_p99_ms=${fmt(natsSameThread.p99Ms)} ` +
     `same_thread_exactly_once=${exactlyOnce(natsSameThread)} ` +
     `same_thread_bench_cpu_us_per_msg=${cpuPerMsg(natsSameThread.benchCpuS)} ` +
