@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { decodeMessage, decodeMessages, type WireMessage } from '../../../api/protocol.ts';
+import { decodeMessages, type WireMessage } from '../../../api/protocol.ts';
 import type { Bus } from '../../../lib/bus/types.ts';
 import { BusError } from '../../../lib/errors.ts';
 import { DEFAULT_MAX_IN_FLIGHT, Publisher } from '../../../agent/publisher.ts';
@@ -34,8 +34,8 @@ function slowBus(opts: { fail?: number; reversed?: number } = {}): {
         await new Promise((r) => setImmediate(r));
       }
       if (i === opts.fail) throw new Error('broker gone');
-      const d = decodeMessage(data);
-      if (d.ok) stored.push(d.message);
+      const d = decodeMessages(data);
+      if (d.ok) stored.push(...d.messages);
       ids.push(o.msgId);
       return { streamSeq: i, duplicate: false };
     },
@@ -166,7 +166,8 @@ void test('messages published while one awaits its ack leave as one batch after 
   assert.deepEqual(
     publishes.map((x) => [x.subject.split('.').at(-1), x.msgId, x.seqs]),
     [
-      ['telemetry', 'uid/run/1/0/1', [1]],
+      // The default (binary) publisher sends a lone message as a batch of one (ADR 0036, amended).
+      ['batch', 'uid/run/1/0/1-1', [1]],
       ['batch', 'uid/run/1/0/2-6', [2, 3, 4, 5, 6]],
     ],
   );
@@ -249,7 +250,7 @@ void test('nothing is published after the summary or an aborted marker', async (
   assert.equal(p.sent, 1);
 });
 
-void test('batches leave as JSON arrays by default and as the binary envelope for format binary, the same members either way', async () => {
+void test('batches leave in the binary envelope by default and as JSON arrays for format json, the same members either way', async () => {
   const seen: Record<string, { first: number[]; seqs: number[][]; lone: number[] }> = {};
   for (const format of ['binary', 'json', 'default'] as const) {
     const out = { first: [] as number[], seqs: [] as number[][], lone: [] as number[] };
@@ -278,7 +279,7 @@ void test('batches leave as JSON arrays by default and as the binary envelope fo
   assert.deepEqual(seen['binary']?.first, [0x4c, 0x4c]);
   assert.deepEqual(seen['binary']?.seqs, [[1, 2, 3, 4, 5, 6], [7]]);
   assert.deepEqual(seen['json']?.lone, [0x7b], 'json: a lone message is a plain JSON message');
-  assert.deepEqual(seen['default'], seen['json'], 'the default is JSON arrays');
+  assert.deepEqual(seen['default'], seen['binary'], 'the default is the binary envelope (ADR 0036, amended)');
 });
 
 void test('a binary publisher encodes every message once, alone or in a batch, and a lone one leaves as a batch of one', async () => {
