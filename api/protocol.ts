@@ -99,7 +99,10 @@ export const ReadyMessageSchema = z.object({ ...envelope, kind: z.literal('ready
  * decoded; JSON cannot carry bytes, so only the binary decoder makes these). Its content is the
  * Aggregator's sketch decoder's to check (ADR 0012, 0013).
  */
-const wireSketch = z.union([z.string(), z.instanceof(Uint8Array)]);
+const wireSketch = z.union([
+  z.string(),
+  z.custom<Uint8Array>((x) => x instanceof Uint8Array, 'a sketch is base64 text or its bytes'),
+]);
 
 /** Latency sketches for one time slice of the measurement window (deltas: merge them all). */
 export const SketchMessageSchema = z
