@@ -4,7 +4,6 @@
 import type { SketchMessage } from '../api/protocol.ts';
 import type { LatencySketch } from '../lib/sketch/types.ts';
 import type { RequestResult } from './load/client.ts';
-import { sketchToBase64 } from '../lib/sketch/index.ts';
 import { requestMeetsSlo, type RequestSlo } from './slo.ts';
 
 export type SketchFactory = () => LatencySketch;
@@ -34,8 +33,13 @@ interface Slice {
   sloMet: number;
 }
 
-function encode(s: LatencySketch): string | undefined {
-  return s.count === 0 ? undefined : sketchToBase64(s);
+/**
+ * The sketch's serialized bytes: the default binary batches carry them as they are, and encodeMessage
+ * turns them into base64 for a JSON message (ADR 0036, amended), so the agent no longer base64-encodes
+ * a sketch the Publisher would decode again.
+ */
+function encode(s: LatencySketch): Uint8Array | undefined {
+  return s.count === 0 ? undefined : s.serialize();
 }
 
 export class SliceRecorder {
@@ -103,8 +107,8 @@ export class SliceRecorder {
       ['tpotMs', s.tpot],
     ] as const;
     for (const [name, sketch] of entries) {
-      const b64 = encode(sketch);
-      if (b64 !== undefined) sketches[name] = b64;
+      const bytes = encode(sketch);
+      if (bytes !== undefined) sketches[name] = bytes;
     }
     const body: SketchBody = {
       slice: this.index,

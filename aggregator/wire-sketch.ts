@@ -20,10 +20,15 @@ function implausible(count: number, max: number): string | null {
   return null;
 }
 
-export function acceptWireSketch(base64: string): AcceptedSketch {
+/** A wire sketch's bytes: base64 decoded (JSON), or the binary batch's own bytes as they are (no copy). */
+function sketchBytes(wire: string | Uint8Array): Uint8Array {
+  return typeof wire === 'string' ? Buffer.from(wire, 'base64') : wire;
+}
+
+export function acceptWireSketch(wire: string | Uint8Array): AcceptedSketch {
   let sketch: LogHistogram;
   try {
-    sketch = LogHistogram.deserialize(Buffer.from(base64, 'base64'));
+    sketch = LogHistogram.deserialize(sketchBytes(wire));
   } catch (err) {
     return { sketch: null, problem: `could not be decoded: ${describe(err)}` };
   }
@@ -35,10 +40,10 @@ export function acceptWireSketch(base64: string): AcceptedSketch {
  * acceptWireSketch's checks, decoded into `scratch` (sketchScratch()) instead of a LogHistogram of its
  * own: what a run merges from every slice (ADR 0027). Valid until `scratch` is decoded into again.
  */
-export function decodeWireSketch(base64: string, scratch: Buckets): DecodedWireSketch {
+export function decodeWireSketch(wire: string | Uint8Array, scratch: Buckets): DecodedWireSketch {
   let decoded: DecodedSketch;
   try {
-    decoded = LogHistogram.decodeInto(Buffer.from(base64, 'base64'), scratch);
+    decoded = LogHistogram.decodeInto(sketchBytes(wire), scratch);
   } catch (err) {
     return { decoded: null, problem: `could not be decoded: ${describe(err)}` };
   }

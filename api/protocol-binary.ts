@@ -12,8 +12,10 @@
 //
 // The decoder faces hostile tenants: every length is checked against the bytes left before anything
 // is sliced or allocated, varints stop at 4 bytes, and any inconsistency is a clean refusal (a string),
-// never a throw. It only rebuilds the members as the JSON form would have carried them (sketches back
-// in base64); the caller validates every member exactly as it validates a JSON message.
+// never a throw. It rebuilds the members as the JSON form carries them, except that each sketch is its
+// bytes (a view of the bus message, no copy), not base64: the Aggregator decodes bytes either way, so
+// turning them into base64 here and back there only cost CPU (ADR 0036, amended). The caller validates
+// every member exactly as it validates a JSON message (the wire schema takes bytes or base64).
 import { MAX_BATCH_MESSAGES, SKETCH_FORMAT } from './protocol.ts';
 
 export const BINARY_BATCH_MAGIC = Uint8Array.of(0x4c, 0x4c, 0x42, 0x01);
@@ -28,6 +30,8 @@ const encoder = new TextEncoder();
 const utf8 = new TextDecoder('utf-8', { fatal: true });
 
 type Fields = Record<string, unknown>;
+
+const isSketch = (x: unknown): x is string | Uint8Array => typeof x === 'string' || x instanceof Uint8Array;
 
 /** Whether `data` claims to be a binary batch (its magic's first three bytes; the fourth is the format). */
 export function isBinaryBatch(data: Uint8Array): boolean {
@@ -54,6 +58,11 @@ function base64Bytes(b64: string): number {
   return (b64.length >>> 2) * 3 - pad;
 }
 
+/** A sketch's length on the wire: base64 (the agent's JSON form) decoded, or bytes as they are. */
+function sketchLength(sketch: string | Uint8Array): number {
+  return typeof sketch === 'string' ? base64Bytes(sketch) : sketch.length;
+}
+
 /**
  * One member's bytes (everything after the count), ready to be concatenated by encodeBinaryBatch. On
  * the agent's hot path: one JSON string and one buffer, the sketches decoded straight into it.
@@ -68,10 +77,10 @@ export function encodeBinaryMember(message: object): Uint8Array {
   let mask = 0;
   let bytes = varintLength(jsonBytes) + jsonBytes + 1;
   for (const [bit, key] of SKETCH_KEYS.entries()) {
-    const b64 = sketches[key];
-    if (typeof b64 !== 'string') continue;
+    const sketch = sketches[key];
+    if (!isSketch(sketch)) continue;
     mask |= 1 << bit;
-    const n = base64Bytes(b64);
+    const n = sketchLength(sketch);
     bytes += varintLength(n) + n;
   }
   const out = Buffer.allocUnsafe(bytes);
@@ -79,10 +88,14 @@ export function encodeBinaryMember(message: object): Uint8Array {
   at += out.write(json, at, 'utf8');
   out[at++] = mask;
   for (const key of SKETCH_KEYS) {
-    const b64 = sketches[key];
-    if (typeof b64 !== 'string') continue;
-    at = writeVarint(out, at, base64Bytes(b64));
-    at += out.write(b64, at, 'base64');
+    const sketch = sketches[key];
+    if (!isSketch(sketch)) continue;
+    at = writeVarint(out, at, sketchLength(sketch));
+    if (typeof sketch === 'string') at += out.write(sketch, at, 'base64');
+    else {
+      out.set(sketch, at);
+      at += sketch.length;
+    }
   }
   if (at !== bytes) throw new RangeError(`binary member: wrote ${at} of ${bytes} bytes (a sketch is not base64)`);
   return out;
@@ -190,9 +203,8 @@ function readMember(r: Reader, shared: Fields, i: number): Fields {
     if (n > SKETCH_FORMAT.maxBytes) {
       throw new Refusal(`binary batch: ${what}'s ${key} is ${n} bytes, at most ${SKETCH_FORMAT.maxBytes} allowed`);
     }
-    const bytes = r.bytes(n, `${what}'s ${key}`);
-    // A view of the same memory, no copy: base64 is what the JSON form carries and the schema checks.
-    sketches[key] = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('base64');
+    // A view of the bus message's memory, no copy; the Aggregator decodes and checks it before it keeps anything.
+    sketches[key] = r.bytes(n, `${what}'s ${key}`);
   }
   message['sketches'] = sketches;
   return message;

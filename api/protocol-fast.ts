@@ -71,11 +71,14 @@ function errorClassesOk(e: unknown): boolean {
   return true;
 }
 
-/** Only the four metrics, each a string when present. */
+/** base64 (JSON) or the bytes a binary batch carried: the schema's two forms. */
+const isWireSketch = (x: unknown): boolean => typeof x === 'string' || x instanceof Uint8Array;
+
+/** Only the four metrics, each a string or bytes when present. */
 function sketchesOk(s: unknown): boolean {
   if (!isObject(s) || Object.getPrototypeOf(s) !== Object.prototype) return false;
   for (const k in s) {
-    if (!Object.hasOwn(s, k) || !SKETCH_METRICS.has(k) || typeof s[k] !== 'string') return false;
+    if (!Object.hasOwn(s, k) || !SKETCH_METRICS.has(k) || !isWireSketch(s[k])) return false;
   }
   return true;
 }

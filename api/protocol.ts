@@ -94,6 +94,16 @@ export type Environment = z.infer<typeof EnvironmentSchema>;
 export const HelloMessageSchema = z.object({ ...envelope, kind: z.literal('hello'), environment: EnvironmentSchema });
 export const ReadyMessageSchema = z.object({ ...envelope, kind: z.literal('ready') });
 
+/**
+ * One serialized sketch on the wire: a base64 string (JSON), or its bytes (a binary batch's member as
+ * decoded; JSON cannot carry bytes, so only the binary decoder makes these). Its content is the
+ * Aggregator's sketch decoder's to check (ADR 0012, 0013).
+ */
+const wireSketch = z.union([
+  z.string(),
+  z.custom<Uint8Array>((x) => x instanceof Uint8Array, 'a sketch is base64 text or its bytes'),
+]);
+
 /** Latency sketches for one time slice of the measurement window (deltas: merge them all). */
 export const SketchMessageSchema = z
   .object({
@@ -111,14 +121,15 @@ export const SketchMessageSchema = z
     /** Requests of requestsOk that met every SLO target (spec.slo); absent when no SLO is set (ADR 0030). */
     requestsSloMet: count.optional(),
     /**
-     * base64 of LogHistogram.serialize() (SKETCH_FORMAT); values in milliseconds, >= 0 (zeros are
-     * counted exactly). Absent when the slice had none.
+     * LogHistogram.serialize() (SKETCH_FORMAT): base64 in JSON, the bytes themselves when a binary batch
+     * (ADR 0033) carried them, as the consumer hands them on (ADR 0036, amended: no base64 round trip).
+     * Values in milliseconds, >= 0 (zeros are counted exactly). Absent when the slice had none.
      */
     sketches: z.object({
-      ttftMs: z.string().optional(),
-      itlMs: z.string().optional(),
-      e2eMs: z.string().optional(),
-      tpotMs: z.string().optional(),
+      ttftMs: wireSketch.optional(),
+      itlMs: wireSketch.optional(),
+      e2eMs: wireSketch.optional(),
+      tpotMs: wireSketch.optional(),
     }),
   })
   .refine((m) => m.sliceEndMs >= m.sliceStartMs, { message: 'sliceEndMs precedes sliceStartMs', path: ['sliceEndMs'] });
@@ -354,10 +365,26 @@ export function batchMessageId(first: Parameters<typeof messageId>[0], lastSeq: 
 const encoder = new TextEncoder();
 const decoder = new TextDecoder('utf-8', { fatal: true });
 
+/** A sketch message whose sketches are all base64 (bytes, which only binary batches carry, become base64). */
+function sketchesAsBase64(m: WireMessage): WireMessage {
+  if (m.kind !== 'sketch') return m;
+  const s = m.sketches;
+  let bytes = false;
+  for (const k in s) if (typeof s[k as keyof typeof s] !== 'string') bytes = true;
+  if (!bytes) return m;
+  const out: Record<string, string | Uint8Array | undefined> = { ...s };
+  for (const k in out) {
+    const v = out[k];
+    if (v instanceof Uint8Array) out[k] = Buffer.from(v.buffer, v.byteOffset, v.byteLength).toString('base64');
+  }
+  return { ...m, sketches: out };
+}
+
 export function encodeMessage(m: WireMessage): Uint8Array {
   // The same UTF-8 bytes as TextEncoder (JSON.stringify leaves no lone surrogates), in a fraction of
   // its time (~0.5 vs ~1.3 us for a 2.3 KB slice, ADR 0036); a plain Uint8Array view, not a Buffer.
-  const b = Buffer.from(JSON.stringify(m), 'utf8');
+  // JSON carries sketches as base64: a sketch given as bytes (as a binary batch decodes) is turned into it.
+  const b = Buffer.from(JSON.stringify(sketchesAsBase64(m)), 'utf8');
   return new Uint8Array(b.buffer, b.byteOffset, b.byteLength);
 }
 

@@ -13,24 +13,27 @@
 // same). BENCH_BUS_KIND=ready
 // sends empty `ready` messages instead (the figure this bench printed before it sent slices: easier
 // than the real path, for comparison only). Each NATS line says how much CPU nats-server used.
-// ADR 0033: batches leave as JSON arrays (the Publisher's default; the binary envelope has its own phase);
+// Batches leave in the Publisher's default format (the binary envelope since ADR 0036's amendment; JSON
+// arrays have their own phase, and the baseline consumer, which reads only JSON, gets JSON);
 // the NATS phases run the publishers in
 // BENCH_BUS_PUBLISHER_THREADS (2) worker threads, each publisher on its own connection, as agents run
 // in their own pods, paced on the consumer's progress (BENCH_BUS_UNAPPLIED, 24 slices per publisher
 // between publish and apply, 32 before ADR 0036; 0 = unpaced, where p99 measures the backlog the
 // publishers pile up; a paced publisher polls its applied count every 1 ms, ADR 0036). The
 // same run prints the in-process figure (one thread), the NATS path with the publishers in the
-// consumer's thread (how this bench ran before), with binary batches, and with the baseline consumer; the
+// consumer's thread (how this bench ran before), with JSON batches, and with the baseline consumer; the
 // bench process's CPU counts all its threads, the consumer thread's is printed apart.
-// BENCH_BUS_ONLY=nats runs the headline NATS phase alone (for profiling; no RESULT line; BENCH_BUS_FORMAT=binary
-// sends it in the binary envelope). bench/bus-consumer.ts measures the consumer's decode + apply alone.
+// BENCH_BUS_ONLY=nats runs the headline NATS phase alone (for profiling; no RESULT line; BENCH_BUS_FORMAT=json
+// sends it as JSON arrays). BENCH_BUS_ONLY=formats is the batch formats' A/B: JSON and binary
+// alternated BENCH_BUS_ROUNDS (3) times each, medians of each part's CPU per slice in its RESULT line.
+// bench/bus-consumer.ts measures the consumer's decode + apply alone.
 import { execFileSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync } from 'node:fs';
 import { loadavg, tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { Worker } from 'node:worker_threads';
 import { decodeMessages, experimentSubjectFilter, type DecodedBatch, type WireMessage } from '../api/protocol.ts';
-import { DEFAULT_MAX_BATCH, type BatchFormat } from '../agent/publisher.ts';
+import { DEFAULT_BATCH_FORMAT, DEFAULT_MAX_BATCH, type BatchFormat } from '../agent/publisher.ts';
 import { appliedCounters, countApplied, NS, publishAll, type PublishPlan } from './bus/publish.ts';
 import { benchRuns, slicePool } from './bus/slices.ts';
 import { Aggregator } from '../aggregator/aggregator.ts';
@@ -54,7 +57,7 @@ const UNAPPLIED = Number(process.env['BENCH_BUS_UNAPPLIED'] ?? 24);
 const PUBLISHER_THREADS = Number(process.env['BENCH_BUS_PUBLISHER_THREADS'] ?? 2);
 /** Bus messages (batches) each Publisher keeps awaiting their acks; IN_FLIGHT when unset. */
 const BUS_IN_FLIGHT = Number(process.env['BENCH_BUS_PUBLISHER_IN_FLIGHT'] ?? IN_FLIGHT);
-const ONLY_FORMAT = (process.env['BENCH_BUS_FORMAT'] ?? 'json') as BatchFormat;
+const ONLY_FORMAT = (process.env['BENCH_BUS_FORMAT'] ?? DEFAULT_BATCH_FORMAT) as BatchFormat;
 /**
  * The consumer before ADR 0027 (schema library on every slice, the reference sketch decoder, one
  * merge at a time): its aggregator and decoder run the same NATS phase in this run, as the baseline.
@@ -96,8 +99,13 @@ async function baselineImpl(): Promise<{ impl: ConsumerImpl; cleanup: () => void
 }
 
 const SLICES = slicePool();
+function jsonLength(b: (typeof SLICES)[number]): number {
+  const sketches = Object.entries(b.sketches).map(([k, v]) => [k, Buffer.from(v as Uint8Array).toString('base64')]);
+  return JSON.stringify({ ...b, sketches: Object.fromEntries(sketches) }).length;
+}
 const SLICE_BYTES = Math.round(
-  SLICES.reduce((n, b) => n + JSON.stringify(b).length, 0) / SLICES.length + 220, // + the envelope
+  // As JSON carries a slice (sketches in base64) + the envelope.
+  SLICES.reduce((n, b) => n + jsonLength(b), 0) / SLICES.length + 220,
 );
 
 interface Result {
@@ -270,7 +278,8 @@ async function benchInProcess(impl = CURRENT): Promise<Result> {
       IN_FLIGHT,
       TOTAL,
       DEFAULT_MAX_BATCH,
-      'json', // the Publisher's default, and the baseline's consumer reads only JSON batches
+      // The Publisher's default; the baseline's consumer reads only JSON batches (its own release's).
+      impl === CURRENT ? DEFAULT_BATCH_FORMAT : 'json',
     );
     const applied = appliedCounters(PUBLISHERS);
     return await run(bus, plan, sameThread([bus], plan, applied), impl, applied);
@@ -297,7 +306,8 @@ async function benchNats({ inFlight, total, maxBatch, impl = CURRENT, where, for
     await consumerBus.ensureLayout();
     const base = impl === CURRENT ? '' : 'base';
     const uid = `nats${inFlight}x${maxBatch}${base}${where === 'worker_threads' ? 'w' : 't'}${format ?? ''}`;
-    const plan = planOf(uid, inFlight, total, maxBatch, format ?? 'json');
+    // The Publisher's default unless said; the baseline's consumer reads only JSON batches (its own release's).
+    const plan = planOf(uid, inFlight, total, maxBatch, format ?? (impl === CURRENT ? DEFAULT_BATCH_FORMAT : 'json'));
     const buses =
       where === 'worker_threads'
         ? []
@@ -364,6 +374,46 @@ if (process.env['BENCH_BUS_ONLY'] === 'nats') {
   );
   process.exit(0);
 }
+if (process.env['BENCH_BUS_ONLY'] === 'formats') {
+  // The batch formats' A/B (ADR 0036, amended): after an unreported warm-up, JSON arrays and binary
+  // batches alternate ROUNDS times each on fresh nats-servers, so neither has the first or the last
+  // place; per round the CPU per slice of the publishers' threads, the consumer's thread and nats-server.
+  const rounds = Number(process.env['BENCH_BUS_ROUNDS'] ?? 3);
+  const phase = { inFlight: IN_FLIGHT, total: TOTAL, maxBatch: DEFAULT_MAX_BATCH, where: 'worker_threads' } as const;
+  await benchNats({ ...phase, total: Math.round(TOTAL / 10 / PUBLISHERS) * PUBLISHERS });
+  const per: Record<BatchFormat, Result[]> = { json: [], binary: [] };
+  for (let i = 0; i < rounds; i++) {
+    const order: BatchFormat[] = i % 2 === 0 ? ['json', 'binary'] : ['binary', 'json'];
+    for (const format of order) {
+      const r = await benchNats({ ...phase, format });
+      line(`round ${i + 1}, ${format} batches`, r, TOTAL);
+      per[format].push(r);
+    }
+  }
+  const us = (s: number): number => (s * 1e6) / TOTAL;
+  const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)] as number;
+  const fields = (format: BatchFormat): string => {
+    const rs = per[format];
+    const pub = median(rs.map((r) => us(r.benchCpuS - r.consumerThreadCpuS)));
+    const con = median(rs.map((r) => us(r.consumerThreadCpuS)));
+    const srv = median(rs.map((r) => us(r.serverCpuS)));
+    const total = median(rs.map((r) => us(r.benchCpuS + r.serverCpuS)));
+    return (
+      `${format}_msgs_per_s=${fmt(median(rs.map((r) => r.msgsPerSecond)))} ` +
+      `${format}_p99_ms=${fmt(median(rs.map((r) => r.p99Ms)))} ` +
+      `${format}_exactly_once=${rs.every((r) => exactlyOnce(r))} ${format}_publishers_cpu_us_per_msg=${fmt(pub)} ` +
+      `${format}_consumer_thread_cpu_us_per_msg=${fmt(con)} ${format}_server_cpu_us_per_msg=${fmt(srv)} ` +
+      `${format}_total_cpu_us_per_msg=${fmt(total)}`
+    );
+  };
+  const totalOf = (format: BatchFormat): number => median(per[format].map((r) => us(r.benchCpuS + r.serverCpuS)));
+  console.log(
+    `RESULT formats_ab messages=${TOTAL} rounds=${rounds} (medians) ${fields('json')} ${fields('binary')} ` +
+      `binary_vs_json_total_cpu=${(totalOf('binary') / totalOf('json')).toFixed(3)} loadavg1=${loadavg()[0]?.toFixed(2)}`,
+  );
+  if (![...per.json, ...per.binary].every((r) => exactlyOnce(r))) process.exitCode = 1;
+  process.exit();
+}
 const baseline = await baselineImpl();
 const inprocess = await benchInProcess();
 line('in-process', inprocess, TOTAL);
@@ -379,9 +429,10 @@ line(`nats-server, batched (up to ${DEFAULT_MAX_BATCH} per bus message)`, nats, 
 // The same with the publishers in the consumer's thread (how this bench ran before), for comparison.
 const natsSameThread = await benchNats({ ...batched, where: 'consumer_thread' });
 line(`nats-server, batched, publishers in the consumer's thread`, natsSameThread, TOTAL);
-// The same with the binary batch envelope (ADR 0033; read by the current consumer, not sent by default).
-const natsBinary = await benchNats({ ...batched, where: 'worker_threads', format: 'binary' });
-line(`nats-server, batched in the binary envelope (ADR 0033)`, natsBinary, TOTAL);
+// The same in the other batch format (JSON arrays since binary became the default, ADR 0036 amended).
+const OTHER_FORMAT: BatchFormat = DEFAULT_BATCH_FORMAT === 'binary' ? 'json' : 'binary';
+const natsOther = await benchNats({ ...batched, where: 'worker_threads', format: OTHER_FORMAT });
+line(`nats-server, batched as ${OTHER_FORMAT} (the other batch format)`, natsOther, TOTAL);
 // The same NATS phase with the baseline's decoder and aggregator (the publishers are the same).
 const baseNats =
   baseline === null ? null : await benchNats({ ...batched, impl: baseline.impl, where: 'worker_threads' });
@@ -409,10 +460,14 @@ console.log(
     `nats_total_cpu_us_per_msg=${cpuPerMsg(nats.benchCpuS + nats.serverCpuS)} ` +
     `nats_msgs_per_bus_message=${nats.perBusMessage.toFixed(1)} ` +
     `nats_publishers=${nats.publishersWhere} publisher_threads=${PUBLISHER_THREADS} ` +
-    `binary_batches_nats_msgs_per_s=${fmt(natsBinary.msgsPerSecond)} binary_batches_nats_p99_ms=${fmt(natsBinary.p99Ms)} ` +
-    `binary_batches_exactly_once=${exactlyOnce(natsBinary)} ` +
-    `binary_batches_bench_cpu_us_per_msg=${cpuPerMsg(natsBinary.benchCpuS)} ` +
-    `binary_batches_server_cpu_us_per_msg=${cpuPerMsg(natsBinary.serverCpuS)} ` +
+    `nats_format=${DEFAULT_BATCH_FORMAT} ` +
+    `${OTHER_FORMAT}_batches_nats_msgs_per_s=${fmt(natsOther.msgsPerSecond)} ` +
+    `${OTHER_FORMAT}_batches_nats_p99_ms=${fmt(natsOther.p99Ms)} ` +
+    `${OTHER_FORMAT}_batches_exactly_once=${exactlyOnce(natsOther)} ` +
+    `${OTHER_FORMAT}_batches_bench_cpu_us_per_msg=${cpuPerMsg(natsOther.benchCpuS)} ` +
+    `${OTHER_FORMAT}_batches_server_cpu_us_per_msg=${cpuPerMsg(natsOther.serverCpuS)} ` +
+    `${OTHER_FORMAT}_batches_consumer_thread_cpu_us_per_msg=${cpuPerMsg(natsOther.consumerThreadCpuS)} ` +
+    `${OTHER_FORMAT}_batches_publishers_cpu_us_per_msg=${cpuPerMsg(natsOther.benchCpuS - natsOther.consumerThreadCpuS)} ` +
     `same_thread_nats_msgs_per_s=${fmt(natsSameThread.msgsPerSecond)} same_thread_nats_p99_ms=${fmt(natsSameThread.p99Ms)} ` +
     `same_thread_exactly_once=${exactlyOnce(natsSameThread)} ` +
     `same_thread_bench_cpu_us_per_msg=${cpuPerMsg(natsSameThread.benchCpuS)} ` +
@@ -436,7 +491,7 @@ console.log(
     `nats_vs_unbatched_throughput=${(nats.msgsPerSecond / unbatched.msgsPerSecond).toFixed(2)} ` +
     `loadavg1=${loadavg()[0]?.toFixed(2)}`,
 );
-const allExact = [exactlyOnce(nats), exactlyOnce(natsSameThread), exactlyOnce(natsBinary), exactlyOnce(inprocess)];
+const allExact = [exactlyOnce(nats), exactlyOnce(natsSameThread), exactlyOnce(natsOther), exactlyOnce(inprocess)];
 allExact.push(exactlyOnce(unbatched, unbatchedTotal));
 for (const r of [baseNats, baseInprocess]) if (r !== null) allExact.push(exactlyOnce(r));
 if (!allExact.every(Boolean) || !exactlyOnce(serial, serialTotal)) process.exitCode = 1;

@@ -5,7 +5,12 @@ import type { SketchBody } from '../../agent/slices.ts';
 import type { AggregatorPlan } from '../../aggregator/index.ts';
 import { makePlan, replicaMessages } from '../../tests/support/streams.ts';
 
-/** 1 s slices of 16 requests x ~64 output tokens (four LogHistograms, ~2.5 KB of JSON each). */
+/**
+ * 1 s slices of 16 requests x ~64 output tokens (four LogHistograms, ~2.5 KB of JSON each), made before
+ * the timed window (a real agent builds its sketches as requests finish, not on the bus path). Each
+ * sketch is its serialized bytes, as agent/slices.ts gives them (ADR 0036, amended); the Publisher
+ * sends them as they are in binary batches and as base64 in JSON ones, so each format pays its own cost.
+ */
 export function slicePool(): SketchBody[] {
   const plan = makePlan({ configs: 1, cycles: 1 });
   const run = plan.runs[0] as (typeof plan.runs)[number];
@@ -24,7 +29,10 @@ export function slicePool(): SketchBody[] {
         errorClasses,
         inputTokens,
         outputTokens,
-        sketches,
+        // The test streams carry base64 (JSON's form); the agent gives bytes.
+        sketches: Object.fromEntries(
+          Object.entries(sketches).map(([k, v]) => [k, typeof v === 'string' ? Buffer.from(v, 'base64') : v]),
+        ),
       };
     });
 }

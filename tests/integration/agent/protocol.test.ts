@@ -67,7 +67,11 @@ void test('a full run publishes every phase in order with contiguous seq and a s
   assert.equal(summary.requestsOk, 30);
   assert.equal(summary.outputTokens, 30 * 8);
   const ttft = createLatencySketch();
-  for (const m of sketches) if (m.sketches.ttftMs !== undefined) ttft.merge(sketchFromBase64(m.sketches.ttftMs));
+  for (const m of sketches) {
+    // A binary batch carries the sketch's bytes, JSON its base64 (ADR 0036, amended).
+    const t = m.sketches.ttftMs;
+    if (t !== undefined) ttft.merge(sketchFromBase64(typeof t === 'string' ? t : Buffer.from(t).toString('base64')));
+  }
   assert.equal(ttft.count, 30);
   assert.ok(ttft.quantile(0.5) >= 14, `ttft p50 ${ttft.quantile(0.5)}`);
   assert.deepEqual(

@@ -169,7 +169,8 @@ void describe('the aggregator and a lying sketch', () => {
     const forged = msgs.map((m): WireMessage => {
       if (done || m.kind !== 'sketch' || m.sketches.ttftMs === undefined) return m;
       done = true;
-      return { ...m, sketches: { ...m.sketches, ttftMs: replace(m.sketches.ttftMs) } };
+      // The test streams are JSON's: base64.
+      return { ...m, sketches: { ...m.sketches, ttftMs: replace(m.sketches.ttftMs as string) } };
     });
     const agg = new Aggregator(plan);
     forged.forEach((m, i) => agg.apply(m, i + 1));
