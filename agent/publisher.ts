@@ -155,8 +155,7 @@ export class Publisher {
       const trace = natsTraceHeaders();
       // Encoded once, here: summary and aborted always leave alone (as JSON), with batches of 1 everything
       // does; a binary publisher's other messages become binary members, whether or not they share a batch.
-      const json = barrier || this.maxBatch === 1 || this.batchFormat === 'json';
-      const data = json ? encodeMessage(message) : encodeBinaryMember(message);
+      const data = this.plainJson(barrier) ? encodeMessage(message) : encodeBinaryMember(message);
       this.queue.push({ message, data, barrier, resolve, reject, trace });
       // Leave at the end of this turn (or with the next ack), also when nothing is in flight, so that
       // what is published in the same turn shares one bus message (ADR 0036: leaving at once sent the
@@ -220,7 +219,7 @@ export class Publisher {
     const last = jobs[jobs.length - 1] as Job;
     const m = first.message;
     // A binary publisher's lone member leaves as a batch of one (its bytes are already made).
-    const single = jobs.length === 1 && this.plainJson(first);
+    const single = jobs.length === 1 && this.plainJson(first.barrier);
     this.inFlight++;
     let stored: Promise<unknown>;
     try {
@@ -251,9 +250,9 @@ export class Publisher {
     );
   }
 
-  /** Whether the job's bytes are a whole JSON message (publish() made them so), not a binary member. */
-  private plainJson(job: Job): boolean {
-    return this.batchFormat === 'json' || job.barrier || this.maxBatch === 1;
+  /** Whether a message is encoded whole as JSON (barriers, batches of 1, the JSON format), not as a binary member. */
+  private plainJson(barrier: boolean): boolean {
+    return this.batchFormat === 'json' || barrier || this.maxBatch === 1;
   }
 
   /**
@@ -262,7 +261,7 @@ export class Publisher {
    */
   private encode(jobs: Job[]): Uint8Array {
     const first = jobs[0] as Job;
-    if (this.plainJson(first)) return jobs.length === 1 ? first.data : encodeBatch(jobs.map((j) => j.data));
+    if (this.plainJson(first.barrier)) return jobs.length === 1 ? first.data : encodeBatch(jobs.map((j) => j.data));
     return encodeBinaryBatch(
       first.message,
       jobs.map((j) => j.data),

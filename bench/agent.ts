@@ -421,7 +421,8 @@ async function main(): Promise<void> {
       loadavg_1m_start: loadAtStart,
       loadavg_1m_end: loadavg()[0] ?? NaN,
     };
-    const placed = `pinned=${PLACEMENT === null ? 'none' : PIN_ALL ? 'all' : 'main'} client_cpus=${cpus.client} server_cpus=${cpus.server}`;
+    const pinned = PLACEMENT === null ? 'none' : PIN_ALL ? 'all' : 'main';
+    const placed = `pinned=${pinned} client_cpus=${cpus.client} server_cpus=${cpus.server}`;
     const rt = `sched_fifo=${schedPolicy('self') === 1 && schedPolicy(child.pid ?? 0) === 1}`;
     const pass =
       r.ttft_err_p50_ms_128 <= 2 &&

@@ -409,7 +409,8 @@ if (process.env['BENCH_BUS_ONLY'] === 'formats') {
   const totalOf = (format: BatchFormat): number => median(per[format].map((r) => us(r.benchCpuS + r.serverCpuS)));
   console.log(
     `RESULT formats_ab messages=${TOTAL} rounds=${rounds} (medians) ${fields('json')} ${fields('binary')} ` +
-      `binary_vs_json_total_cpu=${(totalOf('binary') / totalOf('json')).toFixed(3)} loadavg1=${loadavg()[0]?.toFixed(2)}`,
+      `binary_vs_json_total_cpu=${(totalOf('binary') / totalOf('json')).toFixed(3)} ` +
+      `loadavg1=${loadavg()[0]?.toFixed(2)}`,
   );
   if (![...per.json, ...per.binary].every((r) => exactlyOnce(r))) process.exitCode = 1;
   process.exit();
@@ -467,8 +468,10 @@ console.log(
     `${OTHER_FORMAT}_batches_bench_cpu_us_per_msg=${cpuPerMsg(natsOther.benchCpuS)} ` +
     `${OTHER_FORMAT}_batches_server_cpu_us_per_msg=${cpuPerMsg(natsOther.serverCpuS)} ` +
     `${OTHER_FORMAT}_batches_consumer_thread_cpu_us_per_msg=${cpuPerMsg(natsOther.consumerThreadCpuS)} ` +
-    `${OTHER_FORMAT}_batches_publishers_cpu_us_per_msg=${cpuPerMsg(natsOther.benchCpuS - natsOther.consumerThreadCpuS)} ` +
-    `same_thread_nats_msgs_per_s=${fmt(natsSameThread.msgsPerSecond)} same_thread_nats_p99_ms=${fmt(natsSameThread.p99Ms)} ` +
+    `${OTHER_FORMAT}_batches_publishers_cpu_us_per_msg=` +
+    `${cpuPerMsg(natsOther.benchCpuS - natsOther.consumerThreadCpuS)} ` +
+    `same_thread_nats_msgs_per_s=${fmt(natsSameThread.msgsPerSecond)} ` +
+    `same_thread_nats_p99_ms=${fmt(natsSameThread.p99Ms)} ` +
     `same_thread_exactly_once=${exactlyOnce(natsSameThread)} ` +
     `same_thread_bench_cpu_us_per_msg=${cpuPerMsg(natsSameThread.benchCpuS)} ` +
     `same_thread_server_cpu_us_per_msg=${cpuPerMsg(natsSameThread.serverCpuS)} ` +

@@ -41,10 +41,14 @@ export function hasTaskset(): boolean {
  * made later inherit their creator's. Throws if taskset fails.
  */
 export function pinProcess(pid: number, cpus: string, allThreads = false): void {
-  const args = [...(allThreads ? ['-a'] : []), '-p', '-c', cpus, String(pid)];
-  const r = spawnSync('taskset', args, { encoding: 'utf8' });
+  runOrThrow('taskset', [...(allThreads ? ['-a'] : []), '-p', '-c', cpus, String(pid)]);
+}
+
+/** Runs a scheduling tool, throwing with its command line and error when it fails. */
+function runOrThrow(command: string, args: string[]): void {
+  const r = spawnSync(command, args, { encoding: 'utf8' });
   if (r.error !== undefined || r.status !== 0) {
-    throw new Error(`taskset ${args.join(' ')} failed: ${r.error?.message ?? r.stderr.trim()}`);
+    throw new Error(`${command} ${args.join(' ')} failed: ${r.error?.message ?? r.stderr.trim()}`);
   }
 }
 
@@ -65,10 +69,7 @@ export function allowedCpus(pid: number | 'self'): string | undefined {
  * as if the client had its machine to itself. The kernel's RT throttling (95% of each second) still bounds it.
  */
 export function realtimeMainThread(pid: number): void {
-  const r = spawnSync('chrt', ['-f', '-p', '1', String(pid)], { encoding: 'utf8' });
-  if (r.error !== undefined || r.status !== 0) {
-    throw new Error(`chrt -f -p 1 ${pid} failed: ${r.error?.message ?? r.stderr.trim()}`);
-  }
+  runOrThrow('chrt', ['-f', '-p', '1', String(pid)]);
 }
 
 /** The scheduling policy of `pid`'s main thread from /proc (field 41 of stat: 0 other, 1 fifo, 2 rr). */

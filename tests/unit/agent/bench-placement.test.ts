@@ -26,26 +26,28 @@ test('bench/agent leaves placement to the scheduler on one core, without taskset
   assert.equal(planPlacement(16, true, '0'), null);
 });
 
+/** Runs `check` on the pid of an idle child Node process, killed afterwards. */
+async function withIdleChild(check: (pid: number) => void): Promise<void> {
+  const child = spawn(process.execPath, ['-e', 'setTimeout(() => {}, 30000)'], { stdio: 'ignore' });
+  try {
+    check(child.pid as number);
+  } finally {
+    child.kill('SIGKILL');
+    await once(child, 'exit');
+  }
+}
+
 const pinnable = process.platform === 'linux' && availableParallelism() >= 2 && hasTaskset();
 
-test(
-  'pinning a process sets its main thread to the CPU list the kernel then reports',
-  { skip: !pinnable },
-  async () => {
-    const child = spawn(process.execPath, ['-e', 'setTimeout(() => {}, 30000)'], { stdio: 'ignore' });
-    try {
-      const pid = child.pid as number;
-      const before = allowedCpus(pid);
-      assert.notEqual(before, '1', 'a fresh process is not pinned to one core already');
-      pinProcess(pid, '1');
-      assert.equal(allowedCpus(pid), '1');
-      pinProcess(pid, '0-1', true);
-      assert.equal(allowedCpus(pid), '0-1');
-    } finally {
-      child.kill('SIGKILL');
-      await once(child, 'exit');
-    }
-  },
+test('pinning a process sets its main thread to the CPU list the kernel then reports', { skip: !pinnable }, () =>
+  withIdleChild((pid) => {
+    const before = allowedCpus(pid);
+    assert.notEqual(before, '1', 'a fresh process is not pinned to one core already');
+    pinProcess(pid, '1');
+    assert.equal(allowedCpus(pid), '1');
+    pinProcess(pid, '0-1', true);
+    assert.equal(allowedCpus(pid), '0-1');
+  }),
 );
 
 test('pinning a process that does not exist throws, naming the command', { skip: !pinnable }, () => {
@@ -54,19 +56,10 @@ test('pinning a process that does not exist throws, naming the command', { skip:
 
 const canRealtime = process.platform === 'linux' && process.getuid?.() === 0 && spawnSync('chrt', ['-m']).status === 0;
 
-test(
-  'the opt-in realtime setting makes a main thread SCHED_FIFO, as /proc then reports',
-  { skip: !canRealtime },
-  async () => {
-    const child = spawn(process.execPath, ['-e', 'setTimeout(() => {}, 30000)'], { stdio: 'ignore' });
-    try {
-      const pid = child.pid as number;
-      assert.equal(schedPolicy(pid), 0, 'a fresh process is SCHED_OTHER');
-      realtimeMainThread(pid);
-      assert.equal(schedPolicy(pid), 1);
-    } finally {
-      child.kill('SIGKILL');
-      await once(child, 'exit');
-    }
-  },
+test('the opt-in realtime setting makes a main thread SCHED_FIFO, as /proc then reports', { skip: !canRealtime }, () =>
+  withIdleChild((pid) => {
+    assert.equal(schedPolicy(pid), 0, 'a fresh process is SCHED_OTHER');
+    realtimeMainThread(pid);
+    assert.equal(schedPolicy(pid), 1);
+  }),
 );

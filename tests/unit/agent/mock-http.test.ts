@@ -66,7 +66,10 @@ async function server(t: { after(fn: () => unknown): void }): Promise<MockServer
 
 const completion = (body: object, extra = ''): string => {
   const json = JSON.stringify(body);
-  return `POST /v1/completions HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\n${extra}content-length: ${Buffer.byteLength(json)}\r\n\r\n${json}`;
+  return (
+    'POST /v1/completions HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\n' +
+    `${extra}content-length: ${Buffer.byteLength(json)}\r\n\r\n${json}`
+  );
 };
 
 /** The chunks of a chunked body (after the head), decoded; the terminator's presence. */
@@ -161,40 +164,43 @@ void test('keep-alive: many requests on one connection, pipelined ones answered 
   assert.equal(s.stats().connections, 1, 'one TCP connection for all four requests');
 });
 
-void test('a stream is SSE in chunked framing: one event per chunk, the first with the server stamps, then the terminator', async (t) => {
-  const s = await server(t);
-  const raw = new Raw(s.port);
-  raw.send(completion({ prompt: 'a b c', max_tokens: 5, stream: true, stream_options: { include_usage: true } }));
-  const r = chunks(await raw.until((x) => x.endsWith('0\r\n\r\n')));
-  assert.match(r.head, /^HTTP\/1\.1 200 OK\r\n/);
-  assert.match(r.head, /\r\ncontent-type: text\/event-stream\r\n/);
-  assert.match(r.head, /\r\ntransfer-encoding: chunked/);
-  assert.match(r.head, /\r\nx-llem-simulated: true/);
-  assert.match(r.head, /\r\nconnection: keep-alive/);
-  assert.ok(r.terminated);
-  assert.equal(r.rest, '', 'nothing after the terminator');
-  assert.equal(r.chunks.length, 7, '5 tokens, usage, [DONE]');
-  for (const c of r.chunks) assert.match(c, /^data: [^\n]+\n\n$/, 'each chunk is exactly one SSE event');
-  const events = r.chunks.slice(0, 5).map((c) => JSON.parse(c.slice(6)) as Record<string, unknown>);
-  const stamps = events[0]?.['llem_server'] as { received_ms: number; first_token_ms: number };
-  assert.ok(stamps.first_token_ms >= stamps.received_ms && stamps.received_ms > 1.7e12, JSON.stringify(stamps));
-  assert.deepEqual(
-    events.map((e) => (e['choices'] as Array<{ text: string; finish_reason: string | null }>)[0]),
-    [
-      { index: 0, text: 'sim', finish_reason: null },
-      { index: 0, text: ' tok', finish_reason: null },
-      { index: 0, text: ' tok', finish_reason: null },
-      { index: 0, text: ' tok', finish_reason: null },
-      { index: 0, text: ' tok', finish_reason: 'length' },
-    ],
-  );
-  assert.deepEqual((JSON.parse(r.chunks[5]?.slice(6) ?? '') as { usage: object }).usage, {
-    prompt_tokens: 3,
-    completion_tokens: 5,
-    total_tokens: 8,
-  });
-  assert.equal(r.chunks[6], 'data: [DONE]\n\n');
-});
+void test(
+  'a stream is SSE in chunked framing: one event per chunk, the first with the server stamps, ' + 'then the terminator',
+  async (t) => {
+    const s = await server(t);
+    const raw = new Raw(s.port);
+    raw.send(completion({ prompt: 'a b c', max_tokens: 5, stream: true, stream_options: { include_usage: true } }));
+    const r = chunks(await raw.until((x) => x.endsWith('0\r\n\r\n')));
+    assert.match(r.head, /^HTTP\/1\.1 200 OK\r\n/);
+    assert.match(r.head, /\r\ncontent-type: text\/event-stream\r\n/);
+    assert.match(r.head, /\r\ntransfer-encoding: chunked/);
+    assert.match(r.head, /\r\nx-llem-simulated: true/);
+    assert.match(r.head, /\r\nconnection: keep-alive/);
+    assert.ok(r.terminated);
+    assert.equal(r.rest, '', 'nothing after the terminator');
+    assert.equal(r.chunks.length, 7, '5 tokens, usage, [DONE]');
+    for (const c of r.chunks) assert.match(c, /^data: [^\n]+\n\n$/, 'each chunk is exactly one SSE event');
+    const events = r.chunks.slice(0, 5).map((c) => JSON.parse(c.slice(6)) as Record<string, unknown>);
+    const stamps = events[0]?.['llem_server'] as { received_ms: number; first_token_ms: number };
+    assert.ok(stamps.first_token_ms >= stamps.received_ms && stamps.received_ms > 1.7e12, JSON.stringify(stamps));
+    assert.deepEqual(
+      events.map((e) => (e['choices'] as Array<{ text: string; finish_reason: string | null }>)[0]),
+      [
+        { index: 0, text: 'sim', finish_reason: null },
+        { index: 0, text: ' tok', finish_reason: null },
+        { index: 0, text: ' tok', finish_reason: null },
+        { index: 0, text: ' tok', finish_reason: null },
+        { index: 0, text: ' tok', finish_reason: 'length' },
+      ],
+    );
+    assert.deepEqual((JSON.parse(r.chunks[5]?.slice(6) ?? '') as { usage: object }).usage, {
+      prompt_tokens: 3,
+      completion_tokens: 5,
+      total_tokens: 8,
+    });
+    assert.equal(r.chunks[6], 'data: [DONE]\n\n');
+  },
+);
 
 void test('an HTTP/1.0 client gets the stream unframed, ended by the connection closing', async (t) => {
   const s = await server(t);
@@ -264,38 +270,44 @@ void test('the load client opens exactly one connection per stream slot and reus
   assert.equal(s.stats().connections, SLOTS, 'still one per slot after 24 streamed requests');
 });
 
-void test('prompt tokens are words as a split on whitespace would count them, for prompts, prompt lists and messages', async (t) => {
-  const s = await server(t);
-  const usage = async (body: object, path = 'completions'): Promise<number> => {
-    const res = await fetch(`${s.url}/v1/${path}`, {
-      method: 'POST',
-      body: JSON.stringify({ ...body, max_tokens: 1 }),
-    });
-    return ((await res.json()) as { usage: { prompt_tokens: number } }).usage.prompt_tokens;
-  };
-  const odd = '  a\tb\u00a0c\u3000d\ne\u2003f  ';
-  assert.equal(await usage({ prompt: odd }), odd.trim().split(/\s+/).length);
-  assert.equal(await usage({ prompt: '' }), 0);
-  assert.equal(await usage({ prompt: ['a b', 'c'] }), 3);
-  assert.equal(await usage({ messages: [{ content: 'x y' }, { content: ' z ' }, {}] }, 'chat/completions'), 3);
-});
+void test(
+  'prompt tokens are words as a split on whitespace would count them, ' + 'for prompts, prompt lists and messages',
+  async (t) => {
+    const s = await server(t);
+    const usage = async (body: object, path = 'completions'): Promise<number> => {
+      const res = await fetch(`${s.url}/v1/${path}`, {
+        method: 'POST',
+        body: JSON.stringify({ ...body, max_tokens: 1 }),
+      });
+      return ((await res.json()) as { usage: { prompt_tokens: number } }).usage.prompt_tokens;
+    };
+    const odd = '  a\tb\u00a0c\u3000d\ne\u2003f  ';
+    assert.equal(await usage({ prompt: odd }), odd.trim().split(/\s+/).length);
+    assert.equal(await usage({ prompt: '' }), 0);
+    assert.equal(await usage({ prompt: ['a b', 'c'] }), 3);
+    assert.equal(await usage({ messages: [{ content: 'x y' }, { content: ' z ' }, {}] }, 'chat/completions'), 3);
+  },
+);
 
-void test('a request pipelined behind a stream is stamped received when its bytes arrived, not when its turn came', async (t) => {
-  const s = await startMockServer({ ttft: { meanMs: 1 }, itl: { meanMs: 10 } });
-  t.after(() => s.close());
-  const raw = new Raw(s.port);
-  raw.send(completion({ prompt: 'a', max_tokens: 10, stream: true }));
-  await raw.until((x) => x.includes('llem_server'));
-  const sentB = performance.timeOrigin + performance.now();
-  raw.send(completion({ prompt: 'b', max_tokens: 2, stream: true }));
-  const text = await raw.until((x) => (x.match(/llem_server/g) ?? []).length === 2 && x.endsWith('0\r\n\r\n'));
-  const stamps = [...text.matchAll(/"received_ms":([\d.]+),"first_token_ms":([\d.]+)/g)].map((m) => Number(m[1]));
-  const endA = text.indexOf('data: [DONE]');
-  assert.ok(endA < text.lastIndexOf('llem_server'), 'B is answered after A ends');
-  // B arrived while A was streaming (~90 ms more): its stamp is its own read, after it was sent.
-  assert.ok((stamps[1] ?? 0) >= sentB - 1, `B received ${stamps[1]} before it was sent (${sentB})`);
-  assert.ok(
-    (stamps[1] ?? 0) < sentB + 50,
-    `B received ${(stamps[1] ?? 0) - sentB} ms after sending: its turn, not its arrival`,
-  );
-});
+void test(
+  'a request pipelined behind a stream is stamped received when its bytes arrived, ' + 'not when its turn came',
+  async (t) => {
+    const s = await startMockServer({ ttft: { meanMs: 1 }, itl: { meanMs: 10 } });
+    t.after(() => s.close());
+    const raw = new Raw(s.port);
+    raw.send(completion({ prompt: 'a', max_tokens: 10, stream: true }));
+    await raw.until((x) => x.includes('llem_server'));
+    const sentB = performance.timeOrigin + performance.now();
+    raw.send(completion({ prompt: 'b', max_tokens: 2, stream: true }));
+    const text = await raw.until((x) => (x.match(/llem_server/g) ?? []).length === 2 && x.endsWith('0\r\n\r\n'));
+    const stamps = [...text.matchAll(/"received_ms":([\d.]+),"first_token_ms":([\d.]+)/g)].map((m) => Number(m[1]));
+    const endA = text.indexOf('data: [DONE]');
+    assert.ok(endA < text.lastIndexOf('llem_server'), 'B is answered after A ends');
+    // B arrived while A was streaming (~90 ms more): its stamp is its own read, after it was sent.
+    assert.ok((stamps[1] ?? 0) >= sentB - 1, `B received ${stamps[1]} before it was sent (${sentB})`);
+    assert.ok(
+      (stamps[1] ?? 0) < sentB + 50,
+      `B received ${(stamps[1] ?? 0) - sentB} ms after sending: its turn, not its arrival`,
+    );
+  },
+);

@@ -250,71 +250,78 @@ void test('nothing is published after the summary or an aborted marker', async (
   assert.equal(p.sent, 1);
 });
 
-void test('batches leave in the binary envelope by default and as JSON arrays for format json, the same members either way', async () => {
-  const seen: Record<string, { first: number[]; seqs: number[][]; lone: number[] }> = {};
-  for (const format of ['binary', 'json', 'default'] as const) {
-    const out = { first: [] as number[], seqs: [] as number[][], lone: [] as number[] };
+void test(
+  'batches leave in the binary envelope by default and as JSON arrays for format json, ' +
+    'the same members either way',
+  async () => {
+    const seen: Record<string, { first: number[]; seqs: number[][]; lone: number[] }> = {};
+    for (const format of ['binary', 'json', 'default'] as const) {
+      const out = { first: [] as number[], seqs: [] as number[][], lone: [] as number[] };
+      const bus = {
+        publish: async (subject: string, data: Uint8Array) => {
+          const d = decodeMessages(data);
+          if (!d.ok) throw new Error(d.error);
+          if (subject.endsWith('.batch')) {
+            out.first.push(data[0] as number);
+            out.seqs.push(d.messages.map((m) => m.seq));
+          } else out.lone.push(data[0] as number);
+          await new Promise((r) => setImmediate(r));
+          return { streamSeq: 1, duplicate: false };
+        },
+      } as unknown as Bus;
+      const p = new Publisher(bus, key, true, undefined, format === 'default' ? {} : { format });
+      const all = Array.from({ length: 6 }, () => p.publish('telemetry', { phase: 'measuring', samples: [] }));
+      await Promise.all(all);
+      await p.publish('telemetry', { phase: 'measuring', samples: [] }); // alone: nothing else in its turn
+      seen[format] = out;
+    }
+    assert.deepEqual(seen['json']?.seqs, [[1, 2, 3, 4, 5, 6]]);
+    assert.deepEqual(seen['binary']?.first.slice(0, 1), [0x4c], "binary: the envelope's magic");
+    assert.deepEqual(seen['json']?.first, [0x5b], 'json: an array');
+    assert.deepEqual(seen['binary']?.lone, [], "binary: a lone message is a batch of one, the publisher's format");
+    assert.deepEqual(seen['binary']?.first, [0x4c, 0x4c]);
+    assert.deepEqual(seen['binary']?.seqs, [[1, 2, 3, 4, 5, 6], [7]]);
+    assert.deepEqual(seen['json']?.lone, [0x7b], 'json: a lone message is a plain JSON message');
+    assert.deepEqual(seen['default'], seen['binary'], 'the default is the binary envelope (ADR 0036, amended)');
+  },
+);
+
+void test(
+  'a binary publisher encodes every message once, alone or in a batch, ' + 'and a lone one leaves as a batch of one',
+  async () => {
+    // JSON.stringify calls toJSON once per encoding of the message that carries it.
+    let encodings = 0;
+    const counted = (): { toJSON: () => unknown[] } => ({
+      toJSON: () => {
+        encodings++;
+        return [];
+      },
+    });
+    const sent: Array<{ subject: string; id: string; bytes: string }> = [];
     const bus = {
-      publish: async (subject: string, data: Uint8Array) => {
-        const d = decodeMessages(data);
-        if (!d.ok) throw new Error(d.error);
-        if (subject.endsWith('.batch')) {
-          out.first.push(data[0] as number);
-          out.seqs.push(d.messages.map((m) => m.seq));
-        } else out.lone.push(data[0] as number);
+      publish: async (subject: string, data: Uint8Array, o: { msgId: string }) => {
+        sent.push({ subject, id: o.msgId, bytes: Buffer.from(data).toString('hex') });
         await new Promise((r) => setImmediate(r));
-        return { streamSeq: 1, duplicate: false };
+        return { streamSeq: sent.length, duplicate: false };
       },
     } as unknown as Bus;
-    const p = new Publisher(bus, key, true, undefined, format === 'default' ? {} : { format });
-    const all = Array.from({ length: 6 }, () => p.publish('telemetry', { phase: 'measuring', samples: [] }));
-    await Promise.all(all);
-    await p.publish('telemetry', { phase: 'measuring', samples: [] }); // alone: nothing else in its turn
-    seen[format] = out;
-  }
-  assert.deepEqual(seen['json']?.seqs, [[1, 2, 3, 4, 5, 6]]);
-  assert.deepEqual(seen['binary']?.first.slice(0, 1), [0x4c], "binary: the envelope's magic");
-  assert.deepEqual(seen['json']?.first, [0x5b], 'json: an array');
-  assert.deepEqual(seen['binary']?.lone, [], "binary: a lone message is a batch of one, the publisher's format");
-  assert.deepEqual(seen['binary']?.first, [0x4c, 0x4c]);
-  assert.deepEqual(seen['binary']?.seqs, [[1, 2, 3, 4, 5, 6], [7]]);
-  assert.deepEqual(seen['json']?.lone, [0x7b], 'json: a lone message is a plain JSON message');
-  assert.deepEqual(seen['default'], seen['binary'], 'the default is the binary envelope (ADR 0036, amended)');
-});
-
-void test('a binary publisher encodes every message once, alone or in a batch, and a lone one leaves as a batch of one', async () => {
-  // JSON.stringify calls toJSON once per encoding of the message that carries it.
-  let encodings = 0;
-  const counted = (): { toJSON: () => unknown[] } => ({
-    toJSON: () => {
-      encodings++;
-      return [];
-    },
-  });
-  const sent: Array<{ subject: string; id: string; bytes: string }> = [];
-  const bus = {
-    publish: async (subject: string, data: Uint8Array, o: { msgId: string }) => {
-      sent.push({ subject, id: o.msgId, bytes: Buffer.from(data).toString('hex') });
-      await new Promise((r) => setImmediate(r));
-      return { streamSeq: sent.length, duplicate: false };
-    },
-  } as unknown as Bus;
-  const p = new Publisher(bus, key, true, undefined, { format: 'binary' });
-  await p.publish('telemetry', { phase: 'measuring', samples: counted() as never });
-  assert.equal(encodings, 1, 'a lone message: encoded once');
-  await Promise.all([1, 2, 3].map(() => p.publish('telemetry', { phase: 'measuring', samples: counted() as never })));
-  assert.equal(encodings, 4, 'three batch members: once each');
-  const lone = sent[0];
-  assert.ok(lone !== undefined && lone.subject.endsWith('.batch'), 'the lone message is a binary batch of one');
-  assert.equal(lone.id, 'uid/run/1/0/1-1');
-  const d = decodeMessages(Buffer.from(lone.bytes, 'hex'));
-  assert.ok(d.ok && d.batch);
-  assert.deepEqual(
-    d.messages.map((m) => [m.kind, m.seq]),
-    [['telemetry', 1]],
-  );
-  assert.deepEqual(
-    sent.slice(1).map((s) => s.id),
-    ['uid/run/1/0/2-4'],
-  );
-});
+    const p = new Publisher(bus, key, true, undefined, { format: 'binary' });
+    await p.publish('telemetry', { phase: 'measuring', samples: counted() as never });
+    assert.equal(encodings, 1, 'a lone message: encoded once');
+    await Promise.all([1, 2, 3].map(() => p.publish('telemetry', { phase: 'measuring', samples: counted() as never })));
+    assert.equal(encodings, 4, 'three batch members: once each');
+    const lone = sent[0];
+    assert.ok(lone !== undefined && lone.subject.endsWith('.batch'), 'the lone message is a binary batch of one');
+    assert.equal(lone.id, 'uid/run/1/0/1-1');
+    const d = decodeMessages(Buffer.from(lone.bytes, 'hex'));
+    assert.ok(d.ok && d.batch);
+    assert.deepEqual(
+      d.messages.map((m) => [m.kind, m.seq]),
+      [['telemetry', 1]],
+    );
+    assert.deepEqual(
+      sent.slice(1).map((s) => s.id),
+      ['uid/run/1/0/2-4'],
+    );
+  },
+);

@@ -104,53 +104,56 @@ void describe('aggregator determinism', () => {
     );
   });
 
-  void it('gives results and verdicts read between messages (kept for what did not change) equal to a fresh computation', () => {
-    fc.assert(
-      fc.property(
-        fc.record({
-          seed: fc.integer({ min: 1, max: 1_000_000 }),
-          configs: fc.integer({ min: 1, max: 3 }),
-          cycles: fc.integer({ min: 1, max: 3 }),
-          replicas: fc.integer({ min: 1, max: 2 }),
-          policy: fc.constantFrom('strict' as const, 'bestEffort' as const),
-          faults: fc.array(
-            fc.record({
-              kind: fc.constantFrom('duplicate', 'drop', 'swap', 'stale', 'retry'),
-              at: fc.nat(10_000),
-            }) as fc.Arbitrary<Fault>,
-            { maxLength: 6 },
-          ),
-          reads: fc.array(fc.integer({ min: 0, max: 1_000_000 }), { minLength: 1, maxLength: 8 }),
-        }),
-        (p) => {
-          const plan = makePlan({
-            configs: p.configs,
-            cycles: p.cycles,
-            replicas: p.replicas,
-            failurePolicy: p.policy,
-          });
-          const base = experimentMessages(plan, { seed: p.seed, slices: 3, requestsPerSlice: 10 });
-          const msgs = applyFaults(base, p.faults, plan, p.seed);
-          const reads = [...new Set(p.reads.map((c) => c % (msgs.length + 1)))].sort((a, b) => a - b);
-          const incremental = new Aggregator(plan);
-          let done = 0;
-          for (const at of reads) {
-            feed(incremental, msgs.slice(done, at), done + 1);
-            done = at;
+  void it(
+    'gives results and verdicts read between messages (kept for what did not change) ' + 'equal to a fresh computation',
+    () => {
+      fc.assert(
+        fc.property(
+          fc.record({
+            seed: fc.integer({ min: 1, max: 1_000_000 }),
+            configs: fc.integer({ min: 1, max: 3 }),
+            cycles: fc.integer({ min: 1, max: 3 }),
+            replicas: fc.integer({ min: 1, max: 2 }),
+            policy: fc.constantFrom('strict' as const, 'bestEffort' as const),
+            faults: fc.array(
+              fc.record({
+                kind: fc.constantFrom('duplicate', 'drop', 'swap', 'stale', 'retry'),
+                at: fc.nat(10_000),
+              }) as fc.Arbitrary<Fault>,
+              { maxLength: 6 },
+            ),
+            reads: fc.array(fc.integer({ min: 0, max: 1_000_000 }), { minLength: 1, maxLength: 8 }),
+          }),
+          (p) => {
+            const plan = makePlan({
+              configs: p.configs,
+              cycles: p.cycles,
+              replicas: p.replicas,
+              failurePolicy: p.policy,
+            });
+            const base = experimentMessages(plan, { seed: p.seed, slices: 3, requestsPerSlice: 10 });
+            const msgs = applyFaults(base, p.faults, plan, p.seed);
+            const reads = [...new Set(p.reads.map((c) => c % (msgs.length + 1)))].sort((a, b) => a - b);
+            const incremental = new Aggregator(plan);
+            let done = 0;
+            for (const at of reads) {
+              feed(incremental, msgs.slice(done, at), done + 1);
+              done = at;
+              const fresh = new Aggregator(plan);
+              feed(fresh, msgs.slice(0, at), 1);
+              assert.equal(JSON.stringify(incremental.results()), fresh.resultsJson(), `results after ${at} messages`);
+              // Verdicts are kept per run until a message touches it: the same as a fresh aggregator's.
+              for (const r of plan.runs)
+                assert.deepEqual(incremental.runVerdict(r.runId), fresh.runVerdict(r.runId), `${r.runId} after ${at}`);
+            }
+            feed(incremental, msgs.slice(done), done + 1);
             const fresh = new Aggregator(plan);
-            feed(fresh, msgs.slice(0, at), 1);
-            assert.equal(JSON.stringify(incremental.results()), fresh.resultsJson(), `results after ${at} messages`);
-            // Verdicts are kept per run until a message touches it: the same as a fresh aggregator's.
-            for (const r of plan.runs)
-              assert.deepEqual(incremental.runVerdict(r.runId), fresh.runVerdict(r.runId), `${r.runId} after ${at}`);
-          }
-          feed(incremental, msgs.slice(done), done + 1);
-          const fresh = new Aggregator(plan);
-          feed(fresh, msgs, 1);
-          assert.equal(incremental.resultsJson(), fresh.resultsJson());
-        },
-      ),
-      { numRuns: 30, seed: 20261206 },
-    );
-  });
+            feed(fresh, msgs, 1);
+            assert.equal(incremental.resultsJson(), fresh.resultsJson());
+          },
+        ),
+        { numRuns: 30, seed: 20261206 },
+      );
+    },
+  );
 });

@@ -71,23 +71,26 @@ void describe('the field-by-field sketch slice check', () => {
     }
   });
 
-  void it('accepts sketches as bytes (a binary batch decodes them so) exactly as the schema does, and nothing else', () => {
-    const raw = JSON.parse(JSON.stringify(SLICES[0])) as SketchMessage;
-    const sketches = Object.fromEntries(
-      Object.entries(raw.sketches).map(([k, v]) => [k, Buffer.from(v as string, 'base64').subarray(0)]),
-    );
-    const bytes = { ...raw, sketches };
-    assert.deepEqual(fastSketchMessage(bytes), SketchMessageSchema.parse(bytes));
-    for (const wrong of [[1, 2], { 0: 1 }, new Uint16Array(2), new ArrayBuffer(2), null]) {
-      const m = { ...raw, sketches: { ...sketches, itlMs: wrong } };
-      assert.equal(fastSketchMessage(m), null, `fast path took ${Object.prototype.toString.call(wrong)}`);
-      assert.equal(
-        WireMessageSchema.safeParse(m).success,
-        false,
-        `schema took ${Object.prototype.toString.call(wrong)}`,
+  void it(
+    'accepts sketches as bytes (a binary batch decodes them so) exactly as the schema does, ' + 'and nothing else',
+    () => {
+      const raw = JSON.parse(JSON.stringify(SLICES[0])) as SketchMessage;
+      const sketches = Object.fromEntries(
+        Object.entries(raw.sketches).map(([k, v]) => [k, Buffer.from(v as string, 'base64').subarray(0)]),
       );
-    }
-  });
+      const bytes = { ...raw, sketches };
+      assert.deepEqual(fastSketchMessage(bytes), SketchMessageSchema.parse(bytes));
+      for (const wrong of [[1, 2], { 0: 1 }, new Uint16Array(2), new ArrayBuffer(2), null]) {
+        const m = { ...raw, sketches: { ...sketches, itlMs: wrong } };
+        assert.equal(fastSketchMessage(m), null, `fast path took ${Object.prototype.toString.call(wrong)}`);
+        assert.equal(
+          WireMessageSchema.safeParse(m).success,
+          false,
+          `schema took ${Object.prototype.toString.call(wrong)}`,
+        );
+      }
+    },
+  );
 
   void it('never accepts a message the schema refuses, nor one the schema would change', () => {
     const edit = fc.record({ field: fc.constantFrom(...FIELDS), value: hostile, drop: fc.boolean() });

@@ -180,34 +180,37 @@ void test('events are rate-limited per experiment: a burst, then one per refill 
   assert.ok(budget.take('u1', t0 + 10_000), 'the budget refills');
 });
 
-void test('a deleted pod is not deleted again for 30 s, is after a minute, and deleted names are forgotten by then', async () => {
-  let nowMs = 1_000_000;
-  const writer = new RecordingWriter(new Store(), new Store());
-  const sent: string[] = [];
-  writer.deletePod = (_ns: string, name: string): Promise<void> => {
-    sent.push(name);
-    return Promise.resolve();
-  };
-  const bg = new BackgroundWrites(
-    writer,
-    log,
-    () => undefined,
-    () => nowMs,
-  );
-  for (let i = 0; i < 1000; i++) bg.deletePod('ns', `p${i}`, 'u1');
-  await bg.idle();
-  assert.equal(bg.retained()['recentDeletes'], 1000);
-  nowMs += DELETED_RECENTLY_MS - 1;
-  bg.deletePod('ns', 'p0', 'u1');
-  assert.equal(sent.length, 1000, 'the cache has not shown the deletion yet: not sent twice');
-  nowMs += 2 * DELETED_RECENTLY_MS;
-  assert.equal(bg.retained()['recentDeletes'], 0, 'names of pods deleted long ago are not kept, asked again or not');
-  bg.deletePod('ns', 'p0', 'u1');
-  await bg.idle();
-  assert.equal(sent.length, 1001, 'a pod the cache still shows a minute later is deleted again');
-  bg.forgetDeletions('u1');
-  assert.equal(bg.retained()['recentDeletes'], 0, "a released experiment's pods gone: nothing of it is kept");
-});
+void test(
+  'a deleted pod is not deleted again for 30 s, is after a minute, ' + 'and deleted names are forgotten by then',
+  async () => {
+    let nowMs = 1_000_000;
+    const writer = new RecordingWriter(new Store(), new Store());
+    const sent: string[] = [];
+    writer.deletePod = (_ns: string, name: string): Promise<void> => {
+      sent.push(name);
+      return Promise.resolve();
+    };
+    const bg = new BackgroundWrites(
+      writer,
+      log,
+      () => undefined,
+      () => nowMs,
+    );
+    for (let i = 0; i < 1000; i++) bg.deletePod('ns', `p${i}`, 'u1');
+    await bg.idle();
+    assert.equal(bg.retained()['recentDeletes'], 1000);
+    nowMs += DELETED_RECENTLY_MS - 1;
+    bg.deletePod('ns', 'p0', 'u1');
+    assert.equal(sent.length, 1000, 'the cache has not shown the deletion yet: not sent twice');
+    nowMs += 2 * DELETED_RECENTLY_MS;
+    assert.equal(bg.retained()['recentDeletes'], 0, 'names of pods deleted long ago are not kept, asked again or not');
+    bg.deletePod('ns', 'p0', 'u1');
+    await bg.idle();
+    assert.equal(sent.length, 1001, 'a pod the cache still shows a minute later is deleted again');
+    bg.forgetDeletions('u1');
+    assert.equal(bg.retained()['recentDeletes'], 0, "a released experiment's pods gone: nothing of it is kept");
+  },
+);
 
 void test('status of a big experiment is rebuilt at most once per 20 times its build cost, at least every 10 s', () => {
   assert.equal(statusRefreshMs(5), STATUS_REFRESH_MS, 'a cheap build: once a second, as before');
