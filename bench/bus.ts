@@ -4,10 +4,11 @@
 // slices (1 s slices of 16 requests x ~64 output tokens: four LogHistograms, ~2 KB of JSON each),
 // which the Aggregator decodes, checks and merges. Baselines in the same run: the same path over the
 // in-process bus, the same publishers without batching (one bus message per wire message, the path
-// before ADR 0021) and one ack at a time. Reports messages/s (first publish to last apply), p50/p99
-// publish-to-applied latency, and checks exactly once (every (publisher, seq) applied once, none
-// missing, no duplicate applied).
-// Short by default (~30 s): BENCH_BUS_MESSAGES to change; BENCH_BUS_IN_FLIGHT sets each publisher's
+// before ADR 0021) and one ack at a time. Reports messages/s and p50/p99 publish-to-applied latency over
+// each phase's steady-state window (ADR 0041: it opens once BENCH_BUS_WARMUP slices, default as many as
+// the window's BENCH_BUS_MESSAGES, are applied; the whole run's figures are printed with it), and checks
+// exactly once over the whole run (every (publisher, seq) applied once, none missing, no duplicate applied).
+// ~50 s by default: BENCH_BUS_MESSAGES to change; BENCH_BUS_IN_FLIGHT sets each publisher's
 // window of wire messages not yet stored (default 24, 240 over the 10 publishers; 16 before ADR 0036),
 // BENCH_BUS_PUBLISHER_IN_FLIGHT the bus messages (batches) each Publisher awaits acks for (default the
 // same). BENCH_BUS_KIND=ready
@@ -32,18 +33,24 @@ import { mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync } from 'node:
 import { loadavg, tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { Worker } from 'node:worker_threads';
-import { decodeMessages, experimentSubjectFilter, type DecodedBatch, type WireMessage } from '../api/protocol.ts';
+import { decodeMessages } from '../api/protocol.ts';
 import { DEFAULT_BATCH_FORMAT, DEFAULT_MAX_BATCH, type BatchFormat } from '../agent/publisher.ts';
-import { appliedCounters, countApplied, NS, publishAll, type PublishPlan } from './bus/publish.ts';
-import { benchRuns, slicePool } from './bus/slices.ts';
+import { measure, type ConsumerImpl, type Publishers, type Result } from './bus/measure.ts';
+import { appliedCounters, publishAll, type PublishPlan } from './bus/publish.ts';
+import { slicePool } from './bus/slices.ts';
 import { Aggregator } from '../aggregator/aggregator.ts';
-import type { ApplyOutcome } from '../aggregator/run-state.ts';
 import { InProcessBus } from '../lib/bus/inprocess.ts';
 import { openNatsBus } from '../lib/bus/nats.ts';
 import type { Bus } from '../lib/bus/types.ts';
 import { startNatsServer } from '../tests/support/nats-server.ts';
 
+/** Slices in each phase's measured window (the headline phases; the slow baselines run a half and a quarter). */
 const TOTAL = Number(process.env['BENCH_BUS_MESSAGES'] ?? 40_000);
+/**
+ * Slices applied before each phase's window opens (ADR 0041): fresh worker threads, a fresh nats-server and
+ * cold consumer code took the first ~1-2 s of a phase; a controller consumes for hours. Scaled like TOTAL.
+ */
+const WARMUP = Number(process.env['BENCH_BUS_WARMUP'] ?? TOTAL);
 const IN_FLIGHT = Number(process.env['BENCH_BUS_IN_FLIGHT'] ?? 24);
 const KIND = process.env['BENCH_BUS_KIND'] === 'ready' ? 'ready' : 'sketch';
 const PUBLISHERS = 10;
@@ -64,14 +71,6 @@ const ONLY_FORMAT = (process.env['BENCH_BUS_FORMAT'] ?? DEFAULT_BATCH_FORMAT) as
  */
 const BASELINE = process.env['BENCH_BUS_BASELINE'] ?? '24d2f43';
 
-/** What the consumer side needs: decode a bus message, and an aggregator to apply it. */
-interface ConsumerImpl {
-  name: string;
-  decodeMessages: (data: Uint8Array) => DecodedBatch;
-  aggregator: (plan: ConstructorParameters<typeof Aggregator>[0]) => {
-    applyBatch(messages: readonly WireMessage[], streamSeq: number): ApplyOutcome[];
-  };
-}
 const CURRENT: ConsumerImpl = { name: 'current', decodeMessages, aggregator: (plan) => new Aggregator(plan) };
 
 /** The baseline commit's consumer, from `git archive` into a temporary folder (null: no git here). */
@@ -107,41 +106,6 @@ const SLICE_BYTES = Math.round(
   // As JSON carries a slice (sketches in base64) + the envelope.
   SLICES.reduce((n, b) => n + jsonLength(b), 0) / SLICES.length + 220,
 );
-
-interface Result {
-  msgsPerSecond: number;
-  /** Wire messages per bus message the consumer received, on average. */
-  perBusMessage: number;
-  /** CPU seconds nats-server used during the run (NaN in process). */
-  serverCpuS: number;
-  /** CPU seconds this process (all its threads: publishers, clients, consumer, aggregator) used in the run. */
-  benchCpuS: number;
-  /** CPU seconds the consumer's thread (consumer, aggregator, and the publishers if they share it) used. */
-  consumerThreadCpuS: number;
-  publishersWhere: Publishers['where'];
-  p50Ms: number;
-  p99Ms: number;
-  applied: number;
-  duplicatesApplied: number;
-  missing: number;
-}
-
-function percentile(sorted: Float64Array, q: number): number {
-  return sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))] ?? NaN;
-}
-
-function planFor(uid: string, impl: ConsumerImpl): ReturnType<ConsumerImpl['aggregator']> {
-  const runs = benchRuns(PUBLISHERS);
-  return impl.aggregator({ experimentUid: uid, runs });
-}
-
-/** Publishers set up (connections open) and waiting: go() starts them and resolves once all are stored. */
-interface Publishers {
-  /** Where the publishers run, for the report. */
-  where: 'consumer_thread' | 'worker_threads';
-  go(): Promise<void>;
-  close(): Promise<void>;
-}
 
 /** The plan's publishers on `buses`, in the consumer's own thread (the in-process bus can only do this). */
 function sameThread(buses: Bus[], plan: PublishPlan, applied: Int32Array): Publishers {
@@ -179,78 +143,6 @@ async function workerThreads(
   };
 }
 
-/** The publishers of `plan` share its messages; sentAtMs (wall clock, same machine) dates each one. */
-async function run(
-  consumerBus: Bus,
-  plan: PublishPlan,
-  publishers: Publishers,
-  impl: ConsumerImpl,
-  applied: Int32Array,
-): Promise<Result> {
-  const { uid } = plan;
-  const total = plan.perPublisher * plan.publishers.length;
-  const latencies = new Float64Array(total);
-  const aggregator = planFor(uid, impl);
-  const seen = new Map<string, Set<number>>();
-  let appliedN = 0;
-  let duplicatesApplied = 0;
-  let lastApplyMs = 0;
-  let busMessages = 0;
-  let done!: () => void;
-  const allApplied = new Promise<void>((r) => (done = r));
-  const consumption = await consumerBus.consume({
-    durable: `bench-${uid}`,
-    filterSubject: experimentSubjectFilter(NS, uid),
-    afterStreamSeq: 0,
-    handler: async (m) => {
-      const d = impl.decodeMessages(m.data);
-      if (!d.ok) return 'dead-letter';
-      const outcomes = aggregator.applyBatch(d.messages, m.streamSeq);
-      busMessages++;
-      lastApplyMs = performance.now();
-      const nowMs = Date.now();
-      for (const [i, message] of d.messages.entries()) {
-        if (outcomes[i]?.outcome !== 'applied') continue;
-        const seqs = seen.get(message.runId) ?? new Set<number>();
-        seen.set(message.runId, seqs);
-        if (seqs.has(message.seq)) duplicatesApplied++;
-        seqs.add(message.seq);
-        latencies[appliedN++] = nowMs - message.sentAtMs;
-      }
-      // A bus message holds one publisher's messages: one count for all of them (the publishers poll it).
-      const first = d.messages[0];
-      if (first !== undefined) countApplied(applied, Number(first.runId.slice(4)), d.messages.length);
-      if (appliedN === total) done();
-      return 'ack';
-    },
-  });
-  const perPublisher = plan.perPublisher;
-  const startMs = performance.now();
-  const cpu0 = process.cpuUsage();
-  const thread0 = process.threadCpuUsage();
-  await publishers.go();
-  await allApplied;
-  const cpu = process.cpuUsage(cpu0);
-  const thread = process.threadCpuUsage(thread0);
-  await consumption.stop();
-  let missing = 0;
-  for (let p = 0; p < PUBLISHERS; p++) missing += perPublisher - (seen.get(`run-${p}`)?.size ?? 0);
-  const sorted = latencies.sort();
-  return {
-    msgsPerSecond: total / ((lastApplyMs - startMs) / 1000),
-    serverCpuS: Number.NaN,
-    benchCpuS: (cpu.user + cpu.system) / 1e6,
-    consumerThreadCpuS: (thread.user + thread.system) / 1e6,
-    publishersWhere: publishers.where,
-    perBusMessage: appliedN / busMessages,
-    p50Ms: percentile(sorted, 0.5),
-    p99Ms: percentile(sorted, 0.99),
-    applied: appliedN,
-    duplicatesApplied,
-    missing,
-  };
-}
-
 const planOf = (
   uid: string,
   inFlight: number,
@@ -276,20 +168,28 @@ async function benchInProcess(impl = CURRENT): Promise<Result> {
     const plan = planOf(
       impl === CURRENT ? 'inprocess' : 'inprocessbase',
       IN_FLIGHT,
-      TOTAL,
+      TOTAL + warmFor(TOTAL),
       DEFAULT_MAX_BATCH,
       // The Publisher's default; the baseline's consumer reads only JSON batches (its own release's).
       impl === CURRENT ? DEFAULT_BATCH_FORMAT : 'json',
     );
     const applied = appliedCounters(PUBLISHERS);
-    return await run(bus, plan, sameThread([bus], plan, applied), impl, applied);
+    const publishers = sameThread([bus], plan, applied);
+    const serverCpuS = (): number => Number.NaN;
+    return await measure({ consumerBus: bus, plan, publishers, impl, applied, warm: warmFor(TOTAL), serverCpuS });
   } finally {
     await bus.close();
   }
 }
 
+/** Slices before the window of a phase that measures `total`: WARMUP scaled, whole per publisher. */
+function warmFor(total: number): number {
+  return Math.round((WARMUP * total) / TOTAL / PUBLISHERS) * PUBLISHERS;
+}
+
 interface NatsPhase {
   inFlight: number;
+  /** Slices in the measured window (the phase publishes warmFor(total) more before it). */
   total: number;
   maxBatch: number;
   impl?: ConsumerImpl;
@@ -307,7 +207,8 @@ async function benchNats({ inFlight, total, maxBatch, impl = CURRENT, where, for
     const base = impl === CURRENT ? '' : 'base';
     const uid = `nats${inFlight}x${maxBatch}${base}${where === 'worker_threads' ? 'w' : 't'}${format ?? ''}`;
     // The Publisher's default unless said; the baseline's consumer reads only JSON batches (its own release's).
-    const plan = planOf(uid, inFlight, total, maxBatch, format ?? (impl === CURRENT ? DEFAULT_BATCH_FORMAT : 'json'));
+    const batchFormat = format ?? (impl === CURRENT ? DEFAULT_BATCH_FORMAT : 'json');
+    const plan = planOf(uid, inFlight, total + warmFor(total), maxBatch, batchFormat);
     const buses =
       where === 'worker_threads'
         ? []
@@ -318,9 +219,8 @@ async function benchNats({ inFlight, total, maxBatch, impl = CURRENT, where, for
         ? await workerThreads(server.url, plan, PUBLISHER_THREADS, applied)
         : sameThread(buses, plan, applied);
     try {
-      const cpu0 = cpuSeconds(server.pid());
-      const r = await run(consumerBus, plan, publishers, impl, applied);
-      return { ...r, serverCpuS: cpuSeconds(server.pid()) - cpu0 };
+      const serverCpuS = (): number => cpuSeconds(server.pid());
+      return await measure({ consumerBus, plan, publishers, impl, applied, warm: warmFor(total), serverCpuS });
     } finally {
       await publishers.close();
       for (const b of buses) await b.close();
@@ -342,17 +242,19 @@ function cpuSeconds(pid: number | null): number {
 }
 
 const fmt = (n: number): string => (n >= 100 ? n.toFixed(0) : n.toFixed(2));
-const exactlyOnce = (r: Result, total = TOTAL): boolean =>
-  r.applied === total && r.duplicatesApplied === 0 && r.missing === 0;
-const cpuPerMsg = (cpuS: number, total = TOTAL): string => fmt((cpuS * 1e6) / total);
+const exactlyOnce = (r: Result): boolean => r.applied === r.expected && r.duplicatesApplied === 0 && r.missing === 0;
+/** CPU seconds over the window, per slice applied in it. */
+const perSlice = (cpuS: number, r: Result): number => (cpuS * 1e6) / r.measured;
+const cpuPerMsg = (cpuS: number, r: Result): string => fmt(perSlice(cpuS, r));
 const busMessages = (r: Result): number => Math.round(r.applied / r.perBusMessage);
-const line = (name: string, r: Result, total: number): void =>
+const line = (name: string, r: Result): void =>
   console.log(
-    `${name}: ${fmt(r.msgsPerSecond)} msgs/s, p50 ${fmt(r.p50Ms)} ms, p99 ${fmt(r.p99Ms)} ms (${total} messages in ` +
-      `${busMessages(r)} bus messages, ${r.perBusMessage.toFixed(1)} each; publishers in ${r.publishersWhere}; ` +
-      `bench process CPU ${cpuPerMsg(r.benchCpuS, total)} us/msg, of it the consumer's thread ` +
-      `${cpuPerMsg(r.consumerThreadCpuS, total)}` +
-      `${Number.isNaN(r.serverCpuS) ? '' : `; nats-server CPU ${cpuPerMsg(r.serverCpuS, total)} us/msg`})`,
+    `${name}: ${fmt(r.msgsPerSecond)} msgs/s, p50 ${fmt(r.p50Ms)} ms, p99 ${fmt(r.p99Ms)} ms over the window's ` +
+      `${r.measured} messages (whole run of ${r.applied}: ${fmt(r.wholeMsgsPerSecond)} msgs/s, p99 ${fmt(r.wholeP99Ms)} ` +
+      `ms; ${busMessages(r)} bus messages, ${r.perBusMessage.toFixed(1)} each; publishers in ${r.publishersWhere}; ` +
+      `bench process CPU ${cpuPerMsg(r.benchCpuS, r)} us/msg, of it the consumer's thread ` +
+      `${cpuPerMsg(r.consumerThreadCpuS, r)}` +
+      `${Number.isNaN(r.serverCpuS) ? '' : `; nats-server CPU ${cpuPerMsg(r.serverCpuS, r)} us/msg`})`,
   );
 console.log(
   `${TOTAL} ${KIND === 'ready' ? 'empty ready messages' : `sketch slices of ~${SLICE_BYTES} bytes`}, ` +
@@ -370,7 +272,6 @@ if (process.env['BENCH_BUS_ONLY'] === 'nats') {
       where: 'worker_threads',
       format: ONLY_FORMAT,
     }),
-    TOTAL,
   );
   process.exit(0);
 }
@@ -386,18 +287,17 @@ if (process.env['BENCH_BUS_ONLY'] === 'formats') {
     const order: BatchFormat[] = i % 2 === 0 ? ['json', 'binary'] : ['binary', 'json'];
     for (const format of order) {
       const r = await benchNats({ ...phase, format });
-      line(`round ${i + 1}, ${format} batches`, r, TOTAL);
+      line(`round ${i + 1}, ${format} batches`, r);
       per[format].push(r);
     }
   }
-  const us = (s: number): number => (s * 1e6) / TOTAL;
   const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)] as number;
   const fields = (format: BatchFormat): string => {
     const rs = per[format];
-    const pub = median(rs.map((r) => us(r.benchCpuS - r.consumerThreadCpuS)));
-    const con = median(rs.map((r) => us(r.consumerThreadCpuS)));
-    const srv = median(rs.map((r) => us(r.serverCpuS)));
-    const total = median(rs.map((r) => us(r.benchCpuS + r.serverCpuS)));
+    const pub = median(rs.map((r) => perSlice(r.benchCpuS - r.consumerThreadCpuS, r)));
+    const con = median(rs.map((r) => perSlice(r.consumerThreadCpuS, r)));
+    const srv = median(rs.map((r) => perSlice(r.serverCpuS, r)));
+    const total = median(rs.map((r) => perSlice(r.benchCpuS + r.serverCpuS, r)));
     return (
       `${format}_msgs_per_s=${fmt(median(rs.map((r) => r.msgsPerSecond)))} ` +
       `${format}_p99_ms=${fmt(median(rs.map((r) => r.p99Ms)))} ` +
@@ -406,7 +306,8 @@ if (process.env['BENCH_BUS_ONLY'] === 'formats') {
       `${format}_total_cpu_us_per_msg=${fmt(total)}`
     );
   };
-  const totalOf = (format: BatchFormat): number => median(per[format].map((r) => us(r.benchCpuS + r.serverCpuS)));
+  const totalOf = (format: BatchFormat): number =>
+    median(per[format].map((r) => perSlice(r.benchCpuS + r.serverCpuS, r)));
   console.log(
     `RESULT formats_ab messages=${TOTAL} rounds=${rounds} (medians) ${fields('json')} ${fields('binary')} ` +
       `binary_vs_json_total_cpu=${(totalOf('binary') / totalOf('json')).toFixed(3)} ` +
@@ -417,84 +318,85 @@ if (process.env['BENCH_BUS_ONLY'] === 'formats') {
 }
 const baseline = await baselineImpl();
 const inprocess = await benchInProcess();
-line('in-process', inprocess, TOTAL);
+line('in-process', inprocess);
 const baseInprocess = baseline === null ? null : await benchInProcess(baseline.impl);
-if (baseInprocess !== null) line(`in-process, ${baseline?.impl.name} consumer`, baseInprocess, TOTAL);
+if (baseInprocess !== null) line(`in-process, ${baseline?.impl.name} consumer`, baseInprocess);
 const batched = { inFlight: IN_FLIGHT, total: TOTAL, maxBatch: DEFAULT_MAX_BATCH };
-// A short unreported NATS phase first: whichever phase ran first measured ~15-20% slower (JIT and the
-// worker threads warming), which had read as a difference between batch formats.
-const warmTotal = Math.max(PUBLISHERS, Math.round(TOTAL / 10 / PUBLISHERS) * PUBLISHERS);
-await benchNats({ ...batched, total: warmTotal, where: 'worker_threads' });
+// Each phase warms its own threads and server before its window (ADR 0041); before, whichever phase ran
+// first measured ~15-20% slower, which had read as a difference between batch formats.
 const nats = await benchNats({ ...batched, where: 'worker_threads' });
-line(`nats-server, batched (up to ${DEFAULT_MAX_BATCH} per bus message)`, nats, TOTAL);
+line(`nats-server, batched (up to ${DEFAULT_MAX_BATCH} per bus message)`, nats);
 // The same with the publishers in the consumer's thread (how this bench ran before), for comparison.
 const natsSameThread = await benchNats({ ...batched, where: 'consumer_thread' });
-line(`nats-server, batched, publishers in the consumer's thread`, natsSameThread, TOTAL);
+line(`nats-server, batched, publishers in the consumer's thread`, natsSameThread);
 // The same in the other batch format (JSON arrays since binary became the default, ADR 0036 amended).
 const OTHER_FORMAT: BatchFormat = DEFAULT_BATCH_FORMAT === 'binary' ? 'json' : 'binary';
 const natsOther = await benchNats({ ...batched, where: 'worker_threads', format: OTHER_FORMAT });
-line(`nats-server, batched as ${OTHER_FORMAT} (the other batch format)`, natsOther, TOTAL);
+line(`nats-server, batched as ${OTHER_FORMAT} (the other batch format)`, natsOther);
 // The same NATS phase with the baseline's decoder and aggregator (the publishers are the same).
 const baseNats =
   baseline === null ? null : await benchNats({ ...batched, impl: baseline.impl, where: 'worker_threads' });
-if (baseNats !== null) line(`nats-server, batched, ${baseline?.impl.name} consumer`, baseNats, TOTAL);
+if (baseNats !== null) line(`nats-server, batched, ${baseline?.impl.name} consumer`, baseNats);
 baseline?.cleanup();
 // The path before ADR 0021 (pipelined, one bus message per wire message), on half the messages.
 const unbatchedTotal = Math.round(TOTAL / 2 / PUBLISHERS) * PUBLISHERS;
 const unbatched = await benchNats({ inFlight: IN_FLIGHT, total: unbatchedTotal, maxBatch: 1, where: 'worker_threads' });
-line('nats-server, unbatched (before)', unbatched, unbatchedTotal);
+line('nats-server, unbatched (before)', unbatched);
 // One ack round trip per message per publisher, on a quarter of the messages.
 const serialTotal = Math.round(TOTAL / 4 / PUBLISHERS) * PUBLISHERS;
 const serial = await benchNats({ inFlight: 1, total: serialTotal, maxBatch: 1, where: 'worker_threads' });
-line('nats-server, 1 in flight each, unbatched', serial, serialTotal);
+line('nats-server, 1 in flight each, unbatched', serial);
 const ratio = (a: Result | null, b: Result | null, f: (r: Result) => number): string =>
   a === null || b === null ? 'NaN' : (f(a) / f(b)).toFixed(2);
 console.log(
   `RESULT messages=${TOTAL} kind=${KIND} message_bytes=${KIND === 'ready' ? 'small' : SLICE_BYTES} in_flight=${IN_FLIGHT} unapplied=${UNAPPLIED} max_batch=${DEFAULT_MAX_BATCH} ` +
     `nats_msgs_per_s=${fmt(nats.msgsPerSecond)} nats_p99_ms=${fmt(nats.p99Ms)} nats_exactly_once=${exactlyOnce(nats)} ` +
-    `nats_bus_messages=${busMessages(nats)} nats_bench_cpu_us_per_msg=${cpuPerMsg(nats.benchCpuS)} ` +
-    `nats_server_cpu_us_per_msg=${cpuPerMsg(nats.serverCpuS)} ` +
-    `nats_consumer_thread_cpu_us_per_msg=${cpuPerMsg(nats.consumerThreadCpuS)} ` +
+    // The whole run, warm-up included (what this line's nats_msgs_per_s was before ADR 0041).
+    `warmup=${warmFor(TOTAL)} nats_whole_run_msgs_per_s=${fmt(nats.wholeMsgsPerSecond)} ` +
+    `nats_whole_run_p99_ms=${fmt(nats.wholeP99Ms)} ` +
+    `nats_bus_messages=${busMessages(nats)} nats_bench_cpu_us_per_msg=${cpuPerMsg(nats.benchCpuS, nats)} ` +
+    `nats_server_cpu_us_per_msg=${cpuPerMsg(nats.serverCpuS, nats)} ` +
+    `nats_consumer_thread_cpu_us_per_msg=${cpuPerMsg(nats.consumerThreadCpuS, nats)} ` +
     // The three that share the machine's cores: the publishers' threads (the bench process less the
     // consumer's thread), the consumer's thread, nats-server; their sum caps msgs/s at cores / sum.
-    `nats_publishers_cpu_us_per_msg=${cpuPerMsg(nats.benchCpuS - nats.consumerThreadCpuS)} ` +
-    `nats_total_cpu_us_per_msg=${cpuPerMsg(nats.benchCpuS + nats.serverCpuS)} ` +
+    `nats_publishers_cpu_us_per_msg=${cpuPerMsg(nats.benchCpuS - nats.consumerThreadCpuS, nats)} ` +
+    `nats_total_cpu_us_per_msg=${cpuPerMsg(nats.benchCpuS + nats.serverCpuS, nats)} ` +
     `nats_msgs_per_bus_message=${nats.perBusMessage.toFixed(1)} ` +
     `nats_publishers=${nats.publishersWhere} publisher_threads=${PUBLISHER_THREADS} ` +
     `nats_format=${DEFAULT_BATCH_FORMAT} ` +
     `${OTHER_FORMAT}_batches_nats_msgs_per_s=${fmt(natsOther.msgsPerSecond)} ` +
     `${OTHER_FORMAT}_batches_nats_p99_ms=${fmt(natsOther.p99Ms)} ` +
     `${OTHER_FORMAT}_batches_exactly_once=${exactlyOnce(natsOther)} ` +
-    `${OTHER_FORMAT}_batches_bench_cpu_us_per_msg=${cpuPerMsg(natsOther.benchCpuS)} ` +
-    `${OTHER_FORMAT}_batches_server_cpu_us_per_msg=${cpuPerMsg(natsOther.serverCpuS)} ` +
-    `${OTHER_FORMAT}_batches_consumer_thread_cpu_us_per_msg=${cpuPerMsg(natsOther.consumerThreadCpuS)} ` +
+    `${OTHER_FORMAT}_batches_bench_cpu_us_per_msg=${cpuPerMsg(natsOther.benchCpuS, natsOther)} ` +
+    `${OTHER_FORMAT}_batches_server_cpu_us_per_msg=${cpuPerMsg(natsOther.serverCpuS, natsOther)} ` +
+    `${OTHER_FORMAT}_batches_consumer_thread_cpu_us_per_msg=${cpuPerMsg(natsOther.consumerThreadCpuS, natsOther)} ` +
     `${OTHER_FORMAT}_batches_publishers_cpu_us_per_msg=` +
-    `${cpuPerMsg(natsOther.benchCpuS - natsOther.consumerThreadCpuS)} ` +
+    `${cpuPerMsg(natsOther.benchCpuS - natsOther.consumerThreadCpuS, natsOther)} ` +
     `same_thread_nats_msgs_per_s=${fmt(natsSameThread.msgsPerSecond)} ` +
     `same_thread_nats_p99_ms=${fmt(natsSameThread.p99Ms)} ` +
     `same_thread_exactly_once=${exactlyOnce(natsSameThread)} ` +
-    `same_thread_bench_cpu_us_per_msg=${cpuPerMsg(natsSameThread.benchCpuS)} ` +
-    `same_thread_server_cpu_us_per_msg=${cpuPerMsg(natsSameThread.serverCpuS)} ` +
+    `same_thread_bench_cpu_us_per_msg=${cpuPerMsg(natsSameThread.benchCpuS, natsSameThread)} ` +
+    `same_thread_server_cpu_us_per_msg=${cpuPerMsg(natsSameThread.serverCpuS, natsSameThread)} ` +
     `inprocess_msgs_per_s=${fmt(inprocess.msgsPerSecond)} inprocess_p99_ms=${fmt(inprocess.p99Ms)} ` +
-    `inprocess_exactly_once=${exactlyOnce(inprocess)} inprocess_cpu_us_per_msg=${cpuPerMsg(inprocess.benchCpuS)} ` +
+    `inprocess_exactly_once=${exactlyOnce(inprocess)} inprocess_cpu_us_per_msg=${cpuPerMsg(inprocess.benchCpuS, inprocess)} ` +
     `baseline=${BASELINE} baseline_nats_msgs_per_s=${baseNats === null ? 'NaN' : fmt(baseNats.msgsPerSecond)} ` +
     `baseline_nats_p99_ms=${baseNats === null ? 'NaN' : fmt(baseNats.p99Ms)} ` +
-    `baseline_nats_bench_cpu_us_per_msg=${baseNats === null ? 'NaN' : cpuPerMsg(baseNats.benchCpuS)} ` +
+    `baseline_nats_bench_cpu_us_per_msg=${baseNats === null ? 'NaN' : cpuPerMsg(baseNats.benchCpuS, baseNats)} ` +
     `baseline_inprocess_msgs_per_s=${baseInprocess === null ? 'NaN' : fmt(baseInprocess.msgsPerSecond)} ` +
-    `baseline_inprocess_cpu_us_per_msg=${baseInprocess === null ? 'NaN' : cpuPerMsg(baseInprocess.benchCpuS)} ` +
+    `baseline_inprocess_cpu_us_per_msg=${baseInprocess === null ? 'NaN' : cpuPerMsg(baseInprocess.benchCpuS, baseInprocess)} ` +
     `nats_vs_baseline_throughput=${ratio(nats, baseNats, (r) => r.msgsPerSecond)} ` +
     `inprocess_vs_baseline_throughput=${ratio(inprocess, baseInprocess, (r) => r.msgsPerSecond)} ` +
     `baseline_vs_current_inprocess_cpu=${ratio(baseInprocess, inprocess, (r) => r.benchCpuS)} ` +
     `unbatched_nats_msgs_per_s=${fmt(unbatched.msgsPerSecond)} unbatched_nats_p99_ms=${fmt(unbatched.p99Ms)} ` +
-    `unbatched_exactly_once=${exactlyOnce(unbatched, unbatchedTotal)} ` +
-    `unbatched_nats_server_cpu_us_per_msg=${cpuPerMsg(unbatched.serverCpuS, unbatchedTotal)} ` +
+    `unbatched_exactly_once=${exactlyOnce(unbatched)} ` +
+    `unbatched_nats_server_cpu_us_per_msg=${cpuPerMsg(unbatched.serverCpuS, unbatched)} ` +
     `serial_nats_msgs_per_s=${fmt(serial.msgsPerSecond)} serial_nats_p99_ms=${fmt(serial.p99Ms)} ` +
-    `serial_exactly_once=${exactlyOnce(serial, serialTotal)} ` +
+    `serial_exactly_once=${exactlyOnce(serial)} ` +
     `nats_vs_inprocess_throughput=${(nats.msgsPerSecond / inprocess.msgsPerSecond).toFixed(3)} ` +
     `nats_vs_unbatched_throughput=${(nats.msgsPerSecond / unbatched.msgsPerSecond).toFixed(2)} ` +
     `loadavg1=${loadavg()[0]?.toFixed(2)}`,
 );
 const allExact = [exactlyOnce(nats), exactlyOnce(natsSameThread), exactlyOnce(natsOther), exactlyOnce(inprocess)];
-allExact.push(exactlyOnce(unbatched, unbatchedTotal));
+allExact.push(exactlyOnce(unbatched));
 for (const r of [baseNats, baseInprocess]) if (r !== null) allExact.push(exactlyOnce(r));
-if (!allExact.every(Boolean) || !exactlyOnce(serial, serialTotal)) process.exitCode = 1;
+if (!allExact.every(Boolean) || !exactlyOnce(serial)) process.exitCode = 1;
