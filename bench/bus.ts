@@ -17,7 +17,7 @@
 // Batches leave in the Publisher's default format (the binary envelope since ADR 0036's amendment; JSON
 // arrays have their own phase, and the baseline consumer, which reads only JSON, gets JSON);
 // the NATS phases run the publishers in
-// BENCH_BUS_PUBLISHER_THREADS (2) worker threads, each publisher on its own connection, as agents run
+// BENCH_BUS_PUBLISHER_THREADS (1; 2 before ADR 0041) worker threads, each publisher on its own connection, as agents run
 // in their own pods, paced on the consumer's progress (BENCH_BUS_UNAPPLIED, 24 slices per publisher
 // between publish and apply, 32 before ADR 0036; 0 = unpaced, where p99 measures the backlog the
 // publishers pile up; a paced publisher polls its applied count every 1 ms, ADR 0036). The
@@ -61,7 +61,7 @@ const PUBLISHERS = 10;
  * publishers can outrun the consumer, and without this bound p99 would measure the stream's backlog.
  */
 const UNAPPLIED = Number(process.env['BENCH_BUS_UNAPPLIED'] ?? 24);
-const PUBLISHER_THREADS = Number(process.env['BENCH_BUS_PUBLISHER_THREADS'] ?? 2);
+const PUBLISHER_THREADS = Number(process.env['BENCH_BUS_PUBLISHER_THREADS'] ?? 1);
 /** Bus messages (batches) each Publisher keeps awaiting their acks; IN_FLIGHT when unset. */
 const BUS_IN_FLIGHT = Number(process.env['BENCH_BUS_PUBLISHER_IN_FLIGHT'] ?? IN_FLIGHT);
 const ONLY_FORMAT = (process.env['BENCH_BUS_FORMAT'] ?? DEFAULT_BATCH_FORMAT) as BatchFormat;
