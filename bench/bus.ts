@@ -16,11 +16,11 @@
 // than the real path, for comparison only). Each NATS line says how much CPU nats-server used.
 // Batches leave in the Publisher's default format (the binary envelope since ADR 0036's amendment; JSON
 // arrays have their own phase, and the baseline consumer, which reads only JSON, gets JSON);
-// the NATS phases run the publishers in
-// BENCH_BUS_PUBLISHER_THREADS (1; 2 before ADR 0041) worker threads, each publisher on its own connection, as agents run
-// in their own pods, paced on the consumer's progress (BENCH_BUS_UNAPPLIED, 24 slices per publisher
-// between publish and apply, 32 before ADR 0036; 0 = unpaced, where p99 measures the backlog the
-// publishers pile up; a paced publisher polls its applied count every 1 ms, ADR 0036). The
+// the NATS phases run the publishers in BENCH_BUS_PUBLISHER_THREADS (1; 2 before ADR 0041) worker
+// threads, each publisher on its own connection, as agents run in their own pods, paced on the
+// consumer's progress (BENCH_BUS_UNAPPLIED, 24 slices per publisher between publish and apply, 32 before
+// ADR 0036; 0 = unpaced, where p99 measures the backlog the publishers pile up; paced publishers poll
+// their applied counts every 1 ms, one timer per thread, ADR 0036 and 0041). The
 // same run prints the in-process figure (one thread), the NATS path with the publishers in the
 // consumer's thread (how this bench ran before), with JSON batches, and with the baseline consumer; the
 // bench process's CPU counts all its threads, the consumer thread's is printed apart.
@@ -54,6 +54,13 @@ const WARMUP = Number(process.env['BENCH_BUS_WARMUP'] ?? TOTAL);
 const IN_FLIGHT = Number(process.env['BENCH_BUS_IN_FLIGHT'] ?? 24);
 const KIND = process.env['BENCH_BUS_KIND'] === 'ready' ? 'ready' : 'sketch';
 const PUBLISHERS = 10;
+if (!(Number.isInteger(TOTAL / PUBLISHERS) && TOTAL > 0) || !(Number.isInteger(WARMUP) && WARMUP >= 0)) {
+  console.error(
+    `bench/bus: BENCH_BUS_MESSAGES (${process.env['BENCH_BUS_MESSAGES']}) must be a positive multiple of ` +
+      `${PUBLISHERS} and BENCH_BUS_WARMUP (${process.env['BENCH_BUS_WARMUP']}) a whole number >= 0; unset them for the defaults`,
+  );
+  process.exit(2);
+}
 /** Worker threads the NATS phases' publishers run in (they share the machine's cores with the consumer). */
 /**
  * At most this many of a publisher's slices between publish and apply (0: unbounded). Agents send a

@@ -110,7 +110,7 @@ export async function measure(phase: Phase): Promise<Result> {
     filterSubject: experimentSubjectFilter(NS, uid),
     afterStreamSeq: 0,
     handler: async (m) => {
-      // The window opens before the bus message that takes the count past `warm` is applied.
+      // The window opens at the first bus message applied once `warm` slices are: it holds at most the rest.
       if (window === null && appliedN >= warm) window = mark(appliedN, serverCpuS);
       const d = impl.decodeMessages(m.data);
       if (!d.ok) return 'dead-letter';
