@@ -265,7 +265,8 @@ const line = (name: string, r: Result): void =>
   );
 console.log(
   `${TOTAL} ${KIND === 'ready' ? 'empty ready messages' : `sketch slices of ~${SLICE_BYTES} bytes`}, ` +
-    `${PUBLISHERS} publishers (one NATS connection each; in ${PUBLISHER_THREADS} worker threads unless said), ` +
+    `${PUBLISHERS} publishers (one NATS connection each; in ${PUBLISHER_THREADS} worker ` +
+    `thread${PUBLISHER_THREADS === 1 ? '' : 's'} unless said), ` +
     `${IN_FLIGHT} unstored and ${UNAPPLIED} unapplied at most per publisher, file storage, load average ${loadavg()[0]?.toFixed(2)}`,
 );
 if (process.env['BENCH_BUS_ONLY'] === 'nats') {
