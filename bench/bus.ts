@@ -28,20 +28,18 @@
 // sends it as JSON arrays). BENCH_BUS_ONLY=formats is the batch formats' A/B: JSON and binary
 // alternated BENCH_BUS_ROUNDS (3) times each, medians of each part's CPU per slice in its RESULT line.
 // bench/bus-consumer.ts measures the consumer's decode + apply alone.
-import { execFileSync } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync } from 'node:fs';
-import { loadavg, tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
-import { Worker } from 'node:worker_threads';
+import { readFileSync } from 'node:fs';
+import { loadavg } from 'node:os';
 import { decodeMessages } from '../api/protocol.ts';
 import { DEFAULT_BATCH_FORMAT, DEFAULT_MAX_BATCH, type BatchFormat } from '../agent/publisher.ts';
+import { baselineImpl } from './bus/baseline.ts';
 import { measure, type ConsumerImpl, type Publishers, type Result } from './bus/measure.ts';
-import { appliedCounters, publishAll, type PublishPlan } from './bus/publish.ts';
+import { sameThread, workerThreads } from './bus/publishers.ts';
+import { appliedCounters, type PublishPlan } from './bus/publish.ts';
 import { slicePool } from './bus/slices.ts';
 import { Aggregator } from '../aggregator/aggregator.ts';
 import { InProcessBus } from '../lib/bus/inprocess.ts';
 import { openNatsBus } from '../lib/bus/nats.ts';
-import type { Bus } from '../lib/bus/types.ts';
 import { startNatsServer } from '../tests/support/nats-server.ts';
 
 /** Slices in each phase's measured window (the headline phases; the slow baselines run a half and a quarter). */
@@ -61,13 +59,13 @@ if (!(Number.isInteger(TOTAL / PUBLISHERS) && TOTAL > 0) || !(Number.isInteger(W
   );
   process.exit(2);
 }
-/** Worker threads the NATS phases' publishers run in (they share the machine's cores with the consumer). */
 /**
  * At most this many of a publisher's slices between publish and apply (0: unbounded). Agents send a
  * slice a second, so in a deployment the consumer's pace, not a publisher's, sets the backlog; here the
  * publishers can outrun the consumer, and without this bound p99 would measure the stream's backlog.
  */
 const UNAPPLIED = Number(process.env['BENCH_BUS_UNAPPLIED'] ?? 24);
+/** Worker threads the NATS phases' publishers run in (they share the machine's cores with the consumer). */
 const PUBLISHER_THREADS = Number(process.env['BENCH_BUS_PUBLISHER_THREADS'] ?? 1);
 /** Bus messages (batches) each Publisher keeps awaiting their acks; IN_FLIGHT when unset. */
 const BUS_IN_FLIGHT = Number(process.env['BENCH_BUS_PUBLISHER_IN_FLIGHT'] ?? IN_FLIGHT);
@@ -80,30 +78,6 @@ const BASELINE = process.env['BENCH_BUS_BASELINE'] ?? '24d2f43';
 
 const CURRENT: ConsumerImpl = { name: 'current', decodeMessages, aggregator: (plan) => new Aggregator(plan) };
 
-/** The baseline commit's consumer, from `git archive` into a temporary folder (null: no git here). */
-async function baselineImpl(): Promise<{ impl: ConsumerImpl; cleanup: () => void } | null> {
-  const repo = resolve(import.meta.dirname, '..');
-  const dir = mkdtempSync(join(tmpdir(), 'llem-bench-baseline-'));
-  try {
-    const tar = execFileSync('git', ['-C', repo, 'archive', BASELINE, 'api', 'lib', 'aggregator', 'package.json']);
-    mkdirSync(dir, { recursive: true });
-    execFileSync('tar', ['-x', '-C', dir], { input: tar });
-    symlinkSync(join(repo, 'node_modules'), join(dir, 'node_modules'));
-    const protocol = (await import(join(dir, 'api/protocol.ts'))) as { decodeMessages: ConsumerImpl['decodeMessages'] };
-    const agg = (await import(join(dir, 'aggregator/aggregator.ts'))) as { Aggregator: typeof Aggregator };
-    const impl: ConsumerImpl = {
-      name: `baseline ${BASELINE}`,
-      decodeMessages: protocol.decodeMessages,
-      aggregator: (plan) => new agg.Aggregator(plan),
-    };
-    return { impl, cleanup: () => rmSync(dir, { recursive: true, force: true }) };
-  } catch (err) {
-    rmSync(dir, { recursive: true, force: true });
-    console.log(`baseline ${BASELINE} not measured: ${(err as Error).message.split('\n')[0]}`);
-    return null;
-  }
-}
-
 const SLICES = slicePool();
 function jsonLength(b: (typeof SLICES)[number]): number {
   const sketches = Object.entries(b.sketches).map(([k, v]) => [k, Buffer.from(v as Uint8Array).toString('base64')]);
@@ -113,42 +87,6 @@ const SLICE_BYTES = Math.round(
   // As JSON carries a slice (sketches in base64) + the envelope.
   SLICES.reduce((n, b) => n + jsonLength(b), 0) / SLICES.length + 220,
 );
-
-/** The plan's publishers on `buses`, in the consumer's own thread (the in-process bus can only do this). */
-function sameThread(buses: Bus[], plan: PublishPlan, applied: Int32Array): Publishers {
-  return { where: 'consumer_thread', go: () => publishAll(buses, plan, SLICES, applied), close: async () => {} };
-}
-
-/** The plan's publishers split over `threads` worker threads, each publisher on its own NATS connection. */
-async function workerThreads(
-  servers: string,
-  plan: PublishPlan,
-  threads: number,
-  applied: Int32Array,
-): Promise<Publishers> {
-  const workers = Array.from({ length: threads }, (_, t) => {
-    const mine = plan.publishers.filter((_p, i) => i % threads === t);
-    const url = new URL('./bus/publisher-worker.ts', import.meta.url);
-    return new Worker(url, { workerData: { servers, plan: { ...plan, publishers: mine }, applied } });
-  });
-  const answer = (w: Worker): Promise<string> =>
-    new Promise((res, rej) => {
-      w.once('message', (m: string) => (m.startsWith('error') ? rej(new Error(m)) : res(m)));
-      w.once('error', rej);
-    });
-  await Promise.all(workers.map(answer)); // 'ready': connected
-  return {
-    where: 'worker_threads',
-    go: async () => {
-      const done = workers.map(answer);
-      for (const w of workers) w.postMessage('go');
-      await Promise.all(done);
-    },
-    close: async () => {
-      await Promise.all(workers.map((w) => w.terminate()));
-    },
-  };
-}
 
 const planOf = (
   uid: string,
@@ -181,7 +119,7 @@ async function benchInProcess(impl = CURRENT): Promise<Result> {
       impl === CURRENT ? DEFAULT_BATCH_FORMAT : 'json',
     );
     const applied = appliedCounters(PUBLISHERS);
-    const publishers = sameThread([bus], plan, applied);
+    const publishers = sameThread([bus], plan, SLICES, applied);
     const serverCpuS = (): number => Number.NaN;
     return await measure({ consumerBus: bus, plan, publishers, impl, applied, warm: warmFor(TOTAL), serverCpuS });
   } finally {
@@ -224,7 +162,7 @@ async function benchNats({ inFlight, total, maxBatch, impl = CURRENT, where, for
     const publishers =
       where === 'worker_threads'
         ? await workerThreads(server.url, plan, PUBLISHER_THREADS, applied)
-        : sameThread(buses, plan, applied);
+        : sameThread(buses, plan, SLICES, applied);
     try {
       const serverCpuS = (): number => cpuSeconds(server.pid());
       return await measure({ consumerBus, plan, publishers, impl, applied, warm: warmFor(total), serverCpuS });
@@ -324,7 +262,7 @@ if (process.env['BENCH_BUS_ONLY'] === 'formats') {
   if (![...per.json, ...per.binary].every((r) => exactlyOnce(r))) process.exitCode = 1;
   process.exit();
 }
-const baseline = await baselineImpl();
+const baseline = await baselineImpl(BASELINE);
 const inprocess = await benchInProcess();
 line('in-process', inprocess);
 const baseInprocess = baseline === null ? null : await benchInProcess(baseline.impl);
