@@ -52,10 +52,11 @@ const WARMUP = Number(process.env['BENCH_BUS_WARMUP'] ?? TOTAL);
 const IN_FLIGHT = Number(process.env['BENCH_BUS_IN_FLIGHT'] ?? 24);
 const KIND = process.env['BENCH_BUS_KIND'] === 'ready' ? 'ready' : 'sketch';
 const PUBLISHERS = 10;
-if (!(Number.isInteger(TOTAL / PUBLISHERS) && TOTAL > 0) || !(Number.isInteger(WARMUP) && WARMUP >= 0)) {
+// At least 4 slices per publisher: the slowest baseline publishes a quarter of them.
+if (!(Number.isInteger(TOTAL / PUBLISHERS) && TOTAL >= 4 * PUBLISHERS) || !(Number.isInteger(WARMUP) && WARMUP >= 0)) {
   console.error(
-    `bench/bus: BENCH_BUS_MESSAGES (${process.env['BENCH_BUS_MESSAGES']}) must be a positive multiple of ` +
-      `${PUBLISHERS} and BENCH_BUS_WARMUP (${process.env['BENCH_BUS_WARMUP']}) a whole number >= 0; unset them for the defaults`,
+    `bench/bus: BENCH_BUS_MESSAGES (${process.env['BENCH_BUS_MESSAGES']}) must be a multiple of ${PUBLISHERS}, ` +
+      `at least ${4 * PUBLISHERS}, and BENCH_BUS_WARMUP (${process.env['BENCH_BUS_WARMUP']}) a whole number >= 0; unset them for the defaults`,
   );
   process.exit(2);
 }
@@ -140,7 +141,7 @@ interface NatsPhase {
   impl?: ConsumerImpl;
   /** Publishers in PUBLISHER_THREADS worker threads (as agents in their own pods) or in the consumer's thread. */
   where: Publishers['where'];
-  /** JSON batches (the Publisher's default) unless said; the baseline's consumer reads only JSON ones. */
+  /** The Publisher's default batch format unless said; the baseline's consumer reads only JSON ones. */
   format?: BatchFormat;
 }
 
@@ -222,12 +223,12 @@ if (process.env['BENCH_BUS_ONLY'] === 'nats') {
   process.exit(0);
 }
 if (process.env['BENCH_BUS_ONLY'] === 'formats') {
-  // The batch formats' A/B (ADR 0036, amended): after an unreported warm-up, JSON arrays and binary
-  // batches alternate ROUNDS times each on fresh nats-servers, so neither has the first or the last
-  // place; per round the CPU per slice of the publishers' threads, the consumer's thread and nats-server.
+  // The batch formats' A/B (ADR 0036, amended): JSON arrays and binary batches alternate ROUNDS times each
+  // on fresh nats-servers, so neither has the first or the last place, each phase measured after its own
+  // warm-up (ADR 0041); per round the CPU per slice of the publishers' threads, the consumer's thread and
+  // nats-server.
   const rounds = Number(process.env['BENCH_BUS_ROUNDS'] ?? 3);
   const phase = { inFlight: IN_FLIGHT, total: TOTAL, maxBatch: DEFAULT_MAX_BATCH, where: 'worker_threads' } as const;
-  await benchNats({ ...phase, total: Math.round(TOTAL / 10 / PUBLISHERS) * PUBLISHERS });
   const per: Record<BatchFormat, Result[]> = { json: [], binary: [] };
   for (let i = 0; i < rounds; i++) {
     const order: BatchFormat[] = i % 2 === 0 ? ['json', 'binary'] : ['binary', 'json'];
@@ -255,7 +256,7 @@ if (process.env['BENCH_BUS_ONLY'] === 'formats') {
   const totalOf = (format: BatchFormat): number =>
     median(per[format].map((r) => perSlice(r.benchCpuS + r.serverCpuS, r)));
   console.log(
-    `RESULT formats_ab messages=${TOTAL} rounds=${rounds} (medians) ${fields('json')} ${fields('binary')} ` +
+    `RESULT formats_ab messages=${TOTAL} warmup=${warmFor(TOTAL)} rounds=${rounds} (medians) ${fields('json')} ${fields('binary')} ` +
       `binary_vs_json_total_cpu=${(totalOf('binary') / totalOf('json')).toFixed(3)} ` +
       `loadavg1=${loadavg()[0]?.toFixed(2)}`,
   );
@@ -332,7 +333,7 @@ console.log(
     `baseline_inprocess_cpu_us_per_msg=${baseInprocess === null ? 'NaN' : cpuPerMsg(baseInprocess.benchCpuS, baseInprocess)} ` +
     `nats_vs_baseline_throughput=${ratio(nats, baseNats, (r) => r.msgsPerSecond)} ` +
     `inprocess_vs_baseline_throughput=${ratio(inprocess, baseInprocess, (r) => r.msgsPerSecond)} ` +
-    `baseline_vs_current_inprocess_cpu=${ratio(baseInprocess, inprocess, (r) => r.benchCpuS)} ` +
+    `baseline_vs_current_inprocess_cpu=${ratio(baseInprocess, inprocess, (r) => perSlice(r.benchCpuS, r))} ` +
     `unbatched_nats_msgs_per_s=${fmt(unbatched.msgsPerSecond)} unbatched_nats_p99_ms=${fmt(unbatched.p99Ms)} ` +
     `unbatched_exactly_once=${exactlyOnce(unbatched)} ` +
     `unbatched_nats_server_cpu_us_per_msg=${cpuPerMsg(unbatched.serverCpuS, unbatched)} ` +

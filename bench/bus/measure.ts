@@ -36,13 +36,13 @@ export interface Result {
   /** The whole run: every slice over first publish to last apply, and its p99. */
   wholeMsgsPerSecond: number;
   wholeP99Ms: number;
-  /** Wire messages per bus message the consumer received, on average. */
+  /** Wire messages per bus message the consumer received, on average over the whole run. */
   perBusMessage: number;
   /** CPU seconds nats-server used in the window (NaN in process). */
   serverCpuS: number;
   /** CPU seconds this process (all its threads: publishers, clients, consumer, aggregator) used in the window. */
   benchCpuS: number;
-  /** CPU seconds the consumer's thread (consumer, aggregator, and the publishers if they share it) used. */
+  /** CPU seconds the consumer's thread (consumer, aggregator, publishers if they share it) used in the window. */
   consumerThreadCpuS: number;
   publishersWhere: Publishers['where'];
   /** Publish -> applied of the slices applied in the window. */
@@ -88,21 +88,37 @@ export interface Phase {
   serverCpuS: () => number;
 }
 
-/** The publishers of `plan` share its messages; sentAtMs (wall clock, same machine) dates each one. */
+/** What the consumer saw: slices applied (their latencies in order of applying), checks, and the marks. */
+interface Seen {
+  latencies: Float64Array;
+  applied: number;
+  duplicatesApplied: number;
+  busMessages: number;
+  lastApplyMs: number;
+  perRun: Map<string, Set<number>>;
+}
+
+/**
+ * The publishers of `plan` share its messages; sentAtMs (wall clock, same machine) dates each one. Rejects
+ * when the warm-up leaves no window (the bus message that completes the warm-up also completes the phase).
+ */
 export async function measure(phase: Phase): Promise<Result> {
   const { consumerBus, plan, publishers, impl, applied, warm, serverCpuS } = phase;
   const { uid } = plan;
   const total = plan.perPublisher * plan.publishers.length;
   if (!(Number.isInteger(warm) && warm >= 0 && warm < total))
     throw new RangeError(`warm-up must be a whole number of slices below the phase's ${total}, got ${warm}`);
-  const latencies = new Float64Array(total);
   const aggregator = impl.aggregator({ experimentUid: uid, runs: benchRuns(plan.publishers.length) });
-  const seen = new Map<string, Set<number>>();
-  let appliedN = 0;
-  let duplicatesApplied = 0;
-  let lastApplyMs = 0;
-  let busMessages = 0;
+  const seen: Seen = {
+    latencies: new Float64Array(total),
+    applied: 0,
+    duplicatesApplied: 0,
+    busMessages: 0,
+    lastApplyMs: 0,
+    perRun: new Map(),
+  };
   let window: Mark | null = null;
+  let end: Mark | null = null;
   let done!: () => void;
   const allApplied = new Promise<void>((r) => (done = r));
   const consumption = await consumerBus.consume({
@@ -111,25 +127,18 @@ export async function measure(phase: Phase): Promise<Result> {
     afterStreamSeq: 0,
     handler: async (m) => {
       // The window opens at the first bus message applied once `warm` slices are: it holds at most the rest.
-      if (window === null && appliedN >= warm) window = mark(appliedN, serverCpuS);
+      if (window === null && seen.applied >= warm) window = mark(seen.applied, serverCpuS);
       const d = impl.decodeMessages(m.data);
       if (!d.ok) return 'dead-letter';
-      const outcomes = aggregator.applyBatch(d.messages, m.streamSeq);
-      busMessages++;
-      lastApplyMs = performance.now();
-      const nowMs = Date.now();
-      for (const [i, message] of d.messages.entries()) {
-        if (outcomes[i]?.outcome !== 'applied') continue;
-        const seqs = seen.get(message.runId) ?? new Set<number>();
-        seen.set(message.runId, seqs);
-        if (seqs.has(message.seq)) duplicatesApplied++;
-        seqs.add(message.seq);
-        latencies[appliedN++] = nowMs - message.sentAtMs;
-      }
+      record(seen, d.messages, aggregator.applyBatch(d.messages, m.streamSeq));
       // A bus message holds one publisher's messages: one count for all of them (the publishers poll it).
       const first = d.messages[0];
       if (first !== undefined) countApplied(applied, Number(first.runId.slice(4)), d.messages.length);
-      if (appliedN === total) done();
+      if (seen.applied === total) {
+        // The window closes at the last apply: the publishers' and the server's teardown is not in it.
+        end = mark(seen.applied, serverCpuS);
+        done();
+      }
       return 'ack';
     },
   });
@@ -137,30 +146,60 @@ export async function measure(phase: Phase): Promise<Result> {
   if (warm === 0) window = start;
   await publishers.go();
   await allApplied;
-  const end = mark(appliedN, serverCpuS);
   await consumption.stop();
+  if (window === null || end === null)
+    throw new RangeError(
+      `a warm-up of ${warm} slices left no window: the bus message that completed it was the phase's last ` +
+        `(make the warm-up smaller than the phase's ${total} by more than a bus message)`,
+    );
+  return summarize(seen, { plan, start, window, end, where: publishers.where });
+}
+
+/** Adds one bus message's applied slices: their latencies, and the (run, seq) pairs for exactly once. */
+function record(seen: Seen, messages: readonly WireMessage[], outcomes: readonly ApplyOutcome[]): void {
+  seen.busMessages++;
+  seen.lastApplyMs = performance.now();
+  const nowMs = Date.now();
+  for (const [i, message] of messages.entries()) {
+    if (outcomes[i]?.outcome !== 'applied') continue;
+    const seqs = seen.perRun.get(message.runId) ?? new Set<number>();
+    seen.perRun.set(message.runId, seqs);
+    if (seqs.has(message.seq)) seen.duplicatesApplied++;
+    seqs.add(message.seq);
+    seen.latencies[seen.applied++] = nowMs - message.sentAtMs;
+  }
+}
+
+interface Marks {
+  plan: PublishPlan;
+  start: Mark;
+  window: Mark;
+  end: Mark;
+  where: Publishers['where'];
+}
+
+function summarize(seen: Seen, { plan, start, window, end, where }: Marks): Result {
   let missing = 0;
-  for (const p of plan.publishers) missing += plan.perPublisher - (seen.get(`run-${p}`)?.size ?? 0);
-  const from = window ?? start;
-  const inWindow = latencies.slice(from.applied, appliedN).sort();
-  const whole = latencies.slice(0, appliedN).sort();
+  for (const p of plan.publishers) missing += plan.perPublisher - (seen.perRun.get(`run-${p}`)?.size ?? 0);
+  const inWindow = seen.latencies.slice(window.applied, seen.applied).sort();
+  const whole = seen.latencies.slice(0, seen.applied).sort();
   const cpuS = (a: NodeJS.CpuUsage, b: NodeJS.CpuUsage): number => (b.user - a.user + b.system - a.system) / 1e6;
-  const measured = appliedN - from.applied;
+  const measured = seen.applied - window.applied;
   return {
-    msgsPerSecond: measured / ((lastApplyMs - from.ms) / 1000),
+    msgsPerSecond: measured / ((seen.lastApplyMs - window.ms) / 1000),
     measured,
-    wholeMsgsPerSecond: appliedN / ((lastApplyMs - start.ms) / 1000),
+    wholeMsgsPerSecond: seen.applied / ((seen.lastApplyMs - start.ms) / 1000),
     wholeP99Ms: percentile(whole, 0.99),
-    serverCpuS: end.serverCpuS - from.serverCpuS,
-    benchCpuS: cpuS(from.cpu, end.cpu),
-    consumerThreadCpuS: cpuS(from.thread, end.thread),
-    publishersWhere: publishers.where,
-    perBusMessage: appliedN / busMessages,
+    serverCpuS: end.serverCpuS - window.serverCpuS,
+    benchCpuS: cpuS(window.cpu, end.cpu),
+    consumerThreadCpuS: cpuS(window.thread, end.thread),
+    publishersWhere: where,
+    perBusMessage: seen.applied / seen.busMessages,
     p50Ms: percentile(inWindow, 0.5),
     p99Ms: percentile(inWindow, 0.99),
-    expected: total,
-    applied: appliedN,
-    duplicatesApplied,
+    expected: plan.perPublisher * plan.publishers.length,
+    applied: seen.applied,
+    duplicatesApplied: seen.duplicatesApplied,
     missing,
   };
 }
