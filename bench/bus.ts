@@ -56,7 +56,8 @@ const PUBLISHERS = 10;
 if (!(Number.isInteger(TOTAL / PUBLISHERS) && TOTAL >= 4 * PUBLISHERS) || !(Number.isInteger(WARMUP) && WARMUP >= 0)) {
   console.error(
     `bench/bus: BENCH_BUS_MESSAGES (${process.env['BENCH_BUS_MESSAGES']}) must be a multiple of ${PUBLISHERS}, ` +
-      `at least ${4 * PUBLISHERS}, and BENCH_BUS_WARMUP (${process.env['BENCH_BUS_WARMUP']}) a whole number >= 0; unset them for the defaults`,
+      `at least ${4 * PUBLISHERS}, and BENCH_BUS_WARMUP (${process.env['BENCH_BUS_WARMUP']}) a whole number >= 0; ` +
+      'unset them for the defaults',
   );
   process.exit(2);
 }
@@ -196,8 +197,9 @@ const busMessages = (r: Result): number => Math.round(r.applied / r.perBusMessag
 const line = (name: string, r: Result): void =>
   console.log(
     `${name}: ${fmt(r.msgsPerSecond)} msgs/s, p50 ${fmt(r.p50Ms)} ms, p99 ${fmt(r.p99Ms)} ms over the window's ` +
-      `${r.measured} messages (whole run of ${r.applied}: ${fmt(r.wholeMsgsPerSecond)} msgs/s, p99 ${fmt(r.wholeP99Ms)} ` +
-      `ms; ${busMessages(r)} bus messages, ${r.perBusMessage.toFixed(1)} each; publishers in ${r.publishersWhere}; ` +
+      `${r.measured} messages (whole run of ${r.applied}: ${fmt(r.wholeMsgsPerSecond)} msgs/s, ` +
+      `p99 ${fmt(r.wholeP99Ms)} ms; ${busMessages(r)} bus messages, ${r.perBusMessage.toFixed(1)} each; ` +
+      `publishers in ${r.publishersWhere}; ` +
       `bench process CPU ${cpuPerMsg(r.benchCpuS, r)} us/msg, of it the consumer's thread ` +
       `${cpuPerMsg(r.consumerThreadCpuS, r)}` +
       `${Number.isNaN(r.serverCpuS) ? '' : `; nats-server CPU ${cpuPerMsg(r.serverCpuS, r)} us/msg`})`,
@@ -256,7 +258,8 @@ if (process.env['BENCH_BUS_ONLY'] === 'formats') {
   const totalOf = (format: BatchFormat): number =>
     median(per[format].map((r) => perSlice(r.benchCpuS + r.serverCpuS, r)));
   console.log(
-    `RESULT formats_ab messages=${TOTAL} warmup=${warmFor(TOTAL)} rounds=${rounds} (medians) ${fields('json')} ${fields('binary')} ` +
+    `RESULT formats_ab messages=${TOTAL} warmup=${warmFor(TOTAL)} rounds=${rounds} (medians) ` +
+      `${fields('json')} ${fields('binary')} ` +
       `binary_vs_json_total_cpu=${(totalOf('binary') / totalOf('json')).toFixed(3)} ` +
       `loadavg1=${loadavg()[0]?.toFixed(2)}`,
   );
@@ -325,12 +328,14 @@ console.log(
     `same_thread_bench_cpu_us_per_msg=${cpuPerMsg(natsSameThread.benchCpuS, natsSameThread)} ` +
     `same_thread_server_cpu_us_per_msg=${cpuPerMsg(natsSameThread.serverCpuS, natsSameThread)} ` +
     `inprocess_msgs_per_s=${fmt(inprocess.msgsPerSecond)} inprocess_p99_ms=${fmt(inprocess.p99Ms)} ` +
-    `inprocess_exactly_once=${exactlyOnce(inprocess)} inprocess_cpu_us_per_msg=${cpuPerMsg(inprocess.benchCpuS, inprocess)} ` +
+    `inprocess_exactly_once=${exactlyOnce(inprocess)} ` +
+    `inprocess_cpu_us_per_msg=${cpuPerMsg(inprocess.benchCpuS, inprocess)} ` +
     `baseline=${BASELINE} baseline_nats_msgs_per_s=${baseNats === null ? 'NaN' : fmt(baseNats.msgsPerSecond)} ` +
     `baseline_nats_p99_ms=${baseNats === null ? 'NaN' : fmt(baseNats.p99Ms)} ` +
     `baseline_nats_bench_cpu_us_per_msg=${baseNats === null ? 'NaN' : cpuPerMsg(baseNats.benchCpuS, baseNats)} ` +
     `baseline_inprocess_msgs_per_s=${baseInprocess === null ? 'NaN' : fmt(baseInprocess.msgsPerSecond)} ` +
-    `baseline_inprocess_cpu_us_per_msg=${baseInprocess === null ? 'NaN' : cpuPerMsg(baseInprocess.benchCpuS, baseInprocess)} ` +
+    `baseline_inprocess_cpu_us_per_msg=` +
+    `${baseInprocess === null ? 'NaN' : cpuPerMsg(baseInprocess.benchCpuS, baseInprocess)} ` +
     `nats_vs_baseline_throughput=${ratio(nats, baseNats, (r) => r.msgsPerSecond)} ` +
     `inprocess_vs_baseline_throughput=${ratio(inprocess, baseInprocess, (r) => r.msgsPerSecond)} ` +
     `baseline_vs_current_inprocess_cpu=${ratio(baseInprocess, inprocess, (r) => perSlice(r.benchCpuS, r))} ` +

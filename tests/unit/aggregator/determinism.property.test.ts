@@ -44,31 +44,40 @@ function feed(agg: Aggregator, msgs: Event[], firstStreamSeq: number): void {
   });
 }
 
+const faultArb = fc.record({
+  kind: fc.constantFrom('duplicate', 'drop', 'swap', 'stale', 'retry'),
+  at: fc.nat(10_000),
+}) as fc.Arbitrary<Fault>;
+
+/** The arbitraries of an experiment's shape and its stream's faults; each property adds its own after them. */
+const scenarioFields = (maxConfigs: number) =>
+  ({
+    seed: fc.integer({ min: 1, max: 1_000_000 }),
+    configs: fc.integer({ min: 1, max: maxConfigs }),
+    cycles: fc.integer({ min: 1, max: 3 }),
+    replicas: fc.integer({ min: 1, max: 2 }),
+    policy: fc.constantFrom('strict' as const, 'bestEffort' as const),
+    faults: fc.array(faultArb, { maxLength: 6 }),
+  }) as const;
+
+type Shape = { configs: number; cycles: number; replicas: number; policy: 'strict' | 'bestEffort' };
+const planOf = (p: Shape): ReturnType<typeof makePlan> =>
+  makePlan({ configs: p.configs, cycles: p.cycles, replicas: p.replicas, failurePolicy: p.policy });
+
+/** Random points in a stream of n events: distinct, in stream order. */
+const pointsIn = (xs: number[], n: number): number[] => [...new Set(xs.map((c) => c % (n + 1)))].sort((a, b) => a - b);
+
 void describe('aggregator determinism', () => {
   void it('gives byte-identical results with or without a checkpoint/restore at a random point', () => {
-    const faultArb = fc.record({
-      kind: fc.constantFrom('duplicate', 'drop', 'swap', 'stale', 'retry'),
-      at: fc.nat(10_000),
-    }) as fc.Arbitrary<Fault>;
     fc.assert(
       fc.property(
         fc.record({
-          seed: fc.integer({ min: 1, max: 1_000_000 }),
-          configs: fc.integer({ min: 1, max: 2 }),
-          cycles: fc.integer({ min: 1, max: 3 }),
-          replicas: fc.integer({ min: 1, max: 2 }),
-          policy: fc.constantFrom('strict' as const, 'bestEffort' as const),
-          faults: fc.array(faultArb, { maxLength: 6 }),
+          ...scenarioFields(2),
           cuts: fc.array(fc.integer({ min: 0, max: 1_000_000 }), { minLength: 1, maxLength: 4 }),
           readsBeforeCut: fc.boolean(),
         }),
         (p) => {
-          const plan = makePlan({
-            configs: p.configs,
-            cycles: p.cycles,
-            replicas: p.replicas,
-            failurePolicy: p.policy,
-          });
+          const plan = planOf(p);
           // Enough tokens per slice that the ITL sketches compress and flush: a restore that lost the
           // buffered state would then change the results.
           const base = experimentMessages(plan, {
@@ -85,10 +94,9 @@ void describe('aggregator determinism', () => {
           assert.equal(twin.resultsJson(), straight.resultsJson(), 'same messages, same results');
 
           // One or more checkpoint/restore points, in stream order.
-          const cuts = [...new Set(p.cuts.map((c) => c % (msgs.length + 1)))].sort((a, b) => a - b);
           let agg = new Aggregator(plan);
           let done = 0;
-          for (const cut of cuts) {
+          for (const cut of pointsIn(p.cuts, msgs.length)) {
             feed(agg, msgs.slice(done, cut), done + 1);
             done = cut;
             if (p.readsBeforeCut) agg.results();
@@ -104,56 +112,36 @@ void describe('aggregator determinism', () => {
     );
   });
 
-  void it(
-    'gives results and verdicts read between messages (kept for what did not change) ' + 'equal to a fresh computation',
-    () => {
-      fc.assert(
-        fc.property(
-          fc.record({
-            seed: fc.integer({ min: 1, max: 1_000_000 }),
-            configs: fc.integer({ min: 1, max: 3 }),
-            cycles: fc.integer({ min: 1, max: 3 }),
-            replicas: fc.integer({ min: 1, max: 2 }),
-            policy: fc.constantFrom('strict' as const, 'bestEffort' as const),
-            faults: fc.array(
-              fc.record({
-                kind: fc.constantFrom('duplicate', 'drop', 'swap', 'stale', 'retry'),
-                at: fc.nat(10_000),
-              }) as fc.Arbitrary<Fault>,
-              { maxLength: 6 },
-            ),
-            reads: fc.array(fc.integer({ min: 0, max: 1_000_000 }), { minLength: 1, maxLength: 8 }),
-          }),
-          (p) => {
-            const plan = makePlan({
-              configs: p.configs,
-              cycles: p.cycles,
-              replicas: p.replicas,
-              failurePolicy: p.policy,
-            });
-            const base = experimentMessages(plan, { seed: p.seed, slices: 3, requestsPerSlice: 10 });
-            const msgs = applyFaults(base, p.faults, plan, p.seed);
-            const reads = [...new Set(p.reads.map((c) => c % (msgs.length + 1)))].sort((a, b) => a - b);
-            const incremental = new Aggregator(plan);
-            let done = 0;
-            for (const at of reads) {
-              feed(incremental, msgs.slice(done, at), done + 1);
-              done = at;
-              const fresh = new Aggregator(plan);
-              feed(fresh, msgs.slice(0, at), 1);
-              assert.equal(JSON.stringify(incremental.results()), fresh.resultsJson(), `results after ${at} messages`);
-              // Verdicts are kept per run until a message touches it: the same as a fresh aggregator's.
-              for (const r of plan.runs)
-                assert.deepEqual(incremental.runVerdict(r.runId), fresh.runVerdict(r.runId), `${r.runId} after ${at}`);
-            }
-            feed(incremental, msgs.slice(done), done + 1);
+  void it('gives results and verdicts read between messages (kept where unchanged) equal to a fresh one', () => {
+    fc.assert(
+      fc.property(
+        fc.record({
+          ...scenarioFields(3),
+          reads: fc.array(fc.integer({ min: 0, max: 1_000_000 }), { minLength: 1, maxLength: 8 }),
+        }),
+        (p) => {
+          const plan = planOf(p);
+          const base = experimentMessages(plan, { seed: p.seed, slices: 3, requestsPerSlice: 10 });
+          const msgs = applyFaults(base, p.faults, plan, p.seed);
+          const incremental = new Aggregator(plan);
+          let done = 0;
+          for (const at of pointsIn(p.reads, msgs.length)) {
+            feed(incremental, msgs.slice(done, at), done + 1);
+            done = at;
             const fresh = new Aggregator(plan);
-            feed(fresh, msgs, 1);
-            assert.equal(incremental.resultsJson(), fresh.resultsJson());
-          },
-        ),
-        { numRuns: 30, seed: 20261206 },
-      );
-    },
-  );
+            feed(fresh, msgs.slice(0, at), 1);
+            assert.equal(JSON.stringify(incremental.results()), fresh.resultsJson(), `results after ${at} messages`);
+            // Verdicts are kept per run until a message touches it: the same as a fresh aggregator's.
+            for (const r of plan.runs)
+              assert.deepEqual(incremental.runVerdict(r.runId), fresh.runVerdict(r.runId), `${r.runId} after ${at}`);
+          }
+          feed(incremental, msgs.slice(done), done + 1);
+          const fresh = new Aggregator(plan);
+          feed(fresh, msgs, 1);
+          assert.equal(incremental.resultsJson(), fresh.resultsJson());
+        },
+      ),
+      { numRuns: 30, seed: 20261206 },
+    );
+  });
 });

@@ -147,7 +147,7 @@ test('bench/bus refuses a warm-up that is negative, fractional or not below the 
   }
 });
 
-test('bench/bus refuses a bad BENCH_BUS_MESSAGES or BENCH_BUS_WARMUP with exit code 2 before it starts anything', () => {
+test('bench/bus refuses a bad BENCH_BUS_MESSAGES or BENCH_BUS_WARMUP with exit 2 before it starts anything', () => {
   const bench = fileURLToPath(new URL('../../../bench/bus.ts', import.meta.url));
   for (const env of [
     { BENCH_BUS_WARMUP: '-3' },
